@@ -1,0 +1,16 @@
+"""minisegnet: a from-scratch deep-learning engine for image segmentation.
+
+    import minisegnet as msn
+    from minisegnet import functional as F, nn, shapes
+
+NumPy on the CPU or CuPy on a GPU behind one switch (``msn.set_backend``).
+"""
+from . import backend, shapes  # noqa: F401
+from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: F401
+from .backend import get_backend, set_backend  # noqa: F401
+from .random import manual_seed  # noqa: F401
+from . import functional  # noqa: F401
+from .functional.basic import cat, stack  # noqa: F401
+from . import nn  # noqa: F401
+
+__version__ = "0.1.0"

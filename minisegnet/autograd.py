@@ -1,0 +1,411 @@
+"""Tensors that remember how they were made, and the walk that differentiates them.
+
+The whole engine in three ideas:
+
+1. A ``Tensor`` wraps a backend array (``.data``). If it ``requires_grad``,
+   every op applied to it records a ``Function`` node: the op object, which
+   kept whatever its backward pass needs, plus links to its inputs.
+2. A ``Function`` is a forward/backward pair on plain arrays, written side by
+   side. ``forward(*arrays) -> array``; ``backward(grad_out) -> grads``, one
+   per input (``None`` where an input needs no gradient). Non-tensor settings
+   (stride, dim, ...) are given to the constructor.
+3. ``Tensor.backward()`` sorts the recorded nodes topologically (iteratively,
+   so a 1000-layer chain cannot hit Python's recursion limit) and applies the
+   chain rule from the output back to the leaves.
+
+Gradients *accumulate*: each ``backward()`` adds into ``.grad`` of the leaf
+tensors, as in PyTorch; call ``zero_grad()`` on the model or the optimizer
+(or set ``t.grad = None``) between steps. Only leaves (tensors not produced by
+an op) receive ``.grad``; intermediate gradients are freed during the walk.
+"""
+import numpy as np
+
+from . import backend
+
+__all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled"]
+
+_grad_enabled = True
+
+
+def is_grad_enabled():
+    """False inside ``with no_grad():``."""
+    return _grad_enabled
+
+
+class no_grad:
+    """Context manager: ops inside record no graph (evaluation, optimizer steps).
+
+    >>> with no_grad():
+    ...     y = model(x)      # y.requires_grad is False, nothing is kept for backward
+    """
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = False
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+        return False
+
+
+class enable_grad(no_grad):
+    """Context manager that turns recording back on inside a ``no_grad`` block."""
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = True
+        return self
+
+
+def _as_array(data, dtype=None):
+    """Turn ``data`` into an array of the current backend.
+
+    Python floats (and lists of them) become float32, the library default;
+    Python ints become int64; arrays keep their dtype unless ``dtype`` says
+    otherwise. This mirrors ``torch.tensor``.
+    """
+    if isinstance(data, Tensor):
+        data = data.data
+    is_array = isinstance(data, (np.ndarray, np.generic)) or type(data).__module__.startswith("cupy")
+    if dtype is None and not is_array:
+        probe = np.asarray(data)
+        if probe.dtype.kind == "f":
+            dtype = np.float32
+        elif probe.dtype.kind in "iu":
+            dtype = np.int64
+        elif probe.dtype.kind != "b":
+            raise TypeError(f"cannot make a tensor from data of dtype {probe.dtype} ({type(data).__name__})")
+        data = probe
+    return backend.asarray(data, dtype=dtype)
+
+
+class Tensor:
+    """An n-dimensional array with an optional gradient.
+
+    ``Tensor(data, requires_grad=False, dtype=None)``; see ``tensor()``.
+    Attributes: ``data`` (backend array), ``grad`` (Tensor or None),
+    ``requires_grad``, ``creator`` (the Function that made it, None for leaves).
+    """
+
+    # Make NumPy hand mixed expressions such as ``np.float64(2) * t`` or
+    # ``array + t`` to our reflected operators instead of looping itself.
+    __array_ufunc__ = None
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad=False, dtype=None):
+        self.data = _as_array(data, dtype)
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(
+                f"requires_grad=True needs a floating-point tensor, got dtype {self.data.dtype}"
+            )
+        self.requires_grad = bool(requires_grad)
+        self.grad = None
+        self.creator = None
+
+    @classmethod
+    def _wrap(cls, array):
+        """A new leaf around an existing backend array, with no conversion or copy."""
+        t = cls.__new__(cls)
+        t.data = array
+        t.requires_grad = False
+        t.grad = None
+        t.creator = None
+        return t
+
+    # ---- plain attributes -------------------------------------------------
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def is_leaf(self):
+        return self.creator is None
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        body = repr(backend.to_numpy(self.data)).replace("array(", "tensor(", 1)
+        if self.requires_grad:
+            body = body[:-1] + ", requires_grad=True)"
+        return body
+
+    def numpy(self):
+        """The values as a NumPy array (copied from the GPU if needed)."""
+        return backend.to_numpy(self.data)
+
+    def item(self):
+        """The single value of a one-element tensor as a Python number."""
+        if self.data.size != 1:
+            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+        return self.data.reshape(-1)[0].item()
+
+    def detach(self):
+        """The same values, cut from the graph (shares memory, needs no grad)."""
+        return Tensor._wrap(self.data)
+
+    def to_backend(self, name=None):
+        """A leaf copy of this tensor on backend ``name`` (default: the current one)."""
+        return Tensor(backend.asarray(self.data, backend=name or backend.get_backend()),
+                      requires_grad=self.requires_grad)
+
+    def zero_grad(self):
+        self.grad = None
+
+    # ---- the graph walk ----------------------------------------------------
+    def backward(self, grad=None):
+        """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
+
+        ``grad`` is the gradient of some scalar with respect to ``self``; it may
+        be omitted only when ``self`` has a single element (then it is 1).
+        """
+        if not self.requires_grad:
+            raise RuntimeError(
+                "backward() called on a tensor that does not require grad: no input "
+                "had requires_grad=True, or it was computed under no_grad()"
+            )
+        xp = backend.get_array_module(self.data)
+        if grad is None:
+            if self.data.size != 1:
+                raise RuntimeError(
+                    f"backward() on a non-scalar tensor of shape {self.shape} needs the "
+                    "argument `grad` (the gradient of the final scalar with respect to it)"
+                )
+            grad = xp.ones_like(self.data)
+        else:
+            grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+            if tuple(grad.shape) != self.shape:
+                raise ValueError(f"argument `grad` has shape {tuple(grad.shape)}, expected {self.shape}")
+        if self.creator is None:
+            _accumulate_leaf(self, grad)
+            return
+
+        grads = {id(self.creator): grad}
+        for fn in reversed(_topological_order(self.creator)):
+            grad_out = grads.pop(id(fn), None)
+            if grad_out is None:
+                continue
+            grad_inputs = fn.backward(grad_out)
+            if not isinstance(grad_inputs, tuple):
+                grad_inputs = (grad_inputs,)
+            for t, g in zip(fn.inputs, grad_inputs):
+                if g is None or t is None or not t.requires_grad:
+                    continue
+                if g.dtype != t.data.dtype:
+                    g = g.astype(t.data.dtype)
+                if t.creator is None:
+                    _accumulate_leaf(t, g)
+                else:
+                    key = id(t.creator)
+                    grads[key] = g if key not in grads else grads[key] + g
+
+    # ---- operators: thin calls into functional.basic ----------------------
+    def __add__(self, other):
+        return _basic.add(self, other)
+
+    def __radd__(self, other):
+        return _basic.add(other, self)
+
+    def __sub__(self, other):
+        return _basic.sub(self, other)
+
+    def __rsub__(self, other):
+        return _basic.sub(other, self)
+
+    def __mul__(self, other):
+        return _basic.mul(self, other)
+
+    def __rmul__(self, other):
+        return _basic.mul(other, self)
+
+    def __truediv__(self, other):
+        return _basic.div(self, other)
+
+    def __rtruediv__(self, other):
+        return _basic.div(other, self)
+
+    def __pow__(self, other):
+        return _basic.pow(self, other)
+
+    def __rpow__(self, other):
+        return _basic.pow(other, self)
+
+    def __neg__(self):
+        return _basic.neg(self)
+
+    def __matmul__(self, other):
+        return _basic.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _basic.matmul(other, self)
+
+    def __getitem__(self, index):
+        return _basic.getitem(self, index)
+
+    # Comparisons give boolean tensors that carry no gradient. ``==`` is left
+    # as identity so tensors can live in sets and dicts.
+    def __lt__(self, other):
+        return Tensor._wrap(self.data < _basic.raw(other))
+
+    def __le__(self, other):
+        return Tensor._wrap(self.data <= _basic.raw(other))
+
+    def __gt__(self, other):
+        return Tensor._wrap(self.data > _basic.raw(other))
+
+    def __ge__(self, other):
+        return Tensor._wrap(self.data >= _basic.raw(other))
+
+    # ---- methods mirroring torch.Tensor ----------------------------------
+    def sum(self, dim=None, keepdim=False):
+        return _basic.sum(self, dim, keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return _basic.mean(self, dim, keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        return _basic.max(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        """Indices of the maxima (no gradient), like ``torch.argmax``."""
+        xp = backend.get_array_module(self.data)
+        if dim is None:
+            return Tensor._wrap(xp.asarray(self.data.argmax()))
+        out = self.data.argmax(axis=dim)
+        return Tensor._wrap(xp.expand_dims(out, dim) if keepdim else out)
+
+    def reshape(self, *shape):
+        return _basic.reshape(self, *shape)
+
+    def view(self, *shape):
+        return _basic.reshape(self, *shape)
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return _basic.flatten(self, start_dim, end_dim)
+
+    def permute(self, *dims):
+        return _basic.permute(self, *dims)
+
+    def transpose(self, dim0, dim1):
+        return _basic.transpose(self, dim0, dim1)
+
+    def exp(self):
+        return _basic.exp(self)
+
+    def log(self):
+        return _basic.log(self)
+
+    def sqrt(self):
+        return _basic.sqrt(self)
+
+    def abs(self):
+        return _basic.abs(self)
+
+    def relu(self):
+        return _activation.relu(self)
+
+    def sigmoid(self):
+        return _activation.sigmoid(self)
+
+    def tanh(self):
+        return _activation.tanh(self)
+
+    def softmax(self, dim):
+        return _activation.softmax(self, dim)
+
+    def log_softmax(self, dim):
+        return _activation.log_softmax(self, dim)
+
+    def astype(self, dtype):
+        return _basic.astype(self, dtype)
+
+    def float(self):
+        return _basic.astype(self, np.float32)
+
+    def double(self):
+        return _basic.astype(self, np.float64)
+
+
+def tensor(data, requires_grad=False, dtype=None):
+    """Make a leaf tensor: ``msn.tensor([[1., 2.], [3., 4.]], requires_grad=True)``.
+
+    Python floats become float32 (the default dtype), Python ints int64;
+    arrays keep their dtype unless ``dtype`` is given.
+    """
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+
+
+def _accumulate_leaf(t, g):
+    # A new array each time (never +=): the same gradient array may have been
+    # handed to several inputs, e.g. both operands of an addition.
+    t.grad = Tensor._wrap(g if t.grad is None else t.grad.data + g)
+
+
+def _topological_order(root):
+    """Functions reachable from ``root``, each after all the Functions it consumes.
+
+    An explicit stack replaces recursion; a node is emitted when popped for
+    the second time, once everything below it has been emitted.
+    """
+    order, visited = [], set()
+    stack = [(root, False)]
+    while stack:
+        fn, children_done = stack.pop()
+        if children_done:
+            order.append(fn)
+            continue
+        if id(fn) in visited:
+            continue
+        visited.add(id(fn))
+        stack.append((fn, True))
+        for t in fn.inputs:
+            if t is not None and t.creator is not None and id(t.creator) not in visited:
+                stack.append((t.creator, False))
+    return order
+
+
+class Function:
+    """One differentiable op. Subclasses define ``forward`` and ``backward`` on arrays.
+
+    ``fn(*inputs)`` accepts Tensors (or ``None`` for absent optional inputs such
+    as a missing bias), runs ``forward`` on their arrays and, when gradients
+    are being recorded, links the result to this node. ``backward`` may read
+    ``self.needs_input_grad`` to skip gradients nobody asked for.
+    """
+
+    def __call__(self, *inputs):
+        inputs = tuple(x if (x is None or isinstance(x, Tensor)) else Tensor(x) for x in inputs)
+        self.needs_input_grad = tuple(x is not None and x.requires_grad for x in inputs)
+        out = Tensor._wrap(self.forward(*(None if x is None else x.data for x in inputs)))
+        if _grad_enabled and any(self.needs_input_grad):
+            out.requires_grad = True
+            out.creator = self
+            self.inputs = inputs
+        return out
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, grad_out):
+        raise NotImplementedError
+
+
+# Imported last: these modules define the ops and import Tensor/Function from here.
+from .functional import basic as _basic  # noqa: E402
+from .functional import activation as _activation  # noqa: E402

@@ -1,0 +1,14 @@
+"""Stateless ops, each a forward/backward pair: ``from minisegnet import functional as F``.
+
+One module per concept: basic arithmetic and shapes, activations,
+convolution (im2col), pooling, resizing, padding/cropping, normalization,
+losses. Names and arguments follow ``torch.nn.functional``.
+"""
+from .basic import *  # noqa: F401,F403
+from .activation import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
+from .pooling import *  # noqa: F401,F403
+from .resize import *  # noqa: F401,F403
+from .padding import *  # noqa: F401,F403
+from .normalization import *  # noqa: F401,F403
+from .loss import *  # noqa: F401,F403

@@ -1,0 +1,2 @@
+"""(being written: see the issues)"""
+__all__ = []

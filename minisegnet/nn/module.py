@@ -1,0 +1,188 @@
+"""``Module``, ``Parameter`` and ``Sequential``: how layers hold weights.
+
+A Module finds its parameters and sub-modules by looking at its own
+attributes, in the order they were assigned (Python dicts keep insertion
+order), so ``named_parameters()`` has a stable order and ``state_dict`` keys
+read like PyTorch's: ``"down1.conv1.weight"``.
+"""
+import numpy as np
+
+from .. import backend
+from ..autograd import Tensor
+
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
+
+
+class Parameter(Tensor):
+    """A tensor that is a learnable weight: ``requires_grad`` is on by default."""
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data, requires_grad=requires_grad)
+
+
+class Module:
+    """Base class of every layer and model. Subclasses set attributes in
+    ``__init__`` and define ``forward``; call the module, not ``forward``."""
+
+    training = True
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} does not define forward()")
+
+    # ---- walking the tree ------------------------------------------------
+    def named_children(self):
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def children(self):
+        for _, m in self.named_children():
+            yield m
+
+    def named_modules(self, prefix=""):
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+
+    def modules(self):
+        for _, m in self.named_modules():
+            yield m
+
+    def named_parameters(self, prefix=""):
+        """(name, Parameter) pairs in a stable order: attribute order, depth first."""
+        for name, value in vars(self).items():
+            full = f"{prefix}.{name}" if prefix else name
+            if isinstance(value, Parameter):
+                yield full, value
+            elif isinstance(value, Module):
+                yield from value.named_parameters(full)
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self, prefix=""):
+        """Non-learnable state saved with the model (e.g. BatchNorm's running mean).
+        A module lists its buffer attribute names in ``_buffers``."""
+        for name in getattr(self, "_buffers", ()):
+            yield (f"{prefix}.{name}" if prefix else name), getattr(self, name)
+        for name, child in self.named_children():
+            yield from child.named_buffers(f"{prefix}.{name}" if prefix else name)
+
+    # ---- modes and gradients ----------------------------------------------
+    def train(self, mode=True):
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    # ---- saving ---------------------------------------------------------
+    def state_dict(self):
+        """Name -> NumPy array for every parameter and buffer (copies, on the CPU)."""
+        state = {name: backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
+        for name, buf in self.named_buffers():
+            state[name] = backend.to_numpy(buf.data if isinstance(buf, Tensor) else buf).copy()
+        return state
+
+    def load_state_dict(self, state, strict=True):
+        """Copy arrays into the parameters and buffers. Missing or unexpected keys
+        (when ``strict``) and shape mismatches are errors naming the key."""
+        own = dict(self.named_parameters())
+        buffers = dict(self.named_buffers())
+        expected = set(own) | set(buffers)
+        missing = sorted(expected - set(state))
+        unexpected = sorted(set(state) - expected)
+        if strict and (missing or unexpected):
+            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, value in state.items():
+            if name not in expected:
+                continue
+            target = own[name] if name in own else buffers[name]
+            target_data = target.data if isinstance(target, Tensor) else target
+            value = np.asarray(backend.to_numpy(value))
+            if tuple(value.shape) != tuple(target_data.shape):
+                raise ValueError(f"load_state_dict: key {name!r} has shape {tuple(value.shape)}, "
+                                 f"the model expects {tuple(target_data.shape)}")
+            target_data[...] = backend.asarray(value.astype(target_data.dtype),
+                                               backend="cupy" if type(target_data).__module__.startswith("cupy")
+                                               else "numpy")
+        return self
+
+    def to(self, dtype):
+        """Cast every parameter and floating buffer to ``dtype`` (e.g. ``np.float64``)."""
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        for m in self.modules():
+            for name in getattr(m, "_buffers", ()):
+                buf = getattr(m, name)
+                if isinstance(buf, Tensor) and buf.dtype.kind == "f":
+                    buf.data = buf.data.astype(dtype)
+        return self
+
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        children = list(self.named_children())
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        for name, child in children:
+            lines.append("  (" + name + "): " + repr(child).replace("\n", "\n  "))
+        return "\n".join(lines) + "\n)"
+
+
+class Sequential(Module):
+    """Apply modules in order. Children are named "0", "1", ... as in PyTorch."""
+
+    def __init__(self, *modules):
+        for i, m in enumerate(modules):
+            if not isinstance(m, Module):
+                raise TypeError(f"Sequential argument {i} is a {type(m).__name__}, not a Module")
+            setattr(self, str(i), m)
+
+    def __len__(self):
+        return sum(1 for _ in self.named_children())
+
+    def __getitem__(self, i):
+        return list(self.children())[i]
+
+    def __iter__(self):
+        return self.children()
+
+    def forward(self, x):
+        for m in self.children():
+            x = m(x)
+        return x
+
+
+class ModuleList(Module):
+    """A list of modules whose parameters are registered (named "0", "1", ...)."""
+
+    def __init__(self, modules=()):
+        for m in modules:
+            self.append(m)
+
+    def append(self, m):
+        if not isinstance(m, Module):
+            raise TypeError(f"ModuleList holds Modules, got {type(m).__name__}")
+        setattr(self, str(len(self)), m)
+        return self
+
+    def __len__(self):
+        return sum(1 for _ in self.named_children())
+
+    def __getitem__(self, i):
+        return list(self.children())[i]
+
+    def __iter__(self):
+        return self.children()

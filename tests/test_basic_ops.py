@@ -1,0 +1,260 @@
+"""Basic ops: float64 gradcheck, and forward + gradients equal to PyTorch's on
+Hypothesis-drawn shapes, broadcasting included, both operand orders."""
+import operator
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minisegnet as msn
+from minisegnet import functional as F
+from minisegnet.testing import gradcheck
+from helpers import as_torch, assert_close, t64
+
+BINARY = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "div": operator.truediv,
+}
+
+
+def _values(shape, seed, positive=False):
+    rng = np.random.default_rng(seed)
+    v = rng.uniform(0.5, 2.0, shape) if positive else rng.standard_normal(shape)
+    if not positive:
+        v = v + np.sign(v) * 0.1   # keep away from 0 for division
+    return v
+
+
+@given(shapes=hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=4, max_side=4),
+       op=st.sampled_from(sorted(BINARY)), seed=st.integers(0, 2**16))
+def test_binary_ops_match_torch_with_broadcasting(torch, shapes, op, seed):
+    sa, sb = shapes.input_shapes
+    a_np, b_np = _values(sa, seed), _values(sb, seed + 1)
+    a, b = t64(a_np), t64(b_np)
+    out = BINARY[op](a, b)
+    ta, tb = as_torch(torch, a_np), as_torch(torch, b_np)
+    tout = BINARY[op](ta, tb)
+    assert_close(out, tout)
+    g = np.random.default_rng(seed + 2).standard_normal(out.shape)
+    out.backward(g)
+    tout.backward(torch.tensor(g))
+    assert_close(a.grad, ta.grad, what="grad a")
+    assert_close(b.grad, tb.grad, what="grad b")
+
+
+@pytest.mark.parametrize("op", sorted(BINARY))
+@pytest.mark.parametrize("left", ["python", "numpy_scalar", "numpy_array"])
+def test_constant_on_either_side(torch, op, left):
+    x_np = _values((2, 3), 0)
+    const = {"python": 1.5, "numpy_scalar": np.float64(1.5), "numpy_array": np.full((3,), 1.5)}[left]
+    for order in ("left", "right"):
+        x = t64(x_np)
+        tx = as_torch(torch, x_np)
+        tc = torch.tensor(const) if isinstance(const, np.ndarray) else float(const)
+        if order == "left":
+            out, tout = BINARY[op](const, x), BINARY[op](tc, tx)
+        else:
+            out, tout = BINARY[op](x, const), BINARY[op](tx, tc)
+        assert isinstance(out, msn.Tensor)
+        assert_close(out, tout)
+        out.sum().backward()
+        tout.sum().backward()
+        assert_close(x.grad, tx.grad, what=f"{op} {left} {order}")
+
+
+def test_python_scalar_keeps_float32():
+    x = msn.tensor([1.0, 2.0])
+    assert (2 * x).dtype == np.float32 and (x / 3.0).dtype == np.float32 and (x ** 2).dtype == np.float32
+
+
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), seed=st.integers(0, 2**16),
+       exponent=st.sampled_from([2.0, 3.0, 0.5, -1.0]))
+def test_pow_both_orders_match_torch(torch, shape, seed, exponent):
+    base_np = _values(shape, seed, positive=True)
+    x, tx = t64(base_np), as_torch(torch, base_np)
+    out, tout = x ** exponent, tx ** exponent
+    assert_close(out, tout)
+    out.sum().backward(); tout.sum().backward()
+    assert_close(x.grad, tx.grad)
+    x, tx = t64(base_np), as_torch(torch, base_np)
+    out, tout = 2.0 ** x, 2.0 ** tx
+    assert_close(out, tout)
+    out.sum().backward(); tout.sum().backward()
+    assert_close(x.grad, tx.grad)
+    a, b = t64(base_np), t64(base_np[::-1].copy())
+    ta, tb = as_torch(torch, base_np), as_torch(torch, base_np[::-1].copy())
+    (a ** b).sum().backward(); (ta ** tb).sum().backward()
+    assert_close(a.grad, ta.grad); assert_close(b.grad, tb.grad)
+
+
+@pytest.mark.parametrize("name", ["exp", "log", "sqrt", "neg", "relu", "sigmoid", "tanh", "abs"])
+def test_unary_ops_gradcheck_and_torch(torch, name):
+    positive = name in ("log", "sqrt")
+    x_np = _values((3, 4), 3, positive=positive)
+    fn = {"neg": lambda t: -t, "exp": F.exp, "log": F.log, "sqrt": F.sqrt, "relu": F.relu,
+          "sigmoid": F.sigmoid, "tanh": F.tanh, "abs": F.abs}[name]
+    tfn = {"neg": lambda t: -t}.get(name, getattr(torch, name))
+    assert gradcheck(fn, [t64(x_np)])
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out, tout = fn(x), tfn(tx)
+    assert_close(out, tout)
+    g = np.random.default_rng(0).standard_normal(x_np.shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad)
+
+
+def test_sigmoid_is_stable_for_large_inputs():
+    y = F.sigmoid(msn.tensor([-1000.0, 0.0, 1000.0], dtype=np.float64))
+    np.testing.assert_allclose(y.numpy(), [0.0, 0.5, 1.0])
+
+
+@given(a_shape=st.sampled_from([((3,), (3,)), ((2, 3), (3,)), ((3,), (3, 4)), ((2, 3), (3, 4)),
+                                ((5, 2, 3), (3, 4)), ((2, 3), (5, 3, 4)), ((2, 1, 2, 3), (4, 3, 2))]),
+       seed=st.integers(0, 2**16))
+def test_matmul_matches_torch(torch, a_shape, seed):
+    sa, sb = a_shape
+    a_np, b_np = _values(sa, seed), _values(sb, seed + 1)
+    a, b = t64(a_np), t64(b_np)
+    ta, tb = as_torch(torch, a_np), as_torch(torch, b_np)
+    out, tout = a @ b, ta @ tb
+    assert_close(out, tout)
+    g = np.random.default_rng(seed).standard_normal(out.shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    assert_close(a.grad, ta.grad); assert_close(b.grad, tb.grad)
+    assert gradcheck(lambda x, y: x @ y, [t64(a_np), t64(b_np)])
+
+
+def test_matmul_rejects_misaligned_shapes():
+    with pytest.raises(ValueError, match="do not align"):
+        msn.tensor(np.zeros((2, 3))) @ msn.tensor(np.zeros((4, 2)))
+
+
+@st.composite
+def _shape_and_dims(draw):
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, max_side=4))
+    dims = draw(st.one_of(st.none(), st.integers(-len(shape), len(shape) - 1),
+                          st.lists(st.integers(0, len(shape) - 1), min_size=1, max_size=len(shape), unique=True)
+                          .map(tuple)))
+    return shape, dims, draw(st.booleans()), draw(st.integers(0, 2**16))
+
+
+@given(case=_shape_and_dims(), reduction=st.sampled_from(["sum", "mean", "max"]))
+def test_reductions_match_torch(torch, case, reduction):
+    shape, dims, keepdim, seed = case
+    x_np = np.random.default_rng(seed).permutation(np.arange(np.prod(shape), dtype=np.float64)).reshape(shape)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out = getattr(x, reduction)(dims, keepdim)
+    if reduction == "max":
+        tout = torch.amax(tx, dim=() if dims is None else dims, keepdim=keepdim)
+    elif dims is None:
+        tout = getattr(tx, reduction)()
+        if keepdim:
+            tout = tout.reshape((1,) * len(shape))
+    else:
+        tout = getattr(tx, reduction)(dim=dims, keepdim=keepdim)
+    assert_close(out, tout)
+    g = np.random.default_rng(seed).standard_normal(out.shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad)
+
+
+def test_max_splits_gradient_between_ties_like_amax(torch):
+    x = t64([1.0, 3.0, 3.0])
+    x.max().backward()
+    tx = torch.tensor([1.0, 3.0, 3.0], dtype=torch.float64, requires_grad=True)
+    torch.amax(tx).backward()
+    assert_close(x.grad, tx.grad)
+
+
+def test_reduction_dim_out_of_range_is_clear():
+    with pytest.raises(ValueError, match="dim=3 is out of range"):
+        msn.tensor(np.zeros((2, 2))).sum(dim=3)
+
+
+@given(seed=st.integers(0, 2**16))
+def test_shape_ops_match_torch(torch, seed):
+    x_np = np.random.default_rng(seed).standard_normal((2, 3, 4))
+    cases = [
+        (lambda t: t.reshape(6, 4), lambda t: t.reshape(6, 4)),
+        (lambda t: t.view(-1, 2), lambda t: t.view(-1, 2)),
+        (lambda t: t.permute(2, 0, 1), lambda t: t.permute(2, 0, 1)),
+        (lambda t: t.transpose(0, 2), lambda t: t.transpose(0, 2)),
+        (lambda t: t.flatten(1), lambda t: t.flatten(1)),
+        (lambda t: t[1, :, ::2], lambda t: t[1, :, ::2]),
+        (lambda t: t[..., 1:3], lambda t: t[..., 1:3]),
+        (lambda t: t[np.array([0, 1, 1])], lambda t: t[torch.tensor([0, 1, 1])]),
+        (lambda t: t[:, np.array([2, 0, 2, 2])], lambda t: t[:, torch.tensor([2, 0, 2, 2])]),
+        (lambda t: t[np.array([0, 1]), np.array([2, 2])], lambda t: t[torch.tensor([0, 1]), torch.tensor([2, 2])]),
+    ]
+    for ours, theirs in cases:
+        x, tx = t64(x_np), as_torch(torch, x_np)
+        out, tout = ours(x), theirs(tx)
+        assert_close(out, tout)
+        g = np.random.default_rng(seed).standard_normal(out.shape)
+        out.backward(g); tout.backward(torch.tensor(g))
+        assert_close(x.grad, tx.grad)
+
+
+def test_getitem_with_repeated_indices_accumulates():
+    x = t64([1.0, 2.0, 3.0])
+    x[np.array([0, 0, 2])].sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [2.0, 0.0, 1.0])
+
+
+@given(sizes=st.lists(st.integers(1, 3), min_size=1, max_size=4), dim=st.integers(0, 2), seed=st.integers(0, 99))
+def test_cat_and_stack_match_torch(torch, sizes, dim, seed):
+    rng = np.random.default_rng(seed)
+    parts = []
+    for n in sizes:
+        shape = [2, 3, 2]
+        shape[dim] = n
+        parts.append(rng.standard_normal(shape))
+    xs, txs = [t64(p) for p in parts], [as_torch(torch, p) for p in parts]
+    out, tout = msn.cat(xs, dim), torch.cat(txs, dim)
+    assert_close(out, tout)
+    g = rng.standard_normal(out.shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    for x, tx in zip(xs, txs):
+        assert_close(x.grad, tx.grad)
+    same = [rng.standard_normal((2, 3)) for _ in sizes]
+    xs, txs = [t64(p) for p in same], [as_torch(torch, p) for p in same]
+    out, tout = msn.stack(xs, dim), torch.stack(txs, dim)
+    assert_close(out, tout)
+    g = rng.standard_normal(out.shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    for x, tx in zip(xs, txs):
+        assert_close(x.grad, tx.grad)
+
+
+def test_cat_rejects_mismatched_shapes():
+    with pytest.raises(ValueError, match="tensor 1 has shape"):
+        msn.cat([msn.tensor(np.zeros((2, 3))), msn.tensor(np.zeros((3, 3)))], dim=1)
+
+
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=5), seed=st.integers(0, 2**16),
+       fn=st.sampled_from(["softmax", "log_softmax"]), scale=st.sampled_from([1.0, 100.0]))
+def test_softmax_family_matches_torch(torch, shape, seed, fn, scale):
+    x_np = np.random.default_rng(seed).standard_normal(shape) * scale
+    dim = seed % len(shape)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out, tout = getattr(F, fn)(x, dim), getattr(torch, fn)(tx, dim)
+    assert np.all(np.isfinite(out.numpy()))
+    assert_close(out, tout)
+    g = np.random.default_rng(seed).standard_normal(shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad)
+
+
+def test_gradcheck_for_every_basic_op():
+    rng = np.random.default_rng(0)
+    a, b = rng.uniform(0.5, 2, (2, 3)), rng.uniform(0.5, 2, (3,))
+    for fn in [lambda x, y: x + y, lambda x, y: x - y, lambda x, y: x * y, lambda x, y: x / y,
+               lambda x, y: x ** y, lambda x, y: msn.cat([x, y.reshape(1, 3)], 0),
+               lambda x, y: msn.stack([x[0], y], 1), lambda x, y: (x * y).sum(1, keepdim=True),
+               lambda x, y: (x + y).mean(0), lambda x, y: (x * y).max(1),
+               lambda x, y: F.softmax(x * y, 1), lambda x, y: F.log_softmax(x + y, 0),
+               lambda x, y: x.permute(1, 0).reshape(-1) * 2]:
+        assert gradcheck(fn, [t64(a), t64(b)])
