@@ -10,8 +10,18 @@ def build_parser():
         prog="minisegnet",
         description="A from-scratch segmentation engine: train, evaluate, predict, and explore layer shapes.",
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _add_training_commands(commands)
+    _add_shape_commands(commands)
     return parser
+
+
+def _add_training_commands(commands):
+    """train, evaluate, predict (see minisegnet/train.py)."""
+
+
+def _add_shape_commands(commands):
+    """shapes, summary (see minisegnet/shapes.py and minisegnet/summary.py)."""
 
 
 def main(argv=None):
