@@ -120,11 +120,19 @@ def test_gradcheck_requires_float64():
         gradcheck(lambda t: t * 2, [msn.tensor([1.0], requires_grad=True)])
 
 
-def test_mixing_backends_is_a_clear_error():
-    class FakeCupy:
+def test_mixing_backends_is_a_clear_error(monkeypatch):
+    # Stand in for CuPy with a fake module whose ndarray type is distinct from NumPy's.
+    class FakeCupyArray:
         pass
-    # The real check needs CuPy; here we check the numpy path picks numpy.
+
+    class FakeCupy:
+        ndarray = FakeCupyArray
+
+    monkeypatch.setattr(msn.backend, "_cupy", FakeCupy)
     assert msn.backend.get_array_module(np.zeros(1), 3.0) is np
+    assert msn.backend.get_array_module(FakeCupyArray()) is FakeCupy
+    with pytest.raises(TypeError, match="both NumPy"):
+        msn.backend.get_array_module(np.zeros(1), FakeCupyArray())
 
 
 def test_set_backend_validates_name():

@@ -256,5 +256,7 @@ def test_gradcheck_for_every_basic_op():
                lambda x, y: msn.stack([x[0], y], 1), lambda x, y: (x * y).sum(1, keepdim=True),
                lambda x, y: (x + y).mean(0), lambda x, y: (x * y).max(1),
                lambda x, y: F.softmax(x * y, 1), lambda x, y: F.log_softmax(x + y, 0),
-               lambda x, y: x.permute(1, 0).reshape(-1) * 2]:
+               lambda x, y: x.permute(1, 0).reshape(-1) * 2, lambda x, y: -x * y,
+               lambda x, y: x[np.array([1, 0, 1])] * y, lambda x, y: x[:, 1:] @ y[:2],
+               lambda x, y: x.exp() + y.log() + y.sqrt(), lambda x, y: x.transpose(0, 1) / y[:, None]]:
         assert gradcheck(fn, [t64(a), t64(b)])
