@@ -17,6 +17,8 @@ __all__ = [
     "avg_pool2d_output_size",
     "max_unpool2d_output_size",
     "interpolate_output_size",
+    "conv2d_input_sizes",
+    "conv_transpose2d_output_padding",
 ]
 
 
@@ -176,3 +178,80 @@ def interpolate_output_size(size, out_size=None, scale_factor=None):
         return o
 
     return _per_axis(size, compute)
+
+
+# ---- inverses --------------------------------------------------------------
+def _int_or_pair(value, name, minimum):
+    """``(pair, was_int)`` for a size argument that may be an int or an (h, w) pair."""
+    if _is_int(value):
+        if value < minimum:
+            raise ValueError(f"{name} must be >= {minimum}, got {value!r}")
+        return (int(value), int(value)), True
+    return as_pair(value, name, minimum), False
+
+
+def conv2d_input_sizes(out, kernel_size, stride=1, padding=0, dilation=1):
+    """Every input size that a conv with these settings maps to ``out``.
+
+    Solving ``o = floor((i + 2p - d(k-1) - 1) / s) + 1`` for ``i``: the floor
+    hides the remainder ``(i + 2p - d(k-1) - 1) mod s``, so the ``s`` sizes
+
+        ``i = (o - 1)s - 2p + d(k-1) + 1 + r``,  ``r = 0 .. s-1``
+
+    all give ``o`` (the stride ambiguity; sizes below 1 are left out). An int
+    ``out`` gives a sorted list of ints; an ``(h, w)`` pair gives a pair of
+    lists ``([heights], [widths])``, each axis on its own. ``padding="same"``
+    (stride 1) gives ``[out]``. A ValueError if no input size gives ``out``
+    (the padding alone is larger than the output).
+    """
+    o, was_int = _int_or_pair(out, "out", 1)
+    k = as_pair(kernel_size, "kernel_size", 1)
+    s = as_pair(stride, "stride", 1)
+    d = as_pair(dilation, "dilation", 1)
+    if padding == "same":
+        if s != (1, 1):
+            raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
+        return [o[0]] if was_int else ([o[0]], [o[1]])
+    p = (0, 0) if padding == "valid" else as_pair(padding, "padding", 0)
+
+    def compute(a):
+        smallest = (o[a] - 1) * s[a] - 2 * p[a] + d[a] * (k[a] - 1) + 1
+        sizes = [i for i in range(smallest, smallest + s[a]) if i >= 1]
+        if not sizes:
+            raise ValueError(f"no input size gives out={out!r}: with padding={padding!r} even an input of "
+                             f"size 1 gives a larger output")
+        return sizes
+
+    return compute(0) if was_int else (compute(0), compute(1))
+
+
+def conv_transpose2d_output_padding(size, target, kernel_size, stride=1, padding=0, dilation=1):
+    """The ``output_padding`` that makes a transposed conv of input ``size`` produce ``target``.
+
+    Without output_padding the transposed conv gives
+    ``m = (i - 1)s - 2p + d(k-1) + 1``; output_padding adds ``0 .. s-1`` to
+    pick which of the ``s`` conv inputs sharing one conv output to restore,
+    so the answer is ``target - m``. This is the rule of PyTorch's
+    ``ConvTranspose2d.forward(x, output_size=...)``: the reachable range is
+    ``m .. m + s - 1``; a target outside it is a ValueError stating the range.
+    Returns an int when ``size`` and ``target`` are ints, else an ``(h, w)`` pair.
+    """
+    i, size_int = _int_or_pair(size, "size", 1)
+    t, target_int = _int_or_pair(target, "target", 1)
+    k = as_pair(kernel_size, "kernel_size", 1)
+    s = as_pair(stride, "stride", 1)
+    p = as_pair(padding, "padding", 0)
+    d = as_pair(dilation, "dilation", 1)
+
+    def compute(a):
+        smallest = (i[a] - 1) * s[a] - 2 * p[a] + d[a] * (k[a] - 1) + 1
+        largest = smallest + s[a] - 1
+        if not smallest <= t[a] <= largest:
+            axis = "" if size_int and target_int else f" ({'height' if a == 0 else 'width'})"
+            raise ValueError(
+                f"target={target!r} is unreachable{axis}: a transposed conv of size {i[a]} with "
+                f"kernel_size={kernel_size!r}, stride={stride!r}, padding={padding!r}, dilation={dilation!r} "
+                f"produces sizes {smallest} to {largest}")
+        return t[a] - smallest
+
+    return compute(0) if size_int and target_int else (compute(0), compute(1))
