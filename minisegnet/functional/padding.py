@@ -1,2 +1,181 @@
-"""(being written: see the issues)"""
-__all__ = []
+"""Padding and cropping of the last two (spatial) axes.
+
+``pad`` grows a tensor at its borders, ``center_crop`` cuts it down to a
+central window. U-Net uses both: the original paper mirrors (``"reflect"``)
+the image borders so its valid convolutions can see context there, and its
+skip connections *copy and crop* the encoder's feature map to the smaller
+decoder map before concatenating them.
+
+Along one axis of size ``n`` padded by ``a`` before and ``b`` after
+(output size ``a + n + b``), output position ``j`` reads, for ``-a <= j < n + b``:
+
+    constant:   value                 if j < 0 or j >= n, else x[j]
+    reflect:    x[-j]         if j < 0;  x[2(n-1) - j]  if j >= n   (edge not repeated; a, b < n)
+    replicate:  x[0]          if j < 0;  x[n-1]         if j >= n
+
+Example, x = [1 2 3 4], a = b = 2:
+constant 0 -> [0 0 1 2 3 4 0 0], reflect -> [3 2 1 2 3 4 3 2], replicate -> [1 1 1 2 3 4 4 4].
+
+Every mode is linear in ``x`` (plus a constant), so the gradient is the
+transpose: each input position collects the output gradients of all the
+positions that read it. For reflect that is the centre plus the two border
+strips folded back (mirrored) onto the pixels they copied; for replicate the
+strips are summed onto the edge pixel.
+"""
+import numbers
+
+from .. import backend
+from ..autograd import Function, Tensor
+from .basic import getitem
+
+__all__ = ["pad", "center_crop"]
+
+_MODES = ("constant", "reflect", "replicate")
+
+
+def _along(axis, index):
+    """An index tuple selecting ``index`` along ``axis`` (-1: width, -2: height)."""
+    return (Ellipsis, index) if axis == -1 else (Ellipsis, index, slice(None))
+
+
+def _pad_axis(x, before, after, mode, axis):
+    """Reflect- or replicate-pad ``x`` along one axis (forward)."""
+    xp = backend.get_array_module(x)
+    n = x.shape[axis]
+    if mode == "reflect":
+        # x[a], ..., x[1] before and x[n-2], ..., x[n-1-b] after: mirrored, edge not repeated.
+        left = xp.flip(x[_along(axis, slice(1, before + 1))], axis=axis)
+        right = xp.flip(x[_along(axis, slice(n - 1 - after, n - 1))], axis=axis)
+    else:
+        shape_l, shape_r = list(x.shape), list(x.shape)
+        shape_l[axis], shape_r[axis] = before, after
+        left = xp.broadcast_to(x[_along(axis, slice(0, 1))], shape_l)
+        right = xp.broadcast_to(x[_along(axis, slice(n - 1, n))], shape_r)
+    return xp.concatenate([left, x, right], axis=axis)
+
+
+def _unpad_axis(g, before, after, n, mode, axis):
+    """The transpose of ``_pad_axis``: fold the border gradients back onto the pixels they copied."""
+    xp = backend.get_array_module(g)
+    gx = g[_along(axis, slice(before, before + n))].copy()
+    left = g[_along(axis, slice(0, before))]
+    right = g[_along(axis, slice(before + n, before + n + after))]
+    if mode == "reflect":
+        gx[_along(axis, slice(1, before + 1))] += xp.flip(left, axis=axis)
+        gx[_along(axis, slice(n - 1 - after, n - 1))] += xp.flip(right, axis=axis)
+    else:
+        gx[_along(axis, slice(0, 1))] += left.sum(axis=axis, keepdims=True)
+        gx[_along(axis, slice(n - 1, n))] += right.sum(axis=axis, keepdims=True)
+    return gx
+
+
+class Pad(Function):
+    """y = x padded by ``widths`` = ((top, bottom), (left, right)) on the last two axes
+    (only the last axis when ``widths`` has one pair); see the module docstring."""
+
+    def __init__(self, widths, mode, value):
+        self.widths, self.mode, self.value = widths, mode, value
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.shape = x.shape
+        axes = (-2, -1)[-len(self.widths):]
+        if self.mode == "constant":
+            out_shape = list(x.shape)
+            centre = [Ellipsis]
+            for axis, (a, b) in zip(axes, self.widths):
+                out_shape[axis] += a + b
+                centre.append(slice(a, a + x.shape[axis]))
+            y = xp.full(out_shape, self.value, dtype=x.dtype)
+            y[tuple(centre)] = x
+            self.centre = tuple(centre)
+            return y
+        for axis, (a, b) in zip(axes, self.widths):
+            x = _pad_axis(x, a, b, self.mode, axis)
+        return x
+
+    def backward(self, g):
+        if self.mode == "constant":
+            return g[self.centre]   # the padding constants do not depend on x
+        axes = (-2, -1)[-len(self.widths):]
+        for axis, (a, b) in reversed(list(zip(axes, self.widths))):
+            g = _unpad_axis(g, a, b, self.shape[axis], self.mode, axis)
+        return g
+
+
+def _is_int(v):
+    return isinstance(v, int) and not isinstance(v, bool) or type(v).__name__ in ("int64", "int32")
+
+
+def pad(x, pad, mode="constant", value=0.0):
+    """Pad the last axis (``pad = (left, right)``) or the last two axes
+    (``pad = (left, right, top, bottom)``), as ``torch.nn.functional.pad``.
+
+    ``mode``: ``"constant"`` (fill with ``value``), ``"reflect"`` (mirror
+    without repeating the edge; each pad must be smaller than that axis) or
+    ``"replicate"`` (repeat the edge pixel). Shapes: ``(..., H, W)`` ->
+    ``(..., H + top + bottom, W + left + right)``.
+
+    Differences from PyTorch: every mode works on any tensor with enough axes
+    (PyTorch's reflect/replicate insist on 2-D to 4-D inputs), and negative
+    pads (PyTorch's way of cropping) are refused: use ``center_crop`` or slicing.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"pad: x must be a Tensor, got {type(x).__name__}")
+    if mode not in _MODES:
+        raise ValueError(f"pad: mode must be one of {_MODES}, got {mode!r}")
+    if not isinstance(pad, (tuple, list)) or len(pad) not in (2, 4) or not all(_is_int(p) for p in pad):
+        raise TypeError(f"pad: pad must be a tuple of 2 ints (left, right) or 4 ints "
+                        f"(left, right, top, bottom), got {pad!r}")
+    if min(pad) < 0:
+        raise ValueError(f"pad: pad={tuple(pad)!r} has a negative width; cropping by negative "
+                         "padding is not supported (use center_crop or slicing)")
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"pad: value must be a number, got {value!r}")
+    if mode != "constant" and value != 0:
+        raise ValueError(f"pad: mode={mode!r} takes no fill value, got value={value!r}")
+    if x.ndim < len(pad) // 2:
+        raise ValueError(f"pad: pad={tuple(pad)!r} pads {len(pad) // 2} axes, but x has shape {x.shape}")
+    # torch lists the last axis first; we keep (top, bottom), (left, right) in axis order.
+    widths = ((int(pad[0]), int(pad[1])),) if len(pad) == 2 else \
+        ((int(pad[2]), int(pad[3])), (int(pad[0]), int(pad[1])))
+    axes = (-2, -1)[-len(widths):]
+    for axis, (a, b) in zip(axes, widths):
+        n = x.shape[axis]
+        if mode == "reflect" and max(a, b) >= n:
+            raise ValueError(f"pad: reflect padding {(a, b)} must be smaller than the size {n} of "
+                             f"axis {x.ndim + axis} (x has shape {x.shape}), pad={tuple(pad)!r}")
+        if mode == "replicate" and n == 0 and a + b > 0:
+            raise ValueError(f"pad: replicate padding needs a non-empty axis {x.ndim + axis}, "
+                             f"x has shape {x.shape}")
+    return Pad(widths, mode, value)(x)
+
+
+def center_crop(x, size):
+    """The central ``size`` window of the last two axes: U-Net's copy-and-crop.
+
+    ``size`` is an int (square) or ``(h, w)``. Shapes: ``(..., H, W)`` ->
+    ``(..., h, w)`` with ``h <= H``, ``w <= W``. The window starts at
+    ``top = (H - h) // 2`` and ``left = (W - w) // 2``: when a difference is odd,
+    one more pixel is cut from the bottom (right) than from the top (left).
+    Example: H = 5, h = 2 keeps rows 1 and 2, dropping row 0 and rows 3, 4.
+    The gradient is ``g`` placed back in that window, zero elsewhere.
+    """
+    if not isinstance(x, Tensor):
+        raise TypeError(f"center_crop: x must be a Tensor, got {type(x).__name__}")
+    if x.ndim < 2:
+        raise ValueError(f"center_crop: x needs at least 2 axes (..., H, W), got shape {x.shape}")
+    if _is_int(size):
+        h = w = int(size)
+    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_int(s) for s in size):
+        h, w = int(size[0]), int(size[1])
+    else:
+        raise TypeError(f"center_crop: size must be an int or a pair of ints (h, w), got {size!r}")
+    H, W = x.shape[-2:]
+    if min(h, w) < 1:
+        raise ValueError(f"center_crop: size must be >= 1, got {size!r}")
+    if h > H or w > W:
+        raise ValueError(f"center_crop: size={(h, w)} is larger than the input's ({H}, {W}); "
+                         "cropping cannot enlarge (use pad)")
+    top, left = (H - h) // 2, (W - w) // 2
+    return getitem(x, (Ellipsis, slice(top, top + h), slice(left, left + w)))
