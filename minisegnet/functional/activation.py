@@ -1,13 +1,26 @@
-"""Activations: each a forward/backward pair on arrays.
+"""Activations and dropout: each a forward/backward pair on arrays.
 
 Softmax and log-softmax subtract the maximum first, so large logits never
-overflow ``exp``.
+overflow ``exp``. The piecewise-linear activations (ReLU, leaky ReLU, ReLU6)
+keep a mask of where the input was, which is all their backward needs. At a
+kink the gradient takes PyTorch's side: ReLU and ReLU6 pass no gradient at
+exactly 0 (and at exactly 6 for ReLU6); leaky ReLU uses the slope at 0.
+
+Dropout masks are drawn on the CPU from the library's seeded generator
+(``minisegnet.random.generator()``) and moved to the backend, so
+``msn.manual_seed(s)`` repeats them on NumPy and CuPy alike.
 """
+import numbers
+
+import numpy as np
+
 from .. import backend
-from ..autograd import Function
+from ..autograd import Function, Tensor
+from ..random import generator
 from .basic import normalize_dims
 
-__all__ = ["relu", "sigmoid", "tanh", "softmax", "log_softmax"]
+__all__ = ["relu", "leaky_relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax",
+           "dropout", "dropout2d"]
 
 
 class ReLU(Function):
@@ -15,6 +28,63 @@ class ReLU(Function):
 
     def forward(self, x):
         self.mask = x > 0
+        return x * self.mask
+
+    def backward(self, g):
+        return g * self.mask
+
+
+class LeakyReLU(Function):
+    """y = x where x > 0, else a*x (a = negative_slope);  dx = g where x > 0, else a*g."""
+
+    def __init__(self, negative_slope):
+        self.negative_slope = negative_slope
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.mask = x > 0
+        return xp.where(self.mask, x, x * self.negative_slope)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        return xp.where(self.mask, g, g * self.negative_slope)
+
+
+class ReLU6(Function):
+    """y = min(max(x, 0), 6) (MobileNetV2's activation, bounded for low precision);
+    dx = g where 0 < x < 6, else 0."""
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.mask = (x > 0) & (x < 6)
+        return xp.clip(x, 0, 6)
+
+    def backward(self, g):
+        return g * self.mask
+
+
+def _to_backend_of(array, like):
+    """The NumPy ``array`` moved to the backend that holds ``like``."""
+    return backend.asarray(array, backend="numpy" if backend.get_array_module(like) is np else "cupy")
+
+
+class Dropout(Function):
+    """y = x * m / (1 - p),  m ~ Bernoulli(1 - p) drawn once per element
+    (``dropout``) or once per (sample, channel) plane (``dropout2d``, m of shape
+    (N, C, 1, 1) broadcast over H x W);  dx = g * m / (1 - p).
+
+    Dividing by the keep probability at training time keeps E[y] = x, so the
+    layer is the identity at evaluation time with no rescaling.
+    """
+
+    def __init__(self, p, mask_shape):
+        self.p, self.mask_shape = p, mask_shape
+
+    def forward(self, x):
+        keep = generator().random(self.mask_shape, dtype=np.float32) >= self.p
+        # p = 1 drops everything; 1/(1-p) would be inf, and inf*0 is nan.
+        scale = 0.0 if self.p == 1 else 1.0 / (1.0 - self.p)
+        self.mask = _to_backend_of(keep.astype(x.dtype) * x.dtype.type(scale), x)
         return x * self.mask
 
     def backward(self, g):
@@ -83,6 +153,63 @@ class LogSoftmax(Function):
 def relu(x, inplace=False):
     """max(x, 0). ``inplace`` is accepted for PyTorch compatibility and ignored."""
     return ReLU()(x)
+
+
+def leaky_relu(x, negative_slope=0.01, inplace=False):
+    """x where x > 0, else ``negative_slope * x``. ``inplace`` is accepted for
+    PyTorch compatibility and ignored."""
+    return LeakyReLU(_check_negative_slope(negative_slope))(x)
+
+
+def _check_negative_slope(negative_slope):
+    if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool):
+        raise TypeError(f"negative_slope must be a real number, got {negative_slope!r}")
+    return float(negative_slope)
+
+
+def relu6(x, inplace=False):
+    """min(max(x, 0), 6). ``inplace`` is accepted for PyTorch compatibility and ignored."""
+    return ReLU6()(x)
+
+
+def _check_dropout_p(p):
+    if not isinstance(p, numbers.Real) or isinstance(p, bool):
+        raise TypeError(f"dropout probability p must be a real number, got {p!r}")
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability p must be between 0 and 1, got {p!r}")
+    return float(p)
+
+
+def dropout(x, p=0.5, training=True, inplace=False):
+    """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
+
+    ``x``: any shape. With ``training=False`` (or p = 0) it returns ``x`` itself.
+    The mask comes from ``minisegnet.random.generator()``: ``msn.manual_seed``
+    repeats it. ``inplace`` is accepted for PyTorch compatibility and ignored.
+    """
+    p = _check_dropout_p(p)
+    if not training or p == 0:
+        return x
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    return Dropout(p, x.shape)(x)
+
+
+def dropout2d(x, p=0.5, training=True, inplace=False):
+    """Zero whole channels: each (n, c) plane of ``x`` (N, C, H, W) is dropped
+    with probability ``p``; kept planes are scaled by 1/(1-p).
+
+    Neighbouring pixels of a feature map are strongly correlated, so dropping
+    single pixels barely regularises a conv net; dropping a whole feature map
+    does (Tompson et al. 2015). Unlike PyTorch, a 3-D input is an error rather
+    than a guess between (C, H, W) and (N, C, L).
+    """
+    p = _check_dropout_p(p)
+    x = x if isinstance(x, Tensor) else Tensor(x)
+    if x.ndim != 4:
+        raise ValueError(f"dropout2d expects input of shape (N, C, H, W), got shape {x.shape}")
+    if not training or p == 0:
+        return x
+    return Dropout(p, x.shape[:2] + (1, 1))(x)
 
 
 def sigmoid(x):

@@ -1,2 +1,282 @@
-"""(being written: see the issues)"""
-__all__ = []
+"""Segmentation losses: pixel-wise cross-entropy, binary cross-entropy, soft Dice.
+
+Shapes follow PyTorch: logits are (N, C, H, W) (or (N, C), or (N, C, d1, ..., dk))
+with the class axis 1, and integer targets drop that axis: (N, H, W) (or (N,),
+or (N, d1, ..., dk)). Every target label must lie in [0, C) unless it equals
+``ignore_index`` (the "void"/"don't care" label of VOC-style masks, often 255).
+"""
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Function, Tensor
+from .activation import softmax
+from .basic import raw
+
+__all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "dice_loss"]
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _check_reduction(reduction):
+    if reduction not in _REDUCTIONS:
+        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+
+
+def _check_logits_and_labels(input, target, ignore_index, name="input"):
+    """Validate (N, C, *) logits against an (N, *) integer target; return both as Tensors."""
+    x = input if isinstance(input, Tensor) else Tensor(input)
+    t = target if isinstance(target, Tensor) else Tensor(target)
+    if x.ndim < 2:
+        raise ValueError(f"{name} must have shape (N, C) or (N, C, H, W) (class axis 1), got shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} must be floating-point logits, got dtype {x.dtype}")
+    if t.dtype.kind not in "iu":
+        raise TypeError(f"target must hold integer class labels, got dtype {t.dtype}")
+    expected = (x.shape[0],) + x.shape[2:]
+    if t.shape != expected:
+        raise ValueError(f"target has shape {t.shape}, but {name} of shape {x.shape} needs "
+                         f"target of shape {expected} (the input's shape without the class axis 1)")
+    if ignore_index is not None and (not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool)):
+        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+    labels = t.data
+    c = x.shape[1]
+    bad = (labels < 0) | (labels >= c)
+    if ignore_index is not None:
+        bad &= labels != ignore_index
+    if bool(bad.any()):
+        first = int(labels[bad].reshape(-1)[0])
+        allowed = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
+        raise ValueError(f"target contains label {first}, outside the class range [0, {c}){allowed}")
+    return x, t
+
+
+def _flat_target_index(labels, shape):
+    """Flat indices into an (N, C, *) array of the entries [n, labels[n, ...], ...].
+
+    One index per pixel: with them the loss gathers the target logits and the
+    backward subtracts the one-hot without ever building an (N, C, *) one-hot.
+    For x of shape (N, C, S) flattened, element (n, c, s) is at n*C*S + c*S + s.
+    """
+    xp = backend.get_array_module(labels)
+    n, c = shape[0], shape[1]
+    s = int(np.prod(shape[2:], dtype=np.int64))
+    base = (xp.arange(n, dtype=xp.int64) * (c * s))[:, None] + xp.arange(s, dtype=xp.int64)[None, :]
+    return base + labels.reshape(n, s).astype(xp.int64) * s
+
+
+class CrossEntropy(Function):
+    """Fused log-softmax + negative log-likelihood over the class axis 1.
+
+    Per pixel i with target class t_i and class weight w_{t_i} (1 if no weight):
+
+        loss_i = w_{t_i} * (logsumexp_c x_{i,c} - x_{i,t_i})      (0 for ignored pixels)
+
+    logsumexp is computed as m + log(sum exp(x - m)) with m = max_c x (no overflow).
+    Reductions: 'none' -> loss_i;  'sum' -> sum_i loss_i;  'mean' -> sum_i loss_i /
+    sum_i w_{t_i} over the non-ignored pixels (PyTorch's weighted mean; nan if
+    every pixel is ignored, as in PyTorch).
+
+    Backward: d loss_i / d x_{i,c} = w_{t_i} * (softmax(x_i)_c - [c == t_i]), so
+    dx = (softmax - onehot) * w_t * g / denom   (denom = sum of w_t for 'mean', else 1).
+    """
+
+    def __init__(self, labels, valid, weight, reduction):
+        self.labels, self.valid, self.weight, self.reduction = labels, valid, weight, reduction
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.shape = x.shape
+        m = x.max(axis=1, keepdims=True)
+        e = xp.exp(x - m)
+        sum_e = e.sum(axis=1, keepdims=True)
+        logsumexp = (m + xp.log(sum_e)).reshape(x.shape[0], -1)               # (N, S)
+        self.index = _flat_target_index(self.labels, x.shape)                  # (N, S)
+        loss = logsumexp - x.reshape(-1)[self.index]
+        # Per-pixel weight w_t, 0 where ignored: one array carries both rules.
+        if self.weight is None:
+            self.w_t = self.valid.reshape(loss.shape).astype(x.dtype)
+        else:
+            self.w_t = self.weight.astype(x.dtype)[self.labels.reshape(loss.shape)] * self.valid.reshape(loss.shape)
+        loss = loss * self.w_t
+        if self.needs_input_grad[0]:
+            e /= sum_e                                                         # now softmax(x)
+            self.probs = e
+        if self.reduction == "none":
+            return loss.reshape(self.labels.shape)
+        total = loss.sum()
+        if self.reduction == "sum":
+            return total
+        self.denom = self.w_t.sum()
+        # 0/0 (all pixels ignored) is nan, as in PyTorch, without a division warning.
+        safe = xp.where(self.denom != 0, self.denom, 1)
+        return xp.where(self.denom != 0, total / safe, xp.asarray(np.nan, dtype=x.dtype))
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        n = self.shape[0]
+        if self.reduction == "none":
+            coef = g.reshape(n, -1) * self.w_t
+        elif self.reduction == "sum":
+            coef = g * self.w_t
+        else:
+            # All pixels ignored: w_t is all 0, so the gradient is 0 (PyTorch's too).
+            coef = g * self.w_t / xp.where(self.denom != 0, self.denom, 1)
+        coef = coef.astype(self.probs.dtype, copy=False)
+        gx = self.probs * coef.reshape((n, 1) + self.shape[2:])
+        # Subtract the one-hot: one entry per pixel, all distinct, so plain
+        # fancy indexing suffices (no accumulation needed).
+        flat = gx.reshape(-1)
+        flat[self.index] -= coef
+        return gx
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
+    """Pixel-wise softmax cross-entropy, like ``torch.nn.functional.cross_entropy``.
+
+    ``input``: logits (N, C, H, W) or (N, C) (any (N, C, *) works), float.
+    ``target``: integer labels (N, H, W) or (N,), each in [0, C) or equal to
+    ``ignore_index`` (those pixels contribute nothing, not even to the mean's
+    denominator). ``weight``: optional (C,) class weights (a constant, no gradient).
+    ``reduction``: 'mean' (weighted mean: sum w_t * loss / sum w_t), 'sum' or
+    'none' (per-pixel losses of the target's shape, 0 at ignored pixels).
+    Class-probability targets and label smoothing are not supported.
+    """
+    _check_reduction(reduction)
+    x, t = _check_logits_and_labels(input, target, ignore_index)
+    c = x.shape[1]
+    w = None
+    if weight is not None:
+        w = raw(weight)
+        if tuple(w.shape) != (c,):
+            raise ValueError(f"weight must have shape ({c},) (one weight per class), got {tuple(w.shape)}")
+        if w.dtype.kind != "f":
+            raise TypeError(f"weight must be floating point, got dtype {w.dtype}")
+    xp = backend.get_array_module(x.data, t.data, w)
+    valid = t.data != ignore_index
+    labels = xp.where(valid, t.data, 0)     # a safe class for ignored pixels; their weight is 0
+    return CrossEntropy(labels, valid, w, reduction)(x)
+
+
+class BinaryCrossEntropyWithLogits(Function):
+    """Sigmoid + binary cross-entropy in one stable formula, elementwise.
+
+    With sigma the logistic function, pos_weight p and weight w:
+
+        loss = -w * (p * t * log sigma(x) + (1 - t) * log(1 - sigma(x)))
+             =  w * ((1 - t) * x + (1 + (p - 1) * t) * softplus(-x))
+
+    using log sigma(x) = -softplus(-x) and log(1 - sigma(x)) = -x - softplus(-x);
+    softplus(-x) = log(1 + exp(-x)) = max(-x, 0) + log1p(exp(-|x|)) never overflows.
+
+    Backward (softplus(-x)' = sigma(x) - 1):
+        dx = w * ((1 - t) - (1 + (p - 1) * t) * (1 - sigma(x)))     (= w * (sigma(x) - t) for p = 1)
+        dt = w * (-x + (p - 1) * softplus(-x))
+    """
+
+    def __init__(self, weight, pos_weight, reduction):
+        self.weight, self.pos_weight, self.reduction = weight, pos_weight, reduction
+
+    def forward(self, x, t):
+        xp = backend.get_array_module(x)
+        self.x, self.t = x, t
+        self.softplus_neg = xp.maximum(-x, 0) + xp.log1p(xp.exp(-xp.abs(x)))
+        self.log_weight = 1 if self.pos_weight is None else 1 + (self.pos_weight - 1) * t
+        loss = (1 - t) * x + self.log_weight * self.softplus_neg
+        if self.weight is not None:
+            loss = loss * self.weight
+        if self.reduction == "none":
+            return loss
+        return loss.sum() if self.reduction == "sum" else loss.mean()
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        scale = g if self.reduction != "mean" else g / self.x.size
+        if self.weight is not None:
+            scale = scale * self.weight
+        gx = gt = None
+        if self.needs_input_grad[0]:
+            e = xp.exp(-xp.abs(self.x))
+            one_minus_sigma = xp.where(self.x >= 0, e / (1 + e), 1 / (1 + e))
+            gx = scale * ((1 - self.t) - self.log_weight * one_minus_sigma)
+        if self.needs_input_grad[1]:
+            pos = 0 if self.pos_weight is None else (self.pos_weight - 1) * self.softplus_neg
+            gt = scale * (-self.x + pos)
+        return gx, gt
+
+
+def _broadcastable_constant(value, name, shape, dtype):
+    """An optional weight that must broadcast to ``shape`` without changing it."""
+    if value is None:
+        return None
+    arr = raw(value)
+    arr = arr if hasattr(arr, "shape") else backend.asarray(arr)
+    try:
+        result = np.broadcast_shapes(tuple(arr.shape), shape)
+    except ValueError:
+        result = None
+    if result != shape:
+        raise ValueError(f"{name} of shape {tuple(arr.shape)} does not broadcast to the input's shape {shape}")
+    return arr.astype(dtype, copy=False)
+
+
+def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+    """Binary cross-entropy on logits, like ``torch.nn.functional.binary_cross_entropy_with_logits``.
+
+    ``input``: logits of any shape; ``target``: probabilities in [0, 1] of the
+    same shape (float; soft targets get a gradient too). ``weight``: optional
+    per-element rescaling, broadcast to the input's shape. ``pos_weight``:
+    optional weight of the positive term, broadcast along the trailing axes
+    (shape (C,) for (N, C) input, (C, 1, 1) for (N, C, H, W)); p > 1 raises
+    recall. 'mean' is the plain mean over all elements.
+    """
+    _check_reduction(reduction)
+    x = input if isinstance(input, Tensor) else Tensor(input)
+    t = target if isinstance(target, Tensor) else Tensor(target)
+    if x.dtype.kind != "f":
+        raise TypeError(f"input must be floating-point logits, got dtype {x.dtype}")
+    if t.shape != x.shape:
+        raise ValueError(f"target has shape {t.shape}, but it must have the input's shape {x.shape}")
+    if t.dtype.kind != "f":
+        t = Tensor._wrap(t.data.astype(x.dtype))
+    w = _broadcastable_constant(weight, "weight", x.shape, x.dtype)
+    pw = _broadcastable_constant(pos_weight, "pos_weight", x.shape, x.dtype)
+    return BinaryCrossEntropyWithLogits(w, pw, reduction)(x, t)
+
+
+def dice_loss(logits, target, smooth=1.0, ignore_index=None):
+    """Soft multi-class Dice loss (Milletari et al. 2016, V-Net; multi-class as in
+    Sudre et al. 2017), computed over the whole batch.
+
+    With p = softmax(logits) over the class axis, t the one-hot target, and
+    sums running over every non-ignored pixel of every image in the batch:
+
+        dice_c = (2 * sum p_c * t_c + smooth) / (sum p_c + sum t_c + smooth)
+        loss   = 1 - (1/C) * sum_c dice_c
+
+    ``logits``: (N, C, H, W) (any (N, C, *)); ``target``: integer labels
+    (N, H, W). ``smooth`` > 0 keeps a class absent from both prediction and
+    truth at dice 1 instead of 0/0, and softens the gradient of small classes.
+    Pixels equal to ``ignore_index`` are left out of all three sums. Not part of
+    PyTorch; built from differentiable ops (softmax, products, sums), so its
+    backward comes from theirs. Returns a scalar.
+    """
+    if not isinstance(smooth, numbers.Real) or isinstance(smooth, bool) or not smooth >= 0:
+        raise ValueError(f"smooth must be a non-negative number, got {smooth!r}")
+    x, t = _check_logits_and_labels(logits, target, ignore_index, name="logits")
+    xp = backend.get_array_module(x.data, t.data)
+    c = x.shape[1]
+    classes = xp.arange(c).reshape((1, c) + (1,) * (x.ndim - 2))
+    labels = xp.expand_dims(t.data, 1)
+    onehot = labels == classes
+    probs = softmax(x, 1)
+    if ignore_index is not None:
+        valid = labels != ignore_index
+        onehot &= valid                                          # ignored pixels: all zero
+        probs = probs * Tensor._wrap(valid.astype(x.dtype))
+    onehot = Tensor._wrap(onehot.astype(x.dtype))
+    axes = (0,) + tuple(range(2, x.ndim))
+    intersection = (probs * onehot).sum(axes)
+    dice = (2 * intersection + smooth) / (probs.sum(axes) + onehot.sum(axes) + smooth)
+    return 1 - dice.mean()

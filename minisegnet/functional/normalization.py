@@ -1,2 +1,134 @@
-"""(being written: see the issues)"""
-__all__ = []
+"""Batch normalization (Ioffe and Szegedy 2015), forward and backward side by side.
+
+For an input x of shape (N, C, *) (usually (N, C, H, W)) each channel c is
+normalised over the M = N * H * W values it has in the batch:
+
+    mean_c = (1/M) sum x                 var_c = (1/M) sum (x - mean_c)^2   (biased)
+    xhat   = (x - mean_c) / sqrt(var_c + eps)
+    y      = weight_c * xhat + bias_c
+
+Training mode uses the batch statistics above and updates the running
+statistics in place, as PyTorch does, with the *unbiased* variance:
+
+    running_mean <- (1 - momentum) * running_mean + momentum * mean_c
+    running_var  <- (1 - momentum) * running_var  + momentum * var_c * M / (M - 1)
+
+Evaluation mode uses the running statistics instead, so y is an affine
+function of x and each sample is treated independently of the batch.
+"""
+import numbers
+
+from .. import backend
+from ..autograd import Function, Tensor
+from .basic import raw
+
+__all__ = ["batch_norm"]
+
+
+class BatchNorm(Function):
+    """y = weight * (x - mean) / sqrt(var + eps) + bias, per channel (axis 1).
+
+    Backward with dxhat = g * weight, sums over the M values of a channel:
+
+    * training (mean and var depend on x):
+      dx = (1/M) * inv_std * (M * dxhat - sum(dxhat) - xhat * sum(dxhat * xhat))
+      -- the two subtracted terms are the paths through mean and var.
+    * evaluation (mean and var are constants): dx = dxhat * inv_std.
+    * both: dweight = sum(g * xhat), dbias = sum(g).
+    """
+
+    def __init__(self, running_mean, running_var, training, momentum, eps):
+        self.running_mean, self.running_var = running_mean, running_var
+        self.training, self.momentum, self.eps = training, momentum, eps
+
+    def forward(self, x, weight, bias):
+        xp = backend.get_array_module(x)
+        self.axes = (0,) + tuple(range(2, x.ndim))           # every axis but the channel axis
+        per_channel = (1, -1) + (1,) * (x.ndim - 2)         # (C,) -> broadcastable against x
+        if self.training:
+            mean = x.mean(axis=self.axes)
+            centred = x - mean.reshape(per_channel)
+            var = (centred * centred).mean(axis=self.axes)   # biased: normalise by M
+            if self.running_mean is not None:
+                m = x.size // x.shape[1]
+                self._update(self.running_mean, mean)
+                self._update(self.running_var, var * (m / (m - 1)))
+        else:
+            mean, var = self.running_mean.astype(x.dtype), self.running_var.astype(x.dtype)
+            centred = x - mean.reshape(per_channel)
+        self.inv_std = (1.0 / xp.sqrt(var + self.eps)).reshape(per_channel).astype(x.dtype, copy=False)
+        self.xhat = centred * self.inv_std
+        self.weight = None if weight is None else weight.reshape(per_channel)
+        y = self.xhat if weight is None else self.xhat * self.weight
+        return y if bias is None else y + bias.reshape(per_channel)
+
+    def _update(self, running, batch_value):
+        # In place, so the module's buffer (and anything holding it) sees the new value.
+        running *= 1 - self.momentum
+        running += (self.momentum * batch_value).astype(running.dtype, copy=False)
+
+    def backward(self, g):
+        need_x, need_w, need_b = self.needs_input_grad
+        gx = gw = gb = None
+        if need_w:
+            gw = (g * self.xhat).sum(axis=self.axes)
+        if need_b:
+            gb = g.sum(axis=self.axes)
+        if need_x:
+            dxhat = g if self.weight is None else g * self.weight
+            if self.training:
+                m = g.size // g.shape[1]
+                per_channel = self.inv_std.shape
+                sum_dxhat = dxhat.sum(axis=self.axes).reshape(per_channel)
+                sum_dxhat_xhat = (dxhat * self.xhat).sum(axis=self.axes).reshape(per_channel)
+                gx = (self.inv_std / m) * (m * dxhat - sum_dxhat - self.xhat * sum_dxhat_xhat)
+            else:
+                gx = dxhat * self.inv_std
+        return gx, gw, gb
+
+
+def _per_channel(value, name, channels, allow_none):
+    """``value`` as a (C,) Tensor, or None; anything else is an error naming ``name``."""
+    if value is None:
+        if allow_none:
+            return None
+        raise ValueError(f"{name} is required here (evaluation mode normalises with the running statistics)")
+    t = value if isinstance(value, Tensor) else Tensor(value)
+    if t.shape != (channels,):
+        raise ValueError(f"{name} must have shape ({channels},) (one value per channel), got {t.shape}")
+    if t.dtype.kind != "f":
+        raise TypeError(f"{name} must be floating point, got dtype {t.dtype}")
+    return t
+
+
+def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
+               momentum=0.1, eps=1e-5):
+    """Batch normalization over the channel axis, like ``torch.nn.functional.batch_norm``.
+
+    ``input``: (N, C, *), e.g. (N, C, H, W) or (N, C). ``running_mean``,
+    ``running_var``: (C,) Tensors or arrays, updated *in place* when
+    ``training`` is true (they may then be None: batch statistics only).
+    ``weight``, ``bias``: optional (C,) learnable scale and shift. Returns a
+    tensor of the input's shape. See the module docstring for the formulas.
+    """
+    x = input if isinstance(input, Tensor) else Tensor(input)
+    if x.ndim < 2:
+        raise ValueError(f"batch_norm expects input of shape (N, C, *), got shape {x.shape}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"batch_norm expects a floating-point input, got dtype {x.dtype}")
+    c = x.shape[1]
+    if not isinstance(momentum, numbers.Real) or isinstance(momentum, bool) or not 0 <= momentum <= 1:
+        raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
+    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps >= 0:
+        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    if (running_mean is None) != (running_var is None):
+        raise ValueError("running_mean and running_var must be given together (or both None)")
+    running_mean = _per_channel(running_mean, "running_mean", c, allow_none=training)
+    running_var = _per_channel(running_var, "running_var", c, allow_none=training)
+    weight = _per_channel(weight, "weight", c, allow_none=True)
+    bias = _per_channel(bias, "bias", c, allow_none=True)
+    if training and x.size // max(c, 1) < 2:
+        raise ValueError(f"batch_norm in training mode needs more than 1 value per channel, "
+                         f"got input of shape {x.shape}")
+    fn = BatchNorm(raw(running_mean), raw(running_var), bool(training), float(momentum), float(eps))
+    return fn(x, weight, bias)

@@ -1,2 +1,80 @@
-"""(being written: see the issues)"""
-__all__ = []
+"""``BatchNorm2d``: batch normalization as a layer with running statistics.
+
+The arithmetic is ``functional.batch_norm``; this module owns the state:
+the learnable ``weight`` (gamma, ones) and ``bias`` (beta, zeros), and the
+buffers ``running_mean`` (zeros), ``running_var`` (ones) and
+``num_batches_tracked`` that are saved in the state dict under PyTorch's keys.
+"""
+import numbers
+
+import numpy as np
+
+from .. import backend
+from ..autograd import Tensor
+from ..functional.normalization import batch_norm
+from .module import Module, Parameter
+
+__all__ = ["BatchNorm2d"]
+
+
+class BatchNorm2d(Module):
+    """Normalise each channel of an (N, C, H, W) input, like ``torch.nn.BatchNorm2d``.
+
+    In ``train()`` mode the batch's own statistics are used and the running
+    statistics move towards them by ``momentum`` (``momentum=None`` gives the
+    cumulative average over all batches seen, using ``num_batches_tracked``).
+    In ``eval()`` mode the running statistics are used, so the output of one
+    image no longer depends on the rest of the batch. With
+    ``track_running_stats=False`` there are no buffers and batch statistics are
+    used in both modes. With ``affine=False`` there is no weight and bias.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+        if not isinstance(num_features, numbers.Integral) or isinstance(num_features, bool) or num_features < 1:
+            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
+        if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps >= 0:
+            raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+        if momentum is not None and (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
+                                     or not 0 <= momentum <= 1):
+            raise ValueError(f"momentum must be None or a number in [0, 1], got {momentum!r}")
+        self.num_features = int(num_features)
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = bool(affine)
+        self.track_running_stats = bool(track_running_stats)
+        c = self.num_features
+        self.weight = Parameter(np.ones(c, dtype=np.float32)) if self.affine else None
+        self.bias = Parameter(np.zeros(c, dtype=np.float32)) if self.affine else None
+        if self.track_running_stats:
+            self.running_mean = Tensor(np.zeros(c, dtype=np.float32))
+            self.running_var = Tensor(np.ones(c, dtype=np.float32))
+            self.num_batches_tracked = Tensor(np.zeros((), dtype=np.int64))
+            self._buffers = ("running_mean", "running_var", "num_batches_tracked")
+        else:
+            self.running_mean = self.running_var = self.num_batches_tracked = None
+            self._buffers = ()
+
+    def reset_running_stats(self):
+        if self.track_running_stats:
+            self.running_mean.data[...] = 0
+            self.running_var.data[...] = 1
+            self.num_batches_tracked.data[...] = 0
+
+    def forward(self, x):
+        if x.ndim != 4:
+            raise ValueError(f"BatchNorm2d expects input of shape (N, C, H, W), got shape {x.shape}")
+        if x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm2d({self.num_features}) got input with {x.shape[1]} channels "
+                             f"(shape {x.shape})")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.data += 1
+            if self.momentum is None:       # cumulative moving average: weight 1/k for batch k
+                factor = 1.0 / float(backend.to_numpy(self.num_batches_tracked.data))
+        use_batch_stats = self.training or not self.track_running_stats
+        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                          use_batch_stats, factor, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
+                f"track_running_stats={self.track_running_stats}")
