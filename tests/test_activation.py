@@ -1,0 +1,206 @@
+"""Activations and dropout: gradcheck, PyTorch parity on Hypothesis-drawn shapes,
+dropout statistics and seeding, module forms, bad arguments."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+from hypothesis.extra import numpy as hnp
+
+import minisegnet as msn
+from minisegnet import functional as F, nn
+from minisegnet.testing import gradcheck
+from helpers import as_torch, assert_close, t64
+
+
+def _away_from(values, kinks, gap=0.05):
+    """Move values that sit within ``gap`` of a kink to ``kink +- 2*gap`` (no ties at kinks)."""
+    v = np.array(values, dtype=np.float64)
+    for k in kinks:
+        near = np.abs(v - k) < gap
+        v[near] = k + np.where(v[near] >= k, 2 * gap, -2 * gap)
+    return v
+
+
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=5), seed=st.integers(0, 2**16),
+       slope=st.one_of(st.sampled_from([0.0, 0.01, 0.2, 1.0, -0.5, 3.0]), st.floats(-2, 2)))
+def test_leaky_relu_matches_torch(torch, shape, seed, slope):
+    rng = np.random.default_rng(seed)
+    x_np = _away_from(rng.standard_normal(shape) * 3, [0.0])
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out, tout = F.leaky_relu(x, slope), torch.nn.functional.leaky_relu(tx, slope)
+    assert_close(out, tout)
+    g = rng.standard_normal(shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, what="grad")
+
+
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=4, max_side=5), seed=st.integers(0, 2**16))
+def test_relu6_matches_torch_away_from_kinks(torch, shape, seed):
+    rng = np.random.default_rng(seed)
+    x_np = _away_from(rng.uniform(-3, 9, shape), [0.0, 6.0])
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out, tout = F.relu6(x), torch.nn.functional.relu6(tx)
+    assert_close(out, tout)
+    g = rng.standard_normal(shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, what="grad")
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "relu6"])
+def test_kink_gradients_take_torchs_side(torch, name):
+    # At exactly 0 (and 6) PyTorch picks a side; so do we.
+    x_np = np.array([-1.0, 0.0, 3.0, 6.0, 7.0])
+    fn = {"relu": F.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.1), "relu6": F.relu6}[name]
+    tfn = {"relu": torch.relu, "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.1),
+           "relu6": torch.nn.functional.relu6}[name]
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    fn(x).sum().backward(); tfn(tx).sum().backward()
+    assert_close(x.grad, tx.grad)
+
+
+def test_gradcheck_piecewise_linear_activations():
+    rng = np.random.default_rng(0)
+    x_np = _away_from(rng.uniform(-2, 8, (3, 5)), [0.0, 6.0])
+    assert gradcheck(lambda t: F.leaky_relu(t, 0.2), [t64(x_np)])
+    assert gradcheck(lambda t: F.leaky_relu(t, -1.5), [t64(x_np)])
+    assert gradcheck(F.relu6, [t64(x_np)])
+    assert gradcheck(F.relu, [t64(x_np)])
+
+
+def test_gradcheck_dropout_with_a_fixed_mask():
+    x_np = np.random.default_rng(1).standard_normal((2, 3, 4, 4))
+    for fn in (F.dropout, F.dropout2d):
+        # Reseed before every call so each evaluation inside gradcheck sees the same mask.
+        def seeded(t, fn=fn):
+            msn.manual_seed(7)
+            return fn(t, 0.4, True)
+        assert gradcheck(seeded, [t64(x_np)])
+
+
+@given(p=st.sampled_from([0.1, 0.3, 0.5, 0.8]), seed=st.integers(0, 1000))
+def test_dropout_zeros_and_scales(p, seed):
+    msn.manual_seed(seed)
+    x_np = np.random.default_rng(seed).uniform(1, 2, (40, 50))
+    x = t64(x_np)
+    y = F.dropout(x, p, training=True)
+    out = y.numpy()
+    kept = out != 0
+    np.testing.assert_allclose(out[kept], x_np[kept] / (1 - p), rtol=1e-12)
+    # The kept fraction is Binomial(2000, 1-p)/2000: 5 standard deviations is a loose bound.
+    sd = np.sqrt(p * (1 - p) / out.size)
+    assert abs(kept.mean() - (1 - p)) < 5 * sd
+    # Gradient: the same mask and scale.
+    g = np.random.default_rng(seed + 1).standard_normal(x_np.shape)
+    y.backward(g)
+    np.testing.assert_allclose(x.grad.numpy(), np.where(kept, g / (1 - p), 0), rtol=1e-12)
+
+
+def test_dropout_keeps_the_expectation():
+    msn.manual_seed(3)
+    x = msn.tensor(np.ones((200, 500)))
+    for p in (0.2, 0.5, 0.9):
+        mean = F.dropout(x, p).numpy().mean()
+        # Each element is 1/(1-p) w.p. 1-p else 0: var = p/(1-p), 100000 samples.
+        assert abs(mean - 1) < 5 * np.sqrt(p / (1 - p) / x.size)
+
+
+def test_dropout2d_zeros_whole_channels():
+    msn.manual_seed(0)
+    x_np = np.random.default_rng(0).uniform(1, 2, (6, 20, 5, 7))
+    out = F.dropout2d(t64(x_np), 0.5, training=True).numpy()
+    planes = out.reshape(6, 20, -1)
+    dropped = (planes == 0).all(axis=2)
+    kept = (planes != 0).all(axis=2)
+    assert np.all(dropped | kept), "a channel was partly dropped"
+    assert 0 < dropped.sum() < dropped.size
+    np.testing.assert_allclose(out[kept], (x_np * 2)[kept], rtol=1e-12)
+
+
+@pytest.mark.parametrize("fn", [F.dropout, F.dropout2d])
+def test_dropout_is_repeatable_with_manual_seed(fn):
+    x = t64(np.ones((2, 8, 3, 3)), requires_grad=False)
+    msn.manual_seed(42)
+    a = fn(x, 0.5).numpy()
+    b = fn(x, 0.5).numpy()
+    msn.manual_seed(42)
+    c = fn(x, 0.5).numpy()
+    np.testing.assert_array_equal(a, c)
+    assert not np.array_equal(a, b), "consecutive calls should draw different masks"
+
+
+@pytest.mark.parametrize("fn", [F.dropout, F.dropout2d])
+def test_dropout_edge_probabilities_and_eval(fn):
+    x = t64(np.random.default_rng(0).uniform(1, 2, (2, 3, 4, 4)))
+    assert fn(x, 0.5, training=False) is x
+    assert fn(x, 0.0) is x
+    y = fn(x, 1.0)
+    np.testing.assert_array_equal(y.numpy(), 0)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 0)
+
+
+def test_dropout_keeps_float32():
+    x = msn.tensor(np.ones((4, 4), dtype=np.float32))
+    assert F.dropout(x, 0.3).dtype == np.float32
+    assert F.dropout2d(x.reshape(1, 4, 2, 2), 0.3).dtype == np.float32
+
+
+@pytest.mark.parametrize("p", [-0.1, 1.5, float("nan")])
+@pytest.mark.parametrize("fn", [F.dropout, F.dropout2d, nn.Dropout, nn.Dropout2d])
+def test_dropout_rejects_bad_p(fn, p):
+    with pytest.raises(ValueError, match="dropout probability p"):
+        if fn in (nn.Dropout, nn.Dropout2d):
+            fn(p)
+        else:
+            fn(t64(np.ones((1, 2, 2, 2))), p)
+
+
+def test_dropout_p_type_and_dropout2d_shape_errors():
+    with pytest.raises(TypeError, match="dropout probability p"):
+        F.dropout(t64(np.ones(3)), "0.5")
+    with pytest.raises(ValueError, match=r"dropout2d expects input of shape \(N, C, H, W\), got shape \(2, 3, 4\)"):
+        F.dropout2d(t64(np.ones((2, 3, 4))), 0.5)
+    with pytest.raises(TypeError, match="negative_slope"):
+        F.leaky_relu(t64(np.ones(3)), "0.1")
+    with pytest.raises(TypeError, match="negative_slope"):
+        nn.LeakyReLU(None)
+    with pytest.raises(TypeError, match="dim"):
+        nn.Softmax(None)
+
+
+MODULES = [
+    (lambda: nn.ReLU(), lambda torch: torch.nn.ReLU()),
+    (lambda: nn.LeakyReLU(0.2), lambda torch: torch.nn.LeakyReLU(0.2)),
+    (lambda: nn.LeakyReLU(), lambda torch: torch.nn.LeakyReLU()),
+    (lambda: nn.ReLU6(), lambda torch: torch.nn.ReLU6()),
+    (lambda: nn.Sigmoid(), lambda torch: torch.nn.Sigmoid()),
+    (lambda: nn.Tanh(), lambda torch: torch.nn.Tanh()),
+    (lambda: nn.Softmax(1), lambda torch: torch.nn.Softmax(1)),
+    (lambda: nn.LogSoftmax(-1), lambda torch: torch.nn.LogSoftmax(-1)),
+    (lambda: nn.Identity(3, foo=1), lambda torch: torch.nn.Identity(3, foo=1)),
+]
+
+
+@pytest.mark.parametrize("i", range(len(MODULES)))
+def test_activation_modules_match_torch(torch, i):
+    ours, theirs = MODULES[i][0](), MODULES[i][1](torch)
+    x_np = _away_from(np.random.default_rng(i).uniform(-4, 8, (2, 3, 4, 5)), [0.0, 6.0])
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out, tout = ours(x), theirs(tx)
+    assert_close(out, tout)
+    g = np.random.default_rng(i + 1).standard_normal(x_np.shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == []
+
+
+@pytest.mark.parametrize("cls", [nn.Dropout, nn.Dropout2d])
+def test_dropout_modules_follow_train_and_eval(cls):
+    layer = cls(0.5)
+    x = t64(np.ones((2, 16, 3, 3)), requires_grad=False)
+    y = layer(x).numpy()
+    assert (y == 0).any() and (y == 2).any()
+    layer.eval()
+    assert layer(x) is x
+    layer.train()
+    assert (layer(x).numpy() == 0).any()
+    assert layer.p == 0.5 and repr(layer) == f"{cls.__name__}(p=0.5)"
