@@ -12,5 +12,7 @@ from .random import manual_seed  # noqa: F401
 from . import functional  # noqa: F401
 from .functional.basic import cat, stack  # noqa: F401
 from . import nn  # noqa: F401
+from .io import save, load  # noqa: F401
+from . import metrics, optim  # noqa: F401
 
 __version__ = "0.1.0"

@@ -1,0 +1,90 @@
+"""Saving and loading checkpoints: a dict of arrays in one ``.npz`` file.
+
+``save(state_dict, path)`` writes NumPy's zip-of-``.npy`` format, with no
+pickled Python objects inside, so loading a checkpoint can never run code
+(``np.load(..., allow_pickle=False)``). The file is written under a temporary
+name in the same directory, flushed to disk, and then renamed over ``path``
+with ``os.replace``: a rename within one directory is atomic, so a crash,
+a full disk or an error half-way leaves the previous checkpoint untouched.
+
+``load(path)`` reads every array eagerly and turns the many ways a file can be
+wrong (truncated, corrupt, not an ``.npz`` at all, holding pickled objects)
+into one ``ValueError`` that names the path.
+
+Strings (e.g. a JSON record of the run) can be stored as 0-d NumPy string
+arrays: ``np.array(json.dumps(meta))``; they need no pickling.
+"""
+import os
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+from . import backend
+
+__all__ = ["save", "load"]
+
+
+def _to_array(key, value):
+    if hasattr(value, "requires_grad") and hasattr(value, "data"):  # a Tensor
+        value = value.data
+    array = np.asarray(backend.to_numpy(value))
+    if array.dtype.kind not in "biufcU":
+        raise TypeError(f"save: entry {key!r} has dtype {array.dtype} ({type(value).__name__}); "
+                        "only numeric, boolean and string arrays can be saved without pickling")
+    return array
+
+
+def save(state_dict, path):
+    """Write ``state_dict`` (name -> array, Tensor or number) to ``path`` as ``.npz``.
+
+    Atomic: the data goes to a temporary file next to ``path`` which then
+    replaces it, so ``path`` always holds either the old or the new checkpoint.
+    The file is written exactly at ``path`` (no ``.npz`` is appended).
+    """
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"save: state_dict must be a dict of name -> array, got {type(state_dict).__name__}")
+    arrays = {}
+    for key, value in state_dict.items():
+        if not isinstance(key, str) or not key:
+            raise TypeError(f"save: keys must be non-empty strings, got {key!r}")
+        arrays[key] = _to_array(key, value)
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"save: directory {directory!r} (for {path!r}) does not exist")
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def load(path):
+    """Read a checkpoint written by ``save``: a dict name -> NumPy array.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming
+    ``path`` for a truncated, corrupt or foreign file.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint {path!r} does not exist")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"checkpoint {path!r} is a directory, not an .npz file")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"checkpoint {path!r} is not an .npz file (truncated, corrupt, or a "
+                         "different format); minisegnet checkpoints are written by msn.save")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"checkpoint {path!r} cannot be read ({type(exc).__name__}: {exc}); "
+                         "it is truncated, corrupt or not written by msn.save") from exc

@@ -1,0 +1,179 @@
+"""Segmentation scores from a confusion matrix, as defined in the FCN paper.
+
+Long, Shelhamer and Darrell (2015), section 5. Let ``n_ij`` be the number of
+pixels of true class ``i`` predicted as class ``j``, ``t_i = sum_j n_ij`` the
+number of pixels of class ``i`` and ``n_cl`` the number of classes:
+
+    pixel accuracy   sum_i n_ii / sum_i t_i
+    mean accuracy    (1/n_cl) sum_i n_ii / t_i
+    mean IU          (1/n_cl) sum_i n_ii / (t_i + sum_j n_ji - n_ii)
+    f.w. IU          (sum_k t_k)^-1 sum_i t_i n_ii / (t_i + sum_j n_ji - n_ii)
+
+Everything starts from ``confusion_matrix(pred, target, num_classes)``, a
+``(C, C)`` integer matrix whose **rows are the truth** and columns the
+prediction. Confusion matrices of several batches simply add up, so a whole
+validation set is scored by summing its batches' matrices first (scoring
+each batch and averaging the scores would weight small batches wrongly).
+
+Absent classes (our choice, stated because the paper leaves it implicit):
+
+* A class absent from **both** the truth and the prediction has IU ``0/0``
+  (and accuracy ``0/0``, Dice ``0/0``). It is reported as NaN by the
+  per-class functions and **left out of the mean**, so ``n_cl`` counts only
+  the classes that occur. Counting it as 0 would punish a model for a class
+  the images never showed; counting it as 1 would reward it.
+* A class absent from the truth but predicted somewhere has IU ``0`` (its
+  union is the false positives) and counts in mean IU. Its accuracy
+  ``n_ii / t_i`` is still ``0/0`` and is left out of mean accuracy.
+* In f.w. IU such a class has weight ``t_i = 0`` and adds nothing.
+* Pixels whose truth is ``ignore_index`` are not counted anywhere.
+* A matrix with no pixels at all gives NaN for every score.
+
+The functions accept NumPy or CuPy arrays (or Tensors) and return Python
+floats (scores) or NumPy arrays (per-class values).
+"""
+import math
+
+import numpy as np
+
+from . import backend
+
+__all__ = [
+    "confusion_matrix",
+    "pixel_accuracy",
+    "mean_accuracy",
+    "mean_iou",
+    "frequency_weighted_iou",
+    "iou_per_class",
+    "dice_per_class",
+    "accuracy_per_class",
+    "scores",
+]
+
+
+def _array(x, name):
+    if hasattr(x, "requires_grad") and hasattr(x, "data"):  # a Tensor
+        x = x.data
+    if not hasattr(x, "shape"):
+        x = np.asarray(x)
+    return x
+
+
+def confusion_matrix(pred, target, num_classes, ignore_index=None):
+    """The ``(num_classes, num_classes)`` int64 matrix ``n[i, j]`` = pixels of
+    true class ``i`` predicted as ``j`` (rows = truth, columns = prediction).
+
+    ``pred`` and ``target`` are integer arrays of the same shape, e.g.
+    ``(N, H, W)`` label maps (take ``logits.argmax(1)`` first). Pixels whose
+    target equals ``ignore_index`` are dropped. Any other label outside
+    ``[0, num_classes)`` is an error, in the prediction or in the target.
+
+    Counting is one ``bincount`` over the combined index ``C * truth + pred``,
+    which runs at memory speed; the result stays on the inputs' backend.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+    num_classes = int(num_classes)
+    pred, target = _array(pred, "pred"), _array(target, "target")
+    xp = backend.get_array_module(pred, target)
+    if tuple(pred.shape) != tuple(target.shape):
+        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} "
+                         f"and {tuple(target.shape)}")
+    for name, a in (("pred", pred), ("target", target)):
+        if a.dtype.kind not in "iub":
+            raise TypeError(f"{name} must hold integer labels, got dtype {a.dtype} "
+                            "(use logits.argmax(1) for predictions)")
+    pred = pred.reshape(-1).astype(xp.int64)
+    target = target.reshape(-1).astype(xp.int64)
+    if ignore_index is not None:
+        keep = target != ignore_index
+        pred, target = pred[keep], target[keep]
+    for name, a in (("target", target), ("pred", pred)):
+        if a.size and (int(a.min()) < 0 or int(a.max()) >= num_classes):
+            bad = int(a.min()) if int(a.min()) < 0 else int(a.max())
+            hint = "" if name == "pred" or ignore_index is not None else \
+                " (pass ignore_index for a 'don't care' label)"
+            raise ValueError(f"{name} holds label {bad}, outside [0, {num_classes}) for "
+                             f"num_classes={num_classes}{hint}")
+    counts = xp.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
+    return counts.reshape(num_classes, num_classes).astype(xp.int64)
+
+
+def _cm(cm):
+    cm = backend.to_numpy(_array(cm, "cm"))
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
+        raise ValueError(f"a confusion matrix must be square (C, C), got shape {cm.shape}")
+    if cm.size and cm.min() < 0:
+        raise ValueError("a confusion matrix holds counts, got a negative entry")
+    return cm.astype(np.float64)
+
+
+def _ratio(num, den):
+    """num / den elementwise, NaN where den == 0 (0/0: undefined, not an error)."""
+    out = np.full(num.shape, np.nan)
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def _nanmean(values):
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def iou_per_class(cm):
+    """``n_ii / (t_i + sum_j n_ji - n_ii)`` per class; NaN for a class that is
+    neither in the truth nor in the prediction."""
+    cm = _cm(cm)
+    tp = np.diag(cm)
+    return _ratio(tp, cm.sum(1) + cm.sum(0) - tp)
+
+
+def dice_per_class(cm):
+    """Dice (F1) per class, ``2 n_ii / (t_i + sum_j n_ji)``; NaN where both are 0.
+    Dice = 2 IU / (1 + IU), so it ranks classes the same way IU does."""
+    cm = _cm(cm)
+    return _ratio(2 * np.diag(cm), cm.sum(1) + cm.sum(0))
+
+
+def accuracy_per_class(cm):
+    """``n_ii / t_i`` per class (recall); NaN for a class absent from the truth."""
+    cm = _cm(cm)
+    return _ratio(np.diag(cm), cm.sum(1))
+
+
+def pixel_accuracy(cm):
+    """``sum_i n_ii / sum_i t_i``: the fraction of counted pixels labelled right."""
+    cm = _cm(cm)
+    total = cm.sum()
+    return float(np.trace(cm) / total) if total > 0 else math.nan
+
+
+def mean_accuracy(cm):
+    """``(1/n_cl) sum_i n_ii / t_i`` over the classes present in the truth."""
+    return _nanmean(accuracy_per_class(cm))
+
+
+def mean_iou(cm):
+    """``(1/n_cl) sum_i IU_i`` over the classes present in the truth or the prediction."""
+    return _nanmean(iou_per_class(cm))
+
+
+def frequency_weighted_iou(cm):
+    """``(sum_k t_k)^-1 sum_i t_i IU_i``: IU weighted by how often each class is true."""
+    cm = _cm(cm)
+    t = cm.sum(1)
+    total = t.sum()
+    if total == 0:
+        return math.nan
+    iou = np.nan_to_num(iou_per_class(cm))  # NaN only where t_i = 0, whose weight is 0
+    return float((t * iou).sum() / total)
+
+
+def scores(cm):
+    """The four FCN scores as a dict: ``pixel_acc``, ``mean_acc``, ``mean_iou``, ``fw_iou``."""
+    return {
+        "pixel_acc": pixel_accuracy(cm),
+        "mean_acc": mean_accuracy(cm),
+        "mean_iou": mean_iou(cm),
+        "fw_iou": frequency_weighted_iou(cm),
+    }

@@ -1,0 +1,301 @@
+"""Optimizers (SGD, Adam, AdamW) and learning-rate schedules (poly, cosine, step).
+
+Each optimizer follows ``torch.optim``'s update rule exactly, operation for
+operation, so a model trained here and one trained in PyTorch from the same
+weights and gradients take the same steps. Updates happen **in place** on
+``p.data`` (the backend array), outside the autograd graph, on whichever
+backend the parameters live on. Parameters whose ``.grad`` is ``None`` are
+skipped, as in PyTorch.
+
+We keep one parameter group (all parameters share the hyper-parameters); the
+current learning rate is the attribute ``opt.lr``, which the schedules set.
+
+``state_dict()`` returns a flat dict of NumPy arrays (``"lr"``,
+``"state.3.exp_avg"``, ...) so it can go straight into an ``.npz`` checkpoint
+(``msn.save``); ``load_state_dict`` puts it back, onto the parameters' backend.
+"""
+import math
+
+import numpy as np
+
+from . import backend
+from .autograd import Tensor
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "PolyLR", "CosineAnnealingLR", "StepLR"]
+
+
+def _check(name, value, low=0.0, high=None, high_open=False):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
+            or not math.isfinite(value):
+        raise TypeError(f"{name} must be a finite number, got {value!r}")
+    if value < low or (high is not None and (value >= high if high_open else value > high)):
+        rule = f">= {low}" + ("" if high is None else f" and {'<' if high_open else '<='} {high}")
+        raise ValueError(f"{name} must be {rule}, got {value!r}")
+    return float(value)
+
+
+class Optimizer:
+    """Base class: holds the parameter list, the hyper-parameters and per-parameter state.
+
+    Subclasses define ``_update(i, p, grad)`` (one parameter) and list their
+    hyper-parameter names in ``hyperparameters`` and state-array names in
+    ``state_names``.
+    """
+
+    hyperparameters = ("lr",)
+    state_names = ()
+
+    def __init__(self, params, lr):
+        if isinstance(params, Tensor):
+            raise TypeError("params must be an iterable of Tensors (e.g. model.parameters()), "
+                            "got a single Tensor")
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("optimizer got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"params[{i}] is a {type(p).__name__}, not a Tensor/Parameter")
+            if not p.requires_grad:
+                raise ValueError(f"params[{i}] does not require grad; only pass trainable parameters")
+        if len({id(p) for p in self.params}) != len(self.params):
+            raise ValueError("some parameters appear more than once in params")
+        self.lr = _check("lr", lr)
+        self.state = [dict() for _ in self.params]  # per parameter: name -> array (or step count)
+
+    def zero_grad(self):
+        """Forget the gradients (set ``.grad = None``) before the next backward."""
+        for p in self.params:
+            p.grad = None
+
+    def step(self):
+        """One update of every parameter that has a gradient."""
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            grad = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+            self._update(i, p.data, grad)
+
+    def _update(self, i, param, grad):
+        raise NotImplementedError
+
+    # ---- checkpoints -----------------------------------------------------------
+    def state_dict(self):
+        """Hyper-parameters and per-parameter state as a flat dict of NumPy arrays."""
+        out = {name: np.asarray(getattr(self, name)) for name in self.hyperparameters}
+        for i, state in enumerate(self.state):
+            for key, value in state.items():
+                out[f"state.{i}.{key}"] = np.array(backend.to_numpy(value))
+        return out
+
+    def load_state_dict(self, state_dict):
+        """Restore what ``state_dict()`` returned (hyper-parameters included, as PyTorch does)."""
+        missing = [name for name in self.hyperparameters if name not in state_dict]
+        if missing:
+            raise KeyError(f"optimizer state_dict lacks {missing}; was it saved by {type(self).__name__}?")
+        new_state = [dict() for _ in self.params]
+        for key, value in state_dict.items():
+            if not key.startswith("state."):
+                continue
+            _, index, name = key.split(".", 2)
+            i = int(index)
+            if i >= len(self.params) or name not in self.state_names:
+                raise KeyError(f"optimizer state_dict entry {key!r} does not match this "
+                               f"{type(self).__name__} with {len(self.params)} parameters")
+            if name == "step":
+                new_state[i][name] = int(value)
+                continue
+            target = self.params[i].data
+            if tuple(value.shape) != tuple(target.shape):
+                raise ValueError(f"optimizer state {key!r} has shape {tuple(value.shape)}, "
+                                 f"parameter {i} has shape {tuple(target.shape)}")
+            xp = backend.get_array_module(target)
+            new_state[i][name] = xp.asarray(np.asarray(value), dtype=target.dtype)
+        for name in self.hyperparameters:
+            value = state_dict[name]
+            setattr(self, name, value.item() if np.ndim(value) == 0 else tuple(np.asarray(value).tolist()))
+        self.state = new_state
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent with momentum, as ``torch.optim.SGD``.
+
+    With ``g = grad + weight_decay * p``::
+
+        b = g                                   (first step)
+        b = momentum * b + (1 - dampening) * g  (later steps)
+        g = g + momentum * b  if nesterov  else  b      (when momentum != 0)
+        p = p - lr * g
+
+    Note the first step copies ``g`` into the buffer without dampening, as
+    PyTorch does. Nesterov needs ``momentum > 0`` and ``dampening == 0``.
+    """
+
+    hyperparameters = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
+    state_names = ("momentum_buffer",)
+
+    def __init__(self, params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+        super().__init__(params, lr)
+        self.momentum = _check("momentum", momentum)
+        self.dampening = _check("dampening", dampening)
+        self.weight_decay = _check("weight_decay", weight_decay)
+        self.nesterov = bool(nesterov)
+        if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
+            raise ValueError(f"nesterov=True requires momentum > 0 and dampening == 0, got "
+                             f"momentum={momentum!r}, dampening={dampening!r}")
+
+    def _update(self, i, param, grad):
+        if self.weight_decay != 0:
+            grad = grad + self.weight_decay * param
+        if self.momentum != 0:
+            state = self.state[i]
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = grad.copy()
+            else:
+                buf *= self.momentum
+                buf += (1 - self.dampening) * grad
+            grad = grad + self.momentum * buf if self.nesterov else buf
+        param -= self.lr * grad
+
+
+class Adam(Optimizer):
+    """Adam (Kingma and Ba, 2015), as ``torch.optim.Adam``.
+
+    With ``g = grad + weight_decay * p`` (L2 penalty folded into the gradient)
+    and step count ``t``::
+
+        m = m + (1 - beta1) * (g - m)          (= beta1 m + (1 - beta1) g)
+        v = beta2 * v + (1 - beta2) * g * g
+        p = p - (lr / (1 - beta1^t)) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+    The bias corrections undo the zero start of ``m`` and ``v``.
+    """
+
+    hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    state_names = ("step", "exp_avg", "exp_avg_sq")
+    decoupled = False
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
+        super().__init__(params, lr)
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = (_check("betas[0]", betas[0], 0.0, 1.0, high_open=True),
+                      _check("betas[1]", betas[1], 0.0, 1.0, high_open=True))
+        self.eps = _check("eps", eps)
+        self.weight_decay = _check("weight_decay", weight_decay)
+
+    def _update(self, i, param, grad):
+        xp = backend.get_array_module(param)
+        beta1, beta2 = self.betas
+        state = self.state[i]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(param)
+            state["exp_avg_sq"] = xp.zeros_like(param)
+        state["step"] += 1
+        t = state["step"]
+        if self.weight_decay != 0:
+            if self.decoupled:  # AdamW: shrink the weights directly, not through the moments
+                param *= 1 - self.lr * self.weight_decay
+            else:
+                grad = grad + self.weight_decay * param
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        m += (1 - beta1) * (grad - m)
+        v *= beta2
+        v += (1 - beta2) * grad * grad
+        step_size = self.lr / (1 - beta1 ** t)
+        denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps
+        param -= step_size * (m / denom)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019), as ``torch.optim.AdamW``:
+    ``p = p * (1 - lr * weight_decay)`` before the Adam step, instead of adding
+    ``weight_decay * p`` to the gradient. Default ``weight_decay=1e-2``."""
+
+    decoupled = True
+
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
+        super().__init__(params, lr, betas, eps, weight_decay)
+
+
+# ---- learning-rate schedules ---------------------------------------------------
+class LRScheduler:
+    """Base class, with ``torch.optim.lr_scheduler``'s protocol: construction sets
+    ``last_epoch = 0`` and the lr for step 0; each ``step()`` advances one step
+    (an epoch or an iteration, as you choose) and sets ``optimizer.lr``."""
+
+    def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"optimizer must be a minisegnet Optimizer, got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.base_lr = optimizer.lr
+        self.last_epoch = 0
+        self.optimizer.lr = self.lr_at(0)
+
+    def lr_at(self, step):
+        raise NotImplementedError
+
+    def step(self):
+        self.last_epoch += 1
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+
+    def get_last_lr(self):
+        """The learning rate set by the last step, as a one-element list (as PyTorch)."""
+        return [self.optimizer.lr]
+
+    def state_dict(self):
+        return {"last_epoch": np.asarray(self.last_epoch), "base_lr": np.asarray(self.base_lr)}
+
+    def load_state_dict(self, state_dict):
+        self.last_epoch = int(state_dict["last_epoch"])
+        self.base_lr = float(state_dict["base_lr"])
+        self.optimizer.lr = self.lr_at(self.last_epoch)
+
+
+def _check_int(name, value, minimum=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+class PolyLR(LRScheduler):
+    """DeepLab's "poly" policy: ``lr = base_lr * (1 - min(t, total_iters) / total_iters) ** power``.
+
+    The same as ``torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters, power)``
+    except the default ``power=0.9`` (DeepLab's choice; PyTorch defaults to 1.0).
+    Usually stepped once per iteration with ``total_iters`` = all iterations.
+    """
+
+    def __init__(self, optimizer, total_iters, power=0.9):
+        self.total_iters = _check_int("total_iters", total_iters)
+        self.power = _check("power", power)
+        super().__init__(optimizer)
+
+    def lr_at(self, step):
+        return self.base_lr * (1 - min(step, self.total_iters) / self.total_iters) ** self.power
+
+
+class CosineAnnealingLR(LRScheduler):
+    """``lr = eta_min + (base_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2``, as PyTorch's
+    ``CosineAnnealingLR`` (closed form; after ``T_max`` the cosine continues)."""
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        self.T_max = _check_int("T_max", T_max)
+        self.eta_min = _check("eta_min", eta_min)
+        super().__init__(optimizer)
+
+    def lr_at(self, step):
+        return self.eta_min + (self.base_lr - self.eta_min) * (1 + math.cos(math.pi * step / self.T_max)) / 2
+
+
+class StepLR(LRScheduler):
+    """``lr = base_lr * gamma ** (t // step_size)``, as PyTorch's ``StepLR``."""
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        self.step_size = _check_int("step_size", step_size)
+        self.gamma = _check("gamma", gamma)
+        super().__init__(optimizer)
+
+    def lr_at(self, step):
+        return self.base_lr * self.gamma ** (step // self.step_size)

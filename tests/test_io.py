@@ -1,0 +1,129 @@
+"""Checkpoints: round trip, atomic replacement, truncated/corrupt/foreign files refused."""
+import json
+import os
+import pickle
+
+import numpy as np
+import pytest
+
+import minisegnet as msn
+
+
+def _state():
+    rng = np.random.default_rng(0)
+    return {
+        "conv.weight": rng.standard_normal((4, 3, 3, 3)).astype(np.float32),
+        "conv.bias": rng.standard_normal(4),
+        "bn.num_batches_tracked": np.array(7, dtype=np.int64),
+        "flag": np.array(True),
+        "meta": np.array(json.dumps({"epoch": 3, "name": "ü"})),
+    }
+
+
+def test_round_trip_keeps_values_dtypes_and_shapes(tmp_path):
+    path = tmp_path / "ck.npz"
+    state = _state()
+    state["tensor"] = msn.tensor(np.arange(6.0).reshape(2, 3))
+    msn.save(state, path)
+    back = msn.load(path)
+    assert list(back) == list(state)
+    for k, v in state.items():
+        v = v.numpy() if isinstance(v, msn.Tensor) else v
+        assert back[k].dtype == v.dtype and back[k].shape == v.shape, k
+        np.testing.assert_array_equal(back[k], v)
+    assert json.loads(str(back["meta"]))["name"] == "ü"
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz"]   # no temporary file left behind
+
+
+def test_exact_path_is_used(tmp_path):
+    msn.save({"a": np.ones(2)}, tmp_path / "model.ckpt")
+    assert (tmp_path / "model.ckpt").exists() and not (tmp_path / "model.ckpt.npz").exists()
+
+
+def test_truncated_file_refused_and_previous_checkpoint_intact(tmp_path):
+    path = tmp_path / "ck.npz"
+    msn.save(_state(), path)
+    good = path.read_bytes()
+    truncated = tmp_path / "truncated.npz"
+    truncated.write_bytes(good[: len(good) // 2])
+    with pytest.raises(ValueError, match="truncated.npz"):
+        msn.load(truncated)
+    # a save that fails half-way (an unsaveable entry) must not touch the previous file
+    with pytest.raises(TypeError, match="'bad'"):
+        msn.save({"w": np.zeros(3), "bad": np.array([object()], dtype=object)}, path)
+    assert path.read_bytes() == good
+    np.testing.assert_array_equal(msn.load(path)["conv.bias"], _state()["conv.bias"])
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz", "truncated.npz"]
+
+
+def test_crash_during_write_keeps_previous(tmp_path, monkeypatch):
+    path = tmp_path / "ck.npz"
+    msn.save({"a": np.ones(3)}, path)
+
+    def boom(*args, **kwargs):
+        raise OSError("disk full")
+    monkeypatch.setattr(np, "savez", boom)
+    with pytest.raises(OSError, match="disk full"):
+        msn.save({"a": np.zeros(3)}, path)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(msn.load(path)["a"], np.ones(3))
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz"]
+
+
+def test_corrupt_member_refused(tmp_path):
+    path = tmp_path / "ck.npz"
+    msn.save({"a": np.arange(1000.0)}, path)
+    data = bytearray(path.read_bytes())
+    data[200:260] = b"x" * 60      # inside the stored array: the zip CRC no longer matches
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="ck.npz"):
+        msn.load(path)
+
+
+@pytest.mark.parametrize("kind", ["text", "pickle", "npy", "empty"])
+def test_foreign_files_refused_naming_the_path(tmp_path, kind):
+    path = tmp_path / f"foreign_{kind}.npz"
+    if kind == "text":
+        path.write_text("hello, not a checkpoint")
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"a": np.ones(2)}))
+    elif kind == "npy":
+        np.save(open(path, "wb"), np.ones(3))
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(ValueError, match=f"foreign_{kind}.npz"):
+        msn.load(path)
+
+
+def test_pickled_member_refused(tmp_path):
+    path = tmp_path / "objects.npz"
+    np.savez(path, a=np.array([{"x": 1}], dtype=object))   # numpy pickles object arrays
+    with pytest.raises(ValueError, match="objects.npz"):
+        msn.load(path)
+
+
+def test_missing_file_and_bad_arguments(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.npz"):
+        msn.load(tmp_path / "nope.npz")
+    with pytest.raises(FileNotFoundError, match="no_dir"):
+        msn.save({"a": np.ones(1)}, tmp_path / "no_dir" / "x.npz")
+    with pytest.raises(TypeError, match="dict"):
+        msn.save([np.ones(1)], tmp_path / "x.npz")
+    with pytest.raises(TypeError, match="keys"):
+        msn.save({1: np.ones(1)}, tmp_path / "x.npz")
+
+
+def test_model_state_dict_round_trip(tmp_path):
+    from minisegnet import nn
+    from minisegnet.nn.module import Parameter
+
+    class Tiny(nn.Module):
+        def __init__(self):
+            self.w = Parameter(np.random.default_rng(1).standard_normal((2, 3)).astype(np.float32))
+            self.b = Parameter(np.zeros(3, dtype=np.float32))
+
+    a, b = Tiny(), Tiny()
+    b.w.data[...] = 0
+    msn.save(a.state_dict(), tmp_path / "t.npz")
+    b.load_state_dict(msn.load(tmp_path / "t.npz"))
+    np.testing.assert_array_equal(b.w.numpy(), a.w.numpy())

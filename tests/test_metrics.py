@@ -1,0 +1,123 @@
+"""Metrics: hand-computed confusion matrices and the FCN paper's four scores,
+absent classes, ignore_index, bad input."""
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from minisegnet import metrics
+
+
+def test_confusion_matrix_by_hand():
+    target = np.array([[0, 0, 1], [1, 2, 2]])
+    pred = np.array([[0, 1, 1], [1, 2, 0]])
+    cm = metrics.confusion_matrix(pred, target, 3)
+    # rows = truth, columns = prediction
+    expected = np.array([[1, 1, 0],
+                         [0, 2, 0],
+                         [1, 0, 1]])
+    np.testing.assert_array_equal(metrics.backend.to_numpy(cm), expected)
+    assert cm.dtype == np.int64
+
+
+def test_the_four_scores_by_hand():
+    cm = np.array([[1, 1, 0],
+                   [0, 2, 0],
+                   [1, 0, 1]])
+    # t = [2, 2, 2], predicted per class = [2, 3, 1], n_ii = [1, 2, 1]
+    assert metrics.pixel_accuracy(cm) == pytest.approx(4 / 6)
+    assert metrics.mean_accuracy(cm) == pytest.approx((1 / 2 + 2 / 2 + 1 / 2) / 3)
+    iou = [1 / (2 + 2 - 1), 2 / (2 + 3 - 2), 1 / (2 + 1 - 1)]
+    np.testing.assert_allclose(metrics.iou_per_class(cm), iou)
+    assert metrics.mean_iou(cm) == pytest.approx(sum(iou) / 3)
+    assert metrics.frequency_weighted_iou(cm) == pytest.approx(sum(2 * v for v in iou) / 6)
+    np.testing.assert_allclose(metrics.dice_per_class(cm), [2 / 4, 4 / 5, 2 / 3])
+    s = metrics.scores(cm)
+    assert s["mean_iou"] == pytest.approx(sum(iou) / 3) and set(s) == {"pixel_acc", "mean_acc", "mean_iou", "fw_iou"}
+
+
+def test_class_absent_from_truth_and_prediction_is_left_out():
+    target = np.array([0, 0, 1, 1])
+    pred = np.array([0, 1, 1, 1])
+    cm = metrics.confusion_matrix(pred, target, 4)   # classes 2 and 3 never occur
+    iou = metrics.iou_per_class(cm)
+    assert np.isnan(iou[2]) and np.isnan(iou[3])
+    np.testing.assert_allclose(iou[:2], [1 / 2, 2 / 3])
+    assert metrics.mean_iou(cm) == pytest.approx((1 / 2 + 2 / 3) / 2)       # n_cl = 2, not 4
+    assert metrics.mean_accuracy(cm) == pytest.approx((1 / 2 + 1) / 2)
+    assert np.isnan(metrics.dice_per_class(cm)[3])
+
+
+def test_class_predicted_but_absent_from_truth_counts_as_zero_iou():
+    target = np.array([0, 0, 0, 1])
+    pred = np.array([0, 2, 0, 1])      # class 2 is predicted once, never true
+    cm = metrics.confusion_matrix(pred, target, 3)
+    iou = metrics.iou_per_class(cm)
+    assert iou[2] == 0.0
+    assert metrics.mean_iou(cm) == pytest.approx((2 / 3 + 1 + 0) / 3)
+    # mean accuracy: n_22 / t_2 is 0/0, left out
+    assert metrics.mean_accuracy(cm) == pytest.approx((2 / 3 + 1) / 2)
+    # f.w. IU: class 2 has weight t_2 = 0
+    assert metrics.frequency_weighted_iou(cm) == pytest.approx((3 * 2 / 3 + 1 * 1) / 4)
+
+
+def test_ignore_index_pixels_are_not_counted():
+    target = np.array([[0, 255, 1], [255, 1, 0]])
+    pred = np.array([[0, 1, 1], [0, 0, 0]])
+    cm = metrics.confusion_matrix(pred, target, 2, ignore_index=255)
+    np.testing.assert_array_equal(cm, [[2, 0], [1, 1]])
+    assert cm.sum() == 4
+    # ignore_index may also be negative (PyTorch's -100)
+    cm2 = metrics.confusion_matrix(pred, np.where(target == 255, -100, target), 2, ignore_index=-100)
+    np.testing.assert_array_equal(cm, cm2)
+
+
+def test_empty_matrix_gives_nan():
+    cm = np.zeros((3, 3), dtype=np.int64)
+    for f in (metrics.pixel_accuracy, metrics.mean_accuracy, metrics.mean_iou, metrics.frequency_weighted_iou):
+        assert math.isnan(f(cm))
+
+
+@given(n=st.integers(1, 60), c=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_matches_a_loop_and_perfect_prediction_scores_one(n, c, seed):
+    rng = np.random.default_rng(seed)
+    target, pred = rng.integers(0, c, n), rng.integers(0, c, n)
+    cm = metrics.confusion_matrix(pred, target, c)
+    loop = np.zeros((c, c), dtype=np.int64)
+    for t, p in zip(target, pred):
+        loop[t, p] += 1
+    np.testing.assert_array_equal(cm, loop)
+    assert metrics.pixel_accuracy(cm) == pytest.approx(np.mean(pred == target))
+    perfect = metrics.confusion_matrix(target, target, c)
+    for f in (metrics.pixel_accuracy, metrics.mean_accuracy, metrics.mean_iou, metrics.frequency_weighted_iou):
+        assert f(perfect) == pytest.approx(1.0)
+    # matrices of parts add up to the matrix of the whole
+    half = n // 2
+    parts = metrics.confusion_matrix(pred[:half], target[:half], c) + \
+        metrics.confusion_matrix(pred[half:], target[half:], c)
+    np.testing.assert_array_equal(parts, cm)
+
+
+def test_accepts_tensors():
+    import minisegnet as msn
+    t = msn.tensor(np.array([0, 1, 1]))
+    cm = metrics.confusion_matrix(t, t, 2)
+    np.testing.assert_array_equal(metrics.backend.to_numpy(cm), [[1, 0], [0, 2]])
+
+
+@pytest.mark.parametrize("pred, target, c, match", [
+    (np.array([0, 1]), np.array([0, 1, 1]), 2, "same shape"),
+    (np.array([0, 3]), np.array([0, 1]), 2, "pred holds label 3"),
+    (np.array([0, 1]), np.array([0, -1]), 2, "target holds label -1"),
+    (np.array([0.0, 1.0]), np.array([0, 1]), 2, "integer labels"),
+    (np.array([0, 1]), np.array([0, 1]), 0, "num_classes"),
+])
+def test_bad_input(pred, target, c, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        metrics.confusion_matrix(pred, target, c)
+
+
+def test_bad_matrix():
+    with pytest.raises(ValueError, match="square"):
+        metrics.mean_iou(np.zeros((2, 3)))

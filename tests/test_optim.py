@@ -1,0 +1,184 @@
+"""Optimizers and schedules: parameter updates equal torch.optim's over several
+steps (float64, Hypothesis-drawn hyper-parameters), state_dict round trips,
+schedules equal torch.optim.lr_scheduler's, bad arguments."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minisegnet as msn
+from minisegnet import optim
+from minisegnet.nn.module import Parameter
+from helpers import assert_close
+
+SHAPES = [(3, 2, 3, 3), (3,), (4, 5)]
+
+
+def _params(seed):
+    rng = np.random.default_rng(seed)
+    return [rng.standard_normal(s) for s in SHAPES]
+
+
+def _grads(seed, steps):
+    rng = np.random.default_rng(seed + 1)
+    return [[rng.standard_normal(s) for s in SHAPES] for _ in range(steps)]
+
+
+def _run_both(torch, ours_cls, torch_cls, kwargs, seed, steps=5, skip_grad_at=None):
+    """Apply the same gradient sequence to the same parameters in both libraries."""
+    init = _params(seed)
+    ours = [Parameter(v.copy()) for v in init]
+    theirs = [torch.tensor(v.copy(), requires_grad=True) for v in init]
+    opt, topt = ours_cls(ours, **kwargs), torch_cls(theirs, **kwargs)
+    for step, grads in enumerate(_grads(seed, steps)):
+        opt.zero_grad()
+        topt.zero_grad()
+        for i, (p, tp, g) in enumerate(zip(ours, theirs, grads)):
+            if skip_grad_at == (step, i):
+                continue   # a parameter without a gradient this step is left alone
+            p.grad = msn.tensor(g)
+            tp.grad = torch.tensor(g)
+        opt.step()
+        topt.step()
+        for i, (p, tp) in enumerate(zip(ours, theirs)):
+            assert_close(p, tp, atol=1e-12, rtol=1e-10, what=f"param {i} after step {step + 1}")
+    return opt, ours
+
+
+@given(lr=st.floats(1e-3, 0.5), momentum=st.sampled_from([0.0, 0.5, 0.9]),
+       dampening=st.sampled_from([0.0, 0.3]), weight_decay=st.sampled_from([0.0, 1e-2, 0.1]),
+       nesterov=st.booleans(), seed=st.integers(0, 2**16))
+def test_sgd_matches_torch(torch, lr, momentum, dampening, weight_decay, nesterov, seed):
+    if nesterov and (momentum == 0 or dampening != 0):
+        nesterov = False
+    kwargs = dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay, nesterov=nesterov)
+    _run_both(torch, optim.SGD, torch.optim.SGD, kwargs, seed, skip_grad_at=(2, 1))
+
+
+@given(lr=st.floats(1e-4, 0.1), beta1=st.sampled_from([0.0, 0.5, 0.9]), beta2=st.sampled_from([0.9, 0.999]),
+       eps=st.sampled_from([1e-8, 1e-3]), weight_decay=st.sampled_from([0.0, 1e-2, 0.3]),
+       decoupled=st.booleans(), seed=st.integers(0, 2**16))
+def test_adam_and_adamw_match_torch(torch, lr, beta1, beta2, eps, weight_decay, decoupled, seed):
+    kwargs = dict(lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay)
+    ours, theirs = (optim.AdamW, torch.optim.AdamW) if decoupled else (optim.Adam, torch.optim.Adam)
+    _run_both(torch, ours, theirs, kwargs, seed, steps=6, skip_grad_at=(1, 0))
+
+
+def test_defaults_match_torch(torch):
+    p = [Parameter(np.ones(2))]
+    a, w = optim.Adam(p), optim.AdamW(p)
+    ta, tw = torch.optim.Adam([torch.ones(2, requires_grad=True)]), torch.optim.AdamW([torch.ones(2, requires_grad=True)])
+    for ours, theirs in ((a, ta), (w, tw)):
+        g = theirs.param_groups[0]
+        assert (ours.lr, ours.betas, ours.eps, ours.weight_decay) == (g["lr"], g["betas"], g["eps"], g["weight_decay"])
+    s = optim.SGD(p, lr=0.1)
+    assert (s.momentum, s.dampening, s.weight_decay, s.nesterov) == (0, 0, 0, False)
+
+
+@pytest.mark.parametrize("cls, kwargs", [
+    (optim.SGD, dict(lr=0.1, momentum=0.9, nesterov=True, weight_decay=1e-3)),
+    (optim.Adam, dict(lr=0.01)),
+    (optim.AdamW, dict(lr=0.01, betas=(0.8, 0.99))),
+])
+def test_state_dict_resume_continues_identically(tmp_path, cls, kwargs):
+    """Run 6 steps straight, or 3 steps + save + a fresh optimizer + load + 3 steps: same numbers."""
+    grads = _grads(5, 6)
+
+    def run(params, opt, gs):
+        for g in gs:
+            for p, gi in zip(params, g):
+                p.grad = msn.tensor(gi)
+            opt.step()
+
+    a = [Parameter(v) for v in _params(5)]
+    opt_a = cls(a, **kwargs)
+    run(a, opt_a, grads)
+
+    b = [Parameter(v) for v in _params(5)]
+    opt_b = cls(b, **kwargs)
+    run(b, opt_b, grads[:3])
+    msn.save(opt_b.state_dict(), tmp_path / "opt.npz")
+    opt_c = cls(b, lr=123.0) if cls is optim.SGD else cls(b)
+    opt_c.load_state_dict(msn.load(tmp_path / "opt.npz"))
+    assert opt_c.lr == opt_b.lr
+    run(b, opt_c, grads[3:])
+    for pa, pb in zip(a, b):
+        np.testing.assert_array_equal(pa.numpy(), pb.numpy())
+
+
+def test_load_state_dict_rejects_mismatch():
+    p = [Parameter(np.ones((2, 2)))]
+    opt = optim.Adam(p)
+    p[0].grad = msn.tensor(np.ones((2, 2)))
+    opt.step()
+    state = opt.state_dict()
+    other = optim.Adam([Parameter(np.ones(3))])
+    with pytest.raises(ValueError, match="shape"):
+        other.load_state_dict(state)
+    with pytest.raises(KeyError, match="SGD"):
+        optim.SGD(p, lr=0.1).load_state_dict({"lr": np.asarray(0.1)})
+
+
+def test_updates_in_place_without_graph():
+    p = Parameter(np.ones(3))
+    array = p.data
+    p.grad = msn.tensor(np.ones(3))
+    optim.SGD([p], lr=0.5).step()
+    assert p.data is array and p.creator is None
+    np.testing.assert_allclose(p.numpy(), 0.5)
+
+
+# ---- schedules -----------------------------------------------------------------
+SCHEDULES = {
+    "poly": (lambda o: optim.PolyLR(o, total_iters=7, power=0.9),
+             lambda torch, o: torch.optim.lr_scheduler.PolynomialLR(o, total_iters=7, power=0.9)),
+    "cosine": (lambda o: optim.CosineAnnealingLR(o, T_max=5, eta_min=0.01),
+               lambda torch, o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=5, eta_min=0.01)),
+    "step": (lambda o: optim.StepLR(o, step_size=3, gamma=0.5),
+             lambda torch, o: torch.optim.lr_scheduler.StepLR(o, step_size=3, gamma=0.5)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SCHEDULES))
+def test_schedules_match_torch(torch, name):
+    ours_fn, torch_fn = SCHEDULES[name]
+    opt = optim.SGD([Parameter(np.ones(1))], lr=0.2)
+    topt = torch.optim.SGD([torch.ones(1, requires_grad=True)], lr=0.2)
+    sched, tsched = ours_fn(opt), torch_fn(torch, topt)
+    for step in range(12):
+        assert opt.lr == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12, abs=1e-15), f"step {step}"
+        assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr())
+        topt.step()
+        sched.step()
+        tsched.step()
+
+
+def test_schedule_state_dict():
+    opt = optim.SGD([Parameter(np.ones(1))], lr=0.2)
+    sched = optim.PolyLR(opt, total_iters=10)
+    for _ in range(4):
+        sched.step()
+    opt2 = optim.SGD([Parameter(np.ones(1))], lr=0.2)
+    sched2 = optim.PolyLR(opt2, total_iters=10)
+    sched2.load_state_dict(sched.state_dict())
+    assert opt2.lr == opt.lr and sched2.last_epoch == 4
+    assert opt.lr == pytest.approx(0.2 * (1 - 4 / 10) ** 0.9)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda p: optim.SGD(p, lr=-1), "lr"),
+    (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov"),
+    (lambda p: optim.SGD(p, lr=0.1, momentum=0.9, dampening=0.1, nesterov=True), "dampening"),
+    (lambda p: optim.Adam(p, betas=(1.0, 0.9)), r"betas\[0\]"),
+    (lambda p: optim.Adam(p, betas=0.9), "betas"),
+    (lambda p: optim.Adam(p, eps=-1), "eps"),
+    (lambda p: optim.SGD([], lr=0.1), "empty"),
+    (lambda p: optim.SGD(p[0], lr=0.1), "iterable"),
+    (lambda p: optim.SGD([np.ones(2)], lr=0.1), "not a Tensor"),
+    (lambda p: optim.SGD([msn.tensor(np.ones(2))], lr=0.1), "require grad"),
+    (lambda p: optim.SGD(p + p, lr=0.1), "more than once"),
+    (lambda p: optim.StepLR(optim.SGD(p, lr=0.1), step_size=0), "step_size"),
+    (lambda p: optim.PolyLR(optim.SGD(p, lr=0.1), total_iters=0), "total_iters"),
+])
+def test_bad_arguments(make, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        make([Parameter(np.ones(2))])
