@@ -1,0 +1,175 @@
+"""batch_norm and BatchNorm2d: gradcheck, PyTorch parity (train and eval, running
+statistics over several steps, momentum), state-dict keys, bad arguments."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F, nn
+from minisegnet.testing import gradcheck
+from helpers import as_torch, assert_close, t64
+
+
+@st.composite
+def _bn_case(draw):
+    n = draw(st.integers(1, 3))
+    c = draw(st.integers(1, 4))
+    spatial = draw(st.sampled_from([(), (3,), (2, 3), (4, 1), (1, 1), (3, 2)]))
+    if n * int(np.prod(spatial, dtype=int)) < 2:       # training needs 2+ values per channel
+        n = 2
+    return dict(shape=(n, c) + spatial, affine=draw(st.booleans()), bias=draw(st.booleans()),
+                momentum=draw(st.sampled_from([0.1, 0.0, 1.0, 0.37])),
+                eps=draw(st.sampled_from([1e-5, 1e-3, 0.5])), seed=draw(st.integers(0, 2**16)))
+
+
+@given(case=_bn_case())
+def test_batch_norm_matches_torch_over_train_and_eval_steps(torch, case):
+    rng = np.random.default_rng(case["seed"])
+    shape, c = case["shape"], case["shape"][1]
+    w_np, b_np = rng.standard_normal(c), rng.standard_normal(c)
+    rm, rv = rng.standard_normal(c), rng.uniform(0.5, 2, c)
+    trm, trv = torch.tensor(rm.copy()), torch.tensor(rv.copy())
+    # Three training steps (running stats move each time), then an eval step.
+    for step, training in enumerate([True, True, True, False]):
+        x_np = rng.standard_normal(shape) * (step + 1) + step
+        x, tx = t64(x_np), as_torch(torch, x_np)
+        w, tw = (t64(w_np), as_torch(torch, w_np)) if case["affine"] else (None, None)
+        b, tb = (t64(b_np), as_torch(torch, b_np)) if case["bias"] else (None, None)
+        out = F.batch_norm(x, rm, rv, w, b, training, case["momentum"], case["eps"])
+        tout = torch.nn.functional.batch_norm(tx, trm, trv, tw, tb, training, case["momentum"], case["eps"])
+        assert_close(out, tout, atol=1e-9, what=f"output, step {step}")
+        np.testing.assert_allclose(rm, trm.numpy(), atol=1e-12, err_msg="running_mean")
+        np.testing.assert_allclose(rv, trv.numpy(), atol=1e-12, err_msg="running_var")
+        g = rng.standard_normal(shape)
+        out.backward(g); tout.backward(torch.tensor(g))
+        assert_close(x.grad, tx.grad, atol=1e-9, what="grad input")
+        if w is not None:
+            assert_close(w.grad, tw.grad, atol=1e-9, what="grad weight")
+        if b is not None:
+            assert_close(b.grad, tb.grad, atol=1e-9, what="grad bias")
+
+
+def test_batch_norm_running_var_uses_the_unbiased_variance():
+    x_np = np.array([[1.0], [2.0], [4.0]])           # (N=3, C=1): mean 7/3, biased var 14/9
+    rm, rv = np.zeros(1), np.ones(1)
+    F.batch_norm(t64(x_np), rm, rv, training=True, momentum=0.5)
+    np.testing.assert_allclose(rm, [0.5 * 7 / 3])
+    np.testing.assert_allclose(rv, [0.5 + 0.5 * np.var(x_np, ddof=1)])
+    out = F.batch_norm(t64(x_np), None, None, training=True).numpy()
+    np.testing.assert_allclose(out[:, 0], (x_np[:, 0] - 7 / 3) / np.sqrt(14 / 9 + 1e-5))
+
+
+def test_gradcheck_batch_norm_train_and_eval():
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((3, 2, 3, 2))
+    w_np, b_np = rng.standard_normal(2), rng.standard_normal(2)
+
+    def train(x, w, b):
+        return F.batch_norm(x, None, None, w, b, training=True)
+
+    def evaluate(x, w, b):
+        return F.batch_norm(x, np.array([0.3, -0.2]), np.array([1.5, 0.7]), w, b, training=False)
+
+    for fn in (train, evaluate):
+        assert gradcheck(fn, [t64(x_np), t64(w_np), t64(b_np)])
+    # Larger input: the random-direction check of gradcheck.
+    assert gradcheck(lambda x: F.batch_norm(x, None, None, training=True),
+                     [t64(rng.standard_normal((4, 3, 5, 5)))])
+
+
+def test_batch_norm_updates_running_stats_of_tensors_in_place():
+    rm, rv = msn.tensor(np.zeros(2, dtype=np.float32)), msn.tensor(np.ones(2, dtype=np.float32))
+    before = rm.data
+    F.batch_norm(msn.tensor(np.random.default_rng(0).standard_normal((4, 2, 3, 3)).astype(np.float32)),
+                 rm, rv, training=True)
+    assert rm.data is before and rm.dtype == np.float32 and np.any(rm.numpy() != 0)
+
+
+def test_batch_norm_bad_arguments():
+    x = t64(np.ones((2, 3, 2, 2)))
+    c3 = np.zeros(3)
+    with pytest.raises(ValueError, match=r"running_mean must have shape \(3,\)"):
+        F.batch_norm(x, np.zeros(4), np.ones(3))
+    with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
+        F.batch_norm(x, c3, np.ones(3), weight=np.ones(2))
+    with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
+        F.batch_norm(x, c3, np.ones(3), bias=np.ones((3, 1)))
+    with pytest.raises(ValueError, match="running_mean is required"):
+        F.batch_norm(x, None, None, training=False)
+    with pytest.raises(ValueError, match="given together"):
+        F.batch_norm(x, c3, None, training=True)
+    with pytest.raises(ValueError, match="momentum"):
+        F.batch_norm(x, c3, np.ones(3), training=True, momentum=1.5)
+    with pytest.raises(ValueError, match="eps"):
+        F.batch_norm(x, c3, np.ones(3), eps=-1.0)
+    with pytest.raises(ValueError, match=r"more than 1 value per channel"):
+        F.batch_norm(t64(np.ones((1, 3, 1, 1))), c3, np.ones(3), training=True)
+    with pytest.raises(ValueError, match=r"\(N, C, \*\)"):
+        F.batch_norm(t64(np.ones(3)), c3, np.ones(3))
+    with pytest.raises(TypeError, match="floating-point"):
+        F.batch_norm(msn.tensor(np.ones((2, 3), dtype=np.int64)), c3, np.ones(3))
+
+
+@given(momentum=st.sampled_from([0.1, None, 0.5]), affine=st.booleans(), track=st.booleans(),
+       seed=st.integers(0, 2**16))
+def test_batchnorm2d_module_matches_torch(torch, momentum, affine, track, seed):
+    rng = np.random.default_rng(seed)
+    ours = nn.BatchNorm2d(3, momentum=momentum, affine=affine, track_running_stats=track).to(np.float64)
+    theirs = torch.nn.BatchNorm2d(3, momentum=momentum, affine=affine, track_running_stats=track).double()
+    if affine:   # non-trivial parameters, the same in both
+        w_np, b_np = rng.standard_normal(3), rng.standard_normal(3)
+        ours.load_state_dict({**ours.state_dict(), "weight": w_np, "bias": b_np})
+        with torch.no_grad():
+            theirs.weight.copy_(torch.tensor(w_np)); theirs.bias.copy_(torch.tensor(b_np))
+    for step, mode in enumerate(["train", "train", "eval", "train", "eval"]):
+        ours.train(mode == "train"); theirs.train(mode == "train")
+        x_np = rng.standard_normal((2, 3, 4, 3)) * 2 + step
+        x, tx = t64(x_np), as_torch(torch, x_np)
+        out, tout = ours(x), theirs(tx)
+        assert_close(out, tout, atol=1e-9, what=f"output at step {step} ({mode})")
+        g = rng.standard_normal(out.shape)
+        out.backward(g); tout.backward(torch.tensor(g))
+        assert_close(x.grad, tx.grad, atol=1e-9, what="grad input")
+        mine, ref = ours.state_dict(), theirs.state_dict()
+        assert list(mine) == list(ref)
+        for key in ref:
+            np.testing.assert_allclose(mine[key], ref[key].numpy(), atol=1e-12, err_msg=key)
+    for name, p in ours.named_parameters():
+        assert_close(p.grad, dict(theirs.named_parameters())[name].grad, atol=1e-9, what=f"grad {name}")
+
+
+def test_batchnorm2d_attributes_buffers_and_state_dict():
+    bn = nn.BatchNorm2d(4)
+    assert (bn.num_features, bn.eps, bn.momentum, bn.affine, bn.track_running_stats) == (4, 1e-5, 0.1, True, True)
+    assert [n for n, _ in bn.named_parameters()] == ["weight", "bias"]
+    assert [n for n, _ in bn.named_buffers()] == ["running_mean", "running_var", "num_batches_tracked"]
+    state = bn.state_dict()
+    np.testing.assert_array_equal(state["weight"], 1)
+    np.testing.assert_array_equal(state["bias"], 0)
+    np.testing.assert_array_equal(state["running_mean"], 0)
+    np.testing.assert_array_equal(state["running_var"], 1)
+    assert state["num_batches_tracked"].dtype == np.int64 and state["num_batches_tracked"].shape == ()
+    assert state["weight"].dtype == np.float32
+    bn(msn.tensor(np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32)))
+    assert int(bn.state_dict()["num_batches_tracked"]) == 1
+    bn.eval()
+    bn(msn.tensor(np.zeros((1, 4, 2, 2), dtype=np.float32)))        # eval: a batch of one is fine
+    assert int(bn.state_dict()["num_batches_tracked"]) == 1
+    bn.reset_running_stats()
+    np.testing.assert_array_equal(bn.running_mean.numpy(), 0)
+    plain = nn.BatchNorm2d(2, affine=False, track_running_stats=False)
+    assert plain.state_dict() == {} and plain.weight is None and plain.running_mean is None
+
+
+def test_batchnorm2d_bad_arguments():
+    with pytest.raises(ValueError, match="num_features"):
+        nn.BatchNorm2d(0)
+    with pytest.raises(ValueError, match="momentum"):
+        nn.BatchNorm2d(3, momentum=-0.1)
+    with pytest.raises(ValueError, match="eps"):
+        nn.BatchNorm2d(3, eps="small")
+    bn = nn.BatchNorm2d(3)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\), got shape \(2, 3\)"):
+        bn(t64(np.ones((2, 3))))
+    with pytest.raises(ValueError, match="got input with 4 channels"):
+        bn(t64(np.ones((2, 4, 2, 2))))
