@@ -1,2 +1,573 @@
-"""(being written: see the issues)"""
-__all__ = []
+"""Convolution through im2col: ``unfold``, ``fold``, ``conv2d``, ``conv_transpose2d``.
+
+The whole family rests on one rearrangement. **im2col** (``unfold``) copies
+every kernel-sized window of the (padded) input into a column::
+
+    x (N, C, H, W)  ->  cols (N, C*kh*kw, L),   L = H_out * W_out
+    cols[n, (c, i, j), (oh, ow)] = x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]
+
+after which a convolution is a single matrix product (a GEMM)::
+
+    y[n] = W (C_out, C*kh*kw)  @  cols[n] (C*kh*kw, L)   ->  (C_out, L) = (C_out, H_out, W_out)
+
+**col2im** (``fold``) is the adjoint of im2col: it adds every column back
+into the window it came from (overlapping windows sum). Two faces of one
+mechanism follow:
+
+* the gradient of conv2d with respect to its input is ``W^T @ grad_y``
+  folded back with col2im, and that is exactly ``conv_transpose2d``;
+* ``conv_transpose2d``'s own input gradient is therefore a plain conv2d.
+
+The weight gradient is the other GEMM with the same columns:
+``dW = sum_n grad_y[n] @ cols[n]^T``.
+
+Both loops below (im2col and col2im) run over the ``kh * kw`` kernel
+offsets with one strided slice each, so the same code runs on NumPy and
+CuPy, and there is no scatter-add.
+
+Memory. The column buffer holds ``N * C*kh*kw * H_out*W_out * itemsize``
+bytes: ``kh*kw`` times the input. For the original U-Net's 64-channel 3x3
+layer at 570x570 that is about 750 MB per float32 image. When the buffer
+for the whole batch would exceed ``get_im2col_limit()`` (default 256 MiB,
+set with ``set_im2col_limit``), the batch is processed in chunks of as many
+images as fit (at least one image per chunk, so one huge image still needs
+its own full buffer).
+
+Speed. Large scratch arrays (padded inputs, column buffers) are kept in a
+small cache keyed by shape and dtype and reused by later calls instead of
+being allocated afresh: a fresh multi-megabyte array is fresh pages from
+the operating system, and touching them costs more than the copy itself.
+Arrays handed back to the caller (outputs and gradients) are always newly
+allocated, never a cached buffer or a view of one. The cache holds at most
+``get_im2col_limit()`` bytes in all, evicting the least recently used
+buffer; ``clear_buffer_cache()`` empties it and ``set_buffer_reuse(False)``
+turns it off (do that if you call these ops from several threads at once).
+"""
+from collections import OrderedDict
+
+import numpy as np
+
+from .. import backend, shapes
+from ..autograd import Function
+
+__all__ = ["unfold", "fold", "conv2d", "conv_transpose2d", "set_im2col_limit", "get_im2col_limit"]
+
+
+# ---- settings: the memory limit and the scratch-buffer cache --------------------
+_im2col_limit = 256 * 2**20
+_reuse_buffers = True
+# Off only to measure what the flipped-kernel lever buys (benchmarks/bench_conv.py --levers).
+_flip_at_stride_1 = True
+_cache = OrderedDict()   # key -> array; least recently used first
+
+
+def set_im2col_limit(nbytes):
+    """Bound the column buffer (and the scratch cache) to ``nbytes`` bytes.
+
+    The buffer for a batch needs ``N * C*kh*kw * H_out*W_out * itemsize``
+    bytes; above the limit the batch is processed a few images at a time
+    (at least one). Smaller limits save memory and cost a little speed.
+    Returns the previous limit.
+    """
+    global _im2col_limit
+    if not isinstance(nbytes, (int, np.integer)) or isinstance(nbytes, bool) or nbytes < 1:
+        raise ValueError(f"nbytes must be a positive integer number of bytes, got {nbytes!r}")
+    previous, _im2col_limit = _im2col_limit, int(nbytes)
+    _evict(0)
+    return previous
+
+
+def get_im2col_limit():
+    """The current column-buffer limit in bytes (default 256 MiB)."""
+    return _im2col_limit
+
+
+def set_buffer_reuse(enabled):
+    """Turn the scratch-buffer cache on (default) or off; returns the previous setting.
+
+    The cache is not thread-safe: two threads running convolutions of the
+    same shape at once would share a buffer. Turn it off for that.
+    """
+    global _reuse_buffers
+    previous, _reuse_buffers = _reuse_buffers, bool(enabled)
+    if not _reuse_buffers:
+        clear_buffer_cache()
+    return previous
+
+
+def clear_buffer_cache():
+    """Drop every cached scratch buffer (frees their memory)."""
+    _cache.clear()
+
+
+def _evict(incoming):
+    """Drop least recently used buffers until ``incoming`` more bytes fit under the limit."""
+    total = sum(b.nbytes for b in _cache.values())
+    while _cache and total + incoming > _im2col_limit:
+        total -= _cache.popitem(last=False)[1].nbytes
+
+
+def _scratch(xp, shape, dtype, role, zeroed=False):
+    """A work array of ``shape``; its contents are undefined unless ``zeroed``.
+
+    With reuse on, the same array comes back for the same (role, shape,
+    dtype), so it must never be returned to a caller. A ``zeroed`` buffer is
+    zero only when new: roles that need zeros keep them zero themselves
+    (the padding role includes the pad widths in ``role`` and writes only
+    the interior; col2im zeroes its buffer before adding).
+    """
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    if not _reuse_buffers or nbytes > _im2col_limit:
+        return xp.zeros(shape, dtype) if zeroed else xp.empty(shape, dtype)
+    key = (xp.__name__, role, shape, dtype.str)
+    buf = _cache.pop(key, None)
+    if buf is None:
+        _evict(nbytes)
+        buf = xp.zeros(shape, dtype) if zeroed else xp.empty(shape, dtype)
+    _cache[key] = buf   # now the most recently used
+    return buf
+
+
+def _chunks(n_images, bytes_per_image):
+    """``(start, stop)`` image ranges whose column buffers fit the limit (>= 1 image each)."""
+    step = max(1, _im2col_limit // max(1, bytes_per_image))
+    return [(n0, min(n0 + step, n_images)) for n0 in range(0, n_images, step)]
+
+
+# ---- the three array-level pieces: pad, im2col, col2im -----------------------------
+def _pad(x, pads, role="pad"):
+    """``x`` (n, C, H, W) with ``pads = (top, bottom, left, right)`` zero rows/columns added.
+
+    A negative entry crops instead (the backward passes need that when the
+    forward padding exceeds the kernel's reach). Returns ``x`` itself, a view,
+    or a scratch buffer: never hand the result to a caller.
+    """
+    if pads == (0, 0, 0, 0):
+        return x
+    top, bottom, left, right = pads
+    n, c, h, w = x.shape
+    x = x[:, :, max(-top, 0):h - max(-bottom, 0), max(-left, 0):w - max(-right, 0)]
+    top, bottom, left, right = (max(p, 0) for p in pads)
+    if top == bottom == left == right == 0:
+        return x
+    h, w = x.shape[2:]
+    xp = backend.get_array_module(x)
+    out = _scratch(xp, (n, c, h + top + bottom, w + left + right), x.dtype,
+                   (role, top, bottom, left, right), zeroed=True)
+    out[:, :, top:top + h, left:left + w] = x   # the border stays zero from creation
+    return out
+
+
+def _im2col(x_pad, kernel, stride, dilation, out_hw, cols):
+    """im2col: fill ``cols`` (n, C*kh*kw, L) with the windows of ``x_pad`` (n, C, Hp, Wp).
+
+    One strided slice per kernel offset (i, j): the pixel under kernel tap
+    (i, j) for every output position at once.
+    """
+    n, c = x_pad.shape[:2]
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+    view = cols.reshape(n, c, kh, kw, ho, wo)
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            view[:, :, i, j] = x_pad[:, :, top:top + sh * (ho - 1) + 1:sh, left:left + sw * (wo - 1) + 1:sw]
+    return cols
+
+
+def _col2im(cols, x_pad, kernel, stride, dilation, out_hw):
+    """col2im: add ``cols`` (n, C*kh*kw, L) into ``x_pad`` (n, C, Hp, Wp), which must start at zero.
+
+    The adjoint of ``_im2col``: the same loop with ``+=``. Windows overlap
+    when stride < effective kernel, and the overlaps sum.
+    """
+    n, c = x_pad.shape[:2]
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+    view = cols.reshape(n, c, kh, kw, ho, wo)
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            x_pad[:, :, top:top + sh * (ho - 1) + 1:sh, left:left + sw * (wo - 1) + 1:sw] += view[:, :, i, j]
+    return x_pad
+
+
+def _padded_out_hw(x_hw, pads, kernel, stride, dilation):
+    """Conv output size for an input of ``x_hw`` with (possibly asymmetric) ``pads``."""
+    padded = (x_hw[0] + pads[0] + pads[1], x_hw[1] + pads[2] + pads[3])
+    return shapes.conv2d_output_size(padded, kernel, stride, 0, dilation)
+
+
+def _fold_into(cols, out, kernel, stride, pads, dilation, conv_hw):
+    """col2im of ``cols`` (n, C*kh*kw, L) into ``out`` (n, C, H, W), overwriting it.
+
+    The padded border receives contributions too; they are dropped, since
+    padding is not part of the input.
+    """
+    n, c, h, w = out.shape
+    top, bottom, left, right = pads
+    if pads == (0, 0, 0, 0):
+        out[...] = 0
+        _col2im(cols, out, kernel, stride, dilation, conv_hw)
+        return out
+    xp = backend.get_array_module(cols)
+    x_pad = _scratch(xp, (n, c, h + top + bottom, w + left + right), cols.dtype, "col2im")
+    x_pad[...] = 0
+    _col2im(cols, x_pad, kernel, stride, dilation, conv_hw)
+    out[...] = x_pad[:, :, top:top + h, left:left + w]
+    return out
+
+
+# ---- convolution on arrays: forward GEMM, weight-gradient GEMM, transposed GEMM ----
+def _conv2d(x, w, stride, pads, dilation, groups):
+    """y (N, C_out, H_out, W_out) = conv of ``x`` (N, C, H, W) with ``w`` (C_out, C/g, kh, kw).
+
+    im2col, then one GEMM per image batched over groups:
+    ``(g, C_out/g, C/g*kh*kw) @ (n, g, C/g*kh*kw, L) -> (n, g, C_out/g, L)``,
+    which is already the output layout: no transpose. ``pads`` may be
+    asymmetric or negative (crop).
+    """
+    xp = backend.get_array_module(x, w)
+    n_img, c, h, wd = x.shape
+    c_out, c_g, kh, kw = w.shape
+    ho, wo = _padded_out_hw((h, wd), pads, (kh, kw), stride, dilation)
+    rows, length = c * kh * kw, ho * wo
+    w_g = w.reshape(groups, c_out // groups, c_g * kh * kw)
+    y = xp.empty((n_img, groups, c_out // groups, length), x.dtype)
+    chunks = _chunks(n_img, rows * length * x.dtype.itemsize)
+    buf = _scratch(xp, (chunks[0][1], rows, length), x.dtype, "cols")
+    for n0, n1 in chunks:
+        cols = _im2col(_pad(x[n0:n1], pads), (kh, kw), stride, dilation, (ho, wo), buf[:n1 - n0])
+        xp.matmul(w_g, cols.reshape(n1 - n0, groups, c_g * kh * kw, length), out=y[n0:n1])
+    return y.reshape(n_img, c_out, ho, wo)
+
+
+def _conv2d_weight_grad(x, grad_y, kernel, stride, pads, dilation, groups):
+    """dW (C_out, C/g, kh, kw) = sum_n grad_y[n] (C_out, L) @ unfold(x)[n]^T (L, C*kh*kw), per group.
+
+    Also serves conv_transpose2d, whose weight gradient is this with the
+    roles of input and output swapped.
+    """
+    xp = backend.get_array_module(x, grad_y)
+    n_img, c = x.shape[:2]
+    c_out, (ho, wo) = grad_y.shape[1], grad_y.shape[2:]
+    kh, kw = kernel
+    rows, length = c * kh * kw, ho * wo
+    gy = grad_y.reshape(n_img, groups, c_out // groups, length)
+    grad_w = xp.zeros((groups, c_out // groups, rows // groups), x.dtype)
+    chunks = _chunks(n_img, rows * length * x.dtype.itemsize)
+    buf = _scratch(xp, (chunks[0][1], rows, length), x.dtype, "cols")
+    for n0, n1 in chunks:
+        cols = _im2col(_pad(x[n0:n1], pads), kernel, stride, dilation, (ho, wo), buf[:n1 - n0])
+        cols = cols.reshape(n1 - n0, groups, rows // groups, length)
+        grad_w += xp.matmul(gy[n0:n1], cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    return grad_w.reshape(c_out, c // groups, kh, kw)
+
+
+def _flip_for_transpose(w, groups):
+    """Turn a transposed-conv weight (C_in, C_out/g, kh, kw) into the conv weight
+    (C_out, C_in/g, kh, kw) that computes the same map at stride 1: swap the
+    channel roles within each group and rotate the kernel by 180 degrees."""
+    xp = backend.get_array_module(w)
+    c_in, c_og, kh, kw = w.shape
+    swapped = w.reshape(groups, c_in // groups, c_og, kh, kw).transpose(0, 2, 1, 3, 4)
+    return xp.ascontiguousarray(swapped.reshape(groups * c_og, c_in // groups, kh, kw)[:, :, ::-1, ::-1])
+
+
+def _conv_transpose2d(x, w, stride, pads, dilation, groups, out_hw):
+    """The transposed conv of ``x`` (N, C_in, H, W) with ``w`` (C_in, C_out/g, kh, kw), of size ``out_hw``.
+
+    This is the input gradient of ``_conv2d(., w, stride, pads, dilation,
+    groups)`` for an input of size ``out_hw``: ``cols = W^T @ x`` per group,
+    then col2im adds each column back into its window.
+
+    At stride 1 the same map is a plain conv of ``x`` with the flipped
+    kernel, padded by ``d(k-1) - pad`` (a negative amount crops): no col2im
+    at all, and one forward GEMM instead of GEMM plus scattered adds.
+    """
+    xp = backend.get_array_module(x, w)
+    n_img, c_in, h, wd = x.shape
+    c_og, kh, kw = w.shape[1:]
+    c_out = c_og * groups
+    if stride == (1, 1) and _flip_at_stride_1:
+        reach_h, reach_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
+        top, left = reach_h - pads[0], reach_w - pads[2]
+        flipped_pads = (top, out_hw[0] + reach_h - h - top, left, out_hw[1] + reach_w - wd - left)
+        return _conv2d(x, _flip_for_transpose(w, groups), stride, flipped_pads, dilation, groups)
+    rows, length = c_out * kh * kw, h * wd
+    w_t = w.reshape(groups, c_in // groups, c_og * kh * kw).transpose(0, 2, 1)   # (g, C_out/g*kh*kw, C_in/g)
+    out = xp.empty((n_img, c_out) + tuple(out_hw), x.dtype)
+    chunks = _chunks(n_img, rows * length * x.dtype.itemsize)
+    buf = _scratch(xp, (chunks[0][1], groups, c_og * kh * kw, length), x.dtype, "cols")
+    for n0, n1 in chunks:
+        cols = buf[:n1 - n0]
+        xp.matmul(w_t, x[n0:n1].reshape(n1 - n0, groups, c_in // groups, length), out=cols)
+        _fold_into(cols.reshape(n1 - n0, rows, length), out[n0:n1], (kh, kw), stride, pads, dilation, (h, wd))
+    return out
+
+
+# ---- autograd Functions --------------------------------------------------------
+class Unfold(Function):
+    """cols[n, (c,i,j), l] = x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw];  dx = fold(g)."""
+
+    def __init__(self, kernel, stride, pads, dilation):
+        self.kernel, self.stride, self.pads, self.dilation = kernel, stride, pads, dilation
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.x_shape = x.shape
+        self.out_hw = _padded_out_hw(x.shape[2:], self.pads, self.kernel, self.stride, self.dilation)
+        n, c = x.shape[:2]
+        cols = xp.empty((n, c * self.kernel[0] * self.kernel[1], self.out_hw[0] * self.out_hw[1]), x.dtype)
+        return _im2col(_pad(x, self.pads), self.kernel, self.stride, self.dilation, self.out_hw, cols)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        out = xp.empty(self.x_shape, g.dtype)
+        return _fold_into(g, out, self.kernel, self.stride, self.pads, self.dilation, self.out_hw)
+
+
+class Fold(Function):
+    """out = col2im(cols) (overlaps sum);  dcols = unfold(g)."""
+
+    def __init__(self, out_shape, kernel, stride, pads, dilation, conv_hw):
+        self.out_shape, self.kernel, self.stride = out_shape, kernel, stride
+        self.pads, self.dilation, self.conv_hw = pads, dilation, conv_hw
+
+    def forward(self, cols):
+        xp = backend.get_array_module(cols)
+        out = xp.empty(self.out_shape, cols.dtype)
+        return _fold_into(cols, out, self.kernel, self.stride, self.pads, self.dilation, self.conv_hw)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        n, c = g.shape[:2]
+        cols = xp.empty((n, c * self.kernel[0] * self.kernel[1], self.conv_hw[0] * self.conv_hw[1]), g.dtype)
+        return _im2col(_pad(g, self.pads), self.kernel, self.stride, self.dilation, self.conv_hw, cols)
+
+
+class Conv2d(Function):
+    """y = W * x + b (cross-correlation).
+
+    dx = conv_transpose2d(g, W) (same stride, padding, dilation, groups; sized like x),
+    dW = sum_n g[n] @ unfold(x)[n]^T,  db = sum of g over (N, H_out, W_out).
+    """
+
+    def __init__(self, stride, pads, dilation, groups):
+        self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
+
+    def forward(self, x, w, b):
+        self.x, self.w = x, w
+        y = _conv2d(x, w, self.stride, self.pads, self.dilation, self.groups)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, g):
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = _conv_transpose2d(g, self.w, self.stride, self.pads, self.dilation, self.groups,
+                                   self.x.shape[2:])
+        if self.needs_input_grad[1]:
+            gw = _conv2d_weight_grad(self.x, g, self.w.shape[2:], self.stride, self.pads,
+                                     self.dilation, self.groups)
+        if self.needs_input_grad[2]:
+            gb = g.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+class ConvTranspose2d(Function):
+    """y = W^T * x + b (the input gradient of conv2d).
+
+    dx = conv2d(g, W) (same stride, padding, dilation, groups),
+    dW = sum_n x[n] @ unfold(g)[n]^T,  db = sum of g over (N, H_out, W_out).
+    """
+
+    def __init__(self, stride, pads, output_padding, dilation, groups, out_hw):
+        self.stride, self.pads, self.dilation, self.groups = stride, pads, dilation, groups
+        self.output_padding, self.out_hw = output_padding, out_hw
+
+    def forward(self, x, w, b):
+        self.x, self.w = x, w
+        y = _conv_transpose2d(x, w, self.stride, self.pads, self.dilation, self.groups, self.out_hw)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def backward(self, g):
+        # output_padding rows/columns at the bottom/right are read by no input
+        # pixel: the conv that maps g back to x's size stops short of them.
+        top, bottom, left, right = self.pads
+        conv_pads = (top, bottom - self.output_padding[0], left, right - self.output_padding[1])
+        gx = gw = gb = None
+        if self.needs_input_grad[0]:
+            gx = _conv2d(g, self.w, self.stride, conv_pads, self.dilation, self.groups)
+        if self.needs_input_grad[1]:
+            gw = _conv2d_weight_grad(g, self.x, self.w.shape[2:], self.stride, conv_pads,
+                                     self.dilation, self.groups)
+        if self.needs_input_grad[2]:
+            gb = g.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+# ---- validation ------------------------------------------------------------------
+def _check_4d(x, name):
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise TypeError(f"{name} must be a Tensor or an array, got {type(x).__name__}")
+    if len(x.shape) != 4:
+        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+    if np.dtype(x.dtype).kind != "f":
+        raise TypeError(f"{name} must be floating point, got dtype {x.dtype}")
+
+
+def _check_weight_and_bias(x, weight, bias, groups, transposed):
+    """Shapes and dtypes of a conv's operands; returns (groups, C_out)."""
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+        raise ValueError(f"groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    _check_4d(weight, "weight")
+    if weight.dtype != x.dtype:
+        raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
+    c_in = x.shape[1]
+    if c_in % groups:
+        raise ValueError(f"input channels ({c_in}) must be divisible by groups={groups}")
+    if transposed:
+        if weight.shape[0] != c_in:
+            raise ValueError(f"weight of shape {tuple(weight.shape)} must have shape (C_in={c_in}, C_out/groups, "
+                             "kh, kw) for conv_transpose2d")
+        c_out = weight.shape[1] * groups
+    else:
+        c_out = weight.shape[0]
+        if c_out % groups:
+            raise ValueError(f"output channels (weight.shape[0] = {c_out}) must be divisible by groups={groups}")
+        if weight.shape[1] != c_in // groups:
+            raise ValueError(f"weight of shape {tuple(weight.shape)} must have shape (C_out, C_in/groups = "
+                             f"{c_in // groups}, kh, kw) for an input with {c_in} channels and groups={groups}")
+    if bias is not None:
+        if not hasattr(bias, "shape") or tuple(bias.shape) != (c_out,):
+            raise ValueError(f"bias must have shape ({c_out},), got "
+                             f"{tuple(bias.shape) if hasattr(bias, 'shape') else type(bias).__name__}")
+        if bias.dtype != x.dtype:
+            raise TypeError(f"input and bias must have the same dtype, got {x.dtype} and {bias.dtype}")
+    return groups, c_out
+
+
+def _conv_pads(padding, kernel, stride, dilation):
+    """``padding`` (int, pair, 'valid' or 'same') as ``(top, bottom, left, right)``.
+
+    'same' pads ``d(k-1)`` in total per axis; when that is odd the extra
+    pixel goes at the bottom/right, as PyTorch does.
+    """
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0, 0, 0, 0)
+        if padding == "same":
+            if stride != (1, 1):
+                raise ValueError(f"padding='same' needs stride 1, got stride={stride}")
+            total_h, total_w = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)
+            return (total_h // 2, total_h - total_h // 2, total_w // 2, total_w - total_w // 2)
+        raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+    ph, pw = shapes.as_pair(padding, "padding", 0)
+    return (ph, ph, pw, pw)
+
+
+# ---- public functions ----------------------------------------------------------------
+def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
+    """im2col: every kernel-sized window of ``input`` as a column, like ``torch.nn.functional.unfold``.
+
+    ``input`` (N, C, H, W) -> (N, C*kh*kw, L) with ``L = H_out * W_out``
+    (``shapes.conv2d_output_size``) and
+    ``out[n, (c*kh + i)*kw + j, oh*W_out + ow] = x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]``.
+    Every argument is an int or an (h, w) pair. Only 4-D input is accepted.
+    """
+    _check_4d(input, "input")
+    k = shapes.as_pair(kernel_size, "kernel_size", 1)
+    d = shapes.as_pair(dilation, "dilation", 1)
+    p = shapes.as_pair(padding, "padding", 0)
+    s = shapes.as_pair(stride, "stride", 1)
+    shapes.conv2d_output_size(tuple(input.shape[2:]), k, s, p, d)   # validates the window fits
+    return Unfold(k, s, (p[0], p[0], p[1], p[1]), d)(input)
+
+
+def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """col2im: add the columns of ``input`` back into an image, like ``torch.nn.functional.fold``.
+
+    ``input`` (N, C*kh*kw, L) -> (N, C, H, W) with ``(H, W) = output_size``;
+    overlapping windows sum, so ``fold(unfold(x))`` is ``x`` times how many
+    windows cover each pixel. ``L`` must equal the number of windows,
+    ``H_out * W_out`` from ``shapes.conv2d_output_size(output_size, ...)``.
+    ``fold`` is the adjoint of ``unfold``: ``<unfold(x), c> == <x, fold(c)>``.
+    """
+    if not hasattr(input, "shape") or not hasattr(input, "dtype"):
+        raise TypeError(f"input must be a Tensor or an array, got {type(input).__name__}")
+    if len(input.shape) != 3:
+        raise ValueError(f"input must be 3-D (N, C*kh*kw, L), got shape {tuple(input.shape)}")
+    if np.dtype(input.dtype).kind != "f":
+        raise TypeError(f"input must be floating point, got dtype {input.dtype}")
+    size = shapes.as_pair(output_size, "output_size", 1)
+    k = shapes.as_pair(kernel_size, "kernel_size", 1)
+    d = shapes.as_pair(dilation, "dilation", 1)
+    p = shapes.as_pair(padding, "padding", 0)
+    s = shapes.as_pair(stride, "stride", 1)
+    conv_hw = shapes.conv2d_output_size(size, k, s, p, d)
+    n, rows, length = input.shape
+    if rows % (k[0] * k[1]):
+        raise ValueError(f"input.shape[1] = {rows} must be divisible by kh*kw = {k[0] * k[1]} "
+                         f"(kernel_size={kernel_size!r})")
+    if length != conv_hw[0] * conv_hw[1]:
+        raise ValueError(f"input.shape[2] = {length} must equal the number of windows "
+                         f"{conv_hw[0]}*{conv_hw[1]} = {conv_hw[0] * conv_hw[1]} for output_size={output_size!r}")
+    out_shape = (n, rows // (k[0] * k[1])) + size
+    return Fold(out_shape, k, s, (p[0], p[0], p[1], p[1]), d, conv_hw)(input)
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation), like ``torch.nn.functional.conv2d``.
+
+    ``y[n, o, oh, ow] = b[o] + sum_{c, i, j} W[o, c, i, j] * x_pad[n, g*C/g + c, oh*sh + i*dh, ow*sw + j*dw]``
+    where ``g`` is the group of output channel ``o``.
+
+    Shapes: ``input`` (N, C_in, H, W), ``weight`` (C_out, C_in/groups, kh, kw),
+    ``bias`` (C_out,) or None -> (N, C_out, H_out, W_out), sizes from
+    ``shapes.conv2d_output_size``. ``padding``: an int, an (h, w) pair,
+    ``"valid"`` (no padding) or ``"same"`` (output size = input size; stride 1
+    only; total padding ``d(k-1)``, the odd pixel at the bottom/right).
+    ``groups == C_in`` is a depthwise convolution.
+
+    Computed as im2col + one GEMM; see the module docstring for the
+    gradients and for the memory limit.
+    """
+    _check_4d(input, "input")
+    groups, _ = _check_weight_and_bias(input, weight, bias, groups, transposed=False)
+    k = tuple(weight.shape[2:])
+    s = shapes.as_pair(stride, "stride", 1)
+    d = shapes.as_pair(dilation, "dilation", 1)
+    pads = _conv_pads(padding, k, s, d)
+    _padded_out_hw(tuple(input.shape[2:]), pads, k, s, d)   # validates the kernel fits the padded input
+    return Conv2d(s, pads, d, groups)(input, weight, bias)
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
+    """Transposed convolution, like ``torch.nn.functional.conv_transpose2d``.
+
+    The input gradient of ``conv2d`` with the same ``weight``, stride,
+    padding, dilation and groups: each input pixel spreads ``x[n, c] * W[c]``
+    into a kernel-sized window of the output, windows ``s`` pixels apart, and
+    overlaps sum. Size per axis
+    ``o = (i - 1)s - 2p + d(k-1) + output_padding + 1``
+    (``shapes.conv_transpose2d_output_size``); ``output_padding < max(s, d)``
+    picks which of the conv inputs that share one conv output size to make,
+    and adds rows/columns at the bottom/right only.
+
+    Shapes: ``input`` (N, C_in, H, W), ``weight`` (C_in, C_out/groups, kh, kw),
+    ``bias`` (C_out,) or None -> (N, C_out, H_out, W_out).
+    Note PyTorch's argument order: ``groups`` before ``dilation``.
+    """
+    _check_4d(input, "input")
+    groups, _ = _check_weight_and_bias(input, weight, bias, groups, transposed=True)
+    k = tuple(weight.shape[2:])
+    s = shapes.as_pair(stride, "stride", 1)
+    d = shapes.as_pair(dilation, "dilation", 1)
+    p = shapes.as_pair(padding, "padding", 0)
+    op = shapes.as_pair(output_padding, "output_padding", 0)
+    out_hw = shapes.conv_transpose2d_output_size(tuple(input.shape[2:]), k, s, p, op, d)
+    return ConvTranspose2d(s, (p[0], p[0], p[1], p[1]), op, d, groups, out_hw)(input, weight, bias)
