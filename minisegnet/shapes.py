@@ -7,7 +7,10 @@ an ``(h, w)`` pair and returns the same kind. Notation per spatial axis:
 ``i`` input size, ``k`` kernel, ``s`` stride, ``p`` padding, ``d`` dilation;
 ``d*(k-1)+1`` is the effective (dilated) kernel.
 """
+import functools
 import math
+from fractions import Fraction
+from typing import NamedTuple
 
 __all__ = [
     "as_pair",
@@ -19,6 +22,13 @@ __all__ = [
     "interpolate_output_size",
     "conv2d_input_sizes",
     "conv_transpose2d_output_padding",
+    "UNetStep",
+    "unet_output_size",
+    "unet_valid_input_sizes",
+    "unet_trace",
+    "Layer",
+    "ReceptiveField",
+    "receptive_field",
 ]
 
 
@@ -104,14 +114,16 @@ def _pool_size(i, k, s, p, d, ceil_mode, name):
     if 2 * p > k:
         raise ValueError(f"padding={p} must be at most half of kernel_size={k} ({name})")
     span = d * (k - 1) + 1
-    if span > i + 2 * p:
-        raise ValueError(f"{name}: the window spans {span} pixels, more than the padded input "
-                         f"({i} + 2*{p} = {i + 2 * p})")
-    rounder = math.ceil if ceil_mode else math.floor
-    o = rounder((i + 2 * p - span) / s) + 1
+    # Integer floor/ceil division (exact for any size, negative numerators included).
+    o = ((i + 2 * p - span) // s if not ceil_mode else -(-(i + 2 * p - span) // s)) + 1
     # PyTorch's rule: with ceil_mode, a window may not start in the right padding.
     if ceil_mode and (o - 1) * s >= i + p:
         o -= 1
+    # Checked on o, not on the span: in ceil_mode PyTorch accepts one window that
+    # is wider than the padded input (e.g. i=1, k=3, s=3 gives o=1).
+    if o < 1:
+        raise ValueError(f"{name}: the window spans {span} pixels, more than the padded input "
+                         f"({i} + 2*{p} = {i + 2 * p}): the output size would be {o}")
     return o
 
 
@@ -255,3 +267,236 @@ def conv_transpose2d_output_padding(size, target, kernel_size, stride=1, padding
         return t[a] - smallest
 
     return compute(0) if size_int and target_int else (compute(0), compute(1))
+
+
+# ---- U-Net ---------------------------------------------------------------
+class UNetStep(NamedTuple):
+    """One row of ``unet_trace``: the stage, the operation, the size before and after it."""
+    stage: str        # "input", "down1" .. "down<depth>", "bottleneck", "up1" .. "up<depth>", "head"
+    operation: str    # "conv 3x3", "max-pool 2x2", "up-conv 2x2", "crop skip from down4", "conv 1x1"
+    size_in: object   # int, or (h, w) for a pair input
+    size: object      # the size after the step
+
+
+class _InvalidSize(Exception):
+    """Raised inside the one-axis walk; turned into a ValueError with the nearest valid sizes."""
+
+
+def _check_unet_args(depth, padding):
+    if not _is_int(depth) or depth < 1:
+        raise ValueError(f"depth must be an int >= 1, got {depth!r}")
+    if padding not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
+
+
+def _unet_axis(i, depth, padding):
+    """Walk one axis of size ``i`` through the U-Net; a list of
+    ``(stage, operation, size_in, size)`` or ``_InvalidSize`` saying why not.
+
+    Every level: two 3x3 convs (valid: -2 each; same: kept), then a 2x2 max
+    pool that must see an even size so the up path can restore it exactly.
+    Up: a 2x2 up-conv doubles the size, the skip from the same level is
+    center-cropped to it and concatenated, two 3x3 convs follow.
+    """
+    shrink = 2 if padding == "valid" else 0
+    steps = [("input", "input", i, i)]
+
+    def conv(stage, where):
+        size = steps[-1][3]
+        if size - shrink < 1:
+            raise _InvalidSize(f"{where}'s 3x3 conv would get size {size}, smaller than its kernel")
+        steps.append((stage, "conv 3x3", size, size - shrink))
+
+    skips = []
+    for level in range(1, depth + 1):
+        conv(f"down{level}", f"level {level}")
+        conv(f"down{level}", f"level {level}")
+        size = steps[-1][3]
+        skips.append(size)
+        if size % 2:
+            raise _InvalidSize(f"level {level} would max-pool an odd size {size}")
+        steps.append((f"down{level}", "max-pool 2x2", size, size // 2))
+    conv("bottleneck", "the bottleneck")
+    conv("bottleneck", "the bottleneck")
+    for up in range(1, depth + 1):
+        level = depth + 1 - up          # the down level whose skip this stage uses
+        size = steps[-1][3]
+        steps.append((f"up{up}", "up-conv 2x2", size, 2 * size))
+        skip = skips[level - 1]
+        operation = f"crop skip from down{level}" if padding == "valid" else f"copy skip from down{level}"
+        steps.append((f"up{up}", operation, skip, 2 * size))
+        conv(f"up{up}", f"up level {up}")
+        conv(f"up{up}", f"up level {up}")
+    size = steps[-1][3]
+    steps.append(("head", "conv 1x1", size, size))
+    return steps
+
+
+@functools.lru_cache(maxsize=None)
+def _smallest_valid(depth, padding):
+    """The smallest valid input size: found by walking sizes upward (a few hundred at most)."""
+    i = 1
+    while True:
+        try:
+            _unet_axis(i, depth, padding)
+            return i
+        except _InvalidSize:
+            i += 1
+
+
+def _is_valid(i, depth, padding):
+    """Valid sizes are one residue class modulo 2**depth, from the smallest valid size up."""
+    first = _smallest_valid(depth, padding)
+    return i >= first and (i - first) % 2 ** depth == 0
+
+
+def _unet_axis_or_error(i, depth, padding, name):
+    try:
+        return _unet_axis(i, depth, padding)
+    except _InvalidSize as why:
+        first, period = _smallest_valid(depth, padding), 2 ** depth
+        if i < first:
+            nearest = f"the smallest valid size is {first}"
+        else:
+            below = first + (i - first) // period * period
+            nearest = f"nearest valid sizes are {below} and {below + period}"
+        raise ValueError(f"U-Net input {name} is invalid ({padding} padding, depth {depth}): {why}; "
+                         f"{nearest}") from None
+
+
+def unet_trace(size, depth=4, padding="valid"):
+    """Every step of the U-Net's size walk, as a list of ``UNetStep`` rows.
+
+    The original U-Net (valid 3x3 convs, ``depth=4``) on 572: 572 -> 570 ->
+    568 -> pool 284 -> ... -> 28 at the bottleneck, then up 56 (skip 64
+    cropped to 56) -> 54 -> 52 -> 104 ... -> 388. ``size`` is an int or an
+    ``(h, w)`` pair (then every size in the rows is a pair). An invalid size
+    is a ValueError naming it, the level that would pool an odd size (or the
+    stage that runs out of pixels), and the nearest valid sizes.
+    """
+    _check_unet_args(depth, padding)
+    pair, was_int = _int_or_pair(size, "size", 1)
+    if was_int:
+        return [UNetStep(*row) for row in _unet_axis_or_error(pair[0], depth, padding, f"{size}")]
+    rows_h = _unet_axis_or_error(pair[0], depth, padding, f"{tuple(pair)} (height {pair[0]})")
+    rows_w = _unet_axis_or_error(pair[1], depth, padding, f"{tuple(pair)} (width {pair[1]})")
+    return [UNetStep(h[0], h[1], (h[2], w[2]), (h[3], w[3])) for h, w in zip(rows_h, rows_w)]
+
+
+def unet_output_size(size, depth=4, padding="valid"):
+    """The U-Net's output size for input ``size`` (int or ``(h, w)``).
+
+    Valid padding, depth 4: ``o = i - 184`` (572 -> 388) on the valid sizes
+    ``i % 16 == 12, i >= 188``; in general each level's two convs lose 4 pixels
+    on the way down and again on the way up, scaled by 2**level. Same padding:
+    the size is kept, for sizes divisible by ``2**depth``. Any other size is a
+    ValueError (see ``unet_trace``).
+    """
+    return unet_trace(size, depth, padding)[-1].size
+
+
+def unet_valid_input_sizes(low, high, depth=4, padding="valid"):
+    """The valid U-Net input sizes in ``low .. high`` (inclusive), ascending.
+
+    Every 2x2 pool must see an even size, so the valid sizes are one residue
+    class modulo ``2**depth`` above a smallest size: ``16b + 124``, ``b >= 4``
+    (i.e. 188, 204, ..., 572, ...) for the original U-Net; multiples of
+    ``2**depth`` for same padding.
+    """
+    _check_unet_args(depth, padding)
+    if not _is_int(low) or low < 1:
+        raise ValueError(f"low must be an int >= 1, got {low!r}")
+    if not _is_int(high) or high < low:
+        raise ValueError(f"high must be an int >= low={low!r}, got {high!r}")
+    first, period = _smallest_valid(depth, padding), 2 ** depth
+    start = first if low <= first else first + -(-(low - first) // period) * period
+    return list(range(start, high + 1, period))
+
+
+# ---- receptive field --------------------------------------------------------
+class Layer(NamedTuple):
+    """A conv-like layer for ``receptive_field``: conv or pool (max or average)."""
+    name: str
+    kernel_size: object
+    stride: object = 1
+    padding: object = 0
+    dilation: object = 1
+
+
+class ReceptiveField(NamedTuple):
+    """The receptive field after one layer, in input pixels.
+
+    ``size``: how many input pixels (per axis) one output pixel sees.
+    ``jump``: the input-pixel distance between two neighbouring outputs (the
+    product of the strides so far). ``start``: the input coordinate of the
+    centre of the first output's field (pixel centres at 0, 1, ...; negative
+    when padding reaches outside the image; ``x.5`` for even kernels).
+    """
+    name: str
+    size: object
+    jump: object
+    start: object
+
+
+def _plain(x):
+    """A Fraction as an int when whole, else a float (for printing and comparing)."""
+    return int(x) if x.denominator == 1 else float(x)
+
+
+def _rf_conv(rf, k, s, p, d):
+    """``r_out = r_in + (k-1) d j_in``, ``j_out = j_in s``,
+    ``start_out = start_in + ((k-1)/2 d - p) j_in`` (one axis, exact fractions)."""
+    r, j, start = rf
+    return (r + (k - 1) * d * j, j * s, start + (Fraction((k - 1) * d, 2) - p) * j)
+
+
+def receptive_field(layers):
+    """Receptive field size, jump and start offset after each layer of a chain.
+
+    ``layers``: a sequence of ``Layer`` records or plain tuples
+    ``(name, kernel_size, stride=1, padding=0, dilation=1)`` (the name may be
+    left out: ``(kernel_size, stride, padding, dilation)``, then rows are named
+    "0", "1", ...). Each value may be an int or an ``(h, w)`` pair; padding may
+    be ``"valid"`` or ``"same"``. Starting from one input pixel
+    (``r=1, j=1, start=0``), per axis::
+
+        r_out = r_in + (k-1) d j_in          j_out = j_in s
+        start_out = start_in + ((k-1)/2 d - p) j_in
+
+    Returns one ``ReceptiveField`` per layer; its numbers are ints (or pairs
+    when any layer used a pair). Two 3x3 convs see 5x5; VGG16's conv5_3 sees 196.
+    """
+    if isinstance(layers, (str, bytes)) or not hasattr(layers, "__iter__"):
+        raise TypeError(f"layers must be a sequence of (name, kernel_size, stride, padding, dilation), "
+                        f"got {layers!r}")
+    rf = [(Fraction(1), Fraction(1), Fraction(0))] * 2
+    any_pair = False
+    rows = []
+    for index, layer in enumerate(layers):
+        if not isinstance(layer, (tuple, list)) or not layer:
+            raise TypeError(f"layers[{index}] must be a tuple (name, kernel_size, stride, padding, dilation), "
+                            f"got {layer!r}")
+        if isinstance(layer[0], str):
+            name, values = layer[0], tuple(layer[1:])
+        else:
+            name, values = str(index), tuple(layer)
+        if not 1 <= len(values) <= 4:
+            raise TypeError(f"layers[{index}] must give kernel_size and at most stride, padding, dilation, "
+                            f"got {layer!r}")
+        k, s, p, d = values + (1, 0, 1)[len(values) - 1:]
+        any_pair = any_pair or not all(_is_int(v) or isinstance(v, str) for v in (k, s, p, d))
+        k = as_pair(k, f"layers[{index}] kernel_size", 1)
+        s = as_pair(s, f"layers[{index}] stride", 1)
+        d = as_pair(d, f"layers[{index}] dilation", 1)
+        if p == "valid":
+            p = (0, 0)
+        elif p == "same":
+            p = (Fraction(d[0] * (k[0] - 1), 2), Fraction(d[1] * (k[1] - 1), 2))
+        else:
+            p = as_pair(p, f"layers[{index}] padding", 0)
+        rf = [_rf_conv(rf[a], k[a], s[a], p[a], d[a]) for a in (0, 1)]
+        if any_pair:
+            rows.append(ReceptiveField(name, *((_plain(rf[0][f]), _plain(rf[1][f])) for f in range(3))))
+        else:
+            rows.append(ReceptiveField(name, *(_plain(rf[0][f]) for f in range(3))))
+    return rows

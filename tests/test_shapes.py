@@ -120,3 +120,191 @@ def test_input_sizes_errors_name_the_argument():
         shapes.conv_transpose2d_output_padding(4, 0, 3)
     with pytest.raises(ValueError, match="stride must be >= 1"):
         shapes.conv_transpose2d_output_padding(4, 8, 3, stride=0)
+
+
+# ---- U-Net -------------------------------------------------------------------
+PAPER_DOWN = [572, 570, 568, 284, 282, 280, 140, 138, 136, 68, 66, 64, 32, 30, 28]
+PAPER_UP = [56, 54, 52, 104, 102, 100, 200, 198, 196, 392, 390, 388]
+PAPER_CROPS = [(64, 56), (136, 104), (280, 200), (568, 392)]
+
+
+def test_unet_572_trace_matches_the_paper_number_by_number():
+    rows = shapes.unet_trace(572)
+    assert rows[0] == ("input", "input", 572, 572)
+    path = [r.size for r in rows if not r.operation.startswith("crop")]
+    assert path[:len(PAPER_DOWN)] == PAPER_DOWN
+    assert path[len(PAPER_DOWN):-1] == PAPER_UP
+    assert rows[-1] == ("head", "conv 1x1", 388, 388)
+    assert [(r.size_in, r.size) for r in rows if r.operation.startswith("crop")] == PAPER_CROPS
+    # each crop sits right after the up-conv it matches, and takes its skip from the mirrored level
+    for r, before in zip(rows[1:], rows):
+        if r.operation.startswith("crop"):
+            assert before.operation == "up-conv 2x2" and before.size == r.size
+            assert r.operation == f"crop skip from down{5 - int(r.stage[2:])}"
+    # each row's input is the previous row's output (except the crops, which read the skip)
+    chain = [r for r in rows if not r.operation.startswith("crop")]
+    assert all(b.size_in == a.size for a, b in zip(chain, chain[1:]))
+    assert [r.stage for r in rows if r.operation == "max-pool 2x2"] == ["down1", "down2", "down3", "down4"]
+
+
+@many
+@given(i=st.integers(1, 3000))
+def test_unet_output_is_input_minus_184_exactly_on_valid_sizes(i):
+    if i % 16 == 12 and i >= 188:
+        assert shapes.unet_output_size(i) == i - 184
+    else:
+        with pytest.raises(ValueError, match=f"U-Net input {i} is invalid"):
+            shapes.unet_output_size(i)
+
+
+@many
+@given(h=st.integers(1, 600), w=st.integers(1, 600), depth=st.integers(1, 5),
+       padding=st.sampled_from(["valid", "same"]))
+def test_unet_sizes_agree_with_a_brute_force_walk(h, w, depth, padding):
+    """Independent reference: conv2d_output_size and max_pool2d_output_size step by step."""
+    def walk(i):
+        p = 1 if padding == "same" else 0
+        skips = []
+        for _ in range(depth):
+            for _ in range(2):
+                if i + 2 * p < 3:
+                    return None
+                i = shapes.conv2d_output_size(i, 3, padding=p)
+            if i % 2:
+                return None
+            skips.append(i)
+            i = shapes.max_pool2d_output_size(i, 2)
+        for _ in range(2):
+            if i + 2 * p < 3:
+                return None
+            i = shapes.conv2d_output_size(i, 3, padding=p)
+        for skip in reversed(skips):
+            i = shapes.conv_transpose2d_output_size(i, 2, stride=2)
+            assert skip >= i
+            for _ in range(2):
+                if i + 2 * p < 3:
+                    return None
+                i = shapes.conv2d_output_size(i, 3, padding=p)
+        return i
+
+    expected = (walk(h), walk(w))
+    valid = shapes.unet_valid_input_sizes(1, 600, depth, padding)
+    assert (h in valid, w in valid) == (expected[0] is not None, expected[1] is not None)
+    if None in expected:
+        with pytest.raises(ValueError, match="U-Net input"):
+            shapes.unet_output_size((h, w), depth, padding)
+    else:
+        assert shapes.unet_output_size((h, w), depth, padding) == expected
+        if padding == "same":
+            assert expected == (h, w) and h % 2 ** depth == 0
+
+
+def test_unet_valid_sizes_of_the_original():
+    assert shapes.unet_valid_input_sizes(1, 600) == list(range(188, 601, 16))
+    assert shapes.unet_valid_input_sizes(560, 580) == [572]
+    assert shapes.unet_valid_input_sizes(573, 587) == []
+    assert shapes.unet_valid_input_sizes(1, 100, padding="same") == [16, 32, 48, 64, 80, 96]
+
+
+def test_unet_invalid_size_message():
+    with pytest.raises(ValueError) as e:
+        shapes.unet_output_size(570)
+    msg = str(e.value)
+    assert "U-Net input 570 is invalid" in msg
+    assert "level 2 would max-pool an odd size 279" in msg
+    assert "nearest valid sizes are 556 and 572" in msg
+    with pytest.raises(ValueError, match=r"input 100 is invalid.*the smallest valid size is 188"):
+        shapes.unet_output_size(100)
+    with pytest.raises(ValueError, match=r"\(572, 570\) \(width 570\) is invalid.*556 and 572"):
+        shapes.unet_output_size((572, 570))
+    with pytest.raises(ValueError, match=r"input 40 is invalid \(same padding.*level 4 .*odd size 5.*32 and 48"):
+        shapes.unet_output_size(40, padding="same")
+
+
+def test_unet_pair_trace_and_same_padding():
+    rows = shapes.unet_trace((572, 588))
+    assert rows[-1].size == (388, 404)
+    assert shapes.unet_output_size(64, padding="same") == 64
+    assert shapes.unet_output_size((32, 48), depth=4, padding="same") == (32, 48)
+    same = shapes.unet_trace(64, depth=2, padding="same")
+    assert [r.size for r in same if r.operation == "max-pool 2x2"] == [32, 16]
+    assert all(r.size_in == r.size for r in same if "skip" in r.operation)
+
+
+def test_unet_argument_errors_name_the_argument():
+    with pytest.raises(ValueError, match="depth must be an int >= 1, got 0"):
+        shapes.unet_output_size(572, depth=0)
+    with pytest.raises(ValueError, match="padding must be 'valid' or 'same'"):
+        shapes.unet_output_size(572, padding="full")
+    with pytest.raises(ValueError, match="size must be >= 1"):
+        shapes.unet_output_size(0)
+    with pytest.raises(TypeError, match="size must be an int or a pair"):
+        shapes.unet_trace("572")
+    with pytest.raises(ValueError, match="high must be an int >= low=10"):
+        shapes.unet_valid_input_sizes(10, 5)
+    with pytest.raises(ValueError, match="low must be an int >= 1"):
+        shapes.unet_valid_input_sizes(0, 5)
+
+
+# ---- receptive field ------------------------------------------------------
+def _vgg16():
+    layers = []
+    for block, convs in enumerate([2, 2, 3, 3, 3], start=1):
+        layers += [(f"conv{block}_{c}", 3, 1, 1) for c in range(1, convs + 1)]
+        layers.append((f"pool{block}", 2, 2))
+    return layers
+
+
+def test_two_3x3_convs_see_5_and_three_see_7():
+    rows = shapes.receptive_field([("a", 3), ("b", 3), ("c", 3)])
+    assert [(r.name, r.size, r.jump) for r in rows] == [("a", 3, 1), ("b", 5, 1), ("c", 7, 1)]
+    assert [r.start for r in rows] == [1, 2, 3]           # valid convs: the first output is centred further in
+    assert [r.start for r in shapes.receptive_field([(3, 1, 1), (3, 1, 1)])] == [0, 0]   # 'same' stays put
+
+
+def test_vgg16_receptive_fields():
+    rows = {r.name: r for r in shapes.receptive_field(_vgg16())}
+    expected = {"conv1_2": 5, "pool1": 6, "conv2_2": 14, "pool2": 16, "conv3_3": 40, "pool3": 44,
+                "conv4_3": 92, "pool4": 100, "conv5_3": 196, "pool5": 212}
+    assert {name: rows[name].size for name in expected} == expected
+    assert [rows[f"pool{b}"].jump for b in range(1, 6)] == [2, 4, 8, 16, 32]
+    assert rows["pool5"].start == 15.5   # centre of the first 2x2 window of windows: (0 + 31) / 2
+
+
+def test_alexnet_receptive_fields():
+    layers = [("conv1", 11, 4, 2), ("pool1", 3, 2), ("conv2", 5, 1, 2), ("pool2", 3, 2),
+              ("conv3", 3, 1, 1), ("conv4", 3, 1, 1), ("conv5", 3, 1, 1), ("pool5", 3, 2)]
+    assert [r.size for r in shapes.receptive_field(layers)] == [11, 19, 51, 67, 99, 131, 163, 195]
+    assert shapes.receptive_field(layers)[-1].jump == 32
+
+
+@many
+@given(layers=st.lists(st.tuples(kernels, strides, paddings, dilations), min_size=1, max_size=6),
+       data=st.data())
+def test_receptive_field_is_the_span_of_a_brute_force_dependency_walk(layers, data):
+    """Independent reference: map an output index back through each layer's window by hand."""
+    rows = shapes.receptive_field(layers)
+    for depth in range(1, len(layers) + 1):
+        lo = hi = 0   # output pixel 0 of layer `depth`, walked back to input coordinates
+        for k, s, p, d in reversed(layers[:depth]):
+            lo, hi = lo * s - p, hi * s - p + d * (k - 1)
+        assert rows[depth - 1].size == hi - lo + 1
+        assert rows[depth - 1].start == (lo + hi) / 2
+
+
+def test_receptive_field_pairs_and_same_padding():
+    rows = shapes.receptive_field([("a", (3, 1)), ("b", 3, (2, 1), "same", (1, 2))])
+    assert rows[-1].size == (5, 5) and rows[-1].jump == (2, 1)
+    dilated = shapes.receptive_field([("d", 3, 1, "same", 4)])
+    assert dilated[0].size == 9 and dilated[0].start == 0
+
+
+def test_receptive_field_errors_name_the_layer():
+    with pytest.raises(ValueError, match=r"layers\[1\] stride must be >= 1"):
+        shapes.receptive_field([("a", 3), ("b", 3, 0)])
+    with pytest.raises(TypeError, match=r"layers\[0\] must be a tuple"):
+        shapes.receptive_field([3])
+    with pytest.raises(TypeError, match="layers must be a sequence"):
+        shapes.receptive_field(3)
+    with pytest.raises(TypeError, match=r"layers\[0\] must give kernel_size"):
+        shapes.receptive_field([("a", 3, 1, 0, 1, 9)])
