@@ -1,0 +1,247 @@
+"""Losses: cross_entropy, binary_cross_entropy_with_logits and dice_loss.
+gradcheck, PyTorch parity on Hypothesis-drawn configs, a NumPy reference for
+Dice, label and shape validation."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F, nn
+from minisegnet.testing import gradcheck
+from helpers import as_torch, assert_close, t64
+
+
+@st.composite
+def _ce_case(draw):
+    n, c = draw(st.integers(1, 3)), draw(st.integers(1, 5))
+    spatial = draw(st.sampled_from([(), (3,), (2, 3), (4, 1), (1, 5), (3, 3)]))
+    return dict(n=n, c=c, spatial=spatial, weighted=draw(st.booleans()),
+                ignore_index=draw(st.sampled_from([-100, 255, 0, None])),
+                ignore_fraction=draw(st.sampled_from([0.0, 0.3, 1.0])),
+                reduction=draw(st.sampled_from(["mean", "sum", "none"])),
+                scale=draw(st.sampled_from([1.0, 30.0])), seed=draw(st.integers(0, 2**16)))
+
+
+def _logits_and_labels(case):
+    rng = np.random.default_rng(case["seed"])
+    n, c, spatial = case["n"], case["c"], case["spatial"]
+    x = rng.standard_normal((n, c) + spatial) * case["scale"]
+    t = rng.integers(0, c, (n,) + spatial)
+    ii = case["ignore_index"]
+    if ii is not None:
+        t[rng.random(t.shape) < case["ignore_fraction"]] = ii
+    w = rng.uniform(0.2, 3.0, c) if case["weighted"] else None
+    return x, t, w
+
+
+@given(case=_ce_case())
+def test_cross_entropy_matches_torch(torch, case):
+    x_np, t_np, w_np = _logits_and_labels(case)
+    ii = -100 if case["ignore_index"] is None else case["ignore_index"]
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out = F.cross_entropy(x, t_np, weight=w_np, ignore_index=ii, reduction=case["reduction"])
+    tout = torch.nn.functional.cross_entropy(
+        tx, torch.tensor(t_np), weight=None if w_np is None else torch.tensor(w_np),
+        ignore_index=ii, reduction=case["reduction"])
+    assert out.shape == tuple(tout.shape)
+    np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-10, equal_nan=True)
+    g = np.random.default_rng(case["seed"] + 1).standard_normal(out.shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, what="grad logits")
+
+
+def test_cross_entropy_weighted_mean_rule_by_hand():
+    # Two pixels, classes 0 and 1 with weights 1 and 3, one more pixel ignored.
+    x_np = np.array([[2.0, 0.0], [0.0, 1.0], [5.0, -5.0]])
+    t = np.array([0, 1, 255])
+    w = np.array([1.0, 3.0])
+    nll = -np.log(np.exp(x_np[[0, 1], [0, 1]]) / np.exp(x_np[:2]).sum(1))
+    expected = (1 * nll[0] + 3 * nll[1]) / (1 + 3)
+    out = F.cross_entropy(t64(x_np), t, weight=w, ignore_index=255)
+    np.testing.assert_allclose(out.item(), expected, rtol=1e-12)
+    none = F.cross_entropy(t64(x_np), t, weight=w, ignore_index=255, reduction="none").numpy()
+    np.testing.assert_allclose(none, [nll[0], 3 * nll[1], 0.0], rtol=1e-12)
+
+
+def test_cross_entropy_is_stable_for_huge_logits(torch):
+    x_np = np.array([[1000.0, -1000.0, 0.0], [-800.0, 800.0, 799.0]])
+    t = np.array([1, 2])
+    out = F.cross_entropy(t64(x_np), t, reduction="none")
+    tout = torch.nn.functional.cross_entropy(torch.tensor(x_np), torch.tensor(t), reduction="none")
+    assert np.all(np.isfinite(out.numpy()))
+    assert_close(out, tout)
+
+
+def test_cross_entropy_all_ignored_is_nan_with_zero_gradient(torch):
+    x = t64(np.random.default_rng(0).standard_normal((2, 3, 2, 2)))
+    out = F.cross_entropy(x, np.full((2, 2, 2), -100))
+    assert np.isnan(out.item())
+    out.backward()
+    np.testing.assert_array_equal(x.grad.numpy(), 0)
+
+
+def test_gradcheck_cross_entropy_every_reduction():
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((2, 3, 2, 3))
+    t = rng.integers(0, 3, (2, 2, 3))
+    t[0, 0, 0] = 255
+    w = np.array([0.5, 1.0, 2.0])
+    for reduction in ("mean", "sum", "none"):
+        assert gradcheck(lambda x: F.cross_entropy(x, t, weight=w, ignore_index=255, reduction=reduction),
+                         [t64(x_np)])
+    assert gradcheck(lambda x: F.cross_entropy(x, t[:, 1, 1]), [t64(x_np[:, :, 1, 1])])
+
+
+def test_cross_entropy_float32_stays_float32():
+    x = msn.tensor(np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32), requires_grad=True)
+    out = F.cross_entropy(x, np.zeros((2, 3, 3), dtype=np.int32))
+    out.backward()
+    assert out.dtype == np.float32 and x.grad.dtype == np.float32
+
+
+def test_cross_entropy_errors_name_the_problem():
+    x = t64(np.zeros((2, 3, 4, 4)))
+    good = np.zeros((2, 4, 4), dtype=np.int64)
+    bad = good.copy(); bad[1, 2, 3] = 3
+    with pytest.raises(ValueError, match=r"target contains label 3, outside the class range \[0, 3\) or ignore_index=-100"):
+        F.cross_entropy(x, bad)
+    bad[1, 2, 3] = -1
+    with pytest.raises(ValueError, match="target contains label -1"):
+        F.cross_entropy(x, bad)
+    with pytest.raises(ValueError, match=r"target contains label 255"):
+        F.cross_entropy(x, good + 255, ignore_index=-100)
+    F.cross_entropy(x, good + 255, ignore_index=255)          # fine: every pixel ignored
+    with pytest.raises(ValueError, match=r"target has shape \(2, 4, 5\).*\(2, 4, 4\)"):
+        F.cross_entropy(x, np.zeros((2, 4, 5), dtype=np.int64))
+    with pytest.raises(ValueError, match=r"target has shape \(2, 3, 4, 4\)"):
+        F.cross_entropy(x, np.zeros((2, 3, 4, 4), dtype=np.int64))
+    with pytest.raises(TypeError, match="target must hold integer class labels"):
+        F.cross_entropy(x, good.astype(np.float64))
+    with pytest.raises(TypeError, match="input must be floating-point logits"):
+        F.cross_entropy(msn.tensor(np.zeros((2, 3), dtype=np.int64)), np.zeros(2, dtype=np.int64))
+    with pytest.raises(ValueError, match=r"input must have shape \(N, C\)"):
+        F.cross_entropy(t64(np.zeros(3)), np.zeros((), dtype=np.int64))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.cross_entropy(x, good, reduction="average")
+    with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
+        F.cross_entropy(x, good, weight=np.ones(4))
+    with pytest.raises(TypeError, match="ignore_index must be an int"):
+        F.cross_entropy(x, good, ignore_index=1.5)
+
+
+def test_cross_entropy_loss_module(torch):
+    rng = np.random.default_rng(3)
+    x_np, t_np, w_np = rng.standard_normal((2, 3, 4, 4)), rng.integers(0, 3, (2, 4, 4)), rng.uniform(1, 2, 3)
+    t_np[0, 0] = 255
+    ours = nn.CrossEntropyLoss(weight=w_np, ignore_index=255)
+    theirs = torch.nn.CrossEntropyLoss(weight=torch.tensor(w_np), ignore_index=255)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out, tout = ours(x, t_np), theirs(tx, torch.tensor(t_np))
+    assert_close(out, tout)
+    out.backward(); tout.backward()
+    assert_close(x.grad, tx.grad)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight"]
+    assert list(nn.CrossEntropyLoss().state_dict()) == []
+    with pytest.raises(ValueError, match="reduction"):
+        nn.CrossEntropyLoss(reduction="avg")
+
+
+# ---- binary cross-entropy with logits ------------------------------------------------------
+@given(shape=st.sampled_from([(5,), (3, 4), (2, 3, 2, 2)]), reduction=st.sampled_from(["mean", "sum", "none"]),
+       use_weight=st.booleans(), use_pos_weight=st.booleans(), soft=st.booleans(),
+       scale=st.sampled_from([1.0, 50.0]), seed=st.integers(0, 2**16))
+def test_bce_with_logits_matches_torch(torch, shape, reduction, use_weight, use_pos_weight, soft, scale, seed):
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal(shape) * scale
+    t_np = rng.random(shape) if soft else (rng.random(shape) < 0.5).astype(np.float64)
+    w_np = rng.uniform(0.2, 2, shape[-1:]) if use_weight else None
+    c = shape[1] if len(shape) > 1 else shape[0]
+    pw_np = rng.uniform(0.2, 5, (c,) + (1,) * (len(shape) - 2)) if use_pos_weight else None
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    t, tt = t64(t_np), as_torch(torch, t_np)
+    out = F.binary_cross_entropy_with_logits(x, t, weight=w_np, reduction=reduction, pos_weight=pw_np)
+    tout = torch.nn.functional.binary_cross_entropy_with_logits(
+        tx, tt, weight=None if w_np is None else torch.tensor(w_np), reduction=reduction,
+        pos_weight=None if pw_np is None else torch.tensor(pw_np))
+    assert np.all(np.isfinite(out.numpy()))
+    assert_close(out, tout, atol=1e-9)
+    g = rng.standard_normal(out.shape)
+    out.backward(g); tout.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, atol=1e-9, what="grad input")
+    assert_close(t.grad, tt.grad, atol=1e-9, what="grad target")
+
+
+def test_gradcheck_bce_with_logits():
+    rng = np.random.default_rng(0)
+    x_np, t_np = rng.standard_normal((2, 3, 2)) * 3, rng.random((2, 3, 2))
+    pw, w = rng.uniform(0.5, 3, (3, 1)), rng.uniform(0.5, 2, (2,))
+    for reduction in ("mean", "sum", "none"):
+        assert gradcheck(lambda x, t: F.binary_cross_entropy_with_logits(
+            x, t, weight=w, reduction=reduction, pos_weight=pw), [t64(x_np), t64(t_np)])
+
+
+def test_bce_with_logits_errors():
+    x = t64(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"target has shape \(2, 1\), but it must have the input's shape \(2, 3\)"):
+        F.binary_cross_entropy_with_logits(x, t64(np.zeros((2, 1))))
+    with pytest.raises(ValueError, match=r"pos_weight of shape \(2,\) does not broadcast"):
+        F.binary_cross_entropy_with_logits(x, t64(np.zeros((2, 3))), pos_weight=np.ones(2))
+    with pytest.raises(ValueError, match=r"weight of shape \(2, 3, 1\) does not broadcast"):
+        F.binary_cross_entropy_with_logits(x, t64(np.zeros((2, 3))), weight=np.ones((2, 3, 1)))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.binary_cross_entropy_with_logits(x, t64(np.zeros((2, 3))), reduction="batchmean")
+
+
+# ---- Dice ------------------------------------------------------------------------------------
+def _dice_reference(logits, target, smooth, ignore_index):
+    """The docstring's formula, written directly in NumPy with explicit loops over classes."""
+    e = np.exp(logits - logits.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1, keepdims=True)
+    valid = np.ones(target.shape, bool) if ignore_index is None else target != ignore_index
+    scores = []
+    for c in range(logits.shape[1]):
+        p_c = p[:, c][valid]
+        t_c = (target[valid] == c).astype(np.float64)
+        scores.append((2 * np.sum(p_c * t_c) + smooth) / (np.sum(p_c) + np.sum(t_c) + smooth))
+    return 1 - np.mean(scores)
+
+
+@given(n=st.integers(1, 2), c=st.integers(1, 4), spatial=st.sampled_from([(), (3,), (2, 3), (3, 3)]),
+       smooth=st.sampled_from([1.0, 0.5, 1e-3]), ignore_index=st.sampled_from([None, 255, 1]),
+       seed=st.integers(0, 2**16))
+def test_dice_loss_matches_numpy_reference(n, c, spatial, smooth, ignore_index, seed):
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal((n, c) + spatial) * 2
+    t_np = rng.integers(0, c, (n,) + spatial)
+    if ignore_index is not None:
+        t_np[rng.random(t_np.shape) < 0.3] = ignore_index
+    out = F.dice_loss(t64(x_np), t_np, smooth=smooth, ignore_index=ignore_index)
+    assert out.shape == ()
+    np.testing.assert_allclose(out.item(), _dice_reference(x_np, t_np, smooth, ignore_index), rtol=1e-12)
+
+
+def test_dice_loss_extremes_and_gradcheck():
+    # A perfect, confident prediction gives a loss near 0. The opposite one has no
+    # overlap: each class scores smooth / (2 + 2 + smooth), 1/5 with smooth = 1.
+    t = np.array([[[0, 1], [1, 0]]])
+    onehot = np.stack([t == 0, t == 1], axis=1).astype(np.float64)
+    assert F.dice_loss(t64(onehot * 40 - 20), t).item() < 1e-6
+    np.testing.assert_allclose(F.dice_loss(t64(20 - onehot * 40), t).item(), 1 - 1 / 5, rtol=1e-12)
+    assert F.dice_loss(t64(20 - onehot * 40), t, smooth=0.0).item() > 1 - 1e-12
+    rng = np.random.default_rng(0)
+    x_np, t_np = rng.standard_normal((2, 3, 2, 3)), rng.integers(0, 3, (2, 2, 3))
+    t_np[1, 1, 1] = 255
+    assert gradcheck(lambda x: F.dice_loss(x, t_np, smooth=0.5, ignore_index=255), [t64(x_np)])
+    assert gradcheck(lambda x: F.dice_loss(x, t_np[:, 0, 0]), [t64(x_np[:, :, 0, 0])])
+
+
+def test_dice_loss_errors():
+    x = t64(np.zeros((1, 2, 2, 2)))
+    with pytest.raises(ValueError, match=r"target contains label 2, outside the class range \[0, 2\)$"):
+        F.dice_loss(x, np.full((1, 2, 2), 2))
+    with pytest.raises(ValueError, match=r"target has shape \(1, 2\)"):
+        F.dice_loss(x, np.zeros((1, 2), dtype=np.int64))
+    with pytest.raises(ValueError, match="smooth must be a non-negative number"):
+        F.dice_loss(x, np.zeros((1, 2, 2), dtype=np.int64), smooth=-1.0)
+    with pytest.raises(ValueError, match=r"logits must have shape \(N, C\)"):
+        F.dice_loss(t64(np.zeros(2)), np.zeros((), dtype=np.int64))
