@@ -1,0 +1,36 @@
+"""The segmentation model zoo, each model readable top to bottom in its own file:
+
+* ``UNet`` (``unet.py``): contracting and expanding paths with copy-and-crop skips.
+* ``FCN`` (``fcn.py``): FCN-32s/16s/8s, a convolutionalised VGG with learned upsampling.
+* ``SegNet`` (``segnet.py``): an encoder-decoder that passes only max-pool indices.
+* ``DeepLabV3Plus`` (``deeplab.py``): MobileNetV2-style backbone, atrous convolution, ASPP.
+
+``build_model(name, in_channels, num_classes, **kwargs)`` maps the command-line
+names to constructors. ``minisegnet.export.to_torch`` turns any of them into a
+PyTorch module with the same weights.
+"""
+from .deeplab import DeepLabV3Plus
+from .fcn import FCN
+from .segnet import SegNet
+from .unet import UNet
+
+__all__ = ["UNet", "FCN", "SegNet", "DeepLabV3Plus", "build_model", "MODEL_NAMES"]
+
+MODEL_NAMES = ("unet", "fcn8s", "fcn16s", "fcn32s", "segnet", "deeplabv3plus")
+
+
+def build_model(name, in_channels, num_classes, **kwargs):
+    """A model by its command-line name; ``kwargs`` go to its constructor.
+
+    ``"unet"`` -> ``UNet``, ``"fcn8s"`` / ``"fcn16s"`` / ``"fcn32s"`` -> ``FCN`` with
+    that variant, ``"segnet"`` -> ``SegNet``, ``"deeplabv3plus"`` -> ``DeepLabV3Plus``.
+    """
+    if name == "unet":
+        return UNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
+    if name in ("fcn8s", "fcn16s", "fcn32s"):
+        return FCN(num_classes, variant=name[3:], in_channels=in_channels, **kwargs)
+    if name == "segnet":
+        return SegNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
+    if name == "deeplabv3plus":
+        return DeepLabV3Plus(in_channels=in_channels, num_classes=num_classes, **kwargs)
+    raise ValueError(f"unknown model name {name!r}; choose one of {', '.join(MODEL_NAMES)}")

@@ -1,0 +1,180 @@
+"""U-Net (Ronneberger, Fischer and Brox, 2015): a contracting path that sees
+context, an expanding path that localises, and skips that carry detail across.
+
+With ``padding="valid"``, ``depth=4`` and ``base_channels=64`` this is the
+paper's network exactly: every 3x3 convolution is unpadded, so each one eats a
+one-pixel border, and the encoder's feature maps are *cropped* before they are
+concatenated with the (smaller) decoder maps. A 572x572 tile, single-channel
+input and two classes as in the paper::
+
+    input   1 x 572 x 572
+    enc 0   conv3 -> 64 x 570, conv3 -> 64 x 568  ------------- crop 568 -> 392 ---+
+    pool    64 x 284                                                               |
+    enc 1   conv3 -> 128 x 282, conv3 -> 128 x 280  --------- crop 280 -> 200 ---+ |
+    pool    128 x 140                                                            | |
+    enc 2   conv3 -> 256 x 138, conv3 -> 256 x 136  ------- crop 136 -> 104 --+ | |
+    pool    256 x 68                                                          | | |
+    enc 3   conv3 -> 512 x 66, conv3 -> 512 x 64  ----------- crop 64 -> 56 -+ | | |
+    pool    512 x 32                                                         | | | |
+    bottom  conv3 -> 1024 x 30, conv3 -> 1024 x 28                           | | | |
+    dec 3   up-conv 2x2 -> 512 x 56, cat -> 1024 x 56 <----------------------+ | | |
+            conv3 -> 512 x 54, conv3 -> 512 x 52                               | | |
+    dec 2   up-conv 2x2 -> 256 x 104, cat -> 512 x 104 <-----------------------+ | |
+            conv3 -> 256 x 102, conv3 -> 256 x 100                               | |
+    dec 1   up-conv 2x2 -> 128 x 200, cat -> 256 x 200 <-------------------------+ |
+            conv3 -> 128 x 198, conv3 -> 128 x 196                                 |
+    dec 0   up-conv 2x2 -> 64 x 392, cat -> 128 x 392 <----------------------------+
+            conv3 -> 64 x 390, conv3 -> 64 x 388
+    head    conv1 -> 2 x 388 x 388
+
+Every 2x2 max-pool must see an even size, which only some inputs satisfy:
+``shapes.unet_valid_input_sizes`` lists them (572 and 188 are, 570 is not) and
+``shapes.unet_output_size`` gives the output (here ``i - 184``). Other sizes
+are rejected before any work, with the message from ``shapes``. The output is
+smaller than the input: the paper segments a large image tile by tile
+(overlap-tile), each output tile seeing 92 pixels of context on every side.
+
+With ``padding="same"`` (a common modern variant, not the paper) the 3x3
+convolutions pad by 1, nothing is cropped and the output has the input's size;
+the input must then be divisible by ``2**depth`` so the up-convolutions land
+exactly on the encoder sizes. ``256 x 256`` at depth 4 runs
+256 -> 128 -> 64 -> 32 -> 16 (bottom) -> 32 -> 64 -> 128 -> 256.
+
+``up_mode="bilinear"`` replaces each 2x2 up-convolution by bilinear x2
+upsampling (``align_corners=False``) followed by a 1x1 convolution that halves
+the channels; the sizes are the same. ``batch_norm=True`` puts a BatchNorm2d
+after every 3x3 convolution (the convolution then has no bias: BatchNorm's
+shift replaces it). Neither is in the paper.
+
+Module names (and so state-dict keys) are ``encoder.<i>.conv1``/``conv2``
+(``bn1``/``bn2``), ``bottleneck``, ``decoder.<i>.up`` and ``decoder.<i>.conv``
+(``decoder.0`` is the deepest), ``head``; ``minisegnet.export.to_torch``
+builds a PyTorch twin with the same keys.
+"""
+from .. import functional as F
+from .. import nn, shapes
+from ..autograd import Tensor
+
+__all__ = ["UNet", "DoubleConv", "UpBlock"]
+
+
+class DoubleConv(nn.Module):
+    """Two 3x3 convolutions, each followed by (BatchNorm and) ReLU: one U-Net level.
+
+    ``padding`` is 0 (the paper: each conv shrinks the map by 2) or 1 (size kept).
+    """
+
+    def __init__(self, in_channels, out_channels, padding, batch_norm):
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=padding, bias=not batch_norm)
+        if batch_norm:
+            self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=padding, bias=not batch_norm)
+        if batch_norm:
+            self.bn2 = nn.BatchNorm2d(out_channels)
+        self.batch_norm = batch_norm
+
+    def forward(self, x):
+        x = self.conv1(x)
+        if self.batch_norm:
+            x = self.bn1(x)
+        x = F.relu(x)
+        x = self.conv2(x)
+        if self.batch_norm:
+            x = self.bn2(x)
+        return F.relu(x)
+
+
+class UpBlock(nn.Module):
+    """One expanding step: upsample x2 halving the channels, copy-and-crop the
+    skip, concatenate (skip first, as in the paper's figure), two 3x3 convs."""
+
+    def __init__(self, in_channels, out_channels, padding, batch_norm, up_mode):
+        self.up_mode = up_mode
+        if up_mode == "transpose":
+            # The paper's "up-convolution": 2x2 kernel, stride 2, exactly doubles the size.
+            self.up = nn.ConvTranspose2d(in_channels, out_channels, 2, stride=2)
+        else:
+            # Bilinear x2 has no weights; this 1x1 conv halves the channels instead.
+            self.up = nn.Conv2d(in_channels, out_channels, 1)
+        self.conv = DoubleConv(2 * out_channels, out_channels, padding, batch_norm)
+
+    def forward(self, x, skip):
+        if self.up_mode == "transpose":
+            x = self.up(x)
+        else:
+            x = self.up(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+        if skip.shape[2:] != x.shape[2:]:
+            # Valid convolutions made the skip larger than x: keep its centre.
+            skip = F.center_crop(skip, x.shape[2:])
+        return self.conv(F.cat([skip, x], dim=1))
+
+
+class UNet(nn.Module):
+    """U-Net with ``depth`` poolings; see the module docstring for the data flow.
+
+    Arguments: ``in_channels`` (image channels), ``num_classes`` (output logits per
+    pixel), ``base_channels`` (channels at the first level; doubled at each
+    deeper level, so the bottom has ``base_channels * 2**depth``), ``depth``
+    (number of 2x2 max-pools, >= 1), ``padding`` (``"valid"``: the paper, output
+    smaller than input; ``"same"``: output size = input size), ``batch_norm``,
+    ``up_mode`` (``"transpose"``: 2x2 up-convolution; ``"bilinear"``: bilinear x2
+    then 1x1 conv).
+
+    ``forward(x)``: ``x`` is ``(N, in_channels, H, W)``; returns logits
+    ``(N, num_classes, H', W')`` with ``H' = shapes.unet_output_size(H, depth)``
+    for valid padding and ``H' = H`` for same padding.
+    """
+
+    def __init__(self, in_channels=3, num_classes=2, base_channels=64, depth=4, padding="valid",
+                 batch_norm=False, up_mode="transpose"):
+        for name, value in (("in_channels", in_channels), ("num_classes", num_classes),
+                            ("base_channels", base_channels), ("depth", depth)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"UNet: {name} must be a positive integer, got {value!r}")
+        if padding not in ("valid", "same"):
+            raise ValueError(f"UNet: padding must be 'valid' or 'same', got {padding!r}")
+        if up_mode not in ("transpose", "bilinear"):
+            raise ValueError(f"UNet: up_mode must be 'transpose' or 'bilinear', got {up_mode!r}")
+        if not isinstance(batch_norm, bool):
+            raise TypeError(f"UNet: batch_norm must be True or False, got {batch_norm!r}")
+        self.in_channels = in_channels
+        self.num_classes = num_classes
+        self.base_channels = base_channels
+        self.depth = depth
+        self.padding = padding
+        self.batch_norm = batch_norm
+        self.up_mode = up_mode
+
+        pad = 0 if padding == "valid" else 1
+        widths = [base_channels * 2 ** level for level in range(depth + 1)]
+        self.encoder = nn.ModuleList(
+            DoubleConv(in_channels if level == 0 else widths[level - 1], widths[level], pad, batch_norm)
+            for level in range(depth))
+        self.bottleneck = DoubleConv(widths[depth - 1], widths[depth], pad, batch_norm)
+        # decoder[0] is the deepest step (bottom -> level depth-1), decoder[-1] the last.
+        self.decoder = nn.ModuleList(
+            UpBlock(widths[level + 1], widths[level], pad, batch_norm, up_mode)
+            for level in reversed(range(depth)))
+        self.head = nn.Conv2d(base_channels, num_classes, 1)
+
+    def output_size(self, size):
+        """Spatial output size for an input ``size`` (int or ``(h, w)``), from
+        ``shapes.unet_output_size``; a size this network cannot take is a
+        ``ValueError`` naming the level that fails and the nearest valid sizes."""
+        return shapes.unet_output_size(size, depth=self.depth, padding=self.padding)
+
+    def forward(self, x):
+        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"UNet: input must be a Tensor of shape (N, {self.in_channels}, H, W), "
+                             f"got {getattr(x, 'shape', type(x).__name__)}")
+        self.output_size(tuple(x.shape[2:]))   # reject bad sizes before any work
+        skips = []
+        for level in self.encoder:
+            x = level(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2, 2)
+        x = self.bottleneck(x)
+        for step, skip in zip(self.decoder, reversed(skips)):
+            x = step(x, skip)
+        return self.head(x)
+
