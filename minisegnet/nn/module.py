@@ -52,13 +52,16 @@ class Module:
             yield m
 
     def named_parameters(self, prefix=""):
-        """(name, Parameter) pairs in a stable order: attribute order, depth first."""
-        for name, value in vars(self).items():
-            full = f"{prefix}.{name}" if prefix else name
-            if isinstance(value, Parameter):
-                yield full, value
-            elif isinstance(value, Module):
-                yield from value.named_parameters(full)
+        """(name, Parameter) pairs in PyTorch's order: each module's own parameters
+        (in attribute order) before its children's, depth first. A Parameter
+        shared by several modules is listed once, under its first name, so an
+        optimizer updates it once."""
+        seen = set()
+        for module_prefix, module in self.named_modules(prefix):
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
     def parameters(self):
         return [p for _, p in self.named_parameters()]
@@ -85,32 +88,45 @@ class Module:
             p.grad = None
 
     # ---- saving ---------------------------------------------------------
+    def _named_state(self):
+        """(key, parameter or buffer) in PyTorch's state-dict order: per module,
+        its parameters then its buffers, then its children, depth first.
+        Unlike ``named_parameters``, a shared tensor appears under every name."""
+        for prefix, module in self.named_modules():
+            dot = f"{prefix}." if prefix else ""
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter):
+                    yield dot + name, value
+            for name in getattr(module, "_buffers", ()):
+                yield dot + name, getattr(module, name)
+
     def state_dict(self):
         """Name -> NumPy array for every parameter and buffer (copies, on the CPU)."""
-        state = {name: backend.to_numpy(p.data).copy() for name, p in self.named_parameters()}
-        for name, buf in self.named_buffers():
-            state[name] = backend.to_numpy(buf.data if isinstance(buf, Tensor) else buf).copy()
-        return state
+        return {name: backend.to_numpy(t.data if isinstance(t, Tensor) else t).copy()
+                for name, t in self._named_state()}
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers. Missing or unexpected keys
         (when ``strict``) and shape mismatches are errors naming the key."""
-        own = dict(self.named_parameters())
-        buffers = dict(self.named_buffers())
-        expected = set(own) | set(buffers)
+        targets = dict(self._named_state())
+        expected = set(targets)
         missing = sorted(expected - set(state))
         unexpected = sorted(set(state) - expected)
         if strict and (missing or unexpected):
             raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        # Check every shape before copying anything: a failed load leaves the model as it was.
+        pairs = []
         for name, value in state.items():
             if name not in expected:
                 continue
-            target = own[name] if name in own else buffers[name]
+            target = targets[name]
             target_data = target.data if isinstance(target, Tensor) else target
             value = np.asarray(backend.to_numpy(value))
             if tuple(value.shape) != tuple(target_data.shape):
                 raise ValueError(f"load_state_dict: key {name!r} has shape {tuple(value.shape)}, "
                                  f"the model expects {tuple(target_data.shape)}")
+            pairs.append((target_data, value))
+        for target_data, value in pairs:
             target_data[...] = backend.asarray(value.astype(target_data.dtype),
                                                backend="cupy" if type(target_data).__module__.startswith("cupy")
                                                else "numpy")

@@ -1,0 +1,193 @@
+"""nn.Module itself: parameter names and order like PyTorch's, state_dict round
+trips and errors, train/eval propagation, zero_grad, Sequential and ModuleList."""
+import numpy as np
+import pytest
+
+import minisegnet as msn
+from minisegnet import nn
+from helpers import t64
+
+
+class Block(nn.Module):
+    """Conv -> BN -> ReLU -> Dropout2d, then a learnable per-channel scale assigned
+    *after* the children: PyTorch still lists it first (own parameters before children's)."""
+
+    def __init__(self, c_in, c_out):
+        self.conv = nn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+        self.bn = nn.BatchNorm2d(c_out)
+        self.act = nn.ReLU()
+        self.drop = nn.Dropout2d(0.5)
+        self.scale = nn.Parameter(np.ones((1, c_out, 1, 1), dtype=np.float32))
+
+    def forward(self, x):
+        return self.drop(self.act(self.bn(self.conv(x)))) * self.scale
+
+
+class Net(nn.Module):
+    def __init__(self):
+        self.stem = nn.Sequential(Block(2, 4), nn.Identity(), Block(4, 4))
+        self.heads = nn.ModuleList([nn.Conv2d(4, 3, 1), nn.Sequential(nn.BatchNorm2d(4), nn.Conv2d(4, 2, 1))])
+        self.temperature = nn.Parameter(np.ones(1, dtype=np.float32))
+
+    def forward(self, x):
+        x = self.stem(x)
+        return [head(x) * self.temperature for head in self.heads]
+
+
+def _torch_net(torch):
+    tnn = torch.nn
+
+    class TBlock(tnn.Module):
+        def __init__(self, c_in, c_out):
+            super().__init__()
+            self.conv = tnn.Conv2d(c_in, c_out, 3, padding=1, bias=False)
+            self.bn = tnn.BatchNorm2d(c_out)
+            self.act = tnn.ReLU()
+            self.drop = tnn.Dropout2d(0.5)
+            self.scale = tnn.Parameter(torch.ones(1, c_out, 1, 1))
+
+        def forward(self, x):
+            return self.drop(self.act(self.bn(self.conv(x)))) * self.scale
+
+    class TNet(tnn.Module):
+        def __init__(self):
+            super().__init__()
+            self.stem = tnn.Sequential(TBlock(2, 4), tnn.Identity(), TBlock(4, 4))
+            self.heads = tnn.ModuleList([tnn.Conv2d(4, 3, 1), tnn.Sequential(tnn.BatchNorm2d(4), tnn.Conv2d(4, 2, 1))])
+            self.temperature = tnn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            x = self.stem(x)
+            return [head(x) * self.temperature for head in self.heads]
+
+    return TNet()
+
+
+def test_named_parameters_and_state_dict_keys_match_torch(torch):
+    ours, theirs = Net(), _torch_net(torch)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    for (name, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
+        assert p.shape == tuple(tp.shape), name
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    assert len(ours.parameters()) == len(list(theirs.parameters()))
+
+
+def test_named_parameters_order_is_stable():
+    msn.manual_seed(0)
+    a = [(n, p.numpy().copy()) for n, p in Net().named_parameters()]
+    msn.manual_seed(0)
+    b = [(n, p.numpy().copy()) for n, p in Net().named_parameters()]
+    assert [n for n, _ in a] == [n for n, _ in b]
+    for (_, x), (_, y) in zip(a, b):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_shared_parameter_is_listed_once_but_saved_under_both_names(torch):
+    conv = nn.Conv2d(2, 2, 1)
+    model = nn.Sequential(conv, nn.ReLU(), conv)
+    tconv = torch.nn.Conv2d(2, 2, 1)
+    tmodel = torch.nn.Sequential(tconv, torch.nn.ReLU(), tconv)
+    assert [n for n, _ in model.named_parameters()] == [n for n, _ in tmodel.named_parameters()] \
+        == ["0.weight", "0.bias"]
+    assert list(model.state_dict()) == list(tmodel.state_dict())
+    model.load_state_dict(model.state_dict())
+
+
+def test_state_dict_round_trip_restores_outputs():
+    msn.manual_seed(1)
+    a = Net()
+    x = msn.tensor(np.random.default_rng(0).standard_normal((2, 2, 5, 5)).astype(np.float32))
+    a.train()
+    a(x)                                    # move BN running statistics away from their defaults
+    a.eval()
+    state = a.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in state.values())
+    msn.manual_seed(2)
+    b = Net().eval()
+    assert not np.allclose(b(x)[0].numpy(), a(x)[0].numpy())
+    b.load_state_dict(state)
+    for ya, yb in zip(a(x), b(x)):
+        np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+    # The state dict is a copy: changing it afterwards does not touch the model.
+    state["temperature"][...] = 5
+    assert a.temperature.numpy()[0] == 1
+    assert int(a.state_dict()["stem.0.bn.num_batches_tracked"]) == 1
+
+
+def test_load_state_dict_from_torch(torch):
+    ours, theirs = Net(), _torch_net(torch)
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    for name, p in ours.named_parameters():
+        np.testing.assert_array_equal(p.numpy(), dict(theirs.named_parameters())[name].detach().numpy())
+
+
+def test_load_state_dict_errors_name_the_key():
+    model = Net()
+    state = model.state_dict()
+    missing = dict(state)
+    del missing["stem.2.bn.running_var"]
+    with pytest.raises(KeyError, match=r"missing keys \['stem.2.bn.running_var'\]"):
+        model.load_state_dict(missing)
+    extra = dict(state, **{"heads.0.gamma": np.ones(3)})
+    with pytest.raises(KeyError, match=r"unexpected keys \['heads.0.gamma'\]"):
+        model.load_state_dict(extra)
+    model.load_state_dict(missing, strict=False)
+    model.load_state_dict(extra, strict=False)
+    wrong = {k: v for k, v in state.items() if k != "heads.1.1.weight"}
+    wrong["temperature"] = np.full(1, 7.0, dtype=np.float32)
+    wrong["heads.1.1.weight"] = np.zeros((2, 4, 3, 3), dtype=np.float32)     # the last key is the bad one
+    with pytest.raises(ValueError, match=r"key 'heads.1.1.weight' has shape \(2, 4, 3, 3\), "
+                                         r"the model expects \(2, 4, 1, 1\)"):
+        model.load_state_dict(wrong, strict=False)
+    # Nothing was copied by the failed load.
+    assert model.temperature.numpy()[0] == 1
+
+
+def test_train_and_eval_propagate_to_every_module():
+    model = Net()
+    assert all(m.training for m in model.modules())
+    assert model.eval() is model
+    assert not any(m.training for m in model.modules())
+    model.train()
+    assert all(m.training for m in model.modules())
+    model.train(False)
+    assert not model.stem[0].drop.training and not model.heads[1][0].training
+
+
+def test_eval_mode_makes_outputs_deterministic_and_batch_independent():
+    msn.manual_seed(0)
+    model = Net()
+    x = msn.tensor(np.random.default_rng(0).standard_normal((3, 2, 4, 4)).astype(np.float32))
+    assert not np.array_equal(model(x)[0].numpy(), model(x)[0].numpy())     # dropout in training
+    model.eval()
+    full = model(x)[0].numpy()
+    np.testing.assert_array_equal(full, model(x)[0].numpy())
+    np.testing.assert_allclose(model(x[1:2])[0].numpy(), full[1:2], rtol=1e-6)
+
+
+def test_zero_grad_clears_every_parameter():
+    model = Net()
+    x = t64(np.random.default_rng(0).standard_normal((2, 2, 4, 4)), requires_grad=False)
+    model.to(np.float64)
+    out = model(x)
+    (out[0].sum() + out[1].sum()).backward()
+    assert all(p.grad is not None for p in model.parameters())
+    model.zero_grad()
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_sequential_and_module_list_containers():
+    seq = nn.Sequential(nn.ReLU(), nn.Tanh())
+    assert len(seq) == 2 and isinstance(seq[1], nn.Tanh) and isinstance(seq[-1], nn.Tanh)
+    assert [type(m).__name__ for m in seq] == ["ReLU", "Tanh"]
+    np.testing.assert_allclose(seq(t64([-1.0, 1.0])).numpy(), [0.0, np.tanh(1.0)])
+    ml = nn.ModuleList([nn.ReLU()]).append(nn.BatchNorm2d(2))
+    assert len(ml) == 2 and [n for n, _ in ml.named_parameters()] == ["1.weight", "1.bias"]
+    with pytest.raises(TypeError, match="Sequential argument 1 is a ufunc, not a Module"):
+        nn.Sequential(nn.ReLU(), np.tanh)
+    with pytest.raises(TypeError, match="ModuleList holds Modules"):
+        nn.ModuleList([3])
+    with pytest.raises(NotImplementedError, match="Module does not define forward"):
+        nn.Module()(1)
