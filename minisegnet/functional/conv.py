@@ -484,7 +484,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     d = shapes.as_pair(dilation, "dilation", 1)
     p = shapes.as_pair(padding, "padding", 0)
     s = shapes.as_pair(stride, "stride", 1)
-    shapes.conv2d_output_size(tuple(input.shape[2:]), k, s, p, d)   # validates the window fits
+    shapes.conv2d_output_size(tuple(input.shape[2:]), kernel_size, stride, padding, dilation)   # window fits
     return Unfold(k, s, (p[0], p[0], p[1], p[1]), d)(input)
 
 
@@ -542,7 +542,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     s = shapes.as_pair(stride, "stride", 1)
     d = shapes.as_pair(dilation, "dilation", 1)
     pads = _conv_pads(padding, k, s, d)
-    _padded_out_hw(tuple(input.shape[2:]), pads, k, s, d)   # validates the kernel fits the padded input
+    shapes.conv2d_output_size(tuple(input.shape[2:]), k, stride, padding, dilation)   # the kernel must fit
     return Conv2d(s, pads, d, groups)(input, weight, bias)
 
 
@@ -569,5 +569,6 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     d = shapes.as_pair(dilation, "dilation", 1)
     p = shapes.as_pair(padding, "padding", 0)
     op = shapes.as_pair(output_padding, "output_padding", 0)
-    out_hw = shapes.conv_transpose2d_output_size(tuple(input.shape[2:]), k, s, p, op, d)
+    out_hw = shapes.conv_transpose2d_output_size(tuple(input.shape[2:]), k, stride, padding, output_padding,
+                                                 dilation)
     return ConvTranspose2d(s, (p[0], p[0], p[1], p[1]), op, d, groups, out_hw)(input, weight, bias)
