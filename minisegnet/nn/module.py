@@ -12,6 +12,10 @@ from ..autograd import Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
 
+# While ``minisegnet.summary`` walks a model shape-only, it sets this to its
+# recorder and every module call goes there instead (see summary.py).
+_call_recorder = None
+
 
 class Parameter(Tensor):
     """A tensor that is a learnable weight: ``requires_grad`` is on by default."""
@@ -27,6 +31,8 @@ class Module:
     training = True
 
     def __call__(self, *args, **kwargs):
+        if _call_recorder is not None:
+            return _call_recorder(self, args, kwargs)
         return self.forward(*args, **kwargs)
 
     def forward(self, *args, **kwargs):

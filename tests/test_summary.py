@@ -1,0 +1,147 @@
+"""summary(): shapes, parameters, multiply-adds and receptive fields from the
+formulas, checked against real forward passes, hand counts and shapes.*."""
+import numpy as np
+import pytest
+
+import minisegnet as msn
+from minisegnet import nn, shapes
+from minisegnet import functional as F
+from minisegnet.nn import module as module_mod
+from minisegnet.summary import summary
+
+models = pytest.importorskip("minisegnet.models", reason="minisegnet.models not available")
+
+
+def _real_shapes(model, x):
+    """Every module call's real output shape, by dotted name: the forward really runs."""
+    names = {id(m): name for name, m in model.named_modules()}
+    seen = {}
+
+    def record(module, args, kwargs):
+        out = module.forward(*args, **kwargs)
+        first = out[0] if isinstance(out, tuple) else out
+        seen.setdefault(names[id(module)], first.shape)
+        return out
+
+    module_mod._call_recorder = record
+    try:
+        with msn.no_grad():
+            model(x)
+    finally:
+        module_mod._call_recorder = None
+    return seen
+
+
+def _rows_by_name(result):
+    return {r.name: r for r in result.rows}
+
+
+def test_full_572_unet_table(capsys):
+    model = models.UNet(in_channels=3, num_classes=2, base_channels=64, depth=4, padding="valid")
+    result = summary(model, (1, 3, 572, 572))
+    printed = capsys.readouterr().out
+    assert printed.strip() == str(result).strip() and "Total params: 31,031,810" in printed
+    assert result.total_params == sum(int(p.size) for p in model.parameters()) == result.model_params
+    rows = _rows_by_name(result)
+    assert rows[""].output_shape == (1, 2, 388, 388)
+    # the conv outputs walk the paper's numbers (shapes.unet_trace), level by level
+    trace = [r.size for r in shapes.unet_trace(572) if r.operation == "conv 3x3"]
+    convs = [r.output_shape[-1] for r in result.rows if r.layer == "Conv2d" and r.name != "head"]
+    assert convs == trace
+    assert [rows[f"decoder.{i}.up"].output_shape[-2:] for i in range(4)] == [(56, 56), (104, 104),
+                                                                            (200, 200), (392, 392)]
+    # multiply-adds by hand: C_out * H_out * W_out * C_in * kh * kw
+    assert rows["encoder.0.conv1"].macs == 64 * 570 * 570 * 3 * 9
+    assert rows["decoder.0.up"].macs == 1024 * 28 * 28 * 512 * 2 * 2   # C_in*H_in*W_in*C_out*kh*kw
+    assert result.total_macs == sum(r.macs for r in result.rows)
+    # receptive fields: the encoder is a conv/pool chain, so shapes.receptive_field gives it exactly
+    chain = []
+    for level in range(4):
+        chain += [(f"encoder.{level}.conv1", 3), (f"encoder.{level}.conv2", 3), (f"pool{level}", 2, 2)]
+    expected = {r.name: (r.size, r.jump) for r in shapes.receptive_field(chain)}
+    for level in range(4):
+        for conv in ("conv1", "conv2"):
+            name = f"encoder.{level}.{conv}"
+            assert (rows[name].rf, rows[name].jump) == expected[name]
+    assert (rows["bottleneck.conv2"].rf, rows["bottleneck.conv2"].jump) == (140, 16)
+    assert (rows[""].rf, rows[""].jump) == (200, 1)   # the documented convention through the up-convs
+
+
+@pytest.mark.parametrize("kwargs,size", [
+    (dict(base_channels=4, depth=2, padding="valid"), (2, 3, 60, 76)),
+    (dict(base_channels=4, depth=3, padding="same", batch_norm=True, up_mode="bilinear"), (1, 3, 32, 48)),
+])
+def test_unet_rows_match_a_real_forward(kwargs, size):
+    model = models.UNet(in_channels=3, num_classes=2, **kwargs)
+    result = summary(model, size, print_table=False)
+    real = _real_shapes(model, msn.tensor(np.zeros(size, np.float32)))
+    assert {r.name: r.output_shape for r in result.rows} == real
+    assert result.total_params == sum(int(p.size) for p in model.parameters())
+
+
+def test_invalid_unet_size_is_the_shapes_error():
+    model = models.UNet(in_channels=1, num_classes=2, base_channels=2, depth=4)
+    with pytest.raises(ValueError, match=r"U-Net input \(570, 572\) \(height 570\) is invalid.*556 and 572"):
+        summary(model, (1, 1, 570, 572), print_table=False)
+    assert module_mod._call_recorder is None   # the hook is cleared after an error
+
+
+def test_conv_chain_receptive_field_equals_shapes_receptive_field():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Conv2d(2, 2, 3, stride=2), nn.ReLU(),
+                        nn.Conv2d(2, 2, 5, dilation=2, padding=4), nn.Conv2d(2, 3, (3, 1), stride=(1, 2)))
+    result = summary(net, (1, 1, 64, 64), print_table=False)
+    layers = [("0", 3, 1, 1), ("1", 3, 2), ("3", 5, 1, 4, 2), ("4", (3, 1), (1, 2))]
+    expected = {r.name: r for r in shapes.receptive_field(layers)}
+    rows = _rows_by_name(result)
+    for name in ("0", "1", "3"):
+        assert (rows[name].rf, rows[name].jump) == (expected[name].size, expected[name].jump)
+    assert (rows["4"].rf, rows["4"].jump) == (expected["4"].size, expected["4"].jump) == ((25, 21), (2, 4))
+    assert rows["2"].rf == rows["1"].rf   # ReLU keeps the field
+
+
+def test_shared_layer_counted_once_and_unused_parameters_reported():
+    class Net(nn.Module):
+        def __init__(self):
+            self.conv = nn.Conv2d(2, 2, 3, padding=1)
+            self.unused = nn.Conv2d(2, 5, 1)
+            self.scale = nn.Parameter(np.ones(1, np.float32))
+
+        def forward(self, x):
+            return self.conv(self.conv(x)) * self.scale
+
+    net = Net()
+    result = summary(net, (2, 8, 8), print_table=False)
+    assert [r.name for r in result.rows] == ["", "conv", "conv"]
+    assert [r.params for r in result.rows] == [1, 2 * 2 * 9 + 2, 0]
+    assert result.total_params == 1 + 38 and result.model_params == 1 + 38 + 15
+    assert "Parameters never used by forward: 15" in str(result)
+    assert result.rows[0].output_shape == (1, 2, 8, 8)
+    assert result.rows[2].rf == 5 and result.rows[1].macs == 2 * 8 * 8 * 2 * 9
+
+
+def test_empty_batch_fallback_and_modes_restored():
+    class NeedsBatch(nn.Module):
+        def __init__(self):
+            self.conv = nn.Conv2d(1, 4, 3)
+
+        def forward(self, x):
+            if x.shape[0] == 0:
+                raise RuntimeError("this glue cannot take an empty batch")
+            return F.relu(self.conv(x))
+
+    net = NeedsBatch()
+    net.train()
+    result = summary(net, (3, 1, 10, 10), print_table=False)
+    assert result.rows[0].output_shape == (3, 4, 8, 8)
+    assert result.rows[1].macs == 3 * 4 * 8 * 8 * 9
+    assert net.training and net.conv.training
+
+
+def test_argument_errors():
+    with pytest.raises(TypeError, match="model must be an nn.Module"):
+        summary(lambda x: x, (1, 3, 8, 8))
+    net = nn.Conv2d(1, 1, 3)
+    with pytest.raises(TypeError, match="input_size must be"):
+        summary(net, (8, 8))
+    with pytest.raises(ValueError, match="input_size must be positive"):
+        summary(net, (1, 1, 0, 8))
