@@ -27,8 +27,9 @@ def test_batch_norm_matches_torch_over_train_and_eval_steps(torch, case):
     rng = np.random.default_rng(case["seed"])
     shape, c = case["shape"], case["shape"][1]
     w_np, b_np = rng.standard_normal(c), rng.standard_normal(c)
-    rm, rv = rng.standard_normal(c), rng.uniform(0.5, 2, c)
-    trm, trv = torch.tensor(rm.copy()), torch.tensor(rv.copy())
+    rm_np, rv_np = rng.standard_normal(c), rng.uniform(0.5, 2, c)
+    rm, rv = t64(rm_np, requires_grad=False), t64(rv_np, requires_grad=False)     # updated in place
+    trm, trv = torch.tensor(rm_np), torch.tensor(rv_np)
     # Three training steps (running stats move each time), then an eval step.
     for step, training in enumerate([True, True, True, False]):
         x_np = rng.standard_normal(shape) * (step + 1) + step
@@ -38,8 +39,8 @@ def test_batch_norm_matches_torch_over_train_and_eval_steps(torch, case):
         out = F.batch_norm(x, rm, rv, w, b, training, case["momentum"], case["eps"])
         tout = torch.nn.functional.batch_norm(tx, trm, trv, tw, tb, training, case["momentum"], case["eps"])
         assert_close(out, tout, atol=1e-9, what=f"output, step {step}")
-        np.testing.assert_allclose(rm, trm.numpy(), atol=1e-12, err_msg="running_mean")
-        np.testing.assert_allclose(rv, trv.numpy(), atol=1e-12, err_msg="running_var")
+        np.testing.assert_allclose(rm.numpy(), trm.numpy(), atol=1e-12, err_msg="running_mean")
+        np.testing.assert_allclose(rv.numpy(), trv.numpy(), atol=1e-12, err_msg="running_var")
         g = rng.standard_normal(shape)
         out.backward(g); tout.backward(torch.tensor(g))
         assert_close(x.grad, tx.grad, atol=1e-9, what="grad input")
@@ -51,10 +52,10 @@ def test_batch_norm_matches_torch_over_train_and_eval_steps(torch, case):
 
 def test_batch_norm_running_var_uses_the_unbiased_variance():
     x_np = np.array([[1.0], [2.0], [4.0]])           # (N=3, C=1): mean 7/3, biased var 14/9
-    rm, rv = np.zeros(1), np.ones(1)
+    rm, rv = t64(np.zeros(1), requires_grad=False), t64(np.ones(1), requires_grad=False)
     F.batch_norm(t64(x_np), rm, rv, training=True, momentum=0.5)
-    np.testing.assert_allclose(rm, [0.5 * 7 / 3])
-    np.testing.assert_allclose(rv, [0.5 + 0.5 * np.var(x_np, ddof=1)])
+    np.testing.assert_allclose(rm.numpy(), [0.5 * 7 / 3])
+    np.testing.assert_allclose(rv.numpy(), [0.5 + 0.5 * np.var(x_np, ddof=1)])
     out = F.batch_norm(t64(x_np), None, None, training=True).numpy()
     np.testing.assert_allclose(out[:, 0], (x_np[:, 0] - 7 / 3) / np.sqrt(14 / 9 + 1e-5))
 

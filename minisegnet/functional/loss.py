@@ -12,7 +12,6 @@ import numpy as np
 from .. import backend
 from ..autograd import Function, Tensor
 from .activation import softmax
-from .basic import raw
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "dice_loss"]
 
@@ -148,7 +147,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     c = x.shape[1]
     w = None
     if weight is not None:
-        w = raw(weight)
+        w = (weight if isinstance(weight, Tensor) else Tensor(weight)).data
         if tuple(w.shape) != (c,):
             raise ValueError(f"weight must have shape ({c},) (one weight per class), got {tuple(w.shape)}")
         if w.dtype.kind != "f":
@@ -210,8 +209,7 @@ def _broadcastable_constant(value, name, shape, dtype):
     """An optional weight that must broadcast to ``shape`` without changing it."""
     if value is None:
         return None
-    arr = raw(value)
-    arr = arr if hasattr(arr, "shape") else backend.asarray(arr)
+    arr = (value if isinstance(value, Tensor) else Tensor(value)).data      # on the current backend
     try:
         result = np.broadcast_shapes(tuple(arr.shape), shape)
     except ValueError:

@@ -106,8 +106,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """Batch normalization over the channel axis, like ``torch.nn.functional.batch_norm``.
 
     ``input``: (N, C, *), e.g. (N, C, H, W) or (N, C). ``running_mean``,
-    ``running_var``: (C,) Tensors or arrays, updated *in place* when
-    ``training`` is true (they may then be None: batch statistics only).
+    ``running_var``: (C,) Tensors (or arrays of the input's backend), updated
+    *in place* when ``training`` is true (they may then be None: batch
+    statistics only). Anything else (a list, an array of the other backend)
+    is converted to a new array first, so its update would be lost.
     ``weight``, ``bias``: optional (C,) learnable scale and shift. Returns a
     tensor of the input's shape. See the module docstring for the formulas.
     """
