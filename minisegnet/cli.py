@@ -22,6 +22,159 @@ def _add_training_commands(commands):
 
 def _add_shape_commands(commands):
     """shapes, summary (see minisegnet/shapes.py and minisegnet/summary.py)."""
+    from . import shapes
+
+    def size_arg(text):
+        """"572" -> 572, "572x588" -> (572, 588)."""
+        parts = text.lower().split("x")
+        if len(parts) > 2 or not all(p.strip().isdigit() for p in parts):
+            raise argparse.ArgumentTypeError(f"expected a size like 572 or 572x588, got {text!r}")
+        values = tuple(int(p) for p in parts)
+        return values[0] if len(values) == 1 else values
+
+    def fails(error):
+        """A bad size is the user's input, not a bug: the message and exit status 2."""
+        print(f"minisegnet: error: {error}", file=sys.stderr)
+        return 2
+
+    def show(size):
+        return "x".join(str(v) for v in size) if isinstance(size, tuple) else str(size)
+
+    def run_unet(args):
+        try:
+            rows = shapes.unet_trace(args.size, depth=args.depth, padding=args.padding)
+        except (ValueError, TypeError) as error:
+            return fails(error)
+        print(f"U-Net, depth {args.depth}, {args.padding} 3x3 convolutions: input {show(args.size)}")
+        print(f"{'stage':<11} {'operation':<24} {'size':>17}")
+        for row in rows[1:]:
+            change = f"{show(row.size_in)} -> {show(row.size)}"
+            print(f"{row.stage:<11} {row.operation:<24} {change:>17}")
+        print(f"output {show(rows[-1].size)}")
+        return 0
+
+    def run_conv(args):
+        try:
+            out = shapes.conv2d_output_size(args.size, args.kernel, args.stride, args.padding, args.dilation)
+            inputs = shapes.conv2d_input_sizes(out, args.kernel, args.stride, args.padding, args.dilation)
+        except (ValueError, TypeError) as error:
+            return fails(error)
+        print(f"conv2d: size {show(args.size)}, kernel {args.kernel}, stride {args.stride}, "
+              f"padding {args.padding}, dilation {args.dilation} -> output {show(out)}")
+        print(f"  o = floor((i + 2p - d(k-1) - 1) / s) + 1")
+        if isinstance(inputs, tuple):
+            print(f"  input sizes giving this output: heights {inputs[0]}, widths {inputs[1]}")
+        else:
+            print(f"  input sizes giving this output: {inputs}")
+        if args.padding not in ("same", "valid"):
+            op = shapes.conv_transpose2d_output_padding(out, args.size, args.kernel, args.stride,
+                                                        args.padding, args.dilation)
+            print(f"  the matching conv_transpose2d restores {show(args.size)} with output_padding={show(op)}")
+        return 0
+
+    def run_transpose(args):
+        try:
+            out = shapes.conv_transpose2d_output_size(args.size, args.kernel, args.stride, args.padding,
+                                                      args.output_padding, args.dilation)
+        except (ValueError, TypeError) as error:
+            return fails(error)
+        print(f"conv_transpose2d: size {show(args.size)}, kernel {args.kernel}, stride {args.stride}, "
+              f"padding {args.padding}, output_padding {args.output_padding}, dilation {args.dilation} "
+              f"-> output {show(out)}")
+        print("  o = (i - 1)s - 2p + d(k-1) + output_padding + 1")
+        return 0
+
+    def run_pool(args):
+        try:
+            out = shapes.max_pool2d_output_size(args.size, args.kernel, args.stride, args.padding,
+                                                args.dilation, args.ceil_mode)
+        except (ValueError, TypeError) as error:
+            return fails(error)
+        stride = args.kernel if args.stride is None else args.stride
+        print(f"max_pool2d: size {show(args.size)}, kernel {args.kernel}, stride {stride}, padding "
+              f"{args.padding}, dilation {args.dilation}, ceil_mode {args.ceil_mode} -> output {show(out)}")
+        return 0
+
+    def run_summary(args):
+        from .models import build_model
+        from .summary import summary
+
+        options = {}
+        if args.model == "unet":
+            options = dict(base_channels=args.base_channels, depth=args.depth, padding=args.padding,
+                           batch_norm=args.batch_norm, up_mode=args.up_mode)
+        try:
+            model = build_model(args.model, args.in_channels, args.num_classes, **options)
+            size = args.input if isinstance(args.input, tuple) else (args.input, args.input)
+            summary(model, (args.batch_size, args.in_channels) + size)
+        except (ValueError, TypeError) as error:
+            return fails(error)
+        return 0
+
+    def conv_options(parser, padding_help):
+        parser.add_argument("--size", type=size_arg, required=True, help="input size: 64 or HxW")
+        parser.add_argument("--kernel", type=int, required=True, help="kernel size k")
+        parser.add_argument("--stride", type=int, default=1, help="stride s (default 1)")
+        parser.add_argument("--padding", type=int, default=0, help=padding_help)
+        parser.add_argument("--dilation", type=int, default=1, help="dilation d (default 1)")
+
+    shapes_cmd = commands.add_parser(
+        "shapes", help="layer output sizes and the U-Net size walk",
+        description="Size arithmetic from minisegnet.shapes, the formulas the layers themselves use.")
+    kinds = shapes_cmd.add_subparsers(dest="kind", metavar="KIND", required=True)
+
+    unet = kinds.add_parser("unet", help="the U-Net's size at every level, crops included",
+                            description="Trace an input size through the U-Net: every conv, pool, "
+                                        "up-conv and skip crop; an invalid size names the failing level "
+                                        "and the nearest valid sizes.")
+    unet.add_argument("size", type=size_arg, help="input size: 572 or HxW")
+    unet.add_argument("--depth", type=int, default=4, help="number of 2x2 poolings (default 4)")
+    unet.add_argument("--padding", choices=("valid", "same"), default="valid",
+                      help="3x3 conv padding: valid (the paper, default) or same")
+    unet.set_defaults(func=run_unet)
+
+    conv = kinds.add_parser("conv", help="conv2d output size and the input sizes sharing it",
+                            description="conv2d output size, every input size giving that output (the "
+                                        "stride ambiguity) and the transposed conv's output_padding.")
+    conv_options(conv, "zero padding p (default 0)")
+    conv.set_defaults(func=run_conv)
+
+    transpose = kinds.add_parser("transpose", help="conv_transpose2d output size",
+                                 description="conv_transpose2d output size.")
+    conv_options(transpose, "padding p removed from each side (default 0)")
+    transpose.add_argument("--output-padding", type=int, default=0,
+                           help="extra size on one side, 0 <= output_padding < max(stride, dilation)")
+    transpose.set_defaults(func=run_transpose)
+
+    pool = kinds.add_parser("pool", help="max_pool2d output size (PyTorch's ceil_mode rule)",
+                            description="max_pool2d output size; stride defaults to the kernel size.")
+    pool.add_argument("--size", type=size_arg, required=True, help="input size: 64 or HxW")
+    pool.add_argument("--kernel", type=int, required=True, help="kernel size k")
+    pool.add_argument("--stride", type=int, default=None, help="stride s (default: the kernel size)")
+    pool.add_argument("--padding", type=int, default=0, help="-inf padding p, at most k/2 (default 0)")
+    pool.add_argument("--dilation", type=int, default=1, help="dilation d (default 1)")
+    pool.add_argument("--ceil-mode", action="store_true", help="round the output size up")
+    pool.set_defaults(func=run_pool)
+
+    summary_cmd = commands.add_parser(
+        "summary", help="a model's layers: output shapes, parameters, multiply-adds, receptive field",
+        description="Print a torchinfo-style table of a model, computed from the shape formulas "
+                    "(fast even for the full 572x572 U-Net).")
+    summary_cmd.add_argument("model", choices=("unet", "fcn8s", "fcn16s", "fcn32s", "segnet", "deeplabv3plus"),
+                             help="which model")
+    summary_cmd.add_argument("--input", type=size_arg, default=572, help="input size: 572 or HxW (default 572)")
+    summary_cmd.add_argument("--in-channels", type=int, default=3, help="image channels (default 3)")
+    summary_cmd.add_argument("--num-classes", type=int, default=2, help="output classes (default 2)")
+    summary_cmd.add_argument("--batch-size", type=int, default=1, help="N (default 1)")
+    unet_options = summary_cmd.add_argument_group("U-Net options")
+    unet_options.add_argument("--base-channels", type=int, default=64, help="first level's channels (default 64)")
+    unet_options.add_argument("--depth", type=int, default=4, help="number of poolings (default 4)")
+    unet_options.add_argument("--padding", choices=("valid", "same"), default="valid",
+                              help="3x3 conv padding (default valid)")
+    unet_options.add_argument("--batch-norm", action="store_true", help="BatchNorm after every 3x3 conv")
+    unet_options.add_argument("--up-mode", choices=("transpose", "bilinear"), default="transpose",
+                              help="2x2 up-convolution (default) or bilinear x2 + 1x1 conv")
+    summary_cmd.set_defaults(func=run_summary)
 
 
 def main(argv=None):

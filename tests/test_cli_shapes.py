@@ -1,0 +1,100 @@
+"""The `minisegnet shapes` and `minisegnet summary` commands: output and exit codes."""
+import pytest
+
+from minisegnet import shapes
+from minisegnet.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_shapes_unet_572_prints_every_level_with_crops(capsys):
+    code, out, err = run(capsys, "shapes", "unet", "572")
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    body = [line.split() for line in lines[2:-1]]
+    # one line per trace step, each ending "in -> out"
+    steps = shapes.unet_trace(572)[1:]
+    assert len(body) == len(steps)
+    for words, step in zip(body, steps):
+        assert words[0] == step.stage and words[-3:] == [str(step.size_in), "->", str(step.size)]
+    crops = [(w[-3], w[-1]) for w in body if w[1] == "crop"]
+    assert crops == [("64", "56"), ("136", "104"), ("280", "200"), ("568", "392")]
+    assert lines[-1] == "output 388"
+
+
+def test_shapes_unet_options_and_pairs(capsys):
+    code, out, _ = run(capsys, "shapes", "unet", "64x96", "--depth", "2", "--padding", "same")
+    assert code == 0 and out.splitlines()[-1] == "output 64x96"
+    assert "copy skip from down1" in out
+
+
+def test_shapes_unet_invalid_size_exits_2_with_the_message(capsys):
+    code, out, err = run(capsys, "shapes", "unet", "570")
+    assert code == 2 and out == ""
+    assert "U-Net input 570 is invalid" in err and "level 2" in err and "556 and 572" in err
+    assert "Traceback" not in err
+
+
+def test_shapes_conv(capsys):
+    code, out, _ = run(capsys, "shapes", "conv", "--size", "64", "--kernel", "3", "--stride", "2", "--padding", "1")
+    assert code == 0
+    assert "-> output 32" in out and "[63, 64]" in out and "output_padding=1" in out
+    code, out, _ = run(capsys, "shapes", "conv", "--size", "64", "--kernel", "3", "--dilation", "2")
+    assert code == 0 and "-> output 60" in out
+
+
+def test_shapes_transpose_and_pool(capsys):
+    code, out, _ = run(capsys, "shapes", "transpose", "--size", "32", "--kernel", "3", "--stride", "2",
+                       "--padding", "1", "--output-padding", "1")
+    assert code == 0 and "-> output 64" in out
+    code, out, _ = run(capsys, "shapes", "pool", "--size", "65", "--kernel", "2", "--ceil-mode")
+    assert code == 0 and "-> output 33" in out
+    code, out, _ = run(capsys, "shapes", "pool", "--size", "65", "--kernel", "2")
+    assert code == 0 and "-> output 32" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["shapes", "conv", "--size", "2", "--kernel", "5"], "kernel_size=5"),
+    (["shapes", "transpose", "--size", "4", "--kernel", "3", "--stride", "2", "--output-padding", "2"],
+     "output_padding=2 must be smaller"),
+    (["shapes", "pool", "--size", "8", "--kernel", "2", "--padding", "2"], "padding=2 must be at most half"),
+])
+def test_bad_arguments_exit_2_with_the_shapes_message(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and needle in err and "Traceback" not in err
+
+
+def test_bad_size_text_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["shapes", "unet", "57two"])
+    assert exit_info.value.code == 2
+    assert "expected a size like 572 or 572x588" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv", [["shapes", "--help"], ["shapes", "unet", "--help"], ["shapes", "conv", "--help"],
+                                  ["shapes", "transpose", "--help"], ["shapes", "pool", "--help"],
+                                  ["summary", "--help"]])
+def test_help_everywhere(capsys, argv):
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 0 and "usage: minisegnet" in capsys.readouterr().out
+
+
+def test_summary_unet(capsys):
+    pytest.importorskip("minisegnet.models", reason="minisegnet.models not available")
+    code, out, err = run(capsys, "summary", "unet", "--input", "188", "--base-channels", "8")
+    assert code == 0 and err == ""
+    assert "UNet" in out and "[1, 2, 4, 4]" in out
+    from minisegnet.models import UNet
+    total = sum(int(p.size) for p in UNet(3, 2, base_channels=8).parameters())
+    assert f"Total params: {total:,}" in out
+
+
+def test_summary_invalid_size_exits_2(capsys):
+    pytest.importorskip("minisegnet.models", reason="minisegnet.models not available")
+    code, out, err = run(capsys, "summary", "unet", "--input", "570", "--base-channels", "2")
+    assert code == 2 and "U-Net input" in err and "556 and 572" in err and "Traceback" not in err
