@@ -145,3 +145,36 @@ def test_argument_errors():
         summary(net, (8, 8))
     with pytest.raises(ValueError, match="input_size must be positive"):
         summary(net, (1, 1, 0, 8))
+
+
+def test_pooling_and_resampling_layers_match_a_real_forward():
+    for name in ("MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MaxUnpool2d", "Upsample"):
+        if not hasattr(nn, name):
+            pytest.skip(f"nn.{name} has not landed yet (nn/pooling.py)")
+
+    class Net(nn.Module):
+        def __init__(self):
+            self.conv = nn.Conv2d(2, 4, 3, stride=2, padding=1)
+            self.pool = nn.MaxPool2d(3, 2, 1, ceil_mode=True, return_indices=True)
+            self.unpool = nn.MaxUnpool2d(3, 2, 1)
+            self.avg = nn.AvgPool2d(2, ceil_mode=True)
+            self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+            self.down = nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1)
+            self.gap = nn.AdaptiveAvgPool2d((3, None))
+
+        def forward(self, x):
+            x = self.conv(x)
+            y, indices = self.pool(x)
+            x = self.unpool(y, indices, output_size=x.shape)
+            x = self.up(self.avg(x))
+            x = self.down(x, output_size=(2 * x.shape[2], 2 * x.shape[3]))
+            return self.gap(x)
+
+    net = Net()
+    size = (2, 2, 21, 30)
+    result = summary(net, size, print_table=False)
+    real = _real_shapes(net, msn.tensor(np.random.default_rng(0).standard_normal(size).astype(np.float32)))
+    assert {r.name: r.output_shape[0] if r.name == "pool" else r.output_shape for r in result.rows} == real
+    rows = _rows_by_name(result)
+    assert rows["down"].macs == 2 * 4 * rows["up"].output_shape[2] * rows["up"].output_shape[3] * 3 * 9
+    assert (rows["pool"].rf, rows["pool"].jump) == (7, 4)    # conv 3/2 then pool 3/2: 3 + 2*2, 2*2
