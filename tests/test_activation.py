@@ -163,8 +163,10 @@ def test_dropout_p_type_and_dropout2d_shape_errors():
         F.leaky_relu(t64(np.ones(3)), "0.1")
     with pytest.raises(TypeError, match="negative_slope"):
         nn.LeakyReLU(None)
-    with pytest.raises(TypeError, match="dim"):
+    with pytest.raises(TypeError, match="dim must be an int"):
         nn.Softmax(None)
+    with pytest.raises(TypeError, match="dim must be an int"):
+        nn.LogSoftmax(1.0)
 
 
 MODULES = [

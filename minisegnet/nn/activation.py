@@ -72,11 +72,19 @@ class Softmax(Module):
         return f"dim={self.dim}"
 
 
-class LogSoftmax(Softmax):
-    """log(softmax(x)) along ``dim``, computed stably."""
+class LogSoftmax(Module):
+    """log(softmax(x)) along ``dim``, computed stably (``dim`` required, as for Softmax)."""
+
+    def __init__(self, dim):
+        if not isinstance(dim, int) or isinstance(dim, bool):
+            raise TypeError(f"dim must be an int, got {dim!r}")
+        self.dim = dim
 
     def forward(self, x):
         return F.log_softmax(x, self.dim)
+
+    def extra_repr(self):
+        return f"dim={self.dim}"
 
 
 class Dropout(Module):
