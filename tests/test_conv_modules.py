@@ -1,0 +1,161 @@
+"""nn.Conv2d, nn.ConvTranspose2d, nn.DepthwiseSeparableConv2d: parity with torch.nn after
+copying the weights (all padding modes, output_size=), PyTorch's init bounds, errors."""
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minisegnet as msn
+from minisegnet import nn
+from helpers import as_torch, assert_close
+
+
+def _copy_into_torch(torch, ours, theirs):
+    with torch.no_grad():
+        for name, p in ours.named_parameters():
+            getattr_path = theirs
+            for part in name.split("."):
+                getattr_path = getattr(getattr_path, part)
+            getattr_path.copy_(torch.tensor(p.numpy()))
+
+
+def _check_module(torch, ours, theirs, x_np, seed, **call):
+    """Forward and input/parameter gradients of ``ours`` and ``theirs`` agree (float64)."""
+    ours.to(np.float64)
+    theirs.double()
+    _copy_into_torch(torch, ours, theirs)
+    x = msn.tensor(x_np, requires_grad=True)
+    tx = as_torch(torch, x_np)
+    y, ty = ours(x, **call), theirs(tx, **call)
+    assert_close(y, ty, what="output")
+    g = np.random.default_rng(seed).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, what="grad input")
+    for name, p in ours.named_parameters():
+        tp = dict(theirs.named_parameters())[name]
+        assert_close(p.grad, tp.grad, what=f"grad {name}")
+
+
+@given(mode=st.sampled_from(["zeros", "reflect", "replicate"]), k=st.integers(1, 4),
+       s=st.integers(1, 2), p=st.integers(0, 2), d=st.integers(1, 2), groups=st.sampled_from([1, 2]),
+       bias=st.booleans(), h=st.integers(7, 9), w=st.integers(7, 9), seed=st.integers(0, 2**16))
+def test_conv2d_module_matches_torch(torch, mode, k, s, p, d, groups, bias, h, w, seed):
+    ours = nn.Conv2d(4, 6, k, s, p, d, groups, bias, padding_mode=mode)
+    theirs = torch.nn.Conv2d(4, 6, k, s, p, d, groups, bias, padding_mode=mode)
+    x = np.random.default_rng(seed).standard_normal((2, 4, h, w))
+    _check_module(torch, ours, theirs, x, seed + 1)
+
+
+@pytest.mark.parametrize("mode", ["zeros", "reflect"])
+@pytest.mark.parametrize("k, d", [(3, 1), (4, 1), (2, 3), ((2, 3), (1, 2))])
+def test_conv2d_same_padding_module_matches_torch(torch, mode, k, d):
+    ours = nn.Conv2d(2, 3, k, padding="same", dilation=d, padding_mode=mode)
+    theirs = torch.nn.Conv2d(2, 3, k, padding="same", dilation=d, padding_mode=mode)
+    x = np.random.default_rng(0).standard_normal((1, 2, 7, 6))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # torch: even 'same' kernels copy the input
+        _check_module(torch, ours, theirs, x, 1)
+
+
+@given(k=st.integers(1, 4), s=st.integers(1, 3), p=st.integers(0, 1), d=st.integers(1, 2),
+       groups=st.sampled_from([1, 2]), bias=st.booleans(), h=st.integers(2, 5), w=st.integers(2, 5),
+       extra=st.tuples(st.integers(0, 2), st.integers(0, 2)), seed=st.integers(0, 2**16))
+def test_conv_transpose2d_module_with_output_size_matches_torch(torch, k, s, p, d, groups, bias, h, w, extra, seed):
+    ours = nn.ConvTranspose2d(4, 6, k, s, p, groups=groups, bias=bias, dilation=d)
+    theirs = torch.nn.ConvTranspose2d(4, 6, k, s, p, groups=groups, bias=bias, dilation=d)
+    smallest = [(i - 1) * s - 2 * p + d * (k - 1) + 1 for i in (h, w)]
+    if min(smallest) < 1:
+        return
+    target = [smallest[a] + min(extra[a], s - 1) for a in (0, 1)]   # every reachable size
+    x = np.random.default_rng(seed).standard_normal((2, 4, h, w))
+    _check_module(torch, ours, theirs, x, seed + 1, output_size=target)
+    assert ours(msn.tensor(x), output_size=target).shape[2:] == tuple(target)
+
+
+def test_conv_transpose2d_module_without_output_size_matches_torch(torch):
+    ours = nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1)
+    theirs = torch.nn.ConvTranspose2d(3, 2, 3, stride=2, padding=1, output_padding=1)
+    _check_module(torch, ours, theirs, np.random.default_rng(0).standard_normal((1, 3, 4, 5)), 1)
+
+
+def test_conv_transpose2d_output_size_full_shape_and_unreachable():
+    up = nn.ConvTranspose2d(2, 1, 2, stride=2)
+    x = msn.tensor(np.zeros((1, 2, 5, 5), np.float32))
+    assert up(x, output_size=(1, 1, 10, 11)).shape == (1, 1, 10, 11)
+    with pytest.raises(ValueError, match="unreachable"):
+        up(x, output_size=(12, 10))
+    with pytest.raises(ValueError, match="unreachable"):
+        up(x, output_size=(9, 10))
+    with pytest.raises(TypeError, match="output_size"):
+        up(x, output_size=10)
+
+
+def test_depthwise_separable_matches_torch_and_counts_parameters(torch):
+    ours = nn.DepthwiseSeparableConv2d(4, 6, 3, padding=1)
+    theirs = torch.nn.Sequential()
+    theirs.add_module("depthwise", torch.nn.Conv2d(4, 4, 3, padding=1, groups=4))
+    theirs.add_module("pointwise", torch.nn.Conv2d(4, 6, 1))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert sum(p.size for p in ours.parameters()) == 4 * 9 + 4 + 4 * 6 + 6
+    assert sum(p.numel() for p in theirs.parameters()) == 4 * 9 + 4 + 4 * 6 + 6
+    _check_module(torch, ours, theirs, np.random.default_rng(0).standard_normal((2, 4, 6, 5)), 1)
+    assert sum(p.size for p in nn.DepthwiseSeparableConv2d(64, 64).parameters()) == 4800
+
+
+# ---- initialisation, attributes, state dicts ---------------------------------------------
+@pytest.mark.parametrize("make, fan_in", [
+    (lambda: nn.Conv2d(8, 16, 3), 8 * 9),
+    (lambda: nn.Conv2d(8, 16, (3, 5), groups=4), 2 * 15),
+    (lambda: nn.ConvTranspose2d(8, 6, 4, groups=2), 3 * 16),   # PyTorch reads fan_in from weight.shape[1]
+])
+def test_init_bounds_match_pytorch(make, fan_in):
+    bound = 1 / math.sqrt(fan_in)   # kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    layer = make()
+    w, b = layer.weight.numpy(), layer.bias.numpy()
+    assert w.dtype == np.float32 and b.dtype == np.float32
+    assert np.abs(w).max() <= bound and np.abs(b).max() <= bound
+    assert np.abs(w).max() > 0.9 * bound          # the whole range is used, not a narrower one
+    assert abs(w.std() - bound / math.sqrt(3)) < 0.15 * bound   # uniform: std = bound / sqrt(3)
+
+
+def test_init_is_seeded():
+    msn.manual_seed(3)
+    a = nn.Conv2d(2, 3, 3).weight.numpy()
+    msn.manual_seed(3)
+    b = nn.Conv2d(2, 3, 3).weight.numpy()
+    np.testing.assert_array_equal(a, b)
+
+
+def test_attributes_and_state_dict_like_torch(torch):
+    ours = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2, bias=False)
+    theirs = torch.nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2, bias=False)
+    for name in ("in_channels", "out_channels", "kernel_size", "stride", "padding", "dilation", "groups",
+                 "padding_mode"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.bias is None and list(ours.state_dict()) == ["weight"]
+    assert ours.weight.shape == tuple(theirs.weight.shape)
+    t_ours = nn.ConvTranspose2d(4, 6, 3, groups=2)
+    t_theirs = torch.nn.ConvTranspose2d(4, 6, 3, groups=2)
+    assert t_ours.weight.shape == tuple(t_theirs.weight.shape)
+    assert list(t_ours.state_dict()) == list(t_theirs.state_dict())
+    assert nn.Conv2d(1, 1, 3, padding="same").padding == "same"
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda: nn.Conv2d(3, 4, 3, groups=2), ValueError, "in_channels=3 must be divisible by groups=2"),
+    (lambda: nn.Conv2d(4, 3, 3, groups=2), ValueError, "out_channels=3 must be divisible by groups=2"),
+    (lambda: nn.Conv2d(0, 3, 3), ValueError, "in_channels must be a positive int"),
+    (lambda: nn.Conv2d(3, 3, 0), ValueError, "kernel_size must be >= 1"),
+    (lambda: nn.Conv2d(3, 3, 3, stride=2, padding="same"), ValueError, "padding='same' needs stride 1"),
+    (lambda: nn.Conv2d(3, 3, 3, padding="full"), ValueError, "'valid' or 'same'"),
+    (lambda: nn.Conv2d(3, 3, 3, padding_mode="circular"), ValueError, "padding_mode must be one of"),
+    (lambda: nn.ConvTranspose2d(3, 3, 3, stride=2, output_padding=2), ValueError, "must be smaller than max"),
+    (lambda: nn.ConvTranspose2d(3, 3, 3, padding_mode="reflect"), ValueError, "only padding_mode='zeros'"),
+])
+def test_module_bad_arguments(make, error, words):
+    with pytest.raises(error) as info:
+        make()
+    assert words in str(info.value)
