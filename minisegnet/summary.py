@@ -83,7 +83,7 @@ class Summary:
 
 def _elementwise_layers():
     """Leaf layers that keep their input's shape (and receptive field)."""
-    return (nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.Sigmoid, nn.Tanh, nn.Softmax, nn.Dropout, nn.Identity,
+    return (nn.ReLU, nn.LeakyReLU, nn.ReLU6, nn.Sigmoid, nn.Tanh, nn.Softmax, nn.LogSoftmax, nn.Dropout, nn.Identity,
             nn.BatchNorm2d)
 
 
