@@ -1,2 +1,365 @@
-"""(being written: see the issues)"""
-__all__ = []
+"""Pooling and unpooling: max_pool2d (with indices), avg_pool2d, adaptive_avg_pool2d, max_unpool2d.
+
+All work on ``(N, C, H, W)`` tensors, one ``(n, c)`` plane at a time, with
+PyTorch's semantics. Per spatial axis, with input size ``i``, kernel ``k``,
+stride ``s`` (default ``k``), padding ``p`` and dilation ``d``, output ``o``
+looks at the input positions
+
+    o*s - p + a*d,   a = 0 .. k-1                    (window ``o``, offset ``a``)
+
+and ``o`` runs over ``shapes.max_pool2d_output_size`` (floor, or ceil with
+the rule that a window may not start in the right padding).
+
+How the windows are visited: instead of looping over output pixels, the code
+loops over the ``k_h x k_w`` window *offsets* ``(a, b)``. For a fixed offset,
+the input pixels read by all windows form one strided slice of the padded
+input, ``x_pad[..., a*d :: s, b*d :: s]`` (``o_h x o_w`` of them), so each step
+is one vectorised array operation, and no ``(N, C, o_h, o_w, k_h, k_w)``
+buffer is ever built (the im2col idea, without the copy). The backward pass
+walks the same offsets and adds each slice's share of the gradient back.
+"""
+import math
+
+import numpy as np
+
+from .. import backend, shapes
+from ..autograd import Function, Tensor
+
+__all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "max_unpool2d"]
+
+
+def _window_slices(offset_h, offset_w, out_hw, stride):
+    """The strided slice of the padded input read at window offset (offset_h, offset_w)."""
+    (ho, wo), (sh, sw) = out_hw, stride
+    return (Ellipsis, slice(offset_h, offset_h + sh * (ho - 1) + 1, sh),
+            slice(offset_w, offset_w + sw * (wo - 1) + 1, sw))
+
+
+def _padded_extent(i, o, k, s, p, d):
+    """Rows (or columns) the padded buffer needs: the input with ``p`` on each side,
+    plus, in ceil mode, the part of the last window that hangs past the right padding."""
+    return max(i + 2 * p, (o - 1) * s + d * (k - 1) + 1)
+
+
+def _pad_to(x, extent, padding, fill):
+    """``x`` placed at (p_h, p_w) in an ``extent``-sized buffer filled with ``fill``."""
+    xp = backend.get_array_module(x)
+    n, c, h, w = x.shape
+    out = xp.full((n, c) + extent, fill, dtype=x.dtype)
+    out[..., padding[0]:padding[0] + h, padding[1]:padding[1] + w] = x
+    return out
+
+
+# ---- max pooling ------------------------------------------------------------------
+class MaxPool2d(Function):
+    """y[n, c, oh, ow] = max over the window of x padded with -inf.
+
+    Padding is -inf, never 0, so a window of negative numbers keeps its true
+    maximum. NaN wins (it propagates, as in PyTorch). Ties go to the first
+    maximum in row-major window order: a later element replaces the running
+    maximum only if it is strictly larger. The flat index ``h*W + w`` of the
+    winner within its ``(n, c)`` plane is what ``return_indices`` gives
+    (PyTorch's convention, and what ``max_unpool2d`` takes).
+
+    Backward: dx = g routed to the winning element of each window (summed
+    where overlapping windows share a winner); dx = 0 elsewhere.
+    """
+
+    def __init__(self, kernel_size, stride, padding, dilation, out_hw, want_indices):
+        self.k, self.s, self.p, self.d = kernel_size, stride, padding, dilation
+        self.out_hw, self.want_indices = out_hw, want_indices
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        (kh, kw), (sh, sw), (ph, pw), (dh, dw) = self.k, self.s, self.p, self.d
+        (ho, wo), (h, w) = self.out_hw, x.shape[2:]
+        self.in_shape = x.shape
+        self.extent = (_padded_extent(h, ho, kh, sh, ph, dh), _padded_extent(w, wo, kw, sw, pw, dw))
+        x_pad = _pad_to(x, self.extent, self.p, -np.inf)
+
+        # Start like PyTorch: running max -inf, winner = the first window element
+        # inside the input (so an all -inf window reports a real pixel).
+        row0, col0 = np.arange(ho) * sh - ph, np.arange(wo) * sw - pw
+        first_a = np.maximum(0, -(row0 // dh))        # smallest a with row0 + a*dh >= 0
+        first_b = np.maximum(0, -(col0 // dw))
+        best = xp.full(x.shape[:2] + (ho, wo), -np.inf, dtype=x.dtype)
+        winner = xp.broadcast_to(backend.asarray(first_a[:, None] * kw + first_b[None, :]),
+                                 best.shape).astype(np.int32)
+        for a in range(kh):
+            for b in range(kw):
+                window = x_pad[_window_slices(a * dh, b * dw, self.out_hw, self.s)]
+                better = (window > best) | xp.isnan(window)
+                best = xp.where(better, window, best)
+                winner = xp.where(better, a * kw + b, winner)
+        self.winner = winner          # window offset a*kw + b of each maximum
+        if self.want_indices:
+            a, b = winner // kw, winner % kw
+            rows = backend.asarray(row0).reshape(ho, 1) + a * dh
+            cols = backend.asarray(col0).reshape(1, wo) + b * dw
+            self.indices = (rows * w + cols).astype(np.int64)
+        return best
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        (kh, kw), (dh, dw) = self.k, self.d
+        g_pad = xp.zeros(self.in_shape[:2] + self.extent, dtype=g.dtype)
+        for a in range(kh):
+            for b in range(kw):
+                # within one offset the slice positions are distinct: plain += is exact
+                g_pad[_window_slices(a * dh, b * dw, self.out_hw, self.s)] += \
+                    xp.where(self.winner == a * kw + b, g, 0)
+        (ph, pw), (h, w) = self.p, self.in_shape[2:]
+        return g_pad[..., ph:ph + h, pw:pw + w]
+
+
+def _check_input(x, name, floating=True):
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{name}: input must be 4-D (N, C, H, W), got shape {x.shape}")
+    if floating and x.dtype.kind != "f":
+        raise TypeError(f"{name}: input must be floating point, got dtype {x.dtype}")
+
+
+def _check_flag(value, name, fn):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
+
+
+def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+    """Max pooling: ``(N, C, H, W) -> (N, C, H_out, W_out)``, as ``torch.nn.functional.max_pool2d``.
+
+    ``H_out = floor((H + 2p - d(k-1) - 1) / s) + 1`` (ceil with ``ceil_mode``,
+    dropping a last window that would start in the right padding); ``stride``
+    defaults to ``kernel_size``; ``padding`` (filled with -inf) is at most
+    ``kernel_size / 2``. With ``return_indices``, also returns the int64 flat
+    index ``h*W + w`` of each maximum within its ``(n, c)`` plane (no gradient),
+    the input ``max_unpool2d`` (SegNet's decoder) needs.
+    """
+    _check_input(x, "max_pool2d")
+    _check_flag(ceil_mode, "ceil_mode", "max_pool2d")
+    _check_flag(return_indices, "return_indices", "max_pool2d")
+    k = shapes.as_pair(kernel_size, "kernel_size", 1)
+    s = k if stride is None else shapes.as_pair(stride, "stride", 1)
+    p = shapes.as_pair(padding, "padding", 0)
+    d = shapes.as_pair(dilation, "dilation", 1)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"max_pool2d: padding={padding!r} must be at most half of "
+                         f"kernel_size={kernel_size!r}")
+    out_hw = shapes.max_pool2d_output_size(x.shape[2:], k, s, p, d, ceil_mode)
+    for axis in range(2):
+        # With dilation a window can straddle a tiny input and read only padding;
+        # PyTorch then returns -inf with an index outside the plane. Refuse instead.
+        reads = (np.arange(out_hw[axis]) * s[axis] - p[axis])[:, None] + np.arange(k[axis]) * d[axis]
+        inside = ((reads >= 0) & (reads < x.shape[2 + axis])).any(axis=1)
+        if not inside.all():
+            raise ValueError(
+                f"max_pool2d: with kernel_size={kernel_size!r}, dilation={dilation!r}, padding={padding!r} "
+                f"window {int(np.argmin(inside))} of axis {axis} (input size {x.shape[2 + axis]}) reads "
+                "only padding")
+    fn = MaxPool2d(k, s, p, d, out_hw, bool(return_indices))
+    y = fn(x)
+    if return_indices:
+        return y, Tensor._wrap(fn.indices)
+    return y
+
+
+# ---- average pooling ----------------------------------------------------------------
+def _avg_divisors(i, o, k, s, p, count_include_pad):
+    """PyTorch's divisor per output position along one axis.
+
+    The window ``[o*s - p, o*s - p + k)`` is first clipped to the padded input
+    ``[-p, i + p)`` (a ceil-mode window may hang past the padding: that part
+    never counts); with ``count_include_pad`` that is the divisor, otherwise
+    the window is clipped further to the real input ``[0, i)``.
+    """
+    start = np.arange(o) * s - p
+    end = np.minimum(start + k, i + p)
+    if count_include_pad:
+        return end - start
+    return np.minimum(end, i) - np.maximum(start, 0)
+
+
+class AvgPool2d(Function):
+    """y = (sum of x over the window, zero padding) / divisor; dx = g / divisor
+    spread over every window element (that lies in the input)."""
+
+    def __init__(self, kernel_size, stride, padding, out_hw, divisor):
+        self.k, self.s, self.p, self.out_hw = kernel_size, stride, padding, out_hw
+        self.divisor = divisor        # (H_out, W_out) array
+
+    def forward(self, x):
+        (kh, kw), (sh, sw), (ph, pw) = self.k, self.s, self.p
+        (ho, wo), (h, w) = self.out_hw, x.shape[2:]
+        self.in_shape = x.shape
+        self.extent = (_padded_extent(h, ho, kh, sh, ph, 1), _padded_extent(w, wo, kw, sw, pw, 1))
+        x_pad = _pad_to(x, self.extent, self.p, 0)
+        total = x_pad[_window_slices(0, 0, self.out_hw, self.s)].copy()
+        for a in range(kh):
+            for b in range(kw):
+                if a or b:
+                    total += x_pad[_window_slices(a, b, self.out_hw, self.s)]
+        return total / self.divisor.astype(x.dtype)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        share = g / self.divisor.astype(g.dtype)
+        g_pad = xp.zeros(self.in_shape[:2] + self.extent, dtype=g.dtype)
+        for a in range(self.k[0]):
+            for b in range(self.k[1]):
+                g_pad[_window_slices(a, b, self.out_hw, self.s)] += share
+        (ph, pw), (h, w) = self.p, self.in_shape[2:]
+        return g_pad[..., ph:ph + h, pw:pw + w]
+
+
+def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+               divisor_override=None):
+    """Average pooling: ``(N, C, H, W) -> (N, C, H_out, W_out)``, as ``torch.nn.functional.avg_pool2d``.
+
+    Output size as ``max_pool2d`` with dilation 1. Padding is zeros. The
+    divisor of each window (PyTorch's rule): the window clipped to the padded
+    input when ``count_include_pad`` (so a ceil-mode window hanging past the
+    padding divides by fewer), else the number of real input pixels in it;
+    ``divisor_override`` (a non-zero int) replaces both.
+    """
+    _check_input(x, "avg_pool2d")
+    _check_flag(ceil_mode, "ceil_mode", "avg_pool2d")
+    _check_flag(count_include_pad, "count_include_pad", "avg_pool2d")
+    k = shapes.as_pair(kernel_size, "kernel_size", 1)
+    s = k if stride is None else shapes.as_pair(stride, "stride", 1)
+    p = shapes.as_pair(padding, "padding", 0)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"avg_pool2d: padding={padding!r} must be at most half of "
+                         f"kernel_size={kernel_size!r}")
+    if divisor_override is not None and (not shapes._is_int(divisor_override) or divisor_override == 0):
+        raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int or None, "
+                         f"got {divisor_override!r}")
+    out_hw = shapes.avg_pool2d_output_size(x.shape[2:], k, s, p, ceil_mode)
+    if divisor_override is not None:
+        divisor = np.full(out_hw, divisor_override)
+    else:
+        div_h = _avg_divisors(x.shape[2], out_hw[0], k[0], s[0], p[0], count_include_pad)
+        div_w = _avg_divisors(x.shape[3], out_hw[1], k[1], s[1], p[1], count_include_pad)
+        divisor = div_h[:, None] * div_w[None, :]
+    return AvgPool2d(k, s, p, out_hw, backend.asarray(divisor))(x)
+
+
+# ---- adaptive average pooling ----------------------------------------------------------
+def _adaptive_matrix(i, o):
+    """The (o, i) averaging matrix of one axis: row ``r`` holds 1/len on its bin
+    ``[floor(r*i/o), ceil((r+1)*i/o))`` (PyTorch's bins; they overlap when o does not divide i)."""
+    m = np.zeros((o, i))
+    for r in range(o):
+        start, end = (r * i) // o, -((-(r + 1) * i) // o)
+        m[r, start:end] = 1.0 / (end - start)
+    return m
+
+
+class AdaptiveAvgPool2d(Function):
+    """y = A_h x A_w^T per plane, A the per-axis bin-averaging matrices (averaging
+    a rectangle = averaging its rows, then its columns); dx = A_h^T g A_w."""
+
+    def __init__(self, out_hw):
+        self.out_hw = out_hw
+
+    def forward(self, x):
+        (ho, wo), (h, w) = self.out_hw, x.shape[2:]
+        self.a_h = backend.asarray(_adaptive_matrix(h, ho), dtype=x.dtype)
+        self.a_w = backend.asarray(_adaptive_matrix(w, wo), dtype=x.dtype)
+        return self.a_h @ (x @ self.a_w.T)
+
+    def backward(self, g):
+        return self.a_h.T @ (g @ self.a_w)
+
+
+def adaptive_avg_pool2d(x, output_size):
+    """Average pooling to a fixed output size, as ``torch.nn.functional.adaptive_avg_pool2d``.
+
+    ``(N, C, H, W) -> (N, C, h, w)``; ``output_size`` is an int, or a pair whose
+    entries may be ``None`` (keep that input size). Output bin ``r`` of an axis
+    averages input ``[floor(r*H/h), ceil((r+1)*H/h))``. ``output_size=1`` is
+    global average pooling (DeepLabV3+'s image-level branch).
+    """
+    _check_input(x, "adaptive_avg_pool2d")
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
+        output_size = tuple(x.shape[2 + a] if v is None else v for a, v in enumerate(output_size))
+    out_hw = shapes.as_pair(output_size, "output_size", 1)
+    return AdaptiveAvgPool2d(out_hw)(x)
+
+
+# ---- max unpooling -----------------------------------------------------------------------
+class MaxUnpool2d(Function):
+    """y = zeros of the output size with x written at its indices (per plane):
+    y.flat[indices[n, c, i, j]] = x[n, c, i, j]. dx = g gathered at the indices.
+
+    Where several inputs name the same index (overlapping pooling windows),
+    they came from the same maximum and hold the same value, so which write
+    lands does not matter (PyTorch leaves it unspecified as well).
+    """
+
+    def __init__(self, out_hw):
+        self.out_hw = out_hw
+
+    def forward(self, x, indices):
+        xp = backend.get_array_module(x)
+        n, c = x.shape[:2]
+        self.planes = xp.arange(n * c).reshape(-1, 1)
+        self.flat_indices = indices.reshape(n * c, -1)
+        self.in_shape = x.shape
+        y = xp.zeros((n * c, self.out_hw[0] * self.out_hw[1]), dtype=x.dtype)
+        y[self.planes, self.flat_indices] = x.reshape(n * c, -1)
+        return y.reshape(x.shape[:2] + self.out_hw)
+
+    def backward(self, g):
+        n, c = self.in_shape[:2]
+        return g.reshape(n * c, -1)[self.planes, self.flat_indices].reshape(self.in_shape), None
+
+
+def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """The partial inverse of ``max_pool2d`` (SegNet's decoder upsampling), as
+    ``torch.nn.functional.max_unpool2d``.
+
+    Puts each value of ``x`` ``(N, C, h, w)`` at the flat position ``indices``
+    (from ``max_pool2d(..., return_indices=True)``) of a zero
+    ``(N, C, H_out, W_out)`` output. Default ``H_out = (h - 1)s - 2p + k``
+    (``stride`` defaults to ``kernel_size``). Pooling an odd size loses a row
+    (5 -> 2 -> 4), so pass ``output_size`` ((H, W) or the full (N, C, H, W)),
+    which must lie strictly between ``default - s`` and ``default + s`` per
+    axis, as PyTorch requires. Indices outside ``[0, H_out * W_out)`` are an
+    error (not wrapped).
+    """
+    _check_input(x, "max_unpool2d")
+    if not isinstance(indices, Tensor):
+        raise TypeError(f"max_unpool2d: indices must be a Tensor, got {type(indices).__name__}")
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"max_unpool2d: indices must be an integer tensor, got dtype {indices.dtype}")
+    if indices.shape != x.shape:
+        raise ValueError(f"max_unpool2d: indices has shape {indices.shape}, expected the input's shape {x.shape}")
+    k = shapes.as_pair(kernel_size, "kernel_size", 1)
+    s = k if stride is None else shapes.as_pair(stride, "stride", 1)
+    p = shapes.as_pair(padding, "padding", 0)
+    if output_size is None:
+        out_hw = shapes.max_unpool2d_output_size(x.shape[2:], k, s, p)
+    else:
+        # shapes.max_unpool2d_output_size's formula, without its refusal of sizes < 1:
+        # only the window around it matters here (PyTorch accepts e.g. default 0, size 2).
+        default = tuple((x.shape[2 + a] - 1) * s[a] - 2 * p[a] + k[a] for a in range(2))
+        if not isinstance(output_size, (tuple, list)) or len(output_size) not in (2, 4) or \
+                not all(shapes._is_int(v) for v in output_size):
+            raise TypeError(f"max_unpool2d: output_size must be (H, W) or (N, C, H, W) ints, "
+                            f"got {output_size!r}")
+        out_hw = tuple(int(v) for v in output_size[-2:])
+        for axis in range(2):
+            low, high = default[axis] - s[axis], default[axis] + s[axis]
+            if not (low < out_hw[axis] < high) or out_hw[axis] < 1:
+                raise ValueError(
+                    f"max_unpool2d: output_size={tuple(output_size)!r} is not reachable: axis {axis} "
+                    f"must be strictly between {low} and {high} (default size {default[axis]}, "
+                    f"stride {s[axis]})")
+    plane = out_hw[0] * out_hw[1]
+    if indices.size:
+        lo, hi = int(indices.data.min()), int(indices.data.max())
+        if lo < 0 or hi >= plane:
+            raise ValueError(f"max_unpool2d: indices must lie in [0, {plane}) for output size {out_hw}, "
+                             f"found {lo if lo < 0 else hi}")
+    return MaxUnpool2d(out_hw)(x, indices)

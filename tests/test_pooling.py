@@ -1,0 +1,371 @@
+"""Pooling and unpooling: PyTorch parity of values, indices and gradients on
+Hypothesis-drawn configurations, float64 gradcheck, output shapes equal to the
+shapes.py formulas, the pool/unpool adjoint identity, errors, module forms."""
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F, nn, shapes
+from minisegnet.testing import gradcheck
+from helpers import as_torch, assert_close, t64
+
+
+def _values(shape, seed, style):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    if style == "ties":
+        x = np.round(x)                 # many equal values: ties go to the first maximum
+    elif style == "negative":
+        x = -np.abs(x) - 1.0            # -inf padding, not 0, must win nothing
+    return x
+
+
+@st.composite
+def _pool_config(draw, dilation=True):
+    k = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    return dict(
+        shape=(draw(st.integers(1, 2)), draw(st.integers(1, 3)), draw(st.integers(1, 9)), draw(st.integers(1, 9))),
+        kernel_size=k if draw(st.booleans()) else k[0],
+        stride=draw(st.one_of(st.none(), st.integers(1, 3), st.tuples(st.integers(1, 3), st.integers(1, 3)))),
+        padding=(draw(st.integers(0, k[0] // 2)), draw(st.integers(0, k[1] // 2))),
+        dilation=(draw(st.integers(1, 3)), draw(st.integers(1, 3))) if dilation else 1,
+        ceil_mode=draw(st.booleans()),
+        seed=draw(st.integers(0, 2**16)),
+    )
+
+
+def _kernel_pair(cfg):
+    k = cfg["kernel_size"]
+    return (k, k) if isinstance(k, int) else k
+
+
+def _fix_padding(cfg):
+    """Padding drawn against the pair; when kernel_size is one int it applies to both axes."""
+    k = _kernel_pair(cfg)
+    cfg["padding"] = (min(cfg["padding"][0], k[0] // 2), min(cfg["padding"][1], k[1] // 2))
+    return cfg
+
+
+# ---- max_pool2d ------------------------------------------------------------------------
+@given(cfg=_pool_config(), style=st.sampled_from(["normal", "ties", "negative"]))
+def test_max_pool2d_matches_torch(torch, cfg, style):
+    cfg = _fix_padding(cfg)
+    x_np = _values(cfg["shape"], cfg["seed"], style)
+    args = dict(kernel_size=cfg["kernel_size"], stride=cfg["stride"], padding=cfg["padding"],
+                dilation=cfg["dilation"], ceil_mode=cfg["ceil_mode"])
+    tx = as_torch(torch, x_np)
+    try:
+        ty, ti = torch.nn.functional.max_pool2d(tx, return_indices=True, **args)
+    except RuntimeError:
+        with pytest.raises(ValueError):          # PyTorch refuses it: so must we
+            F.max_pool2d(t64(x_np), **args)
+        return
+    try:
+        x = t64(x_np)
+        y, idx = F.max_pool2d(x, return_indices=True, **args)
+    except ValueError as e:
+        # The one configuration we refuse and PyTorch accepts: a window lying wholly
+        # in the padding, where PyTorch returns -inf and an index outside the plane.
+        assert "reads only padding" in str(e)
+        assert torch.isinf(ty).any()
+        return
+    assert_close(y, ty, what="values")
+    assert idx.dtype == np.int64 and not idx.requires_grad
+    np.testing.assert_array_equal(idx.numpy(), ti.numpy(), err_msg="indices")
+    assert y.shape[2:] == shapes.max_pool2d_output_size(x_np.shape[2:], cfg["kernel_size"], cfg["stride"],
+                                                        cfg["padding"], cfg["dilation"], cfg["ceil_mode"])
+    g = np.random.default_rng(cfg["seed"] + 1).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, what="grad")
+
+
+def test_max_pool2d_negative_inputs_with_padding():
+    """A zero-padded pool would output 0 at the borders; -inf padding keeps the true maxima."""
+    x = -np.arange(1.0, 17.0).reshape(1, 1, 4, 4)
+    y = F.max_pool2d(msn.tensor(x), 3, stride=1, padding=1).numpy()
+    assert (y < 0).all()
+    assert y[0, 0, 0, 0] == -1.0 and y[0, 0, 3, 3] == -11.0
+
+
+def test_max_pool2d_ties_go_to_first_maximum(torch):
+    x = np.zeros((1, 1, 4, 4))
+    _, idx = F.max_pool2d(msn.tensor(x), 2, return_indices=True)
+    assert idx.numpy()[0, 0].tolist() == [[0, 2], [8, 10]]
+    _, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+
+
+def test_max_pool2d_nan_propagates_like_torch(torch):
+    x = np.random.default_rng(0).standard_normal((1, 1, 4, 4))
+    x[0, 0, 1, 2] = np.nan
+    y, idx = F.max_pool2d(msn.tensor(x), 2, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())       # NaN == NaN for assert_array_equal
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+
+
+@pytest.mark.parametrize("args", [
+    dict(kernel_size=2),
+    dict(kernel_size=3, stride=1, padding=1),
+    dict(kernel_size=(3, 2), stride=(2, 1), padding=(1, 0), dilation=(1, 2), ceil_mode=True),
+])
+def test_max_pool2d_gradcheck(args):
+    # unique maxima, spaced by 1 >> eps: the argmax cannot flip under the perturbation
+    x = np.random.default_rng(3).permutation(np.arange(2 * 5 * 6, dtype=np.float64)).reshape(1, 2, 5, 6)
+    assert gradcheck(lambda t: F.max_pool2d(t, **args), [t64(x - 30.0)])
+
+
+@given(cfg=_pool_config(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_max_pool2d_output_shape_is_the_formula(cfg, dtype):
+    cfg = _fix_padding(cfg)
+    args = (cfg["kernel_size"], cfg["stride"], cfg["padding"], cfg["dilation"], cfg["ceil_mode"])
+    try:
+        expect = shapes.max_pool2d_output_size(cfg["shape"][2:], *args)
+    except ValueError:
+        assume(False)
+    try:
+        y = F.max_pool2d(msn.tensor(np.zeros(cfg["shape"], dtype=dtype)), *args)
+    except ValueError as e:
+        assert "reads only padding" in str(e)
+        return
+    assert y.shape == cfg["shape"][:2] + expect and y.dtype == dtype
+
+
+# ---- avg_pool2d -----------------------------------------------------------------------
+@given(cfg=_pool_config(dilation=False), count_include_pad=st.booleans(),
+       divisor_override=st.sampled_from([None, None, 3]))
+def test_avg_pool2d_matches_torch(torch, cfg, count_include_pad, divisor_override):
+    cfg = _fix_padding(cfg)
+    x_np = _values(cfg["shape"], cfg["seed"], "normal")
+    args = dict(kernel_size=cfg["kernel_size"], stride=cfg["stride"], padding=cfg["padding"],
+                ceil_mode=cfg["ceil_mode"], count_include_pad=count_include_pad,
+                divisor_override=divisor_override)
+    tx = as_torch(torch, x_np)
+    try:
+        ty = torch.nn.functional.avg_pool2d(tx, **args)
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            F.avg_pool2d(t64(x_np), **args)
+        return
+    x = t64(x_np)
+    y = F.avg_pool2d(x, **args)
+    assert_close(y, ty)
+    assert y.shape[2:] == shapes.avg_pool2d_output_size(x_np.shape[2:], cfg["kernel_size"], cfg["stride"],
+                                                        cfg["padding"], cfg["ceil_mode"])
+    g = np.random.default_rng(cfg["seed"] + 1).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, what="grad")
+
+
+def test_avg_pool2d_ceil_mode_divisor_excludes_the_overhang(torch):
+    """5 wide, k=2, s=2, p=1, ceil: the last window covers [4, 6), padding only to 5 + 1 = 6,
+    and the window [-1, 1) counts its pad pixel only when count_include_pad."""
+    x = np.arange(1.0, 6.0).reshape(1, 1, 1, 5)
+    for cip in (True, False):
+        y = F.avg_pool2d(msn.tensor(x), (1, 2), (1, 2), (0, 1), ceil_mode=True, count_include_pad=cip)
+        ty = torch.nn.functional.avg_pool2d(torch.tensor(x), (1, 2), (1, 2), (0, 1), ceil_mode=True,
+                                            count_include_pad=cip)
+        assert_close(y, ty)
+    y = F.avg_pool2d(msn.tensor(x), (1, 2), (1, 2), (0, 1), ceil_mode=True, count_include_pad=True)
+    assert y.numpy().ravel().tolist() == [0.5, 2.5, 4.5]
+
+
+def test_avg_pool2d_gradcheck():
+    x = t64(np.random.default_rng(4).standard_normal((1, 2, 5, 6)))
+    assert gradcheck(lambda t: F.avg_pool2d(t, 3, 2, 1, ceil_mode=True, count_include_pad=False), [x])
+
+
+# ---- adaptive_avg_pool2d ------------------------------------------------------------------
+@given(shape=st.tuples(st.integers(1, 2), st.integers(1, 3), st.integers(1, 11), st.integers(1, 11)),
+       out=st.tuples(st.one_of(st.none(), st.integers(1, 12)), st.integers(1, 12)),
+       as_int=st.booleans(), seed=st.integers(0, 2**16))
+def test_adaptive_avg_pool2d_matches_torch(torch, shape, out, as_int, seed):
+    output_size = out[1] if as_int else out
+    x_np = np.random.default_rng(seed).standard_normal(shape)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    y = F.adaptive_avg_pool2d(x, output_size)
+    ty = torch.nn.functional.adaptive_avg_pool2d(tx, output_size)
+    assert_close(y, ty)
+    assert y.shape[2:] == ((out[1], out[1]) if as_int else (shape[2] if out[0] is None else out[0], out[1]))
+    g = np.random.default_rng(seed + 1).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, what="grad")
+
+
+def test_adaptive_avg_pool2d_one_is_global_mean_and_gradcheck():
+    x_np = np.random.default_rng(5).standard_normal((2, 3, 5, 7))
+    y = F.adaptive_avg_pool2d(t64(x_np), 1)
+    np.testing.assert_allclose(y.numpy(), x_np.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
+    assert gradcheck(lambda t: F.adaptive_avg_pool2d(t, (3, 2)), [t64(x_np[:1, :2])])
+
+
+# ---- max_unpool2d -----------------------------------------------------------------------
+@st.composite
+def _unpool_case(draw):
+    k = draw(st.integers(1, 3))
+    s = draw(st.integers(1, 3))
+    p = draw(st.integers(0, k // 2))
+    H, W = draw(st.integers(max(k, 2), 9)), draw(st.integers(max(k, 2), 9))
+    pooled = shapes.max_pool2d_output_size((H, W), k, s, p)
+    default = shapes.max_unpool2d_output_size(pooled, k, s, p) if min(
+        (pooled[a] - 1) * s - 2 * p + k for a in range(2)) >= 1 else None
+    size_kind = draw(st.sampled_from(["default", "input", "full"]))
+    return k, s, p, (2, 3, H, W), size_kind, default, draw(st.integers(0, 2**16))
+
+
+@given(case=_unpool_case())
+def test_max_unpool2d_matches_torch(torch, case):
+    k, s, p, shape, size_kind, default, seed = case
+    x_np = np.random.default_rng(seed).standard_normal(shape)
+    y_np, idx = F.max_pool2d(msn.tensor(x_np), k, s, p, return_indices=True)
+    output_size = {"default": None, "input": shape[2:], "full": shape}[size_kind]
+    ty = as_torch(torch, y_np.numpy())
+    tidx = torch.tensor(idx.numpy())
+    try:
+        tu = torch.nn.functional.max_unpool2d(ty, tidx, k, s, p, output_size=output_size)
+    except (ValueError, RuntimeError):
+        with pytest.raises(ValueError):
+            F.max_unpool2d(t64(y_np.numpy()), idx, k, s, p, output_size=output_size)
+        return
+    y = t64(y_np.numpy())
+    u = F.max_unpool2d(y, idx, k, s, p, output_size=output_size)
+    assert_close(u, tu)
+    if output_size is None:
+        assert u.shape[2:] == default
+    g = np.random.default_rng(seed + 1).standard_normal(u.shape)
+    u.backward(g)
+    tu.backward(torch.tensor(g))
+    assert_close(y.grad, ty.grad, what="grad")
+
+
+@given(N=st.integers(1, 2), C=st.integers(1, 3), h=st.integers(1, 5), w=st.integers(1, 5),
+       k=st.integers(1, 3), extra=st.tuples(st.integers(0, 2), st.integers(0, 2)), seed=st.integers(0, 2**16))
+def test_pool_unpool_adjoint_identity(N, C, h, w, k, extra, seed):
+    """<unpool(y, idx), z> == <y, gather(z, idx)> for non-overlapping windows
+    (each index written once), with gather computed independently by NumPy,
+    and the op's backward equal to that gather."""
+    H, W = h * k + extra[0] % k, w * k + extra[1] % k          # odd sizes included
+    rng = np.random.default_rng(seed)
+    _, idx = F.max_pool2d(msn.tensor(rng.standard_normal((N, C, H, W))), k, return_indices=True)
+    y_np = rng.standard_normal(idx.shape)
+    z_np = rng.standard_normal((N, C, H, W))
+    y = t64(y_np)
+    u = F.max_unpool2d(y, idx, k, output_size=(H, W))
+    gathered = np.take_along_axis(z_np.reshape(N, C, -1), idx.numpy().reshape(N, C, -1), axis=2).reshape(idx.shape)
+    np.testing.assert_allclose((u.numpy() * z_np).sum(), (y_np * gathered).sum(), rtol=1e-12, atol=1e-12)
+    u.backward(z_np)
+    np.testing.assert_array_equal(y.grad.numpy(), gathered)
+
+
+def test_segnet_odd_size_round_trip():
+    """5x7 -> pool 2 -> 2x3 -> unpool with output_size -> 5x7, maxima back in place."""
+    x_np = np.random.default_rng(6).standard_normal((1, 2, 5, 7))
+    y, idx = F.max_pool2d(msn.tensor(x_np), 2, return_indices=True)
+    u = F.max_unpool2d(y, idx, 2, output_size=(5, 7)).numpy()
+    assert u.shape == (1, 2, 5, 7)
+    kept = u != 0
+    assert kept.sum() == y.size
+    np.testing.assert_array_equal(u[kept], x_np[kept])
+    with pytest.raises(ValueError, match="output_size"):
+        F.max_unpool2d(y, idx, 2, output_size=(6, 7))
+
+
+def test_max_unpool2d_gradcheck():
+    x_np = np.random.default_rng(7).permutation(np.arange(30.0)).reshape(1, 1, 5, 6)
+    y, idx = F.max_pool2d(msn.tensor(x_np), 2, return_indices=True)
+    assert gradcheck(lambda t: F.max_unpool2d(t, idx, 2, output_size=(5, 6)), [t64(y.numpy())])
+
+
+# ---- errors ---------------------------------------------------------------------------
+def _x(shape=(1, 1, 4, 4)):
+    return msn.tensor(np.zeros(shape))
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: F.max_pool2d(_x(), 2, padding=2), ValueError, "padding"),
+    (lambda: F.max_pool2d(_x(), 3, padding=(0, 2)), ValueError, "padding"),
+    (lambda: F.avg_pool2d(_x(), 2, padding=2), ValueError, "padding"),
+    (lambda: F.max_pool2d(_x((4, 4)), 2), ValueError, "4-D"),
+    (lambda: F.avg_pool2d(_x((1, 4, 4)), 2), ValueError, "4-D"),
+    (lambda: F.adaptive_avg_pool2d(_x((1, 1, 1, 4, 4)), 2), ValueError, "4-D"),
+    (lambda: F.max_pool2d(msn.tensor(np.zeros((1, 1, 4, 4), dtype=np.int64)), 2), TypeError, "floating"),
+    (lambda: F.max_pool2d(np.zeros((1, 1, 4, 4)), 2), TypeError, "Tensor"),
+    (lambda: F.max_pool2d(_x(), 0), ValueError, "kernel_size"),
+    (lambda: F.max_pool2d(_x(), 2, stride=0), ValueError, "stride"),
+    (lambda: F.max_pool2d(_x(), 2.5), TypeError, "kernel_size"),
+    (lambda: F.max_pool2d(_x(), 5), ValueError, "window"),
+    (lambda: F.max_pool2d(_x((1, 1, 4, 1)), 2, padding=1, dilation=2), ValueError, "reads only padding"),
+    (lambda: F.max_pool2d(_x(), 2, ceil_mode="yes"), TypeError, "ceil_mode"),
+    (lambda: F.avg_pool2d(_x(), 2, divisor_override=0), ValueError, "divisor_override"),
+    (lambda: F.adaptive_avg_pool2d(_x(), 0), ValueError, "output_size"),
+    (lambda: F.adaptive_avg_pool2d(_x(), (1, 2, 3)), TypeError, "output_size"),
+])
+def test_pooling_errors(call, error, words):
+    with pytest.raises(error, match=words):
+        call()
+
+
+def _pooled():
+    y, idx = F.max_pool2d(msn.tensor(np.random.default_rng(0).standard_normal((1, 1, 4, 4))), 2,
+                          return_indices=True)
+    return y, idx
+
+
+@pytest.mark.parametrize("mutate, kwargs, error, words", [
+    (lambda i: i + 16, {}, ValueError, "indices must lie in"),        # 4x4 plane: 16 is out
+    (lambda i: i - 20, {}, ValueError, "indices must lie in"),
+    (lambda i: i.astype(np.float64), {}, TypeError, "integer"),
+    (lambda i: i[..., :1], {}, ValueError, "shape"),
+    (lambda i: i, {"output_size": (6, 4)}, ValueError, "strictly between 2 and 6"),
+    (lambda i: i, {"output_size": (2, 4)}, ValueError, "output_size"),
+    (lambda i: i, {"output_size": (4, 4, 4)}, TypeError, "output_size"),
+    (lambda i: i, {"output_size": (4.0, 4)}, TypeError, "output_size"),
+])
+def test_max_unpool2d_errors(mutate, kwargs, error, words):
+    y, idx = _pooled()
+    bad = msn.tensor(mutate(idx.numpy()))
+    with pytest.raises(error, match=words):
+        F.max_unpool2d(y, bad, 2, **kwargs)
+
+
+def test_max_unpool2d_rejects_index_outside_a_smaller_output():
+    """Indices valid for a 6x6 plane are out of range for the default 5x5 output."""
+    x = np.zeros((1, 1, 6, 6))
+    x[0, 0, 5, 5] = 1.0
+    y, idx = F.max_pool2d(msn.tensor(x), 3, stride=2, padding=1, return_indices=True)
+    assert idx.numpy().max() == 35
+    assert F.max_unpool2d(y, idx, 3, 2, 1, output_size=(6, 6)).numpy()[0, 0, 5, 5] == 1.0
+    with pytest.raises(ValueError, match="indices must lie in"):
+        F.max_unpool2d(y, idx, 3, 2, 1)
+
+
+# ---- modules --------------------------------------------------------------------------
+def test_modules_match_torch_modules(torch):
+    x_np = np.random.default_rng(8).standard_normal((2, 3, 7, 6))
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    pairs = [
+        (nn.MaxPool2d(3, 2, 1, ceil_mode=True), torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True)),
+        (nn.AvgPool2d(3, 2, 1, count_include_pad=False), torch.nn.AvgPool2d(3, 2, 1, count_include_pad=False)),
+        (nn.AdaptiveAvgPool2d((2, None)), torch.nn.AdaptiveAvgPool2d((2, None))),
+        (nn.AdaptiveAvgPool2d(1), torch.nn.AdaptiveAvgPool2d(1)),
+    ]
+    for ours, theirs in pairs:
+        assert_close(ours(x), theirs(tx), what=type(ours).__name__)
+        assert list(ours.parameters()) == [] and ours.state_dict() == {}
+    pool, tpool = nn.MaxPool2d(2, return_indices=True), torch.nn.MaxPool2d(2, return_indices=True)
+    y, idx = pool(x)
+    ty, tidx = tpool(tx)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    unpool, tunpool = nn.MaxUnpool2d(2), torch.nn.MaxUnpool2d(2)
+    assert_close(unpool(y, idx, output_size=(7, 6)), tunpool(ty, tidx, output_size=(7, 6)))
+    for name in ("kernel_size", "stride", "padding"):
+        assert getattr(unpool, name) == getattr(tunpool, name)
+    for name in ("kernel_size", "stride", "padding", "dilation", "return_indices", "ceil_mode"):
+        assert getattr(pool, name) == getattr(tpool, name)
+    avg, tavg = nn.AvgPool2d(2), torch.nn.AvgPool2d(2)
+    for name in ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"):
+        assert getattr(avg, name) == getattr(tavg, name)
