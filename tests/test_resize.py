@@ -1,0 +1,169 @@
+"""interpolate (nearest, bilinear): PyTorch parity of values and gradients on
+Hypothesis-drawn sizes, scale factors and flags, the paper example, float64
+gradcheck, adjoint identity, output shape == shapes formula, errors, nn.Upsample."""
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F, nn, shapes
+from minisegnet.testing import gradcheck
+from helpers import as_torch, assert_close, t64
+
+SCALES = [0.3, 0.5, 2 / 3, 0.9, 1.0, 1.1, 1.3, 1.5, 1.7, 2.0, 2.2, 2.5, 3.0, 1 / 3, 4.0]
+
+
+@st.composite
+def _resize_case(draw):
+    mode = draw(st.sampled_from(["nearest", "bilinear"]))
+    align_corners = None if mode == "nearest" else draw(st.sampled_from([None, False, True]))
+    shape = (draw(st.integers(1, 2)), draw(st.integers(1, 2)), draw(st.integers(1, 9)), draw(st.integers(1, 9)))
+    if draw(st.booleans()):
+        size = draw(st.one_of(st.integers(1, 20), st.tuples(st.integers(1, 20), st.integers(1, 20))))
+        scale_factor, recompute = None, None
+    else:
+        size = None
+        scale_factor = draw(st.one_of(st.sampled_from(SCALES), st.tuples(st.sampled_from(SCALES),
+                                                                          st.sampled_from(SCALES))))
+        recompute = draw(st.sampled_from([None, False, True]))
+    kwargs = dict(size=size, scale_factor=scale_factor, mode=mode, align_corners=align_corners,
+                  recompute_scale_factor=recompute)
+    return shape, kwargs, draw(st.sampled_from([np.float32, np.float64])), draw(st.integers(0, 2**16))
+
+
+@given(case=_resize_case())
+def test_interpolate_matches_torch(torch, case):
+    shape, kwargs, dtype, seed = case
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal(shape).astype(dtype)
+    tx = as_torch(torch, x_np)
+    try:
+        ty = torch.nn.functional.interpolate(tx, **kwargs)
+    except (RuntimeError, ValueError):
+        with pytest.raises(ValueError):       # an output size of 0: refused by both
+            F.interpolate(msn.tensor(x_np), **kwargs)
+        return
+    x = msn.tensor(x_np, requires_grad=True)
+    y = F.interpolate(x, **kwargs)
+    tol = 1e-10 if dtype == np.float64 else 1e-5
+    assert y.dtype == dtype
+    assert_close(y, ty, atol=tol, rtol=tol)
+    assert y.shape[2:] == shapes.interpolate_output_size(shape[2:], kwargs["size"] if not isinstance(
+        kwargs["size"], int) else (kwargs["size"],) * 2, kwargs["scale_factor"])
+    g = rng.standard_normal(y.shape).astype(dtype)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, atol=10 * tol, rtol=tol, what="grad")
+
+
+def test_nearest_indices_match_torch_on_awkward_float32_ratios(torch):
+    """Sizes where dst * in / out lands within float32 rounding of a whole number:
+    the float32 coordinate arithmetic must pick PyTorch's neighbour."""
+    for n_in, n_out in [(40, 108), (16, 166), (120, 194), (50, 345), (105, 25), (7, 3), (13, 29)]:
+        x = np.arange(n_in, dtype=np.float32).reshape(1, 1, 1, n_in)
+        y = F.interpolate(msn.tensor(x), size=(1, n_out)).numpy()
+        ty = torch.nn.functional.interpolate(torch.tensor(x), size=(1, n_out)).numpy()
+        np.testing.assert_array_equal(y, ty, err_msg=f"{n_in} -> {n_out}")
+
+
+def test_bilinear_paper_example():
+    x = msn.tensor(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    y = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False).numpy()[0, 0]
+    np.testing.assert_allclose(y[0], [1, 1.25, 1.75, 2])
+    np.testing.assert_allclose(y[:, 0], [1, 1.5, 2.5, 3])
+    y = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True).numpy()[0, 0]
+    np.testing.assert_allclose(y[0], [1, 4 / 3, 5 / 3, 2])
+    np.testing.assert_allclose(y[-1], [3, 10 / 3, 11 / 3, 4])
+
+
+def test_nearest_example_and_output_size_one():
+    x = msn.tensor(np.arange(1.0, 4.0).reshape(1, 1, 1, 3))
+    assert F.interpolate(x, size=(1, 6)).numpy().ravel().tolist() == [1, 1, 2, 2, 3, 3]
+    assert F.interpolate(x, size=(1, 7)).numpy().ravel().tolist() == [1, 1, 1, 2, 2, 3, 3]
+    # output size 1: align_corners=True takes the first pixel, False the centre's left neighbour mix
+    assert F.interpolate(x, size=(1, 1), mode="bilinear", align_corners=True).numpy().ravel().tolist() == [1]
+    assert F.interpolate(x, size=(1, 1), mode="bilinear", align_corners=False).numpy().ravel().tolist() == [2]
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(scale_factor=2, mode="nearest"),
+    dict(size=(5, 2), mode="nearest"),
+    dict(scale_factor=(1.7, 0.6), mode="bilinear"),
+    dict(size=(7, 3), mode="bilinear", align_corners=True),
+    dict(size=(1, 4), mode="bilinear", align_corners=False),
+])
+def test_interpolate_gradcheck(kwargs):
+    x = t64(np.random.default_rng(2).standard_normal((1, 2, 4, 3)))
+    assert gradcheck(lambda t: F.interpolate(t, **kwargs), [x])
+
+
+@given(case=_resize_case())
+def test_interpolate_adjoint_identity(case):
+    """<interp(x), y> == <x, interp^T(y)>, the transpose taken by autograd; and the
+    transpose is the matrix built column by column from interp on basis images."""
+    shape, kwargs, _, seed = case
+    shape = (1, 1) + shape[2:]
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal(shape)
+    try:
+        y = F.interpolate(t64(x_np, requires_grad=False), **kwargs)
+    except ValueError:
+        return                                 # output size 0 for this draw
+    z_np = rng.standard_normal(y.shape)
+    x = t64(np.zeros(shape))
+    F.interpolate(x, **kwargs).backward(z_np)
+    np.testing.assert_allclose((y.numpy() * z_np).sum(), (x_np * x.grad.numpy()).sum(), rtol=1e-10, atol=1e-10)
+    # the dense operator from basis images: column j is interp(e_j)
+    n = x_np.size
+    basis = np.eye(n).reshape((n, 1) + shape[2:])
+    with msn.no_grad():
+        A = F.interpolate(msn.tensor(basis), **kwargs).numpy().reshape(n, -1).T
+    np.testing.assert_allclose(x.grad.numpy().ravel(), A.T @ z_np.ravel(), rtol=1e-10, atol=1e-10)
+
+
+# ---- errors ----------------------------------------------------------------------------
+def _x(shape=(1, 1, 4, 4), dtype=np.float64):
+    return msn.tensor(np.zeros(shape, dtype=dtype))
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: F.interpolate(_x(), size=4, scale_factor=2), ValueError, "exactly one of size and scale_factor"),
+    (lambda: F.interpolate(_x()), ValueError, "exactly one of size and scale_factor"),
+    (lambda: F.interpolate(_x(), scale_factor=2, align_corners=True), ValueError, "align_corners"),
+    (lambda: F.interpolate(_x(), scale_factor=2, align_corners=False), ValueError, "align_corners"),
+    (lambda: F.interpolate(_x(), scale_factor=2, mode="bilinear", align_corners=1), TypeError, "align_corners"),
+    (lambda: F.interpolate(_x((4, 4)), scale_factor=2), ValueError, "4-D"),
+    (lambda: F.interpolate(_x((1, 1, 1, 4, 4)), scale_factor=2), ValueError, "4-D"),
+    (lambda: F.interpolate(_x(dtype=np.int64), scale_factor=2), TypeError, "floating"),
+    (lambda: F.interpolate(np.zeros((1, 1, 4, 4)), scale_factor=2), TypeError, "Tensor"),
+    (lambda: F.interpolate(_x(), scale_factor=2, mode="bicubic"), ValueError, "mode"),
+    (lambda: F.interpolate(_x(), scale_factor=-2), ValueError, "scale_factor"),
+    (lambda: F.interpolate(_x(), scale_factor="2"), TypeError, "scale_factor"),
+    (lambda: F.interpolate(_x(), scale_factor=(2, 2, 2)), TypeError, "scale_factor"),
+    (lambda: F.interpolate(_x(), scale_factor=0.1), ValueError, "scale_factor"),
+    (lambda: F.interpolate(_x(), size=0), ValueError, "size"),
+    (lambda: F.interpolate(_x(), size=(2, 2, 2)), TypeError, "size"),
+    (lambda: F.interpolate(_x(), size=4, recompute_scale_factor=True), ValueError, "recompute_scale_factor"),
+])
+def test_interpolate_errors(call, error, words):
+    with pytest.raises(error, match=words):
+        call()
+
+
+# ---- module ----------------------------------------------------------------------------
+@pytest.mark.parametrize("kwargs", [
+    dict(scale_factor=2), dict(size=(5, 9)), dict(scale_factor=1.5, mode="bilinear"),
+    dict(scale_factor=(2, 3), mode="bilinear", align_corners=True),
+])
+def test_upsample_module_matches_torch(torch, kwargs):
+    x_np = np.random.default_rng(3).standard_normal((2, 3, 4, 5))
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    ours, theirs = nn.Upsample(**kwargs), torch.nn.Upsample(**kwargs)
+    y, ty = ours(x), theirs(tx)
+    assert_close(y, ty)
+    g = np.random.default_rng(4).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad)
+    for name in ("size", "scale_factor", "mode", "align_corners"):
+        assert getattr(ours, name) == getattr(theirs, name), name
