@@ -32,8 +32,10 @@ where a product lands within rounding of a whole number.
 Both modes are linear in ``x``: each output is a weighted sum of one or two
 inputs per axis. The backward pass is the transpose: every output gradient
 is added, with the same weight, to the input pixel(s) it read. Several
-outputs read the same input, so the adds must accumulate:
-``backend.scatter_add``.
+outputs read the same input, so the adds must accumulate. Rather than a
+scatter-add with repeated indices (``backend.scatter_add``, slow on the CPU),
+each axis's map is transposed once into a small gather table
+(``transpose_table``): input ``j`` gathers the few outputs that read it.
 """
 import numbers
 
@@ -109,51 +111,77 @@ def _weights_shape(axis, w):
     return w if axis == 3 else w[:, None]
 
 
+def transpose_table(n_in, reads, dtype):
+    """The transpose of a 1-D resampling map, as a gather table.
+
+    ``reads`` lists ``(index, weight)`` array pairs: output ``o`` is
+    ``sum over pairs of weight[o] * x[index[o]]``. Returns ``(outputs, weights)``,
+    each ``(n_in, m)``: input ``j`` collects ``weights[j, k] * g[outputs[j, k]]``
+    for ``k < m`` (unused slots have weight 0), i.e. the adjoint map. Every input
+    is read by a handful of outputs, so the backward pass becomes ``m`` gathers
+    instead of a scatter-add with repeated indices: the same sums, far faster.
+    """
+    n_out = len(reads[0][0])
+    src = np.concatenate([np.asarray(index) for index, _ in reads])
+    wts = np.concatenate([np.asarray(weight, dtype=dtype) for _, weight in reads])
+    dst = np.tile(np.arange(n_out), len(reads))
+    keep = wts != 0                              # zero-weight reads contribute nothing
+    src, wts, dst = src[keep], wts[keep], dst[keep]
+    order = np.argsort(src, kind="stable")
+    src, wts, dst = src[order], wts[order], dst[order]
+    counts = np.bincount(src, minlength=n_in)
+    slot = np.arange(len(src)) - np.repeat(np.cumsum(counts) - counts, counts)
+    outputs = np.zeros((n_in, max(int(counts.max(initial=0)), 1)), dtype=np.int64)
+    weights = np.zeros(outputs.shape, dtype=dtype)
+    outputs[src, slot] = dst
+    weights[src, slot] = wts
+    return backend.asarray(outputs), backend.asarray(weights)
+
+
+def _collect(g, table, axis):
+    """Apply a ``transpose_table`` along ``axis``: gx[..., j] = sum_k w[j, k] g[..., outputs[j, k]]."""
+    outputs, weights = table
+    gx = None
+    for k in range(outputs.shape[1]):
+        term = g[_along(axis, outputs[:, k])] * _weights_shape(axis, weights[:, k])
+        gx = term if gx is None else gx + term
+    return gx
+
+
 class Nearest(Function):
     """y[..., i, j] = x[..., src_h[i], src_w[j]];  dx[..., a, b] = sum of g over the
-    outputs that copied (a, b)."""
+    outputs that copied (a, b), collected one axis at a time."""
 
-    def __init__(self, src_h, src_w):
-        self.src_h, self.src_w = src_h, src_w
+    def __init__(self, src, tables):
+        self.src_h, self.src_w = src          # source index per output row / column
+        self.tables = tables                  # {axis: transpose_table}
 
     def forward(self, x):
-        self.in_shape = x.shape
         return x[..., self.src_h[:, None], self.src_w[None, :]]
 
     def backward(self, g):
-        xp = backend.get_array_module(g)
-        gx = xp.zeros(self.in_shape, dtype=g.dtype)
-        return backend.scatter_add(gx, (Ellipsis, self.src_h[:, None], self.src_w[None, :]), g)
+        return _collect(_collect(g, self.tables[2], 2), self.tables[3], 3)
 
 
 class Bilinear(Function):
     """Linear interpolation along the width, then along the height (PyTorch's order):
     t = (1 - lw) x[..., i0w] + lw x[..., i1w];  y = (1 - lh) t[..., i0h, :] + lh t[..., i1h, :].
-    Backward: the same two steps transposed, in reverse order, with scatter-adds."""
+    Backward: the same two steps transposed, in reverse order (height, then width):
+    each input row/column collects its weighted share of the output gradients."""
 
-    def __init__(self, axes):
-        self.axes = axes      # {axis: (i0, i1, lam)} for axis 3 (width) and 2 (height)
+    def __init__(self, axes, tables):
+        self.axes = axes        # {axis: (i0, i1, lam)} for axis 3 (width) and 2 (height)
+        self.tables = tables    # {axis: transpose_table of that axis}
 
     def forward(self, x):
-        self.in_shape = x.shape
         for axis in (3, 2):
             i0, i1, lam = self.axes[axis]
-            lam = _weights_shape(axis, lam.astype(x.dtype))
+            lam = _weights_shape(axis, lam)
             x = x[_along(axis, i0)] * (1 - lam) + x[_along(axis, i1)] * lam
         return x
 
     def backward(self, g):
-        xp = backend.get_array_module(g)
-        for axis in (2, 3):
-            i0, i1, lam = self.axes[axis]
-            lam = _weights_shape(axis, lam.astype(g.dtype))
-            shape = list(g.shape)
-            shape[axis] = self.in_shape[axis]
-            gx = xp.zeros(shape, dtype=g.dtype)
-            backend.scatter_add(gx, _along(axis, i0), g * (1 - lam))
-            backend.scatter_add(gx, _along(axis, i1), g * lam)
-            g = gx
-        return g
+        return _collect(_collect(g, self.tables[2], 2), self.tables[3], 3)
 
 
 def _per_axis_scale(scale_factor):
@@ -211,10 +239,14 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         scales = _per_axis_scale(scale_factor)
 
     if mode == "nearest":
-        src = [backend.asarray(nearest_indices(x.shape[2 + a], out_hw[a], scales[a], x.dtype)) for a in range(2)]
-        return Nearest(*src)(x)
-    axes = {}
+        src = [nearest_indices(x.shape[2 + a], out_hw[a], scales[a], x.dtype) for a in range(2)]
+        tables = {2 + a: transpose_table(x.shape[2 + a], [(src[a], np.ones(len(src[a])))], x.dtype)
+                  for a in range(2)}
+        return Nearest([backend.asarray(s) for s in src], tables)(x)
+    axes, tables = {}, {}
     for axis in (2, 3):
         i0, i1, lam = linear_weights(x.shape[axis], out_hw[axis - 2], bool(align_corners), scales[axis - 2], x.dtype)
+        lam = lam.astype(x.dtype)
+        tables[axis] = transpose_table(x.shape[axis], [(i0, 1 - lam), (i1, lam)], x.dtype)
         axes[axis] = (backend.asarray(i0), backend.asarray(i1), backend.asarray(lam))
-    return Bilinear(axes)(x)
+    return Bilinear(axes, tables)(x)
