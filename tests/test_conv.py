@@ -24,8 +24,10 @@ def _randn(shape, seed):
 def conv_configs(draw, transposed=False):
     """A valid conv (or transposed conv) configuration with possibly different h/w values."""
     groups = draw(st.integers(1, 3))
-    c_in = groups * draw(st.integers(1, 2))
-    c_out = groups * draw(st.integers(1, 2))
+    # up to 3x more channels on one side: at stride 1 the transposed conv then
+    # takes its col2im route instead of the flipped-kernel conv (C_in > 2 C_out)
+    c_in = groups * draw(st.integers(1, 3))
+    c_out = groups * draw(st.integers(1, 3))
     n = draw(st.integers(1, 2))
     k = (draw(st.integers(1, 5)), draw(st.integers(1, 5)))
     s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
@@ -473,3 +475,25 @@ def test_unfold_fold_bad_arguments():
         F.fold(msn.tensor(np.zeros((1, 8, 8))), (4, 4), 2)
     with pytest.raises(ValueError, match="nbytes must be a positive integer"):
         F.set_im2col_limit(0)
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_stride_1_routes_agree(transposed):
+    """At stride 1 the transposed conv is either the flipped-kernel conv or GEMM + col2im: same numbers."""
+    cfg = dict(n=2, c_in=3, c_out=6, size=(5, 6), k=(3, 2), s=(1, 1), p=(1, 2), d=(2, 1), groups=1, op=(1, 0))
+    x, w, b = _conv_arrays(cfg, 3, transposed)
+    results = []
+    for flip in (True, False):
+        previous, conv_module._flip_at_stride_1 = conv_module._flip_at_stride_1, flip
+        try:
+            X, W = t64(x), t64(w)
+            if transposed:
+                y = F.conv_transpose2d(X, W, None, 1, cfg["p"], cfg["op"], 1, cfg["d"])
+            else:
+                y = F.conv2d(X, W, None, 1, cfg["p"], cfg["d"])
+            y.backward(_randn(y.shape, 4))
+            results.append((y.numpy(), X.grad.numpy(), W.grad.numpy()))
+        finally:
+            conv_module._flip_at_stride_1 = previous
+    for a, b_ in zip(*results):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)

@@ -218,27 +218,50 @@ def _fold_into(cols, out, kernel, stride, pads, dilation, conv_hw):
 
 
 # ---- convolution on arrays: forward GEMM, weight-gradient GEMM, transposed GEMM ----
-def _conv2d(x, w, stride, pads, dilation, groups):
+def _columns(x, kernel, stride, pads, dilation, out_hw):
+    """Yield ``(n0, n1, cols)``: ``cols`` (n1-n0, C*kh*kw, L) = unfold of images ``n0:n1`` of ``x``.
+
+    The chunks keep the column buffer under the memory limit; the buffer is
+    reused from chunk to chunk (and call to call), so use ``cols`` before
+    asking for the next chunk and never return it.
+    """
+    xp = backend.get_array_module(x)
+    n_img, c = x.shape[:2]
+    rows, length = c * kernel[0] * kernel[1], out_hw[0] * out_hw[1]
+    chunks = _chunks(n_img, rows * length * x.dtype.itemsize)
+    buf = _scratch(xp, (chunks[0][1], rows, length), x.dtype, "cols")
+    for n0, n1 in chunks:
+        yield n0, n1, _im2col(_pad(x[n0:n1], pads), kernel, stride, dilation, out_hw, buf[:n1 - n0])
+
+
+def _conv2d(x, w, stride, pads, dilation, groups, weight_grad_of=None):
     """y (N, C_out, H_out, W_out) = conv of ``x`` (N, C, H, W) with ``w`` (C_out, C/g, kh, kw).
 
     im2col, then one GEMM per image batched over groups:
     ``(g, C_out/g, C/g*kh*kw) @ (n, g, C/g*kh*kw, L) -> (n, g, C_out/g, L)``,
     which is already the output layout: no transpose. ``pads`` may be
     asymmetric or negative (crop).
+
+    ``weight_grad_of`` (N, C_out, H_out, W_out), if given, also computes
+    ``_conv2d_weight_grad(x, weight_grad_of, ...)`` from the same columns
+    and returns ``(y, grad_w)``: the transposed conv's backward needs both
+    ``conv2d(g, W)`` and a weight gradient that reads ``unfold(g)``.
     """
     xp = backend.get_array_module(x, w)
     n_img, c, h, wd = x.shape
     c_out, c_g, kh, kw = w.shape
     ho, wo = _padded_out_hw((h, wd), pads, (kh, kw), stride, dilation)
-    rows, length = c * kh * kw, ho * wo
     w_g = w.reshape(groups, c_out // groups, c_g * kh * kw)
-    y = xp.empty((n_img, groups, c_out // groups, length), x.dtype)
-    chunks = _chunks(n_img, rows * length * x.dtype.itemsize)
-    buf = _scratch(xp, (chunks[0][1], rows, length), x.dtype, "cols")
-    for n0, n1 in chunks:
-        cols = _im2col(_pad(x[n0:n1], pads), (kh, kw), stride, dilation, (ho, wo), buf[:n1 - n0])
-        xp.matmul(w_g, cols.reshape(n1 - n0, groups, c_g * kh * kw, length), out=y[n0:n1])
-    return y.reshape(n_img, c_out, ho, wo)
+    y = xp.empty((n_img, groups, c_out // groups, ho * wo), x.dtype)
+    grad_w = None if weight_grad_of is None else xp.zeros(w_g.shape, x.dtype)
+    for n0, n1, cols in _columns(x, (kh, kw), stride, pads, dilation, (ho, wo)):
+        cols = cols.reshape(n1 - n0, groups, c_g * kh * kw, ho * wo)
+        xp.matmul(w_g, cols, out=y[n0:n1])
+        if grad_w is not None:
+            gy = weight_grad_of[n0:n1].reshape(n1 - n0, groups, c_out // groups, ho * wo)
+            grad_w += xp.matmul(gy, cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    y = y.reshape(n_img, c_out, ho, wo)
+    return y if grad_w is None else (y, grad_w.reshape(w.shape))
 
 
 def _conv2d_weight_grad(x, grad_y, kernel, stride, pads, dilation, groups):
@@ -250,17 +273,13 @@ def _conv2d_weight_grad(x, grad_y, kernel, stride, pads, dilation, groups):
     xp = backend.get_array_module(x, grad_y)
     n_img, c = x.shape[:2]
     c_out, (ho, wo) = grad_y.shape[1], grad_y.shape[2:]
-    kh, kw = kernel
-    rows, length = c * kh * kw, ho * wo
+    rows_g, length = c // groups * kernel[0] * kernel[1], ho * wo
     gy = grad_y.reshape(n_img, groups, c_out // groups, length)
-    grad_w = xp.zeros((groups, c_out // groups, rows // groups), x.dtype)
-    chunks = _chunks(n_img, rows * length * x.dtype.itemsize)
-    buf = _scratch(xp, (chunks[0][1], rows, length), x.dtype, "cols")
-    for n0, n1 in chunks:
-        cols = _im2col(_pad(x[n0:n1], pads), kernel, stride, dilation, (ho, wo), buf[:n1 - n0])
-        cols = cols.reshape(n1 - n0, groups, rows // groups, length)
+    grad_w = xp.zeros((groups, c_out // groups, rows_g), x.dtype)
+    for n0, n1, cols in _columns(x, kernel, stride, pads, dilation, (ho, wo)):
+        cols = cols.reshape(n1 - n0, groups, rows_g, length)
         grad_w += xp.matmul(gy[n0:n1], cols.transpose(0, 1, 3, 2)).sum(axis=0)
-    return grad_w.reshape(c_out, c // groups, kh, kw)
+    return grad_w.reshape((c_out, c // groups) + tuple(kernel))
 
 
 def _flip_for_transpose(w, groups):
@@ -282,13 +301,16 @@ def _conv_transpose2d(x, w, stride, pads, dilation, groups, out_hw):
 
     At stride 1 the same map is a plain conv of ``x`` with the flipped
     kernel, padded by ``d(k-1) - pad`` (a negative amount crops): no col2im
-    at all, and one forward GEMM instead of GEMM plus scattered adds.
+    at all, just the forward path (used unless C_in > 2 C_out, where the
+    flipped conv's columns would be the larger buffer).
     """
     xp = backend.get_array_module(x, w)
     n_img, c_in, h, wd = x.shape
     c_og, kh, kw = w.shape[1:]
     c_out = c_og * groups
-    if stride == (1, 1) and _flip_at_stride_1:
+    # The flipped conv unfolds x (C_in channels), col2im makes C_out*kh*kw
+    # columns and then adds them up: flip unless C_in is much the larger.
+    if stride == (1, 1) and _flip_at_stride_1 and c_in <= 2 * c_out:
         reach_h, reach_w = dilation[0] * (kh - 1), dilation[1] * (kw - 1)
         top, left = reach_h - pads[0], reach_w - pads[2]
         flipped_pads = (top, out_hw[0] + reach_h - h - top, left, out_hw[1] + reach_w - wd - left)
@@ -399,9 +421,12 @@ class ConvTranspose2d(Function):
         top, bottom, left, right = self.pads
         conv_pads = (top, bottom - self.output_padding[0], left, right - self.output_padding[1])
         gx = gw = gb = None
-        if self.needs_input_grad[0]:
+        if self.needs_input_grad[0] and self.needs_input_grad[1]:
+            # both read unfold(g): one pass over the columns
+            gx, gw = _conv2d(g, self.w, self.stride, conv_pads, self.dilation, self.groups, weight_grad_of=self.x)
+        elif self.needs_input_grad[0]:
             gx = _conv2d(g, self.w, self.stride, conv_pads, self.dilation, self.groups)
-        if self.needs_input_grad[1]:
+        elif self.needs_input_grad[1]:
             gw = _conv2d_weight_grad(g, self.x, self.w.shape[2:], self.stride, conv_pads,
                                      self.dilation, self.groups)
         if self.needs_input_grad[2]:
