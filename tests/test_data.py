@@ -1,0 +1,259 @@
+"""Data: toy datasets give consistent image/mask pairs (shapes, dtypes, label
+ranges, determinism), FolderDataset reads PNGs and refuses bad ones, the
+DataLoader batches and shuffles repeatably, augmentations move image and mask together."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minisegnet as msn
+from minisegnet import data
+
+TOY = [data.Shapes, data.Roads, data.Cells]
+
+
+@pytest.mark.parametrize("cls", TOY)
+def test_toy_pairs_are_consistent(cls):
+    ds = cls(num_samples=6, size=(40, 56), seed=3)
+    assert len(ds) == 6 and len(ds.class_names) == ds.num_classes == len(ds.palette)
+    assert ds.palette.dtype == np.uint8 and ds.palette.shape == (ds.num_classes, 3)
+    seen = set()
+    for i in range(len(ds)):
+        image, mask = ds[i]
+        assert image.dtype == np.float32 and image.shape == (ds.in_channels, 40, 56)
+        assert mask.dtype == np.int64 and mask.shape == (40, 56)
+        assert 0.0 <= image.min() and image.max() <= 1.0
+        assert 0 <= mask.min() and mask.max() < ds.num_classes
+        seen |= set(np.unique(mask).tolist())
+    assert len(seen) >= ds.num_classes - 1    # (nearly) every class shows up in a few samples
+
+
+@pytest.mark.parametrize("cls", TOY)
+def test_toy_is_deterministic_per_seed_split_index(cls):
+    a, b = cls(4, 32, seed=1), cls(4, 32, seed=1)
+    for i in range(4):
+        np.testing.assert_array_equal(a[i][0], b[i][0])
+        np.testing.assert_array_equal(a[i][1], b[i][1])
+    np.testing.assert_array_equal(a[-1][0], a[3][0])
+    assert not np.array_equal(a[0][0], a[1][0])
+    assert not np.array_equal(a[0][0], cls(4, 32, seed=2)[0][0])
+    assert not np.array_equal(a[0][0], cls(4, 32, seed=1, split="val")[0][0])
+
+
+def test_shapes_labels_match_the_drawing():
+    """Every image has both shapes and background, and the pixels the mask calls
+    'shape' are coloured differently from those it calls 'background'."""
+    ds = data.Shapes(8, 64)
+    for i in range(8):
+        image, mask = ds[i]
+        fg, bg = mask > 0, mask == 0
+        assert fg.sum() > 50 and bg.sum() > 50
+        # shapes are painted in a colour far from the background: means differ
+        assert np.abs(image[:, fg].mean(1) - image[:, bg].mean(1)).sum() > 0.05
+
+
+def test_cells_boundaries_separate_touching_cells():
+    ds = data.Cells(6, 64)
+    for i in range(6):
+        image, mask = ds[i]
+        cell = mask == 1
+        # interior pixels never touch background directly: a boundary sits between
+        pad = np.pad(mask, 1, mode="edge")
+        for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
+            nb = pad[dy:dy + 64, dx:dx + 64]
+            assert not np.any(cell & (nb == 0))
+        # boundaries are dark (membranes), interiors bright on average
+        assert image[0][mask == 2].mean() < image[0][cell].mean()
+
+
+@pytest.mark.parametrize("bad, match", [
+    (dict(num_samples=0), "num_samples"), (dict(size=8), "at least 16"), (dict(size="64"), "size"),
+    (dict(seed=-1), "seed"), (dict(split="dev"), "split"),
+])
+def test_toy_bad_arguments(bad, match):
+    with pytest.raises((ValueError, TypeError), match=match):
+        data.Shapes(**bad)
+
+
+def test_toy_index_errors():
+    ds = data.Shapes(3, 32)
+    with pytest.raises(IndexError, match="out of range"):
+        ds[3]
+    with pytest.raises(TypeError, match="index"):
+        ds[1.5]
+
+
+# ---- FolderDataset -------------------------------------------------------------
+def _write_pair(root, name, size=(12, 10), labels=3, mode="L", rgb=True):
+    from PIL import Image
+    rng = np.random.default_rng(len(name))
+    h, w = size
+    (root / "images").mkdir(exist_ok=True)
+    (root / "masks").mkdir(exist_ok=True)
+    img = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    Image.fromarray(img if rgb else img[..., 0]).save(root / "images" / f"{name}.png")
+    mask = rng.integers(0, labels, (h, w)).astype(np.uint8)
+    m = Image.fromarray(mask)
+    if mode == "P":
+        m = m.convert("P")
+    elif mode == "RGB":
+        m = m.convert("RGB")
+    m.save(root / "masks" / f"{name}.png")
+    return img, mask
+
+
+def test_folder_dataset_reads_pairs(tmp_path):
+    img, mask = _write_pair(tmp_path, "b")
+    _write_pair(tmp_path, "a", mode="P")
+    ds = data.FolderDataset(tmp_path / "images", tmp_path / "masks", num_classes=3)
+    assert len(ds) == 2 and ds.pairs[0][0].endswith("a.png")
+    image, m = ds[1]
+    assert image.shape == (3, 12, 10) and image.dtype == np.float32
+    np.testing.assert_allclose(image, img.transpose(2, 0, 1) / 255.0, atol=1e-6)
+    np.testing.assert_array_equal(m, mask)
+    assert m.dtype == np.int64
+    grey = data.FolderDataset(tmp_path / "images", tmp_path / "masks", num_classes=3, in_channels=1)
+    assert grey[0][0].shape == (1, 12, 10)
+
+
+def test_folder_dataset_errors(tmp_path):
+    _write_pair(tmp_path, "a")
+    from PIL import Image
+    Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(tmp_path / "images" / "lonely.png")
+    with pytest.raises(ValueError, match="lonely"):
+        data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3)
+    (tmp_path / "images" / "lonely.png").unlink()
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(tmp_path / "masks" / "orphan.png")
+    with pytest.raises(ValueError, match="orphan"):
+        data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3)
+    (tmp_path / "masks" / "orphan.png").unlink()
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        data.FolderDataset(tmp_path / "nowhere", tmp_path / "masks", 3)
+    ds = data.FolderDataset(tmp_path / "images", tmp_path / "masks", num_classes=2)
+    with pytest.raises(ValueError, match=r"label\(s\) \[2\].*num_classes=2"):
+        ds[0]
+    Image.fromarray(np.zeros((7, 7), np.uint8)).save(tmp_path / "masks" / "a.png")
+    with pytest.raises(ValueError, match="10x12.*7x7"):
+        data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3)[0]
+    Image.fromarray(np.zeros((12, 10, 3), np.uint8)).save(tmp_path / "masks" / "a.png")
+    with pytest.raises(ValueError, match="index images"):
+        data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3)[0]
+
+
+def test_folder_dataset_ignore_index(tmp_path):
+    from PIL import Image
+    _write_pair(tmp_path, "a", labels=2)
+    m = np.array(Image.open(tmp_path / "masks" / "a.png"))
+    m[0, 0] = 255
+    Image.fromarray(m).save(tmp_path / "masks" / "a.png")
+    with pytest.raises(ValueError, match="255"):
+        data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2)[0]
+    ds = data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, ignore_index=255)
+    assert ds[0][1][0, 0] == 255
+
+
+# ---- DataLoader ----------------------------------------------------------------
+def test_loader_batches_and_drop_last():
+    ds = data.Shapes(10, 32)
+    loader = data.DataLoader(ds, batch_size=4)
+    batches = list(loader)
+    assert len(loader) == 3 == len(batches)
+    assert batches[0][0].shape == (4, 3, 32, 32) and batches[0][1].shape == (4, 32, 32)
+    assert batches[-1][0].shape[0] == 2
+    np.testing.assert_array_equal(batches[1][0][0], ds[4][0])   # no shuffle: in order
+    assert len(data.DataLoader(ds, batch_size=4, drop_last=True)) == 2
+    assert len(list(data.DataLoader(ds, batch_size=4, drop_last=True))) == 2
+
+
+def test_loader_shuffle_is_seeded_and_differs_per_epoch():
+    ds = data.Subset(data.Shapes(12, 16), range(12))
+
+    def order(loader):
+        return [tuple(int(np.round(b[0][i].sum() * 1000)) for i in range(len(b[0]))) for b in loader]
+
+    a = data.DataLoader(ds, batch_size=12, shuffle=True, seed=5)
+    b = data.DataLoader(ds, batch_size=12, shuffle=True, seed=5)
+    e0, e1 = order(a), order(a)
+    assert e0 == order(b) and e0 != e1
+    b.set_epoch(1)
+    assert order(b) == e1
+    # without a seed: the library generator, repeatable through manual_seed
+    msn.manual_seed(3)
+    c0 = order(data.DataLoader(ds, batch_size=12, shuffle=True))
+    msn.manual_seed(3)
+    assert order(data.DataLoader(ds, batch_size=12, shuffle=True)) == c0
+
+
+def test_loader_refuses_unstackable_and_bad_arguments():
+    class Ragged:
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return np.zeros((1, 4 + i, 4), np.float32), np.zeros((4 + i, 4), np.int64)
+    with pytest.raises(ValueError, match="differently sized"):
+        list(data.DataLoader(Ragged(), batch_size=2))
+    with pytest.raises(ValueError, match="batch_size"):
+        data.DataLoader(Ragged(), batch_size=0)
+    with pytest.raises(TypeError, match="transform"):
+        data.DataLoader(Ragged(), transform=3)
+
+
+# ---- augmentation: image and mask stay aligned ---------------------------------
+def _coded(h, w):
+    """An image whose channel 0 equals the mask, so alignment is checkable."""
+    mask = np.arange(h * w).reshape(h, w) % 7
+    image = np.stack([mask.astype(np.float32), np.zeros((h, w), np.float32)])
+    return image, mask
+
+
+@settings(max_examples=30)
+@given(seed=st.integers(0, 2**16), h=st.integers(3, 12), w=st.integers(3, 12), crop=st.integers(2, 16))
+def test_augmentations_keep_image_and_mask_aligned(seed, h, w, crop):
+    rng = np.random.default_rng(seed)
+    image, mask = _coded(h, w)
+    t = data.Compose(data.RandomFlip(horizontal=True, vertical=True), data.RandomRot90(), data.RandomCrop(crop))
+    out_image, out_mask = t(image, mask, rng)
+    assert out_mask.shape == (crop, crop) and out_image.shape == (2, crop, crop)
+    np.testing.assert_array_equal(out_image[0], out_mask)
+    c_image, c_mask = data.CenterCrop((crop, max(crop - 1, 1)))(image, mask)
+    np.testing.assert_array_equal(c_image[0], c_mask)
+
+
+def test_rot90_and_flip_values():
+    image, mask = _coded(4, 4)
+    flip = data.RandomFlip(p=1.0)
+    i2, m2 = flip(image, mask, np.random.default_rng(0))
+    np.testing.assert_array_equal(m2, mask[:, ::-1])
+    seen = set()
+    rot = data.RandomRot90()
+    for s in range(20):
+        i3, m3 = rot(image, mask, np.random.default_rng(s))
+        seen.add(next(k for k in range(4) if np.array_equal(m3, np.rot90(mask, k))))
+    assert seen == {0, 1, 2, 3}
+    # non-square: only 0 or 180 degrees, the shape is kept
+    image, mask = _coded(3, 5)
+    for s in range(10):
+        assert rot(image, mask, np.random.default_rng(s))[1].shape == (3, 5)
+
+
+def test_mirror_pad_matches_reflect_padding(torch):
+    image, mask = _coded(6, 5)
+    out, m = data.MirrorPad((2, 1, 3, 0))(image, mask)
+    assert m is mask and out.shape == (2, 9, 8)
+    expected = torch.nn.functional.pad(torch.tensor(image[None]), (3, 0, 2, 1), mode="reflect")[0].numpy()
+    np.testing.assert_array_equal(out, expected)
+    with pytest.raises(ValueError, match="padding"):
+        data.MirrorPad(-1)
+
+
+def test_random_crop_mirror_pads_small_images():
+    image, mask = _coded(4, 4)
+    out_image, out_mask = data.RandomCrop(7)(image, mask, np.random.default_rng(0))
+    assert out_mask.shape == (7, 7)
+    np.testing.assert_array_equal(out_image[0], out_mask)
+
+
+def test_default_palette():
+    p = data.default_palette(21)
+    assert p.shape == (21, 3) and tuple(p[0]) == (0, 0, 0) and tuple(p[1]) == (128, 0, 0)
+    assert len({tuple(c) for c in p}) == 21
