@@ -123,7 +123,9 @@ class CrossEntropy(Function):
             # All pixels ignored: w_t is all 0, so the gradient is 0 (PyTorch's too).
             coef = g * self.w_t / xp.where(self.denom != 0, self.denom, 1)
         coef = coef.astype(self.probs.dtype, copy=False)
-        gx = self.probs * coef.reshape((n, 1) + self.shape[2:])
+        # C order: for a non-contiguous input (e.g. interpolate's output) the product
+        # keeps that layout, and reshape(-1) would then be a copy, not a view.
+        gx = xp.ascontiguousarray(self.probs * coef.reshape((n, 1) + self.shape[2:]))
         # Subtract the one-hot: one entry per pixel, all distinct, so plain
         # fancy indexing suffices (no accumulation needed).
         flat = gx.reshape(-1)
