@@ -18,6 +18,117 @@ def build_parser():
 
 def _add_training_commands(commands):
     """train, evaluate, predict (see minisegnet/train.py)."""
+    from . import train
+
+    def fails(command, error):
+        """A user error: the message and exit status 2, no traceback."""
+        print(f"minisegnet {command}: error: {error}", file=sys.stderr)
+        return 2
+
+    def model_arg(text):
+        """"base_channels=32" -> ("base_channels", 32); values are int, float, bool or text."""
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. base_channels=32), got {text!r}")
+        value = value.strip()
+        for convert in (int, float):
+            try:
+                return key.strip(), convert(value)
+            except ValueError:
+                pass
+        lowered = value.lower()
+        if lowered in ("true", "false"):
+            return key.strip(), lowered == "true"
+        return key.strip(), None if lowered == "none" else value
+
+    def run_train(args):
+        config = {k: getattr(args, k) for k in train.DEFAULTS if getattr(args, k, None) is not None}
+        if args.model_arg:
+            config["model_args"] = dict(args.model_arg)
+        if args.no_augment:
+            config["augment"] = False
+        if args.resume and args.epochs is None:
+            return fails("train", "--resume needs --epochs N: the total number of epochs to reach")
+        try:
+            train.run(dict(train.DEFAULTS, **config) if not args.resume else config, out=args.out,
+                      resume=args.resume, progress=not args.quiet)
+        except train.UserError as error:
+            return fails("train", error)
+        except train.TrainingDiverged as error:
+            print(f"minisegnet train: {error}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        return 0
+
+    def run_evaluate(args):
+        try:
+            train.evaluate_checkpoint(args.checkpoint, batch_size=args.batch_size)
+        except train.UserError as error:
+            return fails("evaluate", error)
+        return 0
+
+    def run_predict(args):
+        try:
+            train.predict_images(args.checkpoint, args.images, args.out)
+        except train.UserError as error:
+            return fails("predict", error)
+        return 0
+
+    d = train.DEFAULTS
+    train_cmd = commands.add_parser(
+        "train", help="train a segmentation model (default: a small U-Net on generated shapes)",
+        description="Train a model and write runs/NAME/ (or --out DIR): config.json, metrics.json, "
+                    "checkpoint.npz, best.npz, curves.png, predictions.png. With no arguments: a small "
+                    "same-padding U-Net on the generated Shapes data, on the CPU, in a few minutes.")
+    train_cmd.add_argument("--model", choices=("unet", "fcn8s", "fcn16s", "fcn32s", "segnet", "deeplabv3plus"),
+                           help=f"architecture (default {d['model']})")
+    train_cmd.add_argument("--data", metavar="shapes|roads|cells|PATH",
+                           help=f"a generated dataset, or a folder with images/ and index-PNG masks/ "
+                                f"(default {d['data']})")
+    train_cmd.add_argument("--epochs", type=int, help=f"passes over the training set (default {d['epochs']})")
+    train_cmd.add_argument("--batch-size", type=int, help=f"images per step (default {d['batch_size']})")
+    train_cmd.add_argument("--size", type=int, help=f"training image size in pixels (default {d['size']})")
+    train_cmd.add_argument("--lr", type=float, help=f"learning rate (default {d['lr']:g})")
+    train_cmd.add_argument("--seed", type=int, help=f"seed for weights, data and shuffling (default {d['seed']})")
+    train_cmd.add_argument("--backend", choices=("numpy", "cupy"), help="numpy (CPU, default) or cupy (GPU)")
+    train_cmd.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL_DATA_seedN)")
+    train_cmd.add_argument("--resume", action="store_true",
+                           help="continue the run in --out DIR from its checkpoint.npz up to --epochs")
+    more = train_cmd.add_argument_group("more options")
+    more.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), help=f"default {d['optimizer']}")
+    more.add_argument("--schedule", choices=("poly", "cosine", "step", "none"),
+                      help=f"learning-rate schedule over all steps (default {d['schedule']}, DeepLab's)")
+    more.add_argument("--weight-decay", type=float, help="L2 penalty (AdamW: decoupled; default 0)")
+    more.add_argument("--momentum", type=float, help=f"SGD momentum (default {d['momentum']})")
+    more.add_argument("--num-train", type=int, help=f"generated training images (default {d['num_train']})")
+    more.add_argument("--num-val", type=int, help=f"generated held-out images (default {d['num_val']})")
+    more.add_argument("--num-classes", type=int, help="classes of a folder dataset (default: from the masks)")
+    more.add_argument("--model-arg", type=model_arg, action="append", metavar="KEY=VALUE",
+                      help="model constructor option, repeatable: e.g. padding=valid, base_channels=32, "
+                           "depth=4, batch_norm=true (U-Net defaults: base_channels=16 depth=3 padding=same)")
+    more.add_argument("--no-augment", action="store_true", help="no flips/rotations")
+    more.add_argument("--quiet", action="store_true", help="no progress bar")
+    train_cmd.set_defaults(func=run_train)
+
+    evaluate_cmd = commands.add_parser(
+        "evaluate", help="re-score a checkpoint on its held-out split",
+        description="Rebuild the model and the held-out split from a checkpoint and print pixel accuracy, "
+                    "mean accuracy, mean IU and frequency-weighted IU (FCN paper), next to the recorded ones.")
+    evaluate_cmd.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR",
+                              help="a .npz checkpoint, or a run directory (uses its best.npz)")
+    evaluate_cmd.add_argument("--batch-size", type=int, default=None, help="default: the training batch size")
+    evaluate_cmd.set_defaults(func=run_evaluate)
+
+    predict_cmd = commands.add_parser(
+        "predict", help="segment images with a checkpoint and write overlay PNGs",
+        description="Segment images of any size: writes NAME_overlay.png (class colours over the image) "
+                    "and NAME_mask.png (index PNG) per image. A valid-padding U-Net uses the paper's "
+                    "overlap-tile strategy with mirrored borders.")
+    predict_cmd.add_argument("checkpoint", metavar="CHECKPOINT", help="a .npz checkpoint or a run directory")
+    predict_cmd.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
+    predict_cmd.add_argument("--out", metavar="DIR", required=True, help="where to write the PNGs")
+    predict_cmd.set_defaults(func=run_predict)
 
 
 def _add_shape_commands(commands):
