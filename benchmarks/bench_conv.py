@@ -4,6 +4,8 @@
     python benchmarks/bench_conv.py --quick    # fewer repeats, a smoke run
     python benchmarks/bench_conv.py --levers   # also: each speed lever switched off in turn
     python benchmarks/bench_conv.py --memory   # peak RSS of the original U-Net's big layers
+    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_conv.py --threads 1 --clock cpu
+                                               # one thread each, CPU time: steadier on a busy machine
 
 Each layer is timed forward only (no graph) and forward+backward (input,
 weight and bias gradients), ours and torch's interleaved in one process
@@ -15,6 +17,7 @@ import argparse
 import os
 import statistics
 import sys
+import time
 
 import numpy as np
 
@@ -100,12 +103,12 @@ def describe(name, spec):
     return f"{name}: {kind} {n}x{c_in}x{h}x{w} -> {c_out}, k{k} s{s} p{p} d{d}"
 
 
-def run_table(torch, device, xp, repeats, warmup, names):
+def run_table(torch, device, xp, repeats, warmup, names, clock):
     rows, fb_ratios = [], []
     for name in names:
         ours_fwd, torch_fwd, ours_step, torch_step = make_layer(LAYERS[name], torch, device, xp)
-        fwd = compare(ours_fwd, torch_fwd, repeats, warmup)
-        step = compare(ours_step, torch_step, repeats, warmup)
+        fwd = compare(ours_fwd, torch_fwd, repeats, warmup, clock)
+        step = compare(ours_step, torch_step, repeats, warmup, clock)
         fb_ratios.append(step["ratio"])
         rows.append([describe(name, LAYERS[name]),
                      f"{fwd['ours'] * 1e3:.2f}", f"{fwd['theirs'] * 1e3:.2f}", f"{fwd['ratio']:.2f}",
@@ -117,7 +120,7 @@ def run_table(torch, device, xp, repeats, warmup, names):
     return markdown_table(header, rows), fb_ratios
 
 
-def run_levers(torch, repeats, warmup, names):
+def run_levers(torch, repeats, warmup, names, clock):
     """fwd+bwd ratio per layer with everything on, then with each lever switched off."""
     levers = {
         "all levers on": {},
@@ -133,7 +136,7 @@ def run_levers(torch, repeats, warmup, names):
         ratios = []
         for name in names:
             _, _, ours_step, torch_step = make_layer(LAYERS[name], torch, "cpu", np)
-            ratios.append(compare(ours_step, torch_step, repeats, warmup)["ratio"])
+            ratios.append(compare(ours_step, torch_step, repeats, warmup, clock)["ratio"])
         conv_module.set_buffer_reuse(previous_reuse)
         conv_module._flip_at_stride_1 = previous_flip
         rows.append([label] + [f"{r:.2f}" for r in ratios] + [f"{statistics.median(ratios):.2f}"])
@@ -146,7 +149,7 @@ import sys, time, resource
 sys.path.insert(0, {root!r})
 import numpy as np, minisegnet as msn
 from minisegnet import functional as F
-base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+base = int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize() / 2**20
 rng = np.random.default_rng(0)
 x = msn.tensor(rng.standard_normal((1, {c_in}, {size}, {size}), dtype=np.float32), requires_grad={grad_x})
 w = msn.tensor(rng.standard_normal(({c_out}, {c_in}, 3, 3), dtype=np.float32) * 0.05, requires_grad=True)
@@ -183,8 +186,16 @@ def main():
     parser.add_argument("--levers", action="store_true", help="also time with each lever switched off")
     parser.add_argument("--memory", action="store_true", help="also measure the U-Net layers' peak RSS")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (set OPENBLAS_NUM_THREADS for NumPy's BLAS before starting)")
+    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                        help="wall time (default) or process CPU time")
     args = parser.parse_args()
     import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    clock = time.perf_counter if args.clock == "wall" else time.process_time
 
     repeats, warmup = (3, 1) if args.quick else (args.repeats, 2)
     names = [c for c in args.layers if c in LAYERS]
@@ -194,14 +205,16 @@ def main():
         device = "cuda"
     else:
         xp, device = np, "cpu"
-    print(f"{machine_summary()}; {repeats} interleaved repeats, medians\n")
-    table, ratios = run_table(torch, device, xp, repeats, warmup, names)
-    print(table)
-    print(f"\nmedian fwd+bwd ratio over {len(ratios)} layers: {statistics.median(ratios):.2f}; "
-          f"largest: {max(ratios):.2f}")
+    print(f"{machine_summary()}; {repeats} interleaved repeats, medians of {args.clock} time; "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}\n")
+    if names:
+        table, ratios = run_table(torch, device, xp, repeats, warmup, names, clock)
+        print(table)
+        print(f"\nmedian fwd+bwd ratio over {len(ratios)} layers: {statistics.median(ratios):.2f}; "
+              f"largest: {max(ratios):.2f}")
     if args.levers and args.backend == "numpy":
         print("\nfwd+bwd ratio (ours / torch) with one lever switched off at a time\n")
-        print(run_levers(torch, repeats, warmup, names))
+        print(run_levers(torch, repeats, warmup, names, clock))
     if args.memory:
         print("\nmemory: the original U-Net's widest layers, forward+backward, in a fresh process\n")
         print(run_memory())

@@ -23,14 +23,15 @@ import time
 __all__ = ["time_once", "compare", "peak_rss_mib", "python_peak_rss_mib", "markdown_table", "machine_summary"]
 
 
-def time_once(fn):
-    """Seconds taken by one call of ``fn()`` (wall clock, ``perf_counter``)."""
-    start = time.perf_counter()
+def time_once(fn, clock=time.perf_counter):
+    """Seconds taken by one call of ``fn()``; ``clock`` is wall time (``perf_counter``)
+    by default, or e.g. ``time.process_time`` for this process's CPU time."""
+    start = clock()
     fn()
-    return time.perf_counter() - start
+    return clock() - start
 
 
-def compare(ours, theirs, repeats=15, warmup=2):
+def compare(ours, theirs, repeats=15, warmup=2, clock=time.perf_counter):
     """Time ``ours()`` and ``theirs()`` alternately; return a dict of medians.
 
     Keys: ``ours`` and ``theirs`` (median seconds), ``ratio`` (ours / theirs),
@@ -38,15 +39,18 @@ def compare(ours, theirs, repeats=15, warmup=2):
     interquartile range of the per-pair ratios divided by their median, a
     rough noise gauge: 0.05 means the pairs agree within about 5%).
     ``warmup`` untimed pairs run first (caches, lazy allocations, JIT-ed
-    kernels in the other library).
+    kernels in the other library). ``clock=time.process_time`` measures CPU
+    time instead of wall time: on a machine shared with other jobs, and with
+    both libraries held to one thread, it counts the work done rather than
+    the time the scheduler happened to give.
     """
     for _ in range(warmup):
         ours()
         theirs()
     a, b = [], []
     for _ in range(repeats):
-        a.append(time_once(ours))
-        b.append(time_once(theirs))
+        a.append(time_once(ours, clock))
+        b.append(time_once(theirs, clock))
     ratios = sorted(x / y for x, y in zip(a, b))
     q1, q3 = ratios[len(ratios) // 4], ratios[(3 * len(ratios)) // 4]
     med_a, med_b = statistics.median(a), statistics.median(b)
@@ -59,21 +63,33 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+_HWM_REPORT = """
+def _report_peak_rss():
+    # VmHWM: the peak resident size of this process image (Linux). Unlike
+    # ru_maxrss it does not inherit the parent's size from before exec.
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                print("\\n__PEAK_RSS_KB__", line.split()[1])
+_report_peak_rss()
+"""
+
+
 def python_peak_rss_mib(code, env=None):
     """Run ``code`` in a fresh ``python -c`` and return ``(peak RSS in MiB, stdout)``.
 
-    The peak is read with ``os.wait4`` for that one child, so it is the
-    child's own high-water mark. Raises ``RuntimeError`` with the child's
-    stderr if it fails.
+    The child reports its own high-water mark (``VmHWM`` from
+    ``/proc/self/status``), so the figure is the child's alone: on Linux the
+    ``ru_maxrss`` of a child also counts the parent's size at fork, which
+    would make a benchmark that imported torch report torch's memory.
+    Raises ``RuntimeError`` with the child's stderr if it fails.
     """
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env=env, text=True)
-    out, err = proc.stdout.read(), proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    proc = subprocess.run([sys.executable, "-c", code + "\n" + _HWM_REPORT], capture_output=True, text=True,
+                          env=env)
     if proc.returncode != 0:
-        raise RuntimeError(f"child python failed with code {proc.returncode}:\n{err}")
-    return usage.ru_maxrss / 1024, out
+        raise RuntimeError(f"child python failed with code {proc.returncode}:\n{proc.stderr}")
+    out, _, peak_kb = proc.stdout.rpartition("__PEAK_RSS_KB__")
+    return int(peak_kb) / 1024, out.rstrip("\n")
 
 
 def markdown_table(header, rows):
