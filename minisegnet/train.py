@@ -361,7 +361,9 @@ def run(config, out=None, resume=False, progress=True, log=print):
         except ValueError as error:
             raise UserError(str(error)) from None
         meta = json.loads(str(state["meta"]))
-        config = dict(meta["config"], epochs=config["epochs"], backend=config["backend"])
+        saved = meta["config"]
+        config = dict(saved, epochs=config.get("epochs", saved["epochs"]),
+                      backend=config.get("backend", saved["backend"]))
     config = dict(DEFAULTS, **config)
     out = out or _choose_out(config)
 

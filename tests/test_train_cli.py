@@ -1,0 +1,215 @@
+"""End to end: a tiny `minisegnet train` run writes every file; `evaluate` reproduces the
+saved metrics; `predict` writes overlays for any image size; checkpoints reload to
+identical outputs; the same seed gives the same numbers; --resume continues exactly;
+a NaN loss stops the run and keeps the last good checkpoint; user errors exit 2."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minisegnet as msn
+from minisegnet import data, train
+from minisegnet.cli import main
+
+TINY = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "2",
+        "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--quiet"]
+TINY_CONFIG = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
+                   model_args=dict(base_channels=4, depth=2))
+SCORES = ("val_loss", "pixel_acc", "mean_acc", "mean_iou", "fw_iou")
+
+
+def _numbers(history):
+    return [{k: v for k, v in h.items() if k != "seconds"} for h in history]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = str(tmp_path_factory.mktemp("runs") / "tiny")
+    assert main(["train", *TINY, "--out", out]) == 0
+    return out
+
+
+def test_tiny_run_writes_every_file(run_dir):
+    assert sorted(os.listdir(run_dir)) == ["best.npz", "checkpoint.npz", "config.json", "curves.png",
+                                           "metrics.json", "predictions.png"]
+    config = json.load(open(os.path.join(run_dir, "config.json")))
+    assert config["config"]["model"] == "unet" and config["config"]["size"] == 32
+    assert config["config"]["model_args"] == {"base_channels": 4, "depth": 2}
+    assert config["info"]["num_classes"] == 4 and len(config["info"]["palette"]) == 4
+    record = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert [h["epoch"] for h in record["epochs"]] == [1, 2]
+    for h in record["epochs"]:
+        for key in SCORES + ("train_loss",):
+            assert np.isfinite(h[key]), key
+        assert 0 <= h["pixel_acc"] <= 1 and 0 <= h["mean_iou"] <= 1
+    best = max(record["epochs"], key=lambda h: h["mean_iou"])
+    assert record["best"]["epoch"] == best["epoch"]
+    from PIL import Image
+    for name in ("curves.png", "predictions.png"):
+        with Image.open(os.path.join(run_dir, name)) as im:
+            assert im.format == "PNG" and min(im.size) > 200
+    state = msn.load(os.path.join(run_dir, "checkpoint.npz"))
+    meta = json.loads(str(state["meta"]))
+    assert meta["epoch"] == 2 and any(k.startswith("optimizer.state.") for k in state)
+    assert json.loads(str(msn.load(os.path.join(run_dir, "best.npz"))["meta"]))["epoch"] == best["epoch"]
+
+
+def test_evaluate_reproduces_saved_metrics(run_dir, capsys):
+    scores, recorded = train.evaluate_checkpoint(os.path.join(run_dir, "checkpoint.npz"), log=lambda *a: None)
+    assert recorded["epoch"] == 2
+    for key in SCORES:
+        assert scores[key] == pytest.approx(recorded[key], rel=1e-5, abs=1e-6), key
+    assert main(["evaluate", run_dir]) == 0          # a run directory means its best.npz
+    printed = capsys.readouterr().out
+    assert "best.npz" in printed and "mean IU" in printed and "IU per class" in printed
+
+
+def test_predict_writes_overlays_for_any_size(run_dir, tmp_path):
+    from PIL import Image
+    image, _ = data.Shapes(1, (37, 45), seed=9)[0]
+    path = tmp_path / "odd.png"
+    Image.fromarray((image.transpose(1, 2, 0) * 255).astype(np.uint8)).save(path)
+    out = tmp_path / "pred"
+    assert main(["predict", run_dir, str(path), "--out", str(out)]) == 0
+    assert sorted(os.listdir(out)) == ["odd_mask.png", "odd_overlay.png"]
+    with Image.open(out / "odd_overlay.png") as im:
+        assert im.size == (45, 37) and im.mode == "RGB"
+    mask = np.asarray(Image.open(out / "odd_mask.png"))
+    assert mask.shape == (37, 45) and mask.max() < 4
+
+
+def test_checkpoint_reload_gives_identical_outputs(run_dir):
+    a, meta, _ = train.load_checkpoint(os.path.join(run_dir, "checkpoint.npz"))
+    b, _, _ = train.load_checkpoint(os.path.join(run_dir, "checkpoint.npz"))
+    x = msn.tensor(np.random.default_rng(0).random((2, 3, 32, 32)).astype(np.float32))
+    with msn.no_grad():
+        np.testing.assert_array_equal(a(x).numpy(), b(x).numpy())
+    # and a freshly initialised model of the same configuration differs
+    msn.manual_seed(123)
+    fresh = train.build_model_from(meta["config"], meta["info"])
+    with msn.no_grad():
+        assert not np.array_equal(fresh(x).numpy(), a(x).numpy())
+
+
+def test_same_seed_same_numbers_and_other_seed_differs(run_dir, tmp_path):
+    quiet = dict(progress=False, log=lambda *a: None)
+    first = json.load(open(os.path.join(run_dir, "metrics.json")))["epochs"]
+    again = train.run(dict(TINY_CONFIG), out=str(tmp_path / "again"), **quiet)
+    assert _numbers(json.load(open(os.path.join(again, "metrics.json")))["epochs"]) == _numbers(first)
+    other = train.run(dict(TINY_CONFIG, seed=1, epochs=1), out=str(tmp_path / "other"), **quiet)
+    assert json.load(open(os.path.join(other, "metrics.json")))["epochs"][0]["train_loss"] != first[0]["train_loss"]
+
+
+def test_resume_after_interruption_continues_exactly(run_dir, tmp_path, monkeypatch):
+    out = str(tmp_path / "interrupted")
+    quiet = dict(progress=False, log=lambda *a: None)
+    real_evaluate, calls = train.evaluate, []
+
+    def evaluate_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:                 # Ctrl-C during epoch 2's evaluation
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+    monkeypatch.setattr(train, "evaluate", evaluate_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(dict(TINY_CONFIG), out=out, **quiet)
+    monkeypatch.undo()
+    assert json.loads(str(msn.load(os.path.join(out, "checkpoint.npz"))["meta"]))["epoch"] == 1
+    assert main(["train", "--resume", "--out", out, "--epochs", "2", "--quiet"]) == 0
+    resumed = json.load(open(os.path.join(out, "metrics.json")))["epochs"]
+    straight = json.load(open(os.path.join(run_dir, "metrics.json")))["epochs"]
+    assert _numbers(resumed) == _numbers(straight)
+    a = msn.load(os.path.join(out, "checkpoint.npz"))
+    b = msn.load(os.path.join(run_dir, "checkpoint.npz"))
+    for key in a:
+        if key != "meta":
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+
+
+def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
+    out = str(tmp_path / "nan")
+    real_ce, calls = train.cross_entropy, []
+
+    def poisoned(*args, **kwargs):
+        loss = real_ce(*args, **kwargs)
+        calls.append(1)
+        if len(calls) == 5:           # epoch 1: 2 steps + 1 evaluation batch; then epoch 2 step 2
+            return loss * float("nan")
+        return loss
+    monkeypatch.setattr(train, "cross_entropy", poisoned)
+    code = main(["train", *TINY, "--out", out])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "loss became nan at epoch 2, step 2" in err and "checkpoint.npz (epoch 1) is kept" in err
+    assert "Traceback" not in err
+    meta = json.loads(str(msn.load(os.path.join(out, "checkpoint.npz"))["meta"]))
+    assert meta["epoch"] == 1
+    assert len(json.load(open(os.path.join(out, "metrics.json")))["epochs"]) == 1
+
+
+def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
+    out = train.run(dict(TINY_CONFIG, epochs=1, model_args=dict(base_channels=4, depth=1, padding="valid")),
+                    out=str(tmp_path / "valid"), progress=False, log=lambda *a: None)
+    model, meta, _ = train.load_checkpoint(out)
+    assert model.padding == "valid"
+    geometry = train.geometry_for(model, 32)
+    assert geometry.padded                      # the image is mirror-padded to a valid tile
+    scores, recorded = train.evaluate_checkpoint(out, log=lambda *a: None)
+    assert scores["mean_iou"] == pytest.approx(recorded["mean_iou"], rel=1e-5)
+    image = data.Shapes(1, (70, 41))[0][0]
+    pred = train.predict_image(model, image)
+    assert pred.shape == (70, 41)
+    # inside one tile, overlap-tile equals running the model on the mirror-padded tile
+    small = image[:, :20, :20]
+    tile_in, tile_out = train._valid_unet_input(model, 64)
+    margin = (tile_in - tile_out) // 2
+    padded = np.pad(small, ((0, 0), (margin, tile_in - 20 - margin), (margin, tile_in - 20 - margin)),
+                    mode="reflect")
+    with msn.no_grad():
+        direct = model(msn.tensor(padded[None])).numpy().argmax(1)[0][:20, :20]
+    np.testing.assert_array_equal(train.predict_image(model, small), direct)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--data", "/no/such/folder"], "neither a built-in dataset"),
+    (["train", "--size", "30", "--model-arg", "depth=2"], "--size 30 does not fit"),
+    (["train", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["train", "--resume", "--epochs", "3"], "--resume needs --out"),
+    (["train", "--model-arg", "no_such_option=1"], "--model-arg"),
+    (["evaluate", "/no/such/checkpoint.npz"], "does not exist"),
+    (["predict", "/no/such/run", "x.png", "--out", "o"], "does not exist"),
+])
+def test_user_errors_exit_2_without_traceback(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_truncated_checkpoint_is_refused_and_best_is_intact(run_dir, tmp_path, capsys):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    ckpt = copy / "checkpoint.npz"
+    ckpt.write_bytes(ckpt.read_bytes()[:1000])
+    assert main(["evaluate", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert "checkpoint.npz" in err and "Traceback" not in err
+    assert main(["evaluate", str(copy)]) == 0       # best.npz is untouched and still works
+
+
+def test_folder_data_end_to_end(tmp_path):
+    from PIL import Image
+    shapes = data.Shapes(6, 40, seed=4)
+    for name in ("images", "masks"):
+        (tmp_path / "ds" / name).mkdir(parents=True)
+    for i in range(6):
+        image, mask = shapes[i]
+        Image.fromarray((image.transpose(1, 2, 0) * 255).astype(np.uint8)).save(tmp_path / "ds" / "images" / f"{i}.png")
+        Image.fromarray(mask.astype(np.uint8)).save(tmp_path / "ds" / "masks" / f"{i}.png")
+    out = train.run(dict(TINY_CONFIG, data=str(tmp_path / "ds"), epochs=1, batch_size=2),
+                    out=str(tmp_path / "folder_run"), progress=False, log=lambda *a: None)
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["info"]["num_classes"] == 4      # inferred from the masks
+    assert os.path.exists(os.path.join(out, "predictions.png"))
