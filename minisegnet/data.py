@@ -12,8 +12,9 @@ is the same picture on every machine and every call, and the ``"val"`` split
 never repeats a ``"train"`` picture.
 
 * ``Shapes``: circles, squares and triangles (a class each, plus background)
-  in random colours and rotations on noisy, textured backgrounds. Colour says
-  nothing about the class: the network has to learn the outlines.
+  of random size and rotation on noisy, textured backgrounds; each class has a
+  jittered paint colour (``random_colors=True``: any colour, so the network
+  must learn the outlines alone).
 * ``Roads``: a toy driving scene in perspective: sky, road, lane markings,
   cars and the roadside.
 * ``Cells``: grey-level "microscopy" of touching cells, with a boundary class
@@ -151,19 +152,33 @@ class Shapes(_ToyDataset):
     """Circles, squares and triangles on a noisy, textured background.
 
     Classes: 0 background, 1 circle, 2 square, 3 triangle. Each image holds
-    2-4 shapes of random size, rotation and colour (later ones may overlap
-    earlier ones); the background is a random colour with a smooth texture
-    and stripes; Gaussian noise covers everything.
+    2-4 shapes of random size and rotation (later ones may overlap earlier
+    ones), painted in their class's colour with a random shift; the
+    background is a greyish colour with a smooth texture and stripes; Gaussian
+    noise covers everything.
     """
 
     num_classes = 4
     in_channels = 3
     class_names = ("background", "circle", "square", "triangle")
     colors = ((0, 0, 0), (230, 80, 60), (70, 170, 240), (250, 210, 60))
+    # Paint colours per class (RGB), each shape jittered around its class's colour.
+    _paint = {1: (0.85, 0.3, 0.25), 2: (0.25, 0.55, 0.9), 3: (0.9, 0.8, 0.2)}
+
+    def __init__(self, num_samples=256, size=64, seed=0, split="train", random_colors=False):
+        """``random_colors=False``: each class has its own paint colour (jittered
+        shape by shape) on a greyish background, so colour and outline both tell
+        the class. ``random_colors=True``: any colour on any background, so only
+        the outline does: a much harder task."""
+        super().__init__(num_samples, size, seed, split)
+        self.random_colors = bool(random_colors)
 
     def _draw(self, rng, h, w):
         yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
-        base = rng.uniform(0.15, 0.85, 3)
+        if self.random_colors:
+            base = rng.uniform(0.15, 0.85, 3)
+        else:   # a desaturated background, so the class colours stand out from it
+            base = rng.uniform(0.25, 0.7) + rng.uniform(-0.06, 0.06, 3)
         texture = _smooth_noise(rng, h, w, 4) - 0.5
         angle = rng.uniform(0, np.pi)
         stripes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * rng.uniform(0.3, 0.8))
@@ -186,9 +201,12 @@ class Shapes(_ToyDataset):
                 for k in range(3):
                     t = 2 * np.pi * k / 3
                     inside &= u * np.cos(t) + v * np.sin(t) <= 0.6 * r
-            color = rng.uniform(0, 1, 3)
-            while np.abs(color - base).sum() < 0.6:   # keep every shape visible on its background
+            if self.random_colors:
                 color = rng.uniform(0, 1, 3)
+                while np.abs(color - base).sum() < 0.6:   # keep every shape visible on its background
+                    color = rng.uniform(0, 1, 3)
+            else:
+                color = np.clip(np.array(self._paint[cls]) + rng.uniform(-0.12, 0.12, 3), 0, 1)
             shade = color[:, None, None] + 0.08 * (_smooth_noise(rng, h, w, 3) - 0.5)
             image = np.where(inside[None], shade, image)
             mask[inside] = cls

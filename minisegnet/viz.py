@@ -82,7 +82,7 @@ def plot_curves(history, path):
                           arrowprops=dict(arrowstyle="->", lw=0.8))
     ax_score.set(xlabel="epoch", ylabel="score on the held-out split", title="Held-out scores (FCN paper)",
                  ylim=(0, 1.02))
-    ax_score.legend(loc="lower right")
+    ax_score.legend(loc="best", fontsize=8, framealpha=0.8)
     for ax in (ax_loss, ax_score):
         ax.grid(alpha=0.3)
         if len(epochs) < 15:
