@@ -106,7 +106,7 @@ def _add_training_commands(commands):
     more.add_argument("--num-classes", type=int, help="classes of a folder dataset (default: from the masks)")
     more.add_argument("--model-arg", type=model_arg, action="append", metavar="KEY=VALUE",
                       help="model constructor option, repeatable: e.g. padding=valid, base_channels=32, "
-                           "depth=4, batch_norm=true (U-Net defaults: base_channels=16 depth=3 padding=same)")
+                           "depth=4, batch_norm=true (U-Net defaults: base_channels=8 depth=3 padding=same)")
     more.add_argument("--no-augment", action="store_true", help="no flips/rotations")
     more.add_argument("--quiet", action="store_true", help="no progress bar")
     train_cmd.set_defaults(func=run_train)

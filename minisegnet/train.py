@@ -46,13 +46,13 @@ __all__ = ["DEFAULTS", "UserError", "TrainingDiverged", "run", "evaluate_checkpo
 # The default run: a small same-padding U-Net on Shapes, sized so that a 2-core
 # CPU finishes within about three minutes (README has the measured figures).
 DEFAULTS = dict(
-    model="unet", data="shapes", size=64, num_train=384, num_val=64, epochs=8, batch_size=16,
+    model="unet", data="shapes", size=64, num_train=512, num_val=64, epochs=8, batch_size=8,
     optimizer="adam", lr=3e-3, weight_decay=0.0, momentum=0.9, schedule="poly",
     seed=0, backend="numpy", augment=True, num_classes=None, val_fraction=0.2,
 )
 # Model options used when the user gives none (``--model-arg KEY=VALUE`` overrides).
 MODEL_DEFAULTS = {
-    "unet": dict(base_channels=16, depth=3, padding="same"),
+    "unet": dict(base_channels=8, depth=3, padding="same"),
 }
 TOY_DATASETS = {"shapes": data_module.Shapes, "roads": data_module.Roads, "cells": data_module.Cells}
 CHECKPOINT_FORMAT = "minisegnet-checkpoint-1"
