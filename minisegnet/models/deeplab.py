@@ -271,13 +271,15 @@ class DeepLabV3Plus(nn.Module):
         for rate in self.atrous_rates:
             span = 2 * rate + 1
             if span > min(fh, fw):
-                smallest = (span - 1) * self.output_stride + 1
+                # ceil(i / output_stride) >= 2 * max_rate + 1 makes every rate fit.
+                smallest = 2 * max(self.atrous_rates) * self.output_stride + 1
                 raise ValueError(
                     f"DeepLabV3Plus: atrous rate {rate} (atrous_rates={self.atrous_rates}) gives the 3x3 ASPP "
                     f"kernel an effective size of 2*{rate}+1 = {span}, larger than the {fh}x{fw} feature map "
                     f"of a {size[0]}x{size[1]} input at output_stride {self.output_stride}: almost every tap "
-                    f"would read padding. Use inputs of at least {smallest}x{smallest}, or atrous rates "
-                    f"<= {(min(fh, fw) - 1) // 2} for this size")
+                    f"would read padding. Use inputs of at least {smallest}x{smallest}, or "
+                    + (f"atrous rates <= {(min(fh, fw) - 1) // 2} for this size" if min(fh, fw) >= 3 else
+                       "no 3x3 atrous branch fits this size"))
 
     def forward(self, x):
         if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:

@@ -51,7 +51,9 @@ Departures from the paper, all documented here: ``width`` scales VGG16's
 channels (``width=64, fc_channels=4096`` is VGG16's size; the default
 ``width=16, fc_channels=128`` is ~1.7 M parameters and trains on a CPU);
 ``fc6`` is padded ("same") instead of padding the input by 100; every
-upsampling layer (also the last one, which the paper keeps fixed) is learnable.
+upsampling layer (also the last one, which the paper keeps fixed) is learnable;
+the ReLU convolutions start from He initialisation, since there are no
+ImageNet weights to start from.
 """
 import numpy as np
 
@@ -110,11 +112,24 @@ def _zero_init(conv):
     return conv
 
 
+def _he_init(conv):
+    """He (Kaiming) initialisation for a conv followed by ReLU: weights with variance
+    ``2 / fan_in`` (here uniform, ``a = 0``), zero bias. PyTorch's default
+    (``a = sqrt(5)``) has a third of that variance, so through VGG's 15 ReLU layers
+    the signal would shrink ~1.7x per layer and a network trained from scratch
+    (the paper starts from ImageNet weights instead) would barely learn."""
+    xp = backend.get_array_module(conv.weight.data)
+    conv.weight.data = nn.init.kaiming_uniform(conv.weight.shape, a=0, dtype=conv.weight.dtype)
+    conv.bias.data = xp.zeros_like(conv.bias.data)
+    return conv
+
+
 def _vgg_block(in_channels, out_channels, num_convs):
     """``num_convs`` x (3x3 conv, padding 1, + ReLU); the max-pool is applied in forward."""
     layers = []
     for i in range(num_convs):
-        layers += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1), nn.ReLU()]
+        layers += [_he_init(nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, padding=1)),
+                   nn.ReLU()]
     return nn.Sequential(*layers)
 
 
@@ -156,8 +171,8 @@ class FCN(nn.Module):
         self.block4 = _vgg_block(channels[2], channels[3], VGG_BLOCK_CONVS[3])
         self.block5 = _vgg_block(channels[3], channels[4], VGG_BLOCK_CONVS[4])
         # The classifier's fully connected layers, recast as convolutions.
-        self.fc6 = nn.Conv2d(channels[4], fc_channels, 7, padding=3)
-        self.fc7 = nn.Conv2d(fc_channels, fc_channels, 1)
+        self.fc6 = _he_init(nn.Conv2d(channels[4], fc_channels, 7, padding=3))
+        self.fc7 = _he_init(nn.Conv2d(fc_channels, fc_channels, 1))
         self.score_fr = nn.Conv2d(fc_channels, num_classes, 1)
         if variant == "32s":
             self.upscore = _upsampler(num_classes, 32)

@@ -44,18 +44,32 @@ exactly on the encoder sizes. ``256 x 256`` at depth 4 runs
 upsampling (``align_corners=False``) followed by a 1x1 convolution that halves
 the channels; the sizes are the same. ``batch_norm=True`` puts a BatchNorm2d
 after every 3x3 convolution (the convolution then has no bias: BatchNorm's
-shift replaces it). Neither is in the paper.
+shift replaces it). Neither is in the paper. The 3x3 convolutions start from the
+paper's He initialisation (variance ``2 / fan_in``); the others from PyTorch's default.
 
 Module names (and so state-dict keys) are ``encoder.<i>.conv1``/``conv2``
 (``bn1``/``bn2``), ``bottleneck``, ``decoder.<i>.up`` and ``decoder.<i>.conv``
 (``decoder.0`` is the deepest), ``head``; ``minisegnet.export.to_torch``
 builds a PyTorch twin with the same keys.
 """
+from .. import backend
 from .. import functional as F
 from .. import nn, shapes
 from ..autograd import Tensor
 
 __all__ = ["UNet", "DoubleConv", "UpBlock"]
+
+
+def _he_init(conv):
+    """The paper's initialisation for convolutions followed by ReLU: weights with
+    variance ``2 / fan_in`` (He et al.; the paper draws them from a Gaussian, this
+    uses the uniform distribution of the same variance), zero bias. PyTorch's
+    default has a third of that variance, which shrinks the signal at every layer."""
+    conv.weight.data = nn.init.kaiming_uniform(conv.weight.shape, a=0, dtype=conv.weight.dtype)
+    if conv.bias is not None:
+        xp = backend.get_array_module(conv.bias.data)
+        conv.bias.data = xp.zeros_like(conv.bias.data)
+    return conv
 
 
 class DoubleConv(nn.Module):
@@ -65,10 +79,10 @@ class DoubleConv(nn.Module):
     """
 
     def __init__(self, in_channels, out_channels, padding, batch_norm):
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=padding, bias=not batch_norm)
+        self.conv1 = _he_init(nn.Conv2d(in_channels, out_channels, 3, padding=padding, bias=not batch_norm))
         if batch_norm:
             self.bn1 = nn.BatchNorm2d(out_channels)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=padding, bias=not batch_norm)
+        self.conv2 = _he_init(nn.Conv2d(out_channels, out_channels, 3, padding=padding, bias=not batch_norm))
         if batch_norm:
             self.bn2 = nn.BatchNorm2d(out_channels)
         self.batch_norm = batch_norm

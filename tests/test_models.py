@@ -1,0 +1,403 @@
+"""The model zoo: output shapes (odd sizes where the model allows them), the
+size rules and their errors, float32 forward + backward, build_model, and
+overfitting one fixed toy batch. PyTorch parity lives in test_export.py."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F, shapes
+from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet, build_model
+from minisegnet.models.deeplab import make_divisible
+from minisegnet.models.fcn import bilinear_kernel
+
+
+def _input(shape, seed=0, dtype=np.float32):
+    return msn.tensor(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+
+
+def _output_shape(model, shape):
+    with msn.no_grad():
+        return model(_input(shape)).shape
+
+
+# ---------------------------------------------------------------- U-Net ----
+@pytest.mark.slow
+@pytest.mark.parametrize("size, expected", [(572, 388), (188, 4)])
+def test_unet_valid_paper_sizes_through_the_real_model(size, expected):
+    """The paper's size chain, depth 4, with a narrow network so it runs quickly."""
+    model = UNet(in_channels=1, num_classes=2, base_channels=2, depth=4, padding="valid")
+    assert _output_shape(model, (1, 1, size, size)) == (1, 2, expected, expected)
+
+
+def test_unet_valid_smallest_input_depth4():
+    """188 is the smallest valid size at depth 4 and gives a 4 x 4 output (default run)."""
+    model = UNet(in_channels=1, num_classes=3, base_channels=1, depth=4, padding="valid")
+    assert _output_shape(model, (1, 1, 188, 204)) == (1, 3, 4, 20)
+
+
+@given(depth=st.integers(1, 3), steps=st.tuples(st.integers(0, 3), st.integers(0, 3)),
+       up_mode=st.sampled_from(["transpose", "bilinear"]), batch_norm=st.booleans())
+@settings(max_examples=8)
+def test_unet_valid_output_matches_shapes(depth, steps, up_mode, batch_norm):
+    first = shapes.unet_valid_input_sizes(1, 400, depth=depth)[0]
+    h, w = (first + s * 2 ** depth for s in steps)
+    model = UNet(2, 3, base_channels=2, depth=depth, padding="valid", up_mode=up_mode, batch_norm=batch_norm)
+    assert _output_shape(model, (1, 2, h, w)) == (1, 3) + shapes.unet_output_size((h, w), depth=depth)
+
+
+@pytest.mark.parametrize("size", [570, 190, 187, 100, (188, 190)])
+def test_unet_valid_rejects_invalid_sizes_with_the_shapes_message(size):
+    model = UNet(in_channels=1, num_classes=2, base_channels=1, depth=4)
+    pair = (size, size) if isinstance(size, int) else size
+    with pytest.raises(ValueError) as expected:
+        shapes.unet_output_size(pair, depth=4)
+    with pytest.raises(ValueError) as ours:
+        model(_input((1, 1) + pair))
+    assert str(ours.value) == str(expected.value)
+    assert "nearest valid sizes" in str(ours.value) or "smallest valid size" in str(ours.value)
+
+
+@given(depth=st.integers(1, 3), mults=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       up_mode=st.sampled_from(["transpose", "bilinear"]))
+@settings(max_examples=8)
+def test_unet_same_padding_keeps_the_size(depth, mults, up_mode):
+    h, w = (m * 2 ** depth for m in mults)
+    model = UNet(3, 4, base_channels=2, depth=depth, padding="same", up_mode=up_mode)
+    assert _output_shape(model, (2, 3, h, w)) == (2, 4, h, w)
+
+
+@pytest.mark.parametrize("size", [(30, 32), (32, 36), (33, 33)])
+def test_unet_same_padding_rejects_sizes_not_divisible(size):
+    model = UNet(3, 2, base_channels=2, depth=3, padding="same")
+    with pytest.raises(ValueError, match="U-Net input .* is invalid \\(same padding, depth 3\\)"):
+        model(_input((1, 3) + size))
+
+
+def test_unet_bilinear_and_batch_norm_structure():
+    model = UNet(3, 2, base_channels=4, depth=2, padding="same", batch_norm=True, up_mode="bilinear")
+    names = dict(model.named_parameters())
+    assert names["decoder.0.up.weight"].shape == (8, 16, 1, 1)     # 1x1 conv halving the channels
+    assert "encoder.0.conv1.bias" not in names                     # BatchNorm replaces the bias
+    assert names["encoder.0.bn1.weight"].shape == (4,)
+    assert names["bottleneck.conv2.weight"].shape == (16, 16, 3, 3)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(padding="reflect"), "padding must be 'valid' or 'same'"),
+    (dict(up_mode="nearest"), "up_mode must be"),
+    (dict(depth=0), "depth must be a positive integer"),
+    (dict(base_channels=2.5), "base_channels must be a positive integer"),
+])
+def test_unet_constructor_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        UNet(**kwargs)
+
+
+def test_models_reject_wrong_input_channels():
+    for model in (UNet(3, 2, base_channels=2, depth=1, padding="same"), FCN(2, width=2),
+                  SegNet(3, 2, base_channels=2, depth=1)):
+        with pytest.raises(ValueError, match="input must be a Tensor of shape \\(N, 3, H, W\\)"):
+            model(_input((1, 2, 16, 16)))
+
+
+# ------------------------------------------------------------------ FCN ----
+@pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
+@pytest.mark.parametrize("size", [(1, 1), (31, 33), (37, 50), (64, 64)])
+def test_fcn_output_has_the_input_size(variant, size):
+    model = FCN(3, variant=variant, in_channels=2, width=2, dropout=0.0)
+    assert _output_shape(model, (2, 2) + size) == (2, 3) + size
+
+
+def test_bilinear_kernel_values():
+    k = bilinear_kernel(2, 4)
+    tent = np.array([0.25, 0.75, 0.75, 0.25])
+    np.testing.assert_allclose(k[0, 0], np.outer(tent, tent))
+    np.testing.assert_allclose(k[1, 1], np.outer(tent, tent))
+    assert not k[0, 1].any() and not k[1, 0].any()
+    # Odd kernel: the tent peaks at the centre tap with weight 1.
+    np.testing.assert_allclose(bilinear_kernel(1, 3)[0, 0, 1], [0.5, 1.0, 0.5])
+
+
+@pytest.mark.parametrize("factor", [2, 8])
+def test_fcn_upsampler_starts_as_bilinear_interpolation(factor):
+    """Away from the border, the x``f`` transposed conv (kernel 2f, stride f, padding
+    f/2) with the bilinear init equals interpolate(bilinear, align_corners=False)."""
+    model = FCN(2, variant="8s", width=2)
+    layer = model.upscore2 if factor == 2 else model.upscore8
+    x = _input((1, 2, 5, 6), seed=3, dtype=np.float32)
+    ours = layer(x).numpy()
+    reference = F.interpolate(x, scale_factor=factor, mode="bilinear", align_corners=False).numpy()
+    assert ours.shape == reference.shape == (1, 2, 5 * factor, 6 * factor)
+    inner = slice(factor, -factor)      # the outer half-pixel ring sees zero padding instead of clamping
+    np.testing.assert_allclose(ours[..., inner, inner], reference[..., inner, inner], atol=1e-5)
+    assert not np.allclose(ours, 0)
+
+
+def test_fcn_skip_score_layers_start_at_zero_and_variants_have_their_layers():
+    names = {v: {n for n, _ in FCN(2, variant=v, width=2).named_parameters()} for v in ("32s", "16s", "8s")}
+    assert "upscore.weight" in names["32s"] and "score_pool4.weight" not in names["32s"]
+    assert {"upscore2.weight", "upscore16.weight", "score_pool4.weight"} <= names["16s"]
+    assert {"upscore2.weight", "upscore_pool4.weight", "upscore8.weight", "score_pool3.weight"} <= names["8s"]
+    model = FCN(2, variant="8s", width=2)
+    for layer in (model.score_pool4, model.score_pool3):
+        assert not layer.weight.numpy().any() and not layer.bias.numpy().any()
+    assert model.fc6.weight.shape == (16, 16, 7, 7)      # fc_channels defaults to 8 * width
+
+
+def test_fcn_dropout_only_in_training():
+    model = FCN(2, width=2, dropout=0.5)
+    x = _input((2, 3, 32, 32))
+    model.eval()
+    with msn.no_grad():
+        first, second = model(x).numpy(), model(x).numpy()
+    np.testing.assert_array_equal(first, second)
+    model.train()
+    with msn.no_grad():
+        third = model(x).numpy()
+    assert not np.allclose(first, third)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(variant="4s"), "variant must be"),
+    (dict(width=0), "width must be a positive integer"),
+    (dict(dropout=1.0), "dropout must be a probability"),
+    (dict(fc_channels=-1), "fc_channels must be a positive integer"),
+])
+def test_fcn_constructor_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        FCN(2, **kwargs)
+
+
+# --------------------------------------------------------------- SegNet ----
+@pytest.mark.parametrize("size, depth", [((45, 60), 4), ((37, 37), 3), ((17, 20), 4), ((16, 16), 4), ((3, 5), 1)])
+def test_segnet_output_has_the_input_size_odd_sizes_included(size, depth):
+    model = SegNet(2, 3, base_channels=2, depth=depth)
+    assert _output_shape(model, (2, 2) + size) == (2, 3) + size
+
+
+def test_segnet_rejects_inputs_smaller_than_two_to_the_depth():
+    with pytest.raises(ValueError, match="at least 16 x 16, got 15 x 40"):
+        SegNet(3, 2, base_channels=2, depth=4)(_input((1, 3, 15, 40)))
+
+
+def test_segnet_channels_and_names():
+    model = SegNet(3, 5, base_channels=4, depth=5, convs_per_stage=3)
+    params = dict(model.named_parameters())
+    assert params["encoder.0.0.conv.weight"].shape == (4, 3, 3, 3)
+    assert params["encoder.4.2.conv.weight"].shape == (32, 32, 3, 3)     # capped at 8 * base
+    assert params["decoder.0.2.conv.weight"].shape == (32, 32, 3, 3)
+    assert params["decoder.4.2.conv.weight"].shape == (4, 4, 3, 3)
+    assert params["classifier.weight"].shape == (5, 4, 3, 3)
+    assert "encoder.0.0.conv.bias" not in params
+
+
+def test_segnet_decoder_sees_only_indices():
+    """The forward equals a hand-built pipeline in which only the pooled maxima, their
+    indices and the pre-pool size reach the decoder (no encoder feature map is
+    concatenated or added, as U-Net and FCN would)."""
+    model = SegNet(1, 2, base_channels=2, depth=1, convs_per_stage=1)
+    model.eval()
+    x = _input((1, 1, 6, 6), seed=5)
+    with msn.no_grad():
+        reference = model(x).numpy()
+        # Rebuild the same forward by hand: pool, keep indices, unpool at those indices.
+        features = model.encoder[0](x)
+        pooled, where = F.max_pool2d(features, 2, 2, return_indices=True)
+        by_hand = model.classifier(model.decoder[0](F.max_unpool2d(pooled, where, 2, 2,
+                                                                   output_size=features.shape[2:])))
+    np.testing.assert_allclose(reference, by_hand.numpy(), atol=1e-6)
+
+
+# ------------------------------------------------------------ DeepLabV3+ ----
+def _small_deeplab(**kwargs):
+    config = dict(in_channels=3, num_classes=3, width_mult=0.25, aspp_channels=8, low_level_channels=4,
+                  decoder_channels=8, dropout=0.0)
+    config.update(kwargs)
+    return DeepLabV3Plus(**config)
+
+
+@pytest.mark.parametrize("output_stride, rates, size", [
+    (16, (1, 2, 2), (80, 112)),
+    (16, (1, 1, 1), (33, 47)),
+    (8, (1, 2, 3), (64, 96)),
+    (8, (1, 2, 3), (57, 63)),
+])
+def test_deeplab_output_has_the_input_size(output_stride, rates, size):
+    model = _small_deeplab(output_stride=output_stride, atrous_rates=rates)
+    assert _output_shape(model, (2, 3) + size) == (2, 3) + size
+
+
+@pytest.mark.parametrize("output_stride", [16, 8])
+@pytest.mark.parametrize("size", [(64, 96), (33, 47)])
+def test_deeplab_backbone_strides_match_the_size_arithmetic(output_stride, size):
+    model = _small_deeplab(output_stride=output_stride, atrous_rates=(1,))
+    with msn.no_grad():
+        low, features = model.backbone(_input((1, 3) + size))
+    expected_low, expected_features = model.backbone.sizes(size)
+    assert low.shape[2:] == expected_low == tuple(-(-s // 4) for s in size)
+    assert features.shape[2:] == expected_features == tuple(-(-s // output_stride) for s in size)
+    assert low.shape[1] == model.backbone.low_level_channels
+    assert features.shape[1] == model.backbone.out_channels
+
+
+def test_deeplab_dilations_and_residuals():
+    os16 = _small_deeplab(output_stride=16, atrous_rates=(1,))
+    os8 = _small_deeplab(output_stride=8, atrous_rates=(1,))
+
+    def dilations(model):
+        return [block.depthwise[0].dilation[0] for block in model.backbone.blocks]
+
+    def strides(model):
+        return [block.depthwise[0].stride[0] for block in model.backbone.blocks]
+    # Stages (blocks): 16 (1), 24 (2), 32 (3), 64 (4), 96 (3), 160 (3), 320 (1).
+    assert dilations(os16) == [1] * 13 + [2] * 4
+    assert dilations(os8) == [1] * 6 + [2] * 7 + [4] * 4
+    assert strides(os16) == [1, 2, 1, 2, 1, 1, 2] + [1] * 10
+    assert strides(os8) == [1, 2, 1, 2] + [1] * 13
+    # Residual wherever stride is 1 and channels are kept: at full width, n - 1 blocks
+    # per stage; at width 0.25 also the first block (8 -> 8 channels after rounding).
+    full = DeepLabV3Plus(width_mult=1.0)
+    assert [block.use_residual for block in full.backbone.blocks] == [
+        False, False, True, False, True, True, False, True, True, True, False, True, True, False, True, True, False]
+    assert os16.backbone.blocks[0].use_residual
+    assert [m.expand_ratio for m in os16.backbone.blocks][:2] == [1, 6]
+    assert not hasattr(os16.backbone.blocks[0], "expand")
+
+
+def test_deeplab_default_rates_and_widths():
+    assert DeepLabV3Plus(output_stride=16).atrous_rates == (6, 12, 18)
+    assert DeepLabV3Plus(output_stride=8).atrous_rates == (12, 24, 36)
+    model = DeepLabV3Plus()
+    assert [b[0].dilation for b in model.aspp.atrous] == [(6, 6), (12, 12), (18, 18)]
+    assert model.backbone.out_channels == make_divisible(320 * 0.5) == 160
+    assert make_divisible(24 * 0.25) == 8 and make_divisible(96 * 0.75) == 72
+
+
+@pytest.mark.parametrize("output_stride, rates, size, bad_rate", [
+    (16, None, (64, 64), 6),          # default rates: a 4 x 4 map fits none of them
+    (16, None, (560, 600), 18),       # a 35 x 38 map: 6 and 12 fit, 18 (span 37) does not
+    (8, (1, 2, 5), (64, 96), 5),      # an 8 x 12 map: span 11 > 8
+])
+def test_deeplab_rejects_atrous_rates_larger_than_the_feature_map(output_stride, rates, size, bad_rate):
+    model = _small_deeplab(output_stride=output_stride, atrous_rates=rates)
+    feature = tuple(-(-s // output_stride) for s in size)
+    with pytest.raises(ValueError, match=f"atrous rate {bad_rate} .* effective size of 2\\*{bad_rate}\\+1 = "
+                                         f"{2 * bad_rate + 1}, larger than the {feature[0]}x{feature[1]} "
+                                         "feature map"):
+        model.check_input_size(size)
+    with pytest.raises(ValueError, match=f"atrous rate {bad_rate}"):
+        model(_input((1, 3) + size))
+
+
+def test_deeplab_rate_error_names_the_smallest_input_that_fits():
+    model = _small_deeplab(output_stride=16)
+    with pytest.raises(ValueError, match="at least 577x577"):
+        model.check_input_size((64, 64))
+    model.check_input_size((577, 577))   # the bound it names is enough
+    with pytest.raises(ValueError, match="atrous rate 18"):
+        model.check_input_size((576, 577))
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(output_stride=32), "output_stride must be 16 or 8"),
+    (dict(atrous_rates=(6, 0)), "atrous_rates must be a non-empty tuple of positive integers"),
+    (dict(atrous_rates=()), "atrous_rates must be a non-empty tuple"),
+    (dict(width_mult=0), "width_mult must be a positive number"),
+    (dict(dropout=-0.1), "dropout must be a probability"),
+])
+def test_deeplab_constructor_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        DeepLabV3Plus(**kwargs)
+
+
+# ------------------------------------------------------------ build_model ----
+@pytest.mark.parametrize("name, cls, variant", [
+    ("unet", UNet, None), ("fcn8s", FCN, "8s"), ("fcn16s", FCN, "16s"), ("fcn32s", FCN, "32s"),
+    ("segnet", SegNet, None), ("deeplabv3plus", DeepLabV3Plus, None),
+])
+def test_build_model_maps_names_to_constructors(name, cls, variant):
+    model = build_model(name, 1, 5)
+    assert type(model) is cls
+    assert model.in_channels == 1 and model.num_classes == 5
+    if variant is not None:
+        assert model.variant == variant
+
+
+def test_build_model_passes_keyword_arguments_and_rejects_unknown_names():
+    assert build_model("unet", 3, 2, base_channels=8, padding="same").base_channels == 8
+    with pytest.raises(ValueError, match="unknown model name 'resnet'; choose one of unet, fcn8s"):
+        build_model("resnet", 3, 2)
+
+
+# ---------------------------------------------- forward + backward, overfit ----
+def _tiny_models():
+    """name -> (model, input size, Adam learning rate for the overfit test); tiny
+    widths so that 300 CPU steps take seconds. The BatchNorm-free FCNs get a lower
+    rate: at 1e-2 their ReLUs occasionally all die and the loss stalls."""
+    return {
+        "unet-same": (UNet(3, 2, base_channels=8, depth=2, padding="same"), (32, 32), 1e-2),
+        "unet-valid": (UNet(3, 2, base_channels=4, depth=1, padding="valid", batch_norm=True), (36, 36), 1e-2),
+        "unet-bilinear": (UNet(3, 2, base_channels=8, depth=2, padding="same", up_mode="bilinear"), (32, 32), 1e-2),
+        "fcn8s": (FCN(2, "8s", width=4, dropout=0.0), (32, 32), 3e-3),
+        "fcn16s": (FCN(2, "16s", width=4, dropout=0.0), (32, 32), 3e-3),
+        # FCN-32s paints in 32-pixel strokes: its toy target is two 32 x 32 cells (see _toy_batch).
+        "fcn32s": (FCN(2, "32s", width=4, dropout=0.0), (64, 32), 3e-3),
+        "segnet": (SegNet(3, 2, base_channels=4, depth=2), (32, 32), 1e-2),
+        "deeplabv3plus": (_small_deeplab(num_classes=2, output_stride=8, atrous_rates=(1, 2, 2),
+                                         aspp_channels=16, decoder_channels=16), (48, 48), 1e-2),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_tiny_models()))
+def test_float32_forward_and_backward_reach_every_parameter(name):
+    model, size, _ = _tiny_models()[name]
+    x = _input((2, 3) + size)
+    logits = model(x)
+    assert logits.dtype == np.float32
+    target = msn.tensor(np.random.default_rng(1).integers(0, 2, (2,) + logits.shape[2:]))
+    F.cross_entropy(logits, target).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert p.grad.dtype == np.float32 and p.grad.shape == p.shape, pname
+        assert np.isfinite(p.grad.numpy()).all(), pname
+    assert any(np.abs(p.grad.numpy()).max() > 0 for p in model.parameters())
+
+
+def _toy_batch(size, seed=0, cells=False):
+    """Two images of noise (class 0) with a coloured disc each (class 1), or with
+    ``cells`` two 32 x 32 cells of opposite classes, swapped in the second image."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    yy, xx = np.mgrid[:h, :w]
+    target = np.zeros((2, h, w), np.int64)
+    for i in range(2):
+        if cells:
+            target[i] = (yy // 32 + xx // 32 + i) % 2
+        else:
+            cy, cx, r = rng.uniform(0.3, 0.7) * h, rng.uniform(0.3, 0.7) * w, rng.uniform(0.2, 0.35) * min(h, w)
+            target[i] = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+    image = 0.3 * rng.standard_normal((2, 3, h, w)) + (target[:, None] == 1) * np.array([1.0, -0.5, 0.2])[:, None, None]
+    return image.astype(np.float32), target
+
+
+@pytest.mark.parametrize("name", sorted(_tiny_models()))
+def test_overfits_one_fixed_batch(name):
+    """Adam on one batch: the loss must fall to 10% of its first value within 300 steps."""
+    model, size, lr = _tiny_models()[name]
+    image, target = _toy_batch(size, cells=name == "fcn32s")
+    out_size = model.output_size(size) if isinstance(model, UNet) else size
+    top, left = (size[0] - out_size[0]) // 2, (size[1] - out_size[1]) // 2   # valid U-Net: the centre
+    target = target[:, top:top + out_size[0], left:left + out_size[1]]
+    x, t = msn.tensor(image), msn.tensor(target)
+    optimizer = msn.optim.Adam(model.parameters(), lr=lr)
+    losses = []
+    for _ in range(300):
+        optimizer.zero_grad()
+        loss = F.cross_entropy(model(x), t)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+        if losses[-1] <= 0.1 * losses[0]:
+            break
+    assert losses[-1] <= 0.1 * losses[0], f"{name}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {len(losses)} steps"
