@@ -46,7 +46,7 @@ __all__ = ["DEFAULTS", "UserError", "TrainingDiverged", "run", "evaluate_checkpo
 # The default run: a small same-padding U-Net on Shapes, sized so that a 2-core
 # CPU finishes within about three minutes (README has the measured figures).
 DEFAULTS = dict(
-    model="unet", data="shapes", size=64, num_train=512, num_val=64, epochs=8, batch_size=8,
+    model="unet", data="shapes", size=64, num_train=512, num_val=64, epochs=12, batch_size=8,
     optimizer="adam", lr=3e-3, weight_decay=0.0, momentum=0.9, schedule="poly",
     seed=0, backend="numpy", augment=True, num_classes=None, val_fraction=0.2,
 )

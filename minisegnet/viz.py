@@ -78,7 +78,8 @@ def plot_curves(history, path):
     best = max(history, key=lambda h: h.get("mean_iou", float("-inf")))
     if "mean_iou" in best:
         ax_score.annotate(f"best mean IU {best['mean_iou']:.3f}", (best["epoch"], best["mean_iou"]),
-                          xytext=(0, -28), textcoords="offset points", ha="center", fontsize=8,
+                          xytext=(0, -28), textcoords="offset points", fontsize=8,
+                          ha="right" if best["epoch"] == epochs[-1] and len(epochs) > 1 else "center",
                           arrowprops=dict(arrowstyle="->", lw=0.8))
     ax_score.set(xlabel="epoch", ylabel="score on the held-out split", title="Held-out scores (FCN paper)",
                  ylim=(0, 1.02))
