@@ -1,0 +1,220 @@
+"""``to_torch``: each model's PyTorch twin (written independently in
+``minisegnet.torch_models``) has the same state-dict keys, and with the copied
+weights gives the same logits, the same gradients for the same loss and the
+same BatchNorm running statistics, in float64 and float32, in train and eval
+mode. Also the full-size U-Net's parameter count against the twin's."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F, shapes
+from minisegnet.export import to_torch, torch_twin
+from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet
+from minisegnet.models.fcn import bilinear_kernel
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """These models are tiny: PyTorch's thread pool only adds contention (10x slower
+    on a busy 2-core machine). Restored after the module."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _deeplab(output_stride, rates):
+    return DeepLabV3Plus(2, 3, output_stride=output_stride, atrous_rates=rates, width_mult=0.25,
+                         aspp_channels=8, low_level_channels=4, decoder_channels=8, dropout=0.0)
+
+
+# name -> (constructor, input shape); small widths, odd sizes where the model takes them.
+CONFIGS = {
+    "unet-valid": (lambda: UNet(2, 3, base_channels=2, depth=2, padding="valid"), (2, 2, 44, 52)),
+    "unet-same-bn-bilinear": (lambda: UNet(2, 3, base_channels=2, depth=2, padding="same", batch_norm=True,
+                                           up_mode="bilinear"), (2, 2, 16, 24)),
+    "fcn32s": (lambda: FCN(3, "32s", in_channels=2, width=2, dropout=0.0), (2, 2, 37, 50)),
+    "fcn16s": (lambda: FCN(3, "16s", in_channels=2, width=2, dropout=0.0), (2, 2, 37, 50)),
+    "fcn8s": (lambda: FCN(3, "8s", in_channels=2, width=2, dropout=0.0), (2, 2, 37, 50)),
+    "segnet": (lambda: SegNet(2, 3, base_channels=2, depth=3), (2, 2, 29, 35)),
+    "deeplab-os16": (lambda: _deeplab(16, (1, 1)), (2, 2, 49, 66)),
+    "deeplab-os8": (lambda: _deeplab(8, (1, 2)), (2, 2, 33, 47)),
+}
+
+
+def _jitter(model, seed=0):
+    """Move every weight and BatchNorm statistic off its initial value, so that
+    zero-initialised skips, identity BatchNorms and bilinear kernels cannot hide
+    a wrong twin."""
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.data = p.data + (0.05 * rng.standard_normal(p.shape)).astype(p.dtype)
+    for name, buf in model.named_buffers():
+        if name.endswith("running_mean"):
+            buf.data = (0.1 * rng.standard_normal(buf.shape)).astype(buf.dtype)
+        elif name.endswith("running_var"):
+            buf.data = rng.uniform(0.5, 1.5, buf.shape).astype(buf.dtype)
+    return model
+
+
+def _build(name, dtype, train):
+    make, shape = CONFIGS[name]
+    model = _jitter(make().to(dtype))
+    model.train(train)
+    return model, shape
+
+
+def _assert_close(ours, theirs, tol, what):
+    a = ours.numpy() if isinstance(ours, msn.Tensor) else np.asarray(ours)
+    b = theirs.detach().numpy()
+    assert a.shape == b.shape, f"{what}: shape {a.shape} vs {b.shape}"
+    scale = max(1.0, float(np.abs(b).max()))
+    diff = float(np.abs(a - b).max())
+    assert diff <= tol * scale, f"{what}: max abs difference {diff:.3g} > {tol:.0e} * {scale:.3g}"
+
+
+def _compare(torch, model, shape, tol, seed=1):
+    """Forward, cross-entropy, backward in both; compare logits, every gradient
+    (parameters and input) and every buffer."""
+    dtype = next(iter(model.parameters())).dtype
+    twin = to_torch(model)
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal(shape).astype(dtype)
+    x = msn.tensor(x_np, requires_grad=True)
+    tx = torch.tensor(x_np, requires_grad=True)
+    logits, tlogits = model(x), twin(tx)
+    _assert_close(logits, tlogits, tol, "logits")
+    target = rng.integers(0, logits.shape[1], (logits.shape[0],) + logits.shape[2:])
+    F.cross_entropy(logits, msn.tensor(target)).backward()
+    torch.nn.functional.cross_entropy(tlogits, torch.tensor(target)).backward()
+    theirs = dict(twin.named_parameters())
+    for name, p in model.named_parameters():
+        _assert_close(p.grad, theirs[name].grad, tol, f"gradient of {name}")
+    _assert_close(x.grad, tx.grad, tol, "gradient of the input")
+    their_buffers = dict(twin.named_buffers())
+    for name, buf in model.named_buffers():
+        _assert_close(buf, their_buffers[name], tol, f"buffer {name}")
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_same_logits_gradients_and_buffers_float64(torch, name, train):
+    model, shape = _build(name, np.float64, train)
+    _compare(torch, model, shape, tol=1e-10)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_same_logits_and_gradients_float32(torch, name):
+    model, shape = _build(name, np.float32, train=True)
+    _compare(torch, model, shape, tol=1e-4)
+
+
+@given(kind=st.sampled_from(["fcn8s", "segnet", "unet-same", "deeplab"]),
+       h=st.integers(16, 40), w=st.integers(16, 40), seed=st.integers(0, 2**16))
+@settings(max_examples=6)
+def test_parity_on_drawn_input_sizes(torch, kind, h, w, seed):
+    """Odd and asymmetric sizes, drawn: any size each model accepts."""
+    if kind == "fcn8s":
+        model = FCN(2, "8s", in_channels=1, width=2, dropout=0.0)
+    elif kind == "segnet":
+        model = SegNet(1, 2, base_channels=2, depth=3)
+    elif kind == "unet-same":
+        model = UNet(1, 2, base_channels=2, depth=2, padding="same", batch_norm=True)
+        h, w = h // 4 * 4, w // 4 * 4
+    else:
+        model = DeepLabV3Plus(1, 2, output_stride=8, atrous_rates=(1,), width_mult=0.25, aspp_channels=4,
+                              low_level_channels=4, decoder_channels=4, dropout=0.0)
+    _compare(torch, _jitter(model.to(np.float64), seed), (2, 1, h, w), tol=1e-10, seed=seed)
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_twin_has_identical_state_dict_keys_and_shapes(torch, name):
+    model = CONFIGS[name][0]()
+    ours = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in torch_twin(model).state_dict().items()}
+    assert ours == theirs
+
+
+def test_to_torch_copies_weights_and_keeps_dtype_and_mode(torch):
+    model = SegNet(1, 2, base_channels=2, depth=2)
+    twin = to_torch(model)
+    assert all(p.dtype == torch.float32 for p in twin.parameters()) and twin.training
+    for name, value in twin.state_dict().items():
+        np.testing.assert_array_equal(value.numpy(), model.state_dict()[name])
+    model.to(np.float64).eval()
+    twin = to_torch(model)
+    assert all(p.dtype == torch.float64 for p in twin.parameters())
+    assert not twin.training and not any(m.training for m in twin.modules())
+    assert twin.encoder[0][0].bn.num_batches_tracked.dtype == torch.int64
+
+
+def test_trained_model_moves_to_torch(torch):
+    """A few optimizer steps in minisegnet, then the twin predicts the same."""
+    model = FCN(2, "16s", in_channels=1, width=2, dropout=0.0)
+    x = msn.tensor(np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32))
+    target = msn.tensor(np.random.default_rng(1).integers(0, 2, (2, 32, 32)))
+    optimizer = msn.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(3):
+        optimizer.zero_grad()
+        F.cross_entropy(model(x), target).backward()
+        optimizer.step()
+    assert model.score_pool4.weight.numpy().any()     # moved off its zero init
+    model.eval()
+    with msn.no_grad():
+        ours = model(x)
+    _assert_close(ours, to_torch(model)(torch.from_numpy(x.numpy())), 1e-4, "logits after training")
+
+
+def test_to_torch_errors(torch):
+    with pytest.raises(TypeError, match="no PyTorch twin for Conv2d"):
+        to_torch(msn.nn.Conv2d(1, 1, 3))
+    model = UNet(1, 2, base_channels=2, depth=1, padding="same")
+    model.head.weight.data = model.head.weight.data.astype(np.float64)
+    with pytest.raises(ValueError, match="mix dtypes"):
+        to_torch(model)
+
+
+@pytest.mark.parametrize("factor", [2, 8, 16, 32])
+def test_bilinear_kernels_agree_between_the_two_implementations(torch, factor):
+    from minisegnet.torch_models import bilinear_upsampling_weight
+    np.testing.assert_allclose(bilinear_kernel(3, 2 * factor), bilinear_upsampling_weight(3, factor).numpy(),
+                               atol=1e-15)
+
+
+def _unet_paper_parameter_count(in_channels, num_classes, base=64, depth=4):
+    """Count by hand: two 3x3 convs per level, 2x2 up-convs, 1x1 head, biases everywhere."""
+    def conv(cin, cout, k):
+        return cin * cout * k * k + cout
+    widths = [base * 2 ** i for i in range(depth + 1)]
+    total, previous = 0, in_channels
+    for c in widths:                       # encoder levels and the bottleneck
+        total += conv(previous, c, 3) + conv(c, c, 3)
+        previous = c
+    for i in reversed(range(depth)):       # up-conv halves, then two convs on the concatenation
+        total += conv(widths[i + 1], widths[i], 2) + conv(2 * widths[i], widths[i], 3) + conv(widths[i], widths[i], 3)
+    return total + conv(base, num_classes, 1)
+
+
+@pytest.mark.parametrize("in_channels", [1, 3])
+def test_full_size_unet_parameter_count_equals_the_twin_and_the_paper(torch, in_channels):
+    """The paper's network (1 input channel, 2 classes): 31,030,658 parameters.
+    Construction only, no forward."""
+    ours = sum(p.size for p in UNet(in_channels=in_channels, num_classes=2).parameters())
+    from minisegnet import torch_models
+    theirs = sum(p.numel() for p in torch_models.UNet(in_channels=in_channels, num_classes=2).parameters())
+    assert ours == theirs == _unet_paper_parameter_count(in_channels, 2)
+    if in_channels == 1:
+        assert ours == 31_030_658
+
+
+def test_unet_valid_twin_crops_like_shapes_says(torch):
+    """The twin and the model agree on the 188 -> 4 chain too (float32, tiny width)."""
+    model = UNet(1, 2, base_channels=1, depth=4)
+    _compare(torch, model, (1, 1, 188, 188), tol=1e-4)
+    assert shapes.unet_output_size(188) == 4
