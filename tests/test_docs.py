@@ -1,0 +1,132 @@
+"""The docs are tested like code.
+
+* Every ```python block of every page under ``docs/`` runs; the blocks of one
+  page share a namespace and run in order, so a page reads as one script.
+  Their ``assert`` lines are the claims the prose makes.
+* Every relative link and image between pages resolves (a file that exists,
+  and for ``page.md#anchor`` a heading that exists).
+* ``python -m minisegnet.viz DIR`` produces every figure the docs reference.
+"""
+import linecache
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+import minisegnet as msn
+
+matplotlib.use("Agg")
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PAGES = sorted(DOCS.glob("*.md"))
+
+_FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
+_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$", re.M)
+
+
+def python_blocks(text):
+    """The source of each ```python fence, in order."""
+    return [body for lang, body in _FENCE.findall(text) if lang == "python"]
+
+
+def strip_code(text):
+    """The page without its fenced and inline code, where links are not links."""
+    text = _FENCE.sub("", text)
+    return re.sub(r"`[^`\n]*`", "", text)
+
+
+def slug(heading):
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to dashes."""
+    heading = re.sub(r"[`*]", "", heading).strip().lower()
+    heading = re.sub(r"[^\w\- ]", "", heading)
+    return heading.replace(" ", "-")
+
+
+def relative_links(page):
+    """(target, anchor) for every relative link or image on ``page``."""
+    out = []
+    for target in _LINK.findall(strip_code(page.read_text())):
+        if re.match(r"^[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+            continue
+        path, _, anchor = target.partition("#")
+        out.append((path, anchor))
+    return out
+
+
+def referenced_figures():
+    """Every file under docs/figures/ that some page shows or links."""
+    names = set()
+    for page in PAGES:
+        for path, _ in relative_links(page):
+            if path:
+                resolved = (page.parent / path).resolve()
+                if resolved.parent == (DOCS / "figures").resolve():
+                    names.add(resolved.name)
+    return sorted(names)
+
+
+def test_there_is_a_course():
+    names = {p.name for p in PAGES}
+    assert "index.md" in names
+    index = (DOCS / "index.md").read_text()
+    linked = {Path(path).name for path, _ in relative_links(DOCS / "index.md") if path.endswith(".md")}
+    missing = sorted(names - linked - {"index.md"})
+    assert not missing, f"pages not reachable from docs/index.md: {missing}"
+    assert "572" in index and "align_corners" in index
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_code_blocks_run(page, tmp_path, monkeypatch):
+    blocks = python_blocks(page.read_text())
+    monkeypatch.chdir(tmp_path)  # a block that writes files writes them here
+    namespace = {"__name__": f"docs.{page.stem}"}
+    for number, source in enumerate(blocks, 1):
+        filename = f"{page.relative_to(ROOT)} [python block {number}]"
+        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)  # readable tracebacks
+        code = compile(source, filename, "exec")
+        exec(code, namespace)  # noqa: S102 -- running the docs is the point
+    import matplotlib.pyplot as plt
+    plt.close("all")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+def test_links_resolve(page):
+    broken = []
+    for path, anchor in relative_links(page):
+        target = (page.parent / path).resolve() if path else page
+        if not target.exists():
+            broken.append(f"{path} (no such file)")
+        elif anchor and target.suffix == ".md":
+            anchors = {slug(h) for h in _HEADING.findall(strip_code(target.read_text()))}
+            if anchor not in anchors:
+                broken.append(f"{path}#{anchor} (no such heading)")
+    assert not broken, f"{page.name}: broken links: {broken}"
+
+
+def test_figure_command_makes_every_referenced_figure(tmp_path):
+    figures = referenced_figures()
+    assert figures, "the docs show no figures"
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    result = subprocess.run([sys.executable, "-m", "minisegnet.viz", str(tmp_path)],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    made = {p.name for p in tmp_path.iterdir()}
+    missing = [name for name in figures if name not in made]
+    assert not missing, f"referenced but not produced by python -m minisegnet.viz: {missing}"
+    for name in figures:
+        assert (tmp_path / name).stat().st_size > 1000, f"{name} looks empty"
+
+
+def test_markdown_helpers_cannot_pass_vacuously():
+    page = "text [a](b.md#c) ![f](figures/x.png) `[no](link.md)`\n```python\nassert 1\n```\n"
+    assert python_blocks(page) == ["assert 1\n"]
+    assert _LINK.findall(strip_code(page)) == ["b.md#c", "figures/x.png"]
+    assert slug("Why does 572 become 388?") == "why-does-572-become-388"
+    assert slug("`align_corners`: what it changes") == "align_corners-what-it-changes"
+    assert msn.shapes.conv2d_output_size(5, 3) == 3
