@@ -56,15 +56,18 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, max_elementwise=200, d
     for i in checked:
         t = inputs[i]
         analytic = backend.to_numpy(t.grad.data) if t.grad is not None else np.zeros(t.shape)
-        original = t.data.copy()
+        # Perturbing through a flat view needs contiguous memory: reshape(-1) of a
+        # transposed array would be a copy, and the writes would be lost.
+        t.data = xp.ascontiguousarray(t.data)
+        original = t.data.copy().reshape(-1)
         if t.size <= max_elementwise:
             flat = t.data.reshape(-1)
             for j in range(t.size):
-                flat[j] = original.reshape(-1)[j] + eps
+                flat[j] = original[j] + eps
                 plus = scalar()
-                flat[j] = original.reshape(-1)[j] - eps
+                flat[j] = original[j] - eps
                 minus = scalar()
-                flat[j] = original.reshape(-1)[j]
+                flat[j] = original[j]
                 numeric = (plus - minus) / (2 * eps)
                 got = analytic.reshape(-1)[j]
                 if not abs(got - numeric) <= atol + rtol * abs(numeric):
@@ -77,11 +80,11 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, max_elementwise=200, d
                 v = rng.standard_normal(t.shape)
                 v /= np.linalg.norm(v)
                 v_dev = xp.asarray(v)
-                t.data[...] = original + eps * v_dev
+                t.data[...] = original.reshape(t.shape) + eps * v_dev
                 plus = scalar()
-                t.data[...] = original - eps * v_dev
+                t.data[...] = original.reshape(t.shape) - eps * v_dev
                 minus = scalar()
-                t.data[...] = original
+                t.data[...] = original.reshape(t.shape)
                 numeric = (plus - minus) / (2 * eps)
                 got = float((analytic * v).sum())
                 if not abs(got - numeric) <= atol + rtol * abs(numeric):

@@ -146,3 +146,11 @@ def test_cupy_request_without_gpu_is_clear():
     with pytest.raises(RuntimeError, match="cupy"):
         msn.set_backend("cupy")
     assert msn.get_backend() == "numpy"
+
+
+def test_gradcheck_perturbs_non_contiguous_inputs():
+    # A transposed (non-contiguous) input: the perturbations must still reach it.
+    base = np.random.default_rng(0).standard_normal((3, 4)).T
+    x = msn.tensor(base, requires_grad=True)
+    assert not x.data.flags["C_CONTIGUOUS"]
+    assert gradcheck(lambda t: t * t, [x])
