@@ -26,11 +26,17 @@ def _add_training_commands(commands):
         return 2
 
     def model_arg(text):
-        """"base_channels=32" -> ("base_channels", 32); values are int, float, bool or text."""
+        """"base_channels=32" -> ("base_channels", 32); values are int, float, bool or text,
+        and comma-separated numbers make a tuple: "atrous_rates=1,2,3" -> (1, 2, 3)."""
         key, sep, value = text.partition("=")
         if not sep or not key.strip().isidentifier():
             raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. base_channels=32), got {text!r}")
         value = value.strip()
+        if "," in value:
+            try:
+                return key.strip(), tuple(int(v) for v in value.split(","))
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{key.strip()}: a list must be integers, got {value!r}") from None
         for convert in (int, float):
             try:
                 return key.strip(), convert(value)
