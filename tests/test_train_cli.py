@@ -213,3 +213,20 @@ def test_folder_data_end_to_end(tmp_path):
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["info"]["num_classes"] == 4      # inferred from the masks
     assert os.path.exists(os.path.join(out, "predictions.png"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, extra", [
+    ("deeplabv3plus", []),                                     # its toy defaults must fit the default 64 px
+    ("deeplabv3plus", ["--model-arg", "atrous_rates=2,3,1"]),  # a list through --model-arg
+    ("fcn8s", []), ("fcn32s", []), ("segnet", []),
+])
+def test_every_model_trains_from_the_cli(tmp_path, model, extra):
+    out = str(tmp_path / model)
+    argv = ["train", "--model", model, "--size", "64", "--num-train", "8", "--num-val", "4",
+            "--batch-size", "4", "--epochs", "1", "--quiet", "--out", out, *extra]
+    assert main(argv) == 0
+    config = json.load(open(os.path.join(out, "config.json")))["config"]
+    assert config["model"] == model
+    if extra:
+        assert tuple(config["model_args"]["atrous_rates"]) == (2, 3, 1)
