@@ -185,7 +185,7 @@ def test_sequential_and_module_list_containers():
     np.testing.assert_allclose(seq(t64([-1.0, 1.0])).numpy(), [0.0, np.tanh(1.0)])
     ml = nn.ModuleList([nn.ReLU()]).append(nn.BatchNorm2d(2))
     assert len(ml) == 2 and [n for n, _ in ml.named_parameters()] == ["1.weight", "1.bias"]
-    with pytest.raises(TypeError, match="Sequential argument 1 is a ufunc, not a Module"):
+    with pytest.raises(TypeError, match="Sequential holds Modules, got a ufunc as item 1"):
         nn.Sequential(nn.ReLU(), np.tanh)
     with pytest.raises(TypeError, match="ModuleList holds Modules"):
         nn.ModuleList([3])

@@ -163,30 +163,6 @@ class Module:
         return "\n".join(lines) + "\n)"
 
 
-class Sequential(Module):
-    """Apply modules in order. Children are named "0", "1", ... as in PyTorch."""
-
-    def __init__(self, *modules):
-        for i, m in enumerate(modules):
-            if not isinstance(m, Module):
-                raise TypeError(f"Sequential argument {i} is a {type(m).__name__}, not a Module")
-            setattr(self, str(i), m)
-
-    def __len__(self):
-        return sum(1 for _ in self.named_children())
-
-    def __getitem__(self, i):
-        return list(self.children())[i]
-
-    def __iter__(self):
-        return self.children()
-
-    def forward(self, x):
-        for m in self.children():
-            x = m(x)
-        return x
-
-
 class ModuleList(Module):
     """A list of modules whose parameters are registered (named "0", "1", ...)."""
 
@@ -196,7 +172,8 @@ class ModuleList(Module):
 
     def append(self, m):
         if not isinstance(m, Module):
-            raise TypeError(f"ModuleList holds Modules, got {type(m).__name__}")
+            raise TypeError(f"{type(self).__name__} holds Modules, got a {type(m).__name__} "
+                            f"as item {len(self)}")
         setattr(self, str(len(self)), m)
         return self
 
@@ -208,3 +185,15 @@ class ModuleList(Module):
 
     def __iter__(self):
         return self.children()
+
+
+class Sequential(ModuleList):
+    """Apply modules in order. Children are named "0", "1", ... as in PyTorch."""
+
+    def __init__(self, *modules):
+        super().__init__(modules)
+
+    def forward(self, x):
+        for m in self.children():
+            x = m(x)
+        return x
