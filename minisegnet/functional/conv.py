@@ -27,21 +27,26 @@ CuPy, and there is no scatter-add.
 
 Memory. The column buffer holds ``N * C*kh*kw * H_out*W_out * itemsize``
 bytes: ``kh*kw`` times the input. For the original U-Net's 64-channel 3x3
-layer at 570x570 that is about 750 MB per float32 image. When the buffer
-for the whole batch would exceed ``get_im2col_limit()`` (default 256 MiB,
-set with ``set_im2col_limit``), the batch is processed in chunks of as many
-images as fit (at least one image per chunk, so one huge image still needs
-its own full buffer).
+layer at 570x570 that is about 750 MB per float32 image. The columns are
+therefore built a piece at a time, each under ``get_im2col_limit()``
+(default 32 MiB, set with ``set_im2col_limit``): as many whole images as
+fit, or, when one image's columns alone exceed the limit, one image a band
+of output rows at a time. Nothing column-sized is kept between forward and
+backward: the weight gradient builds the input's columns again (one more
+im2col, against ``kh*kw`` times every layer's input held until backward).
+The col2im path (strided transposed convs, and the input gradient of
+strided convs) is chunked by whole images only.
 
-Speed. Large scratch arrays (padded inputs, column buffers) are kept in a
-small cache keyed by shape and dtype and reused by later calls instead of
-being allocated afresh: a fresh multi-megabyte array is fresh pages from
-the operating system, and touching them costs more than the copy itself.
-Arrays handed back to the caller (outputs and gradients) are always newly
-allocated, never a cached buffer or a view of one. The cache holds at most
-``get_im2col_limit()`` bytes in all, evicting the least recently used
-buffer; ``clear_buffer_cache()`` empties it and ``set_buffer_reuse(False)``
-turns it off (do that if you call these ops from several threads at once).
+Speed. Scratch arrays (padded inputs, column buffers) come from a small
+cache instead of being allocated afresh: a fresh multi-megabyte array is
+fresh pages from the operating system, and touching them costs about as
+much as the copy itself. The cache keeps one flat buffer per role
+(columns, padded input, col2im image), each at most the limit, and every
+call views the front of it in the shape it needs. Arrays handed back to
+the caller (outputs and gradients) are always newly allocated, never a
+cached buffer or a view of one. ``clear_buffer_cache()`` empties the cache
+and ``set_buffer_reuse(False)`` turns it off (do that if you call these
+ops from several threads at once).
 """
 from collections import OrderedDict
 
@@ -53,40 +58,42 @@ from ..autograd import Function
 __all__ = ["unfold", "fold", "conv2d", "conv_transpose2d", "set_im2col_limit", "get_im2col_limit"]
 
 
-# ---- settings: the memory limit and the scratch-buffer cache --------------------
-_im2col_limit = 256 * 2**20
+# ---- settings: the memory limit and the scratch buffers ----------------------------
+_im2col_limit = 32 * 2**20
 _reuse_buffers = True
 # Off only to measure what the flipped-kernel lever buys (benchmarks/bench_conv.py --levers).
 _flip_at_stride_1 = True
-_cache = OrderedDict()   # key -> array; least recently used first
+_cache = OrderedDict()   # (backend, role, dtype) -> flat array, at most one per role
 
 
 def set_im2col_limit(nbytes):
-    """Bound the column buffer (and the scratch cache) to ``nbytes`` bytes.
+    """Bound the column buffer (and each cached scratch buffer) to ``nbytes`` bytes.
 
-    The buffer for a batch needs ``N * C*kh*kw * H_out*W_out * itemsize``
-    bytes; above the limit the batch is processed a few images at a time
-    (at least one). Smaller limits save memory and cost a little speed.
-    Returns the previous limit.
+    The columns of a batch need ``N * C*kh*kw * H_out*W_out * itemsize``
+    bytes; above the limit the batch is processed a few images at a time,
+    and an image whose own columns exceed the limit a band of output rows at
+    a time (at least one row). Smaller limits save memory and cost a little
+    speed. Returns the previous limit.
     """
     global _im2col_limit
     if not isinstance(nbytes, (int, np.integer)) or isinstance(nbytes, bool) or nbytes < 1:
         raise ValueError(f"nbytes must be a positive integer number of bytes, got {nbytes!r}")
     previous, _im2col_limit = _im2col_limit, int(nbytes)
-    _evict(0)
+    for key in [k for k, buf in _cache.items() if buf.nbytes > _im2col_limit]:
+        del _cache[key]
     return previous
 
 
 def get_im2col_limit():
-    """The current column-buffer limit in bytes (default 256 MiB)."""
+    """The current column-buffer limit in bytes (default 32 MiB)."""
     return _im2col_limit
 
 
 def set_buffer_reuse(enabled):
     """Turn the scratch-buffer cache on (default) or off; returns the previous setting.
 
-    The cache is not thread-safe: two threads running convolutions of the
-    same shape at once would share a buffer. Turn it off for that.
+    The cache is not thread-safe: two threads running convolutions at once
+    would share a buffer. Turn it off for that.
     """
     global _reuse_buffers
     previous, _reuse_buffers = _reuse_buffers, bool(enabled)
@@ -100,33 +107,25 @@ def clear_buffer_cache():
     _cache.clear()
 
 
-def _evict(incoming):
-    """Drop least recently used buffers until ``incoming`` more bytes fit under the limit."""
-    total = sum(b.nbytes for b in _cache.values())
-    while _cache and total + incoming > _im2col_limit:
-        total -= _cache.popitem(last=False)[1].nbytes
+def _scratch(xp, shape, dtype, role):
+    """A work array of ``shape`` whose contents are undefined.
 
-
-def _scratch(xp, shape, dtype, role, zeroed=False):
-    """A work array of ``shape``; its contents are undefined unless ``zeroed``.
-
-    With reuse on, the same array comes back for the same (role, shape,
-    dtype), so it must never be returned to a caller. A ``zeroed`` buffer is
-    zero only when new: roles that need zeros keep them zero themselves
-    (the padding role includes the pad widths in ``role`` and writes only
-    the interior; col2im zeroes its buffer before adding).
+    With reuse on, every call with the same ``role`` (and dtype) gets a view
+    of one flat buffer, grown when a larger shape asks for it but never past
+    the limit (larger requests get a fresh array). So the array must never
+    be returned to a caller, and two arrays of one role must not be in use
+    at the same time.
     """
     shape, dtype = tuple(shape), np.dtype(dtype)
-    nbytes = int(np.prod(shape)) * dtype.itemsize
-    if not _reuse_buffers or nbytes > _im2col_limit:
-        return xp.zeros(shape, dtype) if zeroed else xp.empty(shape, dtype)
-    key = (xp.__name__, role, shape, dtype.str)
-    buf = _cache.pop(key, None)
-    if buf is None:
-        _evict(nbytes)
-        buf = xp.zeros(shape, dtype) if zeroed else xp.empty(shape, dtype)
-    _cache[key] = buf   # now the most recently used
-    return buf
+    size = int(np.prod(shape))
+    if not _reuse_buffers or size * dtype.itemsize > _im2col_limit:
+        return xp.empty(shape, dtype)
+    key = (xp.__name__, role, dtype.str)
+    buf = _cache.get(key)
+    if buf is None or buf.size < size:
+        _cache.pop(key, None)            # free the smaller one before allocating
+        buf = _cache[key] = xp.empty(size, dtype)
+    return buf[:size].reshape(shape)
 
 
 def _chunks(n_images, bytes_per_image):
@@ -135,8 +134,14 @@ def _chunks(n_images, bytes_per_image):
     return [(n0, min(n0 + step, n_images)) for n0 in range(0, n_images, step)]
 
 
+def _row_bands(out_h, bytes_per_row):
+    """``(start, stop)`` ranges of output rows whose columns (for one image) fit the limit (>= 1 row)."""
+    step = max(1, _im2col_limit // max(1, bytes_per_row))
+    return [(r0, min(r0 + step, out_h)) for r0 in range(0, out_h, step)]
+
+
 # ---- the three array-level pieces: pad, im2col, col2im -----------------------------
-def _pad(x, pads, role="pad"):
+def _pad(x, pads):
     """``x`` (n, C, H, W) with ``pads = (top, bottom, left, right)`` zero rows/columns added.
 
     A negative entry crops instead (the backward passes need that when the
@@ -153,9 +158,13 @@ def _pad(x, pads, role="pad"):
         return x
     h, w = x.shape[2:]
     xp = backend.get_array_module(x)
-    out = _scratch(xp, (n, c, h + top + bottom, w + left + right), x.dtype,
-                   (role, top, bottom, left, right), zeroed=True)
-    out[:, :, top:top + h, left:left + w] = x   # the border stays zero from creation
+    out = _scratch(xp, (n, c, h + top + bottom, w + left + right), x.dtype, "pad")
+    out[:, :, top:top + h, left:left + w] = x
+    # the buffer is shared with other shapes: zero the four border strips each time
+    out[:, :, :top] = 0
+    out[:, :, top + h:] = 0
+    out[:, :, top:top + h, :left] = 0
+    out[:, :, top:top + h, left + w:] = 0
     return out
 
 
@@ -219,19 +228,28 @@ def _fold_into(cols, out, kernel, stride, pads, dilation, conv_hw):
 
 # ---- convolution on arrays: forward GEMM, weight-gradient GEMM, transposed GEMM ----
 def _columns(x, kernel, stride, pads, dilation, out_hw):
-    """Yield ``(n0, n1, cols)``: ``cols`` (n1-n0, C*kh*kw, L) = unfold of images ``n0:n1`` of ``x``.
+    """Yield ``(n0, n1, r0, r1, cols)``: ``cols`` (n1-n0, C*kh*kw, (r1-r0)*W_out) holds the
+    columns of images ``n0:n1`` of ``x`` for output rows ``r0:r1``.
 
-    The chunks keep the column buffer under the memory limit; the buffer is
-    reused from chunk to chunk (and call to call), so use ``cols`` before
-    asking for the next chunk and never return it.
+    The pieces keep the column buffer under the memory limit: as many whole
+    images as fit (then ``r0, r1 = 0, H_out``), or, when one image's columns
+    alone exceed the limit, one image a band of output rows at a time. The
+    buffer is reused from piece to piece (and call to call), so use ``cols``
+    before asking for the next piece and never return it.
     """
     xp = backend.get_array_module(x)
     n_img, c = x.shape[:2]
-    rows, length = c * kernel[0] * kernel[1], out_hw[0] * out_hw[1]
-    chunks = _chunks(n_img, rows * length * x.dtype.itemsize)
-    buf = _scratch(xp, (chunks[0][1], rows, length), x.dtype, "cols")
+    (kh, kw), sh, dh, (ho, wo) = kernel, stride[0], dilation[0], out_hw
+    bytes_per_row = c * kh * kw * wo * x.dtype.itemsize
+    chunks = _chunks(n_img, ho * bytes_per_row)
+    bands = _row_bands(ho, bytes_per_row) if chunks[0][1] == 1 else [(0, ho)]
     for n0, n1 in chunks:
-        yield n0, n1, _im2col(_pad(x[n0:n1], pads), kernel, stride, dilation, out_hw, buf[:n1 - n0])
+        x_pad = _pad(x[n0:n1], pads)
+        for r0, r1 in bands:
+            # the padded input rows that output rows r0:r1 read
+            rows_in = x_pad[:, :, r0 * sh:(r1 - 1) * sh + dh * (kh - 1) + 1]
+            cols = _scratch(xp, (n1 - n0, c * kh * kw, (r1 - r0) * wo), x.dtype, "cols")
+            yield n0, n1, r0, r1, _im2col(rows_in, kernel, stride, dilation, (r1 - r0, wo), cols)
 
 
 def _conv2d(x, w, stride, pads, dilation, groups, weight_grad_of=None):
@@ -239,8 +257,8 @@ def _conv2d(x, w, stride, pads, dilation, groups, weight_grad_of=None):
 
     im2col, then one GEMM per image batched over groups:
     ``(g, C_out/g, C/g*kh*kw) @ (n, g, C/g*kh*kw, L) -> (n, g, C_out/g, L)``,
-    which is already the output layout: no transpose. ``pads`` may be
-    asymmetric or negative (crop).
+    which is already the output layout: no transpose (a band of rows writes
+    its slice of ``L``). ``pads`` may be asymmetric or negative (crop).
 
     ``weight_grad_of`` (N, C_out, H_out, W_out), if given, also computes
     ``_conv2d_weight_grad(x, weight_grad_of, ...)`` from the same columns
@@ -254,11 +272,12 @@ def _conv2d(x, w, stride, pads, dilation, groups, weight_grad_of=None):
     w_g = w.reshape(groups, c_out // groups, c_g * kh * kw)
     y = xp.empty((n_img, groups, c_out // groups, ho * wo), x.dtype)
     grad_w = None if weight_grad_of is None else xp.zeros(w_g.shape, x.dtype)
-    for n0, n1, cols in _columns(x, (kh, kw), stride, pads, dilation, (ho, wo)):
-        cols = cols.reshape(n1 - n0, groups, c_g * kh * kw, ho * wo)
-        xp.matmul(w_g, cols, out=y[n0:n1])
+    for n0, n1, r0, r1, cols in _columns(x, (kh, kw), stride, pads, dilation, (ho, wo)):
+        cols = cols.reshape(n1 - n0, groups, c_g * kh * kw, (r1 - r0) * wo)
+        band = slice(r0 * wo, r1 * wo)
+        xp.matmul(w_g, cols, out=y[n0:n1, :, :, band])
         if grad_w is not None:
-            gy = weight_grad_of[n0:n1].reshape(n1 - n0, groups, c_out // groups, ho * wo)
+            gy = weight_grad_of[n0:n1].reshape(n1 - n0, groups, c_out // groups, ho * wo)[..., band]
             grad_w += xp.matmul(gy, cols.transpose(0, 1, 3, 2)).sum(axis=0)
     y = y.reshape(n_img, c_out, ho, wo)
     return y if grad_w is None else (y, grad_w.reshape(w.shape))
@@ -268,17 +287,19 @@ def _conv2d_weight_grad(x, grad_y, kernel, stride, pads, dilation, groups):
     """dW (C_out, C/g, kh, kw) = sum_n grad_y[n] (C_out, L) @ unfold(x)[n]^T (L, C*kh*kw), per group.
 
     Also serves conv_transpose2d, whose weight gradient is this with the
-    roles of input and output swapped.
+    roles of input and output swapped. The columns of ``x`` are built again
+    here rather than kept from the forward pass: keeping them would hold
+    ``kh*kw`` times every layer's input until backward.
     """
     xp = backend.get_array_module(x, grad_y)
     n_img, c = x.shape[:2]
     c_out, (ho, wo) = grad_y.shape[1], grad_y.shape[2:]
-    rows_g, length = c // groups * kernel[0] * kernel[1], ho * wo
-    gy = grad_y.reshape(n_img, groups, c_out // groups, length)
+    rows_g = c // groups * kernel[0] * kernel[1]
+    gy = grad_y.reshape(n_img, groups, c_out // groups, ho * wo)
     grad_w = xp.zeros((groups, c_out // groups, rows_g), x.dtype)
-    for n0, n1, cols in _columns(x, kernel, stride, pads, dilation, (ho, wo)):
-        cols = cols.reshape(n1 - n0, groups, rows_g, length)
-        grad_w += xp.matmul(gy[n0:n1], cols.transpose(0, 1, 3, 2)).sum(axis=0)
+    for n0, n1, r0, r1, cols in _columns(x, kernel, stride, pads, dilation, (ho, wo)):
+        cols = cols.reshape(n1 - n0, groups, rows_g, (r1 - r0) * wo)
+        grad_w += xp.matmul(gy[n0:n1, :, :, r0 * wo:r1 * wo], cols.transpose(0, 1, 3, 2)).sum(axis=0)
     return grad_w.reshape((c_out, c // groups) + tuple(kernel))
 
 
