@@ -207,8 +207,8 @@ class Tensor:
             for t, g in zip(fn.inputs, grad_inputs):
                 if g is None or t is None or not t.requires_grad:
                     continue
-                if g.dtype != t.data.dtype:
-                    g = g.astype(t.data.dtype)
+                if g.dtype != t.dtype:
+                    g = g.astype(t.dtype)
                 if t.creator is None:
                     _accumulate_leaf(t, g)
                 else:
@@ -380,6 +380,28 @@ def _topological_order(root):
     return order
 
 
+class _Edge:
+    """What a Function keeps of an input made by another op: the link to that op,
+    and the input's shape and dtype, but not its values.
+
+    Keeping the input Tensor itself would keep every intermediate feature map
+    alive until the whole graph is dropped, although most backward passes need
+    few of them (ReLU keeps a mask, ``cat`` nothing); an op whose backward
+    needs an input's values saves that array itself in ``forward``, as in
+    PyTorch. Each Function makes exactly one output, so ``creator`` also
+    identifies the tensor.
+    """
+
+    __slots__ = ("creator", "requires_grad", "shape", "dtype")
+
+    def __init__(self, t):
+        self.creator, self.requires_grad, self.shape, self.dtype = t.creator, t.requires_grad, t.shape, t.dtype
+
+    @property
+    def ndim(self):
+        return len(self.shape)
+
+
 class Function:
     """One differentiable op. Subclasses define ``forward`` and ``backward`` on arrays.
 
@@ -396,7 +418,9 @@ class Function:
         if _grad_enabled and any(self.needs_input_grad):
             out.requires_grad = True
             out.creator = self
-            self.inputs = inputs
+            # Leaves are kept (their .grad is filled in); of an intermediate
+            # input only the link to its creator (see _Edge).
+            self.inputs = tuple(x if x is None or x.creator is None else _Edge(x) for x in inputs)
         return out
 
     def forward(self, *arrays):

@@ -151,6 +151,13 @@ def _run(model, shape, dtype, zero_batch):
     return recorder
 
 
+def _key(t):
+    """A tensor's identity for the receptive-field walk: the op that made it (the
+    graph links an op's inputs to their creators, not to the tensors), or the
+    tensor itself for a leaf."""
+    return id(t.creator) if t.creator is not None else id(t)
+
+
 class _Recorder:
     """Receives every module call while ``summary`` runs (see the module docstring)."""
 
@@ -160,7 +167,7 @@ class _Recorder:
         self.dtype = dtype
         self.rows = []
         self.depth = 0
-        self.fields = {}     # id(tensor) -> [(r, j) for height, (r, j) for width]
+        self.fields = {}     # _key(tensor) -> [(r, j) for height, (r, j) for width]
         self.keep = []       # keeps tagged tensors alive, so their ids stay unique
         self.counted = set()  # ids of parameters already in some row (shared layers count once)
 
@@ -177,7 +184,7 @@ class _Recorder:
         return (self.batch,) + tuple(t.shape[1:]) if t.ndim else ()
 
     def tag(self, t, field):
-        self.fields[id(t)] = field
+        self.fields[_key(t)] = field
         self.keep.append(t)
 
     def field_of(self, t):
@@ -187,18 +194,18 @@ class _Recorder:
         stack = [t]
         while stack:
             u = stack[-1]
-            if id(u) in self.fields:
+            if _key(u) in self.fields:
                 stack.pop()
             elif u.creator is None:
                 self.tag(u, None)
             else:
-                pending = [v for v in u.creator.inputs if v is not None and id(v) not in self.fields]
+                pending = [v for v in u.creator.inputs if v is not None and _key(v) not in self.fields]
                 if pending:
                     stack.extend(pending)
                 else:
                     stack.pop()
                     self.tag(u, self._through(u.creator, u))
-        return self.fields[id(t)]
+        return self.fields[_key(t)]
 
     def _through(self, fn, out):
         """The field of ``out``, made by glue op ``fn`` from tagged inputs.
@@ -211,7 +218,7 @@ class _Recorder:
         changes the spatial size makes the field unknown ("?") from there on,
         rather than wrong.
         """
-        inputs = [(v, self.fields[id(v)]) for v in fn.inputs if v is not None]
+        inputs = [(v, self.fields[_key(v)]) for v in fn.inputs if v is not None]
         fields = [f for _, f in inputs if f is not None]
         if not fields:
             return None
