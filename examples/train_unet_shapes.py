@@ -7,9 +7,10 @@
 
 then the held-out confusion matrix and the FCN scores (pixel acc., mean IU).
 The model is a same-padding U-Net (8 base channels, depth 3), as in the
-default ``minisegnet train`` run. The full run (about a minute or two on
-a laptop CPU) reaches a held-out mean IU well above the all-background
-baseline; ``--fast`` trains briefly and checks that the loss falls.
+default ``minisegnet train`` run. The full run (a few minutes on a 2-core
+CPU; one run reached held-out mean IU 0.90 against 0.21 for predicting
+background everywhere) asserts a mean IU above 0.5 and twice the baseline;
+``--fast`` trains briefly and checks that the loss falls.
 
 Run: ``python examples/train_unet_shapes.py`` (``--fast`` or ``MINISEGNET_FAST=1``).
 See docs/unet.md and docs/metrics.md.
