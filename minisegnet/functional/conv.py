@@ -63,6 +63,8 @@ _im2col_limit = 32 * 2**20
 _reuse_buffers = True
 # Off only to measure what the flipped-kernel lever buys (benchmarks/bench_conv.py --levers).
 _flip_at_stride_1 = True
+# Off only to measure the direct depthwise path against im2col (bench_conv.py --levers).
+_direct_depthwise = True
 _cache = OrderedDict()   # (backend, role, dtype) -> flat array, at most one per role
 
 
@@ -168,6 +170,14 @@ def _pad(x, pads):
     return out
 
 
+def _tap(i, j, stride, dilation, out_hw):
+    """Index of the padded-input pixels under kernel tap (i, j) for every output
+    position at once: ``x_pad[..., i*dh + oh*sh, j*dw + ow*sw]``, one strided slice."""
+    (sh, sw), (dh, dw), (ho, wo) = stride, dilation, out_hw
+    top, left = i * dh, j * dw
+    return (Ellipsis, slice(top, top + sh * (ho - 1) + 1, sh), slice(left, left + sw * (wo - 1) + 1, sw))
+
+
 def _im2col(x_pad, kernel, stride, dilation, out_hw, cols):
     """im2col: fill ``cols`` (n, C*kh*kw, L) with the windows of ``x_pad`` (n, C, Hp, Wp).
 
@@ -175,12 +185,11 @@ def _im2col(x_pad, kernel, stride, dilation, out_hw, cols):
     (i, j) for every output position at once.
     """
     n, c = x_pad.shape[:2]
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+    (kh, kw), (ho, wo) = kernel, out_hw
     view = cols.reshape(n, c, kh, kw, ho, wo)
     for i in range(kh):
         for j in range(kw):
-            top, left = i * dh, j * dw
-            view[:, :, i, j] = x_pad[:, :, top:top + sh * (ho - 1) + 1:sh, left:left + sw * (wo - 1) + 1:sw]
+            view[:, :, i, j] = x_pad[_tap(i, j, stride, dilation, out_hw)]
     return cols
 
 
@@ -191,12 +200,11 @@ def _col2im(cols, x_pad, kernel, stride, dilation, out_hw):
     when stride < effective kernel, and the overlaps sum.
     """
     n, c = x_pad.shape[:2]
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+    (kh, kw), (ho, wo) = kernel, out_hw
     view = cols.reshape(n, c, kh, kw, ho, wo)
     for i in range(kh):
         for j in range(kw):
-            top, left = i * dh, j * dw
-            x_pad[:, :, top:top + sh * (ho - 1) + 1:sh, left:left + sw * (wo - 1) + 1:sw] += view[:, :, i, j]
+            x_pad[_tap(i, j, stride, dilation, out_hw)] += view[:, :, i, j]
     return x_pad
 
 
@@ -348,6 +356,70 @@ def _conv_transpose2d(x, w, stride, pads, dilation, groups, out_hw):
     return out
 
 
+# ---- depthwise convolution: a direct path ------------------------------------------
+def _is_depthwise(x, w, groups, stride):
+    """Whether the direct path below runs: a strided depthwise conv (groups == C_in == C_out)."""
+    return _direct_depthwise and groups > 1 and groups == x.shape[1] == w.shape[0] and stride != (1, 1)
+
+
+def _depthwise_conv2d(x, w, stride, pads, dilation):
+    """y[n, c] = sum_{i,j} w[c, 0, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
+
+    A depthwise conv (groups == C_in == C_out, MobileNetV2's blocks) gives
+    each channel its own kh x kw kernel, so there is no matrix product to
+    speak of: through im2col it is C GEMMs of one row each. Directly it is
+    ``kh*kw`` multiply-adds of a strided slice of the padded input by a
+    per-channel weight, with no column buffer.
+
+    Why only at stride > 1: measured on (8, 32, 64, 64), 3x3, one thread, the
+    im2col path is faster at stride 1 (its column copy runs the same inner
+    loops as the multiply here, in half the passes, and NumPy's batched
+    matmul handles the one-row GEMMs well), but at stride 2 its input
+    gradient needs col2im, where the direct scatter takes half the time
+    (fwd+bwd about 13 ms against 18 ms). See docs/benchmarks.md.
+    """
+    xp = backend.get_array_module(x, w)
+    n, c = x.shape[:2]
+    kh, kw = w.shape[2:]
+    out_hw = _padded_out_hw(x.shape[2:], pads, (kh, kw), stride, dilation)
+    x_pad = _pad(x, pads)
+    y = xp.zeros((n, c) + out_hw, x.dtype)
+    term = _scratch(xp, y.shape, x.dtype, "depthwise")
+    for i in range(kh):
+        for j in range(kw):
+            xp.multiply(x_pad[_tap(i, j, stride, dilation, out_hw)], w[:, :, i, j].reshape(1, c, 1, 1), out=term)
+            y += term
+    return y
+
+
+def _depthwise_grads(x, w, g, stride, pads, dilation, need_x, need_w):
+    """The two gradients of ``_depthwise_conv2d``, tap by tap:
+    ``dx_pad[tap(i, j)] += g * w[c, 0, i, j]`` (then the padding is cropped off) and
+    ``dW[c, 0, i, j] = sum_{n, oh, ow} g * x_pad[tap(i, j)]``."""
+    xp = backend.get_array_module(x, g)
+    n, c, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    top, bottom, left, right = pads
+    out_hw = g.shape[2:]
+    term = _scratch(xp, g.shape, g.dtype, "depthwise")
+    gx_pad = xp.zeros((n, c, h + top + bottom, wd + left + right), g.dtype) if need_x else None
+    x_pad = _pad(x, pads) if need_w else None
+    gw = xp.empty(w.shape, g.dtype) if need_w else None
+    for i in range(kh):
+        for j in range(kw):
+            tap = _tap(i, j, stride, dilation, out_hw)
+            if need_x:
+                xp.multiply(g, w[:, :, i, j].reshape(1, c, 1, 1), out=term)
+                gx_pad[tap] += term
+            if need_w:
+                xp.multiply(g, x_pad[tap], out=term)
+                gw[:, 0, i, j] = term.sum(axis=(0, 2, 3))
+    gx = None
+    if need_x:
+        gx = gx_pad if pads == (0, 0, 0, 0) else xp.ascontiguousarray(gx_pad[:, :, top:top + h, left:left + wd])
+    return gx, gw
+
+
 # ---- autograd Functions --------------------------------------------------------
 class Unfold(Function):
     """cols[n, (c,i,j), l] = x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw];  dx = fold(g)."""
@@ -393,6 +465,8 @@ class Conv2d(Function):
 
     dx = conv_transpose2d(g, W) (same stride, padding, dilation, groups; sized like x),
     dW = sum_n g[n] @ unfold(x)[n]^T,  db = sum of g over (N, H_out, W_out).
+    A strided depthwise conv (groups == C_in == C_out) takes the direct path
+    instead (``_depthwise_conv2d``; same numbers, no GEMM, no col2im).
     """
 
     def __init__(self, stride, pads, dilation, groups):
@@ -400,19 +474,27 @@ class Conv2d(Function):
 
     def forward(self, x, w, b):
         self.x, self.w = x, w
-        y = _conv2d(x, w, self.stride, self.pads, self.dilation, self.groups)
+        self.depthwise = _is_depthwise(x, w, self.groups, self.stride)
+        if self.depthwise:
+            y = _depthwise_conv2d(x, w, self.stride, self.pads, self.dilation)
+        else:
+            y = _conv2d(x, w, self.stride, self.pads, self.dilation, self.groups)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y
 
     def backward(self, g):
         gx = gw = gb = None
-        if self.needs_input_grad[0]:
-            gx = _conv_transpose2d(g, self.w, self.stride, self.pads, self.dilation, self.groups,
-                                   self.x.shape[2:])
-        if self.needs_input_grad[1]:
-            gw = _conv2d_weight_grad(self.x, g, self.w.shape[2:], self.stride, self.pads,
-                                     self.dilation, self.groups)
+        if self.depthwise:
+            gx, gw = _depthwise_grads(self.x, self.w, g, self.stride, self.pads, self.dilation,
+                                      self.needs_input_grad[0], self.needs_input_grad[1])
+        else:
+            if self.needs_input_grad[0]:
+                gx = _conv_transpose2d(g, self.w, self.stride, self.pads, self.dilation, self.groups,
+                                       self.x.shape[2:])
+            if self.needs_input_grad[1]:
+                gw = _conv2d_weight_grad(self.x, g, self.w.shape[2:], self.stride, self.pads,
+                                         self.dilation, self.groups)
         if self.needs_input_grad[2]:
             gb = g.sum(axis=(0, 2, 3))
         return gx, gw, gb

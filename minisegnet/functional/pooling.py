@@ -63,6 +63,10 @@ class MaxPool2d(Function):
 
     Backward: dx = g routed to the winning element of each window (summed
     where overlapping windows share a winner); dx = 0 elsewhere.
+
+    Only the winner's offset ``a*kw + b`` within its window is kept for
+    backward (one byte per output for kernels up to 16x16); the int64 flat
+    indices are built only when ``return_indices`` asks for them.
     """
 
     def __init__(self, kernel_size, stride, padding, dilation, out_hw, want_indices):
@@ -75,7 +79,8 @@ class MaxPool2d(Function):
         (ho, wo), (h, w) = self.out_hw, x.shape[2:]
         self.in_shape = x.shape
         self.extent = (_padded_extent(h, ho, kh, sh, ph, dh), _padded_extent(w, wo, kw, sw, pw, dw))
-        x_pad = _pad_to(x, self.extent, self.p, -np.inf)
+        no_padding = self.extent == (h, w)        # then the slices can read x itself, no copy
+        x_pad = x if no_padding else _pad_to(x, self.extent, self.p, -np.inf)
 
         # Start like PyTorch: running max -inf, winner = the first window element
         # inside the input (so an all -inf window reports a real pixel).
@@ -84,16 +89,16 @@ class MaxPool2d(Function):
         first_b = np.maximum(0, -(col0 // dw))
         best = xp.full(x.shape[:2] + (ho, wo), -np.inf, dtype=x.dtype)
         winner = xp.broadcast_to(backend.asarray(first_a[:, None] * kw + first_b[None, :]),
-                                 best.shape).astype(np.int32)
+                                 best.shape).astype(np.uint8 if kh * kw <= 256 else np.int32)
         for a in range(kh):
             for b in range(kw):
                 window = x_pad[_window_slices(a * dh, b * dw, self.out_hw, self.s)]
                 better = (window > best) | xp.isnan(window)
                 best = xp.where(better, window, best)
-                winner = xp.where(better, a * kw + b, winner)
+                winner = xp.where(better, winner.dtype.type(a * kw + b), winner)
         self.winner = winner          # window offset a*kw + b of each maximum
         if self.want_indices:
-            a, b = winner // kw, winner % kw
+            a, b = winner.astype(np.int64) // kw, winner.astype(np.int64) % kw
             rows = backend.asarray(row0).reshape(ho, 1) + a * dh
             cols = backend.asarray(col0).reshape(1, wo) + b * dw
             self.indices = (rows * w + cols).astype(np.int64)

@@ -1,0 +1,184 @@
+"""Tests of the speed and memory paths: the direct depthwise conv, columns built in
+bands of output rows, the graph keeping no intermediate arrays, and max-pool's
+one-byte winner offsets. Each path is checked against PyTorch on Hypothesis
+configs that reach it (and asserted to have been taken), plus gradcheck."""
+import gc
+import weakref
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F
+from minisegnet.functional import conv as conv_module
+from minisegnet.testing import gradcheck
+from helpers import as_torch, assert_close, t64
+
+
+def _randn(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+@st.composite
+def depthwise_configs(draw):
+    c = draw(st.integers(1, 4))
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    p = (draw(st.integers(0, 2)), draw(st.integers(0, 2)))
+    # large enough for the dilated kernel, odd and even sizes
+    size = tuple(d[a] * (k[a] - 1) + 1 + draw(st.integers(0, 5)) for a in (0, 1))
+    return dict(n=draw(st.integers(1, 2)), c=c, k=k, s=s, d=d, p=p, size=size, bias=draw(st.booleans()))
+
+
+def _depthwise_pair(torch, cfg, seed):
+    x = _randn((cfg["n"], cfg["c"]) + cfg["size"], seed)
+    w = _randn((cfg["c"], 1) + cfg["k"], seed + 1)
+    b = _randn((cfg["c"],), seed + 2) if cfg["bias"] else None
+    g_seed = seed + 3
+    X, W = t64(x), t64(w)
+    B = t64(b) if b is not None else None
+    y = F.conv2d(X, W, B, cfg["s"], cfg["p"], cfg["d"], cfg["c"])
+    y.backward(_randn(y.shape, g_seed))
+    tX, tW = as_torch(torch, x), as_torch(torch, w)
+    tB = as_torch(torch, b) if b is not None else None
+    ty = torch.nn.functional.conv2d(tX, tW, tB, cfg["s"], cfg["p"], cfg["d"], cfg["c"])
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), g_seed)))
+    return (y, X, W, B), (ty, tX, tW, tB)
+
+
+# ---- depthwise convolution ---------------------------------------------------------------
+@given(cfg=depthwise_configs(), seed=st.integers(0, 2**16))
+def test_depthwise_matches_torch(torch, cfg, seed):
+    (y, X, W, B), (ty, tX, tW, tB) = _depthwise_pair(torch, cfg, seed)
+    # the direct path runs exactly for strided depthwise convs with more than one channel
+    assert y.creator.depthwise == (cfg["c"] > 1 and cfg["s"] != (1, 1))
+    assert_close(y, ty, what=f"output {cfg}")
+    assert_close(X.grad, tX.grad, what=f"grad input {cfg}")
+    assert_close(W.grad, tW.grad, what=f"grad weight {cfg}")
+    if B is not None:
+        assert_close(B.grad, tB.grad, what=f"grad bias {cfg}")
+
+
+@given(cfg=depthwise_configs(), seed=st.integers(0, 2**16))
+def test_depthwise_direct_path_equals_im2col_path(cfg, seed):
+    cfg = dict(cfg, c=max(cfg["c"], 2), s=(2, cfg["s"][1]))
+    x, w = _randn((cfg["n"], cfg["c"]) + cfg["size"], seed), _randn((cfg["c"], 1) + cfg["k"], seed + 1)
+    results = []
+    for direct in (True, False):
+        previous, conv_module._direct_depthwise = conv_module._direct_depthwise, direct
+        try:
+            X, W = t64(x), t64(w)
+            y = F.conv2d(X, W, None, cfg["s"], cfg["p"], cfg["d"], cfg["c"])
+            assert y.creator.depthwise == direct
+            y.backward(_randn(y.shape, seed + 2))
+            results.append((y.numpy(), X.grad.numpy(), W.grad.numpy()))
+        finally:
+            conv_module._direct_depthwise = previous
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("s, p, d", [((2, 2), (1, 1), (1, 1)), ((2, 3), (0, 2), (2, 1)), ((3, 2), (2, 0), (1, 2))])
+def test_depthwise_gradcheck(s, p, d):
+    x, w, b = t64(_randn((2, 3, 7, 8), 0)), t64(_randn((3, 1, 3, 2), 1)), t64(_randn((3,), 2))
+    y = F.conv2d(x, w, b, s, p, d, 3)
+    assert y.creator.depthwise
+    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, s, p, d, 3), [x, w, b])
+
+
+def test_depthwise_float32_matches_torch(torch):
+    x, w = _randn((2, 8, 16, 16), 0).astype(np.float32), _randn((8, 1, 3, 3), 1).astype(np.float32)
+    X, W = msn.tensor(x, requires_grad=True), msn.tensor(w, requires_grad=True)
+    tX, tW = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    y = F.conv2d(X, W, None, 2, 1, 1, 8)
+    ty = torch.nn.functional.conv2d(tX, tW, None, 2, 1, 1, 8)
+    y.sum().backward()
+    ty.sum().backward()
+    for a, t in ((y, ty), (X.grad, tX.grad), (W.grad, tW.grad)):
+        assert a.dtype == np.float32
+        assert_close(a, t, atol=1e-4, rtol=1e-4)
+
+
+# ---- columns in bands of output rows ----------------------------------------------------
+def test_row_bands_respect_the_limit():
+    previous = conv_module.set_im2col_limit(1000)
+    try:
+        assert conv_module._row_bands(7, 300) == [(0, 3), (3, 6), (6, 7)]
+        assert conv_module._row_bands(3, 5000) == [(0, 1), (1, 2), (2, 3)]   # never fewer than one row
+        assert conv_module._row_bands(4, 100) == [(0, 4)]
+    finally:
+        conv_module.set_im2col_limit(previous)
+
+
+@given(c_in=st.integers(1, 3), c_out=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 2),
+       p=st.integers(0, 2), d=st.integers(1, 2), rows_per_band=st.integers(1, 3), seed=st.integers(0, 2**16))
+def test_banded_columns_match_torch(torch, c_in, c_out, k, s, p, d, rows_per_band, seed):
+    """A limit below one image's columns: each image is unfolded a few output rows at a time."""
+    x, w, b = _randn((2, c_in, 9, 7), seed), _randn((c_out, c_in, k, k), seed + 1), _randn((c_out,), seed + 2)
+    wo = (7 + 2 * p - d * (k - 1) - 1) // s + 1
+    previous = conv_module.set_im2col_limit(rows_per_band * c_in * k * k * wo * 8)   # float64 columns
+    try:
+        ho = (9 + 2 * p - d * (k - 1) - 1) // s + 1
+        assert len(conv_module._row_bands(ho, c_in * k * k * wo * 8)) == -(-ho // rows_per_band)
+        X, W, B = t64(x), t64(w), t64(b)
+        y = F.conv2d(X, W, B, s, p, d)
+        y.backward(_randn(y.shape, seed + 3))
+    finally:
+        conv_module.set_im2col_limit(previous)
+    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
+    ty = torch.nn.functional.conv2d(tX, tW, tB, s, p, d)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), seed + 3)))
+    for what, a, t in (("output", y, ty), ("grad input", X.grad, tX.grad), ("grad weight", W.grad, tW.grad),
+                       ("grad bias", B.grad, tB.grad)):
+        assert_close(a, t, what=what)
+
+
+def test_cached_buffers_stay_under_the_limit():
+    previous = conv_module.set_im2col_limit(4096)
+    try:
+        x, w = t64(_randn((3, 4, 12, 12), 0)), t64(_randn((5, 4, 3, 3), 1))
+        F.conv2d(x, w, padding=1).sum().backward()
+        assert conv_module._cache
+        assert all(buf.nbytes <= 4096 for buf in conv_module._cache.values())
+    finally:
+        conv_module.set_im2col_limit(previous)
+
+
+# ---- the graph keeps what backward needs, not every intermediate array --------------------
+def test_graph_frees_arrays_no_backward_needs():
+    """conv -> relu -> conv: ReLU keeps a mask, so the first conv's output array is
+    freed once the forward code drops it; the gradients are unchanged."""
+    x, w1, w2 = t64(_randn((1, 2, 6, 6), 0)), t64(_randn((3, 2, 3, 3), 1)), t64(_randn((2, 3, 3, 3), 2))
+    a = F.conv2d(x, w1, padding=1)
+    a_array = weakref.ref(a.data)
+    h = F.relu(a)
+    loss = F.conv2d(h, w2, padding=1).sum()
+    del a
+    gc.collect()
+    assert a_array() is None, "the graph still holds the first conv's output"
+    loss.backward()
+    expected = [t.grad.numpy() for t in (x, w1, w2)]
+    for t in (x, w1, w2):
+        t.grad = None
+    F.conv2d(F.relu(F.conv2d(x, w1, padding=1)), w2, padding=1).sum().backward()
+    for t, e in zip((x, w1, w2), expected):
+        np.testing.assert_array_equal(t.grad.numpy(), e)
+
+
+# ---- max-pool: winner offsets in one byte, indices in int64 --------------------------------
+@pytest.mark.parametrize("k, s, p, d", [(2, 2, 0, 1), (3, 2, 1, 2), (17, 1, 0, 1)])
+def test_max_pool_offsets_and_indices_match_torch(torch, k, s, p, d):
+    x = _randn((2, 3, 21, 20), 0)
+    X = t64(x)
+    y, idx = F.max_pool2d(X, k, s, p, d, return_indices=True)
+    assert y.creator.winner.dtype == (np.uint8 if k * k <= 256 else np.int32)
+    assert idx.dtype == np.int64
+    y.backward(_randn(y.shape, 1))
+    tX = as_torch(torch, x)
+    ty, tidx = torch.nn.functional.max_pool2d(tX, k, s, p, d, return_indices=True)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), 1)))
+    assert_close(y, ty)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    assert_close(X.grad, tX.grad)
