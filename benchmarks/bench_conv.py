@@ -29,7 +29,7 @@ from minisegnet import functional as F  # noqa: E402
 from minisegnet.functional import conv as conv_module  # noqa: E402
 from timing import compare, machine_summary, markdown_table, python_peak_rss_mib  # noqa: E402
 
-# name: (N, C_in, H, W, C_out, k, stride, padding, dilation, transposed)
+# name: (N, C_in, H, W, C_out, k, stride, padding, dilation, transposed[, groups])
 LAYERS = {
     "a": (8, 3, 64, 64, 16, 3, 1, 1, 1, False),
     "b": (8, 16, 64, 64, 16, 3, 1, 1, 1, False),
@@ -39,16 +39,21 @@ LAYERS = {
     "f": (8, 32, 64, 64, 32, 3, 2, 1, 1, False),
     "g": (8, 64, 32, 32, 32, 2, 2, 0, 1, True),
     "h": (8, 64, 32, 32, 32, 4, 2, 1, 1, True),
+    # depthwise (groups = C_in = C_out), as in MobileNetV2 and the separable blocks
+    "i": (8, 32, 64, 64, 32, 3, 1, 1, 1, False, 32),
+    "j": (8, 32, 64, 64, 32, 3, 2, 1, 1, False, 32),
+    "k": (8, 32, 64, 64, 32, 3, 1, 2, 2, False, 32),
 }
 
 
 def make_layer(spec, torch, device, xp):
     """Our step functions and torch's for one layer, on identical float32 data."""
-    n, c_in, h, w, c_out, k, s, p, d, transposed = spec
+    n, c_in, h, w, c_out, k, s, p, d, transposed = spec[:10]
+    groups = spec[10] if len(spec) > 10 else 1
     rng = np.random.default_rng(0)
     x = rng.standard_normal((n, c_in, h, w)).astype(np.float32)
-    wshape = (c_in, c_out, k, k) if transposed else (c_out, c_in, k, k)
-    wt = (rng.standard_normal(wshape) / np.sqrt(c_in * k * k)).astype(np.float32)
+    wshape = (c_in, c_out, k, k) if transposed else (c_out, c_in // groups, k, k)
+    wt = (rng.standard_normal(wshape) / np.sqrt(c_in // groups * k * k)).astype(np.float32)
     b = rng.standard_normal(c_out).astype(np.float32)
     if transposed:
         def ours_op(a, ww, bb):
@@ -58,10 +63,10 @@ def make_layer(spec, torch, device, xp):
             return torch.nn.functional.conv_transpose2d(a, ww, bb, stride=s, padding=p, dilation=d)
     else:
         def ours_op(a, ww, bb):
-            return F.conv2d(a, ww, bb, stride=s, padding=p, dilation=d)
+            return F.conv2d(a, ww, bb, stride=s, padding=p, dilation=d, groups=groups)
 
         def torch_op(a, ww, bb):
-            return torch.nn.functional.conv2d(a, ww, bb, stride=s, padding=p, dilation=d)
+            return torch.nn.functional.conv2d(a, ww, bb, stride=s, padding=p, dilation=d, groups=groups)
 
     X, W, B = (msn.Tensor(xp.asarray(a), requires_grad=True) for a in (x, wt, b))
     tX, tW, tB = (torch.tensor(a, device=device, requires_grad=True) for a in (x, wt, b))
@@ -98,8 +103,8 @@ def make_layer(spec, torch, device, xp):
 
 
 def describe(name, spec):
-    n, c_in, h, w, c_out, k, s, p, d, transposed = spec
-    kind = "convT" if transposed else "conv"
+    n, c_in, h, w, c_out, k, s, p, d, transposed = spec[:10]
+    kind = "convT" if transposed else ("depthwise" if len(spec) > 10 else "conv")
     return f"{name}: {kind} {n}x{c_in}x{h}x{w} -> {c_out}, k{k} s{s} p{p} d{d}"
 
 
@@ -126,6 +131,7 @@ def run_levers(torch, repeats, warmup, names, clock):
         "all levers on": {},
         "no buffer reuse": {"reuse": False},
         "no flipped-kernel stride-1 gradient (col2im instead)": {"flip": False},
+        "no direct depthwise path (im2col instead)": {"depthwise": False},
     }
     header = ["setting"] + names + ["median"]
     rows = []
@@ -133,12 +139,14 @@ def run_levers(torch, repeats, warmup, names, clock):
         previous_reuse = conv_module.set_buffer_reuse(off.get("reuse", True))
         previous_flip = conv_module._flip_at_stride_1
         conv_module._flip_at_stride_1 = off.get("flip", True)
+        conv_module._direct_depthwise = off.get("depthwise", True)
         ratios = []
         for name in names:
             _, _, ours_step, torch_step = make_layer(LAYERS[name], torch, "cpu", np)
             ratios.append(compare(ours_step, torch_step, repeats, warmup, clock)["ratio"])
         conv_module.set_buffer_reuse(previous_reuse)
         conv_module._flip_at_stride_1 = previous_flip
+        conv_module._direct_depthwise = True
         rows.append([label] + [f"{r:.2f}" for r in ratios] + [f"{statistics.median(ratios):.2f}"])
         print(f"  {label}: median x{statistics.median(ratios):.2f}", file=sys.stderr)
     return markdown_table(header, rows)
@@ -182,7 +190,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 repeats: a smoke run, not a measurement")
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--layers", default="abcdefgh", help="which layers, e.g. 'ad'")
+    parser.add_argument("--layers", default="abcdefghijk", help="which layers, e.g. 'ad' (i-k: depthwise)")
     parser.add_argument("--levers", action="store_true", help="also time with each lever switched off")
     parser.add_argument("--memory", action="store_true", help="also measure the U-Net layers' peak RSS")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
