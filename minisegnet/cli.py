@@ -1,5 +1,6 @@
 """The ``minisegnet`` command: ``minisegnet --help``."""
 import argparse
+import os
 import sys
 
 __all__ = ["main", "build_parser"]
@@ -300,7 +301,13 @@ def main(argv=None):
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 0
-    return args.func(args) or 0
+    try:
+        return args.func(args) or 0
+    except BrokenPipeError:
+        # The output went into a pipe that closed early (`... | head`): not an error.
+        # Point stdout at /dev/null so Python's own flush at exit stays quiet too.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":
