@@ -538,11 +538,13 @@ class ConvTranspose2d(Function):
 
 
 # ---- validation ------------------------------------------------------------------
-def _check_4d(x, name):
+def _check_float_array(x, name, layout="(N, C, H, W)"):
+    """``x`` must be a floating-point Tensor or array with as many axes as ``layout`` names."""
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         raise TypeError(f"{name} must be a Tensor or an array, got {type(x).__name__}")
-    if len(x.shape) != 4:
-        raise ValueError(f"{name} must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+    ndim = layout.count(",") + 1
+    if len(x.shape) != ndim:
+        raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {tuple(x.shape)}")
     if np.dtype(x.dtype).kind != "f":
         raise TypeError(f"{name} must be floating point, got dtype {x.dtype}")
 
@@ -552,7 +554,7 @@ def _check_weight_and_bias(x, weight, bias, groups, transposed):
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     groups = int(groups)
-    _check_4d(weight, "weight")
+    _check_float_array(weight, "weight")
     if weight.dtype != x.dtype:
         raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
     c_in = x.shape[1]
@@ -607,7 +609,7 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     ``out[n, (c*kh + i)*kw + j, oh*W_out + ow] = x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]``.
     Every argument is an int or an (h, w) pair. Only 4-D input is accepted.
     """
-    _check_4d(input, "input")
+    _check_float_array(input, "input")
     k = shapes.as_pair(kernel_size, "kernel_size", 1)
     d = shapes.as_pair(dilation, "dilation", 1)
     p = shapes.as_pair(padding, "padding", 0)
@@ -625,12 +627,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     ``H_out * W_out`` from ``shapes.conv2d_output_size(output_size, ...)``.
     ``fold`` is the adjoint of ``unfold``: ``<unfold(x), c> == <x, fold(c)>``.
     """
-    if not hasattr(input, "shape") or not hasattr(input, "dtype"):
-        raise TypeError(f"input must be a Tensor or an array, got {type(input).__name__}")
-    if len(input.shape) != 3:
-        raise ValueError(f"input must be 3-D (N, C*kh*kw, L), got shape {tuple(input.shape)}")
-    if np.dtype(input.dtype).kind != "f":
-        raise TypeError(f"input must be floating point, got dtype {input.dtype}")
+    _check_float_array(input, "input", layout="(N, C*kh*kw, L)")
     size = shapes.as_pair(output_size, "output_size", 1)
     k = shapes.as_pair(kernel_size, "kernel_size", 1)
     d = shapes.as_pair(dilation, "dilation", 1)
@@ -664,7 +661,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     Computed as im2col + one GEMM; see the module docstring for the
     gradients and for the memory limit.
     """
-    _check_4d(input, "input")
+    _check_float_array(input, "input")
     groups, _ = _check_weight_and_bias(input, weight, bias, groups, transposed=False)
     k = tuple(weight.shape[2:])
     s = shapes.as_pair(stride, "stride", 1)
@@ -690,7 +687,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     ``bias`` (C_out,) or None -> (N, C_out, H_out, W_out).
     Note PyTorch's argument order: ``groups`` before ``dilation``.
     """
-    _check_4d(input, "input")
+    _check_float_array(input, "input")
     groups, _ = _check_weight_and_bias(input, weight, bias, groups, transposed=True)
     k = tuple(weight.shape[2:])
     s = shapes.as_pair(stride, "stride", 1)
