@@ -378,8 +378,12 @@ def unet_trace(size, depth=4, padding="valid"):
     pair, was_int = _int_or_pair(size, "size", 1)
     if was_int:
         return [UNetStep(*row) for row in _unet_axis_or_error(pair[0], depth, padding, f"{size}")]
-    rows_h = _unet_axis_or_error(pair[0], depth, padding, f"{tuple(pair)} (height {pair[0]})")
-    rows_w = _unet_axis_or_error(pair[1], depth, padding, f"{tuple(pair)} (width {pair[1]})")
+    if pair[0] == pair[1]:   # a square input: one axis speaks for both
+        name_h = name_w = f"{pair[0]}x{pair[1]}"
+    else:
+        name_h, name_w = f"{pair[0]}x{pair[1]} (height {pair[0]})", f"{pair[0]}x{pair[1]} (width {pair[1]})"
+    rows_h = _unet_axis_or_error(pair[0], depth, padding, name_h)
+    rows_w = _unet_axis_or_error(pair[1], depth, padding, name_w)
     return [UNetStep(h[0], h[1], (h[2], w[2]), (h[3], w[3])) for h, w in zip(rows_h, rows_w)]
 
 

@@ -215,7 +215,7 @@ def test_unet_invalid_size_message():
     assert "nearest valid sizes are 556 and 572" in msg
     with pytest.raises(ValueError, match=r"input 100 is invalid.*the smallest valid size is 188"):
         shapes.unet_output_size(100)
-    with pytest.raises(ValueError, match=r"\(572, 570\) \(width 570\) is invalid.*556 and 572"):
+    with pytest.raises(ValueError, match=r"572x570 \(width 570\) is invalid.*556 and 572"):
         shapes.unet_output_size((572, 570))
     with pytest.raises(ValueError, match=r"input 40 is invalid \(same padding.*level 4 .*odd size 5.*32 and 48"):
         shapes.unet_output_size(40, padding="same")
@@ -308,3 +308,9 @@ def test_receptive_field_errors_name_the_layer():
         shapes.receptive_field(3)
     with pytest.raises(TypeError, match=r"layers\[0\] must give kernel_size"):
         shapes.receptive_field([("a", 3, 1, 0, 1, 9)])
+
+
+def test_square_pair_error_names_the_size_once():
+    with pytest.raises(ValueError, match=r"U-Net input 570x570 is invalid \(valid padding, depth 4\): "
+                                         r"level 2 would max-pool an odd size 279; nearest valid sizes are 556 and 572"):
+        shapes.unet_trace((570, 570))

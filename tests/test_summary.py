@@ -81,7 +81,7 @@ def test_unet_rows_match_a_real_forward(kwargs, size):
 
 def test_invalid_unet_size_is_the_shapes_error():
     model = models.UNet(in_channels=1, num_classes=2, base_channels=2, depth=4)
-    with pytest.raises(ValueError, match=r"U-Net input \(570, 572\) \(height 570\) is invalid.*556 and 572"):
+    with pytest.raises(ValueError, match=r"U-Net input 570x572 \(height 570\) is invalid.*556 and 572"):
         summary(model, (1, 1, 570, 572), print_table=False)
     assert module_mod._call_recorder is None   # the hook is cleared after an error
 
