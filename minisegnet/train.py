@@ -110,7 +110,10 @@ def build_datasets(config):
     name, size = config["data"], config["size"]
     if name in TOY_DATASETS:
         cls = TOY_DATASETS[name]
-        train = cls(config["num_train"], size, seed=config["seed"], split="train")
+        try:
+            train = cls(config["num_train"], size, seed=config["seed"], split="train")
+        except ValueError as error:     # e.g. a --size too small to draw the scenes in
+            raise UserError(f"--data {name}: {error}") from None
         val = cls(config["num_val"], size, seed=config["seed"], split="val")
         return train, val, _dataset_info(train)
     root = os.path.abspath(name)
@@ -379,6 +382,9 @@ def run(config, out=None, resume=False, progress=True, log=print):
             raise UserError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]!r}")
     if not (config["lr"] > 0 and math.isfinite(config["lr"])):
         raise UserError(f"--lr must be a positive number, got {config['lr']!r}")
+    for key in ("weight_decay", "momentum"):
+        if not (config[key] >= 0 and math.isfinite(config[key])):
+            raise UserError(f"--{key.replace('_', '-')} must be a non-negative number, got {config[key]!r}")
     try:
         manual_seed(config["seed"])
     except ValueError as error:
