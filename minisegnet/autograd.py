@@ -61,6 +61,12 @@ class enable_grad(no_grad):
         return self
 
 
+def _preview(data, limit=60):
+    """``repr(data)`` cut to ``limit`` characters, for error messages."""
+    text = repr(data)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _as_array(data, dtype=None):
     """Turn ``data`` into an array of the current backend.
 
@@ -72,7 +78,11 @@ def _as_array(data, dtype=None):
         data = data.data
     is_array = isinstance(data, (np.ndarray, np.generic)) or type(data).__module__.startswith("cupy")
     if dtype is None and not is_array:
-        probe = np.asarray(data)
+        try:
+            probe = np.asarray(data)
+        except ValueError:      # NumPy's "inhomogeneous shape" for ragged nested lists
+            raise ValueError(f"cannot make a tensor from a ragged nested list: every row at one depth "
+                             f"needs the same length, got {_preview(data)}") from None
         if probe.dtype.kind == "f":
             dtype = np.float32
         elif probe.dtype.kind in "iu":
@@ -189,7 +199,14 @@ class Tensor:
                 )
             grad = xp.ones_like(self.data)
         else:
-            grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+            if isinstance(grad, Tensor):
+                grad = grad.data
+            else:
+                try:
+                    grad = xp.asarray(grad, dtype=self.dtype)
+                except (ValueError, TypeError):
+                    raise TypeError(f"argument `grad` must be a Tensor or an array of numbers, "
+                                    f"got {_preview(grad)}") from None
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"argument `grad` has shape {tuple(grad.shape)}, expected {self.shape}")
         if self.creator is None:

@@ -14,6 +14,13 @@ def test_default_dtypes_follow_torch_tensor():
     assert msn.tensor([1.0], dtype=np.float64).dtype == np.float64
 
 
+def test_ragged_or_non_numeric_data_is_refused_clearly():
+    with pytest.raises(ValueError, match="ragged nested list"):
+        msn.tensor([[1, 2], [3]])
+    with pytest.raises(TypeError, match="cannot make a tensor"):
+        msn.tensor("abc")
+
+
 def test_requires_grad_needs_float():
     with pytest.raises(TypeError, match="floating-point"):
         msn.tensor([1, 2], requires_grad=True)
@@ -31,6 +38,8 @@ def test_backward_grad_argument_shape_checked():
     x = msn.tensor([1.0, 2.0], requires_grad=True)
     with pytest.raises(ValueError, match="grad"):
         (x * 2).backward(np.ones(3))
+    with pytest.raises(TypeError, match="`grad` must be a Tensor or an array of numbers"):
+        (x * 2).backward("ones")
 
 
 def test_gradients_accumulate_until_zeroed():
