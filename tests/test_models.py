@@ -100,6 +100,13 @@ def test_models_reject_wrong_input_channels():
             model(_input((1, 2, 16, 16)))
 
 
+def test_models_reject_a_plain_array_with_a_type_error():
+    for model in (UNet(3, 2, base_channels=2, depth=1, padding="same"), FCN(2, width=2),
+                  SegNet(3, 2, base_channels=2, depth=1), DeepLabV3Plus(3, 2)):
+        with pytest.raises(TypeError, match=f"{type(model).__name__}: input must be a Tensor .* got ndarray"):
+            model(np.zeros((1, 3, 16, 16), np.float32))
+
+
 # ------------------------------------------------------------------ FCN ----
 @pytest.mark.parametrize("variant", ["32s", "16s", "8s"])
 @pytest.mark.parametrize("size", [(1, 1), (31, 33), (37, 50), (64, 64)])

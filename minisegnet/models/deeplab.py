@@ -282,7 +282,10 @@ class DeepLabV3Plus(nn.Module):
                        "no 3x3 atrous branch fits this size"))
 
     def forward(self, x):
-        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"DeepLabV3Plus: input must be a Tensor (wrap an array with msn.tensor), "
+                            f"got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"DeepLabV3Plus: input must be a Tensor of shape (N, {self.in_channels}, H, W), "
                              f"got {getattr(x, 'shape', type(x).__name__)}")
         size = tuple(x.shape[2:])

@@ -187,7 +187,10 @@ class FCN(nn.Module):
                 self.upscore8 = _upsampler(num_classes, 8)
 
     def forward(self, x):
-        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"FCN: input must be a Tensor (wrap an array with msn.tensor), "
+                            f"got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"FCN: input must be a Tensor of shape (N, {self.in_channels}, H, W), "
                              f"got {getattr(x, 'shape', type(x).__name__)}")
         height, width = x.shape[2:]

@@ -98,7 +98,10 @@ class SegNet(nn.Module):
         self.classifier = nn.Conv2d(widths[0], num_classes, 3, padding=1)
 
     def forward(self, x):
-        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"SegNet: input must be a Tensor (wrap an array with msn.tensor), "
+                            f"got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"SegNet: input must be a Tensor of shape (N, {self.in_channels}, H, W), "
                              f"got {getattr(x, 'shape', type(x).__name__)}")
         height, width = x.shape[2:]

@@ -178,7 +178,10 @@ class UNet(nn.Module):
         return shapes.unet_output_size(size, depth=self.depth, padding=self.padding)
 
     def forward(self, x):
-        if not isinstance(x, Tensor) or x.ndim != 4 or x.shape[1] != self.in_channels:
+        if not isinstance(x, Tensor):
+            raise TypeError(f"UNet: input must be a Tensor (wrap an array with msn.tensor), "
+                            f"got {type(x).__name__}")
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"UNet: input must be a Tensor of shape (N, {self.in_channels}, H, W), "
                              f"got {getattr(x, 'shape', type(x).__name__)}")
         self.output_size(tuple(x.shape[2:]))   # reject bad sizes before any work
