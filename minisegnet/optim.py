@@ -49,6 +49,9 @@ class Optimizer:
         if isinstance(params, Tensor):
             raise TypeError("params must be an iterable of Tensors (e.g. model.parameters()), "
                             "got a single Tensor")
+        if not hasattr(params, "__iter__"):     # e.g. a Module passed instead of module.parameters()
+            raise TypeError("params must be an iterable of Tensors (e.g. model.parameters()), "
+                            f"got {type(params).__name__}")
         self.params = list(params)
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")

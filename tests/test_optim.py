@@ -7,6 +7,7 @@ from hypothesis import given, strategies as st
 
 import minisegnet as msn
 from minisegnet import optim
+from minisegnet.nn import Conv2d
 from minisegnet.nn.module import Parameter
 from helpers import assert_close
 
@@ -173,6 +174,7 @@ def test_schedule_state_dict():
     (lambda p: optim.Adam(p, eps=-1), "eps"),
     (lambda p: optim.SGD([], lr=0.1), "empty"),
     (lambda p: optim.SGD(p[0], lr=0.1), "iterable"),
+    (lambda p: optim.SGD(Conv2d(1, 1, 1), lr=0.1), r"model.parameters\(\)\), got Conv2d"),
     (lambda p: optim.SGD([np.ones(2)], lr=0.1), "not a Tensor"),
     (lambda p: optim.SGD([msn.tensor(np.ones(2))], lr=0.1), "require grad"),
     (lambda p: optim.SGD(p + p, lr=0.1), "more than once"),
