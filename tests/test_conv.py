@@ -420,7 +420,7 @@ W4 = np.zeros((2, 4, 3, 3))
     (dict(weight=np.zeros((2, 4, 7, 3))), ValueError, "more than the padded input"),
     (dict(weight=np.zeros((2, 4, 3, 3)), dilation=4), ValueError, "spans 9 pixels"),
     (dict(input=np.zeros((4, 6, 6))), ValueError, "input must be 4-D"),
-    (dict(weight=np.zeros((2, 4, 3))), ValueError, "weight must be 4-D"),
+    (dict(weight=np.zeros((2, 4, 3))), ValueError, "weight must be 4-D (C_out, C_in/groups, kh, kw)"),
     (dict(bias=np.zeros(3)), ValueError, "bias must have shape (2,)"),
     (dict(weight=W4.astype(np.float32)), TypeError, "same dtype"),
     (dict(input=X4.astype(np.int64)), TypeError, "floating point"),
@@ -449,6 +449,7 @@ WT = np.zeros((4, 3, 3, 3))
     (dict(groups=3), ValueError, "divisible by groups=3"),
     (dict(bias=np.zeros(3), groups=2, weight=np.zeros((4, 3, 3, 3))), ValueError, "bias must have shape (6,)"),
     (dict(input=np.zeros((1, 4, 3, 3, 1))), ValueError, "input must be 4-D"),
+    (dict(weight=np.zeros((4, 3, 3))), ValueError, "weight must be 4-D (C_in, C_out/groups, kh, kw)"),
 ])
 def test_conv_transpose2d_bad_arguments(kwargs, error, words):
     args = dict(input=np.zeros((1, 4, 3, 3)), weight=WT)

@@ -554,7 +554,8 @@ def _check_weight_and_bias(x, weight, bias, groups, transposed):
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     groups = int(groups)
-    _check_float_array(weight, "weight")
+    _check_float_array(weight, "weight", layout="(C_in, C_out/groups, kh, kw)" if transposed
+                       else "(C_out, C_in/groups, kh, kw)")
     if weight.dtype != x.dtype:
         raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
     c_in = x.shape[1]
