@@ -78,7 +78,7 @@ Module names: ``backbone.stem``, ``backbone.blocks.<k>.expand`` /
 """
 from .. import functional as F
 from .. import nn, shapes
-from ..autograd import Tensor
+from .checks import check_image_batch
 
 __all__ = ["DeepLabV3Plus", "MobileNetV2Backbone", "InvertedResidual", "ASPP", "make_divisible",
            "MOBILENET_V2_STAGES"]
@@ -282,12 +282,7 @@ class DeepLabV3Plus(nn.Module):
                        "no 3x3 atrous branch fits this size"))
 
     def forward(self, x):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"DeepLabV3Plus: input must be a Tensor (wrap an array with msn.tensor), "
-                            f"got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"DeepLabV3Plus: input must be a Tensor of shape (N, {self.in_channels}, H, W), "
-                             f"got {getattr(x, 'shape', type(x).__name__)}")
+        check_image_batch(x, self.in_channels, "DeepLabV3Plus")
         size = tuple(x.shape[2:])
         self.check_input_size(size)
         low_level, features = self.backbone(x)

@@ -60,7 +60,7 @@ import numpy as np
 from .. import backend
 from .. import functional as F
 from .. import nn
-from ..autograd import Tensor
+from .checks import check_image_batch
 
 __all__ = ["FCN", "bilinear_kernel", "VGG_BLOCK_CONVS"]
 
@@ -187,12 +187,7 @@ class FCN(nn.Module):
                 self.upscore8 = _upsampler(num_classes, 8)
 
     def forward(self, x):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"FCN: input must be a Tensor (wrap an array with msn.tensor), "
-                            f"got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"FCN: input must be a Tensor of shape (N, {self.in_channels}, H, W), "
-                             f"got {getattr(x, 'shape', type(x).__name__)}")
+        check_image_batch(x, self.in_channels, "FCN")
         height, width = x.shape[2:]
         # Pad to a multiple of 32 so the five poolings halve exactly (crop offsets 0).
         pad_h, pad_w = -height % 32, -width % 32

@@ -45,7 +45,7 @@ Module names: ``encoder.<i>.<j>.conv`` / ``.bn``, ``decoder.<i>.<j>.conv`` /
 """
 from .. import functional as F
 from .. import nn
-from ..autograd import Tensor
+from .checks import check_image_batch
 
 __all__ = ["SegNet", "ConvBNReLU"]
 
@@ -98,12 +98,7 @@ class SegNet(nn.Module):
         self.classifier = nn.Conv2d(widths[0], num_classes, 3, padding=1)
 
     def forward(self, x):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"SegNet: input must be a Tensor (wrap an array with msn.tensor), "
-                            f"got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"SegNet: input must be a Tensor of shape (N, {self.in_channels}, H, W), "
-                             f"got {getattr(x, 'shape', type(x).__name__)}")
+        check_image_batch(x, self.in_channels, "SegNet")
         height, width = x.shape[2:]
         if min(height, width) < 2 ** self.depth:
             raise ValueError(f"SegNet(depth={self.depth}) pools {self.depth} times by 2, so the input "

@@ -55,7 +55,7 @@ builds a PyTorch twin with the same keys.
 from .. import backend
 from .. import functional as F
 from .. import nn, shapes
-from ..autograd import Tensor
+from .checks import check_image_batch
 
 __all__ = ["UNet", "DoubleConv", "UpBlock"]
 
@@ -178,12 +178,7 @@ class UNet(nn.Module):
         return shapes.unet_output_size(size, depth=self.depth, padding=self.padding)
 
     def forward(self, x):
-        if not isinstance(x, Tensor):
-            raise TypeError(f"UNet: input must be a Tensor (wrap an array with msn.tensor), "
-                            f"got {type(x).__name__}")
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"UNet: input must be a Tensor of shape (N, {self.in_channels}, H, W), "
-                             f"got {getattr(x, 'shape', type(x).__name__)}")
+        check_image_batch(x, self.in_channels, "UNet")
         self.output_size(tuple(x.shape[2:]))   # reject bad sizes before any work
         skips = []
         for level in self.encoder:
