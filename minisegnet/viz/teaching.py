@@ -1,23 +1,15 @@
-"""Figures drawn from the real ops and formulas (matplotlib).
+"""Teaching figures: conv arithmetic, pooling, resizing, U-Net, drawn from the real code.
 
-Regenerate every figure the docs use with ``python -m minisegnet.viz docs/figures``.
+Each ``figure_*`` function returns a matplotlib Figure; ``TEACHING_FIGURES``
+maps the file names used in docs/ to them, and ``save_teaching_figures(directory)``
+writes them all. Geometry comes from ``minisegnet.shapes`` and numbers from
+the real ops, so a figure cannot drift from the code it explains. The style
+follows Dumoulin and Visin's guide to convolution arithmetic: blue input,
+white dashed padding, a dark kernel footprint, a green output.
 """
-import matplotlib
-
-matplotlib.use("Agg")  # files only; never needs a screen
-
-# ---- teaching figures (conv arithmetic, pooling, resizing, U-Net) ----------------
-#
-# Each ``figure_*`` function returns a matplotlib Figure; ``TEACHING_FIGURES`` at
-# the end of this section maps the file names used in docs/ to them, and
-# ``save_teaching_figures(directory)`` writes them all. Geometry comes from
-# ``minisegnet.shapes`` and numbers from the real ops, so a figure cannot drift
-# from the code it explains. The style follows Dumoulin and Visin's guide to
-# convolution arithmetic: blue input, white dashed padding, a dark kernel
-# footprint, a green output.
 import numpy as _np
 
-from . import shapes as _shapes
+from .. import shapes as _shapes
 
 _INPUT = "#9ecae1"
 _PAD = "#ffffff"
@@ -313,7 +305,7 @@ def figure_align_corners():
     """Where bilinear upsampling 2 -> 4 samples the input, for both ``align_corners``
     values, with the values ``F.interpolate`` returns for the input [1, 2]."""
     msn, F = _ops()
-    from .functional.resize import linear_weights
+    from ..functional.resize import linear_weights
 
     n_in, n_out = 2, 4
     values = _np.array([1.0, 2.0])
@@ -461,7 +453,7 @@ def figure_receptive_field():
 
 
 def _shapes_sample(size=128, index=3):
-    from .data import Shapes
+    from ..data import Shapes
 
     return Shapes(num_samples=8, size=size, seed=0)[index]
 
@@ -471,13 +463,13 @@ def figure_fcn_strides():
     average-pooled to the stride (``F.avg_pool2d``), upsampled bilinearly back
     (``F.interpolate``) and arg-maxed, scored with ``metrics.mean_iou``."""
     msn, F = _ops()
-    from . import metrics
+    from .. import metrics
 
     image, mask = _shapes_sample()
     classes = 4
     onehot = _np.eye(classes)[mask].transpose(2, 0, 1)[None]
     from matplotlib.colors import ListedColormap
-    from .data import Shapes
+    from ..data import Shapes
 
     cmap = ListedColormap(_np.array(Shapes.colors) / 255.0)
     fig = _new_figure(11, 3.4)
@@ -527,7 +519,7 @@ def figure_segnet_unpool():
 def figure_depthwise(channels=8, kernel_size=3):
     """Which input channels each output channel reads (``nn.Conv2d`` weight shape
     ``(C_out, C_in/groups, k, k)``) for groups = 1, 2 and C, and the pointwise 1x1."""
-    from . import nn
+    from .. import nn
 
     cases = [(f"groups=1 (standard)", kernel_size, 1), ("groups=2", kernel_size, 2),
              (f"groups={channels} (depthwise)", kernel_size, channels), ("1x1 pointwise", 1, 1)]
@@ -677,7 +669,7 @@ def figure_autograd_graph():
 def figure_confusion_matrix():
     """A 3-class confusion matrix from ``metrics.confusion_matrix`` (rows truth,
     columns prediction) with the parts of class 1's IU marked."""
-    from . import metrics
+    from .. import metrics
 
     truth = _np.array([0] * 50 + [1] * 30 + [2] * 20)
     pred = truth.copy()
@@ -836,148 +828,3 @@ def save_teaching_figures(directory, gifs=True):
         conv_animation(path)
         written.append(path)
     return written
-
-
-# ---- training figures (curves, prediction overlays; used by the CLI) --------------
-
-import numpy as _np_train  # (the training figures' own imports, independent of the section above)
-from matplotlib.figure import Figure as _Figure
-from matplotlib.patches import Patch as _Patch
-
-
-def _as_rgb(image):
-    """A (C, H, W) image in [0, 1] (C = 1 or 3) as an (H, W, 3) float array for display."""
-    image = _np_train.asarray(image, dtype=_np_train.float64)
-    if image.ndim == 2:
-        image = image[None]
-    if image.ndim != 3 or image.shape[0] not in (1, 3):
-        raise ValueError(f"image must be (C, H, W) with C = 1 or 3, got shape {image.shape}")
-    if image.shape[0] == 1:
-        image = _np_train.repeat(image, 3, axis=0)
-    return _np_train.clip(image.transpose(1, 2, 0), 0.0, 1.0)
-
-
-def _colorize(mask, palette):
-    palette = _np_train.asarray(palette, dtype=_np_train.float64) / 255.0
-    mask = _np_train.asarray(mask)
-    if mask.size and (mask.min() < 0 or mask.max() >= len(palette)):
-        raise ValueError(f"mask holds labels up to {int(mask.max())} but the palette has {len(palette)} colours")
-    return palette[mask]
-
-
-def overlay(image, mask, palette, alpha=0.5, background=None):
-    """The image with each pixel tinted by its class colour: ``(1 - alpha) * image + alpha * colour``.
-
-    ``image`` is ``(C, H, W)`` in ``[0, 1]``, ``mask`` ``(H, W)`` class indices,
-    ``palette`` ``(num_classes, 3)`` uint8. Pixels of class ``background``
-    (e.g. 0) are left untinted. Returns an ``(H, W, 3)`` float array in ``[0, 1]``.
-    """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-    rgb = _as_rgb(image)
-    mask = _np_train.asarray(mask)
-    if mask.shape != rgb.shape[:2]:
-        raise ValueError(f"mask has shape {mask.shape} but the image is {rgb.shape[:2]}")
-    out = (1 - alpha) * rgb + alpha * _colorize(mask, palette)
-    if background is not None:
-        out = _np_train.where((mask == background)[..., None], rgb, out)
-    return out
-
-
-def plot_curves(history, path):
-    """Training curves from ``metrics.json``'s per-epoch records: losses on the left,
-    the FCN scores (pixel acc., mean acc., mean IU, f.w. IU) on the right. Saves to ``path``."""
-    if not history:
-        raise ValueError("history is empty: nothing to plot")
-    epochs = [h["epoch"] for h in history]
-    fig = _Figure(figsize=(10, 4), dpi=100)
-    ax_loss, ax_score = fig.subplots(1, 2)
-    for key, label in (("train_loss", "train"), ("val_loss", "held-out")):
-        if key in history[0]:
-            ax_loss.plot(epochs, [h[key] for h in history], marker="o", ms=3, label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
-    if all(h.get("train_loss", 1) > 0 for h in history):
-        ax_loss.set_yscale("log")
-    ax_loss.legend()
-    for key, label in (("pixel_acc", "pixel accuracy"), ("mean_acc", "mean accuracy"),
-                       ("mean_iou", "mean IU"), ("fw_iou", "f.w. IU")):
-        if key in history[0]:
-            ax_score.plot(epochs, [h[key] for h in history], marker="o", ms=3, label=label,
-                          lw=2.5 if key == "mean_iou" else 1.2)
-    best = max(history, key=lambda h: h.get("mean_iou", float("-inf")))
-    if "mean_iou" in best:
-        ax_score.annotate(f"best mean IU {best['mean_iou']:.3f}", (best["epoch"], best["mean_iou"]),
-                          xytext=(0, -28), textcoords="offset points", fontsize=8,
-                          ha="right" if best["epoch"] == epochs[-1] and len(epochs) > 1 else "center",
-                          arrowprops=dict(arrowstyle="->", lw=0.8))
-    ax_score.set(xlabel="epoch", ylabel="score on the held-out split", title="Held-out scores (FCN paper)",
-                 ylim=(0, 1.02))
-    ax_score.legend(loc="best", fontsize=8, framealpha=0.8)
-    for ax in (ax_loss, ax_score):
-        ax.grid(alpha=0.3)
-        if len(epochs) < 15:
-            ax.set_xticks(epochs)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
-
-
-def plot_predictions(images, masks, preds, palette, path, class_names=None):
-    """One row per sample: image | truth | prediction (class colours), with a colour legend.
-
-    ``images`` ``(N, C, H, W)`` in ``[0, 1]``; ``masks`` and ``preds`` ``(N, H, W)``
-    class indices; ``palette`` ``(num_classes, 3)`` uint8. Saves to ``path``.
-    """
-    images, masks, preds = (_np_train.asarray(a) for a in (images, masks, preds))
-    n = len(images)
-    if n == 0 or len(masks) != n or len(preds) != n:
-        raise ValueError(f"need the same positive number of images, masks and predictions, "
-                         f"got {len(images)}, {len(masks)}, {len(preds)}")
-    fig = _Figure(figsize=(7.5, 2.4 * n + 0.6), dpi=100)
-    axes = fig.subplots(n, 3, squeeze=False)
-    for i in range(n):
-        accuracy = float((masks[i] == preds[i]).mean())
-        panels = ((_as_rgb(images[i]), "image"), (_colorize(masks[i], palette), "truth"),
-                  (_colorize(preds[i], palette), f"prediction ({100 * accuracy:.1f}% px)"))
-        for ax, (picture, title) in zip(axes[i], panels):
-            ax.imshow(picture, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if i == 0 or title.startswith("prediction"):
-                ax.set_title(title, fontsize=9)
-    names = class_names or [f"class {c}" for c in range(len(palette))]
-    handles = [_Patch(facecolor=_np_train.asarray(c) / 255.0, edgecolor="#555555", label=name)
-               for c, name in zip(palette, names)]
-    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.6 / (2.4 * n + 0.6), 1, 1))
-    fig.savefig(path)
-    return path
-
-
-def save_overlay(image, mask, palette, path, alpha=0.5, background=None):
-    """Write ``overlay(image, mask, palette)`` as a PNG at the image's own resolution."""
-    from PIL import Image
-
-    rgb = overlay(image, mask, palette, alpha, background)
-    Image.fromarray((rgb * 255 + 0.5).astype(_np_train.uint8)).save(path)
-    return path
-
-
-# ---- command line: python -m minisegnet.viz DIR (keep this block last) ----------
-def main(argv=None):
-    """``python -m minisegnet.viz docs/figures``: regenerate every figure the docs use."""
-    import argparse
-
-    parser = argparse.ArgumentParser(prog="python -m minisegnet.viz", description=main.__doc__)
-    parser.add_argument("directory", help="where to write the PNG (and GIF) files, e.g. docs/figures")
-    parser.add_argument("--no-gif", action="store_true", help="skip the animated GIF")
-    args = parser.parse_args(argv)
-    for path in save_teaching_figures(args.directory, gifs=not args.no_gif):
-        print(path)
-    return 0
-
-
-if __name__ == "__main__":
-    import sys
-
-    sys.exit(main())

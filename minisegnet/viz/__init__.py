@@ -1,0 +1,15 @@
+"""Figures drawn from the real ops and formulas (matplotlib), in two halves:
+
+* ``teaching``: the course's figures (conv arithmetic, transposed conv,
+  pooling and unpooling, align_corners, the U-Net trace, receptive fields...);
+  regenerate every one with ``python -m minisegnet.viz docs/figures``;
+* ``training``: loss and score curves and prediction overlays, used by
+  ``minisegnet train`` and ``predict``.
+"""
+import matplotlib
+
+matplotlib.use("Agg")  # files only; never needs a screen
+
+from .teaching import *  # noqa: E402,F401,F403
+from .teaching import TEACHING_FIGURES, conv_animation, draw_conv, save_teaching_figures  # noqa: E402,F401
+from .training import overlay, plot_curves, plot_predictions, save_overlay  # noqa: E402,F401
