@@ -59,6 +59,20 @@ def _per_axis(size, compute):
     return (compute(h, 0), compute(w, 1))
 
 
+def _conv_args(kernel_size, stride, padding, dilation):
+    """A conv's settings as (h, w) pairs; ``padding`` may be ``"valid"`` (0) or
+    ``"same"`` (returned as the string; stride 1 only)."""
+    k = as_pair(kernel_size, "kernel_size", 1)
+    s = as_pair(stride, "stride", 1)
+    d = as_pair(dilation, "dilation", 1)
+    if padding == "same":
+        if s != (1, 1):
+            raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
+        return k, s, "same", d
+    p = (0, 0) if padding == "valid" else as_pair(padding, "padding", 0)
+    return k, s, p, d
+
+
 def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     """``o = floor((i + 2p - d(k-1) - 1) / s) + 1``.
 
@@ -66,14 +80,9 @@ def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     stride 1 only). For ``s > 1`` several input sizes give the same ``o``:
     see ``conv2d_input_sizes``.
     """
-    k = as_pair(kernel_size, "kernel_size", 1)
-    s = as_pair(stride, "stride", 1)
-    d = as_pair(dilation, "dilation", 1)
-    if padding == "same":
-        if s != (1, 1):
-            raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
+    k, s, p, d = _conv_args(kernel_size, stride, padding, dilation)
+    if p == "same":
         return size if _is_int(size) else tuple(as_pair(size, "size", 1))
-    p = (0, 0) if padding == "valid" else as_pair(padding, "padding", 0)
 
     def compute(i, a):
         span = d[a] * (k[a] - 1) + 1
@@ -217,14 +226,9 @@ def conv2d_input_sizes(out, kernel_size, stride=1, padding=0, dilation=1):
     (the padding alone is larger than the output).
     """
     o, was_int = _int_or_pair(out, "out", 1)
-    k = as_pair(kernel_size, "kernel_size", 1)
-    s = as_pair(stride, "stride", 1)
-    d = as_pair(dilation, "dilation", 1)
-    if padding == "same":
-        if s != (1, 1):
-            raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
+    k, s, p, d = _conv_args(kernel_size, stride, padding, dilation)
+    if p == "same":
         return [o[0]] if was_int else ([o[0]], [o[1]])
-    p = (0, 0) if padding == "valid" else as_pair(padding, "padding", 0)
 
     def compute(a):
         smallest = (o[a] - 1) * s[a] - 2 * p[a] + d[a] * (k[a] - 1) + 1

@@ -108,17 +108,8 @@ class Conv2d(Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self):
-        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding!r}")
-        if self.dilation != (1, 1):
-            text += f", dilation={self.dilation}"
-        if self.groups != 1:
-            text += f", groups={self.groups}"
-        if self.bias is None:
-            text += ", bias=False"
-        if self.padding_mode != "zeros":
-            text += f", padding_mode={self.padding_mode!r}"
-        return text
+        extra = f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""
+        return _conv_repr(self, "") + extra
 
 
 class ConvTranspose2d(Module):
@@ -172,17 +163,8 @@ class ConvTranspose2d(Module):
                                   self.groups, self.dilation)
 
     def extra_repr(self):
-        text = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}")
-        if self.output_padding != (0, 0):
-            text += f", output_padding={self.output_padding}"
-        if self.dilation != (1, 1):
-            text += f", dilation={self.dilation}"
-        if self.groups != 1:
-            text += f", groups={self.groups}"
-        if self.bias is None:
-            text += ", bias=False"
-        return text
+        extra = f", output_padding={self.output_padding}" if self.output_padding != (0, 0) else ""
+        return _conv_repr(self, extra)
 
 
 class DepthwiseSeparableConv2d(Module):
@@ -210,3 +192,16 @@ class DepthwiseSeparableConv2d(Module):
 
     def forward(self, x):
         return self.pointwise(self.depthwise(x))
+
+
+def _conv_repr(layer, after_padding):
+    """The ``repr`` arguments both conv layers share, PyTorch's order, defaults left out."""
+    text = (f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, "
+            f"stride={layer.stride}, padding={layer.padding!r}{after_padding}")
+    if layer.dilation != (1, 1):
+        text += f", dilation={layer.dilation}"
+    if layer.groups != 1:
+        text += f", groups={layer.groups}"
+    if layer.bias is None:
+        text += ", bias=False"
+    return text
