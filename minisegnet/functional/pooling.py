@@ -131,6 +131,17 @@ def _check_flag(value, name, fn):
         raise TypeError(f"{fn}: {name} must be True or False, got {value!r}")
 
 
+def _pool_args(op, kernel_size, stride, padding):
+    """Kernel, stride (default: the kernel) and padding as (h, w) pairs; the
+    padding may be at most half the kernel, so no window is mostly padding."""
+    k = shapes.as_pair(kernel_size, "kernel_size", 1)
+    s = k if stride is None else shapes.as_pair(stride, "stride", 1)
+    p = shapes.as_pair(padding, "padding", 0)
+    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
+        raise ValueError(f"{op}: padding={padding!r} must be at most half of kernel_size={kernel_size!r}")
+    return k, s, p
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max pooling: ``(N, C, H, W) -> (N, C, H_out, W_out)``, as ``torch.nn.functional.max_pool2d``.
 
@@ -144,13 +155,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     _check_input(x, "max_pool2d")
     _check_flag(ceil_mode, "ceil_mode", "max_pool2d")
     _check_flag(return_indices, "return_indices", "max_pool2d")
-    k = shapes.as_pair(kernel_size, "kernel_size", 1)
-    s = k if stride is None else shapes.as_pair(stride, "stride", 1)
-    p = shapes.as_pair(padding, "padding", 0)
+    k, s, p = _pool_args("max_pool2d", kernel_size, stride, padding)
     d = shapes.as_pair(dilation, "dilation", 1)
-    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise ValueError(f"max_pool2d: padding={padding!r} must be at most half of "
-                         f"kernel_size={kernel_size!r}")
     out_hw = shapes.max_pool2d_output_size(x.shape[2:], k, s, p, d, ceil_mode)
     for axis in range(2):
         # With dilation a window can straddle a tiny input and read only padding;
@@ -230,12 +236,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     _check_input(x, "avg_pool2d")
     _check_flag(ceil_mode, "ceil_mode", "avg_pool2d")
     _check_flag(count_include_pad, "count_include_pad", "avg_pool2d")
-    k = shapes.as_pair(kernel_size, "kernel_size", 1)
-    s = k if stride is None else shapes.as_pair(stride, "stride", 1)
-    p = shapes.as_pair(padding, "padding", 0)
-    if p[0] > k[0] // 2 or p[1] > k[1] // 2:
-        raise ValueError(f"avg_pool2d: padding={padding!r} must be at most half of "
-                         f"kernel_size={kernel_size!r}")
+    k, s, p = _pool_args("avg_pool2d", kernel_size, stride, padding)
     if divisor_override is not None and (not shapes._is_int(divisor_override) or divisor_override == 0):
         raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int or None, "
                          f"got {divisor_override!r}")
