@@ -2,7 +2,7 @@
 
 One epoch reads straight down the design's data flow::
 
-    for images, masks in loader:                 # data.py: (N, C, H, W), (N, H, W)
+    for images, masks in loader:                 # data/: (N, C, H, W), (N, H, W)
         logits = model(x)                        # models/ -> nn/ -> functional/, recorded by autograd
         loss = F.cross_entropy(logits, target)   # mean over pixels
         optimizer.zero_grad(); loss.backward()   # the graph walk fills p.grad

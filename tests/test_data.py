@@ -219,6 +219,43 @@ def test_augmentations_keep_image_and_mask_aligned(seed, h, w, crop):
     np.testing.assert_array_equal(c_image[0], c_mask)
 
 
+@settings(max_examples=30)
+@given(seed=st.integers(0, 2**16), h=st.integers(3, 12), w=st.integers(3, 12), crop=st.integers(2, 16))
+def test_stacked_label_maps_move_as_one(seed, h, w, crop):
+    """A (K, H, W) stack of label maps gets exactly the moves a single (H, W) map gets."""
+    image, mask = _coded(h, w)
+    other = (mask * 3 + 1) % 11
+    t = data.Compose(data.RandomFlip(horizontal=True, vertical=True), data.RandomRot90(), data.RandomCrop(crop))
+    _, alone = t(image, mask, np.random.default_rng(seed))
+    _, alone_other = t(image, other, np.random.default_rng(seed))
+    out_image, stacked = t(image, np.stack([mask, other]), np.random.default_rng(seed))
+    assert stacked.shape == (2, crop, crop)
+    np.testing.assert_array_equal(stacked[0], alone)
+    np.testing.assert_array_equal(stacked[1], alone_other)
+    np.testing.assert_array_equal(out_image[0], stacked[0])
+
+
+def test_loader_keeps_the_parts_of_a_sample():
+    """Samples (image, mask, instances) give batches of three parts, augmented together."""
+    class ThreeParts:
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, i):
+            image, mask = _coded(6, 6)
+            return image + i, mask, mask * 10 + i
+
+    loader = data.DataLoader(ThreeParts(), batch_size=2, shuffle=True, seed=3,
+                             transform=data.Compose(data.RandomFlip(vertical=True), data.RandomRot90()))
+    batches = list(loader)
+    assert [len(b) for b in batches] == [3, 3, 3]
+    for images, masks, instances in batches:
+        assert images.dtype == np.float32 and masks.dtype == instances.dtype == np.int64
+        assert masks.shape == instances.shape == (images.shape[0], 6, 6)
+        offset = images[:, 0, 0, 0] - masks[:, 0, 0]            # the sample index i
+        np.testing.assert_array_equal(instances, masks * 10 + offset[:, None, None])
+
+
 def test_rot90_and_flip_values():
     image, mask = _coded(4, 4)
     flip = data.RandomFlip(p=1.0)

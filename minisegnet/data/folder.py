@@ -1,0 +1,113 @@
+"""Your own data: ``FolderDataset`` pairs image files with index-PNG masks; ``Subset``."""
+import os
+
+import numpy as np
+
+from .toy import default_palette
+
+__all__ = ["FolderDataset", "Subset"]
+
+_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def _index_files(directory, what, extensions):
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{what} directory {directory!r} does not exist")
+    found = {}
+    for name in sorted(os.listdir(directory)):
+        stem, ext = os.path.splitext(name)
+        if ext.lower() in extensions:
+            found[stem] = os.path.join(directory, name)
+    return found
+
+
+class FolderDataset:
+    """Pairs ``images_dir/NAME.png`` with ``masks_dir/NAME.png`` (matched by file stem).
+
+    Masks are index images (PNG mode ``L`` or ``P``): each pixel's value is
+    its class, ``0 .. num_classes-1``; ``ignore_index`` (e.g. 255, VOC's
+    "don't care" border) is also allowed. Images are read as RGB
+    (``in_channels=3``) or grey (``in_channels=1``), scaled to ``[0, 1]``.
+    Missing pairs are reported when the dataset is made; a size mismatch or a
+    label beyond ``num_classes`` when the pair is read.
+    """
+
+    def __init__(self, images_dir, masks_dir, num_classes, in_channels=3, ignore_index=None,
+                 class_names=None):
+        if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
+        if in_channels not in (1, 3):
+            raise ValueError(f"in_channels must be 1 (grey) or 3 (RGB), got {in_channels!r}")
+        images = _index_files(images_dir, "images", _IMAGE_EXTENSIONS)
+        masks = _index_files(masks_dir, "masks", (".png",))
+        no_mask = sorted(set(images) - set(masks))
+        no_image = sorted(set(masks) - set(images))
+        if no_mask or no_image:
+            parts = []
+            if no_mask:
+                parts.append(f"{len(no_mask)} image(s) in {images_dir!r} have no mask "
+                             f"(e.g. {', '.join(no_mask[:5])})")
+            if no_image:
+                parts.append(f"{len(no_image)} mask(s) in {masks_dir!r} have no image "
+                             f"(e.g. {', '.join(no_image[:5])})")
+            raise ValueError("unpaired files: " + "; ".join(parts) +
+                             ". Each image needs a mask PNG with the same name.")
+        if not images:
+            raise ValueError(f"no images found in {images_dir!r} (looked for {', '.join(_IMAGE_EXTENSIONS)})")
+        self.pairs = [(images[k], masks[k]) for k in sorted(images)]
+        self.num_classes = int(num_classes)
+        self.in_channels = in_channels
+        self.ignore_index = ignore_index
+        self.class_names = tuple(class_names) if class_names else tuple(f"class {c}" for c in range(num_classes))
+        self.palette = default_palette(num_classes)
+
+    def __len__(self):
+        return len(self.pairs)
+
+    def __getitem__(self, index):
+        from PIL import Image
+
+        image_path, mask_path = self.pairs[index]
+        with Image.open(image_path) as im:
+            image = np.asarray(im.convert("RGB" if self.in_channels == 3 else "L"), dtype=np.float32) / 255.0
+        with Image.open(mask_path) as m:
+            if m.mode not in ("L", "P", "I", "I;16", "1"):
+                raise ValueError(f"mask {mask_path!r} is a {m.mode} image; masks must be index images "
+                                 "(PNG mode 'L' or 'P') whose pixel values are class numbers")
+            mask = np.asarray(m).astype(np.int64)
+        if image.shape[:2] != mask.shape:
+            raise ValueError(f"image {image_path!r} is {image.shape[1]}x{image.shape[0]} but its mask "
+                             f"{mask_path!r} is {mask.shape[1]}x{mask.shape[0]} (width x height)")
+        valid = (mask >= 0) & (mask < self.num_classes)
+        if self.ignore_index is not None:
+            valid |= mask == self.ignore_index
+        if not valid.all():
+            bad = sorted(set(np.unique(mask[~valid]).tolist()))
+            raise ValueError(f"mask {mask_path!r} holds label(s) {bad[:10]} outside [0, {self.num_classes}) "
+                             f"for num_classes={self.num_classes}"
+                             + ("" if self.ignore_index is not None else " (pass ignore_index for a 'don't care' label)"))
+        image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
+        return np.ascontiguousarray(image), mask
+
+    def __repr__(self):
+        return f"FolderDataset({len(self)} pairs, num_classes={self.num_classes})"
+
+
+class Subset:
+    """The samples of ``dataset`` at ``indices`` (e.g. a held-out split of a FolderDataset)."""
+
+    def __init__(self, dataset, indices):
+        self.dataset = dataset
+        self.indices = [int(i) for i in indices]
+        for i in self.indices:
+            if not 0 <= i < len(dataset):
+                raise IndexError(f"Subset index {i} is out of range for a dataset of {len(dataset)} samples")
+        for name in ("num_classes", "in_channels", "class_names", "palette"):
+            if hasattr(dataset, name):
+                setattr(self, name, getattr(dataset, name))
+
+    def __len__(self):
+        return len(self.indices)
+
+    def __getitem__(self, index):
+        return self.dataset[self.indices[index]]
