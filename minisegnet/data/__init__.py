@@ -7,7 +7,9 @@ Every dataset is a sequence of samples ``(image, mask)``, or
 * ``mask``: int64 array ``(H, W)`` of class indices ``0 .. num_classes-1``
   (where the model's ``logits.argmax(0)`` should end up);
 * ``instances`` (when present): int64 array ``(H, W)`` of object ids, 0 where
-  no object is.
+  no object is. The toy datasets give it with ``return_instances=True``, a
+  ``FolderDataset`` with ``instances_dir``; ``thing_classes`` and
+  ``stuff_classes`` say which classes are countable objects and which are not.
 
 The toy datasets need no download: each sample is drawn on the fly by a
 random generator seeded with ``(seed, split, index)``, so ``Shapes(seed=0)[7]``

@@ -1,4 +1,5 @@
-"""Your own data: ``FolderDataset`` pairs image files with index-PNG masks; ``Subset``."""
+"""Your own data: ``FolderDataset`` pairs image files with index-PNG masks (and,
+optionally, instance-id PNGs); ``Subset``."""
 import os
 
 import numpy as np
@@ -30,10 +31,24 @@ class FolderDataset:
     (``in_channels=3``) or grey (``in_channels=1``), scaled to ``[0, 1]``.
     Missing pairs are reported when the dataset is made; a size mismatch or a
     label beyond ``num_classes`` when the pair is read.
+
+    Instance truth (optional): ``instances_dir/NAME.png`` holds each pixel's
+    object id, 0 where no object is, as a 16-bit greyscale PNG (mode ``I;16``,
+    ids up to 65535; 8-bit ``L`` and 32-bit ``I`` PNGs are read too). Samples
+    are then ``(image, mask, instances)``. ``thing_classes`` names the classes
+    whose objects carry ids (the rest are ``stuff_classes``); a layout::
+
+        data/images/0001.png     RGB or grey image
+        data/masks/0001.png      class per pixel (8-bit index PNG)
+        data/instances/0001.png  object id per pixel (16-bit PNG, 0 = none)
+
+    A missing instance file is reported when the dataset is made; a
+    non-integer image (say a float TIFF-like mode ``F``), a negative id or a
+    size other than the image's when it is read.
     """
 
     def __init__(self, images_dir, masks_dir, num_classes, in_channels=3, ignore_index=None,
-                 class_names=None):
+                 class_names=None, instances_dir=None, thing_classes=()):
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         if in_channels not in (1, 3):
@@ -55,6 +70,23 @@ class FolderDataset:
         if not images:
             raise ValueError(f"no images found in {images_dir!r} (looked for {', '.join(_IMAGE_EXTENSIONS)})")
         self.pairs = [(images[k], masks[k]) for k in sorted(images)]
+        self.instance_files = None
+        if instances_dir is not None:
+            found = _index_files(instances_dir, "instances", (".png",))
+            missing = [k for k in sorted(images) if k not in found]
+            if missing:
+                raise ValueError(f"{len(missing)} image(s) in {images_dir!r} have no instance PNG in "
+                                 f"{instances_dir!r} (e.g. {', '.join(missing[:5])}); with instances_dir "
+                                 "every image needs one with the same name")
+            self.instance_files = [found[k] for k in sorted(images)]
+        things = tuple(thing_classes)
+        for c in things:
+            if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < num_classes:
+                raise ValueError(f"thing_classes must hold class indices in [0, {num_classes}), got {thing_classes!r}")
+        if len(set(things)) != len(things):
+            raise ValueError(f"thing_classes names a class twice: {thing_classes!r}")
+        self.thing_classes = tuple(sorted(int(c) for c in things))
+        self.stuff_classes = tuple(c for c in range(num_classes) if c not in self.thing_classes)
         self.num_classes = int(num_classes)
         self.in_channels = in_channels
         self.ignore_index = ignore_index
@@ -87,7 +119,30 @@ class FolderDataset:
                              f"for num_classes={self.num_classes}"
                              + ("" if self.ignore_index is not None else " (pass ignore_index for a 'don't care' label)"))
         image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
-        return np.ascontiguousarray(image), mask
+        if self.instance_files is None:
+            return np.ascontiguousarray(image), mask
+        return np.ascontiguousarray(image), mask, self._read_instances(index, mask.shape)
+
+    def _read_instances(self, index, size):
+        """The instance-id PNG of sample ``index`` as int64 ``(H, W)``, checked."""
+        from PIL import Image
+
+        path = self.instance_files[index]
+        with Image.open(path) as m:
+            if m.mode not in ("L", "I", "I;16", "I;16B", "I;16L"):
+                raise ValueError(f"instance map {path!r} is a {m.mode} image; instance maps must hold "
+                                 "integer object ids (16-bit greyscale PNG, mode 'I;16'; 0 = no object)")
+            ids = np.asarray(m)
+        if ids.dtype.kind not in "iu":
+            raise ValueError(f"instance map {path!r} has dtype {ids.dtype}; object ids must be integers")
+        ids = ids.astype(np.int64)
+        if ids.shape != size:
+            raise ValueError(f"instance map {path!r} is {ids.shape[1]}x{ids.shape[0]} but its image is "
+                             f"{size[1]}x{size[0]} (width x height)")
+        if ids.size and ids.min() < 0:
+            raise ValueError(f"instance map {path!r} holds the negative id {int(ids.min())}; ids are >= 0 "
+                             "(0 = no object)")
+        return ids
 
     def __repr__(self):
         return f"FolderDataset({len(self)} pairs, num_classes={self.num_classes})"
@@ -102,7 +157,7 @@ class Subset:
         for i in self.indices:
             if not 0 <= i < len(dataset):
                 raise IndexError(f"Subset index {i} is out of range for a dataset of {len(dataset)} samples")
-        for name in ("num_classes", "in_channels", "class_names", "palette"):
+        for name in ("num_classes", "in_channels", "class_names", "palette", "thing_classes", "stuff_classes"):
             if hasattr(dataset, name):
                 setattr(self, name, getattr(dataset, name))
 

@@ -12,6 +12,15 @@ Each sample is drawn on the fly by a random generator seeded with
 * ``Cells``: grey-level "microscopy" of touching cells, with a boundary class
   between them: the setting of the U-Net paper, where separating touching
   objects is the point.
+
+Instance truth is opt-in: ``return_instances=True`` makes each sample
+``(image, mask, instances)``, ``instances`` an int64 ``(H, W)`` map of object
+ids ``1 .. K`` (0 where no object is), numbered in drawing order. The image
+and the mask are the very same arrays as without it (the ids come from the
+drawing, not from extra random numbers). Every dataset says which of its
+classes are countable objects (``thing_classes``, which get ids) and which
+are amorphous regions (``stuff_classes``, id 0); a pixel's panoptic target is
+the pair ``(mask, instances)``, and ``instances > 0`` exactly on thing pixels.
 """
 import numpy as np
 
@@ -72,6 +81,15 @@ def _finish(image, rng, noise):
     return np.clip(image, 0.0, 1.0).astype(np.float32)
 
 
+def _consecutive(ids):
+    """Object ids renumbered ``1 .. K`` in their order (0 stays 0): an object the
+    later ones covered entirely leaves no gap in the numbering."""
+    present, inverse = np.unique(ids, return_inverse=True)
+    if present[0] == 0:
+        return inverse.reshape(ids.shape).astype(np.int64)
+    return (inverse + 1).reshape(ids.shape).astype(np.int64)
+
+
 def _rotated(yy, xx, cy, cx, angle):
     """Coordinates relative to (cy, cx), rotated by ``angle`` (radians)."""
     dy, dx = yy - cy, xx - cx
@@ -85,8 +103,10 @@ class _ToyDataset:
     num_classes = 0
     in_channels = 3
     class_names = ()
+    thing_classes = ()   # classes whose objects are counted: they get instance ids
+    stuff_classes = ()   # amorphous regions: instance id 0
 
-    def __init__(self, num_samples=256, size=64, seed=0, split="train"):
+    def __init__(self, num_samples=256, size=64, seed=0, split="train", return_instances=False):
         if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
             raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -97,8 +117,11 @@ class _ToyDataset:
         self.size = _as_size(size)
         if min(self.size) < 16:
             raise ValueError(f"size must be at least 16 pixels for the toy scenes, got {size!r}")
+        if not isinstance(return_instances, (bool, np.bool_)):
+            raise TypeError(f"return_instances must be True or False, got {return_instances!r}")
         self.seed = int(seed)
         self.split = split
+        self.return_instances = bool(return_instances)
         self.palette = np.array(self.colors, dtype=np.uint8)
 
     def __len__(self):
@@ -111,12 +134,15 @@ class _ToyDataset:
             raise IndexError(f"index {index} is out of range for a dataset of {self.num_samples} samples")
         index = int(index) % self.num_samples
         rng = np.random.default_rng([self.seed, _SPLITS.index(self.split), index])
-        image, mask = self._draw(rng, *self.size)
+        image, mask, instances = self._draw(rng, *self.size)
+        if self.return_instances:
+            return image, mask.astype(np.int64), _consecutive(instances)
         return image, mask.astype(np.int64)
 
     def __repr__(self):
+        extra = ", return_instances=True" if self.return_instances else ""
         return (f"{type(self).__name__}(num_samples={self.num_samples}, size={self.size}, "
-                f"seed={self.seed}, split={self.split!r})")
+                f"seed={self.seed}, split={self.split!r}{extra})")
 
 
 class Shapes(_ToyDataset):
@@ -127,21 +153,30 @@ class Shapes(_ToyDataset):
     ones), painted in their class's colour with a random shift; the
     background is a greyish colour with a smooth texture and stripes; Gaussian
     noise covers everything.
+
+    Instances: every shape is a thing (background is the one stuff class).
+    Shapes of one class often touch or overlap, so one blob of the mask can
+    be two objects, and a shape cut in two by a later one is one object in
+    two pieces: connected components of the mask are not the instances.
     """
 
     num_classes = 4
     in_channels = 3
     class_names = ("background", "circle", "square", "triangle")
+    thing_classes = (1, 2, 3)
+    stuff_classes = (0,)
     colors = ((0, 0, 0), (230, 80, 60), (70, 170, 240), (250, 210, 60))
     # Paint colours per class (RGB), each shape jittered around its class's colour.
     _paint = {1: (0.85, 0.3, 0.25), 2: (0.25, 0.55, 0.9), 3: (0.9, 0.8, 0.2)}
 
-    def __init__(self, num_samples=256, size=64, seed=0, split="train", random_colors=False):
+    def __init__(self, num_samples=256, size=64, seed=0, split="train", random_colors=False,
+                 return_instances=False):
         """``random_colors=False``: each class has its own paint colour (jittered
         shape by shape) on a greyish background, so colour and outline both tell
         the class. ``random_colors=True``: any colour on any background, so only
-        the outline does: a much harder task."""
-        super().__init__(num_samples, size, seed, split)
+        the outline does: a much harder task. ``return_instances=True``: samples
+        are ``(image, mask, instances)`` (see the module docstring)."""
+        super().__init__(num_samples, size, seed, split, return_instances)
         self.random_colors = bool(random_colors)
 
     def _draw(self, rng, h, w):
@@ -155,8 +190,9 @@ class Shapes(_ToyDataset):
         stripes = np.sin((xx * np.cos(angle) + yy * np.sin(angle)) * rng.uniform(0.3, 0.8))
         image = base[:, None, None] + 0.25 * texture + 0.06 * stripes
         mask = np.zeros((h, w), dtype=np.int64)
+        instances = np.zeros((h, w), dtype=np.int64)
         side = min(h, w)
-        for _ in range(rng.integers(2, 5)):
+        for number in range(1, rng.integers(2, 5) + 1):
             cls = int(rng.integers(1, 4))
             r = rng.uniform(0.10, 0.2) * side
             cy, cx = rng.uniform(r, h - r), rng.uniform(r, w - r)
@@ -181,7 +217,8 @@ class Shapes(_ToyDataset):
             shade = color[:, None, None] + 0.08 * (_smooth_noise(rng, h, w, 3) - 0.5)
             image = np.where(inside[None], shade, image)
             mask[inside] = cls
-        return _finish(image, rng, 0.05), mask
+            instances[inside] = number
+        return _finish(image, rng, 0.05), mask, instances
 
 
 class Roads(_ToyDataset):
@@ -191,11 +228,16 @@ class Roads(_ToyDataset):
     narrows towards a vanishing point on the horizon; the centre line is
     dashed and the edge lines solid; cars are boxes with a darker window
     band, smaller the further away they are.
+
+    Instances: cars are the things (0-3 per image; a nearer car hides part of
+    a farther one); sky, road, lane marking and roadside are stuff.
     """
 
     num_classes = 5
     in_channels = 3
     class_names = ("sky", "road", "lane marking", "car", "roadside")
+    thing_classes = (3,)
+    stuff_classes = (0, 1, 2, 4)
     colors = ((70, 130, 180), (128, 64, 128), (255, 255, 255), (0, 0, 142), (107, 142, 35))
 
     def _draw(self, rng, h, w):
@@ -231,8 +273,9 @@ class Roads(_ToyDataset):
         image = np.where(road[None], asphalt[None].repeat(3, 0), image)
         image = np.where(markings[None], 0.92, image)
 
+        instances = np.zeros((h, w), dtype=np.int64)
         cars = sorted(rng.uniform(0.3, 1.0, rng.integers(0, 4)))   # far ones first, near ones on top
-        for ct in cars:
+        for k, ct in enumerate(cars):
             y_bottom = horizon + ct * (h - 1 - horizon)
             lane = rng.choice([-0.5, 0.5])
             c_x = vanish_x + (bottom_x - vanish_x) * ct + lane * bottom_half * ct
@@ -244,8 +287,9 @@ class Roads(_ToyDataset):
             image = np.where(body[None], color[:, None, None], image)
             image = np.where(window[None], 0.15, image)
             mask[body] = 3
+            instances[body] = k + 1
         image = image * rng.uniform(0.8, 1.15)   # exposure
-        return _finish(image, rng, 0.04), mask
+        return _finish(image, rng, 0.04), mask, instances
 
 
 class Cells(_ToyDataset):
@@ -257,11 +301,19 @@ class Cells(_ToyDataset):
     pixel with a 4-neighbour of another cell or of the background; it is
     drawn dark, like a membrane, over bright textured cytoplasm with a darker
     nucleus. One channel, as in the U-Net paper's electron microscopy data.
+
+    Instances: a cell is its interior (class 1), the thing to count; the
+    membranes (class 2) and the background are stuff, as the membranes of the
+    U-Net paper's data are. Two touching cells are thus two objects a wall of
+    membrane two pixels thick apart: the thin gap the paper's weight map is
+    made to keep open. A cell too small to have an interior has no id.
     """
 
     num_classes = 3
     in_channels = 1
     class_names = ("background", "cell", "boundary")
+    thing_classes = (1,)
+    stuff_classes = (0, 2)
     colors = ((0, 0, 0), (60, 180, 75), (255, 225, 25))
 
     def _draw(self, rng, h, w):
@@ -295,4 +347,4 @@ class Cells(_ToyDataset):
         image = np.where(cell, cytoplasm, image)
         image = np.where(cell & nucleus & ~edge, image - 0.2, image)
         image = np.where(mask == 2, 0.12, image)
-        return _finish(image[None], rng, 0.05), mask
+        return _finish(image[None], rng, 0.05), mask, np.where(mask == 1, label, 0)
