@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from . import backend
+from .. import backend
 
 __all__ = [
     "confusion_matrix",
