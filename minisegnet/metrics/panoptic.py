@@ -1,0 +1,246 @@
+"""Panoptic quality (Kirillov, He, Girshick, Rother and Dollar, CVPR 2019).
+
+A panoptic segmentation gives every pixel a **category** and, for countable
+*things* (cars, cells), an **instance id**; uncountable *stuff* (road, sky)
+has one segment per category per image. A *segment* is the set of pixels of
+one ``(category, instance)`` pair in one image.
+
+Per category, a predicted segment ``p`` and a true segment ``g`` **match**
+when ``IoU(p, g) > 0.5``. Two true segments do not overlap, so at most one of
+them can cover more than half of ``p``'s union with it: matching is unique,
+no assignment problem to solve. Then, with TP the matched pairs, FP the
+unmatched predicted segments and FN the unmatched true ones::
+
+    PQ = sum_{(p, g) in TP} IoU(p, g) / (|TP| + |FP|/2 + |FN|/2)
+
+       = sum IoU / |TP|                   x   |TP| / (|TP| + |FP|/2 + |FN|/2)
+         SQ: segmentation quality             RQ: recognition quality
+             (how well matched segments          (an F1 score: how many
+              fit)                                objects were found)
+
+Per-category scores are averaged over the categories that occur (``TP + FP +
+FN > 0``); the things and the stuff categories are also averaged
+separately. A category with ``TP = 0`` but errors has ``SQ = RQ = PQ = 0``.
+
+**Void pixels** (the paper's section 4.1): pixels whose true category is
+``ignore_index`` (not labelled, ambiguous) do not count. They are removed
+from a predicted segment before its IoU is computed, and an unmatched
+predicted segment more than half of which is void is not a false positive.
+A prediction may also leave pixels **unlabelled** (category
+``ignore_index``): they belong to no predicted segment, so a true segment
+left unlabelled is still a false negative (as in the paper's reference code;
+torchmetrics instead drops true pixels under unlabelled predictions, and the
+two agree whenever the prediction labels every pixel).
+
+Inputs are ``(N, *spatial, 2)`` integer arrays, ``[..., 0]`` the category and
+``[..., 1]`` the instance id (torchmetrics' layout); make one from two maps
+with ``np.stack([category, instance], axis=-1)``. Stuff pixels' instance ids
+are ignored. Images are scored separately and their counts summed.
+
+Cost: one sort (``unique``) of the pixels' segment keys and one of the
+overlapping pairs, O(pixels log pixels), no loop over segments; it runs on
+the inputs' backend (NumPy or CuPy) and brings back only the per-category
+counts.
+"""
+import math
+
+import numpy as np
+
+from .. import backend
+
+__all__ = ["panoptic_counts", "panoptic_scores", "panoptic_quality"]
+
+# Rows of the counts array returned by panoptic_counts.
+IOU_SUM, TP, FP, FN = range(4)
+
+
+def _array(x):
+    if hasattr(x, "requires_grad") and hasattr(x, "data"):  # a Tensor
+        x = x.data
+    if not hasattr(x, "shape"):
+        x = np.asarray(x)
+    return x
+
+
+def _category_ids(values, name):
+    """A sorted tuple of distinct non-negative Python ints, or a clear error."""
+    if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+        raise TypeError(f"{name} must be a collection of integer category ids, got {values!r}")
+    values = list(values)
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{name} must hold non-negative integer category ids, got {v!r} in {values!r}")
+    if len(set(values)) != len(values):
+        repeated = sorted({int(v) for v in values if values.count(v) > 1})
+        raise ValueError(f"{name} lists category ids more than once: {repeated}")
+    return tuple(sorted(int(v) for v in values))
+
+
+def check_categories(things, stuff, ignore_index=-1):
+    """Validate the category split and return ``(things, stuff, categories)``
+    as sorted tuples, ``categories = sorted(things + stuff)``: the columns of
+    :func:`panoptic_counts`."""
+    things = _category_ids(things, "things")
+    stuff = _category_ids(stuff, "stuff")
+    both = sorted(set(things) & set(stuff))
+    if both:
+        raise ValueError(f"categories {both} are claimed as both thing and stuff "
+                         f"(things={list(things)}, stuff={list(stuff)}); each category is one or the other")
+    if not things and not stuff:
+        raise ValueError("things and stuff are both empty: name at least one category")
+    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
+        raise TypeError(f"ignore_index must be an integer category id, got {ignore_index!r}")
+    if ignore_index in things or ignore_index in stuff:
+        raise ValueError(f"ignore_index={ignore_index} is also listed as a "
+                         f"{'thing' if ignore_index in things else 'stuff'} category; void must be its own id")
+    return things, stuff, tuple(sorted(things + stuff))
+
+
+def _check_map(a, name, shape=None):
+    if a.ndim < 3 or a.shape[-1] != 2:
+        raise ValueError(f"{name} must have shape (N, *spatial, 2) holding (category, instance id) per "
+                         f"pixel, got shape {tuple(a.shape)}")
+    if a.dtype.kind not in "iu":
+        raise TypeError(f"{name} must hold integer (category, instance id) pairs, got dtype {a.dtype}")
+    if shape is not None and tuple(a.shape) != shape:
+        raise ValueError(f"pred and target must have the same shape, got {shape} and {tuple(a.shape)}")
+
+
+def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
+    """PQ's per-category counts for a batch: a ``(4, K)`` float64 NumPy array.
+
+    Rows: the sum of matched IoUs, TP, FP, FN (``IOU_SUM, TP, FP, FN``);
+    columns: the categories in increasing id order,
+    ``sorted(things + stuff)``. Counts of several batches add up; turn them
+    into scores with :func:`panoptic_scores`.
+
+    ``pred`` and ``target``: ``(N, *spatial, 2)`` integer arrays (or Tensors)
+    of ``(category, instance id)``. ``things`` and ``stuff``: the category ids
+    of each kind (disjoint). ``ignore_index``: the category of void pixels in
+    the target and of unlabelled pixels in the prediction (see the module
+    docstring). Any other category id outside ``things`` and ``stuff`` is an
+    error, in either map.
+    """
+    things, stuff, categories = check_categories(things, stuff, ignore_index)
+    pred, target = _array(pred), _array(target)
+    _check_map(pred, "pred")
+    _check_map(target, "target", tuple(pred.shape))
+    xp = backend.get_array_module(pred, target)
+    n = pred.shape[0]
+    K = len(categories)
+    cats = xp.asarray(np.array(categories, dtype=np.int64))
+    is_thing = xp.asarray(np.array([c in things for c in categories]))
+
+    def segment_keys(panoptic, name):
+        """One int64 key per pixel naming its segment, -1 for void: (image, column, instance)."""
+        panoptic = panoptic.reshape(n, -1, 2).astype(xp.int64)
+        category, instance = panoptic[..., 0], panoptic[..., 1]
+        void = category == ignore_index
+        column = xp.minimum(xp.searchsorted(cats, category), K - 1)
+        unknown = ~void & (cats[column] != category)
+        if bool(unknown.any()):
+            bad = sorted(int(v) for v in backend.to_numpy(xp.unique(category[unknown])))
+            raise ValueError(f"{name} holds category ids {bad}, which are neither things {list(things)} nor "
+                             f"stuff {list(stuff)} (nor ignore_index={ignore_index}); name every category")
+        thing_pixel = ~void & is_thing[column]
+        if bool((thing_pixel & (instance < 0)).any()):
+            raise ValueError(f"{name} holds a negative instance id on a thing pixel; ids must be >= 0")
+        instance = xp.where(thing_pixel, instance, 0)        # stuff: one segment per category per image
+        width = int(instance.max()) + 1 if instance.size else 1
+        image = xp.arange(n, dtype=xp.int64)[:, None]
+        keys = (image * K + column) * width + instance
+        return xp.where(void, -1, keys).reshape(-1), width
+
+    pkey, pwidth = segment_keys(pred, "pred")
+    tkey, twidth = segment_keys(target, "target")
+    pvalid, tvalid = pkey >= 0, tkey >= 0
+
+    # Segments: their keys, areas, and each pixel's segment index.
+    pseg, pinv, parea = xp.unique(pkey[pvalid], return_inverse=True, return_counts=True)
+    tseg, tinv, tarea = xp.unique(tkey[tvalid], return_inverse=True, return_counts=True)
+    pindex = xp.full(pkey.shape, -1, dtype=xp.int64)
+    pindex[pvalid] = pinv.reshape(-1)
+    tindex = xp.full(tkey.shape, -1, dtype=xp.int64)
+    tindex[tvalid] = tinv.reshape(-1)
+    P, T = len(pseg), len(tseg)
+    pcolumn = (pseg // pwidth) % K
+    tcolumn = (tseg // twidth) % K
+
+    # Void pixels inside each predicted segment (true category = ignore_index).
+    pvoid = xp.bincount(pindex[pvalid & ~tvalid], minlength=P)
+
+    # Intersections of every overlapping (predicted, true) pair of the same category.
+    both = pvalid & tvalid
+    pair = xp.unique(pindex[both] * T + tindex[both], return_counts=True)
+    pair_key, inter = pair
+    pi, ti = pair_key // T, pair_key % T
+    same = pcolumn[pi] == tcolumn[ti]
+    pi, ti, inter = pi[same], ti[same], inter[same]
+    union = (parea[pi] - pvoid[pi]) + tarea[ti] - inter
+    iou = inter / union
+    match = iou > 0.5
+
+    pmatched = xp.zeros(P, dtype=bool)
+    pmatched[pi[match]] = True
+    tmatched = xp.zeros(T, dtype=bool)
+    tmatched[ti[match]] = True
+    false_positive = ~pmatched & (pvoid / parea <= 0.5)   # a mostly-void prediction is no error
+
+    counts = xp.stack([
+        xp.bincount(pcolumn[pi[match]], weights=iou[match], minlength=K),
+        xp.bincount(pcolumn[pi[match]], minlength=K).astype(xp.float64),
+        xp.bincount(pcolumn[false_positive], minlength=K).astype(xp.float64),
+        xp.bincount(tcolumn[~tmatched], minlength=K).astype(xp.float64),
+    ])
+    return backend.to_numpy(counts).astype(np.float64)
+
+
+def _mean(values):
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if values.size else math.nan
+
+
+def panoptic_scores(counts, things, stuff):
+    """PQ, SQ and RQ from :func:`panoptic_counts`' ``(4, K)`` counts.
+
+    Returns a dict: ``pq``, ``sq``, ``rq`` (averages over the categories that
+    occur), the same over things only (``pq_things`` ...) and stuff only
+    (``pq_stuff`` ...), and ``per_class``: ``{category: {"pq", "sq", "rq",
+    "tp", "fp", "fn"}}`` for every category, NaN scores for one that occurs
+    in neither map. An average over no category is NaN.
+    """
+    things, stuff, categories = check_categories(things, stuff)
+    counts = np.asarray(backend.to_numpy(_array(counts)), dtype=np.float64)
+    if counts.shape != (4, len(categories)):
+        raise ValueError(f"counts must have shape (4, {len(categories)}) for {len(categories)} categories "
+                         f"(rows iou_sum, tp, fp, fn), got {counts.shape}")
+    iou_sum, tp, fp, fn = counts
+    denominator = tp + fp / 2 + fn / 2
+    occurs = denominator > 0
+    sq = np.full(len(categories), np.nan)
+    rq = np.full(len(categories), np.nan)
+    sq[occurs] = np.where(tp[occurs] > 0, iou_sum[occurs] / np.maximum(tp[occurs], 1), 0.0)
+    rq[occurs] = tp[occurs] / denominator[occurs]
+    pq = sq * rq
+    out = {}
+    for suffix, keep in (("", categories), ("_things", things), ("_stuff", stuff)):
+        columns = [categories.index(c) for c in keep]
+        for name, values in (("pq", pq), ("sq", sq), ("rq", rq)):
+            out[name + suffix] = _mean(values[columns])
+    out["per_class"] = {c: {"pq": float(pq[k]), "sq": float(sq[k]), "rq": float(rq[k]),
+                            "tp": int(tp[k]), "fp": int(fp[k]), "fn": int(fn[k])}
+                        for k, c in enumerate(categories)}
+    return out
+
+
+def panoptic_quality(pred, target, things, stuff, ignore_index=-1):
+    """``panoptic_scores(panoptic_counts(pred, target, ...))``: PQ, SQ, RQ of one batch.
+
+    >>> import numpy as np
+    >>> target = np.array([[[[1, 1], [1, 1], [0, 0], [1, 2]]]])   # car 1 (2 px), road, car 2
+    >>> pred = np.array([[[[1, 7], [1, 7], [0, 0], [0, 0]]]])     # car 1 found, car 2 missed
+    >>> s = panoptic_quality(pred, target, things=[1], stuff=[0])
+    >>> s["per_class"][1]["pq"], round(s["per_class"][0]["pq"], 3)  # car: 1 TP, 1 FN; road IoU 1/2 is no match
+    (0.6666666666666666, 0.0)
+    """
+    return panoptic_scores(panoptic_counts(pred, target, things, stuff, ignore_index), things, stuff)
