@@ -164,10 +164,12 @@ def _add_shape_commands(commands):
         except (ValueError, TypeError) as error:
             return fails(error)
         print(f"U-Net, depth {args.depth}, {args.padding} 3x3 convolutions: input {show(args.size)}")
-        print(f"{'stage':<11} {'operation':<24} {'size':>17}")
+        print(f"level l works at 1/2**l of the input's scale; stage = the UNet module that runs the step")
+        before = max(len(show(row.size_in)) for row in rows)   # right-align the sizes before the arrow
+        print(f"{'stage':<11} {'level':>5}  {'operation':<26} {'in':>{before}} -> out")
         for row in rows[1:]:
-            change = f"{show(row.size_in)} -> {show(row.size)}"
-            print(f"{row.stage:<11} {row.operation:<24} {change:>17}")
+            print(f"{row.stage:<11} {row.level:>5}  {row.operation:<26} {show(row.size_in):>{before}} -> "
+                  f"{show(row.size)}")
         print(f"output {show(rows[-1].size)}")
         return 0
 

@@ -15,13 +15,15 @@ def test_shapes_unet_572_prints_every_level_with_crops(capsys):
     code, out, err = run(capsys, "shapes", "unet", "572")
     assert code == 0 and err == ""
     lines = out.splitlines()
-    body = [line.split() for line in lines[2:-1]]
-    # one line per trace step, each ending "in -> out"
+    body = [line.split() for line in lines[3:-1]]
+    # one line per trace step: stage, level, operation, "in -> out"
     steps = shapes.unet_trace(572)[1:]
     assert len(body) == len(steps)
     for words, step in zip(body, steps):
-        assert words[0] == step.stage and words[-3:] == [str(step.size_in), "->", str(step.size)]
-    crops = [(w[-3], w[-1]) for w in body if w[1] == "crop"]
+        assert words[:2] == [step.stage, str(step.level)] and words[-3:] == [str(step.size_in), "->", str(step.size)]
+    crops = [(w[-3], w[-1]) for w in body if w[2] == "crop"]
+    # the arrows line up in one column
+    assert len({line.index(" -> ") for line in lines[3:-1]}) == 1
     assert crops == [("64", "56"), ("136", "104"), ("280", "200"), ("568", "392")]
     assert lines[-1] == "output 388"
 
@@ -29,13 +31,13 @@ def test_shapes_unet_572_prints_every_level_with_crops(capsys):
 def test_shapes_unet_options_and_pairs(capsys):
     code, out, _ = run(capsys, "shapes", "unet", "64x96", "--depth", "2", "--padding", "same")
     assert code == 0 and out.splitlines()[-1] == "output 64x96"
-    assert "copy skip from down1" in out
+    assert "copy skip from encoder.1" in out
 
 
 def test_shapes_unet_invalid_size_exits_2_with_the_message(capsys):
     code, out, err = run(capsys, "shapes", "unet", "570")
     assert code == 2 and out == ""
-    assert "U-Net input 570 is invalid" in err and "level 2" in err and "556 and 572" in err
+    assert "U-Net input 570 is invalid" in err and "encoder.1 (level 1)" in err and "556 and 572" in err
     assert "Traceback" not in err
 
 

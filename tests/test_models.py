@@ -76,7 +76,8 @@ def test_unet_same_padding_rejects_sizes_not_divisible(size):
 def test_unet_bilinear_and_batch_norm_structure():
     model = UNet(3, 2, base_channels=4, depth=2, padding="same", batch_norm=True, up_mode="bilinear")
     names = dict(model.named_parameters())
-    assert names["decoder.0.up.weight"].shape == (8, 16, 1, 1)     # 1x1 conv halving the channels
+    assert names["decoder.1.up.weight"].shape == (8, 16, 1, 1)     # 1x1 conv halving the channels
+    assert names["decoder.0.up.weight"].shape == (4, 8, 1, 1)      # decoder.l lands on level l
     assert "encoder.0.conv1.bias" not in names                     # BatchNorm replaces the bias
     assert names["encoder.0.bn1.weight"].shape == (4,)
     assert names["bottleneck.conv2.weight"].shape == (16, 16, 3, 3)

@@ -350,16 +350,11 @@ def figure_unet_trace(size=572, depth=4):
     fig = _new_figure(11, 5.2)
     ax = fig.add_subplot(1, 1, 1)
     x, pos, skips = 0.0, [], {}
-    level = 0
     for row in rows:
-        if row.operation == "max-pool 2x2":
-            level += 1
-        elif row.operation == "up-conv 2x2":
-            level -= 1
         if row.operation.startswith("crop") or row.operation.startswith("copy"):
             continue
         x += 1.0 if row.operation != "input" else 0.0
-        pos.append((x, -level, row))
+        pos.append((x, -row.level, row))
     colours = {"conv 3x3": _KERNEL, "max-pool 2x2": _WARN, "up-conv 2x2": _OUTPUT_HI, "conv 1x1": "#756bb1"}
     for (x0, y0, _), (x1, y1, row) in zip(pos, pos[1:]):
         ax.annotate("", xy=(x1 - 0.3, y1), xytext=(x0 + 0.3, y0),
@@ -367,7 +362,7 @@ def figure_unet_trace(size=572, depth=4):
     for x0, y0, row in pos:
         ax.text(x0, y0, f"{row.size}", ha="center", va="center", fontsize=9,
                 bbox=dict(boxstyle="round,pad=0.25", fc=_INPUT if y0 > -depth else "#fdd0a2", ec="#555"))
-        if row.stage.startswith("down") and row.operation == "conv 3x3":
+        if row.stage.startswith("encoder") and row.operation == "conv 3x3":
             skips[row.stage] = (x0, y0, row.size)
     for row in rows:
         if row.operation.startswith("crop"):
@@ -383,7 +378,10 @@ def figure_unet_trace(size=572, depth=4):
     ax.legend(handles=[Line2D([], [], color=c, lw=2, label=n) for n, c in colours.items()] +
               [Line2D([], [], color="#888", ls="--", label="skip: center_crop + concat")],
               loc="lower right", fontsize=9, frameon=False)
-    ax.set_xlim(-0.7, x + 0.7)
+    for level in range(depth + 1):
+        name = "bottleneck" if level == depth else f"encoder.{level} / decoder.{level}"
+        ax.text(-0.9, -level, f"level {level}\n{name}", ha="right", va="center", fontsize=8, color="#555")
+    ax.set_xlim(-3.2, x + 0.7)
     ax.set_ylim(-depth - 0.6, 0.6)
     ax.axis("off")
     ax.set_title(f"U-Net (valid 3x3 convs, depth {depth}): {size} -> {rows[-1].size}; "
@@ -742,10 +740,8 @@ def figure_im2col_memory(size=572, depth=4, base=64, itemsize=4):
     rows = [r for r in _shapes.unet_trace(size, depth) if r.operation == "conv 3x3"]
     labels, mbytes, c_in = [], [], 1
     for n, r in enumerate(rows):
-        level = int(r.stage[-1]) - 1 if r.stage.startswith("down") else (
-            depth if r.stage == "bottleneck" else depth - int(r.stage[2:]))
-        c_out = base * 2 ** level
-        if r.stage.startswith("up") and n % 2 == 0:
+        c_out = base * 2 ** r.level
+        if r.stage.startswith("decoder") and n % 2 == 0:
             c_in = 2 * c_out                 # after concatenating the skip
         mbytes.append(c_in * 9 * r.size * r.size * itemsize / 1e6)
         labels.append(f"{r.stage} {r.size_in}")
