@@ -220,15 +220,22 @@ def _add_shape_commands(commands):
         from .summary import summary
 
         options = {}
+        in_channels = args.in_channels
         if args.model == "unet":
             options = dict(base_channels=args.base_channels, depth=args.depth, padding=args.padding,
                            batch_norm=args.batch_norm, up_mode=args.up_mode)
+            if in_channels is None:
+                in_channels = 1          # the paper's grayscale microscopy tiles
+        elif in_channels is None:
+            in_channels = 3
         try:
-            model = build_model(args.model, args.in_channels, args.num_classes, **options)
+            model = build_model(args.model, in_channels, args.num_classes, **options)
             size = args.input if isinstance(args.input, tuple) else (args.input, args.input)
-            summary(model, (args.batch_size, args.in_channels) + size)
+            summary(model, (args.batch_size, in_channels) + size)
         except (ValueError, TypeError) as error:
             return fails(error)
+        if args.model == "unet":
+            print(_unet_against_the_paper(dict(options, in_channels=in_channels, num_classes=args.num_classes)))
         return 0
 
     def conv_options(parser, padding_help):
@@ -283,7 +290,8 @@ def _add_shape_commands(commands):
     summary_cmd.add_argument("model", choices=("unet", "fcn8s", "fcn16s", "fcn32s", "segnet", "deeplabv3plus"),
                              help="which model")
     summary_cmd.add_argument("--input", type=size_arg, default=572, help="input size: 572 or HxW (default 572)")
-    summary_cmd.add_argument("--in-channels", type=int, default=3, help="image channels (default 3)")
+    summary_cmd.add_argument("--in-channels", type=int, default=None,
+                             help="image channels (default 1 for unet, the paper's grayscale tiles; 3 otherwise)")
     summary_cmd.add_argument("--num-classes", type=int, default=2, help="output classes (default 2)")
     summary_cmd.add_argument("--batch-size", type=int, default=1, help="N (default 1)")
     unet_options = summary_cmd.add_argument_group("U-Net options")
@@ -295,6 +303,22 @@ def _add_shape_commands(commands):
     unet_options.add_argument("--up-mode", choices=("transpose", "bilinear"), default="transpose",
                               help="2x2 up-convolution (default) or bilinear x2 + 1x1 conv")
     summary_cmd.set_defaults(func=run_summary)
+
+
+# The network of Ronneberger et al. (2015): grayscale 572x572 tiles, two classes, valid 3x3 convs,
+# 64 channels at level 0, four 2x2 pools, 2x2 up-convs, no BatchNorm.
+_UNET_PAPER = dict(in_channels=1, num_classes=2, base_channels=64, depth=4, padding="valid", batch_norm=False,
+                   up_mode="transpose")
+
+
+def _unet_against_the_paper(options):
+    """One line: whether ``summary unet`` showed the paper's network, and if not, which options differ."""
+    differ = [f"{key}={options[key]!r} (paper: {value!r})" for key, value in _UNET_PAPER.items()
+              if options[key] != value]
+    if not differ:
+        return ("This is the paper's U-Net (1-channel input, 2 classes, valid convs, no BatchNorm). The paper "
+                "prints no parameter count; its layer list sums to the total above, 31,030,658.")
+    return "Not the paper's U-Net, which has 31,030,658 parameters: " + ", ".join(differ) + "."
 
 
 def main(argv=None):

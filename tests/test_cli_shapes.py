@@ -92,8 +92,24 @@ def test_summary_unet(capsys):
     assert code == 0 and err == ""
     assert "UNet" in out and "[1, 2, 4, 4]" in out
     from minisegnet.models import UNet
-    total = sum(int(p.size) for p in UNet(3, 2, base_channels=8).parameters())
+    total = sum(int(p.size) for p in UNet(1, 2, base_channels=8).parameters())
     assert f"Total params: {total:,}" in out
+    assert "Not the paper's U-Net, which has 31,030,658 parameters: base_channels=8 (paper: 64)." in out
+
+
+def test_summary_unet_default_is_the_papers_network(capsys):
+    code, out, err = run(capsys, "summary", "unet")
+    assert code == 0 and err == ""
+    assert "Input size: [1, 1, 572, 572]" in out and "[1, 2, 388, 388]" in out
+    assert "Total params: 31,030,658" in out and "This is the paper's U-Net" in out
+    code, out, _ = run(capsys, "summary", "unet", "--in-channels", "3", "--batch-norm")
+    assert code == 0 and "in_channels=3 (paper: 1), batch_norm=True (paper: False)" in out
+
+
+def test_summary_deeplab_runs_with_its_default_input(capsys):
+    code, out, err = run(capsys, "summary", "deeplabv3plus")
+    assert code == 0 and err == ""
+    assert "Input size: [1, 3, 572, 572]" in out and "[1, 2, 572, 572]" in out
 
 
 def test_summary_invalid_size_exits_2(capsys):

@@ -700,14 +700,18 @@ def figure_confusion_matrix():
 
 
 def figure_aspp(feature=33, rates=(6, 12, 18)):
-    """ASPP's parallel 3x3 branches on a 33x33 feature map (a 513 image at output
-    stride 16): the same 9 weights at rates 6, 12, 18 sample ever wider context.
-    With ``padding = rate`` the map keeps its size; at rate 18 the outer taps of a
-    centre pixel already read zero padding, which is why ASPP adds image pooling."""
+    """ASPP's parallel 3x3 branches on a 33x33 feature map (DeepLabv3+'s 513 crop at
+    output stride 16): the same 9 weights at rates 6, 12, 18 sample ever wider
+    context, with ``padding = rate`` keeping the size. Right: the share of taps that
+    read the map rather than the zero padding (``aspp_valid_tap_fraction``) as the
+    rate grows; at ``rate >= 33`` only the centre tap is left and the branch is a
+    1x1 conv (the DeepLabv3 paper's observation, and why ASPP adds image pooling)."""
     from matplotlib.patches import Rectangle
 
-    fig = _new_figure(6.4, 6.0)
-    ax = fig.add_subplot(1, 1, 1)
+    from ..models.deeplab import aspp_valid_tap_fraction
+
+    fig = _new_figure(11, 5.4)
+    ax = fig.add_subplot(1, 2, 1)
     pad = max(rates)
     ax.add_patch(Rectangle((-pad, -pad), feature + 2 * pad, feature + 2 * pad, facecolor="white",
                            edgecolor="#999", ls="--"))
@@ -724,12 +728,31 @@ def figure_aspp(feature=33, rates=(6, 12, 18)):
         ax.text(c + rate + 1.5, c - rate + 0.2, f"rate {rate}: spans {2 * rate + 1}", color=colour, fontsize=9,
                 va="top")
     ax.add_patch(Rectangle((c, c), 1, 1, facecolor="black"))
-    ax.text(feature / 2, feature + 1.5, f"feature map {feature}x{feature}", ha="center", va="top", fontsize=9)
+    ax.text(feature / 2, feature + pad - 1, f"feature map {feature}x{feature} (grey);\nthe taps of its centre pixel",
+            ha="center", va="bottom", fontsize=9)
     ax.set_xlim(-pad - 1, feature + pad + 1)
     ax.set_ylim(feature + pad + 1, -pad - 1)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title("ASPP: one 3x3 kernel, three atrous rates", fontsize=11)
+    ax.set_title("one 3x3 kernel, three atrous rates", fontsize=11)
+
+    ax = fig.add_subplot(1, 2, 2)
+    all_rates = _np.arange(1, 2 * feature + 1)
+    ax.plot(all_rates, [aspp_valid_tap_fraction(int(r), feature) for r in all_rates], color="#333", lw=1.5)
+    ax.axhline(1 / 9, color=_WARN, ls=":", lw=1)
+    ax.axvspan(feature, all_rates[-1], color=_WARN, alpha=0.08)
+    ax.text(feature + 1, 1 / 9 + 0.03, "1/9: only the centre tap,\na 1x1 conv (refused)", color=_WARN, fontsize=9)
+    for rate, colour in zip(rates, colours):
+        f = aspp_valid_tap_fraction(rate, feature)
+        ax.plot([rate], [f], "o", color=colour)
+        ax.annotate(f"rate {rate}: {f:.0%}", (rate, f), textcoords="offset points", xytext=(8, 4), color=colour,
+                    fontsize=9)
+    ax.set_xlabel(f"atrous rate (feature map {feature}x{feature})")
+    ax.set_ylabel("share of taps that read the map")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlim(0, all_rates[-1])
+    ax.grid(alpha=0.3)
+    ax.set_title("valid taps, over all output positions", fontsize=11)
     fig.tight_layout()
     return fig
 
