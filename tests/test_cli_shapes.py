@@ -116,3 +116,25 @@ def test_summary_invalid_size_exits_2(capsys):
     pytest.importorskip("minisegnet.models", reason="minisegnet.models not available")
     code, out, err = run(capsys, "summary", "unet", "--input", "570", "--base-channels", "2")
     assert code == 2 and "U-Net input" in err and "556 and 572" in err and "Traceback" not in err
+
+
+def test_shapes_conv_accepts_same_and_valid_padding_as_the_library_does(capsys):
+    code, out, err = run(capsys, "shapes", "conv", "--size", "9", "--kernel", "4", "--padding", "same")
+    assert code == 0 and err == "" and "-> output 9" in out
+    assert "total padding d(k-1) = 3 per axis, 1 top/left and 2 bottom/right" in out
+    code, out, _ = run(capsys, "shapes", "conv", "--size", "9", "--kernel", "3", "--padding", "valid")
+    assert code == 0 and "-> output 7" in out
+    code, _, err = run(capsys, "shapes", "conv", "--size", "9", "--kernel", "3", "--padding", "same", "--stride", "2")
+    assert code == 2 and "padding='same' needs stride 1" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["shapes", "conv", "--size", "9", "--kernel", "3", "--padding", "full"])
+    assert exit_info.value.code == 2 and "expected an integer, 'same' or 'valid'" in capsys.readouterr().err
+
+
+def test_shapes_pool_prints_the_rule_with_its_numbers(capsys):
+    code, out, _ = run(capsys, "shapes", "pool", "--size", "5", "--kernel", "2")
+    assert code == 0 and "o = floor((i + 2p - d(k-1) - 1) / s) + 1" in out and "= floor(3/2) + 1 = 2" in out
+    code, out, _ = run(capsys, "shapes", "pool", "--size", "5", "--kernel", "2", "--ceil-mode")
+    assert "-> output 3" in out and "(o-1)s = 4 < i + p = 5: kept" in out
+    code, out, _ = run(capsys, "shapes", "pool", "--size", "3", "--kernel", "2", "--padding", "1", "--ceil-mode")
+    assert "-> output 2" in out and "dropped, o = 2" in out

@@ -540,28 +540,35 @@ def figure_depthwise(channels=8, kernel_size=3):
     return fig
 
 
+def street_scene(h=60, w=96):
+    """The toy scene of ``figure_segmentation_types``: ``(semantic, instance)`` maps.
+    Classes 0 sky, 1 road ("stuff"), 2 car (a "thing"); three cars, the first two
+    touching (ids 1, 2, 3; 0 where there is no car)."""
+    yy, xx = _np.mgrid[0:h, 0:w]
+    semantic = _np.where(yy < 24, 0, 1)
+    instance = _np.zeros((h, w), int)
+    cars = [(30, 8, 16, 26), (32, 30, 14, 24), (36, 62, 18, 28)]  # (top, left, height, width)
+    for n, (t, l, hh, ww) in enumerate(cars, 1):
+        inside = (yy >= t) & (yy < t + hh) & (xx >= l) & (xx < l + ww)
+        semantic = _np.where(inside, 2, semantic)
+        instance = _np.where(inside, n, instance)
+    return semantic, instance
+
+
 def figure_segmentation_types():
     """One toy street scene labelled three ways: semantic (a class per pixel),
     instance (an id per countable object), panoptic (both: stuff by class,
     things by class and id)."""
     from matplotlib.colors import ListedColormap
 
-    h, w = 60, 96
-    yy, xx = _np.mgrid[0:h, 0:w]
-    semantic = _np.where(yy < 24, 0, 1)                     # 0 sky, 1 road: "stuff"
-    instance = _np.zeros((h, w), int)
-    cars = [(30, 8, 16, 26), (32, 30, 14, 24), (36, 62, 18, 28)]  # (top, left, height, width)
-    for n, (t, l, hh, ww) in enumerate(cars, 1):
-        inside = (yy >= t) & (yy < t + hh) & (xx >= l) & (xx < l + ww)
-        semantic = _np.where(inside, 2, semantic)           # 2 car: a "thing"
-        instance = _np.where(inside, n, instance)
+    semantic, instance = street_scene()
     photo = _np.array([[0.55, 0.75, 0.95], [0.45, 0.45, 0.48], [0.8, 0.2, 0.2]])[semantic]
     photo = photo * (1 - 0.25 * (instance % 2 == 0) * (instance > 0))[..., None]
     classes = ListedColormap(["#6baed6", "#969696", "#de2d26"])
     ids = ListedColormap(["#000000", "#fd8d3c", "#31a354", "#756bb1"])
     panoptic = _np.where(instance > 0, 2 + instance, semantic)
     both = ListedColormap(["#6baed6", "#969696", "#de2d26", "#fd8d3c", "#31a354", "#756bb1"])
-    panels = [("image", photo, None, None), ("semantic: class per pixel\n(the three cars are one blob)", semantic, classes, 2),
+    panels = [("image", photo, None, None), ("semantic: class per pixel\n(the two touching cars are one blob)", semantic, classes, 2),
               ("instance: id per object\n(sky and road unlabelled)", instance, ids, 3),
               ("panoptic: stuff by class,\nthings by class + id", panoptic, both, 5)]
     fig = _new_figure(11, 2.6)
@@ -613,11 +620,12 @@ def figure_autograd_graph():
     """The graph ``autograd`` records for ``loss = relu(x * w + b).sum()``: each op a
     ``Function`` node linked to its inputs; ``backward`` walks it right to left."""
     msn, F = _ops()
-    x = msn.tensor(_np.ones((2, 3)), requires_grad=True)
-    w = msn.tensor(_np.ones((2, 3)), requires_grad=True)
-    b = msn.tensor(_np.ones(3), requires_grad=True)
+    # the shapes of the code on the autograd page: x, w (1, 3) and b (3,)
+    x = msn.tensor(_np.array([[1.0, -2.0, 3.0]]), requires_grad=True)
+    w = msn.tensor(_np.array([[0.5, 0.5, -1.0]]), requires_grad=True)
+    b = msn.tensor(_np.array([0.25, 0.25, 0.25]), requires_grad=True)
     loss = (x * w + b).relu().sum()
-    names = {id(x): "x (2,3)", id(w): "w (2,3)", id(b): "b (3,)"}
+    names = {id(t): f"{label} {tuple(t.shape)}" for t, label in ((x, "x"), (w, "w"), (b, "b"))}
     level, order = {}, []
 
     def depth(fn):                      # longest path from a leaf, memoised
