@@ -171,9 +171,13 @@ class Tensor:
         return Tensor._wrap(self.data)
 
     def to_backend(self, name=None):
-        """A leaf copy of this tensor on backend ``name`` (default: the current one)."""
-        return Tensor(backend.asarray(self.data, backend=name or backend.get_backend()),
-                      requires_grad=self.requires_grad)
+        """A leaf tensor on backend ``name`` (``"numpy"`` or ``"cupy"``; default: the
+        current one), whatever the current backend is. Moving copies the values
+        between host and device; a tensor already there keeps its array (as
+        ``detach()``). ``requires_grad`` is kept."""
+        t = Tensor._wrap(backend.asarray(self.data, backend=name or backend.get_backend()))
+        t.requires_grad = self.requires_grad
+        return t
 
     def zero_grad(self):
         self.grad = None
@@ -430,6 +434,9 @@ class Function:
 
     def __call__(self, *inputs):
         inputs = tuple(x if (x is None or isinstance(x, Tensor)) else Tensor(x) for x in inputs)
+        if len(inputs) > 1:
+            # NumPy and CuPy arrays in one op: a clear error here, not a library's cryptic one inside.
+            backend.get_array_module(*(x.data for x in inputs if x is not None))
         self.needs_input_grad = tuple(x is not None and x.requires_grad for x in inputs)
         out = Tensor._wrap(self.forward(*(None if x is None else x.data for x in inputs)))
         if _grad_enabled and any(self.needs_input_grad):

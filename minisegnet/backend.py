@@ -5,7 +5,11 @@ same source runs on the CPU (NumPy) and on an NVIDIA GPU (CuPy). The handful of
 places where the two libraries differ are the named helpers at the bottom.
 
 Choose the backend with ``set_backend("numpy" | "cupy")`` or, before import,
-the environment variable ``MINISEGNET_BACKEND``.
+the environment variable ``MINISEGNET_BACKEND``. Importing minisegnet never
+fails for lack of CuPy: asking for it where it is missing (or sees no GPU)
+raises one ``RuntimeError`` line saying so and what to do, at the call that
+asked (``set_backend("cupy")``), or, for the environment variable, at the
+first array the library creates.
 """
 import os
 
@@ -25,30 +29,30 @@ __all__ = [
 _BACKENDS = ("numpy", "cupy")
 _backend = "numpy"
 _cupy = None  # the cupy module once it has been imported successfully
+_INSTALL = ("install the CuPy wheel for your CUDA version: pip install 'minisegnet[cuda12]' "
+            "(or 'minisegnet[cuda13]')")
 
 
-def _import_cupy():
-    """Import CuPy and check a GPU is visible; raise a clear error if not."""
+def _import_cupy(asked_by="set_backend('cupy')"):
+    """Import CuPy and check a GPU is visible; else one clear RuntimeError naming ``asked_by``."""
     global _cupy
     if _cupy is not None:
         return _cupy
     try:
         import cupy
-    except ImportError as exc:  # pragma: no cover - depends on the machine
-        raise RuntimeError(
-            "backend 'cupy' was requested but CuPy is not importable "
-            f"({exc}); install it with `pip install minisegnet[gpu]` on a machine "
-            "with an NVIDIA GPU, or use set_backend('numpy')"
-        ) from exc
+    except ImportError as exc:
+        raise RuntimeError(f"{asked_by}: CuPy is not installed ({exc}); on a machine with an NVIDIA GPU "
+                           f"{_INSTALL}, or use the 'numpy' backend") from None
     try:
         n_devices = cupy.cuda.runtime.getDeviceCount()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        raise RuntimeError(
-            f"backend 'cupy' was requested but no CUDA device is usable ({exc}); "
-            "use set_backend('numpy')"
-        ) from exc
-    if n_devices < 1:  # pragma: no cover - depends on the machine
-        raise RuntimeError("backend 'cupy' was requested but no CUDA device is present")
+    except Exception as exc:
+        n_devices, reason = 0, f"{type(exc).__name__}: {exc}"
+    else:
+        reason = "0 devices"
+    if n_devices < 1:
+        raise RuntimeError(f"{asked_by}: CuPy {cupy.__version__} is installed but sees no CUDA GPU ({reason}); "
+                           "check the driver (nvidia-smi) and CUDA_VISIBLE_DEVICES, or use the 'numpy' "
+                           "backend") from None
     _cupy = cupy
     return cupy
 
@@ -66,13 +70,15 @@ def set_backend(name):
     """Select where new tensors live: ``"numpy"`` (CPU) or ``"cupy"`` (GPU).
 
     Existing tensors keep their arrays; only tensors created afterwards (and
-    parameters of models built afterwards) use the new backend.
+    parameters of models built afterwards) use the new backend. ``"cupy"``
+    without CuPy or without a visible GPU raises a ``RuntimeError`` saying
+    which, and the backend stays as it was.
     """
     global _backend
     if name not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, got {name!r}")
     if name == "cupy":
-        _import_cupy()
+        _import_cupy(f"set_backend({name!r})")
     _backend = name
 
 
@@ -83,7 +89,9 @@ def get_backend():
 
 def default_module():
     """The array module (``numpy`` or ``cupy``) new arrays are created with."""
-    return _cupy if _backend == "cupy" else np
+    if _backend == "cupy":
+        return _import_cupy("MINISEGNET_BACKEND=cupy")
+    return np
 
 
 def _is_cupy_array(a):
@@ -124,29 +132,39 @@ def to_numpy(a):
 
 
 def asarray(data, dtype=None, backend=None):
-    """``data`` as an array of the given backend (default: the current one)."""
+    """``data`` as an array of the given backend (default: the current one).
+
+    Moving between NumPy and CuPy copies (host to device or back); an array
+    already on that backend is returned as it is (cast if ``dtype`` says so).
+    """
     name = backend or _backend
+    if name not in _BACKENDS:
+        raise ValueError(f"backend must be one of {_BACKENDS}, got {name!r}")
     if name == "cupy":
-        return _import_cupy().asarray(data, dtype=dtype)
+        return _import_cupy(f"asarray(..., backend={name!r})" if backend else "MINISEGNET_BACKEND=cupy"
+                            ).asarray(data, dtype=dtype)
     return np.asarray(to_numpy(data) if _is_cupy_array(data) else data, dtype=dtype)
 
 
 def scatter_add(target, indices, values):
-    """``target[indices] += values`` where repeated indices accumulate.
+    """``target[indices] += values`` where repeated indices accumulate, in place; returns ``target``.
 
     Plain ``target[indices] += values`` keeps only one write per repeated
-    index; NumPy spells the accumulating form ``np.add.at`` and CuPy
-    ``cupyx.scatter_add``. Works in place and returns ``target``.
+    index. The accumulating form is the ufunc method ``add.at``, spelled the
+    same in NumPy and CuPy (``cupyx.scatter_add`` is deprecated since CuPy 14).
     """
-    if _is_cupy_array(target):
-        import cupyx
-
-        cupyx.scatter_add(target, indices, values)
-    else:
-        np.add.at(target, indices, values)
+    get_array_module(target, values).add.at(target, indices, values)
     return target
 
 
-_env = os.environ.get("MINISEGNET_BACKEND")
-if _env:
-    set_backend(_env.strip().lower())
+def _backend_from_environment():
+    """``MINISEGNET_BACKEND``, checked for spelling. CuPy itself is imported only
+    when the first array is made, so importing minisegnet never fails for lack of it."""
+    value = os.environ.get("MINISEGNET_BACKEND", "").strip().lower()
+    if value and value not in _BACKENDS:
+        raise ValueError(f"MINISEGNET_BACKEND must be one of {_BACKENDS} (or unset), got "
+                         f"{os.environ['MINISEGNET_BACKEND']!r}")
+    return value or "numpy"
+
+
+_backend = _backend_from_environment()

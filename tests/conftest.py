@@ -4,8 +4,13 @@
   ``CI=true`` (CI sets it) or ``HYPOTHESIS_PROFILE=ci``.
 * ``torch`` fixture: PyTorch as a test-only oracle. Skips, with the reason,
   only when torch is not installed.
-* Backend: ``MINISEGNET_BACKEND=cupy python -m pytest`` runs the same suite on a
-  GPU; without CuPy and a GPU that request skips every test with the reason.
+* Backend: every test starts on ``MINISEGNET_BACKEND`` (default ``numpy``).
+  ``MINISEGNET_BACKEND=cupy python -m pytest`` runs the same suite on CuPy:
+  real CuPy where it imports and sees a GPU, else the strict CPU stand-in in
+  ``tests/cupy_standin`` (``MINISEGNET_CUPY=real|standin`` insists on one; see
+  there). The session header says which. The ``cupy`` fixture gives that module
+  (also in a NumPy run, for cross-backend tests); ``transfers`` counts the
+  stand-in's host-device copies.
 * ``@pytest.mark.slow``: run with ``--slow``; always run when ``CI=true``.
 """
 import os
@@ -14,7 +19,15 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
 
-import minisegnet as msn
+import cupy_standin
+
+# Before minisegnet is imported: MINISEGNET_BACKEND=cupy must find a cupy module.
+try:
+    CUPY, CUPY_DESCRIPTION = cupy_standin.setup()
+except RuntimeError as error:
+    raise pytest.UsageError(str(error)) from None
+
+import minisegnet as msn  # noqa: E402
 
 settings.register_profile(
     "quick", max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -30,11 +43,11 @@ def pytest_addoption(parser):
     parser.addoption("--slow", action="store_true", help="also run tests marked slow (CI always does)")
 
 
+def pytest_report_header(config):
+    return f"minisegnet backend: {REQUESTED_BACKEND}; cupy module: {CUPY_DESCRIPTION}"
+
+
 def pytest_collection_modifyitems(config, items):
-    if REQUESTED_BACKEND == "cupy" and not msn.backend.cupy_available():
-        skip = pytest.mark.skip(reason="MINISEGNET_BACKEND=cupy but CuPy or a CUDA GPU is not available")
-        for item in items:
-            item.add_marker(skip)
     if config.getoption("--slow") or _in_ci:
         return
     skip_slow = pytest.mark.skip(reason="slow test: run with --slow (CI runs it)")
@@ -52,12 +65,23 @@ def torch():
 @pytest.fixture(autouse=True)
 def _fixed_backend_and_seed():
     """Every test starts on the requested backend with seed 0, grad recording on."""
-    if REQUESTED_BACKEND == "cupy" and msn.backend.cupy_available():
-        msn.set_backend("cupy")
-    else:
-        msn.set_backend("numpy")
+    msn.set_backend(REQUESTED_BACKEND)
     msn.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def cupy():
+    """The session's cupy module: real CuPy on a GPU, else the CPU stand-in."""
+    return CUPY
+
+
+@pytest.fixture
+def transfers():
+    """``transfers()`` opens a block that records host-device copies (stand-in only)."""
+    if not cupy_standin.is_standin(CUPY):
+        pytest.skip("transfer counts come from the CPU stand-in; this session runs real CuPy")
+    return cupy_standin.count_transfers
 
 
 @pytest.fixture
