@@ -164,10 +164,12 @@ def _add_shape_commands(commands):
         except (ValueError, TypeError) as error:
             return fails(error)
         print(f"U-Net, depth {args.depth}, {args.padding} 3x3 convolutions: input {show(args.size)}")
-        print(f"{'stage':<11} {'operation':<24} {'size':>17}")
+        print(f"level l works at 1/2**l of the input's scale; stage = the UNet module that runs the step")
+        before = max(len(show(row.size_in)) for row in rows)   # right-align the sizes before the arrow
+        print(f"{'stage':<11} {'level':>5}  {'operation':<26} {'in':>{before}} -> out")
         for row in rows[1:]:
-            change = f"{show(row.size_in)} -> {show(row.size)}"
-            print(f"{row.stage:<11} {row.operation:<24} {change:>17}")
+            print(f"{row.stage:<11} {row.level:>5}  {row.operation:<26} {show(row.size_in):>{before}} -> "
+                  f"{show(row.size)}")
         print(f"output {show(rows[-1].size)}")
         return 0
 
@@ -179,7 +181,12 @@ def _add_shape_commands(commands):
             return fails(error)
         print(f"conv2d: size {show(args.size)}, kernel {args.kernel}, stride {args.stride}, "
               f"padding {args.padding}, dilation {args.dilation} -> output {show(out)}")
-        print(f"  o = floor((i + 2p - d(k-1) - 1) / s) + 1")
+        if args.padding == "same":
+            total = args.dilation * (args.kernel - 1)
+            print(f"  'same': total padding d(k-1) = {total} per axis, {total // 2} top/left and "
+                  f"{total - total // 2} bottom/right, so o = i")
+        else:
+            print(f"  o = floor((i + 2p - d(k-1) - 1) / s) + 1")
         if isinstance(inputs, tuple):
             print(f"  input sizes giving this output: heights {inputs[0]}, widths {inputs[1]}")
         else:
@@ -211,6 +218,8 @@ def _add_shape_commands(commands):
         stride = args.kernel if args.stride is None else args.stride
         print(f"max_pool2d: size {show(args.size)}, kernel {args.kernel}, stride {stride}, padding "
               f"{args.padding}, dilation {args.dilation}, ceil_mode {args.ceil_mode} -> output {show(out)}")
+        for line in _pool_rule(args.size, args.kernel, stride, args.padding, args.dilation, args.ceil_mode):
+            print("  " + line)
         return 0
 
     def run_summary(args):
@@ -218,22 +227,38 @@ def _add_shape_commands(commands):
         from .summary import summary
 
         options = {}
+        in_channels = args.in_channels
         if args.model == "unet":
             options = dict(base_channels=args.base_channels, depth=args.depth, padding=args.padding,
                            batch_norm=args.batch_norm, up_mode=args.up_mode)
+            if in_channels is None:
+                in_channels = 1          # the paper's grayscale microscopy tiles
+        elif in_channels is None:
+            in_channels = 3
         try:
-            model = build_model(args.model, args.in_channels, args.num_classes, **options)
+            model = build_model(args.model, in_channels, args.num_classes, **options)
             size = args.input if isinstance(args.input, tuple) else (args.input, args.input)
-            summary(model, (args.batch_size, args.in_channels) + size)
+            summary(model, (args.batch_size, in_channels) + size)
         except (ValueError, TypeError) as error:
             return fails(error)
+        if args.model == "unet":
+            print(_unet_against_the_paper(dict(options, in_channels=in_channels, num_classes=args.num_classes)))
         return 0
 
-    def conv_options(parser, padding_help):
+    def conv_padding_arg(text):
+        """"1" -> 1; "same" and "valid" as the library accepts them."""
+        if text in ("same", "valid"):
+            return text
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, 'same' or 'valid', got {text!r}") from None
+
+    def conv_options(parser, padding_help, padding_type=int):
         parser.add_argument("--size", type=size_arg, required=True, help="input size: 64 or HxW")
         parser.add_argument("--kernel", type=int, required=True, help="kernel size k")
         parser.add_argument("--stride", type=int, default=1, help="stride s (default 1)")
-        parser.add_argument("--padding", type=int, default=0, help=padding_help)
+        parser.add_argument("--padding", type=padding_type, default=0, help=padding_help)
         parser.add_argument("--dilation", type=int, default=1, help="dilation d (default 1)")
 
     shapes_cmd = commands.add_parser(
@@ -254,7 +279,8 @@ def _add_shape_commands(commands):
     conv = kinds.add_parser("conv", help="conv2d output size and the input sizes sharing it",
                             description="conv2d output size, every input size giving that output (the "
                                         "stride ambiguity) and the transposed conv's output_padding.")
-    conv_options(conv, "zero padding p (default 0)")
+    conv_options(conv, "zero padding p, or 'same' (stride 1: output size = input size) or 'valid' (0); "
+                       "default 0", padding_type=conv_padding_arg)
     conv.set_defaults(func=run_conv)
 
     transpose = kinds.add_parser("transpose", help="conv_transpose2d output size",
@@ -281,7 +307,8 @@ def _add_shape_commands(commands):
     summary_cmd.add_argument("model", choices=("unet", "fcn8s", "fcn16s", "fcn32s", "segnet", "deeplabv3plus"),
                              help="which model")
     summary_cmd.add_argument("--input", type=size_arg, default=572, help="input size: 572 or HxW (default 572)")
-    summary_cmd.add_argument("--in-channels", type=int, default=3, help="image channels (default 3)")
+    summary_cmd.add_argument("--in-channels", type=int, default=None,
+                             help="image channels (default 1 for unet, the paper's grayscale tiles; 3 otherwise)")
     summary_cmd.add_argument("--num-classes", type=int, default=2, help="output classes (default 2)")
     summary_cmd.add_argument("--batch-size", type=int, default=1, help="N (default 1)")
     unet_options = summary_cmd.add_argument_group("U-Net options")
@@ -293,6 +320,43 @@ def _add_shape_commands(commands):
     unet_options.add_argument("--up-mode", choices=("transpose", "bilinear"), default="transpose",
                               help="2x2 up-convolution (default) or bilinear x2 + 1x1 conv")
     summary_cmd.set_defaults(func=run_summary)
+
+
+def _pool_rule(size, k, s, p, d, ceil_mode):
+    """The lines that show how ``shapes.max_pool2d_output_size`` got its answer."""
+    rounding = "ceil" if ceil_mode else "floor"
+    lines = [f"o = {rounding}((i + 2p - d(k-1) - 1) / s) + 1"
+             + ("; then o -= 1 if the last window would start in the right padding: (o-1)s >= i + p"
+                if ceil_mode else "")]
+    if isinstance(size, tuple):
+        return lines
+    numerator = size + 2 * p - d * (k - 1) - 1
+    o = (numerator // s if not ceil_mode else -(-numerator // s)) + 1
+    lines.append(f"  = {rounding}(({size} + 2*{p} - {d}*({k}-1) - 1) / {s}) + 1 = {rounding}({numerator}/{s}) + 1 = {o}")
+    if ceil_mode:
+        start = (o - 1) * s
+        if start >= size + p:
+            lines.append(f"the last window would start at (o-1)s = {start} >= i + p = {size + p}, in the right "
+                         f"padding: dropped, o = {o - 1}")
+        else:
+            lines.append(f"the last window starts at (o-1)s = {start} < i + p = {size + p}: kept")
+    return lines
+
+
+# The network of Ronneberger et al. (2015): grayscale 572x572 tiles, two classes, valid 3x3 convs,
+# 64 channels at level 0, four 2x2 pools, 2x2 up-convs, no BatchNorm.
+_UNET_PAPER = dict(in_channels=1, num_classes=2, base_channels=64, depth=4, padding="valid", batch_norm=False,
+                   up_mode="transpose")
+
+
+def _unet_against_the_paper(options):
+    """One line: whether ``summary unet`` showed the paper's network, and if not, which options differ."""
+    differ = [f"{key}={options[key]!r} (paper: {value!r})" for key, value in _UNET_PAPER.items()
+              if options[key] != value]
+    if not differ:
+        return ("This is the paper's U-Net (1-channel input, 2 classes, valid convs, no BatchNorm). The paper "
+                "prints no parameter count; its layer list sums to the total above, 31,030,658.")
+    return "Not the paper's U-Net, which has 31,030,658 parameters: " + ", ".join(differ) + "."
 
 
 def main(argv=None):

@@ -66,7 +66,7 @@ class UNet(nn.Module):
             [_DoubleConv(in_channels if i == 0 else widths[i - 1], widths[i], pad, batch_norm) for i in range(depth)])
         self.bottleneck = _DoubleConv(widths[depth - 1], widths[depth], pad, batch_norm)
         self.decoder = nn.ModuleList(
-            [_UpBlock(widths[i + 1], widths[i], pad, batch_norm, up_mode) for i in reversed(range(depth))])
+            [_UpBlock(widths[i + 1], widths[i], pad, batch_norm, up_mode) for i in range(depth)])
         self.head = nn.Conv2d(base_channels, num_classes, 1)
 
     def forward(self, x):
@@ -76,8 +76,8 @@ class UNet(nn.Module):
             skips.append(x)
             x = TF.max_pool2d(x, 2)
         x = self.bottleneck(x)
-        for step, skip in zip(self.decoder, reversed(skips)):
-            x = step(x, skip)
+        for level in reversed(range(len(self.decoder))):
+            x = self.decoder[level](x, skips[level])
         return self.head(x)
 
 

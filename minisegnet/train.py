@@ -53,8 +53,8 @@ DEFAULTS = dict(
 # Model options used when the user gives none (``--model-arg KEY=VALUE`` overrides).
 MODEL_DEFAULTS = {
     "unet": dict(base_channels=8, depth=3, padding="same"),
-    # The paper's rates 6/12/18 need feature maps of at least 37 pixels (inputs of
-    # 577 at output stride 16); toy images of 64 pixels give 8x8 maps at stride 8.
+    # The paper's rates 6/12/18 need feature maps larger than 18 pixels (inputs of
+    # 289 at output stride 16); toy images of 64 pixels give 8x8 maps at stride 8.
     "deeplabv3plus": dict(output_stride=8, atrous_rates=(1, 2, 3)),
 }
 TOY_DATASETS = {"shapes": data_module.Shapes, "roads": data_module.Roads, "cells": data_module.Cells}

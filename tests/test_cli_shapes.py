@@ -15,13 +15,15 @@ def test_shapes_unet_572_prints_every_level_with_crops(capsys):
     code, out, err = run(capsys, "shapes", "unet", "572")
     assert code == 0 and err == ""
     lines = out.splitlines()
-    body = [line.split() for line in lines[2:-1]]
-    # one line per trace step, each ending "in -> out"
+    body = [line.split() for line in lines[3:-1]]
+    # one line per trace step: stage, level, operation, "in -> out"
     steps = shapes.unet_trace(572)[1:]
     assert len(body) == len(steps)
     for words, step in zip(body, steps):
-        assert words[0] == step.stage and words[-3:] == [str(step.size_in), "->", str(step.size)]
-    crops = [(w[-3], w[-1]) for w in body if w[1] == "crop"]
+        assert words[:2] == [step.stage, str(step.level)] and words[-3:] == [str(step.size_in), "->", str(step.size)]
+    crops = [(w[-3], w[-1]) for w in body if w[2] == "crop"]
+    # the arrows line up in one column
+    assert len({line.index(" -> ") for line in lines[3:-1]}) == 1
     assert crops == [("64", "56"), ("136", "104"), ("280", "200"), ("568", "392")]
     assert lines[-1] == "output 388"
 
@@ -29,13 +31,13 @@ def test_shapes_unet_572_prints_every_level_with_crops(capsys):
 def test_shapes_unet_options_and_pairs(capsys):
     code, out, _ = run(capsys, "shapes", "unet", "64x96", "--depth", "2", "--padding", "same")
     assert code == 0 and out.splitlines()[-1] == "output 64x96"
-    assert "copy skip from down1" in out
+    assert "copy skip from encoder.1" in out
 
 
 def test_shapes_unet_invalid_size_exits_2_with_the_message(capsys):
     code, out, err = run(capsys, "shapes", "unet", "570")
     assert code == 2 and out == ""
-    assert "U-Net input 570 is invalid" in err and "level 2" in err and "556 and 572" in err
+    assert "U-Net input 570 is invalid" in err and "encoder.1 (level 1)" in err and "556 and 572" in err
     assert "Traceback" not in err
 
 
@@ -90,11 +92,49 @@ def test_summary_unet(capsys):
     assert code == 0 and err == ""
     assert "UNet" in out and "[1, 2, 4, 4]" in out
     from minisegnet.models import UNet
-    total = sum(int(p.size) for p in UNet(3, 2, base_channels=8).parameters())
+    total = sum(int(p.size) for p in UNet(1, 2, base_channels=8).parameters())
     assert f"Total params: {total:,}" in out
+    assert "Not the paper's U-Net, which has 31,030,658 parameters: base_channels=8 (paper: 64)." in out
+
+
+def test_summary_unet_default_is_the_papers_network(capsys):
+    code, out, err = run(capsys, "summary", "unet")
+    assert code == 0 and err == ""
+    assert "Input size: [1, 1, 572, 572]" in out and "[1, 2, 388, 388]" in out
+    assert "Total params: 31,030,658" in out and "This is the paper's U-Net" in out
+    code, out, _ = run(capsys, "summary", "unet", "--in-channels", "3", "--batch-norm")
+    assert code == 0 and "in_channels=3 (paper: 1), batch_norm=True (paper: False)" in out
+
+
+def test_summary_deeplab_runs_with_its_default_input(capsys):
+    code, out, err = run(capsys, "summary", "deeplabv3plus")
+    assert code == 0 and err == ""
+    assert "Input size: [1, 3, 572, 572]" in out and "[1, 2, 572, 572]" in out
 
 
 def test_summary_invalid_size_exits_2(capsys):
     pytest.importorskip("minisegnet.models", reason="minisegnet.models not available")
     code, out, err = run(capsys, "summary", "unet", "--input", "570", "--base-channels", "2")
     assert code == 2 and "U-Net input" in err and "556 and 572" in err and "Traceback" not in err
+
+
+def test_shapes_conv_accepts_same_and_valid_padding_as_the_library_does(capsys):
+    code, out, err = run(capsys, "shapes", "conv", "--size", "9", "--kernel", "4", "--padding", "same")
+    assert code == 0 and err == "" and "-> output 9" in out
+    assert "total padding d(k-1) = 3 per axis, 1 top/left and 2 bottom/right" in out
+    code, out, _ = run(capsys, "shapes", "conv", "--size", "9", "--kernel", "3", "--padding", "valid")
+    assert code == 0 and "-> output 7" in out
+    code, _, err = run(capsys, "shapes", "conv", "--size", "9", "--kernel", "3", "--padding", "same", "--stride", "2")
+    assert code == 2 and "padding='same' needs stride 1" in err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["shapes", "conv", "--size", "9", "--kernel", "3", "--padding", "full"])
+    assert exit_info.value.code == 2 and "expected an integer, 'same' or 'valid'" in capsys.readouterr().err
+
+
+def test_shapes_pool_prints_the_rule_with_its_numbers(capsys):
+    code, out, _ = run(capsys, "shapes", "pool", "--size", "5", "--kernel", "2")
+    assert code == 0 and "o = floor((i + 2p - d(k-1) - 1) / s) + 1" in out and "= floor(3/2) + 1 = 2" in out
+    code, out, _ = run(capsys, "shapes", "pool", "--size", "5", "--kernel", "2", "--ceil-mode")
+    assert "-> output 3" in out and "(o-1)s = 4 < i + p = 5: kept" in out
+    code, out, _ = run(capsys, "shapes", "pool", "--size", "3", "--kernel", "2", "--padding", "1", "--ceil-mode")
+    assert "-> output 2" in out and "dropped, o = 2" in out

@@ -159,3 +159,16 @@ def test_folder_instance_errors(tmp_path):
         data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, thing_classes=[2])
     with pytest.raises(ValueError, match="twice"):
         data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, thing_classes=[1, 1])
+
+
+def test_ids_of_fully_covered_objects_leave_no_gap():
+    from minisegnet.data.toy import _consecutive
+    ids = np.array([[0, 2, 2], [5, 5, 0]])          # objects 1, 3, 4 were painted over
+    np.testing.assert_array_equal(_consecutive(ids), [[0, 1, 1], [2, 2, 0]])
+    np.testing.assert_array_equal(_consecutive(np.array([[3, 7]])), [[1, 2]])   # no background at all
+    # in the data: Shapes(seed=0)[156] draws 4 shapes and the second is painted over
+    # entirely; Roads(seed=0)[15]'s nearest car hides the farthest
+    for ds, index, count in ((data.Shapes(200, 64, return_instances=True), 156, 3),
+                             (data.Roads(20, 64, return_instances=True), 15, 2)):
+        ids = ds[index][2]
+        np.testing.assert_array_equal(np.unique(ids), np.arange(count + 1))

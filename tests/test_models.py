@@ -1,6 +1,8 @@
 """The model zoo: output shapes (odd sizes where the model allows them), the
 size rules and their errors, float32 forward + backward, build_model, and
 overfitting one fixed toy batch. PyTorch parity lives in test_export.py."""
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -8,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import minisegnet as msn
 from minisegnet import functional as F, shapes
 from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet, build_model
-from minisegnet.models.deeplab import make_divisible
+from minisegnet.models.deeplab import aspp_valid_tap_fraction, make_divisible
 from minisegnet.models.fcn import bilinear_kernel
 
 
@@ -76,7 +78,8 @@ def test_unet_same_padding_rejects_sizes_not_divisible(size):
 def test_unet_bilinear_and_batch_norm_structure():
     model = UNet(3, 2, base_channels=4, depth=2, padding="same", batch_norm=True, up_mode="bilinear")
     names = dict(model.named_parameters())
-    assert names["decoder.0.up.weight"].shape == (8, 16, 1, 1)     # 1x1 conv halving the channels
+    assert names["decoder.1.up.weight"].shape == (8, 16, 1, 1)     # 1x1 conv halving the channels
+    assert names["decoder.0.up.weight"].shape == (4, 8, 1, 1)      # decoder.l lands on level l
     assert "encoder.0.conv1.bias" not in names                     # BatchNorm replaces the bias
     assert names["encoder.0.bn1.weight"].shape == (4,)
     assert names["bottleneck.conv2.weight"].shape == (16, 16, 3, 3)
@@ -280,17 +283,41 @@ def test_deeplab_default_rates_and_widths():
     assert make_divisible(24 * 0.25) == 8 and make_divisible(96 * 0.75) == 72
 
 
+def test_deeplab_accepts_the_papers_setting_and_reports_the_valid_taps():
+    # DeepLabv3+: a 513 crop at output stride 16 gives a 33x33 map; rates 6, 12, 18 all stay in use.
+    model = _small_deeplab(output_stride=16)
+    assert model.atrous_rates == (6, 12, 18) and model.backbone.sizes((513, 513))[1] == (33, 33)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fractions = model.check_input_size((513, 513))
+    assert {r: round(f, 3) for r, f in fractions.items()} == {6: 0.772, 12: 0.574, 18: 0.405}
+
+
+@settings(max_examples=25, deadline=None)
+@given(rate=st.integers(1, 12), h=st.integers(1, 14), w=st.integers(1, 14))
+def test_aspp_valid_tap_fraction_counts_the_taps_a_real_conv_reads(rate, h, w):
+    # A dilated 3x3 conv of ones over a map of ones, padded with zeros by the rate:
+    # each output sums the taps that land inside the map.
+    ones = msn.tensor(np.ones((1, 1, h, w)))
+    inside = F.conv2d(ones, msn.tensor(np.ones((1, 1, 3, 3))), padding=rate, dilation=rate).numpy().sum()
+    assert np.isclose(aspp_valid_tap_fraction(rate, (h, w)), inside / (9 * h * w))
+
+
 @pytest.mark.parametrize("output_stride, rates, size, bad_rate", [
-    (16, None, (64, 64), 6),          # default rates: a 4 x 4 map fits none of them
-    (16, None, (560, 600), 18),       # a 35 x 38 map: 6 and 12 fit, 18 (span 37) does not
-    (8, (1, 2, 5), (64, 96), 5),      # an 8 x 12 map: span 11 > 8
+    (16, None, (64, 64), 6),          # default rates: a 4 x 4 map, rate 6 reaches past it
+    (16, None, (272, 288), 18),       # a 17 x 18 map: 6 and 12 fit, 18 does not on either axis
+    (8, (1, 2, 8), (64, 96), 8),      # an 8 x 12 map: rate 8 >= 8 on the height, 12 on the width is fine...
 ])
-def test_deeplab_rejects_atrous_rates_larger_than_the_feature_map(output_stride, rates, size, bad_rate):
+def test_deeplab_refuses_a_rate_that_makes_its_branch_a_1x1_conv(output_stride, rates, size, bad_rate):
     model = _small_deeplab(output_stride=output_stride, atrous_rates=rates)
     feature = tuple(-(-s // output_stride) for s in size)
-    with pytest.raises(ValueError, match=f"atrous rate {bad_rate} .* effective size of 2\\*{bad_rate}\\+1 = "
-                                         f"{2 * bad_rate + 1}, larger than the {feature[0]}x{feature[1]} "
-                                         "feature map"):
+    if bad_rate < max(feature):
+        # ... so it degenerates on one axis only: a warning, not an error
+        with pytest.warns(UserWarning, match=f"atrous rate {bad_rate} .* is a 1x3 convolution"):
+            model.check_input_size(size)
+        return
+    with pytest.raises(ValueError, match=f"atrous rate {bad_rate} .* on the {feature[0]}x{feature[1]} feature map"
+                                         ".* degenerates into a 1x1 convolution \\(valid taps 11%"):
         model.check_input_size(size)
     with pytest.raises(ValueError, match=f"atrous rate {bad_rate}"):
         model(_input((1, 3) + size))
@@ -298,11 +325,15 @@ def test_deeplab_rejects_atrous_rates_larger_than_the_feature_map(output_stride,
 
 def test_deeplab_rate_error_names_the_smallest_input_that_fits():
     model = _small_deeplab(output_stride=16)
-    with pytest.raises(ValueError, match="at least 577x577"):
+    with pytest.raises(ValueError, match="at least 289x289, or atrous rates <= 3"):
         model.check_input_size((64, 64))
-    model.check_input_size((577, 577))   # the bound it names is enough
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.check_input_size((289, 289))   # the bound it names is enough: a 19x19 map
+    with pytest.warns(UserWarning, match="rate 18 .* the 18x19 feature map .* 1x3 convolution"):
+        model.check_input_size((288, 289))
     with pytest.raises(ValueError, match="atrous rate 18"):
-        model.check_input_size((576, 577))
+        model.check_input_size((288, 288))
 
 
 @pytest.mark.parametrize("kwargs, match", [

@@ -130,21 +130,28 @@ PAPER_CROPS = [(64, 56), (136, 104), (280, 200), (568, 392)]
 
 def test_unet_572_trace_matches_the_paper_number_by_number():
     rows = shapes.unet_trace(572)
-    assert rows[0] == ("input", "input", 572, 572)
+    assert rows[0] == ("input", "input", 572, 572, 0)
     path = [r.size for r in rows if not r.operation.startswith("crop")]
     assert path[:len(PAPER_DOWN)] == PAPER_DOWN
     assert path[len(PAPER_DOWN):-1] == PAPER_UP
-    assert rows[-1] == ("head", "conv 1x1", 388, 388)
+    assert rows[-1] == ("head", "conv 1x1", 388, 388, 0)
     assert [(r.size_in, r.size) for r in rows if r.operation.startswith("crop")] == PAPER_CROPS
-    # each crop sits right after the up-conv it matches, and takes its skip from the mirrored level
+    # each crop sits right after the up-conv it matches, and takes its skip from the same level
     for r, before in zip(rows[1:], rows):
         if r.operation.startswith("crop"):
             assert before.operation == "up-conv 2x2" and before.size == r.size
-            assert r.operation == f"crop skip from down{5 - int(r.stage[2:])}"
+            level = int(r.stage.split(".")[1])
+            assert r.stage == f"decoder.{level}" and r.level == level
+            assert r.operation == f"crop skip from encoder.{level}"
     # each row's input is the previous row's output (except the crops, which read the skip)
     chain = [r for r in rows if not r.operation.startswith("crop")]
     assert all(b.size_in == a.size for a, b in zip(chain, chain[1:]))
-    assert [r.stage for r in rows if r.operation == "max-pool 2x2"] == ["down1", "down2", "down3", "down4"]
+    pools = [r for r in rows if r.operation == "max-pool 2x2"]
+    assert [r.stage for r in pools] == ["encoder.0", "encoder.1", "encoder.2", "encoder.3"]
+    assert [r.level for r in pools] == [1, 2, 3, 4]          # the level each pool goes down to
+    # level l works at 2**-l of the input's scale (up to the border the convs eat)
+    for r in rows:
+        assert 572 // 2 ** r.level - 2 * 92 // 2 ** r.level <= r.size <= 572 // 2 ** r.level
 
 
 @many
@@ -211,13 +218,13 @@ def test_unet_invalid_size_message():
         shapes.unet_output_size(570)
     msg = str(e.value)
     assert "U-Net input 570 is invalid" in msg
-    assert "level 2 would max-pool an odd size 279" in msg
+    assert "encoder.1 (level 1) would max-pool an odd size 279" in msg
     assert "nearest valid sizes are 556 and 572" in msg
     with pytest.raises(ValueError, match=r"input 100 is invalid.*the smallest valid size is 188"):
         shapes.unet_output_size(100)
     with pytest.raises(ValueError, match=r"572x570 \(width 570\) is invalid.*556 and 572"):
         shapes.unet_output_size((572, 570))
-    with pytest.raises(ValueError, match=r"input 40 is invalid \(same padding.*level 4 .*odd size 5.*32 and 48"):
+    with pytest.raises(ValueError, match=r"input 40 is invalid \(same padding.*encoder.3 \(level 3\) .*odd size 5.*32 and 48"):
         shapes.unet_output_size(40, padding="same")
 
 
@@ -312,5 +319,5 @@ def test_receptive_field_errors_name_the_layer():
 
 def test_square_pair_error_names_the_size_once():
     with pytest.raises(ValueError, match=r"U-Net input 570x570 is invalid \(valid padding, depth 4\): "
-                                         r"level 2 would max-pool an odd size 279; nearest valid sizes are 556 and 572"):
+                                         r"encoder.1 \(level 1\) would max-pool an odd size 279; nearest valid sizes are 556 and 572"):
         shapes.unet_trace((570, 570))

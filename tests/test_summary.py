@@ -48,11 +48,19 @@ def test_full_572_unet_table(capsys):
     trace = [r.size for r in shapes.unet_trace(572) if r.operation == "conv 3x3"]
     convs = [r.output_shape[-1] for r in result.rows if r.layer == "Conv2d" and r.name != "head"]
     assert convs == trace
-    assert [rows[f"decoder.{i}.up"].output_shape[-2:] for i in range(4)] == [(56, 56), (104, 104),
-                                                                            (200, 200), (392, 392)]
+    # one level numbering: the trace's stages are the modules that run the steps, in the same order
+    stages = [(r.stage, r.size) for r in shapes.unet_trace(572) if r.operation == "conv 3x3"]
+    modules = [(r.name.split(".")[0] if r.name.startswith("bottleneck") else ".".join(r.name.split(".")[:2]),
+                r.output_shape[-1]) for r in result.rows
+               if r.layer == "Conv2d" and r.name != "head"]
+    assert modules == stages
+    ups = [(r.stage, r.size) for r in shapes.unet_trace(572) if r.operation == "up-conv 2x2"]
+    assert ups == [(r.name[:-len(".up")], r.output_shape[-1]) for r in result.rows if r.layer == "ConvTranspose2d"]
+    assert [rows[f"decoder.{i}.up"].output_shape[-2:] for i in (3, 2, 1, 0)] == [(56, 56), (104, 104),
+                                                                                (200, 200), (392, 392)]
     # multiply-adds by hand: C_out * H_out * W_out * C_in * kh * kw
     assert rows["encoder.0.conv1"].macs == 64 * 570 * 570 * 3 * 9
-    assert rows["decoder.0.up"].macs == 1024 * 28 * 28 * 512 * 2 * 2   # C_in*H_in*W_in*C_out*kh*kw
+    assert rows["decoder.3.up"].macs == 1024 * 28 * 28 * 512 * 2 * 2   # C_in*H_in*W_in*C_out*kh*kw
     assert result.total_macs == sum(r.macs for r in result.rows)
     # receptive fields: the encoder is a conv/pool chain, so shapes.receptive_field gives it exactly
     chain = []

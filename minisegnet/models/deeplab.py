@@ -33,14 +33,22 @@ Three ideas stacked:
    refines with two 3x3 depthwise-separable convolutions, and upsamples the
    class scores bilinearly to the input size.
 
-Atrous rates are checked against the feature map before any work: a 3x3
-kernel at rate ``r`` spans ``2r + 1`` pixels, and once that exceeds the map
-almost every tap reads zero padding and the branch degenerates into a 1x1
-convolution (the DeepLabv3 paper's observation). Such a rate is a ValueError
-naming the rate, the feature size and the smallest input that would fit. The
-default rates therefore need an input of at least 577 pixels at output stride
-16 (a 37-pixel map); pass small ``atrous_rates`` such as ``(1, 2, 3)`` for
-small images.
+Atrous rates are checked against the feature map before any work. A 3x3
+kernel at rate ``r`` with ``padding = r`` reads the map at offsets ``-r, 0, r``
+on each axis; on an ``n``-pixel axis the off-centre taps land inside for
+``n - r`` of the ``n`` outputs each, so a fraction
+``(n + 2 max(0, n - r)) / 3n`` of the taps read the map, and the 2-D fraction
+is the product over both axes (``aspp_valid_tap_fraction``). The DeepLabv3
+paper's observation is that a branch *degenerates* as the rate approaches the
+map size: once ``r >= n`` no off-centre tap ever lands inside, and the 3x3
+kernel is a 1x1 convolution (along that axis). So: a rate that is at least the
+map size on both axes (the branch is exactly a 1x1 conv, 1/9 of its taps in
+use) is a ValueError naming the rate, the map, the fraction and the largest
+rate or smallest input that works; a rate at least the map size on one axis
+(a 1x3 or 3x1 conv) is a warning. Anything smaller is fine: the paper's own
+setting (a 513 crop at output stride 16, a 33x33 map, rates 6, 12, 18) keeps
+77%, 57% and 40% of the taps inside. Small toy images need small rates:
+pass e.g. ``atrous_rates=(1, 2, 3)``.
 
 A 640 x 640 image, ``width_mult=0.5``, ``output_stride=16``, default channels::
 
@@ -81,7 +89,7 @@ from .. import nn, shapes
 from .checks import check_image_batch
 
 __all__ = ["DeepLabV3Plus", "MobileNetV2Backbone", "InvertedResidual", "ASPP", "make_divisible",
-           "MOBILENET_V2_STAGES"]
+           "MOBILENET_V2_STAGES", "aspp_valid_tap_fraction"]
 
 # (expansion t, output channels c, blocks n, first stride s) for each stage, from the paper.
 MOBILENET_V2_STAGES = (
@@ -265,21 +273,39 @@ class DeepLabV3Plus(nn.Module):
         self.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
 
     def check_input_size(self, size):
-        """Raise ``ValueError`` unless every atrous rate fits the feature map of an
-        input of ``size`` ``(h, w)``: ``2 * rate + 1 <= min(feature h, feature w)``."""
+        """Check every atrous rate against the feature map of an input of ``size`` ``(h, w)``.
+
+        A rate at least the feature map's size on both axes makes its 3x3 branch a
+        1x1 convolution: a ``ValueError`` with the valid-tap fraction. At least the
+        size on one axis: a ``UserWarning`` (the branch is a 1x3 or 3x1 conv).
+        Returns ``{rate: valid-tap fraction}`` (see ``aspp_valid_tap_fraction``).
+        """
         _, (fh, fw) = self.backbone.sizes(size)
+        fractions = {}
         for rate in self.atrous_rates:
-            span = 2 * rate + 1
-            if span > min(fh, fw):
-                # ceil(i / output_stride) >= 2 * max_rate + 1 makes every rate fit.
-                smallest = 2 * max(self.atrous_rates) * self.output_stride + 1
+            fraction = aspp_valid_tap_fraction(rate, (fh, fw))
+            fractions[rate] = fraction
+            where = (f"atrous rate {rate} (atrous_rates={self.atrous_rates}) on the {fh}x{fw} feature map of a "
+                     f"{size[0]}x{size[1]} input at output_stride {self.output_stride}")
+            if rate >= fh and rate >= fw:
+                # every rate r < ceil(i / output_stride) keeps its off-centre taps: i >= max_rate * os + 1
+                smallest = max(self.atrous_rates) * self.output_stride + 1
+                largest = min(fh, fw) - 1
                 raise ValueError(
-                    f"DeepLabV3Plus: atrous rate {rate} (atrous_rates={self.atrous_rates}) gives the 3x3 ASPP "
-                    f"kernel an effective size of 2*{rate}+1 = {span}, larger than the {fh}x{fw} feature map "
-                    f"of a {size[0]}x{size[1]} input at output_stride {self.output_stride}: almost every tap "
-                    f"would read padding. Use inputs of at least {smallest}x{smallest}, or "
-                    + (f"atrous rates <= {(min(fh, fw) - 1) // 2} for this size" if min(fh, fw) >= 3 else
+                    f"DeepLabV3Plus: {where}: the rate is not smaller than the map, so every off-centre tap of "
+                    f"the 3x3 kernel reads zero padding and the branch degenerates into a 1x1 convolution "
+                    f"(valid taps {fraction:.0%}, only the centre one). Use inputs of at least "
+                    f"{smallest}x{smallest}, or "
+                    + (f"atrous rates <= {largest} for this size" if largest >= 1 else
                        "no 3x3 atrous branch fits this size"))
+            if rate >= fh or rate >= fw:
+                import warnings
+
+                shape = "1x3" if rate >= fh else "3x1"
+                warnings.warn(f"DeepLabV3Plus: {where}: the rate is not smaller than the map's "
+                              f"{'height' if rate >= fh else 'width'}, so the 3x3 branch is a {shape} convolution "
+                              f"(valid taps {fraction:.0%})", UserWarning, stacklevel=2)
+        return fractions
 
     def forward(self, x):
         check_image_batch(x, self.in_channels, "DeepLabV3Plus")
@@ -288,6 +314,23 @@ class DeepLabV3Plus(nn.Module):
         low_level, features = self.backbone(x)
         y = self.decoder(self.aspp(features), low_level)
         return F.interpolate(self.classifier(y), size=size, mode="bilinear", align_corners=False)
+
+
+def aspp_valid_tap_fraction(rate, size):
+    """The share of a 3x3 ASPP kernel's taps (at ``dilation = padding = rate``) that
+    read the feature map rather than its zero padding, over all output positions
+    of a map of ``size`` ``(h, w)`` (an int for a square map).
+
+    Per axis of ``n`` pixels the centre tap always lands inside and each of the two
+    off-centre taps for ``max(0, n - rate)`` outputs: ``(n + 2 max(0, n - rate)) / 3n``;
+    the 2-D fraction is the product over both axes. 1 means every tap reads the map,
+    1/9 that the kernel is a 1x1 convolution. The paper's 33x33 map at rate 18: 0.405.
+    """
+    h, w = shapes.as_pair(size, "size", 1)
+    if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1:
+        raise ValueError(f"rate must be a positive integer, got {rate!r}")
+    per_axis = [(n + 2 * max(0, n - rate)) / (3 * n) for n in (h, w)]
+    return per_axis[0] * per_axis[1]
 
 
 class DeepLabV3PlusDecoder(nn.Module):

@@ -4,7 +4,8 @@
   pooling and unpooling, align_corners, the U-Net trace, receptive fields...);
   regenerate every one with ``python -m minisegnet.viz docs/figures``;
 * ``training``: loss and score curves and prediction overlays, used by
-  ``minisegnet train`` and ``predict``.
+  ``minisegnet train`` and ``predict``;
+* ``instances``: one colour per object with outlines, and the U-Net weight map.
 """
 import matplotlib
 
@@ -13,3 +14,4 @@ matplotlib.use("Agg")  # files only; never needs a screen
 from .teaching import *  # noqa: E402,F401,F403
 from .teaching import TEACHING_FIGURES, conv_animation, draw_conv, save_teaching_figures  # noqa: E402,F401
 from .training import overlay, plot_curves, plot_predictions, save_overlay  # noqa: E402,F401
+from .instances import instance_overlay, save_instance_overlay  # noqa: E402,F401

@@ -1,6 +1,7 @@
 """``python -m minisegnet.viz docs/figures``: regenerate every figure the docs use."""
 import sys
 
+from .instances import save_instance_figures
 from .teaching import save_teaching_figures
 
 
@@ -13,6 +14,8 @@ def main(argv=None):
     parser.add_argument("--no-gif", action="store_true", help="skip the animated GIF")
     args = parser.parse_args(argv)
     for path in save_teaching_figures(args.directory, gifs=not args.no_gif):
+        print(path)
+    for path in save_instance_figures(args.directory):
         print(path)
     return 0
 

@@ -350,16 +350,11 @@ def figure_unet_trace(size=572, depth=4):
     fig = _new_figure(11, 5.2)
     ax = fig.add_subplot(1, 1, 1)
     x, pos, skips = 0.0, [], {}
-    level = 0
     for row in rows:
-        if row.operation == "max-pool 2x2":
-            level += 1
-        elif row.operation == "up-conv 2x2":
-            level -= 1
         if row.operation.startswith("crop") or row.operation.startswith("copy"):
             continue
         x += 1.0 if row.operation != "input" else 0.0
-        pos.append((x, -level, row))
+        pos.append((x, -row.level, row))
     colours = {"conv 3x3": _KERNEL, "max-pool 2x2": _WARN, "up-conv 2x2": _OUTPUT_HI, "conv 1x1": "#756bb1"}
     for (x0, y0, _), (x1, y1, row) in zip(pos, pos[1:]):
         ax.annotate("", xy=(x1 - 0.3, y1), xytext=(x0 + 0.3, y0),
@@ -367,7 +362,7 @@ def figure_unet_trace(size=572, depth=4):
     for x0, y0, row in pos:
         ax.text(x0, y0, f"{row.size}", ha="center", va="center", fontsize=9,
                 bbox=dict(boxstyle="round,pad=0.25", fc=_INPUT if y0 > -depth else "#fdd0a2", ec="#555"))
-        if row.stage.startswith("down") and row.operation == "conv 3x3":
+        if row.stage.startswith("encoder") and row.operation == "conv 3x3":
             skips[row.stage] = (x0, y0, row.size)
     for row in rows:
         if row.operation.startswith("crop"):
@@ -383,7 +378,10 @@ def figure_unet_trace(size=572, depth=4):
     ax.legend(handles=[Line2D([], [], color=c, lw=2, label=n) for n, c in colours.items()] +
               [Line2D([], [], color="#888", ls="--", label="skip: center_crop + concat")],
               loc="lower right", fontsize=9, frameon=False)
-    ax.set_xlim(-0.7, x + 0.7)
+    for level in range(depth + 1):
+        name = "bottleneck" if level == depth else f"encoder.{level} / decoder.{level}"
+        ax.text(-0.9, -level, f"level {level}\n{name}", ha="right", va="center", fontsize=8, color="#555")
+    ax.set_xlim(-3.2, x + 0.7)
     ax.set_ylim(-depth - 0.6, 0.6)
     ax.axis("off")
     ax.set_title(f"U-Net (valid 3x3 convs, depth {depth}): {size} -> {rows[-1].size}; "
@@ -542,28 +540,35 @@ def figure_depthwise(channels=8, kernel_size=3):
     return fig
 
 
+def street_scene(h=60, w=96):
+    """The toy scene of ``figure_segmentation_types``: ``(semantic, instance)`` maps.
+    Classes 0 sky, 1 road ("stuff"), 2 car (a "thing"); three cars, the first two
+    touching (ids 1, 2, 3; 0 where there is no car)."""
+    yy, xx = _np.mgrid[0:h, 0:w]
+    semantic = _np.where(yy < 24, 0, 1)
+    instance = _np.zeros((h, w), int)
+    cars = [(30, 8, 16, 26), (32, 30, 14, 24), (36, 62, 18, 28)]  # (top, left, height, width)
+    for n, (t, l, hh, ww) in enumerate(cars, 1):
+        inside = (yy >= t) & (yy < t + hh) & (xx >= l) & (xx < l + ww)
+        semantic = _np.where(inside, 2, semantic)
+        instance = _np.where(inside, n, instance)
+    return semantic, instance
+
+
 def figure_segmentation_types():
     """One toy street scene labelled three ways: semantic (a class per pixel),
     instance (an id per countable object), panoptic (both: stuff by class,
     things by class and id)."""
     from matplotlib.colors import ListedColormap
 
-    h, w = 60, 96
-    yy, xx = _np.mgrid[0:h, 0:w]
-    semantic = _np.where(yy < 24, 0, 1)                     # 0 sky, 1 road: "stuff"
-    instance = _np.zeros((h, w), int)
-    cars = [(30, 8, 16, 26), (32, 30, 14, 24), (36, 62, 18, 28)]  # (top, left, height, width)
-    for n, (t, l, hh, ww) in enumerate(cars, 1):
-        inside = (yy >= t) & (yy < t + hh) & (xx >= l) & (xx < l + ww)
-        semantic = _np.where(inside, 2, semantic)           # 2 car: a "thing"
-        instance = _np.where(inside, n, instance)
+    semantic, instance = street_scene()
     photo = _np.array([[0.55, 0.75, 0.95], [0.45, 0.45, 0.48], [0.8, 0.2, 0.2]])[semantic]
     photo = photo * (1 - 0.25 * (instance % 2 == 0) * (instance > 0))[..., None]
     classes = ListedColormap(["#6baed6", "#969696", "#de2d26"])
     ids = ListedColormap(["#000000", "#fd8d3c", "#31a354", "#756bb1"])
     panoptic = _np.where(instance > 0, 2 + instance, semantic)
     both = ListedColormap(["#6baed6", "#969696", "#de2d26", "#fd8d3c", "#31a354", "#756bb1"])
-    panels = [("image", photo, None, None), ("semantic: class per pixel\n(the three cars are one blob)", semantic, classes, 2),
+    panels = [("image", photo, None, None), ("semantic: class per pixel\n(the two touching cars are one blob)", semantic, classes, 2),
               ("instance: id per object\n(sky and road unlabelled)", instance, ids, 3),
               ("panoptic: stuff by class,\nthings by class + id", panoptic, both, 5)]
     fig = _new_figure(11, 2.6)
@@ -615,11 +620,12 @@ def figure_autograd_graph():
     """The graph ``autograd`` records for ``loss = relu(x * w + b).sum()``: each op a
     ``Function`` node linked to its inputs; ``backward`` walks it right to left."""
     msn, F = _ops()
-    x = msn.tensor(_np.ones((2, 3)), requires_grad=True)
-    w = msn.tensor(_np.ones((2, 3)), requires_grad=True)
-    b = msn.tensor(_np.ones(3), requires_grad=True)
+    # the shapes of the code on the autograd page: x, w (1, 3) and b (3,)
+    x = msn.tensor(_np.array([[1.0, -2.0, 3.0]]), requires_grad=True)
+    w = msn.tensor(_np.array([[0.5, 0.5, -1.0]]), requires_grad=True)
+    b = msn.tensor(_np.array([0.25, 0.25, 0.25]), requires_grad=True)
     loss = (x * w + b).relu().sum()
-    names = {id(x): "x (2,3)", id(w): "w (2,3)", id(b): "b (3,)"}
+    names = {id(t): f"{label} {tuple(t.shape)}" for t, label in ((x, "x"), (w, "w"), (b, "b"))}
     level, order = {}, []
 
     def depth(fn):                      # longest path from a leaf, memoised
@@ -702,14 +708,18 @@ def figure_confusion_matrix():
 
 
 def figure_aspp(feature=33, rates=(6, 12, 18)):
-    """ASPP's parallel 3x3 branches on a 33x33 feature map (a 513 image at output
-    stride 16): the same 9 weights at rates 6, 12, 18 sample ever wider context.
-    With ``padding = rate`` the map keeps its size; at rate 18 the outer taps of a
-    centre pixel already read zero padding, which is why ASPP adds image pooling."""
+    """ASPP's parallel 3x3 branches on a 33x33 feature map (DeepLabv3+'s 513 crop at
+    output stride 16): the same 9 weights at rates 6, 12, 18 sample ever wider
+    context, with ``padding = rate`` keeping the size. Right: the share of taps that
+    read the map rather than the zero padding (``aspp_valid_tap_fraction``) as the
+    rate grows; at ``rate >= 33`` only the centre tap is left and the branch is a
+    1x1 conv (the DeepLabv3 paper's observation, and why ASPP adds image pooling)."""
     from matplotlib.patches import Rectangle
 
-    fig = _new_figure(6.4, 6.0)
-    ax = fig.add_subplot(1, 1, 1)
+    from ..models.deeplab import aspp_valid_tap_fraction
+
+    fig = _new_figure(11, 5.4)
+    ax = fig.add_subplot(1, 2, 1)
     pad = max(rates)
     ax.add_patch(Rectangle((-pad, -pad), feature + 2 * pad, feature + 2 * pad, facecolor="white",
                            edgecolor="#999", ls="--"))
@@ -726,12 +736,31 @@ def figure_aspp(feature=33, rates=(6, 12, 18)):
         ax.text(c + rate + 1.5, c - rate + 0.2, f"rate {rate}: spans {2 * rate + 1}", color=colour, fontsize=9,
                 va="top")
     ax.add_patch(Rectangle((c, c), 1, 1, facecolor="black"))
-    ax.text(feature / 2, feature + 1.5, f"feature map {feature}x{feature}", ha="center", va="top", fontsize=9)
+    ax.text(feature / 2, feature + pad - 1, f"feature map {feature}x{feature} (grey);\nthe taps of its centre pixel",
+            ha="center", va="bottom", fontsize=9)
     ax.set_xlim(-pad - 1, feature + pad + 1)
     ax.set_ylim(feature + pad + 1, -pad - 1)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title("ASPP: one 3x3 kernel, three atrous rates", fontsize=11)
+    ax.set_title("one 3x3 kernel, three atrous rates", fontsize=11)
+
+    ax = fig.add_subplot(1, 2, 2)
+    all_rates = _np.arange(1, 2 * feature + 1)
+    ax.plot(all_rates, [aspp_valid_tap_fraction(int(r), feature) for r in all_rates], color="#333", lw=1.5)
+    ax.axhline(1 / 9, color=_WARN, ls=":", lw=1)
+    ax.axvspan(feature, all_rates[-1], color=_WARN, alpha=0.08)
+    ax.text(feature + 1, 1 / 9 + 0.03, "1/9: only the centre tap,\na 1x1 conv (refused)", color=_WARN, fontsize=9)
+    for rate, colour in zip(rates, colours):
+        f = aspp_valid_tap_fraction(rate, feature)
+        ax.plot([rate], [f], "o", color=colour)
+        ax.annotate(f"rate {rate}: {f:.0%}", (rate, f), textcoords="offset points", xytext=(8, 4), color=colour,
+                    fontsize=9)
+    ax.set_xlabel(f"atrous rate (feature map {feature}x{feature})")
+    ax.set_ylabel("share of taps that read the map")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlim(0, all_rates[-1])
+    ax.grid(alpha=0.3)
+    ax.set_title("valid taps, over all output positions", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -742,10 +771,8 @@ def figure_im2col_memory(size=572, depth=4, base=64, itemsize=4):
     rows = [r for r in _shapes.unet_trace(size, depth) if r.operation == "conv 3x3"]
     labels, mbytes, c_in = [], [], 1
     for n, r in enumerate(rows):
-        level = int(r.stage[-1]) - 1 if r.stage.startswith("down") else (
-            depth if r.stage == "bottleneck" else depth - int(r.stage[2:]))
-        c_out = base * 2 ** level
-        if r.stage.startswith("up") and n % 2 == 0:
+        c_out = base * 2 ** r.level
+        if r.stage.startswith("decoder") and n % 2 == 0:
             c_in = 2 * c_out                 # after concatenating the skip
         mbytes.append(c_in * 9 * r.size * r.size * itemsize / 1e6)
         labels.append(f"{r.stage} {r.size_in}")

@@ -1,0 +1,101 @@
+"""Claims the course and the model docstrings make that need more than a doc block:
+each test measures the number the text states."""
+import types
+
+import numpy as np
+import pytest
+
+import minisegnet as msn
+from minisegnet import functional as F, shapes
+from minisegnet.models import UNet
+from minisegnet.models import unet as unet_module
+
+
+def _input_rows_read(model, x_shape, pixel):
+    """Which input rows output ``pixel`` (row, col) depends on, from the gradient
+    (all weights positive, so no path cancels)."""
+    x = msn.tensor(np.ones(x_shape, dtype=np.float32), requires_grad=True)
+    model(x)[(0, 0) + pixel].backward()
+    rows = np.flatnonzero(x.grad.numpy()[0, 0].any(axis=1))
+    return int(rows.min()), int(rows.max())
+
+
+@pytest.mark.parametrize("depth, size, padding", [(2, 44, "valid"), (4, 188, "valid"), (2, 24, "same")])
+def test_unet_receptive_fields_are_what_the_gradient_reaches(monkeypatch, depth, size, padding):
+    # A max-pool sends the gradient to one pixel of its window; the field is every pixel that can
+    # matter, so measure through average pooling (the same windows).
+    ops = types.SimpleNamespace(**{k: getattr(F, k) for k in dir(F) if not k.startswith("_")})
+    ops.max_pool2d = lambda x, kernel_size, stride: F.avg_pool2d(x, kernel_size, stride)
+    monkeypatch.setattr(unet_module, "F", ops)
+    msn.manual_seed(0)
+    model = UNet(1, 1, base_channels=1, depth=depth, padding=padding)
+    for p in model.parameters():
+        p.data = (np.abs(p.data) + 0.1).astype(np.float32)
+    fields = shapes.unet_receptive_fields(size, depth, padding)
+    out = len(fields)
+    assert out == shapes.unet_output_size(size, depth, padding)
+    for row in sorted({0, 1, out // 2, out - 1}):
+        assert _input_rows_read(model, (1, 1, size, size), (row, out // 2)) == fields[row]
+
+
+def test_unet_572_fields_are_larger_than_the_184_it_loses():
+    fields = shapes.unet_receptive_fields(572)
+    assert len(fields) == 388
+    sizes = [last - first + 1 for first, last in fields]
+    assert sorted(set(sizes)) == [188, 204]
+    # output pixel j sits over input pixel j + 92 and sees at least 92 rows on either side
+    assert min(min(j + 92 - first, last - (j + 92)) for j, (first, last) in enumerate(fields)) == 92
+
+
+def test_pytorch_default_init_has_a_sixth_of_hes_variance_and_shrinks_the_signal_6x_per_layer():
+    """models/unet.py and models/fcn.py: Var(w) = 1/(3 fan_in) against He's 2/fan_in, and
+    each conv + ReLU multiplies the mean square by fan_in Var(w) / 2 (1/6 against 1)."""
+    from minisegnet import nn
+    from minisegnet.models.unet import _he_init
+
+    msn.manual_seed(0)
+    fan_in = 64 * 9
+    default = nn.Conv2d(64, 64, 3, padding=1).weight.numpy()
+    he = _he_init(nn.Conv2d(64, 64, 3, padding=1)).weight.numpy()
+    assert abs(default.var() * fan_in - 1 / 3) < 0.02 and abs(he.var() * fan_in - 2) < 0.1
+    shrink = {}
+    for name in ("default", "he"):
+        x = msn.tensor(np.random.default_rng(0).standard_normal((2, 64, 24, 24)).astype(np.float32))
+        steps = []
+        for _ in range(6):
+            conv = nn.Conv2d(64, 64, 3, padding=1)
+            if name == "he":
+                _he_init(conv)
+            conv.bias.data = np.zeros_like(conv.bias.data)       # the weights' effect alone
+            with msn.no_grad():
+                y = F.relu(conv(x))
+            steps.append(float((y.numpy() ** 2).mean() / (x.numpy() ** 2).mean()))
+            x = y
+        shrink[name] = float(np.exp(np.mean(np.log(steps))))     # per layer, geometric mean over 6
+    # one draw of weights fluctuates by ~10% a layer; the zero-padded border shaves a few % more
+    assert 0.12 < shrink["default"] < 0.19, shrink                # mean square / 6 ...
+    assert 2.3 < shrink["default"] ** -0.5 < 2.9, shrink         # ... RMS / ~2.4, per layer
+    assert 0.8 < shrink["he"] < 1.25, shrink                      # He keeps the scale
+
+
+def test_figures_show_what_their_code_and_captions_say():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from scipy import ndimage
+
+    from minisegnet.viz import teaching
+
+    # autograd page: the figure labels the shapes of the page's code, x and w (1, 3), b (3,)
+    fig = teaching.figure_autograd_graph()
+    labels = {t.get_text() for ax in fig.axes for t in ax.texts}
+    plt.close(fig)
+    assert {"x (1, 3)", "w (1, 3)", "b (3,)"} <= labels
+    # segmentation types: three cars, of which two touch, so the semantic map has two car blobs
+    semantic, instance = teaching.street_scene()
+    assert instance.max() == 3
+    assert ndimage.label(semantic == 2)[1] == 2
+    fig = teaching.figure_segmentation_types()
+    titles = [ax.get_title() for ax in fig.axes]
+    plt.close(fig)
+    assert "two touching cars are one blob" in titles[1]

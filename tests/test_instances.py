@@ -1,0 +1,279 @@
+"""From pixels to objects: connected components and distances equal SciPy's (test-only
+oracle) on drawn masks; the U-Net weight map equals a loop-by-loop reference and a
+hand-worked gap; the per-pixel weighted loss has PyTorch's numbers and gradients."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+from scipy import ndimage
+
+import minisegnet as msn
+from minisegnet import backend, functional as F
+from minisegnet.data import Cells
+from minisegnet.instances import (connected_components, distance_transform_edt, instances_from_semantic,
+                                  unet_weight_map)
+from minisegnet.testing import gradcheck
+from helpers import as_torch, assert_close, t64
+
+
+def _np(a):
+    return backend.to_numpy(a)
+
+
+def _dev(a):
+    """A NumPy array moved to the current backend."""
+    return backend.asarray(a)
+
+
+@st.composite
+def masks(draw, batch=False, max_side=18):
+    """A boolean mask (H, W) or (N, H, W) of drawn size and density."""
+    h = draw(st.integers(1, max_side))
+    w = draw(st.integers(1, max_side))
+    n = draw(st.integers(1, 3)) if batch else None
+    density = draw(st.sampled_from([0.2, 0.45, 0.6, 0.8, 1.0]))
+    seed = draw(st.integers(0, 2**31 - 1))
+    shape = (h, w) if n is None else (n, h, w)
+    return np.random.default_rng(seed).random(shape) < density
+
+
+def _scipy_label(mask, connectivity):
+    structure = ndimage.generate_binary_structure(2, 1 if connectivity == 4 else 2)
+    if mask.ndim == 2:
+        return ndimage.label(mask, structure)[0]
+    return np.stack([ndimage.label(m, structure)[0] for m in mask])
+
+
+def _same_partition(a, b):
+    """True when two label maps are equal up to a one-to-one relabelling of the nonzero ids."""
+    if not np.array_equal(a == 0, b == 0):
+        return False
+    pairs = set(zip(a[a > 0].tolist(), b[b > 0].tolist()))
+    return len(pairs) == len({p for p, _ in pairs}) == len({q for _, q in pairs})
+
+
+# ---- connected components ----------------------------------------------------------------
+@settings(max_examples=40)
+@given(mask=masks(batch=True), connectivity=st.sampled_from([4, 8]))
+def test_components_equal_scipy_label(mask, connectivity):
+    ours = connected_components(_dev(mask), connectivity)
+    assert ours.dtype == np.int64 and ours.shape == mask.shape          # the shape rule: unchanged
+    ref = _scipy_label(mask, connectivity)
+    assert _same_partition(_np(ours), ref)        # what the task asks: equal up to relabelling ...
+    np.testing.assert_array_equal(_np(ours), ref)  # ... and in fact the same numbering (raster order)
+
+
+@settings(max_examples=20)
+@given(mask=masks(), connectivity=st.sampled_from([4, 8]))
+def test_components_of_one_image_and_integer_masks(mask, connectivity):
+    ids = mask.astype(np.int64) * 7                # any nonzero value is foreground
+    np.testing.assert_array_equal(_np(connected_components(_dev(ids), connectivity)),
+                                  _scipy_label(mask, connectivity))
+
+
+def test_components_corner_contact_and_long_paths():
+    diagonal = np.eye(4, dtype=bool)
+    assert int(_np(connected_components(_dev(diagonal), 8)).max()) == 1
+    np.testing.assert_array_equal(_np(connected_components(_dev(diagonal), 4)), np.diag([1, 2, 3, 4]))
+    # a serpentine: one region 1000+ pixels long whose smallest index is at one end
+    snake = np.zeros((31, 33), bool)
+    snake[::2] = True
+    snake[1::4, -1] = True
+    snake[3::4, 0] = True
+    np.testing.assert_array_equal(_np(connected_components(_dev(snake), 4)), snake.astype(np.int64))
+    assert int(_np(connected_components(_dev(np.zeros((3, 0, 4), bool)))).size) == 0
+
+
+def test_components_errors():
+    with pytest.raises(TypeError, match="mask must be an integer or boolean map, got dtype float"):
+        connected_components(np.zeros((3, 3)))
+    with pytest.raises(ValueError, match=r"mask must have shape \(H, W\) or \(N, H, W\)"):
+        connected_components(np.zeros(5, bool))
+    with pytest.raises(ValueError, match="connectivity must be 4.*or 8.*got 6"):
+        connected_components(np.zeros((3, 3), bool), connectivity=6)
+
+
+def test_instances_from_semantic():
+    pred = np.array([[1, 1, 2, 0, 1],
+                     [0, 0, 2, 0, 1],
+                     [1, 0, 0, 0, 0],
+                     [3, 3, 0, 1, 0]])
+    out = _np(instances_from_semantic(_dev(pred), thing_classes=(1, 2), connectivity=4))
+    # class 1 regions in raster order (ids 1-4), then class 2's (5); class 3 is not a thing
+    np.testing.assert_array_equal(out, [[1, 1, 5, 0, 2],
+                                        [0, 0, 5, 0, 2],
+                                        [3, 0, 0, 0, 0],
+                                        [0, 0, 0, 4, 0]])
+    # touching regions of two classes stay two objects even with 8-connectivity
+    assert len(np.unique(_np(instances_from_semantic(_dev(pred), (1, 2))))) == 6
+    # min_size drops the single pixels and renumbers 1..K per image
+    big = _np(instances_from_semantic(_dev(np.stack([pred, pred[::-1]])), (1, 2), connectivity=4, min_size=2))
+    np.testing.assert_array_equal(big[0], np.where(np.isin(out, (1, 2, 5)), out, 0) - np.where(out == 5, 2, 0))
+    assert big[1].max() == 3 and set(np.unique(big[1])) == {0, 1, 2, 3}
+
+
+@settings(max_examples=20)
+@given(mask=masks(batch=True), classes=st.integers(1, 4))
+def test_instances_from_semantic_matches_per_class_scipy(mask, classes):
+    rng = np.random.default_rng(int(mask.sum()))
+    pred = np.where(mask, rng.integers(1, classes + 1, mask.shape), 0)
+    ours = _np(instances_from_semantic(_dev(pred), range(1, classes + 1)))
+    for image, ids in zip(pred, ours):
+        total = 0
+        for c in range(1, classes + 1):   # restricted to one class, the ids are that class's components
+            assert _same_partition(np.where(image == c, ids, 0), _scipy_label(image == c, 8))
+            total += _scipy_label(image == c, 8).max()
+        np.testing.assert_array_equal(np.unique(ids[ids > 0]), np.arange(1, total + 1))   # no id shared
+
+
+def test_instances_from_semantic_errors():
+    with pytest.raises(TypeError, match="pred must be an integer map"):
+        instances_from_semantic(np.zeros((2, 2), np.float32), (1,))
+    with pytest.raises(ValueError, match="min_size"):
+        instances_from_semantic(np.zeros((2, 2), np.int64), (1,), min_size=0)
+    with pytest.raises(TypeError, match="thing_classes"):
+        instances_from_semantic(np.zeros((2, 2), np.int64), (1.5,))
+
+
+# ---- distances ---------------------------------------------------------------------------
+@settings(max_examples=30)
+@given(mask=masks(batch=True, max_side=24))
+def test_distance_transform_equals_scipy(mask):
+    mask[:, 0, 0] = False            # every plane has a zero pixel (else the distance is inf)
+    ours = _np(distance_transform_edt(_dev(mask)))
+    assert ours.shape == mask.shape and ours.dtype == np.float64
+    ref = np.stack([ndimage.distance_transform_edt(m) for m in mask])
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
+
+
+def test_distance_transform_chunks_and_no_zero_pixel():
+    from minisegnet.instances import _min_plus_parabola
+    rng = np.random.default_rng(0)
+    f = np.where(rng.random((5, 7, 9)) < 0.3, 0.0, np.inf)
+    np.testing.assert_array_equal(_np(_min_plus_parabola(_dev(f), chunk_elements=1)),
+                                  _np(_min_plus_parabola(_dev(f))))
+    d = _np(distance_transform_edt(_dev(np.ones((2, 3, 4)))))
+    assert np.isinf(d).all()
+    with pytest.raises(ValueError, match="at least 2 dimensions"):
+        distance_transform_edt(np.ones(4))
+
+
+# ---- the U-Net weight map ----------------------------------------------------------------
+def _reference_weight_map(target, ids, w0=10.0, sigma=5.0):
+    """Loop by loop, with SciPy's distances: one image."""
+    n = target.size
+    classes, counts = np.unique(target, return_counts=True)
+    wc = np.zeros(target.shape)
+    for c, k in zip(classes, counts):
+        wc[target == c] = n / (len(classes) * k)
+    objects = [k for k in np.unique(ids) if k > 0]
+    border = np.zeros(target.shape)
+    if len(objects) >= 2:
+        d = np.stack([ndimage.distance_transform_edt(ids != k) for k in objects])
+        d.sort(axis=0)
+        border = w0 * np.exp(-(d[0] + d[1]) ** 2 / (2 * sigma ** 2)) * (ids == 0)
+    return wc + border
+
+
+def test_weight_map_hand_worked_gap():
+    """Two 3x3 squares two pixels apart on a 5x10 image: a gap pixel one pixel from
+    the first square and two from the second weighs w_c + 10 exp(-9/50)."""
+    ids = np.zeros((5, 10), np.int64)
+    ids[1:4, 1:4] = 1
+    ids[1:4, 6:9] = 2
+    target = (ids > 0).astype(np.int64)
+    w = _np(unet_weight_map(_dev(target), _dev(ids)))
+    assert w.dtype == np.float32 and w.shape == (5, 10)
+    wc_background = 50 / (2 * 32)                   # 32 background pixels of 50, 2 classes present
+    np.testing.assert_allclose(w[2, 4], wc_background + 10 * np.exp(-9 / 50), rtol=1e-6)
+    np.testing.assert_allclose(w[2, 2], 50 / (2 * 18), rtol=1e-6)     # inside an object: w_c only
+    np.testing.assert_allclose(w[0, 0], wc_background + 10 * np.exp(-(2 ** 0.5 + 37 ** 0.5) ** 2 / 50),
+                               rtol=1e-6)
+    assert abs(float(_np(unet_weight_map(_dev(target), _dev(ids), w0=0)).mean()) - 1) < 1e-6   # w_c averages 1
+
+
+@settings(max_examples=15)
+@given(mask=masks(batch=True, max_side=16), w0=st.sampled_from([0.0, 10.0, 3.0]),
+       sigma=st.sampled_from([5.0, 1.5]))
+def test_weight_map_equals_reference(mask, w0, sigma):
+    ids = _scipy_label(mask, 4)              # objects: the components of the drawn mask
+    rng = np.random.default_rng(int(mask.size))
+    target = np.where(ids > 0, rng.integers(1, 3, ids.shape), 0)
+    w = _np(unet_weight_map(_dev(target), _dev(ids), w0=w0, sigma=sigma))
+    ref = np.stack([_reference_weight_map(t, i, w0, sigma) for t, i in zip(target, ids)])
+    np.testing.assert_allclose(w, ref, rtol=1e-5, atol=1e-6)
+
+
+def test_weight_map_ignore_index():
+    target = np.array([[0, 0, 1, 255]])
+    w = _np(unet_weight_map(_dev(target), _dev(np.zeros((1, 4), np.int64)), ignore_index=255))
+    np.testing.assert_allclose(w, [[0.75, 0.75, 1.5, 0.0]])
+
+
+def test_weight_map_bad_input():
+    t = np.zeros((4, 5), np.int64)
+    with pytest.raises(TypeError, match="instances must be an integer map, got dtype float32"):
+        unet_weight_map(t, np.zeros((4, 5), np.float32))
+    with pytest.raises(ValueError, match=r"instances has shape \(4, 4\) but target has shape \(4, 5\)"):
+        unet_weight_map(t, np.zeros((4, 4), np.int64))
+    with pytest.raises(ValueError, match="negative id -1"):
+        unet_weight_map(t, -np.ones((4, 5), np.int64))
+    with pytest.raises(ValueError, match="negative class -3"):
+        unet_weight_map(t - 3, np.zeros((4, 5), np.int64))
+    with pytest.raises(ValueError, match="sigma"):
+        unet_weight_map(t, t, sigma=0)
+    with pytest.raises(ValueError, match="w0"):
+        unet_weight_map(t, t, w0=float("nan"))
+
+
+# ---- the weighted loss: PyTorch's way, reduction="none" then weights ---------------------
+def _weighted_loss(logits, target, weights):
+    return (F.cross_entropy(logits, target, reduction="none") * weights).mean()
+
+
+def test_weighted_cross_entropy_gradcheck():
+    rng = np.random.default_rng(0)
+    x = t64(rng.standard_normal((2, 3, 5, 4)))
+    target = _dev(rng.integers(0, 3, (2, 5, 4)))
+    ids = _dev(np.stack([_scipy_label(rng.random((5, 4)) < 0.5, 4) for _ in range(2)]))
+    w = msn.tensor(unet_weight_map(target, ids).astype(np.float64))
+    assert gradcheck(lambda x: _weighted_loss(x, target, w), [x])
+
+
+def test_weighted_cross_entropy_matches_torch(torch):
+    rng = np.random.default_rng(1)
+    cells = Cells(2, 24, return_instances=True)
+    _, target, ids = (np.stack(p) for p in zip(*(cells[i] for i in range(2))))
+    w = unet_weight_map(_dev(target), _dev(ids)).astype(np.float64)
+    x = t64(rng.standard_normal((2, cells.num_classes, 24, 24)))
+    ours = _weighted_loss(x, _dev(target), msn.tensor(w))
+    ours.backward()
+    xt = as_torch(torch, x)
+    theirs = (torch.nn.functional.cross_entropy(xt, torch.tensor(target), reduction="none")
+              * torch.tensor(_np(w))).mean()
+    theirs.backward()
+    assert_close(ours, theirs, what="loss")
+    assert_close(x.grad, xt.grad, what="gradient")
+
+
+# ---- the instance overlay ------------------------------------------------------------------
+def test_instance_overlay_colours_each_object_and_outlines_it():
+    from minisegnet.viz.instances import instance_colors, instance_overlay, outlines
+    ids = np.zeros((6, 8), np.int64)
+    ids[1:5, 1:4] = 1
+    ids[1:5, 4:7] = 2                   # touching objects
+    image = np.full((1, 6, 8), 0.5, np.float32)
+    out = instance_overlay(image, ids, alpha=1.0, outline=None)
+    assert out.shape == (6, 8, 3)
+    np.testing.assert_allclose(out[0, 0], 0.5)                         # background untouched
+    np.testing.assert_allclose(out[2, 2], instance_colors(2)[1])
+    assert np.abs(out[2, 2] - out[2, 5]).sum() > 0.3                   # two objects, two colours
+    edge = outlines(ids)
+    assert edge[2, 3] and edge[2, 4] and not edge[2, 2] and not edge[0, 0]   # the shared wall is drawn
+    white = instance_overlay(image, ids)
+    np.testing.assert_allclose(white[edge], 1.0)
+    colors = instance_colors(50)
+    assert colors.shape == (51, 3) and len({tuple(np.round(c, 3)) for c in colors}) == 51
+    with pytest.raises(TypeError, match="integer id map"):
+        instance_overlay(image, ids.astype(np.float32))
+    with pytest.raises(ValueError, match=r"instances has shape \(6, 7\)"):
+        instance_overlay(image, ids[:, :7])
