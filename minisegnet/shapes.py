@@ -20,6 +20,8 @@ __all__ = [
     "avg_pool2d_output_size",
     "max_unpool2d_output_size",
     "interpolate_output_size",
+    "grid_sample_output_shape",
+    "affine_grid_output_shape",
     "conv2d_input_sizes",
     "conv_transpose2d_output_padding",
     "UNetStep",
@@ -200,6 +202,28 @@ def interpolate_output_size(size, out_size=None, scale_factor=None):
         return o
 
     return _per_axis(size, compute)
+
+
+def grid_sample_output_shape(input_shape, grid_shape):
+    """``grid_sample``: input ``(N, C, H, W)`` and grid ``(N, H_out, W_out, 2)`` give
+    ``(N, C, H_out, W_out)``; the output has the grid's size, whatever the input's."""
+    input_shape, grid_shape = tuple(input_shape), tuple(grid_shape)
+    if len(input_shape) != 4 or min(input_shape) < 1:
+        raise ValueError(f"grid_sample: input must be (N, C, H, W) with every size >= 1, got shape {input_shape}")
+    if len(grid_shape) != 4 or grid_shape[3] != 2 or min(grid_shape) < 1:
+        raise ValueError(f"grid_sample: grid must have shape (N, H_out, W_out, 2), one (x, y) pair per output "
+                         f"pixel and every size >= 1, got shape {grid_shape}")
+    if grid_shape[0] != input_shape[0]:
+        raise ValueError(f"grid_sample: grid and input must have the same batch size N, got grid.shape[0] = "
+                         f"{grid_shape[0]} and input.shape[0] = {input_shape[0]}")
+    return input_shape[:2] + grid_shape[1:3]
+
+
+def affine_grid_output_shape(size):
+    """``affine_grid``: an output ``size`` of ``(N, C, H, W)`` gives a grid ``(N, H, W, 2)``."""
+    if len(size) != 4 or not all(_is_int(s) for s in size) or min(size) < 1:
+        raise ValueError(f"affine_grid: size must be (N, C, H, W), four ints >= 1, got {size!r}")
+    return (int(size[0]), int(size[2]), int(size[3]), 2)
 
 
 # ---- inverses --------------------------------------------------------------

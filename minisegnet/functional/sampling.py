@@ -1,0 +1,401 @@
+"""Sampling an image at arbitrary points: ``grid_sample`` and ``affine_grid``, PyTorch's rules.
+
+``F.interpolate`` reads its input on a regular lattice of points. ``grid_sample``
+reads it wherever a *grid* says: ``grid[n, i, j] = (x, y)`` is the point of
+``input[n]`` that output pixel ``(i, j)`` shows, in normalised coordinates
+(``x`` across the width first, then ``y`` down the height; -1 is the
+left/top of the image, +1 the right/bottom). Per point, three steps:
+
+1. **Normalised -> pixel coordinates** (``align_corners``; ``y`` likewise with ``H``)::
+
+       align_corners=True:   x_pix = (x + 1) / 2 * (W - 1)     (+-1: the centres of the corner pixels)
+       align_corners=False:  x_pix = (x + 1) * W / 2 - 0.5     (+-1: the outer edges of the image)
+
+2. **padding_mode**: where a point outside the image reads::
+
+       "zeros":       x_pix unchanged; pixels outside the image count as 0
+       "border":      x_pix = clip(x_pix, 0, W - 1): the nearest edge pixel
+       "reflection":  x_pix mirrored about the borders until it lands inside (about the
+                      corner pixels' centres 0 and W - 1 with align_corners=True, about
+                      the image's edges -0.5 and W - 0.5 with False), then clipped
+
+3. **Interpolation** (``mode``). ``"bilinear"``: with ``x0 = floor(x_pix)``,
+   ``a = x_pix - x0`` (and ``y0``, ``b`` likewise), the four pixels around the
+   point are mixed, each weighted by the area of the rectangle opposite it::
+
+       out = (1-a)(1-b) I[y0, x0]   + a(1-b) I[y0, x0+1]
+           + (1-a) b    I[y0+1, x0] + a b    I[y0+1, x0+1]
+
+   ``"nearest"``: ``out = I[round(y_pix), round(x_pix)]``, halves rounded to
+   even (PyTorch's ``nearbyint``: 0.5 -> 0, 1.5 -> 2).
+
+**Gradients.** ``out`` is linear in ``I``: the input gradient sends each
+output gradient back to the pixels it read, with the same weights (a
+scatter-add, since many points may read one pixel). With respect to the
+point: inside one cell (``x0``, ``y0`` fixed) ``out`` is bilinear in ``(a, b)``::
+
+    d out / d x_pix = (1-b) (I[y0, x0+1] - I[y0, x0]) + b (I[y0+1, x0+1] - I[y0+1, x0])
+    d out / d y_pix = (1-a) (I[y0+1, x0] - I[y0, x0]) + a (I[y0+1, x0+1] - I[y0, x0+1])
+
+differences of neighbouring pixels: ``d out / d x_pix`` does not change as
+the point moves along ``x`` inside a cell and jumps where it crosses into the
+next (it is piecewise constant; on a cell's edge, ``floor`` picks the cell to
+the right or below). The chain rule then multiplies by step 1's slope
+(``(W - 1) / 2`` or ``W / 2``) and step 2's: 1 for ``zeros``; for ``border``
+1 inside and 0 outside and *on* the border (PyTorch's choice); for
+``reflection`` +-1 (-1 where the mirror reverses direction), 0 on the border.
+``"nearest"`` output is constant between rounding boundaries, so its
+gradient with respect to the grid is 0.
+
+**How the code does it.** A corner outside the image is clipped to the
+nearest pixel inside and given weight 0 (and, for the grid gradient, value 0),
+so every read is a valid index and nothing is copied: per axis, the two
+neighbours ``x0, x0 + 1`` are clipped into ``[0, W - 1]`` and flagged inside or
+not; the four corners are their combinations. The channels of an image share
+its points, so each corner is one gather (``take``) per image, and the input
+gradient a 1-D scatter-add per image. The points are visited image by image,
+a block at a time, and the backward pass recomputes the corners from the
+grid (as PyTorch does), so nothing per point is kept between the passes:
+memory per call is the output, the gradients, and temporaries of one block,
+never an ``(H*W) x (H*W)`` matrix and no copy of the input.
+
+``affine_grid(theta, size)`` makes the grid of an affine map: output pixel
+``(i, j)``, at normalised position ``(x_j, y_i)``, samples the point
+``theta[n] @ (x_j, y_i, 1)``.
+"""
+import numbers
+
+import numpy as np
+
+from .. import backend, shapes
+from ..autograd import Function, Tensor, is_grad_enabled
+
+__all__ = ["grid_sample", "affine_grid"]
+
+_MODES = ("bilinear", "nearest")
+_PADDING_MODES = ("zeros", "border", "reflection")
+
+
+# ---- steps 1 and 2: from a normalised coordinate to a pixel coordinate (one axis) -----------
+def unnormalize(coord, size, align_corners):
+    """Step 1 along an axis of ``size`` pixels: ``(x_pix, d x_pix / d coord)``.
+
+    The arithmetic is PyTorch's, in the coordinate's own dtype, so a point that
+    lands exactly on a pixel centre or a cell edge lands there in both libraries
+    (which cell it falls in decides its grid gradient). PyTorch's CPU kernel
+    computes ``(x + 1) * W/2 - 0.5`` with a single rounding (its compiler fuses
+    the multiply and the subtraction into one FMA instruction), hence
+    ``fused_multiply_add``.
+    """
+    if align_corners:
+        scale = (size - 1) / 2
+        return (coord + 1) * scale, scale
+    scale = size / 2
+    return fused_multiply_add(coord + 1, scale, -0.5), scale
+
+
+def fused_multiply_add(a, b, c):
+    """``a * b + c`` for an array ``a`` and numbers ``b``, ``c``, rounded once, as an FMA instruction does.
+
+    Below float64 the product and sum are exact in float64 (near the values that
+    matter here), so one rounding back is the fused result. In float64, Dekker's
+    splitting gives the product's rounding error ``e`` exactly (``a * b = p + e``),
+    and ``(p + c) + e`` rounds once where ``p + c`` is exact, which it is near
+    every integer and half-integer (the places where a rounding decides anything).
+    """
+    if a.dtype != np.float64:
+        return (a.astype(np.float64) * b + c).astype(a.dtype)
+    p = a * b
+    a_hi, a_lo = _split(a)
+    b_hi, b_lo = _split(b)
+    error = ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+    return (p + c) + error
+
+
+def _split(v):
+    """``v = hi + lo`` with ``hi`` holding the top 26 bits: products of halves are exact (Veltkamp)."""
+    scaled = 134217729.0 * v            # 2**27 + 1
+    hi = scaled - (scaled - v)
+    return hi, v - hi
+
+
+def clip(pix, size):
+    """``"border"``: ``(clip(pix, 0, size-1), slope)``, slope 1 strictly inside, 0 outside or on the border.
+
+    ``fmax``/``fmin`` send NaN to 0, as PyTorch's clamp does.
+    """
+    xp = backend.get_array_module(pix)
+    slope = ((pix > 0) & (pix < size - 1)).astype(pix.dtype)
+    return xp.fmin(xp.fmax(pix, 0), size - 1), slope
+
+
+def reflect(pix, size, align_corners):
+    """``"reflection"``: mirror ``pix`` into ``[lo, lo + span]``; returns ``(reflected, slope +-1)``.
+
+    ``lo, span = 0, size - 1`` (about the corner pixels' centres) with
+    ``align_corners``, else ``-0.5, size`` (about the image's edges). Mirroring
+    repeats with period ``2 * span``: fold ``|pix - lo|`` into ``[0, 2 span)``,
+    and a point in the second half comes back the other way (slope -1).
+    """
+    xp = backend.get_array_module(pix)
+    lo, span = (0.0, size - 1) if align_corners else (-0.5, size)
+    if span == 0:                              # a 1-pixel axis with align_corners: one point
+        return xp.zeros_like(pix), xp.zeros_like(pix)
+    t = pix - lo
+    slope = xp.where(t < 0, -1, 1).astype(pix.dtype)
+    t = xp.abs(t)
+    t = t - xp.trunc(t / (2 * span)) * (2 * span)
+    back = t > 2 * span - t
+    slope = xp.where(back, -slope, slope)
+    return xp.where(back, 2 * span - t, t) + lo, slope
+
+
+def source_pixels(coord, size, align_corners, padding_mode):
+    """Steps 1 and 2 for one axis: pixel coordinates and their slope d x_pix / d coord."""
+    pix, scale = unnormalize(coord, size, align_corners)
+    if padding_mode == "zeros":
+        return pix, scale
+    if padding_mode == "reflection":
+        pix, mirror = reflect(pix, size, align_corners)
+        pix, inside = clip(pix, size)
+        return pix, scale * mirror * inside
+    pix, inside = clip(pix, size)
+    return pix, scale * inside
+
+
+# ---- step 3: the pixels around each point, and reading them ----------------------------
+def neighbours(pix, size):
+    """Along one axis: the two pixels around ``pix`` and how far past the first it lies.
+
+    Returns ``(i0, i1), (in0, in1), frac``: ``i0 = floor(pix)`` and ``i1 = i0 + 1``
+    clipped into ``[0, size - 1]`` (so they are valid indices), ``in0``/``in1``
+    whether each really was inside (a neighbour outside the image reads 0),
+    and ``frac = pix - floor(pix)``. NaN clips to pixel 0 and counts as outside.
+    """
+    xp = backend.get_array_module(pix)
+    lo = xp.floor(pix)
+    inside = ((lo >= 0) & (lo <= size - 1), (lo >= -1) & (lo <= size - 2))
+    index = tuple(xp.fmin(xp.fmax(i, 0), size - 1).astype(np.int64) for i in (lo, lo + 1))
+    return index, inside, pix - lo
+
+
+def nearest_pixel(pix, size):
+    """Along one axis: the pixel nearest ``pix`` (halves to even), clipped inside, and whether it was inside."""
+    xp = backend.get_array_module(pix)
+    i = xp.rint(pix)
+    return xp.fmin(xp.fmax(i, 0), size - 1).astype(np.int64), (i >= 0) & (i <= size - 1)
+
+
+def corners(points, height, width, mode, padding_mode, align_corners):
+    """Steps 1-3 for a block of points ``(P, 2)``: the pixels each point reads.
+
+    Returns ``(reads, cell)``. ``reads`` lists ``(index, weight, inside)`` per
+    corner (nw, ne, sw, se for bilinear; one for nearest): flat pixel indices
+    ``row * W + col`` (clipped inside), the interpolation weight (0 for a corner
+    outside the image) and whether the corner is inside. ``cell`` is
+    ``(a, b, sx, sy)`` for the grid gradient: the point's offsets in its cell
+    and the slopes of steps 1-2 (None for nearest).
+    """
+    px, sx = source_pixels(points[:, 0], width, align_corners, padding_mode)
+    py, sy = source_pixels(points[:, 1], height, align_corners, padding_mode)
+    if mode == "nearest":
+        (col, col_in), (row, row_in) = nearest_pixel(px, width), nearest_pixel(py, height)
+        inside = row_in & col_in
+        return [(row * width + col, inside.astype(points.dtype), inside)], None
+    (cols, cols_in, a), (rows, rows_in, b) = neighbours(px, width), neighbours(py, height)
+    weights_x, weights_y = (1 - a, a), (1 - b, b)
+    reads = []
+    for ky in (0, 1):                  # nw, ne, sw, se: PyTorch's order of the sum
+        for kx in (0, 1):
+            inside = rows_in[ky] & cols_in[kx]
+            reads.append((rows[ky] * width + cols[kx], weights_y[ky] * weights_x[kx] * inside, inside))
+    return reads, (a, b, sx, sy)
+
+
+# ---- the op: forward and backward side by side ----------------------------------------
+class GridSample(Function):
+    """Bilinear (the four corners of each point's cell) or nearest sampling; see the module docstring.
+
+    forward:   out[n, c, p] = sum_k w_k[n, p] I[n, c, corner_k(n, p)]      (w_k = 0 for a corner outside)
+    backward:  dI[n, c, corner_k] += w_k g[n, c, p]                       (scatter-add)
+               d grid_x = sx * sum_c g * ((1-b)(I_ne - I_nw) + b (I_se - I_sw))
+               d grid_y = sy * sum_c g * ((1-a)(I_sw - I_nw) + a (I_se - I_ne))
+    with corners nw, ne, sw, se = (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1)
+    (a corner outside the image reads 0), ``sx``, ``sy`` the slopes of steps 1-2,
+    and 0 as the grid gradient for nearest.
+
+    Both passes walk the points image by image and a block at a time
+    (``blocks``), and the backward pass recomputes the corners from the grid:
+    nothing per point is kept between the passes, only the input and the grid.
+    """
+
+    def __init__(self, mode, padding_mode, align_corners):
+        self.mode, self.padding_mode, self.align_corners = mode, padding_mode, align_corners
+
+    def _reads(self, points, height, width):
+        return corners(points, height, width, self.mode, self.padding_mode, self.align_corners)
+
+    def forward(self, x, grid):
+        xp = backend.get_array_module(x)
+        n, c, h, w = x.shape
+        image, points = x.reshape(n, c, h * w), grid.reshape(n, -1, 2)
+        out = xp.empty((n, c, points.shape[1]), dtype=x.dtype)
+        for i, block in blocks(points, c):
+            reads, _ = self._reads(points[i, block], h, w)
+            o = out[i, :, block]
+            for k, (index, weight, _) in enumerate(reads):
+                term = xp.take(image[i], index, axis=1)        # (C, P): the channels share the points
+                term *= weight
+                if k == 0:
+                    o[...] = term
+                else:
+                    o += term
+        if is_grad_enabled() and any(self.needs_input_grad):
+            self.x, self.grid = x, grid
+        return out.reshape(n, c, *grid.shape[1:3])
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        n, c, h, w = self.x.shape
+        image, points, g = self.x.reshape(n, c, h * w), self.grid.reshape(n, -1, 2), g.reshape(n, c, -1)
+        want_x, want_grid = self.needs_input_grad
+        gx = xp.zeros((n, c, h * w), dtype=g.dtype) if want_x else None
+        ggrid = xp.zeros(points.shape, dtype=g.dtype) if want_grid else None
+        channel_start = xp.arange(c)[:, None] * (h * w)
+        for i, block in blocks(points, c):
+            reads, cell = self._reads(points[i, block], h, w)
+            gi = g[i, :, block]
+            if want_x:
+                for index, weight, _ in reads:                  # dI[corner] += w g, repeats adding up
+                    backend.scatter_add(gx[i].reshape(-1), (channel_start + index).reshape(-1),
+                                        (gi * weight).reshape(-1))
+            if want_grid and self.mode == "bilinear":
+                # per corner: sum over channels of g times the corner's value (0 outside the image)
+                nw, ne, sw, se = ((gi * xp.take(image[i], index, axis=1)).sum(axis=0) * inside
+                                  for index, _, inside in reads)
+                a, b, sx, sy = cell
+                ggrid[i, block, 0] = ((1 - b) * (ne - nw) + b * (se - sw)) * sx
+                ggrid[i, block, 1] = ((1 - a) * (sw - nw) + a * (se - ne)) * sy
+        return (None if gx is None else gx.reshape(self.x.shape),
+                None if ggrid is None else ggrid.reshape(self.grid.shape))
+
+
+# ---- speed: the order in which points are visited ------------------------------------------
+BLOCK_ELEMENTS = 1 << 16
+"""Output values (channels x points) handled at a time on the CPU, so that a block's
+indices, weights and values are still in the cache when the next corner reads them.
+``None``: whole images at a time (fewer, larger array operations: what a GPU wants,
+and what CuPy arrays always get). ``benchmarks/bench_grid_sample.py --block`` times both."""
+
+
+def blocks(points, channels):
+    """``(image, slice of points)`` pairs covering ``points`` ``(N, P, 2)``, image by image."""
+    n, p = points.shape[:2]
+    per_block = p
+    if BLOCK_ELEMENTS is not None and backend.get_array_module(points) is np:
+        per_block = max(256, BLOCK_ELEMENTS // channels)
+    for i in range(n):
+        for start in range(0, p, per_block):
+            yield i, slice(start, min(start + per_block, p))
+
+
+def _check_align_corners(align_corners, fn):
+    if align_corners is None:
+        return False
+    if not isinstance(align_corners, (bool, np.bool_)):
+        raise TypeError(f"{fn}: align_corners must be True or False, got {align_corners!r}")
+    return bool(align_corners)
+
+
+def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corners=False):
+    """Sample ``input`` (N, C, H, W) at the points ``grid`` (N, H_out, W_out, 2) -> (N, C, H_out, W_out),
+    as ``torch.nn.functional.grid_sample`` (2-D).
+
+    ``grid[n, i, j] = (x, y)`` in normalised coordinates, ``(-1, -1)`` the
+    top-left of the image and ``(1, 1)`` the bottom-right; the module docstring
+    gives the formulas. ``mode``: ``"bilinear"`` or ``"nearest"``
+    (PyTorch's ``"bicubic"`` is not implemented). ``padding_mode``:
+    ``"zeros"``, ``"border"`` or ``"reflection"``. ``align_corners``: whether
+    +-1 are the corner pixels' centres (True) or the image's outer edges
+    (False, the default; None also means False, as in PyTorch). Differentiable
+    with respect to ``input`` and ``grid``; ``grid`` must have the input's dtype.
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"grid_sample: input must be a Tensor, got {type(input).__name__}")
+    if not isinstance(grid, Tensor):
+        raise TypeError(f"grid_sample: grid must be a Tensor, got {type(grid).__name__}")
+    if input.ndim != 4:
+        raise ValueError(f"grid_sample: input must be 4-D (N, C, H, W), got shape {input.shape}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"grid_sample: input must be floating point, got dtype {input.dtype}")
+    if mode not in _MODES:
+        raise ValueError(f"grid_sample: mode must be one of {_MODES}, got {mode!r}")
+    if padding_mode not in _PADDING_MODES:
+        raise ValueError(f"grid_sample: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+    align_corners = _check_align_corners(align_corners, "grid_sample")
+    if grid.dtype != input.dtype:
+        raise TypeError(f"grid_sample: grid must have the input's dtype {input.dtype}, got {grid.dtype}")
+    shapes.grid_sample_output_shape(input.shape, grid.shape)       # checks the shapes
+    backend.get_array_module(input.data, grid.data)                  # one device for both
+    return GridSample(mode, padding_mode, align_corners)(input, grid)
+
+
+# ---- affine_grid ------------------------------------------------------------------------
+def base_coordinates(n, align_corners, xp, dtype):
+    """Normalised positions of ``n`` pixel centres along one axis, as the output grid of
+    ``affine_grid``: ``linspace(-1, 1, n)``, scaled by ``(n - 1) / n`` without ``align_corners``
+    (pixel centres of an image whose edges are +-1); ``[0]`` when ``n == 1``."""
+    if n == 1:
+        return xp.zeros(1, dtype=dtype)
+    coords = xp.linspace(-1, 1, n, dtype=dtype)
+    return coords if align_corners else coords * (n - 1) / n
+
+
+class AffineGrid(Function):
+    """grid[n, i, j] = theta[n] @ (x_j, y_i, 1);  d theta[n] = sum_ij outer(d grid[n, i, j], (x_j, y_i, 1)).
+
+    With ``B`` the ``(H*W, 3)`` matrix of rows ``(x_j, y_i, 1)``: ``grid[n] = B theta[n]^T``
+    and ``d theta[n] = d grid[n]^T B``, two matrix products.
+    """
+
+    def __init__(self, height, width, align_corners):
+        self.size, self.align_corners = (height, width), align_corners
+
+    def forward(self, theta):
+        xp = backend.get_array_module(theta)
+        h, w = self.size
+        xs = base_coordinates(w, self.align_corners, xp, theta.dtype)
+        ys = base_coordinates(h, self.align_corners, xp, theta.dtype)
+        base = xp.empty((h, w, 3), dtype=theta.dtype)
+        base[..., 0], base[..., 1], base[..., 2] = xs[None, :], ys[:, None], 1
+        self.base = base.reshape(h * w, 3)
+        return (self.base @ theta.transpose(0, 2, 1)).reshape(theta.shape[0], h, w, 2)
+
+    def backward(self, g):
+        return g.reshape(g.shape[0], -1, 2).transpose(0, 2, 1) @ self.base
+
+
+def affine_grid(theta, size, align_corners=False):
+    """The sampling grid ``(N, H, W, 2)`` of the affine maps ``theta`` ``(N, 2, 3)``, for an output
+    of ``size = (N, C, H, W)``, as ``torch.nn.functional.affine_grid`` (2-D).
+
+    Output pixel ``(i, j)`` samples ``theta[n] @ (x_j, y_i, 1)``, where ``(x_j, y_i)``
+    is its own normalised position (``align_corners`` as in ``grid_sample``; use
+    the same value for both). The identity ``[[1, 0, 0], [0, 1, 0]]`` gives the
+    grid that makes ``grid_sample`` return its input. Differentiable with
+    respect to ``theta``.
+    """
+    if not isinstance(theta, Tensor):
+        raise TypeError(f"affine_grid: theta must be a Tensor, got {type(theta).__name__}")
+    if theta.dtype.kind != "f":
+        raise TypeError(f"affine_grid: theta must be floating point, got dtype {theta.dtype}")
+    align_corners = _check_align_corners(align_corners, "affine_grid")
+    if (not isinstance(size, (tuple, list)) or len(size) != 4
+            or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in size)):
+        raise ValueError(f"affine_grid: size must be (N, C, H, W), four ints (only 2-D grids are "
+                         f"implemented), got {size!r}")
+    grid_shape = shapes.affine_grid_output_shape(size)
+    if theta.shape != (size[0], 2, 3):
+        raise ValueError(f"affine_grid: theta must have shape (N, 2, 3) = ({size[0]}, 2, 3) for size {tuple(size)}, "
+                         f"got {theta.shape}")
+    return AffineGrid(grid_shape[1], grid_shape[2], align_corners)(theta)

@@ -1,0 +1,316 @@
+"""grid_sample and affine_grid: PyTorch parity of values and both gradients on
+Hypothesis-drawn sizes, modes, padding modes and grids (points outside the
+image, on pixel centres and exactly on cell borders and rounding ties), float64
+gradchecks, the adjoint identity, output shapes == shapes formulas, interpolate
+as grid_sample on the identity grid, memory that follows the output, errors."""
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F, shapes
+from minisegnet.functional import sampling
+from minisegnet.testing import gradcheck
+from helpers import as_torch, assert_close, t64
+
+MODES = ["bilinear", "nearest"]
+PADDING_MODES = ["zeros", "border", "reflection"]
+
+
+def special_coordinates(size, align_corners):
+    """Normalised coordinates that land exactly on pixel centres, on cell borders / rounding
+    ties (half-way between two centres), on the image's edges and far outside."""
+    k = np.arange(-3, size + 3, dtype=np.float64)
+    if align_corners:
+        span = max(size - 1, 1)
+        centres, halves = 2 * k / span - 1, (2 * k + 1) / span - 1
+    else:
+        centres, halves = (2 * k + 1) / size - 1, 2 * k / size - 1
+    return np.concatenate([centres, halves, [-1.0, 1.0, 0.0, -3.5, 7.25, -40.0]])
+
+
+@st.composite
+def sampling_case(draw, modes=MODES):
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    h, w = draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    h_out, w_out = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    align_corners = draw(st.booleans())
+    kwargs = dict(mode=draw(st.sampled_from(modes)), padding_mode=draw(st.sampled_from(PADDING_MODES)),
+                  align_corners=align_corners)
+    dtype = draw(st.sampled_from([np.float32, np.float64]))
+    seed = draw(st.integers(0, 2**16))
+    rng = np.random.default_rng(seed)
+    grid = rng.uniform(-1.6, 1.6, (n, h_out, w_out, 2))
+    special = draw(st.floats(0, 1))                  # the share of points put on exact positions
+    chosen = rng.random((n, h_out, w_out)) < special
+    grid[..., 0] = np.where(chosen, rng.choice(special_coordinates(w, align_corners), chosen.shape), grid[..., 0])
+    grid[..., 1] = np.where(chosen, rng.choice(special_coordinates(h, align_corners), chosen.shape), grid[..., 1])
+    x = rng.standard_normal((n, c, h, w))
+    return x.astype(dtype), grid.astype(dtype), kwargs, seed
+
+
+@given(case=sampling_case())
+def test_grid_sample_matches_torch(torch, case):
+    x_np, grid_np, kwargs, seed = case
+    x, grid = msn.tensor(x_np, requires_grad=True), msn.tensor(grid_np, requires_grad=True)
+    tx, tgrid = as_torch(torch, x_np), as_torch(torch, grid_np)
+    y = F.grid_sample(x, grid, **kwargs)
+    ty = torch.nn.functional.grid_sample(tx, tgrid, **kwargs)
+    f64 = x_np.dtype == np.float64
+    tol = 1e-10 if f64 else 1e-5
+    assert y.dtype == x_np.dtype
+    assert_close(y, ty, atol=tol, rtol=tol)
+    g = np.random.default_rng(seed + 1).standard_normal(y.shape).astype(x_np.dtype)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, atol=10 * tol, rtol=tol, what="input gradient")
+    scale = 1 + np.abs(tgrid.grad.numpy()).max()             # d x_pix / d x is up to W / 2
+    assert_close(grid.grad, tgrid.grad, atol=10 * tol * scale, rtol=10 * tol, what="grid gradient")
+
+
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_grid_sample_gradcheck_bilinear(padding_mode, align_corners):
+    rng = np.random.default_rng(3)
+    x = t64(rng.standard_normal((2, 2, 4, 5)))
+    grid = t64(rng.uniform(-1.4, 1.4, (2, 3, 4, 2)))           # some points outside the image
+    assert gradcheck(lambda a, b: F.grid_sample(a, b, padding_mode=padding_mode, align_corners=align_corners),
+                     [x, grid])
+
+
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+def test_grid_sample_gradcheck_nearest(padding_mode):
+    """Nearest: the input gradient is exact, and the grid's is 0 (the output is piecewise constant)."""
+    rng = np.random.default_rng(4)
+    x = t64(rng.standard_normal((1, 2, 4, 5)))
+    grid = t64(rng.uniform(-1.4, 1.4, (1, 3, 3, 2)))
+    assert gradcheck(lambda a, b: F.grid_sample(a, b, mode="nearest", padding_mode=padding_mode), [x, grid])
+    F.grid_sample(x, grid, mode="nearest").sum().backward()
+    assert np.all(grid.grad.numpy() == 0)
+
+
+def test_grid_gradient_is_a_pixel_difference_inside_a_cell():
+    """d out / d x_pix between two pixels is their difference, the same all across the cell."""
+    x = t64(np.array([[[[1.0, 4.0, 9.0]]]]), requires_grad=False)
+    for x_pix, slope in [(0.1, 3.0), (0.5, 3.0), (0.9, 3.0), (1.2, 5.0), (1.7, 5.0)]:
+        grid = t64(np.array([[[[(2 * x_pix + 1) / 3 - 1, 0.0]]]]))      # align_corners=False, W = 3
+        F.grid_sample(x, grid).backward(np.ones((1, 1, 1, 1)))
+        np.testing.assert_allclose(grid.grad.numpy()[0, 0, 0, 0], slope * 3 / 2)   # times dx_pix/dx = W/2
+
+
+@given(case=sampling_case())
+def test_grid_sample_adjoint_identity(case):
+    """grid_sample is linear in the input: <S x, y> == <x, S^T y> with S^T from autograd, and S^T is
+    the transpose of the dense matrix whose column j samples the basis image e_j."""
+    x_np, grid_np, kwargs, seed = case
+    x_np, grid_np = x_np[:1, :1].astype(np.float64), grid_np[:1].astype(np.float64)
+    grid = t64(grid_np, requires_grad=False)
+    rng = np.random.default_rng(seed)
+    y_np = rng.standard_normal((1, 1) + grid_np.shape[1:3])
+    x = t64(np.zeros_like(x_np))
+    F.grid_sample(x, grid, **kwargs).backward(y_np)
+    with msn.no_grad():
+        sx = F.grid_sample(t64(x_np, requires_grad=False), grid, **kwargs).numpy()
+    np.testing.assert_allclose((sx * y_np).sum(), (x_np * x.grad.numpy()).sum(), rtol=1e-10, atol=1e-10)
+    m = x_np.size
+    basis = np.eye(m).reshape((m, 1) + x_np.shape[2:])
+    with msn.no_grad():
+        dense = F.grid_sample(msn.tensor(basis), msn.tensor(np.repeat(grid_np, m, axis=0)), **kwargs)
+    dense = dense.numpy().reshape(m, -1).T                 # (points, pixels)
+    np.testing.assert_allclose(x.grad.numpy().ravel(), dense.T @ y_np.ravel(), rtol=1e-10, atol=1e-10)
+
+
+@given(n=st.integers(1, 3), c=st.integers(1, 4), hw=st.tuples(st.integers(1, 7), st.integers(1, 7)),
+       out=st.tuples(st.integers(1, 7), st.integers(1, 7)), mode=st.sampled_from(MODES))
+def test_grid_sample_output_shape_is_the_shapes_formula(n, c, hw, out, mode):
+    x = msn.tensor(np.zeros((n, c) + hw, np.float32))
+    grid = msn.tensor(np.zeros((n,) + out + (2,), np.float32))
+    assert F.grid_sample(x, grid, mode=mode).shape == shapes.grid_sample_output_shape(x.shape, grid.shape)
+    assert shapes.grid_sample_output_shape(x.shape, grid.shape) == (n, c) + out
+
+
+def test_the_blocks_cover_every_point_once():
+    """Small blocks (many per image) give the same output and gradients as whole images."""
+    rng = np.random.default_rng(5)
+    x_np, grid_np = rng.standard_normal((2, 3, 6, 7)), rng.uniform(-1.2, 1.2, (2, 9, 11, 2))
+    results = []
+    for block in (None, 7 * 3, 1):
+        previous = sampling.BLOCK_ELEMENTS
+        sampling.BLOCK_ELEMENTS = block
+        try:
+            x, grid = t64(x_np), t64(grid_np)
+            y = F.grid_sample(x, grid, padding_mode="reflection")
+            y.backward(np.cos(y.numpy()))
+            results.append((y.numpy(), x.grad.numpy(), grid.grad.numpy()))
+        finally:
+            sampling.BLOCK_ELEMENTS = previous
+    for other in results[1:]:
+        for a, b in zip(results[0], other):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
+# ---- points on borders, worked by hand ------------------------------------------------------
+def test_padding_modes_by_hand():
+    """One row [1, 2, 3, 4] (W = 4, align_corners=False: pixel centres at x = -0.75, -0.25, 0.25, 0.75,
+    the image's edges at +-1; every coordinate here is exact in binary)."""
+    x = t64(np.array([[[[1.0, 2.0, 3.0, 4.0]]]]), requires_grad=False)
+    xs = np.array([-1.0, -0.75, 0.75, 1.0, 1.5])             # x_pix = -0.5, 0, 3, 3.5, 4.5
+    grid = msn.tensor(np.stack([xs, np.zeros_like(xs)], -1)[None, None])
+    got = {m: F.grid_sample(x, grid, padding_mode=m).numpy().ravel() for m in PADDING_MODES}
+    np.testing.assert_allclose(got["zeros"], [0.5, 1, 4, 2, 0])           # half a pixel and half of 0
+    np.testing.assert_allclose(got["border"], [1, 1, 4, 4, 4])
+    np.testing.assert_allclose(got["reflection"], [1, 1, 4, 4, 3.5])      # 4.5 mirrors about 3.5 to 2.5
+    # nearest rounds halves to even: x_pix = 0.5 -> 0, 1.5 -> 2
+    grid = msn.tensor(np.array([[[[-0.5, 0.0], [0.0, 0.0]]]]))
+    np.testing.assert_allclose(F.grid_sample(x, grid, mode="nearest").numpy().ravel(), [1, 3])
+
+
+def test_border_slope_is_zero_on_the_border(torch):
+    """PyTorch's choice: the clipped coordinate's slope is 0 outside *and on* the border.
+    W = 4 (align_corners=False): x = -0.75 and 0.75 are exactly the centres of the end pixels."""
+    x_np = np.array([[[[1.0, 4.0, 9.0, 16.0]]]])
+    grid_np = np.array([[[[-0.75, 0.0], [0.75, 0.0], [0.0, 0.0], [-0.99, 0.0]]]])   # x_pix = 0, 3, 1.5, -0.48
+    grid = t64(grid_np)
+    F.grid_sample(t64(x_np, requires_grad=False), grid, padding_mode="border").backward(np.ones((1, 1, 1, 4)))
+    tgrid = as_torch(torch, grid_np)
+    torch.nn.functional.grid_sample(torch.tensor(x_np), tgrid, padding_mode="border",
+                                    align_corners=False).sum().backward()
+    assert_close(grid.grad, tgrid.grad)
+    np.testing.assert_allclose(grid.grad.numpy()[0, 0, :, 0], [0, 0, (9 - 4) * 4 / 2, 0])
+
+
+def test_points_near_pixel_centres_fall_in_pytorchs_cell(torch):
+    """Normalised pixel centres such as (2k + 1) / W - 1 are not exact in binary, so x_pix lands a
+    rounding error to one side of the centre; PyTorch computes x_pix with one rounding (a fused
+    multiply-add), and so must we: the side decides which pixel difference the grid gradient is.
+    On I = k**2 the gradient reveals the cell: (I[x0 + 1] - I[x0]) * W / 2 = (2 x0 + 1) * W / 2."""
+    for dtype in (np.float32, np.float64):
+        for w in (3, 5, 7, 10, 13, 25):
+            k = np.arange(w)
+            xs = ((2 * k + 1) / w - 1).astype(dtype)
+            image = (k.astype(dtype) ** 2).reshape(1, 1, 1, w)
+            grid_np = np.stack([xs, np.zeros_like(xs)], -1)[None, None]
+            grid, tgrid = msn.tensor(grid_np, requires_grad=True), as_torch(torch, grid_np)
+            F.grid_sample(msn.tensor(image), grid).sum().backward()
+            torch.nn.functional.grid_sample(torch.tensor(image), tgrid, align_corners=False).sum().backward()
+            cells = np.round(grid.grad.numpy()[0, 0, :, 0] / (w / 2) - 1) / 2
+            torch_cells = np.round(tgrid.grad.numpy()[0, 0, :, 0] / (w / 2) - 1) / 2
+            np.testing.assert_array_equal(cells, torch_cells, err_msg=f"W = {w}, {dtype.__name__}")
+
+
+# ---- F.interpolate is grid_sample on the identity grid ----------------------------------------
+@given(hw=st.tuples(st.integers(1, 8), st.integers(1, 8)), out=st.tuples(st.integers(1, 12), st.integers(1, 12)),
+       align_corners=st.booleans())
+def test_interpolate_bilinear_is_grid_sample_on_the_identity_grid(hw, out, align_corners):
+    if align_corners and min(out) == 1:
+        out = (max(out[0], 2), max(out[1], 2))     # a 1-pixel output: interpolate takes pixel 0, the grid the centre
+    x = t64(np.random.default_rng(sum(hw + out)).standard_normal((2, 3) + hw), requires_grad=False)
+    theta = msn.tensor(np.tile(np.eye(2, 3), (2, 1, 1)))
+    grid = F.affine_grid(theta, (2, 3) + out, align_corners=align_corners)
+    sampled = F.grid_sample(x, grid, padding_mode="border", align_corners=align_corners)
+    resized = F.interpolate(x, size=out, mode="bilinear", align_corners=align_corners)
+    np.testing.assert_allclose(sampled.numpy(), resized.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ---- memory follows the output ----------------------------------------------------------------
+def _peak_bytes(fn):
+    tracemalloc.start()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_follows_the_output_not_the_input():
+    """Sampling 8x8 points of a 512x512 image allocates nothing input-sized in the forward pass
+    (no copy, no (H*W) x (H*W) matrix); the backward pass allocates the input's gradient and
+    little else."""
+    x = msn.tensor(np.zeros((1, 1, 512, 512), np.float32), requires_grad=True)
+    grid = msn.tensor(np.random.default_rng(0).uniform(-1.2, 1.2, (1, 8, 8, 2)).astype(np.float32),
+                      requires_grad=True)
+    box = {}
+    forward = _peak_bytes(lambda: box.update(y=F.grid_sample(x, grid, padding_mode="reflection")))
+    assert forward < x.data.nbytes / 16, f"forward allocated {forward} bytes for a 64-point output"
+    backward = _peak_bytes(lambda: box["y"].backward(np.ones((1, 1, 8, 8), np.float32)))
+    assert backward < 1.1 * x.data.nbytes, f"backward allocated {backward} bytes"
+
+
+# ---- affine_grid -------------------------------------------------------------------------------
+@pytest.mark.filterwarnings("ignore:Since version 1.3.0, affine_grid")
+@given(n=st.integers(1, 2), hw=st.tuples(st.integers(1, 6), st.integers(1, 6)), align_corners=st.booleans(),
+       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+def test_affine_grid_matches_torch(torch, n, hw, align_corners, dtype, seed):
+    rng = np.random.default_rng(seed)
+    theta_np = rng.standard_normal((n, 2, 3)).astype(dtype)
+    size = (n, 3) + hw
+    theta, ttheta = msn.tensor(theta_np, requires_grad=True), as_torch(torch, theta_np)
+    grid = F.affine_grid(theta, size, align_corners=align_corners)
+    tgrid = torch.nn.functional.affine_grid(ttheta, size, align_corners=align_corners)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    assert grid.dtype == dtype and grid.shape == shapes.affine_grid_output_shape(size)
+    assert_close(grid, tgrid, atol=tol, rtol=tol)
+    g = rng.standard_normal(grid.shape).astype(dtype)
+    grid.backward(g)
+    tgrid.backward(torch.tensor(g))
+    assert_close(theta.grad, ttheta.grad, atol=10 * tol, rtol=10 * tol, what="theta grad")
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_affine_grid_gradcheck_through_grid_sample(align_corners):
+    """A spatial transformer's path: theta -> affine_grid -> grid_sample, checked end to end."""
+    rng = np.random.default_rng(6)
+    theta = t64(np.array([[[0.9, -0.2, 0.1], [0.3, 1.1, -0.05]]]) + 0.01 * rng.standard_normal((1, 2, 3)))
+    x = t64(rng.standard_normal((1, 2, 5, 6)))
+    assert gradcheck(lambda t: F.affine_grid(t, (1, 2, 4, 3), align_corners=align_corners), [theta])
+    assert gradcheck(lambda t, a: F.grid_sample(a, F.affine_grid(t, (1, 2, 4, 3), align_corners=align_corners),
+                                                align_corners=align_corners), [theta, x])
+
+
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("mode", MODES)
+def test_identity_theta_returns_the_input(align_corners, mode):
+    x = t64(np.random.default_rng(7).standard_normal((2, 3, 5, 4)), requires_grad=False)
+    grid = F.affine_grid(msn.tensor(np.tile(np.eye(2, 3), (2, 1, 1))), x.shape, align_corners=align_corners)
+    np.testing.assert_allclose(F.grid_sample(x, grid, mode=mode, align_corners=align_corners).numpy(), x.numpy(),
+                               atol=1e-12)
+
+
+# ---- errors --------------------------------------------------------------------------------------
+def _x(shape=(2, 3, 4, 5), dtype=np.float32):
+    return msn.tensor(np.zeros(shape, dtype=dtype))
+
+
+def _grid(shape=(2, 3, 3, 2), dtype=np.float32):
+    return msn.tensor(np.zeros(shape, dtype=dtype))
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: F.grid_sample(_x(), _grid((2, 3, 3))), ValueError, r"grid must have shape \(N, H_out, W_out, 2\)"),
+    (lambda: F.grid_sample(_x(), _grid((2, 3, 3, 3))), ValueError, r"grid must have shape \(N, H_out, W_out, 2\)"),
+    (lambda: F.grid_sample(_x(), _grid((2, 0, 3, 2))), ValueError, ">= 1"),
+    (lambda: F.grid_sample(_x(), _grid((1, 3, 3, 2))), ValueError, "same batch size N"),
+    (lambda: F.grid_sample(_x(), _grid(dtype=np.float64)), TypeError, "grid must have the input's dtype float32"),
+    (lambda: F.grid_sample(_x((3, 4, 5)), _grid()), ValueError, r"input must be 4-D \(N, C, H, W\)"),
+    (lambda: F.grid_sample(_x(dtype=np.int64), _grid()), TypeError, "input must be floating point"),
+    (lambda: F.grid_sample(np.zeros((2, 3, 4, 5)), _grid()), TypeError, "input must be a Tensor"),
+    (lambda: F.grid_sample(_x(), np.zeros((2, 3, 3, 2))), TypeError, "grid must be a Tensor"),
+    (lambda: F.grid_sample(_x(), _grid(), mode="bicubic"), ValueError, "mode must be one of"),
+    (lambda: F.grid_sample(_x(), _grid(), padding_mode="reflect"), ValueError, "padding_mode must be one of"),
+    (lambda: F.grid_sample(_x(), _grid(), align_corners=1), TypeError, "align_corners must be True or False"),
+    (lambda: F.grid_sample(_x(), _grid(), align_corners="yes"), TypeError, "align_corners must be True or False"),
+    (lambda: F.affine_grid(_x((2, 2, 2)), (2, 3, 4, 5)), ValueError, r"theta must have shape \(N, 2, 3\)"),
+    (lambda: F.affine_grid(_x((3, 2, 3)), (2, 3, 4, 5)), ValueError, r"theta must have shape \(N, 2, 3\)"),
+    (lambda: F.affine_grid(_x((2, 3, 4)), (2, 3, 4, 5)), ValueError, r"theta must have shape \(N, 2, 3\)"),
+    (lambda: F.affine_grid(_x((2, 2, 3), np.int64), (2, 3, 4, 5)), TypeError, "theta must be floating point"),
+    (lambda: F.affine_grid(np.zeros((2, 2, 3)), (2, 3, 4, 5)), TypeError, "theta must be a Tensor"),
+    (lambda: F.affine_grid(_x((2, 2, 3)), (2, 3, 4, 5, 6)), ValueError, r"size must be \(N, C, H, W\)"),
+    (lambda: F.affine_grid(_x((2, 2, 3)), (2, 3, 4.0, 5)), ValueError, r"size must be \(N, C, H, W\)"),
+    (lambda: F.affine_grid(_x((2, 2, 3)), (2, 3, 0, 5)), ValueError, ">= 1"),
+    (lambda: F.affine_grid(_x((2, 2, 3)), (2, 3, 4, 5), align_corners=0), TypeError, "align_corners"),
+])
+def test_errors(call, error, words):
+    with pytest.raises(error, match=words):
+        call()
