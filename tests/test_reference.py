@@ -1,0 +1,184 @@
+"""minisegnet.reference computes the same numbers as the fast ops: values and gradients.
+
+Each reference function is compared with the op the course says it explains,
+on Hypothesis-drawn small configurations (odd and even sizes, (h, w) pairs,
+stride, padding, dilation, groups, output_padding, ceil_mode, both
+align_corners), in float64. The fast ops' gradients come from autograd.
+"""
+import numpy as np
+from hypothesis import assume, given, settings, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F, reference as ref, shapes
+
+pairs = st.tuples(st.integers(1, 3), st.integers(1, 3))
+
+
+def t(a, grad=False):
+    return msn.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+
+
+def rand(draw, shape):
+    seed = draw(st.integers(0, 2**16))
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+def close(a, b):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-10, atol=1e-10)
+
+
+@st.composite
+def conv_case(draw, grouped=True):
+    k, s, d = draw(pairs), draw(pairs), draw(st.tuples(st.integers(1, 2), st.integers(1, 2)))
+    p = draw(st.tuples(st.integers(0, 2), st.integers(0, 2)))
+    groups = draw(st.sampled_from([1, 2])) if grouped else 1
+    c_in, c_out = groups * draw(st.integers(1, 2)), groups * draw(st.integers(1, 2))
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    try:
+        out = shapes.conv2d_output_size((h, w), k, s, p, d)
+    except ValueError:
+        assume(False)
+    x = rand(draw, (draw(st.integers(1, 2)), c_in, h, w))
+    wt = rand(draw, (c_out, c_in // groups) + k)
+    b = rand(draw, (c_out,))
+    g = rand(draw, (x.shape[0], c_out) + out)
+    return x, wt, b, g, dict(stride=s, padding=p, dilation=d, groups=groups)
+
+
+def fast_conv_and_grads(x, wt, b, g, settings_):
+    tx, tw, tb = t(x, True), t(wt, True), t(b, True)
+    y = F.conv2d(tx, tw, tb, **settings_)
+    y.backward(t(g))
+    return y.numpy(), tx.grad.numpy(), tw.grad.numpy(), tb.grad.numpy()
+
+
+@settings(max_examples=25, deadline=None)
+@given(case=conv_case())
+def test_conv2d_loops_is_the_conv_values_and_gradients(case):
+    x, wt, b, g, kw = case
+    y, dx, dw, db = fast_conv_and_grads(x, wt, b, g, kw)
+    close(ref.conv2d_loops(x, wt, b, **kw), y)
+    for mine, fast in zip(ref.conv2d_loops_backward(x, wt, g, **kw), (dx, dw, db)):
+        close(mine, fast)
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=conv_case())
+def test_conv2d_unfold_is_the_conv_values_and_gradients(case):
+    x, wt, b, g, kw = case
+    y, dx, dw, db = fast_conv_and_grads(x, wt, b, g, kw)
+    close(ref.conv2d_unfold(x, wt, b, **kw), y)
+    for mine, fast in zip(ref.conv2d_unfold_backward(x, wt, g, **kw), (dx, dw, db)):
+        close(mine, fast)
+
+
+@settings(max_examples=30, deadline=None)
+@given(case=conv_case(grouped=False))
+def test_unfold_and_fold_are_the_library_ops(case):
+    x, wt, _, _, kw = case
+    k, s, p, d = wt.shape[2:], kw["stride"], kw["padding"], kw["dilation"]
+    cols = ref.unfold(x, k, s, p, d)
+    close(cols, F.unfold(t(x), k, d, p, s).numpy())
+    c = np.random.default_rng(0).standard_normal(cols.shape)
+    close(ref.fold(c, x.shape[2:], k, s, p, d), F.fold(t(c), x.shape[2:], k, d, p, s).numpy())
+
+
+@st.composite
+def transpose_case(draw):
+    k, s, d = draw(pairs), draw(pairs), draw(st.tuples(st.integers(1, 2), st.integers(1, 2)))
+    p = draw(st.tuples(st.integers(0, 3), st.integers(0, 3)))       # may exceed d(k-1): the output is cropped
+    op = tuple(draw(st.integers(0, max(s[a], d[a]) - 1)) for a in range(2))
+    h, w = draw(st.integers(1, 5)), draw(st.integers(1, 5))
+    try:
+        out = shapes.conv_transpose2d_output_size((h, w), k, s, p, op, d)
+    except ValueError:
+        assume(False)
+    c_in, c_out = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    x = rand(draw, (draw(st.integers(1, 2)), c_in, h, w))
+    return x, rand(draw, (c_in, c_out) + k), rand(draw, (c_out,)), rand(draw, (x.shape[0], c_out) + out), \
+        dict(stride=s, padding=p, output_padding=op, dilation=d)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=transpose_case())
+def test_conv_transpose2d_by_zero_insertion_is_the_transposed_conv_values_and_gradients(case):
+    x, wt, b, g, kw = case
+    tx, tw, tb = t(x, True), t(wt, True), t(b, True)
+    y = F.conv_transpose2d(tx, tw, tb, **kw)
+    y.backward(t(g))
+    close(ref.conv_transpose2d_zero_insertion(x, wt, b, **kw), y.numpy())
+    mine = ref.conv_transpose2d_backward(x, wt, g, kw["stride"], kw["padding"], kw["output_padding"], kw["dilation"])
+    for a, fast in zip(mine, (tx.grad, tw.grad, tb.grad)):
+        close(a, fast.numpy())
+
+
+@st.composite
+def pool_case(draw):
+    k = draw(pairs)
+    s = draw(st.one_of(st.none(), pairs))
+    p = tuple(draw(st.integers(0, k[a] // 2)) for a in range(2))
+    d = draw(st.tuples(st.integers(1, 2), st.integers(1, 2)))
+    ceil_mode = draw(st.booleans())
+    h, w = draw(st.integers(1, 7)), draw(st.integers(1, 7))
+    try:
+        out = shapes.max_pool2d_output_size((h, w), k, s, p, d, ceil_mode)
+    except ValueError:
+        assume(False)
+    x = rand(draw, (draw(st.integers(1, 2)), draw(st.integers(1, 2)), h, w))
+    return x, rand(draw, x.shape[:2] + out), dict(kernel_size=k, stride=s, padding=p, dilation=d,
+                                                  ceil_mode=ceil_mode)
+
+
+@settings(max_examples=40, deadline=None)
+@given(case=pool_case())
+def test_max_pool_and_unpool_by_loops_are_the_library_ops(case):
+    x, g, kw = case
+    tx = t(x, True)
+    try:
+        y, idx = F.max_pool2d(tx, **kw, return_indices=True)
+    except ValueError:       # the library refuses a window that reads only padding; the loops would give -inf
+        assume(False)
+    y.backward(t(g))
+    mine, mine_idx = ref.max_pool2d_loops(x, **kw)
+    close(mine, y.numpy())
+    assert np.array_equal(mine_idx, idx.numpy())
+    close(ref.max_pool2d_loops_backward(g, mine_idx, x.shape), tx.grad.numpy())
+    # unpool: values, and the gradient of the unpool (a gather), when the indices are unique
+    # (overlapping windows may pick the same input twice; max_unpool2d then has no single answer)
+    unique = all(len(np.unique(plane)) == plane.size for plane in mine_idx.reshape(-1, *mine_idx.shape[2:]))
+    if unique and kw["dilation"] == (1, 1):
+        ty = t(y.numpy(), True)
+        un = F.max_unpool2d(ty, idx, kw["kernel_size"], kw["stride"], kw["padding"], output_size=x.shape[2:])
+        close(ref.max_unpool2d_loops(y.numpy(), mine_idx, x.shape[2:]), un.numpy())
+        gu = np.random.default_rng(1).standard_normal(un.shape)
+        un.backward(t(gu))
+        close(ref.max_unpool2d_loops_backward(gu, mine_idx), ty.grad.numpy())
+
+
+def test_max_pool_ties_go_to_the_first_maximum_in_both():
+    x = np.zeros((1, 1, 4, 5))
+    x[0, 0, 1, 1] = x[0, 0, 1, 0] = 1.0                                    # a tie inside the first window
+    y, idx = ref.max_pool2d_loops(x, 2, ceil_mode=True)
+    _, fast_idx = F.max_pool2d(t(x), 2, ceil_mode=True, return_indices=True)
+    assert idx.tolist() == fast_idx.numpy().tolist() == [[[[5, 2, 4], [10, 12, 14]]]]
+
+
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 6), w=st.integers(1, 6), ho=st.integers(1, 9), wo=st.integers(1, 9),
+       align=st.booleans(), seed=st.integers(0, 2**16))
+def test_bilinear_from_its_formula_is_interpolate_values_and_gradients(h, w, ho, wo, align, seed):
+    rng = np.random.default_rng(seed)
+    x, g = rng.standard_normal((2, 2, h, w)), rng.standard_normal((2, 2, ho, wo))
+    tx = t(x, True)
+    y = F.interpolate(tx, size=(ho, wo), mode="bilinear", align_corners=align)
+    y.backward(t(g))
+    close(ref.interpolate_bilinear(x, (ho, wo), align), y.numpy())
+    close(ref.interpolate_bilinear_backward(g, (h, w), align), tx.grad.numpy())
+
+
+def test_the_reference_functions_stay_short():
+    """The point of the module is to be read: every function under ~40 lines."""
+    import inspect
+    for name in ref.__all__:
+        lines = inspect.getsource(getattr(ref, name)).splitlines()
+        assert len(lines) <= 40, f"reference.{name} has {len(lines)} lines"
