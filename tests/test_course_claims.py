@@ -99,3 +99,37 @@ def test_figures_show_what_their_code_and_captions_say():
     titles = [ax.get_title() for ax in fig.axes]
     plt.close(fig)
     assert "two touching cars are one blob" in titles[1]
+
+
+def _col2im_calls(monkeypatch, run):
+    """How many times the library's col2im runs during ``run()``."""
+    from minisegnet.functional import conv as conv_module
+    calls = []
+    real = conv_module._col2im
+
+    def counting(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(conv_module, "_col2im", counting)
+    run()
+    monkeypatch.setattr(conv_module, "_col2im", real)
+    return len(calls)
+
+
+@pytest.mark.parametrize("stride, c_in, c_out, runs_col2im", [
+    (1, 3, 4, False),    # stride 1: a flipped-kernel conv of g, im2col + GEMM, no col2im
+    (2, 3, 4, True),     # stride 2: W^T @ g, then col2im
+    (1, 1, 4, True),     # stride 1 but C_out > 2 C_in: the flipped conv's columns would be larger
+])
+def test_what_the_conv_input_gradient_runs(monkeypatch, stride, c_in, c_out, runs_col2im):
+    """docs/transposed-conv.md, "What the library runs"."""
+    rng = np.random.default_rng(0)
+    x = msn.tensor(rng.standard_normal((2, c_in, 9, 8)), requires_grad=True)
+    w = msn.tensor(rng.standard_normal((c_out, c_in, 3, 3)))
+    y = F.conv2d(x, w, stride=stride, padding=1)
+    g = msn.tensor(rng.standard_normal(y.shape))
+    assert (_col2im_calls(monkeypatch, lambda: y.backward(g)) > 0) == runs_col2im
+    # and the transposed conv's forward is the same code
+    up = lambda: F.conv_transpose2d(g, w, stride=stride, padding=1, output_padding=stride - 1)   # noqa: E731
+    assert (_col2im_calls(monkeypatch, up) > 0) == runs_col2im

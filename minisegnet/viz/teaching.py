@@ -174,34 +174,46 @@ def _ops():
 
 
 def figure_im2col():
-    """``F.unfold`` of a 4x4 image of pixel numbers with a 3x3 kernel: each column
-    of the 9x4 matrix is one window, so the conv becomes one matrix product."""
-    msn, F = _ops()
-    x = _np.arange(1, 17, dtype=_np.float64).reshape(1, 1, 4, 4)
-    cols = F.unfold(msn.tensor(x), 3).numpy()[0]          # (9, 4)
-    windows = ["#fdae6b", "#9ecae1", "#a1d99b", "#bcbddc"]
-    fig = _new_figure(8, 4.2)
-    ax = fig.add_subplot(1, 1, 1)
-    for r in range(4):
-        for c in range(4):
-            _cell(ax, c, r + 2.5, _INPUT, text=f"{int(x[0, 0, r, c])}", fontsize=10)
+    """``F.unfold`` of a 2-channel 3x3 image with a 2x2 kernel: each column of the
+    8x4 matrix is one window; its rows run over ``(c, i, j)`` (channel, kernel row,
+    kernel column), channel 0's taps first, the order of ``W.reshape(C_out, -1)``."""
     from matplotlib.patches import Rectangle
 
+    msn, F = _ops()
+    x = _np.stack([_np.arange(1, 10), _np.arange(11, 20)]).reshape(1, 2, 3, 3).astype(_np.float64)
+    cols = F.unfold(msn.tensor(x), 2).numpy()[0]          # (8, 4)
+    faces = [_INPUT, "#fdd0a2"]                           # channel 0 blue, channel 1 orange
     edges = ["#e6550d", "#3182bd", "#31a354", "#756bb1"]
-    for n, (oy, ox) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
-        off = 0.06 + 0.07 * n
-        ax.add_patch(Rectangle((ox + off, oy + 2.5 + off), 3 - 2 * off, 3 - 2 * off, fill=False,
-                               edgecolor=edges[n], lw=2.2))
-    ax.text(2, 2.0, "input 4x4 (pixel numbers)", ha="center", fontsize=10)
-    x0 = 6.5
+    fig = _new_figure(10, 5.2)
+    ax = fig.add_subplot(1, 1, 1)
+    for ch in range(2):
+        y0 = 0.6 + ch * 4.2
+        for r in range(3):
+            for c in range(3):
+                _cell(ax, c, y0 + r, faces[ch], text=f"{int(x[0, ch, r, c])}", fontsize=10)
+        for n, (oy, ox) in enumerate([(0, 0), (0, 1), (1, 0), (1, 1)]):
+            off = 0.06 + 0.07 * n
+            ax.add_patch(Rectangle((ox + off, y0 + oy + off), 2 - 2 * off, 2 - 2 * off, fill=False,
+                                   edgecolor=edges[n], lw=2))
+        ax.text(1.5, y0 - 0.2, f"channel c={ch}", ha="center", fontsize=10)
+    x0 = 6.8
+    for r in range(cols.shape[0]):
+        ch, i, j = r // 4, (r // 2) % 2, r % 2
+        ax.text(x0 - 0.2, r + 0.5, f"(c={ch}, i={i}, j={j})", ha="right", va="center", fontsize=9,
+                color="#08519c" if ch == 0 else "#a63603")
+        for c in range(cols.shape[1]):
+            _cell(ax, x0 + c, r, faces[ch], text=f"{int(cols[r, c])}", fontsize=10)
     for c in range(cols.shape[1]):
-        for r in range(cols.shape[0]):
-            _cell(ax, x0 + c, r, windows[c], text=f"{int(cols[r, c])}", fontsize=10)
-    ax.text(x0 + 2, -0.5, "F.unfold(x, 3): 9 x 4 columns", ha="center", fontsize=10)
-    ax.text(x0 + 5.0, 4.5, "W (C_out x 9)  @  columns\n= (C_out x 4)\n-> reshape to (C_out, 2, 2)",
+        ax.add_patch(Rectangle((x0 + c + 0.05, 0.05), 0.9, cols.shape[0] - 0.1, fill=False, edgecolor=edges[c],
+                               lw=2))
+        ax.text(x0 + c + 0.5, 8.5, f"({c // 2},{c % 2})", ha="center", fontsize=9, color=edges[c])
+    ax.text(x0 + 2, -0.45, "F.unfold(x, 2): (C*kh*kw) x L = 8 x 4", ha="center", fontsize=10)
+    ax.text(x0 + 2, 9.2, "column l = oh*W_out + ow, the window of output (oh, ow)", ha="center", fontsize=9)
+    ax.text(x0 + 4.7, 3.5, "row = (c*kh + i)*kw + j:\nchannel 0's four taps, then\nchannel 1's, the order of\n"
+            "W.reshape(C_out, C*kh*kw)\n\nW (C_out x 8) @ columns\n= (C_out x 4) -> (C_out, 2, 2)",
             ha="left", va="center", fontsize=10)
     _grid_axes(ax)
-    _fit(ax, 0, -1, x0 + 9.5, 9)
+    _fit(ax, -0.2, -1, x0 + 9.6, 9.6)
     fig.tight_layout()
     return fig
 
@@ -257,6 +269,50 @@ def figure_transposed_conv():
     _grid_axes(ax)
     _fit(ax, 0, 0, 5, 5)
     ax.set_title("(b) scatter: pixel v adds v*kernel at 2*(r, c)\nF.conv_transpose2d output 5x5", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def conv_matrix(weight, in_hw, stride=1, padding=0, dilation=1):
+    """The matrix ``C`` of a single-channel conv: ``conv2d(x).ravel() == C @ x.ravel()``.
+    Column ``m`` is the conv of the ``m``-th basis image (one pixel set to 1)."""
+    msn, F = _ops()
+    h, w = in_hw
+    columns = []
+    for m in range(h * w):
+        basis = _np.zeros((1, 1, h, w))
+        basis.flat[m] = 1.0
+        columns.append(F.conv2d(msn.tensor(basis), msn.tensor(_np.asarray(weight, dtype=_np.float64)), None,
+                                stride, padding, dilation).numpy().ravel())
+    return _np.stack(columns, axis=1)
+
+
+def figure_conv_matrix():
+    """The guide's example as a matrix: a 3x3 kernel on a 4x4 input (stride 1, no
+    padding) is ``y = C x`` with ``C`` 4 x 16, each row the kernel's 9 weights at the
+    input pixels one output reads; the transposed conv is ``C^T`` (16 x 4)."""
+    names = _np.array([[f"w{i}{j}" for j in range(3)] for i in range(3)])
+    weight = _np.arange(1, 10, dtype=_np.float64).reshape(1, 1, 3, 3)      # weight w_ij = 3i + j + 1, all distinct
+    c = conv_matrix(weight, (4, 4))
+    fig = _new_figure(11, 3.6)
+    ax = fig.add_subplot(1, 1, 1)
+    palette = ["#fdae6b", "#9ecae1", "#a1d99b", "#bcbddc", "#fdd0a2", "#c6dbef", "#c7e9c0", "#dadaeb", "#fcbba1"]
+    for r in range(c.shape[0]):
+        for m in range(c.shape[1]):
+            v = int(c[r, m])
+            if v:
+                _cell(ax, m, r, palette[v - 1], text=names.flat[v - 1], fontsize=9)
+            else:
+                _cell(ax, m, r, "#f7f7f7", text="0", fontsize=8, color="#bbbbbb")
+        ax.text(-0.3, r + 0.5, f"y[{r // 2},{r % 2}]", ha="right", va="center", fontsize=9)
+    for m in range(c.shape[1]):
+        ax.text(m + 0.5, -0.2, f"x{m // 4}{m % 4}", ha="center", va="bottom", fontsize=8, rotation=0)
+    ax.text(8, 5.0, "y (2x2, flattened: 4) = C (4 x 16) @ x (4x4, flattened: 16).   Each row: the 9 weights at the "
+            "pixels one output reads.\nThe transposed conv multiplies by C^T (16 x 4): each output value goes back, "
+            "times the kernel, to those 9 pixels.", ha="center", va="top", fontsize=9.5)
+    _grid_axes(ax)
+    _fit(ax, -1.6, -0.9, 16, 6.2)
+    ax.set_title("a 3x3 conv on a 4x4 input (stride 1, no padding) as a sparse matrix C", fontsize=11)
     fig.tight_layout()
     return fig
 
@@ -805,6 +861,7 @@ TEACHING_FIGURES = {
     "receptive_field.png": figure_receptive_field,
     "depthwise.png": figure_depthwise,
     "transposed_conv.png": figure_transposed_conv,
+    "conv_matrix.png": figure_conv_matrix,
     "max_unpool.png": figure_max_unpool,
     "align_corners.png": figure_align_corners,
     "fcn_strides.png": figure_fcn_strides,
