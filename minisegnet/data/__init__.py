@@ -24,7 +24,9 @@ The package, one concept per module:
 * ``folder``: ``FolderDataset`` (your own images and index-PNG masks), ``Subset``;
 * ``transforms``: augmentations ``t(image, mask, rng) -> (image, mask)`` that
   move image and labels together; ``mask`` is one label map ``(H, W)`` or
-  several stacked ``(K, H, W)`` (class and instance id) that move as one;
+  several stacked ``(K, H, W)`` (class and instance id) that move as one:
+  flips, rotations, crops, and the deformations ``RandomElastic`` (the U-Net
+  paper's) and ``RandomAffine`` through ``F.grid_sample``; ``ColorJitter``;
 * ``loader``: ``DataLoader``, which shuffles with a seeded generator, applies
   a transform and stacks samples into batches ``(N, C, H, W)`` / ``(N, H, W)``
   (NumPy arrays; the training loop moves them to the backend).
@@ -32,9 +34,11 @@ The package, one concept per module:
 from .folder import FolderDataset, Subset
 from .loader import DataLoader
 from .toy import Cells, Roads, Shapes, default_palette
-from .transforms import CenterCrop, Compose, MirrorPad, RandomCrop, RandomFlip, RandomRot90
+from .transforms import (CenterCrop, ColorJitter, Compose, MirrorPad, RandomAffine, RandomCrop, RandomElastic,
+                         RandomFlip, RandomRot90)
 
 __all__ = [
     "Shapes", "Roads", "Cells", "FolderDataset", "Subset", "DataLoader", "default_palette",
     "Compose", "RandomFlip", "RandomRot90", "RandomCrop", "CenterCrop", "MirrorPad",
+    "RandomElastic", "RandomAffine", "ColorJitter",
 ]

@@ -6,10 +6,36 @@ An augmentation is a callable ``t(image, mask, rng) -> (image, mask)``.
 transform here indexes the last two axes only, so both work. ``rng`` is a
 NumPy ``Generator``: the loader seeds it per epoch, so augmentation is
 repeatable.
+
+The geometric ones move whole pixels (flips, 90-degree rotations, crops,
+mirror padding). The deformations (``RandomElastic``, ``RandomAffine``)
+move every pixel by its own amount: they build a sampling grid (where each
+output pixel reads the input) and apply it with ``F.grid_sample``, bilinear
+for the image and nearest for the labels, so that labels stay labels (an
+instance id is never averaged with its neighbour's). ``ColorJitter`` changes
+the image's values only.
+
+**Where they run: on the host, in the loader, one sample at a time.** A
+transform sees one NumPy sample and draws from the loader's seeded ``rng``, so
+it composes with the others (``Compose(RandomElastic(), RandomFlip())``),
+gives the same pictures on every backend and needs no change to the training
+loop. The cost is small beside a training step: deforming a sample is two
+small matrix products for the field and one bilinear and one nearest
+``grid_sample`` of the sample's size, against a U-Net's forward and backward
+pass through every layer (the docs' sampling page has the measured epoch times).
+On a GPU the same ``F.grid_sample`` runs on CuPy arrays, so a batch-wide
+device version is a few lines if the host ever becomes the bottleneck.
 """
+import functools
+import numbers
+
 import numpy as np
 
-__all__ = ["Compose", "RandomFlip", "RandomRot90", "RandomCrop", "CenterCrop", "MirrorPad"]
+from ..autograd import Tensor, no_grad
+from ..functional import affine_grid, grid_sample
+
+__all__ = ["Compose", "RandomFlip", "RandomRot90", "RandomCrop", "CenterCrop", "MirrorPad",
+           "RandomElastic", "RandomAffine", "ColorJitter", "bicubic_weights", "elastic_displacement"]
 
 
 def _as_size(size, name="size"):
@@ -124,3 +150,232 @@ class MirrorPad:
     def __call__(self, image, mask, rng=None):
         t, b, l, r = self.padding
         return np.pad(image, ((0, 0), (t, b), (l, r)), mode="reflect"), mask
+
+
+# ---- deformations: a sampling grid, applied with grid_sample ------------------------------------
+_PADDING_MODES = ("zeros", "border", "reflection")
+
+
+def _check_probability(p, name="p"):
+    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+        raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
+    return float(p)
+
+
+def _check_padding_mode(padding_mode):
+    if padding_mode not in _PADDING_MODES:
+        raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+    return padding_mode
+
+
+def _range(value, name, centre, low=None):
+    """``value`` as a closed range: a number ``v`` means ``[centre - v, centre + v]`` (``v >= 0``),
+    a pair ``(lo, hi)`` is taken as it is (``lo <= hi``); ``low`` bounds both ends from below."""
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0 (a spread around {centre}) or a pair (min, max), got {value!r}")
+        lo, hi = centre - value, centre + value
+    elif (isinstance(value, (tuple, list)) and len(value) == 2
+          and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in value)):
+        lo, hi = value
+        if not lo <= hi:
+            raise ValueError(f"{name} must be a pair (min, max) with min <= max, got {value!r}")
+    else:
+        raise TypeError(f"{name} must be a number or a pair (min, max) of numbers, got {value!r}")
+    if low is not None and not lo >= low:
+        raise ValueError(f"{name} must stay >= {low}, got the range ({lo:g}, {hi:g}) from {value!r}")
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return float(lo), float(hi)
+
+
+def warp(image, mask, positions, padding_mode="reflection"):
+    """Image ``(C, H, W)`` and labels ``(H, W)`` or ``(K, H, W)`` read at ``positions`` ``(H, W, 2)``:
+    pixel coordinates ``(x, y)`` in the input for every output pixel. Bilinear for the image,
+    nearest for the labels (which keep their dtype and values). Runs on NumPy, whatever the backend."""
+    if image.dtype.kind != "f":
+        raise TypeError(f"the image must be floating point to be deformed, got dtype {image.dtype}")
+    h, w = image.shape[-2:]
+    # pixel -> normalised coordinates of grid_sample (align_corners=False: pixel centres at (2k + 1) / W - 1)
+    grid = (2 * positions + 1) / np.array([w, h]) - 1
+    labels = mask.reshape((1, -1) + mask.shape[-2:]).astype(np.float64)       # ids < 2**53 are exact
+    with no_grad():
+        out = grid_sample(Tensor._wrap(np.ascontiguousarray(image[None])), Tensor._wrap(grid[None].astype(image.dtype)),
+                          padding_mode=padding_mode).data[0]
+        moved = grid_sample(Tensor._wrap(labels), Tensor._wrap(grid[None].astype(np.float64)), mode="nearest",
+                            padding_mode=padding_mode).data[0]
+    return out, np.rint(moved).astype(mask.dtype).reshape(mask.shape)
+
+
+@functools.lru_cache(maxsize=64)
+def bicubic_weights(n, points):
+    """``(n, points)`` matrix that interpolates ``points`` control values, spread evenly from the first
+    pixel's centre to the last (align_corners=True), to ``n`` pixels with the cubic convolution kernel
+    (Keys, a = -0.75; PyTorch's and OpenCV's "bicubic"), the end control values repeated beyond the ends.
+
+    Kernel: ``k(t) = (a+2)|t|^3 - (a+3)|t|^2 + 1`` for ``|t| <= 1``,
+    ``a|t|^3 - 5a|t|^2 + 8a|t| - 4a`` for ``1 < |t| < 2``, 0 beyond; each pixel mixes
+    the four control values around it. Each row sums to 1. Cached per size (read-only).
+    """
+    a = -0.75
+    src = np.arange(n) * ((points - 1) / (n - 1)) if n > 1 else np.zeros(1)
+    base = np.floor(src).astype(np.int64)
+    frac = src - base
+    weights = np.zeros((n, points))
+    for offset in (-1, 0, 1, 2):
+        t = np.abs(frac - offset)
+        k = np.where(t <= 1, ((a + 2) * t - (a + 3)) * t * t + 1, ((a * t - 5 * a) * t + 8 * a) * t - 4 * a)
+        np.add.at(weights, (np.arange(n), np.clip(base + offset, 0, points - 1)), k)
+    weights.flags.writeable = False
+    return weights
+
+
+def elastic_displacement(size, sigma, rng, points=3):
+    """The U-Net paper's random displacement field, ``(2, H, W)`` in pixels (x, then y): a
+    ``points x points`` grid of displacement vectors drawn from N(0, sigma^2), interpolated
+    smoothly (bicubic, ``bicubic_weights``) to every pixel."""
+    h, w = size
+    coarse = rng.normal(0.0, sigma, (2, points, points))
+    rows, cols = bicubic_weights(h, points), bicubic_weights(w, points)
+    return rows @ coarse @ cols.T
+
+
+class RandomElastic:
+    """Random elastic deformation, the U-Net paper's recipe: displacement vectors on a coarse
+    ``points x points`` grid (3 x 3), each component drawn from a Gaussian of standard deviation
+    ``sigma`` pixels (10), interpolated to a per-pixel field; output pixel ``(i, j)`` then reads
+    the input at ``(j + dx, i + dy)``. Applied with probability ``p``.
+
+    Smooth interpolation: bicubic, as in the paper (the cubic convolution kernel of
+    ``bicubic_weights``): the field and its slope are continuous, so straight edges bend
+    smoothly. Bilinear would do with a tenth of the arithmetic, but its field has kinks along
+    the control grid's middle lines, where straight edges would bend at a corner; the
+    interpolation costs two ``(H, 3) @ (3, 3) @ (3, W)`` products per sample either way.
+    ``padding_mode`` says what points pushed outside the image read (``grid_sample``'s
+    modes; ``"reflection"`` mirrors the image and its labels alike).
+    """
+
+    def __init__(self, sigma=10.0, points=3, p=1.0, padding_mode="reflection"):
+        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 <= sigma < np.inf:
+            raise ValueError(f"sigma must be a non-negative number of pixels, got {sigma!r}")
+        if isinstance(points, bool) or not isinstance(points, numbers.Integral) or points < 2:
+            raise ValueError(f"points must be an int >= 2 (control points per axis), got {points!r}")
+        self.sigma, self.points = float(sigma), int(points)
+        self.p, self.padding_mode = _check_probability(p), _check_padding_mode(padding_mode)
+
+    def __call__(self, image, mask, rng):
+        if rng.random() >= self.p:
+            return image, mask
+        h, w = image.shape[-2:]
+        dx, dy = elastic_displacement((h, w), self.sigma, rng, self.points)
+        rows, cols = np.mgrid[0:h, 0:w]
+        return warp(image, mask, np.stack([cols + dx, rows + dy], axis=-1), self.padding_mode)
+
+    def __repr__(self):
+        return f"RandomElastic(sigma={self.sigma:g}, points={self.points}, p={self.p:g})"
+
+
+class RandomAffine:
+    """A random rotation, scaling, shear and shift of image and labels together, about the image's
+    centre (torchvision's ``RandomAffine`` arguments), built with ``F.affine_grid``.
+
+    ``degrees``: rotation in degrees (counter-clockwise as seen on the screen), a number ``d``
+    for ``[-d, d]`` or a pair; ``translate``:
+    ``(a, b)``, shifts up to ``a`` of the width and ``b`` of the height; ``scale``: a pair
+    ``(lo, hi)`` of zoom factors; ``shear``: degrees along x, a number or a pair. Each is drawn
+    uniformly. The content moves by ``A = shift . rotate . scale . shear``; the grid is its inverse
+    (where each output pixel came from), in ``grid_sample``'s normalised coordinates.
+    """
+
+    def __init__(self, degrees=0.0, translate=None, scale=None, shear=None, p=1.0, padding_mode="reflection"):
+        self.degrees = _range(degrees, "degrees", 0.0)
+        if translate is None:
+            translate = (0.0, 0.0)
+        if (not isinstance(translate, (tuple, list)) or len(translate) != 2
+                or not all(isinstance(t, numbers.Real) and not isinstance(t, bool) and 0 <= t <= 1 for t in translate)):
+            raise ValueError(f"translate must be a pair (a, b) of fractions in [0, 1], got {translate!r}")
+        self.translate = (float(translate[0]), float(translate[1]))
+        if isinstance(scale, numbers.Real):
+            raise TypeError(f"scale must be a pair (min, max) of zoom factors, got {scale!r}")
+        self.scale = (1.0, 1.0) if scale is None else _range(scale, "scale", 1.0, low=1e-6)
+        self.shear = (0.0, 0.0) if shear is None else _range(shear, "shear", 0.0)
+        if not all(-90 < s < 90 for s in self.shear):
+            raise ValueError(f"shear must stay between -90 and 90 degrees, got {shear!r}")
+        self.p, self.padding_mode = _check_probability(p), _check_padding_mode(padding_mode)
+
+    def sample_matrix(self, size, rng):
+        """A random ``A`` (2, 2) and shift ``t`` (2,), in pixels about the centre, as drawn by ``__call__``."""
+        h, w = size
+        angle = np.deg2rad(rng.uniform(*self.degrees))
+        zoom = rng.uniform(*self.scale)
+        shear = np.tan(np.deg2rad(rng.uniform(*self.shear)))
+        shift = np.array([rng.uniform(-1, 1) * self.translate[0] * w, rng.uniform(-1, 1) * self.translate[1] * h])
+        # counter-clockwise on the screen for a positive angle (as torchvision), with y pointing down
+        rotate = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
+        return rotate @ (zoom * np.array([[1.0, shear], [0.0, 1.0]])), shift
+
+    @staticmethod
+    def positions(size, matrix, shift):
+        """Where each output pixel reads the input, ``(H, W, 2)`` pixel coordinates, when the
+        content moves by ``q = A p + t`` about the image's centre: ``p = A^-1 (q - t)``, as an
+        ``affine_grid`` in normalised units (``x_norm = x_pix * 2 / W`` about the centre)."""
+        h, w = size
+        to_norm = np.diag([2.0 / w, 2.0 / h])
+        inverse = np.linalg.inv(matrix)
+        theta = np.concatenate([to_norm @ inverse @ np.linalg.inv(to_norm),
+                                (-to_norm @ inverse @ shift)[:, None]], axis=1)
+        with no_grad():
+            grid = affine_grid(Tensor._wrap(theta[None]), (1, 1, h, w)).data[0]
+        return ((grid + 1) * np.array([w, h]) - 1) / 2           # back to pixel coordinates
+
+    def __call__(self, image, mask, rng):
+        if rng.random() >= self.p:
+            return image, mask
+        size = image.shape[-2:]
+        return warp(image, mask, self.positions(size, *self.sample_matrix(size, rng)), self.padding_mode)
+
+    def __repr__(self):
+        return (f"RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale}, "
+                f"shear={self.shear}, p={self.p:g})")
+
+
+class ColorJitter:
+    """Random brightness, contrast and gamma of the image (the labels are untouched), each factor
+    drawn uniformly, applied in that order, values clipped to [0, 1] after each step (images in
+    [0, 1], as the datasets give them).
+
+    ``brightness`` b: ``image * f``, ``f`` in ``[max(0, 1 - b), 1 + b]`` (torchvision's rule);
+    ``contrast`` c: ``mean + f (image - mean)`` about the image's mean, same range;
+    ``gamma`` g: ``image ** f``, ``f`` in ``[1 - g, 1 + g]`` (g < 1). Each may also be a pair (min, max).
+    Unlike torchvision's ``ColorJitter`` (brightness, contrast, saturation, hue, in random
+    order) the order is fixed and gamma replaces the colour terms: the toy images are
+    mostly grey levels, and microscopy's usual variation is exposure and gamma.
+    """
+
+    def __init__(self, brightness=0.0, contrast=0.0, gamma=0.0):
+        self.brightness = _factor_range(brightness, "brightness")
+        self.contrast = _factor_range(contrast, "contrast")
+        self.gamma = _factor_range(gamma, "gamma", positive=True)
+
+    def __call__(self, image, mask, rng):
+        if image.dtype.kind != "f":
+            raise TypeError(f"ColorJitter needs a floating-point image in [0, 1], got dtype {image.dtype}")
+        f_brightness, f_contrast, f_gamma = (rng.uniform(*r) for r in (self.brightness, self.contrast, self.gamma))
+        out = np.clip(image * f_brightness, 0, 1)
+        mean = out.mean()
+        out = np.clip(mean + f_contrast * (out - mean), 0, 1)
+        out = out ** f_gamma
+        return out.astype(image.dtype, copy=False), mask
+
+    def __repr__(self):
+        return f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, gamma={self.gamma})"
+
+
+def _factor_range(value, name, positive=False):
+    lo, hi = _range(value, name, 1.0)
+    if isinstance(value, numbers.Real):
+        lo = max(lo, 0.0)
+    if (positive and not lo > 0) or not lo >= 0:
+        rule = "> 0" if positive else ">= 0"
+        raise ValueError(f"{name} factors must stay {rule}, got the range ({lo:g}, {hi:g}) from {value!r}")
+    return lo, hi

@@ -1,0 +1,165 @@
+"""The deforming augmentations (RandomElastic, RandomAffine) and ColorJitter: image and labels move
+as one, labels stay labels (class and instance ids stacked), seeded, composable with the loader,
+the geometry's directions (rotation, shift, zoom) against NumPy, the bicubic field against
+PyTorch's bicubic, and every bad parameter a clear error."""
+import numpy as np
+import pytest
+
+from minisegnet.data import (Cells, ColorJitter, Compose, DataLoader, RandomAffine, RandomElastic, RandomFlip,
+                             Shapes)
+from minisegnet.data import transforms as T
+
+
+def _sample(size=32, seed=0):
+    image, mask, instances = Shapes(4, size, seed=seed, return_instances=True)[1]
+    return image, mask, instances
+
+
+DEFORMS = [RandomElastic(sigma=6), RandomAffine(degrees=25, translate=(0.1, 0.1), scale=(0.8, 1.2), shear=10)]
+
+
+@pytest.mark.parametrize("deform", DEFORMS, ids=repr)
+def test_labels_stay_labels_and_move_with_the_image(deform):
+    """Nearest sampling: every output (class, instance) pair existed in the input, and both maps
+    moved exactly as each would alone. The image moved with them: sampling a one-hot image of the
+    classes bilinearly and taking the argmax gives the moved class map almost everywhere."""
+    image, mask, instances = _sample()
+    stacked = np.stack([mask, instances])
+    out_image, out = deform(image, stacked, np.random.default_rng(3))
+    assert out.dtype == np.int64 and out.shape == stacked.shape and out_image.shape == image.shape
+    pairs = set(zip(mask.ravel(), instances.ravel()))
+    assert set(zip(out[0].ravel(), out[1].ravel())) <= pairs
+    for k in range(2):
+        _, alone = deform(image, stacked[k], np.random.default_rng(3))
+        np.testing.assert_array_equal(alone, out[k])
+    one_hot = (mask[None] == np.arange(4)[:, None, None]).astype(np.float32)
+    moved_hot, moved = deform(one_hot, mask, np.random.default_rng(3))
+    agree = (moved_hot.argmax(0) == moved).mean()
+    assert agree > 0.95, agree
+    assert (moved != mask).mean() > 0.02, "the sample should have moved"
+
+
+@pytest.mark.parametrize("deform", DEFORMS + [ColorJitter(0.3, 0.3, 0.3)], ids=repr)
+def test_seeded_and_repeatable(deform):
+    image, mask, _ = _sample()
+    a = deform(image, mask, np.random.default_rng(5))
+    b = deform(image, mask, np.random.default_rng(5))
+    c = deform(image, mask, np.random.default_rng(6))
+    np.testing.assert_array_equal(a[0], b[0])
+    np.testing.assert_array_equal(a[1], b[1])
+    assert not np.array_equal(a[0], c[0])
+
+
+def test_identity_settings_leave_the_sample_alone():
+    image, mask, _ = _sample()
+    rng = np.random.default_rng(0)
+    for t in (RandomElastic(sigma=0), RandomAffine(), RandomElastic(p=0.0), RandomAffine(degrees=40, p=0.0),
+              ColorJitter()):
+        out_image, out_mask = t(image, mask, rng)
+        np.testing.assert_allclose(out_image, image, atol=1e-6)
+        np.testing.assert_array_equal(out_mask, mask)
+
+
+def test_affine_directions_match_numpy():
+    """+90 degrees turns the content counter-clockwise on the screen (np.rot90); a shift of 0.25 of
+    the width moves it right by 8 of 32 pixels; a zoom of 2 shows the central half twice as big."""
+    image, mask, _ = _sample()
+    rng = np.random.default_rng(0)
+    out_image, out_mask = RandomAffine(degrees=(90, 90))(image, mask, rng)
+    np.testing.assert_array_equal(out_mask, np.rot90(mask))
+    np.testing.assert_allclose(out_image, np.rot90(image, axes=(1, 2)), atol=1e-5)
+    # a shift of (8, -4) pixels: the content moves 8 right and 4 up
+    positions = RandomAffine.positions((32, 32), np.eye(2), np.array([8.0, -4.0]))
+    _, out_mask = T.warp(image, mask, positions, padding_mode="zeros")
+    np.testing.assert_array_equal(out_mask[:28, 8:], mask[4:, :24])
+    assert (out_mask[28:] == 0).all() and (out_mask[:, :8] == 0).all()
+    _, out_mask = RandomAffine(scale=(2.0, 2.0))(image, mask, rng)
+    np.testing.assert_array_equal(out_mask[::2, ::2][1:-1, 1:-1], mask[8:24, 8:24][1:-1, 1:-1])
+
+
+def test_elastic_field_is_the_papers():
+    """3x3 control vectors with the asked spread, bicubic (PyTorch's kernel, align_corners=True) in
+    between: the field passes through the control vectors at the corners and the centre."""
+    torch = pytest.importorskip("torch")
+    for n in (1, 2, 11, 64):
+        w = T.bicubic_weights(n, 3)
+        eye = torch.eye(3, dtype=torch.float64).reshape(3, 1, 1, 3)
+        ref = torch.nn.functional.interpolate(eye, size=(1, n), mode="bicubic", align_corners=True)
+        np.testing.assert_allclose(w, ref[:, 0, 0, :].numpy().T, atol=1e-12)
+    rng = np.random.default_rng(0)
+    coarse = np.random.default_rng(0).normal(0, 10, (2, 3, 3))
+    field = T.elastic_displacement((33, 41), 10.0, rng)
+    np.testing.assert_allclose(field[:, ::16, ::20], coarse, atol=1e-9)
+    draws = np.stack([T.elastic_displacement((9, 9), 10.0, np.random.default_rng(s))[:, 0, 0] for s in range(400)])
+    assert 8.5 < draws.std() < 11.5
+
+
+def test_elastic_moves_each_pixel_by_its_field_vector():
+    """Output pixel (i, j) shows the input at (j + dx, i + dy): x is the field's first component."""
+    image, mask, _ = _sample()
+    replay = np.random.default_rng(9)
+    replay.random()                                       # the p draw
+    dx, dy = T.elastic_displacement((32, 32), 6.0, replay)
+    rows, cols = np.mgrid[0:32, 0:32]
+    expected = T.warp(image, mask, np.stack([cols + dx, rows + dy], axis=-1))
+    got = RandomElastic(sigma=6)(image, mask, np.random.default_rng(9))
+    np.testing.assert_array_equal(got[0], expected[0])
+    np.testing.assert_array_equal(got[1], expected[1])
+    # and warp itself reads at (x, y): a field of (+3, 0) shows what was 3 pixels to the right
+    _, shifted = T.warp(image, mask, np.stack([cols + 3.0, rows + 0.0], axis=-1), padding_mode="zeros")
+    np.testing.assert_array_equal(shifted[:, :-3], mask[:, 3:])
+
+
+def test_composes_with_the_loader_and_instances():
+    """Loader batches from a Compose of the new and old transforms, instance truth included."""
+    ds = Cells(6, 32, seed=0, return_instances=True)
+    transform = Compose(RandomElastic(), RandomAffine(degrees=10), ColorJitter(0.2, 0.2, 0.2), RandomFlip())
+    loader = DataLoader(ds, batch_size=3, shuffle=True, seed=0, transform=transform)
+    first = [tuple(part.copy() for part in batch) for batch in loader]
+    loader.set_epoch(0)
+    again = list(loader)
+    for (images, masks, instances), (images2, _, _) in zip(first, again):
+        assert images.shape == (3, ds[0][0].shape[0], 32, 32) and masks.shape == instances.shape == (3, 32, 32)
+        assert images.min() >= 0 and images.max() <= 1
+        np.testing.assert_array_equal(images, images2)
+        for m, i in zip(masks, instances):
+            classes_of_cells = {int(a) for a, b in zip(m.ravel(), i.ravel()) if b != 0}
+            assert classes_of_cells <= {1}, "a cell's id landed on a non-cell pixel: labels were mixed"
+
+
+def test_color_jitter_touches_the_image_only():
+    image, mask, _ = _sample()
+    out_image, out_mask = ColorJitter(brightness=(1.5, 1.5))(image, mask, np.random.default_rng(0))
+    assert out_mask is mask
+    np.testing.assert_allclose(out_image, np.clip(image * 1.5, 0, 1), rtol=1e-6)
+    out_image, _ = ColorJitter(gamma=(2.0, 2.0))(image, mask, np.random.default_rng(0))
+    np.testing.assert_allclose(out_image, image ** 2, rtol=1e-6)
+    out_image, _ = ColorJitter(contrast=(0.0, 0.0))(image, mask, np.random.default_rng(0))
+    np.testing.assert_allclose(out_image, np.full_like(image, image.mean()), rtol=1e-5)
+
+
+@pytest.mark.parametrize("make, error, words", [
+    (lambda: RandomElastic(sigma=-1), ValueError, "sigma must be a non-negative"),
+    (lambda: RandomElastic(sigma=float("inf")), ValueError, "sigma"),
+    (lambda: RandomElastic(points=1), ValueError, "points must be an int >= 2"),
+    (lambda: RandomElastic(p=1.5), ValueError, r"p must be a probability in \[0, 1\]"),
+    (lambda: RandomElastic(p=-0.1), ValueError, r"p must be a probability in \[0, 1\]"),
+    (lambda: RandomElastic(padding_mode="wrap"), ValueError, "padding_mode must be one of"),
+    (lambda: RandomAffine(degrees=-5), ValueError, "degrees must be >= 0"),
+    (lambda: RandomAffine(degrees=(10, 5)), ValueError, "min <= max"),
+    (lambda: RandomAffine(degrees="10"), TypeError, "degrees must be a number or a pair"),
+    (lambda: RandomAffine(translate=(0.1, 1.5)), ValueError, r"translate must be a pair \(a, b\) of fractions"),
+    (lambda: RandomAffine(translate=0.1), ValueError, "translate must be a pair"),
+    (lambda: RandomAffine(scale=1.2), TypeError, "scale must be a pair"),
+    (lambda: RandomAffine(scale=(0.0, 1.2)), ValueError, "scale must stay >= "),
+    (lambda: RandomAffine(shear=(-95, 0)), ValueError, "shear must stay between -90 and 90"),
+    (lambda: RandomAffine(p=2), ValueError, "p must be a probability"),
+    (lambda: ColorJitter(brightness=-0.1), ValueError, "brightness must be >= 0"),
+    (lambda: ColorJitter(gamma=1.0), ValueError, "gamma factors must stay > 0"),
+    (lambda: ColorJitter(contrast=(-1, 1)), ValueError, "contrast factors must stay >= 0"),
+    (lambda: RandomElastic()(np.zeros((1, 4, 4), np.uint8), np.zeros((4, 4), np.int64), np.random.default_rng()),
+     TypeError, "floating point"),
+])
+def test_bad_parameters_are_refused(make, error, words):
+    with pytest.raises(error, match=words):
+        make()
