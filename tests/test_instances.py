@@ -10,7 +10,7 @@ import minisegnet as msn
 from minisegnet import backend, functional as F
 from minisegnet.data import Cells
 from minisegnet.instances import (connected_components, distance_transform_edt, instances_from_semantic,
-                                  unet_weight_map)
+                                  two_nearest_distances, unet_weight_map)
 from minisegnet.testing import gradcheck
 from helpers import as_torch, assert_close, t64
 
@@ -155,6 +155,32 @@ def test_distance_transform_chunks_and_no_zero_pixel():
     assert np.isinf(d).all()
     with pytest.raises(ValueError, match="at least 2 dimensions"):
         distance_transform_edt(np.ones(4))
+
+
+@settings(max_examples=30)
+@given(mask=masks(batch=True, max_side=20), connectivity=st.sampled_from([4, 8]))
+def test_two_nearest_distances_equal_one_transform_per_object(mask, connectivity):
+    """The two-pass shortcut (two nearest objects per row) equals the definition:
+    SciPy's distance transform to every object, the two smallest per pixel."""
+    ids = _scipy_label(mask, connectivity)
+    d1, d2 = (_np(d) for d in two_nearest_distances(_dev(ids)))
+    assert d1.shape == d2.shape == ids.shape and d1.dtype == np.float64
+    for image, a, b in zip(ids, d1, d2):
+        objects = [k for k in np.unique(image) if k > 0]
+        per_object = np.stack([ndimage.distance_transform_edt(image != k) for k in objects]
+                              + [np.full(image.shape, np.inf)] * 2)
+        per_object.sort(axis=0)
+        np.testing.assert_allclose(a, per_object[0], rtol=0, atol=1e-12)
+        np.testing.assert_allclose(b, per_object[1], rtol=0, atol=1e-12)
+
+
+def test_two_nearest_distances_of_three_objects_in_a_row():
+    ids = np.zeros((1, 9), np.int64)
+    ids[0, [0, 4, 8]] = [1, 2, 3]
+    d1, d2 = (_np(d) for d in two_nearest_distances(_dev(ids)))
+    np.testing.assert_array_equal(d1[0], [0, 1, 2, 1, 0, 1, 2, 1, 0])
+    np.testing.assert_array_equal(d2[0], [4, 3, 2, 3, 4, 3, 2, 3, 4])   # the *other* neighbour, not the pixel
+    assert np.isinf(_np(two_nearest_distances(_dev(np.eye(3, dtype=np.int64)))[1])).all()   # one object
 
 
 # ---- the U-Net weight map ----------------------------------------------------------------
