@@ -251,7 +251,7 @@ def _nearest_two(values, labels, positions, size, chunk_elements=1 << 22):
         l1 = label[row, first]
         out[0][start:stop] = xp.take_along_axis(cost, first[..., None], axis=-1)[..., 0]
         out[1][start:stop] = l1
-        cost[label[:, None, :] == l1[..., None]] = xp.inf                         # only other objects
+        cost = xp.where(label[:, None, :] == l1[..., None], xp.inf, cost)          # only other objects
         second = cost.argmin(axis=-1)
         out[2][start:stop] = xp.take_along_axis(cost, second[..., None], axis=-1)[..., 0]
         out[3][start:stop] = label[row, second]
@@ -345,7 +345,8 @@ def unet_weight_map(target, instances, w0=10.0, sigma=5.0, ignore_index=-100):
     # w_c: per image, n / (C_present * n_c), looked up per pixel
     top = int(classes.max()) + 1
     image = xp.arange(n, dtype=xp.int64)[:, None, None]
-    counts = xp.bincount((classes + image * top)[valid], minlength=n * top).reshape(n, top)
+    counts = xp.bincount((classes + image * top).reshape(-1), weights=valid.reshape(-1), minlength=n * top)
+    counts = counts.reshape(n, top)
     present = (counts > 0).sum(axis=1, keepdims=True)
     table = xp.where(counts > 0, valid.reshape(n, -1).sum(axis=1, keepdims=True)
                      / (xp.maximum(present, 1) * xp.maximum(counts, 1)), 0.0)

@@ -303,3 +303,21 @@ def test_instance_overlay_colours_each_object_and_outlines_it():
         instance_overlay(image, ids.astype(np.float32))
     with pytest.raises(ValueError, match=r"instances has shape \(6, 7\)"):
         instance_overlay(image, ids[:, :7])
+
+
+# ---- on the GPU: nothing goes up, only a few scalars come down ------------------------------
+def test_no_uploads_and_only_scalar_syncs(transfers, cupy):
+    msn.set_backend("cupy")          # also in a NumPy run: the stand-in takes the GPU's place
+    cells = Cells(4, 32, return_instances=True)
+    masks = cupy.asarray(np.stack([cells[i][1] for i in range(4)]))
+    ids = cupy.asarray(np.stack([cells[i][2] for i in range(4)]))
+    calls = {"connected_components": lambda: connected_components(masks == 1, 4),
+             "instances_from_semantic": lambda: instances_from_semantic(masks, (1,), 4, min_size=3),
+             "distance_transform_edt": lambda: distance_transform_edt(masks),
+             "two_nearest_distances": lambda: two_nearest_distances(ids),
+             "unet_weight_map": lambda: unet_weight_map(masks, ids)}
+    for name, call in calls.items():
+        with transfers() as log:
+            call()
+        assert log.count("H2D") == 0, f"{name} uploaded host data:\n{log.report()}"
+        assert log.nbytes("D2H") <= 64, f"{name} downloaded more than scalars:\n{log.report()}"
