@@ -2,6 +2,8 @@
 
 * ``instance_colors(num)`` and ``instance_overlay(image, instances)``: the
   picture ``minisegnet predict`` writes for an instance model;
+* ``plot_instance_curves`` and ``plot_instance_predictions``: the instance
+  task's ``curves.png`` and ``predictions.png``;
 * ``figure_weight_map()``: the U-Net paper's figure 3 redrawn on ``Cells``:
   image, truth with touching objects, the class map, the weight map;
 * ``save_instance_figures(directory)``: the docs' figures of this module.
@@ -11,8 +13,8 @@ from matplotlib.figure import Figure as _Figure
 
 from .training import _as_rgb
 
-__all__ = ["instance_colors", "instance_overlay", "outlines", "save_instance_overlay", "figure_weight_map",
-           "INSTANCE_FIGURES", "save_instance_figures"]
+__all__ = ["instance_colors", "instance_overlay", "outlines", "save_instance_overlay", "plot_instance_curves",
+           "plot_instance_predictions", "figure_weight_map", "INSTANCE_FIGURES", "save_instance_figures"]
 
 
 def instance_colors(num):
@@ -73,6 +75,70 @@ def save_instance_overlay(image, instances, path, alpha=0.5, scale=1):
     if scale > 1:
         rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)
     Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)).save(path)
+    return path
+
+
+def plot_instance_curves(history, path):
+    """Training curves of an instance model from ``metrics.json``'s records: losses on
+    the left; held-out PQ, SQ, RQ of the things and mean IU on the right."""
+    if not history:
+        raise ValueError("history is empty: nothing to plot")
+    epochs = [h["epoch"] for h in history]
+    fig = _Figure(figsize=(10, 4), dpi=100)
+    ax_loss, ax_score = fig.subplots(1, 2)
+    for key, label in (("train_loss", "train"), ("val_loss", "held-out")):
+        if key in history[0]:
+            ax_loss.plot(epochs, [h[key] for h in history], marker="o", ms=3, label=label)
+    ax_loss.set(xlabel="epoch", ylabel="weighted cross-entropy", title="Loss")
+    if all((h.get("train_loss") or 1) > 0 for h in history):
+        ax_loss.set_yscale("log")
+    ax_loss.legend()
+    for key, label, width in (("pq_things", "PQ", 2.5), ("sq_things", "SQ", 1.2), ("rq_things", "RQ", 1.2),
+                              ("mean_iou", "mean IU (classes)", 1.2)):
+        values = [h.get(key) for h in history]
+        if any(v is not None for v in values):
+            ax_score.plot(epochs, [np.nan if v is None else v for v in values], marker="o", ms=3, label=label,
+                          lw=width, ls="--" if key == "mean_iou" else "-")
+    best = max(history, key=lambda h: h.get("pq_things") if h.get("pq_things") is not None else -1)
+    if best.get("pq_things") is not None:
+        ax_score.annotate(f"best PQ {best['pq_things']:.3f}", (best["epoch"], best["pq_things"]),
+                          xytext=(0, -28), textcoords="offset points", fontsize=8, ha="center",
+                          arrowprops=dict(arrowstyle="->", lw=0.8))
+    ax_score.set(xlabel="epoch", ylabel="held-out score", title="Objects found (PQ = SQ x RQ)", ylim=(0, 1.02))
+    ax_score.legend(loc="lower right", fontsize=8, framealpha=0.8)
+    for ax in (ax_loss, ax_score):
+        ax.grid(alpha=0.3)
+        if len(epochs) < 15:
+            ax.set_xticks(epochs)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def plot_instance_predictions(images, truth, predictions, path):
+    """One row per image: image | true objects | found objects, one colour per object,
+    with the object counts. ``images`` ``(N, C, H, W)``; ``truth`` and ``predictions``
+    ``(N, H, W)`` object ids. Saves to ``path``."""
+    images, truth, predictions = (np.asarray(a) for a in (images, truth, predictions))
+    n = len(images)
+    if n == 0 or len(truth) != n or len(predictions) != n:
+        raise ValueError(f"need the same positive number of images, truths and predictions, "
+                         f"got {len(images)}, {len(truth)}, {len(predictions)}")
+    fig = _Figure(figsize=(7.5, 2.4 * n + 0.3), dpi=100)
+    axes = fig.subplots(n, 3, squeeze=False)
+    for i in range(n):
+        true_count = len(np.unique(truth[i][truth[i] > 0]))
+        found = len(np.unique(predictions[i][predictions[i] > 0]))
+        panels = ((_as_rgb(images[i]), "image"),
+                  (instance_overlay(images[i], truth[i], alpha=0.6), f"truth: {true_count} objects"),
+                  (instance_overlay(images[i], predictions[i], alpha=0.6), f"found: {found} objects"))
+        for ax, (picture, title) in zip(axes[i], panels):
+            ax.imshow(picture, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path)
     return path
 
 

@@ -1,0 +1,218 @@
+"""Instance segmentation the U-Net paper's way: a class per pixel, trained with the
+weight map that keeps touching objects apart, and objects as connected components.
+
+* **Model**: any semantic model (U-Net by default) predicting the dataset's
+  classes; on ``Cells`` these are background, cell and membrane.
+* **Loss**: the per-pixel cross-entropy weighted by the U-Net paper's map
+  ``w(x) = w_c(x) + w0 exp(-(d1(x) + d2(x))^2 / (2 sigma^2))``
+  (``minisegnet/instances.py``), written as PyTorch users write it::
+
+      (F.cross_entropy(logits, masks, reduction="none") * weights).mean()
+
+  The weights are made per batch from the augmented truth (``targets``).
+  ``w0 = 0`` gives the plain class-balanced loss; ``weight_map = False`` the
+  plain cross-entropy (the baseline the example compares with).
+* **Objects**: ``argmax`` over classes, then each 4-connected region of each
+  thing class is one object (``instances_from_semantic``). 4-connectivity: a
+  one-pixel diagonal leak through a wall does not merge two objects.
+* **Scores**: panoptic quality over the thing classes (PQ = SQ x RQ, a
+  predicted and a true object match when their IoU exceeds 0.5), and the
+  semantic FCN scores of the class map.
+
+See ``minisegnet/tasks/__init__.py`` for the interface every task follows.
+"""
+import numpy as np
+
+from .. import backend, metrics
+from ..autograd import Tensor
+from ..functional import cross_entropy
+from ..instances import instances_from_semantic, unet_weight_map
+
+__all__ = ["InstanceTask", "InstanceScores"]
+
+
+class InstanceScores:
+    """Held-out scores of an instance model: PQ/SQ/RQ of the things and the FCN scores.
+
+    ``update`` keeps each batch's predicted class map and truth on the device
+    (no copy, no sync); ``summary`` labels the objects and scores them once
+    at the end of the pass, when a few syncs no longer matter. With
+    ``training=True`` only the confusion matrix is kept (the cheap part).
+    """
+
+    def __init__(self, task, training=False):
+        self.task = task
+        self.training = training
+        self.cm = None
+        self.batches = []
+
+    def update(self, outputs, targets):
+        c = self.task.num_classes
+        xp = backend.get_array_module(targets["masks"])
+        pred = outputs.data.argmax(1)
+        masks = targets["masks"]
+        counted = (masks >= 0) & (masks < c)
+        index = xp.where(counted, masks * c + pred, c * c).reshape(-1)
+        if self.cm is None:
+            self.cm = xp.zeros(c * c + 1, dtype=xp.int64)
+        # scatter-add, not bincount: bincount sizes its output from the data (a sync on a GPU)
+        backend.scatter_add(self.cm, index, xp.ones(index.shape, dtype=xp.int64))
+        if not self.training:
+            self.batches.append((pred, masks, targets["instances"]))
+
+    def matrix(self):
+        c = self.task.num_classes
+        if self.cm is None:
+            return np.zeros((c, c), np.int64)
+        return backend.to_numpy(self.cm[:c * c]).astype(np.int64).reshape(c, c)
+
+    def panoptic(self):
+        """PQ's per-category scores (``metrics.panoptic_scores``) over the pass, or None in training."""
+        if self.training or not self.batches:
+            return None
+        task = self.task
+        counts = 0
+        for pred, masks, ids in self.batches:
+            xp = backend.get_array_module(pred)
+            found = instances_from_semantic(pred, task.thing_classes, connectivity=task.connectivity,
+                                            min_size=task.min_size)
+            void = (masks < 0) | (masks >= task.num_classes)          # "don't care" pixels of the truth
+            truth = xp.stack([xp.where(void, -1, masks), ids], axis=-1)
+            counts = counts + metrics.panoptic_counts(xp.stack([pred, found], axis=-1), truth,
+                                                      task.thing_classes, task.stuff_classes, ignore_index=-1)
+        return metrics.panoptic_scores(counts, task.thing_classes, task.stuff_classes)
+
+    def summary(self):
+        out = metrics.scores(self.matrix())
+        scores = self.panoptic()
+        if scores is not None:
+            out.update(pq_things=scores["pq_things"], sq_things=scores["sq_things"], rq_things=scores["rq_things"])
+        return out
+
+    def report(self):
+        names = self.task.class_names
+        iou = metrics.iou_per_class(self.matrix())
+        lines = ["IU per class: " + ", ".join(f"{n} {v:.3f}" for n, v in zip(names, iou))]
+        scores = self.panoptic()
+        if scores is not None:
+            for c in self.task.thing_classes:
+                s = scores["per_class"][c]
+                lines.append(f"{names[c]}: PQ {s['pq']:.3f} = SQ {s['sq']:.3f} x RQ {s['rq']:.3f} "
+                             f"({s['tp']} matched, {s['fp']} false, {s['fn']} missed)")
+        return lines
+
+
+class InstanceTask:
+    """Semantic model + U-Net weight map + connected components; scored by PQ."""
+
+    name = "instance"
+    defaults = dict(model="unet", data="cells")
+    models = {
+        "unet": dict(base_channels=8, depth=3, padding="same"),
+        "fcn8s": {}, "fcn16s": {}, "fcn32s": {}, "segnet": {},
+        "deeplabv3plus": dict(output_stride=8, atrous_rates=(1, 2, 3)),
+    }
+    datasets = ("cells", "shapes", "roads")
+    instances = True
+    score_names = {"pq_things": "PQ", "sq_things": "SQ", "rq_things": "RQ", "pixel_acc": "pixel acc",
+                   "mean_iou": "mean IU"}
+    best_score = "pq_things"
+
+    # The U-Net paper's weight map (w0 = 10, sigma = 5 pixels); weight_map=False: plain cross-entropy.
+    weight_map = True
+    w0 = 10.0
+    sigma = 5.0
+    # Objects: 4-connected regions of each thing class, of at least min_size pixels.
+    connectivity = 4
+    min_size = 1
+
+    def __init__(self, info):
+        self.num_classes = int(info["num_classes"])
+        self.in_channels = int(info["in_channels"])
+        self.class_names = list(info["class_names"])
+        self.palette = np.asarray(info["palette"], dtype=np.uint8)
+        self.ignore_index = info.get("ignore_index")
+        things = tuple(int(c) for c in info.get("thing_classes") or ())
+        if not things:
+            raise ValueError("the instance task needs thing classes (the classes whose objects are counted): "
+                             "this dataset names none (a folder dataset: pass thing_classes)")
+        stuff = info.get("stuff_classes")
+        stuff = tuple(int(c) for c in stuff) if stuff is not None else \
+            tuple(c for c in range(self.num_classes) if c not in things)
+        both = sorted(set(things) & set(stuff))
+        if both:
+            raise ValueError(f"classes {both} are claimed as both thing and stuff; each class is one or the other")
+        self.thing_classes, self.stuff_classes = things, stuff
+
+    def build_model(self, name, model_args):
+        from ..models import build_model
+
+        return build_model(name, self.in_channels, self.num_classes, **model_args)
+
+    def targets(self, labels):
+        """Masks and instance ids on the device, and the batch's weight map made there."""
+        if len(labels) != 2:
+            raise ValueError("the instance task needs batches (images, masks, instances): "
+                             f"got {len(labels)} label map(s) per sample")
+        masks, ids = (backend.asarray(a) for a in labels)
+        out = dict(masks=masks, instances=ids)
+        if self.weight_map:
+            ignore = -100 if self.ignore_index is None else self.ignore_index
+            out["weights"] = unet_weight_map(masks, ids, w0=self.w0, sigma=self.sigma, ignore_index=ignore)
+        return out
+
+    def loss(self, outputs, targets):
+        ignore = -100 if self.ignore_index is None else self.ignore_index
+        if not self.weight_map:
+            return cross_entropy(outputs, Tensor(targets["masks"]), ignore_index=ignore)
+        per_pixel = cross_entropy(outputs, Tensor(targets["masks"]), ignore_index=ignore, reduction="none")
+        return (per_pixel * Tensor(targets["weights"].astype(outputs.dtype, copy=False))).mean()
+
+    def new_scores(self, training=False):
+        return InstanceScores(self, training)
+
+    def postprocess(self, outputs):
+        """``dict(classes=(N, H, W), instances=(N, H, W))`` host arrays."""
+        classes = outputs.data.argmax(1)
+        found = instances_from_semantic(classes, self.thing_classes, connectivity=self.connectivity,
+                                        min_size=self.min_size)
+        return dict(classes=backend.to_numpy(classes), instances=backend.to_numpy(found))
+
+    def plot_curves(self, history, file):
+        from ..viz.instances import plot_instance_curves
+
+        plot_instance_curves(history, file)
+
+    def plot_predictions(self, images, labels, predictions, file):
+        from ..viz.instances import plot_instance_predictions
+
+        _, ids = labels
+        plot_instance_predictions(images, ids, predictions["instances"], file)
+
+    def write_prediction(self, image, prediction, out, stem):
+        """``STEM_instances.png`` (one colour per object, outlined, over the image),
+        ``STEM_ids.png`` (16-bit object ids, usable as a folder dataset's instance
+        map) and ``STEM_mask.png`` (the class map as an index PNG)."""
+        import os
+
+        from PIL import Image
+
+        from ..runfolder import atomic_file
+        from ..viz.instances import instance_overlay
+
+        classes, ids = prediction["classes"], prediction["instances"]
+        paths = [os.path.join(out, f"{stem}_{suffix}.png") for suffix in ("instances", "ids", "mask")]
+        rgb = instance_overlay(image, ids, alpha=0.5)
+        mask_image = Image.fromarray(classes.astype(np.uint8), mode="P")
+        mask_image.putpalette(self.palette.reshape(-1).tolist())
+        if ids.max(initial=0) > 65535:
+            raise ValueError(f"{int(ids.max())} objects do not fit a 16-bit PNG")
+        pictures = (Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)), Image.fromarray(ids.astype(np.uint16)),
+                    mask_image)
+        for path, picture in zip(paths, pictures):
+            with atomic_file(path) as f:
+                picture.save(f, format="PNG")
+        counts = [int(len(np.unique(ids[(ids > 0) & (classes == c)]))) for c in self.thing_classes]
+        note = ", ".join(f"{n} {self.class_names[c]} object{'s' if n != 1 else ''}"
+                         for c, n in zip(self.thing_classes, counts))
+        return paths, note

@@ -1,0 +1,145 @@
+"""The instance task: weight-map loss as PyTorch users write it, objects as components,
+PQ of the things on the held-out pass, the figures, and clear errors."""
+import numpy as np
+import pytest
+
+import minisegnet as msn
+from minisegnet import backend, functional as F
+from minisegnet.data import Cells, Shapes
+from minisegnet.instances import unet_weight_map
+from minisegnet.tasks.instance import InstanceTask
+
+
+def _info(ds, **changes):
+    info = dict(num_classes=ds.num_classes, in_channels=ds.in_channels, class_names=list(ds.class_names),
+                palette=ds.palette.tolist(), thing_classes=ds.thing_classes, stuff_classes=ds.stuff_classes)
+    info.update(changes)
+    return info
+
+
+def _batch(ds, n):
+    return tuple(np.stack(part) for part in zip(*(ds[i] for i in range(n))))
+
+
+def _perfect_logits(masks, num_classes, dtype=np.float32):
+    """Logits whose argmax is the truth."""
+    onehot = np.eye(num_classes, dtype=dtype)[masks].transpose(0, 3, 1, 2)
+    return msn.tensor(backend.asarray(5 * onehot))
+
+
+def test_loss_is_cross_entropy_times_the_weight_map():
+    ds = Cells(3, 32, return_instances=True)
+    images, masks, ids = _batch(ds, 3)
+    task = InstanceTask(_info(ds))
+    targets = task.targets((masks, ids))
+    assert set(targets) == {"masks", "instances", "weights"}
+    logits = msn.tensor(backend.asarray(np.random.default_rng(0).standard_normal((3, 3, 32, 32)).astype(np.float32)))
+    w = backend.to_numpy(unet_weight_map(masks, ids))
+    expected = (F.cross_entropy(logits, backend.asarray(masks), reduction="none").numpy() * w).mean()
+    np.testing.assert_allclose(task.loss(logits, targets).item(), expected, rtol=1e-5)
+    assert task.loss(logits, targets).dtype == np.float32           # the weights take the logits' dtype
+    task.weight_map = False
+    plain = task.targets((masks, ids))
+    assert "weights" not in plain
+    np.testing.assert_allclose(task.loss(logits, plain).item(),
+                               F.cross_entropy(logits, backend.asarray(masks)).item(), rtol=1e-6)
+
+
+def test_perfect_prediction_finds_the_cells():
+    """With the true class map as prediction the objects are the cells: PQ 1 on images whose
+    every cell interior is one 4-connected piece (a cell cut in two by a neighbour is found as
+    two objects, so the images are picked), and the found objects are the interiors' components."""
+    from scipy import ndimage
+    ds = Cells(12, 48, return_instances=True)
+    images, masks, ids = _batch(ds, 12)
+    whole = [i for i in range(12)
+             if all(ndimage.label(ids[i] == k)[1] == 1 for k in np.unique(ids[i][ids[i] > 0]))]
+    assert len(whole) >= 6
+    masks, ids = masks[whole], ids[whole]
+    task = InstanceTask(_info(ds))
+    scores = task.new_scores()
+    for part in (slice(0, 4), slice(4, None)):
+        scores.update(_perfect_logits(masks[part], 3), task.targets((masks[part], ids[part])))
+    summary = scores.summary()
+    assert set(task.score_names) <= set(summary)
+    assert summary["pq_things"] == summary["sq_things"] == summary["rq_things"] == 1.0
+    assert summary["mean_iou"] == 1.0
+    assert any("cell: PQ 1.000" in line for line in scores.report())
+    found = task.postprocess(_perfect_logits(masks, 3))
+    assert found["classes"].shape == found["instances"].shape == masks.shape
+    for a, image in zip(found["instances"], masks):
+        np.testing.assert_array_equal(a, ndimage.label(image == 1)[0])
+
+
+def test_merged_cells_cost_pq():
+    """Fill the membrane between touching cells with 'cell': they merge into one object."""
+    ds = Cells(4, 48, return_instances=True)
+    images, masks, ids = _batch(ds, 4)
+    task = InstanceTask(_info(ds))
+    merged = np.where(masks == 2, 1, masks)             # every membrane predicted as cell
+    scores = task.new_scores()
+    scores.update(_perfect_logits(merged, 3), task.targets((masks, ids)))
+    assert scores.summary()["pq_things"] < 0.5
+
+
+def test_training_scores_stay_on_the_device(transfers, cupy):
+    msn.set_backend("cupy")
+    ds = Cells(2, 32, return_instances=True)
+    _, masks, ids = _batch(ds, 2)
+    task = InstanceTask(_info(ds))
+    targets = task.targets((masks, ids))
+    logits = _perfect_logits(masks, 3)
+    for training in (True, False):
+        scores = task.new_scores(training=training)
+        with transfers() as log:
+            scores.update(logits, targets)
+        assert log.count() == 0, log.report()
+    assert "pq_things" not in task.new_scores(training=True).summary()
+
+
+def test_other_datasets_and_bad_input():
+    shapes = Shapes(2, 32, return_instances=True)
+    task = InstanceTask(_info(shapes))
+    assert task.thing_classes == (1, 2, 3) and task.stuff_classes == (0,)
+    with pytest.raises(ValueError, match="needs thing classes"):
+        InstanceTask(_info(shapes, thing_classes=()))
+    with pytest.raises(ValueError, match=r"classes \[1\] are claimed as both thing and stuff"):
+        InstanceTask(_info(shapes, stuff_classes=(0, 1)))
+    _, masks, ids = _batch(shapes, 2)
+    with pytest.raises(ValueError, match="needs batches \\(images, masks, instances\\)"):
+        task.targets((masks,))
+    with pytest.raises(ValueError, match="instances has shape"):
+        task.targets((masks, ids[:, :5]))
+    with pytest.raises(TypeError, match="instances must be an integer map"):
+        task.targets((masks, ids.astype(np.float32)))
+
+
+def test_figures(tmp_path):
+    from minisegnet.viz.instances import plot_instance_curves
+    ds = Cells(2, 32, return_instances=True)
+    images, masks, ids = _batch(ds, 2)
+    task = InstanceTask(_info(ds))
+    predictions = task.postprocess(_perfect_logits(masks, 3))
+    with open(tmp_path / "p.png", "wb") as f:
+        task.plot_predictions(images, (masks, ids), predictions, f)
+    history = [dict(epoch=e, train_loss=1.0 / e, val_loss=1.2 / e, pq_things=0.1 * e, sq_things=0.5,
+                    rq_things=0.2 * e, mean_iou=0.3) for e in (1, 2, 3)]
+    with open(tmp_path / "c.png", "wb") as f:
+        task.plot_curves(history, f)
+    for name in ("p.png", "c.png"):
+        assert (tmp_path / name).read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match="history is empty"):
+        plot_instance_curves([], tmp_path / "x.png")
+
+
+def test_confusion_matrix_is_summed_over_batches():
+    from minisegnet import metrics
+    ds = Cells(4, 24, return_instances=True)
+    _, masks, ids = _batch(ds, 4)
+    task = InstanceTask(_info(ds))
+    rng = np.random.default_rng(0)
+    logits = rng.standard_normal((4, 3, 24, 24)).astype(np.float32)
+    scores = task.new_scores(training=True)
+    for part in (slice(0, 1), slice(1, 4)):
+        scores.update(msn.tensor(backend.asarray(logits[part])), task.targets((masks[part], ids[part])))
+    np.testing.assert_array_equal(scores.matrix(), metrics.confusion_matrix(logits.argmax(1), masks, 3))
