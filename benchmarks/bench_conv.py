@@ -1,17 +1,19 @@
 """Convolution speed and memory: minisegnet (NumPy) vs torch.nn.functional (CPU), float32.
 
-    python benchmarks/bench_conv.py            # the eight layers, Markdown table
-    python benchmarks/bench_conv.py --quick    # fewer repeats, a smoke run
-    python benchmarks/bench_conv.py --levers   # also: each speed lever switched off in turn
-    python benchmarks/bench_conv.py --memory   # peak RSS of the original U-Net's big layers
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_conv.py --threads 1 --clock cpu
-                                               # one thread each, CPU time: steadier on a busy machine
+    python benchmarks/bench_conv.py              # layers a-k, one thread (CPU time) and default threads (wall)
+    python benchmarks/bench_conv.py --regime one # only one regime: "one" or "default"
+    python benchmarks/bench_conv.py --quick      # fewer repeats, a smoke run
+    python benchmarks/bench_conv.py --levers     # also: each speed lever switched off in turn (fwd+bwd)
+    python benchmarks/bench_conv.py --memory     # peak RSS of the original U-Net's big layers
 
 Each layer is timed forward only (no graph) and forward+backward (input,
 weight and bias gradients), ours and torch's interleaved in one process
 (``benchmarks/timing.py``); the figures are medians and ``ratio`` is ours /
-torch's (lower is better). ``--backend cupy`` times CuPy against torch CUDA
-on a GPU machine.
+torch's (lower is better). Two regimes: one thread everywhere (PyTorch,
+minisegnet's pool, OpenBLAS) with CPU time, and the default threads with
+wall time. The load is recorded around the whole run and the output says
+whether the run is reliable. ``--backend cupy`` times CuPy against torch
+CUDA on a GPU machine.
 """
 import argparse
 import os
@@ -26,8 +28,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import minisegnet as msn  # noqa: E402
 from minisegnet import functional as F  # noqa: E402
-from minisegnet.functional import conv as conv_module  # noqa: E402
-from timing import compare, machine_summary, markdown_table, python_peak_rss_mib  # noqa: E402
+from minisegnet.functional import conv_fast  # noqa: E402
+import timing  # noqa: E402
+from timing import compare, markdown_table, python_peak_rss_mib  # noqa: E402
 
 # name: (N, C_in, H, W, C_out, k, stride, padding, dilation, transposed[, groups])
 LAYERS = {
@@ -108,48 +111,54 @@ def describe(name, spec):
     return f"{name}: {kind} {n}x{c_in}x{h}x{w} -> {c_out}, k{k} s{s} p{p} d{d}"
 
 
-def run_table(torch, device, xp, repeats, warmup, names, clock):
-    rows, fb_ratios = [], []
+def run_table(torch, device, xp, repeats, warmup, names, clock, reasons=None):
+    rows, fb_ratios, fwd_ratios = [], [], []
     for name in names:
         ours_fwd, torch_fwd, ours_step, torch_step = make_layer(LAYERS[name], torch, device, xp)
         fwd = compare(ours_fwd, torch_fwd, repeats, warmup, clock)
         step = compare(ours_step, torch_step, repeats, warmup, clock)
         fb_ratios.append(step["ratio"])
+        fwd_ratios.append(fwd["ratio"])
         rows.append([describe(name, LAYERS[name]),
                      f"{fwd['ours'] * 1e3:.2f}", f"{fwd['theirs'] * 1e3:.2f}", f"{fwd['ratio']:.2f}",
                      f"{step['ours'] * 1e3:.2f}", f"{step['theirs'] * 1e3:.2f}", f"{step['ratio']:.2f}",
                      f"{step['spread']:.2f}"])
         print(f"  {rows[-1][0]}: fwd x{fwd['ratio']:.2f}, fwd+bwd x{step['ratio']:.2f}", file=sys.stderr)
-    header = ["layer (N x C x H x W -> C_out)", "fwd ours ms", "fwd torch ms", "fwd ratio",
-              "fwd+bwd ours ms", "fwd+bwd torch ms", "fwd+bwd ratio", "noise (IQR/median of ratios)"]
-    return markdown_table(header, rows), fb_ratios
+    return rows, fwd_ratios, fb_ratios
+
+
+TABLE_HEADER = ["layer (N x C x H x W -> C_out)", "fwd ours ms", "fwd torch ms", "fwd ratio",
+                "fwd+bwd ours ms", "fwd+bwd torch ms", "fwd+bwd ratio", "noise (IQR/median of ratios)"]
+
+LEVERS = {
+    "all levers on": None,
+    "threads off (OpenBLAS threads only)": "threads",
+    "no buffer reuse": "reuse_buffers",
+    "padded copy first (not unpadded)": "unpadded",
+    "no flipped-kernel stride-1 gradient (col2im instead)": "flip",
+    "columns rebuilt for the weight gradient (not kept)": "keep_columns",
+    "no direct depthwise path (im2col instead)": "depthwise",
+    "bias in a separate pass": "fused_bias",
+}
 
 
 def run_levers(torch, repeats, warmup, names, clock):
     """fwd+bwd ratio per layer with everything on, then with each lever switched off."""
-    levers = {
-        "all levers on": {},
-        "no buffer reuse": {"reuse": False},
-        "no flipped-kernel stride-1 gradient (col2im instead)": {"flip": False},
-        "no direct depthwise path (im2col instead)": {"depthwise": False},
-    }
     header = ["setting"] + names + ["median"]
     rows = []
-    for label, off in levers.items():
-        previous_reuse = conv_module.set_buffer_reuse(off.get("reuse", True))
-        previous_flip = conv_module._flip_at_stride_1
-        conv_module._flip_at_stride_1 = off.get("flip", True)
-        conv_module._direct_depthwise = off.get("depthwise", True)
-        ratios = []
-        for name in names:
-            _, _, ours_step, torch_step = make_layer(LAYERS[name], torch, "cpu", np)
-            ratios.append(compare(ours_step, torch_step, repeats, warmup, clock)["ratio"])
-        conv_module.set_buffer_reuse(previous_reuse)
-        conv_module._flip_at_stride_1 = previous_flip
-        conv_module._direct_depthwise = True
+    for label, name in LEVERS.items():
+        previous = conv_fast.set_lever(name, False) if name else None
+        try:
+            ratios = []
+            for layer in names:
+                _, _, ours_step, torch_step = make_layer(LAYERS[layer], torch, "cpu", np)
+                ratios.append(compare(ours_step, torch_step, repeats, warmup, clock)["ratio"])
+        finally:
+            if name:
+                conv_fast.set_lever(name, previous)
         rows.append([label] + [f"{r:.2f}" for r in ratios] + [f"{statistics.median(ratios):.2f}"])
         print(f"  {label}: median x{statistics.median(ratios):.2f}", file=sys.stderr)
-    return markdown_table(header, rows)
+    return header, rows
 
 
 MEMORY_CODE = """
@@ -169,7 +178,7 @@ print(base, time.perf_counter() - start, y.shape)
 """
 
 
-def run_memory():
+def run_memory(reasons=None):
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     rows = []
     for c_in, c_out, size, grad_x in ((3, 64, 572, False), (64, 64, 570, True)):
@@ -186,24 +195,18 @@ def run_memory():
     return markdown_table(header, rows)
 
 
-def main():
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 repeats: a smoke run, not a measurement")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--layers", default="abcdefghijk", help="which layers, e.g. 'ad' (i-k: depthwise)")
+    parser.add_argument("--regime", choices=("both", "one", "default"), default="both",
+                        help="one thread with CPU time, default threads with wall time, or both (default)")
     parser.add_argument("--levers", action="store_true", help="also time with each lever switched off")
     parser.add_argument("--memory", action="store_true", help="also measure the U-Net layers' peak RSS")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (set OPENBLAS_NUM_THREADS for NumPy's BLAS before starting)")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall time (default) or process CPU time")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
 
     repeats, warmup = (3, 1) if args.quick else (args.repeats, 2)
     names = [c for c in args.layers if c in LAYERS]
@@ -213,20 +216,44 @@ def main():
         device = "cuda"
     else:
         xp, device = np, "cpu"
-    print(f"{machine_summary()}; {repeats} interleaved repeats, medians of {args.clock} time; "
-          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}\n")
-    if names:
-        table, ratios = run_table(torch, device, xp, repeats, warmup, names, clock)
-        print(table)
-        print(f"\nmedian fwd+bwd ratio over {len(ratios)} layers: {statistics.median(ratios):.2f}; "
-              f"largest: {max(ratios):.2f}")
-    if args.levers and args.backend == "numpy":
-        print("\nfwd+bwd ratio (ours / torch) with one lever switched off at a time\n")
-        print(run_levers(torch, repeats, warmup, names, clock))
+    regimes = {"one": (1, time.process_time, "one thread each, CPU time"),
+               "default": (None, time.perf_counter, "default threads, wall time")}
+    chosen = ["one", "default"] if args.regime == "both" else [args.regime]
+    info = timing.machine_info()
+    monitor = timing.LoadMonitor().start()
+    sections, scaling = [], None
+    for regime in chosen:
+        n, clock, label = regimes[regime]
+        with timing.threads(n):
+            if names:
+                rows, fwd, fb = run_table(torch, device, xp, repeats, warmup, names, clock)
+                summary = (f"Median forward ratio {statistics.median(fwd):.2f}, median fwd+bwd ratio "
+                           f"{statistics.median(fb):.2f} (largest {max(fb):.2f}) over {len(fb)} layers; "
+                           f"stride-1 convs (a-e, i, k) forward median "
+                           f"{statistics.median([r for c, r in zip(names, fwd) if c in 'abcdeik'] or [0]):.2f}.")
+                sections.append((f"{label}, {repeats} interleaved repeats", TABLE_HEADER, rows, summary))
+            if args.levers and args.backend == "numpy":
+                header, rows = run_levers(torch, repeats, warmup, names, clock)
+                sections.append((f"fwd+bwd ratio (ours / torch) with one lever switched off at a time; {label}",
+                                 header, rows, ""))
+            if regime == "default" and device == "cpu" and torch.get_num_threads() > 1 and names:
+                _, _, _, torch_step = make_layer(LAYERS[names[0]], torch, device, xp)
+                scaling = timing.torch_scaling(torch_step, torch.get_num_threads())
+    load = monitor.stop()
+    reasons = timing.verdict(load, scaling)
+    extra = "" if scaling is None else (f"PyTorch alone on layer {names[0]}: {1e3 * scaling[0]:.2f} ms at one "
+                                        f"thread, {1e3 * scaling[1]:.2f} ms at its default threads (wall).")
+    print(timing.report_header(info, load, reasons, extra))
+    for title, header, rows, summary in sections:
+        print(f"\n{title}:\n")
+        print(markdown_table(header, rows, reasons))
+        if summary:
+            print(f"\n{summary}")
     if args.memory:
         print("\nmemory: the original U-Net's widest layers, forward+backward, in a fresh process\n")
         print(run_memory())
+    return 0 if not reasons else 3
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,23 +1,31 @@
 """One training step of a small U-Net: minisegnet against PyTorch CPU, same weights.
 
-The network (issue 7): 3 -> 16 -> 32 -> 64 channels, two 3x3 conv + ReLU per
-level (padding 1), 2x2 max-pool down, 2x2 stride-2 transposed convs up,
+The network: 3 -> 16 -> 32 -> 64 channels, two 3x3 conv + ReLU per level
+(padding 1), 2x2 max-pool down, 2x2 stride-2 transposed convs up,
 concatenated skips, a 1x1 head to 4 classes; that is
 ``UNet(3, 4, base_channels=16, depth=2, padding="same")`` and its PyTorch twin
 (``minisegnet.export.to_torch``, identical weights). A step is forward,
 cross-entropy, zero_grad, backward and an SGD (momentum 0.9) update, on a
-batch of 8 images of 64x64.
+batch of 8 images of 64x64. ``--model default`` times the network of the
+default ``minisegnet train`` run instead (base 8, depth 3, Adam).
 
-* Speed: ours and torch's steps interleaved in one process, medians, ratio
+* Speed, in two regimes: one thread everywhere (PyTorch, minisegnet's pool,
+  OpenBLAS) timed in CPU time, and the default threads timed in wall time.
+  Ours and torch's steps interleaved in one process, medians, ratio
   (``benchmarks/timing.py``). A parity check first: one step from the same
   weights must give the same loss and the same updated weights.
+* Honesty: the load before and after and the CPU other processes used; in
+  the default regime PyTorch is also timed at one thread and at two, and a
+  run where two threads were not faster is flagged unreliable.
 * Memory: peak RSS of a fresh process doing two steps at batch 4, 256x256,
-  one process for ours and one for torch (each includes its interpreter and
-  library imports: that is what a user's training process costs).
+  one process for ours and one for torch.
+* ``--levers``: our step with each speed lever of ``functional/conv_fast.py``
+  switched off in turn, against all levers on, interleaved (one thread, CPU
+  time, and default threads, wall time).
 
-    python benchmarks/bench_train_step.py                 # wall time, default threads
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_train_step.py --threads 1 --clock cpu
-    python benchmarks/bench_train_step.py --quick         # smoke run, not a measurement
+    python benchmarks/bench_train_step.py              # both regimes, memory
+    python benchmarks/bench_train_step.py --levers     # plus the lever table
+    python benchmarks/bench_train_step.py --quick      # smoke run, not a measurement
 """
 import argparse
 import os
@@ -34,10 +42,15 @@ import timing  # noqa: E402
 
 NUM_CLASSES = 4
 LR, MOMENTUM = 0.01, 0.9
+LEVERS = ["threads", "reuse_buffers", "unpadded", "flip", "keep_columns", "fused_bias"]
 
 
-def build_pair(batch, size, seed=0):
-    """Our U-Net, its PyTorch twin with the same weights, both SGD optimizers, and one batch."""
+def build_pair(batch, size, seed=0, model="bench"):
+    """Our U-Net, its PyTorch twin with the same weights, both optimizers, and one batch.
+
+    ``model="bench"``: base 16, depth 2, SGD with momentum (the table's network);
+    ``model="default"``: base 8, depth 3, Adam 3e-3 (``minisegnet train``'s).
+    """
     import torch
 
     import minisegnet as msn
@@ -45,13 +58,19 @@ def build_pair(batch, size, seed=0):
     from minisegnet.models import UNet
 
     msn.manual_seed(seed)
-    ours = UNet(3, NUM_CLASSES, base_channels=16, depth=2, padding="same")
-    theirs = to_torch(ours)
+    if model == "default":
+        ours = UNet(3, NUM_CLASSES, base_channels=8, depth=3, padding="same")
+        theirs = to_torch(ours)
+        opt = msn.optim.Adam(ours.parameters(), lr=3e-3)
+        topt = torch.optim.Adam(theirs.parameters(), lr=3e-3)
+    else:
+        ours = UNet(3, NUM_CLASSES, base_channels=16, depth=2, padding="same")
+        theirs = to_torch(ours)
+        opt = msn.optim.SGD(ours.parameters(), lr=LR, momentum=MOMENTUM)
+        topt = torch.optim.SGD(theirs.parameters(), lr=LR, momentum=MOMENTUM)
     rng = np.random.default_rng(seed)
     x = rng.random((batch, 3, size, size), dtype=np.float32)
     y = rng.integers(0, NUM_CLASSES, (batch, size, size))
-    opt = msn.optim.SGD(ours.parameters(), lr=LR, momentum=MOMENTUM)
-    topt = torch.optim.SGD(theirs.parameters(), lr=LR, momentum=MOMENTUM)
     return ours, theirs, opt, topt, x, y
 
 
@@ -116,8 +135,7 @@ def peak_rss(which, batch=4, size=256):
     """
     drop = "theirs, topt" if which == "ours" else "ours, opt"
     code = MEMORY_CODE.format(root=ROOT, here=HERE, batch=batch, size=size, drop=drop, which=which)
-    env = dict(os.environ)
-    mib, _ = timing.python_peak_rss_mib(code, env=env)
+    mib, _ = timing.python_peak_rss_mib(code, env=dict(os.environ))
     return mib
 
 
@@ -128,37 +146,95 @@ def baseline_rss():
     return mib
 
 
+def with_lever_off(step, name):
+    """``step`` run with the conv_fast lever ``name`` switched off (restored after)."""
+    from minisegnet.functional import conv_fast
+
+    def run():
+        previous = conv_fast.set_lever(name, False)
+        try:
+            return step()
+        finally:
+            conv_fast.set_lever(name, previous)
+
+    return run
+
+
+def time_steps(args, ours_step, torch_step):
+    """The speed table rows: one thread (CPU time) and default threads (wall time)."""
+    rows, scaling = [], None
+    label = f"U-Net step, batch {args.batch}, 3x{args.size}x{args.size}"
+    with timing.threads(1):
+        one = timing.compare(ours_step, torch_step, args.repeats, args.warmup, time.process_time)
+    rows.append([label, "1 thread, CPU time", f"{1e3 * one['ours']:.1f}", f"{1e3 * one['theirs']:.1f}",
+                 f"{one['ratio']:.2f}", f"{one['spread']:.2f}"])
+    with timing.threads(None):
+        default = timing.compare(ours_step, torch_step, args.repeats, args.warmup, time.perf_counter)
+        import torch
+
+        n = torch.get_num_threads()
+        if n > 1:
+            scaling = timing.torch_scaling(torch_step, n, repeats=max(3, args.repeats // 2))
+    rows.append([label, "default threads, wall time", f"{1e3 * default['ours']:.1f}",
+                 f"{1e3 * default['theirs']:.1f}", f"{default['ratio']:.2f}", f"{default['spread']:.2f}"])
+    return rows, scaling
+
+
+def lever_rows(args, ours_step):
+    """Our step with each lever off against all levers on, interleaved, in both regimes."""
+    rows = []
+    for name in LEVERS:
+        off = with_lever_off(ours_step, name)
+        with timing.threads(1):
+            one = timing.compare(ours_step, off, args.repeats, args.warmup, time.process_time)
+        with timing.threads(None):
+            default = timing.compare(ours_step, off, args.repeats, args.warmup, time.perf_counter)
+        rows.append([name, f"{1e3 * one['ours']:.1f}", f"{1e3 * one['theirs']:.1f}", f"{1 / one['ratio']:.2f}",
+                     f"{1e3 * default['ours']:.1f}", f"{1e3 * default['theirs']:.1f}",
+                     f"{1 / default['ratio']:.2f}"])
+        print(f"  lever {name}: off/on {1 / one['ratio']:.2f} (1 thread), {1 / default['ratio']:.2f} (default)",
+              file=sys.stderr)
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=15, help="timed pairs (default 15)")
     parser.add_argument("--warmup", type=int, default=2, help="untimed pairs first (default 2)")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall time (default) or this process's CPU time")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--model", choices=("bench", "default"), default="bench",
+                        help="bench: base 16, depth 2, SGD (default); default: minisegnet train's network")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
+    parser.add_argument("--levers", action="store_true", help="also time each conv_fast lever switched off")
     parser.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.warmup = 3, 1
 
-    import torch
-
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
+    info = timing.machine_info()
+    monitor = timing.LoadMonitor().start()
     loss_gap, weight_gap = parity_check()
-    ours, theirs, opt, topt, x, y = build_pair(8, 64)
+    ours, theirs, opt, topt, x, y = build_pair(args.batch, args.size, model=args.model)
     ours_step, torch_step = step_functions(ours, theirs, opt, topt, x, y)
-    result = timing.compare(ours_step, torch_step, repeats=args.repeats, warmup=args.warmup, clock=clock)
+    rows, scaling = time_steps(args, ours_step, torch_step)
+    levers = lever_rows(args, ours_step) if args.levers else None
+    load = monitor.stop()
+    reasons = timing.verdict(load, scaling)
 
-    print(f"<!-- {timing.machine_summary()}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}"
-          f"; clock {args.clock}; {args.repeats} repeats -->")
-    print(f"Parity before timing: one step from the same weights, |loss difference| {loss_gap:.1e}, "
-          f"max |weight difference| {weight_gap:.1e}.\n")
-    print(timing.markdown_table(
-        ["U-Net training step (batch 8, 3x64x64)", "ours ms", "torch ms", "ratio (ours / torch)", "noise"],
-        [["forward + cross-entropy + backward + SGD", f"{1e3 * result['ours']:.1f}",
-          f"{1e3 * result['theirs']:.1f}", f"{result['ratio']:.2f}", f"{result['spread']:.2f}"]]))
+    extra = (f"{args.repeats} interleaved repeats, medians. Parity before timing: one step from the same "
+             f"weights, |loss difference| {loss_gap:.1e}, max |weight difference| {weight_gap:.1e}.")
+    if scaling is not None:
+        extra += (f" PyTorch alone: {1e3 * scaling[0]:.1f} ms at one thread, {1e3 * scaling[1]:.1f} ms at its "
+                  f"default threads (wall).")
+    print(timing.report_header(info, load, reasons, extra) + "\n")
+    print(timing.markdown_table(["step", "regime", "ours ms", "torch ms", "ratio (ours / torch)", "noise"],
+                                rows, reasons))
+    if levers is not None:
+        print("\nOur step with one lever of functional/conv_fast.py switched off (\"off / on\" > 1: the lever "
+              "pays):\n")
+        print(timing.markdown_table(["lever switched off", "1 thread: on ms", "off ms", "off / on",
+                                     "default threads: on ms", "off ms", "off / on"], levers, reasons))
     if not args.no_memory:
         base = baseline_rss()
         ours_mib, torch_mib = peak_rss("ours"), peak_rss("torch")
@@ -169,7 +245,8 @@ def main(argv=None):
               f"{ours_mib / torch_mib:.2f}"],
              ["above the import-only baseline " + f"({base:.0f} MiB)", f"{ours_mib - base:.0f}",
               f"{torch_mib - base:.0f}", f"{(ours_mib - base) / max(torch_mib - base, 1):.2f}"]]))
+    return 0 if not reasons else 3
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,28 +1,57 @@
-"""Small timing helpers shared by the benchmarks: ours vs PyTorch, side by side.
+"""Shared helpers for the benchmarks: ours vs PyTorch, side by side, honestly.
 
-* ``compare(ours, theirs, repeats, warmup)`` times two zero-argument callables
-  *interleaved* (ours, theirs, ours, theirs, ...), so a burst of load from
-  other processes hits both alike, and returns the medians and their ratio.
-  Medians, not means: one preempted run should not move the figure.
-* ``peak_rss_mib()`` is the peak resident memory of this process so far;
-  ``python_peak_rss_mib(code)`` runs a Python snippet in a fresh interpreter
-  and returns that process's peak, so one measurement cannot inherit the
-  high-water mark of another.
-* ``markdown_table(header, rows)`` formats results for docs/benchmarks.md.
+Timing
+  ``compare(ours, theirs, repeats, warmup, clock)`` times two zero-argument
+  callables *interleaved* (ours, theirs, ours, theirs, ...), so a burst of
+  load from other processes hits both alike, and returns the medians and
+  their ratio. Medians, not means: one preempted run should not move the
+  figure. ``clock=time.process_time`` counts this process's CPU time (all
+  its threads), the steadier measure with one thread on a shared machine.
 
-Nothing here knows about convolutions; a training-step benchmark uses the
-same calls with different callables.
+Threads
+  ``threads(n)`` (a context manager) sets every thread count at once:
+  PyTorch's, minisegnet's pool and NumPy's OpenBLAS (``set_blas_threads``).
+  ``threads(None)`` restores each library's default. Two regimes are
+  reported everywhere: one thread with CPU time, and the default threads
+  with wall time.
+
+The machine and its load
+  ``machine_info()`` gathers the CPU model, its vector ISA (AVX2, AVX-512
+  from ``/proc/cpuinfo``), NumPy's BLAS and its threads, PyTorch and its
+  threads. ``LoadMonitor`` records the load average before and after a
+  measurement and, from ``/proc/stat``, how much CPU *other* processes used
+  meanwhile (and how much the hypervisor stole). ``verdict(...)`` turns that,
+  and optionally PyTorch's own two-thread scaling, into "reliable" or a list
+  of reasons it is not; ``report_header`` and ``markdown_table`` print the
+  verdict with every result, so a table from a busy machine says so.
+
+Memory
+  ``peak_rss_mib()``: this process's peak; ``python_peak_rss_mib(code)``:
+  the peak of a fresh interpreter running ``code`` (its own ``VmHWM``).
 """
+import contextlib
+import ctypes
 import os
+import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 
-__all__ = ["time_once", "compare", "peak_rss_mib", "python_peak_rss_mib", "markdown_table", "machine_summary"]
+__all__ = ["time_once", "compare", "threads", "set_blas_threads", "get_blas_threads", "machine_info",
+           "LoadMonitor", "verdict", "torch_scaling", "report_header", "markdown_table", "peak_rss_mib",
+           "python_peak_rss_mib", "BUSY_LOAD", "BUSY_OTHERS", "BUSY_STEAL"]
+
+# A run is flagged unreliable when, before it, the 1-minute load average exceeded
+# BUSY_LOAD, or when during it other processes used more than BUSY_OTHERS of the
+# machine's CPU time, or the hypervisor stole more than BUSY_STEAL of it.
+BUSY_LOAD = 0.5
+BUSY_OTHERS = 0.10
+BUSY_STEAL = 0.05
 
 
+# ---- timing -----------------------------------------------------------------------------
 def time_once(fn, clock=time.perf_counter):
     """Seconds taken by one call of ``fn()``; ``clock`` is wall time (``perf_counter``)
     by default, or e.g. ``time.process_time`` for this process's CPU time."""
@@ -38,11 +67,7 @@ def compare(ours, theirs, repeats=15, warmup=2, clock=time.perf_counter):
     ``ours_all`` and ``theirs_all`` (every sample), and ``spread`` (the
     interquartile range of the per-pair ratios divided by their median, a
     rough noise gauge: 0.05 means the pairs agree within about 5%).
-    ``warmup`` untimed pairs run first (caches, lazy allocations, JIT-ed
-    kernels in the other library). ``clock=time.process_time`` measures CPU
-    time instead of wall time: on a machine shared with other jobs, and with
-    both libraries held to one thread, it counts the work done rather than
-    the time the scheduler happened to give.
+    ``warmup`` untimed pairs run first (caches, lazy allocations).
     """
     for _ in range(warmup):
         ours()
@@ -58,6 +83,260 @@ def compare(ours, theirs, repeats=15, warmup=2, clock=time.perf_counter):
             "spread": (q3 - q1) / statistics.median(ratios)}
 
 
+# ---- thread counts -------------------------------------------------------------------------
+def _openblas_functions(suffix):
+    """Every loaded OpenBLAS's ``openblas_<suffix>`` (under the names NumPy's wheels use)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
+    except OSError:
+        return []
+    found = []
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name in (f"openblas_{suffix}", f"scipy_openblas_{suffix}64_", f"openblas_{suffix}64_"):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                found.append(fn)
+                break
+    return found
+
+
+def set_blas_threads(n):
+    """Set OpenBLAS's thread count (every loaded copy) to ``n``; returns the previous count or None."""
+    import numpy  # noqa: F401  (loads NumPy's BLAS)
+
+    previous = get_blas_threads()
+    for fn in _openblas_functions("set_num_threads"):
+        fn.argtypes = [ctypes.c_int]
+        fn(int(n))
+    return previous
+
+
+def get_blas_threads():
+    """NumPy's OpenBLAS thread count, or None when it cannot be read."""
+    import numpy  # noqa: F401
+
+    for fn in _openblas_functions("get_num_threads"):
+        fn.restype = ctypes.c_int
+        return int(fn())
+    return None
+
+
+_DEFAULTS = {}
+
+
+def _remember_defaults():
+    if not _DEFAULTS:
+        import torch
+
+        import minisegnet
+
+        _DEFAULTS.update(torch=torch.get_num_threads(), msn=minisegnet.parallel.get_num_threads(),
+                         blas=get_blas_threads())
+    return _DEFAULTS
+
+
+@contextlib.contextmanager
+def threads(n):
+    """Run the block with ``n`` threads in PyTorch, minisegnet and OpenBLAS (None: their defaults)."""
+    import torch
+
+    import minisegnet
+
+    defaults = _remember_defaults()
+    before = (torch.get_num_threads(), minisegnet.parallel.get_num_threads(), get_blas_threads())
+    torch.set_num_threads(n or defaults["torch"])
+    minisegnet.parallel.set_num_threads(n or defaults["msn"])
+    if defaults["blas"] is not None:
+        set_blas_threads(n or defaults["blas"])
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        minisegnet.parallel.set_num_threads(before[1])
+        if before[2] is not None:
+            set_blas_threads(before[2])
+
+
+# ---- the machine ------------------------------------------------------------------------------
+def _cpuinfo():
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and model in ("", "unknown CPU", platform.processor()):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return model, flags
+
+
+def machine_info():
+    """A dict describing the machine and the libraries (see ``report_header``)."""
+    import numpy as np
+
+    model, flags = _cpuinfo()
+    isa = [name for name, flag in (("AVX-512", "avx512f"), ("AVX2", "avx2"), ("FMA", "fma"), ("AVX", "avx"),
+                                   ("NEON", "asimd")) if flag in flags]
+    blas = "unknown BLAS"
+    try:
+        info = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+        blas = f"{info.get('name', '?')} {info.get('version', '')}".strip()
+    except Exception:  # older NumPy without mode="dicts"
+        pass
+    try:
+        affinity = len(os.sched_getaffinity(0))
+    except AttributeError:
+        affinity = os.cpu_count()
+    info = dict(cpu=model, isa=" ".join(isa) or "unknown", logical_cores=os.cpu_count(), usable_cores=affinity,
+                python=platform.python_version(), numpy=np.__version__, blas=blas,
+                blas_threads=get_blas_threads())
+    try:
+        import torch
+
+        info.update(torch=torch.__version__, torch_threads=torch.get_num_threads())
+    except ImportError:
+        info.update(torch="not installed", torch_threads=None)
+    import minisegnet
+
+    info.update(minisegnet_threads=minisegnet.parallel.get_num_threads(),
+                openblas_num_threads_env=os.environ.get("OPENBLAS_NUM_THREADS", "unset"))
+    return info
+
+
+# ---- the load ---------------------------------------------------------------------------------
+def _cpu_jiffies():
+    """(busy, steal) jiffies of the whole machine, from /proc/stat."""
+    with open("/proc/stat") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    user, nice, system, idle, iowait, irq, softirq = fields[:7]
+    steal = fields[7] if len(fields) > 7 else 0
+    return user + nice + system + irq + softirq, steal
+
+
+def _self_jiffies():
+    """utime + stime of this process (all threads), in jiffies."""
+    with open("/proc/self/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+class LoadMonitor:
+    """Measure what else the machine did around a measurement.
+
+    ``start()`` before, ``stop()`` after; ``stop`` returns a dict with
+    ``load_before`` and ``load_after`` (1-minute load averages), ``others``
+    (the share of the machine's CPU time used by other processes) and
+    ``steal`` (the share the hypervisor gave to other guests). Without
+    ``/proc`` (not Linux) the shares are None.
+    """
+
+    def start(self):
+        self.load_before = os.getloadavg()[0]
+        self.t0 = time.perf_counter()
+        try:
+            self.busy0, self.steal0 = _cpu_jiffies()
+            self.self0 = _self_jiffies()
+        except OSError:
+            self.busy0 = None
+        return self
+
+    def stop(self):
+        wall = time.perf_counter() - self.t0
+        result = dict(load_before=self.load_before, load_after=os.getloadavg()[0], seconds=wall,
+                      others=None, steal=None)
+        if self.busy0 is not None:
+            busy, steal = _cpu_jiffies()
+            capacity = wall * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+            others = (busy - self.busy0) - (_self_jiffies() - self.self0)
+            result.update(others=max(0.0, others / capacity), steal=(steal - self.steal0) / capacity)
+        return result
+
+
+def torch_scaling(step, n_threads=2, repeats=7):
+    """Wall-time medians of PyTorch's ``step`` at one thread and at ``n_threads``, interleaved.
+
+    On a quiet machine two threads are faster; when they are not, something
+    else was using the second core. Returns ``(one, many)`` in seconds.
+    """
+    import torch
+
+    previous = torch.get_num_threads()
+    one, many = [], []
+    try:
+        for _ in range(repeats):
+            torch.set_num_threads(1)
+            one.append(time_once(step))
+            torch.set_num_threads(n_threads)
+            many.append(time_once(step))
+    finally:
+        torch.set_num_threads(previous)
+    return statistics.median(one), statistics.median(many)
+
+
+def verdict(load, scaling=None):
+    """``[]`` when the run looks trustworthy, else the reasons it does not.
+
+    ``load`` is a ``LoadMonitor.stop()`` dict; ``scaling`` an optional
+    ``(one_thread_s, two_thread_s)`` from ``torch_scaling``.
+    """
+    reasons = []
+    if load["load_before"] > BUSY_LOAD:
+        reasons.append(f"load average {load['load_before']:.2f} before the run (> {BUSY_LOAD})")
+    if load["others"] is not None and load["others"] > BUSY_OTHERS:
+        reasons.append(f"other processes used {100 * load['others']:.0f}% of the CPU time during it "
+                       f"(> {100 * BUSY_OTHERS:.0f}%)")
+    if load["steal"] is not None and load["steal"] > BUSY_STEAL:
+        reasons.append(f"the hypervisor stole {100 * load['steal']:.0f}% of the CPU time "
+                       f"(> {100 * BUSY_STEAL:.0f}%)")
+    if scaling is not None and scaling[1] >= scaling[0]:
+        reasons.append(f"PyTorch at two threads ({1e3 * scaling[1]:.1f} ms) was not faster than at one "
+                       f"({1e3 * scaling[0]:.1f} ms)")
+    return reasons
+
+
+def describe_load(load):
+    text = f"load average {load['load_before']:.2f} before, {load['load_after']:.2f} after"
+    if load["others"] is not None:
+        text += f"; other processes {100 * load['others']:.0f}% and steal {100 * load['steal']:.0f}% of the CPU"
+    return text
+
+
+def report_header(info, load=None, reasons=None, extra=""):
+    """Markdown lines: the machine, the load and the verdict, for the top of a report."""
+    lines = [f"Machine: {info['cpu']} ({info['isa']}), {info['usable_cores']} usable of "
+             f"{info['logical_cores']} logical cores; Python {info['python']}; NumPy {info['numpy']} with "
+             f"{info['blas']} ({info['blas_threads']} threads by default); torch {info['torch']} "
+             f"({info['torch_threads']} threads by default); minisegnet {info['minisegnet_threads']} threads "
+             f"by default; OPENBLAS_NUM_THREADS={info['openblas_num_threads_env']}."]
+    if extra:
+        lines.append(extra)
+    if load is not None:
+        lines.append(f"Load: {describe_load(load)}.")
+    if reasons is not None:
+        lines.append("**Reliable run.**" if not reasons else
+                     "**UNRELIABLE RUN (busy machine): " + "; ".join(reasons) + ". Do not quote these figures.**")
+    return "\n".join(lines)
+
+
+def markdown_table(header, rows, reasons=None):
+    """A Markdown table from a header list and rows of formatted cells; with ``reasons``
+    (a non-empty list from ``verdict``) every row is marked unreliable."""
+    if reasons:
+        header = list(header) + ["UNRELIABLE"]
+        rows = [list(row) + ["busy machine"] for row in rows]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# ---- memory -------------------------------------------------------------------------------------
 def peak_rss_mib():
     """Peak resident set size of this process so far, in MiB (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -90,43 +369,3 @@ def python_peak_rss_mib(code, env=None):
         raise RuntimeError(f"child python failed with code {proc.returncode}:\n{proc.stderr}")
     out, _, peak_kb = proc.stdout.rpartition("__PEAK_RSS_KB__")
     return int(peak_kb) / 1024, out.rstrip("\n")
-
-
-def markdown_table(header, rows):
-    """A Markdown table from a header list and rows of already formatted cells."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def machine_summary():
-    """One paragraph: CPU model and cores, NumPy and its BLAS, torch and its threads."""
-    import platform
-
-    import numpy as np
-
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    blas = "unknown BLAS"
-    try:
-        config = np.show_config(mode="dicts")
-        info = config["Build Dependencies"]["blas"]
-        blas = f"{info.get('name', '?')} {info.get('version', '')}".strip()
-    except Exception:  # older NumPy without mode="dicts"
-        pass
-    text = (f"CPU: {model}, {os.cpu_count()} logical cores; Python {platform.python_version()}; "
-            f"NumPy {np.__version__} with {blas}")
-    try:
-        import torch
-
-        text += f"; torch {torch.__version__} with {torch.get_num_threads()} threads"
-    except ImportError:
-        text += "; torch not installed"
-    return text

@@ -14,5 +14,7 @@ from .functional.basic import cat, stack  # noqa: F401
 from . import nn  # noqa: F401
 from .io import save, load  # noqa: F401
 from . import metrics, optim  # noqa: F401
+from . import parallel  # noqa: F401
+from .parallel import get_num_threads, set_num_threads  # noqa: F401
 
 __version__ = "0.1.0"

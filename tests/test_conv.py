@@ -12,6 +12,7 @@ from hypothesis import assume, given, strategies as st
 import minisegnet as msn
 from minisegnet import functional as F, shapes
 from minisegnet.functional import conv as conv_module
+from minisegnet.functional import conv_fast
 from minisegnet.testing import gradcheck
 from helpers import as_torch, assert_close, t64
 
@@ -351,7 +352,7 @@ def test_chunked_path_gives_the_same_numbers(tiny_limit, transposed, s, p, d, gr
         return [y.numpy(), X.grad.numpy(), W.grad.numpy(), B.grad.numpy()]
 
     chunked = run()
-    assert conv_module._chunks(3, 100) == [(0, 1), (1, 2), (2, 3)]   # the limit really bites
+    assert conv_fast._image_pieces(3, 100) == [(0, 1), (1, 2), (2, 3)]   # the limit really bites
     conv_module.set_im2col_limit(2**30)
     whole = run()
     for a, b_ in zip(chunked, whole):
@@ -361,9 +362,9 @@ def test_chunked_path_gives_the_same_numbers(tiny_limit, transposed, s, p, d, gr
 def test_chunks_respect_the_limit():
     previous = conv_module.set_im2col_limit(1000)
     try:
-        assert conv_module._chunks(10, 300) == [(0, 3), (3, 6), (6, 9), (9, 10)]
-        assert conv_module._chunks(2, 5000) == [(0, 1), (1, 2)]   # never fewer than one image
-        assert conv_module._chunks(4, 100) == [(0, 4)]
+        assert conv_fast._image_pieces(10, 300) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+        assert conv_fast._image_pieces(2, 5000) == [(0, 1), (1, 2)]   # never fewer than one image
+        assert conv_fast._image_pieces(4, 100) == [(0, 4)]
     finally:
         conv_module.set_im2col_limit(previous)
     assert conv_module.get_im2col_limit() == previous
@@ -385,22 +386,22 @@ def test_outputs_never_alias_reused_buffers():
     np.testing.assert_array_equal(first[0], again)
     for before, now in zip(first, results[0]):
         np.testing.assert_array_equal(before, msn.backend.to_numpy(now))
-    assert conv_module._cache, "the cache should hold scratch buffers after these calls"
+    assert conv_fast.cached_buffers(), "the cache should hold scratch buffers after these calls"
     for arrays in results:
         for a in arrays:
-            for buf in conv_module._cache.values():
+            for buf in conv_fast.cached_buffers():
                 assert not msn.backend.get_array_module(a, buf).shares_memory(a, buf)
 
 
 def test_buffer_reuse_can_be_switched_off():
-    previous = conv_module.set_buffer_reuse(False)
+    previous = conv_fast.set_lever("reuse_buffers", False)
     try:
-        assert not conv_module._cache
+        assert not conv_fast.cached_buffers()
         with msn.no_grad():
             F.conv2d(t64(_randn((1, 2, 5, 5), 0), False), t64(_randn((2, 2, 3, 3), 1), False), padding=1)
-        assert not conv_module._cache
+        assert not conv_fast.cached_buffers()
     finally:
-        conv_module.set_buffer_reuse(previous)
+        conv_fast.set_lever("reuse_buffers", previous)
 
 
 # ---- bad arguments ---------------------------------------------------------------------------
@@ -488,7 +489,7 @@ def test_stride_1_routes_agree(transposed):
     x, w, b = _conv_arrays(cfg, 3, transposed)
     results = []
     for flip in (True, False):
-        previous, conv_module._flip_at_stride_1 = conv_module._flip_at_stride_1, flip
+        previous = conv_fast.set_lever("flip", flip)
         try:
             X, W = t64(x), t64(w)
             if transposed:
@@ -498,6 +499,6 @@ def test_stride_1_routes_agree(transposed):
             y.backward(_randn(y.shape, 4))
             results.append((y.numpy(), X.grad.numpy(), W.grad.numpy()))
         finally:
-            conv_module._flip_at_stride_1 = previous
+            conv_fast.set_lever("flip", previous)
     for a, b_ in zip(*results):
         np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)

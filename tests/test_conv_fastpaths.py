@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 
 import minisegnet as msn
 from minisegnet import functional as F
-from minisegnet.functional import conv as conv_module
+from minisegnet.functional import conv_fast
 from minisegnet.testing import gradcheck
 from helpers import as_torch, assert_close, t64
 
@@ -53,7 +53,7 @@ def _depthwise_pair(torch, cfg, seed):
 def test_depthwise_matches_torch(torch, cfg, seed):
     (y, X, W, B), (ty, tX, tW, tB) = _depthwise_pair(torch, cfg, seed)
     # the direct path runs exactly for strided depthwise convs with more than one channel
-    assert y.creator.depthwise == (cfg["c"] > 1 and cfg["s"] != (1, 1))
+    assert (y.creator.saved.route == "depthwise") == (cfg["c"] > 1 and cfg["s"] != (1, 1))
     assert_close(y, ty, what=f"output {cfg}")
     assert_close(X.grad, tX.grad, what=f"grad input {cfg}")
     assert_close(W.grad, tW.grad, what=f"grad weight {cfg}")
@@ -67,15 +67,15 @@ def test_depthwise_direct_path_equals_im2col_path(cfg, seed):
     x, w = _randn((cfg["n"], cfg["c"]) + cfg["size"], seed), _randn((cfg["c"], 1) + cfg["k"], seed + 1)
     results = []
     for direct in (True, False):
-        previous, conv_module._direct_depthwise = conv_module._direct_depthwise, direct
+        previous = conv_fast.set_lever("depthwise", direct)
         try:
             X, W = t64(x), t64(w)
             y = F.conv2d(X, W, None, cfg["s"], cfg["p"], cfg["d"], cfg["c"])
-            assert y.creator.depthwise == direct
+            assert (y.creator.saved.route == "depthwise") == direct
             y.backward(_randn(y.shape, seed + 2))
             results.append((y.numpy(), X.grad.numpy(), W.grad.numpy()))
         finally:
-            conv_module._direct_depthwise = previous
+            conv_fast.set_lever("depthwise", previous)
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
@@ -84,7 +84,7 @@ def test_depthwise_direct_path_equals_im2col_path(cfg, seed):
 def test_depthwise_gradcheck(s, p, d):
     x, w, b = t64(_randn((2, 3, 7, 8), 0)), t64(_randn((3, 1, 3, 2), 1)), t64(_randn((3,), 2))
     y = F.conv2d(x, w, b, s, p, d, 3)
-    assert y.creator.depthwise
+    assert y.creator.saved.route == "depthwise"
     assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, s, p, d, 3), [x, w, b])
 
 
@@ -103,13 +103,13 @@ def test_depthwise_float32_matches_torch(torch):
 
 # ---- columns in bands of output rows ----------------------------------------------------
 def test_row_bands_respect_the_limit():
-    previous = conv_module.set_im2col_limit(1000)
+    previous = conv_fast.set_im2col_limit(1000)
     try:
-        assert conv_module._row_bands(7, 300) == [(0, 3), (3, 6), (6, 7)]
-        assert conv_module._row_bands(3, 5000) == [(0, 1), (1, 2), (2, 3)]   # never fewer than one row
-        assert conv_module._row_bands(4, 100) == [(0, 4)]
+        assert conv_fast._pieces(1, 7, 300) == [(0, 1, 0, 3), (0, 1, 3, 6), (0, 1, 6, 7)]
+        assert conv_fast._pieces(2, 3, 5000) == [(n, n + 1, r, r + 1) for n in range(2) for r in range(3)]
+        assert conv_fast._pieces(1, 4, 100) == [(0, 1, 0, 4)]
     finally:
-        conv_module.set_im2col_limit(previous)
+        conv_fast.set_im2col_limit(previous)
 
 
 @given(c_in=st.integers(1, 3), c_out=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 2),
@@ -118,15 +118,16 @@ def test_banded_columns_match_torch(torch, c_in, c_out, k, s, p, d, rows_per_ban
     """A limit below one image's columns: each image is unfolded a few output rows at a time."""
     x, w, b = _randn((2, c_in, 9, 7), seed), _randn((c_out, c_in, k, k), seed + 1), _randn((c_out,), seed + 2)
     wo = (7 + 2 * p - d * (k - 1) - 1) // s + 1
-    previous = conv_module.set_im2col_limit(rows_per_band * c_in * k * k * wo * 8)   # float64 columns
+    previous = conv_fast.set_im2col_limit(rows_per_band * c_in * k * k * wo * 8)   # float64 columns
     try:
         ho = (9 + 2 * p - d * (k - 1) - 1) // s + 1
-        assert len(conv_module._row_bands(ho, c_in * k * k * wo * 8)) == -(-ho // rows_per_band)
+        if ho > rows_per_band:
+            assert len(conv_fast._pieces(2, ho, c_in * k * k * wo * 8)) == 2 * -(-ho // rows_per_band)
         X, W, B = t64(x), t64(w), t64(b)
         y = F.conv2d(X, W, B, s, p, d)
         y.backward(_randn(y.shape, seed + 3))
     finally:
-        conv_module.set_im2col_limit(previous)
+        conv_fast.set_im2col_limit(previous)
     tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
     ty = torch.nn.functional.conv2d(tX, tW, tB, s, p, d)
     ty.backward(torch.tensor(_randn(tuple(ty.shape), seed + 3)))
@@ -136,14 +137,16 @@ def test_banded_columns_match_torch(torch, c_in, c_out, k, s, p, d, rows_per_ban
 
 
 def test_cached_buffers_stay_under_the_limit():
-    previous = conv_module.set_im2col_limit(4096)
+    previous = conv_fast.set_im2col_limit(4096)
+    keep = conv_fast.set_lever("keep_columns", False)     # kept columns are not scratch
     try:
         x, w = t64(_randn((3, 4, 12, 12), 0)), t64(_randn((5, 4, 3, 3), 1))
         F.conv2d(x, w, padding=1).sum().backward()
-        assert conv_module._cache
-        assert all(buf.nbytes <= 4096 for buf in conv_module._cache.values())
+        assert conv_fast.cached_buffers()
+        assert all(buf.nbytes <= 4096 for buf in conv_fast.cached_buffers())
     finally:
-        conv_module.set_im2col_limit(previous)
+        conv_fast.set_im2col_limit(previous)
+        conv_fast.set_lever("keep_columns", keep)
 
 
 # ---- the graph keeps what backward needs, not every intermediate array --------------------

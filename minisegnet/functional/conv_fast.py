@@ -1,0 +1,592 @@
+"""The convolution's speed machinery: ``conv.py``'s pieces and products, run faster.
+
+``conv.py`` teaches the convolution as pad -> im2col -> GEMM (and GEMM ->
+col2im the other way) on a whole batch at once. Its Functions call this
+module instead, which computes the same numbers with the same pieces
+(``conv._im2col``, ``conv._col2im``, ``conv._gemm_*``), organised for speed
+and memory. Every lever has a name and a switch, ``set_lever(name, on)``, so
+that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
+(docs/benchmarks.md has the figures, including the levers that did not pay):
+
+``fast_path``
+    Off: conv.py's plain whole-batch functions run, and nothing below.
+``pieces`` (always on; the memory limit)
+    The columns are ``kh*kw`` times the input, about 750 MB per image for
+    the original U-Net's widest layer. So they are built a piece at a time,
+    each under ``get_im2col_limit()`` (32 MiB by default): a few whole
+    images, or, when one image's columns alone exceed the limit, one image a
+    band of output rows at a time. A batch is also cut into at least
+    ``SPLIT`` pieces (when each keeps ``MIN_PIECE_BYTES`` of columns), so
+    that the threads have work to share.
+``threads``
+    The pieces are shared over ``minisegnet.parallel``'s threads: each
+    thread builds its piece's columns and multiplies them, with OpenBLAS
+    held to one thread inside (so two cores never serve four threads). Off:
+    one thread works through the pieces, and OpenBLAS uses its own threads
+    inside each product (the only parallel part then).
+``reuse_buffers``
+    Scratch arrays (columns, padded inputs, col2im images) come from a
+    per-thread cache of one flat buffer per role, viewed in whatever shape a
+    call needs: a fresh multi-megabyte array is fresh pages from the
+    operating system, and touching them costs about as much as the copy.
+    Arrays handed back (outputs, gradients) are always new, never a view of
+    a cached buffer. ``clear_buffer_cache()`` frees the buffers.
+``unpadded``
+    The columns are read straight from the unpadded input, each kernel tap
+    copying the part of the image it sees and zeroing only the border it
+    hangs over, instead of first copying the whole input into a padded one.
+``flip``
+    At stride 1 the input gradient of a conv (a transposed conv) is itself a
+    plain conv of the output gradient with the kernel rotated 180 degrees
+    and the in/out channels swapped, padded by ``d(k-1) - p``: im2col +
+    GEMM instead of GEMM + col2im (``kh*kw`` read-modify-write passes).
+    Used when C_in <= 2 C_out of the transposed conv (otherwise the flipped
+    conv's columns are the larger buffer).
+``keep_columns``
+    The forward pass keeps its columns for the weight gradient
+    (``dW = g @ cols^T``) instead of building them again, as long as all
+    columns kept at once stay within ``get_keep_budget()`` (64 MiB by
+    default); a layer whose columns do not fit rebuilds them.
+``depthwise``
+    A strided depthwise conv (groups == C_in == C_out) is ``kh*kw``
+    multiply-adds of a strided slice by a per-channel weight, with no column
+    buffer and, in the backward pass, no col2im.
+``fused_bias``
+    The bias is added to each piece right after its GEMM, while that part
+    of the output is still in cache, instead of in one more pass at the end.
+
+Same numbers at any thread count: how a batch is cut depends only on its
+shapes, the limit and ``SPLIT``, and the weight gradient adds the pieces'
+products in piece order, so one thread and several give bitwise identical
+results (tests check this, and the parity of every lever with the plain path
+and with PyTorch).
+"""
+import math
+import os
+import threading
+import weakref
+
+import numpy as np
+
+from .. import backend, parallel
+from . import conv as core   # a cycle: conv imports this module; the names are looked up at call time
+
+__all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit", "set_keep_budget",
+           "get_keep_budget", "clear_buffer_cache", "cached_buffers", "SPLIT", "MIN_PIECE_BYTES"]
+
+_levers = dict(fast_path=True, threads=True, reuse_buffers=True, unpadded=True, flip=True,
+               keep_columns=True, depthwise=True, fused_bias=True)
+
+# A batch is cut into at least this many pieces (when big enough), whatever the thread count.
+SPLIT = max(2, os.cpu_count() or 1)
+# ... but no piece is cut smaller than this many bytes of columns: below it, handing a
+# piece to another thread costs more than it saves.
+MIN_PIECE_BYTES = 512 * 1024
+
+_im2col_limit = 32 * 2**20
+_keep_budget = 64 * 2**20
+_kept_bytes = 0
+
+
+def set_lever(name, on):
+    """Switch the lever ``name`` (see the module docstring) on or off; returns its previous state."""
+    if name not in _levers:
+        raise ValueError(f"unknown lever {name!r}; the levers are {sorted(_levers)}")
+    if not isinstance(on, bool):
+        raise TypeError(f"set_lever: on must be True or False, got {on!r}")
+    previous, _levers[name] = _levers[name], on
+    if name == "reuse_buffers" and not on:
+        clear_buffer_cache()
+    return previous
+
+
+def lever(name):
+    """Whether the lever ``name`` is on."""
+    return _levers[name]
+
+
+def levers():
+    """A copy of every lever's state, ``{name: on}``."""
+    return dict(_levers)
+
+
+def set_im2col_limit(nbytes):
+    """Bound each piece of columns (and each cached scratch buffer) to ``nbytes`` bytes.
+
+    The columns of a batch need ``N * C*kh*kw * H_out*W_out * itemsize``
+    bytes; above the limit the batch is processed a few images at a time,
+    and an image whose own columns exceed the limit a band of output rows at
+    a time (at least one row). Smaller limits save memory and cost a little
+    speed; each thread holds one piece at a time. Returns the previous limit.
+    """
+    global _im2col_limit
+    if not isinstance(nbytes, (int, np.integer)) or isinstance(nbytes, bool) or nbytes < 1:
+        raise ValueError(f"nbytes must be a positive integer number of bytes, got {nbytes!r}")
+    previous, _im2col_limit = _im2col_limit, int(nbytes)
+    for cache in list(_caches):
+        for key in [k for k, buf in cache.buffers.items() if buf.nbytes > _im2col_limit]:
+            del cache.buffers[key]
+    return previous
+
+
+def get_im2col_limit():
+    """The current column-piece limit in bytes (default 32 MiB)."""
+    return _im2col_limit
+
+
+def set_keep_budget(nbytes):
+    """Bound the forward columns kept for weight gradients (all layers together) to ``nbytes``;
+    0 keeps none. Returns the previous budget."""
+    global _keep_budget
+    if not isinstance(nbytes, (int, np.integer)) or isinstance(nbytes, bool) or nbytes < 0:
+        raise ValueError(f"nbytes must be a non-negative integer number of bytes, got {nbytes!r}")
+    previous, _keep_budget = _keep_budget, int(nbytes)
+    return previous
+
+
+def get_keep_budget():
+    """The budget for kept forward columns in bytes (default 64 MiB)."""
+    return _keep_budget
+
+
+# ---- scratch buffers: one cache per thread ---------------------------------------------
+class _Cache:
+    """One thread's scratch buffers: ``buffers[(backend, role, dtype)]`` is a flat array.
+    (A small class rather than a bare dict, so that a weak set can list every thread's.)"""
+
+    def __init__(self):
+        self.buffers = {}
+
+
+_caches = weakref.WeakSet()     # every thread's cache (it goes when its thread ends)
+_local = threading.local()
+
+
+def _thread_cache():
+    cache = getattr(_local, "cache", None)
+    if cache is None:
+        cache = _local.cache = _Cache()
+        _caches.add(cache)
+    return cache
+
+
+def clear_buffer_cache():
+    """Drop every cached scratch buffer, in every thread (frees their memory)."""
+    for cache in list(_caches):
+        cache.buffers.clear()
+
+
+def cached_buffers():
+    """The cached scratch buffers of every thread (for tests and memory accounting)."""
+    return [buf for cache in list(_caches) for buf in list(cache.buffers.values())]
+
+
+def _scratch(xp, shape, dtype, role):
+    """A work array of ``shape`` whose contents are undefined.
+
+    With ``reuse_buffers`` on, every call in one thread with the same
+    ``role`` (and dtype) gets a view of one flat buffer, grown when a larger
+    shape asks for it but never past the limit (larger requests get a fresh
+    array). So the array must never be returned to a caller, and two arrays
+    of one role must not be in use at the same time in one thread.
+    """
+    shape, dtype = tuple(shape), np.dtype(dtype)
+    size = math.prod(shape)
+    if not _levers["reuse_buffers"] or size * dtype.itemsize > _im2col_limit:
+        return xp.empty(shape, dtype)
+    buffers = _thread_cache().buffers
+    key = (xp.__name__, role, dtype.str)
+    buf = buffers.get(key)
+    if buf is None or buf.size < size:
+        buffers.pop(key, None)          # free the smaller one before allocating
+        buf = buffers[key] = xp.empty(size, dtype)
+    return buf[:size].reshape(shape)
+
+
+# ---- cutting the work into pieces ---------------------------------------------------------
+def _image_pieces(n_img, per_image):
+    """``(n0, n1)`` runs of whole images: as many as fit the limit (at least one), but
+    spread over at least ``SPLIT`` runs as long as each keeps ``MIN_PIECE_BYTES``."""
+    fit = _im2col_limit // max(1, per_image)
+    share = max(-(-n_img // SPLIT), -(-MIN_PIECE_BYTES // max(1, per_image)))
+    step = max(1, min(fit, share))
+    return [(n0, min(n0 + step, n_img)) for n0 in range(0, n_img, step)]
+
+
+def _pieces(n_img, out_h, bytes_per_row):
+    """``(n0, n1, r0, r1)`` pieces: images ``n0:n1``, output rows ``r0:r1``.
+
+    Whole images (``_image_pieces``) while one image's columns fit the
+    limit; otherwise bands of output rows of one image, as many rows as fit
+    (at least one). Nothing here depends on the thread count.
+    """
+    per_image = out_h * bytes_per_row
+    if per_image <= _im2col_limit:
+        return [(n0, n1, 0, out_h) for n0, n1 in _image_pieces(n_img, per_image)]
+    rows = max(1, _im2col_limit // max(1, bytes_per_row))
+    return [(n, n + 1, r0, min(r0 + rows, out_h)) for n in range(n_img) for r0 in range(0, out_h, rows)]
+
+
+def _run(xp, task, pieces):
+    """``[task(p) for p in pieces]``, over the thread pool when that lever is on (NumPy only)."""
+    if _levers["threads"] and xp is np:
+        return parallel.run(task, pieces)
+    return [task(piece) for piece in pieces]
+
+
+def _out_hw(x_hw, pads, kernel, stride, dilation):
+    """Conv output size (the formula of ``shapes.conv2d_output_size``; the arguments were checked)."""
+    return tuple((x_hw[a] + pads[2 * a] + pads[2 * a + 1] - dilation[a] * (kernel[a] - 1) - 1) // stride[a] + 1
+                 for a in (0, 1))
+
+
+# ---- columns of one piece -------------------------------------------------------------------
+def _band_input(x, piece, pads, kernel, stride, dilation):
+    """The input rows that output rows ``r0:r1`` of images ``n0:n1`` read, and the padding
+    (top, bottom, left, right) that completes them (negative: crop)."""
+    n0, n1, r0, r1 = piece
+    top, bottom, left, right = pads
+    h = x.shape[2]
+    first = r0 * stride[0] - top                                       # input row of the band's first tap
+    last = (r1 - 1) * stride[0] + dilation[0] * (kernel[0] - 1) - top   # ... and of its last
+    lo, hi = min(max(first, 0), h), min(max(last + 1, 0), h)
+    if hi <= lo:                  # the band reads padding only
+        return x[n0:n1, :, 0:0], (last + 1 - first, 0, left, right)
+    return x[n0:n1, :, lo:hi], (lo - first, last + 1 - hi, left, right)
+
+
+def _pad_scratch(x, pads):
+    """``conv._pad`` into a scratch buffer (zeroing only the border strips)."""
+    top, bottom, left, right = pads
+    h, w = x.shape[2:]
+    x = x[:, :, max(-top, 0):h - max(-bottom, 0), max(-left, 0):w - max(-right, 0)]
+    top, bottom, left, right = (max(p, 0) for p in pads)
+    if top == bottom == left == right == 0:
+        return x
+    n, c, h, w = x.shape
+    out = _scratch(backend.get_array_module(x), (n, c, top + h + bottom, left + w + right), x.dtype, "pad")
+    out[:, :, top:top + h, left:left + w] = x
+    out[:, :, :top] = 0
+    out[:, :, top + h:] = 0
+    out[:, :, top:top + h, :left] = 0
+    out[:, :, top:top + h, left + w:] = 0
+    return out
+
+
+def _inside(size, pad, offset, stride, out):
+    """Output positions ``o`` in ``[lo, hi)`` whose input ``o*stride + offset - pad`` lies in ``[0, size)``."""
+    lo = min(out, max(0, -((offset - pad) // stride)))
+    hi = min(out, -((offset - pad - size) // stride))
+    return lo, max(lo, hi)
+
+
+def _im2col_unpadded(x, pads, kernel, stride, dilation, out_hw, cols):
+    """``conv._im2col(conv._pad(x, pads), ...)`` without the padded copy: each tap copies
+    the rectangle of outputs that read the image and zeroes the border strips around it."""
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+    top, left = pads[0], pads[2]
+    view = cols.reshape(n, c, kh, kw, ho, wo)
+    for i in range(kh):
+        r_lo, r_hi = _inside(h, top, i * dh, sh, ho)
+        for j in range(kw):
+            c_lo, c_hi = _inside(w, left, j * dw, sw, wo)
+            plane = view[:, :, i, j]
+            if r_lo == r_hi or c_lo == c_hi:
+                plane[...] = 0
+                continue
+            r, q = r_lo * sh + i * dh - top, c_lo * sw + j * dw - left
+            plane[:, :, r_lo:r_hi, c_lo:c_hi] = x[:, :, r:r + sh * (r_hi - r_lo - 1) + 1:sh,
+                                                  q:q + sw * (c_hi - c_lo - 1) + 1:sw]
+            if r_lo > 0:
+                plane[:, :, :r_lo] = 0
+            if r_hi < ho:
+                plane[:, :, r_hi:] = 0
+            if c_lo > 0:
+                plane[:, :, r_lo:r_hi, :c_lo] = 0
+            if c_hi < wo:
+                plane[:, :, r_lo:r_hi, c_hi:] = 0
+    return cols
+
+
+def _piece_columns(x, piece, kernel, stride, pads, dilation, wo, cols):
+    """Fill ``cols`` (n1-n0, C*kh*kw, (r1-r0)*W_out) with the columns of one piece; returns it."""
+    x_band, band_pads = _band_input(x, piece, pads, kernel, stride, dilation)
+    band_hw = (piece[3] - piece[2], wo)
+    if _levers["unpadded"]:
+        return _im2col_unpadded(x_band, band_pads, kernel, stride, dilation, band_hw, cols)
+    return core._im2col(_pad_scratch(x_band, band_pads), kernel, stride, dilation, band_hw, cols)
+
+
+# ---- kept columns ------------------------------------------------------------------------------
+class Saved:
+    """What a conv's forward leaves for its backward: the ``route`` it took
+    ("im2col" or "depthwise"), and, when kept, the columns of each piece."""
+
+    def __init__(self, route, pieces=None, columns=None):
+        self.route, self.pieces, self.columns = route, pieces, columns
+        self.nbytes = 0 if columns is None else sum(c.nbytes for c in columns)
+
+    def release(self):
+        """Drop the kept columns (a later backward builds them again) and free their budget."""
+        if self.nbytes:
+            _give_back(self.nbytes)
+        self.columns, self.nbytes = None, 0
+
+    def __del__(self):
+        self.release()
+
+
+def _take_budget(nbytes):
+    """Whether ``nbytes`` more of kept columns fit the budget (and if so, count them)."""
+    global _kept_bytes
+    if not _levers["keep_columns"] or _kept_bytes + nbytes > _keep_budget:
+        return False
+    _kept_bytes += nbytes
+    return True
+
+
+def _give_back(nbytes):
+    global _kept_bytes
+    _kept_bytes -= nbytes
+
+
+def kept_bytes():
+    """Bytes of forward columns kept for weight gradients right now."""
+    return _kept_bytes
+
+
+# ---- the products, piece by piece ---------------------------------------------------------------
+def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
+    """``y = W @ cols + b`` piece by piece; returns ``(y, Saved)``, the columns kept if
+    ``keep`` and they fit the budget."""
+    xp = backend.get_array_module(x, w)
+    n_img, c = x.shape[:2]
+    c_out, _, kh, kw = w.shape
+    ho, wo = _out_hw(x.shape[2:], pads, (kh, kw), stride, dilation)
+    rows = c * kh * kw
+    pieces = _pieces(n_img, ho, rows * wo * x.dtype.itemsize)
+    keep = keep and _take_budget(n_img * rows * ho * wo * x.dtype.itemsize)
+    y = xp.empty((n_img, groups, c_out // groups, ho * wo), x.dtype)
+    bias = None if b is None else b.reshape(1, groups, c_out // groups, 1)
+
+    def task(piece):
+        n0, n1, r0, r1 = piece
+        shape = (n1 - n0, rows, (r1 - r0) * wo)
+        cols = xp.empty(shape, x.dtype) if keep else _scratch(xp, shape, x.dtype, "cols")
+        _piece_columns(x, piece, (kh, kw), stride, pads, dilation, wo, cols)
+        out = y[n0:n1, :, :, r0 * wo:r1 * wo]
+        core._gemm_forward(w, cols, groups, out=out)
+        if bias is not None and _levers["fused_bias"]:
+            out += bias
+        return cols if keep else None
+
+    try:
+        columns = _run(xp, task, pieces)
+    except BaseException:
+        if keep:
+            _give_back(n_img * rows * ho * wo * x.dtype.itemsize)
+        raise
+    if bias is not None and not _levers["fused_bias"]:
+        y += bias
+    saved = Saved("im2col", pieces, columns) if keep else Saved("im2col")
+    return y.reshape(n_img, c_out, ho, wo), saved
+
+
+def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved):
+    """``dW = sum over pieces of g_piece @ cols_piece^T``, added in piece order; the
+    columns come from ``saved`` when the forward kept them, else are built again."""
+    xp = backend.get_array_module(x, g)
+    n_img, c = x.shape[:2]
+    c_out, (ho, wo) = g.shape[1], g.shape[2:]
+    rows = c * kernel[0] * kernel[1]
+    kept = saved is not None and saved.columns is not None
+    pieces = saved.pieces if kept else _pieces(n_img, ho, rows * wo * x.dtype.itemsize)
+    g_flat = g.reshape(n_img, c_out, ho * wo)
+
+    def task(k):
+        n0, n1, r0, r1 = pieces[k]
+        if kept:
+            cols = saved.columns[k]
+        else:
+            cols = _scratch(xp, (n1 - n0, rows, (r1 - r0) * wo), x.dtype, "cols")
+            _piece_columns(x, pieces[k], kernel, stride, pads, dilation, wo, cols)
+        return core._gemm_weight_grad(g_flat[n0:n1, :, r0 * wo:r1 * wo], cols, groups)
+
+    partials = _run(xp, task, list(range(len(pieces))))
+    grad_w = partials[0]
+    for part in partials[1:]:
+        grad_w = grad_w + part
+    return grad_w.reshape((c_out, c // groups) + tuple(kernel))
+
+
+def _conv_transpose2d_pieces(x, w, b, stride, pads, dilation, groups, out_hw):
+    """``y = col2im(W^T @ x) + b`` a few whole images at a time (col2im windows overlap
+    across rows, so no bands here)."""
+    xp = backend.get_array_module(x, w)
+    n_img, c_in, h, wd = x.shape
+    c_og, kh, kw = w.shape[1:]
+    c_out = c_og * groups
+    top, bottom, left, right = pads
+    y = xp.empty((n_img, c_out) + tuple(out_hw), x.dtype)
+    rows = c_out * kh * kw
+    pieces = _image_pieces(n_img, rows * h * wd * x.dtype.itemsize)
+    bias = None if b is None else b.reshape(1, c_out, 1, 1)
+
+    def task(piece):
+        n0, n1 = piece
+        cols = _scratch(xp, (n1 - n0, groups, c_og * kh * kw, h * wd), x.dtype, "cols")
+        core._gemm_transposed(w, x[n0:n1], groups, out=cols)
+        out_pad = _scratch(xp, (n1 - n0, c_out, top + out_hw[0] + bottom, left + out_hw[1] + right), x.dtype,
+                           "col2im")
+        out_pad[...] = 0
+        core._col2im(cols.reshape(n1 - n0, rows, h * wd), out_pad, (kh, kw), stride, dilation, (h, wd))
+        out = y[n0:n1]
+        out[...] = out_pad[:, :, top:top + out_hw[0], left:left + out_hw[1]]
+        if bias is not None and _levers["fused_bias"]:
+            out += bias
+
+    _run(xp, task, pieces)
+    if bias is not None and not _levers["fused_bias"]:
+        y += bias
+    return y
+
+
+def _flip_for_transpose(w, groups):
+    """Turn a transposed-conv weight (C_in, C_out/g, kh, kw) into the conv weight
+    (C_out, C_in/g, kh, kw) that computes the same map at stride 1: swap the
+    channel roles within each group and rotate the kernel by 180 degrees."""
+    xp = backend.get_array_module(w)
+    c_in, c_og, kh, kw = w.shape
+    swapped = w.reshape(groups, c_in // groups, c_og, kh, kw).transpose(0, 2, 1, 3, 4)
+    return xp.ascontiguousarray(swapped.reshape(groups * c_og, c_in // groups, kh, kw)[:, :, ::-1, ::-1])
+
+
+def _flipped_pads(x_hw, w, pads, dilation, out_hw):
+    """The padding of the flipped-kernel conv: ``d(k-1) - p`` at the top/left, and
+    at the bottom/right whatever makes the output ``out_hw`` (negative: crop)."""
+    reach_h, reach_w = dilation[0] * (w.shape[2] - 1), dilation[1] * (w.shape[3] - 1)
+    top, left = reach_h - pads[0], reach_w - pads[2]
+    return (top, out_hw[0] + reach_h - x_hw[0] - top, left, out_hw[1] + reach_w - x_hw[1] - left)
+
+
+def _transpose(x, w, b, stride, pads, dilation, groups, out_hw):
+    """The transposed conv, by the flipped kernel at stride 1 (when that lever is on and the
+    flipped conv's columns are not the larger buffer), else by GEMM + col2im."""
+    c_in, c_out = x.shape[1], w.shape[1] * groups
+    if stride == (1, 1) and _levers["flip"] and c_in <= 2 * c_out:
+        flipped = _flipped_pads(x.shape[2:], w, pads, dilation, out_hw)
+        y, _ = _conv2d_pieces(x, _flip_for_transpose(w, groups), b, stride, flipped, dilation, groups, False)
+        return y
+    return _conv_transpose2d_pieces(x, w, b, stride, pads, dilation, groups, out_hw)
+
+
+# ---- depthwise convolution: a direct path ---------------------------------------------------
+def _is_depthwise(x, w, groups, stride):
+    """Whether the direct path runs: a strided depthwise conv (groups == C_in == C_out)."""
+    return _levers["depthwise"] and groups > 1 and groups == x.shape[1] == w.shape[0] and stride != (1, 1)
+
+
+def _depthwise_conv2d(x, w, stride, pads, dilation):
+    """y[n, c] = sum_{i,j} w[c, 0, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
+
+    A depthwise conv (groups == C_in == C_out, MobileNetV2's blocks) gives
+    each channel its own kh x kw kernel, so there is no matrix product to
+    speak of: through im2col it is C GEMMs of one row each. Directly it is
+    ``kh*kw`` multiply-adds of a strided slice of the padded input by a
+    per-channel weight, with no column buffer.
+
+    Why only at stride > 1: measured on (8, 32, 64, 64), 3x3, one thread, the
+    im2col path is faster at stride 1 (its column copy runs the same inner
+    loops as the multiply here, in half the passes, and NumPy's batched
+    matmul handles the one-row GEMMs well), but at stride 2 its input
+    gradient needs col2im, where the direct scatter takes half the time.
+    See docs/benchmarks.md.
+    """
+    xp = backend.get_array_module(x, w)
+    n, c = x.shape[:2]
+    kh, kw = w.shape[2:]
+    out_hw = _out_hw(x.shape[2:], pads, (kh, kw), stride, dilation)
+    x_pad = _pad_scratch(x, pads)
+    y = xp.zeros((n, c) + out_hw, x.dtype)
+    term = _scratch(xp, y.shape, x.dtype, "depthwise")
+    for i in range(kh):
+        for j in range(kw):
+            xp.multiply(x_pad[core._tap(i, j, stride, dilation, out_hw)], w[:, :, i, j].reshape(1, c, 1, 1),
+                        out=term)
+            y += term
+    return y
+
+
+def _depthwise_grads(x, w, g, stride, pads, dilation, need_x, need_w):
+    """The two gradients of ``_depthwise_conv2d``, tap by tap:
+    ``dx_pad[tap(i, j)] += g * w[c, 0, i, j]`` (then the padding is cropped off) and
+    ``dW[c, 0, i, j] = sum_{n, oh, ow} g * x_pad[tap(i, j)]``. Returns ``(dx, dW)``
+    (None where not needed)."""
+    xp = backend.get_array_module(x, g)
+    n, c, h, wd = x.shape
+    kh, kw = w.shape[2:]
+    top, bottom, left, right = pads
+    out_hw = g.shape[2:]
+    term = _scratch(xp, g.shape, g.dtype, "depthwise")
+    gx_pad = xp.zeros((n, c, h + top + bottom, wd + left + right), g.dtype) if need_x else None
+    x_pad = _pad_scratch(x, pads) if need_w else None
+    gw = xp.empty(w.shape, g.dtype) if need_w else None
+    for i in range(kh):
+        for j in range(kw):
+            tap = core._tap(i, j, stride, dilation, out_hw)
+            if need_x:
+                xp.multiply(g, w[:, :, i, j].reshape(1, c, 1, 1), out=term)
+                gx_pad[tap] += term
+            if need_w:
+                xp.multiply(g, x_pad[tap], out=term)
+                gw[:, 0, i, j] = term.sum(axis=(0, 2, 3))
+    gx = None
+    if need_x:
+        gx = gx_pad if pads == (0, 0, 0, 0) else xp.ascontiguousarray(gx_pad[:, :, top:top + h, left:left + wd])
+    return gx, gw
+
+
+# ---- what conv.py's Functions call ------------------------------------------------------------
+def conv2d(x, w, b, stride, pads, dilation, groups, keep):
+    """``y = conv2d(x, w) + b``; returns ``(y, Saved)`` for ``conv2d_grads``.
+
+    ``keep``: the weight gradient will be wanted, so keep the columns if they
+    fit the budget.
+    """
+    if _is_depthwise(x, w, groups, stride):
+        y = _depthwise_conv2d(x, w, stride, pads, dilation)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y, Saved("depthwise")
+    return _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep)
+
+
+def conv2d_grads(x, w, g, stride, pads, dilation, groups, saved, need_x, need_w):
+    """``(dx, dW)`` of ``conv2d`` (None where not needed), by the route its forward took;
+    the kept columns are released after."""
+    if saved.route == "depthwise":
+        return _depthwise_grads(x, w, g, stride, pads, dilation, need_x, need_w)
+    gx = _transpose(g, w, None, stride, pads, dilation, groups, x.shape[2:]) if need_x else None
+    gw = _weight_grad_pieces(x, g, w.shape[2:], stride, pads, dilation, groups, saved) if need_w else None
+    saved.release()
+    return gx, gw
+
+
+def conv_transpose2d(x, w, b, stride, pads, dilation, groups, out_hw):
+    """``y = conv_transpose2d(x, w) + b`` of size ``out_hw``."""
+    return _transpose(x, w, b, stride, pads, dilation, groups, out_hw)
+
+
+def conv_transpose2d_grads(x, w, g, stride, conv_pads, dilation, groups, need_x, need_w):
+    """``(dx, dW)`` of ``conv_transpose2d``: ``dx = conv2d(g, W)`` and ``dW`` from the
+    same columns ``unfold(g)`` (kept from the first for the second when they fit)."""
+    gx = saved = None
+    if need_x:
+        gx, saved = _conv2d_pieces(g, w, None, stride, conv_pads, dilation, groups, need_w)
+    gw = None
+    if need_w:
+        gw = _weight_grad_pieces(g, x, w.shape[2:], stride, conv_pads, dilation, groups, saved)
+    if saved is not None:
+        saved.release()
+    return gx, gw

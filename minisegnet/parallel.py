@@ -1,0 +1,191 @@
+"""A small thread pool for the array work, and the BLAS threads beside it.
+
+NumPy lets go of Python's global interpreter lock inside copies, ufuncs and
+matrix products, so plain Python threads can keep several cores busy as long
+as each one works on its own arrays. The convolution uses that: it cuts a
+batch into pieces (a few images, or bands of output rows) and hands them to
+``run``, which calls ``task(piece)`` for every piece, the pieces shared out
+over ``get_num_threads()`` threads (the calling thread takes a share too),
+and returns the results in piece order.
+
+Three rules keep it correct and fast:
+
+* **Nothing shared is written.** Each task writes only its own slice of the
+  output, and scratch buffers are per thread (``functional/conv_fast.py``
+  keys its cache by thread). A task must not call ``run`` itself: inside a
+  worker, ``run`` works through its pieces serially.
+* **One level of threads.** OpenBLAS, NumPy's usual BLAS, runs its own
+  threads inside every matrix product. With our threads on top, two cores
+  would serve four busy threads. Inside ``run`` each thread therefore asks
+  OpenBLAS for a single thread (``openblas_set_num_threads_local``, found in
+  the loaded library; without it, ``run`` works serially so nothing is
+  oversubscribed), and restores the setting after.
+* **The same numbers at any thread count.** How the work is cut is decided by
+  the caller from the shapes and the memory limit, never from the thread
+  count, and results are combined in piece order. So one thread and four give
+  bitwise identical results (a test checks it).
+
+``set_num_threads(1)`` (or ``MINISEGNET_NUM_THREADS=1``) turns the pool off;
+the BLAS keeps its own threads then. Only NumPy work goes through the pool;
+CuPy runs on the GPU.
+"""
+import ctypes
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+__all__ = ["set_num_threads", "get_num_threads", "run", "blas_threads_controllable"]
+
+
+def _default_threads():
+    """``MINISEGNET_NUM_THREADS`` if set, else the CPUs this process may use."""
+    text = os.environ.get("MINISEGNET_NUM_THREADS")
+    if text is not None:
+        try:
+            value = int(text)
+        except ValueError:
+            raise ValueError(f"MINISEGNET_NUM_THREADS must be a positive integer, got {text!r}") from None
+        if value < 1:
+            raise ValueError(f"MINISEGNET_NUM_THREADS must be a positive integer, got {text!r}")
+        return value
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:      # not on Linux
+        return os.cpu_count() or 1
+
+
+_num_threads = _default_threads()
+_pool = None                    # a ThreadPoolExecutor with _num_threads - 1 workers, made on first use
+_pool_lock = threading.Lock()
+_in_worker = threading.local()  # .active is True inside a task run by ``run``
+
+
+def set_num_threads(n):
+    """Use ``n`` threads for the array work (1: no pool); returns the previous number.
+
+    Like ``torch.set_num_threads``. The default is the number of CPUs this
+    process may use, or ``MINISEGNET_NUM_THREADS``.
+    """
+    global _num_threads, _pool
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    with _pool_lock:
+        previous, _num_threads = _num_threads, n
+        if _pool is not None and n != previous:
+            _pool.shutdown(wait=True)
+            _pool = None
+    return previous
+
+
+def get_num_threads():
+    """How many threads ``run`` shares the pieces over."""
+    return _num_threads
+
+
+# ---- BLAS threads --------------------------------------------------------------------
+def _find_blas_thread_setters():
+    """``openblas_set_num_threads_local`` of every OpenBLAS loaded into this process.
+
+    The function (OpenBLAS 0.3.27 and later) sets the BLAS thread count for
+    the calling thread only, which is what each of our threads needs. The
+    libraries are found by name in ``/proc/self/maps`` (Linux); elsewhere, or
+    with another BLAS, the list is empty.
+    """
+    import numpy  # noqa: F401  (make sure NumPy's BLAS is loaded before looking)
+
+    try:
+        with open("/proc/self/maps") as f:
+            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
+    except OSError:
+        return []
+    setters = []
+    for path in paths:
+        try:
+            setter = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
+        setters.append(setter)
+    return setters
+
+
+_blas_setters = None
+
+
+def blas_threads_controllable():
+    """True when each thread can ask OpenBLAS for one thread (so the pool may run GEMMs)."""
+    global _blas_setters
+    if _blas_setters is None:
+        _blas_setters = _find_blas_thread_setters()
+    return bool(_blas_setters)
+
+
+def _set_blas_threads(n):
+    """Set this thread's OpenBLAS thread count to ``n``; return the previous counts."""
+    return [setter(n) for setter in _blas_setters]
+
+
+def _restore_blas_threads(previous):
+    for setter, n in zip(_blas_setters, previous):
+        setter(n)
+
+
+# ---- the pool ------------------------------------------------------------------------
+def _worker_start():
+    _set_blas_threads(1)
+
+
+def _get_pool():
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="minisegnet",
+                                       initializer=_worker_start)
+        return _pool
+
+
+def _forget_pool_after_fork():
+    # a forked child has none of the parent's threads: start a fresh pool if it needs one
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
+def _run_share(task, pieces):
+    _in_worker.active = True
+    try:
+        return [task(piece) for piece in pieces]
+    finally:
+        _in_worker.active = False
+
+
+def run(task, pieces):
+    """``[task(p) for p in pieces]``, the pieces shared out over the threads.
+
+    Thread ``k`` of ``t`` takes the ``k``-th of ``t`` contiguous runs of
+    pieces; the calling thread takes the first. Each task must write only
+    what belongs to its piece. Exceptions reach the caller after every
+    thread has finished. Serial when there is one thread or one piece,
+    inside a task, or when the BLAS threads cannot be controlled.
+    """
+    n = min(_num_threads, len(pieces))
+    if n <= 1 or getattr(_in_worker, "active", False) or not blas_threads_controllable():
+        return [task(piece) for piece in pieces]
+    bounds = [len(pieces) * k // n for k in range(n + 1)]
+    shares = [pieces[bounds[k]:bounds[k + 1]] for k in range(n)]
+    pool = _get_pool()
+    futures = [pool.submit(_run_share, task, share) for share in shares[1:]]
+    previous = _set_blas_threads(1)
+    try:
+        results = _run_share(task, shares[0])
+    finally:
+        _restore_blas_threads(previous)
+        done = [f.exception() for f in futures]      # wait for every thread before going on
+    for f, error in zip(futures, done):
+        if error is not None:
+            raise error
+        results.extend(f.result())
+    return results
