@@ -18,16 +18,16 @@ Three rules keep it correct and fast:
   threads inside every matrix product. With our threads on top, two cores
   would serve four busy threads. Inside ``run`` each thread therefore asks
   OpenBLAS for a single thread (``openblas_set_num_threads_local``, found in
-  the loaded library; without it, ``run`` works serially so nothing is
-  oversubscribed), and restores the setting after.
+  the loaded library; without it, ``run`` works serially and leaves the
+  BLAS alone, so nothing is oversubscribed), and restores the setting after.
 * **The same numbers at any thread count.** How the work is cut is decided by
   the caller from the shapes and the memory limit, never from the thread
   count, and results are combined in piece order. So one thread and four give
   bitwise identical results (a test checks it).
 
-``set_num_threads(1)`` (or ``MINISEGNET_NUM_THREADS=1``) turns the pool off;
-the BLAS keeps its own threads then. Only NumPy work goes through the pool;
-CuPy runs on the GPU.
+``set_num_threads(1)`` (or ``MINISEGNET_NUM_THREADS=1``) turns the pool off:
+one thread does all the work, products included. Only NumPy work goes
+through the pool; CuPy runs on the GPU.
 """
 import ctypes
 import os
@@ -167,17 +167,22 @@ def run(task, pieces):
 
     Thread ``k`` of ``t`` takes the ``k``-th of ``t`` contiguous runs of
     pieces; the calling thread takes the first. Each task must write only
-    what belongs to its piece. Exceptions reach the caller after every
-    thread has finished. Serial when there is one thread or one piece,
-    inside a task, or when the BLAS threads cannot be controlled.
+    what belongs to its piece. Every task runs with OpenBLAS held to one
+    thread, also with ``set_num_threads(1)`` (then one thread works through
+    all the pieces), so the products and their rounding are the same at any
+    thread count. Exceptions reach the caller after every thread has
+    finished. Inside a task, or when OpenBLAS's threads cannot be set per
+    thread, the pieces run serially in the calling thread as they are.
     """
-    n = min(_num_threads, len(pieces))
-    if n <= 1 or getattr(_in_worker, "active", False) or not blas_threads_controllable():
+    if getattr(_in_worker, "active", False) or not blas_threads_controllable():
         return [task(piece) for piece in pieces]
+    n = max(1, min(_num_threads, len(pieces)))
     bounds = [len(pieces) * k // n for k in range(n + 1)]
     shares = [pieces[bounds[k]:bounds[k + 1]] for k in range(n)]
-    pool = _get_pool()
-    futures = [pool.submit(_run_share, task, share) for share in shares[1:]]
+    futures = []
+    if n > 1:
+        pool = _get_pool()
+        futures = [pool.submit(_run_share, task, share) for share in shares[1:]]
     previous = _set_blas_threads(1)
     try:
         results = _run_share(task, shares[0])

@@ -1,0 +1,313 @@
+"""The speed levers of ``functional/conv_fast.py`` and the thread pool of ``parallel.py``.
+
+Every lever setting gives the numbers of the plain whole-batch path in
+``conv.py`` and of PyTorch (values and all gradients) on Hypothesis-drawn
+configurations, cut into small pieces and row bands so every route is
+reached; the thread pool gives bitwise identical results at one, two and
+three threads, also with two callers at once; kept columns are counted and
+freed; columns read from the unpadded input equal pad-then-im2col.
+"""
+import threading
+
+import numpy as np
+import pytest
+from hypothesis import assume, given, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F, parallel
+from minisegnet.functional import conv as core
+from minisegnet.functional import conv_fast
+from helpers import as_torch, assert_close, t64
+
+LEVERS = sorted(conv_fast.levers())
+
+
+def _randn(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+
+@pytest.fixture(scope="module")
+def small_pieces():
+    """Cut every batch as finely as possible and share it over two threads."""
+    saved = conv_fast.MIN_PIECE_BYTES, conv_fast.SPLIT
+    conv_fast.MIN_PIECE_BYTES, conv_fast.SPLIT = 0, 3
+    previous = parallel.set_num_threads(2)
+    yield
+    parallel.set_num_threads(previous)
+    conv_fast.MIN_PIECE_BYTES, conv_fast.SPLIT = saved
+
+
+def _with_levers(settings, fn):
+    """Run ``fn()`` with the levers in ``settings`` ({name: on}) switched, then restore them."""
+    previous = {name: conv_fast.set_lever(name, on) for name, on in settings.items()}
+    try:
+        return fn()
+    finally:
+        for name, on in previous.items():
+            conv_fast.set_lever(name, on)
+
+
+@st.composite
+def lever_cases(draw):
+    transposed = draw(st.booleans())
+    groups = draw(st.sampled_from([1, 1, 2, 3]))
+    c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    depthwise = not transposed and draw(st.booleans())
+    if depthwise:
+        groups = c_out = c_in
+    k = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    s = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    d = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    p = (draw(st.integers(0, 3)), draw(st.integers(0, 3)))     # padding beyond the kernel's reach too
+    size = (draw(st.integers(1, 7)), draw(st.integers(1, 7)))
+    op = (0, 0)
+    if transposed:
+        op = tuple(draw(st.integers(0, max(s[a], d[a]) - 1)) for a in (0, 1))   # may exceed p: a crop
+        for a in (0, 1):
+            assume((size[a] - 1) * s[a] - 2 * p[a] + d[a] * (k[a] - 1) + op[a] + 1 >= 1)
+    else:
+        for a in (0, 1):
+            assume(size[a] + 2 * p[a] >= d[a] * (k[a] - 1) + 1)
+    return dict(transposed=transposed, n=draw(st.integers(1, 4)), c_in=c_in, c_out=c_out, groups=groups, k=k,
+                s=s, d=d, p=p, op=op, size=size, off=draw(st.sampled_from([None] + LEVERS)),
+                limit=draw(st.sampled_from([None, 8, 200, 2000])))
+
+
+def _run_case(case, seed):
+    """Output and the three gradients (float64) with the current lever settings."""
+    x = _randn((case["n"], case["c_in"]) + case["size"], seed)
+    if case["transposed"]:
+        w = _randn((case["c_in"], case["c_out"] // case["groups"]) + case["k"], seed + 1)
+    else:
+        w = _randn((case["c_out"], case["c_in"] // case["groups"]) + case["k"], seed + 1)
+    b = _randn((case["c_out"],), seed + 2)
+    X, W, B = t64(x), t64(w), t64(b)
+    if case["transposed"]:
+        y = F.conv_transpose2d(X, W, B, case["s"], case["p"], case["op"], case["groups"], case["d"])
+    else:
+        y = F.conv2d(X, W, B, case["s"], case["p"], case["d"], case["groups"])
+    y.backward(_randn(y.shape, seed + 3))
+    return [y.numpy(), X.grad.numpy(), W.grad.numpy(), B.grad.numpy()], (x, w, b)
+
+
+@given(case=lever_cases(), seed=st.integers(0, 2**16))
+def test_each_lever_setting_matches_the_plain_path_and_torch(torch, small_pieces, case, seed):
+    previous_limit = conv_fast.set_im2col_limit(case["limit"] or conv_fast.get_im2col_limit())
+    try:
+        settings = {} if case["off"] is None else {case["off"]: False}
+        fast, (x, w, b) = _with_levers(settings, lambda: _run_case(case, seed))
+    finally:
+        conv_fast.set_im2col_limit(previous_limit)
+    plain, _ = _with_levers({"fast_path": False}, lambda: _run_case(case, seed))
+    for what, a, p in zip(("output", "grad input", "grad weight", "grad bias"), fast, plain):
+        np.testing.assert_allclose(a, p, rtol=1e-12, atol=1e-12, err_msg=f"{what}, fast vs plain, {case}")
+
+    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
+    if case["transposed"]:
+        ty = torch.nn.functional.conv_transpose2d(tX, tW, tB, case["s"], case["p"], case["op"], case["groups"],
+                                                  case["d"])
+    else:
+        ty = torch.nn.functional.conv2d(tX, tW, tB, case["s"], case["p"], case["d"], case["groups"])
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), seed + 3)))
+    for what, a, t in zip(("output", "grad input", "grad weight", "grad bias"), fast, (ty, tX.grad, tW.grad,
+                                                                                       tB.grad)):
+        assert_close(a, t, what=f"{what} vs torch, {case}")
+
+
+# ---- columns straight from the unpadded input --------------------------------------------
+@given(n=st.integers(1, 2), c=st.integers(1, 2), h=st.integers(0, 6), w=st.integers(1, 6),
+       k=st.tuples(st.integers(1, 3), st.integers(1, 3)), s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       d=st.tuples(st.integers(1, 2), st.integers(1, 2)), pads=st.tuples(*[st.integers(-2, 4)] * 4),
+       seed=st.integers(0, 2**16))
+def test_unpadded_columns_equal_pad_then_im2col(n, c, h, w, k, s, d, pads, seed):
+    """Including negative pads (crops) and inputs with no rows (a band of padding only)."""
+    x = _randn((n, c, h, w), seed)
+    assume(h + pads[0] + pads[1] >= d[0] * (k[0] - 1) + 1 and w + pads[2] + pads[3] >= d[1] * (k[1] - 1) + 1)
+    assume(min(pads[0], pads[1]) > -h or h == 0)
+    assume(-pads[2] < w and -pads[3] < w and -pads[2] - pads[3] < w)
+    assume(-pads[0] - pads[1] < h or h == 0)
+    out_hw = conv_fast._out_hw((h, w), pads, k, s, d)
+    expected = core._im2col(core._pad(x, pads), k, s, d, out_hw, np.empty((n, c * k[0] * k[1], out_hw[0] * out_hw[1])))
+    cols = np.full(expected.shape, np.nan)          # a stale buffer: every entry must be written
+    conv_fast._im2col_unpadded(x, pads, k, s, d, out_hw, cols)
+    np.testing.assert_array_equal(cols, expected)
+
+
+def test_bands_that_read_only_padding(torch):
+    """A 1x1 kernel with padding 3 on a 2-row image: the first and last output rows read padding
+    only; with one output row per band, such bands have no input rows at all."""
+    x, w = _randn((1, 2, 2, 3), 0), _randn((2, 2, 1, 1), 1)
+    previous = conv_fast.set_im2col_limit(2 * 9 * 8)          # one output row (9 columns of 2 rows) per band
+    try:
+        assert len(conv_fast._pieces(1, 8, 2 * 9 * 8)) == 8
+        X, W = t64(x), t64(w)
+        y = F.conv2d(X, W, None, 1, 3)
+        y.backward(_randn(y.shape, 2))
+    finally:
+        conv_fast.set_im2col_limit(previous)
+    tX, tW = as_torch(torch, x), as_torch(torch, w)
+    ty = torch.nn.functional.conv2d(tX, tW, None, 1, 3)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), 2)))
+    for a, t in ((y, ty), (X.grad, tX.grad), (W.grad, tW.grad)):
+        assert_close(a, t)
+
+
+# ---- threads ---------------------------------------------------------------------------
+def _float32_case(transposed, stride, groups, seed=0):
+    # big enough (0.3-1 ms a piece) that the threads' pieces overlap in time
+    x = _randn((8, 16, 32, 32), seed).astype(np.float32)
+    w = (_randn((16, 16 // groups, 3, 3), seed + 1) * 0.2).astype(np.float32)
+    b = _randn((16,), seed + 2).astype(np.float32)
+
+    def run():
+        X, W, B = (msn.tensor(a, requires_grad=True) for a in (x, w, b))
+        if transposed:
+            y = F.conv_transpose2d(X, W, B, stride, 1, stride - 1, groups)
+        else:
+            y = F.conv2d(X, W, B, stride, 1, 1, groups)
+        y.backward(_randn(y.shape, seed + 3).astype(np.float32))
+        return [y.numpy(), X.grad.numpy(), W.grad.numpy(), B.grad.numpy()]
+
+    return run
+
+
+def _pool_really_runs_in_parallel():
+    if not parallel.blas_threads_controllable():
+        pytest.skip("OpenBLAS's per-thread setting is not available here: the pool runs serially")
+    previous = parallel.set_num_threads(2)
+    try:
+        barrier = threading.Barrier(2, timeout=10)
+
+        def task(_):
+            barrier.wait()          # both shares must be running at the same time to pass
+            return threading.get_ident()
+
+        assert len(set(parallel.run(task, [0, 1]))) == 2
+    finally:
+        parallel.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("transposed, stride, groups", [(False, 1, 1), (False, 2, 2), (True, 1, 1), (True, 2, 1),
+                                                         (False, 2, 16)])
+def test_threads_give_bitwise_identical_results(monkeypatch, transposed, stride, groups):
+    _pool_really_runs_in_parallel()
+    monkeypatch.setattr(conv_fast, "MIN_PIECE_BYTES", 0)
+    monkeypatch.setattr(conv_fast, "SPLIT", 4)
+    run = _float32_case(transposed, stride, groups)
+    results = {}
+    for n in (1, 2, 3):
+        previous = parallel.set_num_threads(n)
+        try:
+            results[n] = run()
+        finally:
+            parallel.set_num_threads(previous)
+    for n in (2, 3):
+        for a, b in zip(results[1], results[n]):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_two_callers_at_once_get_their_own_results(monkeypatch):
+    """Two threads of the user's each run convolutions while the pool shares their pieces:
+    the per-thread scratch buffers keep them apart."""
+    _pool_really_runs_in_parallel()
+    monkeypatch.setattr(conv_fast, "MIN_PIECE_BYTES", 0)
+    runs = [_float32_case(False, 1, 1, seed=0), _float32_case(True, 2, 1, seed=10)]
+    previous = parallel.set_num_threads(2)
+    try:
+        expected = [run() for run in runs]
+        got, errors = [None, None], []
+
+        def caller(k):
+            try:
+                for _ in range(5):
+                    got[k] = runs[k]()
+                    for a, b in zip(got[k], expected[k]):
+                        np.testing.assert_array_equal(a, b)
+            except Exception as error:      # reported below, in the test's thread
+                errors.append(error)
+
+        threads = [threading.Thread(target=caller, args=(k,)) for k in (0, 1)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        parallel.set_num_threads(previous)
+    assert not errors, errors[0]
+
+
+def test_run_keeps_piece_order_and_reports_errors_after_every_thread_is_done():
+    previous = parallel.set_num_threads(3)
+    try:
+        assert parallel.run(lambda p: p * p, list(range(10))) == [p * p for p in range(10)]
+        finished = []
+
+        def task(p):
+            if p == 0:
+                raise KeyError("piece 0")
+            finished.append(p)
+            return p
+
+        with pytest.raises(KeyError, match="piece 0"):
+            parallel.run(task, list(range(6)))
+        # the calling thread's share (0, 1) stopped at the error; the other threads' shares had finished
+        assert sorted(finished) == ([2, 3, 4, 5] if parallel.blas_threads_controllable() else [])
+        # a task that calls run again works through its pieces itself
+        assert parallel.run(lambda p: parallel.run(lambda q: p + q, [1, 2]), [10, 20]) == [[11, 12], [21, 22]]
+    finally:
+        parallel.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_set_num_threads_refuses_bad_counts(bad):
+    with pytest.raises(ValueError, match="n must be a positive integer"):
+        msn.set_num_threads(bad)
+
+
+def test_levers_are_named():
+    with pytest.raises(ValueError, match="unknown lever 'warp'"):
+        conv_fast.set_lever("warp", False)
+    with pytest.raises(TypeError, match="on must be True or False"):
+        conv_fast.set_lever("flip", 0)
+
+
+# ---- kept columns ---------------------------------------------------------------------------
+def test_kept_columns_are_counted_and_freed():
+    x, w = t64(_randn((2, 3, 8, 8), 0)), t64(_randn((4, 3, 3, 3), 1))
+    assert conv_fast.kept_bytes() == 0
+    y = F.conv2d(x, w, padding=1)
+    kept = 2 * 27 * 64 * 8
+    assert conv_fast.kept_bytes() == kept and y.creator.saved.columns is not None
+    y.backward(np.ones(y.shape))
+    assert conv_fast.kept_bytes() == 0 and y.creator.saved.columns is None
+    F.conv2d(x, w, padding=1)                   # a graph dropped without backward
+    assert conv_fast.kept_bytes() == 0
+    with msn.no_grad():
+        F.conv2d(x, w, padding=1)
+    assert conv_fast.kept_bytes() == 0
+    w_fixed = t64(w.numpy(), requires_grad=False)   # no weight gradient wanted: nothing kept
+    F.conv2d(x, w_fixed, padding=1)
+    assert conv_fast.kept_bytes() == 0
+
+
+def test_kept_columns_respect_the_budget_and_give_the_same_numbers():
+    x, w = _randn((2, 3, 8, 8), 0), _randn((4, 3, 3, 3), 1)
+
+    def grads():
+        X, W = t64(x), t64(w)
+        y = F.conv2d(F.conv2d(X, W, padding=1), t64(_randn((2, 4, 3, 3), 2)), padding=1)
+        first_kept = y.creator.inputs[0].creator.saved.columns is not None
+        y.backward(np.ones(y.shape))
+        return first_kept, X.grad.numpy(), W.grad.numpy()
+
+    kept, *with_kept = grads()
+    assert kept
+    previous = conv_fast.set_keep_budget(2 * 27 * 64 * 8 - 1)    # one byte short for the first layer
+    try:
+        kept, *rebuilt = grads()
+    finally:
+        conv_fast.set_keep_budget(previous)
+    assert not kept
+    for a, b in zip(with_kept, rebuilt):
+        np.testing.assert_array_equal(a, b)
+    assert conv_fast.kept_bytes() == 0
