@@ -40,7 +40,7 @@ import sys
 import time
 
 __all__ = ["time_once", "compare", "threads", "set_blas_threads", "get_blas_threads", "machine_info",
-           "LoadMonitor", "verdict", "torch_scaling", "report_header", "markdown_table", "peak_rss_mib",
+           "LoadMonitor", "verdict", "torch_scaling", "report_header", "machine_summary", "markdown_table", "peak_rss_mib",
            "python_peak_rss_mib", "BUSY_LOAD", "BUSY_OTHERS", "BUSY_STEAL"]
 
 # A run is flagged unreliable when, before it, the 1-minute load average exceeded
@@ -299,6 +299,11 @@ def verdict(load, scaling=None):
         reasons.append(f"PyTorch at two threads ({1e3 * scaling[1]:.1f} ms) was not faster than at one "
                        f"({1e3 * scaling[0]:.1f} ms)")
     return reasons
+
+
+def machine_summary():
+    """One line: the machine and the libraries (``report_header`` without the load)."""
+    return report_header(machine_info())
 
 
 def describe_load(load):
