@@ -172,3 +172,21 @@ def test_ids_of_fully_covered_objects_leave_no_gap():
                              (data.Roads(20, 64, return_instances=True), 15, 2)):
         ids = ds[index][2]
         np.testing.assert_array_equal(np.unique(ids), np.arange(count + 1))
+
+
+def test_loader_refuses_float_or_misfit_instance_maps():
+    class Bad:
+        def __init__(self, ids):
+            self.ids = ids
+
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return np.zeros((1, 4, 5), np.float32), np.zeros((4, 5), np.int64), self.ids
+    with pytest.raises(TypeError, match="sample 0: its instances has dtype float64; label maps must hold integers"):
+        next(iter(data.DataLoader(Bad(np.ones((4, 5))))))
+    with pytest.raises(ValueError, match=r"sample 0: its instances has shape \(5, 4\) but its image is 4x5"):
+        next(iter(data.DataLoader(Bad(np.ones((5, 4), np.int64)))))
+    images, masks, ids = next(iter(data.DataLoader(Bad(np.ones((4, 5), np.uint16)), batch_size=2)))
+    assert ids.dtype == np.int64 and ids.shape == (2, 4, 5)

@@ -6,6 +6,24 @@ from ..random import generator
 __all__ = ["DataLoader"]
 
 
+_LABEL_NAMES = ("mask", "instances")
+
+
+def _check_labels(index, image, labels):
+    """Each label map of a sample is integer and the image's size: casting a float map to
+    int64 would silently truncate it, and a map of another size would not line up."""
+    size = tuple(np.shape(image)[-2:])
+    for k, label in enumerate(labels):
+        name = _LABEL_NAMES[k] if k < len(_LABEL_NAMES) else f"label map {k + 1}"
+        label = np.asarray(label)
+        if label.dtype.kind not in "iub":
+            raise TypeError(f"sample {index}: its {name} has dtype {label.dtype}; label maps must hold "
+                            "integers (class indices or object ids)")
+        if tuple(label.shape) != size:
+            raise ValueError(f"sample {index}: its {name} has shape {tuple(label.shape)} but its image is "
+                             f"{size[0]}x{size[1]} (height x width); each label map needs one value per pixel")
+
+
 class DataLoader:
     """Batches of samples: ``(images, masks)``, float32 ``(N, C, H, W)`` and int64 ``(N, H, W)``
     NumPy arrays, or ``(images, masks, instances)`` when the dataset's samples have three parts.
@@ -48,6 +66,7 @@ class DataLoader:
     def _sample(self, index, rng):
         """Sample ``index`` as ``(image, label_1, ...)``, augmented."""
         image, *labels = self.dataset[index]
+        _check_labels(index, image, labels)
         if self.transform is None:
             return (image, *labels)
         stacked = labels[0] if len(labels) == 1 else np.stack(labels)
