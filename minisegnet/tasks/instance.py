@@ -21,6 +21,8 @@ weight map that keeps touching objects apart, and objects as connected component
 
 See ``minisegnet/tasks/__init__.py`` for the interface every task follows.
 """
+import math
+
 import numpy as np
 
 from .. import backend, metrics
@@ -83,10 +85,12 @@ class InstanceScores:
         return metrics.panoptic_scores(counts, task.thing_classes, task.stuff_classes)
 
     def summary(self):
+        """The FCN scores and, held out, PQ/SQ/RQ of the things (NaN on training
+        batches: counting objects there would cost a labelling per batch)."""
         out = metrics.scores(self.matrix())
         scores = self.panoptic()
-        if scores is not None:
-            out.update(pq_things=scores["pq_things"], sq_things=scores["sq_things"], rq_things=scores["rq_things"])
+        for key in ("pq_things", "sq_things", "rq_things"):
+            out[key] = math.nan if scores is None else scores[key]
         return out
 
     def report(self):
