@@ -263,13 +263,17 @@ class RandomElastic:
         self.sigma, self.points = float(sigma), int(points)
         self.p, self.padding_mode = _check_probability(p), _check_padding_mode(padding_mode)
 
+    def sample_positions(self, size, rng):
+        """Where each output pixel reads the input, ``(H, W, 2)`` pixel coordinates ``(x, y)``."""
+        h, w = size
+        dx, dy = elastic_displacement((h, w), self.sigma, rng, self.points)
+        rows, cols = np.mgrid[0:h, 0:w]
+        return np.stack([cols + dx, rows + dy], axis=-1)
+
     def __call__(self, image, mask, rng):
         if rng.random() >= self.p:
             return image, mask
-        h, w = image.shape[-2:]
-        dx, dy = elastic_displacement((h, w), self.sigma, rng, self.points)
-        rows, cols = np.mgrid[0:h, 0:w]
-        return warp(image, mask, np.stack([cols + dx, rows + dy], axis=-1), self.padding_mode)
+        return warp(image, mask, self.sample_positions(image.shape[-2:], rng), self.padding_mode)
 
     def __repr__(self):
         return f"RandomElastic(sigma={self.sigma:g}, points={self.points}, p={self.p:g})"
@@ -328,11 +332,14 @@ class RandomAffine:
             grid = affine_grid(Tensor._wrap(theta[None]), (1, 1, h, w)).data[0]
         return ((grid + 1) * np.array([w, h]) - 1) / 2           # back to pixel coordinates
 
+    def sample_positions(self, size, rng):
+        """Where each output pixel reads the input, ``(H, W, 2)``, for a random draw of the map."""
+        return self.positions(size, *self.sample_matrix(size, rng))
+
     def __call__(self, image, mask, rng):
         if rng.random() >= self.p:
             return image, mask
-        size = image.shape[-2:]
-        return warp(image, mask, self.positions(size, *self.sample_matrix(size, rng)), self.padding_mode)
+        return warp(image, mask, self.sample_positions(image.shape[-2:], rng), self.padding_mode)
 
     def __repr__(self):
         return (f"RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale}, "

@@ -5,7 +5,9 @@
   regenerate every one with ``python -m minisegnet.viz docs/figures``;
 * ``training``: loss and score curves and prediction overlays, used by
   ``minisegnet train`` and ``predict``;
-* ``instances``: one colour per object with outlines, and the U-Net weight map.
+* ``instances``: one colour per object with outlines, and the U-Net weight map;
+* ``sampling``: grid_sample's weights, padding modes and gradient, elastic
+  deformation, and the augmentation preview.
 """
 import matplotlib
 
@@ -15,3 +17,4 @@ from .teaching import *  # noqa: E402,F401,F403
 from .teaching import TEACHING_FIGURES, conv_animation, draw_conv, save_teaching_figures  # noqa: E402,F401
 from .training import overlay, plot_curves, plot_predictions, save_overlay  # noqa: E402,F401
 from .instances import instance_overlay, save_instance_overlay  # noqa: E402,F401
+from .sampling import plot_augment_preview  # noqa: E402,F401
