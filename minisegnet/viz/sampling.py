@@ -303,30 +303,33 @@ def figure_augment_preview(seed=0):
 
 
 def figure_elastic_few_images(results=None):
-    """Held-out mean IU per seed with and without elastic deformation, and the training times,
-    from the numbers ``examples/elastic_few_images.py`` recorded (``docs/figures/elastic_few_images.json``)."""
+    """Held-out mean IU per seed for each setting (without, and with elastic deformation of two
+    strengths) and the training times, from the numbers ``examples/elastic_few_images.py`` recorded
+    (``docs/figures/elastic_few_images.json``)."""
     if results is None:
         here = os.path.dirname(os.path.abspath(__file__))
         with open(os.path.join(here, "..", "..", "docs", "figures", RESULTS_FILE)) as f:
             results = json.load(f)
-    fig = _Figure(figsize=(8.5, 3.6), dpi=100)
+    fig = _Figure(figsize=(9.5, 3.8), dpi=100)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    names = [("without", "flips and rotations", "#969696"), ("with", "+ elastic", "#2171b5")]
-    for k, (key, label, colour) in enumerate(names):
+    colours = ("#969696", "#2171b5", "#6baed6", "#08306b")
+    names = list(results["runs"])
+    for k, key in enumerate(names):
         runs = results["runs"][key]
         ious = [r["mean_iou"] for r in runs]
-        left.plot([k] * len(ious), ious, "o", color=colour, alpha=0.7)
-        left.errorbar([k + 0.15], [np.mean(ious)], yerr=[np.std(ious)], fmt="s", color=colour, capsize=4)
-        right.bar([k], [np.mean([r["seconds"] for r in runs])], color=colour)
-    left.set_xticks([0, 1], [n[1] for n in names])
-    left.set_xlim(-0.5, 1.6)
+        left.plot([k] * len(ious), ious, "o", color=colours[k % 4], alpha=0.7)
+        left.errorbar([k + 0.18], [np.mean(ious)], yerr=[np.std(ious)], fmt="s", color=colours[k % 4], capsize=4)
+        right.bar([k], [np.mean([r["seconds"] for r in runs])], color=colours[k % 4])
+    labels = ["no elastic" if key == "without" else f"elastic\n{key}" for key in names]
+    for ax in (left, right):
+        ax.set_xticks(range(len(names)), labels, fontsize=9)
+    left.set_xlim(-0.5, len(names) - 0.3)
     left.set_ylabel("held-out mean IU")
-    left.set_title(f"{results['setting']}\n{len(results['runs']['with'])} seeds each: dots per seed, mean +- sd",
-                   fontsize=9)
-    right.set_xticks([0, 1], [n[1] for n in names])
-    right.set_ylabel("training time per run (s)")
-    right.set_title(f"one thread; load average {results['load']}\n(a busy machine: times unreliable)"
-                    if results.get("busy") else "one thread", fontsize=9)
+    left.set_title(f"{len(results['runs'][names[0]])} seeds each: dots per seed, squares mean +- sd", fontsize=9)
+    right.set_ylabel("CPU seconds per training run")
+    right.set_title(f"one thread; load average {results['load']}" +
+                    (" (busy machine: times unreliable)" if results.get("busy") else ""), fontsize=9)
+    fig.suptitle(results["setting"], fontsize=9)
     fig.tight_layout()
     return fig
 
