@@ -1,8 +1,7 @@
 """grid_sample speed and memory: minisegnet (NumPy) vs torch.nn.functional.grid_sample (CPU), float32.
 
-    python benchmarks/bench_grid_sample.py              # the table (wall time, default threads)
-    OPENBLAS_NUM_THREADS=1 python benchmarks/bench_grid_sample.py --threads 1 --clock cpu
-                                                        # one thread each, CPU time: steadier on a busy machine
+    python benchmarks/bench_grid_sample.py              # the table, both regimes, memory
+    python benchmarks/bench_grid_sample.py --block      # also: whole images instead of cache-sized blocks
     python benchmarks/bench_grid_sample.py --quick      # a smoke run, not a measurement
 
 Two sizes, (8, 32, 64, 64) and (4, 3, 256, 256), each sampled bilinearly
@@ -11,9 +10,13 @@ rotation by 0.3 rad with scales 0.9 and 1.1 and a small shift, so some
 points fall outside the image, as an augmentation or a spatial transformer
 would ask. Forward+backward means the output, then the gradients with
 respect to both the input and the grid. Ours and torch's runs are
-interleaved in one process (``benchmarks/timing.py``); the figures are
-medians and ``ratio`` is ours / torch's (lower is better; the target is 2 or
-less). Memory: the peak resident size of a fresh process doing two
+interleaved in one process (``benchmarks/timing.py``), in two regimes: one
+thread everywhere timed by CPU time, and each library's default threads
+timed by wall time; the figures are medians and ``ratio`` is ours / torch's
+(lower is better; the target is 2 or less). The header gives the machine
+and its load and says when the run is unreliable. ``--block`` times the
+one speed lever of ``functional/sampling.py``, ``BLOCK_ELEMENTS`` (points
+visited a cache-sized block at a time, against whole images). Memory: the peak resident size of a fresh process doing two
 forward+backward passes at each size, ours and torch's in separate
 processes (each includes its interpreter and library imports), and the
 largest block our forward allocates, in multiples of the output's size
@@ -132,44 +135,74 @@ def peak_rss(shape, torch):
     return timing.python_peak_rss_mib(code)[0]
 
 
-def main():
+def time_sizes(args, whole_images=False):
+    """Rows of the speed table: each size, forward and forward+backward, in both regimes
+    (``whole_images``: with the blocking lever off)."""
+    from minisegnet.functional import sampling
+
+    rows, scaling = [], None
+    previous = sampling.BLOCK_ELEMENTS
+    if whole_images:
+        sampling.BLOCK_ELEMENTS = None
+    try:
+        for shape in SIZES:
+            forward, both = step_functions(shape)
+            for regime, n, clock in (("1 thread, CPU time", 1, time.process_time),
+                                     ("default threads, wall time", None, time.perf_counter)):
+                with timing.threads(n):
+                    fw = timing.compare(*forward, args.repeats, args.warmup, clock)
+                    fb = timing.compare(*both, args.repeats, args.warmup, clock)
+                    if n is None and scaling is None:
+                        import torch
+
+                        if torch.get_num_threads() > 1:
+                            scaling = timing.torch_scaling(both[1], torch.get_num_threads(),
+                                                           repeats=max(3, args.repeats // 2))
+                rows.append([str(shape), regime, f"{fw['ours'] * 1e3:.1f}", f"{fw['theirs'] * 1e3:.1f}",
+                             f"{fw['ratio']:.2f}", f"{fb['ours'] * 1e3:.1f}", f"{fb['theirs'] * 1e3:.1f}",
+                             f"{fb['ratio']:.2f}", f"{fb['spread']:.2f}"])
+    finally:
+        sampling.BLOCK_ELEMENTS = previous
+    return rows, scaling
+
+
+def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="3 repeats, no memory: a smoke run, not a measurement")
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads (set OPENBLAS_NUM_THREADS for NumPy's BLAS before starting)")
-    parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
-                        help="wall time (default) or process CPU time")
-    args = parser.parse_args()
-    import torch
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--block", action="store_true", help="also time whole images (BLOCK_ELEMENTS = None)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.warmup = 3, 1
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    clock = time.perf_counter if args.clock == "wall" else time.process_time
-    repeats, warmup = (3, 1) if args.quick else (args.repeats, 2)
-    load = os.getloadavg()
-    print(f"{timing.machine_summary()}; {repeats} interleaved repeats, medians of {args.clock} time; "
-          f"load average before {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}\n")
-    rows = []
-    for shape in SIZES:
-        (fw_ours, fw_theirs), (fb_ours, fb_theirs) = step_functions(shape)
-        fw = timing.compare(fw_ours, fw_theirs, repeats, warmup, clock)
-        fb = timing.compare(fb_ours, fb_theirs, repeats, warmup, clock)
-        row = [str(shape), f"{fw['ours'] * 1e3:.1f}", f"{fw['theirs'] * 1e3:.1f}", f"{fw['ratio']:.2f}",
-               f"{fb['ours'] * 1e3:.1f}", f"{fb['theirs'] * 1e3:.1f}", f"{fb['ratio']:.2f}",
-               f"{fb['spread']:.2f}", f"{largest_forward_block(shape):.1f}"]
-        if not args.quick:
-            row += [f"{peak_rss(shape, False):.0f}", f"{peak_rss(shape, True):.0f}"]
-        rows.append(row)
-    header = ["input (N, C, H, W)", "fwd ours ms", "fwd torch ms", "fwd ratio", "fwd+bwd ours ms",
-              "fwd+bwd torch ms", "fwd+bwd ratio", "spread", "fwd peak / output"]
+    info = timing.machine_info()
+    monitor = timing.LoadMonitor().start()
+    rows, scaling = time_sizes(args)
+    block_rows = time_sizes(args, whole_images=True)[0] if args.block else None
+    memory = [[str(shape), f"{largest_forward_block(shape):.1f}"] for shape in SIZES]
     if not args.quick:
-        header += ["peak RSS ours MiB", "peak RSS torch MiB"]
-    print(timing.markdown_table(header, rows))
-    load = os.getloadavg()
-    print(f"\nload average after {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
-          + ("  (a busy machine: these figures are unreliable)" if load[0] > 1.5 else ""))
+        for row, shape in zip(memory, SIZES):
+            row += [f"{peak_rss(shape, False):.0f}", f"{peak_rss(shape, True):.0f}"]
+    load = monitor.stop()
+    reasons = timing.verdict(load, scaling)
+
+    extra = (f"{args.repeats} interleaved repeats, medians; bilinear, zeros padding, align_corners=False, "
+             f"a rotated and scaled grid of the input's size. Parity of values and both gradients checked first.")
+    print(timing.report_header(info, load, reasons, extra) + "\n")
+    header = ["input (N, C, H, W)", "regime", "fwd ours ms", "fwd torch ms", "fwd ratio", "fwd+bwd ours ms",
+              "fwd+bwd torch ms", "fwd+bwd ratio", "noise"]
+    print(timing.markdown_table(header, rows, reasons))
+    if block_rows is not None:
+        print("\nWith BLOCK_ELEMENTS = None (whole images at a time instead of cache-sized blocks):\n")
+        print(timing.markdown_table(header, block_rows, reasons))
+    print()
+    mem_header = ["input (N, C, H, W)", "forward's peak allocation / output size"]
+    if not args.quick:
+        mem_header += ["peak RSS ours MiB (2 fwd+bwd)", "peak RSS torch MiB"]
+    print(timing.markdown_table(mem_header, memory))
+    return 0 if not reasons else 3
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
