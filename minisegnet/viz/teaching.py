@@ -359,21 +359,20 @@ def figure_max_unpool():
 
 def figure_align_corners():
     """Where bilinear upsampling 2 -> 4 samples the input, for both ``align_corners``
-    values, with the values ``F.interpolate`` returns for the input [1, 2]."""
+    values, with the values ``F.interpolate`` returns for the input [1, 2]. Each arrow
+    goes straight down from an output pixel's centre to its source coordinate; where
+    that falls outside the span between the two input centres (both ends, with
+    ``False``), a dashed arrow shows the clamp to the edge value that is read."""
     msn, F = _ops()
-    from ..functional.resize import linear_weights
+    from matplotlib.patches import Rectangle
 
     n_in, n_out = 2, 4
     values = _np.array([1.0, 2.0])
-    fig = _new_figure(9, 4.6)
+    fig = _new_figure(9, 4.8)
     for j, align in enumerate((False, True)):
         ax = fig.add_subplot(2, 1, j + 1)
         out = F.interpolate(msn.tensor(_np.tile(values, (1, 1, 1, 1)).astype(_np.float64)),
                             size=(1, n_out), mode="bilinear", align_corners=align).numpy()[0, 0, 0]
-        i0, i1, lam = linear_weights(n_in, n_out, align, dtype=_np.float64)
-        src = i0 + lam                      # the source coordinate, in input pixel-centre units
-        from matplotlib.patches import Rectangle
-
         for c in range(n_in):               # input pixel c spans [2c, 2c+2]; its centre is 2c+1
             ax.add_patch(Rectangle((2 * c, 0), 2, 1, facecolor=_INPUT, edgecolor="#333333"))
             ax.plot([2 * c + 1], [0.5], "o", color=_KERNEL, ms=7)
@@ -381,20 +380,27 @@ def figure_align_corners():
         # output pixel widths: in/out of an input pixel (False); centre spacing (in-1)/(out-1) (True)
         width = 2 * n_in / n_out if not align else 2 * (n_in - 1) / (n_out - 1)
         for d in range(n_out):
-            centre = 2 * (d + 0.5) * n_in / n_out if not align else 2 * src[d] + 1
+            raw = d * (n_in - 1) / (n_out - 1) if align else (d + 0.5) * n_in / n_out - 0.5
+            read = min(max(raw, 0.0), n_in - 1.0)     # the value read: an edge pixel's, outside the centres
+            centre = 2 * raw + 1
             ax.add_patch(Rectangle((centre - width / 2, 2), width, 1, facecolor=_OUTPUT, edgecolor="#333333"))
             ax.text(centre, 2.5, f"{out[d]:.4g}", ha="center", va="center", fontsize=10)
-            sample = 2 * src[d] + 1
-            ax.plot([sample], [0.5], "x", color=_WARN, ms=9, mew=2)
-            ax.annotate("", xy=(sample, 0.75), xytext=(centre, 2.0),
+            ax.annotate("", xy=(centre, 0.75), xytext=(centre, 2.0),
                         arrowprops=dict(arrowstyle="->", color=_WARN, lw=1))
-            ax.text(centre, 3.3, f"src={src[d]:.3g}", ha="center", fontsize=9, color=_WARN)
-        rule = ("src = (dst + 0.5) * in/out - 0.5, clamped at 0: pixel edges line up" if not align else
-                "src = dst * (in-1)/(out-1): the corner pixels' centres line up")
+            label = f"src={raw:.3g}"
+            if read != raw:
+                ax.plot([centre], [0.5], "o", mfc="none", mec=_WARN, ms=9, mew=1.5)
+                ax.annotate("", xy=(2 * read + 1, 0.5), xytext=(centre, 0.5),
+                            arrowprops=dict(arrowstyle="->", color=_WARN, lw=1.2, ls="--"))
+                label += f": reads x[{int(read)}]"
+            ax.plot([2 * read + 1], [0.5], "x", color=_WARN, ms=9, mew=2)
+            ax.text(centre, 3.3, label, ha="center", fontsize=9, color=_WARN)
+        rule = ("src = (dst + 0.5) * in/out - 0.5; outside the end centres the edge value is read" if not align
+                else "src = dst * (in-1)/(out-1): the corner pixels' centres line up")
         ax.set_title(f"align_corners={align}:  {rule}", fontsize=10)
         ax.axis("off")
-        ax.set_xlim(-0.6, 2 * n_in + 0.6)
-        ax.set_ylim(3.6, -0.6)
+        ax.set_xlim(-1.0, 2 * n_in + 1.0)
+        ax.set_ylim(3.7, -0.6)
     fig.tight_layout()
     return fig
 
