@@ -82,8 +82,8 @@ def test_figures_show_what_their_code_and_captions_say():
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from scipy import ndimage
 
+    from minisegnet.instances import connected_components
     from minisegnet.viz import teaching
 
     # autograd page: the figure labels the shapes of the page's code, x and w (1, 3), b (3,)
@@ -94,7 +94,7 @@ def test_figures_show_what_their_code_and_captions_say():
     # segmentation types: three cars, of which two touch, so the semantic map has two car blobs
     semantic, instance = teaching.street_scene()
     assert instance.max() == 3
-    assert ndimage.label(semantic == 2)[1] == 2
+    assert connected_components(semantic == 2, connectivity=4).max() == 2
     fig = teaching.figure_segmentation_types()
     titles = [ax.get_title() for ax in fig.axes]
     plt.close(fig)
@@ -133,3 +133,16 @@ def test_what_the_conv_input_gradient_runs(monkeypatch, stride, c_in, c_out, run
     # and the transposed conv's forward is the same code
     up = lambda: F.conv_transpose2d(g, w, stride=stride, padding=1, output_padding=stride - 1)   # noqa: E731
     assert (_col2im_calls(monkeypatch, up) > 0) == runs_col2im
+
+
+def test_the_conv_animation_is_readable_at_its_native_size(tmp_path):
+    import matplotlib
+    matplotlib.use("Agg")
+    from PIL import Image
+
+    from minisegnet.viz import teaching
+
+    teaching.conv_animation(tmp_path / "conv.gif")
+    with Image.open(tmp_path / "conv.gif") as gif:
+        assert gif.size[0] >= 600 and gif.size[1] >= 400          # 10-point text at 100 dpi
+        assert gif.n_frames == 9                                   # one frame per output pixel of 5 -> 3x3

@@ -552,38 +552,68 @@ def figure_fcn_strides():
     return fig
 
 
-def figure_segnet_unpool():
-    """Pool twice with indices, then upsample back two ways: SegNet's max-unpool puts
-    each maximum back where it was (sparse, sharp); bilinear spreads it (dense, blurred)."""
+def segnet_round_trip(size=64):
+    """The data of ``figure_segnet_unpool``: ``(x, mask, pooled, unpooled, bilinear)``,
+    2-D arrays. ``x`` is bright shapes (``mask > 0``) on a faint ramp (the ramp breaks
+    ties, so each window has one maximum); it is max-pooled twice with indices, then
+    brought back to full size by max-unpooling twice, and by bilinear x4."""
     msn, F = _ops()
-    _, mask = _shapes_sample(64)
-    yy, xx = _np.mgrid[0:64, 0:64] / 64.0
-    # bright shapes on a faint ramp (the ramp breaks ties, so each window has one maximum)
+    _, mask = _shapes_sample(size)
+    yy, xx = _np.mgrid[0:size, 0:size] / float(size)
     x = msn.tensor((0.15 * (xx + yy) + 0.65 * (mask > 0))[None, None])
     p1, i1 = F.max_pool2d(x, 2, return_indices=True)
     p2, i2 = F.max_pool2d(p1, 2, return_indices=True)
     un = F.max_unpool2d(F.max_unpool2d(p2, i2, 2), i1, 2)
     bil = F.interpolate(p2, scale_factor=4, mode="bilinear", align_corners=False)
-    panels = [("input 64x64", x), ("max_pool2d twice: 16x16", p2), ("max_unpool2d twice: 64x64\n(zeros except maxima)", un),
-              ("bilinear x4: 64x64", bil)]
-    fig = _new_figure(11, 3.4)
-    for j, (title, t) in enumerate(panels):
-        ax = fig.add_subplot(1, 4, j + 1)
-        ax.imshow(t.numpy()[0, 0], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=10)
+    return tuple(a.numpy()[0, 0] if hasattr(a, "numpy") else a for a in (x, mask, p2, un, bil))
+
+
+def figure_segnet_unpool():
+    """Pool twice with indices, then upsample back two ways. Top: the whole image.
+    Bottom: a 16x16 crop across the shape's edge, the true outline drawn in red.
+    SegNet's max-unpool puts each maximum back where it was: sparse, and every kept
+    pixel of a window that straddles the edge lies inside the shape (the bright
+    side). Bilinear spreads the pooled values: dense, and the edge smears over
+    several pixels on both sides of the outline."""
+    from matplotlib.patches import Rectangle
+
+    x, mask, pooled, un, bil = segnet_round_trip(64)
+    ys, xs = _np.nonzero(mask > 0)
+    cy, cx = int(ys.min()), int(xs[ys == ys.min()].mean())          # the top edge of the shape
+    top, left = max(min(cy - 8, 64 - 16), 0), max(min(cx - 8, 64 - 16), 0)
+    crop = (slice(top, top + 16), slice(left, left + 16))
+    pooled_up = _np.kron(pooled, _np.ones((4, 4)))                   # shown at the input's scale
+    panels = [("input 64x64", x), ("max_pool2d twice: 16x16", pooled_up),
+              ("max_unpool2d twice: 64x64\n(zeros except the maxima)", un), ("bilinear x4: 64x64", bil)]
+    fig = _new_figure(11, 6.4)
+    for j, (title, img) in enumerate(panels):
+        ax = fig.add_subplot(2, 4, j + 1)
+        ax.imshow(img, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), 16, 16, fill=False, edgecolor=_WARN, lw=1.2))
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+        ax = fig.add_subplot(2, 4, j + 5)
+        ax.imshow(img[crop], cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.contour((mask[crop] > 0).astype(float), levels=[0.5], colors=[_WARN], linewidths=1.2)
+        ax.set_title("the red crop, zoomed;\nred line: the true edge", fontsize=8)
         ax.axis("off")
     fig.tight_layout()
     return fig
 
 
-def figure_depthwise(channels=8, kernel_size=3):
-    """Which input channels each output channel reads (``nn.Conv2d`` weight shape
-    ``(C_out, C_in/groups, k, k)``) for groups = 1, 2 and C, and the pointwise 1x1."""
+def figure_depthwise(channels=8, kernel_size=3, cost_channels=64, cost_size=64):
+    """Top: which input channels each output channel reads (``nn.Conv2d`` weight shape
+    ``(C_out, C_in/groups, k, k)``) for groups = 1, 2 and C, and the pointwise 1x1.
+    Bottom: a depthwise-separable conv is the depthwise conv *then* the pointwise
+    one; its multiply-adds (from ``summary``) against a standard conv's."""
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
     from .. import nn
+    from ..summary import summary
 
     cases = [(f"groups=1 (standard)", kernel_size, 1), ("groups=2", kernel_size, 2),
              (f"groups={channels} (depthwise)", kernel_size, channels), ("1x1 pointwise", 1, 1)]
-    fig = _new_figure(11, 3.3)
+    fig = _new_figure(11, 6.6)
     for j, (title, k, g) in enumerate(cases):
         conv = nn.Conv2d(channels, channels, k, groups=g, bias=False)
         per_group = channels // g
@@ -591,13 +621,58 @@ def figure_depthwise(channels=8, kernel_size=3):
         for o in range(channels):
             group = o // per_group
             mask[o, group * per_group:(group + 1) * per_group] = 1
-        ax = fig.add_subplot(1, 4, j + 1)
+        ax = fig.add_subplot(2, 4, j + 1)
         ax.imshow(mask, cmap="Blues", vmin=0, vmax=1.3)
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_xlabel("input channel")
         ax.set_ylabel("output channel")
         ax.set_title(f"{title}\nweight {tuple(conv.weight.shape)}: {conv.weight.size} params", fontsize=9)
+
+    # bottom left: the two steps
+    ax = fig.add_subplot(2, 2, 3)
+    colours = ["#9ecae1", "#fdae6b", "#a1d99b", "#bcbddc"]
+    for c in range(4):                                   # 4 input maps, each filtered on its own
+        ax.add_patch(Rectangle((0, 3 - c), 0.9, 0.8, facecolor=colours[c], edgecolor="#333"))
+        ax.add_patch(Rectangle((2.2, 3 - c), 0.9, 0.8, facecolor=colours[c], edgecolor="#333", hatch="//"))
+        ax.add_patch(FancyArrowPatch((0.95, 3.4 - c), (2.15, 3.4 - c), arrowstyle="->", color="#555",
+                                     mutation_scale=10))
+    for o in range(3):                                   # every pointwise output reads every map
+        ax.add_patch(Rectangle((4.6, 2.6 - o), 0.9, 0.8, facecolor="#dadaeb", edgecolor="#333"))
+        for c in range(4):
+            ax.plot([3.15, 4.55], [3.4 - c, 3.0 - o], color="#999", lw=0.6)
+    ax.text(0.45, 4.15, "C_in maps", ha="center", fontsize=9)
+    ax.text(1.55, -0.15, f"depthwise {kernel_size}x{kernel_size} (groups=C_in):\none filter a map", ha="center",
+            va="top", fontsize=9)
+    ax.text(4.5, -0.15, "pointwise 1x1:\nmixes the maps", ha="center", va="top", fontsize=9)
+    ax.text(5.05, 3.6, "C_out maps", ha="center", fontsize=9)
+    ax.set_xlim(-0.3, 6.0)
+    ax.set_ylim(-1.1, 4.5)
+    ax.axis("off")
+    ax.set_title("depthwise-separable = depthwise, then pointwise", fontsize=10)
+
+    # bottom right: multiply-adds, counted by summary() from the layers themselves
+    shape = (1, cost_channels, cost_size, cost_size)
+    standard = summary(nn.Conv2d(cost_channels, cost_channels, kernel_size, padding=kernel_size // 2), shape,
+                       print_table=False).total_macs
+    rows = {r.name: r.macs for r in summary(nn.DepthwiseSeparableConv2d(cost_channels, cost_channels, kernel_size,
+                                                                          padding=kernel_size // 2),
+                                            shape, print_table=False).rows}
+    ax = fig.add_subplot(2, 2, 4)
+    ax.bar([0], [standard / 1e6], color=_KERNEL, width=0.6)
+    ax.bar([1], [rows["depthwise"] / 1e6], color="#fdae6b", width=0.6, label="depthwise")
+    ax.bar([1], [rows["pointwise"] / 1e6], bottom=[rows["depthwise"] / 1e6], color="#bcbddc", width=0.6,
+           label="pointwise")
+    separable = rows["depthwise"] + rows["pointwise"]
+    ax.text(0, standard / 1e6, f"{standard / 1e6:.1f} M", ha="center", va="bottom", fontsize=9)
+    ax.text(1, separable / 1e6, f"{separable / 1e6:.1f} M\n({standard / separable:.1f}x fewer)", ha="center",
+            va="bottom", fontsize=9)
+    ax.set_xticks([0, 1])
+    ax.set_xticklabels([f"standard {kernel_size}x{kernel_size}", "depthwise-separable"])
+    ax.set_ylabel("multiply-adds (millions)")
+    ax.set_ylim(0, standard / 1e6 * 1.2)
+    ax.legend(fontsize=8, frameon=False, loc="upper right")
+    ax.set_title(f"{cost_channels} -> {cost_channels} channels on a {cost_size}x{cost_size} map", fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -887,15 +962,18 @@ def conv_animation(path, size=5, kernel_size=3, stride=2, padding=1, dilation=1,
 
     o = _shapes.conv2d_output_size(size, kernel_size, stride, padding, dilation)
     positions = [(r, c) for r in range(o) for c in range(o)]
-    fig = _new_figure(4.6, 3.2)
+    fig = _new_figure(6.4, 4.4)      # drawn at 100 dpi: 640 x 440 pixels, readable as it is
     ax = fig.add_subplot(1, 1, 1)
 
     def frame(n):
         ax.clear()
         draw_conv(ax, size, kernel_size, stride, padding, dilation, at=positions[n])
+        ax.text(size + 2 * padding + 1.5, size + 2 * padding + 0.6, f"output pixel {positions[n]}", fontsize=10,
+                va="top")
+        fig.tight_layout()
 
     anim = FuncAnimation(fig, frame, frames=len(positions))
-    anim.save(path, writer=PillowWriter(fps=fps), dpi=60)
+    anim.save(path, writer=PillowWriter(fps=fps), dpi=100)
     plt.close(fig)
 
 
