@@ -4,9 +4,19 @@ The library's own tests do this for every op: draw random sizes and
 settings, run the layer, compare the real output shape with the formula in
 ``minisegnet.shapes``. Here the layer is a small block you might write
 yourself (conv -> ReLU -> max-pool -> up-conv), and its predicted shape is
-composed from the shapes functions. Hypothesis shrinks any failure to the
-smallest counter-example. Run: ``python examples/property_test_your_layer.py``
-(``--fast`` for fewer examples) or ``python -m pytest examples/property_test_your_layer.py``.
+composed from the shapes functions. The property has two halves, and both
+are checked on every drawn case:
+
+* where the formula gives a size, the layer runs and returns exactly that shape;
+* where the formula refuses (a ``ValueError``: the input is too small for a
+  kernel or a pool), the layer refuses too, with a ``ValueError``, before any work.
+
+A test that returned early on every refusal ("the formula says no, so skip")
+would pass for a layer that silently accepts bad sizes; this one does not.
+Hypothesis shrinks any failure to the smallest counter-example. Run:
+``python examples/property_test_your_layer.py`` (``--fast`` or ``MINISEGNET_FAST=1``
+for fewer examples) or ``python -m pytest examples/property_test_your_layer.py``.
+See docs/property-testing.md.
 """
 import os
 import sys
@@ -34,38 +44,47 @@ class DownUp(nn.Module):
 
 
 def predicted_size(size, kernel_size, stride, padding, dilation):
+    """The block's output size from the shapes formulas, or ValueError where they refuse."""
     size = shapes.conv2d_output_size(size, kernel_size, stride, padding, dilation)
     size = shapes.max_pool2d_output_size(size, 2)
     return shapes.conv_transpose2d_output_size(size, 2, stride=2)
 
 
-@settings(max_examples=10 if FAST else 60, deadline=None)
-@given(h=st.integers(2, 40), w=st.integers(2, 40), k=st.integers(1, 5), s=st.integers(1, 3),
+def outcome(layer, h, w):
+    """The layer's output shape, or "refused" if it raised a ValueError."""
+    try:
+        with msn.no_grad():
+            return layer(msn.tensor(np.zeros((1, 2, h, w), dtype=np.float32))).shape
+    except ValueError:
+        return "refused"
+
+
+@settings(max_examples=15 if FAST else 80, deadline=None)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), k=st.integers(1, 5), s=st.integers(1, 3),
        p=st.integers(0, 2), d=st.integers(1, 3))
-def test_down_up_shape_matches_the_formula(h, w, k, s, p, d):
+def test_the_layer_does_exactly_what_the_formula_says(h, w, k, s, p, d):
     try:
-        expected = predicted_size((h, w), k, s, p, d)
+        expected = (1, 2) + predicted_size((h, w), k, s, p, d)
     except ValueError:
-        return          # the formula says this input is too small; the layer must refuse it too
-    layer = DownUp(2, k, s, p, d)
-    with msn.no_grad():
-        y = layer(msn.tensor(np.zeros((1, 2, h, w), dtype=np.float32)))
-    assert y.shape == (1, 2) + expected
+        expected = "refused"             # the formula refuses: the layer must refuse too
+    assert outcome(DownUp(2, k, s, p, d), h, w) == expected
 
 
-@settings(max_examples=10 if FAST else 40, deadline=None)
-@given(h=st.integers(1, 6), k=st.integers(4, 9))
-def test_too_small_inputs_are_refused(h, k):
-    layer = DownUp(1, k, 1, 0, 1)
+def test_both_halves_of_the_property_are_exercised():
+    """The drawn ranges reach both outcomes: a property checked only on valid sizes
+    (or only on invalid ones) would be half a test."""
+    assert predicted_size((12, 12), 3, 1, 1, 1) == (12, 12)
     try:
-        layer(msn.tensor(np.zeros((1, 1, h, h), dtype=np.float32)))
+        predicted_size((1, 1), 3, 1, 0, 1)
     except ValueError:
-        return
-    # it ran: then the formula must say it fits
-    assert shapes.conv2d_output_size(h, k) >= 2
+        pass
+    else:
+        raise AssertionError("a 1x1 input is too small for a 3x3 kernel")
+    assert outcome(DownUp(2, 3, 1, 0, 1), 1, 1) == "refused"
 
 
 if __name__ == "__main__":
-    test_down_up_shape_matches_the_formula()
-    test_too_small_inputs_are_refused()
-    print("the layer's output shape equals the shapes formula on every drawn case")
+    test_both_halves_of_the_property_are_exercised()
+    test_the_layer_does_exactly_what_the_formula_says()
+    print("the layer's output shape equals the shapes formula on every drawn case, "
+          "and it refuses exactly the sizes the formula refuses")

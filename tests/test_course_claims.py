@@ -133,6 +133,13 @@ def test_what_the_conv_input_gradient_runs(monkeypatch, stride, c_in, c_out, run
     # and the transposed conv's forward is the same code
     up = lambda: F.conv_transpose2d(g, w, stride=stride, padding=1, output_padding=stride - 1)   # noqa: E731
     assert (_col2im_calls(monkeypatch, up) > 0) == runs_col2im
+    # the shortcut is the "flip" lever: switched off, col2im runs at stride 1 too
+    from minisegnet.functional import conv_fast
+    previous = conv_fast.set_lever("flip", False)
+    try:
+        assert _col2im_calls(monkeypatch, up) > 0
+    finally:
+        conv_fast.set_lever("flip", previous)
 
 
 def test_the_conv_animation_is_readable_at_its_native_size(tmp_path):

@@ -930,6 +930,69 @@ def figure_im2col_memory(size=572, depth=4, base=64, itemsize=4):
     return fig
 
 
+def tiny_training_run(weighted, epochs=4, seed=0):
+    """The training page's experiment: a same-padding U-Net (8 channels, depth 2) on 64
+    ``Shapes`` images of 32x32, Adam at 3e-3, batch 8, with a plain or a median-frequency
+    weighted cross-entropy. Returns ``(model, history, (images, masks))``: ``history`` has
+    the trainer's per-epoch keys (train_loss, val_loss, pixel_acc, mean_acc, mean_iou,
+    fw_iou), scored on 32 held-out images, which are returned too."""
+    import minisegnet as msn
+    from minisegnet import functional as F, metrics, optim
+    from ..data import DataLoader, Shapes
+    from ..models import UNet
+
+    train = Shapes(num_samples=64, size=32, seed=seed)
+    val = Shapes(num_samples=32, size=32, seed=seed, split="val")
+    masks = _np.stack([train[i][1] for i in range(len(train))])
+    freq = _np.bincount(masks.ravel(), minlength=4) / masks.size
+    weight = msn.tensor((_np.median(freq) / freq).astype(_np.float32)) if weighted else None
+    images = _np.stack([val[i][0] for i in range(len(val))])
+    truth = _np.stack([val[i][1] for i in range(len(val))])
+    msn.manual_seed(seed)
+    model = UNet(3, 4, base_channels=8, depth=2, padding="same")
+    opt = optim.Adam(model.parameters(), lr=3e-3)
+    history = []
+    for epoch in range(epochs):
+        losses = []
+        for x, y in DataLoader(train, batch_size=8, shuffle=True, seed=epoch):
+            loss = F.cross_entropy(model(msn.tensor(x)), msn.tensor(y), weight=weight)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        model.eval()
+        with msn.no_grad():
+            logits = model(msn.tensor(images))
+            val_loss = F.cross_entropy(logits, msn.tensor(truth), weight=weight).item()
+        model.train()
+        scores = metrics.scores(metrics.confusion_matrix(logits.numpy().argmax(1), truth, 4))
+        history.append(dict(epoch=epoch + 1, train_loss=float(_np.mean(losses)), val_loss=val_loss,
+                            **{k: float(v) for k, v in scores.items()}))
+    return model, history, (images, truth)
+
+
+def save_training_figures(directory, epochs=4):
+    """``training_curves.png`` and ``training_predictions.png``: what the trainer's
+    ``curves.png`` and ``predictions.png`` look like (drawn by the same functions),
+    for the weighted run of ``tiny_training_run``."""
+    import os
+
+    import minisegnet as msn
+    from ..data import Shapes
+    from .training import plot_curves, plot_predictions
+
+    model, history, (images, truth) = tiny_training_run(weighted=True, epochs=epochs)
+    model.eval()
+    with msn.no_grad():
+        preds = model(msn.tensor(images[:3])).numpy().argmax(1)
+    curves = plot_curves(history, os.path.join(directory, "training_curves.png"))
+    shapes_data = Shapes(num_samples=1, size=32)
+    predictions = plot_predictions(images[:3], truth[:3], preds, shapes_data.palette,
+                                   os.path.join(directory, "training_predictions.png"),
+                                   class_names=list(Shapes.class_names))
+    return [curves, predictions]
+
+
 # The files the docs show, and the functions that draw them.
 TEACHING_FIGURES = {
     "segmentation_types.png": figure_segmentation_types,
@@ -991,6 +1054,7 @@ def save_teaching_figures(directory, gifs=True):
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
+    written += save_training_figures(directory)
     if gifs:
         path = os.path.join(directory, "conv_stride2.gif")
         conv_animation(path)
