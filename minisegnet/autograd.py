@@ -67,6 +67,19 @@ def _preview(data, limit=60):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
+def check_dtype(dtype, op):
+    """A tensor holds booleans, integers or floats; anything else (complex, strings,
+    Python objects) is a TypeError naming ``op``. Returns the NumPy dtype."""
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: dtype must be a NumPy dtype such as np.float32, got {_preview(dtype)}") from None
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{op}: dtype {dtype} is not supported: a tensor holds booleans, integers or "
+                        "floats (not complex numbers, strings or Python objects)")
+    return dtype
+
+
 def _as_array(data, dtype=None):
     """Turn ``data`` into an array of the current backend.
 
@@ -76,7 +89,11 @@ def _as_array(data, dtype=None):
     """
     if isinstance(data, Tensor):
         data = data.data
+    if dtype is not None:
+        dtype = check_dtype(dtype, "tensor")
     is_array = isinstance(data, (np.ndarray, np.generic)) or type(data).__module__.startswith("cupy")
+    if is_array and dtype is None:
+        check_dtype(data.dtype, "tensor")
     if dtype is None and not is_array:
         try:
             probe = np.asarray(data)
@@ -107,6 +124,8 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False, dtype=None):
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad must be True or False, got {_preview(requires_grad)}")
         self.data = _as_array(data, dtype)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(
@@ -306,8 +325,14 @@ class Tensor:
     def argmax(self, dim=None, keepdim=False):
         """Indices of the maxima (no gradient), like ``torch.argmax``."""
         xp = backend.get_array_module(self.data)
+        if not isinstance(keepdim, (bool, np.bool_)):
+            raise TypeError(f"argmax: keepdim must be True or False, got {_preview(keepdim)}")
         if dim is None:
             return Tensor._wrap(xp.asarray(self.data.argmax()))
+        dim = _basic.normalize_dims(dim, self.ndim)
+        if len(dim) != 1:
+            raise TypeError(f"argmax: dim must be one int or None, got a tuple {dim}")
+        dim = dim[0]
         out = self.data.argmax(axis=dim)
         return Tensor._wrap(xp.expand_dims(out, dim) if keepdim else out)
 
@@ -433,7 +458,12 @@ class Function:
     """
 
     def __call__(self, *inputs):
-        inputs = tuple(x if (x is None or isinstance(x, Tensor)) else Tensor(x) for x in inputs)
+        for i, x in enumerate(inputs):
+            if not (x is None or isinstance(x, Tensor)):
+                # The public functions check their arguments by name first; this
+                # catches the rest (e.g. a Function subclass called directly).
+                raise TypeError(f"{type(self).__name__}: input {i} must be a Tensor or None, got "
+                                f"{type(x).__name__} {_preview(x)} (wrap arrays with msn.tensor)")
         if len(inputs) > 1:
             # NumPy and CuPy arrays in one op: a clear error here, not a library's cryptic one inside.
             backend.get_array_module(*(x.data for x in inputs if x is not None))

@@ -8,8 +8,8 @@ with ``os.replace``: a rename within one directory is atomic, so a crash,
 a full disk or an error half-way leaves the previous checkpoint untouched.
 
 ``load(path)`` reads every array eagerly and turns the many ways a file can be
-wrong (truncated, corrupt, not an ``.npz`` at all, holding pickled objects)
-into one ``ValueError`` that names the path.
+wrong (truncated, corrupt, not an ``.npz`` at all, holding pickled objects or
+members that are not ``.npy`` arrays) into one ``ValueError`` that names the path.
 
 Strings (e.g. a JSON record of the run) can be stored as 0-d NumPy string
 arrays: ``np.array(json.dumps(meta))``; they need no pickling.
@@ -83,8 +83,16 @@ def load(path):
         raise ValueError(f"checkpoint {path!r} is not an .npz file (truncated, corrupt, or a "
                          "different format); minisegnet checkpoints are written by msn.save")
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {key: archive[key] for key in archive.files}
+        with zipfile.ZipFile(path) as archive:
+            members = archive.namelist()
+        # np.load hands back the raw bytes of a member that is not an .npy array
+        # (a pickle, a text file) instead of refusing it: refuse it here.
+        foreign = [member for member in members if not member.endswith(".npy")]
+        if not foreign:
+            with np.load(path, allow_pickle=False) as archive:
+                return {key: archive[key] for key in archive.files}
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         raise ValueError(f"checkpoint {path!r} cannot be read ({type(exc).__name__}: {exc}); "
                          "it is truncated, corrupt or not written by msn.save") from exc
+    raise ValueError(f"checkpoint {path!r} holds member {foreign[0]!r}, which is not an .npy array; "
+                     "minisegnet checkpoints (written by msn.save) hold only .npy arrays")

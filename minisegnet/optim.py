@@ -15,6 +15,7 @@ current learning rate is the attribute ``opt.lr``, which the schedules set.
 (``msn.save``); ``load_state_dict`` puts it back, onto the parameters' backend.
 """
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -92,6 +93,14 @@ class Optimizer:
 
     def load_state_dict(self, state_dict):
         """Restore what ``state_dict()`` returned (hyper-parameters included, as PyTorch does)."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: state_dict must be a dict of name -> "
+                            f"array (from state_dict() or msn.load), got {type(state_dict).__name__}")
+        for key, value in state_dict.items():
+            dtype = np.asarray(backend.to_numpy(value)).dtype
+            if dtype.kind not in "biuf":
+                raise TypeError(f"{type(self).__name__}.load_state_dict: entry {key!r} holds dtype {dtype}, "
+                                "not numbers")
         missing = [name for name in self.hyperparameters if name not in state_dict]
         if missing:
             raise KeyError(f"optimizer state_dict lacks {missing}; was it saved by {type(self).__name__}?")
@@ -141,6 +150,8 @@ class SGD(Optimizer):
         self.momentum = _check("momentum", momentum)
         self.dampening = _check("dampening", dampening)
         self.weight_decay = _check("weight_decay", weight_decay)
+        if not isinstance(nesterov, (bool, np.bool_)):
+            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
         self.nesterov = bool(nesterov)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
             raise ValueError(f"nesterov=True requires momentum > 0 and dampening == 0, got "
@@ -251,6 +262,9 @@ class LRScheduler:
         return {"last_epoch": np.asarray(self.last_epoch), "base_lr": np.asarray(self.base_lr)}
 
     def load_state_dict(self, state_dict):
+        if not isinstance(state_dict, Mapping) or not {"last_epoch", "base_lr"} <= set(state_dict):
+            raise TypeError(f"{type(self).__name__}.load_state_dict: state_dict must be a dict with "
+                            f"'last_epoch' and 'base_lr' (from state_dict()), got {type(state_dict).__name__}")
         self.last_epoch = int(state_dict["last_epoch"])
         self.base_lr = float(state_dict["base_lr"])
         self.optimizer.lr = self.lr_at(self.last_epoch)

@@ -9,6 +9,7 @@ an ``(h, w)`` pair and returns the same kind. Notation per spatial axis:
 """
 import functools
 import math
+import numbers
 from fractions import Fraction
 from typing import NamedTuple
 
@@ -37,6 +38,18 @@ __all__ = [
 
 def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool) or type(v).__name__ in ("int64", "int32")
+
+
+# Bounds on arguments whose cost grows with them (a list per size, a walk per level):
+# beyond them a ValueError says so, instead of minutes of work or a MemoryError.
+MAX_LISTED_SIZES = 10**6    # conv2d_input_sizes and unet_valid_input_sizes list at most this many
+MAX_UNET_DEPTH = 32         # 2**32 pixels per side already: nothing real is that deep
+
+
+def _check_flag(value, name):
+    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+        raise TypeError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def as_pair(value, name, minimum=None):
@@ -147,6 +160,7 @@ def max_pool2d_output_size(size, kernel_size, stride=None, padding=0, dilation=1
     s = k if stride is None else as_pair(stride, "stride", 1)
     p = as_pair(padding, "padding", 0)
     d = as_pair(dilation, "dilation", 1)
+    ceil_mode = _check_flag(ceil_mode, "ceil_mode")
     return _per_axis(size, lambda i, a: _pool_size(i, k[a], s[a], p[a], d[a], ceil_mode, "max_pool2d"))
 
 
@@ -155,6 +169,7 @@ def avg_pool2d_output_size(size, kernel_size, stride=None, padding=0, ceil_mode=
     k = as_pair(kernel_size, "kernel_size", 1)
     s = k if stride is None else as_pair(stride, "stride", 1)
     p = as_pair(padding, "padding", 0)
+    ceil_mode = _check_flag(ceil_mode, "ceil_mode")
     return _per_axis(size, lambda i, a: _pool_size(i, k[a], s[a], p[a], 1, ceil_mode, "avg_pool2d"))
 
 
@@ -179,6 +194,7 @@ def interpolate_output_size(size, out_size=None, scale_factor=None):
     ``o = floor(i * scale_factor)``, as PyTorch."""
     if (out_size is None) == (scale_factor is None):
         raise ValueError("give exactly one of size and scale_factor")
+    _per_axis(size, lambda i, a: i)          # the input size is checked even when out_size decides
     if out_size is not None:
         target = out_size if _is_int(out_size) else as_pair(out_size, "size", 1)
         if _is_int(target) and target < 1:
@@ -186,14 +202,12 @@ def interpolate_output_size(size, out_size=None, scale_factor=None):
         if _is_int(size):
             return target if _is_int(target) else target
         return target if not _is_int(target) else (target, target)
-    if isinstance(scale_factor, (tuple, list)):
-        if len(scale_factor) != 2:
-            raise TypeError(f"scale_factor must be a number or a pair, got {scale_factor!r}")
-        sf = tuple(float(f) for f in scale_factor)
-    else:
-        sf = (float(scale_factor), float(scale_factor))
-    if min(sf) <= 0:
-        raise ValueError(f"scale_factor must be positive, got {scale_factor!r}")
+    factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * 2
+    if len(factors) != 2 or not all(isinstance(f, numbers.Real) and not isinstance(f, bool) for f in factors):
+        raise TypeError(f"scale_factor must be a number or a pair of numbers, got {scale_factor!r}")
+    sf = tuple(float(f) for f in factors)
+    if not all(0 < f < math.inf for f in sf):
+        raise ValueError(f"scale_factor must be positive and finite, got {scale_factor!r}")
 
     def compute(i, a):
         o = math.floor(i * sf[a])
@@ -257,6 +271,10 @@ def conv2d_input_sizes(out, kernel_size, stride=1, padding=0, dilation=1):
 
     def compute(a):
         smallest = (o[a] - 1) * s[a] - 2 * p[a] + d[a] * (k[a] - 1) + 1
+        if s[a] > MAX_LISTED_SIZES:
+            raise ValueError(f"stride={stride!r} makes {s[a]} input sizes (every size from {max(smallest, 1)} "
+                             f"to {smallest + s[a] - 1}) give out={out!r}; conv2d_input_sizes lists at most "
+                             f"MAX_LISTED_SIZES = {MAX_LISTED_SIZES}")
         sizes = [i for i in range(smallest, smallest + s[a]) if i >= 1]
         if not sizes:
             raise ValueError(f"no input size gives out={out!r}: with padding={padding!r} even an input of "
@@ -323,6 +341,9 @@ class _InvalidSize(Exception):
 def _check_unet_args(depth, padding):
     if not _is_int(depth) or depth < 1:
         raise ValueError(f"depth must be an int >= 1, got {depth!r}")
+    if depth > MAX_UNET_DEPTH:
+        raise ValueError(f"depth={depth} is deeper than MAX_UNET_DEPTH = {MAX_UNET_DEPTH}: every level halves "
+                         f"the size, so the input would need more than 2**{depth} pixels per side")
     if padding not in ("valid", "same"):
         raise ValueError(f"padding must be 'valid' or 'same', got {padding!r}")
 
@@ -375,14 +396,26 @@ def _unet_axis(i, depth, padding):
 
 @functools.lru_cache(maxsize=None)
 def _smallest_valid(depth, padding):
-    """The smallest valid input size: found by walking sizes upward (a few hundred at most)."""
-    i = 1
+    """The smallest valid input size.
+
+    Every valid input reaches the bottleneck with some whole size ``b``, and
+    walking the contracting path backwards from ``b`` (double, then add back
+    what the two convs took) gives that input; larger ``b`` give larger inputs.
+    So try ``b = 1, 2, ...`` and keep the first input that passes the whole walk:
+    a handful of walks of ``depth`` levels each, instead of a search over sizes
+    that grows as ``2**depth``.
+    """
+    shrink = 4 if padding == "valid" else 0        # pixels two 3x3 convs take per level
+    b = 1
     while True:
+        i = b
+        for _ in range(depth):
+            i = 2 * i + shrink
         try:
             _unet_axis(i, depth, padding)
             return i
         except _InvalidSize:
-            i += 1
+            b += 1
 
 
 def _is_valid(i, depth, padding):
@@ -489,7 +522,12 @@ def unet_valid_input_sizes(low, high, depth=4, padding="valid"):
         raise ValueError(f"high must be an int >= low={low!r}, got {high!r}")
     first, period = _smallest_valid(depth, padding), 2 ** depth
     start = first if low <= first else first + -(-(low - first) // period) * period
-    return list(range(start, high + 1, period))
+    sizes = range(start, high + 1, period)
+    if len(sizes) > MAX_LISTED_SIZES:
+        raise ValueError(f"low={low!r} .. high={high!r} holds {len(sizes)} valid sizes ({start}, {start + period}, "
+                         f"... every {period}); unet_valid_input_sizes lists at most MAX_LISTED_SIZES = "
+                         f"{MAX_LISTED_SIZES}")
+    return list(sizes)
 
 
 # ---- receptive field --------------------------------------------------------

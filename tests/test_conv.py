@@ -428,7 +428,7 @@ W4 = np.zeros((2, 4, 3, 3))
     (dict(bias=np.zeros(3)), ValueError, "bias must have shape (2,)"),
     (dict(weight=W4.astype(np.float32)), TypeError, "same dtype"),
     (dict(input=X4.astype(np.int64)), TypeError, "floating point"),
-    (dict(input=[[1.0]]), TypeError, "Tensor or an array"),
+    (dict(input=[[1.0]]), TypeError, "input must be a Tensor"),
 ])
 def test_conv2d_bad_arguments(kwargs, error, words):
     args = dict(input=X4, weight=W4, bias=None)

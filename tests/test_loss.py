@@ -241,7 +241,7 @@ def test_dice_loss_errors():
         F.dice_loss(x, np.full((1, 2, 2), 2))
     with pytest.raises(ValueError, match=r"target has shape \(1, 2\)"):
         F.dice_loss(x, np.zeros((1, 2), dtype=np.int64))
-    with pytest.raises(ValueError, match="smooth must be a non-negative number"):
+    with pytest.raises(ValueError, match="smooth must be >= 0"):
         F.dice_loss(x, np.zeros((1, 2, 2), dtype=np.int64), smooth=-1.0)
     with pytest.raises(ValueError, match=r"logits must have shape \(N, C\)"):
         F.dice_loss(t64(np.zeros(2)), np.zeros((), dtype=np.int64))

@@ -340,7 +340,7 @@ def test_deeplab_rate_error_names_the_smallest_input_that_fits():
     (dict(output_stride=32), "output_stride must be 16 or 8"),
     (dict(atrous_rates=(6, 0)), "atrous_rates must be a non-empty tuple of positive integers"),
     (dict(atrous_rates=()), "atrous_rates must be a non-empty tuple"),
-    (dict(width_mult=0), "width_mult must be a positive number"),
+    (dict(width_mult=0), "width_mult must be a positive finite number"),
     (dict(dropout=-0.1), "dropout must be a probability"),
 ])
 def test_deeplab_constructor_errors(kwargs, match):

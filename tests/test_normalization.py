@@ -92,9 +92,9 @@ def test_batch_norm_bad_arguments():
     with pytest.raises(ValueError, match=r"running_mean must have shape \(3,\)"):
         F.batch_norm(x, np.zeros(4), np.ones(3))
     with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
-        F.batch_norm(x, c3, np.ones(3), weight=np.ones(2))
+        F.batch_norm(x, c3, np.ones(3), weight=t64(np.ones(2)))
     with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
-        F.batch_norm(x, c3, np.ones(3), bias=np.ones((3, 1)))
+        F.batch_norm(x, c3, np.ones(3), bias=t64(np.ones((3, 1))))
     with pytest.raises(ValueError, match="running_mean is required"):
         F.batch_norm(x, None, None, training=False)
     with pytest.raises(ValueError, match="given together"):

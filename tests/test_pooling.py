@@ -323,7 +323,7 @@ def _pooled():
 @pytest.mark.parametrize("mutate, kwargs, error, words", [
     (lambda i: i + 16, {}, ValueError, "indices must lie in"),        # 4x4 plane: 16 is out
     (lambda i: i - 20, {}, ValueError, "indices must lie in"),
-    (lambda i: i.astype(np.float64), {}, TypeError, "integer"),
+    (lambda i: i.astype(np.float64), {}, TypeError, "int64"),
     (lambda i: i[..., :1], {}, ValueError, "shape"),
     (lambda i: i, {"output_size": (6, 4)}, ValueError, "strictly between 2 and 6"),
     (lambda i: i, {"output_size": (2, 4)}, ValueError, "output_size"),

@@ -14,10 +14,9 @@ import numbers
 
 import numpy as np
 
-from .. import backend
-from ..autograd import Function, Tensor
+from .. import backend, checks
+from ..autograd import Function
 from ..random import generator
-from .basic import normalize_dims
 
 __all__ = ["relu", "leaky_relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax",
            "dropout", "dropout2d"]
@@ -150,15 +149,22 @@ class LogSoftmax(Function):
         return g - xp.exp(self.y) * g.sum(axis=self.dim, keepdims=True)
 
 
+def _input(x, op, inplace=False):
+    """Every activation's input check: a floating-point Tensor (integers and booleans
+    are refused, not promoted: see minisegnet.checks), and ``inplace`` a flag."""
+    checks.flag(inplace, "inplace", op)
+    return checks.float_tensor(x, "input", op)
+
+
 def relu(x, inplace=False):
     """max(x, 0). ``inplace`` is accepted for PyTorch compatibility and ignored."""
-    return ReLU()(x)
+    return ReLU()(_input(x, "relu", inplace))
 
 
 def leaky_relu(x, negative_slope=0.01, inplace=False):
     """x where x > 0, else ``negative_slope * x``. ``inplace`` is accepted for
     PyTorch compatibility and ignored."""
-    return LeakyReLU(_check_negative_slope(negative_slope))(x)
+    return LeakyReLU(_check_negative_slope(negative_slope))(_input(x, "leaky_relu", inplace))
 
 
 def _check_negative_slope(negative_slope):
@@ -169,7 +175,7 @@ def _check_negative_slope(negative_slope):
 
 def relu6(x, inplace=False):
     """min(max(x, 0), 6). ``inplace`` is accepted for PyTorch compatibility and ignored."""
-    return ReLU6()(x)
+    return ReLU6()(_input(x, "relu6", inplace))
 
 
 def _check_dropout_p(p):
@@ -188,9 +194,9 @@ def dropout(x, p=0.5, training=True, inplace=False):
     repeats it. ``inplace`` is accepted for PyTorch compatibility and ignored.
     """
     p = _check_dropout_p(p)
-    if not training or p == 0:
+    _input(x, "dropout", inplace)
+    if not checks.flag(training, "training", "dropout") or p == 0:
         return x
-    x = x if isinstance(x, Tensor) else Tensor(x)
     return Dropout(p, x.shape)(x)
 
 
@@ -204,25 +210,30 @@ def dropout2d(x, p=0.5, training=True, inplace=False):
     than a guess between (C, H, W) and (N, C, L).
     """
     p = _check_dropout_p(p)
-    x = x if isinstance(x, Tensor) else Tensor(x)
+    _input(x, "dropout2d", inplace)
     if x.ndim != 4:
         raise ValueError(f"dropout2d expects input of shape (N, C, H, W), got shape {x.shape}")
-    if not training or p == 0:
+    if not checks.flag(training, "training", "dropout2d") or p == 0:
         return x
     return Dropout(p, x.shape[:2] + (1, 1))(x)
 
 
 def sigmoid(x):
-    return Sigmoid()(x)
+    return Sigmoid()(_input(x, "sigmoid"))
 
 
 def tanh(x):
-    return Tanh()(x)
+    return Tanh()(_input(x, "tanh"))
 
 
 def softmax(x, dim):
-    return Softmax(normalize_dims(dim, x.ndim)[0])(x)
+    """exp(x) normalised to sum 1 along ``dim``, one int (PyTorch's implicit choice of
+    dim when it is None is deprecated there and refused here)."""
+    _input(x, "softmax")
+    return Softmax(checks.dim(dim, x.ndim, "dim", "softmax"))(x)
 
 
 def log_softmax(x, dim):
-    return LogSoftmax(normalize_dims(dim, x.ndim)[0])(x)
+    """log(softmax(x, dim)), computed stably; ``dim`` as for ``softmax``."""
+    _input(x, "log_softmax")
+    return LogSoftmax(checks.dim(dim, x.ndim, "dim", "log_softmax"))(x)

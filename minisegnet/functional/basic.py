@@ -9,13 +9,13 @@ import builtins
 
 import numpy as np
 
-from .. import backend
-from ..autograd import Function, Tensor
+from .. import backend, checks
+from ..autograd import Function, Tensor, check_dtype
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "abs",
     "sum", "mean", "max", "reshape", "flatten", "permute", "transpose", "getitem",
-    "cat", "stack", "astype", "unbroadcast",
+    "cat", "stack", "astype", "unbroadcast", "empty_batch",
 ]
 
 
@@ -24,19 +24,38 @@ def raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _operands(a, b):
+def _operands(a, b, op):
     """Make both operands Tensors. A Python scalar takes the dtype of the tensor
-    beside it (so ``2 * x`` stays float32); NumPy arrays and scalars keep theirs."""
-    def convert(x, like):
+    beside it (so ``2 * x`` stays float32); NumPy arrays and scalars keep theirs.
+    At least one operand must be a Tensor, and their shapes must broadcast."""
+    def convert(x, like, name):
         if isinstance(x, Tensor):
             return x
         if isinstance(x, (bool, int, float)):
             xp = backend.get_array_module(like.data)
             return Tensor._wrap(xp.asarray(x, dtype=like.dtype))
+        if x is None or isinstance(x, str):
+            raise TypeError(f"{op}: {name} must be a Tensor, an array or a number, got {checks.describe(x)}")
         return Tensor(x)
     if isinstance(a, Tensor):
-        return a, convert(b, a)
-    return convert(a, b), b
+        a, b = a, convert(b, a, "the second operand")
+    elif isinstance(b, Tensor):
+        a, b = convert(a, b, "the first operand"), b
+    else:
+        raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} "
+                        f"and {type(b).__name__}")
+    if a.shape != b.shape and op != "matmul":
+        _check_broadcast(a.shape, b.shape, op)
+    return a, b
+
+
+def _check_broadcast(shape_a, shape_b, op):
+    """NumPy's (and PyTorch's) rule, aligned from the last axis: two sizes match if
+    they are equal or one of them is 1."""
+    for n, m in zip(reversed(shape_a), reversed(shape_b)):
+        if n != m and n != 1 and m != 1:
+            raise ValueError(f"{op}: shapes {tuple(shape_a)} and {tuple(shape_b)} do not broadcast: "
+                             f"aligned from the last axis, sizes {n} and {m} differ and neither is 1")
 
 
 def unbroadcast(grad, shape):
@@ -138,26 +157,29 @@ class Neg(Function):
 
 
 def add(a, b):
-    return Add()(*_operands(a, b))
+    return Add()(*_operands(a, b, "add"))
 
 
 def sub(a, b):
-    return Sub()(*_operands(a, b))
+    return Sub()(*_operands(a, b, "sub"))
 
 
 def mul(a, b):
-    return Mul()(*_operands(a, b))
+    return Mul()(*_operands(a, b, "mul"))
 
 
 def div(a, b):
-    return Div()(*_operands(a, b))
+    return Div()(*_operands(a, b, "div"))
 
 
 def pow(a, b):
-    return Pow()(*_operands(a, b))
+    return Pow()(*_operands(a, b, "pow"))
 
 
 def neg(x):
+    checks.tensor(x, "input", "neg")
+    if x.dtype.kind == "b":
+        raise TypeError("neg: input must be a number tensor, got dtype bool (use ~ for logical not)")
     return Neg()(x)
 
 
@@ -189,12 +211,17 @@ class MatMul(Function):
 
 
 def matmul(a, b):
-    a, b = _operands(a, b)
+    a, b = _operands(a, b, "matmul")
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul needs operands with at least one dimension; use * for scalars")
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
         raise ValueError(f"matmul shapes {a.shape} and {b.shape} do not align: "
                          "the last axis of the first must equal the second-to-last of the second")
+    if a.dtype != b.dtype:
+        raise TypeError(f"matmul: both operands must have the same dtype (as in PyTorch), got {a.dtype} "
+                        f"and {b.dtype}; cast one of them first")
+    if a.ndim > 2 and b.ndim > 2:
+        _check_broadcast(a.shape[:-2], b.shape[:-2], "matmul (batch axes)")
     return MatMul()(a, b)
 
 
@@ -258,38 +285,54 @@ class AsType(Function):
 
 
 def exp(x):
-    return Exp()(x)
+    return Exp()(checks.float_tensor(x, "input", "exp"))
 
 
 def log(x):
-    return Log()(x)
+    return Log()(checks.float_tensor(x, "input", "log"))
 
 
 def sqrt(x):
-    return Sqrt()(x)
+    return Sqrt()(checks.float_tensor(x, "input", "sqrt"))
 
 
 def abs(x):
+    checks.tensor(x, "input", "abs")
+    if x.dtype.kind == "b":
+        raise TypeError("abs: input must be a number tensor, got dtype bool")
     return Abs()(x)
 
 
 def astype(x, dtype):
-    return AsType(np.dtype(dtype))(x)
+    """A copy cast to ``dtype``. A cast to an integer or boolean dtype carries no
+    gradient (its result is a constant), as in PyTorch."""
+    checks.tensor(x, "input", "astype")
+    dtype = check_dtype(dtype, "astype")
+    if dtype.kind != "f":
+        return Tensor._wrap(x.data.astype(dtype))
+    return AsType(dtype)(x)
 
 
 # ---- reductions -------------------------------------------------------------------
-def normalize_dims(dim, ndim, name="dim"):
-    """``dim`` (None, int or tuple) as a sorted tuple of non-negative axes."""
+def normalize_dims(dim, ndim, name="dim", op=None):
+    """``dim`` (None, an int or a tuple/list of ints) as a sorted tuple of non-negative axes;
+    ``op`` (the calling function) starts the error messages."""
+    where = f"{op}: " if op else ""
     if dim is None:
         return tuple(range(ndim))
-    dims = (dim,) if isinstance(dim, (int, np.integer)) else tuple(dim)
+    if checks._is_int(dim):
+        dims = (dim,)
+    elif isinstance(dim, (tuple, list)) and builtins.all(checks._is_int(d) for d in dim):
+        dims = tuple(dim)
+    else:
+        raise TypeError(f"{where}{name} must be None, an int or a tuple of ints, got {checks.describe(dim)}")
     out = []
     for d in dims:
-        if not isinstance(d, (int, np.integer)) or not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
-            raise ValueError(f"{name}={dim!r} is out of range for a tensor with {ndim} dimensions")
+        if not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
+            raise ValueError(f"{where}{name}={dim!r} is out of range for a tensor with {ndim} dimensions")
         out.append(int(d) % builtins.max(ndim, 1))
     if len(set(out)) != len(out):
-        raise ValueError(f"{name}={dim!r} names a dimension twice")
+        raise ValueError(f"{where}{name}={dim!r} names a dimension twice")
     return tuple(sorted(out))
 
 
@@ -351,16 +394,22 @@ class Max(Function):
 
 
 def sum(x, dim=None, keepdim=False):
-    return Sum(normalize_dims(dim, x.ndim), keepdim)(x)
+    checks.tensor(x, "input", "sum")
+    return Sum(normalize_dims(dim, x.ndim, op="sum"), checks.flag(keepdim, "keepdim", "sum"))(x)
 
 
 def mean(x, dim=None, keepdim=False):
-    return Mean(normalize_dims(dim, x.ndim), keepdim)(x)
+    """Mean over ``dim``; needs a floating-point input (PyTorch's rule: the mean of
+    integers has no integer dtype to live in)."""
+    checks.float_tensor(x, "input", "mean")
+    return Mean(normalize_dims(dim, x.ndim, op="mean"), checks.flag(keepdim, "keepdim", "mean"))(x)
 
 
 def max(x, dim=None, keepdim=False):
     """Largest value over ``dim`` (values only, like ``torch.amax``)."""
-    axes = normalize_dims(dim, x.ndim)
+    checks.tensor(x, "input", "max")
+    keepdim = checks.flag(keepdim, "keepdim", "max")
+    axes = normalize_dims(dim, x.ndim, op="max")
     if builtins.any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"max over dim={dim!r} of an empty axis (shape {x.shape})")
     return Max(axes, keepdim)(x)
@@ -395,8 +444,11 @@ class Permute(Function):
 
 
 def reshape(x, *shape):
+    checks.tensor(x, "input", "reshape")
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    if not builtins.all(checks._is_int(n) for n in shape):
+        raise TypeError(f"reshape: shape must be ints (one may be -1), got {shape!r}")
     shape = tuple(int(n) for n in shape)
     known = int(np.prod([n for n in shape if n != -1]))
     if shape.count(-1) > 1 or builtins.any(n < -1 for n in shape) or \
@@ -406,15 +458,18 @@ def reshape(x, *shape):
 
 
 def flatten(x, start_dim=0, end_dim=-1):
+    checks.tensor(x, "input", "flatten")
+    start = checks.dim(start_dim, x.ndim, "start_dim", "flatten")
+    end = checks.dim(end_dim, x.ndim, "end_dim", "flatten")
     if x.ndim == 0:
         return reshape(x, 1)
-    start, end = normalize_dims(start_dim, x.ndim, "start_dim")[0], normalize_dims(end_dim, x.ndim, "end_dim")[0]
     if start > end:
         raise ValueError(f"flatten needs start_dim <= end_dim, got {start_dim} and {end_dim}")
     return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
 
 
 def permute(x, *dims):
+    checks.tensor(x, "input", "permute")
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
     if len(dims) != x.ndim or sorted(normalize_dims(dims, x.ndim)) != list(range(x.ndim)):
@@ -423,8 +478,9 @@ def permute(x, *dims):
 
 
 def transpose(x, dim0, dim1):
+    checks.tensor(x, "input", "transpose")
     dims = list(range(x.ndim))
-    a, b = normalize_dims(dim0, x.ndim, "dim0")[0], normalize_dims(dim1, x.ndim, "dim1")[0]
+    a, b = checks.dim(dim0, x.ndim, "dim0", "transpose"), checks.dim(dim1, x.ndim, "dim1", "transpose")
     dims[a], dims[b] = dims[b], dims[a]
     return Permute(tuple(dims))(x)
 
@@ -459,12 +515,36 @@ class GetItem(Function):
         return gx
 
 
+def _check_index_part(part, index):
+    """One entry of an index: int, slice of ints, None, Ellipsis, or an integer/boolean array."""
+    if part is None or part is Ellipsis or checks._is_int(part) or isinstance(part, (bool, np.bool_)):
+        return
+    if isinstance(part, slice):
+        if builtins.all(v is None or checks._is_int(v) for v in (part.start, part.stop, part.step)):
+            return
+    elif hasattr(part, "dtype") and hasattr(part, "shape"):
+        if part.dtype.kind in "iub":
+            return
+    elif isinstance(part, list):
+        if builtins.all(checks._is_int(v) or isinstance(v, (bool, np.bool_)) for v in part):
+            return
+    raise TypeError(f"tensor index {checks.describe(index)}: {checks.describe(part)} is not a valid index; "
+                    "use ints, slices of ints, None, ..., or integer or boolean tensors/arrays")
+
+
 def getitem(x, index):
+    checks.tensor(x, "input", "getitem")
     if isinstance(index, tuple):
         index = tuple(raw(i) for i in index)
     else:
         index = raw(index)
-    return GetItem(index)(x)
+    for part in index if isinstance(index, tuple) else (index,):
+        _check_index_part(part, index)
+    try:
+        return GetItem(index)(x)
+    except IndexError as error:      # out of range, too many indices, boolean mask of another shape
+        raise IndexError(f"tensor index {checks.describe(index)} does not fit a tensor of shape {x.shape}: "
+                         f"{error}") from None
 
 
 class Cat(Function):
@@ -510,19 +590,45 @@ def _check_same_shapes(tensors, skip_dim, name):
 
 def cat(tensors, dim=0):
     """Concatenate along an existing axis, like ``torch.cat``."""
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    tensors = checks.tensor_sequence(tensors, "tensors", "cat")
     if not tensors:
         raise ValueError("cat needs at least one tensor")
-    d = normalize_dims(dim, tensors[0].ndim)[0]
+    if tensors[0].ndim == 0:
+        raise ValueError("cat: zero-dimensional tensors cannot be concatenated (use stack)")
+    d = checks.dim(dim, tensors[0].ndim, "dim", "cat")
     _check_same_shapes(tensors, d, "cat")
     return Cat(d)(*tensors)
 
 
 def stack(tensors, dim=0):
     """Stack along a new axis, like ``torch.stack``."""
-    tensors = [t if isinstance(t, Tensor) else Tensor(t) for t in tensors]
+    tensors = checks.tensor_sequence(tensors, "tensors", "stack")
     if not tensors:
         raise ValueError("stack needs at least one tensor")
     _check_same_shapes(tensors, None, "stack")
-    d = normalize_dims(dim, tensors[0].ndim + 1)[0]
+    d = checks.dim(dim, tensors[0].ndim + 1, "dim", "stack")
     return Stack(d)(*tensors)
+
+
+class EmptyBatch(Function):
+    """An op applied to a batch of no images (N = 0): an empty output of the op's
+    shape, and a zero gradient for every input (a weight's gradient is a sum over
+    no images), as PyTorch returns them."""
+
+    def __init__(self, out_shape):
+        self.out_shape = out_shape
+
+    def forward(self, *arrays):
+        present = [a for a in arrays if a is not None]
+        self.inputs_like = [None if a is None else (a.shape, a.dtype) for a in arrays]
+        return backend.get_array_module(*present).zeros(self.out_shape, dtype=present[0].dtype)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        return tuple(None if like is None else xp.zeros(*like) for like in self.inputs_like)
+
+
+def empty_batch(out_shape, *inputs):
+    """The result of an op whose batch is empty: see ``EmptyBatch``. The ops whose
+    arithmetic assumes at least one image (convolutions, unpooling) call this instead."""
+    return EmptyBatch(tuple(out_shape))(*inputs)

@@ -40,9 +40,10 @@ give the same numbers.
 """
 import numpy as np
 
-from .. import backend, shapes
+from .. import backend, checks, shapes
 from ..autograd import Function, is_grad_enabled
 from . import conv_fast as fast
+from .basic import empty_batch
 
 __all__ = ["unfold", "fold", "conv2d", "conv_transpose2d", "set_im2col_limit", "get_im2col_limit"]
 
@@ -332,10 +333,10 @@ class ConvTranspose2d(Function):
 
 
 # ---- 7. validation ------------------------------------------------------------------
-def _check_float_array(x, name, layout="(N, C, H, W)"):
-    """``x`` must be a floating-point Tensor or array with as many axes as ``layout`` names."""
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise TypeError(f"{name} must be a Tensor or an array, got {type(x).__name__}")
+def _check_float_array(x, name, layout="(N, C, H, W)", op="conv2d"):
+    """``x`` must be a floating-point Tensor with as many axes as ``layout`` names
+    (a raw array is refused, as in PyTorch: as a weight it would get no gradient)."""
+    checks.tensor(x, name, op)
     ndim = layout.count(",") + 1
     if len(x.shape) != ndim:
         raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {tuple(x.shape)}")
@@ -348,8 +349,9 @@ def _check_weight_and_bias(x, weight, bias, groups, transposed):
     if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     groups = int(groups)
+    op = "conv_transpose2d" if transposed else "conv2d"
     _check_float_array(weight, "weight", layout="(C_in, C_out/groups, kh, kw)" if transposed
-                       else "(C_out, C_in/groups, kh, kw)")
+                       else "(C_out, C_in/groups, kh, kw)", op=op)
     if weight.dtype != x.dtype:
         raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
     c_in = x.shape[1]
@@ -368,12 +370,21 @@ def _check_weight_and_bias(x, weight, bias, groups, transposed):
             raise ValueError(f"weight of shape {tuple(weight.shape)} must have shape (C_out, C_in/groups = "
                              f"{c_in // groups}, kh, kw) for an input with {c_in} channels and groups={groups}")
     if bias is not None:
-        if not hasattr(bias, "shape") or tuple(bias.shape) != (c_out,):
+        checks.tensor(bias, "bias", op)
+        if tuple(bias.shape) != (c_out,):
             raise ValueError(f"bias must have shape ({c_out},), got "
                              f"{tuple(bias.shape) if hasattr(bias, 'shape') else type(bias).__name__}")
         if bias.dtype != x.dtype:
             raise TypeError(f"input and bias must have the same dtype, got {x.dtype} and {bias.dtype}")
     return groups, c_out
+
+
+def _check_memory(op, x, pads, out_shape, cause):
+    """Refuse, before any work, a padded input or an output larger than memory."""
+    n, c, h, w = x.shape
+    top, bottom, left, right = pads
+    checks.check_bytes((n, c, h + top + bottom, w + left + right), x.dtype.itemsize, op, cause)
+    checks.check_bytes(out_shape, x.dtype.itemsize, op, cause)
 
 
 def _conv_pads(padding, kernel, stride, dilation):
@@ -404,12 +415,15 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     ``out[n, (c*kh + i)*kw + j, oh*W_out + ow] = x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]``.
     Every argument is an int or an (h, w) pair. Only 4-D input is accepted.
     """
-    _check_float_array(input, "input")
+    _check_float_array(input, "input", op="unfold")
     k = shapes.as_pair(kernel_size, "kernel_size", 1)
     d = shapes.as_pair(dilation, "dilation", 1)
     p = shapes.as_pair(padding, "padding", 0)
     s = shapes.as_pair(stride, "stride", 1)
-    shapes.conv2d_output_size(tuple(input.shape[2:]), kernel_size, stride, padding, dilation)   # window fits
+    out_hw = shapes.conv2d_output_size(tuple(input.shape[2:]), kernel_size, stride, padding, dilation)
+    _check_memory("unfold", input, (p[0], p[0], p[1], p[1]),
+                  (input.shape[0], input.shape[1] * k[0] * k[1], out_hw[0] * out_hw[1]),
+                  f"kernel_size={kernel_size!r}, padding={padding!r}, stride={stride!r}")
     return Unfold(k, s, (p[0], p[0], p[1], p[1]), d)(input)
 
 
@@ -422,7 +436,7 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     ``H_out * W_out`` from ``shapes.conv2d_output_size(output_size, ...)``.
     ``fold`` is the adjoint of ``unfold``: ``<unfold(x), c> == <x, fold(c)>``.
     """
-    _check_float_array(input, "input", layout="(N, C*kh*kw, L)")
+    _check_float_array(input, "input", layout="(N, C*kh*kw, L)", op="fold")
     size = shapes.as_pair(output_size, "output_size", 1)
     k = shapes.as_pair(kernel_size, "kernel_size", 1)
     d = shapes.as_pair(dilation, "dilation", 1)
@@ -436,6 +450,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     if length != conv_hw[0] * conv_hw[1]:
         raise ValueError(f"input.shape[2] = {length} must equal the number of windows "
                          f"{conv_hw[0]}*{conv_hw[1]} = {conv_hw[0] * conv_hw[1]} for output_size={output_size!r}")
+    checks.check_bytes((n, rows // (k[0] * k[1]), size[0] + 2 * p[0], size[1] + 2 * p[1]), input.dtype.itemsize,
+                       "fold", f"output_size={output_size!r}, padding={padding!r}")
     return Fold(size, k, s, (p[0], p[0], p[1], p[1]), d, conv_hw)(input)
 
 
@@ -461,7 +477,11 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     s = shapes.as_pair(stride, "stride", 1)
     d = shapes.as_pair(dilation, "dilation", 1)
     pads = _conv_pads(padding, k, s, d)
-    shapes.conv2d_output_size(tuple(input.shape[2:]), k, stride, padding, dilation)   # the kernel must fit
+    out_hw = shapes.conv2d_output_size(tuple(input.shape[2:]), k, stride, padding, dilation)   # kernel must fit
+    _check_memory("conv2d", input, pads, (input.shape[0], weight.shape[0]) + tuple(out_hw),
+                  f"padding={padding!r}")
+    if input.shape[0] == 0:
+        return empty_batch((0, weight.shape[0]) + tuple(out_hw), input, weight, bias)
     return Conv2d(s, pads, d, groups)(input, weight, bias)
 
 
@@ -481,7 +501,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     ``bias`` (C_out,) or None -> (N, C_out, H_out, W_out).
     Note PyTorch's argument order: ``groups`` before ``dilation``.
     """
-    _check_float_array(input, "input")
+    _check_float_array(input, "input", op="conv_transpose2d")
     groups, _ = _check_weight_and_bias(input, weight, bias, groups, transposed=True)
     k = tuple(weight.shape[2:])
     s = shapes.as_pair(stride, "stride", 1)
@@ -490,4 +510,8 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     op = shapes.as_pair(output_padding, "output_padding", 0)
     out_hw = shapes.conv_transpose2d_output_size(tuple(input.shape[2:]), k, stride, padding, output_padding,
                                                  dilation)
+    checks.check_bytes((input.shape[0], weight.shape[1] * groups) + tuple(out_hw), input.dtype.itemsize,
+                       "conv_transpose2d", f"stride={stride!r}, dilation={dilation!r}, kernel {k}")
+    if input.shape[0] == 0:
+        return empty_batch((0, weight.shape[1] * groups) + tuple(out_hw), input, weight, bias)
     return ConvTranspose2d(s, (p[0], p[0], p[1], p[1]), op, d, groups, out_hw)(input, weight, bias)

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend
+from .. import backend, checks
 from ..autograd import Function, Tensor
 from .activation import softmax
 
@@ -23,10 +23,24 @@ def _check_reduction(reduction):
         raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
-def _check_logits_and_labels(input, target, ignore_index, name="input"):
+def _constant(value, name, op):
+    """A constant argument (a target, class weights): a Tensor or an array (it gets no
+    gradient, so an array loses nothing), or a list of numbers; returned as a Tensor."""
+    if isinstance(value, Tensor):
+        return value
+    if value is None or isinstance(value, (str, bytes, numbers.Number)) or \
+            not (hasattr(value, "shape") or isinstance(value, (list, tuple))):
+        raise TypeError(f"{op}: {name} must be a Tensor or an array, got {checks.describe(value)}")
+    try:
+        return Tensor(value)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"{op}: {name} must hold numbers, got {checks.describe(value)} ({error})") from None
+
+
+def _check_logits_and_labels(input, target, ignore_index, name="input", op="cross_entropy"):
     """Validate (N, C, *) logits against an (N, *) integer target; return both as Tensors."""
-    x = input if isinstance(input, Tensor) else Tensor(input)
-    t = target if isinstance(target, Tensor) else Tensor(target)
+    x = checks.tensor(input, name, op)
+    t = _constant(target, "target", op)
     if x.ndim < 2:
         raise ValueError(f"{name} must have shape (N, C) or (N, C, H, W) (class axis 1), got shape {x.shape}")
     if x.dtype.kind != "f":
@@ -37,8 +51,7 @@ def _check_logits_and_labels(input, target, ignore_index, name="input"):
     if t.shape != expected:
         raise ValueError(f"target has shape {t.shape}, but {name} of shape {x.shape} needs "
                          f"target of shape {expected} (the input's shape without the class axis 1)")
-    if ignore_index is not None and (not isinstance(ignore_index, numbers.Integral) or isinstance(ignore_index, bool)):
-        raise TypeError(f"ignore_index must be an int, got {ignore_index!r}")
+    checks.integer(ignore_index, "ignore_index", op, allow_none=op == "dice_loss")
     labels = t.data
     c = x.shape[1]
     bad = (labels < 0) | (labels >= c)
@@ -149,7 +162,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     c = x.shape[1]
     w = None
     if weight is not None:
-        w = (weight if isinstance(weight, Tensor) else Tensor(weight)).data
+        w = _constant(weight, "weight", "cross_entropy").data
         if tuple(w.shape) != (c,):
             raise ValueError(f"weight must have shape ({c},) (one weight per class), got {tuple(w.shape)}")
         if w.dtype.kind != "f":
@@ -211,7 +224,9 @@ def _broadcastable_constant(value, name, shape, dtype):
     """An optional weight that must broadcast to ``shape`` without changing it."""
     if value is None:
         return None
-    arr = (value if isinstance(value, Tensor) else Tensor(value)).data      # on the current backend
+    arr = _constant(value, name, "binary_cross_entropy_with_logits").data      # on the current backend
+    if arr.dtype.kind != "f":
+        raise TypeError(f"binary_cross_entropy_with_logits: {name} must be floating point, got dtype {arr.dtype}")
     try:
         result = np.broadcast_shapes(tuple(arr.shape), shape)
     except ValueError:
@@ -232,14 +247,18 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     recall. 'mean' is the plain mean over all elements.
     """
     _check_reduction(reduction)
-    x = input if isinstance(input, Tensor) else Tensor(input)
-    t = target if isinstance(target, Tensor) else Tensor(target)
+    op = "binary_cross_entropy_with_logits"
+    x = checks.tensor(input, "input", op)
+    t = _constant(target, "target", op)
     if x.dtype.kind != "f":
         raise TypeError(f"input must be floating-point logits, got dtype {x.dtype}")
     if t.shape != x.shape:
         raise ValueError(f"target has shape {t.shape}, but it must have the input's shape {x.shape}")
     if t.dtype.kind != "f":
-        t = Tensor._wrap(t.data.astype(x.dtype))
+        raise TypeError(f"{op}: target must hold floating-point probabilities in [0, 1] (as in PyTorch), "
+                        f"got dtype {t.dtype}; cast it first: target.float()")
+    if t.dtype != x.dtype:
+        t = Tensor._wrap(t.data.astype(x.dtype)) if not t.requires_grad else t
     w = _broadcastable_constant(weight, "weight", x.shape, x.dtype)
     pw = _broadcastable_constant(pos_weight, "pos_weight", x.shape, x.dtype)
     return BinaryCrossEntropyWithLogits(w, pw, reduction)(x, t)
@@ -262,9 +281,8 @@ def dice_loss(logits, target, smooth=1.0, ignore_index=None):
     PyTorch; built from differentiable ops (softmax, products, sums), so its
     backward comes from theirs. Returns a scalar.
     """
-    if not isinstance(smooth, numbers.Real) or isinstance(smooth, bool) or not smooth >= 0:
-        raise ValueError(f"smooth must be a non-negative number, got {smooth!r}")
-    x, t = _check_logits_and_labels(logits, target, ignore_index, name="logits")
+    smooth = checks.real(smooth, "smooth", "dice_loss", minimum=0)
+    x, t = _check_logits_and_labels(logits, target, ignore_index, name="logits", op="dice_loss")
     xp = backend.get_array_module(x.data, t.data)
     c = x.shape[1]
     classes = xp.arange(c).reshape((1, c) + (1,) * (x.ndim - 2))

@@ -16,9 +16,7 @@ statistics in place, as PyTorch does, with the *unbiased* variance:
 Evaluation mode uses the running statistics instead, so y is an affine
 function of x and each sample is treated independently of the batch.
 """
-import numbers
-
-from .. import backend
+from .. import backend, checks
 from ..autograd import Function, Tensor
 from .basic import raw
 
@@ -87,12 +85,20 @@ class BatchNorm(Function):
         return gx, gw, gb
 
 
-def _per_channel(value, name, channels, allow_none):
-    """``value`` as a (C,) Tensor, or None; anything else is an error naming ``name``."""
+def _per_channel(value, name, channels, allow_none, learnable=False):
+    """``value`` as a (C,) Tensor, or None; anything else is an error naming ``name``.
+
+    A learnable argument (weight, bias) must be a Tensor: an array would get no
+    gradient. A running statistic may be an array too, but not a list, which
+    would be copied and its in-place update lost.
+    """
     if value is None:
         if allow_none:
             return None
-        raise ValueError(f"{name} is required here (evaluation mode normalises with the running statistics)")
+        raise ValueError(f"batch_norm: {name} is required here (evaluation mode normalises with the "
+                         "running statistics)")
+    if learnable or not hasattr(value, "shape"):
+        checks.tensor(value, name, "batch_norm")
     t = value if isinstance(value, Tensor) else Tensor(value)
     if t.shape != (channels,):
         raise ValueError(f"{name} must have shape ({channels},) (one value per channel), got {t.shape}")
@@ -108,27 +114,26 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     ``input``: (N, C, *), e.g. (N, C, H, W) or (N, C). ``running_mean``,
     ``running_var``: (C,) Tensors (or arrays of the input's backend), updated
     *in place* when ``training`` is true (they may then be None: batch
-    statistics only). Anything else (a list, an array of the other backend)
-    is converted to a new array first, so its update would be lost.
-    ``weight``, ``bias``: optional (C,) learnable scale and shift. Returns a
+    statistics only). A list is refused (it would be copied and its update
+    lost); an array of the other backend is converted, so its update is lost.
+    ``weight``, ``bias``: optional (C,) learnable scale and shift, Tensors. Returns a
     tensor of the input's shape. See the module docstring for the formulas.
     """
-    x = input if isinstance(input, Tensor) else Tensor(input)
+    x = checks.tensor(input, "input", "batch_norm")
+    training = checks.flag(training, "training", "batch_norm")
     if x.ndim < 2:
         raise ValueError(f"batch_norm expects input of shape (N, C, *), got shape {x.shape}")
     if x.dtype.kind != "f":
         raise TypeError(f"batch_norm expects a floating-point input, got dtype {x.dtype}")
     c = x.shape[1]
-    if not isinstance(momentum, numbers.Real) or isinstance(momentum, bool) or not 0 <= momentum <= 1:
-        raise ValueError(f"momentum must be a number in [0, 1], got {momentum!r}")
-    if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps >= 0:
-        raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+    momentum = checks.real(momentum, "momentum", "batch_norm", minimum=0, maximum=1)
+    eps = checks.real(eps, "eps", "batch_norm", minimum=0)
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must be given together (or both None)")
     running_mean = _per_channel(running_mean, "running_mean", c, allow_none=training)
     running_var = _per_channel(running_var, "running_var", c, allow_none=training)
-    weight = _per_channel(weight, "weight", c, allow_none=True)
-    bias = _per_channel(bias, "bias", c, allow_none=True)
+    weight = _per_channel(weight, "weight", c, allow_none=True, learnable=True)
+    bias = _per_channel(bias, "bias", c, allow_none=True, learnable=True)
     if training and x.size // max(c, 1) < 2:
         raise ValueError(f"batch_norm in training mode needs more than 1 value per channel, "
                          f"got input of shape {x.shape}")

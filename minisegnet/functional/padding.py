@@ -24,7 +24,7 @@ strips are summed onto the edge pixel.
 """
 import numbers
 
-from .. import backend
+from .. import backend, checks
 from ..autograd import Function, Tensor
 from .basic import getitem
 
@@ -140,6 +140,10 @@ def pad(x, pad, mode="constant", value=0.0):
     widths = ((int(pad[0]), int(pad[1])),) if len(pad) == 2 else \
         ((int(pad[2]), int(pad[3])), (int(pad[0]), int(pad[1])))
     axes = (-2, -1)[-len(widths):]
+    out_shape = list(x.shape)
+    for axis, (a, b) in zip(axes, widths):
+        out_shape[axis] += a + b
+    checks.check_bytes(out_shape, x.dtype.itemsize, "pad", f"pad={tuple(pad)!r}")
     for axis, (a, b) in zip(axes, widths):
         n = x.shape[axis]
         if mode == "reflect" and max(a, b) >= n:

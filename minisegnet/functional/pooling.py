@@ -22,8 +22,9 @@ import math
 
 import numpy as np
 
-from .. import backend, shapes
+from .. import backend, checks, shapes
 from ..autograd import Function, Tensor
+from .basic import empty_batch
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "max_unpool2d"]
 
@@ -251,31 +252,73 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 
 
 # ---- adaptive average pooling ----------------------------------------------------------
-def _adaptive_matrix(i, o):
-    """The (o, i) averaging matrix of one axis: row ``r`` holds 1/len on its bin
-    ``[floor(r*i/o), ceil((r+1)*i/o))`` (PyTorch's bins; they overlap when o does not divide i)."""
-    m = np.zeros((o, i))
-    for r in range(o):
-        start, end = (r * i) // o, -((-(r + 1) * i) // o)
-        m[r, start:end] = 1.0 / (end - start)
-    return m
+def _adaptive_bins(i, o, xp):
+    """Start and length of the ``o`` bins of an axis of size ``i``: bin ``r`` is
+    ``[floor(r*i/o), ceil((r+1)*i/o))`` (PyTorch's bins; neighbours overlap by one
+    pixel when ``o`` does not divide ``i``)."""
+    r = xp.arange(o)
+    start = (r * i) // o
+    return start, -((-(r + 1) * i) // o) - start
+
+
+def _bins_of_pixel(i, o, xp):
+    """The transpose of ``_adaptive_bins``: pixel ``j`` lies in bins ``first .. first+count-1``,
+    ``first = floor(j*o/i)`` (the first bin ending after j) and
+    ``last = ceil((j+1)*o/i) - 1`` (the last bin starting at or before j)."""
+    j = xp.arange(i)
+    first = (j * o) // i
+    return first, -((-(j + 1) * o) // i) - first
+
+
+def _gather_sum(a, axis, first, count):
+    """``out[..., r] = sum over m < count[r] of a[..., first[r] + m]`` along ``axis``.
+
+    One gather per offset ``m``. Entries beyond a bin's count are masked with
+    ``where``, never multiplied by 0, so a NaN or inf stays in the bins that
+    contain it (0 * nan would be nan everywhere).
+    """
+    xp = backend.get_array_module(a)
+    shape = [1] * a.ndim
+    shape[axis] = -1
+    last = a.shape[axis] - 1
+    total = None
+    for m in range(int(count.max())):
+        term = xp.take(a, xp.minimum(first + m, last), axis=axis)
+        term = xp.where((m < count).reshape(shape), term, 0)
+        total = term if total is None else total + term
+    return total
+
+
+def _per_row_or_column(values, axis):
+    """One value per row (axis 2) or per column (axis 3), shaped to broadcast against (N, C, H, W)."""
+    return values.reshape(-1, 1) if axis == 2 else values
 
 
 class AdaptiveAvgPool2d(Function):
-    """y = A_h x A_w^T per plane, A the per-axis bin-averaging matrices (averaging
-    a rectangle = averaging its rows, then its columns); dx = A_h^T g A_w."""
+    """y[..., r, c] = mean of x over bin r of the rows and bin c of the columns;
+    averaging a rectangle = averaging its rows' bins, then its columns' bins.
+    dx: each pixel collects g / (bin size) from every bin that contains it."""
 
     def __init__(self, out_hw):
         self.out_hw = out_hw
 
     def forward(self, x):
-        (ho, wo), (h, w) = self.out_hw, x.shape[2:]
-        self.a_h = backend.asarray(_adaptive_matrix(h, ho), dtype=x.dtype)
-        self.a_w = backend.asarray(_adaptive_matrix(w, wo), dtype=x.dtype)
-        return self.a_h @ (x @ self.a_w.T)
+        xp = backend.get_array_module(x)
+        self.in_hw = x.shape[2:]
+        for axis in (2, 3):
+            start, length = _adaptive_bins(x.shape[axis], self.out_hw[axis - 2], xp)
+            x = _gather_sum(x, axis, start, length) / _per_row_or_column(length.astype(x.dtype), axis)
+        return x
 
     def backward(self, g):
-        return self.a_h.T @ (g @ self.a_w)
+        xp = backend.get_array_module(g)
+        for axis in (2, 3):
+            i, o = self.in_hw[axis - 2], self.out_hw[axis - 2]
+            _, length = _adaptive_bins(i, o, xp)
+            first, count = _bins_of_pixel(i, o, xp)
+            share = g / _per_row_or_column(length.astype(g.dtype), axis)
+            g = _gather_sum(share, axis, first, count)
+        return g
 
 
 def adaptive_avg_pool2d(x, output_size):
@@ -284,12 +327,18 @@ def adaptive_avg_pool2d(x, output_size):
     ``(N, C, H, W) -> (N, C, h, w)``; ``output_size`` is an int, or a pair whose
     entries may be ``None`` (keep that input size). Output bin ``r`` of an axis
     averages input ``[floor(r*H/h), ceil((r+1)*H/h))``. ``output_size=1`` is
-    global average pooling (DeepLabV3+'s image-level branch).
+    global average pooling (DeepLabV3+'s image-level branch). A NaN or inf in
+    the input reaches only the outputs whose bins contain it, as in PyTorch.
     """
     _check_input(x, "adaptive_avg_pool2d")
+    if min(x.shape[2:]) == 0:
+        raise ValueError(f"adaptive_avg_pool2d: input of shape {x.shape} has an empty spatial axis; "
+                         "every output bin needs at least one pixel to average")
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         output_size = tuple(x.shape[2 + a] if v is None else v for a, v in enumerate(output_size))
     out_hw = shapes.as_pair(output_size, "output_size", 1)
+    checks.check_bytes(x.shape[:2] + out_hw, x.dtype.itemsize, "adaptive_avg_pool2d",
+                       f"output_size={output_size!r}")
     return AdaptiveAvgPool2d(out_hw)(x)
 
 
@@ -337,8 +386,9 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     _check_input(x, "max_unpool2d")
     if not isinstance(indices, Tensor):
         raise TypeError(f"max_unpool2d: indices must be a Tensor, got {type(indices).__name__}")
-    if indices.dtype.kind not in "iu":
-        raise TypeError(f"max_unpool2d: indices must be an integer tensor, got dtype {indices.dtype}")
+    if indices.dtype != np.int64:
+        raise TypeError(f"max_unpool2d: indices must be int64, as max_pool2d returns them (PyTorch's rule), "
+                        f"got dtype {indices.dtype}")
     if indices.shape != x.shape:
         raise ValueError(f"max_unpool2d: indices has shape {indices.shape}, expected the input's shape {x.shape}")
     k = shapes.as_pair(kernel_size, "kernel_size", 1)
@@ -362,6 +412,11 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
                     f"max_unpool2d: output_size={tuple(output_size)!r} is not reachable: axis {axis} "
                     f"must be strictly between {low} and {high} (default size {default[axis]}, "
                     f"stride {s[axis]})")
+    checks.check_bytes(x.shape[:2] + out_hw, x.dtype.itemsize, "max_unpool2d",
+                       f"output_size={output_size!r}" if output_size is not None else
+                       f"kernel_size={kernel_size!r}, stride={stride!r}")
+    if x.shape[0] == 0:
+        return empty_batch(x.shape[:2] + out_hw, x)
     plane = out_hw[0] * out_hw[1]
     if indices.size:
         lo, hi = int(indices.data.min()), int(indices.data.max())

@@ -41,7 +41,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend, shapes
+from .. import backend, checks, shapes
 from ..autograd import Function, Tensor
 
 __all__ = ["interpolate"]
@@ -231,9 +231,14 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
                             f"got {scale_factor!r}")
         if min(factors) <= 0 or not all(np.isfinite(f) for f in factors):
             raise ValueError(f"interpolate: scale_factor must be positive and finite, got {scale_factor!r}")
+    if min(x.shape[2:]) == 0:
+        raise ValueError(f"interpolate: input of shape {x.shape} has an empty spatial axis; "
+                         "there is no pixel to resample")
     out_hw = shapes.interpolate_output_size(x.shape[2:], size, scale_factor)
     if shapes._is_int(out_hw):
         out_hw = (out_hw, out_hw)
+    checks.check_bytes(x.shape[:2] + tuple(out_hw), x.dtype.itemsize, "interpolate",
+                       f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}")
     scales = (None, None)
     if scale_factor is not None and not recompute_scale_factor:
         scales = _per_axis_scale(scale_factor)

@@ -36,7 +36,7 @@ import math
 
 import numpy as np
 
-from .. import backend
+from .. import backend, checks
 
 __all__ = [
     "confusion_matrix",
@@ -71,9 +71,9 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
     Counting is one ``bincount`` over the combined index ``C * truth + pred``,
     which runs at memory speed; the result stays on the inputs' backend.
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
-        raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-    num_classes = int(num_classes)
+    num_classes = checks.integer(num_classes, "num_classes", "confusion_matrix", minimum=1)
+    ignore_index = checks.integer(ignore_index, "ignore_index", "confusion_matrix", allow_none=True)
+    checks.check_bytes((num_classes, num_classes), 8, "confusion_matrix", f"num_classes={num_classes}")
     pred, target = _array(pred, "pred"), _array(target, "target")
     xp = backend.get_array_module(pred, target)
     if tuple(pred.shape) != tuple(target.shape):
@@ -100,9 +100,16 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
 
 
 def _cm(cm):
-    cm = backend.to_numpy(_array(cm, "cm"))
+    """The matrix as float64 NumPy, after checking it holds counts: square, numeric,
+    finite and non-negative (a C x C scan, cheap: C is the number of classes)."""
+    cm = np.asarray(backend.to_numpy(_array(cm, "cm")))
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"a confusion matrix must be square (C, C), got shape {cm.shape}")
+    if cm.dtype.kind not in "biuf":
+        raise TypeError(f"a confusion matrix holds counts, got dtype {cm.dtype}")
+    if cm.dtype.kind == "f" and not np.isfinite(cm).all():
+        raise ValueError("a confusion matrix holds counts, got a NaN or infinite entry "
+                         f"(at row, column {tuple(int(i) for i in np.argwhere(~np.isfinite(cm))[0])})")
     if cm.size and cm.min() < 0:
         raise ValueError("a confusion matrix holds counts, got a negative entry")
     return cm.astype(np.float64)

@@ -84,6 +84,9 @@ Module names: ``backbone.stem``, ``backbone.blocks.<k>.expand`` /
 ``aspp.branch1x1``, ``aspp.atrous.<j>``, ``aspp.image_pool``, ``aspp.project``,
 ``decoder.reduce``, ``decoder.fuse1`` / ``fuse2``, ``classifier``.
 """
+import math
+
+from .. import checks
 from .. import functional as F
 from .. import nn, shapes
 from .checks import check_image_batch
@@ -252,8 +255,9 @@ class DeepLabV3Plus(nn.Module):
                 or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in atrous_rates)):
             raise ValueError(f"DeepLabV3Plus: atrous_rates must be a non-empty tuple of positive integers, "
                              f"got {atrous_rates!r}")
-        if not isinstance(width_mult, (int, float)) or isinstance(width_mult, bool) or width_mult <= 0:
-            raise ValueError(f"DeepLabV3Plus: width_mult must be a positive number, got {width_mult!r}")
+        if not isinstance(width_mult, (int, float)) or isinstance(width_mult, bool) or \
+                not 0 < width_mult < math.inf:
+            raise ValueError(f"DeepLabV3Plus: width_mult must be a positive finite number, got {width_mult!r}")
         if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"DeepLabV3Plus: dropout must be a probability in [0, 1), got {dropout!r}")
         self.in_channels = in_channels
@@ -265,6 +269,11 @@ class DeepLabV3Plus(nn.Module):
         self.low_level_channels = low_level_channels
         self.decoder_channels = decoder_channels
         self.dropout = float(dropout)
+        checks.check_weights(
+            _count_weights(in_channels, num_classes, width_mult, len(self.atrous_rates), aspp_channels,
+                           low_level_channels, decoder_channels), "DeepLabV3Plus",
+            f"width_mult={width_mult}, aspp_channels={aspp_channels}, low_level_channels={low_level_channels}, "
+            f"decoder_channels={decoder_channels}")
 
         self.backbone = MobileNetV2Backbone(in_channels, width_mult, output_stride)
         self.aspp = ASPP(self.backbone.out_channels, aspp_channels, self.atrous_rates, self.dropout)
@@ -331,6 +340,25 @@ def aspp_valid_tap_fraction(rate, size):
         raise ValueError(f"rate must be a positive integer, got {rate!r}")
     per_axis = [(n + 2 * max(0, n - rate)) / (3 * n) for n in (h, w)]
     return per_axis[0] * per_axis[1]
+
+
+def _count_weights(in_channels, num_classes, width_mult, n_rates, aspp, low, decoder):
+    """About how many conv weights DeepLabV3Plus will hold, counted before building it:
+    MobileNetV2 (3x3 stem, then per block 1x1 expand, 3x3 depthwise, 1x1 project),
+    ASPP (1x1, one 3x3 per rate, image-pool 1x1, fusing 1x1), decoder, classifier."""
+    c = make_divisible(32 * width_mult)
+    weights = 9 * in_channels * c
+    low_channels = None
+    for stage, (t, c_stage, n, _) in enumerate(MOBILENET_V2_STAGES):
+        c_out = make_divisible(c_stage * width_mult)
+        for _ in range(n):
+            weights += t * c * (c + 9 + c_out)
+            c = c_out
+        if stage == _LOW_LEVEL_STAGE:
+            low_channels = c
+    weights += aspp * (c * (2 + 9 * n_rates) + aspp * (n_rates + 2))
+    weights += low_channels * low + (aspp + low) * (9 + decoder) + decoder * (9 + decoder + num_classes)
+    return weights
 
 
 class DeepLabV3PlusDecoder(nn.Module):

@@ -57,7 +57,7 @@ ImageNet weights to start from.
 """
 import numpy as np
 
-from .. import backend
+from .. import backend, checks
 from .. import functional as F
 from .. import nn
 from .checks import check_image_batch
@@ -168,6 +168,11 @@ class FCN(nn.Module):
         self.dropout = float(dropout)
 
         channels = [width * m for m in _BLOCK_WIDTHS]
+        # Count the conv weights before building anything: the VGG blocks, fc6 (7x7), fc7 (1x1).
+        weights = sum(9 * (a * c + (n - 1) * c * c)
+                      for a, c, n in zip([in_channels] + channels[:-1], channels, VGG_BLOCK_CONVS))
+        checks.check_weights(weights + fc_channels * (49 * channels[4] + fc_channels), "FCN",
+                             f"width={width}, fc_channels={fc_channels}")
         self.block1 = _vgg_block(in_channels, channels[0], VGG_BLOCK_CONVS[0])
         self.block2 = _vgg_block(channels[0], channels[1], VGG_BLOCK_CONVS[1])
         self.block3 = _vgg_block(channels[1], channels[2], VGG_BLOCK_CONVS[2])

@@ -43,6 +43,7 @@ convolutions before BatchNorm have no bias (BatchNorm's shift replaces it).
 Module names: ``encoder.<i>.<j>.conv`` / ``.bn``, ``decoder.<i>.<j>.conv`` /
 ``.bn`` (``decoder.0`` is the deepest), ``classifier``.
 """
+from .. import checks, shapes
 from .. import functional as F
 from .. import nn
 from .checks import check_image_batch
@@ -85,7 +86,15 @@ class SegNet(nn.Module):
         self.depth = depth
         self.convs_per_stage = convs_per_stage
 
+        if depth > shapes.MAX_UNET_DEPTH:
+            raise ValueError(f"SegNet: depth={depth} is deeper than shapes.MAX_UNET_DEPTH = {shapes.MAX_UNET_DEPTH} "
+                             f"(the input would need at least 2**{depth} pixels per side)")
         widths = [base_channels * 2 ** min(i, 3) for i in range(depth)]
+        # Count the 3x3 conv weights before building anything (encoder and decoder alike).
+        ins = [in_channels] + widths[:-1]
+        weights = 2 * sum(9 * (a * w + (convs_per_stage - 1) * w * w) for a, w in zip(ins, widths))
+        checks.check_weights(weights, "SegNet", f"base_channels={base_channels}, depth={depth}, "
+                                                f"convs_per_stage={convs_per_stage}")
         self.encoder = nn.ModuleList(
             nn.Sequential(*[ConvBNReLU((in_channels if i == 0 else widths[i - 1]) if j == 0 else widths[i],
                                        widths[i]) for j in range(convs_per_stage)])

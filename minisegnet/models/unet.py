@@ -56,7 +56,7 @@ state-dict keys: ``encoder.<l>.conv1``/``conv2`` (``bn1``/``bn2``) are level
 ``encoder.<l>``), so ``decoder.0`` is the last, full-size step; ``head``.
 ``minisegnet.export.to_torch`` builds a PyTorch twin with the same keys.
 """
-from .. import backend
+from .. import backend, checks
 from .. import functional as F
 from .. import nn, shapes
 from .checks import check_image_batch
@@ -166,8 +166,19 @@ class UNet(nn.Module):
         self.batch_norm = batch_norm
         self.up_mode = up_mode
 
+        if depth > shapes.MAX_UNET_DEPTH:
+            raise ValueError(f"UNet: depth={depth} is deeper than shapes.MAX_UNET_DEPTH = {shapes.MAX_UNET_DEPTH} "
+                             f"(the input would need more than 2**{depth} pixels per side)")
         pad = 0 if padding == "valid" else 1
         widths = [base_channels * 2 ** level for level in range(depth + 1)]
+        # Count the conv weights before building anything: encoder levels and bottleneck
+        # (two 3x3 convs each), decoder (up-conv, then 3x3 convs 2w -> w -> w), head.
+        up_taps = 4 if up_mode == "transpose" else 1
+        weights = sum(9 * (a * b + b * b) for a, b in zip([in_channels] + widths[:-1], widths))
+        weights += sum(up_taps * widths[level + 1] * widths[level] + 27 * widths[level] ** 2
+                       for level in range(depth))
+        checks.check_weights(weights + base_channels * num_classes, "UNet",
+                             f"base_channels={base_channels}, depth={depth}")
         self.encoder = nn.ModuleList(
             DoubleConv(in_channels if level == 0 else widths[level - 1], widths[level], pad, batch_norm)
             for level in range(depth))

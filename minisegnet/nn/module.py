@@ -5,6 +5,8 @@ attributes, in the order they were assigned (Python dicts keep insertion
 order), so ``named_parameters()`` has a stable order and ``state_dict`` keys
 read like PyTorch's: ``"down1.conv1.weight"``.
 """
+from collections.abc import Mapping
+
 import numpy as np
 
 from .. import backend
@@ -114,6 +116,9 @@ class Module:
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers. Missing or unexpected keys
         (when ``strict``) and shape mismatches are errors naming the key."""
+        if not isinstance(state, Mapping):
+            raise TypeError(f"load_state_dict: state must be a dict of name -> array (from state_dict() "
+                            f"or msn.load), got {type(state).__name__}")
         targets = dict(self._named_state())
         expected = set(targets)
         missing = sorted(expected - set(state))
@@ -127,7 +132,9 @@ class Module:
                 continue
             target = targets[name]
             target_data = target.data if isinstance(target, Tensor) else target
-            value = np.asarray(backend.to_numpy(value))
+            value = np.asarray(backend.to_numpy(value.data if isinstance(value, Tensor) else value))
+            if value.dtype.kind not in "biuf":
+                raise TypeError(f"load_state_dict: key {name!r} holds dtype {value.dtype}, not numbers")
             if tuple(value.shape) != tuple(target_data.shape):
                 raise ValueError(f"load_state_dict: key {name!r} has shape {tuple(value.shape)}, "
                                  f"the model expects {tuple(target_data.shape)}")
@@ -139,7 +146,14 @@ class Module:
         return self
 
     def to(self, dtype):
-        """Cast every parameter and floating buffer to ``dtype`` (e.g. ``np.float64``)."""
+        """Cast every parameter and floating buffer to ``dtype`` (e.g. ``np.float64``),
+        a floating-point dtype (as in PyTorch: an integer weight cannot learn)."""
+        try:
+            kind = np.dtype(dtype).kind
+        except TypeError:
+            kind = None
+        if kind != "f":
+            raise TypeError(f"Module.to: dtype must be a floating-point dtype such as np.float32, got {dtype!r}")
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             p.grad = None

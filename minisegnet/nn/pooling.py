@@ -4,7 +4,7 @@ None of them has parameters or buffers; they hold their settings under
 PyTorch's attribute names, so a model's ``repr`` and code read like PyTorch's.
 """
 from .. import functional as F
-from .. import shapes
+from .. import checks, shapes
 from .module import Module
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MaxUnpool2d", "Upsample"]
@@ -89,10 +89,14 @@ class Upsample(Module):
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
                  recompute_scale_factor=None):
         self.size = size
-        if isinstance(scale_factor, (tuple, list)):
-            self.scale_factor = tuple(float(f) for f in scale_factor)
-        else:
-            self.scale_factor = float(scale_factor) if scale_factor is not None else None
+        if scale_factor is not None:
+            factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,)
+            factors = tuple(checks.real(f, "scale_factor", "Upsample") for f in factors)
+            if len(factors) > 2 or min(factors) <= 0:
+                raise ValueError(f"Upsample: scale_factor must be a positive number or a pair of them, "
+                                 f"got {scale_factor!r}")
+            scale_factor = factors if isinstance(scale_factor, (tuple, list)) else factors[0]
+        self.scale_factor = scale_factor
         self.mode = mode
         self.align_corners = align_corners
         self.recompute_scale_factor = recompute_scale_factor
