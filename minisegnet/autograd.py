@@ -329,7 +329,7 @@ class Tensor:
             raise TypeError(f"argmax: keepdim must be True or False, got {_preview(keepdim)}")
         if dim is None:
             return Tensor._wrap(xp.asarray(self.data.argmax()))
-        dim = _basic.normalize_dims(dim, self.ndim)
+        dim = _basic.normalize_dims(dim, self.ndim, op="argmax")
         if len(dim) != 1:
             raise TypeError(f"argmax: dim must be one int or None, got a tuple {dim}")
         dim = dim[0]

@@ -26,9 +26,10 @@ __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "PolyLR", "Cosine
 
 
 def _check(name, value, low=0.0, high=None, high_open=False):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)) \
-            or not math.isfinite(value):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
         raise TypeError(f"{name} must be a finite number, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < low or (high is not None and (value >= high if high_open else value > high)):
         rule = f">= {low}" + ("" if high is None else f" and {'<' if high_open else '<='} {high}")
         raise ValueError(f"{name} must be {rule}, got {value!r}")

@@ -47,7 +47,7 @@ MAX_UNET_DEPTH = 32         # 2**32 pixels per side already: nothing real is tha
 
 
 def _check_flag(value, name):
-    if not isinstance(value, bool) and type(value).__name__ != "bool_":
+    if not isinstance(value, bool) and type(value).__name__ not in ("bool", "bool_"):     # NumPy's bool too
         raise TypeError(f"{name} must be True or False, got {value!r}")
     return bool(value)
 

@@ -117,7 +117,7 @@ def test_cross_entropy_errors_name_the_problem():
         F.cross_entropy(x, np.zeros((2, 3, 4, 4), dtype=np.int64))
     with pytest.raises(TypeError, match="target must hold integer class labels"):
         F.cross_entropy(x, good.astype(np.float64))
-    with pytest.raises(TypeError, match="input must be floating-point logits"):
+    with pytest.raises(TypeError, match="input must be floating point"):
         F.cross_entropy(msn.tensor(np.zeros((2, 3), dtype=np.int64)), np.zeros(2, dtype=np.int64))
     with pytest.raises(ValueError, match=r"input must have shape \(N, C\)"):
         F.cross_entropy(t64(np.zeros(3)), np.zeros((), dtype=np.int64))

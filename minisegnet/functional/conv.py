@@ -339,9 +339,9 @@ def _check_float_array(x, name, layout="(N, C, H, W)", op="conv2d"):
     checks.tensor(x, name, op)
     ndim = layout.count(",") + 1
     if len(x.shape) != ndim:
-        raise ValueError(f"{name} must be {ndim}-D {layout}, got shape {tuple(x.shape)}")
+        raise ValueError(f"{op}: {name} must be {ndim}-D {layout}, got shape {tuple(x.shape)}")
     if np.dtype(x.dtype).kind != "f":
-        raise TypeError(f"{name} must be floating point, got dtype {x.dtype}")
+        raise TypeError(f"{op}: {name} must be floating point, got dtype {x.dtype}")
 
 
 def _check_weight_and_bias(x, weight, bias, groups, transposed):

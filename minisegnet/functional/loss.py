@@ -42,14 +42,14 @@ def _check_logits_and_labels(input, target, ignore_index, name="input", op="cros
     x = checks.tensor(input, name, op)
     t = _constant(target, "target", op)
     if x.ndim < 2:
-        raise ValueError(f"{name} must have shape (N, C) or (N, C, H, W) (class axis 1), got shape {x.shape}")
+        raise ValueError(f"{op}: {name} must have shape (N, C) or (N, C, H, W) (class axis 1), got shape {x.shape}")
     if x.dtype.kind != "f":
-        raise TypeError(f"{name} must be floating-point logits, got dtype {x.dtype}")
+        raise TypeError(f"{op}: {name} must be floating point (logits), got dtype {x.dtype}")
     if t.dtype.kind not in "iu":
-        raise TypeError(f"target must hold integer class labels, got dtype {t.dtype}")
+        raise TypeError(f"{op}: target must hold integer class labels, got dtype {t.dtype}")
     expected = (x.shape[0],) + x.shape[2:]
     if t.shape != expected:
-        raise ValueError(f"target has shape {t.shape}, but {name} of shape {x.shape} needs "
+        raise ValueError(f"{op}: target has shape {t.shape}, but {name} of shape {x.shape} needs "
                          f"target of shape {expected} (the input's shape without the class axis 1)")
     checks.integer(ignore_index, "ignore_index", op, allow_none=op == "dice_loss")
     labels = t.data
@@ -60,7 +60,7 @@ def _check_logits_and_labels(input, target, ignore_index, name="input", op="cros
     if bool(bad.any()):
         first = int(labels[bad].reshape(-1)[0])
         allowed = f" or ignore_index={ignore_index}" if ignore_index is not None else ""
-        raise ValueError(f"target contains label {first}, outside the class range [0, {c}){allowed}")
+        raise ValueError(f"{op}: target contains label {first}, outside the class range [0, {c}){allowed}")
     return x, t
 
 
@@ -251,9 +251,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     x = checks.tensor(input, "input", op)
     t = _constant(target, "target", op)
     if x.dtype.kind != "f":
-        raise TypeError(f"input must be floating-point logits, got dtype {x.dtype}")
+        raise TypeError(f"{op}: input must be floating point (logits), got dtype {x.dtype}")
     if t.shape != x.shape:
-        raise ValueError(f"target has shape {t.shape}, but it must have the input's shape {x.shape}")
+        raise ValueError(f"{op}: target has shape {t.shape}, but it must have the input's shape {x.shape}")
     if t.dtype.kind != "f":
         raise TypeError(f"{op}: target must hold floating-point probabilities in [0, 1] (as in PyTorch), "
                         f"got dtype {t.dtype}; cast it first: target.float()")

@@ -18,7 +18,7 @@ function of x and each sample is treated independently of the batch.
 """
 from .. import backend, checks
 from ..autograd import Function, Tensor
-from .basic import raw
+from .basic import empty_batch, raw
 
 __all__ = ["batch_norm"]
 
@@ -122,9 +122,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     x = checks.tensor(input, "input", "batch_norm")
     training = checks.flag(training, "training", "batch_norm")
     if x.ndim < 2:
-        raise ValueError(f"batch_norm expects input of shape (N, C, *), got shape {x.shape}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"batch_norm expects a floating-point input, got dtype {x.dtype}")
+        raise ValueError(f"batch_norm: input must have shape (N, C, *), got shape {x.shape}")
+    checks.float_tensor(x, "input", "batch_norm")
     c = x.shape[1]
     momentum = checks.real(momentum, "momentum", "batch_norm", minimum=0, maximum=1)
     eps = checks.real(eps, "eps", "batch_norm", minimum=0)
@@ -134,6 +133,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     running_var = _per_channel(running_var, "running_var", c, allow_none=training)
     weight = _per_channel(weight, "weight", c, allow_none=True, learnable=True)
     bias = _per_channel(bias, "bias", c, allow_none=True, learnable=True)
+    if x.shape[0] == 0:       # an empty batch: an empty output, running statistics untouched (PyTorch)
+        return empty_batch(x.shape, x, weight, bias)
     if training and x.size // max(c, 1) < 2:
         raise ValueError(f"batch_norm in training mode needs more than 1 value per channel, "
                          f"got input of shape {x.shape}")

@@ -255,8 +255,8 @@ class DeepLabV3Plus(nn.Module):
                 or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in atrous_rates)):
             raise ValueError(f"DeepLabV3Plus: atrous_rates must be a non-empty tuple of positive integers, "
                              f"got {atrous_rates!r}")
-        if not isinstance(width_mult, (int, float)) or isinstance(width_mult, bool) or \
-                not 0 < width_mult < math.inf:
+        checks.real(width_mult, "width_mult", "DeepLabV3Plus", finite=False)
+        if not 0 < width_mult < math.inf:
             raise ValueError(f"DeepLabV3Plus: width_mult must be a positive finite number, got {width_mult!r}")
         if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"DeepLabV3Plus: dropout must be a probability in [0, 1), got {dropout!r}")

@@ -16,7 +16,7 @@ because PyTorch reads it from the weight's second axis.)
 import numpy as np
 
 from .. import functional as F
-from .. import shapes
+from .. import checks, shapes
 from . import init
 from .module import Module, Parameter
 
@@ -45,7 +45,15 @@ def _check_channels(in_channels, out_channels, groups):
 def _init_parameters(module, weight_shape, bias, dtype):
     """PyTorch's reset_parameters for conv layers: Kaiming-uniform(a=sqrt(5)) weight,
     then a bias of ``out_channels`` from U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+    name = type(module).__name__
+    checks.flag(bias, "bias", name)
     dtype = np.float32 if dtype is None else dtype
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(f"{name}: dtype must be a floating-point dtype (a weight must be able to learn), "
+                        f"got {dtype!r}")
+    checks.check_bytes(weight_shape, np.dtype(dtype).itemsize, name,
+                       f"in_channels={module.in_channels}, out_channels={module.out_channels}, "
+                       f"kernel_size={weight_shape[2:]}")
     module.weight = Parameter(init.kaiming_uniform(weight_shape, dtype=dtype))
     module.bias = None
     if bias:

@@ -9,7 +9,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend
+from .. import backend, checks
 from ..autograd import Tensor
 from ..functional.normalization import batch_norm
 from .module import Module, Parameter
@@ -40,8 +40,8 @@ class BatchNorm2d(Module):
         self.num_features = int(num_features)
         self.eps = eps
         self.momentum = momentum
-        self.affine = bool(affine)
-        self.track_running_stats = bool(track_running_stats)
+        self.affine = checks.flag(affine, "affine", "BatchNorm2d")
+        self.track_running_stats = checks.flag(track_running_stats, "track_running_stats", "BatchNorm2d")
         c = self.num_features
         self.weight = Parameter(np.ones(c, dtype=np.float32)) if self.affine else None
         self.bias = Parameter(np.zeros(c, dtype=np.float32)) if self.affine else None

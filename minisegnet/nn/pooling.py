@@ -92,9 +92,10 @@ class Upsample(Module):
         if scale_factor is not None:
             factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,)
             factors = tuple(checks.real(f, "scale_factor", "Upsample") for f in factors)
-            if len(factors) > 2 or min(factors) <= 0:
-                raise ValueError(f"Upsample: scale_factor must be a positive number or a pair of them, "
-                                 f"got {scale_factor!r}")
+            if not 1 <= len(factors) <= 2:
+                raise TypeError(f"Upsample: scale_factor must be a number or a pair of numbers, got {scale_factor!r}")
+            if min(factors) <= 0:
+                raise ValueError(f"Upsample: scale_factor must be positive, got {scale_factor!r}")
             scale_factor = factors if isinstance(scale_factor, (tuple, list)) else factors[0]
         self.scale_factor = scale_factor
         self.mode = mode

@@ -1,0 +1,670 @@
+"""Bad input, class by class: the rules of docs/guarantees.md hold across the API.
+
+Each test draws its inputs with Hypothesis (an op from a list covering the API,
+a bad value of the class) rather than checking one example, and where PyTorch
+has an opinion it is the oracle: where torch refuses, we refuse too. The
+messages must name the function, the argument and the rule.
+"""
+import zipfile
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F
+from minisegnet import checks, metrics, nn, optim, shapes
+from minisegnet.cli import main as cli_main
+from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet
+
+
+def _x(shape=(2, 3, 6, 6), dtype=np.float32, seed=0):
+    return msn.tensor(np.random.default_rng(seed).standard_normal(shape).astype(dtype))
+
+
+def _labels(shape=(2, 6, 6)):
+    return msn.tensor(np.zeros(shape, dtype=np.int64))
+
+
+def _torch_refuses(call):
+    try:
+        call()
+    except Exception:
+        return True
+    return False
+
+
+# ---- floating-point inputs ---------------------------------------------------------------
+# (name, our op on a tensor x, torch's op on a tensor t): every op that computes real numbers.
+FLOAT_OPS = [
+    ("relu", lambda x: F.relu(x), lambda T, t: T.nn.functional.relu(t)),
+    ("leaky_relu", lambda x: F.leaky_relu(x), lambda T, t: T.nn.functional.leaky_relu(t)),
+    ("relu6", lambda x: F.relu6(x), lambda T, t: T.nn.functional.relu6(t)),
+    ("sigmoid", lambda x: F.sigmoid(x), lambda T, t: T.sigmoid(t)),
+    ("tanh", lambda x: F.tanh(x), lambda T, t: T.tanh(t)),
+    ("softmax", lambda x: F.softmax(x, 1), lambda T, t: T.softmax(t, 1)),
+    ("log_softmax", lambda x: F.log_softmax(x, 1), lambda T, t: T.log_softmax(t, 1)),
+    ("dropout", lambda x: F.dropout(x, 0.5), lambda T, t: T.nn.functional.dropout(t, 0.5)),
+    ("dropout2d", lambda x: F.dropout2d(x, 0.5), lambda T, t: T.nn.functional.dropout2d(t, 0.5)),
+    ("exp", lambda x: F.exp(x), lambda T, t: T.exp(t)),
+    ("log", lambda x: F.log(x), lambda T, t: T.log(t)),
+    ("sqrt", lambda x: F.sqrt(x), lambda T, t: T.sqrt(t)),
+    ("mean", lambda x: F.mean(x), lambda T, t: t.mean()),
+    ("conv2d", lambda x: F.conv2d(x, msn.tensor(np.ones((2, 3, 3, 3), x.dtype))),
+     lambda T, t: T.nn.functional.conv2d(t, T.ones((2, 3, 3, 3), dtype=t.dtype))),
+    ("unfold", lambda x: F.unfold(x, 3), lambda T, t: T.nn.functional.unfold(t, 3)),
+    ("max_pool2d", lambda x: F.max_pool2d(x, 2), lambda T, t: T.nn.functional.max_pool2d(t, 2)),
+    ("avg_pool2d", lambda x: F.avg_pool2d(x, 2), lambda T, t: T.nn.functional.avg_pool2d(t, 2)),
+    ("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, 2),
+     lambda T, t: T.nn.functional.adaptive_avg_pool2d(t, 2)),
+    ("interpolate", lambda x: F.interpolate(x, scale_factor=2), lambda T, t: T.nn.functional.interpolate(
+        t, scale_factor=2)),
+    ("batch_norm", lambda x: F.batch_norm(x, None, None, training=True),
+     lambda T, t: T.nn.functional.batch_norm(t, None, None, training=True)),
+    ("cross_entropy", lambda x: F.cross_entropy(x, _labels()),
+     lambda T, t: T.nn.functional.cross_entropy(t, T.zeros((2, 6, 6), dtype=T.long))),
+    ("dice_loss", lambda x: F.dice_loss(x, _labels()), None),
+]
+
+
+@given(op=st.sampled_from(FLOAT_OPS), dtype=st.sampled_from([np.bool_, np.uint8, np.int8, np.int32, np.int64]))
+def test_integer_and_boolean_inputs_are_refused_by_every_float_op(op, dtype):
+    name, ours, _ = op
+    x = msn.tensor((np.arange(2 * 3 * 6 * 6).reshape(2, 3, 6, 6) % 3).astype(dtype))
+    with pytest.raises(TypeError) as info:
+        ours(x)
+    message = str(info.value)
+    assert message.startswith(name) and "floating point" in message and str(np.dtype(dtype)) in message
+
+
+# Where PyTorch does not refuse an integer input it either promotes it to float32
+# (sigmoid, tanh, exp, log, sqrt) or computes in the integer dtype (relu, max-pooling,
+# conv2d of integers ...); docs/guarantees.md says we refuse all three. This keeps that true.
+TORCH_PROMOTES = {"sigmoid", "tanh", "exp", "log", "sqrt"}
+
+
+@given(op=st.sampled_from([op for op in FLOAT_OPS if op[2] is not None]),
+       dtype=st.sampled_from([np.bool_, np.uint8, np.int32, np.int64]))
+def test_what_torch_does_with_integer_inputs(torch, op, dtype):
+    name, _, theirs = op
+    t = torch.tensor((np.arange(2 * 3 * 6 * 6).reshape(2, 3, 6, 6) % 3).astype(dtype))
+    try:
+        out = theirs(torch, t)
+    except Exception:
+        assert name not in TORCH_PROMOTES
+    else:
+        assert out.dtype == (torch.float32 if name in TORCH_PROMOTES else t.dtype), name
+
+
+@given(op=st.sampled_from(FLOAT_OPS), dtype=st.sampled_from([np.float32, np.float64]))
+def test_float_inputs_keep_their_dtype_through_every_float_op(op, dtype):
+    name, ours, _ = op
+    x = _x(dtype=dtype)
+    if name in ("log", "sqrt"):
+        x = msn.tensor(np.abs(x.numpy()) + 1)
+    out = ours(x)
+    assert out.dtype == dtype, f"{name} turned {np.dtype(dtype)} into {out.dtype}"
+
+
+def test_integer_activations_of_the_report_are_refused_not_wrapped():
+    """uint8 [0, 1, 2, 200] used to give sigmoid [0.5, 0, 0, 0] (float16 wrap-around)."""
+    x = msn.tensor(np.array([0, 1, 2, 200], dtype=np.uint8))
+    for op in (F.sigmoid, F.tanh, lambda t: F.softmax(t, 0), F.relu6):
+        with pytest.raises(TypeError, match="uint8"):
+            op(x)
+    np.testing.assert_allclose(F.sigmoid(x.float()).numpy(), 1 / (1 + np.exp(-np.array([0, 1, 2, 200.]))),
+                               rtol=1e-6)
+
+
+@given(kind=st.sampled_from(["complex", "str", "object"]), shape=st.lists(st.integers(1, 3), max_size=3))
+def test_tensors_hold_only_booleans_integers_and_floats(kind, shape):
+    values = {"complex": np.ones(shape, np.complex128), "str": np.full(shape, "a"),
+              "object": np.empty(shape, dtype=object)}[kind]
+    with pytest.raises(TypeError, match="booleans, integers or floats"):
+        msn.tensor(values)
+    with pytest.raises(TypeError, match="booleans, integers or floats"):
+        _x().astype(values.dtype)
+    with pytest.raises(TypeError, match="floating-point dtype"):
+        nn.Conv2d(1, 1, 1).to(values.dtype)
+
+
+@given(dtype=st.sampled_from([np.int64, np.int32, np.uint8, np.bool_]))
+def test_integer_casts_and_module_casts(dtype):
+    x = msn.tensor(np.ones(3, np.float32), requires_grad=True)
+    y = x.astype(dtype)                         # a constant, as torch's x.long()
+    assert y.dtype == dtype and not y.requires_grad
+    with pytest.raises(TypeError, match="Module.to"):
+        nn.Conv2d(1, 1, 1).to(dtype)
+
+
+@given(dtypes=st.permutations([np.float32, np.float64]), shape=st.sampled_from([(2, 2), (3, 2, 2)]))
+def test_matmul_needs_one_dtype_like_torch(torch, dtypes, shape):
+    a, b = (msn.tensor(np.ones(shape, dtype)) for dtype in dtypes)
+    assert _torch_refuses(lambda: torch.tensor(a.numpy()) @ torch.tensor(b.numpy()))
+    with pytest.raises(TypeError, match="matmul: both operands must have the same dtype"):
+        a @ b
+
+
+@given(target_dtype=st.sampled_from([np.int64, np.int32, np.uint8, np.bool_]),
+       index_dtype=st.sampled_from([np.int32, np.uint8, np.int16, np.float64]))
+def test_dtype_of_targets_and_indices_follows_torch(torch, target_dtype, index_dtype):
+    logits = _x((4,))
+    target = np.array([0, 1, 1, 0]).astype(target_dtype)
+    assert _torch_refuses(lambda: torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(logits.numpy()), torch.tensor(target)))
+    with pytest.raises(TypeError, match="target must hold floating-point"):
+        F.binary_cross_entropy_with_logits(logits, msn.tensor(target))
+    x = _x((1, 1, 4, 4))
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    bad = msn.tensor(idx.numpy().astype(index_dtype))
+    assert _torch_refuses(lambda: torch.nn.functional.max_unpool2d(
+        torch.tensor(y.numpy()), torch.tensor(bad.numpy()), 2))
+    with pytest.raises(TypeError, match="indices must be int64"):
+        F.max_unpool2d(y, bad, 2)
+
+
+# ---- Tensors, not arrays or None -----------------------------------------------------------
+X4, W4, B2 = _x((1, 3, 5, 5)), _x((2, 3, 3, 3)), _x((2,))
+TENSOR_ARGUMENTS = [
+    ("relu", "input", lambda v: F.relu(v)),
+    ("sigmoid", "input", lambda v: F.sigmoid(v)),
+    ("tanh", "input", lambda v: F.tanh(v)),
+    ("softmax", "input", lambda v: F.softmax(v, 1)),
+    ("dropout", "input", lambda v: F.dropout(v, 0.5)),
+    ("conv2d", "input", lambda v: F.conv2d(v, W4)),
+    ("conv2d", "weight", lambda v: F.conv2d(X4, v)),
+    ("conv2d", "bias", lambda v: F.conv2d(X4, W4, v)),
+    ("conv_transpose2d", "weight", lambda v: F.conv_transpose2d(X4, v)),
+    ("max_pool2d", "input", lambda v: F.max_pool2d(v, 2)),
+    ("interpolate", "input", lambda v: F.interpolate(v, scale_factor=2)),
+    ("pad", "x", lambda v: F.pad(v, (1, 1))),
+    ("batch_norm", "input", lambda v: F.batch_norm(v, None, None, training=True)),
+    ("batch_norm", "weight", lambda v: F.batch_norm(X4, None, None, v, training=True)),
+    ("cross_entropy", "input", lambda v: F.cross_entropy(v, _labels((1, 5, 5)))),
+    ("sum", "input", lambda v: F.sum(v)),
+    ("reshape", "input", lambda v: F.reshape(v, -1)),
+]
+
+
+@given(where=st.sampled_from(TENSOR_ARGUMENTS),
+       value=st.sampled_from(["array", "list", None, 3, "text"]))
+def test_tensor_arguments_refuse_arrays_and_other_things(torch, where, value):
+    op, argument, call = where
+    if value == "array":
+        value = np.ones((1, 3, 5, 5) if argument in ("input", "x") else (2, 3, 3, 3) if argument == "weight"
+                        else (2,), np.float32)
+    elif value == "list":
+        value = [1.0, 2.0]
+    assume(not (op == "batch_norm" and argument == "weight" and value is None))   # None: no weight
+    assume(not (argument == "bias" and value is None))
+    with pytest.raises(TypeError) as info:
+        call(value)
+    assert str(info.value).startswith(f"{op}: {argument} must be a Tensor")
+    if op == "conv2d" and isinstance(value, np.ndarray):     # the case we decided: torch refuses too
+        assert _torch_refuses(lambda: torch.nn.functional.conv2d(
+            value if argument == "input" else torch.ones(1, 3, 5, 5),
+            value if argument == "weight" else torch.ones(2, 3, 3, 3), value if argument == "bias" else None))
+
+
+def test_running_statistics_may_be_arrays_but_not_lists():
+    x = _x()
+    mean, var = np.zeros(3, np.float32), np.ones(3, np.float32)
+    F.batch_norm(x, mean, var, training=True)
+    assert np.any(mean != 0)                              # updated in place
+    with pytest.raises(TypeError, match="batch_norm: running_mean must be a Tensor"):
+        F.batch_norm(x, [0.0, 0.0, 0.0], var, training=True)
+
+
+@given(value=st.sampled_from([np.ones((2, 2)), [np.ones(2)], 2.0, "x"]))
+def test_a_function_called_directly_refuses_non_tensors(value):
+    from minisegnet.functional.activation import ReLU
+    with pytest.raises(TypeError, match="ReLU: input 0 must be a Tensor"):
+        ReLU()(value)
+
+
+# ---- flags ---------------------------------------------------------------------------------
+FLAGS = [
+    ("dropout", "training", lambda v: F.dropout(_x(), 0.5, training=v),
+     lambda T, v: T.nn.functional.dropout(T.ones(2), 0.5, training=v)),
+    ("dropout2d", "training", lambda v: F.dropout2d(_x(), 0.5, training=v), None),
+    ("dropout", "inplace", lambda v: F.dropout(_x(), 0.5, inplace=v), None),
+    ("relu", "inplace", lambda v: F.relu(_x(), inplace=v), None),
+    ("batch_norm", "training", lambda v: F.batch_norm(_x(), msn.tensor(np.zeros(3, np.float32)),
+                                                      msn.tensor(np.ones(3, np.float32)), training=v),
+     lambda T, v: T.nn.functional.batch_norm(T.ones(2, 3, 2, 2), None, None, training=v)),
+    ("max_pool2d", "ceil_mode", lambda v: F.max_pool2d(_x(), 2, ceil_mode=v),
+     lambda T, v: T.nn.functional.max_pool2d(T.ones(1, 1, 4, 4), 2, ceil_mode=v)),
+    ("max_pool2d", "return_indices", lambda v: F.max_pool2d(_x(), 2, return_indices=v), None),
+    ("avg_pool2d", "count_include_pad", lambda v: F.avg_pool2d(_x(), 2, count_include_pad=v),
+     lambda T, v: T.nn.functional.avg_pool2d(T.ones(1, 1, 4, 4), 2, count_include_pad=v)),
+    ("interpolate", "align_corners", lambda v: F.interpolate(_x(), scale_factor=2, mode="bilinear",
+                                                            align_corners=v), None),
+    ("sum", "keepdim", lambda v: F.sum(_x(), 1, keepdim=v), lambda T, v: T.ones(2, 3).sum(1, keepdim=v)),
+    ("mean", "keepdim", lambda v: F.mean(_x(), 1, keepdim=v), lambda T, v: T.ones(2, 3).mean(1, keepdim=v)),
+    ("max", "keepdim", lambda v: F.max(_x(), 1, keepdim=v), None),
+    ("argmax", "keepdim", lambda v: _x().argmax(1, keepdim=v), None),
+    ("", "ceil_mode", lambda v: shapes.max_pool2d_output_size(8, 2, ceil_mode=v), None),
+    ("", "ceil_mode", lambda v: shapes.avg_pool2d_output_size(8, 2, ceil_mode=v), None),
+    ("", "requires_grad", lambda v: msn.tensor([1.0], requires_grad=v),
+     lambda T, v: T.tensor([1.0], requires_grad=v)),
+    ("", "nesterov", lambda v: optim.SGD(nn.Conv2d(1, 1, 1).parameters(), 0.1, momentum=0.9, nesterov=v), None),
+    ("Conv2d", "bias", lambda v: nn.Conv2d(1, 1, 1, bias=v), None),
+    ("BatchNorm2d", "affine", lambda v: nn.BatchNorm2d(2, affine=v), None),
+    ("BatchNorm2d", "track_running_stats", lambda v: nn.BatchNorm2d(2, track_running_stats=v), None),
+]
+
+
+@given(where=st.sampled_from(FLAGS), value=st.sampled_from(["yes", "True", 2, 1.0, [True], "no"]))
+def test_flags_must_be_true_or_false(torch, where, value):
+    op, flag, ours, theirs = where
+    with pytest.raises(TypeError) as info:
+        ours(value)
+    message = str(info.value)
+    assert message.startswith(op) and f"{flag} must be True" in message and repr(value) in message
+    if theirs is not None and isinstance(value, str):
+        assert _torch_refuses(lambda: theirs(torch, value))
+
+
+@given(where=st.sampled_from(FLAGS), value=st.sampled_from([True, False, np.bool_(True)]))
+def test_flags_accept_booleans(where, value):
+    where[2](value)
+
+
+# ---- dims ----------------------------------------------------------------------------------
+DIM_OPS = [
+    ("softmax", lambda d: F.softmax(_x(), d), lambda T, d: T.softmax(T.ones(2, 3, 6, 6), d)),
+    ("log_softmax", lambda d: F.log_softmax(_x(), d), lambda T, d: T.log_softmax(T.ones(2, 3, 6, 6), d)),
+    ("sum", lambda d: F.sum(_x(), d), lambda T, d: T.ones(2, 3, 6, 6).sum(d)),
+    ("mean", lambda d: F.mean(_x(), d), lambda T, d: T.ones(2, 3, 6, 6).mean(d)),
+    ("max", lambda d: F.max(_x(), d), None),
+    ("cat", lambda d: msn.cat([_x(), _x()], d), lambda T, d: T.cat([T.ones(2, 3, 6, 6)] * 2, d)),
+    ("stack", lambda d: msn.stack([_x(), _x()], d), lambda T, d: T.stack([T.ones(2, 3, 6, 6)] * 2, d)),
+    ("transpose", lambda d: F.transpose(_x(), d, 0), lambda T, d: T.ones(2, 3, 6, 6).transpose(d, 0)),
+    ("flatten", lambda d: F.flatten(_x(), d), lambda T, d: T.ones(2, 3, 6, 6).flatten(d)),
+    ("argmax", lambda d: _x().argmax(d), lambda T, d: T.ones(2, 3, 6, 6).argmax(d)),
+]
+
+
+@given(where=st.sampled_from(DIM_OPS),
+       dim=st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.text(min_size=1, max_size=3),
+                     st.booleans(), st.just([1.5])))
+def test_dims_of_the_wrong_kind_are_type_errors_naming_dim(torch, where, dim):
+    op, ours, theirs = where
+    with pytest.raises(TypeError) as info:
+        ours(dim)
+    assert op in str(info.value) and "dim" in str(info.value)
+    if theirs is not None and not isinstance(dim, (bool, list)):
+        assert _torch_refuses(lambda: theirs(torch, dim))
+
+
+@given(where=st.sampled_from(DIM_OPS), dim=st.one_of(st.integers(6, 10**12), st.integers(-10**12, -6)))
+def test_dims_out_of_range_are_value_errors(torch, where, dim):
+    op, ours, theirs = where
+    with pytest.raises(ValueError, match="out of range"):
+        ours(dim)
+    if theirs is not None:
+        assert _torch_refuses(lambda: theirs(torch, dim))
+
+
+@given(dim=st.sampled_from([None, (1, 2), [1], True]))
+def test_softmax_takes_exactly_one_int_dim(dim):
+    for op in (F.softmax, F.log_softmax):
+        with pytest.raises(TypeError, match="dim must be an int"):
+            op(_x(), dim)
+
+
+# ---- integers and numbers in settings --------------------------------------------------------
+INTEGER_SETTINGS = [
+    ("cross_entropy", "ignore_index", lambda v: F.cross_entropy(_x(), _labels(), ignore_index=v), False),
+    ("dice_loss", "ignore_index", lambda v: F.dice_loss(_x(), _labels(), ignore_index=v), True),
+    ("confusion_matrix", "ignore_index",
+     lambda v: metrics.confusion_matrix(np.zeros(3, int), np.zeros(3, int), 2, ignore_index=v), True),
+    ("confusion_matrix", "num_classes",
+     lambda v: metrics.confusion_matrix(np.zeros(3, int), np.zeros(3, int), v), False),
+    ("reshape", "shape", lambda v: F.reshape(_x(), v, -1), False),
+]
+
+
+@given(where=st.sampled_from(INTEGER_SETTINGS),
+       value=st.one_of(st.floats(), st.text(max_size=3), st.booleans(), st.none()))
+def test_integer_settings_refuse_floats_strings_bools(where, value):
+    op, argument, call, none_allowed = where
+    assume(not (value is None and none_allowed))
+    with pytest.raises(TypeError) as info:
+        call(value)
+    assert str(info.value).startswith(f"{op}: {argument} must be") and "int" in str(info.value)
+
+
+REAL_SETTINGS = [
+    ("dice_loss", "smooth", lambda v: F.dice_loss(_x(), _labels(), smooth=v)),
+    ("batch_norm", "momentum", lambda v: F.batch_norm(_x(), None, None, training=True, momentum=v)),
+    ("batch_norm", "eps", lambda v: F.batch_norm(_x(), None, None, training=True, eps=v)),
+    ("Upsample", "scale_factor", lambda v: nn.Upsample(scale_factor=v)),
+    ("interpolate", "scale_factor", lambda v: F.interpolate(_x(), scale_factor=v)),
+    ("DeepLabV3Plus", "width_mult", lambda v: DeepLabV3Plus(width_mult=v)),
+    ("", "lr", lambda v: optim.SGD(nn.Conv2d(1, 1, 1).parameters(), lr=v)),
+]
+
+
+@given(where=st.sampled_from(REAL_SETTINGS),
+       value=st.one_of(st.sampled_from([float("nan"), float("inf"), -float("inf")]), st.text(max_size=3),
+                       st.sampled_from([[], {}, b"1"])))
+def test_real_settings_refuse_nan_inf_and_strings(where, value):
+    op, argument, call = where
+    with pytest.raises((TypeError, ValueError)) as info:
+        call(value)
+    message = str(info.value)
+    assert message.startswith(op) and argument in message
+    assert isinstance(info.value, TypeError) == (not isinstance(value, float)), message
+
+
+def test_class_weights_given_as_strings_name_the_argument():
+    with pytest.raises(TypeError, match="cross_entropy: weight must hold numbers"):
+        F.cross_entropy(_x(), _labels(), weight=["a", "b", "c"])
+    with pytest.raises(TypeError, match="binary_cross_entropy_with_logits: pos_weight"):
+        F.binary_cross_entropy_with_logits(_x(), _x(), pos_weight="a")
+
+
+# ---- sequences and mappings --------------------------------------------------------------------
+@given(op=st.sampled_from(["cat", "stack"]), value=st.sampled_from(["tensor", "array", None, "text"]))
+def test_cat_and_stack_need_a_sequence_of_tensors(torch, op, value):
+    value = {"tensor": _x(), "array": np.ones((2, 2))}.get(value, value)
+    with pytest.raises(TypeError, match=f"{op}: tensors must be a list or tuple of Tensors"):
+        getattr(msn, op)(value)
+    if isinstance(value, msn.Tensor):
+        assert _torch_refuses(lambda: getattr(torch, op)(torch.ones(2, 3)))
+
+
+@given(value=st.sampled_from([None, [1, 2], "weights", 3, "tensor"]),
+       target=st.sampled_from(["module", "sgd", "adam", "scheduler"]))
+def test_load_state_dict_needs_a_mapping(torch, value, target):
+    value = _x() if value == "tensor" else value
+    model = nn.Conv2d(2, 2, 3)
+    opt = optim.Adam(model.parameters())
+    obj = {"module": model, "sgd": optim.SGD(model.parameters(), 0.1), "adam": opt,
+           "scheduler": optim.StepLR(opt, 2)}[target]
+    with pytest.raises(TypeError, match="load_state_dict: state"):
+        obj.load_state_dict(value)
+    if target == "module" and not isinstance(value, msn.Tensor):
+        assert _torch_refuses(lambda: torch.nn.Conv2d(2, 2, 3).load_state_dict(value))
+
+
+@given(key=st.sampled_from(["weight", "bias"]), text=st.text(max_size=3))
+def test_load_state_dict_refuses_string_arrays_naming_the_key(key, text):
+    model = nn.Conv2d(2, 2, 3)
+    state = model.state_dict()
+    state[key] = np.full(state[key].shape, text)
+    before = model.weight.numpy().copy()
+    with pytest.raises(TypeError, match=f"key '{key}' holds dtype <U"):
+        model.load_state_dict(state)
+    np.testing.assert_array_equal(model.weight.numpy(), before)
+
+
+# ---- shapes that do not fit ------------------------------------------------------------------
+@st.composite
+def _non_broadcasting(draw):
+    a = draw(st.lists(st.integers(1, 4), min_size=1, max_size=4))
+    b = list(a)
+    axis = draw(st.integers(0, len(a) - 1))
+    b[axis] = draw(st.integers(2, 5).filter(lambda n: n != a[axis] and a[axis] != 1))
+    assume(a[axis] != 1)
+    extra = draw(st.lists(st.integers(1, 3), max_size=2))
+    return tuple(a), tuple(extra + b)
+
+
+@given(shapes_ab=_non_broadcasting(), op=st.sampled_from(["add", "sub", "mul", "div", "pow"]))
+def test_shapes_that_do_not_broadcast_name_both_shapes(torch, shapes_ab, op):
+    a, b = shapes_ab
+    x, y = msn.tensor(np.ones(a, np.float32)), msn.tensor(np.ones(b, np.float32))
+    assert _torch_refuses(lambda: getattr(torch, op)(torch.ones(a), torch.ones(b)))
+    with pytest.raises(ValueError) as info:
+        getattr(F, op)(x, y)
+    assert str(info.value).startswith(f"{op}: shapes {a} and {b} do not broadcast")
+
+
+@given(batch=_non_broadcasting())
+def test_matmul_batch_axes_must_broadcast(torch, batch):
+    a, b = batch
+    x, y = msn.tensor(np.ones(a + (2, 3))), msn.tensor(np.ones(b + (3, 4)))
+    assert _torch_refuses(lambda: torch.ones(a + (2, 3)) @ torch.ones(b + (3, 4)))
+    with pytest.raises(ValueError, match=r"matmul \(batch axes\)"):
+        x @ y
+
+
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), data=st.data())
+def test_index_out_of_range_names_the_shape(torch, shape, data):
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    bad = data.draw(st.one_of(st.integers(shape[axis], 10**6), st.integers(-10**6, -shape[axis] - 1)))
+    index = (slice(None),) * axis + (bad,)
+    x = msn.tensor(np.ones(shape))
+    assert _torch_refuses(lambda: torch.ones(shape)[index])
+    with pytest.raises(IndexError) as info:
+        x[index]
+    assert f"shape {tuple(shape)}" in str(info.value) and str(bad) in str(info.value)
+
+
+@given(index=st.one_of(st.floats(), st.text(max_size=2), st.just(np.ones(2, np.float32)),
+                       st.tuples(st.just(0), st.floats())))
+def test_index_of_the_wrong_kind_is_a_type_error(torch, index):
+    x = msn.tensor(np.ones((3, 3)))
+    with pytest.raises(TypeError, match="is not a valid index"):
+        x[index]
+
+
+# ---- empty inputs ----------------------------------------------------------------------------------
+@given(op=st.sampled_from(["adaptive_avg_pool2d", "interpolate"]),
+       shape=st.sampled_from([(1, 1, 0, 4), (1, 1, 4, 0), (2, 3, 0, 0)]))
+def test_an_empty_spatial_axis_is_refused_by_name(torch, op, shape):
+    x = msn.tensor(np.zeros(shape, np.float32))
+    call = (lambda f, t: f.adaptive_avg_pool2d(t, 2)) if op == "adaptive_avg_pool2d" else \
+        (lambda f, t: f.interpolate(t, size=2))
+    assert _torch_refuses(lambda: call(torch.nn.functional, torch.zeros(shape)))
+    with pytest.raises(ValueError, match=f"{op}: input of shape .* has an empty spatial axis"):
+        call(F, x)
+
+
+EMPTY_BATCH_OPS = [
+    ("conv2d", lambda f, x, w: f.conv2d(x, w, padding=1)),
+    ("conv_transpose2d", lambda f, x, w: f.conv_transpose2d(x, w, stride=2)),
+    ("max_pool2d", lambda f, x, w: f.max_pool2d(x, 2)),
+    ("avg_pool2d", lambda f, x, w: f.avg_pool2d(x, 2)),
+    ("adaptive_avg_pool2d", lambda f, x, w: f.adaptive_avg_pool2d(x, 3)),
+    ("interpolate", lambda f, x, w: f.interpolate(x, scale_factor=2, mode="bilinear")),
+    ("pad", lambda f, x, w: f.pad(x, (1, 2, 3, 4))),
+    ("relu", lambda f, x, w: f.relu(x)),
+    ("softmax", lambda f, x, w: f.softmax(x, 1)),
+]
+
+
+@given(op=st.sampled_from(EMPTY_BATCH_OPS), channels=st.integers(1, 3), size=st.integers(4, 7))
+def test_an_empty_batch_gives_an_empty_batch_like_torch(torch, op, channels, size):
+    name, call = op
+    x_np = np.zeros((0, channels, size, size))
+    w_np = np.ones((channels, channels, 3, 3))
+    x, w = msn.tensor(x_np, requires_grad=True), msn.tensor(w_np, requires_grad=True)
+    ours = call(F, x, w)
+    tx, tw = torch.tensor(x_np, requires_grad=True), torch.tensor(w_np, requires_grad=True)
+    theirs = call(torch.nn.functional, tx, tw)
+    assert ours.shape == tuple(theirs.shape), name
+    ours.sum().backward()
+    assert x.grad.shape == x.shape
+    if name.startswith("conv"):
+        np.testing.assert_array_equal(w.grad.numpy(), np.zeros(w.shape))
+
+
+@given(training=st.booleans(), channels=st.integers(1, 4))
+def test_batch_norm_of_an_empty_batch_leaves_the_running_statistics_like_torch(torch, training, channels):
+    mean, var = msn.tensor(np.full(channels, 0.5)), msn.tensor(np.full(channels, 2.0))
+    tmean, tvar = torch.full((channels,), 0.5, dtype=torch.float64), torch.full((channels,), 2.0, dtype=torch.float64)
+    x = msn.tensor(np.zeros((0, channels, 3, 3)))
+    out = F.batch_norm(x, mean, var, training=training)
+    theirs = torch.nn.functional.batch_norm(torch.zeros(0, channels, 3, 3, dtype=torch.float64), tmean, tvar,
+                                            training=training)
+    assert out.shape == tuple(theirs.shape)
+    np.testing.assert_array_equal(mean.numpy(), tmean.numpy())
+    np.testing.assert_array_equal(var.numpy(), tvar.numpy())
+
+
+@pytest.mark.parametrize("model, size", [
+    (lambda: UNet(3, 2, base_channels=4, depth=2, padding="same"), 16),
+    (lambda: UNet(3, 2, base_channels=4, depth=1), 26),
+    (lambda: SegNet(3, 2, base_channels=4, depth=2), 8),
+    (lambda: FCN(2, width=4), 32),
+    (lambda: DeepLabV3Plus(3, 2, atrous_rates=(1,), width_mult=0.25, aspp_channels=8, decoder_channels=8), 64),
+])
+@pytest.mark.parametrize("mode", ["train", "eval"])
+def test_every_model_maps_an_empty_batch_to_an_empty_batch(model, size, mode):
+    m = getattr(model(), mode)()
+    x = msn.tensor(np.zeros((0, 3, size, size), np.float32))
+    y = m(x)
+    assert y.shape[0] == 0 and y.shape[1] == 2
+    y.sum().backward()
+    assert all(p.grad is not None and not p.grad.numpy().any() for p in m.parameters())
+
+
+# ---- sizes beyond memory ------------------------------------------------------------------------------
+HUGE = [
+    ("pad", "pad=", lambda n: F.pad(_x(), (n, n, n, n))),
+    ("interpolate", "size=", lambda n: F.interpolate(_x(), size=n)),
+    ("interpolate", "scale_factor=", lambda n: F.interpolate(_x(), scale_factor=float(n))),
+    ("conv2d", "padding=", lambda n: F.conv2d(_x(), _x((2, 3, 3, 3)), padding=n)),
+    ("conv_transpose2d", "stride=", lambda n: F.conv_transpose2d(_x(), _x((3, 2, 3, 3)), stride=n)),
+    ("adaptive_avg_pool2d", "output_size=", lambda n: F.adaptive_avg_pool2d(_x(), n)),
+    ("unfold", "padding=", lambda n: F.unfold(_x(), 3, padding=n)),
+    ("fold", "output_size=", lambda n: F.fold(_x((1, 9, 1)), n, 3, stride=n)),
+    ("max_unpool2d", "kernel_size=", lambda n: F.max_unpool2d(_x((1, 1, 2, 2)), msn.tensor(np.zeros((1, 1, 2, 2),
+                                                                                            np.int64)), n)),
+    ("Conv2d", "in_channels=", lambda n: nn.Conv2d(n, n, 3)),
+    ("confusion_matrix", "num_classes=", lambda n: metrics.confusion_matrix(np.zeros(2, int), np.zeros(2, int), n)),
+    ("UNet", "base_channels=", lambda n: UNet(base_channels=n)),
+    ("SegNet", "base_channels=", lambda n: SegNet(base_channels=n)),
+    ("FCN", "width=", lambda n: FCN(2, width=n)),
+    ("DeepLabV3Plus", "aspp_channels=", lambda n: DeepLabV3Plus(aspp_channels=n)),
+]
+
+
+@given(where=st.sampled_from(HUGE), n=st.integers(10**7, 10**12))
+def test_sizes_beyond_memory_are_refused_before_allocating(where, n):
+    op, argument, call = where
+    with pytest.raises(checks.TooLargeError) as info:
+        call(n)
+    message = str(info.value)
+    assert message.startswith(op) and argument in message and "more than this machine's memory" in message
+    assert isinstance(info.value, MemoryError) and isinstance(info.value, ValueError)
+
+
+@given(depth=st.integers(10, 200), padding=st.sampled_from(["valid", "same"]))
+def test_a_deep_unet_is_refused_before_building(depth, padding):
+    with pytest.raises(ValueError, match="UNet: (base_channels=64, depth=|depth=)"):
+        UNet(depth=depth, padding=padding)
+
+
+# ---- shapes: bounds instead of hangs, flags, sizes ---------------------------------------------------------
+@given(depth=st.integers(1, shapes.MAX_UNET_DEPTH), padding=st.sampled_from(["valid", "same"]),
+       size=st.integers(1, 10**6))
+def test_unet_trace_of_any_allowed_depth_answers(depth, padding, size):
+    try:
+        rows = shapes.unet_trace(size, depth, padding)
+    except ValueError as error:
+        assert "is invalid" in str(error) and "valid size" in str(error)
+    else:
+        assert rows[0].size == size and len(rows) == 7 * depth + 4
+
+
+@given(depth=st.integers(1, 9), padding=st.sampled_from(["valid", "same"]))
+def test_smallest_valid_unet_size_agrees_with_a_search(depth, padding):
+    first = shapes.unet_valid_input_sizes(1, 10**4 * 2 ** depth, depth, padding)[0]
+    i = 1
+    while True:
+        try:
+            shapes.unet_trace(i, depth, padding)
+            break
+        except ValueError:
+            i += 1
+    assert first == i
+
+
+@given(depth=st.integers(shapes.MAX_UNET_DEPTH + 1, 10**6))
+def test_unet_depth_beyond_the_bound_is_refused(depth):
+    for call in (lambda: shapes.unet_trace(572, depth), lambda: shapes.unet_output_size(572, depth),
+                 lambda: shapes.unet_valid_input_sizes(1, 100, depth)):
+        with pytest.raises(ValueError, match=f"depth={depth} is deeper than MAX_UNET_DEPTH"):
+            call()
+
+
+@given(stride=st.integers(shapes.MAX_LISTED_SIZES + 1, 10**15), out=st.integers(1, 100))
+def test_listing_input_sizes_is_bounded(stride, out):
+    with pytest.raises(ValueError, match="lists at most MAX_LISTED_SIZES"):
+        shapes.conv2d_input_sizes(out, 3, stride)
+    with pytest.raises(ValueError, match="lists at most MAX_LISTED_SIZES"):
+        shapes.unet_valid_input_sizes(1, 16 * (shapes.MAX_LISTED_SIZES + stride), 4)
+
+
+@pytest.mark.parametrize("argv", [
+    ["shapes", "unet", "572", "--depth", "20"],
+    ["shapes", "unet", "572", "--depth", "10000"],
+    ["shapes", "conv", "--size", "8", "--kernel", "3", "--stride", "10000000000"],
+    ["summary", "unet", "--depth", "30"],
+])
+def test_the_cli_answers_huge_arguments_with_a_message(capsys, argv):
+    assert cli_main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minisegnet: error:") and "Traceback" not in err
+
+
+@given(value=st.sampled_from(["8", 8.0, None, (8, "8"), 0, -3]),
+       fn=st.sampled_from(["interpolate", "conv", "pool"]))
+def test_shapes_sizes_must_be_positive_ints(value, fn):
+    call = {"interpolate": lambda: shapes.interpolate_output_size(value, 4),
+            "conv": lambda: shapes.conv2d_output_size(value, 3),
+            "pool": lambda: shapes.max_pool2d_output_size(value, 1)}[fn]
+    with pytest.raises((TypeError, ValueError), match="size must be"):
+        call()
+
+
+# ---- NaN: kept where it belongs, refused where it cannot be -------------------------------------------------
+@given(h=st.integers(1, 9), w=st.integers(1, 9), oh=st.integers(1, 9), ow=st.integers(1, 9),
+       value=st.sampled_from([np.nan, np.inf, -np.inf]), data=st.data())
+def test_adaptive_avg_pool2d_keeps_a_nan_in_its_own_bins(torch, h, w, oh, ow, value, data):
+    x = np.random.default_rng(0).standard_normal((1, 2, h, w))
+    x[0, data.draw(st.integers(0, 1)), data.draw(st.integers(0, h - 1)), data.draw(st.integers(0, w - 1))] = value
+    ours = F.adaptive_avg_pool2d(msn.tensor(x), (oh, ow)).numpy()
+    theirs = torch.nn.functional.adaptive_avg_pool2d(torch.tensor(x), (oh, ow)).numpy()
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))
+    finite = np.isfinite(theirs)
+    np.testing.assert_allclose(ours[finite], theirs[finite], rtol=1e-12, atol=1e-12)
+
+
+@given(c=st.integers(1, 5), value=st.sampled_from([np.nan, np.inf]), data=st.data(),
+       score=st.sampled_from([metrics.pixel_accuracy, metrics.mean_accuracy, metrics.mean_iou,
+                              metrics.frequency_weighted_iou, metrics.iou_per_class, metrics.dice_per_class,
+                              metrics.accuracy_per_class, metrics.scores]))
+def test_metrics_refuse_a_confusion_matrix_holding_nan(c, value, data, score):
+    cm = np.ones((c, c))
+    cm[data.draw(st.integers(0, c - 1)), data.draw(st.integers(0, c - 1))] = value
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        score(cm)
+
+
+# ---- checkpoints ---------------------------------------------------------------------------------------------------------
+@given(name=st.text(st.characters(min_codepoint=97, max_codepoint=122), min_size=1, max_size=8),
+       suffix=st.sampled_from(["", ".pkl", ".txt", ".npy.bak", "/x"]), payload=st.binary(max_size=40))
+def test_load_refuses_zip_members_that_are_not_npy(tmp_path_factory, name, suffix, payload):
+    path = tmp_path_factory.mktemp("ckpt") / "model.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("weight.npy", _npy_bytes(np.ones(2)))
+        archive.writestr(name + suffix, payload)
+    assume(not (name + suffix).endswith(".npy"))
+    with pytest.raises(ValueError) as info:
+        msn.load(path)
+    assert str(path) in str(info.value) and repr(name + suffix) in str(info.value)
+
+
+
+def _npy_bytes(array):
+    import io
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
