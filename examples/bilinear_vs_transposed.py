@@ -7,7 +7,8 @@ can learn: trained to restore ``Shapes`` images from their 2x average-pooled
 versions, it improves on its start, and away from the border it beats fixed
 bilinear upsampling on held-out images.
 
-Run: ``python examples/bilinear_vs_transposed.py`` (``--fast``: fewer steps).
+Run: ``python examples/bilinear_vs_transposed.py`` (``--fast`` or ``MINISEGNET_FAST=1``: a
+smoke test of the learning part, which says so).
 See docs/bilinear.md and docs/transposed-conv.md.
 """
 import os
@@ -30,6 +31,9 @@ def mse(a, b):
 def main():
     msn.manual_seed(0)
     f = 2
+    if FAST:
+        print("FAST MODE: a smoke test for the learning part (16 images, 30 steps): its error ratio means "
+              "nothing yet; part 1 (the tent kernel is bilinear) holds exactly in any mode.")
     train = Shapes(num_samples=16 if FAST else 64, size=32, seed=0)
     held_out = Shapes(num_samples=8, size=32, seed=0, split="val")
     images = np.stack([train[i][0] for i in range(len(train))])          # (N, 3, 32, 32) float32

@@ -51,9 +51,15 @@ def test_every_example_is_listed_and_documented():
         assert "assert " in source, f"{name} must assert what it claims"
 
 
+# Examples whose fast mode trains too little to show their claim: it must say so.
+SMOKE_TESTS = ["bilinear_vs_transposed.py"] + TRAINING + EXPERIMENTS
+
+
 @pytest.mark.parametrize("name", QUICK)
 def test_quick_example_runs(name):
-    run_example(name)
+    out = run_example(name)
+    if name in SMOKE_TESTS:
+        assert "smoke test" in out.lower(), f"{name}'s fast mode must say its numbers mean nothing"
 
 
 @pytest.mark.slow
@@ -61,6 +67,7 @@ def test_quick_example_runs(name):
 def test_training_example_runs(name):
     out = run_example(name)
     assert "IU" in out or "loss" in out
+    assert "smoke test" in out.lower(), f"{name}'s fast mode must say its numbers mean nothing"
 
 
 @pytest.mark.slow
