@@ -123,6 +123,21 @@ def test_figure_command_makes_every_referenced_figure(tmp_path):
         assert (tmp_path / name).stat().st_size > 1000, f"{name} looks empty"
 
 
+def test_the_docs_stand_alone():
+    """No page cites an issue number or links outside the repository: readers have neither."""
+    texts = {p: p.read_text() for p in PAGES + [ROOT / "README.md", ROOT / "CONTRIBUTING.md"]}
+    texts.update({p: p.read_text() for folder in ("examples", "benchmarks") for p in (ROOT / folder).glob("*.py")})
+    citing = sorted(str(p.relative_to(ROOT)) for p, text in texts.items()
+                    if re.search(r"\bissues? #?\d+", text, re.I))
+    assert not citing, f"these cite issue numbers: {citing}"
+    outside = []
+    for page in [p for p in texts if p.suffix == ".md"]:
+        for path, _ in relative_links(page):
+            if path and ROOT not in (page.parent / path).resolve().parents:
+                outside.append(f"{page.name} -> {path}")
+    assert not outside, f"links outside the repository: {outside}"
+
+
 def test_markdown_helpers_cannot_pass_vacuously():
     page = "text [a](b.md#c) ![f](figures/x.png) `[no](link.md)`\n```python\nassert 1\n```\n"
     assert python_blocks(page) == ["assert 1\n"]
