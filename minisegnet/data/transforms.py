@@ -197,13 +197,15 @@ def warp(image, mask, positions, padding_mode="reflection"):
         raise TypeError(f"the image must be floating point to be deformed, got dtype {image.dtype}")
     h, w = image.shape[-2:]
     # pixel -> normalised coordinates of grid_sample (align_corners=False: pixel centres at (2k + 1) / W - 1)
-    grid = (2 * positions + 1) / np.array([w, h]) - 1
-    labels = mask.reshape((1, -1) + mask.shape[-2:]).astype(np.float64)       # ids < 2**53 are exact
+    grid = Tensor._wrap(((2 * positions + 1) / np.array([w, h]) - 1)[None].astype(image.dtype))
+    # labels ride as floats: exact below 2**24 in float32 (nearest copies one value), else float64
+    small = mask.size == 0 or (int(mask.max()) < 2 ** 24 and int(mask.min()) > -2 ** 24)
+    label_dtype = image.dtype if small and image.dtype.itemsize >= 4 else np.float64
+    labels = mask.reshape((1, -1) + mask.shape[-2:]).astype(label_dtype)
+    label_grid = grid if label_dtype == image.dtype else Tensor._wrap(grid.data.astype(label_dtype))
     with no_grad():
-        out = grid_sample(Tensor._wrap(np.ascontiguousarray(image[None])), Tensor._wrap(grid[None].astype(image.dtype)),
-                          padding_mode=padding_mode).data[0]
-        moved = grid_sample(Tensor._wrap(labels), Tensor._wrap(grid[None].astype(np.float64)), mode="nearest",
-                            padding_mode=padding_mode).data[0]
+        out = grid_sample(Tensor._wrap(np.ascontiguousarray(image[None])), grid, padding_mode=padding_mode).data[0]
+        moved = grid_sample(Tensor._wrap(labels), label_grid, mode="nearest", padding_mode=padding_mode).data[0]
     return out, np.rint(moved).astype(mask.dtype).reshape(mask.shape)
 
 

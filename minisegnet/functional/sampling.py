@@ -119,48 +119,51 @@ def _split(v):
     return hi, v - hi
 
 
-def clip(pix, size):
+def clip(pix, size, with_slope=True):
     """``"border"``: ``(clip(pix, 0, size-1), slope)``, slope 1 strictly inside, 0 outside or on the border.
 
-    ``fmax``/``fmin`` send NaN to 0, as PyTorch's clamp does.
+    ``fmax``/``fmin`` send NaN to 0, as PyTorch's clamp does. ``with_slope=False``: slope None.
     """
     xp = backend.get_array_module(pix)
-    slope = ((pix > 0) & (pix < size - 1)).astype(pix.dtype)
+    slope = ((pix > 0) & (pix < size - 1)).astype(pix.dtype) if with_slope else None
     return xp.fmin(xp.fmax(pix, 0), size - 1), slope
 
 
-def reflect(pix, size, align_corners):
+def reflect(pix, size, align_corners, with_slope=True):
     """``"reflection"``: mirror ``pix`` into ``[lo, lo + span]``; returns ``(reflected, slope +-1)``.
 
     ``lo, span = 0, size - 1`` (about the corner pixels' centres) with
     ``align_corners``, else ``-0.5, size`` (about the image's edges). Mirroring
     repeats with period ``2 * span``: fold ``|pix - lo|`` into ``[0, 2 span)``,
     and a point in the second half comes back the other way (slope -1).
+    ``with_slope=False``: slope None.
     """
     xp = backend.get_array_module(pix)
     lo, span = (0.0, size - 1) if align_corners else (-0.5, size)
     if span == 0:                              # a 1-pixel axis with align_corners: one point
-        return xp.zeros_like(pix), xp.zeros_like(pix)
+        return xp.zeros_like(pix), (xp.zeros_like(pix) if with_slope else None)
     t = pix - lo
-    slope = xp.where(t < 0, -1, 1).astype(pix.dtype)
+    slope = xp.where(t < 0, -1, 1).astype(pix.dtype) if with_slope else None
     t = xp.abs(t)
     t = t - xp.trunc(t / (2 * span)) * (2 * span)
     back = t > 2 * span - t
-    slope = xp.where(back, -slope, slope)
+    if with_slope:
+        slope = xp.where(back, -slope, slope)
     return xp.where(back, 2 * span - t, t) + lo, slope
 
 
-def source_pixels(coord, size, align_corners, padding_mode):
-    """Steps 1 and 2 for one axis: pixel coordinates and their slope d x_pix / d coord."""
-    pix, scale = unnormalize(coord, size, align_corners)
-    if padding_mode == "zeros":
-        return pix, scale
+def source_pixels(coord, size, align_corners, padding_mode, with_slope=True):
+    """Steps 1 and 2 for one axis: pixel coordinates and their slope d x_pix / d coord
+    (a number for ``"zeros"``, one per point otherwise; None when ``with_slope`` is False:
+    only the grid gradient needs it)."""
+    pix, slope = unnormalize(coord, size, align_corners)
     if padding_mode == "reflection":
-        pix, mirror = reflect(pix, size, align_corners)
-        pix, inside = clip(pix, size)
-        return pix, scale * mirror * inside
-    pix, inside = clip(pix, size)
-    return pix, scale * inside
+        pix, mirror = reflect(pix, size, align_corners, with_slope)
+        slope = slope * mirror if with_slope else None
+    if padding_mode != "zeros":
+        pix, inside = clip(pix, size, with_slope)
+        slope = slope * inside if with_slope else None
+    return pix, slope
 
 
 # ---- step 3: the pixels around each point, and reading them ----------------------------
@@ -186,7 +189,7 @@ def nearest_pixel(pix, size):
     return xp.fmin(xp.fmax(i, 0), size - 1).astype(np.int64), (i >= 0) & (i <= size - 1)
 
 
-def corners(points, height, width, mode, padding_mode, align_corners):
+def corners(points, height, width, mode, padding_mode, align_corners, with_slope=False):
     """Steps 1-3 for a block of points ``(P, 2)``: the pixels each point reads.
 
     Returns ``(reads, cell)``. ``reads`` lists ``(index, weight, inside)`` per
@@ -194,10 +197,10 @@ def corners(points, height, width, mode, padding_mode, align_corners):
     ``row * W + col`` (clipped inside), the interpolation weight (0 for a corner
     outside the image) and whether the corner is inside. ``cell`` is
     ``(a, b, sx, sy)`` for the grid gradient: the point's offsets in its cell
-    and the slopes of steps 1-2 (None for nearest).
+    and the slopes of steps 1-2 (None for nearest; the slopes None unless ``with_slope``).
     """
-    px, sx = source_pixels(points[:, 0], width, align_corners, padding_mode)
-    py, sy = source_pixels(points[:, 1], height, align_corners, padding_mode)
+    px, sx = source_pixels(points[:, 0], width, align_corners, padding_mode, with_slope)
+    py, sy = source_pixels(points[:, 1], height, align_corners, padding_mode, with_slope)
     if mode == "nearest":
         (col, col_in), (row, row_in) = nearest_pixel(px, width), nearest_pixel(py, height)
         inside = row_in & col_in
@@ -232,8 +235,8 @@ class GridSample(Function):
     def __init__(self, mode, padding_mode, align_corners):
         self.mode, self.padding_mode, self.align_corners = mode, padding_mode, align_corners
 
-    def _reads(self, points, height, width):
-        return corners(points, height, width, self.mode, self.padding_mode, self.align_corners)
+    def _reads(self, points, height, width, with_slope=False):
+        return corners(points, height, width, self.mode, self.padding_mode, self.align_corners, with_slope)
 
     def forward(self, x, grid):
         xp = backend.get_array_module(x)
@@ -263,7 +266,7 @@ class GridSample(Function):
         ggrid = xp.zeros(points.shape, dtype=g.dtype) if want_grid else None
         channel_start = xp.arange(c)[:, None] * (h * w)
         for i, block in blocks(points, c):
-            reads, cell = self._reads(points[i, block], h, w)
+            reads, cell = self._reads(points[i, block], h, w, with_slope=want_grid)
             gi = g[i, :, block]
             if want_x:
                 for index, weight, _ in reads:                  # dI[corner] += w g, repeats adding up
