@@ -53,9 +53,14 @@ def _add_training_commands(commands):
         if args.model_arg:
             config["model_args"] = dict(args.model_arg)
         if args.no_augment:
-            config["augment"] = False
-        if args.resume and args.epochs is None:
-            return fails("train", "--resume needs --epochs N: the total number of epochs to reach")
+            if args.augment is not None:
+                return fails("train", "give --augment NAMES or --no-augment, not both")
+            config["augment"] = []
+        if args.resume:
+            given = sorted(k for k in config if k not in ("epochs", "backend"))
+            if given:
+                return fails("train", "--resume continues a run with its own settings; only --epochs and "
+                                      f"--backend may change, got --{', --'.join(k.replace('_', '-').replace('model-args', 'model-arg') for k in given)}")
         try:
             train.run(dict(train.DEFAULTS, **config) if not args.resume else config, out=args.out,
                       resume=args.resume, progress=not args.quiet)
@@ -70,38 +75,47 @@ def _add_training_commands(commands):
 
     def run_evaluate(args):
         try:
-            train.evaluate_checkpoint(args.checkpoint, batch_size=args.batch_size)
+            train.evaluate_checkpoint(args.checkpoint, batch_size=args.batch_size, backend_name=args.backend)
         except train.UserError as error:
             return fails("evaluate", error)
         return 0
 
     def run_predict(args):
         try:
-            train.predict_images(args.checkpoint, args.images, args.out)
+            train.predict_images(args.checkpoint, args.images, args.out, backend_name=args.backend)
         except train.UserError as error:
             return fails("predict", error)
         return 0
 
+    from . import tasks
+    from .data import AUGMENTATIONS
+
     d = train.DEFAULTS
+    semantic = tasks.SemanticTask
+    backend_help = "numpy (CPU) or cupy (GPU); default: MINISEGNET_BACKEND, else numpy"
     train_cmd = commands.add_parser(
         "train", help="train a segmentation model (default: a small U-Net on generated shapes)",
         description="Train a model and write runs/NAME/ (or --out DIR): config.json, metrics.json, "
                     "checkpoint.npz, best.npz, curves.png, predictions.png. With no arguments: a small "
                     "same-padding U-Net on the generated Shapes data, on the CPU, in a few minutes.")
-    train_cmd.add_argument("--model", choices=("unet", "fcn8s", "fcn16s", "fcn32s", "segnet", "deeplabv3plus"),
-                           help=f"architecture (default {d['model']})")
+    train_cmd.add_argument("--task", choices=tasks.TASK_NAMES,
+                           help=f"what to predict per pixel (default {d['task']}: a class; instance and "
+                                "panoptic: also which object)")
+    train_cmd.add_argument("--model", choices=sorted({m for t in tasks.TASKS.values() for m in t.models}),
+                           help=f"architecture (default: the task's; semantic: {semantic.defaults['model']})")
     train_cmd.add_argument("--data", metavar="shapes|roads|cells|PATH",
                            help=f"a generated dataset, or a folder with images/ and index-PNG masks/ "
-                                f"(default {d['data']})")
+                                f"(default: the task's; semantic: {semantic.defaults['data']})")
     train_cmd.add_argument("--epochs", type=int, help=f"passes over the training set (default {d['epochs']})")
     train_cmd.add_argument("--batch-size", type=int, help=f"images per step (default {d['batch_size']})")
     train_cmd.add_argument("--size", type=int, help=f"training image size in pixels (default {d['size']})")
     train_cmd.add_argument("--lr", type=float, help=f"learning rate (default {d['lr']:g})")
     train_cmd.add_argument("--seed", type=int, help=f"seed for weights, data and shuffling (default {d['seed']})")
-    train_cmd.add_argument("--backend", choices=("numpy", "cupy"), help="numpy (CPU, default) or cupy (GPU)")
+    train_cmd.add_argument("--backend", choices=("numpy", "cupy"), help=backend_help)
     train_cmd.add_argument("--out", metavar="DIR", help="run directory (default runs/MODEL_DATA_seedN)")
     train_cmd.add_argument("--resume", action="store_true",
-                           help="continue the run in --out DIR from its checkpoint.npz up to --epochs")
+                           help="continue the run in --out DIR from its checkpoint.npz up to --epochs "
+                                "(default: its own), completing what an interruption left undone")
     more = train_cmd.add_argument_group("more options")
     more.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), help=f"default {d['optimizer']}")
     more.add_argument("--schedule", choices=("poly", "cosine", "step", "none"),
@@ -114,17 +128,22 @@ def _add_training_commands(commands):
     more.add_argument("--model-arg", type=model_arg, action="append", metavar="KEY=VALUE",
                       help="model constructor option, repeatable: e.g. padding=valid, base_channels=32, "
                            "depth=4, batch_norm=true (U-Net defaults: base_channels=8 depth=3 padding=same)")
-    more.add_argument("--no-augment", action="store_true", help="no flips/rotations")
+    more.add_argument("--augment", metavar="NAME,NAME|none",
+                      help=f"training augmentations, from: {', '.join(AUGMENTATIONS)} (default: hflip,vflip,rot90 "
+                           "for generated data, hflip for a folder)")
+    more.add_argument("--no-augment", action="store_true", help="the same as --augment none")
     more.add_argument("--quiet", action="store_true", help="no progress bar")
     train_cmd.set_defaults(func=run_train)
 
     evaluate_cmd = commands.add_parser(
         "evaluate", help="re-score a checkpoint on its held-out split",
-        description="Rebuild the model and the held-out split from a checkpoint and print pixel accuracy, "
-                    "mean accuracy, mean IU and frequency-weighted IU (FCN paper), next to the recorded ones.")
+        description="Rebuild the model and the held-out split from a checkpoint and print the task's scores "
+                    "(semantic: pixel accuracy, mean accuracy, mean IU and frequency-weighted IU, as in the "
+                    "FCN paper), next to the recorded ones.")
     evaluate_cmd.add_argument("checkpoint", metavar="CHECKPOINT_OR_RUN_DIR",
-                              help="a .npz checkpoint, or a run directory (uses its best.npz)")
+                              help="a .npz checkpoint, or a run directory (uses its best epoch's model)")
     evaluate_cmd.add_argument("--batch-size", type=int, default=None, help="default: the training batch size")
+    evaluate_cmd.add_argument("--backend", choices=("numpy", "cupy"), help=backend_help)
     evaluate_cmd.set_defaults(func=run_evaluate)
 
     predict_cmd = commands.add_parser(
@@ -134,7 +153,8 @@ def _add_training_commands(commands):
                     "overlap-tile strategy with mirrored borders.")
     predict_cmd.add_argument("checkpoint", metavar="CHECKPOINT", help="a .npz checkpoint or a run directory")
     predict_cmd.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
-    predict_cmd.add_argument("--out", metavar="DIR", required=True, help="where to write the PNGs")
+    predict_cmd.add_argument("--out", metavar="DIR", required=True, help="the folder to write the PNGs into")
+    predict_cmd.add_argument("--backend", choices=("numpy", "cupy"), help=backend_help)
     predict_cmd.set_defaults(func=run_predict)
 
 

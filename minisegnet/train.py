@@ -2,31 +2,42 @@
 
 One epoch reads straight down the design's data flow::
 
-    for images, masks in loader:                 # data/: (N, C, H, W), (N, H, W)
-        logits = model(x)                        # models/ -> nn/ -> functional/, recorded by autograd
-        loss = F.cross_entropy(logits, target)   # mean over pixels
+    for images, *labels in loader:               # data/: (N, C, H, W) and (N, H, W) label maps
+        outputs = model(x)                       # models/ -> nn/ -> functional/, recorded by autograd
+        targets = task.targets(labels)           # tasks/: the labels the loss needs, on the device
+        loss = task.loss(outputs, targets)       # semantic: cross-entropy, the mean over pixels
         optimizer.zero_grad(); loss.backward()   # the graph walk fills p.grad
         optimizer.step(); schedule.step()        # optim.py: in-place update, poly learning rate
-    scores = evaluate(model, held_out)           # metrics.py: summed confusion matrix -> FCN scores
+        scores.update(outputs, targets)          # summed on the device: no copy to the host
+    record = evaluate(model, task, held_out)     # the same scores on the held-out split
 
-A run writes into ``runs/NAME/`` (or ``--out DIR``):
+The loop is the same for every task (``--task semantic``; see
+``minisegnet/tasks/``): what a task's model outputs, its loss, its scores and
+its figures come from one small task object, never from a branch here.
 
-* ``config.json``: model, data and arguments, enough to rebuild everything;
-* ``metrics.json``: one record per epoch (losses, pixel acc., mean acc., mean IU, f.w. IU);
-* ``checkpoint.npz``: the last epoch (model, optimizer, schedule, history, random state),
-  the file ``--resume`` continues from; ``best.npz``: the model of the best held-out mean IU;
-* ``curves.png`` and ``predictions.png`` (image | truth | prediction).
+A run writes into ``runs/NAME/`` (or ``--out DIR``), described in
+``minisegnet/runfolder.py``: ``config.json``, ``checkpoint.npz`` (the last
+finished epoch: what ``--resume`` continues), ``best.npz`` (the best
+held-out score), ``metrics.json`` (one record per epoch), ``curves.png`` and
+``predictions.png``. Every file is written to a temporary name and renamed,
+and ``checkpoint.npz`` is each epoch's one commit point: a kill at any
+moment leaves a folder that ``--resume`` completes to exactly the result of
+an uninterrupted run. A NaN or infinite loss stops the run with a message
+and leaves the last good checkpoint in place. The same seed gives the same
+numbers: the weights come from ``msn.manual_seed(seed)``, the data from
+``(seed, index)``, and each epoch's shuffling and augmentation from
+``(seed, epoch)``.
 
-Every file is written to a temporary name and renamed, so a crash never leaves a
-half-written checkpoint. A NaN or infinite loss stops the run with a message and
-leaves the last good checkpoint in place. The same seed gives the same numbers:
-the weights come from ``msn.manual_seed(seed)``, the data from ``(seed, index)``,
-and each epoch's shuffling and augmentation from ``(seed, epoch)``.
+The backend (``numpy`` or ``cupy``) is chosen once, before anything is
+built: ``--backend``, else ``MINISEGNET_BACKEND``, else (resuming) the run's
+own, else ``numpy``. Per training step only the batch goes to the device and
+only the loss comes back.
 
 Valid-padding U-Nets (the paper's) output less than they take in. Training then
 mirror-pads each image (the paper's overlap-tile trick) so that the output covers
 the whole mask; prediction on large images slides such tiles over the image.
 """
+import contextlib
 import json
 import math
 import os
@@ -35,30 +46,27 @@ import time
 
 import numpy as np
 
-from . import backend, data as data_module, io, metrics, optim, shapes
+from . import backend, data as data_module, optim, shapes, tasks
 from .autograd import Tensor, no_grad
-from .functional import cross_entropy
 from .random import generator, manual_seed
+from .runfolder import (CHECKPOINT_FORMAT, CheckpointError, atomic_file, checkpoint_epoch, read_checkpoint,
+                        remove_stale_temporaries, save_checkpoint, write_json)
 
-__all__ = ["DEFAULTS", "UserError", "TrainingDiverged", "run", "evaluate_checkpoint", "predict_images",
-           "load_checkpoint", "predict_image", "Geometry"]
+__all__ = ["DEFAULTS", "TOY_DATASETS", "UserError", "TrainingDiverged", "run", "evaluate", "evaluate_checkpoint",
+           "predict_images", "predict_image", "load_checkpoint", "build_model_from", "Geometry", "geometry_for"]
 
-# The default run: a small same-padding U-Net on Shapes, sized so that a 2-core
-# CPU finishes within about three minutes (README has the measured figures).
+# The default run: a small same-padding U-Net on Shapes (the semantic task's
+# defaults), sized so that a 2-core CPU finishes within a couple of minutes.
+# None means "the task's (or the data's, or the environment's) choice".
 DEFAULTS = dict(
-    model="unet", data="shapes", size=64, num_train=512, num_val=64, epochs=12, batch_size=8,
+    task="semantic", model=None, data=None, size=64, num_train=512, num_val=64, epochs=12, batch_size=8,
     optimizer="adam", lr=3e-3, weight_decay=0.0, momentum=0.9, schedule="poly",
-    seed=0, backend="numpy", augment=True, num_classes=None, val_fraction=0.2,
+    seed=0, backend=None, augment=None, num_classes=None, val_fraction=0.2,
 )
-# Model options used when the user gives none (``--model-arg KEY=VALUE`` overrides).
-MODEL_DEFAULTS = {
-    "unet": dict(base_channels=8, depth=3, padding="same"),
-    # The paper's rates 6/12/18 need feature maps larger than 18 pixels (inputs of
-    # 289 at output stride 16); toy images of 64 pixels give 8x8 maps at stride 8.
-    "deeplabv3plus": dict(output_stride=8, atrous_rates=(1, 2, 3)),
-}
 TOY_DATASETS = {"shapes": data_module.Shapes, "roads": data_module.Roads, "cells": data_module.Cells}
-CHECKPOINT_FORMAT = "minisegnet-checkpoint-1"
+# Augmentations used when --augment is not given (names of data.AUGMENTATIONS).
+# Generated scenes have no up or down; photos in a folder do.
+DEFAULT_AUGMENT = {"toy": ["hflip", "vflip", "rot90"], "folder": ["hflip"]}
 
 
 class UserError(ValueError):
@@ -69,6 +77,102 @@ class TrainingDiverged(RuntimeError):
     """The loss became NaN or infinite; the message says what was kept and what to try."""
 
 
+# ---- configuration ------------------------------------------------------------------
+def _positive_int(value):
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
+
+
+def task_class(name):
+    """The task class for ``--task name`` (a ``UserError`` names the choices)."""
+    if name not in tasks.TASK_NAMES:
+        raise UserError(f"--task must be one of {', '.join(tasks.TASK_NAMES)}, got {name!r}")
+    if name not in tasks.TASKS:
+        raise UserError(f"--task {name} is not available yet in this version "
+                        f"(available: {', '.join(tasks.TASKS)})")
+    return tasks.TASKS[name]
+
+
+def _augment_names(value, data):
+    """``--augment``: None (the data's default), True/False (older runs), a list or "a,b" -> a list of names."""
+    kind = "toy" if data in TOY_DATASETS else "folder"
+    if value is None or value is True:
+        return list(DEFAULT_AUGMENT[kind])
+    if value is False:
+        return []
+    names = value.split(",") if isinstance(value, str) else list(value)
+    names = [str(n).strip() for n in names if str(n).strip()]
+    if names == ["none"]:
+        return []
+    unknown = [n for n in names if n not in data_module.AUGMENTATIONS]
+    if unknown or not names:
+        raise UserError(f"--augment takes names from {', '.join(data_module.AUGMENTATIONS)} separated by "
+                        f"commas, or none; got {value!r}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+    return names
+
+
+def resolve_config(config):
+    """``config`` with every ``None`` default filled in (from the task, the data, the
+    environment) and every value checked; raises ``UserError`` naming the option."""
+    config = dict(DEFAULTS, **config)
+    task = task_class(config["task"])
+    config["model"] = config["model"] or task.defaults["model"]
+    if config["model"] not in task.models:
+        raise UserError(f"--model {config['model']!r} is not a model of --task {task.name} "
+                        f"(its models: {', '.join(task.models)})")
+    config["data"] = config["data"] or task.defaults["data"]
+    if config["data"] in TOY_DATASETS and config["data"] not in task.datasets:
+        raise UserError(f"--data {config['data']} has no truth for --task {task.name} "
+                        f"(its built-in data: {', '.join(task.datasets)}, or a folder)")
+    for key in ("epochs", "batch_size", "size", "num_train", "num_val"):
+        if not _positive_int(config[key]):
+            raise UserError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]!r}")
+    if config["num_classes"] is not None:
+        if not _positive_int(config["num_classes"]):
+            raise UserError(f"--num-classes must be a positive integer, got {config['num_classes']!r}")
+        toy = TOY_DATASETS.get(config["data"])
+        if toy is not None and config["num_classes"] != toy.num_classes:
+            raise UserError(f"--num-classes {config['num_classes']}: the built-in {config['data']} data has "
+                            f"{toy.num_classes} classes (--num-classes is for folder data)")
+    if not (isinstance(config["lr"], (int, float)) and config["lr"] > 0 and math.isfinite(config["lr"])):
+        raise UserError(f"--lr must be a positive number, got {config['lr']!r}")
+    for key in ("weight_decay", "momentum"):
+        if not (isinstance(config[key], (int, float)) and config[key] >= 0 and math.isfinite(config[key])):
+            raise UserError(f"--{key.replace('_', '-')} must be a non-negative number, got {config[key]!r}")
+    if not (0 < config["val_fraction"] < 1):
+        raise UserError(f"val_fraction must be between 0 and 1, got {config['val_fraction']!r}")
+    if config["optimizer"] not in ("adam", "adamw", "sgd"):
+        raise UserError(f"--optimizer must be adam, adamw or sgd, got {config['optimizer']!r}")
+    if config["schedule"] not in ("poly", "cosine", "step", "none"):
+        raise UserError(f"--schedule must be poly, cosine, step or none, got {config['schedule']!r}")
+    config["backend"] = config["backend"] or _choose_backend(None)
+    if config["backend"] not in ("numpy", "cupy"):
+        raise UserError(f"--backend must be numpy or cupy, got {config['backend']!r}")
+    config["augment"] = _augment_names(config["augment"], config["data"])
+    return config
+
+
+def _choose_backend(requested, saved=None):
+    """``--backend`` if given, else ``MINISEGNET_BACKEND``, else the run's own (resuming),
+    else the current backend (numpy unless ``set_backend`` chose another)."""
+    env = os.environ.get("MINISEGNET_BACKEND", "").strip().lower()
+    return requested or env or saved or backend.get_backend()
+
+
+@contextlib.contextmanager
+def _on_backend(name):
+    """Make ``name`` the backend for everything built inside the block, then restore the previous one.
+    It is switched before the model or the data exist, never after."""
+    previous = backend.get_backend()
+    try:
+        backend.set_backend(name)
+    except (ValueError, RuntimeError) as error:
+        raise UserError(f"--backend {name}: {error}") from None
+    try:
+        yield
+    finally:
+        backend.set_backend(previous)
+
+
 # ---- data ----------------------------------------------------------------------
 class _InMemory:
     """A dataset drawn once and kept: the toy scenes cost milliseconds each, and an
@@ -76,8 +180,6 @@ class _InMemory:
 
     def __init__(self, dataset):
         self.items = [dataset[i] for i in range(len(dataset))]
-        for name in ("num_classes", "in_channels", "class_names", "palette"):
-            setattr(self, name, getattr(dataset, name))
 
     def __len__(self):
         return len(self.items)
@@ -86,35 +188,51 @@ class _InMemory:
         return self.items[index]
 
 
-def _dataset_info(ds):
-    return dict(num_classes=int(ds.num_classes), in_channels=int(ds.in_channels),
-                class_names=list(ds.class_names), palette=np.asarray(ds.palette).tolist())
+def _dataset_info(ds, ignore_index=None):
+    info = dict(num_classes=int(ds.num_classes), in_channels=int(ds.in_channels),
+                class_names=list(ds.class_names), palette=np.asarray(ds.palette).tolist(),
+                ignore_index=ignore_index)
+    for name in ("thing_classes", "stuff_classes"):
+        if hasattr(ds, name):
+            info[name] = [int(c) for c in getattr(ds, name)]
+    return info
 
 
 def _infer_num_classes(masks_dir):
+    """1 + the largest label in the index-PNG masks (255, VOC's "don't care", is no class).
+    Files it cannot read are skipped here: ``check_folder`` reports them all."""
     from PIL import Image
     top = 0
     for name in sorted(os.listdir(masks_dir)):
         if name.lower().endswith(".png"):
-            with Image.open(os.path.join(masks_dir, name)) as m:
-                values = np.unique(np.asarray(m))
-            values = values[values != 255]        # VOC's "don't care" label is not a class
+            try:
+                with Image.open(os.path.join(masks_dir, name)) as m:
+                    if m.mode not in ("L", "P", "I", "I;16", "1"):
+                        continue
+                    values = np.unique(np.asarray(m))
+            except OSError:
+                continue
+            values = values[values != 255]
             if values.size:
                 top = max(top, int(values.max()))
     return top + 1
 
 
-def build_datasets(config):
+def build_datasets(config, task=None, progress=False):
     """The training and held-out datasets for ``config``, and their info dict
-    (num_classes, in_channels, class_names, palette)."""
+    (num_classes, in_channels, class_names, palette, ignore_index, ...). A folder
+    is read through once first (``data.check_folder``): every bad file is
+    reported before any training."""
+    task = task or task_class(config.get("task", "semantic"))
     name, size = config["data"], config["size"]
     if name in TOY_DATASETS:
         cls = TOY_DATASETS[name]
+        extra = dict(return_instances=True) if task.instances else {}
         try:
-            train = cls(config["num_train"], size, seed=config["seed"], split="train")
+            train = cls(config["num_train"], size, seed=config["seed"], split="train", **extra)
         except ValueError as error:     # e.g. a --size too small to draw the scenes in
             raise UserError(f"--data {name}: {error}") from None
-        val = cls(config["num_val"], size, seed=config["seed"], split="val")
+        val = cls(config["num_val"], size, seed=config["seed"], split="val", **extra)
         return train, val, _dataset_info(train)
     root = os.path.abspath(name)
     images, masks = os.path.join(root, "images"), os.path.join(root, "masks")
@@ -122,10 +240,12 @@ def build_datasets(config):
         raise UserError(f"--data {name!r} is neither a built-in dataset ({', '.join(TOY_DATASETS)}) nor a "
                         "folder holding images/ and masks/ subfolders")
     num_classes = config["num_classes"] or _infer_num_classes(masks)
+    extra = dict(instances_dir=os.path.join(root, "instances")) if task.instances else {}
     try:
-        full = data_module.FolderDataset(images, masks, num_classes, ignore_index=255)
+        full = data_module.FolderDataset(images, masks, num_classes, ignore_index=255, **extra)
+        data_module.check_folder(full, progress=progress)
     except (ValueError, FileNotFoundError) as error:
-        raise UserError(str(error)) from None
+        raise UserError(f"--data {name!r}: {error}") from None
     if len(full) < 2:
         raise UserError(f"--data {name!r} holds {len(full)} image; at least 2 are needed "
                         "(one to train on, one held out)")
@@ -133,7 +253,17 @@ def build_datasets(config):
     order = np.random.default_rng([config["seed"], 7]).permutation(len(full))
     val = data_module.Subset(full, sorted(order[:n_val].tolist()))
     train = data_module.Subset(full, sorted(order[n_val:].tolist()))
-    return train, val, _dataset_info(full)
+    return train, val, _dataset_info(full, ignore_index=255)
+
+
+def _transforms(config):
+    """(training transform, held-out transform). A folder's images are cropped to
+    ``--size`` (randomly for training, centrally for evaluation) so that a batch stacks."""
+    augment = [data_module.AUGMENTATIONS[name]() for name in config["augment"]]
+    if config["data"] in TOY_DATASETS:
+        return (data_module.Compose(*augment) if augment else None), None
+    return data_module.Compose(data_module.RandomCrop(config["size"]), *augment), \
+        data_module.CenterCrop(config["size"])
 
 
 # ---- model geometry --------------------------------------------------------------
@@ -179,6 +309,20 @@ def geometry_for(model, size):
     return Geometry()
 
 
+def _output_tensors(outputs):
+    """The Tensors of a model's outputs (a Tensor, or a dict of Tensors)."""
+    return list(outputs.values()) if isinstance(outputs, dict) else [outputs]
+
+
+def _crop(outputs, top, left, height, width):
+    """Each output cut to the ``height x width`` window at ``(top, left)`` (a no-op when it fits)."""
+    if isinstance(outputs, dict):
+        return {key: _crop(value, top, left, height, width) for key, value in outputs.items()}
+    if outputs.shape[2:] == (height, width):
+        return outputs
+    return outputs[:, :, top:top + height, left:left + width]
+
+
 def _check_model_fits(model, size, in_channels):
     """Run one tiny forward pass so a size the model cannot take fails now, clearly."""
     geometry = geometry_for(model, size)
@@ -188,41 +332,42 @@ def _check_model_fits(model, size, in_channels):
     model.eval()
     try:
         with no_grad():
-            out = model(x)
+            outputs = model(x)
     except ValueError as error:
         raise UserError(f"--size {size} does not fit this model: {error}") from None
     finally:
         model.train(was_training)
-    oh, ow = out.shape[2:]
     top, left = geometry.crop
-    if top < 0 or left < 0 or oh < top + size or ow < left + size:
-        raise UserError(f"the model's output {oh}x{ow} does not cover a {size}x{size} image")
+    for out in _output_tensors(outputs):
+        oh, ow = out.shape[2:]
+        if top < 0 or left < 0 or oh < top + size or ow < left + size:
+            raise UserError(f"the model's output {oh}x{ow} does not cover a {size}x{size} image")
     return geometry
 
 
 def _forward(model, images, geometry, size):
-    """Logits for a batch of ``size x size`` images, cropped to ``size x size``."""
+    """The model's outputs for a host batch of ``size x size`` images, cropped to ``size x size``.
+    The one upload of a step: the image batch."""
     if geometry.padded:
         t, b, l, r = geometry.pad
         images = np.pad(images, ((0, 0), (0, 0), (t, b), (l, r)), mode="reflect")
-    logits = model(Tensor(backend.asarray(images)))
-    if logits.shape[2:] != (size, size):
-        top, left = geometry.crop
-        logits = logits[:, :, top:top + size, left:left + size]
-    return logits
+    outputs = model(Tensor(backend.asarray(images)))
+    return _crop(outputs, *geometry.crop, size, size)
 
 
-def build_model_from(config, info):
-    from .models import build_model
-
-    kwargs = dict(MODEL_DEFAULTS.get(config["model"], {}))
-    kwargs.update(config.get("model_args") or {})
+def _build_model(task, config):
+    args = dict(task.models[config["model"]], **(config.get("model_args") or {}))
     try:
-        return build_model(config["model"], info["in_channels"], info["num_classes"], **kwargs)
+        return task.build_model(config["model"], args)
     except TypeError as error:
         raise UserError(f"--model-arg: {error}") from None
     except ValueError as error:
         raise UserError(str(error)) from None
+
+
+def build_model_from(config, info):
+    """The model ``config`` describes (its task's defaults plus ``model_args``), freshly initialised."""
+    return _build_model(task_class(config.get("task", "semantic"))(info), config)
 
 
 def _make_optimizer(config, params):
@@ -231,10 +376,7 @@ def _make_optimizer(config, params):
         return optim.Adam(params, lr=config["lr"], weight_decay=config["weight_decay"])
     if name == "adamw":
         return optim.AdamW(params, lr=config["lr"], weight_decay=config["weight_decay"] or 1e-2)
-    if name == "sgd":
-        return optim.SGD(params, lr=config["lr"], momentum=config["momentum"],
-                         weight_decay=config["weight_decay"])
-    raise UserError(f"--optimizer must be adam, adamw or sgd, got {name!r}")
+    return optim.SGD(params, lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
 
 
 def _make_schedule(config, optimizer, steps_per_epoch):
@@ -246,36 +388,28 @@ def _make_schedule(config, optimizer, steps_per_epoch):
         return optim.CosineAnnealingLR(optimizer, T_max=total)
     if name == "step":
         return optim.StepLR(optimizer, step_size=max(1, total // 3), gamma=0.1)
-    if name == "none":
-        return None
-    raise UserError(f"--schedule must be poly, cosine, step or none, got {name!r}")
+    return None
 
 
-# ---- files --------------------------------------------------------------------
-def _write_json(obj, path):
-    """JSON written atomically (temporary file, then rename), like the checkpoints."""
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+def _load_state(module_or_optimizer, state, prefix):
+    module_or_optimizer.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
 
-def _save_checkpoint(path, model, meta, optimizer=None, schedule=None):
-    state = {f"model.{k}": v for k, v in model.state_dict().items()}
-    if optimizer is not None:
-        state.update({f"optimizer.{k}": v for k, v in optimizer.state_dict().items()})
-    if schedule is not None:
-        state.update({f"schedule.{k}": v for k, v in schedule.state_dict().items()})
-    state["meta"] = np.array(json.dumps(meta))
-    io.save(state, path)
-
-
+# ---- checkpoints --------------------------------------------------------------------
 def _checkpoint_path(path):
-    """A run directory means its best.npz (else checkpoint.npz); a file means itself."""
+    """A file means itself. A run folder means the model of its best epoch: ``best.npz``,
+    or ``checkpoint.npz`` when a kill came between the two and only the checkpoint has it."""
     if os.path.isdir(path):
-        for name in ("best.npz", "checkpoint.npz"):
-            candidate = os.path.join(path, name)
+        best, last = os.path.join(path, "best.npz"), os.path.join(path, "checkpoint.npz")
+        if os.path.exists(last):
+            try:
+                meta = read_checkpoint(last)[1]
+            except CheckpointError:
+                meta = None
+            best_epoch = (meta or {}).get("best", {}) or {}
+            if meta and best_epoch.get("epoch") == meta["epoch"] and checkpoint_epoch(best) != meta["epoch"]:
+                return last
+        for candidate in (best, last):
             if os.path.exists(candidate):
                 return candidate
         raise UserError(f"{path!r} holds no best.npz or checkpoint.npz")
@@ -284,40 +418,51 @@ def _checkpoint_path(path):
     return path
 
 
+def _read(path):
+    try:
+        return read_checkpoint(path)
+    except CheckpointError as error:
+        raise UserError(str(error)) from None
+
+
+def _model_from_state(state, meta, path):
+    """(task, model) rebuilt from a checkpoint's configuration, its weights loaded, in eval mode."""
+    config = dict(DEFAULTS, **meta["config"])
+    task = task_class(config["task"])(meta["info"])
+    model = _build_model(task, config)
+    try:
+        _load_state(model, state, "model.")
+    except (KeyError, ValueError, TypeError) as error:
+        raise UserError(f"{path!r}: its weights do not fit the model its configuration describes ({error})") from None
+    model.eval()
+    return task, model
+
+
 def load_checkpoint(path):
     """``(model, meta, state)`` from a checkpoint file or a run directory. The model
-    is rebuilt from the configuration stored inside and its weights loaded."""
+    is rebuilt, on the current backend, from the configuration stored inside and its
+    weights loaded."""
     path = _checkpoint_path(os.fspath(path))
-    try:
-        state = io.load(path)
-    except ValueError as error:
-        raise UserError(str(error)) from None
-    if "meta" not in state:
-        raise UserError(f"{path!r} is an .npz file but not a minisegnet training checkpoint (no 'meta' entry)")
-    meta = json.loads(str(state["meta"]))
-    if meta.get("format") != CHECKPOINT_FORMAT:
-        raise UserError(f"{path!r} has checkpoint format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r}")
-    model = build_model_from(meta["config"], meta["info"])
-    model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
-    model.eval()
-    return model, meta, state
+    state, meta = _read(path)
+    return _model_from_state(state, meta, path)[1], meta, state
 
 
 # ---- evaluation -------------------------------------------------------------------
-def evaluate(model, loader, num_classes, geometry, size):
-    """Mean cross-entropy and the FCN scores over a whole loader (one summed confusion matrix)."""
+def evaluate(model, task, loader, geometry, size):
+    """The mean loss and the task's scores over a whole loader: ``(scores dict, accumulator)``.
+    Sums stay on the device until the end of the pass."""
     model.eval()
-    cm = np.zeros((num_classes, num_classes), dtype=np.int64)
-    loss_sum, pixels = 0.0, 0
+    scores = task.new_scores()
+    loss_sum, count = 0.0, 0
     with no_grad():
-        for images, masks in loader:
-            logits = _forward(model, images, geometry, size)
-            target = backend.asarray(masks)
-            loss_sum += cross_entropy(logits, Tensor(target), reduction="sum").item()
-            pixels += masks.size
-            cm += backend.to_numpy(metrics.confusion_matrix(logits.data.argmax(1), target, num_classes))
+        for images, *labels in loader:
+            outputs = _forward(model, images, geometry, size)
+            targets = task.targets(labels)
+            loss_sum = loss_sum + task.loss(outputs, targets).data * len(images)
+            count += len(images)
+            scores.update(outputs, targets)
     model.train()
-    return dict(val_loss=loss_sum / pixels, **metrics.scores(cm)), cm
+    return dict(val_loss=float(loss_sum.item()) / count, **scores.summary()), scores
 
 
 def _plain(value):
@@ -335,76 +480,77 @@ def _choose_out(config):
     return out
 
 
-def _describe(config, model, info, n_train, n_val):
+def _describe(config, task, model, info, n_train, n_val):
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
-    extra = dict(MODEL_DEFAULTS.get(config["model"], {}), **(config.get("model_args") or {}))
+    extra = dict(task.models[config["model"]], **(config.get("model_args") or {}))
     options = ", ".join(f"{k}={v}" for k, v in extra.items())
-    return (f"{config['model']}({options}) with {n_params / 1e6:.2f} M parameters on "
+    return (f"{config['model']}({options}) with {n_params / 1e6:.2f} M parameters, task {config['task']}, on "
             f"{config['data']} {config['size']}x{config['size']} ({info['num_classes']} classes): "
             f"{n_train} training / {n_val} held-out images, {config['epochs']} epochs of batch "
             f"{config['batch_size']}, {config['optimizer']} lr {config['lr']:g} ({config['schedule']}), "
-            f"seed {config['seed']}, backend {config['backend']}")
+            f"augment {','.join(config['augment']) or 'none'}, seed {config['seed']}, backend {config['backend']}")
+
+
+def _resume_point(config, out):
+    """What ``--resume`` continues: ``(config, state, meta)``. Without a finished epoch
+    (a kill during the first) the run starts over from its ``config.json``."""
+    if out is None:
+        raise UserError("--resume needs --out DIR naming the run to continue")
+    ckpt, record = os.path.join(out, "checkpoint.npz"), os.path.join(out, "config.json")
+    state = meta = None
+    if os.path.exists(ckpt):
+        state, meta = _read(ckpt)
+        saved = meta["config"]
+    elif os.path.exists(record):
+        try:
+            with open(record) as f:
+                saved = json.load(f)["config"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise UserError(f"--resume: {record!r} is not a run's config.json ({error})") from None
+    else:
+        raise UserError(f"--resume: {out!r} holds no checkpoint.npz or config.json: there is no run to continue")
+    resumed = dict(saved, epochs=config.get("epochs") or saved.get("epochs"),
+                   backend=_choose_backend(config.get("backend"), saved.get("backend")))
+    resumed.pop("out", None)
+    return resumed, state, meta
 
 
 def run(config, out=None, resume=False, progress=True, log=print):
     """Train according to ``config`` (keys of ``DEFAULTS`` plus ``model_args``), writing into ``out``.
 
-    Returns the run directory. ``resume=True`` continues ``out``'s checkpoint.npz
-    up to ``config["epochs"]`` (the stored configuration is used otherwise).
-    Raises ``UserError`` for bad input and ``TrainingDiverged`` for a NaN/inf loss.
+    Returns the run directory. ``resume=True`` continues ``out``'s run up to
+    ``config["epochs"]`` (its stored configuration is used otherwise; no
+    ``epochs`` means the run's own), first completing the files a kill left
+    one epoch behind. Raises ``UserError`` for bad input and
+    ``TrainingDiverged`` for a NaN/inf loss.
     """
+    state = meta = None
+    if resume:
+        config, state, meta = _resume_point(config, out)
+    config = resolve_config(config)
+    out = out or _choose_out(config)
+    if not resume and os.path.exists(os.path.join(out, "checkpoint.npz")):
+        raise UserError(f"--out {out!r} already holds a run (checkpoint.npz): continue it with "
+                        f"--resume --out {out}, or choose another --out")
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out!r} is a file; a run needs a folder")
+    with _on_backend(config["backend"]):
+        return _train(config, out, state, meta, progress, log)
+
+
+def _train(config, out, state, meta, progress, log):
     from tqdm import tqdm
 
-    meta = None
-    if resume:
-        if out is None:
-            raise UserError("--resume needs --out DIR naming the run to continue")
-        ckpt = os.path.join(out, "checkpoint.npz")
-        if not os.path.exists(ckpt):
-            raise UserError(f"--resume: {ckpt!r} does not exist")
-        try:
-            state = io.load(ckpt)
-        except ValueError as error:
-            raise UserError(str(error)) from None
-        meta = json.loads(str(state["meta"]))
-        saved = meta["config"]
-        config = dict(saved, epochs=config.get("epochs", saved["epochs"]),
-                      backend=config.get("backend", saved["backend"]))
-    config = dict(DEFAULTS, **config)
-    out = out or _choose_out(config)
-
-    try:
-        backend.set_backend(config["backend"])
-    except (ValueError, RuntimeError) as error:
-        raise UserError(str(error)) from None
-    for key in ("epochs", "batch_size", "size", "num_train", "num_val"):
-        if not isinstance(config[key], int) or config[key] < 1:
-            raise UserError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]!r}")
-    if not (config["lr"] > 0 and math.isfinite(config["lr"])):
-        raise UserError(f"--lr must be a positive number, got {config['lr']!r}")
-    for key in ("weight_decay", "momentum"):
-        if not (config[key] >= 0 and math.isfinite(config[key])):
-            raise UserError(f"--{key.replace('_', '-')} must be a non-negative number, got {config[key]!r}")
-    try:
-        manual_seed(config["seed"])
-    except ValueError as error:
-        raise UserError(f"--seed: {error}") from None
-
-    train_ds, val_ds, info = build_datasets(config)
-    model = build_model_from(config, info)
+    manual_seed(config["seed"])
+    task_cls = task_class(config["task"])
+    train_ds, val_ds, info = build_datasets(config, task_cls, progress=progress)
+    task = task_cls(info)
+    model = _build_model(task, config)
     size = config["size"]
     geometry = _check_model_fits(model, size, info["in_channels"])
     if config["data"] in TOY_DATASETS:
         train_ds, val_ds = _InMemory(train_ds), _InMemory(val_ds)
-        augment = [data_module.RandomFlip(horizontal=True, vertical=True), data_module.RandomRot90()]
-        val_transform = None
-    else:
-        augment = [data_module.RandomCrop(size), data_module.RandomFlip(horizontal=True)]
-        val_transform = data_module.CenterCrop(size)
-    if config["augment"]:
-        transform = data_module.Compose(*augment)
-    else:   # folder images still need cropping to one size; toy images need nothing
-        transform = None if config["data"] in TOY_DATASETS else augment[0]
+    transform, val_transform = _transforms(config)
     loader = data_module.DataLoader(train_ds, config["batch_size"], shuffle=True, seed=config["seed"],
                                     drop_last=len(train_ds) >= config["batch_size"], transform=transform)
     val_loader = data_module.DataLoader(val_ds, config["batch_size"], transform=val_transform)
@@ -412,143 +558,176 @@ def run(config, out=None, resume=False, progress=True, log=print):
     schedule = _make_schedule(config, optimizer, len(loader))
 
     history, start_epoch, best = [], 0, None
-    if meta is not None:
-        model.load_state_dict({k[len("model."):]: v for k, v in state.items() if k.startswith("model.")})
-        optimizer.load_state_dict({k[len("optimizer."):]: v for k, v in state.items()
-                                   if k.startswith("optimizer.")})
-        if schedule is not None and "schedule.last_epoch" in state:
-            schedule.load_state_dict({k[len("schedule."):]: v for k, v in state.items()
-                                      if k.startswith("schedule.")})
+    if meta is not None:                                       # resume: the last committed epoch
+        try:
+            _load_state(model, state, "model.")
+            _load_state(optimizer, state, "optimizer.")
+            if schedule is not None and "schedule.last_epoch" in state:
+                _load_state(schedule, state, "schedule.")
+        except (KeyError, ValueError, TypeError) as error:
+            raise UserError(f"--resume: the checkpoint in {out!r} does not fit the run it describes "
+                            f"({error})") from None
         history, start_epoch, best = meta["history"], meta["epoch"], meta.get("best")
         generator().bit_generator.state = meta["rng_state"]
         loader.set_epoch(start_epoch)
-        if start_epoch >= config["epochs"]:
-            log(f"{out}: already trained for {start_epoch} epochs; pass a larger --epochs to continue")
-            return out
 
     os.makedirs(out, exist_ok=True)
+    for name in remove_stale_temporaries(out):
+        log(f"removed {name}, left by an interrupted save")
     config_record = dict(config, out=out)
-    _write_json({"config": config_record, "info": info}, os.path.join(out, "config.json"))
-    log(("Resuming " if resume else "Training ") + _describe(config, model, info, len(train_ds), len(val_ds)))
+    write_json({"config": config_record, "info": info}, os.path.join(out, "config.json"))
+    checkpoint = os.path.join(out, "checkpoint.npz")
+    if meta is not None:
+        _write_epoch_files(out, model, meta)                   # what a kill after the commit left undone
+        if start_epoch >= config["epochs"]:
+            _figures(out, model, task, history, val_ds, val_transform, geometry, size)
+            log(f"{out}: already trained for {start_epoch} epochs; its files are complete. "
+                "Pass a larger --epochs to continue")
+            return out
+    log(("Resuming " if meta is not None else "Training ")
+        + _describe(config, task, model, info, len(train_ds), len(val_ds)))
     log(f"Writing {out}/")
 
-    num_classes = info["num_classes"]
-    checkpoint = os.path.join(out, "checkpoint.npz")
     started = time.perf_counter()
     try:
         for epoch in range(start_epoch, config["epochs"]):
-            model.train()
             t0 = time.perf_counter()
-            cm = np.zeros((num_classes, num_classes), dtype=np.int64)
+            model.train()
+            scores = task.new_scores(training=True)
             loss_sum, steps = 0.0, 0
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config['epochs']}", unit="batch",
                        disable=not progress, leave=True, file=sys.stderr, dynamic_ncols=True)
-            for images, masks in bar:
-                logits = _forward(model, images, geometry, size)
-                target = backend.asarray(masks)
-                loss = cross_entropy(logits, Tensor(target))
-                value = loss.item()
+            for images, *labels in bar:
+                outputs = _forward(model, images, geometry, size)
+                targets = task.targets(labels)
+                loss = task.loss(outputs, targets)
+                value = loss.item()                            # the one number a step brings back
                 if not math.isfinite(value):
-                    kept = (f"the last good checkpoint {checkpoint} (epoch {epoch}) is kept"
-                            if epoch > 0 else "no checkpoint had been written yet")
-                    raise TrainingDiverged(
-                        f"training stopped: the loss became {value} at epoch {epoch + 1}, step {steps + 1}; "
-                        f"{kept}. Try a smaller --lr (this run used {config['lr']:g}).")
+                    raise TrainingDiverged(_diverged(value, epoch, steps, checkpoint, config))
                 optimizer.zero_grad()
                 loss.backward()
                 optimizer.step()
                 if schedule is not None:
                     schedule.step()
+                scores.update(outputs, targets)
                 loss_sum += value
                 steps += 1
-                cm += backend.to_numpy(metrics.confusion_matrix(logits.data.argmax(1), target, num_classes))
-                bar.set_postfix(loss=f"{loss_sum / steps:.4f}", mIU=f"{metrics.mean_iou(cm):.3f}")
+                bar.set_postfix(loss=f"{loss_sum / steps:.4f}")
+            train_scores = scores.summary()
+            bar.set_postfix({"loss": f"{loss_sum / steps:.4f}", task.best_score: _show(train_scores[task.best_score])})
             bar.close()
-            scores, _ = evaluate(model, val_loader, num_classes, geometry, size)
+            held_out, _ = evaluate(model, task, val_loader, geometry, size)
             record = dict(epoch=epoch + 1, train_loss=loss_sum / steps,
-                          train_mean_iou=_plain(metrics.mean_iou(cm)),
-                          **{k: _plain(v) for k, v in scores.items()},
+                          **{f"train_{k}": _plain(v) for k, v in train_scores.items()},
+                          **{k: _plain(v) for k, v in held_out.items()},
                           lr=optimizer.lr, seconds=round(time.perf_counter() - t0, 2))
             history.append(record)
-            is_best = best is None or (record["mean_iou"] or 0) > best["mean_iou"]
+            is_best = best is None or _rank(record[task.best_score]) > _rank(best[task.best_score])
             if is_best:
-                best = dict(epoch=record["epoch"], mean_iou=record["mean_iou"] or 0.0)
+                best = {"epoch": record["epoch"], task.best_score: record[task.best_score]}
             meta = dict(format=CHECKPOINT_FORMAT, epoch=epoch + 1, history=history, best=best,
                         config=config_record, info=info, rng_state=generator().bit_generator.state)
-            _save_checkpoint(checkpoint, model, meta, optimizer, schedule)
-            if is_best:
-                _save_checkpoint(os.path.join(out, "best.npz"), model, meta)
-            _write_json({"best": best, "epochs": history}, os.path.join(out, "metrics.json"))
+            save_checkpoint(checkpoint, model, meta, optimizer, schedule)     # the epoch's commit point
+            _write_epoch_files(out, model, meta)
             log(f"epoch {epoch + 1}/{config['epochs']}: train loss {record['train_loss']:.4f}, held-out "
-                f"loss {record['val_loss']:.4f}, pixel acc {record['pixel_acc']:.3f}, mean acc "
-                f"{record['mean_acc']:.3f}, mean IU {record['mean_iou']:.3f}, f.w. IU {record['fw_iou']:.3f}"
+                f"loss {record['val_loss']:.4f}, "
+                + ", ".join(f"{label} {_show(record[k])}" for k, label in task.score_names.items())
                 + ("  (best)" if is_best else ""))
     except KeyboardInterrupt:
         log(f"\ninterrupted; {checkpoint} holds the last finished epoch. Continue with: "
-            f"minisegnet train --resume --out {out} --epochs {config['epochs']}")
+            f"minisegnet train --resume --out {out}")
         raise
     finally:
         if history:
-            _figures(out, model, history, val_ds, info, geometry, size)
+            _figures(out, model, task, history, val_ds, val_transform, geometry, size)
 
-    log(f"done in {time.perf_counter() - started:.0f} s: best held-out mean IU {best['mean_iou']:.3f} "
-        f"(epoch {best['epoch']}); files in {out}/")
+    log(f"done in {time.perf_counter() - started:.0f} s: best held-out {task.score_names[task.best_score]} "
+        f"{_show(best[task.best_score])} (epoch {best['epoch']}); files in {out}/")
     return out
 
 
-def _figures(out, model, history, val_ds, info, geometry, size, n=4):
-    from . import viz
+def _rank(score):
+    """A score for comparison: an undefined one (None) is worse than any number."""
+    return -math.inf if score is None else score
 
-    viz.plot_curves(history, os.path.join(out, "curves.png"))
-    items = [val_ds[i] for i in range(min(n, len(val_ds)))]
-    if any(im.shape[1:] != (size, size) for im, _ in items):
-        items = [data_module.CenterCrop(size)(im, m) for im, m in items]
-    images = np.stack([im for im, _ in items])
-    masks = np.stack([m for _, m in items])
+
+def _show(value):
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def _diverged(value, epoch, steps, checkpoint, config):
+    kept = (f"the last good checkpoint {checkpoint} (epoch {epoch}) is kept"
+            if epoch > 0 else "no checkpoint had been written yet")
+    return (f"training stopped: the loss became {value} at epoch {epoch + 1}, step {steps + 1}; "
+            f"{kept}. Try a smaller --lr (this run used {config['lr']:g}).")
+
+
+def _write_epoch_files(out, model, meta):
+    """After the commit: ``best.npz`` when the committed epoch is the best so far, and
+    ``metrics.json``. Both follow from the checkpoint, so resume can always redo them."""
+    if meta.get("best") and meta["best"]["epoch"] == meta["epoch"]:
+        save_checkpoint(os.path.join(out, "best.npz"), model, meta)
+    write_json({"best": meta.get("best"), "epochs": meta["history"]}, os.path.join(out, "metrics.json"))
+
+
+def _figures(out, model, task, history, val_ds, val_transform, geometry, size, n=4):
+    """``curves.png`` and ``predictions.png`` (the first ``n`` held-out images), each written atomically."""
+    with atomic_file(os.path.join(out, "curves.png")) as f:
+        task.plot_curves(history, f)
+    images, *labels = next(iter(data_module.DataLoader(val_ds, min(n, len(val_ds)), transform=val_transform)))
+    was_training = model.training
+    model.eval()
     with no_grad():
-        model.eval()
-        preds = backend.to_numpy(_forward(model, images, geometry, size).data.argmax(1))
-        model.train()
-    viz.plot_predictions(images, np.where(masks == 255, 0, masks), preds, np.asarray(info["palette"], np.uint8),
-                         os.path.join(out, "predictions.png"), class_names=info["class_names"])
+        predictions = task.postprocess(_forward(model, images, geometry, size))
+    model.train(was_training)
+    with atomic_file(os.path.join(out, "predictions.png")) as f:
+        task.plot_predictions(images, tuple(labels), predictions, f)
 
 
-def evaluate_checkpoint(path, batch_size=None, log=print):
-    """Re-score a checkpoint (or a run directory's best.npz) on its held-out split.
-    Returns ``(scores, recorded)``: fresh scores and the ones saved for that epoch."""
-    model, meta, _ = load_checkpoint(path)
-    config, info = meta["config"], meta["info"]
-    try:
-        backend.set_backend(config["backend"])
-    except (ValueError, RuntimeError):
-        backend.set_backend("numpy")
-    if backend.get_backend() != "numpy":
-        model = load_checkpoint(path)[0]     # rebuild on the chosen backend
-    _, val_ds, _ = build_datasets(config)
-    size = config["size"]
-    transform = None if config["data"] in TOY_DATASETS else data_module.CenterCrop(size)
-    loader = data_module.DataLoader(val_ds, batch_size or config["batch_size"], transform=transform)
-    geometry = geometry_for(model, size)
-    scores, cm = evaluate(model, loader, info["num_classes"], geometry, size)
-    recorded = next((h for h in meta["history"] if h["epoch"] == meta["epoch"]), {})
-    log(f"{_checkpoint_path(os.fspath(path))}: epoch {meta['epoch']} of {config['model']} on {config['data']}, "
+def evaluate_checkpoint(path, batch_size=None, backend_name=None, log=print):
+    """Re-score a checkpoint (or a run directory's best epoch) on its held-out split.
+    Returns ``(scores, recorded)``: fresh scores and the ones saved for that epoch.
+    ``backend_name``: where to evaluate (default: ``MINISEGNET_BACKEND``, else the
+    current one); the model is built there, whatever backend it was trained on."""
+    if batch_size is not None and not _positive_int(batch_size):
+        raise UserError(f"--batch-size must be a positive integer, got {batch_size!r}")
+    path = _checkpoint_path(os.fspath(path))
+    state, meta = _read(path)
+    where = _choose_backend(backend_name)
+    with _on_backend(where):
+        task, model = _model_from_state(state, meta, path)
+        config = resolve_config(dict(meta["config"], backend=where))
+        _, val_ds, _ = build_datasets(config, type(task))
+        size = config["size"]
+        loader = data_module.DataLoader(val_ds, batch_size or config["batch_size"], transform=_transforms(config)[1])
+        scores, accumulator = evaluate(model, task, loader, geometry_for(model, size), size)
+    recorded = next((h for h in meta["history"] if h.get("epoch") == meta["epoch"]), {})
+    log(f"{path}: epoch {meta['epoch']} of {config['model']} ({config['task']}) on {config['data']}, "
         f"{len(val_ds)} held-out images")
     log(f"{'score':<16}{'now':>10}{'recorded':>10}")
-    for key, label in (("val_loss", "loss"), ("pixel_acc", "pixel acc"), ("mean_acc", "mean acc"),
-                       ("mean_iou", "mean IU"), ("fw_iou", "f.w. IU")):
+    for key, label in (("val_loss", "loss"), *task.score_names.items()):
         rec = recorded.get(key)
         log(f"{label:<16}{scores[key]:>10.4f}{'' if rec is None else format(rec, '>10.4f')}")
-    iou = metrics.iou_per_class(cm)
-    log("IU per class: " + ", ".join(f"{name} {v:.3f}" for name, v in zip(info["class_names"], iou)))
+    for line in accumulator.report():
+        log(line)
     return scores, recorded
 
 
 # ---- prediction on images of any size ---------------------------------------------
-def predict_image(model, image, multiple=32):
-    """Class map ``(H, W)`` for one ``(C, H, W)`` image of any size.
+def _stitch(rows):
+    """One output from a grid of tile outputs (each a Tensor or a dict of Tensors)."""
+    first = rows[0][0]
+    if isinstance(first, dict):
+        return {key: _stitch([[tile[key] for tile in row] for row in rows]) for key in first}
+    xp = backend.get_array_module(first.data)
+    return Tensor(xp.concatenate([xp.concatenate([tile.data for tile in row], axis=3) for row in rows], axis=2))
+
+
+def image_outputs(model, image, multiple=32):
+    """The model's outputs for one ``(C, H, W)`` image of any size, as ``(1, ., H, W)``.
 
     Same-padding models: mirror-pad to a multiple of ``multiple`` (every
-    model's poolings then halve exactly), predict once, crop back.
+    model's poolings then halve exactly), run once, crop back.
     Valid-padding U-Net: the paper's overlap-tile strategy. The image is
     mirrored outwards by the U-Net's margin; output tiles of a valid size
     cover it, each computed from its larger input tile, so every pixel is
@@ -562,19 +741,24 @@ def predict_image(model, image, multiple=32):
             ny, nx = -(-h // tile_out), -(-w // tile_out)
             padded = np.pad(image, ((0, 0), (margin, margin + ny * tile_out - h),
                                     (margin, margin + nx * tile_out - w)), mode="reflect")
-            pred = np.zeros((ny * tile_out, nx * tile_out), dtype=np.int64)
-            for ty in range(ny):
-                for tx in range(nx):
-                    y0, x0 = ty * tile_out, tx * tile_out
-                    tile = padded[None, :, y0:y0 + tile_in, x0:x0 + tile_in]
-                    logits = model(Tensor(backend.asarray(np.ascontiguousarray(tile))))
-                    pred[y0:y0 + tile_out, x0:x0 + tile_out] = backend.to_numpy(logits.data.argmax(1))[0]
-            return pred[:h, :w]
+            rows = [[model(Tensor(backend.asarray(np.ascontiguousarray(
+                        padded[None, :, ty * tile_out:ty * tile_out + tile_in, tx * tile_out:tx * tile_out + tile_in]))))
+                     for tx in range(nx)] for ty in range(ny)]
+            return _crop(_stitch(rows), 0, 0, h, w)
         ph, pw = -h % multiple, -w % multiple
         padded = np.pad(image, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="reflect")
-        logits = model(Tensor(backend.asarray(padded[None])))
-        pred = backend.to_numpy(logits.data.argmax(1))[0]
-        return pred[ph // 2:ph // 2 + h, pw // 2:pw // 2 + w]
+        outputs = model(Tensor(backend.asarray(padded[None])))
+        return _crop(outputs, ph // 2, pw // 2, h, w)
+
+
+def predict_image(model, image, task=None, multiple=32):
+    """The prediction for one ``(C, H, W)`` image of any size (see ``image_outputs``):
+    ``task.postprocess`` of the outputs for that image; without a task, the class map ``(H, W)``."""
+    outputs = image_outputs(model, image, multiple)
+    if task is None:
+        return tasks.semantic.class_map(outputs)[0]
+    predictions = task.postprocess(outputs)
+    return {k: v[0] for k, v in predictions.items()} if isinstance(predictions, dict) else predictions[0]
 
 
 def _read_image(path, in_channels):
@@ -590,31 +774,46 @@ def _read_image(path, in_channels):
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
-def predict_images(checkpoint, image_paths, out, log=print):
-    """Write ``NAME_overlay.png`` (class colours over the image) and ``NAME_mask.png``
-    (an index PNG, usable as a FolderDataset mask) for each image. Returns the paths."""
+def _check_images(paths):
+    """Every image exists and opens, before any prediction is written."""
     from PIL import Image
 
-    from . import viz
+    problems = []
+    for path in paths:
+        try:
+            with Image.open(path):
+                pass
+        except FileNotFoundError:
+            problems.append(f"image {path!r} does not exist")
+        except OSError as error:
+            problems.append(f"cannot read image {path!r}: {error}")
+    if problems:
+        raise UserError("; ".join(problems))
 
-    model, meta, _ = load_checkpoint(checkpoint)
-    info = meta["info"]
-    palette = np.asarray(info["palette"], dtype=np.uint8)
-    background = 0 if info["class_names"][0] == "background" else None
-    os.makedirs(out, exist_ok=True)
+
+def predict_images(checkpoint, image_paths, out, backend_name=None, log=print):
+    """Write what the run's task predicts for each image into the folder ``out``
+    (semantic: ``NAME_overlay.png``, class colours over the image, and
+    ``NAME_mask.png``, an index PNG usable as a folder dataset's mask). Returns the paths.
+    ``backend_name`` as for ``evaluate_checkpoint``."""
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out!r} is a file; predict writes its PNGs into a folder")
+    path = _checkpoint_path(os.fspath(checkpoint))
+    state, meta = _read(path)
+    _check_images(image_paths)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {out!r}: cannot create this folder ({error.strerror or error})") from None
     written = []
-    for path in image_paths:
-        image = _read_image(path, info["in_channels"])
-        pred = predict_image(model, image)
-        stem = os.path.splitext(os.path.basename(path))[0]
-        overlay_path = os.path.join(out, f"{stem}_overlay.png")
-        viz.save_overlay(image, pred, palette, overlay_path, alpha=0.5, background=background)
-        mask_path = os.path.join(out, f"{stem}_mask.png")
-        mask_image = Image.fromarray(pred.astype(np.uint8), mode="P")
-        mask_image.putpalette(palette.reshape(-1).tolist())
-        mask_image.save(mask_path)
-        counts = np.bincount(pred.reshape(-1), minlength=len(palette)) / pred.size
-        log(f"{path}: {image.shape[2]}x{image.shape[1]} -> {overlay_path}, {mask_path}  ("
-            + ", ".join(f"{n} {100 * f:.0f}%" for n, f in zip(info["class_names"], counts) if f > 0) + ")")
-        written += [overlay_path, mask_path]
+    with _on_backend(_choose_backend(backend_name)):
+        task, model = _model_from_state(state, meta, path)
+        for image_path in image_paths:
+            image = _read_image(image_path, meta["info"]["in_channels"])
+            prediction = predict_image(model, image, task)
+            stem = os.path.splitext(os.path.basename(image_path))[0]
+            paths, note = task.write_prediction(image, prediction, out, stem)
+            log(f"{image_path}: {image.shape[2]}x{image.shape[1]} -> {', '.join(paths)}  ({note})")
+            written += paths
     return written

@@ -129,7 +129,8 @@ def test_resume_after_interruption_continues_exactly(run_dir, tmp_path, monkeypa
 
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     out = str(tmp_path / "nan")
-    real_ce, calls = train.cross_entropy, []
+    from minisegnet.tasks import semantic
+    real_ce, calls = semantic.cross_entropy, []
 
     def poisoned(*args, **kwargs):
         loss = real_ce(*args, **kwargs)
@@ -137,7 +138,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, ca
         if len(calls) == 5:           # epoch 1: 2 steps + 1 evaluation batch; then epoch 2 step 2
             return loss * float("nan")
         return loss
-    monkeypatch.setattr(train, "cross_entropy", poisoned)
+    monkeypatch.setattr(semantic, "cross_entropy", poisoned)
     code = main(["train", *TINY, "--out", out])
     err = capsys.readouterr().err
     assert code == 1
@@ -233,3 +234,127 @@ def test_every_model_trains_from_the_cli(tmp_path, model, extra):
     assert config["model"] == model
     if extra:
         assert tuple(config["model_args"]["atrous_rates"]) == (2, 3, 1)
+
+
+# ---- --augment, --task, --backend ---------------------------------------------------------
+def test_augment_names_are_recorded_and_checked(tmp_path, capsys):
+    out = str(tmp_path / "aug")
+    assert main(["train", *TINY, "--epochs", "1", "--augment", "hflip,rot90", "--out", out]) == 0
+    assert json.load(open(os.path.join(out, "config.json")))["config"]["augment"] == ["hflip", "rot90"]
+    config = train.resolve_config(dict(TINY_CONFIG, augment="none"))
+    assert config["augment"] == []
+    assert train.resolve_config(dict(TINY_CONFIG))["augment"] == ["hflip", "vflip", "rot90"]
+    assert train.resolve_config(dict(TINY_CONFIG, augment=False))["augment"] == []   # an older run's flag
+    assert main(["train", *TINY, "--augment", "hflip,twirl", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "unknown: twirl" in err and "hflip, vflip, rot90" in err
+    assert main(["train", *TINY, "--augment", "hflip", "--no-augment"]) == 2
+
+
+def test_default_augmentations_draw_what_the_combined_flip_did():
+    # hflip, vflip, rot90 consume the epoch's random numbers exactly as the single
+    # RandomFlip(horizontal, vertical) + RandomRot90 did, so default runs are unchanged.
+    image, mask = data.Shapes(1, 16, seed=3)[0]
+    named = data.Compose(*(data.AUGMENTATIONS[n]() for n in ("hflip", "vflip", "rot90")))
+    combined = data.Compose(data.RandomFlip(horizontal=True, vertical=True), data.RandomRot90())
+    for seed in range(12):
+        a = named(image, mask, np.random.default_rng(seed))
+        b = combined(image, mask, np.random.default_rng(seed))
+        np.testing.assert_array_equal(a[0], b[0])
+        np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_backend_comes_from_the_environment_unless_the_flag_says_otherwise(tmp_path, capsys, monkeypatch):
+    if msn.backend.cupy_available():
+        pytest.skip("needs a machine where the cupy backend is unavailable")
+    monkeypatch.setenv("MINISEGNET_BACKEND", "cupy")
+    assert main(["train", *TINY, "--out", str(tmp_path / "env")]) == 2       # it asks for cupy, which is missing
+    assert "--backend cupy" in capsys.readouterr().err
+    out = str(tmp_path / "flag")
+    assert main(["train", *TINY, "--epochs", "1", "--backend", "numpy", "--out", out]) == 0
+    assert json.load(open(os.path.join(out, "config.json")))["config"]["backend"] == "numpy"
+    assert main(["evaluate", out]) == 2                                      # the environment again
+    assert main(["evaluate", out, "--backend", "numpy"]) == 0
+    assert msn.backend.get_backend() == "numpy"                             # restored after the command
+
+
+# ---- bad input found before any work ---------------------------------------------------------
+def _write_folder(root, n=6, size=24):
+    from PIL import Image
+    shapes = data.Shapes(n, size, seed=4)
+    for name in ("images", "masks"):
+        (root / name).mkdir(parents=True)
+    for i in range(n):
+        image, mask = shapes[i]
+        Image.fromarray((image.transpose(1, 2, 0) * 255).astype(np.uint8)).save(root / "images" / f"{i}.png")
+        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"{i}.png")
+    return root
+
+
+def test_folder_data_is_checked_before_training_and_every_bad_file_reported(tmp_path, capsys):
+    from PIL import Image
+    root = _write_folder(tmp_path / "ds", n=7)
+    Image.fromarray(np.full((24, 24), 4, np.uint8)).save(root / "masks" / "0.png")           # label 4 of 4 classes
+    (root / "images" / "1.png").write_text("not a picture")                                  # not an image
+    Image.fromarray(np.zeros((20, 24), np.uint8)).save(root / "masks" / "2.png")             # 24x20, image 24x24
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(root / "masks" / "3.png")          # an RGB mask
+    out = tmp_path / "run"
+    assert main(["train", *TINY, "--data", str(root), "--num-classes", "4", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "4 of 7 image/mask pairs cannot be used" in err
+    for text in ("0.png' holds label(s) [4] outside [0, 4)", "1.png", "is 24x24 but its mask",
+                 "3.png' is a RGB image"):
+        assert text in err, text
+    assert not out.exists()                             # nothing was started
+
+
+@pytest.mark.parametrize("meta, message", [
+    (None, "no 'meta' entry"),
+    ("{not json", "is not valid JSON"),
+    ('{"format": "minisegnet-checkpoint-1", "epoch": 1, "history": [], "info": {}}', "lacks 'config'"),
+    ('[1, 2]', "should be a JSON object"),
+])
+def test_resume_and_evaluate_refuse_a_checkpoint_without_a_usable_meta(run_dir, tmp_path, capsys, meta, message):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    state = msn.load(os.path.join(run_dir, "checkpoint.npz"))
+    del state["meta"]
+    if meta is not None:
+        state["meta"] = np.array(meta)
+    for name in ("checkpoint.npz", "best.npz"):
+        msn.save(state, copy / name)
+    for argv in (["train", "--resume", "--out", str(copy), "--epochs", "3", "--quiet"],
+                 ["evaluate", str(copy / "checkpoint.npz")], ["evaluate", str(copy)],
+                 ["predict", str(copy), "x.png", "--out", str(tmp_path / "p")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, (argv, err)
+
+
+def test_predict_out_must_be_a_folder_it_can_make(run_dir, tmp_path, capsys):
+    from PIL import Image
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "x.png")
+    (tmp_path / "a_file").write_text("")
+    for out, message in ((tmp_path / "a_file", "is a file"), (tmp_path / "a_file" / "sub", "cannot create")):
+        assert main(["predict", run_dir, str(tmp_path / "x.png"), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err, err
+    assert main(["predict", run_dir, str(tmp_path / "x.png"), str(tmp_path / "nope.png"),
+                 "--out", str(tmp_path / "p")]) == 2
+    assert "nope.png' does not exist" in capsys.readouterr().err
+    assert not (tmp_path / "p").exists()                # checked before any PNG was written
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--num-classes", "0"], "--num-classes must be a positive integer, got 0"),
+    (["train", "--num-classes", "5"], "the built-in shapes data has 4 classes"),
+    (["evaluate", "RUN", "--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+    (["train", "--resume", "--out", "RUN", "--lr", "1"], "only --epochs and --backend may change"),
+    (["train", "--out", "RUN"], "already holds a run"),
+])
+def test_more_user_errors_exit_2(run_dir, argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main([run_dir if a == "RUN" else a for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err

@@ -27,18 +27,19 @@ The package, one concept per module:
   several stacked ``(K, H, W)`` (class and instance id) that move as one:
   flips, rotations, crops, and the deformations ``RandomElastic`` (the U-Net
   paper's) and ``RandomAffine`` through ``F.grid_sample``; ``ColorJitter``;
+  ``AUGMENTATIONS`` names those ``minisegnet train --augment`` can use;
 * ``loader``: ``DataLoader``, which shuffles with a seeded generator, applies
   a transform and stacks samples into batches ``(N, C, H, W)`` / ``(N, H, W)``
   (NumPy arrays; the training loop moves them to the backend).
 """
-from .folder import FolderDataset, Subset
+from .folder import FolderDataset, Subset, check_folder
 from .loader import DataLoader
 from .toy import Cells, Roads, Shapes, default_palette
-from .transforms import (CenterCrop, ColorJitter, Compose, MirrorPad, RandomAffine, RandomCrop, RandomElastic,
-                         RandomFlip, RandomRot90)
+from .transforms import (AUGMENTATIONS, CenterCrop, ColorJitter, Compose, MirrorPad, RandomAffine, RandomCrop,
+                         RandomElastic, RandomFlip, RandomRot90)
 
 __all__ = [
-    "Shapes", "Roads", "Cells", "FolderDataset", "Subset", "DataLoader", "default_palette",
+    "Shapes", "Roads", "Cells", "FolderDataset", "Subset", "check_folder", "DataLoader", "default_palette",
     "Compose", "RandomFlip", "RandomRot90", "RandomCrop", "CenterCrop", "MirrorPad",
-    "RandomElastic", "RandomAffine", "ColorJitter",
+    "RandomElastic", "RandomAffine", "ColorJitter", "AUGMENTATIONS",
 ]

@@ -1,12 +1,14 @@
 """Your own data: ``FolderDataset`` pairs image files with index-PNG masks (and,
-optionally, instance-id PNGs); ``Subset``."""
+optionally, instance-id PNGs); ``Subset``; ``check_folder`` reads every sample once
+and reports every bad file at once."""
 import os
+import sys
 
 import numpy as np
 
 from .toy import default_palette
 
-__all__ = ["FolderDataset", "Subset"]
+__all__ = ["FolderDataset", "Subset", "check_folder"]
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -166,3 +168,32 @@ class Subset:
 
     def __getitem__(self, index):
         return self.dataset[self.indices[index]]
+
+
+def check_folder(dataset, progress=False):
+    """Read every sample of ``dataset`` (a ``FolderDataset``) once and raise one
+    ``ValueError`` that lists every pair that cannot be used, one line each: a
+    file that is not an image, a mask that is not an index image (e.g. RGB), a
+    mask of another size than its image, a label outside ``[0, num_classes)``.
+
+    Run it before training, so that a bad file is reported in seconds, with
+    all the others, rather than as a traceback in the middle of an epoch.
+    ``progress=True`` shows a progress bar on stderr for folders of 50 pairs
+    or more. Returns the number of pairs checked.
+    """
+    from tqdm import tqdm
+
+    problems = []
+    steps = tqdm(range(len(dataset)), desc="checking the data folder", unit="pair", leave=False,
+                 disable=not progress or len(dataset) < 50, file=sys.stderr, dynamic_ncols=True)
+    for index in steps:
+        try:
+            dataset[index]
+        except ValueError as error:
+            problems.append(str(error))
+        except OSError as error:               # PIL: not an image it can read
+            problems.append(f"unreadable file: {error}")
+    if problems:
+        raise ValueError(f"{len(problems)} of {len(dataset)} image/mask pairs cannot be used:\n  "
+                         + "\n  ".join(problems))
+    return len(dataset)

@@ -35,7 +35,8 @@ from ..autograd import Tensor, no_grad
 from ..functional import affine_grid, grid_sample
 
 __all__ = ["Compose", "RandomFlip", "RandomRot90", "RandomCrop", "CenterCrop", "MirrorPad",
-           "RandomElastic", "RandomAffine", "ColorJitter", "bicubic_weights", "elastic_displacement"]
+           "RandomElastic", "RandomAffine", "ColorJitter", "bicubic_weights", "elastic_displacement",
+           "AUGMENTATIONS"]
 
 
 def _as_size(size, name="size"):
@@ -388,3 +389,13 @@ def _factor_range(value, name, positive=False):
         rule = "> 0" if positive else ">= 0"
         raise ValueError(f"{name} factors must stay {rule}, got the range ({lo:g}, {hi:g}) from {value!r}")
     return lo, hi
+
+
+# The augmentations ``minisegnet train --augment NAME,NAME`` can name: name -> a
+# constructor taking no arguments (the settings used for training). One place, so
+# a new augmentation is one line here and then exists on the command line.
+AUGMENTATIONS = {
+    "hflip": lambda: RandomFlip(horizontal=True),                    # mirror left-right, p = 0.5
+    "vflip": lambda: RandomFlip(horizontal=False, vertical=True),    # mirror up-down, p = 0.5
+    "rot90": RandomRot90,                                            # 0, 90, 180 or 270 degrees
+}

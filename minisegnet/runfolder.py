@@ -1,0 +1,167 @@
+"""The run folder: its files, how they are written, and why a kill never breaks it.
+
+A training run writes into one folder (``runs/NAME/`` or ``--out DIR``)::
+
+    config.json       the configuration and the dataset's description (written first)
+    checkpoint.npz    the last finished epoch: weights, optimizer, schedule, history,
+                      best epoch, random state. THE COMMIT POINT of an epoch.
+    best.npz          the weights of the epoch with the best held-out score
+    metrics.json      one record per finished epoch, and the best epoch
+    curves.png        losses and scores per epoch (drawn when the run stops)
+    predictions.png   image | truth | prediction on held-out images (drawn when the run stops)
+
+Every file is written whole or not at all: its bytes go to a temporary
+``.NAME.XXXX.tmp`` in the same folder, are flushed to disk, and the
+temporary file is then renamed over ``NAME`` (``os.replace``, atomic within
+a folder). A reader sees the old file or the new one, never a mix.
+
+An epoch ends with, in this order: ``checkpoint.npz`` (the commit), then
+``best.npz`` if this epoch is the best so far, then ``metrics.json``. All of
+``best.npz`` and ``metrics.json`` follows from the committed checkpoint: a
+kill between the commit and the last of them leaves them one epoch behind,
+and ``--resume`` rewrites them from the checkpoint before it trains on (and
+even when no epoch is left to train), then redraws the figures. A kill before
+the commit loses only the unfinished epoch, which resume redoes with the same
+random numbers, so the run ends exactly as an uninterrupted one. Temporary
+files of saves a kill interrupted are removed when the next run, resume or
+evaluation of the folder starts.
+"""
+import contextlib
+import json
+import os
+import tempfile
+
+import numpy as np
+
+from . import io
+
+__all__ = ["RUN_FILES", "CHECKPOINT_FORMAT", "atomic_file", "write_json", "remove_stale_temporaries",
+           "save_checkpoint", "read_checkpoint", "checkpoint_epoch", "CheckpointError"]
+
+RUN_FILES = ("config.json", "checkpoint.npz", "best.npz", "metrics.json", "curves.png", "predictions.png")
+CHECKPOINT_FORMAT = "minisegnet-checkpoint-1"
+
+
+class CheckpointError(ValueError):
+    """A file that is not a readable minisegnet training checkpoint; the message names it and why."""
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """``with atomic_file(path) as f: f.write(...)``: ``path`` gets all of it or none.
+
+    ``f`` is a binary file on a temporary name next to ``path``; when the block
+    ends normally it is flushed to disk and renamed over ``path``. An exception
+    removes it; a kill leaves it behind as ``.NAME.XXXX.tmp``, which
+    ``remove_stale_temporaries`` clears.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    try:
+        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes it private (0600); a plain open() would not
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_json(obj, path):
+    """``obj`` as indented JSON at ``path``, atomically."""
+    with atomic_file(path) as f:
+        f.write((json.dumps(obj, indent=2) + "\n").encode())
+
+
+def remove_stale_temporaries(folder):
+    """Delete the ``.NAME.XXXX.tmp`` files that killed saves of run files left in
+    ``folder``; returns their names. Other files are never touched."""
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for entry in sorted(os.listdir(folder)):
+        if entry.endswith(".tmp") and any(entry.startswith(f".{name}.") for name in RUN_FILES):
+            path = os.path.join(folder, entry)
+            if os.path.isfile(path):
+                os.remove(path)
+                removed.append(entry)
+    return removed
+
+
+def save_checkpoint(path, model, meta, optimizer=None, schedule=None):
+    """Weights (``model.*``), optimizer (``optimizer.*``) and schedule (``schedule.*``)
+    state and ``meta`` (a JSON text in the ``meta`` entry) in one ``.npz``, atomically."""
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    if optimizer is not None:
+        state.update({f"optimizer.{k}": v for k, v in optimizer.state_dict().items()})
+    if schedule is not None:
+        state.update({f"schedule.{k}": v for k, v in schedule.state_dict().items()})
+    state["meta"] = np.array(json.dumps(meta))
+    io.save(state, path)
+
+
+def read_checkpoint(path):
+    """``(state, meta)`` of a training checkpoint, checked: ``state`` maps names to
+    arrays, ``meta`` is the run's record (format, epoch, history, config, info, ...).
+
+    Raises ``CheckpointError`` naming ``path`` for a file that cannot be read,
+    has no ``meta`` entry, whose ``meta`` is not JSON, or lacks a field
+    resuming or evaluating needs.
+    """
+    try:
+        state = io.load(path)
+    except (ValueError, OSError) as error:
+        raise CheckpointError(str(error)) from None
+    if not isinstance(state, dict) or "meta" not in state:
+        raise CheckpointError(f"{path!r} is an .npz file but not a minisegnet training checkpoint "
+                              "(no 'meta' entry)")
+    meta_array = state["meta"]
+    if not isinstance(meta_array, np.ndarray) or meta_array.dtype.kind != "U" or meta_array.ndim != 0:
+        raise CheckpointError(f"{path!r}: its 'meta' entry should be a JSON text, got "
+                              f"{getattr(meta_array, 'dtype', type(meta_array).__name__)} "
+                              f"of shape {getattr(meta_array, 'shape', '?')}")
+    try:
+        meta = json.loads(str(meta_array))
+    except json.JSONDecodeError as error:
+        raise CheckpointError(f"{path!r}: its 'meta' entry is not valid JSON ({error})") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{path!r}: its 'meta' entry should be a JSON object, got {type(meta).__name__}")
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{path!r} has checkpoint format {meta.get('format')!r}, "
+                              f"expected {CHECKPOINT_FORMAT!r}")
+    missing = [k for k in ("config", "info", "epoch", "history") if k not in meta]
+    if missing:
+        raise CheckpointError(f"{path!r}: its 'meta' lacks {', '.join(repr(k) for k in missing)}, "
+                              "needed to rebuild the model and the data")
+    for key, kind in (("config", dict), ("info", dict), ("history", list), ("epoch", int)):
+        if not isinstance(meta[key], kind) or isinstance(meta[key], bool):
+            raise CheckpointError(f"{path!r}: its meta[{key!r}] should be a JSON "
+                                  f"{ {dict: 'object', list: 'list', int: 'integer'}[kind] }, "
+                                  f"got {type(meta[key]).__name__}")
+    for key in ("model", "data", "size"):
+        if key not in meta["config"]:
+            raise CheckpointError(f"{path!r}: its meta['config'] lacks {key!r}")
+    for key in ("num_classes", "in_channels", "class_names", "palette"):
+        if key not in meta["info"]:
+            raise CheckpointError(f"{path!r}: its meta['info'] lacks {key!r}")
+    return state, meta
+
+
+def checkpoint_epoch(path):
+    """The epoch recorded in the checkpoint at ``path``, or None when it is missing or unreadable."""
+    if not os.path.exists(path):
+        return None
+    try:
+        return read_checkpoint(path)[1]["epoch"]
+    except CheckpointError:
+        return None

@@ -1,0 +1,139 @@
+"""Semantic segmentation: one class per pixel, scored by the FCN paper's metrics.
+
+The model returns logits ``(N, C, H, W)``; the loss is the pixel-wise
+cross-entropy against the class map; the prediction is ``argmax`` over
+classes; the scores come from one confusion matrix summed over the whole
+pass (``minisegnet/metrics.py``). See ``minisegnet/tasks/__init__.py`` for
+the interface every task follows.
+"""
+import numpy as np
+
+from .. import backend, metrics
+from ..autograd import Tensor
+from ..functional import cross_entropy
+
+__all__ = ["SemanticTask", "ConfusionScores", "class_map"]
+
+
+def class_map(logits):
+    """``(N, C, H, W)`` logits -> ``(N, H, W)`` class indices, as a host NumPy array."""
+    return backend.to_numpy(logits.data.argmax(1))
+
+
+class ConfusionScores:
+    """A confusion matrix summed over batches, on the device; FCN scores at the end.
+
+    ``update`` adds one batch with a single ``bincount`` over ``C * truth +
+    prediction`` and leaves the sum where the logits are: no copy to the host
+    and no sync. Pixels whose truth is outside ``[0, C)`` (the dataset's
+    "don't care" label, e.g. 255) all go to one extra bin that is dropped, so
+    they count nowhere, as ``metrics.confusion_matrix(..., ignore_index)``.
+    """
+
+    def __init__(self, num_classes, class_names):
+        self.num_classes = num_classes
+        self.class_names = class_names
+        self.cm = None                       # created on the first batch's device
+
+    def update(self, outputs, targets):
+        c = self.num_classes
+        xp = backend.get_array_module(targets)
+        pred = outputs.data.argmax(1)
+        counted = (targets >= 0) & (targets < c)
+        index = xp.where(counted, targets * c + pred, c * c).reshape(-1)
+        counts = xp.bincount(index, minlength=c * c + 1)[:c * c].reshape(c, c)
+        self.cm = counts if self.cm is None else self.cm + counts
+
+    def matrix(self):
+        """The summed ``(C, C)`` matrix as a host array (rows = truth)."""
+        if self.cm is None:
+            return np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
+        return backend.to_numpy(self.cm).astype(np.int64)
+
+    def summary(self):
+        return metrics.scores(self.matrix())
+
+    def report(self):
+        iou = metrics.iou_per_class(self.matrix())
+        return ["IU per class: " + ", ".join(f"{name} {v:.3f}" for name, v in zip(self.class_names, iou))]
+
+
+class SemanticTask:
+    """Per-pixel classification (FCN, SegNet, U-Net, DeepLabV3+)."""
+
+    name = "semantic"
+    defaults = dict(model="unet", data="shapes")
+    models = {
+        # The default run's U-Net: small enough that a CPU trains it in a minute or two.
+        "unet": dict(base_channels=8, depth=3, padding="same"),
+        "fcn8s": {}, "fcn16s": {}, "fcn32s": {}, "segnet": {},
+        # The paper's rates 6/12/18 need feature maps larger than 18 pixels (inputs of
+        # 289 at output stride 16); toy images of 64 pixels give 8x8 maps at stride 8.
+        "deeplabv3plus": dict(output_stride=8, atrous_rates=(1, 2, 3)),
+    }
+    datasets = ("shapes", "roads", "cells")
+    instances = False
+    score_names = {"pixel_acc": "pixel acc", "mean_acc": "mean acc", "mean_iou": "mean IU", "fw_iou": "f.w. IU"}
+    best_score = "mean_iou"
+
+    def __init__(self, info):
+        self.num_classes = int(info["num_classes"])
+        self.in_channels = int(info["in_channels"])
+        self.class_names = list(info["class_names"])
+        self.palette = np.asarray(info["palette"], dtype=np.uint8)
+        self.ignore_index = info.get("ignore_index")
+
+    def build_model(self, name, model_args):
+        from ..models import build_model
+
+        return build_model(name, self.in_channels, self.num_classes, **model_args)
+
+    def targets(self, labels):
+        (masks,) = labels
+        return backend.asarray(masks)
+
+    def loss(self, outputs, targets):
+        ignore = -100 if self.ignore_index is None else self.ignore_index
+        return cross_entropy(outputs, Tensor(targets), ignore_index=ignore)
+
+    def new_scores(self, training=False):
+        return ConfusionScores(self.num_classes, self.class_names)
+
+    def postprocess(self, outputs):
+        return class_map(outputs)
+
+    def plot_curves(self, history, file):
+        from ..viz import plot_curves
+
+        plot_curves(history, file)
+
+    def plot_predictions(self, images, labels, predictions, file):
+        from ..viz import plot_predictions
+
+        (masks,) = labels
+        masks = np.where((masks >= 0) & (masks < self.num_classes), masks, 0)   # "don't care" drawn as class 0
+        plot_predictions(images, masks, predictions, self.palette, file, class_names=self.class_names)
+
+    def write_prediction(self, image, prediction, out, stem):
+        """``STEM_overlay.png`` (class colours over the image) and ``STEM_mask.png``
+        (an index PNG, usable as a folder dataset's mask)."""
+        import os
+
+        from PIL import Image
+
+        from ..viz import overlay
+        from ..runfolder import atomic_file
+
+        background = 0 if self.class_names[0] == "background" else None
+        rgb = overlay(image, prediction, self.palette, alpha=0.5, background=background)
+        overlay_path = os.path.join(out, f"{stem}_overlay.png")
+        with atomic_file(overlay_path) as f:
+            Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)).save(f, format="PNG")
+        mask_path = os.path.join(out, f"{stem}_mask.png")
+        mask_image = Image.fromarray(prediction.astype(np.uint8), mode="P")
+        mask_image.putpalette(self.palette.reshape(-1).tolist())
+        with atomic_file(mask_path) as f:
+            mask_image.save(f, format="PNG")
+        shares = np.bincount(prediction.reshape(-1), minlength=self.num_classes) / prediction.size
+        note = ", ".join(f"{n} {100 * s:.0f}%" for n, s in zip(self.class_names, shares) if s > 0)
+        return [overlay_path, mask_path], note

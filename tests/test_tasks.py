@@ -1,0 +1,189 @@
+"""Tasks: the interface every task follows, the semantic task's device-side scores, and a
+driver that knows no task: a task written only from the interface (its model returns a dict
+of Tensors) trains, resumes, evaluates and predicts through the unchanged driver."""
+import json
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import minisegnet as msn
+from minisegnet import backend, metrics, nn, tasks, train
+from minisegnet.cli import main
+from minisegnet.tasks.semantic import ConfusionScores, SemanticTask
+
+TINY = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
+            model_args=dict(base_channels=4, depth=2))
+QUIET = dict(progress=False, log=lambda *a: None)
+
+
+def test_every_task_has_the_documented_interface():
+    documented = ("name", "defaults", "models", "datasets", "instances", "score_names", "best_score",
+                  "build_model", "targets", "loss", "new_scores", "postprocess", "plot_curves",
+                  "plot_predictions", "write_prediction")
+    assert set(tasks.TASKS) <= set(tasks.TASK_NAMES)
+    for name, cls in tasks.TASKS.items():
+        for attribute in documented:
+            assert attribute in tasks.__doc__, attribute
+            assert hasattr(cls, attribute), (name, attribute)
+        assert cls.name == name
+        assert cls.defaults["model"] in cls.models and cls.defaults["data"] in cls.datasets
+        assert cls.best_score in cls.score_names
+        assert set(cls.datasets) <= set(train.TOY_DATASETS)
+
+
+@given(st.integers(1, 5), st.lists(st.integers(1, 3), min_size=1, max_size=3), st.integers(0, 2 ** 31))
+def test_confusion_scores_sum_batches_like_metrics_confusion_matrix(num_classes, batch_sizes, seed):
+    rng = np.random.default_rng(seed)
+    scores = ConfusionScores(num_classes, [f"c{i}" for i in range(num_classes)])
+    expected = np.zeros((num_classes, num_classes), np.int64)
+    for n in batch_sizes:
+        logits = rng.normal(size=(n, num_classes, 5, 4)).astype(np.float32)
+        target = rng.integers(0, num_classes, size=(n, 5, 4))
+        target[rng.random(target.shape) < 0.2] = 255            # "don't care" pixels count nowhere
+        scores.update(msn.tensor(logits), backend.asarray(target))
+        expected += backend.to_numpy(metrics.confusion_matrix(logits.argmax(1), target, num_classes,
+                                                              ignore_index=255))
+    np.testing.assert_array_equal(scores.matrix(), expected)
+    assert scores.summary() == pytest.approx(metrics.scores(expected), nan_ok=True)
+
+
+def test_confusion_scores_stay_on_the_device_until_summary():
+    scores = ConfusionScores(3, ["a", "b", "c"])
+    logits = msn.tensor(np.random.default_rng(0).normal(size=(2, 3, 4, 4)).astype(np.float32))
+    scores.update(logits, backend.asarray(np.zeros((2, 4, 4), np.int64)))
+    assert backend.get_array_module(scores.cm) is backend.get_array_module(logits.data)
+    assert ConfusionScores(3, ["a", "b", "c"]).summary()["mean_iou"] != 0      # nothing seen: NaN, not 0
+
+
+# ---- a task written from the interface alone -------------------------------------------------
+class _TwoHeads(nn.Module):
+    """A U-Net whose output is a dict: the class logits and a second, 'offset' head."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet = unet
+        self.head = nn.Conv2d(unet.num_classes, 2, 1)
+
+    def forward(self, x):
+        logits = self.unet(x)
+        return {"logits": logits, "offset": self.head(logits)}
+
+
+class _MeanSquared:
+    def __init__(self):
+        self.total, self.count = 0.0, 0
+
+    def update(self, outputs, targets):
+        masks, _ = targets
+        self.total = self.total + ((outputs["offset"].data[:, 0] - masks) ** 2).mean()   # stays an array
+        self.count += 1
+
+    def summary(self):
+        return {"offset_mse": float(self.total.item()) / self.count, "score": -float(self.total.item())}
+
+    def report(self):
+        return [f"{self.count} batches"]
+
+
+class TwoHeadTask:
+    """Predicts the class map and regresses it as a number: a toy of panoptic's two outputs."""
+
+    name = "twohead"
+    defaults = dict(model="unet", data="shapes")
+    models = {"unet": dict(base_channels=4, depth=2, padding="same")}
+    datasets = ("shapes",)
+    instances = False
+    score_names = {"offset_mse": "offset MSE", "score": "score"}
+    best_score = "score"
+
+    def __init__(self, info):
+        self.info = info
+
+    def build_model(self, name, model_args):
+        from minisegnet.models import build_model
+        return _TwoHeads(build_model(name, self.info["in_channels"], self.info["num_classes"], **model_args))
+
+    def targets(self, labels):
+        (masks,) = labels
+        return backend.asarray(masks), backend.asarray(masks.astype(np.float32))
+
+    def loss(self, outputs, targets):
+        masks, numbers = targets
+        ce = msn.functional.cross_entropy(outputs["logits"], msn.Tensor(masks))
+        return ce + 0.01 * ((outputs["offset"][:, 0] - msn.Tensor(numbers)) ** 2).mean()
+
+    def new_scores(self, training=False):
+        return _MeanSquared()
+
+    def postprocess(self, outputs):
+        return {"classes": backend.to_numpy(outputs["logits"].data.argmax(1)),
+                "offset": backend.to_numpy(outputs["offset"].data[:, 0])}
+
+    def plot_curves(self, history, file):
+        file.write(b"curves of " + ",".join(sorted(history[-1])).encode())
+
+    def plot_predictions(self, images, labels, predictions, file):
+        file.write(f"{images.shape} {labels[0].shape} {predictions['classes'].shape}".encode())
+
+    def write_prediction(self, image, prediction, out, stem):
+        path = os.path.join(out, f"{stem}.npy")
+        np.save(path, prediction["classes"])
+        return [path], f"{prediction['offset'].shape}"
+
+
+@pytest.fixture
+def twohead(monkeypatch):
+    monkeypatch.setattr(tasks, "TASKS", dict(tasks.TASKS, twohead=TwoHeadTask))
+    monkeypatch.setattr(tasks, "TASK_NAMES", tasks.TASK_NAMES + ("twohead",))
+
+
+def test_a_task_written_from_the_interface_trains_resumes_evaluates_and_predicts(twohead, tmp_path, monkeypatch):
+    config = dict(TINY, task="twohead", model_args={})
+    straight = train.run(dict(config), out=str(tmp_path / "straight"), **QUIET)
+    history = json.load(open(os.path.join(straight, "metrics.json")))["epochs"]
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert {"train_offset_mse", "train_score", "offset_mse", "score", "val_loss"} <= set(history[0])
+    assert open(os.path.join(straight, "curves.png"), "rb").read().startswith(b"curves of ")
+    assert open(os.path.join(straight, "predictions.png"), "rb").read() == b"(4, 3, 32, 32) (4, 32, 32) (4, 32, 32)"
+    recorded = json.load(open(os.path.join(straight, "config.json")))["config"]
+    assert recorded["task"] == "twohead" and recorded["model"] == "unet"
+
+    half, real_evaluate, calls = str(tmp_path / "half"), train.evaluate, []
+
+    def evaluate_then_interrupt(*args):
+        calls.append(1)
+        if len(calls) == 2:                  # Ctrl-C in epoch 2
+            raise KeyboardInterrupt
+        return real_evaluate(*args)
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(train, "evaluate", evaluate_then_interrupt)
+        train.run(dict(config), out=half, **QUIET)
+    train.run({}, out=half, resume=True, **QUIET)
+    again = json.load(open(os.path.join(half, "metrics.json")))["epochs"]
+    strip = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]   # noqa: E731
+    assert strip(again) == strip(history)
+
+    scores, rec = train.evaluate_checkpoint(straight, log=lambda *a: None)
+    assert scores["offset_mse"] == pytest.approx(rec["offset_mse"], rel=1e-5)
+    from PIL import Image
+    image = (np.random.default_rng(0).random((21, 30, 3)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "x.png")
+    written = train.predict_images(straight, [str(tmp_path / "x.png")], str(tmp_path / "pred"), log=lambda *a: None)
+    assert [os.path.basename(p) for p in written] == ["x.npy"]
+    assert np.load(written[0]).shape == (21, 30)
+
+
+def test_task_flag_is_recorded_and_unknown_or_unfinished_tasks_are_refused(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = train.run(dict(TINY, epochs=1), out=str(tmp_path / "r"), **QUIET)
+    assert json.load(open(os.path.join(out, "config.json")))["config"]["task"] == "semantic"
+    for name in tasks.TASK_NAMES:
+        if name not in tasks.TASKS:
+            assert main(["train", "--task", name, "--quiet"]) == 2
+            assert f"--task {name} is not available yet" in capsys.readouterr().err
+    with pytest.raises(train.UserError, match="--task must be one of"):
+        train.run(dict(TINY, task="depth"), **QUIET)
+    with pytest.raises(train.UserError, match="not a model of --task semantic"):
+        train.run(dict(TINY, model="panoptic_deeplab"), **QUIET)
