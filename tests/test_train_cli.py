@@ -236,7 +236,7 @@ def test_every_model_trains_from_the_cli(tmp_path, model, extra):
         assert tuple(config["model_args"]["atrous_rates"]) == (2, 3, 1)
 
 
-# ---- --augment, --task, --backend ---------------------------------------------------------
+# ---- --augment ---------------------------------------------------------
 def test_augment_names_are_recorded_and_checked(tmp_path, capsys):
     out = str(tmp_path / "aug")
     assert main(["train", *TINY, "--epochs", "1", "--augment", "hflip,rot90", "--out", out]) == 0
@@ -262,20 +262,6 @@ def test_default_augmentations_draw_what_the_combined_flip_did():
         b = combined(image, mask, np.random.default_rng(seed))
         np.testing.assert_array_equal(a[0], b[0])
         np.testing.assert_array_equal(a[1], b[1])
-
-
-def test_backend_comes_from_the_environment_unless_the_flag_says_otherwise(tmp_path, capsys, monkeypatch):
-    if msn.backend.cupy_available():
-        pytest.skip("needs a machine where the cupy backend is unavailable")
-    monkeypatch.setenv("MINISEGNET_BACKEND", "cupy")
-    assert main(["train", *TINY, "--out", str(tmp_path / "env")]) == 2       # it asks for cupy, which is missing
-    assert "--backend cupy" in capsys.readouterr().err
-    out = str(tmp_path / "flag")
-    assert main(["train", *TINY, "--epochs", "1", "--backend", "numpy", "--out", out]) == 0
-    assert json.load(open(os.path.join(out, "config.json")))["config"]["backend"] == "numpy"
-    assert main(["evaluate", out]) == 2                                      # the environment again
-    assert main(["evaluate", out, "--backend", "numpy"]) == 0
-    assert msn.backend.get_backend() == "numpy"                             # restored after the command
 
 
 # ---- bad input found before any work ---------------------------------------------------------

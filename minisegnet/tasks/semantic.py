@@ -23,11 +23,13 @@ def class_map(logits):
 class ConfusionScores:
     """A confusion matrix summed over batches, on the device; FCN scores at the end.
 
-    ``update`` adds one batch with a single ``bincount`` over ``C * truth +
-    prediction`` and leaves the sum where the logits are: no copy to the host
-    and no sync. Pixels whose truth is outside ``[0, C)`` (the dataset's
-    "don't care" label, e.g. 255) all go to one extra bin that is dropped, so
-    they count nowhere, as ``metrics.confusion_matrix(..., ignore_index)``.
+    ``update`` adds one batch by counting each pixel's ``C * truth +
+    prediction`` into ``C * C`` bins (a scatter-add: ``bincount`` would size
+    its output from the data, which on a GPU means a sync) and leaves the sum
+    where the logits are: no copy to the host and no sync. Pixels whose truth
+    is outside ``[0, C)`` (the dataset's "don't care" label, e.g. 255) all go
+    to one extra bin that is dropped, so they count nowhere, as
+    ``metrics.confusion_matrix(..., ignore_index)``.
     """
 
     def __init__(self, num_classes, class_names):
@@ -41,14 +43,16 @@ class ConfusionScores:
         pred = outputs.data.argmax(1)
         counted = (targets >= 0) & (targets < c)
         index = xp.where(counted, targets * c + pred, c * c).reshape(-1)
-        counts = xp.bincount(index, minlength=c * c + 1)[:c * c].reshape(c, c)
-        self.cm = counts if self.cm is None else self.cm + counts
+        if self.cm is None:
+            self.cm = xp.zeros(c * c + 1, dtype=xp.int64)
+        backend.scatter_add(self.cm, index, xp.ones(index.shape, dtype=xp.int64))
 
     def matrix(self):
         """The summed ``(C, C)`` matrix as a host array (rows = truth)."""
+        c = self.num_classes
         if self.cm is None:
-            return np.zeros((self.num_classes, self.num_classes), dtype=np.int64)
-        return backend.to_numpy(self.cm).astype(np.int64)
+            return np.zeros((c, c), dtype=np.int64)
+        return backend.to_numpy(self.cm[:c * c]).astype(np.int64).reshape(c, c)
 
     def summary(self):
         return metrics.scores(self.matrix())
