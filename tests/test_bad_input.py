@@ -507,6 +507,19 @@ def test_batch_norm_of_an_empty_batch_leaves_the_running_statistics_like_torch(t
     np.testing.assert_array_equal(var.numpy(), tvar.numpy())
 
 
+@given(channels=st.integers(1, 3), out=st.tuples(st.integers(1, 5), st.integers(1, 5)),
+       align_corners=st.booleans())
+def test_grid_sample_of_an_empty_batch_is_an_empty_batch_like_torch(torch, channels, out, align_corners):
+    x = msn.tensor(np.zeros((0, channels, 4, 4)), requires_grad=True)
+    grid = msn.tensor(np.zeros((0,) + out + (2,)), requires_grad=True)
+    ours = F.grid_sample(x, grid, align_corners=align_corners)
+    theirs = torch.nn.functional.grid_sample(torch.zeros(0, channels, 4, 4), torch.zeros((0,) + out + (2,)),
+                                             align_corners=align_corners)
+    assert ours.shape == tuple(theirs.shape)
+    ours.sum().backward()
+    assert x.grad.shape == x.shape and grid.grad.shape == grid.shape
+
+
 @pytest.mark.parametrize("model, size", [
     (lambda: UNet(3, 2, base_channels=4, depth=2, padding="same"), 16),
     (lambda: UNet(3, 2, base_channels=4, depth=1), 26),
@@ -537,6 +550,7 @@ HUGE = [
     ("max_unpool2d", "kernel_size=", lambda n: F.max_unpool2d(_x((1, 1, 2, 2)), msn.tensor(np.zeros((1, 1, 2, 2),
                                                                                             np.int64)), n)),
     ("Conv2d", "in_channels=", lambda n: nn.Conv2d(n, n, 3)),
+    ("affine_grid", "size=", lambda n: F.affine_grid(_x((1, 2, 3)), (1, 1, n, n))),
     ("confusion_matrix", "num_classes=", lambda n: metrics.confusion_matrix(np.zeros(2, int), np.zeros(2, int), n)),
     ("UNet", "base_channels=", lambda n: UNet(base_channels=n)),
     ("SegNet", "base_channels=", lambda n: SegNet(base_channels=n)),

@@ -201,6 +201,8 @@ def test_adaptive_avg_pool2d_one_is_global_mean_and_gradcheck():
     y = F.adaptive_avg_pool2d(t64(x_np), 1)
     np.testing.assert_allclose(y.numpy(), x_np.mean(axis=(2, 3), keepdims=True), rtol=1e-12)
     assert gradcheck(lambda t: F.adaptive_avg_pool2d(t, (3, 2)), [t64(x_np[:1, :2])])
+    # sizes that divide evenly take the block path (a reshape and a mean)
+    assert gradcheck(lambda t: F.adaptive_avg_pool2d(t, (3, 2)), [t64(x_np[:1, :2, :3, :4].repeat(2, axis=2))])
 
 
 # ---- max_unpool2d -----------------------------------------------------------------------

@@ -273,19 +273,21 @@ def _bins_of_pixel(i, o, xp):
 def _gather_sum(a, axis, first, count):
     """``out[..., r] = sum over m < count[r] of a[..., first[r] + m]`` along ``axis``.
 
-    One gather per offset ``m``. Entries beyond a bin's count are masked with
-    ``where``, never multiplied by 0, so a NaN or inf stays in the bins that
-    contain it (0 * nan would be nan everywhere).
+    One gather per offset ``m``. Once ``m`` passes the shortest bin, entries
+    beyond a bin's count are masked with ``where``, never multiplied by 0, so a
+    NaN or inf stays in the bins that contain it (0 * nan would be nan everywhere).
     """
     xp = backend.get_array_module(a)
     shape = [1] * a.ndim
     shape[axis] = -1
     last = a.shape[axis] - 1
-    total = None
-    for m in range(int(count.max())):
+    shortest, longest = int(count.min()), int(count.max())
+    total = xp.take(a, first, axis=axis)             # m = 0: every bin has an element
+    for m in range(1, longest):
         term = xp.take(a, xp.minimum(first + m, last), axis=axis)
-        term = xp.where((m < count).reshape(shape), term, 0)
-        total = term if total is None else total + term
+        if m >= shortest:
+            term = xp.where((m < count).reshape(shape), term, 0)
+        total += term
     return total
 
 
@@ -297,7 +299,12 @@ def _per_row_or_column(values, axis):
 class AdaptiveAvgPool2d(Function):
     """y[..., r, c] = mean of x over bin r of the rows and bin c of the columns;
     averaging a rectangle = averaging its rows' bins, then its columns' bins.
-    dx: each pixel collects g / (bin size) from every bin that contains it."""
+    dx: each pixel collects g / (bin size) from every bin that contains it.
+
+    When the output size divides the input size on both axes (global pooling,
+    32 -> 4, ...) the bins are equal disjoint blocks, and a reshape to
+    ``(N, C, h, H/h, w, W/w)`` and a mean over the block axes is the same
+    computation in one pass."""
 
     def __init__(self, out_hw):
         self.out_hw = out_hw
@@ -305,6 +312,10 @@ class AdaptiveAvgPool2d(Function):
     def forward(self, x):
         xp = backend.get_array_module(x)
         self.in_hw = x.shape[2:]
+        (h, w), (oh, ow) = self.in_hw, self.out_hw
+        self.blocks = h % oh == 0 and w % ow == 0
+        if self.blocks:
+            return x.reshape(x.shape[:2] + (oh, h // oh, ow, w // ow)).mean(axis=(3, 5))
         for axis in (2, 3):
             start, length = _adaptive_bins(x.shape[axis], self.out_hw[axis - 2], xp)
             x = _gather_sum(x, axis, start, length) / _per_row_or_column(length.astype(x.dtype), axis)
@@ -312,6 +323,11 @@ class AdaptiveAvgPool2d(Function):
 
     def backward(self, g):
         xp = backend.get_array_module(g)
+        (h, w), (oh, ow) = self.in_hw, self.out_hw
+        if self.blocks:
+            kh, kw = h // oh, w // ow
+            share = (g / g.dtype.type(kh * kw))[:, :, :, None, :, None]
+            return xp.broadcast_to(share, g.shape[:2] + (oh, kh, ow, kw)).reshape(g.shape[:2] + (h, w))
         for axis in (2, 3):
             i, o = self.in_hw[axis - 2], self.out_hw[axis - 2]
             _, length = _adaptive_bins(i, o, xp)

@@ -67,8 +67,9 @@ import numbers
 
 import numpy as np
 
-from .. import backend, shapes
+from .. import backend, checks, shapes
 from ..autograd import Function, Tensor, is_grad_enabled
+from .basic import empty_batch
 
 __all__ = ["grid_sample", "affine_grid"]
 
@@ -338,6 +339,9 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     align_corners = _check_align_corners(align_corners, "grid_sample")
     if grid.dtype != input.dtype:
         raise TypeError(f"grid_sample: grid must have the input's dtype {input.dtype}, got {grid.dtype}")
+    if input.ndim == 4 and grid.ndim == 4 and input.shape[0] == grid.shape[0] == 0:
+        # an empty batch: an empty output (PyTorch's answer) with zero gradients
+        return empty_batch((0, input.shape[1]) + grid.shape[1:3], input, grid)
     shapes.grid_sample_output_shape(input.shape, grid.shape)       # checks the shapes
     backend.get_array_module(input.data, grid.data)                  # one device for both
     return GridSample(mode, padding_mode, align_corners)(input, grid)
@@ -398,6 +402,8 @@ def affine_grid(theta, size, align_corners=False):
         raise ValueError(f"affine_grid: size must be (N, C, H, W), four ints (only 2-D grids are "
                          f"implemented), got {size!r}")
     grid_shape = shapes.affine_grid_output_shape(size)
+    checks.check_bytes((grid_shape[1] * grid_shape[2], 3), theta.dtype.itemsize, "affine_grid", f"size={tuple(size)!r}")
+    checks.check_bytes(grid_shape, theta.dtype.itemsize, "affine_grid", f"size={tuple(size)!r}")
     if theta.shape != (size[0], 2, 3):
         raise ValueError(f"affine_grid: theta must have shape (N, 2, 3) = ({size[0]}, 2, 3) for size {tuple(size)}, "
                          f"got {theta.shape}")
