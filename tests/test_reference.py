@@ -182,3 +182,23 @@ def test_the_reference_functions_stay_short():
     for name in ref.__all__:
         lines = inspect.getsource(getattr(ref, name)).splitlines()
         assert len(lines) <= 40, f"reference.{name} has {len(lines)} lines"
+
+
+def test_the_reference_runs_on_the_cupy_backend_too(cupy):
+    """Arrays are made with the input's array module: the loops give the same numbers on CuPy
+    (the stand-in on a CPU) as on NumPy, and hand back device arrays."""
+    rng = np.random.default_rng(0)
+    x, w, g = rng.standard_normal((1, 2, 5, 4)), rng.standard_normal((2, 2, 3, 3)), rng.standard_normal((1, 2, 5, 4))
+    on = {name: msn.backend.asarray(a, backend="cupy") for name, a in (("x", x), ("w", w), ("g", g))}
+    cases = [
+        (ref.conv2d_loops, (x, w), (on["x"], on["w"]), dict(padding=1)),
+        (lambda *a, **k: ref.conv2d_unfold_backward(*a, **k)[0], (x, w, g), (on["x"], on["w"], on["g"]),
+         dict(padding=1)),
+        (ref.conv_transpose2d_zero_insertion, (x, w), (on["x"], on["w"]), dict(stride=2, padding=1)),
+        (lambda *a: ref.max_pool2d_loops(*a, 2, ceil_mode=True)[0], (x,), (on["x"],), {}),
+        (ref.interpolate_bilinear, (x, (7, 3)), (on["x"], (7, 3)), {}),
+    ]
+    for fn, host_args, device_args, kwargs in cases:
+        device = fn(*device_args, **kwargs)
+        assert isinstance(device, cupy.ndarray)
+        close(msn.backend.to_numpy(device), fn(*host_args, **kwargs))
