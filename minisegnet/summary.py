@@ -25,7 +25,8 @@ add the extra input pixels one output reads (``ceil(k/s) - 1`` for a
 transposed conv, one for bilinear): the usual convention. It is exact for
 chains of convolutions and pools; after upsampling the outputs no longer sit on
 a regular grid, and the worst-case field can be a little larger (the 572 U-Net
-shows 200 here, while its worst output pixel sees 204 input rows). Crops and
+shows 200 here, while its output pixels see 188 or 204 input rows:
+``shapes.unet_receptive_fields`` gives each pixel's exact field). Crops and
 pads move the field but do not change its size, so no start offset is shown.
 
 Multiply-adds: a conv ``C_out*H_out*W_out*(C_in/groups)*kh*kw`` per image, a
