@@ -143,3 +143,35 @@ def test_confusion_matrix_is_summed_over_batches():
     for part in (slice(0, 1), slice(1, 4)):
         scores.update(msn.tensor(backend.asarray(logits[part])), task.targets((masks[part], ids[part])))
     np.testing.assert_array_equal(scores.matrix(), metrics.confusion_matrix(logits.argmax(1), masks, 3))
+
+
+# ---- through the command line ----------------------------------------------------------------
+def test_cli_trains_evaluates_and_predicts_an_instance_model(tmp_path, capsys):
+    import json
+    import os
+
+    from PIL import Image
+
+    from minisegnet.cli import main
+    out = str(tmp_path / "run")
+    tiny = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "2",
+            "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--quiet"]
+    assert main(["train", "--task", "instance", *tiny, "--out", out]) == 0
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["config"]["data"] == "cells" and config["info"]["thing_classes"] == [1]
+    record = json.load(open(os.path.join(out, "metrics.json")))
+    for h in record["epochs"]:
+        for key in ("pq_things", "sq_things", "rq_things", "mean_iou", "val_loss"):
+            assert h[key] is not None and 0 <= h[key] <= max(1, h[key]), key
+    capsys.readouterr()
+    assert main(["evaluate", out]) == 0
+    printed = capsys.readouterr().out
+    assert "PQ" in printed and "RQ" in printed and "mean IU" in printed and "cell: PQ" in printed
+    image = Cells(1, 40, seed=3, split="test")[0][0]
+    Image.fromarray((image[0] * 255).astype(np.uint8)).save(tmp_path / "x.png")
+    assert main(["predict", out, str(tmp_path / "x.png"), "--out", str(tmp_path / "pred")]) == 0
+    assert sorted(os.listdir(tmp_path / "pred")) == ["x_ids.png", "x_instances.png", "x_mask.png"]
+    with Image.open(tmp_path / "pred" / "x_ids.png") as ids:
+        assert ids.mode == "I;16" and ids.size == (40, 40)
+    with Image.open(tmp_path / "pred" / "x_instances.png") as overlay:
+        assert overlay.mode == "RGB" and overlay.size == (40, 40)

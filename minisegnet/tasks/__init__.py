@@ -102,13 +102,15 @@ lines. To add a task: write ``tasks/NAME.py`` with its class and add one line
 to ``TASKS``; the driver, the CLI's ``--task`` and the run folder need no
 change.
 """
+from .instance import InstanceTask
 from .semantic import SemanticTask
 
-__all__ = ["TASKS", "TASK_NAMES", "SemanticTask"]
+__all__ = ["TASKS", "TASK_NAMES", "SemanticTask", "InstanceTask"]
 
 # The tasks ``minisegnet train --task NAME`` can train: name -> class.
 TASKS = {
     "semantic": SemanticTask,
+    "instance": InstanceTask,
 }
 # Every task name the command line knows, including those still being written.
 TASK_NAMES = ("semantic", "instance", "panoptic")
