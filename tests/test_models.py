@@ -291,6 +291,11 @@ def test_deeplab_accepts_the_papers_setting_and_reports_the_valid_taps():
         warnings.simplefilter("error")
         fractions = model.check_input_size((513, 513))
     assert {r: round(f, 3) for r, f in fractions.items()} == {6: 0.772, 12: 0.574, 18: 0.405}
+    model.eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with msn.no_grad():
+            assert model(_input((1, 3, 513, 513))).shape == (1, 3, 513, 513)     # and it runs there
 
 
 @settings(max_examples=25, deadline=None)
