@@ -23,8 +23,8 @@ and ``--resume`` rewrites them from the checkpoint before it trains on (and
 even when no epoch is left to train), then redraws the figures. A kill before
 the commit loses only the unfinished epoch, which resume redoes with the same
 random numbers, so the run ends exactly as an uninterrupted one. Temporary
-files of saves a kill interrupted are removed when the next run, resume or
-evaluation of the folder starts.
+files of saves a kill interrupted are removed when the next run or resume in
+the folder starts.
 """
 import contextlib
 import json

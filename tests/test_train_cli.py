@@ -116,6 +116,7 @@ def test_resume_after_interruption_continues_exactly(run_dir, tmp_path, monkeypa
         train.run(dict(TINY_CONFIG), out=out, **quiet)
     monkeypatch.undo()
     assert json.loads(str(msn.load(os.path.join(out, "checkpoint.npz"))["meta"]))["epoch"] == 1
+    assert os.path.exists(os.path.join(out, "curves.png")) and os.path.exists(os.path.join(out, "predictions.png"))
     assert main(["train", "--resume", "--out", out, "--epochs", "2", "--quiet"]) == 0
     resumed = json.load(open(os.path.join(out, "metrics.json")))["epochs"]
     straight = json.load(open(os.path.join(run_dir, "metrics.json")))["epochs"]
@@ -344,3 +345,17 @@ def test_more_user_errors_exit_2(run_dir, argv, message, capsys, tmp_path, monke
     assert main([run_dir if a == "RUN" else a for a in argv]) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_a_large_folder_scan_shows_a_progress_bar(capsys):
+    class Pairs:                                  # 60 good samples and one bad one
+        def __len__(self):
+            return 61
+
+        def __getitem__(self, index):
+            if index == 60:
+                raise ValueError("mask 'm60.png' is a RGB image")
+            return np.zeros((3, 4, 4), np.float32), np.zeros((4, 4), np.int64)
+    with pytest.raises(ValueError, match="1 of 61 image/mask pairs cannot be used:\n  mask 'm60.png'"):
+        data.check_folder(Pairs(), progress=True)
+    assert "checking the data folder" in capsys.readouterr().err
