@@ -256,6 +256,10 @@ class RandomElastic:
     interpolation costs two ``(H, 3) @ (3, 3) @ (3, W)`` products per sample either way.
     ``padding_mode`` says what points pushed outside the image read (``grid_sample``'s
     modes; ``"reflection"`` mirrors the image and its labels alike).
+
+    The paper's 10 pixels were for 512-pixel images; on a 64-pixel image they are a
+    sixth of its width. ``docs/sampling.md`` measures both that and the paper's
+    fraction of the image (``sigma = 10 * size / 512``) on a small training set.
     """
 
     def __init__(self, sigma=10.0, points=3, p=1.0, padding_mode="reflection"):
