@@ -42,7 +42,7 @@ import numpy as np
 from .autograd import Tensor
 
 __all__ = ["TooLargeError", "describe", "tensor", "float_tensor", "flag", "integer", "real",
-           "dim", "tensor_sequence", "memory_bytes", "check_bytes", "check_weights", "human_bytes"]
+           "dim", "is_int", "tensor_sequence", "memory_bytes", "check_bytes", "check_weights", "human_bytes"]
 
 
 class TooLargeError(MemoryError, ValueError):
@@ -65,7 +65,8 @@ def describe(value, limit=60):
     return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
-def _is_int(value):
+def is_int(value):
+    """An int or a NumPy integer, not a bool."""
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
@@ -98,7 +99,7 @@ def integer(value, name, op, minimum=None, allow_none=False):
     """``value`` must be an int (or NumPy integer; not a bool, float or string), ``>= minimum``."""
     if value is None and allow_none:
         return None
-    if not _is_int(value):
+    if not is_int(value):
         kind = "an int or None" if allow_none else "an int"
         raise TypeError(f"{op}: {name} must be {kind}, got {describe(value)}")
     if minimum is not None and value < minimum:
@@ -124,7 +125,7 @@ def real(value, name, op, minimum=None, maximum=None, finite=True):
 def dim(value, ndim, name, op):
     """``value`` must be one int in ``[-ndim, ndim)`` (0 allowed for a 0-d tensor); returns it
     made non-negative."""
-    if not _is_int(value):
+    if not is_int(value):
         raise TypeError(f"{op}: {name} must be an int, got {describe(value)}")
     size = max(ndim, 1)
     if not -size <= value < size:

@@ -9,7 +9,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from hypothesis import assume, given
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import minisegnet as msn
@@ -616,12 +616,11 @@ def test_listing_input_sizes_is_bounded(stride, out):
         shapes.unet_valid_input_sizes(1, 16 * (shapes.MAX_LISTED_SIZES + stride), 4)
 
 
-@pytest.mark.parametrize("argv", [
-    ["shapes", "unet", "572", "--depth", "20"],
-    ["shapes", "unet", "572", "--depth", "10000"],
-    ["shapes", "conv", "--size", "8", "--kernel", "3", "--stride", "10000000000"],
-    ["summary", "unet", "--depth", "30"],
-])
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])     # capsys is read per example
+@given(argv=st.one_of(
+    st.integers(21, 10**6).map(lambda depth: ["shapes", "unet", "572", "--depth", str(depth)]),
+    st.integers(10**6 + 1, 10**15).map(lambda s: ["shapes", "conv", "--size", "8", "--kernel", "3", "--stride", str(s)]),
+    st.integers(12, 10**4).map(lambda depth: ["summary", "unet", "--depth", str(depth)])))
 def test_the_cli_answers_huge_arguments_with_a_message(capsys, argv):
     assert cli_main(argv) == 2
     err = capsys.readouterr().err

@@ -38,9 +38,9 @@ def _operands(a, b, op):
             raise TypeError(f"{op}: {name} must be a Tensor, an array or a number, got {checks.describe(x)}")
         return Tensor(x)
     if isinstance(a, Tensor):
-        a, b = a, convert(b, a, "the second operand")
+        b = convert(b, a, "the second operand")
     elif isinstance(b, Tensor):
-        a, b = convert(a, b, "the first operand"), b
+        a = convert(a, b, "the first operand")
     else:
         raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} "
                         f"and {type(b).__name__}")
@@ -320,9 +320,9 @@ def normalize_dims(dim, ndim, name="dim", op=None):
     where = f"{op}: " if op else ""
     if dim is None:
         return tuple(range(ndim))
-    if checks._is_int(dim):
+    if checks.is_int(dim):
         dims = (dim,)
-    elif isinstance(dim, (tuple, list)) and builtins.all(checks._is_int(d) for d in dim):
+    elif isinstance(dim, (tuple, list)) and builtins.all(checks.is_int(d) for d in dim):
         dims = tuple(dim)
     else:
         raise TypeError(f"{where}{name} must be None, an int or a tuple of ints, got {checks.describe(dim)}")
@@ -447,7 +447,7 @@ def reshape(x, *shape):
     checks.tensor(x, "input", "reshape")
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
-    if not builtins.all(checks._is_int(n) for n in shape):
+    if not builtins.all(checks.is_int(n) for n in shape):
         raise TypeError(f"reshape: shape must be ints (one may be -1), got {shape!r}")
     shape = tuple(int(n) for n in shape)
     known = int(np.prod([n for n in shape if n != -1]))
@@ -517,16 +517,16 @@ class GetItem(Function):
 
 def _check_index_part(part, index):
     """One entry of an index: int, slice of ints, None, Ellipsis, or an integer/boolean array."""
-    if part is None or part is Ellipsis or checks._is_int(part) or isinstance(part, (bool, np.bool_)):
+    if part is None or part is Ellipsis or checks.is_int(part) or isinstance(part, (bool, np.bool_)):
         return
     if isinstance(part, slice):
-        if builtins.all(v is None or checks._is_int(v) for v in (part.start, part.stop, part.step)):
+        if builtins.all(v is None or checks.is_int(v) for v in (part.start, part.stop, part.step)):
             return
     elif hasattr(part, "dtype") and hasattr(part, "shape"):
         if part.dtype.kind in "iub":
             return
     elif isinstance(part, list):
-        if builtins.all(checks._is_int(v) or isinstance(v, (bool, np.bool_)) for v in part):
+        if builtins.all(checks.is_int(v) or isinstance(v, (bool, np.bool_)) for v in part):
             return
     raise TypeError(f"tensor index {checks.describe(index)}: {checks.describe(part)} is not a valid index; "
                     "use ints, slices of ints, None, ..., or integer or boolean tensors/arrays")

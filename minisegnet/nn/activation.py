@@ -4,6 +4,7 @@ They hold no parameters, only their settings, so a model can be written as a
 ``Sequential`` of layers. Dropout layers look at ``self.training``: they drop
 in ``train()`` mode and pass the input through unchanged in ``eval()`` mode.
 """
+from .. import checks
 from .. import functional as F
 from ..autograd import Tensor
 from ..functional.activation import _check_dropout_p, _check_negative_slope
@@ -61,9 +62,7 @@ class Softmax(Module):
     """softmax along ``dim`` (required: PyTorch's implicit choice of dim is deprecated)."""
 
     def __init__(self, dim):
-        if not isinstance(dim, int) or isinstance(dim, bool):
-            raise TypeError(f"dim must be an int, got {dim!r}")
-        self.dim = dim
+        self.dim = checks.integer(dim, "dim", type(self).__name__)
 
     def forward(self, x):
         return F.softmax(x, self.dim)
@@ -76,9 +75,7 @@ class LogSoftmax(Module):
     """log(softmax(x)) along ``dim``, computed stably (``dim`` required, as for Softmax)."""
 
     def __init__(self, dim):
-        if not isinstance(dim, int) or isinstance(dim, bool):
-            raise TypeError(f"dim must be an int, got {dim!r}")
-        self.dim = dim
+        self.dim = checks.integer(dim, "dim", type(self).__name__)
 
     def forward(self, x):
         return F.log_softmax(x, self.dim)
