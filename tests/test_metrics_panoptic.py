@@ -114,6 +114,8 @@ def _draw(d, pred_void=0.0):
 @given(d=_maps)
 @settings(max_examples=25)
 def test_equals_torchmetrics_on_drawn_panoptic_maps(torch, d):
+    # rtol 1e-6: torchmetrics divides integer areas, which PyTorch does in float32, so
+    # each of its IoUs carries a relative error near 1e-7 (seen: 1.4e-7); our sums are exact.
     pred, target, things, stuff = _draw(d)
     ours = metrics.panoptic_quality(msn.backend.asarray(pred), msn.backend.asarray(target), things, stuff)
     theirs, average = _torchmetrics(torch, pred, target, things, stuff)
@@ -123,8 +125,8 @@ def test_equals_torchmetrics_on_drawn_panoptic_maps(torch, d):
             assert math.isnan(ours["per_class"][c]["pq"])
             continue
         got = [ours["per_class"][c][s] for s in ("pq", "sq", "rq")]
-        np.testing.assert_allclose(got, theirs[c], atol=1e-12, err_msg=f"category {c}")
-    np.testing.assert_allclose([ours["pq"], ours["sq"], ours["rq"]], average, atol=1e-12)
+        np.testing.assert_allclose(got, theirs[c], rtol=1e-6, atol=1e-12, err_msg=f"category {c}")
+    np.testing.assert_allclose([ours["pq"], ours["sq"], ours["rq"]], average, rtol=1e-6, atol=1e-12)
 
 
 @given(d=_maps, pred_void=st.sampled_from([0.0, 0.1, 0.5]))
