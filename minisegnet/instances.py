@@ -334,23 +334,36 @@ def unet_weight_map(target, instances, w0=10.0, sigma=5.0, ignore_index=-100):
     xp = backend.get_array_module(t, ids)
     if ids.size and bool((ids < 0).any()):
         raise ValueError(f"instances holds the negative id {int(ids.min())}; ids are >= 0 (0 = no object)")
-    single = t.ndim == 2
-    t, ids = (t[None], ids[None]) if single else (t, ids)
-    n, h, w = t.shape
     valid = t != ignore_index
     if bool((valid & (t < 0)).any()):
         raise ValueError(f"target holds the negative class {int(t[valid].min())} "
                          f"(only ignore_index={ignore_index} may be outside [0, C))")
+    num_classes = int(xp.where(valid, t, 0).max()) + 1 if t.size else 1
+    return _unet_weight_map(t, ids, num_classes, w0, sigma, ignore_index)
+
+
+def _unet_weight_map(target, instances, num_classes, w0=10.0, sigma=5.0, ignore_index=-100):
+    """``unet_weight_map`` after its checks: for a training loop that checked its labels
+    already (on the host, where they come from), so that a GPU never waits on it.
+
+    ``target`` and ``instances``: backend int arrays of one shape, ids >= 0, every
+    target label in ``[0, num_classes)`` or ``ignore_index``."""
+    xp = backend.get_array_module(target, instances)
+    single = target.ndim == 2
+    t, ids = (target[None], instances[None]) if single else (target, instances)
+    n = t.shape[0]
+    valid = t != ignore_index
     classes = xp.where(valid, t, 0).astype(xp.int64)
-    # w_c: per image, n / (C_present * n_c), looked up per pixel
-    top = int(classes.max()) + 1
-    image = xp.arange(n, dtype=xp.int64)[:, None, None]
-    counts = xp.bincount((classes + image * top).reshape(-1), weights=valid.reshape(-1), minlength=n * top)
-    counts = counts.reshape(n, top)
+    # w_c: per image, n / (C_present * n_c), looked up per pixel; counts by scatter-add
+    # into a table of known size (bincount would size it from the data: a sync)
+    key = (classes + xp.arange(n, dtype=xp.int64)[:, None, None] * num_classes).reshape(-1)
+    counts = xp.zeros(n * num_classes, dtype=xp.float64)
+    backend.scatter_add(counts, key, valid.reshape(-1).astype(xp.float64))
+    counts = counts.reshape(n, num_classes)
     present = (counts > 0).sum(axis=1, keepdims=True)
     table = xp.where(counts > 0, valid.reshape(n, -1).sum(axis=1, keepdims=True)
                      / (xp.maximum(present, 1) * xp.maximum(counts, 1)), 0.0)
-    weights = table.reshape(-1)[(classes + image * top).reshape(-1)].reshape(t.shape)
+    weights = table.reshape(-1)[key].reshape(t.shape)
     # The border term from the two nearest objects (d2 = inf with fewer than two: no term).
     if w0 > 0:
         d1, d2 = two_nearest_distances(ids)

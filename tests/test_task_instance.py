@@ -112,6 +112,10 @@ def test_other_datasets_and_bad_input():
         task.targets((masks, ids[:, :5]))
     with pytest.raises(TypeError, match="instances must be an integer map"):
         task.targets((masks, ids.astype(np.float32)))
+    with pytest.raises(ValueError, match=r"masks hold the label 7, outside \[0, 4\)"):
+        task.targets((np.where(masks == 0, 7, masks), ids))
+    with pytest.raises(ValueError, match="negative id -2"):
+        task.targets((masks, ids - 2))
 
 
 def test_figures(tmp_path):
@@ -175,3 +179,33 @@ def test_cli_trains_evaluates_and_predicts_an_instance_model(tmp_path, capsys):
         assert ids.mode == "I;16" and ids.size == (40, 40)
     with Image.open(tmp_path / "pred" / "x_instances.png") as overlay:
         assert overlay.mode == "RGB" and overlay.size == (40, 40)
+
+
+def test_a_training_step_sends_the_batch_and_brings_back_the_loss(tmp_path, transfers, cupy):
+    """Per training step of the instance task on the GPU (the stand-in): up go the images,
+    masks and ids; the weight map is made on the device without a sync; down comes the
+    loss and at most two other scalars (the cross-entropy's label check)."""
+    import os
+
+    from minisegnet import train
+    config = dict(train.DEFAULTS, task="instance", size=32, num_train=16, num_val=8, batch_size=8, epochs=1,
+                  model_args=dict(base_channels=4, depth=2), backend="cupy")
+    logs = {}
+    for steps in (2, 4):
+        with transfers() as log:
+            train.run(dict(config, num_train=8 * steps), out=str(tmp_path / f"s{steps}"), progress=False,
+                      log=lambda *a: None)
+        logs[steps] = log.by_site()
+    per_step = {}
+    for key in set(logs[2]) | set(logs[4]):
+        n = logs[4].get(key, (0, 0))[0] - logs[2].get(key, (0, 0))[0]
+        size = logs[4].get(key, (0, 0))[1] - logs[2].get(key, (0, 0))[1]
+        if n:
+            per_step[key] = (n / 2, size / 2)
+    shown = "\n".join(f"{d} {s} {w}: {n:g} x, {b:g} B" for (d, s, w), (n, b) in sorted(per_step.items()))
+    assert not any("instances.py" in site or "instance.py" in site for (d, site, _) in per_step if d == "D2H"), shown
+    downloads = [(n, b) for (d, _, _), (n, b) in per_step.items() if d == "D2H"]
+    assert sum(n for n, _ in downloads) <= 3 and sum(b for _, b in downloads) <= 16, shown
+    labels_up = sum(b for (d, site, _), (n, b) in per_step.items()
+                    if d == "H2D" and os.path.join("tasks", "instance.py") in site)
+    assert labels_up == 2 * 8 * 32 * 32 * 8, shown                 # masks and ids, int64, nothing more

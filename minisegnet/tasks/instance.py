@@ -28,9 +28,25 @@ import numpy as np
 from .. import backend, metrics
 from ..autograd import Tensor
 from ..functional import cross_entropy
-from ..instances import instances_from_semantic, unet_weight_map
+from ..instances import _unet_weight_map, instances_from_semantic
 
 __all__ = ["InstanceTask", "InstanceScores"]
+
+
+def _check_labels(masks, ids, num_classes, ignore_index):
+    """The host labels of a batch: integer maps of one shape, classes in range, ids >= 0."""
+    for name, a in (("masks", masks), ("instances", ids)):
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{name} must be an integer map, got dtype {a.dtype}")
+    if ids.shape != masks.shape:
+        raise ValueError(f"instances has shape {ids.shape} but masks has shape {masks.shape}: "
+                         "an instance map needs one id per pixel of its image")
+    bad = (masks != ignore_index) & ((masks < 0) | (masks >= num_classes))
+    if bad.any():
+        raise ValueError(f"masks hold the label {int(masks[bad][0])}, outside [0, {num_classes}) "
+                         f"and not ignore_index={ignore_index}")
+    if ids.size and ids.min() < 0:
+        raise ValueError(f"instances holds the negative id {int(ids.min())}; ids are >= 0 (0 = no object)")
 
 
 class InstanceScores:
@@ -154,15 +170,21 @@ class InstanceTask:
         return build_model(name, self.in_channels, self.num_classes, **model_args)
 
     def targets(self, labels):
-        """Masks and instance ids on the device, and the batch's weight map made there."""
+        """Masks and instance ids on the device, and the batch's weight map made there.
+
+        The labels are checked here, on the host where they arrive, so that the
+        weight map on the device needs no check and no sync."""
         if len(labels) != 2:
             raise ValueError("the instance task needs batches (images, masks, instances): "
                              f"got {len(labels)} label map(s) per sample")
-        masks, ids = (backend.asarray(a) for a in labels)
+        masks, ids = (backend.to_numpy(a) for a in labels)
+        ignore = -100 if self.ignore_index is None else self.ignore_index
+        _check_labels(masks, ids, self.num_classes, ignore)
+        masks, ids = backend.asarray(masks), backend.asarray(ids)
         out = dict(masks=masks, instances=ids)
         if self.weight_map:
-            ignore = -100 if self.ignore_index is None else self.ignore_index
-            out["weights"] = unet_weight_map(masks, ids, w0=self.w0, sigma=self.sigma, ignore_index=ignore)
+            out["weights"] = _unet_weight_map(masks, ids, self.num_classes, w0=self.w0, sigma=self.sigma,
+                                              ignore_index=ignore)
         return out
 
     def loss(self, outputs, targets):
