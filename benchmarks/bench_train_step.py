@@ -164,10 +164,13 @@ def time_steps(args, ours_step, torch_step):
     """The speed table rows: one thread (CPU time) and default threads (wall time)."""
     rows, scaling = [], None
     label = f"U-Net step, batch {args.batch}, 3x{args.size}x{args.size}"
-    with timing.threads(1):
-        one = timing.compare(ours_step, torch_step, args.repeats, args.warmup, time.process_time)
-    rows.append([label, "1 thread, CPU time", f"{1e3 * one['ours']:.1f}", f"{1e3 * one['theirs']:.1f}",
-                 f"{one['ratio']:.2f}", f"{one['spread']:.2f}"])
+    if args.regime in ("both", "one"):
+        with timing.threads(1):
+            one = timing.compare(ours_step, torch_step, args.repeats, args.warmup, time.process_time)
+        rows.append([label, "1 thread, CPU time", f"{1e3 * one['ours']:.1f}", f"{1e3 * one['theirs']:.1f}",
+                     f"{one['ratio']:.2f}", f"{one['spread']:.2f}"])
+    if args.regime == "one":
+        return rows, scaling
     with timing.threads(None):
         default = timing.compare(ours_step, torch_step, args.repeats, args.warmup, time.perf_counter)
         import torch
@@ -185,15 +188,16 @@ def lever_rows(args, ours_step):
     rows = []
     for name in LEVERS:
         off = with_lever_off(ours_step, name)
-        with timing.threads(1):
-            one = timing.compare(ours_step, off, args.repeats, args.warmup, time.process_time)
-        with timing.threads(None):
-            default = timing.compare(ours_step, off, args.repeats, args.warmup, time.perf_counter)
-        rows.append([name, f"{1e3 * one['ours']:.1f}", f"{1e3 * one['theirs']:.1f}", f"{1 / one['ratio']:.2f}",
-                     f"{1e3 * default['ours']:.1f}", f"{1e3 * default['theirs']:.1f}",
-                     f"{1 / default['ratio']:.2f}"])
-        print(f"  lever {name}: off/on {1 / one['ratio']:.2f} (1 thread), {1 / default['ratio']:.2f} (default)",
-              file=sys.stderr)
+        row = [name]
+        for regime, n, clock in (("one", 1, time.process_time), ("default", None, time.perf_counter)):
+            if args.regime not in ("both", regime):
+                row += ["", "", ""]
+                continue
+            with timing.threads(n):
+                r = timing.compare(ours_step, off, args.repeats, args.warmup, clock)
+            row += [f"{1e3 * r['ours']:.1f}", f"{1e3 * r['theirs']:.1f}", f"{1 / r['ratio']:.2f}"]
+        rows.append(row)
+        print(f"  lever {name}: {row[1:]}", file=sys.stderr)
     return rows
 
 
@@ -205,6 +209,8 @@ def main(argv=None):
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--model", choices=("bench", "default"), default="bench",
                         help="bench: base 16, depth 2, SGD (default); default: minisegnet train's network")
+    parser.add_argument("--regime", choices=("both", "one", "default"), default="both",
+                        help="one thread with CPU time, default threads with wall time, or both (default)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     parser.add_argument("--levers", action="store_true", help="also time each conv_fast lever switched off")
     parser.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up: a smoke run")

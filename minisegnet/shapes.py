@@ -54,7 +54,11 @@ def _check_flag(value, name):
 
 def as_pair(value, name, minimum=None):
     """``value`` (an int or a pair of ints) as a tuple ``(h, w)``; checks ``>= minimum``."""
-    if _is_int(value):
+    if type(value) is int:   # the common case first: every conv call passes here several times
+        pair = (value, value)
+    elif type(value) is tuple and len(value) == 2 and type(value[0]) is int and type(value[1]) is int:
+        pair = value
+    elif _is_int(value):
         pair = (int(value), int(value))
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(_is_int(v) for v in value):
         pair = (int(value[0]), int(value[1]))

@@ -69,7 +69,7 @@ def lever_cases(draw):
         for a in (0, 1):
             assume(size[a] + 2 * p[a] >= d[a] * (k[a] - 1) + 1)
     return dict(transposed=transposed, n=draw(st.integers(1, 4)), c_in=c_in, c_out=c_out, groups=groups, k=k,
-                s=s, d=d, p=p, op=op, size=size, off=draw(st.sampled_from([None] + LEVERS)),
+                s=s, d=d, p=p, op=op, size=size, off=draw(st.sampled_from([None] + LEVERS)),   # switched
                 limit=draw(st.sampled_from([None, 8, 200, 2000])))
 
 
@@ -94,7 +94,7 @@ def _run_case(case, seed):
 def test_each_lever_setting_matches_the_plain_path_and_torch(torch, small_pieces, case, seed):
     previous_limit = conv_fast.set_im2col_limit(case["limit"] or conv_fast.get_im2col_limit())
     try:
-        settings = {} if case["off"] is None else {case["off"]: False}
+        settings = {} if case["off"] is None else {case["off"]: not conv_fast.lever(case["off"])}
         fast, (x, w, b) = _with_levers(settings, lambda: _run_case(case, seed))
     finally:
         conv_fast.set_im2col_limit(previous_limit)
@@ -272,7 +272,14 @@ def test_levers_are_named():
 
 
 # ---- kept columns ---------------------------------------------------------------------------
-def test_kept_columns_are_counted_and_freed():
+@pytest.fixture
+def keeping():
+    previous = conv_fast.set_lever("keep_columns", True)
+    yield
+    conv_fast.set_lever("keep_columns", previous)
+
+
+def test_kept_columns_are_counted_and_freed(keeping):
     x, w = t64(_randn((2, 3, 8, 8), 0)), t64(_randn((4, 3, 3, 3), 1))
     assert conv_fast.kept_bytes() == 0
     y = F.conv2d(x, w, padding=1)
@@ -290,7 +297,7 @@ def test_kept_columns_are_counted_and_freed():
     assert conv_fast.kept_bytes() == 0
 
 
-def test_kept_columns_respect_the_budget_and_give_the_same_numbers():
+def test_kept_columns_respect_the_budget_and_give_the_same_numbers(keeping):
     x, w = _randn((2, 3, 8, 8), 0), _randn((4, 3, 3, 3), 1)
 
     def grads():
@@ -311,3 +318,14 @@ def test_kept_columns_respect_the_budget_and_give_the_same_numbers():
     for a, b in zip(with_kept, rebuilt):
         np.testing.assert_array_equal(a, b)
     assert conv_fast.kept_bytes() == 0
+
+
+def test_a_pointwise_conv_reads_its_input_as_its_columns():
+    x = _randn((2, 3, 4, 5), 0)
+    cols = conv_fast._piece_columns(x, (0, 2, 0, 4), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 5)
+    assert np.shares_memory(cols, x) and cols.shape == (2, 3, 20)
+    np.testing.assert_array_equal(cols, x.reshape(2, 3, 20))
+    band = conv_fast._piece_columns(x, (1, 2, 1, 3), (1, 1), (1, 1), (0, 0, 0, 0), (1, 1), 5)
+    np.testing.assert_array_equal(band, x[1:2, :, 1:3].reshape(1, 3, 10))
+    padded = conv_fast._piece_columns(x, (0, 2, 0, 6), (1, 1), (1, 1), (1, 1, 0, 0), (1, 1), 5)
+    assert not np.shares_memory(padded, x)

@@ -278,17 +278,16 @@ class Conv2d(Function):
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         if self.fast:
-            gx, gw = fast.conv2d_grads(self.x, self.w, g, self.stride, self.pads, self.dilation, self.groups,
-                                       self.saved, need_x, need_w)
-        else:
-            gx = gw = None
-            if need_x:
-                gx = _conv_transpose2d(g, self.w, self.stride, self.pads, self.dilation, self.groups,
-                                       self.x.shape[2:])
-            if need_w:
-                gw = _conv2d_weight_grad(self.x, g, self.w.shape[2:], self.stride, self.pads, self.dilation,
-                                         self.groups)
-        gb = g.sum(axis=(0, 2, 3)) if need_b else None
+            return fast.conv2d_grads(self.x, self.w, g, self.stride, self.pads, self.dilation, self.groups,
+                                     self.saved, need_x, need_w, need_b)
+        gx = gw = gb = None
+        if need_x:
+            gx = _conv_transpose2d(g, self.w, self.stride, self.pads, self.dilation, self.groups, self.x.shape[2:])
+        if need_w:
+            gw = _conv2d_weight_grad(self.x, g, self.w.shape[2:], self.stride, self.pads, self.dilation,
+                                     self.groups)
+        if need_b:
+            gb = g.sum(axis=(0, 2, 3))
         return gx, gw, gb
 
 
@@ -320,15 +319,16 @@ class ConvTranspose2d(Function):
         top, bottom, left, right = self.pads
         conv_pads = (top, bottom - self.output_padding[0], left, right - self.output_padding[1])
         if self.fast:
-            gx, gw = fast.conv_transpose2d_grads(self.x, self.w, g, self.stride, conv_pads, self.dilation,
-                                                 self.groups, need_x, need_w)
-        else:
-            gx = _conv2d(g, self.w, self.stride, conv_pads, self.dilation, self.groups) if need_x else None
-            gw = None
-            if need_w:
-                gw = _conv2d_weight_grad(g, self.x, self.w.shape[2:], self.stride, conv_pads, self.dilation,
-                                         self.groups)
-        gb = g.sum(axis=(0, 2, 3)) if need_b else None
+            return fast.conv_transpose2d_grads(self.x, self.w, g, self.stride, conv_pads, self.dilation,
+                                               self.groups, need_x, need_w, need_b)
+        gx = gw = gb = None
+        if need_x:
+            gx = _conv2d(g, self.w, self.stride, conv_pads, self.dilation, self.groups)
+        if need_w:
+            gw = _conv2d_weight_grad(g, self.x, self.w.shape[2:], self.stride, conv_pads, self.dilation,
+                                     self.groups)
+        if need_b:
+            gb = g.sum(axis=(0, 2, 3))
         return gx, gw, gb
 
 

@@ -35,6 +35,9 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     The columns are read straight from the unpadded input, each kernel tap
     copying the part of the image it sees and zeroing only the border it
     hangs over, instead of first copying the whole input into a padded one.
+``pointwise``
+    A 1x1 conv at stride 1 without padding needs no column buffer at all:
+    its columns are its input, viewed as (N, C, H*W).
 ``flip``
     At stride 1 the input gradient of a conv (a transposed conv) is itself a
     plain conv of the output gradient with the kernel rotated 180 degrees
@@ -42,18 +45,23 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     GEMM instead of GEMM + col2im (``kh*kw`` read-modify-write passes).
     Used when C_in <= 2 C_out of the transposed conv (otherwise the flipped
     conv's columns are the larger buffer).
-``keep_columns``
+``keep_columns`` (off by default: it did not pay)
     The forward pass keeps its columns for the weight gradient
     (``dW = g @ cols^T``) instead of building them again, as long as all
     columns kept at once stay within ``get_keep_budget()`` (64 MiB by
-    default); a layer whose columns do not fit rebuilds them.
+    default); a layer whose columns do not fit rebuilds them. Measured, it
+    made the step slower: kept columns are fresh memory read back from RAM
+    long after they were written, while rebuilt ones land in a cached
+    scratch buffer the GEMM reads straight from the processor's cache.
 ``depthwise``
     A strided depthwise conv (groups == C_in == C_out) is ``kh*kw``
     multiply-adds of a strided slice by a per-channel weight, with no column
     buffer and, in the backward pass, no col2im.
 ``fused_bias``
     The bias is added to each piece right after its GEMM, while that part
-    of the output is still in cache, instead of in one more pass at the end.
+    of the output is still in cache, and its gradient is summed piece by
+    piece beside the weight gradient's: in the threads, instead of one more
+    pass over the whole output (or its gradient) in the calling thread.
 
 Same numbers at any thread count: how a batch is cut depends only on its
 shapes, the limit and ``SPLIT``, and the weight gradient adds the pieces'
@@ -74,8 +82,8 @@ from . import conv as core   # a cycle: conv imports this module; the names are 
 __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit", "set_keep_budget",
            "get_keep_budget", "clear_buffer_cache", "cached_buffers", "SPLIT", "MIN_PIECE_BYTES"]
 
-_levers = dict(fast_path=True, threads=True, reuse_buffers=True, unpadded=True, flip=True,
-               keep_columns=True, depthwise=True, fused_bias=True)
+_levers = dict(fast_path=True, threads=True, reuse_buffers=True, unpadded=True, pointwise=True, flip=True,
+               keep_columns=False, depthwise=True, fused_bias=True)
 
 # A batch is cut into at least this many pieces (when big enough), whatever the thread count.
 SPLIT = max(2, os.cpu_count() or 1)
@@ -287,10 +295,11 @@ def _im2col_unpadded(x, pads, kernel, stride, dilation, out_hw, cols):
     (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
     top, left = pads[0], pads[2]
     view = cols.reshape(n, c, kh, kw, ho, wo)
+    col_ranges = [_inside(w, left, j * dw, sw, wo) for j in range(kw)]
     for i in range(kh):
         r_lo, r_hi = _inside(h, top, i * dh, sh, ho)
         for j in range(kw):
-            c_lo, c_hi = _inside(w, left, j * dw, sw, wo)
+            c_lo, c_hi = col_ranges[j]
             plane = view[:, :, i, j]
             if r_lo == r_hi or c_lo == c_hi:
                 plane[...] = 0
@@ -309,10 +318,23 @@ def _im2col_unpadded(x, pads, kernel, stride, dilation, out_hw, cols):
     return cols
 
 
-def _piece_columns(x, piece, kernel, stride, pads, dilation, wo, cols):
-    """Fill ``cols`` (n1-n0, C*kh*kw, (r1-r0)*W_out) with the columns of one piece; returns it."""
+def _is_pointwise(kernel, stride, pads):
+    """A 1x1 conv at stride 1 without padding: its columns are its input."""
+    return kernel == (1, 1) and stride == (1, 1) and pads == (0, 0, 0, 0)
+
+
+def _piece_columns(x, piece, kernel, stride, pads, dilation, wo, fresh=False):
+    """The columns (n1-n0, C*kh*kw, (r1-r0)*W_out) of one piece: a scratch buffer (a new
+    array if ``fresh``), or, with the ``pointwise`` lever, a view of ``x`` for a 1x1 conv."""
+    n0, n1, r0, r1 = piece
+    xp = backend.get_array_module(x)
+    n, c, h, w = x.shape
+    if _levers["pointwise"] and _is_pointwise(kernel, stride, pads):
+        return x[n0:n1].reshape(n1 - n0, c, h * w)[:, :, r0 * wo:r1 * wo]
+    shape = (n1 - n0, c * kernel[0] * kernel[1], (r1 - r0) * wo)
+    cols = xp.empty(shape, x.dtype) if fresh else _scratch(xp, shape, x.dtype, "cols")
     x_band, band_pads = _band_input(x, piece, pads, kernel, stride, dilation)
-    band_hw = (piece[3] - piece[2], wo)
+    band_hw = (r1 - r0, wo)
     if _levers["unpadded"]:
         return _im2col_unpadded(x_band, band_pads, kernel, stride, dilation, band_hw, cols)
     return core._im2col(_pad_scratch(x_band, band_pads), kernel, stride, dilation, band_hw, cols)
@@ -323,9 +345,8 @@ class Saved:
     """What a conv's forward leaves for its backward: the ``route`` it took
     ("im2col" or "depthwise"), and, when kept, the columns of each piece."""
 
-    def __init__(self, route, pieces=None, columns=None):
-        self.route, self.pieces, self.columns = route, pieces, columns
-        self.nbytes = 0 if columns is None else sum(c.nbytes for c in columns)
+    def __init__(self, route, pieces=None, columns=None, nbytes=0):
+        self.route, self.pieces, self.columns, self.nbytes = route, pieces, columns, nbytes
 
     def release(self):
         """Drop the kept columns (a later backward builds them again) and free their budget."""
@@ -366,15 +387,15 @@ def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
     ho, wo = _out_hw(x.shape[2:], pads, (kh, kw), stride, dilation)
     rows = c * kh * kw
     pieces = _pieces(n_img, ho, rows * wo * x.dtype.itemsize)
-    keep = keep and _take_budget(n_img * rows * ho * wo * x.dtype.itemsize)
+    nbytes = n_img * rows * ho * wo * x.dtype.itemsize
+    # a 1x1 conv's columns are a view of its input: nothing to keep
+    keep = keep and not (_levers["pointwise"] and _is_pointwise((kh, kw), stride, pads)) and _take_budget(nbytes)
     y = xp.empty((n_img, groups, c_out // groups, ho * wo), x.dtype)
     bias = None if b is None else b.reshape(1, groups, c_out // groups, 1)
 
     def task(piece):
         n0, n1, r0, r1 = piece
-        shape = (n1 - n0, rows, (r1 - r0) * wo)
-        cols = xp.empty(shape, x.dtype) if keep else _scratch(xp, shape, x.dtype, "cols")
-        _piece_columns(x, piece, (kh, kw), stride, pads, dilation, wo, cols)
+        cols = _piece_columns(x, piece, (kh, kw), stride, pads, dilation, wo, fresh=keep)
         out = y[n0:n1, :, :, r0 * wo:r1 * wo]
         core._gemm_forward(w, cols, groups, out=out)
         if bias is not None and _levers["fused_bias"]:
@@ -385,17 +406,19 @@ def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
         columns = _run(xp, task, pieces)
     except BaseException:
         if keep:
-            _give_back(n_img * rows * ho * wo * x.dtype.itemsize)
+            _give_back(nbytes)
         raise
     if bias is not None and not _levers["fused_bias"]:
         y += bias
-    saved = Saved("im2col", pieces, columns) if keep else Saved("im2col")
+    saved = Saved("im2col", pieces, columns, nbytes) if keep else Saved("im2col")
     return y.reshape(n_img, c_out, ho, wo), saved
 
 
-def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved):
-    """``dW = sum over pieces of g_piece @ cols_piece^T``, added in piece order; the
-    columns come from ``saved`` when the forward kept them, else are built again."""
+def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, need_b):
+    """``dW = sum over pieces of g_piece @ cols_piece^T``, added in piece order (the columns
+    from ``saved`` when the forward kept them, else built again); with ``need_b`` and the
+    ``fused_bias`` lever, also the bias gradient, summed per piece. Returns ``(dW, db)``,
+    ``db`` None unless computed here."""
     xp = backend.get_array_module(x, g)
     n_img, c = x.shape[:2]
     c_out, (ho, wo) = g.shape[1], g.shape[2:]
@@ -403,21 +426,22 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved):
     kept = saved is not None and saved.columns is not None
     pieces = saved.pieces if kept else _pieces(n_img, ho, rows * wo * x.dtype.itemsize)
     g_flat = g.reshape(n_img, c_out, ho * wo)
+    bias_here = need_b and _levers["fused_bias"]
 
     def task(k):
         n0, n1, r0, r1 = pieces[k]
-        if kept:
-            cols = saved.columns[k]
-        else:
-            cols = _scratch(xp, (n1 - n0, rows, (r1 - r0) * wo), x.dtype, "cols")
-            _piece_columns(x, pieces[k], kernel, stride, pads, dilation, wo, cols)
-        return core._gemm_weight_grad(g_flat[n0:n1, :, r0 * wo:r1 * wo], cols, groups)
+        cols = saved.columns[k] if kept else _piece_columns(x, pieces[k], kernel, stride, pads, dilation, wo)
+        g_piece = g_flat[n0:n1, :, r0 * wo:r1 * wo]
+        grad_b = g_piece.sum(axis=(0, 2)) if bias_here else None
+        return core._gemm_weight_grad(g_piece, cols, groups), grad_b
 
     partials = _run(xp, task, list(range(len(pieces))))
-    grad_w = partials[0]
-    for part in partials[1:]:
-        grad_w = grad_w + part
-    return grad_w.reshape((c_out, c // groups) + tuple(kernel))
+    grad_w, grad_b = partials[0]
+    for part_w, part_b in partials[1:]:
+        grad_w = grad_w + part_w
+        if bias_here:
+            grad_b = grad_b + part_b
+    return grad_w.reshape((c_out, c // groups) + tuple(kernel)), grad_b
 
 
 def _conv_transpose2d_pieces(x, w, b, stride, pads, dilation, groups, out_hw):
@@ -562,15 +586,21 @@ def conv2d(x, w, b, stride, pads, dilation, groups, keep):
     return _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep)
 
 
-def conv2d_grads(x, w, g, stride, pads, dilation, groups, saved, need_x, need_w):
-    """``(dx, dW)`` of ``conv2d`` (None where not needed), by the route its forward took;
+def conv2d_grads(x, w, g, stride, pads, dilation, groups, saved, need_x, need_w, need_b):
+    """``(dx, dW, db)`` of ``conv2d`` (None where not needed), by the route its forward took;
     the kept columns are released after."""
+    gx = gw = gb = None
     if saved.route == "depthwise":
-        return _depthwise_grads(x, w, g, stride, pads, dilation, need_x, need_w)
-    gx = _transpose(g, w, None, stride, pads, dilation, groups, x.shape[2:]) if need_x else None
-    gw = _weight_grad_pieces(x, g, w.shape[2:], stride, pads, dilation, groups, saved) if need_w else None
+        gx, gw = _depthwise_grads(x, w, g, stride, pads, dilation, need_x, need_w)
+    else:
+        if need_x:
+            gx = _transpose(g, w, None, stride, pads, dilation, groups, x.shape[2:])
+        if need_w:
+            gw, gb = _weight_grad_pieces(x, g, w.shape[2:], stride, pads, dilation, groups, saved, need_b)
     saved.release()
-    return gx, gw
+    if need_b and gb is None:
+        gb = g.sum(axis=(0, 2, 3))
+    return gx, gw, gb
 
 
 def conv_transpose2d(x, w, b, stride, pads, dilation, groups, out_hw):
@@ -578,15 +608,16 @@ def conv_transpose2d(x, w, b, stride, pads, dilation, groups, out_hw):
     return _transpose(x, w, b, stride, pads, dilation, groups, out_hw)
 
 
-def conv_transpose2d_grads(x, w, g, stride, conv_pads, dilation, groups, need_x, need_w):
-    """``(dx, dW)`` of ``conv_transpose2d``: ``dx = conv2d(g, W)`` and ``dW`` from the
+def conv_transpose2d_grads(x, w, g, stride, conv_pads, dilation, groups, need_x, need_w, need_b):
+    """``(dx, dW, db)`` of ``conv_transpose2d``: ``dx = conv2d(g, W)`` and ``dW`` from the
     same columns ``unfold(g)`` (kept from the first for the second when they fit)."""
-    gx = saved = None
+    gx = saved = gw = gb = None
     if need_x:
         gx, saved = _conv2d_pieces(g, w, None, stride, conv_pads, dilation, groups, need_w)
-    gw = None
     if need_w:
-        gw = _weight_grad_pieces(g, x, w.shape[2:], stride, conv_pads, dilation, groups, saved)
+        gw, _ = _weight_grad_pieces(g, x, w.shape[2:], stride, conv_pads, dilation, groups, saved, False)
     if saved is not None:
         saved.release()
-    return gx, gw
+    if need_b:
+        gb = g.sum(axis=(0, 2, 3))
+    return gx, gw, gb
