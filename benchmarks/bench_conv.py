@@ -221,7 +221,7 @@ def main(argv=None):
     chosen = ["one", "default"] if args.regime == "both" else [args.regime]
     info = timing.machine_info()
     monitor = timing.LoadMonitor().start()
-    sections, scaling = [], None
+    sections, scaling, result = [], None, {}
     for regime in chosen:
         n, clock, label = regimes[regime]
         with timing.threads(n):
@@ -232,6 +232,9 @@ def main(argv=None):
                            f"stride-1 convs (a-e, i, k) forward median "
                            f"{statistics.median([r for c, r in zip(names, fwd) if c in 'abcdeik'] or [0]):.2f}.")
                 sections.append((f"{label}, {repeats} interleaved repeats", TABLE_HEADER, rows, summary))
+                stride1 = [r for c, r in zip(names, fwd) if c in "abcdeik"]
+                result[regime] = dict(fwd_median=statistics.median(fwd), fwd_bwd_median=statistics.median(fb),
+                                      stride1_fwd_median=statistics.median(stride1) if stride1 else None)
             if args.levers and args.backend == "numpy":
                 header, rows = run_levers(torch, repeats, warmup, names, clock)
                 sections.append((f"fwd+bwd ratio (ours / torch) with one lever switched off at a time; {label}",
@@ -252,6 +255,7 @@ def main(argv=None):
     if args.memory:
         print("\nmemory: the original U-Net's widest layers, forward+backward, in a fresh process\n")
         print(run_memory())
+    print(timing.result_line(result, reasons))
     return 0 if not reasons else 3
 
 

@@ -160,8 +160,9 @@ def with_lever_off(step, name):
     return run
 
 
-def time_steps(args, ours_step, torch_step):
-    """The speed table rows: one thread (CPU time) and default threads (wall time)."""
+def time_steps(args, ours_step, torch_step, result):
+    """The speed table rows: one thread (CPU time) and default threads (wall time); the
+    ratios also go into ``result``."""
     rows, scaling = [], None
     label = f"U-Net step, batch {args.batch}, 3x{args.size}x{args.size}"
     if args.regime in ("both", "one"):
@@ -169,6 +170,7 @@ def time_steps(args, ours_step, torch_step):
             one = timing.compare(ours_step, torch_step, args.repeats, args.warmup, time.process_time)
         rows.append([label, "1 thread, CPU time", f"{1e3 * one['ours']:.1f}", f"{1e3 * one['theirs']:.1f}",
                      f"{one['ratio']:.2f}", f"{one['spread']:.2f}"])
+        result["one"] = dict(ours_ms=1e3 * one["ours"], torch_ms=1e3 * one["theirs"], ratio=one["ratio"])
     if args.regime == "one":
         return rows, scaling
     with timing.threads(None):
@@ -180,6 +182,8 @@ def time_steps(args, ours_step, torch_step):
             scaling = timing.torch_scaling(torch_step, n, repeats=max(3, args.repeats // 2))
     rows.append([label, "default threads, wall time", f"{1e3 * default['ours']:.1f}",
                  f"{1e3 * default['theirs']:.1f}", f"{default['ratio']:.2f}", f"{default['spread']:.2f}"])
+    result["default"] = dict(ours_ms=1e3 * default["ours"], torch_ms=1e3 * default["theirs"],
+                             ratio=default["ratio"])
     return rows, scaling
 
 
@@ -223,7 +227,8 @@ def main(argv=None):
     loss_gap, weight_gap = parity_check()
     ours, theirs, opt, topt, x, y = build_pair(args.batch, args.size, model=args.model)
     ours_step, torch_step = step_functions(ours, theirs, opt, topt, x, y)
-    rows, scaling = time_steps(args, ours_step, torch_step)
+    result = {}
+    rows, scaling = time_steps(args, ours_step, torch_step, result)
     levers = lever_rows(args, ours_step) if args.levers else None
     load = monitor.stop()
     reasons = timing.verdict(load, scaling)
@@ -251,6 +256,8 @@ def main(argv=None):
               f"{ours_mib / torch_mib:.2f}"],
              ["above the import-only baseline " + f"({base:.0f} MiB)", f"{ours_mib - base:.0f}",
               f"{torch_mib - base:.0f}", f"{(ours_mib - base) / max(torch_mib - base, 1):.2f}"]]))
+        result["peak_rss_mib"] = dict(ours=ours_mib, torch=torch_mib)
+    print(timing.result_line(result, reasons))
     return 0 if not reasons else 3
 
 

@@ -44,13 +44,21 @@ CATEGORIES = ["im2col copies", "col2im", "padding", "GEMMs", "depthwise", "pooli
               "Python overhead (autograd, checks, glue)"]
 
 
+OVERHEAD = "Python overhead (autograd, checks, glue)"
+WAITING = "waiting for the thread pool"
+
+
 def our_category(filename, function):
-    """The category of one profiled function (by its module and name)."""
+    """The category of one profiled Python function of ours (by module and name), or
+    None for code that is not ours (NumPy's Python wrappers, builtins): their time goes
+    to whichever of our functions called them."""
     name = filename.replace("\\", "/")
+    if "minisegnet/" not in name:
+        return None
     if name.endswith("functional/conv_fast.py") or name.endswith("functional/conv.py"):
         if function in ("_im2col", "_im2col_unpadded", "_piece_columns"):
             return "im2col copies"
-        if function in ("_col2im",):
+        if function == "_col2im":
             return "col2im"
         if function in ("_pad", "_pad_scratch"):
             return "padding"
@@ -58,7 +66,7 @@ def our_category(filename, function):
             return "GEMMs"
         if function.startswith("_depthwise"):
             return "depthwise"
-        return "Python overhead (autograd, checks, glue)"
+        return OVERHEAD
     if name.endswith("functional/pooling.py"):
         return "pooling"
     if name.endswith("functional/activation.py"):
@@ -69,14 +77,18 @@ def our_category(filename, function):
         return "loss"
     if name.endswith("minisegnet/optim.py"):
         return "optimizer"
-    if "lock" in function and "acquire" in function or function in ("<method 'acquire' of '_thread.lock' "
-                                                                     "objects>",):
-        return "waiting for the thread pool"
-    return "Python overhead (autograd, checks, glue)"
+    return OVERHEAD
 
 
 def profile_ours(step, steps, clock):
-    """Seconds per step by category (cProfile's own time), and the profiled step time."""
+    """Seconds per step by category (cProfile's own time), and the profiled step time.
+
+    The own time of a function that is not ours (a NumPy method or ufunc
+    reduction, a NumPy Python wrapper) is passed up to its callers, in
+    proportion to the time each caller spent in it, until it reaches one of
+    ours; so ``.sum()`` inside the weight gradient counts as GEMM work, and a
+    lock the calling thread waits on counts as waiting for the pool.
+    """
     profiler = cProfile.Profile(clock)
     start = clock()
     profiler.enable()
@@ -84,13 +96,25 @@ def profile_ours(step, steps, clock):
         step()
     profiler.disable()
     total = (clock() - start) / steps
+    stats = pstats.Stats(profiler).stats
     totals = dict.fromkeys(CATEGORIES, 0.0)
-    for (filename, _, function), (_, _, own, _, _) in pstats.Stats(profiler).stats.items():
+
+    def spread(func, amount, depth):
+        filename, _, function = func
+        if "acquire" in function and "lock" in function:
+            totals[WAITING] += amount
+            return
         category = our_category(filename, function)
-        if filename == "~":       # a C function: attribute it by the name of the builtin
-            category = ("waiting for the thread pool" if "acquire" in function else
-                        "Python overhead (autograd, checks, glue)")
-        totals[category] += own / steps
+        callers = stats[func][4] if func in stats else {}
+        weight = sum(v[2] for v in callers.values())
+        if category is not None or depth > 8 or not callers or weight <= 0:
+            totals[category or OVERHEAD] += amount
+            return
+        for caller, v in callers.items():
+            spread(caller, amount * v[2] / weight, depth + 1)
+
+    for func, (_, _, own, _, _) in stats.items():
+        spread(func, own / steps, 0)
     return totals, total
 
 
@@ -226,6 +250,7 @@ def main(argv=None):
                 for name, v in sorted(tcats.items(), key=lambda kv: -kv[1])]
         print("PyTorch by operator category (torch.profiler, self CPU time of the operators, all threads):\n")
         print(timing.markdown_table(["category", "ms per step", "share"], rows, reasons))
+    print(timing.result_line({}, reasons))
     return 0 if not reasons else 3
 
 

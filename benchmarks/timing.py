@@ -40,7 +40,7 @@ import sys
 import time
 
 __all__ = ["time_once", "compare", "threads", "set_blas_threads", "get_blas_threads", "machine_info",
-           "LoadMonitor", "verdict", "torch_scaling", "report_header", "machine_summary", "markdown_table", "peak_rss_mib",
+           "LoadMonitor", "verdict", "torch_scaling", "report_header", "machine_summary", "result_line", "markdown_table", "peak_rss_mib",
            "python_peak_rss_mib", "BUSY_LOAD", "BUSY_OTHERS", "BUSY_STEAL"]
 
 # A run is flagged unreliable when, before it, the 1-minute load average exceeded
@@ -221,10 +221,10 @@ def _cpu_jiffies():
 
 
 def _self_jiffies():
-    """utime + stime of this process (all threads), in jiffies."""
+    """utime + stime of this process (all threads) and of its finished children, in jiffies."""
     with open("/proc/self/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    return sum(int(v) for v in fields[11:15])
 
 
 class LoadMonitor:
@@ -328,6 +328,14 @@ def report_header(info, load=None, reasons=None, extra=""):
         lines.append("**Reliable run.**" if not reasons else
                      "**UNRELIABLE RUN (busy machine): " + "; ".join(reasons) + ". Do not quote these figures.**")
     return "\n".join(lines)
+
+
+def result_line(result, reasons):
+    """The key figures as one HTML comment line (invisible in Markdown) that
+    ``run_all.py`` reads to check the targets."""
+    import json
+
+    return "\n<!-- result: " + json.dumps(dict(result, reliable=not reasons)) + " -->"
 
 
 def markdown_table(header, rows, reasons=None):

@@ -122,10 +122,15 @@ def blas_threads_controllable():
 
 def _set_blas_threads(n):
     """Set this thread's OpenBLAS thread count to ``n``; return the previous counts."""
+    if len(_blas_setters) == 1:       # the usual case, NumPy's OpenBLAS alone: one call
+        return _blas_setters[0](n)
     return [setter(n) for setter in _blas_setters]
 
 
 def _restore_blas_threads(previous):
+    if len(_blas_setters) == 1:
+        _blas_setters[0](previous)
+        return
     for setter, n in zip(_blas_setters, previous):
         setter(n)
 

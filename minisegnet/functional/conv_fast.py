@@ -69,6 +69,7 @@ products in piece order, so one thread and several give bitwise identical
 results (tests check this, and the parity of every lever with the plain path
 and with PyTorch).
 """
+import functools
 import math
 import os
 import threading
@@ -288,33 +289,47 @@ def _inside(size, pad, offset, stride, out):
     return lo, max(lo, hi)
 
 
-def _im2col_unpadded(x, pads, kernel, stride, dilation, out_hw, cols):
-    """``conv._im2col(conv._pad(x, pads), ...)`` without the padded copy: each tap copies
-    the rectangle of outputs that read the image and zeroes the border strips around it."""
-    n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+@functools.lru_cache(maxsize=512)
+def _unpadded_plan(hw, pads, kernel, stride, dilation, out_hw):
+    """For each tap (i, j): the output rectangle that reads the image, the strided
+    rectangle of the image it reads, and the border strips around it to zero.
+
+    Pure integer arithmetic on the shapes, the same for every call with the
+    same shapes, so it is worked out once (a small cache) instead of in every
+    call; ``_im2col_unpadded`` then only copies.
+    """
+    (h, w), (kh, kw), (sh, sw), (dh, dw), (ho, wo) = hw, kernel, stride, dilation, out_hw
     top, left = pads[0], pads[2]
-    view = cols.reshape(n, c, kh, kw, ho, wo)
     col_ranges = [_inside(w, left, j * dw, sw, wo) for j in range(kw)]
+    plan = []
     for i in range(kh):
         r_lo, r_hi = _inside(h, top, i * dh, sh, ho)
         for j in range(kw):
             c_lo, c_hi = col_ranges[j]
-            plane = view[:, :, i, j]
             if r_lo == r_hi or c_lo == c_hi:
-                plane[...] = 0
+                plan.append((i, j, None, None, [(Ellipsis,)]))          # the tap reads padding only
                 continue
             r, q = r_lo * sh + i * dh - top, c_lo * sw + j * dw - left
-            plane[:, :, r_lo:r_hi, c_lo:c_hi] = x[:, :, r:r + sh * (r_hi - r_lo - 1) + 1:sh,
-                                                  q:q + sw * (c_hi - c_lo - 1) + 1:sw]
-            if r_lo > 0:
-                plane[:, :, :r_lo] = 0
-            if r_hi < ho:
-                plane[:, :, r_hi:] = 0
-            if c_lo > 0:
-                plane[:, :, r_lo:r_hi, :c_lo] = 0
-            if c_hi < wo:
-                plane[:, :, r_lo:r_hi, c_hi:] = 0
+            inner = (Ellipsis, slice(r_lo, r_hi), slice(c_lo, c_hi))
+            source = (Ellipsis, slice(r, r + sh * (r_hi - r_lo - 1) + 1, sh), slice(q, q + sw * (c_hi - c_lo - 1) + 1, sw))
+            strips = [(Ellipsis, slice(0, r_lo), slice(None)), (Ellipsis, slice(r_hi, ho), slice(None)),
+                      (Ellipsis, slice(r_lo, r_hi), slice(0, c_lo)), (Ellipsis, slice(r_lo, r_hi), slice(c_hi, wo))]
+            sizes = [r_lo, ho - r_hi, c_lo, wo - c_hi]
+            plan.append((i, j, inner, source, [strip for strip, size in zip(strips, sizes) if size > 0]))
+    return tuple(plan)
+
+
+def _im2col_unpadded(x, pads, kernel, stride, dilation, out_hw, cols):
+    """``conv._im2col(conv._pad(x, pads), ...)`` without the padded copy: each tap copies
+    the rectangle of outputs that read the image and zeroes the border strips around it."""
+    n, c = x.shape[:2]
+    view = cols.reshape((n, c) + tuple(kernel) + tuple(out_hw))
+    for i, j, inner, source, zero_strips in _unpadded_plan(x.shape[2:], pads, kernel, stride, dilation, out_hw):
+        plane = view[:, :, i, j]
+        if inner is not None:
+            plane[inner] = x[source]
+        for strip in zero_strips:
+            plane[strip] = 0
     return cols
 
 

@@ -1,0 +1,157 @@
+"""Re-measure every table and figure of docs/benchmarks.md, and rewrite them there.
+
+Run it on a quiet machine (nothing else running; it checks, and marks every
+table from a busy machine UNRELIABLE):
+
+    python benchmarks/run_all.py             # about 15-20 minutes on 2 cores; rewrites docs/benchmarks.md
+    python benchmarks/run_all.py --dry-run   # the same, but only prints the sections
+    python benchmarks/run_all.py --quick     # smoke run of every script (prints, writes nothing)
+    python benchmarks/run_all.py --only step,default-run
+
+Each section of docs/benchmarks.md between ``<!-- BEGIN run_all: NAME -->``
+and ``<!-- END run_all: NAME -->`` is the output of one script, run in a
+fresh process:
+
+    conv         bench_conv.py --levers --memory   layers a-k, both regimes, levers, memory
+    step         bench_train_step.py --levers      the U-Net step, both regimes, levers, peak RSS
+    profile      profile_step.py                   where the step's time goes, ours and PyTorch's
+    scaling      bench_scaling.py                  step time against batch and image size (+ figure)
+    default-run  bench_default_run.py              `minisegnet train` with no arguments
+    summary      (written here)                    every target, measured against its figure
+
+The text between the sections explains the tables and is not rewritten;
+it states no figure that a section does not show.
+"""
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+DOC = os.path.join(ROOT, "docs", "benchmarks.md")
+
+SECTIONS = {
+    "conv": ["bench_conv.py", "--levers", "--memory"],
+    "step": ["bench_train_step.py", "--levers"],
+    "profile": ["profile_step.py"],
+    "scaling": ["bench_scaling.py"],
+    "default-run": ["bench_default_run.py"],
+}
+QUICK = {
+    "conv": ["--quick", "--layers", "ab"],
+    "step": ["--quick", "--no-memory"],
+    "profile": ["--quick"],
+    "scaling": ["--quick", "--figure", os.path.join(os.sep, "tmp", "bench_scaling_quick.png")],
+    "default-run": ["--", "--epochs", "1", "--num-train", "32", "--num-val", "16"],
+}
+RESULT = re.compile(r"\n?<!-- result: (.*) -->\s*$")
+
+
+def run_section(name, quick):
+    command = [sys.executable, os.path.join(HERE, SECTIONS[name][0])] + SECTIONS[name][1:]
+    if quick:
+        command = command[:2] + QUICK[name]
+    start = time.perf_counter()
+    proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode not in (0, 3):            # 3: finished, but the machine was busy
+        raise SystemExit(f"{' '.join(command)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    text = proc.stdout.rstrip()
+    match = RESULT.search(text)
+    result = json.loads(match.group(1)) if match else {}
+    if match:
+        text = text[:match.start()].rstrip()
+    return text, result, seconds
+
+
+def check(label, value, limit, reliable, lower_is_better=True):
+    if value is None:
+        return [label, "not measured", "", ""]
+    met = value <= limit if lower_is_better else value >= limit
+    verdict = ("met" if met else "not met") + ("" if reliable else " (busy machine: not a result)")
+    return [label, f"{value:.2f}", ("<= " if lower_is_better else ">= ") + f"{limit:g}", verdict]
+
+
+def summary(results):
+    sys.path.insert(0, HERE)
+    import timing
+
+    rows = []
+    step, conv, run = results.get("step", {}), results.get("conv", {}), results.get("default-run", {})
+    if step:
+        ok = step.get("reliable", False)
+        rows.append(check("U-Net step, default threads (2 here), ours / torch", step.get("default", {}).get("ratio"),
+                          1.5, ok))
+        rows.append(check("U-Net step, one thread, ours / torch", step.get("one", {}).get("ratio"), 1.2, ok))
+        rss = step.get("peak_rss_mib")
+        if rss:
+            rows.append(check("peak RSS, ours / torch", rss["ours"] / rss["torch"], 1.0, ok))
+    if conv:
+        ok = conv.get("reliable", False)
+        for regime, label in (("default", "default threads"), ("one", "one thread")):
+            if regime in conv:
+                rows.append(check(f"stride-1 conv forward, median ratio, {label}",
+                                  conv[regime]["stride1_fwd_median"], 1.5, ok))
+                rows.append(check(f"conv forward+backward, median ratio, {label}", conv[regime]["fwd_bwd_median"],
+                                  1.0, ok))
+    if run and not run.get("extra"):
+        ok = run.get("reliable", False)
+        rows.append(check("`minisegnet train` (default run), seconds", run["seconds"], 45, ok))
+        rows.append(check("default run, best held-out mean IU", run["mean_iou"], 0.95, ok, lower_is_better=False))
+    return timing.markdown_table(["target", "measured", "target", "verdict"], rows)
+
+
+def rewrite(doc, name, text):
+    begin, end = f"<!-- BEGIN run_all: {name} -->", f"<!-- END run_all: {name} -->"
+    if begin not in doc or end not in doc:
+        raise SystemExit(f"{DOC} has no {begin} ... {end} markers")
+    head, rest = doc.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{text}\n{end}{tail}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", help="comma-separated sections (default: all)")
+    parser.add_argument("--dry-run", action="store_true", help="print the sections, do not rewrite the page")
+    parser.add_argument("--quick", action="store_true", help="smoke-run every script; implies --dry-run")
+    args = parser.parse_args(argv)
+    names = list(SECTIONS) if not args.only else [n.strip() for n in args.only.split(",")]
+    for name in names:
+        if name not in SECTIONS:
+            raise SystemExit(f"unknown section {name!r}; the sections are {', '.join(SECTIONS)}")
+    outputs, results, started = {}, {}, time.perf_counter()
+    for name in names:
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        text, result, seconds = run_section(name, args.quick)
+        outputs[name], results[name] = text, result
+        flag = "" if result.get("reliable", True) else "  (UNRELIABLE: busy machine)"
+        print(f"  {name}: {seconds:.0f} s{flag}", file=sys.stderr, flush=True)
+    if set(names) == set(SECTIONS) or {"step", "conv", "default-run"} & set(names):
+        outputs["summary"] = summary(results)
+    total = time.perf_counter() - started
+    if args.dry_run or args.quick:
+        for name, text in outputs.items():
+            print(f"\n<!-- BEGIN run_all: {name} -->\n{text}\n<!-- END run_all: {name} -->")
+    else:
+        with open(DOC) as f:
+            doc = f.read()
+        for name, text in outputs.items():
+            doc = rewrite(doc, name, text)
+        tmp = DOC + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(doc)
+        os.replace(tmp, DOC)
+        print(f"rewrote {', '.join(outputs)} in {os.path.relpath(DOC, ROOT)}", file=sys.stderr)
+    unreliable = [n for n, r in results.items() if not r.get("reliable", True)]
+    print(f"done in {total / 60:.1f} min" + (f"; UNRELIABLE (busy machine): {', '.join(unreliable)}"
+                                             if unreliable else "; every run reliable"), file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
