@@ -3,7 +3,7 @@
     python benchmarks/bench_conv.py              # layers a-k, one thread (CPU time) and default threads (wall)
     python benchmarks/bench_conv.py --regime one # only one regime: "one" or "default"
     python benchmarks/bench_conv.py --quick      # fewer repeats, a smoke run
-    python benchmarks/bench_conv.py --levers     # also: each speed lever switched off in turn (fwd+bwd)
+    python benchmarks/bench_conv.py --levers     # also: each speed lever switched from its default in turn (fwd+bwd)
     python benchmarks/bench_conv.py --memory     # peak RSS of the original U-Net's big layers
 
 Each layer is timed forward only (no graph) and forward+backward (input,
@@ -131,23 +131,24 @@ TABLE_HEADER = ["layer (N x C x H x W -> C_out)", "fwd ours ms", "fwd torch ms",
                 "fwd+bwd ours ms", "fwd+bwd torch ms", "fwd+bwd ratio", "noise (IQR/median of ratios)"]
 
 LEVERS = {
-    "all levers on": None,
+    "all levers as set by default": None,
     "threads off (OpenBLAS threads only)": "threads",
     "no buffer reuse": "reuse_buffers",
-    "padded copy first (not unpadded)": "unpadded",
+    "padded copy first (unpadded off)": "unpadded",
+    "1x1 convs through im2col (pointwise off)": "pointwise",
     "no flipped-kernel stride-1 gradient (col2im instead)": "flip",
-    "columns rebuilt for the weight gradient (not kept)": "keep_columns",
+    "forward columns kept for the weight gradient (keep_columns on)": "keep_columns",
     "no direct depthwise path (im2col instead)": "depthwise",
-    "bias in a separate pass": "fused_bias",
+    "bias in a separate pass (fused_bias off)": "fused_bias",
 }
 
 
 def run_levers(torch, repeats, warmup, names, clock):
-    """fwd+bwd ratio per layer with everything on, then with each lever switched off."""
+    """fwd+bwd ratio per layer with the default levers, then with each lever switched the other way."""
     header = ["setting"] + names + ["median"]
     rows = []
     for label, name in LEVERS.items():
-        previous = conv_fast.set_lever(name, False) if name else None
+        previous = conv_fast.set_lever(name, not conv_fast.lever(name)) if name else None
         try:
             ratios = []
             for layer in names:
@@ -202,7 +203,7 @@ def main(argv=None):
     parser.add_argument("--layers", default="abcdefghijk", help="which layers, e.g. 'ad' (i-k: depthwise)")
     parser.add_argument("--regime", choices=("both", "one", "default"), default="both",
                         help="one thread with CPU time, default threads with wall time, or both (default)")
-    parser.add_argument("--levers", action="store_true", help="also time with each lever switched off")
+    parser.add_argument("--levers", action="store_true", help="also time with each lever switched from its default")
     parser.add_argument("--memory", action="store_true", help="also measure the U-Net layers' peak RSS")
     parser.add_argument("--backend", choices=("numpy", "cupy"), default="numpy")
     args = parser.parse_args(argv)
@@ -237,7 +238,7 @@ def main(argv=None):
                                       stride1_fwd_median=statistics.median(stride1) if stride1 else None)
             if args.levers and args.backend == "numpy":
                 header, rows = run_levers(torch, repeats, warmup, names, clock)
-                sections.append((f"fwd+bwd ratio (ours / torch) with one lever switched off at a time; {label}",
+                sections.append((f"fwd+bwd ratio (ours / torch) with one lever switched at a time; {label}",
                                  header, rows, ""))
             if regime == "default" and device == "cpu" and torch.get_num_threads() > 1 and names:
                 _, _, _, torch_step = make_layer(LAYERS[names[0]], torch, device, xp)

@@ -8,7 +8,7 @@ log(time) against log(pixels per step) is fitted by least squares for each
 library and each sweep: 1.0 means the time grows in proportion to the
 pixels, below 1 that a fixed cost per step is being spread thinner.
 
-    python benchmarks/bench_scaling.py                      # table, slopes, docs/figures/bench_scaling.png
+    python benchmarks/bench_scaling.py                      # table, slopes, docs/measured/step_scaling.png
     python benchmarks/bench_scaling.py --quick              # a smoke run (few points, few repeats)
     python benchmarks/bench_scaling.py --figure out.png     # the figure elsewhere
 """
@@ -79,7 +79,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--regime", choices=("default", "one"), default="default")
-    parser.add_argument("--figure", default=os.path.join(ROOT, "docs", "figures", "bench_scaling.png"))
+    parser.add_argument("--figure", default=os.path.join(ROOT, "docs", "measured", "step_scaling.png"))
     parser.add_argument("--quick", action="store_true")
     args = parser.parse_args(argv)
     batches, sizes = (BATCHES, SIZES) if not args.quick else ([1, 4], [64, 96])

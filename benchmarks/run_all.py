@@ -17,6 +17,7 @@ fresh process:
     profile      profile_step.py                   where the step's time goes, ours and PyTorch's
     scaling      bench_scaling.py                  step time against batch and image size (+ figure)
     default-run  bench_default_run.py              `minisegnet train` with no arguments
+    grid-sample  bench_grid_sample.py --block      F.grid_sample against PyTorch's
     summary      (written here)                    every target, measured against its figure
 
 The text between the sections explains the tables and is not rewritten;
@@ -40,6 +41,7 @@ SECTIONS = {
     "profile": ["profile_step.py"],
     "scaling": ["bench_scaling.py"],
     "default-run": ["bench_default_run.py"],
+    "grid-sample": ["bench_grid_sample.py", "--block"],
 }
 QUICK = {
     "conv": ["--quick", "--layers", "ab"],
@@ -47,6 +49,7 @@ QUICK = {
     "profile": ["--quick"],
     "scaling": ["--quick", "--figure", os.path.join(os.sep, "tmp", "bench_scaling_quick.png")],
     "default-run": ["--", "--epochs", "1", "--num-train", "32", "--num-val", "16"],
+    "grid-sample": ["--quick"],
 }
 RESULT = re.compile(r"\n?<!-- result: (.*) -->\s*$")
 
