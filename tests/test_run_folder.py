@@ -17,7 +17,8 @@ import minisegnet as msn
 from minisegnet import runfolder, train
 
 CONFIG = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
-              model_args=dict(base_channels=4, depth=2), backend="numpy")
+              model_args=dict(base_channels=4, depth=2),
+              backend=os.environ.get("MINISEGNET_BACKEND", "numpy").strip().lower())    # the session's backend
 
 # The child: a training run that kills itself (SIGKILL: no cleanup, no finally) just
 # before or just after the k-th rename into the run folder. Every file of a run is
@@ -49,7 +50,7 @@ print(json.dumps(renames))
 def _child(out, config=None, resume=False, kill_at=0, when="before", timeout=300):
     spec = dict(out=str(out), config=config if config is not None else {}, resume=resume, kill_at=kill_at,
                 when=when)
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINISEGNET_BACKEND="numpy")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     return subprocess.run([sys.executable, "-c", CHILD, json.dumps(spec)], capture_output=True, text=True,
                           timeout=timeout, env=env)
 
@@ -172,7 +173,7 @@ def test_kill_at_random_times_then_resume_even_twice(tmp_path, reference):
     assert _child(out0, CONFIG).returncode == 0
     duration = time.perf_counter() - started
     rng = random.Random(0)
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", MINISEGNET_BACKEND="numpy")
+    env = dict(os.environ, OPENBLAS_NUM_THREADS="1")
     for case in range(6):
         out = tmp_path / f"case{case}"
         spec = dict(out=str(out), config=CONFIG, resume=False, kill_at=0, when="before")
