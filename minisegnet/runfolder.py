@@ -36,7 +36,7 @@ import numpy as np
 from . import io
 
 __all__ = ["RUN_FILES", "CHECKPOINT_FORMAT", "atomic_file", "write_json", "remove_stale_temporaries",
-           "save_checkpoint", "read_checkpoint", "checkpoint_epoch", "CheckpointError"]
+           "save_checkpoint", "read_checkpoint", "read_meta", "checkpoint_epoch", "CheckpointError"]
 
 RUN_FILES = ("config.json", "checkpoint.npz", "best.npz", "metrics.json", "curves.png", "predictions.png")
 CHECKPOINT_FORMAT = "minisegnet-checkpoint-1"
@@ -125,7 +125,27 @@ def read_checkpoint(path):
     if not isinstance(state, dict) or "meta" not in state:
         raise CheckpointError(f"{path!r} is an .npz file but not a minisegnet training checkpoint "
                               "(no 'meta' entry)")
-    meta_array = state["meta"]
+    return state, _checked_meta(state["meta"], path)
+
+
+def read_meta(path):
+    """The checked ``meta`` of the checkpoint at ``path`` alone, without reading its arrays
+    (a big model's checkpoint is hundreds of megabytes; its record is a few kilobytes).
+    Raises ``CheckpointError`` as ``read_checkpoint`` does."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("meta.npy") as member:
+            meta_array = np.lib.format.read_array(member, allow_pickle=False)
+    except KeyError:
+        raise CheckpointError(f"{path!r} is an .npz file but not a minisegnet training checkpoint "
+                              "(no 'meta' entry)") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
+        raise CheckpointError(f"cannot read checkpoint {path!r}: {error}") from None
+    return _checked_meta(meta_array, path)
+
+
+def _checked_meta(meta_array, path):
     if not isinstance(meta_array, np.ndarray) or meta_array.dtype.kind != "U" or meta_array.ndim != 0:
         raise CheckpointError(f"{path!r}: its 'meta' entry should be a JSON text, got "
                               f"{getattr(meta_array, 'dtype', type(meta_array).__name__)} "
@@ -154,7 +174,7 @@ def read_checkpoint(path):
     for key in ("num_classes", "in_channels", "class_names", "palette"):
         if key not in meta["info"]:
             raise CheckpointError(f"{path!r}: its meta['info'] lacks {key!r}")
-    return state, meta
+    return meta
 
 
 def checkpoint_epoch(path):
@@ -162,6 +182,6 @@ def checkpoint_epoch(path):
     if not os.path.exists(path):
         return None
     try:
-        return read_checkpoint(path)[1]["epoch"]
+        return read_meta(path)["epoch"]
     except CheckpointError:
         return None

@@ -50,7 +50,7 @@ from . import backend, data as data_module, optim, shapes, tasks
 from .autograd import Tensor, no_grad
 from .random import generator, manual_seed
 from .runfolder import (CHECKPOINT_FORMAT, CheckpointError, atomic_file, checkpoint_epoch, read_checkpoint,
-                        remove_stale_temporaries, save_checkpoint, write_json)
+                        read_meta, remove_stale_temporaries, save_checkpoint, write_json)
 
 __all__ = ["DEFAULTS", "TOY_DATASETS", "UserError", "TrainingDiverged", "run", "evaluate", "evaluate_checkpoint",
            "predict_images", "predict_image", "load_checkpoint", "build_model_from", "Geometry", "geometry_for"]
@@ -403,7 +403,7 @@ def _checkpoint_path(path):
         best, last = os.path.join(path, "best.npz"), os.path.join(path, "checkpoint.npz")
         if os.path.exists(last):
             try:
-                meta = read_checkpoint(last)[1]
+                meta = read_meta(last)
             except CheckpointError:
                 meta = None
             best_epoch = (meta or {}).get("best", {}) or {}

@@ -95,6 +95,7 @@ def check_consistent(out):
         assert metrics is None and "best.npz" not in present, names
         return
     _, meta = runfolder.read_checkpoint(str(out / "checkpoint.npz"))
+    assert runfolder.read_meta(str(out / "checkpoint.npz")) == meta         # the record alone, read cheaply
     if metrics is not None:
         assert len(metrics["epochs"]) in (meta["epoch"], meta["epoch"] - 1)
         assert metrics["epochs"] == meta["history"][:len(metrics["epochs"])]
