@@ -14,6 +14,7 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_training_commands(commands)
     _add_shape_commands(commands)
+    _add_augment_commands(commands)
     return parser
 
 
@@ -377,6 +378,55 @@ def _unet_against_the_paper(options):
         return ("This is the paper's U-Net (1-channel input, 2 classes, valid convs, no BatchNorm). The paper "
                 "prints no parameter count; its layer list sums to the total above, 31,030,658.")
     return "Not the paper's U-Net, which has 31,030,658 parameters: " + ", ".join(differ) + "."
+
+
+def _add_augment_commands(commands):
+    """augment-preview: one image under several random draws of the named augmentations."""
+
+    def fails(error):
+        print(f"minisegnet augment-preview: error: {error}", file=sys.stderr)
+        return 2
+
+    def run_preview(args):
+        import numpy as np
+
+        from . import data
+        from .viz.sampling import plot_augment_preview
+
+        names = [n.strip() for n in args.augment.split(",") if n.strip()]
+        unknown = [n for n in names if n not in data.AUGMENTATIONS]
+        if not names or unknown:
+            return fails(f"--augment takes names from {', '.join(data.AUGMENTATIONS)} separated by commas, "
+                         f"got {args.augment!r}")
+        if args.draws < 1 or args.index < 0 or args.seed < 0:
+            return fails(f"--draws must be >= 1 and --index, --seed >= 0, got {args.draws}, {args.index}, {args.seed}")
+        datasets = {"shapes": data.Shapes, "roads": data.Roads, "cells": data.Cells}
+        try:
+            dataset = datasets[args.data](num_samples=args.index + 1, size=args.size, seed=args.seed)
+        except ValueError as error:
+            return fails(f"--size: {error}")
+        image, mask = dataset[args.index][:2]
+        transforms = [(name, data.AUGMENTATIONS[name]()) for name in names for _ in range(args.draws)]
+        plot_augment_preview(image, mask, transforms, np.random.default_rng(args.seed), palette=dataset.palette,
+                             path=args.out, columns=min(args.draws + 1, 5) if len(names) == 1 else 4)
+        print(f"wrote {args.out}: {args.data} image {args.index} and {args.draws} draw(s) of {', '.join(names)}")
+        return 0
+
+    preview = commands.add_parser(
+        "augment-preview", help="draw one image under random draws of the augmentations",
+        description="Draw one generated image and several random draws of each named augmentation (the "
+                    "names of train --augment), the labels tinted on top; for the deformations (elastic, "
+                    "affine), arrows from output pixels to the input points they show.")
+    preview.add_argument("--augment", default="elastic,affine,color", metavar="NAME,NAME",
+                         help="augmentations to draw (default: elastic,affine,color)")
+    preview.add_argument("--data", choices=("shapes", "roads", "cells"), default="cells",
+                         help="which generated dataset (default cells)")
+    preview.add_argument("--size", type=int, default=96, help="image size (default 96)")
+    preview.add_argument("--index", type=int, default=0, help="which image (default 0)")
+    preview.add_argument("--draws", type=int, default=2, help="random draws per augmentation (default 2)")
+    preview.add_argument("--seed", type=int, default=0, help="seed of the data and the draws (default 0)")
+    preview.add_argument("--out", default="augment_preview.png", help="where to write the PNG")
+    preview.set_defaults(func=run_preview)
 
 
 def main(argv=None):

@@ -163,3 +163,34 @@ def test_color_jitter_touches_the_image_only():
 def test_bad_parameters_are_refused(make, error, words):
     with pytest.raises(error, match=words):
         make()
+
+
+def test_train_cli_takes_the_names_and_records_them(tmp_path):
+    """``minisegnet train --augment elastic,affine,color`` trains with them and config.json says so."""
+    import json
+    import os
+
+    from minisegnet.cli import main
+    from minisegnet.data import AUGMENTATIONS
+
+    assert {"elastic", "affine", "color"} <= set(AUGMENTATIONS)
+    assert isinstance(AUGMENTATIONS["elastic"](), RandomElastic) and AUGMENTATIONS["elastic"]().sigma == 10
+    out = str(tmp_path / "run")
+    tiny = ["--size", "32", "--num-train", "8", "--num-val", "4", "--batch-size", "4", "--epochs", "1",
+            "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--quiet"]
+    assert main(["train", *tiny, "--augment", "hflip,elastic,affine,color", "--out", out]) == 0
+    config = json.load(open(os.path.join(out, "config.json")))["config"]
+    assert config["augment"] == ["hflip", "elastic", "affine", "color"]
+
+
+def test_augment_preview_command(tmp_path, capsys):
+    from minisegnet.cli import main
+
+    out = tmp_path / "preview.png"
+    assert main(["augment-preview", "--augment", "elastic,color", "--draws", "1", "--size", "48",
+                 "--out", str(out)]) == 0
+    assert out.stat().st_size > 1000 and "elastic, color" in capsys.readouterr().out
+    assert main(["augment-preview", "--augment", "elastic,twirl", "--out", str(out)]) == 2
+    assert "--augment takes names from" in capsys.readouterr().err
+    assert main(["augment-preview", "--draws", "0", "--out", str(out)]) == 2
+    assert main(["augment-preview", "--size", "8", "--out", str(out)]) == 2

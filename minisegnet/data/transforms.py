@@ -402,4 +402,7 @@ AUGMENTATIONS = {
     "hflip": lambda: RandomFlip(horizontal=True),                    # mirror left-right, p = 0.5
     "vflip": lambda: RandomFlip(horizontal=False, vertical=True),    # mirror up-down, p = 0.5
     "rot90": RandomRot90,                                            # 0, 90, 180 or 270 degrees
+    "elastic": RandomElastic,                                        # the U-Net paper's: 3x3 vectors, sd 10 px
+    "affine": lambda: RandomAffine(degrees=15, translate=(0.1, 0.1), scale=(0.9, 1.1), shear=5),
+    "color": lambda: ColorJitter(brightness=0.2, contrast=0.2, gamma=0.2),   # the image only
 }

@@ -269,7 +269,7 @@ def plot_augment_preview(image, mask, transforms, rng, palette=None, path=None, 
     n = len(draws)
     cols = min(columns, n)
     rows = -(-n // cols)
-    fig = _Figure(figsize=(3.1 * cols, 3.3 * rows), dpi=100)
+    fig = _Figure(figsize=(3.1 * cols, 3.5 * rows + 0.3), dpi=100)
     h, w = image.shape[-2:]
     step = step or max(4, min(h, w) // 12)
     for k, (name, out_image, out_mask, positions) in enumerate(draws):
@@ -284,7 +284,7 @@ def plot_augment_preview(image, mask, transforms, rng, palette=None, path=None, 
         ax.set_ylim(h - 0.5, -0.5)
         ax.axis("off")
     fig.suptitle("arrows: from each output pixel to the input point it shows", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.97))
     if path is not None:
         fig.savefig(path, dpi=100)
     return fig
