@@ -245,3 +245,53 @@ def test_dice_loss_errors():
         F.dice_loss(x, np.zeros((1, 2, 2), dtype=np.int64), smooth=-1.0)
     with pytest.raises(ValueError, match=r"logits must have shape \(N, C\)"):
         F.dice_loss(t64(np.zeros(2)), np.zeros((), dtype=np.int64))
+
+
+# ---- regression: mse_loss and l1_loss -------------------------------------------------------
+@given(kind=st.sampled_from(["mse", "l1"]), shape=st.sampled_from([(5,), (3, 4), (2, 1, 3, 2)]),
+       reduction=st.sampled_from(["mean", "sum", "none"]), weighted=st.booleans(),
+       ties=st.booleans(), seed=st.integers(0, 2**16))
+def test_regression_losses_match_torch(torch, kind, shape, reduction, weighted, ties, seed):
+    rng = np.random.default_rng(seed)
+    x_np, t_np = rng.standard_normal(shape), rng.standard_normal(shape)
+    if ties:                                     # x == t somewhere: L1's kink, gradient 0 there
+        x_np[rng.random(shape) < 0.3] = 0.0
+        t_np[x_np == 0.0] = 0.0
+    w_np = rng.uniform(0, 2, shape) * (rng.random(shape) < 0.7) if weighted else None
+    x, tx, t, tt = t64(x_np), as_torch(torch, x_np), t64(t_np), as_torch(torch, t_np)
+    ours = (F.mse_loss if kind == "mse" else F.l1_loss)(x, t, reduction=reduction, weight=w_np)
+    theirs = getattr(torch.nn.functional, kind + "_loss")(
+        tx, tt, reduction=reduction, weight=None if w_np is None else torch.tensor(w_np))
+    assert_close(ours, theirs)
+    g = rng.standard_normal(ours.shape)
+    ours.backward(g); theirs.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad, what="grad input")
+    assert_close(t.grad, tt.grad, what="grad target")
+
+
+@pytest.mark.parametrize("fn", [F.mse_loss, F.l1_loss])
+def test_gradcheck_regression_losses(fn):
+    rng = np.random.default_rng(0)
+    x_np, t_np, w = rng.standard_normal((2, 3, 2)), rng.standard_normal((2, 3, 2)), rng.uniform(0, 2, (2, 3, 2))
+    for reduction in ("mean", "sum", "none"):
+        for weight in (None, w):
+            assert gradcheck(lambda x, t: fn(x, t, reduction=reduction, weight=weight), [t64(x_np), t64(t_np)])
+
+
+def test_regression_losses_by_hand_and_errors():
+    x, t = t64([[1.0, 2.0], [3.0, 4.0]]), t64([[0.0, 0.0], [0.0, 0.0]], requires_grad=False)
+    w = np.array([[1.0, 0.0], [0.0, 2.0]])
+    assert F.mse_loss(x, t).item() == pytest.approx((1 + 4 + 9 + 16) / 4)
+    assert F.mse_loss(x, t, weight=w).item() == pytest.approx((1 + 2 * 16) / 3)      # sum(w e) / sum(w)
+    assert F.l1_loss(x, t, weight=w, reduction="sum").item() == pytest.approx(1 + 8)
+    assert F.l1_loss(x, np.zeros((2, 2), np.int64)).item() == pytest.approx(2.5)   # integer target: cast
+    with pytest.raises(ValueError, match=r"target has shape \(2,\), but it must have the input's shape \(2, 2\)"):
+        F.mse_loss(x, t64([0.0, 0.0]))
+    with pytest.raises(ValueError, match=r"weight has shape \(2,\), but it must have the input's shape"):
+        F.l1_loss(x, t, weight=np.ones(2))
+    with pytest.raises(ValueError, match="reduction must be one of"):
+        F.l1_loss(x, t, reduction="avg")
+    with pytest.raises(TypeError, match="floating-point"):
+        F.mse_loss(msn.tensor(np.zeros((2, 2), np.int64)), t)
+    with pytest.raises(TypeError, match="target has dtype float32 but input has float64"):
+        F.mse_loss(x, msn.tensor(np.zeros((2, 2), np.float32)))

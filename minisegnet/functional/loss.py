@@ -1,4 +1,5 @@
-"""Segmentation losses: pixel-wise cross-entropy, binary cross-entropy, soft Dice.
+"""Segmentation losses: pixel-wise cross-entropy, binary cross-entropy, soft Dice,
+and the two regression losses dense heads use (mean squared error, L1).
 
 Shapes follow PyTorch: logits are (N, C, H, W) (or (N, C), or (N, C, d1, ..., dk))
 with the class axis 1, and integer targets drop that axis: (N, H, W) (or (N,),
@@ -13,7 +14,7 @@ from .. import backend, checks
 from ..autograd import Function, Tensor
 from .activation import softmax
 
-__all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "dice_loss"]
+__all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "dice_loss", "mse_loss", "l1_loss"]
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -298,3 +299,104 @@ def dice_loss(logits, target, smooth=1.0, ignore_index=None):
     intersection = (probs * onehot).sum(axes)
     dice = (2 * intersection + smooth) / (probs.sum(axes) + onehot.sum(axes) + smooth)
     return 1 - dice.mean()
+
+
+# ---- regression: mean squared error and L1 ---------------------------------------------------
+class _ElementwiseRegression(Function):
+    """Shared reduction of ``mse_loss`` and ``l1_loss``: an elementwise error ``e(x - t)``,
+    optionally times a weight ``w``, then
+
+        'none'  w * e               (same shape as the input)
+        'sum'   sum(w * e)
+        'mean'  sum(w * e) / sum(w)   (sum(e) / numel without a weight: PyTorch's rule)
+
+    Backward: d/dx = g * w * e'(x - t) / (sum(w) or numel for 'mean'), and
+    d/dt = -d/dx. The weight is a constant (no gradient).
+    """
+
+    def __init__(self, weight, reduction):
+        self.weight, self.reduction = weight, reduction
+
+    def forward(self, x, t):
+        self.diff = x - t
+        loss = self.error(self.diff)
+        if self.weight is not None:
+            loss = loss * self.weight
+        if self.reduction == "none":
+            return loss
+        if self.reduction == "sum":
+            return loss.sum()
+        self.count = self.weight.sum() if self.weight is not None else x.size
+        return loss.sum() / self.count
+
+    def backward(self, g):
+        scale = g / self.count if self.reduction == "mean" else g
+        if self.weight is not None:
+            scale = scale * self.weight
+        gx = scale * self.slope(self.diff)
+        return (gx if self.needs_input_grad[0] else None), (-gx if self.needs_input_grad[1] else None)
+
+
+class MSELoss(_ElementwiseRegression):
+    """Squared error ``e(d) = d^2``, ``e'(d) = 2 d`` with ``d = x - t``."""
+
+    def error(self, d):
+        return d * d
+
+    def slope(self, d):
+        return 2 * d
+
+
+class L1Loss(_ElementwiseRegression):
+    """Absolute error ``e(d) = |d|``, ``e'(d) = sign(d)`` (0 at ``d = 0``, as in PyTorch)."""
+
+    def error(self, d):
+        return backend.get_array_module(d).abs(d)
+
+    def slope(self, d):
+        return backend.get_array_module(d).sign(d)
+
+
+def _regression_args(input, target, weight, reduction):
+    _check_reduction(reduction)
+    x = input if isinstance(input, Tensor) else Tensor(input)
+    t = target if isinstance(target, Tensor) else Tensor(target)
+    if x.dtype.kind != "f":
+        raise TypeError(f"input must be floating-point, got dtype {x.dtype}")
+    if t.shape != x.shape:
+        raise ValueError(f"target has shape {t.shape}, but it must have the input's shape {x.shape} "
+                         "(no broadcasting: a mismatch is almost always a bug)")
+    if t.dtype.kind != "f":
+        t = Tensor._wrap(t.data.astype(x.dtype))     # integer targets: constants
+    elif t.dtype != x.dtype:
+        raise TypeError(f"target has dtype {t.dtype} but input has {x.dtype}; cast one of them")
+    if weight is None:
+        return x, t, None
+    w = (weight if isinstance(weight, Tensor) else Tensor(weight)).data
+    if tuple(w.shape) != x.shape:
+        raise ValueError(f"weight has shape {tuple(w.shape)}, but it must have the input's shape {x.shape}")
+    return x, t, w.astype(x.dtype, copy=False)
+
+
+def mse_loss(input, target, reduction="mean", weight=None):
+    """Mean squared error ``(x - t)^2``, like ``torch.nn.functional.mse_loss``.
+
+    ``input`` and ``target``: float arrays of the same shape. ``weight``:
+    optional per-element weights of that shape (e.g. 0 on pixels that do not
+    count); with it, 'mean' is ``sum(w (x - t)^2) / sum(w)``, a weighted
+    average, as in PyTorch (NaN when every weight is 0). Panoptic-DeepLab
+    trains its centre heatmap with it.
+    """
+    x, t, w = _regression_args(input, target, weight, reduction)
+    return MSELoss(w, reduction)(x, t)
+
+
+def l1_loss(input, target, reduction="mean", weight=None):
+    """Mean absolute error ``|x - t|``, like ``torch.nn.functional.l1_loss``.
+
+    Same arguments and reductions as :func:`mse_loss`. Its gradient is
+    ``sign(x - t)``: every pixel pulls with the same force whatever its error,
+    which suits regression targets with outliers (Panoptic-DeepLab's offsets).
+    """
+    x, t, w = _regression_args(input, target, weight, reduction)
+    return L1Loss(w, reduction)(x, t)
