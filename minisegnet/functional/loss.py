@@ -327,10 +327,12 @@ class _ElementwiseRegression(Function):
         if self.reduction == "sum":
             return loss.sum()
         self.count = self.weight.sum() if self.weight is not None else x.size
-        return loss.sum() / self.count
+        with np.errstate(invalid="ignore", divide="ignore"):     # every weight 0: NaN, as in PyTorch
+            return loss.sum() / self.count
 
     def backward(self, g):
-        scale = g / self.count if self.reduction == "mean" else g
+        with np.errstate(invalid="ignore", divide="ignore"):
+            scale = g / self.count if self.reduction == "mean" else g
         if self.weight is not None:
             scale = scale * self.weight
         gx = scale * self.slope(self.diff)
