@@ -331,11 +331,11 @@ class _ElementwiseRegression(Function):
             return loss.sum() / self.count
 
     def backward(self, g):
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with np.errstate(invalid="ignore", divide="ignore"):     # every weight 0: NaN, as in PyTorch
             scale = g / self.count if self.reduction == "mean" else g
-        if self.weight is not None:
-            scale = scale * self.weight
-        gx = scale * self.slope(self.diff)
+            if self.weight is not None:
+                scale = scale * self.weight
+            gx = scale * self.slope(self.diff)
         return (gx if self.needs_input_grad[0] else None), (-gx if self.needs_input_grad[1] else None)
 
 
