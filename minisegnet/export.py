@@ -20,7 +20,7 @@ def torch_twin(model):
     """A freshly initialised PyTorch twin of ``model`` (same class, same
     constructor arguments, same state-dict keys), without copying weights."""
     from . import torch_models as tm
-    from .models import FCN, DeepLabV3Plus, SegNet, UNet
+    from .models import FCN, DeepLabV3Plus, PanopticDeepLab, SegNet, UNet
 
     if isinstance(model, UNet):
         return tm.UNet(model.in_channels, model.num_classes, model.base_channels, model.depth, model.padding,
@@ -35,8 +35,14 @@ def torch_twin(model):
         return tm.DeepLabV3Plus(model.in_channels, model.num_classes, model.output_stride, model.atrous_rates,
                                 model.width_mult, model.aspp_channels, model.low_level_channels,
                                 model.decoder_channels, model.dropout)
+    if isinstance(model, PanopticDeepLab):
+        return tm.PanopticDeepLab(model.in_channels, model.num_classes, model.output_stride, model.atrous_rates,
+                                  model.width_mult, model.aspp_channels, model.low_level_channels,
+                                  model.decoder_channels, model.dropout, model.instance_aspp_channels,
+                                  model.instance_low_level_channels, model.instance_decoder_channels,
+                                  model.head_channels)
     raise TypeError(f"to_torch: no PyTorch twin for {type(model).__name__}; "
-                    "supported: UNet, FCN, SegNet, DeepLabV3Plus")
+                    "supported: UNet, FCN, SegNet, DeepLabV3Plus, PanopticDeepLab")
 
 
 def to_torch(model):

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as TF
 from torch import nn
 
-__all__ = ["UNet", "FCN", "SegNet", "DeepLabV3Plus", "bilinear_upsampling_weight"]
+__all__ = ["UNet", "FCN", "SegNet", "DeepLabV3Plus", "PanopticDeepLab", "bilinear_upsampling_weight"]
 
 
 # ---------------------------------------------------------------- U-Net ----
@@ -277,11 +277,12 @@ class _ASPP(nn.Module):
 
 
 class _SeparableConv(nn.Module):
-    """Depthwise 3x3 then pointwise 1x1, no bias: keys ``depthwise.weight``, ``pointwise.weight``."""
+    """Depthwise k x k then pointwise 1x1, no bias: keys ``depthwise.weight``, ``pointwise.weight``."""
 
-    def __init__(self, in_channels, out_channels):
+    def __init__(self, in_channels, out_channels, kernel_size=3):
         super().__init__()
-        self.depthwise = nn.Conv2d(in_channels, in_channels, 3, padding=1, groups=in_channels, bias=False)
+        self.depthwise = nn.Conv2d(in_channels, in_channels, kernel_size, padding=kernel_size // 2,
+                                   groups=in_channels, bias=False)
         self.pointwise = nn.Conv2d(in_channels, out_channels, 1, bias=False)
 
     def forward(self, x):
@@ -318,3 +319,35 @@ class DeepLabV3Plus(nn.Module):
         low, features = self.backbone(x)
         y = self.classifier(self.decoder(self.aspp(features), low))
         return TF.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
+
+
+# ----------------------------------------------------- Panoptic-DeepLab ----
+def _separable_head(in_channels, head_channels, out_channels):
+    return nn.Sequential(_SeparableConv(in_channels, head_channels, 5), nn.BatchNorm2d(head_channels), nn.ReLU(),
+                         nn.Conv2d(head_channels, out_channels, 1))
+
+
+class PanopticDeepLab(nn.Module):
+    def __init__(self, in_channels=3, num_classes=2, output_stride=16, atrous_rates=None, width_mult=0.5,
+                 aspp_channels=64, low_level_channels=16, decoder_channels=64, dropout=0.1,
+                 instance_aspp_channels=32, instance_low_level_channels=8, instance_decoder_channels=32,
+                 head_channels=16):
+        super().__init__()
+        self.deeplab = DeepLabV3Plus(in_channels, num_classes, output_stride, atrous_rates, width_mult,
+                                     aspp_channels, low_level_channels, decoder_channels, dropout)
+        rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
+        rates = atrous_rates if atrous_rates is not None else rates
+        backbone = self.deeplab.backbone
+        self.instance_aspp = _ASPP(backbone.out_channels, instance_aspp_channels, rates, dropout)
+        self.instance_decoder = _Decoder(backbone.low_level_channels, instance_aspp_channels,
+                                         instance_low_level_channels, instance_decoder_channels)
+        self.center_head = _separable_head(instance_decoder_channels, head_channels, 1)
+        self.offset_head = _separable_head(instance_decoder_channels, head_channels, 2)
+
+    def forward(self, x):
+        low, features = self.deeplab.backbone(x)
+        semantic = self.deeplab.classifier(self.deeplab.decoder(self.deeplab.aspp(features), low))
+        instance = self.instance_decoder(self.instance_aspp(features), low)
+        up = lambda y: TF.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
+        return {"semantic": up(semantic), "center": up(self.center_head(instance)),
+                "offset": up(self.offset_head(instance))}

@@ -4,6 +4,8 @@
 * ``FCN`` (``fcn.py``): FCN-32s/16s/8s, a convolutionalised VGG with learned upsampling.
 * ``SegNet`` (``segnet.py``): an encoder-decoder that passes only max-pool indices.
 * ``DeepLabV3Plus`` (``deeplab.py``): MobileNetV2-style backbone, atrous convolution, ASPP.
+* ``PanopticDeepLab`` (``panoptic_deeplab.py``): DeepLabV3+ plus a class-agnostic
+  instance branch (object centre heatmap and offsets): panoptic segmentation.
 
 ``build_model(name, in_channels, num_classes, **kwargs)`` maps the command-line
 names to constructors. ``minisegnet.export.to_torch`` turns any of them into a
@@ -11,12 +13,13 @@ PyTorch module with the same weights.
 """
 from .deeplab import DeepLabV3Plus
 from .fcn import FCN
+from .panoptic_deeplab import PanopticDeepLab
 from .segnet import SegNet
 from .unet import UNet
 
-__all__ = ["UNet", "FCN", "SegNet", "DeepLabV3Plus", "build_model", "MODEL_NAMES"]
+__all__ = ["UNet", "FCN", "SegNet", "DeepLabV3Plus", "PanopticDeepLab", "build_model", "MODEL_NAMES"]
 
-MODEL_NAMES = ("unet", "fcn8s", "fcn16s", "fcn32s", "segnet", "deeplabv3plus")
+MODEL_NAMES = ("unet", "fcn8s", "fcn16s", "fcn32s", "segnet", "deeplabv3plus", "panoptic-deeplab")
 
 
 def build_model(name, in_channels, num_classes, **kwargs):
@@ -33,4 +36,6 @@ def build_model(name, in_channels, num_classes, **kwargs):
         return SegNet(in_channels=in_channels, num_classes=num_classes, **kwargs)
     if name == "deeplabv3plus":
         return DeepLabV3Plus(in_channels=in_channels, num_classes=num_classes, **kwargs)
+    if name == "panoptic-deeplab":
+        return PanopticDeepLab(in_channels=in_channels, num_classes=num_classes, **kwargs)
     raise ValueError(f"unknown model name {name!r}; choose one of {', '.join(MODEL_NAMES)}")

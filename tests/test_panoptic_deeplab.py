@@ -1,0 +1,192 @@
+"""Panoptic-DeepLab: the PyTorch twin gives the same three outputs, the same
+gradients of the panoptic loss (cross-entropy + centre MSE + offset L1) for
+every parameter and the input, and the same BatchNorm statistics (float64
+and float32, train and eval); output shapes on drawn sizes; the composed
+DeepLabV3+ is a plain one; every parameter learns; bad arguments."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F
+from minisegnet.export import to_torch, torch_twin
+from minisegnet.models import DeepLabV3Plus, PanopticDeepLab, build_model
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models: PyTorch's thread pool only adds contention on a busy machine."""
+    try:
+        import torch
+    except ImportError:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+def _small(**kwargs):
+    config = dict(in_channels=2, num_classes=3, output_stride=8, atrous_rates=(1, 2), width_mult=0.25,
+                  aspp_channels=8, low_level_channels=4, decoder_channels=8, dropout=0.0,
+                  instance_aspp_channels=4, instance_low_level_channels=4, instance_decoder_channels=4,
+                  head_channels=4)
+    config.update(kwargs)
+    return PanopticDeepLab(**config)
+
+
+def _jitter(model, seed=0):
+    """Move weights and BatchNorm statistics off their initial values, so identity
+    BatchNorms and symmetric inits cannot hide a wrong twin."""
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.data = p.data + (0.05 * rng.standard_normal(p.shape)).astype(p.dtype)
+    for name, buf in model.named_buffers():
+        if name.endswith("running_mean"):
+            buf.data = (0.1 * rng.standard_normal(buf.shape)).astype(buf.dtype)
+        elif name.endswith("running_var"):
+            buf.data = rng.uniform(0.5, 1.5, buf.shape).astype(buf.dtype)
+    return model
+
+
+def _close(ours, theirs, tol, what):
+    a = ours.numpy() if isinstance(ours, msn.Tensor) else np.asarray(ours)
+    b = theirs.detach().numpy()
+    assert a.shape == b.shape, f"{what}: shape {a.shape} vs {b.shape}"
+    scale = max(1.0, float(np.abs(b).max()))
+    assert float(np.abs(a - b).max()) <= tol * scale, f"{what}: max abs difference {np.abs(a - b).max():.3g}"
+
+
+def _compare(torch, model, shape, tol, seed=1):
+    """Forward both; the panoptic loss in both; compare outputs, gradients, buffers."""
+    dtype = next(iter(model.parameters())).dtype
+    twin = to_torch(model)
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal(shape).astype(dtype)
+    x, tx = msn.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+    ours, theirs = model(x), twin(tx)
+    assert set(ours) == set(theirs) == {"semantic", "center", "offset"}
+    for key in ours:
+        _close(ours[key], theirs[key], tol, key)
+    n, _, h, w = shape
+    labels = rng.integers(0, model.num_classes, (n, h, w))
+    heat = rng.random((n, 1, h, w)).astype(dtype)
+    offsets = (5 * rng.standard_normal((n, 2, h, w))).astype(dtype)
+    weight = (rng.random((n, 2, h, w)) < 0.5).astype(dtype)
+    loss = (F.cross_entropy(ours["semantic"], msn.tensor(labels)) + F.mse_loss(ours["center"], msn.tensor(heat))
+            + F.l1_loss(ours["offset"], msn.tensor(offsets), weight=weight))
+    tf = torch.nn.functional
+    tloss = (tf.cross_entropy(theirs["semantic"], torch.tensor(labels)) + tf.mse_loss(theirs["center"], torch.tensor(heat))
+             + tf.l1_loss(theirs["offset"], torch.tensor(offsets), weight=torch.tensor(weight)))
+    _close(loss, tloss, tol, "loss")
+    loss.backward()
+    tloss.backward()
+    their_params = dict(twin.named_parameters())
+    for name, p in model.named_parameters():
+        _close(p.grad, their_params[name].grad, tol, f"gradient of {name}")
+    _close(x.grad, tx.grad, tol, "gradient of the input")
+    their_buffers = dict(twin.named_buffers())
+    for name, buf in model.named_buffers():
+        _close(buf, their_buffers[name], tol, f"buffer {name}")
+
+
+@pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("output_stride, rates, size", [(8, (1, 2), (33, 47)), (16, (1,), (49, 66))])
+def test_same_outputs_gradients_and_buffers_as_the_torch_twin_float64(torch, train, output_stride, rates, size):
+    model = _jitter(_small(output_stride=output_stride, atrous_rates=rates).to(np.float64)).train(train)
+    _compare(torch, model, (2, 2) + size, tol=1e-10)
+
+
+def test_same_outputs_and_gradients_float32(torch):
+    """Eval mode. In train mode the float32 gradients of both libraries drift apart by
+    a few percent in the backbone: BatchNorm over a batch of 2 divides by the standard
+    deviation of nearly constant channels (after ReLU6), which magnifies float32 rounding.
+    Float64 agrees to 1e-10 in train mode (above), so the formulas are the same."""
+    model = _jitter(_small()).eval()
+    _compare(torch, model, (2, 2, 40, 48), tol=1e-4)
+
+
+@given(h=st.integers(17, 40), w=st.integers(17, 40), seed=st.integers(0, 2**16))
+@settings(max_examples=4)
+def test_parity_on_drawn_input_sizes(torch, h, w, seed):
+    model = _jitter(_small(atrous_rates=(1,)).to(np.float64), seed)
+    _compare(torch, model, (2, 2, h, w), tol=1e-10, seed=seed)
+
+
+@given(h=st.integers(17, 70), w=st.integers(17, 70), n=st.integers(1, 2), classes=st.integers(1, 4))
+@settings(max_examples=8)
+def test_output_shapes_follow_the_input(h, w, n, classes):
+    """Every output has the input's size; the backbone's maps follow its size arithmetic."""
+    model = _small(num_classes=classes, atrous_rates=(1,)).eval()
+    with msn.no_grad():
+        out = model(msn.tensor(np.zeros((n, 2, h, w), np.float32)))
+    assert out["semantic"].shape == (n, classes, h, w)
+    assert out["center"].shape == (n, 1, h, w) and out["offset"].shape == (n, 2, h, w)
+    low, feat = model.deeplab.backbone.sizes((h, w))
+    assert low == (-(-h // 4), -(-w // 4)) and feat == (-(-h // 8), -(-w // 8))
+
+
+def test_the_semantic_branch_is_a_plain_deeplab():
+    """deeplab.* holds exactly a DeepLabV3Plus's weights: its semantic output is that model's logits."""
+    model = _jitter(_small()).eval()
+    plain = DeepLabV3Plus(2, 3, output_stride=8, atrous_rates=(1, 2), width_mult=0.25, aspp_channels=8,
+                          low_level_channels=4, decoder_channels=8, dropout=0.0).eval()
+    state = {k[len("deeplab."):]: v for k, v in model.state_dict().items() if k.startswith("deeplab.")}
+    assert set(state) == set(plain.state_dict())
+    plain.load_state_dict(state)
+    x = msn.tensor(np.random.default_rng(0).standard_normal((1, 2, 40, 48)).astype(np.float32))
+    with msn.no_grad():
+        np.testing.assert_allclose(model(x)["semantic"].numpy(), plain(x).numpy(), atol=1e-6)
+    others = {k.split(".")[0] for k in model.state_dict() if not k.startswith("deeplab.")}
+    assert others == {"instance_aspp", "instance_decoder", "center_head", "offset_head"}
+
+
+def test_state_dict_keys_and_shapes_equal_the_twins(torch):
+    model = _small()
+    assert {k: v.shape for k, v in model.state_dict().items()} == \
+        {k: tuple(v.shape) for k, v in torch_twin(model).state_dict().items()}
+
+
+def test_every_parameter_gets_a_gradient_and_a_tiny_batch_is_learned():
+    """Adam on one batch: each of the three losses falls to a third of its start."""
+    rng = np.random.default_rng(0)
+    model = _small(in_channels=3, num_classes=2, atrous_rates=(1,), aspp_channels=16, decoder_channels=16,
+                   instance_decoder_channels=8, head_channels=8)
+    h = w = 32
+    yy, xx = np.mgrid[:h, :w]
+    labels = ((yy - 16) ** 2 + (xx - 12) ** 2 < 50).astype(np.int64)[None].repeat(2, 0)
+    image = (0.3 * rng.standard_normal((2, 3, h, w)) + labels[:, None]).astype(np.float32)
+    heat = np.exp(-((yy - 16) ** 2 + (xx - 12) ** 2) / 8.0)[None, None].repeat(2, 0).astype(np.float32)
+    offsets = np.stack([16 - yy, 12 - xx]).astype(np.float32)[None].repeat(2, 0)
+    thing = labels[:, None].repeat(2, 1).astype(np.float32)
+    optimizer = msn.optim.Adam(model.parameters(), lr=1e-2)
+    first = last = None
+    for step in range(150):
+        out = model(msn.tensor(image))
+        losses = [F.cross_entropy(out["semantic"], msn.tensor(labels)), F.mse_loss(out["center"], msn.tensor(heat)),
+                  F.l1_loss(out["offset"], msn.tensor(offsets), weight=thing)]
+        optimizer.zero_grad()
+        (losses[0] + 10 * losses[1] + 0.1 * losses[2]).backward()
+        if step == 0:
+            first = [l.item() for l in losses]
+            for name, p in model.named_parameters():
+                assert p.grad is not None and np.isfinite(p.grad.numpy()).all(), name
+        optimizer.step()
+        last = [l.item() for l in losses]
+        if all(b < a / 3 for a, b in zip(first, last)):
+            break
+    assert all(b < a / 3 for a, b in zip(first, last)), f"losses {first} -> {last} in {step + 1} steps"
+
+
+def test_build_model_and_errors():
+    model = build_model("panoptic-deeplab", 3, 5, output_stride=8, atrous_rates=(1, 2, 3))
+    assert type(model) is PanopticDeepLab and model.num_classes == 5 and model.in_channels == 3
+    with pytest.raises(ValueError, match="PanopticDeepLab: head_channels must be a positive integer, got 0"):
+        _small(head_channels=0)
+    with pytest.raises(ValueError, match="DeepLabV3Plus: output_stride must be 16 or 8"):
+        _small(output_stride=4)
+    with pytest.raises(ValueError, match=r"PanopticDeepLab: input must be a Tensor of shape \(N, 2, H, W\)"):
+        _small()(msn.tensor(np.zeros((1, 3, 32, 32), np.float32)))
+    with pytest.raises(ValueError, match="DeepLabV3Plus: atrous rate 1"):
+        _small()(msn.tensor(np.zeros((1, 2, 16, 16), np.float32)))
