@@ -1,0 +1,224 @@
+"""Panoptic-DeepLab's targets and grouping (minisegnet/panoptic.py): targets against
+an object-by-object loop; centre peaks against the same rule written with PyTorch's
+max_pool2d and topk; pixel votes and majority classes against loops; perfect
+outputs give back the truth (PQ 1); shapes; bad input."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import minisegnet as msn
+from minisegnet import metrics, panoptic as P
+
+to_numpy = msn.backend.to_numpy
+on = msn.backend.asarray
+
+
+def _boxes_map(rng, n, h, w, max_objects, gap=0):
+    """(n, h, w) ids of random rectangles (later ones on top: occlusion, some ids vanish)."""
+    ids = np.zeros((n, h, w), np.int64)
+    for i in range(n):
+        for k in range(1, rng.integers(0, max_objects + 1) + 1):
+            y, x = rng.integers(0, h), rng.integers(0, w)
+            ids[i, y:y + rng.integers(1, h // 2 + 2), x:x + rng.integers(1, w // 2 + 2)] = k
+    return ids
+
+
+def _reference_targets(ids, sigma):
+    n, h, w = ids.shape
+    center = np.zeros((n, 1, h, w))
+    offset = np.zeros((n, 2, h, w))
+    yy, xx = np.mgrid[:h, :w]
+    for i in range(n):
+        for k in np.unique(ids[i]):
+            if k == 0:
+                continue
+            ys, xs = np.nonzero(ids[i] == k)
+            cy, cx = np.floor(ys.mean() + 0.5), np.floor(xs.mean() + 0.5)
+            center[i, 0] = np.maximum(center[i, 0], np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma ** 2)))
+            offset[i, 0][ids[i] == k] = cy - ys
+            offset[i, 1][ids[i] == k] = cx - xs
+    return center, offset
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 3), h=st.integers(1, 20), w=st.integers(1, 20),
+       objects=st.integers(0, 5), sigma=st.sampled_from([0.7, 2.0, 5.0]))
+def test_targets_equal_an_object_by_object_loop(seed, n, h, w, objects, sigma):
+    rng = np.random.default_rng(seed)
+    ids = _boxes_map(rng, n, h, w, objects)
+    valid = rng.random((n, h, w)) < 0.8
+    t = P.panoptic_targets(on(ids), sigma=sigma, valid=on(valid))
+    center, offset = _reference_targets(ids, sigma)
+    assert {k: v.shape for k, v in t.items()} == {"center": (n, 1, h, w), "center_weight": (n, 1, h, w),
+                                                  "offset": (n, 2, h, w), "offset_weight": (n, 2, h, w)}
+    assert all(v.dtype == np.float32 for v in t.values())
+    np.testing.assert_allclose(to_numpy(t["center"]), center, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(t["offset"]), offset, atol=1e-6)
+    np.testing.assert_array_equal(to_numpy(t["center_weight"])[:, 0], valid)
+    np.testing.assert_array_equal(to_numpy(t["offset_weight"]), np.stack([(ids > 0) & valid] * 2, axis=1))
+
+
+def test_targets_by_hand():
+    ids = np.zeros((1, 5, 6), np.int64)
+    ids[0, 1:4, 0:2] = 3             # centre of mass (2, 0.5): rounds to (2, 1)
+    t = P.panoptic_targets(ids, sigma=1.0)
+    assert t["center"][0, 0, 2, 1] == 1.0 and t["center"][0, 0, 2, 2] == pytest.approx(np.exp(-0.5))
+    np.testing.assert_array_equal(t["offset"][0, :, 1, 0], [1, 1])       # (1, 0) -> (2, 1)
+    np.testing.assert_array_equal(t["offset"][0, :, 3, 1], [-1, 0])
+    assert not t["offset"][0][:, ids[0] == 0].any()
+    centers, present = P.instance_centers(ids)
+    assert present.tolist() == [[False, False, False, True]] and centers[0, 3].tolist() == [2.0, 1.0]
+
+
+def _torch_peaks(torch, heat, threshold, kernel, top_k):
+    """The peak rule in PyTorch: equal to the max-pool, above the threshold, topk."""
+    t = torch.tensor(heat)
+    pooled = torch.nn.functional.max_pool2d(t, kernel, stride=1, padding=kernel // 2)
+    score = torch.where((t == pooled) & (t > threshold), t, torch.tensor(-np.inf, dtype=t.dtype)).flatten(1)
+    values, order = torch.topk(score, min(top_k, score.shape[1]), dim=1)
+    w = heat.shape[3]
+    return torch.stack([order // w, order % w], dim=2).numpy(), (values > -np.inf).numpy()
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 3), h=st.integers(1, 24), w=st.integers(1, 24),
+       kernel=st.sampled_from([1, 3, 5, 7]), top_k=st.integers(1, 40), threshold=st.sampled_from([0.1, 0.5, 0.9]),
+       smooth=st.booleans())
+def test_centre_peaks_equal_the_rule_in_pytorch(torch, seed, n, h, w, kernel, top_k, threshold, smooth):
+    rng = np.random.default_rng(seed)
+    heat = rng.random((n, 1, h, w))
+    if smooth:          # blobs rather than noise: fewer, rounder peaks
+        heat = np.cumsum(np.cumsum(heat, 2), 3)
+        heat = heat / heat.max()
+    coords, valid = P.find_centers(on(heat), threshold, kernel, top_k)
+    theirs, their_valid = _torch_peaks(torch, heat, threshold, kernel, top_k)
+    np.testing.assert_array_equal(to_numpy(valid), their_valid)
+    np.testing.assert_array_equal(to_numpy(coords)[their_valid], theirs[their_valid])
+
+
+def test_a_peak_must_be_the_window_maximum_and_above_the_threshold():
+    heat = np.zeros((1, 1, 5, 7))
+    heat[0, 0, 1, 1] = 0.9
+    heat[0, 0, 2, 2] = 0.5          # inside 0.9's 3x3 window: suppressed
+    heat[0, 0, 2, 5] = 0.3          # its own window: kept
+    heat[0, 0, 4, 0] = 0.1          # not above the threshold 0.1
+    coords, valid = map(to_numpy, P.find_centers(on(heat), threshold=0.1, nms_kernel=3, top_k=4))
+    assert valid.tolist() == [[True, True, False, False]]
+    assert coords[0, :2].tolist() == [[1, 1], [2, 5]]
+    coords, valid = map(to_numpy, P.find_centers(on(heat), threshold=0.1, nms_kernel=1, top_k=4))  # no suppression
+    assert valid.sum() == 3 and coords[0, 1].tolist() == [2, 2]        # strongest first
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12),
+       k=st.integers(1, 6))
+def test_each_pixel_joins_the_nearest_centre_to_where_it_points(seed, n, h, w, k):
+    rng = np.random.default_rng(seed)
+    offset = rng.uniform(-6, 6, (n, 2, h, w))
+    thing = rng.random((n, h, w)) < 0.6
+    coords = np.stack([rng.integers(0, h, (n, k)), rng.integers(0, w, (n, k))], axis=2)
+    valid = rng.random((n, k)) < 0.7
+    ours = to_numpy(P.group_pixels(on(offset), on(thing), on(coords), on(valid)))
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                if not thing[i, y, x] or not valid[i].any():
+                    assert ours[i, y, x] == 0
+                    continue
+                vy, vx = y + offset[i, 0, y, x], x + offset[i, 1, y, x]
+                d = [(vy - cy) ** 2 + (vx - cx) ** 2 if ok else np.inf for (cy, cx), ok in zip(coords[i], valid[i])]
+                assert ours[i, y, x] == int(np.argmin(d)) + 1
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 2), h=st.integers(2, 14), w=st.integers(2, 14),
+       min_area=st.integers(1, 6))
+def test_merge_equals_a_loop(seed, n, h, w, min_area):
+    """Majority vote per instance (ties to the smaller class), void for lonely thing
+    pixels, small stuff regions (8-connected) void."""
+    from scipy import ndimage
+    rng = np.random.default_rng(seed)
+    things, stuff = [1, 4], [0, 2, 3]
+    semantic = rng.choice([0, 1, 2, 3, 4], size=(n, h, w), p=[0.3, 0.2, 0.2, 0.1, 0.2])
+    semantic = np.repeat(np.repeat(semantic, 2, 1), 2, 2)[:, :h, :w]        # some regions larger than a pixel
+    is_thing = np.isin(semantic, things)
+    ids = np.where(is_thing, rng.integers(0, 4, (n, h, w)), 0)
+    ours = to_numpy(P.merge_semantic_and_instances(on(semantic), on(ids), things, stuff, min_area))
+    for i in range(n):
+        for k in range(1, 4):
+            where = ids[i] == k
+            if where.any():
+                votes = np.bincount(semantic[i][where], minlength=5)
+                assert (ours[i][where] == [int(np.argmax(votes)), k]).all()
+        assert (ours[i][is_thing[i] & (ids[i] == 0)] == [P.VOID, 0]).all()
+        for c in stuff:
+            labels, count = ndimage.label(semantic[i] == c, structure=np.ones((3, 3)))
+            for r in range(1, count + 1):
+                region = labels == r
+                expected = c if region.sum() >= min_area else P.VOID
+                assert (ours[i][region] == [expected, 0]).all()
+
+
+@given(seed=st.integers(0, 2**16), n=st.integers(1, 3), objects=st.integers(0, 4))
+@settings(max_examples=15)
+def test_perfect_outputs_give_back_the_truth(seed, n, objects):
+    """Targets used as predictions: the panoptic map equals the truth up to instance
+    numbering, so PQ = 1. Objects are kept apart (their centres farther than the
+    NMS window) and are convex, so each has one peak."""
+    rng = np.random.default_rng(seed)
+    h, w = 40, 48
+    ids = np.zeros((n, h, w), np.int64)
+    semantic = np.zeros((n, h, w), np.int64)
+    semantic[:, h // 2:] = 2                                   # two stuff classes: 0 above, 2 below
+    for i in range(n):
+        for k in range(1, objects + 1):                        # one object per 12-pixel column band
+            x0 = 12 * (k - 1) + int(rng.integers(0, 3))
+            y0 = int(rng.integers(0, h - 10))
+            ids[i, y0:y0 + rng.integers(4, 10), x0:x0 + rng.integers(3, 9)] = k
+    cls = np.where(rng.random((n, objects + 1)) < 0.5, 1, 3)    # thing classes 1 and 3
+    semantic = np.where(ids > 0, np.take_along_axis(cls, ids.reshape(n, -1), 1).reshape(ids.shape), semantic)
+    t = P.panoptic_targets(on(ids), sigma=2.0)
+    logits = on(np.eye(4, dtype=np.float32)[semantic].transpose(0, 3, 1, 2))
+    outputs = {"semantic": logits, "center": t["center"], "offset": t["offset"]}
+    pred = to_numpy(P.panoptic_inference(outputs, [1, 3], [0, 2]))
+    truth = np.stack([semantic, ids], axis=-1)
+    np.testing.assert_array_equal(pred[..., 0], semantic)
+    for i in range(n):      # the same partition into objects
+        pairs = {(a, b) for a, b in zip(pred[i, ..., 1].ravel(), ids[i].ravel())}
+        assert len(pairs) == len({a for a, _ in pairs}) == len({b for _, b in pairs})
+    s = metrics.panoptic_quality(pred, truth, things=[1, 3], stuff=[0, 2])
+    assert s["pq"] == 1.0
+
+
+def test_a_thing_pixel_without_a_centre_is_void_and_speckle_of_stuff_too():
+    semantic = np.zeros((1, 4, 6), np.int64)
+    semantic[0, :, 3:] = 2
+    semantic[0, 0, 0] = 2                      # a one-pixel island of class 2 in class 0
+    semantic[0, 3, 5] = 1                      # a thing pixel
+    logits = np.eye(3, dtype=np.float32)[semantic].transpose(0, 3, 1, 2)
+    outputs = {"semantic": on(logits), "center": on(np.zeros((1, 1, 4, 6), np.float32)),
+               "offset": on(np.zeros((1, 2, 4, 6), np.float32))}
+    pred = to_numpy(P.panoptic_inference(outputs, [1], [0, 2], min_stuff_area=2))
+    assert pred[0, 0, 0].tolist() == [P.VOID, 0] and pred[0, 3, 5].tolist() == [P.VOID, 0]
+    assert (pred[0, 1:, :3, 0] == 0).all() and (pred[0, :3, 3:, 0] == 2).all()
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: P.panoptic_targets(np.zeros((4, 4), np.int64)), ValueError, r"instances must have shape \(N, H, W\)"),
+    (lambda: P.panoptic_targets(np.zeros((1, 4, 4))), TypeError, "integer id map"),
+    (lambda: P.panoptic_targets(-np.ones((1, 4, 4), np.int64)), ValueError, "negative id -1"),
+    (lambda: P.panoptic_targets(np.zeros((1, 4, 4), np.int64), sigma=0), ValueError, "sigma must be a positive"),
+    (lambda: P.panoptic_targets(np.zeros((1, 4, 4), np.int64), valid=np.ones((1, 4, 5), bool)), ValueError,
+     "valid must be a boolean map"),
+    (lambda: P.find_centers(np.zeros((1, 2, 4, 4))), ValueError, r"\(N, 1, H, W\)"),
+    (lambda: P.find_centers(np.zeros((1, 1, 4, 4)), nms_kernel=4), ValueError, "nms_kernel must be odd"),
+    (lambda: P.find_centers(np.zeros((1, 1, 4, 4)), top_k=0), ValueError, "top_k must be a positive integer"),
+    (lambda: P.find_centers(np.zeros((1, 1, 4, 4), np.int64)), TypeError, "floating-point"),
+    (lambda: P.group_pixels(np.zeros((1, 3, 4, 4)), np.zeros((1, 4, 4), bool), None, None), ValueError,
+     r"offset must have shape \(N, 2, H, W\)"),
+    (lambda: P.merge_semantic_and_instances(np.full((1, 2, 2), 5), np.zeros((1, 2, 2), np.int64), [1], [0]),
+     ValueError, r"semantic holds classes \[5\], which are neither thing_classes \[1\]"),
+    (lambda: P.merge_semantic_and_instances(np.zeros((1, 2, 2), np.int64), np.zeros((1, 2, 2), np.int64), [1, 0],
+                                            [0]), ValueError, r"classes \[0\] are claimed as both thing and stuff"),
+    (lambda: P.panoptic_inference({"semantic": np.zeros((1, 2, 2, 2))}, [1], [0]), ValueError,
+     "outputs must be a dict with 'semantic', 'center' and 'offset'"),
+])
+def test_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
