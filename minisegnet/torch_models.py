@@ -350,4 +350,4 @@ class PanopticDeepLab(nn.Module):
         instance = self.instance_decoder(self.instance_aspp(features), low)
         up = lambda y: TF.interpolate(y, size=x.shape[2:], mode="bilinear", align_corners=False)
         return {"semantic": up(semantic), "center": up(self.center_head(instance)),
-                "offset": up(self.offset_head(instance))}
+                "offset": up(self.offset_head(instance) * 4.0)}

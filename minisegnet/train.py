@@ -614,7 +614,10 @@ def _train(config, out, state, meta, progress, log):
                 steps += 1
                 bar.set_postfix(loss=f"{loss_sum / steps:.4f}")
             train_scores = scores.summary()
-            bar.set_postfix({"loss": f"{loss_sum / steps:.4f}", task.best_score: _show(train_scores[task.best_score])})
+            shown = {"loss": f"{loss_sum / steps:.4f}"}
+            if task.best_score in train_scores:        # training=True scores may be a cheaper subset
+                shown[task.best_score] = _show(train_scores[task.best_score])
+            bar.set_postfix(shown)
             bar.close()
             held_out, _ = evaluate(model, task, val_loader, geometry, size)
             record = dict(epoch=epoch + 1, train_loss=loss_sum / steps,

@@ -20,7 +20,7 @@ EXAMPLES = ROOT / "examples"
 
 QUICK = ["conv_by_hand.py", "transposed_conv_three_ways.py", "segnet_round_trip.py",
          "bilinear_vs_transposed.py", "unet_572.py", "property_test_your_layer.py"]
-TRAINING = ["train_unet_shapes.py", "fcn_variants_on_shapes.py", "deeplab_roads.py", "elastic_few_images.py"]
+TRAINING = ["train_unet_shapes.py", "fcn_variants_on_shapes.py", "deeplab_roads.py", "elastic_few_images.py", "panoptic_deeplab_shapes.py"]
 # Multi-seed experiments: CI runs their fast mode (a smoke test that says so); the full
 # mode, which measured the numbers the docs report, is run by hand (many minutes).
 EXPERIMENTS = ["unet_weight_map_cells.py"]

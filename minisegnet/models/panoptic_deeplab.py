@@ -29,7 +29,11 @@ same backbone features, the paper's dual-ASPP, dual-decoder design::
 
 Each instance head is the paper's: a 5x5 depthwise-separable convolution
 (BatchNorm, ReLU) then a 1x1 convolution. All three outputs are bilinearly
-upsampled from stride 4 to the input size. The paper's instance decoder is
+upsampled from stride 4 to the input size. The offset head works in cells of
+its stride-4 map: its output is multiplied by ``OFFSET_SCALE = 4`` to give
+input pixels (as the paper's reference code does). Without that factor the
+1x1 convolution must grow four times larger weights to reach offsets of a
+car's half-width, and with Adam's bounded steps it takes that much longer. The paper's instance decoder is
 half as wide as the semantic one (128 against 256 channels, heads 32); the
 defaults here keep those ratios on ``DeepLabV3Plus``'s CPU-sized widths.
 (Simplified from the paper: one low-level skip at stride 4, where the paper
@@ -47,7 +51,9 @@ from .. import nn
 from .checks import check_image_batch
 from .deeplab import ASPP, DeepLabV3Plus, DeepLabV3PlusDecoder
 
-__all__ = ["PanopticDeepLab"]
+__all__ = ["PanopticDeepLab", "OFFSET_SCALE"]
+
+OFFSET_SCALE = 4.0     # offsets come out of the head in stride-4 cells; x4 gives input pixels
 
 
 def _head(in_channels, head_channels, out_channels):
@@ -111,6 +117,6 @@ class PanopticDeepLab(nn.Module):
         low_level, features = self.deeplab.backbone(x)          # computed once, read by both branches
         semantic = self.deeplab.classifier(self.deeplab.decoder(self.deeplab.aspp(features), low_level))
         instance = self.instance_decoder(self.instance_aspp(features), low_level)
-        center, offset = self.center_head(instance), self.offset_head(instance)
+        center, offset = self.center_head(instance), self.offset_head(instance) * OFFSET_SCALE
         return {name: F.interpolate(out, size=size, mode="bilinear", align_corners=False)
                 for name, out in (("semantic", semantic), ("center", center), ("offset", offset))}

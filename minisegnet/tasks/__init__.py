@@ -103,14 +103,16 @@ to ``TASKS``; the driver, the CLI's ``--task`` and the run folder need no
 change.
 """
 from .instance import InstanceTask
+from .panoptic import PanopticTask
 from .semantic import SemanticTask
 
-__all__ = ["TASKS", "TASK_NAMES", "SemanticTask", "InstanceTask"]
+__all__ = ["TASKS", "TASK_NAMES", "SemanticTask", "InstanceTask", "PanopticTask"]
 
 # The tasks ``minisegnet train --task NAME`` can train: name -> class.
 TASKS = {
     "semantic": SemanticTask,
     "instance": InstanceTask,
+    "panoptic": PanopticTask,
 }
 # Every task name the command line knows, including those still being written.
 TASK_NAMES = ("semantic", "instance", "panoptic")

@@ -1,0 +1,228 @@
+"""The panoptic task's parts (minisegnet/tasks/panoptic.py): targets made on the device,
+the three-term loss against its formula, scores equal to metrics.panoptic_quality of
+the post-processed outputs, a model without an instance branch refused, the files
+predict writes; and the panoptic figures."""
+import io
+
+import numpy as np
+import pytest
+
+import minisegnet as msn
+from minisegnet import functional as F, metrics, panoptic
+from minisegnet.data import Shapes
+from minisegnet.models import PanopticDeepLab
+from minisegnet.tasks.panoptic import PanopticTask
+
+to_numpy = msn.backend.to_numpy
+
+
+def _info(ds=Shapes):
+    return dict(num_classes=ds.num_classes, in_channels=ds.in_channels, class_names=list(ds.class_names),
+                palette=[list(c) for c in ds.colors], ignore_index=None, thing_classes=list(ds.thing_classes),
+                stuff_classes=list(ds.stuff_classes))
+
+
+def _batch(n=2, size=48):
+    ds = Shapes(n, size, seed=3, return_instances=True)
+    images, masks, ids = (np.stack(parts) for parts in zip(*(ds[i] for i in range(n))))
+    return images, masks, ids
+
+
+def _small_model():
+    return PanopticDeepLab(3, 4, output_stride=8, atrous_rates=(1, 2), width_mult=0.25, aspp_channels=8,
+                           low_level_channels=4, decoder_channels=8, dropout=0.0, instance_aspp_channels=8,
+                           instance_low_level_channels=4, instance_decoder_channels=8, head_channels=4)
+
+
+def test_loss_is_the_sum_of_the_three_terms():
+    task = PanopticTask(_info())
+    images, masks, ids = _batch()
+    targets = task.targets((masks, ids))
+    assert set(targets) >= {"masks", "instances", "center", "offset", "center_weight", "offset_weight"}
+    model = _small_model()
+    out = model(msn.tensor(images))
+    t = panoptic.panoptic_targets(ids, sigma=task.sigma)
+    thing = float(t["offset_weight"].sum())
+    expected = (F.cross_entropy(out["semantic"], msn.tensor(masks)).item()
+                + task.center_weight * F.mse_loss(out["center"], msn.tensor(t["center"])).item()
+                + task.offset_weight * np.abs(out["offset"].numpy() - t["offset"])[t["offset_weight"] > 0].sum() / thing)
+    loss = task.loss(out, targets)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
+def test_a_batch_without_objects_has_a_finite_loss():
+    task = PanopticTask(_info())
+    images, masks, ids = _batch()
+    empty = np.zeros_like(ids)
+    out = _small_model()(msn.tensor(images))
+    assert np.isfinite(task.loss(out, task.targets((np.zeros_like(masks), empty))).item())
+
+
+def test_scores_equal_panoptic_quality_of_the_postprocessed_outputs():
+    task = PanopticTask(_info())
+    images, masks, ids = _batch(3)
+    model = _small_model().eval()
+    with msn.no_grad():
+        out = model(msn.tensor(images))
+    scores = task.new_scores()
+    scores.update(out, task.targets((masks, ids)))
+    summary = scores.summary()
+    pred = task.postprocess(out)["panoptic"]
+    expected = metrics.panoptic_quality(pred, np.stack([masks, ids], -1), task.thing_classes, task.stuff_classes)
+    for key in ("pq", "sq", "rq", "pq_things", "pq_stuff"):
+        assert summary[key] == pytest.approx(expected[key], nan_ok=True), key
+    cm = metrics.confusion_matrix(to_numpy(out["semantic"].data.argmax(1)), masks, 4)
+    assert summary["mean_iou"] == pytest.approx(metrics.mean_iou(cm))
+    assert any("PQ" in line for line in scores.report())
+    training = task.new_scores(training=True)
+    training.update(out, task.targets((masks, ids)))
+    assert "pq" not in training.summary() and "mean_iou" in training.summary()
+    assert set(task.score_names) <= set(summary) and task.best_score in summary
+
+
+def test_a_model_without_an_instance_branch_is_refused_by_name():
+    task = PanopticTask(_info())
+    with pytest.raises(ValueError, match="--task panoptic needs a model with an instance branch .* deeplabv3plus "
+                                         "predicts classes only"):
+        task.build_model("deeplabv3plus", dict(output_stride=8, atrous_rates=(1, 2, 3)))
+    model = task.build_model("panoptic-deeplab", PanopticTask.models["panoptic-deeplab"])
+    assert isinstance(model, PanopticDeepLab) and model.num_classes == 4
+    with pytest.raises(ValueError, match="instance branch"):
+        task.loss(msn.tensor(np.zeros((1, 4, 8, 8), np.float32)), task.targets(
+            (np.zeros((1, 8, 8), np.int64), np.zeros((1, 8, 8), np.int64))))
+
+
+def test_data_without_things_is_refused():
+    info = dict(_info(), thing_classes=[], stuff_classes=None)
+    with pytest.raises(ValueError, match="needs thing classes"):
+        PanopticTask(info)
+    with pytest.raises(ValueError, match=r"classes \[1\] are claimed as both thing and stuff"):
+        PanopticTask(dict(_info(), thing_classes=[1, 2], stuff_classes=[0, 1]))
+    with pytest.raises(ValueError, match="needs batches \\(images, masks, instances\\)"):
+        PanopticTask(_info()).targets((np.zeros((1, 8, 8), np.int64),))
+
+
+def test_write_prediction_and_figures(tmp_path):
+    from PIL import Image
+
+    task = PanopticTask(_info())
+    images, masks, ids = _batch(2)
+    pan = np.stack([masks, ids], -1)
+    pan[0, 0, 0] = [panoptic.VOID, 0]
+    paths, note = task.write_prediction(images[0], dict(panoptic=pan[0], classes=masks[0]), str(tmp_path), "img")
+    overlay, encoded = (np.asarray(Image.open(p)) for p in paths)
+    assert overlay.shape == (48, 48, 3)
+    assert encoded.dtype == np.uint16 and encoded[0, 0] == 65535
+    np.testing.assert_array_equal(encoded.ravel()[1:], (masks[0] * 1000 + ids[0]).ravel()[1:])
+    assert "object" in note
+    for plot, args in ((task.plot_curves, ([dict(epoch=1, train_loss=2.0, val_loss=1.5, pq=0.3, sq=0.7, rq=0.4,
+                                                  pq_things=0.2, pq_stuff=0.6, mean_iou=0.5)],)),
+                       (task.plot_predictions, (images, (masks, ids), dict(panoptic=pan)))):
+        buffer = io.BytesIO()
+        plot(*args, buffer)
+        assert buffer.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_panoptic_overlay_colours():
+    from minisegnet.viz.panoptic import panoptic_overlay
+
+    image = np.zeros((3, 4, 4))
+    pan = np.zeros((4, 4, 2), np.int64)
+    pan[1:3, 1:3] = [1, 1]           # one object
+    pan[0, 0] = [panoptic.VOID, 0]   # void: the image itself
+    palette = np.array([[255, 0, 0], [0, 255, 0]], np.uint8)
+    rgb = panoptic_overlay(image, pan, palette, alpha=1.0, outline=None)
+    np.testing.assert_allclose(rgb[0, 1], [1, 0, 0])      # stuff: its class colour
+    np.testing.assert_allclose(rgb[0, 0], [0, 0, 0])      # void: untouched
+    assert not np.allclose(rgb[1, 1], [0, 1, 0])           # a thing: its own colour, not the class's
+    with pytest.raises(ValueError, match="palette has 2 colours"):
+        panoptic_overlay(image, np.full((4, 4, 2), 5), palette)
+
+
+TINY_PANOPTIC = dict(num_train=8, num_val=4, size=32, epochs=2, batch_size=4,
+                     model_args=dict(atrous_rates=(1, 2), width_mult=0.25, aspp_channels=8, low_level_channels=4,
+                                     decoder_channels=8, instance_aspp_channels=8, instance_low_level_channels=4,
+                                     instance_decoder_channels=8, head_channels=4))
+
+
+def test_train_evaluate_predict_from_the_command_line(tmp_path, capsys):
+    """``minisegnet train --task panoptic`` with the task's default model and data
+    (tiny sizes), then ``evaluate`` prints PQ, SQ, RQ and the semantic scores and
+    ``predict`` writes the panoptic overlay and the 16-bit panoptic map."""
+    import json
+    import os
+
+    from PIL import Image
+
+    from minisegnet import train
+    from minisegnet.cli import main
+
+    out = train.run(dict(train.DEFAULTS, task="panoptic", **TINY_PANOPTIC), out=str(tmp_path / "run"),
+                    progress=False, log=lambda *a: None)
+    config = json.load(open(os.path.join(out, "config.json")))["config"]
+    assert (config["task"], config["model"], config["data"]) == ("panoptic", "panoptic-deeplab", "shapes")
+    record = json.load(open(os.path.join(out, "metrics.json")))["epochs"][-1]
+    assert {"pq", "sq", "rq", "pq_things", "pq_stuff", "mean_iou", "train_mean_iou"} <= set(record)
+    assert Image.open(os.path.join(out, "curves.png")).size[0] > 100
+    assert main(["evaluate", out]) == 0
+    printed = capsys.readouterr().out
+    for label in ("PQ", "SQ", "RQ", "PQ things", "PQ stuff", "mean IU", "circle (thing): PQ"):
+        assert label in printed, label
+    image = (np.random.default_rng(0).random((32, 40, 3)) * 255).astype(np.uint8)
+    Image.fromarray(image).save(tmp_path / "street.png")
+    assert main(["predict", out, str(tmp_path / "street.png"), "--out", str(tmp_path / "pred")]) == 0
+    assert sorted(os.listdir(tmp_path / "pred")) == ["street_panoptic.png", "street_panoptic_ids.png"]
+    assert np.asarray(Image.open(tmp_path / "pred" / "street_panoptic_ids.png")).shape == (32, 40)
+
+
+def test_a_semantic_model_for_the_panoptic_task_is_a_clear_error(capsys):
+    from minisegnet.cli import main
+
+    assert main(["train", "--task", "panoptic", "--model", "deeplabv3plus", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "--model 'deeplabv3plus' is not a model of --task panoptic" in err and "panoptic-deeplab" in err
+
+
+def test_a_training_step_sends_the_batch_and_brings_back_the_loss(tmp_path, transfers, cupy):
+    """On the CuPy stand-in: per step the images, masks and instance ids go up and the
+    targets are made on the device; only the loss (and at most a few scalars) comes down."""
+    import os
+
+    from minisegnet import train
+
+    logs = {}
+    for steps in (1, 2):
+        with transfers() as log:
+            train.run(dict(train.DEFAULTS, task="panoptic", backend="cupy", augment="none",
+                           **dict(TINY_PANOPTIC, epochs=1, num_train=4 * steps)),
+                      out=str(tmp_path / f"s{steps}"), progress=False, log=lambda *a: None)
+        logs[steps] = log.by_site()
+    per_step = {}
+    for key in set(logs[1]) | set(logs[2]):
+        n = logs[2].get(key, (0, 0))[0] - logs[1].get(key, (0, 0))[0]
+        size = logs[2].get(key, (0, 0))[1] - logs[1].get(key, (0, 0))[1]
+        if n:
+            per_step[key] = (n, size)
+    shown = "\n".join(f"{d} {s} {w}: {n:g} x, {b:g} B" for (d, s, w), (n, b) in sorted(per_step.items()))
+    # The driver and the task: the batch goes up (images; masks and ids), nothing else.
+    ours = (os.path.join("minisegnet", "train.py"), os.path.join("minisegnet", "tasks"),
+            os.path.join("minisegnet", "panoptic.py"))
+    def by_file(direction, keep=lambda site: True):
+        totals = {}
+        for (d, site, _), (n, size) in per_step.items():
+            if d == direction and keep(site):
+                name = site.split(":")[0].split("minisegnet" + os.sep)[-1]
+                count, total = totals.get(name, (0, 0))
+                totals[name] = (count + n, total + size)
+        return totals
+
+    uploads = by_file("H2D", lambda site: any(o in site for o in ours))
+    assert uploads == {"train.py": (1, 4 * 3 * 32 * 32 * 4),
+                       os.path.join("tasks", "panoptic.py"): (2, 2 * 4 * 32 * 32 * 8)}, shown
+    # Down: the loss, cross-entropy's label check, and one read of the ids' smallest and
+    # largest values (it checks them and sizes the per-object sums).
+    downloads = by_file("D2H")
+    assert downloads.get("panoptic.py") == (1, 16), shown
+    assert sum(n for n, _ in downloads.values()) <= 3 and sum(b for _, b in downloads.values()) <= 21, shown
