@@ -126,6 +126,9 @@ def _add_training_commands(commands):
     more.add_argument("--num-train", type=int, help=f"generated training images (default {d['num_train']})")
     more.add_argument("--num-val", type=int, help=f"generated held-out images (default {d['num_val']})")
     more.add_argument("--num-classes", type=int, help="classes of a folder dataset (default: from the masks)")
+    more.add_argument("--thing-classes", metavar="C,C",
+                      help="the classes of a folder dataset whose objects its instances/ PNGs number, e.g. 1,2 "
+                           "(needed by --task instance on a folder; the generated data name their own)")
     more.add_argument("--model-arg", type=model_arg, action="append", metavar="KEY=VALUE",
                       help="model constructor option, repeatable: e.g. padding=valid, base_channels=32, "
                            "depth=4, batch_norm=true (U-Net defaults: base_channels=8 depth=3 padding=same)")

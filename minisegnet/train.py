@@ -46,7 +46,7 @@ import time
 
 import numpy as np
 
-from . import backend, data as data_module, optim, shapes, tasks
+from . import backend, checks, data as data_module, optim, shapes, tasks
 from .autograd import Tensor, no_grad
 from .random import generator, manual_seed
 from .runfolder import (CHECKPOINT_FORMAT, CheckpointError, atomic_file, checkpoint_epoch, read_checkpoint,
@@ -61,7 +61,7 @@ __all__ = ["DEFAULTS", "TOY_DATASETS", "UserError", "TrainingDiverged", "run", "
 DEFAULTS = dict(
     task="semantic", model=None, data=None, size=64, num_train=512, num_val=64, epochs=12, batch_size=8,
     optimizer="adam", lr=3e-3, weight_decay=0.0, momentum=0.9, schedule="poly",
-    seed=0, backend=None, augment=None, num_classes=None, val_fraction=0.2,
+    seed=0, backend=None, augment=None, num_classes=None, thing_classes=None, val_fraction=0.2,
 )
 TOY_DATASETS = {"shapes": data_module.Shapes, "roads": data_module.Roads, "cells": data_module.Cells}
 # Augmentations used when --augment is not given (names of data.AUGMENTATIONS).
@@ -110,6 +110,27 @@ def _augment_names(value, data):
     return names
 
 
+def _thing_classes(value, data):
+    """``--thing-classes``: None, a list of class numbers or "1,2" -> a sorted list, or None.
+    Which classes a folder's ``instances/`` PNGs number; the built-in data name their own."""
+    if value is None:
+        return None
+    parts = value.split(",") if isinstance(value, str) else list(value)
+    classes = [int(p) if isinstance(p, str) and p.strip().isdigit() else p for p in parts]
+    if not classes or not all(checks.is_int(c) and c >= 0 for c in classes):
+        raise UserError(f"--thing-classes takes class numbers separated by commas (e.g. 1,2), got {value!r}")
+    text = ",".join(str(c) for c in classes)
+    twice = sorted({int(c) for c in classes if classes.count(c) > 1})
+    if twice:
+        raise UserError(f"--thing-classes {text} names class {twice[0]} twice")
+    classes = sorted(int(c) for c in classes)
+    toy = TOY_DATASETS.get(data)
+    if toy is not None and tuple(classes) != tuple(toy.thing_classes):
+        raise UserError(f"--thing-classes {text}: the built-in {data} data's thing classes are "
+                        f"{','.join(map(str, toy.thing_classes)) or 'none'} (--thing-classes is for folder data)")
+    return classes
+
+
 def resolve_config(config):
     """``config`` with every ``None`` default filled in (from the task, the data, the
     environment) and every value checked; raises ``UserError`` naming the option."""
@@ -148,6 +169,7 @@ def resolve_config(config):
     if config["backend"] not in ("numpy", "cupy"):
         raise UserError(f"--backend must be numpy or cupy, got {config['backend']!r}")
     config["augment"] = _augment_names(config["augment"], config["data"])
+    config["thing_classes"] = _thing_classes(config["thing_classes"], config["data"])
     return config
 
 
@@ -239,10 +261,19 @@ def build_datasets(config, task=None, progress=False):
     if not os.path.isdir(images) or not os.path.isdir(masks):
         raise UserError(f"--data {name!r} is neither a built-in dataset ({', '.join(TOY_DATASETS)}) nor a "
                         "folder holding images/ and masks/ subfolders")
+    things = config.get("thing_classes") or []
+    if task.instances and not things:
+        raise UserError(f"--task {task.name} on a folder needs --thing-classes: the classes whose objects "
+                        "its instances/ PNGs number (e.g. --thing-classes 1,2)")
     num_classes = config["num_classes"] or _infer_num_classes(masks)
+    beyond = [c for c in things if c >= num_classes]
+    if beyond:
+        raise UserError(f"--thing-classes {','.join(map(str, things))}: class {beyond[0]} is not a class of "
+                        f"{name!r}, which has {num_classes} (0 to {num_classes - 1})")
     extra = dict(instances_dir=os.path.join(root, "instances")) if task.instances else {}
     try:
-        full = data_module.FolderDataset(images, masks, num_classes, ignore_index=255, **extra)
+        full = data_module.FolderDataset(images, masks, num_classes, ignore_index=255, thing_classes=things,
+                                         **extra)
         data_module.check_folder(full, progress=progress)
     except (ValueError, FileNotFoundError) as error:
         raise UserError(f"--data {name!r}: {error}") from None

@@ -209,3 +209,60 @@ def test_a_training_step_sends_the_batch_and_brings_back_the_loss(tmp_path, tran
     labels_up = sum(b for (d, site, _), (n, b) in per_step.items()
                     if d == "H2D" and os.path.join("tasks", "instance.py") in site)
     assert labels_up == 2 * 8 * 32 * 32 * 8, shown                 # masks and ids, int64, nothing more
+
+
+# ---- your own folder of instance truth ---------------------------------------------------------
+def _write_instance_folder(root, n=6, size=32):
+    """images/, masks/ (background 0, cell 1, membrane 2) and 16-bit instances/ PNGs, from Cells."""
+    from PIL import Image
+    cells = Cells(n, size, seed=5, return_instances=True)
+    for name in ("images", "masks", "instances"):
+        (root / name).mkdir(parents=True)
+    for i in range(n):
+        image, mask, ids = cells[i]
+        Image.fromarray((image[0] * 255).astype(np.uint8)).save(root / "images" / f"{i}.png")
+        Image.fromarray(mask.astype(np.uint8)).save(root / "masks" / f"{i}.png")
+        Image.fromarray(ids.astype(np.uint16)).save(root / "instances" / f"{i}.png")
+    return root
+
+
+def test_cli_trains_an_instance_model_on_a_folder_given_its_thing_classes(tmp_path, capsys):
+    import json
+    import os
+
+    from minisegnet.cli import main
+    root = _write_instance_folder(tmp_path / "my_folder")
+    tiny = ["--size", "32", "--batch-size", "2", "--epochs", "1", "--model-arg", "base_channels=4",
+            "--model-arg", "depth=2", "--quiet"]
+    out = str(tmp_path / "run")
+    assert main(["train", "--task", "instance", "--data", str(root), "--thing-classes", "1", *tiny,
+                 "--out", out]) == 0
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["config"]["thing_classes"] == [1]
+    assert config["info"]["thing_classes"] == [1] and config["info"]["stuff_classes"] == [0, 2]
+    capsys.readouterr()
+    assert main(["evaluate", out]) == 0                 # the folder and its things come back from config.json
+    assert "class 1: PQ" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    ([], "--thing-classes"),                                        # a folder names no things by itself
+    (["--thing-classes", "1,3"], "--thing-classes 1,3: class 3 is not a class of"),
+    (["--thing-classes", "1,1"], "--thing-classes 1,1 names class 1 twice"),
+    (["--thing-classes", "a"], "--thing-classes"),
+])
+def test_thing_classes_of_a_folder_are_required_and_checked(tmp_path, capsys, extra, message):
+    from minisegnet.cli import main
+    root = _write_instance_folder(tmp_path / "my_folder", n=2, size=16)
+    out = tmp_path / "run"
+    assert main(["train", "--task", "instance", "--data", str(root), *extra, "--size", "16", "--quiet",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_thing_classes_are_for_folder_data(capsys):
+    from minisegnet.cli import main
+    assert main(["train", "--task", "instance", "--thing-classes", "1,2", "--quiet"]) == 2
+    assert "--thing-classes is for folder data" in capsys.readouterr().err
