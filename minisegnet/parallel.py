@@ -34,7 +34,15 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["set_num_threads", "get_num_threads", "run", "blas_threads_controllable"]
+__all__ = ["set_num_threads", "get_num_threads", "run", "pieces", "over_batch", "blas_threads_controllable",
+           "SPLIT", "MIN_PIECE_BYTES"]
+
+# A batch is cut into at least SPLIT pieces when it is big enough, whatever the thread
+# count (so the numbers never depend on it) ...
+SPLIT = max(2, os.cpu_count() or 1)
+# ... but no piece smaller than MIN_PIECE_BYTES: below it, handing a piece to another
+# thread costs more than it saves.
+MIN_PIECE_BYTES = 512 * 1024
 
 
 def _default_threads():
@@ -181,13 +189,19 @@ def run(task, pieces):
     """
     if getattr(_in_worker, "active", False) or not blas_threads_controllable():
         return [task(piece) for piece in pieces]
-    n = max(1, min(_num_threads, len(pieces)))
+    n = min(_num_threads, len(pieces))
+    if n <= 1:                                       # one thread: no hand-offs to arrange
+        previous = _set_blas_threads(1)
+        _in_worker.active = True
+        try:
+            return [task(piece) for piece in pieces]
+        finally:
+            _in_worker.active = False
+            _restore_blas_threads(previous)
     bounds = [len(pieces) * k // n for k in range(n + 1)]
     shares = [pieces[bounds[k]:bounds[k + 1]] for k in range(n)]
-    futures = []
-    if n > 1:
-        pool = _get_pool()
-        futures = [pool.submit(_run_share, task, share) for share in shares[1:]]
+    pool = _get_pool()
+    futures = [pool.submit(_run_share, task, share) for share in shares[1:]]
     previous = _set_blas_threads(1)
     try:
         results = _run_share(task, shares[0])
@@ -199,3 +213,33 @@ def run(task, pieces):
             raise error
         results.extend(f.result())
     return results
+
+
+# ---- cutting a batch -------------------------------------------------------------------
+def pieces(n_items, item_bytes, max_bytes=None):
+    """``(start, stop)`` runs of a batch of ``n_items`` items of ``item_bytes`` each.
+
+    At least ``SPLIT`` runs as long as each keeps ``MIN_PIECE_BYTES``, and, if
+    ``max_bytes`` is given, at most that many bytes a run (but at least one
+    item). The runs depend only on these numbers, never on the thread count.
+    """
+    share = max(-(-n_items // SPLIT), -(-MIN_PIECE_BYTES // max(1, item_bytes)))
+    step = share if max_bytes is None else min(share, max_bytes // max(1, item_bytes))
+    step = max(1, step)
+    return [(n0, min(n0 + step, n_items)) for n0 in range(0, n_items, step)]
+
+
+def over_batch(part, x):
+    """Call ``part(index)`` for slabs of images of ``x`` (along its first axis), over the threads.
+
+    ``part`` reads and writes only its slab (``a[index]`` of preallocated
+    arrays). A small array, a CuPy array or an array without a batch axis is
+    one call with ``index = Ellipsis`` (the whole array).
+    """
+    import numpy as np
+
+    if x.ndim == 0 or type(x) is not np.ndarray or x.nbytes < 2 * MIN_PIECE_BYTES:
+        part(Ellipsis)
+        return
+    runs = pieces(x.shape[0], x.nbytes // x.shape[0])
+    run(lambda r: part(slice(r[0], r[1])), runs)

@@ -7,6 +7,7 @@ reached; the thread pool gives bitwise identical results at one, two and
 three threads, also with two callers at once; kept columns are counted and
 freed; columns read from the unpadded input equal pad-then-im2col.
 """
+import contextlib
 import threading
 
 import numpy as np
@@ -26,15 +27,17 @@ def _randn(shape, seed):
     return np.random.default_rng(seed).standard_normal(shape)
 
 
-@pytest.fixture(scope="module")
+@contextlib.contextmanager
 def small_pieces():
     """Cut every batch as finely as possible and share it over two threads."""
-    saved = conv_fast.MIN_PIECE_BYTES, conv_fast.SPLIT
-    conv_fast.MIN_PIECE_BYTES, conv_fast.SPLIT = 0, 3
+    saved = parallel.MIN_PIECE_BYTES, parallel.SPLIT
+    parallel.MIN_PIECE_BYTES, parallel.SPLIT = 0, 3
     previous = parallel.set_num_threads(2)
-    yield
-    parallel.set_num_threads(previous)
-    conv_fast.MIN_PIECE_BYTES, conv_fast.SPLIT = saved
+    try:
+        yield
+    finally:
+        parallel.set_num_threads(previous)
+        parallel.MIN_PIECE_BYTES, parallel.SPLIT = saved
 
 
 def _with_levers(settings, fn):
@@ -91,11 +94,12 @@ def _run_case(case, seed):
 
 
 @given(case=lever_cases(), seed=st.integers(0, 2**16))
-def test_each_lever_setting_matches_the_plain_path_and_torch(torch, small_pieces, case, seed):
+def test_each_lever_setting_matches_the_plain_path_and_torch(torch, case, seed):
     previous_limit = conv_fast.set_im2col_limit(case["limit"] or conv_fast.get_im2col_limit())
     try:
         settings = {} if case["off"] is None else {case["off"]: not conv_fast.lever(case["off"])}
-        fast, (x, w, b) = _with_levers(settings, lambda: _run_case(case, seed))
+        with small_pieces():
+            fast, (x, w, b) = _with_levers(settings, lambda: _run_case(case, seed))
     finally:
         conv_fast.set_im2col_limit(previous_limit)
     plain, _ = _with_levers({"fast_path": False}, lambda: _run_case(case, seed))
@@ -191,8 +195,8 @@ def _pool_really_runs_in_parallel():
                                                          (False, 2, 16)])
 def test_threads_give_bitwise_identical_results(monkeypatch, transposed, stride, groups):
     _pool_really_runs_in_parallel()
-    monkeypatch.setattr(conv_fast, "MIN_PIECE_BYTES", 0)
-    monkeypatch.setattr(conv_fast, "SPLIT", 4)
+    monkeypatch.setattr(parallel, "MIN_PIECE_BYTES", 0)
+    monkeypatch.setattr(parallel, "SPLIT", 4)
     run = _float32_case(transposed, stride, groups)
     results = {}
     for n in (1, 2, 3):
@@ -210,7 +214,7 @@ def test_two_callers_at_once_get_their_own_results(monkeypatch):
     """Two threads of the user's each run convolutions while the pool shares their pieces:
     the per-thread scratch buffers keep them apart."""
     _pool_really_runs_in_parallel()
-    monkeypatch.setattr(conv_fast, "MIN_PIECE_BYTES", 0)
+    monkeypatch.setattr(parallel, "MIN_PIECE_BYTES", 0)
     runs = [_float32_case(False, 1, 1, seed=0), _float32_case(True, 2, 1, seed=10)]
     previous = parallel.set_num_threads(2)
     try:
@@ -329,3 +333,48 @@ def test_a_pointwise_conv_reads_its_input_as_its_columns():
     np.testing.assert_array_equal(band, x[1:2, :, 1:3].reshape(1, 3, 10))
     padded = conv_fast._piece_columns(x, (0, 2, 0, 6), (1, 1), (1, 1), (1, 1, 0, 0), (1, 1), 5)
     assert not np.shares_memory(padded, x)
+
+
+# ---- ReLU and max-pool, a slab of images at a time --------------------------------------------
+@pytest.mark.parametrize("k, s, p, d, ceil", [(2, 2, 0, 1, False), (3, 2, 1, 2, True), (3, 1, 1, 1, False)])
+def test_relu_and_max_pool_in_slabs_match_torch_at_any_thread_count(torch, monkeypatch, k, s, p, d, ceil):
+    """Cut into slabs of one or two images (several threads), the numbers are PyTorch's and
+    do not change with the thread count."""
+    monkeypatch.setattr(parallel, "MIN_PIECE_BYTES", 0)
+    monkeypatch.setattr(parallel, "SPLIT", 4)
+    x = _randn((5, 3, 11, 10), 0)
+    assert len(parallel.pieces(5, x[0].nbytes)) == 3          # the slabs really are cut
+
+    def run(n):
+        previous = parallel.set_num_threads(n)
+        try:
+            X = t64(x)
+            y = F.max_pool2d(F.relu(X), k, s, p, d, ceil_mode=ceil)
+            y.backward(_randn(y.shape, 1))
+            return y.numpy(), X.grad.numpy()
+        finally:
+            parallel.set_num_threads(previous)
+
+    one, two = run(1), run(2)
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)
+    tX = as_torch(torch, x)
+    ty = torch.nn.functional.max_pool2d(torch.relu(tX), k, s, p, d, ceil_mode=ceil)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), 1)))
+    assert_close(one[0], ty)
+    assert_close(one[1], tX.grad)
+
+
+def test_pieces_depend_on_sizes_not_threads(monkeypatch):
+    monkeypatch.setattr(parallel, "MIN_PIECE_BYTES", 1000)
+    monkeypatch.setattr(parallel, "SPLIT", 3)
+    previous = parallel.get_num_threads()
+    try:
+        for n in (1, 2, 4):
+            parallel.set_num_threads(n)
+            assert parallel.pieces(8, 2000) == [(0, 3), (3, 6), (6, 8)]     # at least SPLIT pieces
+            assert parallel.pieces(8, 300) == [(0, 4), (4, 8)]             # ... of at least MIN_PIECE_BYTES
+            assert parallel.pieces(8, 1) == [(0, 8)]                       # tiny items: one piece
+            assert parallel.pieces(3, 100, max_bytes=150) == [(0, 1), (1, 2), (2, 3)]   # the limit wins
+    finally:
+        parallel.set_num_threads(previous)

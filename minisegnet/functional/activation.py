@@ -14,7 +14,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend, checks
+from .. import backend, checks, parallel
 from ..autograd import Function
 from ..random import generator
 
@@ -23,14 +23,29 @@ __all__ = ["relu", "leaky_relu", "relu6", "sigmoid", "tanh", "softmax", "log_sof
 
 
 class ReLU(Function):
-    """y = max(x, 0);  dx = g where x > 0, else 0 (PyTorch's choice at x = 0)."""
+    """y = max(x, 0);  dx = g where x > 0, else 0 (PyTorch's choice at x = 0).
+
+    That is ``mask = x > 0; y = x * mask`` and ``dx = g * mask``, computed a
+    slab of images at a time so that the slabs can share the CPU cores
+    (``parallel.over_batch``; one slab for small arrays and on the GPU).
+    """
 
     def forward(self, x):
-        self.mask = x > 0
-        return x * self.mask
+        xp = backend.get_array_module(x)
+        self.mask, y = xp.empty(x.shape, dtype=bool), xp.empty_like(x)
+
+        def slab(i):
+            xp.greater(x[i], 0, out=self.mask[i])
+            xp.multiply(x[i], self.mask[i], out=y[i])
+
+        parallel.over_batch(slab, x)
+        return y
 
     def backward(self, g):
-        return g * self.mask
+        xp = backend.get_array_module(g)
+        dx = xp.empty_like(g)
+        parallel.over_batch(lambda i: xp.multiply(g[i], self.mask[i], out=dx[i]), g)
+        return dx
 
 
 class LeakyReLU(Function):

@@ -16,7 +16,7 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     each under ``get_im2col_limit()`` (32 MiB by default): a few whole
     images, or, when one image's columns alone exceed the limit, one image a
     band of output rows at a time. A batch is also cut into at least
-    ``SPLIT`` pieces (when each keeps ``MIN_PIECE_BYTES`` of columns), so
+    ``parallel.SPLIT`` pieces (when each keeps ``parallel.MIN_PIECE_BYTES``), so
     that the threads have work to share.
 ``threads``
     The pieces are shared over ``minisegnet.parallel``'s threads: each
@@ -64,14 +64,13 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     pass over the whole output (or its gradient) in the calling thread.
 
 Same numbers at any thread count: how a batch is cut depends only on its
-shapes, the limit and ``SPLIT``, and the weight gradient adds the pieces'
+shapes, the limit and ``parallel.SPLIT``, and the weight gradient adds the pieces'
 products in piece order, so one thread and several give bitwise identical
 results (tests check this, and the parity of every lever with the plain path
 and with PyTorch).
 """
 import functools
 import math
-import os
 import threading
 import weakref
 
@@ -81,16 +80,10 @@ from .. import backend, parallel
 from . import conv as core   # a cycle: conv imports this module; the names are looked up at call time
 
 __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit", "set_keep_budget",
-           "get_keep_budget", "clear_buffer_cache", "cached_buffers", "SPLIT", "MIN_PIECE_BYTES"]
+           "get_keep_budget", "clear_buffer_cache", "cached_buffers"]
 
 _levers = dict(fast_path=True, threads=True, reuse_buffers=True, unpadded=True, pointwise=True, flip=True,
                keep_columns=False, depthwise=True, fused_bias=True)
-
-# A batch is cut into at least this many pieces (when big enough), whatever the thread count.
-SPLIT = max(2, os.cpu_count() or 1)
-# ... but no piece is cut smaller than this many bytes of columns: below it, handing a
-# piece to another thread costs more than it saves.
-MIN_PIECE_BYTES = 512 * 1024
 
 _im2col_limit = 32 * 2**20
 _keep_budget = 64 * 2**20
@@ -215,11 +208,9 @@ def _scratch(xp, shape, dtype, role):
 # ---- cutting the work into pieces ---------------------------------------------------------
 def _image_pieces(n_img, per_image):
     """``(n0, n1)`` runs of whole images: as many as fit the limit (at least one), but
-    spread over at least ``SPLIT`` runs as long as each keeps ``MIN_PIECE_BYTES``."""
-    fit = _im2col_limit // max(1, per_image)
-    share = max(-(-n_img // SPLIT), -(-MIN_PIECE_BYTES // max(1, per_image)))
-    step = max(1, min(fit, share))
-    return [(n0, min(n0 + step, n_img)) for n0 in range(0, n_img, step)]
+    spread over at least ``parallel.SPLIT`` runs as long as each keeps
+    ``parallel.MIN_PIECE_BYTES`` (``parallel.pieces``)."""
+    return parallel.pieces(n_img, per_image, _im2col_limit)
 
 
 def _pieces(n_img, out_h, bytes_per_row):
@@ -291,45 +282,64 @@ def _inside(size, pad, offset, stride, out):
 
 @functools.lru_cache(maxsize=512)
 def _unpadded_plan(hw, pads, kernel, stride, dilation, out_hw):
-    """For each tap (i, j): the output rectangle that reads the image, the strided
-    rectangle of the image it reads, and the border strips around it to zero.
+    """What ``_im2col_unpadded`` does for these shapes: ``(copies, zeros)``.
+
+    ``copies``: for each tap (i, j) that reads the image, the index of the
+    output rectangle that reads it (into the (n, C, kh, kw, H_out, W_out)
+    view of the columns) and the strided rectangle of the image it reads.
+    ``zeros``: the indices of the border strips that read padding. No copy
+    writes into a strip, so the strips can be zeroed in any order and
+    several taps at once: the top rows of all taps in tap-row i in one go,
+    the left columns of all taps in tap-column j in another.
 
     Pure integer arithmetic on the shapes, the same for every call with the
     same shapes, so it is worked out once (a small cache) instead of in every
-    call; ``_im2col_unpadded`` then only copies.
+    call; ``_im2col_unpadded`` then only copies and zeroes.
     """
     (h, w), (kh, kw), (sh, sw), (dh, dw), (ho, wo) = hw, kernel, stride, dilation, out_hw
     top, left = pads[0], pads[2]
-    col_ranges = [_inside(w, left, j * dw, sw, wo) for j in range(kw)]
-    plan = []
-    for i in range(kh):
-        r_lo, r_hi = _inside(h, top, i * dh, sh, ho)
-        for j in range(kw):
-            c_lo, c_hi = col_ranges[j]
-            if r_lo == r_hi or c_lo == c_hi:
-                plan.append((i, j, None, None, [(Ellipsis,)]))          # the tap reads padding only
-                continue
-            r, q = r_lo * sh + i * dh - top, c_lo * sw + j * dw - left
-            inner = (Ellipsis, slice(r_lo, r_hi), slice(c_lo, c_hi))
-            source = (Ellipsis, slice(r, r + sh * (r_hi - r_lo - 1) + 1, sh), slice(q, q + sw * (c_hi - c_lo - 1) + 1, sw))
-            strips = [(Ellipsis, slice(0, r_lo), slice(None)), (Ellipsis, slice(r_hi, ho), slice(None)),
-                      (Ellipsis, slice(r_lo, r_hi), slice(0, c_lo)), (Ellipsis, slice(r_lo, r_hi), slice(c_hi, wo))]
-            sizes = [r_lo, ho - r_hi, c_lo, wo - c_hi]
-            plan.append((i, j, inner, source, [strip for strip, size in zip(strips, sizes) if size > 0]))
-    return tuple(plan)
+    rows = [_inside(h, top, i * dh, sh, ho) for i in range(kh)]
+    cols = [_inside(w, left, j * dw, sw, wo) for j in range(kw)]
+    copies, zeros = [], []
+    for i, (r_lo, r_hi) in enumerate(rows):
+        for j, (c_lo, c_hi) in enumerate(cols):
+            if r_lo < r_hi and c_lo < c_hi:
+                r, q = r_lo * sh + i * dh - top, c_lo * sw + j * dw - left
+                copies.append(((slice(None), slice(None), i, j, slice(r_lo, r_hi), slice(c_lo, c_hi)),
+                               (Ellipsis, slice(r, r + sh * (r_hi - r_lo - 1) + 1, sh),
+                                slice(q, q + sw * (c_hi - c_lo - 1) + 1, sw))))
+            elif r_lo < r_hi:          # every column of this tap reads padding
+                zeros.append((slice(None), slice(None), i, j))
+    whole = slice(None)
+    for i, (r_lo, r_hi) in enumerate(rows):
+        if r_lo == r_hi:               # every row of this tap-row reads padding
+            zeros.append((whole, whole, i))
+            continue
+        if r_lo > 0:
+            zeros.append((whole, whole, i, whole, slice(0, r_lo)))
+        if r_hi < ho:
+            zeros.append((whole, whole, i, whole, slice(r_hi, ho)))
+    for j, (c_lo, c_hi) in enumerate(cols):
+        if c_lo == c_hi:
+            continue                   # already zeroed tap by tap above
+        if c_lo > 0:
+            zeros.append((whole, whole, whole, j, whole, slice(0, c_lo)))
+        if c_hi < wo:
+            zeros.append((whole, whole, whole, j, whole, slice(c_hi, wo)))
+    return tuple(copies), tuple(zeros)
 
 
 def _im2col_unpadded(x, pads, kernel, stride, dilation, out_hw, cols):
     """``conv._im2col(conv._pad(x, pads), ...)`` without the padded copy: each tap copies
-    the rectangle of outputs that read the image and zeroes the border strips around it."""
+    the rectangle of outputs that read the image, and the border strips that read
+    padding are zeroed (a few taps at a time)."""
     n, c = x.shape[:2]
     view = cols.reshape((n, c) + tuple(kernel) + tuple(out_hw))
-    for i, j, inner, source, zero_strips in _unpadded_plan(x.shape[2:], pads, kernel, stride, dilation, out_hw):
-        plane = view[:, :, i, j]
-        if inner is not None:
-            plane[inner] = x[source]
-        for strip in zero_strips:
-            plane[strip] = 0
+    copies, zeros = _unpadded_plan(x.shape[2:], pads, kernel, stride, dilation, out_hw)
+    for target, source in copies:
+        view[target] = x[source]
+    for strip in zeros:
+        view[strip] = 0
     return cols
 
 

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from .. import backend, checks, shapes
+from .. import backend, checks, parallel, shapes
 from ..autograd import Function, Tensor
 from .basic import empty_batch
 
@@ -91,12 +91,17 @@ class MaxPool2d(Function):
         best = xp.full(x.shape[:2] + (ho, wo), -np.inf, dtype=x.dtype)
         winner = xp.broadcast_to(backend.asarray(first_a[:, None] * kw + first_b[None, :]),
                                  best.shape).astype(np.uint8 if kh * kw <= 256 else np.int32)
-        for a in range(kh):
-            for b in range(kw):
-                window = x_pad[_window_slices(a * dh, b * dw, self.out_hw, self.s)]
-                better = (window > best) | xp.isnan(window)
-                best = xp.where(better, window, best)
-                winner = xp.where(better, winner.dtype.type(a * kw + b), winner)
+
+        def slab(i):   # images i; parallel.over_batch shares the slabs over the CPU cores
+            best_i, winner_i, x_i = best[i], winner[i], x_pad[i]
+            for a in range(kh):
+                for b in range(kw):
+                    window = x_i[_window_slices(a * dh, b * dw, self.out_hw, self.s)]
+                    better = (window > best_i) | xp.isnan(window)
+                    xp.copyto(best_i, window, where=better)
+                    xp.copyto(winner_i, winner.dtype.type(a * kw + b), where=better)
+
+        parallel.over_batch(slab, x)
         self.winner = winner          # window offset a*kw + b of each maximum
         if self.want_indices:
             a, b = winner.astype(np.int64) // kw, winner.astype(np.int64) % kw
@@ -109,11 +114,16 @@ class MaxPool2d(Function):
         xp = backend.get_array_module(g)
         (kh, kw), (dh, dw) = self.k, self.d
         g_pad = xp.zeros(self.in_shape[:2] + self.extent, dtype=g.dtype)
-        for a in range(kh):
-            for b in range(kw):
-                # within one offset the slice positions are distinct: plain += is exact
-                g_pad[_window_slices(a * dh, b * dw, self.out_hw, self.s)] += \
-                    xp.where(self.winner == a * kw + b, g, 0)
+
+        def slab(i):
+            g_i, winner_i, g_pad_i = g[i], self.winner[i], g_pad[i]
+            for a in range(kh):
+                for b in range(kw):
+                    # within one offset the slice positions are distinct: plain += is exact
+                    g_pad_i[_window_slices(a * dh, b * dw, self.out_hw, self.s)] += \
+                        xp.where(winner_i == a * kw + b, g_i, 0)
+
+        parallel.over_batch(slab, g_pad)
         (ph, pw), (h, w) = self.p, self.in_shape[2:]
         return g_pad[..., ph:ph + h, pw:pw + w]
 
