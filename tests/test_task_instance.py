@@ -149,6 +149,15 @@ def test_confusion_matrix_is_summed_over_batches():
     np.testing.assert_array_equal(scores.matrix(), metrics.confusion_matrix(logits.argmax(1), masks, 3))
 
 
+def test_the_class_map_is_counted_by_the_semantic_tasks_accumulator():
+    """One confusion-matrix accumulator in the library: the instance scores hold a ConfusionScores."""
+    from minisegnet.tasks.semantic import ConfusionScores
+    ds = Cells(2, 16, return_instances=True)
+    task = InstanceTask(_info(ds))
+    for training in (True, False):
+        assert isinstance(task.new_scores(training=training).confusion, ConfusionScores)
+
+
 # ---- through the command line ----------------------------------------------------------------
 def test_cli_trains_evaluates_and_predicts_an_instance_model(tmp_path, capsys):
     import json

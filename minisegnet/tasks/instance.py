@@ -29,6 +29,7 @@ from .. import backend, metrics
 from ..autograd import Tensor
 from ..functional import cross_entropy
 from ..instances import _unet_weight_map, instances_from_semantic
+from .semantic import ConfusionScores
 
 __all__ = ["InstanceTask", "InstanceScores"]
 
@@ -61,28 +62,17 @@ class InstanceScores:
     def __init__(self, task, training=False):
         self.task = task
         self.training = training
-        self.cm = None
+        self.confusion = ConfusionScores(task.num_classes, task.class_names)   # the FCN scores' counts
         self.batches = []
 
     def update(self, outputs, targets):
-        c = self.task.num_classes
-        xp = backend.get_array_module(targets["masks"])
         pred = outputs.data.argmax(1)
-        masks = targets["masks"]
-        counted = (masks >= 0) & (masks < c)
-        index = xp.where(counted, masks * c + pred, c * c).reshape(-1)
-        if self.cm is None:
-            self.cm = xp.zeros(c * c + 1, dtype=xp.int64)
-        # scatter-add, not bincount: bincount sizes its output from the data (a sync on a GPU)
-        backend.scatter_add(self.cm, index, xp.ones(index.shape, dtype=xp.int64))
+        self.confusion.add(pred, targets["masks"])
         if not self.training:
-            self.batches.append((pred, masks, targets["instances"]))
+            self.batches.append((pred, targets["masks"], targets["instances"]))
 
     def matrix(self):
-        c = self.task.num_classes
-        if self.cm is None:
-            return np.zeros((c, c), np.int64)
-        return backend.to_numpy(self.cm[:c * c]).astype(np.int64).reshape(c, c)
+        return self.confusion.matrix()
 
     def panoptic(self):
         """PQ's per-category scores (``metrics.panoptic_scores``) over the pass, or None in training."""
@@ -103,7 +93,7 @@ class InstanceScores:
     def summary(self):
         """The FCN scores and, held out, PQ/SQ/RQ of the things (NaN on training
         batches: counting objects there would cost a labelling per batch)."""
-        out = metrics.scores(self.matrix())
+        out = self.confusion.summary()
         scores = self.panoptic()
         for key in ("pq_things", "sq_things", "rq_things"):
             out[key] = math.nan if scores is None else scores[key]
@@ -111,8 +101,7 @@ class InstanceScores:
 
     def report(self):
         names = self.task.class_names
-        iou = metrics.iou_per_class(self.matrix())
-        lines = ["IU per class: " + ", ".join(f"{n} {v:.3f}" for n, v in zip(names, iou))]
+        lines = self.confusion.report()
         scores = self.panoptic()
         if scores is not None:
             for c in self.task.thing_classes:

@@ -38,9 +38,13 @@ class ConfusionScores:
         self.cm = None                       # created on the first batch's device
 
     def update(self, outputs, targets):
+        self.add(outputs.data.argmax(1), targets)
+
+    def add(self, pred, targets):
+        """Count a batch's predicted class map ``pred`` against its truth ``targets``
+        (both ``(N, H, W)`` on the device); other tasks' scores count their class maps here."""
         c = self.num_classes
         xp = backend.get_array_module(targets)
-        pred = outputs.data.argmax(1)
         counted = (targets >= 0) & (targets < c)
         index = xp.where(counted, targets * c + pred, c * c).reshape(-1)
         if self.cm is None:
