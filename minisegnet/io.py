@@ -6,6 +6,8 @@ pickled Python objects inside, so loading a checkpoint can never run code
 name in the same directory, flushed to disk, and then renamed over ``path``
 with ``os.replace``: a rename within one directory is atomic, so a crash,
 a full disk or an error half-way leaves the previous checkpoint untouched.
+``atomic_file(path)`` is that write for any file (the run folder's JSON and
+PNGs use it too).
 
 ``load(path)`` reads every array eagerly and turns the many ways a file can be
 wrong (truncated, corrupt, not an ``.npz`` at all, holding pickled objects or
@@ -14,8 +16,9 @@ members that are not ``.npy`` arrays) into one ``ValueError`` that names the pat
 Strings (e.g. a JSON record of the run) can be stored as 0-d NumPy string
 arrays: ``np.array(json.dumps(meta))``; they need no pickling.
 """
+import contextlib
 import os
-import tempfile
+import secrets
 import zipfile
 import zlib
 
@@ -23,7 +26,44 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["save", "load"]
+__all__ = ["save", "load", "atomic_file"]
+
+
+@contextlib.contextmanager
+def atomic_file(path):
+    """``with atomic_file(path) as f: f.write(...)``: ``path`` gets all of it or none.
+
+    ``f`` is a binary file on a temporary name ``.NAME.XXXXXXXX.tmp`` next to
+    ``path``; when the block ends normally it is flushed to disk and renamed
+    over ``path``. An exception removes it; a kill leaves it behind (a run
+    folder's are cleared by ``runfolder.remove_stale_temporaries``). The file
+    gets the permissions ``open(path, "wb")`` would give it (0666 less the
+    umask), not the private 0600 of ``tempfile.mkstemp``.
+    """
+    path = os.fspath(path)
+    directory, name = os.path.split(os.path.abspath(path))
+    fd, tmp = _new_temporary(directory, name)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def _new_temporary(directory, name):
+    """``(fd, path)`` of a new file ``.NAME.XXXXXXXX.tmp`` in ``directory``, open for writing.
+    ``O_EXCL``: the name is ours alone; mode 0o666: the umask decides, as for any new file."""
+    while True:
+        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), tmp
+        except FileExistsError:                 # 1 in 4 billion: draw another name
+            continue
 
 
 def _to_array(key, value):
@@ -54,17 +94,8 @@ def save(state_dict, path):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"save: directory {directory!r} (for {path!r}) does not exist")
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_file(path) as f:
+        np.savez(f, **arrays)
     return path
 
 

@@ -13,7 +13,8 @@ A training run writes into one folder (``runs/NAME/`` or ``--out DIR``)::
 Every file is written whole or not at all: its bytes go to a temporary
 ``.NAME.XXXX.tmp`` in the same folder, are flushed to disk, and the
 temporary file is then renamed over ``NAME`` (``os.replace``, atomic within
-a folder). A reader sees the old file or the new one, never a mix.
+a folder; ``io.atomic_file``). A reader sees the old file or the new one,
+never a mix, and a new file gets the permissions a plain ``open`` would give it.
 
 An epoch ends with, in this order: ``checkpoint.npz`` (the commit), then
 ``best.npz`` if this epoch is the best so far, then ``metrics.json``. All of
@@ -26,14 +27,13 @@ random numbers, so the run ends exactly as an uninterrupted one. Temporary
 files of saves a kill interrupted are removed when the next run or resume in
 the folder starts.
 """
-import contextlib
 import json
 import os
-import tempfile
 
 import numpy as np
 
 from . import io
+from .io import atomic_file
 
 __all__ = ["RUN_FILES", "CHECKPOINT_FORMAT", "atomic_file", "write_json", "remove_stale_temporaries",
            "save_checkpoint", "read_checkpoint", "read_meta", "checkpoint_epoch", "CheckpointError"]
@@ -44,37 +44,6 @@ CHECKPOINT_FORMAT = "minisegnet-checkpoint-1"
 
 class CheckpointError(ValueError):
     """A file that is not a readable minisegnet training checkpoint; the message names it and why."""
-
-
-@contextlib.contextmanager
-def atomic_file(path):
-    """``with atomic_file(path) as f: f.write(...)``: ``path`` gets all of it or none.
-
-    ``f`` is a binary file on a temporary name next to ``path``; when the block
-    ends normally it is flushed to disk and renamed over ``path``. An exception
-    removes it; a kill leaves it behind as ``.NAME.XXXX.tmp``, which
-    ``remove_stale_temporaries`` clears.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())          # mkstemp makes it private (0600); a plain open() would not
-        with os.fdopen(fd, "wb") as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_json(obj, path):

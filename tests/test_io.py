@@ -127,3 +127,26 @@ def test_model_state_dict_round_trip(tmp_path):
     msn.save(a.state_dict(), tmp_path / "t.npz")
     b.load_state_dict(msn.load(tmp_path / "t.npz"))
     np.testing.assert_array_equal(b.w.numpy(), a.w.numpy())
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o027])
+def test_saved_files_get_the_permissions_of_a_plain_file(tmp_path, umask):
+    """A checkpoint (and any run file) is created as open() creates a file, 0666 less the
+    umask, not private (0600) as a temporary file from tempfile.mkstemp would leave it."""
+    from minisegnet import io, runfolder
+
+    def mode(name):
+        return os.stat(tmp_path / name).st_mode & 0o777
+
+    previous = os.umask(umask)
+    try:
+        open(tmp_path / "plain", "wb").close()
+        msn.save({"a": np.ones(2)}, tmp_path / "checkpoint.npz")
+        assert mode("plain") == 0o666 & ~umask
+        assert mode("checkpoint.npz") == mode("plain")
+        assert runfolder.atomic_file is io.atomic_file            # one atomic-write helper for the library
+        with io.atomic_file(tmp_path / "curves.png") as f:
+            f.write(b"png")
+        assert mode("curves.png") == mode("plain")
+    finally:
+        os.umask(previous)
