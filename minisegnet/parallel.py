@@ -13,7 +13,10 @@ Three rules keep it correct and fast:
 * **Nothing shared is written.** Each task writes only its own slice of the
   output, and scratch buffers are per thread (``functional/conv_fast.py``
   keys its cache by thread). A task must not call ``run`` itself: inside a
-  worker, ``run`` works through its pieces serially.
+  task, ``run`` works through its pieces serially.
+* **Never slower than one thread.** The threads claim the pieces one at a
+  time, the calling thread included; a worker that wakes up late (on a busy
+  machine) finds the pieces already taken.
 * **One level of threads.** OpenBLAS, NumPy's usual BLAS, runs its own
   threads inside every matrix product. With our threads on top, two cores
   would serve four busy threads. Inside ``run`` each thread therefore asks
@@ -167,52 +170,90 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool_after_fork)
 
 
-def _run_share(task, pieces):
-    _in_worker.active = True
-    try:
-        return [task(piece) for piece in pieces]
-    finally:
-        _in_worker.active = False
+class _Job:
+    """One call of ``run``: its pieces, claimed one at a time by whichever thread is free.
+
+    A thread *claims* the next unclaimed piece (under a lock, so no piece is
+    claimed twice), runs it, and claims again until none is left. The
+    calling thread works too, so if a worker is slow to wake up (the machine
+    is busy) the caller simply takes its pieces: never slower than working
+    alone. ``wait`` returns once no claimed piece is still running.
+    """
+
+    def __init__(self, task, pieces):
+        self.task, self.pieces = task, pieces
+        self.results = [None] * len(pieces)
+        self.next = self.running = 0
+        self.error = None
+        self.lock = threading.Lock()
+        self.idle = threading.Condition(self.lock)
+
+    def _claim(self):
+        with self.lock:
+            if self.next == len(self.pieces) or self.error is not None:
+                return None
+            self.next += 1
+            self.running += 1
+            return self.next - 1
+
+    def _release(self, error):
+        with self.lock:
+            self.running -= 1
+            if error is not None and self.error is None:
+                self.error = error
+            if self.running == 0:
+                self.idle.notify_all()
+
+    def work(self):
+        """Run pieces until none is left (in any thread)."""
+        _in_worker.active = True
+        try:
+            while (k := self._claim()) is not None:
+                error = None
+                try:
+                    self.results[k] = self.task(self.pieces[k])
+                except BaseException as exc:    # handed to the caller by ``run``
+                    error = exc
+                self._release(error)
+        finally:
+            _in_worker.active = False
+
+    def wait(self):
+        with self.lock:
+            while self.running:
+                self.idle.wait()
 
 
 def run(task, pieces):
     """``[task(p) for p in pieces]``, the pieces shared out over the threads.
 
-    Thread ``k`` of ``t`` takes the ``k``-th of ``t`` contiguous runs of
-    pieces; the calling thread takes the first. Each task must write only
-    what belongs to its piece. Every task runs with OpenBLAS held to one
-    thread, also with ``set_num_threads(1)`` (then one thread works through
-    all the pieces), so the products and their rounding are the same at any
-    thread count. Exceptions reach the caller after every thread has
-    finished. Inside a task, or when OpenBLAS's threads cannot be set per
-    thread, the pieces run serially in the calling thread as they are.
+    The calling thread and up to ``get_num_threads() - 1`` workers claim the
+    pieces one at a time (``_Job``); results come back in piece order. Each
+    task must write only what belongs to its piece. Every task runs with
+    OpenBLAS held to one thread, also with ``set_num_threads(1)`` (then the
+    calling thread works through all the pieces), so the products and their
+    rounding are the same at any thread count. The first exception reaches
+    the caller once no piece is running any more. Inside a task, or when
+    OpenBLAS's threads cannot be set per thread, the pieces run serially in
+    the calling thread as they are.
     """
     if getattr(_in_worker, "active", False) or not blas_threads_controllable():
         return [task(piece) for piece in pieces]
-    n = min(_num_threads, len(pieces))
-    if n <= 1:                                       # one thread: no hand-offs to arrange
-        previous = _set_blas_threads(1)
-        _in_worker.active = True
-        try:
-            return [task(piece) for piece in pieces]
-        finally:
-            _in_worker.active = False
-            _restore_blas_threads(previous)
-    bounds = [len(pieces) * k // n for k in range(n + 1)]
-    shares = [pieces[bounds[k]:bounds[k + 1]] for k in range(n)]
-    pool = _get_pool()
-    futures = [pool.submit(_run_share, task, share) for share in shares[1:]]
+    job = _Job(task, pieces)
+    helpers = min(_num_threads, len(pieces)) - 1
+    if helpers > 0:
+        pool = _get_pool()
+        for _ in range(helpers):
+            pool.submit(job.work)
     previous = _set_blas_threads(1)
     try:
-        results = _run_share(task, shares[0])
+        job.work()
     finally:
         _restore_blas_threads(previous)
-        done = [f.exception() for f in futures]      # wait for every thread before going on
-    for f, error in zip(futures, done):
-        if error is not None:
-            raise error
-        results.extend(f.result())
-    return results
+        job.wait()
+    if job.error is not None:
+        raise job.error
+    return job.results
 
 
 # ---- cutting a batch -------------------------------------------------------------------

@@ -9,6 +9,7 @@ freed; columns read from the unpadded input equal pad-then-im2col.
 """
 import contextlib
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -240,13 +241,15 @@ def test_two_callers_at_once_get_their_own_results(monkeypatch):
     assert not errors, errors[0]
 
 
-def test_run_keeps_piece_order_and_reports_errors_after_every_thread_is_done():
+def test_run_keeps_piece_order_and_reports_errors_once_nothing_runs():
     previous = parallel.set_num_threads(3)
     try:
         assert parallel.run(lambda p: p * p, list(range(10))) == [p * p for p in range(10)]
-        finished = []
+        started, finished = [], []
 
         def task(p):
+            started.append(p)
+            time.sleep(0.01)
             if p == 0:
                 raise KeyError("piece 0")
             finished.append(p)
@@ -254,10 +257,28 @@ def test_run_keeps_piece_order_and_reports_errors_after_every_thread_is_done():
 
         with pytest.raises(KeyError, match="piece 0"):
             parallel.run(task, list(range(6)))
-        # the calling thread's share (0, 1) stopped at the error; the other threads' shares had finished
-        assert sorted(finished) == ([2, 3, 4, 5] if parallel.blas_threads_controllable() else [])
+        # every piece that started had finished when the error reached the caller
+        assert sorted(finished) == sorted(p for p in started if p != 0)
+        time.sleep(0.05)
+        assert sorted(finished) == sorted(p for p in started if p != 0)     # and none started later
         # a task that calls run again works through its pieces itself
         assert parallel.run(lambda p: parallel.run(lambda q: p + q, [1, 2]), [10, 20]) == [[11, 12], [21, 22]]
+    finally:
+        parallel.set_num_threads(previous)
+
+
+def test_a_late_worker_finds_the_pieces_taken():
+    """The calling thread claims pieces itself: with the only worker busy elsewhere, a job
+    still finishes, in the calling thread alone."""
+    if not parallel.blas_threads_controllable():
+        pytest.skip("OpenBLAS's per-thread setting is not available here: the pool runs serially")
+    previous = parallel.set_num_threads(2)
+    try:
+        gate = threading.Event()
+        parallel._get_pool().submit(gate.wait, 10)          # occupy the one worker
+        me = threading.get_ident()
+        assert parallel.run(lambda p: threading.get_ident(), [0, 1, 2]) == [me, me, me]
+        gate.set()
     finally:
         parallel.set_num_threads(previous)
 
