@@ -26,11 +26,9 @@ weight map enters training as a constant factor of the per-pixel loss::
 
     loss = (F.cross_entropy(logits, target, reduction="none") * weights).mean()
 """
-import numbers
-
 import numpy as np
 
-from . import backend
+from . import backend, checks
 
 __all__ = ["connected_components", "instances_from_semantic", "distance_transform_edt", "two_nearest_distances",
            "unet_weight_map"]
@@ -49,21 +47,21 @@ def _as_array(x):
     return x if hasattr(x, "dtype") and hasattr(x, "shape") else np.asarray(x)
 
 
-def _label_map(x, name, allow_bool=False):
+def _label_map(x, name, op, allow_bool=False):
     """``x`` as a backend array of integer labels, (H, W) or (N, H, W); else a clear error."""
     a = _as_array(x)
     kinds = "iub" if allow_bool else "iu"
     if a.dtype.kind not in kinds:
         what = "integer or boolean" if allow_bool else "integer"
-        raise TypeError(f"{name} must be an {what} map, got dtype {a.dtype}")
+        raise TypeError(f"{op}: {name} must be an {what} map, got dtype {a.dtype}")
     if a.ndim not in (2, 3):
-        raise ValueError(f"{name} must have shape (H, W) or (N, H, W), got shape {tuple(a.shape)}")
+        raise ValueError(f"{op}: {name} must have shape (H, W) or (N, H, W), got shape {tuple(a.shape)}")
     return a
 
 
-def _check_connectivity(connectivity):
-    if connectivity not in _NEIGHBOURS or isinstance(connectivity, bool):
-        raise ValueError(f"connectivity must be 4 (edges) or 8 (edges and corners), got {connectivity!r}")
+def _check_connectivity(connectivity, op):
+    if checks.integer(connectivity, "connectivity", op) not in _NEIGHBOURS:
+        raise ValueError(f"{op}: connectivity must be 4 (edges) or 8 (edges and corners), got {connectivity!r}")
 
 
 # ---- connected components ------------------------------------------------------------
@@ -118,8 +116,9 @@ def connected_components(mask, connectivity=8):
     it far fewer on compact shapes). There is no sequential scan and no
     union-find, so the same ``xp.`` code runs on the GPU.
     """
-    m = _label_map(mask, "mask", allow_bool=True)
-    _check_connectivity(connectivity)
+    op = "connected_components"
+    m = _label_map(mask, "mask", op, allow_bool=True)
+    _check_connectivity(connectivity, op)
     xp = backend.get_array_module(m)
     single = m.ndim == 2
     foreground = (m != 0)[None] if single else m != 0
@@ -159,14 +158,14 @@ def instances_from_semantic(pred, thing_classes, connectivity=8, min_size=1):
     prediction). Ids run ``1 .. K`` per image, class by class in the order
     given, each class's regions in raster order.
     """
-    p = _label_map(pred, "pred")
-    _check_connectivity(connectivity)
-    if isinstance(min_size, bool) or not isinstance(min_size, numbers.Integral) or min_size < 1:
-        raise ValueError(f"min_size must be a positive integer (pixels), got {min_size!r}")
-    things = tuple(thing_classes)
-    for c in things:
-        if isinstance(c, bool) or not isinstance(c, numbers.Integral):
-            raise TypeError(f"thing_classes must hold integer class indices, got {thing_classes!r}")
+    op = "instances_from_semantic"
+    p = _label_map(pred, "pred", op)
+    _check_connectivity(connectivity, op)
+    min_size = checks.integer(min_size, "min_size", op, minimum=1)
+    if not isinstance(thing_classes, (list, tuple, range)):
+        raise TypeError(f"{op}: thing_classes must be a list or tuple of class indices, "
+                        f"got {checks.describe(thing_classes)}")
+    things = [checks.integer(c, f"thing_classes[{i}]", op, minimum=0) for i, c in enumerate(thing_classes)]
     xp = backend.get_array_module(p)
     single = p.ndim == 2
     p = p[None] if single else p
@@ -219,9 +218,12 @@ def distance_transform_edt(input):
     algorithms exist, e.g. Felzenszwalb and Huttenlocher's lower envelope,
     but they walk each row in order.)
     """
+    op = "distance_transform_edt"
     a = _as_array(input)
+    if a.dtype.kind not in "biuf":
+        raise TypeError(f"{op}: input must hold numbers (zero = background), got dtype {a.dtype}")
     if a.ndim < 2:
-        raise ValueError(f"input must have at least 2 dimensions (..., H, W), got shape {tuple(a.shape)}")
+        raise ValueError(f"{op}: input must have at least 2 dimensions (..., H, W), got shape {tuple(a.shape)}")
     xp = backend.get_array_module(a)
     f = xp.where(a == 0, 0.0, xp.inf)
     rows = _min_plus_parabola(f)                                          # along W
@@ -274,7 +276,7 @@ def two_nearest_distances(instances):
     changes the answer, since at that row two other objects are at least as
     near. Cost ``O(H W (W + 2H))`` per image, whatever the number of objects.
     """
-    ids = _label_map(instances, "instances")
+    ids = _label_map(instances, "instances", "two_nearest_distances")
     xp = backend.get_array_module(ids)
     single = ids.ndim == 2
     ids = (ids[None] if single else ids).astype(xp.int64)
@@ -321,22 +323,23 @@ def unet_weight_map(target, instances, w0=10.0, sigma=5.0, ignore_index=-100):
     ``two_nearest_distances``, ``O(H W (W + 2H))`` per image whatever the
     number of objects.
     """
-    t = _label_map(target, "target")
-    ids = _label_map(instances, "instances")
+    op = "unet_weight_map"
+    t = _label_map(target, "target", op)
+    ids = _label_map(instances, "instances", op)
     if tuple(ids.shape) != tuple(t.shape):
-        raise ValueError(f"instances has shape {tuple(ids.shape)} but target has shape {tuple(t.shape)}: "
+        raise ValueError(f"{op}: instances has shape {tuple(ids.shape)} but target has shape {tuple(t.shape)}: "
                          "an instance map needs one id per pixel of its image")
-    for name, value in (("w0", w0), ("sigma", sigma)):
-        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a non-negative number, got {value!r}")
-    if sigma == 0:
-        raise ValueError("sigma must be positive (pixels), got 0")
+    w0 = checks.real(w0, "w0", op, minimum=0)
+    sigma = checks.real(sigma, "sigma", op)
+    if sigma <= 0:
+        raise ValueError(f"{op}: sigma must be > 0 (pixels), got {sigma!r}")
+    ignore_index = checks.integer(ignore_index, "ignore_index", op)
     xp = backend.get_array_module(t, ids)
     if ids.size and bool((ids < 0).any()):
-        raise ValueError(f"instances holds the negative id {int(ids.min())}; ids are >= 0 (0 = no object)")
+        raise ValueError(f"{op}: instances holds the negative id {int(ids.min())}; ids are >= 0 (0 = no object)")
     valid = t != ignore_index
     if bool((valid & (t < 0)).any()):
-        raise ValueError(f"target holds the negative class {int(t[valid].min())} "
+        raise ValueError(f"{op}: target holds the negative class {int(t[valid].min())} "
                          f"(only ignore_index={ignore_index} may be outside [0, C))")
     num_classes = int(xp.where(valid, t, 0).max()) + 1 if t.size else 1
     return _unet_weight_map(t, ids, num_classes, w0, sigma, ignore_index)

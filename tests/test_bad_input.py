@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 import minisegnet as msn
 from minisegnet import functional as F
-from minisegnet import checks, metrics, nn, optim, shapes
+from minisegnet import checks, instances, metrics, nn, optim, shapes
 from minisegnet.cli import main as cli_main
 from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet
 
@@ -324,6 +324,22 @@ INTEGER_SETTINGS = [
     ("confusion_matrix", "num_classes",
      lambda v: metrics.confusion_matrix(np.zeros(3, int), np.zeros(3, int), v), False),
     ("reshape", "shape", lambda v: F.reshape(_x(), v, -1), False),
+    ("connected_components", "connectivity",
+     lambda v: instances.connected_components(np.ones((3, 3), bool), connectivity=v), False),
+    ("instances_from_semantic", "connectivity",
+     lambda v: instances.instances_from_semantic(np.ones((3, 3), int), (1,), connectivity=v), False),
+    ("instances_from_semantic", "min_size",
+     lambda v: instances.instances_from_semantic(np.ones((3, 3), int), (1,), min_size=v), False),
+    ("instances_from_semantic", "thing_classes[1]",
+     lambda v: instances.instances_from_semantic(np.ones((3, 3), int), (1, v)), False),
+    ("unet_weight_map", "ignore_index",
+     lambda v: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 3), int), ignore_index=v), False),
+    ("panoptic_counts", "things[0]",
+     lambda v: metrics.panoptic_counts(np.zeros((1, 2, 2, 2), int), np.zeros((1, 2, 2, 2), int), [v], [0]), False),
+    ("panoptic_scores", "stuff[0]", lambda v: metrics.panoptic_scores(np.zeros((4, 2)), [1], [v]), False),
+    ("panoptic_quality", "ignore_index",
+     lambda v: metrics.panoptic_quality(np.zeros((1, 2, 2, 2), int), np.zeros((1, 2, 2, 2), int), [1], [0],
+                                        ignore_index=v), False),
 ]
 
 
@@ -345,6 +361,9 @@ REAL_SETTINGS = [
     ("interpolate", "scale_factor", lambda v: F.interpolate(_x(), scale_factor=v)),
     ("DeepLabV3Plus", "width_mult", lambda v: DeepLabV3Plus(width_mult=v)),
     ("", "lr", lambda v: optim.SGD(nn.Conv2d(1, 1, 1).parameters(), lr=v)),
+    ("unet_weight_map", "w0", lambda v: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 3), int), w0=v)),
+    ("unet_weight_map", "sigma",
+     lambda v: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 3), int), sigma=v)),
 ]
 
 
@@ -358,6 +377,57 @@ def test_real_settings_refuse_nan_inf_and_strings(where, value):
     message = str(info.value)
     assert message.startswith(op) and argument in message
     assert isinstance(info.value, TypeError) == (not isinstance(value, float)), message
+
+
+# The instance and panoptic helpers: arguments of the wrong kind, values outside the rule.
+LABEL_HELPERS = [
+    ("connected_components", "connectivity", lambda: instances.connected_components(np.ones((3, 3), bool), 6),
+     ValueError, "must be 4 (edges) or 8"),
+    ("instances_from_semantic", "min_size",
+     lambda: instances.instances_from_semantic(np.ones((3, 3), int), (1,), min_size=0), ValueError, ">= 1"),
+    ("instances_from_semantic", "thing_classes",
+     lambda: instances.instances_from_semantic(np.ones((3, 3), int), 1), TypeError, "a list or tuple"),
+    ("instances_from_semantic", "thing_classes[0]",
+     lambda: instances.instances_from_semantic(np.ones((3, 3), int), (-1,)), ValueError, ">= 0"),
+    ("instances_from_semantic", "pred",
+     lambda: instances.instances_from_semantic(np.ones((3, 3)), (1,)), TypeError, "integer map"),
+    ("distance_transform_edt", "input",
+     lambda: instances.distance_transform_edt(np.array([["a", "b"]])), TypeError, "numbers"),
+    ("distance_transform_edt", "input", lambda: instances.distance_transform_edt(np.ones(3)), ValueError,
+     "at least 2 dimensions"),
+    ("two_nearest_distances", "instances",
+     lambda: instances.two_nearest_distances(np.ones((2, 2), np.float32)), TypeError, "integer map"),
+    ("unet_weight_map", "sigma", lambda: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 3), int),
+                                                                   sigma="a"), TypeError, "a number"),
+    ("unet_weight_map", "sigma", lambda: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 3), int),
+                                                                   sigma=0), ValueError, "> 0"),
+    ("unet_weight_map", "w0", lambda: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 3), int),
+                                                                w0=-1), ValueError, ">= 0"),
+    ("unet_weight_map", "instances", lambda: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 4), int)),
+     ValueError, "shape"),
+    ("panoptic_counts", "things", lambda: metrics.panoptic_counts(np.zeros((1, 2, 2, 2), int),
+                                                                  np.zeros((1, 2, 2, 2), int), 1, [0]),
+     TypeError, "a collection"),
+    ("panoptic_counts", "things[0]", lambda: metrics.panoptic_counts(np.zeros((1, 2, 2, 2), int),
+                                                                     np.zeros((1, 2, 2, 2), int), [-1], [0]),
+     ValueError, ">= 0"),
+    ("panoptic_counts", "pred", lambda: metrics.panoptic_counts(np.zeros((1, 2, 2, 3), int), np.zeros((1, 2, 2, 2), int),
+                                                                [1], [0]), ValueError, "(N, *spatial, 2)"),
+    ("panoptic_quality", "target", lambda: metrics.panoptic_quality(np.zeros((1, 2, 2, 2), int),
+                                                                    np.zeros((1, 2, 2, 2)), [1], [0]),
+     TypeError, "integer"),
+    ("panoptic_scores", "counts", lambda: metrics.panoptic_scores(np.zeros((4, 3)), [1], [0]), ValueError,
+     "shape (4, 2)"),
+]
+
+
+@given(where=st.sampled_from(LABEL_HELPERS))
+def test_instance_and_panoptic_helpers_name_the_function_the_argument_and_the_rule(where):
+    op, argument, call, kind, rule = where
+    with pytest.raises((TypeError, ValueError)) as info:
+        call()
+    message = str(info.value)
+    assert type(info.value) is kind and message.startswith(f"{op}: {argument}") and rule in message, message
 
 
 def test_class_weights_given_as_strings_name_the_argument():

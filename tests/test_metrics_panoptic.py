@@ -232,7 +232,8 @@ def test_counts_layout_and_scores_of_absent_categories():
     (dict(things=[1, 2], stuff=[0, 2]), ValueError, r"categories \[2\] are claimed as both thing and stuff"),
     (dict(things=[1], stuff=[0, 0]), ValueError, "more than once"),
     (dict(things=[], stuff=[]), ValueError, "both empty"),
-    (dict(things=[1.5], stuff=[0]), ValueError, "non-negative integer"),
+    (dict(things=[1.5], stuff=[0]), TypeError, r"panoptic_quality: things\[0\] must be an int"),
+    (dict(things=[-1], stuff=[0]), ValueError, r"things\[0\] must be >= 0"),
     (dict(things=1, stuff=[0]), TypeError, "collection"),
     (dict(things=[1], stuff=[0], ignore_index=0), ValueError, "ignore_index=0 is also listed as a stuff"),
 ])

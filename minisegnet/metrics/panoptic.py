@@ -46,7 +46,7 @@ import math
 
 import numpy as np
 
-from .. import backend
+from .. import backend, checks
 
 __all__ = ["panoptic_counts", "panoptic_scores", "panoptic_quality"]
 
@@ -62,48 +62,49 @@ def _array(x):
     return x
 
 
-def _category_ids(values, name):
+def _category_ids(values, name, op):
     """A sorted tuple of distinct non-negative Python ints, or a clear error."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
-        raise TypeError(f"{name} must be a collection of integer category ids, got {values!r}")
-    values = list(values)
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{name} must hold non-negative integer category ids, got {v!r} in {values!r}")
+        raise TypeError(f"{op}: {name} must be a collection of integer category ids, got {checks.describe(values)}")
+    values = [checks.integer(v, f"{name}[{i}]", op, minimum=0) for i, v in enumerate(values)]
     if len(set(values)) != len(values):
-        repeated = sorted({int(v) for v in values if values.count(v) > 1})
-        raise ValueError(f"{name} lists category ids more than once: {repeated}")
-    return tuple(sorted(int(v) for v in values))
+        repeated = sorted({v for v in values if values.count(v) > 1})
+        raise ValueError(f"{op}: {name} lists category ids more than once: {repeated}")
+    return tuple(sorted(values))
 
 
-def check_categories(things, stuff, ignore_index=-1):
+def check_categories(things, stuff, ignore_index=-1, op="check_categories"):
     """Validate the category split and return ``(things, stuff, categories)``
     as sorted tuples, ``categories = sorted(things + stuff)``: the columns of
-    :func:`panoptic_counts`."""
-    things = _category_ids(things, "things")
-    stuff = _category_ids(stuff, "stuff")
+    :func:`panoptic_counts`. ``op``: the function named in the error messages."""
+    things = _category_ids(things, "things", op)
+    stuff = _category_ids(stuff, "stuff", op)
     both = sorted(set(things) & set(stuff))
     if both:
-        raise ValueError(f"categories {both} are claimed as both thing and stuff "
+        raise ValueError(f"{op}: categories {both} are claimed as both thing and stuff "
                          f"(things={list(things)}, stuff={list(stuff)}); each category is one or the other")
     if not things and not stuff:
-        raise ValueError("things and stuff are both empty: name at least one category")
-    if isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer)):
-        raise TypeError(f"ignore_index must be an integer category id, got {ignore_index!r}")
+        raise ValueError(f"{op}: things and stuff are both empty: name at least one category")
+    ignore_index = checks.integer(ignore_index, "ignore_index", op)
     if ignore_index in things or ignore_index in stuff:
-        raise ValueError(f"ignore_index={ignore_index} is also listed as a "
+        raise ValueError(f"{op}: ignore_index={ignore_index} is also listed as a "
                          f"{'thing' if ignore_index in things else 'stuff'} category; void must be its own id")
     return things, stuff, tuple(sorted(things + stuff))
 
 
-def _check_map(a, name, shape=None):
-    if a.ndim < 3 or a.shape[-1] != 2:
-        raise ValueError(f"{name} must have shape (N, *spatial, 2) holding (category, instance id) per "
-                         f"pixel, got shape {tuple(a.shape)}")
-    if a.dtype.kind not in "iu":
-        raise TypeError(f"{name} must hold integer (category, instance id) pairs, got dtype {a.dtype}")
-    if shape is not None and tuple(a.shape) != shape:
-        raise ValueError(f"pred and target must have the same shape, got {shape} and {tuple(a.shape)}")
+def _check_maps(pred, target, op):
+    """``pred`` and ``target`` as arrays: ``(N, *spatial, 2)`` integer maps of one shape."""
+    pred, target = _array(pred), _array(target)
+    for name, a in (("pred", pred), ("target", target)):
+        if a.ndim < 3 or a.shape[-1] != 2:
+            raise ValueError(f"{op}: {name} must have shape (N, *spatial, 2) holding (category, instance id) "
+                             f"per pixel, got shape {tuple(a.shape)}")
+        if a.dtype.kind not in "iu":
+            raise TypeError(f"{op}: {name} must hold integer (category, instance id) pairs, got dtype {a.dtype}")
+    if pred.shape != target.shape:
+        raise ValueError(f"{op}: pred and target must have the same shape, got {tuple(pred.shape)} and "
+                         f"{tuple(target.shape)}")
+    return pred, target
 
 
 def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
@@ -121,10 +122,9 @@ def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
     docstring). Any other category id outside ``things`` and ``stuff`` is an
     error, in either map.
     """
-    things, stuff, categories = check_categories(things, stuff, ignore_index)
-    pred, target = _array(pred), _array(target)
-    _check_map(pred, "pred")
-    _check_map(target, "target", tuple(pred.shape))
+    op = "panoptic_counts"
+    things, stuff, categories = check_categories(things, stuff, ignore_index, op)
+    pred, target = _check_maps(pred, target, op)
     xp = backend.get_array_module(pred, target)
     n = pred.shape[0]
     K = len(categories)
@@ -140,11 +140,11 @@ def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
         unknown = ~void & (cats[column] != category)
         if bool(unknown.any()):
             bad = sorted(int(v) for v in backend.to_numpy(xp.unique(category[unknown])))
-            raise ValueError(f"{name} holds category ids {bad}, which are neither things {list(things)} nor "
+            raise ValueError(f"{op}: {name} holds category ids {bad}, which are neither things {list(things)} nor "
                              f"stuff {list(stuff)} (nor ignore_index={ignore_index}); name every category")
         thing_pixel = ~void & is_thing[column]
         if bool((thing_pixel & (instance < 0)).any()):
-            raise ValueError(f"{name} holds a negative instance id on a thing pixel; ids must be >= 0")
+            raise ValueError(f"{op}: {name} holds a negative instance id on a thing pixel; ids must be >= 0")
         instance = xp.where(thing_pixel, instance, 0)        # stuff: one segment per category per image
         width = int(instance.max()) + 1 if instance.size else 1
         image = xp.arange(n, dtype=xp.int64)[:, None]
@@ -209,10 +209,11 @@ def panoptic_scores(counts, things, stuff):
     "tp", "fp", "fn"}}`` for every category, NaN scores for one that occurs
     in neither map. An average over no category is NaN.
     """
-    things, stuff, categories = check_categories(things, stuff)
+    op = "panoptic_scores"
+    things, stuff, categories = check_categories(things, stuff, op=op)
     counts = np.asarray(backend.to_numpy(_array(counts)), dtype=np.float64)
     if counts.shape != (4, len(categories)):
-        raise ValueError(f"counts must have shape (4, {len(categories)}) for {len(categories)} categories "
+        raise ValueError(f"{op}: counts must have shape (4, {len(categories)}) for {len(categories)} categories "
                          f"(rows iou_sum, tp, fp, fn), got {counts.shape}")
     iou_sum, tp, fp, fn = counts
     denominator = tp + fp / 2 + fn / 2
@@ -243,4 +244,6 @@ def panoptic_quality(pred, target, things, stuff, ignore_index=-1):
     >>> s["per_class"][1]["pq"], round(s["per_class"][0]["pq"], 3)  # car: 1 TP, 1 FN; road IoU 1/2 is no match
     (0.6666666666666666, 0.0)
     """
+    check_categories(things, stuff, ignore_index, op="panoptic_quality")   # bad arguments named as ours
+    _check_maps(pred, target, "panoptic_quality")
     return panoptic_scores(panoptic_counts(pred, target, things, stuff, ignore_index), things, stuff)
