@@ -18,11 +18,13 @@ Three rules keep it correct and fast:
   time, the calling thread included; a worker that wakes up late (on a busy
   machine) finds the pieces already taken.
 * **One level of threads.** OpenBLAS, NumPy's usual BLAS, runs its own
-  threads inside every matrix product. With our threads on top, two cores
-  would serve four busy threads. Inside ``run`` each thread therefore asks
-  OpenBLAS for a single thread (``openblas_set_num_threads_local``, found in
-  the loaded library; without it, ``run`` works serially and leaves the
-  BLAS alone, so nothing is oversubscribed), and restores the setting after.
+  threads inside every matrix product, and its threads spin while they wait
+  for work. With our threads on top, two cores would serve four busy
+  threads. While ``run`` works, OpenBLAS is therefore held to one thread
+  (``openblas_set_num_threads``, found in the loaded library; without it,
+  ``run`` works serially and leaves the BLAS alone, so nothing is
+  oversubscribed), and its thread count is restored after. Matrix products
+  that other threads of the program compute meanwhile run single-threaded.
 * **The same numbers at any thread count.** How the work is cut is decided by
   the caller from the shapes and the memory limit, never from the thread
   count, and results are combined in piece order. So one thread and four give
@@ -94,13 +96,12 @@ def get_num_threads():
 
 
 # ---- BLAS threads --------------------------------------------------------------------
-def _find_blas_thread_setters():
-    """``openblas_set_num_threads_local`` of every OpenBLAS loaded into this process.
+def _find_openblas():
+    """``(get, set)`` pairs of ``openblas_get_num_threads``/``openblas_set_num_threads`` of
+    every OpenBLAS loaded into this process (NumPy's wheels prefix the names).
 
-    The function (OpenBLAS 0.3.27 and later) sets the BLAS thread count for
-    the calling thread only, which is what each of our threads needs. The
-    libraries are found by name in ``/proc/self/maps`` (Linux); elsewhere, or
-    with another BLAS, the list is empty.
+    The libraries are found by name in ``/proc/self/maps`` (Linux); elsewhere,
+    or with another BLAS, the list is empty.
     """
     import numpy  # noqa: F401  (make sure NumPy's BLAS is loaded before looking)
 
@@ -109,54 +110,64 @@ def _find_blas_thread_setters():
             paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
     except OSError:
         return []
-    setters = []
+    found = []
     for path in paths:
         try:
-            setter = ctypes.CDLL(path).openblas_set_num_threads_local
-        except (OSError, AttributeError):
+            lib = ctypes.CDLL(path)
+        except OSError:
             continue
-        setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
-        setters.append(setter)
-    return setters
+        for prefix, suffix in (("openblas_", ""), ("scipy_openblas_", "64_"), ("openblas_", "64_")):
+            get = getattr(lib, f"{prefix}get_num_threads{suffix}", None)
+            set_ = getattr(lib, f"{prefix}set_num_threads{suffix}", None)
+            if get is not None and set_ is not None:
+                get.restype, set_.argtypes = ctypes.c_int, [ctypes.c_int]
+                found.append((get, set_))
+                break
+    return found
 
 
-_blas_setters = None
+_openblas = None
+_blas_lock = threading.Lock()
+_blas_users = 0           # jobs running now; the first one in holds OpenBLAS to one thread
+_blas_saved = []          # OpenBLAS's thread counts from before, restored by the last one out
 
 
 def blas_threads_controllable():
-    """True when each thread can ask OpenBLAS for one thread (so the pool may run GEMMs)."""
-    global _blas_setters
-    if _blas_setters is None:
-        _blas_setters = _find_blas_thread_setters()
-    return bool(_blas_setters)
+    """True when OpenBLAS's thread count can be set (so the pool may run GEMMs)."""
+    global _openblas
+    if _openblas is None:
+        _openblas = _find_openblas()
+    return bool(_openblas)
 
 
-def _set_blas_threads(n):
-    """Set this thread's OpenBLAS thread count to ``n``; return the previous counts."""
-    if len(_blas_setters) == 1:       # the usual case, NumPy's OpenBLAS alone: one call
-        return _blas_setters[0](n)
-    return [setter(n) for setter in _blas_setters]
+def _hold_blas_to_one_thread():
+    """OpenBLAS to one thread while any job runs. (Its per-thread setting turned out to
+    change the process-wide count in the OpenBLAS NumPy ships, so the count is set
+    process-wide, once, by the first job in, and restored by the last one out.)"""
+    global _blas_users, _blas_saved
+    with _blas_lock:
+        if _blas_users == 0:
+            _blas_saved = [get() for get, _ in _openblas]
+            for _, set_ in _openblas:
+                set_(1)
+        _blas_users += 1
 
 
-def _restore_blas_threads(previous):
-    if len(_blas_setters) == 1:
-        _blas_setters[0](previous)
-        return
-    for setter, n in zip(_blas_setters, previous):
-        setter(n)
+def _release_blas():
+    global _blas_users
+    with _blas_lock:
+        _blas_users -= 1
+        if _blas_users == 0:
+            for (_, set_), n in zip(_openblas, _blas_saved):
+                set_(n)
 
 
 # ---- the pool ------------------------------------------------------------------------
-def _worker_start():
-    _set_blas_threads(1)
-
-
 def _get_pool():
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="minisegnet",
-                                       initializer=_worker_start)
+            _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="minisegnet")
         return _pool
 
 
@@ -240,17 +251,19 @@ def run(task, pieces):
     if getattr(_in_worker, "active", False) or not blas_threads_controllable():
         return [task(piece) for piece in pieces]
     job = _Job(task, pieces)
-    helpers = min(_num_threads, len(pieces)) - 1
-    if helpers > 0:
-        pool = _get_pool()
-        for _ in range(helpers):
-            pool.submit(job.work)
-    previous = _set_blas_threads(1)
+    _hold_blas_to_one_thread()
     try:
-        job.work()
+        helpers = min(_num_threads, len(pieces)) - 1
+        if helpers > 0:
+            pool = _get_pool()
+            for _ in range(helpers):
+                pool.submit(job.work)
+        try:
+            job.work()
+        finally:
+            job.wait()                  # no piece runs any more ...
     finally:
-        _restore_blas_threads(previous)
-        job.wait()
+        _release_blas()                 # ... before OpenBLAS gets its threads back
     if job.error is not None:
         raise job.error
     return job.results

@@ -399,3 +399,29 @@ def test_pieces_depend_on_sizes_not_threads(monkeypatch):
             assert parallel.pieces(3, 100, max_bytes=150) == [(0, 1), (1, 2), (2, 3)]   # the limit wins
     finally:
         parallel.set_num_threads(previous)
+
+
+def test_openblas_holds_one_thread_while_a_job_runs_and_gets_its_threads_back():
+    if not parallel.blas_threads_controllable():
+        pytest.skip("OpenBLAS's thread count cannot be set here")
+    get = parallel._openblas[0][0]
+    before = get()
+    previous = parallel.set_num_threads(2)
+    try:
+        seen = parallel.run(lambda p: get(), [0, 1, 2])
+        assert seen == [1, 1, 1] and get() == before
+        # two callers at once: the count comes back only when both are done
+        barrier = threading.Barrier(2, timeout=10)
+        inside = []
+
+        def caller():
+            inside.extend(parallel.run(lambda p: (barrier.wait(), get())[1], [0]))
+
+        threads = [threading.Thread(target=caller) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert inside == [1, 1] and get() == before
+    finally:
+        parallel.set_num_threads(previous)
