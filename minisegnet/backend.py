@@ -12,6 +12,7 @@ asked (``set_backend("cupy")``), or, for the environment variable, at the
 first array the library creates.
 """
 import os
+from collections import OrderedDict
 
 import numpy as np
 
@@ -23,6 +24,8 @@ __all__ = [
     "to_numpy",
     "asarray",
     "scatter_add",
+    "bincount",
+    "constant",
     "cupy_available",
 ]
 
@@ -101,14 +104,15 @@ def _is_cupy_array(a):
 def get_array_module(*arrays):
     """Return ``numpy`` or ``cupy``, whichever holds ``arrays``.
 
-    Python scalars and ``None`` are ignored. Mixing a NumPy and a CuPy array
-    in one op is an error: silently copying between devices would hide a
-    slow bug.
+    Python scalars and ``None`` are ignored; NumPy scalars (what NumPy's
+    reductions return, e.g. ``x.sum()``) count as NumPy. Mixing a NumPy and a
+    CuPy array in one op is an error: silently copying between devices would
+    hide a slow bug.
     """
     found_numpy = found_cupy = False
     for a in arrays:
         a = getattr(a, "data", a) if hasattr(a, "requires_grad") else a
-        if isinstance(a, np.ndarray):
+        if isinstance(a, (np.ndarray, np.generic)):
             found_numpy = True
         elif _is_cupy_array(a):
             found_cupy = True
@@ -155,6 +159,51 @@ def scatter_add(target, indices, values):
     """
     get_array_module(target, values).add.at(target, indices, values)
     return target
+
+
+def bincount(x, length):
+    """How often each value ``0 .. length-1`` occurs in the 1-D int array ``x``
+    (every value must lie in that range), as an int64 array of ``length``.
+
+    NumPy's ``bincount``. On CuPy, a scatter-add of ones instead: ``cupy.bincount``
+    reads the input's maximum back to the host to size its output (a device
+    synchronisation), which a length known in advance makes unnecessary.
+    """
+    xp = get_array_module(x)
+    if xp is np:
+        return np.bincount(x, minlength=length).astype(np.int64)
+    counts = xp.zeros(length, dtype=xp.int64)
+    xp.add.at(counts, x, 1)
+    return counts
+
+
+_CONSTANTS_KEPT = 256
+_constants = OrderedDict()   # (module name, device, key) -> array or tuple of arrays
+
+
+def constant(xp, key, build):
+    """A constant table (indices, weights) on array module ``xp``, built on the host once.
+
+    Some ops need small tables that depend only on sizes and settings (resize's
+    gather tables, adaptive pooling's averaging matrices). ``build()`` makes
+    them with NumPy, as an array or a tuple of arrays; the first call for a
+    given ``(xp, key)`` moves them to ``xp`` (one upload on CuPy), and later
+    calls return the very same arrays, so an op that runs in every training
+    step moves no table between host and device. The result is shared: never
+    write into it. The most recently used 256 entries are kept.
+    """
+    place = (xp.__name__, xp.cuda.Device().id if xp is not np else None)
+    full_key = place + (key,)
+    found = _constants.get(full_key)
+    if found is None:
+        built = build()
+        found = tuple(xp.asarray(a) for a in built) if isinstance(built, tuple) else xp.asarray(built)
+        _constants[full_key] = found
+        if len(_constants) > _CONSTANTS_KEPT:
+            _constants.popitem(last=False)
+    else:
+        _constants.move_to_end(full_key)
+    return found
 
 
 def _backend_from_environment():

@@ -14,6 +14,7 @@ import pytest
 import minisegnet as msn
 from minisegnet import backend
 from minisegnet import functional as F
+from minisegnet.models import UNet
 
 
 def _is_device(t, cupy):
@@ -42,6 +43,63 @@ def test_the_mixing_error_names_a_remedy_that_works(cupy):
     with pytest.raises(TypeError, match="to_backend"):
         a + b
     np.testing.assert_array_equal((a.to_backend("cupy") + b).numpy(), [4.0, 6.0])
+
+
+# ---- existing tensors keep their arrays after set_backend --------------------------------------
+def _run_every_kind_of_op(x):
+    """Forward and backward through ops that make helper arrays (tables, masks, buffers)."""
+    y = F.max_pool2d(x, 3, stride=2, padding=1)
+    y = y + F.avg_pool2d(x, 2, stride=2, padding=1, count_include_pad=False)[..., :y.shape[2], :y.shape[3]]
+    y = F.interpolate(y, size=(9, 7), mode="bilinear") + F.interpolate(y, size=(9, 7), mode="nearest")
+    y = F.adaptive_avg_pool2d(y, (3, 2)).sum() + F.dropout(x, 0.3).sum() + F.dropout2d(x, 0.5).sum()
+    pooled, idx = F.max_pool2d(x, 2, return_indices=True)
+    y = y + F.max_unpool2d(pooled, idx, 2, output_size=x.shape[2:]).sum()
+    y = y + F.pad(x, (1, 2, 0, 1), mode="reflect").sum() + x[:, :, [0, 2, 2]].sum()
+    labels = x.argmax(1)
+    y = y + F.cross_entropy(x, labels) + F.dice_loss(x, labels)
+    y.backward()
+    return y
+
+
+@pytest.mark.parametrize("made_on, then", [("cupy", "numpy"), ("numpy", "cupy")])
+def test_ops_follow_their_input_not_the_global_backend(made_on, then, cupy):
+    x = msn.tensor(np.random.default_rng(0).standard_normal((2, 3, 6, 5)), requires_grad=True)
+    x = x.to_backend(made_on)
+    msn.set_backend(then)
+    y = _run_every_kind_of_op(x)
+    module = cupy if made_on == "cupy" else np
+    assert backend.get_array_module(y.data) is module and isinstance(x.grad.data, module.ndarray)
+
+
+@pytest.mark.parametrize("made_on, then", [("cupy", "numpy"), ("numpy", "cupy")])
+def test_a_model_runs_where_it_was_built_after_the_backend_changes(made_on, then, cupy):
+    msn.set_backend(made_on)
+    model = UNet(3, 2, base_channels=4, depth=2, padding="same", batch_norm=True,
+                            up_mode="bilinear")
+    x = msn.tensor(np.random.default_rng(0).standard_normal((2, 3, 16, 16)).astype(np.float32))
+    x = x.to_backend(made_on)
+    msn.set_backend(then)
+    loss = F.cross_entropy(model(x), msn.tensor(np.zeros((2, 16, 16), np.int64)).to_backend(made_on))
+    loss.backward()
+    module = cupy if made_on == "cupy" else np
+    assert all(isinstance(p.grad.data, module.ndarray) for p in model.parameters())
+
+
+# ---- one seed, the same numbers on both backends ------------------------------------------------
+@pytest.mark.parametrize("fn", [F.dropout, F.dropout2d])
+def test_dropout_masks_are_made_on_the_device_and_equal_for_one_seed(fn, cupy, transfers):
+    x = np.random.default_rng(0).standard_normal((2, 8, 16, 16)).astype(np.float32)
+    host, device = msn.tensor(x).to_backend("numpy"), msn.tensor(x).to_backend("cupy")
+    msn.manual_seed(7)
+    expected = fn(host, 0.4).numpy()
+    msn.manual_seed(7)
+    with transfers() as log:
+        y = fn(device, 0.4)
+    assert log.count() == 0, log.report()             # no mask crossed from the host
+    np.testing.assert_array_equal(y.numpy(), expected)
+    kept = expected != 0
+    np.testing.assert_allclose(expected[kept], x[kept] / 0.6, rtol=1e-6)
+    assert 0 < kept.mean() < 1
 
 
 # ---- scatter-add ----------------------------------------------------------------------------------

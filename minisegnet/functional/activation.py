@@ -6,9 +6,9 @@ keep a mask of where the input was, which is all their backward needs. At a
 kink the gradient takes PyTorch's side: ReLU and ReLU6 pass no gradient at
 exactly 0 (and at exactly 6 for ReLU6); leaky ReLU uses the slope at 0.
 
-Dropout masks are drawn on the CPU from the library's seeded generator
-(``minisegnet.random.generator()``) and moved to the backend, so
-``msn.manual_seed(s)`` repeats them on NumPy and CuPy alike.
+Dropout masks are made where the input lives (on the GPU for CuPy) from a key
+drawn from the library's seeded generator (``minisegnet.random.uniform``), so
+``msn.manual_seed(s)`` repeats them, with the same numbers on NumPy and CuPy.
 """
 import numbers
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import backend, checks, parallel
 from ..autograd import Function
-from ..random import generator
+from ..random import uniform
 
 __all__ = ["relu", "leaky_relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax",
            "dropout", "dropout2d"]
@@ -77,11 +77,6 @@ class ReLU6(Function):
         return g * self.mask
 
 
-def _to_backend_of(array, like):
-    """The NumPy ``array`` moved to the backend that holds ``like``."""
-    return backend.asarray(array, backend="numpy" if backend.get_array_module(like) is np else "cupy")
-
-
 class Dropout(Function):
     """y = x * m / (1 - p),  m ~ Bernoulli(1 - p) drawn once per element
     (``dropout``) or once per (sample, channel) plane (``dropout2d``, m of shape
@@ -95,10 +90,10 @@ class Dropout(Function):
         self.p, self.mask_shape = p, mask_shape
 
     def forward(self, x):
-        keep = generator().random(self.mask_shape, dtype=np.float32) >= self.p
+        keep = uniform(backend.get_array_module(x), self.mask_shape) >= self.p
         # p = 1 drops everything; 1/(1-p) would be inf, and inf*0 is nan.
         scale = 0.0 if self.p == 1 else 1.0 / (1.0 - self.p)
-        self.mask = _to_backend_of(keep.astype(x.dtype) * x.dtype.type(scale), x)
+        self.mask = keep.astype(x.dtype) * x.dtype.type(scale)
         return x * self.mask
 
     def backward(self, g):
@@ -205,7 +200,7 @@ def dropout(x, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
 
     ``x``: any shape. With ``training=False`` (or p = 0) it returns ``x`` itself.
-    The mask comes from ``minisegnet.random.generator()``: ``msn.manual_seed``
+    The mask comes from ``minisegnet.random.uniform``: ``msn.manual_seed``
     repeats it. ``inplace`` is accepted for PyTorch compatibility and ignored.
     """
     p = _check_dropout_p(p)

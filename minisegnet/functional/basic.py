@@ -32,8 +32,9 @@ def _operands(a, b, op):
         if isinstance(x, Tensor):
             return x
         if isinstance(x, (bool, int, float)):
+            # xp.full, not xp.asarray: on a GPU the number travels as a kernel argument, no copy.
             xp = backend.get_array_module(like.data)
-            return Tensor._wrap(xp.asarray(x, dtype=like.dtype))
+            return Tensor._wrap(xp.full((), x, dtype=like.dtype))
         if x is None or isinstance(x, str):
             raise TypeError(f"{op}: {name} must be a Tensor, an array or a number, got {checks.describe(x)}")
         return Tensor(x)

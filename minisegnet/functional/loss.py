@@ -124,7 +124,7 @@ class CrossEntropy(Function):
         self.denom = self.w_t.sum()
         # 0/0 (all pixels ignored) is nan, as in PyTorch, without a division warning.
         safe = xp.where(self.denom != 0, self.denom, 1)
-        return xp.where(self.denom != 0, total / safe, xp.asarray(np.nan, dtype=x.dtype))
+        return xp.where(self.denom != 0, total / safe, xp.full((), np.nan, dtype=x.dtype))
 
     def backward(self, g):
         xp = backend.get_array_module(g)

@@ -84,12 +84,13 @@ class MaxPool2d(Function):
         x_pad = x if no_padding else _pad_to(x, self.extent, self.p, -np.inf)
 
         # Start like PyTorch: running max -inf, winner = the first window element
-        # inside the input (so an all -inf window reports a real pixel).
-        row0, col0 = np.arange(ho) * sh - ph, np.arange(wo) * sw - pw
-        first_a = np.maximum(0, -(row0 // dh))        # smallest a with row0 + a*dh >= 0
-        first_b = np.maximum(0, -(col0 // dw))
+        # inside the input (so an all -inf window reports a real pixel). The small
+        # index tables are computed with xp, where x lives: nothing crosses to a GPU.
+        row0, col0 = xp.arange(ho) * sh - ph, xp.arange(wo) * sw - pw     # window origins
+        first_a = xp.maximum(0, -(row0 // dh))        # smallest a with row0 + a*dh >= 0
+        first_b = xp.maximum(0, -(col0 // dw))
         best = xp.full(x.shape[:2] + (ho, wo), -np.inf, dtype=x.dtype)
-        winner = xp.broadcast_to(backend.asarray(first_a[:, None] * kw + first_b[None, :]),
+        winner = xp.broadcast_to(first_a[:, None] * kw + first_b[None, :],
                                  best.shape).astype(np.uint8 if kh * kw <= 256 else np.int32)
 
         def slab(i):   # images i; parallel.over_batch shares the slabs over the CPU cores
@@ -105,8 +106,8 @@ class MaxPool2d(Function):
         self.winner = winner          # window offset a*kw + b of each maximum
         if self.want_indices:
             a, b = winner.astype(np.int64) // kw, winner.astype(np.int64) % kw
-            rows = backend.asarray(row0).reshape(ho, 1) + a * dh
-            cols = backend.asarray(col0).reshape(1, wo) + b * dw
+            rows = row0.reshape(ho, 1) + a * dh
+            cols = col0.reshape(1, wo) + b * dw
             self.indices = (rows * w + cols).astype(np.int64)
         return best
 
@@ -187,19 +188,19 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
 
 
 # ---- average pooling ----------------------------------------------------------------
-def _avg_divisors(i, o, k, s, p, count_include_pad):
-    """PyTorch's divisor per output position along one axis.
+def _avg_divisors(xp, i, o, k, s, p, count_include_pad):
+    """PyTorch's divisor per output position along one axis (computed with ``xp``).
 
     The window ``[o*s - p, o*s - p + k)`` is first clipped to the padded input
     ``[-p, i + p)`` (a ceil-mode window may hang past the padding: that part
     never counts); with ``count_include_pad`` that is the divisor, otherwise
     the window is clipped further to the real input ``[0, i)``.
     """
-    start = np.arange(o) * s - p
-    end = np.minimum(start + k, i + p)
+    start = xp.arange(o) * s - p
+    end = xp.minimum(start + k, i + p)
     if count_include_pad:
         return end - start
-    return np.minimum(end, i) - np.maximum(start, 0)
+    return xp.minimum(end, i) - xp.maximum(start, 0)
 
 
 class AvgPool2d(Function):
@@ -252,13 +253,14 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
         raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int or None, "
                          f"got {divisor_override!r}")
     out_hw = shapes.avg_pool2d_output_size(x.shape[2:], k, s, p, ceil_mode)
+    xp = backend.get_array_module(x.data)
     if divisor_override is not None:
-        divisor = np.full(out_hw, divisor_override)
+        divisor = xp.full(out_hw, divisor_override)
     else:
-        div_h = _avg_divisors(x.shape[2], out_hw[0], k[0], s[0], p[0], count_include_pad)
-        div_w = _avg_divisors(x.shape[3], out_hw[1], k[1], s[1], p[1], count_include_pad)
+        div_h = _avg_divisors(xp, x.shape[2], out_hw[0], k[0], s[0], p[0], count_include_pad)
+        div_w = _avg_divisors(xp, x.shape[3], out_hw[1], k[1], s[1], p[1], count_include_pad)
         divisor = div_h[:, None] * div_w[None, :]
-    return AvgPool2d(k, s, p, out_hw, backend.asarray(divisor))(x)
+    return AvgPool2d(k, s, p, out_hw, divisor)(x)
 
 
 # ---- adaptive average pooling ----------------------------------------------------------
@@ -444,9 +446,10 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     if x.shape[0] == 0:
         return empty_batch(x.shape[:2] + out_hw, x)
     plane = out_hw[0] * out_hw[1]
-    if indices.size:
+    # One yes/no read from the device (a GPU would wrap a bad index silently); the
+    # offending value is looked up only when there is one.
+    if indices.size and bool(((indices.data < 0) | (indices.data >= plane)).any()):
         lo, hi = int(indices.data.min()), int(indices.data.max())
-        if lo < 0 or hi >= plane:
-            raise ValueError(f"max_unpool2d: indices must lie in [0, {plane}) for output size {out_hw}, "
-                             f"found {lo if lo < 0 else hi}")
+        raise ValueError(f"max_unpool2d: indices must lie in [0, {plane}) for output size {out_hw}, "
+                         f"found {lo if lo < 0 else hi}")
     return MaxUnpool2d(out_hw)(x, indices)

@@ -120,6 +120,7 @@ def transpose_table(n_in, reads, dtype):
     for ``k < m`` (unused slots have weight 0), i.e. the adjoint map. Every input
     is read by a handful of outputs, so the backward pass becomes ``m`` gathers
     instead of a scatter-add with repeated indices: the same sums, far faster.
+    Built with NumPy on the host (``interpolate`` keeps it on the input's backend).
     """
     n_out = len(reads[0][0])
     src = np.concatenate([np.asarray(index) for index, _ in reads])
@@ -135,7 +136,7 @@ def transpose_table(n_in, reads, dtype):
     weights = np.zeros(outputs.shape, dtype=dtype)
     outputs[src, slot] = dst
     weights[src, slot] = wts
-    return backend.asarray(outputs), backend.asarray(weights)
+    return outputs, weights
 
 
 def _collect(g, table, axis):
@@ -243,15 +244,28 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     if scale_factor is not None and not recompute_scale_factor:
         scales = _per_axis_scale(scale_factor)
 
+    xp = backend.get_array_module(x.data)
+    tables = {axis: _axis_tables(xp, mode, x.shape[axis], out_hw[axis - 2], bool(align_corners),
+                                 scales[axis - 2], x.dtype) for axis in (2, 3)}
     if mode == "nearest":
-        src = [nearest_indices(x.shape[2 + a], out_hw[a], scales[a], x.dtype) for a in range(2)]
-        tables = {2 + a: transpose_table(x.shape[2 + a], [(src[a], np.ones(len(src[a])))], x.dtype)
-                  for a in range(2)}
-        return Nearest([backend.asarray(s) for s in src], tables)(x)
-    axes, tables = {}, {}
-    for axis in (2, 3):
-        i0, i1, lam = linear_weights(x.shape[axis], out_hw[axis - 2], bool(align_corners), scales[axis - 2], x.dtype)
-        lam = lam.astype(x.dtype)
-        tables[axis] = transpose_table(x.shape[axis], [(i0, 1 - lam), (i1, lam)], x.dtype)
-        axes[axis] = (backend.asarray(i0), backend.asarray(i1), backend.asarray(lam))
-    return Bilinear(axes, tables)(x)
+        return Nearest((tables[2][0], tables[3][0]), {axis: t[1:] for axis, t in tables.items()})(x)
+    return Bilinear({axis: t[:3] for axis, t in tables.items()}, {axis: t[3:] for axis, t in tables.items()})(x)
+
+
+def _axis_tables(xp, mode, n_in, n_out, align_corners, scale, dtype):
+    """One axis's forward reads and backward gather table: ``(src, outputs, weights)``
+    for nearest, ``(i0, i1, lam, outputs, weights)`` for bilinear.
+
+    They depend only on the sizes and settings, so they are built on the host
+    once and kept on the input's backend (``backend.constant``): a resize in
+    every training step moves no table between host and device.
+    """
+    def build():
+        if mode == "nearest":
+            src = nearest_indices(n_in, n_out, scale, dtype)
+            return (src,) + transpose_table(n_in, [(src, np.ones(len(src)))], dtype)
+        i0, i1, lam = linear_weights(n_in, n_out, align_corners, scale, dtype)
+        lam = lam.astype(dtype)
+        return (i0, i1, lam) + transpose_table(n_in, [(i0, 1 - lam), (i1, lam)], dtype)
+    key = ("interpolate", mode, n_in, n_out, align_corners, scale, np.dtype(dtype).str)
+    return backend.constant(xp, key, build)

@@ -69,7 +69,8 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
     ``[0, num_classes)`` is an error, in the prediction or in the target.
 
     Counting is one ``bincount`` over the combined index ``C * truth + pred``,
-    which runs at memory speed; the result stays on the inputs' backend.
+    which runs at memory speed; the result stays on the inputs' backend, and on
+    a GPU the only value read back to the host is whether any label is out of range.
     """
     num_classes = checks.integer(num_classes, "num_classes", "confusion_matrix", minimum=1)
     ignore_index = checks.integer(ignore_index, "ignore_index", "confusion_matrix", allow_none=True)
@@ -85,17 +86,26 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
                             "(use logits.argmax(1) for predictions)")
     pred = pred.reshape(-1).astype(xp.int64)
     target = target.reshape(-1).astype(xp.int64)
-    if ignore_index is not None:
-        keep = target != ignore_index
-        pred, target = pred[keep], target[keep]
-    for name, a in (("target", target), ("pred", pred)):
-        if a.size and (int(a.min()) < 0 or int(a.max()) >= num_classes):
-            bad = int(a.min()) if int(a.min()) < 0 else int(a.max())
-            hint = "" if name == "pred" or ignore_index is not None else \
-                " (pass ignore_index for a 'don't care' label)"
-            raise ValueError(f"{name} holds label {bad}, outside [0, {num_classes}) for "
-                             f"num_classes={num_classes}{hint}")
-    counts = xp.bincount(target * num_classes + pred, minlength=num_classes * num_classes)
+    counted = None if ignore_index is None else target != ignore_index
+    bad = (target < 0) | (target >= num_classes) | (pred < 0) | (pred >= num_classes)
+    if counted is not None:
+        bad &= counted
+    # One yes/no read back from a GPU per call; the offending label is looked up only if there is one.
+    if bad.size and bool(bad.any()):
+        for name, a in (("target", target), ("pred", pred)):
+            values = a if counted is None else a[counted]
+            if values.size and (int(values.min()) < 0 or int(values.max()) >= num_classes):
+                label = int(values.min()) if int(values.min()) < 0 else int(values.max())
+                hint = "" if name == "pred" or ignore_index is not None else \
+                    " (pass ignore_index for a 'don't care' label)"
+                raise ValueError(f"{name} holds label {label}, outside [0, {num_classes}) for "
+                                 f"num_classes={num_classes}{hint}")
+    index = target * num_classes + pred
+    if counted is not None:
+        # Ignored pixels go to one extra bin, dropped below: selecting the counted
+        # pixels with a boolean mask would make a GPU stop to count them first.
+        index = xp.where(counted, index, num_classes * num_classes)
+    counts = backend.bincount(index, num_classes * num_classes + 1)[:-1]
     return counts.reshape(num_classes, num_classes).astype(xp.int64)
 
 

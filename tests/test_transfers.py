@@ -1,0 +1,83 @@
+"""Host-device traffic of a training step on the CuPy backend, counted by the CPU stand-in.
+
+A step may upload its input batch (images and masks) and read back a few
+scalars: the loss for the progress bar and the yes/no answers of the label
+checks. Nothing the size of a feature map, a table or a mask may cross.
+``docs/benchmarks.md`` reports these counts; ``benchmarks/transfers.py`` prints them.
+"""
+import numpy as np
+import pytest
+
+import minisegnet as msn
+from minisegnet import backend, metrics
+from minisegnet import functional as F
+from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet
+
+# name -> (model factory, input size, output size, expected scalar reads per step)
+MODELS = {
+    "unet": (lambda: UNet(3, 3, base_channels=8, depth=3, padding="same"), 64, 64, 3),
+    "unet-valid-bn-bilinear": (lambda: UNet(3, 3, base_channels=4, depth=2, batch_norm=True,
+                                            up_mode="bilinear"), 92, 52, 3),
+    "fcn8s": (lambda: FCN(3, in_channels=3, width=4), 64, 64, 3),
+    "segnet": (lambda: SegNet(3, 3, base_channels=4, depth=2), 64, 64, 3 + 2),    # + one per unpooling
+    "deeplabv3plus": (lambda: DeepLabV3Plus(3, 3, atrous_rates=(1, 2, 3)), 64, 64, 3),
+}
+
+
+def training_step(model, optimizer, images, masks, num_classes):
+    """What the trainer does per batch: upload, forward, loss, backward, update, read the loss, score."""
+    x, target = msn.tensor(images), msn.tensor(masks)
+    logits = model(x)
+    loss = F.cross_entropy(logits, target)
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    value = loss.item()
+    cm = metrics.confusion_matrix(logits.data.argmax(1), target.data, num_classes)
+    return value, cm
+
+
+def count_step_transfers(name, transfers, steps=2):
+    """The transfer log of the last of ``steps`` training steps (the first may build constants)."""
+    make, size, out, _ = MODELS[name]
+    msn.set_backend("cupy")
+    msn.manual_seed(0)
+    model = make()
+    optimizer = msn.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    rng = np.random.default_rng(0)
+    images = rng.random((2, 3, size, size), dtype=np.float32)
+    masks = rng.integers(0, 3, (2, out, out))
+    for _ in range(steps):
+        with transfers() as log:
+            training_step(model, optimizer, images, masks, 3)
+    return log, images.nbytes + masks.nbytes
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_a_training_step_uploads_the_batch_and_reads_back_only_scalars(name, transfers):
+    log, batch_bytes = count_step_transfers(name, transfers)
+    assert log.count("H2D") == 2 and log.nbytes("H2D") == batch_bytes, log.report()
+    assert log.count("D2H") == MODELS[name][3], log.report()
+    assert all(e.nbytes <= 8 for e in log.events if e.direction == "D2H"), log.report()
+
+
+def test_a_table_uploaded_in_every_call_is_caught(monkeypatch, transfers):
+    """Planted bug: resize's tables built and moved on every call instead of once."""
+    def every_time(xp, key, build):
+        built = build()
+        return tuple(xp.asarray(a) for a in built) if isinstance(built, tuple) else xp.asarray(built)
+
+    monkeypatch.setattr(backend, "constant", every_time)
+    log, _ = count_step_transfers("unet-valid-bn-bilinear", transfers)
+    assert log.count("H2D") > 2, log.report()
+
+
+def test_the_confusion_matrix_reads_back_one_scalar_even_with_ignored_pixels(transfers, cupy):
+    rng = np.random.default_rng(0)
+    pred = cupy.asarray(rng.integers(0, 4, (2, 16, 16)))
+    target = cupy.asarray(np.where(rng.random((2, 16, 16)) < 0.2, 255, rng.integers(0, 4, (2, 16, 16))))
+    with transfers() as log:
+        cm = metrics.confusion_matrix(pred, target, 4, ignore_index=255)
+    assert log.count() == 1 and log.nbytes() <= 8, log.report()
+    expected = metrics.confusion_matrix(pred.get(), target.get(), 4, ignore_index=255)
+    np.testing.assert_array_equal(cm.get(), expected)
