@@ -41,7 +41,7 @@ def main():
 
     # 1. The tent kernel reproduces bilinear interpolation away from the border.
     up = nn.ConvTranspose2d(3, 3, 2 * f, stride=f, padding=f // 2, bias=False)
-    up.weight.data[...] = bilinear_kernel(3, 2 * f)
+    up.load_state_dict({"weight": bilinear_kernel(3, 2 * f)})     # a NumPy array, copied to up's backend
     small_val = F.avg_pool2d(msn.tensor(val), f)
     with msn.no_grad():
         by_conv = up(small_val).numpy()
@@ -55,11 +55,12 @@ def main():
         start_error = mse(up(small_val).numpy(), val)
     print(f"tent transposed conv before learning: held-out MSE {start_error:.5f} (zero padding darkens the border)")
     opt = optim.Adam(up.parameters(), lr=3e-3)
-    small = F.avg_pool2d(msn.tensor(images), f)
+    target = msn.tensor(images)
+    small = F.avg_pool2d(target, f)
     steps = 30 if FAST else 150
     for step in range(steps):
         opt.zero_grad()
-        loss = ((up(small) - msn.tensor(images)) ** 2).mean()
+        loss = ((up(small) - target) ** 2).mean()
         loss.backward()
         opt.step()
     with msn.no_grad():

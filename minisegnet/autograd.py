@@ -85,21 +85,33 @@ def _as_array(data, dtype=None):
 
     Python floats (and lists of them) become float32, the library default;
     Python ints become int64; arrays keep their dtype unless ``dtype`` says
-    otherwise. This mirrors ``torch.tensor``.
+    otherwise. This mirrors ``torch.tensor``. Lists may hold Tensors and
+    arrays of either backend (e.g. losses): items already on the GPU are
+    assembled there, as NumPy cannot read them.
     """
     if isinstance(data, Tensor):
         data = data.data
     if dtype is not None:
         dtype = check_dtype(dtype, "tensor")
-    is_array = isinstance(data, (np.ndarray, np.generic)) or type(data).__module__.startswith("cupy")
+    from_list = isinstance(data, (list, tuple))
+    if from_list:
+        data = _unwrap_nested(data)
+        device = _device_module(data)
+        if device is not None:
+            data = device.asarray(data)
+    is_array = not from_list and (isinstance(data, (np.ndarray, np.generic))
+                                  or type(data).__module__.startswith("cupy"))
     if is_array and dtype is None:
         check_dtype(data.dtype, "tensor")
     if dtype is None and not is_array:
-        try:
-            probe = np.asarray(data)
-        except ValueError:      # NumPy's "inhomogeneous shape" for ragged nested lists
-            raise ValueError(f"cannot make a tensor from a ragged nested list: every row at one depth "
-                             f"needs the same length, got {_preview(data)}") from None
+        if type(data).__module__.startswith("cupy"):
+            probe = data                    # assembled on the GPU above
+        else:
+            try:
+                probe = np.asarray(data)
+            except ValueError:      # NumPy's "inhomogeneous shape" for ragged nested lists
+                raise ValueError(f"cannot make a tensor from a ragged nested list: every row at one depth "
+                                 f"needs the same length, got {_preview(data)}") from None
         if probe.dtype.kind == "f":
             dtype = np.float32
         elif probe.dtype.kind in "iu":
@@ -108,6 +120,26 @@ def _as_array(data, dtype=None):
             raise TypeError(f"cannot make a tensor from data of dtype {probe.dtype} ({type(data).__name__})")
         data = probe
     return backend.asarray(data, dtype=dtype)
+
+
+def _unwrap_nested(data):
+    """Nested lists/tuples with every Tensor replaced by its array."""
+    if isinstance(data, Tensor):
+        return data.data
+    if isinstance(data, (list, tuple)):
+        return [_unwrap_nested(item) for item in data]
+    return data
+
+
+def _device_module(data):
+    """The CuPy module if any item of the nested lists ``data`` is a CuPy array, else None."""
+    if isinstance(data, list):
+        for item in data:
+            found = _device_module(item)
+            if found is not None:
+                return found
+        return None
+    return backend.get_array_module(data) if type(data).__module__.startswith("cupy") else None
 
 
 class Tensor:

@@ -129,7 +129,10 @@ def get_array_module(*arrays):
 
 
 def to_numpy(a):
-    """A NumPy copy (or view) of a NumPy or CuPy array."""
+    """A NumPy copy (or view) of a NumPy or CuPy array, a Tensor's values, or a
+    (nested) list: what code that talks to the host (plots, files, JSON) converts with."""
+    if hasattr(a, "requires_grad") and hasattr(a, "data"):     # a Tensor
+        a = a.data
     if _is_cupy_array(a):
         return _cupy.asnumpy(a)
     return np.asarray(a)

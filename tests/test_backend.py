@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import minisegnet as msn
-from minisegnet import backend
+from minisegnet import backend, metrics
 from minisegnet import functional as F
 from minisegnet.models import UNet
 
@@ -100,6 +100,44 @@ def test_dropout_masks_are_made_on_the_device_and_equal_for_one_seed(fn, cupy, t
     kept = expected != 0
     np.testing.assert_allclose(expected[kept], x[kept] / 0.6, rtol=1e-6)
     assert 0 < kept.mean() < 1
+
+
+# ---- host boundaries: lists of device values, metrics, figures --------------------------------------
+@pytest.mark.parametrize("current", ["numpy", "cupy"])
+def test_a_tensor_from_a_list_of_device_values(current, cupy):
+    losses = [msn.tensor([1.5]).to_backend("cupy").sum(), msn.tensor([2.5]).to_backend("cupy").sum()]
+    msn.set_backend(current)
+    t = msn.tensor(losses)
+    assert t.dtype == np.float32 and backend.get_backend() == current
+    assert isinstance(t.data, cupy.ndarray if current == "cupy" else np.ndarray)
+    np.testing.assert_array_equal(t.numpy(), [1.5, 2.5])
+    np.testing.assert_array_equal(msn.tensor([[losses[0].data, losses[1].data]]).numpy(), [[1.5, 2.5]])
+
+
+def test_metrics_take_device_arrays_and_tensors(cupy):
+    rng = np.random.default_rng(0)
+    pred, target = rng.integers(0, 3, (2, 9, 9)), np.where(rng.random((2, 9, 9)) < 0.1, 255, rng.integers(0, 3, (2, 9, 9)))
+    expected = metrics.confusion_matrix(pred, target, 3, ignore_index=255)
+    for p_, t_ in ((cupy.asarray(pred), cupy.asarray(target)),
+                   (msn.tensor(pred).to_backend("cupy"), msn.tensor(target).to_backend("cupy"))):
+        cm = metrics.confusion_matrix(p_, t_, 3, ignore_index=255)
+        assert isinstance(cm, cupy.ndarray)
+        np.testing.assert_array_equal(backend.to_numpy(cm), expected)
+        assert metrics.scores(cm) == metrics.scores(expected)
+        np.testing.assert_array_equal(metrics.iou_per_class(cm), metrics.iou_per_class(expected))
+    with pytest.raises(ValueError, match="target holds label 7"):
+        metrics.confusion_matrix(cupy.asarray(pred), cupy.asarray(np.full_like(target, 7)), 3)
+
+
+def test_figures_take_device_arrays(tmp_path, cupy):
+    from minisegnet import viz
+
+    image = cupy.asarray(np.random.default_rng(0).random((2, 3, 8, 8)))
+    mask = cupy.asarray(np.random.default_rng(1).integers(0, 3, (2, 8, 8)))
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0]], np.uint8)
+    assert viz.overlay(image[0], mask[0], palette).shape == (8, 8, 3)
+    viz.plot_predictions(msn.tensor(image.get()).to_backend("cupy"), mask, mask, palette, tmp_path / "p.png")
+    assert (tmp_path / "p.png").stat().st_size > 0
 
 
 # ---- scatter-add ----------------------------------------------------------------------------------

@@ -54,12 +54,14 @@ def _jitter(model, seed=0):
     a wrong twin."""
     rng = np.random.default_rng(seed)
     for p in model.parameters():
-        p.data = p.data + (0.05 * rng.standard_normal(p.shape)).astype(p.dtype)
+        xp = msn.backend.get_array_module(p.data)          # the host noise goes where the weight lives
+        p.data = p.data + xp.asarray((0.05 * rng.standard_normal(p.shape)).astype(p.dtype))
     for name, buf in model.named_buffers():
+        xp = msn.backend.get_array_module(buf.data)
         if name.endswith("running_mean"):
-            buf.data = (0.1 * rng.standard_normal(buf.shape)).astype(buf.dtype)
+            buf.data = xp.asarray((0.1 * rng.standard_normal(buf.shape)).astype(buf.dtype))
         elif name.endswith("running_var"):
-            buf.data = rng.uniform(0.5, 1.5, buf.shape).astype(buf.dtype)
+            buf.data = xp.asarray(rng.uniform(0.5, 1.5, buf.shape).astype(buf.dtype))
     return model
 
 

@@ -11,6 +11,7 @@
 import numpy as np
 from matplotlib.figure import Figure as _Figure
 
+from ..backend import to_numpy
 from .training import _as_rgb
 
 __all__ = ["instance_colors", "instance_overlay", "outlines", "save_instance_overlay", "plot_instance_curves",
@@ -29,7 +30,7 @@ def instance_colors(num):
 
 def outlines(instances):
     """Boolean ``(H, W)``: object pixels with a 4-neighbour of another id (or of none)."""
-    ids = np.asarray(instances)
+    ids = to_numpy(instances)
     h, w = ids.shape
     padded = np.pad(ids, 1, mode="edge")
     edge = np.zeros((h, w), dtype=bool)
@@ -39,7 +40,7 @@ def outlines(instances):
 
 
 def _check_instances(image_rgb, instances):
-    ids = np.asarray(instances)
+    ids = to_numpy(instances)
     if ids.dtype.kind not in "iu":
         raise TypeError(f"instances must be an integer id map, got dtype {ids.dtype}")
     if ids.shape != image_rgb.shape[:2]:

@@ -1,12 +1,18 @@
-"""Training figures, shared with the CLI: loss and score curves, prediction overlays."""
+"""Training figures, shared with the CLI: loss and score curves, prediction overlays.
+
+Images, masks and predictions may be NumPy or CuPy arrays or Tensors: they are
+copied to the host once, where each function receives them (``backend.to_numpy``).
+"""
 import numpy as np
 from matplotlib.figure import Figure as _Figure
 from matplotlib.patches import Patch as _Patch
 
+from ..backend import to_numpy
+
 
 def _as_rgb(image):
     """A (C, H, W) image in [0, 1] (C = 1 or 3) as an (H, W, 3) float array for display."""
-    image = np.asarray(image, dtype=np.float64)
+    image = to_numpy(image).astype(np.float64)
     if image.ndim == 2:
         image = image[None]
     if image.ndim != 3 or image.shape[0] not in (1, 3):
@@ -18,7 +24,7 @@ def _as_rgb(image):
 
 def _colorize(mask, palette):
     palette = np.asarray(palette, dtype=np.float64) / 255.0
-    mask = np.asarray(mask)
+    mask = to_numpy(mask)
     if mask.size and (mask.min() < 0 or mask.max() >= len(palette)):
         raise ValueError(f"mask holds labels up to {int(mask.max())} but the palette has {len(palette)} colours")
     return palette[mask]
@@ -34,7 +40,7 @@ def overlay(image, mask, palette, alpha=0.5, background=None):
     if not 0.0 <= alpha <= 1.0:
         raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
     rgb = _as_rgb(image)
-    mask = np.asarray(mask)
+    mask = to_numpy(mask)
     if mask.shape != rgb.shape[:2]:
         raise ValueError(f"mask has shape {mask.shape} but the image is {rgb.shape[:2]}")
     out = (1 - alpha) * rgb + alpha * _colorize(mask, palette)
@@ -87,7 +93,7 @@ def plot_predictions(images, masks, preds, palette, path, class_names=None):
     ``images`` ``(N, C, H, W)`` in ``[0, 1]``; ``masks`` and ``preds`` ``(N, H, W)``
     class indices; ``palette`` ``(num_classes, 3)`` uint8. Saves to ``path``.
     """
-    images, masks, preds = (np.asarray(a) for a in (images, masks, preds))
+    images, masks, preds = (to_numpy(a) for a in (images, masks, preds))
     n = len(images)
     if n == 0 or len(masks) != n or len(preds) != n:
         raise ValueError(f"need the same positive number of images, masks and predictions, "
