@@ -166,6 +166,8 @@ class _Recorder:
         self.batch = batch   # the real N: placeholders may carry 0 (see _run)
         self.names = {id(m): name for name, m in model.named_modules()}
         self.dtype = dtype
+        params = model.parameters()     # placeholders live where the weights do, whatever the backend
+        self.xp = backend.get_array_module(params[0].data) if params else backend.default_module()
         self.rows = []
         self.depth = 0
         self.fields = {}     # _key(tensor) -> [(r, j) for height, (r, j) for width]
@@ -174,7 +176,7 @@ class _Recorder:
 
     # ---- placeholders and their receptive fields ---------------------------
     def placeholder(self, shape, dtype=None):
-        xp = backend.default_module()
+        xp = self.xp
         t = Tensor._wrap(xp.broadcast_to(xp.zeros((), dtype=dtype or self.dtype), shape))
         if t.dtype.kind == "f":
             t.requires_grad = True

@@ -140,6 +140,21 @@ def test_figures_take_device_arrays(tmp_path, cupy):
     assert (tmp_path / "p.png").stat().st_size > 0
 
 
+@pytest.mark.parametrize("made_on, then", [("cupy", "numpy"), ("numpy", "cupy")])
+def test_summary_runs_where_the_model_lives(made_on, then, cupy):
+    from minisegnet.summary import summary
+
+    from minisegnet.models import FCN, DeepLabV3Plus, SegNet
+
+    msn.set_backend(made_on)
+    models = [UNet(3, 2, base_channels=4, depth=2, batch_norm=True, up_mode="bilinear"), FCN(2, width=2),
+              SegNet(3, 2, base_channels=2, depth=2), DeepLabV3Plus(3, 2, atrous_rates=(1, 2, 3))]
+    msn.set_backend(then)
+    for model in models:
+        table = summary(model, (1, 3, 92, 92), print_table=False)
+        assert table.total_params == sum(p.size for p in model.parameters())
+
+
 # ---- scatter-add ----------------------------------------------------------------------------------
 def test_repeated_index_backward_accumulates_without_deprecation_warnings(cupy):
     x = msn.tensor([1.0, 2.0, 3.0], requires_grad=True).to_backend("cupy")
