@@ -17,7 +17,11 @@ so a report names the line of library code that asked::
         train_step()
     print(log.report())            # per call site: direction, count, bytes
     assert log.count("H2D") == 1   # only the input batch went up
+
+For a whole program (a training run, an example), set ``CUPY_STANDIN_REPORT``
+to a file name: the report of everything since import is written there at exit.
 """
+import atexit
 import contextlib
 import os
 import sys
@@ -99,3 +103,12 @@ def count_transfers():
         yield log
     finally:
         _open_logs.remove(log)
+
+
+def _write_total_report(path):
+    with open(path, "w") as f:
+        f.write(total.report() + "\n")
+
+
+if os.environ.get("CUPY_STANDIN_REPORT"):
+    atexit.register(_write_total_report, os.environ["CUPY_STANDIN_REPORT"])
