@@ -11,7 +11,8 @@
 #
 # Outputs (at most eight files) go to $OUT (default ./gpu_session_out): machine.txt (nvidia-smi,
 # versions), session.log, bench_gpu.md + bench_gpu.json, train.log + train_metrics.json, pytest.log.
-# Time limits per part, in seconds: BENCH_TIMEOUT (240), TRAIN_TIMEOUT (150), SUITE_TIMEOUT (300);
+# Time limits per part, in seconds: BENCH_TIMEOUT (200), TRAIN_TIMEOUT (120), SUITE_TIMEOUT (240),
+# so that "all" fits one 10-minute device command;
 # the suite runs on PYTEST_WORKERS processes (8) when pytest-xdist is installed.
 #
 # GPU_SESSION_STANDIN=1 rehearses the whole script on a CPU: CuPy is the stand-in in
@@ -54,7 +55,8 @@ print("python", platform.python_version(), "| numpy", numpy.__version__, "| cupy
       "(stand-in)" if getattr(cupy, "__standin__", False) else "")
 try:
     print("CUDA runtime", cupy.cuda.runtime.runtimeGetVersion(), "| driver", cupy.cuda.runtime.driverGetVersion())
-    print("GPU", cupy.cuda.runtime.getDeviceProperties(0)["name"])
+    name = cupy.cuda.runtime.getDeviceProperties(0)["name"]
+    print("GPU", name.decode() if isinstance(name, bytes) else name)
 except Exception as e:
     print("no GPU:", e)
 try:
@@ -72,7 +74,7 @@ bench() {
     say "bench_gpu.py (fresh CuPy kernel cache, so the first step includes compilation)"
     export CUPY_CACHE_DIR; CUPY_CACHE_DIR=$(mktemp -d)
     extra=""; [ "$STANDIN" = 1 ] && extra="--dry-run --layers ah"
-    timeout "${BENCH_TIMEOUT:-240}" $PY benchmarks/bench_gpu.py $extra --json "$OUT/bench_gpu.json" \
+    timeout "${BENCH_TIMEOUT:-200}" $PY benchmarks/bench_gpu.py $extra --json "$OUT/bench_gpu.json" \
         > "$OUT/bench_gpu.md" 2>>"$OUT/session.log"
     rc=$?; say "bench_gpu.py exit $rc"; [ $rc = 0 ] || status=1
 }
@@ -81,7 +83,7 @@ train() {
     say "minisegnet train --backend cupy (the default U-Net on Shapes)"
     args=""; [ "$STANDIN" = 1 ] && args="--epochs 1 --size 32"
     rm -rf /tmp/gpu_session_run
-    timeout "${TRAIN_TIMEOUT:-150}" $PY -m minisegnet train --backend cupy $args \
+    timeout "${TRAIN_TIMEOUT:-120}" $PY -m minisegnet train --backend cupy $args \
         --out /tmp/gpu_session_run > "$OUT/train.log" 2>&1
     rc=$?; say "train exit $rc: $(grep -E '^done in' "$OUT/train.log" | tail -1)"; [ $rc = 0 ] || status=1
     cp /tmp/gpu_session_run/metrics.json "$OUT/train_metrics.json" 2>/dev/null
@@ -91,7 +93,7 @@ suite() {
     workers=""
     if [ "$STANDIN" != 1 ] && $PY -c "import xdist" 2>/dev/null; then workers="-n ${PYTEST_WORKERS:-8}"; fi
     say "pytest on the cupy backend (MINISEGNET_CUPY=$MINISEGNET_CUPY) $workers"
-    MINISEGNET_BACKEND=cupy timeout "${SUITE_TIMEOUT:-300}" $PY -m pytest -q -p no:cacheprovider $workers \
+    MINISEGNET_BACKEND=cupy timeout "${SUITE_TIMEOUT:-240}" $PY -m pytest -q -p no:cacheprovider $workers \
         > "$OUT/pytest.log" 2>&1
     rc=$?; say "pytest exit $rc: $(tail -1 "$OUT/pytest.log")"; [ $rc = 0 ] || status=1
 }

@@ -282,8 +282,10 @@ def _bins_of_pixel(i, o, xp):
     return first, -((-(j + 1) * o) // i) - first
 
 
-def _gather_sum(a, axis, first, count):
-    """``out[..., r] = sum over m < count[r] of a[..., first[r] + m]`` along ``axis``.
+def _gather_sum(a, axis, first, count, shortest, longest):
+    """``out[..., r] = sum over m < count[r] of a[..., first[r] + m]`` along ``axis``;
+    ``shortest`` and ``longest`` are ``count``'s minimum and maximum, worked out on
+    the host by the caller (reading them from a GPU array would make the host wait).
 
     One gather per offset ``m``. Once ``m`` passes the shortest bin, entries
     beyond a bin's count are masked with ``where``, never multiplied by 0, so a
@@ -293,7 +295,6 @@ def _gather_sum(a, axis, first, count):
     shape = [1] * a.ndim
     shape[axis] = -1
     last = a.shape[axis] - 1
-    shortest, longest = int(count.min()), int(count.max())
     total = xp.take(a, first, axis=axis)             # m = 0: every bin has an element
     for m in range(1, longest):
         term = xp.take(a, xp.minimum(first + m, last), axis=axis)
@@ -329,8 +330,11 @@ class AdaptiveAvgPool2d(Function):
         if self.blocks:
             return x.reshape(x.shape[:2] + (oh, h // oh, ow, w // ow)).mean(axis=(3, 5))
         for axis in (2, 3):
-            start, length = _adaptive_bins(x.shape[axis], self.out_hw[axis - 2], xp)
-            x = _gather_sum(x, axis, start, length) / _per_row_or_column(length.astype(x.dtype), axis)
+            i, o = x.shape[axis], self.out_hw[axis - 2]
+            start, length = _adaptive_bins(i, o, xp)
+            host = _adaptive_bins(i, o, np)[1]                  # bin lengths, counted on the host
+            x = _gather_sum(x, axis, start, length, int(host.min()), int(host.max()))
+            x = x / _per_row_or_column(length.astype(x.dtype), axis)
         return x
 
     def backward(self, g):
@@ -344,8 +348,9 @@ class AdaptiveAvgPool2d(Function):
             i, o = self.in_hw[axis - 2], self.out_hw[axis - 2]
             _, length = _adaptive_bins(i, o, xp)
             first, count = _bins_of_pixel(i, o, xp)
+            host = _bins_of_pixel(i, o, np)[1]                  # bins per pixel, counted on the host
             share = g / _per_row_or_column(length.astype(g.dtype), axis)
-            g = _gather_sum(share, axis, first, count)
+            g = _gather_sum(share, axis, first, count, int(host.min()), int(host.max()))
         return g
 
 
