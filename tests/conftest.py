@@ -47,21 +47,7 @@ def pytest_report_header(config):
     return f"minisegnet backend: {REQUESTED_BACKEND}; cupy module: {CUPY_DESCRIPTION}"
 
 
-# Tests known to fail on the CuPy backend, with the reason. Strict: once the code is fixed the
-# test passes, the run fails, and its entry here must go.
-CUPY_KNOWN_FAILURES = {
-    "tests/test_train_cli.py::test_evaluate_reproduces_saved_metrics":
-        "evaluate_checkpoint builds the model on the current backend, then switches to the checkpoint's",
-    "tests/test_train_cli.py::test_truncated_checkpoint_is_refused_and_best_is_intact":
-        "evaluate_checkpoint builds the model on the current backend, then switches to the checkpoint's",
-}
-
-
 def pytest_collection_modifyitems(config, items):
-    if REQUESTED_BACKEND == "cupy":
-        for item in items:
-            if item.nodeid in CUPY_KNOWN_FAILURES:
-                item.add_marker(pytest.mark.xfail(reason=CUPY_KNOWN_FAILURES[item.nodeid], strict=True))
     if config.getoption("--slow") or _in_ci:
         return
     skip_slow = pytest.mark.skip(reason="slow test: run with --slow (CI runs it)")

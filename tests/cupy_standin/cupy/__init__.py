@@ -303,7 +303,7 @@ class ndarray:
         for i, p in enumerate(parts):
             if isinstance(p, ndarray):
                 parts[i] = p._a
-            elif isinstance(p, (_np.ndarray, list)) or isinstance(p, (bool, _np.bool_)):
+            elif isinstance(p, (_np.ndarray, list, builtins.bool, _np.bool_)):
                 host = _np.asarray(p)
                 if host.dtype.kind not in "biu" and host.size:
                     raise IndexError("arrays used as indices must be of integer or boolean type "
