@@ -250,6 +250,14 @@ def run(task, pieces):
     """
     if getattr(_in_worker, "active", False) or not blas_threads_controllable():
         return [task(piece) for piece in pieces]
+    if len(pieces) == 1 or _num_threads == 1:       # one thread's work: no hand-offs to arrange
+        _hold_blas_to_one_thread()
+        _in_worker.active = True
+        try:
+            return [task(piece) for piece in pieces]
+        finally:
+            _in_worker.active = False
+            _release_blas()
     job = _Job(task, pieces)
     _hold_blas_to_one_thread()
     try:
