@@ -18,6 +18,7 @@ fresh process:
     scaling      bench_scaling.py                  step time against batch and image size (+ figure)
     default-run  bench_default_run.py              `minisegnet train` with no arguments
     grid-sample  bench_grid_sample.py --block      F.grid_sample against PyTorch's
+    augment      bench_augment.py                  what the augmentations add to an epoch
     summary      (written here)                    every target, measured against its figure
 
 The text between the sections explains the tables and is not rewritten;
@@ -42,6 +43,7 @@ SECTIONS = {
     "scaling": ["bench_scaling.py"],
     "default-run": ["bench_default_run.py"],
     "grid-sample": ["bench_grid_sample.py", "--block"],
+    "augment": ["bench_augment.py"],
 }
 QUICK = {
     "conv": ["--quick", "--layers", "ab"],
@@ -50,6 +52,7 @@ QUICK = {
     "scaling": ["--quick", "--figure", os.path.join(os.sep, "tmp", "bench_scaling_quick.png")],
     "default-run": ["--", "--epochs", "1", "--num-train", "32", "--num-val", "16"],
     "grid-sample": ["--quick"],
+    "augment": ["--quick"],
 }
 RESULT = re.compile(r"\n?<!-- result: (.*) -->\s*$")
 
