@@ -138,6 +138,14 @@ def test_the_docs_stand_alone():
     assert not outside, f"links outside the repository: {outside}"
 
 
+def test_the_readme_names_every_task():
+    """Each task ``minisegnet train --task NAME`` can train is introduced in the README."""
+    from minisegnet.tasks import TASKS
+    readme = (ROOT / "README.md").read_text()
+    missing = [name for name in TASKS if f"`--task {name}`" not in readme]
+    assert not missing, f"README does not introduce --task {', --task '.join(missing)}"
+
+
 def test_markdown_helpers_cannot_pass_vacuously():
     page = "text [a](b.md#c) ![f](figures/x.png) `[no](link.md)`\n```python\nassert 1\n```\n"
     assert python_blocks(page) == ["assert 1\n"]
