@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure as _Figure
 
 from ..backend import to_numpy
-from .training import _as_rgb
+from .training import _as_rgb, curves_figure, save_curves
 
 __all__ = ["instance_colors", "instance_overlay", "outlines", "save_instance_overlay", "plot_instance_curves",
            "plot_instance_predictions", "figure_weight_map", "INSTANCE_FIGURES", "save_instance_figures"]
@@ -82,18 +82,7 @@ def save_instance_overlay(image, instances, path, alpha=0.5, scale=1):
 def plot_instance_curves(history, path):
     """Training curves of an instance model from ``metrics.json``'s records: losses on
     the left; held-out PQ, SQ, RQ of the things and mean IU on the right."""
-    if not history:
-        raise ValueError("history is empty: nothing to plot")
-    epochs = [h["epoch"] for h in history]
-    fig = _Figure(figsize=(10, 4), dpi=100)
-    ax_loss, ax_score = fig.subplots(1, 2)
-    for key, label in (("train_loss", "train"), ("val_loss", "held-out")):
-        if key in history[0]:
-            ax_loss.plot(epochs, [h[key] for h in history], marker="o", ms=3, label=label)
-    ax_loss.set(xlabel="epoch", ylabel="weighted cross-entropy", title="Loss")
-    if all((h.get("train_loss") or 1) > 0 for h in history):
-        ax_loss.set_yscale("log")
-    ax_loss.legend()
+    fig, ax_score, epochs = curves_figure(history, "weighted cross-entropy")
     for key, label, width in (("pq_things", "PQ", 2.5), ("sq_things", "SQ", 1.2), ("rq_things", "RQ", 1.2),
                               ("mean_iou", "mean IU (classes)", 1.2)):
         values = [h.get(key) for h in history]
@@ -107,13 +96,7 @@ def plot_instance_curves(history, path):
                           arrowprops=dict(arrowstyle="->", lw=0.8))
     ax_score.set(xlabel="epoch", ylabel="held-out score", title="Objects found (PQ = SQ x RQ)", ylim=(0, 1.02))
     ax_score.legend(loc="lower right", fontsize=8, framealpha=0.8)
-    for ax in (ax_loss, ax_score):
-        ax.grid(alpha=0.3)
-        if len(epochs) < 15:
-            ax.set_xticks(epochs)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return save_curves(fig, epochs, path)
 
 
 def plot_instance_predictions(images, truth, predictions, path):

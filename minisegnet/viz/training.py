@@ -49,9 +49,10 @@ def overlay(image, mask, palette, alpha=0.5, background=None):
     return out
 
 
-def plot_curves(history, path):
-    """Training curves from ``metrics.json``'s per-epoch records: losses on the left,
-    the FCN scores (pixel acc., mean acc., mean IU, f.w. IU) on the right. Saves to ``path``."""
+def curves_figure(history, loss_name):
+    """``(figure, score axes, epochs)`` of a task's ``curves.png``: the losses of
+    ``metrics.json``'s records (train and held-out, log scale) on the left, named
+    ``loss_name``; the right-hand axes are the task's to fill, then ``save_curves``."""
     if not history:
         raise ValueError("history is empty: nothing to plot")
     epochs = [h["epoch"] for h in history]
@@ -60,10 +61,28 @@ def plot_curves(history, path):
     for key, label in (("train_loss", "train"), ("val_loss", "held-out")):
         if key in history[0]:
             ax_loss.plot(epochs, [h[key] for h in history], marker="o", ms=3, label=label)
-    ax_loss.set(xlabel="epoch", ylabel="cross-entropy loss", title="Loss")
-    if all(h.get("train_loss", 1) > 0 for h in history):
+    ax_loss.set(xlabel="epoch", ylabel=loss_name, title="Loss")
+    if all((h.get("train_loss") or 1) > 0 for h in history):
         ax_loss.set_yscale("log")
     ax_loss.legend()
+    return fig, ax_score, epochs
+
+
+def save_curves(fig, epochs, path):
+    """Grid lines, a tick per epoch (up to 14 epochs), and the figure saved to ``path``."""
+    for ax in fig.axes:
+        ax.grid(alpha=0.3)
+        if len(epochs) < 15:
+            ax.set_xticks(epochs)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def plot_curves(history, path):
+    """Training curves from ``metrics.json``'s per-epoch records: losses on the left,
+    the FCN scores (pixel acc., mean acc., mean IU, f.w. IU) on the right. Saves to ``path``."""
+    fig, ax_score, epochs = curves_figure(history, "cross-entropy loss")
     for key, label in (("pixel_acc", "pixel accuracy"), ("mean_acc", "mean accuracy"),
                        ("mean_iou", "mean IU"), ("fw_iou", "f.w. IU")):
         if key in history[0]:
@@ -78,13 +97,7 @@ def plot_curves(history, path):
     ax_score.set(xlabel="epoch", ylabel="score on the held-out split", title="Held-out scores (FCN paper)",
                  ylim=(0, 1.02))
     ax_score.legend(loc="best", fontsize=8, framealpha=0.8)
-    for ax in (ax_loss, ax_score):
-        ax.grid(alpha=0.3)
-        if len(epochs) < 15:
-            ax.set_xticks(epochs)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
+    return save_curves(fig, epochs, path)
 
 
 def plot_predictions(images, masks, preds, palette, path, class_names=None):
