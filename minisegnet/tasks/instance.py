@@ -29,9 +29,27 @@ from .. import backend, metrics
 from ..autograd import Tensor
 from ..functional import cross_entropy
 from ..instances import _unet_weight_map, instances_from_semantic
-from .semantic import ConfusionScores
+from .semantic import ConfusionScores, SemanticTask
 
-__all__ = ["InstanceTask", "InstanceScores"]
+__all__ = ["InstanceTask", "InstanceScores", "thing_and_stuff_classes"]
+
+
+def thing_and_stuff_classes(info, task_name):
+    """``(things, stuff)`` of a dataset's ``info``: tuples of class indices, disjoint.
+    Stuff defaults to every class that is not a thing; a task that counts objects
+    needs at least one thing class (``ValueError`` otherwise)."""
+    things = tuple(int(c) for c in info.get("thing_classes") or ())
+    if not things:
+        raise ValueError(f"the {task_name} task needs thing classes (the classes whose objects are counted): "
+                         "this dataset names none (a folder: FolderDataset(thing_classes=...), or "
+                         "minisegnet train --thing-classes)")
+    stuff = info.get("stuff_classes")
+    stuff = tuple(int(c) for c in stuff) if stuff is not None else \
+        tuple(c for c in range(int(info["num_classes"])) if c not in things)
+    both = sorted(set(things) & set(stuff))
+    if both:
+        raise ValueError(f"classes {both} are claimed as both thing and stuff; each class is one or the other")
+    return things, stuff
 
 
 def _check_labels(masks, ids, num_classes, ignore_index):
@@ -116,11 +134,7 @@ class InstanceTask:
 
     name = "instance"
     defaults = dict(model="unet", data="cells")
-    models = {
-        "unet": dict(base_channels=8, depth=3, padding="same"),
-        "fcn8s": {}, "fcn16s": {}, "fcn32s": {}, "segnet": {},
-        "deeplabv3plus": dict(output_stride=8, atrous_rates=(1, 2, 3)),
-    }
+    models = SemanticTask.models        # any semantic model, with the same defaults
     datasets = ("cells", "shapes", "roads")
     instances = True
     score_names = {"pq_things": "PQ", "sq_things": "SQ", "rq_things": "RQ", "pixel_acc": "pixel acc",
@@ -141,17 +155,7 @@ class InstanceTask:
         self.class_names = list(info["class_names"])
         self.palette = np.asarray(info["palette"], dtype=np.uint8)
         self.ignore_index = info.get("ignore_index")
-        things = tuple(int(c) for c in info.get("thing_classes") or ())
-        if not things:
-            raise ValueError("the instance task needs thing classes (the classes whose objects are counted): "
-                             "this dataset names none (a folder dataset: pass thing_classes)")
-        stuff = info.get("stuff_classes")
-        stuff = tuple(int(c) for c in stuff) if stuff is not None else \
-            tuple(c for c in range(self.num_classes) if c not in things)
-        both = sorted(set(things) & set(stuff))
-        if both:
-            raise ValueError(f"classes {both} are claimed as both thing and stuff; each class is one or the other")
-        self.thing_classes, self.stuff_classes = things, stuff
+        self.thing_classes, self.stuff_classes = thing_and_stuff_classes(info, self.name)
 
     def build_model(self, name, model_args):
         from ..models import build_model
