@@ -9,6 +9,8 @@ from minisegnet.data import Cells, Shapes
 from minisegnet.instances import unet_weight_map
 from minisegnet.tasks.instance import InstanceTask
 
+from helpers import traffic_per_step
+
 
 def _info(ds, **changes):
     info = dict(num_classes=ds.num_classes, in_channels=ds.in_channels, class_names=list(ds.class_names),
@@ -199,19 +201,9 @@ def test_a_training_step_sends_the_batch_and_brings_back_the_loss(tmp_path, tran
     from minisegnet import train
     config = dict(train.DEFAULTS, task="instance", size=32, num_train=16, num_val=8, batch_size=8, epochs=1,
                   model_args=dict(base_channels=4, depth=2), backend="cupy")
-    logs = {}
-    for steps in (2, 4):
-        with transfers() as log:
-            train.run(dict(config, num_train=8 * steps), out=str(tmp_path / f"s{steps}"), progress=False,
-                      log=lambda *a: None)
-        logs[steps] = log.by_site()
-    per_step = {}
-    for key in set(logs[2]) | set(logs[4]):
-        n = logs[4].get(key, (0, 0))[0] - logs[2].get(key, (0, 0))[0]
-        size = logs[4].get(key, (0, 0))[1] - logs[2].get(key, (0, 0))[1]
-        if n:
-            per_step[key] = (n / 2, size / 2)
-    shown = "\n".join(f"{d} {s} {w}: {n:g} x, {b:g} B" for (d, s, w), (n, b) in sorted(per_step.items()))
+    per_step, shown = traffic_per_step(
+        transfers, lambda steps: train.run(dict(config, num_train=8 * steps), out=str(tmp_path / f"s{steps}"),
+                                           progress=False, log=lambda *a: None))
     assert not any("instances.py" in site or "instance.py" in site for (d, site, _) in per_step if d == "D2H"), shown
     downloads = [(n, b) for (d, _, _), (n, b) in per_step.items() if d == "D2H"]
     assert sum(n for n, _ in downloads) <= 3 and sum(b for _, b in downloads) <= 16, shown

@@ -12,6 +12,8 @@ import minisegnet as msn
 from minisegnet import train
 from minisegnet.cli import main
 
+from helpers import traffic_per_step
+
 TINY = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "2",
         "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--quiet"]
 TINY_CONFIG = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
@@ -74,21 +76,9 @@ def test_a_run_moves_between_backends(tmp_path, monkeypatch, cupy):
 
 
 def test_a_training_step_sends_the_batch_and_brings_back_the_loss(tmp_path, transfers, cupy):
-    # Two runs that differ only in the number of training steps: the difference of
-    # their traffic, per call site, is what the extra steps moved.
-    logs = {}
-    for steps in (2, 4):
-        with transfers() as log:
-            train.run(dict(TINY_CONFIG, epochs=1, num_train=8 * steps, backend="cupy"),
-                      out=str(tmp_path / f"s{steps}"), **QUIET)
-        logs[steps] = log.by_site()
-    per_step = {}
-    for key in set(logs[2]) | set(logs[4]):
-        n = logs[4].get(key, (0, 0))[0] - logs[2].get(key, (0, 0))[0]
-        size = logs[4].get(key, (0, 0))[1] - logs[2].get(key, (0, 0))[1]
-        if n:
-            per_step[key] = (n / 2, size / 2)
-    shown = "\n".join(f"{d} {s} {w}: {n:g} x, {b:g} B" for (d, s, w), (n, b) in sorted(per_step.items()))
+    per_step, shown = traffic_per_step(
+        transfers, lambda steps: train.run(dict(TINY_CONFIG, epochs=1, num_train=8 * steps, backend="cupy"),
+                                           out=str(tmp_path / f"s{steps}"), **QUIET))
     image_bytes, mask_bytes = 8 * 3 * 32 * 32 * 4, 8 * 32 * 32 * 8
 
     def where(site):                       # "minisegnet/train.py:354 (_forward)" -> ("train.py", "_forward")
