@@ -67,7 +67,10 @@ class RandomFlip:
     """Mirror left-right (and optionally up-down), each with probability ``p``."""
 
     def __init__(self, horizontal=True, vertical=False, p=0.5):
-        self.horizontal, self.vertical, self.p = horizontal, vertical, p
+        if not isinstance(horizontal, (bool, np.bool_)) or not isinstance(vertical, (bool, np.bool_)):
+            raise TypeError(f"RandomFlip: horizontal and vertical must be True or False, "
+                            f"got {horizontal!r} and {vertical!r}")
+        self.horizontal, self.vertical, self.p = bool(horizontal), bool(vertical), _check_probability(p)
 
     def __call__(self, image, mask, rng):
         if self.horizontal and rng.random() < self.p:
