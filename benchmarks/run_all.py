@@ -1,9 +1,10 @@
 """Re-measure every table and figure of docs/benchmarks.md, and rewrite them there.
 
 Run it on a quiet machine (nothing else running; it checks, and marks every
-table from a busy machine UNRELIABLE):
+table from a busy machine UNRELIABLE). Before each section it waits (up to
+five minutes) for the load average left by the previous one to settle:
 
-    python benchmarks/run_all.py             # about 15-20 minutes on 2 cores; rewrites docs/benchmarks.md
+    python benchmarks/run_all.py             # about 25-30 minutes on 2 cores, waits included; rewrites docs/benchmarks.md
     python benchmarks/run_all.py --dry-run   # the same, but only prints the sections
     python benchmarks/run_all.py --quick     # smoke run of every script (prints, writes nothing)
     python benchmarks/run_all.py --only step,default-run
@@ -55,6 +56,21 @@ QUICK = {
     "augment": ["--quick"],
 }
 RESULT = re.compile(r"\n?<!-- result: (.*) -->\s*$")
+
+
+def wait_for_quiet(limit_s=300, poll_s=5):
+    """Wait until the 1-minute load average falls below ``timing.BUSY_LOAD``: the
+    previous section's own work keeps it high for a minute or two (it decays with
+    a one-minute time constant), and each script marks its run busy when the load
+    was high before it started. Gives up after ``limit_s`` seconds (the script then
+    measures, and marks its tables busy); returns the seconds waited."""
+    sys.path.insert(0, HERE)
+    import timing
+
+    start = time.perf_counter()
+    while os.getloadavg()[0] >= timing.BUSY_LOAD and time.perf_counter() - start < limit_s:
+        time.sleep(poll_s)
+    return time.perf_counter() - start
 
 
 def run_section(name, quick):
@@ -132,7 +148,9 @@ def main(argv=None):
             raise SystemExit(f"unknown section {name!r}; the sections are {', '.join(SECTIONS)}")
     outputs, results, started = {}, {}, time.perf_counter()
     for name in names:
-        print(f"running {name} ...", file=sys.stderr, flush=True)
+        waited = 0.0 if args.quick else wait_for_quiet()
+        print(f"running {name} (after {waited:.0f} s waiting for the load to settle) ...", file=sys.stderr,
+              flush=True)
         text, result, seconds = run_section(name, args.quick)
         outputs[name], results[name] = text, result
         flag = "" if result.get("reliable", True) else "  (UNRELIABLE: busy machine)"
