@@ -112,8 +112,10 @@ def test_write_prediction_and_figures(tmp_path):
     pan = np.stack([masks, ids], -1)
     pan[0, 0, 0] = [panoptic.VOID, 0]
     paths, note = task.write_prediction(images[0], dict(panoptic=pan[0], classes=masks[0]), str(tmp_path), "img")
-    overlay, encoded = (np.asarray(Image.open(p)) for p in paths)
-    assert overlay.shape == (48, 48, 3)
+    instances, overlay, encoded = (np.asarray(Image.open(p)) for p in paths)
+    assert overlay.shape == instances.shape == (48, 48, 3)
+    assert not (instances[ids[0] == 0] != (images[0].transpose(1, 2, 0)[ids[0] == 0] * 255 + 0.5).astype(
+        np.uint8)).any()                                  # the instance overlay leaves stuff untinted
     assert encoded.dtype == np.uint16 and encoded[0, 0] == 65535
     np.testing.assert_array_equal(encoded.ravel()[1:], (masks[0] * 1000 + ids[0]).ravel()[1:])
     assert "object" in note
@@ -173,7 +175,8 @@ def test_train_evaluate_predict_from_the_command_line(tmp_path, capsys):
     image = (np.random.default_rng(0).random((32, 40, 3)) * 255).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "street.png")
     assert main(["predict", out, str(tmp_path / "street.png"), "--out", str(tmp_path / "pred")]) == 0
-    assert sorted(os.listdir(tmp_path / "pred")) == ["street_panoptic.png", "street_panoptic_ids.png"]
+    assert sorted(os.listdir(tmp_path / "pred")) == ["street_instances.png", "street_panoptic.png",
+                                                     "street_panoptic_ids.png"]
     assert np.asarray(Image.open(tmp_path / "pred" / "street_panoptic_ids.png")).shape == (32, 40)
 
 
@@ -226,3 +229,24 @@ def test_a_training_step_sends_the_batch_and_brings_back_the_loss(tmp_path, tran
     downloads = by_file("D2H")
     assert downloads.get("panoptic.py") == (1, 16), shown
     assert sum(n for n, _ in downloads.values()) <= 3 and sum(b for _, b in downloads.values()) <= 21, shown
+
+
+def test_the_docs_figures_come_from_stored_model_outputs():
+    """The stored outputs (examples/panoptic_deeplab_shapes.py --figure-outputs) hold a
+    held-out image where touching objects of one class are one blob of the class map but
+    two objects after grouping, which the segmentation-types figure shows and says."""
+    import matplotlib.pyplot as plt
+
+    from minisegnet.viz import panoptic as vp
+
+    data = vp.load_figure_outputs()
+    assert data["semantic"].shape[1] == len(data["class_names"]) == len(data["palette"])
+    chosen = next(i for i in range(len(data["images"])) if vp.touching_objects(data, i) > 0)
+    fig = vp.figure_segmentation_types(data)
+    titles = [ax.get_title() for ax in fig.axes]
+    plt.close(fig)
+    assert "touching objects of one class are one blob" in titles[1]
+    assert f"held-out image {int(data['indices'][chosen])}" in fig.get_suptitle()
+    fig = vp.figure_grouping(data)
+    assert "peaks" in fig.axes[0].get_title()
+    plt.close(fig)

@@ -234,15 +234,16 @@ class PanopticTask:
                                   class_names=self.class_names, scores=scores)
 
     def write_prediction(self, image, prediction, out, stem):
-        """``STEM_panoptic.png`` (stuff in class colours, each object its own colour,
-        outlined, over the image) and ``STEM_panoptic_ids.png`` (16-bit:
-        ``category * 1000 + instance id``, 65535 for void: the Cityscapes
-        encoding)."""
+        """``STEM_instances.png`` (each object its own colour, outlined, over the
+        image), ``STEM_panoptic.png`` (the same with stuff tinted by its class
+        colour) and ``STEM_panoptic_ids.png`` (16-bit: ``category * 1000 +
+        instance id``, 65535 for void: the Cityscapes encoding)."""
         import os
 
         from PIL import Image
 
         from ..runfolder import atomic_file
+        from ..viz.instances import instance_overlay
         from ..viz.panoptic import panoptic_overlay
 
         pan = prediction["panoptic"]
@@ -250,9 +251,10 @@ class PanopticTask:
         if ids.max(initial=0) > 999 or category.max(initial=0) > 64:
             raise ValueError("category * 1000 + id must fit a 16-bit PNG: at most 65 categories and 999 objects")
         encoded = np.where(category < 0, 65535, category * 1000 + ids).astype(np.uint16)
-        paths = [os.path.join(out, f"{stem}_{suffix}.png") for suffix in ("panoptic", "panoptic_ids")]
-        rgb = panoptic_overlay(image, pan, self.palette, alpha=0.5)
-        pictures = (Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)), Image.fromarray(encoded))
+        paths = [os.path.join(out, f"{stem}_{suffix}.png") for suffix in ("instances", "panoptic", "panoptic_ids")]
+        as_png = lambda rgb: Image.fromarray((rgb * 255 + 0.5).astype(np.uint8))
+        pictures = (as_png(instance_overlay(image, ids, alpha=0.5)),
+                    as_png(panoptic_overlay(image, pan, self.palette, alpha=0.5)), Image.fromarray(encoded))
         for path, picture in zip(paths, pictures):
             with atomic_file(path) as f:
                 picture.save(f, format="PNG")

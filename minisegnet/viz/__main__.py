@@ -2,6 +2,7 @@
 import sys
 
 from .instances import save_instance_figures
+from .panoptic import save_panoptic_figures
 from .sampling import save_sampling_figures
 from .teaching import save_teaching_figures
 
@@ -17,6 +18,8 @@ def main(argv=None):
     for path in save_teaching_figures(args.directory, gifs=not args.no_gif):
         print(path)
     for path in save_instance_figures(args.directory):
+        print(path)
+    for path in save_panoptic_figures(args.directory):
         print(path)
     for path in save_sampling_figures(args.directory):
         print(path)

@@ -131,25 +131,32 @@ def plot_panoptic_predictions(images, truth, predictions, palette, file, class_n
 
 
 # ---- the docs' figures, drawn from a trained model's stored outputs ------------------------------
-# examples/panoptic_deeplab_roads.py --figure-outputs writes this file: a trained Panoptic-DeepLab's
-# raw outputs (semantic logits, centre heatmap, offsets) on a few held-out images, with the images and
+# examples/panoptic_deeplab_shapes.py --figure-outputs writes this file: a trained Panoptic-DeepLab's
+# outputs on a few held-out images (its class map, centre heatmap and offsets), with the images and
 # their truth. The figures below run the library's own grouping on them, so regenerating a figure
 # needs no training, and retraining regenerates the file.
 FIGURE_OUTPUTS = "panoptic_outputs.npz"
 
 
 def load_figure_outputs(path=None):
-    """The stored outputs as a dict of NumPy arrays (``images``, ``semantic``, ``center``,
-    ``offset``, ``masks``, ``instances``, ``palette``, ``thing_classes``, ``stuff_classes``,
-    ``class_names``, ``indices``, ``seed``)."""
+    """The stored outputs as a dict of NumPy arrays: ``images`` (float in [0, 1]),
+    ``classes`` (the predicted class map), ``semantic`` (one-hot logits of it: its
+    arg-max is the class map, which is all the grouping reads), ``center``,
+    ``offset``, ``masks``, ``instances``, ``palette``, ``thing_classes``,
+    ``stuff_classes``, ``class_names``, ``indices`` (held-out image numbers), ``seed``."""
     import os
 
     if path is None:
         path = os.path.join(os.path.dirname(os.path.abspath(__file__)), FIGURE_OUTPUTS)
     with np.load(path, allow_pickle=False) as f:
         data = {k: f[k] for k in f.files}
-    for key in ("semantic", "center", "offset", "images"):
+    data["images"] = data["images"].astype(np.float32) / 255.0
+    data["classes"] = data["classes"].astype(np.int64)
+    data["semantic"] = np.eye(len(data["palette"]), dtype=np.float32)[data["classes"]].transpose(0, 3, 1, 2)
+    for key in ("center", "offset"):
         data[key] = data[key].astype(np.float32)
+    for key in ("masks", "instances"):
+        data[key] = data[key].astype(np.int64)
     return data
 
 
@@ -160,21 +167,56 @@ def _inference(data):
     return panoptic_inference(outputs, data["thing_classes"].tolist(), data["stuff_classes"].tolist())
 
 
-def figure_segmentation_types(data=None, index=0):
+def touching_objects(data, index):
+    """In stored image ``index``: the number of predicted objects that share one connected
+    region of their own class in the predicted class map with another object, each of
+    them matching a true object (IoU > 0.5). More than 0: an image where the class map
+    alone merges objects that the grouping keeps apart."""
+    from ..instances import instances_from_semantic
+    from ..metrics import mask_iou
+
+    pan = _inference(data)[index]
+    category, ids = pan[..., 0], pan[..., 1]
+    classes = data["classes"][index]
+    blobs = instances_from_semantic(classes, data["thing_classes"].tolist())
+    truth = data["instances"][index]
+    found = 0
+    for blob in np.unique(blobs[blobs > 0]):
+        inside = (blobs == blob) & (ids > 0) & (category == classes)
+        objects = np.unique(ids[inside])
+        if len(objects) < 2:
+            continue
+        true_ids = np.unique(truth[truth > 0])
+        iou = mask_iou(ids[None] == objects[:, None, None], truth[None] == true_ids[:, None, None])
+        if len(true_ids) and (iou.max(axis=1) > 0.5).all():
+            found += len(objects)
+    return found
+
+
+def _figure_index(data):
+    return next((i for i in range(len(data["images"])) if touching_objects(data, i) > 0), 0)
+
+
+def figure_segmentation_types(data=None, index=None):
     """One held-out scene, three answers from one trained Panoptic-DeepLab:
-    semantic (its class map), instance (its objects, stuff left out), panoptic (both)."""
+    semantic (its class map), instance (its objects, stuff left out), panoptic (both).
+    ``index=None``: the first stored image where touching objects of one class
+    form one blob of the class map (``touching_objects``), the case that tells
+    the three apart."""
     data = load_figure_outputs() if data is None else data
+    index = _figure_index(data) if index is None else index
     palette = data["palette"]
     image = data["images"][index]
     pan = _inference(data)[index]
     category, ids = pan[..., 0], pan[..., 1]
-    semantic = data["semantic"][index].argmax(0)
+    semantic = data["classes"][index]
     things_only = np.stack([np.where(ids > 0, category, -1), ids], axis=-1)
     colors = palette.astype(np.float64) / 255.0
+    blob = "\n(touching objects of one class are one blob)" if touching_objects(data, index) else ""
     panels = [(_as_rgb(image), "image"),
-              (colors[semantic], "semantic: a class per pixel\n(touching cars are one blob)"),
+              (colors[semantic], "semantic: a class per pixel" + blob),
               (panoptic_overlay(image, things_only, palette, alpha=0.85), "instance: an id per object\n"
-                                                                           "(sky, road... unlabelled)"),
+                                                                           "(stuff left unlabelled)"),
               (panoptic_overlay(image, pan, palette, alpha=0.85), "panoptic: stuff by class,\n"
                                                                   "things by class and id")]
     fig = _Figure(figsize=(12, 2.9), dpi=100)
@@ -193,17 +235,19 @@ def figure_segmentation_types(data=None, index=0):
     return fig
 
 
-def figure_grouping(data=None, index=0, step=2):
+def figure_grouping(data=None, index=None, step=2):
     """Panoptic-DeepLab's grouping on one held-out image: (a) the predicted centre
     heatmap and its peaks, (b) the predicted offsets of thing pixels (every
     ``step``-th pixel), (c) where each thing pixel points (pixel + offset),
-    coloured by the centre it joins, (d) the panoptic result."""
-    from ..panoptic import find_centers
+    coloured by the centre it joins, (d) the panoptic result. ``index=None``:
+    the image ``figure_segmentation_types`` shows."""
+    from ..panoptic import NMS_KERNEL, THRESHOLD, find_centers
 
     data = load_figure_outputs() if data is None else data
+    index = _figure_index(data) if index is None else index
     image, heat, off = data["images"][index], data["center"][index, 0], data["offset"][index]
     pan = _inference(data)[index]
-    coords, valid = find_centers(data["center"][index:index + 1])
+    coords, valid = find_centers(data["center"][index:index + 1], THRESHOLD, NMS_KERNEL)
     peaks = coords[0][valid[0]]
     ids = pan[..., 1]
     colors = instance_colors(max(int(ids.max()), len(peaks)))
@@ -212,7 +256,8 @@ def figure_grouping(data=None, index=0, step=2):
     axes = fig.subplots(1, 4)
     shown = axes[0].imshow(heat, cmap="magma", vmin=0, vmax=max(1.0, float(heat.max())), interpolation="nearest")
     axes[0].plot(peaks[:, 1], peaks[:, 0], "c+", ms=10, mew=2)
-    axes[0].set_title(f"(a) centre heatmap; + = {len(peaks)} peaks\n(= 5x5 max-pool, > 0.1)", fontsize=9)
+    axes[0].set_title(f"(a) centre heatmap; + = {len(peaks)} peaks\n(= {NMS_KERNEL}x{NMS_KERNEL} max-pool, "
+                      f"> {THRESHOLD})", fontsize=9)
     fig.colorbar(shown, ax=axes[0], fraction=0.03, pad=0.02)
     yy, xx = np.mgrid[0:h:step, 0:w:step]
     sub = ids[::step, ::step] > 0

@@ -678,7 +678,7 @@ def figure_depthwise(channels=8, kernel_size=3, cost_channels=64, cost_size=64):
 
 
 def street_scene(h=60, w=96):
-    """The toy scene of ``figure_segmentation_types``: ``(semantic, instance)`` maps.
+    """A toy street scene (the segmentation-types page's exercises): ``(semantic, instance)`` maps.
     Classes 0 sky, 1 road ("stuff"), 2 car (a "thing"); three cars, the first two
     touching (ids 1, 2, 3; 0 where there is no car)."""
     yy, xx = _np.mgrid[0:h, 0:w]
@@ -690,32 +690,6 @@ def street_scene(h=60, w=96):
         semantic = _np.where(inside, 2, semantic)
         instance = _np.where(inside, n, instance)
     return semantic, instance
-
-
-def figure_segmentation_types():
-    """One toy street scene labelled three ways: semantic (a class per pixel),
-    instance (an id per countable object), panoptic (both: stuff by class,
-    things by class and id)."""
-    from matplotlib.colors import ListedColormap
-
-    semantic, instance = street_scene()
-    photo = _np.array([[0.55, 0.75, 0.95], [0.45, 0.45, 0.48], [0.8, 0.2, 0.2]])[semantic]
-    photo = photo * (1 - 0.25 * (instance % 2 == 0) * (instance > 0))[..., None]
-    classes = ListedColormap(["#6baed6", "#969696", "#de2d26"])
-    ids = ListedColormap(["#000000", "#fd8d3c", "#31a354", "#756bb1"])
-    panoptic = _np.where(instance > 0, 2 + instance, semantic)
-    both = ListedColormap(["#6baed6", "#969696", "#de2d26", "#fd8d3c", "#31a354", "#756bb1"])
-    panels = [("image", photo, None, None), ("semantic: class per pixel\n(the two touching cars are one blob)", semantic, classes, 2),
-              ("instance: id per object\n(sky and road unlabelled)", instance, ids, 3),
-              ("panoptic: stuff by class,\nthings by class + id", panoptic, both, 5)]
-    fig = _new_figure(11, 2.6)
-    for j, (title, img, cmap, vmax) in enumerate(panels):
-        ax = fig.add_subplot(1, 4, j + 1)
-        ax.imshow(img, cmap=cmap, vmin=0, vmax=vmax, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
-    fig.tight_layout()
-    return fig
 
 
 def figure_encoder_decoder(size=64):
@@ -995,7 +969,6 @@ def save_training_figures(directory, epochs=4):
 
 # The files the docs show, and the functions that draw them.
 TEACHING_FIGURES = {
-    "segmentation_types.png": figure_segmentation_types,
     "encoder_decoder.png": figure_encoder_decoder,
     "autograd_graph.png": figure_autograd_graph,
     "im2col.png": figure_im2col,
