@@ -30,7 +30,6 @@ Memory
   the peak of a fresh interpreter running ``code`` (its own ``VmHWM``).
 """
 import contextlib
-import ctypes
 import os
 import platform
 import resource
@@ -84,45 +83,22 @@ def compare(ours, theirs, repeats=15, warmup=2, clock=time.perf_counter):
 
 
 # ---- thread counts -------------------------------------------------------------------------
-def _openblas_functions(suffix):
-    """Every loaded OpenBLAS's ``openblas_<suffix>`` (under the names NumPy's wheels use)."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = sorted({line.split()[-1] for line in f if "openblas" in line.lower() and ".so" in line})
-    except OSError:
-        return []
-    found = []
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for name in (f"openblas_{suffix}", f"scipy_openblas_{suffix}64_", f"openblas_{suffix}64_"):
-            fn = getattr(lib, name, None)
-            if fn is not None:
-                found.append(fn)
-                break
-    return found
-
-
 def set_blas_threads(n):
     """Set OpenBLAS's thread count (every loaded copy) to ``n``; returns the previous count or None."""
-    import numpy  # noqa: F401  (loads NumPy's BLAS)
+    from minisegnet.parallel import find_openblas
 
     previous = get_blas_threads()
-    for fn in _openblas_functions("set_num_threads"):
-        fn.argtypes = [ctypes.c_int]
-        fn(int(n))
+    for _, set_ in find_openblas():
+        set_(int(n))
     return previous
 
 
 def get_blas_threads():
     """NumPy's OpenBLAS thread count, or None when it cannot be read."""
-    import numpy  # noqa: F401
+    from minisegnet.parallel import find_openblas
 
-    for fn in _openblas_functions("get_num_threads"):
-        fn.restype = ctypes.c_int
-        return int(fn())
+    for get, _ in find_openblas():
+        return int(get())
     return None
 
 

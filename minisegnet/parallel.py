@@ -39,7 +39,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["set_num_threads", "get_num_threads", "run", "pieces", "over_batch", "blas_threads_controllable",
+__all__ = ["set_num_threads", "get_num_threads", "run", "pieces", "over_batch", "blas_threads_controllable", "find_openblas",
            "SPLIT", "MIN_PIECE_BYTES"]
 
 # A batch is cut into at least SPLIT pieces when it is big enough, whatever the thread
@@ -96,7 +96,7 @@ def get_num_threads():
 
 
 # ---- BLAS threads --------------------------------------------------------------------
-def _find_openblas():
+def find_openblas():
     """``(get, set)`` pairs of ``openblas_get_num_threads``/``openblas_set_num_threads`` of
     every OpenBLAS loaded into this process (NumPy's wheels prefix the names).
 
@@ -136,7 +136,7 @@ def blas_threads_controllable():
     """True when OpenBLAS's thread count can be set (so the pool may run GEMMs)."""
     global _openblas
     if _openblas is None:
-        _openblas = _find_openblas()
+        _openblas = find_openblas()
     return bool(_openblas)
 
 

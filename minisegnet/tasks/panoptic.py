@@ -28,6 +28,8 @@ import numpy as np
 from .. import backend, metrics, panoptic
 from ..autograd import Tensor
 from ..functional import cross_entropy, l1_loss, mse_loss
+from .instance import thing_and_stuff_classes
+from .semantic import ConfusionScores
 
 __all__ = ["PanopticTask", "PanopticScores", "CENTER_WEIGHT", "OFFSET_WEIGHT"]
 
@@ -51,8 +53,9 @@ def _instance_branch(model):
 class PanopticScores:
     """Held-out scores of a panoptic model: PQ/SQ/RQ (all, things, stuff) and the FCN scores.
 
-    ``update`` keeps the confusion matrix on the device with a scatter-add and,
-    on the held-out pass, the batch's outputs and truth (no copy, no sync);
+    ``update`` adds the class map to the confusion matrix (``ConfusionScores``, on
+    the device) and, on the held-out pass, keeps the batch's outputs and truth (no
+    copy, no sync);
     ``summary`` groups the pixels into objects and counts PQ's matches once,
     at the end of the pass. ``training=True``: the confusion matrix only.
     """
@@ -60,30 +63,20 @@ class PanopticScores:
     def __init__(self, task, training=False):
         self.task = task
         self.training = training
-        self.cm = None
+        self.confusion = ConfusionScores(task.num_classes, task.class_names)   # the FCN scores' counts
         self.batches = []
         self._scores = None
 
     def update(self, outputs, targets):
-        c = self.task.num_classes
         masks = targets["masks"]
-        xp = backend.get_array_module(masks)
-        pred = outputs["semantic"].data.argmax(1)
-        counted = (masks >= 0) & (masks < c)
-        index = xp.where(counted, masks * c + pred, c * c).reshape(-1)
-        if self.cm is None:
-            self.cm = xp.zeros(c * c + 1, dtype=xp.int64)
-        backend.scatter_add(self.cm, index, xp.ones(index.shape, dtype=xp.int64))
+        self.confusion.add(outputs["semantic"].data.argmax(1), masks)
         if not self.training:
             kept = {k: outputs[k].data for k in ("semantic", "center", "offset")}
             self.batches.append((kept, masks, targets["instances"]))
         self._scores = None
 
     def matrix(self):
-        c = self.task.num_classes
-        if self.cm is None:
-            return np.zeros((c, c), np.int64)
-        return backend.to_numpy(self.cm[:c * c]).astype(np.int64).reshape(c, c)
+        return self.confusion.matrix()
 
     def panoptic(self):
         """``metrics.panoptic_scores`` over the pass, or None when training."""
@@ -101,7 +94,7 @@ class PanopticScores:
         return self._scores
 
     def summary(self):
-        out = metrics.scores(self.matrix())
+        out = self.confusion.summary()
         scores = self.panoptic()
         if scores is not None:
             out.update({k: scores[k] for k in ("pq", "sq", "rq", "pq_things", "sq_things", "rq_things",
@@ -110,8 +103,7 @@ class PanopticScores:
 
     def report(self):
         names = self.task.class_names
-        iou = metrics.iou_per_class(self.matrix())
-        lines = ["IU per class: " + ", ".join(f"{n} {v:.3f}" for n, v in zip(names, iou))]
+        lines = self.confusion.report()
         scores = self.panoptic()
         if scores is not None:
             for kind, classes in (("thing", self.task.thing_classes), ("stuff", self.task.stuff_classes)):
@@ -149,17 +141,7 @@ class PanopticTask:
         self.class_names = list(info["class_names"])
         self.palette = np.asarray(info["palette"], dtype=np.uint8)
         self.ignore_index = info.get("ignore_index")
-        things = tuple(int(c) for c in info.get("thing_classes") or ())
-        if not things:
-            raise ValueError("the panoptic task needs thing classes (the classes whose objects are counted): "
-                             "this dataset names none (a folder dataset: pass thing_classes)")
-        stuff = info.get("stuff_classes")
-        stuff = tuple(int(c) for c in stuff) if stuff is not None else \
-            tuple(c for c in range(self.num_classes) if c not in things)
-        both = sorted(set(things) & set(stuff))
-        if both:
-            raise ValueError(f"classes {both} are claimed as both thing and stuff; each class is one or the other")
-        self.thing_classes, self.stuff_classes = things, stuff
+        self.thing_classes, self.stuff_classes = thing_and_stuff_classes(info, self.name)
 
     def build_model(self, name, model_args):
         from ..models import build_model
