@@ -14,7 +14,7 @@ from matplotlib.figure import Figure as _Figure
 from matplotlib.patches import Patch as _Patch
 
 from .instances import instance_colors, outlines
-from .training import _as_rgb
+from .training import _as_rgb, curves_figure, save_curves
 
 __all__ = ["panoptic_overlay", "plot_panoptic_curves", "plot_panoptic_predictions"]
 
@@ -58,18 +58,7 @@ def plot_panoptic_curves(history, file):
     the losses on the left; on the right the held-out PQ, SQ and RQ, PQ over
     things and over stuff, and the semantic branch's mean IU. ``file``: a path or
     an open binary file."""
-    if not history:
-        raise ValueError("history is empty: nothing to plot")
-    epochs = [h["epoch"] for h in history]
-    fig = _Figure(figsize=(10, 4), dpi=100)
-    ax_loss, ax_score = fig.subplots(1, 2)
-    for key, label in (("train_loss", "train"), ("val_loss", "held-out")):
-        if key in history[0]:
-            ax_loss.plot(epochs, [h[key] for h in history], marker="o", ms=3, label=label)
-    ax_loss.set(xlabel="epoch", ylabel="CE + centre MSE + offset L1 (weighted)", title="Loss")
-    if all(h.get("train_loss", 1) > 0 for h in history):
-        ax_loss.set_yscale("log")
-    ax_loss.legend()
+    fig, ax_score, epochs = curves_figure(history, "CE + centre MSE + offset L1 (weighted)")
     for key, label, style in (("pq", "PQ", dict(lw=2.5)), ("sq", "SQ", dict(lw=1.2)), ("rq", "RQ", dict(lw=1.2)),
                               ("pq_things", "PQ things", dict(lw=1.2, ls="--")),
                               ("pq_stuff", "PQ stuff", dict(lw=1.2, ls="--")),
@@ -85,13 +74,7 @@ def plot_panoptic_curves(history, file):
     ax_score.set(xlabel="epoch", ylabel="score on the held-out split", title="Held-out panoptic quality",
                  ylim=(0, 1.02))
     ax_score.legend(loc="best", fontsize=8, framealpha=0.8)
-    for ax in (ax_loss, ax_score):
-        ax.grid(alpha=0.3)
-        if len(epochs) < 15:
-            ax.set_xticks(epochs)
-    fig.tight_layout()
-    fig.savefig(file, format="png")
-    return file
+    return save_curves(fig, epochs, file)
 
 
 def plot_panoptic_predictions(images, truth, predictions, palette, file, class_names=None, scores=None):
