@@ -337,3 +337,30 @@ def test_on_cupy_without_host_copies(cupy, transfers, mode):
     y_h.backward(g_np)
     for ours, host in [(y, y_h), (x.grad, x_h.grad), (theta.grad, theta_h.grad)]:
         np.testing.assert_allclose(msn.backend.to_numpy(ours.data), host.numpy(), rtol=1e-12, atol=1e-12)
+
+
+def test_threads_give_bitwise_the_same_numbers(monkeypatch):
+    """The blocks are shared over the thread pool (forward) and each image's blocks stay in one
+    task (backward's scatter-add): 1 and 2 threads give identical outputs and gradients, with
+    blocks small enough that every image has several."""
+    from minisegnet import parallel
+
+    monkeypatch.setattr(sampling, "BLOCK_ELEMENTS", 256)
+    rng = np.random.default_rng(3)
+    x0 = rng.standard_normal((3, 4, 20, 24)).astype(np.float32)
+    grid0 = rng.uniform(-1.2, 1.2, (3, 18, 22, 2)).astype(np.float32)
+    g = rng.standard_normal((3, 4, 18, 22)).astype(np.float32)
+    results = []
+    previous = parallel.set_num_threads(1)
+    try:
+        for n in (1, 2):
+            parallel.set_num_threads(n)
+            x, grid = msn.tensor(x0, requires_grad=True), msn.tensor(grid0, requires_grad=True)
+            out = F.grid_sample(x, grid, padding_mode="border")
+            out.backward(msn.tensor(g))
+            results.append((out.numpy(), x.grad.numpy(), grid.grad.numpy()))
+    finally:
+        parallel.set_num_threads(previous)
+    assert len(list(sampling.blocks(grid0.reshape(3, -1, 2), 4))) >= 3 * 2      # several blocks an image
+    for a, b in zip(*results):
+        assert (a == b).all()

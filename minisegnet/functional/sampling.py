@@ -67,7 +67,7 @@ import numbers
 
 import numpy as np
 
-from .. import backend, checks, shapes
+from .. import backend, checks, parallel, shapes
 from ..autograd import Function, Tensor, is_grad_enabled
 from .basic import empty_batch
 
@@ -229,7 +229,8 @@ class GridSample(Function):
     and 0 as the grid gradient for nearest.
 
     Both passes walk the points image by image and a block at a time
-    (``blocks``), and the backward pass recomputes the corners from the grid:
+    (``blocks``; on the CPU the blocks are shared over the threads,
+    ``each_block``), and the backward pass recomputes the corners from the grid:
     nothing per point is kept between the passes, only the input and the grid.
     """
 
@@ -244,7 +245,8 @@ class GridSample(Function):
         n, c, h, w = x.shape
         image, points = x.reshape(n, c, h * w), grid.reshape(n, -1, 2)
         out = xp.empty((n, c, points.shape[1]), dtype=x.dtype)
-        for i, block in blocks(points, c):
+
+        def sample(i, block):                                  # out[i, :, block], from its points
             reads, _ = self._reads(points[i, block], h, w)
             o = out[i, :, block]
             for k, (index, weight, _) in enumerate(reads):
@@ -254,6 +256,8 @@ class GridSample(Function):
                     o[...] = term
                 else:
                     o += term
+
+        each_block(sample, points, c)
         if is_grad_enabled() and any(self.needs_input_grad):
             self.x, self.grid = x, grid
         return out.reshape(n, c, *grid.shape[1:3])
@@ -266,7 +270,8 @@ class GridSample(Function):
         gx = xp.zeros((n, c, h * w), dtype=g.dtype) if want_x else None
         ggrid = xp.zeros(points.shape, dtype=g.dtype) if want_grid else None
         channel_start = xp.arange(c)[:, None] * (h * w)
-        for i, block in blocks(points, c):
+
+        def gradients(i, block):                               # adds into gx[i], writes ggrid[i, block]
             reads, cell = self._reads(points[i, block], h, w, with_slope=want_grid)
             gi = g[i, :, block]
             if want_x:
@@ -280,6 +285,8 @@ class GridSample(Function):
                 a, b, sx, sy = cell
                 ggrid[i, block, 0] = ((1 - b) * (ne - nw) + b * (se - sw)) * sx
                 ggrid[i, block, 1] = ((1 - a) * (sw - nw) + a * (se - ne)) * sy
+
+        each_block(gradients, points, c, by_image=True)
         return (None if gx is None else gx.reshape(self.x.shape),
                 None if ggrid is None else ggrid.reshape(self.grid.shape))
 
@@ -301,6 +308,28 @@ def blocks(points, channels):
     for i in range(n):
         for start in range(0, p, per_block):
             yield i, slice(start, min(start + per_block, p))
+
+
+def each_block(task, points, channels, by_image=False):
+    """``task(i, block)`` for every ``(i, block)`` of ``blocks(points, channels)``.
+
+    On the CPU the blocks are shared over minisegnet's threads (``parallel.run``;
+    NumPy releases the GIL in ``take`` and the arithmetic). Each task writes only
+    its own block of the output, so any thread count gives the same numbers.
+    ``by_image=True`` keeps all of an image's blocks in one task, in order: the
+    backward pass's scatter-adds into one image's gradient must not race. On a GPU
+    the blocks run one after the other (CuPy queues the kernels anyway).
+    """
+    work = list(blocks(points, channels))
+    if backend.get_array_module(points) is not np:
+        for i, block in work:
+            task(i, block)
+        return
+    if by_image:
+        per_image = [[(i, block) for i, block in work if i == j] for j in range(points.shape[0])]
+        parallel.run(lambda items: [task(i, block) for i, block in items], per_image)
+    else:
+        parallel.run(lambda item: task(*item), work)
 
 
 def _check_align_corners(align_corners, fn):
