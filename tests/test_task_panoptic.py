@@ -247,6 +247,10 @@ def test_the_docs_figures_come_from_stored_model_outputs():
     plt.close(fig)
     assert "touching objects of one class are one blob" in titles[1]
     assert f"held-out image {int(data['indices'][chosen])}" in fig.get_suptitle()
+    # segmentation-types.md says the figure's objects are circles
+    pan = vp._inference(data)[chosen]
+    names = [str(n) for n in data["class_names"]]
+    assert {names[c] for c in np.unique(pan[..., 0][pan[..., 1] > 0])} == {"circle"}
     fig = vp.figure_grouping(data)
     assert "peaks" in fig.axes[0].get_title()
     plt.close(fig)

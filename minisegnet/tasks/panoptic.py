@@ -12,8 +12,8 @@
       + center_weight * mse(center, heatmap)           (mean over labelled pixels)
       + offset_weight * l1(offset, offsets)            (mean over object pixels)
 
-  with the weights stated below (the paper's are 1, 200 and 0.01 on
-  Cityscapes; see ``CENTER_WEIGHT``).
+  with the weights stated below (the paper's are 1 (3 on the pixels of small
+  instances), 200 and 0.01 on Cityscapes; see ``CENTER_WEIGHT``).
 * **Prediction**: centres by max-pool NMS, each thing pixel to the nearest
   centre from ``pixel + offset``, instance classes by majority vote, small
   stuff regions void (``panoptic_inference``).
@@ -36,7 +36,7 @@ __all__ = ["PanopticTask", "PanopticScores", "CENTER_WEIGHT", "OFFSET_WEIGHT"]
 # Loss weights. The paper's 200 for the centre MSE suits Cityscapes, where many large
 # objects make the Gaussians a sizeable share of the pixels; on the toy scenes (a few
 # small objects in 4,000-6,000 pixels) a heatmap of zeros is nearly as good. What we
-# measured (Roads, seed 0, 6-8 epochs, busy machine): with the paper's 200 and 0.01
+# measured (on Roads, the dataset then used; seed 0, 6-8 epochs, busy machine): with the paper's 200 and 0.01
 # and sigma 2 the heatmap stayed flat (no peak above 0.1; car PQ 0.02), and 2000 with
 # sigma 2 and offset weight 0.1 did no better; 2000 with sigma 3, offset weight 1.0 and
 # the model's x4 offset scale learned peaks and offsets (offset L1 3.9 -> 2.8 pixels
@@ -219,7 +219,8 @@ class PanopticTask:
         """``STEM_instances.png`` (each object its own colour, outlined, over the
         image), ``STEM_panoptic.png`` (the same with stuff tinted by its class
         colour) and ``STEM_panoptic_ids.png`` (16-bit: ``category * 1000 +
-        instance id``, 65535 for void: the Cityscapes encoding)."""
+        instance id``, 65535 for void; Cityscapes-style: ``id // 1000`` is the
+        category, but stuff is ``category * 1000``, not the bare class id)."""
         import os
 
         from PIL import Image

@@ -201,7 +201,7 @@ def figure_segmentation_types(data=None, index=None):
               (panoptic_overlay(image, things_only, palette, alpha=0.85), "instance: an id per object\n"
                                                                            "(stuff left unlabelled)"),
               (panoptic_overlay(image, pan, palette, alpha=0.85), "panoptic: stuff by class,\n"
-                                                                  "things by class and id")]
+                                                                  "things by id (a colour each)")]
     fig = _Figure(figsize=(12, 2.9), dpi=100)
     axes = fig.subplots(1, 4)
     for ax, (picture, title) in zip(axes, panels):
@@ -247,7 +247,7 @@ def figure_grouping(data=None, index=None, step=2):
     axes[1].imshow(_as_rgb(image) * 0.6 + 0.4, interpolation="nearest")
     axes[1].quiver(xx[sub], yy[sub], off[1, ::step, ::step][sub], off[0, ::step, ::step][sub],
                    color=colors[ids[::step, ::step][sub]], angles="xy", scale_units="xy", scale=1, width=0.006)
-    axes[1].set_title("(b) offsets of thing pixels\n(arrows: pixel -> predicted centre)", fontsize=9)
+    axes[1].set_title("(b) offsets of thing pixels\n(arrows: pixel -> pixel + offset)", fontsize=9)
     thing = ids > 0
     py, px = np.nonzero(thing)
     axes[2].imshow(_as_rgb(image) * 0.3 + 0.7, interpolation="nearest")
