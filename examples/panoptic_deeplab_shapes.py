@@ -162,8 +162,7 @@ def main():
         print(f"  held-out PQ {scores['pq']:.3f} (SQ {scores['sq']:.3f}, RQ {scores['rq']:.3f}; averages over "
               f"classes); things PQ {scores['pq_things']:.3f}, stuff PQ {scores['pq_stuff']:.3f}")
         for c, s in scores["per_class"].items():
-            print(f"    {Shapes.class_names[c]:>10}: PQ {s['pq']:.3f} = SQ {s['sq']:.3f} x RQ {s['rq']:.3f} "
-                  f"({s['tp']} matched, {s['fp']} false, {s['fn']} missed)")
+            print(f"    {Shapes.class_names[c]:>10}: {metrics.describe_pq(s)}")
         print("  PQ by NMS window: " + ", ".join(f"{k}x{k} {s['pq']:.3f}" for k, s in by_kernel.items())
               + f" (default {panoptic.NMS_KERNEL}x{panoptic.NMS_KERNEL})")
         print(f"  the same class map (mean IU {miou:.3f}) cut by connected components instead: "

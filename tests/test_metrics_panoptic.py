@@ -267,3 +267,10 @@ def test_bad_maps(pred, target, error, match):
 def test_bad_counts():
     with pytest.raises(ValueError, match=r"counts must have shape \(4, 2\)"):
         metrics.panoptic_scores(np.zeros((3, 2)), things=[1], stuff=[0])
+
+
+def test_describe_pq_states_the_product_and_the_counts():
+    s = metrics.panoptic_quality(np.stack([np.ones((1, 2, 4), np.int64), np.ones((1, 2, 4), np.int64)], -1),
+                                 np.stack([np.ones((1, 2, 4), np.int64), np.ones((1, 2, 4), np.int64)], -1),
+                                 things=[1], stuff=[0])["per_class"][1]
+    assert metrics.describe_pq(s) == "PQ 1.000 = SQ 1.000 x RQ 1.000 (1 matched, 0 false, 0 missed)"

@@ -16,7 +16,7 @@ validation set is scored by summing its batches' counts first.
 """
 from .. import backend  # noqa: F401  (metrics.backend.to_numpy in user code and tests)
 from .objects import box_area, box_iou, mask_iou
-from .panoptic import panoptic_counts, panoptic_quality, panoptic_scores
+from .panoptic import describe_pq, panoptic_counts, panoptic_quality, panoptic_scores
 from .semantic import (accuracy_per_class, confusion_matrix, dice_per_class, frequency_weighted_iou,
                        iou_per_class, mean_accuracy, mean_iou, pixel_accuracy, scores)
 
@@ -33,6 +33,7 @@ __all__ = [
     "panoptic_counts",
     "panoptic_quality",
     "panoptic_scores",
+    "describe_pq",
     "mask_iou",
     "box_iou",
     "box_area",

@@ -123,9 +123,7 @@ class InstanceScores:
         scores = self.panoptic()
         if scores is not None:
             for c in self.task.thing_classes:
-                s = scores["per_class"][c]
-                lines.append(f"{names[c]}: PQ {s['pq']:.3f} = SQ {s['sq']:.3f} x RQ {s['rq']:.3f} "
-                             f"({s['tp']} matched, {s['fp']} false, {s['fn']} missed)")
+                lines.append(f"{names[c]}: {metrics.describe_pq(scores['per_class'][c])}")
         return lines
 
 

@@ -108,9 +108,7 @@ class PanopticScores:
         if scores is not None:
             for kind, classes in (("thing", self.task.thing_classes), ("stuff", self.task.stuff_classes)):
                 for c in classes:
-                    s = scores["per_class"][c]
-                    lines.append(f"{names[c]} ({kind}): PQ {s['pq']:.3f} = SQ {s['sq']:.3f} x RQ {s['rq']:.3f} "
-                                 f"({s['tp']} matched, {s['fp']} false, {s['fn']} missed)")
+                    lines.append(f"{names[c]} ({kind}): {metrics.describe_pq(scores['per_class'][c])}")
         return lines
 
 
