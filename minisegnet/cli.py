@@ -19,8 +19,8 @@ def build_parser():
 
 
 def _add_training_commands(commands):
-    """train, evaluate, predict (see minisegnet/train.py)."""
-    from . import train
+    """train, evaluate, predict (see minisegnet/train.py and predict.py)."""
+    from . import predict, train
 
     def fails(command, error):
         """A user error: the message and exit status 2, no traceback."""
@@ -83,7 +83,7 @@ def _add_training_commands(commands):
 
     def run_predict(args):
         try:
-            train.predict_images(args.checkpoint, args.images, args.out, backend_name=args.backend)
+            predict.predict_images(args.checkpoint, args.images, args.out, backend_name=args.backend)
         except train.UserError as error:
             return fails("predict", error)
         return 0

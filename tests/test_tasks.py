@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import minisegnet as msn
-from minisegnet import backend, metrics, nn, tasks, train
+from minisegnet import backend, metrics, nn, predict, tasks, train
 from minisegnet.cli import main
 from minisegnet.tasks.semantic import ConfusionScores, SemanticTask
 
@@ -170,7 +170,7 @@ def test_a_task_written_from_the_interface_trains_resumes_evaluates_and_predicts
     from PIL import Image
     image = (np.random.default_rng(0).random((21, 30, 3)) * 255).astype(np.uint8)
     Image.fromarray(image).save(tmp_path / "x.png")
-    written = train.predict_images(straight, [str(tmp_path / "x.png")], str(tmp_path / "pred"), log=lambda *a: None)
+    written = predict.predict_images(straight, [str(tmp_path / "x.png")], str(tmp_path / "pred"), log=lambda *a: None)
     assert [os.path.basename(p) for p in written] == ["x.npy"]
     assert np.load(written[0]).shape == (21, 30)
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minisegnet as msn
-from minisegnet import data, train
+from minisegnet import data, predict, train
 from minisegnet.cli import main
 
 TINY = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "2",
@@ -160,7 +160,7 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
     scores, recorded = train.evaluate_checkpoint(out, log=lambda *a: None)
     assert scores["mean_iou"] == pytest.approx(recorded["mean_iou"], rel=1e-5)
     image = data.Shapes(1, (70, 41))[0][0]
-    pred = train.predict_image(model, image)
+    pred = predict.predict_image(model, image)
     assert pred.shape == (70, 41)
     # inside one tile, overlap-tile equals running the model on the mirror-padded tile
     small = image[:, :20, :20]
@@ -170,7 +170,7 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
                     mode="reflect")
     with msn.no_grad():
         direct = model(msn.tensor(padded[None])).numpy().argmax(1)[0][:20, :20]
-    np.testing.assert_array_equal(train.predict_image(model, small), direct)
+    np.testing.assert_array_equal(predict.predict_image(model, small), direct)
 
 
 @pytest.mark.parametrize("argv, message", [

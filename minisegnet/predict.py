@@ -1,0 +1,124 @@
+"""Prediction on images of any size, behind ``minisegnet predict``.
+
+A trained model sees ``S x S`` training images; a photo is any size. Same-padding
+models take the image mirror-padded to a multiple of 32 (every pooling then
+halves exactly) and cropped back. A valid-padding U-Net (the paper's) outputs
+less than it takes in, so the image is cut into tiles the paper's way
+(overlap-tile): each output tile is computed from a larger input tile, mirrored
+at the image's border, and the tiles are stitched together.
+"""
+import os
+
+import numpy as np
+
+from . import backend, tasks
+from .autograd import Tensor, no_grad
+from .train import (UserError, _checkpoint_path, _choose_backend, _crop, _is_valid_unet, _model_from_state,
+                    _on_backend, _read, _valid_unet_input)
+
+__all__ = ["image_outputs", "predict_image", "predict_images"]
+
+
+def _stitch(rows):
+    """One output from a grid of tile outputs (each a Tensor or a dict of Tensors)."""
+    first = rows[0][0]
+    if isinstance(first, dict):
+        return {key: _stitch([[tile[key] for tile in row] for row in rows]) for key in first}
+    xp = backend.get_array_module(first.data)
+    return Tensor(xp.concatenate([xp.concatenate([tile.data for tile in row], axis=3) for row in rows], axis=2))
+
+
+def image_outputs(model, image, multiple=32):
+    """The model's outputs for one ``(C, H, W)`` image of any size, as ``(1, ., H, W)``.
+
+    Same-padding models: mirror-pad to a multiple of ``multiple`` (every
+    model's poolings then halve exactly), run once, crop back.
+    Valid-padding U-Net: the paper's overlap-tile strategy. The image is
+    mirrored outwards by the U-Net's margin; output tiles of a valid size
+    cover it, each computed from its larger input tile, so every pixel is
+    predicted with full context and the seams match.
+    """
+    c, h, w = image.shape
+    with no_grad():
+        if _is_valid_unet(model):
+            tile_in, tile_out = _valid_unet_input(model, 64)
+            margin = (tile_in - tile_out) // 2
+            ny, nx = -(-h // tile_out), -(-w // tile_out)
+            padded = np.pad(image, ((0, 0), (margin, margin + ny * tile_out - h),
+                                    (margin, margin + nx * tile_out - w)), mode="reflect")
+            rows = [[model(Tensor(backend.asarray(np.ascontiguousarray(
+                        padded[None, :, ty * tile_out:ty * tile_out + tile_in, tx * tile_out:tx * tile_out + tile_in]))))
+                     for tx in range(nx)] for ty in range(ny)]
+            return _crop(_stitch(rows), 0, 0, h, w)
+        ph, pw = -h % multiple, -w % multiple
+        padded = np.pad(image, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="reflect")
+        outputs = model(Tensor(backend.asarray(padded[None])))
+        return _crop(outputs, ph // 2, pw // 2, h, w)
+
+
+def predict_image(model, image, task=None, multiple=32):
+    """The prediction for one ``(C, H, W)`` image of any size (see ``image_outputs``):
+    ``task.postprocess`` of the outputs for that image; without a task, the class map ``(H, W)``."""
+    outputs = image_outputs(model, image, multiple)
+    if task is None:
+        return tasks.semantic.class_map(outputs)[0]
+    predictions = task.postprocess(outputs)
+    return {k: v[0] for k, v in predictions.items()} if isinstance(predictions, dict) else predictions[0]
+
+
+def _read_image(path, in_channels):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im.convert("RGB" if in_channels == 3 else "L"), dtype=np.float32) / 255.0
+    except FileNotFoundError:
+        raise UserError(f"image {path!r} does not exist") from None
+    except (UnidentifiedImageError, OSError) as error:
+        raise UserError(f"cannot read image {path!r}: {error}") from None
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def _check_images(paths):
+    """Every image exists and opens, before any prediction is written."""
+    from PIL import Image
+
+    problems = []
+    for path in paths:
+        try:
+            with Image.open(path):
+                pass
+        except FileNotFoundError:
+            problems.append(f"image {path!r} does not exist")
+        except OSError as error:
+            problems.append(f"cannot read image {path!r}: {error}")
+    if problems:
+        raise UserError("; ".join(problems))
+
+
+def predict_images(checkpoint, image_paths, out, backend_name=None, log=print):
+    """Write what the run's task predicts for each image into the folder ``out``
+    (semantic: ``NAME_overlay.png``, class colours over the image, and
+    ``NAME_mask.png``, an index PNG usable as a folder dataset's mask). Returns the paths.
+    ``backend_name`` as for ``evaluate_checkpoint``."""
+    out = os.fspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise UserError(f"--out {out!r} is a file; predict writes its PNGs into a folder")
+    path = _checkpoint_path(os.fspath(checkpoint))
+    state, meta = _read(path)
+    _check_images(image_paths)
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"--out {out!r}: cannot create this folder ({error.strerror or error})") from None
+    written = []
+    with _on_backend(_choose_backend(backend_name)):
+        task, model = _model_from_state(state, meta, path)
+        for image_path in image_paths:
+            image = _read_image(image_path, meta["info"]["in_channels"])
+            prediction = predict_image(model, image, task)
+            stem = os.path.splitext(os.path.basename(image_path))[0]
+            paths, note = task.write_prediction(image, prediction, out, stem)
+            log(f"{image_path}: {image.shape[2]}x{image.shape[1]} -> {', '.join(paths)}  ({note})")
+            written += paths
+    return written
