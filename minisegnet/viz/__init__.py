@@ -1,8 +1,11 @@
-"""Figures drawn from the real ops and formulas (matplotlib), in two halves:
+"""Figures drawn from the real ops and formulas (matplotlib):
 
-* ``teaching``: the course's figures (conv arithmetic, transposed conv,
-  pooling and unpooling, align_corners, the U-Net trace, receptive fields...);
-  regenerate every one with ``python -m minisegnet.viz docs/figures``;
+* ``teaching``: the list of the course's figures, drawn by ``conv_figures``
+  (conv arithmetic, im2col, transposed conv, depthwise), ``model_figures``
+  (pooling and unpooling, align_corners, the U-Net trace, receptive fields,
+  FCN, SegNet, ASPP) and ``course_training_figures`` (autograd, metrics, a
+  tiny training run) with ``drawing``'s kit; regenerate every one with
+  ``python -m minisegnet.viz docs/figures``;
 * ``training``: loss and score curves and prediction overlays, used by
   ``minisegnet train`` and ``predict``;
 * ``instances``: one colour per object with outlines, and the U-Net weight map;
