@@ -29,7 +29,7 @@ from .. import backend, metrics
 from ..autograd import Tensor
 from ..functional import cross_entropy
 from ..instances import _unet_weight_map, instances_from_semantic
-from .semantic import ConfusionScores, SemanticTask
+from .semantic import ConfusionScores, SemanticTask, keep_dataset_info
 
 __all__ = ["InstanceTask", "InstanceScores", "thing_and_stuff_classes"]
 
@@ -148,17 +148,10 @@ class InstanceTask:
     min_size = 1
 
     def __init__(self, info):
-        self.num_classes = int(info["num_classes"])
-        self.in_channels = int(info["in_channels"])
-        self.class_names = list(info["class_names"])
-        self.palette = np.asarray(info["palette"], dtype=np.uint8)
-        self.ignore_index = info.get("ignore_index")
+        keep_dataset_info(self, info)
         self.thing_classes, self.stuff_classes = thing_and_stuff_classes(info, self.name)
 
-    def build_model(self, name, model_args):
-        from ..models import build_model
-
-        return build_model(name, self.in_channels, self.num_classes, **model_args)
+    build_model = SemanticTask.build_model    # any semantic model, built the same way
 
     def targets(self, labels):
         """Masks and instance ids on the device, and the batch's weight map made there.

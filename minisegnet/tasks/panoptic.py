@@ -29,7 +29,7 @@ from .. import backend, metrics, panoptic
 from ..autograd import Tensor
 from ..functional import cross_entropy, l1_loss, mse_loss
 from .instance import thing_and_stuff_classes
-from .semantic import ConfusionScores
+from .semantic import ConfusionScores, keep_dataset_info
 
 __all__ = ["PanopticTask", "PanopticScores", "CENTER_WEIGHT", "OFFSET_WEIGHT"]
 
@@ -134,11 +134,7 @@ class PanopticTask:
     sigma = panoptic.SIGMA
 
     def __init__(self, info):
-        self.num_classes = int(info["num_classes"])
-        self.in_channels = int(info["in_channels"])
-        self.class_names = list(info["class_names"])
-        self.palette = np.asarray(info["palette"], dtype=np.uint8)
-        self.ignore_index = info.get("ignore_index")
+        keep_dataset_info(self, info)
         self.thing_classes, self.stuff_classes = thing_and_stuff_classes(info, self.name)
 
     def build_model(self, name, model_args):

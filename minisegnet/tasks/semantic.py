@@ -66,6 +66,16 @@ class ConfusionScores:
         return ["IU per class: " + ", ".join(f"{name} {v:.3f}" for name, v in zip(self.class_names, iou))]
 
 
+def keep_dataset_info(task, info):
+    """What every task keeps of the dataset's ``info`` (``train.build_datasets``):
+    ``num_classes``, ``in_channels``, ``class_names``, ``palette`` and ``ignore_index``."""
+    task.num_classes = int(info["num_classes"])
+    task.in_channels = int(info["in_channels"])
+    task.class_names = list(info["class_names"])
+    task.palette = np.asarray(info["palette"], dtype=np.uint8)
+    task.ignore_index = info.get("ignore_index")
+
+
 class SemanticTask:
     """Per-pixel classification (FCN, SegNet, U-Net, DeepLabV3+)."""
 
@@ -85,11 +95,7 @@ class SemanticTask:
     best_score = "mean_iou"
 
     def __init__(self, info):
-        self.num_classes = int(info["num_classes"])
-        self.in_channels = int(info["in_channels"])
-        self.class_names = list(info["class_names"])
-        self.palette = np.asarray(info["palette"], dtype=np.uint8)
-        self.ignore_index = info.get("ignore_index")
+        keep_dataset_info(self, info)
 
     def build_model(self, name, model_args):
         from ..models import build_model
