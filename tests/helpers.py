@@ -26,6 +26,29 @@ def assert_close(ours, theirs, atol=1e-10, rtol=1e-10, what="values"):
     np.testing.assert_allclose(a, b, atol=atol, rtol=rtol, err_msg=what)
 
 
+def assert_close_scaled(ours, theirs, tol, what):
+    """``max |ours - theirs| <= tol * max(1, max |theirs|)``: a torch twin's outputs,
+    gradients and buffers, whose magnitudes vary from layer to layer."""
+    a = ours.numpy() if isinstance(ours, msn.Tensor) else np.asarray(ours)
+    b = theirs.detach().numpy()
+    assert a.shape == b.shape, f"{what}: shape {a.shape} vs {b.shape}"
+    scale = max(1.0, float(np.abs(b).max()))
+    diff = float(np.abs(a - b).max())
+    assert diff <= tol * scale, f"{what}: max abs difference {diff:.3g} > {tol:.0e} * {scale:.3g}"
+
+
+def assert_twin_gradients_and_buffers(model, twin, x, tx, tol):
+    """After both backward passes: every parameter's gradient, the input's gradient
+    and every buffer of ``model`` equal its torch ``twin``'s (``assert_close_scaled``)."""
+    theirs = dict(twin.named_parameters())
+    for name, p in model.named_parameters():
+        assert_close_scaled(p.grad, theirs[name].grad, tol, f"gradient of {name}")
+    assert_close_scaled(x.grad, tx.grad, tol, "gradient of the input")
+    their_buffers = dict(twin.named_buffers())
+    for name, buf in model.named_buffers():
+        assert_close_scaled(buf, their_buffers[name], tol, f"buffer {name}")
+
+
 def traffic_per_step(transfers, train_steps):
     """Host-device copies of one training step, by call site (the CuPy stand-in counts them).
 

@@ -12,6 +12,7 @@ from minisegnet import functional as F, shapes
 from minisegnet.export import to_torch, torch_twin
 from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet
 from minisegnet.models.fcn import bilinear_kernel
+from helpers import assert_close_scaled, assert_twin_gradients_and_buffers
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -72,15 +73,6 @@ def _build(name, dtype, train):
     return model, shape
 
 
-def _assert_close(ours, theirs, tol, what):
-    a = ours.numpy() if isinstance(ours, msn.Tensor) else np.asarray(ours)
-    b = theirs.detach().numpy()
-    assert a.shape == b.shape, f"{what}: shape {a.shape} vs {b.shape}"
-    scale = max(1.0, float(np.abs(b).max()))
-    diff = float(np.abs(a - b).max())
-    assert diff <= tol * scale, f"{what}: max abs difference {diff:.3g} > {tol:.0e} * {scale:.3g}"
-
-
 def _compare(torch, model, shape, tol, seed=1):
     """Forward, cross-entropy, backward in both; compare logits, every gradient
     (parameters and input) and every buffer."""
@@ -91,17 +83,11 @@ def _compare(torch, model, shape, tol, seed=1):
     x = msn.tensor(x_np, requires_grad=True)
     tx = torch.tensor(x_np, requires_grad=True)
     logits, tlogits = model(x), twin(tx)
-    _assert_close(logits, tlogits, tol, "logits")
+    assert_close_scaled(logits, tlogits, tol, "logits")
     target = rng.integers(0, logits.shape[1], (logits.shape[0],) + logits.shape[2:])
     F.cross_entropy(logits, msn.tensor(target)).backward()
     torch.nn.functional.cross_entropy(tlogits, torch.tensor(target)).backward()
-    theirs = dict(twin.named_parameters())
-    for name, p in model.named_parameters():
-        _assert_close(p.grad, theirs[name].grad, tol, f"gradient of {name}")
-    _assert_close(x.grad, tx.grad, tol, "gradient of the input")
-    their_buffers = dict(twin.named_buffers())
-    for name, buf in model.named_buffers():
-        _assert_close(buf, their_buffers[name], tol, f"buffer {name}")
+    assert_twin_gradients_and_buffers(model, twin, x, tx, tol)
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
@@ -171,7 +157,7 @@ def test_trained_model_moves_to_torch(torch):
     model.eval()
     with msn.no_grad():
         ours = model(x)
-    _assert_close(ours, to_torch(model)(torch.from_numpy(x.numpy())), 1e-4, "logits after training")
+    assert_close_scaled(ours, to_torch(model)(torch.from_numpy(x.numpy())), 1e-4, "logits after training")
 
 
 def test_to_torch_errors(torch):

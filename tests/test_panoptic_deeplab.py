@@ -11,6 +11,7 @@ import minisegnet as msn
 from minisegnet import functional as F
 from minisegnet.export import to_torch, torch_twin
 from minisegnet.models import DeepLabV3Plus, PanopticDeepLab, build_model
+from helpers import assert_close_scaled, assert_twin_gradients_and_buffers
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -51,14 +52,6 @@ def _jitter(model, seed=0):
     return model
 
 
-def _close(ours, theirs, tol, what):
-    a = ours.numpy() if isinstance(ours, msn.Tensor) else np.asarray(ours)
-    b = theirs.detach().numpy()
-    assert a.shape == b.shape, f"{what}: shape {a.shape} vs {b.shape}"
-    scale = max(1.0, float(np.abs(b).max()))
-    assert float(np.abs(a - b).max()) <= tol * scale, f"{what}: max abs difference {np.abs(a - b).max():.3g}"
-
-
 def _compare(torch, model, shape, tol, seed=1):
     """Forward both; the panoptic loss in both; compare outputs, gradients, buffers."""
     dtype = next(iter(model.parameters())).dtype
@@ -69,7 +62,7 @@ def _compare(torch, model, shape, tol, seed=1):
     ours, theirs = model(x), twin(tx)
     assert set(ours) == set(theirs) == {"semantic", "center", "offset"}
     for key in ours:
-        _close(ours[key], theirs[key], tol, key)
+        assert_close_scaled(ours[key], theirs[key], tol, key)
     n, _, h, w = shape
     labels = rng.integers(0, model.num_classes, (n, h, w))
     heat = rng.random((n, 1, h, w)).astype(dtype)
@@ -80,16 +73,10 @@ def _compare(torch, model, shape, tol, seed=1):
     tf = torch.nn.functional
     tloss = (tf.cross_entropy(theirs["semantic"], torch.tensor(labels)) + tf.mse_loss(theirs["center"], torch.tensor(heat))
              + tf.l1_loss(theirs["offset"], torch.tensor(offsets), weight=torch.tensor(weight)))
-    _close(loss, tloss, tol, "loss")
+    assert_close_scaled(loss, tloss, tol, "loss")
     loss.backward()
     tloss.backward()
-    their_params = dict(twin.named_parameters())
-    for name, p in model.named_parameters():
-        _close(p.grad, their_params[name].grad, tol, f"gradient of {name}")
-    _close(x.grad, tx.grad, tol, "gradient of the input")
-    their_buffers = dict(twin.named_buffers())
-    for name, buf in model.named_buffers():
-        _close(buf, their_buffers[name], tol, f"buffer {name}")
+    assert_twin_gradients_and_buffers(model, twin, x, tx, tol)
 
 
 @pytest.mark.parametrize("train", [True, False], ids=["train", "eval"])
