@@ -61,8 +61,6 @@ paper's 7.
 """
 import numbers
 
-import numpy as np
-
 from . import backend
 from .autograd import Tensor, no_grad
 from .functional import max_pool2d

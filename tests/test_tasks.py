@@ -11,7 +11,7 @@ from hypothesis import given, strategies as st
 import minisegnet as msn
 from minisegnet import backend, metrics, nn, predict, tasks, train
 from minisegnet.cli import main
-from minisegnet.tasks.semantic import ConfusionScores, SemanticTask
+from minisegnet.tasks.semantic import ConfusionScores
 
 TINY = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
             model_args=dict(base_channels=4, depth=2))

@@ -12,8 +12,6 @@ drawn from the library's seeded generator (``minisegnet.random.uniform``), so
 """
 import numbers
 
-import numpy as np
-
 from .. import backend, checks, parallel
 from ..autograd import Function
 from ..random import uniform

@@ -18,8 +18,6 @@ is one vectorised array operation, and no ``(N, C, o_h, o_w, k_h, k_w)``
 buffer is ever built (the im2col idea, without the copy). The backward pass
 walks the same offsets and adds each slice's share of the gradient back.
 """
-import math
-
 import numpy as np
 
 from .. import backend, checks, parallel, shapes

@@ -315,7 +315,7 @@ def figure_encoder_decoder(size=64):
     below, a classifier whose fully connected head ends at 1x1."""
     from matplotlib.patches import Rectangle
 
-    steps, s, c = [("input", size, 3)], size, 3
+    steps, s = [("input", size, 3)], size
     for ch in (16, 32, 64):
         s = _shapes.conv2d_output_size(s, 3, padding=1)
         steps.append(("conv", s, ch))
