@@ -1,7 +1,7 @@
 """grid_sample speed and memory: minisegnet (NumPy) vs torch.nn.functional.grid_sample (CPU), float32.
 
     python benchmarks/bench_grid_sample.py              # the table, both regimes, memory
-    python benchmarks/bench_grid_sample.py --block      # also: whole images instead of cache-sized blocks
+    python benchmarks/bench_grid_sample.py --levers     # also: each speed lever switched off
     python benchmarks/bench_grid_sample.py --quick      # a smoke run, not a measurement
 
 Two sizes, (8, 32, 64, 64) and (4, 3, 256, 256), each sampled bilinearly
@@ -14,9 +14,10 @@ interleaved in one process (``benchmarks/timing.py``), in two regimes: one
 thread everywhere timed by CPU time, and each library's default threads
 timed by wall time; the figures are medians and ``ratio`` is ours / torch's
 (lower is better; the target is 2 or less). The header gives the machine
-and its load and says when the run is unreliable. ``--block`` times the
-one speed lever of ``functional/sampling.py``, ``BLOCK_ELEMENTS`` (points
-visited a cache-sized block at a time, against whole images). Memory: the peak resident size of a fresh process doing two
+and its load and says when the run is unreliable. ``--levers`` times the
+speed levers of ``functional/sampling.py`` one at a time: ``BLOCK_ELEMENTS`` (points
+visited a cache-sized block at a time, against whole images) and ``KEEP_READS``
+(the forward's corners kept for the backward, against recomputed). Memory: the peak resident size of a fresh process doing two
 forward+backward passes at each size, ours and torch's in separate
 processes (each includes its interpreter and library imports), and the
 largest block our forward allocates, in multiples of the output's size
@@ -93,19 +94,25 @@ def step_functions(shape):
     return (ours_forward, theirs_forward), (ours, theirs)
 
 
-def largest_forward_block(shape):
-    """Peak bytes traced during one forward with a grid that needs grad, over the output's bytes."""
+def largest_forward_block(shape, keep=True):
+    """Peak bytes traced during one forward with a grid that needs grad (what the forward
+    keeps for the backward included), over the output's bytes; ``keep``: ``KEEP_READS``."""
     import tracemalloc
 
     import minisegnet as msn
     from minisegnet import functional as F
+    from minisegnet.functional import sampling
 
     x, grid = make_case(shape)
     ours_x, ours_grid = msn.tensor(x, requires_grad=True), msn.tensor(grid, requires_grad=True)
+    previous, sampling.KEEP_READS = sampling.KEEP_READS, keep
     tracemalloc.start()
-    y = F.grid_sample(ours_x, ours_grid)
-    peak = tracemalloc.get_traced_memory()[1]
-    tracemalloc.stop()
+    try:
+        y = F.grid_sample(ours_x, ours_grid)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+        sampling.KEEP_READS = previous
     return peak / y.data.nbytes
 
 
@@ -135,15 +142,20 @@ def peak_rss(shape, torch):
     return timing.python_peak_rss_mib(code)[0]
 
 
-def time_sizes(args, whole_images=False):
+LEVERS_OFF = {"BLOCK_ELEMENTS": None, "KEEP_READS": False}
+"""Each speed lever of ``functional/sampling.py`` and its 'off' value: whole images at a time
+instead of cache-sized blocks; recompute the corners in the backward pass instead of keeping them."""
+
+
+def time_sizes(args, lever=None):
     """Rows of the speed table: each size, forward and forward+backward, in both regimes
-    (``whole_images``: with the blocking lever off)."""
+    (``lever``: a name of ``LEVERS_OFF``, switched off for this table)."""
     from minisegnet.functional import sampling
 
     rows, scaling = [], None
-    previous = sampling.BLOCK_ELEMENTS
-    if whole_images:
-        sampling.BLOCK_ELEMENTS = None
+    previous = {name: getattr(sampling, name) for name in LEVERS_OFF}
+    if lever is not None:
+        setattr(sampling, lever, LEVERS_OFF[lever])
     try:
         for shape in SIZES:
             forward, both = step_functions(shape)
@@ -162,7 +174,8 @@ def time_sizes(args, whole_images=False):
                              f"{fw['ratio']:.2f}", f"{fb['ours'] * 1e3:.1f}", f"{fb['theirs'] * 1e3:.1f}",
                              f"{fb['ratio']:.2f}", f"{fb['spread']:.2f}"])
     finally:
-        sampling.BLOCK_ELEMENTS = previous
+        for name, value in previous.items():
+            setattr(sampling, name, value)
     return rows, scaling
 
 
@@ -171,7 +184,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="3 repeats, no memory: a smoke run, not a measurement")
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--block", action="store_true", help="also time whole images (BLOCK_ELEMENTS = None)")
+    parser.add_argument("--levers", action="store_true",
+                        help="also time each lever off: whole images (BLOCK_ELEMENTS = None), "
+                             "recomputed corners (KEEP_READS = False)")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.warmup = 3, 1
@@ -179,8 +194,9 @@ def main(argv=None):
     info = timing.machine_info()
     monitor = timing.LoadMonitor().start()
     rows, scaling = time_sizes(args)
-    block_rows = time_sizes(args, whole_images=True)[0] if args.block else None
-    memory = [[str(shape), f"{largest_forward_block(shape):.1f}"] for shape in SIZES]
+    lever_rows = {lever: time_sizes(args, lever)[0] for lever in LEVERS_OFF} if args.levers else {}
+    memory = [[str(shape), f"{largest_forward_block(shape):.1f}", f"{largest_forward_block(shape, keep=False):.1f}"]
+              for shape in SIZES]
     if not args.quick:
         for row, shape in zip(memory, SIZES):
             row += [f"{peak_rss(shape, False):.0f}", f"{peak_rss(shape, True):.0f}"]
@@ -193,11 +209,14 @@ def main(argv=None):
     header = ["input (N, C, H, W)", "regime", "fwd ours ms", "fwd torch ms", "fwd ratio", "fwd+bwd ours ms",
               "fwd+bwd torch ms", "fwd+bwd ratio", "noise"]
     print(timing.markdown_table(header, rows, reasons))
-    if block_rows is not None:
-        print("\nWith BLOCK_ELEMENTS = None (whole images at a time instead of cache-sized blocks):\n")
-        print(timing.markdown_table(header, block_rows, reasons))
+    titles = {"BLOCK_ELEMENTS": "With BLOCK_ELEMENTS = None (whole images at a time instead of cache-sized blocks)",
+              "KEEP_READS": "With KEEP_READS = False (the backward pass recomputes the corners, as PyTorch)"}
+    for lever, lever_table in lever_rows.items():
+        print(f"\n{titles[lever]}:\n")
+        print(timing.markdown_table(header, lever_table, reasons))
     print()
-    mem_header = ["input (N, C, H, W)", "forward's peak allocation / output size"]
+    mem_header = ["input (N, C, H, W)", "forward's peak allocation / output size",
+                  "the same with KEEP_READS = False"]
     if not args.quick:
         mem_header += ["peak RSS ours MiB (2 fwd+bwd)", "peak RSS torch MiB"]
     print(timing.markdown_table(mem_header, memory))

@@ -18,7 +18,7 @@ fresh process:
     profile      profile_step.py                   where the step's time goes, ours and PyTorch's
     scaling      bench_scaling.py                  step time against batch and image size (+ figure)
     default-run  bench_default_run.py              `minisegnet train` with no arguments
-    grid-sample  bench_grid_sample.py --block      F.grid_sample against PyTorch's
+    grid-sample  bench_grid_sample.py --levers     F.grid_sample against PyTorch's
     augment      bench_augment.py                  what the augmentations add to an epoch
     summary      (written here)                    every target, measured against its figure
 
@@ -43,7 +43,7 @@ SECTIONS = {
     "profile": ["profile_step.py"],
     "scaling": ["bench_scaling.py"],
     "default-run": ["bench_default_run.py"],
-    "grid-sample": ["bench_grid_sample.py", "--block"],
+    "grid-sample": ["bench_grid_sample.py", "--levers"],
     "augment": ["bench_augment.py"],
 }
 QUICK = {

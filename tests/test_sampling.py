@@ -364,3 +364,38 @@ def test_threads_give_bitwise_the_same_numbers(monkeypatch):
     assert len(list(sampling.blocks(grid0.reshape(3, -1, 2), 4))) >= 3 * 2      # several blocks an image
     for a, b in zip(*results):
         assert (a == b).all()
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_kept_reads_give_the_recomputed_answer(monkeypatch, mode, padding_mode):
+    """KEEP_READS (the forward's corners, weights and values kept for the backward) changes no bit of
+    the output or either gradient, with many blocks an image shared over two threads; what was kept is
+    gone after the backward pass, and nothing is kept when no gradient is wanted."""
+    rng = np.random.default_rng(11)
+    x0 = rng.standard_normal((3, 4, 20, 24)).astype(np.float32)
+    grid0 = rng.uniform(-1.2, 1.2, (3, 18, 22, 2)).astype(np.float32)
+    g = rng.standard_normal((3, 4, 18, 22)).astype(np.float32)
+    monkeypatch.setattr(sampling, "BLOCK_ELEMENTS", 256)
+    from minisegnet import parallel
+
+    previous = parallel.set_num_threads(2)
+    results = []
+    try:
+        for keep in (False, True):
+            monkeypatch.setattr(sampling, "KEEP_READS", keep)
+            x, grid = msn.tensor(x0, requires_grad=True), msn.tensor(grid0, requires_grad=True)
+            out = F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode)
+            assert len(out.creator.kept) == (len(list(sampling.blocks(grid.data.reshape(3, -1, 2), 4))) if keep else 0)
+            out.backward(msn.tensor(g))
+            assert not out.creator.kept                                 # all used, none left
+            results.append((out.numpy(), x.grad.numpy(), grid.grad.numpy()))
+        with msn.no_grad():
+            GridSample = sampling.GridSample
+            function = GridSample(mode, padding_mode, False)
+            function(msn.tensor(x0), msn.tensor(grid0))
+            assert not function.kept
+    finally:
+        parallel.set_num_threads(previous)
+    for a, b in zip(*results):
+        assert (a == b).all()

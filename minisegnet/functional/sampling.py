@@ -54,10 +54,14 @@ neighbours ``x0, x0 + 1`` are clipped into ``[0, W - 1]`` and flagged inside or
 not; the four corners are their combinations. The channels of an image share
 its points, so each corner is one gather (``take``) per image, and the input
 gradient a 1-D scatter-add per image. The points are visited image by image,
-a block at a time, and the backward pass recomputes the corners from the
-grid (as PyTorch does), so nothing per point is kept between the passes:
-memory per call is the output, the gradients, and temporaries of one block,
-never an ``(H*W) x (H*W)`` matrix and no copy of the input.
+a block at a time. When a gradient will be wanted, the forward pass keeps
+what it found for each block (corner indices, weights, the point's place in
+its cell, and the four corner values the grid gradient needs), so the
+backward pass does not compute them again (``KEEP_READS``; PyTorch
+recomputes them). Memory per call is therefore the output, the gradients,
+the kept numbers (a fixed count per output value: about 10 times the
+output for 3 channels, 5 times for 32) and temporaries of one block; never
+an ``(H*W) x (H*W)`` matrix and no copy of the input.
 
 ``affine_grid(theta, size)`` makes the grid of an affine map: output pixel
 ``(i, j)``, at normalised position ``(x_j, y_i)``, samples the point
@@ -179,7 +183,9 @@ def neighbours(pix, size):
     xp = backend.get_array_module(pix)
     lo = xp.floor(pix)
     inside = ((lo >= 0) & (lo <= size - 1), (lo >= -1) & (lo <= size - 2))
-    index = tuple(xp.fmin(xp.fmax(i, 0), size - 1).astype(np.int64) for i in (lo, lo + 1))
+    # clip once into [-1, size - 1] (fmax/fmin send NaN to -1), then each neighbour into the image
+    first = xp.fmin(xp.fmax(lo, -1), size - 1).astype(np.int64)
+    index = (xp.maximum(first, 0), xp.minimum(first + 1, size - 1))
     return index, inside, pix - lo
 
 
@@ -198,7 +204,8 @@ def corners(points, height, width, mode, padding_mode, align_corners, with_slope
     ``row * W + col`` (clipped inside), the interpolation weight (0 for a corner
     outside the image) and whether the corner is inside. ``cell`` is
     ``(a, b, sx, sy)`` for the grid gradient: the point's offsets in its cell
-    and the slopes of steps 1-2 (None for nearest; the slopes None unless ``with_slope``).
+    and the slopes of steps 1-2 (None for nearest). ``with_slope=False`` (the
+    grid gradient is not wanted): the slopes and ``inside`` are None.
     """
     px, sx = source_pixels(points[:, 0], width, align_corners, padding_mode, with_slope)
     py, sy = source_pixels(points[:, 1], height, align_corners, padding_mode, with_slope)
@@ -207,12 +214,15 @@ def corners(points, height, width, mode, padding_mode, align_corners, with_slope
         inside = row_in & col_in
         return [(row * width + col, inside.astype(points.dtype), inside)], None
     (cols, cols_in, a), (rows, rows_in, b) = neighbours(px, width), neighbours(py, height)
-    weights_x, weights_y = (1 - a, a), (1 - b, b)
+    # a neighbour outside the image weighs 0 along its axis, so every corner it makes weighs 0
+    weights_x = ((1 - a) * cols_in[0], a * cols_in[1])
+    weights_y = ((1 - b) * rows_in[0], b * rows_in[1])
     reads = []
     for ky in (0, 1):                  # nw, ne, sw, se: PyTorch's order of the sum
+        row_start = rows[ky] * width
         for kx in (0, 1):
-            inside = rows_in[ky] & cols_in[kx]
-            reads.append((rows[ky] * width + cols[kx], weights_y[ky] * weights_x[kx] * inside, inside))
+            inside = rows_in[ky] & cols_in[kx] if with_slope else None
+            reads.append((row_start + cols[kx], weights_y[ky] * weights_x[kx], inside))
     return reads, (a, b, sx, sy)
 
 
@@ -230,32 +240,43 @@ class GridSample(Function):
 
     Both passes walk the points image by image and a block at a time
     (``blocks``; on the CPU the blocks are shared over the threads,
-    ``each_block``), and the backward pass recomputes the corners from the grid:
-    nothing per point is kept between the passes, only the input and the grid.
+    ``each_block``). What the forward pass found for each block (corner
+    indices, weights, cell offsets and corner values: a fixed count of numbers
+    per output value) is kept for the backward pass when a gradient will be
+    wanted (``KEEP_READS``); otherwise the backward pass recomputes it from
+    the grid, as PyTorch does.
     """
 
     def __init__(self, mode, padding_mode, align_corners):
         self.mode, self.padding_mode, self.align_corners = mode, padding_mode, align_corners
+        self.kept = {}
 
-    def _reads(self, points, height, width, with_slope=False):
-        return corners(points, height, width, self.mode, self.padding_mode, self.align_corners, with_slope)
+    def _reads(self, i, block, points, height, width, with_slope=False):
+        kept = self.kept.pop((i, block.start, block.stop), None)
+        if kept is not None:
+            return kept
+        return corners(points[i, block], height, width, self.mode, self.padding_mode, self.align_corners,
+                       with_slope) + (None,)
 
     def forward(self, x, grid):
         xp = backend.get_array_module(x)
         n, c, h, w = x.shape
         image, points = x.reshape(n, c, h * w), grid.reshape(n, -1, 2)
         out = xp.empty((n, c, points.shape[1]), dtype=x.dtype)
+        keep = KEEP_READS and is_grad_enabled() and any(self.needs_input_grad)
+        want_grid = self.needs_input_grad[1]
 
         def sample(i, block):                                  # out[i, :, block], from its points
-            reads, _ = self._reads(points[i, block], h, w)
+            reads, cell, _ = self._reads(i, block, points, h, w, with_slope=keep and want_grid)
+            values = [xp.take(image[i], index, axis=1) for index, _, _ in reads]   # (C, P): the channels share the points
+            if keep:                                           # one entry per block: threads never share one
+                self.kept[i, block.start, block.stop] = reads, cell, (values if want_grid else None)
             o = out[i, :, block]
-            for k, (index, weight, _) in enumerate(reads):
-                term = xp.take(image[i], index, axis=1)        # (C, P): the channels share the points
-                term *= weight
+            for k, ((index, weight, _), term) in enumerate(zip(reads, values)):
                 if k == 0:
-                    o[...] = term
+                    xp.multiply(term, weight, out=o)
                 else:
-                    o += term
+                    o += term * weight
 
         each_block(sample, points, c)
         if is_grad_enabled() and any(self.needs_input_grad):
@@ -272,7 +293,7 @@ class GridSample(Function):
         channel_start = xp.arange(c)[:, None] * (h * w)
 
         def gradients(i, block):                               # adds into gx[i], writes ggrid[i, block]
-            reads, cell = self._reads(points[i, block], h, w, with_slope=want_grid)
+            reads, cell, values = self._reads(i, block, points, h, w, with_slope=want_grid)
             gi = g[i, :, block]
             if want_x:
                 for index, weight, _ in reads:                  # dI[corner] += w g, repeats adding up
@@ -280,18 +301,26 @@ class GridSample(Function):
                                         (gi * weight).reshape(-1))
             if want_grid and self.mode == "bilinear":
                 # per corner: sum over channels of g times the corner's value (0 outside the image)
-                nw, ne, sw, se = ((gi * xp.take(image[i], index, axis=1)).sum(axis=0) * inside
-                                  for index, _, inside in reads)
+                if values is None:
+                    values = [xp.take(image[i], index, axis=1) for index, _, _ in reads]
+                nw, ne, sw, se = ((gi * v).sum(axis=0) * inside for v, (_, _, inside) in zip(values, reads))
                 a, b, sx, sy = cell
                 ggrid[i, block, 0] = ((1 - b) * (ne - nw) + b * (se - sw)) * sx
                 ggrid[i, block, 1] = ((1 - a) * (sw - nw) + a * (se - ne)) * sy
 
         each_block(gradients, points, c, by_image=True)
+        self.kept.clear()
         return (None if gx is None else gx.reshape(self.x.shape),
                 None if ggrid is None else ggrid.reshape(self.grid.shape))
 
 
 # ---- speed: the order in which points are visited ------------------------------------------
+KEEP_READS = True
+"""When a gradient will be wanted, keep each block's corners, weights and corner values from
+the forward pass for the backward pass instead of recomputing them: faster (most with few
+channels, where the per-point work dominates), at the price of memory in proportion to the
+output. ``False``: keep nothing, as PyTorch. ``benchmarks/bench_grid_sample.py --levers`` times both."""
+
 BLOCK_ELEMENTS = 1 << 16
 """Output values (channels x points) handled at a time on the CPU, so that a block's
 indices, weights and values are still in the cache when the next corner reads them.
