@@ -18,6 +18,13 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     band of output rows at a time. A batch is also cut into at least
     ``parallel.SPLIT`` pieces (when each keeps ``parallel.MIN_PIECE_BYTES``), so
     that the threads have work to share.
+``cache_pieces``
+    A piece's columns are also kept under ``CACHE_PIECE_BYTES`` (4 MiB), so
+    that they are still in the processor's cache when the GEMM reads them,
+    right after im2col wrote them: the columns of a whole batch would be
+    written out to main memory and read back. Measured on the bench U-Net
+    step (docs/benchmarks.md): about a fifth off at one thread. Off: pieces
+    as large as the memory limit allows.
 ``threads``
     The pieces are shared over ``minisegnet.parallel``'s threads: each
     thread builds its piece's columns and multiplies them, with OpenBLAS
@@ -82,10 +89,13 @@ from . import conv as core   # a cycle: conv imports this module; the names are 
 __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit", "set_keep_budget",
            "get_keep_budget", "clear_buffer_cache", "cached_buffers"]
 
-_levers = dict(fast_path=True, threads=True, reuse_buffers=True, unpadded=True, pointwise=True, flip=True,
+_levers = dict(fast_path=True, cache_pieces=True, threads=True, reuse_buffers=True, unpadded=True, pointwise=True, flip=True,
                keep_columns=False, depthwise=True, fused_bias=True)
 
 _im2col_limit = 32 * 2**20
+CACHE_PIECE_BYTES = 4 * 2**20
+"""With the ``cache_pieces`` lever: the most bytes of columns in one piece (a size that
+stays in a core's share of the processor's cache between im2col and the GEMM)."""
 _keep_budget = 64 * 2**20
 _kept_bytes = 0
 
@@ -206,14 +216,23 @@ def _scratch(xp, shape, dtype, role):
 
 
 # ---- cutting the work into pieces ---------------------------------------------------------
-def _image_pieces(n_img, per_image):
-    """``(n0, n1)`` runs of whole images: as many as fit the limit (at least one), but
+def _piece_limit(xp=np):
+    """The most bytes of columns in one piece: the memory limit, and, on the CPU with
+    the ``cache_pieces`` lever, no more than ``CACHE_PIECE_BYTES`` (a GPU wants few,
+    large pieces: each is a round of kernel launches)."""
+    if _levers["cache_pieces"] and xp is np:
+        return min(_im2col_limit, CACHE_PIECE_BYTES)
+    return _im2col_limit
+
+
+def _image_pieces(n_img, per_image, xp=np):
+    """``(n0, n1)`` runs of whole images: as many as fit the piece limit (at least one), but
     spread over at least ``parallel.SPLIT`` runs as long as each keeps
     ``parallel.MIN_PIECE_BYTES`` (``parallel.pieces``)."""
-    return parallel.pieces(n_img, per_image, _im2col_limit)
+    return parallel.pieces(n_img, per_image, _piece_limit(xp))
 
 
-def _pieces(n_img, out_h, bytes_per_row):
+def _pieces(n_img, out_h, bytes_per_row, xp=np):
     """``(n0, n1, r0, r1)`` pieces: images ``n0:n1``, output rows ``r0:r1``.
 
     Whole images (``_image_pieces``) while one image's columns fit the
@@ -221,9 +240,10 @@ def _pieces(n_img, out_h, bytes_per_row):
     (at least one). Nothing here depends on the thread count.
     """
     per_image = out_h * bytes_per_row
-    if per_image <= _im2col_limit:
-        return [(n0, n1, 0, out_h) for n0, n1 in _image_pieces(n_img, per_image)]
-    rows = max(1, _im2col_limit // max(1, bytes_per_row))
+    limit = _piece_limit(xp)
+    if per_image <= limit:
+        return [(n0, n1, 0, out_h) for n0, n1 in _image_pieces(n_img, per_image, xp)]
+    rows = max(1, limit // max(1, bytes_per_row))
     return [(n, n + 1, r0, min(r0 + rows, out_h)) for n in range(n_img) for r0 in range(0, out_h, rows)]
 
 
@@ -411,7 +431,7 @@ def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
     c_out, _, kh, kw = w.shape
     ho, wo = _out_hw(x.shape[2:], pads, (kh, kw), stride, dilation)
     rows = c * kh * kw
-    pieces = _pieces(n_img, ho, rows * wo * x.dtype.itemsize)
+    pieces = _pieces(n_img, ho, rows * wo * x.dtype.itemsize, xp)
     nbytes = n_img * rows * ho * wo * x.dtype.itemsize
     # a 1x1 conv's columns are a view of its input: nothing to keep
     keep = keep and not (_levers["pointwise"] and _is_pointwise((kh, kw), stride, pads)) and _take_budget(nbytes)
@@ -449,7 +469,7 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
     c_out, (ho, wo) = g.shape[1], g.shape[2:]
     rows = c * kernel[0] * kernel[1]
     kept = saved is not None and saved.columns is not None
-    pieces = saved.pieces if kept else _pieces(n_img, ho, rows * wo * x.dtype.itemsize)
+    pieces = saved.pieces if kept else _pieces(n_img, ho, rows * wo * x.dtype.itemsize, xp)
     g_flat = g.reshape(n_img, c_out, ho * wo)
     bias_here = need_b and _levers["fused_bias"]
 
@@ -479,7 +499,7 @@ def _conv_transpose2d_pieces(x, w, b, stride, pads, dilation, groups, out_hw):
     top, bottom, left, right = pads
     y = xp.empty((n_img, c_out) + tuple(out_hw), x.dtype)
     rows = c_out * kh * kw
-    pieces = _image_pieces(n_img, rows * h * wd * x.dtype.itemsize)
+    pieces = _image_pieces(n_img, rows * h * wd * x.dtype.itemsize, xp)
     bias = None if b is None else b.reshape(1, c_out, 1, 1)
 
     def task(piece):

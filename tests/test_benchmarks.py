@@ -1,0 +1,38 @@
+"""The benchmark scripts' own claims: Winograd's transform (benchmarks/try_winograd.py) computes
+the convolution it is timed against, and every section run_all.py writes has its place in
+docs/benchmarks.md."""
+import os
+import sys
+
+import numpy as np
+from hypothesis import given, settings, strategies as st
+
+import minisegnet as msn
+from minisegnet import functional as F
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
+
+import run_all  # noqa: E402
+import try_winograd  # noqa: E402
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 2), c_in=st.integers(1, 4), c_out=st.integers(1, 4), half_h=st.integers(1, 5),
+       half_w=st.integers(1, 5), seed=st.integers(0, 2**16))
+def test_winograd_is_the_3x3_convolution(n, c_in, c_out, half_h, half_w, seed):
+    """F(2x2, 3x3) equals conv2d(x, w, padding=1), every tile and border included (float32, its
+    transforms' rounding only)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c_in, 2 * half_h, 2 * half_w)).astype(np.float32)
+    w = rng.standard_normal((c_out, c_in, 3, 3)).astype(np.float32)
+    expected = F.conv2d(msn.tensor(x.astype(np.float64)), msn.tensor(w.astype(np.float64)), padding=1).numpy()
+    np.testing.assert_allclose(try_winograd.winograd_conv2d(x, w), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_every_run_all_section_has_its_place_in_the_page():
+    with open(run_all.DOC) as f:
+        doc = f.read()
+    for name in list(run_all.SECTIONS) + ["summary"]:
+        assert f"<!-- BEGIN run_all: {name} -->" in doc and f"<!-- END run_all: {name} -->" in doc, name
+    assert set(run_all.SECTIONS) == set(run_all.QUICK)
