@@ -132,6 +132,7 @@ TABLE_HEADER = ["layer (N x C x H x W -> C_out)", "fwd ours ms", "fwd torch ms",
 
 LEVERS = {
     "all levers as set by default": None,
+    "pieces up to the memory limit (cache_pieces off)": "cache_pieces",
     "threads off (OpenBLAS threads only)": "threads",
     "no buffer reuse": "reuse_buffers",
     "padded copy first (unpadded off)": "unpadded",

@@ -44,7 +44,7 @@ import timing  # noqa: E402
 
 NUM_CLASSES = 4
 LR, MOMENTUM = 0.01, 0.9
-LEVERS = ["threads", "reuse_buffers", "unpadded", "pointwise", "flip", "keep_columns", "fused_bias"]
+LEVERS = ["cache_pieces", "threads", "reuse_buffers", "unpadded", "pointwise", "flip", "keep_columns", "fused_bias"]
 
 
 def build_pair(batch, size, seed=0, model="bench"):

@@ -1,6 +1,6 @@
 """The benchmark scripts' own claims: Winograd's transform (benchmarks/try_winograd.py) computes
-the convolution it is timed against, and every section run_all.py writes has its place in
-docs/benchmarks.md."""
+the convolution it is timed against, every section run_all.py writes has its place in
+docs/benchmarks.md, and the lever tables switch every lever."""
 import os
 import sys
 
@@ -13,8 +13,11 @@ from minisegnet import functional as F
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
+import bench_conv  # noqa: E402
+import bench_train_step  # noqa: E402
 import run_all  # noqa: E402
 import try_winograd  # noqa: E402
+from minisegnet.functional import conv_fast  # noqa: E402
 
 
 @settings(max_examples=25, deadline=None)
@@ -36,3 +39,11 @@ def test_every_run_all_section_has_its_place_in_the_page():
     for name in list(run_all.SECTIONS) + ["summary"]:
         assert f"<!-- BEGIN run_all: {name} -->" in doc and f"<!-- END run_all: {name} -->" in doc, name
     assert set(run_all.SECTIONS) == set(run_all.QUICK)
+
+
+def test_the_lever_tables_switch_every_lever():
+    """A lever added to conv_fast is measured: bench_conv switches each one (fast_path switches
+    them all off together), and the step each one a U-Net uses (it has no depthwise conv)."""
+    levers = set(conv_fast.levers()) - {"fast_path"}
+    assert set(bench_conv.LEVERS.values()) - {None} == levers
+    assert set(bench_train_step.LEVERS) == levers - {"depthwise"}
