@@ -22,9 +22,9 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     A piece's columns are also kept under ``CACHE_PIECE_BYTES`` (4 MiB), so
     that they are still in the processor's cache when the GEMM reads them,
     right after im2col wrote them: the columns of a whole batch would be
-    written out to main memory and read back. Measured on the bench U-Net
-    step (docs/benchmarks.md): about a fifth off at one thread. Off: pieces
-    as large as the memory limit allows.
+    written out to main memory and read back (the step's lever table in
+    docs/benchmarks.md measures what it buys). Off: pieces as large as the
+    memory limit allows.
 ``threads``
     The pieces are shared over ``minisegnet.parallel``'s threads: each
     thread builds its piece's columns and multiplies them, with OpenBLAS
