@@ -15,9 +15,10 @@ thread everywhere timed by CPU time, and each library's default threads
 timed by wall time; the figures are medians and ``ratio`` is ours / torch's
 (lower is better; the target is 2 or less). The header gives the machine
 and its load and says when the run is unreliable. ``--levers`` times the
-speed levers of ``functional/sampling.py`` one at a time: ``BLOCK_ELEMENTS`` (points
-visited a cache-sized block at a time, against whole images) and ``KEEP_READS``
-(the forward's corners kept for the backward, against recomputed). Memory: the peak resident size of a fresh process doing two
+speed levers of ``functional/sampling.py`` one at a time: ``BLOCK_ELEMENTS``
+(points visited a cache-sized block at a time, against whole images) and
+``KEEP_READS`` (the forward's corners kept for the backward, against
+recomputed). Memory: the peak resident size of a fresh process doing two
 forward+backward passes at each size, ours and torch's in separate
 processes (each includes its interpreter and library imports), and the
 largest block our forward allocates, in multiples of the output's size
@@ -25,6 +26,7 @@ largest block our forward allocates, in multiples of the output's size
 memory per call proportional to the output.
 """
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -94,6 +96,22 @@ def step_functions(shape):
     return (ours_forward, theirs_forward), (ours, theirs)
 
 
+@contextlib.contextmanager
+def levers_set(**values):
+    """``functional/sampling.py``'s levers (module constants) set to ``values`` for the
+    duration, then restored."""
+    from minisegnet.functional import sampling
+
+    previous = {name: getattr(sampling, name) for name in values}
+    for name, value in values.items():
+        setattr(sampling, name, value)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            setattr(sampling, name, value)
+
+
 def largest_forward_block(shape, keep=True):
     """Peak bytes traced during one forward with a grid that needs grad (what the forward
     keeps for the backward included), over the output's bytes; ``keep``: ``KEEP_READS``."""
@@ -101,18 +119,16 @@ def largest_forward_block(shape, keep=True):
 
     import minisegnet as msn
     from minisegnet import functional as F
-    from minisegnet.functional import sampling
 
     x, grid = make_case(shape)
     ours_x, ours_grid = msn.tensor(x, requires_grad=True), msn.tensor(grid, requires_grad=True)
-    previous, sampling.KEEP_READS = sampling.KEEP_READS, keep
-    tracemalloc.start()
-    try:
-        y = F.grid_sample(ours_x, ours_grid)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-        sampling.KEEP_READS = previous
+    with levers_set(KEEP_READS=keep):
+        tracemalloc.start()
+        try:
+            y = F.grid_sample(ours_x, ours_grid)
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
     return peak / y.data.nbytes
 
 
@@ -150,13 +166,8 @@ instead of cache-sized blocks; recompute the corners in the backward pass instea
 def time_sizes(args, lever=None):
     """Rows of the speed table: each size, forward and forward+backward, in both regimes
     (``lever``: a name of ``LEVERS_OFF``, switched off for this table)."""
-    from minisegnet.functional import sampling
-
     rows, scaling = [], None
-    previous = {name: getattr(sampling, name) for name in LEVERS_OFF}
-    if lever is not None:
-        setattr(sampling, lever, LEVERS_OFF[lever])
-    try:
+    with levers_set(**({} if lever is None else {lever: LEVERS_OFF[lever]})):
         for shape in SIZES:
             forward, both = step_functions(shape)
             for regime, n, clock in (("1 thread, CPU time", 1, time.process_time),
@@ -173,9 +184,6 @@ def time_sizes(args, lever=None):
                 rows.append([str(shape), regime, f"{fw['ours'] * 1e3:.1f}", f"{fw['theirs'] * 1e3:.1f}",
                              f"{fw['ratio']:.2f}", f"{fb['ours'] * 1e3:.1f}", f"{fb['theirs'] * 1e3:.1f}",
                              f"{fb['ratio']:.2f}", f"{fb['spread']:.2f}"])
-    finally:
-        for name, value in previous.items():
-            setattr(sampling, name, value)
     return rows, scaling
 
 

@@ -386,13 +386,13 @@ def test_kept_reads_give_the_recomputed_answer(monkeypatch, mode, padding_mode):
             monkeypatch.setattr(sampling, "KEEP_READS", keep)
             x, grid = msn.tensor(x0, requires_grad=True), msn.tensor(grid0, requires_grad=True)
             out = F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode)
-            assert len(out.creator.kept) == (len(list(sampling.blocks(grid.data.reshape(3, -1, 2), 4))) if keep else 0)
+            n_blocks = len(list(sampling.blocks(grid.data.reshape(3, -1, 2), 4)))
+            assert len(out.creator.kept) == (n_blocks if keep else 0)
             out.backward(msn.tensor(g))
             assert not out.creator.kept                                 # all used, none left
             results.append((out.numpy(), x.grad.numpy(), grid.grad.numpy()))
         with msn.no_grad():
-            GridSample = sampling.GridSample
-            function = GridSample(mode, padding_mode, False)
+            function = sampling.GridSample(mode, padding_mode, False)
             function(msn.tensor(x0), msn.tensor(grid0))
             assert not function.kept
     finally:

@@ -89,8 +89,8 @@ from . import conv as core   # a cycle: conv imports this module; the names are 
 __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit", "set_keep_budget",
            "get_keep_budget", "clear_buffer_cache", "cached_buffers"]
 
-_levers = dict(fast_path=True, cache_pieces=True, threads=True, reuse_buffers=True, unpadded=True, pointwise=True, flip=True,
-               keep_columns=False, depthwise=True, fused_bias=True)
+_levers = dict(fast_path=True, cache_pieces=True, threads=True, reuse_buffers=True, unpadded=True, pointwise=True,
+               flip=True, keep_columns=False, depthwise=True, fused_bias=True)
 
 _im2col_limit = 32 * 2**20
 CACHE_PIECE_BYTES = 4 * 2**20

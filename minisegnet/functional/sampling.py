@@ -226,6 +226,13 @@ def corners(points, height, width, mode, padding_mode, align_corners, with_slope
     return reads, (a, b, sx, sy)
 
 
+def corner_values(image, reads):
+    """The value of each corner in ``reads`` for every channel of ``image`` (C, H*W): a list
+    of (C, P) arrays, one gather each (the channels share the points)."""
+    xp = backend.get_array_module(image)
+    return [xp.take(image, index, axis=1) for index, _, _ in reads]
+
+
 # ---- the op: forward and backward side by side ----------------------------------------
 class GridSample(Function):
     """Bilinear (the four corners of each point's cell) or nearest sampling; see the module docstring.
@@ -252,6 +259,8 @@ class GridSample(Function):
         self.kept = {}
 
     def _reads(self, i, block, points, height, width, with_slope=False):
+        """``(reads, cell, values)`` of ``corners`` for block ``block`` of image ``i``: what the
+        forward pass kept for it, else computed now (``values`` None: not read yet)."""
         kept = self.kept.pop((i, block.start, block.stop), None)
         if kept is not None:
             return kept
@@ -263,12 +272,13 @@ class GridSample(Function):
         n, c, h, w = x.shape
         image, points = x.reshape(n, c, h * w), grid.reshape(n, -1, 2)
         out = xp.empty((n, c, points.shape[1]), dtype=x.dtype)
-        keep = KEEP_READS and is_grad_enabled() and any(self.needs_input_grad)
+        wanted = is_grad_enabled() and any(self.needs_input_grad)       # a backward pass will come
+        keep = KEEP_READS and wanted
         want_grid = self.needs_input_grad[1]
 
         def sample(i, block):                                  # out[i, :, block], from its points
             reads, cell, _ = self._reads(i, block, points, h, w, with_slope=keep and want_grid)
-            values = [xp.take(image[i], index, axis=1) for index, _, _ in reads]   # (C, P): the channels share the points
+            values = corner_values(image[i], reads)
             if keep:                                           # one entry per block: threads never share one
                 self.kept[i, block.start, block.stop] = reads, cell, (values if want_grid else None)
             o = out[i, :, block]
@@ -279,7 +289,7 @@ class GridSample(Function):
                     o += term * weight
 
         each_block(sample, points, c)
-        if is_grad_enabled() and any(self.needs_input_grad):
+        if wanted:
             self.x, self.grid = x, grid
         return out.reshape(n, c, *grid.shape[1:3])
 
@@ -302,7 +312,7 @@ class GridSample(Function):
             if want_grid and self.mode == "bilinear":
                 # per corner: sum over channels of g times the corner's value (0 outside the image)
                 if values is None:
-                    values = [xp.take(image[i], index, axis=1) for index, _, _ in reads]
+                    values = corner_values(image[i], reads)
                 nw, ne, sw, se = ((gi * v).sum(axis=0) * inside for v, (_, _, inside) in zip(values, reads))
                 a, b, sx, sy = cell
                 ggrid[i, block, 0] = ((1 - b) * (ne - nw) + b * (se - sw)) * sx
