@@ -331,11 +331,13 @@ the forward pass for the backward pass instead of recomputing them: faster (most
 channels, where the per-point work dominates), at the price of memory in proportion to the
 output. ``False``: keep nothing, as PyTorch. ``benchmarks/bench_grid_sample.py --levers`` times both."""
 
-BLOCK_ELEMENTS = 1 << 16
-"""Output values (channels x points) handled at a time on the CPU, so that a block's
-indices, weights and values are still in the cache when the next corner reads them.
+BLOCK_ELEMENTS = 1 << 17
+"""Output values (channels x points) handled at a time on the CPU (2**17: half a MiB of
+float32), so that a block's indices, weights and values are still in the cache when the
+next corner reads them, while each NumPy call is long enough that two threads running
+blocks side by side seldom wait for each other's interpreter lock.
 ``None``: whole images at a time (fewer, larger array operations: what a GPU wants,
-and what CuPy arrays always get). ``benchmarks/bench_grid_sample.py --block`` times both."""
+and what CuPy arrays always get). ``benchmarks/bench_grid_sample.py --levers`` times both."""
 
 
 def blocks(points, channels):
