@@ -43,7 +43,12 @@ def test_every_run_all_section_has_its_place_in_the_page():
 
 def test_the_lever_tables_switch_every_lever():
     """A lever added to conv_fast is measured: bench_conv switches each one (fast_path switches
-    them all off together), and the step each one a U-Net uses (it has no depthwise conv)."""
+    them all off together), and the step each one a U-Net uses (it has no depthwise conv),
+    and each of max pooling's switches (its upper-case bool constants)."""
     levers = set(conv_fast.levers()) - {"fast_path"}
     assert set(bench_conv.LEVERS.values()) - {None} == levers
     assert set(bench_train_step.LEVERS) == levers - {"depthwise"}
+    from minisegnet.functional import pooling
+
+    switches = {name for name in dir(pooling) if name.isupper() and isinstance(getattr(pooling, name), bool)}
+    assert set(bench_train_step.POOL_LEVERS) == switches == {"START_AT_FIRST", "COPY_IF_DISJOINT", "MASKS_BY_BITS"}

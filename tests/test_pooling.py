@@ -117,6 +117,65 @@ def test_max_pool2d_gradcheck(args):
     assert gradcheck(lambda t: F.max_pool2d(t, **args), [t64(x - 30.0)])
 
 
+def _awkward(shape, seed, dtype):
+    """Values with every special case the shortcuts must keep: ties, signed zeros, NaN, +-inf."""
+    rng = np.random.default_rng(seed)
+    x = rng.choice(np.array([0.0, -0.0, 1.0, -1.0, 2.0, np.nan, np.inf, -np.inf]), size=shape,
+                   p=[0.2, 0.2, 0.15, 0.15, 0.1, 0.06, 0.07, 0.07])
+    return x.astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.uint8])
+def test_assign_where_by_bits_is_copyto(dtype):
+    """The bit-arithmetic masked assignment picks exactly copyto's bits: NaN payloads, -0.0,
+    infinities, a broadcast scalar, a strided target."""
+    from minisegnet.functional import pooling
+
+    rng = np.random.default_rng(0)
+    if dtype == np.uint8:
+        target, value = rng.integers(0, 256, (6, 10)).astype(dtype), dtype(7)
+    else:
+        target, value = _awkward((6, 10), 1, dtype), _awkward((6, 10), 2, dtype)[:, ::2]
+    mask = rng.random((6, 5)) < 0.5
+    expected = target.copy()
+    np.copyto(expected[:, 1::2], value, where=mask)
+    got = target.copy()
+    pooling.assign_where(got[:, 1::2], value, mask)
+    np.testing.assert_array_equal(got.view(f"u{got.itemsize}"), expected.view(f"u{got.itemsize}"))
+
+
+@pytest.mark.parametrize("args", [
+    dict(kernel_size=2),                                             # disjoint windows, no padding
+    dict(kernel_size=(2, 3), stride=(3, 3)),                         # disjoint, not tiling
+    dict(kernel_size=3, stride=2, padding=1),                        # overlapping, padded
+    dict(kernel_size=2, stride=2, dilation=2, ceil_mode=True),       # overlapping through dilation
+])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_max_pool2d_shortcuts_give_bitwise_the_plain_answer(monkeypatch, args, dtype):
+    """START_AT_FIRST, COPY_IF_DISJOINT and MASKS_BY_BITS on give the same output, indices and
+    input gradient as all three off (the formula as written), on values full of ties, signed
+    zeros, NaN and infinities: output and indices bit for bit, the gradient number for number
+    (copying a -0.0 keeps it -0.0 where adding it to 0.0 gives +0.0)."""
+    from minisegnet.functional import pooling
+
+    x = _awkward((2, 3, 9, 10), 3, dtype)
+    g = np.random.default_rng(4).standard_normal(F.max_pool2d(msn.tensor(x), **args).shape).astype(dtype)
+    g.flat[::7] = -0.0
+
+    def run(on):
+        for lever in ("START_AT_FIRST", "COPY_IF_DISJOINT", "MASKS_BY_BITS"):
+            monkeypatch.setattr(pooling, lever, on)
+        t = msn.tensor(x, requires_grad=True)
+        y, idx = F.max_pool2d(t, **args, return_indices=True)
+        y.backward(g)
+        return y.numpy(), idx.numpy(), t.grad.numpy()
+
+    (y, idx, grad), (plain_y, plain_idx, plain_grad) = run(True), run(False)
+    np.testing.assert_array_equal(y.view(f"u{y.itemsize}"), plain_y.view(f"u{y.itemsize}"))
+    np.testing.assert_array_equal(idx, plain_idx)
+    np.testing.assert_array_equal(grad, plain_grad)          # -0.0 == 0.0, NaN == NaN
+
+
 @given(cfg=_pool_config(), dtype=st.sampled_from([np.float32, np.float64]))
 def test_max_pool2d_output_shape_is_the_formula(cfg, dtype):
     cfg = _fix_padding(cfg)

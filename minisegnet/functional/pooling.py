@@ -91,14 +91,21 @@ class MaxPool2d(Function):
         winner = xp.broadcast_to(first_a[:, None] * kw + first_b[None, :],
                                  best.shape).astype(np.uint8 if kh * kw <= 256 else np.int32)
 
+        # Without padding, offset (0, 0) is inside every window: the running maximum
+        # can start as that slice itself (what the comparison would give), one pass fewer.
+        start_at_first = START_AT_FIRST and no_padding
+
         def slab(i):   # images i; parallel.over_batch shares the slabs over the CPU cores
             best_i, winner_i, x_i = best[i], winner[i], x_pad[i]
             for a in range(kh):
                 for b in range(kw):
                     window = x_i[_window_slices(a * dh, b * dw, self.out_hw, self.s)]
+                    if start_at_first and a == b == 0:
+                        best_i[...] = window
+                        continue
                     better = (window > best_i) | xp.isnan(window)
-                    xp.copyto(best_i, window, where=better)
-                    xp.copyto(winner_i, winner.dtype.type(a * kw + b), where=better)
+                    assign_where(best_i, window, better)
+                    assign_where(winner_i, winner.dtype.type(a * kw + b), better)
 
         parallel.over_batch(slab, x)
         self.winner = winner          # window offset a*kw + b of each maximum
@@ -114,17 +121,63 @@ class MaxPool2d(Function):
         (kh, kw), (dh, dw) = self.k, self.d
         g_pad = xp.zeros(self.in_shape[:2] + self.extent, dtype=g.dtype)
 
+        # Windows that do not overlap (stride >= the window's extent, as in U-Net's 2x2
+        # pooling): each input pixel is in one window at most, so the gradient is copied
+        # to the winners instead of added (no temporary, no read of g_pad).
+        (sh, sw) = self.s
+        disjoint = COPY_IF_DISJOINT and sh > dh * (kh - 1) and sw > dw * (kw - 1)
+
         def slab(i):
             g_i, winner_i, g_pad_i = g[i], self.winner[i], g_pad[i]
             for a in range(kh):
                 for b in range(kw):
-                    # within one offset the slice positions are distinct: plain += is exact
-                    g_pad_i[_window_slices(a * dh, b * dw, self.out_hw, self.s)] += \
-                        xp.where(winner_i == a * kw + b, g_i, 0)
+                    target = g_pad_i[_window_slices(a * dh, b * dw, self.out_hw, self.s)]
+                    if disjoint:
+                        assign_where(target, g_i, winner_i == a * kw + b)
+                    else:   # within one offset the slice positions are distinct: plain += is exact
+                        target += xp.where(winner_i == a * kw + b, g_i, 0)
 
         parallel.over_batch(slab, g_pad)
         (ph, pw), (h, w) = self.p, self.in_shape[2:]
         return g_pad[..., ph:ph + h, pw:pw + w]
+
+
+# ---- speed: two shortcuts of max pooling, each switchable for its benchmark -------------
+START_AT_FIRST = True
+"""Forward without padding: the running maximum starts as the window offset (0, 0)'s
+slice instead of -inf (the first comparison's result, without doing it). ``False``:
+every offset compares, as the formula reads."""
+
+COPY_IF_DISJOINT = True
+"""Backward when no two windows overlap: copy the gradient to each window's winner
+instead of adding it to zeros (the same numbers; only a -0.0 stays -0.0 instead of
+becoming 0.0 + -0.0 = +0.0). ``False``: add, which is right for any windows."""
+
+MASKS_BY_BITS = True
+"""``assign_where`` on NumPy as integer bit operations instead of ``np.copyto(...,
+where=mask)``, which NumPy runs several times slower than a plain pass. ``False``: copyto."""
+
+
+def assign_where(target, value, mask):
+    """``target[mask] = value[mask]`` (``value`` broadcast), in place: ``xp.copyto(target, value, where=mask)``.
+
+    On NumPy (``MASKS_BY_BITS``) the same bits are chosen with integer arithmetic on the
+    numbers' bit patterns: with ``m`` all ones where ``mask`` holds and all zeros elsewhere,
+    ``target ^ ((target ^ value) & m)`` is ``value`` where ``m`` is ones and ``target``
+    elsewhere, bit for bit (NaNs and signed zeros included).
+    """
+    xp = backend.get_array_module(target)
+    if not (MASKS_BY_BITS and xp is np):
+        xp.copyto(target, value, where=mask)
+        return
+    bits = np.dtype(f"u{target.itemsize}")
+    target_bits = target.view(bits)
+    value_bits = np.asarray(value, dtype=target.dtype).view(bits)
+    m = mask.astype(bits)
+    np.negative(m, out=m)                       # 1 -> all ones (unsigned wrap-around), 0 -> 0
+    change = np.bitwise_xor(target_bits, value_bits)
+    change &= m
+    target_bits ^= change
 
 
 def _check_input(x, name, floating=True):
