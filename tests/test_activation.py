@@ -46,6 +46,17 @@ def test_relu6_matches_torch_away_from_kinks(torch, shape, seed):
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "relu6"])
+def test_special_values_give_torchs_outputs(torch, name):
+    """-inf, infinities, NaN and signed zeros: the same outputs as PyTorch (relu(-inf) is 0, not
+    -inf * 0 = NaN)."""
+    x_np = np.array([-np.inf, -3.0, -0.0, 0.0, 2.0, 7.0, np.inf, np.nan], dtype=np.float32)
+    fn = {"relu": F.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.1), "relu6": F.relu6}[name]
+    tfn = {"relu": torch.relu, "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.1),
+           "relu6": torch.nn.functional.relu6}[name]
+    np.testing.assert_array_equal(fn(msn.tensor(x_np)).numpy(), tfn(torch.tensor(x_np)).numpy())
+
+
+@pytest.mark.parametrize("name", ["relu", "leaky_relu", "relu6"])
 def test_kink_gradients_take_torchs_side(torch, name):
     # At exactly 0 (and 6) PyTorch picks a side; so do we.
     x_np = np.array([-1.0, 0.0, 3.0, 6.0, 7.0])

@@ -23,9 +23,10 @@ __all__ = ["relu", "leaky_relu", "relu6", "sigmoid", "tanh", "softmax", "log_sof
 class ReLU(Function):
     """y = max(x, 0);  dx = g where x > 0, else 0 (PyTorch's choice at x = 0).
 
-    That is ``mask = x > 0; y = x * mask`` and ``dx = g * mask``, computed a
-    slab of images at a time so that the slabs can share the CPU cores
-    (``parallel.over_batch``; one slab for small arrays and on the GPU).
+    That is ``y = maximum(x, 0)`` (so -inf gives 0 and NaN stays NaN, as in
+    PyTorch), ``mask = x > 0`` and ``dx = g * mask``, computed a slab of images
+    at a time so that the slabs can share the CPU cores (``parallel.over_batch``;
+    one slab for small arrays and on the GPU).
     """
 
     def forward(self, x):
@@ -34,7 +35,7 @@ class ReLU(Function):
 
         def slab(i):
             xp.greater(x[i], 0, out=self.mask[i])
-            xp.multiply(x[i], self.mask[i], out=y[i])
+            xp.maximum(x[i], 0, out=y[i])
 
         parallel.over_batch(slab, x)
         return y
