@@ -19,8 +19,9 @@ default ``minisegnet train`` run instead (base 8, depth 3, Adam).
   run where two threads were not faster is flagged unreliable.
 * Memory: peak RSS of a fresh process doing two steps at batch 4, 256x256,
   one process for ours and one for torch.
-* ``--levers``: our step with each speed lever of ``functional/conv_fast.py``
-  and of max pooling (``functional/pooling.py``) switched from its default in turn, against the defaults, interleaved (one
+* ``--levers``: our step with each speed lever of ``functional/conv_fast.py``,
+  of max pooling (``functional/pooling.py``) and of the thread pool's cutting
+  (``parallel.EVEN_RUNS``) switched from its default in turn, against the defaults, interleaved (one
   thread, CPU time, and default threads, wall time). At one thread the
   ``threads`` row measures only the pool's bookkeeping (there is nothing to
   share).
@@ -45,7 +46,9 @@ import timing  # noqa: E402
 NUM_CLASSES = 4
 LR, MOMENTUM = 0.01, 0.9
 LEVERS = ["cache_pieces", "threads", "reuse_buffers", "unpadded", "pointwise", "flip", "keep_columns", "fused_bias"]
-POOL_LEVERS = ["START_AT_FIRST", "COPY_IF_DISJOINT", "MASKS_BY_BITS"]      # module constants of pooling.py
+# levers that are module constants, as "module.NAME" under minisegnet
+CONSTANT_LEVERS = ["functional.pooling.START_AT_FIRST", "functional.pooling.COPY_IF_DISJOINT",
+                   "functional.pooling.MASKS_BY_BITS", "parallel.EVEN_RUNS"]
 
 
 def build_pair(batch, size, seed=0, model="bench"):
@@ -150,14 +153,18 @@ def baseline_rss():
 
 
 def with_lever_switched(step, name):
-    """``step`` run with the lever ``name`` (of conv_fast, or a constant of pooling.py) in
+    """``step`` run with the lever ``name`` (of conv_fast, or one of ``CONSTANT_LEVERS``) in
     its other state (restored after)."""
-    from minisegnet.functional import conv_fast, pooling
+    import importlib
+
+    from minisegnet.functional import conv_fast
 
     def switch(value=None):
-        if name in POOL_LEVERS:
-            previous = getattr(pooling, name)
-            setattr(pooling, name, (not previous) if value is None else value)
+        if name in CONSTANT_LEVERS:
+            module_name, constant = name.rsplit(".", 1)
+            module = importlib.import_module("minisegnet." + module_name)
+            previous = getattr(module, constant)
+            setattr(module, constant, (not previous) if value is None else value)
             return previous
         return conv_fast.set_lever(name, (not conv_fast.lever(name)) if value is None else value)
 
@@ -202,9 +209,9 @@ def lever_rows(args, ours_step):
     """Our step with each lever switched (off, or on if it is off by default) against the
     default levers, interleaved, in both regimes."""
     rows = []
-    for name in LEVERS + POOL_LEVERS:
+    for name in LEVERS + CONSTANT_LEVERS:
         off = with_lever_switched(ours_step, name)
-        row = [name if name in LEVERS else f"pooling.{name}"]
+        row = [name.replace("functional.", "")]
         for regime, n, clock in (("one", 1, time.process_time), ("default", None, time.perf_counter)):
             if args.regime not in ("both", regime):
                 row += ["", "", ""]
@@ -229,7 +236,7 @@ def main(argv=None):
                         help="one thread with CPU time, default threads with wall time, or both (default)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     parser.add_argument("--levers", action="store_true",
-                        help="also time each conv_fast and max-pooling lever switched from its default")
+                        help="also time each conv_fast, max-pooling and parallel lever switched from its default")
     parser.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
@@ -255,7 +262,7 @@ def main(argv=None):
     print(timing.markdown_table(["step", "regime", "ours ms", "torch ms", "ratio (ours / torch)", "noise"],
                                 rows, reasons))
     if levers is not None:
-        print("\nOur step with one lever of functional/conv_fast.py or pooling.py switched from its default (\"switched / "
+        print("\nOur step with one lever (of functional/conv_fast.py, pooling.py or parallel.py) switched from its default (\"switched / "
               "default\" > 1: the default setting pays; keep_columns is off by default, so its row switches it "
               "on):\n")
         print(timing.markdown_table(["lever switched", "1 thread: default ms", "switched ms", "switched / default",

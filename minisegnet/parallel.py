@@ -48,6 +48,9 @@ SPLIT = max(2, os.cpu_count() or 1)
 # ... but no piece smaller than MIN_PIECE_BYTES: below it, handing a piece to another
 # thread costs more than it saves.
 MIN_PIECE_BYTES = 512 * 1024
+# ... and a number of pieces that SPLIT divides, where the items allow (a lever: False cuts
+# runs of equal length and leaves the last one short).
+EVEN_RUNS = True
 
 
 def _default_threads():
@@ -283,11 +286,20 @@ def pieces(n_items, item_bytes, max_bytes=None):
 
     At least ``SPLIT`` runs as long as each keeps ``MIN_PIECE_BYTES``, and, if
     ``max_bytes`` is given, at most that many bytes a run (but at least one
-    item). The runs depend only on these numbers, never on the thread count.
+    item); with ``EVEN_RUNS``, a multiple of ``SPLIT`` runs where there are
+    items enough. The runs depend only on these numbers, never on the thread count.
     """
     share = max(-(-n_items // SPLIT), -(-MIN_PIECE_BYTES // max(1, item_bytes)))
     step = share if max_bytes is None else min(share, max_bytes // max(1, item_bytes))
     step = max(1, step)
+    count = -(-n_items // step)
+    more = min(n_items, count + SPLIT - count % SPLIT)
+    if EVEN_RUNS and count > SPLIT and count % SPLIT and n_items * item_bytes >= more * MIN_PIECE_BYTES:
+        # 3 runs on 2 threads: one thread does two while the other waits for it. Cut the
+        # batch into the next multiple of SPLIT runs instead, as even as the items allow.
+        count = more
+        bounds = [i * n_items // count for i in range(count + 1)]
+        return list(zip(bounds[:-1], bounds[1:]))
     return [(n0, min(n0 + step, n_items)) for n0 in range(0, n_items, step)]
 
 

@@ -44,11 +44,14 @@ def test_every_run_all_section_has_its_place_in_the_page():
 def test_the_lever_tables_switch_every_lever():
     """A lever added to conv_fast is measured: bench_conv switches each one (fast_path switches
     them all off together), and the step each one a U-Net uses (it has no depthwise conv),
-    and each of max pooling's switches (its upper-case bool constants)."""
+    and each switch of max pooling and of the thread pool (their upper-case bool constants)."""
     levers = set(conv_fast.levers()) - {"fast_path"}
     assert set(bench_conv.LEVERS.values()) - {None} == levers
     assert set(bench_train_step.LEVERS) == levers - {"depthwise"}
+    from minisegnet import parallel
     from minisegnet.functional import pooling
 
-    switches = {name for name in dir(pooling) if name.isupper() and isinstance(getattr(pooling, name), bool)}
-    assert set(bench_train_step.POOL_LEVERS) == switches == {"START_AT_FIRST", "COPY_IF_DISJOINT", "MASKS_BY_BITS"}
+    switches = {f"{prefix}.{name}" for prefix, module in (("functional.pooling", pooling), ("parallel", parallel))
+                for name in dir(module) if name.isupper() and isinstance(getattr(module, name), bool)}
+    assert set(bench_train_step.CONSTANT_LEVERS) == switches
+    assert "parallel.EVEN_RUNS" in switches and "functional.pooling.MASKS_BY_BITS" in switches

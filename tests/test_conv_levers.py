@@ -397,6 +397,12 @@ def test_pieces_depend_on_sizes_not_threads(monkeypatch):
             assert parallel.pieces(8, 300) == [(0, 4), (4, 8)]             # ... of at least MIN_PIECE_BYTES
             assert parallel.pieces(8, 1) == [(0, 8)]                       # tiny items: one piece
             assert parallel.pieces(3, 100, max_bytes=150) == [(0, 1), (1, 2), (2, 3)]   # the limit wins
+            # four runs of 3 on 3 threads would leave two threads waiting for the fourth:
+            assert parallel.pieces(10, 1000, max_bytes=3000) == [(0, 1), (1, 3), (3, 5), (5, 6), (6, 8), (8, 10)]
+            assert len(parallel.pieces(10, 400, max_bytes=1200)) == 4      # six would fall under MIN_PIECE_BYTES
+            monkeypatch.setattr(parallel, "EVEN_RUNS", False)
+            assert parallel.pieces(10, 1000, max_bytes=3000) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+            monkeypatch.setattr(parallel, "EVEN_RUNS", True)
     finally:
         parallel.set_num_threads(previous)
 
