@@ -188,7 +188,7 @@ def _add_shape_commands(commands):
         except (ValueError, TypeError) as error:
             return fails(error)
         print(f"U-Net, depth {args.depth}, {args.padding} 3x3 convolutions: input {show(args.size)}")
-        print(f"level l works at 1/2**l of the input's scale; stage = the UNet module that runs the step")
+        print("level l works at 1/2**l of the input's scale; stage = the UNet module that runs the step")
         before = max(len(show(row.size_in)) for row in rows)   # right-align the sizes before the arrow
         print(f"{'stage':<11} {'level':>5}  {'operation':<26} {'in':>{before}} -> out")
         for row in rows[1:]:
@@ -210,7 +210,7 @@ def _add_shape_commands(commands):
             print(f"  'same': total padding d(k-1) = {total} per axis, {total // 2} top/left and "
                   f"{total - total // 2} bottom/right, so o = i")
         else:
-            print(f"  o = floor((i + 2p - d(k-1) - 1) / s) + 1")
+            print("  o = floor((i + 2p - d(k-1) - 1) / s) + 1")
         if isinstance(inputs, tuple):
             print(f"  input sizes giving this output: heights {inputs[0]}, widths {inputs[1]}")
         else:
