@@ -20,7 +20,8 @@ default ``minisegnet train`` run instead (base 8, depth 3, Adam).
 * Memory: peak RSS of a fresh process doing two steps at batch 4, 256x256,
   one process for ours and one for torch.
 * ``--levers``: our step with each speed lever of ``functional/conv_fast.py``,
-  of max pooling (``functional/pooling.py``) and of the thread pool's cutting
+  of max pooling (``functional/pooling.py``), of ReLU
+  (``activation.RELU_ZEROS_ARRAY``) and of the thread pool's cutting
   (``parallel.EVEN_RUNS``) switched from its default in turn, against the defaults, interleaved (one
   thread, CPU time, and default threads, wall time). At one thread the
   ``threads`` row measures only the pool's bookkeeping (there is nothing to
@@ -48,7 +49,8 @@ LR, MOMENTUM = 0.01, 0.9
 LEVERS = ["cache_pieces", "threads", "reuse_buffers", "unpadded", "pointwise", "flip", "keep_columns", "fused_bias"]
 # levers that are module constants, as "module.NAME" under minisegnet
 CONSTANT_LEVERS = ["functional.pooling.START_AT_FIRST", "functional.pooling.COPY_IF_DISJOINT",
-                   "functional.pooling.MASKS_BY_BITS", "parallel.EVEN_RUNS"]
+                   "functional.pooling.MASKS_BY_BITS", "functional.activation.RELU_ZEROS_ARRAY",
+                   "parallel.EVEN_RUNS"]
 
 
 def build_pair(batch, size, seed=0, model="bench"):
@@ -236,7 +238,7 @@ def main(argv=None):
                         help="one thread with CPU time, default threads with wall time, or both (default)")
     parser.add_argument("--no-memory", action="store_true", help="skip the peak-RSS subprocesses")
     parser.add_argument("--levers", action="store_true",
-                        help="also time each conv_fast, max-pooling and parallel lever switched from its default")
+                        help="also time each conv_fast, max-pooling, ReLU and parallel lever switched from its default")
     parser.add_argument("--quick", action="store_true", help="3 repeats, 1 warm-up: a smoke run")
     args = parser.parse_args(argv)
     if args.quick:
@@ -262,9 +264,9 @@ def main(argv=None):
     print(timing.markdown_table(["step", "regime", "ours ms", "torch ms", "ratio (ours / torch)", "noise"],
                                 rows, reasons))
     if levers is not None:
-        print("\nOur step with one lever (of functional/conv_fast.py, pooling.py or parallel.py) switched from its default (\"switched / "
-              "default\" > 1: the default setting pays; keep_columns is off by default, so its row switches it "
-              "on):\n")
+        print("\nOur step with one lever (of functional/conv_fast.py, pooling.py, activation.py or parallel.py) "
+              "switched from its default (\"switched / default\" > 1: the default setting pays; keep_columns is "
+              "off by default, so its row switches it on):\n")
         print(timing.markdown_table(["lever switched", "1 thread: default ms", "switched ms", "switched / default",
                                      "default threads: default ms", "switched ms", "switched / default"],
                                     levers, reasons))

@@ -45,11 +45,15 @@ def test_relu6_matches_torch_away_from_kinks(torch, shape, seed):
     assert_close(x.grad, tx.grad, what="grad")
 
 
+@pytest.mark.parametrize("zeros_array", [True, False])
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "relu6"])
-def test_special_values_give_torchs_outputs(torch, name):
+def test_special_values_give_torchs_outputs(torch, monkeypatch, name, zeros_array):
     """-inf, infinities, NaN and signed zeros: the same outputs as PyTorch (relu(-inf) is 0, not
-    -inf * 0 = NaN)."""
-    x_np = np.array([-np.inf, -3.0, -0.0, 0.0, 2.0, 7.0, np.inf, np.nan], dtype=np.float32)
+    -inf * 0 = NaN), with ReLU's 0 a number or an array (the RELU_ZEROS_ARRAY lever)."""
+    from minisegnet.functional import activation
+
+    monkeypatch.setattr(activation, "RELU_ZEROS_ARRAY", zeros_array)
+    x_np = np.array([[-np.inf, -3.0, -0.0, 0.0], [2.0, 7.0, np.inf, np.nan]], dtype=np.float32)
     fn = {"relu": F.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.1), "relu6": F.relu6}[name]
     tfn = {"relu": torch.relu, "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.1),
            "relu6": torch.nn.functional.relu6}[name]

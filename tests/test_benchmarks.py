@@ -44,14 +44,15 @@ def test_every_run_all_section_has_its_place_in_the_page():
 def test_the_lever_tables_switch_every_lever():
     """A lever added to conv_fast is measured: bench_conv switches each one (fast_path switches
     them all off together), and the step each one a U-Net uses (it has no depthwise conv),
-    and each switch of max pooling and of the thread pool (their upper-case bool constants)."""
+    and each switch of max pooling, ReLU and the thread pool (their upper-case bool constants)."""
     levers = set(conv_fast.levers()) - {"fast_path"}
     assert set(bench_conv.LEVERS.values()) - {None} == levers
     assert set(bench_train_step.LEVERS) == levers - {"depthwise"}
     from minisegnet import parallel
-    from minisegnet.functional import pooling
+    from minisegnet.functional import activation, pooling
 
-    switches = {f"{prefix}.{name}" for prefix, module in (("functional.pooling", pooling), ("parallel", parallel))
+    modules = (("functional.pooling", pooling), ("functional.activation", activation), ("parallel", parallel))
+    switches = {f"{prefix}.{name}" for prefix, module in modules
                 for name in dir(module) if name.isupper() and isinstance(getattr(module, name), bool)}
     assert set(bench_train_step.CONSTANT_LEVERS) == switches
     assert "parallel.EVEN_RUNS" in switches and "functional.pooling.MASKS_BY_BITS" in switches
