@@ -142,7 +142,7 @@ class MaxPool2d(Function):
         return g_pad[..., ph:ph + h, pw:pw + w]
 
 
-# ---- speed: two shortcuts of max pooling, each switchable for its benchmark -------------
+# ---- speed: three shortcuts of max pooling, each switchable for its benchmark -----------
 START_AT_FIRST = True
 """Forward without padding: the running maximum starts as the window offset (0, 0)'s
 slice instead of -inf (the first comparison's result, without doing it). ``False``:
@@ -154,8 +154,9 @@ instead of adding it to zeros (the same numbers; only a -0.0 stays -0.0 instead 
 becoming 0.0 + -0.0 = +0.0). ``False``: add, which is right for any windows."""
 
 MASKS_BY_BITS = True
-"""``assign_where`` on NumPy as integer bit operations instead of ``np.copyto(...,
-where=mask)``, which NumPy runs several times slower than a plain pass. ``False``: copyto."""
+"""``assign_where`` on NumPy as integer bit operations instead of NumPy's masked copy
+``np.copyto(..., where=mask)``, which the forward pass calls twice per window offset.
+``False``: copyto. ``benchmarks/bench_train_step.py --levers`` times each of the three."""
 
 
 def assign_where(target, value, mask):
