@@ -294,7 +294,7 @@ def pieces(n_items, item_bytes, max_bytes=None):
     step = max(1, step)
     count = -(-n_items // step)
     more = min(n_items, count + SPLIT - count % SPLIT)
-    if EVEN_RUNS and count > SPLIT and count % SPLIT and n_items * item_bytes >= more * MIN_PIECE_BYTES:
+    if EVEN_RUNS and count > SPLIT and count % SPLIT and (n_items // more) * item_bytes >= MIN_PIECE_BYTES:
         # 3 runs on 2 threads: one thread does two while the other waits for it. Cut the
         # batch into the next multiple of SPLIT runs instead, as even as the items allow.
         count = more

@@ -57,7 +57,8 @@ def test_special_values_give_torchs_outputs(torch, monkeypatch, name, zeros_arra
     fn = {"relu": F.relu, "leaky_relu": lambda t: F.leaky_relu(t, 0.1), "relu6": F.relu6}[name]
     tfn = {"relu": torch.relu, "leaky_relu": lambda t: torch.nn.functional.leaky_relu(t, 0.1),
            "relu6": torch.nn.functional.relu6}[name]
-    np.testing.assert_array_equal(fn(msn.tensor(x_np)).numpy(), tfn(torch.tensor(x_np)).numpy())
+    for x in (x_np, x_np.reshape(2, 1, 2, 2)):          # a row of zeros, or a plane of them
+        np.testing.assert_array_equal(fn(msn.tensor(x)).numpy(), tfn(torch.tensor(x)).numpy())
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "relu6"])

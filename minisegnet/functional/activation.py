@@ -26,15 +26,16 @@ class ReLU(Function):
     """y = max(x, 0);  dx = g where x > 0, else 0 (PyTorch's choice at x = 0).
 
     That is ``y = maximum(x, 0)`` (so -inf gives 0 and NaN stays NaN, as in
-    PyTorch), ``mask = x > 0`` and ``dx = g * mask``, computed a slab of images
-    at a time so that the slabs can share the CPU cores (``parallel.over_batch``;
-    one slab for small arrays and on the GPU).
+    PyTorch; a -0.0 input gives +0.0 in float32 and float64, where PyTorch keeps
+    -0.0, the same number), ``mask = x > 0`` and ``dx = g * mask``, computed a
+    slab of images at a time so that the slabs can share the CPU cores
+    (``parallel.over_batch``; one slab for small arrays and on the GPU).
     """
 
     def forward(self, x):
         xp = backend.get_array_module(x)
         self.mask, y = xp.empty(x.shape, dtype=bool), xp.empty_like(x)
-        zero = _zeros_like_one_image(x)
+        zero = _zeros_for_maximum(x)
 
         def slab(i):
             xp.greater(x[i], 0, out=self.mask[i])
@@ -51,18 +52,20 @@ class ReLU(Function):
 
 
 RELU_ZEROS_ARRAY = True
-"""Speed lever: ReLU's ``maximum(x, 0)`` on NumPy takes its 0 as an array of zeros the
-size of one image, broadcast over the batch (a cached constant), instead of the number 0:
-NumPy (2.4) computes ``maximum`` of two arrays faster than of an array and a number.
-The same numbers either way. ``benchmarks/bench_train_step.py --levers`` times it."""
+"""Speed lever: ReLU's ``maximum(x, 0)`` on NumPy takes its 0 as a plane of zeros (the
+last two axes, a cached constant) broadcast over batch and channels, instead of the
+number 0: NumPy (2.4) computes ``maximum`` of two arrays faster than of an array and a
+number. The same values either way. ``benchmarks/bench_train_step.py --levers`` times it."""
 
 
-def _zeros_like_one_image(x):
-    """0 for ``maximum(x, 0)``: the number, or (``RELU_ZEROS_ARRAY``, NumPy, a batch of
-    images) a shared read-only array of zeros shaped like ``x[0:1]``."""
+def _zeros_for_maximum(x):
+    """0 for ``maximum(x, 0)``: the number, or (``RELU_ZEROS_ARRAY``, NumPy, at least 2-D)
+    a shared array of zeros shaped like one plane of ``x`` (one row for 2-D); never write
+    into it."""
     if not RELU_ZEROS_ARRAY or backend.get_array_module(x) is not np or x.ndim < 2:
         return 0
-    shape = (1,) + x.shape[1:]
+    trailing = x.shape[-2:] if x.ndim >= 3 else x.shape[-1:]
+    shape = (1,) * (x.ndim - len(trailing)) + trailing
     return backend.constant(np, ("zeros", shape, x.dtype.str), lambda: np.zeros(shape, x.dtype))
 
 

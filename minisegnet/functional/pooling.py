@@ -16,7 +16,9 @@ the input pixels read by all windows form one strided slice of the padded
 input, ``x_pad[..., a*d :: s, b*d :: s]`` (``o_h x o_w`` of them), so each step
 is one vectorised array operation, and no ``(N, C, o_h, o_w, k_h, k_w)``
 buffer is ever built (the im2col idea, without the copy). The backward pass
-walks the same offsets and adds each slice's share of the gradient back.
+walks the same offsets and adds each slice's share of the gradient back (copies
+it, when no two windows overlap). Three switchable shortcuts at the end of the
+max-pooling section make the loop faster without changing its answers.
 """
 import numpy as np
 
@@ -123,7 +125,7 @@ class MaxPool2d(Function):
 
         # Windows that do not overlap (stride >= the window's extent, as in U-Net's 2x2
         # pooling): each input pixel is in one window at most, so the gradient is copied
-        # to the winners instead of added (no temporary, no read of g_pad).
+        # to the winners instead of added (no ``where`` temporary, no addition).
         (sh, sw) = self.s
         disjoint = COPY_IF_DISJOINT and sh > dh * (kh - 1) and sw > dw * (kw - 1)
 
@@ -144,8 +146,8 @@ class MaxPool2d(Function):
 
 # ---- speed: three shortcuts of max pooling, each switchable for its benchmark -----------
 START_AT_FIRST = True
-"""Forward without padding: the running maximum starts as the window offset (0, 0)'s
-slice instead of -inf (the first comparison's result, without doing it). ``False``:
+"""Forward when the padded buffer is ``x`` itself (no padding, no ceil-mode overhang):
+the running maximum starts as the window offset (0, 0)'s slice instead of -inf (the first comparison's result, without doing it). ``False``:
 every offset compares, as the formula reads."""
 
 COPY_IF_DISJOINT = True
@@ -155,12 +157,15 @@ becoming 0.0 + -0.0 = +0.0). ``False``: add, which is right for any windows."""
 
 MASKS_BY_BITS = True
 """``assign_where`` on NumPy as integer bit operations instead of NumPy's masked copy
-``np.copyto(..., where=mask)``, which the forward pass calls twice per window offset.
+``np.copyto(..., where=mask)``, which the forward pass calls twice per window offset
+(the disjoint backward once).
 ``False``: copyto. ``benchmarks/bench_train_step.py --levers`` times each of the three."""
 
 
 def assign_where(target, value, mask):
     """``target[mask] = value[mask]`` (``value`` broadcast), in place: ``xp.copyto(target, value, where=mask)``.
+
+    ``mask`` is a bool array, ``value`` of ``target``'s dtype (or a number it holds exactly).
 
     On NumPy (``MASKS_BY_BITS``) the same bits are chosen with integer arithmetic on the
     numbers' bit patterns: with ``m`` all ones where ``mask`` holds and all zeros elsewhere,
@@ -168,7 +173,7 @@ def assign_where(target, value, mask):
     elsewhere, bit for bit (NaNs and signed zeros included).
     """
     xp = backend.get_array_module(target)
-    if not (MASKS_BY_BITS and xp is np):
+    if not (MASKS_BY_BITS and xp is np and target.itemsize in (1, 2, 4, 8)):   # an unsigned int that wide
         xp.copyto(target, value, where=mask)
         return
     bits = np.dtype(f"u{target.itemsize}")
