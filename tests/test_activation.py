@@ -48,8 +48,9 @@ def test_relu6_matches_torch_away_from_kinks(torch, shape, seed):
 @pytest.mark.parametrize("zeros_array", [True, False])
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "relu6"])
 def test_special_values_give_torchs_outputs(torch, monkeypatch, name, zeros_array):
-    """-inf, infinities, NaN and signed zeros: the same outputs as PyTorch (relu(-inf) is 0, not
-    -inf * 0 = NaN), with ReLU's 0 a number or an array (the RELU_ZEROS_ARRAY lever)."""
+    """-inf, infinities, NaN and signed zeros: the same outputs and input gradients as PyTorch
+    (relu(-inf) is 0, not -inf * 0 = NaN; a NaN input passes its gradient on), with ReLU's 0 a
+    number or an array (the RELU_ZEROS_ARRAY lever)."""
     from minisegnet.functional import activation
 
     monkeypatch.setattr(activation, "RELU_ZEROS_ARRAY", zeros_array)
@@ -59,6 +60,11 @@ def test_special_values_give_torchs_outputs(torch, monkeypatch, name, zeros_arra
            "relu6": torch.nn.functional.relu6}[name]
     for x in (x_np, x_np.reshape(2, 1, 2, 2)):          # a row of zeros, or a plane of them
         np.testing.assert_array_equal(fn(msn.tensor(x)).numpy(), tfn(torch.tensor(x)).numpy())
+        t, tt = msn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        g = np.arange(1.0, x.size + 1, dtype=np.float32).reshape(x.shape)
+        fn(t).backward(g)
+        tfn(tt).backward(torch.tensor(g))
+        np.testing.assert_array_equal(t.grad.numpy(), tt.grad.numpy())     # NaN's gradient passes on
 
 
 @pytest.mark.parametrize("name", ["relu", "leaky_relu", "relu6"])

@@ -26,9 +26,10 @@ class ReLU(Function):
     """y = max(x, 0);  dx = g where x > 0, else 0 (PyTorch's choice at x = 0).
 
     That is ``y = maximum(x, 0)`` (so -inf gives 0 and NaN stays NaN, as in
-    PyTorch; a -0.0 input gives +0.0 in float32 and float64, where PyTorch keeps
-    -0.0, the same number), ``mask = x > 0`` and ``dx = g * mask``, computed a
-    slab of images at a time so that the slabs can share the CPU cores
+    PyTorch; a -0.0 input gives +0.0 in float32 and float64, where PyTorch
+    keeps -0.0, the same number), ``mask = not (x <= 0)`` (x > 0, and also NaN,
+    whose gradient PyTorch passes on) and ``dx = g * mask``, computed a slab of
+    images at a time so that the slabs can share the CPU cores
     (``parallel.over_batch``; one slab for small arrays and on the GPU).
     """
 
@@ -38,7 +39,7 @@ class ReLU(Function):
         zero = _zeros_for_maximum(x)
 
         def slab(i):
-            xp.greater(x[i], 0, out=self.mask[i])
+            xp.logical_not(xp.less_equal(x[i], 0, out=self.mask[i]), out=self.mask[i])
             xp.maximum(x[i], zero, out=y[i])
 
         parallel.over_batch(slab, x)
@@ -87,11 +88,12 @@ class LeakyReLU(Function):
 
 class ReLU6(Function):
     """y = min(max(x, 0), 6) (MobileNetV2's activation, bounded for low precision);
-    dx = g where 0 < x < 6, else 0."""
+    dx = g where 0 < x < 6, else 0 (written ``not (x <= 0 or x >= 6)``, so that a
+    NaN input passes its gradient on, as in PyTorch)."""
 
     def forward(self, x):
         xp = backend.get_array_module(x)
-        self.mask = (x > 0) & (x < 6)
+        self.mask = ~((x <= 0) | (x >= 6))
         return xp.clip(x, 0, 6)
 
     def backward(self, g):
