@@ -26,7 +26,6 @@ largest block our forward allocates, in multiples of the output's size
 memory per call proportional to the output.
 """
 import argparse
-import contextlib
 import os
 import sys
 import time
@@ -96,20 +95,11 @@ def step_functions(shape):
     return (ours_forward, theirs_forward), (ours, theirs)
 
 
-@contextlib.contextmanager
 def levers_set(**values):
-    """``functional/sampling.py``'s levers (module constants) set to ``values`` for the
-    duration, then restored."""
+    """``functional/sampling.py``'s levers set to ``values`` for the block, then restored."""
     from minisegnet.functional import sampling
 
-    previous = {name: getattr(sampling, name) for name in values}
-    for name, value in values.items():
-        setattr(sampling, name, value)
-    try:
-        yield
-    finally:
-        for name, value in previous.items():
-            setattr(sampling, name, value)
+    return timing.constants_set(sampling, **values)
 
 
 def largest_forward_block(shape, keep=True):

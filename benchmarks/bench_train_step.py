@@ -22,8 +22,8 @@ default ``minisegnet train`` run instead (base 8, depth 3, Adam).
 * ``--levers``: our step with each speed lever of ``functional/conv_fast.py``,
   of max pooling (``functional/pooling.py``), of ReLU
   (``activation.RELU_ZEROS_ARRAY``) and of the thread pool's cutting
-  (``parallel.EVEN_RUNS``) switched from its default in turn, against the defaults, interleaved (one
-  thread, CPU time, and default threads, wall time). At one thread the
+  (``parallel.EVEN_RUNS``) switched from its default in turn, against the
+  defaults, interleaved (one thread, CPU time, and default threads, wall time). At one thread the
   ``threads`` row measures only the pool's bookkeeping (there is nothing to
   share).
 
@@ -161,21 +161,17 @@ def with_lever_switched(step, name):
 
     from minisegnet.functional import conv_fast
 
-    def switch(value=None):
+    def run():
         if name in CONSTANT_LEVERS:
             module_name, constant = name.rsplit(".", 1)
             module = importlib.import_module("minisegnet." + module_name)
-            previous = getattr(module, constant)
-            setattr(module, constant, (not previous) if value is None else value)
-            return previous
-        return conv_fast.set_lever(name, (not conv_fast.lever(name)) if value is None else value)
-
-    def run():
-        previous = switch()
+            with timing.constants_set(module, **{constant: not getattr(module, constant)}):
+                return step()
+        previous = conv_fast.set_lever(name, not conv_fast.lever(name))
         try:
             return step()
         finally:
-            switch(previous)
+            conv_fast.set_lever(name, previous)
 
     return run
 

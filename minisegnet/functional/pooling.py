@@ -93,8 +93,8 @@ class MaxPool2d(Function):
         winner = xp.broadcast_to(first_a[:, None] * kw + first_b[None, :],
                                  best.shape).astype(np.uint8 if kh * kw <= 256 else np.int32)
 
-        # Without padding, offset (0, 0) is inside every window: the running maximum
-        # can start as that slice itself (what the comparison would give), one pass fewer.
+        # Without padding (x_pad is x), offset (0, 0) is inside every window: the running
+        # maximum can start as that slice itself (what the comparison would give), one pass fewer.
         start_at_first = START_AT_FIRST and no_padding
 
         def slab(i):   # images i; parallel.over_batch shares the slabs over the CPU cores
@@ -147,8 +147,9 @@ class MaxPool2d(Function):
 # ---- speed: three shortcuts of max pooling, each switchable for its benchmark -----------
 START_AT_FIRST = True
 """Forward when the padded buffer is ``x`` itself (no padding, no ceil-mode overhang):
-the running maximum starts as the window offset (0, 0)'s slice instead of -inf (the first comparison's result, without doing it). ``False``:
-every offset compares, as the formula reads."""
+the running maximum starts as the window offset (0, 0)'s slice instead of -inf (the
+first comparison's result, without doing it). ``False``: every offset compares, as the
+formula reads."""
 
 COPY_IF_DISJOINT = True
 """Backward when no two windows overlap: copy the gradient to each window's winner
@@ -158,8 +159,8 @@ becoming 0.0 + -0.0 = +0.0). ``False``: add, which is right for any windows."""
 MASKS_BY_BITS = True
 """``assign_where`` on NumPy as integer bit operations instead of NumPy's masked copy
 ``np.copyto(..., where=mask)``, which the forward pass calls twice per window offset
-(the disjoint backward once).
-``False``: copyto. ``benchmarks/bench_train_step.py --levers`` times each of the three."""
+(the disjoint backward once). ``False``: copyto. ``benchmarks/bench_train_step.py
+--levers`` times each of the three."""
 
 
 def assign_where(target, value, mask):
