@@ -16,6 +16,10 @@ call ending with a device synchronisation, medians and ratios (ours / torch):
 3. **Training steps**: the U-Net of ``bench_train_step.py`` (base 16, depth 2,
    batch 8, 64x64) and a larger one (base 32, depth 4, batch 8, 256x256):
    forward, cross-entropy, backward, SGD with momentum.
+4. **Levers**: the small U-Net's step with each CuPy-only lever of
+   ``functional/conv_fast.py`` (``LEVERS``) switched off, against the default,
+   interleaved; and, with ``--profile FILE``, where the host's time goes in
+   that step (cProfile of a few synchronised steps, by own time).
 
 Peak GPU memory is the most memory allocated at once during one (warm) call:
 torch's ``max_memory_allocated``, and for CuPy the same quantity counted with a
@@ -42,6 +46,8 @@ sys.path[:0] = [HERE, ROOT]
 from timing import compare, markdown_table  # noqa: E402
 
 TARGETS = {"unet_step": 2.0, "conv_median": 1.5, "memory": 1.5}
+# conv_fast's levers that act on CuPy only (the CPU benchmarks switch the others)
+LEVERS = ["window"]
 
 
 # ---- the two devices ------------------------------------------------------------------------
@@ -214,6 +220,49 @@ def first_steps(cupy, torch, device, dry):
     return out
 
 
+def lever_rows(cupy, repeats, warmup, dry):
+    """The small U-Net's step with each of ``LEVERS`` off against all on, interleaved."""
+    from minisegnet.functional import conv_fast
+
+    batch, size = (1, 32) if dry else (8, 64)
+    step, _ = unet_step_pair(cupy, None, None, 16, 2, batch, size)
+    rows, out = [], {}
+    for name in LEVERS:
+        def off():
+            previous = conv_fast.set_lever(name, False)
+            try:
+                step()
+            finally:
+                conv_fast.set_lever(name, previous)
+        t = compare(off, step, repeats, warmup)
+        out[name] = {"off_s": t["ours"], "on_s": t["theirs"], "off_over_on": t["ratio"]}
+        rows.append([name, ms(t["theirs"]), ms(t["ours"]), ratio(t["ratio"])])
+    print(f"\nLevers: our step (U-Net base 16, depth 2, batch {batch}, {size}x{size}) with each CuPy lever "
+          "off, interleaved with all on\n")
+    print(markdown_table(["lever", "on ms", "off ms", "off / on"], rows))
+    return out
+
+
+def profile_step(cupy, dry, path, steps=5):
+    """cProfile of ``steps`` synchronised steps of the small U-Net, by own time, to ``path``."""
+    import cProfile
+    import io
+    import pstats
+
+    step, _ = unet_step_pair(cupy, None, None, 16, 2, 1 if dry else 8, 32 if dry else 64)
+    step()
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(steps):
+        step()
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(60)
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(60)
+    with open(path, "w") as f:
+        f.write(f"cProfile of {steps} steps (each ending with a device synchronisation)\n" + text.getvalue())
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dry-run", action="store_true",
@@ -222,6 +271,7 @@ def main():
     parser.add_argument("--layers", default="abcdefghijk")
     parser.add_argument("--skip-large", action="store_true", help="leave out the base-32 depth-4 U-Net")
     parser.add_argument("--json", help="also write the results to this file")
+    parser.add_argument("--profile", help="write a cProfile of the small U-Net's step (by own time) to this file")
     args = parser.parse_args()
     dry = args.dry_run
     repeats, warmup = (1, 1) if dry else (args.repeats, 3)
@@ -295,6 +345,11 @@ def main():
     print(markdown_table(["model", "ours ms", "torch ms", "ratio", "peak ours MiB", "peak torch MiB",
                           "memory ratio"], rows))
     print(f"\ntargets: step <= {TARGETS['unet_step']}x torch, peak memory <= {TARGETS['memory']}x")
+
+    # 4. Levers, and where the host's time goes.
+    results["levers"] = lever_rows(cupy, repeats, warmup, dry)
+    if args.profile:
+        profile_step(cupy, dry, args.profile)
     if args.json:
         with open(args.json, "w") as f:
             json.dump(results, f, indent=1, default=float)

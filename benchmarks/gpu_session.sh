@@ -10,8 +10,9 @@
 # matplotlib, tqdm, pytest, hypothesis and torch must be there already).
 #
 # Outputs (at most eight files) go to $OUT (default ./gpu_session_out): machine.txt (nvidia-smi,
-# versions), session.log, bench_gpu.md + bench_gpu.json, train.log + train_metrics.json, pytest.log.
-# Time limits per part, in seconds: BENCH_TIMEOUT (200), TRAIN_TIMEOUT (120), SUITE_TIMEOUT (240),
+# versions), session.log, bench_gpu.md + bench_gpu.json + profile_gpu.txt, train.log + train_metrics.json,
+# pytest.log.
+# Time limits per part, in seconds: BENCH_TIMEOUT (200), TRAIN_TIMEOUT (150), SUITE_TIMEOUT (240),
 # so that "all" fits one 10-minute device command;
 # the suite runs on PYTEST_WORKERS processes (8) when pytest-xdist is installed.
 #
@@ -74,7 +75,7 @@ bench() {
     say "bench_gpu.py (fresh CuPy kernel cache, so the first step includes compilation)"
     export CUPY_CACHE_DIR; CUPY_CACHE_DIR=$(mktemp -d)
     extra=""; [ "$STANDIN" = 1 ] && extra="--dry-run --layers ah"
-    timeout "${BENCH_TIMEOUT:-200}" $PY benchmarks/bench_gpu.py $extra --json "$OUT/bench_gpu.json" \
+    timeout "${BENCH_TIMEOUT:-200}" $PY benchmarks/bench_gpu.py $extra --json "$OUT/bench_gpu.json" --profile "$OUT/profile_gpu.txt" \
         > "$OUT/bench_gpu.md" 2>>"$OUT/session.log"
     rc=$?; say "bench_gpu.py exit $rc"; [ $rc = 0 ] || status=1
 }
@@ -83,7 +84,7 @@ train() {
     say "minisegnet train --backend cupy (the default U-Net on Shapes)"
     args=""; [ "$STANDIN" = 1 ] && args="--epochs 1 --size 32"
     rm -rf /tmp/gpu_session_run
-    timeout "${TRAIN_TIMEOUT:-120}" $PY -m minisegnet train --backend cupy $args \
+    timeout "${TRAIN_TIMEOUT:-150}" $PY -m minisegnet train --backend cupy $args \
         --out /tmp/gpu_session_run > "$OUT/train.log" 2>&1
     rc=$?; say "train exit $rc: $(grep -E '^done in' "$OUT/train.log" | tail -1)"; [ $rc = 0 ] || status=1
     cp /tmp/gpu_session_run/metrics.json "$OUT/train_metrics.json" 2>/dev/null

@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import bench_conv  # noqa: E402
+import bench_gpu  # noqa: E402
 import bench_train_step  # noqa: E402
 import run_all  # noqa: E402
 import try_winograd  # noqa: E402
@@ -42,12 +43,15 @@ def test_every_run_all_section_has_its_place_in_the_page():
 
 
 def test_the_lever_tables_switch_every_lever():
-    """A lever added to conv_fast is measured: bench_conv switches each one (fast_path switches
-    them all off together), and the step each one a U-Net uses (it has no depthwise conv),
+    """A lever added to conv_fast is measured: bench_gpu switches the CuPy-only ones, bench_conv
+    each other one (fast_path switches them all off together), and the step each one a U-Net
+    uses (it has no depthwise conv),
     and each switch of max pooling, ReLU and the thread pool (their upper-case bool constants)."""
     levers = set(conv_fast.levers()) - {"fast_path"}
-    assert set(bench_conv.LEVERS.values()) - {None} == levers
-    assert set(bench_train_step.LEVERS) == levers - {"depthwise"}
+    cupy_only = set(bench_gpu.LEVERS)
+    assert cupy_only <= levers
+    assert set(bench_conv.LEVERS.values()) - {None} == levers - cupy_only
+    assert set(bench_train_step.LEVERS) == levers - {"depthwise"} - cupy_only
     from minisegnet import parallel
     from minisegnet.functional import activation, pooling
 

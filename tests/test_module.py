@@ -164,7 +164,9 @@ def test_eval_mode_makes_outputs_deterministic_and_batch_independent():
     model.eval()
     full = model(x)[0].numpy()
     np.testing.assert_array_equal(full, model(x)[0].numpy())
-    np.testing.assert_allclose(model(x[1:2])[0].numpy(), full[1:2], rtol=1e-6)
+    # rtol: a GEMM library may sum in another order for another batch size (cuBLAS picks its
+    # algorithm by shape; 1.5e-6 apart on an H200), which a few float32 roundings cover
+    np.testing.assert_allclose(model(x[1:2])[0].numpy(), full[1:2], rtol=1e-5)
 
 
 def test_zero_grad_clears_every_parameter():

@@ -15,9 +15,11 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     the original U-Net's widest layer. So they are built a piece at a time,
     each under ``get_im2col_limit()`` (32 MiB by default): a few whole
     images, or, when one image's columns alone exceed the limit, one image a
-    band of output rows at a time. A batch is also cut into at least
-    ``parallel.SPLIT`` pieces (when each keeps ``parallel.MIN_PIECE_BYTES``), so
-    that the threads have work to share.
+    band of output rows at a time. On NumPy a batch is also cut into at
+    least ``parallel.SPLIT`` pieces (when each keeps
+    ``parallel.MIN_PIECE_BYTES``), so that the threads have work to share; on
+    CuPy there are no threads to share it, and every piece is one more round
+    of kernel launches, so the pieces are as large as the limit allows.
 ``cache_pieces``
     A piece's columns are also kept under ``CACHE_PIECE_BYTES`` (4 MiB), so
     that they are still in the processor's cache when the GEMM reads them,
@@ -42,6 +44,17 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     The columns are read straight from the unpadded input, each kernel tap
     copying the part of the image it sees and zeroing only the border it
     hangs over, instead of first copying the whole input into a padded one.
+    (NumPy only, when ``window`` is on.)
+``window`` (CuPy only)
+    A GPU runs a small layer's copies in microseconds, but each kernel
+    launch costs CuPy about as much time on the host, and im2col by taps is
+    ``kh*kw`` copies plus the border strips: about 20 launches for a 3x3
+    kernel. With this lever, on CuPy, the columns are one copy of a
+    *window view* of the padded input (``as_strided``: shape
+    (n, C, kh, kw, H_out, W_out), every window read in place, nothing
+    copied until the columns are written), and the padding is one fill
+    and one copy: three launches whatever the kernel. On NumPy the taps
+    stay (a CPU copies 2-D slices faster than one 6-D strided view).
 ``pointwise``
     A 1x1 conv at stride 1 without padding needs no column buffer at all:
     its columns are its input, viewed as (N, C, H*W).
@@ -89,8 +102,8 @@ from . import conv as core   # a cycle: conv imports this module; the names are 
 __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit", "set_keep_budget",
            "get_keep_budget", "clear_buffer_cache", "cached_buffers"]
 
-_levers = dict(fast_path=True, cache_pieces=True, threads=True, reuse_buffers=True, unpadded=True, pointwise=True,
-               flip=True, keep_columns=False, depthwise=True, fused_bias=True)
+_levers = dict(fast_path=True, cache_pieces=True, threads=True, reuse_buffers=True, unpadded=True, window=True,
+               pointwise=True, flip=True, keep_columns=False, depthwise=True, fused_bias=True)
 
 _im2col_limit = 32 * 2**20
 CACHE_PIECE_BYTES = 4 * 2**20
@@ -226,10 +239,13 @@ def _piece_limit(xp=np):
 
 
 def _image_pieces(n_img, per_image, xp=np):
-    """``(n0, n1)`` runs of whole images: as many as fit the piece limit (at least one), but
-    spread over at least ``parallel.SPLIT`` runs as long as each keeps
-    ``parallel.MIN_PIECE_BYTES`` (``parallel.pieces``)."""
-    return parallel.pieces(n_img, per_image, _piece_limit(xp))
+    """``(n0, n1)`` runs of whole images: as many as fit the piece limit (at least one); on
+    NumPy spread over at least ``parallel.SPLIT`` runs as long as each keeps
+    ``parallel.MIN_PIECE_BYTES`` (``parallel.pieces``), so that the threads share them."""
+    if xp is np:
+        return parallel.pieces(n_img, per_image, _piece_limit(xp))
+    step = max(1, _piece_limit(xp) // max(1, per_image))
+    return [(n0, min(n0 + step, n_img)) for n0 in range(0, n_img, step)]
 
 
 def _pieces(n_img, out_h, bytes_per_row, xp=np):
@@ -275,8 +291,9 @@ def _band_input(x, piece, pads, kernel, stride, dilation):
     return x[n0:n1, :, lo:hi], (lo - first, last + 1 - hi, left, right)
 
 
-def _pad_scratch(x, pads):
-    """``conv._pad`` into a scratch buffer (zeroing only the border strips)."""
+def _pad_scratch(x, pads, fill=False):
+    """``conv._pad`` into a scratch buffer: zeroing only the border strips (four writes, the
+    fewest bytes), or with ``fill`` the whole buffer (one write, the fewest launches)."""
     top, bottom, left, right = pads
     h, w = x.shape[2:]
     x = x[:, :, max(-top, 0):h - max(-bottom, 0), max(-left, 0):w - max(-right, 0)]
@@ -285,11 +302,14 @@ def _pad_scratch(x, pads):
         return x
     n, c, h, w = x.shape
     out = _scratch(backend.get_array_module(x), (n, c, top + h + bottom, left + w + right), x.dtype, "pad")
+    if fill:
+        out.fill(0)
     out[:, :, top:top + h, left:left + w] = x
-    out[:, :, :top] = 0
-    out[:, :, top + h:] = 0
-    out[:, :, top:top + h, :left] = 0
-    out[:, :, top:top + h, left + w:] = 0
+    if not fill:
+        out[:, :, :top] = 0
+        out[:, :, top + h:] = 0
+        out[:, :, top:top + h, :left] = 0
+        out[:, :, top:top + h, left + w:] = 0
     return out
 
 
@@ -363,6 +383,21 @@ def _im2col_unpadded(x, pads, kernel, stride, dilation, out_hw, cols):
     return cols
 
 
+def _im2col_window(x, pads, kernel, stride, dilation, out_hw, cols):
+    """``conv._im2col(conv._pad(x, pads), ...)`` as one copy: the padded input viewed as its
+    windows, ``windows[n, c, i, j, oh, ow] = x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]`` (strides
+    only, no data moved), copied into the columns at once (the ``window`` lever)."""
+    xp = backend.get_array_module(x)
+    x_pad = _pad_scratch(x, pads, fill=True)
+    n, c = x_pad.shape[:2]
+    (sh, sw), (dh, dw) = stride, dilation
+    s_n, s_c, s_h, s_w = x_pad.strides
+    windows = xp.lib.stride_tricks.as_strided(x_pad, shape=(n, c) + tuple(kernel) + tuple(out_hw),
+                                              strides=(s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w))
+    cols.reshape(windows.shape)[...] = windows
+    return cols
+
+
 def _is_pointwise(kernel, stride, pads):
     """A 1x1 conv at stride 1 without padding: its columns are its input."""
     return kernel == (1, 1) and stride == (1, 1) and pads == (0, 0, 0, 0)
@@ -380,6 +415,8 @@ def _piece_columns(x, piece, kernel, stride, pads, dilation, wo, fresh=False):
     cols = xp.empty(shape, x.dtype) if fresh else _scratch(xp, shape, x.dtype, "cols")
     x_band, band_pads = _band_input(x, piece, pads, kernel, stride, dilation)
     band_hw = (r1 - r0, wo)
+    if _levers["window"] and xp is not np:
+        return _im2col_window(x_band, band_pads, kernel, stride, dilation, band_hw, cols)
     if _levers["unpadded"]:
         return _im2col_unpadded(x_band, band_pads, kernel, stride, dilation, band_hw, cols)
     return core._im2col(_pad_scratch(x_band, band_pads), kernel, stride, dilation, band_hw, cols)

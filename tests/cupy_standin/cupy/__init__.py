@@ -770,6 +770,9 @@ linalg = _Namespace("cupy.linalg", _names.LINALG, _np.linalg)
 # cupy.random exists but draws other numbers than NumPy for the same seed;
 # the stand-in models none of it (minisegnet draws from its own seeded stream).
 random = _Namespace("cupy.random", _names.RANDOM, None)
+# cupy.lib.stride_tricks: views with other strides (the stand-in's are views of the private array too).
+lib = _Namespace("cupy.lib", frozenset(("stride_tricks",)), None)
+lib.stride_tricks = _Namespace("cupy.lib.stride_tricks", _names.STRIDE_TRICKS, _np.lib.stride_tricks)
 
 
 def __getattr__(name):

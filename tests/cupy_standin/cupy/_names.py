@@ -5,7 +5,8 @@ ROUTINES: every ``cupy.*`` routine and class listed in CuPy's API reference
 whose NumPy-facing namespace matches CuPy 14), with the names its
 top-level namespace re-exports from NumPy (scalar types, constants,
 dtype helpers) and its sub-packages. LINALG and RANDOM: the documented
-``cupy.linalg.*`` and ``cupy.random.*`` names. SYNCHRONIZING: the routines
+``cupy.linalg.*`` and ``cupy.random.*`` names; STRIDE_TRICKS, the
+``cupy.lib.stride_tricks.*`` names. SYNCHRONIZING: the routines
 whose CuPy docstring warns "This function may synchronize the device"
 (they read a device value on the host, e.g. to size their output); the
 stand-in counts each call as a device-to-host transfer of a scalar.
@@ -98,6 +99,9 @@ RANDOM = frozenset((
     'standard_exponential', 'standard_gamma', 'standard_normal', 'standard_t', 'triangular',
     'uniform', 'vonmises', 'wald', 'weibull', 'zipf',
 ))
+
+# cupy.lib.stride_tricks.<name>
+STRIDE_TRICKS = frozenset(('as_strided', 'sliding_window_view'))
 
 # documented as 'may synchronize the device'
 SYNCHRONIZING = frozenset((
