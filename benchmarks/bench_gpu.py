@@ -16,10 +16,11 @@ call ending with a device synchronisation, medians and ratios (ours / torch):
 3. **Training steps**: the U-Net of ``bench_train_step.py`` (base 16, depth 2,
    batch 8, 64x64) and a larger one (base 32, depth 4, batch 8, 256x256):
    forward, cross-entropy, backward, SGD with momentum.
-4. **Levers**: the small U-Net's step with each CuPy-only lever of
-   ``functional/conv_fast.py`` (``LEVERS``) switched off, against the default,
-   interleaved; and, with ``--profile FILE``, where the host's time goes in
-   that step (cProfile of a few synchronised steps, by own time).
+4. **Levers**: both U-Nets' steps with each CuPy-only lever of
+   ``functional/conv_fast.py`` (``LEVERS``) switched off, and with a larger
+   im2col limit, against the defaults, interleaved, with peak memory; and,
+   with ``--profile FILE``, where the host's time goes in the small U-Net's
+   step (cProfile of a few synchronised steps).
 
 Peak GPU memory is the most memory allocated at once during one (warm) call:
 torch's ``max_memory_allocated``, and for CuPy the same quantity counted with a
@@ -47,7 +48,8 @@ from timing import compare, markdown_table  # noqa: E402
 
 TARGETS = {"unet_step": 2.0, "conv_median": 1.5, "memory": 1.5}
 # conv_fast's levers that act on CuPy only (the CPU benchmarks switch the others)
-LEVERS = ["window"]
+LEVERS = ["window", "one_gemm"]
+GPU_LIMIT = 256 * 2**20     # a larger im2col limit, tried against the default (32 MiB)
 
 
 # ---- the two devices ------------------------------------------------------------------------
@@ -220,26 +222,46 @@ def first_steps(cupy, torch, device, dry):
     return out
 
 
-def lever_rows(cupy, repeats, warmup, dry):
-    """The small U-Net's step with each of ``LEVERS`` off against all on, interleaved."""
+def _switched(step, name=None, limit=None):
+    """``step`` run with the conv_fast lever ``name`` off, or with the im2col limit ``limit``."""
     from minisegnet.functional import conv_fast
 
-    batch, size = (1, 32) if dry else (8, 64)
-    step, _ = unet_step_pair(cupy, None, None, 16, 2, batch, size)
-    rows, out = [], {}
-    for name in LEVERS:
-        def off():
+    def run():
+        if name is not None:
             previous = conv_fast.set_lever(name, False)
-            try:
-                step()
-            finally:
+        else:
+            previous = conv_fast.set_im2col_limit(limit)
+        try:
+            step()
+        finally:
+            if name is not None:
                 conv_fast.set_lever(name, previous)
-        t = compare(off, step, repeats, warmup)
-        out[name] = {"off_s": t["ours"], "on_s": t["theirs"], "off_over_on": t["ratio"]}
-        rows.append([name, ms(t["theirs"]), ms(t["ours"]), ratio(t["ratio"])])
-    print(f"\nLevers: our step (U-Net base 16, depth 2, batch {batch}, {size}x{size}) with each CuPy lever "
-          "off, interleaved with all on\n")
-    print(markdown_table(["lever", "on ms", "off ms", "off / on"], rows))
+            else:
+                conv_fast.set_im2col_limit(previous)
+    return run
+
+
+def lever_rows(cupy, repeats, warmup, dry, nets, peak):
+    """Our steps with each of ``LEVERS`` off, and with a larger im2col limit (``GPU_LIMIT``),
+    against the defaults, interleaved; peak memory of each."""
+    rows, out = [], {}
+    for label, (base, depth, batch, size) in nets.items():
+        if dry:
+            batch, size = 1, 32
+        step, _ = unet_step_pair(cupy, None, None, base, depth, batch, size)
+        variants = [(f"{name} off", _switched(step, name=name)) for name in LEVERS]
+        variants.append((f"im2col limit {GPU_LIMIT >> 20} MiB", _switched(step, limit=GPU_LIMIT)))
+        mem_on = peak.measure(step)
+        for what, variant in variants:
+            t = compare(variant, step, max(repeats // 2, 1), warmup)
+            mem = peak.measure(variant)
+            out[f"{label}: {what}"] = {"variant_s": t["ours"], "default_s": t["theirs"], "ratio": t["ratio"],
+                                        "peak_mib": mem, "default_peak_mib": mem_on}
+            rows.append([label, what, ms(t["theirs"]), ms(t["ours"]), ratio(t["ratio"]), f"{mem_on:.0f}",
+                         f"{mem:.0f}"])
+    print("\nLevers: our steps with one setting changed, interleaved with the defaults\n")
+    print(markdown_table(["model", "setting", "default ms", "changed ms", "changed / default",
+                          "default peak MiB", "changed peak MiB"], rows))
     return out
 
 
@@ -347,7 +369,7 @@ def main():
     print(f"\ntargets: step <= {TARGETS['unet_step']}x torch, peak memory <= {TARGETS['memory']}x")
 
     # 4. Levers, and where the host's time goes.
-    results["levers"] = lever_rows(cupy, repeats, warmup, dry)
+    results["levers"] = lever_rows(cupy, repeats, warmup, dry, nets, peak)
     if args.profile:
         profile_step(cupy, dry, args.profile)
     if args.json:

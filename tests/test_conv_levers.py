@@ -297,6 +297,28 @@ def test_levers_are_named():
 
 
 # ---- kept columns ---------------------------------------------------------------------------
+@given(n=st.integers(1, 2), c=st.integers(1, 2), h=st.integers(0, 6), w=st.integers(1, 6),
+       k=st.tuples(st.integers(1, 3), st.integers(1, 3)), s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       d=st.tuples(st.integers(1, 2), st.integers(1, 2)), pads=st.tuples(*[st.integers(-2, 4)] * 4),
+       images_inside=st.booleans(), seed=st.integers(0, 2**16))
+def test_window_columns_equal_pad_then_im2col(n, c, h, w, k, s, d, pads, images_inside, seed):
+    """The ``window`` lever's one copy of a strided window view (run here on NumPy arrays; a
+    GPU run takes it for every conv), in both layouts: (n, C*kh*kw, L) and, for ``one_gemm``,
+    (C*kh*kw, n, L). Crops and inputs with no rows included."""
+    x = _randn((n, c, h, w), seed)
+    assume(h + pads[0] + pads[1] >= d[0] * (k[0] - 1) + 1 and w + pads[2] + pads[3] >= d[1] * (k[1] - 1) + 1)
+    assume(min(pads[0], pads[1]) > -h or h == 0)
+    assume(-pads[2] < w and -pads[3] < w and -pads[2] - pads[3] < w)
+    assume(-pads[0] - pads[1] < h or h == 0)
+    out_hw = conv_fast._out_hw((h, w), pads, k, s, d)
+    expected = core._im2col(core._pad(x, pads), k, s, d, out_hw, np.empty((n, c * k[0] * k[1], out_hw[0] * out_hw[1])))
+    if images_inside:
+        expected = expected.transpose(1, 0, 2)
+    cols = np.full(expected.shape, np.nan)          # a stale buffer: every entry must be written
+    conv_fast._im2col_window(x, pads, k, s, d, out_hw, cols, images_inside)
+    np.testing.assert_array_equal(cols, expected)
+
+
 @pytest.fixture
 def keeping():
     previous = conv_fast.set_lever("keep_columns", True)

@@ -55,6 +55,16 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     copied until the columns are written), and the padding is one fill
     and one copy: three launches whatever the kernel. On NumPy the taps
     stay (a CPU copies 2-D slices faster than one 6-D strided view).
+``one_gemm`` (CuPy only, with ``window``; groups == 1, not a 1x1 conv)
+    The columns of a piece are laid out (C*kh*kw, n, L) instead of
+    (n, C*kh*kw, L), so that the whole piece is one matrix and each product
+    one 2-D GEMM: ``y = W @ cols`` for all its images at once, then one
+    copy that puts the images first (with the bias added on the way), and
+    ``dW = g @ cols^T`` with ``g`` copied to (C_out, n, L) first. CuPy
+    runs a batched product whose weights are broadcast over the images by
+    building arrays of matrix pointers on the device (three more kernels)
+    and calling cuBLAS's pointer-array batched GEMM; a plain GEMM is one
+    call.
 ``pointwise``
     A 1x1 conv at stride 1 without padding needs no column buffer at all:
     its columns are its input, viewed as (N, C, H*W).
@@ -103,7 +113,7 @@ __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit
            "get_keep_budget", "clear_buffer_cache", "cached_buffers"]
 
 _levers = dict(fast_path=True, cache_pieces=True, threads=True, reuse_buffers=True, unpadded=True, window=True,
-               pointwise=True, flip=True, keep_columns=False, depthwise=True, fused_bias=True)
+               one_gemm=True, pointwise=True, flip=True, keep_columns=False, depthwise=True, fused_bias=True)
 
 _im2col_limit = 32 * 2**20
 CACHE_PIECE_BYTES = 4 * 2**20
@@ -383,10 +393,11 @@ def _im2col_unpadded(x, pads, kernel, stride, dilation, out_hw, cols):
     return cols
 
 
-def _im2col_window(x, pads, kernel, stride, dilation, out_hw, cols):
+def _im2col_window(x, pads, kernel, stride, dilation, out_hw, cols, images_inside=False):
     """``conv._im2col(conv._pad(x, pads), ...)`` as one copy: the padded input viewed as its
     windows, ``windows[n, c, i, j, oh, ow] = x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]`` (strides
-    only, no data moved), copied into the columns at once (the ``window`` lever)."""
+    only, no data moved), copied into the columns at once (the ``window`` lever). With
+    ``images_inside`` the columns are laid out (C*kh*kw, n, L) (the ``one_gemm`` lever)."""
     xp = backend.get_array_module(x)
     x_pad = _pad_scratch(x, pads, fill=True)
     n, c = x_pad.shape[:2]
@@ -394,8 +405,18 @@ def _im2col_window(x, pads, kernel, stride, dilation, out_hw, cols):
     s_n, s_c, s_h, s_w = x_pad.strides
     windows = xp.lib.stride_tricks.as_strided(x_pad, shape=(n, c) + tuple(kernel) + tuple(out_hw),
                                               strides=(s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w))
-    cols.reshape(windows.shape)[...] = windows
+    if images_inside:
+        cols.reshape((c,) + tuple(kernel) + (n,) + tuple(out_hw))[...] = windows.transpose(1, 2, 3, 0, 4, 5)
+    else:
+        cols.reshape(windows.shape)[...] = windows
     return cols
+
+
+def _one_gemm(xp, kernel, stride, pads, groups):
+    """Whether a piece's columns are one (C*kh*kw, n*L) matrix and its products 2-D GEMMs
+    (the ``one_gemm`` lever: CuPy, the ``window`` columns, one group, not a 1x1 conv)."""
+    return (_levers["one_gemm"] and _levers["window"] and xp is not np and groups == 1
+            and not (_levers["pointwise"] and _is_pointwise(kernel, stride, pads)))
 
 
 def _is_pointwise(kernel, stride, pads):
@@ -403,20 +424,23 @@ def _is_pointwise(kernel, stride, pads):
     return kernel == (1, 1) and stride == (1, 1) and pads == (0, 0, 0, 0)
 
 
-def _piece_columns(x, piece, kernel, stride, pads, dilation, wo, fresh=False):
+def _piece_columns(x, piece, kernel, stride, pads, dilation, wo, fresh=False, images_inside=False):
     """The columns (n1-n0, C*kh*kw, (r1-r0)*W_out) of one piece: a scratch buffer (a new
-    array if ``fresh``), or, with the ``pointwise`` lever, a view of ``x`` for a 1x1 conv."""
+    array if ``fresh``), or, with the ``pointwise`` lever, a view of ``x`` for a 1x1 conv.
+    With ``images_inside`` (``_one_gemm``) they are laid out (C*kh*kw, n1-n0, (r1-r0)*W_out)."""
     n0, n1, r0, r1 = piece
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
     if _levers["pointwise"] and _is_pointwise(kernel, stride, pads):
         return x[n0:n1].reshape(n1 - n0, c, h * w)[:, :, r0 * wo:r1 * wo]
     shape = (n1 - n0, c * kernel[0] * kernel[1], (r1 - r0) * wo)
+    if images_inside:
+        shape = (shape[1], shape[0], shape[2])
     cols = xp.empty(shape, x.dtype) if fresh else _scratch(xp, shape, x.dtype, "cols")
     x_band, band_pads = _band_input(x, piece, pads, kernel, stride, dilation)
     band_hw = (r1 - r0, wo)
     if _levers["window"] and xp is not np:
-        return _im2col_window(x_band, band_pads, kernel, stride, dilation, band_hw, cols)
+        return _im2col_window(x_band, band_pads, kernel, stride, dilation, band_hw, cols, images_inside)
     if _levers["unpadded"]:
         return _im2col_unpadded(x_band, band_pads, kernel, stride, dilation, band_hw, cols)
     return core._im2col(_pad_scratch(x_band, band_pads), kernel, stride, dilation, band_hw, cols)
@@ -427,8 +451,9 @@ class Saved:
     """What a conv's forward leaves for its backward: the ``route`` it took
     ("im2col" or "depthwise"), and, when kept, the columns of each piece."""
 
-    def __init__(self, route, pieces=None, columns=None, nbytes=0):
+    def __init__(self, route, pieces=None, columns=None, nbytes=0, images_inside=False):
         self.route, self.pieces, self.columns, self.nbytes = route, pieces, columns, nbytes
+        self.images_inside = images_inside          # the columns' layout (``_one_gemm``)
 
     def release(self):
         """Drop the kept columns (a later backward builds them again) and free their budget."""
@@ -474,11 +499,20 @@ def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
     keep = keep and not (_levers["pointwise"] and _is_pointwise((kh, kw), stride, pads)) and _take_budget(nbytes)
     y = xp.empty((n_img, groups, c_out // groups, ho * wo), x.dtype)
     bias = None if b is None else b.reshape(1, groups, c_out // groups, 1)
+    whole = _one_gemm(xp, (kh, kw), stride, pads, groups)
 
     def task(piece):
         n0, n1, r0, r1 = piece
-        cols = _piece_columns(x, piece, (kh, kw), stride, pads, dilation, wo, fresh=keep)
+        cols = _piece_columns(x, piece, (kh, kw), stride, pads, dilation, wo, fresh=keep, images_inside=whole)
         out = y[n0:n1, :, :, r0 * wo:r1 * wo]
+        if whole:           # (C_out, rows) @ (rows, n*L), then the images first, the bias on the way
+            product = xp.matmul(w.reshape(c_out, rows), cols.reshape(rows, -1))
+            images_first = product.reshape(c_out, n1 - n0, 1, -1).transpose(1, 2, 0, 3)
+            if bias is not None and _levers["fused_bias"]:
+                xp.add(images_first, bias, out=out)
+            else:
+                out[...] = images_first
+            return cols if keep else None
         core._gemm_forward(w, cols, groups, out=out)
         if bias is not None and _levers["fused_bias"]:
             out += bias
@@ -492,7 +526,7 @@ def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
         raise
     if bias is not None and not _levers["fused_bias"]:
         y += bias
-    saved = Saved("im2col", pieces, columns, nbytes) if keep else Saved("im2col")
+    saved = Saved("im2col", pieces, columns, nbytes, whole) if keep else Saved("im2col")
     return y.reshape(n_img, c_out, ho, wo), saved
 
 
@@ -505,15 +539,21 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
     n_img, c = x.shape[:2]
     c_out, (ho, wo) = g.shape[1], g.shape[2:]
     rows = c * kernel[0] * kernel[1]
-    kept = saved is not None and saved.columns is not None
+    whole = _one_gemm(xp, kernel, stride, pads, groups)
+    kept = saved is not None and saved.columns is not None and saved.images_inside == whole
     pieces = saved.pieces if kept else _pieces(n_img, ho, rows * wo * x.dtype.itemsize, xp)
     g_flat = g.reshape(n_img, c_out, ho * wo)
     bias_here = need_b and _levers["fused_bias"]
 
     def task(k):
         n0, n1, r0, r1 = pieces[k]
-        cols = saved.columns[k] if kept else _piece_columns(x, pieces[k], kernel, stride, pads, dilation, wo)
+        cols = saved.columns[k] if kept else _piece_columns(x, pieces[k], kernel, stride, pads, dilation, wo,
+                                                            images_inside=whole)
         g_piece = g_flat[n0:n1, :, r0 * wo:r1 * wo]
+        if whole:           # (C_out, n*L) @ (n*L, rows): the sum over images is inside the GEMM
+            g_rows = xp.ascontiguousarray(g_piece.transpose(1, 0, 2)).reshape(c_out, -1)
+            grad_b = g_rows.sum(axis=1) if bias_here else None
+            return xp.matmul(g_rows, cols.reshape(rows, -1).T).reshape(1, c_out, rows), grad_b
         grad_b = g_piece.sum(axis=(0, 2)) if bias_here else None
         return core._gemm_weight_grad(g_piece, cols, groups), grad_b
 
