@@ -17,8 +17,8 @@ call ending with a device synchronisation, medians and ratios (ours / torch):
    batch 8, 64x64) and a larger one (base 32, depth 4, batch 8, 256x256):
    forward, cross-entropy, backward, SGD with momentum.
 4. **Levers**: both U-Nets' steps with each CuPy-only lever of
-   ``functional/conv_fast.py`` (``LEVERS``) switched off, and with a larger
-   im2col limit, against the defaults, interleaved, with peak memory; and,
+   ``functional/conv_fast.py`` (``LEVERS``) switched off, and with NumPy's
+   smaller im2col limit, against the defaults, interleaved, with peak memory; and,
    with ``--profile FILE``, where the host's time goes in the small U-Net's
    step (cProfile of a few synchronised steps).
 
@@ -49,7 +49,7 @@ from timing import compare, markdown_table  # noqa: E402
 TARGETS = {"unet_step": 2.0, "conv_median": 1.5, "memory": 1.5}
 # conv_fast's levers that act on CuPy only (the CPU benchmarks switch the others)
 LEVERS = ["window", "one_gemm"]
-GPU_LIMIT = 256 * 2**20     # a larger im2col limit, tried against the default (32 MiB)
+OTHER_LIMIT = 32 * 2**20    # NumPy's im2col limit, tried against CuPy's default (256 MiB)
 
 
 # ---- the two devices ------------------------------------------------------------------------
@@ -242,15 +242,15 @@ def _switched(step, name=None, limit=None):
 
 
 def lever_rows(cupy, repeats, warmup, dry, nets, peak):
-    """Our steps with each of ``LEVERS`` off, and with a larger im2col limit (``GPU_LIMIT``),
-    against the defaults, interleaved; peak memory of each."""
+    """Our steps with each of ``LEVERS`` off, and with NumPy's smaller im2col limit
+    (``OTHER_LIMIT``), against the defaults, interleaved; peak memory of each."""
     rows, out = [], {}
     for label, (base, depth, batch, size) in nets.items():
         if dry:
             batch, size = 1, 32
         step, _ = unet_step_pair(cupy, None, None, base, depth, batch, size)
         variants = [(f"{name} off", _switched(step, name=name)) for name in LEVERS]
-        variants.append((f"im2col limit {GPU_LIMIT >> 20} MiB", _switched(step, limit=GPU_LIMIT)))
+        variants.append((f"im2col limit {OTHER_LIMIT >> 20} MiB", _switched(step, limit=OTHER_LIMIT)))
         mem_on = peak.measure(step)
         for what, variant in variants:
             t = compare(variant, step, max(repeats // 2, 1), warmup)

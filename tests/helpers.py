@@ -70,3 +70,8 @@ def traffic_per_step(transfers, train_steps):
             per_step[key] = (n / 2, size / 2)
     shown = "\n".join(f"{d} {s} {w}: {n:g} x, {b:g} B" for (d, s, w), (n, b) in sorted(per_step.items()))
     return per_step, shown
+
+
+def current_xp():
+    """The array module of the backend the test runs on (numpy, or cupy / its stand-in)."""
+    return msn.backend.default_module()

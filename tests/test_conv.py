@@ -14,7 +14,7 @@ from minisegnet import functional as F, shapes
 from minisegnet.functional import conv as conv_module
 from minisegnet.functional import conv_fast
 from minisegnet.testing import gradcheck
-from helpers import as_torch, assert_close, t64
+from helpers import as_torch, assert_close, current_xp, t64
 
 
 def _randn(shape, seed):
@@ -352,7 +352,7 @@ def test_chunked_path_gives_the_same_numbers(tiny_limit, transposed, s, p, d, gr
         return [y.numpy(), X.grad.numpy(), W.grad.numpy(), B.grad.numpy()]
 
     chunked = run()
-    assert conv_fast._image_pieces(3, 100) == [(0, 1), (1, 2), (2, 3)]   # the limit really bites
+    assert conv_fast._image_pieces(3, 100, current_xp()) == [(0, 1), (1, 2), (2, 3)]   # the limit really bites
     conv_module.set_im2col_limit(2**30)
     whole = run()
     for a, b_ in zip(chunked, whole):
@@ -362,12 +362,25 @@ def test_chunked_path_gives_the_same_numbers(tiny_limit, transposed, s, p, d, gr
 def test_chunks_respect_the_limit():
     previous = conv_module.set_im2col_limit(1000)
     try:
-        assert conv_fast._image_pieces(10, 300) == [(0, 3), (3, 6), (6, 9), (9, 10)]
-        assert conv_fast._image_pieces(2, 5000) == [(0, 1), (1, 2)]   # never fewer than one image
-        assert conv_fast._image_pieces(4, 100) == [(0, 4)]
+        assert conv_fast._image_pieces(10, 300, current_xp()) == [(0, 3), (3, 6), (6, 9), (9, 10)]
+        assert conv_fast._image_pieces(2, 5000, current_xp()) == [(0, 1), (1, 2)]   # never fewer than one image
+        assert conv_fast._image_pieces(4, 100, current_xp()) == [(0, 4)]
     finally:
         conv_module.set_im2col_limit(previous)
     assert conv_module.get_im2col_limit() == previous
+
+
+def test_each_backend_has_its_own_limit(cupy):
+    """32 MiB on NumPy and 256 MiB on CuPy by default; setting one leaves the other alone."""
+    assert conv_fast._limit(np) == 32 * 2**20 and conv_fast._limit(cupy) == 256 * 2**20
+    other = np if current_xp() is not np else cupy
+    previous = conv_module.set_im2col_limit(1000)
+    try:
+        assert conv_fast._limit(current_xp()) == conv_module.get_im2col_limit() == 1000
+        assert conv_fast._limit(other) in (32 * 2**20, 256 * 2**20)
+    finally:
+        conv_module.set_im2col_limit(previous)
+    assert conv_fast._limit(np) == 32 * 2**20 and conv_fast._limit(cupy) == 256 * 2**20
 
 
 def test_outputs_never_alias_reused_buffers():
@@ -390,7 +403,8 @@ def test_outputs_never_alias_reused_buffers():
     for arrays in results:
         for a in arrays:
             for buf in conv_fast.cached_buffers():
-                assert not msn.backend.get_array_module(a, buf).shares_memory(a, buf)
+                if type(buf) is type(a):    # another backend's buffers (other tests') cannot alias
+                    assert not msn.backend.get_array_module(a, buf).shares_memory(a, buf)
 
 
 def test_buffer_reuse_can_be_switched_off():

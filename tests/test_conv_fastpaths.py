@@ -13,7 +13,7 @@ import minisegnet as msn
 from minisegnet import functional as F
 from minisegnet.functional import conv_fast
 from minisegnet.testing import gradcheck
-from helpers import as_torch, assert_close, t64
+from helpers import as_torch, assert_close, current_xp, t64
 
 
 def _randn(shape, seed):
@@ -105,9 +105,9 @@ def test_depthwise_float32_matches_torch(torch):
 def test_row_bands_respect_the_limit():
     previous = conv_fast.set_im2col_limit(1000)
     try:
-        assert conv_fast._pieces(1, 7, 300) == [(0, 1, 0, 3), (0, 1, 3, 6), (0, 1, 6, 7)]
-        assert conv_fast._pieces(2, 3, 5000) == [(n, n + 1, r, r + 1) for n in range(2) for r in range(3)]
-        assert conv_fast._pieces(1, 4, 100) == [(0, 1, 0, 4)]
+        assert conv_fast._pieces(1, 7, 300, current_xp()) == [(0, 1, 0, 3), (0, 1, 3, 6), (0, 1, 6, 7)]
+        assert conv_fast._pieces(2, 3, 5000, current_xp()) == [(n, n + 1, r, r + 1) for n in range(2) for r in range(3)]
+        assert conv_fast._pieces(1, 4, 100, current_xp()) == [(0, 1, 0, 4)]
     finally:
         conv_fast.set_im2col_limit(previous)
 
@@ -122,7 +122,7 @@ def test_banded_columns_match_torch(torch, c_in, c_out, k, s, p, d, rows_per_ban
     try:
         ho = (9 + 2 * p - d * (k - 1) - 1) // s + 1
         if ho > rows_per_band:
-            assert len(conv_fast._pieces(2, ho, c_in * k * k * wo * 8)) == 2 * -(-ho // rows_per_band)
+            assert len(conv_fast._pieces(2, ho, c_in * k * k * wo * 8, current_xp())) == 2 * -(-ho // rows_per_band)
         X, W, B = t64(x), t64(w), t64(b)
         y = F.conv2d(X, W, B, s, p, d)
         y.backward(_randn(y.shape, seed + 3))

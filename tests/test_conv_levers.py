@@ -19,7 +19,7 @@ import minisegnet as msn
 from minisegnet import functional as F, parallel
 from minisegnet.functional import conv as core
 from minisegnet.functional import conv_fast
-from helpers import as_torch, assert_close, t64
+from helpers import as_torch, assert_close, current_xp, t64
 
 LEVERS = sorted(conv_fast.levers())
 
@@ -144,7 +144,7 @@ def test_bands_that_read_only_padding(torch):
     x, w = _randn((1, 2, 2, 3), 0), _randn((2, 2, 1, 1), 1)
     previous = conv_fast.set_im2col_limit(2 * 9 * 8)          # one output row (9 columns of 2 rows) per band
     try:
-        assert len(conv_fast._pieces(1, 8, 2 * 9 * 8)) == 8
+        assert len(conv_fast._pieces(1, 8, 2 * 9 * 8, current_xp())) == 8
         X, W = t64(x), t64(w)
         y = F.conv2d(X, W, None, 1, 3)
         y.backward(_randn(y.shape, 2))

@@ -13,7 +13,7 @@ import minisegnet as msn
 from minisegnet import functional as F, shapes
 from minisegnet.functional import sampling
 from minisegnet.testing import gradcheck
-from helpers import as_torch, assert_close, t64
+from helpers import as_torch, assert_close, current_xp, t64
 
 MODES = ["bilinear", "nearest"]
 PADDING_MODES = ["zeros", "border", "reflection"]
@@ -219,7 +219,7 @@ def _peak_bytes(fn):
     """The most bytes allocated at once while ``fn`` runs: on a GPU the device memory CuPy's pool
     hands out (a memory hook), else host memory (tracemalloc sees NumPy's arrays, and the
     stand-in's, which are NumPy arrays; on a GPU it would see only CuPy's own host objects)."""
-    xp = msn.backend.default_module()
+    xp = current_xp()
     if xp is not np and not getattr(xp, "__standin__", False):
         class Peak(xp.cuda.MemoryHook):
             name = "test_peak"

@@ -13,7 +13,9 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
 ``pieces`` (always on; the memory limit)
     The columns are ``kh*kw`` times the input, about 750 MB per image for
     the original U-Net's widest layer. So they are built a piece at a time,
-    each under ``get_im2col_limit()`` (32 MiB by default): a few whole
+    each under ``get_im2col_limit()`` (by default 32 MiB on NumPy, 256 MiB
+    on CuPy, where memory is plentiful and each piece costs a round of
+    kernel launches): a few whole
     images, or, when one image's columns alone exceed the limit, one image a
     band of output rows at a time. On NumPy a batch is also cut into at
     least ``parallel.SPLIT`` pieces (when each keeps
@@ -115,7 +117,7 @@ __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit
 _levers = dict(fast_path=True, cache_pieces=True, threads=True, reuse_buffers=True, unpadded=True, window=True,
                one_gemm=True, pointwise=True, flip=True, keep_columns=False, depthwise=True, fused_bias=True)
 
-_im2col_limit = 32 * 2**20
+_im2col_limits = {"numpy": 32 * 2**20, "cupy": 256 * 2**20}     # one per backend; see set_im2col_limit
 CACHE_PIECE_BYTES = 4 * 2**20
 """With the ``cache_pieces`` lever: the most bytes of columns in one piece (a size that
 stays in a core's share of the processor's cache between im2col and the GEMM)."""
@@ -146,27 +148,37 @@ def levers():
 
 
 def set_im2col_limit(nbytes):
-    """Bound each piece of columns (and each cached scratch buffer) to ``nbytes`` bytes.
+    """Bound each piece of columns (and each cached scratch buffer) of the current backend
+    to ``nbytes`` bytes.
 
     The columns of a batch need ``N * C*kh*kw * H_out*W_out * itemsize``
     bytes; above the limit the batch is processed a few images at a time,
     and an image whose own columns exceed the limit a band of output rows at
     a time (at least one row). Smaller limits save memory and cost a little
-    speed; each thread holds one piece at a time. Returns the previous limit.
+    speed; each thread holds one piece at a time. Each backend has its own
+    limit (32 MiB on NumPy, 256 MiB on CuPy by default: a GPU has the memory,
+    and every piece is another round of kernel launches, which is what a
+    small layer's time on a GPU is made of); this sets the one of
+    ``msn.get_backend()``. Returns its previous limit.
     """
-    global _im2col_limit
     if not isinstance(nbytes, (int, np.integer)) or isinstance(nbytes, bool) or nbytes < 1:
         raise ValueError(f"nbytes must be a positive integer number of bytes, got {nbytes!r}")
-    previous, _im2col_limit = _im2col_limit, int(nbytes)
+    name = backend.get_backend()
+    previous, _im2col_limits[name] = _im2col_limits[name], int(nbytes)
     for cache in list(_caches):
-        for key in [k for k, buf in cache.buffers.items() if buf.nbytes > _im2col_limit]:
+        for key in [k for k, buf in cache.buffers.items() if k[0] == name and buf.nbytes > nbytes]:
             del cache.buffers[key]
     return previous
 
 
 def get_im2col_limit():
-    """The current column-piece limit in bytes (default 32 MiB)."""
-    return _im2col_limit
+    """The current backend's column-piece limit in bytes (by default 32 MiB on NumPy, 256 MiB on CuPy)."""
+    return _im2col_limits[backend.get_backend()]
+
+
+def _limit(xp):
+    """The column-piece limit for arrays of the module ``xp``."""
+    return _im2col_limits["numpy" if xp is np else "cupy"]
 
 
 def set_keep_budget(nbytes):
@@ -227,7 +239,7 @@ def _scratch(xp, shape, dtype, role):
     """
     shape, dtype = tuple(shape), np.dtype(dtype)
     size = math.prod(shape)
-    if not _levers["reuse_buffers"] or size * dtype.itemsize > _im2col_limit:
+    if not _levers["reuse_buffers"] or size * dtype.itemsize > _limit(xp):
         return xp.empty(shape, dtype)
     buffers = _thread_cache().buffers
     key = (xp.__name__, role, dtype.str)
@@ -244,8 +256,8 @@ def _piece_limit(xp=np):
     the ``cache_pieces`` lever, no more than ``CACHE_PIECE_BYTES`` (a GPU wants few,
     large pieces: each is a round of kernel launches)."""
     if _levers["cache_pieces"] and xp is np:
-        return min(_im2col_limit, CACHE_PIECE_BYTES)
-    return _im2col_limit
+        return min(_limit(xp), CACHE_PIECE_BYTES)
+    return _limit(xp)
 
 
 def _image_pieces(n_img, per_image, xp=np):
