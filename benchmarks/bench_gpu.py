@@ -251,6 +251,7 @@ def lever_rows(cupy, repeats, warmup, dry, nets, peak):
         step, _ = unet_step_pair(cupy, None, None, base, depth, batch, size)
         variants = [(f"{name} off", _switched(step, name=name)) for name in LEVERS]
         variants.append((f"im2col limit {OTHER_LIMIT >> 20} MiB", _switched(step, limit=OTHER_LIMIT)))
+        step()                                  # warm, as every variant is when its peak is measured
         mem_on = peak.measure(step)
         for what, variant in variants:
             t = compare(variant, step, max(repeats // 2, 1), warmup)

@@ -281,20 +281,23 @@ def run(task, pieces):
 
 
 # ---- cutting a batch -------------------------------------------------------------------
-def pieces(n_items, item_bytes, max_bytes=None):
+def pieces(n_items, item_bytes, max_bytes=None, split=None):
     """``(start, stop)`` runs of a batch of ``n_items`` items of ``item_bytes`` each.
 
-    At least ``SPLIT`` runs as long as each keeps ``MIN_PIECE_BYTES``, and, if
-    ``max_bytes`` is given, at most that many bytes a run (but at least one
-    item); with ``EVEN_RUNS``, a multiple of ``SPLIT`` runs where there are
-    items enough. The runs depend only on these numbers, never on the thread count.
+    At least ``split`` (default ``SPLIT``) runs as long as each keeps
+    ``MIN_PIECE_BYTES``, and, if ``max_bytes`` is given, at most that many bytes
+    a run (but at least one item); with ``EVEN_RUNS``, a multiple of ``split``
+    runs where there are items enough. ``split=1`` cuts by ``max_bytes`` alone
+    (work that no thread pool shares). The runs depend only on these numbers,
+    never on the thread count.
     """
-    share = max(-(-n_items // SPLIT), -(-MIN_PIECE_BYTES // max(1, item_bytes)))
+    split = SPLIT if split is None else split
+    share = max(-(-n_items // split), -(-MIN_PIECE_BYTES // max(1, item_bytes)))
     step = share if max_bytes is None else min(share, max_bytes // max(1, item_bytes))
     step = max(1, step)
     count = -(-n_items // step)
-    more = min(n_items, count + SPLIT - count % SPLIT)
-    if EVEN_RUNS and count > SPLIT and count % SPLIT and (n_items // more) * item_bytes >= MIN_PIECE_BYTES:
+    more = min(n_items, count + split - count % split)
+    if EVEN_RUNS and count > split and count % split and (n_items // more) * item_bytes >= MIN_PIECE_BYTES:
         # 3 runs on 2 threads: one thread does two while the other waits for it. Cut the
         # batch into the next multiple of SPLIT runs instead, as even as the items allow.
         count = more

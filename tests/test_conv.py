@@ -371,16 +371,34 @@ def test_chunks_respect_the_limit():
 
 
 def test_each_backend_has_its_own_limit(cupy):
-    """32 MiB on NumPy and 256 MiB on CuPy by default; setting one leaves the other alone."""
-    assert conv_fast._limit(np) == 32 * 2**20 and conv_fast._limit(cupy) == 256 * 2**20
-    other = np if current_xp() is not np else cupy
+    """32 MiB on NumPy and 256 MiB on CuPy by default; setting one leaves the other alone, its
+    limit and its cached buffers."""
+    defaults = {np: 32 * 2**20, cupy: 256 * 2**20}
+    assert all(conv_fast._limit(xp) == limit for xp, limit in defaults.items())
+    here = current_xp()
+    other = np if here is not np else cupy
+    conv_fast._scratch(here, (4096,), np.float32, "test")           # 16 KiB each
+    conv_fast._scratch(other, (4096,), np.float32, "test")
     previous = conv_module.set_im2col_limit(1000)
     try:
-        assert conv_fast._limit(current_xp()) == conv_module.get_im2col_limit() == 1000
-        assert conv_fast._limit(other) in (32 * 2**20, 256 * 2**20)
+        assert conv_fast._limit(here) == conv_module.get_im2col_limit() == 1000
+        assert conv_fast._limit(other) == defaults[other]
+        kept = {key[0] for key in conv_fast._thread_cache().buffers if key[1] == "test"}
+        assert kept == {other.__name__}                             # only this backend's was pruned
     finally:
         conv_module.set_im2col_limit(previous)
-    assert conv_fast._limit(np) == 32 * 2**20 and conv_fast._limit(cupy) == 256 * 2**20
+        conv_fast.clear_buffer_cache()
+    assert all(conv_fast._limit(xp) == limit for xp, limit in defaults.items())
+
+
+def test_cupy_pieces_are_cut_by_the_limit_alone(monkeypatch, cupy):
+    """On NumPy a batch is cut for the threads to share; on CuPy (no threads) only by the limit."""
+    from minisegnet import parallel
+
+    monkeypatch.setattr(parallel, "MIN_PIECE_BYTES", 0)
+    monkeypatch.setattr(parallel, "SPLIT", 3)
+    assert conv_fast._image_pieces(6, 100, np) == [(0, 2), (2, 4), (4, 6)]
+    assert conv_fast._image_pieces(6, 100, cupy) == [(0, 6)]
 
 
 def test_outputs_never_alias_reused_buffers():

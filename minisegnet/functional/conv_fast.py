@@ -46,27 +46,32 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     The columns are read straight from the unpadded input, each kernel tap
     copying the part of the image it sees and zeroing only the border it
     hangs over, instead of first copying the whole input into a padded one.
-    (NumPy only, when ``window`` is on.)
+    (On CuPy only when ``window`` is off.)
 ``window`` (CuPy only)
     A GPU runs a small layer's copies in microseconds, but each kernel
     launch costs CuPy about as much time on the host, and im2col by taps is
-    ``kh*kw`` copies plus the border strips: about 20 launches for a 3x3
-    kernel. With this lever, on CuPy, the columns are one copy of a
-    *window view* of the padded input (``as_strided``: shape
-    (n, C, kh, kw, H_out, W_out), every window read in place, nothing
-    copied until the columns are written), and the padding is one fill
-    and one copy: three launches whatever the kernel. On NumPy the taps
-    stay (a CPU copies 2-D slices faster than one 6-D strided view).
-``one_gemm`` (CuPy only, with ``window``; groups == 1, not a 1x1 conv)
+    ``kh*kw`` copies plus the border strips: 13 launches for a 3x3 kernel
+    with padding 1, 17 with padding 2. With this lever, on CuPy, the
+    columns are one copy of a *window view* of the padded input
+    (``as_strided``: shape (n, C, kh, kw, H_out, W_out), strides
+    (s_n, s_c, dh*s_h, dw*s_w, sh*s_h, sw*s_w) from the padded input's
+    (s_n, s_c, s_h, s_w), every window read in place, nothing copied until
+    the columns are written), and the padding is one fill and one copy:
+    three launches whatever the kernel. On NumPy the taps stay: the CPU's
+    lever tables were measured with them, and the window copy has not been
+    measured against them there.
+``one_gemm`` (CuPy only, with ``window``; groups == 1, not a pointwise conv read in place)
     The columns of a piece are laid out (C*kh*kw, n, L) instead of
     (n, C*kh*kw, L), so that the whole piece is one matrix and each product
     one 2-D GEMM: ``y = W @ cols`` for all its images at once, then one
     copy that puts the images first (with the bias added on the way), and
     ``dW = g @ cols^T`` with ``g`` copied to (C_out, n, L) first. CuPy
     runs a batched product whose weights are broadcast over the images by
-    building arrays of matrix pointers on the device (three more kernels)
+    building an array of matrix pointers on the device for each of the
+    three operands (``_mat_ptrs`` in CuPy's ``_core/_routines_linalg.pyx``)
     and calling cuBLAS's pointer-array batched GEMM; a plain GEMM is one
-    call.
+    call. The product and the copied gradient are scratch buffers, bounded
+    by the memory limit like the columns.
 ``pointwise``
     A 1x1 conv at stride 1 without padding needs no column buffer at all:
     its columns are its input, viewed as (N, C, H*W).
@@ -177,8 +182,8 @@ def get_im2col_limit():
 
 
 def _limit(xp):
-    """The column-piece limit for arrays of the module ``xp``."""
-    return _im2col_limits["numpy" if xp is np else "cupy"]
+    """The column-piece limit for arrays of the module ``xp`` (``numpy`` or ``cupy``)."""
+    return _im2col_limits[xp.__name__]
 
 
 def set_keep_budget(nbytes):
@@ -264,10 +269,7 @@ def _image_pieces(n_img, per_image, xp=np):
     """``(n0, n1)`` runs of whole images: as many as fit the piece limit (at least one); on
     NumPy spread over at least ``parallel.SPLIT`` runs as long as each keeps
     ``parallel.MIN_PIECE_BYTES`` (``parallel.pieces``), so that the threads share them."""
-    if xp is np:
-        return parallel.pieces(n_img, per_image, _piece_limit(xp))
-    step = max(1, _piece_limit(xp) // max(1, per_image))
-    return [(n0, min(n0 + step, n_img)) for n0 in range(0, n_img, step)]
+    return parallel.pieces(n_img, per_image, _piece_limit(xp), split=parallel.SPLIT if xp is np else 1)
 
 
 def _pieces(n_img, out_h, bytes_per_row, xp=np):
@@ -414,6 +416,10 @@ def _im2col_window(x, pads, kernel, stride, dilation, out_hw, cols, images_insid
     x_pad = _pad_scratch(x, pads, fill=True)
     n, c = x_pad.shape[:2]
     (sh, sw), (dh, dw) = stride, dilation
+    for a in (0, 1):            # as_strided reads whatever memory the strides reach: check the reach
+        if (out_hw[a] - 1) * stride[a] + (kernel[a] - 1) * dilation[a] >= x_pad.shape[2 + a]:
+            raise ValueError(f"_im2col_window: an output size of {out_hw} reaches past the padded input "
+                             f"{x_pad.shape[2:]} (kernel {kernel}, stride {stride}, dilation {dilation})")
     s_n, s_c, s_h, s_w = x_pad.strides
     windows = xp.lib.stride_tricks.as_strided(x_pad, shape=(n, c) + tuple(kernel) + tuple(out_hw),
                                               strides=(s_n, s_c, dh * s_h, dw * s_w, sh * s_h, sw * s_w))
@@ -424,10 +430,16 @@ def _im2col_window(x, pads, kernel, stride, dilation, out_hw, cols, images_insid
     return cols
 
 
-def _one_gemm(xp, kernel, stride, pads, groups):
-    """Whether a piece's columns are one (C*kh*kw, n*L) matrix and its products 2-D GEMMs
-    (the ``one_gemm`` lever: CuPy, the ``window`` columns, one group, not a 1x1 conv)."""
-    return (_levers["one_gemm"] and _levers["window"] and xp is not np and groups == 1
+def _window_columns(xp):
+    """Whether columns are built by ``_im2col_window`` (the ``window`` lever, CuPy only)."""
+    return _levers["window"] and xp is not np
+
+
+def _images_inside(xp, kernel, stride, pads, groups):
+    """Whether a piece's columns are one (C*kh*kw, n*L) matrix and its products 2-D GEMMs (the
+    ``one_gemm`` lever: CuPy, the ``window`` columns, one group, not a pointwise conv whose
+    columns are its input, read in place)."""
+    return (_levers["one_gemm"] and _window_columns(xp) and groups == 1
             and not (_levers["pointwise"] and _is_pointwise(kernel, stride, pads)))
 
 
@@ -439,7 +451,7 @@ def _is_pointwise(kernel, stride, pads):
 def _piece_columns(x, piece, kernel, stride, pads, dilation, wo, fresh=False, images_inside=False):
     """The columns (n1-n0, C*kh*kw, (r1-r0)*W_out) of one piece: a scratch buffer (a new
     array if ``fresh``), or, with the ``pointwise`` lever, a view of ``x`` for a 1x1 conv.
-    With ``images_inside`` (``_one_gemm``) they are laid out (C*kh*kw, n1-n0, (r1-r0)*W_out)."""
+    With ``images_inside`` they are laid out (C*kh*kw, n1-n0, (r1-r0)*W_out)."""
     n0, n1, r0, r1 = piece
     xp = backend.get_array_module(x)
     n, c, h, w = x.shape
@@ -451,7 +463,7 @@ def _piece_columns(x, piece, kernel, stride, pads, dilation, wo, fresh=False, im
     cols = xp.empty(shape, x.dtype) if fresh else _scratch(xp, shape, x.dtype, "cols")
     x_band, band_pads = _band_input(x, piece, pads, kernel, stride, dilation)
     band_hw = (r1 - r0, wo)
-    if _levers["window"] and xp is not np:
+    if _window_columns(xp):
         return _im2col_window(x_band, band_pads, kernel, stride, dilation, band_hw, cols, images_inside)
     if _levers["unpadded"]:
         return _im2col_unpadded(x_band, band_pads, kernel, stride, dilation, band_hw, cols)
@@ -465,7 +477,7 @@ class Saved:
 
     def __init__(self, route, pieces=None, columns=None, nbytes=0, images_inside=False):
         self.route, self.pieces, self.columns, self.nbytes = route, pieces, columns, nbytes
-        self.images_inside = images_inside          # the columns' layout (``_one_gemm``)
+        self.images_inside = images_inside          # the columns' layout (``_images_inside``)
 
     def release(self):
         """Drop the kept columns (a later backward builds them again) and free their budget."""
@@ -497,6 +509,22 @@ def kept_bytes():
 
 
 # ---- the products, piece by piece ---------------------------------------------------------------
+def _gemm_images_inside(w, cols, out, bias):
+    """``out = W @ cols (+ bias)`` for columns laid out (C*kh*kw, n, L) (the ``one_gemm``
+    lever): one 2-D GEMM (C_out, C*kh*kw) @ (C*kh*kw, n*L) into a scratch buffer, then one
+    copy into ``out`` (n, 1, C_out, L) that puts the images first, adding the bias on the way."""
+    xp = backend.get_array_module(w, cols)
+    rows, n = cols.shape[:2]
+    c_out = w.shape[0]
+    product = _scratch(xp, (c_out, cols.size // rows), cols.dtype, "product")
+    xp.matmul(w.reshape(c_out, rows), cols.reshape(rows, -1), out=product)
+    images_first = product.reshape(c_out, n, 1, -1).transpose(1, 2, 0, 3)
+    if bias is None:
+        out[...] = images_first
+    else:
+        xp.add(images_first, bias, out=out)
+
+
 def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
     """``y = W @ cols + b`` piece by piece; returns ``(y, Saved)``, the columns kept if
     ``keep`` and they fit the budget."""
@@ -511,23 +539,19 @@ def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
     keep = keep and not (_levers["pointwise"] and _is_pointwise((kh, kw), stride, pads)) and _take_budget(nbytes)
     y = xp.empty((n_img, groups, c_out // groups, ho * wo), x.dtype)
     bias = None if b is None else b.reshape(1, groups, c_out // groups, 1)
-    whole = _one_gemm(xp, (kh, kw), stride, pads, groups)
+    inside = _images_inside(xp, (kh, kw), stride, pads, groups)
+    fused = None if bias is None or not _levers["fused_bias"] else bias
 
     def task(piece):
         n0, n1, r0, r1 = piece
-        cols = _piece_columns(x, piece, (kh, kw), stride, pads, dilation, wo, fresh=keep, images_inside=whole)
+        cols = _piece_columns(x, piece, (kh, kw), stride, pads, dilation, wo, fresh=keep, images_inside=inside)
         out = y[n0:n1, :, :, r0 * wo:r1 * wo]
-        if whole:           # (C_out, rows) @ (rows, n*L), then the images first, the bias on the way
-            product = xp.matmul(w.reshape(c_out, rows), cols.reshape(rows, -1))
-            images_first = product.reshape(c_out, n1 - n0, 1, -1).transpose(1, 2, 0, 3)
-            if bias is not None and _levers["fused_bias"]:
-                xp.add(images_first, bias, out=out)
-            else:
-                out[...] = images_first
-            return cols if keep else None
-        core._gemm_forward(w, cols, groups, out=out)
-        if bias is not None and _levers["fused_bias"]:
-            out += bias
+        if inside:
+            _gemm_images_inside(w, cols, out, fused)
+        else:
+            core._gemm_forward(w, cols, groups, out=out)
+            if fused is not None:
+                out += fused
         return cols if keep else None
 
     try:
@@ -538,7 +562,7 @@ def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
         raise
     if bias is not None and not _levers["fused_bias"]:
         y += bias
-    saved = Saved("im2col", pieces, columns, nbytes, whole) if keep else Saved("im2col")
+    saved = Saved("im2col", pieces, columns, nbytes, inside) if keep else Saved("im2col")
     return y.reshape(n_img, c_out, ho, wo), saved
 
 
@@ -551,8 +575,8 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
     n_img, c = x.shape[:2]
     c_out, (ho, wo) = g.shape[1], g.shape[2:]
     rows = c * kernel[0] * kernel[1]
-    whole = _one_gemm(xp, kernel, stride, pads, groups)
-    kept = saved is not None and saved.columns is not None and saved.images_inside == whole
+    inside = _images_inside(xp, kernel, stride, pads, groups)
+    kept = saved is not None and saved.columns is not None and saved.images_inside == inside
     pieces = saved.pieces if kept else _pieces(n_img, ho, rows * wo * x.dtype.itemsize, xp)
     g_flat = g.reshape(n_img, c_out, ho * wo)
     bias_here = need_b and _levers["fused_bias"]
@@ -560,10 +584,12 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
     def task(k):
         n0, n1, r0, r1 = pieces[k]
         cols = saved.columns[k] if kept else _piece_columns(x, pieces[k], kernel, stride, pads, dilation, wo,
-                                                            images_inside=whole)
+                                                            images_inside=inside)
         g_piece = g_flat[n0:n1, :, r0 * wo:r1 * wo]
-        if whole:           # (C_out, n*L) @ (n*L, rows): the sum over images is inside the GEMM
-            g_rows = xp.ascontiguousarray(g_piece.transpose(1, 0, 2)).reshape(c_out, -1)
+        if inside:          # (C_out, n*L) @ (n*L, rows): the sum over images is inside the GEMM
+            g_rows = _scratch(xp, (c_out, n1 - n0, (r1 - r0) * wo), g.dtype, "grad_rows")
+            g_rows[...] = g_piece.transpose(1, 0, 2)
+            g_rows = g_rows.reshape(c_out, -1)
             grad_b = g_rows.sum(axis=1) if bias_here else None
             return xp.matmul(g_rows, cols.reshape(rows, -1).T).reshape(1, c_out, rows), grad_b
         grad_b = g_piece.sum(axis=(0, 2)) if bias_here else None
