@@ -70,8 +70,10 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     building an array of matrix pointers on the device for each of the
     three operands (``_mat_ptrs`` in CuPy's ``_core/_routines_linalg.pyx``)
     and calling cuBLAS's pointer-array batched GEMM; a plain GEMM is one
-    call. The product and the copied gradient are scratch buffers, bounded
-    by the memory limit like the columns.
+    call. The product and the copied gradient are the piece's output size
+    (C_out / (C*kh*kw) times its columns), reused between calls as scratch
+    buffers while they fit the memory limit, where the batched product
+    wrote straight into the output.
 ``pointwise``
     A 1x1 conv at stride 1 without padding needs no column buffer at all:
     its columns are its input, viewed as (N, C, H*W).
