@@ -119,13 +119,16 @@ def test_each_lever_setting_matches_the_plain_path_and_torch(torch, case, seed):
         assert_close(a, t, what=f"{what} vs torch, {case}")
 
 
-# ---- columns straight from the unpadded input --------------------------------------------
+# ---- columns without the padded copy (NumPy), or in one copy (CuPy) ------------------------
 @given(n=st.integers(1, 2), c=st.integers(1, 2), h=st.integers(0, 6), w=st.integers(1, 6),
        k=st.tuples(st.integers(1, 3), st.integers(1, 3)), s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
        d=st.tuples(st.integers(1, 2), st.integers(1, 2)), pads=st.tuples(*[st.integers(-2, 4)] * 4),
-       seed=st.integers(0, 2**16))
-def test_unpadded_columns_equal_pad_then_im2col(n, c, h, w, k, s, d, pads, seed):
-    """Including negative pads (crops) and inputs with no rows (a band of padding only)."""
+       route=st.sampled_from(["unpadded", "window", "window, images inside"]), seed=st.integers(0, 2**16))
+def test_fast_columns_equal_pad_then_im2col(n, c, h, w, k, s, d, pads, route, seed):
+    """``unpadded`` (taps from the unpadded input) and ``window`` (one copy of a strided window
+    view; a GPU takes it for every conv, run here on NumPy arrays) in both of its layouts:
+    (n, C*kh*kw, L) and, for ``one_gemm``, (C*kh*kw, n, L). Including negative pads (crops)
+    and inputs with no rows (a band of padding only)."""
     x = _randn((n, c, h, w), seed)
     assume(h + pads[0] + pads[1] >= d[0] * (k[0] - 1) + 1 and w + pads[2] + pads[3] >= d[1] * (k[1] - 1) + 1)
     assume(min(pads[0], pads[1]) > -h or h == 0)
@@ -133,8 +136,13 @@ def test_unpadded_columns_equal_pad_then_im2col(n, c, h, w, k, s, d, pads, seed)
     assume(-pads[0] - pads[1] < h or h == 0)
     out_hw = conv_fast._out_hw((h, w), pads, k, s, d)
     expected = core._im2col(core._pad(x, pads), k, s, d, out_hw, np.empty((n, c * k[0] * k[1], out_hw[0] * out_hw[1])))
+    if route == "window, images inside":
+        expected = expected.transpose(1, 0, 2)
     cols = np.full(expected.shape, np.nan)          # a stale buffer: every entry must be written
-    conv_fast._im2col_unpadded(x, pads, k, s, d, out_hw, cols)
+    if route == "unpadded":
+        conv_fast._im2col_unpadded(x, pads, k, s, d, out_hw, cols)
+    else:
+        conv_fast._im2col_window(x, pads, k, s, d, out_hw, cols, images_inside=route != "window")
     np.testing.assert_array_equal(cols, expected)
 
 
@@ -297,28 +305,6 @@ def test_levers_are_named():
 
 
 # ---- kept columns ---------------------------------------------------------------------------
-@given(n=st.integers(1, 2), c=st.integers(1, 2), h=st.integers(0, 6), w=st.integers(1, 6),
-       k=st.tuples(st.integers(1, 3), st.integers(1, 3)), s=st.tuples(st.integers(1, 3), st.integers(1, 3)),
-       d=st.tuples(st.integers(1, 2), st.integers(1, 2)), pads=st.tuples(*[st.integers(-2, 4)] * 4),
-       images_inside=st.booleans(), seed=st.integers(0, 2**16))
-def test_window_columns_equal_pad_then_im2col(n, c, h, w, k, s, d, pads, images_inside, seed):
-    """The ``window`` lever's one copy of a strided window view (run here on NumPy arrays; a
-    GPU run takes it for every conv), in both layouts: (n, C*kh*kw, L) and, for ``one_gemm``,
-    (C*kh*kw, n, L). Crops and inputs with no rows included."""
-    x = _randn((n, c, h, w), seed)
-    assume(h + pads[0] + pads[1] >= d[0] * (k[0] - 1) + 1 and w + pads[2] + pads[3] >= d[1] * (k[1] - 1) + 1)
-    assume(min(pads[0], pads[1]) > -h or h == 0)
-    assume(-pads[2] < w and -pads[3] < w and -pads[2] - pads[3] < w)
-    assume(-pads[0] - pads[1] < h or h == 0)
-    out_hw = conv_fast._out_hw((h, w), pads, k, s, d)
-    expected = core._im2col(core._pad(x, pads), k, s, d, out_hw, np.empty((n, c * k[0] * k[1], out_hw[0] * out_hw[1])))
-    if images_inside:
-        expected = expected.transpose(1, 0, 2)
-    cols = np.full(expected.shape, np.nan)          # a stale buffer: every entry must be written
-    conv_fast._im2col_window(x, pads, k, s, d, out_hw, cols, images_inside)
-    np.testing.assert_array_equal(cols, expected)
-
-
 @pytest.fixture
 def keeping():
     previous = conv_fast.set_lever("keep_columns", True)
