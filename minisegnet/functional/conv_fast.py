@@ -57,9 +57,10 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     (s_n, s_c, dh*s_h, dw*s_w, sh*s_h, sw*s_w) from the padded input's
     (s_n, s_c, s_h, s_w), every window read in place, nothing copied until
     the columns are written), and the padding is one fill and one copy:
-    three launches whatever the kernel. On NumPy the taps stay: the CPU's
-    lever tables were measured with them, and the window copy has not been
-    measured against them there.
+    three launches whatever the kernel. On NumPy the taps stay: on the
+    2-core CPU of docs/benchmarks.md the window copy took 1.16-1.37x the
+    taps' time for one piece of the benchmark U-Net's 3x3 layers (one
+    thread, interleaved medians; a development measurement).
 ``one_gemm`` (CuPy only, with ``window``; groups == 1, not a pointwise conv read in place)
     The columns of a piece are laid out (C*kh*kw, n, L) instead of
     (n, C*kh*kw, L), so that the whole piece is one matrix and each product
