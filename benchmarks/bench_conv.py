@@ -16,6 +16,7 @@ whether the run is reliable. ``--backend cupy`` times CuPy against torch
 CUDA on a GPU machine.
 """
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -149,15 +150,11 @@ def run_levers(torch, repeats, warmup, names, clock):
     header = ["setting"] + names + ["median"]
     rows = []
     for label, name in LEVERS.items():
-        previous = conv_fast.set_lever(name, not conv_fast.lever(name)) if name else None
-        try:
-            ratios = []
+        ratios = []
+        with timing.lever_set(name, not conv_fast.lever(name)) if name else contextlib.nullcontext():
             for layer in names:
                 _, _, ours_step, torch_step = make_layer(LAYERS[layer], torch, "cpu", np)
                 ratios.append(compare(ours_step, torch_step, repeats, warmup, clock)["ratio"])
-        finally:
-            if name:
-                conv_fast.set_lever(name, previous)
         rows.append([label] + [f"{r:.2f}" for r in ratios] + [f"{statistics.median(ratios):.2f}"])
         print(f"  {label}: median x{statistics.median(ratios):.2f}", file=sys.stderr)
     return header, rows

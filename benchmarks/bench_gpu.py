@@ -44,7 +44,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path[:0] = [HERE, ROOT]
 
-from timing import compare, markdown_table  # noqa: E402
+from timing import compare, im2col_limit_set, lever_set, markdown_table  # noqa: E402
 
 TARGETS = {"unet_step": 2.0, "conv_median": 1.5, "memory": 1.5}
 # conv_fast's levers that act on CuPy only (the CPU benchmarks switch the others)
@@ -222,22 +222,11 @@ def first_steps(cupy, torch, device, dry):
     return out
 
 
-def _switched(step, name=None, limit=None):
-    """``step`` run with the conv_fast lever ``name`` off, or with the im2col limit ``limit``."""
-    from minisegnet.functional import conv_fast
-
+def _switched(step, setting):
+    """``step`` run inside ``setting()``, a context that changes one setting for the block."""
     def run():
-        if name is not None:
-            previous = conv_fast.set_lever(name, False)
-        else:
-            previous = conv_fast.set_im2col_limit(limit)
-        try:
+        with setting():
             step()
-        finally:
-            if name is not None:
-                conv_fast.set_lever(name, previous)
-            else:
-                conv_fast.set_im2col_limit(previous)
     return run
 
 
@@ -249,8 +238,9 @@ def lever_rows(cupy, repeats, warmup, dry, nets, peak):
         if dry:
             batch, size = 1, 32
         step, _ = unet_step_pair(cupy, None, None, base, depth, batch, size)
-        variants = [(f"{name} off", _switched(step, name=name)) for name in LEVERS]
-        variants.append((f"im2col limit {OTHER_LIMIT >> 20} MiB", _switched(step, limit=OTHER_LIMIT)))
+        variants = [(f"{name} off", _switched(step, lambda name=name: lever_set(name, False))) for name in LEVERS]
+        variants.append((f"im2col limit {OTHER_LIMIT >> 20} MiB",
+                         _switched(step, lambda: im2col_limit_set(OTHER_LIMIT))))
         step()                                  # warm, as every variant is when its peak is measured
         mem_on = peak.measure(step)
         for what, variant in variants:

@@ -167,11 +167,8 @@ def with_lever_switched(step, name):
             module = importlib.import_module("minisegnet." + module_name)
             with timing.constants_set(module, **{constant: not getattr(module, constant)}):
                 return step()
-        previous = conv_fast.set_lever(name, not conv_fast.lever(name))
-        try:
+        with timing.lever_set(name, not conv_fast.lever(name)):
             return step()
-        finally:
-            conv_fast.set_lever(name, previous)
 
     return run
 

@@ -153,6 +153,30 @@ def constants_set(module, **values):
             setattr(module, name, value)
 
 
+@contextlib.contextmanager
+def lever_set(name, on):
+    """``functional/conv_fast.py``'s lever ``name`` switched to ``on`` for the block, then restored."""
+    from minisegnet.functional import conv_fast
+
+    previous = conv_fast.set_lever(name, on)
+    try:
+        yield
+    finally:
+        conv_fast.set_lever(name, previous)
+
+
+@contextlib.contextmanager
+def im2col_limit_set(nbytes):
+    """The current backend's im2col limit set to ``nbytes`` for the block, then restored."""
+    from minisegnet.functional import conv_fast
+
+    previous = conv_fast.set_im2col_limit(nbytes)
+    try:
+        yield
+    finally:
+        conv_fast.set_im2col_limit(previous)
+
+
 def _cpuinfo():
     model, flags = platform.processor() or "unknown CPU", set()
     try:

@@ -3,6 +3,8 @@ Hypothesis-drawn sizes, modes, padding modes and grids (points outside the
 image, on pixel centres and exactly on cell borders and rounding ties), float64
 gradchecks, the adjoint identity, output shapes == shapes formulas, interpolate
 as grid_sample on the identity grid, memory that follows the output, errors."""
+import os
+import sys
 import tracemalloc
 
 import numpy as np
@@ -217,25 +219,14 @@ def test_interpolate_bilinear_is_grid_sample_on_the_identity_grid(hw, out, align
 # ---- memory follows the output ----------------------------------------------------------------
 def _peak_bytes(fn):
     """The most bytes allocated at once while ``fn`` runs: on a GPU the device memory CuPy's pool
-    hands out (a memory hook), else host memory (tracemalloc sees NumPy's arrays, and the
-    stand-in's, which are NumPy arrays; on a GPU it would see only CuPy's own host objects)."""
+    hands out (bench_gpu's memory hook), else host memory (tracemalloc sees NumPy's arrays, and
+    the stand-in's, which are NumPy arrays; on a GPU it would see only CuPy's own host objects)."""
     xp = current_xp()
     if xp is not np and not getattr(xp, "__standin__", False):
-        class Peak(xp.cuda.MemoryHook):
-            name = "test_peak"
-            now = peak = 0
+        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+        from bench_gpu import CupyPeak
 
-            def malloc_postprocess(self, **kw):
-                self.now += kw["mem_size"]
-                self.peak = max(self.peak, self.now)
-
-            def free_postprocess(self, **kw):
-                self.now -= kw["mem_size"]
-
-        hook = Peak()
-        with hook:
-            fn()
-        return hook.peak
+        return CupyPeak(xp).measure(fn) * 2**20
     tracemalloc.start()
     try:
         fn()
