@@ -20,6 +20,7 @@ fresh process:
     default-run  bench_default_run.py              `minisegnet train` with no arguments
     grid-sample  bench_grid_sample.py --levers     F.grid_sample against PyTorch's
     augment      bench_augment.py                  what the augmentations add to an epoch
+    threads      bench_threads.py                  what a second thread buys NumPy work in the pool
     winograd     try_winograd.py                   a lever tried and not kept, against im2col and PyTorch
     summary      (written here)                    every target, measured against its figure
 
@@ -46,6 +47,7 @@ SECTIONS = {
     "default-run": ["bench_default_run.py"],
     "grid-sample": ["bench_grid_sample.py", "--levers"],
     "augment": ["bench_augment.py"],
+    "threads": ["bench_threads.py"],
     "winograd": ["try_winograd.py"],
 }
 QUICK = {
@@ -56,6 +58,7 @@ QUICK = {
     "default-run": ["--", "--epochs", "1", "--num-train", "32", "--num-val", "16"],
     "grid-sample": ["--quick"],
     "augment": ["--quick"],
+    "threads": ["--quick"],
     "winograd": ["--quick"],
 }
 RESULT = re.compile(r"\n?<!-- result: (.*) -->\s*$")

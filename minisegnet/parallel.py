@@ -8,15 +8,22 @@ batch into pieces (a few images, or bands of output rows) and hands them to
 over ``get_num_threads()`` threads (the calling thread takes a share too),
 and returns the results in piece order.
 
-Three rules keep it correct and fast:
+Four rules keep it correct and fast:
 
 * **Nothing shared is written.** Each task writes only its own slice of the
   output, and scratch buffers are per thread (``functional/conv_fast.py``
   keys its cache by thread). A task must not call ``run`` itself: inside a
   task, ``run`` works through its pieces serially.
-* **Never slower than one thread.** The threads claim the pieces one at a
-  time, the calling thread included; a worker that wakes up late (on a busy
-  machine) finds the pieces already taken.
+* **Pieces big enough to share.** The threads overlap only inside NumPy's
+  loops: dispatching an operation, allocating its result and the Python
+  between two operations need the interpreter lock, which the threads then
+  hand back and forth. Operations of a few thousand elements run slower on
+  two threads than on one, and only long ones gain
+  (``benchmarks/bench_threads.py`` measures it by kind of work and size), so
+  callers cut work into pieces of at least ``MIN_PIECE_BYTES``. The threads
+  claim the pieces one at a time, the calling thread included, so a worker
+  that wakes up late (on a busy machine) finds them already taken instead of
+  holding the others up.
 * **One level of threads.** OpenBLAS, NumPy's usual BLAS, runs its own
   threads inside every matrix product, and its threads spin while they wait
   for work. With our threads on top, two cores would serve four busy
@@ -190,8 +197,9 @@ class _Job:
     A thread *claims* the next unclaimed piece (under a lock, so no piece is
     claimed twice), runs it, and claims again until none is left. The
     calling thread works too, so if a worker is slow to wake up (the machine
-    is busy) the caller simply takes its pieces: never slower than working
-    alone. ``wait`` returns once no claimed piece is still running.
+    is busy) the caller simply takes its pieces instead of waiting for it
+    (the pieces themselves must be big enough to gain from a second thread:
+    see the module docstring). ``wait`` returns once no claimed piece is still running.
     """
 
     def __init__(self, task, pieces):
