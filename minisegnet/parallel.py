@@ -17,10 +17,13 @@ Four rules keep it correct and fast:
 * **Pieces big enough to share.** The threads overlap only inside NumPy's
   loops: dispatching an operation, allocating its result and the Python
   between two operations need the interpreter lock, which the threads then
-  hand back and forth. Operations of a few thousand elements run slower on
-  two threads than on one, and only long ones gain
+  hand back and forth. Copies and elementwise operations of a few thousand
+  elements run slower on two threads than on one, and only long ones gain
   (``benchmarks/bench_threads.py`` measures it by kind of work and size), so
-  callers cut work into pieces of at least ``MIN_PIECE_BYTES``. The threads
+  callers cut work into pieces of at least ``MIN_PIECE_BYTES``; the
+  operations inside a piece can still be smaller (a 3x3 im2col copies a
+  ninth of its piece at a time), which is one reason the second core buys
+  less here than in PyTorch. The threads
   claim the pieces one at a time, the calling thread included, so a worker
   that wakes up late (on a busy machine) finds them already taken instead of
   holding the others up.
