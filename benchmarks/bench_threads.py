@@ -128,7 +128,7 @@ def measure(make, size, repeats):
 
 def cell(ratios):
     """The median ratio and its interquartile range, e.g. ``1.25 (1.10-1.38)``."""
-    q1, median, q3 = statistics.quantiles(ratios, n=4)
+    q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive")
     return f"{median:.2f} ({q1:.2f}-{q3:.2f})"
 
 

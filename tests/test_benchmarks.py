@@ -60,3 +60,15 @@ def test_the_lever_tables_switch_every_lever():
                 for name in dir(module) if name.isupper() and isinstance(getattr(module, name), bool)}
     assert set(bench_train_step.CONSTANT_LEVERS) == switches
     assert "parallel.EVEN_RUNS" in switches and "functional.pooling.MASKS_BY_BITS" in switches
+
+
+def test_thread_benchmark_runs_every_kind_of_work(monkeypatch):
+    """bench_threads.py's cells run (a few elements of each kind of work, one round) and report
+    one ratio per round, each positive: a smoke run of what its table measures."""
+    import bench_threads
+
+    monkeypatch.setattr(bench_threads, "TOTAL", 2 * 4096)
+    for name, make in bench_threads.kinds(np.random.default_rng(0)).items():
+        ratios = bench_threads.measure(make, 4096, repeats=1)
+        assert len(ratios) == 1 and ratios[0] > 0, name
+    assert bench_threads.cell([1.0, 2.0, 3.0]) == "2.00 (1.50-2.50)"
