@@ -334,8 +334,9 @@ output. ``False``: keep nothing, as PyTorch. ``benchmarks/bench_grid_sample.py -
 BLOCK_ELEMENTS = 1 << 17
 """Output values (channels x points) handled at a time on the CPU (2**17: half a MiB of
 float32), so that a block's indices, weights and values are still in the cache when the
-next corner reads them, while each NumPy call is long enough that two threads running
-blocks side by side seldom wait for each other's interpreter lock.
+next corner reads them, while each call over all its channels is long enough to gain from
+a second thread (the calls per point are ``channels`` times shorter, and short calls gain
+nothing on two threads: ``benchmarks/bench_threads.py``).
 ``None``: whole images at a time (fewer, larger array operations: what a GPU wants,
 and what CuPy arrays always get). ``benchmarks/bench_grid_sample.py --levers`` times both."""
 
