@@ -4,11 +4,9 @@
     python benchmarks/bench_threads.py --quick   # a smoke run, not a measurement
 
 ``minisegnet.parallel`` shares work out over plain Python threads, which
-only helps while NumPy has let go of the interpreter lock (the GIL): inside
-an operation's loop over its elements. Everything around it (dispatching the
-operation, allocating its result, the Python between two operations) needs
-the lock, and a thread that wants the lock back after an operation waits for
-whoever holds it. This script measures how that plays out: for each kind of
+overlap only while NumPy has let go of the interpreter lock, inside an
+operation's loop (docs/performance.md, "Using both cores", says why that
+limits them). This script measures what is left of a second core: for each kind of
 work the pool runs (a chain of elementwise ufuncs, the strided copies im2col
 is made of, a gather with ``np.take``, a scatter-add with ``np.add.at``, and
 a small matrix product) and each size of one operation (4096 to 1048576
@@ -21,7 +19,9 @@ rounds and the interquartile range of the rounds' ratios.
 
 Each task writes only its own thread's output arrays (``threading.local``),
 as the pool's rule asks; OpenBLAS is held to one thread inside the pool, so
-the matrix products measure the pool's threads, not OpenBLAS's.
+the matrix products measure the pool's threads, not OpenBLAS's. Changing the
+thread count starts a new pool, so each timing follows an untimed warm-up
+run at its thread count (the new thread started, its arrays made).
 """
 import argparse
 import os
@@ -78,9 +78,8 @@ def kinds(rng):
         index = rng.integers(0, table.size, size)
 
         def task(_):
-            out = own("take", (size,))
-            for _ in range(4):
-                np.take(table, index, out=out)
+            for _ in range(4):          # fresh results, as grid_sample's corner reads make them
+                np.take(table, index)
         return task
 
     def scatter_add(size):
@@ -103,7 +102,7 @@ def kinds(rng):
 
     return {"elementwise (4 x two ufuncs, fresh results)": elementwise,
             "strided copy (4 x im2col-like rows of 64)": strided_copy,
-            "gather (4 x np.take)": gather,
+            "gather (4 x np.take, fresh results)": gather,
             "scatter-add (np.add.at)": scatter_add,
             "matrix product (16 x 72 weights)": matmul}
 
@@ -119,9 +118,10 @@ def measure(make, size, repeats):
     for r in range(repeats + 1):
         seconds = {}
         for n in ((1, 2) if r % 2 else (2, 1)):
-            parallel.set_num_threads(n)
+            parallel.set_num_threads(n)         # a new thread count starts a new pool ...
+            parallel.run(task, items[:8])       # ... so warm it (its thread, their arrays) untimed
             seconds[n] = timing.time_once(lambda: parallel.run(task, items))
-        if r:                       # the first round warms up (the threads' own arrays, the pool)
+        if r:                                   # the first round warms up the rest
             ratios.append(seconds[1] / seconds[2])
     return ratios
 

@@ -1,32 +1,31 @@
 """A small thread pool for the array work, and the BLAS threads beside it.
 
-NumPy lets go of Python's global interpreter lock inside copies, ufuncs and
-matrix products, so plain Python threads can keep several cores busy as long
-as each one works on its own arrays. The convolution uses that: it cuts a
+NumPy lets go of Python's global interpreter lock inside the loops of
+copies, ufuncs, gathers and matrix products, so plain Python threads can
+keep several cores busy as long as each one works on its own arrays. The convolution uses that: it cuts a
 batch into pieces (a few images, or bands of output rows) and hands them to
 ``run``, which calls ``task(piece)`` for every piece, the pieces shared out
 over ``get_num_threads()`` threads (the calling thread takes a share too),
 and returns the results in piece order.
 
-Four rules keep it correct and fast:
+Five rules keep it correct and fast:
 
 * **Nothing shared is written.** Each task writes only its own slice of the
   output, and scratch buffers are per thread (``functional/conv_fast.py``
   keys its cache by thread). A task must not call ``run`` itself: inside a
   task, ``run`` works through its pieces serially.
 * **Pieces big enough to share.** The threads overlap only inside NumPy's
-  loops: dispatching an operation, allocating its result and the Python
-  between two operations need the interpreter lock, which the threads then
-  hand back and forth. Copies and elementwise operations of a few thousand
-  elements run slower on two threads than on one, and only long ones gain
-  (``benchmarks/bench_threads.py`` measures it by kind of work and size), so
-  callers cut work into pieces of at least ``MIN_PIECE_BYTES``; the
-  operations inside a piece can still be smaller (a 3x3 im2col copies a
-  ninth of its piece at a time), which is one reason the second core buys
-  less here than in PyTorch. The threads
-  claim the pieces one at a time, the calling thread included, so a worker
-  that wakes up late (on a busy machine) finds them already taken instead of
-  holding the others up.
+  loops; everything between two operations needs the interpreter lock,
+  which the threads then hand back and forth (docs/performance.md, "Using
+  both cores"). Short copies and elementwise operations (a few thousand
+  elements) run slower on two threads than on one
+  (``benchmarks/bench_threads.py`` measures it by kind and size), so callers
+  cut work into pieces of at least ``MIN_PIECE_BYTES``; that is necessary,
+  not enough: the operations inside a piece can still be short (a 3x3
+  im2col copies a ninth of its piece at a time).
+* **Late workers hold nobody up.** The threads claim the pieces one at a
+  time, the calling thread included, so a worker that wakes up late (on a
+  busy machine) finds them already taken.
 * **One level of threads.** OpenBLAS, NumPy's usual BLAS, runs its own
   threads inside every matrix product, and its threads spin while they wait
   for work. With our threads on top, two cores would serve four busy
@@ -200,9 +199,8 @@ class _Job:
     A thread *claims* the next unclaimed piece (under a lock, so no piece is
     claimed twice), runs it, and claims again until none is left. The
     calling thread works too, so if a worker is slow to wake up (the machine
-    is busy) the caller simply takes its pieces instead of waiting for it
-    (the pieces themselves must be big enough to gain from a second thread:
-    see the module docstring). ``wait`` returns once no claimed piece is still running.
+    is busy) the caller simply takes its pieces instead of waiting for it.
+    ``wait`` returns once no claimed piece is still running.
     """
 
     def __init__(self, task, pieces):

@@ -335,8 +335,9 @@ BLOCK_ELEMENTS = 1 << 17
 """Output values (channels x points) handled at a time on the CPU (2**17: half a MiB of
 float32), so that a block's indices, weights and values are still in the cache when the
 next corner reads them, while each call over all its channels is long enough to gain from
-a second thread (the calls per point are ``channels`` times shorter, and short calls gain
-nothing on two threads: ``benchmarks/bench_threads.py``).
+a second thread (the calls per point are ``channels`` times shorter: with 32 channels,
+4096 points, a size at which calls run slower on two threads than on one, as
+``benchmarks/bench_threads.py`` measures).
 ``None``: whole images at a time (fewer, larger array operations: what a GPU wants,
 and what CuPy arrays always get). ``benchmarks/bench_grid_sample.py --levers`` times both."""
 
