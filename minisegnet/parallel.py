@@ -2,11 +2,11 @@
 
 NumPy lets go of Python's global interpreter lock inside the loops of
 copies, ufuncs, gathers and matrix products, so plain Python threads can
-keep several cores busy as long as each one works on its own arrays. The convolution uses that: it cuts a
-batch into pieces (a few images, or bands of output rows) and hands them to
-``run``, which calls ``task(piece)`` for every piece, the pieces shared out
-over ``get_num_threads()`` threads (the calling thread takes a share too),
-and returns the results in piece order.
+keep several cores busy as long as each one works on its own arrays. The
+convolution uses that: it cuts a batch into pieces (a few images, or bands
+of output rows) and hands them to ``run``, which calls ``task(piece)`` for
+every piece, the pieces shared out over ``get_num_threads()`` threads (the
+calling thread takes a share too), and returns the results in piece order.
 
 Five rules keep it correct and fast:
 
