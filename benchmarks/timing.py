@@ -138,7 +138,6 @@ def threads(n):
             set_blas_threads(before[2])
 
 
-# ---- the machine ------------------------------------------------------------------------------
 @contextlib.contextmanager
 def constants_set(module, **values):
     """A module's speed levers that are module constants (``pooling.MASKS_BY_BITS``,
@@ -154,29 +153,31 @@ def constants_set(module, **values):
 
 
 @contextlib.contextmanager
+def _set_for_block(setter, value):
+    """``setter(value)`` for the block, then ``setter(previous)``, for a setter that returns
+    the value it replaced (as ``conv_fast.set_lever`` and ``set_im2col_limit`` do)."""
+    previous = setter(value)
+    try:
+        yield
+    finally:
+        setter(previous)
+
+
 def lever_set(name, on):
     """``functional/conv_fast.py``'s lever ``name`` switched to ``on`` for the block, then restored."""
     from minisegnet.functional import conv_fast
 
-    previous = conv_fast.set_lever(name, on)
-    try:
-        yield
-    finally:
-        conv_fast.set_lever(name, previous)
+    return _set_for_block(lambda value: conv_fast.set_lever(name, value), on)
 
 
-@contextlib.contextmanager
 def im2col_limit_set(nbytes):
     """The current backend's im2col limit set to ``nbytes`` for the block, then restored."""
     from minisegnet.functional import conv_fast
 
-    previous = conv_fast.set_im2col_limit(nbytes)
-    try:
-        yield
-    finally:
-        conv_fast.set_im2col_limit(previous)
+    return _set_for_block(conv_fast.set_im2col_limit, nbytes)
 
 
+# ---- the machine ------------------------------------------------------------------------------
 def _cpuinfo():
     model, flags = platform.processor() or "unknown CPU", set()
     try:

@@ -17,6 +17,8 @@ from minisegnet.functional import sampling
 from minisegnet.testing import gradcheck
 from helpers import as_torch, assert_close, current_xp, t64
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
+
 MODES = ["bilinear", "nearest"]
 PADDING_MODES = ["zeros", "border", "reflection"]
 
@@ -223,8 +225,7 @@ def _peak_bytes(fn):
     the stand-in's, which are NumPy arrays; on a GPU it would see only CuPy's own host objects)."""
     xp = current_xp()
     if xp is not np and not getattr(xp, "__standin__", False):
-        sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "benchmarks"))
-        from bench_gpu import CupyPeak
+        from bench_gpu import CupyPeak    # benchmarks/ is on the path (above)
 
         return CupyPeak(xp).measure(fn) * 2**20
     tracemalloc.start()
