@@ -165,6 +165,19 @@ def test_repeated_index_backward_accumulates_without_deprecation_warnings(cupy):
     np.testing.assert_array_equal(x.grad.numpy(), [2.0, 0.0, 1.0])
 
 
+# ---- gathers at indices known to be valid ------------------------------------------------------
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_take_valid_reads_what_take_reads_on_both_backends(axis, cupy):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((3, 4, 5)).astype(np.float32)
+    index = rng.integers(0, a.shape[axis], size=(2, 7))     # valid, repeated, any shape
+    expected = np.take(a, index, axis=axis)
+    np.testing.assert_array_equal(backend.take_valid(a, index, axis), expected)
+    on_device = backend.take_valid(backend.asarray(a, backend="cupy"), backend.asarray(index, backend="cupy"), axis)
+    assert isinstance(on_device, cupy.ndarray)
+    np.testing.assert_array_equal(cupy.asnumpy(on_device), expected)
+
+
 # ---- asking for CuPy where it is missing ---------------------------------------------------------
 def test_set_backend_cupy_without_cupy_says_so_in_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "cupy", None)       # `import cupy` now fails
