@@ -53,43 +53,50 @@ CONSTANT_LEVERS = ["functional.pooling.START_AT_FIRST", "functional.pooling.COPY
                    "parallel.EVEN_RUNS"]
 
 
-def build_pair(batch, size, seed=0, model="bench"):
-    """Our U-Net, its PyTorch twin with the same weights, both optimizers, and one batch.
+def build_ours(batch, size, seed=0, model="bench"):
+    """Our U-Net, its optimizer and one batch ``(x, y)``, without PyTorch.
 
     ``model="bench"``: base 16, depth 2, SGD with momentum (the table's network);
     ``model="default"``: base 8, depth 3, Adam 3e-3 (``minisegnet train``'s).
     """
-    import torch
-
     import minisegnet as msn
-    from minisegnet.export import to_torch
     from minisegnet.models import UNet
 
     msn.manual_seed(seed)
     if model == "default":
         ours = UNet(3, NUM_CLASSES, base_channels=8, depth=3, padding="same")
-        theirs = to_torch(ours)
         opt = msn.optim.Adam(ours.parameters(), lr=3e-3)
-        topt = torch.optim.Adam(theirs.parameters(), lr=3e-3)
     else:
         ours = UNet(3, NUM_CLASSES, base_channels=16, depth=2, padding="same")
-        theirs = to_torch(ours)
         opt = msn.optim.SGD(ours.parameters(), lr=LR, momentum=MOMENTUM)
-        topt = torch.optim.SGD(theirs.parameters(), lr=LR, momentum=MOMENTUM)
     rng = np.random.default_rng(seed)
     x = rng.random((batch, 3, size, size), dtype=np.float32)
     y = rng.integers(0, NUM_CLASSES, (batch, size, size))
+    return ours, opt, x, y
+
+
+def build_pair(batch, size, seed=0, model="bench"):
+    """``build_ours``'s network, optimizer and batch, plus its PyTorch twin (the same weights)
+    and the twin's optimizer: ``(ours, theirs, opt, topt, x, y)``."""
+    import torch
+
+    from minisegnet.export import to_torch
+
+    ours, opt, x, y = build_ours(batch, size, seed, model)
+    theirs = to_torch(ours)
+    if model == "default":
+        topt = torch.optim.Adam(theirs.parameters(), lr=3e-3)
+    else:
+        topt = torch.optim.SGD(theirs.parameters(), lr=LR, momentum=MOMENTUM)
     return ours, theirs, opt, topt, x, y
 
 
-def step_functions(ours, theirs, opt, topt, x, y):
-    import torch
-
+def ours_step_function(ours, opt, x, y):
+    """One training step of ``ours`` on ``(x, y)``: forward, loss, backward, optimizer; returns the loss."""
     import minisegnet as msn
     from minisegnet import functional as F
 
     xo, yo = msn.tensor(x), msn.tensor(y)
-    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
     def ours_step():
         loss = F.cross_entropy(ours(xo), yo)
@@ -97,6 +104,15 @@ def step_functions(ours, theirs, opt, topt, x, y):
         loss.backward()
         opt.step()
         return loss.item()
+
+    return ours_step
+
+
+def step_functions(ours, theirs, opt, topt, x, y):
+    import torch
+
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    ours_step = ours_step_function(ours, opt, x, y)
 
     def torch_step():
         loss = torch.nn.functional.cross_entropy(theirs(xt), yt)
