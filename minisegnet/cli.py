@@ -58,10 +58,10 @@ def _add_training_commands(commands):
                 return fails("train", "give --augment NAMES or --no-augment, not both")
             config["augment"] = []
         if args.resume:
-            given = sorted(k for k in config if k not in ("epochs", "backend"))
+            given = sorted(k for k in config if k not in ("epochs", "backend", "processes"))
             if given:
-                return fails("train", "--resume continues a run with its own settings; only --epochs and "
-                                      f"--backend may change, got --{', --'.join(k.replace('_', '-').replace('model-args', 'model-arg') for k in given)}")
+                return fails("train", "--resume continues a run with its own settings; only --epochs, "
+                                      f"--backend and --processes may change, got --{', --'.join(k.replace('_', '-').replace('model-args', 'model-arg') for k in given)}")
         try:
             train.run(dict(train.DEFAULTS, **config) if not args.resume else config, out=args.out,
                       resume=args.resume, progress=not args.quiet)
@@ -136,6 +136,10 @@ def _add_training_commands(commands):
                       help=f"training augmentations, from: {', '.join(AUGMENTATIONS)} (default: hflip,vflip,rot90 "
                            "for generated data, hflip for a folder)")
     more.add_argument("--no-augment", action="store_true", help="the same as --augment none")
+    more.add_argument("--processes", type=int,
+                      help="processes sharing each training step, each on a slice of the batch (data "
+                           "parallelism, CPU only; default: 2 where there are two cores, a batch of two or "
+                           "more and a model without BatchNorm, else 1)")
     more.add_argument("--quiet", action="store_true", help="no progress bar")
     train_cmd.set_defaults(func=run_train)
 

@@ -43,12 +43,13 @@ Five rules keep it correct and fast:
 one thread does all the work, products included. Only NumPy work goes
 through the pool; CuPy runs on the GPU.
 """
+import contextlib
 import ctypes
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["set_num_threads", "get_num_threads", "run", "pieces", "over_batch", "blas_threads_controllable", "find_openblas",
+__all__ = ["set_num_threads", "get_num_threads", "one_thread", "run", "pieces", "over_batch", "blas_threads_controllable", "find_openblas",
            "SPLIT", "MIN_PIECE_BYTES"]
 
 # A batch is cut into at least SPLIT pieces when it is big enough, whatever the thread
@@ -105,6 +106,23 @@ def set_num_threads(n):
 def get_num_threads():
     """How many threads ``run`` shares the pieces over."""
     return _num_threads
+
+
+@contextlib.contextmanager
+def one_thread():
+    """The block runs on one thread: the pool off (``set_num_threads(1)``) and OpenBLAS
+    held to one thread where it can be set; both restored after. For work shared by
+    processes instead of threads (``data_parallel.py``): each process takes one core."""
+    previous = set_num_threads(1)
+    hold = blas_threads_controllable()
+    if hold:
+        _hold_blas_to_one_thread()
+    try:
+        yield
+    finally:
+        if hold:
+            _release_blas()
+        set_num_threads(previous)
 
 
 # ---- BLAS threads --------------------------------------------------------------------

@@ -39,6 +39,7 @@ the whole mask; prediction on large images (``predict.py``) slides such tiles ov
 the image.
 """
 import contextlib
+import functools
 import json
 import math
 import os
@@ -47,8 +48,9 @@ import time
 
 import numpy as np
 
-from . import backend, checks, data as data_module, optim, shapes, tasks
+from . import backend, checks, data as data_module, data_parallel, optim, parallel, shapes, tasks
 from .autograd import Tensor, no_grad
+from .nn.normalization import BatchNorm2d
 from .random import generator, manual_seed
 from .runfolder import (CHECKPOINT_FORMAT, CheckpointError, atomic_file, checkpoint_epoch, read_checkpoint,
                         read_meta, remove_stale_temporaries, save_checkpoint, write_json)
@@ -63,6 +65,7 @@ DEFAULTS = dict(
     task="semantic", model=None, data=None, size=64, num_train=512, num_val=64, epochs=12, batch_size=8,
     optimizer="adam", lr=3e-3, weight_decay=0.0, momentum=0.9, schedule="poly",
     seed=0, backend=None, augment=None, num_classes=None, thing_classes=None, val_fraction=0.2,
+    processes=None,
 )
 TOY_DATASETS = {"shapes": data_module.Shapes, "roads": data_module.Roads, "cells": data_module.Cells}
 # Augmentations used when --augment is not given (names of data.AUGMENTATIONS).
@@ -169,6 +172,8 @@ def resolve_config(config):
     config["backend"] = config["backend"] or _choose_backend(None)
     if config["backend"] not in ("numpy", "cupy"):
         raise UserError(f"--backend must be numpy or cupy, got {config['backend']!r}")
+    if config["processes"] is not None and not _positive_int(config["processes"]):
+        raise UserError(f"--processes must be a positive integer, got {config['processes']!r}")
     config["augment"] = _augment_names(config["augment"], config["data"])
     config["thing_classes"] = _thing_classes(config["thing_classes"], config["data"])
     return config
@@ -377,6 +382,31 @@ def _check_model_fits(model, size, in_channels):
     return geometry
 
 
+def _processes(config, model):
+    """How many processes share each training step (``data_parallel.py``): ``--processes``, else 2
+    where they pay: on the CPU, with at least two threads allowed (``parallel.get_num_threads``), a
+    batch of at least two images and a model without BatchNorm (whose statistics would be per process)."""
+    has_batch_norm = any(isinstance(m, BatchNorm2d) for m in model.modules())
+    requested = config["processes"]
+    if requested is None:
+        fits = (config["backend"] == "numpy" and parallel.get_num_threads() >= 2 and config["batch_size"] >= 2
+                and not has_batch_norm)
+        return 2 if fits else 1
+    if requested > 1 and config["backend"] != "numpy":
+        raise UserError(f"--processes {requested}: several processes share a step on the CPU (numpy) only; "
+                        f"--backend {config['backend']} runs one")
+    if requested > 1 and has_batch_norm:
+        raise UserError(f"--processes {requested}: this model has BatchNorm, whose statistics would be per "
+                        "process instead of per batch; use --processes 1")
+    return requested
+
+
+def _loss_of(model, images, targets, task, geometry, size):
+    """The outputs and the loss of a batch (or of a slice of one): what a training step differentiates."""
+    outputs = _forward(model, images, geometry, size)
+    return outputs, task.loss(outputs, targets)
+
+
 def _forward(model, images, geometry, size):
     """The model's outputs for a host batch of ``size x size`` images, cropped to ``size x size``.
     The one upload of a step: the image batch."""
@@ -520,7 +550,8 @@ def _describe(config, task, model, info, n_train, n_val):
             f"{config['data']} {config['size']}x{config['size']} ({info['num_classes']} classes): "
             f"{n_train} training / {n_val} held-out images, {config['epochs']} epochs of batch "
             f"{config['batch_size']}, {config['optimizer']} lr {config['lr']:g} ({config['schedule']}), "
-            f"augment {','.join(config['augment']) or 'none'}, seed {config['seed']}, backend {config['backend']}")
+            f"augment {','.join(config['augment']) or 'none'}, seed {config['seed']}, backend {config['backend']}, "
+            f"{config['processes']} process{'es' if config['processes'] > 1 else ''} per step")
 
 
 def _resume_point(config, out):
@@ -542,7 +573,8 @@ def _resume_point(config, out):
     else:
         raise UserError(f"--resume: {out!r} holds no checkpoint.npz or config.json: there is no run to continue")
     resumed = dict(saved, epochs=config.get("epochs") or saved.get("epochs"),
-                   backend=_choose_backend(config.get("backend"), saved.get("backend")))
+                   backend=_choose_backend(config.get("backend"), saved.get("backend")),
+                   processes=config.get("processes"))      # like the backend, this machine's choice
     resumed.pop("out", None)
     return resumed, state, meta
 
@@ -588,6 +620,7 @@ def _train(config, out, state, meta, progress, log):
     val_loader = data_module.DataLoader(val_ds, config["batch_size"], transform=val_transform)
     optimizer = _make_optimizer(config, model.parameters())
     schedule = _make_schedule(config, optimizer, len(loader))
+    config = dict(config, processes=_processes(config, model))
 
     history, start_epoch, best = [], 0, None
     if meta is not None:                                       # resume: the last committed epoch
@@ -621,6 +654,8 @@ def _train(config, out, state, meta, progress, log):
     log(f"Writing {out}/")
 
     started = time.perf_counter()
+    loss_of = functools.partial(_loss_of, task=task, geometry=geometry, size=size)
+    training_step = data_parallel.training_step(model, loss_of, config["processes"], seed=config["seed"])
     try:
         for epoch in range(start_epoch, config["epochs"]):
             t0 = time.perf_counter()
@@ -630,14 +665,12 @@ def _train(config, out, state, meta, progress, log):
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config['epochs']}", unit="batch",
                        disable=not progress, leave=True, file=sys.stderr, dynamic_ncols=True)
             for images, *labels in bar:
-                outputs = _forward(model, images, geometry, size)
                 targets = task.targets(labels)
-                loss = task.loss(outputs, targets)
-                value = loss.item()                            # the one number a step brings back
+                # forward, loss and backward, in one process or several (data_parallel.py); the
+                # loss value is the one number a step brings back
+                outputs, value = training_step.step(images, targets)
                 if not math.isfinite(value):
                     raise TrainingDiverged(_diverged(value, epoch, steps, checkpoint, config))
-                optimizer.zero_grad()
-                loss.backward()
                 optimizer.step()
                 if schedule is not None:
                     schedule.step()
@@ -673,6 +706,7 @@ def _train(config, out, state, meta, progress, log):
             f"minisegnet train --resume --out {out}")
         raise
     finally:
+        training_step.close()                                  # stops the worker processes, if any
         if history:
             _figures(out, model, task, history, val_ds, val_transform, geometry, size)
 

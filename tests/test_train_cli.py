@@ -182,6 +182,8 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
     (["train", "--momentum", "-1", "--optimizer", "sgd"], "--momentum must be a non-negative number"),
     (["train", "--resume", "--epochs", "3"], "--resume needs --out"),
     (["train", "--model-arg", "no_such_option=1"], "--model-arg"),
+    (["train", "--processes", "0"], "--processes must be a positive integer, got 0"),
+    (["train", "--processes", "2", "--model-arg", "batch_norm=true"], "--processes 2: this model has BatchNorm"),
     (["evaluate", "/no/such/checkpoint.npz"], "does not exist"),
     (["predict", "/no/such/run", "x.png", "--out", "o"], "does not exist"),
 ])
@@ -337,7 +339,7 @@ def test_predict_out_must_be_a_folder_it_can_make(run_dir, tmp_path, capsys):
     (["train", "--num-classes", "0"], "--num-classes must be a positive integer, got 0"),
     (["train", "--num-classes", "5"], "the built-in shapes data has 4 classes"),
     (["evaluate", "RUN", "--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
-    (["train", "--resume", "--out", "RUN", "--lr", "1"], "only --epochs and --backend may change"),
+    (["train", "--resume", "--out", "RUN", "--lr", "1"], "only --epochs, --backend and --processes may change"),
     (["train", "--out", "RUN"], "already holds a run"),
 ])
 def test_more_user_errors_exit_2(run_dir, argv, message, capsys, tmp_path, monkeypatch):

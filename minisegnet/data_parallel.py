@@ -1,0 +1,251 @@
+"""Data parallelism: one training step shared by several processes, each on a slice of the batch.
+
+Threads in one Python process overlap only inside NumPy's loops: between
+two operations each needs the interpreter lock, so a second thread buys our
+step little (docs/performance.md, "Using both cores"). Processes have an
+interpreter each and share nothing, so they do not wait for one another.
+Data parallelism, what PyTorch's ``DistributedDataParallel`` does, uses them
+for training: every process holds a copy of the model and works on its own
+slice of the batch. One step with ``K`` processes (this one and ``K - 1``
+workers, started once):
+
+1. the batch of ``N`` images (and its targets) is cut into ``K`` slices of
+   ``n_k`` images, about ``N / K`` each;
+2. each worker is sent the current weights and its slice through a pipe;
+   this process keeps slice 0;
+3. all of them run forward, loss and backward on their slice at once;
+4. the loss of slice ``k`` is a mean over its images, so the batch's
+   gradient is the weighted mean of theirs (and the loss likewise)::
+
+       g = sum_k (n_k / N) g_k          loss = sum_k (n_k / N) loss_k
+
+   written into this process's parameters' ``.grad``; the workers also
+   send their outputs back, so the step returns the whole batch's;
+5. the optimizer then updates the weights here, once, as after a
+   one-process backward.
+
+For a loss that is a mean over pixels, each image weighing the same
+(cross-entropy without ignored pixels), this is the one-process gradient up
+to rounding (a test checks it). A loss averaged over a count that differs
+between slices (ignored pixels, objects) is averaged by images instead, as
+``DistributedDataParallel`` does. BatchNorm would compute its statistics
+per slice, not per batch, so a model with BatchNorm is refused.
+
+Each process runs one thread (``parallel.one_thread``): the processes, not
+threads, share the cores. ``benchmarks/bench_processes.py`` measures the
+step both ways. ``OneProcess`` is the same step without workers (the plain
+forward, loss and backward), so that a training loop calls one or the
+other the same way. NumPy only: a GPU runs one process.
+"""
+import multiprocessing
+import signal
+import traceback
+
+import numpy as np
+
+from . import backend, parallel, random
+from .autograd import Tensor
+from .nn.normalization import BatchNorm2d
+
+__all__ = ["OneProcess", "DataParallel", "training_step"]
+
+
+class OneProcess:
+    """``step(images, targets) -> (outputs, loss value)``: forward, loss and backward in this process.
+
+    ``loss_of(model, images, targets) -> (outputs, loss)``. The gradients are
+    left in the parameters' ``.grad`` (cleared first), ready for the optimizer.
+    """
+
+    processes = 1
+
+    def __init__(self, model, loss_of):
+        self.model, self.loss_of = model, loss_of
+
+    def step(self, images, targets):
+        for p in self.model.parameters():
+            p.grad = None
+        outputs, loss = self.loss_of(self.model, images, targets)
+        loss.backward()
+        return outputs, loss.item()
+
+    def close(self):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class DataParallel(OneProcess):
+    """The same step shared by ``processes`` processes (this one and ``processes - 1`` workers).
+
+    Start it once, use it for every step, and close it (or use it as a
+    context manager): ``close`` stops the workers. ``seed`` seeds each
+    worker's random numbers (worker ``k`` gets ``seed + k``), so that dropout
+    in a worker is repeatable. The workers are started with ``spawn`` (a
+    fresh interpreter, sent a copy of ``model`` and ``loss_of``, which must
+    therefore be picklable: a module-level function, or a
+    ``functools.partial`` of one).
+    """
+
+    def __init__(self, model, loss_of, processes, seed=0):
+        super().__init__(model, loss_of)
+        if not isinstance(processes, int) or isinstance(processes, bool) or processes < 2:
+            raise ValueError(f"DataParallel: processes must be an integer of at least 2, got {processes!r}")
+        if any(isinstance(m, BatchNorm2d) for m in model.modules()):
+            raise ValueError("DataParallel: the model has BatchNorm, whose statistics would be per process "
+                             "instead of per batch; train it in one process")
+        if any(backend.get_array_module(p.data) is not np for p in model.parameters()):
+            raise ValueError("DataParallel: the model's parameters must be NumPy arrays (a GPU runs one process)")
+        self.processes = processes
+        self.params = model.parameters()
+        context = multiprocessing.get_context("spawn")
+        self.pipes, self.workers = [], []
+        try:
+            for k in range(1, processes):
+                here, there = context.Pipe()
+                worker = context.Process(target=_worker, args=(there, model, loss_of, seed + k),
+                                         name=f"minisegnet-data-parallel-{k}", daemon=True)
+                worker.start()
+                there.close()
+                self.pipes.append(here)
+                self.workers.append(worker)
+        except BaseException:
+            self.close()
+            raise
+
+    def step(self, images, targets):
+        with parallel.one_thread():                     # the processes share the cores, not threads
+            return self._step(images, targets)
+
+    def _step(self, images, targets):
+        if not self.workers:
+            raise RuntimeError("DataParallel: closed (its workers have stopped); start a new one")
+        n = len(images)
+        sizes = [n // self.processes + (k < n % self.processes) for k in range(self.processes)]
+        bounds = np.cumsum([0] + sizes)                 # the larger slices first: this process's is never empty
+        slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
+        weights = [p.data for p in self.params]
+        busy = []
+        for pipe, part in zip(self.pipes, slices[1:]):
+            if part.stop > part.start:                  # a batch smaller than K leaves some idle
+                pipe.send((weights, images[part], _cut(targets, part)))
+                busy.append((pipe, part))
+        try:
+            outputs, loss_value = super().step(images[slices[0]], _cut(targets, slices[0]))
+        except BaseException:
+            for pipe, _ in busy:                         # their answers must not wait for the next step
+                _receive(pipe, self)
+            raise
+        share = (slices[0].stop - slices[0].start) / n
+        grads = [None if p.grad is None else share * p.grad.data for p in self.params]
+        loss_value *= share
+        parts = [_arrays(outputs)]
+        try:
+            for pipe, part in busy:
+                their_loss, their_grads, their_outputs = _receive(pipe, self)
+                share = (part.stop - part.start) / n
+                loss_value += share * their_loss
+                for i, g in enumerate(their_grads):
+                    if g is not None:
+                        grads[i] = share * g if grads[i] is None else grads[i] + share * g
+                parts.append(their_outputs)
+        except BaseException:                            # (Ctrl-C while waiting) no answer may be left behind
+            self.close()
+            raise
+        for p, g in zip(self.params, grads):
+            p.grad = None if g is None else Tensor(g)
+        return _joined(parts), loss_value
+
+    def close(self):
+        """Stop the workers (each is told to, then waited for; one that does not stop is ended)."""
+        for pipe in self.pipes:
+            try:
+                pipe.send(None)
+            except (OSError, ValueError):
+                pass
+        for worker in self.workers:
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.terminate()
+                worker.join()
+        for pipe in self.pipes:
+            pipe.close()
+        self.pipes, self.workers = [], []
+
+
+def training_step(model, loss_of, processes, seed=0):
+    """``OneProcess(model, loss_of)`` for one process, else ``DataParallel(model, loss_of, processes, seed)``."""
+    if processes == 1:
+        return OneProcess(model, loss_of)
+    return DataParallel(model, loss_of, processes, seed)
+
+
+# ---- the workers' side ----------------------------------------------------------------------
+def _worker(pipe, model, loss_of, seed):
+    """A worker's whole life: one thread; for each message ``(weights, images, targets)``, load
+    the weights, run the step on the slice and send back ``(loss, gradients, outputs)``; stop
+    on ``None``. An error is sent back as ``("error", its traceback)`` instead of raised here."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is for the parent, which stops us
+    backend.set_backend("numpy")                        # whatever MINISEGNET_BACKEND says
+    with parallel.one_thread():
+        random.manual_seed(seed)
+        model.train()
+        one = OneProcess(model, loss_of)
+        params = model.parameters()
+        while True:
+            message = pipe.recv()
+            if message is None:
+                break
+            weights, images, targets = message
+            try:
+                for p, w in zip(params, weights):
+                    p.data[...] = w
+                outputs, loss_value = one.step(images, targets)
+                grads = [None if p.grad is None else p.grad.data for p in params]
+                pipe.send((loss_value, grads, _arrays(outputs)))
+            except Exception:
+                pipe.send(("error", traceback.format_exc()))
+
+
+def _receive(pipe, owner):
+    """A worker's answer; its error (or its death) raised here as a RuntimeError, the workers stopped."""
+    try:
+        answer = pipe.recv()
+    except EOFError:
+        owner.close()
+        raise RuntimeError("DataParallel: a worker process died during the step (see its output above)") from None
+    if answer[0] == "error":
+        owner.close()
+        raise RuntimeError(f"DataParallel: the step failed in a worker process:\n{answer[1]}")
+    return answer
+
+
+# ---- cutting a batch and joining the outputs ------------------------------------------------------
+def _cut(targets, part):
+    """Images ``part`` of the targets: an array, or a tuple, list or dict of arrays (each batch-first)."""
+    if isinstance(targets, dict):
+        return {key: _cut(value, part) for key, value in targets.items()}
+    if isinstance(targets, (tuple, list)):
+        return type(targets)(_cut(value, part) for value in targets)
+    if not isinstance(targets, np.ndarray):
+        raise TypeError("DataParallel: the targets must be arrays (or a tuple, list or dict of them), one row "
+                        f"per image, to be cut between the processes; got {type(targets).__name__}")
+    return targets[part]
+
+
+def _arrays(outputs):
+    """A model's outputs (a Tensor, or a dict of Tensors) as arrays, cut from the graph."""
+    if isinstance(outputs, dict):
+        return {key: value.data for key, value in outputs.items()}
+    return outputs.data
+
+
+def _joined(parts):
+    """The slices' outputs put back together along the batch, as Tensors."""
+    if isinstance(parts[0], dict):
+        return {key: Tensor(np.concatenate([part[key] for part in parts])) for key in parts[0]}
+    return Tensor(np.concatenate(parts))

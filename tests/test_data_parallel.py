@@ -1,0 +1,193 @@
+"""Data parallelism (minisegnet/data_parallel.py): several processes share a training step.
+
+The workers are real processes (``spawn``), so the functions they run are
+module-level here (a worker imports this module to find them).
+"""
+import json
+import os
+
+import numpy as np
+import pytest
+
+import minisegnet as msn
+from minisegnet import data_parallel, parallel, train
+from minisegnet import functional as F
+from minisegnet.models import UNet
+
+
+def loss_of(model, images, targets):
+    outputs = model(msn.tensor(images))
+    return outputs, F.cross_entropy(outputs, msn.tensor(targets))
+
+
+def dict_loss_of(model, images, targets):
+    """Outputs and targets as dicts of batch-first arrays, as the instance and panoptic tasks have them."""
+    outputs = model(msn.tensor(images))
+    return {"logits": outputs}, F.cross_entropy(outputs, msn.tensor(targets["masks"]))
+
+
+def fails_on_three_images(model, images, targets):
+    if len(images) == 3:
+        raise ValueError("this slice has three images")
+    return loss_of(model, images, targets)
+
+
+def fails_on_nan_images(model, images, targets):
+    if np.isnan(images).any():
+        raise ValueError("NaN in the images")
+    return loss_of(model, images, targets)
+
+
+@pytest.fixture(autouse=True)
+def _on_numpy():
+    """Data parallelism is for the CPU: these tests build their models on NumPy in either session."""
+    msn.set_backend("numpy")
+    yield
+
+
+def _model():
+    msn.manual_seed(0)
+    return UNet(3, 4, base_channels=4, depth=2, padding="same")
+
+
+def _batch(n=5, size=16):
+    rng = np.random.default_rng(1)
+    return rng.random((n, 3, size, size), dtype=np.float32), rng.integers(0, 4, (n, size, size))
+
+
+def _grads(model):
+    return [p.grad.data.copy() for p in model.parameters()]
+
+
+@pytest.fixture(scope="module")
+def two():
+    """A two-process step on ``_model()`` (started once: each start spawns a worker)."""
+    msn.set_backend("numpy")                       # (module fixtures run before _on_numpy)
+    model = _model()
+    with data_parallel.DataParallel(model, loss_of, 2) as step:
+        yield model, step
+
+
+def test_two_processes_give_the_one_process_step(two):
+    model, step = two
+    images, targets = _batch(5)                    # slices of 3 and 2 images: unequal weights
+    one_outputs, one_loss = data_parallel.OneProcess(model, loss_of).step(images, targets)
+    one_grads = _grads(model)
+    outputs, loss = step.step(images, targets)
+    assert outputs.shape == one_outputs.shape
+    np.testing.assert_allclose(outputs.numpy(), one_outputs.numpy(), rtol=1e-5, atol=1e-6)
+    assert loss == pytest.approx(one_loss, rel=1e-6)
+    for g, expected in zip(_grads(model), one_grads):
+        np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
+def test_the_workers_train_the_weights_they_are_sent(two):
+    model, step = two
+    images, targets = _batch(4)
+    optimizer = msn.optim.SGD(model.parameters(), lr=0.5)
+    step.step(images, targets)
+    optimizer.step()                               # new weights here: the next step must use them
+    _, one_loss = data_parallel.OneProcess(model, loss_of).step(images, targets)
+    one_grads = _grads(model)
+    _, loss = step.step(images, targets)
+    assert loss == pytest.approx(one_loss, rel=1e-6)
+    for g, expected in zip(_grads(model), one_grads):
+        np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+
+
+def test_a_batch_smaller_than_the_processes_leaves_workers_idle():
+    model = _model()
+    images, targets = _batch(2)
+    _, one_loss = data_parallel.OneProcess(model, loss_of).step(images, targets)
+    with data_parallel.DataParallel(model, loss_of, 3) as step:
+        outputs, loss = step.step(images[:1], targets[:1])          # one image, three processes
+        assert outputs.shape[0] == 1
+        outputs, loss = step.step(images, targets)
+    assert outputs.shape[0] == 2 and loss == pytest.approx(one_loss, rel=1e-6)
+
+
+def test_dict_targets_and_outputs_are_cut_and_joined_by_image():
+    model = _model()
+    images, masks = _batch(4)
+    with data_parallel.DataParallel(model, dict_loss_of, 2) as step:
+        outputs, _ = step.step(images, {"masks": masks})
+    expected, _ = dict_loss_of(model, images, {"masks": masks})
+    assert set(outputs) == {"logits"}
+    np.testing.assert_allclose(outputs["logits"].numpy(), expected["logits"].numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_an_error_in_a_worker_is_raised_here_with_its_traceback():
+    images, targets = _batch(7)                    # slices of 4 and 3: the worker has three images
+    step = data_parallel.DataParallel(_model(), fails_on_three_images, 2)
+    with pytest.raises(RuntimeError, match="failed in a worker process") as error:
+        step.step(images, targets)
+    assert "this slice has three images" in str(error.value) and "Traceback" in str(error.value)
+    assert step.workers == []                      # stopped, and says so if used again
+    with pytest.raises(RuntimeError, match="closed"):
+        step.step(images, targets)
+
+
+def test_an_error_here_leaves_no_answer_waiting_for_the_next_step():
+    model = _model()
+    images, targets = _batch(4)
+    poisoned = images.copy()
+    poisoned[0] = np.nan                           # in this process's slice only
+    _, one_loss = data_parallel.OneProcess(model, loss_of).step(images, targets)
+    with data_parallel.DataParallel(model, fails_on_nan_images, 2) as step:
+        with pytest.raises(ValueError, match="NaN in the images"):
+            step.step(poisoned, targets)
+        _, loss = step.step(images, targets)      # the worker's answer to the failed step was read
+    assert loss == pytest.approx(one_loss, rel=1e-6)
+
+
+def test_bad_settings_are_refused_before_any_process_starts():
+    with pytest.raises(ValueError, match="processes must be an integer of at least 2, got 1"):
+        data_parallel.DataParallel(_model(), loss_of, 1)
+    msn.manual_seed(0)
+    with pytest.raises(ValueError, match="BatchNorm"):
+        data_parallel.DataParallel(UNet(3, 4, base_channels=4, depth=2, batch_norm=True), loss_of, 2)
+
+
+def test_one_thread_holds_the_pool_and_restores_it():
+    before = parallel.get_num_threads()
+    with parallel.one_thread():
+        assert parallel.get_num_threads() == 1
+    assert parallel.get_num_threads() == before
+
+
+def test_the_trainer_chooses_two_processes_only_where_they_apply(monkeypatch):
+    plain, normed = _model(), UNet(3, 4, base_channels=4, depth=2, batch_norm=True)
+    config = dict(train.DEFAULTS, backend="numpy", processes=None)
+    monkeypatch.setattr(parallel, "get_num_threads", lambda: 2)
+    assert train._processes(config, plain) == 2
+    assert train._processes(config, normed) == 1
+    assert train._processes(dict(config, batch_size=1), plain) == 1
+    assert train._processes(dict(config, backend="cupy"), plain) == 1
+    assert train._processes(dict(config, processes=3), plain) == 3
+    monkeypatch.setattr(parallel, "get_num_threads", lambda: 1)
+    assert train._processes(config, plain) == 1
+    with pytest.raises(train.UserError, match="--processes 2: this model has BatchNorm"):
+        train._processes(dict(config, processes=2), normed)
+    with pytest.raises(train.UserError, match="--processes 2: .* on the CPU .numpy. only; --backend cupy"):
+        train._processes(dict(config, processes=2, backend="cupy"), plain)
+
+
+def test_a_run_on_two_processes_matches_one_process(tmp_path):
+    quiet = dict(progress=False, log=lambda *a: None)
+    config = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=1,
+                  model_args=dict(base_channels=4, depth=2), backend="numpy")
+    runs = {}
+    for processes in (1, 2):
+        out = train.run(dict(config, processes=processes), out=str(tmp_path / str(processes)), **quiet)
+        record = json.load(open(os.path.join(out, "config.json")))
+        assert record["config"]["processes"] == processes
+        runs[processes] = json.load(open(os.path.join(out, "metrics.json")))["epochs"][0]
+    assert runs[2]["train_loss"] == pytest.approx(runs[1]["train_loss"], rel=1e-4)
+    assert runs[2]["val_loss"] == pytest.approx(runs[1]["val_loss"], rel=1e-4)
+
+
+def test_a_model_on_the_gpu_is_refused(cupy):
+    msn.set_backend("cupy")
+    model = _model()
+    with pytest.raises(ValueError, match="must be NumPy arrays"):
+        data_parallel.DataParallel(model, loss_of, 2)
