@@ -21,6 +21,7 @@ fresh process:
     grid-sample  bench_grid_sample.py --levers     F.grid_sample against PyTorch's
     augment      bench_augment.py                  what the augmentations add to an epoch
     threads      bench_threads.py                  what a second thread buys NumPy work in the pool
+    processes    bench_processes.py                what a second process buys the step (data parallelism)
     winograd     try_winograd.py                   a lever tried and not kept, against im2col and PyTorch
     summary      (written here)                    every target, measured against its figure
 
@@ -48,6 +49,7 @@ SECTIONS = {
     "grid-sample": ["bench_grid_sample.py", "--levers"],
     "augment": ["bench_augment.py"],
     "threads": ["bench_threads.py"],
+    "processes": ["bench_processes.py"],
     "winograd": ["try_winograd.py"],
 }
 QUICK = {
@@ -59,6 +61,7 @@ QUICK = {
     "grid-sample": ["--quick"],
     "augment": ["--quick"],
     "threads": ["--quick"],
+    "processes": ["--quick"],
     "winograd": ["--quick"],
 }
 RESULT = re.compile(r"\n?<!-- result: (.*) -->\s*$")

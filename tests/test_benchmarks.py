@@ -72,3 +72,18 @@ def test_thread_benchmark_runs_every_kind_of_work(monkeypatch):
         ratios = bench_threads.measure(make, 4096, repeats=1)
         assert len(ratios) == 1 and ratios[0] > 0, name
     assert bench_threads.cell([1.0, 2.0, 3.0]) == "2.00 (1.50-2.50)"
+
+
+def test_process_benchmark_times_every_step(monkeypatch):
+    """bench_processes.py's rounds run (a small batch, one round): each configuration, the
+    two-process step through DataParallel included, gives one positive time."""
+    import bench_processes
+
+    import minisegnet as msn
+
+    msn.set_backend("numpy")                    # data parallelism is for the CPU, in either session
+    monkeypatch.setattr(bench_processes, "BATCH", 2)
+    monkeypatch.setattr(bench_processes, "SIZE", 16)
+    results = bench_processes.measure(rounds=1)
+    assert set(results) == {"ours, one thread", "ours, two threads", "ours, two processes", "torch, two threads"}
+    assert all(len(times) == 1 and times[0] > 0 for times in results.values())

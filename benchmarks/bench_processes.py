@@ -1,0 +1,111 @@
+"""What a second process buys the training step, against a second thread and PyTorch.
+
+    python benchmarks/bench_processes.py           # the table
+    python benchmarks/bench_processes.py --quick   # a smoke run, not a measurement
+
+minisegnet's thread pool gains little from a second core, because its
+threads overlap only inside NumPy's loops and hand the interpreter lock back
+and forth between them (docs/performance.md, "Using both cores";
+``bench_threads.py`` measures it). Processes have one interpreter each.
+``minisegnet/data_parallel.py`` shares a step between processes, each on a
+slice of the batch (data parallelism); this script times it against the
+same step on one and two threads, and against PyTorch.
+
+The network is ``minisegnet train``'s default U-Net (base 8, depth 3, Adam)
+on a batch of 8 images of 64x64; a step is forward, loss, backward and the
+optimizer's update. In every round, in alternating order:
+
+* ours, one thread, the whole batch;
+* ours, two threads (the pool, OpenBLAS beside it), the whole batch;
+* ours, two processes of one thread (``DataParallel``: this process and a
+  worker, four images each, the weights sent and the gradients and outputs
+  brought back through a pipe every step);
+* PyTorch, two threads, the whole batch.
+
+Wall time; medians over the rounds and their interquartile ranges.
+"""
+import argparse
+import os
+import statistics
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:0] = [HERE, os.path.dirname(HERE)]
+
+import bench_train_step  # noqa: E402
+import timing  # noqa: E402
+
+BATCH, SIZE, MODEL = 8, 64, "default"
+
+
+def loss_of(model, images, targets):
+    """The step's forward and loss, as ``DataParallel`` calls it (module-level: a worker imports it)."""
+    import minisegnet as msn
+    from minisegnet import functional as F
+
+    outputs = model(msn.tensor(images))
+    return outputs, F.cross_entropy(outputs, msn.tensor(targets))
+
+
+def cell(values):
+    """``(median, "median (q1-q3)")`` in milliseconds."""
+    q1, median, q3 = statistics.quantiles([1e3 * v for v in values], n=4, method="inclusive")
+    return median, f"{median:.1f} ({q1:.1f}-{q3:.1f})"
+
+
+def measure(rounds):
+    """Seconds per step for each configuration, ``rounds`` values each (see the module docstring)."""
+    from minisegnet import data_parallel
+
+    ours, theirs, opt, topt, x, y = bench_train_step.build_pair(BATCH, SIZE, model=MODEL)
+    ours_step, torch_step = bench_train_step.step_functions(ours, theirs, opt, topt, x, y)
+    results = {"ours, one thread": [], "ours, two threads": [], "ours, two processes": [],
+               "torch, two threads": []}
+    with data_parallel.DataParallel(ours, loss_of, 2) as shared:
+        def processes_step():
+            shared.step(x, y)
+            opt.step()
+        steps = {"ours, one thread": (1, ours_step), "ours, two threads": (2, ours_step),
+                 "ours, two processes": (None, processes_step), "torch, two threads": (2, torch_step)}
+        for threads, step in steps.values():            # warm up
+            with timing.threads(threads):
+                step(), step()
+        for r in range(rounds):
+            for name in (list(results) if r % 2 else list(reversed(results))):
+                threads, step = steps[name]
+                with timing.threads(threads):
+                    step()                              # a new thread count: warm its pool untimed
+                    results[name].append(timing.time_once(step))
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="three rounds: a smoke run")
+    args = parser.parse_args(argv)
+    rounds = 3 if args.quick else 15
+    info = timing.machine_info()
+    monitor = timing.LoadMonitor().start()
+    results = measure(rounds)
+    load = monitor.stop()                  # after the worker exited: its CPU time counts as this run's
+    reasons = timing.verdict(load)
+    print(timing.report_header(
+        info, load, reasons,
+        f"minisegnet train's default U-Net (base 8, depth 3, Adam), batch {BATCH} of 3x{SIZE}x{SIZE}; "
+        f"a step is forward, loss, backward and update; wall time, {rounds} interleaved rounds.") + "\n")
+    labels = {"ours, one thread": "ours, one thread",
+              "ours, two threads": "ours, two threads (the pool)",
+              "ours, two processes": f"ours, two processes of one thread ({BATCH // 2} images each)",
+              "torch, two threads": "PyTorch, two threads"}
+    torch_ms, _ = cell(results["torch, two threads"])
+    rows = []
+    for name, label in labels.items():
+        median, text = cell(results[name])
+        rows.append([label, text, f"{median / torch_ms:.2f}"])
+    print(timing.markdown_table(["step", "ms, median (interquartile range)", "/ PyTorch at two threads"],
+                                rows, reasons))
+    return 0 if not reasons else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
