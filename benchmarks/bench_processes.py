@@ -11,9 +11,11 @@ and forth between them (docs/performance.md, "Using both cores";
 slice of the batch (data parallelism); this script times it against the
 same step on one and two threads, and against PyTorch.
 
-The network is ``minisegnet train``'s default U-Net (base 8, depth 3, Adam)
-on a batch of 8 images of 64x64; a step is forward, loss, backward and the
-optimizer's update. In every round, in alternating order:
+Two networks, each on a batch of 8 images of 64x64: the U-Net of the step
+benchmark (``bench_train_step.py``: base 16, depth 2, SGD with momentum) and
+``minisegnet train``'s default (base 8, depth 3, Adam). A step is forward,
+loss, backward and the optimizer's update. In every round, in alternating
+order:
 
 * ours, one thread, the whole batch;
 * ours, two threads (the pool, OpenBLAS beside it), the whole batch;
@@ -35,7 +37,9 @@ sys.path[:0] = [HERE, os.path.dirname(HERE)]
 import bench_train_step  # noqa: E402
 import timing  # noqa: E402
 
-BATCH, SIZE, MODEL = 8, 64, "default"
+BATCH, SIZE = 8, 64
+MODELS = {"bench": "the step benchmark's U-Net (base 16, depth 2, SGD)",
+          "default": "minisegnet train's U-Net (base 8, depth 3, Adam)"}
 
 
 def loss_of(model, images, targets):
@@ -53,11 +57,12 @@ def cell(values):
     return median, f"{median:.1f} ({q1:.1f}-{q3:.1f})"
 
 
-def measure(rounds):
-    """Seconds per step for each configuration, ``rounds`` values each (see the module docstring)."""
+def measure(rounds, model="default"):
+    """Seconds per step of network ``model`` for each configuration, ``rounds`` values each
+    (see the module docstring)."""
     from minisegnet import data_parallel
 
-    ours, theirs, opt, topt, x, y = bench_train_step.build_pair(BATCH, SIZE, model=MODEL)
+    ours, theirs, opt, topt, x, y = bench_train_step.build_pair(BATCH, SIZE, model=model)
     ours_step, torch_step = bench_train_step.step_functions(ours, theirs, opt, topt, x, y)
     results = {"ours, one thread": [], "ours, two threads": [], "ours, two processes": [],
                "torch, two threads": []}
@@ -86,24 +91,29 @@ def main(argv=None):
     rounds = 3 if args.quick else 15
     info = timing.machine_info()
     monitor = timing.LoadMonitor().start()
-    results = measure(rounds)
-    load = monitor.stop()                  # after the worker exited: its CPU time counts as this run's
+    results = {model: measure(rounds, model) for model in MODELS}
+    load = monitor.stop()                  # after the workers exited: their CPU time counts as this run's
     reasons = timing.verdict(load)
     print(timing.report_header(
         info, load, reasons,
-        f"minisegnet train's default U-Net (base 8, depth 3, Adam), batch {BATCH} of 3x{SIZE}x{SIZE}; "
-        f"a step is forward, loss, backward and update; wall time, {rounds} interleaved rounds.") + "\n")
+        f"Batch {BATCH} of 3x{SIZE}x{SIZE}; a step is forward, loss, backward and update; wall time, "
+        f"{rounds} interleaved rounds.") + "\n")
     labels = {"ours, one thread": "ours, one thread",
               "ours, two threads": "ours, two threads (the pool)",
               "ours, two processes": f"ours, two processes of one thread ({BATCH // 2} images each)",
               "torch, two threads": "PyTorch, two threads"}
-    torch_ms, _ = cell(results["torch, two threads"])
-    rows = []
-    for name, label in labels.items():
-        median, text = cell(results[name])
-        rows.append([label, text, f"{median / torch_ms:.2f}"])
-    print(timing.markdown_table(["step", "ms, median (interquartile range)", "/ PyTorch at two threads"],
-                                rows, reasons))
+    rows, result = [], {}
+    for model, network in MODELS.items():
+        torch_ms, _ = cell(results[model]["torch, two threads"])
+        for name, label in labels.items():
+            median, text = cell(results[model][name])
+            rows.append([network, label, text, f"{median / torch_ms:.2f}"])
+        result[model] = {name.replace(", ", "_").replace(" ", "_"): cell(times)[0]
+                         for name, times in results[model].items()}
+        result[model]["processes_ratio"] = result[model]["ours_two_processes"] / torch_ms
+    print(timing.markdown_table(["network", "step", "ms, median (interquartile range)",
+                                 "/ PyTorch at two threads"], rows, reasons))
+    print(timing.result_line(result, reasons))
     return 0 if not reasons else 3
 
 

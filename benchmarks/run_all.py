@@ -123,6 +123,10 @@ def summary(results):
         rss = step.get("peak_rss_mib")
         if rss:
             rows.append(check("peak RSS, ours / torch", rss["ours"] / rss["torch"], 1.0, ok))
+    processes = results.get("processes", {})
+    if processes.get("bench"):
+        rows.append(check("U-Net step, two processes (data parallelism), ours / torch at two threads",
+                          processes["bench"]["processes_ratio"], 1.5, processes.get("reliable", False)))
     if conv:
         ok = conv.get("reliable", False)
         for regime, label in (("default", "default threads"), ("one", "one thread")):

@@ -38,6 +38,7 @@ forward, loss and backward), so that a training loop calls one or the
 other the same way. NumPy only: a GPU runs one process.
 """
 import multiprocessing
+import pickle
 import signal
 import traceback
 
@@ -109,7 +110,13 @@ class DataParallel(OneProcess):
                 here, there = context.Pipe()
                 worker = context.Process(target=_worker, args=(there, model, loss_of, seed + k),
                                          name=f"minisegnet-data-parallel-{k}", daemon=True)
-                worker.start()
+                try:
+                    worker.start()                     # sends it the model and loss_of, pickled
+                except (pickle.PicklingError, AttributeError, TypeError) as error:
+                    raise ValueError(f"DataParallel: cannot send the model and loss_of to a worker process "
+                                     f"({type(error).__name__}: {error}); loss_of must be a module-level "
+                                     f"function (or a functools.partial of one), or train in one "
+                                     f"process") from None
                 there.close()
                 self.pipes.append(here)
                 self.workers.append(worker)
@@ -217,7 +224,8 @@ def _receive(pipe, owner):
         answer = pipe.recv()
     except EOFError:
         owner.close()
-        raise RuntimeError("DataParallel: a worker process died during the step (see its output above)") from None
+        raise RuntimeError("DataParallel: a worker process died during the step (see its output above); "
+                           "to train in one process, use processes=1 (minisegnet train --processes 1)") from None
     if answer[0] == "error":
         owner.close()
         raise RuntimeError(f"DataParallel: the step failed in a worker process:\n{answer[1]}")

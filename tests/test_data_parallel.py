@@ -148,6 +148,13 @@ def test_bad_settings_are_refused_before_any_process_starts():
         data_parallel.DataParallel(UNet(3, 4, base_channels=4, depth=2, batch_norm=True), loss_of, 2)
 
 
+def test_a_loss_that_cannot_be_sent_to_a_worker_is_a_clear_error():
+    def local_loss_of(model, images, targets):            # not importable by a worker
+        return loss_of(model, images, targets)
+    with pytest.raises(ValueError, match="cannot send the model and loss_of to a worker process"):
+        data_parallel.DataParallel(_model(), local_loss_of, 2)
+
+
 def test_one_thread_holds_the_pool_and_restores_it():
     before = parallel.get_num_threads()
     with parallel.one_thread():
