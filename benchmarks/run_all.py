@@ -188,7 +188,7 @@ def main(argv=None):
         results[name] = result
         flag = "" if result.get("reliable", True) else "  (UNRELIABLE: busy machine)"
         print(f"  {name}: {seconds:.0f} s{flag}", file=sys.stderr, flush=True)
-    if {"step", "conv", "default-run"} & set(names):
+    if {"step", "conv", "default-run", "processes"} & set(names):
         outputs["summary"] = summary({**stored_results(), **results})
     total = time.perf_counter() - started
     if args.dry_run or args.quick:
