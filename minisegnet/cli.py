@@ -138,8 +138,8 @@ def _add_training_commands(commands):
     more.add_argument("--no-augment", action="store_true", help="the same as --augment none")
     more.add_argument("--processes", type=int,
                       help="processes sharing each training step, each on a slice of the batch (data "
-                           "parallelism, CPU only; default: 2 where there are two cores, a batch of two or "
-                           "more and a model without BatchNorm, else 1)")
+                           "parallelism, CPU only; default: 2 where minisegnet uses two threads, the batch has "
+                           "two images or more, the model no BatchNorm and the data no ignored label, else 1)")
     more.add_argument("--quiet", action="store_true", help="no progress bar")
     train_cmd.set_defaults(func=run_train)
 

@@ -4,10 +4,12 @@ Threads in one Python process overlap only inside NumPy's loops: between
 two operations each needs the interpreter lock, so a second thread buys our
 step little (docs/performance.md, "Using both cores"). Processes have an
 interpreter each and share nothing, so they do not wait for one another.
-Data parallelism, what PyTorch's ``DistributedDataParallel`` does, uses them
-for training: every process holds a copy of the model and works on its own
-slice of the batch. One step with ``K`` processes (this one and ``K - 1``
-workers, started once):
+Data parallelism uses them for training: every process holds a copy of the
+model and works on its own slice of the batch. The scheme here is that of
+PyTorch's ``nn.DataParallel`` (one optimizer; the weights sent out and the
+gradients and outputs gathered every step), with processes where it has
+threads. One step with ``K`` processes (this one and ``K - 1`` workers,
+started once):
 
 1. the batch of ``N`` images (and its targets) is cut into ``K`` slices of
    ``n_k`` images, about ``N / K`` each;
@@ -27,12 +29,15 @@ workers, started once):
 For a loss that is a mean over pixels, each image weighing the same
 (cross-entropy without ignored pixels), this is the one-process gradient up
 to rounding (a test checks it). A loss averaged over a count that differs
-between slices (ignored pixels, objects) is averaged by images instead, as
-``DistributedDataParallel`` does. BatchNorm would compute its statistics
-per slice, not per batch, so a model with BatchNorm is refused.
+between slices (ignored pixels, objects) is averaged by images instead
+(``DistributedDataParallel`` averages its processes' gradients likewise,
+with equal weights); a slice whose pixels are all ignored has no mean at
+all (its loss is NaN), which is why the trainer uses one process when the
+data have an ignored label. BatchNorm would compute its statistics per
+slice, not per batch, so a model with BatchNorm is refused.
 
-Each process runs one thread (``parallel.one_thread``): the processes, not
-threads, share the cores. ``benchmarks/bench_processes.py`` measures the
+Each process runs one thread (``parallel.one_thread``; OpenBLAS too, where
+its thread count can be set): the processes, not threads, share the cores. ``benchmarks/bench_processes.py`` measures the
 step both ways. ``OneProcess`` is the same step without workers (the plain
 forward, loss and backward), so that a training loop calls one or the
 other the same way. NumPy only: a GPU runs one process.
@@ -56,6 +61,8 @@ class OneProcess:
 
     ``loss_of(model, images, targets) -> (outputs, loss)``. The gradients are
     left in the parameters' ``.grad`` (cleared first), ready for the optimizer.
+    The outputs are for scoring the step, not for another backward pass
+    (``DataParallel`` returns them cut from the graph).
     """
 
     processes = 1
@@ -105,21 +112,27 @@ class DataParallel(OneProcess):
         self.params = model.parameters()
         context = multiprocessing.get_context("spawn")
         self.pipes, self.workers = [], []
+        self.waiting = set()                            # indices of the workers whose answer is due
         try:
             for k in range(1, processes):
                 here, there = context.Pipe()
-                worker = context.Process(target=_worker, args=(there, model, loss_of, seed + k),
+                worker = context.Process(target=_worker, args=(there, seed + k),
                                          name=f"minisegnet-data-parallel-{k}", daemon=True)
+                worker.start()
+                there.close()
+                self.pipes.append(here)
+                self.workers.append(worker)
+                # the model and loss_of go through our pipe, not start(): a worker that dies
+                # early (see _stopped) then breaks the pipe instead of hanging start()
                 try:
-                    worker.start()                     # sends it the model and loss_of, pickled
+                    here.send((model, loss_of))
                 except (pickle.PicklingError, AttributeError, TypeError) as error:
                     raise ValueError(f"DataParallel: cannot send the model and loss_of to a worker process "
                                      f"({type(error).__name__}: {error}); loss_of must be a module-level "
                                      f"function (or a functools.partial of one), or train in one "
                                      f"process") from None
-                there.close()
-                self.pipes.append(here)
-                self.workers.append(worker)
+                except OSError as error:
+                    raise _stopped(error) from None
         except BaseException:
             self.close()
             raise
@@ -136,31 +149,36 @@ class DataParallel(OneProcess):
         bounds = np.cumsum([0] + sizes)                 # the larger slices first: this process's is never empty
         slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         weights = [p.data for p in self.params]
-        busy = []
-        for pipe, part in zip(self.pipes, slices[1:]):
-            if part.stop > part.start:                  # a batch smaller than K leaves some idle
-                pipe.send((weights, images[part], _cut(targets, part)))
-                busy.append((pipe, part))
+        busy = [(k, part) for k, part in enumerate(slices[1:]) if part.stop > part.start]   # a batch
+        try:                                                                 # smaller than K idles some
+            for k, part in busy:
+                self.waiting.add(k)
+                self.pipes[k].send((weights, images[part], _cut(targets, part)))
+        except BaseException as error:                  # a dead worker, or Ctrl-C mid-message
+            self.close()
+            if isinstance(error, OSError):
+                raise _stopped(error) from None
+            raise
         try:
             outputs, loss_value = super().step(images[slices[0]], _cut(targets, slices[0]))
         except BaseException:
-            for pipe, _ in busy:                         # their answers must not wait for the next step
-                _receive(pipe, self)
+            self.close()                                # the workers' answers are not wanted now
             raise
         share = (slices[0].stop - slices[0].start) / n
         grads = [None if p.grad is None else share * p.grad.data for p in self.params]
         loss_value *= share
         parts = [_arrays(outputs)]
         try:
-            for pipe, part in busy:
-                their_loss, their_grads, their_outputs = _receive(pipe, self)
+            for k, part in busy:
+                their_loss, their_grads, their_outputs = _receive(self.pipes[k])
+                self.waiting.discard(k)
                 share = (part.stop - part.start) / n
                 loss_value += share * their_loss
                 for i, g in enumerate(their_grads):
                     if g is not None:
                         grads[i] = share * g if grads[i] is None else grads[i] + share * g
                 parts.append(their_outputs)
-        except BaseException:                            # (Ctrl-C while waiting) no answer may be left behind
+        except BaseException:                            # a worker's error, its death, or Ctrl-C: stop them all
             self.close()
             raise
         for p, g in zip(self.params, grads):
@@ -168,8 +186,12 @@ class DataParallel(OneProcess):
         return _joined(parts), loss_value
 
     def close(self):
-        """Stop the workers (each is told to, then waited for; one that does not stop is ended)."""
-        for pipe in self.pipes:
+        """Stop the workers: an idle one is told to and waited for; one still working on a step
+        whose answer is not wanted any more (after an error or Ctrl-C) is ended at once."""
+        for k, (pipe, worker) in enumerate(zip(self.pipes, self.workers)):
+            if k in self.waiting:
+                worker.terminate()
+                continue
             try:
                 pipe.send(None)
             except (OSError, ValueError):
@@ -181,7 +203,7 @@ class DataParallel(OneProcess):
                 worker.join()
         for pipe in self.pipes:
             pipe.close()
-        self.pipes, self.workers = [], []
+        self.pipes, self.workers, self.waiting = [], [], set()
 
 
 def training_step(model, loss_of, processes, seed=0):
@@ -192,19 +214,30 @@ def training_step(model, loss_of, processes, seed=0):
 
 
 # ---- the workers' side ----------------------------------------------------------------------
-def _worker(pipe, model, loss_of, seed):
-    """A worker's whole life: one thread; for each message ``(weights, images, targets)``, load
-    the weights, run the step on the slice and send back ``(loss, gradients, outputs)``; stop
-    on ``None``. An error is sent back as ``("error", its traceback)`` instead of raised here."""
+def _worker(pipe, seed):
+    """A worker's whole life: one thread; first the model and ``loss_of``, then for each
+    message ``(weights, images, targets)``, load the weights, run the step on the slice and
+    send back ``(loss, gradients, outputs)``; stop on ``None``. An error is sent back as
+    ``("error", its traceback)`` instead of raised here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is for the parent, which stops us
     backend.set_backend("numpy")                        # whatever MINISEGNET_BACKEND says
+    try:
+        first = pipe.recv()
+    except EOFError:
+        return
+    if first is None:                                   # stopped before it began
+        return
+    model, loss_of = first
     with parallel.one_thread():
         random.manual_seed(seed)
         model.train()
         one = OneProcess(model, loss_of)
         params = model.parameters()
         while True:
-            message = pipe.recv()
+            try:
+                message = pipe.recv()
+            except EOFError:                            # the parent has gone without a word
+                break
             if message is None:
                 break
             weights, images, targets = message
@@ -218,16 +251,21 @@ def _worker(pipe, model, loss_of, seed):
                 pipe.send(("error", traceback.format_exc()))
 
 
-def _receive(pipe, owner):
-    """A worker's answer; its error (or its death) raised here as a RuntimeError, the workers stopped."""
+def _stopped(error):
+    """The error for a worker found dead when sent something."""
+    return RuntimeError(f"DataParallel: a worker process has stopped ({error}). A script that starts "
+                        "one must keep its top-level code under if __name__ == '__main__': (each "
+                        "worker imports the script); or use processes=1 (minisegnet train --processes 1)")
+
+
+def _receive(pipe):
+    """A worker's answer; its error (or its death) raised here as a RuntimeError."""
     try:
         answer = pipe.recv()
     except EOFError:
-        owner.close()
         raise RuntimeError("DataParallel: a worker process died during the step (see its output above); "
                            "to train in one process, use processes=1 (minisegnet train --processes 1)") from None
     if answer[0] == "error":
-        owner.close()
         raise RuntimeError(f"DataParallel: the step failed in a worker process:\n{answer[1]}")
     return answer
 

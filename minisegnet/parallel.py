@@ -114,14 +114,16 @@ def one_thread():
     held to one thread where it can be set; both restored after. For work shared by
     processes instead of threads (``data_parallel.py``): each process takes one core."""
     previous = set_num_threads(1)
-    hold = blas_threads_controllable()
-    if hold:
-        _hold_blas_to_one_thread()
     try:
-        yield
-    finally:
+        hold = blas_threads_controllable()
         if hold:
-            _release_blas()
+            _hold_blas_to_one_thread()
+        try:
+            yield
+        finally:
+            if hold:
+                _release_blas()
+    finally:
         set_num_threads(previous)
 
 

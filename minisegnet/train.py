@@ -382,16 +382,19 @@ def _check_model_fits(model, size, in_channels):
     return geometry
 
 
-def _processes(config, model):
+def _processes(config, model, task):
     """How many processes share each training step (``data_parallel.py``): ``--processes``, else 2
-    where they pay: on the CPU, with at least two threads allowed (``parallel.get_num_threads``), a
-    batch of at least two images and a model without BatchNorm (whose statistics would be per process)."""
+    where they were measured to pay and fit: on the CPU with two threads allowed
+    (``parallel.get_num_threads() == 2``: two cores; more were not measured), a batch of at least
+    two images, a model without BatchNorm (whose statistics would be per process) and data
+    without an ignored label (a slice of ignored pixels only would have no mean loss)."""
     has_batch_norm = any(isinstance(m, BatchNorm2d) for m in model.modules())
     requested = config["processes"]
     if requested is None:
-        fits = (config["backend"] == "numpy" and parallel.get_num_threads() >= 2 and config["batch_size"] >= 2
-                and not has_batch_norm)
+        fits = (config["backend"] == "numpy" and parallel.get_num_threads() == 2 and config["batch_size"] >= 2
+                and not has_batch_norm and getattr(task, "ignore_index", None) is None)
         return 2 if fits else 1
+    requested = int(requested)
     if requested > 1 and config["backend"] != "numpy":
         raise UserError(f"--processes {requested}: several processes share a step on the CPU (numpy) only; "
                         f"--backend {config['backend']} runs one")
@@ -620,7 +623,7 @@ def _train(config, out, state, meta, progress, log):
     val_loader = data_module.DataLoader(val_ds, config["batch_size"], transform=val_transform)
     optimizer = _make_optimizer(config, model.parameters())
     schedule = _make_schedule(config, optimizer, len(loader))
-    config = dict(config, processes=_processes(config, model))
+    config = dict(config, processes=_processes(config, model, task))
 
     history, start_epoch, best = [], 0, None
     if meta is not None:                                       # resume: the last committed epoch
@@ -655,7 +658,7 @@ def _train(config, out, state, meta, progress, log):
 
     started = time.perf_counter()
     loss_of = functools.partial(_loss_of, task=task, geometry=geometry, size=size)
-    training_step = data_parallel.training_step(model, loss_of, config["processes"], seed=config["seed"])
+    stepper = data_parallel.training_step(model, loss_of, config["processes"], seed=config["seed"])
     try:
         for epoch in range(start_epoch, config["epochs"]):
             t0 = time.perf_counter()
@@ -668,7 +671,7 @@ def _train(config, out, state, meta, progress, log):
                 targets = task.targets(labels)
                 # forward, loss and backward, in one process or several (data_parallel.py); the
                 # loss value is the one number a step brings back
-                outputs, value = training_step.step(images, targets)
+                outputs, value = stepper.step(images, targets)
                 if not math.isfinite(value):
                     raise TrainingDiverged(_diverged(value, epoch, steps, checkpoint, config))
                 optimizer.step()
@@ -706,7 +709,7 @@ def _train(config, out, state, meta, progress, log):
             f"minisegnet train --resume --out {out}")
         raise
     finally:
-        training_step.close()                                  # stops the worker processes, if any
+        stepper.close()                                        # stops the worker processes, if any
         if history:
             _figures(out, model, task, history, val_ds, val_transform, geometry, size)
 

@@ -4,7 +4,11 @@ The workers are real processes (``spawn``), so the functions they run are
 module-level here (a worker imports this module to find them).
 """
 import json
+import multiprocessing
 import os
+import subprocess
+import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -53,6 +57,11 @@ def _model():
 def _batch(n=5, size=16):
     rng = np.random.default_rng(1)
     return rng.random((n, 3, size, size), dtype=np.float32), rng.integers(0, 4, (n, size, size))
+
+
+def _workers():
+    """The worker processes alive now (the module's shared ``two`` has one of its own)."""
+    return {p.pid for p in multiprocessing.active_children()}
 
 
 def _grads(model):
@@ -127,17 +136,26 @@ def test_an_error_in_a_worker_is_raised_here_with_its_traceback():
         step.step(images, targets)
 
 
-def test_an_error_here_leaves_no_answer_waiting_for_the_next_step():
-    model = _model()
+def test_an_error_here_stops_the_workers_at_once():
     images, targets = _batch(4)
-    poisoned = images.copy()
-    poisoned[0] = np.nan                           # in this process's slice only
-    _, one_loss = data_parallel.OneProcess(model, loss_of).step(images, targets)
-    with data_parallel.DataParallel(model, fails_on_nan_images, 2) as step:
-        with pytest.raises(ValueError, match="NaN in the images"):
-            step.step(poisoned, targets)
-        _, loss = step.step(images, targets)      # the worker's answer to the failed step was read
-    assert loss == pytest.approx(one_loss, rel=1e-6)
+    images[0] = np.nan                             # in this process's slice only
+    before = _workers()
+    step = data_parallel.DataParallel(_model(), fails_on_nan_images, 2)
+    with pytest.raises(ValueError, match="NaN in the images"):
+        step.step(images, targets)
+    assert step.workers == [] and _workers() == before
+    with pytest.raises(RuntimeError, match="closed"):
+        step.step(images, targets)                 # no stale answer can be read by a later step
+
+
+def test_a_dead_worker_is_a_clear_error():
+    images, targets = _batch(4)
+    step = data_parallel.DataParallel(_model(), loss_of, 2)
+    step.workers[0].terminate()
+    step.workers[0].join()
+    with pytest.raises(RuntimeError, match="a worker process has stopped.*processes=1"):
+        step.step(images, targets)
+    assert step.workers == []
 
 
 def test_bad_settings_are_refused_before_any_process_starts():
@@ -155,42 +173,79 @@ def test_a_loss_that_cannot_be_sent_to_a_worker_is_a_clear_error():
         data_parallel.DataParallel(_model(), local_loss_of, 2)
 
 
-def test_one_thread_holds_the_pool_and_restores_it():
+def test_one_thread_holds_the_pool_and_openblas_and_restores_them_after_an_error():
     before = parallel.get_num_threads()
-    with parallel.one_thread():
-        assert parallel.get_num_threads() == 1
+    blas = parallel.find_openblas()
+    blas_before = [get() for get, _ in blas]
+    with pytest.raises(KeyError):
+        with parallel.one_thread():
+            assert parallel.get_num_threads() == 1
+            assert all(get() == 1 for get, _ in blas)
+            raise KeyError("inside")
     assert parallel.get_num_threads() == before
+    assert [get() for get, _ in blas] == blas_before
 
 
 def test_the_trainer_chooses_two_processes_only_where_they_apply(monkeypatch):
     plain, normed = _model(), UNet(3, 4, base_channels=4, depth=2, batch_norm=True)
+    task, void_task = SimpleNamespace(ignore_index=None), SimpleNamespace(ignore_index=255)
     config = dict(train.DEFAULTS, backend="numpy", processes=None)
     monkeypatch.setattr(parallel, "get_num_threads", lambda: 2)
-    assert train._processes(config, plain) == 2
-    assert train._processes(config, normed) == 1
-    assert train._processes(dict(config, batch_size=1), plain) == 1
-    assert train._processes(dict(config, backend="cupy"), plain) == 1
-    assert train._processes(dict(config, processes=3), plain) == 3
-    monkeypatch.setattr(parallel, "get_num_threads", lambda: 1)
-    assert train._processes(config, plain) == 1
+    assert train._processes(config, plain, task) == 2
+    assert train._processes(config, normed, task) == 1
+    assert train._processes(config, plain, void_task) == 1
+    assert train._processes(dict(config, batch_size=1), plain, task) == 1
+    assert train._processes(dict(config, backend="cupy"), plain, task) == 1
+    assert train._processes(dict(config, processes=np.int64(3)), plain, task) == 3
+    for threads in (1, 4):                         # two cores measured; one thread asks for one process
+        monkeypatch.setattr(parallel, "get_num_threads", lambda: threads)
+        assert train._processes(config, plain, task) == 1
     with pytest.raises(train.UserError, match="--processes 2: this model has BatchNorm"):
-        train._processes(dict(config, processes=2), normed)
+        train._processes(dict(config, processes=2), normed, task)
     with pytest.raises(train.UserError, match="--processes 2: .* on the CPU .numpy. only; --backend cupy"):
-        train._processes(dict(config, processes=2, backend="cupy"), plain)
+        train._processes(dict(config, processes=2, backend="cupy"), plain, task)
 
 
 def test_a_run_on_two_processes_matches_one_process(tmp_path):
     quiet = dict(progress=False, log=lambda *a: None)
     config = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=1,
                   model_args=dict(base_channels=4, depth=2), backend="numpy")
-    runs = {}
+    runs, before = {}, _workers()
     for processes in (1, 2):
         out = train.run(dict(config, processes=processes), out=str(tmp_path / str(processes)), **quiet)
+        assert _workers() == before                             # the worker was stopped
         record = json.load(open(os.path.join(out, "config.json")))
         assert record["config"]["processes"] == processes
         runs[processes] = json.load(open(os.path.join(out, "metrics.json")))["epochs"][0]
     assert runs[2]["train_loss"] == pytest.approx(runs[1]["train_loss"], rel=1e-4)
     assert runs[2]["val_loss"] == pytest.approx(runs[1]["val_loss"], rel=1e-4)
+
+
+def test_no_worker_outlives_a_run_that_stops_early(tmp_path, monkeypatch):
+    quiet = dict(progress=False, log=lambda *a: None)
+    config = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
+                  model_args=dict(base_channels=4, depth=2), backend="numpy", processes=2)
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train, "evaluate", interrupt)              # Ctrl-C after the first epoch's steps
+    before = _workers()
+    with pytest.raises(KeyboardInterrupt):
+        train.run(config, out=str(tmp_path / "interrupted"), **quiet)
+    assert _workers() == before
+
+
+def test_a_script_without_a_main_guard_fails_at_once_and_says_why(tmp_path):
+    """A worker imports the script that started it; an unguarded script starts training again there,
+    and the worker dies. The parent must say so, not hang (it once did, inside ``start()``)."""
+    script = tmp_path / "unguarded.py"
+    script.write_text("from minisegnet import train\n"
+                      "train.run(dict(size=32, num_train=16, num_val=8, epochs=1, batch_size=8, processes=2,\n"
+                      "               backend='numpy'), out='run', progress=False, log=lambda line: None)\n")
+    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, env=dict(os.environ, MINISEGNET_BACKEND="numpy"))
+    assert done.returncode != 0
+    assert "a worker process has stopped" in done.stderr and "if __name__ == '__main__'" in done.stderr
 
 
 def test_a_model_on_the_gpu_is_refused(cupy):

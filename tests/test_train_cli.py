@@ -183,7 +183,8 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
     (["train", "--resume", "--epochs", "3"], "--resume needs --out"),
     (["train", "--model-arg", "no_such_option=1"], "--model-arg"),
     (["train", "--processes", "0"], "--processes must be a positive integer, got 0"),
-    (["train", "--processes", "2", "--model-arg", "batch_norm=true"], "--processes 2: this model has BatchNorm"),
+    (["train", "--processes", "2", "--backend", "numpy", "--model-arg", "batch_norm=true"],
+     "--processes 2: this model has BatchNorm"),
     (["evaluate", "/no/such/checkpoint.npz"], "does not exist"),
     (["predict", "/no/such/run", "x.png", "--out", "o"], "does not exist"),
 ])
