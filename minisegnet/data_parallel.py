@@ -123,16 +123,14 @@ class DataParallel(OneProcess):
                 self.pipes.append(here)
                 self.workers.append(worker)
                 # the model and loss_of go through our pipe, not start(): a worker that dies
-                # early (see _stopped) then breaks the pipe instead of hanging start()
+                # early (see _send) then breaks the pipe instead of hanging start()
                 try:
-                    here.send((model, loss_of))
+                    _send(here, (model, loss_of))
                 except (pickle.PicklingError, AttributeError, TypeError) as error:
                     raise ValueError(f"DataParallel: cannot send the model and loss_of to a worker process "
                                      f"({type(error).__name__}: {error}); loss_of must be a module-level "
                                      f"function (or a functools.partial of one), or train in one "
                                      f"process") from None
-                except OSError as error:
-                    raise _stopped(error) from None
         except BaseException:
             self.close()
             raise
@@ -144,31 +142,26 @@ class DataParallel(OneProcess):
     def _step(self, images, targets):
         if not self.workers:
             raise RuntimeError("DataParallel: closed (its workers have stopped); start a new one")
+        # 1. cut the batch: n_k images for process k, the larger slices first (so this
+        #    process's slice 0 is never empty; a batch smaller than K leaves workers idle)
         n = len(images)
         sizes = [n // self.processes + (k < n % self.processes) for k in range(self.processes)]
-        bounds = np.cumsum([0] + sizes)                 # the larger slices first: this process's is never empty
+        bounds = np.cumsum([0] + sizes)
         slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        weights = [p.data for p in self.params]
-        busy = [(k, part) for k, part in enumerate(slices[1:]) if part.stop > part.start]   # a batch
-        try:                                                                 # smaller than K idles some
+        busy = [(k, part) for k, part in enumerate(slices[1:]) if part.stop > part.start]
+        try:
+            # 2. each busy worker gets the current weights and its slice
+            weights = [p.data for p in self.params]
             for k, part in busy:
                 self.waiting.add(k)
-                self.pipes[k].send((weights, images[part], _cut(targets, part)))
-        except BaseException as error:                  # a dead worker, or Ctrl-C mid-message
-            self.close()
-            if isinstance(error, OSError):
-                raise _stopped(error) from None
-            raise
-        try:
+                _send(self.pipes[k], (weights, images[part], _cut(targets, part)))
+            # 3. this process's slice, while the workers do theirs
             outputs, loss_value = super().step(images[slices[0]], _cut(targets, slices[0]))
-        except BaseException:
-            self.close()                                # the workers' answers are not wanted now
-            raise
-        share = (slices[0].stop - slices[0].start) / n
-        grads = [None if p.grad is None else share * p.grad.data for p in self.params]
-        loss_value *= share
-        parts = [_arrays(outputs)]
-        try:
+            # 4. the weighted means: g = sum_k (n_k / N) g_k, and the loss likewise
+            share = (slices[0].stop - slices[0].start) / n
+            grads = [None if p.grad is None else share * p.grad.data for p in self.params]
+            loss_value *= share
+            parts = [_arrays(outputs)]
             for k, part in busy:
                 their_loss, their_grads, their_outputs = _receive(self.pipes[k])
                 self.waiting.discard(k)
@@ -178,7 +171,7 @@ class DataParallel(OneProcess):
                     if g is not None:
                         grads[i] = share * g if grads[i] is None else grads[i] + share * g
                 parts.append(their_outputs)
-        except BaseException:                            # a worker's error, its death, or Ctrl-C: stop them all
+        except BaseException:           # an error here or in a worker, a dead worker, Ctrl-C: stop them all
             self.close()
             raise
         for p, g in zip(self.params, grads):
@@ -251,11 +244,15 @@ def _worker(pipe, seed):
                 pipe.send(("error", traceback.format_exc()))
 
 
-def _stopped(error):
-    """The error for a worker found dead when sent something."""
-    return RuntimeError(f"DataParallel: a worker process has stopped ({error}). A script that starts "
-                        "one must keep its top-level code under if __name__ == '__main__': (each "
-                        "worker imports the script); or use processes=1 (minisegnet train --processes 1)")
+def _send(pipe, message):
+    """``pipe.send(message)``; a worker found dead is a RuntimeError saying the likely reason."""
+    try:
+        pipe.send(message)
+    except OSError as error:
+        raise RuntimeError(f"DataParallel: a worker process has stopped ({error}). A script that starts "
+                           "one must keep its top-level code under if __name__ == '__main__': (each "
+                           "worker imports the script); or use processes=1 (minisegnet train "
+                           "--processes 1)") from None
 
 
 def _receive(pipe):
