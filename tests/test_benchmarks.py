@@ -81,9 +81,13 @@ def test_process_benchmark_times_every_step(monkeypatch):
 
     import minisegnet as msn
 
+    session = msn.backend.get_backend()
     msn.set_backend("numpy")                    # data parallelism is for the CPU, in either session
     monkeypatch.setattr(bench_processes, "BATCH", 2)
     monkeypatch.setattr(bench_processes, "SIZE", 16)
-    results = bench_processes.measure(rounds=1)
+    try:
+        results = bench_processes.measure(rounds=1)
+    finally:
+        msn.set_backend(session)
     assert set(results) == {"ours, one thread", "ours, two threads", "ours, two processes", "torch, two threads"}
     assert all(len(times) == 1 and times[0] > 0 for times in results.values())

@@ -44,9 +44,12 @@ def fails_on_nan_images(model, images, targets):
 
 @pytest.fixture(autouse=True)
 def _on_numpy():
-    """Data parallelism is for the CPU: these tests build their models on NumPy in either session."""
+    """Data parallelism is for the CPU: these tests build their models on NumPy in either session
+    (and leave the session's backend as they found it: the next file's module fixtures may read it)."""
+    session = msn.backend.get_backend()
     msn.set_backend("numpy")
     yield
+    msn.set_backend(session)
 
 
 def _model():
@@ -250,6 +253,9 @@ def test_a_script_without_a_main_guard_fails_at_once_and_says_why(tmp_path):
 
 def test_a_model_on_the_gpu_is_refused(cupy):
     msn.set_backend("cupy")
-    model = _model()
+    try:
+        model = _model()
+    finally:
+        msn.set_backend("numpy")        # module fixtures of the next test file run before the reset
     with pytest.raises(ValueError, match="must be NumPy arrays"):
         data_parallel.DataParallel(model, loss_of, 2)
