@@ -13,7 +13,13 @@ One epoch reads straight down the design's data flow::
 
 The loop is the same for every task (``--task semantic``; see
 ``minisegnet/tasks/``): what a task's model outputs, its loss, its scores and
-its figures come from one small task object, never from a branch here.
+its figures come from one small task object, never from a branch here. The
+forward, loss and backward lines are one call in the code,
+``stepper.step(images, targets)``: in this process (``OneProcess``), or, where
+two processes pay (``--processes``; ``data_parallel.py``), shared with a
+worker process that takes half the batch, the gradients of the halves added up
+before the one ``optimizer.step()``. The same seed gives the same numbers for
+the same number of processes.
 
 A run writes into ``runs/NAME/`` (or ``--out DIR``), described in
 ``minisegnet/runfolder.py``: ``config.json``, ``checkpoint.npz`` (the last
