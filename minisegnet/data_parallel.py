@@ -37,10 +37,11 @@ data have an ignored label. BatchNorm would compute its statistics per
 slice, not per batch, so a model with BatchNorm is refused.
 
 Each process runs one thread (``parallel.one_thread``; OpenBLAS too, where
-its thread count can be set): the processes, not threads, share the cores. ``benchmarks/bench_processes.py`` measures the
-step both ways. ``OneProcess`` is the same step without workers (the plain
-forward, loss and backward), so that a training loop calls one or the
-other the same way. NumPy only: a GPU runs one process.
+its thread count can be set): the processes, not threads, share the cores.
+``benchmarks/bench_processes.py`` measures the step both ways. ``OneProcess``
+is the same step without workers (the plain forward, loss and backward), so
+that a training loop calls one or the other the same way. NumPy only: a GPU
+runs one process.
 """
 import multiprocessing
 import pickle
@@ -53,7 +54,7 @@ from . import backend, parallel, random
 from .autograd import Tensor
 from .nn.normalization import BatchNorm2d
 
-__all__ = ["OneProcess", "DataParallel", "training_step"]
+__all__ = ["OneProcess", "DataParallel", "training_step", "has_batch_norm"]
 
 
 class OneProcess:
@@ -64,8 +65,6 @@ class OneProcess:
     The outputs are for scoring the step, not for another backward pass
     (``DataParallel`` returns them cut from the graph).
     """
-
-    processes = 1
 
     def __init__(self, model, loss_of):
         self.model, self.loss_of = model, loss_of
@@ -103,7 +102,7 @@ class DataParallel(OneProcess):
         super().__init__(model, loss_of)
         if not isinstance(processes, int) or isinstance(processes, bool) or processes < 2:
             raise ValueError(f"DataParallel: processes must be an integer of at least 2, got {processes!r}")
-        if any(isinstance(m, BatchNorm2d) for m in model.modules()):
+        if has_batch_norm(model):
             raise ValueError("DataParallel: the model has BatchNorm, whose statistics would be per process "
                              "instead of per batch; train it in one process")
         if any(backend.get_array_module(p.data) is not np for p in model.parameters()):
@@ -197,6 +196,11 @@ class DataParallel(OneProcess):
         for pipe in self.pipes:
             pipe.close()
         self.pipes, self.workers, self.waiting = [], [], set()
+
+
+def has_batch_norm(model):
+    """Whether ``model`` has a BatchNorm layer (which cannot be shared between processes)."""
+    return any(isinstance(m, BatchNorm2d) for m in model.modules())
 
 
 def training_step(model, loss_of, processes, seed=0):

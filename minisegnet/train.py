@@ -56,7 +56,6 @@ import numpy as np
 
 from . import backend, checks, data as data_module, data_parallel, optim, parallel, shapes, tasks
 from .autograd import Tensor, no_grad
-from .nn.normalization import BatchNorm2d
 from .random import generator, manual_seed
 from .runfolder import (CHECKPOINT_FORMAT, CheckpointError, atomic_file, checkpoint_epoch, read_checkpoint,
                         read_meta, remove_stale_temporaries, save_checkpoint, write_json)
@@ -394,7 +393,7 @@ def _processes(config, model, task):
     (``parallel.get_num_threads() == 2``: two cores; more were not measured), a batch of at least
     two images, a model without BatchNorm (whose statistics would be per process) and data
     without an ignored label (a slice of ignored pixels only would have no mean loss)."""
-    has_batch_norm = any(isinstance(m, BatchNorm2d) for m in model.modules())
+    has_batch_norm = data_parallel.has_batch_norm(model)
     requested = config["processes"]
     if requested is None:
         fits = (config["backend"] == "numpy" and parallel.get_num_threads() == 2 and config["batch_size"] >= 2

@@ -19,6 +19,11 @@ from minisegnet import functional as F
 from minisegnet.models import UNet
 
 
+TINY_RUN = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
+                model_args=dict(base_channels=4, depth=2), backend="numpy")
+QUIET = dict(progress=False, log=lambda *a: None)
+
+
 def loss_of(model, images, targets):
     outputs = model(msn.tensor(images))
     return outputs, F.cross_entropy(outputs, msn.tensor(targets))
@@ -210,12 +215,10 @@ def test_the_trainer_chooses_two_processes_only_where_they_apply(monkeypatch):
 
 
 def test_a_run_on_two_processes_matches_one_process(tmp_path):
-    quiet = dict(progress=False, log=lambda *a: None)
-    config = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=1,
-                  model_args=dict(base_channels=4, depth=2), backend="numpy")
+    config = dict(TINY_RUN, epochs=1)
     runs, before = {}, _workers()
     for processes in (1, 2):
-        out = train.run(dict(config, processes=processes), out=str(tmp_path / str(processes)), **quiet)
+        out = train.run(dict(config, processes=processes), out=str(tmp_path / str(processes)), **QUIET)
         assert _workers() == before                             # the worker was stopped
         record = json.load(open(os.path.join(out, "config.json")))
         assert record["config"]["processes"] == processes
@@ -225,16 +228,14 @@ def test_a_run_on_two_processes_matches_one_process(tmp_path):
 
 
 def test_no_worker_outlives_a_run_that_stops_early(tmp_path, monkeypatch):
-    quiet = dict(progress=False, log=lambda *a: None)
-    config = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
-                  model_args=dict(base_channels=4, depth=2), backend="numpy", processes=2)
+    config = dict(TINY_RUN, processes=2)
 
     def interrupt(*args, **kwargs):
         raise KeyboardInterrupt
     monkeypatch.setattr(train, "evaluate", interrupt)              # Ctrl-C after the first epoch's steps
     before = _workers()
     with pytest.raises(KeyboardInterrupt):
-        train.run(config, out=str(tmp_path / "interrupted"), **quiet)
+        train.run(config, out=str(tmp_path / "interrupted"), **QUIET)
     assert _workers() == before
 
 
