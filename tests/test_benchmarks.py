@@ -91,3 +91,26 @@ def test_process_benchmark_times_every_step(monkeypatch):
         msn.set_backend(session)
     assert set(results) == {"ours, one thread", "ours, two threads", "ours, two processes", "torch, two threads"}
     assert all(len(times) == 1 and times[0] > 0 for times in results.values())
+
+
+def test_default_run_benchmark_reports_each_run_and_their_median(capsys):
+    """bench_default_run.py runs the command --runs times (here a tiny run, twice) and
+    reports a row per run, their median, and the median as its result."""
+    import json
+
+    import bench_default_run
+
+    code = bench_default_run.main(["--runs", "2", "--", "--epochs", "1", "--num-train", "8", "--num-val", "4",
+                                   "--processes", "1"])
+    text = capsys.readouterr().out
+    assert code in (0, 3)                                      # 3: the machine was busy
+    assert "| run 1 |" in text and "| run 2 |" in text and "**median**" in text
+    result = json.loads(text.rsplit("<!-- result: ", 1)[1].split(" -->")[0])
+    assert len(result["runs"]) == 2
+    assert abs(result["seconds"] - sum(result["runs"]) / 2) < 0.01     # the median of two (runs rounded to 0.01)
+    try:
+        bench_default_run.main(["--runs", "0"])
+    except SystemExit as exit:
+        assert exit.code == 2
+    else:
+        raise AssertionError("--runs 0 was accepted")
