@@ -41,7 +41,7 @@ from minisegnet import functional as F, metrics, optim, panoptic
 from minisegnet.data import DataLoader, Shapes
 from minisegnet.instances import instances_from_semantic
 from minisegnet.models import PanopticDeepLab
-from minisegnet.tasks.panoptic import CENTER_WEIGHT, OFFSET_WEIGHT
+from minisegnet.tasks.panoptic import CENTER_LOSS_WEIGHT, OFFSET_LOSS_WEIGHT
 
 FAST = "--fast" in sys.argv or os.environ.get("MINISEGNET_FAST") == "1"
 THINGS, STUFF = Shapes.thing_classes, Shapes.stuff_classes
@@ -99,7 +99,7 @@ def train(seed, epochs, n_train, n_val, batch_size, log=print):
                                              drop_last=True):
             targets = panoptic.panoptic_targets(ids)
             semantic, center, offset = losses(model(msn.tensor(images)), masks, targets)
-            loss = semantic + CENTER_WEIGHT * center + OFFSET_WEIGHT * offset
+            loss = semantic + CENTER_LOSS_WEIGHT * center + OFFSET_LOSS_WEIGHT * offset
             opt.zero_grad()
             loss.backward()
             opt.step()

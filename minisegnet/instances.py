@@ -11,6 +11,8 @@ between objects expensive to get wrong.
   numbered ``1 .. K`` (as ``scipy.ndimage.label`` numbers them);
 * ``instances_from_semantic(pred, thing_classes)``: the components of each
   thing class of a predicted class map, as one instance map;
+* ``renumber(instances)``: ids made ``1 .. K`` per image (whatever numbers
+  an instance map came with), optionally dropping small objects;
 * ``distance_transform_edt(input)``: exact Euclidean distance to the nearest
   zero pixel (as ``scipy.ndimage.distance_transform_edt``);
 * ``two_nearest_distances(instances)``: each pixel's distances to the nearest
@@ -30,8 +32,8 @@ import numpy as np
 
 from . import backend, checks
 
-__all__ = ["connected_components", "instances_from_semantic", "distance_transform_edt", "two_nearest_distances",
-           "unet_weight_map"]
+__all__ = ["connected_components", "instances_from_semantic", "renumber", "distance_transform_edt",
+           "two_nearest_distances", "unet_weight_map"]
 
 # The neighbours a pixel is connected to, as (dy, dx) steps.
 _NEIGHBOURS = {
@@ -57,6 +59,11 @@ def _label_map(x, name, op, allow_bool=False):
     if a.ndim not in (2, 3):
         raise ValueError(f"{op}: {name} must have shape (H, W) or (N, H, W), got shape {tuple(a.shape)}")
     return a
+
+
+def _no_negative_ids(ids, op):
+    if ids.size and int(ids.min()) < 0:
+        raise ValueError(f"{op}: instances holds the negative id {int(ids.min())}; ids are >= 0 (0 = no object)")
 
 
 def _check_connectivity(connectivity, op):
@@ -134,9 +141,29 @@ def connected_components(mask, connectivity=8):
     return labels[0] if single else labels
 
 
+def renumber(instances, min_size=1):
+    """``instances`` with its ids made ``1 .. K`` per image, in the order of the old ids
+    (0 stays 0), dropping objects of fewer than ``min_size`` pixels (they become 0).
+
+    An instance map read from a file may number its objects 17, 400, 65535;
+    whatever sizes an array by the largest id (one row per object, as the
+    centre targets of ``panoptic.py``) then needs ``K`` rows, not 65536.
+    ``instances``: non-negative integer ids ``(H, W)`` or ``(N, H, W)``.
+    Returns int64 ids of the same shape. One bincount over (image, id) pairs.
+    """
+    op = "renumber"
+    ids = _label_map(instances, "instances", op)
+    min_size = checks.integer(min_size, "min_size", op, minimum=1)
+    xp = backend.get_array_module(ids)
+    _no_negative_ids(ids, op)
+    single = ids.ndim == 2
+    ids = (ids[None] if single else ids).astype(xp.int64)
+    out = _renumber(ids, min_size)
+    return out[0] if single else out
+
+
 def _renumber(ids, keep_sizes_from=1):
-    """Ids renumbered ``1 .. K`` per image in their order, dropping objects smaller than
-    ``keep_sizes_from`` pixels (ids (N, H, W), nonnegative)."""
+    """``renumber`` on checked int64 ids ``(N, H, W)``."""
     xp = backend.get_array_module(ids)
     n = ids.shape[0]
     top = int(ids.max()) + 1 if ids.size else 1
@@ -166,6 +193,10 @@ def instances_from_semantic(pred, thing_classes, connectivity=8, min_size=1):
         raise TypeError(f"{op}: thing_classes must be a list or tuple of class indices, "
                         f"got {checks.describe(thing_classes)}")
     things = [checks.integer(c, f"thing_classes[{i}]", op, minimum=0) for i, c in enumerate(thing_classes)]
+    twice = sorted({c for c in things if things.count(c) > 1})
+    if twice:
+        raise ValueError(f"{op}: thing_classes lists {twice} more than once; each class's regions are "
+                         f"labelled once")
     xp = backend.get_array_module(p)
     single = p.ndim == 2
     p = p[None] if single else p
@@ -276,7 +307,15 @@ def two_nearest_distances(instances):
     changes the answer, since at that row two other objects are at least as
     near. Cost ``O(H W (W + 2H))`` per image, whatever the number of objects.
     """
-    ids = _label_map(instances, "instances", "two_nearest_distances")
+    op = "two_nearest_distances"
+    ids = _label_map(instances, "instances", op)
+    _no_negative_ids(ids, op)
+    return _two_nearest(ids)
+
+
+def _two_nearest(ids):
+    """``two_nearest_distances`` of checked ids (no read from the device: ``unet_weight_map``
+    checks its ids itself, with its other checks)."""
     xp = backend.get_array_module(ids)
     single = ids.ndim == 2
     ids = (ids[None] if single else ids).astype(xp.int64)
@@ -369,7 +408,7 @@ def _unet_weight_map(target, instances, num_classes, w0=10.0, sigma=5.0, ignore_
     weights = table.reshape(-1)[key].reshape(t.shape)
     # The border term from the two nearest objects (d2 = inf with fewer than two: no term).
     if w0 > 0:
-        d1, d2 = two_nearest_distances(ids)
+        d1, d2 = _two_nearest(ids)
         border = w0 * xp.exp(-((d1 + d2) ** 2) / (2.0 * sigma ** 2))
         weights = weights + xp.where(ids == 0, border, 0.0)
     weights = xp.where(valid, weights, 0.0).astype(xp.float32)

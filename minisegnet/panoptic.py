@@ -27,7 +27,8 @@ over pixels:
    thing class) moves by its predicted offset and joins the nearest centre:
    ``id(p) = 1 + argmin_k ||(p + offset(p)) - centre_k||``.
 3. *Classes* (``merge_semantic_and_instances``): each instance takes the
-   majority class of its pixels in the semantic prediction; stuff pixels
+   majority class of its thing-class pixels in the semantic prediction (the
+   votes of step 2 come from thing pixels only, so that is all of them); stuff pixels
    keep their predicted class; stuff regions (connected components, from
    ``minisegnet/instances.py``) smaller than ``min_stuff_area`` pixels and
    thing pixels that found no centre become void (category ``VOID``).
@@ -52,7 +53,7 @@ holds (``Shapes``: 2-4), so it never drops a real object, and bounds the
 ``(N, top_k, H, W)`` distance array of step 2. ``MIN_STUFF_AREA = 4``
 pixels removes each connected stuff region smaller than that, speckle of a
 noisy class map (a rule of ours: the paper drops a stuff class whose whole
-area in the image is under 2048 pixels, 0.1% of its images).
+area in the image is under 2048 pixels, 0.1% of an image's pixels).
 ``examples/panoptic_deeplab_shapes.py`` measures the window on 48 held-out
 ``Shapes`` images: PQ 0.800, 0.800, 0.804, 0.804 (seed 0), 0.759, 0.759,
 0.789, 0.799 (seed 1) and 0.777, 0.777, 0.779, 0.778 (seed 2) for 3x3, 5x5,
@@ -64,7 +65,8 @@ import numbers
 from . import backend
 from .autograd import Tensor, no_grad
 from .functional import max_pool2d
-from .instances import instances_from_semantic
+from .instances import instances_from_semantic, renumber
+from .metrics.panoptic import category_ids
 
 __all__ = ["VOID", "SIGMA", "NMS_KERNEL", "THRESHOLD", "TOP_K", "MIN_STUFF_AREA",
            "instance_centers", "panoptic_targets", "find_centers", "group_pixels",
@@ -76,37 +78,38 @@ NMS_KERNEL = 7         # max-pool window of the peak test, pixels (odd)
 THRESHOLD = 0.1        # a centre's heatmap value must exceed this
 TOP_K = 32             # centres kept per image, strongest first
 MIN_STUFF_AREA = 4     # stuff regions of fewer pixels become void
+RENUMBER_ABOVE = 64    # panoptic_targets renumbers ids larger than this 1 .. K first (one more device read)
 
 
-def _array(x, name):
+def _array(x, name, op):
     if isinstance(x, Tensor):
         x = x.data
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise TypeError(f"{name} must be an array or a Tensor, got {type(x).__name__}")
+        raise TypeError(f"{op}: {name} must be an array or a Tensor, got {type(x).__name__}")
     return x
 
 
-def _id_map(instances, name="instances"):
+def _id_map(instances, name, op):
     """``(ids as int64, largest id)``, or a clear error. One read from the device gives
     both the smallest id (for the check) and the largest (to size per-object arrays)."""
-    ids = _array(instances, name)
+    ids = _array(instances, name, op)
     if ids.dtype.kind not in "iu":
-        raise TypeError(f"{name} must be an integer id map (0 = no object), got dtype {ids.dtype}")
+        raise TypeError(f"{op}: {name} must be an integer id map (0 = no object), got dtype {ids.dtype}")
     if ids.ndim != 3:
-        raise ValueError(f"{name} must have shape (N, H, W), got {tuple(ids.shape)}")
+        raise ValueError(f"{op}: {name} must have shape (N, H, W), got {tuple(ids.shape)}")
     xp = backend.get_array_module(ids)
     ids = ids.astype(xp.int64)
     if not ids.size:
         return ids, 0
     low, high = (int(v) for v in backend.to_numpy(xp.stack([ids.min(), ids.max()])))
     if low < 0:
-        raise ValueError(f"{name} holds the negative id {low}; ids are >= 0 (0 = no object)")
+        raise ValueError(f"{op}: {name} holds the negative id {low}; ids are >= 0 (0 = no object)")
     return ids, high
 
 
-def _positive(value, name, kind=numbers.Real):
+def _positive(value, name, op, kind=numbers.Real):
     if isinstance(value, bool) or not isinstance(value, kind) or not value > 0:
-        raise ValueError(f"{name} must be a positive {'integer' if kind is numbers.Integral else 'number'}, "
+        raise ValueError(f"{op}: {name} must be a positive {'integer' if kind is numbers.Integral else 'number'}, "
                          f"got {value!r}")
 
 
@@ -121,7 +124,7 @@ def instance_centers(instances):
     the image has that id. One scatter-add per sum (area, rows, columns), for
     all objects of all images at once.
     """
-    return _centers(*_id_map(instances))
+    return _centers(*_id_map(instances, "instances", "instance_centers"))
 
 
 def _centers(ids, largest):
@@ -157,18 +160,29 @@ def panoptic_targets(instances, sigma=SIGMA, valid=None):
     ``center`` ``(N, 1, H, W)``, ``center_weight`` ``(N, 1, H, W)`` (1 on
     valid pixels), ``offset`` ``(N, 2, H, W)`` (``dy``, ``dx``) and
     ``offset_weight`` ``(N, 2, H, W)`` (1 on valid object pixels).
+
+    Cost: one Gaussian map per object, an ``(N, K + 1, H, W)`` float64 array
+    for ids up to ``K``; ids above ``RENUMBER_ABOVE`` are first renumbered
+    ``1 .. K`` per image (``instances.renumber``), so the cost follows the
+    number of objects, not how a file happened to number them.
     """
-    ids, largest = _id_map(instances)
-    _positive(sigma, "sigma")
+    op = "panoptic_targets"
+    ids, largest = _id_map(instances, "instances", op)
+    _positive(sigma, "sigma", op)
     xp = backend.get_array_module(ids)
     n, h, w = ids.shape
     if valid is None:
         valid = xp.ones(ids.shape, dtype=bool)
     else:
-        valid = _array(valid, "valid")
+        valid = _array(valid, "valid", op)
         if valid.dtype != bool or tuple(valid.shape) != tuple(ids.shape):
-            raise ValueError(f"valid must be a boolean map of the instances' shape {tuple(ids.shape)}, "
+            raise ValueError(f"{op}: valid must be a boolean map of the instances' shape {tuple(ids.shape)}, "
                              f"got {valid.dtype} {tuple(valid.shape)}")
+    if largest > RENUMBER_ABOVE:
+        # the arrays below have a row per id: number the objects 1 .. K per image first (a file's
+        # ids may run to 65535 for three objects); the targets do not depend on the numbers
+        ids = renumber(ids)
+        largest = int(ids.max())
     centers, present = _centers(ids, largest)
     yy = xp.arange(h, dtype=xp.float64)[None, None, :, None]
     xx = xp.arange(w, dtype=xp.float64)[None, None, None, :]
@@ -198,17 +212,18 @@ def find_centers(center, threshold=THRESHOLD, nms_kernel=NMS_KERNEL, top_k=TOP_K
     so every pixel has a window) and is above ``threshold``. Images with fewer
     than ``k`` peaks fill the rest with ``valid = False``.
     """
-    heat = _array(center, "center")
+    op = "find_centers"
+    heat = _array(center, "center", op)
     if heat.ndim != 4 or heat.shape[1] != 1:
-        raise ValueError(f"center must be a heatmap of shape (N, 1, H, W), got {tuple(heat.shape)}")
+        raise ValueError(f"{op}: center must be a heatmap of shape (N, 1, H, W), got {tuple(heat.shape)}")
     if heat.dtype.kind != "f":
-        raise TypeError(f"center must be a floating-point heatmap, got dtype {heat.dtype}")
-    _positive(nms_kernel, "nms_kernel", numbers.Integral)
+        raise TypeError(f"{op}: center must be a floating-point heatmap, got dtype {heat.dtype}")
+    _positive(nms_kernel, "nms_kernel", op, numbers.Integral)
     if nms_kernel % 2 == 0:
-        raise ValueError(f"nms_kernel must be odd (a window centred on the pixel), got {nms_kernel}")
-    _positive(top_k, "top_k", numbers.Integral)
+        raise ValueError(f"{op}: nms_kernel must be odd (a window centred on the pixel), got {nms_kernel}")
+    _positive(top_k, "top_k", op, numbers.Integral)
     if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool):
-        raise ValueError(f"threshold must be a number, got {threshold!r}")
+        raise TypeError(f"{op}: threshold must be a number, got {threshold!r}")
     xp = backend.get_array_module(heat)
     n, _, h, w = heat.shape
     with no_grad():
@@ -231,13 +246,22 @@ def group_pixels(offset, thing, coords, valid):
     is the centre's rank plus one (1 = the strongest peak). Costs one
     ``(N, k, H, W)`` array of squared distances.
     """
-    off = _array(offset, "offset")
-    thing = _array(thing, "thing")
+    op = "group_pixels"
+    off = _array(offset, "offset", op)
+    thing = _array(thing, "thing", op)
     if off.ndim != 4 or off.shape[1] != 2:
-        raise ValueError(f"offset must have shape (N, 2, H, W), got {tuple(off.shape)}")
+        raise ValueError(f"{op}: offset must have shape (N, 2, H, W), got {tuple(off.shape)}")
     n, _, h, w = off.shape
     if thing.dtype != bool or tuple(thing.shape) != (n, h, w):
-        raise ValueError(f"thing must be a boolean map of shape {(n, h, w)}, got {thing.dtype} {tuple(thing.shape)}")
+        raise ValueError(f"{op}: thing must be a boolean map of the offset's (N, H, W) = {(n, h, w)}, "
+                         f"got {thing.dtype} {tuple(thing.shape)}")
+    coords, valid = _array(coords, "coords", op), _array(valid, "valid", op)
+    if coords.ndim != 3 or coords.shape[0] != n or coords.shape[2] != 2 or coords.dtype.kind not in "iu":
+        raise ValueError(f"{op}: coords must be integer (y, x) pairs of shape (N, k, 2) with the offset's "
+                         f"N = {n}, got {coords.dtype} {tuple(coords.shape)}")
+    if valid.dtype != bool or tuple(valid.shape) != tuple(coords.shape[:2]):
+        raise ValueError(f"{op}: valid must be a boolean array of shape (N, k) = {tuple(coords.shape[:2])}, "
+                         f"got {valid.dtype} {tuple(valid.shape)}")
     xp = backend.get_array_module(off)
     yy = xp.arange(h, dtype=off.dtype)[:, None]
     xx = xp.arange(w, dtype=off.dtype)[None, :]
@@ -251,12 +275,18 @@ def group_pixels(offset, thing, coords, valid):
     return xp.where(thing & valid.any(axis=1)[:, None, None], nearest, 0).astype(xp.int64)
 
 
-def _classes(values, name):
-    values = tuple(values)
-    for v in values:
-        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-            raise ValueError(f"{name} must hold non-negative integer class ids, got {values!r}")
-    return values
+def _thing_and_stuff(thing_classes, stuff_classes, op):
+    """The two class lists as tuples of distinct non-negative ints, disjoint, not both
+    empty; else a clear error (the checks of ``metrics.panoptic``)."""
+    things = category_ids(thing_classes, "thing_classes", op)
+    stuff = category_ids(stuff_classes, "stuff_classes", op)
+    both = sorted(set(things) & set(stuff))
+    if both:
+        raise ValueError(f"{op}: classes {both} are claimed as both thing and stuff; each class is one or "
+                         f"the other")
+    if not things and not stuff:
+        raise ValueError(f"{op}: thing_classes and stuff_classes are both empty: name at least one class")
+    return things, stuff
 
 
 def _lookup(xp, size, members):
@@ -275,28 +305,29 @@ def merge_semantic_and_instances(semantic, instances, thing_classes, stuff_class
 
     ``semantic``: ``(N, H, W)`` predicted classes; ``instances``: ``(N, H, W)``
     ids from :func:`group_pixels` (0 = none). Each instance's category is the
-    majority class of its pixels (a tie goes to the smaller class id); thing
+    majority class of its *thing-class* pixels (a tie goes to the smaller class
+    id; stuff pixels carrying the id do not vote, and take that category too;
+    an instance with no thing pixel at all is void); thing
     pixels without an instance are void; stuff pixels keep their class unless
     their connected region of that class has fewer than ``min_stuff_area``
     pixels, which makes them void. Categories other than ``thing_classes``
     and ``stuff_classes`` are an error.
     """
-    sem, top_class = _id_map(semantic, "semantic")
-    ids, largest = _id_map(instances, "instances")
+    op = "merge_semantic_and_instances"
+    sem, top_class = _id_map(semantic, "semantic", op)
+    ids, largest = _id_map(instances, "instances", op)
     if sem.shape != ids.shape:
-        raise ValueError(f"semantic {tuple(sem.shape)} and instances {tuple(ids.shape)} must have the same shape")
-    things, stuff = _classes(thing_classes, "thing_classes"), _classes(stuff_classes, "stuff_classes")
-    both = sorted(set(things) & set(stuff))
-    if both:
-        raise ValueError(f"classes {both} are claimed as both thing and stuff; each class is one or the other")
-    _positive(min_stuff_area, "min_stuff_area", numbers.Integral)
+        raise ValueError(f"{op}: semantic {tuple(sem.shape)} and instances {tuple(ids.shape)} must have the "
+                         f"same shape")
+    things, stuff = _thing_and_stuff(thing_classes, stuff_classes, op)
+    _positive(min_stuff_area, "min_stuff_area", op, numbers.Integral)
     xp = backend.get_array_module(sem)
     num_classes = max(things + stuff) + 1
     known, is_thing = _lookup(xp, num_classes, things + stuff), _lookup(xp, num_classes, things)
     if sem.size and (top_class >= num_classes or not bool(known[sem].all())):
         bad = backend.to_numpy(xp.unique(sem[(sem >= num_classes) | ~known[xp.minimum(sem, num_classes - 1)]]))
-        raise ValueError(f"semantic holds classes {bad.tolist()}, which are neither thing_classes {list(things)} "
-                         f"nor stuff_classes {list(stuff)}")
+        raise ValueError(f"{op}: semantic holds classes {bad.tolist()}, which are neither thing_classes "
+                         f"{list(things)} nor stuff_classes {list(stuff)}")
     n = sem.shape[0]
     thing_pixel = is_thing[sem]
 
@@ -306,6 +337,7 @@ def merge_semantic_and_instances(semantic, instances, thing_classes, stuff_class
     votes = xp.bincount(key.reshape(-1), minlength=n * slots * num_classes).reshape(n * slots, num_classes)
     votes = votes * is_thing[None, :]                     # only thing classes may name an object
     winner = votes.argmax(axis=1)                          # first maximum: ties go to the smaller id
+    winner = xp.where(votes.max(axis=1) > 0, winner, VOID)  # no thing pixel at all: no class to name it
     instance_class = winner[(xp.arange(n, dtype=xp.int64)[:, None, None] * slots + ids)]
 
     category = xp.where(ids > 0, instance_class, sem)
@@ -326,14 +358,20 @@ def panoptic_inference(outputs, thing_classes, stuff_classes, threshold=THRESHOL
     or arrays). The three steps of the module docstring: centres, votes,
     classes. Runs on the outputs' backend; the result stays there.
     """
+    op = "panoptic_inference"
     if not isinstance(outputs, dict) or not {"semantic", "center", "offset"} <= set(outputs):
         got = sorted(outputs) if isinstance(outputs, dict) else type(outputs).__name__
-        raise ValueError("outputs must be a dict with 'semantic', 'center' and 'offset' (a PanopticDeepLab's "
-                         f"output), got {got}")
-    logits = _array(outputs["semantic"], "outputs['semantic']")
-    semantic = logits.argmax(axis=1)
+        raise ValueError(f"{op}: outputs must be a dict with 'semantic', 'center' and 'offset' (a "
+                         f"PanopticDeepLab's output), got {got}")
+    maps = {key: _array(outputs[key], f"outputs['{key}']", op) for key in ("semantic", "center", "offset")}
+    if any(m.ndim != 4 for m in maps.values()) or len({(m.shape[0],) + tuple(m.shape[2:])
+                                                          for m in maps.values()}) != 1:
+        shapes = ", ".join(f"{key} {tuple(m.shape)}" for key, m in maps.items())
+        raise ValueError(f"{op}: the outputs must be (N, channels, H, W) maps of one N, H and W, got {shapes}")
+    things, _ = _thing_and_stuff(thing_classes, stuff_classes, op)
+    semantic = maps["semantic"].argmax(axis=1)
     thing = backend.get_array_module(semantic).zeros(semantic.shape, dtype=bool)
-    for c in _classes(thing_classes, "thing_classes"):
+    for c in things:
         thing = thing | (semantic == c)
     coords, valid = find_centers(outputs["center"], threshold, nms_kernel, top_k)
     instances = group_pixels(outputs["offset"], thing, coords, valid)

@@ -10,6 +10,7 @@ import minisegnet as msn
 from minisegnet import backend, functional as F
 from minisegnet.data import Cells
 from minisegnet.instances import (connected_components, distance_transform_edt, instances_from_semantic,
+                                  renumber,
                                   two_nearest_distances, unet_weight_map)
 from minisegnet.testing import gradcheck
 from helpers import as_torch, assert_close, t64
@@ -132,6 +133,21 @@ def test_instances_from_semantic_errors():
         instances_from_semantic(np.zeros((2, 2), np.int64), (1,), min_size=0)
     with pytest.raises(TypeError, match="thing_classes"):
         instances_from_semantic(np.zeros((2, 2), np.int64), (1.5,))
+    with pytest.raises(ValueError, match=r"thing_classes lists \[1\] more than once"):
+        instances_from_semantic(np.array([[1, 1, 0, 1]]), [1, 1])      # once gave ids 3 and 4, a gap
+
+
+def test_renumber_makes_ids_consecutive_per_image_and_drops_small_objects():
+    ids = np.array([[[0, 65000, 65000, 17], [400, 0, 0, 17]],
+                    [[0, 9, 9, 9], [0, 0, 0, 0]]])
+    np.testing.assert_array_equal(renumber(ids), [[[0, 3, 3, 1], [2, 0, 0, 1]], [[0, 1, 1, 1], [0, 0, 0, 0]]])
+    np.testing.assert_array_equal(renumber(ids, min_size=2), [[[0, 2, 2, 1], [0, 0, 0, 1]],
+                                                              [[0, 1, 1, 1], [0, 0, 0, 0]]])
+    np.testing.assert_array_equal(renumber(ids[1]), [[0, 1, 1, 1], [0, 0, 0, 0]])      # one image (H, W)
+    with pytest.raises(ValueError, match="renumber: instances holds the negative id -2"):
+        renumber(np.array([[0, -2]]))
+    with pytest.raises(ValueError, match="renumber: min_size must be >= 1"):
+        renumber(ids, min_size=0)
 
 
 # ---- distances ---------------------------------------------------------------------------
@@ -172,6 +188,11 @@ def test_two_nearest_distances_equal_one_transform_per_object(mask, connectivity
         per_object.sort(axis=0)
         np.testing.assert_allclose(a, per_object[0], rtol=0, atol=1e-12)
         np.testing.assert_allclose(b, per_object[1], rtol=0, atol=1e-12)
+
+
+def test_two_nearest_distances_refuses_negative_ids():
+    with pytest.raises(ValueError, match="two_nearest_distances: instances holds the negative id -1"):
+        two_nearest_distances(np.array([[-1, 0, 2]]))          # once: -1 quietly counted as no object
 
 
 def test_two_nearest_distances_of_three_objects_in_a_row():

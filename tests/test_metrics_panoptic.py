@@ -274,3 +274,8 @@ def test_describe_pq_states_the_product_and_the_counts():
                                  np.stack([np.ones((1, 2, 4), np.int64), np.ones((1, 2, 4), np.int64)], -1),
                                  things=[1], stuff=[0])["per_class"][1]
     assert metrics.describe_pq(s) == "PQ 1.000 = SQ 1.000 x RQ 1.000 (1 matched, 0 false, 0 missed)"
+
+
+def test_an_empty_batch_counts_nothing():
+    empty = np.zeros((0, 4, 4, 2), np.int64)
+    np.testing.assert_array_equal(metrics.panoptic_counts(empty, empty, [1], [0]), np.zeros((4, 2)))

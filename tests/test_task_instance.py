@@ -7,7 +7,7 @@ import minisegnet as msn
 from minisegnet import backend, functional as F
 from minisegnet.data import Cells, Shapes
 from minisegnet.instances import unet_weight_map
-from minisegnet.tasks.instance import InstanceTask
+from minisegnet.tasks.instance import InstanceTask, scored_truth
 
 from helpers import traffic_per_step
 
@@ -82,6 +82,30 @@ def test_merged_cells_cost_pq():
     scores = task.new_scores()
     scores.update(_perfect_logits(merged, 3), task.targets((masks, ids)))
     assert scores.summary()["pq_things"] < 0.5
+
+
+def test_speckle_dropped_by_min_size_is_unlabelled_not_an_object():
+    """The review's reproducer: a predicted cell split in two 2-pixel pieces, over one true cell.
+    With min_size 3 both pieces are dropped; they must not come back as one merged "object 0"
+    that matches the cell (PQ 1.0 before), but leave the cell found by nothing (PQ 0)."""
+    ds = Cells(2, 48, return_instances=True)
+    task = InstanceTask(_info(ds))
+    task.min_size = 3
+    masks = np.array([[[1, 1, 0, 1, 1]]])               # class 1: cell, one object of 4 pixels
+    ids = np.array([[[1, 1, 0, 1, 1]]])
+    pred = np.array([[[1, 1, 0, 1, 1]]])                # the same pixels, 4-connected: two pieces of 2
+    scores = task.new_scores()
+    scores.update(_perfect_logits(pred, 3), task.targets((masks, ids)))
+    assert scores.summary()["pq_things"] == 0.0
+    counts = scores.panoptic()["per_class"][1]
+    assert (counts["tp"], counts["fp"], counts["fn"]) == (0, 0, 1)
+
+
+def test_a_true_thing_pixel_without_an_id_is_void():
+    """A folder's instance map may leave a thing pixel at id 0: it is not one more object (PQ
+    would merge all of them into one), it is void."""
+    truth = scored_truth(np.array([[[1, 1, 0, 2]]]), np.array([[[5, 0, 0, 0]]]), 3, (1,))
+    assert truth.tolist() == [[[[1, 5], [-1, 0], [0, 0], [2, 0]]]]
 
 
 def test_training_scores_stay_on_the_device(transfers, cupy):

@@ -35,7 +35,12 @@ two agree whenever the prediction labels every pixel).
 Inputs are ``(N, *spatial, 2)`` integer arrays, ``[..., 0]`` the category and
 ``[..., 1]`` the instance id (torchmetrics' layout); make one from two maps
 with ``np.stack([category, instance], axis=-1)``. Stuff pixels' instance ids
-are ignored. Images are scored separately and their counts summed.
+are ignored. On a thing pixel, id 0 is an instance like any other (as in
+torchmetrics): all of an image's id-0 pixels of a thing category are one
+segment. (The instance and panoptic tasks therefore make a true thing
+pixel without an id void, and leave a predicted one unlabelled,
+``tasks.instance.scored_truth``.) Images are scored separately and their
+counts summed. Not implemented: COCO's "crowd" regions.
 
 Cost: one sort (``unique``) of the pixels' segment keys and one of the
 overlapping pairs, O(pixels log pixels), no loop over segments; it runs on
@@ -62,7 +67,7 @@ def _array(x):
     return x
 
 
-def _category_ids(values, name, op):
+def category_ids(values, name, op):
     """A sorted tuple of distinct non-negative Python ints, or a clear error."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise TypeError(f"{op}: {name} must be a collection of integer category ids, got {checks.describe(values)}")
@@ -77,8 +82,8 @@ def check_categories(things, stuff, ignore_index=-1, op="check_categories"):
     """Validate the category split and return ``(things, stuff, categories)``
     as sorted tuples, ``categories = sorted(things + stuff)``: the columns of
     :func:`panoptic_counts`. ``op``: the function named in the error messages."""
-    things = _category_ids(things, "things", op)
-    stuff = _category_ids(stuff, "stuff", op)
+    things = category_ids(things, "things", op)
+    stuff = category_ids(stuff, "stuff", op)
     both = sorted(set(things) & set(stuff))
     if both:
         raise ValueError(f"{op}: categories {both} are claimed as both thing and stuff "
@@ -128,6 +133,8 @@ def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
     xp = backend.get_array_module(pred, target)
     n = pred.shape[0]
     K = len(categories)
+    if pred.size == 0:                     # no images, or images without pixels: nothing to count
+        return np.zeros((4, K), dtype=np.float64)
     cats = xp.asarray(np.array(categories, dtype=np.int64))
     is_thing = xp.asarray(np.array([c in things for c in categories]))
 

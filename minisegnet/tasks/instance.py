@@ -31,7 +31,7 @@ from ..functional import cross_entropy
 from ..instances import _unet_weight_map, instances_from_semantic
 from .semantic import ConfusionScores, SemanticTask, keep_dataset_info
 
-__all__ = ["InstanceTask", "InstanceScores", "thing_and_stuff_classes"]
+__all__ = ["InstanceTask", "InstanceScores", "thing_and_stuff_classes", "is_thing", "scored_truth"]
 
 
 def thing_and_stuff_classes(info, task_name):
@@ -50,6 +50,25 @@ def thing_and_stuff_classes(info, task_name):
     if both:
         raise ValueError(f"classes {both} are claimed as both thing and stuff; each class is one or the other")
     return things, stuff
+
+
+def is_thing(labels, thing_classes):
+    """Where ``labels`` (a class map on any backend) holds a thing class: one comparison per
+    class, on the device (no table to upload)."""
+    xp = backend.get_array_module(labels)
+    thing = xp.zeros(labels.shape, dtype=bool)
+    for c in thing_classes:
+        thing |= labels == c
+    return thing
+
+
+def scored_truth(masks, ids, num_classes, thing_classes):
+    """The truth as PQ scores it: ``(N, H, W, 2)`` (category, instance id), void (-1) where
+    the mask says "don't care" and where a thing pixel has no object id (0): an object needs
+    an id, and PQ would otherwise count all of an image's id-0 pixels of a class as one object."""
+    xp = backend.get_array_module(masks)
+    void = (masks < 0) | (masks >= num_classes) | (is_thing(masks, thing_classes) & (ids == 0))
+    return xp.stack([xp.where(void, -1, masks), xp.where(void, 0, ids)], axis=-1)
 
 
 def _check_labels(masks, ids, num_classes, ignore_index):
@@ -102,9 +121,11 @@ class InstanceScores:
             xp = backend.get_array_module(pred)
             found = instances_from_semantic(pred, task.thing_classes, connectivity=task.connectivity,
                                             min_size=task.min_size)
-            void = (masks < 0) | (masks >= task.num_classes)          # "don't care" pixels of the truth
-            truth = xp.stack([xp.where(void, -1, masks), ids], axis=-1)
-            counts = counts + metrics.panoptic_counts(xp.stack([pred, found], axis=-1), truth,
+            # thing pixels in no object (a region under min_size) are left unlabelled (-1), not one
+            # merged "object 0"
+            category = xp.where(is_thing(pred, task.thing_classes) & (found == 0), -1, pred)
+            truth = scored_truth(masks, ids, task.num_classes, task.thing_classes)
+            counts = counts + metrics.panoptic_counts(xp.stack([category, found], axis=-1), truth,
                                                       task.thing_classes, task.stuff_classes, ignore_index=-1)
         return metrics.panoptic_scores(counts, task.thing_classes, task.stuff_classes)
 

@@ -9,11 +9,16 @@
 * **Loss**: the paper's sum of three terms::
 
       cross_entropy(semantic, masks)
-      + center_weight * mse(center, heatmap)           (mean over labelled pixels)
-      + offset_weight * l1(offset, offsets)            (mean over object pixels)
+      + center_loss_weight * mse(center, heatmap)      (mean over labelled pixels)
+      + offset_loss_weight * l1(offset, offsets)       (mean over object pixels and both components)
 
   with the weights stated below (the paper's are 1 (3 on the pixels of small
-  instances), 200 and 0.01 on Cityscapes; see ``CENTER_WEIGHT``).
+  instances), 200 and 0.01 on Cityscapes; see ``CENTER_LOSS_WEIGHT``). The
+  L1 is summed over ``dy`` and ``dx`` and divided by twice the number of
+  object pixels (as the paper's code does): a mean per component, half
+  the L1 length of a pixel's offset error. Which pixels count are the
+  targets' ``center_weight`` and ``offset_weight`` masks (0 or 1 per pixel),
+  not to be confused with the two loss weights.
 * **Prediction**: centres by max-pool NMS, each thing pixel to the nearest
   centre from ``pixel + offset``, instance classes by majority vote, small
   stuff regions void (``panoptic_inference``).
@@ -28,21 +33,22 @@ import numpy as np
 from .. import backend, metrics, panoptic
 from ..autograd import Tensor
 from ..functional import cross_entropy, l1_loss, mse_loss
-from .instance import thing_and_stuff_classes
+from .instance import is_thing, scored_truth, thing_and_stuff_classes
 from .semantic import ConfusionScores, keep_dataset_info
 
-__all__ = ["PanopticTask", "PanopticScores", "CENTER_WEIGHT", "OFFSET_WEIGHT"]
+__all__ = ["PanopticTask", "PanopticScores", "CENTER_LOSS_WEIGHT", "OFFSET_LOSS_WEIGHT"]
 
 # Loss weights. The paper's 200 for the centre MSE suits Cityscapes, where many large
 # objects make the Gaussians a sizeable share of the pixels; on the toy scenes (a few
 # small objects in 4,000-6,000 pixels) a heatmap of zeros is nearly as good. What we
-# measured (on Roads, the dataset then used; seed 0, 6-8 epochs, busy machine): with the paper's 200 and 0.01
+# measured in an early exploration (on Roads, the dataset then used; seed 0, 6-8 epochs, busy machine; not
+# re-run by a script here, so these figures are history, not results): with the paper's 200 and 0.01
 # and sigma 2 the heatmap stayed flat (no peak above 0.1; car PQ 0.02), and 2000 with
 # sigma 2 and offset weight 0.1 did no better; 2000 with sigma 3, offset weight 1.0 and
-# the model's x4 offset scale learned peaks and offsets (offset L1 3.9 -> 2.8 pixels
-# on Roads, 3.5 -> 1.5 on Shapes). The changes were not tried one at a time.
-CENTER_WEIGHT = 2000.0
-OFFSET_WEIGHT = 1.0
+# the model's x4 offset scale learned peaks and offsets (offset L1, per component as above,
+# 3.9 -> 2.8 pixels on Roads, 3.5 -> 1.5 on Shapes). The changes were not tried one at a time.
+CENTER_LOSS_WEIGHT = 2000.0
+OFFSET_LOSS_WEIGHT = 1.0
 
 
 def _instance_branch(model):
@@ -129,8 +135,8 @@ class PanopticTask:
                    "mean_iou": "mean IU"}
     best_score = "pq"
 
-    center_weight = CENTER_WEIGHT
-    offset_weight = OFFSET_WEIGHT
+    center_loss_weight = CENTER_LOSS_WEIGHT
+    offset_loss_weight = OFFSET_LOSS_WEIGHT
     sigma = panoptic.SIGMA
 
     def __init__(self, info):
@@ -153,7 +159,8 @@ class PanopticTask:
             raise ValueError("the panoptic task needs batches (images, masks, instances): "
                              f"got {len(labels)} label map(s) per sample")
         masks, ids = (backend.asarray(a) for a in labels)
-        valid = (masks >= 0) & (masks < self.num_classes)     # the "don't care" label counts nowhere
+        # the "don't care" label counts nowhere, nor does a thing pixel without an object id
+        valid = (masks >= 0) & (masks < self.num_classes) & ~(is_thing(masks, self.thing_classes) & (ids == 0))
         out = panoptic.panoptic_targets(ids, sigma=self.sigma, valid=valid)
         out.update(masks=masks, instances=ids)
         return out
@@ -170,7 +177,7 @@ class PanopticTask:
         thing_pixels = Tensor(xp.maximum(targets["offset_weight"].sum(), 1.0).astype(outputs["offset"].dtype))
         offset = l1_loss(outputs["offset"], Tensor(targets["offset"]), weight=targets["offset_weight"],
                          reduction="sum") / thing_pixels
-        return semantic + self.center_weight * center + self.offset_weight * offset
+        return semantic + self.center_loss_weight * center + self.offset_loss_weight * offset
 
     def new_scores(self, training=False):
         return PanopticScores(self, training)
@@ -180,10 +187,9 @@ class PanopticTask:
         return panoptic.panoptic_inference(outputs, self.thing_classes, self.stuff_classes)
 
     def panoptic_truth(self, masks, ids):
-        """The truth as ``(N, H, W, 2)``: "don't care" pixels void, stuff without ids."""
-        xp = backend.get_array_module(masks)
-        void = (masks < 0) | (masks >= self.num_classes)
-        return xp.stack([xp.where(void, panoptic.VOID, masks), xp.where(void, 0, ids)], axis=-1)
+        """The truth as ``(N, H, W, 2)`` (``scored_truth``: "don't care" pixels and thing pixels
+        without an id void)."""
+        return scored_truth(masks, ids, self.num_classes, self.thing_classes)
 
     def postprocess(self, outputs):
         """``dict(panoptic=(N, H, W, 2), classes=(N, H, W))`` host arrays."""
