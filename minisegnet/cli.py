@@ -18,14 +18,15 @@ def build_parser():
     return parser
 
 
+def fails(command, error):
+    """A user error: the message (naming the command) and exit status 2, no traceback."""
+    print(f"minisegnet {command}: error: {error}", file=sys.stderr)
+    return 2
+
+
 def _add_training_commands(commands):
     """train, evaluate, predict (see minisegnet/train.py and predict.py)."""
     from . import predict, train
-
-    def fails(command, error):
-        """A user error: the message and exit status 2, no traceback."""
-        print(f"minisegnet {command}: error: {error}", file=sys.stderr)
-        return 2
 
     def model_arg(text):
         """"base_channels=32" -> ("base_channels", 32); values are int, float, bool or text,
@@ -98,7 +99,7 @@ def _add_training_commands(commands):
         "train", help="train a segmentation model (default: a small U-Net on generated shapes)",
         description="Train a model and write runs/NAME/ (or --out DIR): config.json, metrics.json, "
                     "checkpoint.npz, best.npz, curves.png, predictions.png. With no arguments: a small "
-                    "same-padding U-Net on the generated Shapes data, on the CPU, in a few minutes.")
+                    "same-padding U-Net on the generated Shapes data, on the CPU, in about a minute.")
     train_cmd.add_argument("--task", choices=tasks.TASK_NAMES,
                            help=f"what to predict per pixel (default {d['task']}: a class; instance and "
                                 "panoptic: also which object)")
@@ -178,11 +179,6 @@ def _add_shape_commands(commands):
         values = tuple(int(p) for p in parts)
         return values[0] if len(values) == 1 else values
 
-    def fails(error):
-        """A bad size is the user's input, not a bug: the message and exit status 2."""
-        print(f"minisegnet: error: {error}", file=sys.stderr)
-        return 2
-
     def show(size):
         return "x".join(str(v) for v in size) if isinstance(size, tuple) else str(size)
 
@@ -190,7 +186,7 @@ def _add_shape_commands(commands):
         try:
             rows = shapes.unet_trace(args.size, depth=args.depth, padding=args.padding)
         except (ValueError, TypeError) as error:
-            return fails(error)
+            return fails("shapes", error)
         print(f"U-Net, depth {args.depth}, {args.padding} 3x3 convolutions: input {show(args.size)}")
         print("level l works at 1/2**l of the input's scale; stage = the UNet module that runs the step")
         before = max(len(show(row.size_in)) for row in rows)   # right-align the sizes before the arrow
@@ -206,7 +202,7 @@ def _add_shape_commands(commands):
             out = shapes.conv2d_output_size(args.size, args.kernel, args.stride, args.padding, args.dilation)
             inputs = shapes.conv2d_input_sizes(out, args.kernel, args.stride, args.padding, args.dilation)
         except (ValueError, TypeError) as error:
-            return fails(error)
+            return fails("shapes", error)
         print(f"conv2d: size {show(args.size)}, kernel {args.kernel}, stride {args.stride}, "
               f"padding {args.padding}, dilation {args.dilation} -> output {show(out)}")
         if args.padding == "same":
@@ -230,7 +226,7 @@ def _add_shape_commands(commands):
             out = shapes.conv_transpose2d_output_size(args.size, args.kernel, args.stride, args.padding,
                                                       args.output_padding, args.dilation)
         except (ValueError, TypeError) as error:
-            return fails(error)
+            return fails("shapes", error)
         print(f"conv_transpose2d: size {show(args.size)}, kernel {args.kernel}, stride {args.stride}, "
               f"padding {args.padding}, output_padding {args.output_padding}, dilation {args.dilation} "
               f"-> output {show(out)}")
@@ -242,7 +238,7 @@ def _add_shape_commands(commands):
             out = shapes.max_pool2d_output_size(args.size, args.kernel, args.stride, args.padding,
                                                 args.dilation, args.ceil_mode)
         except (ValueError, TypeError) as error:
-            return fails(error)
+            return fails("shapes", error)
         stride = args.kernel if args.stride is None else args.stride
         print(f"max_pool2d: size {show(args.size)}, kernel {args.kernel}, stride {stride}, padding "
               f"{args.padding}, dilation {args.dilation}, ceil_mode {args.ceil_mode} -> output {show(out)}")
@@ -268,7 +264,7 @@ def _add_shape_commands(commands):
             size = args.input if isinstance(args.input, tuple) else (args.input, args.input)
             summary(model, (args.batch_size, in_channels) + size)
         except (ValueError, TypeError) as error:
-            return fails(error)
+            return fails("summary", error)
         if args.model == "unet":
             print(_unet_against_the_paper(dict(options, in_channels=in_channels, num_classes=args.num_classes)))
         return 0
@@ -332,8 +328,8 @@ def _add_shape_commands(commands):
         "summary", help="a model's layers: output shapes, parameters, multiply-adds, receptive field",
         description="Print a torchinfo-style table of a model, computed from the shape formulas "
                     "(fast even for the full 572x572 U-Net).")
-    summary_cmd.add_argument("model", choices=("unet", "fcn8s", "fcn16s", "fcn32s", "segnet", "deeplabv3plus"),
-                             help="which model")
+    summary_cmd.add_argument("model", choices=("unet", "fcn8s", "fcn16s", "fcn32s", "segnet", "deeplabv3plus",
+                                               "panoptic-deeplab"), help="which model")
     summary_cmd.add_argument("--input", type=size_arg, default=572, help="input size: 572 or HxW (default 572)")
     summary_cmd.add_argument("--in-channels", type=int, default=None,
                              help="image channels (default 1 for unet, the paper's grayscale tiles; 3 otherwise)")
@@ -390,10 +386,6 @@ def _unet_against_the_paper(options):
 def _add_augment_commands(commands):
     """augment-preview: one image under several random draws of the named augmentations."""
 
-    def fails(error):
-        print(f"minisegnet augment-preview: error: {error}", file=sys.stderr)
-        return 2
-
     def run_preview(args):
         import numpy as np
 
@@ -403,15 +395,16 @@ def _add_augment_commands(commands):
         names = [n.strip() for n in args.augment.split(",") if n.strip()]
         unknown = [n for n in names if n not in data.AUGMENTATIONS]
         if not names or unknown:
-            return fails(f"--augment takes names from {', '.join(data.AUGMENTATIONS)} separated by commas, "
-                         f"got {args.augment!r}")
+            return fails("augment-preview", f"--augment takes names from {', '.join(data.AUGMENTATIONS)} "
+                                            f"separated by commas, got {args.augment!r}")
         if args.draws < 1 or args.index < 0 or args.seed < 0:
-            return fails(f"--draws must be >= 1 and --index, --seed >= 0, got {args.draws}, {args.index}, {args.seed}")
+            return fails("augment-preview", f"--draws must be >= 1 and --index, --seed >= 0, got {args.draws}, "
+                                            f"{args.index}, {args.seed}")
         datasets = {"shapes": data.Shapes, "roads": data.Roads, "cells": data.Cells}
         try:
             dataset = datasets[args.data](num_samples=args.index + 1, size=args.size, seed=args.seed)
         except ValueError as error:
-            return fails(f"--size: {error}")
+            return fails("augment-preview", f"--size: {error}")
         image, mask = dataset[args.index][:2]
         transforms = [(name, data.AUGMENTATIONS[name]()) for name in names for _ in range(args.draws)]
         plot_augment_preview(image, mask, transforms, np.random.default_rng(args.seed), palette=dataset.palette,

@@ -45,6 +45,7 @@ the whole mask; prediction on large images (``predict.py``) slides such tiles ov
 the image.
 """
 import contextlib
+import difflib
 import functools
 import json
 import math
@@ -150,6 +151,9 @@ def resolve_config(config):
         raise UserError(f"--model {config['model']!r} is not a model of --task {task.name} "
                         f"(its models: {', '.join(task.models)})")
     config["data"] = config["data"] or task.defaults["data"]
+    if config["data"] not in TOY_DATASETS:
+        # a folder: kept as an absolute path, so that evaluate, predict and --resume find it from anywhere
+        config["data"] = os.path.abspath(os.fspath(config["data"]))
     if config["data"] in TOY_DATASETS and config["data"] not in task.datasets:
         raise UserError(f"--data {config['data']} has no truth for --task {task.name} "
                         f"(its built-in data: {', '.join(task.datasets)}, or a folder)")
@@ -179,6 +183,12 @@ def resolve_config(config):
         raise UserError(f"--backend must be numpy or cupy, got {config['backend']!r}")
     if config["processes"] is not None and not _positive_int(config["processes"]):
         raise UserError(f"--processes must be a positive integer, got {config['processes']!r}")
+    if config["data"] not in TOY_DATASETS:
+        for key in ("num_train", "num_val"):
+            if config[key] != DEFAULTS[key]:
+                raise UserError(f"--{key.replace('_', '-')} {config[key]}: the built-in datasets are generated "
+                                f"to that size; a folder's images are all used, "
+                                f"{config['val_fraction']:.0%} of them held out")
     config["augment"] = _augment_names(config["augment"], config["data"])
     config["thing_classes"] = _thing_classes(config["thing_classes"], config["data"])
     return config
@@ -269,9 +279,15 @@ def build_datasets(config, task=None, progress=False):
         return train, val, _dataset_info(train)
     root = os.path.abspath(name)
     images, masks = os.path.join(root, "images"), os.path.join(root, "masks")
+    if not os.path.isdir(root):
+        close = difflib.get_close_matches(os.path.basename(os.path.normpath(name)), TOY_DATASETS, n=1)
+        raise UserError(f"--data {name!r} is neither a built-in dataset ({', '.join(TOY_DATASETS)}) nor an "
+                        f"existing folder" + (f": did you mean --data {close[0]}?" if close else ""))
     if not os.path.isdir(images) or not os.path.isdir(masks):
-        raise UserError(f"--data {name!r} is neither a built-in dataset ({', '.join(TOY_DATASETS)}) nor a "
-                        "folder holding images/ and masks/ subfolders")
+        missing = " and ".join(sub + "/" for sub, path in (("images", images), ("masks", masks))
+                               if not os.path.isdir(path))
+        raise UserError(f"--data {name!r}: the folder has no {missing} subfolder; a dataset folder holds "
+                        "images/ and masks/ (docs/training.md)")
     things = config.get("thing_classes") or []
     if task.instances and not things:
         raise UserError(f"--task {task.name} on a folder needs --thing-classes: the classes whose objects "
@@ -284,7 +300,7 @@ def build_datasets(config, task=None, progress=False):
     extra = dict(instances_dir=os.path.join(root, "instances")) if task.instances else {}
     try:
         full = data_module.FolderDataset(images, masks, num_classes, ignore_index=255, thing_classes=things,
-                                         **extra)
+                                         unpaired="keep", **extra)
         data_module.check_folder(full, progress=progress)
     except (ValueError, FileNotFoundError) as error:
         raise UserError(f"--data {name!r}: {error}") from None
@@ -540,13 +556,17 @@ def _plain(value):
 
 
 # ---- the run ----------------------------------------------------------------------
-def _choose_out(config):
+def _choose_out(config, log):
+    """``runs/MODEL_DATA_seedN``, or, when that holds an earlier run, the first free
+    ``..._2``, ``..._3`` (saying so: the commands that follow must name it)."""
     base = os.path.join("runs", f"{config['model']}_{os.path.basename(os.path.normpath(config['data']))}"
                                 f"_seed{config['seed']}")
     out, n = base, 1
     while os.path.exists(out):
         n += 1
         out = f"{base}_{n}"
+    if out != base:
+        log(f"{base}/ holds an earlier run, so this one goes to {out}/ (--out chooses the folder)")
     return out
 
 
@@ -556,7 +576,7 @@ def _describe(config, task, model, info, n_train, n_val):
     options = ", ".join(f"{k}={v}" for k, v in extra.items())
     return (f"{config['model']}({options}) with {n_params / 1e6:.2f} M parameters, task {config['task']}, on "
             f"{config['data']} {config['size']}x{config['size']} ({info['num_classes']} classes): "
-            f"{n_train} training / {n_val} held-out images, {config['epochs']} epochs of batch "
+            f"{n_train} training / {n_val} held-out images, {config['epochs']} epoch{'s' if config['epochs'] > 1 else ''} of batch "
             f"{config['batch_size']}, {config['optimizer']} lr {config['lr']:g} ({config['schedule']}), "
             f"augment {','.join(config['augment']) or 'none'}, seed {config['seed']}, backend {config['backend']}, "
             f"{config['processes']} process{'es' if config['processes'] > 1 else ''} per step")
@@ -600,7 +620,7 @@ def run(config, out=None, resume=False, progress=True, log=print):
     if resume:
         config, state, meta = _resume_point(config, out)
     config = resolve_config(config)
-    out = out or _choose_out(config)
+    out = out or _choose_out(config, log)
     if not resume and os.path.exists(os.path.join(out, "checkpoint.npz")):
         raise UserError(f"--out {out!r} already holds a run (checkpoint.npz): continue it with "
                         f"--resume --out {out}, or choose another --out")
@@ -657,7 +677,7 @@ def _train(config, out, state, meta, progress, log):
             log(f"{out}: already trained for {start_epoch} epochs; its files are complete. "
                 "Pass a larger --epochs to continue")
             return out
-    log(("Resuming " if meta is not None else "Training ")
+    log((f"Resuming at epoch {start_epoch + 1} of {config['epochs']}: " if meta is not None else "Training ")
         + _describe(config, task, model, info, len(train_ds), len(val_ds)))
     log(f"Writing {out}/")
 
@@ -710,8 +730,12 @@ def _train(config, out, state, meta, progress, log):
                 + ", ".join(f"{label} {_show(record[k])}" for k, label in task.score_names.items())
                 + ("  (best)" if is_best else ""))
     except KeyboardInterrupt:
-        log(f"\ninterrupted; {checkpoint} holds the last finished epoch. Continue with: "
-            f"minisegnet train --resume --out {out}")
+        if history:
+            log(f"\ninterrupted; {checkpoint} holds the last finished epoch. Continue with: "
+                f"minisegnet train --resume --out {out}")
+        else:
+            log(f"\ninterrupted before the first epoch finished: no checkpoint yet. Start over with: "
+                f"minisegnet train --resume --out {out}")
         raise
     finally:
         stepper.close()                                        # stops the worker processes, if any
@@ -774,7 +798,11 @@ def evaluate_checkpoint(path, batch_size=None, backend_name=None, log=print):
     with _on_backend(where):
         task, model = _model_from_state(state, meta, path)
         config = resolve_config(dict(meta["config"], backend=where))
-        _, val_ds, _ = build_datasets(config, type(task))
+        try:
+            _, val_ds, _ = build_datasets(config, type(task))
+        except UserError as error:
+            raise UserError(f"{path}: the run's held-out images come from its --data {config['data']!r} "
+                            f"(config.json), which cannot be read now: {error}") from None
         size = config["size"]
         loader = data_module.DataLoader(val_ds, batch_size or config["batch_size"], transform=_transforms(config)[1])
         scores, accumulator = evaluate(model, task, loader, geometry_for(model, size), size)

@@ -694,7 +694,7 @@ def test_listing_input_sizes_is_bounded(stride, out):
 def test_the_cli_answers_huge_arguments_with_a_message(capsys, argv):
     assert cli_main(argv) == 2
     err = capsys.readouterr().err
-    assert err.startswith("minisegnet: error:") and "Traceback" not in err
+    assert err.startswith(f"minisegnet {argv[0]}: error:") and "Traceback" not in err
 
 
 @given(value=st.sampled_from(["8", 8.0, None, (8, "8"), 0, -3]),

@@ -112,6 +112,11 @@ def test_summary_deeplab_runs_with_its_default_input(capsys):
     assert "Input size: [1, 3, 572, 572]" in out and "[1, 2, 572, 572]" in out
 
 
+def test_summary_of_panoptic_deeplab_which_train_accepts_too(capsys):
+    code, out, err = run(capsys, "summary", "panoptic-deeplab", "--input", "320")
+    assert code == 0 and err == "" and "Input size: [1, 3, 320, 320]" in out
+
+
 def test_summary_invalid_size_exits_2(capsys):
     pytest.importorskip("minisegnet.models", reason="minisegnet.models not available")
     code, out, err = run(capsys, "summary", "unet", "--input", "570", "--base-channels", "2")

@@ -144,11 +144,11 @@ def test_folder_instance_errors(tmp_path):
     # a non-integer map (32-bit float)
     Image.fromarray(np.zeros((6, 5), np.float32)).save(tmp_path / "instances" / "a.tif")
     (tmp_path / "instances" / "a.tif").replace(tmp_path / "instances" / "a.png")
-    with pytest.raises(ValueError, match="instance map.*F image.*integer"):
+    with pytest.raises(ValueError, match="instance map.*of mode 'F'.*integer"):
         data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, **kw)[0]
     # an RGB picture is not an id map
     Image.fromarray(np.zeros((6, 5, 3), np.uint8)).save(tmp_path / "instances" / "a.png")
-    with pytest.raises(ValueError, match="RGB image.*integer object ids"):
+    with pytest.raises(ValueError, match="of mode 'RGB'.*integer object ids"):
         data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, **kw)[0]
     # a negative id in a 32-bit image (PNG has no signed mode: a TIFF under the PNG's name)
     Image.fromarray(np.full((6, 5), -3, np.int32)).save(tmp_path / "instances" / "a.tif")

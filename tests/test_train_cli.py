@@ -14,6 +14,7 @@ from minisegnet.cli import main
 
 TINY = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "2",
         "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--quiet"]
+FOLDER_TINY = TINY[:2] + TINY[6:]       # without --num-train and --num-val: a folder has its own split
 TINY_CONFIG = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
                    model_args=dict(base_channels=4, depth=2))
 SCORES = ("val_loss", "pixel_acc", "mean_acc", "mean_iou", "fw_iou")
@@ -174,7 +175,9 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["train", "--data", "/no/such/folder"], "neither a built-in dataset"),
+    (["train", "--data", "/no/such/folder"], "neither a built-in dataset (shapes, roads, cells) nor an existing folder"),
+    (["train", "--data", "rodas"], "did you mean --data roads?"),
+    (["train", "--model-arg", "dpeth=2"], "--model-arg: unet has no option 'dpeth'; its options: base_channels, depth"),
     (["train", "--size", "30", "--model-arg", "depth=2"], "--size 30 does not fit"),
     (["train", "--epochs", "0"], "--epochs must be a positive integer"),
     (["train", "--size", "7"], "size must be at least 16 pixels"),
@@ -195,6 +198,36 @@ def test_user_errors_exit_2_without_traceback(argv, message, capsys, tmp_path, m
     assert message in err and "Traceback" not in err
 
 
+def test_a_folder_without_masks_and_folder_options_that_do_not_apply(tmp_path, capsys):
+    root = _write_folder(tmp_path / "ds", n=3)
+    assert main(["train", *FOLDER_TINY, "--data", str(root), "--num-train", "5"]) == 2
+    assert "--num-train 5: the built-in datasets are generated to that size; a folder's images are all used, " \
+           "20% of them held out" in capsys.readouterr().err
+    (root / "masks").rename(root / "labels")
+    assert main(["train", *FOLDER_TINY, "--data", str(root)]) == 2
+    assert "the folder has no masks/ subfolder" in capsys.readouterr().err
+
+
+def test_a_second_run_with_the_default_out_says_where_it_goes(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = train.resolve_config({})
+    said = []
+    assert train._choose_out(config, said.append) == os.path.join("runs", "unet_shapes_seed0") and not said
+    os.makedirs(os.path.join("runs", "unet_shapes_seed0"))
+    assert train._choose_out(config, said.append) == os.path.join("runs", "unet_shapes_seed0_2")
+    assert said == [f"{os.path.join('runs', 'unet_shapes_seed0')}/ holds an earlier run, so this one goes to "
+                    f"{os.path.join('runs', 'unet_shapes_seed0_2')}/ (--out chooses the folder)"]
+
+
+def test_ctrl_c_in_the_first_epoch_says_there_is_no_checkpoint_yet(tmp_path, monkeypatch):
+    said = []
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        train.run(dict(TINY_CONFIG, epochs=1), out=str(tmp_path / "r"), progress=False, log=said.append)
+    assert any("interrupted before the first epoch finished: no checkpoint yet" in line for line in said), said
+    assert not (tmp_path / "r" / "checkpoint.npz").exists()
+
+
 def test_truncated_checkpoint_is_refused_and_best_is_intact(run_dir, tmp_path, capsys):
     import shutil
     copy = tmp_path / "copy"
@@ -207,7 +240,7 @@ def test_truncated_checkpoint_is_refused_and_best_is_intact(run_dir, tmp_path, c
     assert main(["evaluate", str(copy)]) == 0       # best.npz is untouched and still works
 
 
-def test_folder_data_end_to_end(tmp_path):
+def test_folder_data_end_to_end(tmp_path, monkeypatch):
     from PIL import Image
     shapes = data.Shapes(6, 40, seed=4)
     for name in ("images", "masks"):
@@ -216,11 +249,23 @@ def test_folder_data_end_to_end(tmp_path):
         image, mask = shapes[i]
         Image.fromarray((image.transpose(1, 2, 0) * 255).astype(np.uint8)).save(tmp_path / "ds" / "images" / f"{i}.png")
         Image.fromarray(mask.astype(np.uint8)).save(tmp_path / "ds" / "masks" / f"{i}.png")
-    out = train.run(dict(TINY_CONFIG, data=str(tmp_path / "ds"), epochs=1, batch_size=2),
+    folder = {k: v for k, v in TINY_CONFIG.items() if k not in ("num_train", "num_val")}     # a folder's own split
+    out = train.run(dict(folder, data=str(tmp_path / "ds"), epochs=1, batch_size=2),
                     out=str(tmp_path / "folder_run"), progress=False, log=lambda *a: None)
     config = json.load(open(os.path.join(out, "config.json")))
     assert config["info"]["num_classes"] == 4      # inferred from the masks
     assert os.path.exists(os.path.join(out, "predictions.png"))
+    # the folder is recorded by its absolute path: the run is scored from anywhere (a new user's find)
+    assert config["config"]["data"] == str(tmp_path / "ds")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    scores, _ = train.evaluate_checkpoint(out, log=lambda *a: None)
+    assert 0 <= scores["mean_iou"] <= 1
+    (tmp_path / "ds").rename(tmp_path / "moved")
+    with pytest.raises(train.UserError, match=r"held-out images come from its --data .*ds' \(config.json\), "
+                                              r"which cannot be read now"):
+        train.evaluate_checkpoint(out, log=lambda *a: None)
 
 
 @pytest.mark.slow
@@ -288,12 +333,16 @@ def test_folder_data_is_checked_before_training_and_every_bad_file_reported(tmp_
     (root / "images" / "1.png").write_text("not a picture")                                  # not an image
     Image.fromarray(np.zeros((20, 24), np.uint8)).save(root / "masks" / "2.png")             # 24x20, image 24x24
     Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(root / "masks" / "3.png")          # an RGB mask
+    (root / "images" / "0.png").rename(root / "images" / "extra.png")                        # an image without mask
+    (root / "masks" / "0.png").rename(root / "masks" / "extra.png")
+    Image.fromarray(np.zeros((24, 24, 3), np.uint8)).save(root / "images" / "lonely.png")  # ... and one more
     out = tmp_path / "run"
-    assert main(["train", *TINY, "--data", str(root), "--num-classes", "4", "--out", str(out)]) == 2
+    assert main(["train", *FOLDER_TINY, "--data", str(root), "--num-classes", "4", "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" not in err and "4 of 7 image/mask pairs cannot be used" in err
-    for text in ("0.png' holds label(s) [4] outside [0, 4)", "1.png", "is 24x24 but its mask",
-                 "3.png' is a RGB image"):
+    # everything at once: the unpaired file too, not first alone (a new user's find)
+    assert "Traceback" not in err and "4 of 7 image/mask pairs cannot be used and some files have no partner" in err
+    for text in ("extra.png' holds label(s) [4] outside [0, 4)", "1.png", "is 24x24 but its mask",
+                 "3.png' is an image of mode 'RGB'", "1 image(s) in", "have no mask (e.g. lonely)"):
         assert text in err, text
     assert not out.exists()                             # nothing was started
 

@@ -31,7 +31,9 @@ class FolderDataset:
     its class, ``0 .. num_classes-1``; ``ignore_index`` (e.g. 255, VOC's
     "don't care" border) is also allowed. Images are read as RGB
     (``in_channels=3``) or grey (``in_channels=1``), scaled to ``[0, 1]``.
-    Missing pairs are reported when the dataset is made; a size mismatch or a
+    Missing pairs are reported when the dataset is made (``unpaired="keep"``:
+    kept in ``self.unpaired`` for ``check_folder`` to report with every other
+    problem, and the pairs that are complete used); a size mismatch or a
     label beyond ``num_classes`` when the pair is read.
 
     Instance truth (optional): ``instances_dir/NAME.png`` holds each pixel's
@@ -50,25 +52,29 @@ class FolderDataset:
     """
 
     def __init__(self, images_dir, masks_dir, num_classes, in_channels=3, ignore_index=None,
-                 class_names=None, instances_dir=None, thing_classes=()):
+                 class_names=None, instances_dir=None, thing_classes=(), unpaired="raise"):
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         if in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 (grey) or 3 (RGB), got {in_channels!r}")
         images = _index_files(images_dir, "images", _IMAGE_EXTENSIONS)
         masks = _index_files(masks_dir, "masks", (".png",))
+        if unpaired not in ("raise", "keep"):
+            raise ValueError(f"unpaired must be 'raise' or 'keep', got {unpaired!r}")
         no_mask = sorted(set(images) - set(masks))
         no_image = sorted(set(masks) - set(images))
-        if no_mask or no_image:
-            parts = []
-            if no_mask:
-                parts.append(f"{len(no_mask)} image(s) in {images_dir!r} have no mask "
-                             f"(e.g. {', '.join(no_mask[:5])})")
-            if no_image:
-                parts.append(f"{len(no_image)} mask(s) in {masks_dir!r} have no image "
-                             f"(e.g. {', '.join(no_image[:5])})")
-            raise ValueError("unpaired files: " + "; ".join(parts) +
-                             ". Each image needs a mask PNG with the same name.")
+        self.unpaired = []          # with unpaired="keep": what check_folder reports with the rest
+        if no_mask:
+            self.unpaired.append(f"{len(no_mask)} image(s) in {images_dir!r} have no mask "
+                                 f"(e.g. {', '.join(no_mask[:5])}); each image needs a mask PNG of the same name")
+        if no_image:
+            self.unpaired.append(f"{len(no_image)} mask(s) in {masks_dir!r} have no image "
+                                 f"(e.g. {', '.join(no_image[:5])}); each mask needs an image of the same name")
+        if self.unpaired and unpaired == "raise":
+            raise ValueError("unpaired files: " + "; ".join(self.unpaired))
+        images = {k: v for k, v in images.items() if k in masks}
+        if not images and self.unpaired:
+            raise ValueError("no image has a mask: " + "; ".join(self.unpaired))
         if not images:
             raise ValueError(f"no images found in {images_dir!r} (looked for {', '.join(_IMAGE_EXTENSIONS)})")
         self.pairs = [(images[k], masks[k]) for k in sorted(images)]
@@ -106,7 +112,7 @@ class FolderDataset:
             image = np.asarray(im.convert("RGB" if self.in_channels == 3 else "L"), dtype=np.float32) / 255.0
         with Image.open(mask_path) as m:
             if m.mode not in ("L", "P", "I", "I;16", "1"):
-                raise ValueError(f"mask {mask_path!r} is a {m.mode} image; masks must be index images "
+                raise ValueError(f"mask {mask_path!r} is an image of mode {m.mode!r}; masks must be index images "
                                  "(PNG mode 'L' or 'P') whose pixel values are class numbers")
             mask = np.asarray(m).astype(np.int64)
         if image.shape[:2] != mask.shape:
@@ -132,7 +138,7 @@ class FolderDataset:
         path = self.instance_files[index]
         with Image.open(path) as m:
             if m.mode not in ("L", "I", "I;16", "I;16B", "I;16L"):
-                raise ValueError(f"instance map {path!r} is a {m.mode} image; instance maps must hold "
+                raise ValueError(f"instance map {path!r} is an image of mode {m.mode!r}; instance maps must hold "
                                  "integer object ids (16-bit greyscale PNG, mode 'I;16'; 0 = no object)")
             ids = np.asarray(m)
         if ids.dtype.kind not in "iu":
@@ -183,7 +189,7 @@ def check_folder(dataset, progress=False):
     """
     from tqdm import tqdm
 
-    problems = []
+    problems = list(getattr(dataset, "unpaired", []))
     steps = tqdm(range(len(dataset)), desc="checking the data folder", unit="pair", leave=False,
                  disable=not progress or len(dataset) < 50, file=sys.stderr, dynamic_ncols=True)
     for index in steps:
@@ -194,6 +200,8 @@ def check_folder(dataset, progress=False):
         except OSError as error:               # PIL: not an image it can read
             problems.append(f"unreadable file: {error}")
     if problems:
-        raise ValueError(f"{len(problems)} of {len(dataset)} image/mask pairs cannot be used:\n  "
+        unpaired = len(getattr(dataset, "unpaired", []))
+        raise ValueError(f"{len(problems) - unpaired} of {len(dataset)} image/mask pairs cannot be used"
+                         + (" and some files have no partner" if unpaired else "") + ":\n  "
                          + "\n  ".join(problems))
     return len(dataset)
