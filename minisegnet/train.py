@@ -287,7 +287,7 @@ def build_datasets(config, task=None, progress=False):
         missing = " and ".join(sub + "/" for sub, path in (("images", images), ("masks", masks))
                                if not os.path.isdir(path))
         raise UserError(f"--data {name!r}: the folder has no {missing} subfolder; a dataset folder holds "
-                        "images/ and masks/ (docs/training.md)")
+                        "images/ (the pictures) and masks/ (for each, an index PNG of the same name)")
     things = config.get("thing_classes") or []
     if task.instances and not things:
         raise UserError(f"--task {task.name} on a folder needs --thing-classes: the classes whose objects "

@@ -71,6 +71,39 @@ def test_components_of_one_image_and_integer_masks(mask, connectivity):
                                   _scipy_label(mask, connectivity))
 
 
+def _geodesic_diameter(mask, connectivity):
+    """The largest shortest-path length (in steps) between two pixels of one region of ``mask``
+    (2-D), by a breadth-first search from every pixel: slow, plain, for small masks."""
+    from collections import deque
+
+    steps = ((-1, 0), (1, 0), (0, -1), (0, 1)) + (((-1, -1), (-1, 1), (1, -1), (1, 1)) if connectivity == 8 else ())
+    h, w = mask.shape
+    longest = 0
+    for start in zip(*np.nonzero(mask)):
+        seen, queue = {start: 0}, deque([start])
+        while queue:
+            y, x = queue.popleft()
+            for dy, dx in steps:
+                q = (y + dy, x + dx)
+                if 0 <= q[0] < h and 0 <= q[1] < w and mask[q] and q not in seen:
+                    seen[q] = seen[(y, x)] + 1
+                    queue.append(q)
+        longest = max(longest, max(seen.values()))
+    return longest
+
+
+@settings(max_examples=30, deadline=None)
+@given(mask=masks(max_side=10), connectivity=st.sampled_from([4, 8]))
+def test_label_propagation_takes_at_most_the_geodesic_diameter_plus_one_rounds(mask, connectivity):
+    """The page's bound on the rounds of connected_components' loop: the smallest label of a
+    region travels at most the region's geodesic diameter, a pixel (or more) a round, and one
+    more round finds nothing changed."""
+    from minisegnet.instances import _propagate
+
+    _, rounds = _propagate(_dev(mask[None]), connectivity)
+    assert rounds <= _geodesic_diameter(mask, connectivity) + 1
+
+
 def test_components_corner_contact_and_long_paths():
     diagonal = np.eye(4, dtype=bool)
     assert int(_np(connected_components(_dev(diagonal), 8)).max()) == 1
