@@ -5,11 +5,12 @@ output stride 8 and dilates its later depthwise convolutions instead; ASPP's
 3x3 branches use rates (1, 2, 3), small enough for an 8x12 feature map of a
 64x96 image (the default rates 6, 12, 18 are for the paper's 33x33 maps;
 the model refuses a rate at least as large as its map, where the 3x3 branch
-would be a 1x1 conv). The full run (about
-two minutes on a CPU; one run reached held-out mean IU 0.82, lane markings
-the hardest class at 0.51 IoU, against 0.08 for the majority class) asserts
-a mean IU above twice the majority-class baseline; ``--fast`` is a smoke test
-that says so: it trains briefly and checks only that the loss falls.
+would be a 1x1 conv). The full run (about a minute of training on a 2-core
+CPU; seeded, it reached held-out mean IU 0.81, lane markings the hardest
+class at 0.54 IoU, against 0.08 for the majority class) asserts a mean IU of
+at least 0.75 and a lane-marking IoU of at least 0.45, with room for the
+rounding of another machine; ``--fast`` is a smoke test that says so: it
+trains briefly and checks only that the loss falls.
 
 Run: ``python examples/deeplab_roads.py`` (``--fast`` or ``MINISEGNET_FAST=1``).
 See docs/deeplab.md.
@@ -61,7 +62,8 @@ def main():
     print("per-class IoU:", {n: round(float(v), 3) for n, v in zip(Roads.class_names, metrics.iou_per_class(cm))})
     assert np.mean(losses[-2:]) < np.mean(losses[:2]), "the loss should fall"
     if not FAST:
-        assert metrics.mean_iou(cm) > 2 * metrics.mean_iou(majority), "DeepLabV3+ should learn the scene"
+        assert metrics.mean_iou(cm) >= 0.75, "DeepLabV3+ should learn the scene (the docs report 0.81)"
+        assert metrics.iou_per_class(cm)[2] >= 0.45, "the lane markings (the docs report IoU 0.54)"
 
 
 if __name__ == "__main__":

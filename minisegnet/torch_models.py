@@ -238,12 +238,13 @@ class _Backbone(nn.Module):
         blocks, stride, dilation = [], 2, 1
         for stage, (t, c, n, s) in enumerate(self.STAGES):
             out = _make_divisible(c * width_mult)
+            previous = dilation
             if stride * s > output_stride:
                 dilation, s = dilation * s, 1
             else:
                 stride *= s
             for i in range(n):
-                blocks.append(_InvertedResidual(channels, out, s if i == 0 else 1, dilation, t))
+                blocks.append(_InvertedResidual(channels, out, s if i == 0 else 1, previous if i == 0 else dilation, t))
                 channels = out
             if stage == 1:
                 self.low_level_index, self.low_level_channels = len(blocks) - 1, out

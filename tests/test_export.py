@@ -99,8 +99,12 @@ def test_same_logits_gradients_and_buffers_float64(torch, name, train):
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_same_logits_and_gradients_float32(torch, name):
+    """float32: the same up to rounding. The DeepLabs get 1e-3: their stem's gradient passes back
+    through some twenty BatchNorms in training mode, the deepest normalising a few dozen values
+    (a batch of 2 on a 4x5 map), and float32 rounding there reaches 5e-4 of the gradient's size;
+    the float64 test above holds them to 1e-10."""
     model, shape = _build(name, np.float32, train=True)
-    _compare(torch, model, shape, tol=1e-4)
+    _compare(torch, model, shape, tol=1e-3 if name.startswith("deeplab") else 1e-4)
 
 
 @given(kind=st.sampled_from(["fcn8s", "segnet", "unet-same", "deeplab"]),

@@ -10,7 +10,7 @@ from hypothesis import given, settings, strategies as st
 import minisegnet as msn
 from minisegnet import functional as F, shapes
 from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet, build_model
-from minisegnet.models.deeplab import aspp_valid_tap_fraction, make_divisible
+from minisegnet.models.deeplab import MobileNetV2Backbone, aspp_valid_tap_fraction, make_divisible
 from minisegnet.models.fcn import bilinear_kernel
 
 
@@ -250,6 +250,21 @@ def test_deeplab_backbone_strides_match_the_size_arithmetic(output_stride, size)
     assert features.shape[1] == model.backbone.out_channels
 
 
+def test_the_dilated_backbone_sees_what_the_strided_one_sees():
+    """The page's claim "same weights, same field": the receptive field of the backbone's last
+    layer (the stem and every block's 3x3 depthwise conv, the only layers wider than 1x1) is the
+    stride-32 network's at output strides 16 and 8, on a map 2x and 4x finer. (Dilating the block
+    that gave up its stride too, as this code once did, gave 523 and 539 instead of 491.)"""
+    def field(backbone):
+        layers = [(3, 2, 1)] + [(3, b.depthwise[0].stride[0], b.depthwise[0].padding[0], b.depthwise[0].dilation[0])
+                                for b in backbone.blocks]
+        return shapes.receptive_field(layers)[-1]
+
+    fields = {os_: field(MobileNetV2Backbone(3, 0.25, os_)) for os_ in (32, 16, 8)}
+    assert {os_: f.size for os_, f in fields.items()} == {32: 491, 16: 491, 8: 491}
+    assert {os_: f.jump for os_, f in fields.items()} == {32: 32, 16: 16, 8: 8}
+
+
 def test_deeplab_dilations_and_residuals():
     os16 = _small_deeplab(output_stride=16, atrous_rates=(1,))
     os8 = _small_deeplab(output_stride=8, atrous_rates=(1,))
@@ -260,8 +275,9 @@ def test_deeplab_dilations_and_residuals():
     def strides(model):
         return [block.depthwise[0].stride[0] for block in model.backbone.blocks]
     # Stages (blocks): 16 (1), 24 (2), 32 (3), 64 (4), 96 (3), 160 (3), 320 (1).
-    assert dilations(os16) == [1] * 13 + [2] * 4
-    assert dilations(os8) == [1] * 6 + [2] * 7 + [4] * 4
+    # the block that gave up its stride keeps the dilation before it; the blocks after get the new one
+    assert dilations(os16) == [1] * 14 + [2] * 3
+    assert dilations(os8) == [1] * 7 + [2] * 7 + [4] * 3
     assert strides(os16) == [1, 2, 1, 2, 1, 1, 2] + [1] * 10
     assert strides(os8) == [1, 2, 1, 2] + [1] * 13
     # Residual wherever stride is 1 and channels are kept: at full width, n - 1 blocks
@@ -343,14 +359,34 @@ def test_deeplab_rate_error_names_the_smallest_input_that_fits():
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(output_stride=32), "output_stride must be 16 or 8"),
-    (dict(atrous_rates=(6, 0)), "atrous_rates must be a non-empty tuple of positive integers"),
+    (dict(atrous_rates=(6, 0)), r"atrous_rates\[1\] must be >= 1, got 0"),
+    (dict(output_stride=16.0), "output_stride must be an int, got 16.0"),
+    (dict(dropout=False), "dropout must be a number, got False"),
     (dict(atrous_rates=()), "atrous_rates must be a non-empty tuple"),
     (dict(width_mult=0), "width_mult must be a positive finite number"),
     (dict(dropout=-0.1), "dropout must be a probability"),
 ])
 def test_deeplab_constructor_errors(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, TypeError), match=match):
         DeepLabV3Plus(**kwargs)
+
+
+def test_deeplab_parts_name_what_is_wrong():
+    """A reviewer's finds: each of these once failed with a Python-internal message."""
+    from minisegnet.models.deeplab import ASPP, InvertedResidual
+
+    with pytest.raises(ValueError, match="ASPP: atrous_rates must be a non-empty tuple"):
+        ASPP(8, 8, 6)
+    with pytest.raises(TypeError, match="InvertedResidual: expand_ratio must be an int, got 1.5"):
+        InvertedResidual(8, 8, 1, 1, 1.5)
+    with pytest.raises(ValueError, match="MobileNetV2Backbone: output_stride must be 8, 16 or 32"):
+        MobileNetV2Backbone(3, 0.5, 12)
+    model = _small_deeplab(atrous_rates=(1, 2, 3))
+    assert model.check_input_size(64) == model.check_input_size((64, 64))          # an int is a square
+    with pytest.raises(ValueError, match="training needs a batch of at least 2 images, got 1"):
+        model(_input((1, 3, 64, 64)))
+    model.eval()
+    assert model(_input((1, 3, 64, 64))).shape == (1, 3, 64, 64)
 
 
 # ------------------------------------------------------------ build_model ----

@@ -20,15 +20,20 @@ Three ideas stacked:
    removed stride instead: the receptive field keeps growing while the map
    stops shrinking. ``output_stride=16`` dilates the 160-channel stage (and the
    320 after it) by 2; ``output_stride=8`` dilates the 64 and 96 stages by 2
-   and the 160 and 320 stages by 4. Every block of a dilated stage uses the
-   new dilation (a simplification of the paper's multi-grid).
+   and the 160 and 320 stages by 4. The first block of a stage that gave up
+   its stride keeps the dilation before it (its input was not made coarser;
+   only the maps after it would have been), as DeepLab's and torchvision's
+   code do: the receptive field is then exactly the stride-32 network's
+   (491 pixels at every output stride, whatever the width; a test checks it).
+   (The paper's "multi-grid", unit rates within a block, is not used.)
 3. **ASPP and the v3+ decoder.** Atrous Spatial Pyramid Pooling looks at the
    final features at several scales at once: a 1x1 branch, three 3x3 branches
    with atrous rates 6, 12, 18 (doubled at output stride 8, where the map is
    twice as large), and image pooling (global average, 1x1 conv, bilinear back
    to the map size: context from the whole image). The five branches are
-   concatenated and fused by a 1x1 conv. The decoder upsamples that x4
-   (bilinear) to the stride-4 "low-level" backbone features, reduced by a 1x1
+   concatenated and fused by a 1x1 conv (then dropout, 0.1 by default, while
+   training). The decoder upsamples that bilinearly to the size of the
+   stride-4 "low-level" backbone features (x4 at output stride 16, x2 at 8), reduced by a 1x1
    convolution so they do not outvote the ASPP features, concatenates the two,
    refines with two 3x3 depthwise-separable convolutions, and upsamples the
    class scores bilinearly to the input size.
@@ -79,8 +84,9 @@ batches of 2 or more, as in PyTorch.
 The paper's widths are ``aspp_channels=256``, ``low_level_channels=48``,
 ``decoder_channels=256`` on a full-width backbone; the defaults here are a
 quarter of that on a half-width MobileNetV2 so it trains on a CPU.
-Module names: ``backbone.stem``, ``backbone.blocks.<k>.expand`` /
-``.depthwise`` / ``.project`` (Sequential conv, BN[, ReLU6]),
+Module names: ``backbone.stem``, ``backbone.blocks.<k>.expand`` (not in the
+first block, whose expansion ratio is 1) / ``.depthwise`` / ``.project``
+(Sequential conv, BN[, ReLU6]),
 ``aspp.branch1x1``, ``aspp.atrous.<j>``, ``aspp.image_pool``, ``aspp.project``,
 ``decoder.reduce``, ``decoder.fuse1`` / ``fuse2``, ``classifier``.
 """
@@ -131,6 +137,7 @@ class InvertedResidual(nn.Module):
     projection; the input is added back when ``stride == 1`` and the channels match."""
 
     def __init__(self, in_channels, out_channels, stride, dilation, expand_ratio):
+        expand_ratio = checks.integer(expand_ratio, "expand_ratio", "InvertedResidual", minimum=1)
         hidden = in_channels * expand_ratio
         self.expand_ratio = expand_ratio
         self.use_residual = stride == 1 and in_channels == out_channels
@@ -156,6 +163,9 @@ class MobileNetV2Backbone(nn.Module):
     """
 
     def __init__(self, in_channels=3, width_mult=0.5, output_stride=16):
+        if isinstance(output_stride, bool) or output_stride not in (8, 16, 32):
+            raise ValueError(f"MobileNetV2Backbone: output_stride must be 8, 16 or 32 (the classifier's: no "
+                             f"dilation), got {output_stride!r}")
         stem_channels = make_divisible(32 * width_mult)
         self.stem = conv_bn(in_channels, stem_channels, 3, stride=2, padding=1, act=nn.ReLU6)
         blocks = []
@@ -164,6 +174,7 @@ class MobileNetV2Backbone(nn.Module):
         channels = stem_channels
         for stage, (t, c, n, s) in enumerate(MOBILENET_V2_STAGES):
             out_channels = make_divisible(c * width_mult)
+            previous = dilation
             if stride_so_far * s > output_stride:
                 dilation *= s     # trade the stride for dilation from here on
                 s = 1
@@ -172,7 +183,10 @@ class MobileNetV2Backbone(nn.Module):
             for i in range(n):
                 if i == 0 and s == 2:
                     self.strided_blocks.append(len(blocks))
-                blocks.append(InvertedResidual(channels, out_channels, s if i == 0 else 1, dilation, t))
+                # the block that gave up its stride keeps the dilation before it; the blocks after
+                # it, which the stride would have made coarser, get the new one (as DeepLab's code)
+                blocks.append(InvertedResidual(channels, out_channels, s if i == 0 else 1,
+                                               previous if i == 0 else dilation, t))
                 channels = out_channels
             if stage == _LOW_LEVEL_STAGE:
                 self.low_level_index = len(blocks) - 1
@@ -207,7 +221,7 @@ class ASPP(nn.Module):
     pooling; concatenated and fused by a 1x1 conv (each conv + BN + ReLU)."""
 
     def __init__(self, in_channels, out_channels, atrous_rates, dropout=0.1):
-        self.atrous_rates = tuple(atrous_rates)
+        self.atrous_rates = _atrous_rates(atrous_rates, "ASPP")
         self.dropout = dropout
         self.branch1x1 = conv_bn(in_channels, out_channels, 1, act=nn.ReLU)
         # padding = rate keeps the size: the 3x3 kernel spans 2 * rate + 1 pixels.
@@ -227,6 +241,14 @@ class ASPP(nn.Module):
         return F.dropout(y, self.dropout, training=self.training)
 
 
+def _atrous_rates(rates, op):
+    """The ASPP rates as a tuple of positive ints, one per 3x3 branch, or a clear error.
+    (A rate may repeat, as in torchvision: the tests use (1, 1, 1) on small maps.)"""
+    if isinstance(rates, (str, bytes)) or not isinstance(rates, (tuple, list)) or not rates:
+        raise ValueError(f"{op}: atrous_rates must be a non-empty tuple of positive integers, got {rates!r}")
+    return tuple(checks.integer(r, f"atrous_rates[{i}]", op, minimum=1) for i, r in enumerate(rates))
+
+
 class DeepLabV3Plus(nn.Module):
     """DeepLabV3+ with a MobileNetV2-style backbone; see the module docstring.
 
@@ -242,24 +264,23 @@ class DeepLabV3Plus(nn.Module):
 
     def __init__(self, in_channels=3, num_classes=2, output_stride=16, atrous_rates=None, width_mult=0.5,
                  aspp_channels=64, low_level_channels=16, decoder_channels=64, dropout=0.1):
-        for name, value in (("in_channels", in_channels), ("num_classes", num_classes),
-                            ("aspp_channels", aspp_channels), ("low_level_channels", low_level_channels),
-                            ("decoder_channels", decoder_channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"DeepLabV3Plus: {name} must be a positive integer, got {value!r}")
+        op = "DeepLabV3Plus"
+        in_channels, num_classes, aspp_channels, low_level_channels, decoder_channels = (
+            checks.integer(value, name, op, minimum=1) for name, value in (
+                ("in_channels", in_channels), ("num_classes", num_classes), ("aspp_channels", aspp_channels),
+                ("low_level_channels", low_level_channels), ("decoder_channels", decoder_channels)))
+        output_stride = checks.integer(output_stride, "output_stride", op)
         if output_stride not in (8, 16):
-            raise ValueError(f"DeepLabV3Plus: output_stride must be 16 or 8, got {output_stride!r}")
+            raise ValueError(f"{op}: output_stride must be 16 or 8, got {output_stride!r}")
         if atrous_rates is None:
             atrous_rates = (6, 12, 18) if output_stride == 16 else (12, 24, 36)
-        if (not isinstance(atrous_rates, (tuple, list)) or not atrous_rates
-                or not all(isinstance(r, int) and not isinstance(r, bool) and r >= 1 for r in atrous_rates)):
-            raise ValueError(f"DeepLabV3Plus: atrous_rates must be a non-empty tuple of positive integers, "
-                             f"got {atrous_rates!r}")
-        checks.real(width_mult, "width_mult", "DeepLabV3Plus", finite=False)
+        atrous_rates = _atrous_rates(atrous_rates, op)
+        checks.real(width_mult, "width_mult", op, finite=False)
         if not 0 < width_mult < math.inf:
-            raise ValueError(f"DeepLabV3Plus: width_mult must be a positive finite number, got {width_mult!r}")
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-            raise ValueError(f"DeepLabV3Plus: dropout must be a probability in [0, 1), got {dropout!r}")
+            raise ValueError(f"{op}: width_mult must be a positive finite number, got {width_mult!r}")
+        dropout = checks.real(dropout, "dropout", op)
+        if not 0 <= dropout < 1:
+            raise ValueError(f"{op}: dropout must be a probability in [0, 1), got {dropout!r}")
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.output_stride = output_stride
@@ -288,7 +309,9 @@ class DeepLabV3Plus(nn.Module):
         1x1 convolution: a ``ValueError`` with the valid-tap fraction. At least the
         size on one axis: a ``UserWarning`` (the branch is a 1x3 or 3x1 conv).
         Returns ``{rate: valid-tap fraction}`` (see ``aspp_valid_tap_fraction``).
+        ``size``: ``(h, w)`` or one int for a square input.
         """
+        size = shapes.as_pair(size, "size", 1)
         _, (fh, fw) = self.backbone.sizes(size)
         fractions = {}
         for rate in self.atrous_rates:
@@ -320,6 +343,10 @@ class DeepLabV3Plus(nn.Module):
         check_image_batch(x, self.in_channels, "DeepLabV3Plus")
         size = tuple(x.shape[2:])
         self.check_input_size(size)
+        if self.training and x.shape[0] == 1:
+            raise ValueError("DeepLabV3Plus: training needs a batch of at least 2 images, got 1: the ASPP's "
+                             "image-pooling branch has one value per channel and image, and BatchNorm needs "
+                             "more than one to normalise (model.eval() for one image)")
         low_level, features = self.backbone(x)
         y = self.decoder(self.aspp(features), low_level)
         return F.interpolate(self.classifier(y), size=size, mode="bilinear", align_corners=False)
