@@ -121,8 +121,11 @@ def _add_training_commands(commands):
     more = train_cmd.add_argument_group("more options")
     more.add_argument("--optimizer", choices=("adam", "adamw", "sgd"), help=f"default {d['optimizer']}")
     more.add_argument("--schedule", choices=("poly", "cosine", "step", "none"),
-                      help=f"learning-rate schedule over all steps (default {d['schedule']}, DeepLab's)")
-    more.add_argument("--weight-decay", type=float, help="L2 penalty (AdamW: decoupled; default 0)")
+                      help=f"learning-rate schedule, stepped after every batch (default {d['schedule']}, DeepLab's: "
+                           "lr (1 - step/steps)^0.9; cosine: to 0 along half a cosine; step: /10 after each "
+                           "third of the run; none)")
+    more.add_argument("--weight-decay", type=float,
+                      help="L2 penalty (AdamW: decoupled); default: the optimizer's own, 0 (AdamW 0.01)")
     more.add_argument("--momentum", type=float, help=f"SGD momentum (default {d['momentum']})")
     more.add_argument("--num-train", type=int, help=f"generated training images (default {d['num_train']})")
     more.add_argument("--num-val", type=int, help=f"generated held-out images (default {d['num_val']})")

@@ -3,7 +3,7 @@
 One epoch reads straight down the design's data flow::
 
     for images, *labels in loader:               # data/: (N, C, H, W) and (N, H, W) label maps
-        outputs = model(x)                       # models/ -> nn/ -> functional/, recorded by autograd
+        outputs = model(images)                  # models/ -> nn/ -> functional/, recorded by autograd
         targets = task.targets(labels)           # tasks/: the labels the loss needs, on the device
         loss = task.loss(outputs, targets)       # semantic: cross-entropy, the mean over pixels
         optimizer.zero_grad(); loss.backward()   # the graph walk fills p.grad
@@ -69,7 +69,7 @@ __all__ = ["DEFAULTS", "TOY_DATASETS", "UserError", "TrainingDiverged", "run", "
 # None means "the task's (or the data's, or the environment's) choice".
 DEFAULTS = dict(
     task="semantic", model=None, data=None, size=64, num_train=512, num_val=64, epochs=12, batch_size=8,
-    optimizer="adam", lr=3e-3, weight_decay=0.0, momentum=0.9, schedule="poly",
+    optimizer="adam", lr=3e-3, weight_decay=None, momentum=0.9, schedule="poly",
     seed=0, backend=None, augment=None, num_classes=None, thing_classes=None, val_fraction=0.2,
     processes=None,
 )
@@ -169,6 +169,8 @@ def resolve_config(config):
                             f"{toy.num_classes} classes (--num-classes is for folder data)")
     if not (isinstance(config["lr"], (int, float)) and config["lr"] > 0 and math.isfinite(config["lr"])):
         raise UserError(f"--lr must be a positive number, got {config['lr']!r}")
+    if config["weight_decay"] is None:          # the optimizer's own default, as in torch.optim
+        config["weight_decay"] = 1e-2 if config["optimizer"] == "adamw" else 0.0
     for key in ("weight_decay", "momentum"):
         if not (isinstance(config[key], (int, float)) and config[key] >= 0 and math.isfinite(config[key])):
             raise UserError(f"--{key.replace('_', '-')} must be a non-negative number, got {config[key]!r}")
@@ -461,7 +463,7 @@ def _make_optimizer(config, params):
     if name == "adam":
         return optim.Adam(params, lr=config["lr"], weight_decay=config["weight_decay"])
     if name == "adamw":
-        return optim.AdamW(params, lr=config["lr"], weight_decay=config["weight_decay"] or 1e-2)
+        return optim.AdamW(params, lr=config["lr"], weight_decay=config["weight_decay"])
     return optim.SGD(params, lr=config["lr"], momentum=config["momentum"], weight_decay=config["weight_decay"])
 
 
@@ -472,8 +474,8 @@ def _make_schedule(config, optimizer, steps_per_epoch):
         return optim.PolyLR(optimizer, total_iters=total, power=0.9)
     if name == "cosine":
         return optim.CosineAnnealingLR(optimizer, T_max=total)
-    if name == "step":
-        return optim.StepLR(optimizer, step_size=max(1, total // 3), gamma=0.1)
+    if name == "step":      # / 10 after each full third of the run: twice (once the steps run out)
+        return optim.StepLR(optimizer, step_size=max(1, math.ceil(total / 3)), gamma=0.1)
     return None
 
 
@@ -536,7 +538,9 @@ def load_checkpoint(path):
 # ---- evaluation -------------------------------------------------------------------
 def evaluate(model, task, loader, geometry, size):
     """The mean loss and the task's scores over a whole loader: ``(scores dict, accumulator)``.
-    Sums stay on the device until the end of the pass."""
+    Sums stay on the device until the end of the pass. The loss is the mean of the batches'
+    losses, each weighted by its number of images. The model is put back in the mode it was in."""
+    was_training = model.training
     model.eval()
     scores = task.new_scores()
     loss_sum, count = 0.0, 0
@@ -547,7 +551,10 @@ def evaluate(model, task, loader, geometry, size):
             loss_sum = loss_sum + task.loss(outputs, targets).data * len(images)
             count += len(images)
             scores.update(outputs, targets)
-    model.train()
+    model.train(was_training)
+    if count == 0:
+        raise UserError("evaluate: the held-out loader gave no batch (an empty split, or drop_last with "
+                        "fewer images than a batch): there is nothing to score")
     return dict(val_loss=float(loss_sum.item()) / count, **scores.summary()), scores
 
 

@@ -81,6 +81,22 @@ def test_there_is_a_course():
     assert "572" in index and "align_corners" in index
 
 
+def test_each_course_page_points_to_its_neighbours_in_the_index():
+    """The numbered list of docs/index.md is the course; page N says it is page N, and links the
+    pages before and after it (a reader found two pages skipping the one between)."""
+    order = re.findall(r"^(\d+)\. \[[^\]]*\]\(([\w-]+\.md)\)", (DOCS / "index.md").read_text(), re.M)
+    pages = [name for _, name in order]
+    assert [int(n) for n, _ in order] == list(range(1, len(pages) + 1))
+    for number, name in enumerate(pages, 1):
+        header = (DOCS / name).read_text().split("\n\n")[1]
+        assert header.startswith(f"*Course page {number}."), (name, header[:60])
+        links = set(re.findall(r"\]\(([\w-]+\.md)\)", header))
+        if number > 1:
+            assert pages[number - 2] in links, f"{name} should link back to {pages[number - 2]}"
+        if number < len(pages):
+            assert pages[number] in links, f"{name} should link on to {pages[number]}"
+
+
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_code_blocks_run(page, tmp_path, monkeypatch):
     blocks = python_blocks(page.read_text())

@@ -411,3 +411,44 @@ def test_a_large_folder_scan_shows_a_progress_bar(capsys):
     with pytest.raises(ValueError, match="1 of 61 image/mask pairs cannot be used:\n  mask 'm60.png'"):
         data.check_folder(Pairs(), progress=True)
     assert "checking the data folder" in capsys.readouterr().err
+
+
+def test_weight_decay_defaults_to_the_optimizers_own_and_an_explicit_zero_stays_zero():
+    """A reviewer's find: --optimizer adamw --weight-decay 0 trained with 0.01 (and recorded 0)."""
+    params = [msn.tensor(np.zeros(2), requires_grad=True)]
+    for given, optimizer, expected in ((None, "adamw", 1e-2), (0.0, "adamw", 0.0), (None, "adam", 0.0),
+                                       (None, "sgd", 0.0), (0.5, "adam", 0.5)):
+        config = train.resolve_config(dict(optimizer=optimizer, weight_decay=given))
+        assert config["weight_decay"] == expected                      # what config.json records ...
+        assert train._make_optimizer(config, params).weight_decay == expected   # ... is what trains
+
+
+@pytest.mark.parametrize("total", [3, 4, 5, 10, 100])
+def test_the_step_schedule_divides_by_ten_after_each_full_third(total):
+    """Twice within the run at most, never once a step (a run of 4 steps once decayed every step)."""
+    opt = msn.optim.SGD([msn.tensor(np.zeros(1), requires_grad=True)], lr=1.0)
+    schedule = train._make_schedule(dict(train.DEFAULTS, schedule="step", epochs=1), opt, total)
+    rates = []
+    for _ in range(total):
+        rates.append(opt.lr)
+        schedule.step()
+    third = -(-total // 3)
+    assert rates == [0.1 ** (t // third) for t in range(total)]
+    assert len(set(rates)) <= 3
+
+
+def test_evaluate_refuses_an_empty_loader_and_restores_the_models_mode():
+    from minisegnet import data
+    from minisegnet.models import UNet
+    from minisegnet.tasks import SemanticTask
+
+    model = UNet(3, 4, base_channels=2, depth=1, padding="same")
+    task = SemanticTask(dict(num_classes=4, in_channels=3, class_names=["a", "b", "c", "d"],
+                             palette=[[0, 0, 0]] * 4))
+    shapes = data.Shapes(3, 16, seed=0)
+    empty = data.DataLoader(shapes, 8, drop_last=True)
+    with pytest.raises(train.UserError, match="evaluate: the held-out loader gave no batch"):
+        train.evaluate(model, task, empty, train.geometry_for(model, 16), 16)
+    model.eval()
+    train.evaluate(model, task, data.DataLoader(shapes, 2), train.geometry_for(model, 16), 16)
+    assert not model.training                                # it was in eval mode, and stays there

@@ -258,7 +258,8 @@ class RandomElastic:
     the control grid's middle lines, where straight edges would bend at a corner; the
     interpolation costs two ``(H, 3) @ (3, 3) @ (3, W)`` products per sample either way.
     ``padding_mode`` says what points pushed outside the image read (``grid_sample``'s
-    modes; ``"reflection"`` mirrors the image and its labels alike).
+    modes; ``"reflection"`` mirrors the image and its labels alike; ``"zeros"`` reads 0
+    for both, so the labels there become class 0, whatever class 0 means).
 
     The paper's 10 pixels were for 512-pixel images; on a 64-pixel image they are a
     sixth of its width. ``docs/sampling.md`` measures both that and the paper's
@@ -299,6 +300,8 @@ class RandomAffine:
     ``(lo, hi)`` of zoom factors; ``shear``: degrees along x, a number or a pair. Each is drawn
     uniformly. The content moves by ``A = shift . rotate . scale . shear``; the grid is its inverse
     (where each output pixel came from), in ``grid_sample``'s normalised coordinates.
+    ``padding_mode`` as in ``RandomElastic`` (with ``"zeros"``, labels pushed in from outside
+    are class 0).
     """
 
     def __init__(self, degrees=0.0, translate=None, scale=None, shear=None, p=1.0, padding_mode="reflection"):

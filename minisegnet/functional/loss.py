@@ -19,9 +19,9 @@ __all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "dice_loss", "ms
 _REDUCTIONS = ("none", "mean", "sum")
 
 
-def _check_reduction(reduction):
+def _check_reduction(reduction, op):
     if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
+        raise ValueError(f"{op}: reduction must be one of {_REDUCTIONS}, got {reduction!r}")
 
 
 def _constant(value, name, op):
@@ -158,16 +158,17 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     'none' (per-pixel losses of the target's shape, 0 at ignored pixels).
     Class-probability targets and label smoothing are not supported.
     """
-    _check_reduction(reduction)
+    _check_reduction(reduction, "cross_entropy")
     x, t = _check_logits_and_labels(input, target, ignore_index)
     c = x.shape[1]
     w = None
     if weight is not None:
         w = _constant(weight, "weight", "cross_entropy").data
         if tuple(w.shape) != (c,):
-            raise ValueError(f"weight must have shape ({c},) (one weight per class), got {tuple(w.shape)}")
+            raise ValueError(f"cross_entropy: weight must have shape ({c},) (one weight per class), "
+                             f"got {tuple(w.shape)}")
         if w.dtype.kind != "f":
-            raise TypeError(f"weight must be floating point, got dtype {w.dtype}")
+            raise TypeError(f"cross_entropy: weight must be floating point, got dtype {w.dtype}")
     xp = backend.get_array_module(x.data, t.data, w)
     valid = t.data != ignore_index
     labels = xp.where(valid, t.data, 0)     # a safe class for ignored pixels; their weight is 0
@@ -233,7 +234,8 @@ def _broadcastable_constant(value, name, shape, dtype):
     except ValueError:
         result = None
     if result != shape:
-        raise ValueError(f"{name} of shape {tuple(arr.shape)} does not broadcast to the input's shape {shape}")
+        raise ValueError(f"binary_cross_entropy_with_logits: {name} of shape {tuple(arr.shape)} does not "
+                         f"broadcast to the input's shape {shape}")
     return arr.astype(dtype, copy=False)
 
 
@@ -247,8 +249,8 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     (shape (C,) for (N, C) input, (C, 1, 1) for (N, C, H, W)); p > 1 raises
     recall. 'mean' is the plain mean over all elements.
     """
-    _check_reduction(reduction)
     op = "binary_cross_entropy_with_logits"
+    _check_reduction(reduction, op)
     x = checks.tensor(input, "input", op)
     t = _constant(target, "target", op)
     if x.dtype.kind != "f":
@@ -359,24 +361,24 @@ class L1Loss(_ElementwiseRegression):
         return backend.get_array_module(d).sign(d)
 
 
-def _regression_args(input, target, weight, reduction):
-    _check_reduction(reduction)
+def _regression_args(input, target, weight, reduction, op):
+    _check_reduction(reduction, op)
     x = input if isinstance(input, Tensor) else Tensor(input)
     t = target if isinstance(target, Tensor) else Tensor(target)
     if x.dtype.kind != "f":
-        raise TypeError(f"input must be floating-point, got dtype {x.dtype}")
+        raise TypeError(f"{op}: input must be floating-point, got dtype {x.dtype}")
     if t.shape != x.shape:
-        raise ValueError(f"target has shape {t.shape}, but it must have the input's shape {x.shape} "
+        raise ValueError(f"{op}: target has shape {t.shape}, but it must have the input's shape {x.shape} "
                          "(no broadcasting: a mismatch is almost always a bug)")
     if t.dtype.kind != "f":
         t = Tensor._wrap(t.data.astype(x.dtype))     # integer targets: constants
     elif t.dtype != x.dtype:
-        raise TypeError(f"target has dtype {t.dtype} but input has {x.dtype}; cast one of them")
+        raise TypeError(f"{op}: target has dtype {t.dtype} but input has {x.dtype}; cast one of them")
     if weight is None:
         return x, t, None
     w = (weight if isinstance(weight, Tensor) else Tensor(weight)).data
     if tuple(w.shape) != x.shape:
-        raise ValueError(f"weight has shape {tuple(w.shape)}, but it must have the input's shape {x.shape}")
+        raise ValueError(f"{op}: weight has shape {tuple(w.shape)}, but it must have the input's shape {x.shape}")
     return x, t, w.astype(x.dtype, copy=False)
 
 
@@ -389,7 +391,7 @@ def mse_loss(input, target, reduction="mean", weight=None):
     average, as in PyTorch (NaN when every weight is 0). Panoptic-DeepLab
     trains its centre heatmap with it.
     """
-    x, t, w = _regression_args(input, target, weight, reduction)
+    x, t, w = _regression_args(input, target, weight, reduction, "mse_loss")
     return MSELoss(w, reduction)(x, t)
 
 
@@ -400,5 +402,5 @@ def l1_loss(input, target, reduction="mean", weight=None):
     ``sign(x - t)``: every pixel pulls with the same force whatever its error,
     which suits regression targets with outliers (Panoptic-DeepLab's offsets).
     """
-    x, t, w = _regression_args(input, target, weight, reduction)
+    x, t, w = _regression_args(input, target, weight, reduction, "l1_loss")
     return L1Loss(w, reduction)(x, t)

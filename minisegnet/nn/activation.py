@@ -125,10 +125,11 @@ class CrossEntropyLoss(Module):
     """
 
     def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
-        _check_reduction(reduction)
+        _check_reduction(reduction, "CrossEntropyLoss")
         self.weight = None if weight is None else (weight if isinstance(weight, Tensor) else Tensor(weight))
         if self.weight is not None and self.weight.ndim != 1:
-            raise ValueError(f"weight must be a 1-D tensor of class weights, got shape {self.weight.shape}")
+            raise ValueError(f"CrossEntropyLoss: weight must be a 1-D tensor of class weights, got shape "
+                             f"{self.weight.shape}")
         self.ignore_index = ignore_index
         self.reduction = reduction
         self._buffers = ("weight",) if self.weight is not None else ()
