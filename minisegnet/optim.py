@@ -146,7 +146,7 @@ class SGD(Optimizer):
     hyperparameters = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
     state_names = ("momentum_buffer",)
 
-    def __init__(self, params, lr, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
         super().__init__(params, lr)
         self.momentum = _check("momentum", momentum)
         self.dampening = _check("dampening", dampening)

@@ -52,8 +52,8 @@ def _settings(stride, padding, dilation):
 
 # ---- convolution as its definition --------------------------------------------
 def conv2d_loops(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
-    """``y[n, o, oh, ow] = b[o] + sum_{c,i,j} w[o, c, i, j] * x_pad[n, g*C/g + c, oh*sh + i*dh, ow*sw + j*dw]``,
-    with ``g`` the group of output channel ``o``: seven loops, one multiply-add each."""
+    """``y[n, o, oh, ow] = b[o] + sum_{c,i,j} w[o, c, i, j] * x_pad[n, grp*(C_in/groups) + c, oh*sh + i*dh, ow*sw + j*dw]``,
+    with ``grp = o // (C_out/groups)`` the group of output channel ``o``: seven loops, one multiply-add each."""
     (sh, sw), (ph, pw), (dh, dw) = _settings(stride, padding, dilation)
     n_img, c_in, h, wd = x.shape
     c_out, c_group, kh, kw = w.shape
@@ -99,9 +99,10 @@ def conv2d_loops_backward(x, w, g, stride=1, padding=0, dilation=1, groups=1):
 
 
 # ---- im2col, one GEMM, col2im ---------------------------------------------------
-def unfold(x, kernel_size, stride=1, padding=0, dilation=1):
+def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     """im2col: ``cols (N, C*kh*kw, L)``, column ``l = oh*W_out + ow`` is the window under
-    output pixel ``(oh, ow)``, its rows in ``(c, i, j)`` order: ``x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]``."""
+    output pixel ``(oh, ow)``, its rows in ``(c, i, j)`` order: ``x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw]``.
+    Arguments in ``F.unfold``'s (and ``torch.nn.functional.unfold``'s) order."""
     (kh, kw), ((sh, sw), (ph, pw), (dh, dw)) = shapes.as_pair(kernel_size, "kernel_size", 1), \
         _settings(stride, padding, dilation)
     n_img, c, h, wd = x.shape
@@ -115,9 +116,9 @@ def unfold(x, kernel_size, stride=1, padding=0, dilation=1):
     return cols
 
 
-def fold(cols, output_size, kernel_size, stride=1, padding=0, dilation=1):
+def fold(cols, output_size, kernel_size, dilation=1, padding=0, stride=1):
     """col2im, the adjoint of ``unfold``: add every column back into the window it came
-    from (overlapping windows sum); the padded border is dropped."""
+    from (overlapping windows sum); the padded border is dropped. ``F.fold``'s argument order."""
     (kh, kw), ((sh, sw), (ph, pw), (dh, dw)) = shapes.as_pair(kernel_size, "kernel_size", 1), \
         _settings(stride, padding, dilation)
     (h, wd), (n_img, rows, _) = shapes.as_pair(output_size, "output_size", 1), cols.shape
@@ -137,7 +138,7 @@ def conv2d_unfold(x, w, b=None, stride=1, padding=0, dilation=1, groups=1):
     xp = backend.get_array_module(x)
     n_img, c_out, kh, kw = x.shape[0], w.shape[0], w.shape[2], w.shape[3]
     ho, wo = shapes.conv2d_output_size(x.shape[2:], (kh, kw), stride, padding, dilation)
-    cols = unfold(x, (kh, kw), stride, padding, dilation)          # (N, C*kh*kw, L), rows grouped by channel
+    cols = unfold(x, (kh, kw), dilation, padding, stride)          # (N, C*kh*kw, L), rows grouped by channel
     rows, outs = cols.shape[1] // groups, c_out // groups
     y = xp.zeros((n_img, c_out, ho * wo), x.dtype)
     for g in range(groups):                                         # group g: its channels' rows, its outputs
@@ -154,7 +155,7 @@ def conv2d_unfold_backward(x, w, g, stride=1, padding=0, dilation=1, groups=1):
     xp = backend.get_array_module(x)
     n_img, c_out = g.shape[:2]
     kh, kw = w.shape[2:]
-    cols = unfold(x, (kh, kw), stride, padding, dilation)
+    cols = unfold(x, (kh, kw), dilation, padding, stride)
     rows, outs = cols.shape[1] // groups, c_out // groups
     g_flat = g.reshape(n_img, c_out, -1)                            # (N, C_out, L)
     dw, dcols = xp.zeros((c_out, rows), x.dtype), xp.zeros(cols.shape, x.dtype)
@@ -162,7 +163,7 @@ def conv2d_unfold_backward(x, w, g, stride=1, padding=0, dilation=1, groups=1):
         g_k, w_k = g_flat[:, k * outs:(k + 1) * outs], w[k * outs:(k + 1) * outs].reshape(outs, rows)
         dw[k * outs:(k + 1) * outs] = xp.matmul(g_k, cols[:, k * rows:(k + 1) * rows].transpose(0, 2, 1)).sum(0)
         dcols[:, k * rows:(k + 1) * rows] = xp.matmul(w_k.T, g_k)
-    dx = fold(dcols, x.shape[2:], (kh, kw), stride, padding, dilation)
+    dx = fold(dcols, x.shape[2:], (kh, kw), dilation, padding, stride)
     return dx, dw.reshape(w.shape), g.sum(axis=(0, 2, 3))
 
 

@@ -77,10 +77,10 @@ def test_conv2d_unfold_is_the_conv_values_and_gradients(case):
 def test_unfold_and_fold_are_the_library_ops(case):
     x, wt, _, _, kw = case
     k, s, p, d = wt.shape[2:], kw["stride"], kw["padding"], kw["dilation"]
-    cols = ref.unfold(x, k, s, p, d)
+    cols = ref.unfold(x, k, d, p, s)                       # F.unfold's order: kernel, dilation, padding, stride
     close(cols, F.unfold(t(x), k, d, p, s).numpy())
     c = np.random.default_rng(0).standard_normal(cols.shape)
-    close(ref.fold(c, x.shape[2:], k, s, p, d), F.fold(t(c), x.shape[2:], k, d, p, s).numpy())
+    close(ref.fold(c, x.shape[2:], k, d, p, s), F.fold(t(c), x.shape[2:], k, d, p, s).numpy())
 
 
 @st.composite

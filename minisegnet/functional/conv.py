@@ -458,8 +458,9 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation), like ``torch.nn.functional.conv2d``.
 
-    ``y[n, o, oh, ow] = b[o] + sum_{c, i, j} W[o, c, i, j] * x_pad[n, g*C/g + c, oh*sh + i*dh, ow*sw + j*dw]``
-    where ``g`` is the group of output channel ``o``.
+    ``y[n, o, oh, ow] = b[o] + sum_{c, i, j} W[o, c, i, j] * x_pad[n, grp*(C_in/groups) + c, oh*sh + i*dh, ow*sw + j*dw]``
+    where ``grp = o // (C_out/groups)`` is the group of output channel ``o`` (``c`` runs over its
+    ``C_in/groups`` input channels).
 
     Shapes: ``input`` (N, C_in, H, W), ``weight`` (C_out, C_in/groups, kh, kw),
     ``bias`` (C_out,) or None -> (N, C_out, H_out, W_out), sizes from
