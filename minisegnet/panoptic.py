@@ -66,7 +66,7 @@ from . import backend
 from .autograd import Tensor, no_grad
 from .functional import max_pool2d
 from .instances import instances_from_semantic, renumber
-from .metrics.panoptic import category_ids
+from .metrics.panoptic import check_categories
 
 __all__ = ["VOID", "SIGMA", "NMS_KERNEL", "THRESHOLD", "TOP_K", "MIN_STUFF_AREA",
            "instance_centers", "panoptic_targets", "find_centers", "group_pixels",
@@ -277,15 +277,9 @@ def group_pixels(offset, thing, coords, valid):
 
 def _thing_and_stuff(thing_classes, stuff_classes, op):
     """The two class lists as tuples of distinct non-negative ints, disjoint, not both
-    empty; else a clear error (the checks of ``metrics.panoptic``)."""
-    things = category_ids(thing_classes, "thing_classes", op)
-    stuff = category_ids(stuff_classes, "stuff_classes", op)
-    both = sorted(set(things) & set(stuff))
-    if both:
-        raise ValueError(f"{op}: classes {both} are claimed as both thing and stuff; each class is one or "
-                         f"the other")
-    if not things and not stuff:
-        raise ValueError(f"{op}: thing_classes and stuff_classes are both empty: name at least one class")
+    empty; else a clear error (``metrics.panoptic.check_categories``)."""
+    things, stuff, _ = check_categories(thing_classes, stuff_classes, VOID, op,
+                                        names=("thing_classes", "stuff_classes"))
     return things, stuff
 
 

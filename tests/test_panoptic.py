@@ -215,7 +215,7 @@ def test_a_thing_pixel_without_a_centre_is_void_and_speckle_of_stuff_too():
     (lambda: P.merge_semantic_and_instances(np.full((1, 2, 2), 5), np.zeros((1, 2, 2), np.int64), [1], [0]),
      ValueError, r"semantic holds classes \[5\], which are neither thing_classes \[1\]"),
     (lambda: P.merge_semantic_and_instances(np.zeros((1, 2, 2), np.int64), np.zeros((1, 2, 2), np.int64), [1, 0],
-                                            [0]), ValueError, r"classes \[0\] are claimed as both thing and stuff"),
+                                            [0]), ValueError, r"categories \[0\] are claimed as both thing and stuff"),
     (lambda: P.panoptic_inference({"semantic": np.zeros((1, 2, 2, 2))}, [1], [0]), ValueError,
      "outputs must be a dict with 'semantic', 'center' and 'offset'"),
     # the review's finds: each names its function, the argument and the rule
@@ -233,7 +233,7 @@ def test_a_thing_pixel_without_a_centre_is_void_and_speckle_of_stuff_too():
     (lambda: P.merge_semantic_and_instances(np.zeros((1, 2, 2), np.int64), np.zeros((1, 2, 2), np.int64), 1, [0]),
      TypeError, "merge_semantic_and_instances: thing_classes must be a collection"),
     (lambda: P.merge_semantic_and_instances(np.zeros((1, 2, 2), np.int64), np.zeros((1, 2, 2), np.int64), [], []),
-     ValueError, "thing_classes and stuff_classes are both empty"),
+     ValueError, "thing_classes and stuff_classes are both empty: name at least one category"),
     (lambda: P.merge_semantic_and_instances(np.zeros((1, 2, 2), np.int64), np.zeros((1, 2, 2), np.int64), [1, 1],
                                             [0]), ValueError, r"thing_classes lists category ids more than once: \[1\]"),
     (lambda: P.find_centers(np.zeros((1, 1, 4, 4)), threshold="a"), TypeError, "find_centers: threshold must be a number"),

@@ -67,7 +67,7 @@ def _array(x):
     return x
 
 
-def category_ids(values, name, op):
+def _category_ids(values, name, op):
     """A sorted tuple of distinct non-negative Python ints, or a clear error."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
         raise TypeError(f"{op}: {name} must be a collection of integer category ids, got {checks.describe(values)}")
@@ -78,18 +78,20 @@ def category_ids(values, name, op):
     return tuple(sorted(values))
 
 
-def check_categories(things, stuff, ignore_index=-1, op="check_categories"):
+def check_categories(things, stuff, ignore_index=-1, op="check_categories", names=("things", "stuff")):
     """Validate the category split and return ``(things, stuff, categories)``
     as sorted tuples, ``categories = sorted(things + stuff)``: the columns of
-    :func:`panoptic_counts`. ``op``: the function named in the error messages."""
-    things = category_ids(things, "things", op)
-    stuff = category_ids(stuff, "stuff", op)
+    :func:`panoptic_counts`. ``op``: the function named in the error messages;
+    ``names``: what it calls the two arguments."""
+    things = _category_ids(things, names[0], op)
+    stuff = _category_ids(stuff, names[1], op)
     both = sorted(set(things) & set(stuff))
     if both:
         raise ValueError(f"{op}: categories {both} are claimed as both thing and stuff "
-                         f"(things={list(things)}, stuff={list(stuff)}); each category is one or the other")
+                         f"({names[0]}={list(things)}, {names[1]}={list(stuff)}); each category is one or the "
+                         f"other")
     if not things and not stuff:
-        raise ValueError(f"{op}: things and stuff are both empty: name at least one category")
+        raise ValueError(f"{op}: {names[0]} and {names[1]} are both empty: name at least one category")
     ignore_index = checks.integer(ignore_index, "ignore_index", op)
     if ignore_index in things or ignore_index in stuff:
         raise ValueError(f"{op}: ignore_index={ignore_index} is also listed as a "
