@@ -474,7 +474,7 @@ def _make_schedule(config, optimizer, steps_per_epoch):
         return optim.PolyLR(optimizer, total_iters=total, power=0.9)
     if name == "cosine":
         return optim.CosineAnnealingLR(optimizer, T_max=total)
-    if name == "step":      # / 10 after each full third of the run: twice (once the steps run out)
+    if name == "step":      # / 10 after each third of the run (rounded up): at most twice within it
         return optim.StepLR(optimizer, step_size=max(1, math.ceil(total / 3)), gamma=0.1)
     return None
 
