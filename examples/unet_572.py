@@ -5,7 +5,12 @@
 2. Overlap-tile: predict an image tile by tile, each output tile from the
    larger input window around it (mirror-padded at the image border), and
    check the stitched result equals predicting the whole mirrored image in one
-   pass: valid convolutions make every output pixel depend only on its window.
+   pass. Valid convolutions make every output pixel depend only on its window;
+   the tiles must also start a multiple of ``2**depth`` pixels apart, so that
+   each puts its 2x2 poolings on the whole image's grid. A valid output is 4
+   more than such a multiple at depth 3 and deeper (the paper's 388 =
+   24 * 16 + 4), so neighbouring tiles overlap by 4 pixels; stepped by their
+   full output size instead, the tiles disagree with the whole pass.
 
 Run: ``python examples/unet_572.py`` (``--fast``: 188 instead of 572 for the
 real forward pass). See docs/unet.md.
@@ -36,32 +41,39 @@ def main():
     assert y.shape[2] == shapes.unet_output_size(size) == size - 184
     print(f"real U-Net(depth=4, base_channels=2): {size} -> {y.shape[2]}")
 
-    # Overlap-tile with a shallower U-Net (depth 2) so the tiles are small and quick.
-    depth = 2
+    # Overlap-tile with a narrow depth-3 U-Net (three poolings: a grid period of 8 pixels).
+    depth = 3
     net = UNet(in_channels=1, num_classes=2, base_channels=4, depth=depth, padding="valid")
     net.eval()
-    # a tile whose output is a multiple of 2**depth (so the whole image is a valid size too)
-    # and larger than the margin (so mirroring needs only the image itself)
-    tile_in = next(i for i in shapes.unet_valid_input_sizes(1, 400, depth=depth)
-                   if shapes.unet_output_size(i, depth) % 2 ** depth == 0
-                   and shapes.unet_output_size(i, depth) > (i - shapes.unet_output_size(i, depth)) // 2)
+    tile_in = 156                                         # a valid input: 156 -> 68 out
     tile_out = shapes.unet_output_size(tile_in, depth)
     margin = (tile_in - tile_out) // 2
-    image = np.random.default_rng(0).standard_normal((1, 1, 2 * tile_out, 2 * tile_out)).astype(np.float32)
+    step = tile_out - tile_out % 2 ** depth               # 68 -> 64: tiles start on the pooling grid
+    assert (tile_out, margin, step) == (68, 44, 64)
+    size = step + tile_out                                # 132: a valid whole-image output, 3 tiles per axis
+    image = np.random.default_rng(0).standard_normal((1, 1, size, size)).astype(np.float32)
     padded = F.pad(msn.tensor(image), (margin,) * 4, mode="reflect").numpy()     # mirror the border
     with msn.no_grad():
         whole = net(msn.tensor(padded)).numpy()
-        tiles = np.zeros_like(whole)
-        for ty in range(2):
-            for tx in range(2):
-                window = padded[:, :, ty * tile_out:ty * tile_out + tile_in, tx * tile_out:tx * tile_out + tile_in]
-                tiles[:, :, ty * tile_out:(ty + 1) * tile_out, tx * tile_out:(tx + 1) * tile_out] = \
-                    net(msn.tensor(np.ascontiguousarray(window))).numpy()
-    assert whole.shape[2:] == image.shape[2:]
-    assert np.allclose(tiles, whole, atol=1e-5), np.abs(tiles - whole).max()
-    print(f"overlap-tile (depth {depth}): 2x2 tiles of {tile_in} in -> {tile_out} out, margin {margin}: "
-          f"stitched == whole image (max diff {np.abs(tiles - whole).max():.1e})")
 
+        def tiled(stride):
+            """Tiles starting ``stride`` apart, each keeping its outputs up to the next tile."""
+            out = np.zeros_like(whole)
+            for y in range(0, size, stride):
+                for x in range(0, size, stride):
+                    window = np.zeros((1, 1, tile_in, tile_in), np.float32)
+                    part = padded[:, :, y:y + tile_in, x:x + tile_in]       # the last tiles may run past
+                    window[:, :, :part.shape[2], :part.shape[3]] = part
+                    out[:, :, y:y + stride, x:x + stride] = net(msn.tensor(window)).numpy()[
+                        :, :, :min(stride, size - y), :min(stride, size - x)]
+            return out
+        aligned, shifted = tiled(step), tiled(tile_out)
+    assert whole.shape[2:] == image.shape[2:]
+    assert np.allclose(aligned, whole, atol=1e-5), np.abs(aligned - whole).max()
+    assert not np.allclose(shifted, whole, atol=1e-3), "tiles off the pooling grid should disagree"
+    print(f"overlap-tile (depth {depth}): tiles of {tile_in} in -> {tile_out} out, margin {margin}, "
+          f"started {step} apart: stitched == whole image (max diff {np.abs(aligned - whole).max():.1e}); "
+          f"started {tile_out} apart (off the grid): max diff {np.abs(shifted - whole).max():.2f}")
 
 if __name__ == "__main__":
     main()

@@ -381,8 +381,9 @@ def _unet_against_the_paper(options):
     differ = [f"{key}={options[key]!r} (paper: {value!r})" for key, value in _UNET_PAPER.items()
               if options[key] != value]
     if not differ:
-        return ("This is the paper's U-Net (1-channel input, 2 classes, valid convs, no BatchNorm). The paper "
-                "prints no parameter count; its layer list sums to the total above, 31,030,658.")
+        return ("This is the paper's U-Net (1-channel input, 2 classes, valid convs, no BatchNorm; its dropout "
+                "layers, which have no parameters, are not built in). The paper prints no parameter count; its "
+                "layer list sums to the total above, 31,030,658.")
     return "Not the paper's U-Net, which has 31,030,658 parameters: " + ", ".join(differ) + "."
 
 

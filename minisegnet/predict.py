@@ -5,7 +5,8 @@ models take the image mirror-padded to a multiple of 32 (every pooling then
 halves exactly) and cropped back. A valid-padding U-Net (the paper's) outputs
 less than it takes in, so the image is cut into tiles the paper's way
 (overlap-tile): each output tile is computed from a larger input tile, mirrored
-at the image's border, and the tiles are stitched together.
+at the image's border, and the tiles, started on one pooling grid, are
+stitched together into what one pass over the whole image would give.
 """
 import os
 
@@ -31,25 +32,33 @@ def _stitch(rows):
 def image_outputs(model, image, multiple=32):
     """The model's outputs for one ``(C, H, W)`` image of any size, as ``(1, ., H, W)``.
 
-    Same-padding models: mirror-pad to a multiple of ``multiple`` (every
-    model's poolings then halve exactly), run once, crop back.
+    Same-padding models: mirror-pad to a multiple of ``multiple`` (raised to
+    ``2**depth`` for a deeper U-Net or SegNet: every pooling then halves
+    exactly), run once, crop back.
     Valid-padding U-Net: the paper's overlap-tile strategy. The image is
     mirrored outwards by the U-Net's margin; output tiles of a valid size
     cover it, each computed from its larger input tile, so every pixel is
-    predicted with full context and the seams match.
+    predicted with full context. For the tiles to agree with one pass over
+    the whole image, each must also put its poolings on the same grid: tiles
+    start a multiple of ``2**depth`` pixels apart. A valid output is 4 more
+    than such a multiple (the paper's 388 = 24 * 16 + 4), so neighbours
+    overlap by those few pixels, and each tile keeps the part up to the next.
     """
     c, h, w = image.shape
     with no_grad():
         if _is_valid_unet(model):
-            tile_in, tile_out = _valid_unet_input(model, 64)
+            tile_in, tile_out = _valid_unet_input(model, max(64, 2 ** model.depth))
+            step = tile_out - tile_out % 2 ** model.depth        # the pooling grid's period
             margin = (tile_in - tile_out) // 2
-            ny, nx = -(-h // tile_out), -(-w // tile_out)
-            padded = np.pad(image, ((0, 0), (margin, margin + ny * tile_out - h),
-                                    (margin, margin + nx * tile_out - w)), mode="reflect")
-            rows = [[model(Tensor(backend.asarray(np.ascontiguousarray(
-                        padded[None, :, ty * tile_out:ty * tile_out + tile_in, tx * tile_out:tx * tile_out + tile_in]))))
+            ny, nx = -(-h // step), -(-w // step)
+            padded = np.pad(image, ((0, 0), (margin, margin + (ny - 1) * step + tile_out - h),
+                                    (margin, margin + (nx - 1) * step + tile_out - w)), mode="reflect")
+            rows = [[_crop(model(Tensor(backend.asarray(np.ascontiguousarray(
+                        padded[None, :, ty * step:ty * step + tile_in, tx * step:tx * step + tile_in])))),
+                           0, 0, step, step)
                      for tx in range(nx)] for ty in range(ny)]
             return _crop(_stitch(rows), 0, 0, h, w)
+        multiple = max(multiple, 2 ** getattr(model, "depth", 0))
         ph, pw = -h % multiple, -w % multiple
         padded = np.pad(image, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="reflect")
         outputs = model(Tensor(backend.asarray(padded[None])))

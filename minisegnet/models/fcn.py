@@ -15,7 +15,9 @@ Three ideas, in the order the paper introduces them:
    by 2, *adds* a 1x1 score layer on pool4 (1/16), then upsamples by 16.
    FCN-8s also adds a score layer on pool3 (1/8), then upsamples by 8. The
    skip score layers start at zero (as in the paper's staged training), so at
-   initialisation FCN-8s computes exactly what its coarser parent does.
+   initialisation the skips add nothing: FCN-8s's scores are its coarser
+   parent's, upsampled in stages (x2, x2, x8) instead of at once (x32), which
+   bilinear kernels only approximate (stacked tents are not one large tent).
 
 Sizes and crop offsets. The paper pads the input by 100 pixels so that the
 unpadded 7x7 ``fc6`` fits even small images, which shifts every map and forces

@@ -41,7 +41,9 @@ The paper's network is VGG16's 13 convolutions (stages of 2, 2, 3, 3, 3) with
 (default 2) and the width is small so the model trains on a CPU. The
 convolutions before BatchNorm have no bias (BatchNorm's shift replaces it).
 Module names: ``encoder.<i>.<j>.conv`` / ``.bn``, ``decoder.<i>.<j>.conv`` /
-``.bn`` (``decoder.0`` is the deepest), ``classifier``.
+``.bn``, ``classifier``. The decoder runs from deep to shallow, so ``decoder.0``
+is the diagram's "dec 3" (it undoes enc 3's pool) and ``decoder.3`` is "dec 0"
+(U-Net numbers its decoder by level instead).
 """
 from .. import checks, shapes
 from .. import functional as F

@@ -2,7 +2,8 @@
 context, an expanding path that localises, and skips that carry detail across.
 
 With ``padding="valid"``, ``depth=4`` and ``base_channels=64`` this is the
-paper's network exactly: every 3x3 convolution is unpadded, so each one eats a
+paper's network (its layers and its 31,030,658 parameters; the paper's dropout
+at the end of the contracting path is not built in): every 3x3 convolution is unpadded, so each one eats a
 one-pixel border, and the encoder's feature maps are *cropped* before they are
 concatenated with the (smaller) decoder maps. A 572x572 tile, single-channel
 input and two classes as in the paper::
