@@ -220,8 +220,13 @@ def max_pool2d_loops(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
                     for i in range(kh):
                         for j in range(kw):
                             r, s = oh * sh - ph + i * dh, ow * sw - pw + j * dw     # unpadded coordinates
-                            if 0 <= r < h and 0 <= s < wd and x[n, ch, r, s] > best:
-                                best, where = x[n, ch, r, s], r * wd + s
+                            if not (0 <= r < h and 0 <= s < wd):
+                                continue                                           # padding: never wins
+                            v = x[n, ch, r, s]
+                            # the first tap inside the input starts the search (an all -inf window
+                            # then points at it); a NaN beats every number, and the first NaN stays
+                            if where == -1 or v > best or (v != v and best == best):
+                                best, where = v, r * wd + s
                     y[n, ch, oh, ow], indices[n, ch, oh, ow] = best, where
     return y, indices
 
@@ -242,9 +247,18 @@ def max_pool2d_loops_backward(g, indices, input_shape):
 
 def max_unpool2d_loops(y, indices, output_size):
     """SegNet's upsampling: each pooled value goes back to the position its maximum came
-    from, zeros elsewhere: max-pool's backward applied to values (``output_size`` is
-    ``(H, W)``)."""
-    return max_pool2d_loops_backward(y, indices, y.shape[:2] + tuple(output_size))
+    from, zeros elsewhere (``output_size`` is ``(H, W)``). The loop of max-pool's backward,
+    with one difference: where overlapping windows share a winner, its value arrives twice,
+    the same both times, and is *placed*, not added (gradients add up; values do not)."""
+    out = backend.get_array_module(y).zeros(y.shape[:2] + tuple(output_size), y.dtype)
+    n_img, c, ho, wo = y.shape
+    for n in range(n_img):
+        for ch in range(c):
+            plane = out[n, ch].reshape(-1)                             # a view: writes land in out
+            for oh in range(ho):
+                for ow in range(wo):
+                    plane[indices[n, ch, oh, ow]] = y[n, ch, oh, ow]
+    return out
 
 
 def max_unpool2d_loops_backward(g, indices):

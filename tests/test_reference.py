@@ -143,10 +143,9 @@ def test_max_pool_and_unpool_by_loops_are_the_library_ops(case):
     close(mine, y.numpy())
     assert np.array_equal(mine_idx, idx.numpy())
     close(ref.max_pool2d_loops_backward(g, mine_idx, x.shape), tx.grad.numpy())
-    # unpool: values, and the gradient of the unpool (a gather), when the indices are unique
-    # (overlapping windows may pick the same input twice; max_unpool2d then has no single answer)
-    unique = all(len(np.unique(plane)) == plane.size for plane in mine_idx.reshape(-1, *mine_idx.shape[2:]))
-    if unique and kw["dilation"] == (1, 1):
+    # unpool: values, and the gradient of the unpool (a gather); where overlapping windows picked
+    # the same input twice, the same value lands there twice (placed, not added)
+    if kw["dilation"] == (1, 1):
         ty = t(y.numpy(), True)
         un = F.max_unpool2d(ty, idx, kw["kernel_size"], kw["stride"], kw["padding"], output_size=x.shape[2:])
         close(ref.max_unpool2d_loops(y.numpy(), mine_idx, x.shape[2:]), un.numpy())
@@ -202,3 +201,18 @@ def test_the_reference_runs_on_the_cupy_backend_too(cupy):
         device = fn(*device_args, **kwargs)
         assert isinstance(device, cupy.ndarray)
         close(msn.backend.to_numpy(device), fn(*host_args, **kwargs))
+
+
+def test_the_loops_agree_with_the_library_on_nan_all_minus_inf_windows_and_shared_winners():
+    """A reviewer's finds: the loops dropped a NaN, sent an all -inf window's gradient to the
+    plane's last pixel, and added an overlapping unpool's shared value twice (81 for 9)."""
+    for x in (np.array([[[[1.0, np.nan], [0.0, 2.0]]]]), np.full((1, 1, 2, 4), -np.inf)):
+        y, idx = F.max_pool2d(t(x), 2, return_indices=True)
+        mine, mine_idx = ref.max_pool2d_loops(x, 2)
+        np.testing.assert_array_equal(mine, y.numpy())
+        np.testing.assert_array_equal(mine_idx, idx.numpy())
+    x = np.array([[[[0.0, 1, 2], [3, 9, 4], [5, 6, 7]]]])
+    y, idx = F.max_pool2d(t(x), 3, 1, 1, return_indices=True)          # every window's winner is the 9
+    np.testing.assert_array_equal(ref.max_unpool2d_loops(y.numpy(), idx.numpy(), (3, 3)),
+                                  F.max_unpool2d(y, idx, 3, 1, 1, output_size=(3, 3)).numpy())
+    assert ref.max_unpool2d_loops(y.numpy(), idx.numpy(), (3, 3))[0, 0, 1, 1] == 9

@@ -314,8 +314,9 @@ class ConvTranspose2d(Function):
 
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
-        # The conv that maps g back to x's size; output_padding rows/columns at
-        # the bottom/right are read by no input pixel, so it stops short of them.
+        # The conv that maps g back to x's size: its bottom/right padding is p - output_padding
+        # (the output_padding rows lengthen the output, so the conv back needs that much less);
+        # a negative value crops rows past the full result, which no input wrote.
         top, bottom, left, right = self.pads
         conv_pads = (top, bottom - self.output_padding[0], left, right - self.output_padding[1])
         if self.fast:

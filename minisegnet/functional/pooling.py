@@ -220,7 +220,10 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     defaults to ``kernel_size``; ``padding`` (filled with -inf) is at most
     ``kernel_size / 2``. With ``return_indices``, also returns the int64 flat
     index ``h*W + w`` of each maximum within its ``(n, c)`` plane (no gradient),
-    the input ``max_unpool2d`` (SegNet's decoder) needs.
+    the input ``max_unpool2d`` (SegNet's decoder) needs. Where we go further
+    than PyTorch: a window that reads only padding (possible with dilation on a
+    tiny input) is an error; PyTorch returns -inf there, with an index outside
+    the plane.
     """
     _check_input(x, "max_pool2d")
     _check_flag(ceil_mode, "ceil_mode", "max_pool2d")
@@ -514,5 +517,6 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     if indices.size and bool(((indices.data < 0) | (indices.data >= plane)).any()):
         lo, hi = int(indices.data.min()), int(indices.data.max())
         raise ValueError(f"max_unpool2d: indices must lie in [0, {plane}) for output size {out_hw}, "
-                         f"found {lo if lo < 0 else hi}")
+                         f"found {lo if lo < 0 else hi}; after pooling an odd size, pass "
+                         f"output_size=(H, W) of the pooled input")
     return MaxUnpool2d(out_hw)(x, indices)

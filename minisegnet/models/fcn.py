@@ -76,8 +76,8 @@ def bilinear_kernel(channels, kernel_size):
     channel at a time: an array of shape ``(channels, channels, k, k)`` whose
     ``[c, c]`` slices are the bilinear "tent" and all others are zero.
 
-    For an upsampling factor ``f`` use ``k = 2f`` (with stride ``f`` and padding
-    ``f/2``). Along one axis, tap ``t`` (0..k-1) has weight
+    For an even upsampling factor ``f`` use ``k = 2f`` (with stride ``f`` and padding
+    ``f/2``; FCN's factors are 2, 8, 16 and 32). Along one axis, tap ``t`` (0..k-1) has weight
     ``1 - |t - centre| / f`` with ``f = ceil(k / 2)`` and
     ``centre = f - 0.5`` for even ``k`` (``f - 1`` for odd ``k``); the 2-D kernel
     is the outer product of two such tents. Each output pixel then receives
