@@ -204,7 +204,7 @@ def interpolate_output_size(size, out_size=None, scale_factor=None):
         if _is_int(target) and target < 1:
             raise ValueError(f"size must be >= 1, got {out_size!r}")
         if _is_int(size):
-            return target if _is_int(target) else target
+            return target
         return target if not _is_int(target) else (target, target)
     factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,) * 2
     if len(factors) != 2 or not all(isinstance(f, numbers.Real) and not isinstance(f, bool) for f in factors):

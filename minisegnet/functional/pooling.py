@@ -327,7 +327,7 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
 # ---- adaptive average pooling ----------------------------------------------------------
 def _adaptive_bins(i, o, xp):
     """Start and length of the ``o`` bins of an axis of size ``i``: bin ``r`` is
-    ``[floor(r*i/o), ceil((r+1)*i/o))`` (PyTorch's bins; neighbours overlap by one
+    ``[floor(r*i/o), ceil((r+1)*i/o))`` (PyTorch's bins; neighbours overlap by at most one
     pixel when ``o`` does not divide ``i``)."""
     r = xp.arange(o)
     start = (r * i) // o
