@@ -479,3 +479,15 @@ def test_overfits_one_fixed_batch(name):
         if losses[-1] <= 0.1 * losses[0]:
             break
     assert losses[-1] <= 0.1 * losses[0], f"{name}: loss {losses[0]:.3f} -> {losses[-1]:.3f} in {len(losses)} steps"
+
+
+@pytest.mark.parametrize("make, name", [
+    (lambda: FCN(2, width=2, dropout=0.0), "FCN"), (lambda: UNet(3, 2, base_channels=2, depth=2, padding="same"),
+                                                     "UNet"),
+    (lambda: SegNet(3, 2, base_channels=2, depth=2), "SegNet"), (lambda: _small_deeplab(), "DeepLabV3Plus"),
+])
+def test_an_image_without_pixels_is_refused_by_name(make, name):
+    """A reviewer's find: FCN answered a 0x5 image with 'size must be >= 1, got (0, 32)', a padded
+    size the user never passed."""
+    with pytest.raises(ValueError, match=rf"{name}: input images must be at least 1x1 pixels, got 0x5"):
+        make()(_input((1, 3, 0, 5)))
