@@ -22,7 +22,7 @@ import numpy as np
 from . import backend
 from .autograd import Tensor
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "PolyLR", "CosineAnnealingLR", "StepLR"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "PolynomialLR", "PolyLR", "CosineAnnealingLR", "StepLR"]
 
 
 def _check(name, value, low=0.0, high=None, high_open=False):
@@ -277,21 +277,27 @@ def _check_int(name, value, minimum=1):
     return int(value)
 
 
-class PolyLR(LRScheduler):
-    """DeepLab's "poly" policy: ``lr = base_lr * (1 - min(t, total_iters) / total_iters) ** power``.
+class PolynomialLR(LRScheduler):
+    """``lr = base_lr * (1 - min(t, total_iters) / total_iters) ** power``, as PyTorch's
+    ``PolynomialLR`` (its defaults: ``total_iters=5``, ``power=1.0``, a straight line to 0)."""
 
-    The same as ``torch.optim.lr_scheduler.PolynomialLR(optimizer, total_iters, power)``
-    except the default ``power=0.9`` (DeepLab's choice; PyTorch defaults to 1.0).
-    Usually stepped once per iteration with ``total_iters`` = all iterations.
-    """
-
-    def __init__(self, optimizer, total_iters, power=0.9):
+    def __init__(self, optimizer, total_iters=5, power=1.0):
         self.total_iters = _check_int("total_iters", total_iters)
         self.power = _check("power", power)
         super().__init__(optimizer)
 
     def lr_at(self, step):
         return self.base_lr * (1 - min(step, self.total_iters) / self.total_iters) ** self.power
+
+
+class PolyLR(PolynomialLR):
+    """DeepLab's "poly" policy: ``PolynomialLR`` with ``power=0.9`` by default (DeepLab's
+    choice; PyTorch's ``PolynomialLR`` defaults to 1.0), and ``total_iters`` given
+    (usually all the iterations of a run, the schedule stepped once per iteration).
+    """
+
+    def __init__(self, optimizer, total_iters, power=0.9):
+        super().__init__(optimizer, total_iters, power)
 
 
 class CosineAnnealingLR(LRScheduler):

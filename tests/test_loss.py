@@ -19,7 +19,8 @@ def _ce_case(draw):
                 ignore_index=draw(st.sampled_from([-100, 255, 0, None])),
                 ignore_fraction=draw(st.sampled_from([0.0, 0.3, 1.0])),
                 reduction=draw(st.sampled_from(["mean", "sum", "none"])),
-                scale=draw(st.sampled_from([1.0, 30.0])), seed=draw(st.integers(0, 2**16)))
+                scale=draw(st.sampled_from([1.0, 30.0])), seed=draw(st.integers(0, 2**16)),
+                label_smoothing=draw(st.sampled_from([0.0, 0.0, 0.1, 0.35, 1.0])))
 
 
 def _logits_and_labels(case):
@@ -39,10 +40,11 @@ def test_cross_entropy_matches_torch(torch, case):
     x_np, t_np, w_np = _logits_and_labels(case)
     ii = -100 if case["ignore_index"] is None else case["ignore_index"]
     x, tx = t64(x_np), as_torch(torch, x_np)
-    out = F.cross_entropy(x, t_np, weight=w_np, ignore_index=ii, reduction=case["reduction"])
+    eps = case["label_smoothing"]
+    out = F.cross_entropy(x, t_np, weight=w_np, ignore_index=ii, reduction=case["reduction"], label_smoothing=eps)
     tout = torch.nn.functional.cross_entropy(
         tx, torch.tensor(t_np), weight=None if w_np is None else torch.tensor(w_np),
-        ignore_index=ii, reduction=case["reduction"])
+        ignore_index=ii, reduction=case["reduction"], label_smoothing=eps)
     assert out.shape == tuple(tout.shape)
     np.testing.assert_allclose(out.numpy(), tout.detach().numpy(), rtol=1e-10, atol=1e-10, equal_nan=True)
     g = np.random.default_rng(case["seed"] + 1).standard_normal(out.shape)
@@ -92,11 +94,41 @@ def test_gradcheck_cross_entropy_every_reduction():
     assert gradcheck(lambda x: F.cross_entropy(x, t[:, 1, 1]), [t64(x_np[:, :, 1, 1])])
 
 
+def test_label_smoothing_by_hand_gradcheck_and_zero_weight_class(torch):
+    # one pixel, 3 classes, target 0, eps 0.3: the target distribution is (0.8, 0.1, 0.1)
+    x_np = np.array([[2.0, -1.0, 0.5]])
+    log_p = x_np - np.log(np.exp(x_np).sum())
+    expected = -(0.8 * log_p[0, 0] + 0.1 * log_p[0, 1] + 0.1 * log_p[0, 2])
+    np.testing.assert_allclose(F.cross_entropy(t64(x_np), np.array([0]), label_smoothing=0.3).item(), expected,
+                               rtol=1e-12)
+    rng = np.random.default_rng(1)
+    x_np = rng.standard_normal((2, 3, 2, 3))
+    t = rng.integers(0, 3, (2, 2, 3))
+    t[0, 0, 0] = 255
+    w = np.array([0.5, 0.0, 2.0])           # a class of weight 0 still gets its share of the smoothing
+    for reduction in ("mean", "sum", "none"):
+        assert gradcheck(lambda x: F.cross_entropy(x, t, weight=w, ignore_index=255, reduction=reduction,
+                                                   label_smoothing=0.2), [t64(x_np)])
+    t[0, 0, 1] = 1                           # a pixel whose target class weighs 0
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out = F.cross_entropy(x, t, weight=w, ignore_index=255, label_smoothing=0.2)
+    tout = torch.nn.functional.cross_entropy(tx, torch.tensor(t), weight=torch.tensor(w), ignore_index=255,
+                                             label_smoothing=0.2)
+    assert_close(out, tout)
+    out.backward(); tout.backward()
+    assert_close(x.grad, tx.grad, what="grad logits")
+    for bad in (-0.1, 1.5, "0.1", True, float("nan")):
+        with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\], got"):
+            F.cross_entropy(x, t, ignore_index=255, label_smoothing=bad)
+
+
 def test_cross_entropy_float32_stays_float32():
     x = msn.tensor(np.random.default_rng(0).standard_normal((2, 4, 3, 3)).astype(np.float32), requires_grad=True)
-    out = F.cross_entropy(x, np.zeros((2, 3, 3), dtype=np.int32))
-    out.backward()
-    assert out.dtype == np.float32 and x.grad.dtype == np.float32
+    for eps in (0.0, 0.1):
+        x.grad = None
+        out = F.cross_entropy(x, np.zeros((2, 3, 3), dtype=np.int32), label_smoothing=eps)
+        out.backward()
+        assert out.dtype == np.float32 and x.grad.dtype == np.float32
 
 
 def test_cross_entropy_errors_name_the_problem():
@@ -144,6 +176,12 @@ def test_cross_entropy_loss_module(torch):
     assert list(nn.CrossEntropyLoss().state_dict()) == []
     with pytest.raises(ValueError, match="reduction"):
         nn.CrossEntropyLoss(reduction="avg")
+    with pytest.raises(ValueError, match=r"CrossEntropyLoss: label_smoothing must be a number in \[0, 1\]"):
+        nn.CrossEntropyLoss(label_smoothing=2)
+    smooth, tsmooth = nn.CrossEntropyLoss(label_smoothing=0.1), torch.nn.CrossEntropyLoss(label_smoothing=0.1)
+    ones = np.ones((2, 4, 4), dtype=np.int64)
+    assert_close(smooth(t64(x_np), ones), tsmooth(as_torch(torch, x_np), torch.tensor(ones)))
+    assert "label_smoothing=0.1" in repr(smooth)
 
 
 # ---- binary cross-entropy with logits ------------------------------------------------------

@@ -132,6 +132,8 @@ def test_updates_in_place_without_graph():
 SCHEDULES = {
     "poly": (lambda o: optim.PolyLR(o, total_iters=7, power=0.9),
              lambda torch, o: torch.optim.lr_scheduler.PolynomialLR(o, total_iters=7, power=0.9)),
+    "polynomial, PyTorch's defaults": (lambda o: optim.PolynomialLR(o),
+                                       lambda torch, o: torch.optim.lr_scheduler.PolynomialLR(o)),
     "cosine": (lambda o: optim.CosineAnnealingLR(o, T_max=5, eta_min=0.01),
                lambda torch, o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=5, eta_min=0.01)),
     "step": (lambda o: optim.StepLR(o, step_size=3, gamma=0.5),

@@ -93,10 +93,25 @@ class CrossEntropy(Function):
 
     Backward: d loss_i / d x_{i,c} = w_{t_i} * (softmax(x_i)_c - [c == t_i]), so
     dx = (softmax - onehot) * w_t * g / denom   (denom = sum of w_t for 'mean', else 1).
+
+    Label smoothing ``eps`` (PyTorch's rule): the target is the mixture
+    (1 - eps) * onehot(t_i) + eps / C of the one-hot and the uniform
+    distribution over the C classes, each class's term carrying its own weight::
+
+        loss_i = (1 - eps) * w_{t_i} * (lse_i - x_{i,t_i}) + (eps / C) * sum_c w_c * (lse_i - x_{i,c})
+
+    (0 for ignored pixels; 'mean' still divides by sum_i w_{t_i}). With
+    W = sum_c w_c (C without weights) its gradient is
+
+        d loss_i / d x_{i,c} = softmax(x_i)_c * ((1 - eps) w_{t_i} + (eps / C) W)
+                               - (1 - eps) w_{t_i} [c == t_i] - (eps / C) w_c,
+
+    the first line's rule with the one-hot replaced by the weighted mixture.
     """
 
-    def __init__(self, labels, valid, weight, reduction):
+    def __init__(self, labels, valid, weight, reduction, label_smoothing=0.0):
         self.labels, self.valid, self.weight, self.reduction = labels, valid, weight, reduction
+        self.eps = label_smoothing
 
     def forward(self, x):
         xp = backend.get_array_module(x)
@@ -113,6 +128,15 @@ class CrossEntropy(Function):
         else:
             self.w_t = self.weight.astype(x.dtype)[self.labels.reshape(loss.shape)] * self.valid.reshape(loss.shape)
         loss = loss * self.w_t
+        if self.eps:
+            c = x.shape[1]
+            w_c = xp.ones(c, dtype=x.dtype) if self.weight is None else self.weight.astype(x.dtype)
+            self.valid_f = self.valid.reshape(loss.shape).astype(x.dtype)
+            # sum_c w_c * (lse - x_c) = W * lse - sum_c w_c x_c
+            weighted_x = xp.tensordot(w_c, x.reshape(x.shape[0], c, -1), axes=([0], [1]))  # (N, S)
+            uniform = (w_c.sum() * logsumexp - weighted_x) * self.valid_f
+            loss = (1 - self.eps) * loss + (self.eps / c) * uniform
+            self.w_c = w_c
         if self.needs_input_grad[0]:
             e /= sum_e                                                         # now softmax(x)
             self.probs = e
@@ -129,17 +153,26 @@ class CrossEntropy(Function):
     def backward(self, g):
         xp = backend.get_array_module(g)
         n = self.shape[0]
+        # what each pixel's loss is multiplied by on its way to the output
         if self.reduction == "none":
-            coef = g.reshape(n, -1) * self.w_t
+            scale = g.reshape(n, -1)
         elif self.reduction == "sum":
-            coef = g * self.w_t
+            scale = g
         else:
             # All pixels ignored: w_t is all 0, so the gradient is 0 (PyTorch's too).
-            coef = g * self.w_t / xp.where(self.denom != 0, self.denom, 1)
-        coef = coef.astype(self.probs.dtype, copy=False)
-        # C order: for a non-contiguous input (e.g. interpolate's output) the product
-        # keeps that layout, and reshape(-1) would then be a copy, not a view.
-        gx = xp.ascontiguousarray(self.probs * coef.reshape((n, 1) + self.shape[2:]))
+            scale = g / xp.where(self.denom != 0, self.denom, 1)
+        coef = (scale * self.w_t).astype(self.probs.dtype, copy=False)
+        pixels = (n, 1) + self.shape[2:]                   # a per-pixel array against (N, C, *)
+        if self.eps:
+            # the one-hot's share, and the uniform share eps / C of every class (by its weight)
+            spread = ((self.eps / self.shape[1]) * scale * self.valid_f).astype(coef.dtype, copy=False)
+            coef = (1 - self.eps) * coef
+            gx = xp.ascontiguousarray(self.probs * (coef + spread * self.w_c.sum()).reshape(pixels))
+            gx -= spread.reshape(pixels) * self.w_c.reshape((1, -1) + (1,) * (len(self.shape) - 2))
+        else:
+            # C order: for a non-contiguous input (e.g. interpolate's output) the product
+            # keeps that layout, and reshape(-1) would then be a copy, not a view.
+            gx = xp.ascontiguousarray(self.probs * coef.reshape(pixels))
         # Subtract the one-hot: one entry per pixel, all distinct, so plain
         # fancy indexing suffices (no accumulation needed).
         flat = gx.reshape(-1)
@@ -147,7 +180,13 @@ class CrossEntropy(Function):
         return gx
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean"):
+def _check_label_smoothing(value, op):
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= value <= 1.0:
+        raise ValueError(f"{op}: label_smoothing must be a number in [0, 1], got {value!r}")
+
+
+def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """Pixel-wise softmax cross-entropy, like ``torch.nn.functional.cross_entropy``.
 
     ``input``: logits (N, C, H, W) or (N, C) (any (N, C, *) works), float.
@@ -156,9 +195,12 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     denominator). ``weight``: optional (C,) class weights (a constant, no gradient).
     ``reduction``: 'mean' (weighted mean: sum w_t * loss / sum w_t), 'sum' or
     'none' (per-pixel losses of the target's shape, 0 at ignored pixels).
-    Class-probability targets and label smoothing are not supported.
+    ``label_smoothing`` in [0, 1]: the target becomes (1 - eps) * one-hot + eps / C
+    (``CrossEntropy`` gives the formula), as PyTorch's. Class-probability targets
+    are not supported.
     """
     _check_reduction(reduction, "cross_entropy")
+    _check_label_smoothing(label_smoothing, "cross_entropy")
     x, t = _check_logits_and_labels(input, target, ignore_index)
     c = x.shape[1]
     w = None
@@ -172,7 +214,7 @@ def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean
     xp = backend.get_array_module(x.data, t.data, w)
     valid = t.data != ignore_index
     labels = xp.where(valid, t.data, 0)     # a safe class for ignored pixels; their weight is 0
-    return CrossEntropy(labels, valid, w, reduction)(x)
+    return CrossEntropy(labels, valid, w, reduction, float(label_smoothing))(x)
 
 
 class BinaryCrossEntropyWithLogits(Function):

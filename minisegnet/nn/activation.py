@@ -8,7 +8,7 @@ from .. import checks
 from .. import functional as F
 from ..autograd import Tensor
 from ..functional.activation import _check_dropout_p, _check_negative_slope
-from ..functional.loss import _check_reduction
+from ..functional.loss import _check_label_smoothing, _check_reduction
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "ReLU6", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
@@ -124,8 +124,10 @@ class CrossEntropyLoss(Module):
     in the state dict under the key ``weight`` as in PyTorch.
     """
 
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean"):
+    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
         _check_reduction(reduction, "CrossEntropyLoss")
+        _check_label_smoothing(label_smoothing, "CrossEntropyLoss")
+        self.label_smoothing = label_smoothing
         self.weight = None if weight is None else (weight if isinstance(weight, Tensor) else Tensor(weight))
         if self.weight is not None and self.weight.ndim != 1:
             raise ValueError(f"CrossEntropyLoss: weight must be a 1-D tensor of class weights, got shape "
@@ -135,7 +137,8 @@ class CrossEntropyLoss(Module):
         self._buffers = ("weight",) if self.weight is not None else ()
 
     def forward(self, input, target):
-        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction)
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
 
     def extra_repr(self):
-        return f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
+        return (f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
+                + (f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""))
