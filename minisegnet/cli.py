@@ -24,6 +24,15 @@ def fails(command, error):
     return 2
 
 
+def _is_terminal(stream):
+    """Whether ``stream`` is a terminal: a progress bar redraws itself there, while in a file
+    it would leave one line per redraw."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):          # no isatty, or closed
+        return False
+
+
 def _add_training_commands(commands):
     """train, evaluate, predict (see minisegnet/train.py and predict.py)."""
     from . import predict, train
@@ -65,7 +74,7 @@ def _add_training_commands(commands):
                                       f"--backend and --processes may change, got --{', --'.join(k.replace('_', '-').replace('model-args', 'model-arg') for k in given)}")
         try:
             train.run(dict(train.DEFAULTS, **config) if not args.resume else config, out=args.out,
-                      resume=args.resume, progress=not args.quiet)
+                      resume=args.resume, progress=not args.quiet and _is_terminal(sys.stderr))
         except train.UserError as error:
             return fails("train", error)
         except train.TrainingDiverged as error:
@@ -144,7 +153,9 @@ def _add_training_commands(commands):
                       help="processes sharing each training step, each on a slice of the batch (data "
                            "parallelism, CPU only; default: 2 where minisegnet uses two threads, the batch has "
                            "two images or more, the model no BatchNorm and the data no ignored label, else 1)")
-    more.add_argument("--quiet", action="store_true", help="no progress bar")
+    more.add_argument("--quiet", action="store_true",
+                      help="no progress bar (there is none either when stderr is not a terminal, "
+                           "e.g. redirected to a log: the epoch lines suffice there)")
     train_cmd.set_defaults(func=run_train)
 
     evaluate_cmd = commands.add_parser(

@@ -483,3 +483,18 @@ def test_evaluate_refuses_an_empty_loader_and_restores_the_models_mode():
     model.eval()
     train.evaluate(model, task, data.DataLoader(shapes, 2), train.geometry_for(model, 16), 16)
     assert not model.training                                # it was in eval mode, and stays there
+
+
+def test_the_progress_bar_is_drawn_on_a_terminal_only(tmp_path, monkeypatch, capsys):
+    # stderr captured (a file, not a terminal): the epoch lines on stdout, no bar redrawn into the log
+    loud = [a for a in TINY if a != "--quiet"] + ["--epochs", "1", "--processes", "1"]
+    assert main(["train", *loud, "--out", str(tmp_path / "log")]) == 0
+    captured = capsys.readouterr()
+    assert "epoch 1/1: train loss" in captured.out and "batch" not in captured.err
+    # on a terminal the bar is there
+    from minisegnet import cli
+
+    monkeypatch.setattr(cli, "_is_terminal", lambda stream: True)
+    assert main(["train", *loud, "--out", str(tmp_path / "tty")]) == 0
+    bar = capsys.readouterr().err
+    assert "epoch 1/1" in bar and "batch" in bar
