@@ -34,6 +34,7 @@ The rules, PyTorch's where PyTorch has one (``docs/guarantees.md`` lists them):
 These checks look only at types, shapes and dtypes: none of them reads the
 values of a tensor, so they cost the same for any size of input.
 """
+import contextlib
 import numbers
 import os
 
@@ -142,6 +143,18 @@ def tensor_sequence(tensors, name, op):
     for i, t in enumerate(tensors):
         tensor(t, f"{name}[{i}]", op)
     return list(tensors)
+
+
+@contextlib.contextmanager
+def naming(op):
+    """A ``ValueError`` from the block (a ``shapes`` formula refusing a size, say) names ``op``
+    first, as the library's other messages do: ``with checks.naming("conv2d"): ...``."""
+    try:
+        yield
+    except ValueError as error:
+        if str(error).startswith(f"{op}:"):
+            raise
+        raise ValueError(f"{op}: {error}") from None
 
 
 def memory_bytes():

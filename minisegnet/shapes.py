@@ -76,7 +76,15 @@ def _per_axis(size, compute):
             raise ValueError(f"size must be >= 1, got {size}")
         return compute(int(size), 0)
     h, w = as_pair(size, "size", minimum=1)
-    return (compute(h, 0), compute(w, 1))
+    return (_on_axis(compute, h, 0), _on_axis(compute, w, 1))
+
+
+def _on_axis(compute, i, axis):
+    """``compute(i, axis)``; a ValueError says which axis of an (h, w) size it was about."""
+    try:
+        return compute(i, axis)
+    except ValueError as error:
+        raise ValueError(f"in {('height', 'width')[axis]}, {error}") from None
 
 
 def _conv_args(kernel_size, stride, padding, dilation):
@@ -108,7 +116,7 @@ def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
         span = d[a] * (k[a] - 1) + 1
         if span > i + 2 * p[a]:
             raise ValueError(
-                f"kernel_size={kernel_size!r} with dilation={dilation!r} spans {span} pixels, more than "
+                f"a kernel of {k[a]} with dilation {d[a]} spans {span} pixels, more than "
                 f"the padded input ({i} + 2*{p[a]} = {i + 2 * p[a]})")
         return (i + 2 * p[a] - span) // s[a] + 1
 
@@ -139,9 +147,9 @@ def conv_transpose2d_output_size(size, kernel_size, stride=1, padding=0, output_
     return _per_axis(size, compute)
 
 
-def _pool_size(i, k, s, p, d, ceil_mode, name):
+def _pool_size(i, k, s, p, d, ceil_mode):
     if 2 * p > k:
-        raise ValueError(f"padding={p} must be at most half of kernel_size={k} ({name})")
+        raise ValueError(f"padding={p} must be at most half of kernel_size={k}")
     span = d * (k - 1) + 1
     # Integer floor/ceil division (exact for any size, negative numerators included).
     o = ((i + 2 * p - span) // s if not ceil_mode else -(-(i + 2 * p - span) // s)) + 1
@@ -151,7 +159,7 @@ def _pool_size(i, k, s, p, d, ceil_mode, name):
     # Checked on o, not on the span: in ceil_mode PyTorch accepts one window that
     # is wider than the padded input (e.g. i=1, k=3, s=3 gives o=1).
     if o < 1:
-        raise ValueError(f"{name}: the window spans {span} pixels, more than the padded input "
+        raise ValueError(f"the window spans {span} pixels, more than the padded input "
                          f"({i} + 2*{p} = {i + 2 * p}): the output size would be {o}")
     return o
 
@@ -165,7 +173,7 @@ def max_pool2d_output_size(size, kernel_size, stride=None, padding=0, dilation=1
     p = as_pair(padding, "padding", 0)
     d = as_pair(dilation, "dilation", 1)
     ceil_mode = _check_flag(ceil_mode, "ceil_mode")
-    return _per_axis(size, lambda i, a: _pool_size(i, k[a], s[a], p[a], d[a], ceil_mode, "max_pool2d"))
+    return _per_axis(size, lambda i, a: _pool_size(i, k[a], s[a], p[a], d[a], ceil_mode))
 
 
 def avg_pool2d_output_size(size, kernel_size, stride=None, padding=0, ceil_mode=False):
@@ -174,7 +182,7 @@ def avg_pool2d_output_size(size, kernel_size, stride=None, padding=0, ceil_mode=
     s = k if stride is None else as_pair(stride, "stride", 1)
     p = as_pair(padding, "padding", 0)
     ceil_mode = _check_flag(ceil_mode, "ceil_mode")
-    return _per_axis(size, lambda i, a: _pool_size(i, k[a], s[a], p[a], 1, ceil_mode, "avg_pool2d"))
+    return _per_axis(size, lambda i, a: _pool_size(i, k[a], s[a], p[a], 1, ceil_mode))
 
 
 def max_unpool2d_output_size(size, kernel_size, stride=None, padding=0):

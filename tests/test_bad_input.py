@@ -752,3 +752,30 @@ def _npy_bytes(array):
     buffer = io.BytesIO()
     np.save(buffer, array)
     return buffer.getvalue()
+
+
+SIZE_ERRORS = [
+    (lambda: F.conv2d(msn.tensor(np.zeros((1, 1, 8, 2))), msn.tensor(np.zeros((1, 1, 3, 3)))),
+     r"^conv2d: in width, a kernel of 3 with dilation 1 spans 3 pixels, more than the padded input \(2 \+"),
+    (lambda: F.max_pool2d(msn.tensor(np.zeros((1, 1, 2, 5))), 3),
+     r"^max_pool2d: in height, the window spans 3 pixels"),
+    (lambda: F.avg_pool2d(msn.tensor(np.zeros((1, 1, 5, 2))), 3),
+     r"^avg_pool2d: in width, the window spans 3 pixels"),
+    (lambda: F.conv_transpose2d(msn.tensor(np.zeros((1, 1, 2, 2))), msn.tensor(np.zeros((1, 1, 3, 3))), padding=3),
+     r"^conv_transpose2d: in height, padding=3 is too large: the output size would be -2"),
+    (lambda: F.interpolate(msn.tensor(np.zeros((1, 1, 4, 2))), scale_factor=(1, 0.1)),
+     r"^interpolate: in width, scale_factor=\(1, 0.1\) shrinks size 2 to 0"),
+    (lambda: F.max_unpool2d(msn.tensor(np.zeros((1, 1, 2, 2))), msn.tensor(np.zeros((1, 1, 2, 2), dtype=np.int64)),
+                            2, padding=3),
+     r"^max_unpool2d: in height, padding=\(3, 3\) is too large"),
+    (lambda: F.unfold(msn.tensor(np.zeros((1, 1, 5, 2))), 3), r"^unfold: in width, a kernel of 3"),
+    (lambda: F.fold(msn.tensor(np.zeros((1, 9, 1))), (2, 5), 3), r"^fold: in height, a kernel of 3"),
+    (lambda: shapes.conv2d_output_size(2, 3), r"^a kernel of 3 with dilation 1 spans 3 pixels"),   # one axis
+    (lambda: shapes.conv2d_output_size((8, 2), 3, dilation=(1, 2)), r"^in width, a kernel of 3 with dilation 2"),
+]
+
+
+@pytest.mark.parametrize("call, message", SIZE_ERRORS)
+def test_a_size_that_does_not_fit_names_the_op_and_the_axis(call, message):
+    with pytest.raises(ValueError, match=message):
+        call()

@@ -60,7 +60,7 @@ def test_shapes_transpose_and_pool(capsys):
 
 
 @pytest.mark.parametrize("argv,needle", [
-    (["shapes", "conv", "--size", "2", "--kernel", "5"], "kernel_size=5"),
+    (["shapes", "conv", "--size", "2", "--kernel", "5"], "a kernel of 5 with dilation 1 spans 5 pixels"),
     (["shapes", "transpose", "--size", "4", "--kernel", "3", "--stride", "2", "--output-padding", "2"],
      "output_padding=2 must be smaller"),
     (["shapes", "pool", "--size", "8", "--kernel", "2", "--padding", "2"], "padding=2 must be at most half"),

@@ -421,7 +421,8 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     d = shapes.as_pair(dilation, "dilation", 1)
     p = shapes.as_pair(padding, "padding", 0)
     s = shapes.as_pair(stride, "stride", 1)
-    out_hw = shapes.conv2d_output_size(tuple(input.shape[2:]), kernel_size, stride, padding, dilation)
+    with checks.naming("unfold"):
+        out_hw = shapes.conv2d_output_size(tuple(input.shape[2:]), kernel_size, stride, padding, dilation)
     _check_memory("unfold", input, (p[0], p[0], p[1], p[1]),
                   (input.shape[0], input.shape[1] * k[0] * k[1], out_hw[0] * out_hw[1]),
                   f"kernel_size={kernel_size!r}, padding={padding!r}, stride={stride!r}")
@@ -443,7 +444,8 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     d = shapes.as_pair(dilation, "dilation", 1)
     p = shapes.as_pair(padding, "padding", 0)
     s = shapes.as_pair(stride, "stride", 1)
-    conv_hw = shapes.conv2d_output_size(size, k, s, p, d)
+    with checks.naming("fold"):
+        conv_hw = shapes.conv2d_output_size(size, k, s, p, d)
     n, rows, length = input.shape
     if rows % (k[0] * k[1]):
         raise ValueError(f"input.shape[1] = {rows} must be divisible by kh*kw = {k[0] * k[1]} "
@@ -479,7 +481,8 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     s = shapes.as_pair(stride, "stride", 1)
     d = shapes.as_pair(dilation, "dilation", 1)
     pads = _conv_pads(padding, k, s, d)
-    out_hw = shapes.conv2d_output_size(tuple(input.shape[2:]), k, stride, padding, dilation)   # kernel must fit
+    with checks.naming("conv2d"):                                          # the kernel must fit
+        out_hw = shapes.conv2d_output_size(tuple(input.shape[2:]), k, stride, padding, dilation)
     _check_memory("conv2d", input, pads, (input.shape[0], weight.shape[0]) + tuple(out_hw),
                   f"padding={padding!r}")
     if input.shape[0] == 0:
@@ -510,8 +513,9 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     d = shapes.as_pair(dilation, "dilation", 1)
     p = shapes.as_pair(padding, "padding", 0)
     op = shapes.as_pair(output_padding, "output_padding", 0)
-    out_hw = shapes.conv_transpose2d_output_size(tuple(input.shape[2:]), k, stride, padding, output_padding,
-                                                 dilation)
+    with checks.naming("conv_transpose2d"):
+        out_hw = shapes.conv_transpose2d_output_size(tuple(input.shape[2:]), k, stride, padding, output_padding,
+                                                     dilation)
     checks.check_bytes((input.shape[0], weight.shape[1] * groups) + tuple(out_hw), input.dtype.itemsize,
                        "conv_transpose2d", f"stride={stride!r}, dilation={dilation!r}, kernel {k}")
     if input.shape[0] == 0:

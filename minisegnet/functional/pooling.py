@@ -230,7 +230,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     _check_flag(return_indices, "return_indices", "max_pool2d")
     k, s, p = _pool_args("max_pool2d", kernel_size, stride, padding)
     d = shapes.as_pair(dilation, "dilation", 1)
-    out_hw = shapes.max_pool2d_output_size(x.shape[2:], k, s, p, d, ceil_mode)
+    with checks.naming("max_pool2d"):
+        out_hw = shapes.max_pool2d_output_size(x.shape[2:], k, s, p, d, ceil_mode)
     for axis in range(2):
         # With dilation a window can straddle a tiny input and read only padding;
         # PyTorch then returns -inf with an index outside the plane. Refuse instead.
@@ -313,7 +314,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     if divisor_override is not None and (not shapes._is_int(divisor_override) or divisor_override == 0):
         raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int or None, "
                          f"got {divisor_override!r}")
-    out_hw = shapes.avg_pool2d_output_size(x.shape[2:], k, s, p, ceil_mode)
+    with checks.naming("avg_pool2d"):
+        out_hw = shapes.avg_pool2d_output_size(x.shape[2:], k, s, p, ceil_mode)
     xp = backend.get_array_module(x.data)
     if divisor_override is not None:
         divisor = xp.full(out_hw, divisor_override)
@@ -489,7 +491,8 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     s = k if stride is None else shapes.as_pair(stride, "stride", 1)
     p = shapes.as_pair(padding, "padding", 0)
     if output_size is None:
-        out_hw = shapes.max_unpool2d_output_size(x.shape[2:], k, s, p)
+        with checks.naming("max_unpool2d"):
+            out_hw = shapes.max_unpool2d_output_size(x.shape[2:], k, s, p)
     else:
         # shapes.max_unpool2d_output_size's formula, without its refusal of sizes < 1:
         # only the window around it matters here (PyTorch accepts e.g. default 0, size 2).

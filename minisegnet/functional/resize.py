@@ -241,7 +241,8 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     if min(x.shape[2:]) == 0:
         raise ValueError(f"interpolate: input of shape {x.shape} has an empty spatial axis; "
                          "there is no pixel to resample")
-    out_hw = shapes.interpolate_output_size(x.shape[2:], size, scale_factor)
+    with checks.naming("interpolate"):
+        out_hw = shapes.interpolate_output_size(x.shape[2:], size, scale_factor)
     if shapes._is_int(out_hw):
         out_hw = (out_hw, out_hw)
     checks.check_bytes(x.shape[:2] + tuple(out_hw), x.dtype.itemsize, "interpolate",
