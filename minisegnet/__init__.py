@@ -6,7 +6,7 @@
 NumPy on the CPU or CuPy on a GPU behind one switch (``msn.set_backend``).
 """
 from . import backend, shapes  # noqa: F401
-from .autograd import Function, Tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: F401
+from .autograd import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: F401
 from .backend import get_backend, set_backend  # noqa: F401
 from .random import manual_seed  # noqa: F401
 from . import functional  # noqa: F401

@@ -22,7 +22,7 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["Tensor", "Function", "tensor", "no_grad", "enable_grad", "is_grad_enabled"]
+__all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled"]
 
 _grad_enabled = True
 
@@ -234,11 +234,17 @@ class Tensor:
         self.grad = None
 
     # ---- the graph walk ----------------------------------------------------
-    def backward(self, grad=None):
+    def backward(self, grad=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
         ``grad`` is the gradient of some scalar with respect to ``self``; it may
         be omitted only when ``self`` has a single element (then it is 1).
+
+        As in PyTorch, the walk frees what each op saved for its backward as soon
+        as that op is done (the feature maps go while the walk is still running),
+        so the graph can be walked once; a second ``backward`` through it is an
+        error. ``retain_graph=True`` keeps it for another walk, whose gradients
+        add to these.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -246,6 +252,7 @@ class Tensor:
                 "had requires_grad=True, or it was computed under no_grad()"
             )
         xp = backend.get_array_module(self.data)
+        caller_grad = grad is not None
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(
@@ -264,28 +271,27 @@ class Tensor:
                                     f"got {_preview(grad)}") from None
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"argument `grad` has shape {tuple(grad.shape)}, expected {self.shape}")
+        handed = {id(grad)} if caller_grad else set()      # the caller's array is theirs, not a .grad
         if self.creator is None:
-            _accumulate_leaf(self, grad)
+            _accumulate_leaf(self, grad, handed)
             return
 
         grads = {id(self.creator): grad}
         for fn in reversed(_topological_order(self.creator)):
             grad_out = grads.pop(id(fn), None)
-            if grad_out is None:
-                continue
-            grad_inputs = fn.backward(grad_out)
-            if not isinstance(grad_inputs, tuple):
-                grad_inputs = (grad_inputs,)
-            for t, g in zip(fn.inputs, grad_inputs):
-                if g is None or t is None or not t.requires_grad:
-                    continue
-                if g.dtype != t.dtype:
-                    g = g.astype(t.dtype)
-                if t.creator is None:
-                    _accumulate_leaf(t, g)
-                else:
-                    key = id(t.creator)
-                    grads[key] = g if key not in grads else grads[key] + g
+            if grad_out is not None:
+                for t, g in zip(fn.inputs, _checked(fn, fn.backward(grad_out))):
+                    if g is None or t is None or not t.requires_grad:
+                        continue
+                    if g.dtype != t.dtype:
+                        g = g.astype(t.dtype)
+                    if t.creator is None:
+                        _accumulate_leaf(t, g, handed)
+                    else:
+                        key = id(t.creator)
+                        grads[key] = g if key not in grads else grads[key] + g
+            if not retain_graph:
+                _free(fn)
 
     # ---- operators: thin calls into functional.basic ----------------------
     def __add__(self, other):
@@ -424,15 +430,67 @@ def tensor(data, requires_grad=False, dtype=None):
     """Make a leaf tensor: ``msn.tensor([[1., 2.], [3., 4.]], requires_grad=True)``.
 
     Python floats become float32 (the default dtype), Python ints int64;
-    arrays keep their dtype unless ``dtype`` is given.
+    arrays keep their dtype unless ``dtype`` is given. Like ``torch.tensor``,
+    it copies: a later change to the array (or Tensor) it was made from does
+    not change it, and an optimizer updating it in place leaves that array
+    alone. ``as_tensor`` shares the array instead, as ``torch.as_tensor``.
     """
-    return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+    source = data.data if isinstance(data, Tensor) else data
+    t = Tensor(data, requires_grad=requires_grad, dtype=dtype)
+    if t.data is source or getattr(t.data, "base", None) is not None:
+        t.data = t.data.copy(order="K")        # the same layout (a transposed array stays one)
+    return t
 
 
-def _accumulate_leaf(t, g):
-    # A new array each time (never +=): the same gradient array may have been
-    # handed to several inputs, e.g. both operands of an addition.
-    t.grad = Tensor._wrap(g if t.grad is None else t.grad.data + g)
+def as_tensor(data, dtype=None):
+    """A tensor on the same memory as the array ``data`` where it can (same backend and
+    dtype), as ``torch.as_tensor``: changing one changes the other. Otherwise a copy."""
+    return Tensor(data, dtype=dtype)
+
+
+def _accumulate_leaf(t, g, handed):
+    """``t.grad += g``, always into a new array (never +=). ``handed``: the ids of the arrays
+    this walk has already given away (to another leaf, or the caller's ``grad``): ops pass
+    one gradient array on to several inputs (both operands of an addition), and a leaf's
+    ``.grad`` must not be the same array as another's, or as the caller's, for an in-place
+    change to one to change the other."""
+    if t.grad is not None:
+        t.grad = Tensor._wrap(t.grad.data + g)
+        return
+    if id(g) in handed:
+        g = g.copy()
+    handed.add(id(g))
+    t.grad = Tensor._wrap(g)
+
+
+def _checked(fn, grad_inputs):
+    """What ``fn.backward`` returned, as a tuple of one gradient (or None) per input of ``fn``,
+    each of its input's shape: a custom Function's mistake named here, not found later as a
+    wrong ``.grad``."""
+    name = type(fn).__name__
+    if isinstance(grad_inputs, list):
+        grad_inputs = tuple(grad_inputs)
+    elif not isinstance(grad_inputs, tuple):
+        grad_inputs = (grad_inputs,)
+    if len(grad_inputs) != len(fn.inputs):
+        raise RuntimeError(f"{name}.backward returned {len(grad_inputs)} gradient(s) for its "
+                           f"{len(fn.inputs)} input(s); return one per input (None for no gradient)")
+    for i, (t, g) in enumerate(zip(fn.inputs, grad_inputs)):
+        if g is None or t is None:
+            continue
+        if not hasattr(g, "shape") or not hasattr(g, "dtype"):
+            raise TypeError(f"{name}.backward returned {type(g).__name__} for input {i}; a gradient is an "
+                            "array (or None)")
+        if tuple(g.shape) != tuple(t.shape):
+            raise RuntimeError(f"{name}.backward returned a gradient of shape {tuple(g.shape)} for input {i}, "
+                               f"whose shape is {tuple(t.shape)}; a gradient has its input's shape")
+    return grad_inputs
+
+
+def _free(fn):
+    """Drop what ``fn`` saved for its backward and its links to its inputs (a walked node)."""
+    vars(fn).clear()
+    fn.freed = True
 
 
 def _topological_order(root):
@@ -450,6 +508,10 @@ def _topological_order(root):
             continue
         if id(fn) in visited:
             continue
+        if getattr(fn, "freed", False):
+            raise RuntimeError(f"backward through a graph a second time: {type(fn).__name__}'s saved values were "
+                               "freed by the first backward(); pass retain_graph=True to the first one to walk "
+                               "the graph again (the gradients then add up), or compute the forward again")
         visited.add(id(fn))
         stack.append((fn, True))
         for t in fn.inputs:
@@ -499,6 +561,11 @@ class Function:
         if len(inputs) > 1:
             # NumPy and CuPy arrays in one op: a clear error here, not a library's cryptic one inside.
             backend.get_array_module(*(x.data for x in inputs if x is not None))
+        if "inputs" in vars(self) or getattr(self, "freed", False):
+            # its saved values belong to the node it already is in a graph: a second call would overwrite them
+            raise RuntimeError(f"{type(self).__name__}: this Function object was already called and recorded in a "
+                               f"graph; make a new one per call ({type(self).__name__}(...)(x)), as each keeps what "
+                               "its own backward needs")
         self.needs_input_grad = tuple(x is not None and x.requires_grad for x in inputs)
         out = Tensor._wrap(self.forward(*(None if x is None else x.data for x in inputs)))
         if _grad_enabled and any(self.needs_input_grad):

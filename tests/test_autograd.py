@@ -155,3 +155,135 @@ def test_gradcheck_perturbs_non_contiguous_inputs():
     x = msn.tensor(base, requires_grad=True)
     assert not x.data.flags["C_CONTIGUOUS"]
     assert gradcheck(lambda t: t * t, [x])
+
+
+# ---- one walk per graph, one node per Function, checked backward returns ----------------------
+class _Cube(msn.autograd.Function):
+    def forward(self, a):
+        self.a = a
+        return a ** 3
+
+    def backward(self, g):
+        return 3 * self.a ** 2 * g
+
+
+def test_a_graph_is_walked_once_unless_retained_as_in_torch(torch):
+    x = t64(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x * x).sum()
+    y.backward(retain_graph=True)
+    y.backward()                                    # kept by the first walk: the gradients add up
+    np.testing.assert_allclose(x.grad.numpy(), 2 * 2 * x.numpy())
+    with pytest.raises(RuntimeError, match="backward through a graph a second time.*retain_graph=True"):
+        y.backward()
+    tx = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    ty = (tx * tx).sum()
+    ty.backward()
+    with pytest.raises(RuntimeError, match="second time"):      # PyTorch refuses too
+        ty.backward()
+
+
+def test_backward_frees_what_each_node_saved():
+    x = t64(np.ones((2, 3)), requires_grad=True)
+    h = (x * x).relu()
+    loss = h.sum()
+    mul = h.creator.inputs[0].creator                 # the Mul node under the ReLU
+    assert "inputs" in vars(mul) and len(vars(mul)) > 2
+    loss.backward()
+    assert vars(loss.creator) == vars(mul) == {"freed": True}    # saved arrays and links gone
+
+
+def test_a_function_object_is_one_node():
+    a, b = (t64(np.array([v]), requires_grad=True) for v in (1.0, 2.0))
+    cube = _Cube()
+    cube(a)
+    with pytest.raises(RuntimeError, match="_Cube: this Function object was already called.*new one per call"):
+        cube(b)                                     # would overwrite the saved a: a.grad None, b.grad 24
+    (_Cube()(a) + _Cube()(b)).sum().backward()
+    assert a.grad.item() == 3.0 and b.grad.item() == 12.0
+    with msn.no_grad():                             # recording nothing, a Function may be reused
+        again = _Cube()
+        again(a), again(b)
+
+
+class _OneForTwo(msn.autograd.Function):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        return g
+
+
+class _WrongShape(msn.autograd.Function):
+    def forward(self, a):
+        return 2 * a
+
+    def backward(self, g):
+        return g.sum(keepdims=True)
+
+
+class _NotAnArray(msn.autograd.Function):
+    def forward(self, a):
+        return 2 * a
+
+    def backward(self, g):
+        return (float(g.sum()),)
+
+
+def test_what_a_custom_backward_returns_is_checked():
+    a, b = t64(np.ones(3), requires_grad=True), t64(np.ones(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"_OneForTwo.backward returned 1 gradient\(s\) for its 2 input\(s\)"):
+        _OneForTwo()(a, b).sum().backward()
+    with pytest.raises(RuntimeError, match=r"_WrongShape.backward returned a gradient of shape \(1,\) for input 0, "
+                                           r"whose shape is \(3,\)"):
+        _WrongShape()(a).sum().backward()
+    with pytest.raises(TypeError, match="_NotAnArray.backward returned float for input 0"):
+        _NotAnArray()(a).sum().backward()
+
+
+class _ListBack(msn.autograd.Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g):
+        return [g * 2, None]
+
+
+def test_a_list_of_gradients_is_accepted_and_none_means_no_gradient():
+    a, b = t64(np.ones(3), requires_grad=True), t64(np.ones(3), requires_grad=True)
+    _ListBack()(a, b).sum().backward()
+    np.testing.assert_allclose(a.grad.numpy(), 2.0)
+    assert b.grad is None
+
+
+def test_leaf_gradients_are_never_the_same_array():
+    x, y = t64(np.ones(3), requires_grad=True), t64(np.ones(3), requires_grad=True)
+    g = np.ones(3)
+    (x + y).backward(g)                             # Add hands one array to both operands
+    assert x.grad.data is not y.grad.data and x.grad.data is not g and y.grad.data is not g
+    x.grad.data *= 5                                # an in-place change (say, clipping) stays on x
+    np.testing.assert_allclose(y.grad.numpy(), 1.0)
+    np.testing.assert_allclose(g, 1.0)
+    z = t64(np.ones(3), requires_grad=True)
+    z.backward(g)
+    assert z.grad.data is not g
+
+
+def test_tensor_copies_as_torch_tensor_and_as_tensor_shares(torch):
+    array = np.ones(3)
+    t = msn.tensor(array)
+    array[0] = 5.0
+    assert t.numpy()[0] == 1.0                       # a copy, as torch.tensor
+    tt = torch.tensor(array)
+    array[0] = 7.0
+    assert tt[0].item() == 5.0
+    shared = msn.as_tensor(array)
+    array[1] = 9.0
+    if msn.backend.get_backend() == "numpy":         # on a GPU backend the host array is uploaded: a copy
+        assert shared.numpy()[1] == 9.0              # the same memory, as torch.as_tensor
+    assert torch.as_tensor(array)[1].item() == 9.0
+    again = msn.tensor(t)
+    t.data[2] = 3.0
+    assert again.numpy()[2] == 1.0                   # from a Tensor: a copy too
+    view = msn.tensor(array[::2])
+    array[0] = -1.0
+    assert view.numpy()[0] == 7.0                    # from a view: a copy

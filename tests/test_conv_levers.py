@@ -318,7 +318,7 @@ def test_kept_columns_are_counted_and_freed(keeping):
     y = F.conv2d(x, w, padding=1)
     kept = 2 * 27 * 64 * 8
     assert conv_fast.kept_bytes() == kept and y.creator.saved.columns is not None
-    y.backward(np.ones(y.shape))
+    y.backward(np.ones(y.shape), retain_graph=True)        # the node kept, to look at it
     assert conv_fast.kept_bytes() == 0 and y.creator.saved.columns is None
     F.conv2d(x, w, padding=1)                   # a graph dropped without backward
     assert conv_fast.kept_bytes() == 0

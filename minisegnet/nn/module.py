@@ -20,7 +20,11 @@ _call_recorder = None
 
 
 class Parameter(Tensor):
-    """A tensor that is a learnable weight: ``requires_grad`` is on by default."""
+    """A tensor that is a learnable weight: ``requires_grad`` is on by default.
+
+    It uses the memory of ``data`` (a Tensor, as ``torch.nn.Parameter`` uses a
+    tensor's, or an array), so an optimizer step changes that array too: pass
+    ``w.copy()`` to keep ``w`` as it was."""
 
     def __init__(self, data, requires_grad=True):
         super().__init__(data, requires_grad=requires_grad)
