@@ -74,6 +74,31 @@ def test_grid_sample_matches_torch(torch, case):
     assert_close(grid.grad, tgrid.grad, atol=10 * tol * scale, rtol=10 * tol, what="grid gradient")
 
 
+# Far and non-finite points, float64, against torch where torch 2.13's CPU kernel has an answer
+# (it crashes on NaN with border or reflection, and on points that scale to infinity with reflection).
+EXTREME_POINTS = {"zeros": [np.nan, np.inf, -np.inf, 2e300, 1e308, -1e308, 1e20],
+                  "border": [np.inf, -np.inf, 2e300, 1e308, -1e308, 1e20],
+                  "reflection": [2e300, -2e300, 1e20]}
+
+
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_far_and_non_finite_points_match_torch(torch, padding_mode, align_corners):
+    x_np = np.arange(15.0).reshape(1, 1, 3, 5)
+    for value in EXTREME_POINTS[padding_mode]:
+        grid_np = np.array([[[[value, 0.3], [0.2, -0.4]]]])           # one far point beside an ordinary one
+        x, grid = t64(x_np), t64(grid_np)
+        tx, tgrid = as_torch(torch, x_np), as_torch(torch, grid_np)
+        y = F.grid_sample(x, grid, padding_mode=padding_mode, align_corners=align_corners)
+        ty = torch.nn.functional.grid_sample(tx, tgrid, padding_mode=padding_mode, align_corners=align_corners)
+        y.backward(np.ones(y.shape))
+        ty.backward(torch.ones(ty.shape, dtype=torch.float64))
+        for ours, theirs, what in ((y, ty, "output"), (x.grad, tx.grad, "input gradient"),
+                                   (grid.grad, tgrid.grad, "grid gradient")):
+            np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-12, atol=1e-12,
+                                       equal_nan=True, err_msg=f"{what} at x = {value}")
+
+
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
 @pytest.mark.parametrize("align_corners", [False, True])
 def test_grid_sample_gradcheck_bilinear(padding_mode, align_corners):
@@ -138,12 +163,13 @@ def test_grid_sample_output_shape_is_the_shapes_formula(n, c, hw, out, mode):
 def test_the_blocks_cover_every_point_once():
     """Small blocks (many per image) give the same output and gradients as whole images."""
     rng = np.random.default_rng(5)
-    x_np, grid_np = rng.standard_normal((2, 3, 6, 7)), rng.uniform(-1.2, 1.2, (2, 9, 11, 2))
+    x_np, grid_np = rng.standard_normal((2, 3, 6, 7)), rng.uniform(-1.2, 1.2, (2, 27, 31, 2))
     results = []
-    for block in (None, 7 * 3, 1):
+    for block, per_image in ((None, 1), (300 * 3, 3), (1, 4)):       # blocks of 837, 300 and 256 points
         previous = sampling.BLOCK_ELEMENTS
         sampling.BLOCK_ELEMENTS = block
         try:
+            assert len(list(sampling.blocks(grid_np.reshape(2, -1, 2), 3))) == 2 * per_image
             x, grid = t64(x_np), t64(grid_np)
             y = F.grid_sample(x, grid, padding_mode="reflection")
             y.backward(np.cos(y.numpy()))
@@ -304,6 +330,9 @@ def _grid(shape=(2, 3, 3, 2), dtype=np.float32):
     (lambda: F.grid_sample(_x(), _grid((2, 3, 3, 3))), ValueError, r"grid must have shape \(N, H_out, W_out, 2\)"),
     (lambda: F.grid_sample(_x(), _grid((2, 0, 3, 2))), ValueError, ">= 1"),
     (lambda: F.grid_sample(_x(), _grid((1, 3, 3, 2))), ValueError, "same batch size N"),
+    (lambda: F.grid_sample(_x((0, 3, 4, 5)), _grid((0, 3, 3, 7))), ValueError,      # an empty batch too
+     r"grid must have shape \(N, H_out, W_out, 2\)"),
+    (lambda: F.grid_sample(_x((0, 3, 0, 5)), _grid((0, 3, 3, 2))), ValueError, "every size >= 1"),
     (lambda: F.grid_sample(_x(), _grid(dtype=np.float64)), TypeError, "grid must have the input's dtype float32"),
     (lambda: F.grid_sample(_x((3, 4, 5)), _grid()), ValueError, r"input must be 4-D \(N, C, H, W\)"),
     (lambda: F.grid_sample(_x(dtype=np.int64), _grid()), TypeError, "input must be floating point"),
@@ -410,7 +439,7 @@ def test_kept_reads_give_the_recomputed_answer(monkeypatch, mode, padding_mode):
             out = F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode)
             n_blocks = len(list(sampling.blocks(grid.data.reshape(3, -1, 2), 4)))
             assert len(out.creator.kept) == (n_blocks if keep else 0)
-            out.backward(msn.tensor(g))
+            out.backward(msn.tensor(g), retain_graph=True)               # the node kept, to look at it
             assert not out.creator.kept                                 # all used, none left
             results.append((out.numpy(), x.grad.numpy(), grid.grad.numpy()))
         with msn.no_grad():

@@ -22,7 +22,8 @@ gives the same pictures on every backend and needs no change to the training
 loop. The cost is small beside a training step: deforming a sample is two
 small matrix products for the field and one bilinear and one nearest
 ``grid_sample`` of the sample's size, against a U-Net's forward and backward
-pass through every layer (the docs' sampling page has the measured epoch times).
+pass through every layer (docs/benchmarks.md, "What the augmentations cost an epoch",
+has the measured epoch times).
 On a GPU the same ``F.grid_sample`` runs on CuPy arrays, so a batch-wide
 device version is a few lines if the host ever becomes the bottleneck.
 """
@@ -254,9 +255,9 @@ class RandomElastic:
 
     Smooth interpolation: bicubic, as in the paper (the cubic convolution kernel of
     ``bicubic_weights``): the field and its slope are continuous, so straight edges bend
-    smoothly. Bilinear would do with a tenth of the arithmetic, but its field has kinks along
-    the control grid's middle lines, where straight edges would bend at a corner; the
-    interpolation costs two ``(H, 3) @ (3, 3) @ (3, W)`` products per sample either way.
+    smoothly. A bilinear field would have kinks along the control grid's middle lines, where
+    straight edges would bend at a corner, for no saving: the interpolation is two
+    ``(H, 3) @ (3, 3) @ (3, W)`` products per sample either way.
     ``padding_mode`` says what points pushed outside the image read (``grid_sample``'s
     modes; ``"reflection"`` mirrors the image and its labels alike; ``"zeros"`` reads 0
     for both, so the labels there become class 0, whatever class 0 means).

@@ -43,7 +43,9 @@ next (it is piecewise constant; on a cell's edge, ``floor`` picks the cell to
 the right or below). The chain rule then multiplies by step 1's slope
 (``(W - 1) / 2`` or ``W / 2``) and step 2's: 1 for ``zeros``; for ``border``
 1 inside and 0 outside and *on* the border (PyTorch's choice); for
-``reflection`` +-1 (-1 where the mirror reverses direction), 0 on the border.
+``reflection`` +-1 (-1 where the mirror reverses direction), 0 on the border
+and, with ``align_corners=False``, in the half-pixel strips that the final clip
+into ``[0, W - 1]`` flattens.
 ``"nearest"`` output is constant between rounding boundaries, so its
 gradient with respect to the grid is 0.
 
@@ -59,8 +61,10 @@ what it found for each block (corner indices, weights, the point's place in
 its cell, and the four corner values the grid gradient needs), so the
 backward pass does not compute them again (``KEEP_READS``; PyTorch
 recomputes them). Memory per call is therefore the output, the gradients,
-the kept numbers (a fixed count per output value: about 10 times the
-output for 3 channels, 5 times for 32) and temporaries of one block; never
+the kept numbers (a fixed count per output value: in float32 with both
+gradients wanted, a forward's peak allocation is about 10 times the output
+for 3 channels and 5 times for 32, as ``benchmarks/bench_grid_sample.py``
+measures) and temporaries of one block; never
 an ``(H*W) x (H*W)`` matrix and no copy of the input.
 
 ``affine_grid(theta, size)`` makes the grid of an affine map: output pixel
@@ -94,7 +98,8 @@ def unnormalize(coord, size, align_corners):
     """
     if align_corners:
         scale = (size - 1) / 2
-        return (coord + 1) * scale, scale
+        with np.errstate(over="ignore"):              # a point near the float's limit: inf, as in PyTorch
+            return (coord + 1) * scale, scale
     scale = size / 2
     return fused_multiply_add(coord + 1, scale, -0.5), scale
 
@@ -107,14 +112,18 @@ def fused_multiply_add(a, b, c):
     splitting gives the product's rounding error ``e`` exactly (``a * b = p + e``),
     and ``(p + c) + e`` rounds once where ``p + c`` is exact, which it is near
     every integer and half-integer (the places where a rounding decides anything).
+    Beyond about 1e300 the splitting itself overflows (``error`` is not finite):
+    there ``p + c`` is the answer, as no rounding of such a point decides anything.
     """
     if a.dtype != np.float64:
         return (a.astype(np.float64) * b + c).astype(a.dtype)
-    p = a * b
-    a_hi, a_lo = _split(a)
-    b_hi, b_lo = _split(b)
-    error = ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
-    return (p + c) + error
+    xp = backend.get_array_module(a)
+    with np.errstate(over="ignore", invalid="ignore"):
+        p = a * b
+        a_hi, a_lo = _split(a)
+        b_hi, b_lo = _split(b)
+        error = ((a_hi * b_hi - p) + a_hi * b_lo + a_lo * b_hi) + a_lo * b_lo
+        return xp.where(xp.isfinite(error), (p + c) + error, p + c)
 
 
 def _split(v):
@@ -127,7 +136,9 @@ def _split(v):
 def clip(pix, size, with_slope=True):
     """``"border"``: ``(clip(pix, 0, size-1), slope)``, slope 1 strictly inside, 0 outside or on the border.
 
-    ``fmax``/``fmin`` send NaN to 0, as PyTorch's clamp does. ``with_slope=False``: slope None.
+    ``fmax``/``fmin`` send NaN to pixel 0. (PyTorch's clamp keeps NaN, and its CPU
+    kernel has no defined answer there to compare with: torch 2.13 crashed on a NaN
+    point with border or reflection padding.) ``with_slope=False``: slope None.
     """
     xp = backend.get_array_module(pix)
     slope = ((pix > 0) & (pix < size - 1)).astype(pix.dtype) if with_slope else None
@@ -186,7 +197,8 @@ def neighbours(pix, size):
     # clip once into [-1, size - 1] (fmax/fmin send NaN to -1), then each neighbour into the image
     first = xp.fmin(xp.fmax(lo, -1), size - 1).astype(np.int64)
     index = (xp.maximum(first, 0), xp.minimum(first + 1, size - 1))
-    return index, inside, pix - lo
+    with np.errstate(invalid="ignore"):          # an infinite point: inf - inf, NaN, as in PyTorch
+        return index, inside, pix - lo
 
 
 def nearest_pixel(pix, size):
@@ -307,6 +319,9 @@ class GridSample(Function):
             gi = g[i, :, block]
             if want_x:
                 for index, weight, _ in reads:                  # dI[corner] += w g, repeats adding up
+                    # a NaN or infinite point has NaN weights (its output is NaN, as PyTorch's) but
+                    # reads no pixel: nothing for the pixel its index was clipped to (PyTorch's 0)
+                    weight = xp.where(xp.isnan(weight), 0, weight)
                     backend.scatter_add(gx[i].reshape(-1), (channel_start + index).reshape(-1),
                                         (gi * weight).reshape(-1))
             if want_grid and self.mode == "bilinear":
@@ -412,7 +427,9 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     if grid.dtype != input.dtype:
         raise TypeError(f"grid_sample: grid must have the input's dtype {input.dtype}, got {grid.dtype}")
     if input.ndim == 4 and grid.ndim == 4 and input.shape[0] == grid.shape[0] == 0:
-        # an empty batch: an empty output (PyTorch's answer) with zero gradients
+        # an empty batch: an empty output (PyTorch's answer) with zero gradients, if the rest of the
+        # shapes hold (a grid of (x, y) pairs, an image of at least one pixel), checked as for one image
+        shapes.grid_sample_output_shape((1,) + input.shape[1:], (1,) + grid.shape[1:])
         return empty_batch((0, input.shape[1]) + grid.shape[1:3], input, grid)
     shapes.grid_sample_output_shape(input.shape, grid.shape)       # checks the shapes
     backend.get_array_module(input.data, grid.data)                  # one device for both
