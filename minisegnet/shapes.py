@@ -126,8 +126,10 @@ def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
 def conv_transpose2d_output_size(size, kernel_size, stride=1, padding=0, output_padding=0, dilation=1):
     """``o = (i - 1)s - 2p + d(k-1) + output_padding + 1``, ``0 <= output_padding < max(s, d)``.
 
-    The inverse of ``conv2d_output_size``: output_padding picks which of the
-    ``s`` input sizes that share one conv output to produce.
+    The inverse of ``conv2d_output_size``: output_padding ``0 .. s-1`` picks which
+    of the ``s`` input sizes that share one conv output to produce. (PyTorch also
+    accepts ``s .. d-1`` when ``d > s``, and so does this formula; those sizes only
+    append rows, and no conv maps them back to ``size``.)
     """
     k = as_pair(kernel_size, "kernel_size", 1)
     s = as_pair(stride, "stride", 1)

@@ -498,9 +498,12 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     into a kernel-sized window of the output, windows ``s`` pixels apart, and
     overlaps sum. Size per axis
     ``o = (i - 1)s - 2p + d(k-1) + output_padding + 1``
-    (``shapes.conv_transpose2d_output_size``); ``output_padding < max(s, d)``
+    (``shapes.conv_transpose2d_output_size``); ``output_padding`` in ``0 .. s-1``
     picks which of the conv inputs that share one conv output size to make,
-    and adds rows/columns at the bottom/right only.
+    adding rows/columns at the bottom/right only (PyTorch's bound, also here, is
+    ``output_padding < max(s, d)``; values ``s .. d-1`` only append rows). Rows
+    beyond the full result (``output_padding > padding``) are written by no
+    input pixel: 0, plus the bias.
 
     Shapes: ``input`` (N, C_in, H, W), ``weight`` (C_in, C_out/groups, kh, kw),
     ``bias`` (C_out,) or None -> (N, C_out, H_out, W_out).
