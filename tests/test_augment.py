@@ -127,6 +127,11 @@ def test_composes_with_the_loader_and_instances():
             assert classes_of_cells <= {1}, "a cell's id landed on a non-cell pixel: labels were mixed"
 
 
+def test_the_reprs_say_every_setting():
+    assert repr(RandomElastic(padding_mode="zeros")).endswith("padding_mode='zeros')")
+    assert repr(RandomAffine(padding_mode="border")).endswith("padding_mode='border')")
+
+
 def test_color_jitter_touches_the_image_only():
     image, mask, _ = _sample()
     out_image, out_mask = ColorJitter(brightness=(1.5, 1.5))(image, mask, np.random.default_rng(0))
@@ -162,6 +167,14 @@ def test_color_jitter_touches_the_image_only():
     (lambda: ColorJitter(contrast=(-1, 1)), ValueError, "contrast factors must stay >= 0"),
     (lambda: RandomElastic()(np.zeros((1, 4, 4), np.uint8), np.zeros((4, 4), np.int64), np.random.default_rng()),
      TypeError, "floating point"),
+    (lambda: RandomElastic(p=1)(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.int64), np.random.default_rng()),
+     ValueError, r"the image must be \(C, H, W\) to be deformed, got shape \(4, 4\)"),
+    (lambda: RandomAffine(p=1)(np.zeros((1, 4, 4), np.float32), np.zeros((4, 5), np.int64), np.random.default_rng()),
+     ValueError, r"the labels must be \(H, W\) or \(K, H, W\) with the image's H, W \(4, 4\), got shape \(4, 5\)"),
+    (lambda: ColorJitter(0.1)(np.full((1, 4, 4), 255.0, np.float32), np.zeros((4, 4)), np.random.default_rng()),
+     ValueError, r"ColorJitter needs an image in \[0, 1\].*from 255 to 255"),
+    (lambda: ColorJitter(0.1)(np.full((1, 4, 4), -0.5, np.float32), np.zeros((4, 4)), np.random.default_rng()),
+     ValueError, r"ColorJitter needs an image in \[0, 1\]"),
 ])
 def test_bad_parameters_are_refused(make, error, words):
     with pytest.raises(error, match=words):

@@ -200,6 +200,11 @@ def warp(image, mask, positions, padding_mode="reflection"):
     nearest for the labels (which keep their dtype and values). Runs on NumPy, whatever the backend."""
     if image.dtype.kind != "f":
         raise TypeError(f"the image must be floating point to be deformed, got dtype {image.dtype}")
+    if image.ndim != 3:
+        raise ValueError(f"the image must be (C, H, W) to be deformed, got shape {image.shape}")
+    if mask.ndim not in (2, 3) or mask.shape[-2:] != image.shape[-2:]:
+        raise ValueError(f"the labels must be (H, W) or (K, H, W) with the image's H, W {image.shape[-2:]}, got "
+                         f"shape {mask.shape}")
     h, w = image.shape[-2:]
     # pixel -> normalised coordinates of grid_sample (align_corners=False: pixel centres at (2k + 1) / W - 1)
     grid = Tensor._wrap(((2 * positions + 1) / np.array([w, h]) - 1)[None].astype(image.dtype))
@@ -288,7 +293,8 @@ class RandomElastic:
         return warp(image, mask, self.sample_positions(image.shape[-2:], rng), self.padding_mode)
 
     def __repr__(self):
-        return f"RandomElastic(sigma={self.sigma:g}, points={self.points}, p={self.p:g})"
+        return (f"RandomElastic(sigma={self.sigma:g}, points={self.points}, p={self.p:g}, "
+                f"padding_mode={self.padding_mode!r})")
 
 
 class RandomAffine:
@@ -357,7 +363,7 @@ class RandomAffine:
 
     def __repr__(self):
         return (f"RandomAffine(degrees={self.degrees}, translate={self.translate}, scale={self.scale}, "
-                f"shear={self.shear}, p={self.p:g})")
+                f"shear={self.shear}, p={self.p:g}, padding_mode={self.padding_mode!r})")
 
 
 class ColorJitter:
@@ -381,6 +387,9 @@ class ColorJitter:
     def __call__(self, image, mask, rng):
         if image.dtype.kind != "f":
             raise TypeError(f"ColorJitter needs a floating-point image in [0, 1], got dtype {image.dtype}")
+        if image.size and not (image.min() >= 0 and image.max() <= 1):    # NaN fails both
+            raise ValueError(f"ColorJitter needs an image in [0, 1] (it clips to that range), got values from "
+                             f"{image.min():g} to {image.max():g}; scale the image first (e.g. divide by 255)")
         f_brightness, f_contrast, f_gamma = (rng.uniform(*r) for r in (self.brightness, self.contrast, self.gamma))
         out = np.clip(image * f_brightness, 0, 1)
         mean = out.mean()
