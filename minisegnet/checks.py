@@ -147,14 +147,15 @@ def tensor_sequence(tensors, name, op):
 
 @contextlib.contextmanager
 def naming(op):
-    """A ``ValueError`` from the block (a ``shapes`` formula refusing a size, say) names ``op``
-    first, as the library's other messages do: ``with checks.naming("conv2d"): ...``."""
+    """A ``TypeError`` or ``ValueError`` from the block (a ``shapes`` formula refusing a size,
+    ``shapes.as_pair`` refusing a stride) names ``op`` first, as the library's other messages
+    do: ``with checks.naming("conv2d"): ...``. Other errors pass unchanged."""
     try:
         yield
-    except ValueError as error:
-        if str(error).startswith(f"{op}:"):
+    except (TypeError, ValueError) as error:
+        if type(error) not in (TypeError, ValueError) or str(error).startswith(f"{op}:"):
             raise
-        raise ValueError(f"{op}: {error}") from None
+        raise type(error)(f"{op}: {error}") from None
 
 
 def memory_bytes():

@@ -73,9 +73,9 @@ def _per_axis(size, compute):
     """Apply ``compute(i, axis)`` to an int size or to each of an (h, w) pair."""
     if _is_int(size):
         if size < 1:
-            raise ValueError(f"size must be >= 1, got {size}")
+            raise ValueError(f"the input size must be >= 1, got {size}")
         return compute(int(size), 0)
-    h, w = as_pair(size, "size", minimum=1)
+    h, w = as_pair(size, "the input size (H, W)", minimum=1)
     return (_on_axis(compute, h, 0), _on_axis(compute, w, 1))
 
 

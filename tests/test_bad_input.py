@@ -703,7 +703,7 @@ def test_shapes_sizes_must_be_positive_ints(value, fn):
     call = {"interpolate": lambda: shapes.interpolate_output_size(value, 4),
             "conv": lambda: shapes.conv2d_output_size(value, 3),
             "pool": lambda: shapes.max_pool2d_output_size(value, 1)}[fn]
-    with pytest.raises((TypeError, ValueError), match="size must be"):
+    with pytest.raises((TypeError, ValueError), match=r"size( \(H, W\))? must be"):
         call()
 
 
@@ -778,4 +778,30 @@ SIZE_ERRORS = [
 @pytest.mark.parametrize("call, message", SIZE_ERRORS)
 def test_a_size_that_does_not_fit_names_the_op_and_the_axis(call, message):
     with pytest.raises(ValueError, match=message):
+        call()
+
+
+_X4 = msn.tensor(np.zeros((1, 4, 6, 6)))
+_W4 = msn.tensor(np.zeros((4, 2, 3, 3)))
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: F.conv2d(_X4, _W4, groups=2.0), TypeError, r"^conv2d: groups must be a positive int, got 2.0"),
+    (lambda: F.conv2d(_X4, _W4, groups=True), TypeError, r"^conv2d: groups must be a positive int, got True"),
+    (lambda: F.conv2d(_X4, _W4, groups=3), ValueError, r"^conv2d: input channels \(4\) must be divisible by groups=3"),
+    (lambda: F.conv2d(_X4, msn.tensor(np.zeros((0, 4, 3, 3)))), ValueError,
+     r"^conv2d: weight must have every size >= 1 .* got shape \(0, 4, 3, 3\)"),
+    (lambda: F.conv_transpose2d(_X4, msn.tensor(np.zeros((4, 0, 3, 3)))), ValueError,
+     r"^conv_transpose2d: weight must have every size >= 1"),
+    (lambda: F.conv2d(_X4, _W4, groups=2, stride=0), ValueError, r"^conv2d: stride must be >= 1, got 0"),
+    (lambda: F.conv2d(_X4, _W4, groups=2, stride=(1, 2, 3)), TypeError, r"^conv2d: stride must be an int or a pair"),
+    (lambda: F.conv2d(_X4, _W4, groups=2, bias=msn.tensor(np.zeros(3))), ValueError,
+     r"^conv2d: bias must have shape \(4,\), got \(3,\)"),
+    (lambda: F.conv2d(msn.tensor(np.zeros((1, 4, 0, 5))), _W4, groups=2), ValueError,
+     r"^conv2d: the input size \(H, W\) must be >= 1, got \(0, 5\)"),
+    (lambda: F.conv_transpose2d(_X4, msn.tensor(np.zeros((4, 1, 3, 3))), output_padding=-1), ValueError,
+     r"^conv_transpose2d: output_padding must be >= 0"),
+])
+def test_conv_arguments_are_refused_with_the_op_named(call, error, message):
+    with pytest.raises(error, match=message):
         call()

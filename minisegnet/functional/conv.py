@@ -347,12 +347,17 @@ def _check_float_array(x, name, layout="(N, C, H, W)", op="conv2d"):
 
 def _check_weight_and_bias(x, weight, bias, groups, transposed):
     """Shapes and dtypes of a conv's operands; returns (groups, C_out)."""
-    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool) or groups < 1:
+    if not isinstance(groups, (int, np.integer)) or isinstance(groups, bool):
+        raise TypeError(f"groups must be a positive int, got {groups!r}")
+    if groups < 1:
         raise ValueError(f"groups must be a positive int, got {groups!r}")
     groups = int(groups)
     op = "conv_transpose2d" if transposed else "conv2d"
     _check_float_array(weight, "weight", layout="(C_in, C_out/groups, kh, kw)" if transposed
                        else "(C_out, C_in/groups, kh, kw)", op=op)
+    if min(weight.shape) < 1:
+        raise ValueError(f"weight must have every size >= 1 (at least one channel and a 1x1 kernel), got "
+                         f"shape {tuple(weight.shape)}")
     if weight.dtype != x.dtype:
         raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
     c_in = x.shape[1]
@@ -475,14 +480,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     Computed as im2col + one GEMM; see the module docstring for the
     gradients and for the memory limit.
     """
-    _check_float_array(input, "input")
-    groups, _ = _check_weight_and_bias(input, weight, bias, groups, transposed=False)
-    k = tuple(weight.shape[2:])
-    s = shapes.as_pair(stride, "stride", 1)
-    d = shapes.as_pair(dilation, "dilation", 1)
-    pads = _conv_pads(padding, k, s, d)
-    with checks.naming("conv2d"):                                          # the kernel must fit
-        out_hw = shapes.conv2d_output_size(tuple(input.shape[2:]), k, stride, padding, dilation)
+    with checks.naming("conv2d"):                           # every message below starts "conv2d: "
+        _check_float_array(input, "input")
+        groups, _ = _check_weight_and_bias(input, weight, bias, groups, transposed=False)
+        k = tuple(weight.shape[2:])
+        s = shapes.as_pair(stride, "stride", 1)
+        d = shapes.as_pair(dilation, "dilation", 1)
+        pads = _conv_pads(padding, k, s, d)
+        out_hw = shapes.conv2d_output_size(tuple(input.shape[2:]), k, stride, padding, dilation)   # it must fit
     _check_memory("conv2d", input, pads, (input.shape[0], weight.shape[0]) + tuple(out_hw),
                   f"padding={padding!r}")
     if input.shape[0] == 0:
@@ -509,14 +514,14 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
     ``bias`` (C_out,) or None -> (N, C_out, H_out, W_out).
     Note PyTorch's argument order: ``groups`` before ``dilation``.
     """
-    _check_float_array(input, "input", op="conv_transpose2d")
-    groups, _ = _check_weight_and_bias(input, weight, bias, groups, transposed=True)
-    k = tuple(weight.shape[2:])
-    s = shapes.as_pair(stride, "stride", 1)
-    d = shapes.as_pair(dilation, "dilation", 1)
-    p = shapes.as_pair(padding, "padding", 0)
-    op = shapes.as_pair(output_padding, "output_padding", 0)
-    with checks.naming("conv_transpose2d"):
+    with checks.naming("conv_transpose2d"):                 # every message below starts "conv_transpose2d: "
+        _check_float_array(input, "input", op="conv_transpose2d")
+        groups, _ = _check_weight_and_bias(input, weight, bias, groups, transposed=True)
+        k = tuple(weight.shape[2:])
+        s = shapes.as_pair(stride, "stride", 1)
+        d = shapes.as_pair(dilation, "dilation", 1)
+        p = shapes.as_pair(padding, "padding", 0)
+        op = shapes.as_pair(output_padding, "output_padding", 0)
         out_hw = shapes.conv_transpose2d_output_size(tuple(input.shape[2:]), k, stride, padding, output_padding,
                                                      dilation)
     checks.check_bytes((input.shape[0], weight.shape[1] * groups) + tuple(out_hw), input.dtype.itemsize,
