@@ -99,7 +99,12 @@ def default_module():
 
 
 def _is_cupy_array(a):
-    return _cupy is not None and isinstance(a, _cupy.ndarray)
+    if _cupy is None:
+        # a CuPy array made before minisegnet imported CuPy itself (say, on the numpy backend)
+        if not type(a).__module__.startswith("cupy"):
+            return False
+        _import_cupy("a CuPy array")
+    return isinstance(a, _cupy.ndarray)
 
 
 def get_array_module(*arrays):
@@ -179,17 +184,24 @@ def take_valid(a, indices, axis):
     return xp.take(a, indices, axis=axis)
 
 
-def bincount(x, length):
+def bincount(x, length, weights=None):
     """How often each value ``0 .. length-1`` occurs in the 1-D int array ``x``
-    (every value must lie in that range), as an int64 array of ``length``.
+    (every value must lie in that range), as an int64 array of ``length``; with
+    ``weights`` (as long as ``x``), the sum of the weights of each value, in float64.
 
-    NumPy's ``bincount``. On CuPy, a scatter-add of ones instead: ``cupy.bincount``
+    NumPy's ``bincount``. On CuPy, a scatter-add instead: ``cupy.bincount``
     reads the input's maximum back to the host to size its output (a device
-    synchronisation), which a length known in advance makes unnecessary.
+    synchronisation, and an error on an empty input before CuPy 14.2), which a
+    length known in advance makes unnecessary.
     """
     xp = get_array_module(x)
     if xp is np:
-        return np.bincount(x, minlength=length).astype(np.int64)
+        counts = np.bincount(x, weights=weights, minlength=length)
+        return counts.astype(np.float64 if weights is not None else np.int64, copy=False)
+    if weights is not None:
+        sums = xp.zeros(length, dtype=xp.float64)
+        xp.add.at(sums, x, weights.astype(xp.float64, copy=False))
+        return sums
     counts = xp.zeros(length, dtype=xp.int64)
     xp.add.at(counts, x, 1)
     return counts

@@ -234,5 +234,27 @@ def test_the_gpu_extras_install_prebuilt_cupy_wheels():
 
     with open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "pyproject.toml"), "rb") as f:
         extras = tomllib.load(f)["project"]["optional-dependencies"]
-    assert extras["cuda12"] == ["cupy-cuda12x>=14"] and extras["cuda13"] == ["cupy-cuda13x>=14"]
+    # 14.2: add.at into int64 (14.1) and bincount of an empty array (14.2), both used by the metrics
+    assert extras["cuda12"] == ["cupy-cuda12x>=14.2"] and extras["cuda13"] == ["cupy-cuda13x>=14.2"]
     assert not any(req.split(">")[0].split("=")[0].strip() == "cupy" for reqs in extras.values() for req in reqs)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_bincount_of_a_known_length_on_both_backends(cupy, weighted):
+    x = np.array([3, 0, 3, 1], dtype=np.int64)
+    w = np.array([0.5, 2.0, 0.25, 1.0]) if weighted else None
+    expected = np.bincount(x, weights=w, minlength=6)
+    for xp in (np, cupy):
+        counts = backend.bincount(xp.asarray(x), 6, weights=None if w is None else xp.asarray(w))
+        assert backend.get_array_module(counts) is xp and counts.dtype == (np.float64 if weighted else np.int64)
+        np.testing.assert_array_equal(backend.to_numpy(counts), expected)
+        empty = backend.bincount(xp.zeros(0, dtype=np.int64), 4, weights=xp.zeros(0) if weighted else None)
+        np.testing.assert_array_equal(backend.to_numpy(empty), np.zeros(4))        # an empty input: zeros
+
+
+def test_a_cupy_array_made_before_minisegnet_imported_cupy_is_recognised(cupy, monkeypatch):
+    on_device = cupy.asarray(np.arange(3.0))
+    monkeypatch.setattr(backend, "_cupy", None)      # as in a fresh process on the numpy backend
+    monkeypatch.setattr(backend, "_import_cupy", lambda asked_by="": setattr(backend, "_cupy", cupy) or cupy)
+    assert backend.get_array_module(on_device) is cupy
+    np.testing.assert_array_equal(backend.to_numpy(on_device), [0.0, 1.0, 2.0])

@@ -176,7 +176,7 @@ def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
     tcolumn = (tseg // twidth) % K
 
     # Void pixels inside each predicted segment (true category = ignore_index).
-    pvoid = xp.bincount(pindex[pvalid & ~tvalid], minlength=P)
+    pvoid = backend.bincount(pindex[pvalid & ~tvalid], P)
 
     # Intersections of every overlapping (predicted, true) pair of the same category.
     both = pvalid & tvalid
@@ -196,10 +196,10 @@ def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
     false_positive = ~pmatched & (pvoid / parea <= 0.5)   # a mostly-void prediction is no error
 
     counts = xp.stack([
-        xp.bincount(pcolumn[pi[match]], weights=iou[match], minlength=K),
-        xp.bincount(pcolumn[pi[match]], minlength=K).astype(xp.float64),
-        xp.bincount(pcolumn[false_positive], minlength=K).astype(xp.float64),
-        xp.bincount(tcolumn[~tmatched], minlength=K).astype(xp.float64),
+        backend.bincount(pcolumn[pi[match]], K, weights=iou[match]),
+        backend.bincount(pcolumn[pi[match]], K).astype(xp.float64),
+        backend.bincount(pcolumn[false_positive], K).astype(xp.float64),
+        backend.bincount(tcolumn[~tmatched], K).astype(xp.float64),
     ])
     return backend.to_numpy(counts).astype(np.float64)
 
