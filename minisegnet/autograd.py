@@ -16,7 +16,10 @@ The whole engine in three ideas:
 Gradients *accumulate*: each ``backward()`` adds into ``.grad`` of the leaf
 tensors, as in PyTorch; call ``zero_grad()`` on the model or the optimizer
 (or set ``t.grad = None``) between steps. Only leaves (tensors not produced by
-an op) receive ``.grad``; intermediate gradients are freed during the walk.
+an op) receive ``.grad``; intermediate gradients are freed during the walk, and
+so is what each node saved, once the walk has passed it (as in PyTorch; a graph
+is walked once unless ``retain_graph=True``). The feature maps of a step are
+thus gone when its backward ends, not when the next step's graph replaces it.
 """
 import numpy as np
 
