@@ -36,6 +36,11 @@ all (its loss is NaN), which is why the trainer uses one process when the
 data have an ignored label. BatchNorm would compute its statistics per
 slice, not per batch, so a model with BatchNorm is refused.
 
+The held-out pass is shared the same way (``forward``): each process runs the
+model in eval mode, without gradients, on its slice, and this one joins the
+outputs (the weights are sent first: the optimizer has moved them since the
+last step).
+
 Each process runs one thread (``parallel.one_thread``; OpenBLAS too, where
 its thread count can be set): the processes, not threads, share the cores.
 ``benchmarks/bench_processes.py`` measures the step both ways. ``OneProcess``
@@ -51,23 +56,25 @@ import traceback
 import numpy as np
 
 from . import backend, parallel, random
-from .autograd import Tensor
+from .autograd import Tensor, no_grad
 from .nn.normalization import BatchNorm2d
 
 __all__ = ["OneProcess", "DataParallel", "training_step", "has_batch_norm"]
 
 
 class OneProcess:
-    """``step(images, targets) -> (outputs, loss value)``: forward, loss and backward in this process.
+    """``step(images, targets) -> (outputs, loss value)``: forward, loss and backward in this process;
+    ``forward(images) -> outputs``: the held-out pass (eval mode, no gradients).
 
-    ``loss_of(model, images, targets) -> (outputs, loss)``. The gradients are
-    left in the parameters' ``.grad`` (cleared first), ready for the optimizer.
-    The outputs are for scoring the step, not for another backward pass
+    ``loss_of(model, images, targets) -> (outputs, loss)``; ``forward_of(model,
+    images) -> outputs`` (default: ``model(images)``). The gradients are left in
+    the parameters' ``.grad`` (cleared first), ready for the optimizer. The
+    outputs are for scoring the step, not for another backward pass
     (``DataParallel`` returns them cut from the graph).
     """
 
-    def __init__(self, model, loss_of):
-        self.model, self.loss_of = model, loss_of
+    def __init__(self, model, loss_of, forward_of=None):
+        self.model, self.loss_of, self.forward_of = model, loss_of, forward_of or _call
 
     def step(self, images, targets):
         for p in self.model.parameters():
@@ -75,6 +82,15 @@ class OneProcess:
         outputs, loss = self.loss_of(self.model, images, targets)
         loss.backward()
         return outputs, loss.item()
+
+    def forward(self, images):
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with no_grad():
+                return self.forward_of(self.model, images)
+        finally:
+            self.model.train(was_training)
 
     def close(self):
         pass
@@ -98,8 +114,8 @@ class DataParallel(OneProcess):
     ``functools.partial`` of one).
     """
 
-    def __init__(self, model, loss_of, processes, seed=0):
-        super().__init__(model, loss_of)
+    def __init__(self, model, loss_of, processes, seed=0, forward_of=None):
+        super().__init__(model, loss_of, forward_of)
         if not isinstance(processes, int) or isinstance(processes, bool) or processes < 2:
             raise ValueError(f"DataParallel: processes must be an integer of at least 2, got {processes!r}")
         if has_batch_norm(model):
@@ -121,10 +137,10 @@ class DataParallel(OneProcess):
                 there.close()
                 self.pipes.append(here)
                 self.workers.append(worker)
-                # the model and loss_of go through our pipe, not start(): a worker that dies
+                # the model and the functions go through our pipe, not start(): a worker that dies
                 # early (see _send) then breaks the pipe instead of hanging start()
                 try:
-                    _send(here, (model, loss_of))
+                    _send(here, (model, loss_of, self.forward_of))
                 except (pickle.PicklingError, AttributeError, TypeError) as error:
                     raise ValueError(f"DataParallel: cannot send the model and loss_of to a worker process "
                                      f"({type(error).__name__}: {error}); loss_of must be a module-level "
@@ -138,22 +154,27 @@ class DataParallel(OneProcess):
         with parallel.one_thread():                     # the processes share the cores, not threads
             return self._step(images, targets)
 
-    def _step(self, images, targets):
+    def _slices(self, n):
+        """Images ``a:b`` of a batch of ``n`` for each process, the larger slices first (so this
+        process's slice 0 is never empty; a batch smaller than K leaves workers idle), and the
+        ``(worker, slice)`` pairs of the workers with images."""
         if not self.workers:
             raise RuntimeError("DataParallel: closed (its workers have stopped); start a new one")
-        # 1. cut the batch: n_k images for process k, the larger slices first (so this
-        #    process's slice 0 is never empty; a batch smaller than K leaves workers idle)
-        n = len(images)
         sizes = [n // self.processes + (k < n % self.processes) for k in range(self.processes)]
         bounds = np.cumsum([0] + sizes)
         slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
-        busy = [(k, part) for k, part in enumerate(slices[1:]) if part.stop > part.start]
+        return slices, [(k, part) for k, part in enumerate(slices[1:]) if part.stop > part.start]
+
+    def _step(self, images, targets):
+        # 1. cut the batch: n_k images for process k
+        n = len(images)
+        slices, busy = self._slices(n)
         try:
             # 2. each busy worker gets the current weights and its slice
             weights = [p.data for p in self.params]
             for k, part in busy:
                 self.waiting.add(k)
-                _send(self.pipes[k], (weights, images[part], _cut(targets, part)))
+                _send(self.pipes[k], ("step", weights, images[part], _cut(targets, part)))
             # 3. this process's slice, while the workers do theirs
             outputs, loss_value = super().step(images[slices[0]], _cut(targets, slices[0]))
             # 4. the weighted means: g = sum_k (n_k / N) g_k, and the loss likewise
@@ -176,6 +197,25 @@ class DataParallel(OneProcess):
         for p, g in zip(self.params, grads):
             p.grad = None if g is None else Tensor(g)
         return _joined(parts), loss_value
+
+    def forward(self, images):
+        """The held-out pass shared like a step: each process's slice in eval mode, without
+        gradients, with the current weights; the outputs joined back by image."""
+        with parallel.one_thread():
+            slices, busy = self._slices(len(images))
+            try:
+                weights = [p.data for p in self.params]
+                for k, part in busy:
+                    self.waiting.add(k)
+                    _send(self.pipes[k], ("forward", weights, images[part]))
+                parts = [_arrays(super().forward(images[slices[0]]))]
+                for k, _ in busy:
+                    parts.append(_receive(self.pipes[k])[1])
+                    self.waiting.discard(k)
+            except BaseException:
+                self.close()
+                raise
+        return _joined(parts)
 
     def close(self):
         """Stop the workers: an idle one is told to and waited for; one still working on a step
@@ -203,18 +243,24 @@ def has_batch_norm(model):
     return any(isinstance(m, BatchNorm2d) for m in model.modules())
 
 
-def training_step(model, loss_of, processes, seed=0):
-    """``OneProcess(model, loss_of)`` for one process, else ``DataParallel(model, loss_of, processes, seed)``."""
+def training_step(model, loss_of, processes, seed=0, forward_of=None):
+    """``OneProcess(model, loss_of, forward_of)`` for one process, else ``DataParallel`` of ``processes``."""
     if processes == 1:
-        return OneProcess(model, loss_of)
-    return DataParallel(model, loss_of, processes, seed)
+        return OneProcess(model, loss_of, forward_of)
+    return DataParallel(model, loss_of, processes, seed, forward_of)
+
+
+def _call(model, images):
+    """The default ``forward_of``: the model on the images, as a Tensor."""
+    return model(Tensor(images))
 
 
 # ---- the workers' side ----------------------------------------------------------------------
 def _worker(pipe, seed):
-    """A worker's whole life: one thread; first the model and ``loss_of``, then for each
-    message ``(weights, images, targets)``, load the weights, run the step on the slice and
-    send back ``(loss, gradients, outputs)``; stop on ``None``. An error is sent back as
+    """A worker's whole life: one thread; first the model, ``loss_of`` and ``forward_of``, then
+    for each message ``("step", weights, images, targets)``, load the weights, run the step on
+    the slice and send back ``(loss, gradients, outputs)``; for ``("forward", weights, images)``,
+    the held-out pass's outputs; stop on ``None``. An error is sent back as
     ``("error", its traceback)`` instead of raised here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is for the parent, which stops us
     backend.set_backend("numpy")                        # whatever MINISEGNET_BACKEND says
@@ -224,11 +270,11 @@ def _worker(pipe, seed):
         return
     if first is None:                                   # stopped before it began
         return
-    model, loss_of = first
+    model, loss_of, forward_of = first
     with parallel.one_thread():
         random.manual_seed(seed)
         model.train()
-        one = OneProcess(model, loss_of)
+        one = OneProcess(model, loss_of, forward_of)
         params = model.parameters()
         while True:
             try:
@@ -237,11 +283,14 @@ def _worker(pipe, seed):
                 break
             if message is None:
                 break
-            weights, images, targets = message
+            kind, weights, images, *targets = message
             try:
                 for p, w in zip(params, weights):
                     p.data[...] = w
-                outputs, loss_value = one.step(images, targets)
+                if kind == "forward":
+                    pipe.send(("outputs", _arrays(one.forward(images))))
+                    continue
+                outputs, loss_value = one.step(images, targets[0])
                 grads = [None if p.grad is None else p.grad.data for p in params]
                 pipe.send((loss_value, grads, _arrays(outputs)))
             except Exception:
@@ -267,7 +316,7 @@ def _receive(pipe):
         raise RuntimeError("DataParallel: a worker process died during the step (see its output above); "
                            "to train in one process, use processes=1 (minisegnet train --processes 1)") from None
     if answer[0] == "error":
-        raise RuntimeError(f"DataParallel: the step failed in a worker process:\n{answer[1]}")
+        raise RuntimeError(f"DataParallel: the step (or held-out pass) failed in a worker process:\n{answer[1]}")
     return answer
 
 

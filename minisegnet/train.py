@@ -384,17 +384,19 @@ def load_checkpoint(path):
 
 
 # ---- evaluation -------------------------------------------------------------------
-def evaluate(model, task, loader, geometry, size):
+def evaluate(model, task, loader, geometry, size, forward=None):
     """The mean loss and the task's scores over a whole loader: ``(scores dict, accumulator)``.
     Sums stay on the device until the end of the pass. The loss is the mean of the batches'
-    losses, each weighted by its number of images. The model is put back in the mode it was in."""
+    losses, each weighted by its number of images. The model is put back in the mode it was in.
+    ``forward(images) -> outputs``: how a batch is run (a training run passes its stepper's,
+    which shares the pass between its processes); default, ``_forward`` here."""
     was_training = model.training
     model.eval()
     scores = task.new_scores()
     loss_sum, count = 0.0, 0
     with no_grad():
         for images, *labels in loader:
-            outputs = _forward(model, images, geometry, size)
+            outputs = forward(images) if forward is not None else _forward(model, images, geometry, size)
             targets = task.targets(labels)
             loss_sum = loss_sum + task.loss(outputs, targets).data * len(images)
             count += len(images)
@@ -538,7 +540,9 @@ def _train(config, out, state, meta, progress, log):
 
     started = time.perf_counter()
     loss_of = functools.partial(_loss_of, task=task, geometry=geometry, size=size)
-    stepper = data_parallel.training_step(model, loss_of, config["processes"], seed=config["seed"])
+    forward_of = functools.partial(_forward, geometry=geometry, size=size)
+    stepper = data_parallel.training_step(model, loss_of, config["processes"], seed=config["seed"],
+                                          forward_of=forward_of)
     try:
         for epoch in range(start_epoch, config["epochs"]):
             t0 = time.perf_counter()
@@ -567,7 +571,7 @@ def _train(config, out, state, meta, progress, log):
                 shown[task.best_score] = _show(train_scores[task.best_score])
             bar.set_postfix(shown)
             bar.close()
-            held_out, _ = evaluate(model, task, val_loader, geometry, size)
+            held_out, _ = evaluate(model, task, val_loader, geometry, size, forward=stepper.forward)
             record = dict(epoch=epoch + 1, train_loss=loss_sum / steps,
                           **{f"train_{k}": _plain(v) for k, v in train_scores.items()},
                           **{k: _plain(v) for k, v in held_out.items()},

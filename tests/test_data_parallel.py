@@ -112,6 +112,42 @@ def test_the_workers_train_the_weights_they_are_sent(two):
         np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
 
 
+def test_the_held_out_pass_is_shared_with_the_current_weights_in_eval_mode(two):
+    model, step = two
+    images, targets = _batch(5)
+    optimizer = msn.optim.SGD(model.parameters(), lr=0.5)
+    step.step(images, targets)
+    optimizer.step()                               # weights the worker has not seen yet
+    model.train()
+    outputs = step.forward(images)
+    assert model.training and not outputs.requires_grad
+    expected = data_parallel.OneProcess(model, loss_of).forward(images)
+    np.testing.assert_allclose(outputs.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    _, loss = step.step(images, targets)           # and the workers train again after it
+    _, one_loss = data_parallel.OneProcess(model, loss_of).step(images, targets)
+    assert loss == pytest.approx(one_loss, rel=1e-6)
+
+
+class _DropoutNet(msn.nn.Module):
+    def __init__(self):
+        self.conv = msn.nn.Conv2d(3, 4, 1)
+        self.drop = msn.nn.Dropout2d(0.5)
+
+    def forward(self, x):
+        return self.drop(self.conv(x))
+
+
+def test_the_workers_run_the_held_out_pass_in_eval_mode():
+    msn.manual_seed(0)
+    model = _DropoutNet()
+    images, _ = _batch(4)
+    with data_parallel.DataParallel(model, loss_of, 2) as shared:
+        first, again = shared.forward(images), shared.forward(images)
+    np.testing.assert_array_equal(first.numpy(), again.numpy())      # no dropout: eval mode everywhere
+    model.eval()
+    np.testing.assert_allclose(first.numpy(), model(msn.tensor(images)).numpy(), rtol=1e-6, atol=1e-7)
+
+
 def test_a_batch_smaller_than_the_processes_leaves_workers_idle():
     model = _model()
     images, targets = _batch(2)

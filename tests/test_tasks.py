@@ -152,11 +152,11 @@ def test_a_task_written_from_the_interface_trains_resumes_evaluates_and_predicts
 
     half, real_evaluate, calls = str(tmp_path / "half"), train.evaluate, []
 
-    def evaluate_then_interrupt(*args):
+    def evaluate_then_interrupt(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:                  # Ctrl-C in epoch 2
             raise KeyboardInterrupt
-        return real_evaluate(*args)
+        return real_evaluate(*args, **kwargs)
     with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
         patched.setattr(train, "evaluate", evaluate_then_interrupt)
         train.run(dict(config), out=half, **QUIET)

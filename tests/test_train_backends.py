@@ -50,11 +50,11 @@ def test_a_run_moves_between_backends(tmp_path, monkeypatch, cupy):
     # trained on cupy, interrupted in epoch 2, resumed on numpy: the numbers of the numpy run
     half, real_evaluate, calls = str(tmp_path / "half"), train.evaluate, []
 
-    def evaluate_then_interrupt(*args):
+    def evaluate_then_interrupt(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real_evaluate(*args)
+        return real_evaluate(*args, **kwargs)
     with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
         patched.setattr(train, "evaluate", evaluate_then_interrupt)
         train.run(dict(TINY_CONFIG, backend="cupy"), out=half, **QUIET)
