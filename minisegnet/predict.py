@@ -14,6 +14,7 @@ import numpy as np
 
 from . import backend, tasks
 from .autograd import Tensor, no_grad
+from .data.folder import image_array
 from .train import (UserError, _checkpoint_path, _choose_backend, _crop, _is_valid_unet, _model_from_state,
                     _on_backend, _read, _valid_unet_input)
 
@@ -80,27 +81,37 @@ def _read_image(path, in_channels):
 
     try:
         with Image.open(path) as im:
-            array = np.asarray(im.convert("RGB" if in_channels == 3 else "L"), dtype=np.float32) / 255.0
+            return image_array(im, in_channels, path)
     except FileNotFoundError:
         raise UserError(f"image {path!r} does not exist") from None
-    except (UnidentifiedImageError, OSError) as error:
+    except ValueError as error:                       # a mode of unknown range: the message names the image
+        raise UserError(str(error)) from None
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
         raise UserError(f"cannot read image {path!r}: {error}") from None
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def _check_images(paths):
-    """Every image exists and opens, before any prediction is written."""
+    """Every image exists and opens, is of a known range, is no larger than PIL accepts, and
+    no two would write the same output files; all of it before any prediction is written."""
     from PIL import Image
 
-    problems = []
+    problems, stems = [], {}
     for path in paths:
         try:
-            with Image.open(path):
-                pass
+            with Image.open(path) as im:
+                if im.mode in ("I", "F"):
+                    image_array(im, 1, path)          # raises the ValueError naming the mode
         except FileNotFoundError:
             problems.append(f"image {path!r} does not exist")
-        except OSError as error:
+        except ValueError as error:
+            problems.append(str(error))
+        except (OSError, Image.DecompressionBombError) as error:
             problems.append(f"cannot read image {path!r}: {error}")
+        stem = os.path.splitext(os.path.basename(path))[0]
+        if stem in stems:
+            problems.append(f"images {stems[stem]!r} and {path!r} would both write {stem}_*.png into --out; "
+                            "rename one, or predict them into different folders")
+        stems.setdefault(stem, path)
     if problems:
         raise UserError("; ".join(problems))
 
@@ -116,16 +127,20 @@ def predict_images(checkpoint, image_paths, out, backend_name=None, log=print):
     path = _checkpoint_path(os.fspath(checkpoint))
     state, meta = _read(path)
     _check_images(image_paths)
-    try:
-        os.makedirs(out, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"--out {out!r}: cannot create this folder ({error.strerror or error})") from None
     written = []
     with _on_backend(_choose_backend(backend_name)):
         task, model = _model_from_state(state, meta, path)
+        try:
+            os.makedirs(out, exist_ok=True)               # once the images and the model are known to be good
+        except OSError as error:
+            raise UserError(f"--out {out!r}: cannot create this folder ({error.strerror or error})") from None
         for image_path in image_paths:
             image = _read_image(image_path, meta["info"]["in_channels"])
-            prediction = predict_image(model, image, task)
+            try:
+                prediction = predict_image(model, image, task)
+            except MemoryError:
+                raise UserError(f"image {image_path!r} ({image.shape[2]}x{image.shape[1]} pixels) needs more memory "
+                                "than this machine has; predict a smaller image, or tiles of it") from None
             stem = os.path.splitext(os.path.basename(image_path))[0]
             paths, note = task.write_prediction(image, prediction, out, stem)
             log(f"{image_path}: {image.shape[2]}x{image.shape[1]} -> {', '.join(paths)}  ({note})")

@@ -364,8 +364,13 @@ def _read(path):
 def _model_from_state(state, meta, path):
     """(task, model) rebuilt from a checkpoint's configuration, its weights loaded, in eval mode."""
     config = dict(DEFAULTS, **meta["config"])
-    task = task_class(config["task"])(meta["info"])
-    model = _build_model(task, config)
+    try:
+        task = task_class(config["task"])(meta["info"])
+        model = _build_model(task, config)
+    except (KeyError, ValueError, TypeError) as error:           # UserError included: a ValueError
+        raise UserError(f"{path!r}: its recorded configuration (task {config.get('task')!r}, model "
+                        f"{config.get('model')!r}) does not describe a model this version builds "
+                        f"({type(error).__name__}: {error})") from None
     try:
         _load_state(model, state, "model.")
     except (KeyError, ValueError, TypeError) as error:

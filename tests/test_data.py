@@ -115,6 +115,18 @@ def test_folder_dataset_reads_pairs(tmp_path):
     assert grey[0][0].shape == (1, 12, 10)
 
 
+def test_folder_dataset_reads_16_bit_images_in_their_range(tmp_path):
+    from PIL import Image
+    _, mask = _write_pair(tmp_path, "a")
+    ramp = np.linspace(0, 65535, 12 * 10).reshape(12, 10).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "images" / "a.png")             # 16-bit grey, mode I;16
+    for channels in (1, 3):
+        image, m = data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3, in_channels=channels)[0]
+        assert image.shape == (channels, 12, 10) and image.dtype == np.float32
+        np.testing.assert_allclose(image, np.repeat((ramp / 65535.0)[None], channels, 0), rtol=1e-6)
+        np.testing.assert_array_equal(m, mask)
+
+
 def test_folder_dataset_errors(tmp_path):
     _write_pair(tmp_path, "a")
     from PIL import Image

@@ -416,6 +416,52 @@ def test_predict_out_must_be_a_folder_it_can_make(run_dir, tmp_path, capsys):
     assert not (tmp_path / "p").exists()                # checked before any PNG was written
 
 
+def test_predict_reads_16_bit_images_and_refuses_what_it_cannot_read_before_writing(run_dir, tmp_path, capsys,
+                                                                                    monkeypatch):
+    from PIL import Image
+    from minisegnet.data.folder import image_array
+    ramp = np.linspace(0, 65535, 24 * 24).reshape(24, 24).astype(np.uint16)
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    with Image.open(tmp_path / "deep.png") as im:
+        assert im.mode == "I;16"
+        deep = image_array(im, 3, "deep.png")
+    assert deep.shape == (3, 24, 24)                    # was all 1.0: convert("RGB") clips to 255
+    np.testing.assert_allclose(deep[0], ramp / 65535.0, rtol=1e-6)
+    assert main(["predict", run_dir, str(tmp_path / "deep.png"), "--out", str(tmp_path / "deep")]) == 0
+    Image.fromarray(np.zeros((8, 8), np.float32)).save(tmp_path / "float.tiff")
+    (tmp_path / "b").mkdir()
+    for path in (tmp_path / "x.png", tmp_path / "b" / "x.png"):
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(path)
+    assert main(["predict", run_dir, str(tmp_path / "float.tiff"), str(tmp_path / "x.png"),
+                 str(tmp_path / "b" / "x.png"), "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert "has PIL mode 'F' (32-bit floats), whose range is unknown" in err
+    assert "would both write x_*.png into --out" in err and not (tmp_path / "p").exists()
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)    # PIL's decompression-bomb limit: 2 x this
+    assert main(["predict", run_dir, str(tmp_path / "x.png"), "--out", str(tmp_path / "q")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read image" in err and "Traceback" not in err and not (tmp_path / "q").exists()
+
+
+def test_a_checkpoint_whose_record_was_changed_is_a_clear_error(run_dir, tmp_path, capsys):
+    import json
+    from PIL import Image
+    state = dict(np.load(os.path.join(run_dir, "checkpoint.npz"), allow_pickle=False))
+    meta = json.loads(str(state["meta"]))
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "x.png")
+    for part, key, value, shown in (("config", "model", "nosuch", "KeyError: 'nosuch'"),
+                                    ("info", "num_classes", "four", "invalid literal")):
+        changed = json.loads(json.dumps(meta))
+        changed[part][key] = value
+        np.savez(tmp_path / "changed.npz", **dict(state, meta=np.array(json.dumps(changed))))
+        for argv in (["predict", str(tmp_path / "changed.npz"), str(tmp_path / "x.png"), "--out", str(tmp_path / "o")],
+                     ["evaluate", str(tmp_path / "changed.npz")]):
+            assert main(argv) == 2
+            err = capsys.readouterr().err
+            assert "does not describe a model this version builds" in err and shown in err and "Traceback" not in err
+        assert not (tmp_path / "o").exists()
+
+
 @pytest.mark.parametrize("argv, message", [
     (["train", "--num-classes", "0"], "--num-classes must be a positive integer, got 0"),
     (["train", "--num-classes", "5"], "the built-in shapes data has 4 classes"),

@@ -13,6 +13,25 @@ __all__ = ["FolderDataset", "Subset", "check_folder"]
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
+# 16-bit grey PNGs (microscopy, depth): PIL's convert to "L" or "RGB" would clip them to 255.
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def image_array(im, in_channels, path):
+    """An opened PIL image as a float32 ``(in_channels, H, W)`` array in ``[0, 1]``: 8-bit
+    images divided by 255 (colour converted to grey, or grey repeated, as ``in_channels``
+    asks), 16-bit grey ones by 65535. A ``ValueError`` naming ``path`` for a mode whose
+    range is not known (32-bit integers, floats)."""
+    if im.mode in _SIXTEEN_BIT_MODES:
+        grey = np.asarray(im, dtype=np.float32) / 65535.0
+        return np.repeat(grey[None], in_channels, axis=0)
+    if im.mode in ("I", "F"):
+        raise ValueError(f"image {path!r} has PIL mode {im.mode!r} (32-bit {'integers' if im.mode == 'I' else 'floats'}), "
+                         "whose range is unknown; save it as an 8- or 16-bit image")
+    array = np.asarray(im.convert("RGB" if in_channels == 3 else "L"), dtype=np.float32) / 255.0
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
 def _index_files(directory, what, extensions):
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"{what} directory {directory!r} does not exist")
@@ -109,14 +128,14 @@ class FolderDataset:
 
         image_path, mask_path = self.pairs[index]
         with Image.open(image_path) as im:
-            image = np.asarray(im.convert("RGB" if self.in_channels == 3 else "L"), dtype=np.float32) / 255.0
+            image = image_array(im, self.in_channels, image_path)
         with Image.open(mask_path) as m:
             if m.mode not in ("L", "P", "I", "I;16", "1"):
                 raise ValueError(f"mask {mask_path!r} is an image of mode {m.mode!r}; masks must be index images "
                                  "(PNG mode 'L' or 'P') whose pixel values are class numbers")
             mask = np.asarray(m).astype(np.int64)
-        if image.shape[:2] != mask.shape:
-            raise ValueError(f"image {image_path!r} is {image.shape[1]}x{image.shape[0]} but its mask "
+        if image.shape[1:] != mask.shape:
+            raise ValueError(f"image {image_path!r} is {image.shape[2]}x{image.shape[1]} but its mask "
                              f"{mask_path!r} is {mask.shape[1]}x{mask.shape[0]} (width x height)")
         valid = (mask >= 0) & (mask < self.num_classes)
         if self.ignore_index is not None:
@@ -126,7 +145,6 @@ class FolderDataset:
             raise ValueError(f"mask {mask_path!r} holds label(s) {bad[:10]} outside [0, {self.num_classes}) "
                              f"for num_classes={self.num_classes}"
                              + ("" if self.ignore_index is not None else " (pass ignore_index for a 'don't care' label)"))
-        image = image[None] if image.ndim == 2 else image.transpose(2, 0, 1)
         if self.instance_files is None:
             return np.ascontiguousarray(image), mask
         return np.ascontiguousarray(image), mask, self._read_instances(index, mask.shape)
