@@ -98,6 +98,11 @@ def default_module():
     return np
 
 
+def is_array(a):
+    """Whether ``a`` is a NumPy or a CuPy array (or a NumPy scalar): what the ops compute on."""
+    return isinstance(a, (np.ndarray, np.generic)) or _is_cupy_array(a)
+
+
 def _is_cupy_array(a):
     if _cupy is None:
         # a CuPy array made before minisegnet imported CuPy itself (say, on the numpy backend)

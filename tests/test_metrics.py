@@ -106,6 +106,42 @@ def test_accepts_tensors():
     np.testing.assert_array_equal(metrics.backend.to_numpy(cm), [[1, 0], [0, 2]])
 
 
+@pytest.mark.parametrize("seed, c, ignore", [(0, 4, None), (1, 3, 255), (2, 5, -100), (3, 2, None)])
+def test_agrees_with_torchmetrics_where_the_definitions_agree(torch, seed, c, ignore):
+    tm = pytest.importorskip("torchmetrics.classification")
+    rng = np.random.default_rng(seed)
+    truth, pred = rng.integers(0, c, (2, 9, 11)), rng.integers(0, c, (2, 9, 11))
+    pred[0, 0] = (truth[0, 0] + 1) % c                 # some errors in any case
+    if ignore is not None:
+        truth[rng.random(truth.shape) < 0.2] = ignore
+    kw = {} if ignore is None else {"ignore_index": ignore}
+    cm = metrics.confusion_matrix(pred, truth, c, ignore_index=ignore)
+    p, t = torch.tensor(pred), torch.tensor(truth)
+    iou = tm.MulticlassJaccardIndex(c, average="none", **kw)(p, t).numpy()
+    np.testing.assert_allclose(metrics.iou_per_class(cm), iou, rtol=1e-6)
+    np.testing.assert_allclose(metrics.mean_iou(cm), tm.MulticlassJaccardIndex(c, **kw)(p, t).item(), rtol=1e-6)
+    np.testing.assert_allclose(metrics.pixel_accuracy(cm),
+                               tm.MulticlassAccuracy(c, average="micro", **kw)(p, t).item(), rtol=1e-6)
+    np.testing.assert_allclose(metrics.mean_accuracy(cm),             # every class has true pixels here
+                               tm.MulticlassAccuracy(c, average="macro", **kw)(p, t).item(), rtol=1e-6)
+    # where they differ (docs/metrics.md): a class predicted but never true
+    stray_p, stray_t = np.array([0, 0, 2]), np.array([0, 0, 1])
+    stray = metrics.confusion_matrix(stray_p, stray_t, 3)
+    theirs = tm.MulticlassAccuracy(3, average="macro")(torch.tensor(stray_p), torch.tensor(stray_t)).item()
+    assert metrics.mean_accuracy(stray) == 0.5 and np.isclose(theirs, 1 / 3)
+    # and torch tensors are taken as arrays
+    np.testing.assert_array_equal(metrics.confusion_matrix(p, t, c, ignore_index=ignore), cm)
+
+
+def test_fw_iou_is_at_most_pixel_accuracy_but_not_always_above_mean_iou():
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        cm = rng.integers(0, 20, (4, 4))
+        assert metrics.frequency_weighted_iou(cm) <= metrics.pixel_accuracy(cm) + 1e-12
+    skewed = np.array([[40, 0, 40], [0, 10, 0], [0, 0, 10]])
+    assert metrics.frequency_weighted_iou(skewed) < metrics.mean_iou(skewed)
+
+
 @pytest.mark.parametrize("pred, target, c, match", [
     (np.array([0, 1]), np.array([0, 1, 1]), 2, "same shape"),
     (np.array([0, 3]), np.array([0, 1]), 2, "pred holds label 3"),

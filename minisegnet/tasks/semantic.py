@@ -42,7 +42,10 @@ class ConfusionScores:
 
     def add(self, pred, targets):
         """Count a batch's predicted class map ``pred`` against its truth ``targets``
-        (both ``(N, H, W)`` on the device); other tasks' scores count their class maps here."""
+        (both ``(N, H, W)`` on the device); other tasks' scores count their class maps here.
+        Unlike ``metrics.confusion_matrix`` nothing is checked (no value is read back from a
+        GPU): a target outside ``[0, C)`` (the task's ignored label) is skipped, and ``pred``
+        must lie in ``[0, C)``, as an argmax over the C classes does."""
         c = self.num_classes
         xp = backend.get_array_module(targets)
         counted = (targets >= 0) & (targets < c)
