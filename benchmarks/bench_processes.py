@@ -25,6 +25,12 @@ order:
 * PyTorch, two threads, the whole batch.
 
 Wall time; medians over the rounds and their interquartile ranges.
+
+A second table times the held-out pass the trainer runs after each epoch on
+the default network: 64 images of 64x64 in batches of 8, forward only, in
+eval mode, without gradients; ours on two threads (the pool), ours shared by
+two processes (``DataParallel.forward``: the weights and a slice out, the
+outputs back), and PyTorch on two threads.
 """
 import argparse
 import os
@@ -84,6 +90,51 @@ def measure(rounds, model="default"):
     return results
 
 
+EVAL_IMAGES = 64
+
+
+def measure_held_out(rounds):
+    """Seconds per held-out pass (see the module docstring), ``rounds`` values per configuration."""
+    import numpy as np
+    import torch
+
+    import minisegnet as msn
+    from minisegnet import data_parallel
+
+    ours, theirs, _, _, _, _ = bench_train_step.build_pair(BATCH, SIZE, model="default")
+    images = np.random.default_rng(0).random((EVAL_IMAGES, 3, SIZE, SIZE), dtype=np.float32)
+    batches = [images[i:i + BATCH] for i in range(0, EVAL_IMAGES, BATCH)]
+    ours.eval()
+    theirs.eval()
+
+    def ours_pass():
+        with msn.no_grad():
+            for batch in batches:
+                ours(msn.as_tensor(batch))
+
+    def torch_pass():
+        with torch.no_grad():
+            for batch in batches:
+                theirs(torch.from_numpy(batch))
+
+    results = {"ours, two threads": [], "ours, two processes": [], "torch, two threads": []}
+    with data_parallel.DataParallel(ours, loss_of, 2) as shared:
+        def processes_pass():
+            for batch in batches:
+                shared.forward(batch)
+        passes = {"ours, two threads": (2, ours_pass), "ours, two processes": (None, processes_pass),
+                  "torch, two threads": (2, torch_pass)}
+        for threads, run in passes.values():             # warm up
+            with timing.threads(threads):
+                run()
+        for r in range(rounds):
+            for name in (list(results) if r % 2 else list(reversed(results))):
+                threads, run = passes[name]
+                with timing.threads(threads):
+                    results[name].append(timing.time_once(run))
+    return results
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="three rounds: a smoke run")
@@ -92,6 +143,7 @@ def main(argv=None):
     info = timing.machine_info()
     monitor = timing.LoadMonitor().start()
     results = {model: measure(rounds, model) for model in MODELS}
+    held_out = measure_held_out(rounds)
     load = monitor.stop()                  # after the workers exited: their CPU time counts as this run's
     reasons = timing.verdict(load)
     print(timing.report_header(
@@ -113,6 +165,19 @@ def main(argv=None):
         result[model]["processes_ratio"] = result[model]["ours_two_processes"] / torch_ms
     print(timing.markdown_table(["network", "step", "ms, median (interquartile range)",
                                  "/ PyTorch at two threads"], rows, reasons))
+    print(f"\nThe held-out pass of {MODELS['default']}: {EVAL_IMAGES} images in batches of {BATCH}, "
+          "eval mode, no gradients.\n")
+    torch_ms, _ = cell(held_out["torch, two threads"])
+    rows = []
+    for name, label in (("ours, two threads", "ours, two threads (the pool)"),
+                        ("ours, two processes", f"ours, two processes ({BATCH // 2} images each)"),
+                        ("torch, two threads", "PyTorch, two threads")):
+        median, text = cell(held_out[name])
+        rows.append([label, text, f"{median / torch_ms:.2f}"])
+    print(timing.markdown_table(["held-out pass", "ms, median (interquartile range)", "/ PyTorch at two threads"],
+                                rows, reasons))
+    result["held_out"] = {name.replace(", ", "_").replace(" ", "_"): cell(times)[0]
+                          for name, times in held_out.items()}
     print(timing.result_line(result, reasons))
     return 0 if not reasons else 3
 

@@ -85,12 +85,16 @@ def test_process_benchmark_times_every_step(monkeypatch):
     msn.set_backend("numpy")                    # data parallelism is for the CPU, in either session
     monkeypatch.setattr(bench_processes, "BATCH", 2)
     monkeypatch.setattr(bench_processes, "SIZE", 16)
+    monkeypatch.setattr(bench_processes, "EVAL_IMAGES", 4)
     try:
         results = bench_processes.measure(rounds=1)
+        held_out = bench_processes.measure_held_out(rounds=1)
     finally:
         msn.set_backend(session)
     assert set(results) == {"ours, one thread", "ours, two threads", "ours, two processes", "torch, two threads"}
     assert all(len(times) == 1 and times[0] > 0 for times in results.values())
+    assert set(held_out) == {"ours, two threads", "ours, two processes", "torch, two threads"}
+    assert all(len(times) == 1 and times[0] > 0 for times in held_out.values())
 
 
 def test_default_run_benchmark_reports_each_run_and_their_median(capsys):
