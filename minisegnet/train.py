@@ -661,7 +661,11 @@ def evaluate_checkpoint(path, batch_size=None, backend_name=None, log=print):
     where = _choose_backend(backend_name)
     with _on_backend(where):
         task, model = _model_from_state(state, meta, path)
-        config = resolve_config(dict(meta["config"], backend=where))
+        try:
+            config = resolve_config(dict(meta["config"], backend=where))
+        except UserError as error:                  # the run's recorded options, not the user's
+            raise UserError(f"{path!r}: the configuration it records is not one this version runs "
+                            f"(as an option, {error})") from None
         try:
             _, val_ds, _ = build_datasets(config, type(task))
         except UserError as error:

@@ -460,6 +460,11 @@ def test_a_checkpoint_whose_record_was_changed_is_a_clear_error(run_dir, tmp_pat
             err = capsys.readouterr().err
             assert "does not describe a model this version builds" in err and shown in err and "Traceback" not in err
         assert not (tmp_path / "o").exists()
+    changed = json.loads(json.dumps(meta))
+    changed["config"]["batch_size"] = -5                # an option the user of evaluate never gave
+    np.savez(tmp_path / "changed.npz", **dict(state, meta=np.array(json.dumps(changed))))
+    assert main(["evaluate", str(tmp_path / "changed.npz")]) == 2
+    assert "the configuration it records is not one this version runs" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, message", [
