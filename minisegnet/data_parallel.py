@@ -5,11 +5,13 @@ two operations each needs the interpreter lock, so a second thread buys our
 step little (docs/performance.md, "Using both cores"). Processes have an
 interpreter each and share nothing, so they do not wait for one another.
 Data parallelism uses them for training: every process holds a copy of the
-model and works on its own slice of the batch. The scheme here is that of
+model and works on its own slice of the batch. The scheme is close to
 PyTorch's ``nn.DataParallel`` (one optimizer; the weights sent out and the
 gradients and outputs gathered every step), with processes where it has
-threads. One step with ``K`` processes (this one and ``K - 1`` workers,
-started once):
+threads; unlike it, each process also computes its own slice's loss (where
+``nn.DataParallel`` computes one loss on the gathered outputs), as
+``DistributedDataParallel`` does. One step with ``K`` processes (this one
+and ``K - 1`` workers, started once):
 
 1. the batch of ``N`` images (and its targets) is cut into ``K`` slices of
    ``n_k`` images, about ``N / K`` each;
@@ -30,8 +32,8 @@ For a loss that is a mean over pixels, each image weighing the same
 (cross-entropy without ignored pixels), this is the one-process gradient up
 to rounding (a test checks it). A loss averaged over a count that differs
 between slices (ignored pixels, objects) is averaged by images instead
-(``DistributedDataParallel`` averages its processes' gradients likewise,
-with equal weights); a slice whose pixels are all ignored has no mean at
+(``DistributedDataParallel`` averages its processes' gradients too, with
+equal weights instead of by images); a slice whose pixels are all ignored has no mean at
 all (its loss is NaN), which is why the trainer uses one process when the
 data have an ignored label. BatchNorm would compute its statistics per
 slice, not per batch, so a model with BatchNorm is refused.

@@ -311,8 +311,7 @@ def street_scene(h=60, w=96):
 
 def figure_encoder_decoder(size=64):
     """Feature-map sizes through a small encoder-decoder (same-padding 3x3 convs,
-    2x2 pools, 2x2 up-convs), each box ``size x size x channels``, from ``shapes``;
-    below, a classifier whose fully connected head ends at 1x1."""
+    2x2 pools, 2x2 up-convs), each box ``size x size x channels``, from ``shapes``."""
     from matplotlib.patches import Rectangle
 
     steps, s = [("input", size, 3)], size
