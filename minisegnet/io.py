@@ -94,8 +94,19 @@ def save(state_dict, path):
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"save: directory {directory!r} (for {path!r}) does not exist")
-    with atomic_file(path) as f:
-        np.savez(f, **arrays)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save: {path!r} is a folder; give a file name (e.g. {os.path.join(path, 'model.npz')!r})")
+    try:
+        with atomic_file(path) as f:
+            # what np.savez writes: one NAME.npy per entry in an uncompressed zip; written here
+            # member by member, as np.savez(f, **arrays) would take keys named "file" or
+            # "allow_pickle" for its own arguments
+            with zipfile.ZipFile(f, "w", zipfile.ZIP_STORED) as archive:
+                for key, array in arrays.items():
+                    with archive.open(key + ".npy", "w", force_zip64=True) as member:
+                        np.lib.format.write_array(member, array, allow_pickle=False)
+    except OSError as error:                        # named by the path asked for, not the temporary
+        raise type(error)(f"save: cannot write {path!r} ({error.strerror or error})") from None
     return path
 
 

@@ -575,6 +575,11 @@ def test_batch_norm_of_an_empty_batch_leaves_the_running_statistics_like_torch(t
     assert out.shape == tuple(theirs.shape)
     np.testing.assert_array_equal(mean.numpy(), tmean.numpy())
     np.testing.assert_array_equal(var.numpy(), tvar.numpy())
+    if training:                              # the module's batch counter still counts the call, as torch's
+        ours, twin = nn.BatchNorm2d(channels), torch.nn.BatchNorm2d(channels)
+        ours(msn.tensor(np.zeros((0, channels, 3, 3), np.float32)))
+        twin(torch.zeros(0, channels, 3, 3))
+        assert int(ours.num_batches_tracked.numpy()) == int(twin.num_batches_tracked) == 1
 
 
 @given(channels=st.integers(1, 3), out=st.tuples(st.integers(1, 5), st.integers(1, 5)),

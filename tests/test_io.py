@@ -62,8 +62,8 @@ def test_crash_during_write_keeps_previous(tmp_path, monkeypatch):
 
     def boom(*args, **kwargs):
         raise OSError("disk full")
-    monkeypatch.setattr(np, "savez", boom)
-    with pytest.raises(OSError, match="disk full"):
+    monkeypatch.setattr(np.lib.format, "write_array", boom)
+    with pytest.raises(OSError, match=r"save: cannot write '.*ck.npz' \(disk full\)"):
         msn.save({"a": np.zeros(3)}, path)
     monkeypatch.undo()
     np.testing.assert_array_equal(msn.load(path)["a"], np.ones(3))
@@ -150,3 +150,15 @@ def test_saved_files_get_the_permissions_of_a_plain_file(tmp_path, umask):
         assert mode("curves.png") == mode("plain")
     finally:
         os.umask(previous)
+
+
+def test_keys_named_like_savez_arguments_round_trip_and_a_folder_is_refused(tmp_path):
+    state = {"allow_pickle": np.ones(3), "file": np.arange(2), "w": np.zeros(1)}   # np.savez would eat these
+    msn.save(state, tmp_path / "ck.npz")
+    loaded = msn.load(tmp_path / "ck.npz")
+    assert sorted(loaded) == ["allow_pickle", "file", "w"]
+    for key, value in state.items():
+        np.testing.assert_array_equal(loaded[key], value)
+    with pytest.raises(IsADirectoryError, match="is a folder; give a file name"):
+        msn.save(state, tmp_path)
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz"]           # nothing written, no temporary left

@@ -333,3 +333,13 @@ def test_regression_losses_by_hand_and_errors():
         F.mse_loss(msn.tensor(np.zeros((2, 2), np.int64)), t)
     with pytest.raises(TypeError, match="target has dtype float32 but input has float64"):
         F.mse_loss(x, msn.tensor(np.zeros((2, 2), np.float32)))
+
+
+def test_regression_losses_need_a_tensor_input_and_name_a_bad_weight():
+    x = np.zeros(3)
+    for fn in (F.mse_loss, F.l1_loss):
+        with pytest.raises(TypeError, match=f"{fn.__name__}: input must be a Tensor"):
+            fn(x, x)                                           # an array would silently get no gradient
+        with pytest.raises(TypeError, match=f"{fn.__name__}: weight must be a Tensor or an array"):
+            fn(t64(x), x, weight="abc")
+        assert fn(t64(x), x).item() == 0.0                     # the target may be an array

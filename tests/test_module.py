@@ -193,3 +193,23 @@ def test_sequential_and_module_list_containers():
         nn.ModuleList([3])
     with pytest.raises(NotImplementedError, match="Module does not define forward"):
         nn.Module()(1)
+
+
+def test_load_state_dict_reports_what_did_not_fit_as_torch(torch):
+    net = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU())
+    twin = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.ReLU())
+    state = net.state_dict()
+    del state["0.bias"]
+    state["extra"] = np.zeros(1)
+    missing, unexpected = net.load_state_dict(state, strict=False)
+    theirs = twin.load_state_dict({k: torch.from_numpy(np.asarray(v)) for k, v in state.items()}, strict=False)
+    assert (missing, unexpected) == (["0.bias"], ["extra"]) == (theirs.missing_keys, theirs.unexpected_keys)
+    assert net.load_state_dict(net.state_dict()) == ([], [])
+
+
+def test_train_mode_must_be_a_flag():
+    net = nn.Sequential(nn.Conv2d(1, 2, 1))
+    for bad in ("eval", None, 1):
+        with pytest.raises(ValueError, match="train: mode must be True or False"):
+            net.train(bad)
+    assert net.train(np.bool_(False)).training is False

@@ -174,3 +174,15 @@ def test_batchnorm2d_bad_arguments():
         bn(t64(np.ones((2, 3))))
     with pytest.raises(ValueError, match="got input with 4 channels"):
         bn(t64(np.ones((2, 4, 2, 2))))
+
+
+def test_eps_zero_is_refused_where_batch_statistics_divide_by_it(torch):
+    x = msn.tensor(np.zeros((2, 2, 2, 2)))                 # a constant channel: variance 0
+    with pytest.raises(ValueError, match="batch_norm: eps must be > 0 when normalising by batch statistics"):
+        nn.BatchNorm2d(2, eps=0)(x)
+    with pytest.raises((RuntimeError, ValueError), match="eps"):     # PyTorch refuses it too
+        torch.nn.BatchNorm2d(2, eps=0)(torch.zeros(2, 2, 2, 2))
+    norm = nn.BatchNorm2d(2, eps=0).eval()                   # running statistics (variance 1): fine
+    assert np.isfinite(norm(x).numpy()).all()
+    with pytest.raises(ValueError, match="eps must be a finite non-negative number"):
+        nn.BatchNorm2d(2, eps=float("inf"))

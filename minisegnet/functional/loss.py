@@ -320,8 +320,12 @@ def dice_loss(logits, target, smooth=1.0, ignore_index=None):
         loss   = 1 - (1/C) * sum_c dice_c
 
     ``logits``: (N, C, H, W) (any (N, C, *)); ``target``: integer labels
-    (N, H, W). ``smooth`` > 0 keeps a class absent from both prediction and
-    truth at dice 1 instead of 0/0, and softens the gradient of small classes.
+    (N, H, W). ``smooth`` > 0 makes a class absent from the truth, and
+    predicted nowhere, score dice close to 1 (with ``smooth = 0`` its softmax
+    probabilities, never exactly 0, make its dice 0: a perfect prediction of
+    an image with 2 of 3 classes absent would still lose 2/3), and softens the
+    gradient of small classes. Only when every pixel is ignored is a dice 0/0
+    (NaN) with ``smooth = 0``.
     Pixels equal to ``ignore_index`` are left out of all three sums. Not part of
     PyTorch; built from differentiable ops (softmax, products, sums), so its
     backward comes from theirs. Returns a scalar.
@@ -405,8 +409,8 @@ class L1Loss(_ElementwiseRegression):
 
 def _regression_args(input, target, weight, reduction, op):
     _check_reduction(reduction, op)
-    x = input if isinstance(input, Tensor) else Tensor(input)
-    t = target if isinstance(target, Tensor) else Tensor(target)
+    x = checks.tensor(input, "input", op)               # an array here would silently get no gradient
+    t = _constant(target, "target", op)
     if x.dtype.kind != "f":
         raise TypeError(f"{op}: input must be floating-point, got dtype {x.dtype}")
     if t.shape != x.shape:
@@ -418,7 +422,7 @@ def _regression_args(input, target, weight, reduction, op):
         raise TypeError(f"{op}: target has dtype {t.dtype} but input has {x.dtype}; cast one of them")
     if weight is None:
         return x, t, None
-    w = (weight if isinstance(weight, Tensor) else Tensor(weight)).data
+    w = _constant(weight, "weight", op).data
     if tuple(w.shape) != x.shape:
         raise ValueError(f"{op}: weight has shape {tuple(w.shape)}, but it must have the input's shape {x.shape}")
     return x, t, w.astype(x.dtype, copy=False)

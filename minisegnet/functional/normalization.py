@@ -127,6 +127,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     c = x.shape[1]
     momentum = checks.real(momentum, "momentum", "batch_norm", minimum=0, maximum=1)
     eps = checks.real(eps, "eps", "batch_norm", minimum=0)
+    if training and eps == 0:
+        # a constant channel (a dead ReLU's) would divide 0 by 0; PyTorch refuses it too
+        raise ValueError("batch_norm: eps must be > 0 when normalising by batch statistics, got 0.0")
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must be given together (or both None)")
     running_mean = _per_channel(running_mean, "running_mean", c, allow_none=training)

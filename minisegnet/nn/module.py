@@ -6,6 +6,7 @@ order), so ``named_parameters()`` has a stable order and ``state_dict`` keys
 read like PyTorch's: ``"down1.conv1.weight"``.
 """
 from collections.abc import Mapping
+from typing import NamedTuple
 
 import numpy as np
 
@@ -17,6 +18,13 @@ __all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
 # While ``minisegnet.summary`` walks a model shape-only, it sets this to its
 # recorder and every module call goes there instead (see summary.py).
 _call_recorder = None
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict`` returns: the model's keys the state lacked, and the state's
+    keys the model has not (PyTorch's ``_IncompatibleKeys``)."""
+    missing_keys: list
+    unexpected_keys: list
 
 
 class Parameter(Tensor):
@@ -88,6 +96,9 @@ class Module:
 
     # ---- modes and gradients ----------------------------------------------
     def train(self, mode=True):
+        if not isinstance(mode, (bool, np.bool_)):
+            raise ValueError(f"train: mode must be True or False, got {mode!r}")     # PyTorch's error kind
+        mode = bool(mode)
         for m in self.modules():
             m.training = mode
         return self
@@ -119,7 +130,8 @@ class Module:
 
     def load_state_dict(self, state, strict=True):
         """Copy arrays into the parameters and buffers. Missing or unexpected keys
-        (when ``strict``) and shape mismatches are errors naming the key."""
+        (when ``strict``) and shape mismatches are errors naming the key. Returns
+        ``(missing_keys, unexpected_keys)``, as PyTorch (both empty after a strict load)."""
         if not isinstance(state, Mapping):
             raise TypeError(f"load_state_dict: state must be a dict of name -> array (from state_dict() "
                             f"or msn.load), got {type(state).__name__}")
@@ -147,7 +159,7 @@ class Module:
             target_data[...] = backend.asarray(value.astype(target_data.dtype),
                                                backend="cupy" if type(target_data).__module__.startswith("cupy")
                                                else "numpy")
-        return self
+        return IncompatibleKeys(missing, unexpected)
 
     def to(self, dtype):
         """Cast every parameter and floating buffer to ``dtype`` (e.g. ``np.float64``),

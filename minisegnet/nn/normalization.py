@@ -32,8 +32,8 @@ class BatchNorm2d(Module):
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
         if not isinstance(num_features, numbers.Integral) or isinstance(num_features, bool) or num_features < 1:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
-        if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not eps >= 0:
-            raise ValueError(f"eps must be a non-negative number, got {eps!r}")
+        if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not 0 <= eps < float("inf"):
+            raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
         if momentum is not None and (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
                                      or not 0 <= momentum <= 1):
             raise ValueError(f"momentum must be None or a number in [0, 1], got {momentum!r}")
