@@ -169,7 +169,7 @@ def figure_overlap_tile(size=572):
     ax.text(-border + 8, -border + 30, f"input window {size} x {size}", fontsize=10, color=_KERNEL)
     ax.text(image / 2, image + border / 2, f"mirrored border: {border} px", ha="center", va="center",
             fontsize=10, color="#756bb1")
-    ax.text(out + out / 2, out + out / 2, f"tile (1,1)'s window\n(dotted) overlaps\nits neighbours'",
+    ax.text(out + out / 2, out + out / 2, "tile (1,1)'s window\n(dotted) overlaps\nits neighbours'",
             ha="center", va="center", fontsize=9, color=_WARN)
     ax.set_xlim(-border - 20, image + border + 20)
     ax.set_ylim(image + border + 20, -border - 20)
