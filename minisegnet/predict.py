@@ -14,7 +14,7 @@ import numpy as np
 
 from . import backend, tasks
 from .autograd import Tensor, no_grad
-from .data.folder import image_array
+from .data.folder import check_image_mode, image_array
 from .train import (UserError, _checkpoint_path, _choose_backend, _crop, _is_valid_unet, _model_from_state,
                     _on_backend, _read, _valid_unet_input)
 
@@ -76,37 +76,37 @@ def predict_image(model, image, task=None, multiple=32):
     return {k: v[0] for k, v in predictions.items()} if isinstance(predictions, dict) else predictions[0]
 
 
-def _read_image(path, in_channels):
-    from PIL import Image, UnidentifiedImageError
+def _open_image(path, read):
+    """``read(im)`` of the image at ``path``; ``(result, None)``, or ``(None, what is wrong)``:
+    missing, unreadable (PIL's decompression-bomb limit included), or of a mode of unknown range."""
+    from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return image_array(im, in_channels, path)
+            return read(im), None
     except FileNotFoundError:
-        raise UserError(f"image {path!r} does not exist") from None
+        return None, f"image {path!r} does not exist"
     except ValueError as error:                       # a mode of unknown range: the message names the image
-        raise UserError(str(error)) from None
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as error:
-        raise UserError(f"cannot read image {path!r}: {error}") from None
+        return None, str(error)
+    except (OSError, Image.DecompressionBombError) as error:     # UnidentifiedImageError is an OSError
+        return None, f"cannot read image {path!r}: {error}"
+
+
+def _read_image(path, in_channels):
+    image, problem = _open_image(path, lambda im: image_array(im, in_channels, path))
+    if problem:
+        raise UserError(problem)
+    return image
 
 
 def _check_images(paths):
     """Every image exists and opens, is of a known range, is no larger than PIL accepts, and
     no two would write the same output files; all of it before any prediction is written."""
-    from PIL import Image
-
     problems, stems = [], {}
     for path in paths:
-        try:
-            with Image.open(path) as im:
-                if im.mode in ("I", "F"):
-                    image_array(im, 1, path)          # raises the ValueError naming the mode
-        except FileNotFoundError:
-            problems.append(f"image {path!r} does not exist")
-        except ValueError as error:
-            problems.append(str(error))
-        except (OSError, Image.DecompressionBombError) as error:
-            problems.append(f"cannot read image {path!r}: {error}")
+        _, problem = _open_image(path, lambda im: check_image_mode(im, path))
+        if problem:
+            problems.append(problem)
         stem = os.path.splitext(os.path.basename(path))[0]
         if stem in stems:
             problems.append(f"images {stems[stem]!r} and {path!r} would both write {stem}_*.png into --out; "

@@ -8,7 +8,7 @@ import numpy as np
 
 from .toy import default_palette
 
-__all__ = ["FolderDataset", "Subset", "check_folder"]
+__all__ = ["FolderDataset", "Subset", "check_folder", "image_array", "check_image_mode"]
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -22,14 +22,20 @@ def image_array(im, in_channels, path):
     images divided by 255 (colour converted to grey, or grey repeated, as ``in_channels``
     asks), 16-bit grey ones by 65535. A ``ValueError`` naming ``path`` for a mode whose
     range is not known (32-bit integers, floats)."""
+    check_image_mode(im, path)
     if im.mode in _SIXTEEN_BIT_MODES:
         grey = np.asarray(im, dtype=np.float32) / 65535.0
         return np.repeat(grey[None], in_channels, axis=0)
+    array = np.asarray(im.convert("RGB" if in_channels == 3 else "L"), dtype=np.float32) / 255.0
+    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+def check_image_mode(im, path):
+    """A ``ValueError`` naming ``path`` for an opened PIL image whose values have no known range
+    (32-bit integers or floats), which ``image_array`` cannot scale into ``[0, 1]``."""
     if im.mode in ("I", "F"):
         raise ValueError(f"image {path!r} has PIL mode {im.mode!r} (32-bit {'integers' if im.mode == 'I' else 'floats'}), "
                          "whose range is unknown; save it as an 8- or 16-bit image")
-    array = np.asarray(im.convert("RGB" if in_channels == 3 else "L"), dtype=np.float32) / 255.0
-    return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
 
 
 def _index_files(directory, what, extensions):

@@ -123,15 +123,15 @@ class CrossEntropy(Function):
         self.index = _flat_target_index(self.labels, x.shape)                  # (N, S)
         loss = logsumexp - x.reshape(-1)[self.index]
         # Per-pixel weight w_t, 0 where ignored: one array carries both rules.
+        self.valid_f = self.valid.reshape(loss.shape).astype(x.dtype)           # 1, or 0 where ignored
         if self.weight is None:
-            self.w_t = self.valid.reshape(loss.shape).astype(x.dtype)
+            self.w_t = self.valid_f
         else:
-            self.w_t = self.weight.astype(x.dtype)[self.labels.reshape(loss.shape)] * self.valid.reshape(loss.shape)
+            self.w_t = self.weight.astype(x.dtype)[self.labels.reshape(loss.shape)] * self.valid_f
         loss = loss * self.w_t
         if self.eps:
             c = x.shape[1]
             w_c = xp.ones(c, dtype=x.dtype) if self.weight is None else self.weight.astype(x.dtype)
-            self.valid_f = self.valid.reshape(loss.shape).astype(x.dtype)
             # sum_c w_c * (lse - x_c) = W * lse - sum_c w_c x_c
             weighted_x = xp.tensordot(w_c, x.reshape(x.shape[0], c, -1), axes=([0], [1]))  # (N, S)
             uniform = (w_c.sum() * logsumexp - weighted_x) * self.valid_f

@@ -320,8 +320,9 @@ class GridSample(Function):
             if want_x:
                 for index, weight, _ in reads:                  # dI[corner] += w g, repeats adding up
                     # a NaN or infinite point has NaN weights (its output is NaN, as PyTorch's) but
-                    # reads no pixel: nothing for the pixel its index was clipped to (PyTorch's 0)
-                    weight = xp.where(xp.isnan(weight), 0, weight)
+                    # reads no pixel: nothing for the pixel its index was clipped to (PyTorch's 0).
+                    # Weights lie in [0, 1], so fmax(w, 0) is w, and 0 for NaN: one pass
+                    weight = xp.fmax(weight, 0)
                     backend.scatter_add(gx[i].reshape(-1), (channel_start + index).reshape(-1),
                                         (gi * weight).reshape(-1))
             if want_grid and self.mode == "bilinear":
