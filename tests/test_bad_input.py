@@ -253,6 +253,11 @@ FLAGS = [
     ("Conv2d", "bias", lambda v: nn.Conv2d(1, 1, 1, bias=v), None),
     ("BatchNorm2d", "affine", lambda v: nn.BatchNorm2d(2, affine=v), None),
     ("BatchNorm2d", "track_running_stats", lambda v: nn.BatchNorm2d(2, track_running_stats=v), None),
+    ("ReLU", "inplace", lambda v: nn.ReLU(inplace=v), None),
+    ("LeakyReLU", "inplace", lambda v: nn.LeakyReLU(inplace=v), None),
+    ("ReLU6", "inplace", lambda v: nn.ReLU6(inplace=v), None),
+    ("Dropout", "inplace", lambda v: nn.Dropout(inplace=v), None),
+    ("Dropout2d", "inplace", lambda v: nn.Dropout2d(inplace=v), None),
 ]
 
 

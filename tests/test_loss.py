@@ -184,6 +184,38 @@ def test_cross_entropy_loss_module(torch):
     assert "label_smoothing=0.1" in repr(smooth)
 
 
+def test_loss_modules_match_torch(torch):
+    """BCEWithLogitsLoss, MSELoss and L1Loss: values, input gradients, reductions and
+    state-dict keys as torch.nn's; the arguments after weight are keyword-only."""
+    rng = np.random.default_rng(5)
+    x_np, t_np = rng.standard_normal((2, 3, 4, 4)), rng.random((2, 3, 4, 4))
+    w_np, pw_np = rng.uniform(0.5, 2, (4,)), rng.uniform(0.5, 3, (3, 1, 1))
+    pairs = [(nn.BCEWithLogitsLoss(w_np, reduction="sum", pos_weight=pw_np),
+              torch.nn.BCEWithLogitsLoss(torch.tensor(w_np), reduction="sum", pos_weight=torch.tensor(pw_np)),
+              ["weight", "pos_weight"]),
+             (nn.BCEWithLogitsLoss(), torch.nn.BCEWithLogitsLoss(), []),
+             (nn.MSELoss(), torch.nn.MSELoss(), []),
+             (nn.MSELoss(reduction="none"), torch.nn.MSELoss(reduction="none"), []),
+             (nn.L1Loss(reduction="sum"), torch.nn.L1Loss(reduction="sum"), [])]
+    for ours, theirs, keys in pairs:
+        x, tx = t64(x_np), as_torch(torch, x_np)
+        out, tout = ours(x, t_np), theirs(tx, torch.tensor(t_np))
+        assert_close(out, tout)
+        out.sum().backward(); tout.sum().backward()
+        assert_close(x.grad, tx.grad)
+        assert list(ours.state_dict()) == list(theirs.state_dict()) == keys
+        assert repr(ours).startswith(type(ours).__name__ + "(")
+    for make in (nn.MSELoss, nn.L1Loss):
+        with pytest.raises(TypeError):
+            make("sum")                       # torch reads a positional argument as size_average
+        with pytest.raises(ValueError, match=f"{make.__name__}: reduction must be one of"):
+            make(reduction="avg")
+    with pytest.raises(TypeError):
+        nn.BCEWithLogitsLoss(None, "sum")
+    with pytest.raises(TypeError):
+        nn.CrossEntropyLoss(None, 255)        # torch: size_average=255
+
+
 # ---- binary cross-entropy with logits ------------------------------------------------------
 @given(shape=st.sampled_from([(5,), (3, 4), (2, 3, 2, 2)]), reduction=st.sampled_from(["mean", "sum", "none"]),
        use_weight=st.booleans(), use_pos_weight=st.booleans(), soft=st.booleans(),

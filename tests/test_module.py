@@ -95,6 +95,22 @@ def test_shared_parameter_is_listed_once_but_saved_under_both_names(torch):
     model.load_state_dict(model.state_dict())
 
 
+def test_shared_module_is_walked_once_as_torch(torch):
+    """A module reached twice is listed once by named_modules and modules (under its
+    first name), its buffers once by named_buffers; remove_duplicate=False lists it twice."""
+    bn, tbn = nn.BatchNorm2d(2), torch.nn.BatchNorm2d(2)
+    model = nn.Sequential(bn, nn.Sequential(bn, nn.ReLU()))
+    tmodel = torch.nn.Sequential(tbn, torch.nn.Sequential(tbn, torch.nn.ReLU()))
+    names = [n for n, _ in model.named_modules()]
+    assert names == [n for n, _ in tmodel.named_modules()] == ["", "0", "1", "1.1"]
+    assert len(list(model.modules())) == 4
+    assert [n for n, _ in model.named_modules(remove_duplicate=False)] == \
+        [n for n, _ in tmodel.named_modules(remove_duplicate=False)] == ["", "0", "1", "1.0", "1.1"]
+    assert [n for n, _ in model.named_buffers()] == [n for n, _ in tmodel.named_buffers()]
+    assert list(model.state_dict()) == list(tmodel.state_dict())     # saved under both names, as torch
+    assert [n for n, _ in model.named_modules(prefix="net")][:2] == ["net", "net.0"]
+
+
 def test_state_dict_round_trip_restores_outputs():
     msn.manual_seed(1)
     a = Net()

@@ -1,4 +1,4 @@
-"""Activation, dropout and loss layers: thin module forms of ``functional``.
+"""Activation and dropout layers: thin module forms of ``functional``.
 
 They hold no parameters, only their settings, so a model can be written as a
 ``Sequential`` of layers. Dropout layers look at ``self.training``: they drop
@@ -6,20 +6,19 @@ in ``train()`` mode and pass the input through unchanged in ``eval()`` mode.
 """
 from .. import checks
 from .. import functional as F
-from ..autograd import Tensor
 from ..functional.activation import _check_dropout_p, _check_negative_slope
-from ..functional.loss import _check_label_smoothing, _check_reduction
 from .module import Module
 
 __all__ = ["ReLU", "LeakyReLU", "ReLU6", "Sigmoid", "Tanh", "Softmax", "LogSoftmax",
-           "Dropout", "Dropout2d", "Identity", "CrossEntropyLoss"]
+           "Dropout", "Dropout2d", "Identity"]
 
 
 class ReLU(Module):
-    """max(x, 0). ``inplace`` is accepted for PyTorch compatibility and ignored."""
+    """max(x, 0). ``inplace`` (a flag) is accepted for PyTorch compatibility and
+    ignored: the result is always a new tensor (so is every layer's here)."""
 
     def __init__(self, inplace=False):
-        self.inplace = inplace
+        self.inplace = checks.flag(inplace, "inplace", "ReLU")
 
     def forward(self, x):
         return F.relu(x)
@@ -29,7 +28,8 @@ class LeakyReLU(Module):
     """x where x > 0, else ``negative_slope * x``."""
 
     def __init__(self, negative_slope=0.01, inplace=False):
-        self.negative_slope, self.inplace = _check_negative_slope(negative_slope), inplace
+        self.negative_slope = _check_negative_slope(negative_slope)
+        self.inplace = checks.flag(inplace, "inplace", "LeakyReLU")      # accepted and ignored, as ReLU's
 
     def forward(self, x):
         return F.leaky_relu(x, self.negative_slope)
@@ -42,7 +42,7 @@ class ReLU6(Module):
     """min(max(x, 0), 6), MobileNetV2's activation."""
 
     def __init__(self, inplace=False):
-        self.inplace = inplace
+        self.inplace = checks.flag(inplace, "inplace", "ReLU6")          # accepted and ignored, as ReLU's
 
     def forward(self, x):
         return F.relu6(x)
@@ -89,7 +89,7 @@ class Dropout(Module):
 
     def __init__(self, p=0.5, inplace=False):
         self.p = _check_dropout_p(p)
-        self.inplace = inplace
+        self.inplace = checks.flag(inplace, "inplace", type(self).__name__)    # accepted and ignored
 
     def forward(self, x):
         return F.dropout(x, self.p, self.training)
@@ -115,30 +115,3 @@ class Identity(Module):
 
     def forward(self, x):
         return x
-
-
-class CrossEntropyLoss(Module):
-    """``F.cross_entropy`` as a module: ``CrossEntropyLoss(weight, ignore_index=255)(logits, target)``.
-
-    ``weight`` (optional (C,) class weights) is kept as a buffer, so it appears
-    in the state dict under the key ``weight`` as in PyTorch.
-    """
-
-    def __init__(self, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        _check_reduction(reduction, "CrossEntropyLoss")
-        _check_label_smoothing(label_smoothing, "CrossEntropyLoss")
-        self.label_smoothing = label_smoothing
-        self.weight = None if weight is None else (weight if isinstance(weight, Tensor) else Tensor(weight))
-        if self.weight is not None and self.weight.ndim != 1:
-            raise ValueError(f"CrossEntropyLoss: weight must be a 1-D tensor of class weights, got shape "
-                             f"{self.weight.shape}")
-        self.ignore_index = ignore_index
-        self.reduction = reduction
-        self._buffers = ("weight",) if self.weight is not None else ()
-
-    def forward(self, input, target):
-        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
-
-    def extra_repr(self):
-        return (f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
-                + (f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""))

@@ -1,0 +1,101 @@
+"""Loss layers: ``F.cross_entropy``, ``F.binary_cross_entropy_with_logits``,
+``F.mse_loss`` and ``F.l1_loss`` as modules, as in ``torch.nn``.
+
+A loss module holds its settings, and its constant tensors (class weights,
+``pos_weight``) as buffers, so they appear in the state dict under PyTorch's
+keys. Its ``forward(input, target)`` calls the functional form, where the
+formulas and the gradients live.
+
+PyTorch's deprecated ``size_average`` and ``reduce`` arguments are left out.
+In PyTorch they come right after ``weight`` (or first, for the regression
+losses), so the arguments that follow are keyword-only here: a call written
+positionally for one library fails in the other instead of meaning something
+else.
+"""
+from .. import functional as F
+from ..autograd import Tensor
+from ..functional.loss import _check_label_smoothing, _check_reduction
+from .module import Module
+
+__all__ = ["CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss"]
+
+
+def _buffer(value):
+    """An optional constant (class weights, pos_weight) as a Tensor, or None."""
+    return None if value is None or isinstance(value, Tensor) else Tensor(value)
+
+
+class CrossEntropyLoss(Module):
+    """``F.cross_entropy`` as a module: ``CrossEntropyLoss(weight, ignore_index=255)(logits, target)``.
+
+    ``weight`` (optional (C,) class weights) is kept as a buffer, so it appears
+    in the state dict under the key ``weight`` as in PyTorch.
+    """
+
+    def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+        _check_reduction(reduction, "CrossEntropyLoss")
+        _check_label_smoothing(label_smoothing, "CrossEntropyLoss")
+        self.label_smoothing = label_smoothing
+        self.weight = _buffer(weight)
+        if self.weight is not None and self.weight.ndim != 1:
+            raise ValueError(f"CrossEntropyLoss: weight must be a 1-D tensor of class weights, got shape "
+                             f"{self.weight.shape}")
+        self.ignore_index = ignore_index
+        self.reduction = reduction
+        self._buffers = ("weight",) if self.weight is not None else ()
+
+    def forward(self, input, target):
+        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
+
+    def extra_repr(self):
+        return (f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
+                + (f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""))
+
+
+class BCEWithLogitsLoss(Module):
+    """``F.binary_cross_entropy_with_logits`` as a module: one sigmoid and binary
+    cross-entropy per element, for a mask per object or per class (e.g. a
+    foreground map). ``weight`` and ``pos_weight`` are buffers, saved under
+    those keys when given, as in PyTorch; their shapes are checked against the
+    input at the first call."""
+
+    def __init__(self, weight=None, *, reduction="mean", pos_weight=None):
+        _check_reduction(reduction, "BCEWithLogitsLoss")
+        self.weight, self.pos_weight = _buffer(weight), _buffer(pos_weight)
+        self.reduction = reduction
+        self._buffers = tuple(name for name in ("weight", "pos_weight") if getattr(self, name) is not None)
+
+    def forward(self, input, target):
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"
+
+
+class MSELoss(Module):
+    """``F.mse_loss`` as a module: the mean (or sum) of ``(input - target)^2``.
+    (Per-element weights are an argument of ``F.mse_loss`` only, as in PyTorch.)"""
+
+    def __init__(self, *, reduction="mean"):
+        _check_reduction(reduction, "MSELoss")
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.mse_loss(input, target, self.reduction)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"
+
+
+class L1Loss(Module):
+    """``F.l1_loss`` as a module: the mean (or sum) of ``|input - target|``."""
+
+    def __init__(self, *, reduction="mean"):
+        _check_reduction(reduction, "L1Loss")
+        self.reduction = reduction
+
+    def forward(self, input, target):
+        return F.l1_loss(input, target, self.reduction)
+
+    def extra_repr(self):
+        return f"reduction={self.reduction!r}"
