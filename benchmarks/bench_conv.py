@@ -142,6 +142,7 @@ LEVERS = {
     "forward columns kept for the weight gradient (keep_columns on)": "keep_columns",
     "no direct depthwise path (im2col instead)": "depthwise",
     "bias in a separate pass (fused_bias off)": "fused_bias",
+    "every tap row's columns copied (row_taps off)": "row_taps",
 }
 
 

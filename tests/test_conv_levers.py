@@ -364,6 +364,48 @@ def test_a_pointwise_conv_reads_its_input_as_its_columns():
     assert not np.shares_memory(padded, x)
 
 
+# ---- row taps: one kernel row's columns, the other rows as views -------------------------------
+def test_row_tap_blocks_are_the_full_columns_of_each_tap_row():
+    """Tap row i's block of the row-tap columns is, row for row, the im2col columns of taps
+    (i, 0..kw-1): the identity the ``row_taps`` lever rests on (dilation 2 down the rows)."""
+    x = _randn((2, 3, 7, 6), 4)
+    kernel, pads, dilation = (3, 2), (2, 1, 1, 0), (2, 1)
+    ho, wo = conv_fast._out_hw(x.shape[2:], pads, kernel, (1, 1), dilation)
+    full = core._im2col(core._pad(x, pads), kernel, (1, 1), dilation, (ho, wo), np.empty((2, 3 * 6, ho * wo)))
+    rows = conv_fast._row_tap_columns(x, (0, 2, 0, ho), kernel, pads, dilation, wo)
+    assert rows.shape == (2, 3 * 2, (ho + 2 * 2) * wo)
+    for i in range(3):
+        block = conv_fast._row_tap_block(rows, i, dilation[0], wo, ho * wo)
+        np.testing.assert_array_equal(block.reshape(2, 3, 2, -1), full.reshape(2, 3, 3, 2, -1)[:, :, i])
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("k, d, p, limit", [((3, 3), (1, 1), (1, 1), None), ((3, 2), (2, 1), (2, 0), None),
+                                            ((2, 3), (1, 2), (0, 3), None), ((3, 3), (2, 2), (1, 2), 64)])
+def test_row_taps_match_torch_at_stride_1(torch, transposed, k, d, p, limit):
+    """Stride-1 convs and transposed convs with the ``row_taps`` lever on and off, dilated down
+    the rows or across, in whole images and (a small memory limit) in bands of rows:
+    PyTorch's output and gradients either way."""
+    case = dict(transposed=transposed, n=3, c_in=2, c_out=3, groups=1, k=k, s=(1, 1), d=d, p=p, op=(0, 0),
+                size=(7, 6))
+    tX, tW, tB = (as_torch(torch, a) for a in (_randn((3, 2, 7, 6), 0),
+                                               _randn((2, 3) + k if transposed else (3, 2) + k, 1),
+                                               _randn((3,), 2)))
+    conv = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
+    ty = conv(tX, tW, tB, 1, p, 0, 1, d) if transposed else conv(tX, tW, tB, 1, p, d)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    previous_limit = conv_fast.set_im2col_limit(limit or conv_fast.get_im2col_limit())
+    try:
+        for on in (True, False):
+            with small_pieces():
+                got, _ = _with_levers({"row_taps": on}, lambda: _run_case(case, 0))
+            for what, a, t in zip(("output", "grad input", "grad weight", "grad bias"), got,
+                                  (ty, tX.grad, tW.grad, tB.grad)):
+                assert_close(a, t, what=f"{what}, row_taps {on}")
+    finally:
+        conv_fast.set_im2col_limit(previous_limit)
+
+
 # ---- ReLU and max-pool, a slab of images at a time --------------------------------------------
 @pytest.mark.parametrize("k, s, p, d, ceil", [(2, 2, 0, 1, False), (3, 2, 1, 2, True), (3, 1, 1, 1, False)])
 def test_relu_and_max_pool_in_slabs_match_torch_at_any_thread_count(torch, monkeypatch, k, s, p, d, ceil):
