@@ -62,10 +62,21 @@ class Module:
         for _, m in self.named_children():
             yield m
 
-    def named_modules(self, prefix=""):
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """(name, module) pairs, this module first (name ``prefix``), then its
+        children's trees depth first, in attribute order. A module reached twice
+        (shared by two parents, or assigned under two names) is listed once, under
+        its first name, unless ``remove_duplicate`` is False; ``memo`` is the set
+        of modules already listed, as in PyTorch."""
+        if memo is None:
+            memo = set()
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self.named_children():
-            yield from child.named_modules(f"{prefix}.{name}" if prefix else name)
+            yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
     def modules(self):
         for _, m in self.named_modules():
@@ -77,7 +88,7 @@ class Module:
         shared by several modules is listed once, under its first name, so an
         optimizer updates it once."""
         seen = set()
-        for module_prefix, module in self.named_modules(prefix):
+        for module_prefix, module in self.named_modules(prefix=prefix):
             for name, value in vars(module).items():
                 if isinstance(value, Parameter) and id(value) not in seen:
                     seen.add(id(value))
@@ -88,11 +99,15 @@ class Module:
 
     def named_buffers(self, prefix=""):
         """Non-learnable state saved with the model (e.g. BatchNorm's running mean).
-        A module lists its buffer attribute names in ``_buffers``."""
-        for name in getattr(self, "_buffers", ()):
-            yield (f"{prefix}.{name}" if prefix else name), getattr(self, name)
-        for name, child in self.named_children():
-            yield from child.named_buffers(f"{prefix}.{name}" if prefix else name)
+        A module lists its buffer attribute names in ``_buffers``. As for
+        parameters, a buffer shared by several modules is listed once."""
+        seen = set()
+        for module_prefix, module in self.named_modules(prefix=prefix):
+            for name in getattr(module, "_buffers", ()):
+                value = getattr(module, name)
+                if id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
     # ---- modes and gradients ----------------------------------------------
     def train(self, mode=True):
@@ -115,7 +130,7 @@ class Module:
         """(key, parameter or buffer) in PyTorch's state-dict order: per module,
         its parameters then its buffers, then its children, depth first.
         Unlike ``named_parameters``, a shared tensor appears under every name."""
-        for prefix, module in self.named_modules():
+        for prefix, module in self.named_modules(remove_duplicate=False):
             dot = f"{prefix}." if prefix else ""
             for name, value in vars(module).items():
                 if isinstance(value, Parameter):
