@@ -161,6 +161,7 @@ def phase_times(ours, theirs, opt, topt, x, y, repeats, clock):
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
 
     def timed(model, loss_fn, optimizer, xi, yi):
+        timing.settle()                   # the other library's spinning threads stop first
         t0 = clock()
         logits = model(xi)
         t1 = clock()

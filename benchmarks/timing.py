@@ -7,6 +7,11 @@ Timing
   their ratio. Medians, not means: one preempted run should not move the
   figure. ``clock=time.process_time`` counts this process's CPU time (all
   its threads), the steadier measure with one thread on a shared machine.
+  Every timed call (``time_once``) starts after a *settle*: ``SETTLE``
+  seconds of busy waiting, untimed. PyTorch's OpenMP threads keep spinning
+  after a parallel call returns (about 10 ms of one core here at two
+  threads, measured), so without it each of our calls at two threads
+  started while PyTorch's thread still held one of the two cores.
 
 Threads
   ``threads(n)`` (a context manager) sets every thread count at once:
@@ -38,7 +43,7 @@ import subprocess
 import sys
 import time
 
-__all__ = ["time_once", "compare", "threads", "set_blas_threads", "get_blas_threads", "machine_info",
+__all__ = ["time_once", "settle", "SETTLE", "compare", "threads", "set_blas_threads", "get_blas_threads", "machine_info",
            "LoadMonitor", "verdict", "torch_scaling", "report_header", "machine_summary", "result_line", "markdown_table", "peak_rss_mib",
            "python_peak_rss_mib", "BUSY_LOAD", "BUSY_OTHERS", "BUSY_STEAL"]
 
@@ -49,11 +54,28 @@ BUSY_LOAD = 0.5
 BUSY_OTHERS = 0.10
 BUSY_STEAL = 0.05
 
+# Seconds of busy waiting before each timed call (``settle``): longer than the ~10 ms for
+# which PyTorch's OpenMP worker spins after a parallel call (at two threads, on the 2-core
+# machine of docs/benchmarks.md), so that the call timed next has the cores to itself.
+SETTLE = 0.02
+
 
 # ---- timing -----------------------------------------------------------------------------
+def settle(seconds=None):
+    """Busy-wait ``seconds`` (default ``SETTLE``) so that threads a previous call left
+    spinning (PyTorch's OpenMP workers) stop before the next timed call. Busy, not asleep:
+    a sleeping process lets the core idle, and a call that follows an idle spell runs
+    slower (cold caches, a descheduled virtual CPU)."""
+    end = time.perf_counter() + (SETTLE if seconds is None else seconds)
+    while time.perf_counter() < end:
+        pass
+
+
 def time_once(fn, clock=time.perf_counter):
-    """Seconds taken by one call of ``fn()``; ``clock`` is wall time (``perf_counter``)
-    by default, or e.g. ``time.process_time`` for this process's CPU time."""
+    """Seconds taken by one call of ``fn()``, timed after a ``settle`` (untimed); ``clock`` is
+    wall time (``perf_counter``) by default, or e.g. ``time.process_time`` for this
+    process's CPU time."""
+    settle()
     start = clock()
     fn()
     return clock() - start

@@ -118,3 +118,17 @@ def test_default_run_benchmark_reports_each_run_and_their_median(capsys):
         assert exit.code == 2
     else:
         raise AssertionError("--runs 0 was accepted")
+
+
+def test_each_timed_call_starts_after_a_settle(monkeypatch):
+    """time_once busy-waits SETTLE seconds before the clock starts (so threads the other
+    library left spinning have stopped) and reports only the call's own time."""
+    import time
+
+    import timing
+
+    monkeypatch.setattr(timing, "SETTLE", 0.05)
+    calls = []
+    start = time.perf_counter()
+    took = timing.time_once(lambda: calls.append(time.perf_counter()))
+    assert calls[0] - start >= 0.05 and took < 0.05
