@@ -50,19 +50,20 @@ WAITING = "waiting for the thread pool"
 
 def our_category(filename, function):
     """The category of one profiled Python function of ours (by module and name), or
-    None for code that is not ours (NumPy's Python wrappers, builtins): their time goes
-    to whichever of our functions called them."""
+    None for code that is not ours (NumPy's Python wrappers, builtins) and for a list
+    comprehension, generator expression or lambda of ours: their time goes to whichever
+    of our functions called them."""
     name = filename.replace("\\", "/")
-    if "minisegnet/" not in name:
-        return None
+    if "minisegnet/" not in name or function.startswith("<"):
+        return None           # a list comprehension, generator or lambda: its caller's category
     if name.endswith("functional/conv_fast.py") or name.endswith("functional/conv.py"):
-        if function in ("_im2col", "_im2col_unpadded", "_piece_columns"):
+        if function in ("_im2col", "_im2col_unpadded", "_im2col_window", "_piece_columns", "_row_tap_columns"):
             return "im2col copies"
         if function == "_col2im":
             return "col2im"
         if function in ("_pad", "_pad_scratch"):
             return "padding"
-        if function.startswith("_gemm"):
+        if function.startswith("_gemm") or function in ("_row_tap_forward", "_row_tap_weight_grad"):
             return "GEMMs"
         if function.startswith("_depthwise"):
             return "depthwise"

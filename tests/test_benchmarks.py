@@ -132,3 +132,26 @@ def test_each_timed_call_starts_after_a_settle(monkeypatch):
     start = time.perf_counter()
     took = timing.time_once(lambda: calls.append(time.perf_counter()))
     assert calls[0] - start >= 0.05 and took < 0.05
+
+
+def test_the_profile_puts_every_product_and_copy_of_conv_fast_in_its_category():
+    """Each function of conv_fast.py and conv.py that calls a matmul counts as GEMMs in the
+    step's profile, and each that builds columns as im2col copies (a new route whose
+    functions were left out would put its products under Python overhead)."""
+    import inspect
+
+    import profile_step
+    from minisegnet.functional import conv as core
+
+    for module in (conv_fast, core):
+        for name, fn in inspect.getmembers(module, inspect.isfunction):
+            if fn.__module__ != module.__name__:
+                continue
+            source = inspect.getsource(fn)
+            category = profile_step.our_category(inspect.getsourcefile(fn), name)
+            if "matmul(" in source and name not in ("_weight_grad_pieces",):     # its matmul: CuPy's route
+                assert category == "GEMMs", name
+            if name.startswith("_im2col") or (name.endswith("_columns") and "cols" in source):
+                assert category == "im2col copies", name
+    # a comprehension's own time goes to the function it is in (Python 3.11 profiles it apart)
+    assert profile_step.our_category(inspect.getsourcefile(conv_fast), "<listcomp>") is None
