@@ -661,14 +661,12 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
 
     def task(k):
         n0, n1, r0, r1 = pieces[k]
-        if row_taps:
-            g_piece = g_flat[n0:n1, :, r0 * wo:r1 * wo]
-            cols = _row_tap_columns(x, pieces[k], kernel, pads, dilation, wo)
-            return (_row_tap_weight_grad(g_piece, cols, kernel, dilation[0], wo),
-                    g_piece.sum(axis=(0, 2)) if bias_here else None)
-        cols = saved.columns[k] if kept else _piece_columns(x, pieces[k], kernel, stride, pads, dilation, wo,
-                                                            images_inside=inside)
         g_piece = g_flat[n0:n1, :, r0 * wo:r1 * wo]
+        if row_taps:
+            cols = _row_tap_columns(x, pieces[k], kernel, pads, dilation, wo)
+        else:
+            cols = saved.columns[k] if kept else _piece_columns(x, pieces[k], kernel, stride, pads, dilation, wo,
+                                                                images_inside=inside)
         if inside:          # (C_out, n*L) @ (n*L, rows): the sum over images is inside the GEMM
             g_rows = _scratch(xp, (c_out, n1 - n0, (r1 - r0) * wo), g.dtype, "grad_rows")
             g_rows[...] = g_piece.transpose(1, 0, 2)
@@ -676,6 +674,8 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
             grad_b = g_rows.sum(axis=1) if bias_here else None
             return xp.matmul(g_rows, cols.reshape(rows, -1).T).reshape(1, c_out, rows), grad_b
         grad_b = g_piece.sum(axis=(0, 2)) if bias_here else None
+        if row_taps:
+            return _row_tap_weight_grad(g_piece, cols, kernel, dilation[0], wo), grad_b
         return core._gemm_weight_grad(g_piece, cols, groups), grad_b
 
     partials = _run(xp, task, list(range(len(pieces))))
