@@ -7,11 +7,13 @@ Timing
   their ratio. Medians, not means: one preempted run should not move the
   figure. ``clock=time.process_time`` counts this process's CPU time (all
   its threads), the steadier measure with one thread on a shared machine.
-  Every timed call (``time_once``) starts after a *settle*: ``SETTLE``
-  seconds of busy waiting, untimed. PyTorch's OpenMP threads keep spinning
-  after a parallel call returns (about 10 ms of one core here at two
-  threads, measured), so without it each of our calls at two threads
-  started while PyTorch's thread still held one of the two cores.
+  Every timed call (``time_once``) starts after a *settle*: an untimed
+  wait, ``SETTLE`` seconds busy and then on until no other thread of the
+  process burns CPU. PyTorch's OpenMP threads keep spinning after a
+  parallel call returns (about 10 ms of one core here at two threads), and
+  OpenBLAS's after a multi-threaded GEMM (about 80 ms), so without it a
+  call at two threads could start while the other library's spinning
+  thread still held one of the two cores.
 
 Threads
   ``threads(n)`` (a context manager) sets every thread count at once:
@@ -43,7 +45,7 @@ import subprocess
 import sys
 import time
 
-__all__ = ["time_once", "settle", "SETTLE", "compare", "threads", "set_blas_threads", "get_blas_threads", "machine_info",
+__all__ = ["time_once", "settle", "SETTLE", "SETTLE_MOST", "compare", "threads", "set_blas_threads", "get_blas_threads", "machine_info",
            "LoadMonitor", "verdict", "torch_scaling", "report_header", "machine_summary", "result_line", "markdown_table", "peak_rss_mib",
            "python_peak_rss_mib", "BUSY_LOAD", "BUSY_OTHERS", "BUSY_STEAL"]
 
@@ -54,19 +56,36 @@ BUSY_LOAD = 0.5
 BUSY_OTHERS = 0.10
 BUSY_STEAL = 0.05
 
-# Seconds of busy waiting before each timed call (``settle``): longer than the ~10 ms for
-# which PyTorch's OpenMP worker spins after a parallel call (at two threads, on the 2-core
-# machine of docs/benchmarks.md), so that the call timed next has the cores to itself.
+# The wait before each timed call (``settle``): SETTLE seconds of busy waiting (longer than the
+# ~10 ms for which PyTorch's OpenMP worker spins after a parallel call at two threads, on the
+# 2-core machine of docs/benchmarks.md), then on while another thread of the process still
+# burns CPU (OpenBLAS's workers spin ~80 ms after a GEMM of their own), at most SETTLE_MOST.
 SETTLE = 0.02
+SETTLE_MOST = 0.5
 
 
 # ---- timing -----------------------------------------------------------------------------
-def settle(seconds=None):
-    """Busy-wait ``seconds`` (default ``SETTLE``) so that threads a previous call left
-    spinning (PyTorch's OpenMP workers) stop before the next timed call. Busy, not asleep:
-    a sleeping process lets the core idle, and a call that follows an idle spell runs
-    slower (cold caches, a descheduled virtual CPU)."""
-    end = time.perf_counter() + (SETTLE if seconds is None else seconds)
+def settle(seconds=None, most=None):
+    """Wait, untimed, until threads a previous call left spinning (PyTorch's OpenMP workers,
+    about 10 ms; OpenBLAS's, about 80 ms) have stopped: busy-wait ``seconds`` (default
+    ``SETTLE``), then sleep 5 ms at a time while another thread of this process still
+    burns CPU (more than a fifth of the slice), at most ``most`` seconds in all (default
+    ``SETTLE_MOST``), and busy-wait 2 ms more. The sleeps hand the core to the spinning
+    thread (OpenBLAS's worker made no progress towards its timeout while this thread
+    busy-waited); the busy parts keep the core from idling (a call that follows an idle
+    spell runs slower: cold caches, a descheduled virtual CPU)."""
+    deadline = time.perf_counter() + (SETTLE_MOST if most is None else most)
+    _spin(SETTLE if seconds is None else seconds)
+    while time.perf_counter() < deadline:
+        cpu = time.process_time()
+        time.sleep(0.005)
+        if time.process_time() - cpu < 0.001:
+            break
+    _spin(0.002)
+
+
+def _spin(seconds):
+    end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         pass
 

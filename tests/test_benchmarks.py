@@ -155,3 +155,24 @@ def test_the_profile_puts_every_product_and_copy_of_conv_fast_in_its_category():
                 assert category == "im2col copies", name
     # a comprehension's own time goes to the function it is in (Python 3.11 profiles it apart)
     assert profile_step.our_category(inspect.getsourcefile(conv_fast), "<listcomp>") is None
+
+
+def test_the_settle_waits_out_a_spinning_thread():
+    """A thread of the process still burning CPU (as OpenBLAS's workers do after a GEMM)
+    keeps the settle waiting until it stops."""
+    import threading
+    import time
+
+    import timing
+
+    def spin():
+        end = time.perf_counter() + 0.15
+        while time.perf_counter() < end:
+            pass
+
+    spinner = threading.Thread(target=spin)
+    start = time.perf_counter()
+    spinner.start()
+    timing.settle(seconds=0.0)
+    assert time.perf_counter() - start >= 0.14 and not spinner.is_alive()
+    spinner.join()

@@ -379,6 +379,25 @@ def test_row_tap_blocks_are_the_full_columns_of_each_tap_row():
         np.testing.assert_array_equal(block.reshape(2, 3, 2, -1), full.reshape(2, 3, 3, 2, -1)[:, :, i])
 
 
+def test_row_taps_step_aside_for_bands_no_taller_than_the_dilation(monkeypatch):
+    """A band of r output rows reads r + d*(kh-1) padded rows: its row-tap columns are the
+    smaller buffer only when r > d. With bands of 2 rows, a conv dilated by 2 goes by full
+    columns, one dilated by 1 by row taps, and every row-tap buffer fits the memory limit."""
+    built = []
+    original = conv_fast._row_tap_columns
+    monkeypatch.setattr(conv_fast, "_row_tap_columns", lambda *a: built.append(original(*a)) or built[-1])
+    x, w = msn.tensor(_randn((1, 4, 9, 8), 0)), msn.tensor(_randn((3, 4, 3, 3), 1))
+    two_rows = 2 * 4 * 9 * 8 * 8                 # bytes of full float64 columns of two output rows
+    previous = conv_fast.set_im2col_limit(two_rows)
+    try:
+        F.conv2d(x, w, padding=2, dilation=2)
+        assert built == []
+        F.conv2d(x, w, padding=1)
+        assert built and all(cols.nbytes <= two_rows for cols in built)
+    finally:
+        conv_fast.set_im2col_limit(previous)
+
+
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("k, d, p, limit", [((3, 3), (1, 1), (1, 1), None), ((3, 2), (2, 1), (2, 0), None),
                                             ((2, 3), (1, 2), (0, 3), None), ((3, 3), (2, 2), (1, 2), 64)])

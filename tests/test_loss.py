@@ -214,6 +214,15 @@ def test_loss_modules_match_torch(torch):
         nn.BCEWithLogitsLoss(None, "sum")
     with pytest.raises(TypeError):
         nn.CrossEntropyLoss(None, 255)        # torch: size_average=255
+    # a buffer set to None is not saved, one set later is, as in torch
+    for ours, theirs in ((nn.CrossEntropyLoss(np.ones(3)), torch.nn.CrossEntropyLoss(torch.ones(3))),
+                         (nn.BCEWithLogitsLoss(pos_weight=np.ones(3)),
+                          torch.nn.BCEWithLogitsLoss(pos_weight=torch.ones(3)))):
+        ours.weight = theirs.weight = None
+        assert list(ours.state_dict()) == list(theirs.state_dict())
+        assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+        ours.weight, theirs.weight = msn.tensor(np.ones(3)), torch.ones(3)
+        assert list(ours.state_dict()) == list(theirs.state_dict())
 
 
 # ---- binary cross-entropy with logits ------------------------------------------------------

@@ -109,6 +109,9 @@ def test_shared_module_is_walked_once_as_torch(torch):
     assert [n for n, _ in model.named_buffers()] == [n for n, _ in tmodel.named_buffers()]
     assert list(model.state_dict()) == list(tmodel.state_dict())     # saved under both names, as torch
     assert [n for n, _ in model.named_modules(prefix="net")][:2] == ["net", "net.0"]
+    relus, trelus = nn.Sequential(nn.ReLU(), nn.ReLU()), torch.nn.Sequential(torch.nn.ReLU(), torch.nn.ReLU())
+    assert [n for n, _ in relus.named_modules(memo={relus[0]})] == \
+        [n for n, _ in trelus.named_modules(memo={trelus[0]})] == ["", "1"]       # memo holds modules
 
 
 def test_state_dict_round_trip_restores_outputs():

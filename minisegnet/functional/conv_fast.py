@@ -107,7 +107,9 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     ``r + i*dh``: the same row that tap row 0 reads for output row
     ``r + i*dh``. So the columns are built for one kernel row only (im2col
     with a (1, kw) kernel over every padded input row the outputs read:
-    ``kw`` copies of the input instead of ``kh*kw``), and the columns of tap
+    about ``kw`` copies of the input instead of ``kh*kw``; a band of ``r``
+    output rows reads ``dh*(kh-1)`` rows more than its own, so a piece goes
+    by row taps only when ``r > dh``, where they copy less), and the columns of tap
     row ``i`` are a block of them, ``W_out * i*dh`` elements further on,
     which BLAS reads in place (a matrix whose rows lie a fixed distance
     apart). The product becomes ``kh`` GEMMs, each over ``C*kw`` instead of
@@ -487,10 +489,19 @@ def _piece_columns(x, piece, kernel, stride, pads, dilation, wo, fresh=False, im
 
 
 def _uses_row_taps(xp, kernel, stride, groups, keep=False):
-    """Whether a conv goes by row taps (the ``row_taps`` lever): on NumPy, at stride 1, with
+    """Whether a conv may go by row taps (the ``row_taps`` lever): on NumPy, at stride 1, with
     one group, a kernel more than one row high, and no forward columns to keep (kept
-    columns are the full im2col columns, ``keep_columns``)."""
+    columns are the full im2col columns, ``keep_columns``). Each piece then checks
+    ``_row_taps_pay``."""
     return _levers["row_taps"] and xp is np and stride == (1, 1) and groups == 1 and kernel[0] > 1 and not keep
+
+
+def _row_taps_pay(piece, dh):
+    """A band of ``r`` output rows reads ``r + dh*(kh-1)`` padded rows, so its row-tap columns
+    are smaller than its full columns (``r*kh`` rows' worth) only when ``r > dh``; then they
+    also fit the memory limit that the full columns were cut to. A shorter band (a narrow
+    band of a widely dilated conv) goes by full columns."""
+    return piece[3] - piece[2] > dh
 
 
 def _row_tap_columns(x, piece, kernel, pads, dilation, wo):
@@ -616,7 +627,7 @@ def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
     def task(piece):
         n0, n1, r0, r1 = piece
         out = y[n0:n1, :, :, r0 * wo:r1 * wo]
-        if w_rows is not None:
+        if w_rows is not None and _row_taps_pay(piece, dilation[0]):
             _row_tap_forward(w_rows, _row_tap_columns(x, piece, (kh, kw), pads, dilation, wo), out[:, 0],
                              dilation[0], wo)
             if fused is not None:
@@ -662,7 +673,8 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
     def task(k):
         n0, n1, r0, r1 = pieces[k]
         g_piece = g_flat[n0:n1, :, r0 * wo:r1 * wo]
-        if row_taps:
+        by_rows = row_taps and _row_taps_pay(pieces[k], dilation[0])
+        if by_rows:
             cols = _row_tap_columns(x, pieces[k], kernel, pads, dilation, wo)
         else:
             cols = saved.columns[k] if kept else _piece_columns(x, pieces[k], kernel, stride, pads, dilation, wo,
@@ -674,7 +686,7 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
             grad_b = g_rows.sum(axis=1) if bias_here else None
             return xp.matmul(g_rows, cols.reshape(rows, -1).T).reshape(1, c_out, rows), grad_b
         grad_b = g_piece.sum(axis=(0, 2)) if bias_here else None
-        if row_taps:
+        if by_rows:
             return _row_tap_weight_grad(g_piece, cols, kernel, dilation[0], wo), grad_b
         return core._gemm_weight_grad(g_piece, cols, groups), grad_b
 

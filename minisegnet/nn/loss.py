@@ -42,7 +42,7 @@ class CrossEntropyLoss(Module):
                              f"{self.weight.shape}")
         self.ignore_index = ignore_index
         self.reduction = reduction
-        self._buffers = ("weight",) if self.weight is not None else ()
+        self._buffers = ("weight",)          # saved when set (None is not saved), as in PyTorch
 
     def forward(self, input, target):
         return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
@@ -63,7 +63,7 @@ class BCEWithLogitsLoss(Module):
         _check_reduction(reduction, "BCEWithLogitsLoss")
         self.weight, self.pos_weight = _buffer(weight), _buffer(pos_weight)
         self.reduction = reduction
-        self._buffers = tuple(name for name in ("weight", "pos_weight") if getattr(self, name) is not None)
+        self._buffers = ("weight", "pos_weight")     # each saved when set, as in PyTorch
 
     def forward(self, input, target):
         return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)

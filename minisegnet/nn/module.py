@@ -71,9 +71,9 @@ class Module:
         if memo is None:
             memo = set()
         if remove_duplicate:
-            if id(self) in memo:
+            if self in memo:
                 return
-            memo.add(id(self))
+            memo.add(self)
         yield prefix, self
         for name, child in self.named_children():
             yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
@@ -99,13 +99,14 @@ class Module:
 
     def named_buffers(self, prefix=""):
         """Non-learnable state saved with the model (e.g. BatchNorm's running mean).
-        A module lists its buffer attribute names in ``_buffers``. As for
-        parameters, a buffer shared by several modules is listed once."""
+        A module lists its buffer attribute names in ``_buffers``; one set to None
+        is not listed (nor saved), as in PyTorch. As for parameters, a buffer
+        shared by several modules is listed once."""
         seen = set()
         for module_prefix, module in self.named_modules(prefix=prefix):
             for name in getattr(module, "_buffers", ()):
                 value = getattr(module, name)
-                if id(value) not in seen:
+                if value is not None and id(value) not in seen:
                     seen.add(id(value))
                     yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
@@ -136,7 +137,8 @@ class Module:
                 if isinstance(value, Parameter):
                     yield dot + name, value
             for name in getattr(module, "_buffers", ()):
-                yield dot + name, getattr(module, name)
+                if getattr(module, name) is not None:              # an unset optional buffer
+                    yield dot + name, getattr(module, name)
 
     def state_dict(self):
         """Name -> NumPy array for every parameter and buffer (copies, on the CPU)."""
