@@ -76,10 +76,11 @@ def settle(seconds=None, most=None):
     spell runs slower: cold caches, a descheduled virtual CPU)."""
     deadline = time.perf_counter() + (SETTLE_MOST if most is None else most)
     _spin(SETTLE if seconds is None else seconds)
+    slice_ = 0.005
     while time.perf_counter() < deadline:
         cpu = time.process_time()
-        time.sleep(0.005)
-        if time.process_time() - cpu < 0.001:
+        time.sleep(slice_)
+        if time.process_time() - cpu < slice_ / 5:        # nothing else of ours burns CPU
             break
     _spin(0.002)
 

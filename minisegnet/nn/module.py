@@ -137,8 +137,9 @@ class Module:
                 if isinstance(value, Parameter):
                     yield dot + name, value
             for name in getattr(module, "_buffers", ()):
-                if getattr(module, name) is not None:              # an unset optional buffer
-                    yield dot + name, getattr(module, name)
+                value = getattr(module, name)
+                if value is not None:                              # not an unset optional buffer
+                    yield dot + name, value
 
     def state_dict(self):
         """Name -> NumPy array for every parameter and buffer (copies, on the CPU)."""
