@@ -65,9 +65,9 @@ def our_category(filename, function):
             return "padding"
         if function.startswith("_gemm") or function in ("_row_tap_forward", "_row_tap_weight_grad"):
             return "GEMMs"
-        if function.startswith("_depthwise"):
-            return "depthwise"
         return OVERHEAD
+    if name.endswith("functional/conv_depthwise.py"):
+        return "depthwise"
     if name.endswith("functional/pooling.py"):
         return "pooling"
     if name.endswith("functional/activation.py"):

@@ -136,8 +136,9 @@ def test_each_timed_call_starts_after_a_settle(monkeypatch):
 
 def test_the_profile_puts_every_product_and_copy_of_conv_fast_in_its_category():
     """Each function of conv_fast.py and conv.py that calls a matmul counts as GEMMs in the
-    step's profile, and each that builds columns as im2col copies (a new route whose
-    functions were left out would put its products under Python overhead)."""
+    step's profile, each that builds columns as im2col copies, and conv_depthwise.py's as
+    depthwise (a new route whose functions were left out would put its products under
+    Python overhead)."""
     import inspect
 
     import profile_step
@@ -155,6 +156,10 @@ def test_the_profile_puts_every_product_and_copy_of_conv_fast_in_its_category():
                 assert category == "im2col copies", name
     # a comprehension's own time goes to the function it is in (Python 3.11 profiles it apart)
     assert profile_step.our_category(inspect.getsourcefile(conv_fast), "<listcomp>") is None
+    # the direct depthwise path (its own module) counts as depthwise, not Python overhead
+    from minisegnet.functional import conv_depthwise
+    for name in conv_depthwise.__all__:
+        assert profile_step.our_category(inspect.getsourcefile(conv_depthwise), name) == "depthwise", name
 
 
 def test_the_settle_waits_out_a_spinning_thread():

@@ -132,6 +132,7 @@ import numpy as np
 
 from .. import backend, parallel
 from . import conv as core   # a cycle: conv imports this module; the names are looked up at call time
+from . import conv_depthwise as depthwise   # the direct depthwise path (its own concept); it uses this module's scratch
 
 __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit", "set_keep_budget",
            "get_keep_budget", "clear_buffer_cache", "cached_buffers"]
@@ -760,70 +761,10 @@ def _transpose(x, w, b, stride, pads, dilation, groups, out_hw):
     return _conv_transpose2d_pieces(x, w, b, stride, pads, dilation, groups, out_hw)
 
 
-# ---- depthwise convolution: a direct path ---------------------------------------------------
+# ---- depthwise convolution: a direct path, in conv_depthwise.py -------------------------------
 def _is_depthwise(x, w, groups, stride):
     """Whether the direct path runs: a strided depthwise conv (groups == C_in == C_out)."""
     return _levers["depthwise"] and groups > 1 and groups == x.shape[1] == w.shape[0] and stride != (1, 1)
-
-
-def _depthwise_conv2d(x, w, stride, pads, dilation):
-    """y[n, c] = sum_{i,j} w[c, 0, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
-
-    A depthwise conv (groups == C_in == C_out, MobileNetV2's blocks) gives
-    each channel its own kh x kw kernel, so there is no matrix product to
-    speak of: through im2col it is C GEMMs of one row each. Directly it is
-    ``kh*kw`` multiply-adds of a strided slice of the padded input by a
-    per-channel weight, with no column buffer.
-
-    Why only at stride > 1: measured on (8, 32, 64, 64), 3x3, one thread, the
-    im2col path is faster at stride 1 (its column copy runs the same inner
-    loops as the multiply here, in half the passes, and NumPy's batched
-    matmul handles the one-row GEMMs well), but at stride 2 its input
-    gradient needs col2im, where the direct scatter takes half the time.
-    See docs/benchmarks.md.
-    """
-    xp = backend.get_array_module(x, w)
-    n, c = x.shape[:2]
-    kh, kw = w.shape[2:]
-    out_hw = _out_hw(x.shape[2:], pads, (kh, kw), stride, dilation)
-    x_pad = _pad_scratch(x, pads)
-    y = xp.zeros((n, c) + out_hw, x.dtype)
-    term = _scratch(xp, y.shape, x.dtype, "depthwise")
-    for i in range(kh):
-        for j in range(kw):
-            xp.multiply(x_pad[core._tap(i, j, stride, dilation, out_hw)], w[:, :, i, j].reshape(1, c, 1, 1),
-                        out=term)
-            y += term
-    return y
-
-
-def _depthwise_grads(x, w, g, stride, pads, dilation, need_x, need_w):
-    """The two gradients of ``_depthwise_conv2d``, tap by tap:
-    ``dx_pad[tap(i, j)] += g * w[c, 0, i, j]`` (then the padding is cropped off) and
-    ``dW[c, 0, i, j] = sum_{n, oh, ow} g * x_pad[tap(i, j)]``. Returns ``(dx, dW)``
-    (None where not needed)."""
-    xp = backend.get_array_module(x, g)
-    n, c, h, wd = x.shape
-    kh, kw = w.shape[2:]
-    top, bottom, left, right = pads
-    out_hw = g.shape[2:]
-    term = _scratch(xp, g.shape, g.dtype, "depthwise")
-    gx_pad = xp.zeros((n, c, h + top + bottom, wd + left + right), g.dtype) if need_x else None
-    x_pad = _pad_scratch(x, pads) if need_w else None
-    gw = xp.empty(w.shape, g.dtype) if need_w else None
-    for i in range(kh):
-        for j in range(kw):
-            tap = core._tap(i, j, stride, dilation, out_hw)
-            if need_x:
-                xp.multiply(g, w[:, :, i, j].reshape(1, c, 1, 1), out=term)
-                gx_pad[tap] += term
-            if need_w:
-                xp.multiply(g, x_pad[tap], out=term)
-                gw[:, 0, i, j] = term.sum(axis=(0, 2, 3))
-    gx = None
-    if need_x:
-        gx = gx_pad if pads == (0, 0, 0, 0) else xp.ascontiguousarray(gx_pad[:, :, top:top + h, left:left + wd])
-    return gx, gw
 
 
 # ---- what conv.py's Functions call ------------------------------------------------------------
@@ -834,7 +775,7 @@ def conv2d(x, w, b, stride, pads, dilation, groups, keep):
     fit the budget.
     """
     if _is_depthwise(x, w, groups, stride):
-        y = _depthwise_conv2d(x, w, stride, pads, dilation)
+        y = depthwise.conv2d(x, w, stride, pads, dilation)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
         return y, Saved("depthwise")
@@ -846,7 +787,7 @@ def conv2d_grads(x, w, g, stride, pads, dilation, groups, saved, need_x, need_w,
     the kept columns are released after."""
     gx = gw = gb = None
     if saved.route == "depthwise":
-        gx, gw = _depthwise_grads(x, w, g, stride, pads, dilation, need_x, need_w)
+        gx, gw = depthwise.grads(x, w, g, stride, pads, dilation, need_x, need_w)
     else:
         if need_x:
             gx = _transpose(g, w, None, stride, pads, dilation, groups, x.shape[2:])
