@@ -21,7 +21,9 @@ order:
 * ours, two threads (the pool, OpenBLAS beside it), the whole batch;
 * ours, two processes of one thread (``DataParallel``: this process and a
   worker, four images each, the weights sent and the gradients and outputs
-  brought back through a pipe every step);
+  brought back every step, through shared memory: ``array_pipe.py``);
+* the same with every array pickled through the pipe (``shared_memory=False``):
+  what the shared memory buys;
 * PyTorch, two threads, the whole batch.
 
 Wall time; medians over the rounds and their interquartile ranges.
@@ -71,13 +73,16 @@ def measure(rounds, model="default"):
     ours, theirs, opt, topt, x, y = bench_train_step.build_pair(BATCH, SIZE, model=model)
     ours_step, torch_step = bench_train_step.step_functions(ours, theirs, opt, topt, x, y)
     results = {"ours, one thread": [], "ours, two threads": [], "ours, two processes": [],
-               "torch, two threads": []}
-    with data_parallel.DataParallel(ours, loss_of, 2) as shared:
-        def processes_step():
-            shared.step(x, y)
+               "ours, two processes, plain pipe": [], "torch, two threads": []}
+    with data_parallel.DataParallel(ours, loss_of, 2) as shared, \
+            data_parallel.DataParallel(ours, loss_of, 2, shared_memory=False) as piped:
+        def processes_step(stepper):
+            stepper.step(x, y)
             opt.step()
         steps = {"ours, one thread": (1, ours_step), "ours, two threads": (2, ours_step),
-                 "ours, two processes": (None, processes_step), "torch, two threads": (2, torch_step)}
+                 "ours, two processes": (None, lambda: processes_step(shared)),
+                 "ours, two processes, plain pipe": (None, lambda: processes_step(piped)),
+                 "torch, two threads": (2, torch_step)}
         for threads, step in steps.values():            # warm up
             with timing.threads(threads):
                 step(), step()
@@ -153,6 +158,8 @@ def main(argv=None):
     labels = {"ours, one thread": "ours, one thread",
               "ours, two threads": "ours, two threads (the pool)",
               "ours, two processes": f"ours, two processes of one thread ({BATCH // 2} images each)",
+              "ours, two processes, plain pipe": "the same, every array through the pipe "
+                                                 "(shared_memory=False)",
               "torch, two threads": "PyTorch, two threads"}
     rows, result = [], {}
     for model, network in MODELS.items():

@@ -15,8 +15,9 @@ and ``K - 1`` workers, started once):
 
 1. the batch of ``N`` images (and its targets) is cut into ``K`` slices of
    ``n_k`` images, about ``N / K`` each;
-2. each worker is sent the current weights and its slice through a pipe;
-   this process keeps slice 0;
+2. each worker is sent the current weights and its slice through a pipe
+   (the arrays through shared memory beside it: ``array_pipe.py``); this
+   process keeps slice 0;
 3. all of them run forward, loss and backward on their slice at once;
 4. the loss of slice ``k`` is a mean over its images, so the batch's
    gradient is the weighted mean of theirs (and the loss likewise)::
@@ -58,6 +59,7 @@ import traceback
 import numpy as np
 
 from . import backend, parallel, random
+from .array_pipe import ArrayPipe
 from .autograd import Tensor, no_grad
 from .nn.normalization import BatchNorm2d
 
@@ -116,7 +118,7 @@ class DataParallel(OneProcess):
     ``functools.partial`` of one).
     """
 
-    def __init__(self, model, loss_of, processes, seed=0, forward_of=None):
+    def __init__(self, model, loss_of, processes, seed=0, forward_of=None, shared_memory=True):
         super().__init__(model, loss_of, forward_of)
         if not isinstance(processes, int) or isinstance(processes, bool) or processes < 2:
             raise ValueError(f"DataParallel: processes must be an integer of at least 2, got {processes!r}")
@@ -133,16 +135,16 @@ class DataParallel(OneProcess):
         try:
             for k in range(1, processes):
                 here, there = context.Pipe()
-                worker = context.Process(target=_worker, args=(there, seed + k),
+                worker = context.Process(target=_worker, args=(there, seed + k, shared_memory),
                                          name=f"minisegnet-data-parallel-{k}", daemon=True)
                 worker.start()
                 there.close()
-                self.pipes.append(here)
+                self.pipes.append(ArrayPipe(here, shared_memory))     # the arrays: array_pipe.py
                 self.workers.append(worker)
                 # the model and the functions go through our pipe, not start(): a worker that dies
                 # early (see _send) then breaks the pipe instead of hanging start()
                 try:
-                    _send(here, (model, loss_of, self.forward_of))
+                    _send(self.pipes[-1], (model, loss_of, self.forward_of))
                 except (pickle.PicklingError, AttributeError, TypeError) as error:
                     raise ValueError(f"DataParallel: cannot send the model and loss_of to a worker process "
                                      f"({type(error).__name__}: {error}); loss_of must be a module-level "
@@ -235,8 +237,8 @@ class DataParallel(OneProcess):
             if worker.is_alive():
                 worker.terminate()
                 worker.join()
-        for pipe in self.pipes:
-            pipe.close()
+        for k, pipe in enumerate(self.pipes):
+            pipe.close(remove_mapped=k in self.waiting)     # a worker ended mid-step left its block
         self.pipes, self.workers, self.waiting = [], [], set()
 
 
@@ -258,14 +260,27 @@ def _call(model, images):
 
 
 # ---- the workers' side ----------------------------------------------------------------------
-def _worker(pipe, seed):
+def _worker(pipe, seed, shared_memory):
     """A worker's whole life: one thread; first the model, ``loss_of`` and ``forward_of``, then
     for each message ``("step", weights, images, targets)``, load the weights, run the step on
     the slice and send back ``(loss, gradients, outputs)``; for ``("forward", weights, images)``,
     the held-out pass's outputs; stop on ``None``. An error is sent back as
     ``("error", its traceback)`` instead of raised here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is for the parent, which stops us
+    signal.signal(signal.SIGTERM, _exit)                # terminate(): still remove our shared memory
     backend.set_backend("numpy")                        # whatever MINISEGNET_BACKEND says
+    pipe = ArrayPipe(pipe, shared_memory)
+    try:
+        _serve(pipe, seed)
+    finally:
+        pipe.close()
+
+
+def _exit(signum, frame):
+    raise SystemExit(0)
+
+
+def _serve(pipe, seed):
     try:
         first = pipe.recv()
     except EOFError:
@@ -304,22 +319,25 @@ def _send(pipe, message):
     try:
         pipe.send(message)
     except OSError as error:
-        raise RuntimeError(f"DataParallel: a worker process has stopped ({error}). A script that starts "
-                           "one must keep its top-level code under if __name__ == '__main__': (each "
-                           "worker imports the script); or use processes=1 (minisegnet train "
-                           "--processes 1)") from None
+        raise _worker_stopped(error) from None
 
 
 def _receive(pipe):
     """A worker's answer; its error (or its death) raised here as a RuntimeError."""
     try:
         answer = pipe.recv()
-    except EOFError:
-        raise RuntimeError("DataParallel: a worker process died during the step (see its output above); "
-                           "to train in one process, use processes=1 (minisegnet train --processes 1)") from None
+    except (EOFError, OSError) as error:
+        raise _worker_stopped(error) from None
     if answer[0] == "error":
         raise RuntimeError(f"DataParallel: the step (or held-out pass) failed in a worker process:\n{answer[1]}")
     return answer
+
+
+def _worker_stopped(error):
+    return RuntimeError(f"DataParallel: a worker process has stopped ({type(error).__name__}: {error}; its "
+                        "output above may say why). A script that starts one must keep its top-level code "
+                        "under if __name__ == '__main__': (each worker imports the script); or use "
+                        "processes=1 (minisegnet train --processes 1)")
 
 
 # ---- cutting a batch and joining the outputs ------------------------------------------------------

@@ -91,7 +91,8 @@ def test_process_benchmark_times_every_step(monkeypatch):
         held_out = bench_processes.measure_held_out(rounds=1)
     finally:
         msn.set_backend(session)
-    assert set(results) == {"ours, one thread", "ours, two threads", "ours, two processes", "torch, two threads"}
+    assert set(results) == {"ours, one thread", "ours, two threads", "ours, two processes",
+                            "ours, two processes, plain pipe", "torch, two threads"}
     assert all(len(times) == 1 and times[0] > 0 for times in results.values())
     assert set(held_out) == {"ours, two threads", "ours, two processes", "torch, two threads"}
     assert all(len(times) == 1 and times[0] > 0 for times in held_out.values())

@@ -1,0 +1,110 @@
+"""array_pipe.py: messages whose arrays travel through shared memory arrive whole, stay the
+receiver's own, and leave no shared memory behind."""
+import multiprocessing
+import os
+
+import numpy as np
+import pytest
+
+from minisegnet.array_pipe import ArrayPipe
+
+pytestmark = pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="POSIX shared memory lives in /dev/shm")
+
+
+@pytest.fixture
+def ends():
+    here, there = multiprocessing.Pipe()
+    a, b = ArrayPipe(here), ArrayPipe(there)
+    yield a, b
+    a.close()
+    b.close()
+
+
+def _blocks():
+    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
+
+
+def _message(rng, scale=1):
+    return ("step",
+            [rng.standard_normal((8 * scale, 3, 3, 3)).astype(np.float32), None,
+             rng.standard_normal(5)],                                   # float64 beside float32
+            {"targets": rng.integers(0, 4, (2, 16, 16)), "label": "x"},
+            rng.standard_normal((6, 4))[:, ::2],                        # not contiguous: in the pickle
+            np.arange(3, dtype=np.int8), 0.25)
+
+
+def _same(a, b):
+    if isinstance(a, np.ndarray):
+        return isinstance(b, np.ndarray) and a.dtype == b.dtype and a.shape == b.shape and np.array_equal(a, b)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    return a == b
+
+
+def test_a_message_arrives_whole_with_its_arrays_dtypes_and_shapes(ends):
+    a, b = ends
+    sent = _message(np.random.default_rng(0))
+    a.send(sent)
+    assert a.block is not None                     # the arrays went through shared memory
+    received = b.recv()
+    assert _same(sent, received)
+    b.send(("answer", np.ones(3)))
+    assert _same(a.recv(), ("answer", np.ones(3)))
+
+
+def test_received_arrays_are_the_receivers_own(ends):
+    """The next message reuses the block: what came before must not change under the receiver."""
+    a, b = ends
+    first = np.arange(1000.0)
+    a.send([first])
+    got = b.recv()[0]
+    b.send(None)
+    a.recv()
+    a.send([np.zeros(1000)])                       # the same block, written again
+    b.recv()
+    assert np.array_equal(got, first)
+    assert got.flags.writeable and got.flags.aligned
+
+
+def test_two_messages_without_an_answer_between_do_not_overwrite_each_other(ends):
+    """DataParallel sends the model, then the first step, before any answer: the second must
+    go into a fresh block, not over the first one that is not read yet."""
+    a, b = ends
+    rng = np.random.default_rng(1)
+    m1, m2 = _message(rng), _message(rng)
+    a.send(m1)
+    a.send(m2)
+    assert _same(b.recv(), m1) and _same(b.recv(), m2)
+    b.send("ok")
+    a.recv()
+    assert len(a.replaced) == 0                    # the replaced block is gone once answered
+
+
+def test_a_larger_message_gets_a_larger_block_and_nothing_is_left_behind():
+    before = _blocks()
+    here, there = multiprocessing.Pipe()
+    a, b = ArrayPipe(here), ArrayPipe(there)
+    rng = np.random.default_rng(2)
+    for scale in (1, 64, 1, 512):
+        sent = _message(rng, scale)
+        a.send(sent)
+        assert _same(b.recv(), sent)
+        b.send(sent)
+        assert _same(a.recv(), sent)
+    assert a.block.size >= 512 * 8 * 27 * 4
+    assert _blocks() - before                      # the blocks exist while the ends are open
+    a.close()
+    b.close()
+    assert _blocks() == before
+
+
+def test_without_shared_memory_every_message_goes_through_the_pipe(ends):
+    here, there = multiprocessing.Pipe()
+    a, b = ArrayPipe(here, shared_memory=False), ArrayPipe(there, shared_memory=False)
+    sent = _message(np.random.default_rng(3))
+    a.send(sent)
+    assert _same(b.recv(), sent) and a.block is None
+    a.close()
+    b.close()
