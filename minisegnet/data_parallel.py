@@ -237,8 +237,8 @@ class DataParallel(OneProcess):
             if worker.is_alive():
                 worker.terminate()
                 worker.join()
-        for k, pipe in enumerate(self.pipes):
-            pipe.close(remove_mapped=k in self.waiting)     # a worker ended mid-step left its block
+        for pipe in self.pipes:
+            pipe.close(remove_mapped=True)      # a worker that was killed could not remove its block
         self.pipes, self.workers, self.waiting = [], [], set()
 
 

@@ -72,6 +72,12 @@ def _workers():
     return {p.pid for p in multiprocessing.active_children()}
 
 
+def _blocks():
+    """The shared-memory blocks that exist now (array_pipe.py's; none where there is no /dev/shm)."""
+    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")} if os.path.isdir("/dev/shm") \
+        else set()
+
+
 def _grads(model):
     return [p.grad.data.copy() for p in model.parameters()]
 
@@ -171,11 +177,13 @@ def test_dict_targets_and_outputs_are_cut_and_joined_by_image():
 
 def test_an_error_in_a_worker_is_raised_here_with_its_traceback():
     images, targets = _batch(7)                    # slices of 4 and 3: the worker has three images
+    blocks = _blocks()
     step = data_parallel.DataParallel(_model(), fails_on_three_images, 2)
     with pytest.raises(RuntimeError, match="failed in a worker process") as error:
         step.step(images, targets)
     assert "this slice has three images" in str(error.value) and "Traceback" in str(error.value)
     assert step.workers == []                      # stopped, and says so if used again
+    assert _blocks() == blocks                     # and no shared memory is left behind
     with pytest.raises(RuntimeError, match="closed"):
         step.step(images, targets)
 
@@ -183,11 +191,12 @@ def test_an_error_in_a_worker_is_raised_here_with_its_traceback():
 def test_an_error_here_stops_the_workers_at_once():
     images, targets = _batch(4)
     images[0] = np.nan                             # in this process's slice only
-    before = _workers()
+    before, blocks = _workers(), _blocks()
     step = data_parallel.DataParallel(_model(), fails_on_nan_images, 2)
     with pytest.raises(ValueError, match="NaN in the images"):
         step.step(images, targets)
     assert step.workers == [] and _workers() == before
+    assert _blocks() == blocks                     # the worker, terminated mid-step, removed its own
     with pytest.raises(RuntimeError, match="closed"):
         step.step(images, targets)                 # no stale answer can be read by a later step
 
@@ -200,6 +209,22 @@ def test_a_dead_worker_is_a_clear_error():
     with pytest.raises(RuntimeError, match="a worker process has stopped.*processes=1"):
         step.step(images, targets)
     assert step.workers == []
+
+
+def test_a_killed_worker_leaves_no_shared_memory():
+    """A worker killed outright (no chance to clean up) after answering a step: its block
+    is removed by close() here."""
+    import signal
+
+    images, targets = _batch(4)
+    blocks = _blocks()
+    step = data_parallel.DataParallel(_model(), loss_of, 2)
+    step.step(images, targets)
+    assert _blocks() != blocks or not os.path.isdir("/dev/shm")
+    os.kill(step.workers[0].pid, signal.SIGKILL)
+    step.workers[0].join()
+    step.close()
+    assert _blocks() == blocks
 
 
 def test_bad_settings_are_refused_before_any_process_starts():

@@ -96,7 +96,7 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
 ``depthwise``
     A strided depthwise conv (groups == C_in == C_out) is ``kh*kw``
     multiply-adds of a strided slice by a per-channel weight, with no column
-    buffer and, in the backward pass, no col2im.
+    buffer and, in the backward pass, no col2im (``conv_depthwise.py``).
 ``fused_bias``
     The bias is added to each piece right after its GEMM, while that part
     of the output is still in cache, and its gradient is summed piece by
