@@ -23,7 +23,8 @@ order:
   worker, four images each, the weights sent and the gradients and outputs
   brought back every step, through shared memory: ``array_pipe.py``);
 * the same with every array pickled through the pipe (``shared_memory=False``):
-  what the shared memory buys;
+  what the shared memory buys (a third table compares the two on larger
+  U-Nets, whose weights are megabytes);
 * PyTorch, two threads, the whole batch.
 
 Wall time; medians over the rounds and their interquartile ranges.
@@ -95,6 +96,44 @@ def measure(rounds, model="default"):
     return results
 
 
+LARGER = ((16, 4), (32, 4))      # (base channels, depth) of the larger U-Nets of the third table
+
+
+def measure_shared_memory(rounds):
+    """Seconds per two-process step of larger U-Nets (``LARGER``; SGD, batch ``BATCH``), the arrays
+    through shared memory and through the pipe, ``rounds`` values each: ``{(base, depth): (parameters,
+    {"shared": [...], "pipe": [...]})}``."""
+    import numpy as np
+
+    import minisegnet as msn
+    from minisegnet import data_parallel
+    from minisegnet.models import UNet
+
+    rng = np.random.default_rng(0)
+    x = rng.random((BATCH, 3, SIZE, SIZE), dtype=np.float32)
+    y = rng.integers(0, 4, (BATCH, SIZE, SIZE))
+    out = {}
+    for base, depth in LARGER:
+        msn.manual_seed(0)
+        model = UNet(3, 4, base_channels=base, depth=depth, padding="same")
+        opt = msn.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+        times = {"shared": [], "pipe": []}
+        with data_parallel.DataParallel(model, loss_of, 2) as shared, \
+                data_parallel.DataParallel(model, loss_of, 2, shared_memory=False) as piped:
+            steppers = {"shared": shared, "pipe": piped}
+
+            def step(way):
+                steppers[way].step(x, y)
+                opt.step()
+            for way in times:                              # warm up
+                step(way)
+            for r in range(rounds):
+                for way in (list(times) if r % 2 else list(reversed(times))):
+                    times[way].append(timing.time_once(lambda: step(way)))
+        out[base, depth] = sum(p.data.size for p in model.parameters()), times
+    return out
+
+
 EVAL_IMAGES = 64
 
 
@@ -149,6 +188,7 @@ def main(argv=None):
     monitor = timing.LoadMonitor().start()
     results = {model: measure(rounds, model) for model in MODELS}
     held_out = measure_held_out(rounds)
+    larger = measure_shared_memory(max(3, rounds * 3 // 5))
     load = monitor.stop()                  # after the workers exited: their CPU time counts as this run's
     reasons = timing.verdict(load)
     print(timing.report_header(
@@ -185,6 +225,19 @@ def main(argv=None):
                                 rows, reasons))
     result["held_out"] = {name.replace(", ", "_").replace(" ", "_"): cell(times)[0]
                           for name, times in held_out.items()}
+    print(f"\nWhat shared memory buys as the weights grow: the two-process step of larger U-Nets (SGD, "
+          f"batch {BATCH} of 3x{SIZE}x{SIZE}), the arrays through shared memory or every array pickled "
+          "through the pipe, interleaved.\n")
+    rows = []
+    for (base, depth), (parameters, times) in larger.items():
+        shared_ms, shared_text = cell(times["shared"])
+        pipe_ms, pipe_text = cell(times["pipe"])
+        rows.append([f"U-Net base {base}, depth {depth} ({parameters / 1e6:.1f} M parameters, "
+                     f"{4 * parameters / 2**20:.0f} MiB of weights)", shared_text, pipe_text,
+                     f"{pipe_ms / shared_ms:.2f}"])
+        result[f"unet_{base}_{depth}"] = dict(parameters=parameters, shared=shared_ms, pipe=pipe_ms)
+    print(timing.markdown_table(["network", "shared memory, ms", "through the pipe, ms", "pipe / shared"],
+                                rows, reasons))
     print(timing.result_line(result, reasons))
     return 0 if not reasons else 3
 

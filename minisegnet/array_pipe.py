@@ -3,12 +3,11 @@
 ``multiprocessing``'s ``Connection.send`` pickles a message and writes the
 bytes into an operating-system pipe (on Linux a socket pair, whose buffer
 held about 200 KB on the machine of docs/benchmarks.md; a test measures
-it): a message of
-megabytes goes through in several fills, each waiting for the other
-process to read the last. ``data_parallel.py`` sends every worker the
+it): a message of megabytes goes through in several fills, each waiting
+for the other process to read the last. ``data_parallel.py`` sends every worker the
 weights and its slice of the batch each step and gets the gradients and
-outputs back, about 1.6 MB a step for the default U-Net and ten times that
-for a U-Net of base 32 and depth 4.
+outputs back: about 1.6 MB a step for the default U-Net, over 60 MB for a
+U-Net of base 32 and depth 4 (30 MiB of weights out, as much gradient back).
 
 Here a message is pickled with protocol 5, which hands every contiguous
 array's memory to a callback instead of copying it into the pickle

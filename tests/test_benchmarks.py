@@ -89,6 +89,8 @@ def test_process_benchmark_times_every_step(monkeypatch):
     try:
         results = bench_processes.measure(rounds=1)
         held_out = bench_processes.measure_held_out(rounds=1)
+        monkeypatch.setattr(bench_processes, "LARGER", ((2, 1),))
+        larger = bench_processes.measure_shared_memory(rounds=1)
     finally:
         msn.set_backend(session)
     assert set(results) == {"ours, one thread", "ours, two threads", "ours, two processes",
@@ -96,6 +98,9 @@ def test_process_benchmark_times_every_step(monkeypatch):
     assert all(len(times) == 1 and times[0] > 0 for times in results.values())
     assert set(held_out) == {"ours, two threads", "ours, two processes", "torch, two threads"}
     assert all(len(times) == 1 and times[0] > 0 for times in held_out.values())
+    (parameters, times), = larger.values()
+    assert parameters > 0 and set(times) == {"shared", "pipe"}
+    assert all(len(t) == 1 and t[0] > 0 for t in times.values())
 
 
 def test_default_run_benchmark_reports_each_run_and_their_median(capsys):
