@@ -16,9 +16,10 @@ timed by wall time; the figures are medians and ``ratio`` is ours / torch's
 (lower is better; the target is 2 or less). The header gives the machine
 and its load and says when the run is unreliable. ``--levers`` times the
 speed levers of ``functional/sampling.py`` one at a time: ``BLOCK_ELEMENTS``
-(points visited a cache-sized block at a time, against whole images) and
+(points visited a cache-sized block at a time, against whole images),
 ``KEEP_READS`` (the forward's corners kept for the backward, against
-recomputed). Memory: the peak resident size of a fresh process doing two
+recomputed) and ``SERIAL_SCATTER`` (the input gradient's scatter-add in the
+calling thread, against shared over the threads by image). Memory: the peak resident size of a fresh process doing two
 forward+backward passes at each size, ours and torch's in separate
 processes (each includes its interpreter and library imports), and the
 largest block our forward allocates, in multiples of the output's size
@@ -148,9 +149,10 @@ def peak_rss(shape, torch):
     return timing.python_peak_rss_mib(code)[0]
 
 
-LEVERS_OFF = {"BLOCK_ELEMENTS": None, "KEEP_READS": False}
+LEVERS_OFF = {"BLOCK_ELEMENTS": None, "KEEP_READS": False, "SERIAL_SCATTER": False}
 """Each speed lever of ``functional/sampling.py`` and its 'off' value: whole images at a time
-instead of cache-sized blocks; recompute the corners in the backward pass instead of keeping them."""
+instead of cache-sized blocks; recompute the corners in the backward pass instead of keeping them;
+the input gradient's scatter shared over the threads by image instead of in the calling thread."""
 
 
 def time_sizes(args, lever=None):
@@ -184,7 +186,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--levers", action="store_true",
                         help="also time each lever off: whole images (BLOCK_ELEMENTS = None), "
-                             "recomputed corners (KEEP_READS = False)")
+                             "recomputed corners (KEEP_READS = False), the scatter over the threads "
+                             "(SERIAL_SCATTER = False)")
     args = parser.parse_args(argv)
     if args.quick:
         args.repeats, args.warmup = 3, 1
@@ -208,7 +211,9 @@ def main(argv=None):
               "fwd+bwd torch ms", "fwd+bwd ratio", "noise"]
     print(timing.markdown_table(header, rows, reasons))
     titles = {"BLOCK_ELEMENTS": "With BLOCK_ELEMENTS = None (whole images at a time instead of cache-sized blocks)",
-              "KEEP_READS": "With KEEP_READS = False (the backward pass recomputes the corners, as PyTorch)"}
+              "KEEP_READS": "With KEEP_READS = False (the backward pass recomputes the corners, as PyTorch)",
+              "SERIAL_SCATTER": "With SERIAL_SCATTER = False (the input gradient's scatter shared over the "
+                                "threads by image)"}
     for lever, lever_table in lever_rows.items():
         print(f"\n{titles[lever]}:\n")
         print(timing.markdown_table(header, lever_table, reasons))

@@ -418,6 +418,31 @@ def test_threads_give_bitwise_the_same_numbers(monkeypatch):
 
 
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_the_scatter_in_one_thread_or_over_two_gives_the_same_bits(monkeypatch, mode):
+    """SERIAL_SCATTER (the input gradient's scatter-add in the calling thread) and the scatter
+    shared over two threads by image give bitwise the same gradients, with many blocks an image."""
+    from minisegnet import parallel
+
+    rng = np.random.default_rng(12)
+    x0 = rng.standard_normal((3, 4, 20, 24)).astype(np.float32)
+    grid0 = rng.uniform(-1.2, 1.2, (3, 18, 22, 2)).astype(np.float32)
+    g = rng.standard_normal((3, 4, 18, 22)).astype(np.float32)
+    monkeypatch.setattr(sampling, "BLOCK_ELEMENTS", 256)
+    previous = parallel.set_num_threads(2)
+    results = []
+    try:
+        for serial in (False, True):
+            monkeypatch.setattr(sampling, "SERIAL_SCATTER", serial)
+            x, grid = msn.tensor(x0, requires_grad=True), msn.tensor(grid0, requires_grad=True)
+            F.grid_sample(x, grid, mode=mode).backward(msn.tensor(g))
+            results.append((x.grad.numpy(), grid.grad.numpy()))
+    finally:
+        parallel.set_num_threads(previous)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
 @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
 def test_kept_reads_give_the_recomputed_answer(monkeypatch, mode, padding_mode):
     """KEEP_READS (the forward's corners, weights and values kept for the backward) changes no bit of

@@ -259,7 +259,8 @@ class GridSample(Function):
 
     Both passes walk the points image by image and a block at a time
     (``blocks``; on the CPU the blocks are shared over the threads,
-    ``each_block``). What the forward pass found for each block (corner
+    ``each_block``); the backward pass walks them twice, once for the grid's
+    gradient and once for the input's scatter (``SERIAL_SCATTER``). What the forward pass found for each block (corner
     indices, weights, cell offsets and corner values: a fixed count of numbers
     per output value) is kept for the backward pass when a gradient will be
     wanted (``KEEP_READS``); otherwise the backward pass recomputes it from
@@ -273,7 +274,7 @@ class GridSample(Function):
     def _reads(self, i, block, points, height, width, with_slope=False):
         """``(reads, cell, values)`` of ``corners`` for block ``block`` of image ``i``: what the
         forward pass kept for it, else computed now (``values`` None: not read yet)."""
-        kept = self.kept.pop((i, block.start, block.stop), None)
+        kept = self.kept.get((i, block.start, block.stop))
         if kept is not None:
             return kept
         return corners(points[i, block], height, width, self.mode, self.padding_mode, self.align_corners,
@@ -314,27 +315,32 @@ class GridSample(Function):
         ggrid = xp.zeros(points.shape, dtype=g.dtype) if want_grid else None
         channel_start = xp.arange(c)[:, None] * (h * w)
 
-        def gradients(i, block):                               # adds into gx[i], writes ggrid[i, block]
-            reads, cell, values = self._reads(i, block, points, h, w, with_slope=want_grid)
+        def input_gradient(i, block):                          # adds into gx[i]
+            reads, _, _ = self._reads(i, block, points, h, w)
             gi = g[i, :, block]
-            if want_x:
-                for index, weight, _ in reads:                  # dI[corner] += w g, repeats adding up
-                    # a NaN or infinite point has NaN weights (its output is NaN, as PyTorch's) but
-                    # reads no pixel: nothing for the pixel its index was clipped to (PyTorch's 0).
-                    # Weights lie in [0, 1], so fmax(w, 0) is w, and 0 for NaN: one pass
-                    weight = xp.fmax(weight, 0)
-                    backend.scatter_add(gx[i].reshape(-1), (channel_start + index).reshape(-1),
-                                        (gi * weight).reshape(-1))
-            if want_grid and self.mode == "bilinear":
-                # per corner: sum over channels of g times the corner's value (0 outside the image)
-                if values is None:
-                    values = corner_values(image[i], reads)
-                nw, ne, sw, se = ((gi * v).sum(axis=0) * inside for v, (_, _, inside) in zip(values, reads))
-                a, b, sx, sy = cell
-                ggrid[i, block, 0] = ((1 - b) * (ne - nw) + b * (se - sw)) * sx
-                ggrid[i, block, 1] = ((1 - a) * (sw - nw) + a * (se - ne)) * sy
+            for index, weight, _ in reads:                      # dI[corner] += w g, repeats adding up
+                # a NaN or infinite point has NaN weights (its output is NaN, as PyTorch's) but
+                # reads no pixel: nothing for the pixel its index was clipped to (PyTorch's 0).
+                # Weights lie in [0, 1], so fmax(w, 0) is w, and 0 for NaN: one pass
+                weight = xp.fmax(weight, 0)
+                backend.scatter_add(gx[i].reshape(-1), (channel_start + index).reshape(-1),
+                                    (gi * weight).reshape(-1))
 
-        each_block(gradients, points, c, by_image=True)
+        def grid_gradient(i, block):                           # writes ggrid[i, block]
+            reads, cell, values = self._reads(i, block, points, h, w, with_slope=True)
+            gi = g[i, :, block]
+            # per corner: sum over channels of g times the corner's value (0 outside the image)
+            if values is None:
+                values = corner_values(image[i], reads)
+            nw, ne, sw, se = ((gi * v).sum(axis=0) * inside for v, (_, _, inside) in zip(values, reads))
+            a, b, sx, sy = cell
+            ggrid[i, block, 0] = ((1 - b) * (ne - nw) + b * (se - sw)) * sx
+            ggrid[i, block, 1] = ((1 - a) * (sw - nw) + a * (se - ne)) * sy
+
+        if want_grid and self.mode == "bilinear":
+            each_block(grid_gradient, points, c)
+        if want_x:
+            each_block(input_gradient, points, c, by_image=True, threads=not SERIAL_SCATTER)
         self.kept.clear()
         return (None if gx is None else gx.reshape(self.x.shape),
                 None if ggrid is None else ggrid.reshape(self.grid.shape))
@@ -369,18 +375,29 @@ def blocks(points, channels):
             yield i, slice(start, min(start + per_block, p))
 
 
-def each_block(task, points, channels, by_image=False):
+SERIAL_SCATTER = True
+"""Add the input gradient's scatter (``add.at``) in the calling thread, after the grid
+gradient's pass over the threads. ``add.at`` keeps the interpreter lock for most of its work
+(a second thread buys it 1.05-1.26x where a copy gains 1.4x: the thread table of
+docs/benchmarks.md), so two threads scattering into their own images mostly take turns, and
+handing the lock back and forth between them costs more than it buys. ``False``: images
+shared over the threads, as in the forward pass. ``benchmarks/bench_grid_sample.py --levers``
+times both."""
+
+
+def each_block(task, points, channels, by_image=False, threads=True):
     """``task(i, block)`` for every ``(i, block)`` of ``blocks(points, channels)``.
 
     On the CPU the blocks are shared over minisegnet's threads (``parallel.run``;
     NumPy releases the GIL in ``take`` and the arithmetic). Each task writes only
     its own block of the output, so any thread count gives the same numbers.
     ``by_image=True`` keeps all of an image's blocks in one task, in order: the
-    backward pass's scatter-adds into one image's gradient must not race. On a GPU
-    the blocks run one after the other (CuPy queues the kernels anyway).
+    backward pass's scatter-adds into one image's gradient must not race.
+    ``threads=False``, and on a GPU, the blocks run one after the other in the
+    calling thread (CuPy queues the kernels anyway).
     """
     work = list(blocks(points, channels))
-    if backend.get_array_module(points) is not np:
+    if backend.get_array_module(points) is not np or not threads:
         for i, block in work:
             task(i, block)
         return
