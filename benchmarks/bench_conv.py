@@ -140,7 +140,7 @@ LEVERS = {
     "1x1 convs through im2col (pointwise off)": "pointwise",
     "no flipped-kernel stride-1 gradient (col2im instead)": "flip",
     "forward columns kept for the weight gradient (keep_columns on)": "keep_columns",
-    "no direct depthwise path (im2col instead)": "depthwise",
+    "strided depthwise convs run directly (depthwise on)": "depthwise",
     "bias in a separate pass (fused_bias off)": "fused_bias",
     "every tap row's columns copied (row_taps off)": "row_taps",
 }

@@ -1,7 +1,8 @@
-"""Tests of the speed and memory paths: the direct depthwise conv, columns built in
-bands of output rows, the graph keeping no intermediate arrays, and max-pool's
-one-byte winner offsets. Each path is checked against PyTorch on Hypothesis
-configs that reach it (and asserted to have been taken), plus gradcheck."""
+"""Tests of the speed and memory paths: the direct depthwise conv (a lever, off by
+default), columns built in bands of output rows, the graph keeping no intermediate
+arrays, and max-pool's one-byte winner offsets. Each path is checked against PyTorch on
+Hypothesis configs that reach it (and asserted to have been taken), plus gradcheck."""
+import contextlib
 import gc
 import weakref
 
@@ -32,6 +33,22 @@ def depthwise_configs(draw):
     return dict(n=draw(st.integers(1, 2)), c=c, k=k, s=s, d=d, p=p, size=size, bias=draw(st.booleans()))
 
 
+@contextlib.contextmanager
+def direct_depthwise(on=True):
+    """The ``depthwise`` lever of conv_fast set to ``on`` inside the block."""
+    previous = conv_fast.set_lever("depthwise", on)
+    try:
+        yield
+    finally:
+        conv_fast.set_lever("depthwise", previous)
+
+
+def test_a_strided_depthwise_conv_goes_through_im2col_by_default():
+    """The direct path did not pay (docs/benchmarks.md's lever tables): off unless switched on."""
+    y = F.conv2d(t64(_randn((1, 4, 9, 9), 0)), t64(_randn((4, 1, 3, 3), 1)), None, 2, 1, 1, 4)
+    assert not conv_fast.lever("depthwise") and y.creator.saved.route == "im2col"
+
+
 def _depthwise_pair(torch, cfg, seed):
     x = _randn((cfg["n"], cfg["c"]) + cfg["size"], seed)
     w = _randn((cfg["c"], 1) + cfg["k"], seed + 1)
@@ -51,7 +68,8 @@ def _depthwise_pair(torch, cfg, seed):
 # ---- depthwise convolution ---------------------------------------------------------------
 @given(cfg=depthwise_configs(), seed=st.integers(0, 2**16))
 def test_depthwise_matches_torch(torch, cfg, seed):
-    (y, X, W, B), (ty, tX, tW, tB) = _depthwise_pair(torch, cfg, seed)
+    with direct_depthwise():
+        (y, X, W, B), (ty, tX, tW, tB) = _depthwise_pair(torch, cfg, seed)
     # the direct path runs exactly for strided depthwise convs with more than one channel
     assert (y.creator.saved.route == "depthwise") == (cfg["c"] > 1 and cfg["s"] != (1, 1))
     assert_close(y, ty, what=f"output {cfg}")
@@ -67,15 +85,12 @@ def test_depthwise_direct_path_equals_im2col_path(cfg, seed):
     x, w = _randn((cfg["n"], cfg["c"]) + cfg["size"], seed), _randn((cfg["c"], 1) + cfg["k"], seed + 1)
     results = []
     for direct in (True, False):
-        previous = conv_fast.set_lever("depthwise", direct)
-        try:
+        with direct_depthwise(direct):
             X, W = t64(x), t64(w)
             y = F.conv2d(X, W, None, cfg["s"], cfg["p"], cfg["d"], cfg["c"])
             assert (y.creator.saved.route == "depthwise") == direct
             y.backward(_randn(y.shape, seed + 2))
             results.append((y.numpy(), X.grad.numpy(), W.grad.numpy()))
-        finally:
-            conv_fast.set_lever("depthwise", previous)
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
@@ -83,18 +98,21 @@ def test_depthwise_direct_path_equals_im2col_path(cfg, seed):
 @pytest.mark.parametrize("s, p, d", [((2, 2), (1, 1), (1, 1)), ((2, 3), (0, 2), (2, 1)), ((3, 2), (2, 0), (1, 2))])
 def test_depthwise_gradcheck(s, p, d):
     x, w, b = t64(_randn((2, 3, 7, 8), 0)), t64(_randn((3, 1, 3, 2), 1)), t64(_randn((3,), 2))
-    y = F.conv2d(x, w, b, s, p, d, 3)
-    assert y.creator.saved.route == "depthwise"
-    assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, s, p, d, 3), [x, w, b])
+    with direct_depthwise():
+        y = F.conv2d(x, w, b, s, p, d, 3)
+        assert y.creator.saved.route == "depthwise"
+        assert gradcheck(lambda x, w, b: F.conv2d(x, w, b, s, p, d, 3), [x, w, b])
 
 
 def test_depthwise_float32_matches_torch(torch):
     x, w = _randn((2, 8, 16, 16), 0).astype(np.float32), _randn((8, 1, 3, 3), 1).astype(np.float32)
     X, W = msn.tensor(x, requires_grad=True), msn.tensor(w, requires_grad=True)
     tX, tW = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
-    y = F.conv2d(X, W, None, 2, 1, 1, 8)
+    with direct_depthwise():
+        y = F.conv2d(X, W, None, 2, 1, 1, 8)
+        assert y.creator.saved.route == "depthwise"
+        y.sum().backward()
     ty = torch.nn.functional.conv2d(tX, tW, None, 2, 1, 1, 8)
-    y.sum().backward()
     ty.sum().backward()
     for a, t in ((y, ty), (X.grad, tX.grad), (W.grad, tW.grad)):
         assert a.dtype == np.float32

@@ -6,8 +6,11 @@ Through im2col (``conv.py``) that is one GEMM of a single row per channel;
 directly it is ``kh*kw`` multiply-adds of a strided slice of the padded input
 by a per-channel weight, tap by tap, like the loop of ``reference.conv2d_loops``
 with the channel sum gone. ``conv_fast`` sends a conv here when its
-``depthwise`` lever is on and the stride is more than 1 (``_is_depthwise``);
-docs/depthwise.md teaches the idea, docs/benchmarks.md measures the choice.
+``depthwise`` lever is on and the stride is more than 1 (``_is_depthwise``).
+The lever is off by default: measured, the im2col path is faster at every
+stride (docs/benchmarks.md's lever tables, layer j). This module stays as
+the direct form of the idea, switchable, and as the record of what did not
+pay; docs/depthwise.md teaches the idea.
 """
 from .. import backend
 from . import conv as core          # _tap: the strided slice one kernel tap reads
@@ -19,12 +22,12 @@ __all__ = ["conv2d", "grads"]
 def conv2d(x, w, stride, pads, dilation):
     """y[n, c] = sum_{i,j} w[c, 0, i, j] * x_pad[n, c, oh*sh + i*dh, ow*sw + j*dw].
 
-    Why only at stride > 1: measured on (8, 32, 64, 64), 3x3, one thread, the
-    im2col path is faster at stride 1 (its column copy runs the same inner
-    loops as the multiply here, in half the passes, and NumPy's batched
-    matmul handles the one-row GEMMs well), but at stride 2 its input
-    gradient needs col2im, where the direct scatter takes half the time.
-    See docs/benchmarks.md.
+    Why it is slower than im2col, even at stride 2: each tap's multiply-add
+    reads a strided slice a row at a time (inner loops of ``W_out`` elements,
+    every other one at stride 2), in twice the passes of im2col's copy, and
+    NumPy's batched matmul handles the one-row GEMMs well. Interleaved on
+    (8, 32, 64, 64), 3x3, stride 2, forward and backward: im2col took 0.63x
+    this path's time at one thread and 0.48x at two.
     """
     xp = backend.get_array_module(x, w)
     n, c = x.shape[:2]

@@ -93,10 +93,14 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     made the step slower: kept columns are fresh memory read back from RAM
     long after they were written, while rebuilt ones land in a cached
     scratch buffer the GEMM reads straight from the processor's cache.
-``depthwise``
+``depthwise`` (off by default: it did not pay)
     A strided depthwise conv (groups == C_in == C_out) is ``kh*kw``
     multiply-adds of a strided slice by a per-channel weight, with no column
     buffer and, in the backward pass, no col2im (``conv_depthwise.py``).
+    Measured, the im2col path is faster: each tap's multiply-add reads a
+    strided slice a row at a time, and the backward pass adds into strided
+    slices of the input's gradient, where im2col's copies and its one-row
+    GEMMs run longer inner loops (the lever tables of docs/benchmarks.md).
 ``fused_bias``
     The bias is added to each piece right after its GEMM, while that part
     of the output is still in cache, and its gradient is summed piece by
@@ -138,7 +142,7 @@ __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit
            "get_keep_budget", "clear_buffer_cache", "cached_buffers"]
 
 _levers = dict(fast_path=True, cache_pieces=True, threads=True, reuse_buffers=True, unpadded=True, window=True,
-               one_gemm=True, pointwise=True, flip=True, keep_columns=False, depthwise=True, fused_bias=True,
+               one_gemm=True, pointwise=True, flip=True, keep_columns=False, depthwise=False, fused_bias=True,
                row_taps=True)
 
 _im2col_limits = {"numpy": 32 * 2**20, "cupy": 256 * 2**20}     # one per backend; see set_im2col_limit
