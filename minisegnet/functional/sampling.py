@@ -260,11 +260,11 @@ class GridSample(Function):
     Both passes walk the points image by image and a block at a time
     (``blocks``; on the CPU the blocks are shared over the threads,
     ``each_block``); the backward pass walks them twice, once for the grid's
-    gradient and once for the input's scatter (``SERIAL_SCATTER``). What the forward pass found for each block (corner
-    indices, weights, cell offsets and corner values: a fixed count of numbers
-    per output value) is kept for the backward pass when a gradient will be
-    wanted (``KEEP_READS``); otherwise the backward pass recomputes it from
-    the grid, as PyTorch does.
+    gradient and once for the input's scatter (``SERIAL_SCATTER``). What the
+    forward pass found for each block (corner indices, weights, cell offsets
+    and corner values: a fixed count of numbers per output value) is kept for
+    the backward pass when a gradient will be wanted (``KEEP_READS``);
+    otherwise each backward walk recomputes it from the grid, as PyTorch does.
     """
 
     def __init__(self, mode, padding_mode, align_corners):
