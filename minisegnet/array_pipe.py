@@ -66,7 +66,7 @@ class ArrayPipe:
         self.connection, self.shared_memory = connection, shared_memory
         self.owned = []             # the blocks this end has written and not removed; the last is in use
         self.unanswered = False     # a message has gone into it since the other end last answered
-        self.mapped = {}            # the other end's block this end reads from, by name
+        self.theirs = None          # the other end's block this end last read from (mapped)
         # blocks of an end that is never closed are removed when it is collected or at exit
         self._remove_owned = weakref.finalize(self, _remove_all, self.owned)
 
@@ -120,25 +120,25 @@ class ArrayPipe:
 
     def _mapped(self, name):
         """The other end's block ``name``, mapped once; a block it has replaced is unmapped."""
-        if name not in self.mapped:
-            for old in self.mapped.values():
-                old.close()
+        if self.theirs is None or self.theirs.name != name:
+            if self.theirs is not None:
+                self.theirs.close()
             # (Python < 3.13 also registers a block it only maps with the resource tracker;
             # a spawned process shares its parent's, which keeps a set of names, so the
             # writer's unlink unregisters the name for both: nothing is left to undo)
-            self.mapped = {name: SharedMemory(name=name)}
-        return self.mapped[name]
+            self.theirs = SharedMemory(name=name)
+        return self.theirs
 
     def close(self, remove_mapped=False):
         """Remove this end's blocks and unmap the other's (``remove_mapped``: remove those
         too, for an other end that has stopped without removing its own), then close the
         connection."""
         self._remove_owned()
-        for block in self.mapped.values():
-            block.close()
+        if self.theirs is not None:
+            self.theirs.close()
             if remove_mapped:
-                _unlink(block)
-        self.mapped = {}
+                _unlink(self.theirs)
+            self.theirs = None
         self.connection.close()
 
 

@@ -8,13 +8,11 @@ import numpy as np
 import pytest
 
 from minisegnet.array_pipe import ArrayPipe
+from helpers import shared_memory_blocks as blocks
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="POSIX shared memory lives in /dev/shm")
 
 
-def blocks():
-    """The names of the shared-memory blocks that exist now."""
-    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
 
 
 @pytest.fixture

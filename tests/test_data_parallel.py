@@ -17,6 +17,7 @@ import minisegnet as msn
 from minisegnet import data_parallel, parallel, train
 from minisegnet import functional as F
 from minisegnet.models import UNet
+from helpers import shared_memory_blocks
 
 
 TINY_RUN = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
@@ -70,12 +71,6 @@ def _batch(n=5, size=16):
 def _workers():
     """The worker processes alive now (the module's shared ``two`` has one of its own)."""
     return {p.pid for p in multiprocessing.active_children()}
-
-
-def _blocks():
-    """The shared-memory blocks that exist now (array_pipe.py's; none where there is no /dev/shm)."""
-    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")} if os.path.isdir("/dev/shm") \
-        else set()
 
 
 def _grads(model):
@@ -177,13 +172,13 @@ def test_dict_targets_and_outputs_are_cut_and_joined_by_image():
 
 def test_an_error_in_a_worker_is_raised_here_with_its_traceback():
     images, targets = _batch(7)                    # slices of 4 and 3: the worker has three images
-    blocks = _blocks()
+    blocks = shared_memory_blocks()
     step = data_parallel.DataParallel(_model(), fails_on_three_images, 2)
     with pytest.raises(RuntimeError, match="failed in a worker process") as error:
         step.step(images, targets)
     assert "this slice has three images" in str(error.value) and "Traceback" in str(error.value)
     assert step.workers == []                      # stopped, and says so if used again
-    assert _blocks() == blocks                     # and no shared memory is left behind
+    assert shared_memory_blocks() == blocks                     # and no shared memory is left behind
     with pytest.raises(RuntimeError, match="closed"):
         step.step(images, targets)
 
@@ -191,12 +186,12 @@ def test_an_error_in_a_worker_is_raised_here_with_its_traceback():
 def test_an_error_here_stops_the_workers_at_once():
     images, targets = _batch(4)
     images[0] = np.nan                             # in this process's slice only
-    before, blocks = _workers(), _blocks()
+    before, blocks = _workers(), shared_memory_blocks()
     step = data_parallel.DataParallel(_model(), fails_on_nan_images, 2)
     with pytest.raises(ValueError, match="NaN in the images"):
         step.step(images, targets)
     assert step.workers == [] and _workers() == before
-    assert _blocks() == blocks                     # the worker, terminated mid-step, removed its own
+    assert shared_memory_blocks() == blocks                     # the worker, terminated mid-step, removed its own
     with pytest.raises(RuntimeError, match="closed"):
         step.step(images, targets)                 # no stale answer can be read by a later step
 
@@ -217,14 +212,14 @@ def test_a_killed_worker_leaves_no_shared_memory():
     import signal
 
     images, targets = _batch(4)
-    blocks = _blocks()
+    blocks = shared_memory_blocks()
     step = data_parallel.DataParallel(_model(), loss_of, 2)
     step.step(images, targets)
-    assert _blocks() != blocks or not os.path.isdir("/dev/shm")
+    assert shared_memory_blocks() != blocks or not os.path.isdir("/dev/shm")
     os.kill(step.workers[0].pid, signal.SIGKILL)
     step.workers[0].join()
     step.close()
-    assert _blocks() == blocks
+    assert shared_memory_blocks() == blocks
 
 
 def test_bad_settings_are_refused_before_any_process_starts():
