@@ -58,7 +58,7 @@ import traceback
 
 import numpy as np
 
-from . import backend, parallel, random
+from . import backend, checks, parallel, random
 from .array_pipe import ArrayPipe
 from .autograd import Tensor, no_grad
 from .nn.normalization import BatchNorm2d
@@ -122,6 +122,7 @@ class DataParallel(OneProcess):
         super().__init__(model, loss_of, forward_of)
         if not isinstance(processes, int) or isinstance(processes, bool) or processes < 2:
             raise ValueError(f"DataParallel: processes must be an integer of at least 2, got {processes!r}")
+        shared_memory = checks.flag(shared_memory, "shared_memory", "DataParallel")
         if has_batch_norm(model):
             raise ValueError("DataParallel: the model has BatchNorm, whose statistics would be per process "
                              "instead of per batch; train it in one process")

@@ -225,6 +225,8 @@ def test_a_killed_worker_leaves_no_shared_memory():
 def test_bad_settings_are_refused_before_any_process_starts():
     with pytest.raises(ValueError, match="processes must be an integer of at least 2, got 1"):
         data_parallel.DataParallel(_model(), loss_of, 1)
+    with pytest.raises(TypeError, match="shared_memory must be True or False, got 'no'"):
+        data_parallel.DataParallel(_model(), loss_of, 2, shared_memory="no")
     msn.manual_seed(0)
     with pytest.raises(ValueError, match="BatchNorm"):
         data_parallel.DataParallel(UNet(3, 4, base_channels=4, depth=2, batch_norm=True), loss_of, 2)
