@@ -70,6 +70,60 @@ def test_python_scalar_keeps_float32():
     assert (2 * x).dtype == np.float32 and (x / 3.0).dtype == np.float32 and (x ** 2).dtype == np.float32
 
 
+# Mixed dtypes: an operand is a tensor with dimensions, a zero-dimensional tensor or a Python
+# number; PyTorch's type promotion decides the result's dtype (F.result_type), not NumPy's.
+PROMOTION_DTYPES = [np.bool_, np.uint8, np.int32, np.int64, np.float32, np.float64]
+OPERAND = st.one_of(st.tuples(st.sampled_from(["dims", "zero"]), st.sampled_from(PROMOTION_DTYPES)),
+                    st.tuples(st.just("number"), st.sampled_from([True, 3, 0.5])))
+
+
+def _promotion_operand(spec, make):
+    kind, value = spec
+    if kind == "number":
+        return value
+    data = np.array([1, 2, 3]) if kind == "dims" else np.array(2)
+    return make(data.astype(value) if value is not np.bool_ else data > 0)
+
+
+@given(op=st.sampled_from(sorted(BINARY) + ["pow"]), a=OPERAND, b=OPERAND)
+def test_mixed_dtypes_promote_as_in_pytorch(torch, op, a, b):
+    if a[0] == b[0] == "number":
+        return
+    fn = operator.pow if op == "pow" else BINARY[op]
+    try:
+        theirs = fn(_promotion_operand(a, torch.tensor), _promotion_operand(b, torch.tensor))
+    except (RuntimeError, NotImplementedError):     # - with a bool, bool ** bool: PyTorch refuses
+        with pytest.raises(TypeError):
+            fn(_promotion_operand(a, msn.tensor), _promotion_operand(b, msn.tensor))
+        return
+    ours = fn(_promotion_operand(a, msn.tensor), _promotion_operand(b, msn.tensor))
+    assert str(ours.dtype) == str(theirs.dtype).replace("torch.", ""), (a, b)
+    assert ours.shape == tuple(theirs.shape)
+    np.testing.assert_allclose(ours.numpy().astype(np.float64), theirs.double().numpy(), rtol=1e-6)
+    if op != "div":                                            # true division: float32 unless floating
+        assert F.result_type(_promotion_operand(a, msn.tensor), _promotion_operand(b, msn.tensor)) == ours.dtype
+
+
+def test_an_integer_tensor_and_a_float_number_give_float32_as_in_pytorch():
+    x = msn.tensor(np.array([1, 2, 3]))                        # int64
+    assert (x + 0.5).dtype == np.float32 and np.allclose((x + 0.5).numpy(), [1.5, 2.5, 3.5])
+    assert np.allclose((x ** 0.5).numpy(), np.sqrt([1, 2, 3]))  # not x ** 0 (0.5 cast to int)
+    assert (x / x).dtype == np.float32                         # true division: floats
+    assert (msn.tensor(np.array([True, False])) + 1).dtype == np.int64
+
+
+def test_a_zero_dimensional_float64_keeps_float32_and_its_gradient_float32():
+    w = msn.tensor([1.0, 2.0], requires_grad=True)             # float32
+    y = w * msn.tensor(np.array(3.0))                          # float64, no dimensions
+    assert y.dtype == np.float32
+    y.sum().backward()
+    assert w.grad.dtype == np.float32 and np.allclose(w.grad.numpy(), 3.0)
+    z = w * msn.tensor(np.array([3.0, 3.0]))                   # float64 with dimensions: float64
+    assert z.dtype == np.float64
+    z.sum().backward()
+    assert w.grad.dtype == np.float32
+
+
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), seed=st.integers(0, 2**16),
        exponent=st.sampled_from([2.0, 3.0, 0.5, -1.0]))
 def test_pow_both_orders_match_torch(torch, shape, seed, exponent):

@@ -15,7 +15,7 @@ from ..autograd import Function, Tensor, check_dtype
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "abs",
     "sum", "mean", "max", "reshape", "flatten", "permute", "transpose", "getitem",
-    "cat", "stack", "astype", "unbroadcast", "empty_batch",
+    "cat", "stack", "astype", "unbroadcast", "empty_batch", "result_type",
 ]
 
 
@@ -24,27 +24,79 @@ def raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-def _operands(a, b, op):
-    """Make both operands Tensors. A Python scalar takes the dtype of the tensor
-    beside it (so ``2 * x`` stays float32); NumPy arrays and scalars keep theirs.
-    At least one operand must be a Tensor, and their shapes must broadcast."""
-    def convert(x, like, name):
+# ---- type promotion ----------------------------------------------------------------
+# PyTorch's rule for the dtype of ``a + b`` (and -, *, /, **), which NumPy's differs from:
+# dtypes fall in three categories, bool < integer < floating point, and the operands in three
+# groups, tensors with dimensions, zero-dimensional tensors, and Python numbers. Each group's
+# dtype is its operands' promoted one (a Python float counts as float32, the default dtype, an
+# int as int64); a later group's dtype counts only if its category is higher. So
+# ``float32 + float64 of zero dimensions`` stays float32 and ``int64 + 0.5`` is float32, where
+# NumPy gives float64 for both.
+def _category(dtype):
+    """0 for bool, 1 for integers (signed or not), 2 for floating point."""
+    return {"b": 0, "i": 1, "u": 1, "f": 2}[dtype.kind]
+
+
+def _promote(d1, d2):
+    """The dtype of two operands of one group (``None``: no operand yet): the higher
+    category's dtype; within one category, the smallest that holds both (as NumPy)."""
+    if d1 is None or d2 is None:
+        return d1 if d2 is None else d2
+    if _category(d1) != _category(d2):
+        return d1 if _category(d1) > _category(d2) else d2
+    return np.promote_types(d1, d2)
+
+
+def _over(higher, lower):
+    """Group ``higher``'s dtype, unless group ``lower``'s is of a higher category."""
+    if higher is None or (lower is not None and _category(lower) > _category(higher)):
+        return lower if higher is None else _promote(higher, lower)
+    return higher
+
+
+def result_type(a, b):
+    """The dtype of ``a op b`` under PyTorch's type promotion, as ``torch.result_type``;
+    each of ``a``, ``b`` is a Tensor or a Python number."""
+    groups = {"dims": None, "zero": None, "number": None}
+    for x in (a, b):
         if isinstance(x, Tensor):
+            key, dtype = ("dims" if x.ndim else "zero"), x.dtype
+        else:
+            key = "number"
+            dtype = np.dtype(bool if isinstance(x, bool) else np.int64 if isinstance(x, int) else np.float32)
+        groups[key] = _promote(groups[key], dtype)
+    return _over(groups["dims"], _over(groups["zero"], groups["number"]))
+
+
+def _operands(a, b, op, floating=False, promote=True):
+    """Make both operands Tensors of one dtype, PyTorch's (``result_type``; float32 if
+    ``floating`` and that is not floating point, as true division wants; with ``promote``
+    False each keeps its own, a number takes its neighbour's). A Python number
+    becomes a zero-dimensional array of that dtype; a NumPy array or scalar a Tensor first.
+    At least one operand must be a Tensor, and their shapes must broadcast."""
+    def convert(x, name):
+        if isinstance(x, Tensor) or isinstance(x, (bool, int, float)):
             return x
-        if isinstance(x, (bool, int, float)):
-            # xp.full, not xp.asarray: on a GPU the number travels as a kernel argument, no copy.
-            xp = backend.get_array_module(like.data)
-            return Tensor._wrap(xp.full((), x, dtype=like.dtype))
         if x is None or isinstance(x, str):
             raise TypeError(f"{op}: {name} must be a Tensor, an array or a number, got {checks.describe(x)}")
         return Tensor(x)
-    if isinstance(a, Tensor):
-        b = convert(b, a, "the second operand")
-    elif isinstance(b, Tensor):
-        a = convert(a, b, "the first operand")
-    else:
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} "
                         f"and {type(b).__name__}")
+    a, b = convert(a, "the first operand"), convert(b, "the second operand")
+    dtype = result_type(a, b)
+    if not promote:
+        dtype = (a if isinstance(a, Tensor) else b).dtype
+    if floating and dtype.kind != "f":
+        dtype = np.dtype(np.float32)
+    xp = backend.get_array_module((a if isinstance(a, Tensor) else b).data)
+
+    def cast(x):
+        if not isinstance(x, Tensor):
+            # xp.full, not xp.asarray: on a GPU the number travels as a kernel argument, no copy.
+            return Tensor._wrap(xp.full((), x, dtype=dtype))
+        return x if x.dtype == dtype or not promote else astype(x, dtype)
+    a, b = cast(a), cast(b)
     if a.shape != b.shape and op != "matmul":
         _check_broadcast(a.shape, b.shape, op)
     return a, b
@@ -135,6 +187,8 @@ class Pow(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
         self.y = a ** b
+        if self.y.dtype != a.dtype:        # NumPy raises bools to a power in int8; keep the operands' dtype
+            self.y = self.y.astype(a.dtype)
         return self.y
 
     def backward(self, g):
@@ -161,7 +215,14 @@ def add(a, b):
     return Add()(*_operands(a, b, "add"))
 
 
+def _is_bool(x):
+    return isinstance(x, bool) or (isinstance(x, Tensor) and x.dtype.kind == "b")
+
+
 def sub(a, b):
+    if _is_bool(a) or _is_bool(b):
+        raise TypeError("sub: the - operator is not defined for a bool operand (as in PyTorch); for a mask "
+                        "use ~ (logical not) or ^ (logical exclusive or)")
     return Sub()(*_operands(a, b, "sub"))
 
 
@@ -170,10 +231,12 @@ def mul(a, b):
 
 
 def div(a, b):
-    return Div()(*_operands(a, b, "div"))
+    return Div()(*_operands(a, b, "div", floating=True))
 
 
 def pow(a, b):
+    if _is_bool(a) and isinstance(b, Tensor) and b.dtype.kind == "b":    # (a bool ** True is PyTorch's too)
+        raise TypeError("pow: not defined for a bool tensor exponent of a bool base (as in PyTorch); cast one first")
     return Pow()(*_operands(a, b, "pow"))
 
 
@@ -212,7 +275,7 @@ class MatMul(Function):
 
 
 def matmul(a, b):
-    a, b = _operands(a, b, "matmul")
+    a, b = _operands(a, b, "matmul", promote=False)      # PyTorch refuses two dtypes here
     if a.ndim == 0 or b.ndim == 0:
         raise ValueError("matmul needs operands with at least one dimension; use * for scalars")
     if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
