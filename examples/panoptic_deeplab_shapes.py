@@ -19,7 +19,9 @@ machine's load, the held-out PQ, SQ and RQ (all categories, things, stuff,
 per class) and, for comparison, the PQ of the same class map cut into
 objects by connected components instead of centres and offsets; it asserts
 PQ >= 0.70 and that the grouping beats the components. ``--seeds 0,1,2``
-repeats it with other seeds. ``--figure-outputs PATH`` stores the trained
+repeats it with other seeds; ``--record`` writes the numbers to
+``docs/figures/panoptic_deeplab_shapes.json``, which docs/instances.md
+checks its table against. ``--figure-outputs PATH`` stores the trained
 model's raw outputs on a few held-out images, from which ``python -m
 minisegnet.viz`` draws the docs' figures. ``--fast`` (or
 ``MINISEGNET_FAST=1``) is a smoke test: a few steps on a few images,
@@ -30,6 +32,7 @@ Run: ``python examples/panoptic_deeplab_shapes.py`` (``--fast``, ``--seeds``).
 See docs/instances.md.
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -143,6 +146,8 @@ def main():
     parser.add_argument("--fast", action="store_true", help="smoke test: a few steps, no PQ claim")
     parser.add_argument("--seeds", default="0", help="comma-separated seeds, one full run each (default 0)")
     parser.add_argument("--figure-outputs", help="store the (last) model's outputs for the docs' figures here")
+    parser.add_argument("--record", action="store_true",
+                        help="write the numbers to docs/figures/panoptic_deeplab_shapes.json")
     args = parser.parse_args()
     if FAST:
         print("FAST MODE: a smoke test of the pipeline (a few steps on 8 images); the PQ printed means nothing")
@@ -150,6 +155,8 @@ def main():
     else:
         epochs, n_train, n_val, batch_size = 8, 512, 48, 4
     results = []
+    record = dict(settings=dict(size=SIZE, train_images=n_train, val_images=n_val, epochs=epochs,
+                                batch_size=batch_size), cpus=os.cpu_count(), runs=[])
     for seed in [int(s) for s in args.seeds.split(",")]:
         print(f"seed {seed}: Panoptic-DeepLab on Shapes {SIZE}x{SIZE}, {n_train} images, {epochs} epochs, "
               f"batch {batch_size}", flush=True)
@@ -168,6 +175,13 @@ def main():
         print(f"  the same class map (mean IU {miou:.3f}) cut by connected components instead: "
               f"PQ {components['pq']:.3f}, things PQ {components['pq_things']:.3f}")
         results.append((seed, scores["pq"], components["pq"], seconds))
+        record["runs"].append(dict(
+            seed=seed, pq=float(scores["pq"]), sq=float(scores["sq"]), rq=float(scores["rq"]),
+            pq_things=float(scores["pq_things"]), pq_stuff=float(scores["pq_stuff"]),
+            pq_by_window={str(k): float(s["pq"]) for k, s in by_kernel.items()},
+            components_pq=float(components["pq"]), components_pq_things=float(components["pq_things"]),
+            mean_iou=float(miou),
+            seconds=round(seconds, 1), load_end=round(load, 2)))
         first, last = history[:2].mean(0), history[-2:].mean(0)
         assert (last < first).all(), f"every loss should fall: {first} -> {last}"
         assert np.isfinite(scores["pq"]), "the held-out images should produce a PQ"
@@ -176,6 +190,12 @@ def main():
         cc = np.array([r[2] for r in results])
         print(f"seeds {[r[0] for r in results]}: PQ mean {pq.mean():.3f} (min {pq.min():.3f}, max {pq.max():.3f}); "
               f"components PQ mean {cc.mean():.3f}; training time mean {np.mean([r[3] for r in results]):.0f} s")
+    if args.record and not FAST:
+        path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs", "figures",
+                            "panoptic_deeplab_shapes.json")
+        with open(path, "w") as f:
+            json.dump(record, f, indent=1)
+        print(f"recorded {os.path.normpath(path)}")
     if args.figure_outputs:
         save_figure_outputs(model, val_set, args.figure_outputs)
         print(f"outputs for the figures written to {args.figure_outputs}")
