@@ -159,3 +159,35 @@ def test_the_training_pages_figure_run_shows_what_its_caption_says():
     history = tiny_training_run(weighted=True, epochs=4)[1]
     assert history[3]["pixel_acc"] < history[2]["pixel_acc"]
     assert history[3]["mean_acc"] > history[2]["mean_acc"]
+
+
+def _library_imports(path):
+    """The minisegnet modules a source file imports, as dotted names relative to the package."""
+    import ast
+    from pathlib import Path
+    root = Path(msn.__file__).parent
+    package = path.relative_to(root.parent).with_suffix("").parts[:-1]       # e.g. ("minisegnet", "functional")
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            base = list(package[:len(package) - node.level + 1]) if node.level else []
+            module = ".".join(base + ([node.module] if node.module else []))
+            names += [f"{module}.{alias.name}" for alias in node.names] if not node.module or node.level else [module]
+        elif isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+    return [n for n in names if n == "minisegnet" or n.startswith("minisegnet.")]
+
+
+def test_no_layer_reaches_upward():
+    """docs/design.md: functional never imports nn, nn never imports models, and shapes
+    imports nothing of the library."""
+    from pathlib import Path
+    root = Path(msn.__file__).parent
+    rules = {"functional": ("minisegnet.nn", "minisegnet.models"), "nn": ("minisegnet.models",)}
+    for folder, banned in rules.items():
+        for path in sorted((root / folder).glob("*.py")):
+            bad = [n for n in _library_imports(path) if n.startswith(banned)]
+            assert not bad, f"{path.name} in {folder}/ imports {bad}"
+    assert _library_imports(root / "shapes.py") == []
+    # relative imports are resolved (nn/conv.py's "from .. import functional" is seen)
+    assert any(n.startswith("minisegnet.functional") for n in _library_imports(root / "nn" / "conv.py"))

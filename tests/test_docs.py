@@ -24,6 +24,7 @@ matplotlib.use("Agg")
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 PAGES = sorted(DOCS.glob("*.md"))
+WITH_README = PAGES + [ROOT / "README.md"]          # pages whose code and links are checked
 
 _FENCE = re.compile(r"^```([\w+-]*)[^\n]*\n(.*?)^```\s*$", re.S | re.M)
 _LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
@@ -97,7 +98,7 @@ def test_each_course_page_points_to_its_neighbours_in_the_index():
             assert pages[number] in links, f"{name} should link on to {pages[number]}"
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", WITH_README, ids=[p.name for p in WITH_README])
 def test_code_blocks_run(page, tmp_path, monkeypatch):
     blocks = python_blocks(page.read_text())
     monkeypatch.chdir(tmp_path)  # a block that writes files writes them here
@@ -111,7 +112,7 @@ def test_code_blocks_run(page, tmp_path, monkeypatch):
     plt.close("all")
 
 
-@pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
+@pytest.mark.parametrize("page", WITH_README, ids=[p.name for p in WITH_README])
 def test_links_resolve(page):
     broken = []
     for path, anchor in relative_links(page):
@@ -119,7 +120,8 @@ def test_links_resolve(page):
         if not target.exists():
             broken.append(f"{path} (no such file)")
         elif anchor and target.suffix == ".md":
-            anchors = {slug(h) for h in _HEADING.findall(strip_code(target.read_text()))}
+            # headings outside code blocks, their inline code kept (slug drops the backticks)
+            anchors = {slug(h) for h in _HEADING.findall(_FENCE.sub("", target.read_text()))}
             if anchor not in anchors:
                 broken.append(f"{path}#{anchor} (no such heading)")
     assert not broken, f"{page.name}: broken links: {broken}"
@@ -152,6 +154,18 @@ def test_the_docs_stand_alone():
             if path and ROOT not in (page.parent / path).resolve().parents:
                 outside.append(f"{page.name} -> {path}")
     assert not outside, f"links outside the repository: {outside}"
+
+
+def test_the_readme_states_the_default_models_size():
+    """README: "... (8 base channels, depth 3, 0.12 M parameters)": the default run's model."""
+    from minisegnet import run_config
+    from minisegnet.models import UNet
+    from minisegnet.tasks import semantic
+    stated = re.search(r"depth (\d+), ([\d.]+) M parameters", (ROOT / "README.md").read_text())
+    settings = semantic.SemanticTask.models[run_config.DEFAULTS["model"] or semantic.SemanticTask.defaults["model"]]
+    assert int(stated.group(1)) == settings["depth"]
+    model = UNet(3, 4, **settings)
+    assert round(sum(p.data.size for p in model.parameters()) / 1e6, 2) == float(stated.group(2))
 
 
 def test_the_readme_names_every_task():

@@ -230,3 +230,14 @@ def test_resume_with_nothing_left_to_train_completes_the_files(tmp_path):
     assert sorted(os.listdir(out)) == sorted(runfolder.RUN_FILES)
     assert "already trained for 1 epochs" in lines[-1] and any(".best.npz.zz.tmp" in line for line in lines)
     assert len(json.load(open(os.path.join(out, "metrics.json")))["epochs"]) == 1
+
+
+def test_resume_with_more_epochs_recomputes_the_poly_schedule(tmp_path):
+    """README: a larger --epochs continues a finished run, the schedule computed for the new
+    total, so the poly rate (which had reached 0) rises again at the first new epoch."""
+    out = train.run(dict(CONFIG, epochs=1), out=str(tmp_path / "r"), progress=False, log=lambda *a: None)
+    assert json.load(open(os.path.join(out, "metrics.json")))["epochs"][0]["lr"] == 0
+    train.run({"epochs": 3}, out=out, resume=True, progress=False, log=lambda *a: None)
+    epochs = json.load(open(os.path.join(out, "metrics.json")))["epochs"]
+    assert [e["epoch"] for e in epochs] == [1, 2, 3]
+    assert epochs[0]["lr"] == 0 < epochs[1]["lr"] and epochs[2]["lr"] == 0     # risen again, then down to 0

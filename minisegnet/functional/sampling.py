@@ -63,7 +63,7 @@ backward pass does not compute them again (``KEEP_READS``; PyTorch
 recomputes them). Memory per call is therefore the output, the gradients,
 the kept numbers (a fixed count per output value: in float32 with both
 gradients wanted, a forward's peak allocation is about 10 times the output
-for 3 channels and 5 times for 32, as ``benchmarks/bench_grid_sample.py``
+for 3 channels and 6 times for 32, as ``benchmarks/bench_grid_sample.py``
 measures) and temporaries of one block; never
 an ``(H*W) x (H*W)`` matrix and no copy of the input.
 

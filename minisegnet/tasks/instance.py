@@ -2,7 +2,7 @@
 weight map that keeps touching objects apart, and objects as connected components.
 
 * **Model**: any semantic model (U-Net by default) predicting the dataset's
-  classes; on ``Cells`` these are background, cell and membrane.
+  classes; on ``Cells`` these are background, cell and boundary (the membranes).
 * **Loss**: the per-pixel cross-entropy weighted by the U-Net paper's map
   ``w(x) = w_c(x) + w0 exp(-(d1(x) + d2(x))^2 / (2 sigma^2))``
   (``minisegnet/instances.py``), written as PyTorch users write it::
