@@ -110,6 +110,11 @@ def test_an_integer_tensor_and_a_float_number_give_float32_as_in_pytorch():
     assert np.allclose((x ** 0.5).numpy(), np.sqrt([1, 2, 3]))  # not x ** 0 (0.5 cast to int)
     assert (x / x).dtype == np.float32                         # true division: floats
     assert (msn.tensor(np.array([True, False])) + 1).dtype == np.int64
+    for bool_operand in (np.array([True, False]), np.True_, True):         # a mask on either side
+        with pytest.raises(TypeError, match="not defined for a bool operand"):
+            bool_operand - x
+        with pytest.raises(TypeError, match="not defined for a bool operand"):
+            x - bool_operand
 
 
 def test_a_zero_dimensional_float64_keeps_float32_and_its_gradient_float32():

@@ -216,7 +216,8 @@ def add(a, b):
 
 
 def _is_bool(x):
-    return isinstance(x, bool) or (isinstance(x, Tensor) and x.dtype.kind == "b")
+    """A Python bool, or a Tensor, array or NumPy scalar of dtype bool."""
+    return isinstance(x, bool) or getattr(getattr(x, "dtype", None), "kind", None) == "b"
 
 
 def sub(a, b):
@@ -235,7 +236,8 @@ def div(a, b):
 
 
 def pow(a, b):
-    if _is_bool(a) and isinstance(b, Tensor) and b.dtype.kind == "b":    # (a bool ** True is PyTorch's too)
+    # PyTorch refuses a bool base raised to a bool tensor, but computes a bool tensor ** True
+    if _is_bool(a) and _is_bool(b) and not isinstance(b, bool):
         raise TypeError("pow: not defined for a bool tensor exponent of a bool base (as in PyTorch); cast one first")
     return Pow()(*_operands(a, b, "pow"))
 
