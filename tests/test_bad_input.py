@@ -97,6 +97,27 @@ def test_what_torch_does_with_integer_inputs(torch, op, dtype):
         assert out.dtype == (torch.float32 if name in TORCH_PROMOTES else t.dtype), name
 
 
+def test_what_the_guarantees_page_says_torch_does_with_integers(torch):
+    """docs/guarantees.md: PyTorch refuses softmax, leaky_relu, dropout and mean of integers,
+    promotes sigmoid, tanh, exp, log and sqrt to float32, and computes relu of uint8,
+    max-pooling and conv2d of integers in the integer dtype (we refuse all three kinds)."""
+    tf = torch.nn.functional
+    pixels = torch.tensor([[[[0, 1], [2, 3]]]], dtype=torch.uint8)
+    for refused in (lambda: torch.softmax(pixels, 1), lambda: tf.leaky_relu(pixels),
+                    lambda: tf.dropout(pixels, 0.5, True), lambda: pixels.mean()):
+        with pytest.raises((RuntimeError, NotImplementedError)):
+            refused()
+    for op in (torch.sigmoid, torch.tanh, torch.exp, torch.log, torch.sqrt):
+        assert op(pixels).dtype == torch.float32
+    assert tf.relu(pixels).dtype == tf.max_pool2d(pixels, 2).dtype == torch.uint8
+    assert tf.conv2d(pixels.long(), torch.ones(1, 1, 1, 1, dtype=torch.long)).dtype == torch.int64
+    x = msn.tensor(pixels.numpy())
+    for ours in (lambda x: F.softmax(x, 1), F.leaky_relu, F.sigmoid, F.relu, lambda x: F.max_pool2d(x, 2),
+                 lambda x: F.conv2d(x, msn.tensor(np.ones((1, 1, 1, 1), np.uint8)))):
+        with pytest.raises(TypeError, match="floating point"):
+            ours(x)
+
+
 @given(op=st.sampled_from(FLOAT_OPS), dtype=st.sampled_from([np.float32, np.float64]))
 def test_float_inputs_keep_their_dtype_through_every_float_op(op, dtype):
     name, ours, _ = op
