@@ -50,7 +50,7 @@ def _promote(d1, d2):
 def _over(higher, lower):
     """Group ``higher``'s dtype, unless group ``lower``'s is of a higher category."""
     if higher is None or (lower is not None and _category(lower) > _category(higher)):
-        return lower if higher is None else _promote(higher, lower)
+        return lower
     return higher
 
 
