@@ -319,3 +319,19 @@ def test_gradcheck_for_every_basic_op():
                lambda x, y: x[np.array([1, 0, 1])] * y, lambda x, y: x[:, 1:] @ y[:2],
                lambda x, y: x.exp() + y.log() + y.sqrt(), lambda x, y: x.transpose(0, 1) / y[:, None]]:
         assert gradcheck(fn, [t64(a), t64(b)])
+
+
+def test_a_python_int_outside_an_integer_dtype_is_refused_not_wrapped(torch):
+    x = msn.tensor(np.array([1, 2], np.uint8))
+    assert (torch.tensor([1, 2], dtype=torch.uint8) * 300).tolist() == [44, 88]    # PyTorch wraps
+    for number in (300, -1, 256):
+        for fn in (operator.add, operator.sub, operator.mul):
+            with pytest.raises(OverflowError, match=rf"the number {number} does not fit uint8.*0 to 255"):
+                fn(x, number)
+            with pytest.raises(OverflowError, match="does not fit uint8"):
+                fn(number, x)
+    with pytest.raises(OverflowError, match="does not fit int64"):
+        msn.tensor(np.array([1, 2])) + 2 ** 70
+    assert (x + 255).numpy().tolist() == [0, 1]          # in range: uint8 arithmetic, as PyTorch's
+    assert (x + 300.0).dtype == np.float32                # a float promotes: nothing to fit
+    assert (msn.tensor(np.array([True])) + 300).dtype == np.int64

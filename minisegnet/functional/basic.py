@@ -93,6 +93,7 @@ def _operands(a, b, op, floating=False, promote=True):
 
     def cast(x):
         if not isinstance(x, Tensor):
+            _check_fits(x, dtype, op)
             # xp.full, not xp.asarray: on a GPU the number travels as a kernel argument, no copy.
             return Tensor._wrap(xp.full((), x, dtype=dtype))
         return x if x.dtype == dtype or not promote else astype(x, dtype)
@@ -100,6 +101,17 @@ def _operands(a, b, op, floating=False, promote=True):
     if a.shape != b.shape and op != "matmul":
         _check_broadcast(a.shape, b.shape, op)
     return a, b
+
+
+def _check_fits(number, dtype, op):
+    """A Python int must lie in the range of an integer dtype it is cast to. PyTorch wraps it
+    around (a uint8 tensor times 300 multiplies by 44); we refuse, as nothing is wrapped silently."""
+    if isinstance(number, int) and not isinstance(number, bool) and dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if not info.min <= number <= info.max:
+            raise OverflowError(f"{op}: the number {number} does not fit {dtype}, the dtype this operation "
+                                f"computes in ({info.min} to {info.max}); PyTorch would wrap it around, we refuse: "
+                                f"cast the tensor to a wider dtype first (e.g. x.astype(np.int64))")
 
 
 def _check_broadcast(shape_a, shape_b, op):
