@@ -513,7 +513,7 @@ def _topological_order(root):
             continue
         if getattr(fn, "freed", False):
             raise RuntimeError(f"backward through a graph a second time: {type(fn).__name__}'s saved values were "
-                               "freed by the first backward(); pass retain_graph=True to the first one to walk "
+                               "freed by an earlier backward(); pass retain_graph=True to it to walk "
                                "the graph again (the gradients then add up), or compute the forward again")
         visited.add(id(fn))
         stack.append((fn, True))

@@ -129,6 +129,10 @@ def test_agrees_with_torchmetrics_where_the_definitions_agree(torch, seed, c, ig
     stray = metrics.confusion_matrix(stray_p, stray_t, 3)
     theirs = tm.MulticlassAccuracy(3, average="macro")(torch.tensor(stray_p), torch.tensor(stray_t)).item()
     assert metrics.mean_accuracy(stray) == 0.5 and np.isclose(theirs, 1 / 3)
+    # a class in neither truth nor prediction both leave out
+    absent = tm.MulticlassAccuracy(3, average="macro")(torch.tensor([0, 0, 1]), torch.tensor([0, 0, 1])).item()
+    assert metrics.mean_accuracy(metrics.confusion_matrix(np.array([0, 0, 1]), np.array([0, 0, 1]), 3)) == 1.0
+    assert absent == 1.0
     # and torch tensors are taken as arrays
     np.testing.assert_array_equal(metrics.confusion_matrix(p, t, c, ignore_index=ignore), cm)
 
