@@ -234,13 +234,14 @@ def interpolate_output_size(size, out_size=None, scale_factor=None):
 
 def grid_sample_output_shape(input_shape, grid_shape):
     """``grid_sample``: input ``(N, C, H, W)`` and grid ``(N, H_out, W_out, 2)`` give
-    ``(N, C, H_out, W_out)``; the output has the grid's size, whatever the input's."""
+    ``(N, C, H_out, W_out)``; the output has the grid's size, whatever the input's. The batch
+    may be empty (N = 0, as in PyTorch); every other size must be at least 1."""
     input_shape, grid_shape = tuple(input_shape), tuple(grid_shape)
-    if len(input_shape) != 4 or min(input_shape) < 1:
-        raise ValueError(f"grid_sample: input must be (N, C, H, W) with every size >= 1, got shape {input_shape}")
-    if len(grid_shape) != 4 or grid_shape[3] != 2 or min(grid_shape) < 1:
+    if len(input_shape) != 4 or min(input_shape[1:]) < 1:
+        raise ValueError(f"grid_sample: input must be (N, C, H, W) with C, H, W >= 1, got shape {input_shape}")
+    if len(grid_shape) != 4 or grid_shape[3] != 2 or min(grid_shape[1:3]) < 1:
         raise ValueError(f"grid_sample: grid must have shape (N, H_out, W_out, 2), one (x, y) pair per output "
-                         f"pixel and every size >= 1, got shape {grid_shape}")
+                         f"pixel and H_out, W_out >= 1, got shape {grid_shape}")
     if grid_shape[0] != input_shape[0]:
         raise ValueError(f"grid_sample: grid and input must have the same batch size N, got grid.shape[0] = "
                          f"{grid_shape[0]} and input.shape[0] = {input_shape[0]}")

@@ -408,8 +408,8 @@ def evaluate(model, task, loader, geometry, size, forward=None):
             scores.update(outputs, targets)
     model.train(was_training)
     if count == 0:
-        raise UserError("evaluate: the held-out loader gave no batch (an empty split, or drop_last with "
-                        "fewer images than a batch): there is nothing to score")
+        raise UserError("evaluate: the held-out loader gave no batch (an empty split): there is nothing "
+                        "to score")
     return dict(val_loss=float(loss_sum.item()) / count, **scores.summary()), scores
 
 

@@ -27,11 +27,13 @@ def test_labels_stay_labels_and_move_with_the_image(deform):
     stacked = np.stack([mask, instances])
     out_image, out = deform(image, stacked, np.random.default_rng(3))
     assert out.dtype == np.int64 and out.shape == stacked.shape and out_image.shape == image.shape
+    # the class map moves as it would alone; the id map too, up to the new ids of mirrored copies
+    # (i + c * (largest + 1), so ids modulo largest + 1 are the moved ids)
+    alone = [deform(image, stacked[k], np.random.default_rng(3))[1] for k in range(2)]
+    np.testing.assert_array_equal(alone[0], out[0])
+    np.testing.assert_array_equal(out[1] % (alone[1].max() + 1), alone[1])
     pairs = set(zip(mask.ravel(), instances.ravel()))
-    assert set(zip(out[0].ravel(), out[1].ravel())) <= pairs
-    for k in range(2):
-        _, alone = deform(image, stacked[k], np.random.default_rng(3))
-        np.testing.assert_array_equal(alone, out[k])
+    assert set(zip(out[0].ravel(), alone[1].ravel())) <= pairs
     one_hot = (mask[None] == np.arange(4)[:, None, None]).astype(np.float32)
     moved_hot, moved = deform(one_hot, mask, np.random.default_rng(3))
     agree = (moved_hot.argmax(0) == moved).mean()
@@ -144,7 +146,7 @@ def test_color_jitter_touches_the_image_only():
 
 
 @pytest.mark.parametrize("make, error, words", [
-    (lambda: RandomElastic(sigma=-1), ValueError, "sigma must be a non-negative"),
+    (lambda: RandomElastic(sigma=-1), ValueError, "sigma must be a finite, non-negative"),
     (lambda: RandomElastic(sigma=float("inf")), ValueError, "sigma"),
     (lambda: RandomElastic(points=1), ValueError, "points must be an int >= 2"),
     (lambda: RandomElastic(p=1.5), ValueError, r"p must be a probability in \[0, 1\]"),
@@ -210,3 +212,79 @@ def test_augment_preview_command(tmp_path, capsys):
     assert "--augment takes names from" in capsys.readouterr().err
     assert main(["augment-preview", "--draws", "0", "--out", str(out)]) == 2
     assert main(["augment-preview", "--size", "8", "--out", str(out)]) == 2
+
+
+# ---- mirrored copies of objects get ids of their own -------------------------------------------
+def test_copy_number_follows_numpys_reflect_padding():
+    """Within one copy each pixel of the axis appears at most once, copy 0 is the axis itself,
+    and copies further out have larger numbers."""
+    for size in range(1, 7):
+        source = np.arange(-15, size + 15)
+        values = np.pad(np.arange(size), 15, mode="reflect")
+        copies = T.copy_number(source, size)
+        assert (copies[15:15 + size] == 0).all() and (copies[:15] < 0).all() and (copies[15 + size:] > 0).all()
+        assert (np.diff(copies) >= 0).all()
+        for c in np.unique(copies):
+            assert len(set(values[copies == c])) == (copies == c).sum()
+
+
+def _blobs(ids):
+    """How many separate pieces (8-connected) each id > 0 of a map has."""
+    from minisegnet.instances import connected_components
+    return {int(i): int(connected_components(ids == i).max()) for i in np.unique(ids) if i}
+
+
+@pytest.mark.parametrize("how", ["CenterCrop", "RandomCrop", "warp with reflection"])
+def test_a_mirrored_copy_of_an_object_gets_an_id_of_its_own(how):
+    """Mirroring brings in a reflected copy of an object near the border: in the id map (the maps
+    after the first) that copy gets id i + c * (largest + 1), so one id never names two separate
+    objects, and each object's centre (the panoptic target) lies on it. The class map keeps its
+    classes. (On the old code a copy kept its id: two pieces, the centre between them.)"""
+    from minisegnet import panoptic
+    mask = np.zeros((10, 10), np.int64)
+    ids = np.zeros((10, 10), np.int64)
+    mask[1:3, 4:6], ids[1:3, 4:6] = 1, 7                 # near the top border, not touching it
+    mask[5:8, 0:2], ids[5:8, 0:2] = 1, 3                 # touching the left border
+    image = np.zeros((1, 10, 10), np.float32)
+    stacked = np.stack([mask, ids])
+    if how == "warp with reflection":                    # what RandomElastic and RandomAffine apply
+        rows, cols = np.mgrid[0:10, 0:10]
+        positions = np.stack([cols, rows], axis=-1) * 1.6 - 3.0      # reads [-3, 11.4]: copies all round
+        _, out = T.warp(image, stacked, positions, "reflection")
+        _, alone = T.warp(image, ids, positions, "reflection")
+    else:
+        crop = getattr(T, how)(16)
+        _, out = crop(image, stacked, np.random.default_rng(0))
+        _, alone = crop(image, ids, np.random.default_rng(0))
+    assert all(pieces == 1 for pieces in _blobs(out[1]).values()), _blobs(out[1])
+    assert len(_blobs(out[1])) > 2                       # copies came in, each an object of its own
+    assert ((out[0] == 1) == (out[1] > 0)).all() and set(np.unique(out[0])) == {0, 1}
+    centers, present = panoptic.instance_centers(out[1][None])
+    for k in np.flatnonzero(present[0]):
+        cy, cx = np.rint(centers[0, k]).astype(int)
+        assert out[1][cy, cx] == k
+    assert set(np.unique(alone)) <= {0, 3, 7}           # a single map is a class map: values kept
+
+
+def test_a_transform_after_mirror_pad_is_refused():
+    """MirrorPad makes the image larger than its labels, so a crop, flip or turn after it would
+    move the two differently (the crop took the labels' size): a clear error instead."""
+    image, mask = np.zeros((1, 8, 8), np.float32), np.zeros((8, 8), np.int64)
+    for after in (T.RandomCrop(4), T.CenterCrop(4), RandomFlip(p=1.0), T.RandomRot90()):
+        with pytest.raises(ValueError, match="MirrorPad.*must be the last transform"):
+            Compose(T.MirrorPad(2), after)(image, mask, np.random.default_rng(0))
+    padded, same = Compose(RandomFlip(p=1.0), T.MirrorPad(2))(image, mask, np.random.default_rng(0))
+    assert padded.shape == (1, 12, 12) and same.shape == (8, 8)
+
+
+def test_compose_refuses_what_is_not_an_augmentation():
+    with pytest.raises(TypeError, match="item 0 is the class RandomFlip, not an augmentation: write RandomFlip"):
+        Compose(RandomFlip)
+    with pytest.raises(TypeError, match="item 1 must be an augmentation"):
+        Compose(RandomFlip(), "hflip")
+
+
+def test_deforming_a_float_label_map_is_refused():
+    image = np.zeros((1, 4, 4), np.float32)
+    with pytest.raises(TypeError, match="labels must hold integers"):
+        RandomElastic(sigma=0)(image, np.full((4, 4), 0.5), np.random.default_rng(0))

@@ -243,7 +243,11 @@ def test_stacked_label_maps_move_as_one(seed, h, w, crop):
     out_image, stacked = t(image, np.stack([mask, other]), np.random.default_rng(seed))
     assert stacked.shape == (2, crop, crop)
     np.testing.assert_array_equal(stacked[0], alone)
-    np.testing.assert_array_equal(stacked[1], alone_other)
+    # the maps after the first are object ids: a mirrored copy (crop of a smaller image) gets ids
+    # of its own, i + c * (largest + 1), so modulo largest + 1 they moved as the map alone
+    np.testing.assert_array_equal(stacked[1] % (alone_other.max() + 1), alone_other)
+    if crop <= min(h, w):                          # no mirroring: exactly the same moves
+        np.testing.assert_array_equal(stacked[1], alone_other)
     np.testing.assert_array_equal(out_image[0], stacked[0])
 
 
@@ -306,3 +310,66 @@ def test_default_palette():
     p = data.default_palette(21)
     assert p.shape == (21, 3) and tuple(p[0]) == (0, 0, 0) and tuple(p[1]) == (128, 0, 0)
     assert len({tuple(c) for c in p}) == 21
+
+
+# ---- what the loader refuses ---------------------------------------------------------------------
+class _Items:
+    """A dataset of the given items."""
+
+    def __init__(self, *items):
+        self.items = items
+
+    def __len__(self):
+        return len(self.items)
+
+    def __getitem__(self, i):
+        return self.items[i]
+
+
+def test_loader_checks_each_sample_and_what_its_transform_returns():
+    image, mask = np.zeros((1, 4, 4), np.float32), np.zeros((4, 4), np.int64)
+    bad = {
+        "a floating-point \\(C, H, W\\) array .* e.g. image / 255": (_Items((image.astype(np.uint8), mask)), None),
+        "its image must be a floating-point \\(C, H, W\\)": (_Items((image[0], mask)), None),
+        "a sample must be a tuple \\(image, mask, ...\\)": (_Items(image), None),
+        "has an image only; a transform .* needs at least one label map": (_Items((image,)), data.RandomFlip()),
+        "after _Blur: its mask has dtype float64": (_Items((image, mask)), None),
+        "after _Shrink: its instances has shape \\(2, 4\\) but its first label map": (_Items((image, mask, mask)), None),
+    }
+
+    class _Blur:                                      # returns a float mask: it would be truncated
+        def __call__(self, image, mask, rng):
+            return image, mask + 0.5
+
+    class _Shrink:                                    # returns maps of two sizes: they would not line up
+        def __call__(self, image, mask, rng):
+            return image, [mask[0], mask[1][:2]]
+
+    for message, (dataset, transform) in bad.items():
+        if "_Blur" in message:
+            transform = _Blur()
+        if "_Shrink" in message:
+            transform = _Shrink()
+        with pytest.raises((TypeError, ValueError), match=message):
+            next(iter(data.DataLoader(dataset, transform=transform)))
+    # MirrorPad's larger image is fine
+    images, masks = next(iter(data.DataLoader(_Items((image, mask)), transform=data.MirrorPad(2))))
+    assert images.shape == (1, 1, 8, 8) and masks.shape == (1, 4, 4)
+
+
+def test_loader_refuses_an_epoch_with_no_batch_and_non_bool_flags():
+    ds = data.Shapes(5, 16)
+    with pytest.raises(ValueError, match="drop_last=True with 5 samples and batch_size=8 leaves no batch"):
+        data.DataLoader(ds, batch_size=8, drop_last=True)
+    for name in ("shuffle", "drop_last"):
+        with pytest.raises(TypeError, match=f"DataLoader: {name} must be True or False"):
+            data.DataLoader(ds, **{name: "False"})
+
+
+def test_folder_dataset_ignore_index_must_lie_outside_the_classes(tmp_path):
+    _write_pair(tmp_path, "a", labels=2)
+    for bad in (True, 1, 0, 255.5, "255", -0.0):
+        with pytest.raises(ValueError, match="ignore_index must be None or an int outside the classes 0..1"):
+            data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, ignore_index=bad)
+    assert data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, ignore_index=np.int64(255)).ignore_index == 255
+    assert data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, ignore_index=-1).ignore_index == -1

@@ -332,7 +332,10 @@ def _grid(shape=(2, 3, 3, 2), dtype=np.float32):
     (lambda: F.grid_sample(_x(), _grid((1, 3, 3, 2))), ValueError, "same batch size N"),
     (lambda: F.grid_sample(_x((0, 3, 4, 5)), _grid((0, 3, 3, 7))), ValueError,      # an empty batch too
      r"grid must have shape \(N, H_out, W_out, 2\)"),
-    (lambda: F.grid_sample(_x((0, 3, 0, 5)), _grid((0, 3, 3, 2))), ValueError, "every size >= 1"),
+    (lambda: F.grid_sample(_x((0, 3, 0, 5)), _grid((0, 3, 3, 2))), ValueError,
+     r"input must be \(N, C, H, W\) with C, H, W >= 1, got shape \(0, 3, 0, 5\)"),
+    (lambda: F.grid_sample(_x((0, 3, 4, 5)), _grid((0, 5, 6, 3))), ValueError, r"got shape \(0, 5, 6, 3\)"),
+    (lambda: F.grid_sample(_x((0, 3, 4, 5)), _grid((1, 3, 3, 2))), ValueError, "same batch size N"),
     (lambda: F.grid_sample(_x(), _grid(dtype=np.float64)), TypeError, "grid must have the input's dtype float32"),
     (lambda: F.grid_sample(_x((3, 4, 5)), _grid()), ValueError, r"input must be 4-D \(N, C, H, W\)"),
     (lambda: F.grid_sample(_x(dtype=np.int64), _grid()), TypeError, "input must be floating point"),

@@ -528,9 +528,10 @@ def test_evaluate_refuses_an_empty_loader_and_restores_the_models_mode():
     task = SemanticTask(dict(num_classes=4, in_channels=3, class_names=["a", "b", "c", "d"],
                              palette=[[0, 0, 0]] * 4))
     shapes = data.Shapes(3, 16, seed=0)
-    empty = data.DataLoader(shapes, 8, drop_last=True)
+    with pytest.raises(ValueError, match="leaves no batch"):              # the loader itself refuses this one
+        data.DataLoader(shapes, 8, drop_last=True)
     with pytest.raises(train.UserError, match="evaluate: the held-out loader gave no batch"):
-        train.evaluate(model, task, empty, train.geometry_for(model, 16), 16)
+        train.evaluate(model, task, [], train.geometry_for(model, 16), 16)    # any iterable of batches
     model.eval()
     train.evaluate(model, task, data.DataLoader(shapes, 2), train.geometry_for(model, 16), 16)
     assert not model.training                                # it was in eval mode, and stays there

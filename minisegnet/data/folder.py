@@ -82,6 +82,11 @@ class FolderDataset:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
         if in_channels not in (1, 3):
             raise ValueError(f"in_channels must be 1 (grey) or 3 (RGB), got {in_channels!r}")
+        if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
+                                         or 0 <= ignore_index < num_classes):
+            raise ValueError(f"ignore_index must be None or an int outside the classes 0..{num_classes - 1} (a "
+                             f"'don't care' label such as 255; a class index would turn that class into void), "
+                             f"got {ignore_index!r}")
         images = _index_files(images_dir, "images", _IMAGE_EXTENSIONS)
         masks = _index_files(masks_dir, "masks", (".png",))
         if unpaired not in ("raise", "keep"):
@@ -122,7 +127,7 @@ class FolderDataset:
         self.stuff_classes = tuple(c for c in range(num_classes) if c not in self.thing_classes)
         self.num_classes = int(num_classes)
         self.in_channels = in_channels
-        self.ignore_index = ignore_index
+        self.ignore_index = None if ignore_index is None else int(ignore_index)
         self.class_names = tuple(class_names) if class_names else tuple(f"class {c}" for c in range(num_classes))
         self.palette = default_palette(num_classes)
 

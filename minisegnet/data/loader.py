@@ -1,6 +1,7 @@
 """Batching: ``DataLoader`` shuffles, augments and stacks samples."""
 import numpy as np
 
+from .. import checks
 from ..random import generator
 
 __all__ = ["DataLoader"]
@@ -9,19 +10,30 @@ __all__ = ["DataLoader"]
 _LABEL_NAMES = ("mask", "instances")
 
 
-def _check_labels(index, image, labels):
-    """Each label map of a sample is integer and the image's size: casting a float map to
-    int64 would silently truncate it, and a map of another size would not line up."""
-    size = tuple(np.shape(image)[-2:])
+def _check_sample(index, sample, after=""):
+    """A sample is ``(image, label map, ...)``: a floating-point ``(C, H, W)`` image (the loader
+    makes float32 of it, so a uint8 image would arrive as values 0..255) and integer label maps
+    of the image's size (casting a float map to int64 would silently truncate it, and a map of
+    another size would not line up). ``after``: the transform's name when checking its output,
+    where the image may be larger than the labels (``MirrorPad``); the maps must still agree."""
+    if not isinstance(sample, (tuple, list)) or len(sample) < 1:
+        raise TypeError(f"sample {index}{after}: a sample must be a tuple (image, mask, ...), got "
+                        f"{checks.describe(sample)}")
+    image, *labels = sample
+    if np.ndim(image) != 3 or np.asarray(image).dtype.kind != "f":
+        raise TypeError(f"sample {index}{after}: its image must be a floating-point (C, H, W) array (scale "
+                        f"integer pixels to [0, 1] first, e.g. image / 255), got {checks.describe(image)}")
+    size = tuple(np.shape(labels[0] if after and labels else image)[-2:])
     for k, label in enumerate(labels):
         name = _LABEL_NAMES[k] if k < len(_LABEL_NAMES) else f"label map {k + 1}"
         label = np.asarray(label)
         if label.dtype.kind not in "iub":
-            raise TypeError(f"sample {index}: its {name} has dtype {label.dtype}; label maps must hold "
+            raise TypeError(f"sample {index}{after}: its {name} has dtype {label.dtype}; label maps must hold "
                             "integers (class indices or object ids)")
         if tuple(label.shape) != size:
-            raise ValueError(f"sample {index}: its {name} has shape {tuple(label.shape)} but its image is "
-                             f"{size[0]}x{size[1]} (height x width); each label map needs one value per pixel")
+            raise ValueError(f"sample {index}{after}: its {name} has shape {tuple(label.shape)} but its "
+                             f"{'first label map' if after else 'image'} is {size[0]}x{size[1]} (height x width); "
+                             f"each label map needs one value per pixel")
 
 
 class DataLoader:
@@ -32,7 +44,7 @@ class DataLoader:
     ``shuffle`` draws a new order every pass. The random numbers (order and
     augmentation) come from ``np.random.default_rng([seed, epoch])`` when a
     ``seed`` is given, so pass ``e`` is repeatable on its own (``set_epoch``
-    resumes mid-way), or else from the library's ``minisegnet.random.generator()``.
+    replays pass ``e`` from its start), or else from the library's ``minisegnet.random.generator()``.
     ``transform(image, mask, rng)`` augments each sample; when a sample has
     several label maps they reach the transform stacked ``(K, H, W)``, so that
     one crop or flip moves them all.
@@ -47,11 +59,14 @@ class DataLoader:
             raise TypeError(f"transform must be callable as transform(image, mask, rng), got {transform!r}")
         if len(dataset) == 0:
             raise ValueError("the dataset is empty")
+        self.shuffle = checks.flag(shuffle, "shuffle", "DataLoader")
+        self.drop_last = checks.flag(drop_last, "drop_last", "DataLoader")
+        if self.drop_last and len(dataset) < batch_size:
+            raise ValueError(f"DataLoader: drop_last=True with {len(dataset)} samples and batch_size={batch_size} "
+                             f"leaves no batch; use a smaller batch_size or drop_last=False")
         self.dataset = dataset
         self.batch_size = int(batch_size)
-        self.shuffle = bool(shuffle)
         self.seed = seed
-        self.drop_last = bool(drop_last)
         self.transform = transform
         self.epoch = 0
 
@@ -65,13 +80,19 @@ class DataLoader:
 
     def _sample(self, index, rng):
         """Sample ``index`` as ``(image, label_1, ...)``, augmented."""
-        image, *labels = self.dataset[index]
-        _check_labels(index, image, labels)
+        sample = self.dataset[index]
+        _check_sample(index, sample)
         if self.transform is None:
-            return (image, *labels)
+            return tuple(sample)
+        image, *labels = sample
+        if not labels:
+            raise ValueError(f"sample {index} has an image only; a transform moves an image with its labels "
+                             f"(transform(image, mask, rng)), so it needs at least one label map")
         stacked = labels[0] if len(labels) == 1 else np.stack(labels)
         image, stacked = self.transform(image, stacked, rng)
-        return (image, stacked) if len(labels) == 1 else (image, *stacked)
+        out = (image, stacked) if len(labels) == 1 else (image, *stacked)
+        _check_sample(index, out, after=f" after {type(self.transform).__name__}")
+        return out
 
     def __iter__(self):
         rng = generator() if self.seed is None else np.random.default_rng([self.seed, self.epoch])

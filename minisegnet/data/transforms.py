@@ -2,10 +2,20 @@
 
 An augmentation is a callable ``t(image, mask, rng) -> (image, mask)``.
 ``mask`` is a label map ``(H, W)``, or several label maps stacked
-``(K, H, W)`` (say, class and instance id) that must move as one; every
-transform here indexes the last two axes only, so both work. ``rng`` is a
-NumPy ``Generator``: the loader seeds it per epoch, so augmentation is
-repeatable.
+``(K, H, W)`` that must move as one: the class map first, then object ids
+(the loader stacks ``(mask, instances)`` so); every transform here indexes
+the last two axes only, so both work. ``rng`` is a NumPy ``Generator``: the
+loader seeds it per epoch, so augmentation is repeatable.
+
+**Mirrored copies are other objects.** Mirroring (a crop of an image smaller
+than the crop, a deformation with ``padding_mode="reflection"``) brings in a
+reflected copy of what lies near the border. In a class map that is right as
+it is; in an object-id map it would make one id name two separate objects
+(an object and its reflection), and an instance or panoptic target would
+then put that object's centre between them. So in the maps after the first,
+an id ``i > 0`` that arrives from copy ``c`` of the image (``c = 0``: the
+image itself) becomes ``i + c * (largest id + 1)``: an id of its own
+(``mirrored_copies``).
 
 The geometric ones move whole pixels (flips, 90-degree rotations, crops,
 mirror padding). The deformations (``RandomElastic``, ``RandomAffine``)
@@ -37,7 +47,7 @@ from ..functional import affine_grid, grid_sample
 
 __all__ = ["Compose", "RandomFlip", "RandomRot90", "RandomCrop", "CenterCrop", "MirrorPad",
            "RandomElastic", "RandomAffine", "ColorJitter", "bicubic_weights", "elastic_displacement",
-           "AUGMENTATIONS"]
+           "copy_number", "mirrored_copies", "AUGMENTATIONS"]
 
 
 def _as_size(size, name="size"):
@@ -56,6 +66,13 @@ class Compose:
     """Apply several augmentations in order."""
 
     def __init__(self, *transforms):
+        for k, t in enumerate(transforms):
+            if isinstance(t, type):
+                raise TypeError(f"Compose: item {k} is the class {t.__name__}, not an augmentation: "
+                                f"write {t.__name__}(...)")
+            if not callable(t):
+                raise TypeError(f"Compose: item {k} must be an augmentation, callable as t(image, mask, rng), "
+                                f"got {t!r}")
         self.transforms = transforms
 
     def __call__(self, image, mask, rng):
@@ -71,9 +88,11 @@ class RandomFlip:
         if not isinstance(horizontal, (bool, np.bool_)) or not isinstance(vertical, (bool, np.bool_)):
             raise TypeError(f"RandomFlip: horizontal and vertical must be True or False, "
                             f"got {horizontal!r} and {vertical!r}")
-        self.horizontal, self.vertical, self.p = bool(horizontal), bool(vertical), _check_probability(p)
+        self.horizontal, self.vertical = bool(horizontal), bool(vertical)
+        self.p = _check_probability(p, "RandomFlip: p")
 
     def __call__(self, image, mask, rng):
+        _check_same_size(image, mask, "RandomFlip")
         if self.horizontal and rng.random() < self.p:
             image, mask = image[..., ::-1], mask[..., ::-1]
         if self.vertical and rng.random() < self.p:
@@ -86,18 +105,64 @@ class RandomRot90:
     images, so every sample of a batch keeps its shape)."""
 
     def __call__(self, image, mask, rng):
+        _check_same_size(image, mask, "RandomRot90")
         k = int(rng.integers(4)) if image.shape[-1] == image.shape[-2] else 2 * int(rng.integers(2))
         return np.rot90(image, k, axes=(-2, -1)), np.rot90(mask, k, axes=(-2, -1))
 
 
-def _reflect_to(image, mask, size):
-    """Mirror-pad image and mask (the same pixels) up to at least ``size``."""
+def _check_same_size(image, mask, name):
+    """Image and labels must cover the same pixels for a transform to move them together."""
+    if tuple(image.shape[-2:]) != tuple(mask.shape[-2:]):
+        raise ValueError(f"{name}: the image is {image.shape[-2]}x{image.shape[-1]} but the labels are "
+                         f"{mask.shape[-2]}x{mask.shape[-1]}; they must match to move together (MirrorPad, which "
+                         f"makes the image larger, must be the last transform)")
+
+
+def copy_number(source, size):
+    """Which copy of an axis of ``size`` pixels each pixel coordinate ``source`` lies in, when the
+    axis is mirrored about its end pixels (``np.pad``'s "reflect"): 0 inside ``[0, size - 1]``,
+    -1, -2, ... before it and 1, 2, ... after it, each copy ``size - 1`` pixels long (a
+    1-pixel axis: every pixel outside is a copy of its own)."""
+    source = np.asarray(source)
+    if size == 1:
+        return source.astype(np.int64)
+    period = size - 1
+    before = np.floor_divide(source, period)                     # -1 for -period .. -1, ...
+    after = -np.floor_divide(-(source - period), period)         # ceil((s - period) / period): 1 for period+1 .. 2 period
+    return np.where(source < 0, before, np.where(source > period, after, 0)).astype(np.int64)
+
+
+def mirrored_copies(mask, copy_y, copy_x):
+    """Give each mirrored copy of an object an id of its own (module docstring): in the maps
+    after the first of a stacked ``(K, H, W)`` ``mask``, an id ``i > 0`` at a pixel of copy
+    ``(copy_y, copy_x)`` (broadcasting to ``(H, W)``; ``(0, 0)`` is the image) becomes
+    ``i + c * (largest id + 1)``, ``c`` a number for the copy (0 for the image). A single map,
+    or no pixel from a copy: the mask unchanged."""
+    copy_y, copy_x = np.broadcast_arrays(copy_y, copy_x)
+    if mask.ndim != 3 or mask.shape[0] < 2 or not (copy_y.any() or copy_x.any()):
+        return mask
+    # number the copies: 0, -1, 1, -2, 2, ... -> 0, 1, 2, 3, 4 on each axis, then pair the two
+    zigzag_y, zigzag_x = (np.where(c < 0, -2 * c - 1, 2 * c) for c in (copy_y, copy_x))
+    copy = zigzag_y * (int(zigzag_x.max()) + 1) + zigzag_x
+    mask = mask.astype(np.int64)                                 # room for the new ids
+    ids = mask[1:]
+    ids += np.where(ids > 0, copy * (int(ids.max()) + 1), 0)
+    return mask
+
+
+def _reflect_to(image, mask, size, name):
+    """Mirror-pad image and mask (the same pixels) up to at least ``size``; reflected copies of
+    objects get ids of their own (``mirrored_copies``)."""
+    _check_same_size(image, mask, name)
     h, w = mask.shape[-2:]
     ph, pw = max(size[0] - h, 0), max(size[1] - w, 0)
     if ph or pw:
         pads = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2))
         image = np.pad(image, ((0, 0),) + pads, mode="reflect")
         mask = np.pad(mask, ((0, 0),) * (mask.ndim - 2) + pads, mode="reflect")
+        rows = copy_number(np.arange(h + ph) - pads[0][0], h)[:, None]
+        cols = copy_number(np.arange(w + pw) - pads[1][0], w)[None, :]
+        mask = mirrored_copies(mask, rows, cols)
     return image, mask
 
 
@@ -109,13 +174,15 @@ def _window(image, mask, top, left, size):
 
 class RandomCrop:
     """A random ``size`` window of image and mask; smaller images are first
-    mirror-padded (reflect, as ``F.pad(mode="reflect")``) up to ``size``."""
+    mirror-padded up to ``size`` (reflected about the border pixels, repeatedly
+    where the padding exceeds the image: ``np.pad``'s "reflect"; mirrored
+    objects get ids of their own, see the module docstring)."""
 
     def __init__(self, size):
-        self.size = _as_size(size)
+        self.size = _as_size(size, "RandomCrop: size")
 
     def __call__(self, image, mask, rng):
-        image, mask = _reflect_to(image, mask, self.size)
+        image, mask = _reflect_to(image, mask, self.size, "RandomCrop")
         h, w = mask.shape[-2:]
         top = int(rng.integers(h - self.size[0] + 1))
         left = int(rng.integers(w - self.size[1] + 1))
@@ -126,10 +193,10 @@ class CenterCrop:
     """The central ``size`` window (mirror-padding smaller images): deterministic, for evaluation."""
 
     def __init__(self, size):
-        self.size = _as_size(size)
+        self.size = _as_size(size, "CenterCrop: size")
 
     def __call__(self, image, mask, rng=None):
-        image, mask = _reflect_to(image, mask, self.size)
+        image, mask = _reflect_to(image, mask, self.size, "CenterCrop")
         h, w = mask.shape[-2:]
         top, left = (h - self.size[0]) // 2, (w - self.size[1]) // 2
         return _window(image, mask, top, left, self.size)
@@ -149,7 +216,8 @@ class MirrorPad:
             padding = (int(padding),) * 4
         if (not isinstance(padding, (tuple, list)) or len(padding) != 4
                 or not all(isinstance(p, (int, np.integer)) and p >= 0 for p in padding)):
-            raise ValueError(f"padding must be a non-negative int or (top, bottom, left, right), got {padding!r}")
+            raise ValueError(f"MirrorPad: padding must be a non-negative int or (top, bottom, left, right), "
+                             f"got {padding!r}")
         self.padding = tuple(int(p) for p in padding)
 
     def __call__(self, image, mask, rng=None):
@@ -167,9 +235,9 @@ def _check_probability(p, name="p"):
     return float(p)
 
 
-def _check_padding_mode(padding_mode):
+def _check_padding_mode(padding_mode, op):
     if padding_mode not in _PADDING_MODES:
-        raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+        raise ValueError(f"{op}: padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
     return padding_mode
 
 
@@ -197,7 +265,8 @@ def _range(value, name, centre, low=None):
 def warp(image, mask, positions, padding_mode="reflection"):
     """Image ``(C, H, W)`` and labels ``(H, W)`` or ``(K, H, W)`` read at ``positions`` ``(H, W, 2)``:
     pixel coordinates ``(x, y)`` in the input for every output pixel. Bilinear for the image,
-    nearest for the labels (which keep their dtype and values). Runs on NumPy, whatever the backend."""
+    nearest for the labels (which keep their dtype and values; with ``"reflection"``, mirrored
+    objects get ids of their own, see the module docstring). Runs on NumPy, whatever the backend."""
     if image.dtype.kind != "f":
         raise TypeError(f"the image must be floating point to be deformed, got dtype {image.dtype}")
     if image.ndim != 3:
@@ -205,6 +274,9 @@ def warp(image, mask, positions, padding_mode="reflection"):
     if mask.ndim not in (2, 3) or mask.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"the labels must be (H, W) or (K, H, W) with the image's H, W {image.shape[-2:]}, got "
                          f"shape {mask.shape}")
+    if mask.dtype.kind not in "iub":
+        raise TypeError(f"the labels must hold integers (class indices or object ids) to be deformed, got dtype "
+                        f"{mask.dtype}")
     h, w = image.shape[-2:]
     # pixel -> normalised coordinates of grid_sample (align_corners=False: pixel centres at (2k + 1) / W - 1)
     grid = Tensor._wrap(((2 * positions + 1) / np.array([w, h]) - 1)[None].astype(image.dtype))
@@ -216,7 +288,12 @@ def warp(image, mask, positions, padding_mode="reflection"):
     with no_grad():
         out = grid_sample(Tensor._wrap(np.ascontiguousarray(image[None])), grid, padding_mode=padding_mode).data[0]
         moved = grid_sample(Tensor._wrap(labels), label_grid, mode="nearest", padding_mode=padding_mode).data[0]
-    return out, np.rint(moved).astype(mask.dtype).reshape(mask.shape)
+    moved = np.rint(moved).astype(mask.dtype).reshape(mask.shape)
+    if padding_mode == "reflection":        # about the edges -0.5, W - 0.5: copy k covers [kW - 0.5, (k+1)W - 0.5)
+        copy_x = np.floor((positions[..., 0] + 0.5) / w).astype(np.int64)
+        copy_y = np.floor((positions[..., 1] + 0.5) / h).astype(np.int64)
+        moved = mirrored_copies(moved, copy_y, copy_x)
+    return out, moved
 
 
 @functools.lru_cache(maxsize=64)
@@ -274,11 +351,12 @@ class RandomElastic:
 
     def __init__(self, sigma=10.0, points=3, p=1.0, padding_mode="reflection"):
         if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 <= sigma < np.inf:
-            raise ValueError(f"sigma must be a non-negative number of pixels, got {sigma!r}")
+            raise ValueError(f"RandomElastic: sigma must be a finite, non-negative number of pixels, got {sigma!r}")
         if isinstance(points, bool) or not isinstance(points, numbers.Integral) or points < 2:
-            raise ValueError(f"points must be an int >= 2 (control points per axis), got {points!r}")
+            raise ValueError(f"RandomElastic: points must be an int >= 2 (control points per axis), got {points!r}")
         self.sigma, self.points = float(sigma), int(points)
-        self.p, self.padding_mode = _check_probability(p), _check_padding_mode(padding_mode)
+        self.p = _check_probability(p, "RandomElastic: p")
+        self.padding_mode = _check_padding_mode(padding_mode, "RandomElastic")
 
     def sample_positions(self, size, rng):
         """Where each output pixel reads the input, ``(H, W, 2)`` pixel coordinates ``(x, y)``."""
@@ -312,20 +390,21 @@ class RandomAffine:
     """
 
     def __init__(self, degrees=0.0, translate=None, scale=None, shear=None, p=1.0, padding_mode="reflection"):
-        self.degrees = _range(degrees, "degrees", 0.0)
+        self.degrees = _range(degrees, "RandomAffine: degrees", 0.0)
         if translate is None:
             translate = (0.0, 0.0)
         if (not isinstance(translate, (tuple, list)) or len(translate) != 2
                 or not all(isinstance(t, numbers.Real) and not isinstance(t, bool) and 0 <= t <= 1 for t in translate)):
-            raise ValueError(f"translate must be a pair (a, b) of fractions in [0, 1], got {translate!r}")
+            raise ValueError(f"RandomAffine: translate must be a pair (a, b) of fractions in [0, 1], got {translate!r}")
         self.translate = (float(translate[0]), float(translate[1]))
         if isinstance(scale, numbers.Real):
-            raise TypeError(f"scale must be a pair (min, max) of zoom factors, got {scale!r}")
-        self.scale = (1.0, 1.0) if scale is None else _range(scale, "scale", 1.0, low=1e-6)
-        self.shear = (0.0, 0.0) if shear is None else _range(shear, "shear", 0.0)
+            raise TypeError(f"RandomAffine: scale must be a pair (min, max) of zoom factors, got {scale!r}")
+        self.scale = (1.0, 1.0) if scale is None else _range(scale, "RandomAffine: scale", 1.0, low=1e-6)
+        self.shear = (0.0, 0.0) if shear is None else _range(shear, "RandomAffine: shear", 0.0)
         if not all(-90 < s < 90 for s in self.shear):
-            raise ValueError(f"shear must stay between -90 and 90 degrees, got {shear!r}")
-        self.p, self.padding_mode = _check_probability(p), _check_padding_mode(padding_mode)
+            raise ValueError(f"RandomAffine: shear must stay between -90 and 90 degrees, got {shear!r}")
+        self.p = _check_probability(p, "RandomAffine: p")
+        self.padding_mode = _check_padding_mode(padding_mode, "RandomAffine")
 
     def sample_matrix(self, size, rng):
         """A random ``A`` (2, 2) and shift ``t`` (2,), in pixels about the centre, as drawn by ``__call__``."""
@@ -350,7 +429,9 @@ class RandomAffine:
                                 (-to_norm @ inverse @ shift)[:, None]], axis=1)
         with no_grad():
             grid = affine_grid(Tensor._wrap(theta[None]), (1, 1, h, w)).data[0]
-        return ((grid + 1) * np.array([w, h]) - 1) / 2           # back to pixel coordinates
+        # back to pixel coordinates: the form RandomElastic also gives warp (which turns them into
+        # grid_sample's normalised units again)
+        return ((grid + 1) * np.array([w, h]) - 1) / 2
 
     def sample_positions(self, size, rng):
         """Where each output pixel reads the input, ``(H, W, 2)``, for a random draw of the map."""
@@ -380,9 +461,9 @@ class ColorJitter:
     """
 
     def __init__(self, brightness=0.0, contrast=0.0, gamma=0.0):
-        self.brightness = _factor_range(brightness, "brightness")
-        self.contrast = _factor_range(contrast, "contrast")
-        self.gamma = _factor_range(gamma, "gamma", positive=True)
+        self.brightness = _factor_range(brightness, "ColorJitter: brightness")
+        self.contrast = _factor_range(contrast, "ColorJitter: contrast")
+        self.gamma = _factor_range(gamma, "ColorJitter: gamma", positive=True)
 
     def __call__(self, image, mask, rng):
         if image.dtype.kind != "f":

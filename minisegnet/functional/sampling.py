@@ -444,12 +444,9 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     align_corners = _check_align_corners(align_corners, "grid_sample")
     if grid.dtype != input.dtype:
         raise TypeError(f"grid_sample: grid must have the input's dtype {input.dtype}, got {grid.dtype}")
-    if input.ndim == 4 and grid.ndim == 4 and input.shape[0] == grid.shape[0] == 0:
-        # an empty batch: an empty output (PyTorch's answer) with zero gradients, if the rest of the
-        # shapes hold (a grid of (x, y) pairs, an image of at least one pixel), checked as for one image
-        shapes.grid_sample_output_shape((1,) + input.shape[1:], (1,) + grid.shape[1:])
-        return empty_batch((0, input.shape[1]) + grid.shape[1:3], input, grid)
-    shapes.grid_sample_output_shape(input.shape, grid.shape)       # checks the shapes
+    out_shape = shapes.grid_sample_output_shape(input.shape, grid.shape)       # checks the shapes
+    if out_shape[0] == 0:                 # an empty batch: an empty output (PyTorch's answer), zero gradients
+        return empty_batch(out_shape, input, grid)
     backend.get_array_module(input.data, grid.data)                  # one device for both
     return GridSample(mode, padding_mode, align_corners)(input, grid)
 
