@@ -273,7 +273,7 @@ def figure_depthwise(channels=8, kernel_size=3, cost_channels=64, cost_size=64):
     from .. import nn
     from ..summary import summary
 
-    cases = [(f"groups=1 (standard)", kernel_size, 1), ("groups=2", kernel_size, 2),
+    cases = [("groups=1 (standard)", kernel_size, 1), ("groups=2", kernel_size, 2),
              (f"groups={channels} (depthwise)", kernel_size, channels), ("1x1 pointwise", 1, 1)]
     fig = _new_figure(11, 6.6)
     for j, (title, k, g) in enumerate(cases):
