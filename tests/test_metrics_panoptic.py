@@ -279,3 +279,19 @@ def test_describe_pq_states_the_product_and_the_counts():
 def test_an_empty_batch_counts_nothing():
     empty = np.zeros((0, 4, 4, 2), np.int64)
     np.testing.assert_array_equal(metrics.panoptic_counts(empty, empty, [1], [0]), np.zeros((4, 2)))
+
+
+def test_huge_instance_ids_match_or_are_refused_never_lost():
+    """The segment key (image * K + column) * (largest id + 1) + id is int64: ids up to the
+    largest that keeps it in range still match themselves; larger ones are a clear error
+    (they used to wrap around and the segment vanished: PQ of a perfect prediction 0)."""
+    fits = _map([[1, 1, 0]], [[2**61, 2**61, 0]])             # 1 image, 2 categories: keys < 2**62 + 2
+    assert metrics.panoptic_quality(fits, fits, things=[1], stuff=[0])["per_class"][1]["tp"] == 1
+    wraps = _map([[1, 1, 0]], [[2**62, 2**62, 0]])
+    with pytest.raises(ValueError, match=r"panoptic_counts: pred holds the instance id 4611686018427387904: "
+                                         r"with 1 image\(s\) and 2 categories the segment keys"):
+        metrics.panoptic_quality(wraps, wraps, things=[1], stuff=[0])
+    unsigned = _map([[1, 0]], [[0, 0]]).astype(np.uint64)
+    unsigned[0, 0, 0, 1] = 2**63                               # int64 would read it as negative
+    with pytest.raises(ValueError, match=r"pred holds the value 9223372036854775808, above 9223372036854775807"):
+        metrics.panoptic_quality(unsigned, unsigned, things=[1], stuff=[0])

@@ -57,6 +57,7 @@ __all__ = ["panoptic_counts", "panoptic_scores", "panoptic_quality", "describe_p
 
 # Rows of the counts array returned by panoptic_counts.
 IOU_SUM, TP, FP, FN = range(4)
+INT64_MAX = 2**63 - 1     # the segment keys are int64
 
 
 def _array(x):
@@ -142,6 +143,10 @@ def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
 
     def segment_keys(panoptic, name):
         """One int64 key per pixel naming its segment, -1 for void: (image, column, instance)."""
+        largest = int(panoptic.max()) if panoptic.dtype == xp.uint64 else 0
+        if largest > INT64_MAX:                  # int64 would make it negative
+            raise ValueError(f"{op}: {name} holds the value {largest}, above {INT64_MAX} (2**63 - 1): "
+                             f"categories and instance ids are computed in int64")
         panoptic = panoptic.reshape(n, -1, 2).astype(xp.int64)
         category, instance = panoptic[..., 0], panoptic[..., 1]
         void = category == ignore_index
@@ -156,6 +161,10 @@ def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
             raise ValueError(f"{op}: {name} holds a negative instance id on a thing pixel; ids must be >= 0")
         instance = xp.where(thing_pixel, instance, 0)        # stuff: one segment per category per image
         width = int(instance.max()) + 1 if instance.size else 1
+        if n * K * width - 1 > INT64_MAX:          # the largest key below would wrap around
+            raise ValueError(f"{op}: {name} holds the instance id {width - 1}: with {n} image(s) and {K} "
+                             f"categories the segment keys (image * {K} + column) * (largest id + 1) + id "
+                             f"would pass {INT64_MAX} (2**63 - 1); renumber the ids (instances.renumber)")
         image = xp.arange(n, dtype=xp.int64)[:, None]
         keys = (image * K + column) * width + instance
         return xp.where(void, -1, keys).reshape(-1), width
