@@ -108,6 +108,12 @@ def test_a_true_thing_pixel_without_an_id_is_void():
     assert truth.tolist() == [[[[1, 5], [-1, 0], [0, 0], [2, 0]]]]
 
 
+def test_void_is_minus_one_whatever_the_label_dtypes():
+    """uint8 masks (as a PNG gives them) made void 255 instead of -1: a category PQ refuses."""
+    truth = scored_truth(np.array([[[0, 1, 255]]], np.uint8), np.array([[[0, 0, 0]]], np.uint16), 3, (1,))
+    assert truth.dtype == np.int64 and truth.tolist() == [[[[0, 0], [-1, 0], [-1, 0]]]]
+
+
 def test_training_scores_stay_on_the_device(transfers, cupy):
     msn.set_backend("cupy")
     ds = Cells(2, 32, return_instances=True)

@@ -67,6 +67,7 @@ def scored_truth(masks, ids, num_classes, thing_classes):
     the mask says "don't care" and where a thing pixel has no object id (0): an object needs
     an id, and PQ would otherwise count all of an image's id-0 pixels of a class as one object."""
     xp = backend.get_array_module(masks)
+    masks, ids = masks.astype(xp.int64), ids.astype(xp.int64)      # room for -1 (uint8 would make it 255)
     void = (masks < 0) | (masks >= num_classes) | (is_thing(masks, thing_classes) & (ids == 0))
     return xp.stack([xp.where(void, -1, masks), xp.where(void, 0, ids)], axis=-1)
 
