@@ -239,7 +239,8 @@ def find_centers(center, threshold=THRESHOLD, nms_kernel=NMS_KERNEL, top_k=TOP_K
 
 def group_pixels(offset, thing, coords, valid):
     """Instance ids ``(N, H, W)`` int64: each thing pixel joins the centre nearest to where
-    its offset points; 0 on other pixels and where an image has no centre.
+    its offset points; 0 on other pixels, where an image has no centre, and on a pixel
+    whose offset is NaN or infinite (no centre is at a finite distance from where it points).
 
     ``offset``: ``(N, 2, H, W)`` ``(dy, dx)``; ``thing``: bool ``(N, H, W)``, the
     pixels to group; ``coords``, ``valid``: from :func:`find_centers`. The id
@@ -272,7 +273,10 @@ def group_pixels(offset, thing, coords, valid):
     distance = (vote_y - cy) ** 2 + (vote_x - cx) ** 2                  # (N, k, H, W)
     distance = xp.where(valid[:, :, None, None], distance, xp.inf)
     nearest = xp.argmin(distance, axis=1) + 1
-    return xp.where(thing & valid.any(axis=1)[:, None, None], nearest, 0).astype(xp.int64)
+    # a finite nearest distance: the image has a centre and the offset is a number (argmin of
+    # distances that are all NaN or inf would name centre 1, even an invalid one)
+    found = xp.isfinite(distance.min(axis=1))
+    return xp.where(thing & found, nearest, 0).astype(xp.int64)
 
 
 def _thing_and_stuff(thing_classes, stuff_classes, op):

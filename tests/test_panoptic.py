@@ -127,6 +127,18 @@ def test_each_pixel_joins_the_nearest_centre_to_where_it_points(seed, n, h, w, k
                 assert ours[i, y, x] == int(np.argmin(d)) + 1
 
 
+def test_a_pixel_whose_offset_is_not_a_number_joins_no_centre():
+    """NaN or infinite offsets are at no finite distance from any centre: id 0. They used to
+    join centre 1, even when centre 1 was not a valid peak."""
+    offset = np.zeros((1, 2, 2, 3), np.float32)
+    offset[0, :, 0, 0] = np.nan
+    offset[0, 1, 0, 1] = np.inf
+    thing = np.ones((1, 2, 3), bool)
+    coords, valid = np.array([[[0, 0], [1, 2]]]), np.array([[False, True]])      # centre 1 is invalid
+    ids = to_numpy(P.group_pixels(on(offset), on(thing), on(coords), on(valid)))
+    assert ids.tolist() == [[[0, 0, 2], [2, 2, 2]]]
+
+
 @given(seed=st.integers(0, 2**16), n=st.integers(1, 2), h=st.integers(2, 14), w=st.integers(2, 14),
        min_area=st.integers(1, 6))
 def test_merge_equals_a_loop(seed, n, h, w, min_area):
