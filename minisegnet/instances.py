@@ -149,7 +149,9 @@ def renumber(instances, min_size=1):
     whatever sizes an array by the largest id (one row per object, as the
     centre targets of ``panoptic.py``) then needs ``K`` rows, not 65536.
     ``instances``: non-negative integer ids ``(H, W)`` or ``(N, H, W)``.
-    Returns int64 ids of the same shape. One bincount over (image, id) pairs.
+    Returns int64 ids of the same shape. One sort (``unique``) of the ids and
+    one bincount over (image, id) pairs: memory follows the number of distinct
+    ids in the batch, not the largest id.
     """
     op = "renumber"
     ids = _label_map(instances, "instances", op)
@@ -163,14 +165,19 @@ def renumber(instances, min_size=1):
 
 
 def _renumber(ids, keep_sizes_from=1):
-    """``renumber`` on checked int64 ids ``(N, H, W)``."""
+    """``renumber`` on checked int64 ids ``(N, H, W)``.
+
+    Each id is first replaced by its rank among the batch's distinct ids, so the
+    ``(N, distinct ids)`` table of sizes has a column per object present, however
+    large the ids (a table indexed by the ids themselves would need a column per
+    possible id: 8 TiB for one object numbered 2**40)."""
     xp = backend.get_array_module(ids)
     n = ids.shape[0]
-    top = int(ids.max()) + 1 if ids.size else 1
-    flat = (ids + xp.arange(n, dtype=xp.int64)[:, None, None] * top).reshape(-1)
-    sizes = xp.bincount(flat, minlength=n * top).reshape(n, top)
-    keep = sizes >= keep_sizes_from
-    keep[:, 0] = False
+    values, rank = xp.unique(ids.reshape(-1), return_inverse=True)      # ids == values[rank], sorted
+    top = len(values)
+    flat = (rank.reshape(ids.shape) + xp.arange(n, dtype=xp.int64)[:, None, None] * top).reshape(-1)
+    sizes = backend.bincount(flat, n * top).reshape(n, top)
+    keep = (sizes >= keep_sizes_from) & (values != 0)[None, :]          # id 0 (no object) keeps 0
     number = xp.cumsum(keep, axis=1).reshape(-1)
     return xp.where(keep.reshape(-1)[flat], number[flat], 0).reshape(ids.shape)
 
