@@ -205,6 +205,8 @@ def instances_from_semantic(pred, thing_classes, connectivity=8, min_size=1):
         raise ValueError(f"{op}: thing_classes lists {twice} more than once; each class's regions are "
                          f"labelled once")
     xp = backend.get_array_module(p)
+    if p.size == 0:                              # no pixels: no objects (as connected_components)
+        return xp.zeros(p.shape, dtype=xp.int64)
     single = p.ndim == 2
     p = p[None] if single else p
     out = xp.zeros(p.shape, dtype=xp.int64)
@@ -263,6 +265,8 @@ def distance_transform_edt(input):
     if a.ndim < 2:
         raise ValueError(f"{op}: input must have at least 2 dimensions (..., H, W), got shape {tuple(a.shape)}")
     xp = backend.get_array_module(a)
+    if a.size == 0:                              # no pixels: nothing to measure
+        return xp.zeros(a.shape, dtype=xp.float64)
     f = xp.where(a == 0, 0.0, xp.inf)
     rows = _min_plus_parabola(f)                                          # along W
     both = _min_plus_parabola(xp.ascontiguousarray(xp.swapaxes(rows, -1, -2)))   # along H
@@ -324,6 +328,8 @@ def _two_nearest(ids):
     """``two_nearest_distances`` of checked ids (no read from the device: ``unet_weight_map``
     checks its ids itself, with its other checks)."""
     xp = backend.get_array_module(ids)
+    if ids.size == 0:                            # no pixels: nothing to measure
+        return xp.zeros(ids.shape, dtype=xp.float64), xp.zeros(ids.shape, dtype=xp.float64)
     single = ids.ndim == 2
     ids = (ids[None] if single else ids).astype(xp.int64)
     n, h, w = ids.shape
@@ -398,6 +404,8 @@ def _unet_weight_map(target, instances, num_classes, w0=10.0, sigma=5.0, ignore_
     ``target`` and ``instances``: backend int arrays of one shape, ids >= 0, every
     target label in ``[0, num_classes)`` or ``ignore_index``."""
     xp = backend.get_array_module(target, instances)
+    if target.size == 0:                         # no pixels: no weights
+        return xp.zeros(target.shape, dtype=xp.float32)
     single = target.ndim == 2
     t, ids = (target[None], instances[None]) if single else (target, instances)
     n = t.shape[0]

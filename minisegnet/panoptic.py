@@ -226,6 +226,8 @@ def find_centers(center, threshold=THRESHOLD, nms_kernel=NMS_KERNEL, top_k=TOP_K
         raise TypeError(f"{op}: threshold must be a number, got {threshold!r}")
     xp = backend.get_array_module(heat)
     n, _, h, w = heat.shape
+    if h * w == 0:                               # no pixels: no peaks (k = 0)
+        return xp.zeros((n, 0, 2), dtype=xp.int64), xp.zeros((n, 0), dtype=bool)
     with no_grad():
         pooled = max_pool2d(Tensor._wrap(heat), nms_kernel, stride=1, padding=nms_kernel // 2).data
     peak = (heat == pooled) & (heat > threshold)
@@ -264,6 +266,8 @@ def group_pixels(offset, thing, coords, valid):
         raise ValueError(f"{op}: valid must be a boolean array of shape (N, k) = {tuple(coords.shape[:2])}, "
                          f"got {valid.dtype} {tuple(valid.shape)}")
     xp = backend.get_array_module(off)
+    if coords.shape[1] == 0:                     # no centres to join (k = 0)
+        return xp.zeros((n, h, w), dtype=xp.int64)
     yy = xp.arange(h, dtype=off.dtype)[:, None]
     xx = xp.arange(w, dtype=off.dtype)[None, :]
     vote_y = (yy + off[:, 0])[:, None]                                  # (N, 1, H, W): where each pixel points
@@ -320,6 +324,8 @@ def merge_semantic_and_instances(semantic, instances, thing_classes, stuff_class
     things, stuff = _thing_and_stuff(thing_classes, stuff_classes, op)
     _positive(min_stuff_area, "min_stuff_area", op, numbers.Integral)
     xp = backend.get_array_module(sem)
+    if sem.size == 0:                            # no pixels: an empty panoptic map
+        return xp.zeros(tuple(sem.shape) + (2,), dtype=xp.int64)
     num_classes = max(things + stuff) + 1
     known, is_thing = _lookup(xp, num_classes, things + stuff), _lookup(xp, num_classes, things)
     if sem.size and (top_class >= num_classes or not bool(known[sem].all())):

@@ -410,3 +410,20 @@ def test_no_uploads_and_only_scalar_syncs(transfers, cupy):
             call()
         assert log.count("H2D") == 0, f"{name} uploaded host data:\n{log.report()}"
         assert log.nbytes("D2H") <= 64, f"{name} downloaded more than scalars:\n{log.report()}"
+
+
+@pytest.mark.parametrize("shape", [(0, 0), (3, 0), (0, 4), (2, 0, 4), (2, 3, 0), (0, 3, 4)])
+def test_images_without_pixels_give_empty_results(shape):
+    """As connected_components does: an empty result of the input's shape, not a crash
+    (they raised reshape, reduction and division-by-zero errors)."""
+    zeros = _dev(np.zeros(shape, np.int64))
+    results = {"distance_transform_edt": (distance_transform_edt(zeros), np.float64),
+               "two_nearest_distances d1": (two_nearest_distances(zeros)[0], np.float64),
+               "two_nearest_distances d2": (two_nearest_distances(zeros)[1], np.float64),
+               "unet_weight_map": (unet_weight_map(zeros, zeros), np.float32),
+               "instances_from_semantic": (instances_from_semantic(zeros, [1]), np.int64),
+               "instances_from_semantic, min_size 2": (instances_from_semantic(zeros, [1], min_size=2), np.int64),
+               "renumber": (renumber(zeros), np.int64)}
+    for name, (got, dtype) in results.items():
+        assert got.shape == shape and got.dtype == dtype, name
+

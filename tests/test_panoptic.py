@@ -288,3 +288,26 @@ def test_an_instance_on_stuff_pixels_only_is_void_not_class_zero():
     ids[0, 0, 0] = 2                                   # id 2 on the thing pixel
     pred = to_numpy(P.merge_semantic_and_instances(semantic, ids, [1], [2], min_stuff_area=1))
     assert (pred[0, 1, :, 0] == P.VOID).all() and pred[0, 0, 0].tolist() == [1, 2]
+
+
+@pytest.mark.parametrize("n, h, w", [(1, 0, 0), (2, 0, 5), (1, 4, 0), (0, 3, 3)])
+def test_images_without_pixels_give_empty_results(n, h, w):
+    """No pixels: no peaks, no votes, an empty panoptic map (find_centers, group_pixels with
+    no centre, merge_semantic_and_instances and so panoptic_inference used to raise)."""
+    outputs = {"semantic": on(np.zeros((n, 2, h, w), np.float32)), "center": on(np.zeros((n, 1, h, w), np.float32)),
+               "offset": on(np.zeros((n, 2, h, w), np.float32))}
+    coords, valid = P.find_centers(outputs["center"])
+    k = min(P.TOP_K, h * w)
+    assert coords.shape == (n, k, 2) and valid.shape == (n, k) and not to_numpy(valid).any()
+    classes = on(np.zeros((n, h, w), np.int64))
+    assert P.merge_semantic_and_instances(classes, classes, [1], [0]).shape == (n, h, w, 2)
+    pan = P.panoptic_inference(outputs, [1], [0])
+    assert pan.shape == (n, h, w, 2) and pan.dtype == np.int64
+
+
+def test_no_centres_means_no_object():
+    """k = 0 centres (an argmin over nothing used to raise): every pixel gets id 0."""
+    ids = P.group_pixels(on(np.zeros((2, 2, 3, 4), np.float32)), on(np.ones((2, 3, 4), bool)),
+                         on(np.zeros((2, 0, 2), np.int64)), on(np.zeros((2, 0), bool)))
+    assert ids.shape == (2, 3, 4) and ids.dtype == np.int64 and not to_numpy(ids).any()
+
