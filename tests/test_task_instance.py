@@ -73,6 +73,25 @@ def test_perfect_prediction_finds_the_cells():
         np.testing.assert_array_equal(a, ndimage.label(image == 1)[0])
 
 
+def test_summary_then_report_labels_the_objects_once(monkeypatch):
+    """minisegnet evaluate calls summary() then report(): the objects are labelled and scored
+    once (twice before), and again only after another update."""
+    import minisegnet.tasks.instance as instance_task
+    ds = Cells(2, 32, return_instances=True)
+    _, masks, ids = _batch(ds, 2)
+    task = InstanceTask(_info(ds))
+    calls = []
+    labelling = instance_task.instances_from_semantic
+    monkeypatch.setattr(instance_task, "instances_from_semantic", lambda *a, **k: calls.append(1) or labelling(*a, **k))
+    scores = task.new_scores()
+    scores.update(_perfect_logits(masks, 3), task.targets((masks, ids)))
+    first = scores.summary()["pq_things"]
+    scores.report()
+    assert len(calls) == 1
+    scores.update(_perfect_logits(np.zeros_like(masks), 3), task.targets((masks, ids)))
+    assert scores.summary()["pq_things"] < first and len(calls) == 3     # both batches, scored anew
+
+
 def test_merged_cells_cost_pq():
     """Fill the membrane between touching cells with 'cell': they merge into one object."""
     ds = Cells(4, 48, return_instances=True)

@@ -93,8 +93,9 @@ class InstanceScores:
 
     ``update`` keeps each batch's predicted class map and truth on the device
     (no copy, no sync); ``summary`` labels the objects and scores them once
-    at the end of the pass, when a few syncs no longer matter. With
-    ``training=True`` only the confusion matrix is kept (the cheap part).
+    at the end of the pass, when a few syncs no longer matter (``report``
+    reuses those scores until the next ``update``). With ``training=True``
+    only the confusion matrix is kept (the cheap part).
     """
 
     def __init__(self, task, training=False):
@@ -102,12 +103,14 @@ class InstanceScores:
         self.training = training
         self.confusion = ConfusionScores(task.num_classes, task.class_names)   # the FCN scores' counts
         self.batches = []
+        self._scores = None          # panoptic()'s result, kept until the next update
 
     def update(self, outputs, targets):
         pred = outputs.data.argmax(1)
         self.confusion.add(pred, targets["masks"])
         if not self.training:
             self.batches.append((pred, targets["masks"], targets["instances"]))
+        self._scores = None
 
     def matrix(self):
         return self.confusion.matrix()
@@ -116,19 +119,21 @@ class InstanceScores:
         """PQ's per-category scores (``metrics.panoptic_scores``) over the pass, or None in training."""
         if self.training or not self.batches:
             return None
-        task = self.task
-        counts = 0
-        for pred, masks, ids in self.batches:
-            xp = backend.get_array_module(pred)
-            found = instances_from_semantic(pred, task.thing_classes, connectivity=task.connectivity,
-                                            min_size=task.min_size)
-            # thing pixels in no object (a region under min_size) are left unlabelled (-1), not one
-            # merged "object 0"
-            category = xp.where(is_thing(pred, task.thing_classes) & (found == 0), -1, pred)
-            truth = scored_truth(masks, ids, task.num_classes, task.thing_classes)
-            counts = counts + metrics.panoptic_counts(xp.stack([category, found], axis=-1), truth,
-                                                      task.thing_classes, task.stuff_classes, ignore_index=-1)
-        return metrics.panoptic_scores(counts, task.thing_classes, task.stuff_classes)
+        if self._scores is None:
+            task = self.task
+            counts = 0
+            for pred, masks, ids in self.batches:
+                xp = backend.get_array_module(pred)
+                found = instances_from_semantic(pred, task.thing_classes, connectivity=task.connectivity,
+                                                min_size=task.min_size)
+                # thing pixels in no object (a region under min_size) are left unlabelled (-1), not one
+                # merged "object 0"
+                category = xp.where(is_thing(pred, task.thing_classes) & (found == 0), -1, pred)
+                truth = scored_truth(masks, ids, task.num_classes, task.thing_classes)
+                counts = counts + metrics.panoptic_counts(xp.stack([category, found], axis=-1), truth,
+                                                          task.thing_classes, task.stuff_classes, ignore_index=-1)
+            self._scores = metrics.panoptic_scores(counts, task.thing_classes, task.stuff_classes)
+        return self._scores
 
     def summary(self):
         """The FCN scores and, held out, PQ/SQ/RQ of the things (NaN on training
