@@ -170,7 +170,6 @@ def panoptic_targets(instances, sigma=SIGMA, valid=None):
     ids, largest = _id_map(instances, "instances", op)
     _positive(sigma, "sigma", op)
     xp = backend.get_array_module(ids)
-    n, h, w = ids.shape
     if valid is None:
         valid = xp.ones(ids.shape, dtype=bool)
     else:
@@ -183,6 +182,15 @@ def panoptic_targets(instances, sigma=SIGMA, valid=None):
         # ids may run to 65535 for three objects); the targets do not depend on the numbers
         ids = renumber(ids)
         largest = int(ids.max())
+    return _panoptic_targets(ids, largest, sigma, valid)
+
+
+def _panoptic_targets(ids, largest, sigma, valid):
+    """``panoptic_targets`` after its checks, for a training step that checked and renumbered
+    its ids on the host (where they come from) and so knows ``largest``: no read from the
+    device. ``ids``: int64 ``(N, H, W)``, ids in ``0 .. largest``; ``valid``: bool, same shape."""
+    xp = backend.get_array_module(ids)
+    n, h, w = ids.shape
     centers, present = _centers(ids, largest)
     yy = xp.arange(h, dtype=xp.float64)[None, None, :, None]
     xx = xp.arange(w, dtype=xp.float64)[None, None, None, :]

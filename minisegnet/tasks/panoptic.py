@@ -4,8 +4,8 @@
   a DeepLabV3+ whose second branch predicts a centre heatmap and per-pixel
   offsets to object centres. A model without that branch is refused.
 * **Targets** (``minisegnet/panoptic.py``), made on the device from the
-  batch's class map and instance ids: Gaussians at object centres, offsets
-  on object pixels, and which pixels count.
+  batch's class map and instance ids (checked on the host first): Gaussians
+  at object centres, offsets on object pixels, and which pixels count.
 * **Loss**: the paper's sum of three terms::
 
       cross_entropy(semantic, masks)
@@ -33,7 +33,8 @@ import numpy as np
 from .. import backend, metrics, panoptic
 from ..autograd import Tensor
 from ..functional import cross_entropy, l1_loss, mse_loss
-from .instance import is_thing, scored_truth, thing_and_stuff_classes
+from ..instances import renumber
+from .instance import _check_labels, is_thing, scored_truth, thing_and_stuff_classes
 from .semantic import ConfusionScores, keep_dataset_info
 
 __all__ = ["PanopticTask", "PanopticScores", "CENTER_LOSS_WEIGHT", "OFFSET_LOSS_WEIGHT"]
@@ -154,14 +155,26 @@ class PanopticTask:
         return model
 
     def targets(self, labels):
-        """Masks and instance ids on the device, and Panoptic-DeepLab's targets made there."""
+        """Masks and instance ids on the device, and Panoptic-DeepLab's targets made there.
+
+        The labels are checked, and large ids renumbered, here on the host where they
+        arrive (as the instance task does), so the targets on the device need no read
+        back: the step syncs only its loss."""
         if len(labels) != 2:
             raise ValueError("the panoptic task needs batches (images, masks, instances): "
                              f"got {len(labels)} label map(s) per sample")
-        masks, ids = (backend.asarray(a) for a in labels)
+        masks, ids = (backend.to_numpy(a) for a in labels)
+        _check_labels(masks, ids, self.num_classes, -100 if self.ignore_index is None else self.ignore_index)
+        ids = ids.astype(np.int64)
+        largest = int(ids.max()) if ids.size else 0
+        if largest > panoptic.RENUMBER_ABOVE:
+            # the targets have a row per id: ids 1 .. K per image (PQ does not depend on the numbers)
+            ids = renumber(ids)
+            largest = int(ids.max())
+        masks, ids = backend.asarray(masks), backend.asarray(ids)
         # the "don't care" label counts nowhere, nor does a thing pixel without an object id
         valid = (masks >= 0) & (masks < self.num_classes) & ~(is_thing(masks, self.thing_classes) & (ids == 0))
-        out = panoptic.panoptic_targets(ids, sigma=self.sigma, valid=valid)
+        out = panoptic._panoptic_targets(ids, largest, self.sigma, valid)
         out.update(masks=masks, instances=ids)
         return out
 
