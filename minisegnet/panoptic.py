@@ -346,7 +346,7 @@ def merge_semantic_and_instances(semantic, instances, thing_classes, stuff_class
     # Majority vote: count (image, instance, class) triples in one bincount.
     slots = largest + 1
     key = (xp.arange(n, dtype=xp.int64)[:, None, None] * slots + ids) * num_classes + sem
-    votes = xp.bincount(key.reshape(-1), minlength=n * slots * num_classes).reshape(n * slots, num_classes)
+    votes = backend.bincount(key.reshape(-1), n * slots * num_classes).reshape(n * slots, num_classes)
     votes = votes * is_thing[None, :]                     # only thing classes may name an object
     winner = votes.argmax(axis=1)                          # first maximum: ties go to the smaller id
     winner = xp.where(votes.max(axis=1) > 0, winner, VOID)  # no thing pixel at all: no class to name it
