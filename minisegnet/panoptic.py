@@ -62,7 +62,7 @@ paper's 7.
 """
 import numbers
 
-from . import backend
+from . import backend, checks
 from .autograd import Tensor, no_grad
 from .functional import max_pool2d
 from .instances import instances_from_semantic, renumber
@@ -211,6 +211,19 @@ def _panoptic_targets(ids, largest, sigma, valid):
 
 
 # ---- grouping -------------------------------------------------------------------------------
+def _check_peak_search(heat, threshold, nms_kernel, top_k, op):
+    """find_centers' arguments (also checked by panoptic_inference before its first step)."""
+    if heat.ndim != 4 or heat.shape[1] != 1:
+        raise ValueError(f"{op}: center must be a heatmap of shape (N, 1, H, W), got {tuple(heat.shape)}")
+    if heat.dtype.kind != "f":
+        raise TypeError(f"{op}: center must be a floating-point heatmap, got dtype {heat.dtype}")
+    _positive(nms_kernel, "nms_kernel", op, numbers.Integral)
+    if nms_kernel % 2 == 0:
+        raise ValueError(f"{op}: nms_kernel must be odd (a window centred on the pixel), got {nms_kernel}")
+    _positive(top_k, "top_k", op, numbers.Integral)
+    checks.real(threshold, "threshold", op)          # finite: every value is above -inf, none above nan
+
+
 def find_centers(center, threshold=THRESHOLD, nms_kernel=NMS_KERNEL, top_k=TOP_K):
     """The heatmap's peaks: ``(coords, valid)`` with ``coords`` int64 ``(N, k, 2)`` ``(y, x)``
     and ``valid`` bool ``(N, k)``, strongest first, ``k = min(top_k, H * W)``.
@@ -222,16 +235,7 @@ def find_centers(center, threshold=THRESHOLD, nms_kernel=NMS_KERNEL, top_k=TOP_K
     """
     op = "find_centers"
     heat = _array(center, "center", op)
-    if heat.ndim != 4 or heat.shape[1] != 1:
-        raise ValueError(f"{op}: center must be a heatmap of shape (N, 1, H, W), got {tuple(heat.shape)}")
-    if heat.dtype.kind != "f":
-        raise TypeError(f"{op}: center must be a floating-point heatmap, got dtype {heat.dtype}")
-    _positive(nms_kernel, "nms_kernel", op, numbers.Integral)
-    if nms_kernel % 2 == 0:
-        raise ValueError(f"{op}: nms_kernel must be odd (a window centred on the pixel), got {nms_kernel}")
-    _positive(top_k, "top_k", op, numbers.Integral)
-    if not isinstance(threshold, numbers.Real) or isinstance(threshold, bool):
-        raise TypeError(f"{op}: threshold must be a number, got {threshold!r}")
+    _check_peak_search(heat, threshold, nms_kernel, top_k, op)
     xp = backend.get_array_module(heat)
     n, _, h, w = heat.shape
     if h * w == 0:                               # no pixels: no peaks (k = 0)
@@ -367,8 +371,12 @@ def panoptic_inference(outputs, thing_classes, stuff_classes, threshold=THRESHOL
 
     ``outputs``: the model's dict with ``"semantic"`` logits ``(N, C, H, W)``,
     ``"center"`` ``(N, 1, H, W)`` and ``"offset"`` ``(N, 2, H, W)`` (Tensors
-    or arrays). The three steps of the module docstring: centres, votes,
-    classes. Runs on the outputs' backend; the result stays there.
+    or arrays). ``"semantic"`` may instead be the integer class map ``(N, H, W)``,
+    the logits' argmax over ``C``: the grouping uses nothing else of them (the
+    panoptic task's scores keep that, not the logits). Each of the logits' ``C``
+    channels must be a thing or a stuff class. The three steps of the module
+    docstring: centres, votes, classes. Every argument is checked before any
+    work. Runs on the outputs' backend; the result stays there.
     """
     op = "panoptic_inference"
     if not isinstance(outputs, dict) or not {"semantic", "center", "offset"} <= set(outputs):
@@ -376,15 +384,30 @@ def panoptic_inference(outputs, thing_classes, stuff_classes, threshold=THRESHOL
         raise ValueError(f"{op}: outputs must be a dict with 'semantic', 'center' and 'offset' (a "
                          f"PanopticDeepLab's output), got {got}")
     maps = {key: _array(outputs[key], f"outputs['{key}']", op) for key in ("semantic", "center", "offset")}
-    if any(m.ndim != 4 for m in maps.values()) or len({(m.shape[0],) + tuple(m.shape[2:])
-                                                          for m in maps.values()}) != 1:
+    semantic, center, offset = maps["semantic"], maps["center"], maps["offset"]
+    class_map = semantic.ndim == 3 and semantic.dtype.kind in "iu"       # the logits' argmax, already taken
+    sizes = {tuple(semantic.shape) if class_map else (semantic.shape[0],) + tuple(semantic.shape[2:])}
+    sizes |= {(m.shape[0],) + tuple(m.shape[2:]) for m in (center, offset)}
+    if (not class_map and semantic.ndim != 4) or center.ndim != 4 or offset.ndim != 4 or len(sizes) != 1:
         shapes = ", ".join(f"{key} {tuple(m.shape)}" for key, m in maps.items())
-        raise ValueError(f"{op}: the outputs must be (N, channels, H, W) maps of one N, H and W, got {shapes}")
-    things, _ = _thing_and_stuff(thing_classes, stuff_classes, op)
-    semantic = maps["semantic"].argmax(axis=1)
-    thing = backend.get_array_module(semantic).zeros(semantic.shape, dtype=bool)
+        raise ValueError(f"{op}: the outputs must be (N, channels, H, W) maps of one N, H and W (or, for "
+                         f"semantic, an (N, H, W) integer class map), got {shapes}")
+    things, stuff = _thing_and_stuff(thing_classes, stuff_classes, op)
+    if not class_map:
+        named = [c for c in range(semantic.shape[1]) if c not in things + stuff]
+        if named:
+            raise ValueError(f"{op}: outputs['semantic'] has {semantic.shape[1]} channels (classes 0 .. "
+                             f"{semantic.shape[1] - 1}), but classes {named} are neither thing_classes "
+                             f"{list(things)} nor stuff_classes {list(stuff)}; name every class")
+    _check_peak_search(center, threshold, nms_kernel, top_k, op)
+    if offset.shape[1] != 2:
+        raise ValueError(f"{op}: outputs['offset'] must have 2 channels (dy, dx), got {tuple(offset.shape)}")
+    _positive(min_stuff_area, "min_stuff_area", op, numbers.Integral)
+
+    classes = semantic if class_map else semantic.argmax(axis=1)
+    thing = backend.get_array_module(classes).zeros(classes.shape, dtype=bool)
     for c in things:
-        thing = thing | (semantic == c)
-    coords, valid = find_centers(outputs["center"], threshold, nms_kernel, top_k)
-    instances = group_pixels(outputs["offset"], thing, coords, valid)
-    return merge_semantic_and_instances(semantic, instances, thing_classes, stuff_classes, min_stuff_area)
+        thing = thing | (classes == c)
+    coords, valid = find_centers(center, threshold, nms_kernel, top_k)
+    instances = group_pixels(offset, thing, coords, valid)
+    return merge_semantic_and_instances(classes, instances, thing_classes, stuff_classes, min_stuff_area)

@@ -211,6 +211,12 @@ def test_a_thing_pixel_without_a_centre_is_void_and_speckle_of_stuff_too():
     assert (pred[0, 1:, :3, 0] == 0).all() and (pred[0, :3, 3:, 0] == 2).all()
 
 
+def _outputs(channels, n=1, h=4, w=4):
+    """Model outputs of zeros: logits of ``channels`` classes, heatmap, offsets."""
+    return {"semantic": np.zeros((n, channels, h, w), np.float32), "center": np.zeros((n, 1, h, w), np.float32),
+            "offset": np.zeros((n, 2, h, w), np.float32)}
+
+
 @pytest.mark.parametrize("call, error, match", [
     (lambda: P.panoptic_targets(np.zeros((4, 4), np.int64)), ValueError, r"instances must have shape \(N, H, W\)"),
     (lambda: P.panoptic_targets(np.zeros((1, 4, 4))), TypeError, "integer id map"),
@@ -233,8 +239,8 @@ def test_a_thing_pixel_without_a_centre_is_void_and_speckle_of_stuff_too():
     # the review's finds: each names its function, the argument and the rule
     (lambda: P.panoptic_inference({"semantic": np.zeros((1, 3, 4, 4)), "center": np.zeros((1, 1, 8, 8)),
                                    "offset": np.zeros((1, 2, 4, 4))}, [1], [0]), ValueError,
-     r"panoptic_inference: the outputs must be \(N, channels, H, W\) maps of one N, H and W, got semantic "
-     r"\(1, 3, 4, 4\), center \(1, 1, 8, 8\)"),
+     r"panoptic_inference: the outputs must be \(N, channels, H, W\) maps of one N, H and W \(or, for semantic, "
+     r"an \(N, H, W\) integer class map\), got semantic \(1, 3, 4, 4\), center \(1, 1, 8, 8\)"),
     (lambda: P.panoptic_inference({"semantic": np.zeros((3, 3, 4)), "center": np.zeros((1, 1, 3, 4)),
                                    "offset": np.zeros((1, 2, 3, 4))}, [1], [0]), ValueError,
      r"panoptic_inference: the outputs must be \(N, channels, H, W\)"),
@@ -250,6 +256,20 @@ def test_a_thing_pixel_without_a_centre_is_void_and_speckle_of_stuff_too():
                                             [0]), ValueError, r"thing_classes lists category ids more than once: \[1\]"),
     (lambda: P.find_centers(np.zeros((1, 1, 4, 4)), threshold="a"), TypeError, "find_centers: threshold must be a number"),
     (lambda: P.panoptic_targets(np.zeros((1, 4, 4), np.int64), sigma=-1), ValueError, "panoptic_targets: sigma"),
+    # checked before any work (they were checked by the step that used them, after the argmax, or not at all)
+    (lambda: P.panoptic_inference(_outputs(3), [1], [0]), ValueError,
+     r"panoptic_inference: outputs\['semantic'\] has 3 channels \(classes 0 .. 2\), but classes \[2\] are neither "
+     r"thing_classes \[1\] nor stuff_classes \[0\]"),
+    (lambda: P.panoptic_inference(_outputs(2), [1], [0], min_stuff_area=0), ValueError,
+     "panoptic_inference: min_stuff_area must be a positive integer, got 0"),
+    (lambda: P.panoptic_inference(_outputs(2), [1], [0], threshold=float("nan")), ValueError,
+     "panoptic_inference: threshold must be a finite number, got nan"),
+    (lambda: P.panoptic_inference(_outputs(2), [1], [0], nms_kernel=4), ValueError,
+     "panoptic_inference: nms_kernel must be odd"),
+    (lambda: P.panoptic_inference(dict(_outputs(2), offset=np.zeros((1, 3, 4, 4), np.float32)), [1], [0]),
+     ValueError, r"panoptic_inference: outputs\['offset'\] must have 2 channels \(dy, dx\)"),
+    (lambda: P.find_centers(np.zeros((1, 1, 4, 4), np.float32), threshold=float("nan")), ValueError,
+     "find_centers: threshold must be a finite number, got nan"),
 ])
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
@@ -323,3 +343,17 @@ def test_the_majority_vote_does_not_size_its_counts_from_the_data(transfers, cup
         pred = P.merge_semantic_and_instances(semantic, ids, [1], [0], min_stuff_area=1)
     assert not any("bincount" in what for (_, _, what) in log.by_site()), log.report()
     assert to_numpy(pred)[0, :, :, 0].tolist() == [[1, 1, 0], [1, 0, 0]]
+
+
+def test_inference_from_the_class_map_equals_inference_from_the_logits():
+    """The scores keep the logits' argmax, not the logits: the same panoptic map."""
+    rng = np.random.default_rng(0)
+    outputs = {"semantic": rng.standard_normal((2, 3, 12, 10)).astype(np.float32),
+               "center": rng.random((2, 1, 12, 10)).astype(np.float32),
+               "offset": rng.uniform(-3, 3, (2, 2, 12, 10)).astype(np.float32)}
+    outputs = {k: on(v) for k, v in outputs.items()}
+    want = P.panoptic_inference(outputs, [1, 2], [0], min_stuff_area=2)
+    classes = dict(outputs, semantic=outputs["semantic"].argmax(axis=1).astype(np.int32))
+    np.testing.assert_array_equal(to_numpy(P.panoptic_inference(classes, [1, 2], [0], min_stuff_area=2)),
+                                  to_numpy(want))
+

@@ -73,6 +73,8 @@ def test_scores_equal_panoptic_quality_of_the_postprocessed_outputs():
     expected = metrics.panoptic_quality(pred, np.stack([masks, ids], -1), task.thing_classes, task.stuff_classes)
     for key in ("pq", "sq", "rq", "pq_things", "pq_stuff"):
         assert summary[key] == pytest.approx(expected[key], nan_ok=True), key
+    kept = scores.batches[0][0]["semantic"]                 # the class map, not the logits: 4x less here
+    assert kept.shape == masks.shape and kept.nbytes * 4 == out["semantic"].data.nbytes
     cm = metrics.confusion_matrix(to_numpy(out["semantic"].data.argmax(1)), masks, 4)
     assert summary["mean_iou"] == pytest.approx(metrics.mean_iou(cm))
     assert any("PQ" in line for line in scores.report())

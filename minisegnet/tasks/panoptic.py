@@ -61,8 +61,8 @@ class PanopticScores:
     """Held-out scores of a panoptic model: PQ/SQ/RQ (all, things, stuff) and the FCN scores.
 
     ``update`` adds the class map to the confusion matrix (``ConfusionScores``, on
-    the device) and, on the held-out pass, keeps the batch's outputs and truth (no
-    copy, no sync);
+    the device) and, on the held-out pass, keeps that class map, the heatmap, the
+    offsets and the truth (no copy, no sync);
     ``summary`` groups the pixels into objects and counts PQ's matches once,
     at the end of the pass. ``training=True``: the confusion matrix only.
     """
@@ -76,9 +76,14 @@ class PanopticScores:
 
     def update(self, outputs, targets):
         masks = targets["masks"]
-        self.confusion.add(outputs["semantic"].data.argmax(1), masks)
+        classes = outputs["semantic"].data.argmax(1)
+        self.confusion.add(classes, masks)
         if not self.training:
-            kept = {k: outputs[k].data for k in ("semantic", "center", "offset")}
+            # the class map, not the (N, C, H, W) logits: the grouping needs only their argmax
+            # (as int32: 4 bytes a pixel, one channel of logits' worth)
+            xp = backend.get_array_module(classes)
+            kept = {"semantic": classes.astype(xp.int32), "center": outputs["center"].data,
+                    "offset": outputs["offset"].data}
             self.batches.append((kept, masks, targets["instances"]))
         self._scores = None
 
