@@ -61,9 +61,17 @@ def _label_map(x, name, op, allow_bool=False):
     return a
 
 
-def _no_negative_ids(ids, op):
-    if ids.size and int(ids.min()) < 0:
-        raise ValueError(f"{op}: instances holds the negative id {int(ids.min())}; ids are >= 0 (0 = no object)")
+def _check_ids(ids, op):
+    """Refuse a negative id, or one beyond int64 (a uint64 id >= 2**63: the ids are computed
+    in int64, where it would turn negative). One read from the device gives both bounds."""
+    if not ids.size:
+        return
+    xp = backend.get_array_module(ids)
+    low, high = (int(v) for v in backend.to_numpy(xp.stack([ids.min(), ids.max()])))
+    if low < 0:
+        raise ValueError(f"{op}: instances holds the negative id {low}; ids are >= 0 (0 = no object)")
+    if high > np.iinfo(np.int64).max:
+        raise ValueError(f"{op}: instances holds the id {high}, above 2**63 - 1: ids are computed in int64")
 
 
 def _check_connectivity(connectivity, op):
@@ -157,7 +165,7 @@ def renumber(instances, min_size=1):
     ids = _label_map(instances, "instances", op)
     min_size = checks.integer(min_size, "min_size", op, minimum=1)
     xp = backend.get_array_module(ids)
-    _no_negative_ids(ids, op)
+    _check_ids(ids, op)
     single = ids.ndim == 2
     ids = (ids[None] if single else ids).astype(xp.int64)
     out = _renumber(ids, min_size)
@@ -320,7 +328,7 @@ def two_nearest_distances(instances):
     """
     op = "two_nearest_distances"
     ids = _label_map(instances, "instances", op)
-    _no_negative_ids(ids, op)
+    _check_ids(ids, op)
     return _two_nearest(ids)
 
 
@@ -387,8 +395,7 @@ def unet_weight_map(target, instances, w0=10.0, sigma=5.0, ignore_index=-100):
         raise ValueError(f"{op}: sigma must be > 0 (pixels), got {sigma!r}")
     ignore_index = checks.integer(ignore_index, "ignore_index", op)
     xp = backend.get_array_module(t, ids)
-    if ids.size and bool((ids < 0).any()):
-        raise ValueError(f"{op}: instances holds the negative id {int(ids.min())}; ids are >= 0 (0 = no object)")
+    _check_ids(ids, op)
     valid = t != ignore_index
     if bool((valid & (t < 0)).any()):
         raise ValueError(f"{op}: target holds the negative class {int(t[valid].min())} "

@@ -66,7 +66,7 @@ from . import backend, checks
 from .autograd import Tensor, no_grad
 from .functional import max_pool2d
 from .instances import instances_from_semantic, renumber
-from .metrics.panoptic import check_categories
+from .metrics.panoptic import INT64_MAX, check_categories
 
 __all__ = ["VOID", "SIGMA", "NMS_KERNEL", "THRESHOLD", "TOP_K", "MIN_STUFF_AREA",
            "instance_centers", "panoptic_targets", "find_centers", "group_pixels",
@@ -89,22 +89,27 @@ def _array(x, name, op):
     return x
 
 
-def _id_map(instances, name, op):
-    """``(ids as int64, largest id)``, or a clear error. One read from the device gives
-    both the smallest id (for the check) and the largest (to size per-object arrays)."""
+def _id_map(instances, name, op, what="id"):
+    """``(map as int64, largest value)`` of an instance id map (``what="id"``, 0 = no
+    object) or a class map (``what="class"``), or a clear error. One read from the device
+    gives both the smallest value (for the check) and the largest (to size per-object arrays)."""
     ids = _array(instances, name, op)
+    kind = "id map (0 = no object)" if what == "id" else f"{what} map"
     if ids.dtype.kind not in "iu":
-        raise TypeError(f"{op}: {name} must be an integer id map (0 = no object), got dtype {ids.dtype}")
+        raise TypeError(f"{op}: {name} must be an integer {kind}, got dtype {ids.dtype}")
     if ids.ndim != 3:
         raise ValueError(f"{op}: {name} must have shape (N, H, W), got {tuple(ids.shape)}")
     xp = backend.get_array_module(ids)
-    ids = ids.astype(xp.int64)
     if not ids.size:
-        return ids, 0
+        return ids.astype(xp.int64), 0
     low, high = (int(v) for v in backend.to_numpy(xp.stack([ids.min(), ids.max()])))
+    plural = "ids" if what == "id" else "classes"
     if low < 0:
-        raise ValueError(f"{op}: {name} holds the negative id {low}; ids are >= 0 (0 = no object)")
-    return ids, high
+        zero = " (0 = no object)" if what == "id" else ""
+        raise ValueError(f"{op}: {name} holds the negative {what} {low}; {plural} are >= 0{zero}")
+    if high > INT64_MAX:                      # a uint64 value int64 would make negative
+        raise ValueError(f"{op}: {name} holds the {what} {high}, above 2**63 - 1: {plural} are computed in int64")
+    return ids.astype(xp.int64), high
 
 
 def _positive(value, name, op, kind=numbers.Real):
@@ -168,7 +173,10 @@ def panoptic_targets(instances, sigma=SIGMA, valid=None):
     """
     op = "panoptic_targets"
     ids, largest = _id_map(instances, "instances", op)
-    _positive(sigma, "sigma", op)
+    sigma = checks.real(sigma, "sigma", op)
+    if not (sigma > 0 and 2.0 * sigma ** 2 > 0):        # the Gaussian divides by 2 sigma^2
+        raise ValueError(f"{op}: sigma must be a positive number with 2 * sigma**2 > 0 in float64 "
+                         f"(sigma above about 1.6e-162), got {sigma!r}")
     xp = backend.get_array_module(ids)
     if valid is None:
         valid = xp.ones(ids.shape, dtype=bool)
@@ -328,7 +336,7 @@ def merge_semantic_and_instances(semantic, instances, thing_classes, stuff_class
     and ``stuff_classes`` are an error.
     """
     op = "merge_semantic_and_instances"
-    sem, top_class = _id_map(semantic, "semantic", op)
+    sem, top_class = _id_map(semantic, "semantic", op, what="class")
     ids, largest = _id_map(instances, "instances", op)
     if sem.shape != ids.shape:
         raise ValueError(f"{op}: semantic {tuple(sem.shape)} and instances {tuple(ids.shape)} must have the "

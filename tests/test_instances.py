@@ -183,6 +183,15 @@ def test_renumber_makes_ids_consecutive_per_image_and_drops_small_objects():
         renumber(ids, min_size=0)
 
 
+@pytest.mark.parametrize("call", [renumber, two_nearest_distances,
+                                  lambda ids: unet_weight_map(np.zeros(ids.shape, np.int64), ids)])
+def test_uint64_ids_beyond_int64_are_refused_by_range(call):
+    """int64 would make them negative: the message said 'negative id' (or 'list' argument must have
+    no negative elements) about an id that is not negative."""
+    with pytest.raises(ValueError, match=r"instances holds the id 9223372036854775813, above 2\*\*63 - 1"):
+        call(np.array([[0, 2**63 + 5]], np.uint64))
+
+
 def _renumber_by_id_table(ids, min_size=1):
     """The former renumber: a table with a column per possible id (N x (largest id + 1))."""
     n, top = ids.shape[0], int(ids.max()) + 1

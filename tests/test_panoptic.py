@@ -270,6 +270,19 @@ def _outputs(channels, n=1, h=4, w=4):
      ValueError, r"panoptic_inference: outputs\['offset'\] must have 2 channels \(dy, dx\)"),
     (lambda: P.find_centers(np.zeros((1, 1, 4, 4), np.float32), threshold=float("nan")), ValueError,
      "find_centers: threshold must be a finite number, got nan"),
+    # sigma inf made every centre pixel 1; 1e-200 squared to 0 and made NaN
+    (lambda: P.panoptic_targets(np.ones((1, 2, 2), np.int64), sigma=float("inf")), ValueError,
+     "panoptic_targets: sigma must be a finite number, got inf"),
+    (lambda: P.panoptic_targets(np.ones((1, 2, 2), np.int64), sigma=1e-200), ValueError,
+     r"panoptic_targets: sigma must be a positive number with 2 \* sigma\*\*2 > 0 in float64"),
+    # a class map speaks of classes, not of object ids
+    (lambda: P.merge_semantic_and_instances(np.array([[[-1, 0]]]), np.zeros((1, 1, 2), np.int64), [1], [0]),
+     ValueError, "merge_semantic_and_instances: semantic holds the negative class -1; classes are >= 0$"),
+    (lambda: P.merge_semantic_and_instances(np.zeros((1, 1, 2)), np.zeros((1, 1, 2), np.int64), [1], [0]),
+     TypeError, "semantic must be an integer class map, got dtype float64"),
+    # uint64 beyond int64: was "negative id" (wrapped around) or a bincount error
+    (lambda: P.panoptic_targets(np.array([[[0, 2**63 + 5]]], np.uint64)), ValueError,
+     "panoptic_targets: instances holds the id 9223372036854775813, above 2\\*\\*63 - 1"),
 ])
 def test_bad_input(call, error, match):
     with pytest.raises(error, match=match):
