@@ -154,7 +154,7 @@ def test_other_datasets_and_bad_input():
     assert task.thing_classes == (1, 2, 3) and task.stuff_classes == (0,)
     with pytest.raises(ValueError, match="needs thing classes"):
         InstanceTask(_info(shapes, thing_classes=()))
-    with pytest.raises(ValueError, match=r"classes \[1\] are claimed as both thing and stuff"):
+    with pytest.raises(ValueError, match=r"categories \[1\] are claimed as both thing and stuff"):
         InstanceTask(_info(shapes, stuff_classes=(0, 1)))
     _, masks, ids = _batch(shapes, 2)
     with pytest.raises(ValueError, match="needs batches \\(images, masks, instances\\)"):
@@ -167,6 +167,22 @@ def test_other_datasets_and_bad_input():
         task.targets((np.where(masks == 0, 7, masks), ids))
     with pytest.raises(ValueError, match="negative id -2"):
         task.targets((masks, ids - 2))
+
+
+@pytest.mark.parametrize("changes, error, match", [
+    # each was accepted: a class the model cannot predict, a truncated 1.7, a class named twice,
+    # classes neither thing nor stuff (PQ then refused the prediction at the end of the pass)
+    (dict(thing_classes=[5]), ValueError, r"the instance task: classes \[5\] are named as thing or stuff, but the "
+                                          r"dataset's classes are 0 .. 3"),
+    (dict(thing_classes=[1.7]), TypeError, r"the instance task: thing_classes\[0\] must be an int, got 1.7"),
+    (dict(thing_classes=[-1]), ValueError, r"thing_classes\[0\] must be >= 0, got -1"),
+    (dict(thing_classes=[1, 1]), ValueError, r"thing_classes lists category ids more than once: \[1\]"),
+    (dict(thing_classes=[1], stuff_classes=[0]), ValueError,
+     r"the instance task: classes \[2, 3\] are neither thing_classes \[1\] nor stuff_classes \[0\]"),
+])
+def test_thing_and_stuff_classes_are_checked_against_the_dataset(changes, error, match):
+    with pytest.raises(error, match=match):
+        InstanceTask(_info(Shapes(1, 16, return_instances=True), **changes))
 
 
 def test_figures(tmp_path):

@@ -115,7 +115,7 @@ def test_data_without_things_is_refused():
     info = dict(_info(), thing_classes=[], stuff_classes=None)
     with pytest.raises(ValueError, match="needs thing classes"):
         PanopticTask(info)
-    with pytest.raises(ValueError, match=r"classes \[1\] are claimed as both thing and stuff"):
+    with pytest.raises(ValueError, match=r"categories \[1\] are claimed as both thing and stuff"):
         PanopticTask(dict(_info(), thing_classes=[1, 2], stuff_classes=[0, 1]))
     with pytest.raises(ValueError, match="needs batches \\(images, masks, instances\\)"):
         PanopticTask(_info()).targets((np.zeros((1, 8, 8), np.int64),))

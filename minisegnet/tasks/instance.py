@@ -29,26 +29,38 @@ from .. import backend, metrics
 from ..autograd import Tensor
 from ..functional import cross_entropy
 from ..instances import _unet_weight_map, instances_from_semantic
+from ..metrics.panoptic import check_categories
 from .semantic import ConfusionScores, SemanticTask, keep_dataset_info
 
 __all__ = ["InstanceTask", "InstanceScores", "thing_and_stuff_classes", "is_thing", "scored_truth"]
 
 
 def thing_and_stuff_classes(info, task_name):
-    """``(things, stuff)`` of a dataset's ``info``: tuples of class indices, disjoint.
-    Stuff defaults to every class that is not a thing; a task that counts objects
-    needs at least one thing class (``ValueError`` otherwise)."""
-    things = tuple(int(c) for c in info.get("thing_classes") or ())
-    if not things:
-        raise ValueError(f"the {task_name} task needs thing classes (the classes whose objects are counted): "
+    """``(things, stuff)`` of a dataset's ``info``: sorted tuples of class indices, disjoint,
+    together the classes ``0 .. num_classes - 1`` (PQ scores every predicted class as one or
+    the other). Stuff defaults to every class that is not a thing; a task that counts objects
+    needs at least one thing class. Anything else is a ``TypeError``/``ValueError`` naming it."""
+    op = f"the {task_name} task"
+    num_classes = int(info["num_classes"])
+    things, given_stuff = info.get("thing_classes"), info.get("stuff_classes")
+    if things is None or (hasattr(things, "__len__") and len(things) == 0):
+        raise ValueError(f"{op} needs thing classes (the classes whose objects are counted): "
                          "this dataset names none (a folder: FolderDataset(thing_classes=...), or "
                          "minisegnet train --thing-classes)")
-    stuff = info.get("stuff_classes")
-    stuff = tuple(int(c) for c in stuff) if stuff is not None else \
-        tuple(c for c in range(int(info["num_classes"])) if c not in things)
-    both = sorted(set(things) & set(stuff))
-    if both:
-        raise ValueError(f"classes {both} are claimed as both thing and stuff; each class is one or the other")
+    # distinct non-negative ints, none both thing and stuff (the rules of PQ's categories)
+    things, stuff, _ = check_categories(things, () if given_stuff is None else given_stuff, op=op,
+                                        names=("thing_classes", "stuff_classes"))
+    if given_stuff is None:
+        stuff = tuple(c for c in range(num_classes) if c not in things)
+    classes = things + stuff
+    outside = sorted(c for c in classes if c >= num_classes)
+    if outside:
+        raise ValueError(f"{op}: classes {outside} are named as thing or stuff, but the dataset's classes are "
+                         f"0 .. {num_classes - 1}")
+    unnamed = [c for c in range(num_classes) if c not in classes]
+    if unnamed:
+        raise ValueError(f"{op}: classes {unnamed} are neither thing_classes {list(things)} nor stuff_classes "
+                         f"{list(stuff)}; each class must be one or the other")
     return things, stuff
 
 
