@@ -170,8 +170,11 @@ def test_every_parameter_gets_a_gradient_and_a_tiny_batch_is_learned():
 def test_build_model_and_errors():
     model = build_model("panoptic-deeplab", 3, 5, output_stride=8, atrous_rates=(1, 2, 3))
     assert type(model) is PanopticDeepLab and model.num_classes == 5 and model.in_channels == 3
-    with pytest.raises(ValueError, match="PanopticDeepLab: head_channels must be a positive integer, got 0"):
+    with pytest.raises(ValueError, match="PanopticDeepLab: head_channels must be >= 1, got 0"):
         _small(head_channels=0)
+    with pytest.raises(TypeError, match="PanopticDeepLab: instance_aspp_channels must be an int, got 2.5"):
+        _small(instance_aspp_channels=2.5)
+    assert _small(head_channels=np.int64(4)).head_channels == 4        # a NumPy int is an int (was refused)
     with pytest.raises(ValueError, match="DeepLabV3Plus: output_stride must be 16 or 8"):
         _small(output_stride=4)
     with pytest.raises(ValueError, match=r"PanopticDeepLab: input must be a Tensor of shape \(N, 2, H, W\)"):

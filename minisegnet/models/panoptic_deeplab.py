@@ -33,9 +33,14 @@ upsampled from stride 4 to the input size. The offset head works in cells of
 its stride-4 map: its output is multiplied by ``OFFSET_SCALE = 4`` to give
 input pixels (as the paper's reference code does). Without that factor the
 1x1 convolution must grow four times larger weights to reach offsets of a
-car's half-width, and with Adam's bounded steps it takes that much longer. The paper's instance decoder is
-half as wide as the semantic one (128 against 256 channels, heads 32); the
-defaults here keep those ratios on ``DeepLabV3Plus``'s CPU-sized widths.
+car's half-width, and with Adam's bounded steps it takes that much longer.
+Widths: the paper's reference configuration gives both ASPPs 256 channels,
+the instance decoder 128 (half the semantic decoder's 256) and the heads 32
+(a quarter of the instance decoder). The defaults here start from
+``DeepLabV3Plus``'s CPU-sized widths (ASPP 64, low-level 16, decoder 64) and
+make every width of the instance branch half the semantic one's (ASPP 32,
+low-level 8, decoder 32), with heads of 16 (half the instance decoder): the
+decoder ratio is the paper's, the ASPP and head ratios are not.
 (Simplified from the paper: one low-level skip at stride 4, where the paper
 also adds stride 8.)
 
@@ -46,6 +51,7 @@ channel, raw: the MSE target lies in [0, 1]) and ``"offset"`` (2 channels,
 ``DeepLabV3Plus``'s), ``instance_aspp``, ``instance_decoder``,
 ``center_head``, ``offset_head``.
 """
+from .. import checks
 from .. import functional as F
 from .. import nn
 from .checks import check_image_batch
@@ -82,12 +88,12 @@ class PanopticDeepLab(nn.Module):
                  aspp_channels=64, low_level_channels=16, decoder_channels=64, dropout=0.1,
                  instance_aspp_channels=32, instance_low_level_channels=8, instance_decoder_channels=32,
                  head_channels=16):
-        for name, value in (("instance_aspp_channels", instance_aspp_channels),
-                            ("instance_low_level_channels", instance_low_level_channels),
-                            ("instance_decoder_channels", instance_decoder_channels),
-                            ("head_channels", head_channels)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"PanopticDeepLab: {name} must be a positive integer, got {value!r}")
+        # ints (NumPy's too) >= 1, checked as DeepLabV3Plus checks its widths
+        instance_aspp_channels, instance_low_level_channels, instance_decoder_channels, head_channels = (
+            checks.integer(value, name, "PanopticDeepLab", minimum=1) for name, value in (
+                ("instance_aspp_channels", instance_aspp_channels),
+                ("instance_low_level_channels", instance_low_level_channels),
+                ("instance_decoder_channels", instance_decoder_channels), ("head_channels", head_channels)))
         # The semantic branch, and the backbone both branches read: a DeepLabV3+ as it is.
         self.deeplab = DeepLabV3Plus(in_channels, num_classes, output_stride, atrous_rates, width_mult,
                                      aspp_channels, low_level_channels, decoder_channels, dropout)
