@@ -286,6 +286,11 @@ def group_pixels(offset, thing, coords, valid):
         raise ValueError(f"{op}: valid must be a boolean array of shape (N, k) = {tuple(coords.shape[:2])}, "
                          f"got {valid.dtype} {tuple(valid.shape)}")
     xp = backend.get_array_module(off)
+    y, x = coords[..., 0], coords[..., 1]
+    outside = valid & ((y < 0) | (y >= h) | (x < 0) | (x >= w))
+    if bool(outside.any()):                      # one read; find_centers' peaks are always inside
+        raise ValueError(f"{op}: coords holds a valid centre outside the (H, W) = {(h, w)} image: "
+                         f"{backend.to_numpy(coords[outside][0]).tolist()}; centres are pixels of the image")
     if coords.shape[1] == 0:                     # no centres to join (k = 0)
         return xp.zeros((n, h, w), dtype=xp.int64)
     yy = xp.arange(h, dtype=off.dtype)[:, None]

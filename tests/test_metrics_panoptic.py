@@ -267,6 +267,11 @@ def test_bad_maps(pred, target, error, match):
 def test_bad_counts():
     with pytest.raises(ValueError, match=r"counts must have shape \(4, 2\)"):
         metrics.panoptic_scores(np.zeros((3, 2)), things=[1], stuff=[0])
+    # NaN raised "cannot convert float NaN to integer"; a negative count gave scores of NaN
+    for bad in (np.full((4, 2), np.nan), np.array([[1.0, 0], [-1, 0], [0, 0], [0, 0]]),
+                np.array([[0.5, 0], [0.5, 0], [0, 0], [0, 0]])):
+        with pytest.raises(ValueError, match="panoptic_scores: counts must be finite and >= 0, with whole numbers"):
+            metrics.panoptic_scores(bad, things=[1], stuff=[0])
 
 
 def test_describe_pq_states_the_product_and_the_counts():

@@ -270,6 +270,10 @@ def _outputs(channels, n=1, h=4, w=4):
      ValueError, r"panoptic_inference: outputs\['offset'\] must have 2 channels \(dy, dx\)"),
     (lambda: P.find_centers(np.zeros((1, 1, 4, 4), np.float32), threshold=float("nan")), ValueError,
      "find_centers: threshold must be a finite number, got nan"),
+    # a centre outside the image was used as it was
+    (lambda: P.group_pixels(np.zeros((1, 2, 2, 2), np.float32), np.ones((1, 2, 2), bool), np.array([[[50, -7]]]),
+                            np.array([[True]])), ValueError,
+     r"group_pixels: coords holds a valid centre outside the \(H, W\) = \(2, 2\) image: \[50, -7\]"),
     # sigma inf made every centre pixel 1; 1e-200 squared to 0 and made NaN
     (lambda: P.panoptic_targets(np.ones((1, 2, 2), np.int64), sigma=float("inf")), ValueError,
      "panoptic_targets: sigma must be a finite number, got inf"),

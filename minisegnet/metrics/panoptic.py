@@ -181,7 +181,7 @@ def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
     tindex = xp.full(tkey.shape, -1, dtype=xp.int64)
     tindex[tvalid] = tinv.reshape(-1)
     P, T = len(pseg), len(tseg)
-    pcolumn = (pseg // pwidth) % K
+    pcolumn = (pseg // pwidth) % K               # key // width = image * K + column
     tcolumn = (tseg // twidth) % K
 
     # Void pixels inside each predicted segment (true category = ignore_index).
@@ -233,6 +233,9 @@ def panoptic_scores(counts, things, stuff):
     if counts.shape != (4, len(categories)):
         raise ValueError(f"{op}: counts must have shape (4, {len(categories)}) for {len(categories)} categories "
                          f"(rows iou_sum, tp, fp, fn), got {counts.shape}")
+    if not (np.isfinite(counts).all() and (counts >= 0).all() and (counts[1:] == np.round(counts[1:])).all()):
+        raise ValueError(f"{op}: counts must be finite and >= 0, with whole numbers of segments in rows tp, fp, "
+                         f"fn (panoptic_counts' output, or a sum of them), got {counts.tolist()}")
     iou_sum, tp, fp, fn = counts
     denominator = tp + fp / 2 + fn / 2
     occurs = denominator > 0
