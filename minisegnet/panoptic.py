@@ -374,7 +374,7 @@ def merge_semantic_and_instances(semantic, instances, thing_classes, stuff_class
     if stuff:
         regions = instances_from_semantic(sem, stuff, min_size=int(min_stuff_area))
         category = xp.where(~thing_pixel & (regions == 0), VOID, category)
-    instance = xp.where(ids > 0, ids, 0)
+    instance = xp.where((ids > 0) & (category != VOID), ids, 0)     # void pixels carry no instance id
     return xp.stack([category, instance], axis=-1).astype(xp.int64)
 
 

@@ -325,6 +325,8 @@ def test_an_instance_on_stuff_pixels_only_is_void_not_class_zero():
     ids[0, 0, 0] = 2                                   # id 2 on the thing pixel
     pred = to_numpy(P.merge_semantic_and_instances(semantic, ids, [1], [2], min_stuff_area=1))
     assert (pred[0, 1, :, 0] == P.VOID).all() and pred[0, 0, 0].tolist() == [1, 2]
+    # ... and void with id 0, as the layout promises (the id 1 stayed on those void pixels)
+    assert (pred[0, 1, :, 1] == 0).all()
 
 
 @pytest.mark.parametrize("n, h, w", [(1, 0, 0), (2, 0, 5), (1, 4, 0), (0, 3, 3)])
