@@ -45,9 +45,13 @@ Gaussian into one pixel, sharper than a decoder working at stride 4 can
 draw, and leave the heatmap almost all zeros (a flat prediction then costs
 nearly nothing). We keep the Gaussian about as wide as a decoder cell, a
 quarter to a half of a toy shape's radius (6-13 pixels): ``SIGMA = 3``.
-``NMS_KERNEL = 7`` is the paper's window; at sigma 3 it is a bit over two sigmas wide, so one
-object does not raise two peaks, while two objects whose centres are more
-than 3 pixels apart still can. ``THRESHOLD = 0.1`` is the paper's (the heatmap is
+``NMS_KERNEL = 7`` is the paper's window: a peak must have no larger value
+within 3 pixels of it (Chebyshev distance, ``max(|dy|, |dx|) <= 3``), so of
+two local maxima that close only the larger is kept: a bump that close to a
+Gaussian's top goes, and so does a second object's centre that close (the two
+objects merge); peaks further apart both stay. (This does not depend on
+sigma: a Gaussian has one top at any window size.)
+``THRESHOLD = 0.1`` is the paper's (the heatmap is
 on the same 0-1 scale). ``TOP_K = 32`` is far above the objects a toy image
 holds (``Shapes``: 2-4), so it never drops a real object, and bounds the
 ``(N, top_k, H, W)`` distance array of step 2. ``MIN_STUFF_AREA = 4``

@@ -107,6 +107,16 @@ def test_a_peak_must_be_the_window_maximum_and_above_the_threshold():
     assert valid.sum() == 3 and coords[0, 1].tolist() == [2, 2]        # strongest first
 
 
+def test_the_window_keeps_one_of_two_peaks_within_3_pixels():
+    """What panoptic.py and docs/instances.md say of the 7 x 7 window: of two local maxima at
+    Chebyshev distance max(|dy|, |dx|) <= 3 only the larger is a peak; 4 apart, both are."""
+    for (dy, dx), kept in (((3, 3), 1), ((3, 0), 1), ((0, 4), 2), ((4, 1), 2)):
+        heat = np.zeros((1, 1, 16, 16), np.float32)
+        heat[0, 0, 5, 5], heat[0, 0, 5 + dy, 5 + dx] = 0.9, 0.8
+        coords, valid = map(to_numpy, P.find_centers(on(heat)))
+        assert valid.sum() == kept and coords[0, 0].tolist() == [5, 5], (dy, dx)
+
+
 @given(seed=st.integers(0, 2**16), n=st.integers(1, 2), h=st.integers(1, 12), w=st.integers(1, 12),
        k=st.integers(1, 6))
 def test_each_pixel_joins_the_nearest_centre_to_where_it_points(seed, n, h, w, k):
