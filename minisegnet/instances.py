@@ -314,7 +314,10 @@ def two_nearest_distances(instances):
     """``(d1, d2)``: each pixel's Euclidean distance to the nearest and to the
     second-nearest object of ``instances`` (int ids ``(H, W)`` or ``(N, H, W)``,
     0 = no object; 0 inside an object for ``d1``; ``inf`` where there are not
-    that many objects). float64, exact.
+    that many objects). float64, exact: the squared distances are integers,
+    at most ``(H - 1)^2 + (W - 1)^2``, computed in float32 (which holds every
+    integer up to ``2^24``) while that bound is at most ``2^24``, in float64
+    above it (a side longer than about 2900 pixels).
 
     By definition this is one distance transform per object, then the two
     smallest per pixel: ``O(K H W (H + W))`` for ``K`` objects. The same
@@ -343,8 +346,9 @@ def _two_nearest(ids):
     n, h, w = ids.shape
     # along rows: candidates are the object pixels of the row
     rows = ids.reshape(n * h, w)
-    # float32 holds the integer squared distances exactly (below 2**24, images up to 2896 px)
-    v1, l1, v2, l2 = _nearest_two(xp.where(rows > 0, 0.0, xp.inf).astype(xp.float32), rows, xp.arange(w), w)
+    # float32 (half the memory) holds the integer squared costs exactly while they stay <= 2**24
+    cost_dtype = xp.float32 if (h - 1) ** 2 + (w - 1) ** 2 <= 2 ** 24 else xp.float64
+    v1, l1, v2, l2 = _nearest_two(xp.where(rows > 0, 0.0, xp.inf).astype(cost_dtype), rows, xp.arange(w), w)
     # along columns: candidates are the two row-nearest objects of every pixel of the column
     def columns(a):
         return xp.ascontiguousarray(a.reshape(n, h, w).transpose(0, 2, 1)).reshape(n * w, h)

@@ -421,6 +421,17 @@ def test_no_uploads_and_only_scalar_syncs(transfers, cupy):
         assert log.nbytes("D2H") <= 64, f"{name} downloaded more than scalars:\n{log.report()}"
 
 
+def test_two_nearest_distances_stay_exact_past_float32s_integers():
+    """Squared distances above 2**24 are not all float32 integers: 4097**2 came back as
+    4096.99988**2. A row of 4100 pixels (two objects at its ends) is computed in float64."""
+    ids = np.zeros((1, 4100), np.int64)
+    ids[0, 0], ids[0, -1] = 1, 2
+    d1, d2 = (_np(d) for d in two_nearest_distances(_dev(ids)))
+    j = np.arange(4100)
+    np.testing.assert_array_equal(d1[0], np.minimum(j, 4099 - j))
+    np.testing.assert_array_equal(d2[0], np.maximum(j, 4099 - j))
+
+
 @pytest.mark.parametrize("shape", [(0, 0), (3, 0), (0, 4), (2, 0, 4), (2, 3, 0), (0, 3, 4)])
 def test_images_without_pixels_give_empty_results(shape):
     """As connected_components does: an empty result of the input's shape, not a crash
