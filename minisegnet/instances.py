@@ -145,6 +145,8 @@ def connected_components(mask, connectivity=8):
     index = xp.arange(foreground.size, dtype=xp.int64).reshape(foreground.shape)
     roots = foreground & (label == index)
     number = xp.cumsum(roots.reshape(n, -1), axis=1).reshape(-1)
+    # background's label is the sentinel N*H*W, one past the last index: clamp it for the gather
+    # (where() then drops those values)
     labels = xp.where(foreground, number[xp.minimum(label, foreground.size - 1)], 0)
     return labels[0] if single else labels
 
@@ -229,11 +231,13 @@ def instances_from_semantic(pred, thing_classes, connectivity=8, min_size=1):
 
 
 # ---- distances -----------------------------------------------------------------------
-def _min_plus_parabola(f, chunk_elements=1 << 22):
+def _min_plus_parabola(f, chunk_elements=1 << 22):     # 2**22 = 4M elements, 32 MiB in float64
     """``out[..., j] = min_l ((j - l)^2 + f[..., l])`` along the last axis, by brute force.
 
     ``O(W^2)`` per row: every ``(j, l)`` pair, in chunks of rows so the
-    ``(rows, W, W)`` intermediate stays under ``chunk_elements``."""
+    ``(rows, W, W)`` intermediate stays under ``chunk_elements`` (one row at a
+    time once ``W^2`` passes it: then ``W^2``), besides the ``(W, W)`` table of
+    squared offsets."""
     xp = backend.get_array_module(f)
     w = f.shape[-1]
     rows = f.reshape(-1, w)
@@ -261,10 +265,13 @@ def distance_transform_edt(input):
 
     an inner pass along each row and an outer pass along each column. Each
     pass here is a brute-force minimum over all pairs: ``O(H W (H + W))``
-    work per plane (chunked so memory stays bounded), exact in float64, with
-    no sequential scan, so it runs unchanged on the GPU. (Linear-time
-    algorithms exist, e.g. Felzenszwalb and Huttenlocher's lower envelope,
-    but they walk each row in order.)
+    work per plane, exact in float64, with no sequential scan, so it runs
+    unchanged on the GPU. (Linear-time algorithms exist, e.g. Felzenszwalb
+    and Huttenlocher's lower envelope, but they walk each row in order.)
+    Memory, besides a few arrays of the input's size: a pass along an axis
+    of length ``L`` holds an ``(L, L)`` float64 table and works in chunks of
+    at most ``max(2^22, L^2)`` elements, so about ``16 L^2`` bytes once
+    ``L > 2048`` (1.6 GB for ``L = 10,000``), 32 MiB plus ``8 L^2`` below.
     """
     op = "distance_transform_edt"
     a = _as_array(input)
@@ -281,7 +288,7 @@ def distance_transform_edt(input):
     return xp.sqrt(xp.swapaxes(both, -1, -2))
 
 
-def _nearest_two(values, labels, positions, size, chunk_elements=1 << 22):
+def _nearest_two(values, labels, positions, size, chunk_elements=1 << 22):    # 4M elements a chunk
     """Per output position ``j < size``: among candidates ``m`` (last axis of ``values``
     and ``labels``, at ``positions[m]``) with cost ``(j - positions[m])^2 + values[..., m]``,
     the smallest cost and its label, and the smallest cost of any *other* label.
