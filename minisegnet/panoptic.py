@@ -82,7 +82,7 @@ NMS_KERNEL = 7         # max-pool window of the peak test, pixels (odd)
 THRESHOLD = 0.1        # a centre's heatmap value must exceed this
 TOP_K = 32             # centres kept per image, strongest first
 MIN_STUFF_AREA = 4     # stuff regions of fewer pixels become void
-RENUMBER_ABOVE = 64    # panoptic_targets renumbers ids larger than this 1 .. K first (one more device read)
+RENUMBER_ABOVE = 64    # panoptic_targets renumbers ids larger than this 1 .. K first (a few more device reads)
 
 
 def _array(x, name, op):
