@@ -269,7 +269,8 @@ def group_pixels(offset, thing, coords, valid):
     whose offset is NaN or infinite (no centre is at a finite distance from where it points).
 
     ``offset``: ``(N, 2, H, W)`` ``(dy, dx)``; ``thing``: bool ``(N, H, W)``, the
-    pixels to group; ``coords``, ``valid``: from :func:`find_centers`. The id
+    pixels to group; ``coords``, ``valid``: from :func:`find_centers` (a valid
+    centre must be a pixel of the image). The id
     is the centre's rank plus one (1 = the strongest peak). Costs one
     ``(N, k, H, W)`` array of squared distances.
     """
@@ -357,7 +358,7 @@ def merge_semantic_and_instances(semantic, instances, thing_classes, stuff_class
         return xp.zeros(tuple(sem.shape) + (2,), dtype=xp.int64)
     num_classes = max(things + stuff) + 1
     known, is_thing = _lookup(xp, num_classes, things + stuff), _lookup(xp, num_classes, things)
-    if sem.size and (top_class >= num_classes or not bool(known[sem].all())):
+    if top_class >= num_classes or not bool(known[sem].all()):
         bad = backend.to_numpy(xp.unique(sem[(sem >= num_classes) | ~known[xp.minimum(sem, num_classes - 1)]]))
         raise ValueError(f"{op}: semantic holds classes {bad.tolist()}, which are neither thing_classes "
                          f"{list(things)} nor stuff_classes {list(stuff)}")
