@@ -1,8 +1,12 @@
 """Optimizers (SGD, Adam, AdamW) and learning-rate schedules (poly, cosine, step).
 
-Each optimizer follows ``torch.optim``'s update rule exactly, operation for
+Each optimizer follows ``torch.optim``'s update rule, operation for
 operation, so a model trained here and one trained in PyTorch from the same
-weights and gradients take the same steps. Updates happen **in place** on
+weights and gradients take the same steps, up to float rounding: PyTorch's
+CPU kernels fuse some multiply-adds into one rounding (SGD's ``p - lr * g``)
+where NumPy rounds the product and the sum apart, so a float32 step can
+differ in its last bit (the tests hold float64 steps to PyTorch's within
+1e-10 relative). Updates happen **in place** on
 ``p.data`` (the backend array), outside the autograd graph, on whichever
 backend the parameters live on. Parameters whose ``.grad`` is ``None`` are
 skipped, as in PyTorch.

@@ -82,6 +82,22 @@ def test_cross_entropy_all_ignored_is_nan_with_zero_gradient(torch):
     np.testing.assert_array_equal(x.grad.numpy(), 0)
 
 
+@pytest.mark.parametrize("label_smoothing", [0.0, 0.1])
+def test_cross_entropy_whose_counted_classes_weigh_0_is_nan_with_a_nan_gradient(torch, label_smoothing):
+    """'mean' over pixels whose classes all weigh 0 is 0/0: PyTorch's loss and gradient are NaN.
+    (The old code gave a zero gradient, and with label smoothing a finite, non-zero one.)"""
+    x_np = np.random.default_rng(1).standard_normal((2, 3, 4, 5))
+    t, w = np.ones((2, 4, 5), np.int64), np.array([0.5, 0.0, 2.0])
+    x, tx = t64(x_np), torch.tensor(x_np, requires_grad=True)
+    out = F.cross_entropy(x, t, weight=w, label_smoothing=label_smoothing)
+    tout = torch.nn.functional.cross_entropy(tx, torch.tensor(t), weight=torch.tensor(w),
+                                             label_smoothing=label_smoothing)
+    out.backward()
+    tout.backward()
+    assert np.isnan(out.item()) and np.isnan(tout.item())
+    assert np.isnan(tx.grad.numpy()).all() and np.isnan(x.grad.numpy()).all()
+
+
 def test_gradcheck_cross_entropy_every_reduction():
     rng = np.random.default_rng(0)
     x_np = rng.standard_normal((2, 3, 2, 3))

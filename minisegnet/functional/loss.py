@@ -89,7 +89,8 @@ class CrossEntropy(Function):
     logsumexp is computed as m + log(sum exp(x - m)) with m = max_c x (no overflow).
     Reductions: 'none' -> loss_i;  'sum' -> sum_i loss_i;  'mean' -> sum_i loss_i /
     sum_i w_{t_i} over the non-ignored pixels (PyTorch's weighted mean; nan if
-    every pixel is ignored, as in PyTorch).
+    every pixel is ignored, or every counted pixel's class has weight 0, as in
+    PyTorch: the gradient is then 0 in the first case and NaN in the second).
 
     Backward: d loss_i / d x_{i,c} = w_{t_i} * (softmax(x_i)_c - [c == t_i]), so
     dx = (softmax - onehot) * w_t * g / denom   (denom = sum of w_t for 'mean', else 1).
@@ -159,8 +160,12 @@ class CrossEntropy(Function):
         elif self.reduction == "sum":
             scale = g
         else:
-            # All pixels ignored: w_t is all 0, so the gradient is 0 (PyTorch's too).
-            scale = g / xp.where(self.denom != 0, self.denom, 1)
+            # 'mean' divides by denom = sum of w_t. Every pixel ignored: w_t is all 0, and so is the
+            # gradient (PyTorch's too). Pixels counted, but all of classes weighted 0: 0/0, a NaN
+            # gradient, as PyTorch's (a finite one would let an optimizer step on a NaN loss).
+            counted = self.valid_f.sum() != 0
+            zero_case = xp.where(counted, np.nan, 1).astype(self.denom.dtype)
+            scale = g / xp.where(self.denom != 0, self.denom, zero_case)
         coef = (scale * self.w_t).astype(self.probs.dtype, copy=False)
         pixels = (n, 1) + self.shape[2:]                   # a per-pixel array against (N, C, *)
         if self.eps:
