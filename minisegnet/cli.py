@@ -70,8 +70,9 @@ def _add_training_commands(commands):
         if args.resume:
             given = sorted(k for k in config if k not in ("epochs", "backend", "processes"))
             if given:
-                return fails("train", "--resume continues a run with its own settings; only --epochs, "
-                                      f"--backend and --processes may change, got --{', --'.join(k.replace('_', '-').replace('model-args', 'model-arg') for k in given)}")
+                options = ", --".join(k.replace("_", "-").replace("model-args", "model-arg") for k in given)
+                return fails("train", "--resume continues a run with the settings in its config.json; only "
+                                      f"--epochs, --backend and --processes may be given with it, got --{options}")
         try:
             train.run(dict(train.DEFAULTS, **config) if not args.resume else config, out=args.out,
                       resume=args.resume, progress=not args.quiet and _is_terminal(sys.stderr))
@@ -412,6 +413,9 @@ def _add_augment_commands(commands):
         if not names or unknown:
             return fails("augment-preview", f"--augment takes names from {', '.join(data.AUGMENTATIONS)} "
                                             f"separated by commas, got {args.augment!r}")
+        folder = os.path.dirname(os.path.abspath(args.out))
+        if not os.path.isdir(folder):
+            return fails("augment-preview", f"--out {args.out!r}: the folder {folder!r} does not exist")
         if args.draws < 1 or args.index < 0 or args.seed < 0:
             return fails("augment-preview", f"--draws must be >= 1 and --index, --seed >= 0, got {args.draws}, "
                                             f"{args.index}, {args.seed}")

@@ -126,6 +126,11 @@ def resolve_config(config):
     for key in ("weight_decay", "momentum"):
         if not (isinstance(config[key], (int, float)) and config[key] >= 0 and math.isfinite(config[key])):
             raise UserError(f"--{key.replace('_', '-')} must be a non-negative number, got {config[key]!r}")
+    if config["momentum"] >= 1:
+        raise UserError(f"--momentum must be below 1 (SGD's running sum of gradients decays by that factor "
+                        f"each step; at 1 or more it never decays and the steps grow), got {config['momentum']!r}")
+    if isinstance(config["seed"], bool) or not isinstance(config["seed"], int) or config["seed"] < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {config['seed']!r}")
     if not (0 < config["val_fraction"] < 1):
         raise UserError(f"val_fraction must be between 0 and 1, got {config['val_fraction']!r}")
     if config["optimizer"] not in ("adam", "adamw", "sgd"):
@@ -137,6 +142,12 @@ def resolve_config(config):
         raise UserError(f"--backend must be numpy or cupy, got {config['backend']!r}")
     if config["processes"] is not None and not _positive_int(config["processes"]):
         raise UserError(f"--processes must be a positive integer, got {config['processes']!r}")
+    if config["processes"] is not None and config["processes"] > config["batch_size"]:
+        raise UserError(f"--processes {config['processes']}: each process takes a share of a batch's images, "
+                        f"so at most --batch-size ({config['batch_size']}) processes")
+    if config["processes"] is not None and config["processes"] > (os.cpu_count() or 1):
+        raise UserError(f"--processes {config['processes']}: more than this machine's {os.cpu_count() or 1} "
+                        f"CPUs (the processes would take turns on them)")
     if config["data"] not in TOY_DATASETS:
         for key in ("num_train", "num_val"):
             if config[key] != DEFAULTS[key]:

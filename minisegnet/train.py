@@ -55,7 +55,7 @@ import time
 
 import numpy as np
 
-from . import backend, data as data_module, data_parallel, optim, parallel, shapes
+from . import backend, checks, data as data_module, data_parallel, optim, parallel, shapes
 from .autograd import Tensor, no_grad
 from .random import generator, manual_seed
 from .run_config import (DEFAULTS, TOY_DATASETS, TrainingDiverged, UserError, _choose_backend, _on_backend,
@@ -121,6 +121,13 @@ def build_datasets(config, task=None, progress=False):
     if name in TOY_DATASETS:
         cls = TOY_DATASETS[name]
         extra = dict(return_instances=True) if task.instances else {}
+        # the scenes are drawn once and kept (_InMemory): float32 images and int64 label maps
+        per_pixel = 4 * cls.in_channels + 8 * (2 if task.instances else 1)
+        try:
+            checks.check_bytes((config["num_train"] + config["num_val"], size, size), per_pixel, "the data",
+                               f"--num-train {config['num_train']} and --num-val {config['num_val']} at --size {size}")
+        except checks.TooLargeError as error:
+            raise UserError(f"{error}; the built-in data is kept in memory") from None
         try:
             train = cls(config["num_train"], size, seed=config["seed"], split="train", **extra)
         except ValueError as error:     # e.g. a --size too small to draw the scenes in
@@ -235,13 +242,18 @@ def _check_model_fits(model, size, in_channels):
     """Run one tiny forward pass so a size the model cannot take fails now, clearly."""
     geometry = geometry_for(model, size)
     t, b, l, r = geometry.pad
-    x = Tensor(backend.asarray(np.zeros((1, in_channels, size + t + b, size + l + r), np.float32)))
+    shape = (1, in_channels, size + t + b, size + l + r)
+    try:
+        checks.check_bytes(shape, 4, "train", f"--size {size}")
+    except checks.TooLargeError as error:
+        raise UserError(str(error)) from None
+    x = Tensor(backend.asarray(np.zeros(shape, np.float32)))
     was_training = model.training
     model.eval()
     try:
         with no_grad():
             outputs = model(x)
-    except ValueError as error:
+    except (ValueError, MemoryError) as error:       # TooLargeError is both
         raise UserError(f"--size {size} does not fit this model: {error}") from None
     finally:
         model.train(was_training)
@@ -373,7 +385,7 @@ def _model_from_state(state, meta, path):
                         f"({type(error).__name__}: {error})") from None
     try:
         _load_state(model, state, "model.")
-    except (KeyError, ValueError, TypeError) as error:
+    except (KeyError, ValueError, TypeError, RuntimeError) as error:     # RuntimeError: keys (PyTorch's type)
         raise UserError(f"{path!r}: its weights do not fit the model its configuration describes ({error})") from None
     model.eval()
     return task, model
@@ -519,7 +531,7 @@ def _train(config, out, state, meta, progress, log):
             _load_state(optimizer, state, "optimizer.")
             if schedule is not None and "schedule.last_epoch" in state:
                 _load_state(schedule, state, "schedule.")
-        except (KeyError, ValueError, TypeError) as error:
+        except (KeyError, ValueError, TypeError, RuntimeError) as error:
             raise UserError(f"--resume: the checkpoint in {out!r} does not fit the run it describes "
                             f"({error})") from None
         history, start_epoch, best = meta["history"], meta["epoch"], meta.get("best")

@@ -335,3 +335,37 @@ def test_a_python_int_outside_an_integer_dtype_is_refused_not_wrapped(torch):
     assert (x + 255).numpy().tolist() == [0, 1]          # in range: uint8 arithmetic, as PyTorch's
     assert (x + 300.0).dtype == np.float32                # a float promotes: nothing to fit
     assert (msn.tensor(np.array([True])) + 300).dtype == np.int64
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32, np.int64), (np.float32, np.float64), (np.int32, np.int64),
+                                    (np.bool_, np.uint8), (np.uint8, np.int32)])
+def test_cat_and_stack_of_mixed_dtypes_promote_as_in_pytorch(torch, dtypes):
+    """NumPy would make float64 of float32 and int64; PyTorch keeps float32 (the old code took NumPy's)."""
+    arrays = [np.ones((2, 3)).astype(d) for d in dtypes]
+    for ours_fn, torch_fn in ((F.cat, torch.cat), (F.stack, torch.stack)):
+        ours = ours_fn([msn.tensor(a) for a in arrays])
+        theirs = torch_fn([torch.tensor(a) for a in arrays])
+        assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+    x = msn.tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    y = msn.tensor(np.ones((2, 3)), requires_grad=True)                  # float64
+    F.cat([x, y]).sum().backward()
+    assert x.grad.dtype == np.float32 and y.grad.dtype == np.float64
+
+
+@pytest.mark.parametrize("op", ["sum", "mean", "max"])
+@pytest.mark.parametrize("empty", [(), []])
+def test_an_empty_dim_reduces_every_axis_as_in_pytorch(torch, op, empty):
+    x_np = np.arange(6.0).reshape(2, 3)
+    ours = getattr(F, op)(t64(x_np), dim=empty)
+    theirs = {"sum": torch.sum, "mean": torch.mean, "max": torch.amax}[op](torch.tensor(x_np), dim=empty)
+    assert ours.shape == tuple(theirs.shape) == () and ours.item() == theirs.item()
+
+
+def test_a_slice_step_below_one_is_refused_as_in_pytorch(torch):
+    x = t64(np.arange(6.0))
+    with pytest.raises(ValueError):
+        torch.arange(6.0)[::-1]
+    for step in (-1, 0):
+        with pytest.raises(ValueError, match=f"a slice step must be >= 1, got {step}"):
+            x[::step]
+    assert x[::2].numpy().tolist() == [0, 2, 4]

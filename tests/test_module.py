@@ -147,10 +147,10 @@ def test_load_state_dict_errors_name_the_key():
     state = model.state_dict()
     missing = dict(state)
     del missing["stem.2.bn.running_var"]
-    with pytest.raises(KeyError, match=r"missing keys \['stem.2.bn.running_var'\]"):
+    with pytest.raises(RuntimeError, match=r"missing keys \['stem.2.bn.running_var'\]"):   # PyTorch's type
         model.load_state_dict(missing)
     extra = dict(state, **{"heads.0.gamma": np.ones(3)})
-    with pytest.raises(KeyError, match=r"unexpected keys \['heads.0.gamma'\]"):
+    with pytest.raises(RuntimeError, match=r"unexpected keys \['heads.0.gamma'\]"):
         model.load_state_dict(extra)
     model.load_state_dict(missing, strict=False)
     model.load_state_dict(extra, strict=False)
@@ -232,3 +232,14 @@ def test_train_mode_must_be_a_flag():
         with pytest.raises(ValueError, match="train: mode must be True or False"):
             net.train(bad)
     assert net.train(np.bool_(False)).training is False
+
+
+def test_a_slice_of_a_container_is_a_container_as_in_pytorch():
+    from minisegnet import nn
+    seq = nn.Sequential(nn.ReLU(), nn.Identity(), nn.ReLU())
+    part = seq[0:2]
+    assert isinstance(part, nn.Sequential) and len(part) == 2 and part[1] is seq[1]
+    x = msn.tensor(np.array([-1.0, 2.0]))
+    assert part(x).numpy().tolist() == [0.0, 2.0]
+    listed = nn.ModuleList([nn.ReLU(), nn.Identity()])[1:]
+    assert type(listed) is nn.ModuleList and len(listed) == 1

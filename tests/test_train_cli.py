@@ -221,6 +221,15 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
      "--processes 2: this model has BatchNorm"),
     (["evaluate", "/no/such/checkpoint.npz"], "does not exist"),
     (["predict", "/no/such/run", "x.png", "--out", "o"], "does not exist"),
+    # each of these was a traceback, a hang or a silent acceptance before
+    (["train", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+    (["train", "--processes", "9", "--batch-size", "8"], "--processes 9: each process takes a share of a batch's"),
+    (["train", "--optimizer", "sgd", "--momentum", "1"], "--momentum must be below 1"),
+    (["train", "--size", "100000"], "at --size 100000 makes an array of shape"),
+    (["train", "--num-train", "10000000000"], "--num-train 10000000000 and --num-val 64 at --size 64 makes an array"),
+    (["augment-preview", "--out", "no/such/folder/p.png"], "the folder"),
+    (["train", "--resume", "--out", "r", "--size", "32"],
+     "only --epochs, --backend and --processes may be given with it, got --size"),
 ])
 def test_user_errors_exit_2_without_traceback(argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

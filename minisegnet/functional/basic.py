@@ -471,23 +471,31 @@ class Max(Function):
         return _expand_reduced(g, self.axes, self.keepdim) * mask
 
 
+def _reduced_dims(dim, ndim, op):
+    """The axes a reduction (sum, mean, max) runs over: ``normalize_dims``, except that an
+    empty tuple or list means every axis, as in PyTorch's ``sum``, ``mean`` and ``amax``."""
+    if isinstance(dim, (tuple, list)) and len(dim) == 0:
+        dim = None
+    return normalize_dims(dim, ndim, op=op)
+
+
 def sum(x, dim=None, keepdim=False):
     checks.tensor(x, "input", "sum")
-    return Sum(normalize_dims(dim, x.ndim, op="sum"), checks.flag(keepdim, "keepdim", "sum"))(x)
+    return Sum(_reduced_dims(dim, x.ndim, "sum"), checks.flag(keepdim, "keepdim", "sum"))(x)
 
 
 def mean(x, dim=None, keepdim=False):
     """Mean over ``dim``; needs a floating-point input (PyTorch's rule: the mean of
     integers has no integer dtype to live in)."""
     checks.float_tensor(x, "input", "mean")
-    return Mean(normalize_dims(dim, x.ndim, op="mean"), checks.flag(keepdim, "keepdim", "mean"))(x)
+    return Mean(_reduced_dims(dim, x.ndim, "mean"), checks.flag(keepdim, "keepdim", "mean"))(x)
 
 
 def max(x, dim=None, keepdim=False):
     """Largest value over ``dim`` (values only, like ``torch.amax``)."""
     checks.tensor(x, "input", "max")
     keepdim = checks.flag(keepdim, "keepdim", "max")
-    axes = normalize_dims(dim, x.ndim, op="max")
+    axes = _reduced_dims(dim, x.ndim, "max")
     if builtins.any(x.shape[a] == 0 for a in axes):
         raise ValueError(f"max over dim={dim!r} of an empty axis (shape {x.shape})")
     return Max(axes, keepdim)(x)
@@ -599,6 +607,10 @@ def _check_index_part(part, index):
         return
     if isinstance(part, slice):
         if builtins.all(v is None or checks.is_int(v) for v in (part.start, part.stop, part.step)):
+            if part.step is not None and part.step < 1:
+                raise ValueError(f"tensor index {checks.describe(index)}: a slice step must be >= 1, got "
+                                 f"{part.step} (PyTorch refuses steps below 1; to reverse an axis, index it "
+                                 f"with a reversed array of positions)")
             return
     elif hasattr(part, "dtype") and hasattr(part, "shape"):
         if part.dtype.kind in "iub":
@@ -666,8 +678,18 @@ def _check_same_shapes(tensors, skip_dim, name):
                              f"shape {first} (all axes except dim={skip_dim} must match)")
 
 
+def _one_dtype(tensors):
+    """The tensors cast to one dtype for ``cat`` and ``stack``: PyTorch's promotion among them
+    (a float32 and an int64 tensor give float32, not NumPy's float64); each gradient goes back
+    in its own tensor's dtype."""
+    dtype = None
+    for t in tensors:
+        dtype = _promote(dtype, t.dtype)
+    return [t if t.dtype == dtype else astype(t, dtype) for t in tensors]
+
+
 def cat(tensors, dim=0):
-    """Concatenate along an existing axis, like ``torch.cat``."""
+    """Concatenate along an existing axis, like ``torch.cat`` (mixed dtypes promote as there)."""
     tensors = checks.tensor_sequence(tensors, "tensors", "cat")
     if not tensors:
         raise ValueError("cat needs at least one tensor")
@@ -675,17 +697,17 @@ def cat(tensors, dim=0):
         raise ValueError("cat: zero-dimensional tensors cannot be concatenated (use stack)")
     d = checks.dim(dim, tensors[0].ndim, "dim", "cat")
     _check_same_shapes(tensors, d, "cat")
-    return Cat(d)(*tensors)
+    return Cat(d)(*_one_dtype(tensors))
 
 
 def stack(tensors, dim=0):
-    """Stack along a new axis, like ``torch.stack``."""
+    """Stack along a new axis, like ``torch.stack`` (mixed dtypes promote as there)."""
     tensors = checks.tensor_sequence(tensors, "tensors", "stack")
     if not tensors:
         raise ValueError("stack needs at least one tensor")
     _check_same_shapes(tensors, None, "stack")
     d = checks.dim(dim, tensors[0].ndim + 1, "dim", "stack")
-    return Stack(d)(*tensors)
+    return Stack(d)(*_one_dtype(tensors))
 
 
 class EmptyBatch(Function):

@@ -119,6 +119,8 @@ def pad(x, pad, mode="constant", value=0.0):
     Differences from PyTorch: every mode works on any tensor with enough axes
     (PyTorch's reflect/replicate insist on 2-D to 4-D inputs), and negative
     pads (PyTorch's way of cropping) are refused: use ``center_crop`` or slicing.
+    Not implemented: the ``"circular"`` mode, and padding more than the last
+    two axes (PyTorch's constant mode takes 6 or more values).
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"pad: x must be a Tensor, got {type(x).__name__}")

@@ -158,7 +158,7 @@ class Module:
         missing = sorted(expected - set(state))
         unexpected = sorted(set(state) - expected)
         if strict and (missing or unexpected):
-            raise KeyError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+            raise RuntimeError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
         # Check every shape before copying anything: a failed load leaves the model as it was.
         pairs = []
         for name, value in state.items():
@@ -229,7 +229,12 @@ class ModuleList(Module):
         return sum(1 for _ in self.named_children())
 
     def __getitem__(self, i):
-        return list(self.children())[i]
+        """Child ``i``; a slice gives a new container of those children (a ``Sequential``
+        of a ``Sequential``), as in PyTorch."""
+        children = list(self.children())
+        if isinstance(i, slice):
+            return Sequential(*children[i]) if isinstance(self, Sequential) else ModuleList(children[i])
+        return children[i]
 
     def __iter__(self):
         return self.children()
