@@ -148,7 +148,7 @@ def resolve_config(config):
     if config["processes"] is not None and config["processes"] > (os.cpu_count() or 1):
         raise UserError(f"--processes {config['processes']}: more than this machine's {os.cpu_count() or 1} "
                         f"CPUs (the processes would take turns on them)")
-    if config["data"] not in TOY_DATASETS:
+    if config["data"] not in TOY_DATASETS and os.path.isdir(config["data"]):   # (no folder: build_datasets says so)
         for key in ("num_train", "num_val"):
             if config[key] != DEFAULTS[key]:
                 raise UserError(f"--{key.replace('_', '-')} {config[key]}: the built-in datasets are generated "

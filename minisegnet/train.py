@@ -444,6 +444,13 @@ def _choose_out(config, log):
     return out
 
 
+def _short_epoch(batch_size, n_train):
+    """A note when the training images do not fill one batch (each epoch is then one smaller batch)."""
+    if n_train >= batch_size:
+        return ""
+    return f" (fewer training images than that: one batch of {n_train} an epoch)"
+
+
 def _describe(config, task, model, info, n_train, n_val):
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
     extra = dict(task.models[config["model"]], **(config.get("model_args") or {}))
@@ -451,7 +458,7 @@ def _describe(config, task, model, info, n_train, n_val):
     return (f"{config['model']}({options}) with {n_params / 1e6:.2f} M parameters, task {config['task']}, on "
             f"{config['data']} {config['size']}x{config['size']} ({info['num_classes']} classes): "
             f"{n_train} training / {n_val} held-out images, {config['epochs']} epoch{'s' if config['epochs'] > 1 else ''} of batch "
-            f"{config['batch_size']}, {config['optimizer']} lr {config['lr']:g} ({config['schedule']}), "
+            f"{config['batch_size']}{_short_epoch(config['batch_size'], n_train)}, {config['optimizer']} lr {config['lr']:g} ({config['schedule']}), "
             f"augment {','.join(config['augment']) or 'none'}, seed {config['seed']}, backend {config['backend']}, "
             f"{config['processes']} process{'es' if config['processes'] > 1 else ''} per step")
 

@@ -223,6 +223,7 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
     (["predict", "/no/such/run", "x.png", "--out", "o"], "does not exist"),
     # each of these was a traceback, a hang or a silent acceptance before
     (["train", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+    (["train", "--data", "/no/such/folder", "--num-train", "16"], "neither a built-in dataset"),   # not --num-train
     (["train", "--processes", "9", "--batch-size", "8"], "--processes 9: each process takes a share of a batch's"),
     (["train", "--optimizer", "sgd", "--momentum", "1"], "--momentum must be below 1"),
     (["train", "--size", "100000"], "at --size 100000 makes an array of shape"),
@@ -480,7 +481,7 @@ def test_a_checkpoint_whose_record_was_changed_is_a_clear_error(run_dir, tmp_pat
     (["train", "--num-classes", "0"], "--num-classes must be a positive integer, got 0"),
     (["train", "--num-classes", "5"], "the built-in shapes data has 4 classes"),
     (["evaluate", "RUN", "--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
-    (["train", "--resume", "--out", "RUN", "--lr", "1"], "only --epochs, --backend and --processes may change"),
+    (["train", "--resume", "--out", "RUN", "--lr", "1"], "only --epochs, --backend and --processes may be given with it"),
     (["train", "--out", "RUN"], "already holds a run"),
 ])
 def test_more_user_errors_exit_2(run_dir, argv, message, capsys, tmp_path, monkeypatch):
@@ -559,3 +560,8 @@ def test_the_progress_bar_is_drawn_on_a_terminal_only(tmp_path, monkeypatch, cap
     assert main(["train", *loud, "--out", str(tmp_path / "tty")]) == 0
     bar = capsys.readouterr().err
     assert "epoch 1/1" in bar and "batch" in bar
+
+
+def test_the_run_says_when_the_training_images_do_not_fill_a_batch():
+    assert train._short_epoch(100, 16) == " (fewer training images than that: one batch of 16 an epoch)"
+    assert train._short_epoch(8, 16) == train._short_epoch(16, 16) == ""
