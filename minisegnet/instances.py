@@ -61,17 +61,22 @@ def _label_map(x, name, op, allow_bool=False):
     return a
 
 
-def _check_ids(ids, op):
-    """Refuse a negative id, or one beyond int64 (a uint64 id >= 2**63: the ids are computed
-    in int64, where it would turn negative). One read from the device gives both bounds."""
+def _check_ids(ids, op, name="instances", what="id"):
+    """Refuse a negative value, or one beyond int64 (a uint64 value >= 2**63: the maps are
+    computed in int64, where it would turn negative); returns the largest value (0 for an
+    empty map). One read from the device gives both bounds. ``what``: "id" for an object-id
+    map (0 = no object), "class" for a class map, in the messages."""
     if not ids.size:
-        return
+        return 0
     xp = backend.get_array_module(ids)
     low, high = (int(v) for v in backend.to_numpy(xp.stack([ids.min(), ids.max()])))
+    plural = "ids" if what == "id" else "classes"
     if low < 0:
-        raise ValueError(f"{op}: instances holds the negative id {low}; ids are >= 0 (0 = no object)")
+        zero = " (0 = no object)" if what == "id" else ""
+        raise ValueError(f"{op}: {name} holds the negative {what} {low}; {plural} are >= 0{zero}")
     if high > np.iinfo(np.int64).max:
-        raise ValueError(f"{op}: instances holds the id {high}, above 2**63 - 1: ids are computed in int64")
+        raise ValueError(f"{op}: {name} holds the {what} {high}, above 2**63 - 1: {plural} are computed in int64")
+    return high
 
 
 def _check_connectivity(connectivity, op):

@@ -69,8 +69,8 @@ import numbers
 from . import backend, checks
 from .autograd import Tensor, no_grad
 from .functional import max_pool2d
-from .instances import instances_from_semantic, renumber
-from .metrics.panoptic import INT64_MAX, check_categories
+from .instances import _check_ids, instances_from_semantic, renumber
+from .metrics.panoptic import check_categories
 
 __all__ = ["VOID", "SIGMA", "NMS_KERNEL", "THRESHOLD", "TOP_K", "MIN_STUFF_AREA",
            "instance_centers", "panoptic_targets", "find_centers", "group_pixels",
@@ -103,17 +103,8 @@ def _id_map(instances, name, op, what="id"):
         raise TypeError(f"{op}: {name} must be an integer {kind}, got dtype {ids.dtype}")
     if ids.ndim != 3:
         raise ValueError(f"{op}: {name} must have shape (N, H, W), got {tuple(ids.shape)}")
-    xp = backend.get_array_module(ids)
-    if not ids.size:
-        return ids.astype(xp.int64), 0
-    low, high = (int(v) for v in backend.to_numpy(xp.stack([ids.min(), ids.max()])))
-    plural = "ids" if what == "id" else "classes"
-    if low < 0:
-        zero = " (0 = no object)" if what == "id" else ""
-        raise ValueError(f"{op}: {name} holds the negative {what} {low}; {plural} are >= 0{zero}")
-    if high > INT64_MAX:                      # a uint64 value int64 would make negative
-        raise ValueError(f"{op}: {name} holds the {what} {high}, above 2**63 - 1: {plural} are computed in int64")
-    return ids.astype(xp.int64), high
+    high = _check_ids(ids, op, name, what)
+    return ids.astype(backend.get_array_module(ids).int64), high
 
 
 def _positive(value, name, op, kind=numbers.Real):

@@ -140,14 +140,16 @@ def resolve_config(config):
     config["backend"] = config["backend"] or _choose_backend(None)
     if config["backend"] not in ("numpy", "cupy"):
         raise UserError(f"--backend must be numpy or cupy, got {config['backend']!r}")
-    if config["processes"] is not None and not _positive_int(config["processes"]):
-        raise UserError(f"--processes must be a positive integer, got {config['processes']!r}")
-    if config["processes"] is not None and config["processes"] > config["batch_size"]:
-        raise UserError(f"--processes {config['processes']}: each process takes a share of a batch's images, "
-                        f"so at most --batch-size ({config['batch_size']}) processes")
-    if config["processes"] is not None and config["processes"] > (os.cpu_count() or 1):
-        raise UserError(f"--processes {config['processes']}: more than this machine's {os.cpu_count() or 1} "
-                        f"CPUs (the processes would take turns on them)")
+    processes = config["processes"]
+    if processes is not None:
+        if not _positive_int(processes):
+            raise UserError(f"--processes must be a positive integer, got {processes!r}")
+        if processes > config["batch_size"]:
+            raise UserError(f"--processes {processes}: each process takes a share of a batch's images, "
+                            f"so at most --batch-size ({config['batch_size']}) processes")
+        if processes > (os.cpu_count() or 1):
+            raise UserError(f"--processes {processes}: more than this machine's {os.cpu_count() or 1} "
+                            f"CPUs (the processes would take turns on them)")
     if config["data"] not in TOY_DATASETS and os.path.isdir(config["data"]):   # (no folder: build_datasets says so)
         for key in ("num_train", "num_val"):
             if config[key] != DEFAULTS[key]:
