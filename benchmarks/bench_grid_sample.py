@@ -18,8 +18,10 @@ and its load and says when the run is unreliable. ``--levers`` times the
 speed levers of ``functional/sampling.py`` one at a time: ``BLOCK_ELEMENTS``
 (points visited a cache-sized block at a time, against whole images),
 ``KEEP_READS`` (the forward's corners kept for the backward, against
-recomputed) and ``SERIAL_SCATTER`` (the input gradient's scatter-add in the
-calling thread, against shared over the threads by image). Memory: the peak resident size of a fresh process doing two
+recomputed), ``SCATTER_BESIDE`` (the input gradient's scatter-add in the
+calling thread while the workers compute the grid gradient, against one
+after the other) and ``SERIAL_SCATTER`` (the scatter-add in the calling
+thread, against shared over the threads by image). Memory: the peak resident size of a fresh process doing two
 forward+backward passes at each size, ours and torch's in separate
 processes (each includes its interpreter and library imports), and the
 largest block our forward allocates, in multiples of the output's size
@@ -149,17 +151,21 @@ def peak_rss(shape, torch):
     return timing.python_peak_rss_mib(code)[0]
 
 
-LEVERS_OFF = {"BLOCK_ELEMENTS": None, "KEEP_READS": False, "SERIAL_SCATTER": False}
-"""Each speed lever of ``functional/sampling.py`` and its 'off' value: whole images at a time
-instead of cache-sized blocks; recompute the corners in the backward pass instead of keeping them;
-the input gradient's scatter shared over the threads by image instead of in the calling thread."""
+LEVERS_OFF = {"BLOCK_ELEMENTS": {"BLOCK_ELEMENTS": None}, "KEEP_READS": {"KEEP_READS": False},
+              "SCATTER_BESIDE": {"SCATTER_BESIDE": False},
+              "SERIAL_SCATTER": {"SERIAL_SCATTER": False, "SCATTER_BESIDE": False}}
+"""Each speed lever of ``functional/sampling.py`` and the settings that switch it off: whole images
+at a time instead of cache-sized blocks; recompute the corners in the backward pass instead of
+keeping them; the grid gradient, then the scatter, instead of side by side; the input gradient's
+scatter shared over the threads by image instead of in the calling thread (which needs the scatter
+on its own, not beside the grid gradient)."""
 
 
 def time_sizes(args, lever=None):
     """Rows of the speed table: each size, forward and forward+backward, in both regimes
     (``lever``: a name of ``LEVERS_OFF``, switched off for this table)."""
     rows, scaling = [], None
-    with levers_set(**({} if lever is None else {lever: LEVERS_OFF[lever]})):
+    with levers_set(**({} if lever is None else LEVERS_OFF[lever])):
         for shape in SIZES:
             forward, both = step_functions(shape)
             for regime, n, clock in (("1 thread, CPU time", 1, time.process_time),
@@ -186,7 +192,8 @@ def main(argv=None):
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--levers", action="store_true",
                         help="also time each lever off: whole images (BLOCK_ELEMENTS = None), "
-                             "recomputed corners (KEEP_READS = False), the scatter over the threads "
+                             "recomputed corners (KEEP_READS = False), the grid gradient and then the "
+                             "scatter (SCATTER_BESIDE = False), the scatter over the threads "
                              "(SERIAL_SCATTER = False)")
     args = parser.parse_args(argv)
     if args.quick:
@@ -212,8 +219,10 @@ def main(argv=None):
     print(timing.markdown_table(header, rows, reasons))
     titles = {"BLOCK_ELEMENTS": "With BLOCK_ELEMENTS = None (whole images at a time instead of cache-sized blocks)",
               "KEEP_READS": "With KEEP_READS = False (the backward pass recomputes the corners, as PyTorch)",
+              "SCATTER_BESIDE": "With SCATTER_BESIDE = False (the grid gradient over the threads, then the "
+                                "input gradient's scatter, instead of side by side)",
               "SERIAL_SCATTER": "With SERIAL_SCATTER = False (the input gradient's scatter shared over the "
-                                "threads by image)"}
+                                "threads by image, after the grid gradient)"}
     for lever, lever_table in lever_rows.items():
         print(f"\n{titles[lever]}:\n")
         print(timing.markdown_table(header, lever_table, reasons))

@@ -49,7 +49,7 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-__all__ = ["set_num_threads", "get_num_threads", "one_thread", "run", "pieces", "over_batch", "blas_threads_controllable", "find_openblas",
+__all__ = ["set_num_threads", "get_num_threads", "one_thread", "run", "run_beside", "pieces", "over_batch", "blas_threads_controllable", "find_openblas",
            "SPLIT", "MIN_PIECE_BYTES"]
 
 # A batch is cut into at least SPLIT pieces when it is big enough, whatever the thread
@@ -307,6 +307,42 @@ def run(task, pieces):
     if job.error is not None:
         raise job.error
     return job.results
+
+
+def run_beside(own, task, pieces):
+    """``own()`` in the calling thread while the workers share ``[task(p) for p in pieces]``.
+
+    For work that keeps the interpreter lock (``own``; NumPy's ``add.at`` is
+    such work) beside work that mostly lets go of it (``task``): the two
+    overlap instead of taking turns. The workers claim the pieces as in
+    ``run``; the calling thread joins them once ``own`` returns, and all of it
+    has finished when ``run_beside`` returns. ``own`` and the tasks must write
+    different arrays. With one thread, inside a task, or when OpenBLAS's
+    threads cannot be set, ``own()`` runs first and then the pieces.
+    """
+    if getattr(_in_worker, "active", False) or not blas_threads_controllable() or _num_threads == 1:
+        own()
+        run(task, pieces)
+        return
+    job = _Job(task, pieces)
+    _hold_blas_to_one_thread()
+    try:
+        pool = _get_pool()
+        for _ in range(min(_num_threads - 1, len(pieces))):
+            pool.submit(job.work)
+        try:
+            _in_worker.active = True            # ``own`` runs as a task would: a ``run`` inside it is serial
+            try:
+                own()
+            finally:
+                _in_worker.active = False
+            job.work()                          # then help with the pieces no worker has claimed yet
+        finally:
+            job.wait()
+    finally:
+        _release_blas()
+    if job.error is not None:
+        raise job.error
 
 
 # ---- cutting a batch -------------------------------------------------------------------

@@ -291,6 +291,42 @@ def test_a_late_worker_finds_the_pieces_taken():
         parallel.set_num_threads(previous)
 
 
+def test_run_beside_overlaps_the_callers_work_with_the_pieces():
+    """``own`` runs in the calling thread *while* a worker runs the pieces: here ``own`` waits for
+    a piece to start, which a ``run_beside`` that ran one after the other would never see. Errors
+    of a piece reach the caller; with one thread, ``own`` runs first and then the pieces."""
+    if not parallel.blas_threads_controllable():
+        pytest.skip("OpenBLAS's per-thread setting is not available here: the pool runs serially")
+    previous = parallel.set_num_threads(2)
+    try:
+        piece_started, seen = threading.Event(), []
+
+        def own():
+            seen.append(("own", threading.get_ident(), piece_started.wait(10)))
+
+        def task(p):
+            piece_started.set()
+            seen.append(("piece", threading.get_ident(), p))
+
+        parallel.run_beside(own, task, [0, 1, 2])
+        me = threading.get_ident()
+        assert ("own", me, True) in seen                                        # own saw a piece start
+        assert sorted(p for kind, _, p in seen if kind == "piece") == [0, 1, 2]
+        assert any(kind == "piece" and ident != me for kind, ident, _ in seen)   # a worker took one
+
+        def failing(p):
+            raise KeyError(f"piece {p}")
+
+        with pytest.raises(KeyError, match="piece"):
+            parallel.run_beside(lambda: None, failing, [0, 1])
+        parallel.set_num_threads(1)
+        order = []
+        parallel.run_beside(lambda: order.append("own"), order.append, [0, 1])
+        assert order == ["own", 0, 1]
+    finally:
+        parallel.set_num_threads(previous)
+
+
 @pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
 def test_set_num_threads_refuses_bad_counts(bad):
     with pytest.raises(ValueError, match="n must be a positive integer"):

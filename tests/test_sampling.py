@@ -454,6 +454,23 @@ def test_the_scatter_in_one_thread_or_over_two_gives_the_same_bits(monkeypatch, 
     _assert_same_results(*results)
 
 
+@pytest.mark.parametrize("wanted", ["both", "input", "grid"])
+def test_the_scatter_beside_the_grid_gradient_gives_the_same_bits(monkeypatch, two_threads, wanted):
+    """SCATTER_BESIDE (the input gradient's scatter in the calling thread while the workers compute
+    the grid gradient) and the two one after the other give bitwise the same gradients, with many
+    blocks an image, whichever gradients are wanted."""
+    x0, grid0, g = _many_blocks_case(monkeypatch, 13)
+    results = []
+    for beside in (False, True):
+        monkeypatch.setattr(sampling, "SCATTER_BESIDE", beside)
+        x = msn.tensor(x0, requires_grad=wanted in ("both", "input"))
+        grid = msn.tensor(grid0, requires_grad=wanted in ("both", "grid"))
+        out = F.grid_sample(x, grid, padding_mode="reflection")
+        out.backward(msn.tensor(g))
+        results.append((out.numpy(),) + tuple(np.zeros(0) if t.grad is None else t.grad.numpy() for t in (x, grid)))
+    _assert_same_results(*results)
+
+
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
 @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
 def test_kept_reads_give_the_recomputed_answer(monkeypatch, two_threads, mode, padding_mode):

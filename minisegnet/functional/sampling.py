@@ -337,10 +337,18 @@ class GridSample(Function):
             ggrid[i, block, 0] = ((1 - b) * (ne - nw) + b * (se - sw)) * sx
             ggrid[i, block, 1] = ((1 - a) * (sw - nw) + a * (se - ne)) * sy
 
-        if want_grid and self.mode == "bilinear":
-            each_block(grid_gradient, points, c)
-        if want_x:
+        def scatter():
             each_block(input_gradient, points, c, by_image=True, threads=not SERIAL_SCATTER)
+
+        want_grid = want_grid and self.mode == "bilinear"            # nearest: the grid's gradient is 0
+        if want_grid and want_x and SCATTER_BESIDE and xp is np:
+            # the scatter keeps the interpreter lock, the grid gradient mostly lets go of it
+            parallel.run_beside(scatter, lambda item: grid_gradient(*item), list(blocks(points, c)))
+        else:
+            if want_grid:
+                each_block(grid_gradient, points, c)
+            if want_x:
+                scatter()
         self.kept.clear()
         return (None if gx is None else gx.reshape(self.x.shape),
                 None if ggrid is None else ggrid.reshape(self.grid.shape))
@@ -383,6 +391,15 @@ docs/benchmarks.md), so two threads scattering into their own images mostly take
 handing the lock back and forth between them costs more than it buys. ``False``: images
 shared over the threads, as in the forward pass. ``benchmarks/bench_grid_sample.py --levers``
 times both."""
+
+
+SCATTER_BESIDE = True
+"""When both gradients are wanted, add the input gradient's scatter in the calling thread
+while the other threads compute the grid gradient (``parallel.run_beside``), instead of one
+after the other: the scatter's ``add.at`` keeps the interpreter lock, the grid gradient's
+arithmetic mostly lets go of it, so the two overlap. The same numbers either way (each writes
+its own array, in the same order). ``False``: the grid gradient over the threads, then the
+scatter. ``benchmarks/bench_grid_sample.py --levers`` times both."""
 
 
 def each_block(task, points, channels, by_image=False, threads=True):
