@@ -5,7 +5,13 @@
 
 NumPy on the CPU or CuPy on a GPU behind one switch (``msn.set_backend``).
 """
-from . import backend, shapes  # noqa: F401
+try:
+    from . import backend  # noqa: F401
+except ValueError as error:        # MINISEGNET_BACKEND misspelt, the one error backend.py raises on import
+    from .cli import exit_if_starting_the_command
+    exit_if_starting_the_command(error)
+    raise
+from . import shapes  # noqa: F401
 from .autograd import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: F401
 from .backend import get_backend, set_backend  # noqa: F401
 from .random import manual_seed  # noqa: F401

@@ -9,7 +9,9 @@ the environment variable ``MINISEGNET_BACKEND``. Importing minisegnet never
 fails for lack of CuPy: asking for it where it is missing (or sees no GPU)
 raises one ``RuntimeError`` line saying so and what to do, at the call that
 asked (``set_backend("cupy")``), or, for the environment variable, at the
-first array the library creates.
+first array the library creates. A misspelt ``MINISEGNET_BACKEND`` is a
+``ValueError`` at import; the ``minisegnet`` command reports it in one line
+and exits with status 2, as its other user errors.
 """
 import os
 from collections import OrderedDict

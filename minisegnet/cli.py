@@ -24,6 +24,22 @@ def fails(command, error):
     return 2
 
 
+def exit_if_starting_the_command(error):
+    """Report ``error``, raised while the package was being imported, as a user error (one
+    line, exit status 2) if this process is the ``minisegnet`` command starting up; else return,
+    and the import raises it (a library user gets the ``ValueError``).
+
+    The command imports the package before ``main`` runs, so ``main`` cannot catch it. This
+    process is the command when ``sys.argv[0]`` is ``"-m"`` (what Python sets while it
+    locates the module of ``python -m minisegnet``; also any ``python -m`` package that
+    imports minisegnet as it starts) or the console script, ``.../bin/minisegnet``.
+    """
+    program = sys.argv[0] if sys.argv else ""
+    if program == "-m" or os.path.splitext(os.path.basename(program))[0] == "minisegnet":
+        print(f"minisegnet: error: {error}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _is_terminal(stream):
     """Whether ``stream`` is a terminal: a progress bar redraws itself there, while in a file
     it would leave one line per redraw."""

@@ -228,6 +228,25 @@ def test_environment_with_a_misspelt_backend_is_a_clear_error():
     assert "MINISEGNET_BACKEND must be one of ('numpy', 'cupy') (or unset), got 'gpu'" in done.stderr
 
 
+@pytest.mark.parametrize("command", ["python -m", "console script"])
+def test_the_command_reports_a_misspelt_backend_in_one_line_and_exits_2(command):
+    # the package raises at import, before cli.main runs: the command must still say it as a user error
+    if command == "python -m":
+        argv = [sys.executable, "-m", "minisegnet"]
+    else:
+        script = os.path.join(os.path.dirname(sys.executable), "minisegnet")
+        if not os.path.exists(script):
+            pytest.skip("the minisegnet console script is not installed next to this Python")
+        argv = [script]
+    for words in (["train"], ["shapes", "unet", "572"]):
+        done = subprocess.run(argv + words, env=dict(os.environ, MINISEGNET_BACKEND="foo"), capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2, done.stderr
+        assert "Traceback" not in done.stderr
+        assert done.stderr == ("minisegnet: error: MINISEGNET_BACKEND must be one of ('numpy', 'cupy') "
+                               "(or unset), got 'foo'\n")
+
+
 # ---- packaging --------------------------------------------------------------------------------------
 def test_the_gpu_extras_install_prebuilt_cupy_wheels():
     import tomllib
