@@ -424,11 +424,13 @@ def _add_augment_commands(commands):
         from . import data
         from .viz.sampling import plot_augment_preview
 
-        names = [n.strip() for n in args.augment.split(",") if n.strip()]
+        names = [n.strip() for n in args.augment.split(",")]
         unknown = [n for n in names if n not in data.AUGMENTATIONS]
-        if not names or unknown:
+        if unknown:
+            problem = ("an empty name: two commas in a row, or one at either end" if "" in unknown
+                       else f"unknown: {', '.join(unknown)}")
             return fails("augment-preview", f"--augment takes names from {', '.join(data.AUGMENTATIONS)} "
-                                            f"separated by commas, got {args.augment!r}")
+                                            f"separated by commas, got {args.augment!r} ({problem})")
         folder = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(folder):
             return fails("augment-preview", f"--out {args.out!r}: the folder {folder!r} does not exist")

@@ -62,13 +62,15 @@ def _augment_names(value, data):
     if value is False:
         return []
     names = value.split(",") if isinstance(value, str) else list(value)
-    names = [str(n).strip() for n in names if str(n).strip()]
+    names = [str(n).strip() for n in names]
     if names == ["none"]:
         return []
     unknown = [n for n in names if n not in data_module.AUGMENTATIONS]
     if unknown or not names:
+        problem = ("an empty name: two commas in a row, or one at either end" if "" in unknown
+                   else f"unknown: {', '.join(unknown)}" if unknown else "")
         raise UserError(f"--augment takes names from {', '.join(data_module.AUGMENTATIONS)} separated by "
-                        f"commas, or none; got {value!r}" + (f" (unknown: {', '.join(unknown)})" if unknown else ""))
+                        f"commas, or none; got {value!r}" + (f" ({problem})" if problem else ""))
     return names
 
 

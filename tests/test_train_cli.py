@@ -341,6 +341,23 @@ def test_augment_names_are_recorded_and_checked(tmp_path, capsys):
     assert main(["train", *TINY, "--augment", "hflip", "--no-augment"]) == 2
 
 
+@pytest.mark.parametrize("given", ["hflip,,vflip", "elastic,", ",hflip", "hflip, ,vflip", ""])
+def test_an_empty_augment_name_is_an_error_not_dropped(given, tmp_path, capsys):
+    assert main(["train", *TINY, "--augment", given, "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minisegnet train: error: --augment takes names from hflip, vflip, rot90")
+    assert f"got {given!r} (an empty name: two commas in a row, or one at either end)" in err
+    assert not os.path.exists(tmp_path / "x")
+    with pytest.raises(train.UserError, match="an empty name"):
+        train.resolve_config(dict(TINY_CONFIG, augment=["hflip", ""]))
+    out = tmp_path / "p.png"
+    assert main(["augment-preview", "--augment", given, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("minisegnet augment-preview: error: --augment takes names from")
+    assert f"got {given!r} (an empty name: two commas in a row, or one at either end)" in err
+    assert not os.path.exists(out)
+
+
 def test_default_augmentations_draw_what_the_combined_flip_did():
     # hflip, vflip, rot90 consume the epoch's random numbers exactly as the single
     # RandomFlip(horizontal, vertical) + RandomRot90 did, so default runs are unchanged.
