@@ -55,22 +55,23 @@ def task_class(name):
 
 
 def _augment_names(value, data):
-    """``--augment``: None (the data's default), True/False (older runs), a list or "a,b" -> a list of names."""
+    """``--augment``: None (the data's default), True/False (older runs), a list or "a,b" -> a list of names.
+    An empty list is none (``--no-augment``, a saved run's resolved "none")."""
     kind = "toy" if data in TOY_DATASETS else "folder"
     if value is None or value is True:
         return list(DEFAULT_AUGMENT[kind])
-    if value is False:
+    if value is False or (isinstance(value, (list, tuple)) and not value):
         return []
     names = value.split(",") if isinstance(value, str) else list(value)
     names = [str(n).strip() for n in names]
     if names == ["none"]:
         return []
     unknown = [n for n in names if n not in data_module.AUGMENTATIONS]
-    if unknown or not names:
+    if unknown:
         problem = ("an empty name: two commas in a row, or one at either end" if "" in unknown
-                   else f"unknown: {', '.join(unknown)}" if unknown else "")
+                   else f"unknown: {', '.join(unknown)}")
         raise UserError(f"--augment takes names from {', '.join(data_module.AUGMENTATIONS)} separated by "
-                        f"commas, or none; got {value!r}" + (f" ({problem})" if problem else ""))
+                        f"commas, or none; got {value!r} ({problem})")
     return names
 
 

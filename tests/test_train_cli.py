@@ -341,6 +341,14 @@ def test_augment_names_are_recorded_and_checked(tmp_path, capsys):
     assert main(["train", *TINY, "--augment", "hflip", "--no-augment"]) == 2
 
 
+def test_no_augment_trains_without_augmentations(tmp_path):
+    # --no-augment hands resolve_config an empty list (as does a saved run's "none"): no augmentations
+    assert train.resolve_config(dict(TINY_CONFIG, augment=[]))["augment"] == []
+    out = str(tmp_path / "plain")
+    assert main(["train", *TINY, "--epochs", "1", "--no-augment", "--out", out]) == 0
+    assert json.load(open(os.path.join(out, "config.json")))["config"]["augment"] == []
+
+
 @pytest.mark.parametrize("given", ["hflip,,vflip", "elastic,", ",hflip", "hflip, ,vflip", ""])
 def test_an_empty_augment_name_is_an_error_not_dropped(given, tmp_path, capsys):
     assert main(["train", *TINY, "--augment", given, "--out", str(tmp_path / "x")]) == 2
