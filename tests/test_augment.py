@@ -214,6 +214,16 @@ def test_augment_preview_command(tmp_path, capsys):
     assert main(["augment-preview", "--size", "8", "--out", str(out)]) == 2
 
 
+@pytest.mark.parametrize("size, rule", [("0", ">= 1"), ("-3", ">= 1"), ("8", "at least 16 pixels for the toy scenes")])
+def test_augment_preview_size_error_quotes_the_size_given(size, rule, tmp_path, capsys):
+    from minisegnet.cli import main
+
+    assert main(["augment-preview", "--size", size, "--out", str(tmp_path / "p.png")]) == 2
+    assert capsys.readouterr().err == f"minisegnet augment-preview: error: --size: size must be {rule}, got {size}\n"
+    with pytest.raises(ValueError, match=r"^RandomCrop: size must be >= 1, got 0$"):
+        T.RandomCrop(0)
+
+
 # ---- mirrored copies of objects get ids of their own -------------------------------------------
 def test_copy_number_follows_numpys_reflect_padding():
     """Within one copy each pixel of the axis appears at most once, copy 0 is the axis itself,

@@ -51,13 +51,15 @@ __all__ = ["Compose", "RandomFlip", "RandomRot90", "RandomCrop", "CenterCrop", "
 
 
 def _as_size(size, name="size"):
+    """An int or a pair (height, width) of ints -> (height, width); errors quote ``size`` as given."""
+    given = size
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         size = (int(size), int(size))
     if (not isinstance(size, (tuple, list)) or len(size) != 2
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size)):
-        raise TypeError(f"{name} must be an int or a pair (height, width) of ints, got {size!r}")
+        raise TypeError(f"{name} must be an int or a pair (height, width) of ints, got {given!r}")
     if min(size) < 1:
-        raise ValueError(f"{name} must be >= 1, got {size!r}")
+        raise ValueError(f"{name} must be >= 1, got {given!r}")
     return int(size[0]), int(size[1])
 
 
