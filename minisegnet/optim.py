@@ -25,6 +25,7 @@ import numpy as np
 
 from . import backend
 from .autograd import Tensor
+from .nn.module import clear_grads
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "PolynomialLR", "PolyLR", "CosineAnnealingLR", "StepLR"]
 
@@ -71,10 +72,13 @@ class Optimizer:
         self.lr = _check("lr", lr)
         self.state = [dict() for _ in self.params]  # per parameter: name -> array (or step count)
 
-    def zero_grad(self):
-        """Forget the gradients (set ``.grad = None``) before the next backward."""
-        for p in self.params:
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients before the next backward: set ``.grad = None`` (the
+        default, as PyTorch's), or with ``set_to_none=False`` make each existing one
+        zeros (a new zero array; PyTorch zeroes the tensor in place): see
+        ``Module.zero_grad``. A parameter whose gradient is zeros is still updated
+        by ``step`` (weight decay, momentum), one whose gradient is None is not."""
+        clear_grads(self.params, set_to_none)
 
     def step(self):
         """One update of every parameter that has a gradient."""

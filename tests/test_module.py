@@ -199,6 +199,67 @@ def test_zero_grad_clears_every_parameter():
     assert all(p.grad is None for p in model.parameters())
 
 
+def _names(pairs):
+    return [name for name, _ in pairs]
+
+
+def test_parameter_and_buffer_keywords_match_torch(torch):
+    conv, tconv = nn.Conv2d(2, 2, 1), torch.nn.Conv2d(2, 2, 1)
+    bn, tbn = nn.BatchNorm2d(2), torch.nn.BatchNorm2d(2)
+    shared = nn.Sequential(conv, bn, nn.Sequential(conv, bn))       # a module and its parameters reached twice
+    tshared = torch.nn.Sequential(tconv, tbn, torch.nn.Sequential(tconv, tbn))
+    for ours, theirs in ((Net(), _torch_net(torch)), (Net().stem[0], _torch_net(torch).stem[0]), (shared, tshared)):
+        for recurse in (True, False):
+            assert len(ours.parameters(recurse=recurse)) == len(list(theirs.parameters(recurse=recurse)))
+            assert len(ours.buffers(recurse)) == len(list(theirs.buffers(recurse)))
+            for prefix in ("", "model"):
+                for remove_duplicate in (True, False):
+                    keywords = dict(prefix=prefix, recurse=recurse, remove_duplicate=remove_duplicate)
+                    assert _names(ours.named_parameters(**keywords)) == _names(theirs.named_parameters(**keywords))
+                    assert _names(ours.named_buffers(**keywords)) == _names(theirs.named_buffers(**keywords))
+    assert _names(Net().named_parameters(recurse=False)) == ["temperature"]          # its own only
+    assert _names(Net().stem[0].named_parameters("b", False)) == ["b.scale"]        # torch's argument order
+    assert _names(shared.named_parameters(remove_duplicate=False)) == ["0.weight", "0.bias", "1.weight", "1.bias",
+                                                                       "2.0.weight", "2.0.bias", "2.1.weight",
+                                                                       "2.1.bias"]
+    for call, message in ((lambda: Net().parameters(recurse="no"), "parameters: recurse must be True or False"),
+                          (lambda: list(Net().named_buffers(remove_duplicate=None)),
+                           "named_buffers: remove_duplicate must be True or False"),
+                          (lambda: list(Net().named_parameters(prefix=None)), "named_parameters: prefix must be a str")):
+        with pytest.raises(TypeError, match=message):
+            call()
+
+
+def test_zero_grad_sets_to_none_or_zeros_as_torch(torch):
+    ours, theirs = Net(), _torch_net(torch)
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    ours.eval(), theirs.eval()
+    x = np.random.default_rng(0).standard_normal((2, 2, 4, 4)).astype(np.float32)
+    for set_to_none in (False, True):
+        sum(o.sum() for o in ours(msn.tensor(x))).backward()
+        sum(o.sum() for o in theirs(torch.tensor(x))).backward()
+        ours.zero_grad(set_to_none=set_to_none)
+        theirs.zero_grad(set_to_none=set_to_none)
+        for (name, p), (_, tp) in zip(ours.named_parameters(), theirs.named_parameters()):
+            if set_to_none:
+                assert p.grad is None and tp.grad is None, name
+            else:
+                assert tp.grad is not None and not tp.grad.any(), name
+                np.testing.assert_array_equal(p.grad.numpy(), tp.grad.numpy(), err_msg=name)
+                assert p.grad.dtype == p.dtype, name
+    ours.zero_grad(set_to_none=False)                        # a gradient that is None stays None, as torch's
+    assert all(p.grad is None for p in ours.parameters())
+    w = nn.Parameter(np.ones((2, 3), np.float32))
+    w.sum().backward()                                       # a read-only broadcast view as its gradient
+    optimizer = msn.optim.SGD([w], lr=0.1)
+    optimizer.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(w.grad.numpy(), np.zeros((2, 3), np.float32))
+    optimizer.zero_grad()
+    assert w.grad is None
+    with pytest.raises(TypeError, match="zero_grad: set_to_none must be True or False, got 'no'"):
+        nn.Sequential().zero_grad(set_to_none="no")
+
+
 def test_sequential_and_module_list_containers():
     seq = nn.Sequential(nn.ReLU(), nn.Tanh())
     assert len(seq) == 2 and isinstance(seq[1], nn.Tanh) and isinstance(seq[-1], nn.Tanh)

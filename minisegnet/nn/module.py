@@ -38,6 +38,19 @@ class Parameter(Tensor):
         super().__init__(data, requires_grad=requires_grad)
 
 
+def clear_grads(params, set_to_none):
+    """Each parameter's ``.grad`` set to None, or (``set_to_none`` False) an existing one
+    to new zeros of its shape and dtype: ``Module.zero_grad`` and ``Optimizer.zero_grad``."""
+    if not isinstance(set_to_none, (bool, np.bool_)):
+        raise TypeError(f"zero_grad: set_to_none must be True or False, got {set_to_none!r}")
+    for p in params:
+        if set_to_none or p.grad is None:
+            p.grad = None
+        else:
+            grad = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+            p.grad = Tensor._wrap(backend.get_array_module(grad).zeros_like(grad))
+
+
 class Module:
     """Base class of every layer and model. Subclasses set attributes in
     ``__init__`` and define ``forward``; call the module, not ``forward``."""
@@ -82,33 +95,58 @@ class Module:
         for _, m in self.named_modules():
             yield m
 
-    def named_parameters(self, prefix=""):
+    def _named_members(self, own_members, method, prefix, recurse, remove_duplicate):
+        """(name, tensor) pairs of ``own_members(module)`` over this module (and with
+        ``recurse``, its sub-modules, as ``named_modules`` walks them): PyTorch's
+        ``_named_members``. ``method`` names the caller in an error."""
+        if not isinstance(prefix, str):
+            raise TypeError(f"{method}: prefix must be a str, got {prefix!r}")
+        for name, value in (("recurse", recurse), ("remove_duplicate", remove_duplicate)):
+            if not isinstance(value, (bool, np.bool_)):
+                raise TypeError(f"{method}: {name} must be True or False, got {value!r}")
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) if recurse else [(prefix, self)]
+        seen = set()
+        for module_prefix, module in modules:
+            for name, value in own_members(module):
+                if id(value) in seen:
+                    continue
+                if remove_duplicate:
+                    seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
+
+    @staticmethod
+    def _own_parameters(module):
+        return [(name, value) for name, value in vars(module).items() if isinstance(value, Parameter)]
+
+    @staticmethod
+    def _own_buffers(module):
+        named = [(name, getattr(module, name)) for name in getattr(module, "_buffers", ())]
+        return [(name, value) for name, value in named if value is not None]
+
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
         """(name, Parameter) pairs in PyTorch's order: each module's own parameters
-        (in attribute order) before its children's, depth first. A Parameter
-        shared by several modules is listed once, under its first name, so an
-        optimizer updates it once."""
-        seen = set()
-        for module_prefix, module in self.named_modules(prefix=prefix):
-            for name, value in vars(module).items():
-                if isinstance(value, Parameter) and id(value) not in seen:
-                    seen.add(id(value))
-                    yield (f"{module_prefix}.{name}" if module_prefix else name), value
+        (in attribute order) before its children's, depth first; with
+        ``recurse=False``, this module's own only. A Parameter shared by several
+        modules (or a module shared by several parents) is listed once, under its
+        first name, so an optimizer updates it once; with ``remove_duplicate=False``,
+        under every name. Names start with ``prefix``. As PyTorch's, a generator."""
+        return self._named_members(self._own_parameters, "named_parameters", prefix, recurse, remove_duplicate)
 
-    def parameters(self):
-        return [p for _, p in self.named_parameters()]
+    def parameters(self, recurse=True):
+        """The parameters of ``named_parameters(recurse=recurse)``, each once. Unlike
+        PyTorch's (an iterator), a list: it can be walked twice and measured with ``len``."""
+        return [p for _, p in self._named_members(self._own_parameters, "parameters", "", recurse, True)]
 
-    def named_buffers(self, prefix=""):
-        """Non-learnable state saved with the model (e.g. BatchNorm's running mean).
-        A module lists its buffer attribute names in ``_buffers``; one set to None
-        is not listed (nor saved), as in PyTorch. As for parameters, a buffer
-        shared by several modules is listed once."""
-        seen = set()
-        for module_prefix, module in self.named_modules(prefix=prefix):
-            for name in getattr(module, "_buffers", ()):
-                value = getattr(module, name)
-                if value is not None and id(value) not in seen:
-                    seen.add(id(value))
-                    yield (f"{module_prefix}.{name}" if module_prefix else name), value
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        """Non-learnable state saved with the model (e.g. BatchNorm's running mean),
+        as (name, array) pairs in the order of ``named_parameters``, with the same
+        keywords. A module lists its buffer attribute names in ``_buffers``; one set
+        to None is not listed (nor saved), as in PyTorch."""
+        return self._named_members(self._own_buffers, "named_buffers", prefix, recurse, remove_duplicate)
+
+    def buffers(self, recurse=True):
+        """The buffers of ``named_buffers(recurse=recurse)``, each once; a list (PyTorch: an iterator)."""
+        return [b for _, b in self._named_members(self._own_buffers, "buffers", "", recurse, True)]
 
     # ---- modes and gradients ----------------------------------------------
     def train(self, mode=True):
@@ -122,9 +160,13 @@ class Module:
     def eval(self):
         return self.train(False)
 
-    def zero_grad(self):
-        for p in self.parameters():
-            p.grad = None
+    def zero_grad(self, set_to_none=True):
+        """Clear every parameter's gradient before the next backward: set it to None
+        (the default, as PyTorch's), or with ``set_to_none=False`` make each existing
+        gradient zeros. PyTorch zeroes that tensor in place; here it is a new zero
+        array, as ``backward`` never adds into a gradient in place either (and some
+        ops hand back read-only views as gradients)."""
+        clear_grads(self.parameters(), set_to_none)
 
     # ---- saving ---------------------------------------------------------
     def _named_state(self):
