@@ -14,7 +14,7 @@ import numpy as np
 
 from . import backend, tasks
 from .autograd import Tensor, no_grad
-from .data.folder import check_image_mode, image_array
+from .data.folder import check_image_mode, conversion_note, image_array
 from .train import (UserError, _checkpoint_path, _choose_backend, _crop, _is_valid_unet, _model_from_state,
                     _on_backend, _read, _valid_unet_input)
 
@@ -93,10 +93,13 @@ def _open_image(path, read):
 
 
 def _read_image(path, in_channels):
-    image, problem = _open_image(path, lambda im: image_array(im, in_channels, path))
+    """The image as ``image_array`` reads it for the model, and ``conversion_note``'s words
+    on how its channels were fitted to ``in_channels`` (None when they were not)."""
+    read, problem = _open_image(path, lambda im: (image_array(im, in_channels, path),
+                                                  conversion_note(im, in_channels)))
     if problem:
         raise UserError(problem)
-    return image
+    return read
 
 
 def _check_images(paths):
@@ -135,7 +138,9 @@ def predict_images(checkpoint, image_paths, out, backend_name=None, log=print):
         except OSError as error:
             raise UserError(f"--out {out!r}: cannot create this folder ({error.strerror or error})") from None
         for image_path in image_paths:
-            image = _read_image(image_path, meta["info"]["in_channels"])
+            image, channels_note = _read_image(image_path, meta["info"]["in_channels"])
+            if channels_note:
+                log(f"note: {image_path} {channels_note}")
             try:
                 prediction = predict_image(model, image, task)
             except MemoryError:

@@ -437,6 +437,46 @@ def test_resume_and_evaluate_refuse_a_checkpoint_without_a_usable_meta(run_dir, 
         assert message in err and "Traceback" not in err, (argv, err)
 
 
+def test_predict_says_how_it_fitted_an_images_channels_to_the_model(run_dir, tmp_path, capsys):
+    from PIL import Image
+    pixels = np.random.default_rng(0).integers(0, 256, (20, 24, 4), dtype=np.uint8)
+    Image.fromarray(pixels[..., 0], "L").save(tmp_path / "grey.png")
+    Image.fromarray(pixels, "RGBA").save(tmp_path / "rgba.png")
+    Image.fromarray(pixels[..., :3], "RGB").save(tmp_path / "rgb.png")
+    paths = [str(tmp_path / name) for name in ("grey.png", "rgba.png", "rgb.png")]
+    assert main(["predict", run_dir, *paths, "--out", str(tmp_path / "p")]) == 0      # the model takes 3 channels
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"note: {paths[0]} has 1 channel (PIL mode L), the model takes 3: repeated the grey channel"
+    assert lines[1].startswith(f"{paths[0]}: 24x20 -> ")
+    assert lines[2] == f"note: {paths[1]} has 4 channels (PIL mode RGBA), the model takes 3: dropped the alpha channel"
+    assert lines[3].startswith(f"{paths[1]}: 24x20 -> ") and lines[4].startswith(f"{paths[2]}: 24x20 -> ")
+    assert len(lines) == 5                                                  # RGB as it is: no note
+
+
+def test_conversion_note_names_what_image_array_does():
+    from PIL import Image
+
+    from minisegnet.data.folder import conversion_note, image_array
+
+    def note(mode, in_channels, **info):
+        im = Image.new(mode, (4, 3))
+        im.info.update(info)
+        assert image_array(im, in_channels, "x.png").shape == (in_channels, 3, 4)
+        return conversion_note(im, in_channels)
+
+    assert note("RGB", 3) is None and note("L", 1) is None and note("I;16", 1) is None and note("P", 3) is None
+    assert note("RGB", 1) == "has 3 channels (PIL mode RGB), the model takes 1: converted RGB to grey"
+    assert note("RGBA", 1) == ("has 4 channels (PIL mode RGBA), the model takes 1: dropped the alpha channel, "
+                               "converted RGB to grey")
+    assert note("LA", 3) == ("has 2 channels (PIL mode LA), the model takes 3: dropped the alpha channel, "
+                             "repeated the grey channel")
+    assert note("I;16", 3) == "has 1 channel (PIL mode I;16), the model takes 3: repeated the grey channel"
+    assert note("P", 1) == "has 1 channel (PIL mode P), the model takes 1: converted the palette's colours to grey"
+    assert note("L", 1, transparency=0) == "has 1 channel (PIL mode L), the model takes 1: dropped the transparency"
+    assert note("CMYK", 3) == "has 4 channels (PIL mode CMYK), the model takes 3: converted CMYK to RGB"
+    assert note("LAB", 3) == "has 3 channels (PIL mode LAB), the model takes 3: converted LAB to RGB"   # A: not alpha
+
+
 def test_predict_out_must_be_a_folder_it_can_make(run_dir, tmp_path, capsys):
     from PIL import Image
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "x.png")

@@ -8,7 +8,7 @@ import numpy as np
 
 from .toy import default_palette
 
-__all__ = ["FolderDataset", "Subset", "check_folder", "image_array", "check_image_mode"]
+__all__ = ["FolderDataset", "Subset", "check_folder", "image_array", "check_image_mode", "conversion_note"]
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -28,6 +28,37 @@ def image_array(im, in_channels, path):
         return np.repeat(grey[None], in_channels, axis=0)
     array = np.asarray(im.convert("RGB" if in_channels == 3 else "L"), dtype=np.float32) / 255.0
     return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+
+
+_GREY_MODES = ("1", "L", "LA", "La") + _SIXTEEN_BIT_MODES
+_ALPHA_MODES = ("LA", "La", "PA", "RGBA", "RGBa")
+_RGB_MODES = ("RGB", "RGBA", "RGBa", "RGBX")
+_PALETTE_MODES = ("P", "PA")
+
+
+def conversion_note(im, in_channels):
+    """What ``image_array`` does to an opened PIL image's channels to give ``in_channels``,
+    in words ("has 1 channel (PIL mode L), the model takes 3: repeated the grey channel"),
+    or None when it reads them as they are (a palette's colours read as RGB included)."""
+    done = []
+    if im.mode in _ALPHA_MODES:
+        done.append("dropped the alpha channel")
+    elif "transparency" in im.info:
+        done.append("dropped the transparency")
+    grey = im.mode in _GREY_MODES
+    if in_channels == 3 and grey:
+        done.append("repeated the grey channel")
+    elif in_channels == 3 and im.mode not in _RGB_MODES + _PALETTE_MODES:
+        done.append(f"converted {im.mode} to RGB")
+    elif in_channels != 3 and not grey:
+        source = ("the palette's colours" if im.mode in _PALETTE_MODES
+                  else "RGB" if im.mode in _RGB_MODES else im.mode)
+        done.append(f"converted {source} to grey")
+    if not done:
+        return None
+    n = len(im.getbands())
+    return (f"has {n} channel{'s' if n > 1 else ''} (PIL mode {im.mode}), the model takes {in_channels}: "
+            + ", ".join(done))
 
 
 def check_image_mode(im, path):
