@@ -237,11 +237,13 @@ class Tensor:
         self.grad = None
 
     # ---- the graph walk ----------------------------------------------------
-    def backward(self, grad=None, retain_graph=False):
+    def backward(self, gradient=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
-        ``grad`` is the gradient of some scalar with respect to ``self``; it may
-        be omitted only when ``self`` has a single element (then it is 1).
+        ``gradient`` is the gradient of some scalar with respect to ``self``; it may
+        be omitted only when ``self`` has a single element (then it is 1). As
+        ``torch.Tensor.backward``, without its ``create_graph`` and ``inputs``
+        (no graph of the backward pass is built).
 
         As in PyTorch, the walk frees what each op saved for its backward as soon
         as that op is done (the feature maps go while the walk is still running),
@@ -255,12 +257,13 @@ class Tensor:
                 "had requires_grad=True, or it was computed under no_grad()"
             )
         xp = backend.get_array_module(self.data)
-        caller_grad = grad is not None
+        caller_grad = gradient is not None
+        grad = gradient
         if grad is None:
             if self.data.size != 1:
                 raise RuntimeError(
                     f"backward() on a non-scalar tensor of shape {self.shape} needs the "
-                    "argument `grad` (the gradient of the final scalar with respect to it)"
+                    "argument `gradient` (the gradient of the final scalar with respect to it)"
                 )
             grad = xp.ones_like(self.data)
         else:
@@ -270,10 +273,10 @@ class Tensor:
                 try:
                     grad = xp.asarray(grad, dtype=self.dtype)
                 except (ValueError, TypeError):
-                    raise TypeError(f"argument `grad` must be a Tensor or an array of numbers, "
+                    raise TypeError(f"argument `gradient` must be a Tensor or an array of numbers, "
                                     f"got {_preview(grad)}") from None
             if tuple(grad.shape) != self.shape:
-                raise ValueError(f"argument `grad` has shape {tuple(grad.shape)}, expected {self.shape}")
+                raise ValueError(f"argument `gradient` has shape {tuple(grad.shape)}, expected {self.shape}")
         handed = {id(grad)} if caller_grad else set()      # the caller's array is theirs, not a .grad
         if self.creator is None:
             _accumulate_leaf(self, grad, handed)

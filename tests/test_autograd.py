@@ -28,17 +28,19 @@ def test_requires_grad_needs_float():
 
 def test_backward_non_scalar_needs_grad_argument():
     x = msn.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(RuntimeError, match="`grad`"):
+    with pytest.raises(RuntimeError, match="`gradient`"):
         (x * 2).backward()
     (x * 2).backward(np.ones(2, dtype=np.float32))
     np.testing.assert_array_equal(x.grad.numpy(), [2, 2])
+    (x * 2).backward(gradient=np.ones(2, dtype=np.float32))             # torch's keyword
+    np.testing.assert_array_equal(x.grad.numpy(), [4, 4])
 
 
 def test_backward_grad_argument_shape_checked():
     x = msn.tensor([1.0, 2.0], requires_grad=True)
-    with pytest.raises(ValueError, match="grad"):
+    with pytest.raises(ValueError, match="`gradient` has shape"):
         (x * 2).backward(np.ones(3))
-    with pytest.raises(TypeError, match="`grad` must be a Tensor or an array of numbers"):
+    with pytest.raises(TypeError, match="`gradient` must be a Tensor or an array of numbers"):
         (x * 2).backward("ones")
 
 

@@ -230,6 +230,13 @@ def test_loss_modules_match_torch(torch):
         nn.BCEWithLogitsLoss(None, "sum")
     with pytest.raises(TypeError):
         nn.CrossEntropyLoss(None, 255)        # torch: size_average=255
+    # the functions too: what torch reads by position as size_average or reduce is keyword-only here
+    logits, labels = t64(x_np), np.zeros((2, 4, 4), np.int64)
+    for call in (lambda: F.cross_entropy(logits, labels, None, 255),
+                 lambda: F.binary_cross_entropy_with_logits(logits, np.zeros(x_np.shape), None, "sum"),
+                 lambda: F.mse_loss(logits, logits, "sum"), lambda: F.l1_loss(logits, logits, "sum")):
+        with pytest.raises(TypeError, match="positional argument"):
+            call()
     # a buffer set to None is not saved, one set later is, as in torch
     for ours, theirs in ((nn.CrossEntropyLoss(np.ones(3)), torch.nn.CrossEntropyLoss(torch.ones(3))),
                          (nn.BCEWithLogitsLoss(pos_weight=np.ones(3)),

@@ -5,6 +5,12 @@ Shapes follow PyTorch: logits are (N, C, H, W) (or (N, C), or (N, C, d1, ..., dk
 with the class axis 1, and integer targets drop that axis: (N, H, W) (or (N,),
 or (N, d1, ..., dk)). Every target label must lie in [0, C) unless it equals
 ``ignore_index`` (the "void"/"don't care" label of VOC-style masks, often 255).
+
+Where we differ from PyTorch: the arguments after ``weight`` (after ``target``
+for ``mse_loss`` and ``l1_loss``) are keyword-only. PyTorch's functions still
+take the deprecated ``size_average`` and ``reduce`` in those positions, so a
+positional call written for PyTorch (``cross_entropy(x, t, None, 255)``) would
+set another argument here than there; keyword-only, it is a TypeError instead.
 """
 import numbers
 
@@ -191,7 +197,7 @@ def _check_label_smoothing(value, op):
         raise ValueError(f"{op}: label_smoothing must be a number in [0, 1], got {value!r}")
 
 
-def cross_entropy(input, target, weight=None, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """Pixel-wise softmax cross-entropy, like ``torch.nn.functional.cross_entropy``.
 
     ``input``: logits (N, C, H, W) or (N, C) (any (N, C, *) works), float.
@@ -286,7 +292,7 @@ def _broadcastable_constant(value, name, shape, dtype):
     return arr.astype(dtype, copy=False)
 
 
-def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean", pos_weight=None):
     """Binary cross-entropy on logits, like ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
     ``input``: logits of any shape; ``target``: probabilities in [0, 1] of the
@@ -433,7 +439,7 @@ def _regression_args(input, target, weight, reduction, op):
     return x, t, w.astype(x.dtype, copy=False)
 
 
-def mse_loss(input, target, reduction="mean", weight=None):
+def mse_loss(input, target, *, reduction="mean", weight=None):
     """Mean squared error ``(x - t)^2``, like ``torch.nn.functional.mse_loss``.
 
     ``input`` and ``target``: float arrays of the same shape. ``weight``:
@@ -446,7 +452,7 @@ def mse_loss(input, target, reduction="mean", weight=None):
     return MSELoss(w, reduction)(x, t)
 
 
-def l1_loss(input, target, reduction="mean", weight=None):
+def l1_loss(input, target, *, reduction="mean", weight=None):
     """Mean absolute error ``|x - t|``, like ``torch.nn.functional.l1_loss``.
 
     Same arguments and reductions as :func:`mse_loss`. Its gradient is

@@ -97,8 +97,11 @@ def _per_channel(value, name, channels, allow_none, learnable=False):
             return None
         raise ValueError(f"batch_norm: {name} is required here (evaluation mode normalises with the "
                          "running statistics)")
-    if learnable or not hasattr(value, "shape"):
+    if learnable:
         checks.tensor(value, name, "batch_norm")
+    elif not hasattr(value, "shape"):           # a list: copied, so its in-place update would be lost
+        raise TypeError(f"batch_norm: {name} must be a Tensor or an array (updated in place; a list "
+                        f"would be copied and its update lost), got {checks.describe(value)}")
     t = value if isinstance(value, Tensor) else Tensor(value)
     if t.shape != (channels,):
         raise ValueError(f"{name} must have shape ({channels},) (one value per channel), got {t.shape}")

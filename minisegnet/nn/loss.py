@@ -45,7 +45,8 @@ class CrossEntropyLoss(Module):
         self._buffers = ("weight",)          # saved when set (None is not saved), as in PyTorch
 
     def forward(self, input, target):
-        return F.cross_entropy(input, target, self.weight, self.ignore_index, self.reduction, self.label_smoothing)
+        return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
+                               label_smoothing=self.label_smoothing)
 
     def extra_repr(self):
         return (f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
@@ -66,7 +67,8 @@ class BCEWithLogitsLoss(Module):
         self._buffers = ("weight", "pos_weight")     # each saved when set, as in PyTorch
 
     def forward(self, input, target):
-        return F.binary_cross_entropy_with_logits(input, target, self.weight, self.reduction, self.pos_weight)
+        return F.binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
+                                                  pos_weight=self.pos_weight)
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
@@ -81,7 +83,7 @@ class MSELoss(Module):
         self.reduction = reduction
 
     def forward(self, input, target):
-        return F.mse_loss(input, target, self.reduction)
+        return F.mse_loss(input, target, reduction=self.reduction)
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
@@ -95,7 +97,7 @@ class L1Loss(Module):
         self.reduction = reduction
 
     def forward(self, input, target):
-        return F.l1_loss(input, target, self.reduction)
+        return F.l1_loss(input, target, reduction=self.reduction)
 
     def extra_repr(self):
         return f"reduction={self.reduction!r}"
