@@ -62,6 +62,18 @@ def test_the_lever_tables_switch_every_lever():
     assert "parallel.EVEN_RUNS" in switches and "functional.pooling.MASKS_BY_BITS" in switches
 
 
+def test_the_grid_sample_lever_tables_switch_every_lever():
+    """Every speed lever of functional/sampling.py (its upper-case constants) has a table in
+    bench_grid_sample.py --levers, whose settings name only real levers and switch each off."""
+    import bench_grid_sample
+    from minisegnet.functional import sampling
+
+    levers = {name for name in dir(sampling) if name.isupper() and not name.startswith("_")}
+    assert set(bench_grid_sample.LEVERS_OFF) == levers
+    for lever, settings_off in bench_grid_sample.LEVERS_OFF.items():
+        assert set(settings_off) <= levers and settings_off[lever] != getattr(sampling, lever), lever
+
+
 def test_thread_benchmark_runs_every_kind_of_work(monkeypatch):
     """bench_threads.py's cells run (a few elements of each kind of work, one round) and report
     one ratio per round, each positive: a smoke run of what its table measures."""
