@@ -21,6 +21,10 @@ so is what each node saved, once the walk has passed it (as in PyTorch; a graph
 is walked once unless ``retain_graph=True``). The feature maps of a step are
 thus gone when its backward ends, not when the next step's graph replaces it.
 """
+import collections
+import functools
+import numbers
+
 import numpy as np
 
 from . import backend
@@ -40,7 +44,16 @@ class no_grad:
 
     >>> with no_grad():
     ...     y = model(x)      # y.requires_grad is False, nothing is kept for backward
+
+    As PyTorch's, also a decorator: ``@no_grad()`` over a function runs it without recording.
     """
+
+    def __call__(self, function):
+        @functools.wraps(function)
+        def without_recording(*args, **kwargs):
+            with type(self)():
+                return function(*args, **kwargs)
+        return without_recording
 
     def __enter__(self):
         global _grad_enabled
@@ -195,6 +208,9 @@ class Tensor:
 
     @property
     def size(self):
+        """The number of elements, as NumPy's ``size``. Where we differ from PyTorch: there
+        ``size()`` is a method giving the shape; here the shape is ``shape`` and the count
+        is also ``numel()``."""
         return self.data.size
 
     @property
@@ -203,6 +219,23 @@ class Tensor:
 
     def __len__(self):
         return len(self.data)
+
+    def __bool__(self):
+        """The truth of a one-element tensor, as PyTorch's; any other is ambiguous (an error).
+        (Without this, Python would take ``len``: ``tensor([False])`` would be true.)"""
+        if self.data.size != 1:
+            what = "no values" if self.data.size == 0 else "more than one value"
+            raise RuntimeError(f"Boolean value of Tensor with {what} is ambiguous (shape {self.shape}); "
+                               f"use .any() or .all() on its array, or .item()")
+        return bool(self.data.reshape(-1)[0])
+
+    def numel(self):
+        """The number of elements, as ``torch.Tensor.numel``."""
+        return self.data.size
+
+    def dim(self):
+        """The number of dimensions, as ``torch.Tensor.dim`` (also ``ndim``)."""
+        return self.data.ndim
 
     def __repr__(self):
         body = repr(backend.to_numpy(self.data)).replace("array(", "tensor(", 1)
@@ -342,8 +375,60 @@ class Tensor:
     def __getitem__(self, index):
         return _basic.getitem(self, index)
 
-    # Comparisons give boolean tensors that carry no gradient. ``==`` is left
-    # as identity so tensors can live in sets and dicts.
+    # ---- in place: x += y changes x's values, as in PyTorch ------------------
+    def _in_place(self, other, op, symbol):
+        """``self <symbol>= other``: the result written into ``self.data``, so every alias of
+        the tensor sees it, as PyTorch's in-place operators. The autograd here records no
+        in-place op: while it records, a tensor that requires grad (on either side) is
+        refused. Inside ``no_grad()`` this is how an update by hand is written
+        (``p -= lr * p.grad``); elsewhere write ``x = x - y``. As in PyTorch, the result
+        must keep ``self``'s shape, and its dtype must cast to ``self``'s within its
+        category (a float result into an integer tensor is refused)."""
+        if _grad_enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+            raise RuntimeError(f"x {symbol}= y on a tensor that requires grad is not recorded by autograd here: "
+                               f"inside `with msn.no_grad():` it changes x in place (an update by hand), "
+                               f"otherwise write x = x {symbol} y")
+        with no_grad():
+            result = op(self, other)
+        if result.shape != self.shape:
+            raise RuntimeError(f"x {symbol}= y: the result has shape {result.shape} but x has {self.shape}; "
+                               f"an in-place op cannot change x's shape")
+        if _basic._category(result.dtype) > _basic._category(self.dtype):
+            raise RuntimeError(f"x {symbol}= y: the result's dtype {result.dtype} cannot be cast to x's dtype "
+                               f"{self.dtype} (as in PyTorch, an in-place op never casts down to a lower "
+                               f"category: float to integer, integer to bool)")
+        self.data[...] = result.data
+        return self
+
+    def __iadd__(self, other):
+        return self._in_place(other, _basic.add, "+")
+
+    def __isub__(self, other):
+        return self._in_place(other, _basic.sub, "-")
+
+    def __imul__(self, other):
+        return self._in_place(other, _basic.mul, "*")
+
+    def __itruediv__(self, other):
+        return self._in_place(other, _basic.div, "/")
+
+    def __ipow__(self, other):
+        return self._in_place(other, _basic.pow, "**")
+
+    # Comparisons give boolean tensors that carry no gradient, element by element, as in
+    # PyTorch; hashing stays by identity (as PyTorch's), so tensors can live in sets and dicts.
+    __hash__ = object.__hash__
+
+    def __eq__(self, other):
+        if not _comparable(other):
+            return NotImplemented                       # Python then compares identities: False
+        return Tensor._wrap(self.data == _basic.raw(other))
+
+    def __ne__(self, other):
+        if not _comparable(other):
+            return NotImplemented
+        return Tensor._wrap(self.data != _basic.raw(other))
+
     def __lt__(self, other):
         return Tensor._wrap(self.data < _basic.raw(other))
 
@@ -364,6 +449,19 @@ class Tensor:
         return _basic.mean(self, dim, keepdim)
 
     def max(self, dim=None, keepdim=False):
+        """As ``torch.Tensor.max``: the largest value (``dim=None``), or along one ``dim`` the
+        named pair ``(values, indices)``: the first maximum's index, as ``argmax``, and the
+        gradient goes to it alone (``amax`` shares it between ties, and reduces several dims)."""
+        if dim is None:
+            if keepdim:
+                raise TypeError("max: keepdim needs a dim (as in PyTorch); use amax(dim=None, keepdim=True)")
+            return _basic.max(self, None, False)
+        if not isinstance(dim, numbers.Integral) or isinstance(dim, (bool, np.bool_)):
+            raise TypeError(f"max: dim must be one int (as in PyTorch), got {_preview(dim)}; amax takes several")
+        return MaxResult(*_basic.max_along(self, dim, keepdim))
+
+    def amax(self, dim=(), keepdim=False):
+        """The largest values over ``dim`` (an int, a tuple, or ``()`` for all), as ``torch.amax``."""
         return _basic.max(self, dim, keepdim)
 
     def argmax(self, dim=None, keepdim=False):
@@ -432,8 +530,20 @@ class Tensor:
         return _basic.astype(self, np.float64)
 
 
-def tensor(data, requires_grad=False, dtype=None):
+MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
+"""What ``Tensor.max(dim)`` returns, as PyTorch's ``torch.return_types.max``."""
+
+
+def _comparable(other):
+    """Whether ``tensor == other`` compares values: a Tensor, an array or a number (else identity)."""
+    return isinstance(other, (Tensor, numbers.Number, np.generic)) or hasattr(other, "__array_interface__") \
+        or hasattr(other, "__cuda_array_interface__")
+
+
+def tensor(data, *, requires_grad=False, dtype=None):
     """Make a leaf tensor: ``msn.tensor([[1., 2.], [3., 4.]], requires_grad=True)``.
+
+    ``requires_grad`` and ``dtype`` are keyword-only, as in ``torch.tensor``.
 
     Python floats become float32 (the default dtype), Python ints int64;
     arrays keep their dtype unless ``dtype`` is given. Like ``torch.tensor``,

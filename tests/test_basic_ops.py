@@ -205,7 +205,7 @@ def test_reductions_match_torch(torch, case, reduction):
     shape, dims, keepdim, seed = case
     x_np = np.random.default_rng(seed).permutation(np.arange(np.prod(shape), dtype=np.float64)).reshape(shape)
     x, tx = t64(x_np), as_torch(torch, x_np)
-    out = getattr(x, reduction)(dims, keepdim)
+    out = x.amax(dims, keepdim) if reduction == "max" else getattr(x, reduction)(dims, keepdim)
     if reduction == "max":
         tout = torch.amax(tx, dim=() if dims is None else dims, keepdim=keepdim)
     elif dims is None:
@@ -218,6 +218,88 @@ def test_reductions_match_torch(torch, case, reduction):
     g = np.random.default_rng(seed).standard_normal(out.shape)
     out.backward(g); tout.backward(torch.tensor(g))
     assert_close(x.grad, tx.grad)
+
+
+@given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), data=st.data())
+def test_max_along_a_dim_is_torchs_values_and_indices(torch, shape, data):
+    """Tensor.max(dim) returns torch's (values, indices) pair, ties and NaN included: the first
+    maximum's index, and the gradient goes to it alone (amax would share it between ties)."""
+    dim = data.draw(st.integers(-len(shape), len(shape) - 1))
+    keepdim = data.draw(st.booleans())
+    x_np = data.draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 2.0, np.nan])))
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    values, indices = x.max(dim, keepdim)
+    tvalues, tindices = tx.max(dim, keepdim)
+    assert_close(values, tvalues)
+    assert indices.dtype == np.int64 and (indices.numpy() == tindices.numpy()).all()
+    assert x.max(dim, keepdim).values is not None and x.max(dim).indices.shape == tuple(tx.max(dim).indices.shape)
+    g = np.random.default_rng(0).standard_normal(values.shape)
+    values.backward(g); tvalues.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad)
+
+
+def test_max_takes_one_dim_and_amax_several():
+    x = msn.tensor(np.arange(6.0).reshape(2, 3))
+    assert x.max().item() == 5 and x.amax().item() == 5
+    assert x.amax((0, 1)).item() == 5 and x.amax(1).numpy().tolist() == [2, 5]
+    with pytest.raises(TypeError, match="max: dim must be one int"):
+        x.max((0, 1))
+    with pytest.raises(TypeError, match="keepdim needs a dim"):
+        x.max(keepdim=True)
+
+
+def test_comparisons_and_truth_follow_torch(torch):
+    """== and != compare element by element (they were identity: `t != 255` was True, so a mask
+    made with it masked nothing); a one-element tensor's truth is its value (bool(tensor([False]))
+    was True, through len); tensors still hash by identity, as torch's."""
+    t = msn.tensor(np.array([1, 255, 3]))
+    assert (t != 255).numpy().tolist() == [True, False, True] and (t == 255).numpy().tolist() == [False, True, False]
+    assert ((t == msn.tensor(np.array([1, 0, 3]))).numpy() == (torch.tensor([1, 255, 3]) == torch.tensor([1, 0, 3])).numpy()).all()
+    assert (t == None) is False and (t != "x") is True                  # noqa: E711  (not an array: identity)
+    assert not msn.tensor([False]) and msn.tensor([2.0]) and not msn.tensor(0.0)
+    for bad in (msn.tensor([1.0, 2.0]), msn.tensor(np.zeros(0))):
+        with pytest.raises(RuntimeError, match="Boolean value of Tensor with"):
+            bool(bad)
+    assert len({t, t, msn.tensor([1])}) == 2 and {t: 1}[t] == 1
+    assert t.numel() == 3 and t.dim() == 1
+
+
+def test_in_place_operators_change_the_tensor_as_torchs(torch):
+    """x -= y changes x (every alias sees it), as in torch; it rebound the name before, so a
+    hand-written SGD step under no_grad changed no weight. While autograd records, a tensor that
+    requires grad is refused; the shape and a float-into-integer cast are refused as torch refuses them."""
+    w = msn.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    alias = w
+    (w * w).sum().backward()
+    with msn.no_grad():
+        w -= 0.1 * w.grad
+    tw = torch.tensor([1.0, 2.0], requires_grad=True)
+    (tw * tw).sum().backward()
+    with torch.no_grad():
+        tw -= 0.1 * tw.grad
+    assert alias is w and (w.numpy() == tw.detach().numpy()).all()
+    with pytest.raises(RuntimeError, match="requires grad is not recorded by autograd here"):
+        w += 1
+    x = msn.tensor(np.array([1, 2], np.int64))
+    x *= 3
+    x += msn.tensor(np.array([1, 1], np.uint8))
+    assert x.numpy().tolist() == [4, 7] and x.dtype == np.int64
+    for bad, message in ((lambda: x.__itruediv__(2), "cannot be cast"), (lambda: x.__iadd__(np.ones((2, 2))), "shape")):
+        with pytest.raises(RuntimeError, match=message):
+            bad()
+    y = msn.tensor(np.ones(2, np.float32))
+    y /= 4
+    y **= 2
+    assert y.numpy().tolist() == [0.0625, 0.0625]
+
+
+def test_no_grad_is_also_a_decorator():
+    @msn.no_grad()
+    def doubled(t):
+        return t * 2
+
+    x = msn.tensor([1.0], requires_grad=True)
+    assert not doubled(x).requires_grad and (x * 2).requires_grad and doubled.__name__ == "doubled"
 
 
 def test_max_splits_gradient_between_ties_like_amax(torch):
@@ -313,7 +395,7 @@ def test_gradcheck_for_every_basic_op():
     for fn in [lambda x, y: x + y, lambda x, y: x - y, lambda x, y: x * y, lambda x, y: x / y,
                lambda x, y: x ** y, lambda x, y: msn.cat([x, y.reshape(1, 3)], 0),
                lambda x, y: msn.stack([x[0], y], 1), lambda x, y: (x * y).sum(1, keepdim=True),
-               lambda x, y: (x + y).mean(0), lambda x, y: (x * y).max(1),
+               lambda x, y: (x + y).mean(0), lambda x, y: (x * y).max(1).values, lambda x, y: (x * y).amax(1),
                lambda x, y: F.softmax(x * y, 1), lambda x, y: F.log_softmax(x + y, 0),
                lambda x, y: x.permute(1, 0).reshape(-1) * 2, lambda x, y: -x * y,
                lambda x, y: x[np.array([1, 0, 1])] * y, lambda x, y: x[:, 1:] @ y[:2],

@@ -14,7 +14,7 @@ from ..autograd import Function, Tensor, check_dtype
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "abs",
-    "sum", "mean", "max", "reshape", "flatten", "permute", "transpose", "getitem",
+    "sum", "mean", "max", "max_along", "reshape", "flatten", "permute", "transpose", "getitem",
     "cat", "stack", "astype", "unbroadcast", "empty_batch", "result_type",
 ]
 
@@ -469,6 +469,41 @@ class Max(Function):
         mask = (self.x == self.y).astype(g.dtype)
         mask /= mask.sum(axis=self.axes, keepdims=True)
         return _expand_reduced(g, self.axes, self.keepdim) * mask
+
+
+class MaxAlong(Function):
+    """y = max of x along one axis, and i = where (the first maximum, NaN counting as the
+    largest);  dx = g at position i only, 0 elsewhere (like ``torch.max(x, dim)``: unlike
+    ``amax``, ties do not share the gradient; the chosen element takes it all)."""
+
+    def __init__(self, axis, keepdim):
+        self.axis, self.keepdim = axis, keepdim
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.shape = x.shape
+        self.index = xp.expand_dims(x.argmax(axis=self.axis), self.axis)
+        y = xp.take_along_axis(x, self.index, axis=self.axis)
+        return y if self.keepdim else y.squeeze(self.axis)
+
+    def backward(self, g):
+        xp = backend.get_array_module(g)
+        dx = xp.zeros(self.shape, dtype=g.dtype)
+        xp.put_along_axis(dx, self.index, g if self.keepdim else xp.expand_dims(g, self.axis), axis=self.axis)
+        return dx
+
+
+def max_along(x, dim, keepdim=False):
+    """``(values, indices)`` of the largest element along the one axis ``dim``, as
+    ``torch.max(x, dim)`` (the indices, int64, carry no gradient)."""
+    checks.tensor(x, "input", "max")
+    keepdim = checks.flag(keepdim, "keepdim", "max")
+    (axis,) = normalize_dims(dim, x.ndim, op="max")
+    if x.shape[axis] == 0:
+        raise ValueError(f"max over dim={dim!r} of an empty axis (shape {x.shape})")
+    fn = MaxAlong(axis, keepdim)
+    values = fn(x)
+    return values, Tensor._wrap(fn.index.astype(np.int64) if keepdim else fn.index.squeeze(axis).astype(np.int64))
 
 
 def _reduced_dims(dim, ndim, op):
