@@ -112,7 +112,7 @@ def test_depthwise_separable_matches_torch_and_counts_parameters(torch):
     (lambda: nn.ConvTranspose2d(8, 6, 4, groups=2), 3 * 16),   # PyTorch reads fan_in from weight.shape[1]
 ])
 def test_init_bounds_match_pytorch(make, fan_in):
-    bound = 1 / math.sqrt(fan_in)   # kaiming_uniform(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    bound = 1 / math.sqrt(fan_in)   # kaiming_uniform_array(a=sqrt(5)) = U(-1/sqrt(fan_in), 1/sqrt(fan_in))
     layer = make()
     w, b = layer.weight.numpy(), layer.bias.numpy()
     assert w.dtype == np.float32 and b.dtype == np.float32
@@ -127,6 +127,51 @@ def test_init_is_seeded():
     msn.manual_seed(3)
     b = nn.Conv2d(2, 3, 3).weight.numpy()
     np.testing.assert_array_equal(a, b)
+
+
+def test_init_names_do_not_collide_with_torchs(torch):
+    """torch.nn.init.kaiming_uniform/uniform (deprecated) fill a tensor, with a = 0 by default; ours
+    take a shape and return an array with a = sqrt(5), so they carry other names."""
+    for name in ("kaiming_uniform", "uniform"):
+        assert hasattr(torch.nn.init, name) and not hasattr(nn.init, name), name
+    assert nn.init.kaiming_uniform_array((4, 3, 3, 3)).shape == (4, 3, 3, 3)
+
+
+@pytest.mark.parametrize("shape, call", [
+    ((16, 8, 3, 3), {}),
+    ((16, 8, 3, 3), {"a": math.sqrt(5)}),
+    ((6, 4, 2, 5), {"mode": "fan_out", "nonlinearity": "relu"}),
+    ((32, 20), {"a": 0.2, "mode": "fan_in"}),
+    ((12, 7, 3), {"nonlinearity": "tanh"}),
+])
+def test_torch_style_inplace_init_matches_torchs_bounds(torch, shape, call):
+    theirs = torch.empty(shape)
+    mode = call.get("mode", "fan_in")
+    fan = torch.nn.init._calculate_correct_fan(theirs, mode)          # torch's own fan computation
+    bound = torch.nn.init.calculate_gain(call.get("nonlinearity", "leaky_relu"), call.get("a", 0)) \
+        * math.sqrt(3.0 / fan)
+    w = nn.Parameter(np.zeros(shape, dtype=np.float32))
+    before = w.data
+    assert nn.init.kaiming_uniform_(w, **call) is w and w.data is before       # in place, returns it
+    values = w.numpy()
+    assert np.abs(values).max() <= bound and np.abs(values).max() > 0.9 * bound
+    torch.nn.init.kaiming_uniform_(theirs, **call)
+    assert np.abs(theirs.numpy()).max() <= bound and np.abs(theirs.numpy()).max() > 0.9 * bound
+    assert nn.init.calculate_gain("leaky_relu", call.get("a")) == pytest.approx(
+        torch.nn.init.calculate_gain("leaky_relu", call.get("a")))
+
+
+def test_torch_style_uniform_and_zeros_fill_in_place(torch):
+    w = nn.Parameter(np.ones((200,), dtype=np.float32))
+    assert nn.init.uniform_(w, -0.5, 2.0) is w
+    assert w.numpy().min() >= -0.5 and w.numpy().max() < 2.0 and w.numpy().min() < -0.4
+    v = nn.Parameter(np.ones((3, 4), dtype=np.float32))
+    assert nn.init.uniform_(v).numpy().min() >= 0.0            # torch's defaults: a=0, b=1
+    assert nn.init.zeros_(w) is w and not w.numpy().any()
+    with pytest.raises(TypeError, match="Tensor"):
+        nn.init.zeros_(np.ones(3))
+    with pytest.raises(ValueError, match="fewer than 2"):
+        nn.init.kaiming_uniform_(nn.Parameter(np.ones(3, dtype=np.float32)))
 
 
 def test_attributes_and_state_dict_like_torch(torch):

@@ -124,7 +124,7 @@ def _he_init(conv):
     (measured in tests/test_course_claims.py) and a network trained from scratch
     (the paper starts from ImageNet weights instead) would barely learn."""
     xp = backend.get_array_module(conv.weight.data)
-    conv.weight.data = nn.init.kaiming_uniform(conv.weight.shape, a=0, dtype=conv.weight.dtype)
+    conv.weight.data = nn.init.kaiming_uniform_array(conv.weight.shape, a=0, dtype=conv.weight.dtype)
     conv.bias.data = xp.zeros_like(conv.bias.data)
     return conv
 

@@ -73,7 +73,7 @@ def _he_init(conv):
     a sixth of He's. A conv + ReLU multiplies the mean square of its input by
     ``fan_in * Var(w) / 2``, so He keeps it (1) and the default divides it by 6 at
     every layer (the RMS by about 2.4; measured in tests/test_course_claims.py)."""
-    conv.weight.data = nn.init.kaiming_uniform(conv.weight.shape, a=0, dtype=conv.weight.dtype)
+    conv.weight.data = nn.init.kaiming_uniform_array(conv.weight.shape, a=0, dtype=conv.weight.dtype)
     if conv.bias is not None:
         xp = backend.get_array_module(conv.bias.data)
         conv.bias.data = xp.zeros_like(conv.bias.data)

@@ -7,8 +7,9 @@ weight layouts and state-dict keys are PyTorch's:
 * ``Conv2d.weight``: (out_channels, in_channels/groups, kh, kw)
 * ``ConvTranspose2d.weight``: (in_channels, out_channels/groups, kh, kw)
 
-Default initialisation is PyTorch's: Kaiming-uniform with ``a = sqrt(5)``,
-i.e. ``weight ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with
+Default initialisation is PyTorch's: Kaiming-uniform with ``a = sqrt(5)``
+(``nn.init.kaiming_uniform_array``; torch's ``kaiming_uniform_`` defaults to
+``a = 0``), i.e. ``weight ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in))`` with
 ``fan_in = weight.shape[1] * kh * kw``, and the bias from the same bound.
 (For ConvTranspose2d that ``fan_in`` is ``out_channels/groups * kh * kw``,
 because PyTorch reads it from the weight's second axis.)
@@ -54,11 +55,12 @@ def _init_parameters(module, weight_shape, bias, dtype):
     checks.check_bytes(weight_shape, np.dtype(dtype).itemsize, name,
                        f"in_channels={module.in_channels}, out_channels={module.out_channels}, "
                        f"kernel_size={weight_shape[2:]}")
-    module.weight = Parameter(init.kaiming_uniform(weight_shape, dtype=dtype))
+    module.weight = Parameter(init.kaiming_uniform_array(weight_shape, dtype=dtype))
     module.bias = None
     if bias:
         fan_in, _ = init.fan_in_and_fan_out(weight_shape)
-        module.bias = Parameter(init.uniform((module.out_channels,), init.default_conv_bound(fan_in), dtype=dtype))
+        bound = init.default_conv_bound(fan_in)
+        module.bias = Parameter(init.uniform_array((module.out_channels,), bound, dtype=dtype))
 
 
 class Conv2d(Module):
