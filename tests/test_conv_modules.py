@@ -1,5 +1,6 @@
 """nn.Conv2d, nn.ConvTranspose2d, nn.DepthwiseSeparableConv2d: parity with torch.nn after
 copying the weights (all padding modes, output_size=), PyTorch's init bounds, errors."""
+import inspect
 import math
 import warnings
 
@@ -172,6 +173,22 @@ def test_torch_style_uniform_and_zeros_fill_in_place(torch):
         nn.init.zeros_(np.ones(3))
     with pytest.raises(ValueError, match="fewer than 2"):
         nn.init.kaiming_uniform_(nn.Parameter(np.ones(3, dtype=np.float32)))
+
+
+def test_dtype_is_keyword_only_where_torch_has_device(torch):
+    """torch's 10th (ConvTranspose2d: 11th) positional argument is device; ours has no device, so
+    dtype must not take its place."""
+    positional = (2, 3, 3, 1, 0, 1, 1, True, "zeros")
+    with pytest.raises(TypeError):
+        nn.Conv2d(*positional, np.float64)
+    with pytest.raises(TypeError):
+        nn.ConvTranspose2d(2, 3, 3, 1, 0, 0, 1, True, 1, "zeros", np.float64)
+    assert nn.Conv2d(*positional, dtype=np.float64).weight.dtype == np.float64
+    assert nn.ConvTranspose2d(2, 3, 3, dtype=np.float64).weight.dtype == np.float64
+    for ours, theirs in ((nn.Conv2d, torch.nn.Conv2d), (nn.ConvTranspose2d, torch.nn.ConvTranspose2d)):
+        names = list(inspect.signature(theirs).parameters)
+        assert list(inspect.signature(ours).parameters) == [n for n in names if n != "device"]
+        assert [n for n, p in inspect.signature(ours).parameters.items() if p.kind == p.KEYWORD_ONLY] == ["dtype"]
 
 
 def test_attributes_and_state_dict_like_torch(torch):

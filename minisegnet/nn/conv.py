@@ -67,7 +67,10 @@ class Conv2d(Module):
     """2-D convolution layer, as ``torch.nn.Conv2d``.
 
     ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0,
-    dilation=1, groups=1, bias=True, padding_mode="zeros", dtype=None)``.
+    dilation=1, groups=1, bias=True, padding_mode="zeros", *, dtype=None)``.
+    There is no ``device`` argument (the backend, ``msn.set_backend``, decides
+    where the weights live), so ``dtype`` is keyword-only: a tenth positional
+    argument would be torch's ``device``.
 
     ``padding``: an int, an (h, w) pair, ``"valid"`` or ``"same"`` (stride 1
     only). ``padding_mode``: ``"zeros"``, ``"reflect"`` (mirror the border
@@ -81,7 +84,7 @@ class Conv2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
-                 bias=True, padding_mode="zeros", dtype=None):
+                 bias=True, padding_mode="zeros", *, dtype=None):
         self.in_channels, self.out_channels, self.groups = _check_channels(in_channels, out_channels, groups)
         self.kernel_size = shapes.as_pair(kernel_size, "kernel_size", 1)
         self.stride = shapes.as_pair(stride, "stride", 1)
@@ -127,8 +130,9 @@ class ConvTranspose2d(Module):
 
     ``ConvTranspose2d(in_channels, out_channels, kernel_size, stride=1,
     padding=0, output_padding=0, groups=1, bias=True, dilation=1,
-    padding_mode="zeros", dtype=None)``; only ``"zeros"`` padding, as in
-    PyTorch. Input (N, in_channels, H, W) -> (N, out_channels, H_out, W_out)
+    padding_mode="zeros", *, dtype=None)``; only ``"zeros"`` padding, as in
+    PyTorch. No ``device`` argument (the backend decides), so ``dtype`` is
+    keyword-only, as in ``Conv2d``. Input (N, in_channels, H, W) -> (N, out_channels, H_out, W_out)
     with ``shapes.conv_transpose2d_output_size``.
 
     ``forward(x, output_size=None)``: a strided conv maps several input sizes
@@ -142,7 +146,7 @@ class ConvTranspose2d(Module):
     """
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
-                 bias=True, dilation=1, padding_mode="zeros", dtype=None):
+                 bias=True, dilation=1, padding_mode="zeros", *, dtype=None):
         self.in_channels, self.out_channels, self.groups = _check_channels(in_channels, out_channels, groups)
         self.kernel_size = shapes.as_pair(kernel_size, "kernel_size", 1)
         self.stride = shapes.as_pair(stride, "stride", 1)
