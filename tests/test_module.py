@@ -287,6 +287,14 @@ def test_load_state_dict_reports_what_did_not_fit_as_torch(torch):
     assert net.load_state_dict(net.state_dict()) == ([], [])
 
 
+def test_load_state_dict_takes_torchs_keywords(torch):
+    net, twin = nn.Conv2d(1, 2, 1), torch.nn.Conv2d(1, 2, 1)
+    state = {"weight": np.full((2, 1, 1, 1), 0.5, dtype=np.float32), "bias": np.zeros(2, dtype=np.float32)}
+    assert net.load_state_dict(state_dict=state, strict=True) == ([], [])
+    twin.load_state_dict(state_dict={k: torch.from_numpy(v) for k, v in state.items()}, strict=True)
+    np.testing.assert_array_equal(net.weight.numpy(), twin.weight.detach().numpy())
+
+
 def test_train_mode_must_be_a_flag():
     net = nn.Sequential(nn.Conv2d(1, 2, 1))
     for bad in ("eval", None, 1):

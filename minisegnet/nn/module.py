@@ -188,22 +188,27 @@ class Module:
         return {name: backend.to_numpy(t.data if isinstance(t, Tensor) else t).copy()
                 for name, t in self._named_state()}
 
-    def load_state_dict(self, state, strict=True):
+    def load_state_dict(self, state_dict, strict=True):
         """Copy arrays into the parameters and buffers. Missing or unexpected keys
         (when ``strict``) and shape mismatches are errors naming the key. Returns
-        ``(missing_keys, unexpected_keys)``, as PyTorch (both empty after a strict load)."""
-        if not isinstance(state, Mapping):
-            raise TypeError(f"load_state_dict: state must be a dict of name -> array (from state_dict() "
-                            f"or msn.load), got {type(state).__name__}")
+        ``(missing_keys, unexpected_keys)``, as PyTorch (both empty after a strict load).
+
+        PyTorch's ``assign=False`` keyword is not implemented: values are always
+        copied into the existing arrays and cast to their dtype (``assign=True``
+        would adopt the state's tensors, which torch needs for modules built on
+        its "meta" device; there is no such device here)."""
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"load_state_dict: state_dict must be a dict of name -> array (from state_dict() "
+                            f"or msn.load), got {type(state_dict).__name__}")
         targets = dict(self._named_state())
         expected = set(targets)
-        missing = sorted(expected - set(state))
-        unexpected = sorted(set(state) - expected)
+        missing = sorted(expected - set(state_dict))
+        unexpected = sorted(set(state_dict) - expected)
         if strict and (missing or unexpected):
             raise RuntimeError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
         # Check every shape before copying anything: a failed load leaves the model as it was.
         pairs = []
-        for name, value in state.items():
+        for name, value in state_dict.items():
             if name not in expected:
                 continue
             target = targets[name]
