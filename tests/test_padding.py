@@ -1,5 +1,7 @@
 """pad and center_crop: PyTorch parity of values and gradients on Hypothesis-drawn
 shapes and widths, float64 gradcheck, adjoint identity, hand examples, errors."""
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -76,6 +78,18 @@ def test_pad_keeps_dtype_and_fill_value():
     y = F.pad(x, (1, 0, 0, 1), value=-7.0)
     assert y.dtype == np.float32
     assert y.numpy()[0, 0].tolist() == [[-7, 1, 1], [-7, 1, 1], [-7, -7, -7]]
+
+
+@pytest.mark.parametrize("mode", ["constant", "reflect", "replicate"])
+def test_pad_value_none_is_zero_as_torch(torch, mode):
+    """torch's default is value=None, meaning 0; passing it explicitly works in every mode."""
+    assert inspect.signature(F.pad).parameters["value"].default is None
+    assert inspect.signature(torch.nn.functional.pad).parameters["value"].default is None
+    x_np = np.random.default_rng(1).standard_normal((1, 2, 3, 4))
+    ours = F.pad(msn.tensor(x_np), (1, 2, 2, 1), mode, None).numpy()
+    theirs = torch.nn.functional.pad(torch.from_numpy(x_np), (1, 2, 2, 1), mode, None).numpy()
+    np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(F.pad(msn.tensor(x_np), (1, 2, 2, 1), mode).numpy(), theirs)
 
 
 @pytest.mark.parametrize("kwargs, error, words", [

@@ -107,11 +107,12 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool) or type(v).__name__ in ("int64", "int32")
 
 
-def pad(x, pad, mode="constant", value=0.0):
+def pad(x, pad, mode="constant", value=None):
     """Pad the last axis (``pad = (left, right)``) or the last two axes
     (``pad = (left, right, top, bottom)``), as ``torch.nn.functional.pad``.
 
-    ``mode``: ``"constant"`` (fill with ``value``), ``"reflect"`` (mirror
+    ``mode``: ``"constant"`` (fill with ``value``; ``None``, the default as in
+    PyTorch, fills with 0), ``"reflect"`` (mirror
     without repeating the edge; each pad must be smaller than that axis) or
     ``"replicate"`` (repeat the edge pixel). Shapes: ``(..., H, W)`` ->
     ``(..., H + top + bottom, W + left + right)``.
@@ -132,6 +133,8 @@ def pad(x, pad, mode="constant", value=0.0):
     if min(pad) < 0:
         raise ValueError(f"pad: pad={tuple(pad)!r} has a negative width; cropping by negative "
                          "padding is not supported (use center_crop or slicing)")
+    if value is None:
+        value = 0.0
     if not isinstance(value, numbers.Real) or isinstance(value, bool):
         raise TypeError(f"pad: value must be a number, got {value!r}")
     if mode != "constant" and value != 0:
