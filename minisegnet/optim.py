@@ -13,6 +13,10 @@ skipped, as in PyTorch.
 
 We keep one parameter group (all parameters share the hyper-parameters); the
 current learning rate is the attribute ``opt.lr``, which the schedules set.
+Differences from ``torch.optim``, each an error rather than a silent change:
+no ``param_groups`` (a list of dicts is refused), ``step()`` takes no closure,
+and the schedules take no ``last_epoch`` argument (resume with
+``load_state_dict``) and their ``step()`` no epoch.
 
 ``state_dict()`` returns a flat dict of NumPy arrays (``"lr"``,
 ``"state.3.exp_avg"``, ...) so it can go straight into an ``.npz`` checkpoint
@@ -47,6 +51,11 @@ class Optimizer:
     Subclasses define ``_update(i, p, grad)`` (one parameter) and list their
     hyper-parameter names in ``hyperparameters`` and state-array names in
     ``state_names``.
+
+    One parameter group: no ``param_groups``, and ``params`` is a flat iterable
+    of Parameters (torch's list of dicts is a TypeError); ``step()`` takes no
+    closure (a NotImplementedError): compute the loss and call ``backward``
+    before it.
     """
 
     hyperparameters = ("lr",)
@@ -63,6 +72,9 @@ class Optimizer:
         if not self.params:
             raise ValueError("optimizer got an empty parameter list")
         for i, p in enumerate(self.params):
+            if isinstance(p, Mapping):
+                raise TypeError(f"params[{i}] is a dict: parameter groups are not supported (one group; "
+                                "every parameter shares the hyper-parameters), pass the Parameters themselves")
             if not isinstance(p, Tensor):
                 raise TypeError(f"params[{i}] is a {type(p).__name__}, not a Tensor/Parameter")
             if not p.requires_grad:
@@ -80,8 +92,12 @@ class Optimizer:
         by ``step`` (weight decay, momentum), one whose gradient is None is not."""
         clear_grads(self.params, set_to_none)
 
-    def step(self):
-        """One update of every parameter that has a gradient."""
+    def step(self, closure=None):
+        """One update of every parameter that has a gradient. ``closure`` is there
+        for torch's signature only: passing one is a NotImplementedError."""
+        if closure is not None:
+            raise NotImplementedError(f"{type(self).__name__}.step takes no closure here: compute the loss, "
+                                      "call backward(), then step()")
         for i, p in enumerate(self.params):
             if p.grad is None:
                 continue
@@ -246,7 +262,11 @@ class AdamW(Adam):
 class LRScheduler:
     """Base class, with ``torch.optim.lr_scheduler``'s protocol: construction sets
     ``last_epoch = 0`` and the lr for step 0; each ``step()`` advances one step
-    (an epoch or an iteration, as you choose) and sets ``optimizer.lr``."""
+    (an epoch or an iteration, as you choose) and sets ``optimizer.lr``.
+
+    Not torch's: there is no ``last_epoch`` constructor argument (a schedule
+    always starts at 0; resume with ``load_state_dict``), and ``step()`` takes
+    no epoch (torch's deprecated ``step(epoch)``: a NotImplementedError)."""
 
     def __init__(self, optimizer):
         if not isinstance(optimizer, Optimizer):
@@ -259,7 +279,10 @@ class LRScheduler:
     def lr_at(self, step):
         raise NotImplementedError
 
-    def step(self):
+    def step(self, epoch=None):
+        if epoch is not None:
+            raise NotImplementedError(f"{type(self).__name__}.step takes no epoch here: each step() advances "
+                                      "one step (resume with load_state_dict)")
         self.last_epoch += 1
         self.optimizer.lr = self.lr_at(self.last_epoch)
 

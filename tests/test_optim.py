@@ -167,6 +167,25 @@ def test_schedule_state_dict():
     assert opt.lr == pytest.approx(0.2 * (1 - 4 / 10) ** 0.9)
 
 
+def test_closure_epoch_and_param_groups_are_refused_naming_the_rule():
+    """torch's step(closure), scheduler step(epoch) and param groups (a list of dicts) are not
+    implemented: each is an error that says so, not a generic signature error."""
+    p = Parameter(np.ones(2))
+    p.grad = msn.tensor(np.ones(2))
+    opt = optim.SGD([p], lr=0.1)
+    with pytest.raises(NotImplementedError, match="no closure"):
+        opt.step(lambda: 0.0)
+    with pytest.raises(NotImplementedError, match="no closure"):
+        optim.Adam([p]).step(closure=lambda: 0.0)
+    np.testing.assert_array_equal(p.numpy(), np.ones(2))         # nothing was updated
+    opt.step(None)                                                # torch's default, accepted
+    np.testing.assert_allclose(p.numpy(), np.full(2, 0.9))
+    with pytest.raises(NotImplementedError, match="no epoch"):
+        optim.StepLR(opt, step_size=2).step(3)
+    with pytest.raises(TypeError, match="parameter groups"):
+        optim.SGD([{"params": [p], "lr": 0.1}], lr=0.1)
+
+
 @pytest.mark.parametrize("make, match", [
     (lambda p: optim.SGD(p, lr=-1), "lr"),
     (lambda p: optim.SGD(p, lr=0.1, nesterov=True), "nesterov"),
