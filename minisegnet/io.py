@@ -1,17 +1,25 @@
 """Saving and loading checkpoints: a dict of arrays in one ``.npz`` file.
 
-``save(state_dict, path)`` writes NumPy's zip-of-``.npy`` format, with no
+``save(obj, f)`` writes NumPy's zip-of-``.npy`` format, with no
 pickled Python objects inside, so loading a checkpoint can never run code
 (``np.load(..., allow_pickle=False)``). The file is written under a temporary
-name in the same directory, flushed to disk, and then renamed over ``path``
+name in the same directory, flushed to disk, and then renamed over ``f``
 with ``os.replace``: a rename within one directory is atomic, so a crash,
 a full disk or an error half-way leaves the previous checkpoint untouched.
 ``atomic_file(path)`` is that write for any file (the run folder's JSON and
 PNGs use it too).
 
-``load(path)`` reads every array eagerly and turns the many ways a file can be
+``load(f)`` reads every array eagerly and turns the many ways a file can be
 wrong (truncated, corrupt, not an ``.npz`` at all, holding pickled objects or
 members that are not ``.npy`` arrays) into one ``ValueError`` that names the path.
+
+The names and order of the arguments are ``torch.save(obj, f)`` and
+``torch.load(f)``'s; what they take is narrower. ``obj`` is a dict of arrays
+(a ``state_dict``), not any picklable object; ``f`` is a path (``str`` or
+``os.PathLike``), not a file object, since the atomic write renames a file;
+torch's other keywords (``pickle_module``, ``map_location``,
+``weights_only``, ...) are not taken: nothing is pickled, and ``load``
+always returns NumPy arrays on the host.
 
 Strings (e.g. a JSON record of the run) can be stored as 0-d NumPy string
 arrays: ``np.array(json.dumps(meta))``; they need no pickling.
@@ -76,21 +84,30 @@ def _to_array(key, value):
     return array
 
 
-def save(state_dict, path):
-    """Write ``state_dict`` (name -> array, Tensor or number) to ``path`` as ``.npz``.
+def _as_path(f, name):
+    if not isinstance(f, (str, os.PathLike)):
+        raise TypeError(f"{name}: f must be a path (str or os.PathLike), got {type(f).__name__}; "
+                        "file objects are not supported (torch's are)")
+    return os.fspath(f)
 
-    Atomic: the data goes to a temporary file next to ``path`` which then
-    replaces it, so ``path`` always holds either the old or the new checkpoint.
-    The file is written exactly at ``path`` (no ``.npz`` is appended).
+
+def save(obj, f):
+    """Write ``obj`` (a state dict: name -> array, Tensor or number) to the path ``f`` as ``.npz``.
+
+    Atomic: the data goes to a temporary file next to ``f`` which then
+    replaces it, so ``f`` always holds either the old or the new checkpoint.
+    The file is written exactly at ``f`` (no ``.npz`` is appended). Returns
+    the path. ``torch.save(obj, f)``'s names; ``obj`` must be a dict and ``f``
+    a path (see the module docstring).
     """
-    if not isinstance(state_dict, dict):
-        raise TypeError(f"save: state_dict must be a dict of name -> array, got {type(state_dict).__name__}")
+    if not isinstance(obj, dict):
+        raise TypeError(f"save: obj must be a dict of name -> array (a state_dict), got {type(obj).__name__}")
     arrays = {}
-    for key, value in state_dict.items():
+    for key, value in obj.items():
         if not isinstance(key, str) or not key:
             raise TypeError(f"save: keys must be non-empty strings, got {key!r}")
         arrays[key] = _to_array(key, value)
-    path = os.fspath(path)
+    path = _as_path(f, "save")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"save: directory {directory!r} (for {path!r}) does not exist")
@@ -110,13 +127,14 @@ def save(state_dict, path):
     return path
 
 
-def load(path):
-    """Read a checkpoint written by ``save``: a dict name -> NumPy array.
+def load(f):
+    """Read a checkpoint written by ``save`` from the path ``f``: a dict name -> NumPy array.
 
     Raises ``FileNotFoundError`` for a missing file and ``ValueError`` naming
-    ``path`` for a truncated, corrupt or foreign file.
+    the path for a truncated, corrupt or foreign file. ``torch.load(f)``'s
+    name; ``f`` must be a path (see the module docstring).
     """
-    path = os.fspath(path)
+    path = _as_path(f, "load")
     if not os.path.exists(path):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
     if os.path.isdir(path):

@@ -1,4 +1,5 @@
 """Checkpoints: round trip, atomic replacement, truncated/corrupt/foreign files refused."""
+import inspect
 import json
 import os
 import pickle
@@ -38,6 +39,17 @@ def test_round_trip_keeps_values_dtypes_and_shapes(tmp_path):
 def test_exact_path_is_used(tmp_path):
     msn.save({"a": np.ones(2)}, tmp_path / "model.ckpt")
     assert (tmp_path / "model.ckpt").exists() and not (tmp_path / "model.ckpt.npz").exists()
+
+
+def test_save_and_load_take_torchs_argument_names(torch, tmp_path):
+    """torch.save(obj, f) and torch.load(f): the same names, so keyword calls work here too."""
+    path = tmp_path / "kw.npz"
+    assert list(inspect.signature(torch.save).parameters)[:2] == list(inspect.signature(msn.save).parameters)
+    assert list(inspect.signature(torch.load).parameters)[:1] == list(inspect.signature(msn.load).parameters)
+    msn.save(obj={"a": np.arange(3)}, f=path)
+    np.testing.assert_array_equal(msn.load(f=path)["a"], np.arange(3))
+    with open(path, "rb") as handle, pytest.raises(TypeError, match="f must be a path"):
+        msn.load(handle)                            # torch takes a file object; here it is a clear error
 
 
 def test_truncated_file_refused_and_previous_checkpoint_intact(tmp_path):
