@@ -150,7 +150,14 @@ def load(f):
         foreign = [member for member in members if not member.endswith(".npy")]
         if not foreign:
             with np.load(path, allow_pickle=False) as archive:
-                return {key: archive[key] for key in archive.files}
+                state = {key: archive[key] for key in archive.files}
+            # a member named NAME.npy without the .npy magic comes back as its raw bytes
+            for key, value in state.items():
+                if not isinstance(value, np.ndarray):
+                    raise ValueError(f"checkpoint {path!r} holds member {key + '.npy'!r}, which is not an "
+                                     ".npy array (no .npy header); minisegnet checkpoints (written by "
+                                     "msn.save) hold only .npy arrays")
+            return state
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         raise ValueError(f"checkpoint {path!r} cannot be read ({type(exc).__name__}: {exc}); "
                          "it is truncated, corrupt or not written by msn.save") from exc

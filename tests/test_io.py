@@ -174,3 +174,15 @@ def test_keys_named_like_savez_arguments_round_trip_and_a_folder_is_refused(tmp_
     with pytest.raises(IsADirectoryError, match="is a folder; give a file name"):
         msn.save(state, tmp_path)
     assert sorted(os.listdir(tmp_path)) == ["ck.npz"]           # nothing written, no temporary left
+
+
+def test_member_named_npy_without_an_npy_header_refused(tmp_path):
+    # np.load hands back the raw bytes of such a member; load refuses it, naming the file and member
+    import zipfile
+    path = tmp_path / "raw.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("a.npy", "w") as member:
+            np.lib.format.write_array(member, np.ones(3), allow_pickle=False)
+        archive.writestr("b.npy", b"just some bytes, no magic")
+    with pytest.raises(ValueError, match=r"raw\.npz.*'b\.npy'.*not an \.npy array"):
+        msn.load(path)
