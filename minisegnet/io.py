@@ -12,6 +12,9 @@ PNGs use it too).
 ``load(f)`` reads every array eagerly and turns the many ways a file can be
 wrong (truncated, corrupt, not an ``.npz`` at all, holding pickled objects or
 members that are not ``.npy`` arrays) into one ``ValueError`` that names the path.
+Each member's ``.npy`` header is read first and its shape and dtype must account
+for exactly the bytes the member holds, so a small file claiming a huge array
+is refused before anything is allocated.
 
 The names and order of the arguments are ``torch.save(obj, f)`` and
 ``torch.load(f)``'s; what they take is narrower. ``obj`` is a dict of arrays
@@ -25,6 +28,7 @@ Strings (e.g. a JSON record of the run) can be stored as 0-d NumPy string
 arrays: ``np.array(json.dumps(meta))``; they need no pickling.
 """
 import contextlib
+import math
 import os
 import secrets
 import zipfile
@@ -144,22 +148,61 @@ def load(f):
                          "different format); minisegnet checkpoints are written by msn.save")
     try:
         with zipfile.ZipFile(path) as archive:
-            members = archive.namelist()
-        # np.load hands back the raw bytes of a member that is not an .npy array
-        # (a pickle, a text file) instead of refusing it: refuse it here.
-        foreign = [member for member in members if not member.endswith(".npy")]
-        if not foreign:
-            with np.load(path, allow_pickle=False) as archive:
-                state = {key: archive[key] for key in archive.files}
-            # a member named NAME.npy without the .npy magic comes back as its raw bytes
-            for key, value in state.items():
-                if not isinstance(value, np.ndarray):
-                    raise ValueError(f"checkpoint {path!r} holds member {key + '.npy'!r}, which is not an "
-                                     ".npy array (no .npy header); minisegnet checkpoints (written by "
-                                     "msn.save) hold only .npy arrays")
-            return state
+            infos = archive.infolist()
+            foreign = [info.filename for info in infos if not info.filename.endswith(".npy")]
+            if not foreign:
+                return {info.filename[:-len(".npy")]: read_member(archive, info, path) for info in infos}
+    except _BadMember:
+        raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         raise ValueError(f"checkpoint {path!r} cannot be read ({type(exc).__name__}: {exc}); "
                          "it is truncated, corrupt or not written by msn.save") from exc
     raise ValueError(f"checkpoint {path!r} holds member {foreign[0]!r}, which is not an .npy array; "
                      "minisegnet checkpoints (written by msn.save) hold only .npy arrays")
+
+
+class _BadMember(ValueError):
+    """A member of a checkpoint that is not an array ``save`` could have written; the message says which and why."""
+
+
+def read_member(archive, info, path):
+    """The array in member ``info`` (a ``ZipInfo`` or name) of the open zip ``archive`` of checkpoint ``path``.
+
+    The ``.npy`` header is read and checked first: a member without the ``.npy``
+    magic (``np.load`` would hand back its raw bytes), one holding pickled
+    objects, or one whose header claims a shape and dtype that do not fit the
+    bytes the member holds (a few bytes claiming terabytes would otherwise be
+    allocated before the read finds them missing) raises a ``ValueError``
+    naming ``path`` and the member. Other read errors (CRC, truncation)
+    propagate as ``zipfile``/``numpy`` raise them.
+    """
+    if not isinstance(info, zipfile.ZipInfo):
+        info = archive.getinfo(info)
+    name = info.filename
+    with archive.open(info) as member:
+        try:
+            version = np.lib.format.read_magic(member)
+        except ValueError:
+            raise _BadMember(f"checkpoint {path!r} holds member {name!r}, which is not an .npy array "
+                             "(no .npy header); minisegnet checkpoints (written by msn.save) hold only "
+                             ".npy arrays") from None
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(member)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(member)
+        else:
+            raise _BadMember(f"checkpoint {path!r}: member {name!r} has .npy format version "
+                             f"{version[0]}.{version[1]}; msn.save writes 1.0 or 2.0")
+        header_bytes = member.tell()
+    if dtype.hasobject:
+        raise _BadMember(f"checkpoint {path!r}: member {name!r} holds pickled Python objects "
+                         f"(dtype {dtype}), which are never loaded; minisegnet checkpoints hold only "
+                         "numeric, boolean and string arrays")
+    claimed = math.prod(shape) * dtype.itemsize
+    held = info.file_size - header_bytes
+    if claimed != held:
+        raise _BadMember(f"checkpoint {path!r}: member {name!r} claims shape {tuple(shape)} of {dtype} "
+                         f"({claimed} bytes) but holds {held} bytes of data; it is corrupt or "
+                         "not written by msn.save")
+    with archive.open(info) as member:
+        return np.lib.format.read_array(member, allow_pickle=False)

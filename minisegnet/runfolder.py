@@ -104,8 +104,8 @@ def read_meta(path):
     import zipfile
 
     try:
-        with zipfile.ZipFile(path) as archive, archive.open("meta.npy") as member:
-            meta_array = np.lib.format.read_array(member, allow_pickle=False)
+        with zipfile.ZipFile(path) as archive:
+            meta_array = io.read_member(archive, "meta.npy", path)   # its header checked before any allocation
     except KeyError:
         raise CheckpointError(f"{path!r} is an .npz file but not a minisegnet training checkpoint "
                               "(no 'meta' entry)") from None

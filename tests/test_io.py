@@ -186,3 +186,35 @@ def test_member_named_npy_without_an_npy_header_refused(tmp_path):
         archive.writestr("b.npy", b"just some bytes, no magic")
     with pytest.raises(ValueError, match=r"raw\.npz.*'b\.npy'.*not an \.npy array"):
         msn.load(path)
+
+
+def _zip_with_member(path, name, header_shape, data):
+    """An .npz holding one good array 'a' and member ``name`` whose .npy header claims ``header_shape``
+    of float32 but is followed by ``data``."""
+    import zipfile
+    header = {"descr": "<f4", "fortran_order": False, "shape": header_shape}
+    with zipfile.ZipFile(path, "w") as archive:
+        with archive.open("a.npy", "w") as member:
+            np.lib.format.write_array(member, np.ones(3), allow_pickle=False)
+        with archive.open(name, "w") as member:
+            np.lib.format.write_array_header_1_0(member, header)
+            member.write(data)
+
+
+@pytest.mark.parametrize("shape, data", [((100000, 100000, 100), b"\0" * 16),   # terabytes claimed
+                                         ((5,), b"\0" * 16),                      # 20 bytes claimed, 16 held
+                                         ((2,), b"\0" * 16)],                     # 8 bytes claimed, 16 held
+                         ids=["terabytes", "short", "long"])
+def test_npy_header_that_does_not_fit_the_member_is_refused_before_allocating(tmp_path, shape, data):
+    path = tmp_path / "claims.npz"
+    _zip_with_member(path, "model.w.npy", shape, data)
+    with pytest.raises(ValueError, match=r"claims\.npz.*'model\.w\.npy'.*claims shape .*holds 16 bytes"):
+        msn.load(path)
+
+
+def test_read_meta_checks_the_meta_header_too(tmp_path):
+    from minisegnet.runfolder import CheckpointError, read_meta
+    path = tmp_path / "claims.npz"
+    _zip_with_member(path, "meta.npy", (100000, 100000, 100), b"\0" * 16)
+    with pytest.raises(CheckpointError, match=r"claims\.npz.*'meta\.npy'.*claims shape"):
+        read_meta(str(path))
