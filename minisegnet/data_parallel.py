@@ -63,7 +63,7 @@ from .array_pipe import ArrayPipe
 from .autograd import Tensor, no_grad
 from .nn.normalization import BatchNorm2d
 
-__all__ = ["OneProcess", "DataParallel", "training_step", "has_batch_norm"]
+__all__ = ["OneProcess", "DataParallel", "training_step", "has_batch_norm", "worker_seed"]
 
 
 class OneProcess:
@@ -96,6 +96,10 @@ class OneProcess:
         finally:
             self.model.train(was_training)
 
+    def set_epoch(self, epoch):
+        """Nothing to reseed: this process draws from the shared ``generator()``
+        (``DataParallel.set_epoch`` reseeds its workers)."""
+
     def close(self):
         pass
 
@@ -111,8 +115,13 @@ class DataParallel(OneProcess):
 
     Start it once, use it for every step, and close it (or use it as a
     context manager): ``close`` stops the workers. ``seed`` seeds each
-    worker's random numbers (worker ``k`` gets ``seed + k``), so that dropout
-    in a worker is repeatable. The workers are started with ``spawn`` (a
+    worker's random numbers (dropout), per epoch: ``set_epoch(epoch)``
+    reseeds worker ``k`` from ``(seed, epoch, k)`` (``worker_seed``), and a
+    new ``DataParallel`` starts at epoch 0. So the numbers a worker draws in
+    an epoch depend on the seed, the epoch and the worker alone, not on the
+    epochs before it, and a run resumed at an epoch draws what an
+    uninterrupted one does there. (This process's numbers are the shared
+    ``generator()``, whose state a training checkpoint saves.) The workers are started with ``spawn`` (a
     fresh interpreter, sent a copy of ``model`` and ``loss_of``, which must
     therefore be picklable: a module-level function, or a
     ``functools.partial`` of one).
@@ -122,13 +131,15 @@ class DataParallel(OneProcess):
         super().__init__(model, loss_of, forward_of)
         if not isinstance(processes, int) or isinstance(processes, bool) or processes < 2:
             raise ValueError(f"DataParallel: processes must be an integer of at least 2, got {processes!r}")
+        if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
+            raise ValueError(f"DataParallel: seed must be a non-negative integer, got {seed!r}")
         shared_memory = checks.flag(shared_memory, "shared_memory", "DataParallel")
         if has_batch_norm(model):
             raise ValueError("DataParallel: the model has BatchNorm, whose statistics would be per process "
                              "instead of per batch; train it in one process")
         if any(backend.get_array_module(p.data) is not np for p in model.parameters()):
             raise ValueError("DataParallel: the model's parameters must be NumPy arrays (a GPU runs one process)")
-        self.processes = processes
+        self.processes, self.seed = processes, int(seed)
         self.params = model.parameters()
         context = multiprocessing.get_context("spawn")
         self.pipes, self.workers = [], []
@@ -136,7 +147,7 @@ class DataParallel(OneProcess):
         try:
             for k in range(1, processes):
                 here, there = context.Pipe()
-                worker = context.Process(target=_worker, args=(there, seed + k, shared_memory),
+                worker = context.Process(target=_worker, args=(there, worker_seed(seed, 0, k), shared_memory),
                                          name=f"minisegnet-data-parallel-{k}", daemon=True)
                 worker.start()
                 there.close()
@@ -151,6 +162,19 @@ class DataParallel(OneProcess):
                                      f"({type(error).__name__}: {error}); loss_of must be a module-level "
                                      f"function (or a functools.partial of one), or train in one "
                                      f"process") from None
+        except BaseException:
+            self.close()
+            raise
+
+    def set_epoch(self, epoch):
+        """Reseed each worker's random numbers for ``epoch`` (from ``worker_seed(seed, epoch, k)``)."""
+        if not isinstance(epoch, (int, np.integer)) or isinstance(epoch, bool) or epoch < 0:
+            raise ValueError(f"DataParallel.set_epoch: epoch must be a non-negative integer, got {epoch!r}")
+        if not self.workers:
+            raise RuntimeError("DataParallel: closed (its workers have stopped); start a new one")
+        try:
+            for k, pipe in enumerate(self.pipes, start=1):
+                _send(pipe, ("seed", worker_seed(self.seed, int(epoch), k)))    # no answer: pipes keep order
         except BaseException:
             self.close()
             raise
@@ -255,6 +279,13 @@ def training_step(model, loss_of, processes, seed=0, forward_of=None):
     return DataParallel(model, loss_of, processes, seed, forward_of)
 
 
+def worker_seed(seed, epoch, k):
+    """The seed of worker ``k``'s random numbers in ``epoch`` of a run seeded ``seed``: one
+    64-bit number that NumPy's ``SeedSequence`` draws from the three, so that nearby seeds,
+    epochs and workers get unrelated streams."""
+    return int(np.random.SeedSequence([int(seed), int(epoch), int(k)]).generate_state(1, np.uint64)[0])
+
+
 def _call(model, images):
     """The default ``forward_of``: the model on the images, as a Tensor."""
     return model(Tensor(images))
@@ -265,7 +296,7 @@ def _worker(pipe, seed, shared_memory):
     """A worker's whole life: one thread; first the model, ``loss_of`` and ``forward_of``, then
     for each message ``("step", weights, images, targets)``, load the weights, run the step on
     the slice and send back ``(loss, gradients, outputs)``; for ``("forward", weights, images)``,
-    the held-out pass's outputs; stop on ``None``. An error is sent back as
+    the held-out pass's outputs; for ``("seed", seed)``, reseed (no answer); stop on ``None``. An error is sent back as
     ``("error", its traceback)`` instead of raised here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is for the parent, which stops us
     signal.signal(signal.SIGTERM, _exit)                # terminate(): still remove our shared memory
@@ -301,6 +332,9 @@ def _serve(pipe, seed):
                 break
             if message is None:
                 break
+            if message[0] == "seed":                    # set_epoch: this epoch's random numbers
+                random.manual_seed(message[1])
+                continue
             kind, weights, images, *targets = message
             try:
                 for p, w in zip(params, weights):

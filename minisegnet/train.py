@@ -570,6 +570,9 @@ def _train(config, out, state, meta, progress, log):
     try:
         for epoch in range(start_epoch, config["epochs"]):
             t0 = time.perf_counter()
+            # the workers' dropout numbers restart from (seed, epoch) each epoch; this process's
+            # continue from the state the checkpoint saves: either way a resumed epoch draws the same
+            stepper.set_epoch(epoch)
             model.train()
             scores = task.new_scores(training=True)
             loss_sum, steps = 0.0, 0

@@ -318,3 +318,27 @@ def test_a_model_on_the_gpu_is_refused(cupy):
         msn.set_backend("numpy")        # module fixtures of the next test file run before the reset
     with pytest.raises(ValueError, match="must be NumPy arrays"):
         data_parallel.DataParallel(model, loss_of, 2)
+
+
+def test_a_two_process_run_with_dropout_resumes_exactly(tmp_path):
+    """The workers' dropout numbers are reseeded from (seed, epoch, worker) at each epoch, so a run
+    stopped after epoch 1 and resumed ends bit for bit as the uninterrupted one (they were seeded
+    once when the workers started, so the resumed epoch 2 drew epoch 1's masks again)."""
+    config = dict(TINY_RUN, model="fcn8s", model_args=dict(width=4), processes=2)   # fc6, fc7: dropout 0.5
+    straight = train.run(dict(config), out=str(tmp_path / "straight"), **QUIET)
+
+    def stop_after_epoch_1(message):
+        if message.startswith("epoch 1/"):
+            raise KeyboardInterrupt
+    out = str(tmp_path / "resumed")
+    with pytest.raises(KeyboardInterrupt):
+        train.run(dict(config), out=out, progress=False, log=stop_after_epoch_1)
+    train.run({"processes": 2}, out=out, resume=True, **QUIET)
+    a, b = (msn.load(os.path.join(d, "checkpoint.npz")) for d in (straight, out))
+    assert sorted(a) == sorted(b)
+    for key in a:
+        if key != "meta":
+            np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    history = [json.loads(str(ck["meta"]))["history"] for ck in (a, b)]
+    assert [{k: v for k, v in h.items() if k != "seconds"} for h in history[0]] == \
+        [{k: v for k, v in h.items() if k != "seconds"} for h in history[1]]
