@@ -79,13 +79,14 @@ def save_checkpoint(path, model, meta, optimizer=None, schedule=None):
     io.save(state, path)
 
 
-def read_checkpoint(path):
+def read_checkpoint(path, resume=False):
     """``(state, meta)`` of a training checkpoint, checked: ``state`` maps names to
     arrays, ``meta`` is the run's record (format, epoch, history, config, info, ...).
 
     Raises ``CheckpointError`` naming ``path`` for a file that cannot be read,
     has no ``meta`` entry, whose ``meta`` is not JSON, or lacks a field
-    resuming or evaluating needs.
+    resuming or evaluating needs, or has one of the wrong kind. ``resume=True``
+    also checks ``meta["rng_state"]``, which only resuming reads.
     """
     try:
         state = io.load(path)
@@ -94,7 +95,10 @@ def read_checkpoint(path):
     if not isinstance(state, dict) or "meta" not in state:
         raise CheckpointError(f"{path!r} is an .npz file but not a minisegnet training checkpoint "
                               "(no 'meta' entry)")
-    return state, _checked_meta(state["meta"], path)
+    meta = _checked_meta(state["meta"], path)
+    if resume:
+        _check_rng_state(meta, path)
+    return state, meta
 
 
 def read_meta(path):
@@ -143,7 +147,46 @@ def _checked_meta(meta_array, path):
     for key in ("num_classes", "in_channels", "class_names", "palette"):
         if key not in meta["info"]:
             raise CheckpointError(f"{path!r}: its meta['info'] lacks {key!r}")
+    if meta["epoch"] < 0:
+        raise CheckpointError(f"{path!r}: its meta['epoch'] (the epochs it has trained) should be "
+                              f"0 or more, got {meta['epoch']}")
+    for i, item in enumerate(meta["history"]):
+        if not isinstance(item, dict):
+            raise CheckpointError(f"{path!r}: its meta['history'] should hold one JSON object per epoch; "
+                                  f"item {i} is {item!r:.60}")
+    best = meta.get("best")
+    if best is not None and not (isinstance(best, dict) and _is_int(best.get("epoch"))
+                                 and 1 <= best["epoch"] <= meta["epoch"]):
+        raise CheckpointError(f"{path!r}: its meta['best'] should be null or a JSON object whose 'epoch' is an "
+                              f"integer from 1 to the checkpoint's epoch ({meta['epoch']}), got {best!r:.80}")
+    info = meta["info"]
+    if not (_is_int(info["num_classes"]) and info["num_classes"] >= 1):
+        raise CheckpointError(f"{path!r}: its meta['info']['num_classes'] should be a positive integer, "
+                              f"got {info['num_classes']!r}")
+    palette = info["palette"]
+    if not (isinstance(palette, list) and len(palette) >= info["num_classes"]
+            and all(isinstance(c, list) and len(c) == 3 and all(_is_int(v) and 0 <= v <= 255 for v in c)
+                    for c in palette)):
+        raise CheckpointError(f"{path!r}: its meta['info']['palette'] should be a list of at least "
+                              f"num_classes ({info['num_classes']}) [R, G, B] colours of integers 0 to 255, "
+                              f"got {palette!r:.80}")
     return meta
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_rng_state(meta, path):
+    """``meta["rng_state"]``, the random generator's state a resumed run continues from, must be one
+    NumPy's PCG64 (``random.generator()``'s) accepts."""
+    if "rng_state" not in meta:
+        raise CheckpointError(f"{path!r}: its meta lacks 'rng_state', the random state resuming continues from")
+    try:
+        np.random.PCG64().state = meta["rng_state"]
+    except (TypeError, ValueError, KeyError) as error:
+        raise CheckpointError(f"{path!r}: its meta['rng_state'] is not a random state this run can continue "
+                              f"from ({type(error).__name__}: {error}); got {meta['rng_state']!r:.80}") from None
 
 
 def checkpoint_epoch(path):

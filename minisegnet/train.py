@@ -366,9 +366,9 @@ def _checkpoint_path(path):
     return path
 
 
-def _read(path):
+def _read(path, resume=False):
     try:
-        return read_checkpoint(path)
+        return read_checkpoint(path, resume=resume)
     except CheckpointError as error:
         raise UserError(str(error)) from None
 
@@ -471,7 +471,7 @@ def _resume_point(config, out):
     ckpt, record = os.path.join(out, "checkpoint.npz"), os.path.join(out, "config.json")
     state = meta = None
     if os.path.exists(ckpt):
-        state, meta = _read(ckpt)
+        state, meta = _read(ckpt, resume=True)
         saved = meta["config"]
     elif os.path.exists(record):
         try:
@@ -542,6 +542,10 @@ def _train(config, out, state, meta, progress, log):
             raise UserError(f"--resume: the checkpoint in {out!r} does not fit the run it describes "
                             f"({error})") from None
         history, start_epoch, best = meta["history"], meta["epoch"], meta.get("best")
+        if best is not None and (task.best_score not in best or not (
+                best[task.best_score] is None or isinstance(best[task.best_score], (int, float)))):
+            raise UserError(f"--resume: the checkpoint in {out!r} records its best epoch without a number "
+                            f"for {task.best_score!r} (meta['best'] is {best!r:.80})")
         generator().bit_generator.state = meta["rng_state"]
         loader.set_epoch(start_epoch)
 

@@ -524,8 +524,10 @@ def test_a_checkpoint_whose_record_was_changed_is_a_clear_error(run_dir, tmp_pat
     state = dict(np.load(os.path.join(run_dir, "checkpoint.npz"), allow_pickle=False))
     meta = json.loads(str(state["meta"]))
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "x.png")
-    for part, key, value, shown in (("config", "model", "nosuch", "KeyError: 'nosuch'"),
-                                    ("info", "num_classes", "four", "invalid literal")):
+    for part, key, value, shown in (("config", "model", "nosuch", "does not describe a model this version "
+                                                                  "builds (KeyError: 'nosuch'"),
+                                    ("info", "num_classes", "four", "meta['info']['num_classes'] should be a "
+                                                                    "positive integer, got 'four'")):
         changed = json.loads(json.dumps(meta))
         changed[part][key] = value
         np.savez(tmp_path / "changed.npz", **dict(state, meta=np.array(json.dumps(changed))))
@@ -533,7 +535,7 @@ def test_a_checkpoint_whose_record_was_changed_is_a_clear_error(run_dir, tmp_pat
                      ["evaluate", str(tmp_path / "changed.npz")]):
             assert main(argv) == 2
             err = capsys.readouterr().err
-            assert "does not describe a model this version builds" in err and shown in err and "Traceback" not in err
+            assert shown in err and "Traceback" not in err
         assert not (tmp_path / "o").exists()
     changed = json.loads(json.dumps(meta))
     changed["config"]["batch_size"] = -5                # an option the user of evaluate never gave
@@ -630,3 +632,64 @@ def test_the_progress_bar_is_drawn_on_a_terminal_only(tmp_path, monkeypatch, cap
 def test_the_run_says_when_the_training_images_do_not_fill_a_batch():
     assert train._short_epoch(100, 16) == " (fewer training images than that: one batch of 16 an epoch)"
     assert train._short_epoch(8, 16) == train._short_epoch(16, 16) == ""
+
+
+def _edited(meta, **changes):
+    """A copy of the checkpoint record ``meta`` with ``changes`` (``info=dict(...)`` updates its info)."""
+    meta = dict(meta)
+    for key, value in changes.items():
+        meta[key] = dict(meta[key], **value) if key == "info" else value
+    return meta
+
+
+@pytest.mark.parametrize("changes, message", [
+    (dict(epoch=-3), r"meta\['epoch'\] .* should be 0 or more, got -3"),
+    (dict(history=[1, 2]), r"meta\['history'\] should hold one JSON object per epoch; item 0 is 1"),
+    (dict(best=5), r"meta\['best'\] should be null or a JSON object whose 'epoch' is an integer"),
+    (dict(best={"mean_iou": 0.5}), r"meta\['best'\] should be null or a JSON object whose 'epoch'"),
+    (dict(info=dict(palette=[[1, 2]])), r"meta\['info'\]\['palette'\] should be a list of at least num_classes \(4\)"),
+    (dict(info=dict(num_classes="4")), r"meta\['info'\]\['num_classes'\] should be a positive integer"),
+], ids=["epoch-negative", "history-not-objects", "best-int", "best-without-epoch", "palette-shape", "num-classes-str"])
+def test_a_checkpoint_meta_of_the_wrong_kind_is_refused_by_resume_evaluate_and_predict(
+        run_dir, tmp_path, capsys, changes, message):
+    import re
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    state = msn.load(os.path.join(run_dir, "checkpoint.npz"))
+    state["meta"] = np.array(json.dumps(_edited(json.loads(str(state["meta"])), **changes)))
+    for name in ("checkpoint.npz", "best.npz"):
+        msn.save(state, copy / name)
+    for argv in (["train", "--resume", "--out", str(copy), "--epochs", "3", "--quiet"],
+                 ["evaluate", str(copy)], ["predict", str(copy), "x.png", "--out", str(tmp_path / "p")]):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert re.search(message, err) and "Traceback" not in err, (argv, err)
+
+
+def _without_rng_state(meta):
+    meta = dict(meta)
+    del meta["rng_state"]
+    return meta
+
+
+@pytest.mark.parametrize("edit, message", [
+    (_without_rng_state, r"lacks 'rng_state', the random state resuming continues from"),
+    (lambda meta: _edited(meta, rng_state="x"), r"meta\['rng_state'\] is not a random state this run can continue"),
+    (lambda meta: _edited(meta, rng_state={"bit_generator": "MT19937", "state": {}}),
+     r"meta\['rng_state'\] is not a random state"),
+    (lambda meta: _edited(meta, best={"epoch": 1}), r"records its best epoch without a number for 'mean_iou'"),
+], ids=["rng-missing", "rng-str", "rng-other-generator", "best-without-score"])
+def test_resume_refuses_a_broken_record_of_what_only_resuming_reads(run_dir, tmp_path, capsys, edit, message):
+    """The random state (and the best epoch's score) are read by resuming alone: evaluate does not need them."""
+    import re
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    state = msn.load(os.path.join(run_dir, "checkpoint.npz"))
+    state["meta"] = np.array(json.dumps(edit(json.loads(str(state["meta"])))))
+    msn.save(state, copy / "checkpoint.npz")
+    assert main(["train", "--resume", "--out", str(copy), "--epochs", "3", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert re.search(message, err) and "Traceback" not in err, err
+    assert main(["evaluate", str(copy / "checkpoint.npz")]) == 0
