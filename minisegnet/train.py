@@ -481,7 +481,7 @@ def _resume_point(config, out):
             raise UserError(f"--resume: {record!r} is not a run's config.json ({error})") from None
     else:
         raise UserError(f"--resume: {out!r} holds no checkpoint.npz or config.json: there is no run to continue")
-    resumed = dict(saved, epochs=config.get("epochs") or saved.get("epochs"),
+    resumed = dict(saved, epochs=saved.get("epochs") if config.get("epochs") is None else config["epochs"],
                    backend=_choose_backend(config.get("backend"), saved.get("backend")),
                    processes=config.get("processes"))      # like the backend, this machine's choice
     resumed.pop("out", None)

@@ -550,6 +550,8 @@ def test_a_checkpoint_whose_record_was_changed_is_a_clear_error(run_dir, tmp_pat
     (["evaluate", "RUN", "--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
     (["train", "--resume", "--out", "RUN", "--lr", "1"], "only --epochs, --backend and --processes may be given with it"),
     (["train", "--out", "RUN"], "already holds a run"),
+    # --epochs 0 with --resume was taken as "not given" (the run's own epochs) and the run's files rewritten
+    (["train", "--resume", "--out", "RUN", "--epochs", "0"], "--epochs must be a positive integer, got 0"),
 ])
 def test_more_user_errors_exit_2(run_dir, argv, message, capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
