@@ -39,9 +39,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from . import backend, nn, shapes
+from . import backend, checks, nn, shapes
 from .autograd import Tensor, enable_grad
-from .functional import basic as _basic, pooling as _pooling, resize as _resize
+from .functional import basic as _basic, conv as _conv, pooling as _pooling, resize as _resize
 from .nn import module as _module
 
 __all__ = ["summary", "Summary", "SummaryRow"]
@@ -97,7 +97,10 @@ def summary(model, input_size, print_table=True):
     well under a second. Prints the table unless ``print_table=False``;
     returns a ``Summary`` (``.rows``, ``.total_params``, ``.total_macs``,
     ``str()`` is the table). Shape errors surface as the layers' own errors,
-    e.g. the U-Net's message about invalid input sizes.
+    e.g. the U-Net's message about invalid input sizes, or a conv's (or
+    BatchNorm's) about an input with other channels than its weights take:
+    the channels are checked at every Conv2d, ConvTranspose2d and BatchNorm2d
+    as the shapes are traced, as their forward would.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -295,8 +298,15 @@ class _Recorder:
             return None, 0, None
         n, c, h, w = x.shape
         batch = self.batch
+        if isinstance(m, nn.BatchNorm2d):
+            m.check_input(x)                    # its channels, as its forward checks them
         if isinstance(m, _elementwise_layers()):
             return x, 0, lambda f, a: f
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            # the input's channels against the weight's (and groups), with the errors the forward raises
+            transposed = isinstance(m, nn.ConvTranspose2d)
+            with checks.naming("conv_transpose2d" if transposed else "conv2d"):
+                _conv._check_weight_and_bias(x, m.weight, m.bias, m.groups, transposed)
         if isinstance(m, nn.Conv2d):
             size = shapes.conv2d_output_size((h, w), m.kernel_size, m.stride, m.padding, m.dilation)
             k, s, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)

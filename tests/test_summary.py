@@ -186,3 +186,23 @@ def test_pooling_and_resampling_layers_match_a_real_forward():
     rows = _rows_by_name(result)
     assert rows["down"].macs == 2 * 4 * rows["up"].output_shape[2] * rows["up"].output_shape[3] * 3 * 9
     assert (rows["pool"].rf, rows["pool"].jump) == (7, 4)    # conv 3/2 then pool 3/2: 3 + 2*2, 2*2
+
+
+@pytest.mark.parametrize("layers, size, message", [
+    # an input whose channels the first conv does not take: the table was printed all the same
+    (lambda: [nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(8, 4, 3)], (1, 5, 32, 32),
+     r"conv2d: weight of shape \(8, 3, 3, 3\) must have shape \(C_out, C_in/groups = 5"),
+    (lambda: [nn.Conv2d(3, 8, 3), nn.ReLU(), nn.Conv2d(6, 4, 3)], (1, 3, 32, 32),     # inside the model
+     r"conv2d: weight of shape \(4, 6, 3, 3\) must have shape \(C_out, C_in/groups = 8"),
+    (lambda: [nn.Conv2d(4, 8, 3, groups=2)], (1, 5, 32, 32), r"conv2d: input channels \(5\) must be divisible by groups=2"),
+    (lambda: [nn.ConvTranspose2d(3, 8, 2, 2)], (2, 5, 16, 16),
+     r"conv_transpose2d: weight of shape \(3, 8, 2, 2\) must have shape \(C_in=5"),
+    (lambda: [nn.Conv2d(3, 8, 3), nn.BatchNorm2d(6)], (1, 3, 32, 32), r"BatchNorm2d\(6\) got input with 8 channels"),
+], ids=["first-conv", "inner-conv", "groups", "conv-transpose", "batch-norm"])
+def test_channels_the_layers_do_not_take_are_their_forward_errors(layers, size, message):
+    model = nn.Sequential(*layers())
+    with pytest.raises(ValueError, match=message) as summarised:
+        summary(model, size, print_table=False)
+    with pytest.raises(ValueError) as forward:
+        model(msn.tensor(np.zeros(size, np.float32)))
+    assert str(summarised.value) == str(forward.value)

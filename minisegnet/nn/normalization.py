@@ -60,12 +60,16 @@ class BatchNorm2d(Module):
             self.running_var.data[...] = 1
             self.num_batches_tracked.data[...] = 0
 
-    def forward(self, x):
+    def check_input(self, x):
+        """The input's shape must be (N, num_features, H, W); ``summary`` checks it here too."""
         if x.ndim != 4:
             raise ValueError(f"BatchNorm2d expects input of shape (N, C, H, W), got shape {x.shape}")
         if x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2d({self.num_features}) got input with {x.shape[1]} channels "
                              f"(shape {x.shape})")
+
+    def forward(self, x):
+        self.check_input(x)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
