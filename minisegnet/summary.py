@@ -57,7 +57,8 @@ class SummaryRow(NamedTuple):
     name: str            # dotted path in the model ("" for the model itself)
     layer: str           # class name
     depth: int           # call nesting: 0 for the model
-    output_shape: tuple  # a tuple of shapes when the module returns several tensors
+    output_shape: tuple  # a tuple of shapes when the module returns several tensors, a dict
+                         # name -> shape when it returns a dict of them (PanopticDeepLab)
     params: int
     macs: int
     rf: object           # receptive-field size: int, or (h, w) when the axes differ
@@ -228,9 +229,9 @@ class _Recorder:
         fields = [f for _, f in inputs if f is not None]
         if not fields:
             return None
-        if any(f is _UNKNOWN for f in fields):
+        widest = _widest(fields)
+        if widest is _UNKNOWN:
             return _UNKNOWN
-        widest = [(max(f[a][0] for f in fields), max(f[a][1] for f in fields)) for a in (0, 1)]
         if out.ndim < 2:
             return _UNKNOWN
         if isinstance(fn, _pooling.MaxPool2d):
@@ -281,8 +282,13 @@ class _Recorder:
             self.tag(first, field)
         elif isinstance(first, Tensor):
             field = self.field_of(first)
+        elif isinstance(out, dict):             # named outputs: each one's shape, the widest field
+            values = {key: v for key, v in out.items() if isinstance(v, Tensor)}
+            fields = [f for f in (self.field_of(v) for v in values.values()) if f is not None]
+            field = _widest(fields) if fields else None
         row["macs"] = macs
         row["output_shape"] = (tuple(self.shown(o) for o in out if isinstance(o, Tensor)) if isinstance(out, tuple)
+                               else {key: self.shown(v) for key, v in values.items()} if isinstance(out, dict)
                                else self.shown(out) if isinstance(out, Tensor) else ())
         if field is _UNKNOWN:
             row["rf"] = row["jump"] = _UNKNOWN
@@ -359,6 +365,14 @@ class _Recorder:
         return None, 0, None
 
 
+def _widest(fields):
+    """Where tensors meet (a join, a module's several outputs): per axis the largest field and
+    jump of ``fields`` (a non-empty list), or unknown if one of them is."""
+    if any(f is _UNKNOWN for f in fields):
+        return _UNKNOWN
+    return [(max(f[a][0] for f in fields), max(f[a][1] for f in fields)) for a in (0, 1)]
+
+
 def _conv_step(field, k, s, d):
     """``r_out = r_in + (k-1) d j_in``, ``j_out = j_in s`` (as ``shapes.receptive_field``)."""
     r, j = field
@@ -410,7 +424,8 @@ def format_table(result):
         parents[row.depth] = row.name
         label = "  " * row.depth + (f"{short} ({row.layer})" if short else row.layer)
         shape = row.output_shape
-        shape_text = (" ".join(str(list(s)) for s in shape) if shape and isinstance(shape[0], tuple)
+        shape_text = (" ".join(f"{key} {list(s)}" for key, s in shape.items()) if isinstance(shape, dict)
+                      else " ".join(str(list(s)) for s in shape) if shape and isinstance(shape[0], tuple)
                       else str(list(shape)))
         following = result.rows[index + 1] if index + 1 < len(result.rows) else None
         is_container = row.params == 0 and row.macs == 0 and following is not None and following.depth > row.depth

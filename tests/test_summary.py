@@ -206,3 +206,22 @@ def test_channels_the_layers_do_not_take_are_their_forward_errors(layers, size, 
     with pytest.raises(ValueError) as forward:
         model(msn.tensor(np.zeros(size, np.float32)))
     assert str(summarised.value) == str(forward.value)
+
+
+def test_a_model_returning_a_dict_shows_each_output_and_their_widest_field():
+    # the top row showed [] and a receptive field of 1 (the input's) for PanopticDeepLab
+    from minisegnet.models import PanopticDeepLab
+    msn.manual_seed(0)
+    model = PanopticDeepLab(3, 4, output_stride=8, atrous_rates=(1, 2), width_mult=0.25, aspp_channels=8,
+                            low_level_channels=8, decoder_channels=8, head_channels=8)
+    result = summary(model, (2, 3, 32, 32), print_table=False)
+    top = result.rows[0]
+    model.eval()
+    with msn.no_grad():
+        real = model(msn.tensor(np.zeros((2, 3, 32, 32), np.float32)))
+    assert top.output_shape == {key: tuple(value.shape) for key, value in real.items()}
+    assert list(top.output_shape) == ["semantic", "center", "offset"]
+    assert "semantic [2, 4, 32, 32] center [2, 1, 32, 32] offset [2, 2, 32, 32]" in str(result)
+    fields = [row.rf for row in result.rows[1:] if row.rf is not None]
+    # the heads end at 1/4 of the input; the bilinear resize to full size reads one more of their pixels
+    assert top.rf == max(fields) + 4 and top.jump == 1
