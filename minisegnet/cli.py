@@ -281,6 +281,11 @@ def _add_shape_commands(commands):
         from .models import build_model
         from .summary import summary
 
+        if args.batch_size < 1:                 # named as options, not as summary's input_size
+            return fails("summary", f"--batch-size must be a positive integer, got {args.batch_size}")
+        size = args.input if isinstance(args.input, tuple) else (args.input, args.input)
+        if min(size) < 1:
+            return fails("summary", f"--input must be a positive size (572 or HxW), got {show(args.input)}")
         options = {}
         in_channels = args.in_channels
         if args.model == "unet":
@@ -292,7 +297,6 @@ def _add_shape_commands(commands):
             in_channels = 3
         try:
             model = build_model(args.model, in_channels, args.num_classes, **options)
-            size = args.input if isinstance(args.input, tuple) else (args.input, args.input)
             summary(model, (args.batch_size, in_channels) + size)
         except (ValueError, TypeError) as error:
             return fails("summary", error)

@@ -123,6 +123,17 @@ def test_summary_invalid_size_exits_2(capsys):
     assert code == 2 and "U-Net input" in err and "556 and 572" in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("option, message", [
+    (["--batch-size", "0"], "--batch-size must be a positive integer, got 0"),
+    (["--batch-size", "-2"], "--batch-size must be a positive integer, got -2"),
+    (["--input", "0x64"], "--input must be a positive size (572 or HxW), got 0x64"),
+    (["--input", "0"], "--input must be a positive size (572 or HxW), got 0"),
+])
+def test_summary_names_its_options_not_the_librarys_input_size(capsys, option, message):
+    code, out, err = run(capsys, "summary", "unet", *option)
+    assert code == 2 and message in err and "input_size" not in err and "Traceback" not in err, err
+
+
 def test_shapes_conv_accepts_same_and_valid_padding_as_the_library_does(capsys):
     code, out, err = run(capsys, "shapes", "conv", "--size", "9", "--kernel", "4", "--padding", "same")
     assert code == 0 and err == "" and "-> output 9" in out
