@@ -152,7 +152,7 @@ def load(f):
             foreign = [info.filename for info in infos if not info.filename.endswith(".npy")]
             if not foreign:
                 return {info.filename[:-len(".npy")]: read_member(archive, info, path) for info in infos}
-    except _BadMember:
+    except BadMember:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as exc:
         raise ValueError(f"checkpoint {path!r} cannot be read ({type(exc).__name__}: {exc}); "
@@ -161,7 +161,7 @@ def load(f):
                      "minisegnet checkpoints (written by msn.save) hold only .npy arrays")
 
 
-class _BadMember(ValueError):
+class BadMember(ValueError):
     """A member of a checkpoint that is not an array ``save`` could have written; the message says which and why."""
 
 
@@ -183,7 +183,7 @@ def read_member(archive, info, path):
         try:
             version = np.lib.format.read_magic(member)
         except ValueError:
-            raise _BadMember(f"checkpoint {path!r} holds member {name!r}, which is not an .npy array "
+            raise BadMember(f"checkpoint {path!r} holds member {name!r}, which is not an .npy array "
                              "(no .npy header); minisegnet checkpoints (written by msn.save) hold only "
                              ".npy arrays") from None
         if version == (1, 0):
@@ -191,17 +191,17 @@ def read_member(archive, info, path):
         elif version == (2, 0):
             shape, _, dtype = np.lib.format.read_array_header_2_0(member)
         else:
-            raise _BadMember(f"checkpoint {path!r}: member {name!r} has .npy format version "
+            raise BadMember(f"checkpoint {path!r}: member {name!r} has .npy format version "
                              f"{version[0]}.{version[1]}; msn.save writes 1.0 or 2.0")
         header_bytes = member.tell()
     if dtype.hasobject:
-        raise _BadMember(f"checkpoint {path!r}: member {name!r} holds pickled Python objects "
+        raise BadMember(f"checkpoint {path!r}: member {name!r} holds pickled Python objects "
                          f"(dtype {dtype}), which are never loaded; minisegnet checkpoints hold only "
                          "numeric, boolean and string arrays")
     claimed = math.prod(shape) * dtype.itemsize
     held = info.file_size - header_bytes
     if claimed != held:
-        raise _BadMember(f"checkpoint {path!r}: member {name!r} claims shape {tuple(shape)} of {dtype} "
+        raise BadMember(f"checkpoint {path!r}: member {name!r} claims shape {tuple(shape)} of {dtype} "
                          f"({claimed} bytes) but holds {held} bytes of data; it is corrupt or "
                          "not written by msn.save")
     with archive.open(info) as member:

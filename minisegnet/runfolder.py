@@ -113,6 +113,8 @@ def read_meta(path):
     except KeyError:
         raise CheckpointError(f"{path!r} is an .npz file but not a minisegnet training checkpoint "
                               "(no 'meta' entry)") from None
+    except io.BadMember as error:                    # its message names the checkpoint already
+        raise CheckpointError(str(error)) from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as error:
         raise CheckpointError(f"cannot read checkpoint {path!r}: {error}") from None
     return _checked_meta(meta_array, path)

@@ -216,5 +216,6 @@ def test_read_meta_checks_the_meta_header_too(tmp_path):
     from minisegnet.runfolder import CheckpointError, read_meta
     path = tmp_path / "claims.npz"
     _zip_with_member(path, "meta.npy", (100000, 100000, 100), b"\0" * 16)
-    with pytest.raises(CheckpointError, match=r"claims\.npz.*'meta\.npy'.*claims shape"):
+    with pytest.raises(CheckpointError, match=r"claims\.npz.*'meta\.npy'.*claims shape") as caught:
         read_meta(str(path))
+    assert str(caught.value).count("claims.npz") == 1                 # the file named once
