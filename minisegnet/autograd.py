@@ -85,7 +85,10 @@ def _preview(data, limit=60):
 
 def check_dtype(dtype, op):
     """A tensor holds booleans, integers or floats; anything else (complex, strings,
-    Python objects) is a TypeError naming ``op``. Returns the NumPy dtype."""
+    Python objects) is a TypeError naming ``op``. Returns the NumPy dtype. None is refused
+    (NumPy reads it as float64; PyTorch has no such default)."""
+    if dtype is None:
+        raise TypeError(f"{op}: dtype must be a NumPy dtype such as np.float32, got None")
     try:
         dtype = np.dtype(dtype)
     except TypeError:

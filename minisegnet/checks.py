@@ -42,7 +42,7 @@ import numpy as np
 
 from .autograd import Tensor
 
-__all__ = ["TooLargeError", "describe", "tensor", "float_tensor", "flag", "integer", "real",
+__all__ = ["TooLargeError", "describe", "tensor", "float_tensor", "flag", "integer", "real", "fits_float", "array",
            "dim", "is_int", "tensor_sequence", "memory_bytes", "check_bytes", "check_weights", "human_bytes"]
 
 
@@ -123,6 +123,37 @@ def real(value, name, op, minimum=None, maximum=None, finite=True):
     return value
 
 
+def array(x, name, op=None):
+    """The array an argument holds: a minisegnet Tensor's, a NumPy or CuPy array as it is,
+    anything else that NumPy can read (a nested list, a PyTorch CPU tensor) through
+    ``np.asarray``; otherwise a TypeError naming ``op`` and ``name``. For label maps, ids,
+    masks and matrices: arguments that carry no gradient."""
+    from . import backend
+
+    if isinstance(x, Tensor):
+        return x.data
+    if backend.is_array(x):
+        return x
+    where = f"{op}: " if op else ""
+    if x is None or isinstance(x, (str, bytes, numbers.Number)):
+        raise TypeError(f"{where}{name} must be an array or a Tensor, got {describe(x)}")
+    try:
+        return np.asarray(x)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise TypeError(f"{where}{name} must be an array or a Tensor, got {type(x).__name__} ({error})") from None
+
+
+def fits_float(value, dtype, name, op):
+    """A finite number ``value`` that becomes ``inf`` in the floating-point ``dtype`` it will be
+    computed in (1e300 in float32) is an OverflowError, as PyTorch's "value cannot be converted
+    to type float without overflow"; other dtypes pass. Returns ``value``."""
+    dtype = np.dtype(dtype)
+    if dtype.kind == "f" and abs(value) != float("inf") and abs(value) > float(np.finfo(dtype).max):
+        raise OverflowError(f"{op}: {name}={value!r} cannot be converted to {dtype}, the dtype it is "
+                            f"computed in, without overflow (largest {float(np.finfo(dtype).max):.4g})")
+    return value
+
+
 def dim(value, ndim, name, op):
     """``value`` must be one int in ``[-ndim, ndim)`` (0 allowed for a 0-d tensor); returns it
     made non-negative."""
@@ -167,7 +198,10 @@ def memory_bytes():
 
 
 def human_bytes(n):
-    """``1536 -> '1.5 KiB'``."""
+    """``1536 -> '1.5 KiB'``; from 1024 PiB on, whole PiB (integer division: a float
+    could not hold the number of bytes a huge shape asks for)."""
+    if n >= 1024 ** 6:                      # huge: whole PiB by integer division (a float would overflow)
+        return f"{int(n) // 1024 ** 5:,} PiB"
     for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
         if n < 1024 or unit == "PiB":
             return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"

@@ -42,16 +42,9 @@ _NEIGHBOURS = {
 }
 
 
-def _as_array(x):
-    """The backend array behind a Tensor, a NumPy/CuPy array, or a nested list."""
-    if hasattr(x, "requires_grad") and hasattr(x, "data"):
-        x = x.data
-    return x if hasattr(x, "dtype") and hasattr(x, "shape") else np.asarray(x)
-
-
 def _label_map(x, name, op, allow_bool=False):
     """``x`` as a backend array of integer labels, (H, W) or (N, H, W); else a clear error."""
-    a = _as_array(x)
+    a = checks.array(x, name, op)
     kinds = "iub" if allow_bool else "iu"
     if a.dtype.kind not in kinds:
         what = "integer or boolean" if allow_bool else "integer"
@@ -279,7 +272,7 @@ def distance_transform_edt(input):
     ``L > 2048`` (1.6 GB for ``L = 10,000``), 32 MiB plus ``8 L^2`` below.
     """
     op = "distance_transform_edt"
-    a = _as_array(input)
+    a = checks.array(input, "input", op)
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{op}: input must hold numbers (zero = background), got dtype {a.dtype}")
     if a.ndim < 2:
@@ -405,7 +398,7 @@ def unet_weight_map(target, instances, w0=10.0, sigma=5.0, ignore_index=-100):
     if tuple(ids.shape) != tuple(t.shape):
         raise ValueError(f"{op}: instances has shape {tuple(ids.shape)} but target has shape {tuple(t.shape)}: "
                          "an instance map needs one id per pixel of its image")
-    w0 = checks.real(w0, "w0", op, minimum=0)
+    w0 = checks.fits_float(checks.real(w0, "w0", op, minimum=0), np.float32, "w0", op)     # weights are float32
     sigma = checks.real(sigma, "sigma", op)
     if sigma <= 0:
         raise ValueError(f"{op}: sigma must be > 0 (pixels), got {sigma!r}")

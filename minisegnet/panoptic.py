@@ -86,11 +86,7 @@ RENUMBER_ABOVE = 64    # panoptic_targets renumbers ids larger than this 1 .. K 
 
 
 def _array(x, name, op):
-    if isinstance(x, Tensor):
-        x = x.data
-    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
-        raise TypeError(f"{op}: {name} must be an array or a Tensor, got {type(x).__name__}")
-    return x
+    return checks.array(x, name, op)
 
 
 def _id_map(instances, name, op, what="id"):
@@ -124,7 +120,10 @@ def instance_centers(instances):
     the image has that id. One scatter-add per sum (area, rows, columns), for
     all objects of all images at once.
     """
-    return _centers(*_id_map(instances, "instances", "instance_centers"))
+    ids, largest = _id_map(instances, "instances", "instance_centers")
+    checks.check_bytes((3, ids.shape[0] * (largest + 1)), 8, "instance_centers",
+                       f"the largest id {largest} (the result has a row per id up to it)")
+    return _centers(ids, largest)
 
 
 def _centers(ids, largest):
@@ -348,6 +347,7 @@ def merge_semantic_and_instances(semantic, instances, thing_classes, stuff_class
     if sem.size == 0:                            # no pixels: an empty panoptic map
         return xp.zeros(tuple(sem.shape) + (2,), dtype=xp.int64)
     num_classes = max(things + stuff) + 1
+    checks.check_bytes((num_classes,), 8, op, f"the largest class {num_classes - 1} in thing_classes/stuff_classes")
     known, is_thing = _lookup(xp, num_classes, things + stuff), _lookup(xp, num_classes, things)
     if top_class >= num_classes or not bool(known[sem].all()):
         bad = backend.to_numpy(xp.unique(sem[(sem >= num_classes) | ~known[xp.minimum(sem, num_classes - 1)]]))
@@ -358,6 +358,7 @@ def merge_semantic_and_instances(semantic, instances, thing_classes, stuff_class
 
     # Majority vote: count (image, instance, class) triples in one bincount.
     slots = largest + 1
+    checks.check_bytes((n * slots, num_classes), 8, op, f"the largest id {largest} with {num_classes} classes")
     key = (xp.arange(n, dtype=xp.int64)[:, None, None] * slots + ids) * num_classes + sem
     votes = backend.bincount(key.reshape(-1), n * slots * num_classes).reshape(n * slots, num_classes)
     votes = votes * is_thing[None, :]                     # only thing classes may name an object

@@ -836,3 +836,64 @@ _W4 = msn.tensor(np.zeros((4, 2, 3, 3)))
 def test_conv_arguments_are_refused_with_the_op_named(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# ---- from a fuzz of the public functions: each failed late, unclearly or silently before ----
+def test_a_dtype_of_none_and_operands_that_are_not_numbers_are_refused():
+    with pytest.raises(TypeError, match="astype: dtype must be a NumPy dtype such as np.float32, got None"):
+        _x().astype(None)                                       # NumPy reads None as float64
+    for bad in ("a", None, [1.0]):
+        with pytest.raises(TypeError, match="result_type: b must be a Tensor or a Python number"):
+            F.result_type(_x(), bad)
+    for bad in ([2], None, (1, 2)):
+        with pytest.raises(TypeError, match="max: dim must be one int"):
+            F.max_along(_x(), bad)
+
+
+def test_numbers_that_overflow_the_dtype_they_are_computed_in_are_refused():
+    """1e300 into float32 is inf: a padded border of inf, an infinite slope, a NaN dice loss,
+    infinite loss weights. PyTorch refuses such values ('cannot be converted ... without overflow')."""
+    cases = [(lambda: F.pad(_x(), (1, 1, 1, 1), value=1e300), "pad: value"),
+             (lambda: F.leaky_relu(_x(), 1e300), "leaky_relu: negative_slope"),
+             (lambda: F.dice_loss(_x(), _labels(), smooth=1e300), "dice_loss: smooth"),
+             (lambda: instances.unet_weight_map(np.zeros((4, 4), np.int64), np.zeros((4, 4), np.int64), w0=1e300),
+              "unet_weight_map: w0")]
+    for call, start in cases:
+        with pytest.raises(OverflowError, match=f"{start}=1e\\+300 cannot be converted to float32"):
+            call()
+    assert F.pad(_x(dtype=np.float64), (1, 1, 1, 1), value=1e300).numpy().max() == 1e300    # fits float64
+
+
+def test_a_read_only_running_statistic_is_refused_before_either_is_updated():
+    mean, var = np.zeros(3, np.float32), np.ones(3, np.float32)
+    var.flags.writeable = False
+    with pytest.raises(ValueError, match="batch_norm: running_var is read-only"):
+        F.batch_norm(_x(), mean, var, training=True)
+    assert not mean.any()                                       # untouched (it was updated, then the error)
+
+
+def test_sizes_from_huge_ids_or_classes_and_scales_are_a_too_large_error():
+    from minisegnet import panoptic
+
+    with pytest.raises(checks.TooLargeError, match="instance_centers: the largest id 68719476736"):
+        panoptic.instance_centers(np.full((1, 2, 2), 2**36))
+    with pytest.raises(checks.TooLargeError, match="merge_semantic_and_instances: the largest class"):
+        panoptic.merge_semantic_and_instances(np.zeros((1, 2, 2), np.int64), np.zeros((1, 2, 2), np.int64),
+                                              [1], [2**62])
+    with pytest.raises(checks.TooLargeError, match="interpolate: scale_factor=1e\\+300"):
+        F.interpolate(_x(), scale_factor=1e300)                 # the size guard's own message overflowed
+    assert checks.human_bytes(10**400).endswith(" PiB") and checks.human_bytes(1536) == "1.5 KiB"
+
+
+def test_torch_tensors_are_read_as_arrays_where_labels_are_taken(torch):
+    """Label maps, ids and boxes given as PyTorch CPU tensors are read through np.asarray (a
+    torch tensor has .data and .dtype too, so it passed for an array and failed on dtype.kind)."""
+    from minisegnet import panoptic
+
+    ids = torch.zeros((1, 4, 4), dtype=torch.int64)
+    ids[0, 1:3, 1:3] = 1
+    assert instances.connected_components(ids[0] > 0).max() == 1
+    assert panoptic.instance_centers(ids)[0][0, 1].tolist() == [2.0, 2.0]
+    assert metrics.box_area(torch.tensor([[0, 0, 2, 2]])).tolist() == [4]
+    with pytest.raises(TypeError, match="instance_centers: instances must be an array or a Tensor, got None"):
+        panoptic.instance_centers(None)

@@ -94,7 +94,7 @@ def test_by_hand():
     (np.zeros((1, 4)), np.array([[0, 0, 1, 1], [0, 3, 1, 2.0]]), ValueError, r"boxes2\[1\]"),
     (np.zeros((1, 4)), np.array([[0, 0, np.nan, 1]]), ValueError, r"boxes2\[0\]"),
     (np.zeros((1, 4), dtype=bool), np.zeros((1, 4)), TypeError, "numbers"),
-    ([[0, 0, 1, 1]], np.zeros((1, 4)), TypeError, "array or a Tensor"),
+    ("boxes", np.zeros((1, 4)), TypeError, "array or a Tensor"),        # a list is read as an array, as everywhere
 ])
 def test_bad_boxes(a, b, error, match):
     with pytest.raises(error, match=match):

@@ -199,7 +199,9 @@ def relu(x, inplace=False):
 def leaky_relu(x, negative_slope=0.01, inplace=False):
     """x where x > 0, else ``negative_slope * x``. ``inplace`` is accepted for
     PyTorch compatibility and ignored."""
-    return LeakyReLU(_check_negative_slope(negative_slope))(_input(x, "leaky_relu", inplace))
+    slope = checks.fits_float(_check_negative_slope(negative_slope), _input(x, "leaky_relu", inplace).dtype,
+                              "negative_slope", "leaky_relu")
+    return LeakyReLU(slope)(x)
 
 
 def _check_negative_slope(negative_slope):

@@ -58,7 +58,10 @@ def result_type(a, b):
     """The dtype of ``a op b`` under PyTorch's type promotion, as ``torch.result_type``;
     each of ``a``, ``b`` is a Tensor or a Python number."""
     groups = {"dims": None, "zero": None, "number": None}
-    for x in (a, b):
+    for name, x in (("a", a), ("b", b)):
+        if not isinstance(x, (Tensor, bool, int, float)):
+            raise TypeError(f"result_type: {name} must be a Tensor or a Python number (bool, int, float), "
+                            f"got {checks.describe(x)}")
         if isinstance(x, Tensor):
             key, dtype = ("dims" if x.ndim else "zero"), x.dtype
         else:
@@ -498,6 +501,8 @@ def max_along(x, dim, keepdim=False):
     ``torch.max(x, dim)`` (the indices, int64, carry no gradient)."""
     checks.tensor(x, "input", "max")
     keepdim = checks.flag(keepdim, "keepdim", "max")
+    if not checks.is_int(dim):
+        raise TypeError(f"max: dim must be one int (the axis to reduce), got {checks.describe(dim)}")
     (axis,) = normalize_dims(dim, x.ndim, op="max")
     if x.shape[axis] == 0:
         raise ValueError(f"max over dim={dim!r} of an empty axis (shape {x.shape})")

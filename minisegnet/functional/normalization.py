@@ -139,6 +139,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     running_var = _per_channel(running_var, "running_var", c, allow_none=training)
     weight = _per_channel(weight, "weight", c, allow_none=True, learnable=True)
     bias = _per_channel(bias, "bias", c, allow_none=True, learnable=True)
+    if training:               # updated in place below: refuse a read-only one before touching either
+        for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+            flags = getattr(raw(stat), "flags", None) if stat is not None else None
+            if not getattr(flags, "writeable", True):        # NumPy's flag (CuPy arrays have none)
+                raise ValueError(f"batch_norm: {name} is read-only, but training updates it in place")
     if x.shape[0] == 0:       # an empty batch: an empty output, running statistics untouched (PyTorch)
         return empty_batch(x.shape, x, weight, bias)
     if training and x.size // max(c, 1) < 2:

@@ -139,6 +139,7 @@ def pad(x, pad, mode="constant", value=None):
         raise TypeError(f"pad: value must be a number, got {value!r}")
     if mode != "constant" and value != 0:
         raise ValueError(f"pad: mode={mode!r} takes no fill value, got value={value!r}")
+    checks.fits_float(value, x.dtype, "value", "pad")
     if x.ndim < len(pad) // 2:
         raise ValueError(f"pad: pad={tuple(pad)!r} pads {len(pad) // 2} axes, but x has shape {x.shape}")
     # torch lists the last axis first; we keep (top, bottom), (left, right) in axis order.

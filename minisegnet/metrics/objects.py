@@ -20,17 +20,13 @@ that backend, float64 for integer or boolean input.
 """
 import numpy as np
 
-from .. import backend
+from .. import backend, checks
 
 __all__ = ["mask_iou", "box_iou", "box_area"]
 
 
 def _array(x, name):
-    if hasattr(x, "requires_grad") and hasattr(x, "data"):  # a Tensor
-        x = x.data
-    if not hasattr(x, "shape"):
-        raise TypeError(f"{name} must be an array or a Tensor, got {type(x).__name__}")
-    return x
+    return checks.array(x, name)
 
 
 def _float(a, xp):

@@ -61,11 +61,7 @@ INT64_MAX = 2**63 - 1     # the segment keys are int64
 
 
 def _array(x):
-    if hasattr(x, "requires_grad") and hasattr(x, "data"):  # a Tensor
-        x = x.data
-    if not hasattr(x, "shape"):
-        x = np.asarray(x)
-    return x
+    return checks.array(x, "the argument")
 
 
 def _category_ids(values, name, op):

@@ -37,7 +37,6 @@ import math
 import numpy as np
 
 from .. import backend, checks
-from ..autograd import Tensor
 
 __all__ = [
     "confusion_matrix",
@@ -53,16 +52,9 @@ __all__ = [
 
 
 def _array(x, name):
-    """A minisegnet Tensor's array, a NumPy or CuPy array as it is, anything else (lists, a
-    PyTorch CPU tensor, for comparing with torchmetrics) through ``np.asarray``."""
-    if isinstance(x, Tensor):
-        return x.data
-    if backend.is_array(x):
-        return x
-    try:
-        return np.asarray(x)
-    except (TypeError, ValueError, RuntimeError) as error:
-        raise TypeError(f"{name} must be an array of labels (or a Tensor), got {type(x).__name__} ({error})") from None
+    """``checks.array``: a Tensor's array, a NumPy or CuPy array, or anything ``np.asarray``
+    reads (lists, a PyTorch CPU tensor, for comparing with torchmetrics)."""
+    return checks.array(x, name)
 
 
 def confusion_matrix(pred, target, num_classes, ignore_index=None):
