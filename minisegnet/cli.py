@@ -281,8 +281,14 @@ def _add_shape_commands(commands):
         from .models import build_model
         from .summary import summary
 
-        if args.batch_size < 1:                 # named as options, not as summary's input_size
-            return fails("summary", f"--batch-size must be a positive integer, got {args.batch_size}")
+        # Named as options, before the model is built: not as summary's input_size or the model's
+        # arguments ("UNet: in_channels ..."). The U-Net options are checked for every model.
+        numbers = [("--batch-size", args.batch_size), ("--in-channels", args.in_channels),
+                   ("--num-classes", args.num_classes), ("--base-channels", args.base_channels),
+                   ("--depth", args.depth)]
+        for option, value in numbers:
+            if value is not None and value < 1:
+                return fails("summary", f"{option} must be a positive integer, got {value}")
         size = args.input if isinstance(args.input, tuple) else (args.input, args.input)
         if min(size) < 1:
             return fails("summary", f"--input must be a positive size (572 or HxW), got {show(args.input)}")

@@ -134,6 +134,19 @@ def test_summary_names_its_options_not_the_librarys_input_size(capsys, option, m
     assert code == 2 and message in err and "input_size" not in err and "Traceback" not in err, err
 
 
+@pytest.mark.parametrize("model, option, message", [
+    ("unet", ["--in-channels", "0"], "--in-channels must be a positive integer, got 0"),
+    ("unet", ["--num-classes", "0"], "--num-classes must be a positive integer, got 0"),
+    ("unet", ["--base-channels", "-1"], "--base-channels must be a positive integer, got -1"),
+    ("unet", ["--depth", "0"], "--depth must be a positive integer, got 0"),
+    ("fcn8s", ["--in-channels", "-3"], "--in-channels must be a positive integer, got -3"),
+    ("segnet", ["--num-classes", "0"], "--num-classes must be a positive integer, got 0"),
+])
+def test_summary_names_its_numeric_options_not_the_models_arguments(capsys, model, option, message):
+    code, out, err = run(capsys, "summary", model, *option)
+    assert code == 2 and message in err and "_" not in err.split("error:")[1] and "Traceback" not in err, err
+
+
 def test_shapes_conv_accepts_same_and_valid_padding_as_the_library_does(capsys):
     code, out, err = run(capsys, "shapes", "conv", "--size", "9", "--kernel", "4", "--padding", "same")
     assert code == 0 and err == "" and "-> output 9" in out
