@@ -343,6 +343,41 @@ def _load_state(module_or_optimizer, state, prefix):
     module_or_optimizer.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
 
+_KINDS = {"f": "floating-point", "i": "integer", "u": "integer", "b": "bool"}
+
+
+def _check_checkpoint_dtypes(path, state, model, optimizer=None):
+    """Refuse a checkpoint whose arrays are not of the kind of what they are loaded into.
+
+    The rule: a floating-point weight, buffer or optimizer moment takes a floating-point
+    array of any width (float16 or float64 is cast to the model's dtype, as torch's
+    ``load_state_dict`` copies with a cast); an integer buffer (BatchNorm's
+    ``num_batches_tracked``) takes an integer array. Anything else (an int or bool array
+    for a float weight, a float count, text) is a broken or foreign file: a ``UserError``
+    naming the file, the entry, the dtype found and the dtype expected. ``Module.load_state_dict``
+    itself casts any numeric array, as torch does; this is the stricter rule for checkpoint files,
+    which ``msn.save`` wrote from the model's own arrays.
+    """
+    expected = {f"model.{name}": (t.data if isinstance(t, Tensor) else t).dtype
+                for name, t in model._named_state()}
+    if optimizer is not None:
+        for key in state:
+            parts = key.split(".")
+            if key.startswith("optimizer.state.") and len(parts) == 4 and parts[2].isdigit() \
+                    and parts[3] != "step" and int(parts[2]) < len(optimizer.params):
+                expected[key] = optimizer.params[int(parts[2])].data.dtype
+    for key, target in expected.items():
+        if key not in state:
+            continue                          # load_state_dict names the missing keys
+        found = np.asarray(state[key]).dtype
+        if _KINDS.get(found.kind) != _KINDS.get(target.kind):
+            kind = _KINDS.get(target.kind, str(target))
+            rule = (f"a {kind} weight takes {kind} values (float16 or float64 are cast to it)"
+                    if target.kind == "f" else f"an {kind} buffer takes {kind} values")
+            raise UserError(f"{path!r}: its entry {key!r} holds {found} values where the model has {target}: "
+                            f"{rule}; the file is broken or was not written by minisegnet")
+
+
 # ---- checkpoints --------------------------------------------------------------------
 def _checkpoint_path(path):
     """A file means itself. A run folder means the model of its best epoch: ``best.npz``,
@@ -383,6 +418,7 @@ def _model_from_state(state, meta, path):
         raise UserError(f"{path!r}: its recorded configuration (task {config.get('task')!r}, model "
                         f"{config.get('model')!r}) does not describe a model this version builds "
                         f"({type(error).__name__}: {error})") from None
+    _check_checkpoint_dtypes(path, state, model)
     try:
         _load_state(model, state, "model.")
     except (KeyError, ValueError, TypeError, RuntimeError) as error:     # RuntimeError: keys (PyTorch's type)
@@ -394,7 +430,9 @@ def _model_from_state(state, meta, path):
 def load_checkpoint(path):
     """``(model, meta, state)`` from a checkpoint file or a run directory. The model
     is rebuilt, on the current backend, from the configuration stored inside and its
-    weights loaded."""
+    weights loaded. A weight of another kind than the model's (int or bool for a float
+    weight) is a ``UserError`` naming the file and the entry; float16 or float64 weights
+    are cast to the model's float32 (see ``_check_checkpoint_dtypes``)."""
     path = _checkpoint_path(os.fspath(path))
     state, meta = _read(path)
     return _model_from_state(state, meta, path)[1], meta, state
@@ -533,6 +571,7 @@ def _train(config, out, state, meta, progress, log):
 
     history, start_epoch, best = [], 0, None
     if meta is not None:                                       # resume: the last committed epoch
+        _check_checkpoint_dtypes(os.path.join(out, "checkpoint.npz"), state, model, optimizer)
         try:
             _load_state(model, state, "model.")
             _load_state(optimizer, state, "optimizer.")

@@ -437,6 +437,54 @@ def test_resume_and_evaluate_refuse_a_checkpoint_without_a_usable_meta(run_dir, 
         assert message in err and "Traceback" not in err, (argv, err)
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.int32, np.bool_, np.uint8])
+@pytest.mark.parametrize("part", ["model", "optimizer"])
+def test_resume_evaluate_and_predict_refuse_weights_of_another_kind(run_dir, tmp_path, capsys, dtype, part):
+    import shutil
+    from PIL import Image
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    state = msn.load(os.path.join(run_dir, "checkpoint.npz"))
+    key = next(k for k in state if k.startswith(f"{part}.") and k.endswith("weight" if part == "model" else "exp_avg"))
+    assert state[key].dtype == np.float32
+    state[key] = state[key].astype(dtype)
+    for name in ("checkpoint.npz", "best.npz"):
+        msn.save(state, copy / name)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "x.png")
+    runs = [["train", "--resume", "--out", str(copy), "--epochs", "3", "--quiet"]]
+    if part == "model":             # evaluate and predict read only the model's weights
+        runs += [["evaluate", str(copy / "checkpoint.npz")], ["predict", str(copy), str(tmp_path / "x.png"),
+                                                              "--out", str(tmp_path / "p")]]
+    for argv in runs:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        message = (f"its entry {key!r} holds {np.dtype(dtype)} values where the model has float32: a "
+                   "floating-point weight takes floating-point values")
+        assert ("checkpoint.npz'" in err or "best.npz'" in err) and message in err and "Traceback" not in err, \
+            (argv, err)
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_checkpoints_integer_count_must_be_an_integer():
+    from minisegnet import nn
+    model = nn.BatchNorm2d(3)
+    state = {f"model.{k}": v for k, v in model.state_dict().items()}
+    state["model.num_batches_tracked"] = np.array(2.5)
+    with pytest.raises(train.UserError, match="'model.num_batches_tracked' holds float64 values where the model "
+                                              "has int64: an integer buffer takes integer values"):
+        train._check_checkpoint_dtypes("c.npz", state, model)
+
+
+def test_evaluate_casts_float16_and_float64_weights_to_the_models_float32(run_dir, tmp_path, capsys):
+    state = msn.load(os.path.join(run_dir, "checkpoint.npz"))
+    names = [k for k in state if k.startswith("model.")]
+    state.update({k: state[k].astype(np.float16 if i % 2 else np.float64) for i, k in enumerate(names)})
+    msn.save(state, tmp_path / "half.npz")
+    model, _, _ = train.load_checkpoint(tmp_path / "half.npz")
+    assert all(p.dtype == np.float32 for p in model.parameters())
+    assert main(["evaluate", str(tmp_path / "half.npz")]) == 0
+
+
 def test_predict_says_how_it_fitted_an_images_channels_to_the_model(run_dir, tmp_path, capsys):
     from PIL import Image
     pixels = np.random.default_rng(0).integers(0, 256, (20, 24, 4), dtype=np.uint8)

@@ -193,6 +193,12 @@ class Module:
         (when ``strict``) and shape mismatches are errors naming the key. Returns
         ``(missing_keys, unexpected_keys)``, as PyTorch (both empty after a strict load).
 
+        Any numeric array is cast to the target's dtype, as torch's ``copy_`` casts (float64
+        or an integer array into a float32 weight); an array that does not hold numbers
+        (text, objects) is a ``TypeError``. Reading a training checkpoint is stricter: there
+        an int or bool array for a float weight is a broken file and refused
+        (``minisegnet.train.load_checkpoint``).
+
         PyTorch's ``assign=False`` keyword is not implemented: values are always
         copied into the existing arrays and cast to their dtype (``assign=True``
         would adopt the state's tensors, which torch needs for modules built on
