@@ -429,10 +429,12 @@ def _add_augment_commands(commands):
     """augment-preview: one image under several random draws of the named augmentations."""
 
     def run_preview(args):
+        import math
+
         import numpy as np
 
-        from . import data
-        from .viz.sampling import plot_augment_preview
+        from . import checks, data
+        from .viz.sampling import augment_preview_bytes, plot_augment_preview
 
         names = [n.strip() for n in args.augment.split(",")]
         unknown = [n for n in names if n not in data.AUGMENTATIONS]
@@ -448,6 +450,21 @@ def _add_augment_commands(commands):
             return fails("augment-preview", f"--draws must be >= 1 and --index, --seed >= 0, got {args.draws}, "
                                             f"{args.index}, {args.seed}")
         datasets = {"shapes": data.Shapes, "roads": data.Roads, "cells": data.Cells}
+        panels = 1 + len(names) * args.draws
+        deformations = sum(hasattr(data.AUGMENTATIONS[n](), "sample_positions") for n in names) * args.draws
+        channels = datasets[args.data].in_channels
+        needed = augment_preview_bytes(args.size, args.size, channels, panels, deformations)
+        limit = checks.memory_bytes()
+        if args.size > 0 and limit is not None and needed > limit:
+            per_pixel = needed // args.size ** 2
+            largest = math.isqrt(limit // per_pixel)
+            return fails("augment-preview", f"--size {args.size}: {panels} panels of {args.size}x{args.size} "
+                                            f"pixels ({args.data}, {channels} channel(s)) take about "
+                                            f"{checks.human_bytes(needed)} to draw ({per_pixel} bytes per pixel), "
+                                            f"more than this machine's memory ({checks.human_bytes(limit)}); "
+                                            f"the largest --size that fits is {largest}"
+                                            + (" (or draw fewer panels: --draws, --augment)" if panels > 1 and
+                                               augment_preview_bytes(1, 1, channels, 1) < per_pixel else ""))
         try:
             dataset = datasets[args.data](num_samples=args.index + 1, size=args.size, seed=args.seed)
         except ValueError as error:

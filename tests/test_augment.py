@@ -214,6 +214,49 @@ def test_augment_preview_command(tmp_path, capsys):
     assert main(["augment-preview", "--size", "8", "--out", str(out)]) == 2
 
 
+def test_augment_preview_refuses_a_size_whose_drawing_would_not_fit_before_any_work(tmp_path, capsys, monkeypatch):
+    from minisegnet import checks, data
+    from minisegnet.cli import main
+    from minisegnet.viz import sampling
+
+    out = tmp_path / "p.png"
+    # 7 panels (the original, 2 draws of elastic, affine, color) of 1-channel Cells, 4 of them deformations:
+    # 100 + 7 * (4 + 8 + 24) + 4 * 16 = 416 bytes a pixel
+    assert sampling.augment_preview_bytes(100, 100, 1, 7, 4) == 100 * 100 * 416
+    monkeypatch.setattr(checks, "memory_bytes", lambda: 64 * 64 * 416)
+    monkeypatch.setattr(data.Cells, "_draw", lambda *a: pytest.fail("drew the image"))
+    assert main(["augment-preview", "--size", "65", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        "minisegnet augment-preview: error: --size 65: 7 panels of 65x65 pixels (cells, 1 channel(s)) take about "
+        "1.7 MiB to draw (416 bytes per pixel), more than this machine's memory (1.6 MiB); the largest --size "
+        "that fits is 64 (or draw fewer panels: --draws, --augment)\n")
+    assert not out.exists()
+    # one panel fewer than the scene's own drawing needs: fewer panels would not help, so it is not suggested
+    assert main(["augment-preview", "--size", "100", "--augment", "hflip", "--draws", "1", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.endswith("(220 bytes per pixel), more than this machine's memory (1.6 MiB); "
+                                            "the largest --size that fits is 88\n")
+
+
+def test_augment_preview_bytes_is_never_below_what_the_drawing_takes():
+    """The estimate against tracemalloc's peak for a 3-channel Shapes preview of 5 panels."""
+    import tracemalloc
+
+    from minisegnet import data
+    from minisegnet.viz.sampling import augment_preview_bytes, plot_augment_preview
+
+    size, names = 400, ["elastic", "affine", "color", "hflip"]
+    tracemalloc.start()
+    try:
+        dataset = data.Shapes(1, size, seed=0)
+        image, mask = dataset[0]
+        plot_augment_preview(image, mask, [(n, data.AUGMENTATIONS[n]()) for n in names],
+                             np.random.default_rng(0), palette=dataset.palette)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak - 30 * 2 ** 20 <= augment_preview_bytes(size, size, 3, 5, 2) <= 1.25 * peak
+
+
 @pytest.mark.parametrize("size, rule", [("0", ">= 1"), ("-3", ">= 1"), ("8", "at least 16 pixels for the toy scenes")])
 def test_augment_preview_size_error_quotes_the_size_given(size, rule, tmp_path, capsys):
     from minisegnet.cli import main
