@@ -449,13 +449,16 @@ def _add_augment_commands(commands):
         if args.draws < 1 or args.index < 0 or args.seed < 0:
             return fails("augment-preview", f"--draws must be >= 1 and --index, --seed >= 0, got {args.draws}, "
                                             f"{args.index}, {args.seed}")
+        if args.size < data.toy.MIN_SIZE:            # the one rule, as train says it (not ">= 1" for 0)
+            return fails("augment-preview", f"--size must be at least {data.toy.MIN_SIZE} pixels for the "
+                                            f"built-in --data {args.data} (its scenes need the room), got {args.size}")
         datasets = {"shapes": data.Shapes, "roads": data.Roads, "cells": data.Cells}
         panels = 1 + len(names) * args.draws
         deformations = sum(hasattr(data.AUGMENTATIONS[n](), "sample_positions") for n in names) * args.draws
         channels = datasets[args.data].in_channels
         needed = augment_preview_bytes(args.size, args.size, channels, panels, deformations)
         limit = checks.memory_bytes()
-        if args.size > 0 and limit is not None and needed > limit:
+        if limit is not None and needed > limit:
             per_pixel = needed // args.size ** 2
             largest = math.isqrt(limit // per_pixel)
             return fails("augment-preview", f"--size {args.size}: {panels} panels of {args.size}x{args.size} "

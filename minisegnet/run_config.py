@@ -112,6 +112,10 @@ def resolve_config(config):
     if config["data"] in TOY_DATASETS and config["data"] not in task.datasets:
         raise UserError(f"--data {config['data']} has no truth for --task {task.name} "
                         f"(its built-in data: {', '.join(task.datasets)}, or a folder)")
+    if config["data"] in TOY_DATASETS and isinstance(config["size"], int) and not isinstance(config["size"], bool) \
+            and config["size"] < data_module.toy.MIN_SIZE:   # one rule for 0 and 8: the scenes' own
+        raise UserError(f"--size must be at least {data_module.toy.MIN_SIZE} pixels for the built-in "
+                        f"--data {config['data']} (its scenes need the room), got {config['size']}")
     for key in ("epochs", "batch_size", "size", "num_train", "num_val"):
         if not _positive_int(config[key]):
             raise UserError(f"--{key.replace('_', '-')} must be a positive integer, got {config[key]!r}")

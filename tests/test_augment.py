@@ -257,12 +257,15 @@ def test_augment_preview_bytes_is_never_below_what_the_drawing_takes():
     assert peak - 30 * 2 ** 20 <= augment_preview_bytes(size, size, 3, 5, 2) <= 1.25 * peak
 
 
-@pytest.mark.parametrize("size, rule", [("0", ">= 1"), ("-3", ">= 1"), ("8", "at least 16 pixels for the toy scenes")])
-def test_augment_preview_size_error_quotes_the_size_given(size, rule, tmp_path, capsys):
+@pytest.mark.parametrize("size", ["0", "-3", "8", "15"])
+def test_augment_preview_size_error_quotes_the_size_given_and_one_rule(size, tmp_path, capsys):
     from minisegnet.cli import main
 
     assert main(["augment-preview", "--size", size, "--out", str(tmp_path / "p.png")]) == 2
-    assert capsys.readouterr().err == f"minisegnet augment-preview: error: --size: size must be {rule}, got {size}\n"
+    assert capsys.readouterr().err == ("minisegnet augment-preview: error: --size must be at least 16 pixels for "
+                                       f"the built-in --data cells (its scenes need the room), got {size}\n")
+    assert main(["augment-preview", "--size", "16", "--draws", "1", "--augment", "hflip",
+                 "--out", str(tmp_path / "p.png")]) == 0
     with pytest.raises(ValueError, match=r"^RandomCrop: size must be >= 1, got 0$"):
         T.RandomCrop(0)
 

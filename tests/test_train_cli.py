@@ -211,7 +211,12 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
     (["train", "--model-arg", "dpeth=2"], "--model-arg: unet has no option 'dpeth'; its options: base_channels, depth"),
     (["train", "--size", "30", "--model-arg", "depth=2"], "--size 30 does not fit"),
     (["train", "--epochs", "0"], "--epochs must be a positive integer"),
-    (["train", "--size", "7"], "size must be at least 16 pixels"),
+    (["train", "--size", "7"], "--size must be at least 16 pixels for the built-in --data shapes (its scenes "
+                               "need the room), got 7"),
+    (["train", "--size", "0", "--data", "cells"], "--size must be at least 16 pixels for the built-in --data cells "
+                                                  "(its scenes need the room), got 0"),
+    (["train", "--size", "-4", "--data", "roads"], "--size must be at least 16 pixels for the built-in --data "
+                                                   "roads (its scenes need the room), got -4"),
     (["train", "--weight-decay", "-1"], "--weight-decay must be a non-negative number"),
     (["train", "--momentum", "-1", "--optimizer", "sgd"], "--momentum must be a non-negative number"),
     (["train", "--resume", "--epochs", "3"], "--resume needs --out"),

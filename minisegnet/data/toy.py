@@ -26,7 +26,9 @@ import numpy as np
 
 from .transforms import _as_size
 
-__all__ = ["Shapes", "Roads", "Cells", "default_palette"]
+__all__ = ["Shapes", "Roads", "Cells", "default_palette", "MIN_SIZE"]
+
+MIN_SIZE = 16       # the smallest height and width the scenes are drawn at (their shapes need the room)
 
 _SPLITS = ("train", "val", "test")
 
@@ -114,9 +116,12 @@ class _ToyDataset:
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
         self.num_samples = int(num_samples)
-        self.size = _as_size(size)
-        if min(self.size) < 16:
-            raise ValueError(f"size must be at least 16 pixels for the toy scenes, got {size!r}")
+        try:
+            self.size = _as_size(size)
+        except ValueError:                  # 0 or less: the one rule, the scenes' own, not ">= 1"
+            self.size = (0, 0)
+        if min(self.size) < MIN_SIZE:
+            raise ValueError(f"size must be at least {MIN_SIZE} pixels for the toy scenes, got {size!r}")
         if not isinstance(return_instances, (bool, np.bool_)):
             raise TypeError(f"return_instances must be True or False, got {return_instances!r}")
         self.seed = int(seed)
