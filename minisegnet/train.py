@@ -111,11 +111,13 @@ def _infer_num_classes(masks_dir):
     return top + 1
 
 
-def build_datasets(config, task=None, progress=False):
+def build_datasets(config, task=None, progress=False, log=None):
     """The training and held-out datasets for ``config``, and their info dict
     (num_classes, in_channels, class_names, palette, ignore_index, ...). A folder
     is read through once first (``data.check_folder``): every bad file is
-    reported before any training."""
+    reported before any training, and ``log`` (when given) gets one ``note:`` line
+    on the images whose channels are fitted to the model's (grey repeated, alpha
+    dropped), counted from that reading."""
     task = task or task_class(config.get("task", "semantic"))
     name, size = config["data"], config["size"]
     if name in TOY_DATASETS:
@@ -164,6 +166,9 @@ def build_datasets(config, task=None, progress=False):
     if len(full) < 2:
         raise UserError(f"--data {name!r} holds {len(full)} image; at least 2 are needed "
                         "(one to train on, one held out)")
+    note = full.conversion_summary()
+    if note and log is not None:
+        log(f"note: --data {name!r}: {note}")
     n_val = min(max(1, int(round(len(full) * config["val_fraction"]))), len(full) - 1)
     order = np.random.default_rng([config["seed"], 7]).permutation(len(full))
     val = data_module.Subset(full, sorted(order[:n_val].tolist()))
@@ -554,7 +559,7 @@ def _train(config, out, state, meta, progress, log):
 
     manual_seed(config["seed"])
     task_cls = task_class(config["task"])
-    train_ds, val_ds, info = build_datasets(config, task_cls, progress=progress)
+    train_ds, val_ds, info = build_datasets(config, task_cls, progress=progress, log=log)
     task = task_cls(info)
     model = _build_model(task, config)
     size = config["size"]
@@ -732,7 +737,7 @@ def evaluate_checkpoint(path, batch_size=None, backend_name=None, log=print):
             raise UserError(f"{path!r}: the configuration it records is not one this version runs "
                             f"(as an option, {error})") from None
         try:
-            _, val_ds, _ = build_datasets(config, type(task))
+            _, val_ds, _ = build_datasets(config, type(task), log=log)
         except UserError as error:
             raise UserError(f"{path}: the run's held-out images come from its --data {config['data']!r} "
                             f"(config.json), which cannot be read now: {error}") from None

@@ -397,6 +397,30 @@ def _write_folder(root, n=6, size=24):
     return root
 
 
+def test_training_on_a_folder_says_once_how_it_fitted_the_images_channels(tmp_path, capsys):
+    from PIL import Image
+    root = _write_folder(tmp_path / "ds", n=6)
+    for i in (1, 4):                                                          # two grey images
+        with Image.open(root / "images" / f"{i}.png") as im:
+            im.convert("L").save(root / "images" / f"{i}.png")
+    with Image.open(root / "images" / "2.png") as im:                         # one with an alpha channel
+        im.convert("RGBA").save(root / "images" / "2.png")
+    out = tmp_path / "run"
+    argv = ["train", *FOLDER_TINY, "--epochs", "1", "--data", str(root), "--out", str(out)]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    note = (f"note: --data {str(root)!r}: 2 of 6 images (PIL mode L): repeated the grey channel; 1 of 6 images "
+            "(PIL mode RGBA): dropped the alpha channel (the model takes 3 channels)")
+    assert [line for line in lines if line.startswith("note:")] == [note], lines
+    assert main(["evaluate", str(out)]) == 0                                  # evaluate reads the folder too
+    assert capsys.readouterr().out.splitlines()[0] == note
+    # an RGB folder: no note
+    plain = _write_folder(tmp_path / "plain", n=3)
+    full = data.FolderDataset(plain / "images", plain / "masks", 4)
+    assert data.check_folder(full) == 3 and full.conversion_summary() is None
+    assert [a.shape for a in full[0]] == [(3, 24, 24), (24, 24)]             # __getitem__ as before
+
+
 def test_folder_data_is_checked_before_training_and_every_bad_file_reported(tmp_path, capsys):
     from PIL import Image
     root = _write_folder(tmp_path / "ds", n=7)

@@ -36,10 +36,9 @@ _RGB_MODES = ("RGB", "RGBA", "RGBa", "RGBX")
 _PALETTE_MODES = ("P", "PA")
 
 
-def conversion_note(im, in_channels):
-    """What ``image_array`` does to an opened PIL image's channels to give ``in_channels``,
-    in words ("has 1 channel (PIL mode L), the model takes 3: repeated the grey channel"),
-    or None when it reads them as they are (a palette's colours read as RGB included)."""
+def _fitting(im, in_channels):
+    """The steps, in words, by which ``image_array`` fits an opened PIL image's channels to
+    ``in_channels`` (a tuple; empty when it reads them as they are)."""
     done = []
     if im.mode in _ALPHA_MODES:
         done.append("dropped the alpha channel")
@@ -54,6 +53,14 @@ def conversion_note(im, in_channels):
         source = ("the palette's colours" if im.mode in _PALETTE_MODES
                   else "RGB" if im.mode in _RGB_MODES else im.mode)
         done.append(f"converted {source} to grey")
+    return tuple(done)
+
+
+def conversion_note(im, in_channels):
+    """What ``image_array`` does to an opened PIL image's channels to give ``in_channels``,
+    in words ("has 1 channel (PIL mode L), the model takes 3: repeated the grey channel"),
+    or None when it reads them as they are (a palette's colours read as RGB included)."""
+    done = _fitting(im, in_channels)
     if not done:
         return None
     n = len(im.getbands())
@@ -166,11 +173,17 @@ class FolderDataset:
         return len(self.pairs)
 
     def __getitem__(self, index):
+        return self._read(index)[0]
+
+    def _read(self, index):
+        """``(sample, (PIL mode, steps))``: the sample and how its image's channels were fitted
+        to ``in_channels`` (``_fitting``'s steps, empty when they were read as they are)."""
         from PIL import Image
 
         image_path, mask_path = self.pairs[index]
         with Image.open(image_path) as im:
             image = image_array(im, self.in_channels, image_path)
+            fitting = (im.mode, _fitting(im, self.in_channels))
         with Image.open(mask_path) as m:
             if m.mode not in ("L", "P", "I", "I;16", "1"):
                 raise ValueError(f"mask {mask_path!r} is an image of mode {m.mode!r}; masks must be index images "
@@ -188,8 +201,24 @@ class FolderDataset:
                              f"for num_classes={self.num_classes}"
                              + ("" if self.ignore_index is not None else " (pass ignore_index for a 'don't care' label)"))
         if self.instance_files is None:
-            return np.ascontiguousarray(image), mask
-        return np.ascontiguousarray(image), mask, self._read_instances(index, mask.shape)
+            return (np.ascontiguousarray(image), mask), fitting
+        return (np.ascontiguousarray(image), mask, self._read_instances(index, mask.shape)), fitting
+
+    def conversion_summary(self):
+        """One line on the images whose channels are fitted to ``in_channels``, counted by
+        ``check_folder`` as it read them ("3 of 40 images (PIL mode L): repeated the grey
+        channel; 1 of 40 images (PIL mode RGBA): dropped the alpha channel (the model takes 3
+        channels)"), or None when none is, or ``check_folder`` has not read the folder."""
+        conversions = getattr(self, "conversions", None)
+        if not conversions:
+            return None
+        groups = {}                                 # the same steps, whatever the mode: one group
+        for (mode, steps), count in conversions.items():
+            total, modes = groups.get(steps, (0, []))
+            groups[steps] = (total + count, modes + [mode])
+        parts = [f"{count} of {len(self)} images (PIL mode {', '.join(sorted(modes))}): {', '.join(steps)}"
+                 for steps, (count, modes) in sorted(groups.items(), key=lambda item: -item[1][0])]
+        return "; ".join(parts) + f" (the model takes {self.in_channels} channel{'s' if self.in_channels > 1 else ''})"
 
     def _read_instances(self, index, size):
         """The instance-id PNG of sample ``index`` as int64 ``(H, W)``, checked."""
@@ -245,16 +274,28 @@ def check_folder(dataset, progress=False):
     Run it before training, so that a bad file is reported in seconds, with
     all the others, rather than as a traceback in the middle of an epoch.
     ``progress=True`` shows a progress bar on stderr for folders of 50 pairs
-    or more. Returns the number of pairs checked.
+    or more. Returns the number of pairs checked. On the way it counts, from the
+    images it opens anyway, those whose channels are fitted to the dataset's
+    ``in_channels`` (grey repeated, alpha dropped, ...): ``dataset.conversions``, a
+    ``Counter`` of ``(PIL mode, steps)``, which ``dataset.conversion_summary()`` puts in words.
     """
+    from collections import Counter
+
     from tqdm import tqdm
 
     problems = list(getattr(dataset, "unpaired", []))
+    read = getattr(dataset, "_read", None)           # a FolderDataset: the sample and its fitting
+    conversions = Counter()
     steps = tqdm(range(len(dataset)), desc="checking the data folder", unit="pair", leave=False,
                  disable=not progress or len(dataset) < 50, file=sys.stderr, dynamic_ncols=True)
     for index in steps:
         try:
-            dataset[index]
+            if read is None:
+                dataset[index]
+            else:
+                _, fitting = read(index)
+                if fitting[1]:
+                    conversions[fitting] += 1
         except ValueError as error:
             problems.append(str(error))
         except OSError as error:               # PIL: not an image it can read
@@ -264,4 +305,6 @@ def check_folder(dataset, progress=False):
         raise ValueError(f"{len(problems) - unpaired} of {len(dataset)} image/mask pairs cannot be used"
                          + (" and some files have no partner" if unpaired else "") + ":\n  "
                          + "\n  ".join(problems))
+    if read is not None:
+        dataset.conversions = conversions
     return len(dataset)
