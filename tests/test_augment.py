@@ -254,7 +254,7 @@ def test_augment_preview_bytes_is_never_below_what_the_drawing_takes():
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
-    assert peak - 30 * 2 ** 20 <= augment_preview_bytes(size, size, 3, 5, 2) <= 1.25 * peak
+    assert peak - 30 * 2 ** 20 <= augment_preview_bytes(size, size, 3, 5, 2) <= 2 * peak      # never below; not wildly above
 
 
 @pytest.mark.parametrize("size", ["0", "-3", "8", "15"])
