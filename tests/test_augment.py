@@ -5,6 +5,8 @@ PyTorch's bicubic, and every bad parameter a clear error."""
 import numpy as np
 import pytest
 
+import minisegnet as msn
+
 from minisegnet.data import (Cells, ColorJitter, Compose, DataLoader, RandomAffine, RandomElastic, RandomFlip,
                              Shapes)
 from minisegnet.data import transforms as T
@@ -145,6 +147,9 @@ def test_color_jitter_touches_the_image_only():
     np.testing.assert_allclose(out_image, np.full_like(image, image.mean()), rtol=1e-5)
 
 
+MASK4 = np.zeros((4, 4), np.int64)
+
+
 @pytest.mark.parametrize("make, error, words", [
     (lambda: RandomElastic(sigma=-1), ValueError, "sigma must be a finite, non-negative"),
     (lambda: RandomElastic(sigma=float("inf")), ValueError, "sigma"),
@@ -170,12 +175,12 @@ def test_color_jitter_touches_the_image_only():
     (lambda: RandomElastic()(np.zeros((1, 4, 4), np.uint8), np.zeros((4, 4), np.int64), np.random.default_rng()),
      TypeError, "floating point"),
     (lambda: RandomElastic(p=1)(np.zeros((4, 4), np.float32), np.zeros((4, 4), np.int64), np.random.default_rng()),
-     ValueError, r"the image must be \(C, H, W\) to be deformed, got shape \(4, 4\)"),
+     ValueError, r"RandomElastic: the image must be \(C, H, W\) .*, got image \(4, 4\) and labels \(4, 4\)"),
     (lambda: RandomAffine(p=1)(np.zeros((1, 4, 4), np.float32), np.zeros((4, 5), np.int64), np.random.default_rng()),
-     ValueError, r"the labels must be \(H, W\) or \(K, H, W\) with the image's H, W \(4, 4\), got shape \(4, 5\)"),
-    (lambda: ColorJitter(0.1)(np.full((1, 4, 4), 255.0, np.float32), np.zeros((4, 4)), np.random.default_rng()),
+     ValueError, r"RandomAffine: the image is 4x4 but the labels are 4x5; they must match"),
+    (lambda: ColorJitter(0.1)(np.full((1, 4, 4), 255.0, np.float32), MASK4, np.random.default_rng()),
      ValueError, r"ColorJitter needs an image in \[0, 1\].*from 255 to 255"),
-    (lambda: ColorJitter(0.1)(np.full((1, 4, 4), -0.5, np.float32), np.zeros((4, 4)), np.random.default_rng()),
+    (lambda: ColorJitter(0.1)(np.full((1, 4, 4), -0.5, np.float32), MASK4, np.random.default_rng()),
      ValueError, r"ColorJitter needs an image in \[0, 1\]"),
 ])
 def test_bad_parameters_are_refused(make, error, words):
@@ -342,5 +347,57 @@ def test_compose_refuses_what_is_not_an_augmentation():
 
 def test_deforming_a_float_label_map_is_refused():
     image = np.zeros((1, 4, 4), np.float32)
-    with pytest.raises(TypeError, match="labels must hold integers"):
+    with pytest.raises(TypeError, match="RandomElastic: mask must hold integer labels"):
         RandomElastic(sigma=0)(image, np.full((4, 4), 0.5), np.random.default_rng(0))
+
+
+# ---- what every transform refuses, before any work ----------------------------------------------
+EVERY = [RandomFlip(p=1.0), T.RandomRot90(), T.RandomCrop(4), T.CenterCrop(4), T.MirrorPad(2),
+         RandomElastic(sigma=2), RandomAffine(degrees=10), ColorJitter(0.1)]
+IMAGE, MASK = np.zeros((3, 8, 8), np.float32), np.zeros((8, 8), np.int64)
+
+
+@pytest.mark.parametrize("t", EVERY, ids=lambda t: type(t).__name__)
+@pytest.mark.parametrize("image, mask, error, words", [
+    # a batch, or a map without channels: the crops used to crop the channel axis and one spatial axis
+    (IMAGE[None], MASK, ValueError, r"the image must be \(C, H, W\) and the labels one map \(H, W\) or several "
+                                    r"stacked \(K, H, W\), got image \(1, 3, 8, 8\) and labels \(8, 8\)"),
+    (IMAGE[0], MASK, ValueError, r"got image \(8, 8\) and labels \(8, 8\)"),
+    (IMAGE, MASK.ravel(), ValueError, r"got image \(3, 8, 8\) and labels \(64,\)"),
+    (IMAGE, MASK[None, None], ValueError, r"got image \(3, 8, 8\) and labels \(1, 1, 8, 8\)"),
+    # not NumPy: a Tensor came back as a Tensor or as an object array
+    (msn.tensor(IMAGE), MASK, TypeError, r"image must be a NumPy array \(the transforms run on the host, in the "
+                                         r"loader, on NumPy arrays\), got a Tensor .*; pass image.numpy\(\)"),
+    (IMAGE, msn.tensor(MASK), TypeError, r"mask must be a NumPy array .*got a Tensor .*; pass mask.numpy\(\)"),
+    (IMAGE.tolist(), MASK, TypeError, r"image must be a NumPy array .*got \[\[\["),
+    (IMAGE, None, TypeError, r"mask must be a NumPy array .*got None"),
+    (np.zeros((3, 0, 0), np.float32), np.zeros((0, 0), np.int64), ValueError,
+     r"image must have at least one channel and pixel, got shape \(3, 0, 0\)"),
+    (IMAGE, np.zeros((0, 8, 8), np.int64), ValueError, r"mask must not be empty, got shape \(0, 8, 8\)"),
+    (IMAGE, MASK.astype(np.float64), TypeError, "mask must hold integer labels .*, got dtype float64"),
+    (IMAGE.astype(complex), MASK, TypeError, "image must hold booleans, integers or floats, got dtype complex128"),
+])
+def test_every_transform_refuses_a_bad_sample_naming_itself(t, image, mask, error, words):
+    with pytest.raises(error, match=f"^{type(t).__name__}: .*{words}"):
+        t(image, mask, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("t", [t for t in EVERY if not isinstance(t, (T.CenterCrop, T.MirrorPad))],
+                         ids=lambda t: type(t).__name__)
+@pytest.mark.parametrize("rng", [None, 0, np.random.RandomState(0)], ids=repr)
+def test_a_drawing_transform_needs_a_generator(t, rng):
+    with pytest.raises(TypeError, match=f"^{type(t).__name__}: rng must be a numpy.random.Generator .*got "):
+        t(IMAGE, MASK, rng)
+
+
+def test_center_crop_and_mirror_pad_still_take_no_rng():
+    assert [t(IMAGE, MASK)[0].shape for t in (T.CenterCrop(4), T.MirrorPad(2))] == [(3, 4, 4), (3, 12, 12)]
+
+
+def test_compose_names_the_member_that_returns_no_pair():
+    def forgetful(image, mask, rng):
+        image * 2                                     # forgot to return
+
+    with pytest.raises(TypeError, match=r"^Compose: item 1 \(<function .*forgetful.*\) must return a pair "
+                                        r"\(image, mask\), returned None$"):
+        Compose(RandomFlip(), forgetful)(IMAGE, MASK, np.random.default_rng(0))

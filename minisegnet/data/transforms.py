@@ -5,7 +5,9 @@ An augmentation is a callable ``t(image, mask, rng) -> (image, mask)``.
 ``(K, H, W)`` that must move as one: the class map first, then object ids
 (the loader stacks ``(mask, instances)`` so); every transform here indexes
 the last two axes only, so both work. ``rng`` is a NumPy ``Generator``: the
-loader seeds it per epoch, so augmentation is repeatable.
+loader seeds it per epoch, so augmentation is repeatable. Each transform checks
+these first, from shapes and dtypes only (``_check_sample``): a batch, a Tensor
+or labels of another size are an error naming the transform, not a wrong crop.
 
 **Mirrored copies are other objects.** Mirroring (a crop of an image smaller
 than the crop, a deformation with ``padding_mode="reflection"``) brings in a
@@ -42,6 +44,7 @@ import numbers
 
 import numpy as np
 
+from .. import checks
 from ..autograd import Tensor, no_grad
 from ..functional import affine_grid, grid_sample
 
@@ -78,8 +81,12 @@ class Compose:
         self.transforms = transforms
 
     def __call__(self, image, mask, rng):
-        for t in self.transforms:
-            image, mask = t(image, mask, rng)
+        for k, t in enumerate(self.transforms):
+            out = t(image, mask, rng)
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                raise TypeError(f"Compose: item {k} ({t!r}) must return a pair (image, mask), returned "
+                                f"{checks.describe(out)}")
+            image, mask = out
         return image, mask
 
 
@@ -94,7 +101,7 @@ class RandomFlip:
         self.p = _check_probability(p, "RandomFlip: p")
 
     def __call__(self, image, mask, rng):
-        _check_same_size(image, mask, "RandomFlip")
+        _check_sample("RandomFlip", image, mask, rng)
         if self.horizontal and rng.random() < self.p:
             image, mask = image[..., ::-1], mask[..., ::-1]
         if self.vertical and rng.random() < self.p:
@@ -107,17 +114,48 @@ class RandomRot90:
     images, so every sample of a batch keeps its shape)."""
 
     def __call__(self, image, mask, rng):
-        _check_same_size(image, mask, "RandomRot90")
+        _check_sample("RandomRot90", image, mask, rng)
         k = int(rng.integers(4)) if image.shape[-1] == image.shape[-2] else 2 * int(rng.integers(2))
         return np.rot90(image, k, axes=(-2, -1)), np.rot90(mask, k, axes=(-2, -1))
 
 
-def _check_same_size(image, mask, name):
-    """Image and labels must cover the same pixels for a transform to move them together."""
-    if tuple(image.shape[-2:]) != tuple(mask.shape[-2:]):
+_NO_DRAW = object()      # a transform that draws nothing (CenterCrop, MirrorPad) takes any rng
+
+
+def _check_sample(name, image, mask, rng=_NO_DRAW, same_size=True):
+    """What every transform here needs, checked before any work from types, shapes and dtypes
+    only (no value is read): a NumPy image ``(C, H, W)`` with at least one pixel, NumPy integer
+    labels ``(H, W)`` or ``(K, H, W)`` covering the same pixels (``same_size``: the transform
+    moves them together), and, where it draws, a ``numpy.random.Generator``."""
+    for arg, value in (("image", image), ("mask", mask)):
+        if not isinstance(value, np.ndarray):
+            hint = f"; pass {arg}.numpy()" if isinstance(value, Tensor) else ""
+            raise TypeError(f"{name}: {arg} must be a NumPy array (the transforms run on the host, in the loader, "
+                            f"on NumPy arrays), got {checks.describe(value)}{hint}")
+    if image.ndim != 3 or mask.ndim not in (2, 3):
+        raise ValueError(f"{name}: the image must be (C, H, W) and the labels one map (H, W) or several stacked "
+                         f"(K, H, W), got image {image.shape} and labels {mask.shape}")
+    if image.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: image must hold booleans, integers or floats, got dtype {image.dtype}")
+    if image.size == 0:
+        raise ValueError(f"{name}: image must have at least one channel and pixel, got shape {image.shape}")
+    if mask.dtype.kind not in "iub":
+        raise TypeError(f"{name}: mask must hold integer labels (class indices or object ids), got dtype "
+                        f"{mask.dtype}")
+    if same_size and image.shape[-2:] != mask.shape[-2:]:
         raise ValueError(f"{name}: the image is {image.shape[-2]}x{image.shape[-1]} but the labels are "
                          f"{mask.shape[-2]}x{mask.shape[-1]}; they must match to move together (MirrorPad, which "
                          f"makes the image larger, must be the last transform)")
+    if mask.size == 0:
+        raise ValueError(f"{name}: mask must not be empty, got shape {mask.shape}")
+    if rng is not _NO_DRAW:
+        _check_rng(rng, name)
+
+
+def _check_rng(rng, name):
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"{name}: rng must be a numpy.random.Generator (the loader passes one; e.g. "
+                        f"np.random.default_rng(0)), got {checks.describe(rng)}")
 
 
 def copy_number(source, size):
@@ -153,9 +191,8 @@ def mirrored_copies(mask, copy_y, copy_x):
 
 
 def _reflect_to(image, mask, size, name):
-    """Mirror-pad image and mask (the same pixels) up to at least ``size``; reflected copies of
-    objects get ids of their own (``mirrored_copies``)."""
-    _check_same_size(image, mask, name)
+    """Mirror-pad image and mask (checked: ``_check_sample``) up to at least ``size``; reflected
+    copies of objects get ids of their own (``mirrored_copies``)."""
     h, w = mask.shape[-2:]
     ph, pw = max(size[0] - h, 0), max(size[1] - w, 0)
     if ph or pw:
@@ -184,6 +221,7 @@ class RandomCrop:
         self.size = _as_size(size, "RandomCrop: size")
 
     def __call__(self, image, mask, rng):
+        _check_sample("RandomCrop", image, mask, rng)
         image, mask = _reflect_to(image, mask, self.size, "RandomCrop")
         h, w = mask.shape[-2:]
         top = int(rng.integers(h - self.size[0] + 1))
@@ -198,6 +236,7 @@ class CenterCrop:
         self.size = _as_size(size, "CenterCrop: size")
 
     def __call__(self, image, mask, rng=None):
+        _check_sample("CenterCrop", image, mask)
         image, mask = _reflect_to(image, mask, self.size, "CenterCrop")
         h, w = mask.shape[-2:]
         top, left = (h - self.size[0]) // 2, (w - self.size[1]) // 2
@@ -223,6 +262,7 @@ class MirrorPad:
         self.padding = tuple(int(p) for p in padding)
 
     def __call__(self, image, mask, rng=None):
+        _check_sample("MirrorPad", image, mask)
         t, b, l, r = self.padding
         return np.pad(image, ((0, 0), (t, b), (l, r)), mode="reflect"), mask
 
@@ -368,6 +408,7 @@ class RandomElastic:
         return np.stack([cols + dx, rows + dy], axis=-1)
 
     def __call__(self, image, mask, rng):
+        _check_sample("RandomElastic", image, mask, rng)
         if rng.random() >= self.p:
             return image, mask
         return warp(image, mask, self.sample_positions(image.shape[-2:], rng), self.padding_mode)
@@ -440,6 +481,7 @@ class RandomAffine:
         return self.positions(size, *self.sample_matrix(size, rng))
 
     def __call__(self, image, mask, rng):
+        _check_sample("RandomAffine", image, mask, rng)
         if rng.random() >= self.p:
             return image, mask
         return warp(image, mask, self.sample_positions(image.shape[-2:], rng), self.padding_mode)
@@ -468,6 +510,7 @@ class ColorJitter:
         self.gamma = _factor_range(gamma, "ColorJitter: gamma", positive=True)
 
     def __call__(self, image, mask, rng):
+        _check_sample("ColorJitter", image, mask, rng, same_size=False)     # the labels do not move
         if image.dtype.kind != "f":
             raise TypeError(f"ColorJitter needs a floating-point image in [0, 1], got dtype {image.dtype}")
         if image.size and not (image.min() >= 0 and image.max() <= 1):    # NaN fails both
