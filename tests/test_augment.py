@@ -401,3 +401,27 @@ def test_compose_names_the_member_that_returns_no_pair():
     with pytest.raises(TypeError, match=r"^Compose: item 1 \(<function .*forgetful.*\) must return a pair "
                                         r"\(image, mask\), returned None$"):
         Compose(RandomFlip(), forgetful)(IMAGE, MASK, np.random.default_rng(0))
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: T.bicubic_weights(8, 0), ValueError, "^bicubic_weights: points must be >= 1, got 0$"),
+    (lambda: T.bicubic_weights(-1, 3), ValueError, "^bicubic_weights: n must be >= 1, got -1$"),
+    (lambda: T.bicubic_weights(8.0, 3), TypeError, "^bicubic_weights: n must be an int, got 8.0$"),
+    (lambda: T.elastic_displacement("a", 1.0, np.random.default_rng(0)), TypeError,
+     "^elastic_displacement: size must be an int or a pair"),
+    (lambda: T.elastic_displacement((0, 8), 1.0, np.random.default_rng(0)), ValueError,
+     r"^elastic_displacement: size must be >= 1, got \(0, 8\)$"),
+    (lambda: T.elastic_displacement((8, 8), float("nan"), np.random.default_rng(0)), ValueError, "sigma must be"),
+    (lambda: T.elastic_displacement((8, 8), 1.0, None), TypeError,
+     "^elastic_displacement: rng must be a numpy.random.Generator"),
+    (lambda: T.elastic_displacement((8, 8), 1.0, np.random.default_rng(0), points=1), ValueError,
+     "^elastic_displacement: points must be an int >= 2"),
+    (lambda: T.copy_number(np.arange(3), 0), ValueError, "^copy_number: size must be >= 1, got 0$"),
+    (lambda: T.copy_number(np.arange(3), -1), ValueError, "^copy_number: size must be >= 1, got -1$"),
+    (lambda: T.copy_number(np.arange(3), 1.5), TypeError, "^copy_number: size must be an int, got 1.5$"),
+    (lambda: T.copy_number(np.arange(3.0), 3), TypeError,
+     "^copy_number: source must hold integer pixel coordinates, got dtype float64$"),
+])
+def test_the_public_helpers_check_their_arguments(call, error, words):
+    with pytest.raises(error, match=words):
+        call()

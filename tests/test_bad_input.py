@@ -16,6 +16,7 @@ import minisegnet as msn
 from minisegnet import functional as F
 from minisegnet import checks, instances, metrics, nn, optim, shapes
 from minisegnet.cli import main as cli_main
+from minisegnet.data import transforms
 from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet
 
 
@@ -657,7 +658,19 @@ HUGE = [
     ("SegNet", "base_channels=", lambda n: SegNet(base_channels=n)),
     ("FCN", "width=", lambda n: FCN(2, width=n)),
     ("DeepLabV3Plus", "aspp_channels=", lambda n: DeepLabV3Plus(aspp_channels=n)),
+    ("MirrorPad", "padding=", lambda n: transforms.MirrorPad(n)(*_sample())),
+    ("RandomCrop", "size=", lambda n: transforms.RandomCrop(n)(*_sample(), np.random.default_rng(0))),
+    ("CenterCrop", "size=", lambda n: transforms.CenterCrop(n)(*_sample())),
+    ("RandomElastic", "points=", lambda n: transforms.RandomElastic(points=n)(*_sample(), np.random.default_rng(0))),
+    ("elastic_displacement", "points=",
+     lambda n: transforms.elastic_displacement((8, 8), 1.0, np.random.default_rng(0), points=n)),
+    ("bicubic_weights", "n=", lambda n: transforms.bicubic_weights(n, n)),
 ]
+
+
+def _sample():
+    """A small (image, mask) for the augmentations."""
+    return np.zeros((3, 8, 8), np.float32), np.zeros((8, 8), np.int64)
 
 
 @given(where=st.sampled_from(HUGE), n=st.integers(10**7, 10**12))

@@ -163,7 +163,10 @@ def copy_number(source, size):
     axis is mirrored about its end pixels (``np.pad``'s "reflect"): 0 inside ``[0, size - 1]``,
     -1, -2, ... before it and 1, 2, ... after it, each copy ``size - 1`` pixels long (a
     1-pixel axis: every pixel outside is a copy of its own)."""
+    size = checks.integer(size, "size", "copy_number", minimum=1)
     source = np.asarray(source)
+    if source.dtype.kind not in "iu":
+        raise TypeError(f"copy_number: source must hold integer pixel coordinates, got dtype {source.dtype}")
     if size == 1:
         return source.astype(np.int64)
     period = size - 1
@@ -196,6 +199,9 @@ def _reflect_to(image, mask, size, name):
     h, w = mask.shape[-2:]
     ph, pw = max(size[0] - h, 0), max(size[1] - w, 0)
     if ph or pw:
+        cause = f"size={size!r} on a {h}x{w} image"
+        checks.check_bytes(image.shape[:1] + (h + ph, w + pw), image.dtype.itemsize, name, cause)
+        checks.check_bytes(mask.shape[:-2] + (h + ph, w + pw), 8, name, cause)     # as int64 (mirrored_copies)
         pads = ((ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2))
         image = np.pad(image, ((0, 0),) + pads, mode="reflect")
         mask = np.pad(mask, ((0, 0),) * (mask.ndim - 2) + pads, mode="reflect")
@@ -264,6 +270,9 @@ class MirrorPad:
     def __call__(self, image, mask, rng=None):
         _check_sample("MirrorPad", image, mask)
         t, b, l, r = self.padding
+        c, h, w = image.shape
+        checks.check_bytes((c, h + t + b, w + l + r), image.dtype.itemsize, "MirrorPad",
+                           f"padding={self.padding!r} on a {h}x{w} image")
         return np.pad(image, ((0, 0), (t, b), (l, r)), mode="reflect"), mask
 
 
@@ -338,7 +347,6 @@ def warp(image, mask, positions, padding_mode="reflection"):
     return out, moved
 
 
-@functools.lru_cache(maxsize=64)
 def bicubic_weights(n, points):
     """``(n, points)`` matrix that interpolates ``points`` control values, spread evenly from the first
     pixel's centre to the last (align_corners=True), to ``n`` pixels with the cubic convolution kernel
@@ -348,6 +356,14 @@ def bicubic_weights(n, points):
     ``a|t|^3 - 5a|t|^2 + 8a|t| - 4a`` for ``1 < |t| < 2``, 0 beyond; each pixel mixes
     the four control values around it. Each row sums to 1. Cached per size (read-only).
     """
+    n = checks.integer(n, "n", "bicubic_weights", minimum=1)
+    points = checks.integer(points, "points", "bicubic_weights", minimum=1)
+    checks.check_bytes((n, points), 8, "bicubic_weights", f"n={n} and points={points}")
+    return _bicubic_weights(n, points)
+
+
+@functools.lru_cache(maxsize=64)
+def _bicubic_weights(n, points):
     a = -0.75
     src = np.arange(n) * ((points - 1) / (n - 1)) if n > 1 else np.zeros(1)
     base = np.floor(src).astype(np.int64)
@@ -365,10 +381,34 @@ def elastic_displacement(size, sigma, rng, points=3):
     """The U-Net paper's random displacement field, ``(2, H, W)`` in pixels (x, then y): a
     ``points x points`` grid of displacement vectors drawn from N(0, sigma^2), interpolated
     smoothly (bicubic, ``bicubic_weights``) to every pixel."""
-    h, w = size
+    h, w = _as_size(size, "elastic_displacement: size")
+    sigma = _check_sigma(sigma, "elastic_displacement")
+    _check_rng(rng, "elastic_displacement")
+    points = _check_points(points, "elastic_displacement")
+    _check_field_fits((h, w), points, "elastic_displacement")
     coarse = rng.normal(0.0, sigma, (2, points, points))
     rows, cols = bicubic_weights(h, points), bicubic_weights(w, points)
     return rows @ coarse @ cols.T
+
+
+def _check_sigma(sigma, op):
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 <= sigma < np.inf:
+        raise ValueError(f"{op}: sigma must be a finite, non-negative number of pixels, got {sigma!r}")
+    return float(sigma)
+
+
+def _check_points(points, op):
+    if isinstance(points, bool) or not isinstance(points, numbers.Integral) or points < 2:
+        raise ValueError(f"{op}: points must be an int >= 2 (control points per axis), got {points!r}")
+    return int(points)
+
+
+def _check_field_fits(size, points, op):
+    """Refuse a ``points x points`` control grid whose arrays (float64: the grid, the field
+    interpolated along one axis) would not fit in memory."""
+    cause = f"points={points} on a {size[0]}x{size[1]} image"
+    checks.check_bytes((2, points, points), 8, op, cause)
+    checks.check_bytes((2, max(size), points), 8, op, cause)
 
 
 class RandomElastic:
@@ -392,11 +432,7 @@ class RandomElastic:
     """
 
     def __init__(self, sigma=10.0, points=3, p=1.0, padding_mode="reflection"):
-        if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 <= sigma < np.inf:
-            raise ValueError(f"RandomElastic: sigma must be a finite, non-negative number of pixels, got {sigma!r}")
-        if isinstance(points, bool) or not isinstance(points, numbers.Integral) or points < 2:
-            raise ValueError(f"RandomElastic: points must be an int >= 2 (control points per axis), got {points!r}")
-        self.sigma, self.points = float(sigma), int(points)
+        self.sigma, self.points = _check_sigma(sigma, "RandomElastic"), _check_points(points, "RandomElastic")
         self.p = _check_probability(p, "RandomElastic: p")
         self.padding_mode = _check_padding_mode(padding_mode, "RandomElastic")
 
@@ -409,6 +445,7 @@ class RandomElastic:
 
     def __call__(self, image, mask, rng):
         _check_sample("RandomElastic", image, mask, rng)
+        _check_field_fits(image.shape[-2:], self.points, "RandomElastic")
         if rng.random() >= self.p:
             return image, mask
         return warp(image, mask, self.sample_positions(image.shape[-2:], rng), self.padding_mode)
