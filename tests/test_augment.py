@@ -2,6 +2,8 @@
 as one, labels stay labels (class and instance ids stacked), seeded, composable with the loader,
 the geometry's directions (rotation, shift, zoom) against NumPy, the bicubic field against
 PyTorch's bicubic, and every bad parameter a clear error."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -411,6 +413,8 @@ def test_compose_names_the_member_that_returns_no_pair():
      "^elastic_displacement: size must be an int or a pair"),
     (lambda: T.elastic_displacement((0, 8), 1.0, np.random.default_rng(0)), ValueError,
      r"^elastic_displacement: size must be >= 1, got \(0, 8\)$"),
+    (lambda: T.elastic_displacement((8, 8), 1e300, np.random.default_rng(0)), ValueError,
+     "^elastic_displacement: sigma must be a finite, non-negative number of pixels, at most 10000, got 1e"),
     (lambda: T.elastic_displacement((8, 8), float("nan"), np.random.default_rng(0)), ValueError, "sigma must be"),
     (lambda: T.elastic_displacement((8, 8), 1.0, None), TypeError,
      "^elastic_displacement: rng must be a numpy.random.Generator"),
@@ -425,3 +429,34 @@ def test_compose_names_the_member_that_returns_no_pair():
 def test_the_public_helpers_check_their_arguments(call, error, words):
     with pytest.raises(error, match=words):
         call()
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda: RandomElastic(sigma=1e300), "RandomElastic: sigma must be a finite, non-negative number of pixels, "
+                                         "at most 10000, got 1e"),
+    (lambda: RandomElastic(sigma=10001), "at most 10000, got 10001"),
+    (lambda: RandomAffine(degrees=1e300), r"RandomAffine: degrees must stay >= -360, got the range"),
+    (lambda: RandomAffine(degrees=(0, 400)), r"RandomAffine: degrees must stay <= 360, got the range \(0, 400\)"),
+    (lambda: RandomAffine(degrees=(-1.7e308, 1.7e308)), "RandomAffine: degrees must stay >= -360"),
+    (lambda: RandomAffine(scale=(0.5, 1e300)), r"RandomAffine: scale must stay <= 1e\+06"),
+    (lambda: ColorJitter(brightness=1e300), r"ColorJitter: brightness must stay <= 10000"),
+    (lambda: ColorJitter(contrast=(0, 1e5)), r"ColorJitter: contrast must stay <= 10000, got the range \(0, 100000\)"),
+    (lambda: ColorJitter(gamma=(0.5, 1e300)), r"ColorJitter: gamma must stay <= 10000"),
+])
+def test_float_settings_that_would_overflow_are_refused(make, words):
+    """On the old code sigma=1e300 made NaN positions (cast to int64 with only a warning) and a huge
+    brightness made 0 * inf = NaN pixels."""
+    with pytest.raises(ValueError, match=words):
+        make()
+
+
+@pytest.mark.parametrize("make", [lambda: RandomElastic(sigma=1e4), lambda: ColorJitter(1e4 - 1, 1e4 - 1),
+                                  lambda: RandomAffine(degrees=360, scale=(1e-6, 1e6), shear=60)],
+                         ids=["elastic", "color", "affine"])
+def test_the_largest_allowed_settings_stay_finite(make):
+    image = np.random.default_rng(0).random((3, 8, 8)).astype(np.float32)
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for seed in range(5):
+            out, moved = make()(image, MASK, np.random.default_rng(seed))
+            assert np.isfinite(out).all() and moved.shape == MASK.shape

@@ -292,9 +292,9 @@ def _check_padding_mode(padding_mode, op):
     return padding_mode
 
 
-def _range(value, name, centre, low=None):
+def _range(value, name, centre, low=None, high=None):
     """``value`` as a closed range: a number ``v`` means ``[centre - v, centre + v]`` (``v >= 0``),
-    a pair ``(lo, hi)`` is taken as it is (``lo <= hi``); ``low`` bounds both ends from below."""
+    a pair ``(lo, hi)`` is taken as it is (``lo <= hi``); ``low`` and ``high`` bound both ends."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
         if not value >= 0:
             raise ValueError(f"{name} must be >= 0 (a spread around {centre}) or a pair (min, max), got {value!r}")
@@ -308,6 +308,8 @@ def _range(value, name, centre, low=None):
         raise TypeError(f"{name} must be a number or a pair (min, max) of numbers, got {value!r}")
     if low is not None and not lo >= low:
         raise ValueError(f"{name} must stay >= {low}, got the range ({lo:g}, {hi:g}) from {value!r}")
+    if high is not None and not hi <= high:
+        raise ValueError(f"{name} must stay <= {high:g}, got the range ({lo:g}, {hi:g}) from {value!r}")
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise ValueError(f"{name} must be finite, got {value!r}")
     return float(lo), float(hi)
@@ -391,9 +393,16 @@ def elastic_displacement(size, sigma, rng, points=3):
     return rows @ coarse @ cols.T
 
 
+# Displacements are drawn in pixels; a spread beyond this moves every pixel far outside any image
+# and the sampling positions (float32 for a float32 image) would lose their precision, and then
+# overflow to infinity.
+_MAX_SIGMA = 1e4
+
+
 def _check_sigma(sigma, op):
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 <= sigma < np.inf:
-        raise ValueError(f"{op}: sigma must be a finite, non-negative number of pixels, got {sigma!r}")
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 <= sigma <= _MAX_SIGMA:
+        raise ValueError(f"{op}: sigma must be a finite, non-negative number of pixels, at most {_MAX_SIGMA:g}, "
+                         f"got {sigma!r}")
     return float(sigma)
 
 
@@ -470,7 +479,9 @@ class RandomAffine:
     """
 
     def __init__(self, degrees=0.0, translate=None, scale=None, shear=None, p=1.0, padding_mode="reflection"):
-        self.degrees = _range(degrees, "RandomAffine: degrees", 0.0)
+        # bounded, so that no draw overflows: a turn beyond 360 degrees turns no further, and
+        # zooms beyond a million (or below a millionth) move every pixel out of any image
+        self.degrees = _range(degrees, "RandomAffine: degrees", 0.0, low=-360, high=360)
         if translate is None:
             translate = (0.0, 0.0)
         if (not isinstance(translate, (tuple, list)) or len(translate) != 2
@@ -479,7 +490,7 @@ class RandomAffine:
         self.translate = (float(translate[0]), float(translate[1]))
         if isinstance(scale, numbers.Real):
             raise TypeError(f"RandomAffine: scale must be a pair (min, max) of zoom factors, got {scale!r}")
-        self.scale = (1.0, 1.0) if scale is None else _range(scale, "RandomAffine: scale", 1.0, low=1e-6)
+        self.scale = (1.0, 1.0) if scale is None else _range(scale, "RandomAffine: scale", 1.0, low=1e-6, high=1e6)
         self.shear = (0.0, 0.0) if shear is None else _range(shear, "RandomAffine: shear", 0.0)
         if not all(-90 < s < 90 for s in self.shear):
             raise ValueError(f"RandomAffine: shear must stay between -90 and 90 degrees, got {shear!r}")
@@ -564,8 +575,13 @@ class ColorJitter:
         return f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, gamma={self.gamma})"
 
 
+# A factor beyond this already turns any pixel above 1e-4 white (or, for contrast, 0 or 1),
+# and keeps ``image * f`` finite even in float16.
+_MAX_FACTOR = 1e4
+
+
 def _factor_range(value, name, positive=False):
-    lo, hi = _range(value, name, 1.0)
+    lo, hi = _range(value, name, 1.0, high=_MAX_FACTOR)
     if isinstance(value, numbers.Real):
         lo = max(lo, 0.0)
     if (positive and not lo > 0) or not lo >= 0:
