@@ -912,3 +912,21 @@ def test_torch_tensors_are_read_as_arrays_where_labels_are_taken(torch):
     assert metrics.box_area(torch.tensor([[0, 0, 2, 2]])).tolist() == [4]
     with pytest.raises(TypeError, match="instance_centers: instances must be an array or a Tensor, got None"):
         panoptic.instance_centers(None)
+
+
+@pytest.mark.parametrize("op, call", [
+    ("max_pool2d", lambda x: F.max_pool2d(x, "a")), ("max_pool2d", lambda x: F.max_pool2d(x, 2, dilation="a")),
+    ("avg_pool2d", lambda x: F.avg_pool2d(x, 2, stride=0)), ("adaptive_avg_pool2d", lambda x: F.adaptive_avg_pool2d(x, -1)),
+    ("unfold", lambda x: F.unfold(x, "a")), ("fold", lambda x: F.fold(F.unfold(x, 2), (6, 6), "b")),
+    ("max_unpool2d", lambda x: F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), "k")),
+])
+def test_size_argument_errors_start_with_the_function(op, call):
+    """The pooling, unfold and fold size checks name their function, as conv2d's did (they said
+    only 'kernel_size must be an int or a pair of ints')."""
+    with pytest.raises((TypeError, ValueError), match=f"^{op}: "):
+        call(_x((1, 1, 6, 6)))
+
+
+def test_load_state_dict_strict_is_a_flag():
+    with pytest.raises(TypeError, match="load_state_dict: strict must be True or False, got 'a'"):
+        nn.Conv2d(1, 1, 1).load_state_dict({}, strict="a")

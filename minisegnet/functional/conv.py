@@ -422,11 +422,11 @@ def unfold(input, kernel_size, dilation=1, padding=0, stride=1):
     Every argument is an int or an (h, w) pair. Only 4-D input is accepted.
     """
     _check_float_array(input, "input", op="unfold")
-    k = shapes.as_pair(kernel_size, "kernel_size", 1)
-    d = shapes.as_pair(dilation, "dilation", 1)
-    p = shapes.as_pair(padding, "padding", 0)
-    s = shapes.as_pair(stride, "stride", 1)
     with checks.naming("unfold"):
+        k = shapes.as_pair(kernel_size, "kernel_size", 1)
+        d = shapes.as_pair(dilation, "dilation", 1)
+        p = shapes.as_pair(padding, "padding", 0)
+        s = shapes.as_pair(stride, "stride", 1)
         out_hw = shapes.conv2d_output_size(tuple(input.shape[2:]), kernel_size, stride, padding, dilation)
     _check_memory("unfold", input, (p[0], p[0], p[1], p[1]),
                   (input.shape[0], input.shape[1] * k[0] * k[1], out_hw[0] * out_hw[1]),
@@ -444,11 +444,12 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     ``fold`` is the adjoint of ``unfold``: ``<unfold(x), c> == <x, fold(c)>``.
     """
     _check_float_array(input, "input", layout="(N, C*kh*kw, L)", op="fold")
-    size = shapes.as_pair(output_size, "output_size", 1)
-    k = shapes.as_pair(kernel_size, "kernel_size", 1)
-    d = shapes.as_pair(dilation, "dilation", 1)
-    p = shapes.as_pair(padding, "padding", 0)
-    s = shapes.as_pair(stride, "stride", 1)
+    with checks.naming("fold"):
+        size = shapes.as_pair(output_size, "output_size", 1)
+        k = shapes.as_pair(kernel_size, "kernel_size", 1)
+        d = shapes.as_pair(dilation, "dilation", 1)
+        p = shapes.as_pair(padding, "padding", 0)
+        s = shapes.as_pair(stride, "stride", 1)
     with checks.naming("fold"):
         conv_hw = shapes.conv2d_output_size(size, k, s, p, d)
     n, rows, length = input.shape

@@ -204,9 +204,10 @@ def _check_flag(value, name, fn):
 def _pool_args(op, kernel_size, stride, padding):
     """Kernel, stride (default: the kernel) and padding as (h, w) pairs; the
     padding may be at most half the kernel, so no window is mostly padding."""
-    k = shapes.as_pair(kernel_size, "kernel_size", 1)
-    s = k if stride is None else shapes.as_pair(stride, "stride", 1)
-    p = shapes.as_pair(padding, "padding", 0)
+    with checks.naming(op):
+        k = shapes.as_pair(kernel_size, "kernel_size", 1)
+        s = k if stride is None else shapes.as_pair(stride, "stride", 1)
+        p = shapes.as_pair(padding, "padding", 0)
     if p[0] > k[0] // 2 or p[1] > k[1] // 2:
         raise ValueError(f"{op}: padding={padding!r} must be at most half of kernel_size={kernel_size!r}")
     return k, s, p
@@ -229,8 +230,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     _check_flag(ceil_mode, "ceil_mode", "max_pool2d")
     _check_flag(return_indices, "return_indices", "max_pool2d")
     k, s, p = _pool_args("max_pool2d", kernel_size, stride, padding)
-    d = shapes.as_pair(dilation, "dilation", 1)
     with checks.naming("max_pool2d"):
+        d = shapes.as_pair(dilation, "dilation", 1)
         out_hw = shapes.max_pool2d_output_size(x.shape[2:], k, s, p, d, ceil_mode)
     for axis in range(2):
         # With dilation a window can straddle a tiny input and read only padding;
@@ -432,7 +433,8 @@ def adaptive_avg_pool2d(x, output_size):
                          "every output bin needs at least one pixel to average")
     if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
         output_size = tuple(x.shape[2 + a] if v is None else v for a, v in enumerate(output_size))
-    out_hw = shapes.as_pair(output_size, "output_size", 1)
+    with checks.naming("adaptive_avg_pool2d"):
+        out_hw = shapes.as_pair(output_size, "output_size", 1)
     checks.check_bytes(x.shape[:2] + out_hw, x.dtype.itemsize, "adaptive_avg_pool2d",
                        f"output_size={output_size!r}")
     return AdaptiveAvgPool2d(out_hw)(x)
@@ -487,9 +489,10 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
                         f"got dtype {indices.dtype}")
     if indices.shape != x.shape:
         raise ValueError(f"max_unpool2d: indices has shape {indices.shape}, expected the input's shape {x.shape}")
-    k = shapes.as_pair(kernel_size, "kernel_size", 1)
-    s = k if stride is None else shapes.as_pair(stride, "stride", 1)
-    p = shapes.as_pair(padding, "padding", 0)
+    with checks.naming("max_unpool2d"):
+        k = shapes.as_pair(kernel_size, "kernel_size", 1)
+        s = k if stride is None else shapes.as_pair(stride, "stride", 1)
+        p = shapes.as_pair(padding, "padding", 0)
     if output_size is None:
         with checks.naming("max_unpool2d"):
             out_hw = shapes.max_unpool2d_output_size(x.shape[2:], k, s, p)

@@ -206,6 +206,8 @@ class Module:
         if not isinstance(state_dict, Mapping):
             raise TypeError(f"load_state_dict: state_dict must be a dict of name -> array (from state_dict() "
                             f"or msn.load), got {type(state_dict).__name__}")
+        if not isinstance(strict, (bool, np.bool_)):
+            raise TypeError(f"load_state_dict: strict must be True or False, got {strict!r}")
         targets = dict(self._named_state())
         expected = set(targets)
         missing = sorted(expected - set(state_dict))
