@@ -459,8 +459,6 @@ class Tensor:
             if keepdim:
                 raise TypeError("max: keepdim needs a dim (as in PyTorch); use amax(dim=None, keepdim=True)")
             return _basic.max(self, None, False)
-        if not isinstance(dim, numbers.Integral) or isinstance(dim, (bool, np.bool_)):
-            raise TypeError(f"max: dim must be one int (as in PyTorch), got {_preview(dim)}; amax takes several")
         return MaxResult(*_basic.max_along(self, dim, keepdim))
 
     def amax(self, dim=(), keepdim=False):
@@ -539,8 +537,7 @@ MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
 
 def _comparable(other):
     """Whether ``tensor == other`` compares values: a Tensor, an array or a number (else identity)."""
-    return isinstance(other, (Tensor, numbers.Number, np.generic)) or hasattr(other, "__array_interface__") \
-        or hasattr(other, "__cuda_array_interface__")
+    return isinstance(other, (Tensor, numbers.Number)) or backend.is_array(other)
 
 
 def tensor(data, *, requires_grad=False, dtype=None):

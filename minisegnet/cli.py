@@ -433,16 +433,14 @@ def _add_augment_commands(commands):
 
         import numpy as np
 
-        from . import checks, data
+        from . import checks, data, run_config
         from .viz.sampling import augment_preview_bytes, plot_augment_preview
 
-        names = [n.strip() for n in args.augment.split(",")]
-        unknown = [n for n in names if n not in data.AUGMENTATIONS]
-        if unknown:
-            problem = ("an empty name: two commas in a row, or one at either end" if "" in unknown
-                       else f"unknown: {', '.join(unknown)}")
-            return fails("augment-preview", f"--augment takes names from {', '.join(data.AUGMENTATIONS)} "
-                                            f"separated by commas, got {args.augment!r} ({problem})")
+        try:
+            names = run_config.check_augment_names([n.strip() for n in args.augment.split(",")], args.augment,
+                                                   or_none=False)
+        except run_config.UserError as error:
+            return fails("augment-preview", str(error))
         folder = os.path.dirname(os.path.abspath(args.out))
         if not os.path.isdir(folder):
             return fails("augment-preview", f"--out {args.out!r}: the folder {folder!r} does not exist")

@@ -66,12 +66,19 @@ def _augment_names(value, data):
     names = [str(n).strip() for n in names]
     if names == ["none"]:
         return []
+    return check_augment_names(names, value)
+
+
+def check_augment_names(names, given, or_none=True):
+    """``names`` (stripped) if each is one of ``data.AUGMENTATIONS``; else a ``UserError``
+    quoting ``given`` (what the user typed) and saying what is wrong: an empty name (two
+    commas in a row, or one at an end) or unknown ones. ``or_none``: "none" is also taken."""
     unknown = [n for n in names if n not in data_module.AUGMENTATIONS]
     if unknown:
         problem = ("an empty name: two commas in a row, or one at either end" if "" in unknown
                    else f"unknown: {', '.join(unknown)}")
         raise UserError(f"--augment takes names from {', '.join(data_module.AUGMENTATIONS)} separated by "
-                        f"commas, or none; got {value!r} ({problem})")
+                        f"commas{', or none' if or_none else ''}; got {given!r} ({problem})")
     return names
 
 

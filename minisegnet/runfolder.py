@@ -32,7 +32,7 @@ import os
 
 import numpy as np
 
-from . import io
+from . import checks, io
 from .io import atomic_file
 
 __all__ = ["RUN_FILES", "CHECKPOINT_FORMAT", "atomic_file", "write_json", "remove_stale_temporaries",
@@ -157,26 +157,22 @@ def _checked_meta(meta_array, path):
             raise CheckpointError(f"{path!r}: its meta['history'] should hold one JSON object per epoch; "
                                   f"item {i} is {item!r:.60}")
     best = meta.get("best")
-    if best is not None and not (isinstance(best, dict) and _is_int(best.get("epoch"))
+    if best is not None and not (isinstance(best, dict) and checks.is_int(best.get("epoch"))
                                  and 1 <= best["epoch"] <= meta["epoch"]):
         raise CheckpointError(f"{path!r}: its meta['best'] should be null or a JSON object whose 'epoch' is an "
                               f"integer from 1 to the checkpoint's epoch ({meta['epoch']}), got {best!r:.80}")
     info = meta["info"]
-    if not (_is_int(info["num_classes"]) and info["num_classes"] >= 1):
+    if not (checks.is_int(info["num_classes"]) and info["num_classes"] >= 1):
         raise CheckpointError(f"{path!r}: its meta['info']['num_classes'] should be a positive integer, "
                               f"got {info['num_classes']!r}")
     palette = info["palette"]
     if not (isinstance(palette, list) and len(palette) >= info["num_classes"]
-            and all(isinstance(c, list) and len(c) == 3 and all(_is_int(v) and 0 <= v <= 255 for v in c)
+            and all(isinstance(c, list) and len(c) == 3 and all(checks.is_int(v) and 0 <= v <= 255 for v in c)
                     for c in palette)):
         raise CheckpointError(f"{path!r}: its meta['info']['palette'] should be a list of at least "
                               f"num_classes ({info['num_classes']}) [R, G, B] colours of integers 0 to 255, "
                               f"got {palette!r:.80}")
     return meta
-
-
-def _is_int(value):
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_rng_state(meta, path):

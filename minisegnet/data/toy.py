@@ -116,12 +116,8 @@ class _ToyDataset:
         if split not in _SPLITS:
             raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
         self.num_samples = int(num_samples)
-        try:
-            self.size = _as_size(size)
-        except ValueError:                  # 0 or less: the one rule, the scenes' own, not ">= 1"
-            self.size = (0, 0)
-        if min(self.size) < MIN_SIZE:
-            raise ValueError(f"size must be at least {MIN_SIZE} pixels for the toy scenes, got {size!r}")
+        # one rule for 0 and for 8, the scenes' own (not ">= 1")
+        self.size = _as_size(size, minimum=MIN_SIZE, rule=f"at least {MIN_SIZE} pixels for the toy scenes")
         if not isinstance(return_instances, (bool, np.bool_)):
             raise TypeError(f"return_instances must be True or False, got {return_instances!r}")
         self.seed = int(seed)

@@ -53,16 +53,17 @@ __all__ = ["Compose", "RandomFlip", "RandomRot90", "RandomCrop", "CenterCrop", "
            "copy_number", "mirrored_copies", "AUGMENTATIONS"]
 
 
-def _as_size(size, name="size"):
-    """An int or a pair (height, width) of ints -> (height, width); errors quote ``size`` as given."""
+def _as_size(size, name="size", minimum=1, rule=None):
+    """An int or a pair (height, width) of ints, each at least ``minimum`` -> (height, width);
+    errors quote ``size`` as given (``rule``: the words for a size below ``minimum``)."""
     given = size
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
         size = (int(size), int(size))
     if (not isinstance(size, (tuple, list)) or len(size) != 2
             or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in size)):
         raise TypeError(f"{name} must be an int or a pair (height, width) of ints, got {given!r}")
-    if min(size) < 1:
-        raise ValueError(f"{name} must be >= 1, got {given!r}")
+    if min(size) < minimum:
+        raise ValueError(f"{name} must be {rule or f'>= {minimum}'}, got {given!r}")
     return int(size[0]), int(size[1])
 
 

@@ -199,8 +199,8 @@ def relu(x, inplace=False):
 def leaky_relu(x, negative_slope=0.01, inplace=False):
     """x where x > 0, else ``negative_slope * x``. ``inplace`` is accepted for
     PyTorch compatibility and ignored."""
-    slope = checks.fits_float(_check_negative_slope(negative_slope), _input(x, "leaky_relu", inplace).dtype,
-                              "negative_slope", "leaky_relu")
+    x = _input(x, "leaky_relu", inplace)
+    slope = checks.fits_float(_check_negative_slope(negative_slope), x.dtype, "negative_slope", "leaky_relu")
     return LeakyReLU(slope)(x)
 
 

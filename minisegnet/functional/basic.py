@@ -502,13 +502,14 @@ def max_along(x, dim, keepdim=False):
     checks.tensor(x, "input", "max")
     keepdim = checks.flag(keepdim, "keepdim", "max")
     if not checks.is_int(dim):
-        raise TypeError(f"max: dim must be one int (the axis to reduce), got {checks.describe(dim)}")
+        raise TypeError(f"max: dim must be one int (the axis to reduce, as in PyTorch), got {checks.describe(dim)}; "
+                        f"amax takes several")
     (axis,) = normalize_dims(dim, x.ndim, op="max")
     if x.shape[axis] == 0:
         raise ValueError(f"max over dim={dim!r} of an empty axis (shape {x.shape})")
     fn = MaxAlong(axis, keepdim)
     values = fn(x)
-    return values, Tensor._wrap(fn.index.astype(np.int64) if keepdim else fn.index.squeeze(axis).astype(np.int64))
+    return values, Tensor._wrap((fn.index if keepdim else fn.index.squeeze(axis)).astype(np.int64))
 
 
 def _reduced_dims(dim, ndim, op):
