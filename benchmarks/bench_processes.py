@@ -184,6 +184,9 @@ def main(argv=None):
     parser.add_argument("--quick", action="store_true", help="three rounds: a smoke run")
     args = parser.parse_args(argv)
     rounds = 3 if args.quick else 15
+    from minisegnet import allocator
+
+    allocator.keep_freed_memory()          # as minisegnet train does; it holds for PyTorch too, in this process
     info = timing.machine_info()
     monitor = timing.LoadMonitor().start()
     results = {model: measure(rounds, model) for model in MODELS}

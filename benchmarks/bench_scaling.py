@@ -86,6 +86,9 @@ def main(argv=None):
     repeats = 2 if args.quick else args.repeats
     n, clock, label = ((None, time.perf_counter, "default threads, wall time") if args.regime == "default"
                        else (1, time.process_time, "one thread, CPU time"))
+    from minisegnet import allocator
+
+    allocator.keep_freed_memory()          # as minisegnet train does; it holds for PyTorch too, in this process
     info = timing.machine_info()
     monitor = timing.LoadMonitor().start()
     results, scaling = {"batch": [], "size": []}, None

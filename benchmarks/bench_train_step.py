@@ -25,7 +25,11 @@ default ``minisegnet train`` run instead (base 8, depth 3, Adam).
   (``parallel.EVEN_RUNS``) switched from its default in turn, against the
   defaults, interleaved (one thread, CPU time, and default threads, wall time). At one thread the
   ``threads`` row measures only the pool's bookkeeping (there is nothing to
-  share).
+  share). The last row, ``allocator.KEEP_FREED`` (freed memory kept in the
+  process, ``minisegnet/allocator.py``), changes the whole process, so it is
+  timed in fresh processes instead, three with it on and three off, alternately.
+* The process keeps its freed memory (``allocator.keep_freed_memory``), as
+  ``minisegnet train`` does; that holds for PyTorch's arrays too.
 
     python benchmarks/bench_train_step.py              # both regimes, memory
     python benchmarks/bench_train_step.py --levers     # plus the lever table
@@ -52,6 +56,8 @@ LEVERS = ["cache_pieces", "threads", "reuse_buffers", "unpadded", "pointwise", "
 CONSTANT_LEVERS = ["functional.pooling.START_AT_FIRST", "functional.pooling.COPY_IF_DISJOINT",
                    "functional.pooling.MASKS_BY_BITS", "functional.activation.RELU_ZEROS_ARRAY",
                    "parallel.EVEN_RUNS"]
+# levers that change the whole process: timed in fresh processes (allocator_row)
+PROCESS_LEVERS = ["allocator.KEEP_FREED"]
 
 
 def build_ours(batch, size, seed=0, model="bench"):
@@ -143,6 +149,8 @@ MEMORY_CODE = """
 import sys
 sys.path[:0] = [{root!r}, {here!r}]
 import bench_train_step as b
+from minisegnet import allocator
+allocator.keep_freed_memory()
 ours, theirs, opt, topt, x, y = b.build_pair({batch}, {size})
 ours_step, torch_step = b.step_functions(ours, theirs, opt, topt, x, y)
 del {drop}
@@ -190,6 +198,68 @@ def with_lever_switched(step, name):
     return run
 
 
+ALLOCATOR_CODE = """
+import json, resource, sys, time
+sys.path[:0] = [{root!r}, {here!r}]
+import numpy as np
+import bench_train_step as b, timing
+from minisegnet import allocator
+allocator.KEEP_FREED = {keep}
+allocator.keep_freed_memory()
+ours, opt, x, y = b.build_ours({batch}, {size}, model={model!r})
+step = b.ours_step_function(ours, opt, x, y)
+medians = {{}}
+for regime, n, clock in (("one", 1, time.process_time), ("default", None, time.perf_counter)):
+    if {regime!r} not in ("both", regime):
+        continue
+    with timing.threads(n):
+        for _ in range({warmup} + 1):
+            step()
+        times = []
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        for _ in range({repeats}):
+            start = clock()
+            step()
+            times.append(clock() - start)
+        after = resource.getrusage(resource.RUSAGE_SELF)
+    medians[regime] = float(np.median(times))
+    medians[regime + "_faults"] = (after.ru_minflt - before.ru_minflt) / {repeats}
+    medians[regime + "_kernel"] = (after.ru_stime - before.ru_stime) / {repeats}
+print(json.dumps(medians))
+"""
+
+
+def allocator_row(args, processes=3):
+    """The lever ``allocator.KEEP_FREED``, which changes the whole process and cannot be switched
+    back and forth within one: fresh processes, alternately with the lever on and off
+    (``processes`` of each), each timing ``args.repeats`` steps; the medians of their medians."""
+    import json
+    import subprocess
+
+    times = {True: [], False: []}
+    for _ in range(processes):
+        for keep in (True, False):
+            code = ALLOCATOR_CODE.format(root=ROOT, here=HERE, keep=keep, batch=args.batch, size=args.size,
+                                         model=args.model, regime=args.regime, warmup=args.warmup,
+                                         repeats=args.repeats)
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            times[keep].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    row, notes = [f"{PROCESS_LEVERS[0]} (fresh processes)"], []
+    for regime in ("one", "default"):
+        if args.regime not in ("both", regime):
+            row += ["", "", ""]
+            continue
+        on, off = (float(np.median([t[regime] for t in times[keep]])) for keep in (True, False))
+        row += [f"{1e3 * on:.1f}", f"{1e3 * off:.1f}", f"{off / on:.2f}"]
+        faults, kernel = ({keep: float(np.median([t[regime + key] for t in times[keep]])) for keep in (True, False)}
+                          for key in ("_faults", "_kernel"))
+        notes.append(f"{'one thread' if regime == 'one' else 'default threads'}: {faults[True]:.0f} page faults "
+                     f"and {1e3 * kernel[True]:.1f} ms of kernel time a step with it on, {faults[False]:.0f} and "
+                     f"{1e3 * kernel[False]:.1f} ms off")
+    print(f"  lever allocator.KEEP_FREED: {row[1:]}", file=sys.stderr)
+    return row, f"`{PROCESS_LEVERS[0]}` (medians of the processes): " + "; ".join(notes) + "."
+
+
 def time_steps(args, ours_step, torch_step, result):
     """The speed table rows: one thread (CPU time) and default threads (wall time); the
     ratios also go into ``result``."""
@@ -219,7 +289,8 @@ def time_steps(args, ours_step, torch_step, result):
 
 def lever_rows(args, ours_step):
     """Our step with each lever switched (off, or on if it is off by default) against the
-    default levers, interleaved, in both regimes."""
+    default levers, interleaved, in both regimes; and a sentence on the page faults of
+    ``allocator_row``: ``(rows, sentence)``."""
     rows = []
     for name in LEVERS + CONSTANT_LEVERS:
         off = with_lever_switched(ours_step, name)
@@ -233,7 +304,8 @@ def lever_rows(args, ours_step):
             row += [f"{1e3 * r['ours']:.1f}", f"{1e3 * r['theirs']:.1f}", f"{1 / r['ratio']:.2f}"]
         rows.append(row)
         print(f"  lever {name}: {row[1:]}", file=sys.stderr)
-    return rows
+    row, note = allocator_row(args)
+    return rows + [row], note
 
 
 def main(argv=None):
@@ -254,6 +326,9 @@ def main(argv=None):
     if args.quick:
         args.repeats, args.warmup = 3, 1
 
+    from minisegnet import allocator
+
+    allocator.keep_freed_memory()          # as minisegnet train does; it holds for PyTorch too, in this process
     info = timing.machine_info()
     monitor = timing.LoadMonitor().start()
     loss_gap, weight_gap = parity_check()
@@ -261,7 +336,7 @@ def main(argv=None):
     ours_step, torch_step = step_functions(ours, theirs, opt, topt, x, y)
     result = {}
     rows, scaling = time_steps(args, ours_step, torch_step, result)
-    levers = lever_rows(args, ours_step) if args.levers else None
+    levers, lever_note = lever_rows(args, ours_step) if args.levers else (None, None)
     load = monitor.stop()
     reasons = timing.verdict(load, scaling)
 
@@ -274,12 +349,14 @@ def main(argv=None):
     print(timing.markdown_table(["step", "regime", "ours ms", "torch ms", "ratio (ours / torch)", "noise"],
                                 rows, reasons))
     if levers is not None:
-        print("\nOur step with one lever (of functional/conv_fast.py, pooling.py, activation.py or parallel.py) "
+        print("\nOur step with one lever (of functional/conv_fast.py, pooling.py, activation.py, parallel.py or "
+              "allocator.py) "
               "switched from its default (\"switched / default\" > 1: the default setting pays; keep_columns is "
               "off by default, so its row switches it on):\n")
         print(timing.markdown_table(["lever switched", "1 thread: default ms", "switched ms", "switched / default",
                                      "default threads: default ms", "switched ms", "switched / default"],
                                     levers, reasons))
+        print("\n" + lever_note)
     if not args.no_memory:
         base = baseline_rss()
         ours_mib, torch_mib = peak_rss("ours"), peak_rss("torch")

@@ -205,6 +205,9 @@ def main(argv=None):
     if args.quick:
         args.steps, args.repeats = 2, 3
 
+    from minisegnet import allocator
+
+    allocator.keep_freed_memory()          # as minisegnet train does; it holds for PyTorch too, in this process
     info = timing.machine_info()
     monitor = timing.LoadMonitor().start()
     ours, theirs, opt, topt, x, y = bts.build_pair(args.batch, args.size, model=args.model)

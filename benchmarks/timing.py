@@ -262,8 +262,11 @@ def machine_info():
         info.update(torch="not installed", torch_threads=None)
     import minisegnet
 
+    from minisegnet import allocator
+
     info.update(minisegnet_threads=minisegnet.parallel.get_num_threads(),
-                openblas_num_threads_env=os.environ.get("OPENBLAS_NUM_THREADS", "unset"))
+                openblas_num_threads_env=os.environ.get("OPENBLAS_NUM_THREADS", "unset"),
+                freed_memory_kept=allocator.kept)
     return info
 
 
@@ -376,7 +379,9 @@ def report_header(info, load=None, reasons=None, extra=""):
              f"{info['logical_cores']} logical cores; Python {info['python']}; NumPy {info['numpy']} with "
              f"{info['blas']} ({info['blas_threads']} threads by default); torch {info['torch']} "
              f"({info['torch_threads']} threads by default); minisegnet {info['minisegnet_threads']} threads "
-             f"by default; OPENBLAS_NUM_THREADS={info['openblas_num_threads_env']}."]
+             f"by default; OPENBLAS_NUM_THREADS={info['openblas_num_threads_env']}"
+             + ("; freed memory kept in the process for both libraries (`allocator.keep_freed_memory`, as "
+                "`minisegnet train` does)." if info.get("freed_memory_kept") else ".")]
     if extra:
         lines.append(extra)
     if load is not None:

@@ -46,6 +46,9 @@ last step).
 
 Each process runs one thread (``parallel.one_thread``; OpenBLAS too, where
 its thread count can be set): the processes, not threads, share the cores.
+A worker, which runs nothing but steps, keeps its freed memory for the next
+one (``allocator.keep_freed_memory``; not when ``allocator.KEEP_FREED`` was
+off in this process when the workers started).
 ``benchmarks/bench_processes.py`` measures the step both ways. ``OneProcess``
 is the same step without workers (the plain forward, loss and backward), so
 that a training loop calls one or the other the same way. NumPy only: a GPU
@@ -58,7 +61,7 @@ import traceback
 
 import numpy as np
 
-from . import backend, checks, parallel, random
+from . import allocator, backend, checks, parallel, random
 from .array_pipe import ArrayPipe
 from .autograd import Tensor, no_grad
 from .nn.normalization import BatchNorm2d
@@ -147,7 +150,8 @@ class DataParallel(OneProcess):
         try:
             for k in range(1, processes):
                 here, there = context.Pipe()
-                worker = context.Process(target=_worker, args=(there, worker_seed(seed, 0, k), shared_memory),
+                worker = context.Process(target=_worker, args=(there, worker_seed(seed, 0, k), shared_memory,
+                                                               allocator.KEEP_FREED),
                                          name=f"minisegnet-data-parallel-{k}", daemon=True)
                 worker.start()
                 there.close()
@@ -292,7 +296,7 @@ def _call(model, images):
 
 
 # ---- the workers' side ----------------------------------------------------------------------
-def _worker(pipe, seed, shared_memory):
+def _worker(pipe, seed, shared_memory, keep_freed):
     """A worker's whole life: one thread; first the model, ``loss_of`` and ``forward_of``, then
     for each message ``("step", weights, images, targets)``, load the weights, run the step on
     the slice and send back ``(loss, gradients, outputs)``; for ``("forward", weights, images)``,
@@ -301,6 +305,8 @@ def _worker(pipe, seed, shared_memory):
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is for the parent, which stops us
     signal.signal(signal.SIGTERM, _exit)                # terminate(): still remove our shared memory
     backend.set_backend("numpy")                        # whatever MINISEGNET_BACKEND says
+    if keep_freed:
+        allocator.keep_freed_memory()                   # as the parent: the steps reuse their memory
     pipe = ArrayPipe(pipe, shared_memory)
     try:
         _serve(pipe, seed)

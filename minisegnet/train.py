@@ -55,7 +55,7 @@ import time
 
 import numpy as np
 
-from . import backend, checks, data as data_module, data_parallel, optim, parallel, shapes
+from . import allocator, backend, checks, data as data_module, data_parallel, optim, parallel, shapes
 from .autograd import Tensor, no_grad
 from .random import generator, manual_seed
 from .run_config import (DEFAULTS, TOY_DATASETS, TrainingDiverged, UserError, _choose_backend, _on_backend,
@@ -558,6 +558,7 @@ def _train(config, out, state, meta, progress, log):
     from tqdm import tqdm
 
     manual_seed(config["seed"])
+    allocator.keep_freed_memory()          # the steps reuse their memory (allocator.py); workers do the same
     task_cls = task_class(config["task"])
     train_ds, val_ds, info = build_datasets(config, task_cls, progress=progress, log=log)
     task = task_cls(info)

@@ -52,13 +52,15 @@ def test_the_lever_tables_switch_every_lever():
     assert cupy_only <= levers
     assert set(bench_conv.LEVERS.values()) - {None} == levers - cupy_only
     assert set(bench_train_step.LEVERS) == levers - {"depthwise"} - cupy_only
-    from minisegnet import parallel
+    from minisegnet import allocator, parallel
     from minisegnet.functional import activation, pooling
 
-    modules = (("functional.pooling", pooling), ("functional.activation", activation), ("parallel", parallel))
+    modules = (("functional.pooling", pooling), ("functional.activation", activation), ("parallel", parallel),
+               ("allocator", allocator))
     switches = {f"{prefix}.{name}" for prefix, module in modules
                 for name in dir(module) if name.isupper() and isinstance(getattr(module, name), bool)}
-    assert set(bench_train_step.CONSTANT_LEVERS) == switches
+    assert set(bench_train_step.CONSTANT_LEVERS) | set(bench_train_step.PROCESS_LEVERS) == switches
+    assert bench_train_step.PROCESS_LEVERS == ["allocator.KEEP_FREED"]
     assert "parallel.EVEN_RUNS" in switches and "functional.pooling.MASKS_BY_BITS" in switches
 
 
