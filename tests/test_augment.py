@@ -460,3 +460,52 @@ def test_the_largest_allowed_settings_stay_finite(make):
         for seed in range(5):
             out, moved = make()(image, MASK, np.random.default_rng(seed))
             assert np.isfinite(out).all() and moved.shape == MASK.shape
+
+
+# ---- warp, the public helper both deformations end in -------------------------------------------
+W_IMAGE, W_MASK = np.zeros((1, 4, 4), np.float32), np.zeros((4, 4), np.int64)
+W_AT = np.stack(np.mgrid[0:4, 0:4][::-1], axis=-1).astype(np.float64)         # (x, y) of every pixel
+
+
+@pytest.mark.parametrize("args, error, words", [
+    ((W_IMAGE.astype(np.uint8), W_MASK, W_AT), TypeError, "image must be floating point to be deformed, got dtype uint8"),
+    ((W_IMAGE[0], W_MASK, W_AT), ValueError, r"the image must be \(C, H, W\) .*got image \(4, 4\) and labels \(4, 4\)"),
+    ((W_IMAGE.tolist(), W_MASK, W_AT), TypeError, "image must be a NumPy array"),
+    ((W_IMAGE, W_MASK[:, :3], W_AT), ValueError, "the image is 4x4 but the labels are 4x3; they must match"),
+    ((W_IMAGE, W_MASK.astype(np.float32), W_AT), TypeError, "mask must hold integer labels"),
+    ((W_IMAGE, W_MASK, W_AT.tolist()), TypeError, r"positions must be a NumPy array \(H, W, 2\)"),
+    ((W_IMAGE, W_MASK, W_AT[..., 0]), ValueError,
+     r"positions must be \(H, W, 2\), a point \(x, y\) for each of the image's 4x4 pixels, got shape \(4, 4\)$"),
+    ((W_IMAGE, W_MASK, W_AT[:3]), ValueError, r"got shape \(3, 4, 2\)$"),
+    ((W_IMAGE, W_MASK, W_AT > 1), TypeError, "positions must hold real pixel coordinates, got dtype bool"),
+    ((W_IMAGE, W_MASK, np.full_like(W_AT, np.nan)), ValueError,
+     r"positions must be finite pixel coordinates within \+-2\*\*53, got 32 value\(s\) that are not, the first nan$"),
+    ((W_IMAGE, W_MASK, W_AT + 1e300), ValueError, "got 32 value.* the first 1e"),
+    ((W_IMAGE, W_MASK, W_AT, "wrap"), ValueError, r"padding_mode must be one of \('zeros', 'border', 'reflection'\)"),
+])
+def test_warp_refuses_bad_input_naming_itself(args, error, words):
+    """Called directly, warp's errors start with its name, as the transforms' do (on the old code
+    they named nothing, and bad positions were a broadcasting error or a NaN cast's warning)."""
+    with pytest.raises(error, match=f"^warp: .*{words}"):
+        T.warp(*args)
+
+
+def test_a_float16_image_is_warped_in_float32():
+    """The grid is computed in float32 at least and the result cast back. In float16 the normalised
+    coordinates of a 2048-pixel row are a pixel apart (a shift of 0.3 read the neighbours' values),
+    and on a one-pixel-wide image a displacement of 70,000 pixels (7 times the largest sigma)
+    overflowed to infinity (normalised x = 2 * x_pixel)."""
+    rng = np.random.default_rng(0)
+    image = rng.random((2, 2, 2048)).astype(np.float16)
+    mask = np.zeros((2, 2048), np.int64)
+    rows, cols = np.mgrid[0:2, 0:2048]
+    with np.errstate(all="raise"), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        positions = np.stack([cols + 0.3, rows + 0.0], axis=-1)
+        out, _ = T.warp(image, mask, positions, "reflection")
+        expected, _ = T.warp(image.astype(np.float32), mask, positions, "reflection")
+        assert out.dtype == np.float16
+        np.testing.assert_allclose(out, expected, rtol=1e-3, atol=1e-3)
+        column = np.stack([np.full((2, 1), 7e4), rows[:, :1] + 0.0], axis=-1)
+        out, _ = T.warp(image[..., :1], mask[..., :1], column, "reflection")
+        np.testing.assert_array_equal(out, image[..., :1])     # one column: every read is that column

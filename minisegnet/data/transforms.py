@@ -316,31 +316,50 @@ def _range(value, name, centre, low=None, high=None):
     return float(lo), float(hi)
 
 
+# Positions beyond this many pixels are refused: a float64 no longer tells neighbouring pixels
+# apart there, and the copy numbers of a mirrored read (positions / size) would leave int64.
+_MAX_POSITION = 2 ** 53
+
+
 def warp(image, mask, positions, padding_mode="reflection"):
     """Image ``(C, H, W)`` and labels ``(H, W)`` or ``(K, H, W)`` read at ``positions`` ``(H, W, 2)``:
     pixel coordinates ``(x, y)`` in the input for every output pixel. Bilinear for the image,
     nearest for the labels (which keep their dtype and values; with ``"reflection"``, mirrored
-    objects get ids of their own, see the module docstring). Runs on NumPy, whatever the backend."""
+    objects get ids of their own, see the module docstring). Runs on NumPy, whatever the backend.
+    The sampling runs in float32 at least (a float16 image is read in float32 and the result
+    cast back): float16 coordinates would be off by a pixel on a 2048-pixel image and overflow
+    beyond 65504."""
+    _check_sample("warp", image, mask, same_size=False)
     if image.dtype.kind != "f":
-        raise TypeError(f"the image must be floating point to be deformed, got dtype {image.dtype}")
-    if image.ndim != 3:
-        raise ValueError(f"the image must be (C, H, W) to be deformed, got shape {image.shape}")
-    if mask.ndim not in (2, 3) or mask.shape[-2:] != image.shape[-2:]:
-        raise ValueError(f"the labels must be (H, W) or (K, H, W) with the image's H, W {image.shape[-2:]}, got "
-                         f"shape {mask.shape}")
-    if mask.dtype.kind not in "iub":
-        raise TypeError(f"the labels must hold integers (class indices or object ids) to be deformed, got dtype "
-                        f"{mask.dtype}")
+        raise TypeError(f"warp: image must be floating point to be deformed, got dtype {image.dtype}")
+    if mask.shape[-2:] != image.shape[-2:]:
+        raise ValueError(f"warp: the image is {image.shape[-2]}x{image.shape[-1]} but the labels are "
+                         f"{mask.shape[-2]}x{mask.shape[-1]}; they must match (both are read at the same positions)")
+    if not isinstance(positions, np.ndarray):
+        raise TypeError(f"warp: positions must be a NumPy array (H, W, 2) of pixel coordinates (x, y), got "
+                        f"{checks.describe(positions)}")
+    if positions.shape != image.shape[-2:] + (2,):
+        raise ValueError(f"warp: positions must be (H, W, 2), a point (x, y) for each of the image's "
+                         f"{image.shape[-2]}x{image.shape[-1]} pixels, got shape {positions.shape}")
+    if positions.dtype.kind not in "iuf":
+        raise TypeError(f"warp: positions must hold real pixel coordinates, got dtype {positions.dtype}")
+    _check_padding_mode(padding_mode, "warp")
+    positions = positions.astype(np.float64, copy=False)
+    outside = ~(np.abs(positions) <= _MAX_POSITION)                    # NaN is outside too
+    if outside.any():
+        raise ValueError(f"warp: positions must be finite pixel coordinates within +-2**53, got {outside.sum()} "
+                         f"value(s) that are not, the first {float(positions[outside][0])!r}")
     h, w = image.shape[-2:]
+    work = np.promote_types(image.dtype, np.float32)         # float32 or float64, never float16
     # pixel -> normalised coordinates of grid_sample (align_corners=False: pixel centres at (2k + 1) / W - 1)
-    grid = Tensor._wrap(((2 * positions + 1) / np.array([w, h]) - 1)[None].astype(image.dtype))
-    # labels ride as floats: exact below 2**24 in float32 (nearest copies one value), else float64
+    grid = Tensor._wrap(((2 * positions + 1) / np.array([w, h]) - 1)[None].astype(work))
     small = mask.size == 0 or (int(mask.max()) < 2 ** 24 and int(mask.min()) > -2 ** 24)
-    label_dtype = image.dtype if small and image.dtype.itemsize >= 4 else np.float64
+    label_dtype = work if small else np.float64
     labels = mask.reshape((1, -1) + mask.shape[-2:]).astype(label_dtype)
-    label_grid = grid if label_dtype == image.dtype else Tensor._wrap(grid.data.astype(label_dtype))
+    label_grid = grid if label_dtype == work else Tensor._wrap(grid.data.astype(label_dtype))
     with no_grad():
-        out = grid_sample(Tensor._wrap(np.ascontiguousarray(image[None])), grid, padding_mode=padding_mode).data[0]
+        out = grid_sample(Tensor._wrap(np.ascontiguousarray(image[None], dtype=work)), grid,
+                          padding_mode=padding_mode).data[0].astype(image.dtype, copy=False)
         moved = grid_sample(Tensor._wrap(labels), label_grid, mode="nearest", padding_mode=padding_mode).data[0]
     moved = np.rint(moved).astype(mask.dtype).reshape(mask.shape)
     if padding_mode == "reflection":        # about the edges -0.5, W - 0.5: copy k covers [kW - 0.5, (k+1)W - 0.5)
