@@ -111,6 +111,33 @@ def _infer_num_classes(masks_dir):
     return top + 1
 
 
+def toy_data_bytes(dataset, count, size, instances=False):
+    """About how many bytes ``count`` scenes of the toy ``dataset`` class at ``size x size`` take
+    at the peak of drawing them, as a run draws and keeps them (``_InMemory``): the scenes kept
+    (float32 images of ``in_channels``, an int64 class map and, with ``instances``, an int64 id
+    map) and the drawing of one more (``dataset.draw_bytes`` a pixel). Never below what
+    tracemalloc measures from 300 pixels on."""
+    kept = 4 * dataset.in_channels + 8 * (2 if instances else 1)
+    return int(size) * int(size) * (int(count) * kept + dataset.draw_bytes)
+
+
+def _check_toy_data_fits(config, dataset, instances):
+    """Refuse, before drawing a scene, built-in data whose drawing and keeping would not fit in memory."""
+    size, count = config["size"], config["num_train"] + config["num_val"]
+    needed, limit = toy_data_bytes(dataset, count, size, instances), checks.memory_bytes()
+    if limit is None or needed <= limit:
+        return
+    kept = toy_data_bytes(dataset, 1, 1, instances) - dataset.draw_bytes
+    largest = math.isqrt(limit // (count * kept + dataset.draw_bytes))
+    raise UserError(f"--num-train {config['num_train']} and --num-val {config['num_val']} at --size {size}: the "
+                    f"built-in data ({config['data']}) takes about {checks.human_bytes(needed)} to draw and keep in "
+                    f"memory ({count} scenes of {size}x{size} pixels kept at {kept} bytes a pixel, and "
+                    f"{dataset.draw_bytes} bytes a pixel while one is drawn), more than this machine's memory "
+                    f"({checks.human_bytes(limit)}); "
+                    + (f"the largest --size that fits is {largest}" if largest >= data_module.toy.MIN_SIZE
+                       else "use fewer --num-train and --num-val"))
+
+
 def build_datasets(config, task=None, progress=False, log=None):
     """The training and held-out datasets for ``config``, and their info dict
     (num_classes, in_channels, class_names, palette, ignore_index, ...). A folder
@@ -123,13 +150,7 @@ def build_datasets(config, task=None, progress=False, log=None):
     if name in TOY_DATASETS:
         cls = TOY_DATASETS[name]
         extra = dict(return_instances=True) if task.instances else {}
-        # the scenes are drawn once and kept (_InMemory): float32 images and int64 label maps
-        per_pixel = 4 * cls.in_channels + 8 * (2 if task.instances else 1)
-        try:
-            checks.check_bytes((config["num_train"] + config["num_val"], size, size), per_pixel, "the data",
-                               f"--num-train {config['num_train']} and --num-val {config['num_val']} at --size {size}")
-        except checks.TooLargeError as error:
-            raise UserError(f"{error}; the built-in data is kept in memory") from None
+        _check_toy_data_fits(config, cls, task.instances)
         try:
             train = cls(config["num_train"], size, seed=config["seed"], split="train", **extra)
         except ValueError as error:     # e.g. a --size too small to draw the scenes in

@@ -231,8 +231,9 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
     (["train", "--data", "/no/such/folder", "--num-train", "16"], "neither a built-in dataset"),   # not --num-train
     (["train", "--processes", "9", "--batch-size", "8"], "--processes 9: each process takes a share of a batch's"),
     (["train", "--optimizer", "sgd", "--momentum", "1"], "--momentum must be below 1"),
-    (["train", "--size", "100000"], "at --size 100000 makes an array of shape"),
-    (["train", "--num-train", "10000000000"], "--num-train 10000000000 and --num-val 64 at --size 64 makes an array"),
+    (["train", "--size", "100000"], "at --size 100000: the built-in data (shapes) takes about"),
+    (["train", "--num-train", "10000000000"], "--num-train 10000000000 and --num-val 64 at --size 64: the built-in "
+                                              "data (shapes) takes about"),
     (["augment-preview", "--out", "no/such/folder/p.png"], "the folder"),
     (["train", "--resume", "--out", "r", "--size", "32"],
      "only --epochs, --backend and --processes may be given with it, got --size"),
@@ -242,6 +243,47 @@ def test_user_errors_exit_2_without_traceback(argv, message, capsys, tmp_path, m
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_the_toy_data_memory_check_counts_the_drawing(capsys, tmp_path, monkeypatch):
+    """The built-in scenes are drawn one by one and kept: the check counts the kept scenes and the
+    drawing of one more (Shapes: 175 bytes a pixel), before any scene is drawn. On the old code it
+    counted the kept scenes only (12 x 64 x 64 x 20 bytes = 0.9 MiB) and went on to draw."""
+    from minisegnet import checks
+
+    monkeypatch.setattr(checks, "memory_bytes", lambda: 1_200_000)
+    monkeypatch.setattr(data.Shapes, "_draw", lambda *a: pytest.fail("drew a scene"))
+    argv = ["train", "--size", "64", "--num-train", "8", "--num-val", "4", "--model-arg", "base_channels=4",
+            "--model-arg", "depth=2", "--out", str(tmp_path / "run"), "--quiet"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "minisegnet train: error: --num-train 8 and --num-val 4 at --size 64: the built-in data (shapes) takes "
+        "about 1.6 MiB to draw and keep in memory (12 scenes of 64x64 pixels kept at 20 bytes a pixel, and 175 "
+        "bytes a pixel while one is drawn), more than this machine's memory (1.1 MiB); the largest --size that "
+        "fits is 53\n")
+    assert train.toy_data_bytes(data.Shapes, 12, 53) <= 1_200_000 < train.toy_data_bytes(data.Shapes, 12, 54)
+    assert main(argv[:4] + ["1000"] + argv[5:]) == 2          # too many scenes for even the smallest size
+    assert capsys.readouterr().err.endswith("more than this machine's memory (1.1 MiB); use fewer --num-train "
+                                            "and --num-val\n")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("dataset", [data.Shapes, data.Roads, data.Cells], ids=lambda d: d.__name__)
+@pytest.mark.parametrize("instances", [False, True])
+def test_toy_data_bytes_is_never_below_what_drawing_and_keeping_takes(dataset, instances):
+    """The estimate against tracemalloc's peak while a run draws and keeps its scenes (_InMemory)."""
+    import tracemalloc
+
+    size, counts = 300, {"train": 3, "val": 2}
+    tracemalloc.start()
+    try:
+        kept = [train._InMemory(dataset(n, size, seed=0, split=split, return_instances=instances))
+                for split, n in counts.items()]
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(kept[0]) == 3
+    assert peak <= train.toy_data_bytes(dataset, 5, size, instances) <= 1.5 * peak      # never below; not wildly above
 
 
 def test_a_folder_without_masks_and_folder_options_that_do_not_apply(tmp_path, capsys):

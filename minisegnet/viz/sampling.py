@@ -26,6 +26,7 @@ import os
 import numpy as np
 from matplotlib.figure import Figure as _Figure
 
+from ..data.toy import Cells, Roads, Shapes
 from .training import _as_rgb, overlay
 
 __all__ = ["figure_bilinear_weights", "figure_padding_modes", "figure_normalised_coordinates",
@@ -249,12 +250,13 @@ def figure_elastic(seed=1, sigma=10.0):
 
 
 # What plot_augment_preview allocates per pixel of the image (measured with tracemalloc at 800 and
-# 1600 pixels, where the fixed costs no longer count): drawing one generated scene peaks at about 220
-# bytes (Roads, its float64 layers; Shapes 175, Cells 135); the figure's rendering at about 90
+# 1600 pixels, where the fixed costs no longer count): drawing one generated scene peaks at the most
+# of the toy datasets' draw_bytes (Roads' 220, its float64 layers); the figure's rendering at about 90
 # (matplotlib turns each picture into float RGBA at full size before resampling it; 100 here, a
 # margin); each panel keeps its image (4 bytes per channel), its int64 mask (8) and its float64 RGB
 # overlay (24), and a deformation's panel also its float64 sampling positions (16).
-_SCENE_BYTES, _RENDER_BYTES, _PANEL_BYTES, _POSITIONS_BYTES = 220, 100, 8 + 24, 16
+_SCENE_BYTES = max(dataset.draw_bytes for dataset in (Shapes, Roads, Cells))
+_RENDER_BYTES, _PANEL_BYTES, _POSITIONS_BYTES = 100, 8 + 24, 16
 
 
 def augment_preview_bytes(height, width, channels, panels, deformations=0):
