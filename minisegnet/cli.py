@@ -299,6 +299,9 @@ def _add_shape_commands(commands):
                            batch_norm=args.batch_norm, up_mode=args.up_mode)
             if in_channels is None:
                 in_channels = 1          # the paper's grayscale microscopy tiles
+            error = _unet_options_error(args, size, in_channels, show(args.input))
+            if error:
+                return fails("summary", error)
         elif in_channels is None:
             in_channels = 3
         try:
@@ -385,6 +388,39 @@ def _add_shape_commands(commands):
     unet_options.add_argument("--up-mode", choices=("transpose", "bilinear"), default="transpose",
                               help="2x2 up-convolution (default) or bilinear x2 + 1x1 conv")
     summary_cmd.set_defaults(func=run_summary)
+
+
+def _unet_options_error(args, size, in_channels, shown):
+    """What is wrong with ``summary unet``'s options, named as options, from the shape formulas and the
+    weight count (nothing is built); None when nothing is. The input size against the depth first (a
+    rule that no machine lifts), then the weights against this machine's memory."""
+    from . import checks, shapes
+    from .models.unet import weight_count
+
+    depth, padding = args.depth, args.padding
+    if depth > shapes.MAX_UNET_DEPTH:
+        return (f"--depth must be at most {shapes.MAX_UNET_DEPTH} (every level halves the size, so the input "
+                f"would need more than 2**{depth} pixels per side), got {depth}")
+
+    def size_error(d):
+        """Why the input cannot go through ``d`` levels, or None."""
+        try:
+            shapes.unet_output_size(size, d, padding)
+        except ValueError as error:
+            return error
+        return None
+
+    error = size_error(depth)
+    if error:
+        deepest = max((d for d in range(1, depth) if size_error(d) is None), default=None)
+        return (f"--input {shown} does not fit --depth {depth}: {error}"
+                + (f"; the deepest --depth it fits is {deepest}" if deepest else ""))
+    try:
+        checks.check_weights(weight_count(in_channels, args.num_classes, args.base_channels, depth, args.up_mode),
+                             "UNet", f"--base-channels {args.base_channels}, --depth {depth}")
+    except checks.TooLargeError as error:
+        return str(error)
+    return None
 
 
 def _pool_rule(size, k, s, p, d, ceil_mode):

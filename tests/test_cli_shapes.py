@@ -147,6 +147,28 @@ def test_summary_names_its_numeric_options_not_the_models_arguments(capsys, mode
     assert code == 2 and message in err and "_" not in err.split("error:")[1] and "Traceback" not in err, err
 
 
+def test_summary_unet_depth_the_input_cannot_take_names_the_options_and_the_rule(capsys, monkeypatch):
+    """--depth 10 at the default 572: the input's rule first, as options (on the old code the model was
+    built first and refused its 475 GiB of weights as "UNet: base_channels=64, depth=10"; on a machine
+    with that memory it would have built them before the size error)."""
+    from minisegnet import checks
+
+    code, out, err = run(capsys, "summary", "unet", "--depth", "10")
+    assert (code, out) == (2, "") and err == (
+        "minisegnet summary: error: --input 572 does not fit --depth 10: U-Net input 572x572 is invalid (valid "
+        "padding, depth 10): encoder.6 (level 6) would max-pool an odd size 1; the smallest valid size is 12284; "
+        "the deepest --depth it fits is 5\n")
+    code, out, err = run(capsys, "summary", "unet", "--depth", "40", "--base-channels", "1")
+    assert code == 2 and err == ("minisegnet summary: error: --depth must be at most 32 (every level halves the "
+                                 "size, so the input would need more than 2**40 pixels per side), got 40\n")
+    # a size that fits, weights that do not: named as options too, before any layer is built
+    monkeypatch.setattr(checks, "memory_bytes", lambda: 2 ** 30)
+    code, out, err = run(capsys, "summary", "unet", "--depth", "10", "--input", "12284")
+    assert code == 2 and err == (
+        "minisegnet summary: error: UNet: --base-channels 64, --depth 10 gives the model about 127,417,279,168 "
+        "weights (474.7 GiB as float32), more than this machine's memory (1.0 GiB); use fewer channels or levels\n")
+
+
 def test_shapes_conv_accepts_same_and_valid_padding_as_the_library_does(capsys):
     code, out, err = run(capsys, "shapes", "conv", "--size", "9", "--kernel", "4", "--padding", "same")
     assert code == 0 and err == "" and "-> output 9" in out

@@ -131,6 +131,18 @@ class UpBlock(nn.Module):
         return self.conv(F.cat([skip, x], dim=1))
 
 
+def weight_count(in_channels, num_classes, base_channels, depth, up_mode="transpose"):
+    """The conv weights (biases aside) of a ``UNet`` of these arguments, counted without building
+    it: encoder levels and bottleneck (two 3x3 convs each), decoder (up-conv, then 3x3 convs
+    2w -> w -> w), head. ``UNet`` refuses, before building a layer, a count that would not fit
+    in memory."""
+    widths = [base_channels * 2 ** level for level in range(depth + 1)]
+    up_taps = 4 if up_mode == "transpose" else 1
+    weights = sum(9 * (a * b + b * b) for a, b in zip([in_channels] + widths[:-1], widths))
+    weights += sum(up_taps * widths[level + 1] * widths[level] + 27 * widths[level] ** 2 for level in range(depth))
+    return weights + base_channels * num_classes
+
+
 class UNet(nn.Module):
     """U-Net with ``depth`` poolings; see the module docstring for the data flow.
 
@@ -172,13 +184,7 @@ class UNet(nn.Module):
                              f"(the input would need more than 2**{depth} pixels per side)")
         pad = 0 if padding == "valid" else 1
         widths = [base_channels * 2 ** level for level in range(depth + 1)]
-        # Count the conv weights before building anything: encoder levels and bottleneck
-        # (two 3x3 convs each), decoder (up-conv, then 3x3 convs 2w -> w -> w), head.
-        up_taps = 4 if up_mode == "transpose" else 1
-        weights = sum(9 * (a * b + b * b) for a, b in zip([in_channels] + widths[:-1], widths))
-        weights += sum(up_taps * widths[level + 1] * widths[level] + 27 * widths[level] ** 2
-                       for level in range(depth))
-        checks.check_weights(weights + base_channels * num_classes, "UNet",
+        checks.check_weights(weight_count(in_channels, num_classes, base_channels, depth, up_mode), "UNet",
                              f"base_channels={base_channels}, depth={depth}")
         self.encoder = nn.ModuleList(
             DoubleConv(in_channels if level == 0 else widths[level - 1], widths[level], pad, batch_norm)
