@@ -468,7 +468,8 @@ W_AT = np.stack(np.mgrid[0:4, 0:4][::-1], axis=-1).astype(np.float64)         # 
 
 
 @pytest.mark.parametrize("args, error, words", [
-    ((W_IMAGE.astype(np.uint8), W_MASK, W_AT), TypeError, "image must be floating point to be deformed, got dtype uint8"),
+    ((W_IMAGE.astype(np.uint8), W_MASK, W_AT), TypeError,
+     "image must be floating point to be deformed, got dtype uint8"),
     ((W_IMAGE[0], W_MASK, W_AT), ValueError, r"the image must be \(C, H, W\) .*got image \(4, 4\) and labels \(4, 4\)"),
     ((W_IMAGE.tolist(), W_MASK, W_AT), TypeError, "image must be a NumPy array"),
     ((W_IMAGE, W_MASK[:, :3], W_AT), ValueError, "the image is 4x4 but the labels are 4x3; they must match"),
