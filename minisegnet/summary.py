@@ -20,9 +20,12 @@ The receptive-field column follows ``shapes.receptive_field`` along the data
 flow: ``r_out = r_in + (k-1) d j_in``, ``j_out = j_in s``. Where branches meet
 (``cat``, ``+``) the largest field and jump are taken; the recorder finds the
 branches by walking the autograd graph the glue recorded (the placeholders
-require grad for this). Upsampling layers divide the jump by their factor and
-add the extra input pixels one output reads (``ceil(k/s) - 1`` for a
-transposed conv, one for bilinear): the usual convention. It is exact for
+require grad for this). The row of a module that returns several tensors (a
+tuple, such as the DeepLab backbone's ``(low_level, features)``, or a dict)
+shows the largest field and jump among them, in the form of every other row.
+Upsampling layers divide the jump by their factor and add the extra input
+pixels one output reads (``ceil(k/s) - 1`` for a transposed conv, one for
+bilinear): the usual convention. It is exact for
 chains of convolutions and pools; after upsampling the outputs no longer sit on
 a regular grid, and the worst-case field can be a little larger (the 572 U-Net
 shows 200 here, while its output pixels see 188 or 204 input rows:
@@ -280,12 +283,13 @@ class _Recorder:
             if field is not None and field is not _UNKNOWN:
                 field = [step(field[a], a) for a in (0, 1)]
             self.tag(first, field)
-        elif isinstance(first, Tensor):
-            field = self.field_of(first)
-        elif isinstance(out, dict):             # named outputs: each one's shape, the widest field
-            values = {key: v for key, v in out.items() if isinstance(v, Tensor)}
+        elif isinstance(out, (tuple, dict)):    # several outputs: each one's shape, the widest field
+            values = {key: v for key, v in (out.items() if isinstance(out, dict) else enumerate(out))
+                      if isinstance(v, Tensor)}
             fields = [f for f in (self.field_of(v) for v in values.values()) if f is not None]
             field = _widest(fields) if fields else None
+        elif isinstance(first, Tensor):
+            field = self.field_of(first)
         row["macs"] = macs
         row["output_shape"] = (tuple(self.shown(o) for o in out if isinstance(o, Tensor)) if isinstance(out, tuple)
                                else {key: self.shown(v) for key, v in values.items()} if isinstance(out, dict)

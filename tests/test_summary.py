@@ -225,3 +225,21 @@ def test_a_model_returning_a_dict_shows_each_output_and_their_widest_field():
     fields = [row.rf for row in result.rows[1:] if row.rf is not None]
     # the heads end at 1/4 of the input; the bilinear resize to full size reads one more of their pixels
     assert top.rf == max(fields) + 4 and top.jump == 1
+
+
+def test_a_module_returning_a_tuple_shows_its_widest_field():
+    """DeepLabV3+'s backbone returns (low_level, features): its row shows the features' field and jump
+    (the widest, as a dict-returning model's row does), one number each. It showed the low-level map's
+    (19 and 4 at any output stride), a fraction of what the features it hands to the ASPP read."""
+    from minisegnet.models import DeepLabV3Plus
+    for output_stride in (8, 16):
+        model = DeepLabV3Plus(3, 2, output_stride=output_stride, atrous_rates=(1, 2), width_mult=0.25,
+                              aspp_channels=8, low_level_channels=8, decoder_channels=8)
+        rows = _rows_by_name(summary(model, (1, 3, 64, 64), print_table=False))
+        blocks = [row for name, row in rows.items() if name.startswith("backbone.blocks.") and name.count(".") == 2]
+        low = rows[f"backbone.blocks.{model.backbone.low_level_index}"]
+        backbone = rows["backbone"]
+        assert (backbone.rf, backbone.jump) == (blocks[-1].rf, blocks[-1].jump)
+        assert (backbone.rf, backbone.jump) == (max(r.rf for r in blocks), output_stride)
+        assert isinstance(backbone.rf, int) and backbone.rf > low.rf and low.jump == 4
+        assert rows["aspp"].rf > backbone.rf            # the ASPP reads the features, not the low-level map
