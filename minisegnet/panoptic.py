@@ -234,6 +234,11 @@ def find_centers(center, threshold=THRESHOLD, nms_kernel=NMS_KERNEL, top_k=TOP_K
     when it equals the ``nms_kernel x nms_kernel`` max-pool (stride 1, padded
     so every pixel has a window) and is above ``threshold``. Images with fewer
     than ``k`` peaks fill the rest with ``valid = False``.
+
+    A flat top is not thinned: every pixel of a plateau equals its window's
+    maximum, so each is a peak (an exactly symmetric bump with a 2x2 top gives
+    4 adjacent centres, ties in raster order), as in the reference
+    Panoptic-DeepLab, whose max-pool NMS keeps ties (docs/instances.md).
     """
     op = "find_centers"
     heat = _array(center, "center", op)

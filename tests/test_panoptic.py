@@ -107,6 +107,18 @@ def test_a_peak_must_be_the_window_maximum_and_above_the_threshold():
     assert valid.sum() == 3 and coords[0, 1].tolist() == [2, 2]        # strongest first
 
 
+def test_a_flat_top_keeps_every_pixel_as_a_peak(torch):
+    """Not thinned, as documented (docstring, docs/instances.md): a symmetric bump's 2x2 top gives 4
+    adjacent centres, as PyTorch's max-pool rule (the reference implementation's) does."""
+    yy, xx = np.mgrid[0:8, 0:8]
+    heat = np.exp(-((yy - 3.5) ** 2 + (xx - 3.5) ** 2) / 8)[None, None]
+    assert (heat[0, 0, 3:5, 3:5] == heat.max()).all()
+    coords, valid = map(to_numpy, P.find_centers(on(heat)))
+    assert coords[0][valid[0]].tolist() == [[3, 3], [3, 4], [4, 3], [4, 4]]
+    theirs, their_valid = _torch_peaks(torch, heat, P.THRESHOLD, P.NMS_KERNEL, P.TOP_K)
+    assert sorted(theirs[their_valid].tolist()) == [[3, 3], [3, 4], [4, 3], [4, 4]]
+
+
 def test_the_window_keeps_one_of_two_peaks_within_3_pixels():
     """What panoptic.py and docs/instances.md say of the 7 x 7 window: of two local maxima at
     Chebyshev distance max(|dy|, |dx|) <= 3 only the larger is a peak; 4 apart, both are."""
