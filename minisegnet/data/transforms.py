@@ -353,6 +353,7 @@ def warp(image, mask, positions, padding_mode="reflection"):
     work = np.promote_types(image.dtype, np.float32)         # float32 or float64, never float16
     # pixel -> normalised coordinates of grid_sample (align_corners=False: pixel centres at (2k + 1) / W - 1)
     grid = Tensor._wrap(((2 * positions + 1) / np.array([w, h]) - 1)[None].astype(work))
+    # labels ride as floats: exact below 2**24 in float32 (nearest copies one value), else float64
     small = mask.size == 0 or (int(mask.max()) < 2 ** 24 and int(mask.min()) > -2 ** 24)
     label_dtype = work if small else np.float64
     labels = mask.reshape((1, -1) + mask.shape[-2:]).astype(label_dtype)
