@@ -510,3 +510,14 @@ def test_a_float16_image_is_warped_in_float32():
         column = np.stack([np.full((2, 1), 7e4), rows[:, :1] + 0.0], axis=-1)
         out, _ = T.warp(image[..., :1], mask[..., :1], column, "reflection")
         np.testing.assert_array_equal(out, image[..., :1])     # one column: every read is that column
+
+
+def test_mirrored_copies_refuses_ids_past_int64_instead_of_wrapping():
+    """A copy so far away that its new id would pass int64 is an error (it wrapped to a
+    negative id, silently); near copies get their ids as before."""
+    mask = np.ones((2, 2, 2), np.int64)
+    mask[1] = 5
+    near = T.mirrored_copies(mask, np.array([[0], [1]]), np.array([[0, -1]]))
+    assert near[1].tolist() == [[5, 5 + 1 * 6], [5 + 4 * 6, 5 + 5 * 6]]
+    with pytest.raises(ValueError, match=r"^mirrored_copies: the copies reach 1099511627776 images away.*int64"):
+        T.mirrored_copies(mask, np.array([[0], [2 ** 40]]), np.array([[0, 2 ** 30]]))

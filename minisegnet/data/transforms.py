@@ -187,10 +187,16 @@ def mirrored_copies(mask, copy_y, copy_x):
         return mask
     # number the copies: 0, -1, 1, -2, 2, ... -> 0, 1, 2, 3, 4 on each axis, then pair the two
     zigzag_y, zigzag_x = (np.where(c < 0, -2 * c - 1, 2 * c) for c in (copy_y, copy_x))
-    copy = zigzag_y * (int(zigzag_x.max()) + 1) + zigzag_x
+    most_x, largest = int(zigzag_x.max()), int(mask[1:].max())
+    most = int(zigzag_y.max()) * (most_x + 1) + most_x           # in Python's integers: no wrap-around
+    if most * (largest + 1) + largest > np.iinfo(np.int64).max:
+        raise ValueError(f"mirrored_copies: the copies reach {max(int(np.abs(copy_y).max()), int(np.abs(copy_x).max()))} "
+                         f"images away, and copy {most} of id {largest} would need an id past int64's largest; "
+                         "positions that far outside the image have no labels to mirror")
+    copy = zigzag_y * (most_x + 1) + zigzag_x
     mask = mask.astype(np.int64)                                 # room for the new ids
     ids = mask[1:]
-    ids += np.where(ids > 0, copy * (int(ids.max()) + 1), 0)
+    ids += np.where(ids > 0, copy * (largest + 1), 0)
     return mask
 
 
