@@ -169,7 +169,7 @@ def test_dropout_keeps_float32():
 @pytest.mark.parametrize("p", [-0.1, 1.5, float("nan")])
 @pytest.mark.parametrize("fn", [F.dropout, F.dropout2d, nn.Dropout, nn.Dropout2d])
 def test_dropout_rejects_bad_p(fn, p):
-    with pytest.raises(ValueError, match="dropout probability p"):
+    with pytest.raises(ValueError, match=rf"^{fn.__name__}: p must be "):
         if fn in (nn.Dropout, nn.Dropout2d):
             fn(p)
         else:
@@ -177,13 +177,15 @@ def test_dropout_rejects_bad_p(fn, p):
 
 
 def test_dropout_p_type_and_dropout2d_shape_errors():
-    with pytest.raises(TypeError, match="dropout probability p"):
+    with pytest.raises(TypeError, match=r"^dropout: p must be a number, got '0.5'"):
         F.dropout(t64(np.ones(3)), "0.5")
-    with pytest.raises(ValueError, match=r"dropout2d expects input of shape \(N, C, H, W\), got shape \(2, 3, 4\)"):
+    with pytest.raises(ValueError, match=r"^dropout2d: p must be >= 0 and <= 1, got 1.5"):
+        F.dropout2d(t64(np.ones((1, 2, 2, 2))), 1.5)
+    with pytest.raises(ValueError, match=r"^dropout2d: input must be 4-D \(N, C, H, W\), got shape \(2, 3, 4\)"):
         F.dropout2d(t64(np.ones((2, 3, 4))), 0.5)
-    with pytest.raises(TypeError, match="negative_slope"):
+    with pytest.raises(TypeError, match="^leaky_relu: negative_slope must be a number, got '0.1'"):
         F.leaky_relu(t64(np.ones(3)), "0.1")
-    with pytest.raises(TypeError, match="negative_slope"):
+    with pytest.raises(TypeError, match="^LeakyReLU: negative_slope must be a number, got None"):
         nn.LeakyReLU(None)
     with pytest.raises(TypeError, match="dim must be an int"):
         nn.Softmax(None)

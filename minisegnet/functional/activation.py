@@ -10,8 +10,6 @@ Dropout masks are made where the input lives (on the GPU for CuPy) from a key
 drawn from the library's seeded generator (``minisegnet.random.uniform``), so
 ``msn.manual_seed(s)`` repeats them, with the same numbers on NumPy and CuPy.
 """
-import numbers
-
 import numpy as np
 
 from .. import backend, checks, parallel
@@ -200,14 +198,14 @@ def leaky_relu(x, negative_slope=0.01, inplace=False):
     """x where x > 0, else ``negative_slope * x``. ``inplace`` is accepted for
     PyTorch compatibility and ignored."""
     x = _input(x, "leaky_relu", inplace)
-    slope = checks.fits_float(_check_negative_slope(negative_slope), x.dtype, "negative_slope", "leaky_relu")
+    slope = checks.fits_float(_check_negative_slope(negative_slope, "leaky_relu"), x.dtype, "negative_slope",
+                              "leaky_relu")
     return LeakyReLU(slope)(x)
 
 
-def _check_negative_slope(negative_slope):
-    if not isinstance(negative_slope, numbers.Real) or isinstance(negative_slope, bool):
-        raise TypeError(f"negative_slope must be a real number, got {negative_slope!r}")
-    return float(negative_slope)
+def _check_negative_slope(negative_slope, op):
+    """A real number (infinite allowed, as in PyTorch; not NaN); ``op`` starts the message."""
+    return checks.real(negative_slope, "negative_slope", op, finite=False)
 
 
 def relu6(x, inplace=False):
@@ -215,12 +213,9 @@ def relu6(x, inplace=False):
     return ReLU6()(_input(x, "relu6", inplace))
 
 
-def _check_dropout_p(p):
-    if not isinstance(p, numbers.Real) or isinstance(p, bool):
-        raise TypeError(f"dropout probability p must be a real number, got {p!r}")
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout probability p must be between 0 and 1, got {p!r}")
-    return float(p)
+def _check_dropout_p(p, op):
+    """The drop probability, a number in [0, 1]; ``op`` starts the message."""
+    return checks.real(p, "p", op, minimum=0, maximum=1)
 
 
 def dropout(x, p=0.5, training=True, inplace=False):
@@ -230,7 +225,7 @@ def dropout(x, p=0.5, training=True, inplace=False):
     The mask comes from ``minisegnet.random.uniform``: ``msn.manual_seed``
     repeats it. ``inplace`` is accepted for PyTorch compatibility and ignored.
     """
-    p = _check_dropout_p(p)
+    p = _check_dropout_p(p, "dropout")
     _input(x, "dropout", inplace)
     if not checks.flag(training, "training", "dropout") or p == 0:
         return x
@@ -246,10 +241,10 @@ def dropout2d(x, p=0.5, training=True, inplace=False):
     does (Tompson et al. 2015). Unlike PyTorch, a 3-D input is an error rather
     than a guess between (C, H, W) and (N, C, L).
     """
-    p = _check_dropout_p(p)
+    p = _check_dropout_p(p, "dropout2d")
     _input(x, "dropout2d", inplace)
     if x.ndim != 4:
-        raise ValueError(f"dropout2d expects input of shape (N, C, H, W), got shape {x.shape}")
+        raise ValueError(f"dropout2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
     if not checks.flag(training, "training", "dropout2d") or p == 0:
         return x
     return Dropout(p, x.shape[:2] + (1, 1))(x)

@@ -28,7 +28,7 @@ class LeakyReLU(Module):
     """x where x > 0, else ``negative_slope * x``."""
 
     def __init__(self, negative_slope=0.01, inplace=False):
-        self.negative_slope = _check_negative_slope(negative_slope)
+        self.negative_slope = _check_negative_slope(negative_slope, "LeakyReLU")
         self.inplace = checks.flag(inplace, "inplace", "LeakyReLU")      # accepted and ignored, as ReLU's
 
     def forward(self, x):
@@ -88,7 +88,7 @@ class Dropout(Module):
     """Elementwise dropout with probability ``p`` in training; the identity in eval."""
 
     def __init__(self, p=0.5, inplace=False):
-        self.p = _check_dropout_p(p)
+        self.p = _check_dropout_p(p, type(self).__name__)
         self.inplace = checks.flag(inplace, "inplace", type(self).__name__)    # accepted and ignored
 
     def forward(self, x):
