@@ -483,7 +483,7 @@ class Tensor:
         return _basic.reshape(self, *shape)
 
     def view(self, *shape):
-        return _basic.reshape(self, *shape)
+        return _basic._reshape(self, shape, "view")
 
     def flatten(self, start_dim=0, end_dim=-1):
         return _basic.flatten(self, start_dim, end_dim)

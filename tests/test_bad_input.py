@@ -930,3 +930,23 @@ def test_size_argument_errors_start_with_the_function(op, call):
 def test_load_state_dict_strict_is_a_flag():
     with pytest.raises(TypeError, match="load_state_dict: strict must be True or False, got 'a'"):
         nn.Conv2d(1, 1, 1).load_state_dict({}, strict="a")
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: _x().reshape(5, 5), ValueError, r"^reshape: cannot reshape a tensor of shape \(2, 3, 6, 6\)"),
+    (lambda: _x().view(5, 5), ValueError, r"^view: cannot reshape a tensor of shape \(2, 3, 6, 6\)"),
+    (lambda: _x().view("a"), TypeError, r"^view: shape must be ints"),
+    (lambda: _x().permute(0, 1), ValueError, r"^permute: dims \(0, 1\) must be an ordering of all 4 axes"),
+    (lambda: _x().permute(0, 0, 1, 2), ValueError, r"^permute: dims=\(0, 0, 1, 2\) names a dimension twice"),
+    (lambda: _x().permute("a", 0, 1, 2), TypeError, r"^permute: dims must be None, an int or a tuple of ints"),
+    (lambda: _x().flatten(2, 1), ValueError, r"^flatten: start_dim must not come after end_dim, got 2 and 1"),
+    (lambda: _x()[5], IndexError, r"^getitem: tensor index 5 does not fit a tensor of shape \(2, 3, 6, 6\)"),
+    (lambda: _x()["a"], TypeError, r"^getitem: tensor index 'a': 'a' is not a valid index"),
+    (lambda: _x()[::-1], ValueError, r"^getitem: tensor index slice\(None, None, -1\): a slice step must be >= 1"),
+])
+def test_tensor_shape_and_index_errors_start_with_the_method(call, error, message):
+    """reshape, view, permute, flatten and indexing name themselves first, as every other op does
+    (they said 'cannot reshape ...', 'permute dims ...', 'dim=... names a dimension twice',
+    'tensor index ...')."""
+    with pytest.raises(error, match=message):
+        call()

@@ -571,16 +571,21 @@ class Permute(Function):
 
 
 def reshape(x, *shape):
-    checks.tensor(x, "input", "reshape")
+    return _reshape(x, shape, "reshape")
+
+
+def _reshape(x, shape, op):
+    """``reshape`` (``Tensor.view`` too); ``op`` starts the error messages."""
+    checks.tensor(x, "input", op)
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     if not builtins.all(checks.is_int(n) for n in shape):
-        raise TypeError(f"reshape: shape must be ints (one may be -1), got {shape!r}")
+        raise TypeError(f"{op}: shape must be ints (one may be -1), got {shape!r}")
     shape = tuple(int(n) for n in shape)
     known = int(np.prod([n for n in shape if n != -1]))
     if shape.count(-1) > 1 or builtins.any(n < -1 for n in shape) or \
             (-1 not in shape and known != x.size) or (-1 in shape and (known == 0 or x.size % known)):
-        raise ValueError(f"cannot reshape a tensor of shape {x.shape} ({x.size} elements) to {shape}")
+        raise ValueError(f"{op}: cannot reshape a tensor of shape {x.shape} ({x.size} elements) to {shape}")
     return Reshape(shape)(x)
 
 
@@ -591,7 +596,7 @@ def flatten(x, start_dim=0, end_dim=-1):
     if x.ndim == 0:
         return reshape(x, 1)
     if start > end:
-        raise ValueError(f"flatten needs start_dim <= end_dim, got {start_dim} and {end_dim}")
+        raise ValueError(f"flatten: start_dim must not come after end_dim, got {start_dim} and {end_dim}")
     return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
 
 
@@ -599,8 +604,8 @@ def permute(x, *dims):
     checks.tensor(x, "input", "permute")
     if len(dims) == 1 and isinstance(dims[0], (tuple, list)):
         dims = tuple(dims[0])
-    if len(dims) != x.ndim or sorted(normalize_dims(dims, x.ndim)) != list(range(x.ndim)):
-        raise ValueError(f"permute dims {dims} must be an ordering of all {x.ndim} axes")
+    if len(dims) != x.ndim or sorted(normalize_dims(dims, x.ndim, "dims", "permute")) != list(range(x.ndim)):
+        raise ValueError(f"permute: dims {dims} must be an ordering of all {x.ndim} axes")
     return Permute(tuple(d % x.ndim for d in dims))(x)
 
 
@@ -649,8 +654,8 @@ def _check_index_part(part, index):
     if isinstance(part, slice):
         if builtins.all(v is None or checks.is_int(v) for v in (part.start, part.stop, part.step)):
             if part.step is not None and part.step < 1:
-                raise ValueError(f"tensor index {checks.describe(index)}: a slice step must be >= 1, got "
-                                 f"{part.step} (PyTorch refuses steps below 1; to reverse an axis, index it "
+                raise ValueError(f"getitem: tensor index {checks.describe(index)}: a slice step must be >= 1, "
+                                 f"got {part.step} (PyTorch refuses steps below 1; to reverse an axis, index it "
                                  f"with a reversed array of positions)")
             return
     elif hasattr(part, "dtype") and hasattr(part, "shape"):
@@ -659,8 +664,8 @@ def _check_index_part(part, index):
     elif isinstance(part, list):
         if builtins.all(checks.is_int(v) or isinstance(v, (bool, np.bool_)) for v in part):
             return
-    raise TypeError(f"tensor index {checks.describe(index)}: {checks.describe(part)} is not a valid index; "
-                    "use ints, slices of ints, None, ..., or integer or boolean tensors/arrays")
+    raise TypeError(f"getitem: tensor index {checks.describe(index)}: {checks.describe(part)} is not a valid "
+                    "index; use ints, slices of ints, None, ..., or integer or boolean tensors/arrays")
 
 
 def getitem(x, index):
@@ -674,8 +679,8 @@ def getitem(x, index):
     try:
         return GetItem(index)(x)
     except IndexError as error:      # out of range, too many indices, boolean mask of another shape
-        raise IndexError(f"tensor index {checks.describe(index)} does not fit a tensor of shape {x.shape}: "
-                         f"{error}") from None
+        raise IndexError(f"getitem: tensor index {checks.describe(index)} does not fit a tensor of shape "
+                         f"{x.shape}: {error}") from None
 
 
 class Cat(Function):
