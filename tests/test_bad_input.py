@@ -950,3 +950,48 @@ def test_tensor_shape_and_index_errors_start_with_the_method(call, error, messag
     'tensor index ...')."""
     with pytest.raises(error, match=message):
         call()
+
+
+_PANOPTIC = np.array([[[[0, 0], [1, 1]]]])
+METRIC_ERRORS = [
+    ("confusion_matrix", lambda: metrics.confusion_matrix([0, 1], [0, 1, 1], 2), ValueError,
+     r"pred and target must have the same shape, got \(2,\) and \(3,\)"),
+    ("confusion_matrix", lambda: metrics.confusion_matrix([0.0], [0], 2), TypeError, "pred must hold integer labels"),
+    ("confusion_matrix", lambda: metrics.confusion_matrix([3], [0], 2), ValueError, r"pred holds label 3, outside \[0, 2\)"),
+    ("confusion_matrix", lambda: metrics.confusion_matrix(None, [0], 2), TypeError,
+     "pred must be an array or a Tensor, got None"),
+    ("mean_iou", lambda: metrics.mean_iou(-np.ones((2, 2))), ValueError, "cm must hold counts, got a negative entry"),
+    ("scores", lambda: metrics.scores(np.zeros((2, 2), bool).astype(str)), TypeError, "cm must hold counts, got dtype"),
+    ("pixel_accuracy", lambda: metrics.pixel_accuracy(None), TypeError, "cm must be an array or a Tensor, got None"),
+    ("mask_iou", lambda: metrics.mask_iou(np.zeros((1, 2, 2)), np.zeros((1, 2, 2), bool)), TypeError,
+     "masks1 must be boolean masks"),
+    ("mask_iou", lambda: metrics.mask_iou(np.zeros((1, 2, 2), bool), np.zeros((1, 2, 3), bool)), ValueError,
+     "masks1 and masks2 must be the same size"),
+    ("mask_iou", lambda: metrics.mask_iou(None, np.zeros((1, 2, 2), bool)), TypeError,
+     "masks1 must be an array or a Tensor"),
+    ("box_iou", lambda: metrics.box_iou(np.zeros((1, 3)), np.zeros((1, 4))), ValueError,
+     r"boxes1 must have shape \(num_boxes, 4\)"),
+    ("box_iou", lambda: metrics.box_iou(np.zeros((1, 4)), [[0, 3, 1, 2]]), ValueError,
+     r"boxes2\[0\] = \[0, 3, 1, 2\] is not an \(x1, y1, x2, y2\) box"),
+    ("box_area", lambda: metrics.box_area(np.zeros((1, 4), bool)), TypeError, "boxes must hold numbers"),
+    ("panoptic_quality", lambda: metrics.panoptic_quality(np.array([[[[0, 0], [7, 1]]]]), _PANOPTIC, [1], [0]),
+     ValueError, r"pred holds category ids \[7\]"),                           # it said panoptic_counts
+    ("panoptic_quality", lambda: metrics.panoptic_quality(None, _PANOPTIC, [1], [0]), TypeError,
+     "pred must be an array or a Tensor, got None"),                          # it said 'the argument'
+    ("panoptic_counts", lambda: metrics.panoptic_counts(_PANOPTIC, "a", [1], [0]), TypeError,
+     "target must be an array or a Tensor, got 'a'"),
+    ("panoptic_scores", lambda: metrics.panoptic_scores(None, [1], [0]), TypeError,
+     "counts must be an array or a Tensor, got None"),
+] + [(score.__name__, lambda score=score: score(np.zeros((2, 3))), ValueError,
+      r"cm must be a square \(C, C\) confusion matrix, got shape \(2, 3\)")
+     for score in (metrics.pixel_accuracy, metrics.mean_accuracy, metrics.mean_iou, metrics.frequency_weighted_iou,
+                   metrics.iou_per_class, metrics.dice_per_class, metrics.accuracy_per_class, metrics.scores)]
+
+
+@pytest.mark.parametrize("op, call, error, message", METRIC_ERRORS)
+def test_metric_errors_start_with_the_function_called(op, call, error, message):
+    """Every metric names itself first, and the argument: a score computed through another
+    (mean_iou through iou_per_class, panoptic_quality through panoptic_counts) names the one
+    the user called."""
+    with pytest.raises(error, match=f"^{op}: {message}"):
+        call()

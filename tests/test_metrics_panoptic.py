@@ -293,7 +293,7 @@ def test_huge_instance_ids_match_or_are_refused_never_lost():
     fits = _map([[1, 1, 0]], [[2**61, 2**61, 0]])             # 1 image, 2 categories: keys < 2**62 + 2
     assert metrics.panoptic_quality(fits, fits, things=[1], stuff=[0])["per_class"][1]["tp"] == 1
     wraps = _map([[1, 1, 0]], [[2**62, 2**62, 0]])
-    with pytest.raises(ValueError, match=r"panoptic_counts: pred holds the instance id 4611686018427387904: "
+    with pytest.raises(ValueError, match=r"panoptic_quality: pred holds the instance id 4611686018427387904: "
                                          r"with 1 image\(s\) and 2 categories the segment keys"):
         metrics.panoptic_quality(wraps, wraps, things=[1], stuff=[0])
     unsigned = _map([[1, 0]], [[0, 0]]).astype(np.uint64)

@@ -25,10 +25,6 @@ from .. import backend, checks
 __all__ = ["mask_iou", "box_iou", "box_area"]
 
 
-def _array(x, name):
-    return checks.array(x, name)
-
-
 def _float(a, xp):
     return a if a.dtype.kind == "f" else a.astype(xp.float64)
 
@@ -41,16 +37,17 @@ def mask_iou(masks1, masks2):
     Masks of several instances come from an instance-id map ``ids`` with
     ``ids[None] == labels[:, None, None]`` for the ``labels`` you want.
     """
-    masks1, masks2 = _array(masks1, "masks1"), _array(masks2, "masks2")
+    op = "mask_iou"
+    masks1, masks2 = checks.array(masks1, "masks1", op), checks.array(masks2, "masks2", op)
     xp = backend.get_array_module(masks1, masks2)
     for name, m in (("masks1", masks1), ("masks2", masks2)):
         if m.ndim != 3:
-            raise ValueError(f"{name} must have shape (num_masks, H, W), got {tuple(m.shape)}")
+            raise ValueError(f"{op}: {name} must have shape (num_masks, H, W), got {tuple(m.shape)}")
         if m.dtype != bool:
-            raise TypeError(f"{name} must be boolean masks, got dtype {m.dtype} "
+            raise TypeError(f"{op}: {name} must be boolean masks, got dtype {m.dtype} "
                             "(compare an instance map with its ids first)")
     if masks1.shape[1:] != masks2.shape[1:]:
-        raise ValueError(f"masks1 and masks2 must be the same size, got H x W {tuple(masks1.shape[1:])} "
+        raise ValueError(f"{op}: masks1 and masks2 must be the same size, got H x W {tuple(masks1.shape[1:])} "
                          f"and {tuple(masks2.shape[1:])}")
     pixels = masks1.shape[1] * masks1.shape[2]
     a = masks1.reshape(masks1.shape[0], pixels).astype(xp.float64)
@@ -61,24 +58,28 @@ def mask_iou(masks1, masks2):
         return inter / union
 
 
-def _check_boxes(boxes, name):
-    boxes = _array(boxes, name)
+def _check_boxes(boxes, name, op):
+    boxes = checks.array(boxes, name, op)
     if boxes.ndim != 2 or boxes.shape[1] != 4:
-        raise ValueError(f"{name} must have shape (num_boxes, 4) holding (x1, y1, x2, y2), got {tuple(boxes.shape)}")
+        raise ValueError(f"{op}: {name} must have shape (num_boxes, 4) holding (x1, y1, x2, y2), "
+                         f"got {tuple(boxes.shape)}")
     if boxes.dtype.kind not in "iuf":
-        raise TypeError(f"{name} must hold numbers, got dtype {boxes.dtype}")
+        raise TypeError(f"{op}: {name} must hold numbers, got dtype {boxes.dtype}")
     xp = backend.get_array_module(boxes)
     bad = (boxes[:, 2] < boxes[:, 0]) | (boxes[:, 3] < boxes[:, 1]) | xp.isnan(_float(boxes, xp)).any(1)
     if bool(bad.any()):
         k = int(xp.nonzero(bad)[0][0])
-        raise ValueError(f"{name}[{k}] = {backend.to_numpy(boxes[k]).tolist()} is not an (x1, y1, x2, y2) box "
+        raise ValueError(f"{op}: {name}[{k}] = {backend.to_numpy(boxes[k]).tolist()} is not an (x1, y1, x2, y2) box "
                          "with x1 <= x2 and y1 <= y2")
     return boxes
 
 
 def box_area(boxes):
     """``(x2 - x1) (y2 - y1)`` of each ``(x1, y1, x2, y2)`` box of ``(N, 4)``: shape ``(N,)``."""
-    boxes = _check_boxes(boxes, "boxes")
+    return _area(_check_boxes(boxes, "boxes", "box_area"))
+
+
+def _area(boxes):
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
@@ -88,10 +89,10 @@ def box_iou(boxes1, boxes2):
     The intersection of two boxes is the box from the larger top-left corner
     to the smaller bottom-right corner, empty (area 0) when those cross.
     """
-    boxes1, boxes2 = _check_boxes(boxes1, "boxes1"), _check_boxes(boxes2, "boxes2")
+    boxes1, boxes2 = _check_boxes(boxes1, "boxes1", "box_iou"), _check_boxes(boxes2, "boxes2", "box_iou")
     xp = backend.get_array_module(boxes1, boxes2)
     boxes1, boxes2 = _float(boxes1, xp), _float(boxes2, xp)
-    area1, area2 = box_area(boxes1), box_area(boxes2)
+    area1, area2 = _area(boxes1), _area(boxes2)
     top_left = xp.maximum(boxes1[:, None, :2], boxes2[None, :, :2])        # (N, M, 2)
     bottom_right = xp.minimum(boxes1[:, None, 2:], boxes2[None, :, 2:])
     wh = xp.clip(bottom_right - top_left, 0, None)

@@ -60,10 +60,6 @@ IOU_SUM, TP, FP, FN = range(4)
 INT64_MAX = 2**63 - 1     # the segment keys are int64
 
 
-def _array(x):
-    return checks.array(x, "the argument")
-
-
 def _category_ids(values, name, op):
     """A sorted tuple of distinct non-negative Python ints, or a clear error."""
     if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
@@ -98,7 +94,7 @@ def check_categories(things, stuff, ignore_index=-1, op="check_categories", name
 
 def _check_maps(pred, target, op):
     """``pred`` and ``target`` as arrays: ``(N, *spatial, 2)`` integer maps of one shape."""
-    pred, target = _array(pred), _array(target)
+    pred, target = checks.array(pred, "pred", op), checks.array(target, "target", op)
     for name, a in (("pred", pred), ("target", target)):
         if a.ndim < 3 or a.shape[-1] != 2:
             raise ValueError(f"{op}: {name} must have shape (N, *spatial, 2) holding (category, instance id) "
@@ -126,7 +122,11 @@ def panoptic_counts(pred, target, things, stuff, ignore_index=-1):
     docstring). Any other category id outside ``things`` and ``stuff`` is an
     error, in either map.
     """
-    op = "panoptic_counts"
+    return _panoptic_counts(pred, target, things, stuff, ignore_index, "panoptic_counts")
+
+
+def _panoptic_counts(pred, target, things, stuff, ignore_index, op):
+    """``panoptic_counts``, its errors named ``op`` (``panoptic_quality`` calls it too)."""
     things, stuff, categories = check_categories(things, stuff, ignore_index, op)
     pred, target = _check_maps(pred, target, op)
     xp = backend.get_array_module(pred, target)
@@ -225,7 +225,7 @@ def panoptic_scores(counts, things, stuff):
     """
     op = "panoptic_scores"
     things, stuff, categories = check_categories(things, stuff, op=op)
-    counts = np.asarray(backend.to_numpy(_array(counts)), dtype=np.float64)
+    counts = np.asarray(backend.to_numpy(checks.array(counts, "counts", op)), dtype=np.float64)
     if counts.shape != (4, len(categories)):
         raise ValueError(f"{op}: counts must have shape (4, {len(categories)}) for {len(categories)} categories "
                          f"(rows iou_sum, tp, fp, fn), got {counts.shape}")
@@ -261,9 +261,8 @@ def panoptic_quality(pred, target, things, stuff, ignore_index=-1):
     >>> s["per_class"][1]["pq"], round(s["per_class"][0]["pq"], 3)  # car: 1 TP, 1 FN; road IoU 1/2 is no match
     (0.6666666666666666, 0.0)
     """
-    check_categories(things, stuff, ignore_index, op="panoptic_quality")   # bad arguments named as ours
-    _check_maps(pred, target, "panoptic_quality")
-    return panoptic_scores(panoptic_counts(pred, target, things, stuff, ignore_index), things, stuff)
+    counts = _panoptic_counts(pred, target, things, stuff, ignore_index, "panoptic_quality")
+    return panoptic_scores(counts, things, stuff)
 
 
 def describe_pq(s):

@@ -51,10 +51,10 @@ __all__ = [
 ]
 
 
-def _array(x, name):
+def _array(x, name, op):
     """``checks.array``: a Tensor's array, a NumPy or CuPy array, or anything ``np.asarray``
     reads (lists, a PyTorch CPU tensor, for comparing with torchmetrics)."""
-    return checks.array(x, name)
+    return checks.array(x, name, op)
 
 
 def confusion_matrix(pred, target, num_classes, ignore_index=None):
@@ -73,14 +73,15 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
     num_classes = checks.integer(num_classes, "num_classes", "confusion_matrix", minimum=1)
     ignore_index = checks.integer(ignore_index, "ignore_index", "confusion_matrix", allow_none=True)
     checks.check_bytes((num_classes, num_classes), 8, "confusion_matrix", f"num_classes={num_classes}")
-    pred, target = _array(pred, "pred"), _array(target, "target")
+    op = "confusion_matrix"
+    pred, target = _array(pred, "pred", op), _array(target, "target", op)
     xp = backend.get_array_module(pred, target)
     if tuple(pred.shape) != tuple(target.shape):
-        raise ValueError(f"pred and target must have the same shape, got {tuple(pred.shape)} "
+        raise ValueError(f"{op}: pred and target must have the same shape, got {tuple(pred.shape)} "
                          f"and {tuple(target.shape)}")
     for name, a in (("pred", pred), ("target", target)):
         if a.dtype.kind not in "iub":
-            raise TypeError(f"{name} must hold integer labels, got dtype {a.dtype} "
+            raise TypeError(f"{op}: {name} must hold integer labels, got dtype {a.dtype} "
                             "(use logits.argmax(1) for predictions)")
     pred = pred.reshape(-1).astype(xp.int64)
     target = target.reshape(-1).astype(xp.int64)
@@ -96,7 +97,7 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
                 label = int(values.min()) if int(values.min()) < 0 else int(values.max())
                 hint = "" if name == "pred" or ignore_index is not None else \
                     " (pass ignore_index for a 'don't care' label)"
-                raise ValueError(f"{name} holds label {label}, outside [0, {num_classes}) for "
+                raise ValueError(f"{op}: {name} holds label {label}, outside [0, {num_classes}) for "
                                  f"num_classes={num_classes}{hint}")
     index = target * num_classes + pred
     if counted is not None:
@@ -107,19 +108,20 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
     return counts.reshape(num_classes, num_classes).astype(xp.int64)
 
 
-def _cm(cm):
+def _cm(cm, op):
     """The matrix as float64 NumPy, after checking it holds counts: square, numeric,
-    finite and non-negative (a C x C scan, cheap: C is the number of classes)."""
-    cm = np.asarray(backend.to_numpy(_array(cm, "cm")))
+    finite and non-negative (a C x C scan, cheap: C is the number of classes).
+    ``op``, the public function called, starts the error messages."""
+    cm = np.asarray(backend.to_numpy(_array(cm, "cm", op)))
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
-        raise ValueError(f"a confusion matrix must be square (C, C), got shape {cm.shape}")
+        raise ValueError(f"{op}: cm must be a square (C, C) confusion matrix, got shape {cm.shape}")
     if cm.dtype.kind not in "biuf":
-        raise TypeError(f"a confusion matrix holds counts, got dtype {cm.dtype}")
+        raise TypeError(f"{op}: cm must hold counts, got dtype {cm.dtype}")
     if cm.dtype.kind == "f" and not np.isfinite(cm).all():
-        raise ValueError("a confusion matrix holds counts, got a NaN or infinite entry "
+        raise ValueError(f"{op}: cm must hold counts, got a NaN or infinite entry "
                          f"(at row, column {tuple(int(i) for i in np.argwhere(~np.isfinite(cm))[0])})")
     if cm.size and cm.min() < 0:
-        raise ValueError("a confusion matrix holds counts, got a negative entry")
+        raise ValueError(f"{op}: cm must hold counts, got a negative entry")
     return cm.astype(np.float64)
 
 
@@ -135,60 +137,75 @@ def _nanmean(values):
     return float(values.mean()) if values.size else math.nan
 
 
+# Each public score checks ``cm`` under its own name, then computes from the checked
+# float64 matrix with the private form below (which checks nothing).
+def _iou_per_class(cm):
+    tp = np.diag(cm)
+    return _ratio(tp, cm.sum(1) + cm.sum(0) - tp)
+
+
+def _accuracy_per_class(cm):
+    return _ratio(np.diag(cm), cm.sum(1))
+
+
+def _pixel_accuracy(cm):
+    total = cm.sum()
+    return float(np.trace(cm) / total) if total > 0 else math.nan
+
+
+def _frequency_weighted_iou(cm):
+    t = cm.sum(1)
+    total = t.sum()
+    if total == 0:
+        return math.nan
+    iou = np.nan_to_num(_iou_per_class(cm))  # NaN only where t_i = 0, whose weight is 0
+    return float((t * iou).sum() / total)
+
+
 def iou_per_class(cm):
     """``n_ii / (t_i + sum_j n_ji - n_ii)`` per class; NaN for a class that is
     neither in the truth nor in the prediction."""
-    cm = _cm(cm)
-    tp = np.diag(cm)
-    return _ratio(tp, cm.sum(1) + cm.sum(0) - tp)
+    return _iou_per_class(_cm(cm, "iou_per_class"))
 
 
 def dice_per_class(cm):
     """Dice (F1) per class, ``2 n_ii / (t_i + sum_j n_ji)``; NaN where both are 0.
     Dice = 2 IU / (1 + IU), so it ranks classes the same way IU does."""
-    cm = _cm(cm)
+    cm = _cm(cm, "dice_per_class")
     return _ratio(2 * np.diag(cm), cm.sum(1) + cm.sum(0))
 
 
 def accuracy_per_class(cm):
     """``n_ii / t_i`` per class (recall); NaN for a class absent from the truth."""
-    cm = _cm(cm)
-    return _ratio(np.diag(cm), cm.sum(1))
+    return _accuracy_per_class(_cm(cm, "accuracy_per_class"))
 
 
 def pixel_accuracy(cm):
     """``sum_i n_ii / sum_i t_i``: the fraction of counted pixels labelled right."""
-    cm = _cm(cm)
-    total = cm.sum()
-    return float(np.trace(cm) / total) if total > 0 else math.nan
+    return _pixel_accuracy(_cm(cm, "pixel_accuracy"))
 
 
 def mean_accuracy(cm):
     """``(1/n_cl) sum_i n_ii / t_i`` over the classes present in the truth."""
-    return _nanmean(accuracy_per_class(cm))
+    return _nanmean(_accuracy_per_class(_cm(cm, "mean_accuracy")))
 
 
 def mean_iou(cm):
     """``(1/n_cl) sum_i IU_i`` over the classes present in the truth or the prediction."""
-    return _nanmean(iou_per_class(cm))
+    return _nanmean(_iou_per_class(_cm(cm, "mean_iou")))
 
 
 def frequency_weighted_iou(cm):
     """``(sum_k t_k)^-1 sum_i t_i IU_i``: IU weighted by how often each class is true."""
-    cm = _cm(cm)
-    t = cm.sum(1)
-    total = t.sum()
-    if total == 0:
-        return math.nan
-    iou = np.nan_to_num(iou_per_class(cm))  # NaN only where t_i = 0, whose weight is 0
-    return float((t * iou).sum() / total)
+    return _frequency_weighted_iou(_cm(cm, "frequency_weighted_iou"))
 
 
 def scores(cm):
     """The four FCN scores as a dict: ``pixel_acc``, ``mean_acc``, ``mean_iou``, ``fw_iou``."""
+    cm = _cm(cm, "scores")
     return {
-        "pixel_acc": pixel_accuracy(cm),
-        "mean_acc": mean_accuracy(cm),
-        "mean_iou": mean_iou(cm),
-        "fw_iou": frequency_weighted_iou(cm),
+        "pixel_acc": _pixel_accuracy(cm),
+        "mean_acc": _nanmean(_accuracy_per_class(cm)),
+        "mean_iou": _nanmean(_iou_per_class(cm)),
+        "fw_iou": _frequency_weighted_iou(cm),
     }
