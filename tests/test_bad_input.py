@@ -995,3 +995,30 @@ def test_metric_errors_start_with_the_function_called(op, call, error, message):
     the user called."""
     with pytest.raises(error, match=f"^{op}: {message}"):
         call()
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: nn.Conv2d("a", 4, 3), TypeError, "^Conv2d: in_channels must be an int, got 'a'"),
+    (lambda: nn.Conv2d(4, 4.0, 3), TypeError, "^Conv2d: out_channels must be an int, got 4.0"),
+    (lambda: nn.Conv2d(4, 4, 3, groups=True), TypeError, "^Conv2d: groups must be an int, got True"),
+    (lambda: nn.Conv2d(4, 4, "a"), TypeError, "^Conv2d: kernel_size must be an int or a pair of ints"),
+    (lambda: nn.Conv2d(4, 4, 3, padding="full"), ValueError, "^Conv2d: padding must be an int, a pair, 'valid'"),
+    (lambda: nn.Conv2d(4, 6, 3, groups=4), ValueError, "^Conv2d: out_channels=6 must be divisible by groups=4"),
+    (lambda: nn.ConvTranspose2d(2, "b", 3), TypeError, "^ConvTranspose2d: out_channels must be an int, got 'b'"),
+    (lambda: nn.ConvTranspose2d(2, 2, 3, stride=(1, 0)), ValueError, r"^ConvTranspose2d: stride must be >= 1"),
+    (lambda: nn.DepthwiseSeparableConv2d(None, 4), TypeError,
+     "^DepthwiseSeparableConv2d: in_channels must be an int, got None"),
+    (lambda: nn.DepthwiseSeparableConv2d(4, 0), ValueError, "^DepthwiseSeparableConv2d: out_channels must be >= 1"),
+    (lambda: nn.DepthwiseSeparableConv2d(4, 4, kernel_size=0), ValueError,
+     "^DepthwiseSeparableConv2d: kernel_size must be >= 1"),
+    (lambda: nn.BatchNorm2d("a"), TypeError, "^BatchNorm2d: num_features must be an int, got 'a'"),
+    (lambda: nn.BatchNorm2d(2.0), TypeError, "^BatchNorm2d: num_features must be an int, got 2.0"),
+    (lambda: nn.BatchNorm2d(2, momentum="a"), TypeError, "^BatchNorm2d: momentum must be a number, got 'a'"),
+    (lambda: nn.Conv2d(0, 4, 3), ValueError, "^Conv2d: in_channels must be >= 1, got 0"),     # a value: ValueError
+])
+def test_layer_sizes_of_the_wrong_type_are_type_errors_naming_the_layer(call, error, message):
+    """An int size given as a string, float or None is a TypeError, as in PyTorch (they were
+    ValueErrors, and Conv2d's messages did not name the layer); an int out of range stays a
+    ValueError."""
+    with pytest.raises(error, match=message):
+        call()

@@ -209,7 +209,7 @@ def test_attributes_and_state_dict_like_torch(torch):
 @pytest.mark.parametrize("make, error, words", [
     (lambda: nn.Conv2d(3, 4, 3, groups=2), ValueError, "in_channels=3 must be divisible by groups=2"),
     (lambda: nn.Conv2d(4, 3, 3, groups=2), ValueError, "out_channels=3 must be divisible by groups=2"),
-    (lambda: nn.Conv2d(0, 3, 3), ValueError, "in_channels must be a positive int"),
+    (lambda: nn.Conv2d(0, 3, 3), ValueError, "Conv2d: in_channels must be >= 1, got 0"),
     (lambda: nn.Conv2d(3, 3, 0), ValueError, "kernel_size must be >= 1"),
     (lambda: nn.Conv2d(3, 3, 3, stride=2, padding="same"), ValueError, "padding='same' needs stride 1"),
     (lambda: nn.Conv2d(3, 3, 3, padding="full"), ValueError, "'valid' or 'same'"),

@@ -26,21 +26,38 @@ __all__ = ["Conv2d", "ConvTranspose2d", "DepthwiseSeparableConv2d"]
 _PADDING_MODES = ("zeros", "reflect", "replicate")
 
 
-def _positive_int(value, name):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
-def _check_channels(in_channels, out_channels, groups):
-    in_channels = _positive_int(in_channels, "in_channels")
-    out_channels = _positive_int(out_channels, "out_channels")
-    groups = _positive_int(groups, "groups")
+def _check_channels(in_channels, out_channels, groups, op):
+    """The channel counts and groups: ints (a TypeError otherwise, as in PyTorch) >= 1, the
+    channels divisible by the groups; ``op``, the layer, starts the messages."""
+    in_channels = checks.integer(in_channels, "in_channels", op, minimum=1)
+    out_channels = checks.integer(out_channels, "out_channels", op, minimum=1)
+    groups = checks.integer(groups, "groups", op, minimum=1)
     if in_channels % groups:
-        raise ValueError(f"in_channels={in_channels} must be divisible by groups={groups}")
+        raise ValueError(f"{op}: in_channels={in_channels} must be divisible by groups={groups}")
     if out_channels % groups:
-        raise ValueError(f"out_channels={out_channels} must be divisible by groups={groups}")
+        raise ValueError(f"{op}: out_channels={out_channels} must be divisible by groups={groups}")
     return in_channels, out_channels, groups
+
+
+def _conv2d_settings(op, in_channels, out_channels, kernel_size, stride, padding, dilation, groups, padding_mode):
+    """Conv2d's arguments checked and normalised (sizes as (h, w) pairs), errors named ``op``:
+    ``(in_channels, out_channels, groups, kernel_size, stride, padding, dilation)``."""
+    channels = _check_channels(in_channels, out_channels, groups, op)
+    with checks.naming(op):
+        k = shapes.as_pair(kernel_size, "kernel_size", 1)
+        s = shapes.as_pair(stride, "stride", 1)
+        d = shapes.as_pair(dilation, "dilation", 1)
+        if isinstance(padding, str):
+            if padding not in ("same", "valid"):
+                raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
+            if padding == "same" and s != (1, 1):
+                raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
+            p = padding
+        else:
+            p = shapes.as_pair(padding, "padding", 0)
+        if padding_mode not in _PADDING_MODES:
+            raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+    return channels + (k, s, p, d)
 
 
 def _init_parameters(module, weight_shape, bias, dtype):
@@ -85,20 +102,9 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
                  bias=True, padding_mode="zeros", *, dtype=None):
-        self.in_channels, self.out_channels, self.groups = _check_channels(in_channels, out_channels, groups)
-        self.kernel_size = shapes.as_pair(kernel_size, "kernel_size", 1)
-        self.stride = shapes.as_pair(stride, "stride", 1)
-        self.dilation = shapes.as_pair(dilation, "dilation", 1)
-        if isinstance(padding, str):
-            if padding not in ("same", "valid"):
-                raise ValueError(f"padding must be an int, a pair, 'valid' or 'same', got {padding!r}")
-            if padding == "same" and self.stride != (1, 1):
-                raise ValueError(f"padding='same' needs stride 1, got stride={stride!r}")
-            self.padding = padding
-        else:
-            self.padding = shapes.as_pair(padding, "padding", 0)
-        if padding_mode not in _PADDING_MODES:
-            raise ValueError(f"padding_mode must be one of {_PADDING_MODES}, got {padding_mode!r}")
+        (self.in_channels, self.out_channels, self.groups, self.kernel_size, self.stride, self.padding,
+         self.dilation) = _conv2d_settings(type(self).__name__, in_channels, out_channels, kernel_size, stride,
+                                           padding, dilation, groups, padding_mode)
         self.padding_mode = padding_mode
         _init_parameters(self, (self.out_channels, self.in_channels // self.groups) + self.kernel_size,
                          bias, dtype)
@@ -147,18 +153,20 @@ class ConvTranspose2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, output_padding=0, groups=1,
                  bias=True, dilation=1, padding_mode="zeros", *, dtype=None):
-        self.in_channels, self.out_channels, self.groups = _check_channels(in_channels, out_channels, groups)
-        self.kernel_size = shapes.as_pair(kernel_size, "kernel_size", 1)
-        self.stride = shapes.as_pair(stride, "stride", 1)
-        self.padding = shapes.as_pair(padding, "padding", 0)
-        self.dilation = shapes.as_pair(dilation, "dilation", 1)
-        self.output_padding = shapes.as_pair(output_padding, "output_padding", 0)
+        op = type(self).__name__
+        self.in_channels, self.out_channels, self.groups = _check_channels(in_channels, out_channels, groups, op)
+        with checks.naming(op):
+            self.kernel_size = shapes.as_pair(kernel_size, "kernel_size", 1)
+            self.stride = shapes.as_pair(stride, "stride", 1)
+            self.padding = shapes.as_pair(padding, "padding", 0)
+            self.dilation = shapes.as_pair(dilation, "dilation", 1)
+            self.output_padding = shapes.as_pair(output_padding, "output_padding", 0)
         for a in (0, 1):
             if self.output_padding[a] >= max(self.stride[a], self.dilation[a]):
-                raise ValueError(f"output_padding={output_padding!r} must be smaller than max(stride, dilation) "
-                                 f"= {max(self.stride[a], self.dilation[a])}")
+                raise ValueError(f"{op}: output_padding={output_padding!r} must be smaller than max(stride, "
+                                 f"dilation) = {max(self.stride[a], self.dilation[a])}")
         if padding_mode != "zeros":
-            raise ValueError(f"ConvTranspose2d supports only padding_mode='zeros', got {padding_mode!r}")
+            raise ValueError(f"{op}: only padding_mode='zeros' is supported (as in PyTorch), got {padding_mode!r}")
         self.padding_mode = padding_mode
         _init_parameters(self, (self.in_channels, self.out_channels // self.groups) + self.kernel_size,
                          bias, dtype)
@@ -199,6 +207,11 @@ class DepthwiseSeparableConv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size=3, stride=1, padding=1, dilation=1, bias=True,
                  padding_mode="zeros"):
+        op = type(self).__name__                 # the two convs' arguments checked under this layer's name
+        _conv2d_settings(op, in_channels, in_channels, kernel_size, stride, padding, dilation, in_channels,
+                         padding_mode)
+        _conv2d_settings(op, in_channels, out_channels, 1, 1, 0, 1, 1, "zeros")
+        checks.flag(bias, "bias", op)
         self.depthwise = Conv2d(in_channels, in_channels, kernel_size, stride, padding, dilation,
                                 groups=in_channels, bias=bias, padding_mode=padding_mode)
         self.pointwise = Conv2d(in_channels, out_channels, 1, bias=bias)

@@ -5,8 +5,6 @@ the learnable ``weight`` (gamma, ones) and ``bias`` (beta, zeros), and the
 buffers ``running_mean`` (zeros), ``running_var`` (ones) and
 ``num_batches_tracked`` that are saved in the state dict under PyTorch's keys.
 """
-import numbers
-
 import numpy as np
 
 from .. import backend, checks
@@ -30,18 +28,12 @@ class BatchNorm2d(Module):
     """
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
-        if not isinstance(num_features, numbers.Integral) or isinstance(num_features, bool) or num_features < 1:
-            raise ValueError(f"num_features must be a positive int, got {num_features!r}")
-        if not isinstance(eps, numbers.Real) or isinstance(eps, bool) or not 0 <= eps < float("inf"):
-            raise ValueError(f"eps must be a finite non-negative number, got {eps!r}")
-        if momentum is not None and (not isinstance(momentum, numbers.Real) or isinstance(momentum, bool)
-                                     or not 0 <= momentum <= 1):
-            raise ValueError(f"momentum must be None or a number in [0, 1], got {momentum!r}")
-        self.num_features = int(num_features)
-        self.eps = eps
-        self.momentum = momentum
-        self.affine = checks.flag(affine, "affine", "BatchNorm2d")
-        self.track_running_stats = checks.flag(track_running_stats, "track_running_stats", "BatchNorm2d")
+        op = type(self).__name__                # F.batch_norm's rules for eps and momentum, checked here
+        self.num_features = checks.integer(num_features, "num_features", op, minimum=1)
+        self.eps = checks.real(eps, "eps", op, minimum=0)
+        self.momentum = None if momentum is None else checks.real(momentum, "momentum", op, minimum=0, maximum=1)
+        self.affine = checks.flag(affine, "affine", op)
+        self.track_running_stats = checks.flag(track_running_stats, "track_running_stats", op)
         c = self.num_features
         self.weight = Parameter(np.ones(c, dtype=np.float32)) if self.affine else None
         self.bias = Parameter(np.zeros(c, dtype=np.float32)) if self.affine else None
@@ -63,7 +55,7 @@ class BatchNorm2d(Module):
     def check_input(self, x):
         """The input's shape must be (N, num_features, H, W); ``summary`` checks it here too."""
         if x.ndim != 4:
-            raise ValueError(f"BatchNorm2d expects input of shape (N, C, H, W), got shape {x.shape}")
+            raise ValueError(f"BatchNorm2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
         if x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2d({self.num_features}) got input with {x.shape[1]} channels "
                              f"(shape {x.shape})")
