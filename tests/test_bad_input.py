@@ -957,7 +957,8 @@ METRIC_ERRORS = [
     ("confusion_matrix", lambda: metrics.confusion_matrix([0, 1], [0, 1, 1], 2), ValueError,
      r"pred and target must have the same shape, got \(2,\) and \(3,\)"),
     ("confusion_matrix", lambda: metrics.confusion_matrix([0.0], [0], 2), TypeError, "pred must hold integer labels"),
-    ("confusion_matrix", lambda: metrics.confusion_matrix([3], [0], 2), ValueError, r"pred holds label 3, outside \[0, 2\)"),
+    ("confusion_matrix", lambda: metrics.confusion_matrix([3], [0], 2), ValueError,
+     r"pred holds label 3, outside \[0, 2\)"),
     ("confusion_matrix", lambda: metrics.confusion_matrix(None, [0], 2), TypeError,
      "pred must be an array or a Tensor, got None"),
     ("mean_iou", lambda: metrics.mean_iou(-np.ones((2, 2))), ValueError, "cm must hold counts, got a negative entry"),
@@ -1022,3 +1023,64 @@ def test_layer_sizes_of_the_wrong_type_are_type_errors_naming_the_layer(call, er
     ValueError."""
     with pytest.raises(error, match=message):
         call()
+
+
+_CE_TARGET = np.zeros((1, 6, 6), np.int64)
+LAYER_SETTINGS = [   # (the layer, made with a bad setting; the functional call with the same setting)
+    ("MaxPool2d", lambda: nn.MaxPool2d(2, padding=3), lambda x: F.max_pool2d(x, 2, padding=3),
+     ValueError, "padding=3 must be at most half of kernel_size=2"),
+    ("MaxPool2d", lambda: nn.MaxPool2d("a"), lambda x: F.max_pool2d(x, "a"),
+     TypeError, "kernel_size must be an int or a pair"),
+    ("MaxPool2d", lambda: nn.MaxPool2d(2, dilation=0), lambda x: F.max_pool2d(x, 2, dilation=0),
+     ValueError, "dilation must be >= 1, got 0"),
+    ("MaxPool2d", lambda: nn.MaxPool2d(2, ceil_mode="yes"), lambda x: F.max_pool2d(x, 2, ceil_mode="yes"),
+     TypeError, "ceil_mode must be True or False"),
+    ("AvgPool2d", lambda: nn.AvgPool2d(-1), lambda x: F.avg_pool2d(x, -1),
+     ValueError, "kernel_size must be >= 1, got -1"),
+    ("AvgPool2d", lambda: nn.AvgPool2d(2, count_include_pad=None),
+     lambda x: F.avg_pool2d(x, 2, count_include_pad=None), TypeError, "count_include_pad must be True or False"),
+    ("AvgPool2d", lambda: nn.AvgPool2d(2, divisor_override=0), lambda x: F.avg_pool2d(x, 2, divisor_override=0),
+     ValueError, "divisor_override must be a non-zero int or None, got 0"),
+    ("AdaptiveAvgPool2d", lambda: nn.AdaptiveAvgPool2d(-1), lambda x: F.adaptive_avg_pool2d(x, -1),
+     ValueError, "output_size must be >= 1, got -1"),
+    ("AdaptiveAvgPool2d", lambda: nn.AdaptiveAvgPool2d((None, 0)), lambda x: F.adaptive_avg_pool2d(x, (None, 0)),
+     ValueError, "output_size must be >= 1, got 0"),
+    ("AdaptiveAvgPool2d", lambda: nn.AdaptiveAvgPool2d((1, 2, 3)), lambda x: F.adaptive_avg_pool2d(x, (1, 2, 3)),
+     TypeError, "output_size must be an int or a pair of ints"),
+    ("MaxUnpool2d", lambda: nn.MaxUnpool2d("k"),
+     lambda x: F.max_unpool2d(*F.max_pool2d(x, 2, return_indices=True), "k"),
+     TypeError, "kernel_size must be an int or a pair of ints"),
+    ("Upsample", lambda: nn.Upsample(scale_factor=2, mode="bicubic"),
+     lambda x: F.interpolate(x, scale_factor=2, mode="bicubic"), ValueError, "mode must be one of"),
+    ("Upsample", lambda: nn.Upsample(size=0), lambda x: F.interpolate(x, size=0),
+     ValueError, "size must be >= 1, got 0"),
+    ("Upsample", lambda: nn.Upsample(size=(2, "a")), lambda x: F.interpolate(x, size=(2, "a")),
+     TypeError, "size must be an int or a pair of ints"),
+    ("Upsample", lambda: nn.Upsample(), lambda x: F.interpolate(x),
+     ValueError, "give exactly one of size and scale_factor"),
+    ("Upsample", lambda: nn.Upsample(size=4, align_corners=True),
+     lambda x: F.interpolate(x, size=4, align_corners=True),
+     ValueError, "align_corners=True can only be set with mode='bilinear'"),
+    ("Upsample", lambda: nn.Upsample(scale_factor=2, recompute_scale_factor="yes"),
+     lambda x: F.interpolate(x, scale_factor=2, recompute_scale_factor="yes"),
+     TypeError, "recompute_scale_factor must be None, True or False"),
+    ("Upsample", lambda: nn.Upsample(scale_factor=-1), lambda x: F.interpolate(x, scale_factor=-1),
+     ValueError, "scale_factor must be positive and finite"),
+    ("CrossEntropyLoss", lambda: nn.CrossEntropyLoss(ignore_index="a"),
+     lambda x: F.cross_entropy(x, _CE_TARGET, ignore_index="a"), TypeError, "ignore_index must be an int, got 'a'"),
+    ("CrossEntropyLoss", lambda: nn.CrossEntropyLoss(weight=np.ones(1, int)),
+     lambda x: F.cross_entropy(x, _CE_TARGET, weight=np.ones(1, int)),
+     TypeError, "weight must be floating point, got dtype int64"),
+]
+
+
+@pytest.mark.parametrize("layer, make, call, error, message", LAYER_SETTINGS)
+def test_layers_check_their_settings_when_made_as_their_function_does(layer, make, call, error, message):
+    """A pooling, upsampling or loss layer refuses a bad setting when it is made (it did at the
+    first forward), with its functional form's rule and message, named after the layer."""
+    with pytest.raises(error, match=f"^{layer}: ") as made:
+        make()
+    with pytest.raises(error) as called:
+        call(_x((1, 1, 6, 6)))
+    rule = str(made.value).split(": ", 1)[1]
+    assert message in rule and rule == str(called.value).split(": ", 1)[1], (made.value, called.value)

@@ -197,6 +197,21 @@ def _check_label_smoothing(value, op):
         raise ValueError(f"{op}: label_smoothing must be a number in [0, 1], got {value!r}")
 
 
+def _class_weights(weight, op, classes=None):
+    """Optional (C,) floating-point class weights as a Tensor (None stays None). ``classes``
+    is C once the input is known; without it (``nn.CrossEntropyLoss`` checks its weights when
+    made) any length passes. ``op`` starts the messages."""
+    if weight is None:
+        return None
+    w = _constant(weight, "weight", op)
+    if w.ndim != 1 or (classes is not None and w.shape[0] != classes):
+        raise ValueError(f"{op}: weight must have shape ({'C' if classes is None else classes},) (one weight per "
+                         f"class), got {tuple(w.shape)}")
+    if w.dtype.kind != "f":
+        raise TypeError(f"{op}: weight must be floating point, got dtype {w.dtype}")
+    return w
+
+
 def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
     """Pixel-wise softmax cross-entropy, like ``torch.nn.functional.cross_entropy``.
 
@@ -214,14 +229,8 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     _check_label_smoothing(label_smoothing, "cross_entropy")
     x, t = _check_logits_and_labels(input, target, ignore_index)
     c = x.shape[1]
-    w = None
-    if weight is not None:
-        w = _constant(weight, "weight", "cross_entropy").data
-        if tuple(w.shape) != (c,):
-            raise ValueError(f"cross_entropy: weight must have shape ({c},) (one weight per class), "
-                             f"got {tuple(w.shape)}")
-        if w.dtype.kind != "f":
-            raise TypeError(f"cross_entropy: weight must be floating point, got dtype {w.dtype}")
+    w = _class_weights(weight, "cross_entropy", c)
+    w = None if w is None else w.data
     xp = backend.get_array_module(x.data, t.data, w)
     valid = t.data != ignore_index
     labels = xp.where(valid, t.data, 0)     # a safe class for ignored pixels; their weight is 0

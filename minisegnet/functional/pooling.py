@@ -213,6 +213,17 @@ def _pool_args(op, kernel_size, stride, padding):
     return k, s, p
 
 
+def _max_pool_args(op, kernel_size, stride, padding, dilation, ceil_mode, return_indices):
+    """max_pool2d's settings, checked without an input (``nn.MaxPool2d`` checks them when made):
+    kernel, stride, padding and dilation as (h, w) pairs; ``op`` starts the messages."""
+    _check_flag(ceil_mode, "ceil_mode", op)
+    _check_flag(return_indices, "return_indices", op)
+    k, s, p = _pool_args(op, kernel_size, stride, padding)
+    with checks.naming(op):
+        d = shapes.as_pair(dilation, "dilation", 1)
+    return k, s, p, d
+
+
 def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max pooling: ``(N, C, H, W) -> (N, C, H_out, W_out)``, as ``torch.nn.functional.max_pool2d``.
 
@@ -227,11 +238,8 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     the plane.
     """
     _check_input(x, "max_pool2d")
-    _check_flag(ceil_mode, "ceil_mode", "max_pool2d")
-    _check_flag(return_indices, "return_indices", "max_pool2d")
-    k, s, p = _pool_args("max_pool2d", kernel_size, stride, padding)
+    k, s, p, d = _max_pool_args("max_pool2d", kernel_size, stride, padding, dilation, ceil_mode, return_indices)
     with checks.naming("max_pool2d"):
-        d = shapes.as_pair(dilation, "dilation", 1)
         out_hw = shapes.max_pool2d_output_size(x.shape[2:], k, s, p, d, ceil_mode)
     for axis in range(2):
         # With dilation a window can straddle a tiny input and read only padding;
@@ -298,6 +306,17 @@ class AvgPool2d(Function):
         return g_pad[..., ph:ph + h, pw:pw + w]
 
 
+def _avg_pool_args(op, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
+    """avg_pool2d's settings, checked without an input (``nn.AvgPool2d`` checks them when made):
+    kernel, stride and padding as (h, w) pairs; ``op`` starts the messages."""
+    _check_flag(ceil_mode, "ceil_mode", op)
+    _check_flag(count_include_pad, "count_include_pad", op)
+    k, s, p = _pool_args(op, kernel_size, stride, padding)
+    if checks.integer(divisor_override, "divisor_override", op, allow_none=True) == 0:
+        raise ValueError(f"{op}: divisor_override must be a non-zero int or None, got 0")
+    return k, s, p
+
+
 def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                divisor_override=None):
     """Average pooling: ``(N, C, H, W) -> (N, C, H_out, W_out)``, as ``torch.nn.functional.avg_pool2d``.
@@ -309,12 +328,8 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     ``divisor_override`` (a non-zero int) replaces both.
     """
     _check_input(x, "avg_pool2d")
-    _check_flag(ceil_mode, "ceil_mode", "avg_pool2d")
-    _check_flag(count_include_pad, "count_include_pad", "avg_pool2d")
-    k, s, p = _pool_args("avg_pool2d", kernel_size, stride, padding)
-    if divisor_override is not None and (not shapes._is_int(divisor_override) or divisor_override == 0):
-        raise ValueError(f"avg_pool2d: divisor_override must be a non-zero int or None, "
-                         f"got {divisor_override!r}")
+    k, s, p = _avg_pool_args("avg_pool2d", kernel_size, stride, padding, ceil_mode, count_include_pad,
+                             divisor_override)
     with checks.naming("avg_pool2d"):
         out_hw = shapes.avg_pool2d_output_size(x.shape[2:], k, s, p, ceil_mode)
     xp = backend.get_array_module(x.data)
@@ -418,6 +433,18 @@ class AdaptiveAvgPool2d(Function):
         return g
 
 
+def _adaptive_output_size(op, output_size, input_hw=None):
+    """``output_size`` as an (h, w) pair of ints >= 1; a None entry of a pair keeps that size of
+    the input (``input_hw``; without one, as ``nn.AdaptiveAvgPool2d`` checks it when made, the
+    entry stays None). ``op`` starts the messages."""
+    with checks.naming(op):
+        if isinstance(output_size, (tuple, list)) and len(output_size) == 2 and \
+                any(v is None for v in output_size):
+            return tuple((None if input_hw is None else int(input_hw[a])) if v is None
+                         else shapes.as_pair(v, "output_size", 1)[0] for a, v in enumerate(output_size))
+        return shapes.as_pair(output_size, "output_size", 1)
+
+
 def adaptive_avg_pool2d(x, output_size):
     """Average pooling to a fixed output size, as ``torch.nn.functional.adaptive_avg_pool2d``.
 
@@ -431,10 +458,7 @@ def adaptive_avg_pool2d(x, output_size):
     if min(x.shape[2:]) == 0:
         raise ValueError(f"adaptive_avg_pool2d: input of shape {x.shape} has an empty spatial axis; "
                          "every output bin needs at least one pixel to average")
-    if isinstance(output_size, (tuple, list)) and len(output_size) == 2:
-        output_size = tuple(x.shape[2 + a] if v is None else v for a, v in enumerate(output_size))
-    with checks.naming("adaptive_avg_pool2d"):
-        out_hw = shapes.as_pair(output_size, "output_size", 1)
+    out_hw = _adaptive_output_size("adaptive_avg_pool2d", output_size, x.shape[2:])
     checks.check_bytes(x.shape[:2] + out_hw, x.dtype.itemsize, "adaptive_avg_pool2d",
                        f"output_size={output_size!r}")
     return AdaptiveAvgPool2d(out_hw)(x)
@@ -468,6 +492,16 @@ class MaxUnpool2d(Function):
         return g.reshape(n * c, -1)[self.planes, self.flat_indices].reshape(self.in_shape), None
 
 
+def _unpool_args(op, kernel_size, stride, padding):
+    """max_unpool2d's kernel, stride (default: the kernel) and padding as (h, w) pairs, checked
+    without an input (``nn.MaxUnpool2d`` checks them when made); ``op`` starts the messages."""
+    with checks.naming(op):
+        k = shapes.as_pair(kernel_size, "kernel_size", 1)
+        s = k if stride is None else shapes.as_pair(stride, "stride", 1)
+        p = shapes.as_pair(padding, "padding", 0)
+    return k, s, p
+
+
 def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
     """The partial inverse of ``max_pool2d`` (SegNet's decoder upsampling), as
     ``torch.nn.functional.max_unpool2d``.
@@ -489,10 +523,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
                         f"got dtype {indices.dtype}")
     if indices.shape != x.shape:
         raise ValueError(f"max_unpool2d: indices has shape {indices.shape}, expected the input's shape {x.shape}")
-    with checks.naming("max_unpool2d"):
-        k = shapes.as_pair(kernel_size, "kernel_size", 1)
-        s = k if stride is None else shapes.as_pair(stride, "stride", 1)
-        p = shapes.as_pair(padding, "padding", 0)
+    k, s, p = _unpool_args("max_unpool2d", kernel_size, stride, padding)
     if output_size is None:
         with checks.naming("max_unpool2d"):
             out_hw = shapes.max_unpool2d_output_size(x.shape[2:], k, s, p)

@@ -193,6 +193,38 @@ def _per_axis_scale(scale_factor):
     return (float(scale_factor),) * 2
 
 
+def _check_settings(op, size, scale_factor, mode, align_corners, recompute_scale_factor):
+    """interpolate's settings, checked without an input (``nn.Upsample`` checks them when
+    made); ``op`` starts the messages."""
+    if mode not in _MODES:
+        raise ValueError(f"{op}: mode must be one of {_MODES}, got {mode!r}")
+    if align_corners is not None:
+        if mode != "bilinear":
+            raise ValueError(f"{op}: align_corners={align_corners!r} can only be set with "
+                             f"mode='bilinear', got mode={mode!r}")
+        if not isinstance(align_corners, (bool, np.bool_)):
+            raise TypeError(f"{op}: align_corners must be True, False or None, got {align_corners!r}")
+    if (size is None) == (scale_factor is None):
+        raise ValueError(f"{op}: give exactly one of size and scale_factor, got size={size!r}, "
+                         f"scale_factor={scale_factor!r}")
+    if recompute_scale_factor not in (None, False, True):
+        raise TypeError(f"{op}: recompute_scale_factor must be None, True or False, "
+                        f"got {recompute_scale_factor!r}")
+    if recompute_scale_factor and size is not None:
+        raise ValueError(f"{op}: recompute_scale_factor=True is meaningless with an explicit size")
+    if size is not None:
+        with checks.naming(op):
+            shapes.as_pair(size, "size", 1)
+    if scale_factor is not None:
+        factors = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,)
+        if len(factors) not in (1, 2) or not all(
+                isinstance(f, numbers.Real) and not isinstance(f, bool) for f in factors):
+            raise TypeError(f"{op}: scale_factor must be a number or a pair of numbers, "
+                            f"got {scale_factor!r}")
+        if min(factors) <= 0 or not all(np.isfinite(f) for f in factors):
+            raise ValueError(f"{op}: scale_factor must be positive and finite, got {scale_factor!r}")
+
+
 def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None,
                 recompute_scale_factor=None):
     """Resize ``(N, C, H, W) -> (N, C, h, w)``, as ``torch.nn.functional.interpolate``.
@@ -214,30 +246,7 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
         raise ValueError(f"interpolate: input must be 4-D (N, C, H, W), got shape {x.shape}")
     if x.dtype.kind != "f":
         raise TypeError(f"interpolate: input must be floating point, got dtype {x.dtype}")
-    if mode not in _MODES:
-        raise ValueError(f"interpolate: mode must be one of {_MODES}, got {mode!r}")
-    if align_corners is not None:
-        if mode != "bilinear":
-            raise ValueError(f"interpolate: align_corners={align_corners!r} can only be set with "
-                             f"mode='bilinear', got mode={mode!r}")
-        if not isinstance(align_corners, (bool, np.bool_)):
-            raise TypeError(f"interpolate: align_corners must be True, False or None, got {align_corners!r}")
-    if (size is None) == (scale_factor is None):
-        raise ValueError(f"interpolate: give exactly one of size and scale_factor, got size={size!r}, "
-                         f"scale_factor={scale_factor!r}")
-    if recompute_scale_factor not in (None, False, True):
-        raise TypeError(f"interpolate: recompute_scale_factor must be None, True or False, "
-                        f"got {recompute_scale_factor!r}")
-    if recompute_scale_factor and size is not None:
-        raise ValueError("interpolate: recompute_scale_factor=True is meaningless with an explicit size")
-    if scale_factor is not None:
-        factors = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,)
-        if len(factors) not in (1, 2) or not all(
-                isinstance(f, numbers.Real) and not isinstance(f, bool) for f in factors):
-            raise TypeError(f"interpolate: scale_factor must be a number or a pair of numbers, "
-                            f"got {scale_factor!r}")
-        if min(factors) <= 0 or not all(np.isfinite(f) for f in factors):
-            raise ValueError(f"interpolate: scale_factor must be positive and finite, got {scale_factor!r}")
+    _check_settings("interpolate", size, scale_factor, mode, align_corners, recompute_scale_factor)
     if min(x.shape[2:]) == 0:
         raise ValueError(f"interpolate: input of shape {x.shape} has an empty spatial axis; "
                          "there is no pixel to resample")

@@ -12,9 +12,10 @@ losses), so the arguments that follow are keyword-only here: a call written
 positionally for one library fails in the other instead of meaning something
 else.
 """
+from .. import checks
 from .. import functional as F
 from ..autograd import Tensor
-from ..functional.loss import _check_label_smoothing, _check_reduction
+from ..functional.loss import _check_label_smoothing, _check_reduction, _class_weights
 from .module import Module
 
 __all__ = ["CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss"]
@@ -29,17 +30,18 @@ class CrossEntropyLoss(Module):
     """``F.cross_entropy`` as a module: ``CrossEntropyLoss(weight, ignore_index=255)(logits, target)``.
 
     ``weight`` (optional (C,) class weights) is kept as a buffer, so it appears
-    in the state dict under the key ``weight`` as in PyTorch.
+    in the state dict under the key ``weight`` as in PyTorch. The settings are
+    checked when the loss is made, with ``F.cross_entropy``'s checks (the
+    number of classes once the input comes); PyTorch checks them at the first call.
     """
 
     def __init__(self, weight=None, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
-        _check_reduction(reduction, "CrossEntropyLoss")
-        _check_label_smoothing(label_smoothing, "CrossEntropyLoss")
+        op = type(self).__name__
+        _check_reduction(reduction, op)
+        _check_label_smoothing(label_smoothing, op)
+        checks.integer(ignore_index, "ignore_index", op)        # F.cross_entropy's rule
         self.label_smoothing = label_smoothing
-        self.weight = _buffer(weight)
-        if self.weight is not None and self.weight.ndim != 1:
-            raise ValueError(f"CrossEntropyLoss: weight must be a 1-D tensor of class weights, got shape "
-                             f"{self.weight.shape}")
+        self.weight = _class_weights(weight, op)
         self.ignore_index = ignore_index
         self.reduction = reduction
         self._buffers = ("weight",)          # saved when set (None is not saved), as in PyTorch

@@ -2,9 +2,14 @@
 
 None of them has parameters or buffers; they hold their settings under
 PyTorch's attribute names, so a model's ``repr`` and code read like PyTorch's.
+Each checks its settings when it is made, with the functional form's own
+checks (the same rules and messages, named after the layer): a bad kernel size
+fails where the model is built, not at its first batch. PyTorch checks most of
+them only at the first call.
 """
 from .. import functional as F
-from .. import checks, shapes
+from ..functional.pooling import _adaptive_output_size, _avg_pool_args, _max_pool_args, _unpool_args
+from ..functional.resize import _check_settings as _check_interpolate_settings
 from .module import Module
 
 __all__ = ["MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "MaxUnpool2d", "Upsample"]
@@ -15,6 +20,7 @@ class MaxPool2d(Module):
     ``(output, indices)``, to be fed to a ``MaxUnpool2d`` (SegNet)."""
 
     def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        _max_pool_args(type(self).__name__, kernel_size, stride, padding, dilation, ceil_mode, return_indices)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -36,6 +42,8 @@ class AvgPool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
                  divisor_override=None):
+        _avg_pool_args(type(self).__name__, kernel_size, stride, padding, ceil_mode, count_include_pad,
+                       divisor_override)
         self.kernel_size = kernel_size
         self.stride = stride if stride is not None else kernel_size
         self.padding = padding
@@ -55,6 +63,7 @@ class AdaptiveAvgPool2d(Module):
     """``F.adaptive_avg_pool2d`` as a layer; ``AdaptiveAvgPool2d(1)`` is global average pooling."""
 
     def __init__(self, output_size):
+        _adaptive_output_size(type(self).__name__, output_size)
         self.output_size = output_size
 
     def forward(self, x):
@@ -72,9 +81,7 @@ class MaxUnpool2d(Module):
     """
 
     def __init__(self, kernel_size, stride=None, padding=0):
-        self.kernel_size = shapes.as_pair(kernel_size, "kernel_size", 1)
-        self.stride = shapes.as_pair(stride if stride is not None else kernel_size, "stride", 1)
-        self.padding = shapes.as_pair(padding, "padding", 0)
+        self.kernel_size, self.stride, self.padding = _unpool_args(type(self).__name__, kernel_size, stride, padding)
 
     def forward(self, x, indices, output_size=None):
         return F.max_unpool2d(x, indices, self.kernel_size, self.stride, self.padding, output_size)
@@ -88,15 +95,12 @@ class Upsample(Module):
 
     def __init__(self, size=None, scale_factor=None, mode="nearest", align_corners=None,
                  recompute_scale_factor=None):
+        _check_interpolate_settings(type(self).__name__, size, scale_factor, mode, align_corners,
+                                    recompute_scale_factor)
         self.size = size
-        if scale_factor is not None:
-            factors = tuple(scale_factor) if isinstance(scale_factor, (tuple, list)) else (scale_factor,)
-            factors = tuple(checks.real(f, "scale_factor", "Upsample") for f in factors)
-            if not 1 <= len(factors) <= 2:
-                raise TypeError(f"Upsample: scale_factor must be a number or a pair of numbers, got {scale_factor!r}")
-            if min(factors) <= 0:
-                raise ValueError(f"Upsample: scale_factor must be positive, got {scale_factor!r}")
-            scale_factor = factors if isinstance(scale_factor, (tuple, list)) else factors[0]
+        if scale_factor is not None:            # kept as floats, as PyTorch keeps them
+            scale_factor = tuple(float(f) for f in scale_factor) if isinstance(scale_factor, (tuple, list)) \
+                else float(scale_factor)
         self.scale_factor = scale_factor
         self.mode = mode
         self.align_corners = align_corners
