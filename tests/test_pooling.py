@@ -367,6 +367,7 @@ def _x(shape=(1, 1, 4, 4)):
     (lambda: F.max_pool2d(_x((1, 1, 4, 1)), 2, padding=1, dilation=2), ValueError, "reads only padding"),
     (lambda: F.max_pool2d(_x(), 2, ceil_mode="yes"), TypeError, "ceil_mode"),
     (lambda: F.avg_pool2d(_x(), 2, divisor_override=0), ValueError, "divisor_override"),
+    (lambda: F.avg_pool2d(_x(), 2, divisor_override=2.5), TypeError, "^avg_pool2d: divisor_override must be an int"),
     (lambda: F.adaptive_avg_pool2d(_x(), 0), ValueError, "output_size"),
     (lambda: F.adaptive_avg_pool2d(_x(), (1, 2, 3)), TypeError, "output_size"),
 ])
