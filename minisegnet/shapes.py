@@ -232,11 +232,19 @@ def interpolate_output_size(size, out_size=None, scale_factor=None):
     return _per_axis(size, compute)
 
 
+def _shape(value, name, op):
+    """A shape argument (a tuple or list of ints, such as ``x.shape``) as a tuple of ints."""
+    if not isinstance(value, (tuple, list)) or not all(_is_int(n) for n in value):
+        raise TypeError(f"{op}: {name} must be a shape, a tuple of ints, got {value!r}")
+    return tuple(int(n) for n in value)
+
+
 def grid_sample_output_shape(input_shape, grid_shape):
     """``grid_sample``: input ``(N, C, H, W)`` and grid ``(N, H_out, W_out, 2)`` give
     ``(N, C, H_out, W_out)``; the output has the grid's size, whatever the input's. The batch
     may be empty (N = 0, as in PyTorch); every other size must be at least 1."""
-    input_shape, grid_shape = tuple(input_shape), tuple(grid_shape)
+    input_shape = _shape(input_shape, "input_shape", "grid_sample_output_shape")
+    grid_shape = _shape(grid_shape, "grid_shape", "grid_sample_output_shape")
     if len(input_shape) != 4 or min(input_shape[1:]) < 1:
         raise ValueError(f"grid_sample: input must be (N, C, H, W) with C, H, W >= 1, got shape {input_shape}")
     if len(grid_shape) != 4 or grid_shape[3] != 2 or min(grid_shape[1:3]) < 1:
@@ -250,6 +258,8 @@ def grid_sample_output_shape(input_shape, grid_shape):
 
 def affine_grid_output_shape(size):
     """``affine_grid``: an output ``size`` of ``(N, C, H, W)`` gives a grid ``(N, H, W, 2)``."""
+    if not isinstance(size, (tuple, list)):
+        raise TypeError(f"affine_grid_output_shape: size must be (N, C, H, W), a tuple of four ints, got {size!r}")
     if len(size) != 4 or not all(_is_int(s) for s in size) or min(size) < 1:
         raise ValueError(f"affine_grid: size must be (N, C, H, W), four ints >= 1, got {size!r}")
     return (int(size[0]), int(size[2]), int(size[3]), 2)

@@ -1084,3 +1084,23 @@ def test_layers_check_their_settings_when_made_as_their_function_does(layer, mak
         call(_x((1, 1, 6, 6)))
     rule = str(made.value).split(": ", 1)[1]
     assert message in rule and rule == str(called.value).split(": ", 1)[1], (made.value, called.value)
+
+
+def test_describe_pq_and_the_sampling_shape_formulas_name_a_bad_argument():
+    """describe_pq(None) was "'NoneType' object is not subscriptable", grid_sample_output_shape(None, ...)
+    "'NoneType' object is not iterable", affine_grid_output_shape(None) "object of type 'NoneType' has no len()"."""
+    scores = metrics.panoptic_quality(np.zeros((1, 2, 2, 2), int), np.zeros((1, 2, 2, 2), int), [1], [0])
+    with pytest.raises(TypeError, match=r"^describe_pq: s must be one category's scores, a dict .* got None"):
+        metrics.describe_pq(None)
+    with pytest.raises(ValueError, match=r"^describe_pq: s has no tp, fp, fn: .*\(not the whole result\)"):
+        metrics.describe_pq(scores)
+    with pytest.raises(TypeError, match=r"^describe_pq: s\['tp'\] must be an int, got 1.5"):
+        metrics.describe_pq(dict(scores["per_class"][0], tp=1.5))
+    assert metrics.describe_pq(scores["per_class"][1]).startswith("PQ nan")     # a category that never occurs
+    with pytest.raises(TypeError, match=r"^grid_sample_output_shape: input_shape must be a shape, a tuple of ints, "
+                                        r"got None"):
+        shapes.grid_sample_output_shape(None, (1, 2, 2, 2))
+    with pytest.raises(TypeError, match=r"^grid_sample_output_shape: grid_shape must be a shape.* got \(1, 'a'"):
+        shapes.grid_sample_output_shape((1, 1, 4, 4), (1, "a", 2, 2))
+    with pytest.raises(TypeError, match=r"^affine_grid_output_shape: size must be \(N, C, H, W\).* got None"):
+        shapes.affine_grid_output_shape(None)

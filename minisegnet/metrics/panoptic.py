@@ -48,6 +48,7 @@ the inputs' backend (NumPy or CuPy) and brings back only the per-category
 counts.
 """
 import math
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -268,5 +269,18 @@ def panoptic_quality(pred, target, things, stuff, ignore_index=-1):
 def describe_pq(s):
     """One category's scores (an entry of ``panoptic_scores(...)["per_class"]``) in
     words: ``"PQ 0.750 = SQ 0.830 x RQ 0.904 (42 matched, 2 false, 7 missed)"``."""
+    op, keys = "describe_pq", ("pq", "sq", "rq", "tp", "fp", "fn")
+    if not isinstance(s, Mapping):
+        raise TypeError(f"{op}: s must be one category's scores, a dict with the keys {', '.join(keys)} (an entry "
+                        f"of panoptic_scores(...)['per_class']), got {checks.describe(s)}")
+    missing = [k for k in keys if k not in s]
+    if missing:
+        raise ValueError(f"{op}: s has no {', '.join(missing)}: it must be one category's scores, an entry of "
+                         f"panoptic_scores(...)['per_class'] (not the whole result), got keys {list(s)}")
+    for k in keys[:3]:
+        if not (isinstance(s[k], float) and math.isnan(s[k])):     # NaN: a category that never occurs
+            checks.real(s[k], f"s[{k!r}]", op, finite=False)
+    for k in keys[3:]:
+        checks.integer(s[k], f"s[{k!r}]", op, minimum=0)
     return (f"PQ {s['pq']:.3f} = SQ {s['sq']:.3f} x RQ {s['rq']:.3f} "
             f"({s['tp']} matched, {s['fp']} false, {s['fn']} missed)")
