@@ -42,6 +42,23 @@ _NEIGHBOURS = {
 }
 
 
+# sigma, in pixels, scales the Gaussians exp(-d^2 / (2 sigma^2)) of the weight map and of
+# panoptic_targets, computed in float64, so 2 sigma^2 must be a float64 above 0 and finite: it
+# rounds to 0 for sigma below about 1.6e-162 (a division by zero), and Python's sigma ** 2 raises
+# OverflowError above about 1.3e154. The round bounds below keep inside; the Gaussian is flat over
+# any image long before the upper one.
+_MIN_SIGMA, _MAX_SIGMA = 1e-161, 1e153
+
+
+def _check_sigma(sigma, op):
+    """sigma of a Gaussian: a number of pixels in [_MIN_SIGMA, _MAX_SIGMA]; returns a float."""
+    sigma = checks.real(sigma, "sigma", op)
+    if not _MIN_SIGMA <= sigma <= _MAX_SIGMA:
+        raise ValueError(f"{op}: sigma must be a positive number of pixels, from {_MIN_SIGMA:g} to "
+                         f"{_MAX_SIGMA:g} (the Gaussian divides by 2 * sigma**2 in float64), got {sigma!r}")
+    return sigma
+
+
 def _label_map(x, name, op, allow_bool=False):
     """``x`` as a backend array of integer labels, (H, W) or (N, H, W); else a clear error."""
     a = checks.array(x, name, op)
@@ -399,9 +416,7 @@ def unet_weight_map(target, instances, w0=10.0, sigma=5.0, ignore_index=-100):
         raise ValueError(f"{op}: instances has shape {tuple(ids.shape)} but target has shape {tuple(t.shape)}: "
                          "an instance map needs one id per pixel of its image")
     w0 = checks.fits_float(checks.real(w0, "w0", op, minimum=0), np.float32, "w0", op)     # weights are float32
-    sigma = checks.real(sigma, "sigma", op)
-    if sigma <= 0:
-        raise ValueError(f"{op}: sigma must be > 0 (pixels), got {sigma!r}")
+    sigma = _check_sigma(sigma, op)
     ignore_index = checks.integer(ignore_index, "ignore_index", op)
     xp = backend.get_array_module(t, ids)
     _check_ids(ids, op)

@@ -69,7 +69,7 @@ import numbers
 from . import backend, checks
 from .autograd import Tensor, no_grad
 from .functional import max_pool2d
-from .instances import _check_ids, instances_from_semantic, renumber
+from .instances import _check_ids, _check_sigma, instances_from_semantic, renumber
 from .metrics.panoptic import check_categories
 
 __all__ = ["VOID", "SIGMA", "NMS_KERNEL", "THRESHOLD", "TOP_K", "MIN_STUFF_AREA",
@@ -167,10 +167,7 @@ def panoptic_targets(instances, sigma=SIGMA, valid=None):
     """
     op = "panoptic_targets"
     ids, largest = _id_map(instances, "instances", op)
-    sigma = checks.real(sigma, "sigma", op)
-    if not (sigma > 0 and 2.0 * sigma ** 2 > 0):        # the Gaussian divides by 2 sigma^2
-        raise ValueError(f"{op}: sigma must be a positive number with 2 * sigma**2 > 0 in float64 "
-                         f"(sigma above about 1.6e-162), got {sigma!r}")
+    sigma = _check_sigma(sigma, op)
     xp = backend.get_array_module(ids)
     if valid is None:
         valid = xp.ones(ids.shape, dtype=bool)

@@ -427,7 +427,7 @@ LABEL_HELPERS = [
     ("unet_weight_map", "sigma", lambda: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 3), int),
                                                                    sigma="a"), TypeError, "a number"),
     ("unet_weight_map", "sigma", lambda: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 3), int),
-                                                                   sigma=0), ValueError, "> 0"),
+                                                                   sigma=0), ValueError, "a positive number"),
     ("unet_weight_map", "w0", lambda: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 3), int),
                                                                 w0=-1), ValueError, ">= 0"),
     ("unet_weight_map", "instances", lambda: instances.unet_weight_map(np.ones((3, 3), int), np.ones((3, 4), int)),
@@ -1104,3 +1104,19 @@ def test_describe_pq_and_the_sampling_shape_formulas_name_a_bad_argument():
         shapes.grid_sample_output_shape((1, 1, 4, 4), (1, "a", 2, 2))
     with pytest.raises(TypeError, match=r"^affine_grid_output_shape: size must be \(N, C, H, W\).* got None"):
         shapes.affine_grid_output_shape(None)
+
+
+@pytest.mark.parametrize("op", ["unet_weight_map", "panoptic_targets"])
+def test_a_gaussian_sigma_beyond_float64_is_refused_up_front(op):
+    """sigma=1e300 made Python's sigma ** 2 raise a raw OverflowError ('Numerical result out of
+    range') from inside the Gaussian; one bound, one message, for both functions."""
+    from minisegnet import panoptic
+
+    ids = np.eye(4, dtype=np.int64)
+    call = {"unet_weight_map": lambda sigma: instances.unet_weight_map(np.zeros_like(ids), ids, sigma=sigma),
+            "panoptic_targets": lambda sigma: panoptic.panoptic_targets(ids[None], sigma=sigma)}[op]
+    for sigma in (1e300, 1e154, 1e-162, 0):
+        with pytest.raises(ValueError, match=rf"^{op}: sigma must be a positive number of pixels, from 1e-161 to "
+                                             rf"1e\+153 \(the Gaussian divides by 2 \* sigma\*\*2 in float64\)"):
+            call(sigma)
+    call(1e153)                                                  # the largest allowed still computes

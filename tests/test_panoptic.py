@@ -300,7 +300,7 @@ def _outputs(channels, n=1, h=4, w=4):
     (lambda: P.panoptic_targets(np.ones((1, 2, 2), np.int64), sigma=float("inf")), ValueError,
      "panoptic_targets: sigma must be a finite number, got inf"),
     (lambda: P.panoptic_targets(np.ones((1, 2, 2), np.int64), sigma=1e-200), ValueError,
-     r"panoptic_targets: sigma must be a positive number with 2 \* sigma\*\*2 > 0 in float64"),
+     r"panoptic_targets: sigma must be a positive number of pixels, from 1e-161 to 1e\+153"),
     # a class map speaks of classes, not of object ids
     (lambda: P.merge_semantic_and_instances(np.array([[[-1, 0]]]), np.zeros((1, 1, 2), np.int64), [1], [0]),
      ValueError, "merge_semantic_and_instances: semantic holds the negative class -1; classes are >= 0$"),
