@@ -93,6 +93,19 @@ def test_figures_show_what_their_code_and_captions_say():
     labels = {t.get_text() for ax in fig.axes for t in ax.texts}
     plt.close(fig)
     assert {"x (1, 3)", "w (1, 3)", "b (3,)"} <= labels
+    # unet page, overlap-tile: four 388-pixel tiles stepped by 384 on a 772 x 772 image, 4-pixel overlaps
+    fig = teaching.figure_overlap_tile()
+    tiling = fig.axes[0]
+    tiles = [p for p in tiling.patches if p.get_label() == "output tile"]
+    overlaps = [p for p in tiling.patches if p.get_label() == "overlap"]
+    title = tiling.get_title()
+    zoom_titles = [ax.get_title() for ax in fig.axes[1:]]
+    plt.close(fig)
+    assert sorted((p.get_x(), p.get_y()) for p in tiles) == [(0, 0), (0, 384), (384, 0), (384, 384)]
+    assert {(p.get_width(), p.get_height()) for p in tiles} == {(388, 388)}
+    assert sorted(min(p.get_width(), p.get_height()) for p in overlaps) == [4, 4]
+    assert "772 x 772" in title and "step 384" in title
+    assert zoom_titles == ["step 384 = 24 x 16: one grid, 4-px overlap", "step 388: tile (0,1)'s grid shifts by 4 px"]
     # segmentation types exercise: three cars, of which two touch, so the semantic map has two car blobs
     semantic, instance = teaching.street_scene()
     assert instance.max() == 3

@@ -145,38 +145,77 @@ def figure_unet_trace(size=572, depth=4):
     return fig
 
 
-def figure_overlap_tile(size=572):
+def figure_overlap_tile(size=572, depth=4):
     """Overlap-tile: each output tile of the valid U-Net needs an input window larger by
     the border it loses (92 pixels a side at 572 -> 388); at the image border the
-    missing context is mirrored."""
+    missing context is mirrored. The tiles step by the largest multiple of ``2**depth``
+    that fits in the output tile (384 for 388), so all windows share one pooling grid and
+    neighbouring output tiles overlap by the remainder (4 pixels); the two small panels
+    zoom on a seam, stepped by 384 and, wrongly, by 388."""
     from matplotlib.patches import Rectangle
 
     out = _shapes.unet_output_size(size)
     border = (size - out) // 2
-    image = 2 * out
-    fig = _new_figure(6.5, 6.0)
-    ax = fig.add_subplot(1, 1, 1)
+    period = 2 ** depth
+    step = out - out % period                      # 384: the pooling grid's period fits
+    image = step + out                             # two tiles per axis: 772
+    fig = _new_figure(11.5, 6.2)
+    grid = fig.add_gridspec(2, 2, width_ratios=[1.45, 1], hspace=0.5, wspace=0.3, left=0.01, right=0.98,
+                            top=0.92, bottom=0.1)
+    ax = fig.add_subplot(grid[:, 0])
     ax.add_patch(Rectangle((-border, -border), image + 2 * border, image + 2 * border, facecolor="#f2f0f7",
                            edgecolor="#756bb1", ls="--", lw=1.2))
     ax.add_patch(Rectangle((0, 0), image, image, facecolor=_INPUT, edgecolor="#333", lw=1.5))
     for r in range(2):
         for c in range(2):
             face = _OUTPUT if (r, c) == (0, 0) else "none"
-            ax.add_patch(Rectangle((c * out, r * out), out, out, facecolor=face, edgecolor="#333", lw=1, alpha=0.8))
+            ax.add_patch(Rectangle((c * step, r * step), out, out, facecolor=face, edgecolor="#333", lw=1,
+                                   alpha=0.8, label="output tile"))
+    overlap = out - step
+    ax.add_patch(Rectangle((step, 0), overlap, image, facecolor=_WARN, edgecolor="none", label="overlap"))
+    ax.add_patch(Rectangle((0, step), image, overlap, facecolor=_WARN, edgecolor="none", label="overlap"))
     ax.add_patch(Rectangle((-border, -border), size, size, fill=False, edgecolor=_KERNEL, lw=2.5))
-    ax.add_patch(Rectangle((out - border, out - border), size, size, fill=False, edgecolor=_WARN, lw=2, ls=":"))
+    ax.add_patch(Rectangle((step - border, step - border), size, size, fill=False, edgecolor=_WARN, lw=2, ls=":"))
     ax.text(out / 2, out / 2, f"output tile\n{out} x {out}", ha="center", va="center", fontsize=10)
     ax.text(-border + 8, -border + 30, f"input window {size} x {size}", fontsize=10, color=_KERNEL)
     ax.text(image / 2, image + border / 2, f"mirrored border: {border} px", ha="center", va="center",
             fontsize=10, color="#756bb1")
-    ax.text(out + out / 2, out + out / 2, "tile (1,1)'s window\n(dotted) overlaps\nits neighbours'",
+    ax.text(step + out / 2, step + out / 2, "tile (1,1)'s window\n(dotted) overlaps\nits neighbours'",
             ha="center", va="center", fontsize=9, color=_WARN)
+    ax.text(size - border + 12, out / 2 - 60, f"tiles step {step};\nred: {overlap}-px overlaps",
+            fontsize=9, color=_WARN, va="center")
     ax.set_xlim(-border - 20, image + border + 20)
     ax.set_ylim(image + border + 20, -border - 20)
     ax.set_aspect("equal")
     ax.axis("off")
-    ax.set_title(f"Overlap-tile on a {image} x {image} image: {size} in, {out} out, border {border}", fontsize=10)
-    fig.tight_layout()
+    ax.set_title(f"Overlap-tile on a {image} x {image} image: {size} in, {out} out, border {border}, "
+                 f"step {step}", fontsize=10)
+    # the seam between tiles (0,0) and (0,1), for the right step and for the output size
+    lo, hi = step - 3 * period, out + 3 * period
+    for row, tile_step in enumerate((step, out)):
+        zoom = fig.add_subplot(grid[row, 1])
+        for band, start in enumerate((0, tile_step)):           # output tile (0,0), then (0,1)
+            y = 1 - band
+            window = start - border
+            zoom.add_patch(Rectangle((start, y - 0.3), out, 0.6, facecolor=_OUTPUT if band == 0 else _INPUT,
+                                     edgecolor="#333", lw=1))
+            for tick in range(window, window + size + 1, period):
+                if lo <= tick <= hi:
+                    zoom.plot([tick, tick], [y - 0.42, y + 0.42], color="#333", lw=1.2)
+        shift = tile_step % period
+        verdict = (f"step {tile_step} = {tile_step // period} x {period}: one grid, {out - tile_step}-px overlap"
+                   if shift == 0 else f"step {tile_step}: tile (0,1)'s grid shifts by {shift} px")
+        zoom.set_title(verdict, fontsize=9, color="#333" if shift == 0 else _WARN)
+        zoom.set_xlim(lo, hi)
+        zoom.set_ylim(-0.6, 1.6)
+        zoom.set_yticks([1, 0], [f"tile (0,{band})\nwindow from {start - border}"
+                                 for band, start in enumerate((0, tile_step))], fontsize=8)
+        zoom.tick_params(axis="y", length=0)
+        zoom.tick_params(labelsize=8)
+        for side in ("left", "right", "top"):
+            zoom.spines[side].set_visible(False)
+    fig.text(0.57, 0.02, f"ticks: every {period} px (2**depth) from each tile's window start; "
+             "x: image pixels", fontsize=8, color="#555")
     return fig
 
 
