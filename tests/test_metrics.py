@@ -133,6 +133,18 @@ def test_agrees_with_torchmetrics_where_the_definitions_agree(torch, seed, c, ig
     absent = tm.MulticlassAccuracy(3, average="macro")(torch.tensor([0, 0, 1]), torch.tensor([0, 0, 1])).item()
     assert metrics.mean_accuracy(metrics.confusion_matrix(np.array([0, 0, 1]), np.array([0, 0, 1]), 3)) == 1.0
     assert absent == 1.0
+    # every pixel ignored: all of ours are NaN (0/0); torchmetrics' accuracies and per-class IoU say 0,
+    # its mean IoU is NaN too
+    none_p, none_t = np.array([0, 1, 2, 1]), np.full(4, 255)
+    nothing = metrics.confusion_matrix(none_p, none_t, 3, ignore_index=255)
+    assert nothing.sum() == 0
+    assert np.isnan([metrics.pixel_accuracy(nothing), metrics.mean_accuracy(nothing), metrics.mean_iou(nothing),
+                     *metrics.iou_per_class(nothing)]).all()
+    tp, tt = torch.tensor(none_p), torch.tensor(none_t)
+    assert tm.MulticlassAccuracy(3, average="micro", ignore_index=255)(tp, tt).item() == 0
+    assert tm.MulticlassAccuracy(3, average="macro", ignore_index=255)(tp, tt).item() == 0
+    assert (tm.MulticlassJaccardIndex(3, average="none", ignore_index=255)(tp, tt).numpy() == 0).all()
+    assert np.isnan(tm.MulticlassJaccardIndex(3, ignore_index=255)(tp, tt).item())
     # and torch tensors are taken as arrays
     np.testing.assert_array_equal(metrics.confusion_matrix(p, t, c, ignore_index=ignore), cm)
 
