@@ -91,8 +91,14 @@ def test_figures_show_what_their_code_and_captions_say():
     # autograd page: the figure labels the shapes of the page's code, x and w (1, 3), b (3,)
     fig = teaching.figure_autograd_graph()
     labels = {t.get_text() for ax in fig.axes for t in ax.texts}
+    at = {t.get_text(): t.get_position() for t in fig.axes[0].texts if t.get_text()}
+    arrows = [(a.xyann, a.xy) for a in fig.axes[0].texts if not a.get_text() and hasattr(a, "xyann")]
     plt.close(fig)
     assert {"x (1, 3)", "w (1, 3)", "b (3,)"} <= labels
+    # ... and an arrow runs from Sum to the loss, ending before the loss's label (it once started after it)
+    (sum_x, y), (loss_x, loss_y) = at["Sum"], at["loss ()"]
+    assert loss_y == y and any(sum_x < start[0] < end[0] < loss_x and start[1] == end[1] == y
+                               for start, end in arrows)
     # unet page, overlap-tile: four 388-pixel tiles stepped by 384 on a 772 x 772 image, 4-pixel overlaps
     fig = teaching.figure_overlap_tile()
     tiling = fig.axes[0]

@@ -50,13 +50,15 @@ def figure_autograd_graph():
         ax.text(*pos, type(fn).__name__, ha="center", va="center", fontsize=10,
                 bbox=dict(boxstyle="round", fc="#fdd0a2", ec="#333"))
     end = where[id(loss.creator)]
-    ax.annotate("loss ()", xy=(end[0] + 1.2, end[1]), xytext=(end[0] + 0.45, end[1]), va="center",
-                fontsize=10, arrowprops=dict(arrowstyle="->", color="#555", lw=1.2))
-    ax.annotate("", xy=(0.3, -1.75), xytext=(end[0] + 0.6, -1.75),
+    out = (end[0] + 1.6, end[1])                    # the loss, one step right of the last Function
+    ax.annotate("", xy=(out[0] - 0.45, out[1]), xytext=(end[0] + 0.45, end[1]),
+                arrowprops=dict(arrowstyle="->", color="#555", lw=1.2))
+    ax.text(*out, "loss ()", ha="center", va="center", fontsize=10, bbox=dict(boxstyle="round", fc="#fff", ec="#333"))
+    ax.annotate("", xy=(0.3, -1.75), xytext=(out[0] + 0.2, -1.75),
                 arrowprops=dict(arrowstyle="->", color=_WARN, lw=1.5))
-    ax.text(end[0] / 2, -1.6, "loss.backward(): each Function's backward, in reverse topological order",
+    ax.text(out[0] / 2, -1.6, "loss.backward(): each Function's backward, in reverse topological order",
             ha="center", fontsize=9, color=_WARN)
-    ax.set_xlim(-0.6, end[0] + 1.6)
+    ax.set_xlim(-0.6, out[0] + 0.8)
     ax.set_ylim(-2.0, 1.5)
     ax.axis("off")
     fig.tight_layout()
