@@ -455,7 +455,8 @@ def _unet_weight_map(target, instances, num_classes, w0=10.0, sigma=5.0, ignore_
     # The border term from the two nearest objects (d2 = inf with fewer than two: no term).
     if w0 > 0:
         d1, d2 = _two_nearest(ids)
-        border = w0 * xp.exp(-((d1 + d2) ** 2) / (2.0 * sigma ** 2))
+        with np.errstate(over="ignore"):        # a tiny sigma: the exponent is -inf, the term 0
+            border = w0 * xp.exp(-((d1 + d2) ** 2) / (2.0 * sigma ** 2))
         weights = weights + xp.where(ids == 0, border, 0.0)
     weights = xp.where(valid, weights, 0.0).astype(xp.float32)
     return weights[0] if single else weights

@@ -66,6 +66,8 @@ paper's 7.
 """
 import numbers
 
+import numpy as np
+
 from . import backend, checks
 from .autograd import Tensor, no_grad
 from .functional import max_pool2d
@@ -194,7 +196,8 @@ def _panoptic_targets(ids, largest, sigma, valid):
     yy = xp.arange(h, dtype=xp.float64)[None, None, :, None]
     xx = xp.arange(w, dtype=xp.float64)[None, None, None, :]
     cy, cx = centers[..., 0, None, None], centers[..., 1, None, None]     # (N, K+1, 1, 1)
-    gauss = xp.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * sigma ** 2))  # (N, K+1, H, W)
+    with np.errstate(over="ignore"):            # a tiny sigma: the exponent is -inf away from the centre, 0
+        gauss = xp.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2.0 * sigma ** 2))  # (N, K+1, H, W)
     gauss = xp.where(present[..., None, None], gauss, 0.0)
     center = gauss.max(axis=1, keepdims=True)
 

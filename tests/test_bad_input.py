@@ -1120,3 +1120,4 @@ def test_a_gaussian_sigma_beyond_float64_is_refused_up_front(op):
                                              rf"1e\+153 \(the Gaussian divides by 2 \* sigma\*\*2 in float64\)"):
             call(sigma)
     call(1e153)                                                  # the largest allowed still computes
+    call(1e-161)           # and the smallest, without an overflow warning (pytest makes a warning an error)
