@@ -13,11 +13,15 @@ rotations. This script times, with one thread and by CPU time:
 * a whole training epoch (loader, forward, loss, backward, Adam step) with
   the default augmentation and with all three added.
 
+Each is timed ``--repeats`` times (3 by default), the loaders in turn and
+the two epochs alternately, and the medians are reported.
+
 The augmentation runs on the host, in the loader, so its cost is the
 loader's extra time; the target is an epoch no more than about 25% slower.
 """
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -70,7 +74,10 @@ def epoch_seconds(dataset, steps, batch):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="64 images: a smoke run, not a measurement")
+    parser.add_argument("--repeats", type=int, default=3, help="timings of each, interleaved (default 3)")
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1, got {args.repeats}")
     from minisegnet.data import Shapes
 
     n, batch = (64, 8) if args.quick else (512, 8)
@@ -78,14 +85,20 @@ def main(argv=None):
     dataset = [shapes[i] for i in range(n)]           # drawn once, as the trainer keeps toy data in memory
     info = timing.machine_info()
     monitor = timing.LoadMonitor().start()
+    loader_times, plain_times, augmented_times = {name: [] for name in transforms()}, [], []
     with timing.threads(1):
-        loaders = {name: loader_seconds(dataset, steps, batch) for name, steps in transforms().items()}
-        plain = epoch_seconds(dataset, transforms()["default (flips, rot90)"], batch)
-        augmented = epoch_seconds(dataset, transforms()["+ elastic, affine, color"], batch)
+        for _ in range(args.repeats):
+            for name, steps in transforms().items():
+                loader_times[name].append(loader_seconds(dataset, steps, batch))
+            plain_times.append(epoch_seconds(dataset, transforms()["default (flips, rot90)"], batch))
+            augmented_times.append(epoch_seconds(dataset, transforms()["+ elastic, affine, color"], batch))
     load = monitor.stop()
+    loaders = {name: statistics.median(times) for name, times in loader_times.items()}
+    plain, augmented = statistics.median(plain_times), statistics.median(augmented_times)
     reasons = timing.verdict(load)
     print(timing.report_header(info, load, reasons, f"{n} Shapes images 64x64, batch {batch}, one thread, "
-                                                    f"CPU time of this process.") + "\n")
+                                                    f"CPU time of this process; medians of {args.repeats}, "
+                                                    f"interleaved.") + "\n")
     base = loaders["default (flips, rot90)"]
     rows = [[name, f"{seconds:.2f}", f"{seconds - base:+.2f}", f"{100 * (seconds - base) / plain:+.1f}%"]
             for name, seconds in loaders.items()]
