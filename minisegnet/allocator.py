@@ -16,18 +16,21 @@ size of the largest such block freed, up to 32 MiB, so a program that keeps
 allocating the same sizes settles; a step's mix of sizes does not.) Memory
 returned this way comes back as fresh pages: the next step's arrays touch
 them, and the kernel stops the program at each 4 KiB page to map it and fill
-it with zeros (a *page fault*). For the default run's U-Net on 4 images that
-was about 900-1300 page faults a step on the 2-core machine of
-``docs/benchmarks.md``, 3.7-6 ms of kernel time in a step of 45-75 ms.
+it with zeros (a *page fault*): thousands of them a training step, and
+milliseconds of kernel time (``docs/benchmarks.md`` records the counts and
+times beside the step's lever table).
 
 ``keep_freed_memory`` sets both thresholds (``mallopt``) so that arrays of up
 to 32 MiB come from the heap and up to 64 MiB of free heap stay in the
-process: the next step reuses the same pages (2 page faults a step). The
-price: the process's resident memory does not shrink below its peak by more
-than 64 MiB until it exits. The trainer calls it (``train.run``), in this
-process and in each data-parallel worker; it changes the whole process, so
-a library function never calls it by itself. Elsewhere than glibc (macOS,
-musl) it does nothing.
+process: the next step reuses the same pages (a few dozen page faults a
+step, or none). The price: memory a step has freed stays in the process
+(up to 64 MiB of it at the heap's top, and any freed block below the top,
+which the heap never gives back anyway), ready for the next step; the peak
+is the step's own (the step benchmark's peak-RSS table is measured with it
+on). The trainer calls it (``train.run``), in this process and in each
+data-parallel worker; it changes the whole process, so a library function
+never calls it by itself. Elsewhere than glibc (macOS, musl) it does
+nothing.
 
 ``KEEP_FREED`` is its lever (``False``: the C library's defaults); the
 benchmarks time the step both ways.
