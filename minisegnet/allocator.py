@@ -55,7 +55,7 @@ def _glibc():
     """The process's C library when it is glibc (which has ``mallopt``), else None."""
     try:
         libc = ctypes.CDLL(None)
-    except OSError:
+    except (OSError, TypeError):        # Windows has no "this process" library to open
         return None
     if not hasattr(libc, "gnu_get_libc_version") or not hasattr(libc, "mallopt"):
         return None
@@ -67,9 +67,9 @@ def keep_freed_memory():
     """Keep freed memory in this process for reuse (see the module docstring): ``True`` when
     both thresholds were set, ``False`` when ``KEEP_FREED`` is off or the C library is not
     glibc."""
+    global kept
     if not KEEP_FREED:
         return False
-    global kept
     libc = _glibc()
     if libc is None:
         return False
