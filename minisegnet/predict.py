@@ -15,8 +15,8 @@ import numpy as np
 from . import backend, tasks
 from .autograd import Tensor, no_grad
 from .data.folder import check_image_mode, conversion_note, image_array
-from .train import (UserError, _checkpoint_path, _choose_backend, _crop, _is_valid_unet, _model_from_state,
-                    _on_backend, _read, _valid_unet_input)
+from .model_geometry import crop_outputs, is_valid_unet, valid_unet_input
+from .train import UserError, _checkpoint_path, _choose_backend, _model_from_state, _on_backend, _read
 
 __all__ = ["image_outputs", "predict_image", "predict_images"]
 
@@ -47,23 +47,23 @@ def image_outputs(model, image, multiple=32):
     """
     c, h, w = image.shape
     with no_grad():
-        if _is_valid_unet(model):
-            tile_in, tile_out = _valid_unet_input(model, max(64, 2 ** model.depth))
+        if is_valid_unet(model):
+            tile_in, tile_out = valid_unet_input(model, max(64, 2 ** model.depth))
             step = tile_out - tile_out % 2 ** model.depth        # the pooling grid's period
             margin = (tile_in - tile_out) // 2
             ny, nx = -(-h // step), -(-w // step)
             padded = np.pad(image, ((0, 0), (margin, margin + (ny - 1) * step + tile_out - h),
                                     (margin, margin + (nx - 1) * step + tile_out - w)), mode="reflect")
-            rows = [[_crop(model(Tensor(backend.asarray(np.ascontiguousarray(
+            rows = [[crop_outputs(model(Tensor(backend.asarray(np.ascontiguousarray(
                         padded[None, :, ty * step:ty * step + tile_in, tx * step:tx * step + tile_in])))),
                            0, 0, step, step)
                      for tx in range(nx)] for ty in range(ny)]
-            return _crop(_stitch(rows), 0, 0, h, w)
+            return crop_outputs(_stitch(rows), 0, 0, h, w)
         multiple = max(multiple, 2 ** getattr(model, "depth", 0))
         ph, pw = -h % multiple, -w % multiple
         padded = np.pad(image, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="reflect")
         outputs = model(Tensor(backend.asarray(padded[None])))
-        return _crop(outputs, ph // 2, pw // 2, h, w)
+        return crop_outputs(outputs, ph // 2, pw // 2, h, w)
 
 
 def predict_image(model, image, task=None, multiple=32):

@@ -55,8 +55,9 @@ import time
 
 import numpy as np
 
-from . import allocator, backend, checks, data as data_module, data_parallel, optim, parallel, shapes
+from . import allocator, backend, checks, data as data_module, data_parallel, optim, parallel
 from .autograd import Tensor, no_grad
+from .model_geometry import Geometry, check_model_fits, crop_outputs, geometry_for
 from .random import generator, manual_seed
 from .run_config import (DEFAULTS, TOY_DATASETS, TrainingDiverged, UserError, _choose_backend, _on_backend,
                          _positive_int, resolve_config, task_class)
@@ -207,90 +208,6 @@ def _transforms(config):
         data_module.CenterCrop(config["size"])
 
 
-# ---- model geometry --------------------------------------------------------------
-class Geometry:
-    """How an ``S x S`` training image meets the model.
-
-    ``pad`` = (top, bottom, left, right): mirror padding added to the image;
-    ``crop`` = (top, left): where the ``S x S`` window sits in the model's output.
-    Same-padding models: no padding, no crop. A valid-padding U-Net: the image is
-    mirror-padded to the smallest valid input whose output covers it.
-    """
-
-    def __init__(self, pad=(0, 0, 0, 0), crop=(0, 0)):
-        self.pad, self.crop = tuple(pad), tuple(crop)
-
-    @property
-    def padded(self):
-        return any(self.pad)
-
-
-def _is_valid_unet(model):
-    return type(model).__name__ == "UNet" and getattr(model, "padding", None) == "valid"
-
-
-def _valid_unet_input(model, size):
-    """The smallest valid input of a valid-padding U-Net whose output is at least ``size``."""
-    for i in shapes.unet_valid_input_sizes(size, size + 64 * 2 ** model.depth + 400, depth=model.depth):
-        out = shapes.unet_output_size(i, depth=model.depth)
-        if out >= size:
-            return i, out
-    raise UserError(f"no valid U-Net input found for size {size}")  # pragma: no cover - unreachable
-
-
-def geometry_for(model, size):
-    """The ``Geometry`` for training/evaluating ``model`` on ``size x size`` images."""
-    if _is_valid_unet(model):
-        i, out = _valid_unet_input(model, size)
-        margin = (i - out) // 2                 # the U-Net's output starts `margin` pixels in
-        before = (i - size) // 2
-        after = i - size - before
-        offset = before - margin                # the image's first row, in output rows
-        return Geometry((before, after, before, after), (offset, offset))
-    return Geometry()
-
-
-def _output_tensors(outputs):
-    """The Tensors of a model's outputs (a Tensor, or a dict of Tensors)."""
-    return list(outputs.values()) if isinstance(outputs, dict) else [outputs]
-
-
-def _crop(outputs, top, left, height, width):
-    """Each output cut to the ``height x width`` window at ``(top, left)`` (a no-op when it fits)."""
-    if isinstance(outputs, dict):
-        return {key: _crop(value, top, left, height, width) for key, value in outputs.items()}
-    if outputs.shape[2:] == (height, width):
-        return outputs
-    return outputs[:, :, top:top + height, left:left + width]
-
-
-def _check_model_fits(model, size, in_channels):
-    """Run one tiny forward pass so a size the model cannot take fails now, clearly."""
-    geometry = geometry_for(model, size)
-    t, b, l, r = geometry.pad
-    shape = (1, in_channels, size + t + b, size + l + r)
-    try:
-        checks.check_bytes(shape, 4, "train", f"--size {size}")
-    except checks.TooLargeError as error:
-        raise UserError(str(error)) from None
-    x = Tensor(backend.asarray(np.zeros(shape, np.float32)))
-    was_training = model.training
-    model.eval()
-    try:
-        with no_grad():
-            outputs = model(x)
-    except (ValueError, MemoryError) as error:       # TooLargeError is both
-        raise UserError(f"--size {size} does not fit this model: {error}") from None
-    finally:
-        model.train(was_training)
-    top, left = geometry.crop
-    for out in _output_tensors(outputs):
-        oh, ow = out.shape[2:]
-        if top < 0 or left < 0 or oh < top + size or ow < left + size:
-            raise UserError(f"the model's output {oh}x{ow} does not cover a {size}x{size} image")
-    return geometry
-
-
 def _processes(config, model, task):
     """How many processes share each training step (``data_parallel.py``): ``--processes``, else 2
     where they were measured to pay and fit: on the CPU with two threads allowed
@@ -326,7 +243,7 @@ def _forward(model, images, geometry, size):
         t, b, l, r = geometry.pad
         images = np.pad(images, ((0, 0), (0, 0), (t, b), (l, r)), mode="reflect")
     outputs = model(Tensor(backend.asarray(images)))
-    return _crop(outputs, *geometry.crop, size, size)
+    return crop_outputs(outputs, *geometry.crop, size, size)
 
 
 def _build_model(task, config):
@@ -585,7 +502,7 @@ def _train(config, out, state, meta, progress, log):
     task = task_cls(info)
     model = _build_model(task, config)
     size = config["size"]
-    geometry = _check_model_fits(model, size, info["in_channels"])
+    geometry = check_model_fits(model, size, info["in_channels"])
     if config["data"] in TOY_DATASETS:
         train_ds, val_ds = _InMemory(train_ds), _InMemory(val_ds)
     transform, val_transform = _transforms(config)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import minisegnet as msn
-from minisegnet import data, predict, train
+from minisegnet import data, model_geometry, predict, train
 from minisegnet.cli import main
 
 TINY = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "2",
@@ -163,7 +163,7 @@ def test_overlap_tiles_give_what_one_pass_over_the_whole_image_gives(depth):
     model.eval()
     size = 2 * 64 + 4             # 4 more than a multiple of 2**depth: a valid output, its whole pass exists
     image = np.random.default_rng(1).random((3, size, size)).astype(np.float32)
-    tile_in, tile_out = train._valid_unet_input(model, 64)
+    tile_in, tile_out = model_geometry.valid_unet_input(model, 64)
     margin = (tile_in - tile_out) // 2                         # what a valid U-Net loses per side
     assert size > tile_out                                     # several tiles per axis
     whole_input = np.pad(image, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
@@ -196,7 +196,7 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
     assert pred.shape == (70, 41)
     # inside one tile, overlap-tile equals running the model on the mirror-padded tile
     small = image[:, :20, :20]
-    tile_in, tile_out = train._valid_unet_input(model, 64)
+    tile_in, tile_out = model_geometry.valid_unet_input(model, 64)
     margin = (tile_in - tile_out) // 2
     padded = np.pad(small, ((0, 0), (margin, tile_in - 20 - margin), (margin, tile_in - 20 - margin)),
                     mode="reflect")
