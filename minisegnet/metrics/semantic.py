@@ -51,12 +51,6 @@ __all__ = [
 ]
 
 
-def _array(x, name, op):
-    """``checks.array``: a Tensor's array, a NumPy or CuPy array, or anything ``np.asarray``
-    reads (lists, a PyTorch CPU tensor, for comparing with torchmetrics)."""
-    return checks.array(x, name, op)
-
-
 def confusion_matrix(pred, target, num_classes, ignore_index=None):
     """The ``(num_classes, num_classes)`` int64 matrix ``n[i, j]`` = pixels of
     true class ``i`` predicted as ``j`` (rows = truth, columns = prediction).
@@ -74,7 +68,7 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
     ignore_index = checks.integer(ignore_index, "ignore_index", "confusion_matrix", allow_none=True)
     checks.check_bytes((num_classes, num_classes), 8, "confusion_matrix", f"num_classes={num_classes}")
     op = "confusion_matrix"
-    pred, target = _array(pred, "pred", op), _array(target, "target", op)
+    pred, target = checks.array(pred, "pred", op), checks.array(target, "target", op)
     xp = backend.get_array_module(pred, target)
     if tuple(pred.shape) != tuple(target.shape):
         raise ValueError(f"{op}: pred and target must have the same shape, got {tuple(pred.shape)} "
@@ -112,7 +106,7 @@ def _cm(cm, op):
     """The matrix as float64 NumPy, after checking it holds counts: square, numeric,
     finite and non-negative (a C x C scan, cheap: C is the number of classes).
     ``op``, the public function called, starts the error messages."""
-    cm = np.asarray(backend.to_numpy(_array(cm, "cm", op)))
+    cm = np.asarray(backend.to_numpy(checks.array(cm, "cm", op)))
     if cm.ndim != 2 or cm.shape[0] != cm.shape[1]:
         raise ValueError(f"{op}: cm must be a square (C, C) confusion matrix, got shape {cm.shape}")
     if cm.dtype.kind not in "biuf":
