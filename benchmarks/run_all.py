@@ -8,6 +8,11 @@ five minutes) for the load average left by the previous one to settle:
     python benchmarks/run_all.py --dry-run   # the same, but only prints the sections
     python benchmarks/run_all.py --quick     # smoke run of every script (prints, writes nothing)
     python benchmarks/run_all.py --only step,default-run
+    python benchmarks/run_all.py --page docs/benchmarks-other.md   # another machine's tables on a page of their own
+
+``--page`` keeps a second machine's figures apart from the first's: the page
+(made, with every section's markers, if it does not exist) holds the tables
+alone, and the scaling figure goes beside the page's name in docs/measured/.
 
 Each section of docs/benchmarks.md between ``<!-- BEGIN run_all: NAME -->``
 and ``<!-- END run_all: NAME -->`` is the output of one script, run in a
@@ -84,10 +89,13 @@ def wait_for_quiet(limit_s=300, poll_s=5):
     return time.perf_counter() - start
 
 
-def run_section(name, quick):
+def run_section(name, quick, page=DOC):
     command = [sys.executable, os.path.join(HERE, SECTIONS[name][0])] + SECTIONS[name][1:]
     if quick:
         command = command[:2] + QUICK[name]
+    elif name == "scaling" and page != DOC:          # the other page's figure, not this page's
+        stem = os.path.splitext(os.path.basename(page))[0]
+        command += ["--figure", os.path.join(ROOT, "docs", "measured", f"step_scaling-{stem}.png")]
     start = time.perf_counter()
     proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -142,11 +150,11 @@ def summary(results):
     return timing.markdown_table(["target", "measured", "target", "verdict"], rows)
 
 
-def stored_results():
+def stored_results(page=DOC):
     """The figures each section of the page was last written with (its ``result`` comment)."""
-    if not os.path.exists(DOC):
+    if not os.path.exists(page):
         return {}
-    with open(DOC) as f:
+    with open(page) as f:
         doc = f.read()
     found = {}
     for name in SECTIONS:
@@ -157,10 +165,22 @@ def stored_results():
     return found
 
 
-def rewrite(doc, name, text):
+def new_page(path):
+    """A page for another machine's tables: a heading and every section's markers, empty."""
+    title = os.path.splitext(os.path.basename(path))[0]
+    parts = [f"# {title}\n\nEvery table on this page is written by `python benchmarks/run_all.py --page "
+             f"{os.path.relpath(path, ROOT)}` on one machine (each section's first line names it). What the "
+             "tables measure, and how, is explained on [benchmarks.md](benchmarks.md), whose tables come "
+             "from another machine; this page holds the tables alone.\n"]
+    for name in ["summary", *SECTIONS]:
+        parts.append(f"## {name}\n\n<!-- BEGIN run_all: {name} -->\n(not measured yet)\n<!-- END run_all: {name} -->\n")
+    return "\n".join(parts)
+
+
+def rewrite(doc, name, text, page=DOC):
     begin, end = f"<!-- BEGIN run_all: {name} -->", f"<!-- END run_all: {name} -->"
     if begin not in doc or end not in doc:
-        raise SystemExit(f"{DOC} has no {begin} ... {end} markers")
+        raise SystemExit(f"{page} has no {begin} ... {end} markers")
     head, rest = doc.split(begin, 1)
     _, tail = rest.split(end, 1)
     return f"{head}{begin}\n{text}\n{end}{tail}"
@@ -171,7 +191,10 @@ def main(argv=None):
     parser.add_argument("--only", help="comma-separated sections (default: all)")
     parser.add_argument("--dry-run", action="store_true", help="print the sections, do not rewrite the page")
     parser.add_argument("--quick", action="store_true", help="smoke-run every script; implies --dry-run")
+    parser.add_argument("--page", default=DOC, help="the page to rewrite (default docs/benchmarks.md; made "
+                                                    "if missing): another machine's tables on a page of their own")
     args = parser.parse_args(argv)
+    page = os.path.abspath(args.page)
     names = list(SECTIONS) if not args.only else [n.strip() for n in args.only.split(",")]
     for name in names:
         if name not in SECTIONS:
@@ -181,7 +204,7 @@ def main(argv=None):
         waited = 0.0 if args.quick else wait_for_quiet()
         print(f"running {name} (after {waited:.0f} s waiting for the load to settle) ...", file=sys.stderr,
               flush=True)
-        text, result, seconds = run_section(name, args.quick)
+        text, result, seconds = run_section(name, args.quick, page)
         # the section keeps its figures for the summary as a comment, so that a later
         # partial run (--only) can rebuild the summary from every section's latest run
         outputs[name] = text + (f"\n<!-- result: {json.dumps(result)} -->" if result else "")
@@ -189,21 +212,24 @@ def main(argv=None):
         flag = "" if result.get("reliable", True) else "  (UNRELIABLE: busy machine)"
         print(f"  {name}: {seconds:.0f} s{flag}", file=sys.stderr, flush=True)
     if {"step", "conv", "default-run", "processes"} & set(names):
-        outputs["summary"] = summary({**stored_results(), **results})
+        outputs["summary"] = summary({**stored_results(page), **results})
     total = time.perf_counter() - started
     if args.dry_run or args.quick:
         for name, text in outputs.items():
             print(f"\n<!-- BEGIN run_all: {name} -->\n{text}\n<!-- END run_all: {name} -->")
     else:
-        with open(DOC) as f:
-            doc = f.read()
+        if os.path.exists(page):
+            with open(page) as f:
+                doc = f.read()
+        else:
+            doc = new_page(page)
         for name, text in outputs.items():
-            doc = rewrite(doc, name, text)
-        tmp = DOC + ".tmp"
+            doc = rewrite(doc, name, text, page)
+        tmp = page + ".tmp"
         with open(tmp, "w") as f:
             f.write(doc)
-        os.replace(tmp, DOC)
-        print(f"rewrote {', '.join(outputs)} in {os.path.relpath(DOC, ROOT)}", file=sys.stderr)
+        os.replace(tmp, page)
+        print(f"rewrote {', '.join(outputs)} in {os.path.relpath(page, ROOT)}", file=sys.stderr)
     unreliable = [n for n, r in results.items() if not r.get("reliable", True)]
     print(f"done in {total / 60:.1f} min" + (f"; UNRELIABLE (busy machine): {', '.join(unreliable)}"
                                              if unreliable else "; every run reliable"), file=sys.stderr)

@@ -201,3 +201,13 @@ def test_the_settle_waits_out_a_spinning_thread():
     timing.settle(seconds=0.0)
     assert time.perf_counter() - start >= 0.14 and not spinner.is_alive()
     spinner.join()
+
+
+def test_a_new_page_for_another_machine_has_every_section_and_takes_its_tables(tmp_path):
+    page = str(tmp_path / "benchmarks-other.md")
+    doc = run_all.new_page(page)
+    for name in list(run_all.SECTIONS) + ["summary"]:
+        assert f"<!-- BEGIN run_all: {name} -->\n(not measured yet)\n<!-- END run_all: {name} -->" in doc, name
+    doc = run_all.rewrite(doc, "step", "| a table |", page)
+    assert "<!-- BEGIN run_all: step -->\n| a table |\n<!-- END run_all: step -->" in doc
+    assert doc.count("(not measured yet)") == len(run_all.SECTIONS)      # the others untouched
