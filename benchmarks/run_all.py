@@ -21,6 +21,7 @@ fresh process:
     conv         bench_conv.py --levers --memory   layers a-k, both regimes, levers, memory
     step         bench_train_step.py --levers      the U-Net step, both regimes, levers, peak RSS
     profile      profile_step.py                   where the step's time goes, ours and PyTorch's
+    gemm         bench_gemm.py                     the step's matrix products in NumPy and in PyTorch
     scaling      bench_scaling.py                  step time against batch and image size (+ figure)
     default-run  bench_default_run.py              `minisegnet train` with no arguments
     grid-sample  bench_grid_sample.py --levers     F.grid_sample against PyTorch's
@@ -49,6 +50,7 @@ SECTIONS = {
     "conv": ["bench_conv.py", "--levers", "--memory"],
     "step": ["bench_train_step.py", "--levers"],
     "profile": ["profile_step.py"],
+    "gemm": ["bench_gemm.py"],
     "scaling": ["bench_scaling.py"],
     "default-run": ["bench_default_run.py", "--levers"],
     "grid-sample": ["bench_grid_sample.py", "--levers"],
@@ -61,6 +63,7 @@ QUICK = {
     "conv": ["--quick", "--layers", "ab"],
     "step": ["--quick", "--no-memory"],
     "profile": ["--quick"],
+    "gemm": ["--quick"],
     "scaling": ["--quick", "--figure", os.path.join(os.sep, "tmp", "bench_scaling_quick.png")],
     "default-run": ["--runs", "1", "--lever-pairs", "1", "--", "--epochs", "1", "--num-train", "32", "--num-val", "16"],
     "grid-sample": ["--quick"],
