@@ -9,14 +9,19 @@ GEMMs category), and NumPy hands each to the BLAS it was built with
 much of our gap to PyTorch is the engine under the products, not our code
 around them? This script records every ``np.matmul`` one step of the
 benchmark U-Net (``bench_train_step.py``'s network, batch 8 of 3x64x64, at
-one thread) makes, with its operands' shapes and layouts (a transposed view
-stays a transposed view), then times each distinct product in NumPy
-(``np.matmul``) and in PyTorch (``torch.matmul`` on tensors that share the
-same memory), interleaved, one thread each, CPU time, medians. Each sample
-is as many calls back to back as the step makes (one product of 0.06 ms on
-the Xeon took 0.10 ms alone after the 20 ms busy wait that comes before each
-timed sample, ``timing.settle``, and 0.06 ms in a run of calls: the first
-calls after a pause run slower, and a step's products follow one another). A row is one
+one thread) makes, with its operands' shapes and whether each is a
+transposed view, then times each distinct product on operands made afresh
+with those shapes (contiguous arrays, or transposed views of contiguous
+ones) in NumPy (``np.matmul``) and in PyTorch (``torch.matmul`` on tensors
+that share the same memory), interleaved, one thread each, CPU time,
+medians. Each sample is as many calls back to back as the step makes, on
+the same operands (one product of 0.06 ms on the Xeon took 0.10 ms alone
+after the 20 ms busy wait that comes before each timed sample,
+``timing.settle``, and 0.06 ms in a run of calls: the first calls after a
+pause run slower, and a step's products follow one another). So the figures
+approximate the step's own products, which read their columns from slices
+of a wider buffer, write some results into a buffer of their own
+(``out=``) and find fresh operands in the cache at each call. A row is one
 shape: its calls per step, the time a step spends in it in each library, the
 rate in GFLOP/s and the ratio; the last row adds them up. Where the sum of
 NumPy's times exceeds a multiple of PyTorch's whole step, no change to our
@@ -73,8 +78,12 @@ def flops(a_shape, b_shape):
 
 
 def describe(key):
+    """``"A @ B"`` with each operand's stored shape; ``Xᵀ``: the transpose of a stored ``X``
+    (its last two axes swapped, a view)."""
+    def one(shape, transposed):
+        return f"{shape[:-2] + (shape[-1], shape[-2])}ᵀ" if transposed else f"{shape}"
     (a_shape, a_t), (b_shape, b_t) = key
-    return f"{a_shape}{'ᵀ' if a_t else ''} @ {b_shape}{'ᵀ' if b_t else ''}"
+    return f"{one(a_shape, a_t)} @ {one(b_shape, b_t)}"
 
 
 def main(argv=None):
@@ -125,7 +134,7 @@ def main(argv=None):
         f"The products of one step of the benchmark U-Net (batch 8, 3x64x64), as our step makes them; "
         f"one thread each, CPU time, {repeats} interleaved repeats, medians. The whole step, timed the "
         f"same way: ours {1e3 * whole['ours']:.1f} ms, PyTorch's {1e3 * whole['theirs']:.1f} ms.") + "\n")
-    print(timing.markdown_table(["product (ᵀ: a transposed view)", "calls per step", "NumPy ms per step",
+    print(timing.markdown_table(["product (Xᵀ: the transpose of a stored X)", "calls per step", "NumPy ms per step",
                                  "PyTorch ms per step", "NumPy GFLOP/s", "PyTorch GFLOP/s", "ratio"],
                                 rows, reasons))
     share = total_ours / (1e3 * whole["theirs"])
