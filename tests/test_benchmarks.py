@@ -14,6 +14,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 
 import bench_conv  # noqa: E402
+import bench_gemm  # noqa: E402
 import bench_gpu  # noqa: E402
 import bench_train_step  # noqa: E402
 import run_all  # noqa: E402
@@ -211,3 +212,23 @@ def test_a_new_page_for_another_machine_has_every_section_and_takes_its_tables(t
     doc = run_all.rewrite(doc, "step", "| a table |", page)
     assert "<!-- BEGIN run_all: step -->\n| a table |\n<!-- END run_all: step -->" in doc
     assert doc.count("(not measured yet)") == len(run_all.SECTIONS)      # the others untouched
+
+
+def test_bench_gemm_records_each_product_with_its_layout_and_counts_its_work():
+    rng = np.random.default_rng(0)
+    a, cols = rng.random((16, 48), dtype=np.float32), rng.random((2, 48, 64), dtype=np.float32)
+
+    def step():
+        np.matmul(a, cols)                              # the forward's W @ cols
+        np.matmul(a, cols)
+        np.matmul(cols[:, :16], cols.swapaxes(-1, -2))  # a transposed view on the right
+
+    original = np.matmul
+    products = bench_gemm.record_products(step)
+    assert np.matmul is original                        # put back
+    assert products == {(((16, 48), False), ((2, 48, 64), False)): 2,
+                                                  (((2, 16, 64), False), ((2, 64, 48), True)): 1}
+    remade = bench_gemm.operand(rng, (2, 64, 48), True)
+    assert remade.shape == (2, 64, 48) and bench_gemm.layout(remade) == ((2, 64, 48), True)
+    assert bench_gemm.describe((((2, 16, 64), False), ((2, 64, 48), True))) == "(2, 16, 64) @ (2, 48, 64)ᵀ"
+    assert bench_gemm.flops((1, 16, 4), (8, 1, 4, 4096)) == 2 * 8 * 16 * 4 * 4096     # broadcast batch of 8
