@@ -26,7 +26,10 @@ forward+backward passes at each size, ours and torch's in separate
 processes (each includes its interpreter and library imports), and the
 largest block our forward allocates, in multiples of the output's size
 (``tracemalloc``, which sees NumPy's allocations): a small constant means
-memory per call proportional to the output.
+memory per call proportional to the output. A floor: the forward pass's
+gathers alone (the four corners' ``np.take`` over the channels, the corners
+found beforehand), one thread, against PyTorch's whole forward pass: our
+forward cannot be faster than its gathers.
 """
 import argparse
 import os
@@ -161,6 +164,39 @@ scatter shared over the threads by image instead of in the calling thread (which
 on its own, not beside the grid gradient)."""
 
 
+def gathers_alone(shape):
+    """The forward pass's reads alone: for each block of points, the ``np.take`` of each corner
+    over the channels (``sampling.corner_values``), with the corners found beforehand and not
+    timed. A floor under our forward pass made of NumPy's gathers: whatever the arithmetic
+    around them costs, the forward cannot take less."""
+    from minisegnet.functional import sampling
+
+    x, grid = make_case(shape)
+    n, c, h, w = shape
+    image, points = x.reshape(n, c, h * w), grid.reshape(n, -1, 2)
+    reads = [(i, sampling.corners(points[i, block], h, w, "bilinear", "zeros", False)[0])
+             for i, block in sampling.blocks(points, c)]
+
+    def gathers():
+        for i, corner_reads in reads:
+            sampling.corner_values(image[i], corner_reads)
+
+    return gathers
+
+
+def floor_rows(args):
+    """One thread, CPU time: the gathers alone against PyTorch's whole forward pass."""
+    rows = []
+    with timing.threads(1):
+        for shape in SIZES:
+            (_, theirs_forward), _ = step_functions(shape)
+            timed = timing.compare(gathers_alone(shape), theirs_forward, args.repeats, args.warmup,
+                                   time.process_time)
+            rows.append([str(shape), f"{timed['ours'] * 1e3:.2f}", f"{timed['theirs'] * 1e3:.2f}",
+                         f"{timed['ratio']:.2f}"])
+    return rows
+
+
 def time_sizes(args, lever=None):
     """Rows of the speed table: each size, forward and forward+backward, in both regimes
     (``lever``: a name of ``LEVERS_OFF``, switched off for this table)."""
@@ -203,6 +239,7 @@ def main(argv=None):
     monitor = timing.LoadMonitor().start()
     rows, scaling = time_sizes(args)
     lever_rows = {lever: time_sizes(args, lever)[0] for lever in LEVERS_OFF} if args.levers else {}
+    floor = floor_rows(args)
     memory = [[str(shape), f"{largest_forward_block(shape):.1f}", f"{largest_forward_block(shape, keep=False):.1f}"]
               for shape in SIZES]
     if not args.quick:
@@ -226,6 +263,10 @@ def main(argv=None):
     for lever, lever_table in lever_rows.items():
         print(f"\n{titles[lever]}:\n")
         print(timing.markdown_table(header, lever_table, reasons))
+    print("\nA floor: our forward pass's gathers alone (each corner's `np.take` over the channels, block by "
+          "block, the corners found beforehand), against PyTorch's whole forward pass; one thread, CPU time:\n")
+    print(timing.markdown_table(["input (N, C, H, W)", "our gathers alone ms", "torch forward ms",
+                                 "gathers / torch forward"], floor, reasons))
     print()
     mem_header = ["input (N, C, H, W)", "forward's peak allocation / output size",
                   "the same with KEEP_READS = False"]

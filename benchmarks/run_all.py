@@ -23,7 +23,7 @@ fresh process:
     profile      profile_step.py                   where the step's time goes, ours and PyTorch's
     gemm         bench_gemm.py                     the step's matrix products in NumPy and in PyTorch
     scaling      bench_scaling.py                  step time against batch and image size (+ figure)
-    default-run  bench_default_run.py              `minisegnet train` with no arguments
+    default-run  bench_default_run.py --levers     `minisegnet train` with no arguments (+ the allocator lever)
     grid-sample  bench_grid_sample.py --levers     F.grid_sample against PyTorch's
     augment      bench_augment.py                  what the augmentations add to an epoch
     threads      bench_threads.py                  what a second thread buys NumPy work in the pool

@@ -3,7 +3,7 @@
 The model returns logits ``(N, C, H, W)``; the loss is the pixel-wise
 cross-entropy against the class map; the prediction is ``argmax`` over
 classes; the scores come from one confusion matrix summed over the whole
-pass (``minisegnet/metrics.py``). See ``minisegnet/tasks/__init__.py`` for
+pass (``minisegnet/metrics/semantic.py``). See ``minisegnet/tasks/__init__.py`` for
 the interface every task follows.
 """
 import numpy as np
