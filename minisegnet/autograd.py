@@ -176,11 +176,11 @@ class Tensor:
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if not isinstance(requires_grad, (bool, np.bool_)):
-            raise TypeError(f"requires_grad must be True or False, got {_preview(requires_grad)}")
+            raise TypeError(f"Tensor: requires_grad must be True or False, got {_preview(requires_grad)}")
         self.data = _as_array(data, dtype)
         if requires_grad and self.data.dtype.kind != "f":
             raise TypeError(
-                f"requires_grad=True needs a floating-point tensor, got dtype {self.data.dtype}"
+                f"Tensor: requires_grad=True needs a floating-point tensor, got dtype {self.data.dtype}"
             )
         self.requires_grad = bool(requires_grad)
         self.grad = None

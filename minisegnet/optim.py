@@ -34,14 +34,15 @@ from .nn.module import clear_grads
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "PolynomialLR", "PolyLR", "CosineAnnealingLR", "StepLR"]
 
 
-def _check(name, value, low=0.0, high=None, high_open=False):
+def _check(op, name, value, low=0.0, high=None, high_open=False):
+    """``value`` as a float, or an error naming ``op`` (the optimizer's or schedule's class), ``name`` and the rule."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a finite number, got {value!r}")
+        raise TypeError(f"{op}: {name} must be a finite number, got {value!r}")
     if not math.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
+        raise ValueError(f"{op}: {name} must be a finite number, got {value!r}")
     if value < low or (high is not None and (value >= high if high_open else value > high)):
         rule = f">= {low}" + ("" if high is None else f" and {'<' if high_open else '<='} {high}")
-        raise ValueError(f"{name} must be {rule}, got {value!r}")
+        raise ValueError(f"{op}: {name} must be {rule}, got {value!r}")
     return float(value)
 
 
@@ -62,26 +63,27 @@ class Optimizer:
     state_names = ()
 
     def __init__(self, params, lr):
+        op = type(self).__name__
         if isinstance(params, Tensor):
-            raise TypeError("params must be an iterable of Tensors (e.g. model.parameters()), "
+            raise TypeError(f"{op}: params must be an iterable of Tensors (e.g. model.parameters()), "
                             "got a single Tensor")
         if not hasattr(params, "__iter__"):     # e.g. a Module passed instead of module.parameters()
-            raise TypeError("params must be an iterable of Tensors (e.g. model.parameters()), "
+            raise TypeError(f"{op}: params must be an iterable of Tensors (e.g. model.parameters()), "
                             f"got {type(params).__name__}")
         self.params = list(params)
         if not self.params:
-            raise ValueError("optimizer got an empty parameter list")
+            raise ValueError(f"{op}: got an empty parameter list")
         for i, p in enumerate(self.params):
             if isinstance(p, Mapping):
-                raise TypeError(f"params[{i}] is a dict: parameter groups are not supported (one group; "
+                raise TypeError(f"{op}: params[{i}] is a dict: parameter groups are not supported (one group; "
                                 "every parameter shares the hyper-parameters), pass the Parameters themselves")
             if not isinstance(p, Tensor):
-                raise TypeError(f"params[{i}] is a {type(p).__name__}, not a Tensor/Parameter")
+                raise TypeError(f"{op}: params[{i}] is a {type(p).__name__}, not a Tensor/Parameter")
             if not p.requires_grad:
-                raise ValueError(f"params[{i}] does not require grad; only pass trainable parameters")
+                raise ValueError(f"{op}: params[{i}] does not require grad; only pass trainable parameters")
         if len({id(p) for p in self.params}) != len(self.params):
-            raise ValueError("some parameters appear more than once in params")
-        self.lr = _check("lr", lr)
+            raise ValueError(f"{op}: some parameters appear more than once in params")
+        self.lr = _check(op, "lr", lr)
         self.state = [dict() for _ in self.params]  # per parameter: name -> array (or step count)
 
     def zero_grad(self, set_to_none=True):
@@ -128,7 +130,8 @@ class Optimizer:
                                 "not numbers")
         missing = [name for name in self.hyperparameters if name not in state_dict]
         if missing:
-            raise KeyError(f"optimizer state_dict lacks {missing}; was it saved by {type(self).__name__}?")
+            raise KeyError(f"{type(self).__name__}.load_state_dict: the state_dict lacks {missing}; was it "
+                           f"saved by {type(self).__name__}?")
         new_state = [dict() for _ in self.params]
         for key, value in state_dict.items():
             if not key.startswith("state."):
@@ -136,15 +139,15 @@ class Optimizer:
             _, index, name = key.split(".", 2)
             i = int(index)
             if i >= len(self.params) or name not in self.state_names:
-                raise KeyError(f"optimizer state_dict entry {key!r} does not match this "
+                raise KeyError(f"{type(self).__name__}.load_state_dict: entry {key!r} does not match this "
                                f"{type(self).__name__} with {len(self.params)} parameters")
             if name == "step":
                 new_state[i][name] = int(value)
                 continue
             target = self.params[i].data
             if tuple(value.shape) != tuple(target.shape):
-                raise ValueError(f"optimizer state {key!r} has shape {tuple(value.shape)}, "
-                                 f"parameter {i} has shape {tuple(target.shape)}")
+                raise ValueError(f"{type(self).__name__}.load_state_dict: state {key!r} has shape "
+                                 f"{tuple(value.shape)}, parameter {i} has shape {tuple(target.shape)}")
             xp = backend.get_array_module(target)
             new_state[i][name] = xp.asarray(np.asarray(value), dtype=target.dtype)
         for name in self.hyperparameters:
@@ -172,14 +175,14 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
         super().__init__(params, lr)
-        self.momentum = _check("momentum", momentum)
-        self.dampening = _check("dampening", dampening)
-        self.weight_decay = _check("weight_decay", weight_decay)
+        self.momentum = _check("SGD", "momentum", momentum)
+        self.dampening = _check("SGD", "dampening", dampening)
+        self.weight_decay = _check("SGD", "weight_decay", weight_decay)
         if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"nesterov must be True or False, got {nesterov!r}")
+            raise TypeError(f"SGD: nesterov must be True or False, got {nesterov!r}")
         self.nesterov = bool(nesterov)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
-            raise ValueError(f"nesterov=True requires momentum > 0 and dampening == 0, got "
+            raise ValueError(f"SGD: nesterov=True requires momentum > 0 and dampening == 0, got "
                              f"momentum={momentum!r}, dampening={dampening!r}")
 
     def _update(self, i, param, grad):
@@ -217,11 +220,12 @@ class Adam(Optimizer):
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
         super().__init__(params, lr)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = (_check("betas[0]", betas[0], 0.0, 1.0, high_open=True),
-                      _check("betas[1]", betas[1], 0.0, 1.0, high_open=True))
-        self.eps = _check("eps", eps)
-        self.weight_decay = _check("weight_decay", weight_decay)
+            raise TypeError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got {betas!r}")
+        op = type(self).__name__
+        self.betas = (_check(op, "betas[0]", betas[0], 0.0, 1.0, high_open=True),
+                      _check(op, "betas[1]", betas[1], 0.0, 1.0, high_open=True))
+        self.eps = _check(op, "eps", eps)
+        self.weight_decay = _check(op, "weight_decay", weight_decay)
 
     def _update(self, i, param, grad):
         xp = backend.get_array_module(param)
@@ -270,7 +274,8 @@ class LRScheduler:
 
     def __init__(self, optimizer):
         if not isinstance(optimizer, Optimizer):
-            raise TypeError(f"optimizer must be a minisegnet Optimizer, got {type(optimizer).__name__}")
+            raise TypeError(f"{type(self).__name__}: optimizer must be a minisegnet Optimizer, got "
+                            f"{type(optimizer).__name__}")
         self.optimizer = optimizer
         self.base_lr = optimizer.lr
         self.last_epoch = 0
@@ -302,9 +307,9 @@ class LRScheduler:
         self.optimizer.lr = self.lr_at(self.last_epoch)
 
 
-def _check_int(name, value, minimum=1):
+def _check_int(op, name, value, minimum=1):
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ValueError(f"{op}: {name} must be an integer >= {minimum}, got {value!r}")
     return int(value)
 
 
@@ -313,8 +318,8 @@ class PolynomialLR(LRScheduler):
     ``PolynomialLR`` (its defaults: ``total_iters=5``, ``power=1.0``, a straight line to 0)."""
 
     def __init__(self, optimizer, total_iters=5, power=1.0):
-        self.total_iters = _check_int("total_iters", total_iters)
-        self.power = _check("power", power)
+        self.total_iters = _check_int(type(self).__name__, "total_iters", total_iters)
+        self.power = _check(type(self).__name__, "power", power)
         super().__init__(optimizer)
 
     def lr_at(self, step):
@@ -336,8 +341,8 @@ class CosineAnnealingLR(LRScheduler):
     ``CosineAnnealingLR`` (closed form; after ``T_max`` the cosine continues)."""
 
     def __init__(self, optimizer, T_max, eta_min=0.0):
-        self.T_max = _check_int("T_max", T_max)
-        self.eta_min = _check("eta_min", eta_min)
+        self.T_max = _check_int("CosineAnnealingLR", "T_max", T_max)
+        self.eta_min = _check("CosineAnnealingLR", "eta_min", eta_min)
         super().__init__(optimizer)
 
     def lr_at(self, step):
@@ -348,8 +353,8 @@ class StepLR(LRScheduler):
     """``lr = base_lr * gamma ** (t // step_size)``, as PyTorch's ``StepLR``."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
-        self.step_size = _check_int("step_size", step_size)
-        self.gamma = _check("gamma", gamma)
+        self.step_size = _check_int("StepLR", "step_size", step_size)
+        self.gamma = _check("StepLR", "gamma", gamma)
         super().__init__(optimizer)
 
     def lr_at(self, step):

@@ -289,3 +289,10 @@ def test_tensor_copies_as_torch_tensor_and_as_tensor_shares(torch):
     view = msn.tensor(array[::2])
     array[0] = -1.0
     assert view.numpy()[0] == 7.0                    # from a view: a copy
+
+
+def test_the_tensor_constructor_names_itself_refusing_requires_grad():
+    with pytest.raises(TypeError, match=r"^Tensor: requires_grad must be True or False, got 1"):
+        msn.tensor(np.ones(2, np.float32), requires_grad=1)
+    with pytest.raises(TypeError, match=r"^Tensor: requires_grad=True needs a floating-point tensor"):
+        msn.Tensor(np.ones(2, np.int64), requires_grad=True)

@@ -534,3 +534,10 @@ def test_stride_1_routes_agree(transposed):
             conv_fast.set_lever("flip", previous)
     for a, b_ in zip(*results):
         np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)
+
+
+def test_fold_refuses_columns_that_do_not_fit_naming_itself():
+    with pytest.raises(ValueError, match=r"^fold: input\.shape\[2\] = 1 must equal the number of windows 4\*4 = 16"):
+        F.fold(msn.tensor(np.ones((1, 3, 1), np.float32)), (4, 4), 1)
+    with pytest.raises(ValueError, match=r"^fold: input\.shape\[1\] = 3 must be divisible by kh\*kw = 4"):
+        F.fold(msn.tensor(np.ones((1, 3, 9), np.float32)), (4, 4), 2)

@@ -205,3 +205,36 @@ def test_closure_epoch_and_param_groups_are_refused_naming_the_rule():
 def test_bad_arguments(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make([Parameter(np.ones(2))])
+
+
+@pytest.mark.parametrize("make, kind, start", [
+    (lambda p: msn.optim.SGD(p, lr=float("nan")), ValueError, "SGD: lr must be a finite number"),
+    (lambda p: msn.optim.SGD(p, nesterov="yes"), TypeError, "SGD: nesterov must be True or False"),
+    (lambda p: msn.optim.SGD(p, momentum=0, nesterov=True), ValueError, "SGD: nesterov=True requires"),
+    (lambda p: msn.optim.Adam(p, betas=(0.9,)), TypeError, "Adam: betas must be a pair"),
+    (lambda p: msn.optim.AdamW(p, eps=-1.0), ValueError, "AdamW: eps must be >= 0"),
+    (lambda p: msn.optim.Adam([]), ValueError, "Adam: got an empty parameter list"),
+    (lambda p: msn.optim.StepLR(msn.optim.SGD(p), step_size=0), ValueError, "StepLR: step_size must be"),
+    (lambda p: msn.optim.PolyLR(msn.optim.SGD(p), total_iters=10, power="x"), TypeError, "PolyLR: power must be"),
+    (lambda p: msn.optim.CosineAnnealingLR(msn.optim.SGD(p), T_max=5, eta_min=float("inf")), ValueError,
+     "CosineAnnealingLR: eta_min must be a finite number"),
+    (lambda p: msn.optim.StepLR("sgd", step_size=1), TypeError, "StepLR: optimizer must be"),
+])
+def test_optimizer_and_schedule_errors_name_their_class(make, kind, start):
+    params = [msn.tensor(np.zeros(3, np.float32), requires_grad=True)]
+    with pytest.raises(kind) as info:
+        make(params)
+    assert type(info.value) is kind and str(info.value).startswith(start), str(info.value)
+
+
+def test_a_state_dict_that_does_not_fit_names_the_optimizers_load_state_dict():
+    p = msn.tensor(np.zeros(3, np.float32), requires_grad=True)
+    opt = msn.optim.Adam([p])
+    p.grad = msn.tensor(np.ones(3, np.float32))
+    opt.step()
+    state = opt.state_dict()
+    bad = dict(state, **{key: np.zeros(4, np.float32) for key in state if key.endswith("exp_avg")})
+    with pytest.raises(ValueError, match=r"^Adam\.load_state_dict: state 'state\.0\.exp_avg' has shape \(4,\)"):
+        msn.optim.Adam([msn.tensor(np.zeros(3, np.float32), requires_grad=True)]).load_state_dict(bad)
+    with pytest.raises(KeyError, match=r"Adam\.load_state_dict: the state_dict lacks \['eps'\]"):
+        msn.optim.Adam([p]).load_state_dict({k: v for k, v in state.items() if k != "eps"})

@@ -454,10 +454,10 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
         conv_hw = shapes.conv2d_output_size(size, k, s, p, d)
     n, rows, length = input.shape
     if rows % (k[0] * k[1]):
-        raise ValueError(f"input.shape[1] = {rows} must be divisible by kh*kw = {k[0] * k[1]} "
+        raise ValueError(f"fold: input.shape[1] = {rows} must be divisible by kh*kw = {k[0] * k[1]} "
                          f"(kernel_size={kernel_size!r})")
     if length != conv_hw[0] * conv_hw[1]:
-        raise ValueError(f"input.shape[2] = {length} must equal the number of windows "
+        raise ValueError(f"fold: input.shape[2] = {length} must equal the number of windows "
                          f"{conv_hw[0]}*{conv_hw[1]} = {conv_hw[0] * conv_hw[1]} for output_size={output_size!r}")
     checks.check_bytes((n, rows // (k[0] * k[1]), size[0] + 2 * p[0], size[1] + 2 * p[1]), input.dtype.itemsize,
                        "fold", f"output_size={output_size!r}, padding={padding!r}")
