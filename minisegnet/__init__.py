@@ -6,8 +6,8 @@
 NumPy on the CPU or CuPy on a GPU behind one switch (``msn.set_backend``).
 """
 try:
-    from . import backend  # noqa: F401
-except ValueError as error:        # MINISEGNET_BACKEND misspelt, the one error backend.py raises on import
+    from . import backend, parallel  # noqa: F401
+except ValueError as error:        # MINISEGNET_BACKEND or MINISEGNET_NUM_THREADS misspelt: what they raise on import
     from .cli import exit_if_starting_the_command
     exit_if_starting_the_command(error)
     raise

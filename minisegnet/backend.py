@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "set_backend",
     "get_backend",
+    "restore_backend",
     "get_array_module",
     "default_module",
     "to_numpy",
@@ -91,6 +92,16 @@ def set_backend(name):
 def get_backend():
     """The name of the current backend, ``"numpy"`` or ``"cupy"``."""
     return _backend
+
+
+def restore_backend(name):
+    """Put back ``name``, the backend ``get_backend()`` gave before a block switched it, as it
+    was: unchecked, so a ``MINISEGNET_BACKEND=cupy`` that a block overrode on a machine without
+    CuPy is restored without importing CuPy (and says so at the first array, as before)."""
+    global _backend
+    if name not in _BACKENDS:
+        raise ValueError(f"restore_backend: name must be one of {_BACKENDS}, got {name!r}")
+    _backend = name
 
 
 def default_module():

@@ -309,6 +309,8 @@ def _add_shape_commands(commands):
             summary(model, (args.batch_size, in_channels) + size)
         except (ValueError, TypeError) as error:
             return fails("summary", error)
+        except RuntimeError as error:          # MINISEGNET_BACKEND=cupy where CuPy cannot run
+            return fails("summary", error)
         if args.model == "unet":
             print(_unet_against_the_paper(dict(options, in_channels=in_channels, num_classes=args.num_classes)))
         return 0
@@ -477,7 +479,11 @@ def _add_augment_commands(commands):
                                                    or_none=False)
         except run_config.UserError as error:
             return fails("augment-preview", str(error))
-        folder = os.path.dirname(os.path.abspath(args.out))
+        out = os.path.join(args.out, "augment_preview.png") if os.path.isdir(args.out) else args.out
+        if not out.lower().endswith(".png"):
+            return fails("augment-preview", f"--out {args.out!r}: must name a .png file (or an existing folder "
+                                            "to write augment_preview.png into)")
+        folder = os.path.dirname(os.path.abspath(out))
         if not os.path.isdir(folder):
             return fails("augment-preview", f"--out {args.out!r}: the folder {folder!r} does not exist")
         if args.draws < 1 or args.index < 0 or args.seed < 0:
@@ -509,8 +515,8 @@ def _add_augment_commands(commands):
         image, mask = dataset[args.index][:2]
         transforms = [(name, data.AUGMENTATIONS[name]()) for name in names for _ in range(args.draws)]
         plot_augment_preview(image, mask, transforms, np.random.default_rng(args.seed), palette=dataset.palette,
-                             path=args.out, columns=min(args.draws + 1, 5) if len(names) == 1 else 4)
-        print(f"wrote {args.out}: {args.data} image {args.index} and {args.draws} draw(s) of {', '.join(names)}")
+                             path=out, columns=min(args.draws + 1, 5) if len(names) == 1 else 4)
+        print(f"wrote {out}: {args.data} image {args.index} and {args.draws} draw(s) of {', '.join(names)}")
         return 0
 
     preview = commands.add_parser(
@@ -526,7 +532,9 @@ def _add_augment_commands(commands):
     preview.add_argument("--index", type=int, default=0, help="which image (default 0)")
     preview.add_argument("--draws", type=int, default=2, help="random draws per augmentation (default 2)")
     preview.add_argument("--seed", type=int, default=0, help="seed of the data and the draws (default 0)")
-    preview.add_argument("--out", default="augment_preview.png", help="where to write the PNG")
+    preview.add_argument("--out", default="augment_preview.png",
+                         help="the PNG to write, or a folder to write augment_preview.png into "
+                              "(default augment_preview.png)")
     preview.set_defaults(func=run_preview)
 
 

@@ -190,8 +190,9 @@ def _on_backend(name):
     try:
         backend.set_backend(name)
     except (ValueError, RuntimeError) as error:
-        raise UserError(f"--backend {name}: {error}") from None
+        raise UserError(f"backend {name} (from --backend, else MINISEGNET_BACKEND, else the run's "
+                        f"config.json): {error}") from None
     try:
         yield
     finally:
-        backend.set_backend(previous)
+        backend.restore_backend(previous)       # as it was, even a MINISEGNET_BACKEND=cupy without CuPy

@@ -252,8 +252,8 @@ def _build_model(task, config):
         return task.build_model(config["model"], args)
     except TypeError as error:
         raise UserError(f"--model-arg: {error}") from None
-    except ValueError as error:
-        raise UserError(str(error)) from None
+    except ValueError as error:        # a value given with --model-arg, else the task's default (always valid)
+        raise UserError(f"--model-arg: {error}" if config.get("model_args") else str(error)) from None
 
 
 def build_model_from(config, info):
@@ -498,7 +498,12 @@ def _train(config, out, state, meta, progress, log):
     manual_seed(config["seed"])
     allocator.keep_freed_memory()          # the steps reuse their memory (allocator.py); workers do the same
     task_cls = task_class(config["task"])
-    train_ds, val_ds, info = build_datasets(config, task_cls, progress=progress, log=log)
+    try:
+        train_ds, val_ds, info = build_datasets(config, task_cls, progress=progress, log=log)
+    except UserError as error:
+        if meta is None:
+            raise
+        raise UserError(f"{error} (--resume: the run's config.json in {out!r} names this --data)") from None
     task = task_cls(info)
     model = _build_model(task, config)
     size = config["size"]

@@ -4,6 +4,8 @@ identical outputs; the same seed gives the same numbers; --resume continues exac
 a NaN loss stops the run and keeps the last good checkpoint; user errors exit 2."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -235,6 +237,8 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
     (["train", "--num-train", "10000000000"], "--num-train 10000000000 and --num-val 64 at --size 64: the built-in "
                                               "data (shapes) takes about"),
     (["augment-preview", "--out", "no/such/folder/p.png"], "the folder"),
+    (["augment-preview", "--size", "16", "--out", "p.xyz"], "--out 'p.xyz': must name a .png file"),   # a traceback
+    (["train", "--model-arg", "depth=abc"], "--model-arg: UNet: depth must be a positive integer, got 'abc'"),
     (["train", "--resume", "--out", "r", "--size", "32"],
      "only --epochs, --backend and --processes may be given with it, got --size"),
 ])
@@ -814,3 +818,41 @@ def test_resume_refuses_a_broken_record_of_what_only_resuming_reads(run_dir, tmp
     err = capsys.readouterr().err
     assert re.search(message, err) and "Traceback" not in err, err
     assert main(["evaluate", str(copy / "checkpoint.npz")]) == 0
+
+
+def test_augment_preview_writes_into_a_folder_given_as_out(capsys, tmp_path, monkeypatch):
+    """It wrote 'DIR.png' beside the folder and said it wrote 'DIR'."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "figs").mkdir()
+    assert main(["augment-preview", "--size", "16", "--draws", "1", "--out", "figs"]) == 0
+    assert (tmp_path / "figs" / "augment_preview.png").is_file() and not (tmp_path / "figs.png").exists()
+    assert capsys.readouterr().out.startswith(f"wrote {os.path.join('figs', 'augment_preview.png')}: ")
+
+
+def test_an_unusable_cupy_backend_is_restored_after_a_command_that_ran_on_numpy(monkeypatch, tmp_path):
+    """MINISEGNET_BACKEND=cupy on a machine without CuPy, overridden by --backend numpy: the run
+    finished, then putting the backend back imported CuPy and raised (a traceback, exit 1)."""
+    from minisegnet import backend, run_config
+
+    def no_cupy(asked_by="set_backend('cupy')"):
+        raise RuntimeError(f"{asked_by}: CuPy is not installed")
+
+    before = backend.get_backend()
+    monkeypatch.setattr(backend, "_import_cupy", no_cupy)
+    backend.restore_backend("cupy")                  # what MINISEGNET_BACKEND=cupy leaves, unchecked
+    try:
+        with run_config._on_backend("numpy"):
+            assert backend.get_backend() == "numpy"
+        assert backend.get_backend() == "cupy"       # as it was, without importing CuPy
+        assert main(["summary", "unet", "--input", "188"]) == 2    # a one-line error, not a traceback
+    finally:
+        backend.restore_backend(before)
+    with pytest.raises(ValueError, match="restore_backend: name must be one of"):
+        backend.restore_backend("tpu")
+
+
+def test_a_misspelt_thread_count_is_a_one_line_error_of_the_command():
+    env = dict(os.environ, MINISEGNET_NUM_THREADS="abc")
+    done = subprocess.run([sys.executable, "-m", "minisegnet", "--help"], capture_output=True, text=True, env=env)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr == "minisegnet: error: MINISEGNET_NUM_THREADS must be a positive integer, got 'abc'\n"
