@@ -83,6 +83,11 @@ def _add_training_commands(commands):
             if args.augment is not None:
                 return fails("train", "give --augment NAMES or --no-augment, not both")
             config["augment"] = []
+        optimizer = config.get("optimizer", train.DEFAULTS["optimizer"])
+        if "momentum" in config and optimizer != "sgd":
+            return fails("train", f"--momentum {config['momentum']!r} is SGD's; --optimizer {optimizer} does not use "
+                                  "it (Adam's moments decay by its betas, fixed here): drop --momentum, or use "
+                                  "--optimizer sgd")
         if args.resume:
             given = sorted(k for k in config if k not in ("epochs", "backend", "processes"))
             if given:

@@ -239,6 +239,8 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
     (["augment-preview", "--out", "no/such/folder/p.png"], "the folder"),
     (["augment-preview", "--size", "16", "--out", "p.xyz"], "--out 'p.xyz': must name a .png file"),   # a traceback
     (["train", "--model-arg", "depth=abc"], "--model-arg: UNet: depth must be a positive integer, got 'abc'"),
+    (["train", "--optimizer", "adam", "--momentum", "0.5"], "--momentum 0.5 is SGD's; --optimizer adam does not use"),
+    (["train", "--momentum", "0.5"], "--momentum 0.5 is SGD's; --optimizer adam does not use"),   # adam: the default
     (["train", "--resume", "--out", "r", "--size", "32"],
      "only --epochs, --backend and --processes may be given with it, got --size"),
 ])
