@@ -22,6 +22,9 @@ from minisegnet.data import Shapes
 from minisegnet.models.fcn import bilinear_kernel
 
 FAST = "--fast" in sys.argv or os.environ.get("MINISEGNET_FAST") == "1"
+if {"-h", "--help"} & set(sys.argv[1:]):      # what it does and its options, not a run
+    print(__doc__)
+    sys.exit(0)
 
 
 def mse(a, b):

@@ -29,6 +29,9 @@ from minisegnet.data import DataLoader, Roads
 from minisegnet.models import DeepLabV3Plus
 
 FAST = "--fast" in sys.argv or os.environ.get("MINISEGNET_FAST") == "1"
+if {"-h", "--help"} & set(sys.argv[1:]):      # what it does and its options, not a run
+    print(__doc__)
+    sys.exit(0)
 
 
 def main():

@@ -35,6 +35,9 @@ from minisegnet.data import DataLoader, Shapes
 from minisegnet.models import FCN
 
 FAST = "--fast" in sys.argv or os.environ.get("MINISEGNET_FAST") == "1"
+if {"-h", "--help"} & set(sys.argv[1:]):      # what it does and its options, not a run
+    print(__doc__)
+    sys.exit(0)
 
 
 def train_and_score(variant, train, val, epochs):

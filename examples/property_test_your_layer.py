@@ -28,6 +28,9 @@ import minisegnet as msn
 from minisegnet import nn, shapes
 
 FAST = "--fast" in sys.argv or os.environ.get("MINISEGNET_FAST") == "1"
+if {"-h", "--help"} & set(sys.argv[1:]):      # what it does and its options, not a run
+    print(__doc__)
+    sys.exit(0)
 
 
 class DownUp(nn.Module):

@@ -28,6 +28,9 @@ from minisegnet.data import DataLoader, Shapes
 from minisegnet.models import UNet
 
 FAST = "--fast" in sys.argv or os.environ.get("MINISEGNET_FAST") == "1"
+if {"-h", "--help"} & set(sys.argv[1:]):      # what it does and its options, not a run
+    print(__doc__)
+    sys.exit(0)
 
 
 def evaluate(model, dataset, num_classes):

@@ -19,6 +19,9 @@ import minisegnet as msn
 from minisegnet import functional as F, shapes
 
 FAST = "--fast" in sys.argv or os.environ.get("MINISEGNET_FAST") == "1"
+if {"-h", "--help"} & set(sys.argv[1:]):      # what it does and its options, not a run
+    print(__doc__)
+    sys.exit(0)
 
 
 def by_zero_insertion(x, w, stride, padding, output_padding, dilation):

@@ -25,6 +25,9 @@ from minisegnet import functional as F, shapes
 from minisegnet.models import UNet
 
 FAST = "--fast" in sys.argv or os.environ.get("MINISEGNET_FAST") == "1"
+if {"-h", "--help"} & set(sys.argv[1:]):      # what it does and its options, not a run
+    print(__doc__)
+    sys.exit(0)
 
 
 def main():

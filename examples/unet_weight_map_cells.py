@@ -46,6 +46,9 @@ from minisegnet.data import Cells, Compose, DataLoader, RandomFlip, RandomRot90
 from minisegnet.tasks.instance import InstanceTask
 
 FAST = "--fast" in sys.argv or os.environ.get("MINISEGNET_FAST") == "1"
+if {"-h", "--help"} & set(sys.argv[1:]):      # what it does and its options, not a run
+    print(__doc__)
+    sys.exit(0)
 
 
 def info_of(dataset):

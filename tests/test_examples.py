@@ -86,3 +86,16 @@ def test_training_example_full_run_reaches_its_claim(name):
 def test_experiment_smoke_test_runs(name):
     out = run_example(name)
     assert "smoke test" in out
+
+
+@pytest.mark.parametrize("name", QUICK + TRAINING + EXPERIMENTS)
+def test_help_describes_the_example_instead_of_running_it(name):
+    """``--help`` printed nothing and started the full run in ten of the scripts, which read only
+    ``--fast`` and ``--record`` from the command line."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("MINISEGNET_FAST", None)
+    result = subprocess.run([sys.executable, str(EXAMPLES / name), "--help"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    first_line = ast.get_docstring(ast.parse((EXAMPLES / name).read_text())).splitlines()[0]
+    assert first_line.split("``")[0].strip()[:30] in result.stdout

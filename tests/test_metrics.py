@@ -139,8 +139,13 @@ def test_agrees_with_torchmetrics_where_the_definitions_agree(torch, seed, c, ig
     nothing = metrics.confusion_matrix(none_p, none_t, 3, ignore_index=255)
     assert nothing.sum() == 0
     assert np.isnan([metrics.pixel_accuracy(nothing), metrics.mean_accuracy(nothing), metrics.mean_iou(nothing),
-                     *metrics.iou_per_class(nothing)]).all()
+                     metrics.frequency_weighted_iou(nothing), *metrics.iou_per_class(nothing),
+                     *metrics.dice_per_class(nothing), *metrics.accuracy_per_class(nothing)]).all()
     tp, tt = torch.tensor(none_p), torch.tensor(none_t)
+    # a class that never occurs: ours NaN (0/0), torchmetrics' per-class IoU 0 (metrics.md says so)
+    ours = metrics.iou_per_class(metrics.confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]), 3))
+    theirs = tm.MulticlassJaccardIndex(3, average="none")(torch.tensor([0, 1, 1]), torch.tensor([0, 0, 1])).numpy()
+    assert np.allclose(ours[:2], theirs[:2]) and np.isnan(ours[2]) and theirs[2] == 0
     assert tm.MulticlassAccuracy(3, average="micro", ignore_index=255)(tp, tt).item() == 0
     assert tm.MulticlassAccuracy(3, average="macro", ignore_index=255)(tp, tt).item() == 0
     assert (tm.MulticlassJaccardIndex(3, average="none", ignore_index=255)(tp, tt).numpy() == 0).all()
