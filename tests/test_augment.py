@@ -81,6 +81,18 @@ def test_affine_directions_match_numpy():
     assert (out_mask[28:] == 0).all() and (out_mask[:, :8] == 0).all()
     _, out_mask = RandomAffine(scale=(2.0, 2.0))(image, mask, rng)
     np.testing.assert_array_equal(out_mask[::2, ::2][1:-1, 1:-1], mask[8:24, 8:24][1:-1, 1:-1])
+    # the translate draw: a fraction of the width along x only, on a non-square image (an x/y mix-up
+    # or a shift not scaled by the size shows here)
+    h, w = 32, 48
+    rows, cols = np.mgrid[0:h, 0:w]
+    shifts = []
+    for seed in range(50):
+        p = RandomAffine(translate=(0.25, 0.0)).sample_positions((h, w), np.random.default_rng(seed))
+        dx, dy = p[..., 0] - cols, p[..., 1] - rows
+        np.testing.assert_allclose(dy, 0, atol=1e-9)
+        np.testing.assert_allclose(dx, dx[0, 0], atol=1e-9)          # one shift for every pixel
+        shifts.append(abs(dx[0, 0]))
+    assert max(shifts) <= 0.25 * w and max(shifts) > 0.2 * w
 
 
 def test_elastic_field_is_the_papers():
@@ -289,6 +301,12 @@ def test_copy_number_follows_numpys_reflect_padding():
         assert (np.diff(copies) >= 0).all()
         for c in np.unique(copies):
             assert len(set(values[copies == c])) == (copies == c).sum()
+        # and each whole copy is a whole mirror image: size pixels in copy 0, size - 1 in the others
+        # (reflect repeats no edge pixel), the two at the ends cut short by the window
+        if size > 1:
+            numbers, counts = np.unique(copies, return_counts=True)
+            inner = (numbers != numbers.min()) & (numbers != numbers.max())
+            assert (counts[inner] == np.where(numbers[inner] == 0, size, size - 1)).all()
 
 
 def _blobs(ids):
@@ -327,6 +345,18 @@ def test_a_mirrored_copy_of_an_object_gets_an_id_of_its_own(how):
         cy, cx = np.rint(centers[0, k]).astype(int)
         assert out[1][cy, cx] == k
     assert set(np.unique(alone)) <= {0, 3, 7}           # a single map is a class map: values kept
+
+
+def test_warp_numbers_copies_along_the_right_axis_of_a_non_square_image():
+    """Positions inside a 10x20 image read no copy: every id is kept (copy numbers taken along
+    the wrong axis, x over the height, gave the object at columns 14-17 a new id)."""
+    mask, ids = np.zeros((10, 20), np.int64), np.zeros((10, 20), np.int64)
+    mask[2:5, 14:18], ids[2:5, 14:18] = 1, 4
+    stacked = np.stack([mask, ids])
+    rows, cols = np.mgrid[0:10, 0:20]
+    _, out = T.warp(np.zeros((1, 10, 20), np.float32), stacked, np.stack([cols, rows], -1).astype(float),
+                    "reflection")
+    np.testing.assert_array_equal(out, stacked)
 
 
 def test_a_transform_after_mirror_pad_is_refused():

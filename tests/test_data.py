@@ -49,12 +49,21 @@ def test_shapes_labels_match_the_drawing():
         assert fg.sum() > 50 and bg.sum() > 50
         # shapes are painted in a colour far from the background: means differ
         assert np.abs(image[:, fg].mean(1) - image[:, bg].mean(1)).sum() > 0.05
+        # and pixel by pixel: the saturated paint is where the mask says (a mask shifted by a few
+        # pixels kept the means apart but agrees here on about 0.73 of the pixels)
+        painted = image.max(0) - image.min(0) > 0.25
+        assert (painted == fg).mean() > 0.95
 
 
 def test_cells_boundaries_separate_touching_cells():
     ds = data.Cells(6, 64)
+    with_ids = data.Cells(6, 64, return_instances=True)
     for i in range(6):
         image, mask = ds[i]
+        ids = with_ids[i][2]
+        # two different cells never touch: a boundary pixel (id 0) lies between them
+        for a, b in ((ids[:, :-1], ids[:, 1:]), (ids[:-1], ids[1:])):
+            assert not ((a > 0) & (b > 0) & (a != b)).any()
         cell = mask == 1
         # interior pixels never touch background directly: a boundary sits between
         pad = np.pad(mask, 1, mode="edge")
@@ -111,9 +120,15 @@ def _write_pair(root, name, size=(12, 10), labels=3, mode="L", rgb=True):
 
 
 def test_folder_dataset_reads_pairs(tmp_path):
+    from PIL import Image
     img, mask = _write_pair(tmp_path, "b")
-    _write_pair(tmp_path, "a", mode="P")
+    _, p_mask = _write_pair(tmp_path, "a", mode="P")
+    # an index PNG with a coloured palette: the labels are the palette indices, not grey levels
+    coloured = Image.open(tmp_path / "masks" / "a.png")
+    coloured.putpalette(data.default_palette(256).ravel().tolist())
+    coloured.save(tmp_path / "masks" / "a.png")
     ds = data.FolderDataset(tmp_path / "images", tmp_path / "masks", num_classes=3)
+    np.testing.assert_array_equal(ds[0][1], p_mask)
     assert len(ds) == 2 and ds.pairs[0][0].endswith("a.png")
     image, m = ds[1]
     assert image.shape == (3, 12, 10) and image.dtype == np.float32
@@ -292,10 +307,14 @@ def test_rot90_and_flip_values():
         i3, m3 = rot(image, mask, np.random.default_rng(s))
         seen.add(next(k for k in range(4) if np.array_equal(m3, np.rot90(mask, k))))
     assert seen == {0, 1, 2, 3}
-    # non-square: only 0 or 180 degrees, the shape is kept
+    # non-square: only 0 or 180 degrees, the shape is kept, and both happen
     image, mask = _coded(3, 5)
+    turned = set()
     for s in range(10):
-        assert rot(image, mask, np.random.default_rng(s))[1].shape == (3, 5)
+        m3 = rot(image, mask, np.random.default_rng(s))[1]
+        assert m3.shape == (3, 5)
+        turned.add(next(k for k in (0, 2) if np.array_equal(m3, np.rot90(mask, k))))
+    assert turned == {0, 2}
 
 
 def test_mirror_pad_matches_reflect_padding(torch):
@@ -313,6 +332,9 @@ def test_random_crop_mirror_pads_small_images():
     out_image, out_mask = data.RandomCrop(7)(image, mask, np.random.default_rng(0))
     assert out_mask.shape == (7, 7)
     np.testing.assert_array_equal(out_image[0], out_mask)
+    # 4 -> 7 leaves one window: reflect padding (the edge pixel not repeated), 1 before, 2 after
+    np.testing.assert_array_equal(out_mask, np.pad(mask, ((1, 2), (1, 2)), mode="reflect"))
+    np.testing.assert_array_equal(out_image, np.pad(image, ((0, 0), (1, 2), (1, 2)), mode="reflect"))
 
 
 def test_default_palette():
