@@ -8,6 +8,7 @@ import multiprocessing
 import os
 import subprocess
 import sys
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -45,6 +46,14 @@ def fails_on_three_images(model, images, targets):
 def fails_on_nan_images(model, images, targets):
     if np.isnan(images).any():
         raise ValueError("NaN in the images")
+    return loss_of(model, images, targets)
+
+
+def fails_on_nan_else_sleeps(model, images, targets):
+    """This process's slice fails at once; the worker's is still busy a minute later."""
+    if np.isnan(images).any():
+        raise ValueError("NaN in the images")
+    time.sleep(60)
     return loss_of(model, images, targets)
 
 
@@ -138,6 +147,22 @@ class _DropoutNet(msn.nn.Module):
         return self.drop(self.conv(x))
 
 
+def test_a_workers_dropout_numbers_follow_the_epoch():
+    """set_epoch(e) reseeds each worker from (seed, e, worker): the same epoch draws the same masks
+    again, another epoch others (a reseed that ignored the epoch passed the resume test, whose
+    two runs draw alike either way)."""
+    msn.manual_seed(0)
+    model = _DropoutNet()
+    images, targets = _batch(4)
+    losses = []
+    with data_parallel.DataParallel(model, loss_of, 2) as step:
+        for epoch in (0, 1, 0):
+            step.set_epoch(epoch)
+            msn.manual_seed(0)                     # this process's slice draws the same masks each time
+            losses.append(step.step(images, targets)[1])
+    assert losses[2] == losses[0] and losses[1] != losses[0]
+
+
 def test_the_workers_run_the_held_out_pass_in_eval_mode():
     msn.manual_seed(0)
     model = _DropoutNet()
@@ -161,13 +186,21 @@ def test_a_batch_smaller_than_the_processes_leaves_workers_idle():
 
 
 def test_dict_targets_and_outputs_are_cut_and_joined_by_image():
+    """Outputs joined by image, and each slice's targets cut by the same rows as its images: the
+    loss and gradients are the one-process step's (outputs alone never see the targets, so a
+    worker given the wrong rows of targets passed the outputs' check)."""
     model = _model()
     images, masks = _batch(4)
+    _, one_loss = data_parallel.OneProcess(model, dict_loss_of).step(images, {"masks": masks})
+    one_grads = _grads(model)
     with data_parallel.DataParallel(model, dict_loss_of, 2) as step:
-        outputs, _ = step.step(images, {"masks": masks})
+        outputs, loss = step.step(images, {"masks": masks})
     expected, _ = dict_loss_of(model, images, {"masks": masks})
     assert set(outputs) == {"logits"}
     np.testing.assert_allclose(outputs["logits"].numpy(), expected["logits"].numpy(), rtol=1e-5, atol=1e-6)
+    assert loss == pytest.approx(one_loss, rel=1e-6)
+    for got, want in zip(_grads(model), one_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
 
 
 def test_an_error_in_a_worker_is_raised_here_with_its_traceback():
@@ -184,12 +217,16 @@ def test_an_error_in_a_worker_is_raised_here_with_its_traceback():
 
 
 def test_an_error_here_stops_the_workers_at_once():
+    """A worker still busy with its slice is terminated, not waited for (close() waits up to 10 s
+    for an idle one to stop; with a slice of a few milliseconds no wait could be told apart)."""
     images, targets = _batch(4)
     images[0] = np.nan                             # in this process's slice only
     before, blocks = _workers(), shared_memory_blocks()
-    step = data_parallel.DataParallel(_model(), fails_on_nan_images, 2)
+    step = data_parallel.DataParallel(_model(), fails_on_nan_else_sleeps, 2)
+    start = time.perf_counter()
     with pytest.raises(ValueError, match="NaN in the images"):
         step.step(images, targets)
+    assert time.perf_counter() - start < 5
     assert step.workers == [] and _workers() == before
     assert shared_memory_blocks() == blocks                     # the worker, terminated mid-step, removed its own
     with pytest.raises(RuntimeError, match="closed"):

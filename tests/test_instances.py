@@ -238,6 +238,21 @@ def test_distance_transform_equals_scipy(mask):
     np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-12)
 
 
+def test_two_nearest_distances_are_the_same_in_chunks_of_one_row(monkeypatch):
+    """The two-nearest pass works through the rows in chunks: one row a chunk gives the same
+    distances (a chunk that read the first chunk's ids instead of its own passed every other test)."""
+    from minisegnet import instances
+    from minisegnet.instances import connected_components, two_nearest_distances
+    rng = np.random.default_rng(0)
+    ids = np.stack([connected_components(rng.random((9, 11)) < 0.3) for _ in range(3)])
+    whole = [d.copy() for d in two_nearest_distances(ids)]
+    assert np.isfinite(whole[1]).any()                   # a second object is near somewhere
+    chunked = instances._nearest_two
+    monkeypatch.setattr(instances, "_nearest_two", lambda *args: chunked(*args, chunk_elements=1))
+    for got, want in zip(two_nearest_distances(ids), whole):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_distance_transform_chunks_and_no_zero_pixel():
     from minisegnet.instances import _min_plus_parabola
     rng = np.random.default_rng(0)
