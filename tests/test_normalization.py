@@ -156,8 +156,11 @@ def test_batchnorm2d_attributes_buffers_and_state_dict():
     bn.eval()
     bn(msn.tensor(np.zeros((1, 4, 2, 2), dtype=np.float32)))        # eval: a batch of one is fine
     assert int(bn.state_dict()["num_batches_tracked"]) == 1
+    assert np.all(bn.running_var.numpy() != 1)                       # moved, so the reset shows
     bn.reset_running_stats()
     np.testing.assert_array_equal(bn.running_mean.numpy(), 0)
+    np.testing.assert_array_equal(bn.running_var.numpy(), 1)
+    assert int(bn.state_dict()["num_batches_tracked"]) == 0
     plain = nn.BatchNorm2d(2, affine=False, track_running_stats=False)
     assert plain.state_dict() == {} and plain.weight is None and plain.running_mean is None
 
