@@ -273,6 +273,21 @@ def test_bce_with_logits_matches_torch(torch, shape, reduction, use_weight, use_
     assert_close(t.grad, tt.grad, atol=1e-9, what="grad target")
 
 
+def test_bce_with_logits_is_finite_where_exp_overflows(torch):
+    """Logits past +-709 overflow exp: the stable form gives PyTorch's finite loss and gradient
+    (the random logits above stay near +-150, where an unstable form passed too)."""
+    x_np, t_np, pw = np.array([-1000., -800., 0., 800., 1000.]), np.array([1., .3, 1., 0., .7]), np.full(5, 2.0)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out = F.binary_cross_entropy_with_logits(x, t_np, reduction="none", pos_weight=pw)
+    tout = torch.nn.functional.binary_cross_entropy_with_logits(tx, torch.tensor(t_np), reduction="none",
+                                                                pos_weight=torch.tensor(pw))
+    assert np.all(np.isfinite(out.numpy()))
+    assert_close(out, tout)
+    out.sum().backward()
+    tout.sum().backward()
+    assert_close(x.grad, tx.grad, what="grad input")
+
+
 def test_gradcheck_bce_with_logits():
     rng = np.random.default_rng(0)
     x_np, t_np = rng.standard_normal((2, 3, 2)) * 3, rng.random((2, 3, 2))

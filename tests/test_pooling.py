@@ -104,6 +104,23 @@ def test_max_pool2d_nan_propagates_like_torch(torch):
     ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
     np.testing.assert_array_equal(y.numpy(), ty.numpy())       # NaN == NaN for assert_array_equal
     np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    # two NaNs in one window: PyTorch reports the last (a first-NaN-wins rule passed the one above)
+    x[0, 0, 0, 0] = x[0, 0, 1, 1] = np.nan
+    for kw in (dict(kernel_size=2), dict(kernel_size=3, stride=1, padding=1)):
+        y, idx = F.max_pool2d(msn.tensor(x), return_indices=True, **kw)
+        ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), return_indices=True, **kw)
+        np.testing.assert_array_equal(y.numpy(), ty.numpy())
+        np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+
+
+def test_max_pool2d_of_a_window_of_minus_infinity_reports_its_first_real_pixel(torch):
+    """A window whose real pixels are all -inf reports the first of them, not a padding position."""
+    x = np.full((1, 1, 4, 4), -np.inf)
+    x[0, 0, 3, 3] = 1.0
+    y, idx = F.max_pool2d(msn.tensor(x), 3, 2, 1, return_indices=True)
+    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), 3, 2, 1, return_indices=True)
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
 
 
 @pytest.mark.parametrize("args", [
@@ -192,6 +209,13 @@ def test_max_pool2d_output_shape_is_the_formula(cfg, dtype):
     assert y.shape == cfg["shape"][:2] + expect and y.dtype == dtype
 
 
+def test_max_pool2d_ceil_mode_drops_a_window_that_would_start_in_the_padding():
+    """The rule worked by hand, not read from shapes (which max_pool2d itself calls): 5 wide,
+    k=2, s=2, p=1, ceil: ceil(5/2) + 1 = 4 windows, but the 4th would start at 5, in the right
+    padding, so 3."""
+    assert F.max_pool2d(msn.tensor(np.zeros((1, 1, 5, 5))), 2, 2, 1, ceil_mode=True).shape == (1, 1, 3, 3)
+
+
 # ---- avg_pool2d -----------------------------------------------------------------------
 @given(cfg=_pool_config(dilation=False), count_include_pad=st.booleans(),
        divisor_override=st.sampled_from([None, None, 3]))
@@ -220,16 +244,16 @@ def test_avg_pool2d_matches_torch(torch, cfg, count_include_pad, divisor_overrid
 
 
 def test_avg_pool2d_ceil_mode_divisor_excludes_the_overhang(torch):
-    """5 wide, k=2, s=2, p=1, ceil: the last window covers [4, 6), padding only to 5 + 1 = 6,
-    and the window [-1, 1) counts its pad pixel only when count_include_pad."""
-    x = np.arange(1.0, 6.0).reshape(1, 1, 1, 5)
-    for cip in (True, False):
-        y = F.avg_pool2d(msn.tensor(x), (1, 2), (1, 2), (0, 1), ceil_mode=True, count_include_pad=cip)
-        ty = torch.nn.functional.avg_pool2d(torch.tensor(x), (1, 2), (1, 2), (0, 1), ceil_mode=True,
+    """6 wide, k=3, s=2, p=1, ceil: the last window [5, 8) passes the padded end 6 + 1 = 7, and
+    its divisor counts only up to 7 (2 with count_include_pad: the pixel and the pad, not the
+    overhang); the window [-1, 2) counts its pad pixel only when count_include_pad."""
+    x = np.arange(1.0, 7.0).reshape(1, 1, 1, 6)
+    for cip, expect in ((True, [1, 3, 5, 3]), (False, [1.5, 3, 5, 6])):
+        y = F.avg_pool2d(msn.tensor(x), (1, 3), (1, 2), (0, 1), ceil_mode=True, count_include_pad=cip)
+        ty = torch.nn.functional.avg_pool2d(torch.tensor(x), (1, 3), (1, 2), (0, 1), ceil_mode=True,
                                             count_include_pad=cip)
         assert_close(y, ty)
-    y = F.avg_pool2d(msn.tensor(x), (1, 2), (1, 2), (0, 1), ceil_mode=True, count_include_pad=True)
-    assert y.numpy().ravel().tolist() == [0.5, 2.5, 4.5]
+        assert y.numpy().ravel().tolist() == expect
 
 
 def test_avg_pool2d_gradcheck():
@@ -253,6 +277,14 @@ def test_adaptive_avg_pool2d_matches_torch(torch, shape, out, as_int, seed):
     y.backward(g)
     ty.backward(torch.tensor(g))
     assert_close(x.grad, tx.grad, what="grad")
+
+
+def test_adaptive_avg_pool2d_keeps_a_nan_in_the_bins_that_hold_it(torch):
+    x = np.zeros((1, 1, 5, 5))
+    x[0, 0, 2, 2] = np.nan                                     # 5 -> 3: bins of unequal length
+    y = F.adaptive_avg_pool2d(msn.tensor(x), 3).numpy()
+    np.testing.assert_array_equal(y, torch.nn.functional.adaptive_avg_pool2d(torch.tensor(x), 3).numpy())
+    assert np.isnan(y).sum() == 1
 
 
 def test_adaptive_avg_pool2d_one_is_global_mean_and_gradcheck():

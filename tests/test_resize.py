@@ -64,6 +64,22 @@ def test_nearest_indices_match_torch_on_awkward_float32_ratios(torch):
         y = F.interpolate(msn.tensor(x), size=(1, n_out)).numpy()
         ty = torch.nn.functional.interpolate(torch.tensor(x), size=(1, n_out)).numpy()
         np.testing.assert_array_equal(y, ty, err_msg=f"{n_in} -> {n_out}")
+    # float64 too, where the coordinate's rounding to float32 before the floor decides these
+    # (a floor without it passed the float32 cases above)
+    for n_in, n_out in [(2, 98), (6, 94), (18, 66), (26, 46), (30, 22)]:
+        x = np.arange(n_in, dtype=np.float64).reshape(1, 1, 1, n_in)
+        np.testing.assert_array_equal(F.interpolate(msn.tensor(x), size=(1, n_out)).numpy(),
+                                      torch.nn.functional.interpolate(torch.tensor(x), size=(1, n_out)).numpy(),
+                                      err_msg=f"{n_in} -> {n_out}")
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_interpolate_copies_an_axis_whose_size_does_not_change(torch, mode):
+    """floor(5 * 1.1) = 5: the height keeps its size under a scale factor of 1.1, and is copied
+    as PyTorch copies it (a random draw reached this case too rarely to catch its removal)."""
+    x_np = np.random.default_rng(0).standard_normal((1, 1, 5, 4))
+    y = F.interpolate(t64(x_np), scale_factor=(1.1, 2), mode=mode)
+    assert_close(y, torch.nn.functional.interpolate(torch.tensor(x_np), scale_factor=(1.1, 2), mode=mode))
 
 
 def test_bilinear_paper_example():
