@@ -106,6 +106,7 @@ def test_two_processes_give_the_one_process_step(two):
     assert loss == pytest.approx(one_loss, rel=1e-6)
     for g, expected in zip(_grads(model), one_grads):
         np.testing.assert_allclose(g, expected, rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+        assert g.dtype == expected.dtype        # float32 (the share was a NumPy float64, and made them float64)
 
 
 def test_the_workers_train_the_weights_they_are_sent(two):

@@ -68,6 +68,25 @@ def test_truncated_file_refused_and_previous_checkpoint_intact(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["ck.npz", "truncated.npz"]
 
 
+def test_a_save_that_fails_after_writing_a_member_leaves_the_previous_file(tmp_path, monkeypatch):
+    """The failure above comes before any file is opened; this one after the first member is
+    written (a save straight to the path, not through a temporary file, passed the one above)."""
+    path = tmp_path / "ck.npz"
+    msn.save(_state(), path)
+    good = path.read_bytes()
+    real, calls = np.lib.format.write_array, []
+
+    def second_fails(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        return real(*args, **kwargs)
+    monkeypatch.setattr(np.lib.format, "write_array", second_fails)
+    with pytest.raises(OSError, match="disk full"):
+        msn.save({"w": np.zeros(3), "v": np.zeros(3)}, path)
+    assert len(calls) == 2 and path.read_bytes() == good and sorted(os.listdir(tmp_path)) == ["ck.npz"]
+
+
 def test_crash_during_write_keeps_previous(tmp_path, monkeypatch):
     path = tmp_path / "ck.npz"
     msn.save({"a": np.ones(3)}, path)
@@ -110,8 +129,8 @@ def test_foreign_files_refused_naming_the_path(tmp_path, kind):
 def test_pickled_member_refused(tmp_path):
     path = tmp_path / "objects.npz"
     np.savez(path, a=np.array([{"x": 1}], dtype=object))   # numpy pickles object arrays
-    with pytest.raises(ValueError, match="objects.npz"):
-        msn.load(path)
+    with pytest.raises(ValueError, match=r"objects\.npz.*'a\.npy' holds pickled Python objects"):
+        msn.load(path)                                     # refused by its dtype, before any read
 
 
 def test_missing_file_and_bad_arguments(tmp_path):

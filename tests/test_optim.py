@@ -160,11 +160,14 @@ def test_schedule_state_dict():
     sched = optim.PolyLR(opt, total_iters=10)
     for _ in range(4):
         sched.step()
-    opt2 = optim.SGD([Parameter(np.ones(1))], lr=0.2)
+    opt2 = optim.SGD([Parameter(np.ones(1))], lr=0.5)          # another base lr: the state brings 0.2 back
     sched2 = optim.PolyLR(opt2, total_iters=10)
     sched2.load_state_dict(sched.state_dict())
-    assert opt2.lr == opt.lr and sched2.last_epoch == 4
+    assert opt2.lr == opt.lr and sched2.last_epoch == 4 and sched2.base_lr == 0.2
     assert opt.lr == pytest.approx(0.2 * (1 - 4 / 10) ** 0.9)
+    sched.step()
+    sched2.step()
+    assert opt2.lr == opt.lr == pytest.approx(0.2 * (1 - 5 / 10) ** 0.9)
 
 
 def test_closure_epoch_and_param_groups_are_refused_naming_the_rule():

@@ -17,7 +17,7 @@ import minisegnet as msn
 from minisegnet import runfolder, train
 
 CONFIG = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
-              model_args=dict(base_channels=4, depth=2),
+              model_args=dict(base_channels=4, depth=2), lr=0.05,     # epoch 2 the best: best.npz rewritten
               backend=os.environ.get("MINISEGNET_BACKEND", "numpy").strip().lower())    # the session's backend
 
 # The child: a training run that kills itself (SIGKILL: no cleanup, no finally) just
@@ -68,6 +68,7 @@ def reference(tmp_path_factory):
     order = json.loads(done.stdout.strip().splitlines()[-1])
     missing = set(runfolder.RUN_FILES) - set(order)
     assert not missing, f"{sorted(missing)} never committed by a rename: written in place?"
+    assert json.load(open(out / "metrics.json"))["best"]["epoch"] == 2   # so a kill can leave best.npz behind
     return out, order
 
 
@@ -241,3 +242,48 @@ def test_resume_with_more_epochs_recomputes_the_poly_schedule(tmp_path):
     epochs = json.load(open(os.path.join(out, "metrics.json")))["epochs"]
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
     assert epochs[0]["lr"] == 0 < epochs[1]["lr"] and epochs[2]["lr"] == 0     # risen again, then down to 0
+
+
+def _interrupt_in_epoch_2_then_resume(config, tmp_path, monkeypatch, processes=None):
+    """The run straight through, and the same run interrupted in epoch 2's held-out pass and
+    resumed: their checkpoint.npz files."""
+    quiet = dict(progress=False, log=lambda *a: None)
+    straight = train.run(dict(config), out=str(tmp_path / "straight"), **quiet)
+    half, real_evaluate, calls = str(tmp_path / "half"), train.evaluate, []
+
+    def evaluate_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(train, "evaluate", evaluate_then_interrupt)
+        train.run(dict(config), out=half, **quiet)
+    resume = {"backend": config["backend"]}       # MINISEGNET_BACKEND would win over the run's own
+    if processes is not None:
+        resume["processes"] = processes
+    train.run(resume, out=half, resume=True, **quiet)
+    return (msn.load(os.path.join(o, "checkpoint.npz")) for o in (half, straight))
+
+
+@pytest.mark.parametrize("optimizer, processes", [("sgd", 1), ("sgd", 2), ("adam", 2)])
+def test_resume_is_exact_for_each_optimizer_and_process_count(tmp_path, monkeypatch, optimizer, processes):
+    """SGD's momentum buffer in two processes was float64 (the gradients were, from a NumPy share),
+    saved so, loaded back as float32: the resumed run drifted. Every array equal, dtypes too."""
+    config = dict(CONFIG, optimizer=optimizer, processes=processes, backend="numpy")
+    resumed, straight = _interrupt_in_epoch_2_then_resume(config, tmp_path, monkeypatch, processes)
+    for key in straight:
+        if key != "meta":
+            assert resumed[key].dtype == straight[key].dtype, key
+            np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
+
+
+def test_resume_restores_the_random_state_dropout_draws_from(tmp_path, monkeypatch):
+    """A model with dropout draws from generator() every step: a resume that did not restore the
+    saved random state drew other masks in epoch 2 (the U-Net draws nothing, so its resumes could
+    not tell)."""
+    config = dict(CONFIG, model="fcn32s", model_args=dict(width=4, dropout=0.5))
+    resumed, straight = _interrupt_in_epoch_2_then_resume(config, tmp_path, monkeypatch)
+    for key in straight:
+        if key != "meta":
+            np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)

@@ -33,28 +33,33 @@ def test_every_task_has_the_documented_interface():
         assert set(cls.datasets) <= set(train.TOY_DATASETS)
 
 
-@given(st.integers(1, 5), st.lists(st.integers(1, 3), min_size=1, max_size=3), st.integers(0, 2 ** 31))
-def test_confusion_scores_sum_batches_like_metrics_confusion_matrix(num_classes, batch_sizes, seed):
+@given(st.integers(1, 5), st.lists(st.integers(1, 3), min_size=1, max_size=3), st.integers(0, 2 ** 31),
+       st.sampled_from([255, -1, -100]))
+def test_confusion_scores_sum_batches_like_metrics_confusion_matrix(num_classes, batch_sizes, seed, ignored):
     rng = np.random.default_rng(seed)
     scores = ConfusionScores(num_classes, [f"c{i}" for i in range(num_classes)])
     expected = np.zeros((num_classes, num_classes), np.int64)
     for n in batch_sizes:
         logits = rng.normal(size=(n, num_classes, 5, 4)).astype(np.float32)
         target = rng.integers(0, num_classes, size=(n, 5, 4))
-        target[rng.random(target.shape) < 0.2] = 255            # "don't care" pixels count nowhere
-        scores.update(msn.tensor(logits), backend.asarray(target))
+        target[rng.random(target.shape) < 0.2] = ignored        # "don't care" pixels count nowhere,
+        scores.update(msn.tensor(logits), backend.asarray(target))   # a negative label included
         expected += backend.to_numpy(metrics.confusion_matrix(logits.argmax(1), target, num_classes,
-                                                              ignore_index=255))
+                                                              ignore_index=ignored))
     np.testing.assert_array_equal(scores.matrix(), expected)
     assert scores.summary() == pytest.approx(metrics.scores(expected), nan_ok=True)
 
 
-def test_confusion_scores_stay_on_the_device_until_summary():
+def test_confusion_scores_stay_on_the_device_until_summary(transfers, cupy):
+    msn.set_backend("cupy")                      # on the stand-in, which counts host-device copies
     scores = ConfusionScores(3, ["a", "b", "c"])
-    logits = msn.tensor(np.random.default_rng(0).normal(size=(2, 3, 4, 4)).astype(np.float32))
-    scores.update(logits, backend.asarray(np.zeros((2, 4, 4), np.int64)))
-    assert backend.get_array_module(scores.cm) is backend.get_array_module(logits.data)
-    assert ConfusionScores(3, ["a", "b", "c"]).summary()["mean_iou"] != 0      # nothing seen: NaN, not 0
+    logits = msn.tensor(backend.asarray(np.random.default_rng(0).normal(size=(2, 3, 4, 4)).astype(np.float32)))
+    target = backend.asarray(np.zeros((2, 4, 4), np.int64))
+    with transfers() as log:
+        scores.update(logits, target)
+    assert log.count() == 0, log.report()
+    assert backend.get_array_module(scores.cm) is cupy
+    assert np.isnan(ConfusionScores(3, ["a", "b", "c"]).summary()["mean_iou"])   # nothing seen: NaN, not 0
 
 
 # ---- a task written from the interface alone -------------------------------------------------
