@@ -85,3 +85,22 @@ def shared_memory_blocks():
     if not os.path.isdir("/dev/shm"):
         return set()
     return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
+
+
+def run_interrupted_in_epoch_2(config, out, monkeypatch, **run_options):
+    """``train.run(config, out)`` stopped by a Ctrl-C (KeyboardInterrupt) in epoch 2's held-out
+    pass, as a user would stop it: the checkpoint then holds epoch 1, ready for ``--resume``."""
+    import pytest
+
+    from minisegnet import train
+
+    real_evaluate, calls = train.evaluate, []
+
+    def evaluate_then_interrupt(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_evaluate(*args, **kwargs)
+    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
+        patched.setattr(train, "evaluate", evaluate_then_interrupt)
+        train.run(dict(config), out=out, **run_options)

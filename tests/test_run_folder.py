@@ -15,6 +15,7 @@ import pytest
 
 import minisegnet as msn
 from minisegnet import runfolder, train
+from helpers import run_interrupted_in_epoch_2
 
 CONFIG = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
               model_args=dict(base_channels=4, depth=2), lr=0.05,     # epoch 2 the best: best.npz rewritten
@@ -249,16 +250,8 @@ def _interrupt_in_epoch_2_then_resume(config, tmp_path, monkeypatch, processes=N
     resumed: their checkpoint.npz files."""
     quiet = dict(progress=False, log=lambda *a: None)
     straight = train.run(dict(config), out=str(tmp_path / "straight"), **quiet)
-    half, real_evaluate, calls = str(tmp_path / "half"), train.evaluate, []
-
-    def evaluate_then_interrupt(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
-    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
-        patched.setattr(train, "evaluate", evaluate_then_interrupt)
-        train.run(dict(config), out=half, **quiet)
+    half = str(tmp_path / "half")
+    run_interrupted_in_epoch_2(config, half, monkeypatch, **quiet)
     resume = {"backend": config["backend"]}       # MINISEGNET_BACKEND would win over the run's own
     if processes is not None:
         resume["processes"] = processes

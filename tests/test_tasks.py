@@ -12,6 +12,7 @@ import minisegnet as msn
 from minisegnet import backend, metrics, nn, predict, tasks, train
 from minisegnet.cli import main
 from minisegnet.tasks.semantic import ConfusionScores
+from helpers import run_interrupted_in_epoch_2
 
 TINY = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
             model_args=dict(base_channels=4, depth=2))
@@ -155,16 +156,8 @@ def test_a_task_written_from_the_interface_trains_resumes_evaluates_and_predicts
     recorded = json.load(open(os.path.join(straight, "config.json")))["config"]
     assert recorded["task"] == "twohead" and recorded["model"] == "unet"
 
-    half, real_evaluate, calls = str(tmp_path / "half"), train.evaluate, []
-
-    def evaluate_then_interrupt(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:                  # Ctrl-C in epoch 2
-            raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
-    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
-        patched.setattr(train, "evaluate", evaluate_then_interrupt)
-        train.run(dict(config), out=half, **QUIET)
+    half = str(tmp_path / "half")
+    run_interrupted_in_epoch_2(config, half, monkeypatch, **QUIET)      # Ctrl-C in epoch 2
     train.run({}, out=half, resume=True, **QUIET)
     again = json.load(open(os.path.join(half, "metrics.json")))["epochs"]
     strip = lambda hs: [{k: v for k, v in h.items() if k != "seconds"} for h in hs]   # noqa: E731

@@ -12,7 +12,7 @@ import minisegnet as msn
 from minisegnet import train
 from minisegnet.cli import main
 
-from helpers import traffic_per_step
+from helpers import run_interrupted_in_epoch_2, traffic_per_step
 
 TINY = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "2",
         "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--quiet"]
@@ -48,16 +48,8 @@ def test_a_run_moves_between_backends(tmp_path, monkeypatch, cupy):
     straight = train.run(dict(TINY_CONFIG, backend="numpy"), out=str(tmp_path / "numpy"), **QUIET)
 
     # trained on cupy, interrupted in epoch 2, resumed on numpy: the numbers of the numpy run
-    half, real_evaluate, calls = str(tmp_path / "half"), train.evaluate, []
-
-    def evaluate_then_interrupt(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
-    with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
-        patched.setattr(train, "evaluate", evaluate_then_interrupt)
-        train.run(dict(TINY_CONFIG, backend="cupy"), out=half, **QUIET)
+    half = str(tmp_path / "half")
+    run_interrupted_in_epoch_2(dict(TINY_CONFIG, backend="cupy"), half, monkeypatch, **QUIET)
     assert main(["train", "--resume", "--out", half, "--backend", "numpy", "--quiet"]) == 0
     assert _backend_of(half) == "numpy"
     for a, b in zip(_history(half), _history(straight)):

@@ -13,6 +13,7 @@ import pytest
 import minisegnet as msn
 from minisegnet import data, model_geometry, predict, train
 from minisegnet.cli import main
+from helpers import run_interrupted_in_epoch_2
 
 TINY = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "2",
         "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--quiet"]
@@ -107,17 +108,7 @@ def test_same_seed_same_numbers_and_other_seed_differs(run_dir, tmp_path):
 def test_resume_after_interruption_continues_exactly(run_dir, tmp_path, monkeypatch):
     out = str(tmp_path / "interrupted")
     quiet = dict(progress=False, log=lambda *a: None)
-    real_evaluate, calls = train.evaluate, []
-
-    def evaluate_then_interrupt(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:                 # Ctrl-C during epoch 2's evaluation
-            raise KeyboardInterrupt
-        return real_evaluate(*args, **kwargs)
-    monkeypatch.setattr(train, "evaluate", evaluate_then_interrupt)
-    with pytest.raises(KeyboardInterrupt):
-        train.run(dict(TINY_CONFIG), out=out, **quiet)
-    monkeypatch.undo()
+    run_interrupted_in_epoch_2(TINY_CONFIG, out, monkeypatch, **quiet)     # Ctrl-C during epoch 2's evaluation
     assert json.loads(str(msn.load(os.path.join(out, "checkpoint.npz"))["meta"]))["epoch"] == 1
     assert os.path.exists(os.path.join(out, "curves.png")) and os.path.exists(os.path.join(out, "predictions.png"))
     assert main(["train", "--resume", "--out", out, "--epochs", "2", "--quiet"]) == 0
