@@ -105,6 +105,9 @@ def test_conv_chain_receptive_field_equals_shapes_receptive_field():
         assert (rows[name].rf, rows[name].jump) == (expected[name].size, expected[name].jump)
     assert (rows["4"].rf, rows["4"].jump) == (expected["4"].size, expected["4"].jump) == ((25, 21), (2, 4))
     assert rows["2"].rf == rows["1"].rf   # ReLU keeps the field
+    # a (3, 1) kernel at stride (1, 2) on 31x31: 29x16, so the multiply-adds tell height from width
+    assert rows["4"].output_shape == (1, 3, 29, 16)
+    assert rows["4"].macs == 3 * 29 * 16 * 2 * 3 * 1          # C_out H_out W_out C_in kh kw
 
 
 def test_shared_layer_counted_once_and_unused_parameters_reported():
