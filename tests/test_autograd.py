@@ -296,3 +296,17 @@ def test_the_tensor_constructor_names_itself_refusing_requires_grad():
         msn.tensor(np.ones(2, np.float32), requires_grad=1)
     with pytest.raises(TypeError, match=r"^Tensor: requires_grad=True needs a floating-point tensor"):
         msn.Tensor(np.ones(2, np.int64), requires_grad=True)
+
+
+def test_nested_no_grad_restores_the_outer_state():
+    """An inner no_grad (or enable_grad) gives back the state it found, not 'on' (one level of
+    no_grad, where the state before was always on, could not tell the two apart)."""
+    x = msn.tensor([1.0], requires_grad=True)
+    with msn.no_grad():
+        with msn.no_grad():
+            pass
+        assert not msn.is_grad_enabled() and not (x * 2).requires_grad
+        with msn.enable_grad():
+            assert (x * 2).requires_grad
+        assert not msn.is_grad_enabled()
+    assert msn.is_grad_enabled()

@@ -451,3 +451,13 @@ def test_a_slice_step_below_one_is_refused_as_in_pytorch(torch):
         with pytest.raises(ValueError, match=f"a slice step must be >= 1, got {step}"):
             x[::step]
     assert x[::2].numpy().tolist() == [0, 2, 4]
+
+
+def test_softmax_family_is_finite_and_right_for_huge_logits():
+    """Logits past the float64 limit of exp (about 709): the shift by the maximum keeps softmax and
+    log-softmax finite and right (the random logits above stay near 400, where an unshifted exp
+    passed too)."""
+    x = t64(np.array([[1000.0, 999.0, -1000.0], [-1000.0, -1001.0, -3000.0]]))
+    e = np.exp([0.0, -1.0])
+    np.testing.assert_allclose(F.softmax(x, 1).numpy()[:, :2], np.tile(e / e.sum(), (2, 1)), rtol=1e-12)
+    np.testing.assert_allclose(F.log_softmax(x, 1).numpy()[:, :2], np.tile(np.log(e / e.sum()), (2, 1)), rtol=1e-12)
