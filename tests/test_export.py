@@ -135,11 +135,11 @@ def test_twin_has_identical_state_dict_keys_and_shapes(torch, name):
 
 
 def test_to_torch_copies_weights_and_keeps_dtype_and_mode(torch):
-    model = SegNet(1, 2, base_channels=2, depth=2)
-    twin = to_torch(model)
+    model = _jitter(SegNet(1, 2, base_channels=2, depth=2))   # BatchNorm moved off 1 and 0: a twin that
+    twin = to_torch(model)                                     # kept its own fresh BatchNorm would show
     assert all(p.dtype == torch.float32 for p in twin.parameters()) and twin.training
     for name, value in twin.state_dict().items():
-        np.testing.assert_array_equal(value.numpy(), model.state_dict()[name])
+        np.testing.assert_array_equal(value.numpy(), model.state_dict()[name], err_msg=name)
     model.to(np.float64).eval()
     twin = to_torch(model)
     assert all(p.dtype == torch.float64 for p in twin.parameters())
