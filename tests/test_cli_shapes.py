@@ -189,3 +189,10 @@ def test_shapes_pool_prints_the_rule_with_its_numbers(capsys):
     assert "-> output 3" in out and "(o-1)s = 4 < i + p = 5: kept" in out
     code, out, _ = run(capsys, "shapes", "pool", "--size", "3", "--kernel", "2", "--padding", "1", "--ceil-mode")
     assert "-> output 2" in out and "dropped, o = 2" in out
+
+
+def test_summary_keeps_height_and_width_apart(capsys):
+    """A non-square --input HxW (every summary test above is square, so swapped axes passed)."""
+    assert main(["summary", "unet", "--input", "188x204", "--base-channels", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "Input size: [1, 1, 188, 204]" in out and "[1, 2, 4, 20]" in out

@@ -204,3 +204,19 @@ def test_loader_refuses_float_or_misfit_instance_maps():
         next(iter(data.DataLoader(Bad(np.ones((5, 4), np.int64)))))
     images, masks, ids = next(iter(data.DataLoader(Bad(np.ones((4, 5), np.uint16)), batch_size=2)))
     assert ids.dtype == np.int64 and ids.shape == (2, 4, 5)
+
+
+def test_folder_refuses_a_transposed_instance_map(tmp_path):
+    """A 5x6 map for a 6x5 image has the right pixel count and the wrong shape (the 4x4 map above
+    could not tell a check that ignored orientation)."""
+    from PIL import Image
+    _write(tmp_path, "a")                                      # image 6 high, 5 wide
+    Image.fromarray(np.zeros((5, 6), np.uint16)).save(tmp_path / "instances" / "a.png")
+    with pytest.raises(ValueError, match="instance map.*6x5.*image is 5x6"):
+        data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, instances_dir=tmp_path / "instances")[0]
+
+
+def test_folder_sorts_thing_classes(tmp_path):
+    _write(tmp_path, "a")
+    ds = data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3, thing_classes=[2, 1])
+    assert ds.thing_classes == (1, 2) and ds.stuff_classes == (0,)

@@ -849,3 +849,15 @@ def test_a_misspelt_thread_count_is_a_one_line_error_of_the_command():
     done = subprocess.run([sys.executable, "-m", "minisegnet", "--help"], capture_output=True, text=True, env=env)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr == "minisegnet: error: MINISEGNET_NUM_THREADS must be a positive integer, got 'abc'\n"
+
+
+def test_same_padding_crop_lands_on_the_image_pixels():
+    """A 1x1 convolution sees one pixel: whatever the padding to a valid size, the crop gives the
+    model on the unpadded image exactly (a crop from the corner instead of the padding's offset
+    passed the shape and file checks above); 37x45, uneven padding on both axes."""
+    msn.manual_seed(0)
+    model = msn.nn.Conv2d(3, 2, 1)
+    image = np.random.default_rng(0).random((3, 37, 45)).astype(np.float32)
+    with msn.no_grad():
+        direct = model(msn.tensor(image[None])).numpy()
+    np.testing.assert_allclose(msn.backend.to_numpy(predict.image_outputs(model, image).data), direct, atol=1e-6)
