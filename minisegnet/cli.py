@@ -312,9 +312,7 @@ def _add_shape_commands(commands):
         try:
             model = build_model(args.model, in_channels, args.num_classes, **options)
             summary(model, (args.batch_size, in_channels) + size)
-        except (ValueError, TypeError) as error:
-            return fails("summary", error)
-        except RuntimeError as error:          # MINISEGNET_BACKEND=cupy where CuPy cannot run
+        except (ValueError, TypeError, RuntimeError) as error:    # RuntimeError: a cupy backend CuPy cannot run
             return fails("summary", error)
         if args.model == "unet":
             print(_unet_against_the_paper(dict(options, in_channels=in_channels, num_classes=args.num_classes)))

@@ -194,8 +194,9 @@ class DataParallel(OneProcess):
         if not self.workers:
             raise RuntimeError("DataParallel: closed (its workers have stopped); start a new one")
         sizes = [n // self.processes + (k < n % self.processes) for k in range(self.processes)]
-        bounds = np.cumsum([0] + sizes).tolist()        # Python ints: a share n_k / N that is a NumPy
-        slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]    # float64 made float32 gradients float64
+        # Python ints, not NumPy's: a share n_k / N that is a NumPy float64 makes float32 gradients float64
+        bounds = np.cumsum([0] + sizes).tolist()
+        slices = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])]
         return slices, [(k, part) for k, part in enumerate(slices[1:]) if part.stop > part.start]
 
     def _step(self, images, targets):

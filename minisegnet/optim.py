@@ -219,9 +219,9 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
         super().__init__(params, lr)
+        op = type(self).__name__                        # Adam or AdamW
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise TypeError(f"{type(self).__name__}: betas must be a pair (beta1, beta2), got {betas!r}")
-        op = type(self).__name__
+            raise TypeError(f"{op}: betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (_check(op, "betas[0]", betas[0], 0.0, 1.0, high_open=True),
                       _check(op, "betas[1]", betas[1], 0.0, 1.0, high_open=True))
         self.eps = _check(op, "eps", eps)
