@@ -121,6 +121,16 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     ``dW[:, :, i, :] = g @ cols_i^T``. The input gradient (the flipped
     conv, ``flip``) is a stride-1 conv too and goes the same way.
 
+``transposed_weight_grad`` (NumPy)
+    The weight gradient's product ``dW = g @ cols^T`` (a few output
+    channels by a few column rows, summed over a long inner dimension: every
+    output position) is computed the other way round, ``dW^T = cols @ g^T``,
+    and the small result transposed: the same sums, which OpenBLAS runs
+    1.3-1.5x faster in this orientation on the benchmark U-Net's shapes (one
+    thread, on the Xeon of ``docs/benchmarks-xeon-avx512.md``; a development
+    measurement, the step's lever table has what it buys). Off: ``conv.py``'s
+    ``g @ cols^T`` as written.
+
 Same numbers at any thread count: how a batch is cut depends only on its
 shapes, the limit and ``parallel.SPLIT``, and the weight gradient adds the pieces'
 products in piece order, so one thread and several give bitwise identical
@@ -143,7 +153,7 @@ __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit
 
 _levers = dict(fast_path=True, cache_pieces=True, threads=True, reuse_buffers=True, unpadded=True, window=True,
                one_gemm=True, pointwise=True, flip=True, keep_columns=False, depthwise=False, fused_bias=True,
-               row_taps=True)
+               row_taps=True, transposed_weight_grad=True)
 
 _im2col_limits = {"numpy": 32 * 2**20, "cupy": 256 * 2**20}     # one per backend; see set_im2col_limit
 CACHE_PIECE_BYTES = 4 * 2**20
@@ -550,10 +560,23 @@ def _row_tap_weight_grad(g_piece, cols, kernel, dh, wo):
     """``dW[:, :, i, :] = sum_n g[n] @ cols_i[n]^T`` for each tap row: (1, C_out, C*kh*kw), the
     layout of ``conv._gemm_weight_grad``'s result for one group."""
     (kh, kw), c_out, length = kernel, g_piece.shape[1], g_piece.shape[-1]
-    per_row = [np.matmul(g_piece, _row_tap_block(cols, i, dh, wo, length).transpose(0, 2, 1)).sum(axis=0)
+    per_row = [_weight_grad_gemm(g_piece, _row_tap_block(cols, i, dh, wo, length), 1)[0]
                for i in range(kh)]                       # each (C_out, C*kw)
     c = per_row[0].shape[1] // kw
     return np.stack(per_row, axis=1).reshape(c_out, kh, c, kw).transpose(0, 2, 1, 3).reshape(1, c_out, -1)
+
+
+def _weight_grad_gemm(grad_y, cols, groups):
+    """``conv._gemm_weight_grad``: ``sum_n grad_y[n, g] @ cols[n, g]^T`` per group, (g, C_out/g, rows/g).
+
+    With the ``transposed_weight_grad`` lever (NumPy) the product is taken as
+    ``(sum_n cols[n, g] @ grad_y[n, g]^T)^T``: the same sums, BLAS faster this way round.
+    """
+    if not (_levers["transposed_weight_grad"] and backend.get_array_module(grad_y, cols) is np):
+        return core._gemm_weight_grad(grad_y, cols, groups)
+    n, rows, length = cols.shape
+    gy_t = grad_y.reshape(n, groups, grad_y.shape[1] // groups, length).transpose(0, 1, 3, 2)
+    return np.matmul(cols.reshape(n, groups, rows // groups, length), gy_t).sum(axis=0).transpose(0, 2, 1)
 
 
 # ---- kept columns ------------------------------------------------------------------------------
@@ -693,7 +716,7 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
         grad_b = g_piece.sum(axis=(0, 2)) if bias_here else None
         if by_rows:
             return _row_tap_weight_grad(g_piece, cols, kernel, dilation[0], wo), grad_b
-        return core._gemm_weight_grad(g_piece, cols, groups), grad_b
+        return _weight_grad_gemm(g_piece, cols, groups), grad_b
 
     partials = _run(xp, task, list(range(len(pieces))))
     grad_w, grad_b = partials[0]
