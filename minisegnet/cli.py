@@ -219,6 +219,8 @@ def _add_shape_commands(commands):
         return "x".join(str(v) for v in size) if isinstance(size, tuple) else str(size)
 
     def run_unet(args):
+        if args.depth < 1:                      # named as the option, as summary names it
+            return fails("shapes", f"--depth must be a positive integer, got {args.depth}")
         try:
             rows = shapes.unet_trace(args.size, depth=args.depth, padding=args.padding)
         except (ValueError, TypeError) as error:
@@ -297,9 +299,17 @@ def _add_shape_commands(commands):
         size = args.input if isinstance(args.input, tuple) else (args.input, args.input)
         if min(size) < 1:
             return fails("summary", f"--input must be a positive size (572 or HxW), got {show(args.input)}")
+        unet_given = [option for option, value in (
+            ("--base-channels", args.base_channels), ("--depth", args.depth), ("--padding", args.padding),
+            ("--batch-norm", args.batch_norm or None), ("--up-mode", args.up_mode)) if value is not None]
+        if args.model != "unet" and unet_given:
+            return fails("summary", f"{', '.join(unet_given)}: U-Net options, which {args.model} does not take")
         options = {}
         in_channels = args.in_channels
         if args.model == "unet":
+            for option in ("base_channels", "depth", "padding", "up_mode"):     # default: the paper's network
+                if getattr(args, option) is None:
+                    setattr(args, option, _UNET_PAPER[option])
             options = dict(base_channels=args.base_channels, depth=args.depth, padding=args.padding,
                            batch_norm=args.batch_norm, up_mode=args.up_mode)
             if in_channels is None:
@@ -384,14 +394,14 @@ def _add_shape_commands(commands):
                              help="image channels (default 1 for unet, the paper's grayscale tiles; 3 otherwise)")
     summary_cmd.add_argument("--num-classes", type=int, default=2, help="output classes (default 2)")
     summary_cmd.add_argument("--batch-size", type=int, default=1, help="N (default 1)")
-    unet_options = summary_cmd.add_argument_group("U-Net options")
-    unet_options.add_argument("--base-channels", type=int, default=64, help="first level's channels (default 64)")
-    unet_options.add_argument("--depth", type=int, default=4, help="number of poolings (default 4)")
-    unet_options.add_argument("--padding", choices=("valid", "same"), default="valid",
-                              help="3x3 conv padding (default valid)")
+    # default None: given for another model, they are refused rather than ignored (run_summary)
+    unet_options = summary_cmd.add_argument_group("U-Net options (unet only)")
+    unet_options.add_argument("--base-channels", type=int, help="first level's channels (default 64)")
+    unet_options.add_argument("--depth", type=int, help="number of poolings (default 4)")
+    unet_options.add_argument("--padding", choices=("valid", "same"), help="3x3 conv padding (default valid)")
     unet_options.add_argument("--batch-norm", action="store_true", help="BatchNorm after every 3x3 conv")
-    unet_options.add_argument("--up-mode", choices=("transpose", "bilinear"), default="transpose",
-                              help="2x2 up-convolution (default) or bilinear x2 + 1x1 conv")
+    unet_options.add_argument("--up-mode", choices=("transpose", "bilinear"),
+                              help="2x2 up-convolution (default transpose) or bilinear x2 + 1x1 conv")
     summary_cmd.set_defaults(func=run_summary)
 
 

@@ -196,3 +196,32 @@ def test_summary_keeps_height_and_width_apart(capsys):
     assert main(["summary", "unet", "--input", "188x204", "--base-channels", "2"]) == 0
     out = capsys.readouterr().out
     assert "Input size: [1, 1, 188, 204]" in out and "[1, 2, 4, 20]" in out
+
+
+@pytest.mark.parametrize("model, option, named", [
+    ("segnet", ["--padding", "same"], "--padding"),
+    ("fcn8s", ["--depth", "3", "--base-channels", "8"], "--base-channels, --depth"),
+    ("deeplabv3plus", ["--batch-norm"], "--batch-norm"),
+    ("panoptic-deeplab", ["--up-mode", "bilinear"], "--up-mode"),
+])
+def test_summary_refuses_unet_options_for_another_model(capsys, model, option, named):
+    """They were accepted and ignored: the table showed a model the options had not changed."""
+    code, out, err = run(capsys, "summary", model, *option)
+    assert code == 2 and out == ""
+    assert err.strip() == f"minisegnet summary: error: {named}: U-Net options, which {model} does not take"
+
+
+def test_summary_unet_defaults_are_the_papers_network(capsys):
+    """The U-Net options default to None (so that another model can refuse them); unet fills in the paper's."""
+    code, out, _ = run(capsys, "summary", "unet")
+    assert code == 0 and "This is the paper's U-Net" in out
+    code, out, _ = run(capsys, "summary", "unet", "--padding", "valid", "--depth", "4", "--base-channels", "64",
+                       "--up-mode", "transpose")
+    assert code == 0 and "This is the paper's U-Net" in out
+
+
+@pytest.mark.parametrize("depth", ["0", "-1"])
+def test_shapes_unet_names_the_depth_option(capsys, depth):
+    code, out, err = run(capsys, "shapes", "unet", "572", "--depth", depth)
+    assert code == 2 and out == ""
+    assert err.strip() == f"minisegnet shapes: error: --depth must be a positive integer, got {depth}"
