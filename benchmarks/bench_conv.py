@@ -153,20 +153,72 @@ def switched(step, name):
     return run
 
 
-def run_levers(torch, repeats, warmup, names, clock):
+def run_levers(torch, repeats, warmup, names, clock, threads):
     """Per layer, our fwd+bwd with each lever switched the other way / with the levers as set
     by default, the two interleaved. PyTorch is not in these ratios: a lever can change the
     machine under the next timed call (OpenBLAS's own threads, when the pool is off, keep
-    spinning after a product), and a ratio to PyTorch's time would then move with PyTorch's."""
+    spinning after a product), and a ratio to PyTorch's time would then move with PyTorch's.
+    The levers of ``IN_FRESH_PROCESSES`` are timed in fresh processes instead (``fresh_ratios``)."""
     header = ["lever switched"] + names + ["median"]
     rows = []
     steps = {layer: make_layer(LAYERS[layer], torch, "cpu", np)[2] for layer in names}
     for label, name in LEVERS.items():
-        ratios = [compare(switched(steps[layer], name), steps[layer], repeats, warmup, clock)["ratio"]
-                  for layer in names]
+        if name in IN_FRESH_PROCESSES:
+            ratios = fresh_ratios(name, names, repeats, warmup, clock, threads)
+            label += ", fresh processes"
+        else:
+            ratios = [compare(switched(steps[layer], name), steps[layer], repeats, warmup, clock)["ratio"]
+                      for layer in names]
         rows.append([label] + [f"{r:.2f}" for r in ratios] + [f"{statistics.median(ratios):.2f}"])
         print(f"  {label}: median x{statistics.median(ratios):.2f}", file=sys.stderr)
     return header, rows
+
+
+IN_FRESH_PROCESSES = ["threads"]
+"""Levers timed in fresh processes, one setting per process: with the pool off, OpenBLAS runs
+its own threads, and one of its two-thread products slows the pool's next call in the same
+process even after ``timing.settle`` (layer b's fwd+bwd: 9.3-10.1 ms against 6.1-6.4 ms on the
+Xeon of docs/benchmarks-xeon-avx512.md; a development measurement). Interleaved in one process,
+the pool was timed after the switch, and looked slower than it is."""
+
+LEVER_CODE = """
+import json, sys, time
+sys.path[:0] = [{root!r}, {here!r}]
+import numpy as np
+import torch
+import bench_conv as b, timing
+from minisegnet.functional import conv_fast
+conv_fast.set_lever({name!r}, {value})
+medians = {{}}
+with timing.threads({threads}):
+    for layer in {names!r}:
+        step = b.make_layer(b.LAYERS[layer], torch, "cpu", np)[2]
+        for _ in range({warmup}):
+            step()
+        medians[layer] = float(np.median([timing.time_once(step, {clock}) for _ in range({repeats})]))
+print(json.dumps(medians))
+"""
+
+
+def fresh_ratios(name, names, repeats, warmup, clock, threads, processes=3):
+    """Per layer, our fwd+bwd with lever ``name`` switched / as set by default, each setting
+    in its own fresh processes (``processes`` of each, alternately), each timing every layer
+    ``repeats`` times as the tables do; the medians of the processes' medians."""
+    import json
+    import subprocess
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    clock_name = "time.process_time" if clock is time.process_time else "time.perf_counter"
+    times = {True: [], False: []}
+    for _ in range(processes):
+        for as_set in (True, False):
+            value = conv_fast.lever(name) if as_set else not conv_fast.lever(name)
+            code = LEVER_CODE.format(root=os.path.dirname(here), here=here, name=name, value=value, threads=threads,
+                                     names=names, warmup=warmup, clock=clock_name, repeats=repeats)
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+            times[as_set].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return [statistics.median(t[layer] for t in times[False]) / statistics.median(t[layer] for t in times[True])
+            for layer in names]
 
 
 MEMORY_CODE = """
@@ -244,7 +296,7 @@ def main(argv=None):
                 result[regime] = dict(fwd_median=statistics.median(fwd), fwd_bwd_median=statistics.median(fb),
                                       stride1_fwd_median=statistics.median(stride1) if stride1 else None)
             if args.levers and args.backend == "numpy":
-                header, rows = run_levers(torch, repeats, warmup, names, clock)
+                header, rows = run_levers(torch, repeats, warmup, names, clock, n)
                 sections.append((f"our fwd+bwd with one lever switched from its default / with every lever "
                                  f"as set by default, the two interleaved (> 1: the default setting pays); "
                                  f"{label}", header, rows, ""))

@@ -56,8 +56,13 @@ LEVERS = ["cache_pieces", "threads", "reuse_buffers", "unpadded", "pointwise", "
 CONSTANT_LEVERS = ["functional.pooling.START_AT_FIRST", "functional.pooling.COPY_IF_DISJOINT",
                    "functional.pooling.MASKS_BY_BITS", "functional.activation.RELU_ZEROS_ARRAY",
                    "parallel.EVEN_RUNS"]
-# levers that change the whole process: timed in fresh processes (allocator_row)
+# levers that change the whole process: timed in fresh processes (process_row)
 PROCESS_LEVERS = ["allocator.KEEP_FREED"]
+# conv_fast levers timed in fresh processes too: with the pool off, OpenBLAS runs its own threads,
+# and one of its two-thread products slows the pool's next calls in the same process even after
+# the settle (a conv layer's fwd+bwd 10.4 ms against 6.7-7.2 ms on the Xeon: a development
+# measurement), so switching it back and forth in one process times the pool after the switch
+IN_FRESH_PROCESSES = ["threads"]
 
 
 def build_ours(batch, size, seed=0, model="bench"):
@@ -198,13 +203,14 @@ def with_lever_switched(step, name):
     return run
 
 
-ALLOCATOR_CODE = """
+PROCESS_CODE = """
 import json, resource, sys, time
 sys.path[:0] = [{root!r}, {here!r}]
 import numpy as np
 import bench_train_step as b, timing
 from minisegnet import allocator
-allocator.KEEP_FREED = {keep}
+from minisegnet.functional import conv_fast
+{setup}
 allocator.keep_freed_memory()
 ours, opt, x, y = b.build_ours({batch}, {size}, model={model!r})
 step = b.ours_step_function(ours, opt, x, y)
@@ -229,35 +235,47 @@ print(json.dumps(medians))
 """
 
 
-def allocator_row(args, processes=3):
-    """The lever ``allocator.KEEP_FREED``, which changes the whole process and cannot be switched
-    back and forth within one: fresh processes, alternately with the lever on and off
-    (``processes`` of each), each timing ``args.repeats`` steps; the medians of their medians."""
+def process_row(args, name, processes=3):
+    """The lever ``name`` (``allocator.KEEP_FREED``, or a conv_fast lever of
+    ``IN_FRESH_PROCESSES``), which cannot be switched back and forth within one process
+    without the switch itself changing what is timed: fresh processes, alternately with
+    the lever as set by default and switched (``processes`` of each), each timing
+    ``args.repeats`` steps back to back; the medians of their medians. Returns
+    ``(row, sentence)``; the sentence (page faults and kernel time) for the allocator only."""
     import json
     import subprocess
 
+    from minisegnet import allocator
+    from minisegnet.functional import conv_fast
+
+    default = allocator.KEEP_FREED if name == "allocator.KEEP_FREED" else conv_fast.lever(name)
     times = {True: [], False: []}
     for _ in range(processes):
-        for keep in (True, False):
-            code = ALLOCATOR_CODE.format(root=ROOT, here=HERE, keep=keep, batch=args.batch, size=args.size,
-                                         model=args.model, regime=args.regime, warmup=args.warmup,
-                                         repeats=args.repeats)
+        for as_set in (True, False):
+            value = default if as_set else not default
+            setup = (f"allocator.KEEP_FREED = {value}" if name == "allocator.KEEP_FREED"
+                     else f"conv_fast.set_lever({name!r}, {value})")
+            code = PROCESS_CODE.format(root=ROOT, here=HERE, setup=setup, batch=args.batch, size=args.size,
+                                       model=args.model, regime=args.regime, warmup=args.warmup,
+                                       repeats=args.repeats)
             proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            times[keep].append(json.loads(proc.stdout.strip().splitlines()[-1]))
-    row, notes = [f"{PROCESS_LEVERS[0]} (fresh processes)"], []
+            times[as_set].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    row, notes = [f"{name} (fresh processes)"], []
     for regime in ("one", "default"):
         if args.regime not in ("both", regime):
             row += ["", "", ""]
             continue
-        on, off = (float(np.median([t[regime] for t in times[keep]])) for keep in (True, False))
+        on, off = (float(np.median([t[regime] for t in times[as_set]])) for as_set in (True, False))
         row += [f"{1e3 * on:.1f}", f"{1e3 * off:.1f}", f"{off / on:.2f}"]
-        faults, kernel = ({keep: float(np.median([t[regime + key] for t in times[keep]])) for keep in (True, False)}
-                          for key in ("_faults", "_kernel"))
+        faults, kernel = ({as_set: float(np.median([t[regime + key] for t in times[as_set]]))
+                           for as_set in (True, False)} for key in ("_faults", "_kernel"))
         notes.append(f"{'one thread' if regime == 'one' else 'default threads'}: {faults[True]:.0f} page faults "
                      f"and {1e3 * kernel[True]:.1f} ms of kernel time a step with it on, {faults[False]:.0f} and "
                      f"{1e3 * kernel[False]:.1f} ms off")
-    print(f"  lever allocator.KEEP_FREED: {row[1:]}", file=sys.stderr)
-    return row, f"`{PROCESS_LEVERS[0]}` (medians of the processes): " + "; ".join(notes) + "."
+    print(f"  lever {name}: {row[1:]}", file=sys.stderr)
+    sentence = (f"`{name}` (medians of the processes): " + "; ".join(notes) + "."
+                if name == "allocator.KEEP_FREED" else None)
+    return row, sentence
 
 
 def time_steps(args, ours_step, torch_step, result):
@@ -289,10 +307,13 @@ def time_steps(args, ours_step, torch_step, result):
 
 def lever_rows(args, ours_step):
     """Our step with each lever switched (off, or on if it is off by default) against the
-    default levers, interleaved, in both regimes; and a sentence on the page faults of
-    ``allocator_row``: ``(rows, sentence)``."""
+    default levers, interleaved, in both regimes (the levers that cannot be switched within one
+    process in fresh processes, ``process_row``); and a sentence on the allocator's page
+    faults: ``(rows, sentence)``."""
     rows = []
     for name in LEVERS + CONSTANT_LEVERS:
+        if name in IN_FRESH_PROCESSES:
+            continue
         off = with_lever_switched(ours_step, name)
         row = [name.replace("functional.", "")]
         for regime, n, clock in (("one", 1, time.process_time), ("default", None, time.perf_counter)):
@@ -304,7 +325,8 @@ def lever_rows(args, ours_step):
             row += [f"{1e3 * r['ours']:.1f}", f"{1e3 * r['theirs']:.1f}", f"{1 / r['ratio']:.2f}"]
         rows.append(row)
         print(f"  lever {name}: {row[1:]}", file=sys.stderr)
-    row, note = allocator_row(args)
+    rows += [process_row(args, name)[0] for name in IN_FRESH_PROCESSES]
+    row, note = process_row(args, "allocator.KEEP_FREED")
     return rows + [row], note
 
 
