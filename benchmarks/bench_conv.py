@@ -204,19 +204,14 @@ def fresh_ratios(name, names, repeats, warmup, clock, threads, processes=3):
     """Per layer, our fwd+bwd with lever ``name`` switched / as set by default, each setting
     in its own fresh processes (``processes`` of each, alternately), each timing every layer
     ``repeats`` times as the tables do; the medians of the processes' medians."""
-    import json
-    import subprocess
-
     here = os.path.dirname(os.path.abspath(__file__))
     clock_name = "time.process_time" if clock is time.process_time else "time.perf_counter"
-    times = {True: [], False: []}
-    for _ in range(processes):
-        for as_set in (True, False):
-            value = conv_fast.lever(name) if as_set else not conv_fast.lever(name)
-            code = LEVER_CODE.format(root=os.path.dirname(here), here=here, name=name, value=value, threads=threads,
-                                     names=names, warmup=warmup, clock=clock_name, repeats=repeats)
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            times[as_set].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    codes = {as_set: LEVER_CODE.format(root=os.path.dirname(here), here=here, name=name,
+                                       value=conv_fast.lever(name) if as_set else not conv_fast.lever(name),
+                                       threads=threads, names=names, warmup=warmup, clock=clock_name,
+                                       repeats=repeats)
+             for as_set in (True, False)}
+    times = timing.in_fresh_processes(codes, processes)
     return [statistics.median(t[layer] for t in times[False]) / statistics.median(t[layer] for t in times[True])
             for layer in names]
 

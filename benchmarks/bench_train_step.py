@@ -242,24 +242,19 @@ def process_row(args, name, processes=3):
     the lever as set by default and switched (``processes`` of each), each timing
     ``args.repeats`` steps back to back; the medians of their medians. Returns
     ``(row, sentence)``; the sentence (page faults and kernel time) for the allocator only."""
-    import json
-    import subprocess
-
     from minisegnet import allocator
     from minisegnet.functional import conv_fast
 
     default = allocator.KEEP_FREED if name == "allocator.KEEP_FREED" else conv_fast.lever(name)
-    times = {True: [], False: []}
-    for _ in range(processes):
-        for as_set in (True, False):
-            value = default if as_set else not default
-            setup = (f"allocator.KEEP_FREED = {value}" if name == "allocator.KEEP_FREED"
-                     else f"conv_fast.set_lever({name!r}, {value})")
-            code = PROCESS_CODE.format(root=ROOT, here=HERE, setup=setup, batch=args.batch, size=args.size,
-                                       model=args.model, regime=args.regime, warmup=args.warmup,
-                                       repeats=args.repeats)
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            times[as_set].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    codes = {}
+    for as_set in (True, False):
+        value = default if as_set else not default
+        setup = (f"allocator.KEEP_FREED = {value}" if name == "allocator.KEEP_FREED"
+                 else f"conv_fast.set_lever({name!r}, {value})")
+        codes[as_set] = PROCESS_CODE.format(root=ROOT, here=HERE, setup=setup, batch=args.batch, size=args.size,
+                                            model=args.model, regime=args.regime, warmup=args.warmup,
+                                            repeats=args.repeats)
+    times = timing.in_fresh_processes(codes, processes)
     row, notes = [f"{name} (fresh processes)"], []
     for regime in ("one", "default"):
         if args.regime not in ("both", regime):

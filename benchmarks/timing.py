@@ -37,6 +37,7 @@ Memory
   the peak of a fresh interpreter running ``code`` (its own ``VmHWM``).
 """
 import contextlib
+import json
 import os
 import platform
 import resource
@@ -444,3 +445,20 @@ def python_peak_rss_mib(code, env=None):
         raise RuntimeError(f"child python failed with code {proc.returncode}:\n{proc.stderr}")
     out, _, peak_kb = proc.stdout.rpartition("__PEAK_RSS_KB__")
     return int(peak_kb) / 1024, out.rstrip("\n")
+
+
+def in_fresh_processes(codes, processes=3):
+    """Run each of ``codes`` ({setting: python source}) in ``processes`` fresh ``python -c``
+    processes, the settings taking turns (a, b, a, b, ...), for what cannot be switched back
+    and forth within one process; each must print one JSON object on its last line of output.
+    Returns {setting: [the parsed objects, in order]}. Raises ``RuntimeError`` with the
+    child's stderr if one fails."""
+    results = {setting: [] for setting in codes}
+    for _ in range(processes):
+        for setting, code in codes.items():
+            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"child python failed with code {proc.returncode}:\n{proc.stderr}")
+            results[setting].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    return results
+
