@@ -176,10 +176,12 @@ def run_levers(torch, repeats, warmup, names, clock, threads):
 
 IN_FRESH_PROCESSES = ["threads"]
 """Levers timed in fresh processes, one setting per process: with the pool off, OpenBLAS runs
-its own threads, and one of its two-thread products slows the pool's next call in the same
-process even after ``timing.settle`` (layer b's fwd+bwd: 9.3-10.1 ms against 6.1-6.4 ms on the
-Xeon of docs/benchmarks-xeon-avx512.md; a development measurement). Interleaved in one process,
-the pool was timed after the switch, and looked slower than it is."""
+its own threads, and one of its two-thread products slows the pool's next calls in the same
+process even after ``timing.settle`` (layer b's fwd+bwd with the pool: 9.3-10.5 ms after one
+such product against 6.1-7.2 ms after none, two development measurements of two trials each,
+on the Xeon of docs/benchmarks-xeon-avx512.md; docs/benchmarks.md, "How the measuring works",
+has them call by call). Interleaved in one process, the pool was timed after the switch, and
+looked slower than it is."""
 
 LEVER_CODE = """
 import json, sys, time

@@ -25,9 +25,12 @@ default ``minisegnet train`` run instead (base 8, depth 3, Adam).
   (``parallel.EVEN_RUNS``) switched from its default in turn, against the
   defaults, interleaved (one thread, CPU time, and default threads, wall time). At one thread the
   ``threads`` row measures only the pool's bookkeeping (there is nothing to
-  share). The last row, ``allocator.KEEP_FREED`` (freed memory kept in the
-  process, ``minisegnet/allocator.py``), changes the whole process, so it is
-  timed in fresh processes instead, three with it on and three off, alternately.
+  share). Two rows are timed in fresh processes instead, three with the lever
+  as set and three switched, alternately (``timing.in_fresh_processes``):
+  ``threads`` (with the pool off, OpenBLAS's own two-thread products slow the
+  pool's next calls in the same process, ``IN_FRESH_PROCESSES``) and, last,
+  ``allocator.KEEP_FREED`` (freed memory kept in the process,
+  ``minisegnet/allocator.py``), which changes the whole process.
 * The process keeps its freed memory (``allocator.keep_freed_memory``), as
   ``minisegnet train`` does; that holds for PyTorch's arrays too.
 
@@ -60,8 +63,8 @@ CONSTANT_LEVERS = ["functional.pooling.START_AT_FIRST", "functional.pooling.COPY
 PROCESS_LEVERS = ["allocator.KEEP_FREED"]
 # conv_fast levers timed in fresh processes too: with the pool off, OpenBLAS runs its own threads,
 # and one of its two-thread products slows the pool's next calls in the same process even after
-# the settle (a conv layer's fwd+bwd 10.4 ms against 6.7-7.2 ms on the Xeon: a development
-# measurement), so switching it back and forth in one process times the pool after the switch
+# the settle (bench_conv.IN_FRESH_PROCESSES has the figures), so switching it back and forth in
+# one process times the pool after the switch
 IN_FRESH_PROCESSES = ["threads"]
 
 

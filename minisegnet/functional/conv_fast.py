@@ -38,8 +38,10 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
 ``reuse_buffers``
     Scratch arrays (columns, padded inputs, col2im images) come from a
     per-thread cache of one flat buffer per role, viewed in whatever shape a
-    call needs: a fresh multi-megabyte array is fresh pages from the
-    operating system, and touching them costs about as much as the copy.
+    call needs: a fresh multi-megabyte array can be fresh pages from the
+    operating system, each page a fault on first touch. (Measured, it buys
+    little either way now: the C library reuses freed blocks of the sizes a
+    step frees again, and the trainer keeps freed memory, ``allocator.py``.)
     Arrays handed back (outputs, gradients) are always new, never a view of
     a cached buffer. ``clear_buffer_cache()`` frees the buffers.
 ``unpadded``
