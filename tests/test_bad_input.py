@@ -5,6 +5,7 @@ a bad value of the class) rather than checking one example, and where PyTorch
 has an opinion it is the oracle: where torch refuses, we refuse too. The
 messages must name the function, the argument and the rule.
 """
+import warnings
 import zipfile
 
 import numpy as np
@@ -1121,3 +1122,35 @@ def test_a_gaussian_sigma_beyond_float64_is_refused_up_front(op):
             call(sigma)
     call(1e153)                                                  # the largest allowed still computes
     call(1e-161)           # and the smallest, without an overflow warning (pytest makes a warning an error)
+
+
+LOSSES_ON_EMPTY = [
+    ("cross_entropy", {}),
+    ("cross_entropy", {"weight": np.array([1.0, 2.0, 0.5])}),
+    ("cross_entropy", {"label_smoothing": 0.1}),
+    ("cross_entropy", {"ignore_index": 1}),
+    ("binary_cross_entropy_with_logits", {}),
+    ("mse_loss", {}),
+    ("l1_loss", {}),
+]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("loss, kwargs", LOSSES_ON_EMPTY)
+def test_the_losses_of_an_empty_batch_are_torchs(torch, loss, kwargs, reduction):
+    """NaN for 'mean' (0/0), 0 for 'sum', an empty map for 'none', and an empty gradient, as in
+    PyTorch, without a warning (cross_entropy raised on an empty batch: a reshape with -1)."""
+    x_np = np.zeros((0, 3, 4, 5))
+    target = np.zeros((0, 4, 5), np.int64) if loss == "cross_entropy" else np.zeros((0, 3, 4, 5))
+    ours_kwargs = {k: (msn.tensor(v) if k == "weight" else v) for k, v in kwargs.items()}
+    theirs_kwargs = {k: (torch.tensor(v) if k == "weight" else v) for k, v in kwargs.items()}
+    x = msn.tensor(x_np, requires_grad=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = getattr(F, loss)(x, msn.tensor(target), reduction=reduction, **ours_kwargs)
+        out.backward(msn.tensor(np.zeros(out.shape)))
+    tx = torch.tensor(x_np, requires_grad=True)
+    theirs = getattr(torch.nn.functional, loss)(tx, torch.tensor(target), reduction=reduction, **theirs_kwargs)
+    assert out.shape == tuple(theirs.shape)
+    np.testing.assert_array_equal(out.numpy(), theirs.detach().numpy())     # NaN equals NaN here
+    assert x.grad.shape == x.shape

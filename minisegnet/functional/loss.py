@@ -123,10 +123,11 @@ class CrossEntropy(Function):
     def forward(self, x):
         xp = backend.get_array_module(x)
         self.shape = x.shape
+        spatial = int(np.prod(x.shape[2:], dtype=np.int64))    # S (not -1: an empty batch has no size to infer)
         m = x.max(axis=1, keepdims=True)
         e = xp.exp(x - m)
         sum_e = e.sum(axis=1, keepdims=True)
-        logsumexp = (m + xp.log(sum_e)).reshape(x.shape[0], -1)               # (N, S)
+        logsumexp = (m + xp.log(sum_e)).reshape(x.shape[0], spatial)          # (N, S)
         self.index = _flat_target_index(self.labels, x.shape)                  # (N, S)
         loss = logsumexp - x.reshape(-1)[self.index]
         # Per-pixel weight w_t, 0 where ignored: one array carries both rules.
@@ -140,7 +141,7 @@ class CrossEntropy(Function):
             c = x.shape[1]
             w_c = xp.ones(c, dtype=x.dtype) if self.weight is None else self.weight.astype(x.dtype)
             # sum_c w_c * (lse - x_c) = W * lse - sum_c w_c x_c
-            weighted_x = xp.tensordot(w_c, x.reshape(x.shape[0], c, -1), axes=([0], [1]))  # (N, S)
+            weighted_x = xp.tensordot(w_c, x.reshape(x.shape[0], c, spatial), axes=([0], [1]))  # (N, S)
             uniform = (w_c.sum() * logsumexp - weighted_x) * self.valid_f
             loss = (1 - self.eps) * loss + (self.eps / c) * uniform
             self.w_c = w_c
@@ -162,7 +163,7 @@ class CrossEntropy(Function):
         n = self.shape[0]
         # what each pixel's loss is multiplied by on its way to the output
         if self.reduction == "none":
-            scale = g.reshape(n, -1)
+            scale = g.reshape(n, int(np.prod(self.shape[2:], dtype=np.int64)))
         elif self.reduction == "sum":
             scale = g
         else:
@@ -266,11 +267,15 @@ class BinaryCrossEntropyWithLogits(Function):
             loss = loss * self.weight
         if self.reduction == "none":
             return loss
-        return loss.sum() if self.reduction == "sum" else loss.mean()
+        if self.reduction == "sum":
+            return loss.sum()
+        with np.errstate(invalid="ignore", divide="ignore"):     # an empty batch: 0/0, NaN, as in PyTorch
+            return loss.sum() / loss.size
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        scale = g if self.reduction != "mean" else g / self.x.size
+        with np.errstate(invalid="ignore", divide="ignore"):     # an empty batch: nothing to scale
+            scale = g if self.reduction != "mean" else g / self.x.size
         if self.weight is not None:
             scale = scale * self.weight
         gx = gt = None
