@@ -108,6 +108,16 @@ def integer(value, name, op, minimum=None, allow_none=False):
     return int(value)
 
 
+def positive_int(value, name, op):
+    """``value`` must be an int >= 1 (or NumPy integer: ``masks.max() + 1`` is one); the same
+    words either way, a TypeError for the wrong kind (2.5, "3"), a ValueError for 0 or less."""
+    if not is_int(value):
+        raise TypeError(f"{op}: {name} must be a positive integer, got {describe(value)}")
+    if value < 1:
+        raise ValueError(f"{op}: {name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
 def real(value, name, op, minimum=None, maximum=None, finite=True):
     """``value`` must be a real number (not a bool or string), finite unless ``finite=False``,
     within ``[minimum, maximum]``; returns a Python float."""

@@ -92,8 +92,22 @@ def test_unet_bilinear_and_batch_norm_structure():
     (dict(base_channels=2.5), "base_channels must be a positive integer"),
 ])
 def test_unet_constructor_errors(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+    kind = TypeError if isinstance(kwargs.get("base_channels"), float) else ValueError    # the wrong kind: TypeError
+    with pytest.raises(kind, match=match):
         UNet(**kwargs)
+
+
+@pytest.mark.parametrize("build", [
+    lambda n: UNet(n, n + 1, base_channels=n, depth=n - 1),
+    lambda n: SegNet(n, n + 1, base_channels=n, depth=n - 1, convs_per_stage=n - 1),
+    lambda n: FCN(n + 1, in_channels=n, width=n, fc_channels=n),
+])
+def test_models_take_numpy_integers(build):
+    """``masks.max() + 1`` is a NumPy integer; docs/guarantees.md promises ints or NumPy integers
+    (UNet, SegNet and FCN refused them as not positive integers)."""
+    ours, twin = build(np.int64(2)), build(2)
+    assert [tuple(p.shape) for p in ours.parameters()] == [tuple(p.shape) for p in twin.parameters()]
+    assert not any(isinstance(v, np.integer) for v in vars(ours).values())      # stored as Python ints
 
 
 def test_models_reject_wrong_input_channels():

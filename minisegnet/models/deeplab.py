@@ -363,8 +363,7 @@ def aspp_valid_tap_fraction(rate, size):
     1/9 that the kernel is a 1x1 convolution. The paper's 33x33 map at rate 18: 0.405.
     """
     h, w = shapes.as_pair(size, "size", 1)
-    if not isinstance(rate, int) or isinstance(rate, bool) or rate < 1:
-        raise ValueError(f"rate must be a positive integer, got {rate!r}")
+    rate = checks.positive_int(rate, "rate", "aspp_valid_tap_fraction")
     per_axis = [(n + 2 * max(0, n - rate)) / (3 * n) for n in (h, w)]
     return per_axis[0] * per_axis[1]
 

@@ -84,10 +84,8 @@ def bilinear_kernel(channels, kernel_size):
     ``1 - distance`` from its two nearest input pixels per axis, which is
     bilinear interpolation. For ``k = 4`` the tent is ``[0.25, 0.75, 0.75, 0.25]``.
     """
-    if not isinstance(channels, int) or channels < 1:
-        raise ValueError(f"bilinear_kernel: channels must be a positive integer, got {channels!r}")
-    if not isinstance(kernel_size, int) or kernel_size < 1:
-        raise ValueError(f"bilinear_kernel: kernel_size must be a positive integer, got {kernel_size!r}")
+    channels = checks.positive_int(channels, "channels", "bilinear_kernel")
+    kernel_size = checks.positive_int(kernel_size, "kernel_size", "bilinear_kernel")
     factor = (kernel_size + 1) // 2
     centre = factor - 1 if kernel_size % 2 == 1 else factor - 0.5
     taps = np.arange(kernel_size)
@@ -152,14 +150,13 @@ class FCN(nn.Module):
     """
 
     def __init__(self, num_classes, variant="8s", in_channels=3, width=16, fc_channels=None, dropout=0.5):
-        for name, value in (("num_classes", num_classes), ("in_channels", in_channels), ("width", width)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"FCN: {name} must be a positive integer, got {value!r}")
+        num_classes, in_channels, width = (
+            checks.positive_int(value, name, "FCN")
+            for name, value in (("num_classes", num_classes), ("in_channels", in_channels), ("width", width)))
         if variant not in ("32s", "16s", "8s"):
             raise ValueError(f"FCN: variant must be '32s', '16s' or '8s', got {variant!r}")
         fc_channels = 8 * width if fc_channels is None else fc_channels
-        if not isinstance(fc_channels, int) or isinstance(fc_channels, bool) or fc_channels < 1:
-            raise ValueError(f"FCN: fc_channels must be a positive integer, got {fc_channels!r}")
+        fc_channels = checks.positive_int(fc_channels, "fc_channels", "FCN")
         if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
             raise ValueError(f"FCN: dropout must be a probability in [0, 1), got {dropout!r}")
         self.num_classes = num_classes

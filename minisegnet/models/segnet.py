@@ -77,11 +77,10 @@ class SegNet(nn.Module):
     """
 
     def __init__(self, in_channels=3, num_classes=2, base_channels=16, depth=4, convs_per_stage=2):
-        for name, value in (("in_channels", in_channels), ("num_classes", num_classes),
-                            ("base_channels", base_channels), ("depth", depth),
-                            ("convs_per_stage", convs_per_stage)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"SegNet: {name} must be a positive integer, got {value!r}")
+        in_channels, num_classes, base_channels, depth, convs_per_stage = (
+            checks.positive_int(value, name, "SegNet") for name, value in (
+                ("in_channels", in_channels), ("num_classes", num_classes), ("base_channels", base_channels),
+                ("depth", depth), ("convs_per_stage", convs_per_stage)))
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.base_channels = base_channels

@@ -161,10 +161,10 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels=3, num_classes=2, base_channels=64, depth=4, padding="valid",
                  batch_norm=False, up_mode="transpose"):
-        for name, value in (("in_channels", in_channels), ("num_classes", num_classes),
-                            ("base_channels", base_channels), ("depth", depth)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"UNet: {name} must be a positive integer, got {value!r}")
+        in_channels, num_classes, base_channels, depth = (
+            checks.positive_int(value, name, "UNet") for name, value in (
+                ("in_channels", in_channels), ("num_classes", num_classes), ("base_channels", base_channels),
+                ("depth", depth)))
         if padding not in ("valid", "same"):
             raise ValueError(f"UNet: padding must be 'valid' or 'same', got {padding!r}")
         if up_mode not in ("transpose", "bilinear"):
