@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from . import backend, tasks
+from . import backend, checks, nn, tasks
 from .autograd import Tensor, no_grad
 from .data.folder import check_image_mode, conversion_note, image_array
 from .model_geometry import crop_outputs, is_valid_unet, valid_unet_input
@@ -44,8 +44,43 @@ def image_outputs(model, image, multiple=32):
     start a multiple of ``2**depth`` pixels apart. A valid output is 4 more
     than such a multiple (the paper's 388 = 24 * 16 + 4), so neighbours
     overlap by those few pixels, and each tile keeps the part up to the next.
+
+    The model runs in eval mode (BatchNorm's running statistics, no dropout),
+    whatever its mode, and is left in the mode it was in; nothing in it changes.
+    ``image``: a NumPy array ``(C, H, W)`` of floats, C the model's input channels.
     """
+    _check_image_args(model, image, multiple)
     c, h, w = image.shape
+    was_training = model.training
+    model.eval()
+    try:
+        return _outputs(model, image, multiple, h, w)
+    finally:
+        model.train(was_training)
+
+
+def _check_image_args(model, image, multiple, op="image_outputs"):
+    """The arguments of ``image_outputs``, checked before any work (which argument, what value, which rule)."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"{op}: model must be a minisegnet nn.Module, got {checks.describe(model)}")
+    if isinstance(image, Tensor) or not isinstance(image, np.ndarray):
+        hint = " (a Tensor: pass its array, image.numpy())" if isinstance(image, Tensor) else ""
+        raise TypeError(f"{op}: image must be a NumPy array (C, H, W){hint}, got {checks.describe(image)}")
+    if image.ndim != 3:
+        hint = "; a batch? pass one image at a time" if image.ndim == 4 else ""
+        raise ValueError(f"{op}: image must be 3-D (C, H, W), got shape {image.shape}{hint}")
+    if image.dtype.kind != "f":
+        raise TypeError(f"{op}: image must be floating point, got dtype {image.dtype} (scale it to floats first, "
+                        f"e.g. image.astype(np.float32) / 255)")
+    channels = getattr(model, "in_channels", None)
+    if channels is not None and image.shape[0] != channels:
+        hint = (f"; channels last? use image.transpose(2, 0, 1)" if image.shape[2] == channels else "")
+        raise ValueError(f"{op}: image must be (C, H, W) with C = {channels}, the model's in_channels, got shape "
+                         f"{image.shape}{hint}")
+    checks.positive_int(multiple, "multiple", op)
+
+
+def _outputs(model, image, multiple, h, w):
     with no_grad():
         if is_valid_unet(model):
             tile_in, tile_out = valid_unet_input(model, max(64, 2 ** model.depth))
@@ -67,8 +102,10 @@ def image_outputs(model, image, multiple=32):
 
 
 def predict_image(model, image, task=None, multiple=32):
-    """The prediction for one ``(C, H, W)`` image of any size (see ``image_outputs``):
-    ``task.postprocess`` of the outputs for that image; without a task, the class map ``(H, W)``."""
+    """The prediction for one ``(C, H, W)`` image of any size (see ``image_outputs``: the model
+    runs in eval mode and is left as it was): ``task.postprocess`` of the outputs for that
+    image; without a task, the class map ``(H, W)``."""
+    _check_image_args(model, image, multiple, "predict_image")
     outputs = image_outputs(model, image, multiple)
     if task is None:
         return tasks.semantic.class_map(outputs)[0]

@@ -861,3 +861,44 @@ def test_same_padding_crop_lands_on_the_image_pixels():
     with msn.no_grad():
         direct = model(msn.tensor(image[None])).numpy()
     np.testing.assert_allclose(msn.backend.to_numpy(predict.image_outputs(model, image).data), direct, atol=1e-6)
+
+
+def test_predict_image_runs_a_training_mode_model_in_eval_mode_and_changes_nothing():
+    """A model left in training mode: the prediction is eval mode's (BatchNorm's running statistics),
+    the running statistics are untouched and the mode is restored (they changed, and the prediction
+    used the image's own statistics, before)."""
+    from minisegnet.models import SegNet
+
+    model = SegNet(3, 4, base_channels=4, depth=2)
+    image = np.random.default_rng(0).random((3, 20, 28)).astype(np.float32)
+    before = {k: np.array(v) for k, v in model.state_dict().items()}
+    pred = predict.predict_image(model, image)
+    assert model.training
+    assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+    model.eval()
+    np.testing.assert_array_equal(pred, predict.predict_image(model, image))
+    assert not model.training
+
+
+@pytest.mark.parametrize("image, kind, message", [
+    (np.zeros((1, 3, 20, 20), np.float32), ValueError, r"predict_image: image must be 3-D \(C, H, W\), got shape "
+                                                       r"\(1, 3, 20, 20\); a batch\? pass one image at a time"),
+    (np.zeros((20, 24, 3), np.float32), ValueError, r"C = 3, the model's in_channels, got shape \(20, 24, 3\); "
+                                                    r"channels last\? use image.transpose\(2, 0, 1\)"),
+    (np.zeros((3, 20, 20), np.uint8), TypeError, "image must be floating point, got dtype uint8"),
+    (msn.tensor(np.zeros((3, 20, 20), np.float32)), TypeError, r"a Tensor: pass its array, image.numpy\(\)"),
+])
+def test_predict_image_names_what_is_wrong_with_the_image(image, kind, message):
+    from minisegnet.models import UNet
+
+    with pytest.raises(kind, match=message):
+        predict.predict_image(UNet(3, 2, base_channels=2, depth=1, padding="same"), image)
+
+
+@pytest.mark.parametrize("multiple, kind", [("32", TypeError), (2.5, TypeError), (0, ValueError), (-1, ValueError)])
+def test_predict_image_checks_its_multiple(multiple, kind):
+    from minisegnet.models import UNet
+
+    with pytest.raises(kind, match="predict_image: multiple must be a positive integer"):
+        predict.predict_image(UNet(3, 2, base_channels=2, depth=1, padding="same"),
+                              np.zeros((3, 20, 20), np.float32), multiple=multiple)
