@@ -27,7 +27,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from . import backend
+from . import backend, checks
 from .autograd import Tensor
 from .nn.module import clear_grads
 
@@ -49,9 +49,11 @@ def _check(op, name, value, low=0.0, high=None, high_open=False):
 class Optimizer:
     """Base class: holds the parameter list, the hyper-parameters and per-parameter state.
 
-    Subclasses define ``_update(i, p, grad)`` (one parameter) and list their
+    Subclasses define ``_update(i, p, grad)`` (one parameter), list their
     hyper-parameter names in ``hyperparameters`` and state-array names in
-    ``state_names``.
+    ``state_names``, and check and set the hyper-parameters in
+    ``_set_hyperparameters``, which ``load_state_dict`` calls too (a loaded
+    state obeys the constructor's rules).
 
     One parameter group: no ``param_groups``, and ``params`` is a flat iterable
     of Parameters (torch's list of dicts is a TypeError); ``step()`` takes no
@@ -62,7 +64,9 @@ class Optimizer:
     hyperparameters = ("lr",)
     state_names = ()
 
-    def __init__(self, params, lr):
+    def __init__(self, params):
+        """Check and keep ``params``; each subclass then sets its hyper-parameters
+        through ``_set_hyperparameters``."""
         op = type(self).__name__
         if isinstance(params, Tensor):
             raise TypeError(f"{op}: params must be an iterable of Tensors (e.g. model.parameters()), "
@@ -83,8 +87,12 @@ class Optimizer:
                 raise ValueError(f"{op}: params[{i}] does not require grad; only pass trainable parameters")
         if len({id(p) for p in self.params}) != len(self.params):
             raise ValueError(f"{op}: some parameters appear more than once in params")
-        self.lr = _check(op, "lr", lr)
         self.state = [dict() for _ in self.params]  # per parameter: name -> array (or step count)
+
+    def _set_hyperparameters(self, op, lr):
+        """Check and set the hyper-parameters (``hyperparameters``): the constructor's rules, also
+        for ``load_state_dict``; ``op`` names the caller in the messages."""
+        self.lr = _check(op, "lr", lr)
 
     def zero_grad(self, set_to_none=True):
         """Forget the gradients before the next backward: set ``.grad = None`` (the
@@ -142,7 +150,11 @@ class Optimizer:
                 raise KeyError(f"{type(self).__name__}.load_state_dict: entry {key!r} does not match this "
                                f"{type(self).__name__} with {len(self.params)} parameters")
             if name == "step":
-                new_state[i][name] = int(value)
+                step = np.asarray(backend.to_numpy(value))
+                if step.ndim != 0 or step.dtype.kind not in "iu" or step < 0:
+                    raise ValueError(f"{type(self).__name__}.load_state_dict: entry {key!r} must be a "
+                                     f"count (an integer >= 0), got {checks.describe(value)}")
+                new_state[i][name] = int(step)
                 continue
             target = self.params[i].data
             if tuple(value.shape) != tuple(target.shape):
@@ -150,9 +162,17 @@ class Optimizer:
                                  f"{tuple(value.shape)}, parameter {i} has shape {tuple(target.shape)}")
             xp = backend.get_array_module(target)
             new_state[i][name] = xp.asarray(np.asarray(value), dtype=target.dtype)
+        values = {}
         for name in self.hyperparameters:
-            value = state_dict[name]
-            setattr(self, name, value.item() if np.ndim(value) == 0 else tuple(np.asarray(value).tolist()))
+            value = np.asarray(backend.to_numpy(state_dict[name]))       # an array, or a plain number
+            values[name] = value.item() if value.ndim == 0 else tuple(value.tolist())
+        previous = {name: getattr(self, name) for name in self.hyperparameters}
+        try:
+            self._set_hyperparameters(f"{type(self).__name__}.load_state_dict", **values)
+        except (TypeError, ValueError):
+            for name, value in previous.items():       # all or nothing: the optimizer is as it was
+                setattr(self, name, value)
+            raise
         self.state = new_state
 
 
@@ -174,15 +194,19 @@ class SGD(Optimizer):
     state_names = ("momentum_buffer",)
 
     def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
-        super().__init__(params, lr)
-        self.momentum = _check("SGD", "momentum", momentum)
-        self.dampening = _check("SGD", "dampening", dampening)
-        self.weight_decay = _check("SGD", "weight_decay", weight_decay)
+        super().__init__(params)
+        self._set_hyperparameters("SGD", lr, momentum, dampening, weight_decay, nesterov)
+
+    def _set_hyperparameters(self, op, lr, momentum, dampening, weight_decay, nesterov):
+        super()._set_hyperparameters(op, lr)
+        self.momentum = _check(op, "momentum", momentum)
+        self.dampening = _check(op, "dampening", dampening)
+        self.weight_decay = _check(op, "weight_decay", weight_decay)
         if not isinstance(nesterov, (bool, np.bool_)):
-            raise TypeError(f"SGD: nesterov must be True or False, got {nesterov!r}")
+            raise TypeError(f"{op}: nesterov must be True or False, got {nesterov!r}")
         self.nesterov = bool(nesterov)
         if self.nesterov and (self.momentum <= 0 or self.dampening != 0):
-            raise ValueError(f"SGD: nesterov=True requires momentum > 0 and dampening == 0, got "
+            raise ValueError(f"{op}: nesterov=True requires momentum > 0 and dampening == 0, got "
                              f"momentum={momentum!r}, dampening={dampening!r}")
 
     def _update(self, i, param, grad):
@@ -218,8 +242,11 @@ class Adam(Optimizer):
     decoupled = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
-        super().__init__(params, lr)
-        op = type(self).__name__                        # Adam or AdamW
+        super().__init__(params)
+        self._set_hyperparameters(type(self).__name__, lr, betas, eps, weight_decay)      # Adam or AdamW
+
+    def _set_hyperparameters(self, op, lr, betas, eps, weight_decay):
+        super()._set_hyperparameters(op, lr)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{op}: betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (_check(op, "betas[0]", betas[0], 0.0, 1.0, high_open=True),

@@ -241,3 +241,42 @@ def test_a_state_dict_that_does_not_fit_names_the_optimizers_load_state_dict():
         msn.optim.Adam([msn.tensor(np.zeros(3, np.float32), requires_grad=True)]).load_state_dict(bad)
     with pytest.raises(KeyError, match=r"Adam\.load_state_dict: the state_dict lacks \['eps'\]"):
         msn.optim.Adam([p]).load_state_dict({k: v for k, v in state.items() if k != "eps"})
+
+
+def _param():
+    return msn.tensor(np.zeros(3, np.float32), requires_grad=True)
+
+
+@pytest.mark.parametrize("make, entry, value, kind, message", [
+    (lambda: optim.SGD([_param()], lr=0.1), "lr", np.asarray(-5.0), ValueError,
+     r"^SGD\.load_state_dict: lr must be >= 0.0, got -5\.0"),
+    (lambda: optim.SGD([_param()], lr=0.1, momentum=0.9), "nesterov", np.asarray(2), TypeError,
+     r"^SGD\.load_state_dict: nesterov must be True or False, got 2"),
+    (lambda: optim.Adam([_param()]), "betas", np.asarray([0.9, 1.5]), ValueError,
+     r"^Adam\.load_state_dict: betas\[1\] must be >= 0.0 and < 1.0, got 1\.5"),
+    (lambda: optim.Adam([_param()]), "eps", np.asarray(np.nan), ValueError,
+     r"^Adam\.load_state_dict: eps must be a finite number, got nan"),
+    (lambda: optim.Adam([_param()]), "state.0.step", np.asarray(2.7), ValueError,
+     r"^Adam\.load_state_dict: entry 'state\.0\.step' must be a count \(an integer >= 0\)"),
+])
+def test_load_state_dict_obeys_the_constructors_rules(make, entry, value, kind, message):
+    """A loaded lr of -5 was taken as it was (and a step count of 2.7 truncated to 2)."""
+    opt = make()
+    p = opt.params[0]
+    p.grad = np.ones(3, np.float32)
+    opt.step()
+    state = dict(opt.state_dict(), **{entry: value})
+    if entry != "lr":
+        state["lr"] = np.asarray(0.5)        # valid, and set before the bad entry is checked: undone too
+    before = opt.state_dict()
+    with pytest.raises(kind, match=message):
+        opt.load_state_dict(state)
+    after = opt.state_dict()          # nothing changed: checked before anything is set
+    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+
+
+def test_load_state_dict_takes_plain_numbers():
+    """A hand-written state with Python numbers crashed with AttributeError: 'float' object has no attribute 'item'."""
+    opt = optim.SGD([_param()], lr=0.1)
+    opt.load_state_dict({"lr": 0.5, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False})
+    assert (opt.lr, opt.momentum, opt.nesterov) == (0.5, 0.9, False)
