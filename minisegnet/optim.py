@@ -85,6 +85,9 @@ class Optimizer:
                 raise TypeError(f"{op}: params[{i}] is a {type(p).__name__}, not a Tensor/Parameter")
             if not p.requires_grad:
                 raise ValueError(f"{op}: params[{i}] does not require grad; only pass trainable parameters")
+            if not getattr(getattr(p.data, "flags", None), "writeable", True):      # NumPy's flag (CuPy has none)
+                raise ValueError(f"{op}: params[{i}] holds a read-only array, and a step updates parameters in "
+                                 f"place; make the parameter from a writeable copy (array.copy())")
         if len({id(p) for p in self.params}) != len(self.params):
             raise ValueError(f"{op}: some parameters appear more than once in params")
         self.state = [dict() for _ in self.params]  # per parameter: name -> array (or step count)

@@ -9,7 +9,7 @@ import minisegnet as msn
 from minisegnet import optim
 from minisegnet.nn import Conv2d
 from minisegnet.nn.module import Parameter
-from helpers import assert_close
+from helpers import assert_close, current_xp
 
 SHAPES = [(3, 2, 3, 3), (3,), (4, 5)]
 
@@ -262,8 +262,7 @@ def _param():
 def test_load_state_dict_obeys_the_constructors_rules(make, entry, value, kind, message):
     """A loaded lr of -5 was taken as it was (and a step count of 2.7 truncated to 2)."""
     opt = make()
-    p = opt.params[0]
-    p.grad = np.ones(3, np.float32)
+    opt.params[0].grad = msn.tensor(np.ones(3, np.float32))      # on the backend in use
     opt.step()
     state = dict(opt.state_dict(), **{entry: value})
     if entry != "lr":
@@ -280,3 +279,15 @@ def test_load_state_dict_takes_plain_numbers():
     opt = optim.SGD([_param()], lr=0.1)
     opt.load_state_dict({"lr": 0.5, "momentum": 0.9, "dampening": 0.0, "weight_decay": 0.0, "nesterov": False})
     assert (opt.lr, opt.momentum, opt.nesterov) == (0.5, 0.9, False)
+
+
+@pytest.mark.parametrize("make", [optim.SGD, optim.Adam])
+def test_a_read_only_parameter_is_refused_before_training(make):
+    """It failed only at the first step, after a forward and backward pass, with NumPy's bare
+    'output array is read-only'. (NumPy only: on CuPy the Parameter is a device copy.)"""
+    if current_xp() is not np:
+        pytest.skip("read-only arrays are NumPy's")
+    ro = np.zeros(3, np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match=r"params\[1\] holds a read-only array, and a step updates parameters"):
+        make([_param(), msn.nn.Parameter(ro)])
