@@ -551,3 +551,13 @@ def test_mirrored_copies_refuses_ids_past_int64_instead_of_wrapping():
     assert near[1].tolist() == [[5, 5 + 1 * 6], [5 + 4 * 6, 5 + 5 * 6]]
     with pytest.raises(ValueError, match=r"^mirrored_copies: the copies reach 1099511627776 images away.*int64"):
         T.mirrored_copies(mask, np.array([[0], [2 ** 40]]), np.array([[0, 2 ** 30]]))
+
+
+def test_compose_takes_torchvisions_list_too():
+    """``Compose([...])`` (torchvision's spelling) was refused: 'item 0 must be an augmentation'."""
+    image, mask = np.random.default_rng(0).random((3, 8, 10)).astype(np.float32), np.arange(80).reshape(8, 10) % 3
+    listed = Compose([RandomFlip(p=1.0), T.MirrorPad(2)])(image, mask, np.random.default_rng(0))
+    spread = Compose(RandomFlip(p=1.0), T.MirrorPad(2))(image, mask, np.random.default_rng(0))
+    for a, b in zip(listed, spread):
+        np.testing.assert_array_equal(a, b)
+    assert listed[0].shape == (3, 12, 14)

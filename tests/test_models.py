@@ -110,6 +110,20 @@ def test_models_take_numpy_integers(build):
     assert not any(isinstance(v, np.integer) for v in vars(ours).values())      # stored as Python ints
 
 
+def test_models_name_the_input_dtype_and_the_cast():
+    """An integer image reached conv2d's 'input must be floating point' (no model, no cast); a
+    float64 one names the cast to the weights' dtype."""
+    for model in (UNet(3, 2, base_channels=2, depth=1, padding="same"), FCN(2, width=2),
+                  SegNet(3, 2, base_channels=2, depth=1)):
+        name = type(model).__name__
+        with pytest.raises(TypeError, match=rf"^{name}: input must be floating point, got dtype uint8 \(images of "
+                                            r"bytes: msn.tensor\(images.astype\(np.float32\) / 255\)\)"):
+            model(msn.tensor(np.zeros((1, 3, 32, 32), np.uint8)))
+        with pytest.raises(TypeError, match=r"got float64 and float32 \(make the input in the weight's dtype: "
+                                            r"msn.tensor\(array.astype\(np.float32\)\)\)"):
+            model(msn.tensor(np.zeros((1, 3, 32, 32))))
+
+
 def test_models_reject_wrong_input_channels():
     for model in (UNet(3, 2, base_channels=2, depth=1, padding="same"), FCN(2, width=2),
                   SegNet(3, 2, base_channels=2, depth=1)):

@@ -69,9 +69,12 @@ def _as_size(size, name="size", minimum=1, rule=None):
 
 
 class Compose:
-    """Apply several augmentations in order."""
+    """Apply several augmentations in order: ``Compose(RandomFlip(), RandomRot90())``, or
+    torchvision's spelling with one list, ``Compose([RandomFlip(), RandomRot90()])``."""
 
     def __init__(self, *transforms):
+        if len(transforms) == 1 and isinstance(transforms[0], (list, tuple)):     # torchvision's Compose([...])
+            transforms = tuple(transforms[0])
         for k, t in enumerate(transforms):
             if isinstance(t, type):
                 raise TypeError(f"Compose: item {k} is the class {t.__name__}, not an augmentation: "

@@ -359,7 +359,8 @@ def _check_weight_and_bias(x, weight, bias, groups, transposed):
         raise ValueError(f"weight must have every size >= 1 (at least one channel and a 1x1 kernel), got "
                          f"shape {tuple(weight.shape)}")
     if weight.dtype != x.dtype:
-        raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype}")
+        raise TypeError(f"input and weight must have the same dtype, got {x.dtype} and {weight.dtype} "
+                        f"(make the input in the weight's dtype: msn.tensor(array.astype(np.{weight.dtype})))")
     c_in = x.shape[1]
     if c_in % groups:
         raise ValueError(f"input channels ({c_in}) must be divisible by groups={groups}")
