@@ -1154,3 +1154,17 @@ def test_the_losses_of_an_empty_batch_are_torchs(torch, loss, kwargs, reduction)
     assert out.shape == tuple(theirs.shape)
     np.testing.assert_array_equal(out.numpy(), theirs.detach().numpy())     # NaN equals NaN here
     assert x.grad.shape == x.shape
+
+
+def test_the_data_follows_numpys_casts_and_wrapping_as_guarantees_md_says(torch):
+    """docs/guarantees.md: arguments are never truncated or wrapped, the data follows the casts the
+    user asks for and integer arithmetic wraps, as in PyTorch."""
+    assert msn.tensor(np.array([-1]), dtype=np.uint8).numpy().tolist() == [255]
+    assert msn.tensor([1.7, 2.5], dtype=np.int64).numpy().tolist() == [1, 2]
+    ours = msn.tensor(np.array([200], np.uint8)) + msn.tensor(np.array([100], np.uint8))
+    theirs = torch.tensor([200], dtype=torch.uint8) + torch.tensor([100], dtype=torch.uint8)
+    assert ours.numpy().tolist() == theirs.tolist() == [44]
+    with pytest.raises(TypeError, match="max_pool2d"):
+        F.max_pool2d(msn.tensor(np.zeros((1, 1, 4, 4), np.float32)), 2.5)
+    with pytest.raises(ValueError, match="cross_entropy"):
+        F.cross_entropy(msn.tensor(np.zeros((1, 4, 2, 2), np.float32)), np.full((1, 2, 2), 300))

@@ -6,6 +6,7 @@ as grid_sample on the identity grid, memory that follows the output, errors."""
 import os
 import sys
 import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -97,6 +98,19 @@ def test_far_and_non_finite_points_match_torch(torch, padding_mode, align_corner
                                    (grid.grad, tgrid.grad, "grid gradient")):
             np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-12, atol=1e-12,
                                        equal_nan=True, err_msg=f"{what} at x = {value}")
+
+
+@pytest.mark.parametrize("padding_mode", PADDING_MODES)
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_non_finite_points_raise_no_numpy_warning(padding_mode, align_corners):
+    """Where torch has no answer to compare with (infinite points with reflection), at least no
+    NumPy RuntimeWarning leaks out ('invalid value encountered in subtract' did, from reflect)."""
+    x = t64(np.arange(15.0).reshape(1, 1, 3, 5))
+    grid = t64(np.array([[[[np.inf, 0.3], [0.2, -np.inf]], [[np.nan, 0.1], [1e308, -1e308]]]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = F.grid_sample(x, grid, padding_mode=padding_mode, align_corners=align_corners)
+        y.backward(np.ones(y.shape))
 
 
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)

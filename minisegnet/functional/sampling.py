@@ -161,7 +161,8 @@ def reflect(pix, size, align_corners, with_slope=True):
     t = pix - lo
     slope = xp.where(t < 0, -1, 1).astype(pix.dtype) if with_slope else None
     t = xp.abs(t)
-    t = t - xp.trunc(t / (2 * span)) * (2 * span)
+    with np.errstate(invalid="ignore"):          # an infinite point: inf - inf, NaN, as in PyTorch
+        t = t - xp.trunc(t / (2 * span)) * (2 * span)
     back = t > 2 * span - t
     if with_slope:
         slope = xp.where(back, -slope, slope)
