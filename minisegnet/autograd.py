@@ -77,6 +77,15 @@ class enable_grad(no_grad):
         return self
 
 
+def _has_big_int(data):
+    """Whether ``data`` (an int, or nested lists and tuples) holds an int beyond int64's range."""
+    if isinstance(data, int) and not isinstance(data, bool):
+        return not -2**63 <= data < 2**63
+    if isinstance(data, (list, tuple)):
+        return any(_has_big_int(item) for item in data)
+    return False
+
+
 def _preview(data, limit=60):
     """``repr(data)`` cut to ``limit`` characters, for error messages."""
     text = repr(data)
@@ -129,14 +138,16 @@ def _as_array(data, dtype=None):
             try:
                 probe = np.asarray(data)
             except ValueError:      # NumPy's "inhomogeneous shape" for ragged nested lists
-                raise ValueError(f"cannot make a tensor from a ragged nested list: every row at one depth "
+                raise ValueError(f"tensor: cannot make a tensor from a ragged nested list: every row at one depth "
                                  f"needs the same length, got {_preview(data)}") from None
         if probe.dtype.kind == "f":
             dtype = np.float32
         elif probe.dtype.kind in "iu":
             dtype = np.int64
         elif probe.dtype.kind != "b":
-            raise TypeError(f"cannot make a tensor from data of dtype {probe.dtype} ({type(data).__name__})")
+            beyond = " (an int beyond int64's range?)" if probe.dtype == object and _has_big_int(data) else ""
+            raise TypeError(f"tensor: cannot make a tensor from data of dtype {probe.dtype} "
+                            f"({type(data).__name__}){beyond}")
         data = probe
     return backend.asarray(data, dtype=dtype)
 

@@ -33,7 +33,7 @@ def manual_seed(seed):
     """Seed parameter init, dropout and data shuffling at once."""
     global _generator
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        raise ValueError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
     _generator = np.random.default_rng(int(seed))
     return _generator
 

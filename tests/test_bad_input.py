@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 import minisegnet as msn
 from minisegnet import functional as F
 from minisegnet import checks, instances, metrics, nn, optim, shapes
+from minisegnet import data as msn_data
 from minisegnet.cli import main as cli_main
 from minisegnet.data import transforms
 from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet
@@ -1168,3 +1169,20 @@ def test_the_data_follows_numpys_casts_and_wrapping_as_guarantees_md_says(torch)
         F.max_pool2d(msn.tensor(np.zeros((1, 1, 4, 4), np.float32)), 2.5)
     with pytest.raises(ValueError, match="cross_entropy"):
         F.cross_entropy(msn.tensor(np.zeros((1, 4, 2, 2), np.float32)), np.full((1, 2, 2), 300))
+
+
+@pytest.mark.parametrize("call, kind, message", [
+    (lambda: msn.tensor(2**70), TypeError, r"^tensor: .* \(an int beyond int64's range\?\)$"),
+    (lambda: msn.tensor([1, [2]]), ValueError, r"^tensor: cannot make a tensor from a ragged nested list"),
+    (lambda: msn_data.DataLoader(msn_data.Shapes(2, 32), batch_size="4"), TypeError,
+     r"^DataLoader: batch_size must be a positive integer, got '4'$"),
+    (lambda: msn_data.DataLoader([]), ValueError, r"^DataLoader: the dataset is empty"),
+    (lambda: msn_data.DataLoader(msn_data.Shapes(2, 32), seed=-1), ValueError, r"^DataLoader: seed must be >= 0"),
+    (lambda: msn_data.Cells(-1, 32), ValueError, r"^Cells: num_samples must be a positive integer, got -1$"),
+    (lambda: msn_data.Roads(2, 32)[2], IndexError, r"^Roads: index 2 is out of range for a dataset of 2 samples$"),
+    (lambda: msn.manual_seed(-1), ValueError, r"^manual_seed: seed must be a non-negative integer, got -1$"),
+])
+def test_data_and_tensor_messages_name_their_function(call, kind, message):
+    """These said what was wrong but not where ('the dataset is empty', 'num_samples must be ...')."""
+    with pytest.raises(kind, match=message):
+        call()

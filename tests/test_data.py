@@ -86,7 +86,8 @@ def test_toy_bad_arguments(bad, match):
 @pytest.mark.parametrize("cls", [data.Shapes, data.Roads, data.Cells])
 @pytest.mark.parametrize("size", [0, -1, 8, (0, 32), (32, 15)])
 def test_toy_sizes_below_the_smallest_report_one_rule(cls, size):
-    with pytest.raises(ValueError, match=rf"^size must be at least 16 pixels for the toy scenes, got {size!r}$"
+    with pytest.raises(ValueError, match=rf"^{cls.__name__}: size must be at least 16 pixels for the toy scenes, "
+                                         rf"got {size!r}$"
                        .replace("(", r"\(").replace(")", r"\)")):
         cls(2, size)
     assert cls(1, 16)[0][0].shape[-2:] == (16, 16)

@@ -51,14 +51,13 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, seed=None, drop_last=False, transform=None):
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0):
-            raise ValueError(f"seed must be None or a non-negative integer, got {seed!r}")
+        batch_size = checks.positive_int(batch_size, "batch_size", "DataLoader")
+        seed = checks.integer(seed, "seed", "DataLoader", minimum=0, allow_none=True)
         if transform is not None and not callable(transform):
-            raise TypeError(f"transform must be callable as transform(image, mask, rng), got {transform!r}")
+            raise TypeError(f"DataLoader: transform must be callable as transform(image, mask, rng), "
+                            f"got {transform!r}")
         if len(dataset) == 0:
-            raise ValueError("the dataset is empty")
+            raise ValueError("DataLoader: the dataset is empty (len(dataset) == 0)")
         self.shuffle = checks.flag(shuffle, "shuffle", "DataLoader")
         self.drop_last = checks.flag(drop_last, "drop_last", "DataLoader")
         if self.drop_last and len(dataset) < batch_size:

@@ -24,6 +24,7 @@ the pair ``(mask, instances)``, and ``instances > 0`` exactly on thing pixels.
 """
 import numpy as np
 
+from .. import checks
 from .transforms import _as_size
 
 __all__ = ["Shapes", "Roads", "Cells", "default_palette", "MIN_SIZE"]
@@ -113,17 +114,15 @@ class _ToyDataset:
     draw_bytes = 0
 
     def __init__(self, num_samples=256, size=64, seed=0, split="train", return_instances=False):
-        if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
-            raise ValueError(f"num_samples must be a positive integer, got {num_samples!r}")
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        op = type(self).__name__
+        self.num_samples = checks.positive_int(num_samples, "num_samples", op)
+        seed = checks.integer(seed, "seed", op, minimum=0)
         if split not in _SPLITS:
-            raise ValueError(f"split must be one of {_SPLITS}, got {split!r}")
-        self.num_samples = int(num_samples)
+            raise ValueError(f"{op}: split must be one of {_SPLITS}, got {split!r}")
         # one rule for 0 and for 8, the scenes' own (not ">= 1")
-        self.size = _as_size(size, minimum=MIN_SIZE, rule=f"at least {MIN_SIZE} pixels for the toy scenes")
+        self.size = _as_size(size, f"{op}: size", minimum=MIN_SIZE, rule=f"at least {MIN_SIZE} pixels for the toy scenes")
         if not isinstance(return_instances, (bool, np.bool_)):
-            raise TypeError(f"return_instances must be True or False, got {return_instances!r}")
+            raise TypeError(f"{op}: return_instances must be True or False, got {return_instances!r}")
         self.seed = int(seed)
         self.split = split
         self.return_instances = bool(return_instances)
@@ -134,9 +133,10 @@ class _ToyDataset:
 
     def __getitem__(self, index):
         if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"index must be an integer, got {index!r}")
+            raise TypeError(f"{type(self).__name__}: index must be an integer, got {index!r}")
         if not -self.num_samples <= index < self.num_samples:
-            raise IndexError(f"index {index} is out of range for a dataset of {self.num_samples} samples")
+            raise IndexError(f"{type(self).__name__}: index {index} is out of range for a dataset of "
+                             f"{self.num_samples} samples")
         index = int(index) % self.num_samples
         rng = np.random.default_rng([self.seed, _SPLITS.index(self.split), index])
         image, mask, instances = self._draw(rng, *self.size)
