@@ -74,7 +74,7 @@ def _check_image_args(model, image, multiple, op="image_outputs"):
                         f"e.g. image.astype(np.float32) / 255)")
     channels = getattr(model, "in_channels", None)
     if channels is not None and image.shape[0] != channels:
-        hint = (f"; channels last? use image.transpose(2, 0, 1)" if image.shape[2] == channels else "")
+        hint = ("; channels last? use image.transpose(2, 0, 1)" if image.shape[2] == channels else "")
         raise ValueError(f"{op}: image must be (C, H, W) with C = {channels}, the model's in_channels, got shape "
                          f"{image.shape}{hint}")
     checks.positive_int(multiple, "multiple", op)
