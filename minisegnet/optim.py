@@ -76,7 +76,8 @@ class Optimizer:
                             f"got {type(params).__name__}")
         self.params = list(params)
         if not self.params:
-            raise ValueError(f"{op}: got an empty parameter list")
+            raise ValueError(f"{op}: got an empty parameter list (an already used generator gives nothing: "
+                             f"pass model.parameters(), a list, or a fresh generator)")
         for i, p in enumerate(self.params):
             if isinstance(p, Mapping):
                 raise TypeError(f"{op}: params[{i}] is a dict: parameter groups are not supported (one group; "

@@ -409,6 +409,10 @@ def panoptic_inference(outputs, thing_classes, stuff_classes, threshold=THRESHOL
                          f"semantic, an (N, H, W) integer class map), got {shapes}")
     things, stuff = _thing_and_stuff(thing_classes, stuff_classes, op)
     if not class_map:
+        beyond = sorted(c for c in things + stuff if c >= semantic.shape[1])
+        if beyond:
+            raise ValueError(f"{op}: thing_classes and stuff_classes name classes {beyond}, but outputs['semantic'] "
+                             f"has {semantic.shape[1]} channels (classes 0 .. {semantic.shape[1] - 1})")
         named = [c for c in range(semantic.shape[1]) if c not in things + stuff]
         if named:
             raise ValueError(f"{op}: outputs['semantic'] has {semantic.shape[1]} channels (classes 0 .. "
