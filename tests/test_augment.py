@@ -181,7 +181,7 @@ MASK4 = np.zeros((4, 4), np.int64)
     (lambda: RandomAffine(shear=(-95, 0)), ValueError, "shear must stay between -90 and 90"),
     (lambda: RandomAffine(p=2), ValueError, "p must be a probability"),
     (lambda: RandomFlip(p=1.5), ValueError, r"p must be a probability in \[0, 1\]"),
-    (lambda: RandomFlip(p="0.5"), ValueError, "p must be a probability"),
+    (lambda: RandomFlip(p="0.5"), TypeError, "p must be a probability"),      # a wrong kind
     (lambda: RandomFlip(horizontal="yes"), TypeError, "horizontal and vertical must be True or False"),
     (lambda: ColorJitter(brightness=-0.1), ValueError, "brightness must be >= 0"),
     (lambda: ColorJitter(gamma=1.0), ValueError, "gamma factors must stay > 0"),

@@ -291,7 +291,9 @@ _PADDING_MODES = ("zeros", "border", "reflection")
 
 
 def _check_probability(p, name="p"):
-    if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 <= p <= 1:
+    if isinstance(p, bool) or not isinstance(p, numbers.Real):           # a wrong kind: TypeError
+        raise TypeError(f"{name} must be a probability in [0, 1], got {p!r}")
+    if not 0 <= p <= 1:
         raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
     return float(p)
 

@@ -104,9 +104,9 @@ def _per_channel(value, name, channels, allow_none, learnable=False):
                         f"would be copied and its update lost), got {checks.describe(value)}")
     t = value if isinstance(value, Tensor) else Tensor(value)
     if t.shape != (channels,):
-        raise ValueError(f"{name} must have shape ({channels},) (one value per channel), got {t.shape}")
+        raise ValueError(f"batch_norm: {name} must have shape ({channels},) (one value per channel), got {t.shape}")
     if t.dtype.kind != "f":
-        raise TypeError(f"{name} must be floating point, got dtype {t.dtype}")
+        raise TypeError(f"batch_norm: {name} must be floating point, got dtype {t.dtype}")
     return t
 
 
