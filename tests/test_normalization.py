@@ -180,7 +180,7 @@ def test_batchnorm2d_bad_arguments():
 
 
 def test_eps_zero_is_refused_where_batch_statistics_divide_by_it(torch):
-    x = msn.tensor(np.zeros((2, 2, 2, 2)))                 # a constant channel: variance 0
+    x = msn.tensor(np.zeros((2, 2, 2, 2), np.float32))     # a constant channel: variance 0
     with pytest.raises(ValueError, match="batch_norm: eps must be > 0 when normalising by batch statistics"):
         nn.BatchNorm2d(2, eps=0)(x)
     with pytest.raises((RuntimeError, ValueError), match="eps"):     # PyTorch refuses it too
@@ -189,3 +189,18 @@ def test_eps_zero_is_refused_where_batch_statistics_divide_by_it(torch):
     assert np.isfinite(norm(x).numpy()).all()
     with pytest.raises(ValueError, match="BatchNorm2d: eps must be a finite number, got inf"):
         nn.BatchNorm2d(2, eps=float("inf"))
+
+
+@pytest.mark.parametrize("which", ["running_mean", "weight", "bias"])
+def test_batch_norm_refuses_mixed_dtypes_as_torch_and_conv2d_do(torch, which):
+    """A float64 input through a float32 module came out float64 without a word (torch refuses:
+    'mixed dtype (CPU)'; our conv2d refuses too)."""
+    args = dict(running_mean=np.zeros(3, np.float32), running_var=np.ones(3, np.float32),
+                weight=msn.tensor(np.ones(3, np.float32)), bias=msn.tensor(np.zeros(3, np.float32)))
+    args[which] = (msn.tensor(np.ones(3)) if which in ("weight", "bias") else np.zeros(3))     # float64
+    x = msn.tensor(np.zeros((2, 3, 4, 4), np.float32))
+    with pytest.raises(TypeError, match=rf"^batch_norm: {which} has dtype float64 but input has dtype float32; "
+                                        r"all must share one dtype"):
+        F.batch_norm(x, training=True, **args)
+    with pytest.raises(RuntimeError):
+        torch.nn.BatchNorm2d(3)(torch.zeros(2, 3, 4, 4, dtype=torch.float64))
