@@ -59,6 +59,8 @@ def describe(value, limit=60):
     type, shape and dtype for arrays and Tensors."""
     if isinstance(value, Tensor):
         return f"a Tensor of shape {value.shape} and dtype {value.dtype}"
+    if type(value).__module__.startswith("torch"):          # not an array of ours, whatever it looks like
+        return f"a torch.Tensor of shape {tuple(value.shape)} and dtype {value.dtype}"
     if hasattr(value, "shape") and hasattr(value, "dtype") and getattr(value, "ndim", 0) > 0:
         kind = "CuPy" if type(value).__module__.startswith("cupy") else "NumPy"
         return f"a {kind} array of shape {tuple(value.shape)} and dtype {value.dtype}"
@@ -74,8 +76,12 @@ def is_int(value):
 def tensor(x, name, op):
     """``x`` must be a Tensor: the argument an op differentiates (input, weight, bias)."""
     if not isinstance(x, Tensor):
-        hint = " (wrap an array with msn.tensor: an array would get no gradient)" \
-            if hasattr(x, "shape") or isinstance(x, (list, tuple)) else ""
+        if type(x).__module__.startswith("torch"):
+            hint = " (convert it: msn.tensor(t.detach().numpy()))"
+        elif hasattr(x, "shape") or isinstance(x, (list, tuple)):
+            hint = " (wrap an array with msn.tensor: an array would get no gradient)"
+        else:
+            hint = ""
         raise TypeError(f"{op}: {name} must be a Tensor{hint}, got {describe(x)}")
     return x
 

@@ -1188,3 +1188,18 @@ def test_data_and_tensor_messages_name_their_function(call, kind, message):
     """These said what was wrong but not where ('the dataset is empty', 'num_samples must be ...')."""
     with pytest.raises(kind, match=message):
         call()
+
+
+@pytest.mark.parametrize("call, op, name", [
+    (lambda t: F.interpolate(t, scale_factor=2), "interpolate", "input"),
+    (lambda t: F.max_pool2d(t, 2), "max_pool2d", "input"),
+    (lambda t: F.pad(t, (1, 1)), "pad", "x"),
+    (lambda t: F.grid_sample(t, msn.tensor(np.zeros((1, 2, 2, 2), np.float32))), "grid_sample", "input"),
+    (lambda t: nn.Conv2d(3, 4, 3)(t), "conv2d", "input"),
+])
+def test_a_torch_tensor_is_named_as_one_with_the_conversion(torch, call, op, name):
+    """A torch.Tensor was described as 'a NumPy array ... dtype torch.float32' or 'got Tensor'."""
+    with pytest.raises(TypeError, match=rf"^{op}: {name} must be a Tensor \(convert it: "
+                                        r"msn.tensor\(t.detach\(\).numpy\(\)\)\), got a torch.Tensor of shape "
+                                        r"\(1, 3, 5, 5\) and dtype torch.float32$"):
+        call(torch.zeros(1, 3, 5, 5))

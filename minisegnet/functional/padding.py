@@ -25,7 +25,7 @@ strips are summed onto the edge pixel.
 import numbers
 
 from .. import backend, checks
-from ..autograd import Function, Tensor
+from ..autograd import Function
 from .basic import getitem
 
 __all__ = ["pad", "center_crop"]
@@ -123,8 +123,7 @@ def pad(x, pad, mode="constant", value=None):
     Not implemented: the ``"circular"`` mode, and padding more than the last
     two axes (PyTorch's constant mode takes 6 or more values).
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"pad: x must be a Tensor, got {type(x).__name__}")
+    checks.tensor(x, "x", "pad")
     if mode not in _MODES:
         raise ValueError(f"pad: mode must be one of {_MODES}, got {mode!r}")
     if not isinstance(pad, (tuple, list)) or len(pad) not in (2, 4) or not all(_is_int(p) for p in pad):
@@ -171,8 +170,7 @@ def center_crop(x, size):
     Example: H = 5, h = 2 keeps rows 1 and 2, dropping row 0 and rows 3, 4.
     The gradient is ``g`` placed back in that window, zero elsewhere.
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"center_crop: x must be a Tensor, got {type(x).__name__}")
+    checks.tensor(x, "x", "center_crop")
     if x.ndim < 2:
         raise ValueError(f"center_crop: x needs at least 2 axes (..., H, W), got shape {x.shape}")
     if _is_int(size):

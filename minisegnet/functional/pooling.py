@@ -188,8 +188,7 @@ def assign_where(target, value, mask):
 
 
 def _check_input(x, name, floating=True):
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name}: input must be a Tensor, got {type(x).__name__}")
+    checks.tensor(x, "input", name)
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be 4-D (N, C, H, W), got shape {x.shape}")
     if floating and x.dtype.kind != "f":
@@ -516,8 +515,7 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     error (not wrapped).
     """
     _check_input(x, "max_unpool2d")
-    if not isinstance(indices, Tensor):
-        raise TypeError(f"max_unpool2d: indices must be a Tensor, got {type(indices).__name__}")
+    checks.tensor(indices, "indices", "max_unpool2d")
     if indices.dtype != np.int64:
         raise TypeError(f"max_unpool2d: indices must be int64, as max_pool2d returns them (PyTorch's rule), "
                         f"got dtype {indices.dtype}")

@@ -42,7 +42,7 @@ import numbers
 import numpy as np
 
 from .. import backend, checks, shapes
-from ..autograd import Function, Tensor
+from ..autograd import Function
 
 __all__ = ["interpolate"]
 
@@ -240,8 +240,7 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     1e-7 of a whole number (PyTorch's float64 arithmetic there is not
     reproduced; float32 agrees everywhere measured).
     """
-    if not isinstance(x, Tensor):
-        raise TypeError(f"interpolate: input must be a Tensor, got {type(x).__name__}")
+    checks.tensor(x, "input", "interpolate")
     if x.ndim != 4:
         raise ValueError(f"interpolate: input must be 4-D (N, C, H, W), got shape {x.shape}")
     if x.dtype.kind != "f":

@@ -76,7 +76,7 @@ import numbers
 import numpy as np
 
 from .. import backend, checks, parallel, shapes
-from ..autograd import Function, Tensor, is_grad_enabled
+from ..autograd import Function, is_grad_enabled
 from .basic import empty_batch
 
 __all__ = ["grid_sample", "affine_grid"]
@@ -447,10 +447,8 @@ def grid_sample(input, grid, mode="bilinear", padding_mode="zeros", align_corner
     (False, the default; None also means False, as in PyTorch). Differentiable
     with respect to ``input`` and ``grid``; ``grid`` must have the input's dtype.
     """
-    if not isinstance(input, Tensor):
-        raise TypeError(f"grid_sample: input must be a Tensor, got {type(input).__name__}")
-    if not isinstance(grid, Tensor):
-        raise TypeError(f"grid_sample: grid must be a Tensor, got {type(grid).__name__}")
+    checks.tensor(input, "input", "grid_sample")
+    checks.tensor(grid, "grid", "grid_sample")
     if input.ndim != 4:
         raise ValueError(f"grid_sample: input must be 4-D (N, C, H, W), got shape {input.shape}")
     if input.dtype.kind != "f":
@@ -514,8 +512,7 @@ def affine_grid(theta, size, align_corners=False):
     grid that makes ``grid_sample`` return its input. Differentiable with
     respect to ``theta``.
     """
-    if not isinstance(theta, Tensor):
-        raise TypeError(f"affine_grid: theta must be a Tensor, got {type(theta).__name__}")
+    checks.tensor(theta, "theta", "affine_grid")
     if theta.dtype.kind != "f":
         raise TypeError(f"affine_grid: theta must be floating point, got dtype {theta.dtype}")
     align_corners = _check_align_corners(align_corners, "affine_grid")
