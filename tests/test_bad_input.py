@@ -574,6 +574,7 @@ EMPTY_BATCH_OPS = [
     ("pad", lambda f, x, w: f.pad(x, (1, 2, 3, 4))),
     ("relu", lambda f, x, w: f.relu(x)),
     ("softmax", lambda f, x, w: f.softmax(x, 1)),
+    ("log_softmax", lambda f, x, w: f.log_softmax(x, 0)),     # along the empty axis itself (NumPy's max raised)
 ]
 
 

@@ -15,6 +15,7 @@ import numpy as np
 from .. import backend, checks, parallel
 from ..autograd import Function
 from ..random import uniform
+from .basic import empty_batch
 
 __all__ = ["relu", "leaky_relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax",
            "dropout", "dropout2d"]
@@ -262,10 +263,16 @@ def softmax(x, dim):
     """exp(x) normalised to sum 1 along ``dim``, one int (PyTorch's implicit choice of
     dim when it is None is deprecated there and refused here)."""
     _input(x, "softmax")
-    return Softmax(checks.dim(dim, x.ndim, "dim", "softmax"))(x)
+    dim = checks.dim(dim, x.ndim, "dim", "softmax")
+    if x.size == 0:                 # nothing to normalise (an empty batch, or an empty axis): empty, as PyTorch
+        return empty_batch(x.shape, x)
+    return Softmax(dim)(x)
 
 
 def log_softmax(x, dim):
     """log(softmax(x, dim)), computed stably; ``dim`` as for ``softmax``."""
     _input(x, "log_softmax")
-    return LogSoftmax(checks.dim(dim, x.ndim, "dim", "log_softmax"))(x)
+    dim = checks.dim(dim, x.ndim, "dim", "log_softmax")
+    if x.size == 0:                 # as softmax
+        return empty_batch(x.shape, x)
+    return LogSoftmax(dim)(x)
