@@ -1204,3 +1204,26 @@ def test_a_torch_tensor_is_named_as_one_with_the_conversion(torch, call, op, nam
                                         r"msn.tensor\(t.detach\(\).numpy\(\)\)\), got a torch.Tensor of shape "
                                         r"\(1, 3, 5, 5\) and dtype torch.float32$"):
         call(torch.zeros(1, 3, 5, 5))
+
+
+@pytest.mark.parametrize("image, mask, palette, kind, message", [
+    # a colour of 300 blended past 1 and wrapped in uint8 to near black
+    (np.ones((3, 2, 2), np.float32), np.zeros((2, 2), np.int64), np.array([[300, 300, 300]]), ValueError,
+     r"^overlay: palette colours must lie in 0..255, got 300..300$"),
+    # a float palette in [0, 1] was divided by 255 again: nearly black
+    (np.ones((3, 2, 2), np.float32), np.zeros((2, 2), np.int64), np.array([[1.0, 0.5, 0.0]]), TypeError,
+     r"^overlay: palette must hold integer colours 0..255 \(uint8\), got dtype float64$"),
+    # a uint8 image 0..255 was clipped to [0, 1]: all white
+    (np.full((3, 2, 2), 128, np.uint8), np.zeros((2, 2), np.int64), np.array([[0, 0, 0]]), TypeError,
+     r"^overlay: image must be floating point in \[0, 1\], got dtype uint8"),
+    # label -1 read as 'labels up to 0 but the palette has 1 colours'
+    (np.ones((3, 2, 2), np.float32), -np.ones((2, 2), np.int64), np.array([[0, 0, 0]]), ValueError,
+     r"^overlay: mask holds labels -1..-1, but the palette has 1 colours \(labels 0..0\)$"),
+    (np.ones((3, 2, 2), np.float32), np.zeros((2, 2), np.float32), np.array([[0, 0, 0]]), TypeError,
+     r"^overlay: mask must hold integer class labels, got dtype float32"),
+])
+def test_overlay_refuses_what_it_would_wrap_or_clip(image, mask, palette, kind, message):
+    from minisegnet import viz
+
+    with pytest.raises(kind, match=message):
+        viz.overlay(image, mask, palette)

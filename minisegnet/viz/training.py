@@ -7,43 +7,60 @@ import numpy as np
 from matplotlib.figure import Figure as _Figure
 from matplotlib.patches import Patch as _Patch
 
+from .. import checks
 from ..backend import to_numpy
 
 
-def _as_rgb(image):
-    """A (C, H, W) image in [0, 1] (C = 1 or 3) as an (H, W, 3) float array for display."""
-    image = to_numpy(image).astype(np.float64)
+def _as_rgb(image, op="image"):
+    """A (C, H, W) float image in [0, 1] (C = 1 or 3) as an (H, W, 3) float array for display
+    (values a little outside [0, 1] are clipped, as matplotlib does); ``op`` names the caller."""
+    image = to_numpy(image)
+    if image.dtype.kind != "f":
+        raise TypeError(f"{op}: image must be floating point in [0, 1], got dtype {image.dtype} (bytes 0..255: "
+                        f"image.astype(np.float32) / 255)")
+    image = image.astype(np.float64)
     if image.ndim == 2:
         image = image[None]
     if image.ndim != 3 or image.shape[0] not in (1, 3):
-        raise ValueError(f"image must be (C, H, W) with C = 1 or 3, got shape {image.shape}")
+        raise ValueError(f"{op}: image must be (C, H, W) with C = 1 or 3, got shape {image.shape}")
     if image.shape[0] == 1:
         image = np.repeat(image, 3, axis=0)
     return np.clip(image.transpose(1, 2, 0), 0.0, 1.0)
 
 
-def _colorize(mask, palette):
-    palette = np.asarray(palette, dtype=np.float64) / 255.0
+def _colorize(mask, palette, op="colorize"):
+    """Each pixel's colour, ``palette[mask] / 255``: ``palette`` (K, 3) integer colours 0..255,
+    ``mask`` integer labels 0..K-1 (nothing wrapped or clipped: a bad value is an error)."""
+    palette = np.asarray(palette)
+    if palette.dtype.kind not in "iu":
+        raise TypeError(f"{op}: palette must hold integer colours 0..255 (uint8), got dtype {palette.dtype}")
+    if palette.ndim != 2 or palette.shape[1] != 3:
+        raise ValueError(f"{op}: palette must be (num_classes, 3) RGB colours, got shape {palette.shape}")
+    if palette.size and (palette.min() < 0 or palette.max() > 255):
+        raise ValueError(f"{op}: palette colours must lie in 0..255, got {int(palette.min())}..{int(palette.max())}")
     mask = to_numpy(mask)
+    if mask.dtype.kind not in "iu":
+        raise TypeError(f"{op}: mask must hold integer class labels, got dtype {mask.dtype} (logits? take "
+                        f"argmax over the class axis first)")
     if mask.size and (mask.min() < 0 or mask.max() >= len(palette)):
-        raise ValueError(f"mask holds labels up to {int(mask.max())} but the palette has {len(palette)} colours")
-    return palette[mask]
+        raise ValueError(f"{op}: mask holds labels {int(mask.min())}..{int(mask.max())}, but the palette has "
+                         f"{len(palette)} colours (labels 0..{len(palette) - 1})")
+    return palette.astype(np.float64)[mask] / 255.0
 
 
 def overlay(image, mask, palette, alpha=0.5, background=None):
     """The image with each pixel tinted by its class colour: ``(1 - alpha) * image + alpha * colour``.
 
     ``image`` is ``(C, H, W)`` in ``[0, 1]``, ``mask`` ``(H, W)`` class indices,
-    ``palette`` ``(num_classes, 3)`` uint8. Pixels of class ``background``
+    ``palette`` ``(num_classes, 3)`` integer colours 0..255. Pixels of class ``background``
     (e.g. 0) are left untinted. Returns an ``(H, W, 3)`` float array in ``[0, 1]``.
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-    rgb = _as_rgb(image)
+    alpha = checks.real(alpha, "alpha", "overlay", minimum=0, maximum=1)
+    rgb = _as_rgb(image, "overlay")
     mask = to_numpy(mask)
     if mask.shape != rgb.shape[:2]:
-        raise ValueError(f"mask has shape {mask.shape} but the image is {rgb.shape[:2]}")
-    out = (1 - alpha) * rgb + alpha * _colorize(mask, palette)
+        raise ValueError(f"overlay: mask has shape {mask.shape} but the image is {rgb.shape[:2]}")
+    out = (1 - alpha) * rgb + alpha * _colorize(mask, palette, "overlay")
     if background is not None:
         out = np.where((mask == background)[..., None], rgb, out)
     return out
