@@ -51,12 +51,13 @@ def image_outputs(model, image, multiple=32):
     """
     _check_image_args(model, image, multiple)
     c, h, w = image.shape
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]    # each module's own: a frozen BatchNorm stays frozen
     model.eval()
     try:
         return _outputs(model, image, multiple, h, w)
     finally:
-        model.train(was_training)
+        for m, training in modes:
+            m.training = training
 
 
 def _check_image_args(model, image, multiple, op="image_outputs"):

@@ -863,18 +863,25 @@ def test_same_padding_crop_lands_on_the_image_pixels():
     np.testing.assert_allclose(msn.backend.to_numpy(predict.image_outputs(model, image).data), direct, atol=1e-6)
 
 
-def test_predict_image_runs_a_training_mode_model_in_eval_mode_and_changes_nothing():
+def test_predict_image_runs_a_training_mode_model_in_eval_mode_and_changes_nothing(monkeypatch):
     """A model left in training mode: the prediction is eval mode's (BatchNorm's running statistics),
     the running statistics are untouched and the mode is restored (they changed, and the prediction
     used the image's own statistics, before)."""
     from minisegnet.models import SegNet
 
     model = SegNet(3, 4, base_channels=4, depth=2)
+    frozen = [m for m in model.modules() if type(m).__name__ == "BatchNorm2d"][1].eval()   # one frozen BatchNorm
+    modes = [m.training for m in model.modules()]
     image = np.random.default_rng(0).random((3, 20, 28)).astype(np.float32)
     before = {k: np.array(v) for k, v in model.state_dict().items()}
     pred = predict.predict_image(model, image)
-    assert model.training
+    assert [m.training for m in model.modules()] == modes and not frozen.training      # each module's own mode
     assert all(np.array_equal(before[k], v) for k, v in model.state_dict().items())
+    monkeypatch.setattr(predict, "_outputs", lambda *args: 1 / 0)     # the forward pass fails
+    with pytest.raises(ZeroDivisionError):
+        predict.image_outputs(model, image)
+    assert [m.training for m in model.modules()] == modes             # restored all the same
+    monkeypatch.undo()
     model.eval()
     np.testing.assert_array_equal(pred, predict.predict_image(model, image))
     assert not model.training
