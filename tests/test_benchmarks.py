@@ -3,8 +3,10 @@ the convolution it is timed against, every section run_all.py writes has its pla
 docs/benchmarks.md, and the lever tables switch every lever."""
 import os
 import sys
+import time
 
 import numpy as np
+import pytest
 from hypothesis import given, settings, strategies as st
 
 import minisegnet as msn
@@ -232,3 +234,61 @@ def test_bench_gemm_records_each_product_with_its_layout_and_counts_its_work():
     assert remade.shape == (2, 64, 48) and bench_gemm.layout(remade) == ((2, 64, 48), True)
     assert bench_gemm.describe((((2, 16, 64), False), ((2, 64, 48), True))) == "(2, 16, 64) @ (2, 48, 64)ᵀ"
     assert bench_gemm.flops((1, 16, 4), (8, 1, 4, 4096)) == 2 * 8 * 16 * 4 * 4096     # broadcast batch of 8
+
+
+def test_in_fresh_processes_takes_turns_and_reads_the_last_line(tmp_path):
+    """Settings alternate (a, b, a, b: load drifts hit both alike), each child's last line is its
+    result (noise may precede it), and a failing child is an error with its stderr."""
+    import timing
+
+    log = tmp_path / "order.txt"
+    code = ("import json\nopen({log!r}, 'a').write({setting!r})\nprint('noise before the result')\n"
+            "print(json.dumps({{'setting': {setting!r}}}))")
+    codes = {s: code.format(log=str(log), setting=s) for s in ("a", "b")}
+    results = timing.in_fresh_processes(codes, processes=2)
+    assert log.read_text() == "abab"
+    assert results == {"a": [{"setting": "a"}] * 2, "b": [{"setting": "b"}] * 2}
+    with pytest.raises(RuntimeError, match="child python failed with code 1:[\\s\\S]*ZeroDivisionError"):
+        timing.in_fresh_processes({"bad": "1 / 0"}, processes=1)
+
+
+def test_the_threads_lever_is_timed_in_fresh_processes_switched_over_as_set(monkeypatch):
+    """Both benches time `threads` in fresh processes (interleaved in one process, a two-thread
+    OpenBLAS product slowed the pool's next calls), and the ratio is switched / as set."""
+    import timing
+
+    assert "threads" in bench_conv.IN_FRESH_PROCESSES and "threads" in bench_train_step.IN_FRESH_PROCESSES
+    seen = {}
+
+    def fake(codes, processes=3):
+        seen.update(codes)
+        return {True: [{"a": 1.0, "b": 2.0}] * processes, False: [{"a": 3.0, "b": 2.0}] * processes}
+
+    monkeypatch.setattr(timing, "in_fresh_processes", fake)
+    ratios = bench_conv.fresh_ratios("threads", ["a", "b"], 3, 1, time.perf_counter, None)
+    assert ratios == [3.0, 1.0]
+    assert "set_lever('threads', True)" in seen[True] and "set_lever('threads', False)" in seen[False]
+
+
+def test_the_step_benchs_fresh_process_row_is_switched_over_as_set(monkeypatch):
+    import argparse
+
+    import timing
+
+    seen = {}
+
+    def fake(codes, processes=3):
+        seen.update(codes)
+        one = dict(one=0.08, one_faults=0, one_kernel=0, default=0.06, default_faults=0, default_kernel=0)
+        return {True: [one] * processes, False: [dict(one, one=0.10, default=0.09)] * processes}
+
+    monkeypatch.setattr(timing, "in_fresh_processes", fake)
+    args = argparse.Namespace(batch=2, size=16, model="bench", regime="both", warmup=0, repeats=1)
+    row, sentence = bench_train_step.process_row(args, "threads")
+    assert row == ["threads (fresh processes)", "80.0", "100.0", "1.25", "60.0", "90.0", "1.50"]
+    assert sentence is None
+    assert "conv_fast.set_lever('threads', True)" in seen[True]
+    assert "conv_fast.set_lever('threads', False)" in seen[False]
+    row, sentence = bench_train_step.process_row(args, "allocator.KEEP_FREED")
+    assert "allocator.KEEP_FREED = True" in seen[True] and "allocator.KEEP_FREED = False" in seen[False]
+    assert sentence.startswith("`allocator.KEEP_FREED` (medians of the processes)")

@@ -201,6 +201,8 @@ def test_summary_keeps_height_and_width_apart(capsys):
 @pytest.mark.parametrize("model, option, named", [
     ("segnet", ["--padding", "same"], "--padding"),
     ("fcn8s", ["--depth", "3", "--base-channels", "8"], "--base-channels, --depth"),
+    ("fcn16s", ["--depth", "3"], "--depth"),
+    ("fcn32s", ["--base-channels", "8"], "--base-channels"),
     ("deeplabv3plus", ["--batch-norm"], "--batch-norm"),
     ("panoptic-deeplab", ["--up-mode", "bilinear"], "--up-mode"),
 ])

@@ -548,3 +548,23 @@ def test_openblas_holds_one_thread_while_a_job_runs_and_gets_its_threads_back():
         assert inside == [1, 1] and get() == before
     finally:
         parallel.set_num_threads(previous)
+
+
+@pytest.mark.parametrize("stride", [1, 2])        # by row taps (stride 1) and by full columns
+def test_transposed_weight_grad_takes_its_route(monkeypatch, stride):
+    """The numbers are the same either way (the lever tests above), so only a spy shows that the
+    lever switches anything: conv.py's ``g @ cols^T`` runs with it off, never with it on (NumPy)."""
+    if current_xp() is not np:
+        pytest.skip("a NumPy lever")
+    calls = []
+    plain = core._gemm_weight_grad
+    monkeypatch.setattr(core, "_gemm_weight_grad", lambda *args: calls.append(1) or plain(*args))
+    x, w = t64(_randn((2, 3, 9, 8), 0)), t64(_randn((4, 3, 3, 3), 1))
+    def backward():
+        y = F.conv2d(x, w, stride=stride, padding=1)
+        y.backward(np.ones(y.shape))
+
+    for on in (True, False):
+        calls.clear()
+        _with_levers({"transposed_weight_grad": on}, backward)
+        assert bool(calls) is (not on), (on, calls)

@@ -105,6 +105,8 @@ def test_unet_constructor_errors(kwargs, match):
 def test_models_take_numpy_integers(build):
     """``masks.max() + 1`` is a NumPy integer; docs/guarantees.md promises ints or NumPy integers
     (UNet, SegNet and FCN refused them as not positive integers)."""
+    with pytest.raises(TypeError, match="must be a positive integer, got True"):     # a bool is not a count
+        build(True)
     ours, twin = build(np.int64(2)), build(2)
     assert [tuple(p.shape) for p in ours.parameters()] == [tuple(p.shape) for p in twin.parameters()]
     assert not any(isinstance(v, np.integer) for v in vars(ours).values())      # stored as Python ints
@@ -519,3 +521,11 @@ def test_an_image_without_pixels_is_refused_by_name(make, name):
     size the user never passed."""
     with pytest.raises(ValueError, match=rf"{name}: input images must be at least 1x1 pixels, got 0x5"):
         make()(_input((1, 3, 0, 5)))
+
+
+def test_the_helpers_take_numpy_integers_too():
+    np.testing.assert_array_equal(bilinear_kernel(np.int64(2), np.int64(4)), bilinear_kernel(2, 4))
+    assert aspp_valid_tap_fraction(np.int64(18), 33) == aspp_valid_tap_fraction(18, 33)
+    with pytest.raises(TypeError, match="aspp_valid_tap_fraction: rate must be a positive integer"):
+        aspp_valid_tap_fraction(18.0, 33)
+

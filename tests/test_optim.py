@@ -258,6 +258,9 @@ def _param():
      r"^Adam\.load_state_dict: eps must be a finite number, got nan"),
     (lambda: optim.Adam([_param()]), "state.0.step", np.asarray(2.7), ValueError,
      r"^Adam\.load_state_dict: entry 'state\.0\.step' must be a count \(an integer >= 0\)"),
+    (lambda: optim.Adam([_param()]), "state.0.step", np.asarray(-1), ValueError, "must be a count"),
+    (lambda: optim.Adam([_param()]), "state.0.step", np.asarray(True), ValueError, "must be a count"),
+    (lambda: optim.Adam([_param()]), "state.0.step", np.asarray([1, 2]), ValueError, "must be a count"),
 ])
 def test_load_state_dict_obeys_the_constructors_rules(make, entry, value, kind, message):
     """A loaded lr of -5 was taken as it was (and a step count of 2.7 truncated to 2)."""
@@ -265,8 +268,12 @@ def test_load_state_dict_obeys_the_constructors_rules(make, entry, value, kind, 
     opt.params[0].grad = msn.tensor(np.ones(3, np.float32))      # on the backend in use
     opt.step()
     state = dict(opt.state_dict(), **{entry: value})
-    if entry != "lr":
-        state["lr"] = np.asarray(0.5)        # valid, and set before the bad entry is checked: undone too
+    # every other entry changed to a valid value, so that a partial load would show
+    for key, other in opt.state_dict().items():
+        if key == entry or key in ("nesterov",) or key.endswith(".step"):
+            continue
+        state[key] = (np.asarray((0.8, 0.9)) if key == "betas" else other + 0.25 if key.startswith("state.")
+                      else np.asarray(0.5))
     before = opt.state_dict()
     with pytest.raises(kind, match=message):
         opt.load_state_dict(state)

@@ -283,8 +283,8 @@ def _outputs(channels, n=1, h=4, w=4):
      r"panoptic_inference: outputs\['semantic'\] has 3 channels \(classes 0 .. 2\), but classes \[2\] are neither "
      r"thing_classes \[1\] nor stuff_classes \[0\]"),
     # a class beyond the semantic channels was accepted (helper review): its pixels can never exist
-    (lambda: P.panoptic_inference(_outputs(2), [1, 7], [0]), ValueError,
-     r"panoptic_inference: thing_classes and stuff_classes name classes \[7\], but outputs\['semantic'\] has 2 "
+    (lambda: P.panoptic_inference(_outputs(2), [1, 2], [0]), ValueError,          # the boundary: class 2 of 0..1
+     r"panoptic_inference: thing_classes and stuff_classes name classes \[2\], but outputs\['semantic'\] has 2 "
      r"channels \(classes 0 .. 1\)"),
     (lambda: P.panoptic_inference(_outputs(2), [1], [0], min_stuff_area=0), ValueError,
      "panoptic_inference: min_stuff_area must be a positive integer, got 0"),
