@@ -99,6 +99,22 @@ def test_conv_transpose2d_output_size_full_shape_and_unreachable():
         up(x, output_size=10)
 
 
+@pytest.mark.parametrize("size", [(1, 10, 10), (1, 1, 1, 10, 10)])
+def test_conv_transpose2d_output_size_has_2_or_4_entries_as_in_torch(torch, size):
+    """3 or 5 entries were accepted (their last two read as H, W); torch refuses them."""
+    up, twin = nn.ConvTranspose2d(2, 1, 2, stride=2), torch.nn.ConvTranspose2d(2, 1, 2, stride=2)
+    with pytest.raises(ValueError, match=r"^ConvTranspose2d: output_size must have 2 elements \(H, W\) or 4"):
+        up(msn.tensor(np.zeros((1, 2, 5, 5), np.float32)), output_size=size)
+    with pytest.raises((ValueError, RuntimeError)):
+        twin(torch.zeros(1, 2, 5, 5), output_size=size)
+
+
+def test_conv_transpose2d_unreachable_output_size_names_the_layer_and_the_argument():
+    up = nn.ConvTranspose2d(2, 1, 2, stride=2)
+    with pytest.raises(ValueError, match=r"^ConvTranspose2d: output_size=\(12, 10\) is unreachable \(height\)"):
+        up(msn.tensor(np.zeros((1, 2, 5, 5), np.float32)), output_size=(12, 10))
+
+
 def test_depthwise_separable_matches_torch_and_counts_parameters(torch):
     ours = nn.DepthwiseSeparableConv2d(4, 6, 3, padding=1)
     theirs = torch.nn.Sequential()

@@ -143,8 +143,7 @@ class ConvTranspose2d(Module):
 
     ``forward(x, output_size=None)``: a strided conv maps several input sizes
     to one output size, so its transpose can produce any of them.
-    ``output_size`` ((H, W), or a longer sequence whose last two entries are
-    H and W, as PyTorch accepts) picks one: the ``output_padding`` is derived
+    ``output_size`` ((H, W), or (N, C, H, W) as PyTorch also accepts) picks one: the ``output_padding`` is derived
     from it (``shapes.conv_transpose2d_output_padding``) and replaces the
     constructor's; a size outside the reachable range is a ValueError that
     states the range. U-Net's up-convolutions use this to land exactly on
@@ -174,13 +173,20 @@ class ConvTranspose2d(Module):
     def forward(self, x, output_size=None):
         output_padding = self.output_padding
         if output_size is not None:
-            if not isinstance(output_size, (tuple, list)) or len(output_size) < 2:
-                raise TypeError(f"output_size must be a sequence ending in (H, W), got {output_size!r}")
+            op = type(self).__name__
+            if not isinstance(output_size, (tuple, list)):
+                raise TypeError(f"{op}: output_size must be (H, W) or (N, C, H, W), got {checks.describe(output_size)}")
+            if len(output_size) not in (2, 4):          # PyTorch's rule: 2 or 4 elements
+                raise ValueError(f"{op}: output_size must have 2 elements (H, W) or 4 (N, C, H, W), got "
+                                 f"{output_size!r}")
             if len(x.shape) != 4:
-                raise ValueError(f"input must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
-            output_padding = shapes.conv_transpose2d_output_padding(
-                tuple(x.shape[2:]), tuple(output_size[-2:]), self.kernel_size, self.stride, self.padding,
-                self.dilation)
+                raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+            try:
+                output_padding = shapes.conv_transpose2d_output_padding(
+                    tuple(x.shape[2:]), tuple(output_size[-2:]), self.kernel_size, self.stride, self.padding,
+                    self.dilation)
+            except (TypeError, ValueError) as error:      # the formula calls it target: the caller's name
+                raise type(error)(f"{op}: " + str(error).replace("target", "output_size", 1)) from None
         return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, output_padding,
                                   self.groups, self.dilation)
 
