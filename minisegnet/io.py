@@ -81,7 +81,11 @@ def _new_temporary(directory, name):
 def _to_array(key, value):
     if hasattr(value, "requires_grad") and hasattr(value, "data"):  # a Tensor
         value = value.data
-    array = np.asarray(backend.to_numpy(value))
+    try:
+        array = np.asarray(backend.to_numpy(value))
+    except ValueError:                          # NumPy's "inhomogeneous shape": a ragged nested list
+        raise ValueError(f"save: entry {key!r} is a ragged nested list (rows of different lengths), which is "
+                         f"not an array") from None
     if array.dtype.kind not in "biufcU":
         raise TypeError(f"save: entry {key!r} has dtype {array.dtype} ({type(value).__name__}); "
                         "only numeric, boolean and string arrays can be saved without pickling")

@@ -238,3 +238,10 @@ def test_read_meta_checks_the_meta_header_too(tmp_path):
     with pytest.raises(CheckpointError, match=r"claims\.npz.*'meta\.npy'.*claims shape") as caught:
         read_meta(str(path))
     assert str(caught.value).count("claims.npz") == 1                 # the file named once
+
+
+def test_a_ragged_list_is_named_by_its_entry(tmp_path):
+    """NumPy's 'setting an array element with a sequence ... inhomogeneous shape' named nothing."""
+    with pytest.raises(ValueError, match=r"^save: entry 'a' is a ragged nested list"):
+        msn.save({"a": [[1, 2], [3]]}, tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()
