@@ -1227,3 +1227,27 @@ def test_overlay_refuses_what_it_would_wrap_or_clip(image, mask, palette, kind, 
 
     with pytest.raises(kind, match=message):
         viz.overlay(image, mask, palette)
+
+
+@pytest.mark.parametrize("call, kind, message", [
+    (lambda v, p: v.save_overlay(np.ones((3, 2, 2), np.float32), np.zeros((2, 2), np.int64), np.zeros((1, 3), np.uint8),
+                                 p / "no" / "such" / "o.png"), FileNotFoundError,
+     r"^save_overlay: the folder .* does not exist"),
+    (lambda v, p: v.plot_predictions(np.ones((1, 3, 2, 2), np.float32), np.zeros((1, 2, 2), np.int64),
+                                     np.zeros((1, 2, 2), np.int64), np.zeros((1, 3), np.uint8), p / "no" / "p.png"),
+     FileNotFoundError, r"^plot_predictions: the folder"),
+    (lambda v, p: v.plot_curves([{"epoch": 1, "train_loss": 1.0}], p / "curves"), ValueError,
+     r"^plot_curves: path must name a .png file"),
+    (lambda v, p: v.plot_curves({"epoch": [1]}, p / "c.png"), TypeError,
+     r"^plot_curves: history must be a list of per-epoch dicts"),
+    (lambda v, p: v.plot_augment_preview(np.ones((3, 16, 16), np.float32), np.zeros((16, 16), np.int64),
+                                         [transforms.RandomFlip()], np.random.default_rng(0)), TypeError,
+     r"^plot_augment_preview: transforms must be \(name, transform\) pairs"),
+])
+def test_figures_check_their_path_and_arguments_before_drawing(tmp_path, call, kind, message):
+    """A missing folder was a bare 'No such file or directory' after the figure was drawn; a dict of
+    curves was 'string indices must be integers'; bare transforms 'cannot unpack'."""
+    from minisegnet import viz
+
+    with pytest.raises(kind, match=message):
+        call(viz, tmp_path)

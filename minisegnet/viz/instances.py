@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure as _Figure
 
 from ..backend import to_numpy
-from .training import _as_rgb, curves_figure, save_curves
+from .training import _as_rgb, check_png_path, curves_figure, save_curves
 
 __all__ = ["instance_colors", "instance_overlay", "outlines", "save_instance_overlay", "plot_instance_curves",
            "plot_instance_predictions", "figure_weight_map", "INSTANCE_FIGURES", "save_instance_figures"]
@@ -72,6 +72,7 @@ def save_instance_overlay(image, instances, path, alpha=0.5, scale=1):
     """Write ``instance_overlay(image, instances)`` as a PNG (each pixel ``scale`` x ``scale``)."""
     from PIL import Image
 
+    check_png_path(path, "save_instance_overlay")
     rgb = instance_overlay(image, instances, alpha)
     if scale > 1:
         rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)

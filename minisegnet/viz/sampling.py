@@ -26,8 +26,9 @@ import os
 import numpy as np
 from matplotlib.figure import Figure as _Figure
 
+from .. import checks
 from ..data.toy import Cells, Roads, Shapes
-from .training import _as_rgb, overlay
+from .training import _as_rgb, check_png_path, overlay
 
 __all__ = ["figure_bilinear_weights", "figure_padding_modes", "figure_normalised_coordinates",
            "figure_grid_gradient", "figure_elastic", "plot_augment_preview", "figure_augment_preview",
@@ -278,6 +279,13 @@ def plot_augment_preview(image, mask, transforms, rng, palette=None, path=None, 
     saves it when ``path`` is given.
     """
     from ..data import transforms as T
+
+    if path is not None:
+        check_png_path(path, "plot_augment_preview")
+    if not isinstance(transforms, (list, tuple)) or not all(
+            isinstance(t, (list, tuple)) and len(t) == 2 and isinstance(t[0], str) for t in transforms):
+        raise TypeError(f"plot_augment_preview: transforms must be (name, transform) pairs, e.g. "
+                        f"[('flip', RandomFlip())], got {checks.describe(transforms)}")
 
     draws = [("original", image, mask, None)]
     for name, transform in transforms:

@@ -11,6 +11,25 @@ from .. import checks
 from ..backend import to_numpy
 
 
+def check_png_path(path, op):
+    """``path`` must name a ``.png`` file in a folder that exists (or be an open file): checked
+    before any drawing (a missing folder was a bare ``No such file or directory`` after the
+    figure was drawn)."""
+    import os
+
+    if hasattr(path, "write"):                 # an open file (the trainer writes through a temporary one)
+        return path
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{op}: path must be a file path (str or os.PathLike), got {type(path).__name__}")
+    path = os.fspath(path)
+    if not path.lower().endswith(".png"):
+        raise ValueError(f"{op}: path must name a .png file, got {path!r}")
+    folder = os.path.dirname(path) or "."
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{op}: the folder {folder!r} (for {path!r}) does not exist")
+    return path
+
+
 def _as_rgb(image, op="image"):
     """A (C, H, W) float image in [0, 1] (C = 1 or 3) as an (H, W, 3) float array for display
     (values a little outside [0, 1] are clipped, as matplotlib does); ``op`` names the caller."""
@@ -99,6 +118,10 @@ def save_curves(fig, epochs, path):
 def plot_curves(history, path):
     """Training curves from ``metrics.json``'s per-epoch records: losses on the left,
     the FCN scores (pixel acc., mean acc., mean IU, f.w. IU) on the right. Saves to ``path``."""
+    check_png_path(path, "plot_curves")
+    if not isinstance(history, (list, tuple)) or not all(isinstance(h, dict) for h in history):
+        raise TypeError(f"plot_curves: history must be a list of per-epoch dicts (metrics.json's records), "
+                        f"got {type(history).__name__}")
     fig, ax_score, epochs = curves_figure(history, "cross-entropy loss")
     for key, label in (("pixel_acc", "pixel accuracy"), ("mean_acc", "mean accuracy"),
                        ("mean_iou", "mean IU"), ("fw_iou", "f.w. IU")):
@@ -123,6 +146,7 @@ def plot_predictions(images, masks, preds, palette, path, class_names=None):
     ``images`` ``(N, C, H, W)`` in ``[0, 1]``; ``masks`` and ``preds`` ``(N, H, W)``
     class indices; ``palette`` ``(num_classes, 3)`` uint8. Saves to ``path``.
     """
+    check_png_path(path, "plot_predictions")
     images, masks, preds = (to_numpy(a) for a in (images, masks, preds))
     n = len(images)
     if n == 0 or len(masks) != n or len(preds) != n:
@@ -153,6 +177,7 @@ def save_overlay(image, mask, palette, path, alpha=0.5, background=None):
     """Write ``overlay(image, mask, palette)`` as a PNG at the image's own resolution."""
     from PIL import Image
 
+    check_png_path(path, "save_overlay")
     rgb = overlay(image, mask, palette, alpha, background)
     Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)).save(path)
     return path
