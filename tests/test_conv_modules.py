@@ -256,3 +256,11 @@ def test_module_bad_arguments(make, error, words):
     with pytest.raises(error) as info:
         make()
     assert words in str(info.value)
+
+
+def test_a_dtype_numpy_cannot_read_is_named(torch):
+    """torch.float64 gave NumPy's bare 'Cannot interpret ... as a data type'."""
+    with pytest.raises(TypeError, match=r"^Conv2d: dtype must be a NumPy floating-point dtype such as np.float32"):
+        nn.Conv2d(3, 4, 3, dtype=torch.float64)
+    with pytest.raises(TypeError, match=r"msn.set_backend\('cupy'\)"):
+        nn.Conv2d(3, 4, 3).to("cuda")

@@ -242,7 +242,10 @@ class Module:
         except TypeError:
             kind = None
         if kind != "f":
-            raise TypeError(f"Module.to: dtype must be a floating-point dtype such as np.float32, got {dtype!r}")
+            hint = (" (the device is chosen by the backend: msn.set_backend('cupy'))"
+                    if isinstance(dtype, str) and dtype.lower().startswith(("cpu", "cuda", "gpu")) else "")
+            raise TypeError(f"Module.to: dtype must be a floating-point dtype such as np.float32, got "
+                            f"{dtype!r}{hint}")
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             p.grad = None
