@@ -63,7 +63,8 @@ def our_category(filename, function):
             return "col2im"
         if function in ("_pad", "_pad_scratch"):
             return "padding"
-        if function.startswith("_gemm") or function in ("_row_tap_forward", "_row_tap_weight_grad", "_weight_grad_gemm"):
+        if function.startswith("_gemm") or function in ("_row_tap_forward", "_row_tap_weight_grad",
+                                                         "_weight_grad_gemm"):
             return "GEMMs"
         return OVERHEAD
     if name.endswith("functional/conv_depthwise.py"):

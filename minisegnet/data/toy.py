@@ -120,7 +120,8 @@ class _ToyDataset:
         if split not in _SPLITS:
             raise ValueError(f"{op}: split must be one of {_SPLITS}, got {split!r}")
         # one rule for 0 and for 8, the scenes' own (not ">= 1")
-        self.size = _as_size(size, f"{op}: size", minimum=MIN_SIZE, rule=f"at least {MIN_SIZE} pixels for the toy scenes")
+        self.size = _as_size(size, f"{op}: size", minimum=MIN_SIZE,
+                             rule=f"at least {MIN_SIZE} pixels for the toy scenes")
         if not isinstance(return_instances, (bool, np.bool_)):
             raise TypeError(f"{op}: return_instances must be True or False, got {return_instances!r}")
         self.seed = int(seed)

@@ -139,10 +139,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     running_var = _per_channel(running_var, "running_var", c, allow_none=training)
     weight = _per_channel(weight, "weight", c, allow_none=True, learnable=True)
     bias = _per_channel(bias, "bias", c, allow_none=True, learnable=True)
+    # one dtype for all, as PyTorch ("mixed dtype (CPU): all inputs must share same datatype") and conv2d
     for name, t in (("running_mean", running_mean), ("running_var", running_var), ("weight", weight), ("bias", bias)):
-        if t is not None and t.dtype != x.dtype:       # PyTorch: "mixed dtype (CPU): all inputs must share same datatype"
+        if t is not None and t.dtype != x.dtype:
             raise TypeError(f"batch_norm: {name} has dtype {t.dtype} but input has dtype {x.dtype}; all must share "
-                            f"one dtype (as in PyTorch; a model's are float32: make the input with "
+                            f"one dtype (as in PyTorch; make the input in the module's dtype: "
                             f"msn.tensor(array.astype(np.{t.dtype})))")
     if training:               # updated in place below: refuse a read-only one before touching either
         for name, stat in (("running_mean", running_mean), ("running_var", running_var)):

@@ -147,8 +147,9 @@ class ConvTranspose2d(Module):
 
     ``forward(x, output_size=None)``: a strided conv maps several input sizes
     to one output size, so its transpose can produce any of them.
-    ``output_size`` ((H, W), or (N, C, H, W) as PyTorch also accepts) picks one: the ``output_padding`` is derived
-    from it (``shapes.conv_transpose2d_output_padding``) and replaces the
+    ``output_size`` ((H, W), or (N, C, H, W) as PyTorch also accepts) picks
+    one: the ``output_padding`` is derived from it
+    (``shapes.conv_transpose2d_output_padding``) and replaces the
     constructor's; a size outside the reachable range is a ValueError that
     states the range. U-Net's up-convolutions use this to land exactly on
     the size of the skip connection.
