@@ -312,3 +312,29 @@ def test_a_slice_of_a_container_is_a_container_as_in_pytorch():
     assert part(x).numpy().tolist() == [0.0, 2.0]
     listed = nn.ModuleList([nn.ReLU(), nn.Identity()])[1:]
     assert type(listed) is nn.ModuleList and len(listed) == 1
+
+
+def test_sequential_takes_an_ordered_dict_as_torch_does(torch):
+    """``Sequential(OrderedDict(...))`` was refused ('got a OrderedDict as item 0'); its children
+    are named by the dict's keys, so the state-dict keys are torch's."""
+    from collections import OrderedDict
+
+    ours = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 4, 3), act=nn.ReLU()))
+    twin = torch.nn.Sequential(OrderedDict(conv=torch.nn.Conv2d(3, 4, 3), act=torch.nn.ReLU()))
+    assert list(ours.state_dict()) == list(twin.state_dict()) == ["conv.weight", "conv.bias"]
+    assert len(ours) == 2 and isinstance(ours[0], nn.Conv2d)
+    x = np.random.default_rng(0).standard_normal((1, 3, 5, 5)).astype(np.float32)
+    twin.load_state_dict({k: torch.tensor(np.array(v)) for k, v in ours.state_dict().items()})
+    np.testing.assert_allclose(ours(msn.tensor(x)).numpy(), twin(torch.tensor(x)).detach().numpy(), atol=1e-6)
+    with pytest.raises(ValueError, match="a child cannot be named 'forward'"):
+        nn.Sequential(OrderedDict(forward=nn.ReLU()))
+    with pytest.raises(TypeError, match="Sequential holds Modules, got a int as 'a'"):
+        nn.Sequential(OrderedDict(a=3))
+
+
+def test_module_list_takes_none_and_extends(torch):
+    """``ModuleList(None)`` (torch's default) was a raw 'NoneType is not iterable'; ``extend`` did not exist."""
+    ours = nn.ModuleList(None).extend([nn.ReLU(), nn.Conv2d(1, 1, 1)])
+    twin = torch.nn.ModuleList(None).extend([torch.nn.ReLU(), torch.nn.Conv2d(1, 1, 1)])
+    assert len(ours) == len(twin) == 2
+    assert list(ours.state_dict()) == list(twin.state_dict()) == ["1.weight", "1.bias"]

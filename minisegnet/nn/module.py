@@ -5,6 +5,7 @@ attributes, in the order they were assigned (Python dicts keep insertion
 order), so ``named_parameters()`` has a stable order and ``state_dict`` keys
 read like PyTorch's: ``"down1.conv1.weight"``.
 """
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import NamedTuple
 
@@ -272,9 +273,15 @@ class Module:
 class ModuleList(Module):
     """A list of modules whose parameters are registered (named "0", "1", ...)."""
 
-    def __init__(self, modules=()):
+    def __init__(self, modules=None):
+        for m in modules or ():
+            self.append(m)
+
+    def extend(self, modules):
+        """Append each module of ``modules`` in order, as PyTorch's ``extend``."""
         for m in modules:
             self.append(m)
+        return self
 
     def append(self, m):
         if not isinstance(m, Module):
@@ -299,9 +306,22 @@ class ModuleList(Module):
 
 
 class Sequential(ModuleList):
-    """Apply modules in order. Children are named "0", "1", ... as in PyTorch."""
+    """Apply modules in order. Children are named "0", "1", ... as in PyTorch, or, given one
+    ``OrderedDict`` of name -> module (PyTorch's other spelling), by its names."""
 
     def __init__(self, *modules):
+        if len(modules) == 1 and isinstance(modules[0], OrderedDict):
+            super().__init__()
+            for name, m in modules[0].items():
+                if not isinstance(name, str) or not name or "." in name:
+                    raise ValueError(f"Sequential: a child's name must be a non-empty string without '.', "
+                                     f"got {name!r}")
+                if hasattr(self, name):
+                    raise ValueError(f"Sequential: a child cannot be named {name!r}, an attribute of Sequential")
+                if not isinstance(m, Module):
+                    raise TypeError(f"Sequential holds Modules, got a {type(m).__name__} as {name!r}")
+                setattr(self, name, m)
+            return
         super().__init__(modules)
 
     def forward(self, x):
