@@ -49,7 +49,12 @@ def image_outputs(model, image, multiple=32):
     whatever its mode, and is left in the mode it was in; nothing in it changes.
     ``image``: a NumPy array ``(C, H, W)`` of floats, C the model's input channels.
     """
-    _check_image_args(model, image, multiple)
+    _check_image_args(model, image, multiple, "image_outputs")
+    return _eval_outputs(model, image, multiple)
+
+
+def _eval_outputs(model, image, multiple):
+    """``image_outputs`` for arguments already checked: in eval mode, each module's mode restored."""
     c, h, w = image.shape
     modes = [(m, m.training) for m in model.modules()]    # each module's own: a frozen BatchNorm stays frozen
     model.eval()
@@ -60,7 +65,7 @@ def image_outputs(model, image, multiple=32):
             m.training = training
 
 
-def _check_image_args(model, image, multiple, op="image_outputs"):
+def _check_image_args(model, image, multiple, op):
     """The arguments of ``image_outputs``, checked before any work (which argument, what value, which rule)."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"{op}: model must be a minisegnet nn.Module, got {checks.describe(model)}")
@@ -107,7 +112,7 @@ def predict_image(model, image, task=None, multiple=32):
     runs in eval mode and is left as it was): ``task.postprocess`` of the outputs for that
     image; without a task, the class map ``(H, W)``."""
     _check_image_args(model, image, multiple, "predict_image")
-    outputs = image_outputs(model, image, multiple)
+    outputs = _eval_outputs(model, image, multiple)
     if task is None:
         return tasks.semantic.class_map(outputs)[0]
     predictions = task.postprocess(outputs)

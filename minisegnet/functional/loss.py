@@ -123,7 +123,7 @@ class CrossEntropy(Function):
     def forward(self, x):
         xp = backend.get_array_module(x)
         self.shape = x.shape
-        spatial = int(np.prod(x.shape[2:], dtype=np.int64))    # S (not -1: an empty batch has no size to infer)
+        self.spatial = spatial = int(np.prod(x.shape[2:], dtype=np.int64))   # S (not -1: an empty batch has none)
         m = x.max(axis=1, keepdims=True)
         e = xp.exp(x - m)
         sum_e = e.sum(axis=1, keepdims=True)
@@ -163,7 +163,7 @@ class CrossEntropy(Function):
         n = self.shape[0]
         # what each pixel's loss is multiplied by on its way to the output
         if self.reduction == "none":
-            scale = g.reshape(n, int(np.prod(self.shape[2:], dtype=np.int64)))
+            scale = g.reshape(n, self.spatial)
         elif self.reduction == "sum":
             scale = g
         else:
