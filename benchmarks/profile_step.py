@@ -56,15 +56,18 @@ def our_category(filename, function):
     name = filename.replace("\\", "/")
     if "minisegnet/" not in name or function.startswith("<"):
         return None           # a list comprehension, generator or lambda: its caller's category
+    if name.endswith("functional/conv_row_taps.py"):
+        if function == "columns":
+            return "im2col copies"
+        return "GEMMs" if function in ("forward", "weight_grad") else OVERHEAD
     if name.endswith("functional/conv_fast.py") or name.endswith("functional/conv.py"):
-        if function in ("_im2col", "_im2col_unpadded", "_im2col_window", "_piece_columns", "_row_tap_columns"):
+        if function in ("_im2col", "_im2col_unpadded", "_im2col_window", "_piece_columns"):
             return "im2col copies"
         if function == "_col2im":
             return "col2im"
         if function in ("_pad", "_pad_scratch"):
             return "padding"
-        if function.startswith("_gemm") or function in ("_row_tap_forward", "_row_tap_weight_grad",
-                                                         "_weight_grad_gemm"):
+        if function.startswith("_gemm") or function == "_weight_grad_gemm":
             return "GEMMs"
         return OVERHEAD
     if name.endswith("functional/conv_depthwise.py"):

@@ -165,9 +165,9 @@ def test_the_profile_puts_every_product_and_copy_of_conv_fast_in_its_category():
     import inspect
 
     import profile_step
-    from minisegnet.functional import conv as core
+    from minisegnet.functional import conv as core, conv_row_taps
 
-    for module in (conv_fast, core):
+    for module in (conv_fast, core, conv_row_taps):
         for name, fn in inspect.getmembers(module, inspect.isfunction):
             if fn.__module__ != module.__name__:
                 continue

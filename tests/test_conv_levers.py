@@ -19,6 +19,7 @@ import minisegnet as msn
 from minisegnet import functional as F, parallel
 from minisegnet.functional import conv as core
 from minisegnet.functional import conv_fast
+from minisegnet.functional import conv_row_taps as row_taps
 from helpers import as_torch, assert_close, current_xp, t64
 
 LEVERS = sorted(conv_fast.levers())
@@ -411,10 +412,10 @@ def test_row_tap_blocks_are_the_full_columns_of_each_tap_row():
     kernel, pads, dilation = (3, 2), (2, 1, 1, 0), (2, 1)
     ho, wo = conv_fast._out_hw(x.shape[2:], pads, kernel, (1, 1), dilation)
     full = core._im2col(core._pad(x, pads), kernel, (1, 1), dilation, (ho, wo), np.empty((2, 3 * 6, ho * wo)))
-    rows = conv_fast._row_tap_columns(x, (0, 2, 0, ho), kernel, pads, dilation, wo)
+    rows = row_taps.columns(x, (0, 2, 0, ho), kernel, pads, dilation, wo)
     assert rows.shape == (2, 3 * 2, (ho + 2 * 2) * wo)
     for i in range(3):
-        block = conv_fast._row_tap_block(rows, i, dilation[0], wo, ho * wo)
+        block = row_taps.block(rows, i, dilation[0], wo, ho * wo)
         np.testing.assert_array_equal(block.reshape(2, 3, 2, -1), full.reshape(2, 3, 3, 2, -1)[:, :, i])
 
 
@@ -425,8 +426,8 @@ def test_row_taps_step_aside_for_bands_no_taller_than_the_dilation(monkeypatch):
     if current_xp() is not np:
         pytest.skip("row taps are a NumPy lever (CuPy builds its columns from a window view)")
     built = []
-    original = conv_fast._row_tap_columns
-    monkeypatch.setattr(conv_fast, "_row_tap_columns", lambda *a: built.append(original(*a)) or built[-1])
+    original = row_taps.columns
+    monkeypatch.setattr(row_taps, "columns", lambda *a: built.append(original(*a)) or built[-1])
     x, w = msn.tensor(_randn((1, 4, 9, 8), 0)), msn.tensor(_randn((3, 4, 3, 3), 1))
     two_rows = 2 * 4 * 9 * 8 * 8                 # bytes of full float64 columns of two output rows
     previous = conv_fast.set_im2col_limit(two_rows)
@@ -448,8 +449,8 @@ def test_row_taps_match_torch_at_stride_1(torch, monkeypatch, transposed, k, d, 
     the rows or across, in whole images and (a small memory limit) in bands of rows, bands below
     the top included (bands of one row fall back to copying every tap: a band read from the wrong
     rows passed with those): PyTorch's output and gradients either way."""
-    bands, row_tap_columns = [], conv_fast._row_tap_columns
-    monkeypatch.setattr(conv_fast, "_row_tap_columns",
+    bands, row_tap_columns = [], row_taps.columns
+    monkeypatch.setattr(row_taps, "columns",
                         lambda x, piece, *args: bands.append(piece) or row_tap_columns(x, piece, *args))
     case = dict(transposed=transposed, n=3, c_in=2, c_out=3, groups=1, k=k, s=(1, 1), d=d, p=p, op=(0, 0),
                 size=(7, 6))

@@ -109,19 +109,9 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     piece beside the weight gradient's: in the threads, instead of one more
     pass over the whole output (or its gradient) in the calling thread.
 ``row_taps`` (NumPy; stride 1, one group, a kernel more than one row high)
-    At stride 1, tap row ``i`` of output row ``r`` reads padded input row
-    ``r + i*dh``: the same row that tap row 0 reads for output row
-    ``r + i*dh``. So the columns are built for one kernel row only (im2col
-    with a (1, kw) kernel over every padded input row the outputs read:
-    about ``kw`` copies of the input instead of ``kh*kw``; a band of ``r``
-    output rows reads ``dh*(kh-1)`` rows more than its own, so a piece goes
-    by row taps only when ``r > dh``, where they copy less), and the columns of tap
-    row ``i`` are a block of them, ``W_out * i*dh`` elements further on,
-    which BLAS reads in place (a matrix whose rows lie a fixed distance
-    apart). The product becomes ``kh`` GEMMs, each over ``C*kw`` instead of
-    ``C*kh*kw``, added up: ``y = sum_i W[:, :, i, :] @ cols_i`` and
-    ``dW[:, :, i, :] = g @ cols_i^T``. The input gradient (the flipped
-    conv, ``flip``) is a stride-1 conv too and goes the same way.
+    The columns built for one kernel row only, the other rows read as views
+    of them: ``kh`` smaller GEMMs instead of one, about ``kw`` copies of the
+    input instead of ``kh*kw``. Its own concept, in ``conv_row_taps.py``.
 
 ``transposed_weight_grad`` (NumPy)
     The weight gradient's product ``dW = g @ cols^T`` (a few output
@@ -149,6 +139,7 @@ import numpy as np
 from .. import backend, parallel
 from . import conv as core   # a cycle: conv imports this module; the names are looked up at call time
 from . import conv_depthwise as depthwise   # the direct depthwise path (its own concept); it uses this module's scratch
+from . import conv_row_taps as row_taps     # stride-1 columns of one kernel row (its own concept); likewise
 
 __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit", "set_keep_budget",
            "get_keep_budget", "clear_buffer_cache", "cached_buffers"]
@@ -505,69 +496,6 @@ def _piece_columns(x, piece, kernel, stride, pads, dilation, wo, fresh=False, im
     return core._im2col(_pad_scratch(x_band, band_pads), kernel, stride, dilation, band_hw, cols)
 
 
-def _uses_row_taps(xp, kernel, stride, groups, keep=False):
-    """Whether a conv may go by row taps (the ``row_taps`` lever): on NumPy, at stride 1, with
-    one group, a kernel more than one row high, and no forward columns to keep (kept
-    columns are the full im2col columns, ``keep_columns``). Each piece then checks
-    ``_row_taps_pay``."""
-    return _levers["row_taps"] and xp is np and stride == (1, 1) and groups == 1 and kernel[0] > 1 and not keep
-
-
-def _row_taps_pay(piece, dh):
-    """A band of ``r`` output rows reads ``r + dh*(kh-1)`` padded rows, so its row-tap columns
-    are smaller than its full columns (``r*kh`` rows' worth) only when ``r > dh``; then they
-    also fit the memory limit that the full columns were cut to. A shorter band (a narrow
-    band of a widely dilated conv) goes by full columns."""
-    return piece[3] - piece[2] > dh
-
-
-def _row_tap_columns(x, piece, kernel, pads, dilation, wo):
-    """The row-tap columns (n1-n0, C*kw, R*W_out) of one piece at stride 1: im2col with the
-    one-row kernel (1, kw) over the R = (r1-r0) + dh*(kh-1) padded input rows that output
-    rows r0:r1 read. The columns of tap row i are rows' block ``[i*dh*W_out, i*dh*W_out + L)``,
-    L = (r1-r0)*W_out, of each of the C*kw rows (``_row_tap_block``)."""
-    n0, n1, r0, r1 = piece
-    xp = backend.get_array_module(x)
-    (kh, kw), (dh, dw) = kernel, dilation
-    band_hw = (r1 - r0 + dh * (kh - 1), wo)
-    cols = _scratch(xp, (n1 - n0, x.shape[1] * kw, band_hw[0] * wo), x.dtype, "cols")
-    x_band, band_pads = _band_input(x, piece, pads, kernel, (1, 1), dilation)
-    one_row = ((1, kw), (1, 1), (1, dw))                 # kernel, stride, dilation of one kernel row
-    if _levers["unpadded"]:
-        return _im2col_unpadded(x_band, band_pads, *one_row, band_hw, cols)
-    return core._im2col(_pad_scratch(x_band, band_pads), *one_row, band_hw, cols)
-
-
-def _row_tap_block(cols, i, dh, wo, length):
-    """Tap row ``i``'s columns (n, C*kw, L): a view into the row-tap columns (no copy)."""
-    return cols[:, :, i * dh * wo:i * dh * wo + length]
-
-
-def _row_tap_weights(w):
-    """``W[:, :, i, :]`` as a (C_out, C*kw) matrix for each tap row ``i``: (kh, C_out, C*kw)."""
-    c_out, c, kh, kw = w.shape
-    return np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, c_out, c * kw)
-
-
-def _row_tap_forward(w_rows, cols, out, dh, wo):
-    """``out = sum_i W_i @ cols_i``: ``kh`` GEMMs (n, C_out, C*kw) @ (n, C*kw, L), added up."""
-    product = _scratch(np, out.shape, out.dtype, "row_product")
-    for i, w_i in enumerate(w_rows):
-        np.matmul(w_i, _row_tap_block(cols, i, dh, wo, out.shape[-1]), out=out if i == 0 else product)
-        if i:
-            out += product
-
-
-def _row_tap_weight_grad(g_piece, cols, kernel, dh, wo):
-    """``dW[:, :, i, :] = sum_n g[n] @ cols_i[n]^T`` for each tap row: (1, C_out, C*kh*kw), the
-    layout of ``conv._gemm_weight_grad``'s result for one group."""
-    (kh, kw), c_out, length = kernel, g_piece.shape[1], g_piece.shape[-1]
-    per_row = [_weight_grad_gemm(g_piece, _row_tap_block(cols, i, dh, wo, length), 1)[0]
-               for i in range(kh)]                       # each (C_out, C*kw)
-    c = per_row[0].shape[1] // kw
-    return np.stack(per_row, axis=1).reshape(c_out, kh, c, kw).transpose(0, 2, 1, 3).reshape(1, c_out, -1)
-
-
 def _weight_grad_gemm(grad_y, cols, groups):
     """``conv._gemm_weight_grad``: ``sum_n grad_y[n, g] @ cols[n, g]^T`` per group, (g, C_out/g, rows/g).
 
@@ -652,13 +580,13 @@ def _conv2d_pieces(x, w, b, stride, pads, dilation, groups, keep):
     bias = None if b is None else b.reshape(1, groups, c_out // groups, 1)
     inside = _images_inside(xp, (kh, kw), stride, pads, groups)
     fused = None if bias is None or not _levers["fused_bias"] else bias
-    w_rows = _row_tap_weights(w) if _uses_row_taps(xp, (kh, kw), stride, groups, keep) else None
+    w_rows = row_taps.weights(w) if row_taps.applies(xp, (kh, kw), stride, groups, keep) else None
 
     def task(piece):
         n0, n1, r0, r1 = piece
         out = y[n0:n1, :, :, r0 * wo:r1 * wo]
-        if w_rows is not None and _row_taps_pay(piece, dilation[0]):
-            _row_tap_forward(w_rows, _row_tap_columns(x, piece, (kh, kw), pads, dilation, wo), out[:, 0],
+        if w_rows is not None and row_taps.pay(piece, dilation[0]):
+            row_taps.forward(w_rows, row_taps.columns(x, piece, (kh, kw), pads, dilation, wo), out[:, 0],
                              dilation[0], wo)
             if fused is not None:
                 out += fused
@@ -698,14 +626,14 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
     pieces = saved.pieces if kept else _pieces(n_img, ho, rows * wo * x.dtype.itemsize, xp)
     g_flat = g.reshape(n_img, c_out, ho * wo)
     bias_here = need_b and _levers["fused_bias"]
-    row_taps = not kept and _uses_row_taps(xp, kernel, stride, groups)
+    by_row_taps = not kept and row_taps.applies(xp, kernel, stride, groups)
 
     def task(k):
         n0, n1, r0, r1 = pieces[k]
         g_piece = g_flat[n0:n1, :, r0 * wo:r1 * wo]
-        by_rows = row_taps and _row_taps_pay(pieces[k], dilation[0])
+        by_rows = by_row_taps and row_taps.pay(pieces[k], dilation[0])
         if by_rows:
-            cols = _row_tap_columns(x, pieces[k], kernel, pads, dilation, wo)
+            cols = row_taps.columns(x, pieces[k], kernel, pads, dilation, wo)
         else:
             cols = saved.columns[k] if kept else _piece_columns(x, pieces[k], kernel, stride, pads, dilation, wo,
                                                                 images_inside=inside)
@@ -717,7 +645,7 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
             return xp.matmul(g_rows, cols.reshape(rows, -1).T).reshape(1, c_out, rows), grad_b
         grad_b = g_piece.sum(axis=(0, 2)) if bias_here else None
         if by_rows:
-            return _row_tap_weight_grad(g_piece, cols, kernel, dilation[0], wo), grad_b
+            return row_taps.weight_grad(g_piece, cols, kernel, dilation[0], wo), grad_b
         return _weight_grad_gemm(g_piece, cols, groups), grad_b
 
     partials = _run(xp, task, list(range(len(pieces))))
