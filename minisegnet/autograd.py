@@ -283,6 +283,22 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place and return the tensor, as ``torch.Tensor.requires_grad_``
+        (freezing a weight: ``p.requires_grad_(False)``). Only a floating-point tensor can
+        require gradients, and only a leaf's flag can be turned off (a computed tensor's
+        comes from its inputs), as in PyTorch."""
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad_: requires_grad must be True or False, got {_preview(requires_grad)}")
+        if requires_grad and self.data.dtype.kind != "f":
+            raise TypeError(f"requires_grad_: only a floating-point tensor can require gradients, "
+                            f"got dtype {self.data.dtype}")
+        if not requires_grad and self.creator is not None:
+            raise RuntimeError("requires_grad_: only a leaf's requires_grad can be turned off (this tensor "
+                               "was computed; use detach() for a copy cut from the graph)")
+        self.requires_grad = bool(requires_grad)
+        return self
+
     # ---- the graph walk ----------------------------------------------------
     def backward(self, gradient=None, retain_graph=False):
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.

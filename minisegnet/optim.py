@@ -84,8 +84,6 @@ class Optimizer:
                                 "every parameter shares the hyper-parameters), pass the Parameters themselves")
             if not isinstance(p, Tensor):
                 raise TypeError(f"{op}: params[{i}] is a {type(p).__name__}, not a Tensor/Parameter")
-            if not p.requires_grad:
-                raise ValueError(f"{op}: params[{i}] does not require grad; only pass trainable parameters")
             if not getattr(getattr(p.data, "flags", None), "writeable", True):      # NumPy's flag (CuPy has none)
                 raise ValueError(f"{op}: params[{i}] holds a read-only array, and a step updates parameters in "
                                  f"place; make the parameter from a writeable copy (array.copy())")
@@ -107,7 +105,8 @@ class Optimizer:
         clear_grads(self.params, set_to_none)
 
     def step(self, closure=None):
-        """One update of every parameter that has a gradient. ``closure`` is there
+        """One update of every parameter that has a gradient (a frozen one, whose
+        ``requires_grad`` is off, has none and keeps its values). ``closure`` is there
         for torch's signature only: passing one is a NotImplementedError."""
         if closure is not None:
             raise NotImplementedError(f"{type(self).__name__}.step takes no closure here: compute the loss, "

@@ -202,7 +202,7 @@ TENSOR_ARGUMENTS = [
     ("conv_transpose2d", "weight", lambda v: F.conv_transpose2d(X4, v)),
     ("max_pool2d", "input", lambda v: F.max_pool2d(v, 2)),
     ("interpolate", "input", lambda v: F.interpolate(v, scale_factor=2)),
-    ("pad", "x", lambda v: F.pad(v, (1, 1))),
+    ("pad", "input", lambda v: F.pad(v, (1, 1))),
     ("batch_norm", "input", lambda v: F.batch_norm(v, None, None, training=True)),
     ("batch_norm", "weight", lambda v: F.batch_norm(X4, None, None, v, training=True)),
     ("cross_entropy", "input", lambda v: F.cross_entropy(v, _labels((1, 5, 5)))),
@@ -216,7 +216,7 @@ TENSOR_ARGUMENTS = [
 def test_tensor_arguments_refuse_arrays_and_other_things(torch, where, value):
     op, argument, call = where
     if value == "array":
-        value = np.ones((1, 3, 5, 5) if argument in ("input", "x") else (2, 3, 3, 3) if argument == "weight"
+        value = np.ones((1, 3, 5, 5) if argument == "input" else (2, 3, 3, 3) if argument == "weight"
                         else (2,), np.float32)
     elif value == "list":
         value = [1.0, 2.0]
@@ -1194,7 +1194,7 @@ def test_data_and_tensor_messages_name_their_function(call, kind, message):
 @pytest.mark.parametrize("call, op, name", [
     (lambda t: F.interpolate(t, scale_factor=2), "interpolate", "input"),
     (lambda t: F.max_pool2d(t, 2), "max_pool2d", "input"),
-    (lambda t: F.pad(t, (1, 1)), "pad", "x"),
+    (lambda t: F.pad(t, (1, 1)), "pad", "input"),
     (lambda t: F.grid_sample(t, msn.tensor(np.zeros((1, 2, 2, 2), np.float32))), "grid_sample", "input"),
     (lambda t: nn.Conv2d(3, 4, 3)(t), "conv2d", "input"),
 ])

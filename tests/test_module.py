@@ -338,3 +338,113 @@ def test_module_list_takes_none_and_extends(torch):
     twin = torch.nn.ModuleList(None).extend([torch.nn.ReLU(), torch.nn.Conv2d(1, 1, 1)])
     assert len(ours) == len(twin) == 2
     assert list(ours.state_dict()) == list(twin.state_dict()) == ["1.weight", "1.bias"]
+
+
+def _pair(torch):
+    """The same small net in both libraries: a conv, a BatchNorm, a container."""
+    ours = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ModuleList([nn.ReLU(), nn.Conv2d(3, 1, 1)]))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3),
+                                 torch.nn.ModuleList([torch.nn.ReLU(), torch.nn.Conv2d(3, 1, 1)]))
+    return ours, theirs
+
+
+def test_apply_visits_children_first_then_the_module_as_torch(torch):
+    ours, theirs = _pair(torch)
+    seen_ours, seen_theirs = [], []
+    assert ours.apply(lambda m: seen_ours.append(type(m).__name__)) is ours
+    theirs.apply(lambda m: seen_theirs.append(type(m).__name__))
+    assert seen_ours == seen_theirs and len(seen_ours) == 6
+    ours.apply(lambda m: nn.init.zeros_(m.weight) if isinstance(m, nn.Conv2d) else None)   # the idiom
+    assert all((m.weight.numpy() == 0).all() for m in ours.modules() if isinstance(m, nn.Conv2d))
+    with pytest.raises(TypeError, match="apply: fn must be a function"):
+        ours.apply(3)
+
+
+def test_requires_grad_freezes_parameters_and_the_optimizer_leaves_them(torch):
+    ours = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.ReLU(), nn.Conv2d(3, 1, 1))
+    frozen = ours[0]
+    assert frozen.requires_grad_(False) is frozen
+    assert [p.requires_grad for p in ours.parameters()] == [False, False] + [True] * 4
+    before = frozen.weight.numpy().copy()
+    opt = msn.optim.SGD(ours.parameters(), lr=0.1)
+    x = msn.tensor(np.random.default_rng(0).standard_normal((2, 2, 6, 6)).astype(np.float32))
+    ours(x).sum().backward()
+    opt.step()
+    assert frozen.weight.grad is None and (frozen.weight.numpy() == before).all()
+    assert ours[1].weight.grad is not None and (ours[1].weight.numpy() != 1).any()     # the others learn
+    ours.requires_grad_()
+    assert all(p.requires_grad for p in ours.parameters())
+
+
+def test_tensor_requires_grad_as_torch():
+    t = msn.tensor(np.ones(3, np.float32))
+    assert t.requires_grad_() is t and t.requires_grad
+    with pytest.raises(TypeError, match="only a floating-point tensor"):
+        msn.tensor(np.ones(3, np.int64)).requires_grad_()
+    with pytest.raises(RuntimeError, match="only a leaf's requires_grad can be turned off"):
+        (t * 2).requires_grad_(False)
+    with pytest.raises(TypeError, match="requires_grad must be True or False"):
+        t.requires_grad_(1)
+
+
+def test_register_buffer_is_saved_cast_and_listed_as_torch(torch):
+    ours, theirs = nn.Conv2d(1, 1, 1), torch.nn.Conv2d(1, 1, 1)
+    ours.register_buffer("scale", msn.tensor(np.full(2, 3.0, np.float32)))
+    theirs.register_buffer("scale", torch.full((2,), 3.0))
+    ours.register_buffer("cache", msn.tensor(np.zeros(2, np.float32)), persistent=False)
+    theirs.register_buffer("cache", torch.zeros(2), persistent=False)
+    ours.register_buffer("unset", None)
+    theirs.register_buffer("unset", None)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight", "bias", "scale"]
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()] == ["scale", "cache"]
+    ours.load_state_dict({k: v.numpy() * 2 for k, v in theirs.state_dict().items()})
+    np.testing.assert_array_equal(ours.scale.numpy(), [6.0, 6.0])
+    assert ours.to(np.float64).scale.dtype == np.float64 and ours.cache.dtype == np.float64
+    ours.register_buffer("cache", msn.tensor(np.ones(2)))                  # again, persistent now
+    assert list(ours.state_dict())[-1] == "cache"
+
+
+@pytest.mark.parametrize("call, kind, message", [
+    (lambda m: m.register_buffer("a.b", None), KeyError, "contain no '.'"),
+    (lambda m: m.register_buffer(3, None), TypeError, "name must be a str"),
+    (lambda m: m.register_buffer("weight", None), KeyError, "already has an attribute 'weight'"),
+    (lambda m: m.register_buffer("b", np.ones(2)), TypeError, "must be a Tensor or None, got ndarray"),
+    (lambda m: m.register_buffer("b", nn.Parameter(np.ones(2))), TypeError, "is a Parameter"),
+    (lambda m: m.register_buffer("b", None, persistent=0), TypeError, "persistent must be True or False"),
+    (lambda m: m.add_module("", nn.ReLU()), KeyError, "non-empty"),
+    (lambda m: m.add_module("stride", nn.ReLU()), KeyError, "already has an attribute 'stride'"),
+    (lambda m: m.add_module("act", np.ones(2)), TypeError, "must be a Module or None"),
+    (lambda m: m.get_submodule("act"), AttributeError, "Conv2d has no attribute 'act'"),
+    (lambda m: m.get_submodule("weight"), AttributeError, "not a Module: 'weight'"),
+])
+def test_adding_to_the_tree_refuses_what_torch_refuses(call, kind, message):
+    with pytest.raises(kind, match=message):
+        call(nn.Conv2d(1, 1, 1))
+
+
+def test_add_module_and_get_submodule_as_torch(torch):
+    ours, theirs = _pair(torch)
+    ours.add_module("head", nn.Conv2d(1, 2, 1))
+    theirs.add_module("head", torch.nn.Conv2d(1, 2, 1))
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert ours.get_submodule("2.1") is ours[2][1] and ours.get_submodule("") is ours
+    assert type(theirs.get_submodule("2.1")).__name__ == type(ours.get_submodule("2.1")).__name__
+    ours.add_module("head", nn.ReLU())                                     # replaces, as torch
+    assert isinstance(ours.head, nn.ReLU)
+
+
+@pytest.mark.parametrize("index", [0, 1, 2, -1, -2])
+def test_insert_renumbers_the_children_as_torch(torch, index):
+    ours = nn.Sequential(nn.Conv2d(1, 2, 1), nn.ReLU())
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.ReLU())
+    ours.insert(index, nn.Sigmoid())
+    theirs.insert(index, torch.nn.Sigmoid())
+    assert [type(m).__name__ for m in ours] == [type(m).__name__ for m in theirs]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    listed = nn.ModuleList([nn.ReLU()]).insert(0, nn.Tanh())
+    assert [type(m).__name__ for m in listed] == ["Tanh", "ReLU"] and [n for n, _ in listed.named_children()] == ["0", "1"]
+    with pytest.raises(IndexError, match="index 3 is out of range for 2 children"):
+        nn.Sequential(nn.ReLU(), nn.ReLU()).insert(3, nn.ReLU())
+    with pytest.raises(ValueError, match="children must be named 0, 1"):
+        from collections import OrderedDict
+        nn.Sequential(OrderedDict(a=nn.ReLU())).insert(0, nn.ReLU())

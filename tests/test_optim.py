@@ -200,7 +200,6 @@ def test_closure_epoch_and_param_groups_are_refused_naming_the_rule():
     (lambda p: optim.SGD(p[0], lr=0.1), "iterable"),
     (lambda p: optim.SGD(Conv2d(1, 1, 1), lr=0.1), r"model.parameters\(\)\), got Conv2d"),
     (lambda p: optim.SGD([np.ones(2)], lr=0.1), "not a Tensor"),
-    (lambda p: optim.SGD([msn.tensor(np.ones(2))], lr=0.1), "require grad"),
     (lambda p: optim.SGD(p + p, lr=0.1), "more than once"),
     (lambda p: optim.StepLR(optim.SGD(p, lr=0.1), step_size=0), "step_size"),
     (lambda p: optim.PolyLR(optim.SGD(p, lr=0.1), total_iters=0), "total_iters"),
@@ -298,3 +297,19 @@ def test_a_read_only_parameter_is_refused_before_training(make):
     ro.flags.writeable = False
     with pytest.raises(ValueError, match=r"params\[1\] holds a read-only array, and a step updates parameters"):
         make([_param(), msn.nn.Parameter(ro)])
+
+
+def test_a_frozen_parameter_is_accepted_and_left_as_torch_does(torch):
+    """``model.encoder.requires_grad_(False)`` then ``Adam(model.parameters())``: PyTorch accepts a
+    parameter that does not require grad and skips it (no gradient); so do we."""
+    frozen, live = Parameter(np.ones(2, np.float32)), Parameter(np.ones(2, np.float32))
+    frozen.requires_grad_(False)
+    t_frozen, t_live = torch.nn.Parameter(torch.ones(2), requires_grad=False), torch.nn.Parameter(torch.ones(2))
+    ours, theirs = optim.Adam([frozen, live], lr=0.1), torch.optim.Adam([t_frozen, t_live], lr=0.1)
+    (msn.tensor(np.arange(2, dtype=np.float32)) * live).sum().backward()
+    (torch.arange(2.0) * t_live).sum().backward()
+    ours.step()
+    theirs.step()
+    np.testing.assert_array_equal(frozen.numpy(), [1, 1])
+    np.testing.assert_allclose(live.numpy(), t_live.detach().numpy(), rtol=1e-6)
+    assert (live.numpy() != 1).any()

@@ -190,18 +190,18 @@ def _input(x, op, inplace=False):
     return checks.float_tensor(x, "input", op)
 
 
-def relu(x, inplace=False):
+def relu(input, inplace=False):
     """max(x, 0). ``inplace`` is accepted for PyTorch compatibility and ignored."""
-    return ReLU()(_input(x, "relu", inplace))
+    return ReLU()(_input(input, "relu", inplace))
 
 
-def leaky_relu(x, negative_slope=0.01, inplace=False):
+def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x where x > 0, else ``negative_slope * x``. ``inplace`` is accepted for
     PyTorch compatibility and ignored."""
-    x = _input(x, "leaky_relu", inplace)
-    slope = checks.fits_float(_check_negative_slope(negative_slope, "leaky_relu"), x.dtype, "negative_slope",
+    input = _input(input, "leaky_relu", inplace)
+    slope = checks.fits_float(_check_negative_slope(negative_slope, "leaky_relu"), input.dtype, "negative_slope",
                               "leaky_relu")
-    return LeakyReLU(slope)(x)
+    return LeakyReLU(slope)(input)
 
 
 def _check_negative_slope(negative_slope, op):
@@ -209,9 +209,9 @@ def _check_negative_slope(negative_slope, op):
     return checks.real(negative_slope, "negative_slope", op, finite=False)
 
 
-def relu6(x, inplace=False):
+def relu6(input, inplace=False):
     """min(max(x, 0), 6). ``inplace`` is accepted for PyTorch compatibility and ignored."""
-    return ReLU6()(_input(x, "relu6", inplace))
+    return ReLU6()(_input(input, "relu6", inplace))
 
 
 def _check_dropout_p(p, op):
@@ -219,22 +219,22 @@ def _check_dropout_p(p, op):
     return checks.real(p, "p", op, minimum=0, maximum=1)
 
 
-def dropout(x, p=0.5, training=True, inplace=False):
+def dropout(input, p=0.5, training=True, inplace=False):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p).
 
-    ``x``: any shape. With ``training=False`` (or p = 0) it returns ``x`` itself.
+    ``input``: any shape. With ``training=False`` (or p = 0) it returns ``input`` itself.
     The mask comes from ``minisegnet.random.uniform``: ``msn.manual_seed``
     repeats it. ``inplace`` is accepted for PyTorch compatibility and ignored.
     """
     p = _check_dropout_p(p, "dropout")
-    _input(x, "dropout", inplace)
+    _input(input, "dropout", inplace)
     if not checks.flag(training, "training", "dropout") or p == 0:
-        return x
-    return Dropout(p, x.shape)(x)
+        return input
+    return Dropout(p, input.shape)(input)
 
 
-def dropout2d(x, p=0.5, training=True, inplace=False):
-    """Zero whole channels: each (n, c) plane of ``x`` (N, C, H, W) is dropped
+def dropout2d(input, p=0.5, training=True, inplace=False):
+    """Zero whole channels: each (n, c) plane of ``input`` (N, C, H, W) is dropped
     with probability ``p``; kept planes are scaled by 1/(1-p).
 
     Neighbouring pixels of a feature map are strongly correlated, so dropping
@@ -243,36 +243,36 @@ def dropout2d(x, p=0.5, training=True, inplace=False):
     than a guess between (C, H, W) and (N, C, L).
     """
     p = _check_dropout_p(p, "dropout2d")
-    _input(x, "dropout2d", inplace)
-    if x.ndim != 4:
-        raise ValueError(f"dropout2d: input must be 4-D (N, C, H, W), got shape {x.shape}")
+    _input(input, "dropout2d", inplace)
+    if input.ndim != 4:
+        raise ValueError(f"dropout2d: input must be 4-D (N, C, H, W), got shape {input.shape}")
     if not checks.flag(training, "training", "dropout2d") or p == 0:
-        return x
-    return Dropout(p, x.shape[:2] + (1, 1))(x)
+        return input
+    return Dropout(p, input.shape[:2] + (1, 1))(input)
 
 
-def sigmoid(x):
-    return Sigmoid()(_input(x, "sigmoid"))
+def sigmoid(input):
+    return Sigmoid()(_input(input, "sigmoid"))
 
 
-def tanh(x):
-    return Tanh()(_input(x, "tanh"))
+def tanh(input):
+    return Tanh()(_input(input, "tanh"))
 
 
-def softmax(x, dim):
+def softmax(input, dim):
     """exp(x) normalised to sum 1 along ``dim``, one int (PyTorch's implicit choice of
     dim when it is None is deprecated there and refused here)."""
-    _input(x, "softmax")
-    dim = checks.dim(dim, x.ndim, "dim", "softmax")
-    if x.size == 0:                 # nothing to normalise (an empty batch, or an empty axis): empty, as PyTorch
-        return empty_batch(x.shape, x)
-    return Softmax(dim)(x)
+    _input(input, "softmax")
+    dim = checks.dim(dim, input.ndim, "dim", "softmax")
+    if input.size == 0:                 # nothing to normalise (an empty batch, or an empty axis): empty, as PyTorch
+        return empty_batch(input.shape, input)
+    return Softmax(dim)(input)
 
 
-def log_softmax(x, dim):
+def log_softmax(input, dim):
     """log(softmax(x, dim)), computed stably; ``dim`` as for ``softmax``."""
-    _input(x, "log_softmax")
-    dim = checks.dim(dim, x.ndim, "dim", "log_softmax")
-    if x.size == 0:                 # as softmax
-        return empty_batch(x.shape, x)
-    return LogSoftmax(dim)(x)
+    _input(input, "log_softmax")
+    dim = checks.dim(dim, input.ndim, "dim", "log_softmax")
+    if input.size == 0:                 # as softmax
+        return empty_batch(input.shape, input)
+    return LogSoftmax(dim)(input)

@@ -107,7 +107,7 @@ def _is_int(v):
     return isinstance(v, int) and not isinstance(v, bool) or type(v).__name__ in ("int64", "int32")
 
 
-def pad(x, pad, mode="constant", value=None):
+def pad(input, pad, mode="constant", value=None):
     """Pad the last axis (``pad = (left, right)``) or the last two axes
     (``pad = (left, right, top, bottom)``), as ``torch.nn.functional.pad``.
 
@@ -123,7 +123,7 @@ def pad(x, pad, mode="constant", value=None):
     Not implemented: the ``"circular"`` mode, and padding more than the last
     two axes (PyTorch's constant mode takes 6 or more values).
     """
-    checks.tensor(x, "x", "pad")
+    checks.tensor(input, "input", "pad")
     if mode not in _MODES:
         raise ValueError(f"pad: mode must be one of {_MODES}, got {mode!r}")
     if not isinstance(pad, (tuple, list)) or len(pad) not in (2, 4) or not all(_is_int(p) for p in pad):
@@ -138,29 +138,29 @@ def pad(x, pad, mode="constant", value=None):
         raise TypeError(f"pad: value must be a number, got {value!r}")
     if mode != "constant" and value != 0:
         raise ValueError(f"pad: mode={mode!r} takes no fill value, got value={value!r}")
-    checks.fits_float(value, x.dtype, "value", "pad")
-    if x.ndim < len(pad) // 2:
-        raise ValueError(f"pad: pad={tuple(pad)!r} pads {len(pad) // 2} axes, but x has shape {x.shape}")
+    checks.fits_float(value, input.dtype, "value", "pad")
+    if input.ndim < len(pad) // 2:
+        raise ValueError(f"pad: pad={tuple(pad)!r} pads {len(pad) // 2} axes, but input has shape {input.shape}")
     # torch lists the last axis first; we keep (top, bottom), (left, right) in axis order.
     widths = ((int(pad[0]), int(pad[1])),) if len(pad) == 2 else \
         ((int(pad[2]), int(pad[3])), (int(pad[0]), int(pad[1])))
     axes = (-2, -1)[-len(widths):]
-    out_shape = list(x.shape)
+    out_shape = list(input.shape)
     for axis, (a, b) in zip(axes, widths):
         out_shape[axis] += a + b
-    checks.check_bytes(out_shape, x.dtype.itemsize, "pad", f"pad={tuple(pad)!r}")
+    checks.check_bytes(out_shape, input.dtype.itemsize, "pad", f"pad={tuple(pad)!r}")
     for axis, (a, b) in zip(axes, widths):
-        n = x.shape[axis]
+        n = input.shape[axis]
         if mode == "reflect" and max(a, b) >= n:
             raise ValueError(f"pad: reflect padding {(a, b)} must be smaller than the size {n} of "
-                             f"axis {x.ndim + axis} (x has shape {x.shape}), pad={tuple(pad)!r}")
+                             f"axis {input.ndim + axis} (input has shape {input.shape}), pad={tuple(pad)!r}")
         if mode == "replicate" and n == 0 and a + b > 0:
-            raise ValueError(f"pad: replicate padding needs a non-empty axis {x.ndim + axis}, "
-                             f"x has shape {x.shape}")
-    return Pad(widths, mode, value)(x)
+            raise ValueError(f"pad: replicate padding needs a non-empty axis {input.ndim + axis}, "
+                             f"input has shape {input.shape}")
+    return Pad(widths, mode, value)(input)
 
 
-def center_crop(x, size):
+def center_crop(input, size):
     """The central ``size`` window of the last two axes: U-Net's copy-and-crop.
 
     ``size`` is an int (square) or ``(h, w)``. Shapes: ``(..., H, W)`` ->
@@ -170,20 +170,20 @@ def center_crop(x, size):
     Example: H = 5, h = 2 keeps rows 1 and 2, dropping row 0 and rows 3, 4.
     The gradient is ``g`` placed back in that window, zero elsewhere.
     """
-    checks.tensor(x, "x", "center_crop")
-    if x.ndim < 2:
-        raise ValueError(f"center_crop: x needs at least 2 axes (..., H, W), got shape {x.shape}")
+    checks.tensor(input, "input", "center_crop")
+    if input.ndim < 2:
+        raise ValueError(f"center_crop: input needs at least 2 axes (..., H, W), got shape {input.shape}")
     if _is_int(size):
         h = w = int(size)
     elif isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_int(s) for s in size):
         h, w = int(size[0]), int(size[1])
     else:
         raise TypeError(f"center_crop: size must be an int or a pair of ints (h, w), got {size!r}")
-    H, W = x.shape[-2:]
+    H, W = input.shape[-2:]
     if min(h, w) < 1:
         raise ValueError(f"center_crop: size must be >= 1, got {size!r}")
     if h > H or w > W:
         raise ValueError(f"center_crop: size={(h, w)} is larger than the input's ({H}, {W}); "
                          "cropping cannot enlarge (use pad)")
     top, left = (H - h) // 2, (W - w) // 2
-    return getitem(x, (Ellipsis, slice(top, top + h), slice(left, left + w)))
+    return getitem(input, (Ellipsis, slice(top, top + h), slice(left, left + w)))

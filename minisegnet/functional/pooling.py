@@ -223,7 +223,7 @@ def _max_pool_args(op, kernel_size, stride, padding, dilation, ceil_mode, return
     return k, s, p, d
 
 
-def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False, return_indices=False):
     """Max pooling: ``(N, C, H, W) -> (N, C, H_out, W_out)``, as ``torch.nn.functional.max_pool2d``.
 
     ``H_out = floor((H + 2p - d(k-1) - 1) / s) + 1`` (ceil with ``ceil_mode``,
@@ -236,22 +236,22 @@ def max_pool2d(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=Fal
     tiny input) is an error; PyTorch returns -inf there, with an index outside
     the plane.
     """
-    _check_input(x, "max_pool2d")
+    _check_input(input, "max_pool2d")
     k, s, p, d = _max_pool_args("max_pool2d", kernel_size, stride, padding, dilation, ceil_mode, return_indices)
     with checks.naming("max_pool2d"):
-        out_hw = shapes.max_pool2d_output_size(x.shape[2:], k, s, p, d, ceil_mode)
+        out_hw = shapes.max_pool2d_output_size(input.shape[2:], k, s, p, d, ceil_mode)
     for axis in range(2):
         # With dilation a window can straddle a tiny input and read only padding;
         # PyTorch then returns -inf with an index outside the plane. Refuse instead.
         reads = (np.arange(out_hw[axis]) * s[axis] - p[axis])[:, None] + np.arange(k[axis]) * d[axis]
-        inside = ((reads >= 0) & (reads < x.shape[2 + axis])).any(axis=1)
+        inside = ((reads >= 0) & (reads < input.shape[2 + axis])).any(axis=1)
         if not inside.all():
             raise ValueError(
                 f"max_pool2d: with kernel_size={kernel_size!r}, dilation={dilation!r}, padding={padding!r} "
-                f"window {int(np.argmin(inside))} of axis {axis} (input size {x.shape[2 + axis]}) reads "
+                f"window {int(np.argmin(inside))} of axis {axis} (input size {input.shape[2 + axis]}) reads "
                 "only padding")
     fn = MaxPool2d(k, s, p, d, out_hw, bool(return_indices))
-    y = fn(x)
+    y = fn(input)
     if return_indices:
         return y, Tensor._wrap(fn.indices)
     return y
@@ -316,8 +316,8 @@ def _avg_pool_args(op, kernel_size, stride, padding, ceil_mode, count_include_pa
     return k, s, p
 
 
-def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
-               divisor_override=None):
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                   divisor_override=None):
     """Average pooling: ``(N, C, H, W) -> (N, C, H_out, W_out)``, as ``torch.nn.functional.avg_pool2d``.
 
     Output size as ``max_pool2d`` with dilation 1. Padding is zeros. The
@@ -326,19 +326,19 @@ def avg_pool2d(x, kernel_size, stride=None, padding=0, ceil_mode=False, count_in
     padding divides by fewer), else the number of real input pixels in it;
     ``divisor_override`` (a non-zero int) replaces both.
     """
-    _check_input(x, "avg_pool2d")
+    _check_input(input, "avg_pool2d")
     k, s, p = _avg_pool_args("avg_pool2d", kernel_size, stride, padding, ceil_mode, count_include_pad,
                              divisor_override)
     with checks.naming("avg_pool2d"):
-        out_hw = shapes.avg_pool2d_output_size(x.shape[2:], k, s, p, ceil_mode)
-    xp = backend.get_array_module(x.data)
+        out_hw = shapes.avg_pool2d_output_size(input.shape[2:], k, s, p, ceil_mode)
+    xp = backend.get_array_module(input.data)
     if divisor_override is not None:
         divisor = xp.full(out_hw, divisor_override)
     else:
-        div_h = _avg_divisors(xp, x.shape[2], out_hw[0], k[0], s[0], p[0], count_include_pad)
-        div_w = _avg_divisors(xp, x.shape[3], out_hw[1], k[1], s[1], p[1], count_include_pad)
+        div_h = _avg_divisors(xp, input.shape[2], out_hw[0], k[0], s[0], p[0], count_include_pad)
+        div_w = _avg_divisors(xp, input.shape[3], out_hw[1], k[1], s[1], p[1], count_include_pad)
         divisor = div_h[:, None] * div_w[None, :]
-    return AvgPool2d(k, s, p, out_hw, divisor)(x)
+    return AvgPool2d(k, s, p, out_hw, divisor)(input)
 
 
 # ---- adaptive average pooling ----------------------------------------------------------
@@ -444,7 +444,7 @@ def _adaptive_output_size(op, output_size, input_hw=None):
         return shapes.as_pair(output_size, "output_size", 1)
 
 
-def adaptive_avg_pool2d(x, output_size):
+def adaptive_avg_pool2d(input, output_size):
     """Average pooling to a fixed output size, as ``torch.nn.functional.adaptive_avg_pool2d``.
 
     ``(N, C, H, W) -> (N, C, h, w)``; ``output_size`` is an int, or a pair whose
@@ -453,14 +453,14 @@ def adaptive_avg_pool2d(x, output_size):
     global average pooling (DeepLabV3+'s image-level branch). A NaN or inf in
     the input reaches only the outputs whose bins contain it, as in PyTorch.
     """
-    _check_input(x, "adaptive_avg_pool2d")
-    if min(x.shape[2:]) == 0:
-        raise ValueError(f"adaptive_avg_pool2d: input of shape {x.shape} has an empty spatial axis; "
+    _check_input(input, "adaptive_avg_pool2d")
+    if min(input.shape[2:]) == 0:
+        raise ValueError(f"adaptive_avg_pool2d: input of shape {input.shape} has an empty spatial axis; "
                          "every output bin needs at least one pixel to average")
-    out_hw = _adaptive_output_size("adaptive_avg_pool2d", output_size, x.shape[2:])
-    checks.check_bytes(x.shape[:2] + out_hw, x.dtype.itemsize, "adaptive_avg_pool2d",
+    out_hw = _adaptive_output_size("adaptive_avg_pool2d", output_size, input.shape[2:])
+    checks.check_bytes(input.shape[:2] + out_hw, input.dtype.itemsize, "adaptive_avg_pool2d",
                        f"output_size={output_size!r}")
-    return AdaptiveAvgPool2d(out_hw)(x)
+    return AdaptiveAvgPool2d(out_hw)(input)
 
 
 # ---- max unpooling -----------------------------------------------------------------------
@@ -501,11 +501,11 @@ def _unpool_args(op, kernel_size, stride, padding):
     return k, s, p
 
 
-def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=None):
+def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """The partial inverse of ``max_pool2d`` (SegNet's decoder upsampling), as
     ``torch.nn.functional.max_unpool2d``.
 
-    Puts each value of ``x`` ``(N, C, h, w)`` at the flat position ``indices``
+    Puts each value of ``input`` ``(N, C, h, w)`` at the flat position ``indices``
     (from ``max_pool2d(..., return_indices=True)``) of a zero
     ``(N, C, H_out, W_out)`` output. Default ``H_out = (h - 1)s - 2p + k``
     (``stride`` defaults to ``kernel_size``). Pooling an odd size loses a row
@@ -514,21 +514,22 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
     axis, as PyTorch requires. Indices outside ``[0, H_out * W_out)`` are an
     error (not wrapped).
     """
-    _check_input(x, "max_unpool2d")
+    _check_input(input, "max_unpool2d")
     checks.tensor(indices, "indices", "max_unpool2d")
     if indices.dtype != np.int64:
         raise TypeError(f"max_unpool2d: indices must be int64, as max_pool2d returns them (PyTorch's rule), "
                         f"got dtype {indices.dtype}")
-    if indices.shape != x.shape:
-        raise ValueError(f"max_unpool2d: indices has shape {indices.shape}, expected the input's shape {x.shape}")
+    if indices.shape != input.shape:
+        raise ValueError(f"max_unpool2d: indices has shape {indices.shape}, "
+                         f"expected the input's shape {input.shape}")
     k, s, p = _unpool_args("max_unpool2d", kernel_size, stride, padding)
     if output_size is None:
         with checks.naming("max_unpool2d"):
-            out_hw = shapes.max_unpool2d_output_size(x.shape[2:], k, s, p)
+            out_hw = shapes.max_unpool2d_output_size(input.shape[2:], k, s, p)
     else:
         # shapes.max_unpool2d_output_size's formula, without its refusal of sizes < 1:
         # only the window around it matters here (PyTorch accepts e.g. default 0, size 2).
-        default = tuple((x.shape[2 + a] - 1) * s[a] - 2 * p[a] + k[a] for a in range(2))
+        default = tuple((input.shape[2 + a] - 1) * s[a] - 2 * p[a] + k[a] for a in range(2))
         if not isinstance(output_size, (tuple, list)) or len(output_size) not in (2, 4) or \
                 not all(shapes._is_int(v) for v in output_size):
             raise TypeError(f"max_unpool2d: output_size must be (H, W) or (N, C, H, W) ints, "
@@ -541,11 +542,11 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
                     f"max_unpool2d: output_size={tuple(output_size)!r} is not reachable: axis {axis} "
                     f"must be strictly between {low} and {high} (default size {default[axis]}, "
                     f"stride {s[axis]})")
-    checks.check_bytes(x.shape[:2] + out_hw, x.dtype.itemsize, "max_unpool2d",
+    checks.check_bytes(input.shape[:2] + out_hw, input.dtype.itemsize, "max_unpool2d",
                        f"output_size={output_size!r}" if output_size is not None else
                        f"kernel_size={kernel_size!r}, stride={stride!r}")
-    if x.shape[0] == 0:
-        return empty_batch(x.shape[:2] + out_hw, x)
+    if input.shape[0] == 0:
+        return empty_batch(input.shape[:2] + out_hw, input)
     plane = out_hw[0] * out_hw[1]
     # One yes/no read from the device (a GPU would wrap a bad index silently); the
     # offending value is looked up only when there is one.
@@ -554,4 +555,4 @@ def max_unpool2d(x, indices, kernel_size, stride=None, padding=0, output_size=No
         raise ValueError(f"max_unpool2d: indices must lie in [0, {plane}) for output size {out_hw}, "
                          f"found {lo if lo < 0 else hi}; after pooling an odd size, pass "
                          f"output_size=(H, W) of the pooled input")
-    return MaxUnpool2d(out_hw)(x, indices)
+    return MaxUnpool2d(out_hw)(input, indices)

@@ -225,8 +225,8 @@ def _check_settings(op, size, scale_factor, mode, align_corners, recompute_scale
             raise ValueError(f"{op}: scale_factor must be positive and finite, got {scale_factor!r}")
 
 
-def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                recompute_scale_factor=None):
+def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
+                    recompute_scale_factor=None):
     """Resize ``(N, C, H, W) -> (N, C, h, w)``, as ``torch.nn.functional.interpolate``.
 
     Give exactly one of ``size`` (int or (h, w)) and ``scale_factor`` (number or
@@ -240,31 +240,31 @@ def interpolate(x, size=None, scale_factor=None, mode="nearest", align_corners=N
     1e-7 of a whole number (PyTorch's float64 arithmetic there is not
     reproduced; float32 agrees everywhere measured).
     """
-    checks.tensor(x, "input", "interpolate")
-    if x.ndim != 4:
-        raise ValueError(f"interpolate: input must be 4-D (N, C, H, W), got shape {x.shape}")
-    if x.dtype.kind != "f":
-        raise TypeError(f"interpolate: input must be floating point, got dtype {x.dtype}")
+    checks.tensor(input, "input", "interpolate")
+    if input.ndim != 4:
+        raise ValueError(f"interpolate: input must be 4-D (N, C, H, W), got shape {input.shape}")
+    if input.dtype.kind != "f":
+        raise TypeError(f"interpolate: input must be floating point, got dtype {input.dtype}")
     _check_settings("interpolate", size, scale_factor, mode, align_corners, recompute_scale_factor)
-    if min(x.shape[2:]) == 0:
-        raise ValueError(f"interpolate: input of shape {x.shape} has an empty spatial axis; "
+    if min(input.shape[2:]) == 0:
+        raise ValueError(f"interpolate: input of shape {input.shape} has an empty spatial axis; "
                          "there is no pixel to resample")
     with checks.naming("interpolate"):
-        out_hw = shapes.interpolate_output_size(x.shape[2:], size, scale_factor)
+        out_hw = shapes.interpolate_output_size(input.shape[2:], size, scale_factor)
     if shapes._is_int(out_hw):
         out_hw = (out_hw, out_hw)
-    checks.check_bytes(x.shape[:2] + tuple(out_hw), x.dtype.itemsize, "interpolate",
+    checks.check_bytes(input.shape[:2] + tuple(out_hw), input.dtype.itemsize, "interpolate",
                        f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}")
     scales = (None, None)
     if scale_factor is not None and not recompute_scale_factor:
         scales = _per_axis_scale(scale_factor)
 
-    xp = backend.get_array_module(x.data)
-    tables = {axis: _axis_tables(xp, mode, x.shape[axis], out_hw[axis - 2], bool(align_corners),
-                                 scales[axis - 2], x.dtype) for axis in (2, 3)}
+    xp = backend.get_array_module(input.data)
+    tables = {axis: _axis_tables(xp, mode, input.shape[axis], out_hw[axis - 2], bool(align_corners),
+                                 scales[axis - 2], input.dtype) for axis in (2, 3)}
     if mode == "nearest":
-        return Nearest((tables[2][0], tables[3][0]), {axis: t[1:] for axis, t in tables.items()})(x)
-    return Bilinear({axis: t[:3] for axis, t in tables.items()}, {axis: t[3:] for axis, t in tables.items()})(x)
+        return Nearest((tables[2][0], tables[3][0]), {axis: t[1:] for axis, t in tables.items()})(input)
+    return Bilinear({axis: t[:3] for axis, t in tables.items()}, {axis: t[3:] for axis, t in tables.items()})(input)
 
 
 def _axis_tables(xp, mode, n_in, n_out, align_corners, scale, dtype):

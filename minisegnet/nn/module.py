@@ -149,7 +149,79 @@ class Module:
         """The buffers of ``named_buffers(recurse=recurse)``, each once; a list (PyTorch: an iterator)."""
         return [b for _, b in self._named_members(self._own_buffers, "buffers", "", recurse, True)]
 
+    # ---- adding to the tree ------------------------------------------------
+    def _check_new_name(self, name, method, kind):
+        """A new child or buffer name: a non-empty str without '.', not already another
+        attribute of this module (PyTorch's rules)."""
+        if not isinstance(name, str):
+            raise TypeError(f"{method}: name must be a str, got {name!r}")
+        if not name or "." in name:
+            raise KeyError(f"{method}: name must be non-empty and contain no '.', got {name!r}")
+        if hasattr(self, name) and not (kind == "buffer" and name in getattr(self, "_buffers", ())) \
+                and not (kind == "module" and isinstance(getattr(self, name), Module)):
+            raise KeyError(f"{method}: {type(self).__name__} already has an attribute {name!r}")
+
+    def add_module(self, name, module):
+        """Add ``module`` as the child ``name`` (``setattr`` with PyTorch's checks; None leaves a
+        named empty place, which lists and saves nothing). Returns None, as PyTorch's."""
+        self._check_new_name(name, "add_module", "module")
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module: module must be a Module or None, got {type(module).__name__}")
+        setattr(self, name, module)
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Add a buffer: state that is saved with the model and cast by ``to`` but not learnt
+        (BatchNorm's running mean is one), a Tensor or None, as PyTorch's ``register_buffer``.
+        ``persistent=False``: listed by ``buffers()`` but left out of ``state_dict``."""
+        self._check_new_name(name, "register_buffer", "buffer")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"register_buffer: buffer {name!r} must be a Tensor or None, got "
+                            f"{type(tensor).__name__} (wrap an array with msn.tensor)")
+        if isinstance(tensor, Parameter):
+            raise TypeError(f"register_buffer: {name!r} is a Parameter (learnable); assign it as an "
+                            "attribute instead")
+        if not isinstance(persistent, (bool, np.bool_)):
+            raise TypeError(f"register_buffer: persistent must be True or False, got {persistent!r}")
+        if name not in getattr(self, "_buffers", ()):
+            self._buffers = tuple(getattr(self, "_buffers", ())) + (name,)
+        unsaved = set(getattr(self, "_non_persistent_buffers", ())) - {name}
+        self._non_persistent_buffers = unsaved | ({name} if not persistent else set())
+        setattr(self, name, tensor)
+
+    def get_submodule(self, target):
+        """The module at dotted path ``target`` (``"encoder.0.conv1"``; ``""`` is this one), as
+        PyTorch's; an AttributeError names the first part that is not a module."""
+        if not isinstance(target, str):
+            raise TypeError(f"get_submodule: target must be a dotted str, got {target!r}")
+        module = self
+        for part in target.split(".") if target else ():
+            child = getattr(module, part, None)
+            if not isinstance(child, Module):
+                what = "has no attribute" if child is None else "has an attribute that is not a Module:"
+                raise AttributeError(f"get_submodule: {type(module).__name__} {what} {part!r} (in {target!r})")
+            module = child
+        return module
+
+    def apply(self, fn):
+        """Call ``fn(module)`` on every sub-module, children first, then on this one, and return
+        this module, as PyTorch's (``model.apply(init_weights)``)."""
+        if not callable(fn):
+            raise TypeError(f"apply: fn must be a function of one module, got {fn!r}")
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
     # ---- modes and gradients ----------------------------------------------
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` of every parameter (``False`` freezes the module: its
+        weights get no gradient, so an optimizer leaves them as they are), as PyTorch's."""
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"requires_grad_: requires_grad must be True or False, got {requires_grad!r}")
+        for p in self.parameters():
+            p.requires_grad_(requires_grad)
+        return self
+
     def train(self, mode=True):
         if not isinstance(mode, (bool, np.bool_)):
             raise ValueError(f"train: mode must be True or False, got {mode!r}")     # PyTorch's error kind
@@ -179,9 +251,10 @@ class Module:
             for name, value in vars(module).items():
                 if isinstance(value, Parameter):
                     yield dot + name, value
+            unsaved = getattr(module, "_non_persistent_buffers", ())
             for name in getattr(module, "_buffers", ()):
                 value = getattr(module, name)
-                if value is not None:                              # not an unset optional buffer
+                if value is not None and name not in unsaved:      # not an unset optional buffer
                     yield dot + name, value
 
     def state_dict(self):
@@ -288,6 +361,27 @@ class ModuleList(Module):
             raise TypeError(f"{type(self).__name__} holds Modules, got a {type(m).__name__} "
                             f"as item {len(self)}")
         setattr(self, str(len(self)), m)
+        return self
+
+    def insert(self, index, module):
+        """Insert ``module`` before child ``index`` (-len <= index <= len), renumbering those
+        after it, as PyTorch's ``insert``."""
+        children = list(self.named_children())
+        if [name for name, _ in children] != [str(i) for i in range(len(children))]:
+            raise ValueError(f"insert: {type(self).__name__}'s children must be named 0, 1, ... "
+                             f"(got {[name for name, _ in children]})")
+        if not isinstance(index, (int, np.integer)) or isinstance(index, (bool, np.bool_)):
+            raise TypeError(f"insert: index must be an int, got {index!r}")
+        if not -len(children) <= index <= len(children):
+            raise IndexError(f"insert: index {index} is out of range for {len(children)} children")
+        if not isinstance(module, Module):
+            raise TypeError(f"{type(self).__name__} holds Modules, got a {type(module).__name__}")
+        modules = [m for _, m in children]
+        modules.insert(int(index), module)              # negative: counted from the end, as a list
+        for name, _ in children:
+            delattr(self, name)
+        for i, m in enumerate(modules):
+            setattr(self, str(i), m)
         return self
 
     def __len__(self):

@@ -1,0 +1,73 @@
+"""minisegnet.functional's signatures against torch.nn.functional's: the same argument names, in order."""
+import inspect
+
+import numpy as np
+import pytest
+
+import minisegnet as msn
+from minisegnet import functional as F
+
+# torch's arguments that minisegnet leaves out: deprecated (size_average, reduce, softmax's
+# implicit dim helper), or not implemented (interpolate's antialias, softmax's dtype, devices)
+_NOT_OURS = {"size_average", "reduce", "_stacklevel", "dtype", "antialias"}
+# torch's public name is a dispatching wrapper (*args, **kwargs); its signature is here
+_TORCH_SIGNATURE_OF = {"max_pool2d": "max_pool2d_with_indices"}
+
+
+def _torch_parameters(fn):
+    """The argument names of a torch.nn.functional function; for the ones written in C++ (conv2d,
+    avg_pool2d, ...), from the signature line that opens their docstring."""
+    try:
+        return list(inspect.signature(fn).parameters)
+    except ValueError:
+        line = fn.__doc__.strip().splitlines()[0]
+        inside = line[line.index("(") + 1:line.rindex(")")]
+        return [part.split("=")[0].strip() for part in inside.split(",") if part.strip() not in ("*", "")]
+
+
+def _shared_functions(torch):
+    names = [n for n in dir(F) if not n.startswith("_") and callable(getattr(F, n))
+             and callable(getattr(torch.nn.functional, n, None))]
+    assert len(names) >= 25, names          # the comparison below covers the whole shared API
+    return names
+
+
+def test_every_shared_function_takes_torchs_argument_names_in_torchs_order(torch):
+    mismatched = {}
+    for name in _shared_functions(torch):
+        theirs = getattr(torch.nn.functional, _TORCH_SIGNATURE_OF.get(name, name))
+        ours = list(inspect.signature(getattr(F, name)).parameters)
+        expected = [p for p in _torch_parameters(theirs) if p not in _NOT_OURS]
+        if ours != [p for p in expected if p in ours]:      # each of ours is torch's, in torch's order
+            mismatched[name] = (ours, expected)
+    assert not mismatched
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("relu", {}), ("relu6", {}), ("leaky_relu", {"negative_slope": 0.1}), ("sigmoid", {}), ("tanh", {}),
+    ("softmax", {"dim": 1}), ("log_softmax", {"dim": 1}), ("dropout", {"p": 0.5, "training": False}),
+    ("dropout2d", {"p": 0.5, "training": False}), ("pad", {"pad": (1, 1)}), ("interpolate", {"scale_factor": 2}),
+    ("max_pool2d", {"kernel_size": 2}), ("avg_pool2d", {"kernel_size": 2}),
+    ("adaptive_avg_pool2d", {"output_size": 1}),
+])
+def test_the_tensor_is_passed_by_torchs_keyword_input(name, kwargs, torch):
+    """A torch user's ``F.relu(input=t)``: the same result as torch's with the same keywords."""
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 4)).astype(np.float32)
+    ours = getattr(F, name)(input=msn.tensor(x), **kwargs).numpy()
+    theirs = getattr(torch.nn.functional, name)(input=torch.tensor(x), **kwargs).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-6)
+
+
+def test_center_crop_takes_input_by_keyword_like_the_rest():
+    """Ours only (U-Net's copy-and-crop), named as the other functional ops' tensor argument."""
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    np.testing.assert_array_equal(F.center_crop(input=msn.tensor(x), size=2).numpy(), x[:, :, 1:3, 1:3])
+
+
+def test_max_unpool2d_takes_input_by_keyword(torch):
+    x = np.random.default_rng(1).standard_normal((1, 1, 4, 4)).astype(np.float32)
+    pooled, indices = F.max_pool2d(msn.tensor(x), 2, return_indices=True)
+    ours = F.max_unpool2d(input=pooled, indices=indices, kernel_size=2).numpy()
+    t_pooled, t_indices = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
+    np.testing.assert_array_equal(ours, torch.nn.functional.max_unpool2d(input=t_pooled, indices=t_indices,
+                                                                         kernel_size=2).numpy())
