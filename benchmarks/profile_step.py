@@ -123,6 +123,61 @@ def profile_ours(step, steps, clock):
     return totals, total
 
 
+def thread_split(step, steps):
+    """Seconds per step that each thread spends building columns (im2col) and in matrix
+    products (``np.matmul``, which every conv product calls), wall and CPU time of its own calls.
+
+    A thread's wall time above its CPU time is time it waited inside those calls (for
+    the interpreter lock, which a NumPy call takes back when its loop ends, or for the
+    operating system). Keys: ``(work, thread name, "wall" | "cpu")``; each thread adds
+    only to its own keys."""
+    import collections
+    import threading
+
+    import numpy as np
+
+    from minisegnet.functional import conv, conv_fast
+
+    spent = collections.defaultdict(float)
+
+    def timed(fn, work):
+        def call(*args, **kwargs):
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                name = threading.current_thread().name
+                spent[work, name, "wall"] += time.perf_counter() - wall
+                spent[work, name, "cpu"] += time.thread_time() - cpu
+        return call
+
+    originals = conv_fast._im2col_unpadded, conv._im2col, np.matmul
+    conv_fast._im2col_unpadded = timed(originals[0], "im2col copies")
+    conv._im2col = timed(originals[1], "im2col copies")
+    np.matmul = timed(originals[2], "GEMMs")
+    try:
+        for _ in range(steps):
+            step()
+    finally:
+        conv_fast._im2col_unpadded, conv._im2col, np.matmul = originals
+    return {key: value / steps for key, value in spent.items()}
+
+
+def thread_rows(one, two):
+    """Table rows comparing ``thread_split`` at one thread (``one``) and at two (``two``)."""
+    rows = []
+    for work in ("im2col copies", "GEMMs"):
+        def total(split, clock, calling=None):
+            return sum(v for (w, name, c), v in split.items() if w == work and c == clock
+                       and (calling is None or (name == "MainThread") == calling))
+        alone = total(one, "cpu")
+        rows.append([work, f"{1e3 * alone:.1f}",
+                     f"{1e3 * total(two, 'wall', True):.1f} / {1e3 * total(two, 'cpu', True):.1f}",
+                     f"{1e3 * total(two, 'wall', False):.1f} / {1e3 * total(two, 'cpu', False):.1f}",
+                     f"{total(two, 'wall') / alone:.2f}", f"{total(two, 'cpu') / alone:.2f}"])
+    return rows
+
+
 def torch_category(name):
     if "convolution_backward" in name or "conv" in name and "backward" in name:
         return "conv backward"
@@ -217,7 +272,7 @@ def main(argv=None):
     ours, theirs, opt, topt, x, y = bts.build_pair(args.batch, args.size, model=args.model)
     ours_step, torch_step = bts.step_functions(ours, theirs, opt, topt, x, y)
     regimes = [("1 thread, CPU time", 1, time.process_time), ("default threads, wall time", None, time.perf_counter)]
-    results, scaling = [], None
+    results, scaling, splits = [], None, []
     for label, n, clock in regimes:
         with timing.threads(n):
             for _ in range(2):
@@ -227,6 +282,7 @@ def main(argv=None):
             cats, profiled = profile_ours(ours_step, args.steps, clock)
             tcats = profile_torch(torch_step, args.steps)
             fixed = overhead(args.repeats, clock, args.model)
+            splits.append(thread_split(ours_step, args.steps))
             if n is None:
                 import torch
 
@@ -259,6 +315,13 @@ def main(argv=None):
                 for name, v in sorted(tcats.items(), key=lambda kv: -kv[1])]
         print("PyTorch by operator category (torch.profiler, self CPU time of the operators, all threads):\n")
         print(timing.markdown_table(["category", "ms per step", "share"], rows, reasons))
+    print("\n#### Column building and products, thread by thread\n")
+    print("Each thread's own calls to the column building (im2col) and to `np.matmul` (every conv "
+          "product), wall / CPU ms per step; the last columns add up both threads and divide by the "
+          "one-thread figure (1.00: the work costs no more for being shared).\n")
+    print(timing.markdown_table(["work", "1 thread, CPU ms", "2 threads: calling thread, wall / CPU ms",
+                                 "worker, wall / CPU ms", "both threads' wall / 1 thread",
+                                 "both threads' CPU / 1 thread"], thread_rows(*splits), reasons))
     print(timing.result_line({}, reasons))
     return 0 if not reasons else 3
 

@@ -185,6 +185,43 @@ def test_the_profile_puts_every_product_and_copy_of_conv_fast_in_its_category():
         assert profile_step.our_category(inspect.getsourcefile(conv_depthwise), name) == "depthwise", name
 
 
+def test_the_thread_split_times_each_threads_columns_and_products_and_restores_them():
+    """profile_step.thread_split: every thread's column building and products are counted
+    under its own name (the calling thread and the pool's worker both build columns at two
+    threads), and the functions it wraps are put back, even when the step fails."""
+    import numpy as np
+
+    import bench_train_step as bts
+    import profile_step
+    from minisegnet import parallel
+    from minisegnet.functional import conv as core
+
+    ours, opt, x, y = bts.build_ours(4, 16)
+    step = bts.ours_step_function(ours, opt, x, y)
+    originals = conv_fast._im2col_unpadded, core._im2col, np.matmul
+    saved = parallel.MIN_PIECE_BYTES, parallel.set_num_threads(2)
+    parallel.MIN_PIECE_BYTES = 0                      # tiny pieces still go to the pool
+    try:
+        split = profile_step.thread_split(step, 2)
+    finally:
+        parallel.MIN_PIECE_BYTES = saved[0]
+        parallel.set_num_threads(saved[1])
+    assert (conv_fast._im2col_unpadded, core._im2col, np.matmul) == originals
+    threads = {name for _, name, _ in split}
+    assert "MainThread" in threads and len(threads) == 2, threads
+    for work in ("im2col copies", "GEMMs"):
+        for name in threads:
+            assert split[work, name, "wall"] > 0 and split[work, name, "cpu"] >= 0, (work, name)
+    rows = profile_step.thread_rows(split, split)
+    assert [row[0] for row in rows] == ["im2col copies", "GEMMs"] and all(len(row) == 6 for row in rows)
+
+    def failing():
+        raise RuntimeError("a failing step")
+    with pytest.raises(RuntimeError, match="a failing step"):
+        profile_step.thread_split(failing, 1)
+    assert (conv_fast._im2col_unpadded, core._im2col, np.matmul) == originals
+
+
 def test_the_settle_waits_out_a_spinning_thread():
     """A thread of the process still burning CPU (as OpenBLAS's workers do after a GEMM)
     keeps the settle waiting until it stops."""
