@@ -410,8 +410,7 @@ def test_regression_losses_by_hand_and_errors():
         F.l1_loss(x, t, reduction="avg")
     with pytest.raises(TypeError, match="floating-point"):
         F.mse_loss(msn.tensor(np.zeros((2, 2), np.int64)), t)
-    with pytest.raises(TypeError, match="target has dtype float32 but input has float64"):
-        F.mse_loss(x, msn.tensor(np.zeros((2, 2), np.float32)))
+    assert F.mse_loss(x, msn.tensor(np.zeros((2, 2), np.float32))).dtype == np.float64    # promoted
 
 
 def test_regression_losses_need_a_tensor_input_and_name_a_bad_weight():
@@ -422,3 +421,38 @@ def test_regression_losses_need_a_tensor_input_and_name_a_bad_weight():
         with pytest.raises(TypeError, match=f"{fn.__name__}: weight must be a Tensor or an array"):
             fn(t64(x), x, weight="abc")
         assert fn(t64(x), x).item() == 0.0                     # the target may be an array
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss", "binary_cross_entropy_with_logits"])
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_mixed_float_dtypes_promote_as_torch(torch, name, dtypes):
+    """A float32 model's output against a float64 target (NumPy's default) is promoted to float64, as
+    PyTorch's losses do; each gradient comes back in its own tensor's dtype (it was a TypeError)."""
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((2, 3, 4)).astype(dtypes[0]), rng.random((2, 3, 4)).astype(dtypes[1])
+    xo, to = msn.tensor(x, requires_grad=True), msn.tensor(t, requires_grad=True)
+    xt, tt = torch.tensor(x, requires_grad=True), torch.tensor(t, requires_grad=True)
+    ours = getattr(F, name)(xo, to)
+    if name == "binary_cross_entropy_with_logits":
+        # torch 2.13 takes the target's dtype here and computes part in the input's; promoted,
+        # as torch's mse_loss and l1_loss do, ours equals its float64 loss
+        xt, tt = (torch.tensor(v.astype(np.float64), requires_grad=True) for v in (x, t))
+    theirs = getattr(torch.nn.functional, name)(xt, tt)
+    assert ours.dtype == np.float64 and str(theirs.dtype) == "torch.float64"
+    np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-12)
+    ours.backward()
+    theirs.backward()
+    for mine, other, dtype in ((xo, xt, dtypes[0]), (to, tt, dtypes[1])):
+        assert mine.grad.dtype == dtype
+        np.testing.assert_allclose(mine.grad.numpy(), other.grad.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_bce_module_keeps_tensor_weights_as_torch(torch):
+    """BCEWithLogitsLoss(pos_weight=Tensor) dropped the Tensor (the loss came out unweighted)."""
+    logits, target = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.0])
+    kwargs = dict(weight=np.array([1.0, 2.0, 0.5]), pos_weight=np.array([3.0]))
+    ours = nn.BCEWithLogitsLoss(**{k: msn.tensor(v) for k, v in kwargs.items()})
+    theirs = torch.nn.BCEWithLogitsLoss(**{k: torch.tensor(v) for k, v in kwargs.items()})
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight", "pos_weight"]
+    np.testing.assert_allclose(ours(msn.tensor(logits), msn.tensor(target)).item(),
+                               theirs(torch.tensor(logits), torch.tensor(target)).item(), rtol=1e-12)

@@ -19,6 +19,7 @@ import numpy as np
 from .. import backend, checks
 from ..autograd import Function, Tensor
 from .activation import softmax
+from .basic import astype
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "dice_loss", "mse_loss", "l1_loss"]
 
@@ -306,6 +307,15 @@ def _broadcastable_constant(value, name, shape, dtype):
     return arr.astype(dtype, copy=False)
 
 
+def _promoted(x, t):
+    """Floating ``x`` and ``t`` cast to their common dtype (float32 with float64: float64), as
+    PyTorch's losses promote; a cast of a tensor that needs a gradient is differentiable
+    (its gradient comes back in its own dtype)."""
+    common = np.result_type(x.dtype, t.dtype)
+    return tuple(v if v.dtype == common else astype(v, common) if v.requires_grad
+                 else Tensor._wrap(v.data.astype(common)) for v in (x, t))
+
+
 def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="mean", pos_weight=None):
     """Binary cross-entropy on logits, like ``torch.nn.functional.binary_cross_entropy_with_logits``.
 
@@ -314,7 +324,9 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
     per-element rescaling, broadcast to the input's shape. ``pos_weight``:
     optional weight of the positive term, broadcast along the trailing axes
     (shape (C,) for (N, C) input, (C, 1, 1) for (N, C, H, W)); p > 1 raises
-    recall. 'mean' is the plain mean over all elements.
+    recall. 'mean' is the plain mean over all elements. An input and a target of
+    different float dtypes are computed in the wider one (PyTorch 2.13 takes the
+    target's dtype there, computing part in the input's; its ``mse_loss`` promotes).
     """
     op = "binary_cross_entropy_with_logits"
     _check_reduction(reduction, op)
@@ -327,8 +339,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
     if t.dtype.kind != "f":
         raise TypeError(f"{op}: target must hold floating-point probabilities in [0, 1] (as in PyTorch), "
                         f"got dtype {t.dtype}; cast it first: target.float()")
-    if t.dtype != x.dtype:
-        t = Tensor._wrap(t.data.astype(x.dtype)) if not t.requires_grad else t
+    x, t = _promoted(x, t)
     w = _broadcastable_constant(weight, "weight", x.shape, x.dtype)
     pw = _broadcastable_constant(pos_weight, "pos_weight", x.shape, x.dtype)
     return BinaryCrossEntropyWithLogits(w, pw, reduction)(x, t)
@@ -444,8 +455,7 @@ def _regression_args(input, target, weight, reduction, op):
                          "(no broadcasting: a mismatch is almost always a bug)")
     if t.dtype.kind != "f":
         t = Tensor._wrap(t.data.astype(x.dtype))     # integer targets: constants
-    elif t.dtype != x.dtype:
-        raise TypeError(f"{op}: target has dtype {t.dtype} but input has {x.dtype}; cast one of them")
+    x, t = _promoted(x, t)
     if weight is None:
         return x, t, None
     w = _constant(weight, "weight", op).data
@@ -457,7 +467,8 @@ def _regression_args(input, target, weight, reduction, op):
 def mse_loss(input, target, *, reduction="mean", weight=None):
     """Mean squared error ``(x - t)^2``, like ``torch.nn.functional.mse_loss``.
 
-    ``input`` and ``target``: float arrays of the same shape. ``weight``:
+    ``input`` and ``target``: float arrays of the same shape (of different float
+    dtypes, computed in the wider one, as PyTorch promotes). ``weight``:
     optional per-element weights of that shape (e.g. 0 on pixels that do not
     count); with it, 'mean' is ``sum(w (x - t)^2) / sum(w)``, a weighted
     average, as in PyTorch (NaN when every weight is 0). Panoptic-DeepLab

@@ -22,8 +22,11 @@ __all__ = ["CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss"]
 
 
 def _buffer(value):
-    """An optional constant (class weights, pos_weight) as a Tensor, or None."""
-    return None if value is None or isinstance(value, Tensor) else Tensor(value)
+    """An optional constant (class weights, pos_weight) as a Tensor (the one given, or one made
+    from an array), or None."""
+    if value is None or isinstance(value, Tensor):
+        return value
+    return Tensor(value)
 
 
 class CrossEntropyLoss(Module):
