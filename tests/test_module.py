@@ -443,8 +443,112 @@ def test_insert_renumbers_the_children_as_torch(torch, index):
     assert list(ours.state_dict()) == list(theirs.state_dict())
     listed = nn.ModuleList([nn.ReLU()]).insert(0, nn.Tanh())
     assert [type(m).__name__ for m in listed] == ["Tanh", "ReLU"] and [n for n, _ in listed.named_children()] == ["0", "1"]
-    with pytest.raises(IndexError, match="index 3 is out of range for 2 children"):
+    with pytest.raises(IndexError, match="index 3 is out of range for 2 modules"):
         nn.Sequential(nn.ReLU(), nn.ReLU()).insert(3, nn.ReLU())
-    with pytest.raises(ValueError, match="children must be named 0, 1"):
+    with pytest.raises(ValueError, match="modules must be named 0, 1"):
         from collections import OrderedDict
         nn.Sequential(OrderedDict(a=nn.ReLU())).insert(0, nn.ReLU())
+
+
+def test_train_asks_each_child_so_an_overridden_train_is_kept(torch):
+    """The fine-tuning idiom: a block whose train() keeps its BatchNorm frozen. PyTorch calls each
+    child's train(); setting every module's flag directly bypassed the override."""
+    def make(lib):
+        class Block(lib.Module):
+            def __init__(self):
+                super().__init__()
+                self.bn = lib.BatchNorm2d(2)
+
+            def train(self, mode=True):
+                super().train(mode)
+                self.bn.eval()
+                return self
+
+        class Net(lib.Module):
+            def __init__(self):
+                super().__init__()
+                self.block, self.head = Block(), lib.Conv2d(2, 2, 1)
+        return Net()
+    ours, theirs = make(nn), make(torch.nn)
+    for mode in (True, False, True):
+        ours.train(mode)
+        theirs.train(mode)
+        assert [m.training for m in ours.modules()] == [m.training for m in theirs.modules()]
+    assert ours.training and not ours.block.bn.training
+
+
+def test_a_module_held_twice_is_one_child_but_two_entries_as_torch(torch):
+    """children() and apply() reach a module held under two names once (an init that is not
+    idempotent ran twice); a container still counts and iterates every entry."""
+    def make(lib):
+        class M(lib.Module):
+            def __init__(self):
+                super().__init__()
+                self.a = lib.Conv2d(1, 1, 1)
+                self.b = self.a
+                self.r = lib.ReLU()
+        return M()
+    ours, theirs = make(nn), make(torch.nn)
+    assert [n for n, _ in ours.named_children()] == [n for n, _ in theirs.named_children()] == ["a", "r"]
+    calls, tcalls = [], []
+    ours.apply(lambda m: calls.append(type(m).__name__))
+    theirs.apply(lambda m: tcalls.append(type(m).__name__))
+    assert calls == tcalls == ["Conv2d", "ReLU", "M"]
+    assert list(ours.state_dict()) == list(theirs.state_dict())           # saved under both names
+    relu, trelu = nn.ReLU(), torch.nn.ReLU()
+    listed, tlisted = nn.ModuleList([relu, relu]), torch.nn.ModuleList([trelu, trelu])
+    assert len(listed) == len(tlisted) == 2 and len(list(listed)) == len(list(tlisted)) == 2
+    assert len(list(listed.children())) == len(list(tlisted.children())) == 1
+
+
+def _entry_names(container):
+    return [(name, type(m).__name__) for name, m in container._modules.items()] if hasattr(container, "_modules") \
+        else [(name, type(m).__name__) for name, m in container._entries()]
+
+
+def test_container_item_assignment_deletion_pop_and_addition_as_torch(torch):
+    def pair(*kinds):
+        return (nn.Sequential(*(getattr(nn, k)() for k in kinds)),
+                torch.nn.Sequential(*(getattr(torch.nn, k)() for k in kinds)))
+    for edit in (lambda s, lib: s.__setitem__(-1, lib.Sigmoid()),     # model.head[-1] = ...
+                 lambda s, lib: s.__delitem__(1),
+                 lambda s, lib: s.__delitem__(slice(0, 2)),
+                 lambda s, lib: s.pop(0),
+                 lambda s, lib: s.pop(-1)):
+        ours, theirs = pair("ReLU", "Tanh", "ReLU6")
+        edit(ours, nn)
+        edit(theirs, torch.nn)
+        assert _entry_names(ours) == _entry_names(theirs)
+    ours, theirs = pair("ReLU", "Tanh")
+    assert _entry_names(ours + nn.Sequential(nn.Sigmoid())) == _entry_names(theirs + torch.nn.Sequential(torch.nn.Sigmoid()))
+    listed, tlisted = nn.ModuleList([nn.ReLU()]), torch.nn.ModuleList([torch.nn.ReLU()])
+    listed += [nn.Tanh()]
+    tlisted += [torch.nn.Tanh()]
+    assert _entry_names(listed) == _entry_names(tlisted) == [("0", "ReLU"), ("1", "Tanh")]
+    assert _entry_names(listed + [nn.Sigmoid()]) == _entry_names(tlisted + [torch.nn.Sigmoid()])
+    assert isinstance(listed[1:], nn.ModuleList) and _entry_names(listed[1:]) == [("0", "Tanh")]
+
+
+def test_a_slice_of_a_sequential_keeps_its_names_as_torch(torch):
+    from collections import OrderedDict
+    ours = nn.Sequential(OrderedDict(stem=nn.Conv2d(3, 4, 3), act=nn.ReLU(), head=nn.Conv2d(4, 2, 1)))
+    theirs = torch.nn.Sequential(OrderedDict(stem=torch.nn.Conv2d(3, 4, 3), act=torch.nn.ReLU(),
+                                             head=torch.nn.Conv2d(4, 2, 1)))
+    for part in (slice(None, 2), slice(1, None), slice(None, None, -1)):
+        assert list(ours[part].state_dict()) == list(theirs[part].state_dict())
+        assert _entry_names(ours[part]) == _entry_names(theirs[part])
+    numbered = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3))
+    assert list(numbered[1:].state_dict()) == ["2.weight", "2.bias"]
+
+
+@pytest.mark.parametrize("call, kind, message", [
+    (lambda s: s[5], IndexError, "Sequential: index 5 is out of range for 2 modules"),
+    (lambda s: s[-3], IndexError, "index -3 is out of range"),
+    (lambda s: s["conv"], TypeError, "Sequential indices must be integers or slices, got 'conv'"),
+    (lambda s: s.__setitem__(0, np.ones(2)), TypeError, "Sequential holds Modules, got a ndarray as item 0"),
+    (lambda s: s + [nn.ReLU()], TypeError, "only a Sequential can be added"),
+    (lambda s: s.pop(7), IndexError, "index 7 is out of range"),
+])
+def test_container_errors_name_the_container_and_the_index(call, kind, message):
+    with pytest.raises(kind, match=message):
+        call(nn.Sequential(nn.ReLU(), nn.Tanh()))

@@ -68,9 +68,19 @@ class Module:
 
     # ---- walking the tree ------------------------------------------------
     def named_children(self):
-        for name, value in vars(self).items():
-            if isinstance(value, Module):
+        """(name, module) of each direct sub-module, in attribute order; a module held under
+        two names is listed once, under its first (as PyTorch's), so ``apply`` and ``train``
+        reach it once."""
+        seen = set()
+        for name, value in self._entries():
+            if id(value) not in seen:
+                seen.add(id(value))
                 yield name, value
+
+    def _entries(self):
+        """Every (name, sub-module) attribute in order, a module held under two names listed
+        twice (``named_modules(remove_duplicate=False)`` and the state dict walk them all)."""
+        return [(name, value) for name, value in vars(self).items() if isinstance(value, Module)]
 
     def children(self):
         for _, m in self.named_children():
@@ -89,7 +99,7 @@ class Module:
                 return
             memo.add(self)
         yield prefix, self
-        for name, child in self.named_children():
+        for name, child in self._entries():
             yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name, remove_duplicate)
 
     def modules(self):
@@ -223,11 +233,14 @@ class Module:
         return self
 
     def train(self, mode=True):
+        """Set training mode (``False``: evaluation) on this module, then call each child's
+        ``train(mode)``, as PyTorch does: a child that overrides ``train`` (to keep a frozen
+        BatchNorm in evaluation mode, say) is asked, not bypassed."""
         if not isinstance(mode, (bool, np.bool_)):
             raise ValueError(f"train: mode must be True or False, got {mode!r}")     # PyTorch's error kind
-        mode = bool(mode)
-        for m in self.modules():
-            m.training = mode
+        self.training = bool(mode)
+        for child in self.children():
+            child.train(bool(mode))
         return self
 
     def eval(self):
@@ -344,11 +357,38 @@ class Module:
 
 
 class ModuleList(Module):
-    """A list of modules whose parameters are registered (named "0", "1", ...)."""
+    """A list of modules whose parameters are registered (named "0", "1", ...).
+
+    As PyTorch's: indexing (negative too), slices (a new ``ModuleList``), ``len`` and
+    iteration count every entry, a module held twice included; ``l[i] = m`` replaces an
+    entry; ``del l[i]`` and ``pop(i)`` remove one and renumber the rest; ``+`` joins and
+    ``+=`` extends.
+    """
 
     def __init__(self, modules=None):
         for m in modules or ():
             self.append(m)
+
+    def _checked(self, m, where):
+        if not isinstance(m, Module):
+            raise TypeError(f"{type(self).__name__} holds Modules, got a {type(m).__name__} {where}")
+        return m
+
+    def _name_at(self, i):
+        """The name of entry ``i`` (an int, negative from the end), with PyTorch's IndexError."""
+        entries = self._entries()
+        if not isinstance(i, (int, np.integer)) or isinstance(i, (bool, np.bool_)):
+            raise TypeError(f"{type(self).__name__} indices must be integers or slices, got {i!r}")
+        if not -len(entries) <= i < len(entries):
+            raise IndexError(f"{type(self).__name__}: index {i} is out of range for {len(entries)} modules")
+        return entries[int(i)][0]
+
+    def _renumber(self, modules):
+        """Hold exactly ``modules``, named "0", "1", ... in order."""
+        for name, _ in self._entries():
+            delattr(self, name)
+        for k, m in enumerate(modules):
+            setattr(self, str(k), m)
 
     def extend(self, modules):
         """Append each module of ``modules`` in order, as PyTorch's ``extend``."""
@@ -357,46 +397,59 @@ class ModuleList(Module):
         return self
 
     def append(self, m):
-        if not isinstance(m, Module):
-            raise TypeError(f"{type(self).__name__} holds Modules, got a {type(m).__name__} "
-                            f"as item {len(self)}")
-        setattr(self, str(len(self)), m)
+        setattr(self, str(len(self)), self._checked(m, f"as item {len(self)}"))
         return self
 
     def insert(self, index, module):
-        """Insert ``module`` before child ``index`` (-len <= index <= len), renumbering those
+        """Insert ``module`` before entry ``index`` (-len <= index <= len), renumbering those
         after it, as PyTorch's ``insert``."""
-        children = list(self.named_children())
-        if [name for name, _ in children] != [str(i) for i in range(len(children))]:
-            raise ValueError(f"insert: {type(self).__name__}'s children must be named 0, 1, ... "
-                             f"(got {[name for name, _ in children]})")
+        entries = self._entries()
+        if [name for name, _ in entries] != [str(k) for k in range(len(entries))]:
+            raise ValueError(f"insert: {type(self).__name__}'s modules must be named 0, 1, ... to be "
+                             f"renumbered (got {[name for name, _ in entries]})")
         if not isinstance(index, (int, np.integer)) or isinstance(index, (bool, np.bool_)):
             raise TypeError(f"insert: index must be an int, got {index!r}")
-        if not -len(children) <= index <= len(children):
-            raise IndexError(f"insert: index {index} is out of range for {len(children)} children")
-        if not isinstance(module, Module):
-            raise TypeError(f"{type(self).__name__} holds Modules, got a {type(module).__name__}")
-        modules = [m for _, m in children]
-        modules.insert(int(index), module)              # negative: counted from the end, as a list
-        for name, _ in children:
-            delattr(self, name)
-        for i, m in enumerate(modules):
-            setattr(self, str(i), m)
+        if not -len(entries) <= index <= len(entries):
+            raise IndexError(f"insert: index {index} is out of range for {len(entries)} modules")
+        modules = [m for _, m in entries]
+        modules.insert(int(index), self._checked(module, "to insert"))    # negative: from the end, as a list
+        self._renumber(modules)
         return self
 
+    def pop(self, index=-1):
+        """Remove entry ``index`` and return it; the rest are renumbered."""
+        module = self[index]
+        del self[index]
+        return module
+
     def __len__(self):
-        return sum(1 for _ in self.named_children())
+        return len(self._entries())
 
     def __getitem__(self, i):
-        """Child ``i``; a slice gives a new container of those children (a ``Sequential``
-        of a ``Sequential``), as in PyTorch."""
-        children = list(self.children())
+        """Entry ``i``; a slice gives a new container of those entries, as in PyTorch."""
         if isinstance(i, slice):
-            return Sequential(*children[i]) if isinstance(self, Sequential) else ModuleList(children[i])
-        return children[i]
+            return ModuleList([m for _, m in self._entries()[i]])
+        return getattr(self, self._name_at(i))
+
+    def __setitem__(self, i, module):
+        """Replace entry ``i`` (``model.head[-1] = nn.Conv2d(...)``); its name stays."""
+        setattr(self, self._name_at(i), self._checked(module, f"as item {i}"))
+
+    def __delitem__(self, i):
+        """Remove entry ``i`` (or a slice of them); the rest are renumbered "0", "1", ..., as in PyTorch."""
+        entries = self._entries()
+        gone = {name for name, _ in entries[i]} if isinstance(i, slice) else {self._name_at(i)}
+        self._renumber([m for name, m in entries if name not in gone])
 
     def __iter__(self):
-        return self.children()
+        return iter([m for _, m in self._entries()])
+
+    def __add__(self, other):
+        """A new container of this one's modules, then ``other``'s."""
+        return type(self)(list(self) + [self._checked(m, "to add") for m in other])
+
+    def __iadd__(self, other):
+        return self.extend(other)
 
 
 class Sequential(ModuleList):
@@ -418,7 +471,20 @@ class Sequential(ModuleList):
             return
         super().__init__(modules)
 
+    def __getitem__(self, i):
+        """Entry ``i``; a slice gives a new ``Sequential`` of those entries under their names, as in
+        PyTorch (``model[:2]`` of a model built from an ``OrderedDict`` keeps ``stem``, ``act``)."""
+        if isinstance(i, slice):
+            return Sequential(OrderedDict(self._entries()[i]))
+        return super().__getitem__(i)
+
+    def __add__(self, other):
+        if not isinstance(other, Sequential):
+            raise TypeError(f"Sequential: only a Sequential can be added to a Sequential, got "
+                            f"{type(other).__name__}")
+        return Sequential(*(list(self) + list(other)))
+
     def forward(self, x):
-        for m in self.children():
+        for m in self:
             x = m(x)
         return x
