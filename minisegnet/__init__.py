@@ -12,7 +12,8 @@ except ValueError as error:        # MINISEGNET_BACKEND or MINISEGNET_NUM_THREAD
     exit_if_starting_the_command(error)
     raise
 from . import shapes  # noqa: F401
-from .autograd import Function, Tensor, as_tensor, enable_grad, is_grad_enabled, no_grad, tensor  # noqa: F401
+from .autograd import (Function, Tensor, as_tensor, enable_grad, inference_mode, is_grad_enabled, no_grad,  # noqa: F401
+                       set_grad_enabled, tensor)
 from .backend import get_backend, set_backend  # noqa: F401
 from .random import manual_seed  # noqa: F401
 from . import functional  # noqa: F401

@@ -29,7 +29,8 @@ import numpy as np
 
 from . import backend
 
-__all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled"]
+__all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "inference_mode",
+           "set_grad_enabled"]
 
 _grad_enabled = True
 
@@ -45,8 +46,19 @@ class no_grad:
     >>> with no_grad():
     ...     y = model(x)      # y.requires_grad is False, nothing is kept for backward
 
-    As PyTorch's, also a decorator: ``@no_grad()`` over a function runs it without recording.
+    As PyTorch's, also a decorator: ``@no_grad()`` (or bare ``@no_grad``) over a function runs
+    it without recording.
     """
+
+    def __new__(cls, function=None):
+        """``no_grad()``: the context manager; ``no_grad(f)``, the bare decorator: ``f`` wrapped."""
+        self = super().__new__(cls)
+        if function is None:
+            return self
+        if not callable(function):
+            raise TypeError(f"{cls.__name__}: takes no argument (or, as the bare decorator @{cls.__name__}, "
+                            f"the function to wrap), got {function!r}")
+        return self(function)
 
     def __call__(self, function):
         @functools.wraps(function)
@@ -75,6 +87,47 @@ class enable_grad(no_grad):
         self._previous = _grad_enabled
         _grad_enabled = True
         return self
+
+
+class inference_mode(no_grad):
+    """PyTorch's ``inference_mode`` for inference code: here the same as ``no_grad`` (PyTorch
+    also marks what it makes as inference tensors, which may not enter a graph later; here they
+    are plain tensors without a graph). ``inference_mode(False)`` changes nothing."""
+
+    def __new__(cls, mode=True):
+        if callable(mode):                                  # the bare decorator
+            return no_grad.__new__(cls, mode)
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"inference_mode: mode must be True or False, got {_preview(mode)}")
+        self = no_grad.__new__(cls)
+        self.mode = bool(mode)
+        return self
+
+    def __enter__(self):
+        global _grad_enabled
+        self._previous = _grad_enabled
+        _grad_enabled = _grad_enabled and not getattr(self, "mode", True)
+        return self
+
+
+class set_grad_enabled:
+    """``set_grad_enabled(mode)``: turn graph recording on (``True``) or off at once, as a call;
+    as a ``with`` block, the previous setting comes back at its end. As PyTorch's."""
+
+    def __init__(self, mode):
+        global _grad_enabled
+        if not isinstance(mode, (bool, np.bool_)):
+            raise TypeError(f"set_grad_enabled: mode must be True or False, got {_preview(mode)}")
+        self._previous = _grad_enabled
+        _grad_enabled = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        global _grad_enabled
+        _grad_enabled = self._previous
+        return False
 
 
 def _has_big_int(data):

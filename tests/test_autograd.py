@@ -310,3 +310,46 @@ def test_nested_no_grad_restores_the_outer_state():
             assert (x * 2).requires_grad
         assert not msn.is_grad_enabled()
     assert msn.is_grad_enabled()
+
+
+def test_no_grad_as_a_bare_decorator_and_set_grad_enabled_and_inference_mode_as_torch(torch):
+    """``@no_grad`` without parentheses was 'no_grad() takes no arguments'; set_grad_enabled and
+    inference_mode were missing. Each is compared with torch's on the same script."""
+    def run(lib, tensor):
+        x = tensor
+        seen = []
+
+        @lib.no_grad
+        def bare():
+            return (x * 2).requires_grad
+
+        @lib.enable_grad
+        def enabled():
+            return (x * 2).requires_grad
+        seen += [bare(), bare.__name__]
+        with lib.no_grad():
+            seen.append(enabled())
+        lib.set_grad_enabled(False)
+        seen.append((x * 2).requires_grad)
+        lib.set_grad_enabled(True)
+        with lib.set_grad_enabled(False):
+            seen.append((x * 2).requires_grad)
+        seen.append((x * 2).requires_grad)
+        with lib.inference_mode():
+            seen.append((x * 2).requires_grad)
+        with lib.inference_mode(False):
+            seen.append((x * 2).requires_grad)
+
+        @lib.inference_mode()
+        def inferred():
+            return (x * 2).requires_grad
+        seen += [inferred(), lib.is_grad_enabled()]
+        return seen
+    ours = run(msn, msn.tensor(np.ones(2, np.float32), requires_grad=True))
+    theirs = run(torch, torch.ones(2, requires_grad=True))
+    assert ours == theirs == [False, "bare", True, False, False, True, False, True, False, True]
+    with pytest.raises(TypeError, match="set_grad_enabled: mode must be True or False"):
+        msn.set_grad_enabled("no")
+    with pytest.raises(TypeError, match="no_grad: takes no argument"):
+        msn.no_grad(3)
+    assert msn.is_grad_enabled()
