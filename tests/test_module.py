@@ -157,7 +157,7 @@ def test_load_state_dict_errors_name_the_key():
     wrong = {k: v for k, v in state.items() if k != "heads.1.1.weight"}
     wrong["temperature"] = np.full(1, 7.0, dtype=np.float32)
     wrong["heads.1.1.weight"] = np.zeros((2, 4, 3, 3), dtype=np.float32)     # the last key is the bad one
-    with pytest.raises(ValueError, match=r"key 'heads.1.1.weight' has shape \(2, 4, 3, 3\), "
+    with pytest.raises(RuntimeError, match=r"key 'heads.1.1.weight' has shape \(2, 4, 3, 3\), "
                                          r"the model expects \(2, 4, 1, 1\)"):
         model.load_state_dict(wrong, strict=False)
     # Nothing was copied by the failed load.
@@ -552,3 +552,24 @@ def test_a_slice_of_a_sequential_keeps_its_names_as_torch(torch):
 def test_container_errors_name_the_container_and_the_index(call, kind, message):
     with pytest.raises(kind, match=message):
         call(nn.Sequential(nn.ReLU(), nn.Tanh()))
+
+
+def test_load_state_dict_reports_keys_in_torchs_order_and_takes_an_old_batchnorm_state(torch):
+    """Missing keys in the model's order and unexpected ones in the state's (they were sorted); a
+    BatchNorm state without num_batches_tracked (older torch checkpoints) loads, as in PyTorch."""
+    ours = nn.Sequential(nn.Conv2d(2, 3, 3), nn.BatchNorm2d(3), nn.Conv2d(3, 1, 1))
+    theirs = torch.nn.Sequential(torch.nn.Conv2d(2, 3, 3), torch.nn.BatchNorm2d(3), torch.nn.Conv2d(3, 1, 1))
+    state = {k: v.numpy() for k, v in theirs.state_dict().items()}
+    partial = {"zz.extra": np.ones(1), **{k: v for k, v in state.items() if k.startswith("1.")}, "aa.extra": np.ones(1)}
+    result = ours.load_state_dict(partial, strict=False)
+    expected = theirs.load_state_dict({k: torch.from_numpy(v) for k, v in partial.items()}, strict=False)
+    assert result.missing_keys == expected.missing_keys == ["0.weight", "0.bias", "2.weight", "2.bias"]
+    assert result.unexpected_keys == expected.unexpected_keys == ["zz.extra", "aa.extra"]
+    old = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+    ours[1].num_batches_tracked.data[...] = 5
+    ours.load_state_dict(old)                                   # strict: no error, as torch
+    theirs.load_state_dict({k: torch.from_numpy(v) for k, v in old.items()})
+    assert int(ours[1].num_batches_tracked.item()) == 5
+    np.testing.assert_array_equal(ours[0].weight.numpy(), state["0.weight"])
+    with pytest.raises(RuntimeError, match=r"missing keys \['1.running_mean'\]"):
+        ours.load_state_dict({k: v for k, v in state.items() if k != "1.running_mean"})

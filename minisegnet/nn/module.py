@@ -277,8 +277,11 @@ class Module:
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays into the parameters and buffers. Missing or unexpected keys
-        (when ``strict``) and shape mismatches are errors naming the key. Returns
-        ``(missing_keys, unexpected_keys)``, as PyTorch (both empty after a strict load).
+        (when ``strict``) and shape mismatches are errors (``RuntimeError``, as PyTorch's)
+        naming the key. Returns ``(missing_keys, unexpected_keys)``, as PyTorch (both empty
+        after a strict load; the missing in the model's order, the unexpected in the state's).
+        A buffer that a module lists in ``_optional_buffers`` may be absent (BatchNorm's
+        ``num_batches_tracked``, which older PyTorch checkpoints lack): it keeps its value.
 
         Any numeric array is cast to the target's dtype, as torch's ``copy_`` casts (float64
         or an integer array into a float32 weight); an array that does not hold numbers
@@ -296,24 +299,25 @@ class Module:
         if not isinstance(strict, (bool, np.bool_)):
             raise TypeError(f"load_state_dict: strict must be True or False, got {strict!r}")
         targets = dict(self._named_state())
-        expected = set(targets)
-        missing = sorted(expected - set(state_dict))
-        unexpected = sorted(set(state_dict) - expected)
+        optional = {f"{prefix}.{name}" if prefix else name for prefix, module in self.named_modules()
+                    for name in getattr(module, "_optional_buffers", ())}
+        missing = [key for key in targets if key not in state_dict and key not in optional]   # model order
+        unexpected = [key for key in state_dict if key not in targets]                       # the state's
         if strict and (missing or unexpected):
             raise RuntimeError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
         # Check every shape before copying anything: a failed load leaves the model as it was.
         pairs = []
         for name, value in state_dict.items():
-            if name not in expected:
+            if name not in targets:
                 continue
             target = targets[name]
             target_data = target.data if isinstance(target, Tensor) else target
             value = np.asarray(backend.to_numpy(value.data if isinstance(value, Tensor) else value))
             if value.dtype.kind not in "biuf":
                 raise TypeError(f"load_state_dict: key {name!r} holds dtype {value.dtype}, not numbers")
-            if tuple(value.shape) != tuple(target_data.shape):
-                raise ValueError(f"load_state_dict: key {name!r} has shape {tuple(value.shape)}, "
-                                 f"the model expects {tuple(target_data.shape)}")
+            if tuple(value.shape) != tuple(target_data.shape):          # PyTorch's kind of error
+                raise RuntimeError(f"load_state_dict: key {name!r} has shape {tuple(value.shape)}, "
+                                   f"the model expects {tuple(target_data.shape)}")
             pairs.append((target_data, value))
         for target_data, value in pairs:
             target_data[...] = backend.asarray(value.astype(target_data.dtype),

@@ -42,6 +42,8 @@ class BatchNorm2d(Module):
             self.running_var = Tensor(np.ones(c, dtype=np.float32))
             self.num_batches_tracked = Tensor(np.zeros((), dtype=np.int64))
             self._buffers = ("running_mean", "running_var", "num_batches_tracked")
+            # a state without it (older PyTorch checkpoints) loads, keeping the count, as in PyTorch
+            self._optional_buffers = ("num_batches_tracked",)
         else:
             self.running_mean = self.running_var = self.num_batches_tracked = None
             self._buffers = ()
