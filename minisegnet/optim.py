@@ -16,7 +16,9 @@ current learning rate is the attribute ``opt.lr``, which the schedules set.
 Differences from ``torch.optim``, each an error rather than a silent change:
 no ``param_groups`` (a list of dicts is refused), ``step()`` takes no closure,
 and the schedules take no ``last_epoch`` argument (resume with
-``load_state_dict``) and their ``step()`` no epoch.
+``load_state_dict``) and their ``step()`` no epoch; a schedule sets the lr from
+its own formula, not by multiplying the current lr (``LRScheduler``), so it does
+not chain with another schedule or a change by hand.
 
 ``state_dict()`` returns a flat dict of NumPy arrays (``"lr"``,
 ``"state.3.exp_avg"``, ...) so it can go straight into an ``.npz`` checkpoint
@@ -300,7 +302,13 @@ class LRScheduler:
 
     Not torch's: there is no ``last_epoch`` constructor argument (a schedule
     always starts at 0; resume with ``load_state_dict``), and ``step()`` takes
-    no epoch (torch's deprecated ``step(epoch)``: a NotImplementedError)."""
+    no epoch (torch's deprecated ``step(epoch)``: a NotImplementedError). Each
+    step sets ``lr = lr_at(t)``, the schedule's formula of its step count and
+    ``base_lr`` (the lr when it was made), so an lr changed by hand lasts until
+    the next step, and two schedules on one optimizer do not combine: the last
+    to step sets the lr. (PyTorch's ``step()`` multiplies the current lr by a
+    factor, its "chainable" form, so there both combine.) One schedule, with
+    the lr left to it, gives PyTorch's numbers."""
 
     def __init__(self, optimizer):
         if not isinstance(optimizer, Optimizer):

@@ -313,3 +313,25 @@ def test_a_frozen_parameter_is_accepted_and_left_as_torch_does(torch):
     np.testing.assert_array_equal(frozen.numpy(), [1, 1])
     np.testing.assert_allclose(live.numpy(), t_live.detach().numpy(), rtol=1e-6)
     assert (live.numpy() != 1).any()
+
+
+def test_a_schedule_sets_the_lr_from_its_formula_and_does_not_chain(torch):
+    """What LRScheduler's docstring says: an lr changed by hand lasts until the next step, and the
+    last schedule to step sets the lr (PyTorch's chainable form differs there); alone and untouched,
+    PyTorch's numbers."""
+    opt = optim.SGD([Parameter(np.ones(2))], lr=0.1)
+    schedule = optim.StepLR(opt, step_size=3, gamma=0.5)
+    topt = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    tschedule = torch.optim.lr_scheduler.StepLR(topt, step_size=3, gamma=0.5)
+    for _ in range(7):
+        topt.step()                                                 # torch warns of a schedule stepped first
+        schedule.step()
+        tschedule.step()
+        assert opt.lr == pytest.approx(topt.param_groups[0]["lr"], rel=1e-12)
+    opt.lr = 1.0                                                    # by hand
+    schedule.step()
+    assert opt.lr == pytest.approx(0.1 * 0.5 ** (8 // 3))          # the formula again, not 1.0 * ...
+    first, second = optim.StepLR(opt, step_size=1, gamma=0.5), optim.PolynomialLR(opt, total_iters=4)
+    first.step()
+    second.step()
+    assert opt.lr == pytest.approx(second.lr_at(1))                 # the last to step
