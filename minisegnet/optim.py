@@ -36,6 +36,21 @@ from .nn.module import clear_grads
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "PolynomialLR", "PolyLR", "CosineAnnealingLR", "StepLR"]
 
 
+_TORCH_DEFAULTS = dict(amsgrad=False, maximize=False, foreach=None, capturable=False, differentiable=False,
+                      fused=None)
+
+
+def _only_defaults(op, **given):
+    """torch's variants of an update (AMSGrad, maximizing) and its speed switches are accepted
+    at their defaults, so that torch's calls run here; any other value is refused, by name."""
+    for name, value in given.items():
+        default = _TORCH_DEFAULTS[name]
+        if value is not default and not (default is False and value is not None and isinstance(
+                value, (bool, np.bool_)) and not value):
+            raise NotImplementedError(f"{op}: {name}={value!r} is not implemented here; only PyTorch's default "
+                                      f"{name}={default!r} is accepted")
+
+
 def _check(op, name, value, low=0.0, high=None, high_open=False):
     """``value`` as a float, or an error naming ``op`` (the optimizer's or schedule's class), ``name`` and the rule."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
@@ -198,7 +213,9 @@ class SGD(Optimizer):
     hyperparameters = ("lr", "momentum", "dampening", "weight_decay", "nesterov")
     state_names = ("momentum_buffer",)
 
-    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False):
+    def __init__(self, params, lr=1e-3, momentum=0, dampening=0, weight_decay=0, nesterov=False, *,
+                 maximize=False, foreach=None, differentiable=False, fused=None):
+        _only_defaults("SGD", maximize=maximize, foreach=foreach, differentiable=differentiable, fused=fused)
         super().__init__(params)
         self._set_hyperparameters("SGD", lr, momentum, dampening, weight_decay, nesterov)
 
@@ -246,7 +263,16 @@ class Adam(Optimizer):
     state_names = ("step", "exp_avg", "exp_avg_sq")
     decoupled = False
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0):
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
+                 foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
+                 decoupled_weight_decay=False):
+        _only_defaults(type(self).__name__, amsgrad=amsgrad, foreach=foreach, maximize=maximize,
+                       capturable=capturable, differentiable=differentiable, fused=fused)
+        if decoupled_weight_decay is not False:      # Adam's switch to AdamW's decay (torch 2.x); AdamW has none
+            if decoupled_weight_decay is not True:
+                raise TypeError(f"{type(self).__name__}: decoupled_weight_decay must be True or False, "
+                                f"got {decoupled_weight_decay!r}")
+            self.decoupled = True
         super().__init__(params)
         self._set_hyperparameters(type(self).__name__, lr, betas, eps, weight_decay)      # Adam or AdamW
 
@@ -290,8 +316,10 @@ class AdamW(Adam):
 
     decoupled = True
 
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2):
-        super().__init__(params, lr, betas, eps, weight_decay)
+    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
+                 maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):
+        super().__init__(params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
+                         capturable=capturable, differentiable=differentiable, fused=fused)
 
 
 # ---- learning-rate schedules ---------------------------------------------------

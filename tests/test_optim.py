@@ -335,3 +335,40 @@ def test_a_schedule_sets_the_lr_from_its_formula_and_does_not_chain(torch):
     first.step()
     second.step()
     assert opt.lr == pytest.approx(second.lr_at(1))                 # the last to step
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_torchs_keywords_are_accepted_at_their_defaults_and_refused_otherwise(torch, name):
+    """``Adam(params, amsgrad=False)`` was a TypeError; every keyword of torch's signature is
+    accepted at torch's default, in torch's order, and any other value is refused by name."""
+    import inspect
+    ours = inspect.signature(getattr(optim, name)).parameters
+    theirs = inspect.signature(getattr(torch.optim, name)).parameters
+    shared = [p for p in theirs if p in ours]
+    assert shared == list(ours) and set(theirs) == set(ours), set(theirs) ^ set(ours)
+    for p in ours:
+        if p != "params":
+            assert ours[p].default == theirs[p].default or p == "lr" and name != "SGD", p
+            assert ours[p].kind == theirs[p].kind, p
+    defaults = {p: theirs[p].default for p in theirs if p in ours and p != "params"}
+    getattr(optim, name)([Parameter(np.ones(2))], **defaults)
+    for keyword, value in (("maximize", True), ("fused", True), ("foreach", True)):
+        with pytest.raises(NotImplementedError, match=rf"^{name}: {keyword}=True is not implemented here"):
+            getattr(optim, name)([Parameter(np.ones(2))], **{keyword: value})
+
+
+def test_adam_with_decoupled_weight_decay_is_adamw_as_torch(torch):
+    x = np.random.default_rng(0).standard_normal(3)
+    ours = [Parameter(x.copy()) for _ in range(2)]
+    theirs = torch.nn.Parameter(torch.tensor(x))
+    a = optim.Adam([ours[0]], lr=0.1, weight_decay=0.5, decoupled_weight_decay=True)
+    b = optim.AdamW([ours[1]], lr=0.1, weight_decay=0.5)
+    t = torch.optim.Adam([theirs], lr=0.1, weight_decay=0.5, decoupled_weight_decay=True)
+    for _ in range(3):
+        for p in ours:
+            p.grad = msn.tensor(np.sin(p.numpy()))
+        theirs.grad = torch.sin(theirs.detach())
+        a.step(), b.step(), t.step()
+    np.testing.assert_array_equal(ours[0].numpy(), ours[1].numpy())
+    np.testing.assert_allclose(ours[0].numpy(), theirs.detach().numpy(), rtol=1e-12)
+    assert not optim.Adam([Parameter(x.copy())]).decoupled
