@@ -559,6 +559,49 @@ class Tensor:
         out = self.data.argmax(axis=dim)
         return Tensor._wrap(xp.expand_dims(out, dim) if keepdim else out)
 
+    def min(self, dim=None, keepdim=False):
+        """As ``torch.Tensor.min``: the maximum of the negation, negated (``max``'s rules: with
+        ``dim``, the named pair ``(values, indices)`` of the first minimum, which alone gets the
+        gradient)."""
+        if dim is None:
+            return -((-self).max(None, keepdim))
+        values, indices = (-self).max(dim, keepdim)
+        return MaxResult(-values, indices)
+
+    def amin(self, dim=(), keepdim=False):
+        """The smallest values over ``dim``, as ``torch.amin``: ``-amax(-x)``."""
+        return -((-self).amax(dim, keepdim))
+
+    def argmin(self, dim=None, keepdim=False):
+        """Indices of the minima (no gradient), like ``torch.argmin``."""
+        return Tensor._wrap((-self.detach()).argmax(dim, keepdim).data)
+
+    def clone(self):
+        """A copy of the values that stays in the graph (its gradient flows back), as ``torch.clone``."""
+        return _basic.astype(self, self.dtype) if self.dtype.kind == "f" else Tensor._wrap(self.data.copy())
+
+    def tolist(self):
+        """The values as nested Python lists of numbers, as ``torch.Tensor.tolist``."""
+        return backend.to_numpy(self.data).tolist()
+
+    def unsqueeze(self, dim):
+        """A new axis of size 1 at ``dim`` (``-ndim - 1 <= dim <= ndim``), as ``torch.unsqueeze``."""
+        if not isinstance(dim, (int, np.integer)) or isinstance(dim, (bool, np.bool_)):
+            raise TypeError(f"unsqueeze: dim must be an int, got {_preview(dim)}")
+        if not -self.ndim - 1 <= dim <= self.ndim:
+            raise IndexError(f"unsqueeze: dim {dim} is out of range for a tensor of {self.ndim} dims "
+                             f"(from {-self.ndim - 1} to {self.ndim})")
+        at = int(dim) % (self.ndim + 1)
+        return self.reshape(self.shape[:at] + (1,) + self.shape[at:])
+
+    def squeeze(self, dim=None):
+        """Without its axes of size 1 (``dim=None``), or without axis ``dim`` if that has size 1
+        (else unchanged), as ``torch.squeeze``."""
+        if dim is None:
+            return self.reshape(tuple(n for n in self.shape if n != 1))
+        axis = _basic.normalize_dims(dim, self.ndim, op="squeeze")
+        return self.reshape(tuple(n for a, n in enumerate(self.shape) if not (a in axis and n == 1)))
+
     def reshape(self, *shape):
         return _basic.reshape(self, *shape)
 
@@ -609,6 +652,16 @@ class Tensor:
 
     def double(self):
         return _basic.astype(self, np.float64)
+
+    def long(self):
+        """An int64 copy (no gradient, as any integer cast), as ``torch.Tensor.long``."""
+        return _basic.astype(self, np.int64)
+
+    def int(self):
+        return _basic.astype(self, np.int32)
+
+    def bool(self):
+        return _basic.astype(self, np.bool_)
 
 
 MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])

@@ -353,3 +353,31 @@ def test_no_grad_as_a_bare_decorator_and_set_grad_enabled_and_inference_mode_as_
     with pytest.raises(TypeError, match="no_grad: takes no argument"):
         msn.no_grad(3)
     assert msn.is_grad_enabled()
+
+
+def test_min_clone_squeeze_and_casts_as_torch(torch):
+    """Tensor.min (values and the first minimum's index, its gradient there), amin, argmin, clone,
+    tolist, unsqueeze, squeeze, long/int/bool, against torch on one tensor with ties."""
+    x = np.array([[3.0, 1.0, 1.0], [0.0, 5.0, -2.0]])
+    ours, theirs = msn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    values, indices = ours.min(1)
+    t_values, t_indices = theirs.min(1)
+    np.testing.assert_array_equal(values.numpy(), t_values.detach().numpy())
+    np.testing.assert_array_equal(indices.numpy(), t_indices.numpy())
+    (values.sum() + ours.min() + ours.amin(0).sum() + 2 * ours.clone().sum()).backward()
+    (t_values.sum() + theirs.min() + theirs.amin(0).sum() + 2 * theirs.clone().sum()).backward()
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+    for dim in (None, 0, 1):
+        assert ours.argmin(dim).tolist() == (theirs.argmin() if dim is None else theirs.argmin(dim)).tolist()
+    assert ours.tolist() == theirs.tolist()
+    for dim in (0, 1, 2, -1, -3):
+        assert ours.unsqueeze(dim).shape == tuple(theirs.unsqueeze(dim).shape)
+    y, ty = ours.reshape(1, 2, 1, 3), theirs.reshape(1, 2, 1, 3)
+    for dim in (None, 0, 1, 2, -2):
+        assert (y.squeeze() if dim is None else y.squeeze(dim)).shape == \
+            tuple((ty.squeeze() if dim is None else ty.squeeze(dim)).shape)
+    for cast in ("long", "int", "bool"):
+        assert getattr(ours, cast)().tolist() == getattr(theirs, cast)().tolist()
+        assert str(getattr(ours, cast)().dtype) == str(getattr(theirs, cast)().dtype).replace("torch.", "")
+    with pytest.raises(IndexError, match="unsqueeze: dim 3 is out of range"):
+        ours.unsqueeze(3)
