@@ -390,7 +390,11 @@ def unet_weight_map(target, instances, w0=10.0, sigma=5.0, ignore_index=-100):
     and ``sigma = 5`` pixels.
 
     * ``target``: the class map ``(H, W)`` or ``(N, H, W)`` the loss is taken
-      against; ``instances``: the object ids, same shape, 0 = no object.
+      against; ``instances``: the object ids, same shape, 0 = no object. One
+      id is one object, whatever the classes of its pixels, and a pixel with
+      an id is inside an object (no border term): give each (class, id) pair
+      its own id and stuff pixels 0 first, as the instance task does
+      (``tasks.instance.object_ids``).
     * ``w_c(x)`` balances the class frequencies, per image: a pixel of class
       ``c`` weighs ``n / (C n_c)`` with ``n`` the image's pixels, ``n_c`` those
       of class ``c`` and ``C`` the number of classes present, so every

@@ -4,7 +4,11 @@ The model (``models/panoptic_deeplab.py``) predicts three maps per image: class
 logits, a centre heatmap and a per-pixel offset ``(dy, dx)``. This module
 holds everything around it that is not a network:
 
-**Targets** (``panoptic_targets``), from an instance-id map (0 = no object):
+**Targets** (``panoptic_targets``), from an instance-id map (0 = no object).
+Pixels are grouped by their id alone, while PQ counts a (class, id) pair as an
+object: the panoptic task first gives each (class, id) pair of a thing class
+its own id and stuff pixels id 0 (``tasks.instance.object_ids``); do the same
+before calling these on your own labels.
 
 * ``center``: for each object a 2-D Gaussian ``exp(-((y - cy)^2 + (x - cx)^2) / (2 sigma^2))``
   around its centre of mass ``(cy, cx)`` (rounded to the nearest pixel, so
@@ -153,7 +157,8 @@ def panoptic_targets(instances, sigma=SIGMA, valid=None):
     """Panoptic-DeepLab's instance-branch targets and weights for a batch of instance maps.
 
     ``instances``: ``(N, H, W)`` integer ids, 0 = no object (thing pixels
-    carry their object's id). ``sigma``: the centre Gaussian's standard
+    carry their object's id; one id is one object, whatever the classes of its
+    pixels: see ``tasks.instance.object_ids``). ``sigma``: the centre Gaussian's standard
     deviation in pixels. ``valid``: optional boolean ``(N, H, W)``, False on
     pixels that do not count at all (void in the truth).
 

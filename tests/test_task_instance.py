@@ -7,7 +7,7 @@ import minisegnet as msn
 from minisegnet import backend, functional as F
 from minisegnet.data import Cells, Shapes
 from minisegnet.instances import unet_weight_map
-from minisegnet.tasks.instance import InstanceTask, scored_truth
+from minisegnet.tasks.instance import InstanceTask, object_ids, scored_truth
 
 from helpers import traffic_per_step
 
@@ -131,6 +131,67 @@ def test_void_is_minus_one_whatever_the_label_dtypes():
     """uint8 masks (as a PNG gives them) made void 255 instead of -1: a category PQ refuses."""
     truth = scored_truth(np.array([[[0, 1, 255]]], np.uint8), np.array([[[0, 0, 0]]], np.uint16), 3, (1,))
     assert truth.dtype == np.int64 and truth.tolist() == [[[[0, 0], [-1, 0], [-1, 0]]]]
+
+
+def test_object_ids_number_the_class_and_id_pairs_and_zero_the_rest(cupy):
+    """An object is a (class, id) pair of a thing class, as PQ counts it: each pair gets its
+    own id, 1 .. K per image; stuff, "don't care" (255) and thing pixels without an id get 0.
+    NumPy and CuPy alike, on the input's backend."""
+    masks = np.array([[[1, 1, 2, 2, 0, 255, 1, 2]],
+                      [[2, 2, 1, 0, 0, 0, 0, 0]]])
+    ids = np.array([[[1, 1, 1, 1, 5, 3, 0, 65000]],
+                    [[9, 9, 9, 4, 4, 0, 0, 0]]], np.uint16)
+    want = [[[1, 1, 2, 2, 0, 0, 0, 3]],        # (1, 1), (2, 1), (2, 65000): three objects
+            [[2, 2, 1, 0, 0, 0, 0, 0]]]        # (1, 9) before (2, 9): class first
+    got = object_ids(masks, ids, (1, 2))
+    assert got.dtype == np.int64 and got.tolist() == want
+    on_device = object_ids(cupy.asarray(masks), cupy.asarray(ids), (1, 2))
+    assert isinstance(on_device, cupy.ndarray) and backend.to_numpy(on_device).tolist() == want
+    assert object_ids(masks[:, :, :0], ids[:, :, :0], (1, 2)).shape == (2, 1, 0)
+    one_class = np.where(masks == 1, ids, 0)                 # Cells: one thing class, ids only on it
+    assert (object_ids(masks, one_class, (1,)) > 0).tolist() == (one_class > 0).tolist()
+
+
+def test_the_weight_map_keeps_apart_objects_of_two_classes_with_one_id():
+    """The review's reproducer, for the weight map: a circle with id 1 and a square with id 1,
+    two pixels apart, are two objects for PQ, so the gap between them gets the border term
+    (none before: one id was one object). A background pixel carrying an id is no object."""
+    ds = Shapes(1, 16, return_instances=True)
+    task = InstanceTask(_info(ds))
+    masks = np.zeros((1, 5, 10), np.int64)
+    masks[0, 1:4, 1:4], masks[0, 1:4, 6:9] = 1, 2            # a circle and a square
+    ids = (masks > 0).astype(np.int64)                       # both id 1
+    ids[0, 0, 4] = 3                                         # background with an id
+    weights = backend.to_numpy(task.targets((masks, ids))["weights"])
+    expected = unet_weight_map(masks, masks)                 # the two objects, numbered by their class
+    np.testing.assert_allclose(weights, expected, rtol=1e-6)
+    # the gap pixel next to the circle: w_c (50 pixels, 3 classes, 32 of background) + the border term
+    assert weights[0, 2, 4] == pytest.approx(50 / (3 * 32) + 10 * np.exp(-(1 + 2) ** 2 / 50), rel=1e-6)
+
+
+def test_a_diagonal_leak_through_a_membrane_does_not_merge_two_cells():
+    """4-connectivity (docs/instances.md): two cells behind a membrane two pixels thick, the
+    prediction leaking one cell pixel into each side of the membrane, diagonally adjacent.
+    Under 4-connectivity they stay two objects, each matching its cell; under 8 they are one,
+    matching neither (1 false positive, 2 missed)."""
+    ds = Cells(1, 16, return_instances=True)
+    task = InstanceTask(_info(ds))
+    masks = np.ones((1, 6, 12), np.int64)                    # class 1: cell
+    masks[0, :, 5:7] = 2                                     # class 2: the membrane, columns 5 and 6
+    ids = np.where(masks[0] == 1, np.where(np.arange(12) < 5, 1, 2), 0)[None]
+    pred = masks.copy()
+    pred[0, 2, 5] = pred[0, 3, 6] = 1                        # the leak: two cell pixels, corner to corner
+    targets = task.targets((masks, ids))
+
+    def cell_counts():
+        scores = task.new_scores()
+        scores.update(_perfect_logits(pred, 3), targets)
+        cell = scores.panoptic()["per_class"][1]
+        return cell["tp"], cell["fp"], cell["fn"], round(cell["pq"], 3)
+
+    assert cell_counts() == (2, 0, 0, round(30 / 31, 3))     # the task's default: each cell, IoU 30/31
+    task.connectivity = 8
+    assert cell_counts() == (0, 1, 2, 0.0)                   # 8-connected: the leak merges them
 
 
 def test_training_scores_stay_on_the_device(transfers, cupy):

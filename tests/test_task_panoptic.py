@@ -143,6 +143,62 @@ def test_targets_check_and_renumber_the_ids_on_the_host():
         task.targets((np.where(masks == 0, 7, masks), ids))
 
 
+def _perfect_outputs(masks, targets):
+    """Outputs whose argmax is ``masks`` and whose heatmap and offsets are the targets'."""
+    sem = (10.0 * np.eye(4)[masks].transpose(0, 3, 1, 2)).astype(np.float32)
+    return {"semantic": msn.tensor(msn.backend.asarray(sem)), "center": msn.tensor(targets["center"]),
+            "offset": msn.tensor(targets["offset"])}
+
+
+def test_an_object_is_a_class_and_id_pair_and_ids_on_stuff_are_ignored():
+    """The review's reproducer: a circle with id 1 and a square with id 1 are two objects for PQ
+    (it keys segments by (category, id)), so the targets must make two centres, not one between
+    them: fed back as perfect outputs they score PQ 1 (0.333 when the targets grouped pixels by
+    the id alone). Ids on stuff pixels (Cityscapes-style PNGs number stuff regions too) make no
+    centre and no offset loss."""
+    task = PanopticTask(_info())
+    masks = np.zeros((1, 16, 24), np.int64)
+    ids = np.zeros_like(masks)
+    masks[0, 2:7, 2:7], ids[0, 2:7, 2:7] = 1, 1              # a circle (class 1), id 1: centre (4, 4)
+    masks[0, 9:14, 15:20], ids[0, 9:14, 15:20] = 2, 1        # a square (class 2), id 1 too: centre (11, 17)
+    ids[0, 14:, :] = 7                                       # background (stuff) carrying an id
+    t = task.targets((masks, ids))
+    coords, valid = (to_numpy(a) for a in panoptic.find_centers(t["center"]))
+    assert sorted(coords[0][valid[0]].tolist()) == [[4, 4], [11, 17]]       # two centres, none on stuff
+    np.testing.assert_array_equal(to_numpy(t["offset_weight"])[0, 0], masks[0] > 0)   # offsets on things only
+    assert to_numpy(t["instances"])[0][masks[0] == 0].max() == 0
+    scores = task.new_scores()
+    scores.update(_perfect_outputs(masks, t), t)
+    assert scores.summary()["pq"] == 1.0
+    assert [scores.panoptic()["per_class"][c]["tp"] for c in (1, 2)] == [1, 1]
+
+
+def test_scores_void_the_truth_as_the_docs_say():
+    """PQ scores the truth with "don't care" pixels (ignore_index) and thing pixels without an
+    id void (docs/instances.md, ``scored_truth``), not the raw (masks, ids): scoring the raw
+    stack, which counts the id-0 pixels of a class as one more object and the ignore label as
+    a category, passed every other test."""
+    task = PanopticTask(dict(_info(), ignore_index=255))
+    _, masks, ids = _batch(2)
+    perfect = _perfect_outputs(masks, task.targets((masks, ids)))
+    labels, truth_ids = masks.copy(), ids.copy()
+    labels[:, :6, :] = 255                                   # the top rows: "don't care"
+    truth_ids[0][ids[0] == ids[0].max()] = 0                 # a shape of image 0 without an id
+    scores = task.new_scores()
+    scores.update(perfect, task.targets((labels, truth_ids)))
+    void = (labels == 255) | (np.isin(labels, task.thing_classes) & (truth_ids == 0))
+    truth = np.stack([np.where(void, -1, labels), np.where(void, 0, truth_ids)], -1)
+    pred = task.postprocess(perfect)["panoptic"]
+    expected = metrics.panoptic_quality(pred, truth, task.thing_classes, task.stuff_classes)
+    assert scores.panoptic()["per_class"] == expected["per_class"]
+    assert scores.summary()["pq"] == pytest.approx(expected["pq"])
+    # the voiding matters here: the unvoided id-0 shape would be one more true positive
+    unvoided = np.stack([np.where(labels == 255, -1, labels), truth_ids], -1)
+    raw = metrics.panoptic_quality(pred, unvoided, task.thing_classes, task.stuff_classes)
+    assert sum(raw["per_class"][c]["tp"] for c in task.thing_classes) == \
+        sum(expected["per_class"][c]["tp"] for c in task.thing_classes) + 1
+
+
 def test_a_model_without_an_instance_branch_is_refused_by_name():
     task = PanopticTask(_info())
     with pytest.raises(ValueError, match="--task panoptic needs a model with an instance branch .* deeplabv3plus "

@@ -103,7 +103,11 @@ class FolderDataset:
     object id, 0 where no object is, as a 16-bit greyscale PNG (mode ``I;16``,
     ids up to 65535; 8-bit ``L`` and 32-bit ``I`` PNGs are read too). Samples
     are then ``(image, mask, instances)``. ``thing_classes`` names the classes
-    whose objects carry ids (the rest are ``stuff_classes``); a layout::
+    whose objects carry ids (the rest are ``stuff_classes``). An object is a
+    (class, id) pair, as panoptic quality counts it: a car and a person may
+    both have id 1, and ids on stuff pixels are ignored (the instance and
+    panoptic tasks renumber the pairs and zero the stuff before making their
+    targets: ``tasks.instance.object_ids``). A layout::
 
         data/images/0001.png     RGB or grey image
         data/masks/0001.png      class per pixel (8-bit index PNG)

@@ -9,7 +9,9 @@ weight map that keeps touching objects apart, and objects as connected component
 
       (F.cross_entropy(logits, masks, reduction="none") * weights).mean()
 
-  The weights are made per batch from the augmented truth (``targets``).
+  The weights are made per batch from the augmented truth (``targets``),
+  whose objects are PQ's: (class, id) pairs of the thing classes, ids on
+  stuff pixels ignored (``object_ids``).
   ``w0 = 0`` gives the plain class-balanced loss; ``weight_map = False`` the
   plain cross-entropy (the baseline the example compares with).
 * **Objects**: ``argmax`` over classes, then each 4-connected region of each
@@ -28,11 +30,11 @@ import numpy as np
 from .. import backend, metrics
 from ..autograd import Tensor
 from ..functional import cross_entropy
-from ..instances import _unet_weight_map, instances_from_semantic
+from ..instances import _renumber, _unet_weight_map, instances_from_semantic
 from ..metrics.panoptic import check_categories
 from .semantic import ConfusionScores, SemanticTask, keep_dataset_info
 
-__all__ = ["InstanceTask", "InstanceScores", "thing_and_stuff_classes", "is_thing", "scored_truth"]
+__all__ = ["InstanceTask", "InstanceScores", "thing_and_stuff_classes", "is_thing", "object_ids", "scored_truth"]
 
 
 def thing_and_stuff_classes(info, task_name):
@@ -72,6 +74,34 @@ def is_thing(labels, thing_classes):
     for c in thing_classes:
         thing |= labels == c
     return thing
+
+
+def object_ids(masks, ids, thing_classes):
+    """The ids the training targets group pixels by: one id per object, as PQ counts objects.
+
+    An object is a ``(class, id)`` pair of a thing class: PQ (``metrics.panoptic``) keys
+    segments by category and id, so a car with id 1 and a person with id 1 are two objects,
+    while the targets (centres, offsets, the weight map) group pixels by the id alone.
+    So first: every ``(class, id)`` pair of a thing class with an id above 0 gets its own id,
+    ``1 .. K`` per image (in the order of class, then old id); every other pixel gets 0:
+    stuff pixels (ids there are ignored, as PQ ignores them: a Cityscapes-style PNG that
+    numbers road regions makes no object), "don't care" pixels and thing pixels without an id.
+    Where ids were already unique across classes and 0 off the things, only the numbers
+    change (the targets do not depend on them).
+
+    ``masks``, ``ids``: integer ``(N, H, W)`` maps of one backend, ids >= 0. Returns int64
+    ids of that shape, on that backend. Two sorts (``unique``) of the batch's pixels.
+    """
+    xp = backend.get_array_module(masks, ids)
+    masks, ids = masks.astype(xp.int64), ids.astype(xp.int64)
+    if ids.size == 0:
+        return ids
+    on_object = is_thing(masks, thing_classes) & (ids > 0)
+    # One integer per (class, id) pair: class * D + the id's rank among the batch's D distinct
+    # ids (a rank, not the id itself, keeps the number small whatever the ids: no overflow).
+    values, rank = xp.unique(ids.reshape(-1), return_inverse=True)
+    pair = masks * len(values) + rank.reshape(ids.shape) + 1
+    return _renumber(xp.where(on_object, pair, 0))        # 1 .. K per image; 0 stays 0
 
 
 def scored_truth(masks, ids, num_classes, thing_classes):
@@ -196,13 +226,17 @@ class InstanceTask:
         """Masks and instance ids on the device, and the batch's weight map made there.
 
         The labels are checked here, on the host where they arrive, so that the
-        weight map on the device needs no check and no sync."""
+        weight map on the device needs no check and no sync. The ids are made
+        one per object first (``object_ids``: an object is a (class, id) pair of a
+        thing class; ids on stuff and "don't care" pixels are ignored), so the
+        weight map keeps apart exactly the objects PQ scores."""
         if len(labels) != 2:
             raise ValueError("the instance task needs batches (images, masks, instances): "
                              f"got {len(labels)} label map(s) per sample")
         masks, ids = (backend.to_numpy(a) for a in labels)
         ignore = -100 if self.ignore_index is None else self.ignore_index
         _check_labels(masks, ids, self.num_classes, ignore)
+        ids = object_ids(masks, ids, self.thing_classes)
         masks, ids = backend.asarray(masks), backend.asarray(ids)
         out = dict(masks=masks, instances=ids)
         if self.weight_map:

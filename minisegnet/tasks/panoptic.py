@@ -5,15 +5,19 @@
   offsets to object centres. A model without that branch is refused.
 * **Targets** (``minisegnet/panoptic.py``), made on the device from the
   batch's class map and instance ids (checked on the host first): Gaussians
-  at object centres, offsets on object pixels, and which pixels count.
-* **Loss**: the paper's sum of three terms::
+  at object centres, offsets on object pixels, and which pixels count. An
+  object is a (class, id) pair of a thing class, as PQ counts them; ids on
+  stuff pixels are ignored (``instance.object_ids``, on the host).
+* **Loss**: the paper's three terms::
 
-      cross_entropy(semantic, masks)
+      cross_entropy(semantic, masks)                   (plain: mean over labelled pixels)
       + center_loss_weight * mse(center, heatmap)      (mean over labelled pixels)
       + offset_loss_weight * l1(offset, offsets)       (mean over object pixels and both components)
 
-  with the weights stated below (the paper's are 1 (3 on the pixels of small
-  instances), 200 and 0.01 on Cityscapes; see ``CENTER_LOSS_WEIGHT``). The
+  with the weights stated below (the paper's are 200 and 0.01 on Cityscapes;
+  see ``CENTER_LOSS_WEIGHT``). The paper's semantic term is a weighted
+  bootstrapped cross-entropy instead (the mean over the hardest 15% of
+  pixels, those of small instances weighing 3); ours is the plain one. The
   L1 is summed over ``dy`` and ``dx`` and divided by twice the number of
   object pixels (as the paper's code does): a mean per component, half
   the L1 length of a pixel's offset error. Which pixels count are the
@@ -33,8 +37,7 @@ import numpy as np
 from .. import backend, metrics, panoptic
 from ..autograd import Tensor
 from ..functional import cross_entropy, l1_loss, mse_loss
-from ..instances import renumber
-from .instance import _check_labels, is_thing, scored_truth, thing_and_stuff_classes
+from .instance import _check_labels, is_thing, object_ids, scored_truth, thing_and_stuff_classes
 from .semantic import ConfusionScores, keep_dataset_info
 
 __all__ = ["PanopticTask", "PanopticScores", "CENTER_LOSS_WEIGHT", "OFFSET_LOSS_WEIGHT"]
@@ -162,20 +165,20 @@ class PanopticTask:
     def targets(self, labels):
         """Masks and instance ids on the device, and Panoptic-DeepLab's targets made there.
 
-        The labels are checked, and large ids renumbered, here on the host where they
-        arrive (as the instance task does), so the targets on the device need no read
-        back: the step syncs only its loss."""
+        The labels are checked, and the ids made one per object, here on the host where
+        they arrive (as the instance task does), so the targets on the device need no
+        read back: the step syncs only its loss. One per object (``object_ids``): an
+        object is a (class, id) pair of a thing class, as PQ counts it, numbered
+        ``1 .. K`` per image (the targets have a row per id: a file's ids may run to
+        65535 for three objects); ids on stuff and "don't care" pixels become 0, so they
+        make no centre and no offset loss."""
         if len(labels) != 2:
             raise ValueError("the panoptic task needs batches (images, masks, instances): "
                              f"got {len(labels)} label map(s) per sample")
         masks, ids = (backend.to_numpy(a) for a in labels)
         _check_labels(masks, ids, self.num_classes, -100 if self.ignore_index is None else self.ignore_index)
-        ids = ids.astype(np.int64)
+        ids = object_ids(masks, ids, self.thing_classes)
         largest = int(ids.max()) if ids.size else 0
-        if largest > panoptic.RENUMBER_ABOVE:
-            # the targets have a row per id: ids 1 .. K per image (PQ does not depend on the numbers)
-            ids = renumber(ids)
-            largest = int(ids.max())
         masks, ids = backend.asarray(masks), backend.asarray(ids)
         # the "don't care" label counts nowhere, nor does a thing pixel without an object id
         valid = (masks >= 0) & (masks < self.num_classes) & ~(is_thing(masks, self.thing_classes) & (ids == 0))
