@@ -159,6 +159,21 @@ def array(x, name, op=None):
         raise TypeError(f"{where}{name} must be an array or a Tensor, got {type(x).__name__} ({error})") from None
 
 
+def weight_dtype(dtype, op):
+    """A layer's ``dtype`` keyword: None (float32, the library's default) or a NumPy
+    floating-point dtype (a weight must be able to learn); returns the NumPy dtype."""
+    if dtype is None:
+        return np.dtype(np.float32)
+    try:
+        kind = np.dtype(dtype).kind
+    except TypeError:                       # not a NumPy dtype at all (torch.float64, "float")
+        kind = None
+    if kind != "f":
+        raise TypeError(f"{op}: dtype must be a NumPy floating-point dtype such as np.float32 (a weight must "
+                        f"be able to learn), got {dtype!r}")
+    return np.dtype(dtype)
+
+
 def fits_float(value, dtype, name, op):
     """A finite number ``value`` that becomes ``inf`` in the floating-point ``dtype`` it will be
     computed in (1e300 in float32) is an OverflowError, as PyTorch's "value cannot be converted

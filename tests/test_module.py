@@ -573,3 +573,29 @@ def test_load_state_dict_reports_keys_in_torchs_order_and_takes_an_old_batchnorm
     np.testing.assert_array_equal(ours[0].weight.numpy(), state["0.weight"])
     with pytest.raises(RuntimeError, match=r"missing keys \['1.running_mean'\]"):
         ours.load_state_dict({k: v for k, v in state.items() if k != "1.running_mean"})
+
+
+def test_register_parameter_get_parameter_get_buffer_float_double_as_torch(torch):
+    ours, theirs = nn.Sequential(nn.Conv2d(1, 2, 1), nn.BatchNorm2d(2)), \
+        torch.nn.Sequential(torch.nn.Conv2d(1, 2, 1), torch.nn.BatchNorm2d(2))
+    ours[0].register_parameter("scale", nn.Parameter(np.ones(2, np.float32)))
+    theirs[0].register_parameter("scale", torch.nn.Parameter(torch.ones(2)))
+    ours[0].register_parameter("unset", None)
+    theirs[0].register_parameter("unset", None)
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert ours.get_parameter("0.scale") is ours[0].scale and ours.get_buffer("1.running_var") is ours[1].running_var
+    for call, kind, message in (
+            (lambda: ours.get_parameter("1.running_var"), AttributeError, "BatchNorm2d has no Parameter .running_var."),
+            (lambda: ours.get_buffer("1.weight"), AttributeError, "'weight' is not a buffer"),
+            (lambda: ours.get_parameter("2.weight"), AttributeError, "Sequential has no attribute '2'"),
+            (lambda: ours[0].register_parameter("w", np.ones(2)), TypeError, "must be a Parameter or None"),
+            (lambda: ours[0].register_parameter("stride", None), KeyError, "already has an attribute 'stride'")):
+        with pytest.raises(kind, match=message):
+            call()
+    assert ours.double() is ours and all(p.dtype == np.float64 for p in ours.parameters())
+    assert ours[1].running_mean.dtype == np.float64 and ours.float()[0].weight.dtype == np.float32
+    bn = nn.BatchNorm2d(3, dtype=np.float64)
+    assert bn.weight.dtype == bn.running_var.dtype == np.float64 and bn.num_batches_tracked.dtype == np.int64
+    with pytest.raises(TypeError, match="BatchNorm2d: dtype must be a NumPy floating-point dtype"):
+        nn.BatchNorm2d(3, dtype=np.int32)

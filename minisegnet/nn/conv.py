@@ -65,14 +65,7 @@ def _init_parameters(module, weight_shape, bias, dtype):
     then a bias of ``out_channels`` from U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     name = type(module).__name__
     checks.flag(bias, "bias", name)
-    dtype = np.float32 if dtype is None else dtype
-    try:
-        kind = np.dtype(dtype).kind
-    except TypeError:                       # not a NumPy dtype at all (torch.float64, "float")
-        kind = None
-    if kind != "f":
-        raise TypeError(f"{name}: dtype must be a NumPy floating-point dtype such as np.float32 (a weight must "
-                        f"be able to learn), got {dtype!r}")
+    dtype = checks.weight_dtype(dtype, name)
     checks.check_bytes(weight_shape, np.dtype(dtype).itemsize, name,
                        f"in_channels={module.in_channels}, out_channels={module.out_channels}, "
                        f"kernel_size={weight_shape[2:]}")

@@ -168,7 +168,8 @@ class Module:
         if not name or "." in name:
             raise KeyError(f"{method}: name must be non-empty and contain no '.', got {name!r}")
         if hasattr(self, name) and not (kind == "buffer" and name in getattr(self, "_buffers", ())) \
-                and not (kind == "module" and isinstance(getattr(self, name), Module)):
+                and not (kind == "module" and isinstance(getattr(self, name), Module)) \
+                and not (kind == "parameter" and isinstance(getattr(self, name), Parameter)):
             raise KeyError(f"{method}: {type(self).__name__} already has an attribute {name!r}")
 
     def add_module(self, name, module):
@@ -197,6 +198,37 @@ class Module:
         unsaved = set(getattr(self, "_non_persistent_buffers", ())) - {name}
         self._non_persistent_buffers = unsaved | ({name} if not persistent else set())
         setattr(self, name, tensor)
+
+    def register_parameter(self, name, param):
+        """Add a parameter under ``name``: a Parameter, or None (a named empty place, listed and
+        saved nowhere), with PyTorch's checks (the same as assigning the attribute)."""
+        self._check_new_name(name, "register_parameter", "parameter")
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got "
+                            f"{type(param).__name__} (wrap it: nn.Parameter(...))")
+        setattr(self, name, param)
+
+    def get_parameter(self, target):
+        """The Parameter at dotted path ``target`` (``"encoder.0.conv1.weight"``), as PyTorch's."""
+        return self._get_member(target, "get_parameter", Parameter, "Parameter")
+
+    def get_buffer(self, target):
+        """The buffer at dotted path ``target`` (``"bn.running_mean"``), as PyTorch's."""
+        module_path, _, name = target.rpartition(".") if isinstance(target, str) else ("", "", target)
+        buffer = self._get_member(target, "get_buffer", Tensor, "buffer")
+        if name not in getattr(self.get_submodule(module_path), "_buffers", ()):
+            raise AttributeError(f"get_buffer: {name!r} is not a buffer (in {target!r})")
+        return buffer
+
+    def _get_member(self, target, method, kind, what):
+        if not isinstance(target, str):
+            raise TypeError(f"{method}: target must be a dotted str, got {target!r}")
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        value = getattr(module, name, None)
+        if not isinstance(value, kind):
+            raise AttributeError(f"{method}: {type(module).__name__} has no {what} {name!r} (in {target!r})")
+        return value
 
     def get_submodule(self, target):
         """The module at dotted path ``target`` (``"encoder.0.conv1"``; ``""`` is this one), as
@@ -346,6 +378,14 @@ class Module:
                 if isinstance(buf, Tensor) and buf.dtype.kind == "f":
                     buf.data = buf.data.astype(dtype)
         return self
+
+    def float(self):
+        """``to(np.float32)``, as PyTorch's ``Module.float``."""
+        return self.to(np.float32)
+
+    def double(self):
+        """``to(np.float64)``, as PyTorch's ``Module.double``."""
+        return self.to(np.float64)
 
     def extra_repr(self):
         return ""

@@ -27,19 +27,20 @@ class BatchNorm2d(Module):
     used in both modes. With ``affine=False`` there is no weight and bias.
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, dtype=None):
         op = type(self).__name__                # F.batch_norm's rules for eps and momentum, checked here
+        dtype = checks.weight_dtype(dtype, op)  # keyword-only, as Conv2d's: no device argument before it
         self.num_features = checks.integer(num_features, "num_features", op, minimum=1)
         self.eps = checks.real(eps, "eps", op, minimum=0)
         self.momentum = None if momentum is None else checks.real(momentum, "momentum", op, minimum=0, maximum=1)
         self.affine = checks.flag(affine, "affine", op)
         self.track_running_stats = checks.flag(track_running_stats, "track_running_stats", op)
         c = self.num_features
-        self.weight = Parameter(np.ones(c, dtype=np.float32)) if self.affine else None
-        self.bias = Parameter(np.zeros(c, dtype=np.float32)) if self.affine else None
+        self.weight = Parameter(np.ones(c, dtype=dtype)) if self.affine else None
+        self.bias = Parameter(np.zeros(c, dtype=dtype)) if self.affine else None
         if self.track_running_stats:
-            self.running_mean = Tensor(np.zeros(c, dtype=np.float32))
-            self.running_var = Tensor(np.ones(c, dtype=np.float32))
+            self.running_mean = Tensor(np.zeros(c, dtype=dtype))
+            self.running_var = Tensor(np.ones(c, dtype=dtype))
             self.num_batches_tracked = Tensor(np.zeros((), dtype=np.int64))
             self._buffers = ("running_mean", "running_var", "num_batches_tracked")
             # a state without it (older PyTorch checkpoints) loads, keeping the count, as in PyTorch
