@@ -197,7 +197,7 @@ def test_cross_entropy_loss_module(torch):
     smooth, tsmooth = nn.CrossEntropyLoss(label_smoothing=0.1), torch.nn.CrossEntropyLoss(label_smoothing=0.1)
     ones = np.ones((2, 4, 4), dtype=np.int64)
     assert_close(smooth(t64(x_np), ones), tsmooth(as_torch(torch, x_np), torch.tensor(ones)))
-    assert "label_smoothing=0.1" in repr(smooth)
+    assert repr(smooth) == repr(tsmooth) == "CrossEntropyLoss()"          # torch prints no settings
 
 
 def test_loss_modules_match_torch(torch):

@@ -599,3 +599,21 @@ def test_register_parameter_get_parameter_get_buffer_float_double_as_torch(torch
     assert bn.weight.dtype == bn.running_var.dtype == np.float64 and bn.num_batches_tracked.dtype == np.int64
     with pytest.raises(TypeError, match="BatchNorm2d: dtype must be a NumPy floating-point dtype"):
         nn.BatchNorm2d(3, dtype=np.int32)
+
+
+@pytest.mark.parametrize("name, args, kwargs", [
+    ("Conv2d", (3, 4, 3), {}), ("Conv2d", (3, 4, 3), dict(padding=1, bias=False)),
+    ("Conv2d", (4, 4, 3), dict(padding="same", dilation=2, groups=2, padding_mode="reflect")),
+    ("ConvTranspose2d", (4, 2, 2), dict(stride=2)),
+    ("ConvTranspose2d", (4, 2, 3), dict(stride=2, padding=1, output_padding=1, bias=False)),
+    ("MaxPool2d", (2,), {}), ("MaxPool2d", (3,), dict(stride=2, padding=1, return_indices=True, ceil_mode=True)),
+    ("MaxUnpool2d", (2,), {}), ("AvgPool2d", (2,), {}), ("AdaptiveAvgPool2d", (1,), {}),
+    ("Upsample", (), dict(scale_factor=2, mode="bilinear", align_corners=False)),
+    ("ReLU", (), {}), ("ReLU", (), dict(inplace=True)), ("LeakyReLU", (0.2,), dict(inplace=True)),
+    ("ReLU6", (), dict(inplace=True)), ("Dropout", (0.2,), {}), ("Dropout2d", (), dict(inplace=True)),
+    ("Sigmoid", (), {}), ("Softmax", (1,), {}), ("Identity", (), {}),
+    ("CrossEntropyLoss", (), dict(ignore_index=255)), ("BCEWithLogitsLoss", (), {}), ("MSELoss", (), {}),
+])
+def test_a_layer_prints_as_torchs_does(torch, name, args, kwargs):
+    """print(model) reads as PyTorch's: defaults left out, strings unquoted, flags that were set shown."""
+    assert repr(getattr(nn, name)(*args, **kwargs)) == repr(getattr(torch.nn, name)(*args, **kwargs))

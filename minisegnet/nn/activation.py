@@ -23,6 +23,9 @@ class ReLU(Module):
     def forward(self, x):
         return F.relu(x)
 
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
+
 
 class LeakyReLU(Module):
     """x where x > 0, else ``negative_slope * x``."""
@@ -35,7 +38,7 @@ class LeakyReLU(Module):
         return F.leaky_relu(x, self.negative_slope)
 
     def extra_repr(self):
-        return f"negative_slope={self.negative_slope}"
+        return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
 
 
 class ReLU6(Module):
@@ -46,6 +49,9 @@ class ReLU6(Module):
 
     def forward(self, x):
         return F.relu6(x)
+
+    def extra_repr(self):
+        return "inplace=True" if self.inplace else ""
 
 
 class Sigmoid(Module):
@@ -95,7 +101,7 @@ class Dropout(Module):
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"
 
 
 class Dropout2d(Dropout):

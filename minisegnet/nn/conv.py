@@ -124,7 +124,7 @@ class Conv2d(Module):
         return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self):
-        extra = f", padding_mode={self.padding_mode!r}" if self.padding_mode != "zeros" else ""
+        extra = f", padding_mode={self.padding_mode}" if self.padding_mode != "zeros" else ""
         return _conv_repr(self, "") + extra
 
 
@@ -226,9 +226,12 @@ class DepthwiseSeparableConv2d(Module):
 
 
 def _conv_repr(layer, after_padding):
-    """The ``repr`` arguments both conv layers share, PyTorch's order, defaults left out."""
-    text = (f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, "
-            f"stride={layer.stride}, padding={layer.padding!r}{after_padding}")
+    """The ``repr`` arguments both conv layers share, PyTorch's order and spelling (strings
+    unquoted), defaults left out: the same text as PyTorch's print of the layer."""
+    text = f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, stride={layer.stride}"
+    if layer.padding != (0, 0):
+        text += f", padding={layer.padding}"
+    text += after_padding
     if layer.dilation != (1, 1):
         text += f", dilation={layer.dilation}"
     if layer.groups != 1:

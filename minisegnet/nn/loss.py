@@ -53,10 +53,6 @@ class CrossEntropyLoss(Module):
         return F.cross_entropy(input, target, self.weight, ignore_index=self.ignore_index, reduction=self.reduction,
                                label_smoothing=self.label_smoothing)
 
-    def extra_repr(self):
-        return (f"ignore_index={self.ignore_index}, reduction={self.reduction!r}"
-                + (f", label_smoothing={self.label_smoothing}" if self.label_smoothing else ""))
-
 
 class BCEWithLogitsLoss(Module):
     """``F.binary_cross_entropy_with_logits`` as a module: one sigmoid and binary
@@ -75,9 +71,6 @@ class BCEWithLogitsLoss(Module):
         return F.binary_cross_entropy_with_logits(input, target, self.weight, reduction=self.reduction,
                                                   pos_weight=self.pos_weight)
 
-    def extra_repr(self):
-        return f"reduction={self.reduction!r}"
-
 
 class MSELoss(Module):
     """``F.mse_loss`` as a module: the mean (or sum) of ``(input - target)^2``.
@@ -90,9 +83,6 @@ class MSELoss(Module):
     def forward(self, input, target):
         return F.mse_loss(input, target, reduction=self.reduction)
 
-    def extra_repr(self):
-        return f"reduction={self.reduction!r}"
-
 
 class L1Loss(Module):
     """``F.l1_loss`` as a module: the mean (or sum) of ``|input - target|``."""
@@ -103,6 +93,3 @@ class L1Loss(Module):
 
     def forward(self, input, target):
         return F.l1_loss(input, target, reduction=self.reduction)
-
-    def extra_repr(self):
-        return f"reduction={self.reduction!r}"
