@@ -317,7 +317,8 @@ class Tensor:
     def item(self):
         """The single value of a one-element tensor as a Python number."""
         if self.data.size != 1:
-            raise ValueError(f"item() needs a tensor with one element, this one has shape {self.shape}")
+            raise RuntimeError(f"item() needs a tensor with one element (PyTorch's error kind), this one has "
+                               f"shape {self.shape}")
         return self.data.reshape(-1)[0].item()
 
     def detach(self):

@@ -381,3 +381,10 @@ def test_min_clone_squeeze_and_casts_as_torch(torch):
         assert str(getattr(ours, cast)().dtype) == str(getattr(theirs, cast)().dtype).replace("torch.", "")
     with pytest.raises(IndexError, match="unsqueeze: dim 3 is out of range"):
         ours.unsqueeze(3)
+
+
+def test_item_of_several_values_is_torchs_runtime_error(torch):
+    with pytest.raises(RuntimeError, match=r"item\(\) needs a tensor with one element.*shape \(2,\)"):
+        msn.tensor([1.0, 2.0]).item()
+    with pytest.raises(RuntimeError):
+        torch.tensor([1.0, 2.0]).item()
