@@ -196,16 +196,19 @@ def test_the_thread_split_times_each_threads_columns_and_products_and_restores_t
     from minisegnet import parallel
     from minisegnet.functional import conv as core
 
-    ours, opt, x, y = bts.build_ours(4, 16)
-    step = bts.ours_step_function(ours, opt, x, y)
-    originals = conv_fast._im2col_unpadded, core._im2col, np.matmul
+    session = msn.backend.get_backend()
+    msn.set_backend("numpy")                          # the profile is of the CPU step, in either session
     saved = parallel.MIN_PIECE_BYTES, parallel.set_num_threads(2)
     parallel.MIN_PIECE_BYTES = 0                      # tiny pieces still go to the pool
     try:
+        ours, opt, x, y = bts.build_ours(4, 16)
+        step = bts.ours_step_function(ours, opt, x, y)
+        originals = conv_fast._im2col_unpadded, core._im2col, np.matmul
         split = profile_step.thread_split(step, 2)
     finally:
         parallel.MIN_PIECE_BYTES = saved[0]
         parallel.set_num_threads(saved[1])
+        msn.set_backend(session)
     assert (conv_fast._im2col_unpadded, core._im2col, np.matmul) == originals
     threads = {name for _, name, _ in split}
     assert "MainThread" in threads and len(threads) == 2, threads
