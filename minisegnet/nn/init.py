@@ -296,19 +296,28 @@ def xavier_normal_(tensor, gain=1.0):
     return _fill(tensor, generator().normal(0.0, std, size=tensor.shape))
 
 
+def _kaiming_std(tensor, a, mode, nonlinearity, name):
+    """He et al.'s standard deviation ``gain / sqrt(fan)`` for ``tensor``, after the checks both
+    Kaiming fills share; None for a tensor with no elements (left as it is, as torch does)."""
+    _check_tensor(tensor, name, floating=True)
+    _check_mode(mode, name)
+    gain = _gain(nonlinearity, a, name, "a")
+    if 0 in tensor.shape:
+        return None
+    fan_in, fan_out = fan_in_and_fan_out(tensor.shape)
+    return gain / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+
+
 def kaiming_uniform_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     """Fill ``tensor`` in place from U(-bound, bound), bound = gain * sqrt(3 / fan), and
     return it, as ``torch.nn.init.kaiming_uniform_``: ``fan`` is ``fan_in`` or
     ``fan_out`` (``mode``), ``gain = calculate_gain(nonlinearity, a)``. With the
-    defaults (``a = 0``, leaky ReLU) the bound is ``sqrt(6 / fan_in)``."""
-    _check_tensor(tensor, "kaiming_uniform_", floating=True)
-    _check_mode(mode, "kaiming_uniform_")
-    gain = _gain(nonlinearity, a, "kaiming_uniform_", "a")
-    if 0 in tensor.shape:
+    defaults (``a = 0``, leaky ReLU) the bound is ``sqrt(6 / fan_in)``. (The bound is
+    ``sqrt(3)`` times ``kaiming_normal_``'s std: U(-b, b) has standard deviation b / sqrt(3).)"""
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_uniform_")
+    if std is None:
         return tensor                    # torch warns and leaves a zero-element tensor as it is
-    fan_in, fan_out = fan_in_and_fan_out(tensor.shape)
-    fan = fan_in if mode == "fan_in" else fan_out
-    bound = gain * math.sqrt(3.0 / fan)
+    bound = math.sqrt(3.0) * std
     return _fill(tensor, generator().uniform(-bound, bound, size=tensor.shape))
 
 
@@ -317,14 +326,9 @@ def kaiming_normal_(tensor, a=0, mode="fan_in", nonlinearity="leaky_relu"):
     ``torch.nn.init.kaiming_normal_`` (He et al., 2015): ``fan`` is ``fan_in`` or
     ``fan_out`` (``mode``), ``gain = calculate_gain(nonlinearity, a)``. With the
     defaults (``a = 0``, leaky ReLU) the std is ``sqrt(2 / fan_in)``."""
-    _check_tensor(tensor, "kaiming_normal_", floating=True)
-    _check_mode(mode, "kaiming_normal_")
-    gain = _gain(nonlinearity, a, "kaiming_normal_", "a")
-    if 0 in tensor.shape:
+    std = _kaiming_std(tensor, a, mode, nonlinearity, "kaiming_normal_")
+    if std is None:
         return tensor
-    fan_in, fan_out = fan_in_and_fan_out(tensor.shape)
-    fan = fan_in if mode == "fan_in" else fan_out
-    std = gain / math.sqrt(fan)
     return _fill(tensor, generator().normal(0.0, std, size=tensor.shape))
 
 
