@@ -178,3 +178,19 @@ def test_bad_input(pred, target, c, match):
 def test_bad_matrix():
     with pytest.raises(ValueError, match="square"):
         metrics.mean_iou(np.zeros((2, 3)))
+
+
+def test_an_ignore_index_that_is_a_class_is_refused(torch):
+    """ignore_index=0 with 4 classes emptied row 0 but still counted predictions of 0, so class 0 entered
+    the mean IoU as 0 (0.112 where torchmetrics, which drops that class from its mean, says 0.150)."""
+    rng = np.random.default_rng(0)
+    p, t = rng.integers(0, 4, (2, 8, 8)), rng.integers(0, 4, (2, 8, 8))
+    for ignore in (0, 3):
+        with pytest.raises(ValueError, match=rf"confusion_matrix: ignore_index={ignore} is one of the classes 0..3"):
+            metrics.confusion_matrix(p, t, 4, ignore_index=ignore)
+    # what the message says to do gives torchmetrics' number
+    tm = pytest.importorskip("torchmetrics.classification")
+    cm = metrics.confusion_matrix(p, np.where(t == 0, 255, t), 4, ignore_index=255)
+    theirs = tm.MulticlassJaccardIndex(4, ignore_index=0)(torch.tensor(p), torch.tensor(t)).item()
+    assert np.isclose(metrics.iou_per_class(cm)[1:].mean(), theirs, rtol=1e-6)
+    assert not np.isclose(metrics.mean_iou(cm), theirs)     # the class's 0 in the mean: why it is refused

@@ -57,7 +57,9 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
 
     ``pred`` and ``target`` are integer arrays of the same shape, e.g.
     ``(N, H, W)`` label maps (take ``logits.argmax(1)`` first). Pixels whose
-    target equals ``ignore_index`` are dropped. Any other label outside
+    target equals ``ignore_index`` are dropped; ``ignore_index`` must lie outside
+    ``[0, num_classes)`` (torchmetrics also takes a class there and leaves it out of
+    its mean, which a matrix cannot record). Any other label outside
     ``[0, num_classes)`` is an error, in the prediction or in the target.
 
     Counting is one ``bincount`` over the combined index ``C * truth + pred``,
@@ -66,6 +68,14 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
     """
     num_classes = checks.integer(num_classes, "num_classes", "confusion_matrix", minimum=1)
     ignore_index = checks.integer(ignore_index, "ignore_index", "confusion_matrix", allow_none=True)
+    if ignore_index is not None and 0 <= ignore_index < num_classes:
+        # torchmetrics takes it and leaves that class out of its mean; a matrix cannot say so:
+        # column ignore_index would still count predictions of that class, and its IoU be 0
+        raise ValueError(f"confusion_matrix: ignore_index={ignore_index} is one of the classes 0..{num_classes - 1}: "
+                         "predictions of that class would still be counted, and its IoU of 0 would enter "
+                         "mean_iou. Give the ignored pixels a label outside the classes (255, say), pass that, "
+                         "and to score the other classes only (torchmetrics' mean with this ignore_index) "
+                         "average iou_per_class(cm) over them")
     checks.check_bytes((num_classes, num_classes), 8, "confusion_matrix", f"num_classes={num_classes}")
     op = "confusion_matrix"
     pred, target = checks.array(pred, "pred", op), checks.array(target, "target", op)
