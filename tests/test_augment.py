@@ -67,13 +67,14 @@ def test_identity_settings_leave_the_sample_alone():
 
 
 def test_affine_directions_match_numpy():
-    """+90 degrees turns the content counter-clockwise on the screen (np.rot90); a shift of 0.25 of
-    the width moves it right by 8 of 32 pixels; a zoom of 2 shows the central half twice as big."""
+    """+90 degrees turns the content clockwise on the screen (np.rot90 with k=-1), as torchvision's
+    RandomAffine; a shift of 0.25 of the width moves it right by 8 of 32 pixels; a zoom of 2 shows
+    the central half twice as big."""
     image, mask, _ = _sample()
     rng = np.random.default_rng(0)
     out_image, out_mask = RandomAffine(degrees=(90, 90))(image, mask, rng)
-    np.testing.assert_array_equal(out_mask, np.rot90(mask))
-    np.testing.assert_allclose(out_image, np.rot90(image, axes=(1, 2)), atol=1e-5)
+    np.testing.assert_array_equal(out_mask, np.rot90(mask, k=-1))
+    np.testing.assert_allclose(out_image, np.rot90(image, k=-1, axes=(1, 2)), atol=1e-5)
     # a shift of (8, -4) pixels: the content moves 8 right and 4 up
     positions = RandomAffine.positions((32, 32), np.eye(2), np.array([8.0, -4.0]))
     _, out_mask = T.warp(image, mask, positions, padding_mode="zeros")
@@ -561,3 +562,21 @@ def test_compose_takes_torchvisions_list_too():
     for a, b in zip(listed, spread):
         np.testing.assert_array_equal(a, b)
     assert listed[0].shape == (3, 12, 14)
+
+
+@pytest.mark.parametrize("angle, shear, zoom", [(30.0, 0.0, 1.0), (-70.0, 0.0, 1.0), (0.0, 20.0, 1.0),
+                                                (25.0, -15.0, 1.3), (120.0, 40.0, 0.8)])
+def test_affine_matrix_is_torchvisions(angle, shear, zoom):
+    """torchvision's F.affine (which its RandomAffine calls) maps the output back to the input with
+    _get_inverse_affine_matrix; its forward matrix, written out here from that formula (x right, y
+    down, shear along x only), is ours for the same angle, shear and zoom (the sign of both was
+    torchvision's opposite: content turned counter-clockwise for a positive angle)."""
+    rot, sx = np.deg2rad(angle), np.deg2rad(shear)
+    # torchvision: RSS = [[a, b], [c, d]] with sy = 0, times the scale
+    a, b = np.cos(rot), -np.cos(rot) * np.tan(sx) - np.sin(rot)
+    c, d = np.sin(rot), -np.sin(rot) * np.tan(sx) + np.cos(rot)
+    theirs = zoom * np.array([[a, b], [c, d]])
+    transform = RandomAffine(degrees=(angle, angle), shear=(shear, shear), scale=(zoom, zoom))
+    ours, shift = transform.sample_matrix((16, 16), np.random.default_rng(0))
+    np.testing.assert_allclose(ours, theirs, atol=1e-12)
+    np.testing.assert_array_equal(shift, [0.0, 0.0])

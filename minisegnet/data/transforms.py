@@ -500,12 +500,15 @@ class RandomAffine:
     """A random rotation, scaling, shear and shift of image and labels together, about the image's
     centre (torchvision's ``RandomAffine`` arguments), built with ``F.affine_grid``.
 
-    ``degrees``: rotation in degrees (counter-clockwise as seen on the screen), a number ``d``
-    for ``[-d, d]`` or a pair; ``translate``:
-    ``(a, b)``, shifts up to ``a`` of the width and ``b`` of the height; ``scale``: a pair
-    ``(lo, hi)`` of zoom factors; ``shear``: degrees along x, a number or a pair. Each is drawn
-    uniformly. The content moves by ``A = shift . rotate . scale . shear``; the grid is its inverse
-    (where each output pixel came from), in ``grid_sample``'s normalised coordinates.
+    ``degrees``: rotation in degrees, clockwise as seen on the screen for a positive angle (as
+    torchvision's ``RandomAffine``, whose ``F.affine`` turns clockwise; its ``RandomRotation``
+    turns the other way), a number ``d`` for ``[-d, d]`` or a pair; ``translate``:
+    ``(a, b)``, shifts up to ``a`` of the width and ``b`` of the height (drawn as real numbers of
+    pixels, where torchvision rounds them to whole pixels); ``scale``: a pair ``(lo, hi)`` of zoom
+    factors; ``shear``: degrees along x, a number or a pair, with torchvision's sign (the matrix
+    ``[[1, -tan s], [0, 1]]``, y pointing down). Each is drawn uniformly. The content moves by
+    ``A = shift . rotate . scale . shear``, torchvision's order; the grid is its inverse (where
+    each output pixel came from), in ``grid_sample``'s normalised coordinates.
     ``padding_mode`` as in ``RandomElastic`` (with ``"zeros"``, labels pushed in from outside
     are class 0).
     """
@@ -536,9 +539,10 @@ class RandomAffine:
         zoom = rng.uniform(*self.scale)
         shear = np.tan(np.deg2rad(rng.uniform(*self.shear)))
         shift = np.array([rng.uniform(-1, 1) * self.translate[0] * w, rng.uniform(-1, 1) * self.translate[1] * h])
-        # counter-clockwise on the screen for a positive angle (as torchvision), with y pointing down
-        rotate = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]])
-        return rotate @ (zoom * np.array([[1.0, shear], [0.0, 1.0]])), shift
+        # (x, y) with y pointing down: this turns a positive angle clockwise on the screen, and
+        # shears as torchvision's F.affine does (its _get_inverse_affine_matrix, inverted)
+        rotate = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        return rotate @ (zoom * np.array([[1.0, -shear], [0.0, 1.0]])), shift
 
     @staticmethod
     def positions(size, matrix, shift):
