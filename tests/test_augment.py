@@ -580,3 +580,17 @@ def test_affine_matrix_is_torchvisions(angle, shear, zoom):
     ours, shift = transform.sample_matrix((16, 16), np.random.default_rng(0))
     np.testing.assert_allclose(ours, theirs, atol=1e-12)
     np.testing.assert_array_equal(shift, [0.0, 0.0])
+
+
+@pytest.mark.parametrize("size, crop", [((5, 1), (2, 1)), ((7, 1), (4, 1)), ((6, 1), (3, 1)), ((9, 1), (2, 1)),
+                                        ((11, 1), (4, 1)), ((6, 1), (5, 1)), ((8, 1), (2, 1)), ((1, 9), (1, 4))])
+def test_center_crop_places_its_window_as_torchvision(size, crop):
+    """torchvision's CenterCrop: top = int(round((H - h) / 2)), Python's round (halves to even); the
+    floor put the window one row higher whenever H - h is 3 mod 4 (5 -> 2 kept rows 1-2, not 2-3)."""
+    h, w = size
+    image = np.arange(h * w, dtype=np.float32).reshape(1, h, w)
+    mask = np.arange(h * w).reshape(h, w)
+    out_image, out_mask = T.CenterCrop(crop)(image, mask)
+    top, left = int(round((h - crop[0]) / 2.0)), int(round((w - crop[1]) / 2.0))     # torchvision's formula
+    np.testing.assert_array_equal(out_mask, mask[top:top + crop[0], left:left + crop[1]])
+    np.testing.assert_array_equal(out_image, image[:, top:top + crop[0], left:left + crop[1]])

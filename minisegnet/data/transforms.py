@@ -246,7 +246,12 @@ class RandomCrop:
 
 
 class CenterCrop:
-    """The central ``size`` window (mirror-padding smaller images): deterministic, for evaluation."""
+    """The central ``size`` window (mirror-padding smaller images): deterministic, for evaluation.
+
+    The window starts at ``top = round((H - h) / 2)``, halves to even (and ``left`` likewise),
+    as torchvision's ``CenterCrop`` places it: H = 5, h = 2 keeps rows 2 and 3. (``F.center_crop``,
+    U-Net's copy-and-crop, takes the floor instead: rows 1 and 2. torchvision pads a smaller
+    image with zeros, where this mirrors it.)"""
 
     def __init__(self, size):
         self.size = _as_size(size, "CenterCrop: size")
@@ -255,7 +260,7 @@ class CenterCrop:
         _check_sample("CenterCrop", image, mask)
         image, mask = _reflect_to(image, mask, self.size, "CenterCrop")
         h, w = mask.shape[-2:]
-        top, left = (h - self.size[0]) // 2, (w - self.size[1]) // 2
+        top, left = round((h - self.size[0]) / 2), round((w - self.size[1]) / 2)   # Python's: halves to even
         return _window(image, mask, top, left, self.size)
 
 

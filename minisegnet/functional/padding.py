@@ -167,7 +167,9 @@ def center_crop(input, size):
     ``(..., h, w)`` with ``h <= H``, ``w <= W``. The window starts at
     ``top = (H - h) // 2`` and ``left = (W - w) // 2``: when a difference is odd,
     one more pixel is cut from the bottom (right) than from the top (left).
-    Example: H = 5, h = 2 keeps rows 1 and 2, dropping row 0 and rows 3, 4.
+    Example: H = 5, h = 2 keeps rows 1 and 2, dropping row 0 and rows 3, 4. (torchvision's
+    ``CenterCrop``, and ``minisegnet.data.CenterCrop`` with it, round ``(H - h) / 2`` half to
+    even instead: rows 2 and 3 there.)
     The gradient is ``g`` placed back in that window, zero elsewhere.
     """
     checks.tensor(input, "input", "center_crop")
