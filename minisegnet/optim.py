@@ -164,11 +164,15 @@ class Optimizer:
         for key, value in state_dict.items():
             if not key.startswith("state."):
                 continue
-            _, index, name = key.split(".", 2)
-            i = int(index)
-            if i >= len(self.params) or name not in self.state_names:
+            parts = key.split(".", 2)
+            # "state.<parameter index>.<name>": an index as written by state_dict(), digits only
+            # (int() would take "-1", " 1" or "1_0" and wrap or stretch them)
+            if len(parts) != 3 or not parts[1].isdigit() or not parts[1].isascii() \
+                    or int(parts[1]) >= len(self.params) or parts[2] not in self.state_names:
                 raise KeyError(f"{type(self).__name__}.load_state_dict: entry {key!r} does not match this "
-                               f"{type(self).__name__} with {len(self.params)} parameters")
+                               f"{type(self).__name__} with {len(self.params)} parameters (its entries are "
+                               f"'state.<0..{len(self.params) - 1}>.<{'|'.join(self.state_names)}>')")
+            i, name = int(parts[1]), parts[2]
             if name == "step":
                 step = np.asarray(backend.to_numpy(value))
                 if step.ndim != 0 or step.dtype.kind not in "iu" or step < 0:

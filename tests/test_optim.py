@@ -1,6 +1,8 @@
 """Optimizers and schedules: parameter updates equal torch.optim's over several
 steps (float64, Hypothesis-drawn hyper-parameters), state_dict round trips,
 schedules equal torch.optim.lr_scheduler's, bad arguments."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -372,3 +374,18 @@ def test_adam_with_decoupled_weight_decay_is_adamw_as_torch(torch):
     np.testing.assert_array_equal(ours[0].numpy(), ours[1].numpy())
     np.testing.assert_allclose(ours[0].numpy(), theirs.detach().numpy(), rtol=1e-12)
     assert not optim.Adam([Parameter(x.copy())]).decoupled
+
+
+@pytest.mark.parametrize("key", ["state.-1.exp_avg", "state.x", "state.a.exp_avg", "state. 0.exp_avg", "state.1_0.exp_avg",
+                                 "state.5.exp_avg", "state.0.momentum_buffer"])
+def test_a_state_key_that_is_not_state_dicts_is_named(key):
+    """'state.-1.exp_avg' was applied to the last parameter (int() wraps nothing, but a negative index
+    does); 'state.x' and 'state.a.exp_avg' were unpacking and int() errors naming nothing."""
+    p = [Parameter(np.ones(2)), Parameter(np.ones(3))]
+    opt = optim.Adam(p)
+    (p[0] * p[0]).sum().backward()
+    opt.step()
+    state = dict(opt.state_dict(), **{key: np.zeros(3)})
+    with pytest.raises(KeyError, match=rf"Adam.load_state_dict: entry '{re.escape(key)}' does not match this Adam "
+                                       r"with 2 parameters"):
+        opt.load_state_dict(state)
