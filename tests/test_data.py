@@ -405,3 +405,32 @@ def test_folder_dataset_ignore_index_must_lie_outside_the_classes(tmp_path):
             data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, ignore_index=bad)
     assert data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, ignore_index=np.int64(255)).ignore_index == 255
     assert data.FolderDataset(tmp_path / "images", tmp_path / "masks", 2, ignore_index=-1).ignore_index == -1
+
+
+@pytest.mark.parametrize("call, kind, message", [
+    (lambda: data.DataLoader(data.Shapes(2, 16), 2, transform=lambda image, mask: (image, mask)), TypeError,
+     r"DataLoader: transform must take three arguments, transform\(image, mask, rng\)"),
+    (lambda: next(iter(data.DataLoader(data.Shapes(2, 16), 2, transform=lambda i, m, r: i))), TypeError,
+     r"DataLoader: transform .* must return a pair \(image, mask\), returned"),
+    (lambda: data.DataLoader(data.Shapes(2, 16), 2).set_epoch(1.7), TypeError, "DataLoader.set_epoch: epoch"),
+    (lambda: data.DataLoader(data.Shapes(2, 16), 2).set_epoch(-1), ValueError, "DataLoader.set_epoch: epoch"),
+    (lambda: data.DataLoader(data.Shapes(2, 16), 2).set_epoch("2"), TypeError, "DataLoader.set_epoch: epoch"),
+    (lambda: data.Subset(data.Shapes(3, 16), [0.7, 1.9]), TypeError, "Subset: indices must be integers"),
+    (lambda: data.Subset(data.Shapes(3, 16), np.array([True, False, True])), TypeError,
+     r"Subset: indices must be integers \(a boolean mask: np.flatnonzero\(mask\)\)"),
+])
+def test_loader_and_subset_name_what_they_were_given(call, kind, message):
+    """A torchvision-style transform was a bare '<lambda>() takes 2 positional arguments' at the first
+    batch; set_epoch(1.7) became 1 and set_epoch(-1) failed inside NumPy; Subset cut 0.7 and 1.9 to
+    0 and 1 and read a boolean mask as the indices 1, 0, 1."""
+    with pytest.raises(kind, match=message):
+        call()
+
+
+def test_set_epoch_and_subset_still_take_numpy_integers():
+    loader = data.DataLoader(data.Shapes(4, 16), 2, shuffle=True, seed=3)
+    loader.set_epoch(np.int64(2))
+    first = next(iter(loader))[0]
+    loader.set_epoch(2)
+    np.testing.assert_array_equal(next(iter(loader))[0], first)
+    assert data.Subset(data.Shapes(3, 16), np.array([2, 0])).indices == [2, 0]

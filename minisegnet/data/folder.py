@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 
+from .. import checks
 from .toy import default_palette
 
 __all__ = ["FolderDataset", "Subset", "check_folder", "image_array", "check_image_mode", "conversion_note"]
@@ -254,6 +255,11 @@ class Subset:
 
     def __init__(self, dataset, indices):
         self.dataset = dataset
+        indices = list(indices)
+        for i in indices:          # int() would cut 1.9 to 1, and read a boolean mask as indices 0 and 1
+            if not checks.is_int(i):
+                raise TypeError(f"Subset: indices must be integers (a boolean mask: np.flatnonzero(mask)), "
+                                f"got {checks.describe(i)}")
         self.indices = [int(i) for i in indices]
         for i in self.indices:
             if not 0 <= i < len(dataset):

@@ -1,4 +1,6 @@
 """Batching: ``DataLoader`` shuffles, augments and stacks samples."""
+import inspect
+
 import numpy as np
 
 from .. import checks
@@ -36,6 +38,24 @@ def _check_sample(index, sample, after=""):
                              f"each label map needs one value per pixel")
 
 
+def _check_transform(transform):
+    """A transform is called as ``transform(image, mask, rng)``: a torchvision-style one of the image
+    alone (or of image and mask) is named here, before the first batch, not by the first call."""
+    if not callable(transform):
+        raise TypeError(f"DataLoader: transform must be callable as transform(image, mask, rng), "
+                        f"got {transform!r}")
+    try:
+        signature = inspect.signature(transform)
+    except (TypeError, ValueError):        # a callable without a signature to read (some builtins): its call says
+        return
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        raise TypeError(f"DataLoader: transform must take three arguments, transform(image, mask, rng) (the "
+                        f"augmentations of minisegnet.data do; a torchvision transform of the image alone does "
+                        f"not move the mask), got {transform!r} with the signature {signature}") from None
+
+
 class DataLoader:
     """Batches of samples: ``(images, masks)``, float32 ``(N, C, H, W)`` and int64 ``(N, H, W)``
     NumPy arrays, or ``(images, masks, instances)`` when the dataset's samples have three parts.
@@ -48,14 +68,19 @@ class DataLoader:
     ``transform(image, mask, rng)`` augments each sample; when a sample has
     several label maps they reach the transform stacked ``(K, H, W)``, so that
     one crop or flip moves them all.
+
+    Where PyTorch's differs: there is no ``sampler``, ``num_workers`` or
+    ``collate_fn`` (the batch is stacked here, in this process), the transform
+    belongs to the loader rather than the dataset, and an empty dataset, or
+    ``drop_last=True`` with fewer samples than a batch, is an error (PyTorch's
+    loader has ``len() == 0`` and yields nothing).
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, seed=None, drop_last=False, transform=None):
         batch_size = checks.positive_int(batch_size, "batch_size", "DataLoader")
         seed = checks.integer(seed, "seed", "DataLoader", minimum=0, allow_none=True)
-        if transform is not None and not callable(transform):
-            raise TypeError(f"DataLoader: transform must be callable as transform(image, mask, rng), "
-                            f"got {transform!r}")
+        if transform is not None:
+            _check_transform(transform)
         if len(dataset) == 0:
             raise ValueError("DataLoader: the dataset is empty (len(dataset) == 0)")
         self.shuffle = checks.flag(shuffle, "shuffle", "DataLoader")
@@ -71,7 +96,7 @@ class DataLoader:
 
     def set_epoch(self, epoch):
         """Make the next pass draw the numbers of pass ``epoch`` (counted from 0)."""
-        self.epoch = int(epoch)
+        self.epoch = checks.integer(epoch, "epoch", "DataLoader.set_epoch", minimum=0)
 
     def __len__(self):
         n = len(self.dataset)
@@ -88,7 +113,11 @@ class DataLoader:
             raise ValueError(f"sample {index} has an image only; a transform moves an image with its labels "
                              f"(transform(image, mask, rng)), so it needs at least one label map")
         stacked = labels[0] if len(labels) == 1 else np.stack(labels)
-        image, stacked = self.transform(image, stacked, rng)
+        result = self.transform(image, stacked, rng)
+        if not isinstance(result, (tuple, list)) or len(result) != 2:
+            raise TypeError(f"DataLoader: transform {self.transform!r} must return a pair (image, mask), "
+                            f"returned {checks.describe(result)}")
+        image, stacked = result
         out = (image, stacked) if len(labels) == 1 else (image, *stacked)
         _check_sample(index, out, after=f" after {type(self.transform).__name__}")
         return out
