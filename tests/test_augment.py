@@ -159,7 +159,8 @@ def test_color_jitter_touches_the_image_only():
     out_image, _ = ColorJitter(gamma=(2.0, 2.0))(image, mask, np.random.default_rng(0))
     np.testing.assert_allclose(out_image, image ** 2, rtol=1e-6)
     out_image, _ = ColorJitter(contrast=(0.0, 0.0))(image, mask, np.random.default_rng(0))
-    np.testing.assert_allclose(out_image, np.full_like(image, image.mean()), rtol=1e-5)
+    grey = (0.2989 * image[0] + 0.587 * image[1] + 0.114 * image[2]).mean()      # 3 channels: torchvision's grey
+    np.testing.assert_allclose(out_image, np.full_like(image, grey), rtol=1e-5)
 
 
 MASK4 = np.zeros((4, 4), np.int64)
@@ -594,3 +595,18 @@ def test_center_crop_places_its_window_as_torchvision(size, crop):
     top, left = int(round((h - crop[0]) / 2.0)), int(round((w - crop[1]) / 2.0))     # torchvision's formula
     np.testing.assert_array_equal(out_mask, mask[top:top + crop[0], left:left + crop[1]])
     np.testing.assert_array_equal(out_image, image[:, top:top + crop[0], left:left + crop[1]])
+
+
+def test_color_jitter_contrast_is_taken_about_torchvisions_grey_mean():
+    """torchvision's adjust_contrast blends with the mean of the greyscale image (0.2989 R + 0.587 G +
+    0.114 B); the mean over all channels gave (0.633, 0.233, 0.233) for (0.9, 0.1, 0.1) at factor 0.5,
+    where torchvision gives (0.620, 0.220, 0.220)."""
+    image = np.broadcast_to(np.array([0.9, 0.1, 0.1], np.float32)[:, None, None], (3, 2, 2)).copy()
+    out, _ = ColorJitter(contrast=(0.5, 0.5))(image, np.zeros((2, 2), np.int64), np.random.default_rng(0))
+    grey = 0.2989 * 0.9 + 0.587 * 0.1 + 0.114 * 0.1
+    np.testing.assert_allclose(out[:, 0, 0], grey + 0.5 * (np.array([0.9, 0.1, 0.1]) - grey), rtol=1e-6)
+    np.testing.assert_allclose(out[:, 0, 0], [0.620, 0.220, 0.220], atol=5e-4)
+    single = np.full((1, 2, 2), 0.8, np.float32)
+    single[0, 0, 0] = 0.2
+    out, _ = ColorJitter(contrast=(0.5, 0.5))(single, np.zeros((2, 2), np.int64), np.random.default_rng(0))
+    np.testing.assert_allclose(out, 0.65 + 0.5 * (single - 0.65), rtol=1e-6)        # one channel: its own mean

@@ -586,7 +586,9 @@ class ColorJitter:
     [0, 1], as the datasets give them).
 
     ``brightness`` b: ``image * f``, ``f`` in ``[max(0, 1 - b), 1 + b]`` (torchvision's rule);
-    ``contrast`` c: ``mean + f (image - mean)`` about the image's mean, same range;
+    ``contrast`` c: ``mean + f (image - mean)``, same range, about the mean of the image's
+    grey levels (torchvision's rule: for 3 channels its luminance ``0.2989 R + 0.587 G + 0.114 B``,
+    for one channel the image itself; for other counts, the mean over every channel);
     ``gamma`` g: ``image ** f``, ``f`` in ``[1 - g, 1 + g]`` (g < 1). Each may also be a pair (min, max).
     Unlike torchvision's ``ColorJitter`` (brightness, contrast, saturation, hue, in random
     order) the order is fixed and gamma replaces the colour terms: the toy images are
@@ -607,7 +609,8 @@ class ColorJitter:
                              f"{image.min():g} to {image.max():g}; scale the image first (e.g. divide by 255)")
         f_brightness, f_contrast, f_gamma = (rng.uniform(*r) for r in (self.brightness, self.contrast, self.gamma))
         out = np.clip(image * f_brightness, 0, 1)
-        mean = out.mean()
+        grey = np.tensordot(_LUMINANCE, out, axes=1) if out.shape[0] == 3 else out   # (3, H, W): torchvision's grey
+        mean = grey.mean()
         out = np.clip(mean + f_contrast * (out - mean), 0, 1)
         out = out ** f_gamma
         return out.astype(image.dtype, copy=False), mask
@@ -615,6 +618,8 @@ class ColorJitter:
     def __repr__(self):
         return f"ColorJitter(brightness={self.brightness}, contrast={self.contrast}, gamma={self.gamma})"
 
+
+_LUMINANCE = np.array([0.2989, 0.587, 0.114])   # torchvision's rgb_to_grayscale weights (ITU-R 601, rounded)
 
 # A factor beyond this already turns any pixel above 1e-4 white (or, for contrast, 0 or 1),
 # and keeps ``image * f`` finite even in float16.
