@@ -475,6 +475,11 @@ class RandomElastic:
     The paper's 10 pixels were for 512-pixel images; on a 64-pixel image they are a
     sixth of its width. ``docs/sampling.md`` measures both that and the paper's
     fraction of the image (``sigma = 10 * size / 512``) on a small training set.
+
+    Not torchvision's ``ElasticTransform(alpha, sigma)``, although an argument shares its
+    name: there random per-pixel displacements are smoothed by a Gaussian of standard
+    deviation ``sigma`` and scaled by ``alpha`` (Simard et al.'s recipe); here ``sigma`` is
+    the displacement's own spread in pixels, and the smoothness comes from the coarse grid.
     """
 
     def __init__(self, sigma=10.0, points=3, p=1.0, padding_mode="reflection"):
