@@ -30,6 +30,7 @@ arrays: ``np.array(json.dumps(meta))``; they need no pickling.
 import contextlib
 import math
 import os
+from collections.abc import Mapping
 import secrets
 import zipfile
 import zlib
@@ -81,11 +82,18 @@ def _new_temporary(directory, name):
 def _to_array(key, value):
     if hasattr(value, "requires_grad") and hasattr(value, "data"):  # a Tensor
         value = value.data
+    if isinstance(value, Mapping):             # torch's {"model": sd, "optimizer": osd, "epoch": 3}
+        raise TypeError(f"save: entry {key!r} is a dict; the file holds one flat dict of arrays, so give "
+                        f"its entries prefixed keys ({{f'{key}.' + k: v for k, v in ...items()}}, as "
+                        f"minisegnet train's checkpoints do with 'model.' and 'optimizer.')")
     try:
         array = np.asarray(backend.to_numpy(value))
     except ValueError:                          # NumPy's "inhomogeneous shape": a ragged nested list
         raise ValueError(f"save: entry {key!r} is a ragged nested list (rows of different lengths), which is "
                          f"not an array") from None
+    except TypeError as error:                  # torch.Tensor.numpy() of a dtype NumPy lacks (bfloat16)
+        raise TypeError(f"save: entry {key!r} cannot become a NumPy array ({error}); convert it first, "
+                        f"e.g. tensor.float()") from None
     if array.dtype.kind not in "biufcU":
         raise TypeError(f"save: entry {key!r} has dtype {array.dtype} ({type(value).__name__}); "
                         "only numeric, boolean and string arrays can be saved without pickling")

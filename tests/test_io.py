@@ -245,3 +245,13 @@ def test_a_ragged_list_is_named_by_its_entry(tmp_path):
     with pytest.raises(ValueError, match=r"^save: entry 'a' is a ragged nested list"):
         msn.save({"a": [[1, 2], [3]]}, tmp_path / "x.npz")
     assert not (tmp_path / "x.npz").exists()
+
+
+def test_save_names_a_nested_dict_and_a_bfloat16_tensor_with_the_fix(tmp_path, torch):
+    """torch's {"model": state_dict, "epoch": 3} said 'dtype object (dict)'; a bfloat16 torch tensor
+    raised torch's own 'Got unsupported ScalarType BFloat16', naming neither save nor the entry."""
+    with pytest.raises(TypeError, match=r"save: entry 'model' is a dict; .* prefixed keys"):
+        msn.save({"model": {"w": np.ones(2)}, "epoch": 3}, tmp_path / "a.npz")
+    with pytest.raises(TypeError, match=r"save: entry 'x' cannot become a NumPy array .*tensor.float\(\)"):
+        msn.save({"x": torch.ones(2, dtype=torch.bfloat16)}, tmp_path / "b.npz")
+    assert not list(tmp_path.iterdir())                         # nothing written

@@ -231,7 +231,8 @@ class RandomCrop:
     """A random ``size`` window of image and mask; smaller images are first
     mirror-padded up to ``size`` (reflected about the border pixels, repeatedly
     where the padding exceeds the image: ``np.pad``'s "reflect"; mirrored
-    objects get ids of their own, see the module docstring)."""
+    objects get ids of their own, see the module docstring, so a padded stack of
+    label maps comes back int64: the new ids need not fit its dtype)."""
 
     def __init__(self, size):
         self.size = _as_size(size, "RandomCrop: size")
@@ -251,7 +252,8 @@ class CenterCrop:
     The window starts at ``top = round((H - h) / 2)``, halves to even (and ``left`` likewise),
     as torchvision's ``CenterCrop`` places it: H = 5, h = 2 keeps rows 2 and 3. (``F.center_crop``,
     U-Net's copy-and-crop, takes the floor instead: rows 1 and 2. torchvision pads a smaller
-    image with zeros, where this mirrors it.)"""
+    image with zeros, where this mirrors it, as ``RandomCrop`` does: a padded stack of label
+    maps comes back int64.)"""
 
     def __init__(self, size):
         self.size = _as_size(size, "CenterCrop: size")
