@@ -30,10 +30,10 @@ arrays: ``np.array(json.dumps(meta))``; they need no pickling.
 import contextlib
 import math
 import os
-from collections.abc import Mapping
 import secrets
 import zipfile
 import zlib
+from collections.abc import Mapping
 
 import numpy as np
 
