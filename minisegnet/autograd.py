@@ -47,8 +47,11 @@ class no_grad:
     ...     y = model(x)      # y.requires_grad is False, nothing is kept for backward
 
     As PyTorch's, also a decorator: ``@no_grad()`` (or bare ``@no_grad``) over a function runs
-    it without recording.
+    it without recording. ``enable_grad``, ``inference_mode`` and ``set_grad_enabled`` are the
+    same machine with another setting inside (``recording``).
     """
+
+    recording = False                      # whether the block records a graph
 
     def __new__(cls, function=None):
         """``no_grad()``: the context manager; ``no_grad(f)``, the bare decorator: ``f`` wrapped."""
@@ -60,17 +63,21 @@ class no_grad:
                             f"the function to wrap), got {function!r}")
         return self(function)
 
+    def _again(self):
+        """A fresh block with this one's setting, for each call of a decorated function."""
+        return type(self)()
+
     def __call__(self, function):
         @functools.wraps(function)
-        def without_recording(*args, **kwargs):
-            with type(self)():
+        def wrapped(*args, **kwargs):
+            with self._again():
                 return function(*args, **kwargs)
-        return without_recording
+        return wrapped
 
     def __enter__(self):
         global _grad_enabled
         self._previous = _grad_enabled
-        _grad_enabled = False
+        _grad_enabled = self.recording
         return self
 
     def __exit__(self, *exc):
@@ -80,54 +87,55 @@ class no_grad:
 
 
 class enable_grad(no_grad):
-    """Context manager that turns recording back on inside a ``no_grad`` block."""
+    """Context manager (and decorator) that turns recording back on inside a ``no_grad`` block."""
 
-    def __enter__(self):
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = True
-        return self
+    recording = True
 
 
 class inference_mode(no_grad):
-    """PyTorch's ``inference_mode`` for inference code: here the same as ``no_grad`` (PyTorch
-    also marks what it makes as inference tensors, which may not enter a graph later; here they
-    are plain tensors without a graph). ``inference_mode(False)`` changes nothing."""
+    """PyTorch's ``inference_mode`` for inference code: here ``no_grad`` (PyTorch also marks what
+    it makes as inference tensors, which may not enter a graph later; here they are plain
+    tensors without a graph). ``inference_mode(False)`` records, as PyTorch's does (even
+    inside ``no_grad``)."""
 
     def __new__(cls, mode=True):
-        if callable(mode):                                  # the bare decorator
+        if callable(mode) and not isinstance(mode, (bool, np.bool_)):     # the bare decorator
             return no_grad.__new__(cls, mode)
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"inference_mode: mode must be True or False, got {_preview(mode)}")
         self = no_grad.__new__(cls)
-        self.mode = bool(mode)
+        self.recording = not mode
         return self
 
-    def __enter__(self):
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = _grad_enabled and not getattr(self, "mode", True)
-        return self
+    def _again(self):
+        return inference_mode(not self.recording)
 
 
-class set_grad_enabled:
+class set_grad_enabled(no_grad):
     """``set_grad_enabled(mode)``: turn graph recording on (``True``) or off at once, as a call;
-    as a ``with`` block, the previous setting comes back at its end. As PyTorch's."""
+    as a ``with`` block, the previous setting comes back at its end; as a decorator,
+    ``@set_grad_enabled(False)``, the function runs with that setting and the setting around
+    it is left as it was. As PyTorch's."""
 
-    def __init__(self, mode):
+    def __new__(cls, mode):
         global _grad_enabled
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"set_grad_enabled: mode must be True or False, got {_preview(mode)}")
-        self._previous = _grad_enabled
-        _grad_enabled = bool(mode)
-
-    def __enter__(self):
+        self = object.__new__(cls)
+        self.recording = bool(mode)
+        self._previous, _grad_enabled = _grad_enabled, bool(mode)       # at once, as a plain call
         return self
 
-    def __exit__(self, *exc):
+    def __enter__(self):
+        return self                        # already set when made; __exit__ restores
+
+    def __call__(self, function):
         global _grad_enabled
-        _grad_enabled = self._previous
-        return False
+        _grad_enabled = self._previous     # a decorator sets nothing until the function runs
+        return super().__call__(function)
+
+    def _again(self):
+        return set_grad_enabled(self.recording)
 
 
 def _has_big_int(data):
@@ -565,7 +573,9 @@ class Tensor:
         ``dim``, the named pair ``(values, indices)`` of the first minimum, which alone gets the
         gradient)."""
         if dim is None:
-            return -((-self).max(None, keepdim))
+            if keepdim:
+                raise TypeError("min: keepdim needs a dim (as in PyTorch); use amin(dim=None, keepdim=True)")
+            return -((-self).max())
         values, indices = (-self).max(dim, keepdim)
         return MaxResult(-values, indices)
 

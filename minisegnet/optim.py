@@ -25,6 +25,7 @@ not chain with another schedule or a change by hand.
 (``msn.save``); ``load_state_dict`` puts it back, onto the parameters' backend.
 """
 import math
+import numbers
 from collections.abc import Mapping
 
 import numpy as np
@@ -42,13 +43,14 @@ _TORCH_DEFAULTS = dict(amsgrad=False, maximize=False, foreach=None, capturable=F
 
 def _only_defaults(op, **given):
     """torch's variants of an update (AMSGrad, maximizing) and its speed switches are accepted
-    at their defaults, so that torch's calls run here; any other value is refused, by name."""
+    off, so that torch's calls run here: at their defaults, or False (``foreach=False``,
+    ``amsgrad=0``: PyTorch takes any false value); any other value is refused, by name."""
     for name, value in given.items():
         default = _TORCH_DEFAULTS[name]
-        if value is not default and not (default is False and value is not None and isinstance(
-                value, (bool, np.bool_)) and not value):
-            raise NotImplementedError(f"{op}: {name}={value!r} is not implemented here; only PyTorch's default "
-                                      f"{name}={default!r} is accepted")
+        off = value is default or (isinstance(value, (numbers.Number, np.bool_)) and value == 0)
+        if not off:
+            raise NotImplementedError(f"{op}: {name}={value!r} is not implemented here; only off is accepted "
+                                      f"(PyTorch's default {name}={default!r}, or False)")
 
 
 def _check(op, name, value, low=0.0, high=None, high_open=False):
@@ -272,10 +274,10 @@ class Adam(Optimizer):
                  decoupled_weight_decay=False):
         _only_defaults(type(self).__name__, amsgrad=amsgrad, foreach=foreach, maximize=maximize,
                        capturable=capturable, differentiable=differentiable, fused=fused)
-        if decoupled_weight_decay is not False:      # Adam's switch to AdamW's decay (torch 2.x); AdamW has none
-            if decoupled_weight_decay is not True:
-                raise TypeError(f"{type(self).__name__}: decoupled_weight_decay must be True or False, "
-                                f"got {decoupled_weight_decay!r}")
+        if not isinstance(decoupled_weight_decay, (bool, np.bool_)):   # Adam's switch to AdamW's decay (torch 2.x)
+            raise TypeError(f"{type(self).__name__}: decoupled_weight_decay must be True or False, "
+                            f"got {decoupled_weight_decay!r}")
+        if decoupled_weight_decay:
             self.decoupled = True
         super().__init__(params)
         self._set_hyperparameters(type(self).__name__, lr, betas, eps, weight_decay)      # Adam or AdamW

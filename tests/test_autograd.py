@@ -388,3 +388,61 @@ def test_item_of_several_values_is_torchs_runtime_error(torch):
         msn.tensor([1.0, 2.0]).item()
     with pytest.raises(RuntimeError):
         torch.tensor([1.0, 2.0]).item()
+
+
+def test_grad_modes_as_blocks_and_decorators_as_torch(torch):
+    """inference_mode(False) records even inside no_grad, and as a decorator too; @set_grad_enabled(False)
+    runs its function without recording and leaves the setting around it; a block restores the setting
+    on an error; bare @inference_mode wraps (each checked against torch on the same script)."""
+    def run(lib, x):
+        seen = []
+        with lib.no_grad():
+            with lib.inference_mode(False):
+                seen.append((x * 2).requires_grad)
+
+        @lib.inference_mode(False)
+        def recorded():
+            return (x * 2).requires_grad
+
+        @lib.set_grad_enabled(False)
+        def unrecorded():
+            return (x * 2).requires_grad
+
+        @lib.inference_mode
+        def bare():
+            return (x * 2).requires_grad
+        with lib.no_grad():
+            seen.append(recorded())
+        seen += [lib.is_grad_enabled(), unrecorded(), lib.is_grad_enabled(), bare(), bare.__name__]
+        with lib.no_grad():
+            with lib.set_grad_enabled(True):
+                seen.append(lib.is_grad_enabled())
+            seen.append(lib.is_grad_enabled())
+        try:
+            with lib.set_grad_enabled(False):
+                raise KeyError("inside")
+        except KeyError:
+            seen.append(lib.is_grad_enabled())
+        return seen
+    ours = run(msn, msn.tensor(np.ones(2, np.float32), requires_grad=True))
+    theirs = run(torch, torch.ones(2, requires_grad=True))
+    assert ours == theirs == [True, True, True, False, True, False, "bare", True, False, True]
+    with pytest.raises(TypeError, match="inference_mode: mode must be True or False"):
+        msn.inference_mode("no")
+
+
+def test_min_and_clone_details_a_mutation_review_found_untested(torch):
+    x = np.array([[3.0, 1.0, 1.0], [0.0, 5.0, -2.0]])
+    ours, theirs = msn.tensor(x).min(1), torch.tensor(x).min(1)
+    np.testing.assert_array_equal(ours.values.numpy(), theirs.values.numpy())      # a named pair
+    np.testing.assert_array_equal(ours.indices.numpy(), theirs.indices.numpy())
+    with pytest.raises(TypeError, match="min: keepdim needs a dim"):
+        msn.tensor(x).min(None, True)
+    for dim in (0, 1):
+        assert msn.tensor(x).amin(dim, keepdim=True).shape == tuple(torch.tensor(x).amin(dim, keepdim=True).shape)
+        assert msn.tensor(x).argmin(dim, keepdim=True).tolist() == torch.tensor(x).argmin(dim, keepdim=True).tolist()
+    for data in (np.arange(3), np.arange(3.0), np.array([True, False, True])):
+        t = msn.tensor(data)
+        copy = t.clone()
+        copy.data[0] = (not copy.data[0]) if data.dtype == bool else 9
+        np.testing.assert_array_equal(t.numpy(), data)                            # a copy for every dtype

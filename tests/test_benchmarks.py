@@ -332,3 +332,40 @@ def test_the_step_benchs_fresh_process_row_is_switched_over_as_set(monkeypatch):
     row, sentence = bench_train_step.process_row(args, "allocator.KEEP_FREED")
     assert "allocator.KEEP_FREED = True" in seen[True] and "allocator.KEEP_FREED = False" in seen[False]
     assert sentence.startswith("`allocator.KEEP_FREED` (medians of the processes)")
+
+
+def test_thread_split_divides_by_the_steps_and_keeps_wall_and_cpu_apart(monkeypatch):
+    """Fake clocks make the numbers exact: one matmul per step, 1 s of wall and 0.25 s of CPU time a call."""
+    import types
+
+    import numpy as np
+
+    import profile_step
+
+    clock = {"wall": 0.0, "cpu": 0.0}
+
+    def perf_counter():
+        clock["wall"] += 1.0
+        return clock["wall"]
+
+    def thread_time():
+        clock["cpu"] += 0.25
+        return clock["cpu"]
+    monkeypatch.setattr(profile_step, "time", types.SimpleNamespace(perf_counter=perf_counter, thread_time=thread_time))
+    a = np.ones((2, 2))
+    split = profile_step.thread_split(lambda: np.matmul(a, a), 4)
+    assert split == {("GEMMs", "MainThread", "wall"): 1.0, ("GEMMs", "MainThread", "cpu"): 0.25}
+
+
+def test_thread_rows_put_each_number_in_its_column():
+    import profile_step
+
+    one = {("im2col copies", "MainThread", "cpu"): .010, ("im2col copies", "MainThread", "wall"): .011,
+           ("GEMMs", "MainThread", "cpu"): .020, ("GEMMs", "MainThread", "wall"): .021}
+    two = {("im2col copies", "MainThread", "wall"): .008, ("im2col copies", "MainThread", "cpu"): .006,
+           ("im2col copies", "w", "wall"): .007, ("im2col copies", "w", "cpu"): .005,
+           ("GEMMs", "MainThread", "wall"): .012, ("GEMMs", "MainThread", "cpu"): .011,
+           ("GEMMs", "w", "wall"): .013, ("GEMMs", "w", "cpu"): .012}
+    assert profile_step.thread_rows(one, two) == [
+        ["im2col copies", "10.0", "8.0 / 6.0", "7.0 / 5.0", "1.50", "1.10"],
+        ["GEMMs", "20.0", "12.0 / 11.0", "13.0 / 12.0", "1.25", "1.15"]]

@@ -456,3 +456,20 @@ def test_bce_module_keeps_tensor_weights_as_torch(torch):
     assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight", "pos_weight"]
     np.testing.assert_allclose(ours(msn.tensor(logits), msn.tensor(target)).item(),
                                theirs(torch.tensor(logits), torch.tensor(target)).item(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtypes", [(np.float32, np.float64), (np.float64, np.float32)])
+def test_bce_weights_are_taken_in_the_promoted_dtype(torch, dtypes):
+    """Weights of 0.1 are not exact in float32: built before the promotion, a float64 loss came out
+    of float32 weights (a mutation the dtype test let through)."""
+    rng = np.random.default_rng(0)
+    x, t = rng.standard_normal((2, 3)).astype(dtypes[0]), rng.random((2, 3)).astype(dtypes[1])
+    w, pw = np.full(3, 0.1), np.array([0.3, 0.7, 1.1])
+    ours = F.binary_cross_entropy_with_logits(msn.tensor(x), msn.tensor(t), w, pos_weight=pw)
+    theirs = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x.astype(np.float64)), torch.tensor(t.astype(np.float64)), torch.tensor(w),
+        pos_weight=torch.tensor(pw))
+    assert ours.dtype == np.float64
+    np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-12)
+    loss = nn.BCEWithLogitsLoss(weight=np.array([1.0, 2.0]), pos_weight=np.array([3.0]))
+    assert isinstance(loss.weight, msn.Tensor) and list(loss.state_dict()) == ["weight", "pos_weight"]

@@ -546,7 +546,7 @@ def test_a_slice_of_a_sequential_keeps_its_names_as_torch(torch):
     (lambda s: s[-3], IndexError, "index -3 is out of range"),
     (lambda s: s["conv"], TypeError, "Sequential indices must be integers or slices, got 'conv'"),
     (lambda s: s.__setitem__(0, np.ones(2)), TypeError, "Sequential holds Modules, got a ndarray as item 0"),
-    (lambda s: s + [nn.ReLU()], TypeError, "only a Sequential can be added"),
+    (lambda s: s + [nn.ReLU()], ValueError, "only a Sequential can be added"),
     (lambda s: s.pop(7), IndexError, "index 7 is out of range"),
 ])
 def test_container_errors_name_the_container_and_the_index(call, kind, message):
@@ -617,3 +617,45 @@ def test_register_parameter_get_parameter_get_buffer_float_double_as_torch(torch
 def test_a_layer_prints_as_torchs_does(torch, name, args, kwargs):
     """print(model) reads as PyTorch's: defaults left out, strings unquoted, flags that were set shown."""
     assert repr(getattr(nn, name)(*args, **kwargs)) == repr(getattr(torch.nn, name)(*args, **kwargs))
+
+
+def test_the_tree_and_container_rules_a_mutation_review_found_untested(torch):
+    """Each assertion here caught a mutation that the tests above let through."""
+    s = nn.Sequential(nn.ReLU())
+    for register in (lambda: s.register_buffer("0", msn.tensor(np.zeros(1))),
+                     lambda: s.register_parameter("0", nn.Parameter(np.zeros(1, np.float32)))):
+        with pytest.raises(KeyError, match="already has an attribute '0'"):      # no replacing a child
+            register()
+    assert nn.Sequential().add_module("a", nn.ReLU()) is None                      # as torch's
+    m = nn.Conv2d(1, 1, 1)
+    m.register_buffer("x", msn.tensor(np.zeros(1)))
+    m.register_buffer("x", msn.tensor(np.ones(1)))
+    assert m._buffers == ("x",) and [n for n, _ in m.named_buffers(remove_duplicate=False)] == ["x"]
+    with pytest.raises(TypeError, match="must be a Parameter or None"):
+        nn.Conv2d(1, 1, 1).register_parameter("w", msn.tensor(np.zeros(1, np.float32)))
+    with pytest.raises(TypeError, match="requires_grad must be True or False"):
+        nn.ReLU().requires_grad_(1)
+    s = nn.Sequential(nn.ReLU(), nn.Tanh())
+    assert isinstance(s[-2], nn.ReLU)
+    s[-2] = nn.Sigmoid()
+    assert isinstance(s[0], nn.Sigmoid)
+    with pytest.raises(TypeError, match="holds Modules.*to insert"):
+        nn.ModuleList([nn.ReLU()]).insert(0, np.ones(2))
+    s = nn.Sequential(nn.ReLU(), nn.Tanh())
+    assert isinstance(s.pop(), nn.Tanh) and len(s) == 1                          # pop's default: the last
+    with pytest.raises(TypeError, match="to add"):
+        nn.ModuleList([nn.ReLU()]) + [np.ones(2)]
+    listed = nn.ModuleList([nn.ReLU()])
+    same = listed
+    listed += [nn.Tanh()]
+    assert listed is same and len(same) == 2                                     # += in place, as torch's
+    for combine in (lambda a, b: a + b, lambda a, b: a.__iadd__(b)):
+        with pytest.raises(ValueError, match="only a Sequential"):                # torch's kind of error
+            combine(nn.Sequential(nn.ReLU()), nn.ModuleList([nn.Tanh()]))
+        with pytest.raises(ValueError):
+            combine(torch.nn.Sequential(torch.nn.ReLU()), torch.nn.ModuleList([torch.nn.Tanh()]))
+    joined = nn.Sequential(nn.ReLU())
+    joined += nn.Sequential(nn.Tanh())
+    assert len(joined) == 2
+    r, x = nn.Tanh(), np.linspace(-2, 2, 5).astype(np.float32)
+    np.testing.assert_allclose(nn.Sequential(r, r)(msn.tensor(x)).numpy(), np.tanh(np.tanh(x)), rtol=1e-6)

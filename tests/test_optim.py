@@ -389,3 +389,22 @@ def test_a_state_key_that_is_not_state_dicts_is_named(key):
     with pytest.raises(KeyError, match=rf"Adam.load_state_dict: entry '{re.escape(key)}' does not match this Adam "
                                        r"with 2 parameters"):
         opt.load_state_dict(state)
+
+
+@pytest.mark.parametrize("name", ["SGD", "Adam", "AdamW"])
+def test_every_torch_switch_is_refused_on_and_taken_off(name):
+    """Each switch torch's signature has is refused turned on; off (False, 0, np.False_) it is taken, as
+    torch takes foreach=False or amsgrad=0 (they were refused)."""
+    import inspect
+    params = inspect.signature(getattr(optim, name)).parameters
+    for keyword in ("amsgrad", "maximize", "capturable", "differentiable", "fused", "foreach"):
+        if keyword not in params:
+            continue
+        with pytest.raises(NotImplementedError, match=rf"^{name}: {keyword}=True is not implemented"):
+            getattr(optim, name)([Parameter(np.ones(2))], **{keyword: True})
+        for off in (False, 0, np.False_):
+            getattr(optim, name)([Parameter(np.ones(2))], **{keyword: off})
+    if name == "Adam":
+        assert not optim.Adam([Parameter(np.ones(2))], decoupled_weight_decay=np.False_).decoupled
+        with pytest.raises(TypeError, match="decoupled_weight_decay must be True or False"):
+            optim.Adam([Parameter(np.ones(2))], decoupled_weight_decay=1)

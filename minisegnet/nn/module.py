@@ -523,12 +523,20 @@ class Sequential(ModuleList):
         return super().__getitem__(i)
 
     def __add__(self, other):
-        if not isinstance(other, Sequential):
-            raise TypeError(f"Sequential: only a Sequential can be added to a Sequential, got "
-                            f"{type(other).__name__}")
+        _check_sequential(other)
         return Sequential(*(list(self) + list(other)))
+
+    def __iadd__(self, other):
+        _check_sequential(other)
+        return self.extend(other)
 
     def forward(self, x):
         for m in self:
             x = m(x)
         return x
+
+
+def _check_sequential(other):
+    """``+`` and ``+=`` of a Sequential take another Sequential (PyTorch's rule and error kind)."""
+    if not isinstance(other, Sequential):
+        raise ValueError(f"Sequential: only a Sequential can be added to a Sequential, got {type(other).__name__}")
