@@ -318,7 +318,7 @@ def main(argv=None):
     print("\n#### Column building and products, thread by thread\n")
     print("Each thread's own calls to the column building (im2col) and to `np.matmul` (every conv "
           "product), wall / CPU ms per step; the last columns add up both threads and divide by the "
-          "one-thread figure (1.00: the work costs no more for being shared).\n")
+          "one-thread CPU time (1.00: the work costs no more for being shared).\n")
     print(timing.markdown_table(["work", "1 thread, CPU ms", "2 threads: calling thread, wall / CPU ms",
                                  "worker, wall / CPU ms", "both threads' wall / 1 thread",
                                  "both threads' CPU / 1 thread"], thread_rows(*splits), reasons))

@@ -16,9 +16,9 @@ current learning rate is the attribute ``opt.lr``, which the schedules set.
 Differences from ``torch.optim``, each an error rather than a silent change:
 no ``param_groups`` (a list of dicts is refused), ``step()`` takes no closure,
 and the schedules take no ``last_epoch`` argument (resume with
-``load_state_dict``) and their ``step()`` no epoch; a schedule sets the lr from
-its own formula, not by multiplying the current lr (``LRScheduler``), so it does
-not chain with another schedule or a change by hand.
+``load_state_dict``) and their ``step()`` no epoch. One silent difference: a
+schedule sets the lr from its own formula, not by multiplying the current lr
+(``LRScheduler``), so it does not chain with another schedule or a change by hand.
 
 ``state_dict()`` returns a flat dict of NumPy arrays (``"lr"``,
 ``"state.3.exp_avg"``, ...) so it can go straight into an ``.npz`` checkpoint

@@ -610,3 +610,12 @@ def test_color_jitter_contrast_is_taken_about_torchvisions_grey_mean():
     single[0, 0, 0] = 0.2
     out, _ = ColorJitter(contrast=(0.5, 0.5))(single, np.zeros((2, 2), np.int64), np.random.default_rng(0))
     np.testing.assert_allclose(out, 0.65 + 0.5 * (single - 0.65), rtol=1e-6)        # one channel: its own mean
+
+
+def test_color_jitter_contrast_of_other_channel_counts_is_about_their_mean():
+    """torchvision refuses 2 or 4 channels; here the mean over every channel (as the docstring says)."""
+    rng = np.random.default_rng(0)
+    for channels in (2, 4):
+        image = rng.random((channels, 3, 3)).astype(np.float32)
+        out, _ = ColorJitter(contrast=(0.5, 0.5))(image, np.zeros((3, 3), np.int64), np.random.default_rng(0))
+        np.testing.assert_allclose(out, image.mean() + 0.5 * (image - image.mean()), rtol=1e-6)

@@ -73,7 +73,7 @@ class DataLoader:
     ``collate_fn`` (the batch is stacked here, in this process), the transform
     belongs to the loader rather than the dataset, and an empty dataset, or
     ``drop_last=True`` with fewer samples than a batch, is an error (PyTorch's
-    loader has ``len() == 0`` and yields nothing).
+    loader without shuffle has ``len() == 0`` and yields nothing).
     """
 
     def __init__(self, dataset, batch_size=1, shuffle=False, seed=None, drop_last=False, transform=None):

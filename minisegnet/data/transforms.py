@@ -595,7 +595,8 @@ class ColorJitter:
     ``brightness`` b: ``image * f``, ``f`` in ``[max(0, 1 - b), 1 + b]`` (torchvision's rule);
     ``contrast`` c: ``mean + f (image - mean)``, same range, about the mean of the image's
     grey levels (torchvision's rule: for 3 channels its luminance ``0.2989 R + 0.587 G + 0.114 B``,
-    for one channel the image itself; for other counts, the mean over every channel);
+    for one channel the image itself; torchvision refuses other channel counts, where this takes
+    the mean over every channel);
     ``gamma`` g: ``image ** f``, ``f`` in ``[1 - g, 1 + g]`` (g < 1). Each may also be a pair (min, max).
     Unlike torchvision's ``ColorJitter`` (brightness, contrast, saturation, hue, in random
     order) the order is fixed and gamma replaces the colour terms: the toy images are

@@ -4,7 +4,8 @@ Two kinds of functions:
 
 * ``torch.nn.init``'s, with its names, argument order and defaults: they fill
   a Tensor (a Parameter) in place and return it, so a PyTorch script's
-  ``model.apply(init_fn)`` runs unchanged. No ``generator`` argument: they
+  ``model.apply(init_fn)`` runs unchanged when it passes the Parameters (not
+  their ``.data``: see below). No ``generator`` argument: they
   draw from ``minisegnet.random.generator()``, which ``manual_seed`` seeds.
 
   - ``constant_(tensor, val)``, ``ones_(tensor)``, ``zeros_(tensor)``: every element
@@ -23,10 +24,11 @@ Two kinds of functions:
     N(0, std^2), std = gain / sqrt(fan).
 
   ``fan_in`` and ``fan_out`` come from ``fan_in_and_fan_out(tensor.shape)``,
-  ``gain`` from ``calculate_gain``. Where we go further than torch: bad
-  arguments (a negative std, ``a > b``, an integer tensor for a random fill, a
-  fractional ``val`` for an integer tensor) are errors naming the function and
-  the argument, never silently truncated or left to a later, vaguer error.
+  ``gain`` from ``calculate_gain``. Bad arguments (a negative std, ``a > b``,
+  an integer tensor for a random fill) are errors naming the function and the
+  argument (torch refuses these too, with terser messages); where we go
+  further than torch: a fractional ``val`` for an integer tensor is refused
+  (torch truncates it), and ``trunc_normal_`` refuses ``std <= 0``.
   The tensor must be a Tensor: a torch script's ``init_fn(m.weight.data)``
   passes a torch Tensor there, but ``.data`` is a backend array here, so pass
   ``m.weight`` itself (the error says so).
@@ -234,8 +236,8 @@ def trunc_normal_(tensor, mean=0.0, std=1.0, a=-2.0, b=2.0):
       from U(a, b) and kept with probability ``pdf(x) / pdf(peak)``, ``peak``
       the point of [a, b] nearest ``mean``: again until every value is kept.
 
-    Where we go further: ``std`` must be > 0 and ``a <= b`` (torch gives
-    wrong numbers for a negative ``std``); and in the second case the range
+    Where we go further: ``std`` must be > 0 and ``a <= b`` (torch accepts a
+    negative ``std`` and samples as if it were ``|std|``); and in the second case the range
     is first narrowed to where ``pdf(x) / pdf(peak) > e^-69`` (about 1e-30),
     a cut no sample would ever notice, so that a bound such as ``b = 1e6``
     far in the tail cannot make the loop run for ever. Torch's warning for a
