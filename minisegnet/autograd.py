@@ -348,8 +348,8 @@ class Tensor:
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` in place and return the tensor, as ``torch.Tensor.requires_grad_``
         (freezing a weight: ``p.requires_grad_(False)``). Only a floating-point tensor can
-        require gradients, and only a leaf's flag can be turned off (a computed tensor's
-        comes from its inputs), as in PyTorch."""
+        require gradients (a TypeError here, PyTorch's RuntimeError there), and only a leaf's
+        flag can be turned off (a computed tensor's comes from its inputs), as in PyTorch."""
         if not isinstance(requires_grad, (bool, np.bool_)):
             raise TypeError(f"requires_grad_: requires_grad must be True or False, got {_preview(requires_grad)}")
         if requires_grad and self.data.dtype.kind != "f":
