@@ -246,6 +246,19 @@ def _forward(model, images, geometry, size):
     return crop_outputs(outputs, *geometry.crop, size, size)
 
 
+def _check_train_batches(model, config, num_train):
+    """A model that needs several images a training batch (``min_train_batch``: DeepLab's image
+    pooling and BatchNorm) must get them in every batch, the last included, before any work."""
+    need, batch = getattr(model, "min_train_batch", 1), config["batch_size"]
+    smallest = batch if num_train >= batch else num_train          # the loader drops a short last batch
+    if smallest < need:
+        where = (f"--batch-size {batch}" if batch < need else
+                 f"{num_train} training image{'s' * (num_train != 1)} (fewer than --batch-size {batch})")
+        raise UserError(f"{where}: {type(model).__name__} trains on batches of at least {need} images "
+                        "(its ASPP pools each image to one value per channel, and BatchNorm needs more than "
+                        "one to normalise); use a larger batch or more images")
+
+
 def _build_model(task, config):
     args = dict(task.models[config["model"]], **(config.get("model_args") or {}))
     try:
@@ -508,6 +521,7 @@ def _train(config, out, state, meta, progress, log):
     model = _build_model(task, config)
     size = config["size"]
     geometry = check_model_fits(model, size, info["in_channels"])
+    _check_train_batches(model, config, len(train_ds))
     if config["data"] in TOY_DATASETS:
         train_ds, val_ds = _InMemory(train_ds), _InMemory(val_ds)
     transform, val_transform = _transforms(config)

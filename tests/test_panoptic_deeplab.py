@@ -181,3 +181,15 @@ def test_build_model_and_errors():
         _small()(msn.tensor(np.zeros((1, 3, 32, 32), np.float32)))
     with pytest.raises(ValueError, match=r"DeepLabV3Plus: atrous rate \d"):
         _small()(msn.tensor(np.zeros((1, 2, 16, 16), np.float32)))
+
+
+def test_training_on_one_image_is_refused_by_name():
+    """It was batch_norm's generic 'more than 1 value per channel'; now the model's own rule, as
+    DeepLabV3Plus's (the trainer reads min_train_batch to refuse --batch-size 1 before any work)."""
+    model = _small()
+    assert model.min_train_batch == 2
+    x = msn.tensor(np.random.default_rng(0).random((1, 2, 64, 64), dtype=np.float32))
+    with pytest.raises(ValueError, match="PanopticDeepLab: training needs a batch of at least 2 images, got 1"):
+        model(x)
+    model.eval()
+    assert model(x)["semantic"].shape[0] == 1

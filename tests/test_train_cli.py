@@ -4,6 +4,7 @@ identical outputs; the same seed gives the same numbers; --resume continues exac
 a NaN loss stops the run and keeps the last good checkpoint; user errors exit 2."""
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -909,3 +910,20 @@ def test_predict_image_checks_its_multiple(multiple, kind):
     with pytest.raises(kind, match="predict_image: multiple must be a positive integer"):
         predict.predict_image(UNet(3, 2, base_channels=2, depth=1, padding="same"),
                               np.zeros((3, 20, 20), np.float32), multiple=multiple)
+
+
+@pytest.mark.parametrize("args, where", [
+    (["--model", "deeplabv3plus", "--batch-size", "1", "--num-train", "2"], "--batch-size 1: DeepLabV3Plus"),
+    (["--task", "panoptic", "--batch-size", "1", "--num-train", "2"], "--batch-size 1: PanopticDeepLab"),
+    (["--model", "deeplabv3plus", "--batch-size", "2", "--num-train", "1"],
+     r"1 training image \(fewer than --batch-size 2\): DeepLabV3Plus"),
+])
+def test_a_model_that_needs_two_images_a_batch_is_refused_before_any_work(tmp_path, capsys, args, where):
+    """It was a traceback from the first training step (exit 1), after the run folder was made."""
+    out = tmp_path / "run"
+    code = main(["train", "--size", "32", "--epochs", "1", "--num-val", "2", "--processes", "1", "--quiet",
+                 *args, "--out", str(out)])
+    assert code == 2
+    assert re.search(rf"minisegnet train: error: {where} trains on batches of at least 2 images",
+                     capsys.readouterr().err)
+    assert not out.exists()

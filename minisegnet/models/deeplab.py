@@ -262,6 +262,8 @@ class DeepLabV3Plus(nn.Module):
     ``forward(x)``: ``(N, in_channels, H, W)`` -> logits ``(N, num_classes, H, W)``.
     """
 
+    min_train_batch = 2          # images a training batch needs (``check_train_batch``); the trainer checks it
+
     def __init__(self, in_channels=3, num_classes=2, output_stride=16, atrous_rates=None, width_mult=0.5,
                  aspp_channels=64, low_level_channels=16, decoder_channels=64, dropout=0.1):
         op = "DeepLabV3Plus"
@@ -343,13 +345,19 @@ class DeepLabV3Plus(nn.Module):
         check_image_batch(x, self.in_channels, "DeepLabV3Plus")
         size = tuple(x.shape[2:])
         self.check_input_size(size)
-        if self.training and x.shape[0] == 1:
-            raise ValueError("DeepLabV3Plus: training needs a batch of at least 2 images, got 1: the ASPP's "
-                             "image-pooling branch has one value per channel and image, and BatchNorm needs "
-                             "more than one to normalise (model.eval() for one image)")
+        check_train_batch(self, x, "DeepLabV3Plus")
         low_level, features = self.backbone(x)
         y = self.decoder(self.aspp(features), low_level)
         return F.interpolate(self.classifier(y), size=size, mode="bilinear", align_corners=False)
+
+
+def check_train_batch(model, x, name):
+    """Training needs ``model.min_train_batch`` (2) images a batch: the ASPP's image-pooling branch
+    has one value per channel and image, and BatchNorm needs more than one to normalise."""
+    if model.training and x.shape[0] < model.min_train_batch:
+        raise ValueError(f"{name}: training needs a batch of at least {model.min_train_batch} images, got "
+                         f"{x.shape[0]}: the ASPP's image-pooling branch has one value per channel and image, "
+                         "and BatchNorm needs more than one to normalise (model.eval() for one image)")
 
 
 def aspp_valid_tap_fraction(rate, size):

@@ -55,7 +55,7 @@ from .. import checks
 from .. import functional as F
 from .. import nn
 from .checks import check_image_batch
-from .deeplab import ASPP, DeepLabV3Plus, DeepLabV3PlusDecoder
+from .deeplab import ASPP, DeepLabV3Plus, DeepLabV3PlusDecoder, check_train_batch
 
 __all__ = ["PanopticDeepLab", "OFFSET_SCALE"]
 
@@ -83,6 +83,8 @@ class PanopticDeepLab(nn.Module):
     ``forward(x)``: ``(N, in_channels, H, W)`` -> ``{"semantic": (N, num_classes, H, W),
     "center": (N, 1, H, W), "offset": (N, 2, H, W)}``.
     """
+
+    min_train_batch = 2          # as DeepLabV3Plus: its ASPPs pool each image to one value per channel
 
     def __init__(self, in_channels=3, num_classes=2, output_stride=16, atrous_rates=None, width_mult=0.5,
                  aspp_channels=64, low_level_channels=16, decoder_channels=64, dropout=0.1,
@@ -120,6 +122,7 @@ class PanopticDeepLab(nn.Module):
         check_image_batch(x, self.in_channels, "PanopticDeepLab")
         size = tuple(x.shape[2:])
         self.check_input_size(size)
+        check_train_batch(self, x, "PanopticDeepLab")
         low_level, features = self.deeplab.backbone(x)          # computed once, read by both branches
         semantic = self.deeplab.classifier(self.deeplab.decoder(self.deeplab.aspp(features), low_level))
         instance = self.instance_decoder(self.instance_aspp(features), low_level)
