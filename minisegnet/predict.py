@@ -110,10 +110,17 @@ def _outputs(model, image, multiple, h, w):
 def predict_image(model, image, task=None, multiple=32):
     """The prediction for one ``(C, H, W)`` image of any size (see ``image_outputs``: the model
     runs in eval mode and is left as it was): ``task.postprocess`` of the outputs for that
-    image; without a task, the class map ``(H, W)``."""
+    image; without a task, the class map ``(H, W)`` (of the ``"semantic"`` logits, for a model
+    whose outputs are a dict of maps, as ``PanopticDeepLab``'s: its objects need the task)."""
     _check_image_args(model, image, multiple, "predict_image")
     outputs = _eval_outputs(model, image, multiple)
     if task is None:
+        if isinstance(outputs, dict):
+            if "semantic" not in outputs:
+                raise TypeError(f"predict_image: {type(model).__name__}'s outputs are the maps "
+                                f"{sorted(outputs)}, none of them class logits ('semantic'); pass the task "
+                                "that reads them (task=...)")
+            outputs = outputs["semantic"]
         return tasks.semantic.class_map(outputs)[0]
     predictions = task.postprocess(outputs)
     return {k: v[0] for k, v in predictions.items()} if isinstance(predictions, dict) else predictions[0]

@@ -193,3 +193,16 @@ def test_training_on_one_image_is_refused_by_name():
         model(x)
     model.eval()
     assert model(x)["semantic"].shape[0] == 1
+
+
+def test_predict_image_without_a_task_gives_the_class_map_of_the_semantic_logits():
+    """It was "'dict' object has no attribute 'data'"; the docstring promises the class map."""
+    from minisegnet.predict import image_outputs, predict_image
+
+    model = _small()
+    _jitter(model)
+    image = np.random.default_rng(1).random((2, 37, 53), dtype=np.float32)
+    classes = predict_image(model, image)
+    assert classes.shape == (37, 53)
+    expected = msn.backend.to_numpy(image_outputs(model, image)["semantic"].data.argmax(1))[0]
+    np.testing.assert_array_equal(classes, expected)
