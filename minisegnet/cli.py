@@ -55,14 +55,16 @@ def _add_training_commands(commands):
 
     def model_arg(text):
         """"base_channels=32" -> ("base_channels", 32); values are int, float, bool or text,
-        and comma-separated numbers make a tuple: "atrous_rates=1,2,3" -> (1, 2, 3)."""
+        and comma-separated numbers make a tuple: "atrous_rates=1,2,3" -> (1, 2, 3), and with a
+        trailing comma one number does: "atrous_rates=6," -> (6,), as Python writes it."""
         key, sep, value = text.partition("=")
         if not sep or not key.strip().isidentifier():
             raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. base_channels=32), got {text!r}")
         value = value.strip()
         if "," in value:
+            parts = value[:-1].split(",") if value.endswith(",") else value.split(",")
             try:
-                return key.strip(), tuple(int(v) for v in value.split(","))
+                return key.strip(), tuple(int(v) for v in parts)
             except ValueError:
                 raise argparse.ArgumentTypeError(f"{key.strip()}: a list must be integers, got {value!r}") from None
         for convert in (int, float):
@@ -166,7 +168,8 @@ def _add_training_commands(commands):
                            "(needed by --task instance on a folder; the generated data name their own)")
     more.add_argument("--model-arg", type=model_arg, action="append", metavar="KEY=VALUE",
                       help="model constructor option, repeatable: e.g. padding=valid, base_channels=32, "
-                           "depth=4, batch_norm=true (U-Net defaults: base_channels=8 depth=3 padding=same)")
+                           "depth=4, batch_norm=true, atrous_rates=6,12 (one number: atrous_rates=6,) "
+                           "(U-Net defaults: base_channels=8 depth=3 padding=same)")
     more.add_argument("--augment", metavar="NAME,NAME|none",
                       help=f"training augmentations, from: {', '.join(AUGMENTATIONS)} (default: hflip,vflip,rot90 "
                            "for generated data, hflip for a folder)")

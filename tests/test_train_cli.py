@@ -927,3 +927,18 @@ def test_a_model_that_needs_two_images_a_batch_is_refused_before_any_work(tmp_pa
     assert re.search(rf"minisegnet train: error: {where} trains on batches of at least 2 images",
                      capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_model_arg_takes_a_one_number_tuple_with_a_trailing_comma(tmp_path):
+    """'--model-arg atrous_rates=6,' failed ('a list must be integers, got 6,'), so one ASPP rate could not
+    be given; a trailing comma makes a 1-tuple, as in Python. Recorded in config.json as such."""
+    out = tmp_path / "run"
+    code = main(["train", "--model", "deeplabv3plus", "--size", "32", "--batch-size", "2", "--epochs", "1",
+                 "--num-train", "2", "--num-val", "2", "--quiet", "--model-arg", "atrous_rates=1,",
+                 "--out", str(out)])
+    assert code == 0
+    with open(out / "config.json") as f:
+        assert json.load(f)["config"]["model_args"]["atrous_rates"] == [1]
+    with pytest.raises(SystemExit) as exit_info:                 # argparse's own usage error
+        main(["train", "--model-arg", "atrous_rates=1,x", "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
