@@ -194,10 +194,10 @@ def predict_images(checkpoint, image_paths, out, backend_name=None, log=print):
             try:
                 prediction = predict_image(model, image, task)
             except MemoryError:
-                raise UserError(f"image {image_path!r} ({image.shape[2]}x{image.shape[1]} pixels) needs more memory "
+                raise UserError(f"image {image_path!r} ({image.shape[1]}x{image.shape[2]} pixels) needs more memory "
                                 "than this machine has; predict a smaller image, or tiles of it") from None
             stem = os.path.splitext(os.path.basename(image_path))[0]
             paths, note = task.write_prediction(image, prediction, out, stem)
-            log(f"{image_path}: {image.shape[2]}x{image.shape[1]} -> {', '.join(paths)}  ({note})")
+            log(f"{image_path}: {image.shape[1]}x{image.shape[2]} -> {', '.join(paths)}  ({note})")    # H x W
             written += paths
     return written

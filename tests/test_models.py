@@ -529,3 +529,11 @@ def test_the_helpers_take_numpy_integers_too():
     with pytest.raises(TypeError, match="aspp_valid_tap_fraction: rate must be a positive integer"):
         aspp_valid_tap_fraction(18.0, 33)
 
+
+
+def test_fcn_dropout_of_a_wrong_kind_is_a_type_error():
+    from minisegnet.models import FCN
+    with pytest.raises(TypeError, match=r"FCN: dropout must be a probability in \[0, 1\), got True"):
+        FCN(2, dropout=True)
+    with pytest.raises(ValueError, match=r"FCN: dropout must be a probability in \[0, 1\), got 1"):
+        FCN(2, dropout=1)

@@ -564,9 +564,9 @@ def test_predict_says_how_it_fitted_an_images_channels_to_the_model(run_dir, tmp
     assert main(["predict", run_dir, *paths, "--out", str(tmp_path / "p")]) == 0      # the model takes 3 channels
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"note: {paths[0]} has 1 channel (PIL mode L), the model takes 3: repeated the grey channel"
-    assert lines[1].startswith(f"{paths[0]}: 24x20 -> ")
+    assert lines[1].startswith(f"{paths[0]}: 20x24 -> ")
     assert lines[2] == f"note: {paths[1]} has 4 channels (PIL mode RGBA), the model takes 3: dropped the alpha channel"
-    assert lines[3].startswith(f"{paths[1]}: 24x20 -> ") and lines[4].startswith(f"{paths[2]}: 24x20 -> ")
+    assert lines[3].startswith(f"{paths[1]}: 20x24 -> ") and lines[4].startswith(f"{paths[2]}: 20x24 -> ")
     assert len(lines) == 5                                                  # RGB as it is: no note
 
 

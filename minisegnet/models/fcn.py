@@ -157,7 +157,9 @@ class FCN(nn.Module):
             raise ValueError(f"FCN: variant must be '32s', '16s' or '8s', got {variant!r}")
         fc_channels = 8 * width if fc_channels is None else fc_channels
         fc_channels = checks.positive_int(fc_channels, "fc_channels", "FCN")
-        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+            raise TypeError(f"FCN: dropout must be a probability in [0, 1), got {dropout!r}")
+        if not 0 <= dropout < 1:
             raise ValueError(f"FCN: dropout must be a probability in [0, 1), got {dropout!r}")
         self.num_classes = num_classes
         self.variant = variant
