@@ -246,3 +246,22 @@ def test_a_module_returning_a_tuple_shows_its_widest_field():
         assert (backbone.rf, backbone.jump) == (max(r.rf for r in blocks), output_stride)
         assert isinstance(backbone.rf, int) and backbone.rf > low.rf and low.jump == 4
         assert rows["aspp"].rf > backbone.rf            # the ASPP reads the features, not the low-level map
+
+
+def test_segnet_and_fcn_fields_are_sized_not_unknown():
+    """SegNet's functional unpooling ran on the zero-size batch as an EmptyBatch op, and FCN's input
+    pad counted as a size-changing op: their fields showed '?'. Now the zero-batch walk gives the
+    real batch's fields, and FCN at 60x60 (padded to a multiple of 32 inside) the field it has at 64."""
+    import numpy as np
+
+    from minisegnet import summary as S
+    from minisegnet.models import FCN, SegNet
+
+    model = SegNet(3, 2, 4, depth=1)
+    fields = [[row["rf"] for row in S._run(model, (1, 3, 8, 8), np.float32, zero_batch=zb).rows]
+              for zb in (True, False)]
+    assert fields[0] == fields[1] and S._UNKNOWN not in fields[0]
+    fcn = FCN(2, "8s", width=4)
+    at_60 = [row.rf for row in S.summary(fcn, (1, 3, 60, 60)).rows]
+    at_64 = [row.rf for row in S.summary(fcn, (1, 3, 64, 64)).rows]
+    assert S._UNKNOWN not in at_60 and at_60[-1] == at_64[-1]

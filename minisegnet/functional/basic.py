@@ -761,8 +761,9 @@ class EmptyBatch(Function):
     shape, and a zero gradient for every input (a weight's gradient is a sum over
     no images), as PyTorch returns them."""
 
-    def __init__(self, out_shape):
+    def __init__(self, out_shape, stands_for=None):
         self.out_shape = out_shape
+        self.stands_for = stands_for        # the op's Function class, for summary's receptive fields
 
     def forward(self, *arrays):
         present = [a for a in arrays if a is not None]
@@ -774,7 +775,8 @@ class EmptyBatch(Function):
         return tuple(None if like is None else xp.zeros(*like) for like in self.inputs_like)
 
 
-def empty_batch(out_shape, *inputs):
+def empty_batch(out_shape, *inputs, stands_for=None):
     """The result of an op whose batch is empty: see ``EmptyBatch``. The ops whose
-    arithmetic assumes at least one image (convolutions, unpooling) call this instead."""
-    return EmptyBatch(tuple(out_shape))(*inputs)
+    arithmetic assumes at least one image (convolutions, unpooling) call this instead;
+    ``stands_for`` names the op's Function class (``minisegnet.summary`` reads it)."""
+    return EmptyBatch(tuple(out_shape), stands_for)(*inputs)

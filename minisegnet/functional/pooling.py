@@ -546,7 +546,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
                        f"output_size={output_size!r}" if output_size is not None else
                        f"kernel_size={kernel_size!r}, stride={stride!r}")
     if input.shape[0] == 0:
-        return empty_batch(input.shape[:2] + out_hw, input)
+        return empty_batch(input.shape[:2] + out_hw, input, stands_for=MaxUnpool2d)
     plane = out_hw[0] * out_hw[1]
     # One yes/no read from the device (a GPU would wrap a bad index silently); the
     # offending value is looked up only when there is one.
