@@ -50,16 +50,21 @@ def image_outputs(model, image, multiple=32):
     ``image``: a NumPy array ``(C, H, W)`` of floats, C the model's input channels.
     """
     _check_image_args(model, image, multiple, "image_outputs")
-    return _eval_outputs(model, image, multiple)
+    return _eval_outputs(model, image, multiple, "image_outputs")
 
 
-def _eval_outputs(model, image, multiple):
-    """``image_outputs`` for arguments already checked: in eval mode, each module's mode restored."""
+def _eval_outputs(model, image, multiple, op):
+    """``image_outputs`` for arguments already checked: in eval mode, each module's mode restored;
+    ``op`` names the caller in an error."""
     c, h, w = image.shape
     modes = [(m, m.training) for m in model.modules()]    # each module's own: a frozen BatchNorm stays frozen
     model.eval()
     try:
         return _outputs(model, image, multiple, h, w)
+    except ValueError as error:        # the model's size rule, stated for the padded input: name the image too
+        raise ValueError(f"{op}: the {h}x{w} image, mirror-padded to a multiple of {multiple} (of 2**depth for a "
+                         f"deeper U-Net or SegNet), does not fit {type(model).__name__}: {error} (a larger "
+                         f"multiple, e.g. multiple={2 * multiple}, pads it further)") from None
     finally:
         for m, training in modes:
             m.training = training
@@ -113,7 +118,7 @@ def predict_image(model, image, task=None, multiple=32):
     image; without a task, the class map ``(H, W)`` (of the ``"semantic"`` logits, for a model
     whose outputs are a dict of maps, as ``PanopticDeepLab``'s: its objects need the task)."""
     _check_image_args(model, image, multiple, "predict_image")
-    outputs = _eval_outputs(model, image, multiple)
+    outputs = _eval_outputs(model, image, multiple, "predict_image")
     if task is None:
         if isinstance(outputs, dict):
             if "semantic" not in outputs:

@@ -537,3 +537,16 @@ def test_fcn_dropout_of_a_wrong_kind_is_a_type_error():
         FCN(2, dropout=True)
     with pytest.raises(ValueError, match=r"FCN: dropout must be a probability in \[0, 1\), got 1"):
         FCN(2, dropout=1)
+
+
+def test_predict_names_the_image_when_its_padded_size_does_not_fit_the_model():
+    """The error spoke of 'a 32x32 input' for a 1x1 image (padded inside); now the image's own size,
+    the padding, and the fix, which works."""
+    from minisegnet.predict import image_outputs
+
+    model = _small_deeplab(atrous_rates=(1, 2))
+    image = np.random.default_rng(0).random((3, 1, 1)).astype(np.float32)
+    with pytest.raises(ValueError, match=r"^image_outputs: the 1x1 image, mirror-padded to a multiple of 32 .* "
+                                         r"does not fit DeepLabV3Plus: .*multiple=64"):
+        image_outputs(model, image)
+    assert image_outputs(model, image, multiple=64).shape[-2:] == (1, 1)
