@@ -224,6 +224,8 @@ def _add_shape_commands(commands):
     def run_unet(args):
         if args.depth < 1:                      # named as the option, as summary names it
             return fails("shapes", f"--depth must be a positive integer, got {args.depth}")
+        if min(args.size if isinstance(args.size, tuple) else (args.size,)) < 1:
+            return fails("shapes", f"size must be a positive size (572 or HxW), got {show(args.size)}")
         try:
             rows = shapes.unet_trace(args.size, depth=args.depth, padding=args.padding)
         except (ValueError, TypeError) as error:

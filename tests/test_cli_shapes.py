@@ -227,3 +227,10 @@ def test_shapes_unet_names_the_depth_option(capsys, depth):
     code, out, err = run(capsys, "shapes", "unet", "572", "--depth", depth)
     assert code == 2 and out == ""
     assert err.strip() == f"minisegnet shapes: error: --depth must be a positive integer, got {depth}"
+
+
+def test_a_size_of_zero_is_named_as_the_size_argument(capsys):
+    """'shapes unet 0' said 'size must be >= 1' (the library's words) without the rule for the argument."""
+    assert main(["shapes", "unet", "0"]) == 2
+    assert "minisegnet shapes: error: size must be a positive size (572 or HxW), got 0" in capsys.readouterr().err
+    assert main(["shapes", "unet", "0x64"]) == 2

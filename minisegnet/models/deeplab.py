@@ -83,7 +83,8 @@ batches of 2 or more, as in PyTorch.
 
 The paper's widths are ``aspp_channels=256``, ``low_level_channels=48``,
 ``decoder_channels=256`` on a full-width backbone; the defaults here are a
-quarter of that on a half-width MobileNetV2 so it trains on a CPU.
+quarter of the ASPP's and the decoder's (64) and a third of the low-level
+projection's (16), on a half-width MobileNetV2, so that it trains on a CPU.
 Module names: ``backbone.stem``, ``backbone.blocks.<k>.expand`` (not in the
 first block, whose expansion ratio is 1) / ``.depthwise`` / ``.project``
 (Sequential conv, BN[, ReLU6]),
