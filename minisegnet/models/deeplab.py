@@ -355,7 +355,7 @@ class DeepLabV3Plus(nn.Module):
 def check_train_batch(model, x, name):
     """Training needs ``model.min_train_batch`` (2) images a batch: the ASPP's image-pooling branch
     has one value per channel and image, and BatchNorm needs more than one to normalise."""
-    if model.training and x.shape[0] < model.min_train_batch:
+    if model.training and 0 < x.shape[0] < model.min_train_batch:       # an empty batch maps to an empty one
         raise ValueError(f"{name}: training needs a batch of at least {model.min_train_batch} images, got "
                          f"{x.shape[0]}: the ASPP's image-pooling branch has one value per channel and image, "
                          "and BatchNorm needs more than one to normalise (model.eval() for one image)")
