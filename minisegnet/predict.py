@@ -63,8 +63,8 @@ def _eval_outputs(model, image, multiple, op):
         return _outputs(model, image, multiple, h, w)
     except ValueError as error:        # the model's size rule, stated for the padded input: name the image too
         raise ValueError(f"{op}: the {h}x{w} image, mirror-padded to a multiple of {multiple} (of 2**depth for a "
-                         f"deeper U-Net or SegNet), does not fit {type(model).__name__}: {error} (a larger "
-                         f"multiple, e.g. multiple={2 * multiple}, pads it further)") from None
+                         f"deeper U-Net or SegNet), does not fit {type(model).__name__}: {error} (the padding "
+                         f"reaches the next multiple of `multiple`: pass one at least the size named there)") from None
     finally:
         for m, training in modes:
             m.training = training

@@ -619,3 +619,14 @@ def test_color_jitter_contrast_of_other_channel_counts_is_about_their_mean():
         image = rng.random((channels, 3, 3)).astype(np.float32)
         out, _ = ColorJitter(contrast=(0.5, 0.5))(image, np.zeros((3, 3), np.int64), np.random.default_rng(0))
         np.testing.assert_allclose(out, image.mean() + 0.5 * (image - image.mean()), rtol=1e-6)
+
+
+def test_center_crop_left_edge_and_contrast_after_brightness_a_mutation_review_found_untested():
+    out_image, out_mask = T.CenterCrop((1, 2))(np.arange(5, dtype=np.float32).reshape(1, 1, 5), np.arange(5).reshape(1, 5))
+    np.testing.assert_array_equal(out_mask, [[2, 3]])                      # left = round(3 / 2) = 2, halves to even
+    image = np.broadcast_to(np.array([0.9, 0.1, 0.1], np.float32)[:, None, None], (3, 2, 2)).copy()
+    out, _ = ColorJitter(brightness=(0.5, 0.5), contrast=(0.5, 0.5))(image, np.zeros((2, 2), np.int64),
+                                                                   np.random.default_rng(0))
+    bright = 0.5 * np.array([0.9, 0.1, 0.1])
+    grey = 0.2989 * bright[0] + 0.587 * bright[1] + 0.114 * bright[2]        # of the brightened image
+    np.testing.assert_allclose(out[:, 0, 0], grey + 0.5 * (bright - grey), rtol=1e-6)

@@ -234,3 +234,8 @@ def test_a_size_of_zero_is_named_as_the_size_argument(capsys):
     assert main(["shapes", "unet", "0"]) == 2
     assert "minisegnet shapes: error: size must be a positive size (572 or HxW), got 0" in capsys.readouterr().err
     assert main(["shapes", "unet", "0x64"]) == 2
+
+
+def test_a_zero_second_size_is_named_too(capsys):
+    assert main(["shapes", "unet", "64x0"]) == 2
+    assert "minisegnet shapes: error: size must be a positive size (572 or HxW), got 64x0" in capsys.readouterr().err

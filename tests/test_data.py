@@ -434,3 +434,19 @@ def test_set_epoch_and_subset_still_take_numpy_integers():
     loader.set_epoch(2)
     np.testing.assert_array_equal(next(iter(loader))[0], first)
     assert data.Subset(data.Shapes(3, 16), np.array([2, 0])).indices == [2, 0]
+
+
+def test_loader_and_subset_details_a_mutation_review_found_untested(monkeypatch):
+    from minisegnet.data import loader
+    next(iter(data.DataLoader(data.Shapes(2, 16), 2, transform=lambda i, m, r: [i, m])))        # a list pair
+    with pytest.raises(TypeError, match=r"must return a pair \(image, mask\)"):
+        next(iter(data.DataLoader(data.Shapes(2, 16), 2, transform=lambda i, m, r: (i, m, r))))
+    for indices in ([True, False, True], [0, 1.5]):
+        with pytest.raises(TypeError, match="Subset: indices must be integers"):
+            data.Subset(data.Shapes(3, 16), indices)
+
+    def unreadable(obj):
+        raise ValueError("no signature")
+    monkeypatch.setattr(loader.inspect, "signature", unreadable)        # some builtins: the call will say
+    batch = next(iter(data.DataLoader(data.Shapes(2, 16), 2, transform=lambda i, m, r: (i, m))))
+    assert batch[0].shape[0] == 2

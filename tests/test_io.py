@@ -255,3 +255,9 @@ def test_save_names_a_nested_dict_and_a_bfloat16_tensor_with_the_fix(tmp_path, t
     with pytest.raises(TypeError, match=r"save: entry 'x' cannot become a NumPy array .*tensor.float\(\)"):
         msn.save({"x": torch.ones(2, dtype=torch.bfloat16)}, tmp_path / "b.npz")
     assert not list(tmp_path.iterdir())                         # nothing written
+
+
+def test_save_names_any_mapping_entry(tmp_path):
+    import types
+    with pytest.raises(TypeError, match=r"save: entry 'model' is a dict"):
+        msn.save({"model": types.MappingProxyType({"w": np.ones(2)})}, tmp_path / "a.npz")

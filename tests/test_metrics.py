@@ -194,3 +194,9 @@ def test_an_ignore_index_that_is_a_class_is_refused(torch):
     theirs = tm.MulticlassJaccardIndex(4, ignore_index=0)(torch.tensor(p), torch.tensor(t)).item()
     assert np.isclose(metrics.iou_per_class(cm)[1:].mean(), theirs, rtol=1e-6)
     assert not np.isclose(metrics.mean_iou(cm), theirs)     # the class's 0 in the mean: why it is refused
+
+
+def test_an_ignore_index_just_past_the_classes_is_taken():
+    """ignore_index == num_classes lies outside the classes (a mutation moved the refusal's bound)."""
+    cm = metrics.confusion_matrix(np.array([0, 1, 2, 1]), np.array([0, 1, 3, 3]), 3, ignore_index=3)
+    assert cm.sum() == 2 and cm[0, 0] == 1 and cm[1, 1] == 1

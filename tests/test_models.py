@@ -547,6 +547,13 @@ def test_predict_names_the_image_when_its_padded_size_does_not_fit_the_model():
     model = _small_deeplab(atrous_rates=(1, 2))
     image = np.random.default_rng(0).random((3, 1, 1)).astype(np.float32)
     with pytest.raises(ValueError, match=r"^image_outputs: the 1x1 image, mirror-padded to a multiple of 32 .* "
-                                         r"does not fit DeepLabV3Plus: .*multiple=64"):
+                                         r"does not fit DeepLabV3Plus: .*at least 33x33.*pass one at least the size"):
         image_outputs(model, image)
-    assert image_outputs(model, image, multiple=64).shape[-2:] == (1, 1)
+    assert image_outputs(model, image, multiple=64).shape[-2:] == (1, 1)        # the padding reaches 64 >= 33
+    from minisegnet.predict import predict_image
+    with pytest.raises(ValueError, match=r"^predict_image: the 1x2 image, mirror-padded to a multiple of 16 "):
+        predict_image(model, np.zeros((3, 1, 2), np.float32), multiple=16)     # its own name, H x W
+    model.eval()
+    model.forward = lambda x: (_ for _ in ()).throw(TypeError("broken inside"))
+    with pytest.raises(TypeError, match="^broken inside$"):                    # not re-worded as a size error
+        predict_image(model, np.zeros((3, 64, 64), np.float32))

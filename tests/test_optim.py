@@ -377,7 +377,8 @@ def test_adam_with_decoupled_weight_decay_is_adamw_as_torch(torch):
 
 
 @pytest.mark.parametrize("key", ["state.-1.exp_avg", "state.x", "state.a.exp_avg", "state. 0.exp_avg", "state.1_0.exp_avg",
-                                 "state.5.exp_avg", "state.0.momentum_buffer"])
+                                 "state.5.exp_avg", "state.2.exp_avg", "state.\u0661.exp_avg",
+                                 "state.0.momentum_buffer"])
 def test_a_state_key_that_is_not_state_dicts_is_named(key):
     """'state.-1.exp_avg' was applied to the last parameter (int() wraps nothing, but a negative index
     does); 'state.x' and 'state.a.exp_avg' were unpacking and int() errors naming nothing."""

@@ -206,3 +206,19 @@ def test_predict_image_without_a_task_gives_the_class_map_of_the_semantic_logits
     assert classes.shape == (37, 53)
     expected = msn.backend.to_numpy(image_outputs(model, image)["semantic"].data.argmax(1))[0]
     np.testing.assert_array_equal(classes, expected)
+
+
+def test_predict_image_reads_the_semantic_logits_and_names_a_dict_without_them():
+    """A class other than 0 must win (the first test's argmax was 0 everywhere, as center's would be)."""
+    from minisegnet.predict import predict_image
+
+    model = _small()
+    bias = np.zeros(3, np.float32)
+    bias[2] = 100
+    model.deeplab.classifier.bias.data = msn.backend.asarray(bias)
+    assert (predict_image(model, np.random.default_rng(1).random((2, 19, 23), dtype=np.float32)) == 2).all()
+    forward = model.forward
+    model.forward = lambda x: {k: v for k, v in forward(x).items() if k != "semantic"}
+    with pytest.raises(TypeError, match=r"predict_image: PanopticDeepLab's outputs are the maps \['center', "
+                                        r"'offset'\], none of them class logits"):
+        predict_image(model, np.zeros((2, 16, 16), np.float32))

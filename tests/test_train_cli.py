@@ -942,3 +942,19 @@ def test_model_arg_takes_a_one_number_tuple_with_a_trailing_comma(tmp_path):
     with pytest.raises(SystemExit) as exit_info:                 # argparse's own usage error
         main(["train", "--model-arg", "atrous_rates=1,x", "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2
+
+
+@pytest.mark.parametrize("args", [
+    ["--model", "deeplabv3plus", "--batch-size", "2", "--num-train", "3"],     # the short last batch is dropped
+    ["--batch-size", "1", "--num-train", "2", "--model-arg", "base_channels=2", "--model-arg", "depth=1"],  # U-Net
+])
+def test_batches_the_models_can_train_on_are_taken(tmp_path, args):
+    assert main(["train", "--size", "32", "--epochs", "1", "--num-val", "2", "--processes", "1", "--quiet",
+                 *args, "--out", str(tmp_path / "run")]) == 0
+
+
+@pytest.mark.parametrize("value", ["6,,", "1,,2", ",6"])
+def test_model_arg_takes_only_pythons_tuple_spellings(tmp_path, value):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", "--model-arg", f"atrous_rates={value}", "--out", str(tmp_path / "x")])
+    assert exit_info.value.code == 2
