@@ -185,3 +185,10 @@ def test_task_flag_is_recorded_and_unknown_or_unfinished_tasks_are_refused(tmp_p
         train.run(dict(TINY, task="depth"), **QUIET)
     with pytest.raises(train.UserError, match="not a model of --task semantic"):
         train.run(dict(TINY, model="panoptic_deeplab"), **QUIET)
+
+
+def test_a_class_share_is_never_shown_as_0_or_100_percent_when_it_is_not():
+    """predict's summary line said 'background 0%, circle 100%' for a class on a few pixels."""
+    from minisegnet.tasks.semantic import share_text
+    assert [share_text(s) for s in (0.003, 0.005, 0.01, 0.5, 0.99, 0.994, 1.0)] == \
+        ["<1%", "<1%", "1%", "50%", "99%", ">99%", "100%"]

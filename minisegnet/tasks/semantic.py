@@ -15,6 +15,16 @@ from ..functional import cross_entropy
 __all__ = ["SemanticTask", "ConfusionScores", "class_map"]
 
 
+def share_text(share):
+    """A class's share of an image as a whole percentage, never rounded to "0%" when present
+    or to "100%" when not alone: "<1%" and ">99%" there."""
+    if 0 < share < 0.01:
+        return "<1%"
+    if 0.99 < share < 1:
+        return ">99%"
+    return f"{100 * share:.0f}%"
+
+
 def class_map(logits):
     """``(N, C, H, W)`` logits -> ``(N, H, W)`` class indices, as a host NumPy array."""
     return backend.to_numpy(logits.data.argmax(1))
@@ -152,5 +162,5 @@ class SemanticTask:
         with atomic_file(mask_path) as f:
             mask_image.save(f, format="PNG")
         shares = np.bincount(prediction.reshape(-1), minlength=self.num_classes) / prediction.size
-        note = ", ".join(f"{n} {100 * s:.0f}%" for n, s in zip(self.class_names, shares) if s > 0)
+        note = ", ".join(f"{n} {share_text(s)}" for n, s in zip(self.class_names, shares) if s > 0)
         return [overlay_path, mask_path], note
