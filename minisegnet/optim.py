@@ -274,10 +274,8 @@ class Adam(Optimizer):
                  decoupled_weight_decay=False):
         _only_defaults(type(self).__name__, amsgrad=amsgrad, foreach=foreach, maximize=maximize,
                        capturable=capturable, differentiable=differentiable, fused=fused)
-        if not isinstance(decoupled_weight_decay, (bool, np.bool_)):   # Adam's switch to AdamW's decay (torch 2.x)
-            raise TypeError(f"{type(self).__name__}: decoupled_weight_decay must be True or False, "
-                            f"got {decoupled_weight_decay!r}")
-        if decoupled_weight_decay:
+        # Adam's switch to AdamW's decay (torch 2.x)
+        if checks.flag(decoupled_weight_decay, "decoupled_weight_decay", type(self).__name__):
             self.decoupled = True
         super().__init__(params)
         self._set_hyperparameters(type(self).__name__, lr, betas, eps, weight_decay)      # Adam or AdamW

@@ -246,11 +246,12 @@ def _forward(model, images, geometry, size):
     return crop_outputs(outputs, *geometry.crop, size, size)
 
 
-def _check_train_batches(model, config, num_train):
+def _check_train_batches(model, loader):
     """A model that needs several images a training batch (``min_train_batch``: DeepLab's image
-    pooling and BatchNorm) must get them in every batch, the last included, before any work."""
-    need, batch = getattr(model, "min_train_batch", 1), config["batch_size"]
-    smallest = batch if num_train >= batch else num_train          # the loader drops a short last batch
+    pooling and BatchNorm) must get them in every batch of ``loader``, the last included, before
+    any work."""
+    need, batch, num_train = getattr(model, "min_train_batch", 1), loader.batch_size, len(loader.dataset)
+    smallest = batch if loader.drop_last else (num_train % batch or batch)
     if smallest < need:
         where = (f"--batch-size {batch}" if batch < need else
                  f"{num_train} training image{'s' * (num_train != 1)} (fewer than --batch-size {batch})")
@@ -521,12 +522,12 @@ def _train(config, out, state, meta, progress, log):
     model = _build_model(task, config)
     size = config["size"]
     geometry = check_model_fits(model, size, info["in_channels"])
-    _check_train_batches(model, config, len(train_ds))
     if config["data"] in TOY_DATASETS:
         train_ds, val_ds = _InMemory(train_ds), _InMemory(val_ds)
     transform, val_transform = _transforms(config)
     loader = data_module.DataLoader(train_ds, config["batch_size"], shuffle=True, seed=config["seed"],
                                     drop_last=len(train_ds) >= config["batch_size"], transform=transform)
+    _check_train_batches(model, loader)
     val_loader = data_module.DataLoader(val_ds, config["batch_size"], transform=val_transform)
     optimizer = _make_optimizer(config, model.parameters())
     schedule = _make_schedule(config, optimizer, len(loader))

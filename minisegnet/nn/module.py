@@ -11,7 +11,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .. import backend
+from .. import backend, checks
 from ..autograd import Tensor
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
@@ -191,8 +191,7 @@ class Module:
         if isinstance(tensor, Parameter):
             raise TypeError(f"register_buffer: {name!r} is a Parameter (learnable); assign it as an "
                             "attribute instead")
-        if not isinstance(persistent, (bool, np.bool_)):
-            raise TypeError(f"register_buffer: persistent must be True or False, got {persistent!r}")
+        persistent = checks.flag(persistent, "persistent", "register_buffer")
         if name not in getattr(self, "_buffers", ()):
             self._buffers = tuple(getattr(self, "_buffers", ())) + (name,)
         unsaved = set(getattr(self, "_non_persistent_buffers", ())) - {name}
@@ -210,17 +209,17 @@ class Module:
 
     def get_parameter(self, target):
         """The Parameter at dotted path ``target`` (``"encoder.0.conv1.weight"``), as PyTorch's."""
-        return self._get_member(target, "get_parameter", Parameter, "Parameter")
+        return self._get_member(target, "get_parameter", Parameter, "Parameter")[2]
 
     def get_buffer(self, target):
         """The buffer at dotted path ``target`` (``"bn.running_mean"``), as PyTorch's."""
-        module_path, _, name = target.rpartition(".") if isinstance(target, str) else ("", "", target)
-        buffer = self._get_member(target, "get_buffer", Tensor, "buffer")
-        if name not in getattr(self.get_submodule(module_path), "_buffers", ()):
+        module, name, buffer = self._get_member(target, "get_buffer", Tensor, "buffer")
+        if name not in getattr(module, "_buffers", ()):
             raise AttributeError(f"get_buffer: {name!r} is not a buffer (in {target!r})")
         return buffer
 
     def _get_member(self, target, method, kind, what):
+        """``(module, name, value)`` of the attribute at dotted path ``target``, a ``kind``."""
         if not isinstance(target, str):
             raise TypeError(f"{method}: target must be a dotted str, got {target!r}")
         module_path, _, name = target.rpartition(".")
@@ -228,7 +227,7 @@ class Module:
         value = getattr(module, name, None)
         if not isinstance(value, kind):
             raise AttributeError(f"{method}: {type(module).__name__} has no {what} {name!r} (in {target!r})")
-        return value
+        return module, name, value
 
     def get_submodule(self, target):
         """The module at dotted path ``target`` (``"encoder.0.conv1"``; ``""`` is this one), as
@@ -258,8 +257,7 @@ class Module:
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` of every parameter (``False`` freezes the module: its
         weights get no gradient, so an optimizer leaves them as they are), as PyTorch's."""
-        if not isinstance(requires_grad, (bool, np.bool_)):
-            raise TypeError(f"requires_grad_: requires_grad must be True or False, got {requires_grad!r}")
+        requires_grad = checks.flag(requires_grad, "requires_grad", "requires_grad_")
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -421,7 +419,7 @@ class ModuleList(Module):
     def _name_at(self, i):
         """The name of entry ``i`` (an int, negative from the end), with PyTorch's IndexError."""
         entries = self._entries()
-        if not isinstance(i, (int, np.integer)) or isinstance(i, (bool, np.bool_)):
+        if not checks.is_int(i):
             raise TypeError(f"{type(self).__name__} indices must be integers or slices, got {i!r}")
         if not -len(entries) <= i < len(entries):
             raise IndexError(f"{type(self).__name__}: index {i} is out of range for {len(entries)} modules")
@@ -451,7 +449,7 @@ class ModuleList(Module):
         if [name for name, _ in entries] != [str(k) for k in range(len(entries))]:
             raise ValueError(f"insert: {type(self).__name__}'s modules must be named 0, 1, ... to be "
                              f"renumbered (got {[name for name, _ in entries]})")
-        if not isinstance(index, (int, np.integer)) or isinstance(index, (bool, np.bool_)):
+        if not checks.is_int(index):
             raise TypeError(f"insert: index must be an int, got {index!r}")
         if not -len(entries) <= index <= len(entries):
             raise IndexError(f"insert: index {index} is out of range for {len(entries)} modules")
