@@ -446,3 +446,15 @@ def test_min_and_clone_details_a_mutation_review_found_untested(torch):
         copy = t.clone()
         copy.data[0] = (not copy.data[0]) if data.dtype == bool else 9
         np.testing.assert_array_equal(t.numpy(), data)                            # a copy for every dtype
+
+
+def test_min_amin_clone_squeeze_unsqueeze_pass_the_float64_gradient_check():
+    """The new Tensor methods are compositions of checked ops; their gradients are checked here too
+    (distinct values, so the minima are not ties and the function is smooth where it is probed)."""
+    from minisegnet.testing import gradcheck
+
+    x = msn.tensor(np.random.default_rng(3).permutation(12).reshape(3, 4).astype(np.float64) / 7,
+                   requires_grad=True)
+    for fn in (lambda t: t.min(1).values, lambda t: t.min(), lambda t: t.amin((0, 1)), lambda t: t.amin(0, True),
+               lambda t: t.clone() * 3, lambda t: t.unsqueeze(1).squeeze(1) ** 2):
+        assert gradcheck(fn, [x])
