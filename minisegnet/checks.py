@@ -187,12 +187,12 @@ def fits_float(value, dtype, name, op):
 
 def dim(value, ndim, name, op):
     """``value`` must be one int in ``[-ndim, ndim)`` (0 allowed for a 0-d tensor); returns it
-    made non-negative."""
+    made non-negative. Out of range is an IndexError, as in PyTorch."""
     if not is_int(value):
         raise TypeError(f"{op}: {name} must be an int, got {describe(value)}")
     size = max(ndim, 1)
     if not -size <= value < size:
-        raise ValueError(f"{op}: {name}={value!r} is out of range for a tensor with {ndim} dimensions "
+        raise IndexError(f"{op}: {name}={value!r} is out of range for a tensor with {ndim} dimensions "
                          f"(valid: {-size} to {size - 1})")
     return int(value) % size
 

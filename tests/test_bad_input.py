@@ -329,12 +329,14 @@ def test_dims_of_the_wrong_kind_are_type_errors_naming_dim(torch, where, dim):
 
 
 @given(where=st.sampled_from(DIM_OPS), dim=st.one_of(st.integers(6, 10**12), st.integers(-10**12, -6)))
-def test_dims_out_of_range_are_value_errors(torch, where, dim):
+def test_dims_out_of_range_are_index_errors_as_in_torch(torch, where, dim):
     op, ours, theirs = where
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(IndexError, match="out of range") as info:
         ours(dim)
+    assert str(info.value).startswith(op) and "valid:" in str(info.value)
     if theirs is not None:
-        assert _torch_refuses(lambda: theirs(torch, dim))
+        with pytest.raises(IndexError):
+            theirs(torch, dim)
 
 
 @given(dim=st.sampled_from([None, (1, 2), [1], True]))

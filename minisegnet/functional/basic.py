@@ -410,7 +410,8 @@ def normalize_dims(dim, ndim, name="dim", op=None):
     out = []
     for d in dims:
         if not -builtins.max(ndim, 1) <= d < builtins.max(ndim, 1):
-            raise ValueError(f"{where}{name}={dim!r} is out of range for a tensor with {ndim} dimensions")
+            raise IndexError(f"{where}{name}={dim!r} is out of range for a tensor with {ndim} dimensions "
+                             f"(valid: {-builtins.max(ndim, 1)} to {builtins.max(ndim, 1) - 1})")   # torch's kind
         out.append(int(d) % builtins.max(ndim, 1))
     if len(set(out)) != len(out):
         raise ValueError(f"{where}{name}={dim!r} names a dimension twice")
