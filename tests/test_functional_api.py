@@ -71,3 +71,18 @@ def test_max_unpool2d_takes_input_by_keyword(torch):
     t_pooled, t_indices = torch.nn.functional.max_pool2d(torch.tensor(x), 2, return_indices=True)
     np.testing.assert_array_equal(ours, torch.nn.functional.max_unpool2d(input=t_pooled, indices=t_indices,
                                                                          kernel_size=2).numpy())
+
+
+def test_every_shared_module_forward_takes_torchs_argument_names(torch):
+    """``layer.forward(input=...)`` works as in torch.nn (our layers named it ``x``)."""
+    import minisegnet.nn as mnn
+    names = [n for n in dir(mnn) if inspect.isclass(getattr(mnn, n)) and n not in ("Module", "ModuleList")
+             and inspect.isclass(getattr(torch.nn, n, None)) and hasattr(getattr(mnn, n), "forward")]
+    assert len(names) >= 20, names
+    mismatched = {}
+    for name in names:
+        ours = list(inspect.signature(getattr(mnn, name).forward).parameters)[1:]
+        theirs = list(inspect.signature(getattr(torch.nn, name).forward).parameters)[1:]
+        if ours != theirs:
+            mismatched[name] = (ours, theirs)
+    assert not mismatched

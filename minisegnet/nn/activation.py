@@ -20,8 +20,8 @@ class ReLU(Module):
     def __init__(self, inplace=False):
         self.inplace = checks.flag(inplace, "inplace", "ReLU")
 
-    def forward(self, x):
-        return F.relu(x)
+    def forward(self, input):
+        return F.relu(input)
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
@@ -34,8 +34,8 @@ class LeakyReLU(Module):
         self.negative_slope = _check_negative_slope(negative_slope, "LeakyReLU")
         self.inplace = checks.flag(inplace, "inplace", "LeakyReLU")      # accepted and ignored, as ReLU's
 
-    def forward(self, x):
-        return F.leaky_relu(x, self.negative_slope)
+    def forward(self, input):
+        return F.leaky_relu(input, self.negative_slope)
 
     def extra_repr(self):
         return f"negative_slope={self.negative_slope}" + (", inplace=True" if self.inplace else "")
@@ -47,21 +47,21 @@ class ReLU6(Module):
     def __init__(self, inplace=False):
         self.inplace = checks.flag(inplace, "inplace", "ReLU6")          # accepted and ignored, as ReLU's
 
-    def forward(self, x):
-        return F.relu6(x)
+    def forward(self, input):
+        return F.relu6(input)
 
     def extra_repr(self):
         return "inplace=True" if self.inplace else ""
 
 
 class Sigmoid(Module):
-    def forward(self, x):
-        return F.sigmoid(x)
+    def forward(self, input):
+        return F.sigmoid(input)
 
 
 class Tanh(Module):
-    def forward(self, x):
-        return F.tanh(x)
+    def forward(self, input):
+        return F.tanh(input)
 
 
 class Softmax(Module):
@@ -70,8 +70,8 @@ class Softmax(Module):
     def __init__(self, dim):
         self.dim = checks.integer(dim, "dim", type(self).__name__)
 
-    def forward(self, x):
-        return F.softmax(x, self.dim)
+    def forward(self, input):
+        return F.softmax(input, self.dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -83,8 +83,8 @@ class LogSoftmax(Module):
     def __init__(self, dim):
         self.dim = checks.integer(dim, "dim", type(self).__name__)
 
-    def forward(self, x):
-        return F.log_softmax(x, self.dim)
+    def forward(self, input):
+        return F.log_softmax(input, self.dim)
 
     def extra_repr(self):
         return f"dim={self.dim}"
@@ -97,8 +97,8 @@ class Dropout(Module):
         self.p = _check_dropout_p(p, type(self).__name__)
         self.inplace = checks.flag(inplace, "inplace", type(self).__name__)    # accepted and ignored
 
-    def forward(self, x):
-        return F.dropout(x, self.p, self.training)
+    def forward(self, input):
+        return F.dropout(input, self.p, self.training)
 
     def extra_repr(self):
         return f"p={self.p}, inplace={self.inplace}"
@@ -108,8 +108,8 @@ class Dropout2d(Dropout):
     """Channel dropout: whole (n, c) feature maps of an (N, C, H, W) input are
     zeroed with probability ``p`` in training; the identity in eval."""
 
-    def forward(self, x):
-        return F.dropout2d(x, self.p, self.training)
+    def forward(self, input):
+        return F.dropout2d(input, self.p, self.training)
 
 
 class Identity(Module):
@@ -119,5 +119,5 @@ class Identity(Module):
     def __init__(self, *args, **kwargs):
         pass
 
-    def forward(self, x):
-        return x
+    def forward(self, input):
+        return input

@@ -117,11 +117,11 @@ class Conv2d(Module):
         ph, pw = self.padding
         return (pw, pw, ph, ph)
 
-    def forward(self, x):
+    def forward(self, input):
         if self.padding_mode == "zeros":
-            return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
-        x = F.pad(x, self._explicit_padding(), mode=self.padding_mode)
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+            return F.conv2d(input, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
+        input = F.pad(input, self._explicit_padding(), mode=self.padding_mode)
+        return F.conv2d(input, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
 
     def extra_repr(self):
         extra = f", padding_mode={self.padding_mode}" if self.padding_mode != "zeros" else ""
@@ -168,7 +168,7 @@ class ConvTranspose2d(Module):
         _init_parameters(self, (self.in_channels, self.out_channels // self.groups) + self.kernel_size,
                          bias, dtype)
 
-    def forward(self, x, output_size=None):
+    def forward(self, input, output_size=None):
         output_padding = self.output_padding
         if output_size is not None:
             op = type(self).__name__
@@ -177,15 +177,15 @@ class ConvTranspose2d(Module):
             if len(output_size) not in (2, 4):          # PyTorch's rule: 2 or 4 elements
                 raise ValueError(f"{op}: output_size must have 2 elements (H, W) or 4 (N, C, H, W), got "
                                  f"{output_size!r}")
-            if len(x.shape) != 4:
-                raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {tuple(x.shape)}")
+            if len(input.shape) != 4:
+                raise ValueError(f"{op}: input must be 4-D (N, C, H, W), got shape {tuple(input.shape)}")
             try:
                 output_padding = shapes.conv_transpose2d_output_padding(
-                    tuple(x.shape[2:]), tuple(output_size[-2:]), self.kernel_size, self.stride, self.padding,
+                    tuple(input.shape[2:]), tuple(output_size[-2:]), self.kernel_size, self.stride, self.padding,
                     self.dilation)
             except (TypeError, ValueError) as error:      # the formula calls it target: the caller's name
                 raise type(error)(f"{op}: " + str(error).replace("target", "output_size", 1)) from None
-        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding, output_padding,
+        return F.conv_transpose2d(input, self.weight, self.bias, self.stride, self.padding, output_padding,
                                   self.groups, self.dilation)
 
     def extra_repr(self):
@@ -221,8 +221,8 @@ class DepthwiseSeparableConv2d(Module):
         self.pointwise = Conv2d(in_channels, out_channels, 1, bias=bias)
         self.in_channels, self.out_channels = self.depthwise.in_channels, self.pointwise.out_channels
 
-    def forward(self, x):
-        return self.pointwise(self.depthwise(x))
+    def forward(self, input):
+        return self.pointwise(self.depthwise(input))
 
 
 def _conv_repr(layer, after_padding):

@@ -528,10 +528,10 @@ class Sequential(ModuleList):
         _check_sequential(other)
         return self.extend(other)
 
-    def forward(self, x):
+    def forward(self, input):
         for m in self:
-            x = m(x)
-        return x
+            input = m(input)
+        return input
 
 
 def _check_sequential(other):

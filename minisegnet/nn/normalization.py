@@ -63,15 +63,15 @@ class BatchNorm2d(Module):
             raise ValueError(f"BatchNorm2d({self.num_features}) got input with {x.shape[1]} channels "
                              f"(shape {x.shape})")
 
-    def forward(self, x):
-        self.check_input(x)
+    def forward(self, input):
+        self.check_input(input)
         factor = 0.0 if self.momentum is None else self.momentum
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
             if self.momentum is None:       # cumulative moving average: weight 1/k for batch k
                 factor = 1.0 / float(backend.to_numpy(self.num_batches_tracked.data))
         use_batch_stats = self.training or not self.track_running_stats
-        return batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+        return batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
                           use_batch_stats, factor, self.eps)
 
     def extra_repr(self):
