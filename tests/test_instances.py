@@ -418,6 +418,31 @@ def test_instance_overlay_colours_each_object_and_outlines_it():
         instance_overlay(image, ids[:, :7])
 
 
+def test_found_objects_take_the_colour_of_the_true_object_they_match():
+    """predictions.png: a matched object (IoU > 0.5) takes its true object's id, so its colour;
+    the unmatched ones ids no true object has; IoU exactly 0.5 is no match (PQ's rule)."""
+    from minisegnet.viz.instances import match_to_truth
+    truth = np.zeros((6, 8), np.int64)
+    truth[0:3, 0:4] = 1                         # 12 pixels
+    truth[3:6, 0:4] = 2                         # 12 pixels
+    truth[0:2, 4:8] = 5                         # 8 pixels
+    found = np.zeros_like(truth)
+    found[0:3, 0:4] = 9                         # truth 1 exactly
+    found[3:6, 0:3] = 4                         # 9 of truth 2's 12: IoU 0.75
+    found[0:2, 4:6] = 2                         # 4 of truth 5's 8: IoU exactly 0.5, no match
+    found[4:6, 6:8] = 3                         # nothing there
+    relabelled, matched = match_to_truth(truth, found)
+    assert matched == 2
+    assert (relabelled[found == 9] == 1).all() and (relabelled[found == 4] == 2).all()
+    assert (relabelled[found == 2] == 6).all() and (relabelled[found == 3] == 7).all()   # above 5, in order
+    assert (relabelled[found == 0] == 0).all()
+    permuted = np.array([0, 3, 1, 0, 0, 2])[truth]               # the truth under other ids
+    same, count = match_to_truth(truth, permuted)
+    assert count == 3 and np.array_equal(same, truth)
+    with pytest.raises(ValueError, match="one shape"):
+        match_to_truth(truth, found[:, :7])
+
+
 # ---- on the GPU: nothing goes up, only a few scalars come down ------------------------------
 def test_no_uploads_and_only_scalar_syncs(transfers, cupy):
     msn.set_backend("cupy")          # also in a NumPy run: the stand-in takes the GPU's place

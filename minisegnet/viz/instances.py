@@ -3,7 +3,8 @@
 * ``instance_colors(num)`` and ``instance_overlay(image, instances)``: the
   picture ``minisegnet predict`` writes for an instance model;
 * ``plot_instance_curves`` and ``plot_instance_predictions``: the instance
-  task's ``curves.png`` and ``predictions.png``;
+  task's ``curves.png`` and ``predictions.png`` (a found object matched to a
+  true one, ``match_to_truth``, drawn in that object's colour);
 * ``figure_weight_map()``: the U-Net paper's figure 3 redrawn on ``Cells``:
   image, truth with touching objects, the class map, the weight map;
 * ``save_instance_figures(directory)``: the docs' figures of this module.
@@ -15,7 +16,7 @@ from ..backend import to_numpy
 from .training import _as_rgb, check_png_path, curves_figure, save_curves
 
 __all__ = ["instance_colors", "instance_overlay", "outlines", "save_instance_overlay", "plot_instance_curves",
-           "plot_instance_predictions", "figure_weight_map", "INSTANCE_FIGURES", "save_instance_figures"]
+           "plot_instance_predictions", "match_to_truth", "figure_weight_map", "INSTANCE_FIGURES", "save_instance_figures"]
 
 
 def instance_colors(num):
@@ -100,10 +101,45 @@ def plot_instance_curves(history, path):
     return save_curves(fig, epochs, path)
 
 
+def match_to_truth(truth, found):
+    """``(relabelled, matched)``: the found objects of one image renumbered so that each one
+    matching a true object (IoU > 0.5, PQ's rule: at most one match each) takes that
+    object's id, and the others ids above every true id (in the order of their own).
+
+    ``truth`` and ``found``: ``(H, W)`` object ids, 0 = no object. Colours come from ids
+    (``instance_colors``), so a matched object is drawn in its true object's colour.
+    ``matched``: how many found objects matched.
+    """
+    truth, found = (np.asarray(to_numpy(a)).astype(np.int64) for a in (truth, found))
+    if truth.shape != found.shape or truth.ndim != 2:
+        raise ValueError(f"match_to_truth: truth and found must be (H, W) maps of one shape, got "
+                         f"{truth.shape} and {found.shape}")
+    ids, area = np.unique(found[found > 0], return_counts=True)
+    true_ids, true_area = np.unique(truth[truth > 0], return_counts=True)
+    both = (found > 0) & (truth > 0)
+    pairs, inter = np.unique(np.stack([found[both], truth[both]]), axis=1, return_counts=True)
+    new_id = {}
+    for (f, t), n in zip(pairs.T, inter):
+        union = area[np.searchsorted(ids, f)] + true_area[np.searchsorted(true_ids, t)] - n
+        if n / union > 0.5:
+            new_id[int(f)] = int(t)
+    matched = len(new_id)
+    next_id = int(truth.max(initial=0)) + 1
+    for f in ids:
+        if int(f) not in new_id:
+            new_id[int(f)], next_id = next_id, next_id + 1
+    table = np.zeros(int(found.max(initial=0)) + 1, dtype=np.int64)
+    for f, t in new_id.items():
+        table[f] = t
+    return table[found], matched
+
+
 def plot_instance_predictions(images, truth, predictions, path):
     """One row per image: image | true objects | found objects, one colour per object,
-    with the object counts. ``images`` ``(N, C, H, W)``; ``truth`` and ``predictions``
-    ``(N, H, W)`` object ids. Saves to ``path``."""
+    with the object counts. A found object that matches a true one (IoU > 0.5,
+    ``match_to_truth``) takes its colour; the others take colours no true object
+    has. ``images`` ``(N, C, H, W)``; ``truth`` and ``predictions`` ``(N, H, W)``
+    object ids. Saves to ``path``."""
     images, truth, predictions = (np.asarray(a) for a in (images, truth, predictions))
     n = len(images)
     if n == 0 or len(truth) != n or len(predictions) != n:
@@ -114,9 +150,11 @@ def plot_instance_predictions(images, truth, predictions, path):
     for i in range(n):
         true_count = len(np.unique(truth[i][truth[i] > 0]))
         found = len(np.unique(predictions[i][predictions[i] > 0]))
+        relabelled, matched = match_to_truth(truth[i], predictions[i])
         panels = ((_as_rgb(images[i]), "image"),
                   (instance_overlay(images[i], truth[i], alpha=0.6), f"truth: {true_count} objects"),
-                  (instance_overlay(images[i], predictions[i], alpha=0.6), f"found: {found} objects"))
+                  (instance_overlay(images[i], relabelled, alpha=0.6),
+                   f"found: {found} objects, {matched} matched"))
         for ax, (picture, title) in zip(axes[i], panels):
             ax.imshow(picture, interpolation="nearest")
             ax.set_xticks([])
