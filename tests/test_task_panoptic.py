@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import minisegnet as msn
 from minisegnet import functional as F, metrics, panoptic
@@ -259,6 +260,40 @@ def test_panoptic_overlay_colours():
     np.testing.assert_allclose(rgb[1, 1], instance_colors(1)[1])   # a thing: its own colour, not the class's
     with pytest.raises(ValueError, match="palette has 2 colours"):
         panoptic_overlay(image, np.full((4, 4, 2), 5), palette)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**16))
+def test_predictions_plot_matches_objects_as_pq_does(seed):
+    """predictions.png colours a predicted object like the true one PQ matches it with: the
+    plot's match count equals PQ's true positives (same category, IoU > 0.5, void pixels out
+    of the union), and a matched object carries its true object's number."""
+    from minisegnet.viz.panoptic import _matched_objects
+
+    rng = np.random.default_rng(seed)
+    things, stuff = (1, 2), (0,)
+
+    def random_map():
+        pan = np.zeros((12, 12, 2), np.int64)
+        for _ in range(rng.integers(1, 6)):
+            y, x, h, w = rng.integers(0, 10, 2).tolist() + rng.integers(2, 7, 2).tolist()
+            pan[y:y + h, x:x + w] = [rng.choice(things), rng.integers(1, 3)]   # ids repeat across categories
+        return pan
+
+    truth, found = random_map(), random_map()
+    if rng.random() < 0.5:
+        found = truth.copy()
+        found[rng.random((12, 12)) < 0.3] = [0, 0]
+    truth[rng.random((12, 12)) < 0.1] = [panoptic.VOID, 0]
+    true_map, found_map, objects, count, matched = _matched_objects(truth, found)
+    tp = metrics.panoptic_counts(found[None], truth[None], things, stuff)[1]
+    assert matched == int(tp[1:].sum())                      # columns: stuff 0, then things 1, 2
+    pq_objects = {(c, i) for c, i in truth[truth[..., 1] > 0].tolist() if c >= 0}
+    assert objects == len(pq_objects) and count == len({tuple(p) for p in found[found[..., 1] > 0].tolist()})
+    for k in np.unique(found_map[..., 1][found_map[..., 1] > 0]):      # a match is drawn as its true object
+        if k <= objects:
+            where = found_map[..., 1] == k
+            assert (found[where][:, 0] == true_map[true_map[..., 1] == k][0, 0]).all()
 
 
 TINY_PANOPTIC = dict(num_train=8, num_val=4, size=32, epochs=2, batch_size=4,

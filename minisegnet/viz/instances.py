@@ -101,22 +101,30 @@ def plot_instance_curves(history, path):
     return save_curves(fig, epochs, path)
 
 
-def match_to_truth(truth, found):
+def match_to_truth(truth, found, truth_classes=None, found_classes=None, void=None):
     """``(relabelled, matched)``: the found objects of one image renumbered so that each one
     matching a true object (IoU > 0.5, PQ's rule: at most one match each) takes that
     object's id, and the others ids above every true id (in the order of their own).
 
-    ``truth`` and ``found``: ``(H, W)`` object ids, 0 = no object. Colours come from ids
-    (``instance_colors``), so a matched object is drawn in its true object's colour.
-    ``matched``: how many found objects matched.
+    ``truth`` and ``found``: ``(H, W)`` object ids, 0 = no object. With
+    ``truth_classes`` and ``found_classes`` (``(H, W)`` class maps) a pair
+    matches only if its classes agree, as in PQ; ``void`` (``(H, W)`` bool):
+    pixels whose truth is unknown, left out of the found objects' areas (PQ's
+    union). Colours come from ids
+    (``instance_colors``), so a matched object is drawn in its true object's
+    colour. ``matched``: how many found objects matched.
     """
     truth, found = (np.asarray(to_numpy(a)).astype(np.int64) for a in (truth, found))
     if truth.shape != found.shape or truth.ndim != 2:
         raise ValueError(f"match_to_truth: truth and found must be (H, W) maps of one shape, got "
                          f"{truth.shape} and {found.shape}")
-    ids, area = np.unique(found[found > 0], return_counts=True)
+    ids = np.unique(found[found > 0])
+    counted = found > 0 if void is None else (found > 0) & ~np.asarray(to_numpy(void), dtype=bool)
+    area = np.bincount(np.searchsorted(ids, found[counted]), minlength=len(ids))
     true_ids, true_area = np.unique(truth[truth > 0], return_counts=True)
     both = (found > 0) & (truth > 0)
+    if truth_classes is not None:           # a pair of two classes never matches
+        both &= np.asarray(to_numpy(truth_classes)) == np.asarray(to_numpy(found_classes))
     pairs, inter = np.unique(np.stack([found[both], truth[both]]), axis=1, return_counts=True)
     new_id = {}
     for (f, t), n in zip(pairs.T, inter):

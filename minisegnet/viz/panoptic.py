@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure as _Figure
 from matplotlib.patches import Patch as _Patch
 
-from .instances import instance_colors, outlines
+from .instances import instance_colors, match_to_truth, outlines
 from .training import _as_rgb, curves_figure, save_curves
 
 __all__ = ["panoptic_overlay", "plot_panoptic_curves", "plot_panoptic_predictions"]
@@ -77,8 +77,34 @@ def plot_panoptic_curves(history, file):
     return save_curves(fig, epochs, file)
 
 
+def _objects(panoptic):
+    """``(H, W)`` ids numbering each (category, id) pair of a panoptic map's objects 1..K (ids
+    start per category, so a car 1 and a person 1 are two objects), 0 elsewhere."""
+    category, ids = panoptic[..., 0].astype(np.int64), panoptic[..., 1].astype(np.int64)
+    thing = (ids > 0) & (category >= 0)
+    pairs = np.stack([category[thing], ids[thing]])
+    objects = np.zeros(category.shape, np.int64)
+    if pairs.size:
+        objects[thing] = np.unique(pairs, axis=1, return_inverse=True)[1].reshape(-1) + 1
+    return objects
+
+
+def _matched_objects(truth, found):
+    """Truth and prediction with their objects renumbered for drawing: the truth's (category,
+    id) pairs 1..K, a predicted object that PQ matches with a true one (same category, IoU >
+    0.5 with void pixels left out: ``match_to_truth``) that one's number, so its colour; and
+    the counts ``(objects, found, matched)``."""
+    true_objects, found_objects = _objects(truth), _objects(found)
+    relabelled, matched = match_to_truth(true_objects, found_objects, truth[..., 0], found[..., 0],
+                                         void=truth[..., 0] < 0)
+    drawn = lambda p, objects: np.stack([p[..., 0], objects], axis=-1)
+    return (drawn(truth, true_objects), drawn(found, relabelled), int(true_objects.max()),
+            int(found_objects.max()), matched)
+
+
 def plot_panoptic_predictions(images, truth, predictions, palette, file, class_names=None, scores=None):
-    """One row per image: image | truth | prediction, each a ``panoptic_overlay``.
+    """One row per image: image | truth | prediction, each a ``panoptic_overlay``; a predicted
+    object that PQ matches with a true one is drawn in that one's colour (``_matched_objects``).
 
     ``images`` ``(N, C, H, W)``; ``truth`` and ``predictions`` ``(N, H, W, 2)``
     panoptic maps; ``palette`` ``(C, 3)`` uint8; ``scores``: optional list of a
@@ -92,11 +118,11 @@ def plot_panoptic_predictions(images, truth, predictions, palette, file, class_n
     fig = _Figure(figsize=(7.5, 2.4 * n + 0.6), dpi=100)
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
-        count = lambda p: len(np.unique(p[..., 1][p[..., 1] > 0]))
-        title = f"prediction: {count(predictions[i])} objects" + (f", {scores[i]}" if scores else "")
+        true_map, found_map, objects, found, matched = _matched_objects(truth[i], predictions[i])
+        title = f"prediction: {found} objects, {matched} matched" + (f", {scores[i]}" if scores else "")
         panels = ((_as_rgb(images[i]), "image"),
-                  (panoptic_overlay(images[i], truth[i], palette), f"truth: {count(truth[i])} objects"),
-                  (panoptic_overlay(images[i], predictions[i], palette), title))
+                  (panoptic_overlay(images[i], true_map, palette), f"truth: {objects} objects"),
+                  (panoptic_overlay(images[i], found_map, palette), title))
         for ax, (picture, text) in zip(axes[i], panels):
             ax.imshow(picture, interpolation="nearest")
             ax.set_xticks([])
