@@ -49,33 +49,34 @@ def _is_terminal(stream):
         return False
 
 
+def model_arg(text):
+    """"base_channels=32" -> ("base_channels", 32); values are int, float, bool or text,
+    and comma-separated numbers make a tuple: "atrous_rates=1,2,3" -> (1, 2, 3), and with a
+    trailing comma one number does: "atrous_rates=6," -> (6,), as Python writes it."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip().isidentifier():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. base_channels=32), got {text!r}")
+    value = value.strip()
+    if "," in value:
+        parts = value[:-1].split(",") if value.endswith(",") else value.split(",")
+        try:
+            return key.strip(), tuple(int(v) for v in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{key.strip()}: a list must be integers, got {value!r}") from None
+    for convert in (int, float):
+        try:
+            return key.strip(), convert(value)
+        except ValueError:
+            pass
+    lowered = value.lower()
+    if lowered in ("true", "false"):
+        return key.strip(), lowered == "true"
+    return key.strip(), None if lowered == "none" else value
+
+
 def _add_training_commands(commands):
     """train, evaluate, predict (see minisegnet/train.py and predict.py)."""
     from . import predict, train
-
-    def model_arg(text):
-        """"base_channels=32" -> ("base_channels", 32); values are int, float, bool or text,
-        and comma-separated numbers make a tuple: "atrous_rates=1,2,3" -> (1, 2, 3), and with a
-        trailing comma one number does: "atrous_rates=6," -> (6,), as Python writes it."""
-        key, sep, value = text.partition("=")
-        if not sep or not key.strip().isidentifier():
-            raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. base_channels=32), got {text!r}")
-        value = value.strip()
-        if "," in value:
-            parts = value[:-1].split(",") if value.endswith(",") else value.split(",")
-            try:
-                return key.strip(), tuple(int(v) for v in parts)
-            except ValueError:
-                raise argparse.ArgumentTypeError(f"{key.strip()}: a list must be integers, got {value!r}") from None
-        for convert in (int, float):
-            try:
-                return key.strip(), convert(value)
-            except ValueError:
-                pass
-        lowered = value.lower()
-        if lowered in ("true", "false"):
-            return key.strip(), lowered == "true"
-        return key.strip(), None if lowered == "none" else value
 
     def run_train(args):
         config = {k: getattr(args, k) for k in train.DEFAULTS if getattr(args, k, None) is not None}
@@ -309,6 +310,13 @@ def _add_shape_commands(commands):
             ("--batch-norm", args.batch_norm or None), ("--up-mode", args.up_mode)) if value is not None]
         if args.model != "unet" and unet_given:
             return fails("summary", f"{', '.join(unet_given)}: U-Net options, which {args.model} does not take")
+        extra = dict(args.model_arg or ())                 # any model's options, as train's --model-arg
+        named = {"in_channels", "num_classes"} | ({"base_channels", "depth", "padding", "batch_norm", "up_mode"}
+                                                  if args.model == "unet" else set())
+        for key in extra:
+            if key in named:
+                return fails("summary", f"--model-arg {key}=...: give --{key.replace('_', '-')} instead "
+                                        "(one way to set it)")
         options = {}
         in_channels = args.in_channels
         if args.model == "unet":
@@ -324,6 +332,7 @@ def _add_shape_commands(commands):
                 return fails("summary", error)
         elif in_channels is None:
             in_channels = 3
+        options.update(extra)
         try:
             model = build_model(args.model, in_channels, args.num_classes, **options)
             summary(model, (args.batch_size, in_channels) + size)
@@ -407,6 +416,10 @@ def _add_shape_commands(commands):
     unet_options.add_argument("--batch-norm", action="store_true", help="BatchNorm after every 3x3 conv")
     unet_options.add_argument("--up-mode", choices=("transpose", "bilinear"),
                               help="2x2 up-convolution (default transpose) or bilinear x2 + 1x1 conv")
+    summary_cmd.add_argument("--model-arg", type=model_arg, action="append", metavar="KEY=VALUE",
+                             help="any model's constructor option, repeatable, as train takes it: e.g. "
+                                  "width_mult=0.5, atrous_rates=6,12 (one number: atrous_rates=6,), "
+                                  "width=32 (FCN/SegNet); U-Net's named options above come first")
     summary_cmd.set_defaults(func=run_summary)
 
 

@@ -239,3 +239,33 @@ def test_a_size_of_zero_is_named_as_the_size_argument(capsys):
 def test_a_zero_second_size_is_named_too(capsys):
     assert main(["shapes", "unet", "64x0"]) == 2
     assert "minisegnet shapes: error: size must be a positive size (572 or HxW), got 64x0" in capsys.readouterr().err
+
+
+def test_summary_takes_any_models_options_as_train_does(capsys):
+    """summary had the U-Net's options only: another model's (DeepLab's width, FCN's) could not be shown."""
+    from minisegnet.models import build_model
+    code, out, err = run(capsys, "summary", "deeplabv3plus", "--input", "64", "--model-arg", "width_mult=0.25",
+                         "--model-arg", "atrous_rates=1,2")
+    assert code == 0 and err == ""
+    small = build_model("deeplabv3plus", 3, 2, width_mult=0.25, atrous_rates=(1, 2))
+    assert f"Total params: {sum(int(p.size) for p in small.parameters()):,}" in out
+    code, out, err = run(capsys, "summary", "fcn8s", "--input", "64", "--model-arg", "width=8")
+    assert code == 0 and f"Total params: {sum(int(p.size) for p in build_model('fcn8s', 3, 2, width=8).parameters()):,}" in out
+
+
+@pytest.mark.parametrize("model, arg, message", [
+    ("fcn8s", "foo=1", "fcn8s has no option 'foo'; its options: width, fc_channels, dropout"),
+    ("unet", "depth=3", "--model-arg depth=...: give --depth instead (one way to set it)"),
+    ("unet", "batch_norm=true", "--model-arg batch_norm=...: give --batch-norm instead"),
+    ("segnet", "num_classes=3", "--model-arg num_classes=...: give --num-classes instead"),
+])
+def test_summary_model_arg_errors_name_the_option(capsys, model, arg, message):
+    code, out, err = run(capsys, "summary", model, "--input", "64", "--model-arg", arg)
+    assert code == 2 and message in err and "Traceback" not in err, err
+
+
+def test_summary_model_arg_must_be_key_value(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["summary", "segnet", "--model-arg", "width"])
+    assert info.value.code == 2
+    assert "expected KEY=VALUE (e.g. base_channels=32), got 'width'" in capsys.readouterr().err
