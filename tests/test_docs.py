@@ -112,6 +112,28 @@ def test_code_blocks_run(page, tmp_path, monkeypatch):
     plt.close("all")
 
 
+def _shape_commands():
+    """Every ``minisegnet shapes ...`` / ``minisegnet summary ...`` line of a bash fence: (page, line)."""
+    found = []
+    for page in WITH_README:
+        for lang, body in _FENCE.findall(page.read_text()):
+            if lang in ("bash", "sh", ""):
+                found += [(page.name, line.split("#")[0].strip()) for line in body.splitlines()
+                          if line.startswith(("minisegnet shapes ", "minisegnet summary "))]
+    return found
+
+
+def test_shape_and_summary_commands_in_the_docs_run(capsys):
+    """The README's summary example once failed (an input too small for DeepLab's rates): run them all."""
+    import shlex
+
+    from minisegnet.cli import main
+    commands = _shape_commands()
+    assert len(commands) >= 4, commands
+    for page, line in commands:
+        assert main(shlex.split(line)[1:]) == 0, f"{page}: {line!r} failed: {capsys.readouterr().err}"
+
+
 @pytest.mark.parametrize("page", WITH_README, ids=[p.name for p in WITH_README])
 def test_links_resolve(page):
     broken = []
