@@ -474,6 +474,47 @@ def test_row_taps_match_torch_at_stride_1(torch, monkeypatch, transposed, k, d, 
         assert any(r0 > 0 for _, _, r0, _ in bands), bands     # a band below the top went by row taps
 
 
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("k, d, p, limit", [((3, 3), (1, 1), (1, 1), None), ((3, 2), (2, 1), (2, 0), None),
+                                            ((5, 3), (1, 1), (2, 1), None), ((3, 3), (1, 1), (1, 1), 1728)])
+def test_stacked_row_products_match_torch(torch, monkeypatch, transposed, k, d, p, limit):
+    """The ``stacked_rows`` lever: one product of the stacked weight rows, its row blocks added
+    shifted by i*dh output rows (kh = 2, 3 and 5, dilated down the rows, in bands): PyTorch's
+    output and gradients, and the stacked product really ran (SMALL_PRODUCT 0 lets these small
+    layers take it)."""
+    monkeypatch.setattr(row_taps, "SMALL_PRODUCT", 0)
+    ran, stacked = [], row_taps.stacked
+    monkeypatch.setattr(row_taps, "stacked", lambda *a: ran.append(stacked(*a)) or ran[-1])
+    case = dict(transposed=transposed, n=3, c_in=2, c_out=3, groups=1, k=k, s=(1, 1), d=d, p=p, op=(0, 0),
+                size=(9, 6))
+    tX, tW, tB = (as_torch(torch, a) for a in (_randn((3, 2, 9, 6), 0),
+                                               _randn((2, 3) + k if transposed else (3, 2) + k, 1),
+                                               _randn((3,), 2)))
+    conv = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
+    ty = conv(tX, tW, tB, 1, p, 0, 1, d) if transposed else conv(tX, tW, tB, 1, p, d)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    previous_limit = conv_fast.set_im2col_limit(limit or conv_fast.get_im2col_limit())
+    try:
+        with small_pieces():
+            got, _ = _with_levers({"stacked_rows": True}, lambda: _run_case(case, 0))
+    finally:
+        conv_fast.set_im2col_limit(previous_limit)
+    for what, a, t in zip(("output", "grad input", "grad weight", "grad bias"), got, (ty, tX.grad, tW.grad, tB.grad)):
+        assert_close(a, t, what=f"{what}, stacked rows")
+    if msn.get_backend() == "numpy":
+        assert any(ran), "no stacked product ran"
+
+
+def test_stacked_rows_decide_by_size():
+    """Stacked for the benchmark U-Net's 16-channel 3x3 layers on 64x64 images, not where each
+    product is small enough for OpenBLAS's small-matrix kernel, nor with many output channels."""
+    w16 = np.zeros((3, 16, 48), np.float32)
+    assert row_taps.stacked(w16, 64 * 64)                       # 16 * 48 * 4096 > 10**6
+    assert not row_taps.stacked(w16, 32 * 32)                   # 786 432: the small kernel's
+    assert not row_taps.stacked(np.zeros((3, 64, 192), np.float32), 64 * 64)    # 192 stacked rows
+    assert not _with_levers({"stacked_rows": False}, lambda: row_taps.stacked(w16, 64 * 64))
+
+
 # ---- ReLU and max-pool, a slab of images at a time --------------------------------------------
 @pytest.mark.parametrize("k, s, p, d, ceil", [(2, 2, 0, 1, False), (3, 2, 1, 2, True), (3, 1, 1, 1, False)])
 def test_relu_and_max_pool_in_slabs_match_torch_at_any_thread_count(torch, monkeypatch, k, s, p, d, ceil):

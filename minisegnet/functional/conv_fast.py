@@ -112,6 +112,10 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     The columns built for one kernel row only, the other rows read as views
     of them: ``kh`` smaller GEMMs instead of one, about ``kw`` copies of the
     input instead of ``kh*kw``. Its own concept, in ``conv_row_taps.py``.
+``stacked_rows`` (with ``row_taps``)
+    The forward's ``kh`` row-tap products as one: the weight rows stacked,
+    the columns multiplied (and packed by BLAS) once, the row blocks of the
+    product added shifted (``conv_row_taps.stacked`` says when).
 
 ``transposed_weight_grad`` (NumPy)
     The weight gradient's product ``dW = g @ cols^T`` (a few output
@@ -146,7 +150,7 @@ __all__ = ["set_lever", "lever", "levers", "set_im2col_limit", "get_im2col_limit
 
 _levers = dict(fast_path=True, cache_pieces=True, threads=True, reuse_buffers=True, unpadded=True, window=True,
                one_gemm=True, pointwise=True, flip=True, keep_columns=False, depthwise=False, fused_bias=True,
-               row_taps=True, transposed_weight_grad=True)
+               row_taps=True, stacked_rows=True, transposed_weight_grad=True)
 
 _im2col_limits = {"numpy": 32 * 2**20, "cupy": 256 * 2**20}     # one per backend; see set_im2col_limit
 CACHE_PIECE_BYTES = 4 * 2**20

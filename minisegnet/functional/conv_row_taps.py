@@ -20,6 +20,16 @@ conv, ``flip``) is a stride-1 conv too and goes the same way.
 ``applies`` and ``pay`` decide (per conv, then per piece), ``columns`` builds
 a piece's one-row columns, ``block`` views tap row ``i``'s part of them, and
 ``forward`` and ``weight_grad`` are the ``kh`` products added up.
+
+The forward's ``kh`` products all read the same columns, each a block of
+them. With the ``stacked_rows`` lever (``stacked``) they are one product
+instead: the ``kh`` weight matrices stacked into one (kh*C_out, C*kw) matrix
+times *all* the row-tap columns, ``P = [W_0; W_1; ...] @ cols``, and then
+``y = sum_i P_i[:, i*dh*W_out : i*dh*W_out + L]``: the same sums, each row
+block of ``P`` shifted by its tap row. BLAS first copies ("packs") the
+columns it multiplies into its own layout, a pass over them as long as the
+multiplication itself when C_out is small; one product packs them once
+instead of ``kh`` times.
 """
 import numpy as np
 
@@ -75,8 +85,39 @@ def weights(w):
     return np.ascontiguousarray(w.transpose(2, 0, 1, 3)).reshape(kh, c_out, c * kw)
 
 
+SMALL_PRODUCT = 10**6
+"""OpenBLAS multiplies a product of at most this many multiply-adds (M*N*K) by its small-matrix
+kernel, which packs nothing, on AVX-512 processors (its ``sgemm_small_kernel_permit`` for
+SkylakeX): there the ``kh`` separate products are already fast, and ``stacked`` leaves them."""
+
+STACK_ROWS_MAX = 96
+"""The most rows (kh*C_out) of a stacked weight matrix: with more output channels, packing the
+columns is a small part of each product, and one large product no longer paid (one thread on the
+Xeon of docs/benchmarks-xeon-avx512.md, a development measurement: 3x3 layers with C_out = 64
+took 1.02-1.27x the separate products' time, with C_out <= 32 0.53-0.97x where they were not small)."""
+
+
+def stacked(w_rows, length):
+    """Whether ``forward`` makes one stacked product (the ``stacked_rows`` lever): at most
+    ``STACK_ROWS_MAX`` stacked rows, and each of the ``kh`` products, (C_out, C*kw) @ (C*kw, L)
+    for one image, too large for OpenBLAS's small-matrix kernel."""
+    kh, c_out, k = w_rows.shape
+    return fast._levers["stacked_rows"] and kh * c_out <= STACK_ROWS_MAX and c_out * k * length > SMALL_PRODUCT
+
+
 def forward(w_rows, cols, out, dh, wo):
-    """``out = sum_i W_i @ cols_i``: ``kh`` GEMMs (n, C_out, C*kw) @ (n, C*kw, L), added up."""
+    """``out = sum_i W_i @ cols_i``: ``kh`` GEMMs (n, C_out, C*kw) @ (n, C*kw, L), added up, or
+    one stacked GEMM whose row blocks are added shifted (``stacked``)."""
+    length = out.shape[-1]
+    if stacked(w_rows, length):
+        kh, c_out, k = w_rows.shape
+        product = fast._scratch(np, (cols.shape[0], kh * c_out, cols.shape[-1]), out.dtype, "row_product")
+        np.matmul(w_rows.reshape(kh * c_out, k), cols, out=product)      # P = [W_0; W_1; ...] @ cols
+        blocks = product.reshape(cols.shape[0], kh, c_out, cols.shape[-1])
+        np.add(blocks[:, 0, :, :length], block(blocks[:, 1], 1, dh, wo, length), out=out)
+        for i in range(2, kh):                                            # y = sum_i P_i shifted by i*dh rows
+            out += block(blocks[:, i], i, dh, wo, length)
+        return
     product = fast._scratch(np, out.shape, out.dtype, "row_product")
     for i, w_i in enumerate(w_rows):
         np.matmul(w_i, block(cols, i, dh, wo, out.shape[-1]), out=out if i == 0 else product)
