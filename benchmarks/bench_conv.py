@@ -141,6 +141,7 @@ LEVERS = {
     "strided depthwise convs run directly (depthwise on)": "depthwise",
     "bias in a separate pass (fused_bias off)": "fused_bias",
     "every tap row's columns copied (row_taps off)": "row_taps",
+    "one row-tap product per kernel row (stacked_rows off)": "stacked_rows",
     "weight gradient as g @ cols^T (transposed_weight_grad off)": "transposed_weight_grad",
 }
 

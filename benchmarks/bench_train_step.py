@@ -54,7 +54,7 @@ import timing  # noqa: E402
 NUM_CLASSES = 4
 LR, MOMENTUM = 0.01, 0.9
 LEVERS = ["cache_pieces", "threads", "reuse_buffers", "unpadded", "pointwise", "flip", "keep_columns", "fused_bias",
-          "row_taps", "transposed_weight_grad"]
+          "row_taps", "stacked_rows", "transposed_weight_grad"]
 # levers that are module constants, as "module.NAME" under minisegnet
 CONSTANT_LEVERS = ["functional.pooling.START_AT_FIRST", "functional.pooling.COPY_IF_DISJOINT",
                    "functional.pooling.MASKS_BY_BITS", "functional.activation.RELU_ZEROS_ARRAY",
