@@ -568,24 +568,31 @@ class Tensor:
         out = self.data.argmax(axis=dim)
         return Tensor._wrap(xp.expand_dims(out, dim) if keepdim else out)
 
+    def _reversed(self):
+        """The values with their order reversed: ``-x`` for floats (exact; the gradient flows),
+        ``~x = -x - 1`` for integers and booleans, where ``-x`` would wrap (an unsigned 0, the
+        most negative signed value) and ``~`` cannot."""
+        return -self if self.dtype.kind == "f" else Tensor._wrap(~self.data)
+
     def min(self, dim=None, keepdim=False):
-        """As ``torch.Tensor.min``: the maximum of the negation, negated (``max``'s rules: with
-        ``dim``, the named pair ``(values, indices)`` of the first minimum, which alone gets the
-        gradient)."""
+        """As ``torch.Tensor.min``: the maximum of the order reversed, reversed back (``max``'s
+        rules: with ``dim``, the named pair ``(values, indices)`` of the first minimum, which
+        alone gets the gradient)."""
         if dim is None:
             if keepdim:
                 raise TypeError("min: keepdim needs a dim (as in PyTorch); use amin(dim=None, keepdim=True)")
-            return -((-self).max())
-        values, indices = (-self).max(dim, keepdim)
-        return MaxResult(-values, indices)
+            return self._reversed().max()._reversed()
+        values, indices = self._reversed().max(dim, keepdim)
+        return MaxResult(values._reversed(), indices)
 
     def amin(self, dim=(), keepdim=False):
-        """The smallest values over ``dim``, as ``torch.amin``: ``-amax(-x)``."""
-        return -((-self).amax(dim, keepdim))
+        """The smallest values over ``dim``, as ``torch.amin``: ``amax`` of the order reversed."""
+        return self._reversed().amax(dim, keepdim)._reversed()
 
     def argmin(self, dim=None, keepdim=False):
-        """Indices of the minima (no gradient), like ``torch.argmin``."""
-        return Tensor._wrap((-self.detach()).argmax(dim, keepdim).data)
+        """Indices of the minima (no gradient), like ``torch.argmin``: the first maximum of the
+        order reversed."""
+        return Tensor._wrap(self.detach()._reversed().argmax(dim, keepdim).data)
 
     def clone(self):
         """A copy of the values that stays in the graph (its gradient flows back), as ``torch.clone``."""

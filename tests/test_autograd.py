@@ -448,6 +448,22 @@ def test_min_and_clone_details_a_mutation_review_found_untested(torch):
         np.testing.assert_array_equal(t.numpy(), data)                            # a copy for every dtype
 
 
+@pytest.mark.parametrize("data", [np.array([0, 5, 3], np.uint8), np.array([[0, 200], [7, 0]], np.uint8),
+                                  np.array([np.iinfo(np.int64).min, 0, 4]), np.array([[-128, 127], [0, -128]], np.int8),
+                                  np.array([[3, 1, 1], [2, 2, 0]], np.int16), np.array([True, False, True])])
+def test_min_of_integers_and_booleans_as_torch(torch, data):
+    """min, amin and argmin reversed the order by negation, which wraps for integers: a uint8
+    [0, 5, 3] had min 3 and argmin 2, an int64 holding its most negative value likewise."""
+    ours, theirs = msn.tensor(data), torch.tensor(data)
+    assert ours.min().item() == theirs.min().item() and ours.min().dtype == data.dtype
+    values, indices = ours.min(0)
+    np.testing.assert_array_equal(values.numpy(), theirs.min(0).values.numpy())
+    np.testing.assert_array_equal(indices.numpy(), theirs.min(0).indices.numpy())
+    if data.dtype != bool:                        # torch has no amin or argmin for booleans
+        np.testing.assert_array_equal(ours.amin(0).numpy(), torch.amin(theirs, 0).numpy())
+        assert ours.argmin().item() == theirs.argmin().item()
+
+
 def test_min_amin_clone_squeeze_unsqueeze_pass_the_float64_gradient_check():
     """The new Tensor methods are compositions of checked ops; their gradients are checked here too
     (distinct values, so the minima are not ties and the function is smooth where it is probed)."""
