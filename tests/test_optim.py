@@ -409,3 +409,19 @@ def test_every_torch_switch_is_refused_on_and_taken_off(name):
         assert not optim.Adam([Parameter(np.ones(2))], decoupled_weight_decay=np.False_).decoupled
         with pytest.raises(TypeError, match="decoupled_weight_decay must be True or False"):
             optim.Adam([Parameter(np.ones(2))], decoupled_weight_decay=1)
+
+
+def test_load_state_dict_takes_the_backends_own_arrays():
+    """A state dict whose moments are device arrays (a GPU optimizer's, kept on the GPU) loads:
+    ``np.asarray`` of them raised on CuPy."""
+    xp = current_xp()
+    params = [Parameter(v) for v in _params(5)]
+    opt = optim.Adam(params)
+    for p, g in zip(params, _grads(5, 1)[0]):
+        p.grad = msn.tensor(g)
+    opt.step()
+    state = {k: (xp.asarray(v) if isinstance(v, np.ndarray) and v.ndim else v) for k, v in opt.state_dict().items()}
+    fresh = optim.Adam(params)
+    fresh.load_state_dict(state)
+    for key, value in opt.state_dict().items():
+        np.testing.assert_array_equal(fresh.state_dict()[key], value)
