@@ -96,6 +96,14 @@ def test_cross_entropy_whose_counted_classes_weigh_0_is_nan_with_a_nan_gradient(
     tout.backward()
     assert np.isnan(out.item()) and np.isnan(tout.item())
     assert np.isnan(tx.grad.numpy()).all() and np.isnan(x.grad.numpy()).all()
+    # with ignored pixels beside them: those keep a zero gradient, as in PyTorch (they were NaN too)
+    t[0, 0] = -100
+    x, tx = t64(x_np), torch.tensor(x_np, requires_grad=True)
+    F.cross_entropy(x, t, weight=w, label_smoothing=label_smoothing).backward()
+    torch.nn.functional.cross_entropy(tx, torch.tensor(t), weight=torch.tensor(w),
+                                      label_smoothing=label_smoothing).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())          # NaN where torch's is, 0 elsewhere
+    assert (x.grad.numpy()[0, :, 0] == 0).all() and np.isnan(x.grad.numpy()[1]).all()
 
 
 def test_gradcheck_cross_entropy_every_reduction():

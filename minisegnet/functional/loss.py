@@ -171,9 +171,11 @@ class CrossEntropy(Function):
             # 'mean' divides by denom = sum of w_t. Every pixel ignored: w_t is all 0, and so is the
             # gradient (PyTorch's too). Pixels counted, but all of classes weighted 0: 0/0, a NaN
             # gradient, as PyTorch's (a finite one would let an optimizer step on a NaN loss).
+            # The NaN is the counted pixels' alone: an ignored pixel's gradient stays 0 (``* valid_f``
+            # would make it NaN * 0 = NaN), as PyTorch's.
             counted = self.valid_f.sum() != 0
             zero_case = xp.where(counted, np.nan, 1).astype(self.denom.dtype)
-            scale = g / xp.where(self.denom != 0, self.denom, zero_case)
+            scale = xp.where(self.valid_f != 0, g / xp.where(self.denom != 0, self.denom, zero_case), 0)
         coef = (scale * self.w_t).astype(self.probs.dtype, copy=False)
         pixels = (n, 1) + self.shape[2:]                   # a per-pixel array against (N, C, *)
         if self.eps:
