@@ -45,8 +45,9 @@ def _constant(value, name, op):
         raise TypeError(f"{op}: {name} must hold numbers, got {checks.describe(value)} ({error})") from None
 
 
-def _check_logits_and_labels(input, target, ignore_index, name="input", op="cross_entropy"):
-    """Validate (N, C, *) logits against an (N, *) integer target; return both as Tensors."""
+def _check_logits_and_labels(input, target, ignore_index, name="input", op="cross_entropy", labels_checked=False):
+    """Validate (N, C, *) logits against an (N, *) integer target; return both as Tensors.
+    ``labels_checked``: the labels' range was checked already (``cross_entropy_of_checked_labels``)."""
     x = checks.tensor(input, name, op)
     t = _constant(target, "target", op)
     if x.ndim < 2:
@@ -60,6 +61,8 @@ def _check_logits_and_labels(input, target, ignore_index, name="input", op="cros
         raise ValueError(f"{op}: target has shape {t.shape}, but {name} of shape {x.shape} needs "
                          f"target of shape {expected} (the input's shape without the class axis 1)")
     checks.integer(ignore_index, "ignore_index", op, allow_none=op == "dice_loss")
+    if labels_checked:
+        return x, t
     labels = t.data
     c = x.shape[1]
     bad = (labels < 0) | (labels >= c)
@@ -229,9 +232,23 @@ def cross_entropy(input, target, weight=None, *, ignore_index=-100, reduction="m
     (``CrossEntropy`` gives the formula), as PyTorch's. Class-probability targets
     are not supported.
     """
+    return _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, labels_checked=False)
+
+
+def cross_entropy_of_checked_labels(input, target, weight=None, *, ignore_index=-100, reduction="mean",
+                                    label_smoothing=0.0):
+    """``cross_entropy`` for labels whose range the caller has checked (a task checks each batch's
+    labels on the host before they go up). ``cross_entropy`` checks every label against
+    ``[0, C)`` itself, which on a GPU reads the answer back: a sync that stalls each step until
+    its forward pass has run. A label out of range here is not caught: it reads another pixel's
+    logits, or past the array."""
+    return _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, labels_checked=True)
+
+
+def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, labels_checked):
     _check_reduction(reduction, "cross_entropy")
     _check_label_smoothing(label_smoothing, "cross_entropy")
-    x, t = _check_logits_and_labels(input, target, ignore_index)
+    x, t = _check_logits_and_labels(input, target, ignore_index, labels_checked=labels_checked)
     c = x.shape[1]
     w = _class_weights(weight, "cross_entropy", c)
     w = None if w is None else w.data

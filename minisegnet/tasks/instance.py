@@ -29,10 +29,10 @@ import numpy as np
 
 from .. import backend, metrics
 from ..autograd import Tensor
-from ..functional import cross_entropy
+from ..functional.loss import cross_entropy_of_checked_labels
 from ..instances import _renumber, _unet_weight_map, instances_from_semantic
 from ..metrics.panoptic import check_categories
-from .semantic import ConfusionScores, SemanticTask, keep_dataset_info
+from .semantic import ConfusionScores, SemanticTask, check_class_labels, keep_dataset_info
 
 __all__ = ["InstanceTask", "InstanceScores", "thing_and_stuff_classes", "is_thing", "object_ids", "scored_truth"]
 
@@ -122,10 +122,7 @@ def _check_labels(masks, ids, num_classes, ignore_index):
     if ids.shape != masks.shape:
         raise ValueError(f"instances has shape {ids.shape} but masks has shape {masks.shape}: "
                          "an instance map needs one id per pixel of its image")
-    bad = (masks != ignore_index) & ((masks < 0) | (masks >= num_classes))
-    if bad.any():
-        raise ValueError(f"masks hold the label {int(masks[bad][0])}, outside [0, {num_classes}) "
-                         f"and not ignore_index={ignore_index}")
+    check_class_labels(masks, num_classes, ignore_index)
     if ids.size and ids.min() < 0:
         raise ValueError(f"instances holds the negative id {int(ids.min())}; ids are >= 0 (0 = no object)")
 
@@ -247,8 +244,9 @@ class InstanceTask:
     def loss(self, outputs, targets):
         ignore = -100 if self.ignore_index is None else self.ignore_index
         if not self.weight_map:
-            return cross_entropy(outputs, Tensor(targets["masks"]), ignore_index=ignore)
-        per_pixel = cross_entropy(outputs, Tensor(targets["masks"]), ignore_index=ignore, reduction="none")
+            return cross_entropy_of_checked_labels(outputs, Tensor(targets["masks"]), ignore_index=ignore)
+        per_pixel = cross_entropy_of_checked_labels(outputs, Tensor(targets["masks"]), ignore_index=ignore,
+                                                    reduction="none")
         return (per_pixel * Tensor(targets["weights"].astype(outputs.dtype, copy=False))).mean()
 
     def new_scores(self, training=False):

@@ -36,7 +36,8 @@ import numpy as np
 
 from .. import backend, metrics, panoptic
 from ..autograd import Tensor
-from ..functional import cross_entropy, l1_loss, mse_loss
+from ..functional import l1_loss, mse_loss
+from ..functional.loss import cross_entropy_of_checked_labels
 from .instance import _check_labels, is_thing, object_ids, scored_truth, thing_and_stuff_classes
 from .semantic import ConfusionScores, keep_dataset_info
 
@@ -192,7 +193,7 @@ class PanopticTask:
                              f"'center', 'offset'), got {type(outputs).__name__}")
         ignore = -100 if self.ignore_index is None else self.ignore_index
         xp = backend.get_array_module(targets["masks"])
-        semantic = cross_entropy(outputs["semantic"], Tensor(targets["masks"]), ignore_index=ignore)
+        semantic = cross_entropy_of_checked_labels(outputs["semantic"], Tensor(targets["masks"]), ignore_index=ignore)
         center = mse_loss(outputs["center"], Tensor(targets["center"]), weight=targets["center_weight"])
         # The mean over object pixels; a batch without objects adds 0 (not 0/0): divide by at least 1.
         thing_pixels = Tensor(xp.maximum(targets["offset_weight"].sum(), 1.0).astype(outputs["offset"].dtype))

@@ -10,7 +10,7 @@ import numpy as np
 
 from .. import backend, metrics
 from ..autograd import Tensor
-from ..functional import cross_entropy
+from ..functional.loss import cross_entropy_of_checked_labels
 
 __all__ = ["SemanticTask", "ConfusionScores", "class_map"]
 
@@ -79,6 +79,18 @@ class ConfusionScores:
         return ["IU per class: " + ", ".join(f"{name} {v:.3f}" for name, v in zip(self.class_names, iou))]
 
 
+def check_class_labels(masks, num_classes, ignore_index):
+    """A batch's class labels, checked where they arrive: an integer map, each label in
+    ``[0, num_classes)`` or ``ignore_index`` (on the host: no sync; a device array is checked
+    on the device, one read back)."""
+    if masks.dtype.kind not in "iu":
+        raise TypeError(f"masks must be an integer map, got dtype {masks.dtype}")
+    bad = (masks != ignore_index) & ((masks < 0) | (masks >= num_classes))
+    if bool(bad.any()):
+        raise ValueError(f"masks hold the label {int(masks[bad][0])}, outside [0, {num_classes}) "
+                         f"and not ignore_index={ignore_index}")
+
+
 def keep_dataset_info(task, info):
     """What every task keeps of the dataset's ``info`` (``train.build_datasets``):
     ``num_classes``, ``in_channels``, ``class_names``, ``palette`` and ``ignore_index``."""
@@ -116,12 +128,15 @@ class SemanticTask:
         return build_model(name, self.in_channels, self.num_classes, **model_args)
 
     def targets(self, labels):
+        """The masks on the device, their labels checked first where they arrive, on the host
+        (``check_class_labels``), so that the loss need not read a check back from the device."""
         (masks,) = labels
+        check_class_labels(masks, self.num_classes, -100 if self.ignore_index is None else self.ignore_index)
         return backend.asarray(masks)
 
     def loss(self, outputs, targets):
         ignore = -100 if self.ignore_index is None else self.ignore_index
-        return cross_entropy(outputs, Tensor(targets), ignore_index=ignore)
+        return cross_entropy_of_checked_labels(outputs, Tensor(targets), ignore_index=ignore)
 
     def new_scores(self, training=False):
         return ConfusionScores(self.num_classes, self.class_names)
