@@ -468,3 +468,21 @@ def test_modules_match_torch_modules(torch):
     avg, tavg = nn.AvgPool2d(2), torch.nn.AvgPool2d(2)
     for name in ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override"):
         assert getattr(avg, name) == getattr(tavg, name)
+
+
+def test_max_unpool2d_names_the_axis_and_both_rules_of_output_size():
+    """"axis 1 must be strictly between -2 and 2" refused a width of 0, which lies there."""
+    x, idx = msn.tensor(np.zeros((1, 1, 1, 1))), msn.tensor(np.zeros((1, 1, 1, 1), np.int64))
+    with pytest.raises(ValueError, match=r"its width must be at least 1 and strictly between -2 and 2 "
+                                         r"\(default width 0, stride 2\)"):
+        F.max_unpool2d(x, idx, 2, 2, 1, output_size=(1, 0))
+
+
+def test_max_unpool2d_of_pooled_is_max_unpool2d_without_the_index_check():
+    from minisegnet.functional.pooling import max_unpool2d_of_pooled
+    x = msn.tensor(np.random.default_rng(0).standard_normal((2, 3, 5, 7)))
+    y, idx = F.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(max_unpool2d_of_pooled(y, idx, 2, output_size=(5, 7)).numpy(),
+                                  F.max_unpool2d(y, idx, 2, output_size=(5, 7)).numpy())
+    with pytest.raises(ValueError, match="indices must lie in"):
+        F.max_unpool2d(y, idx, 2)                     # the default 4 x 6 output: index 34 outside

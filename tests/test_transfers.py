@@ -19,7 +19,8 @@ MODELS = {
     "unet-valid-bn-bilinear": (lambda: UNet(3, 3, base_channels=4, depth=2, batch_norm=True,
                                             up_mode="bilinear"), 92, 52, 3),
     "fcn8s": (lambda: FCN(3, in_channels=3, width=4), 64, 64, 3),
-    "segnet": (lambda: SegNet(3, 3, base_channels=4, depth=2), 64, 64, 3 + 2),    # + one per unpooling
+    # SegNet unpools its own pooling's indices, unchecked (max_unpool2d_of_pooled): no read per unpooling
+    "segnet": (lambda: SegNet(3, 3, base_channels=4, depth=2), 64, 64, 3),
     "deeplabv3plus": (lambda: DeepLabV3Plus(3, 3, atrous_rates=(1, 2, 3)), 64, 64, 3),
 }
 

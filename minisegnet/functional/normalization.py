@@ -153,7 +153,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if x.shape[0] == 0:       # an empty batch: an empty output, running statistics untouched (PyTorch)
         return empty_batch(x.shape, x, weight, bias)
     if training and x.size // max(c, 1) < 2:
-        raise ValueError(f"batch_norm in training mode needs more than 1 value per channel, "
+        raise ValueError(f"batch_norm: training mode needs more than 1 value per channel, "
                          f"got input of shape {x.shape}")
     fn = BatchNorm(raw(running_mean), raw(running_var), bool(training), float(momentum), float(eps))
     return fn(x, weight, bias)

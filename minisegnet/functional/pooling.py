@@ -501,6 +501,14 @@ def _unpool_args(op, kernel_size, stride, padding):
     return k, s, p
 
 
+def max_unpool2d_of_pooled(input, indices, kernel_size, stride=None, padding=0, output_size=None):
+    """``max_unpool2d`` for indices straight from ``max_pool2d(..., return_indices=True)`` of an
+    input of ``output_size``: in range by construction, so not checked again. The check reads
+    its answer back from a GPU, a sync that stalls the host; SegNet's decoder unpools its own
+    encoder's indices (one check per stage per step). Everything else is checked as there."""
+    return _max_unpool2d(input, indices, kernel_size, stride, padding, output_size, indices_checked=True)
+
+
 def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_size=None):
     """The partial inverse of ``max_pool2d`` (SegNet's decoder upsampling), as
     ``torch.nn.functional.max_unpool2d``.
@@ -514,6 +522,10 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     axis, as PyTorch requires. Indices outside ``[0, H_out * W_out)`` are an
     error (not wrapped).
     """
+    return _max_unpool2d(input, indices, kernel_size, stride, padding, output_size, indices_checked=False)
+
+
+def _max_unpool2d(input, indices, kernel_size, stride, padding, output_size, indices_checked):
     _check_input(input, "max_unpool2d")
     checks.tensor(indices, "indices", "max_unpool2d")
     if indices.dtype != np.int64:
@@ -535,13 +547,13 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
             raise TypeError(f"max_unpool2d: output_size must be (H, W) or (N, C, H, W) ints, "
                             f"got {output_size!r}")
         out_hw = tuple(int(v) for v in output_size[-2:])
-        for axis in range(2):
+        for axis, name in enumerate(("height", "width")):
             low, high = default[axis] - s[axis], default[axis] + s[axis]
             if not (low < out_hw[axis] < high) or out_hw[axis] < 1:
                 raise ValueError(
-                    f"max_unpool2d: output_size={tuple(output_size)!r} is not reachable: axis {axis} "
-                    f"must be strictly between {low} and {high} (default size {default[axis]}, "
-                    f"stride {s[axis]})")
+                    f"max_unpool2d: output_size={tuple(output_size)!r} is not reachable: its {name} "
+                    f"must be at least 1 and strictly between {low} and {high} (default {name} "
+                    f"{default[axis]}, stride {s[axis]})")
     checks.check_bytes(input.shape[:2] + out_hw, input.dtype.itemsize, "max_unpool2d",
                        f"output_size={output_size!r}" if output_size is not None else
                        f"kernel_size={kernel_size!r}, stride={stride!r}")
@@ -550,7 +562,7 @@ def max_unpool2d(input, indices, kernel_size, stride=None, padding=0, output_siz
     plane = out_hw[0] * out_hw[1]
     # One yes/no read from the device (a GPU would wrap a bad index silently); the
     # offending value is looked up only when there is one.
-    if indices.size and bool(((indices.data < 0) | (indices.data >= plane)).any()):
+    if not indices_checked and indices.size and bool(((indices.data < 0) | (indices.data >= plane)).any()):
         lo, hi = int(indices.data.min()), int(indices.data.max())
         raise ValueError(f"max_unpool2d: indices must lie in [0, {plane}) for output size {out_hw}, "
                          f"found {lo if lo < 0 else hi}; after pooling an odd size, pass "

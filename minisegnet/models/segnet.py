@@ -47,6 +47,7 @@ is the diagram's "dec 3" (it undoes enc 3's pool) and ``decoder.3`` is "dec 0"
 """
 from .. import checks, shapes
 from .. import functional as F
+from ..functional.pooling import max_unpool2d_of_pooled
 from .. import nn
 from .checks import check_image_batch
 
@@ -121,5 +122,5 @@ class SegNet(nn.Module):
             indices.append(where)
         # Only `indices` (and the sizes) cross to the decoder; the feature maps do not.
         for stage, where, size in zip(self.decoder, reversed(indices), reversed(sizes)):
-            x = stage(F.max_unpool2d(x, where, 2, 2, output_size=size))
+            x = stage(max_unpool2d_of_pooled(x, where, 2, 2, output_size=size))   # our own pool's indices
         return self.classifier(x)
