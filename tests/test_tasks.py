@@ -192,3 +192,22 @@ def test_a_class_share_is_never_shown_as_0_or_100_percent_when_it_is_not():
     from minisegnet.tasks.semantic import share_text
     assert [share_text(s) for s in (0.003, 0.005, 0.01, 0.5, 0.99, 0.994, 1.0)] == \
         ["<1%", "<1%", "1%", "50%", "99%", ">99%", "100%"]
+
+
+def test_the_semantic_task_checks_labels_on_the_host_before_they_go_up(transfers, cupy):
+    """The loss no longer checks the labels' range (its check read a flag back from a GPU every
+    step): the task's targets do, on the host, naming the label and the rule; an ignored label
+    passes, and a good batch goes up once with nothing read back."""
+    from minisegnet.tasks.semantic import SemanticTask
+
+    task = SemanticTask(dict(num_classes=4, in_channels=3, class_names=["a", "b", "c", "d"], ignore_index=255,
+                             palette=np.zeros((4, 3))))
+    masks = np.random.default_rng(0).integers(0, 4, (2, 8, 8))
+    with pytest.raises(ValueError, match=r"masks hold the label 7, outside \[0, 4\) and not ignore_index=255"):
+        task.targets((np.where(masks == 0, 7, masks),))
+    with pytest.raises(TypeError, match="masks must be an integer map"):
+        task.targets((masks.astype(np.float32),))
+    msn.set_backend("cupy")
+    with transfers() as log:
+        task.targets((np.where(masks == 0, 255, masks),))
+    assert log.count("H2D") == 1 and log.count("D2H") == 0, log.report()

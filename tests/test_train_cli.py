@@ -126,7 +126,7 @@ def test_resume_after_interruption_continues_exactly(run_dir, tmp_path, monkeypa
 def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, capsys):
     out = str(tmp_path / "nan")
     from minisegnet.tasks import semantic
-    real_ce, calls = semantic.cross_entropy, []
+    real_ce, calls = semantic.cross_entropy_of_checked_labels, []
 
     def poisoned(*args, **kwargs):
         loss = real_ce(*args, **kwargs)
@@ -134,7 +134,7 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, ca
         if len(calls) == 5:           # epoch 1: 2 steps + 1 evaluation batch; then epoch 2 step 2
             return loss * float("nan")
         return loss
-    monkeypatch.setattr(semantic, "cross_entropy", poisoned)
+    monkeypatch.setattr(semantic, "cross_entropy_of_checked_labels", poisoned)
     code = main(["train", *TINY, "--out", out])
     err = capsys.readouterr().err
     assert code == 1
