@@ -169,6 +169,15 @@ def check_dtype(dtype, op):
     return dtype
 
 
+def _leaves_on(device, data):
+    """A nested list with every leaf a ``device`` array (numbers uploaded): CuPy assembles a
+    list on the device only when all its leaves are there; a list mixing GPU arrays and
+    numbers it hands to NumPy, which cannot read the GPU arrays."""
+    if isinstance(data, (list, tuple)):
+        return [_leaves_on(device, v) for v in data]
+    return data if type(data).__module__.startswith("cupy") else device.asarray(data)
+
+
 def _as_array(data, dtype=None):
     """Turn ``data`` into an array of the current backend.
 
@@ -187,7 +196,7 @@ def _as_array(data, dtype=None):
         data = _unwrap_nested(data)
         device = _device_module(data)
         if device is not None:
-            data = device.asarray(data)
+            data = device.asarray(_leaves_on(device, data))
     is_array = not from_list and (isinstance(data, (np.ndarray, np.generic))
                                   or type(data).__module__.startswith("cupy"))
     if is_array and dtype is None:

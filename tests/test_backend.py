@@ -112,6 +112,11 @@ def test_a_tensor_from_a_list_of_device_values(current, cupy):
     assert isinstance(t.data, cupy.ndarray if current == "cupy" else np.ndarray)
     np.testing.assert_array_equal(t.numpy(), [1.5, 2.5])
     np.testing.assert_array_equal(msn.tensor([[losses[0].data, losses[1].data]]).numpy(), [[1.5, 2.5]])
+    # device values beside plain numbers: CuPy hands such a list to NumPy, which cannot read them
+    mixed = msn.tensor([losses[0], 1.0, [losses[1].data][0]])
+    assert mixed.dtype == np.float32 and mixed.tolist() == [1.5, 1.0, 2.5]
+    with pytest.raises(TypeError, match="Implicit conversion to a NumPy array is not allowed"):
+        cupy.asarray([losses[0].data, 1.0])
 
 
 def test_metrics_take_device_arrays_and_tensors(cupy):

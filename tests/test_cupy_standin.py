@@ -104,6 +104,42 @@ def test_add_at_accumulates_repeated_indices_and_scatter_add_is_deprecated(cupy)
     assert any(issubclass(w.category, DeprecationWarning) and "cupy.add.at" in str(w.message) for w in caught)
 
 
+@pytest.mark.parametrize("op, dtype, takes", [
+    ("add", np.float32, True), ("add", np.int64, True), ("add", np.float16, True), ("add", np.int8, False),
+    ("add", np.uint8, False), ("add", np.bool_, False), ("add", np.int16, False),
+    ("subtract", np.int32, True), ("subtract", np.float32, False), ("subtract", np.int64, False),
+    ("maximum", np.float64, True), ("maximum", np.float16, False), ("minimum", np.uint8, False),
+])
+def test_ufunc_at_takes_the_dtypes_cupys_atomics_take(cupy, op, dtype, takes):
+    """CuPy's ``ufunc.at`` is a CUDA atomic, which exists for a few dtypes alone (cupy 14.2's
+    ``_scatter_op_single``): the stand-in passed ``add.at`` on int8 or bool, ``subtract.at`` on
+    float32, which a GPU refuses. (Skipped types of real CuPy: it answers for itself.)"""
+    a = cupy.zeros(3, dtype=dtype)
+    call = lambda: getattr(cupy, op).at(a, cupy.asarray([0, 2]), cupy.ones(2, dtype=dtype))
+    if takes:
+        call()
+    else:
+        with pytest.raises(TypeError, match=f"cupy.{op}.at only supports"):
+            call()
+
+
+def test_numpys_sort_kinds_and_keywords_that_cupy_lacks_are_refused(cupy):
+    """They passed on the stand-in and raise on CuPy: sorts other than stable, initial=/where= of
+    the reductions, unique(sorted=False)."""
+    if not cupy_standin.is_standin(cupy):
+        pytest.skip("the stand-in's own rules")
+    a = cupy.asarray([3.0, 1.0, 2.0])
+    np.testing.assert_array_equal(cupy.argsort(a, kind="stable").get(), [1, 2, 0])
+    for call in (lambda: cupy.argsort(a, kind="quicksort"), lambda: a.argsort(kind="mergesort"),
+                 lambda: a.sort(kind="heapsort"), lambda: cupy.sort(a, kind="quicksort")):
+        with pytest.raises(ValueError, match="kind must be None or 'stable'"):
+            call()
+    for call in (lambda: cupy.max(a, initial=0.0), lambda: cupy.sum(a, where=a > 1),
+                 lambda: cupy.unique(a, sorted=False)):
+        with pytest.raises(TypeError, match="NumPy's, not CuPy's"):
+            call()
+
+
 def test_integer_array_indices_wrap_around(cupy):
     x = cupy.arange(3)
     np.testing.assert_array_equal(x[cupy.asarray([1, 3])].get(), [1, 0])    # NumPy would raise

@@ -50,7 +50,7 @@ import numpy as _np
 from . import _names, _transfers, cuda
 from ._transfers import record as _record
 
-__version__ = "14.0.0+cpu-standin"
+__version__ = "14.2.0+cpu-standin"      # the CuPy the project asks for (pyproject)
 __standin__ = True          # real CuPy has no such attribute
 
 _IMPLICIT = ("Implicit conversion to a NumPy array is not allowed. "
@@ -110,10 +110,19 @@ def _holds_device_arrays(obj):
     return isinstance(obj, (list, tuple)) and builtins.any(_holds_device_arrays(v) for v in obj)
 
 
+def _all_device_leaves(obj):
+    if isinstance(obj, (list, tuple)):
+        return builtins.all(_all_device_leaves(v) for v in obj)
+    return isinstance(obj, ndarray)
+
+
 def _upload(obj, dtype=None, what="upload"):
     """Host data (NumPy array, nested lists, scalars) copied into a new device array."""
     if _holds_device_arrays(obj):
-        # CuPy assembles a nested sequence of device arrays on the device.
+        # CuPy assembles a nested sequence on the device only when every leaf is a device array;
+        # otherwise it hands the sequence to NumPy, which cannot read the device arrays in it.
+        if not _all_device_leaves(obj):
+            raise TypeError(_IMPLICIT)
         host = _np.array(_arg(obj), dtype=dtype)
     else:
         host = _np.array(obj, dtype=dtype, copy=True)
@@ -390,10 +399,10 @@ class ndarray:
         return ndarray._from(self._a.repeat(_arg(repeats), axis))
 
     def sort(self, axis=-1, kind=None):
-        self._a.sort(axis=axis, kind=kind)
+        self._a.sort(axis=axis, kind=_sort_kind(kind))
 
     def argsort(self, axis=-1, kind=None):
-        return ndarray._from(self._a.argsort(axis=axis, kind=kind))
+        return ndarray._from(self._a.argsort(axis=axis, kind=_sort_kind(kind)))
 
     def nonzero(self):
         _record("D2H", 8, "sync (nonzero)")
@@ -569,7 +578,12 @@ def _wrap_around(parts, shape):
 class ufunc:
     """An elementwise kernel: device arrays and scalars in, a device array out."""
 
-    _AT = {"add", "subtract", "maximum", "minimum", "bitwise_and", "bitwise_or", "bitwise_xor"}
+    # The dtypes each ``ufunc.at`` takes in CuPy 14.2 (its scatter kernels are CUDA atomics,
+    # which exist for these alone: ``_scatter_op_single`` in cupy/_core/_routines_indexing.pyx)
+    _INTS = ("int32", "int64", "uint32", "uint64")
+    _AT = {"add": _INTS + ("float16", "float32", "float64"), "subtract": ("int32", "uint32"),
+           "maximum": _INTS + ("float32", "float64"), "minimum": _INTS + ("float32", "float64"),
+           "bitwise_and": _INTS, "bitwise_or": _INTS, "bitwise_xor": _INTS}
 
     def __init__(self, np_ufunc):
         self._u = np_ufunc
@@ -600,6 +614,9 @@ class ufunc:
             raise self._not_supported("at")
         if not isinstance(a, ndarray):
             raise _unsupported(a)
+        if a.dtype.name not in self._AT[self.__name__]:
+            raise TypeError(f"cupy.{self.__name__}.at only supports {', '.join(self._AT[self.__name__])} "
+                            f"as data type")
         index, _ = a._index(indices)
         value = b._a if isinstance(b, ndarray) else (
             b if b is None or isinstance(b, _SCALARS) else _upload(b, what="setitem upload")._a)
@@ -691,12 +708,31 @@ def _like(np_function):
     return create
 
 
+def _sort_kind(kind):
+    """CuPy sorts one way (``_check_kind_sort``): ``kind`` None or "stable", NumPy's others refused."""
+    if kind not in (None, "stable"):
+        raise ValueError(f"kind must be None or 'stable', got {kind!r}")
+    return kind
+
+
+# NumPy keywords CuPy's routines of these names do not take (a TypeError there)
+_NUMPY_ONLY_KEYWORDS = {name: ("initial", "where") for name in ("max", "min", "amax", "amin", "sum", "prod",
+                                                                 "mean", "all", "any", "nanmax", "nanmin")}
+_NUMPY_ONLY_KEYWORDS.update(unique=("sorted",), sort=("stable", "order"), argsort=("stable", "order"))
+
+
 def _routine(name, np_function):
     """A CuPy routine run by NumPy on the private arrays; host arrays refused."""
     host_metadata = _HOST_METADATA.get(name, ())
     synchronizes = name in _names.SYNCHRONIZING
+    numpy_only = _NUMPY_ONLY_KEYWORDS.get(name, ())
 
     def routine(*args, **kwargs):
+        for key in kwargs:
+            if key in numpy_only:
+                raise TypeError(f"{name}() got an unexpected keyword argument '{key}' (NumPy's, not CuPy's)")
+        if name in ("sort", "argsort"):
+            kwargs["kind"] = _sort_kind(kwargs.get("kind"))
         args = [a.tolist() if i in host_metadata and isinstance(a, _np.ndarray) else _arg(a)
                 for i, a in enumerate(args)]
         kwargs = {k: _arg(v) for k, v in kwargs.items()}
