@@ -73,6 +73,56 @@ def test_nearest_indices_match_torch_on_awkward_float32_ratios(torch):
                                       err_msg=f"{n_in} -> {n_out}")
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape, kwargs", [
+    ((31, 57), dict(scale_factor=(2.3, 1.0))),        # output 71 + 57 = 128: PyTorch's small path
+    ((31, 58), dict(scale_factor=(2.3, 1.0))),        # 71 + 58 = 129: the other path (float64 differs)
+    ((5, 54), dict(scale_factor=(1.06, 3.88))),       # 5 rows stay 5, moved by the formula when large
+    ((5, 20), dict(scale_factor=(1.06, 3.88))),       # ... copied when small
+    ((2, 48), dict(scale_factor=(2.26, 2.89))),       # 2 rows become 4: not dst // 2 when large
+    ((40, 80), dict(scale_factor=(1.01, 2.0))),
+    ((2, 41), dict(size=(82, 1))),
+])
+def test_nearest_follows_torchs_two_paths_by_output_size(torch, dtype, shape, kwargs):
+    """PyTorch's CPU nearest special-cases out == in and out == 2 * in and computes in float32
+    only for outputs of height plus width <= 128 (``resize.NEAREST_SMALL_OUTPUT``); a fuzz
+    review found both rules missing (float64 picking the other row, a scale factor on a kept
+    axis). The forward is PyTorch's. Its backward takes the small path's indices at every size,
+    so where the paths differ its gradient is not the adjoint of its forward (the dot-product
+    identity fails for torch); ours is, and agrees with torch's wherever torch's is."""
+    x_np = np.arange(np.prod(shape), dtype=dtype).reshape((1, 1) + shape)
+    x = msn.tensor(x_np, requires_grad=True)
+    y = F.interpolate(x, **kwargs)
+    tx = torch.tensor(x_np, requires_grad=True)
+    ty = torch.nn.functional.interpolate(tx, **kwargs)
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    g = np.random.default_rng(0).standard_normal(y.shape).astype(dtype)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    tol = 1e-9 if dtype == np.float64 else 1e-3
+    adjoint = lambda grad, out: np.isclose((g * out).sum(), (grad * x_np).sum(), rtol=tol)
+    assert adjoint(x.grad.numpy(), y.numpy())                               # ours: the transpose
+    if adjoint(tx.grad.numpy(), ty.detach().numpy()):
+        assert_close(x.grad, tx.grad, what="grad")                          # torch's too: the same
+    else:
+        assert sum(y.shape[2:]) > F.resize.NEAREST_SMALL_OUTPUT             # only on the large path
+
+
+@given(h=st.integers(1, 70), w=st.integers(1, 70), dtype=st.sampled_from([np.float32, np.float64]),
+       size=st.one_of(st.none(), st.tuples(st.integers(1, 160), st.integers(1, 160))),
+       scale=st.tuples(st.sampled_from([1.01, 1.06, 1.5, 2.0, 2.3, 2.89, 3.88, 0.7]),
+                       st.sampled_from([1.01, 1.06, 1.5, 2.0, 2.3, 2.89, 3.88, 0.7])),
+       recompute=st.sampled_from([None, True]))
+def test_nearest_indices_match_torch_at_any_output_size(torch, h, w, dtype, size, scale, recompute):
+    kwargs = dict(size=size) if size else dict(scale_factor=scale, recompute_scale_factor=recompute)
+    x_np = np.arange(h * w, dtype=dtype).reshape(1, 1, h, w)
+    try:
+        ty = torch.nn.functional.interpolate(torch.tensor(x_np), **kwargs)
+    except (RuntimeError, ValueError):
+        return                                           # an empty output: the test above covers refusals
+    np.testing.assert_array_equal(F.interpolate(msn.tensor(x_np), **kwargs).numpy(), ty.numpy())
+
+
 @pytest.mark.parametrize("mode", ["nearest", "bilinear"])
 def test_interpolate_copies_an_axis_whose_size_does_not_change(torch, mode):
     """floor(5 * 1.1) = 5: the height keeps its size under a scale factor of 1.1, and is copied

@@ -26,8 +26,10 @@ linear interpolation along the width, then along the height. Example:
 (align_corners=False) and ``[1, 4/3, 5/3, 2]`` (True).
 
 Like PyTorch, the coordinates are computed in float32 for float32 inputs
-(float64 for float64), so the chosen neighbours agree with PyTorch's even
-where a product lands within rounding of a whole number.
+(float64 for float64; ``nearest`` on small outputs in float32 always, as
+PyTorch's CPU kernel does: ``NEAREST_SMALL_OUTPUT``), so the chosen
+neighbours agree with PyTorch's even where a product lands within rounding of
+a whole number.
 
 Both modes are linear in ``x``: each output is a weighted sum of one or two
 inputs per axis. The backward pass is the transpose: every output gradient
@@ -61,24 +63,38 @@ def _scale(n_in, n_out, scale_factor, ftype):
     return ftype(n_in) / ftype(n_out)
 
 
-def nearest_indices(n_in, n_out, scale_factor=None, dtype=np.float32):
-    """Source index of each output position along one axis (legacy ``nearest``).
+NEAREST_SMALL_OUTPUT = 128
+"""PyTorch 2.13's CPU ``nearest`` takes one of two paths, by the output's height plus width
+(measured; the fuzz review's 3,000 random cases and ours follow it):
 
-    PyTorch special-cases two sizes before applying the formula, whatever the
-    scale factor: ``out == in`` copies, ``out == 2 * in`` takes ``dst // 2``.
+* at most this ("small"): out == in copies and out == 2 * in takes ``dst // 2`` whatever the
+  scale factor, and the source index is computed in float32 whatever the dtype;
+* above it: the formula everywhere (a scale factor of 1.06 on 5 rows moves rows there), in
+  the input's own precision (float64 for float64).
+
+Example: 31 rows scaled by 2.3 read row 29 at output row 69 for outputs up to 57 wide, and
+row 30 from 58 on."""
+
+
+def nearest_indices(n_in, n_out, scale_factor=None, dtype=np.float32, small_output=True):
+    """Source index of each output position along one axis (legacy ``nearest``):
+    ``floor(dst * scale)``, with ``scale = 1 / scale_factor`` if given, else ``in / out``.
+
+    ``small_output``: PyTorch's path for small outputs (``NEAREST_SMALL_OUTPUT``), which
+    special-cases two sizes first, ``out == in`` copies and ``out == 2 * in`` takes
+    ``dst // 2``, and computes in float32; otherwise the formula in ``dtype``'s precision.
     """
-    if n_out == n_in:
-        return np.arange(n_out)
-    if n_out == 2 * n_in:
-        return np.arange(n_out) // 2
-    ftype = _coordinate_dtype(dtype)
+    if small_output:
+        if n_out == n_in:
+            return np.arange(n_out)
+        if n_out == 2 * n_in:
+            return np.arange(n_out) // 2
+        ftype = np.float32
+    else:
+        ftype = _coordinate_dtype(dtype)
     src = np.arange(n_out).astype(ftype) * _scale(n_in, n_out, scale_factor, ftype)
-    # PyTorch floors with floorf, i.e. after rounding the coordinate to float32 (a
-    # no-op for float32 inputs). Measured on torch 2.13: this reproduces its indices
-    # for float32 inputs; for float64 with an explicit size it still differs in rare
-    # cases where dst * in / out lands within 1e-7 of a whole number (a reviewer
-    # counted 165 of 35,343 (in, out) pairs for in < 120, out < 300; the
-    # interpolate docstring states it).
+    # PyTorch floors with floorf, i.e. after rounding the coordinate to float32 (a no-op for
+    # float32). Measured on torch 2.13: with the two paths above this reproduces its indices.
     src = np.floor(src.astype(np.float32))
     return np.minimum(src.astype(np.int64), n_in - 1)
 
@@ -235,10 +251,15 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     coordinate rule in the module docstring. With ``scale_factor`` the
     coordinates use ``1 / scale_factor`` unless ``recompute_scale_factor=True``,
     which uses ``in / out`` of the computed size instead (PyTorch's flag).
-    Known difference: in float64, ``"nearest"`` with an explicit ``size`` picks
-    the other neighbour in rare cases where ``dst * in / out`` lands within
-    1e-7 of a whole number (PyTorch's float64 arithmetic there is not
-    reproduced; float32 agrees everywhere measured).
+    ``"nearest"`` picks PyTorch's pixels also where ``dst * in / out`` lands
+    within rounding of a whole number, and for a scale factor on an axis whose
+    size stays (or doubles): PyTorch's CPU kernel has two paths, by the output's
+    size, which ``nearest_indices`` follows (``NEAREST_SMALL_OUTPUT``). Known
+    difference: PyTorch 2.13's nearest *backward* takes the small path's
+    indices at every size, so where the two paths pick different pixels its
+    gradient is not the transpose of its own forward (the dot-product identity
+    fails); ours is the transpose of the forward, and equals PyTorch's
+    wherever PyTorch's is.
     """
     checks.tensor(input, "input", "interpolate")
     if input.ndim != 4:
@@ -260,16 +281,18 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         scales = _per_axis_scale(scale_factor)
 
     xp = backend.get_array_module(input.data)
+    small = sum(out_hw) <= NEAREST_SMALL_OUTPUT                 # PyTorch's two nearest paths
     tables = {axis: _axis_tables(xp, mode, input.shape[axis], out_hw[axis - 2], bool(align_corners),
-                                 scales[axis - 2], input.dtype) for axis in (2, 3)}
+                                 scales[axis - 2], input.dtype, small) for axis in (2, 3)}
     if mode == "nearest":
         return Nearest((tables[2][0], tables[3][0]), {axis: t[1:] for axis, t in tables.items()})(input)
     return Bilinear({axis: t[:3] for axis, t in tables.items()}, {axis: t[3:] for axis, t in tables.items()})(input)
 
 
-def _axis_tables(xp, mode, n_in, n_out, align_corners, scale, dtype):
+def _axis_tables(xp, mode, n_in, n_out, align_corners, scale, dtype, small_output):
     """One axis's forward reads and backward gather table: ``(src, outputs, weights)``
-    for nearest, ``(i0, i1, lam, outputs, weights)`` for bilinear.
+    for nearest (``nearest_indices``, on PyTorch's path for the output's size),
+    ``(i0, i1, lam, outputs, weights)`` for bilinear.
 
     They depend only on the sizes and settings, so they are built on the host
     once and kept on the input's backend (``backend.constant``): a resize in
@@ -277,10 +300,10 @@ def _axis_tables(xp, mode, n_in, n_out, align_corners, scale, dtype):
     """
     def build():
         if mode == "nearest":
-            src = nearest_indices(n_in, n_out, scale, dtype)
+            src = nearest_indices(n_in, n_out, scale, dtype, small_output)
             return (src,) + transpose_table(n_in, [(src, np.ones(len(src)))], dtype)
         i0, i1, lam = linear_weights(n_in, n_out, align_corners, scale, dtype)
         lam = lam.astype(dtype)
         return (i0, i1, lam) + transpose_table(n_in, [(i0, 1 - lam), (i1, lam)], dtype)
-    key = ("interpolate", mode, n_in, n_out, align_corners, scale, np.dtype(dtype).str)
+    key = ("interpolate", mode, n_in, n_out, align_corners, scale, np.dtype(dtype).str, small_output)
     return backend.constant(xp, key, build)
