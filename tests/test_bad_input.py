@@ -1253,3 +1253,35 @@ def test_figures_check_their_path_and_arguments_before_drawing(tmp_path, call, k
 
     with pytest.raises(kind, match=message):
         call(viz, tmp_path)
+
+
+def test_what_guarantees_md_says_we_refuse_that_torch_accepts(torch):
+    """docs/guarantees.md, "Shapes": unbatched images, a 1-tuple stride, an output of no pixels and
+    a broadcast loss target are refused here and taken by PyTorch; integer targets of any dtype and
+    a float64 class weight beside float32 logits are taken here and refused by PyTorch."""
+    x3, w = np.zeros((3, 5, 6), np.float32), np.zeros((2, 3, 3, 3), np.float32)
+    tF = torch.nn.functional
+    refused_here = [
+        (lambda: F.conv2d(msn.tensor(x3), msn.tensor(w)), lambda: tF.conv2d(torch.tensor(x3), torch.tensor(w)),
+         ValueError, "must be 4-D"),
+        (lambda: F.max_pool2d(msn.tensor(x3), 2), lambda: tF.max_pool2d(torch.tensor(x3), 2), ValueError, "4-D"),
+        (lambda: F.conv2d(msn.tensor(x3[None]), msn.tensor(w), stride=(2,)),
+         lambda: tF.conv2d(torch.tensor(x3[None]), torch.tensor(w), stride=(2,)), TypeError, "stride"),
+        (lambda: F.adaptive_avg_pool2d(msn.tensor(x3[None]), 0),
+         lambda: tF.adaptive_avg_pool2d(torch.tensor(x3[None]), 0), ValueError, ">= 1"),
+        (lambda: F.mse_loss(msn.tensor(np.zeros((2, 3), np.float32)), msn.tensor(np.zeros(3, np.float32))),
+         lambda: tF.mse_loss(torch.zeros(2, 3), torch.zeros(3)), ValueError, "no broadcasting"),
+    ]
+    import warnings
+    for ours, theirs, kind, words in refused_here:
+        with pytest.raises(kind, match=words):
+            ours()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            theirs()                                        # PyTorch takes it
+    logits = np.zeros((2, 3), np.float32)
+    for target, weight in ((np.array([0, 1], np.int32), None), (np.array([0, 1]), np.ones(3))):
+        assert F.cross_entropy(msn.tensor(logits), target, weight).dtype == np.float32
+        with pytest.raises(RuntimeError):
+            tF.cross_entropy(torch.tensor(logits), torch.tensor(target),
+                             None if weight is None else torch.tensor(weight))
