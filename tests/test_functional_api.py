@@ -8,8 +8,8 @@ import minisegnet as msn
 from minisegnet import functional as F
 
 # torch's arguments that minisegnet leaves out: deprecated (size_average, reduce, softmax's
-# implicit dim helper), or not implemented (interpolate's antialias, softmax's dtype, devices)
-_NOT_OURS = {"size_average", "reduce", "_stacklevel", "dtype", "antialias"}
+# implicit dim helper)
+_NOT_OURS = {"size_average", "reduce", "_stacklevel"}
 # torch's public name is a dispatching wrapper (*args, **kwargs); its signature is here
 _TORCH_SIGNATURE_OF = {"max_pool2d": "max_pool2d_with_indices"}
 
@@ -86,3 +86,19 @@ def test_every_shared_module_forward_takes_torchs_argument_names(torch):
         if ours != theirs:
             mismatched[name] = (ours, theirs)
     assert not mismatched
+
+
+def test_softmax_dtype_and_interpolate_antialias_as_torch(torch):
+    """softmax(dtype=) casts first, as torch; interpolate takes antialias=False (torch's default)
+    and names what it lacks for True (both were a bare 'unexpected keyword argument')."""
+    x = np.random.default_rng(0).standard_normal((2, 3)).astype(np.float32)
+    for ours, theirs in ((F.softmax, torch.softmax), (F.log_softmax, torch.log_softmax)):
+        y = ours(msn.tensor(x), 1, dtype=np.float64)
+        assert y.dtype == np.float64
+        np.testing.assert_allclose(y.numpy(), theirs(torch.tensor(x), 1, dtype=torch.float64).numpy(), rtol=1e-12)
+    with pytest.raises(TypeError, match="softmax: dtype must be a floating-point dtype"):
+        F.softmax(msn.tensor(x), 1, dtype=np.int64)
+    img = msn.tensor(np.zeros((1, 1, 4, 4), np.float32))
+    assert F.interpolate(img, size=2, antialias=False).shape == (1, 1, 2, 2)
+    with pytest.raises(ValueError, match="antialias=True .* is not implemented"):
+        F.interpolate(img, size=2, mode="bilinear", antialias=True)

@@ -259,9 +259,22 @@ def tanh(input):
     return Tanh()(_input(input, "tanh"))
 
 
-def softmax(input, dim):
+def _cast_first(input, dtype, op):
+    """PyTorch's ``dtype`` of softmax and log_softmax: the input cast to it first (e.g. float16
+    logits normalised in float32); None keeps the input's."""
+    if dtype is None:
+        return input
+    checks.tensor(input, "input", op)
+    if np.dtype(dtype).kind != "f":
+        raise TypeError(f"{op}: dtype must be a floating-point dtype, got {np.dtype(dtype)}")
+    return input.astype(dtype)
+
+
+def softmax(input, dim, *, dtype=None):
     """exp(x) normalised to sum 1 along ``dim``, one int (PyTorch's implicit choice of
-    dim when it is None is deprecated there and refused here)."""
+    dim when it is None is deprecated there and refused here). ``dtype``: cast the input
+    to it first, as PyTorch."""
+    input = _cast_first(input, dtype, "softmax")
     _input(input, "softmax")
     dim = checks.dim(dim, input.ndim, "dim", "softmax")
     if input.size == 0:                 # nothing to normalise (an empty batch, or an empty axis): empty, as PyTorch
@@ -269,8 +282,9 @@ def softmax(input, dim):
     return Softmax(dim)(input)
 
 
-def log_softmax(input, dim):
-    """log(softmax(x, dim)), computed stably; ``dim`` as for ``softmax``."""
+def log_softmax(input, dim, *, dtype=None):
+    """log(softmax(x, dim)), computed stably; ``dim`` and ``dtype`` as for ``softmax``."""
+    input = _cast_first(input, dtype, "log_softmax")
     _input(input, "log_softmax")
     dim = checks.dim(dim, input.ndim, "dim", "log_softmax")
     if input.size == 0:                 # as softmax

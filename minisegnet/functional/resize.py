@@ -242,7 +242,7 @@ def _check_settings(op, size, scale_factor, mode, align_corners, recompute_scale
 
 
 def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corners=None,
-                    recompute_scale_factor=None):
+                recompute_scale_factor=None, antialias=False):
     """Resize ``(N, C, H, W) -> (N, C, h, w)``, as ``torch.nn.functional.interpolate``.
 
     Give exactly one of ``size`` (int or (h, w)) and ``scale_factor`` (number or
@@ -262,6 +262,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     wherever PyTorch's is.
     """
     checks.tensor(input, "input", "interpolate")
+    if checks.flag(antialias, "antialias", "interpolate"):
+        raise ValueError("interpolate: antialias=True (PyTorch's anti-aliased downsampling, a wider filter "
+                         "than bilinear's two pixels) is not implemented; antialias=False is the default")
     if input.ndim != 4:
         raise ValueError(f"interpolate: input must be 4-D (N, C, H, W), got shape {input.shape}")
     if input.dtype.kind != "f":
