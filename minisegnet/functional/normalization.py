@@ -119,8 +119,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     *in place* when ``training`` is true (they may then be None: batch
     statistics only). A list is refused (it would be copied and its update
     lost); an array of the other backend is converted, so its update is lost.
-    ``weight``, ``bias``: optional (C,) learnable scale and shift, Tensors. Returns a
-    tensor of the input's shape. See the module docstring for the formulas.
+    ``weight``, ``bias``: optional (C,) learnable scale and shift, Tensors.
+    ``momentum`` in [0, 1] (the running statistics' update; PyTorch takes any
+    number), ``eps`` >= 0 (> 0 when normalising by batch statistics). Returns a tensor of
+    the input's shape.
+    See the module docstring for the formulas.
     """
     x = checks.tensor(input, "input", "batch_norm")
     training = checks.flag(training, "training", "batch_norm")

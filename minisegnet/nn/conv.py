@@ -90,7 +90,8 @@ class Conv2d(Module):
     only). ``padding_mode``: ``"zeros"``, ``"reflect"`` (mirror the border
     without repeating the edge pixel: U-Net's mirroring of image borders) or
     ``"replicate"``; the non-zero modes pad with ``F.pad`` and then run an
-    unpadded conv, as PyTorch does. Input (N, in_channels, H, W) -> output
+    unpadded conv, as PyTorch does. PyTorch's ``"circular"`` (wrap around) is
+    not implemented (``F.pad`` has no circular mode) and is refused. Input (N, in_channels, H, W) -> output
     (N, out_channels, H_out, W_out) with ``shapes.conv2d_output_size``.
 
     Parameters: ``out_channels * in_channels/groups * kh * kw`` weights plus
