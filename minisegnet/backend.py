@@ -221,7 +221,7 @@ def bincount(x, length, weights=None):
         xp.add.at(sums, x, weights.astype(xp.float64, copy=False))
         return sums
     counts = xp.zeros(length, dtype=xp.int64)
-    xp.add.at(counts, x, 1)
+    xp.add.at(counts, x, xp.ones((), dtype=xp.int64))    # a device 1 (CuPy would upload a Python 1 each call)
     return counts
 
 

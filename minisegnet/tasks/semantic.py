@@ -62,7 +62,7 @@ class ConfusionScores:
         index = xp.where(counted, targets * c + pred, c * c).reshape(-1)
         if self.cm is None:
             self.cm = xp.zeros(c * c + 1, dtype=xp.int64)
-        backend.scatter_add(self.cm, index, xp.ones(index.shape, dtype=xp.int64))
+        backend.scatter_add(self.cm, index, xp.ones((), dtype=xp.int64))      # one each, broadcast
 
     def matrix(self):
         """The summed ``(C, C)`` matrix as a host array (rows = truth)."""

@@ -618,6 +618,9 @@ class ufunc:
             raise TypeError(f"cupy.{self.__name__}.at only supports {', '.join(self._AT[self.__name__])} "
                             f"as data type")
         index, _ = a._index(indices)
+        if isinstance(b, _SCALARS):
+            # CuPy's scatter makes a device array of a host number (``core.array(value)``): an upload
+            _record("H2D", _np.asarray(b, dtype=a.dtype).nbytes, f"{self.__name__}.at value upload")
         value = b._a if isinstance(b, ndarray) else (
             b if b is None or isinstance(b, _SCALARS) else _upload(b, what="setitem upload")._a)
         self._u.at(a._a, index, value)
