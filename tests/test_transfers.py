@@ -82,3 +82,15 @@ def test_the_confusion_matrix_reads_back_one_scalar_even_with_ignored_pixels(tra
     assert log.count() == 1 and log.nbytes() <= 8, log.report()
     expected = metrics.confusion_matrix(pred.get(), target.get(), 4, ignore_index=255)
     np.testing.assert_array_equal(cm.get(), expected)
+
+
+def test_a_numpy_scalar_operand_is_not_uploaded(transfers, cupy):
+    """``t * np.float32(2)`` made the scalar a Tensor, an upload per operation; it is made on the
+    device now, as a Python number is, with the same dtype rules (a 0-d tensor of its dtype)."""
+    msn.set_backend("cupy")
+    t = msn.tensor(np.ones(3, np.float32))
+    with transfers() as log:
+        results = [t * np.float32(2), np.float64(3) + t, t - np.int64(1), t / np.float16(2)]
+    assert log.count("H2D") == 0, log.report()
+    assert [r.dtype for r in results] == [np.float32] * 4
+    assert [r.tolist() for r in results] == [[2.0] * 3, [4.0] * 3, [0.0] * 3, [0.5] * 3]

@@ -77,15 +77,21 @@ def _operands(a, b, op, floating=False, promote=True):
     False each keeps its own, a number takes its neighbour's). A Python number
     becomes a zero-dimensional array of that dtype; a NumPy array or scalar a Tensor first.
     At least one operand must be a Tensor, and their shapes must broadcast."""
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} "
+                        f"and {type(b).__name__}")
+    tensor_xp = backend.get_array_module((a if isinstance(a, Tensor) else b).data)
+
     def convert(x, name):
         if isinstance(x, Tensor) or isinstance(x, (bool, int, float)):
             return x
         if x is None or isinstance(x, str):
             raise TypeError(f"{op}: {name} must be a Tensor, an array or a number, got {checks.describe(x)}")
+        if isinstance(x, np.generic) and x.dtype.kind in "biuf":
+            # a zero-dimensional tensor of its dtype, made where the other operand is (on a GPU the
+            # number travels as a kernel argument: no copy, where Tensor(x) would upload it)
+            return Tensor._wrap(tensor_xp.full((), x, dtype=x.dtype))
         return Tensor(x)
-    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
-        raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} "
-                        f"and {type(b).__name__}")
     a, b = convert(a, "the first operand"), convert(b, "the second operand")
     dtype = result_type(a, b)
     if not promote:
