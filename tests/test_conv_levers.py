@@ -440,6 +440,20 @@ def test_row_taps_step_aside_for_bands_no_taller_than_the_dilation(monkeypatch):
         conv_fast.set_im2col_limit(previous)
 
 
+def _stride1_case(torch, transposed, k, d, p, size):
+    """A stride-1 conv (or transposed conv) of 3 images, 2 -> 3 channels, and PyTorch's output and
+    gradients for it: ``(case, [output, grad input, grad weight, grad bias])``."""
+    case = dict(transposed=transposed, n=3, c_in=2, c_out=3, groups=1, k=k, s=(1, 1), d=d, p=p, op=(0, 0),
+                size=size)
+    tX, tW, tB = (as_torch(torch, a) for a in (_randn((3, 2) + size, 0),
+                                               _randn((2, 3) + k if transposed else (3, 2) + k, 1),
+                                               _randn((3,), 2)))
+    conv = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
+    ty = conv(tX, tW, tB, 1, p, 0, 1, d) if transposed else conv(tX, tW, tB, 1, p, d)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    return case, [ty, tX.grad, tW.grad, tB.grad]
+
+
 @pytest.mark.parametrize("transposed", [False, True])
 @pytest.mark.parametrize("k, d, p, limit", [((3, 3), (1, 1), (1, 1), None), ((3, 2), (2, 1), (2, 0), None),
                                             ((2, 3), (1, 2), (0, 3), None), ((3, 3), (2, 2), (2, 2), 2592),
@@ -452,21 +466,13 @@ def test_row_taps_match_torch_at_stride_1(torch, monkeypatch, transposed, k, d, 
     bands, row_tap_columns = [], row_taps.columns
     monkeypatch.setattr(row_taps, "columns",
                         lambda x, piece, *args: bands.append(piece) or row_tap_columns(x, piece, *args))
-    case = dict(transposed=transposed, n=3, c_in=2, c_out=3, groups=1, k=k, s=(1, 1), d=d, p=p, op=(0, 0),
-                size=(7, 6))
-    tX, tW, tB = (as_torch(torch, a) for a in (_randn((3, 2, 7, 6), 0),
-                                               _randn((2, 3) + k if transposed else (3, 2) + k, 1),
-                                               _randn((3,), 2)))
-    conv = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
-    ty = conv(tX, tW, tB, 1, p, 0, 1, d) if transposed else conv(tX, tW, tB, 1, p, d)
-    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    case, expected = _stride1_case(torch, transposed, k, d, p, (7, 6))
     previous_limit = conv_fast.set_im2col_limit(limit or conv_fast.get_im2col_limit())
     try:
         for on in (True, False):
             with small_pieces():
                 got, _ = _with_levers({"row_taps": on}, lambda: _run_case(case, 0))
-            for what, a, t in zip(("output", "grad input", "grad weight", "grad bias"), got,
-                                  (ty, tX.grad, tW.grad, tB.grad)):
+            for what, a, t in zip(("output", "grad input", "grad weight", "grad bias"), got, expected):
                 assert_close(a, t, what=f"{what}, row_taps {on}")
     finally:
         conv_fast.set_im2col_limit(previous_limit)
@@ -485,21 +491,14 @@ def test_stacked_row_products_match_torch(torch, monkeypatch, transposed, k, d, 
     monkeypatch.setattr(row_taps, "SMALL_PRODUCT", 0)
     ran, stacked = [], row_taps.stacked
     monkeypatch.setattr(row_taps, "stacked", lambda *a: ran.append(stacked(*a)) or ran[-1])
-    case = dict(transposed=transposed, n=3, c_in=2, c_out=3, groups=1, k=k, s=(1, 1), d=d, p=p, op=(0, 0),
-                size=(9, 6))
-    tX, tW, tB = (as_torch(torch, a) for a in (_randn((3, 2, 9, 6), 0),
-                                               _randn((2, 3) + k if transposed else (3, 2) + k, 1),
-                                               _randn((3,), 2)))
-    conv = torch.nn.functional.conv_transpose2d if transposed else torch.nn.functional.conv2d
-    ty = conv(tX, tW, tB, 1, p, 0, 1, d) if transposed else conv(tX, tW, tB, 1, p, d)
-    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    case, expected = _stride1_case(torch, transposed, k, d, p, (9, 6))
     previous_limit = conv_fast.set_im2col_limit(limit or conv_fast.get_im2col_limit())
     try:
         with small_pieces():
             got, _ = _with_levers({"stacked_rows": True}, lambda: _run_case(case, 0))
     finally:
         conv_fast.set_im2col_limit(previous_limit)
-    for what, a, t in zip(("output", "grad input", "grad weight", "grad bias"), got, (ty, tX.grad, tW.grad, tB.grad)):
+    for what, a, t in zip(("output", "grad input", "grad weight", "grad bias"), got, expected):
         assert_close(a, t, what=f"{what}, stacked rows")
     if msn.get_backend() == "numpy":
         assert any(ran), "no stacked product ran"
