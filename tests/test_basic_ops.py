@@ -2,6 +2,8 @@
 Hypothesis-drawn shapes, broadcasting included, both operand orders."""
 import operator
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, strategies as st
@@ -461,3 +463,24 @@ def test_softmax_family_is_finite_and_right_for_huge_logits():
     e = np.exp([0.0, -1.0])
     np.testing.assert_allclose(F.softmax(x, 1).numpy()[:, :2], np.tile(e / e.sum(), (2, 1)), rtol=1e-12)
     np.testing.assert_allclose(F.log_softmax(x, 1).numpy()[:, :2], np.tile(np.log(e / e.sum()), (2, 1)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("fn, arrays", [
+    (lambda x: x ** 0, [[0.0, 4.0]]),
+    (lambda x, e: x ** e, [[0.0, 2.0, 0.0, -1.0, 0.0], [0.0, 3.0, -1.0, 2.0, 0.5]]),
+    (lambda x: x ** x, [[0.5, 2.0, 0.0]]),
+    (lambda t: 0.0 ** t, [[0.0, 2.0, 1.0]]),
+    (lambda t: 2.0 ** t, [[0.0, 2.0, 1.0]]),
+])
+def test_pow_gradients_at_a_zero_base_or_exponent_as_torch(torch, fn, arrays):
+    """d(a**b)/da is 0 where b == 0 and d(a**b)/db is 0 where a == 0 and b >= 0 (PyTorch's
+    rules): the formulas gave 0 * inf and 0 * log 0, NaN, so x ** 0 at x = 0 made a NaN
+    gradient (a focal-loss-like (1 - p) ** gamma with gamma 0 and p = 1)."""
+    ours = [msn.tensor(np.array(a), requires_grad=True) for a in arrays]
+    theirs = [torch.tensor(np.array(a), requires_grad=True) for a in arrays]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                         # and silently, as torch
+        fn(*ours).sum().backward()
+    fn(*theirs).sum().backward()
+    for o, t in zip(ours, theirs):
+        np.testing.assert_array_equal(o.grad.numpy(), t.grad.numpy())

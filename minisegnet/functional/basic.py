@@ -203,11 +203,17 @@ class Div(Function):
 
 
 class Pow(Function):
-    """y = a ** b;  da = g * b * a**(b-1), db = g * y * log(a) (needs a > 0)."""
+    """y = a ** b;  da = g * b * a**(b-1), db = g * y * log(a).
+
+    At the edges, PyTorch's rules: da = 0 where b == 0 (y = 1 whatever a; the formula
+    gives 0 * 0**-1 = 0 * inf = NaN at a = 0), and db = 0 where a == 0 and b >= 0 (y stays
+    0 or 1 there; the formula gives 0 * log 0 = NaN). Elsewhere log(a) of a negative base
+    is NaN, as in PyTorch."""
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        self.y = a ** b
+        with np.errstate(divide="ignore", invalid="ignore"):     # 0 ** -1 = inf, (-1) ** 0.5 = NaN, silently
+            self.y = a ** b
         if self.y.dtype != a.dtype:        # NumPy raises bools to a power in int8; keep the operands' dtype
             self.y = self.y.astype(a.dtype)
         return self.y
@@ -215,10 +221,12 @@ class Pow(Function):
     def backward(self, g):
         xp = backend.get_array_module(g)
         ga = gb = None
-        if self.needs_input_grad[0]:
-            ga = unbroadcast(g * self.b * self.a ** (self.b - 1), self.a.shape)
-        if self.needs_input_grad[1]:
-            gb = unbroadcast(g * self.y * xp.log(self.a), self.b.shape)
+        with np.errstate(divide="ignore", invalid="ignore"):      # the edges below are replaced
+            if self.needs_input_grad[0]:
+                ga = unbroadcast(xp.where(self.b == 0, 0, g * self.b * self.a ** (self.b - 1)), self.a.shape)
+            if self.needs_input_grad[1]:
+                edge = (self.a == 0) & (self.b >= 0)
+                gb = unbroadcast(xp.where(edge, 0, g * self.y * xp.log(self.a)), self.b.shape)
         return ga, gb
 
 
