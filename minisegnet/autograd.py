@@ -331,6 +331,14 @@ class Tensor:
         """The values as a NumPy array (copied from the GPU if needed)."""
         return backend.to_numpy(self.data)
 
+    def __float__(self):
+        """``float(t)`` of a one-element tensor (``float(loss)``), as PyTorch."""
+        return float(self.item())
+
+    def __int__(self):
+        """``int(t)`` of a one-element tensor, truncated toward zero, as PyTorch."""
+        return int(self.item())
+
     def item(self):
         """The single value of a one-element tensor as a Python number."""
         if self.data.size != 1:
@@ -461,6 +469,16 @@ class Tensor:
     def __pow__(self, other):
         return _basic.pow(self, other)
 
+    def pow(self, exponent):
+        """``self ** exponent``, as ``torch.Tensor.pow``."""
+        return _basic.pow(self, exponent)
+
+    def clamp(self, min=None, max=None):
+        """Each value limited to ``[min, max]`` (numbers), as ``torch.Tensor.clamp``."""
+        return _basic.clamp(self, min, max)
+
+    clip = clamp
+
     def __rpow__(self, other):
         return _basic.pow(other, self)
 
@@ -569,7 +587,8 @@ class Tensor:
         if not isinstance(keepdim, (bool, np.bool_)):
             raise TypeError(f"argmax: keepdim must be True or False, got {_preview(keepdim)}")
         if dim is None:
-            return Tensor._wrap(xp.asarray(self.data.argmax()))
+            index = xp.asarray(self.data.argmax())          # into the flattened values
+            return Tensor._wrap(index.reshape((1,) * self.ndim) if keepdim else index)
         dim = _basic.normalize_dims(dim, self.ndim, op="argmax")
         if len(dim) != 1:
             raise TypeError(f"argmax: dim must be one int or None, got a tuple {dim}")

@@ -484,3 +484,36 @@ def test_pow_gradients_at_a_zero_base_or_exponent_as_torch(torch, fn, arrays):
     fn(*theirs).sum().backward()
     for o, t in zip(ours, theirs):
         np.testing.assert_array_equal(o.grad.numpy(), t.grad.numpy())
+
+
+@pytest.mark.parametrize("bounds", [dict(min=0.0), dict(max=2.0), dict(min=-1.0, max=1.0), dict(min=2.0, max=1.0),
+                                    dict(min=0.5, max=3.0), dict(min=-2.0, max=7.0)])
+def test_clamp_values_and_gradient_as_torch(torch, bounds):
+    """Tensor.clamp / clip: the values (NaN kept, min > max giving max) and the gradient, which
+    passes where min <= x <= max, the bounds included, as torch.clamp's."""
+    x = np.array([[1.0, -2.0, 3.0], [0.5, np.nan, 7.0]])
+    ours, theirs = msn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = ours.clamp(**bounds), theirs.clamp(**bounds)
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    y.sum().backward()
+    ty.sum().backward()
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+    assert gradcheck(lambda t: t.clip(**bounds), [t64(np.array([0.3, -1.7, 2.6, 5.1]))])
+
+
+def test_clamp_argmax_keepdim_float_and_int_as_torch(torch):
+    """The modules review's finds: no clamp, pow, float() or int() on a tensor; argmax and argmin
+    with keepdim but no dim dropped keepdim."""
+    i = np.array([1, 2, 3])
+    assert msn.tensor(i).clamp(min=1.5).tolist() == torch.tensor(i).clamp(min=1.5).tolist()   # promoted
+    assert msn.tensor(i).clamp(2).dtype == np.int64
+    with pytest.raises(ValueError, match="clamp: give min, max or both"):
+        msn.tensor(i).clamp()
+    with pytest.raises(TypeError, match="clamp: min must be a number"):
+        msn.tensor(i).clamp(min="0")
+    assert msn.tensor(np.array([2.0, 3.0])).pow(2).tolist() == [4.0, 9.0]
+    assert float(msn.tensor(2.5)) == 2.5 and int(msn.tensor(-2.7)) == int(torch.tensor(-2.7)) == -2
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    for name in ("argmax", "argmin"):
+        ours, theirs = getattr(msn.tensor(x), name)(keepdim=True), getattr(torch.tensor(x), name)(keepdim=True)
+        assert ours.shape == tuple(theirs.shape) == (1, 1, 1) and ours.item() == theirs.item()

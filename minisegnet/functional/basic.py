@@ -6,6 +6,7 @@ gradients: if an operand was broadcast in the forward pass, its gradient is
 summed back down to its own shape (``unbroadcast``).
 """
 import builtins
+import numbers
 
 import numpy as np
 
@@ -13,7 +14,7 @@ from .. import backend, checks
 from ..autograd import Function, Tensor, check_dtype
 
 __all__ = [
-    "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "abs",
+    "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "abs", "clamp",
     "sum", "mean", "max", "max_along", "reshape", "flatten", "permute", "transpose", "getitem",
     "cat", "stack", "astype", "unbroadcast", "empty_batch", "result_type",
 ]
@@ -365,6 +366,29 @@ class Abs(Function):
         return g * backend.get_array_module(g).sign(self.x)
 
 
+class Clamp(Function):
+    """y = min(max(x, lo), hi);  dx = g where lo <= x <= hi, else 0 (the bounds themselves
+    pass the gradient, and NaN passes none: PyTorch's ``clamp_backward``)."""
+
+    def __init__(self, lo, hi):
+        self.lo, self.hi = lo, hi
+
+    def forward(self, x):
+        xp = backend.get_array_module(x)
+        self.inside = xp.ones(x.shape, dtype=bool)
+        y = x
+        if self.lo is not None:
+            self.inside &= x >= self.lo
+            y = xp.maximum(y, xp.asarray(self.lo, dtype=x.dtype))   # maximum keeps NaN, as torch.clamp
+        if self.hi is not None:
+            self.inside &= x <= self.hi
+            y = xp.minimum(y, xp.asarray(self.hi, dtype=x.dtype))
+        return y
+
+    def backward(self, g):
+        return g * self.inside
+
+
 class AsType(Function):
     """A dtype cast; the gradient is cast back."""
 
@@ -396,6 +420,23 @@ def abs(x):
     if x.dtype.kind == "b":
         raise TypeError("abs: input must be a number tensor, got dtype bool")
     return Abs()(x)
+
+
+def clamp(input, min=None, max=None):
+    """Each value limited to ``[min, max]``, as ``torch.clamp`` with number bounds (at least
+    one given; ``min > max`` gives ``max`` everywhere, as in PyTorch). Tensor bounds are not
+    supported here."""
+    checks.tensor(input, "input", "clamp")
+    if min is None and max is None:
+        raise ValueError("clamp: give min, max or both (as in PyTorch: at least one must not be None)")
+    for name, bound in (("min", min), ("max", max)):
+        if bound is not None and (isinstance(bound, bool) or not isinstance(bound, numbers.Real)):
+            raise TypeError(f"clamp: {name} must be a number or None, got {checks.describe(bound)}")
+    if input.dtype.kind not in "iuf":
+        raise TypeError(f"clamp: input must be a number tensor, got dtype {input.dtype}")
+    if input.dtype.kind != "f" and any(isinstance(b, (float, np.floating)) for b in (min, max)):
+        input = astype(input, np.float32)          # PyTorch's promotion: an int tensor and a float bound
+    return Clamp(min, max)(input)
 
 
 def astype(x, dtype):
