@@ -363,8 +363,9 @@ class LRScheduler:
         self.optimizer.lr = self.lr_at(self.last_epoch)
 
     def get_last_lr(self):
-        """The learning rate set by the last step, as a one-element list (as PyTorch)."""
-        return [self.optimizer.lr]
+        """The learning rate this schedule set at its last step, as a one-element list (as
+        PyTorch; an lr changed by hand since is not it)."""
+        return [self.lr_at(self.last_epoch)]
 
     def state_dict(self):
         return {"last_epoch": np.asarray(self.last_epoch), "base_lr": np.asarray(self.base_lr)}

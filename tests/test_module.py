@@ -659,3 +659,36 @@ def test_the_tree_and_container_rules_a_mutation_review_found_untested(torch):
     assert len(joined) == 2
     r, x = nn.Tanh(), np.linspace(-2, 2, 5).astype(np.float32)
     np.testing.assert_allclose(nn.Sequential(r, r)(msn.tensor(x)).numpy(), np.tanh(np.tanh(x)), rtol=1e-6)
+
+
+def test_a_parameter_or_buffer_place_takes_only_its_kind_as_torch(torch):
+    """``conv.weight = tensor`` silently unregistered the weight (gone from parameters(),
+    state_dict() and any optimizer made later); torch refuses it, and a non-Tensor buffer."""
+    c = nn.Conv2d(1, 1, 1)
+    with pytest.raises(TypeError, match=r"cannot assign Tensor as parameter 'weight' of Conv2d"):
+        c.weight = msn.tensor(np.zeros((1, 1, 1, 1), np.float32))
+    with pytest.raises(TypeError):
+        torch.nn.Conv2d(1, 1, 1).weight = torch.zeros(1, 1, 1, 1)
+    assert [n for n, _ in c.named_parameters()] == ["weight", "bias"]
+    c.weight = nn.Parameter(np.ones((1, 1, 1, 1), np.float32))          # a Parameter, or None, is fine
+    c.bias = None
+    assert [n for n, _ in c.named_parameters()] == ["weight"]
+    bn = nn.BatchNorm2d(2)
+    with pytest.raises(TypeError, match=r"cannot assign ndarray as buffer 'running_mean' of BatchNorm2d"):
+        bn.running_mean = np.zeros(2, np.float32)
+    with pytest.raises(TypeError):
+        torch.nn.BatchNorm2d(2).running_mean = np.zeros(2, np.float32)
+    bn.running_mean = msn.tensor(np.ones(2, np.float32))
+    assert bn.state_dict()["running_mean"].tolist() == [1.0, 1.0]
+
+
+def test_to_casts_the_gradients_too_as_torch(torch):
+    c = nn.Conv2d(1, 2, 3)
+    c(msn.tensor(np.ones((1, 1, 5, 5), np.float32))).sum().backward()
+    before = c.weight.grad.numpy().copy()
+    c.double()
+    assert c.weight.grad is not None and c.weight.grad.dtype == np.float64     # it was dropped
+    np.testing.assert_array_equal(c.weight.grad.numpy(), before)
+    t = torch.nn.Conv2d(1, 2, 3)
+    t(torch.ones(1, 1, 5, 5)).sum().backward()
+    assert t.double().weight.grad.dtype == torch.float64

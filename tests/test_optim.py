@@ -425,3 +425,19 @@ def test_load_state_dict_takes_the_backends_own_arrays():
     fresh.load_state_dict(state)
     for key, value in opt.state_dict().items():
         np.testing.assert_array_equal(fresh.state_dict()[key], value)
+
+
+def test_get_last_lr_is_the_schedules_not_a_hand_set_lr(torch):
+    """It returned the optimizer's current lr: after a hand change, that value, where torch's
+    returns the lr the schedule set."""
+    p, tp = Parameter(np.zeros(2)), torch.zeros(2, requires_grad=True)
+    opt, topt = optim.SGD([p], lr=0.1), torch.optim.SGD([tp], lr=0.1)
+    sched, tsched = optim.StepLR(opt, 2), torch.optim.lr_scheduler.StepLR(topt, 2)
+    for _ in range(3):
+        opt.step()
+        topt.step()
+        sched.step()
+        tsched.step()
+    opt.lr = 7.0
+    topt.param_groups[0]["lr"] = 7.0
+    assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr()) == [0.1 * 0.1]

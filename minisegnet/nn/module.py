@@ -58,6 +58,21 @@ class Module:
 
     training = True
 
+    def __setattr__(self, name, value):
+        """Attributes as usual, with PyTorch's two guards: a parameter's place takes a
+        Parameter or None, a buffer's a Tensor or None. (Any other value there would drop it
+        silently from ``parameters()``, ``state_dict()`` and an optimizer made later.)"""
+        if value is not None:
+            current = self.__dict__.get(name)
+            if isinstance(current, Parameter) and not isinstance(value, Parameter):
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} of "
+                                f"{type(self).__name__} (a Parameter or None, as in PyTorch): wrap it, "
+                                f"nn.Parameter(...), or change the values in place, {name}.data[...] = ...")
+            if name in self.__dict__.get("_buffers", ()) and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} of "
+                                f"{type(self).__name__} (a Tensor or None, as in PyTorch): wrap it, msn.tensor(...)")
+        object.__setattr__(self, name, value)
+
     def __call__(self, *args, **kwargs):
         if _call_recorder is not None:
             return _call_recorder(self, args, kwargs)
@@ -356,8 +371,8 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     def to(self, dtype):
-        """Cast every parameter and floating buffer to ``dtype`` (e.g. ``np.float64``),
-        a floating-point dtype (as in PyTorch: an integer weight cannot learn)."""
+        """Cast every parameter (and its gradient, if any) and floating buffer to ``dtype``
+        (e.g. ``np.float64``), a floating-point dtype (as in PyTorch: an integer weight cannot learn)."""
         try:
             kind = np.dtype(dtype).kind
         except TypeError:
@@ -369,7 +384,9 @@ class Module:
                             f"{dtype!r}{hint}")
         for p in self.parameters():
             p.data = p.data.astype(dtype)
-            p.grad = None
+            if p.grad is not None:                 # the gradient is cast too, as in PyTorch
+                grad = p.grad.data if isinstance(p.grad, Tensor) else p.grad
+                p.grad = Tensor._wrap(grad.astype(dtype))
         for m in self.modules():
             for name in getattr(m, "_buffers", ()):
                 buf = getattr(m, name)
