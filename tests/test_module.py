@@ -613,6 +613,7 @@ def test_register_parameter_get_parameter_get_buffer_float_double_as_torch(torch
     ("ReLU6", (), dict(inplace=True)), ("Dropout", (0.2,), {}), ("Dropout2d", (), dict(inplace=True)),
     ("Sigmoid", (), {}), ("Softmax", (1,), {}), ("Identity", (), {}),
     ("CrossEntropyLoss", (), dict(ignore_index=255)), ("BCEWithLogitsLoss", (), {}), ("MSELoss", (), {}),
+    ("BatchNorm2d", (3,), {}), ("BatchNorm2d", (3,), dict(affine=False, momentum=None, bias=False)),
 ])
 def test_a_layer_prints_as_torchs_does(torch, name, args, kwargs):
     """print(model) reads as PyTorch's: defaults left out, strings unquoted, flags that were set shown."""
@@ -692,3 +693,17 @@ def test_to_casts_the_gradients_too_as_torch(torch):
     t = torch.nn.Conv2d(1, 2, 3)
     t(torch.ones(1, 1, 5, 5)).sum().backward()
     assert t.double().weight.grad.dtype == torch.float64
+
+
+@pytest.mark.parametrize("kwargs", [dict(bias=False), dict(affine=False, bias=False), dict(bias=True)])
+def test_batch_norm_without_a_bias_as_torch(torch, kwargs):
+    """torch 2.13's keyword-only ``bias``: a weight but no bias (state keys as torch's), and the
+    forward and weight gradient of a copy of torch's layer."""
+    ours, theirs = nn.BatchNorm2d(3, **kwargs), torch.nn.BatchNorm2d(3, **kwargs).double()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 4))
+    ours.double()
+    y, ty = ours(msn.tensor(x)), theirs(torch.tensor(x))
+    np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), atol=1e-12)
+    with pytest.raises(TypeError, match="bias must be True or False"):
+        nn.BatchNorm2d(3, bias=None)

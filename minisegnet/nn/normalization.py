@@ -24,20 +24,25 @@ class BatchNorm2d(Module):
     In ``eval()`` mode the running statistics are used, so the output of one
     image no longer depends on the rest of the batch. With
     ``track_running_stats=False`` there are no buffers and batch statistics are
-    used in both modes. With ``affine=False`` there is no weight and bias.
+    used in both modes. With ``affine=False`` there is no weight and bias;
+    with ``bias=False`` (keyword-only, PyTorch 2.13's) a weight but no bias.
+    ``momentum`` lies in [0, 1] (or None) and ``eps`` >= 0: PyTorch takes any
+    number there. ``dtype`` (keyword-only) is the parameters' and buffers' dtype.
     """
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, dtype=None):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, dtype=None,
+                 bias=True):
         op = type(self).__name__                # F.batch_norm's rules for eps and momentum, checked here
         dtype = checks.weight_dtype(dtype, op)  # keyword-only, as Conv2d's: no device argument before it
         self.num_features = checks.integer(num_features, "num_features", op, minimum=1)
         self.eps = checks.real(eps, "eps", op, minimum=0)
         self.momentum = None if momentum is None else checks.real(momentum, "momentum", op, minimum=0, maximum=1)
         self.affine = checks.flag(affine, "affine", op)
+        self.has_bias = checks.flag(bias, "bias", op)
         self.track_running_stats = checks.flag(track_running_stats, "track_running_stats", op)
         c = self.num_features
         self.weight = Parameter(np.ones(c, dtype=dtype)) if self.affine else None
-        self.bias = Parameter(np.zeros(c, dtype=dtype)) if self.affine else None
+        self.bias = Parameter(np.zeros(c, dtype=dtype)) if self.affine and self.has_bias else None
         if self.track_running_stats:
             self.running_mean = Tensor(np.zeros(c, dtype=dtype))
             self.running_var = Tensor(np.ones(c, dtype=dtype))
@@ -76,4 +81,4 @@ class BatchNorm2d(Module):
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
-                f"track_running_stats={self.track_running_stats}")
+                f"bias={self.has_bias}, track_running_stats={self.track_running_stats}")
