@@ -652,6 +652,9 @@ class Tensor:
         return _basic.reshape(self, *shape)
 
     def view(self, *shape):
+        """``reshape`` under PyTorch's other name. Unlike torch's ``view`` it also takes a
+        non-contiguous tensor (e.g. after ``permute``), which it copies, as ``reshape``
+        does; torch refuses that (its view must share memory)."""
         return _basic._reshape(self, shape, "view")
 
     def flatten(self, start_dim=0, end_dim=-1):

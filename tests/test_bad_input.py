@@ -1285,3 +1285,43 @@ def test_what_guarantees_md_says_we_refuse_that_torch_accepts(torch):
         with pytest.raises(RuntimeError):
             tF.cross_entropy(torch.tensor(logits), torch.tensor(target),
                              None if weight is None else torch.tensor(weight))
+
+
+def test_settings_outside_their_range_are_refused_where_torch_takes_them(torch):
+    """docs/guarantees.md, "Settings outside their meaningful range": each refused here, each
+    taken by PyTorch (which builds the object)."""
+    from minisegnet import nn as mnn, optim
+    from minisegnet.nn import init
+
+    def sgd(**kw):
+        return optim.SGD([mnn.Parameter(np.zeros(1))], lr=0.1, **kw)
+
+    def tsgd(**kw):
+        return torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, **kw)
+    pairs = [
+        (lambda: mnn.Conv2d(0, 1, 3), lambda: torch.nn.Conv2d(0, 1, 3)),
+        (lambda: mnn.Conv2d(1, 1, 3, padding=-1), lambda: torch.nn.Conv2d(1, 1, 3, padding=-1)),
+        (lambda: mnn.BatchNorm2d(3, momentum=1.5), lambda: torch.nn.BatchNorm2d(3, momentum=1.5)),
+        (lambda: optim.StepLR(sgd(), 2, gamma=-0.5), lambda: torch.optim.lr_scheduler.StepLR(tsgd(), 2, gamma=-0.5)),
+        (lambda: optim.PolynomialLR(sgd(), total_iters=0),
+         lambda: torch.optim.lr_scheduler.PolynomialLR(tsgd(), total_iters=0)),
+        (lambda: optim.CosineAnnealingLR(sgd(), T_max=2.5),
+         lambda: torch.optim.lr_scheduler.CosineAnnealingLR(tsgd(), T_max=2.5)),
+        (lambda: optim.CosineAnnealingLR(sgd(), T_max=5, eta_min=-0.1),
+         lambda: torch.optim.lr_scheduler.CosineAnnealingLR(tsgd(), T_max=5, eta_min=-0.1)),
+        (lambda: sgd(momentum=0.9, dampening=-1), lambda: tsgd(momentum=0.9, dampening=-1)),
+        (lambda: init.kaiming_uniform_(msn.tensor(np.zeros((2, 2, 3, 3))), mode="FAN_OUT"),
+         lambda: torch.nn.init.kaiming_uniform_(torch.zeros(2, 2, 3, 3), mode="FAN_OUT")),
+        (lambda: mnn.ReLU(inplace=1), lambda: torch.nn.ReLU(inplace=1)),
+        (lambda: mnn.MaxPool2d(3, stride=[]), lambda: torch.nn.MaxPool2d(3, stride=[])(torch.zeros(1, 1, 6, 6))),
+        (lambda: sgd(momentum=0.9, nesterov=1), lambda: tsgd(momentum=0.9, nesterov=1)),
+        (lambda: optim.SGD(mnn.Conv2d(1, 1, 1).named_parameters(), lr=0.1),
+         lambda: torch.optim.SGD(torch.nn.Conv2d(1, 1, 1).named_parameters(), lr=0.1)),
+    ]
+    import warnings
+    for ours, theirs in pairs:
+        with pytest.raises((TypeError, ValueError)):
+            ours()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")             # torch: "Initializing zero-element tensors is a no-op"
+            theirs()
