@@ -441,7 +441,9 @@ def test_insert_renumbers_the_children_as_torch(torch, index):
     theirs.insert(index, torch.nn.Sigmoid())
     assert [type(m).__name__ for m in ours] == [type(m).__name__ for m in theirs]
     assert list(ours.state_dict()) == list(theirs.state_dict())
-    listed = nn.ModuleList([nn.ReLU()]).insert(0, nn.Tanh())
+    listed = nn.ModuleList([nn.ReLU()])
+    assert listed.insert(0, nn.Tanh()) is None and torch.nn.ModuleList([]).insert(0, torch.nn.Tanh()) is None
+    assert ours.insert(0, nn.ReLU()) is ours and theirs.insert(0, torch.nn.ReLU()) is theirs   # a Sequential: itself
     assert [type(m).__name__ for m in listed] == ["Tanh", "ReLU"] and [n for n, _ in listed.named_children()] == ["0", "1"]
     with pytest.raises(IndexError, match="index 3 is out of range for 2 modules"):
         nn.Sequential(nn.ReLU(), nn.ReLU()).insert(3, nn.ReLU())

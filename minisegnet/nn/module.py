@@ -461,7 +461,8 @@ class ModuleList(Module):
 
     def insert(self, index, module):
         """Insert ``module`` before entry ``index`` (-len <= index <= len), renumbering those
-        after it, as PyTorch's ``insert``."""
+        after it, as PyTorch's ``insert`` (which returns None for a ModuleList, the
+        Sequential itself for a Sequential)."""
         entries = self._entries()
         if [name for name, _ in entries] != [str(k) for k in range(len(entries))]:
             raise ValueError(f"insert: {type(self).__name__}'s modules must be named 0, 1, ... to be "
@@ -473,7 +474,7 @@ class ModuleList(Module):
         modules = [m for _, m in entries]
         modules.insert(int(index), self._checked(module, "to insert"))    # negative: from the end, as a list
         self._renumber(modules)
-        return self
+        return self if isinstance(self, Sequential) else None
 
     def pop(self, index=-1):
         """Remove entry ``index`` and return it; the rest are renumbered."""
