@@ -8,6 +8,7 @@ checks. Nothing the size of a feature map, a table or a mask may cross.
 import numpy as np
 import pytest
 
+import cupy_standin
 import minisegnet as msn
 from minisegnet import backend, metrics
 from minisegnet import functional as F
@@ -94,3 +95,29 @@ def test_a_numpy_scalar_operand_is_not_uploaded(transfers, cupy):
     assert log.count("H2D") == 0, log.report()
     assert [r.dtype for r in results] == [np.float32] * 4
     assert [r.tolist() for r in results] == [[2.0] * 3, [4.0] * 3, [0.0] * 3, [0.5] * 3]
+
+
+def test_a_numpy_scalar_follows_torchs_python_number_rules(torch):
+    """PyTorch takes a NumPy scalar as a Python number: a bool tensor times np.int8(3) is int64
+    (it was int8 here), and a uint8 tensor times np.int64(300) is refused as times 300 is (it
+    wrapped to 44)."""
+    b = np.array([True, False])
+    assert (msn.tensor(b) * np.int8(3)).dtype == np.int64 == (torch.tensor(b) * np.int8(3)).numpy().dtype
+    with pytest.raises(OverflowError, match="the number 300 does not fit uint8"):
+        msn.tensor(np.array([200], np.uint8)) * np.int64(300)
+    assert (msn.tensor(np.ones(2, np.int64)) * np.float32(2.5)).dtype == np.float32
+
+
+def test_the_standin_counts_the_upload_of_a_number_given_to_ufunc_at(transfers, cupy):
+    """CuPy makes a device array of a host number given to ``add.at`` (an upload each call); the
+    traffic tests rely on the stand-in counting it, and on it counting nothing for a device value."""
+    if not cupy_standin.is_standin(cupy):
+        pytest.skip("the stand-in's own record")
+    a, idx = cupy.zeros(4, dtype=np.int64), cupy.asarray([0, 2])
+    with transfers() as log:
+        cupy.add.at(a, idx, 1)
+    assert log.count("H2D") == 1 and log.nbytes("H2D") == 8 and "add.at value upload" in log.report(), log.report()
+    with transfers() as log:
+        cupy.add.at(a, idx, cupy.ones((), dtype=np.int64))
+    assert log.count() == 0, log.report()
+    assert a.get().tolist() == [2, 0, 2, 0]

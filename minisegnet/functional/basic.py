@@ -81,7 +81,6 @@ def _operands(a, b, op, floating=False, promote=True):
     if not isinstance(a, Tensor) and not isinstance(b, Tensor):
         raise TypeError(f"{op}: at least one operand must be a Tensor, got {type(a).__name__} "
                         f"and {type(b).__name__}")
-    tensor_xp = backend.get_array_module((a if isinstance(a, Tensor) else b).data)
 
     def convert(x, name):
         if isinstance(x, Tensor) or isinstance(x, (bool, int, float)):
@@ -89,9 +88,9 @@ def _operands(a, b, op, floating=False, promote=True):
         if x is None or isinstance(x, str):
             raise TypeError(f"{op}: {name} must be a Tensor, an array or a number, got {checks.describe(x)}")
         if isinstance(x, np.generic) and x.dtype.kind in "biuf":
-            # a zero-dimensional tensor of its dtype, made where the other operand is (on a GPU the
-            # number travels as a kernel argument: no copy, where Tensor(x) would upload it)
-            return Tensor._wrap(tensor_xp.full((), x, dtype=x.dtype))
+            # a Python number, as PyTorch takes a NumPy scalar (its promotion rules and range check;
+            # made on the device like one, no upload, where Tensor(x) would upload it)
+            return x.item()
         return Tensor(x)
     a, b = convert(a, "the first operand"), convert(b, "the second operand")
     dtype = result_type(a, b)
