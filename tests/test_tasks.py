@@ -211,3 +211,57 @@ def test_the_semantic_task_checks_labels_on_the_host_before_they_go_up(transfers
     with transfers() as log:
         task.targets((np.where(masks == 0, 255, masks),))
     assert log.count("H2D") == 1 and log.count("D2H") == 0, log.report()
+
+
+@pytest.mark.parametrize("task_name", ["semantic", "instance", "panoptic"])
+def test_every_task_refuses_labels_just_outside_the_classes(task_name):
+    """The loss no longer checks labels (a GPU read per step): the tasks' host check is the only
+    guard, so its edges are pinned: -1 and num_classes are refused (either would read another
+    pixel's logits), the ignored label passes, and with ignore_index None so does -100 (the
+    loss's default)."""
+    from minisegnet.tasks.instance import InstanceTask
+    from minisegnet.tasks.panoptic import PanopticTask
+    from minisegnet.tasks.semantic import SemanticTask
+
+    def make(ignore_index):
+        info = dict(num_classes=4, in_channels=3, class_names=list("abcd"), palette=np.zeros((4, 3)),
+                    ignore_index=ignore_index, thing_classes=(1, 2))
+        return {"semantic": SemanticTask, "instance": InstanceTask, "panoptic": PanopticTask}[task_name](info)
+
+    masks = np.random.default_rng(0).integers(0, 4, (2, 8, 8))
+    ids = np.where(masks > 0, 1, 0)
+    labels = lambda m: (m,) if task_name == "semantic" else (m, ids)
+    task = make(4)
+    for bad in (-1, 5):
+        with pytest.raises(ValueError, match=rf"masks hold the label {bad}, outside \[0, 4\)"):
+            task.targets(labels(np.where(masks == 0, bad, masks)))
+    task.targets(labels(np.where(masks == 0, 4, masks)))               # ignore_index=4 passes
+    with pytest.raises(ValueError, match=r"masks hold the label 4, outside \[0, 4\)"):
+        make(255).targets(labels(np.where(masks == 0, 4, masks)))
+    make(None).targets(labels(np.where(masks == 0, -100, masks)))      # the loss's default ignore_index
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none", "sum"])
+def test_the_checked_labels_loss_is_cross_entropy(torch, reduction):
+    """``cross_entropy_of_checked_labels`` skips only the range check: with ignored pixels and
+    class weights its value and gradient are ``cross_entropy``'s (and torch's)."""
+    from minisegnet.functional import cross_entropy
+    from minisegnet.functional.loss import cross_entropy_of_checked_labels
+
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 4, 3, 3))
+    t = rng.integers(0, 4, (2, 3, 3))
+    t[0, 0] = 255
+    w = np.array([0.5, 1.0, 2.0, 1.5])
+    results = []
+    for loss in (cross_entropy, cross_entropy_of_checked_labels):
+        xt = msn.tensor(x, requires_grad=True)
+        y = loss(xt, t, w, ignore_index=255, reduction=reduction)
+        y.sum().backward()
+        results.append((y.numpy(), xt.grad.numpy()))
+    tx = torch.tensor(x, requires_grad=True)
+    ty = torch.nn.functional.cross_entropy(tx, torch.tensor(t), torch.tensor(w), ignore_index=255, reduction=reduction)
+    ty.sum().backward()
+    for value, grad in results:
+        np.testing.assert_allclose(value, ty.detach().numpy(), rtol=1e-12)
+        np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-12, atol=1e-15)
