@@ -328,6 +328,22 @@ def test_dims_of_the_wrong_kind_are_type_errors_naming_dim(torch, where, dim):
         assert _torch_refuses(lambda: theirs(torch, dim))
 
 
+@pytest.mark.parametrize("where", DIM_OPS, ids=[op for op, _, _ in DIM_OPS])
+def test_the_first_dims_out_of_range_are_index_errors(torch, where):
+    """The edges: dim = ndim and -ndim - 1 (4 and -5 for the 4-D inputs; stack makes a 5-D
+    result, so 5 and -6). ``checks.dim`` accepting ``dim == ndim`` would wrap it to axis 0."""
+    op, ours, theirs = where
+    ndim = 5 if op == "stack" else 4
+    for dim in (ndim, -ndim - 1):
+        with pytest.raises(IndexError, match="out of range"):
+            ours(dim)
+        if theirs is not None:
+            with pytest.raises(IndexError):
+                theirs(torch, dim)
+    ours(ndim - 1)
+    ours(-ndim)                                              # the last valid ones pass
+
+
 @given(where=st.sampled_from(DIM_OPS), dim=st.one_of(st.integers(6, 10**12), st.integers(-10**12, -6)))
 def test_dims_out_of_range_are_index_errors_as_in_torch(torch, where, dim):
     op, ours, theirs = where

@@ -258,6 +258,8 @@ def test_summary_takes_any_models_options_as_train_does(capsys):
     ("unet", "depth=3", "--model-arg depth=...: give --depth instead (one way to set it)"),
     ("unet", "batch_norm=true", "--model-arg batch_norm=...: give --batch-norm instead"),
     ("segnet", "num_classes=3", "--model-arg num_classes=...: give --num-classes instead"),
+    ("segnet", "in_channels=3", "--model-arg in_channels=...: give --in-channels instead"),
+    ("unet", "up_mode=bilinear", "--model-arg up_mode=...: give --up-mode instead"),
 ])
 def test_summary_model_arg_errors_name_the_option(capsys, model, arg, message):
     code, out, err = run(capsys, "summary", model, "--input", "64", "--model-arg", arg)

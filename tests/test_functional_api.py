@@ -96,9 +96,20 @@ def test_softmax_dtype_and_interpolate_antialias_as_torch(torch):
         y = ours(msn.tensor(x), 1, dtype=np.float64)
         assert y.dtype == np.float64
         np.testing.assert_allclose(y.numpy(), theirs(torch.tensor(x), 1, dtype=torch.float64).numpy(), rtol=1e-12)
-    with pytest.raises(TypeError, match="softmax: dtype must be a floating-point dtype"):
+    with pytest.raises(TypeError, match="^softmax: dtype must be a floating-point dtype"):
         F.softmax(msn.tensor(x), 1, dtype=np.int64)
+    # the gradient flows back through the cast, to the input's dtype
+    g = np.random.default_rng(1).standard_normal((2, 3))
+    for ours, theirs in ((F.softmax, torch.softmax), (F.log_softmax, torch.log_softmax)):
+        xt, tx = msn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+        (ours(xt, 1, dtype=np.float64) * msn.tensor(g)).sum().backward()
+        (theirs(tx, 1, dtype=torch.float64) * torch.tensor(g)).sum().backward()
+        assert xt.grad.dtype == np.float32
+        np.testing.assert_allclose(xt.grad.numpy(), tx.grad.numpy(), rtol=1e-5, atol=1e-7)
     img = msn.tensor(np.zeros((1, 1, 4, 4), np.float32))
     assert F.interpolate(img, size=2, antialias=False).shape == (1, 1, 2, 2)
-    with pytest.raises(ValueError, match="antialias=True .* is not implemented"):
-        F.interpolate(img, size=2, mode="bilinear", antialias=True)
+    for mode in ("bilinear", "nearest"):
+        with pytest.raises(ValueError, match="antialias=True .* is not implemented"):
+            F.interpolate(img, size=2, mode=mode, antialias=True)
+    with pytest.raises(TypeError, match="antialias"):
+        F.interpolate(img, size=2, antialias="yes")

@@ -441,3 +441,19 @@ def test_get_last_lr_is_the_schedules_not_a_hand_set_lr(torch):
     opt.lr = 7.0
     topt.param_groups[0]["lr"] = 7.0
     assert sched.get_last_lr() == pytest.approx(tsched.get_last_lr()) == [0.1 * 0.1]
+
+
+def test_load_state_dict_casts_moments_to_the_parameters_dtype_and_takes_the_other_backend(cupy):
+    """A float64 moment loads into a float32 parameter's state as float32; a device array loads
+    into a NumPy optimizer (copied down), a host one into a device optimizer (copied up)."""
+    params = [Parameter(np.zeros(3, np.float32))]
+    opt = optim.Adam(params)
+    state = {k: v for k, v in opt.state_dict().items()}
+    state.update({"state.0.step": np.asarray(1), "state.0.exp_avg": np.full(3, 0.5),
+                  "state.0.exp_avg_sq": np.full(3, 0.25)})
+    opt.load_state_dict(state)
+    assert opt.state_dict()["state.0.exp_avg"].dtype == np.float32
+    on_device = dict(state, **{"state.0.exp_avg": cupy.asarray(np.full(3, 0.5))})
+    host_opt = optim.Adam([Parameter(np.zeros(3, np.float32))])
+    host_opt.load_state_dict(on_device)
+    assert host_opt.state_dict()["state.0.exp_avg"].tolist() == [0.5] * 3

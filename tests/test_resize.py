@@ -82,6 +82,8 @@ def test_nearest_indices_match_torch_on_awkward_float32_ratios(torch):
     ((2, 48), dict(scale_factor=(2.26, 2.89))),       # 2 rows become 4: not dst // 2 when large
     ((40, 80), dict(scale_factor=(1.01, 2.0))),
     ((2, 41), dict(size=(82, 1))),
+    ((2, 10), dict(scale_factor=(2.26, 1.0))),        # 2 rows become 4: dst // 2 on the small path
+    ((3, 10), dict(scale_factor=(2.3, 1.0))),
 ])
 def test_nearest_follows_torchs_two_paths_by_output_size(torch, dtype, shape, kwargs):
     """PyTorch's CPU nearest special-cases out == in and out == 2 * in and computes in float32

@@ -296,6 +296,22 @@ def test_predictions_plot_matches_objects_as_pq_does(seed):
             assert (found[where][:, 0] == true_map[true_map[..., 1] == k][0, 0]).all()
 
 
+def test_a_predicted_object_of_another_category_is_no_match():
+    """PQ matches segments of one category only: a 'car' found exactly where a 'person' is
+    matches nothing, and is drawn in a colour no true object has."""
+    from minisegnet.viz.panoptic import _matched_objects
+
+    truth = np.zeros((6, 6, 2), np.int64)
+    truth[1:4, 1:4] = [1, 1]
+    found = truth.copy()
+    found[1:4, 1:4] = [2, 1]
+    _, found_map, objects, count, matched = _matched_objects(truth, found)
+    assert (objects, count, matched) == (1, 1, 0)
+    assert (found_map[1:4, 1:4, 1] > objects).all()
+    same = _matched_objects(truth, truth.copy())
+    assert same[4] == 1 and (same[1][1:4, 1:4, 1] == 1).all()
+
+
 TINY_PANOPTIC = dict(num_train=8, num_val=4, size=32, epochs=2, batch_size=4,
                      model_args=dict(atrous_rates=(1, 2), width_mult=0.25, aspp_channels=8, low_level_channels=4,
                                      decoder_channels=8, instance_aspp_channels=8, instance_low_level_channels=4,
