@@ -709,3 +709,36 @@ def test_batch_norm_without_a_bias_as_torch(torch, kwargs):
     np.testing.assert_allclose(y.numpy(), ty.detach().numpy(), atol=1e-12)
     with pytest.raises(TypeError, match="bias must be True or False"):
         nn.BatchNorm2d(3, bias=None)
+
+
+def test_module_dict_as_torch(torch):
+    """ModuleDict: order (a replaced entry keeps its place, a new one goes last), state keys,
+    repr, the dict methods, update from a mapping or pairs, and torch's refusals."""
+    ours = nn.ModuleDict({"b": nn.Conv2d(1, 2, 3), "a": nn.ReLU()})
+    theirs = torch.nn.ModuleDict({"b": torch.nn.Conv2d(1, 2, 3), "a": torch.nn.ReLU()})
+    assert repr(ours) == repr(theirs) and list(ours.state_dict()) == list(theirs.state_dict())
+    for d, conv, sig in ((ours, nn.Conv2d(2, 1, 1), nn.Sigmoid()), (theirs, torch.nn.Conv2d(2, 1, 1), torch.nn.Sigmoid())):
+        d["b"] = conv                                        # replaced: keeps its place
+        d.update([("c", sig)])
+        d.update({"a": d["a"]})
+    assert list(ours) == list(theirs) == ["b", "a", "c"] and len(ours) == 3
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    assert [k for k, _ in ours.items()] == list(ours.keys()) and ours.values()[2] is ours["c"]
+    assert "a" in ours and "z" not in ours and 3 not in ours
+    assert isinstance(ours.pop("a"), nn.ReLU) and list(ours) == ["b", "c"]
+    del ours["c"]
+    assert list(ours) == ["b"] and sum(int(p.size) for p in ours.parameters()) == 3
+    ours.clear()
+    assert len(ours) == 0 and list(ours.parameters()) == []
+    with pytest.raises(KeyError):
+        ours["missing"]
+    with pytest.raises(KeyError, match="already has an attribute 'keys'"):
+        ours["keys"] = nn.ReLU()
+    with pytest.raises(KeyError):
+        theirs["keys"] = torch.nn.ReLU()
+    with pytest.raises(TypeError, match="ModuleDict holds Modules, got a int"):
+        ours["x"] = 3
+    with pytest.raises(ValueError, match="element 0 must be a \\(name, module\\) pair"):
+        nn.ModuleDict([("a", nn.ReLU(), 1)])
+    with pytest.raises(TypeError, match="must be a mapping or an iterable"):
+        nn.ModuleDict(nn.ReLU())

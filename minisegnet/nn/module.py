@@ -1,4 +1,5 @@
-"""``Module``, ``Parameter`` and ``Sequential``: how layers hold weights.
+"""``Module``, ``Parameter`` and the containers (``Sequential``, ``ModuleList``, ``ModuleDict``):
+how layers hold weights.
 
 A Module finds its parameters and sub-modules by looking at its own
 attributes, in the order they were assigned (Python dicts keep insertion
@@ -14,7 +15,7 @@ import numpy as np
 from .. import backend, checks
 from ..autograd import Tensor
 
-__all__ = ["Parameter", "Module", "Sequential", "ModuleList"]
+__all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict"]
 
 # While ``minisegnet.summary`` walks a model shape-only, it sets this to its
 # recorder and every module call goes there instead (see summary.py).
@@ -556,3 +557,78 @@ def _check_sequential(other):
     """``+`` and ``+=`` of a Sequential take another Sequential (PyTorch's rule and error kind)."""
     if not isinstance(other, Sequential):
         raise ValueError(f"Sequential: only a Sequential can be added to a Sequential, got {type(other).__name__}")
+
+
+class ModuleDict(Module):
+    """Sub-modules by name, in the order they were added, as ``torch.nn.ModuleDict`` (the
+    heads of a multi-task model, chosen by key): ``d["semantic"]``, ``d[name] = module``
+    (a new name goes last, an existing one keeps its place), ``del d[name]``, ``in``, ``len``,
+    iteration over the names, ``keys``/``items``/``values``, ``pop``, ``clear`` and
+    ``update`` from a mapping or from (name, module) pairs. Each entry is a child, so its
+    parameters and state are saved under ``"name."``. Names follow ``add_module``'s rules (a
+    non-empty str without '.', not another attribute such as ``"keys"``); the values must be
+    Modules (PyTorch also takes None). No ``forward``: call the entries."""
+
+    def __init__(self, modules=None):
+        if modules is not None:
+            self.update(modules)
+
+    def __getitem__(self, key):
+        if key not in self:
+            raise KeyError(key)
+        return vars(self)[key]
+
+    def __setitem__(self, key, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleDict holds Modules, got a {type(module).__name__} for {key!r}")
+        self.add_module(key, module)
+
+    def __delitem__(self, key):
+        if key not in self:
+            raise KeyError(key)
+        delattr(self, key)
+
+    def __contains__(self, key):
+        return isinstance(key, str) and isinstance(vars(self).get(key), Module)
+
+    def __len__(self):
+        return len(self._entries())
+
+    def __iter__(self):
+        return iter(self.keys())
+
+    def keys(self):
+        return [name for name, _ in self._entries()]
+
+    def items(self):
+        return self._entries()
+
+    def values(self):
+        return [m for _, m in self._entries()]
+
+    def pop(self, key):
+        """Remove the entry ``key`` and return its module."""
+        module = self[key]
+        del self[key]
+        return module
+
+    def clear(self):
+        for key in self.keys():
+            delattr(self, key)
+
+    def update(self, modules):
+        """Add or replace entries from a mapping (``dict``, ``OrderedDict``, ``ModuleDict``), in
+        its order, or from an iterable of (name, module) pairs."""
+        if isinstance(modules, (Mapping, ModuleDict)):
+            pairs = list(modules.items())
+        elif isinstance(modules, (str, bytes, Module)) or not hasattr(modules, "__iter__"):
+            raise TypeError(f"ModuleDict.update: modules must be a mapping or an iterable of (name, module) "
+                            f"pairs, got {type(modules).__name__}")
+        else:
+            pairs = []
+            for k, pair in enumerate(modules):
+                if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+                    raise ValueError(f"ModuleDict.update: element {k} must be a (name, module) pair, got {pair!r}")
+                pairs.append(tuple(pair))
+        for key, module in pairs:
+            self[key] = module
