@@ -610,16 +610,21 @@ class Tensor:
             if keepdim:
                 raise TypeError("min: keepdim needs a dim (as in PyTorch); use amin(dim=None, keepdim=True)")
             return self._reversed().max()._reversed()
+        _basic.normalize_dims(dim, self.ndim, op="min")          # its errors named min, not max
         values, indices = self._reversed().max(dim, keepdim)
         return MaxResult(values._reversed(), indices)
 
     def amin(self, dim=(), keepdim=False):
         """The smallest values over ``dim``, as ``torch.amin``: ``amax`` of the order reversed."""
+        if dim != ():
+            _basic.normalize_dims(dim, self.ndim, op="amin")     # its errors named amin, not amax
         return self._reversed().amax(dim, keepdim)._reversed()
 
     def argmin(self, dim=None, keepdim=False):
         """Indices of the minima (no gradient), like ``torch.argmin``: the first maximum of the
         order reversed."""
+        if dim is not None:
+            _basic.normalize_dims(dim, self.ndim, op="argmin")   # its errors named argmin, not argmax
         return Tensor._wrap(self.detach()._reversed().argmax(dim, keepdim).data)
 
     def clone(self):

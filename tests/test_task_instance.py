@@ -395,3 +395,29 @@ def test_thing_classes_are_for_folder_data(capsys):
     from minisegnet.cli import main
     assert main(["train", "--task", "instance", "--thing-classes", "1,2", "--quiet"]) == 2
     assert "--thing-classes is for folder data" in capsys.readouterr().err
+
+
+def test_the_predictions_picture_matches_objects_as_pq_does(tmp_path, monkeypatch):
+    """predictions.png of the instance task: a found object of another thing class is no match
+    (its colour is not the true object's), and "don't care" pixels inside a found object are
+    out of its area (a match of IoU 0.5 counting them, 1 without). It matched ids alone."""
+    from minisegnet.viz import instances as vi
+
+    info = dict(num_classes=3, in_channels=1, class_names=["bg", "a", "b"], palette=np.zeros((3, 3)),
+                ignore_index=255, thing_classes=(1, 2))
+    task = InstanceTask(info)
+    masks, ids = np.zeros((1, 8, 8), np.int64), np.zeros((1, 8, 8), np.int64)
+    masks[0, 0:4, 0:4], ids[0, 0:4, 0:4] = 1, 1             # object A, class a
+    masks[0, 4:8, 0:4] = 255                                  # don't care below it
+    masks[0, 0:4, 4:8], ids[0, 0:4, 4:8] = 2, 2               # object B, class b
+    classes, found = np.zeros((1, 8, 8), np.int64), np.zeros((1, 8, 8), np.int64)
+    classes[0, 0:8, 0:4], found[0, 0:8, 0:4] = 1, 1           # A and the don't-care pixels: a match
+    classes[0, 0:4, 4:8], found[0, 0:4, 4:8] = 1, 2           # B's pixels, the wrong class: none
+    counts, match = [], vi.match_to_truth
+    monkeypatch.setattr(vi, "match_to_truth", lambda *a, **k: counts.append(match(*a, **k)) or counts[-1])
+    task.plot_predictions(np.zeros((1, 1, 8, 8), np.float32), (masks, ids),
+                          dict(classes=classes, instances=found), tmp_path / "p.png")
+    relabelled, matched = counts[0]
+    assert matched == 1
+    truth = object_ids(masks, ids, (1, 2))[0]
+    assert (relabelled[0:4, 0:4] == truth[0, 0]).all() and (relabelled[0:4, 4:8] > truth.max()).all()

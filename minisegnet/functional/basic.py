@@ -424,7 +424,7 @@ def abs(x):
 def clamp(input, min=None, max=None):
     """Each value limited to ``[min, max]``, as ``torch.clamp`` with number bounds (at least
     one given; ``min > max`` gives ``max`` everywhere, as in PyTorch). Tensor bounds are not
-    supported here."""
+    supported here, and a bool tensor is refused (PyTorch clamps it as integers)."""
     checks.tensor(input, "input", "clamp")
     if min is None and max is None:
         raise ValueError("clamp: give min, max or both (as in PyTorch: at least one must not be None)")

@@ -93,7 +93,7 @@ SkylakeX): there the ``kh`` separate products are already fast, and ``stacked`` 
 STACK_ROWS_MAX = 96
 """The most rows (kh*C_out) of a stacked weight matrix: with more output channels, packing the
 columns is a smaller part of each product, and one large product no longer paid. A development
-measurement (one thread on the Xeon of docs/benchmarks-xeon-avx512.md, 3x3 layers of 3-128 input
+measurement, not reproduced by a benchmark (one thread on the Xeon of docs/benchmarks-xeon-avx512.md, 3x3 layers of 3-128 input
 channels on 16x16 to 64x64 images, products not small): the stacked product took 0.44-0.97x the
 three separate ones' time for every layer with C_out <= 32 (29 layers), 0.77-1.17x with
 C_out = 64 (slower for 7 of 13 layers)."""

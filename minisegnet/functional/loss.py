@@ -240,8 +240,9 @@ def cross_entropy_of_checked_labels(input, target, weight=None, *, ignore_index=
     """``cross_entropy`` for labels whose range the caller has checked (a task checks each batch's
     labels on the host before they go up). ``cross_entropy`` checks every label against
     ``[0, C)`` itself, which on a GPU reads the answer back: a sync that stalls each step until
-    its forward pass has run. A label out of range here is not caught: it reads another pixel's
-    logits, or past the array."""
+    its forward pass has run. A label out of range here is not caught: a small negative one
+    (-1) silently reads another pixel's logits; past the array NumPy raises an IndexError,
+    while a GPU reads whatever lies there."""
     return _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothing, labels_checked=True)
 
 

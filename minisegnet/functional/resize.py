@@ -72,8 +72,8 @@ NEAREST_SMALL_OUTPUT = 128
 * above it: the formula everywhere (a scale factor of 1.06 on 5 rows moves rows there), in
   the input's own precision (float64 for float64).
 
-Example: 31 rows scaled by 2.3 read row 29 at output row 69 for outputs up to 57 wide, and
-row 30 from 58 on."""
+Example: a float64 input of 31 rows scaled by 2.3 reads row 29 at output row 69 for outputs up
+to 57 wide, and row 30 from 58 on (float32 reads row 29 at any width)."""
 
 
 def nearest_indices(n_in, n_out, scale_factor=None, dtype=np.float32, small_output=True):
@@ -254,7 +254,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     ``"nearest"`` picks PyTorch's pixels also where ``dst * in / out`` lands
     within rounding of a whole number, and for a scale factor on an axis whose
     size stays (or doubles): PyTorch's CPU kernel has two paths, by the output's
-    size, which ``nearest_indices`` follows (``NEAREST_SMALL_OUTPUT``). Known
+    size, which ``nearest_indices`` follows (``NEAREST_SMALL_OUTPUT``).
+    ``antialias=True`` (PyTorch's anti-aliased downsampling) is not
+    implemented and refused; ``False``, the default, is accepted. Known
     difference: PyTorch 2.13's nearest *backward* takes the small path's
     indices at every size, so where the two paths pick different pixels its
     gradient is not the transpose of its own forward (the dot-product identity

@@ -62,7 +62,9 @@ class Module:
     def __setattr__(self, name, value):
         """Attributes as usual, with PyTorch's two guards: a parameter's place takes a
         Parameter or None, a buffer's a Tensor or None. (Any other value there would drop it
-        silently from ``parameters()``, ``state_dict()`` and an optimizer made later.)"""
+        silently from ``parameters()``, ``state_dict()`` and an optimizer made later.) Unlike
+        PyTorch, a parameter place that holds None (``Conv2d(..., bias=False).bias``) is not
+        guarded: no record keeps it a parameter's place."""
         if value is not None:
             current = self.__dict__.get(name)
             if isinstance(current, Parameter) and not isinstance(value, Parameter):

@@ -265,10 +265,15 @@ class InstanceTask:
         plot_instance_curves(history, file)
 
     def plot_predictions(self, images, labels, predictions, file):
+        """image | true objects | found ones; a found object is drawn in the colour of the true
+        one PQ matches it with: same class, IoU > 0.5, "don't care" pixels out of the union."""
         from ..viz.instances import plot_instance_predictions
 
-        _, ids = labels
-        plot_instance_predictions(images, ids, predictions["instances"], file)
+        masks, ids = (np.asarray(backend.to_numpy(a)) for a in labels)
+        truth = object_ids(masks, ids, self.thing_classes)        # PQ's objects: (class, id) pairs
+        void = (masks < 0) | (masks >= self.num_classes)
+        plot_instance_predictions(images, truth, predictions["instances"], file,
+                                  classes=(masks, predictions["classes"]), void=void)
 
     def write_prediction(self, image, prediction, out, stem):
         """``STEM_instances.png`` (one colour per object, outlined, over the image),

@@ -142,12 +142,14 @@ def match_to_truth(truth, found, truth_classes=None, found_classes=None, void=No
     return table[found], matched
 
 
-def plot_instance_predictions(images, truth, predictions, path):
+def plot_instance_predictions(images, truth, predictions, path, classes=None, void=None):
     """One row per image: image | true objects | found objects, one colour per object,
     with the object counts. A found object that matches a true one (IoU > 0.5,
     ``match_to_truth``) takes its colour; the others take colours no true object
     has. ``images`` ``(N, C, H, W)``; ``truth`` and ``predictions`` ``(N, H, W)``
-    object ids. Saves to ``path``."""
+    object ids; optional ``classes`` = (true, found) ``(N, H, W)`` class maps (a match
+    needs one class) and ``void`` ``(N, H, W)`` pixels of unknown truth (out of a found
+    object's area), as PQ counts. Saves to ``path``."""
     images, truth, predictions = (np.asarray(a) for a in (images, truth, predictions))
     n = len(images)
     if n == 0 or len(truth) != n or len(predictions) != n:
@@ -158,7 +160,10 @@ def plot_instance_predictions(images, truth, predictions, path):
     for i in range(n):
         true_count = len(np.unique(truth[i][truth[i] > 0]))
         found = len(np.unique(predictions[i][predictions[i] > 0]))
-        relabelled, matched = match_to_truth(truth[i], predictions[i])
+        per_image = {} if classes is None else dict(truth_classes=classes[0][i], found_classes=classes[1][i])
+        if void is not None:
+            per_image["void"] = void[i]
+        relabelled, matched = match_to_truth(truth[i], predictions[i], **per_image)
         panels = ((_as_rgb(images[i]), "image"),
                   (instance_overlay(images[i], truth[i], alpha=0.6), f"truth: {true_count} objects"),
                   (instance_overlay(images[i], relabelled, alpha=0.6),
