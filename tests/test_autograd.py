@@ -474,3 +474,10 @@ def test_min_amin_clone_squeeze_unsqueeze_pass_the_float64_gradient_check():
     for fn in (lambda t: t.min(1).values, lambda t: t.min(), lambda t: t.amin((0, 1)), lambda t: t.amin(0, True),
                lambda t: t.clone() * 3, lambda t: t.unsqueeze(1).squeeze(1) ** 2):
         assert gradcheck(fn, [x])
+
+
+def test_min_amin_argmin_name_themselves_in_their_errors():
+    t = msn.tensor(np.zeros((2, 3)))
+    for name in ("min", "amin", "argmin"):
+        with pytest.raises(IndexError, match=rf"^{name}: dim=5 is out of range"):
+            getattr(t, name)(5)
