@@ -1287,6 +1287,19 @@ def test_what_guarantees_md_says_we_refuse_that_torch_accepts(torch):
          lambda: tF.adaptive_avg_pool2d(torch.tensor(x3[None]), 0), ValueError, ">= 1"),
         (lambda: F.mse_loss(msn.tensor(np.zeros((2, 3), np.float32)), msn.tensor(np.zeros(3, np.float32))),
          lambda: tF.mse_loss(torch.zeros(2, 3), torch.zeros(3)), ValueError, "no broadcasting"),
+        (lambda: F.l1_loss(msn.tensor(np.zeros((2, 3), np.float32)), msn.tensor(np.zeros(3, np.float32))),
+         lambda: tF.l1_loss(torch.zeros(2, 3), torch.zeros(3)), ValueError, "no broadcasting"),
+        (lambda: F.conv_transpose2d(msn.tensor(x3), msn.tensor(np.zeros((3, 2, 3, 3), np.float32))),
+         lambda: tF.conv_transpose2d(torch.tensor(x3), torch.zeros(3, 2, 3, 3)), ValueError, "4-D"),
+        (lambda: F.unfold(msn.tensor(x3), 2), lambda: tF.unfold(torch.tensor(x3), 2), ValueError, "4-D"),
+        (lambda: F.fold(msn.tensor(np.zeros((12, 4), np.float32)), (3, 3), 2),
+         lambda: tF.fold(torch.zeros(12, 4), (3, 3), 2), ValueError, "fold"),
+        (lambda: F.cross_entropy(msn.tensor(np.zeros(3, np.float32)), np.array(1)),
+         lambda: tF.cross_entropy(torch.zeros(3), torch.tensor(1)), ValueError, "cross_entropy"),
+        (lambda: F.max_unpool2d(msn.tensor(np.zeros((1, 1, 1, 1), np.float32)),
+                                msn.tensor(np.zeros((1, 1, 1, 1), np.int64)), 2, 2, 1, output_size=(0, 0)),
+         lambda: tF.max_unpool2d(torch.zeros(1, 1, 1, 1), torch.zeros(1, 1, 1, 1, dtype=torch.int64), 2, 2, 1,
+                                 output_size=(0, 0)), ValueError, "at least 1"),
     ]
     import warnings
     for ours, theirs, kind, words in refused_here:
@@ -1333,6 +1346,14 @@ def test_settings_outside_their_range_are_refused_where_torch_takes_them(torch):
         (lambda: sgd(momentum=0.9, nesterov=1), lambda: tsgd(momentum=0.9, nesterov=1)),
         (lambda: optim.SGD(mnn.Conv2d(1, 1, 1).named_parameters(), lr=0.1),
          lambda: torch.optim.SGD(torch.nn.Conv2d(1, 1, 1).named_parameters(), lr=0.1)),
+        (lambda: mnn.Conv2d(1, 1, 0), lambda: torch.nn.Conv2d(1, 1, 0)),
+        (lambda: optim.Adam([mnn.Parameter(np.zeros(1))], betas=(0.9, 0.99, 0.9)),
+         lambda: torch.optim.Adam([torch.zeros(1, requires_grad=True)], betas=(0.9, 0.99, 0.9))),
+        (lambda: optim.PolynomialLR(sgd(), power=-1), lambda: torch.optim.lr_scheduler.PolynomialLR(tsgd(), power=-1)),
+        (lambda: optim.CosineAnnealingLR(sgd(), T_max=-5),
+         lambda: torch.optim.lr_scheduler.CosineAnnealingLR(tsgd(), T_max=-5)),
+        (lambda: mnn.Conv2d(1, 1, 3, padding=1, padding_mode="circular"),
+         lambda: torch.nn.Conv2d(1, 1, 3, padding=1, padding_mode="circular")),
     ]
     import warnings
     for ours, theirs in pairs:
@@ -1341,3 +1362,12 @@ def test_settings_outside_their_range_are_refused_where_torch_takes_them(torch):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")             # torch: "Initializing zero-element tensors is a no-op"
             theirs()
+
+
+def test_view_copies_a_non_contiguous_tensor_where_torch_refuses(torch):
+    """Tensor.view's docstring: it reshapes (copying) after a permute, where torch's view raises."""
+    x = np.arange(6.0).reshape(2, 3)
+    ours = msn.tensor(x).permute(1, 0).view(6)
+    assert ours.tolist() == x.T.reshape(6).tolist()
+    with pytest.raises(RuntimeError):
+        torch.tensor(x).permute(1, 0).view(6)
