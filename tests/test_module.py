@@ -676,6 +676,13 @@ def test_a_parameter_or_buffer_place_takes_only_its_kind_as_torch(torch):
     c.weight = nn.Parameter(np.ones((1, 1, 1, 1), np.float32))          # a Parameter, or None, is fine
     c.bias = None
     assert [n for n, _ in c.named_parameters()] == ["weight"]
+    for layer in (c, nn.Conv2d(1, 1, 1, bias=False), nn.BatchNorm2d(2, affine=False)):    # an empty place too
+        with pytest.raises(TypeError, match="cannot assign Tensor as parameter 'bias'"):
+            layer.bias = msn.tensor(np.zeros(1, np.float32))
+    with pytest.raises(TypeError):
+        torch.nn.Conv2d(1, 1, 1, bias=False).bias = torch.zeros(1)
+    c.bias = nn.Parameter(np.zeros(1, np.float32))                       # filled again: listed again
+    assert [n for n, _ in c.named_parameters()] == ["weight", "bias"]
     bn = nn.BatchNorm2d(2)
     with pytest.raises(TypeError, match=r"cannot assign ndarray as buffer 'running_mean' of BatchNorm2d"):
         bn.running_mean = np.zeros(2, np.float32)

@@ -70,11 +70,12 @@ def _init_parameters(module, weight_shape, bias, dtype):
                        f"in_channels={module.in_channels}, out_channels={module.out_channels}, "
                        f"kernel_size={weight_shape[2:]}")
     module.weight = Parameter(init.kaiming_uniform_array(weight_shape, dtype=dtype))
-    module.bias = None
     if bias:
         fan_in, _ = init.fan_in_and_fan_out(weight_shape)
         bound = init.default_conv_bound(fan_in)
         module.bias = Parameter(init.uniform_array((module.out_channels,), bound, dtype=dtype))
+    else:
+        module.register_parameter("bias", None)         # a parameter's place, empty (as PyTorch's)
 
 
 class Conv2d(Module):

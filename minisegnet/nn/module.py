@@ -62,12 +62,14 @@ class Module:
     def __setattr__(self, name, value):
         """Attributes as usual, with PyTorch's two guards: a parameter's place takes a
         Parameter or None, a buffer's a Tensor or None. (Any other value there would drop it
-        silently from ``parameters()``, ``state_dict()`` and an optimizer made later.) Unlike
-        PyTorch, a parameter place that holds None (``Conv2d(..., bias=False).bias``) is not
-        guarded: no record keeps it a parameter's place."""
+        silently from ``parameters()``, ``state_dict()`` and an optimizer made later.) A
+        parameter's place is a name that has held a Parameter, or that ``register_parameter``
+        gave None (``Conv2d(..., bias=False).bias``), kept in ``_parameter_places``."""
+        places = self.__dict__.get("_parameter_places", ())
+        if isinstance(value, Parameter) and name not in places:
+            object.__setattr__(self, "_parameter_places", places + (name,))
         if value is not None:
-            current = self.__dict__.get(name)
-            if isinstance(current, Parameter) and not isinstance(value, Parameter):
+            if name in places and not isinstance(value, Parameter):
                 raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} of "
                                 f"{type(self).__name__} (a Parameter or None, as in PyTorch): wrap it, "
                                 f"nn.Parameter(...), or change the values in place, {name}.data[...] = ...")
@@ -223,6 +225,9 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got "
                             f"{type(param).__name__} (wrap it: nn.Parameter(...))")
+        places = self.__dict__.get("_parameter_places", ())
+        if name not in places:                  # a parameter's place, even while it holds None
+            object.__setattr__(self, "_parameter_places", places + (name,))
         setattr(self, name, param)
 
     def get_parameter(self, target):

@@ -41,8 +41,9 @@ class BatchNorm2d(Module):
         self.has_bias = checks.flag(bias, "bias", op)
         self.track_running_stats = checks.flag(track_running_stats, "track_running_stats", op)
         c = self.num_features
-        self.weight = Parameter(np.ones(c, dtype=dtype)) if self.affine else None
-        self.bias = Parameter(np.zeros(c, dtype=dtype)) if self.affine and self.has_bias else None
+        # parameters' places, empty (None) without affine or bias, as PyTorch's
+        self.register_parameter("weight", Parameter(np.ones(c, dtype=dtype)) if self.affine else None)
+        self.register_parameter("bias", Parameter(np.zeros(c, dtype=dtype)) if self.affine and self.has_bias else None)
         if self.track_running_stats:
             self.running_mean = Tensor(np.zeros(c, dtype=dtype))
             self.running_var = Tensor(np.ones(c, dtype=dtype))
