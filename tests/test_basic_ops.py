@@ -511,6 +511,10 @@ def test_clamp_argmax_keepdim_float_and_int_as_torch(torch):
         msn.tensor(i).clamp()
     with pytest.raises(TypeError, match="clamp: min must be a number"):
         msn.tensor(i).clamp(min="0")
+    u8 = np.array([1, 2], np.uint8)                    # torch wraps min=-1 to 255 (clamping all to 255)
+    assert torch.tensor(u8).clamp(min=-1).tolist() == [255, 255]
+    with pytest.raises(OverflowError, match="clamp: the number -1 does not fit uint8"):
+        msn.tensor(u8).clamp(min=-1)
     assert msn.tensor(np.array([2.0, 3.0])).pow(2).tolist() == [4.0, 9.0]
     assert float(msn.tensor(2.5)) == 2.5 and int(msn.tensor(-2.7)) == int(torch.tensor(-2.7)) == -2
     x = np.random.default_rng(0).standard_normal((2, 3, 4))

@@ -435,6 +435,9 @@ def clamp(input, min=None, max=None):
         raise TypeError(f"clamp: input must be a number tensor, got dtype {input.dtype}")
     if input.dtype.kind != "f" and any(isinstance(b, (float, np.floating)) for b in (min, max)):
         input = astype(input, np.float32)          # PyTorch's promotion: an int tensor and a float bound
+    for bound in (min, max):
+        if isinstance(bound, (int, np.integer)):
+            _check_fits(int(bound), input.dtype, "clamp")  # a uint8 tensor, min=-1: PyTorch wraps it to 255
     return Clamp(min, max)(input)
 
 
