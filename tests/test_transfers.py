@@ -121,3 +121,22 @@ def test_the_standin_counts_the_upload_of_a_number_given_to_ufunc_at(transfers, 
         cupy.add.at(a, idx, cupy.ones((), dtype=np.int64))
     assert log.count() == 0, log.report()
     assert a.get().tolist() == [2, 0, 2, 0]
+
+
+def test_cumulative_batch_norm_reads_nothing_back(transfers, cupy, torch):
+    """BatchNorm2d(momentum=None) weighs batch k by 1/k: the factor is made on the device from
+    num_batches_tracked (it read the count back, a sync per layer per training step), and the
+    running statistics stay PyTorch's."""
+    msn.set_backend("cupy")
+    bn, tbn = msn.nn.BatchNorm2d(3, momentum=None), torch.nn.BatchNorm2d(3, momentum=None)
+    rng = np.random.default_rng(0)
+    batches = [rng.standard_normal((2, 3, 4, 4)).astype(np.float32) for _ in range(3)]
+    inputs = [msn.tensor(b) for b in batches]
+    with transfers() as log:
+        for x in inputs:
+            bn(x)
+    assert log.count() == 0, log.report()
+    for b in batches:
+        tbn(torch.tensor(b))
+    np.testing.assert_allclose(bn.running_var.numpy(), tbn.running_var.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(bn.running_mean.numpy(), tbn.running_mean.numpy(), rtol=1e-6, atol=1e-7)

@@ -125,13 +125,20 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     the input's shape.
     See the module docstring for the formulas.
     """
+    momentum = checks.real(momentum, "momentum", "batch_norm", minimum=0, maximum=1)
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, float(momentum), eps)
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps):
+    """``batch_norm`` with ``momentum`` already checked: a number in [0, 1], or a 0-d array of the
+    input's backend (``BatchNorm2d``'s cumulative average, 1 / batches seen, made on the device:
+    reading the count back would stall a GPU every training step)."""
     x = checks.tensor(input, "input", "batch_norm")
     training = checks.flag(training, "training", "batch_norm")
     if x.ndim < 2:
         raise ValueError(f"batch_norm: input must have shape (N, C, *), got shape {x.shape}")
     checks.float_tensor(x, "input", "batch_norm")
     c = x.shape[1]
-    momentum = checks.real(momentum, "momentum", "batch_norm", minimum=0, maximum=1)
     eps = checks.real(eps, "eps", "batch_norm", minimum=0)
     if training and eps == 0:
         # a constant channel (a dead ReLU's) would divide 0 by 0; PyTorch refuses it too
@@ -158,5 +165,5 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if training and x.size // max(c, 1) < 2:
         raise ValueError(f"batch_norm: training mode needs more than 1 value per channel, "
                          f"got input of shape {x.shape}")
-    fn = BatchNorm(raw(running_mean), raw(running_var), bool(training), float(momentum), float(eps))
+    fn = BatchNorm(raw(running_mean), raw(running_var), bool(training), momentum, float(eps))
     return fn(x, weight, bias)

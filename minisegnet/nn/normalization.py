@@ -7,9 +7,9 @@ buffers ``running_mean`` (zeros), ``running_var`` (ones) and
 """
 import numpy as np
 
-from .. import backend, checks
+from .. import checks
 from ..autograd import Tensor
-from ..functional.normalization import batch_norm
+from ..functional.normalization import _batch_norm
 from .module import Module, Parameter
 
 __all__ = ["BatchNorm2d"]
@@ -71,14 +71,14 @@ class BatchNorm2d(Module):
 
     def forward(self, input):
         self.check_input(input)
-        factor = 0.0 if self.momentum is None else self.momentum
+        factor = 0.0 if self.momentum is None else float(self.momentum)
         if self.training and self.track_running_stats:
             self.num_batches_tracked.data += 1
-            if self.momentum is None:       # cumulative moving average: weight 1/k for batch k
-                factor = 1.0 / float(backend.to_numpy(self.num_batches_tracked.data))
+            if self.momentum is None:       # cumulative moving average: weight 1/k for batch k,
+                factor = 1.0 / self.num_batches_tracked.data    # on the device (no read back)
         use_batch_stats = self.training or not self.track_running_stats
-        return batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
-                          use_batch_stats, factor, self.eps)
+        return _batch_norm(input, self.running_mean, self.running_var, self.weight, self.bias,
+                           use_batch_stats, factor, self.eps)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, affine={self.affine}, "
