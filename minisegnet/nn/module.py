@@ -65,11 +65,10 @@ class Module:
         silently from ``parameters()``, ``state_dict()`` and an optimizer made later.) A
         parameter's place is a name that has held a Parameter, or that ``register_parameter``
         gave None (``Conv2d(..., bias=False).bias``), kept in ``_parameter_places``."""
-        places = self.__dict__.get("_parameter_places", ())
-        if isinstance(value, Parameter) and name not in places:
-            object.__setattr__(self, "_parameter_places", places + (name,))
+        if isinstance(value, Parameter):
+            self._mark_parameter_place(name)
         if value is not None:
-            if name in places and not isinstance(value, Parameter):
+            if name in self.__dict__.get("_parameter_places", ()) and not isinstance(value, Parameter):
                 raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} of "
                                 f"{type(self).__name__} (a Parameter or None, as in PyTorch): wrap it, "
                                 f"nn.Parameter(...), or change the values in place, {name}.data[...] = ...")
@@ -77,6 +76,12 @@ class Module:
                 raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} of "
                                 f"{type(self).__name__} (a Tensor or None, as in PyTorch): wrap it, msn.tensor(...)")
         object.__setattr__(self, name, value)
+
+    def _mark_parameter_place(self, name):
+        """Remember ``name`` as a parameter's place (the guard above keeps it one)."""
+        places = self.__dict__.get("_parameter_places", ())
+        if name not in places:
+            object.__setattr__(self, "_parameter_places", places + (name,))
 
     def __call__(self, *args, **kwargs):
         if _call_recorder is not None:
@@ -225,9 +230,7 @@ class Module:
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter: {name!r} must be a Parameter or None, got "
                             f"{type(param).__name__} (wrap it: nn.Parameter(...))")
-        places = self.__dict__.get("_parameter_places", ())
-        if name not in places:                  # a parameter's place, even while it holds None
-            object.__setattr__(self, "_parameter_places", places + (name,))
+        self._mark_parameter_place(name)        # a parameter's place, even while it holds None
         setattr(self, name, param)
 
     def get_parameter(self, target):

@@ -32,7 +32,7 @@ from ..autograd import Tensor
 from ..functional.loss import cross_entropy_of_checked_labels
 from ..instances import _renumber, _unet_weight_map, instances_from_semantic
 from ..metrics.panoptic import check_categories
-from .semantic import ConfusionScores, SemanticTask, check_class_labels, keep_dataset_info
+from .semantic import ConfusionScores, SemanticTask, check_class_labels, keep_dataset_info, loss_ignore_index
 
 __all__ = ["InstanceTask", "InstanceScores", "thing_and_stuff_classes", "is_thing", "object_ids", "scored_truth"]
 
@@ -116,13 +116,12 @@ def scored_truth(masks, ids, num_classes, thing_classes):
 
 def _check_labels(masks, ids, num_classes, ignore_index):
     """The host labels of a batch: integer maps of one shape, classes in range, ids >= 0."""
-    for name, a in (("masks", masks), ("instances", ids)):
-        if a.dtype.kind not in "iu":
-            raise TypeError(f"{name} must be an integer map, got dtype {a.dtype}")
+    check_class_labels(masks, num_classes, ignore_index)        # an integer map, labels in range
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"instances must be an integer map, got dtype {ids.dtype}")
     if ids.shape != masks.shape:
         raise ValueError(f"instances has shape {ids.shape} but masks has shape {masks.shape}: "
                          "an instance map needs one id per pixel of its image")
-    check_class_labels(masks, num_classes, ignore_index)
     if ids.size and ids.min() < 0:
         raise ValueError(f"instances holds the negative id {int(ids.min())}; ids are >= 0 (0 = no object)")
 
@@ -231,7 +230,7 @@ class InstanceTask:
             raise ValueError("the instance task needs batches (images, masks, instances): "
                              f"got {len(labels)} label map(s) per sample")
         masks, ids = (backend.to_numpy(a) for a in labels)
-        ignore = -100 if self.ignore_index is None else self.ignore_index
+        ignore = loss_ignore_index(self)
         _check_labels(masks, ids, self.num_classes, ignore)
         ids = object_ids(masks, ids, self.thing_classes)
         masks, ids = backend.asarray(masks), backend.asarray(ids)
@@ -242,7 +241,7 @@ class InstanceTask:
         return out
 
     def loss(self, outputs, targets):
-        ignore = -100 if self.ignore_index is None else self.ignore_index
+        ignore = loss_ignore_index(self)
         if not self.weight_map:
             return cross_entropy_of_checked_labels(outputs, Tensor(targets["masks"]), ignore_index=ignore)
         per_pixel = cross_entropy_of_checked_labels(outputs, Tensor(targets["masks"]), ignore_index=ignore,

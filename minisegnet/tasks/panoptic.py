@@ -39,7 +39,7 @@ from ..autograd import Tensor
 from ..functional import l1_loss, mse_loss
 from ..functional.loss import cross_entropy_of_checked_labels
 from .instance import _check_labels, is_thing, object_ids, scored_truth, thing_and_stuff_classes
-from .semantic import ConfusionScores, keep_dataset_info
+from .semantic import ConfusionScores, keep_dataset_info, loss_ignore_index
 
 __all__ = ["PanopticTask", "PanopticScores", "CENTER_LOSS_WEIGHT", "OFFSET_LOSS_WEIGHT"]
 
@@ -177,7 +177,7 @@ class PanopticTask:
             raise ValueError("the panoptic task needs batches (images, masks, instances): "
                              f"got {len(labels)} label map(s) per sample")
         masks, ids = (backend.to_numpy(a) for a in labels)
-        _check_labels(masks, ids, self.num_classes, -100 if self.ignore_index is None else self.ignore_index)
+        _check_labels(masks, ids, self.num_classes, loss_ignore_index(self))
         ids = object_ids(masks, ids, self.thing_classes)
         largest = int(ids.max()) if ids.size else 0
         masks, ids = backend.asarray(masks), backend.asarray(ids)
@@ -191,7 +191,7 @@ class PanopticTask:
         if not isinstance(outputs, dict) or "center" not in outputs:
             raise ValueError("the panoptic task needs a model with an instance branch (outputs 'semantic', "
                              f"'center', 'offset'), got {type(outputs).__name__}")
-        ignore = -100 if self.ignore_index is None else self.ignore_index
+        ignore = loss_ignore_index(self)
         xp = backend.get_array_module(targets["masks"])
         semantic = cross_entropy_of_checked_labels(outputs["semantic"], Tensor(targets["masks"]), ignore_index=ignore)
         center = mse_loss(outputs["center"], Tensor(targets["center"]), weight=targets["center_weight"])

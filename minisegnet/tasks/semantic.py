@@ -91,6 +91,12 @@ def check_class_labels(masks, num_classes, ignore_index):
                          f"and not ignore_index={ignore_index}")
 
 
+def loss_ignore_index(task):
+    """The label the loss and the label check skip: the dataset's ``ignore_index``, or
+    PyTorch's default -100 when it names none."""
+    return -100 if task.ignore_index is None else task.ignore_index
+
+
 def keep_dataset_info(task, info):
     """What every task keeps of the dataset's ``info`` (``train.build_datasets``):
     ``num_classes``, ``in_channels``, ``class_names``, ``palette`` and ``ignore_index``."""
@@ -131,12 +137,11 @@ class SemanticTask:
         """The masks on the device, their labels checked first where they arrive, on the host
         (``check_class_labels``), so that the loss need not read a check back from the device."""
         (masks,) = labels
-        check_class_labels(masks, self.num_classes, -100 if self.ignore_index is None else self.ignore_index)
+        check_class_labels(masks, self.num_classes, loss_ignore_index(self))
         return backend.asarray(masks)
 
     def loss(self, outputs, targets):
-        ignore = -100 if self.ignore_index is None else self.ignore_index
-        return cross_entropy_of_checked_labels(outputs, Tensor(targets), ignore_index=ignore)
+        return cross_entropy_of_checked_labels(outputs, Tensor(targets), ignore_index=loss_ignore_index(self))
 
     def new_scores(self, training=False):
         return ConfusionScores(self.num_classes, self.class_names)
