@@ -521,3 +521,22 @@ def test_clamp_argmax_keepdim_float_and_int_as_torch(torch):
     for name in ("argmax", "argmin"):
         ours, theirs = getattr(msn.tensor(x), name)(keepdim=True), getattr(torch.tensor(x), name)(keepdim=True)
         assert ours.shape == tuple(theirs.shape) == (1, 1, 1) and ours.item() == theirs.item()
+
+
+@given(x=hnp.arrays(np.float64, hnp.array_shapes(max_dims=3, max_side=5),
+                    elements=st.floats(-5, 5, allow_nan=False)),
+       lo=st.one_of(st.none(), st.floats(-4, 4)), hi=st.one_of(st.none(), st.floats(-4, 4)))
+def test_clamp_matches_torch_on_drawn_tensors_and_bounds(torch, x, lo, hi):
+    """Values, shape and gradient of clamp against torch.clamp on Hypothesis-drawn tensors and
+    bounds (either missing, min > max, values on a bound)."""
+    if lo is None and hi is None:
+        return
+    x = np.where(np.arange(x.size).reshape(x.shape) % 3 == 0, lo if lo is not None else hi, x)  # some on a bound
+    ours, theirs = msn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    y, ty = ours.clamp(lo, hi), theirs.clamp(lo, hi)
+    assert y.shape == tuple(ty.shape) == x.shape
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    g = np.random.default_rng(0).standard_normal(x.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
