@@ -173,13 +173,14 @@ def gathers_alone(shape):
 
     x, grid = make_case(shape)
     n, c, h, w = shape
-    image, points = x.reshape(n, c, h * w), grid.reshape(n, -1, 2)
+    image, points = sampling.framed(x), grid.reshape(n, -1, 2)
+    offsets = sampling.corner_offsets("bilinear", w)
     reads = [(i, sampling.corners(points[i, block], h, w, "bilinear", "zeros", False)[0])
              for i, block in sampling.blocks(points, c)]
 
     def gathers():
-        for i, corner_reads in reads:
-            sampling.corner_values(image[i], corner_reads)
+        for i, index in reads:
+            sampling.corner_values(image[i], index, offsets)
 
     return gathers
 

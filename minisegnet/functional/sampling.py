@@ -49,23 +49,29 @@ into ``[0, W - 1]`` flattens.
 ``"nearest"`` output is constant between rounding boundaries, so its
 gradient with respect to the grid is 0.
 
-**How the code does it.** A corner outside the image is clipped to the
-nearest pixel inside and given weight 0 (and, for the grid gradient, value 0),
-so every read is a valid index and nothing is copied: per axis, the two
-neighbours ``x0, x0 + 1`` are clipped into ``[0, W - 1]`` and flagged inside or
-not; the four corners are their combinations. The channels of an image share
-its points, so each corner is one gather (``take``) per image, and the input
-gradient a 1-D scatter-add per image. The points are visited image by image,
+**How the code does it.** The input is copied once into a frame of zeros
+two pixels wide on every side (``framed``). A corner outside the image then
+reads 0 from the frame, the ``zeros`` rule, with no test per corner, and a
+point farther out is moved into the frame (its cell start clipped into
+``[-2, W]``), where both its neighbours are 0. In the framed image, flattened
+row by row with rows of ``W + 4``, the four corners of a cell whose top-left
+pixel ``nw`` has flat index ``k`` are at ``k``, ``k + 1``, ``k + (W + 4)`` and
+``k + (W + 4) + 1``: one index array per point serves all four, each corner
+read through a view of the image shifted by its offset. The channels of an
+image share its points, so each corner is one gather (``take``) per image,
+and the input gradient a 1-D scatter-add per corner and image, into a framed
+gradient whose inside is then cut out (what lands in the frame belonged to
+no pixel). The points are visited image by image,
 a block at a time. When a gradient will be wanted, the forward pass keeps
-what it found for each block (corner indices, weights, the point's place in
+what it found for each block (the cell index, weights, the point's place in
 its cell, and the four corner values the grid gradient needs), so the
 backward pass does not compute them again (``KEEP_READS``; PyTorch
-recomputes them). Memory per call is therefore the output, the gradients,
-the kept numbers (a fixed count per output value: in float32 with both
-gradients wanted, a forward's peak allocation is about 10 times the output
-for 3 channels and 6 times for 32, as ``benchmarks/bench_grid_sample.py``
-measures) and temporaries of one block; never
-an ``(H*W) x (H*W)`` matrix and no copy of the input.
+recomputes them). Memory per call is therefore the framed copy of the input
+(the input's size and its frame), the output, the gradients, the kept
+numbers (a fixed count per output value: in float32 with both gradients
+wanted, a forward's peak allocation is about 9 times the output for 3
+channels and 6.5 times for 32, the framed copy included, as
+``benchmarks/bench_grid_sample.py`` measures) and temporaries of one block; never an ``(H*W) x (H*W)`` matrix.
 
 ``affine_grid(theta, size)`` makes the grid of an affine map: output pixel
 ``(i, j)``, at normalised position ``(x_j, y_i)``, samples the point
@@ -116,7 +122,10 @@ def fused_multiply_add(a, b, c):
     there ``p + c`` is the answer, as no rounding of such a point decides anything.
     """
     if a.dtype != np.float64:
-        return (a.astype(np.float64) * b + c).astype(a.dtype)
+        wide = a.astype(np.float64)
+        wide *= b
+        wide += c
+        return wide.astype(a.dtype)
     xp = backend.get_array_module(a)
     with np.errstate(over="ignore", invalid="ignore"):
         p = a * b
@@ -183,87 +192,114 @@ def source_pixels(coord, size, align_corners, padding_mode, with_slope=True):
     return pix, slope
 
 
-# ---- step 3: the pixels around each point, and reading them ----------------------------
-def neighbours(pix, size):
-    """Along one axis: the two pixels around ``pix`` and how far past the first it lies.
+# ---- step 3: the pixels around each point, read from the input in a frame of zeros -------
+FRAME = 2
+"""Pixels of zeros around each side of the framed input: one for a corner just outside the
+image, and a second so that a point farther out, moved to the frame's edge, reads 0 at both
+of its neighbours."""
 
-    Returns ``(i0, i1), (in0, in1), frac``: ``i0 = floor(pix)`` and ``i1 = i0 + 1``
-    clipped into ``[0, size - 1]`` (so they are valid indices), ``in0``/``in1``
-    whether each really was inside (a neighbour outside the image reads 0),
-    and ``frac = pix - floor(pix)``. NaN clips to pixel 0 and counts as outside.
+
+def framed(x):
+    """``x`` (N, C, H, W) in a frame of ``FRAME`` zeros on every side, rows flattened:
+    (N, C, (H + 4) * (W + 4)). The one copy of the input that a call makes (written once:
+    the frame's strips zeroed, the inside copied)."""
+    xp = backend.get_array_module(x)
+    n, c, h, w = x.shape
+    f = FRAME
+    out = xp.empty((n, c, h + 2 * f, w + 2 * f), dtype=x.dtype)
+    out[:, :, :f], out[:, :, h + f:], out[:, :, f:h + f, :f], out[:, :, f:h + f, w + f:] = 0, 0, 0, 0
+    out[:, :, f:h + f, f:w + f] = x
+    return out.reshape(n, c, -1)
+
+
+def cell(pix, size):
+    """Along one axis: the framed index of the first pixel of each point's cell, and the
+    point's offset past it.
+
+    ``lo = floor(pix)`` and ``frac = pix - lo``; ``lo`` is clipped into
+    ``[-FRAME, size]`` (``fmax``/``fmin`` send NaN to ``-FRAME``) and shifted by
+    ``FRAME``, so the cell ``lo, lo + 1`` lies in the framed axis of ``size + 4``
+    pixels: a point outside the image reads the frame's zeros, and one farther
+    out than a pixel reads zeros at both ends.
     """
     xp = backend.get_array_module(pix)
     lo = xp.floor(pix)
-    inside = ((lo >= 0) & (lo <= size - 1), (lo >= -1) & (lo <= size - 2))
-    # clip once into [-1, size - 1] (fmax/fmin send NaN to -1), then each neighbour into the image
-    first = xp.fmin(xp.fmax(lo, -1), size - 1).astype(np.int64)
-    index = (xp.maximum(first, 0), xp.minimum(first + 1, size - 1))
     with np.errstate(invalid="ignore"):          # an infinite point: inf - inf, NaN, as in PyTorch
-        return index, inside, pix - lo
+        frac = pix - lo
+    xp.fmax(lo, -FRAME, out=lo)
+    xp.fmin(lo, size, out=lo)
+    return lo.astype(np.int64) + FRAME, frac
 
 
-def nearest_pixel(pix, size):
-    """Along one axis: the pixel nearest ``pix`` (halves to even), clipped inside, and whether it was inside."""
+def nearest(pix, size):
+    """Along one axis: the framed index of the pixel nearest ``pix`` (halves to even; outside the
+    image, a pixel of the frame)."""
     xp = backend.get_array_module(pix)
     i = xp.rint(pix)
-    return xp.fmin(xp.fmax(i, 0), size - 1).astype(np.int64), (i >= 0) & (i <= size - 1)
+    xp.fmax(i, -FRAME, out=i)
+    xp.fmin(i, size, out=i)
+    return i.astype(np.int64) + FRAME
+
+
+def corner_offsets(mode, width):
+    """Where each corner lies from the cell's first pixel, in the framed image's flat index:
+    nw, ne, sw, se (PyTorch's order of the sum) for bilinear; the pixel itself for nearest."""
+    row = width + 2 * FRAME
+    return (0, 1, row, row + 1) if mode == "bilinear" else (0,)
 
 
 def corners(points, height, width, mode, padding_mode, align_corners, with_slope=False):
     """Steps 1-3 for a block of points ``(P, 2)``: the pixels each point reads.
 
-    Returns ``(reads, cell)``. ``reads`` lists ``(index, weight, inside)`` per
-    corner (nw, ne, sw, se for bilinear; one for nearest): flat pixel indices
-    ``row * W + col`` (clipped inside), the interpolation weight (0 for a corner
-    outside the image) and whether the corner is inside. ``cell`` is
-    ``(a, b, sx, sy)`` for the grid gradient: the point's offsets in its cell
-    and the slopes of steps 1-2 (None for nearest). ``with_slope=False`` (the
-    grid gradient is not wanted): the slopes and ``inside`` are None.
+    Returns ``(index, weights, cell)``. ``index``: the framed flat index
+    ``row * (W + 4) + col`` of each point's first corner (nw; the others are at
+    ``corner_offsets``). ``weights``: one array per corner, its interpolation
+    weight (None for nearest, whose one corner weighs 1). ``cell``: ``(a, b, sx,
+    sy)`` for the grid gradient, the point's offsets in its cell and the slopes
+    of steps 1-2 (None for nearest; the slopes None when ``with_slope`` is False:
+    only the grid gradient needs them).
     """
     px, sx = source_pixels(points[:, 0], width, align_corners, padding_mode, with_slope)
     py, sy = source_pixels(points[:, 1], height, align_corners, padding_mode, with_slope)
+    row = width + 2 * FRAME
     if mode == "nearest":
-        (col, col_in), (row, row_in) = nearest_pixel(px, width), nearest_pixel(py, height)
-        inside = row_in & col_in
-        return [(row * width + col, inside.astype(points.dtype), inside)], None
-    (cols, cols_in, a), (rows, rows_in, b) = neighbours(px, width), neighbours(py, height)
-    # a neighbour outside the image weighs 0 along its axis, so every corner it makes weighs 0
-    weights_x = ((1 - a) * cols_in[0], a * cols_in[1])
-    weights_y = ((1 - b) * rows_in[0], b * rows_in[1])
-    reads = []
-    for ky in (0, 1):                  # nw, ne, sw, se: PyTorch's order of the sum
-        row_start = rows[ky] * width
-        for kx in (0, 1):
-            inside = rows_in[ky] & cols_in[kx] if with_slope else None
-            reads.append((row_start + cols[kx], weights_y[ky] * weights_x[kx], inside))
-    return reads, (a, b, sx, sy)
+        index = nearest(py, height)
+        index *= row
+        index += nearest(px, width)
+        return index, None, None
+    (col, a), (index, b) = cell(px, width), cell(py, height)
+    index *= row
+    index += col
+    a1, b1 = 1 - a, 1 - b
+    return index, (b1 * a1, b1 * a, b * a1, b * a), (a, b, sx, sy)
 
 
-def corner_values(image, reads):
-    """The value of each corner in ``reads`` for every channel of ``image`` (C, H*W): a list
-    of (C, P) arrays, one gather each (the channels share the points; the indices are
-    valid by construction, so ``take_valid`` skips the check of each)."""
-    return [backend.take_valid(image, index, 1) for index, _, _ in reads]
+def corner_values(image, index, offsets):
+    """The value of each corner for every channel of the framed ``image`` (C, (H+4)(W+4)):
+    a list of (C, P) arrays, one gather each at ``index + offset`` (the channels share
+    the points; the indices are valid by construction, so ``take_valid`` skips the
+    check of each)."""
+    return [backend.take_valid(image, index + offset if offset else index, 1) for offset in offsets]
 
 
 # ---- the op: forward and backward side by side ----------------------------------------
 class GridSample(Function):
     """Bilinear (the four corners of each point's cell) or nearest sampling; see the module docstring.
 
-    forward:   out[n, c, p] = sum_k w_k[n, p] I[n, c, corner_k(n, p)]      (w_k = 0 for a corner outside)
+    forward:   out[n, c, p] = sum_k w_k[n, p] I[n, c, corner_k(n, p)]      (I framed by zeros)
     backward:  dI[n, c, corner_k] += w_k g[n, c, p]                       (scatter-add)
                d grid_x = sx * sum_c g * ((1-b)(I_ne - I_nw) + b (I_se - I_sw))
                d grid_y = sy * sum_c g * ((1-a)(I_sw - I_nw) + a (I_se - I_ne))
     with corners nw, ne, sw, se = (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1)
-    (a corner outside the image reads 0), ``sx``, ``sy`` the slopes of steps 1-2,
-    and 0 as the grid gradient for nearest.
+    (a corner outside the image reads the frame's 0), ``sx``, ``sy`` the slopes
+    of steps 1-2, and 0 as the grid gradient for nearest.
 
     Both passes walk the points image by image and a block at a time
     (``blocks``; on the CPU the blocks are shared over the threads,
     ``each_block``); the backward pass walks them twice, once for the grid's
     gradient and once for the input's scatter (``SERIAL_SCATTER``). What the
-    forward pass found for each block (corner indices, weights, cell offsets
-    and corner values: a fixed count of numbers per output value) is kept for
+    forward pass found for each block (cell index, weights, cell offsets and
+    corner values: a fixed count of numbers per output value) is kept for
     the backward pass when a gradient will be wanted (``KEEP_READS``);
     otherwise each backward walk recomputes it from the grid, as PyTorch does.
     """
@@ -273,8 +309,8 @@ class GridSample(Function):
         self.kept = {}
 
     def _reads(self, i, block, points, height, width, with_slope=False):
-        """``(reads, cell, values)`` of ``corners`` for block ``block`` of image ``i``: what the
-        forward pass kept for it, else computed now (``values`` None: not read yet)."""
+        """``(index, weights, cell, values)`` of ``corners`` for block ``block`` of image ``i``: what
+        the forward pass kept for it, else computed now (``values`` None: not read yet)."""
         kept = self.kept.get((i, block.start, block.stop))
         if kept is not None:
             return kept
@@ -284,56 +320,59 @@ class GridSample(Function):
     def forward(self, x, grid):
         xp = backend.get_array_module(x)
         n, c, h, w = x.shape
-        image, points = x.reshape(n, c, h * w), grid.reshape(n, -1, 2)
+        image, points = framed(x), grid.reshape(n, -1, 2)
+        offsets = corner_offsets(self.mode, w)
         out = xp.empty((n, c, points.shape[1]), dtype=x.dtype)
         wanted = is_grad_enabled() and any(self.needs_input_grad)       # a backward pass will come
         keep = KEEP_READS and wanted
         want_grid = self.needs_input_grad[1]
 
         def sample(i, block):                                  # out[i, :, block], from its points
-            reads, cell, _ = self._reads(i, block, points, h, w, with_slope=keep and want_grid)
-            values = corner_values(image[i], reads)
+            index, weights, cell, _ = self._reads(i, block, points, h, w, with_slope=keep and want_grid)
+            values = corner_values(image[i], index, offsets)
             if keep:                                           # one entry per block: threads never share one
-                self.kept[i, block.start, block.stop] = reads, cell, (values if want_grid else None)
+                self.kept[i, block.start, block.stop] = index, weights, cell, (values if want_grid else None)
             o = out[i, :, block]
-            for k, ((index, weight, _), term) in enumerate(zip(reads, values)):
-                if k == 0:
-                    xp.multiply(term, weight, out=o)
-                else:
-                    o += term * weight
+            if weights is None:                                # nearest: the pixel itself
+                o[...] = values[0]
+                return
+            xp.multiply(values[0], weights[0], out=o)
+            for term, weight in zip(values[1:], weights[1:]):
+                o += term * weight
 
         each_block(sample, points, c)
         if wanted:
-            self.x, self.grid = x, grid
+            self.shape, self.grid = x.shape, grid
+            self.image = None if keep else image         # kept: the grid gradient has its corner values
         return out.reshape(n, c, *grid.shape[1:3])
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        n, c, h, w = self.x.shape
-        image, points, g = self.x.reshape(n, c, h * w), self.grid.reshape(n, -1, 2), g.reshape(n, c, -1)
+        n, c, h, w = self.shape
+        points, g = self.grid.reshape(n, -1, 2), g.reshape(n, c, -1)
+        offsets = corner_offsets(self.mode, w)
+        size = (h + 2 * FRAME) * (w + 2 * FRAME)
         want_x, want_grid = self.needs_input_grad
-        gx = xp.zeros((n, c, h * w), dtype=g.dtype) if want_x else None
+        gx = xp.zeros((n, c * size), dtype=g.dtype) if want_x else None       # framed, channels flattened
         ggrid = xp.zeros(points.shape, dtype=g.dtype) if want_grid else None
-        channel_start = xp.arange(c)[:, None] * (h * w)
+        channel_start = xp.arange(c)[:, None] * size
 
         def input_gradient(i, block):                          # adds into gx[i]
-            reads, _, _ = self._reads(i, block, points, h, w)
+            index, weights, _, _ = self._reads(i, block, points, h, w)
             gi = g[i, :, block]
-            for index, weight, _ in reads:                      # dI[corner] += w g, repeats adding up
-                # a NaN or infinite point has NaN weights (its output is NaN, as PyTorch's) but
-                # reads no pixel: nothing for the pixel its index was clipped to (PyTorch's 0).
-                # Weights lie in [0, 1], so fmax(w, 0) is w, and 0 for NaN: one pass
-                weight = xp.fmax(weight, 0)
-                backend.scatter_add(gx[i].reshape(-1), (channel_start + index).reshape(-1),
-                                    (gi * weight).reshape(-1))
+            index = (channel_start + index).reshape(-1)        # the first corner, in each channel
+            for k, offset in enumerate(offsets):              # dI[corner] += w g, repeats adding up
+                # a corner outside the image adds into the frame, which is cut away below
+                # (so a NaN or infinite point's NaN weights reach no pixel: PyTorch's 0)
+                backend.scatter_add(gx[i, offset:], index, (gi if weights is None else gi * weights[k]).reshape(-1))
 
         def grid_gradient(i, block):                           # writes ggrid[i, block]
-            reads, cell, values = self._reads(i, block, points, h, w, with_slope=True)
+            index, _, cell, values = self._reads(i, block, points, h, w, with_slope=True)
             gi = g[i, :, block]
-            # per corner: sum over channels of g times the corner's value (0 outside the image)
             if values is None:
-                values = corner_values(image[i], reads)
-            nw, ne, sw, se = ((gi * v).sum(axis=0) * inside for v, (_, _, inside) in zip(values, reads))
+                values = corner_values(self.image[i], index, offsets)
+            # per corner: sum over channels of g times the corner's value (the frame's 0 outside)
+            nw, ne, sw, se = (xp.einsum("cp,cp->p", gi, v) for v in values)
             a, b, sx, sy = cell
             ggrid[i, block, 0] = ((1 - b) * (ne - nw) + b * (se - sw)) * sx
             ggrid[i, block, 1] = ((1 - a) * (sw - nw) + a * (se - ne)) * sy
@@ -351,8 +390,9 @@ class GridSample(Function):
             if want_x:
                 scatter()
         self.kept.clear()
-        return (None if gx is None else gx.reshape(self.x.shape),
-                None if ggrid is None else ggrid.reshape(self.grid.shape))
+        if gx is not None:                                     # the inside of the frame (a view)
+            gx = gx.reshape(n, c, h + 2 * FRAME, w + 2 * FRAME)[:, :, FRAME:FRAME + h, FRAME:FRAME + w]
+        return gx, None if ggrid is None else ggrid.reshape(self.grid.shape)
 
 
 # ---- speed: the order in which points are visited ------------------------------------------
