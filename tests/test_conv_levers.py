@@ -514,6 +514,46 @@ def test_stacked_rows_decide_by_size():
     assert not _with_levers({"stacked_rows": False}, lambda: row_taps.stacked(w16, 64 * 64))
 
 
+@given(n=st.integers(1, 3), c_in=st.integers(1, 3), c_out=st.integers(1, 4), kh=st.integers(2, 4),
+       kw=st.integers(1, 3), d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       p=st.tuples(st.integers(0, 3), st.integers(0, 3)), size=st.tuples(st.integers(1, 8), st.integers(1, 8)),
+       transposed=st.booleans(), stack=st.booleans(), limit=st.sampled_from([None, 200, 2000]),
+       seed=st.integers(0, 2**16))
+def test_row_taps_and_stacked_rows_match_torch_on_drawn_layers(torch, n, c_in, c_out, kh, kw, d, p, size,
+                                                                transposed, stack, limit, seed):
+    """Drawn stride-1 layers and transposed layers through the row taps (no kept columns, which
+    would take the full columns instead), their products stacked (SMALL_PRODUCT 0, so that small
+    layers stack) or not, in whole images or bands: the plain path's numbers and PyTorch's."""
+    for a, k in enumerate((kh, kw)):
+        if transposed:
+            assume((size[a] - 1) - 2 * p[a] + d[a] * (k - 1) + 1 >= 1)
+        else:
+            assume(size[a] + 2 * p[a] >= d[a] * (k - 1) + 1)
+    case = dict(transposed=transposed, n=n, c_in=c_in, c_out=c_out, groups=1, k=(kh, kw), s=(1, 1), d=d, p=p,
+                op=(0, 0), size=size)
+    previous_limit = conv_fast.set_im2col_limit(limit or conv_fast.get_im2col_limit())
+    previous_small = row_taps.SMALL_PRODUCT
+    try:
+        row_taps.SMALL_PRODUCT = 0
+        with small_pieces():
+            got, (x, w, b) = _with_levers({"keep_columns": False, "stacked_rows": stack},
+                                          lambda: _run_case(case, seed))
+    finally:
+        conv_fast.set_im2col_limit(previous_limit)
+        row_taps.SMALL_PRODUCT = previous_small
+    plain, _ = _with_levers({"fast_path": False}, lambda: _run_case(case, seed))
+    for what, a, e in zip(("output", "grad input", "grad weight", "grad bias"), got, plain):
+        np.testing.assert_allclose(a, e, rtol=1e-12, atol=1e-12, err_msg=f"{what}, row taps vs plain, {case}")
+    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
+    if transposed:
+        ty = torch.nn.functional.conv_transpose2d(tX, tW, tB, 1, p, 0, 1, d)
+    else:
+        ty = torch.nn.functional.conv2d(tX, tW, tB, 1, p, d)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), seed + 3)))
+    for what, a, t in zip(("output", "grad input", "grad weight", "grad bias"), got, (ty, tX.grad, tW.grad, tB.grad)):
+        assert_close(a, t, what=f"{what} vs torch, row taps, {case}")
+
+
 # ---- ReLU and max-pool, a slab of images at a time --------------------------------------------
 @pytest.mark.parametrize("k, s, p, d, ceil", [(2, 2, 0, 1, False), (3, 2, 1, 2, True), (3, 1, 1, 1, False)])
 def test_relu_and_max_pool_in_slabs_match_torch_at_any_thread_count(torch, monkeypatch, k, s, p, d, ceil):
