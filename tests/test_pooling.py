@@ -163,6 +163,7 @@ def test_assign_where_by_bits_is_copyto(dtype):
 
 @pytest.mark.parametrize("args", [
     dict(kernel_size=2),                                             # disjoint windows, no padding
+    dict(kernel_size=(3, 2)),                                        # disjoint windows that tile 9x10
     dict(kernel_size=(2, 3), stride=(3, 3)),                         # disjoint, not tiling
     dict(kernel_size=3, stride=2, padding=1),                        # overlapping, padded
     dict(kernel_size=2, stride=2, dilation=2, ceil_mode=True),       # overlapping through dilation

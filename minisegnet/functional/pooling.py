@@ -121,26 +121,32 @@ class MaxPool2d(Function):
     def backward(self, g):
         xp = backend.get_array_module(g)
         (kh, kw), (dh, dw) = self.k, self.d
-        g_pad = xp.zeros(self.in_shape[:2] + self.extent, dtype=g.dtype)
-
         # Windows that do not overlap (stride >= the window's extent, as in U-Net's 2x2
         # pooling): each input pixel is in one window at most, so the gradient is copied
-        # to the winners instead of added (no ``where`` temporary, no addition).
+        # to the winners instead of added (no ``where`` temporary, no addition). Windows
+        # that also tile the input (stride = kernel, no dilation, no padding, no pixel
+        # left over) write every pixel once: the gradient or 0, no zeros filled first.
         (sh, sw) = self.s
         disjoint = COPY_IF_DISJOINT and sh > dh * (kh - 1) and sw > dw * (kw - 1)
+        (ho, wo), (h, w) = self.out_hw, self.in_shape[2:]
+        tiled = (disjoint and self.s == self.k and self.d == (1, 1) and self.p == (0, 0)
+                 and (ho * sh, wo * sw) == (h, w))
+        g_pad = (xp.empty if tiled else xp.zeros)(self.in_shape[:2] + self.extent, dtype=g.dtype)
 
         def slab(i):
             g_i, winner_i, g_pad_i = g[i], self.winner[i], g_pad[i]
             for a in range(kh):
                 for b in range(kw):
                     target = g_pad_i[_window_slices(a * dh, b * dw, self.out_hw, self.s)]
-                    if disjoint:
+                    if tiled:
+                        select_where(target, g_i, winner_i == a * kw + b)
+                    elif disjoint:
                         assign_where(target, g_i, winner_i == a * kw + b)
                     else:   # within one offset the slice positions are distinct: plain += is exact
                         target += xp.where(winner_i == a * kw + b, g_i, 0)
 
         parallel.over_batch(slab, g_pad)
-        (ph, pw), (h, w) = self.p, self.in_shape[2:]
+        ph, pw = self.p
         return g_pad[..., ph:ph + h, pw:pw + w]
 
 
@@ -154,12 +160,15 @@ formula reads."""
 COPY_IF_DISJOINT = True
 """Backward when no two windows overlap: copy the gradient to each window's winner
 instead of adding it to zeros (the same numbers; only a -0.0 stays -0.0 instead of
-becoming 0.0 + -0.0 = +0.0). ``False``: add, which is right for any windows."""
+becoming 0.0 + -0.0 = +0.0); where the windows also tile the input (U-Net's 2x2,
+stride 2 on an even size), write each pixel once, the gradient or 0, instead of
+filling zeros first. ``False``: add, which is right for any windows."""
 
 MASKS_BY_BITS = True
 """``assign_where`` on NumPy as integer bit operations instead of NumPy's masked copy
 ``np.copyto(..., where=mask)``, which the forward pass calls twice per window offset
-(the disjoint backward once). ``False``: copyto. ``benchmarks/bench_train_step.py
+(the disjoint backward once), and ``select_where`` (the tiled backward) as one instead of
+``np.where``. ``False``: copyto and where. ``benchmarks/bench_train_step.py
 --levers`` times each of the three."""
 
 
@@ -185,6 +194,24 @@ def assign_where(target, value, mask):
     change = np.bitwise_xor(target_bits, value_bits)
     change &= m
     target_bits ^= change
+
+
+def select_where(target, value, mask):
+    """``target[...] = where(mask, value, 0)``, in place, without reading ``target``.
+
+    ``mask`` is a bool array, ``value`` of ``target``'s dtype. On NumPy
+    (``MASKS_BY_BITS``) as one integer operation on the bit patterns: ``value & m``
+    with ``m`` all ones where ``mask`` holds and all zeros elsewhere, which is
+    ``value`` bit for bit (NaN included) or +0.0.
+    """
+    xp = backend.get_array_module(target)
+    if not (MASKS_BY_BITS and xp is np and target.itemsize in (1, 2, 4, 8)):
+        target[...] = xp.where(mask, value, 0)
+        return
+    bits = np.dtype(f"u{target.itemsize}")
+    m = mask.astype(bits)
+    np.negative(m, out=m)                       # 1 -> all ones (unsigned wrap-around), 0 -> 0
+    np.bitwise_and(value.view(bits), m, out=target.view(bits))
 
 
 def _check_input(x, name, floating=True):
