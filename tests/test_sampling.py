@@ -111,6 +111,14 @@ def test_non_finite_points_raise_no_numpy_warning(padding_mode, align_corners):
         warnings.simplefilter("error")
         y = F.grid_sample(x, grid, padding_mode=padding_mode, align_corners=align_corners)
         y.backward(np.ones(y.shape))
+    # float32 near its largest number (the rounding back from float64 overflows), a 1-pixel axis
+    for dtype, shape in ((np.float32, (1, 1, 3, 5)), (np.float64, (1, 1, 1, 1))):
+        x = msn.tensor(np.ones(shape, dtype), requires_grad=True)
+        grid = msn.tensor(np.array([[[[3e38, -3e38], [np.inf, 0.5]]]], dtype), requires_grad=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            y = F.grid_sample(x, grid, padding_mode=padding_mode, align_corners=align_corners)
+            y.backward(np.ones(y.shape, dtype))
 
 
 @pytest.mark.parametrize("padding_mode", PADDING_MODES)
@@ -486,12 +494,29 @@ def test_the_scatter_beside_the_grid_gradient_gives_the_same_bits(monkeypatch, t
     _assert_same_results(*results)
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_a_retained_graph_gives_the_same_gradients_again(monkeypatch, keep):
+    """A second backward through a retained graph adds the same gradients again (both wanted):
+    what the forward kept, or the framed image it recomputes from, survives the first."""
+    monkeypatch.setattr(sampling, "KEEP_READS", keep)
+    x = msn.tensor(np.random.default_rng(0).standard_normal((2, 3, 5, 6)), requires_grad=True)
+    grid = msn.tensor(np.random.default_rng(1).uniform(-1.3, 1.3, (2, 4, 3, 2)), requires_grad=True)
+    y = F.grid_sample(x, grid)
+    g = np.random.default_rng(2).standard_normal(y.shape)
+    y.backward(g, retain_graph=True)
+    once = x.grad.numpy().copy(), grid.grad.numpy().copy()
+    y.backward(g)
+    np.testing.assert_allclose(x.grad.numpy(), 2 * once[0], rtol=1e-12)
+    np.testing.assert_allclose(grid.grad.numpy(), 2 * once[1], rtol=1e-12)
+
+
 @pytest.mark.parametrize("mode", ["bilinear", "nearest"])
 @pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
 def test_kept_reads_give_the_recomputed_answer(monkeypatch, two_threads, mode, padding_mode):
     """KEEP_READS (the forward's corners, weights and values kept for the backward) changes no bit of
     the output or either gradient, with many blocks an image shared over two threads; what was kept is
-    gone after the backward pass, and nothing is kept when no gradient is wanted."""
+    gone after the backward pass (freed with the node; a retained graph keeps it for the next
+    backward), and nothing is kept when no gradient is wanted."""
     x0, grid0, g = _many_blocks_case(monkeypatch, 11)
     results = []
     for keep in (False, True):
@@ -500,8 +525,8 @@ def test_kept_reads_give_the_recomputed_answer(monkeypatch, two_threads, mode, p
         out = F.grid_sample(x, grid, mode=mode, padding_mode=padding_mode)
         n_blocks = len(list(sampling.blocks(grid.data.reshape(3, -1, 2), 4)))
         assert len(out.creator.kept) == (n_blocks if keep else 0)
-        out.backward(msn.tensor(g), retain_graph=True)                   # the node kept, to look at it
-        assert not out.creator.kept                                     # all used, none left
+        out.backward(msn.tensor(g))
+        assert "kept" not in vars(out.creator)                          # freed with the node
         results.append((out.numpy(), x.grad.numpy(), grid.grad.numpy()))
     with msn.no_grad():
         function = sampling.GridSample(mode, padding_mode, False)

@@ -56,22 +56,22 @@ point farther out is moved into the frame (its cell start clipped into
 ``[-2, W]``), where both its neighbours are 0. In the framed image, flattened
 row by row with rows of ``W + 4``, the four corners of a cell whose top-left
 pixel ``nw`` has flat index ``k`` are at ``k``, ``k + 1``, ``k + (W + 4)`` and
-``k + (W + 4) + 1``: one index array per point serves all four, each corner
-read through a view of the image shifted by its offset. The channels of an
-image share its points, so each corner is one gather (``take``) per image,
-and the input gradient a 1-D scatter-add per corner and image, into a framed
-gradient whose inside is then cut out (what lands in the frame belonged to
-no pixel). The points are visited image by image,
+``k + (W + 4) + 1``: one flat index per point serves all four, the corner
+read at ``k`` plus its offset. The channels of an image share its points, so
+each corner is one gather (``take``) per image, and the input gradient a 1-D
+scatter-add per corner and image, through a view of the framed gradient
+shifted by the corner's offset; the gradient's inside is then cut out (what
+lands in the frame belonged to no pixel). The points are visited image by image,
 a block at a time. When a gradient will be wanted, the forward pass keeps
 what it found for each block (the cell index, weights, the point's place in
 its cell, and the four corner values the grid gradient needs), so the
 backward pass does not compute them again (``KEEP_READS``; PyTorch
 recomputes them). Memory per call is therefore the framed copy of the input
-(the input's size and its frame), the output, the gradients, the kept
-numbers (a fixed count per output value: in float32 with both gradients
-wanted, a forward's peak allocation is about 9 times the output for 3
-channels and 6.5 times for 32, the framed copy included, as
-``benchmarks/bench_grid_sample.py`` measures) and temporaries of one block; never an ``(H*W) x (H*W)`` matrix.
+(the input's size and its frame), the output, the gradients (the input's
+in its frame), the kept numbers (a fixed count per output value: in float32
+with both gradients wanted and an output the input's size, a forward's peak
+allocation is about 9 times the output for 3 channels and 6.5 times for 32,
+the framed copy included, as ``benchmarks/bench_grid_sample.py`` measures) and temporaries of one block; never an ``(H*W) x (H*W)`` matrix.
 
 ``affine_grid(theta, size)`` makes the grid of an affine map: output pixel
 ``(i, j)``, at normalised position ``(x_j, y_i)``, samples the point
@@ -104,7 +104,8 @@ def unnormalize(coord, size, align_corners):
     """
     if align_corners:
         scale = (size - 1) / 2
-        with np.errstate(over="ignore"):              # a point near the float's limit: inf, as in PyTorch
+        # a point near the float's limit: inf, as in PyTorch; an infinite one on a 1-pixel axis: NaN
+        with np.errstate(over="ignore", invalid="ignore"):
             return (coord + 1) * scale, scale
     scale = size / 2
     return fused_multiply_add(coord + 1, scale, -0.5), scale
@@ -125,7 +126,8 @@ def fused_multiply_add(a, b, c):
         wide = a.astype(np.float64)
         wide *= b
         wide += c
-        return wide.astype(a.dtype)
+        with np.errstate(over="ignore"):          # past the dtype's largest number: inf, as PyTorch's
+            return wide.astype(a.dtype)
     xp = backend.get_array_module(a)
     with np.errstate(over="ignore", invalid="ignore"):
         p = a * b
@@ -196,7 +198,8 @@ def source_pixels(coord, size, align_corners, padding_mode, with_slope=True):
 FRAME = 2
 """Pixels of zeros around each side of the framed input: one for a corner just outside the
 image, and a second so that a point farther out, moved to the frame's edge, reads 0 at both
-of its neighbours."""
+of its neighbours. Two exactly: ``cell`` and ``nearest`` clip into ``[-2, size]``, the
+frame's outer pixels."""
 
 
 def framed(x):
@@ -340,9 +343,10 @@ class GridSample(Function):
             for term, weight in zip(values[1:], weights[1:]):
                 o += term * weight
 
-        each_block(sample, points, c)
-        if wanted:
-            self.shape, self.grid = x.shape, grid
+        work = list(blocks(points, c))
+        each_block(sample, work, xp)
+        if wanted:                    # the backward pass walks the same blocks: what was kept is found
+            self.shape, self.grid, self.work = x.shape, grid, work
             self.image = None if keep else image         # kept: the grid gradient has its corner values
         return out.reshape(n, c, *grid.shape[1:3])
 
@@ -378,18 +382,17 @@ class GridSample(Function):
             ggrid[i, block, 1] = ((1 - a) * (sw - nw) + a * (se - ne)) * sy
 
         def scatter():
-            each_block(input_gradient, points, c, by_image=True, threads=not SERIAL_SCATTER)
+            each_block(input_gradient, self.work, xp, by_image=True, threads=not SERIAL_SCATTER)
 
         want_grid = want_grid and self.mode == "bilinear"            # nearest: the grid's gradient is 0
         if want_grid and want_x and SCATTER_BESIDE and xp is np:
             # the scatter keeps the interpreter lock, the grid gradient mostly lets go of it
-            parallel.run_beside(scatter, lambda item: grid_gradient(*item), list(blocks(points, c)))
+            parallel.run_beside(scatter, lambda item: grid_gradient(*item), self.work)
         else:
             if want_grid:
-                each_block(grid_gradient, points, c)
+                each_block(grid_gradient, self.work, xp)
             if want_x:
                 scatter()
-        self.kept.clear()
         if gx is not None:                                     # the inside of the frame (a view)
             gx = gx.reshape(n, c, h + 2 * FRAME, w + 2 * FRAME)[:, :, FRAME:FRAME + h, FRAME:FRAME + w]
         return gx, None if ggrid is None else ggrid.reshape(self.grid.shape)
@@ -443,8 +446,8 @@ its own array, in the same order). ``False``: the grid gradient over the threads
 scatter. ``benchmarks/bench_grid_sample.py --levers`` times both."""
 
 
-def each_block(task, points, channels, by_image=False, threads=True):
-    """``task(i, block)`` for every ``(i, block)`` of ``blocks(points, channels)``.
+def each_block(task, work, xp, by_image=False, threads=True):
+    """``task(i, block)`` for every ``(i, block)`` of ``work`` (``blocks``' list), arrays of ``xp``.
 
     On the CPU the blocks are shared over minisegnet's threads (``parallel.run``;
     NumPy releases the GIL in ``take`` and the arithmetic). Each task writes only
@@ -454,13 +457,12 @@ def each_block(task, points, channels, by_image=False, threads=True):
     ``threads=False``, and on a GPU, the blocks run one after the other in the
     calling thread (CuPy queues the kernels anyway).
     """
-    work = list(blocks(points, channels))
-    if backend.get_array_module(points) is not np or not threads:
+    if xp is not np or not threads:
         for i, block in work:
             task(i, block)
         return
     if by_image:
-        per_image = [[(i, block) for i, block in work if i == j] for j in range(points.shape[0])]
+        per_image = [[(i, block) for i, block in work if i == j] for j in sorted({i for i, _ in work})]
         parallel.run(lambda items: [task(i, block) for i, block in items], per_image)
     else:
         parallel.run(lambda item: task(*item), work)
