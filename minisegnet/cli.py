@@ -5,6 +5,9 @@ import sys
 
 __all__ = ["main", "build_parser"]
 
+PREVIEW_MAX_PANELS = 64
+"""``augment-preview`` draws at most this many panels (the image and its draws) in one figure."""
+
 
 def build_parser():
     parser = argparse.ArgumentParser(
@@ -74,6 +77,15 @@ def model_arg(text):
     return key.strip(), None if lowered == "none" else value
 
 
+def model_args(pairs):
+    """The ``--model-arg`` pairs as a dict; a key given twice is ``None`` and the message (else the
+    dict and None): the last value would silently win."""
+    twice = sorted({key for key, _ in pairs if sum(k == key for k, _ in pairs) > 1})
+    if twice:
+        return None, f"--model-arg {twice[0]}=... is given twice: give each key once"
+    return dict(pairs), None
+
+
 def _add_training_commands(commands):
     """train, evaluate, predict (see minisegnet/train.py and predict.py)."""
     from . import predict, train
@@ -81,7 +93,9 @@ def _add_training_commands(commands):
     def run_train(args):
         config = {k: getattr(args, k) for k in train.DEFAULTS if getattr(args, k, None) is not None}
         if args.model_arg:
-            config["model_args"] = dict(args.model_arg)
+            config["model_args"], twice = model_args(args.model_arg)
+            if twice:
+                return fails("train", twice)
         if args.no_augment:
             if args.augment is not None:
                 return fails("train", "give --augment NAMES or --no-augment, not both")
@@ -310,7 +324,9 @@ def _add_shape_commands(commands):
             ("--batch-norm", args.batch_norm or None), ("--up-mode", args.up_mode)) if value is not None]
         if args.model != "unet" and unet_given:
             return fails("summary", f"{', '.join(unet_given)}: U-Net options, which {args.model} does not take")
-        extra = dict(args.model_arg or ())                 # any model's options, as train's --model-arg
+        extra, twice = model_args(args.model_arg or [])     # any model's options, as train's --model-arg
+        if twice:
+            return fails("summary", twice)
         named = {"in_channels", "num_classes"} | ({"base_channels", "depth", "padding", "batch_norm", "up_mode"}
                                                   if args.model == "unet" else set())
         for key in extra:
@@ -450,7 +466,8 @@ def _unet_options_error(args, size, in_channels, shown):
                 + (f"; the deepest --depth it fits is {deepest}" if deepest else ""))
     try:
         checks.check_weights(weight_count(in_channels, args.num_classes, args.base_channels, depth, args.up_mode),
-                             "UNet", f"--base-channels {args.base_channels}, --depth {depth}")
+                             "UNet", f"--in-channels {in_channels}, --num-classes {args.num_classes}, "
+                                     f"--base-channels {args.base_channels}, --depth {depth}")
     except checks.TooLargeError as error:
         return str(error)
     return None
@@ -517,6 +534,10 @@ def _add_augment_commands(commands):
         folder = os.path.dirname(os.path.abspath(out))
         if not os.path.isdir(folder):
             return fails("augment-preview", f"--out {args.out!r}: the folder {folder!r} does not exist")
+        try:
+            run_config.make_out_folder(folder)               # it exists: whether a file can be written there
+        except run_config.UserError as error:
+            return fails("augment-preview", str(error))
         if args.draws < 1 or args.index < 0 or args.seed < 0:
             return fails("augment-preview", f"--draws must be >= 1 and --index, --seed >= 0, got {args.draws}, "
                                             f"{args.index}, {args.seed}")
@@ -525,6 +546,10 @@ def _add_augment_commands(commands):
                                             f"built-in --data {args.data} (its scenes need the room), got {args.size}")
         datasets = {"shapes": data.Shapes, "roads": data.Roads, "cells": data.Cells}
         panels = 1 + len(names) * args.draws
+        if panels > PREVIEW_MAX_PANELS:
+            return fails("augment-preview", f"--draws {args.draws} of {len(names)} augmentation(s) make {panels} "
+                                            f"panels; one figure holds at most {PREVIEW_MAX_PANELS} (the image "
+                                            "and its draws): draw fewer")
         deformations = sum(hasattr(data.AUGMENTATIONS[n](), "sample_positions") for n in names) * args.draws
         channels = datasets[args.data].in_channels
         needed = augment_preview_bytes(args.size, args.size, channels, panels, deformations)

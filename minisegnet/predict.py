@@ -17,6 +17,7 @@ from .autograd import Tensor, no_grad
 from .data.folder import check_image_mode, conversion_note, image_array
 from .model_geometry import crop_outputs, is_valid_unet, valid_unet_input
 from .train import UserError, _checkpoint_path, _choose_backend, _model_from_state, _on_backend, _read
+from .run_config import check_out_folder, make_out_folder
 
 __all__ = ["image_outputs", "predict_image", "predict_images"]
 
@@ -182,16 +183,14 @@ def predict_images(checkpoint, image_paths, out, backend_name=None, log=print):
     out = os.fspath(out)
     if os.path.exists(out) and not os.path.isdir(out):
         raise UserError(f"--out {out!r} is a file; predict writes its PNGs into a folder")
+    check_out_folder(out)
     path = _checkpoint_path(os.fspath(checkpoint))
     state, meta = _read(path)
     _check_images(image_paths)
     written = []
     with _on_backend(_choose_backend(backend_name)):
         task, model = _model_from_state(state, meta, path)
-        try:
-            os.makedirs(out, exist_ok=True)               # once the images and the model are known to be good
-        except OSError as error:
-            raise UserError(f"--out {out!r}: cannot create this folder ({error.strerror or error})") from None
+        make_out_folder(out)                              # once the images and the model are known to be good
         for image_path in image_paths:
             image, channels_note = _read_image(image_path, meta["info"]["in_channels"])
             if channels_note:

@@ -74,11 +74,12 @@ def check_augment_names(names, given, or_none=True):
     quoting ``given`` (what the user typed) and saying what is wrong: an empty name (two
     commas in a row, or one at an end) or unknown ones. ``or_none``: "none" is also taken."""
     unknown = [n for n in names if n not in data_module.AUGMENTATIONS]
-    if unknown:
+    twice = sorted({n for n in names if names.count(n) > 1} - set(unknown))
+    if unknown or twice:
         problem = ("an empty name: two commas in a row, or one at either end" if "" in unknown
-                   else f"unknown: {', '.join(unknown)}")
+                   else f"unknown: {', '.join(unknown)}" if unknown else f"named twice: {', '.join(twice)}")
         raise UserError(f"--augment takes names from {', '.join(data_module.AUGMENTATIONS)} separated by "
-                        f"commas{', or none' if or_none else ''}; got {given!r} ({problem})")
+                        f"commas, each once{', or none' if or_none else ''}; got {given!r} ({problem})")
     return names
 
 
@@ -173,6 +174,35 @@ def resolve_config(config):
     config["augment"] = _augment_names(config["augment"], config["data"])
     config["thing_classes"] = _thing_classes(config["thing_classes"], config["data"])
     return config
+
+
+def check_out_folder(out, option="--out"):
+    """Before any work: ``out`` names a folder that is there or can be made (no file on its path)
+    and that the nearest existing folder on its path lets this process write into; else a
+    ``UserError`` naming ``option``. Nothing is created (``make_out_folder`` does that)."""
+    if not os.fspath(out).strip():
+        raise UserError(f"{option} is empty: name a folder (or leave {option} out for the default)")
+    place = os.path.abspath(out)
+    while not os.path.exists(place) and os.path.dirname(place) != place:
+        place = os.path.dirname(place)
+    if not os.path.isdir(place):
+        raise UserError(f"{option} {os.fspath(out)!r}: {place!r} is a file, so no folder can be made there")
+    if not os.access(place, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {os.fspath(out)!r}: this process may not write into {place!r}")
+
+
+def make_out_folder(out, option="--out"):
+    """Make the folder ``out`` (and its parents) and check that a file can be written in it
+    (a read-only file system passes ``check_out_folder``'s test); else a ``UserError``."""
+    import tempfile
+
+    try:
+        os.makedirs(out, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as error:
+        raise UserError(f"{option} {os.fspath(out)!r}: cannot write into this folder "
+                        f"({error.strerror or error})") from None
 
 
 def _choose_backend(requested, saved=None):

@@ -55,12 +55,12 @@ import time
 
 import numpy as np
 
-from . import allocator, backend, checks, data as data_module, data_parallel, optim, parallel
+from . import allocator, backend, checks, data as data_module, data_parallel, optim, parallel, shapes
 from .autograd import Tensor, no_grad
 from .model_geometry import Geometry, check_model_fits, crop_outputs, geometry_for
 from .random import generator, manual_seed
 from .run_config import (DEFAULTS, TOY_DATASETS, TrainingDiverged, UserError, _choose_backend, _on_backend,
-                         _positive_int, resolve_config, task_class)
+                         _positive_int, check_out_folder, make_out_folder, resolve_config, task_class)
 from .runfolder import (CHECKPOINT_FORMAT, CheckpointError, atomic_file, checkpoint_epoch, read_checkpoint,
                         read_meta, remove_stale_temporaries, save_checkpoint, write_json)
 
@@ -174,6 +174,9 @@ def build_datasets(config, task=None, progress=False, log=None):
         raise UserError(f"--task {task.name} on a folder needs --thing-classes: the classes whose objects "
                         "its instances/ PNGs number (e.g. --thing-classes 1,2)")
     num_classes = config["num_classes"] or _infer_num_classes(masks)
+    if num_classes > 255:
+        raise UserError(f"--num-classes {num_classes}: a folder's masks are 8-bit index PNGs, classes "
+                        f"0 to 254, with 255 the void label (pixels left out of the loss and the scores)")
     beyond = [c for c in things if c >= num_classes]
     if beyond:
         raise UserError(f"--thing-classes {','.join(map(str, things))}: class {beyond[0]} is not a class of "
@@ -270,6 +273,23 @@ def _build_model(task, config):
         raise UserError(f"--model-arg: {error}" if config.get("model_args") else str(error)) from None
 
 
+def _check_unet_size(task, config):
+    """A same-padding U-Net's depth against ``--size``, from the shape formula, before the model
+    is built (a deep U-Net's weights take long to make, and ``check_model_fits`` needs them).
+    A valid-padding U-Net takes any size (its input is mirror-padded to a valid one); values the
+    constructor refuses are left to it."""
+    if config["model"] != "unet":
+        return
+    args = dict(task.models["unet"], **(config.get("model_args") or {}))
+    depth, padding = args.get("depth", 4), args.get("padding", "valid")
+    if padding != "same" or not (checks.is_int(depth) and 1 <= depth <= shapes.MAX_UNET_DEPTH):
+        return
+    try:
+        shapes.unet_output_size(config["size"], depth, padding)
+    except ValueError as error:
+        raise UserError(f"--size {config['size']} does not fit this model: {error}") from None
+
+
 def build_model_from(config, info):
     """The model ``config`` describes (its task's defaults plus ``model_args``), freshly initialised."""
     return _build_model(task_class(config.get("task", "semantic"))(info), config)
@@ -311,7 +331,9 @@ def _check_checkpoint_dtypes(path, state, model, optimizer=None):
     ``load_state_dict`` copies with a cast); an integer buffer (BatchNorm's
     ``num_batches_tracked``) takes an integer array. Anything else (an int or bool array
     for a float weight, a float count, text) is a broken or foreign file: a ``UserError``
-    naming the file, the entry, the dtype found and the dtype expected. ``Module.load_state_dict``
+    naming the file, the entry, the dtype found and the dtype expected. So is a model weight or
+    buffer holding NaN or an infinity (what a diverged run leaves: predictions from it would be
+    meaningless). ``Module.load_state_dict``
     itself casts any numeric array, as torch does; this is the stricter rule for checkpoint files,
     which ``msn.save`` wrote from the model's own arrays.
     """
@@ -333,6 +355,9 @@ def _check_checkpoint_dtypes(path, state, model, optimizer=None):
                     if target.kind == "f" else f"an {kind} buffer takes {kind} values")
             raise UserError(f"{path!r}: its entry {key!r} holds {found} values where the model has {target}: "
                             f"{rule}; the file is broken or was not written by minisegnet")
+        if key.startswith("model.") and found.kind == "f" and not np.isfinite(state[key]).all():
+            raise UserError(f"{path!r}: its entry {key!r} holds NaN or infinite values (a diverged run's "
+                            f"weights); train again, e.g. with a lower --lr")
 
 
 # ---- checkpoints --------------------------------------------------------------------
@@ -496,7 +521,9 @@ def run(config, out=None, resume=False, progress=True, log=print):
     if resume:
         config, state, meta = _resume_point(config, out)
     config = resolve_config(config)
-    out = out or _choose_out(config, log)
+    if out is not None:
+        check_out_folder(out)
+    out = out if out is not None else _choose_out(config, log)
     if not resume and os.path.exists(os.path.join(out, "checkpoint.npz")):
         raise UserError(f"--out {out!r} already holds a run (checkpoint.npz): continue it with "
                         f"--resume --out {out}, or choose another --out")
@@ -519,6 +546,7 @@ def _train(config, out, state, meta, progress, log):
             raise
         raise UserError(f"{error} (--resume: the run's config.json in {out!r} names this --data)") from None
     task = task_cls(info)
+    _check_unet_size(task, config)
     model = _build_model(task, config)
     size = config["size"]
     geometry = check_model_fits(model, size, info["in_channels"])
@@ -552,7 +580,7 @@ def _train(config, out, state, meta, progress, log):
         generator().bit_generator.state = meta["rng_state"]
         loader.set_epoch(start_epoch)
 
-    os.makedirs(out, exist_ok=True)
+    make_out_folder(out)
     for name in remove_stale_temporaries(out):
         log(f"removed {name}, left by an interrupted save")
     config_record = dict(config, out=out)

@@ -706,7 +706,7 @@ def test_sizes_beyond_memory_are_refused_before_allocating(where, n):
 
 @given(depth=st.integers(10, 200), padding=st.sampled_from(["valid", "same"]))
 def test_a_deep_unet_is_refused_before_building(depth, padding):
-    with pytest.raises(ValueError, match="UNet: (base_channels=64, depth=|depth=)"):
+    with pytest.raises(ValueError, match="UNet: (in_channels=3, num_classes=2, base_channels=64, depth=|depth=)"):
         UNet(depth=depth, padding=padding)
 
 

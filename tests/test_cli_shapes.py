@@ -165,7 +165,7 @@ def test_summary_unet_depth_the_input_cannot_take_names_the_options_and_the_rule
     monkeypatch.setattr(checks, "memory_bytes", lambda: 2 ** 30)
     code, out, err = run(capsys, "summary", "unet", "--depth", "10", "--input", "12284")
     assert code == 2 and err == (
-        "minisegnet summary: error: UNet: --base-channels 64, --depth 10 gives the model about 127,417,279,168 "
+        "minisegnet summary: error: UNet: --in-channels 1, --num-classes 2, --base-channels 64, --depth 10 gives the model about 127,417,279,168 "
         "weights (474.7 GiB as float32), more than this machine's memory (1.0 GiB); use fewer channels or levels\n")
 
 

@@ -450,3 +450,23 @@ def test_loader_and_subset_details_a_mutation_review_found_untested(monkeypatch)
     monkeypatch.setattr(loader.inspect, "signature", unreadable)        # some builtins: the call will say
     batch = next(iter(data.DataLoader(data.Shapes(2, 16), 2, transform=lambda i, m, r: (i, m))))
     assert batch[0].shape[0] == 2
+
+
+def test_a_loader_refuses_an_augmentation_class_for_its_instance():
+    """``transform=RandomFlip`` (the class) is callable, and was taken: the first batch then made a
+    RandomFlip of the image and failed on its arguments. Named when the loader is made."""
+    with pytest.raises(TypeError, match=r"transform is the class RandomFlip, not an augmentation: "
+                                        r"write transform=RandomFlip\(...\)"):
+        data.DataLoader(data.Shapes(4, 32), 2, transform=data.RandomFlip)
+
+
+def test_folder_dataset_refuses_class_names_that_do_not_name_each_class_and_odd_channels(tmp_path):
+    _write_pair(tmp_path, "a")
+    for names in (["a"], "abc", ["a", "b", "c", "d"]):
+        with pytest.raises(ValueError, match="class_names must name each of the 3 classes"):
+            data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3, class_names=names)
+    assert data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3, class_names=["x", "y", "z"]
+                              ).class_names == ("x", "y", "z")
+    for channels in (True, 3.0):
+        with pytest.raises(ValueError, match="in_channels must be 1"):
+            data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3, in_channels=channels)

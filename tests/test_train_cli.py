@@ -598,7 +598,7 @@ def test_predict_out_must_be_a_folder_it_can_make(run_dir, tmp_path, capsys):
     from PIL import Image
     Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "x.png")
     (tmp_path / "a_file").write_text("")
-    for out, message in ((tmp_path / "a_file", "is a file"), (tmp_path / "a_file" / "sub", "cannot create")):
+    for out, message in ((tmp_path / "a_file", "is a file"), (tmp_path / "a_file" / "sub", "is a file, so no folder can be made")):
         assert main(["predict", run_dir, str(tmp_path / "x.png"), "--out", str(out)]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err, err
@@ -958,3 +958,75 @@ def test_model_arg_takes_only_pythons_tuple_spellings(tmp_path, value):
     with pytest.raises(SystemExit) as exit_info:
         main(["train", "--model-arg", f"atrous_rates={value}", "--out", str(tmp_path / "x")])
     assert exit_info.value.code == 2
+
+
+# ---- refusals a review of bad input asked for: each before the work it would waste ----------
+def test_a_same_padding_unet_too_deep_for_the_size_is_refused_before_it_is_built(monkeypatch, capsys):
+    """depth=10 at --size 32: the shape formula says so before any weight is made (building a
+    deep U-Net's weights took minutes before the tiny forward pass could)."""
+    monkeypatch.setattr(train, "_build_model", lambda *a: pytest.fail("built the model"))
+    assert main(["train", *TINY[:12], "--model-arg", "depth=10", "--quiet", "--out", "unused"]) == 2
+    assert "--size 32 does not fit this model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out, words", [("", "--out is empty"),
+                                        ("a_file/sub", "is a file, so no folder can be made there")])
+def test_train_refuses_an_out_it_cannot_make_before_any_work(tmp_path, monkeypatch, capsys, out, words):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setattr(train, "build_datasets", lambda *a, **k: pytest.fail("built the data"))
+    assert main(["train", *TINY, "--out", out]) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err, err
+    assert sorted(os.listdir(tmp_path)) == ["a_file"]                  # no run folder made elsewhere
+
+
+def test_a_folder_that_cannot_be_written_is_a_user_error(tmp_path, monkeypatch):
+    """A read-only place passes the permission test (root may write anywhere it is allowed to);
+    writing a file there is what tells, and it is a UserError, not a traceback."""
+    import tempfile
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    with pytest.raises(train.UserError, match="--out .*: cannot write into this folder \\(Permission denied\\)"):
+        train.make_out_folder(str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("args, words", [
+    (["train", "--augment", "hflip,hflip"], "--augment takes names from"),
+    (["train", "--model-arg", "width=8", "--model-arg", "width=16"], "--model-arg width=... is given twice"),
+    (["summary", "fcn8s", "--input", "64", "--model-arg", "width=8", "--model-arg", "width=16"],
+     "--model-arg width=... is given twice"),
+    (["augment-preview", "--augment", "hflip,hflip"], "named twice: hflip"),
+    (["augment-preview", "--augment", "hflip", "--draws", "1000"], "1001 panels; one figure holds at most 64"),
+])
+def test_options_given_twice_or_too_many_panels_are_refused(tmp_path, monkeypatch, capsys, args, words):
+    monkeypatch.chdir(tmp_path)
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err, err
+    assert os.listdir(tmp_path) == []
+
+
+def test_folder_files_of_one_name_and_too_many_classes_are_refused(tmp_path, capsys):
+    root = _write_folder(tmp_path / "ds", n=3)
+    assert main(["train", *FOLDER_TINY, "--data", str(root), "--num-classes", "300"]) == 2
+    assert "--num-classes 300: a folder's masks are 8-bit index PNGs" in capsys.readouterr().err
+    first = sorted(os.listdir(root / "images"))[0]
+    stem = os.path.splitext(first)[0]
+    (root / "images" / f"{stem}.jpg").write_bytes((root / "images" / first).read_bytes())
+    assert main(["train", *FOLDER_TINY, "--data", str(root)]) == 2
+    assert f"two files named {stem!r}" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_nan_weights_is_refused(run_dir, tmp_path, capsys):
+    state = dict(np.load(os.path.join(run_dir, "best.npz"), allow_pickle=False))
+    key = next(k for k in state if k.startswith("model.") and k.endswith("weight"))
+    state[key] = np.full_like(state[key], np.nan)
+    np.savez(tmp_path / "nan.npz", **state)
+    from PIL import Image
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "x.png")
+    assert main(["predict", str(tmp_path / "nan.npz"), str(tmp_path / "x.png"), "--out", str(tmp_path / "p")]) == 2
+    err = capsys.readouterr().err
+    assert f"its entry {key!r} holds NaN or infinite values" in err, err

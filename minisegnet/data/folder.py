@@ -84,6 +84,9 @@ def _index_files(directory, what, extensions):
     for name in sorted(os.listdir(directory)):
         stem, ext = os.path.splitext(name)
         if ext.lower() in extensions:
+            if stem in found:                   # pairs are matched by stem: one of the two would be dropped
+                raise ValueError(f"{what} directory {directory!r} holds {os.path.basename(found[stem])!r} and "
+                                 f"{name!r}: two files named {stem!r}; pairs are matched by name, so keep one")
             found[stem] = os.path.join(directory, name)
     return found
 
@@ -123,7 +126,7 @@ class FolderDataset:
                  class_names=None, instances_dir=None, thing_classes=(), unpaired="raise"):
         if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive integer, got {num_classes!r}")
-        if in_channels not in (1, 3):
+        if not (checks.is_int(in_channels) and in_channels in (1, 3)):
             raise ValueError(f"in_channels must be 1 (grey) or 3 (RGB), got {in_channels!r}")
         if ignore_index is not None and (isinstance(ignore_index, bool) or not isinstance(ignore_index, (int, np.integer))
                                          or 0 <= ignore_index < num_classes):
@@ -171,6 +174,9 @@ class FolderDataset:
         self.num_classes = int(num_classes)
         self.in_channels = in_channels
         self.ignore_index = None if ignore_index is None else int(ignore_index)
+        if class_names is not None and (isinstance(class_names, str) or len(class_names) != num_classes):
+            raise ValueError(f"FolderDataset: class_names must name each of the {num_classes} classes, "
+                             f"a list of {num_classes} names, got {class_names!r}")
         self.class_names = tuple(class_names) if class_names else tuple(f"class {c}" for c in range(num_classes))
         self.palette = default_palette(num_classes)
 

@@ -41,6 +41,9 @@ def _check_sample(index, sample, after=""):
 def _check_transform(transform):
     """A transform is called as ``transform(image, mask, rng)``: a torchvision-style one of the image
     alone (or of image and mask) is named here, before the first batch, not by the first call."""
+    if isinstance(transform, type):          # callable too: it would be made, with the image as its argument
+        raise TypeError(f"DataLoader: transform is the class {transform.__name__}, not an augmentation: "
+                        f"write transform={transform.__name__}(...)")
     if not callable(transform):
         raise TypeError(f"DataLoader: transform must be callable as transform(image, mask, rng), "
                         f"got {transform!r}")

@@ -296,6 +296,7 @@ class DeepLabV3Plus(nn.Module):
         checks.check_weights(
             _count_weights(in_channels, num_classes, width_mult, len(self.atrous_rates), aspp_channels,
                            low_level_channels, decoder_channels), "DeepLabV3Plus",
+            f"in_channels={in_channels}, num_classes={num_classes}, "
             f"width_mult={width_mult}, aspp_channels={aspp_channels}, low_level_channels={low_level_channels}, "
             f"decoder_channels={decoder_channels}")
 

@@ -173,7 +173,7 @@ class FCN(nn.Module):
         weights = sum(9 * (a * c + (n - 1) * c * c)
                       for a, c, n in zip([in_channels] + channels[:-1], channels, VGG_BLOCK_CONVS))
         checks.check_weights(weights + fc_channels * (49 * channels[4] + fc_channels), "FCN",
-                             f"width={width}, fc_channels={fc_channels}")
+                             f"in_channels={in_channels}, width={width}, fc_channels={fc_channels}")
         self.block1 = _vgg_block(in_channels, channels[0], VGG_BLOCK_CONVS[0])
         self.block2 = _vgg_block(channels[0], channels[1], VGG_BLOCK_CONVS[1])
         self.block3 = _vgg_block(channels[1], channels[2], VGG_BLOCK_CONVS[2])

@@ -95,7 +95,7 @@ class SegNet(nn.Module):
         # Count the 3x3 conv weights before building anything (encoder and decoder alike).
         ins = [in_channels] + widths[:-1]
         weights = 2 * sum(9 * (a * w + (convs_per_stage - 1) * w * w) for a, w in zip(ins, widths))
-        checks.check_weights(weights, "SegNet", f"base_channels={base_channels}, depth={depth}, "
+        checks.check_weights(weights, "SegNet", f"in_channels={in_channels}, base_channels={base_channels}, depth={depth}, "
                                                 f"convs_per_stage={convs_per_stage}")
         self.encoder = nn.ModuleList(
             nn.Sequential(*[ConvBNReLU((in_channels if i == 0 else widths[i - 1]) if j == 0 else widths[i],

@@ -185,7 +185,8 @@ class UNet(nn.Module):
         pad = 0 if padding == "valid" else 1
         widths = [base_channels * 2 ** level for level in range(depth + 1)]
         checks.check_weights(weight_count(in_channels, num_classes, base_channels, depth, up_mode), "UNet",
-                             f"base_channels={base_channels}, depth={depth}")
+                             f"in_channels={in_channels}, num_classes={num_classes}, base_channels={base_channels}, "
+                             f"depth={depth}")
         self.encoder = nn.ModuleList(
             DoubleConv(in_channels if level == 0 else widths[level - 1], widths[level], pad, batch_norm)
             for level in range(depth))
