@@ -14,7 +14,8 @@ from . import backend, checks, shapes
 from .autograd import Tensor, no_grad
 from .run_config import UserError
 
-__all__ = ["Geometry", "geometry_for", "check_model_fits", "is_valid_unet", "valid_unet_input", "crop_outputs"]
+__all__ = ["Geometry", "geometry_for", "check_model_fits", "check_unet_size", "is_valid_unet", "valid_unet_input",
+           "crop_outputs"]
 
 
 class Geometry:
@@ -71,6 +72,22 @@ def crop_outputs(outputs, top, left, height, width):
     if outputs.shape[2:] == (height, width):
         return outputs
     return outputs[:, :, top:top + height, left:left + width]
+
+
+def check_unet_size(model_name, args, size):
+    """A same-padding U-Net's depth against ``--size``, from the shape formula, before the model
+    is built (``args``: its constructor's options; a deep U-Net's weights take long to make, and
+    ``check_model_fits`` needs them). A valid-padding U-Net takes any size (its input is
+    mirror-padded to a valid one); values the constructor refuses are left to it."""
+    if model_name != "unet":
+        return
+    depth, padding = args.get("depth", 4), args.get("padding", "valid")
+    if padding != "same" or not (checks.is_int(depth) and 1 <= depth <= shapes.MAX_UNET_DEPTH):
+        return
+    try:
+        shapes.unet_output_size(size, depth, padding)
+    except ValueError as error:
+        raise UserError(f"--size {size} does not fit this model: {error}") from None
 
 
 def check_model_fits(model, size, in_channels):

@@ -55,9 +55,9 @@ import time
 
 import numpy as np
 
-from . import allocator, backend, checks, data as data_module, data_parallel, optim, parallel, shapes
+from . import allocator, backend, checks, data as data_module, data_parallel, optim, parallel
 from .autograd import Tensor, no_grad
-from .model_geometry import Geometry, check_model_fits, crop_outputs, geometry_for
+from .model_geometry import Geometry, check_model_fits, check_unet_size, crop_outputs, geometry_for
 from .random import generator, manual_seed
 from .run_config import (DEFAULTS, TOY_DATASETS, TrainingDiverged, UserError, _choose_backend, _on_backend,
                          _positive_int, check_out_folder, make_out_folder, resolve_config, task_class)
@@ -271,23 +271,6 @@ def _build_model(task, config):
         raise UserError(f"--model-arg: {error}") from None
     except ValueError as error:        # a value given with --model-arg, else the task's default (always valid)
         raise UserError(f"--model-arg: {error}" if config.get("model_args") else str(error)) from None
-
-
-def _check_unet_size(task, config):
-    """A same-padding U-Net's depth against ``--size``, from the shape formula, before the model
-    is built (a deep U-Net's weights take long to make, and ``check_model_fits`` needs them).
-    A valid-padding U-Net takes any size (its input is mirror-padded to a valid one); values the
-    constructor refuses are left to it."""
-    if config["model"] != "unet":
-        return
-    args = dict(task.models["unet"], **(config.get("model_args") or {}))
-    depth, padding = args.get("depth", 4), args.get("padding", "valid")
-    if padding != "same" or not (checks.is_int(depth) and 1 <= depth <= shapes.MAX_UNET_DEPTH):
-        return
-    try:
-        shapes.unet_output_size(config["size"], depth, padding)
-    except ValueError as error:
-        raise UserError(f"--size {config['size']} does not fit this model: {error}") from None
 
 
 def build_model_from(config, info):
@@ -546,7 +529,8 @@ def _train(config, out, state, meta, progress, log):
             raise
         raise UserError(f"{error} (--resume: the run's config.json in {out!r} names this --data)") from None
     task = task_cls(info)
-    _check_unet_size(task, config)
+    check_unet_size(config["model"], dict(task.models[config["model"]], **(config.get("model_args") or {})),
+                    config["size"])
     model = _build_model(task, config)
     size = config["size"]
     geometry = check_model_fits(model, size, info["in_channels"])
