@@ -73,6 +73,16 @@ def is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def sample_index(index, length, owner):
+    """``index`` into a dataset of ``length`` samples as a non-negative int (negative ones count
+    from the end, as a list's); a ``TypeError`` or ``IndexError`` naming ``owner`` otherwise."""
+    if not is_int(index):
+        raise TypeError(f"{owner}: index must be an integer, got {index!r}")
+    if not -length <= index < length:
+        raise IndexError(f"{owner}: index {index} is out of range for a dataset of {length} samples")
+    return int(index) % length
+
+
 def tensor(x, name, op):
     """``x`` must be a Tensor: the argument an op differentiates (input, weight, bias)."""
     if not isinstance(x, Tensor):

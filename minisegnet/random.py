@@ -32,8 +32,9 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 def manual_seed(seed):
     """Seed parameter init, dropout and data shuffling at once."""
     global _generator
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"manual_seed: seed must be a non-negative integer, got {seed!r}")
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        # torch.manual_seed takes up to 2**64 - 1 too (and negative seeds, refused here)
+        raise ValueError(f"manual_seed: seed must be an integer from 0 to 2**64 - 1, got {seed!r}")
     _generator = np.random.default_rng(int(seed))
     return _generator
 

@@ -1199,7 +1199,9 @@ def test_the_data_follows_numpys_casts_and_wrapping_as_guarantees_md_says(torch)
     (lambda: msn_data.DataLoader(msn_data.Shapes(2, 32), seed=-1), ValueError, r"^DataLoader: seed must be >= 0"),
     (lambda: msn_data.Cells(-1, 32), ValueError, r"^Cells: num_samples must be a positive integer, got -1$"),
     (lambda: msn_data.Roads(2, 32)[2], IndexError, r"^Roads: index 2 is out of range for a dataset of 2 samples$"),
-    (lambda: msn.manual_seed(-1), ValueError, r"^manual_seed: seed must be a non-negative integer, got -1$"),
+    (lambda: msn.manual_seed(-1), ValueError, r"^manual_seed: seed must be an integer from 0 to 2\*\*64 - 1, got -1$"),
+    (lambda: msn.manual_seed(2**64), ValueError, r"^manual_seed: seed must be an integer from 0 to 2\*\*64 - 1, "
+                                                 r"got 18446744073709551616$"),
     (lambda: F.batch_norm(msn.tensor(np.zeros((2, 3, 4, 4), np.float32)), np.zeros(2, np.float32),
                           np.ones(2, np.float32)), ValueError, r"^batch_norm: running_mean must have shape \(3,\)"),
 ])

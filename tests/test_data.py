@@ -470,3 +470,16 @@ def test_folder_dataset_refuses_class_names_that_do_not_name_each_class_and_odd_
     for channels in (True, 3.0):
         with pytest.raises(ValueError, match="in_channels must be 1"):
             data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3, in_channels=channels)
+
+
+def test_folder_and_subset_indices_out_of_range_name_the_dataset(tmp_path):
+    _write_pair(tmp_path, "a")
+    _write_pair(tmp_path, "b")
+    ds = data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3)
+    assert np.array_equal(ds[-1][1], ds[1][1])
+    with pytest.raises(IndexError, match="FolderDataset: index 2 is out of range for a dataset of 2 samples"):
+        ds[2]
+    with pytest.raises(IndexError, match="Subset: index 1 is out of range for a dataset of 1 samples"):
+        data.Subset(ds, [1])[1]
+    with pytest.raises(TypeError, match="FolderDataset: index must be an integer, got 0.5"):
+        ds[0.5]

@@ -221,7 +221,8 @@ def test_valid_padding_unet_trains_and_predicts_with_overlap_tiles(tmp_path):
     (["evaluate", "/no/such/checkpoint.npz"], "does not exist"),
     (["predict", "/no/such/run", "x.png", "--out", "o"], "does not exist"),
     # each of these was a traceback, a hang or a silent acceptance before
-    (["train", "--seed", "-1"], "--seed must be a non-negative integer, got -1"),
+    (["train", "--seed", "-1"], "--seed must be an integer from 0 to 2**64 - 1, got -1"),
+    (["train", "--seed", str(2**64)], "--seed must be an integer from 0 to 2**64 - 1, got 18446744073709551616"),
     (["train", "--data", "/no/such/folder", "--num-train", "16"], "neither a built-in dataset"),   # not --num-train
     (["train", "--processes", "9", "--batch-size", "8"], "--processes 9: each process takes a share of a batch's"),
     (["train", "--optimizer", "sgd", "--momentum", "1"], "--momentum must be below 1"),

@@ -191,6 +191,7 @@ class FolderDataset:
         to ``in_channels`` (``_fitting``'s steps, empty when they were read as they are)."""
         from PIL import Image
 
+        index = checks.sample_index(index, len(self.pairs), "FolderDataset")
         image_path, mask_path = self.pairs[index]
         with Image.open(image_path) as im:
             image = image_array(im, self.in_channels, image_path)
@@ -278,7 +279,7 @@ class Subset:
         return len(self.indices)
 
     def __getitem__(self, index):
-        return self.dataset[self.indices[index]]
+        return self.dataset[self.indices[checks.sample_index(index, len(self.indices), "Subset")]]
 
 
 def check_folder(dataset, progress=False):

@@ -133,12 +133,7 @@ class _ToyDataset:
         return self.num_samples
 
     def __getitem__(self, index):
-        if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-            raise TypeError(f"{type(self).__name__}: index must be an integer, got {index!r}")
-        if not -self.num_samples <= index < self.num_samples:
-            raise IndexError(f"{type(self).__name__}: index {index} is out of range for a dataset of "
-                             f"{self.num_samples} samples")
-        index = int(index) % self.num_samples
+        index = checks.sample_index(index, self.num_samples, type(self).__name__)
         rng = np.random.default_rng([self.seed, _SPLITS.index(self.split), index])
         image, mask, instances = self._draw(rng, *self.size)
         if self.return_instances:
