@@ -483,3 +483,12 @@ def test_folder_and_subset_indices_out_of_range_name_the_dataset(tmp_path):
         data.Subset(ds, [1])[1]
     with pytest.raises(TypeError, match="FolderDataset: index must be an integer, got 0.5"):
         ds[0.5]
+
+
+def test_a_sample_index_counts_from_the_end_and_is_no_bool():
+    shapes = data.Shapes(3, 32)
+    np.testing.assert_array_equal(shapes[-3][0], shapes[0][0])
+    with pytest.raises(IndexError, match="index -4 is out of range"):
+        shapes[-4]
+    with pytest.raises(TypeError, match="index must be an integer, got True"):
+        shapes[True]

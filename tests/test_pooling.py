@@ -487,3 +487,44 @@ def test_max_unpool2d_of_pooled_is_max_unpool2d_without_the_index_check():
                                   F.max_unpool2d(y, idx, 2, output_size=(5, 7)).numpy())
     with pytest.raises(ValueError, match="indices must lie in"):
         F.max_unpool2d(y, idx, 2)                     # the default 4 x 6 output: index 34 outside
+
+
+@pytest.mark.parametrize("shape, args", [
+    ((1, 2, 6, 6), dict(kernel_size=3, stride=3, padding=1)),      # padded: not tiled
+    ((1, 2, 6, 6), dict(kernel_size=2, stride=3)),                 # gaps between windows
+    ((1, 2, 9, 3), dict(kernel_size=(3, 2))),                      # a column left over
+    ((1, 2, 4, 5), dict(kernel_size=2)),                           # odd width
+    ((1, 2, 5, 4), dict(kernel_size=2)),                           # odd height
+    ((1, 2, 6, 4), dict(kernel_size=2)),                           # tiled
+])
+def test_max_pool2d_backward_writes_every_pixel(monkeypatch, shape, args):
+    """The backward's gradient buffer starts from ``empty`` only where the windows tile the input;
+    with ``empty`` filled with NaN, a pixel no window writes would show: the gradient is the
+    plain loop's bit for bit."""
+    from minisegnet.functional import pooling
+
+    x = np.random.default_rng(0).standard_normal(shape)
+
+    def grad(copy_if_disjoint):
+        monkeypatch.setattr(pooling, "COPY_IF_DISJOINT", copy_if_disjoint)
+        t = msn.tensor(x, requires_grad=True)
+        y = F.max_pool2d(t, **args)
+        nan_empty = lambda shape, dtype=float, *a, **k: np.full(shape, np.nan, dtype)   # noqa: E731
+        with monkeypatch.context() as m:
+            m.setattr(np, "empty", nan_empty)
+            y.backward(np.ones(y.shape))
+        return t.grad.numpy()
+
+    np.testing.assert_array_equal(grad(True), grad(False))
+
+
+def test_copy_if_disjoint_false_adds_even_where_windows_tile(monkeypatch):
+    """Off, the lever leaves no shortcut: tiling windows add their gradient too (-0.0 + 0.0 is
+    +0.0, where a copy keeps -0.0)."""
+    from minisegnet.functional import pooling
+
+    monkeypatch.setattr(pooling, "COPY_IF_DISJOINT", False)
+    t = msn.tensor(np.random.default_rng(0).standard_normal((1, 1, 4, 4)), requires_grad=True)
+    y = F.max_pool2d(t, 2)
+    y.backward(np.full(y.shape, -0.0))
+    assert not np.signbit(t.grad.numpy()).any()

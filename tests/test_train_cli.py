@@ -1031,3 +1031,61 @@ def test_a_checkpoint_with_nan_weights_is_refused(run_dir, tmp_path, capsys):
     assert main(["predict", str(tmp_path / "nan.npz"), str(tmp_path / "x.png"), "--out", str(tmp_path / "p")]) == 2
     err = capsys.readouterr().err
     assert f"its entry {key!r} holds NaN or infinite values" in err, err
+
+
+def test_a_blank_out_and_a_folder_without_write_permission_are_refused(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY, "--out", "   "]) == 2
+    assert "--out is empty" in capsys.readouterr().err
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode: False if mode & os.W_OK else real_access(path, mode))
+    with pytest.raises(train.UserError, match="may not write into"):
+        train.check_out_folder(str(tmp_path / "run"))
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("command", [["train", *TINY, "--out", "run"],
+                                     ["augment-preview", "--augment", "hflip", "--size", "32", "--out", "run/p.png"]])
+def test_writing_into_a_folder_that_refuses_files_is_a_user_error(tmp_path, monkeypatch, capsys, command):
+    """A read-only place can pass the permission test (root); a file written there tells."""
+    import tempfile
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "run").mkdir()
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(tempfile, "TemporaryFile", refuse)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert "cannot write into this folder (Permission denied)" in err and "Traceback" not in err, err
+
+
+def test_augment_preview_draws_at_most_64_panels(tmp_path, monkeypatch, capsys):
+    from minisegnet.viz import sampling as viz_sampling
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(viz_sampling, "plot_augment_preview", lambda *a, **k: None)
+    assert main(["augment-preview", "--augment", "hflip", "--size", "32", "--draws", "63"]) == 0
+    assert main(["augment-preview", "--augment", "hflip", "--size", "32", "--draws", "64"]) == 2
+    assert "65 panels; one figure holds at most 64" in capsys.readouterr().err
+
+
+def test_a_checkpoint_with_one_infinite_bias_is_refused(run_dir, tmp_path, capsys):
+    state = dict(np.load(os.path.join(run_dir, "best.npz"), allow_pickle=False))
+    key = next(k for k in state if k.startswith("model.") and k.endswith("bias"))
+    state[key] = state[key].copy()
+    state[key].flat[0] = np.inf
+    np.savez(tmp_path / "inf.npz", **state)
+    from PIL import Image
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "x.png")
+    assert main(["predict", str(tmp_path / "inf.npz"), str(tmp_path / "x.png"), "--out", str(tmp_path / "p")]) == 2
+    assert f"its entry {key!r} holds NaN or infinite values" in capsys.readouterr().err
+
+
+def test_num_classes_255_is_the_most_a_folder_takes(tmp_path, capsys):
+    root = _write_folder(tmp_path / "ds", n=3)
+    assert main(["train", *FOLDER_TINY, "--data", str(root), "--num-classes", "256"]) == 2
+    assert "--num-classes 256: a folder's masks are 8-bit index PNGs" in capsys.readouterr().err
+    assert main(["train", *FOLDER_TINY, "--data", str(root), "--num-classes", "255", "--epochs", "1",
+                 "--out", str(tmp_path / "run")]) == 0
