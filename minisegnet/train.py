@@ -194,6 +194,11 @@ def build_datasets(config, task=None, progress=False, log=None):
     note = full.conversion_summary()
     if note and log is not None:
         log(f"note: --data {name!r}: {note}")
+    smallest = getattr(full, "smallest", None)                  # check_folder's finding
+    if smallest is not None and config["size"] > min(smallest) and log is not None:
+        log(f"note: --size {config['size']} is larger than the smallest images of --data {name!r} "
+            f"({smallest[0]} rows, {smallest[1]} columns): they are mirror-padded to "
+            f"{config['size']}x{config['size']} before the crop")
     n_val = min(max(1, int(round(len(full) * config["val_fraction"]))), len(full) - 1)
     order = np.random.default_rng([config["seed"], 7]).permutation(len(full))
     val = data_module.Subset(full, sorted(order[:n_val].tolist()))

@@ -440,7 +440,7 @@ def _write_folder(root, n=6, size=24):
 
 def test_training_on_a_folder_says_once_how_it_fitted_the_images_channels(tmp_path, capsys):
     from PIL import Image
-    root = _write_folder(tmp_path / "ds", n=6)
+    root = _write_folder(tmp_path / "ds", n=6, size=32)                      # --size 32: no padding note
     for i in (1, 4):                                                          # two grey images
         with Image.open(root / "images" / f"{i}.png") as im:
             im.convert("L").save(root / "images" / f"{i}.png")
@@ -1089,3 +1089,14 @@ def test_num_classes_255_is_the_most_a_folder_takes(tmp_path, capsys):
     assert "--num-classes 256: a folder's masks are 8-bit index PNGs" in capsys.readouterr().err
     assert main(["train", *FOLDER_TINY, "--data", str(root), "--num-classes", "255", "--epochs", "1",
                  "--out", str(tmp_path / "run")]) == 0
+
+
+def test_a_size_larger_than_a_folders_images_is_said(tmp_path, capsys):
+    """The crops of a --size beyond the smallest image mirror-pad it: said once, not silently."""
+    root = _write_folder(tmp_path / "ds", n=3, size=40)
+    assert main(["train", *FOLDER_TINY, "--data", str(root), "--epochs", "1", "--out", str(tmp_path / "a")]) == 0
+    assert "mirror-padded" not in capsys.readouterr().out                  # --size 32
+    assert main(["train", "--size", "48", *FOLDER_TINY[2:], "--data", str(root), "--epochs", "1",
+                 "--out", str(tmp_path / "b")]) == 0
+    assert ("note: --size 48 is larger than the smallest images of --data "
+            f"{str(root)!r} (40 rows, 40 columns): they are mirror-padded to 48x48") in capsys.readouterr().out

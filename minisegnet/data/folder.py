@@ -294,7 +294,9 @@ def check_folder(dataset, progress=False):
     or more. Returns the number of pairs checked. On the way it counts, from the
     images it opens anyway, those whose channels are fitted to the dataset's
     ``in_channels`` (grey repeated, alpha dropped, ...): ``dataset.conversions``, a
-    ``Counter`` of ``(PIL mode, steps)``, which ``dataset.conversion_summary()`` puts in words.
+    ``Counter`` of ``(PIL mode, steps)``, which ``dataset.conversion_summary()`` puts in words,
+    and the smallest height and width it saw, ``dataset.smallest`` (the trainer says when its
+    crops are larger: those images are mirror-padded to the crop).
     """
     from collections import Counter
 
@@ -302,7 +304,7 @@ def check_folder(dataset, progress=False):
 
     problems = list(getattr(dataset, "unpaired", []))
     read = getattr(dataset, "_read", None)           # a FolderDataset: the sample and its fitting
-    conversions = Counter()
+    conversions, smallest = Counter(), None
     steps = tqdm(range(len(dataset)), desc="checking the data folder", unit="pair", leave=False,
                  disable=not progress or len(dataset) < 50, file=sys.stderr, dynamic_ncols=True)
     for index in steps:
@@ -310,9 +312,12 @@ def check_folder(dataset, progress=False):
             if read is None:
                 dataset[index]
             else:
-                _, fitting = read(index)
+                sample, fitting = read(index)
                 if fitting[1]:
                     conversions[fitting] += 1
+                height, width = sample[0].shape[1:]
+                smallest = (height, width) if smallest is None else (min(smallest[0], height),
+                                                                     min(smallest[1], width))
         except ValueError as error:
             problems.append(str(error))
         except OSError as error:               # PIL: not an image it can read
@@ -323,5 +328,5 @@ def check_folder(dataset, progress=False):
                          + (" and some files have no partner" if unpaired else "") + ":\n  "
                          + "\n  ".join(problems))
     if read is not None:
-        dataset.conversions = conversions
+        dataset.conversions, dataset.smallest = conversions, smallest
     return len(dataset)
