@@ -292,6 +292,9 @@ def _add_shape_commands(commands):
         return 0
 
     def run_pool(args):
+        if args.padding > args.kernel // 2:
+            return fails("shapes", f"--padding {args.padding} must be at most half of --kernel {args.kernel} "
+                                   f"(max_pool2d's rule: no window mostly padding)")
         try:
             out = shapes.max_pool2d_output_size(args.size, args.kernel, args.stride, args.padding,
                                                 args.dilation, args.ceil_mode)
@@ -358,21 +361,33 @@ def _add_shape_commands(commands):
             print(_unet_against_the_paper(dict(options, in_channels=in_channels, num_classes=args.num_classes)))
         return 0
 
+    def int_at_least(low):
+        """An argparse type: an integer >= ``low`` (argparse names the option in its message)."""
+        def convert(text):
+            try:
+                value = int(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+            if value < low:
+                raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+            return value
+        return convert
+
     def conv_padding_arg(text):
         """"1" -> 1; "same" and "valid" as the library accepts them."""
         if text in ("same", "valid"):
             return text
         try:
-            return int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, 'same' or 'valid', got {text!r}") from None
+            return int_at_least(0)(text)
+        except argparse.ArgumentTypeError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= 0, 'same' or 'valid', got {text!r}") from None
 
-    def conv_options(parser, padding_help, padding_type=int):
+    def conv_options(parser, padding_help, padding_type=int_at_least(0)):
         parser.add_argument("--size", type=size_arg, required=True, help="input size: 64 or HxW")
-        parser.add_argument("--kernel", type=int, required=True, help="kernel size k")
-        parser.add_argument("--stride", type=int, default=1, help="stride s (default 1)")
+        parser.add_argument("--kernel", type=int_at_least(1), required=True, help="kernel size k")
+        parser.add_argument("--stride", type=int_at_least(1), default=1, help="stride s (default 1)")
         parser.add_argument("--padding", type=padding_type, default=0, help=padding_help)
-        parser.add_argument("--dilation", type=int, default=1, help="dilation d (default 1)")
+        parser.add_argument("--dilation", type=int_at_least(1), default=1, help="dilation d (default 1)")
 
     shapes_cmd = commands.add_parser(
         "shapes", help="layer output sizes and the U-Net size walk",
@@ -399,17 +414,17 @@ def _add_shape_commands(commands):
     transpose = kinds.add_parser("transpose", help="conv_transpose2d output size",
                                  description="conv_transpose2d output size.")
     conv_options(transpose, "padding p removed from each side (default 0)")
-    transpose.add_argument("--output-padding", type=int, default=0,
+    transpose.add_argument("--output-padding", type=int_at_least(0), default=0,
                            help="extra size on one side, 0 <= output_padding < max(stride, dilation)")
     transpose.set_defaults(func=run_transpose)
 
     pool = kinds.add_parser("pool", help="max_pool2d output size (PyTorch's ceil_mode rule)",
                             description="max_pool2d output size; stride defaults to the kernel size.")
     pool.add_argument("--size", type=size_arg, required=True, help="input size: 64 or HxW")
-    pool.add_argument("--kernel", type=int, required=True, help="kernel size k")
-    pool.add_argument("--stride", type=int, default=None, help="stride s (default: the kernel size)")
-    pool.add_argument("--padding", type=int, default=0, help="-inf padding p, at most k/2 (default 0)")
-    pool.add_argument("--dilation", type=int, default=1, help="dilation d (default 1)")
+    pool.add_argument("--kernel", type=int_at_least(1), required=True, help="kernel size k")
+    pool.add_argument("--stride", type=int_at_least(1), default=None, help="stride s (default: the kernel size)")
+    pool.add_argument("--padding", type=int_at_least(0), default=0, help="-inf padding p, at most k/2 (default 0)")
+    pool.add_argument("--dilation", type=int_at_least(1), default=1, help="dilation d (default 1)")
     pool.add_argument("--ceil-mode", action="store_true", help="round the output size up")
     pool.set_defaults(func=run_pool)
 

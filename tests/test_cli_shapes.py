@@ -63,7 +63,8 @@ def test_shapes_transpose_and_pool(capsys):
     (["shapes", "conv", "--size", "2", "--kernel", "5"], "a kernel of 5 with dilation 1 spans 5 pixels"),
     (["shapes", "transpose", "--size", "4", "--kernel", "3", "--stride", "2", "--output-padding", "2"],
      "output_padding=2 must be smaller"),
-    (["shapes", "pool", "--size", "8", "--kernel", "2", "--padding", "2"], "padding=2 must be at most half"),
+    (["shapes", "pool", "--size", "8", "--kernel", "2", "--padding", "2"],
+     "--padding 2 must be at most half of --kernel 2"),
 ])
 def test_bad_arguments_exit_2_with_the_shapes_message(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
@@ -179,7 +180,26 @@ def test_shapes_conv_accepts_same_and_valid_padding_as_the_library_does(capsys):
     assert code == 2 and "padding='same' needs stride 1" in err
     with pytest.raises(SystemExit) as exit_info:
         main(["shapes", "conv", "--size", "9", "--kernel", "3", "--padding", "full"])
-    assert exit_info.value.code == 2 and "expected an integer, 'same' or 'valid'" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "expected an integer >= 0, 'same' or 'valid'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["conv", "--size", "9", "--kernel", "0"], "argument --kernel: must be at least 1, got 0"),
+    (["conv", "--size", "9", "--kernel", "3", "--stride", "0"], "argument --stride: must be at least 1, got 0"),
+    (["conv", "--size", "9", "--kernel", "3", "--dilation", "0"], "argument --dilation: must be at least 1, got 0"),
+    (["conv", "--size", "9", "--kernel", "3", "--padding", "-1"], "argument --padding: expected an integer >= 0"),
+    (["transpose", "--size", "9", "--kernel", "3", "--padding", "-1"], "argument --padding: must be at least 0"),
+    (["transpose", "--size", "9", "--kernel", "3", "--output-padding", "-1"],
+     "argument --output-padding: must be at least 0, got -1"),
+    (["pool", "--size", "9", "--kernel", "2", "--stride", "0"], "argument --stride: must be at least 1, got 0"),
+    (["pool", "--size", "9", "--kernel", "x"], "argument --kernel: expected an integer, got 'x'"),
+])
+def test_shapes_options_are_named_as_options(capsys, argv, words):
+    """A bad --kernel is named --kernel (the library's message said kernel_size)."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["shapes", *argv])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and words in err, err
 
 
 def test_shapes_pool_prints_the_rule_with_its_numbers(capsys):
