@@ -73,6 +73,12 @@ def is_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
+def repeated(values):
+    """The values that occur more than once in ``values`` (a list), sorted: what a "given twice"
+    message names."""
+    return sorted({v for v in values if values.count(v) > 1})
+
+
 def sample_index(index, length, owner):
     """``index`` into a dataset of ``length`` samples as a non-negative int (negative ones count
     from the end, as a list's); a ``TypeError`` or ``IndexError`` naming ``owner`` otherwise."""

@@ -80,7 +80,9 @@ def model_arg(text):
 def model_args(pairs):
     """The ``--model-arg`` pairs as a dict; a key given twice is ``None`` and the message (else the
     dict and None): the last value would silently win."""
-    twice = sorted({key for key, _ in pairs if sum(k == key for k, _ in pairs) > 1})
+    from . import checks
+
+    twice = checks.repeated([key for key, _ in pairs])
     if twice:
         return None, f"--model-arg {twice[0]}=... is given twice: give each key once"
     return dict(pairs), None

@@ -225,7 +225,7 @@ def instances_from_semantic(pred, thing_classes, connectivity=8, min_size=1):
         raise TypeError(f"{op}: thing_classes must be a list or tuple of class indices, "
                         f"got {checks.describe(thing_classes)}")
     things = [checks.integer(c, f"thing_classes[{i}]", op, minimum=0) for i, c in enumerate(thing_classes)]
-    twice = sorted({c for c in things if things.count(c) > 1})
+    twice = checks.repeated(things)
     if twice:
         raise ValueError(f"{op}: thing_classes lists {twice} more than once; each class's regions are "
                          f"labelled once")

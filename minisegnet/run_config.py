@@ -74,7 +74,7 @@ def check_augment_names(names, given, or_none=True):
     quoting ``given`` (what the user typed) and saying what is wrong: an empty name (two
     commas in a row, or one at an end) or unknown ones. ``or_none``: "none" is also taken."""
     unknown = [n for n in names if n not in data_module.AUGMENTATIONS]
-    twice = sorted({n for n in names if names.count(n) > 1} - set(unknown))
+    twice = [n for n in checks.repeated(names) if n not in unknown]
     if unknown or twice:
         problem = ("an empty name: two commas in a row, or one at either end" if "" in unknown
                    else f"unknown: {', '.join(unknown)}" if unknown else f"named twice: {', '.join(twice)}")
@@ -93,7 +93,7 @@ def _thing_classes(value, data):
     if not classes or not all(checks.is_int(c) and c >= 0 for c in classes):
         raise UserError(f"--thing-classes takes class numbers separated by commas (e.g. 1,2), got {value!r}")
     text = ",".join(str(c) for c in classes)
-    twice = sorted({int(c) for c in classes if classes.count(c) > 1})
+    twice = checks.repeated([int(c) for c in classes])
     if twice:
         raise UserError(f"--thing-classes {text} names class {twice[0]} twice")
     classes = sorted(int(c) for c in classes)

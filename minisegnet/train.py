@@ -509,14 +509,11 @@ def run(config, out=None, resume=False, progress=True, log=print):
     if resume:
         config, state, meta = _resume_point(config, out)
     config = resolve_config(config)
-    if out is not None:
-        check_out_folder(out)
     out = out if out is not None else _choose_out(config, log)
+    check_out_folder(out)                    # a file, an empty name, a folder it may not write into
     if not resume and os.path.exists(os.path.join(out, "checkpoint.npz")):
         raise UserError(f"--out {out!r} already holds a run (checkpoint.npz): continue it with "
                         f"--resume --out {out}, or choose another --out")
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise UserError(f"--out {out!r} is a file; a run needs a folder")
     with _on_backend(config["backend"]):
         return _train(config, out, state, meta, progress, log)
 

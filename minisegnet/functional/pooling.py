@@ -189,11 +189,16 @@ def assign_where(target, value, mask):
     bits = np.dtype(f"u{target.itemsize}")
     target_bits = target.view(bits)
     value_bits = np.asarray(value, dtype=target.dtype).view(bits)
+    change = np.bitwise_xor(target_bits, value_bits)
+    change &= _all_ones_where(mask, bits)
+    target_bits ^= change
+
+
+def _all_ones_where(mask, bits):
+    """``mask`` as unsigned integers of dtype ``bits``: all ones where it holds, 0 elsewhere."""
     m = mask.astype(bits)
     np.negative(m, out=m)                       # 1 -> all ones (unsigned wrap-around), 0 -> 0
-    change = np.bitwise_xor(target_bits, value_bits)
-    change &= m
-    target_bits ^= change
+    return m
 
 
 def select_where(target, value, mask):
@@ -209,9 +214,7 @@ def select_where(target, value, mask):
         target[...] = xp.where(mask, value, 0)
         return
     bits = np.dtype(f"u{target.itemsize}")
-    m = mask.astype(bits)
-    np.negative(m, out=m)                       # 1 -> all ones (unsigned wrap-around), 0 -> 0
-    np.bitwise_and(value.view(bits), m, out=target.view(bits))
+    np.bitwise_and(value.view(bits), _all_ones_where(mask, bits), out=target.view(bits))
 
 
 def _check_input(x, name, floating=True):

@@ -211,8 +211,13 @@ def framed(x):
     f = FRAME
     out = xp.empty((n, c, h + 2 * f, w + 2 * f), dtype=x.dtype)
     out[:, :, :f], out[:, :, h + f:], out[:, :, f:h + f, :f], out[:, :, f:h + f, w + f:] = 0, 0, 0, 0
-    out[:, :, f:h + f, f:w + f] = x
+    inside(out)[...] = x
     return out.reshape(n, c, -1)
+
+
+def inside(a):
+    """The image inside the frame of a framed (N, C, H + 4, W + 4) array: a view."""
+    return a[:, :, FRAME:a.shape[2] - FRAME, FRAME:a.shape[3] - FRAME]
 
 
 def cell(pix, size):
@@ -394,7 +399,7 @@ class GridSample(Function):
             if want_x:
                 scatter()
         if gx is not None:                                     # the inside of the frame (a view)
-            gx = gx.reshape(n, c, h + 2 * FRAME, w + 2 * FRAME)[:, :, FRAME:FRAME + h, FRAME:FRAME + w]
+            gx = inside(gx.reshape(n, c, h + 2 * FRAME, w + 2 * FRAME))
         return gx, None if ggrid is None else ggrid.reshape(self.grid.shape)
 
 

@@ -67,8 +67,7 @@ def _category_ids(values, name, op):
         raise TypeError(f"{op}: {name} must be a collection of integer category ids, got {checks.describe(values)}")
     values = [checks.integer(v, f"{name}[{i}]", op, minimum=0) for i, v in enumerate(values)]
     if len(set(values)) != len(values):
-        repeated = sorted({v for v in values if values.count(v) > 1})
-        raise ValueError(f"{op}: {name} lists category ids more than once: {repeated}")
+        raise ValueError(f"{op}: {name} lists category ids more than once: {checks.repeated(values)}")
     return tuple(sorted(values))
 
 
