@@ -129,6 +129,22 @@ def test_elastic_moves_each_pixel_by_its_field_vector():
     np.testing.assert_array_equal(shifted[:, :-3], mask[:, 3:])
 
 
+@pytest.mark.parametrize("dtype, big", [(np.int64, 2 ** 53 + 1), (np.int64, -(2 ** 62) - 1), (np.uint64, 2 ** 64 - 1),
+                                        (np.int32, 2 ** 24 + 1)])
+@pytest.mark.parametrize("padding_mode", ["zeros", "border"])
+def test_warp_copies_labels_a_float_cannot_hold(dtype, big, padding_mode):
+    """Labels are copied, never sampled as numbers: ids past float32's 2**24 and float64's 2**53
+    (and uint64's top) come out unchanged, under every padding."""
+    mask = np.zeros((2, 6, 8), dtype)
+    mask[0, 1:4, 2:6], mask[1, 3:, :3] = big, big - 2
+    image = np.zeros((1, 6, 8), np.float32)
+    rows, cols = np.mgrid[0:6, 0:8]
+    _, out = T.warp(image, mask, np.stack([cols + 1.0, rows - 1.0], axis=-1), padding_mode=padding_mode)
+    assert out.dtype == mask.dtype
+    np.testing.assert_array_equal(out[:, 1:, :-1], mask[:, :-1, 1:])       # content moved 1 left, 1 down
+    assert set(np.unique(out).tolist()) <= {0, big, big - 2}
+
+
 def test_composes_with_the_loader_and_instances():
     """Loader batches from a Compose of the new and old transforms, instance truth included."""
     ds = Cells(6, 32, seed=0, return_instances=True)

@@ -371,16 +371,21 @@ def warp(image, mask, positions, padding_mode="reflection"):
     work = np.promote_types(image.dtype, np.float32)         # float32 or float64, never float16
     # pixel -> normalised coordinates of grid_sample (align_corners=False: pixel centres at (2k + 1) / W - 1)
     grid = Tensor._wrap(((2 * positions + 1) / np.array([w, h]) - 1)[None].astype(work))
-    # labels ride as floats: exact below 2**24 in float32 (nearest copies one value), else float64
-    small = mask.size == 0 or (int(mask.max()) < 2 ** 24 and int(mask.min()) > -2 ** 24)
-    label_dtype = work if small else np.float64
-    labels = mask.reshape((1, -1) + mask.shape[-2:]).astype(label_dtype)
-    label_grid = grid if label_dtype == work else Tensor._wrap(grid.data.astype(label_dtype))
+    # the labels are not sampled as numbers (a float would round ids past 2**24 or 2**53): each output
+    # pixel samples, with nearest, the number 1 + k of input pixel k, then copies that pixel's labels
+    # (0 is outside the image, under "zeros" padding: label 0). Pixel numbers are exact in float32
+    # below 2**24 pixels, else in float64.
+    number_dtype = work if h * w < 2 ** 24 else np.float64
+    numbers = np.arange(1, h * w + 1, dtype=number_dtype).reshape(1, 1, h, w)
+    number_grid = grid if number_dtype == work else Tensor._wrap(grid.data.astype(number_dtype))
     with no_grad():
         out = grid_sample(Tensor._wrap(np.ascontiguousarray(image[None], dtype=work)), grid,
                           padding_mode=padding_mode).data[0].astype(image.dtype, copy=False)
-        moved = grid_sample(Tensor._wrap(labels), label_grid, mode="nearest", padding_mode=padding_mode).data[0]
-    moved = np.rint(moved).astype(mask.dtype).reshape(mask.shape)
+        picked = grid_sample(Tensor._wrap(numbers), number_grid, mode="nearest", padding_mode=padding_mode).data
+    picked = np.rint(picked).astype(np.intp).reshape(-1)
+    moved = mask.reshape(-1, h * w).take(picked - 1, axis=1, mode="clip")       # number k: pixel k - 1
+    moved[:, picked == 0] = 0                                                  # outside: label 0
+    moved = moved.reshape(mask.shape)
     if padding_mode == "reflection":        # about the edges -0.5, W - 0.5: copy k covers [kW - 0.5, (k+1)W - 0.5)
         copy_x = np.floor((positions[..., 0] + 0.5) / w).astype(np.int64)
         copy_y = np.floor((positions[..., 1] + 0.5) / h).astype(np.int64)
