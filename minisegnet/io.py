@@ -94,6 +94,11 @@ def _to_array(key, value):
     except TypeError as error:                  # torch.Tensor.numpy() of a dtype NumPy lacks (bfloat16)
         raise TypeError(f"save: entry {key!r} cannot become a NumPy array ({error}); convert it first, "
                         f"e.g. tensor.float()") from None
+    if array.dtype.kind == "U" and not isinstance(value, (str, np.ndarray)):
+        others = [v for v in np.asarray(value, dtype=object).ravel() if not isinstance(v, str)]
+        if others:                              # NumPy would write them all as strings
+            raise TypeError(f"save: entry {key!r} mixes strings with {type(others[0]).__name__} values (e.g. "
+                            f"{others[0]!r}), which NumPy would turn into strings; save them as separate entries")
     if array.dtype.kind not in "biufcU":
         raise TypeError(f"save: entry {key!r} has dtype {array.dtype} ({type(value).__name__}); "
                         "only numeric, boolean and string arrays can be saved without pickling")

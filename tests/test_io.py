@@ -240,6 +240,17 @@ def test_read_meta_checks_the_meta_header_too(tmp_path):
     assert str(caught.value).count("claims.npz") == 1                 # the file named once
 
 
+@pytest.mark.parametrize("value", [[1, "a"], [["x", 2.5]], ("b", True)])
+def test_a_list_mixing_strings_and_numbers_is_refused(tmp_path, value):
+    """NumPy makes ``[1, "a"]`` an array of strings ('1', 'a'): the number would come back a string."""
+    with pytest.raises(TypeError, match=r"^save: entry 'a' mixes strings with (int|float|bool) values"):
+        msn.save({"a": value}, str(tmp_path / "m.npz"))
+    assert not (tmp_path / "m.npz").exists()
+    path = str(tmp_path / "ok.npz")                       # strings alone, as a list or an array, still save
+    msn.save({"a": ["x", "yz"], "b": np.array(["u"]), "c": "word"}, path)
+    assert msn.load(path)["a"].tolist() == ["x", "yz"] and msn.load(path)["c"].item() == "word"
+
+
 def test_a_ragged_list_is_named_by_its_entry(tmp_path):
     """NumPy's 'setting an array element with a sequence ... inhomogeneous shape' named nothing."""
     with pytest.raises(ValueError, match=r"^save: entry 'a' is a ragged nested list"):
