@@ -149,13 +149,20 @@ def _open_image(path, read):
 
 
 def _read_image(path, in_channels):
-    """The image as ``image_array`` reads it for the model, and ``conversion_note``'s words
-    on how its channels were fitted to ``in_channels`` (None when they were not)."""
-    read, problem = _open_image(path, lambda im: (image_array(im, in_channels, path),
-                                                  conversion_note(im, in_channels)))
+    """The image as ``image_array`` reads it for the model (an animated image's first frame), and
+    the notes on it: ``conversion_note``'s words on how its channels were fitted to
+    ``in_channels``, and the frame count of an animated image (a list, empty when neither)."""
+    def read(im):
+        notes = [conversion_note(im, in_channels)]
+        frames = getattr(im, "n_frames", 1)
+        if frames > 1:
+            notes.append(f"is animated ({frames} frames): predicted its first frame")
+        return image_array(im, in_channels, path), [note for note in notes if note]
+
+    result, problem = _open_image(path, read)
     if problem:
         raise UserError(problem)
-    return read
+    return result
 
 
 def _check_images(paths):
@@ -192,9 +199,9 @@ def predict_images(checkpoint, image_paths, out, backend_name=None, log=print):
         task, model = _model_from_state(state, meta, path)
         make_out_folder(out)                              # once the images and the model are known to be good
         for image_path in image_paths:
-            image, channels_note = _read_image(image_path, meta["info"]["in_channels"])
-            if channels_note:
-                log(f"note: {image_path} {channels_note}")
+            image, notes = _read_image(image_path, meta["info"]["in_channels"])
+            for note in notes:
+                log(f"note: {image_path} {note}")
             try:
                 prediction = predict_image(model, image, task)
             except MemoryError:

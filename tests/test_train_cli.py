@@ -571,6 +571,19 @@ def test_predict_says_how_it_fitted_an_images_channels_to_the_model(run_dir, tmp
     assert len(lines) == 5                                                  # RGB as it is: no note
 
 
+def test_predict_says_it_read_an_animated_images_first_frame(run_dir, tmp_path, capsys):
+    from PIL import Image
+    frames = [Image.fromarray(np.full((20, 24, 3), v, np.uint8), "RGB") for v in (30, 200, 90)]
+    frames[0].save(tmp_path / "moving.gif", save_all=True, append_images=frames[1:])
+    frames[0].save(tmp_path / "still.gif")
+    paths = [str(tmp_path / "moving.gif"), str(tmp_path / "still.gif")]
+    assert main(["predict", run_dir, *paths, "--out", str(tmp_path / "p")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert f"note: {paths[0]} is animated (3 frames): predicted its first frame" in lines
+    assert not any("animated" in line for line in lines if paths[1] in line)
+    assert len(lines) == 3
+
+
 def test_conversion_note_names_what_image_array_does():
     from PIL import Image
 
