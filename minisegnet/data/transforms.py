@@ -23,8 +23,10 @@ The geometric ones move whole pixels (flips, 90-degree rotations, crops,
 mirror padding). The deformations (``RandomElastic``, ``RandomAffine``)
 move every pixel by its own amount: they build a sampling grid (where each
 output pixel reads the input) and apply it with ``F.grid_sample``, bilinear
-for the image and nearest for the labels, so that labels stay labels (an
-instance id is never averaged with its neighbour's). ``ColorJitter`` changes
+for the image and nearest for the labels, so that labels stay labels (each
+output pixel copies the labels of the input pixel nearest its point: an
+instance id is never averaged with its neighbour's, nor rounded through a
+float, however large). ``ColorJitter`` changes
 the image's values only.
 
 **Where they run: on the host, in the loader, one sample at a time.** A
