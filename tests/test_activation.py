@@ -230,3 +230,20 @@ def test_dropout_modules_follow_train_and_eval(cls):
     layer.train()
     assert (layer(x).numpy() == 0).any()
     assert layer.p == 0.5 and repr(layer) == f"{cls.__name__}(p=0.5, inplace=False)"       # torch's print
+
+
+@pytest.mark.parametrize("shape, dim", [((0, 3, 4, 4), 0), ((2, 0), 1), ((2, 0, 4), 1)])
+def test_softmax_along_an_empty_axis_is_empty_like_torch(torch, shape, dim):
+    x = msn.tensor(np.zeros(shape), requires_grad=True)
+    y = F.softmax(x, dim)
+    assert y.shape == tuple(torch.softmax(torch.zeros(shape, dtype=torch.float64), dim).shape)
+    y.sum().backward()
+    assert x.grad.shape == shape
+
+
+def test_leaky_relu_accepts_an_infinite_slope_like_torch(torch):
+    x_np = np.array([-2.0, -0.5, 0.5, 3.0])
+    x, tx = msn.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+    for slope in (np.inf, -np.inf):
+        np.testing.assert_array_equal(F.leaky_relu(x, slope).numpy(),
+                                      torch.nn.functional.leaky_relu(tx, slope).detach().numpy())

@@ -166,3 +166,9 @@ def test_center_crop_errors(size, error, words):
 def test_center_crop_needs_two_axes():
     with pytest.raises(ValueError, match="at least 2 axes"):
         F.center_crop(msn.tensor(np.zeros(4)), 2)
+
+
+@pytest.mark.parametrize("shape, pad", [((2, 0, 3), (0, 0, 1, 1)), ((2, 3, 0), (1, 0)), ((2, 3, 0), (0, 1))])
+def test_replicate_of_an_empty_axis_is_refused_by_name(shape, pad):
+    with pytest.raises(ValueError, match="^pad: replicate padding needs a non-empty axis"):
+        F.pad(msn.tensor(np.zeros(shape)), pad, mode="replicate")

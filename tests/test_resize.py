@@ -235,3 +235,20 @@ def test_upsample_module_matches_torch(torch, kwargs):
     assert_close(x.grad, tx.grad)
     for name in ("size", "scale_factor", "mode", "align_corners"):
         assert getattr(ours, name) == getattr(theirs, name), name
+
+
+@pytest.mark.parametrize("n_in, n_out", [(2, 196), (3, 147), (4, 206), (6, 188)])
+def test_nearest_float64_large_path_rounds_coordinate_to_float32(torch, n_in, n_out):
+    """Past 128 output pixels nearest takes its source coordinate through float32, as PyTorch."""
+    x = np.arange(n_in, dtype=np.float64).reshape(1, 1, 1, n_in)      # 1 + n_out > 128: the large path
+    np.testing.assert_array_equal(F.interpolate(msn.tensor(x), size=(1, n_out)).numpy(),
+                                  torch.nn.functional.interpolate(torch.tensor(x), size=(1, n_out)).numpy())
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+def test_interpolate_keeps_float16(torch, mode):
+    x = np.random.default_rng(0).standard_normal((1, 2, 3, 5)).astype(np.float16)
+    y = F.interpolate(msn.tensor(x), size=(4, 7), mode=mode)
+    ty = torch.nn.functional.interpolate(torch.tensor(x), size=(4, 7), mode=mode)
+    assert y.dtype == np.float16 == ty.numpy().dtype
+    np.testing.assert_allclose(y.numpy(), ty.numpy(), atol=2e-3)
