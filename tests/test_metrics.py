@@ -200,3 +200,15 @@ def test_an_ignore_index_just_past_the_classes_is_taken():
     """ignore_index == num_classes lies outside the classes (a mutation moved the refusal's bound)."""
     cm = metrics.confusion_matrix(np.array([0, 1, 2, 1]), np.array([0, 1, 3, 3]), 3, ignore_index=3)
     assert cm.sum() == 2 and cm[0, 0] == 1 and cm[1, 1] == 1
+
+
+def test_a_predicted_label_equal_to_num_classes_is_refused():
+    """The edge of the range: label C (not only C + 1) would land in another cell of the matrix."""
+    with pytest.raises(ValueError, match=r"pred holds label 3, outside \[0, 3\)"):
+        metrics.confusion_matrix(np.array([0, 3]), np.array([0, 1]), 3)
+
+
+def test_scores_mean_accuracy_leaves_out_classes_absent_from_the_truth():
+    cm = np.array([[3, 0, 1], [0, 2, 0], [0, 0, 0]])       # class 2 predicted once, never true
+    assert metrics.scores(cm)["mean_acc"] == pytest.approx((0.75 + 1.0) / 2)
+    assert metrics.scores(cm)["mean_acc"] == metrics.mean_accuracy(cm)

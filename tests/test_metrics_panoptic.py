@@ -300,3 +300,12 @@ def test_huge_instance_ids_match_or_are_refused_never_lost():
     unsigned[0, 0, 0, 1] = 2**63                               # int64 would read it as negative
     with pytest.raises(ValueError, match=r"pred holds the value 9223372036854775808, above 9223372036854775807"):
         metrics.panoptic_quality(unsigned, unsigned, things=[1], stuff=[0])
+
+
+def test_a_missed_one_pixel_segment_is_a_false_negative():
+    """The docstring's example: the one-pixel car (1, 2) is missed."""
+    target = np.array([[[[1, 1], [1, 1], [0, 0], [1, 2]]]])
+    pred = np.array([[[[1, 7], [1, 7], [0, 0], [0, 0]]]])
+    s = metrics.panoptic_quality(pred, target, things=[1], stuff=[0])
+    assert (s["per_class"][1]["tp"], s["per_class"][1]["fn"]) == (1, 1)
+    assert s["per_class"][1]["pq"] == pytest.approx(2 / 3)

@@ -457,3 +457,33 @@ def test_load_state_dict_casts_moments_to_the_parameters_dtype_and_takes_the_oth
     host_opt = optim.Adam([Parameter(np.zeros(3, np.float32))])
     host_opt.load_state_dict(on_device)
     assert host_opt.state_dict()["state.0.exp_avg"].tolist() == [0.5] * 3
+
+
+def test_sgd_momentum_buffer_is_not_the_gradient_array(torch):
+    """Two steps on one gradient (no backward in between) as torch, the gradient unchanged: a
+    buffer that shared the gradient's array would add into it."""
+    xp = current_xp()
+    p = Parameter(xp.asarray([1.0, 2.0]))
+    tp = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    opt, topt = optim.SGD([p], lr=0.1, momentum=0.9), torch.optim.SGD([tp], lr=0.1, momentum=0.9)
+    p.grad = msn.tensor(xp.asarray([0.5, -1.0]))
+    tp.grad = torch.tensor([0.5, -1.0], dtype=torch.float64)
+    for _ in range(2):
+        opt.step()
+        topt.step()
+    np.testing.assert_allclose(msn.backend.to_numpy(p.data), tp.detach().numpy(), rtol=1e-12)
+    np.testing.assert_array_equal(msn.backend.to_numpy(p.grad.data), [0.5, -1.0])
+
+
+def test_state_dict_is_a_snapshot():
+    """A state dict kept in memory does not move with later steps (its arrays are copies)."""
+    xp = current_xp()
+    p = Parameter(xp.asarray([1.0, 2.0]))
+    opt = optim.Adam([p], lr=0.1)
+    p.grad = msn.tensor(xp.asarray([0.5, -1.0]))
+    opt.step()
+    sd = opt.state_dict()
+    saved = {k: v.copy() for k, v in sd.items()}
+    opt.step()
+    for k in saved:
+        np.testing.assert_array_equal(sd[k], saved[k], err_msg=k)
