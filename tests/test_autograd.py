@@ -4,7 +4,7 @@ import pytest
 
 import minisegnet as msn
 from minisegnet.testing import GradcheckError, gradcheck
-from helpers import t64
+from helpers import as_torch, assert_close, t64
 
 
 def test_default_dtypes_follow_torch_tensor():
@@ -481,3 +481,87 @@ def test_min_amin_argmin_name_themselves_in_their_errors():
     for name in ("min", "amin", "argmin"):
         with pytest.raises(IndexError, match=rf"^{name}: dim=5 is out of range"):
             getattr(t, name)(5)
+
+
+# ---- from a mutation review: checks no test made before ----
+def test_set_grad_enabled_true_as_a_decorator_records_inside_no_grad(torch):
+    def run(lib, x):
+        @lib.set_grad_enabled(True)
+        def f():
+            return (x * 2).requires_grad
+        with lib.no_grad():
+            inside = f()
+            after = lib.is_grad_enabled()
+        return inside, after, lib.is_grad_enabled()
+    ours = run(msn, msn.tensor([1.0], requires_grad=True))
+    assert ours == run(torch, torch.tensor([1.0], requires_grad=True)) == (True, False, True)
+
+
+def test_requires_grad_underscore_refuses_integers_and_a_computed_tensors_off(torch):
+    with pytest.raises(TypeError, match="only a floating-point tensor"):
+        msn.tensor([1, 2]).requires_grad_()
+    y = msn.tensor([1.0], requires_grad=True) * 2
+    with pytest.raises(RuntimeError, match="only a leaf's requires_grad"):
+        y.requires_grad_(False)
+    with pytest.raises(RuntimeError):                               # torch refuses both too
+        (torch.tensor([1.0], requires_grad=True) * 2).requires_grad_(False)
+
+
+def test_tensor_copies_an_array_that_shares_another_objects_memory(torch):
+    source = torch.ones(3)                           # float32: no cast, so no copy on the way in
+    t = msn.tensor(source)                           # np.asarray(source) is a view on torch's memory
+    source[0] = 5.0
+    assert t.numpy()[0] == 1.0
+
+
+def test_to_backend_keeps_requires_grad():
+    x = msn.tensor([1.0, 2.0], requires_grad=True)
+    moved = x.to_backend()
+    assert moved.requires_grad and moved.is_leaf
+
+
+def test_one_gradient_array_handed_to_two_leaves_is_not_shared():
+    x, y = t64(np.ones(3)), t64(np.ones(3))
+    ((x + y) * 2).sum().backward()                   # Add hands Mul's new array to both operands
+    assert x.grad.data is not y.grad.data
+    x.grad.data *= 5
+    np.testing.assert_allclose(y.grad.numpy(), 2.0)
+
+
+def test_a_float64_gradient_tensor_gives_a_float32_leaf_a_float32_grad(torch):
+    x = msn.tensor([1.0, 2.0], requires_grad=True)
+    (x * 2).backward(msn.tensor(np.ones(2)))         # a float64 Tensor as `gradient`
+    tx = torch.tensor([1.0, 2.0], requires_grad=True)
+    (tx * 2).backward(torch.ones(2, dtype=torch.float64))
+    assert x.grad.dtype == np.float32 and tx.grad.dtype == torch.float32
+    assert_close(x.grad, tx.grad)
+
+
+def test_an_operand_that_needs_no_gradient_gets_none(torch):
+    a, b, c = t64(np.ones(2)), t64(np.ones(2), requires_grad=False), t64(np.ones(2), requires_grad=False)
+    ((a + b) - c).sum().backward()
+    ta, tb = as_torch(torch, np.ones(2)), as_torch(torch, np.ones(2), requires_grad=False)
+    (ta + tb).sum().backward()
+    assert b.grad is None and c.grad is None and tb.grad is None
+    assert_close(a.grad, ta.grad)
+
+
+class _FirstOnly(msn.autograd.Function):
+    def forward(self, a, b):
+        return a * b
+
+    def backward(self, g):
+        return g * 2, None
+
+
+def test_a_none_gradient_for_a_computed_input_stops_the_walk_there():
+    a, b = t64(np.ones(3)), t64(np.ones(3))
+    _FirstOnly()(a, b * 3).sum().backward()          # b * 3 gets no gradient: its node is skipped
+    np.testing.assert_allclose(a.grad.numpy(), 2.0)
+    assert b.grad is None
+
+
+def test_in_place_with_an_operand_that_requires_grad_is_refused():
+    x, w = msn.tensor([1.0, 2.0]), msn.tensor([1.0, 1.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match="not recorded by autograd"):
+        x += w

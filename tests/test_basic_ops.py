@@ -540,3 +540,61 @@ def test_clamp_matches_torch_on_drawn_tensors_and_bounds(torch, x, lo, hi):
     y.backward(g)
     ty.backward(torch.tensor(g))
     np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+# ---- from a mutation review: checks no test made before ----
+@pytest.mark.parametrize("op", ["add", "sub", "mul", "div"])
+@pytest.mark.parametrize("shapes", [((1, 3), (2, 3)), ((1, 3, 1), (2, 3, 4)), ((2, 1, 4, 1), (3, 1, 5))])
+def test_broadcast_gradients_on_fixed_shapes(torch, op, shapes):
+    import operator
+    fn = {"add": operator.add, "sub": operator.sub, "mul": operator.mul, "div": operator.truediv}[op]
+    rng = np.random.default_rng(0)
+    a_np, b_np = (rng.uniform(0.5, 2.0, s) for s in shapes)
+    a, b, ta, tb = t64(a_np), t64(b_np), as_torch(torch, a_np), as_torch(torch, b_np)
+    fn(a, b).sum().backward()
+    fn(ta, tb).sum().backward()
+    assert_close(a.grad, ta.grad)
+    assert_close(b.grad, tb.grad)
+
+
+def test_bool_tensor_to_the_power_true_stays_bool(torch):
+    ours, theirs = msn.tensor([True, False]) ** True, torch.tensor([True, False]) ** True
+    assert ours.dtype == np.bool_ and theirs.dtype == torch.bool
+    assert ours.numpy().tolist() == theirs.tolist()
+
+
+def test_abs_gradient_at_zero_is_zero_as_torch(torch):
+    x_np = np.array([-1.0, 0.0, 2.0])
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    x.abs().sum().backward()
+    tx.abs().sum().backward()
+    assert_close(x.grad, tx.grad)
+
+
+@pytest.mark.parametrize("make, kind, message", [
+    (lambda: msn.tensor(np.ones(3)) @ msn.tensor(np.array(2.0)), ValueError, "at least one dimension"),
+    (lambda: msn.cat([msn.tensor(1.0), msn.tensor(2.0)]), ValueError, "zero-dimensional"),
+    (lambda: msn.tensor([1, 2]).mean(), TypeError, "mean: input must be floating point"),
+    (lambda: msn.tensor([True, False]).clamp(min=0), TypeError, "clamp: input must be a number tensor"),
+    (lambda: msn.tensor(np.zeros((0, 3))).max(0), ValueError, "max over dim=0 of an empty axis"),
+    (lambda: msn.tensor(np.zeros((0, 3))).amax(0), ValueError, "max over dim=0 of an empty axis"),
+    (lambda: -msn.tensor([True]), TypeError, "neg: input must be a number tensor"),
+    (lambda: msn.tensor(np.zeros(6)).reshape(-2, -3), ValueError, r"reshape: cannot reshape"),
+])
+def test_error_checks_that_had_no_test(make, kind, message):
+    with pytest.raises(kind, match=message):
+        make()
+
+
+def test_a_zero_dim_tensor_and_a_number_keep_the_tensors_dtype(torch):
+    for dtype, tdtype in ((np.int32, torch.int32), (np.uint8, torch.uint8)):
+        ours = msn.tensor(np.array(1, dtype)) + 5
+        theirs = torch.tensor(1, dtype=tdtype) + 5
+        assert ours.dtype == dtype and theirs.dtype == tdtype
+
+
+def test_a_numpy_scalar_counts_as_a_python_number(torch):
+    assert (msn.tensor([1, 2]) * np.float32(1.5)).dtype == np.float32
+    assert (torch.tensor([1, 2]) * np.float32(1.5)).dtype == torch.float32
+    with pytest.raises(OverflowError, match="does not fit uint8"):   # torch wraps it to 44; we refuse
+        msn.tensor(np.array([1, 2], np.uint8)) * np.int64(300)
