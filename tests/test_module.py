@@ -749,3 +749,77 @@ def test_module_dict_as_torch(torch):
         nn.ModuleDict([("a", nn.ReLU(), 1)])
     with pytest.raises(TypeError, match="must be a mapping or an iterable"):
         nn.ModuleDict(nn.ReLU())
+
+
+# ---- from a mutation review: checks no test made before ----
+def test_a_parameter_shared_by_two_modules_is_listed_once_as_torch(torch):
+    """One Parameter held by two different (not shared) modules: named_parameters and
+    parameters list it once, under its first name; state_dict keeps both names."""
+    a, b = nn.Conv2d(2, 2, 1), nn.Conv2d(2, 2, 1)
+    b.weight = a.weight
+    ours = nn.Sequential(a, b)
+    ta, tb = torch.nn.Conv2d(2, 2, 1), torch.nn.Conv2d(2, 2, 1)
+    tb.weight = ta.weight
+    theirs = torch.nn.Sequential(ta, tb)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()] \
+        == ["0.weight", "0.bias", "1.bias"]
+    assert len(ours.parameters()) == len(list(theirs.parameters())) == 3
+    assert [n for n, _ in ours.named_parameters(remove_duplicate=False)] == \
+        [n for n, _ in theirs.named_parameters(remove_duplicate=False)]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+@pytest.mark.parametrize("shape", [(1, 2), (2, 1), (3,)])
+def test_load_state_dict_refuses_a_shape_that_numpy_would_broadcast_or_reshape(torch, shape):
+    """A bias of shape (2,) takes no (1, 2) or (2, 1) array, even one numpy could assign:
+    a RuntimeError naming the key (as torch's), and the model is left as it was."""
+    ours = nn.Conv2d(2, 2, 1)
+    before = ours.state_dict()
+    state = dict(before, bias=np.ones(shape, np.float32))
+    with pytest.raises(RuntimeError, match="'bias' has shape"):
+        ours.load_state_dict(state)
+    for key, value in ours.state_dict().items():
+        np.testing.assert_array_equal(value, before[key])
+    theirs = torch.nn.Conv2d(2, 2, 1)
+    with pytest.raises(RuntimeError, match="size mismatch for bias"):
+        theirs.load_state_dict(dict(theirs.state_dict(), bias=torch.ones(shape)))
+
+
+def test_load_state_dict_refuses_a_weight_of_shape_transposed():
+    ours = nn.Conv2d(2, 3, 1)                                  # weight (3, 2, 1, 1)
+    state = dict(ours.state_dict(), weight=np.ones((2, 3, 1, 1), np.float32))
+    with pytest.raises(RuntimeError, match="'weight' has shape"):
+        ours.load_state_dict(state)
+
+
+def test_to_leaves_an_integer_buffer_integer_as_torch(torch):
+    """double()/float()/to() cast floating buffers only: BatchNorm's num_batches_tracked stays int64."""
+    ours, theirs = nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    ours.double()
+    theirs.double()
+    assert ours.running_mean.dtype == np.float64 and str(theirs.running_mean.dtype) == "torch.float64"
+    assert ours.num_batches_tracked.dtype == np.int64 and str(theirs.num_batches_tracked.dtype) == "torch.int64"
+    ours.to(np.float32)
+    assert ours.num_batches_tracked.dtype == np.int64
+    assert ours.state_dict()["num_batches_tracked"].dtype == np.int64
+
+
+def test_a_module_list_index_just_past_the_end_is_torchs_index_error(torch):
+    ours = nn.ModuleList([nn.ReLU(), nn.Identity()])
+    theirs = torch.nn.ModuleList([torch.nn.ReLU(), torch.nn.Identity()])
+    for lst in (ours, theirs):
+        with pytest.raises(IndexError, match="index 2 is out of range"):
+            lst[2]
+        with pytest.raises(IndexError, match="index 2 is out of range"):
+            lst[2] = nn.ReLU() if lst is ours else torch.nn.ReLU()
+    assert len(ours) == 2
+
+
+@pytest.mark.parametrize("index", [slice(None, None, 2), slice(None, None, -1), slice(1, None, 2), slice(-1, 0, -1)])
+def test_a_module_list_slice_with_a_step_as_torch(torch, index):
+    mods = [nn.ReLU(), nn.Identity(), nn.Sigmoid(), nn.Dropout(0.1)]
+    tmods = [torch.nn.ReLU(), torch.nn.Identity(), torch.nn.Sigmoid(), torch.nn.Dropout(0.1)]
+    ours, theirs = nn.ModuleList(mods)[index], torch.nn.ModuleList(tmods)[index]
+    assert isinstance(ours, nn.ModuleList)
+    assert [type(m).__name__ for m in ours] == [type(m).__name__ for m in theirs]
+    assert [m is mods[k] for k, m in zip(range(len(mods))[index], ours)] == [True] * len(theirs)
