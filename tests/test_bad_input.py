@@ -1373,3 +1373,29 @@ def test_view_copies_a_non_contiguous_tensor_where_torch_refuses(torch):
     assert ours.tolist() == x.T.reshape(6).tolist()
     with pytest.raises(RuntimeError):
         torch.tensor(x).permute(1, 0).view(6)
+
+
+# ---- checks.real at its edges (from a mutation review) ----
+def test_real_finite_false_takes_infinities_but_still_refuses_nan():
+    assert checks.real(float("inf"), "x", "op", finite=False) == float("inf")
+    assert checks.real(float("-inf"), "x", "op", finite=False) == float("-inf")
+    with pytest.raises(ValueError, match="finite"):
+        checks.real(float("nan"), "x", "op", finite=False)
+    x = msn.tensor(np.array([-1.0, 2.0], np.float32))
+    assert F.leaky_relu(x, negative_slope=float("inf")) is not None      # PyTorch takes it too
+
+
+def test_real_maximum_is_inclusive():
+    # p=1 and momentum=1 are allowed
+    assert checks.real(1, "p", "op", minimum=0, maximum=1) == 1.0
+    assert checks.real(0, "p", "op", minimum=0, maximum=1) == 0.0
+    x = msn.tensor(np.ones((2, 3), np.float32))
+    assert np.all(F.dropout(x, p=1.0, training=True).data == 0)
+
+
+@pytest.mark.parametrize("value", [True, False, np.bool_(True)])
+def test_real_refuses_booleans(value):
+    with pytest.raises(TypeError, match="must be a number"):
+        checks.real(value, "p", "dropout")
+    with pytest.raises(TypeError, match="p must be a number"):
+        F.dropout(msn.tensor(np.ones(3, np.float32)), p=True)
