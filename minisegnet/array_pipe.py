@@ -28,7 +28,9 @@ between) goes into a fresh block, and the blocks it replaced are removed
 when the answer comes. A message larger than the block gets a new, larger
 one. Each end owns the blocks it writes and removes them on ``close`` (or,
 if it is never closed, when it is garbage-collected or the interpreter
-exits); the reading end only maps them.
+exits); the reading end only maps them. A block is named after the process that
+made it, ``msn<pid>_<8 hex digits>`` (in ``/dev/shm`` on Linux), so one left behind can
+be told apart from other programs' and traced to its process.
 
 For processes started by ``spawn`` (or ``forkserver``), as ``data_parallel``
 starts them: they share their parent's resource tracker, the process that
@@ -36,7 +38,9 @@ removes shared memory left behind when all of them have exited. A forked
 child starts a tracker of its own, which would remove the parent's blocks
 when the child exits.
 """
+import os
 import pickle
+import secrets
 import weakref
 from multiprocessing.shared_memory import SharedMemory
 
@@ -49,6 +53,15 @@ ALIGN = 64              # each array starts on a cache line: the copies in and o
 
 def _aligned(nbytes):
     return -(-nbytes // ALIGN) * ALIGN
+
+
+def _new_block(nbytes):
+    """A new shared-memory block of ``nbytes``, named ``msn<pid>_<8 random hex digits>``."""
+    while True:
+        try:
+            return SharedMemory(create=True, size=nbytes, name=f"msn{os.getpid()}_{secrets.token_hex(4)}")
+        except FileExistsError:         # the name is taken (one chance in 4 billion): draw another
+            continue
 
 
 class ArrayPipe:
@@ -114,8 +127,7 @@ class ArrayPipe:
         when they do not fit, or when the other end may not have read the last message yet."""
         if self.block is None or self.block.size < nbytes or self.unanswered:
             old = 0 if self.block is None else self.block.size
-            self.owned.append(SharedMemory(create=True, size=max(nbytes, 2 * old if nbytes > old else old,
-                                                                 2**16)))
+            self.owned.append(_new_block(max(nbytes, 2 * old if nbytes > old else old, 2**16)))
         return self.block
 
     def _mapped(self, name):

@@ -77,14 +77,18 @@ def current_xp():
     return msn.backend.default_module()
 
 
-def shared_memory_blocks():
-    """The names of the shared-memory blocks (``array_pipe.py``'s) that exist now; none where
-    there is no ``/dev/shm``."""
+def shared_memory_blocks(*processes):
+    """The names of the shared-memory blocks (``array_pipe.py``'s) that exist now, made by this
+    process or by one of ``processes`` (``multiprocessing`` processes or pids): a block's name
+    says which (``msn<pid>_...``), so test runs beside this one cannot change the answer.
+    None where there is no ``/dev/shm``."""
     import os
 
     if not os.path.isdir("/dev/shm"):
         return set()
-    return {name for name in os.listdir("/dev/shm") if name.startswith("psm_")}
+    pids = {os.getpid()} | {getattr(p, "pid", p) for p in processes}
+    return {name for name in os.listdir("/dev/shm")
+            if name.startswith("msn") and name[3:].split("_")[0] in {str(pid) for pid in pids}}
 
 
 def run_interrupted_in_epoch_2(config, out, monkeypatch, **run_options):

@@ -208,11 +208,12 @@ def test_an_error_in_a_worker_is_raised_here_with_its_traceback():
     images, targets = _batch(7)                    # slices of 4 and 3: the worker has three images
     blocks = shared_memory_blocks()
     step = data_parallel.DataParallel(_model(), fails_on_three_images, 2)
+    workers = list(step.workers)
     with pytest.raises(RuntimeError, match="failed in a worker process") as error:
         step.step(images, targets)
     assert "this slice has three images" in str(error.value) and "Traceback" in str(error.value)
     assert step.workers == []                      # stopped, and says so if used again
-    assert shared_memory_blocks() == blocks                     # and no shared memory is left behind
+    assert shared_memory_blocks(*workers) == blocks             # and no shared memory is left behind
     with pytest.raises(RuntimeError, match="closed"):
         step.step(images, targets)
 
@@ -224,12 +225,13 @@ def test_an_error_here_stops_the_workers_at_once():
     images[0] = np.nan                             # in this process's slice only
     before, blocks = _workers(), shared_memory_blocks()
     step = data_parallel.DataParallel(_model(), fails_on_nan_else_sleeps, 2)
+    workers = list(step.workers)
     start = time.perf_counter()
     with pytest.raises(ValueError, match="NaN in the images"):
         step.step(images, targets)
     assert time.perf_counter() - start < 5
     assert step.workers == [] and _workers() == before
-    assert shared_memory_blocks() == blocks                     # the worker, terminated mid-step, removed its own
+    assert shared_memory_blocks(*workers) == blocks             # the worker, terminated mid-step, removed its own
     with pytest.raises(RuntimeError, match="closed"):
         step.step(images, targets)                 # no stale answer can be read by a later step
 
@@ -253,11 +255,13 @@ def test_a_killed_worker_leaves_no_shared_memory():
     blocks = shared_memory_blocks()
     step = data_parallel.DataParallel(_model(), loss_of, 2)
     step.step(images, targets)
-    assert shared_memory_blocks() != blocks or not os.path.isdir("/dev/shm")
-    os.kill(step.workers[0].pid, signal.SIGKILL)
-    step.workers[0].join()
+    worker = step.workers[0]
+    assert (any(name.startswith(f"msn{worker.pid}_") for name in shared_memory_blocks(worker) - blocks)
+            or not os.path.isdir("/dev/shm"))                  # the worker's block, named after it
+    os.kill(worker.pid, signal.SIGKILL)
+    worker.join()
     step.close()
-    assert shared_memory_blocks() == blocks
+    assert shared_memory_blocks(worker) == blocks
 
 
 def test_bad_settings_are_refused_before_any_process_starts():
