@@ -211,3 +211,32 @@ def test_unet_valid_twin_crops_like_shapes_says(torch):
     model = UNet(1, 2, base_channels=1, depth=4)
     _compare(torch, model, (1, 1, 188, 188), tol=1e-4)
     assert shapes.unet_output_size(188) == 4
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+@pytest.mark.parametrize("convs_per_stage", [1, 3])
+def test_segnet_twin_keeps_convs_per_stage(torch, convs_per_stage):
+    # guards torch_twin passing SegNet's convs_per_stage (the tests' SegNets all use the default 2)
+    model = SegNet(1, 2, base_channels=2, depth=2, convs_per_stage=convs_per_stage).to(np.float64).eval()
+    twin = to_torch(model)
+    x = np.random.default_rng(0).standard_normal((1, 1, 12, 12))
+    with msn.no_grad():
+        ours = model(msn.tensor(x)).numpy()
+    np.testing.assert_allclose(twin(torch.from_numpy(x)).detach().numpy(), ours, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("direction", ["extra", "missing"])
+def test_state_dict_key_mismatch_names_the_keys_either_way(torch, monkeypatch, direction):
+    # guards to_torch's `ours != theirs`: a key only in minisegnet AND a key only in torch are both refused
+    model = SegNet(1, 2, base_channels=2, depth=2)
+    state = dict(model.state_dict())
+    if direction == "extra":
+        state["stray.weight"] = np.zeros(2, np.float32)
+        words = r"only in minisegnet \['stray.weight'\], only in torch \[\]"
+    else:
+        dropped = sorted(state)[0]
+        del state[dropped]
+        words = rf"only in minisegnet \[\], only in torch \['{dropped}'\]"
+    monkeypatch.setattr(model, "state_dict", lambda: state)
+    with pytest.raises(KeyError, match=words):
+        to_torch(model)

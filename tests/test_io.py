@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import minisegnet as msn
+from minisegnet import io
 
 
 def _state():
@@ -272,3 +273,104 @@ def test_save_names_any_mapping_entry(tmp_path):
     import types
     with pytest.raises(TypeError, match=r"save: entry 'model' is a dict"):
         msn.save({"model": types.MappingProxyType({"w": np.ones(2)})}, tmp_path / "a.npz")
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def test_save_flushes_the_temporary_to_disk_before_the_rename(tmp_path, monkeypatch):
+    # guards atomic_file's os.fsync: the bytes must be on disk before os.replace commits the name
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(io.os, "fsync", lambda fd: (events.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(io.os, "replace", lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    msn.save({"a": np.ones(3)}, tmp_path / "ck.npz")
+    assert events == ["fsync", "replace"]
+
+
+def test_an_interrupt_inside_a_save_leaves_no_temporary(tmp_path):
+    # guards atomic_file's `except BaseException`: Ctrl-C (KeyboardInterrupt) must remove the temporary too
+    path = tmp_path / "ck.npz"
+    msn.save({"a": np.ones(2)}, path)
+    with pytest.raises(KeyboardInterrupt):
+        with io.atomic_file(path) as f:
+            f.write(b"half")
+            raise KeyboardInterrupt
+    assert sorted(os.listdir(tmp_path)) == ["ck.npz"]
+    np.testing.assert_array_equal(msn.load(path)["a"], np.ones(2))
+
+
+def test_a_temporary_name_already_taken_is_never_overwritten(tmp_path, monkeypatch):
+    # guards _new_temporary's O_EXCL and its retry: an existing file of the drawn name is left alone
+    names = iter(["aaaaaaaa", "bbbbbbbb"])
+    monkeypatch.setattr(io.secrets, "token_hex", lambda n: next(names))
+    taken = tmp_path / ".ck.npz.aaaaaaaa.tmp"
+    taken.write_bytes(b"someone else's")
+    msn.save({"a": np.ones(2)}, tmp_path / "ck.npz")
+    assert taken.read_bytes() == b"someone else's"
+    np.testing.assert_array_equal(msn.load(tmp_path / "ck.npz")["a"], np.ones(2))
+
+
+def test_an_empty_key_is_refused(tmp_path):
+    # guards save's `not key`: an empty name would become the member ".npy"
+    with pytest.raises(TypeError, match="keys must be non-empty strings"):
+        msn.save({"": np.ones(2)}, tmp_path / "ck.npz")
+    assert not os.path.exists(tmp_path / "ck.npz")
+
+
+def test_a_member_not_named_npy_is_refused_even_if_it_holds_an_array(tmp_path):
+    # guards load's `foreign` check: a valid .npy payload under another name is still not ours
+    import io as pyio
+    import zipfile
+    buffer = pyio.BytesIO()
+    np.lib.format.write_array(buffer, np.arange(3.0))
+    path = tmp_path / "ck.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("a.npy", buffer.getvalue())
+        archive.writestr("weights.bin", buffer.getvalue())
+    with pytest.raises(ValueError, match=r"holds member 'weights.bin', which is not an .npy array"):
+        msn.load(path)
+
+
+def test_a_member_in_npy_format_2_0_loads(tmp_path):
+    # guards read_member's version (2, 0) branch (msn.save's docstring: "writes 1.0 or 2.0")
+    import io as pyio
+    import zipfile
+    buffer = pyio.BytesIO()
+    np.lib.format.write_array(buffer, np.arange(6.0).reshape(2, 3), version=(2, 0))
+    path = tmp_path / "ck.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("w.npy", buffer.getvalue())
+    np.testing.assert_array_equal(msn.load(path)["w"], np.arange(6.0).reshape(2, 3))
+
+
+def test_a_compressed_npz_loads(tmp_path):
+    # guards the size check against the member's uncompressed size (file_size, not compress_size)
+    path = tmp_path / "ck.npz"
+    np.savez_compressed(path, w=np.zeros((64, 64)), b=np.arange(5))
+    back = msn.load(path)
+    np.testing.assert_array_equal(back["w"], np.zeros((64, 64)))
+    np.testing.assert_array_equal(back["b"], np.arange(5))
+
+
+def test_a_file_that_is_not_a_zip_is_named_as_not_an_npz(tmp_path):
+    # guards load's is_zipfile check: its message says what the file is, not a generic read failure
+    path = tmp_path / "notes.npz"
+    path.write_text("hello, not a checkpoint")
+    with pytest.raises(ValueError, match=r"^checkpoint '.*notes\.npz' is not an \.npz file"):
+        msn.load(path)
+
+
+def test_a_bad_member_error_is_not_wrapped_a_second_time(tmp_path):
+    # guards load's `except BadMember: raise`: read_member's own message reaches the user unwrapped
+    path = tmp_path / "objects.npz"
+    np.savez(path, a=np.array([{"x": 1}], dtype=object))
+    with pytest.raises(io.BadMember) as info:
+        msn.load(path)
+    assert str(info.value).startswith(f"checkpoint {str(path)!r}: member 'a.npy' holds pickled")
+    assert "cannot be read" not in str(info.value)
+
+
+def test_save_into_a_missing_folder_names_the_folder(tmp_path):
+    # guards save's directory check: the error names the missing folder, before any temporary is tried
+    path = tmp_path / "no" / "such" / "ck.npz"
+    with pytest.raises(FileNotFoundError, match=r"^save: directory '.*such' \(for '.*ck\.npz'\) does not exist"):
+        msn.save({"a": np.ones(2)}, path)

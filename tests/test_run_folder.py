@@ -280,3 +280,84 @@ def test_resume_restores_the_random_state_dropout_draws_from(tmp_path, monkeypat
     for key in straight:
         if key != "meta":
             np.testing.assert_array_equal(resumed[key], straight[key], err_msg=key)
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def test_stale_temporaries_keep_a_run_files_namesake_that_is_not_a_tmp(tmp_path):
+    # guards remove_stale_temporaries' `entry.endswith(".tmp")`: ".checkpoint.npz.<x>" not ending .tmp is kept
+    names = [".checkpoint.npz.abc.tmp", ".checkpoint.npz.backup", ".config.json.old"]
+    for name in names:
+        (tmp_path / name).write_text("")
+    assert runfolder.remove_stale_temporaries(tmp_path) == [names[0]]
+    assert sorted(os.listdir(tmp_path)) == sorted(names[1:])
+
+
+def test_stale_temporaries_leave_a_folder_of_that_name_alone(tmp_path):
+    # guards remove_stale_temporaries' `os.path.isfile`: a folder named like a temporary is neither removed nor an error
+    (tmp_path / ".metrics.json.d.tmp").mkdir()
+    (tmp_path / ".best.npz.e.tmp").write_text("")
+    assert runfolder.remove_stale_temporaries(tmp_path) == [".best.npz.e.tmp"]
+    assert os.listdir(tmp_path) == [".metrics.json.d.tmp"]
+
+
+def _meta(**changes):
+    """A minimal valid checkpoint record, with ``changes`` (``info=dict(...)``/``config=dict(...)`` update those)."""
+    meta = {"format": runfolder.CHECKPOINT_FORMAT, "config": {"model": "unet", "data": "shapes", "size": 32},
+            "info": {"num_classes": 2, "in_channels": 3, "class_names": ["a", "b"], "palette": [[0, 0, 0], [255, 9, 9]]},
+            "epoch": 2, "history": [{}, {}], "best": {"epoch": 2}}
+    for key, value in changes.items():
+        meta[key] = dict(meta[key], **value) if key in ("info", "config") and value is not None else value
+    return meta
+
+
+def _write(tmp_path, meta, as_array=None):
+    from minisegnet import io
+    path = str(tmp_path / "ck.npz")
+    io.save({"w": np.ones(2), "meta": np.array(json.dumps(meta)) if as_array is None else as_array}, path)
+    return path
+
+
+@pytest.mark.parametrize("changes", [dict(), dict(epoch=0, history=[], best=None), dict(best={"epoch": 1})],
+                         ids=["valid", "epoch-0-no-best", "best-1"])
+def test_a_valid_record_is_read(tmp_path, changes):
+    # guards the lower/upper bounds of _checked_meta: epoch 0 (nothing trained yet) and best in [1, epoch] pass
+    meta = _meta(**changes)
+    assert runfolder.read_meta(_write(tmp_path, meta)) == meta
+    assert runfolder.checkpoint_epoch(_write(tmp_path, meta)) == meta["epoch"]
+
+
+@pytest.mark.parametrize("changes, words", [
+    (dict(epoch=-1, history=[], best=None), r"meta\['epoch'\] .* should be 0 or more, got -1"),
+    (dict(epoch=True), r"meta\['epoch'\] should be a JSON integer, got bool"),
+    (dict(best={"epoch": 0}), r"meta\['best'\] should be null or a JSON object whose 'epoch' is an integer from 1"),
+    (dict(best={"epoch": 3}), r"meta\['best'\] should be null .* from 1 to the checkpoint's epoch \(2\)"),
+    (dict(info=dict(num_classes=0)), r"meta\['info'\]\['num_classes'\] should be a positive integer, got 0"),
+    (dict(info=dict(num_classes=3)), r"meta\['info'\]\['palette'\] should be a list of at least num_classes \(3\)"),
+    (dict(info=dict(palette=[[0, 0, 0], [0, 0, 256]])), r"meta\['info'\]\['palette'\] should be a list"),
+    (dict(info=dict(palette=[[0, 0, 0], [0, 0, 0, 0]])), r"meta\['info'\]\['palette'\] should be a list"),
+    (dict(format="minisegnet-checkpoint-0"), r"has checkpoint format 'minisegnet-checkpoint-0'"),
+    (dict(history=[{}, []]), r"meta\['history'\] should hold one JSON object per epoch; item 1 is \[\]"),
+    (dict(drop=("config", "size")), r"meta\['config'\] lacks 'size'"),
+    (dict(drop=("info", "in_channels")), r"meta\['info'\] lacks 'in_channels'"),
+], ids=["epoch-minus-1", "epoch-bool", "best-0", "best-after-epoch", "num-classes-0", "palette-one-short",
+        "colour-256", "colour-of-4", "format", "history-list-item", "config-no-size", "info-no-in-channels"])
+def test_a_record_of_the_wrong_kind_is_refused_at_its_boundary(tmp_path, changes, words):
+    # guards each check of _checked_meta just past its boundary (the CLI tests use far-off values)
+    changes = dict(changes)
+    drop = changes.pop("drop", None)
+    meta = _meta(**changes)
+    if drop:
+        del meta[drop[0]][drop[1]]
+    path = _write(tmp_path, meta)
+    with pytest.raises(runfolder.CheckpointError, match=words):
+        runfolder.read_meta(path)
+    with pytest.raises(runfolder.CheckpointError, match=words):
+        runfolder.read_checkpoint(path)
+    assert runfolder.checkpoint_epoch(path) is None
+
+
+def test_a_meta_entry_that_is_a_list_of_texts_is_refused(tmp_path):
+    # guards _checked_meta's ndim check: meta must be a 0-d string array, not [json]
+    path = _write(tmp_path, None, as_array=np.array([json.dumps(_meta())]))
+    with pytest.raises(runfolder.CheckpointError, match=r"its 'meta' entry should be a JSON text, got <U\d+ of shape \(1,\)"):
+        runfolder.read_meta(path)

@@ -534,3 +534,48 @@ def test_kept_reads_give_the_recomputed_answer(monkeypatch, two_threads, mode, p
         function(msn.tensor(x0, requires_grad=True), msn.tensor(grid0, requires_grad=True))
         assert not function.kept
     _assert_same_results(*results)
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def test_align_corners_none_means_false_like_torch(torch):
+    # guards _check_align_corners: None must mean False (PyTorch's default), not True
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((1, 2, 4, 5))
+    grid_np = rng.uniform(-1.2, 1.2, (1, 3, 3, 2))
+    x, grid = msn.tensor(x_np), msn.tensor(grid_np)
+    none = F.grid_sample(x, grid, align_corners=None).numpy()
+    np.testing.assert_array_equal(none, F.grid_sample(x, grid, align_corners=False).numpy())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = torch.nn.functional.grid_sample(torch.tensor(x_np), torch.tensor(grid_np), align_corners=None)
+    np.testing.assert_allclose(none, theirs.numpy(), rtol=1e-12, atol=1e-12)
+    theta = msn.tensor(np.array([[[0.9, 0.2, 0.1], [-0.3, 1.1, 0.0]]]))
+    np.testing.assert_array_equal(F.affine_grid(theta, (1, 1, 3, 4), align_corners=None).numpy(),
+                                  F.affine_grid(theta, (1, 1, 3, 4), align_corners=False).numpy())
+
+
+@pytest.mark.parametrize("padding_mode", ["border", "reflection"])
+@pytest.mark.parametrize("align_corners", [False, True])
+def test_a_nan_point_reads_pixel_0_with_border_and_reflection(padding_mode, align_corners):
+    # guards clip's fmax/fmin (docstring: NaN goes to pixel 0; np.maximum/minimum would keep NaN)
+    x_np = np.arange(15.0).reshape(1, 1, 3, 5)
+    y0 = 0.3
+    grid = msn.tensor(np.array([[[[np.nan, y0]]]]))
+    first = -1.0 if align_corners else -1 + 1 / 5                # the centre of column 0
+    at_pixel_0 = msn.tensor(np.array([[[[first, y0]]]]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = F.grid_sample(msn.tensor(x_np), grid, padding_mode=padding_mode, align_corners=align_corners).numpy()
+    want = F.grid_sample(msn.tensor(x_np), at_pixel_0, padding_mode=padding_mode, align_corners=align_corners).numpy()
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_affine_grid_refuses_a_grid_too_large_for_memory_from_a_large_batch():
+    # guards affine_grid's check_bytes of the grid itself (N*H*W*2), not only of the (H*W, 3) base:
+    # a huge N with a small H, W passes the base's check
+    from minisegnet import checks
+
+    theta = msn.tensor(np.zeros((1, 2, 3), np.float32))
+    with pytest.raises(checks.TooLargeError, match=r"affine_grid: size=.* makes an array of shape \(1099511627776, 4, 4, 2\)"):
+        F.affine_grid(theta, (2**40, 1, 4, 4))

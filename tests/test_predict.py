@@ -1,0 +1,74 @@
+"""predict.py on its own: the overlap-tile pass, its padding, and its refusals (cases from a mutation review, stop 38: each fails on a mutant that every test before let through; the CLI's predict runs are in test_train_cli.py)."""
+import numpy as np
+import pytest
+
+import minisegnet as msn
+from minisegnet import model_geometry, predict
+
+
+def test_same_padding_pads_by_reflection_without_repeating_the_edge():
+    # guards _outputs' np.pad(mode="reflect") for same-padding models ("symmetric" would repeat the edge row)
+    msn.manual_seed(0)
+    model = msn.nn.Conv2d(3, 2, 3, padding=1)                  # sees the padding at the image's border
+    image = np.random.default_rng(0).random((3, 30, 29)).astype(np.float32)     # padded by (1, 1) and (1, 2)
+    padded = np.pad(image, ((0, 0), (1, 1), (1, 2)), mode="reflect")
+    with msn.no_grad():
+        want = model(msn.tensor(padded[None])).numpy()[:, :, 1:31, 1:30]
+    np.testing.assert_allclose(predict.image_outputs(model, image).numpy(), want, atol=1e-6)
+
+
+def test_overlap_tiles_of_a_wide_image_give_the_whole_pass():
+    # guards the tile counts per axis (nx from the width, ny from the height): a non-square image
+    from minisegnet.models import UNet
+
+    msn.manual_seed(0)
+    model = UNet(3, 2, base_channels=2, depth=3, padding="valid").eval()
+    h, w = 64 + 4, 2 * 64 + 4                                   # wider than tall, both valid output sizes
+    image = np.random.default_rng(1).random((3, h, w)).astype(np.float32)
+    tile_in, tile_out = model_geometry.valid_unet_input(model, 64)
+    margin = (tile_in - tile_out) // 2
+    whole_input = np.pad(image, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
+    with msn.no_grad():
+        whole = model(msn.tensor(whole_input[None])).numpy()
+    tiled = predict.image_outputs(model, image).numpy()
+    assert whole.shape == tiled.shape == (1, 2, h, w)
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_predict_into_a_file_says_predict_writes_a_folder(tmp_path):
+    # guards predict_images' own --out check (its message; checked before the checkpoint is read)
+    from minisegnet.train import UserError
+
+    out = tmp_path / "taken.png"
+    out.write_bytes(b"")
+    with pytest.raises(UserError, match=r"is a file; predict writes its PNGs into a folder"):
+        predict.predict_images(str(tmp_path / "no.npz"), [], str(out))
+
+
+def test_a_two_frame_image_is_noted_as_animated(tmp_path):
+    # guards _read_image's `frames > 1` (the CLI test uses 3 frames)
+    from PIL import Image
+
+    frames = [Image.fromarray(np.full((6, 7, 3), v, np.uint8), "RGB") for v in (30, 200)]
+    frames[0].save(tmp_path / "two.gif", save_all=True, append_images=frames[1:])
+    _, notes = predict._read_image(str(tmp_path / "two.gif"), 3)
+    assert "is animated (2 frames): predicted its first frame" in notes
+
+
+def test_an_image_too_big_for_memory_is_a_user_error(tmp_path, monkeypatch):
+    # guards predict_images' `except MemoryError`: a clear UserError naming the image, not a traceback
+    from PIL import Image
+
+    from minisegnet.train import UserError
+
+    Image.fromarray(np.zeros((5, 6, 3), np.uint8), "RGB").save(tmp_path / "big.png")
+    monkeypatch.setattr(predict, "_checkpoint_path", lambda path: path)
+    monkeypatch.setattr(predict, "_read", lambda path: ({}, {"info": {"in_channels": 3}}))
+    monkeypatch.setattr(predict, "_model_from_state", lambda state, meta, path: (object(), object()))
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError
+
+    monkeypatch.setattr(predict, "predict_image", out_of_memory)
+    with pytest.raises(UserError, match=r"image '.*big\.png' \(5x6 pixels\) needs more memory than this machine has"):
+        predict.predict_images("ck.npz", [str(tmp_path / "big.png")], str(tmp_path / "out"), log=lambda *a: None)
