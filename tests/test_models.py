@@ -8,10 +8,12 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minisegnet as msn
-from minisegnet import functional as F, shapes
-from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet, build_model
+from minisegnet import checks, nn, shapes
+from minisegnet import functional as F
+from minisegnet.models import FCN, DeepLabV3Plus, PanopticDeepLab, SegNet, UNet, build_model, model_options
 from minisegnet.models.deeplab import MobileNetV2Backbone, aspp_valid_tap_fraction, make_divisible
 from minisegnet.models.fcn import bilinear_kernel
+from minisegnet.models.unet import weight_count
 
 
 def _input(shape, seed=0, dtype=np.float32):
@@ -557,3 +559,156 @@ def test_predict_names_the_image_when_its_padded_size_does_not_fit_the_model():
     model.forward = lambda x: (_ for _ in ()).throw(TypeError("broken inside"))
     with pytest.raises(TypeError, match="^broken inside$"):                    # not re-worded as a size error
         predict_image(model, np.zeros((3, 64, 64), np.float32))
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def _weights_counted_for_the_memory_check(monkeypatch, build):
+    """The model ``build()`` makes, and the weight counts it handed to ``checks.check_weights``."""
+    counts = []
+    real = checks.check_weights
+    monkeypatch.setattr(checks, "check_weights", lambda count, *a: counts.append(count) or real(count, *a))
+    return build(), counts
+
+
+def _conv_weights(model):
+    """The weights of every Conv2d / ConvTranspose2d (biases and BatchNorm aside)."""
+    return sum(m.weight.data.size for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+
+
+# -- unet.py
+@pytest.mark.parametrize("in_channels, num_classes, base, depth, up_mode", [
+    (1, 2, 4, 1, "transpose"), (3, 5, 2, 3, "transpose"), (2, 3, 3, 2, "bilinear"), (1, 1, 1, 4, "bilinear")])
+def test_weight_count_is_the_built_models_conv_weights(in_channels, num_classes, base, depth, up_mode):
+    # guards the memory pre-check's count: it must be exactly what UNet then builds (its docstring says so)
+    model = UNet(in_channels, num_classes, base_channels=base, depth=depth, padding="same", up_mode=up_mode)
+    assert weight_count(in_channels, num_classes, base, depth, up_mode) == _conv_weights(model)
+
+
+def test_unet_3x3_convs_start_with_zero_bias():
+    # guards _he_init's "zero bias" (the paper's initialisation), not PyTorch's random default
+    model = UNet(1, 2, base_channels=4, depth=2, padding="same")
+    biases = [m.conv1.bias.data for m in model.modules() if hasattr(m, "conv1")]
+    biases += [m.conv2.bias.data for m in model.modules() if hasattr(m, "conv2")]
+    assert len(biases) == 2 * (2 + 1 + 2)
+    assert all(np.all(b == 0) for b in biases)
+
+
+def test_unet_3x3_convs_start_with_he_variance():
+    # guards He initialisation (variance 2 / fan_in) against PyTorch's default (1 / (3 fan_in), a sixth)
+    model = UNet(1, 2, base_channels=64, depth=1, padding="same")
+    w = model.encoder[0].conv2.weight.numpy()       # 64 x 64 x 3 x 3: fan_in 576, 36864 draws
+    assert np.var(w) == pytest.approx(2 / 576, rel=0.05)
+
+
+@pytest.mark.parametrize("value", ["yes", 1, None])
+def test_unet_batch_norm_must_be_a_bool(value):
+    # guards the batch_norm type check: a truthy string or 1 must not silently pick a variant
+    with pytest.raises(TypeError, match="batch_norm must be True or False"):
+        UNet(batch_norm=value)
+
+
+# -- segnet.py
+@pytest.mark.parametrize("kwargs", [dict(), dict(in_channels=1, num_classes=3, base_channels=4, depth=2,
+                                                  convs_per_stage=3), dict(base_channels=2, depth=5, convs_per_stage=1)])
+def test_segnet_memory_precheck_counts_its_conv_weights(monkeypatch, kwargs):
+    # guards the count the memory pre-check refuses by: encoder and decoder, within 10% of what is built
+    model, counts = _weights_counted_for_the_memory_check(monkeypatch, lambda: SegNet(**kwargs))
+    built = _conv_weights(model)
+    assert counts and counts[0] == pytest.approx(built, rel=0.1)
+
+
+def test_segnet_takes_the_deepest_depth_allowed():
+    # guards the depth limit's boundary: depth == MAX_UNET_DEPTH is allowed (the widths are capped, so it builds)
+    model = SegNet(1, 2, base_channels=1, depth=shapes.MAX_UNET_DEPTH)
+    assert len(model.encoder) == shapes.MAX_UNET_DEPTH
+    with pytest.raises(ValueError, match="deeper than shapes.MAX_UNET_DEPTH"):
+        SegNet(1, 2, base_channels=1, depth=shapes.MAX_UNET_DEPTH + 1)
+
+
+# -- fcn.py
+@pytest.mark.parametrize("kwargs", [dict(num_classes=3), dict(num_classes=2, variant="32s", in_channels=1, width=2),
+                                    dict(num_classes=5, width=4, fc_channels=64)])
+def test_fcn_memory_precheck_counts_the_backbone_and_fc_weights(monkeypatch, kwargs):
+    # guards the memory pre-check's count: exactly the VGG blocks' weights plus fc6 (7x7) and fc7 (1x1)
+    model, counts = _weights_counted_for_the_memory_check(monkeypatch, lambda: FCN(**kwargs))
+    built = sum(p.data.size for name, p in model.named_parameters()
+                if name.split(".")[0] in ("block1", "block2", "block3", "block4", "block5", "fc6", "fc7")
+                and name.endswith("weight"))
+    assert counts == [built]
+
+
+# -- deeplab.py
+def test_make_divisible_rounds_as_mobilenet_v2():
+    # guards both halves of the rounding: to the nearest multiple of 8 (at least 8), then up by 8
+    # where that lost more than 10% of the width (values worked out by hand from that rule)
+    cases = {100: 104, 32 * 0.35: 16, 16 * 0.35: 8, 24 * 0.35: 8, 24 * 0.5: 16, 96 * 0.75: 72,
+             20: 24, 19.9: 24, 43.9: 40, 44: 48, 160 * 1.3: 208, 3: 8}
+    for width, expected in cases.items():
+        assert make_divisible(width) == expected, width
+
+
+def test_deeplab_twin_agrees_where_relu6_clips(torch):
+    # guards ReLU6 (not ReLU) after the expand convs: large eval-mode activations exceed 6
+    from minisegnet.export import to_torch
+    model = DeepLabV3Plus(1, 2, atrous_rates=(1,), width_mult=0.25, aspp_channels=4, low_level_channels=4,
+                          decoder_channels=4, dropout=0.0).to(np.float64).eval()
+    x = 30 * np.random.default_rng(0).standard_normal((1, 1, 48, 48))
+    ours = model(msn.tensor(x)).numpy()
+    theirs = to_torch(model).eval()(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9, atol=1e-9 * np.abs(theirs).max())
+
+
+def test_deeplab_aspp_dropout_only_in_training():
+    # guards the ASPP dropout's training flag: eval is deterministic, training with p = 0.5 is not
+    model = DeepLabV3Plus(1, 2, atrous_rates=(1,), width_mult=0.25, aspp_channels=4, low_level_channels=4,
+                          decoder_channels=4, dropout=0.5)
+    features = msn.tensor(np.random.default_rng(0).standard_normal(
+        (2, model.backbone.out_channels, 4, 4)).astype(np.float32))
+    with msn.no_grad():
+        model.eval()
+        assert np.abs(model.aspp(features).data).max() > 0.1          # something to drop
+        assert np.array_equal(model.aspp(features).data, model.aspp(features).data)
+        model.train()
+        assert not np.array_equal(model.aspp(features).data, model.aspp(features).data)
+
+
+@pytest.mark.parametrize("dropout", [1, 1.0])
+def test_deeplab_refuses_dropout_one(dropout):
+    # guards the upper bound of [0, 1): dropout 1 would zero the ASPP features in training
+    with pytest.raises(ValueError, match=r"dropout must be a probability in \[0, 1\)"):
+        DeepLabV3Plus(dropout=dropout)
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(in_channels=3, num_classes=5, width_mult=0.25, aspp_channels=8,
+                                                  low_level_channels=4, decoder_channels=8),
+                                    dict(in_channels=1, width_mult=1.0, aspp_channels=256, low_level_channels=48,
+                                         decoder_channels=256)])
+def test_deeplab_memory_precheck_counts_its_conv_weights(monkeypatch, kwargs):
+    # guards the weight count the memory pre-check refuses by: within 1% of the conv weights built
+    model, counts = _weights_counted_for_the_memory_check(monkeypatch, lambda: DeepLabV3Plus(**kwargs))
+    built = _conv_weights(model)
+    assert counts and counts[0] == pytest.approx(built, rel=0.01)
+
+
+# -- the documented default widths
+def test_segnet_default_widths():
+    # guards SegNet's defaults (base_channels 16, depth 4, 2 convs per stage; the module docstring's example)
+    model = SegNet()
+    assert (model.base_channels, model.depth, model.convs_per_stage) == (16, 4, 2)
+    assert [stage[0].conv.out_channels for stage in model.encoder] == [16, 32, 64, 128]
+
+
+def test_panoptic_deeplab_default_instance_widths():
+    # guards the instance branch's documented defaults: half the semantic widths (32, 8, 32), heads of 16
+    model = PanopticDeepLab()
+    assert (model.instance_aspp_channels, model.instance_low_level_channels, model.instance_decoder_channels,
+            model.head_channels) == (32, 8, 32, 16)
+    assert model.instance_decoder.reduce[0].out_channels == 8
+
+
+# -- models/__init__.py
+def test_fcn_variant_is_not_an_option_build_model_passes_on():
+    # guards model_options' "filled" list: the variant comes from the name (fcn8s), never from an option
+    assert model_options("fcn8s") == ["width", "fc_channels", "dropout"]
+    with pytest.raises(TypeError, match="fcn8s has no option 'variant'; its options: width, fc_channels, dropout"):
+        build_model("fcn8s", 3, 2, variant="32s")

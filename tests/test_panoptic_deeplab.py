@@ -222,3 +222,18 @@ def test_predict_image_reads_the_semantic_logits_and_names_a_dict_without_them()
     with pytest.raises(TypeError, match=r"predict_image: PanopticDeepLab's outputs are the maps \['center', "
                                         r"'offset'\], none of them class logits"):
         predict_image(model, np.zeros((2, 16, 16), np.float32))
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def test_instance_aspp_uses_the_models_dropout_only_in_training():
+    # guards "the instance ASPP uses the same ... dropout": the centre map (instance branch only) varies in training
+    model = PanopticDeepLab(1, 2, atrous_rates=(1,), width_mult=0.25, aspp_channels=4, low_level_channels=4,
+                            decoder_channels=4, dropout=0.5, instance_aspp_channels=4,
+                            instance_low_level_channels=4, instance_decoder_channels=4, head_channels=4)
+    assert model.instance_aspp.dropout == 0.5
+    x = msn.tensor(np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32))
+    with msn.no_grad():
+        model.train()
+        assert not np.array_equal(model(x)["center"].data, model(x)["center"].data)
+        model.eval()
+        assert np.array_equal(model(x)["center"].data, model(x)["center"].data)
