@@ -1,9 +1,9 @@
-"""predict.py on its own: the overlap-tile pass, its padding, and its refusals (cases from a mutation review, stop 38: each fails on a mutant that every test before let through; the CLI's predict runs are in test_train_cli.py)."""
+"""predict.py on its own: the padding of a whole-image pass and its refusals (cases from a mutation review, stop 38: each fails on a mutant that every test before let through; the overlap tiles and the CLI's predict runs are in test_train_cli.py)."""
 import numpy as np
 import pytest
 
 import minisegnet as msn
-from minisegnet import model_geometry, predict
+from minisegnet import predict
 
 
 def test_same_padding_pads_by_reflection_without_repeating_the_edge():
@@ -15,24 +15,6 @@ def test_same_padding_pads_by_reflection_without_repeating_the_edge():
     with msn.no_grad():
         want = model(msn.tensor(padded[None])).numpy()[:, :, 1:31, 1:30]
     np.testing.assert_allclose(predict.image_outputs(model, image).numpy(), want, atol=1e-6)
-
-
-def test_overlap_tiles_of_a_wide_image_give_the_whole_pass():
-    # guards the tile counts per axis (nx from the width, ny from the height): a non-square image
-    from minisegnet.models import UNet
-
-    msn.manual_seed(0)
-    model = UNet(3, 2, base_channels=2, depth=3, padding="valid").eval()
-    h, w = 64 + 4, 2 * 64 + 4                                   # wider than tall, both valid output sizes
-    image = np.random.default_rng(1).random((3, h, w)).astype(np.float32)
-    tile_in, tile_out = model_geometry.valid_unet_input(model, 64)
-    margin = (tile_in - tile_out) // 2
-    whole_input = np.pad(image, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
-    with msn.no_grad():
-        whole = model(msn.tensor(whole_input[None])).numpy()
-    tiled = predict.image_outputs(model, image).numpy()
-    assert whole.shape == tiled.shape == (1, 2, h, w)
-    np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
 def test_predict_into_a_file_says_predict_writes_a_folder(tmp_path):

@@ -145,26 +145,28 @@ def test_nan_loss_stops_and_keeps_last_good_checkpoint(tmp_path, monkeypatch, ca
     assert len(json.load(open(os.path.join(out, "metrics.json")))["epochs"]) == 1
 
 
+@pytest.mark.parametrize("height, width", [(2 * 64 + 4, 2 * 64 + 4), (64 + 4, 2 * 64 + 4)])
 @pytest.mark.parametrize("depth", [3, 4])
-def test_overlap_tiles_give_what_one_pass_over_the_whole_image_gives(depth):
+def test_overlap_tiles_give_what_one_pass_over_the_whole_image_gives(depth, height, width):
     """Many tiles of a deep valid U-Net stitched together equal one pass over the mirror-padded
     image. A reviewer's find: tiles stepped by their output size (68, not a multiple of 2**depth)
-    put their poolings on shifted grids, and 5% of the pixels changed class."""
+    put their poolings on shifted grids, and 5% of the pixels changed class. A wide image: the tiles
+    counted along each axis from its own size (a mutation review's find)."""
     from minisegnet.models import UNet
 
     msn.manual_seed(0)
     model = UNet(3, 3, base_channels=2, depth=depth, padding="valid")
     model.eval()
-    size = 2 * 64 + 4             # 4 more than a multiple of 2**depth: a valid output, its whole pass exists
-    image = np.random.default_rng(1).random((3, size, size)).astype(np.float32)
+    # sizes 4 more than a multiple of 2**depth: valid outputs, whose whole pass exists
+    image = np.random.default_rng(1).random((3, height, width)).astype(np.float32)
     tile_in, tile_out = model_geometry.valid_unet_input(model, 64)
     margin = (tile_in - tile_out) // 2                         # what a valid U-Net loses per side
-    assert size > tile_out                                     # several tiles per axis
+    assert width > tile_out                                    # several tiles along the width
     whole_input = np.pad(image, ((0, 0), (margin, margin), (margin, margin)), mode="reflect")
     with msn.no_grad():
         whole = model(msn.tensor(whole_input[None])).numpy()
     tiled = predict.image_outputs(model, image).numpy()
-    assert whole.shape == tiled.shape == (1, 3, size, size)
+    assert whole.shape == tiled.shape == (1, 3, height, width)
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
