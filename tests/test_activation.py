@@ -247,3 +247,31 @@ def test_leaky_relu_accepts_an_infinite_slope_like_torch(torch):
     for slope in (np.inf, -np.inf):
         np.testing.assert_array_equal(F.leaky_relu(x, slope).numpy(),
                                       torch.nn.functional.leaky_relu(tx, slope).detach().numpy())
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def test_dropout2d_layer_drops_whole_feature_maps():
+    # guards: nn.Dropout2d zeroes whole (n, c) maps (channel dropout), not single elements
+    x = msn.tensor(np.ones((4, 32, 5, 5)))
+    y = nn.Dropout2d(0.5)(x).numpy()
+    per_map = y.reshape(4 * 32, 25)
+    assert set(np.unique(per_map)) <= {0.0, 2.0}
+    assert (per_map == per_map[:, :1]).all(), "a feature map was partly dropped"
+    kept = (per_map[:, 0] == 2).sum()
+    assert 0 < kept < 4 * 32
+
+
+@pytest.mark.parametrize("dim", [0, 1, 2, -2])
+def test_log_softmax_layer_uses_its_dim(torch, dim):
+    # guards: nn.LogSoftmax(dim) normalises along dim (a layer that used the last axis passed for dim=-1 only)
+    x_np = np.random.default_rng(5).standard_normal((2, 3, 4, 5))
+    ours = nn.LogSoftmax(dim)(msn.tensor(x_np)).numpy()
+    theirs = torch.nn.LogSoftmax(dim)(torch.tensor(x_np)).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+def test_dropout2d_layer_uses_its_p():
+    # guards: nn.Dropout2d(p) drops with its own p: the kept maps are scaled by 1 / (1 - p)
+    y = nn.Dropout2d(0.75)(msn.tensor(np.ones((8, 64, 2, 2)))).numpy()
+    assert set(np.unique(y)) == {0.0, 4.0}
+    assert 0.55 < (y == 0).mean() < 0.95

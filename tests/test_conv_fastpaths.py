@@ -203,3 +203,75 @@ def test_max_pool_offsets_and_indices_match_torch(torch, k, s, p, d):
     assert_close(y, ty)
     np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
     assert_close(X.grad, tX.grad)
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def test_direct_depthwise_lever_leaves_a_channel_multiplier_to_im2col(torch):
+    # guards: the depthwise route needs C_out == C_in too (groups == C_in with 2 filters per channel is not it)
+    x, w, b = _randn((2, 3, 7, 8), 0), _randn((6, 1, 3, 3), 1), _randn((6,), 2)
+    previous = conv_fast.set_lever("depthwise", True)
+    try:
+        X, W, B = t64(x), t64(w), t64(b)
+        y = F.conv2d(X, W, B, 2, 1, 1, 3)
+        assert y.creator.saved.route == "im2col"
+        y.backward(_randn(y.shape, 3))
+    finally:
+        conv_fast.set_lever("depthwise", previous)
+    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
+    ty = torch.nn.functional.conv2d(tX, tW, tB, 2, 1, 1, 3)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    for what, a, t in (("output", y, ty), ("grad input", X.grad, tX.grad), ("grad weight", W.grad, tW.grad),
+                       ("grad bias", B.grad, tB.grad)):
+        assert_close(a, t, what=what)
+
+
+@pytest.mark.parametrize("flip", [True, False])
+def test_same_padding_input_grad_through_col2im_matches_torch(torch, flip):
+    # guards: the col2im route of the input gradient crops (top, left) of asymmetric 'same' pads;
+    # it runs when C_out > 2 C_in (the flipped conv would have the larger columns) or flip is off
+    x, w, b = _randn((2, 1, 6, 7), 0), _randn((3, 1, 2, 4), 1), _randn((3,), 2)
+    previous = conv_fast.set_lever("flip", flip)
+    try:
+        X, W, B = t64(x), t64(w), t64(b)
+        y = F.conv2d(X, W, B, 1, "same")
+        y.backward(_randn(y.shape, 3))
+    finally:
+        conv_fast.set_lever("flip", previous)
+    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # torch: even 'same' kernels copy the input
+        ty = torch.nn.functional.conv2d(tX, tW, tB, 1, "same")
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    for what, a, t in (("output", y, ty), ("grad input", X.grad, tX.grad), ("grad weight", W.grad, tW.grad)):
+        assert_close(a, t, what=what)
+
+
+@pytest.mark.parametrize("stride", [(1, 2), (2, 1)])
+def test_row_taps_need_stride_1_on_both_axes(torch, stride):
+    # guards: row taps build stride-1 columns, so a stride of (1, 2) must not take them (a check of the
+    # height's stride alone gave wrong outputs and gradients)
+    x, w, b = _randn((2, 2, 7, 9), 0), _randn((3, 2, 3, 3), 1), _randn((3,), 2)
+    X, W, B = t64(x), t64(w), t64(b)
+    y = F.conv2d(X, W, B, stride, 1)
+    y.backward(_randn(y.shape, 3))
+    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
+    ty = torch.nn.functional.conv2d(tX, tW, tB, stride, 1)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    for what, a, t in (("output", y, ty), ("grad input", X.grad, tX.grad), ("grad weight", W.grad, tW.grad),
+                       ("grad bias", B.grad, tB.grad)):
+        assert_close(a, t, what=what)
+
+
+def test_unpadded_columns_zero_a_tap_row_that_reads_bottom_padding_only():
+    # guards: a tap row that starts below the image (offset > top + H) is zeroed in full, not only
+    # its last rows; here tap row 1 of a dilation-2 kernel reads rows 2..4 of a 1-row image
+    from minisegnet.functional import conv as core
+    x = _randn((1, 2, 1, 3), 0)
+    pads, k, s, d = (0, 4, 1, 1), (2, 3), (1, 1), (2, 1)
+    out_hw = conv_fast._out_hw((1, 3), pads, k, s, d)
+    assert out_hw == (3, 3)
+    expected = core._im2col(core._pad(x, pads), k, s, d, out_hw, np.empty((1, 2 * 6, 9)))
+    cols = np.full(expected.shape, np.nan)          # a stale buffer: every entry must be written
+    conv_fast._im2col_unpadded(x, pads, k, s, d, out_hw, cols)
+    np.testing.assert_array_equal(cols, expected)

@@ -264,3 +264,54 @@ def test_a_dtype_numpy_cannot_read_is_named(torch):
         nn.Conv2d(3, 4, 3, dtype=torch.float64)
     with pytest.raises(TypeError, match=r"msn.set_backend\('cupy'\)"):
         nn.Conv2d(3, 4, 3).to("cuda")
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def test_conv_transpose2d_output_padding_below_dilation_is_accepted_as_in_torch(torch):
+    # guards: output_padding is bounded by max(stride, dilation), not by the stride alone
+    theirs = torch.nn.ConvTranspose2d(2, 3, 3, stride=1, dilation=2, output_padding=1)
+    ours = nn.ConvTranspose2d(2, 3, 3, stride=1, dilation=2, output_padding=1)
+    x = np.random.default_rng(0).standard_normal((1, 2, 4, 5)).astype(np.float32)
+    assert ours(msn.tensor(x)).shape == tuple(theirs(torch.tensor(x)).shape) == (1, 3, 9, 10)
+    with pytest.raises(ValueError, match="output_padding"):
+        nn.ConvTranspose2d(2, 3, 3, stride=1, dilation=2, output_padding=2)
+
+
+def test_depthwise_separable_bias_false_leaves_both_convs_without_bias():
+    # guards: bias=False reaches the pointwise conv too, not only the depthwise one
+    layer = nn.DepthwiseSeparableConv2d(4, 6, bias=False)
+    assert layer.depthwise.bias is None and layer.pointwise.bias is None
+    assert sorted(layer.state_dict()) == ["depthwise.weight", "pointwise.weight"]
+    assert sum(p.size for p in layer.parameters()) == 4 * 9 + 4 * 6
+
+
+def test_depthwise_separable_defaults_keep_the_size():
+    # guards: the documented defaults kernel_size=3, stride=1, padding=1 (a 3x3 that keeps H, W)
+    defaults = {name: p.default for name, p in inspect.signature(nn.DepthwiseSeparableConv2d).parameters.items()
+                if p.default is not inspect.Parameter.empty}
+    assert defaults == dict(kernel_size=3, stride=1, padding=1, dilation=1, bias=True, padding_mode="zeros")
+    layer = nn.DepthwiseSeparableConv2d(2, 5)
+    assert layer(msn.tensor(np.zeros((1, 2, 7, 6), np.float32))).shape == (1, 5, 7, 6)
+
+
+def test_depthwise_separable_padding_mode_reaches_the_depthwise_conv(torch):
+    # guards: padding_mode="reflect" pads the depthwise conv's input (the pointwise 1x1 has no padding)
+    ours = nn.DepthwiseSeparableConv2d(3, 4, 3, padding=1, padding_mode="reflect")
+    assert ours.depthwise.padding_mode == "reflect"
+    depthwise = torch.nn.Conv2d(3, 3, 3, padding=1, groups=3, padding_mode="reflect").double()
+    pointwise = torch.nn.Conv2d(3, 4, 1).double()
+    with torch.no_grad():
+        for mine, theirs in ((ours.depthwise, depthwise), (ours.pointwise, pointwise)):
+            theirs.weight.copy_(torch.tensor(mine.weight.numpy()))
+            theirs.bias.copy_(torch.tensor(mine.bias.numpy()))
+    ours.to(np.float64)
+    x = np.random.default_rng(0).standard_normal((2, 3, 6, 5))
+    np.testing.assert_allclose(ours(msn.tensor(x)).numpy(), pointwise(depthwise(torch.tensor(x))).detach().numpy(),
+                               rtol=1e-10, atol=1e-10)
+
+
+# ---- A bug found by that review: ConvTranspose2d printed output_padding before dilation (torch prints it after)
+def test_conv_transpose2d_prints_output_padding_after_dilation_as_torch(torch):
+    # guards: the repr order of torch's _ConvNd.extra_repr (padding, dilation, output_padding, groups, bias)
+    args, kwargs = (2, 4, 3, 2, 1, 1), dict(groups=2, dilation=2, bias=False)
+    assert repr(nn.ConvTranspose2d(*args, **kwargs)) == repr(torch.nn.ConvTranspose2d(*args, **kwargs))

@@ -9,6 +9,7 @@ import minisegnet as msn
 from minisegnet import functional as F, nn
 from minisegnet.testing import gradcheck
 from helpers import as_torch, assert_close, t64
+import inspect
 
 
 @st.composite
@@ -481,3 +482,17 @@ def test_bce_weights_are_taken_in_the_promoted_dtype(torch, dtypes):
     np.testing.assert_allclose(ours.item(), theirs.item(), rtol=1e-12)
     loss = nn.BCEWithLogitsLoss(weight=np.array([1.0, 2.0]), pos_weight=np.array([3.0]))
     assert isinstance(loss.weight, msn.Tensor) and list(loss.state_dict()) == ["weight", "pos_weight"]
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def test_cross_entropy_loss_default_ignore_index_is_torchs(torch):
+    # guards: CrossEntropyLoss() ignores -100 by default, as torch's, and counts label 255 as a class
+    assert nn.CrossEntropyLoss().ignore_index == torch.nn.CrossEntropyLoss().ignore_index == -100
+    assert inspect.signature(nn.CrossEntropyLoss).parameters["ignore_index"].default == -100
+    logits = np.random.default_rng(0).standard_normal((2, 256, 3, 3))
+    target = np.random.default_rng(1).integers(0, 256, (2, 3, 3))
+    target[0, 0, :] = 255
+    target[1, 2, 1] = -100
+    ours = nn.CrossEntropyLoss()(msn.tensor(logits), msn.tensor(target)).item()
+    theirs = torch.nn.CrossEntropyLoss()(torch.tensor(logits), torch.tensor(target)).item()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10)

@@ -204,3 +204,11 @@ def test_batch_norm_refuses_mixed_dtypes_as_torch_and_conv2d_do(torch, which):
         F.batch_norm(x, training=True, **args)
     with pytest.raises(RuntimeError):
         torch.nn.BatchNorm2d(3)(torch.zeros(2, 3, 4, 4, dtype=torch.float64))
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+@pytest.mark.parametrize("channels", [2, 4])
+def test_batchnorm2d_names_a_channel_mismatch_in_either_direction(channels):
+    # guards: the layer's own check refuses fewer channels too, not only more (the message names the layer)
+    with pytest.raises(ValueError, match=rf"^BatchNorm2d\(3\) got input with {channels} channels"):
+        nn.BatchNorm2d(3)(msn.tensor(np.zeros((1, channels, 4, 4), np.float32)))

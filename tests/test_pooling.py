@@ -528,3 +528,54 @@ def test_copy_if_disjoint_false_adds_even_where_windows_tile(monkeypatch):
     y = F.max_pool2d(t, 2)
     y.backward(np.full(y.shape, -0.0))
     assert not np.signbit(t.grad.numpy()).any()
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def _pair(torch):
+    x_np = np.random.default_rng(3).standard_normal((2, 3, 9, 8))
+    return msn.tensor(x_np), torch.tensor(x_np)
+
+
+def _same(ours, theirs):
+    a, b = ours.numpy(), theirs.detach().numpy()
+    assert a.shape == b.shape, f"shape {a.shape} vs {b.shape}"
+    np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+
+
+def test_max_pool2d_layer_passes_dilation_on(torch):
+    # guards: MaxPool2d(dilation=2) dilates its windows (a layer that dropped it pools 3x3 blocks)
+    x, tx = _pair(torch)
+    _same(nn.MaxPool2d(3, 1, 1, dilation=2)(x), torch.nn.MaxPool2d(3, 1, 1, dilation=2)(tx))
+
+
+def test_avg_pool2d_layer_passes_ceil_mode_on(torch):
+    # guards: AvgPool2d(ceil_mode=True) keeps the last partial window (9 -> 5 rows, not 4)
+    x, tx = _pair(torch)
+    ours, theirs = nn.AvgPool2d(2, ceil_mode=True)(x), torch.nn.AvgPool2d(2, ceil_mode=True)(tx)
+    assert ours.shape == (2, 3, 5, 4)
+    _same(ours, theirs)
+
+
+def test_max_pool2d_positional_arguments_in_torchs_order(torch):
+    # guards: MaxPool2d's positional order (..., dilation, return_indices, ceil_mode) is torch's
+    x, tx = _pair(torch)
+    ours, theirs = nn.MaxPool2d(2, 2, 0, 1, True, False), torch.nn.MaxPool2d(2, 2, 0, 1, True, False)
+    assert ours.return_indices is True and ours.ceil_mode is False
+    (y, idx), (ty, tidx) = ours(x), theirs(tx)
+    _same(y, ty)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+
+
+def test_upsample_layer_passes_align_corners_on(torch):
+    # guards: Upsample(align_corners=True) reaches F.interpolate (the corners' grid, not the centres')
+    x, tx = _pair(torch)
+    ours = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)(x)
+    _same(ours, torch.nn.Upsample(scale_factor=2, mode="bilinear", align_corners=True)(tx))
+
+
+def test_upsample_layer_passes_recompute_scale_factor_on(torch):
+    # guards: Upsample(recompute_scale_factor=True) samples with the scale the output size implies
+    x, tx = _pair(torch)
+    ours = nn.Upsample(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True)(x)
+    theirs = torch.nn.Upsample(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True)(tx)
+    _same(ours, theirs)

@@ -127,7 +127,7 @@ class Conv2d(Module):
 
     def extra_repr(self):
         extra = f", padding_mode={self.padding_mode}" if self.padding_mode != "zeros" else ""
-        return _conv_repr(self, "") + extra
+        return _conv_repr(self) + extra
 
 
 class ConvTranspose2d(Module):
@@ -192,7 +192,7 @@ class ConvTranspose2d(Module):
 
     def extra_repr(self):
         extra = f", output_padding={self.output_padding}" if self.output_padding != (0, 0) else ""
-        return _conv_repr(self, extra)
+        return _conv_repr(self, after_dilation=extra)
 
 
 class DepthwiseSeparableConv2d(Module):
@@ -227,15 +227,15 @@ class DepthwiseSeparableConv2d(Module):
         return self.pointwise(self.depthwise(input))
 
 
-def _conv_repr(layer, after_padding):
+def _conv_repr(layer, after_dilation=""):
     """The ``repr`` arguments both conv layers share, PyTorch's order and spelling (strings
     unquoted), defaults left out: the same text as PyTorch's print of the layer."""
     text = f"{layer.in_channels}, {layer.out_channels}, kernel_size={layer.kernel_size}, stride={layer.stride}"
     if layer.padding != (0, 0):
         text += f", padding={layer.padding}"
-    text += after_padding
     if layer.dilation != (1, 1):
         text += f", dilation={layer.dilation}"
+    text += after_dilation
     if layer.groups != 1:
         text += f", groups={layer.groups}"
     if layer.bias is None:
