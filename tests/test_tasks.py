@@ -265,3 +265,28 @@ def test_the_checked_labels_loss_is_cross_entropy(torch, reduction):
     for value, grad in results:
         np.testing.assert_allclose(value, ty.detach().numpy(), rtol=1e-12)
         np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("plot", ["semantic", "instance", "panoptic"])
+def test_curves_leave_a_gap_where_a_score_is_undefined(tmp_path, monkeypatch, plot):
+    """The trainer records a score that is not a number as None (a held-out split of void
+    pixels only): each task's curves draw the other epochs and mark the best defined one (the
+    semantic and panoptic curves raised TypeError comparing None; a mutation review's find)."""
+    from matplotlib.axes import Axes
+
+    from minisegnet.viz.instances import plot_instance_curves
+    from minisegnet.viz.panoptic import plot_panoptic_curves
+    from minisegnet.viz.training import plot_curves
+
+    draw = dict(semantic=plot_curves, instance=plot_instance_curves, panoptic=plot_panoptic_curves)[plot]
+    scores = ("pixel_acc", "mean_acc", "mean_iou", "fw_iou", "pq", "sq", "rq", "pq_things", "sq_things",
+              "rq_things", "pq_stuff")
+    annotated = []
+    monkeypatch.setattr(Axes, "annotate", lambda self, text, *args, **kwargs: annotated.append(text))
+    history = [dict(epoch=e, train_loss=1.0 / e, val_loss=1.2 / e, **{k: None if e == 2 else 0.1 * e for k in scores})
+               for e in (1, 2, 3)]
+    draw(history, tmp_path / "c.png")
+    assert len(annotated) == 1 and annotated[0].endswith(" 0.300")         # epoch 3, past the gap
+    undefined = [dict(record, **{k: None for k in scores}) for record in history]
+    draw(undefined, tmp_path / "d.png")                                      # nothing to mark
+    assert len(annotated) == 1 and (tmp_path / "d.png").read_bytes()[:4] == b"\x89PNG"

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure as _Figure
 
 from ..backend import to_numpy
-from .training import _as_rgb, check_png_path, curves_figure, save_curves
+from .training import _as_rgb, best_record, check_png_path, curves_figure, save_curves, score_values
 
 __all__ = ["instance_colors", "instance_overlay", "outlines", "save_instance_overlay", "plot_instance_curves",
            "plot_instance_predictions", "match_to_truth", "figure_weight_map", "INSTANCE_FIGURES", "save_instance_figures"]
@@ -87,17 +87,17 @@ def plot_instance_curves(history, path):
     fig, ax_score, epochs = curves_figure(history, "weighted cross-entropy")
     for key, label, width in (("pq_things", "PQ", 2.5), ("sq_things", "SQ", 1.2), ("rq_things", "RQ", 1.2),
                               ("mean_iou", "mean IU (classes)", 1.2)):
-        values = [h.get(key) for h in history]
-        if any(v is not None for v in values):
-            ax_score.plot(epochs, [np.nan if v is None else v for v in values], marker="o", ms=3, label=label,
+        if any(h.get(key) is not None for h in history):
+            ax_score.plot(epochs, score_values(history, key), marker="o", ms=3, label=label,
                           lw=width, ls="--" if key == "mean_iou" else "-")
-    best = max(history, key=lambda h: h.get("pq_things") if h.get("pq_things") is not None else -1)
-    if best.get("pq_things") is not None:
+    best = best_record(history, "pq_things")
+    if best is not None:
         ax_score.annotate(f"best PQ {best['pq_things']:.3f}", (best["epoch"], best["pq_things"]),
                           xytext=(0, -28), textcoords="offset points", fontsize=8, ha="center",
                           arrowprops=dict(arrowstyle="->", lw=0.8))
     ax_score.set(xlabel="epoch", ylabel="held-out score", title="Objects found (PQ = SQ x RQ)", ylim=(0, 1.02))
-    ax_score.legend(loc="lower right", fontsize=8, framealpha=0.8)
+    if ax_score.get_legend_handles_labels()[0]:               # no score defined yet: no lines, no legend
+        ax_score.legend(loc="lower right", fontsize=8, framealpha=0.8)
     return save_curves(fig, epochs, path)
 
 

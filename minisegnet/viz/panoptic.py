@@ -14,7 +14,7 @@ from matplotlib.figure import Figure as _Figure
 from matplotlib.patches import Patch as _Patch
 
 from .instances import instance_colors, match_to_truth, outlines
-from .training import _as_rgb, curves_figure, save_curves
+from .training import _as_rgb, best_record, curves_figure, save_curves, score_values
 
 __all__ = ["panoptic_overlay", "plot_panoptic_curves", "plot_panoptic_predictions"]
 
@@ -64,9 +64,9 @@ def plot_panoptic_curves(history, file):
                               ("pq_stuff", "PQ stuff", dict(lw=1.2, ls="--")),
                               ("mean_iou", "mean IU (semantic)", dict(lw=1.2, ls=":"))):
         if key in history[0]:
-            ax_score.plot(epochs, [h[key] for h in history], marker="o", ms=3, label=label, **style)
-    if "pq" in history[0]:
-        best = max(history, key=lambda h: h["pq"] if h["pq"] == h["pq"] else float("-inf"))
+            ax_score.plot(epochs, score_values(history, key), marker="o", ms=3, label=label, **style)
+    best = best_record(history, "pq")
+    if best is not None:
         ax_score.annotate(f"best PQ {best['pq']:.3f}", (best["epoch"], best["pq"]), xytext=(0, -28),
                           textcoords="offset points", fontsize=8,
                           ha="right" if best["epoch"] == epochs[-1] and len(epochs) > 1 else "center",

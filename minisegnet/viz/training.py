@@ -104,6 +104,19 @@ def curves_figure(history, loss_name):
     return fig, ax_score, epochs
 
 
+def score_values(history, key):
+    """``key``'s score per epoch record, an undefined one (None: the trainer's record of a
+    score that is not a number) as NaN, which the plotted line leaves as a gap."""
+    return [np.nan if h.get(key) is None else h[key] for h in history]
+
+
+def best_record(history, key):
+    """The first record with the highest ``key`` score, undefined scores (None or NaN) left
+    out; None when no record has one."""
+    scored = [h for h in history if h.get(key) is not None and h[key] == h[key]]
+    return max(scored, key=lambda h: h[key]) if scored else None
+
+
 def save_curves(fig, epochs, path):
     """Grid lines, a tick per epoch (up to 14 epochs), and the figure saved to ``path``."""
     for ax in fig.axes:
@@ -126,10 +139,10 @@ def plot_curves(history, path):
     for key, label in (("pixel_acc", "pixel accuracy"), ("mean_acc", "mean accuracy"),
                        ("mean_iou", "mean IU"), ("fw_iou", "f.w. IU")):
         if key in history[0]:
-            ax_score.plot(epochs, [h[key] for h in history], marker="o", ms=3, label=label,
+            ax_score.plot(epochs, score_values(history, key), marker="o", ms=3, label=label,
                           lw=2.5 if key == "mean_iou" else 1.2)
-    best = max(history, key=lambda h: h.get("mean_iou", float("-inf")))
-    if "mean_iou" in best:
+    best = best_record(history, "mean_iou")
+    if best is not None:
         ax_score.annotate(f"best mean IU {best['mean_iou']:.3f}", (best["epoch"], best["mean_iou"]),
                           xytext=(0, -28), textcoords="offset points", fontsize=8,
                           ha="right" if best["epoch"] == epochs[-1] and len(epochs) > 1 else "center",
