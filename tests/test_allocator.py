@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from minisegnet import allocator
+from types import SimpleNamespace
 
 PATTERN = """
 import resource, sys
@@ -39,3 +40,19 @@ def test_freed_memory_is_reused_instead_of_faulted_in_again():
     # (5120 pages of 4 KiB): this is what the lever removes, and what the test would miss
     kept, faults = _faults_per_step(False)
     assert not kept and faults > 1000
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def test_a_refused_threshold_is_reported_as_not_kept(monkeypatch):
+    # guards keep_freed_memory's answer: True only when mallopt accepted both thresholds
+    calls = []
+
+    def mallopt(param, value):
+        calls.append((param, value))
+        return 0 if param == allocator._M_TRIM_THRESHOLD else 1      # glibc refuses the trim threshold
+
+    monkeypatch.setattr(allocator, "kept", allocator.kept)           # restored after the test
+    monkeypatch.setattr(allocator, "_glibc", lambda: SimpleNamespace(mallopt=mallopt))
+    assert allocator.keep_freed_memory() is False
+    assert allocator.kept is False
+    assert (allocator._M_MMAP_THRESHOLD, allocator.MMAP_THRESHOLD) in calls

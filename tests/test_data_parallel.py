@@ -384,3 +384,39 @@ def test_a_two_process_run_with_dropout_resumes_exactly(tmp_path):
     history = [json.loads(str(ck["meta"]))["history"] for ck in (a, b)]
     assert [{k: v for k, v in h.items() if k != "seconds"} for h in history[0]] == \
         [{k: v for k, v in h.items() if k != "seconds"} for h in history[1]]
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def test_a_negative_seed_is_refused_with_its_own_message():
+    # guards DataParallel's `seed < 0` check (SeedSequence's own error is not the message users get)
+    msn.manual_seed(0)
+    with pytest.raises(ValueError, match="seed must be a non-negative integer, got -1"):
+        data_parallel.DataParallel(_DropoutNet(), loss_of, 2, seed=-1)
+
+
+def test_a_new_data_parallel_draws_epoch_0s_numbers_without_set_epoch():
+    # guards the worker's first manual_seed(worker_seed(seed, 0, k)): "a new DataParallel starts at epoch 0"
+    images, targets = _batch(4, 8)
+    losses = []
+    for call_set_epoch in (False, True):
+        msn.manual_seed(0)
+        model = _DropoutNet()
+        with data_parallel.DataParallel(model, loss_of, 2, seed=3) as step:
+            if call_set_epoch:
+                step.set_epoch(0)
+            msn.manual_seed(0)                 # this process's slice draws the same masks both times
+            losses.append(step.step(images, targets)[1])
+    assert losses[0] == losses[1]
+
+
+def test_the_held_out_pass_puts_an_eval_model_back_in_eval_mode():
+    # guards OneProcess.forward restoring the mode it found (not always training)
+    msn.manual_seed(0)
+    model = _DropoutNet()
+    images, _ = _batch(4, 8)
+    model.eval()
+    data_parallel.OneProcess(model, loss_of).forward(images)
+    assert not model.training
+    model.train()
+    data_parallel.OneProcess(model, loss_of).forward(images)
+    assert model.training

@@ -265,3 +265,66 @@ def test_segnet_and_fcn_fields_are_sized_not_unknown():
     at_60 = [row.rf for row in S.summary(fcn, (1, 3, 60, 60)).rows]
     at_64 = [row.rf for row in S.summary(fcn, (1, 3, 64, 64)).rows]
     assert S._UNKNOWN not in at_60 and at_60[-1] == at_64[-1]
+
+
+# ---- Cases from a mutation review (stop 38): each fails on a mutant that every test before let through
+def _fields(model, size):
+    return {row.name: (row.rf, row.jump) for row in summary(model, size, print_table=False).rows}
+
+
+def test_adaptive_pooling_grows_the_field_by_its_widest_window():
+    # guards _adaptive_step: 8 -> 2 averages windows of 4, so r = 3 + (4 - 1) * 1 and j = 4
+    fields = _fields(nn.Sequential(nn.Conv2d(1, 1, 3), nn.AdaptiveAvgPool2d(2)), (1, 1, 10, 10))
+    assert fields["0"] == (3, 1)
+    assert fields["1"] == (6, 4)
+
+
+def test_bilinear_upsampling_reads_one_more_input_pixel_nearest_none():
+    # guards Upsample's taps: bilinear adds (2 - 1) input jumps to the field, nearest adds none
+    bilinear = _fields(nn.Sequential(nn.Conv2d(1, 1, 3, stride=2), nn.Upsample(scale_factor=2, mode="bilinear")),
+                       (1, 1, 11, 11))
+    nearest = _fields(nn.Sequential(nn.Conv2d(1, 1, 3, stride=2), nn.Upsample(scale_factor=2, mode="nearest")),
+                      (1, 1, 11, 11))
+    assert bilinear["0"] == nearest["0"] == (3, 2)
+    assert bilinear["1"] == (5, 1)
+    assert nearest["1"] == (3, 1)
+
+
+class _PoolUnpool(nn.Module):
+    def __init__(self):
+        self.conv = nn.Conv2d(1, 1, 3)
+        self.pool = nn.MaxPool2d(2, 2, return_indices=True)
+        self.unpool = nn.MaxUnpool2d(2, 2)
+
+    def forward(self, x):
+        y, indices = self.pool(self.conv(x))
+        return self.unpool(y, indices)
+
+
+def test_max_unpooling_divides_the_jump_and_adds_no_field_when_windows_do_not_overlap():
+    # guards MaxUnpool2d's step: ceil(k / s) - 1 extra inputs (none for k = s = 2)
+    fields = _fields(_PoolUnpool(), (1, 1, 10, 10))
+    assert fields["pool"] == (4, 2)
+    assert fields["unpool"] == (4, 1)
+
+
+def test_a_dilated_max_pool_widens_the_field_by_its_dilation():
+    # guards the MaxPool2d dilation in shape_only: r = 3 + (3 - 1) * 2 * 1
+    fields = _fields(nn.Sequential(nn.Conv2d(1, 1, 3), nn.MaxPool2d(3, stride=1, dilation=2)), (1, 1, 16, 16))
+    assert fields["1"] == (7, 1)
+
+
+def test_a_grouped_conv_counts_its_multiply_adds_per_group():
+    # guards the conv's macs: C_out * H_out * W_out * (C_in / groups) * kh * kw per image
+    result = summary(nn.Sequential(nn.Conv2d(4, 8, 3, groups=2)), (2, 4, 10, 10), print_table=False)
+    assert result.rows[1].macs == 2 * 8 * 8 * 8 * (4 // 2) * 9
+    assert result.total_macs == 2 * 8 * 8 * 8 * 2 * 9
+
+
+def test_only_containers_show_dashes_a_leaf_without_parameters_shows_zero():
+    # guards format_table's container test: a ReLU (no parameters, no children) is a leaf row of 0s
+    table = str(summary(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), (1, 1, 8, 8), print_table=False))
+    relu = next(line for line in table.splitlines() if "(ReLU)" in line)
+    top = next(line for line in table.splitlines() if line.startswith("Sequential"))
+    assert relu.split()[-4:-2] == ["0", "0"]          # Param #, Mult-adds
+    assert top.split()[-4:-2] == ["--", "--"]

@@ -1,0 +1,158 @@
+"""train.py on its own: the trainer's epochs, resume, best epoch, held-out loss and divergence (cases from a mutation review, stop 38: each fails on a mutant that every test before let through; whole runs through the CLI are in test_train_cli.py)."""
+import json
+import os
+
+import pytest
+
+from minisegnet import data_parallel, train
+
+CONFIG = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
+              model_args=dict(base_channels=4, depth=2), backend="numpy", processes=1)
+QUIET = dict(progress=False, log=lambda *a: None)
+
+
+class _Recorded(data_parallel.OneProcess):
+    """A one-process step that notes the process count it was asked for and every set_epoch."""
+    calls = []
+
+    def set_epoch(self, epoch):
+        _Recorded.calls.append(("set_epoch", epoch))
+
+
+@pytest.fixture
+def recorded(monkeypatch):
+    _Recorded.calls = []
+
+    def training_step(model, loss_of, processes, seed=0, forward_of=None):
+        _Recorded.calls.append(("processes", processes))
+        return _Recorded(model, loss_of, forward_of)
+
+    monkeypatch.setattr(data_parallel, "training_step", training_step)
+    return _Recorded.calls
+
+
+def test_each_epoch_reseeds_the_workers_for_that_epoch(tmp_path, recorded):
+    # guards `stepper.set_epoch(epoch)`: the workers' dropout numbers follow the epoch, a resume's too
+    out = train.run(dict(CONFIG, epochs=2), out=str(tmp_path / "r"), **QUIET)
+    train.run({"epochs": 3, "backend": "numpy", "processes": 1}, out=out, resume=True, **QUIET)
+    assert [epoch for kind, epoch in recorded if kind == "set_epoch"] == [0, 1, 2]
+
+
+def test_a_resume_uses_this_machines_process_count_not_the_runs(tmp_path, recorded):
+    # guards _resume_point taking --processes from the resuming command (like the backend)
+    out = train.run(dict(CONFIG, epochs=1), out=str(tmp_path / "r"), **QUIET)
+    train.run({"epochs": 2, "backend": "numpy", "processes": 2}, out=out, resume=True, **QUIET)
+    assert [n for kind, n in recorded if kind == "processes"] == [1, 2]
+    assert json.load(open(os.path.join(out, "config.json")))["config"]["processes"] == 2
+
+
+def test_an_epoch_without_a_score_is_never_the_best(tmp_path, monkeypatch):
+    # guards _rank: an undefined held-out score (None) ranks below every number, not above
+    real_evaluate, calls = train.evaluate, []
+
+    def evaluate(model, task, *args, **kwargs):
+        scores, accumulator = real_evaluate(model, task, *args, **kwargs)
+        calls.append(task.best_score)
+        if len(calls) == 1:                         # epoch 1's score cannot be computed
+            scores = dict(scores, **{task.best_score: None})
+        return scores, accumulator
+
+    monkeypatch.setattr(train, "evaluate", evaluate)
+    out = train.run(dict(CONFIG, epochs=2), out=str(tmp_path / "r"), **QUIET)
+    metrics = json.load(open(os.path.join(out, "metrics.json")))
+    assert metrics["epochs"][0][calls[0]] is None and metrics["epochs"][1][calls[0]] is not None
+    assert metrics["best"]["epoch"] == 2
+
+
+def _held_out(num_val=3):
+    """A fresh model, its task and geometry, and the held-out split of a tiny run."""
+    import minisegnet as msn
+    from minisegnet import data as data_module
+    config = train.resolve_config(dict(CONFIG, num_val=num_val))
+    task_cls = train.task_class(config["task"])
+    _, val_ds, info = train.build_datasets(config, task_cls)
+    msn.manual_seed(0)
+    task = task_cls(info)
+    model = train.build_model_from(config, info)
+    size = config["size"]
+    return model, task, val_ds, train.geometry_for(model, size), size, data_module
+
+
+def test_the_held_out_loss_weighs_each_batch_by_its_images_and_restores_the_mode():
+    # guards evaluate's loss (a mean over images, not over batches) and model.train(was_training)
+    model, task, val_ds, geometry, size, data_module = _held_out(num_val=3)
+    model.train()
+    whole, _ = train.evaluate(model, task, data_module.DataLoader(val_ds, 3), geometry, size)
+    assert model.training                                  # put back in the mode it was in
+    uneven, _ = train.evaluate(model, task, data_module.DataLoader(val_ds, 2), geometry, size)   # 2 + 1
+    assert uneven["val_loss"] == pytest.approx(whole["val_loss"], rel=1e-5)
+
+
+class _DivergesAt(data_parallel.OneProcess):
+    """A one-process step whose loss value becomes infinite at the ``at``-th step of the run."""
+    at, count = None, 0
+
+    def step(self, images, targets):
+        outputs, value = super().step(images, targets)
+        _DivergesAt.count += 1
+        return outputs, float("inf") if _DivergesAt.count == _DivergesAt.at else value
+
+
+@pytest.mark.parametrize("at, words", [
+    (1, r"the loss became inf at epoch 1, step 1; no checkpoint had been written yet"),
+    (3, r"the loss became inf at epoch 2, step 1; the last good checkpoint .*checkpoint\.npz \(epoch 1\) is kept")])
+def test_an_infinite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch, at, words):
+    # guards `math.isfinite(value)` (inf too, not only NaN) and the message's account of the checkpoint
+    from minisegnet import runfolder
+    _DivergesAt.at, _DivergesAt.count = at, 0
+    monkeypatch.setattr(data_parallel, "training_step",
+                        lambda model, loss_of, processes, seed=0, forward_of=None:
+                        _DivergesAt(model, loss_of, forward_of))
+    out = str(tmp_path / "r")
+    with pytest.raises(train.TrainingDiverged, match=words):
+        train.run(dict(CONFIG, epochs=2), out=out, **QUIET)        # 2 steps an epoch
+    checkpoint = os.path.join(out, "checkpoint.npz")
+    if at == 1:
+        assert not os.path.exists(checkpoint)
+    else:
+        assert runfolder.checkpoint_epoch(checkpoint) == 1
+
+
+def _folder(root, n, labels=(0, 1, 2, 255), size=8):
+    """A dataset folder of ``n`` RGB images and index-PNG masks holding ``labels``."""
+    import numpy as np
+    from PIL import Image
+    os.makedirs(root / "images"), os.makedirs(root / "masks")
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / "images" / f"{i}.png")
+        mask = np.resize(np.array(labels, dtype=np.uint8), size * size).reshape(size, size)
+        Image.fromarray(mask, mode="L").save(root / "masks" / f"{i}.png")
+    return root
+
+
+def test_the_void_label_255_is_not_counted_as_a_class(tmp_path):
+    # guards _infer_num_classes dropping 255: labels 0, 1, 2 and void make 3 classes, not 256
+    folder = _folder(tmp_path / "d", 2)
+    assert train._infer_num_classes(str(folder / "masks")) == 3
+
+
+def test_a_large_val_fraction_still_leaves_one_image_to_train_on(tmp_path):
+    # guards build_datasets's cap n_val <= len - 1: two images split one and one at any fraction
+    folder = _folder(tmp_path / "d", 2)
+    config = train.resolve_config(dict(train.DEFAULTS, data=str(folder), size=8, val_fraction=0.9, backend="numpy"))
+    train_ds, val_ds, info = train.build_datasets(config)
+    assert (len(train_ds), len(val_ds)) == (1, 1)
+    assert info["num_classes"] == 3
+
+
+def test_resuming_a_run_whose_data_folder_is_gone_says_the_run_names_it(tmp_path):
+    # guards _train's resume wrapping of build_datasets's error: the --data came from the run's config.json
+    import shutil
+    folder = _folder(tmp_path / "d", 4, size=32)
+    config = dict(train.DEFAULTS, data=str(folder), size=32, batch_size=2, epochs=1, backend="numpy", processes=1,
+                  model_args=dict(base_channels=4, depth=2))
+    out = train.run(config, out=str(tmp_path / "r"), **QUIET)
+    shutil.rmtree(folder)
+    with pytest.raises(train.UserError, match=r"--resume: the run's config\.json in .* names this --data"):
+        train.run({"epochs": 2, "backend": "numpy", "processes": 1}, out=out, resume=True, **QUIET)
