@@ -608,12 +608,13 @@ def test_pieces_depend_on_sizes_not_threads(monkeypatch):
 def test_openblas_holds_one_thread_while_a_job_runs_and_gets_its_threads_back():
     if not parallel.blas_threads_controllable():
         pytest.skip("OpenBLAS's thread count cannot be set here")
-    get = parallel._openblas[0][0]
+    get, set_ = parallel._openblas[0]
     before = get()
-    previous = parallel.set_num_threads(2)
+    set_(2)                       # a count other than 1, whatever earlier tests left (a mutation review's find:
+    previous = parallel.set_num_threads(2)            # at 1, a second caller saving the 1 went unseen)
     try:
         seen = parallel.run(lambda p: get(), [0, 1, 2])
-        assert seen == [1, 1, 1] and get() == before
+        assert seen == [1, 1, 1] and get() == 2
         # two callers at once: the count comes back only when both are done
         barrier = threading.Barrier(2, timeout=10)
         inside = []
@@ -626,9 +627,10 @@ def test_openblas_holds_one_thread_while_a_job_runs_and_gets_its_threads_back():
             t.start()
         for t in threads:
             t.join()
-        assert inside == [1, 1] and get() == before
+        assert inside == [1, 1] and get() == 2
     finally:
         parallel.set_num_threads(previous)
+        set_(before)
 
 
 @pytest.mark.parametrize("stride", [1, 2])        # by row taps (stride 1) and by full columns

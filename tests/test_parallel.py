@@ -1,4 +1,4 @@
-"""parallel.py on its own: the thread pool's errors, nesting and OpenBLAS's thread count (cases from a mutation review, stop 38: each fails on a mutant that every test before let through; the levers' thread tests are in test_conv_levers.py)."""
+"""parallel.py on its own: the thread pool's errors and nesting, and MINISEGNET_NUM_THREADS (cases from a mutation review, stop 38: each fails on a mutant that every test before let through; the levers' thread tests and OpenBLAS's count are in test_conv_levers.py)."""
 import threading
 import time
 
@@ -7,9 +7,14 @@ import pytest
 from minisegnet import parallel
 
 
-def _need_pool():
+@pytest.fixture
+def pool_of_two():
+    """Two threads for the array work (the pool runs serially where OpenBLAS's count cannot be set)."""
     if not parallel.blas_threads_controllable():
         pytest.skip("OpenBLAS's thread count cannot be set here: the pool runs serially")
+    previous = parallel.set_num_threads(2)
+    yield
+    parallel.set_num_threads(previous)
 
 
 def test_minisegnet_num_threads_zero_is_refused(monkeypatch):
@@ -21,83 +26,41 @@ def test_minisegnet_num_threads_zero_is_refused(monkeypatch):
     assert parallel._default_threads() == 3
 
 
-def test_overlapping_jobs_give_openblas_back_its_own_count():
-    # guards _hold_blas_to_one_thread's "first one in saves": a second job in must not save the 1
-    _need_pool()
-    get, set_ = parallel._openblas[0]
-    before = get()
-    set_(2)                                     # a known count other than 1, whatever earlier tests left
-    previous = parallel.set_num_threads(2)
-    try:
-        barrier = threading.Barrier(2, timeout=10)
-        inside = []
-
-        def caller():
-            inside.extend(parallel.run(lambda p: (barrier.wait(), get())[1], [0]))
-
-        threads = [threading.Thread(target=caller) for _ in range(2)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert inside == [1, 1]
-        assert get() == 2
-    finally:
-        parallel.set_num_threads(previous)
-        set_(before)
-
-
-def test_no_piece_starts_after_a_piece_has_failed():
+def test_no_piece_starts_after_a_piece_has_failed(pool_of_two):
     # guards _Job._claim's stop on error: once a piece fails, the threads claim no more pieces
-    _need_pool()
-    previous = parallel.set_num_threads(2)
-    try:
-        started = []
+    started = []
 
-        def task(p):
-            started.append(p)
-            raise KeyError(f"piece {p}")
+    def task(p):
+        started.append(p)
+        raise KeyError(f"piece {p}")
 
-        with pytest.raises(KeyError):
-            parallel.run(task, list(range(20)))
-        assert len(started) <= 2               # at most one piece a thread, of 20
-    finally:
-        parallel.set_num_threads(previous)
+    with pytest.raises(KeyError):
+        parallel.run(task, list(range(20)))
+    assert len(started) <= 2               # at most one piece a thread, of 20
 
 
-def test_the_first_error_reaches_the_caller():
+def test_the_first_error_reaches_the_caller(pool_of_two):
     # guards _Job._release keeping the first error, not the last
-    _need_pool()
-    previous = parallel.set_num_threads(2)
-    try:
-        barrier = threading.Barrier(2, timeout=10)
+    barrier = threading.Barrier(2, timeout=10)
 
-        def task(p):
-            barrier.wait()                      # both pieces run at once
-            if p == 0:
-                raise KeyError("first")
-            time.sleep(0.5)                     # (a head start far beyond any scheduling delay)
-            raise ValueError("second")
+    def task(p):
+        barrier.wait()                      # both pieces run at once
+        if p == 0:
+            raise KeyError("first")
+        time.sleep(0.5)                     # (a head start far beyond any scheduling delay)
+        raise ValueError("second")
 
-        with pytest.raises(KeyError, match="first"):
-            parallel.run(task, [0, 1])
-    finally:
-        parallel.set_num_threads(previous)
+    with pytest.raises(KeyError, match="first"):
+        parallel.run(task, [0, 1])
 
 
-def test_a_run_inside_run_besides_own_stays_in_the_calling_thread():
+def test_a_run_inside_run_besides_own_stays_in_the_calling_thread(pool_of_two):
     # guards run_beside marking ``own`` as a task: a run inside it is serial (one level of threads)
-    _need_pool()
-    previous = parallel.set_num_threads(2)
-    try:
-        pieces_done, seen = threading.Event(), []
+    pieces_done, seen = threading.Event(), []
 
-        def own():
-            pieces_done.wait(10)                # the worker is idle again: it could take pieces
-            seen.extend(parallel.run(lambda p: (time.sleep(0.01), threading.get_ident())[1], list(range(10))))
+    def own():
+        pieces_done.wait(10)                # the worker is idle again: it could take pieces
+        seen.extend(parallel.run(lambda p: (time.sleep(0.01), threading.get_ident())[1], list(range(10))))
 
-        parallel.run_beside(own, lambda p: pieces_done.set(), [0])
-        assert seen == [threading.get_ident()] * 10
-    finally:
-        parallel.set_num_threads(previous)
-
+    parallel.run_beside(own, lambda p: pieces_done.set(), [0])
+    assert seen == [threading.get_ident()] * 10
