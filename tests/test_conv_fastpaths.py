@@ -4,6 +4,7 @@ arrays, and max-pool's one-byte winner offsets. Each path is checked against PyT
 Hypothesis configs that reach it (and asserted to have been taken), plus gradcheck."""
 import contextlib
 import gc
+import warnings
 import weakref
 
 import numpy as np
@@ -12,13 +13,33 @@ from hypothesis import given, strategies as st
 
 import minisegnet as msn
 from minisegnet import functional as F
-from minisegnet.functional import conv_fast
+from minisegnet.functional import conv as core, conv_fast
 from minisegnet.testing import gradcheck
 from helpers import as_torch, assert_close, current_xp, t64
 
 
 def _randn(shape, seed):
     return np.random.default_rng(seed).standard_normal(shape)
+
+
+def _our_pass(x, w, b, args, g_seed):
+    """``F.conv2d(x, w, b, *args)`` in float64 and its backward from the output gradient drawn
+    with ``g_seed``: ``(y, X, W, B)``, the leaves holding their gradients (the graph kept: a test
+    may read the node's route)."""
+    X, W, B = t64(x), t64(w), None if b is None else t64(b)
+    y = F.conv2d(X, W, B, *args)
+    y.backward(_randn(y.shape, g_seed), retain_graph=True)
+    return y, X, W, B
+
+
+def _torch_pass(torch, x, w, b, args, g_seed):
+    """The same pass through ``torch.nn.functional.conv2d``: ``(ty, tX, tW, tB)``."""
+    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), None if b is None else as_torch(torch, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")       # torch: even 'same' kernels copy the input
+        ty = torch.nn.functional.conv2d(tX, tW, tB, *args)
+    ty.backward(torch.tensor(_randn(tuple(ty.shape), g_seed)))
+    return ty, tX, tW, tB
 
 
 @st.composite
@@ -141,14 +162,10 @@ def test_banded_columns_match_torch(torch, c_in, c_out, k, s, p, d, rows_per_ban
         ho = (9 + 2 * p - d * (k - 1) - 1) // s + 1
         if ho > rows_per_band:
             assert len(conv_fast._pieces(2, ho, c_in * k * k * wo * 8, current_xp())) == 2 * -(-ho // rows_per_band)
-        X, W, B = t64(x), t64(w), t64(b)
-        y = F.conv2d(X, W, B, s, p, d)
-        y.backward(_randn(y.shape, seed + 3))
+        y, X, W, B = _our_pass(x, w, b, (s, p, d), seed + 3)
     finally:
         conv_fast.set_im2col_limit(previous)
-    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
-    ty = torch.nn.functional.conv2d(tX, tW, tB, s, p, d)
-    ty.backward(torch.tensor(_randn(tuple(ty.shape), seed + 3)))
+    ty, tX, tW, tB = _torch_pass(torch, x, w, b, (s, p, d), seed + 3)
     for what, a, t in (("output", y, ty), ("grad input", X.grad, tX.grad), ("grad weight", W.grad, tW.grad),
                        ("grad bias", B.grad, tB.grad)):
         assert_close(a, t, what=what)
@@ -211,15 +228,11 @@ def test_direct_depthwise_lever_leaves_a_channel_multiplier_to_im2col(torch):
     x, w, b = _randn((2, 3, 7, 8), 0), _randn((6, 1, 3, 3), 1), _randn((6,), 2)
     previous = conv_fast.set_lever("depthwise", True)
     try:
-        X, W, B = t64(x), t64(w), t64(b)
-        y = F.conv2d(X, W, B, 2, 1, 1, 3)
+        y, X, W, B = _our_pass(x, w, b, (2, 1, 1, 3), 3)
         assert y.creator.saved.route == "im2col"
-        y.backward(_randn(y.shape, 3))
     finally:
         conv_fast.set_lever("depthwise", previous)
-    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
-    ty = torch.nn.functional.conv2d(tX, tW, tB, 2, 1, 1, 3)
-    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    ty, tX, tW, tB = _torch_pass(torch, x, w, b, (2, 1, 1, 3), 3)
     for what, a, t in (("output", y, ty), ("grad input", X.grad, tX.grad), ("grad weight", W.grad, tW.grad),
                        ("grad bias", B.grad, tB.grad)):
         assert_close(a, t, what=what)
@@ -232,17 +245,10 @@ def test_same_padding_input_grad_through_col2im_matches_torch(torch, flip):
     x, w, b = _randn((2, 1, 6, 7), 0), _randn((3, 1, 2, 4), 1), _randn((3,), 2)
     previous = conv_fast.set_lever("flip", flip)
     try:
-        X, W, B = t64(x), t64(w), t64(b)
-        y = F.conv2d(X, W, B, 1, "same")
-        y.backward(_randn(y.shape, 3))
+        y, X, W, B = _our_pass(x, w, b, (1, "same"), 3)
     finally:
         conv_fast.set_lever("flip", previous)
-    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
-    import warnings
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")       # torch: even 'same' kernels copy the input
-        ty = torch.nn.functional.conv2d(tX, tW, tB, 1, "same")
-    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    ty, tX, tW, tB = _torch_pass(torch, x, w, b, (1, "same"), 3)
     for what, a, t in (("output", y, ty), ("grad input", X.grad, tX.grad), ("grad weight", W.grad, tW.grad)):
         assert_close(a, t, what=what)
 
@@ -252,12 +258,8 @@ def test_row_taps_need_stride_1_on_both_axes(torch, stride):
     # guards: row taps build stride-1 columns, so a stride of (1, 2) must not take them (a check of the
     # height's stride alone gave wrong outputs and gradients)
     x, w, b = _randn((2, 2, 7, 9), 0), _randn((3, 2, 3, 3), 1), _randn((3,), 2)
-    X, W, B = t64(x), t64(w), t64(b)
-    y = F.conv2d(X, W, B, stride, 1)
-    y.backward(_randn(y.shape, 3))
-    tX, tW, tB = as_torch(torch, x), as_torch(torch, w), as_torch(torch, b)
-    ty = torch.nn.functional.conv2d(tX, tW, tB, stride, 1)
-    ty.backward(torch.tensor(_randn(tuple(ty.shape), 3)))
+    y, X, W, B = _our_pass(x, w, b, (stride, 1), 3)
+    ty, tX, tW, tB = _torch_pass(torch, x, w, b, (stride, 1), 3)
     for what, a, t in (("output", y, ty), ("grad input", X.grad, tX.grad), ("grad weight", W.grad, tW.grad),
                        ("grad bias", B.grad, tB.grad)):
         assert_close(a, t, what=what)
@@ -266,7 +268,6 @@ def test_row_taps_need_stride_1_on_both_axes(torch, stride):
 def test_unpadded_columns_zero_a_tap_row_that_reads_bottom_padding_only():
     # guards: a tap row that starts below the image (offset > top + H) is zeroed in full, not only
     # its last rows; here tap row 1 of a dilation-2 kernel reads rows 2..4 of a 1-row image
-    from minisegnet.functional import conv as core
     x = _randn((1, 2, 1, 3), 0)
     pads, k, s, d = (0, 4, 1, 1), (2, 3), (1, 1), (2, 1)
     out_hw = conv_fast._out_hw((1, 3), pads, k, s, d)

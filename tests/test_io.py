@@ -3,6 +3,7 @@ import inspect
 import json
 import os
 import pickle
+import zipfile
 
 import numpy as np
 import pytest
@@ -198,20 +199,28 @@ def test_keys_named_like_savez_arguments_round_trip_and_a_folder_is_refused(tmp_
 
 def test_member_named_npy_without_an_npy_header_refused(tmp_path):
     # np.load hands back the raw bytes of such a member; load refuses it, naming the file and member
-    import zipfile
     path = tmp_path / "raw.npz"
-    with zipfile.ZipFile(path, "w") as archive:
-        with archive.open("a.npy", "w") as member:
-            np.lib.format.write_array(member, np.ones(3), allow_pickle=False)
-        archive.writestr("b.npy", b"just some bytes, no magic")
+    _archive(path, {"a.npy": np.ones(3), "b.npy": b"just some bytes, no magic"})
     with pytest.raises(ValueError, match=r"raw\.npz.*'b\.npy'.*not an \.npy array"):
         msn.load(path)
+
+
+def _archive(path, members):
+    """An archive at ``path`` holding ``members`` by name: an array written as .npy (a pair
+    ``(array, version)`` in that .npy format version), raw bytes as they are."""
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, content in members.items():
+            if isinstance(content, bytes):
+                archive.writestr(name, content)
+                continue
+            array, version = content if isinstance(content, tuple) else (content, None)
+            with archive.open(name, "w") as member:
+                np.lib.format.write_array(member, array, version=version, allow_pickle=False)
 
 
 def _zip_with_member(path, name, header_shape, data):
     """An .npz holding one good array 'a' and member ``name`` whose .npy header claims ``header_shape``
     of float32 but is followed by ``data``."""
-    import zipfile
     header = {"descr": "<f4", "fortran_order": False, "shape": header_shape}
     with zipfile.ZipFile(path, "w") as archive:
         with archive.open("a.npy", "w") as member:
@@ -318,27 +327,16 @@ def test_an_empty_key_is_refused(tmp_path):
 
 def test_a_member_not_named_npy_is_refused_even_if_it_holds_an_array(tmp_path):
     # guards load's `foreign` check: a valid .npy payload under another name is still not ours
-    import io as pyio
-    import zipfile
-    buffer = pyio.BytesIO()
-    np.lib.format.write_array(buffer, np.arange(3.0))
     path = tmp_path / "ck.npz"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("a.npy", buffer.getvalue())
-        archive.writestr("weights.bin", buffer.getvalue())
+    _archive(path, {"a.npy": np.arange(3.0), "weights.bin": np.arange(3.0)})
     with pytest.raises(ValueError, match=r"holds member 'weights.bin', which is not an .npy array"):
         msn.load(path)
 
 
 def test_a_member_in_npy_format_2_0_loads(tmp_path):
     # guards read_member's version (2, 0) branch (msn.save's docstring: "writes 1.0 or 2.0")
-    import io as pyio
-    import zipfile
-    buffer = pyio.BytesIO()
-    np.lib.format.write_array(buffer, np.arange(6.0).reshape(2, 3), version=(2, 0))
     path = tmp_path / "ck.npz"
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("w.npy", buffer.getvalue())
+    _archive(path, {"w.npy": (np.arange(6.0).reshape(2, 3), (2, 0))})
     np.testing.assert_array_equal(msn.load(path)["w"], np.arange(6.0).reshape(2, 3))
 
 

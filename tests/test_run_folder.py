@@ -311,9 +311,8 @@ def _meta(**changes):
 
 
 def _write(tmp_path, meta, as_array=None):
-    from minisegnet import io
     path = str(tmp_path / "ck.npz")
-    io.save({"w": np.ones(2), "meta": np.array(json.dumps(meta)) if as_array is None else as_array}, path)
+    msn.save({"w": np.ones(2), "meta": np.array(json.dumps(meta)) if as_array is None else as_array}, path)
     return path
 
 

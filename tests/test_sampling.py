@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import minisegnet as msn
-from minisegnet import functional as F, shapes
+from minisegnet import checks, functional as F, shapes
 from minisegnet.functional import sampling
 from minisegnet.testing import gradcheck
 from helpers import as_torch, assert_close, current_xp, t64
@@ -574,8 +574,6 @@ def test_a_nan_point_reads_pixel_0_with_border_and_reflection(padding_mode, alig
 def test_affine_grid_refuses_a_grid_too_large_for_memory_from_a_large_batch():
     # guards affine_grid's check_bytes of the grid itself (N*H*W*2), not only of the (H*W, 3) base:
     # a huge N with a small H, W passes the base's check
-    from minisegnet import checks
-
     theta = msn.tensor(np.zeros((1, 2, 3), np.float32))
     with pytest.raises(checks.TooLargeError, match=r"affine_grid: size=.* makes an array of shape \(1099511627776, 4, 4, 2\)"):
         F.affine_grid(theta, (2**40, 1, 4, 4))
