@@ -540,8 +540,8 @@ def test_warp_refuses_bad_input_naming_itself(args, error, words):
 
 
 def test_a_float16_image_is_warped_in_float32():
-    """The grid is computed in float32 at least and the result cast back. In float16 the normalised
-    coordinates of a 2048-pixel row are a pixel apart (a shift of 0.3 read the neighbours' values),
+    """The grid is computed in float32 at least and the result cast back. In float16 the pixel
+    coordinates past 1024 of a 2048-pixel row are a pixel apart (a shift of 0.3 read the neighbours' values),
     and on a one-pixel-wide image a displacement of 70,000 pixels (7 times the largest sigma)
     overflowed to infinity (normalised x = 2 * x_pixel)."""
     rng = np.random.default_rng(0)

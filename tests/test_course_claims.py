@@ -210,3 +210,157 @@ def test_no_layer_reaches_upward():
     assert _library_imports(root / "shapes.py") == []
     # relative imports are resolved (nn/conv.py's "from .. import functional" is seen)
     assert any(n.startswith("minisegnet.functional") for n in _library_imports(root / "nn" / "conv.py"))
+
+
+# ---- numbers the sampling and instances pages state (each test quotes its sentence) ----------
+_FIGURES = Path(msn.__file__).parent.parent / "docs" / "figures"
+
+
+def test_the_commands_augmentations_have_the_settings_the_sampling_page_states():
+    """sampling.md: "the command's defaults (`data.AUGMENTATIONS`: 15 degrees, 0.9-1.1, shear 5;
+    0.2)", "the default `padding_mode="reflection"`", and the paper's "3x3 grid ... standard
+    deviation of 10 pixels"."""
+    from minisegnet import data
+    from minisegnet.data import transforms as T
+
+    affine = data.AUGMENTATIONS["affine"]()
+    assert (affine.degrees, affine.scale, affine.shear) == ((-15.0, 15.0), (0.9, 1.1), (-5.0, 5.0))
+    color = data.AUGMENTATIONS["color"]()
+    assert color.brightness == color.contrast == color.gamma == (0.8, 1.2)
+    elastic = data.AUGMENTATIONS["elastic"]()
+    assert (elastic.sigma, elastic.points) == (10.0, 3)
+    assert T.RandomElastic().padding_mode == T.RandomAffine().padding_mode == "reflection"
+
+
+def test_the_preview_figure_is_drawn_with_the_stronger_settings_the_sampling_page_states(monkeypatch):
+    """sampling.md: the preview "with a stronger affine map (20 degrees, scale 0.85-1.15, shear 10)
+    and colour jitter (0.3)"."""
+    from minisegnet.viz import sampling as viz_sampling
+
+    seen = []
+    monkeypatch.setattr(viz_sampling, "plot_augment_preview",
+                        lambda image, mask, transforms, rng, **kw: seen.extend(transforms))
+    viz_sampling.figure_augment_preview()
+    assert [name for name, _ in seen] == ["elastic", "elastic", "affine", "affine", "color"]
+    for name, t in seen:
+        if name == "affine":
+            assert (t.degrees, t.scale, t.shear) == ((-20.0, 20.0), (0.85, 1.15), (-10.0, 10.0))
+        if name == "color":
+            assert t.brightness == t.contrast == t.gamma == (0.7, 1.3)
+
+
+def _kink_at_the_middle(weights):
+    """The control values (0, 1, 0) interpolated to 65 pixels: the field's second difference at the
+    middle control point (pixel 32) against the larger of those two pixels to either side (about 1
+    where the slope turns gradually, large where it jumps at that pixel only)."""
+    second = np.diff(weights @ np.array([0.0, 1.0, 0.0]), 2)        # second[i] is centred on pixel i + 1
+    return abs(second[31]) / max(abs(second[29]), abs(second[33]), 1e-12)
+
+
+def test_the_bicubic_field_has_a_continuous_slope_and_a_bilinear_one_a_kink():
+    """sampling.md: bicubic, "the field and its slope are continuous ... Bilinear interpolation of
+    the same nine vectors is continuous but its slope jumps along the control grid's middle row
+    and column"."""
+    from minisegnet.data import transforms as T
+
+    src = np.arange(65) * 2 / 64
+    tent = np.clip(1 - np.abs(src[:, None] - np.arange(3)[None, :]), 0, None)      # bilinear weights
+    assert _kink_at_the_middle(np.asarray(T.bicubic_weights(65, 3))) < 1.5
+    assert _kink_at_the_middle(tent) > 100
+
+
+def test_float16_loses_the_bilinear_fraction_on_a_2048_pixel_row():
+    """sampling.md (and ``warp``'s docstring): "past 1024 its pixel coordinates are a whole pixel
+    apart (1500.3 is 1500), and the normalised ones near the edges half a pixel"."""
+    pixel = 2 / 2048                                   # a pixel's width in normalised units
+    assert np.spacing(np.float16(0.75)) / pixel == 0.5
+    assert np.spacing(np.float16(1500.0)) == 1.0 and float(np.float16(1500.3)) == 1500.0
+
+
+def test_the_elastic_tables_other_numbers_are_the_records():
+    """sampling.md, "Does elastic deformation help with few images?": "96 held-out images", "batch
+    5", final losses "0.12-0.15" (sigma 10) and "0.08" (sigma 1.25), "3.4 to 4.1 times as high at
+    10", and "7.2% at 1.25 pixels, 7.8% at 10" (the page's block accepts either number for either)."""
+    import json
+
+    recorded = json.loads((_FIGURES / "elastic_few_images.json").read_text())
+    runs = recorded["runs"]
+    assert recorded["val_images"] == 96 and "batch 5" in recorded["setting"]
+    loss = {key: [r["last_loss"] for r in runs[key]] for key in runs}
+    assert (round(min(loss["sigma 10 px"]), 2), round(max(loss["sigma 10 px"]), 2)) == (0.12, 0.15)
+    assert {round(v, 2) for v in loss["sigma 1.25 px"]} == {0.08}
+    ratios = np.array(loss["sigma 10 px"]) / np.mean(loss["without"])
+    assert (round(ratios.min(), 1), round(ratios.max(), 1)) == (3.4, 4.1)
+    seconds = {key: np.mean([r["seconds"] for r in runs[key]]) for key in runs}
+    more = {key: round(100 * (seconds[key] / seconds["without"] - 1), 1) for key in ("sigma 1.25 px", "sigma 10 px")}
+    assert more == {"sigma 1.25 px": 7.2, "sigma 10 px": 7.8}
+
+
+def test_a_cells_image_has_5_to_10_cells_walled_two_pixels_thick():
+    """instances.md: "a `Cells` image draws 5 to 10 cells"; touching cells have "a wall of
+    membrane between them, two pixels thick along rows and columns": along every row and
+    column two cells' interiors are at least 2 pixels apart, and somewhere exactly 2."""
+    from minisegnet import data
+
+    ds = data.Cells(60, 64, return_instances=True)
+    counts, thinnest = set(), np.inf
+    for i in range(len(ds)):
+        ids = ds[i][2]
+        counts.add(len(np.unique(ids[ids > 0])))
+        for line in np.concatenate([ids, ids.T]):
+            where = np.flatnonzero(line > 0)
+            other = line[where[1:]] != line[where[:-1]]          # consecutive interiors of two cells
+            if other.any():
+                thinnest = min(thinnest, int((np.diff(where)[other] - 1).min()))
+    assert counts <= set(range(5, 11)) and {5, 10} <= counts
+    assert thinnest == 2
+
+
+def test_ids_above_64_are_renumbered_first(monkeypatch):
+    """instances.md: "a map whose largest id exceeds `panoptic.RENUMBER_ABOVE` = 64 ... is first
+    renumbered 1 .. K per image"."""
+    from minisegnet import panoptic
+
+    assert panoptic.RENUMBER_ABOVE == 64
+    largest_seen = []
+    renumber = panoptic.renumber
+    monkeypatch.setattr(panoptic, "renumber", lambda ids: largest_seen.append(int(ids.max())) or renumber(ids))
+    for largest in (64, 65):
+        ids = np.zeros((1, 8, 8), np.int64)
+        ids[0, 1:3, 1:3], ids[0, 5:7, 5:7] = 17, largest
+        panoptic.panoptic_targets(ids)
+    assert largest_seen == [65]
+
+
+def test_the_numbers_the_instances_page_states_of_the_task_and_model():
+    """instances.md: "We use `sigma = 3` pixels, ... raise the centre weight from the paper's 200
+    to 2000 and the offset weight from 0.01 to 1", "the model's x4 offset scale", "the paper's 5x5
+    depthwise-separable head"; "`top_k = 32`", "stuff regions under 4 pixels"."""
+    from minisegnet import panoptic
+    from minisegnet.models import PanopticDeepLab, panoptic_deeplab
+    from minisegnet.tasks import panoptic as task
+
+    assert panoptic.SIGMA == 3 and task.PanopticTask.sigma == 3
+    assert (task.CENTER_LOSS_WEIGHT, task.OFFSET_LOSS_WEIGHT) == (2000, 1)
+    assert panoptic_deeplab.OFFSET_SCALE == 4
+    assert (panoptic.NMS_KERNEL, panoptic.THRESHOLD, panoptic.TOP_K, panoptic.MIN_STUFF_AREA) == (7, 0.1, 32, 4)
+    model = PanopticDeepLab(3, 4, output_stride=8, atrous_rates=(1, 2, 3))
+    for head in (model.center_head, model.offset_head):
+        assert head[0].depthwise.kernel_size == (5, 5) and head[0].depthwise.groups == head[0].in_channels
+
+
+def test_the_measured_runs_settings_are_the_instances_pages():
+    """instances.md: the weight-map example on "256 training images of 64x64 ... 8 epochs ... 64
+    held-out images", "load average 0.0 at the start, 1.5 at the end"; Panoptic-DeepLab "on 512
+    `Shapes` images of 64 x 64 for 8 epochs (batch 4) and scores 48 held-out images", on "a quiet
+    2-core CPU". The page's blocks check these records' scores, not their settings."""
+    import json
+
+    weight_map = json.loads((_FIGURES / "unet_weight_map_cells.json").read_text())
+    assert weight_map["settings"] == {"size": 64, "train_images": 256, "val_images": 64, "epochs": 8,
+                                      "seeds": [0, 1, 2]}
+    assert (round(weight_map["load_start"], 1), round(weight_map["load_end"], 1)) == (0.0, 1.5)
+    shapes_run = json.loads((_FIGURES / "panoptic_deeplab_shapes.json").read_text())
+    assert shapes_run["settings"] == {"size": 64, "train_images": 512, "val_images": 48, "epochs": 8,
+                                      "batch_size": 4}
+    assert shapes_run["cpus"] == 2

@@ -347,8 +347,8 @@ def warp(image, mask, positions, padding_mode="reflection"):
     nearest for the labels (which keep their dtype and values; with ``"reflection"``, mirrored
     objects get ids of their own, see the module docstring). Runs on NumPy, whatever the backend.
     The sampling runs in float32 at least (a float16 image is read in float32 and the result
-    cast back): float16 coordinates would be off by a pixel on a 2048-pixel image and overflow
-    beyond 65504."""
+    cast back): float16 pixel coordinates past 1024 are a whole pixel apart (on a 2048-pixel
+    image the bilinear fraction would be lost), and they overflow beyond 65504."""
     _check_sample("warp", image, mask, same_size=False)
     if image.dtype.kind != "f":
         raise TypeError(f"warp: image must be floating point to be deformed, got dtype {image.dtype}")
