@@ -651,3 +651,27 @@ def test_transposed_weight_grad_takes_its_route(monkeypatch, stride):
         calls.clear()
         _with_levers({"transposed_weight_grad": on}, backward)
         assert bool(calls) is (not on), (on, calls)
+
+
+def test_cpu_pieces_of_columns_stay_under_4_mib_below_the_32_mib_limit(monkeypatch):
+    # docs/performance.md, "Its memory": on the CPU the pieces of columns are kept "also under 4 MiB"
+    if current_xp() is not np:
+        pytest.skip("the 4 MiB pieces are a CPU lever (on CuPy only the limit cuts the batch)")
+    assert conv_fast.CACHE_PIECE_BYTES == 4 * 2**20 and conv_fast.lever("cache_pieces")
+    monkeypatch.setattr(parallel, "SPLIT", 1)           # no cut for the threads: only the byte limits cut
+    sizes = []
+    scratch = conv_fast._scratch
+
+    def recording(xp, shape, dtype, role):
+        if role == "cols":
+            sizes.append(int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        return scratch(xp, shape, dtype, role)
+
+    monkeypatch.setattr(conv_fast, "_scratch", recording)
+    rng = np.random.default_rng(0)
+    x = msn.tensor(rng.standard_normal((8, 16, 64, 64)).astype(np.float32))   # columns 590 KB an image
+    w = msn.tensor(rng.standard_normal((16, 16, 3, 3)).astype(np.float32))
+    F.conv2d(x, w, stride=2, padding=1)                 # stride 2: full columns, no row taps
+    whole = 8 * 16 * 9 * 32 * 32 * 4
+    assert whole > 4 * 2**20 and F.get_im2col_limit() == 32 * 2**20 > whole   # the 32 MiB limit alone would not cut
+    assert sizes and max(sizes) <= 4 * 2**20 and len(sizes) > 1

@@ -212,3 +212,14 @@ def test_scores_mean_accuracy_leaves_out_classes_absent_from_the_truth():
     cm = np.array([[3, 0, 1], [0, 2, 0], [0, 0, 0]])       # class 2 predicted once, never true
     assert metrics.scores(cm)["mean_acc"] == pytest.approx((0.75 + 1.0) / 2)
     assert metrics.scores(cm)["mean_acc"] == metrics.mean_accuracy(cm)
+
+
+def test_torchmetrics_per_class_accuracy_is_0_where_ours_is_nan(torch):
+    tm = pytest.importorskip("torchmetrics.classification")
+    cases = {"predicted, never true": (np.array([0, 0, 2]), np.array([0, 0, 1])),
+             "in neither": (np.array([0, 1, 1]), np.array([0, 0, 1]))}
+    for name, (pred, truth) in cases.items():
+        ours = metrics.accuracy_per_class(metrics.confusion_matrix(pred, truth, 3))
+        theirs = tm.MulticlassAccuracy(3, average="none")(torch.tensor(pred), torch.tensor(truth)).numpy()
+        assert np.isnan(ours[2]) and theirs[2] == 0, name
+        assert np.allclose(ours[:2], theirs[:2]), name          # they agree on the classes that occur

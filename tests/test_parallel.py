@@ -1,4 +1,5 @@
 """parallel.py on its own: the thread pool's errors and nesting, and MINISEGNET_NUM_THREADS (cases from a mutation review, stop 38: each fails on a mutant that every test before let through; the levers' thread tests and OpenBLAS's count are in test_conv_levers.py)."""
+import os
 import threading
 import time
 
@@ -64,3 +65,11 @@ def test_a_run_inside_run_besides_own_stays_in_the_calling_thread(pool_of_two):
 
     parallel.run_beside(own, lambda p: pieces_done.set(), [0])
     assert seen == [threading.get_ident()] * 10
+
+
+def test_the_default_thread_count_is_the_cpus_this_process_may_use(monkeypatch):
+    # docs/performance.md: "the default is the number of CPUs the process may use" (not the machine's)
+    monkeypatch.delenv("MINISEGNET_NUM_THREADS", raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert parallel._default_threads() == 3

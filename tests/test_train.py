@@ -2,9 +2,12 @@
 import json
 import os
 
+import numpy as np
 import pytest
 
-from minisegnet import data_parallel, train
+from minisegnet import data_parallel, optim, run_config, train
+from minisegnet.nn import Parameter
+from minisegnet.viz import training as viz_training
 
 CONFIG = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
               model_args=dict(base_channels=4, depth=2), backend="numpy", processes=1)
@@ -156,3 +159,32 @@ def test_resuming_a_run_whose_data_folder_is_gone_says_the_run_names_it(tmp_path
     shutil.rmtree(folder)
     with pytest.raises(train.UserError, match=r"--resume: the run's config\.json in .* names this --data"):
         train.run({"epochs": 2, "backend": "numpy", "processes": 1}, out=out, resume=True, **QUIET)
+
+
+def test_curves_png_draws_what_the_training_page_says(tmp_path, monkeypatch):
+    drawn = {}
+    save = viz_training.save_curves
+
+    def keep(fig, epochs, path):
+        drawn["fig"] = fig
+        return save(fig, epochs, path)
+
+    monkeypatch.setattr(viz_training, "save_curves", keep)
+    history = [dict(epoch=e, train_loss=1.0 / e, val_loss=1.2 / e, pixel_acc=0.8, mean_acc=0.5 + e / 20,
+                    mean_iou=iou, fw_iou=0.7) for e, iou in ((1, 0.3), (2, 0.6), (3, 0.5))]
+    viz_training.plot_curves(history, str(tmp_path / "curves.png"))
+    loss_ax, score_ax = drawn["fig"].axes
+    assert {line.get_label() for line in loss_ax.lines} == {"train", "held-out"}
+    assert loss_ax.get_yscale() == "log"
+    widths = {line.get_label(): line.get_linewidth() for line in score_ax.lines}
+    assert widths["mean IU"] > max(w for label, w in widths.items() if label != "mean IU")
+    marks = [t for t in score_ax.texts if t.get_text().startswith("best mean IU")]
+    assert len(marks) == 1 and marks[0].get_text() == "best mean IU 0.600" and marks[0].xy == (2, 0.6)
+
+
+def test_the_default_schedule_is_poly_over_every_batch_of_the_run():
+    # docs/training.md: the default run's learning rate follows DeepLab's poly schedule, power 0.9,
+    # stepped after every batch: T = epochs x batches per epoch
+    sgd = optim.SGD([Parameter(np.zeros(1))], lr=1.0)
+    schedule = train._make_schedule(dict(run_config.DEFAULTS), sgd, steps_per_epoch=64)
+    assert isinstance(schedule, optim.PolyLR) and schedule.total_iters == 12 * 64 and schedule.power == 0.9
