@@ -2,7 +2,6 @@
 each test measures the number the text states."""
 import ast
 import json
-import re
 import types
 from pathlib import Path
 
@@ -215,9 +214,7 @@ def test_no_layer_reaches_upward():
 
 
 # ---- numbers the pages state (each test quotes its sentence) --------------------------------
-ROOT = Path(__file__).resolve().parent.parent
-DOCS = ROOT / "docs"
-_FIGURES = DOCS / "figures"
+_FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
 
 
 def test_the_commands_augmentations_have_the_settings_the_sampling_page_states():
@@ -364,91 +361,3 @@ def test_the_measured_runs_settings_are_the_instances_pages():
     assert shapes_run["settings"] == {"size": 64, "train_images": 512, "val_images": 48, "epochs": 8,
                                       "batch_size": 4}
     assert shapes_run["cpus"] == 2
-
-
-def _block(page, name):
-    """The text between ``BEGIN run_all: name`` and its END on ``page``."""
-    text = (DOCS / page).read_text()
-    return text.split(f"<!-- BEGIN run_all: {name} -->", 1)[1].split(f"<!-- END run_all: {name} -->", 1)[0]
-
-
-def _row(block, label, after=None):
-    """The cells of the first table row of ``block`` (after the line holding ``after``) whose first cell is ``label``."""
-    if after is not None:
-        block = block.split(after, 1)[1]
-    for line in block.splitlines():
-        cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if cells and cells[0] == label:
-            return cells[1:]
-    raise AssertionError(f"no row {label!r}")
-
-
-def _prose(page):
-    """The page's prose, its lines joined (a quoted number may be split over a line break)."""
-    return " ".join((DOCS / page).read_text().split())
-
-
-def test_the_gemm_and_conv_times_performance_md_quotes_are_the_profiles():
-    """performance.md, "What the benchmarks show": "(its one-thread profile: A ms against B + C ms),
-    and longer on the Xeon (D against E + F ms there)": our GEMMs and PyTorch's conv forward and
-    backward, from the one-thread profile tables of the two benchmark pages."""
-    prose = _prose("performance.md")
-    quoted = re.search(r"one-thread profile: ([\d.]+) ms against ([\d.]+) \+ ([\d.]+) ms\), and longer on the "
-                       r"Xeon \(([\d.]+) against ([\d.]+) \+ ([\d.]+) ms there\)", prose)
-    assert quoted, "the sentence quoting the profiles has changed: update this test"
-    tables = []
-    for page in ("benchmarks.md", "benchmarks-xeon-avx512.md"):
-        one_thread = _block(page, "profile").split("#### default threads")[0]
-        tables += [_row(one_thread, "GEMMs")[0], _row(one_thread, "conv forward")[0],
-                   _row(one_thread, "conv backward")[0]]
-    assert list(quoted.groups()) == tables
-
-
-def test_the_thread_split_performance_md_quotes_is_the_xeons_table():
-    """performance.md, "Using both cores": two threads "spent X times as long in [the column
-    building], together, as one thread's CPU time ..., while the matrix products ... cost Y times
-    as long shared": the last table of the Xeon page's profile, column "both threads' wall / 1 thread"."""
-    prose = _prose("performance.md")
-    quoted = re.search(r"column building spent ([\d.]+) times as long in it.*?matrix products, long operations, "
-                       r"cost ([\d.]+) times as long shared", prose)
-    assert quoted, "the sentence quoting the thread split has changed: update this test"
-    split = _block("benchmarks-xeon-avx512.md", "profile").split("thread by thread", 1)[1]
-    header = _row(split, "work")
-    wall = header.index("both threads' wall / 1 thread")
-    assert [quoted.group(1), quoted.group(2)] == [_row(split, "im2col copies")[wall], _row(split, "GEMMs")[wall]]
-
-
-def test_the_xeon_step_levers_performance_md_quotes_are_the_table():
-    """performance.md: "on the Xeon the row taps pay about as much as the threads: R against T at
-    two threads; one product for a layer's kernel rows, `stacked_rows`, S at one thread and S2 at
-    two": the Xeon step's lever table, "switched / default" columns (one thread: the 3rd cell,
-    two: the 6th)."""
-    prose = _prose("performance.md")
-    quoted = re.search(r"on the Xeon the row taps pay about as much as the threads: ([\d.]+) against ([\d.]+) at "
-                       r"two threads; one product for a layer's kernel rows, `stacked_rows`, ([\d.]+) at one "
-                       r"thread and ([\d.]+) at two", prose)
-    assert quoted, "the sentence quoting the Xeon's step levers has changed: update this test"
-    step = _block("benchmarks-xeon-avx512.md", "step")
-    row_taps, threads = _row(step, "row_taps"), _row(step, "threads (fresh processes)")
-    stacked = _row(step, "stacked_rows")
-    assert list(quoted.groups()) == [row_taps[5], threads[5], stacked[2], stacked[5]]
-    assert abs(float(row_taps[5]) - float(threads[5])) <= 0.05          # "about as much"
-
-
-def test_metrics_md_quotes_fcns_table_2_as_fcn_md_does():
-    """metrics.md repeats FCN's Table 2 and quotes "89.1 -> 90.3" and "59.4 -> 62.7"; fcn.md has
-    the same table: the two copies and the quotes agree."""
-    def table(page):        # the page's first table of FCN rows (fcn.md has a replica's table further on)
-        rows = {}
-        for line in (DOCS / page).read_text().splitlines():
-            if line.startswith("| FCN-"):
-                cells = [c.strip() for c in line.strip().strip("|").split("|")]
-                if cells[0] in rows:
-                    break
-                rows[cells[0]] = cells[1:]
-        return rows
-    ours, theirs = table("metrics.md"), table("fcn.md")
-    assert len(ours) == 3 and ours == theirs
-    prose = _prose("metrics.md")
-    assert f"pixel accuracy moves {ours['FCN-32s'][0]} -> {ours['FCN-8s'][0]}" in prose
-    assert f"mean IU {ours['FCN-32s'][2]} -> {ours['FCN-8s'][2]}" in prose
