@@ -1,6 +1,7 @@
 """Claims the course and the model docstrings make that need more than a doc block:
 each test measures the number the text states."""
 import ast
+import collections
 import json
 import types
 from pathlib import Path
@@ -10,6 +11,7 @@ import pytest
 
 import minisegnet as msn
 from minisegnet import functional as F, shapes
+from minisegnet.functional import conv as conv_module, conv_fast, conv_row_taps
 from minisegnet.models import UNet
 from minisegnet.models import unet as unet_module
 
@@ -139,6 +141,8 @@ def _col2im_calls(monkeypatch, run):
     (1, 3, 4, False),    # stride 1: a flipped-kernel conv of g, im2col + GEMM, no col2im
     (2, 3, 4, True),     # stride 2: W^T @ g, then col2im
     (1, 1, 4, True),     # stride 1 but C_out > 2 C_in: the flipped conv's columns would be larger
+    (1, 1, 2, False),    # exactly twice as many (the transposed conv's inputs): still flipped
+    (1, 1, 3, True),     # one more: W^T @ g and col2im
 ])
 def test_what_the_conv_input_gradient_runs(monkeypatch, stride, c_in, c_out, runs_col2im):
     """docs/transposed-conv.md, "What the library runs"."""
@@ -361,3 +365,33 @@ def test_the_measured_runs_settings_are_the_instances_pages():
     assert shapes_run["settings"] == {"size": 64, "train_images": 512, "val_images": 48, "epochs": 8,
                                       "batch_size": 4}
     assert shapes_run["cpus"] == 2
+
+
+def test_a_default_stride_1_conv_on_numpy_runs_row_taps_not_conv_pys_im2col_and_gemm(monkeypatch):
+    """What the course's im2col code is, at run time, by default on NumPy: a 3x3 conv at stride 1
+    (forward, input gradient, weight gradient) goes by conv_row_taps.py and never calls
+    conv._im2col, conv._gemm_forward, conv._gemm_weight_grad or conv._col2im; at stride 2 the
+    columns come from conv_fast._im2col_unpadded (not conv._im2col) and the products are conv.py's."""
+    if msn.get_backend() != "numpy":
+        pytest.skip("the row_taps and unpadded levers are NumPy's")
+    calls = collections.Counter()
+    for module, name in [(conv_module, "_im2col"), (conv_module, "_gemm_forward"), (conv_module, "_col2im"),
+                         (conv_module, "_gemm_weight_grad"), (conv_module, "_gemm_transposed"),
+                         (conv_row_taps, "forward"), (conv_row_taps, "weight_grad"),
+                         (conv_fast, "_im2col_unpadded")]:
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name,
+                            lambda *a, _real=real, _key=f"{module.__name__.rsplit('.', 1)[-1]}.{name}", **k:
+                            calls.update([_key]) or _real(*a, **k))
+    rng = np.random.default_rng(0)
+    for stride in (1, 2):
+        calls.clear()
+        x = msn.tensor(rng.standard_normal((2, 3, 16, 16)).astype(np.float32), requires_grad=True)
+        w = msn.tensor(rng.standard_normal((4, 3, 3, 3)).astype(np.float32), requires_grad=True)
+        F.conv2d(x, w, padding=1, stride=stride).sum().backward()
+        assert calls["conv._im2col"] == 0 and calls["conv_fast._im2col_unpadded"] > 0
+        if stride == 1:
+            assert calls["conv_row_taps.forward"] == 2 and calls["conv_row_taps.weight_grad"] == 1
+            assert not (calls["conv._gemm_forward"] or calls["conv._gemm_weight_grad"] or calls["conv._col2im"])
+        else:
+            assert calls["conv._gemm_forward"] and calls["conv._gemm_transposed"] and calls["conv._col2im"]

@@ -579,3 +579,19 @@ def test_upsample_layer_passes_recompute_scale_factor_on(torch):
     ours = nn.Upsample(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True)(x)
     theirs = torch.nn.Upsample(scale_factor=1.7, mode="bilinear", recompute_scale_factor=True)(tx)
     _same(ours, theirs)
+
+
+@pytest.mark.parametrize("kernel, dtype", [((16, 16), np.uint8), ((16, 17), np.int32), ((1, 257), np.int32)])
+def test_max_pool_keeps_one_byte_per_output_for_up_to_256_taps(torch, kernel, dtype):
+    """pooling.md: "one byte per output for kernels of up to 256 taps": a 16x16 window (offsets
+    0..255) still fits a uint8 and its largest offsets decode right; one tap more does not."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 2, 18, 260))
+    x[0, 0, 15, 15] = x[0, 1, 15, 16] = 50.0        # winners at the window's last offsets
+    t = msn.tensor(x, requires_grad=True)
+    y, idx = F.max_pool2d(t, kernel, stride=1, return_indices=True)
+    assert y.creator.winner.dtype == dtype
+    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(x), kernel, stride=1, return_indices=True)
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    assert int(y.creator.winner.max()) >= 255 if kernel == (16, 16) else True
