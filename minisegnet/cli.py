@@ -102,17 +102,18 @@ def _add_training_commands(commands):
             if args.augment is not None:
                 return fails("train", "give --augment NAMES or --no-augment, not both")
             config["augment"] = []
+        if args.resume:             # first: a resumed run's optimizer is in its config.json, not here
+            given = sorted(k for k in config if k not in ("epochs", "backend", "processes"))
+            if given:
+                options = ", --".join("no-augment" if k == "augment" and args.no_augment
+                                      else k.replace("_", "-").replace("model-args", "model-arg") for k in given)
+                return fails("train", "--resume continues a run with the settings in its config.json; only "
+                                      f"--epochs, --backend and --processes may be given with it, got --{options}")
         optimizer = config.get("optimizer", train.DEFAULTS["optimizer"])
         if "momentum" in config and optimizer != "sgd":
             return fails("train", f"--momentum {config['momentum']!r} is SGD's; --optimizer {optimizer} does not use "
                                   "it (Adam's moments decay by its betas, fixed here): drop --momentum, or use "
                                   "--optimizer sgd")
-        if args.resume:
-            given = sorted(k for k in config if k not in ("epochs", "backend", "processes"))
-            if given:
-                options = ", --".join(k.replace("_", "-").replace("model-args", "model-arg") for k in given)
-                return fails("train", "--resume continues a run with the settings in its config.json; only "
-                                      f"--epochs, --backend and --processes may be given with it, got --{options}")
         try:
             train.run(dict(train.DEFAULTS, **config) if not args.resume else config, out=args.out,
                       resume=args.resume, progress=not args.quiet and _is_terminal(sys.stderr))

@@ -646,3 +646,47 @@ def test_center_crop_left_edge_and_contrast_after_brightness_a_mutation_review_f
     bright = 0.5 * np.array([0.9, 0.1, 0.1])
     grey = 0.2989 * bright[0] + 0.587 * bright[1] + 0.114 * bright[2]        # of the brightened image
     np.testing.assert_allclose(out[:, 0, 0], grey + 0.5 * (bright - grey), rtol=1e-6)
+
+
+def test_augment_preview_draws_the_image_and_transforms_its_options_name(tmp_path, monkeypatch, capsys):
+    """What the figure is drawn from: the defaults the help gives (cells, --size 96, two draws of
+    elastic, affine, color, seed 0), and --index/--seed/--draws picking the image, the draws and
+    the layout (the figure itself is checked elsewhere; here it is only recorded)."""
+    from minisegnet import data
+    from minisegnet.cli import main
+    from minisegnet.viz import sampling
+
+    seen = {}
+
+    def record(image, mask, transforms, rng, palette=None, path=None, columns=4, step=None):
+        seen.update(image=np.asarray(image), names=[name for name, _ in transforms], columns=columns, path=path,
+                    first_draw=rng.integers(2**30))
+
+    monkeypatch.setattr(sampling, "plot_augment_preview", record)
+    monkeypatch.chdir(tmp_path)
+    assert main(["augment-preview"]) == 0
+    assert capsys.readouterr().out == "wrote augment_preview.png: cells image 0 and 2 draw(s) of elastic, affine, color\n"
+    assert seen["path"] == "augment_preview.png" and seen["columns"] == 4
+    assert seen["names"] == ["elastic", "elastic", "affine", "affine", "color", "color"]
+    np.testing.assert_array_equal(seen["image"], np.asarray(data.Cells(num_samples=1, size=96, seed=0)[0][0]))
+    assert seen["first_draw"] == np.random.default_rng(0).integers(2**30)
+
+    assert main(["augment-preview", "--data", "roads", "--size", "32", "--index", "2", "--seed", "3",
+                 "--augment", "hflip", "--draws", "3", "--out", "p.png"]) == 0
+    assert seen["names"] == ["hflip"] * 3 and seen["columns"] == 4       # one name: the image and its draws in a row
+    np.testing.assert_array_equal(seen["image"], np.asarray(data.Roads(num_samples=3, size=32, seed=3)[2][0]))
+    assert seen["first_draw"] == np.random.default_rng(3).integers(2**30)
+
+
+@pytest.mark.parametrize("option, given", [("--index", ["--index", "-1"]), ("--seed", ["--seed", "-1"]),
+                                           ("--draws", ["--draws", "0"])])
+def test_augment_preview_refuses_a_negative_index_or_seed_naming_the_rule(tmp_path, capsys, option, given):
+    """The one rule, with the values given, before any drawing (the test above gives --draws 0 only)."""
+    from minisegnet.cli import main
+
+    draws, index, seed = {"--draws": "0"}.get(option, "2"), {"--index": "-1"}.get(option, "0"), \
+        {"--seed": "-1"}.get(option, "0")
+    assert main(["augment-preview", *given, "--out", str(tmp_path / "p.png")]) == 2
+    assert capsys.readouterr().err == ("minisegnet augment-preview: error: --draws must be >= 1 and --index, "
+                                       f"--seed >= 0, got {draws}, {index}, {seed}\n")
+    assert not (tmp_path / "p.png").exists()

@@ -291,3 +291,63 @@ def test_summary_model_arg_must_be_key_value(capsys):
         main(["summary", "segnet", "--model-arg", "width"])
     assert info.value.code == 2
     assert "expected KEY=VALUE (e.g. base_channels=32), got 'width'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("arg", ["base channels=3", "1width=3", "=3", "width-x=3"])
+def test_model_arg_key_must_be_a_python_name(capsys, arg):
+    """The key becomes a keyword argument: one that is no Python name is argparse's KEY=VALUE
+    error, not a model's "unexpected keyword" later."""
+    with pytest.raises(SystemExit) as info:
+        main(["summary", "segnet", "--model-arg", arg])
+    assert info.value.code == 2
+    assert f"expected KEY=VALUE (e.g. base_channels=32), got {arg!r}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("text, pair", [
+    ("depth=4", ("depth", 4)), ("width_mult=0.5", ("width_mult", 0.5)), ("batch_norm=True", ("batch_norm", True)),
+    ("batch_norm=false", ("batch_norm", False)), ("fc_channels=none", ("fc_channels", None)),
+    ("fc_channels=None", ("fc_channels", None)), ("padding=valid", ("padding", "valid")),
+    (" depth = 4 ", ("depth", 4)), ("atrous_rates=6,12", ("atrous_rates", (6, 12))),
+    ("atrous_rates=6,", ("atrous_rates", (6,)))])
+def test_model_arg_values_are_int_float_bool_none_text_or_tuple(text, pair):
+    """As --model-arg's docstring lists them; "none" (any case) is None, the models' "use the
+    default" (e.g. fc_channels, atrous_rates), not the text 'none'."""
+    from minisegnet.cli import model_arg
+    key, value = model_arg(text)
+    assert (key, value) == pair and type(value) is type(pair[1])
+
+
+def test_summary_takes_none_for_a_model_option_as_its_default(capsys):
+    code, out, err = run(capsys, "summary", "fcn8s", "--input", "64", "--model-arg", "fc_channels=none")
+    assert code == 0 and err == ""
+    assert out == run(capsys, "summary", "fcn8s", "--input", "64")[1]
+
+
+@pytest.mark.parametrize("argv, size", [(["shapes", "unet"], "64x64x3"), (["shapes", "conv", "--kernel", "3", "--size"], "9x9x9"),
+                                        (["summary", "unet", "--input"], "572x572x1")])
+def test_a_size_of_three_numbers_is_an_argparse_error(capsys, argv, size):
+    """HxW at most: a third number is the size's own error, not a layer's later."""
+    with pytest.raises(SystemExit) as info:
+        main([*argv, size])
+    assert info.value.code == 2
+    assert f"expected a size like 572 or 572x588, got {size!r}" in capsys.readouterr().err
+
+
+def test_summary_unet_depth_limit_is_exact_and_the_deepest_hint_can_be_one(capsys):
+    """--depth MAX_UNET_DEPTH + 1 is the first refused as too deep (the test above gives 40); MAX
+    itself goes on to the input's rule. And an input that fits one level only says so (depth 1
+    is a depth it fits, not "none")."""
+    code, _, err = run(capsys, "summary", "unet", "--depth", str(shapes.MAX_UNET_DEPTH + 1))
+    assert code == 2 and f"--depth must be at most {shapes.MAX_UNET_DEPTH} " in err
+    assert f"got {shapes.MAX_UNET_DEPTH + 1}\n" in err
+    code, _, err = run(capsys, "summary", "unet", "--depth", str(shapes.MAX_UNET_DEPTH))
+    assert code == 2 and f"--input 572 does not fit --depth {shapes.MAX_UNET_DEPTH}: " in err
+    code, _, err = run(capsys, "summary", "unet", "--input", "18", "--depth", "2")
+    assert code == 2 and err.endswith("; the deepest --depth it fits is 1\n"), err
+
+
+def test_no_command_prints_the_help_and_succeeds(capsys):
+    """`minisegnet` alone: the usage and the command list, exit status 0 (asking is no error)."""
+    code, out, err = run(capsys)
+    assert code == 0 and err == ""
+    assert out.startswith("usage: minisegnet") and all(c in out for c in ("train", "shapes", "augment-preview"))

@@ -3,12 +3,14 @@
 weights gives the same logits, the same gradients for the same loss and the
 same BatchNorm running statistics, in float64 and float32, in train and eval
 mode. Also the full-size U-Net's parameter count against the twin's."""
+import inspect
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import minisegnet as msn
-from minisegnet import functional as F, shapes
+from minisegnet import functional as F, models, shapes
 from minisegnet.export import to_torch, torch_twin
 from minisegnet.models import FCN, DeepLabV3Plus, SegNet, UNet
 from minisegnet.models.fcn import bilinear_kernel
@@ -240,3 +242,73 @@ def test_state_dict_key_mismatch_names_the_keys_either_way(torch, monkeypatch, d
     monkeypatch.setattr(model, "state_dict", lambda: state)
     with pytest.raises(KeyError, match=words):
         to_torch(model)
+
+
+@pytest.mark.parametrize("name", ["UNet", "FCN", "SegNet", "DeepLabV3Plus", "PanopticDeepLab"])
+def test_twin_constructors_take_the_models_arguments_with_the_same_defaults(torch, name):
+    """"The same constructor arguments" (torch_models' docstring): names, order and defaults,
+    so that a twin built directly is the model built with the same call (torch_twin passes
+    every argument, so no test above reaches a twin's defaults)."""
+    from minisegnet import torch_models
+    ours = inspect.signature(getattr(models, name)).parameters
+    theirs = inspect.signature(getattr(torch_models, name)).parameters
+    assert [(p.name, p.default) for p in ours.values()] == [(p.name, p.default) for p in theirs.values()]
+
+
+@pytest.mark.parametrize("name, kwargs", [
+    ("UNet", dict(in_channels=1, base_channels=2)),                # default depth 4
+    ("FCN", dict(num_classes=3, width=2)),                         # fc_channels=None: 8 * width
+    ("SegNet", dict(base_channels=2, depth=5)),                    # widths stop growing at 8 * base
+    ("DeepLabV3Plus", dict(width_mult=0.35)),                      # _make_divisible's +8 where rounding lost >10%
+    ("PanopticDeepLab", dict(width_mult=0.25)),
+])
+def test_twin_built_directly_has_the_models_state_dict_shapes(torch, name, kwargs):
+    """The shapes a twin's own defaults and rules give, without torch_twin: the tests above
+    build every twin from a model's stored arguments, at widths where the channel rounding
+    and SegNet's width cap never apply."""
+    from minisegnet import torch_models
+    ours = {k: tuple(v.shape) for k, v in getattr(models, name)(**kwargs).state_dict().items()}
+    theirs = {k: tuple(v.shape) for k, v in getattr(torch_models, name)(**kwargs).state_dict().items()}
+    assert ours == theirs
+
+
+@pytest.mark.parametrize("name", ["DeepLabV3Plus", "PanopticDeepLab"])
+@pytest.mark.parametrize("output_stride", [8, 16])
+def test_twin_default_atrous_rates_follow_the_output_stride_like_the_model(torch, name, output_stride):
+    """atrous_rates=None: (6, 12, 18) at output stride 16, doubled at 8, in every ASPP of a
+    directly built twin as in the model."""
+    from minisegnet import torch_models
+    model = getattr(models, name)(output_stride=output_stride, width_mult=0.25)
+    twin = getattr(torch_models, name)(output_stride=output_stride, width_mult=0.25)
+    for aspp in [twin.aspp] if name == "DeepLabV3Plus" else [twin.deeplab.aspp, twin.instance_aspp]:
+        assert tuple(branch[0].dilation[0] for branch in aspp.atrous) == tuple(model.atrous_rates)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: FCN(3, "8s", in_channels=2, width=2, dropout=0.5),
+    lambda: DeepLabV3Plus(2, 3, atrous_rates=(1,), width_mult=0.25, aspp_channels=8, low_level_channels=4,
+                          decoder_channels=8, dropout=0.5)], ids=["fcn8s", "deeplab"])
+def test_twin_in_eval_mode_drops_nothing_like_the_model(torch, make):
+    """Dropout only in training: with p = 0.5 the eval-mode twin gives the model's logits, the
+    same twice (the parity tests above build every model with dropout 0, where a twin that
+    always drops would pass)."""
+    model = _jitter(make().to(np.float64)).eval()
+    x = np.random.default_rng(0).standard_normal((1, 2, 37, 45))
+    twin = to_torch(model)
+    assert not twin.training
+    with torch.no_grad():
+        first, second = twin(torch.tensor(x)), twin(torch.tensor(x))
+    assert torch.equal(first, second)
+    assert_close_scaled(model(msn.tensor(x)), first, 1e-10, "eval logits")
+
+
+def test_fresh_fcn_twin_starts_from_the_models_bilinear_and_zero_layers(torch):
+    """torch_twin is "freshly initialised": like the model (the FCN paper's start), its
+    upsamplers hold the bilinear kernel and its score_pool layers are zero, so the twin trained
+    from scratch starts where the model does."""
+    model = FCN(3, "8s", in_channels=2, width=2)
+    theirs = torch_twin(model).state_dict()
+    fixed = {k: v for k, v in model.state_dict().items() if k.startswith(("upscore", "score_pool"))}
+    assert len(fixed) == 7, sorted(fixed)          # three upsamplers; two score_pool convs and their biases
+    for key, value in fixed.items():
+        np.testing.assert_array_equal(msn.backend.to_numpy(value), theirs[key].numpy(), err_msg=key)

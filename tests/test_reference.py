@@ -216,3 +216,53 @@ def test_the_loops_agree_with_the_library_on_nan_all_minus_inf_windows_and_share
     np.testing.assert_array_equal(ref.max_unpool2d_loops(y.numpy(), idx.numpy(), (3, 3)),
                                   F.max_unpool2d(y, idx, 3, 1, 1, output_size=(3, 3)).numpy())
     assert ref.max_unpool2d_loops(y.numpy(), idx.numpy(), (3, 3))[0, 0, 1, 1] == 9
+
+
+def test_the_backward_loops_and_the_unpool_run_on_the_cupy_backend_too(cupy):
+    """The gradients and the unpool make their arrays with the input's module too (the forward
+    test above checks conv2d_loops, conv2d_unfold_backward, the transposed conv, the pool and
+    the bilinear forward): same numbers as on NumPy, device arrays back."""
+    rng = np.random.default_rng(0)
+    x, w, g = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((2, 2, 3, 3)), rng.standard_normal((1, 2, 4, 4))
+    y, idx = ref.max_pool2d_loops(x, 2)
+    gp = rng.standard_normal(y.shape)
+    dev = lambda a: msn.backend.asarray(a, backend="cupy")
+    cases = {
+        "conv2d_loops_backward": (lambda a, b, c: ref.conv2d_loops_backward(a, b, c, padding=1), (x, w, g)),
+        "max_pool2d_loops_backward": (lambda a, i: ref.max_pool2d_loops_backward(a, i, x.shape), (gp, idx)),
+        "max_unpool2d_loops": (lambda a, i: ref.max_unpool2d_loops(a, i, (4, 4)), (y, idx)),
+        "max_unpool2d_loops_backward": (ref.max_unpool2d_loops_backward, (g, idx)),
+        "interpolate_bilinear_backward": (lambda a: ref.interpolate_bilinear_backward(a, (3, 5)), (g,)),
+    }
+    for name, (fn, args) in cases.items():
+        on_host, on_device = fn(*args), fn(*(dev(a) for a in args))
+        for host, device in zip(*((r if isinstance(r, tuple) else (r,)) for r in (on_host, on_device))):
+            assert isinstance(device, cupy.ndarray), f"reference.{name} handed back {type(device).__name__}"
+            close(msn.backend.to_numpy(device), host)
+
+
+def test_the_loops_keep_float32_as_the_fast_ops_do():
+    """float32 in, float32 out (int64 indices, as F.max_pool2d's): the loops must not widen to
+    the default float64, or a float32 course example would print other numbers than the ops."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 2, 5, 4)).astype(np.float32), rng.standard_normal((2, 2, 3, 3)).astype(np.float32)
+    g = rng.standard_normal((1, 2, 5, 4)).astype(np.float32)
+    y, idx = ref.max_pool2d_loops(x, 2, ceil_mode=True)
+    _, fast_idx = F.max_pool2d(msn.tensor(x), 2, ceil_mode=True, return_indices=True)
+    outputs = {
+        "conv2d_loops": ref.conv2d_loops(x, w, padding=1),
+        "conv2d_loops_backward": ref.conv2d_loops_backward(x, w, g, padding=1),
+        "unfold": ref.unfold(x, 3, padding=1),
+        "conv2d_unfold": ref.conv2d_unfold(x, w, padding=1),
+        "conv2d_unfold_backward": ref.conv2d_unfold_backward(x, w, g, padding=1),
+        "conv_transpose2d_zero_insertion": ref.conv_transpose2d_zero_insertion(x, w, stride=2, padding=1),
+        "max_pool2d_loops": y,
+        "max_pool2d_loops_backward": ref.max_pool2d_loops_backward(y, idx, x.shape),
+        "max_unpool2d_loops": ref.max_unpool2d_loops(y, idx, (5, 4)),
+        "interpolate_bilinear": ref.interpolate_bilinear(x, (7, 3)),
+        "interpolate_bilinear_backward": ref.interpolate_bilinear_backward(g, (3, 2)),
+    }
+    for name, out in outputs.items():
+        for a in out if isinstance(out, tuple) else (out,):
+            assert a.dtype == np.float32, f"reference.{name}: {a.dtype}"
+    assert idx.dtype == fast_idx.numpy().dtype == np.int64

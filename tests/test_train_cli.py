@@ -5,6 +5,7 @@ a NaN loss stops the run and keeps the last good checkpoint; user errors exit 2.
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -1115,3 +1116,79 @@ def test_a_size_larger_than_a_folders_images_is_said(tmp_path, capsys):
                  "--out", str(tmp_path / "b")]) == 0
     assert ("note: --size 48 is larger than the smallest images of --data "
             f"{str(root)!r} (40 rows, 40 columns): they are mirror-padded to 48x48") in capsys.readouterr().out
+
+
+def test_momentum_is_refused_for_adamw_as_for_adam(tmp_path, monkeypatch, capsys):
+    """Only SGD uses --momentum: AdamW (whose moments decay by its betas too) refuses it as Adam
+    does, before any work (the tests above give it with adam only)."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY, "--optimizer", "adamw", "--momentum", "0.5", "--out", "run"]) == 2
+    err = capsys.readouterr().err
+    assert "--momentum 0.5 is SGD's; --optimizer adamw does not use it" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_resume_takes_epochs_backend_and_processes(run_dir, tmp_path):
+    """The three options --resume's message names as allowed are allowed: a run continued with
+    --processes 1 (and --backend) trains its one more epoch."""
+    out = str(tmp_path / "more")
+    shutil.copytree(run_dir, out)
+    assert main(["train", "--resume", "--out", out, "--epochs", "3", "--backend", "numpy", "--processes", "1",
+                 "--quiet"]) == 0
+    assert len(json.load(open(os.path.join(out, "metrics.json")))["epochs"]) == 3
+
+
+@pytest.mark.parametrize("option", [["--seed", "1"], ["--lr", "0.1"], ["--model-arg", "depth=2"],
+                                    ["--optimizer", "sgd"], ["--augment", "hflip"], ["--no-augment"],
+                                    ["--momentum", "0.9"]])
+def test_resume_refuses_every_other_setting_naming_it_as_given(tmp_path, capsys, option):
+    """Each is named as the option the user typed (--model-arg, not the config's model_args;
+    --no-augment, not --augment). --momentum too, before the check that only SGD takes it: that
+    check would compare with the default optimizer, not the resumed run's, and advise
+    --optimizer sgd, which --resume refuses."""
+    assert main(["train", "--resume", "--out", str(tmp_path / "r"), "--epochs", "3", *option]) == 2
+    err = capsys.readouterr().err.rstrip()
+    assert err.endswith("only --epochs, --backend and --processes may be given with it, got " + option[0]), err
+
+
+def test_quiet_hides_the_progress_bar_even_on_a_terminal(tmp_path, monkeypatch, capsys):
+    """--quiet: no bar where one would be drawn (the test above shows the bar on a terminal)."""
+    from minisegnet import cli
+
+    monkeypatch.setattr(cli, "_is_terminal", lambda stream: True)
+    assert main(["train", *TINY, "--epochs", "1", "--processes", "1", "--out", str(tmp_path / "tty")]) == 0
+    captured = capsys.readouterr()
+    assert "epoch 1/1: train loss" in captured.out and "batch" not in captured.err
+
+
+def test_ctrl_c_ends_train_with_the_shells_status_130(tmp_path, monkeypatch, capsys):
+    """An interrupted run is neither a success (0) nor a user error (2): 128 + SIGINT, as shells
+    report it, after train.run has said what it kept."""
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "run", interrupted)
+    assert main(["train", *TINY, "--out", str(tmp_path / "r")]) == 130
+    assert "Traceback" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_evaluate_and_predict_pass_their_options_on(monkeypatch, command):
+    """--backend (and evaluate's --batch-size) reach the library call; nothing runs here."""
+    seen = {}
+    monkeypatch.setattr(train, "evaluate_checkpoint", lambda *a, **k: seen.update(args=a, **k))
+    monkeypatch.setattr(predict, "predict_images", lambda *a, **k: seen.update(args=a, **k))
+    if command == "evaluate":
+        assert main(["evaluate", "run", "--batch-size", "3", "--backend", "cupy"]) == 0
+        assert seen == dict(args=("run",), batch_size=3, backend_name="cupy")
+    else:
+        assert main(["predict", "run", "a.png", "b.png", "--out", "o", "--backend", "cupy"]) == 0
+        assert seen == dict(args=("run", ["a.png", "b.png"], "o"), backend_name="cupy")
+
+
+@pytest.mark.parametrize("argv", [["evaluate", "/no/such/checkpoint.npz"],
+                                  ["predict", "/no/such/run", "x.png", "--out", "o"]])
+def test_evaluate_and_predict_errors_name_their_command(argv, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(argv) == 2
+    assert capsys.readouterr().err.startswith(f"minisegnet {argv[0]}: error: ")
