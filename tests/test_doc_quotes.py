@@ -567,3 +567,29 @@ def test_every_quoted_benchmark_table_is_a_reliable_run():
             block = _block(page, name)
             assert "**Reliable run.**" in block and "UNRELIABLE" not in block, \
                 f"{page}, section {name}: marked UNRELIABLE (busy machine), yet the prose quotes its figures"
+
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def test_fcn_md_quotes_its_table_2():
+    """fcn.md, "Why FCN-8s beats FCN-32s": "The big step is 32s -> 16s (+A mean IU); 16s -> 8s
+    gives only +B, ... Pixel accuracy moves least (C -> D)": differences of the page's Table 2."""
+    text = (DOCS / "fcn.md").read_text()
+    rows = {}
+    for line in text.split("## The model in this library")[0].splitlines():
+        if line.startswith("| FCN-"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")]
+            rows[cells[0]] = [float(c) for c in cells[1:]]
+    assert set(rows) == {"FCN-32s", "FCN-16s", "FCN-8s"}
+    prose = " ".join(text.split())
+    quoted = re.search(r"32s -> 16s \(\+([\d.]+) mean IU\); 16s -> 8s gives only \+([\d.]+),.*?"
+                       r"Pixel accuracy moves least \(([\d.]+) -> ([\d.]+)\)", prose)
+    assert quoted, "the sentence quoting Table 2 has changed: update this test"
+    big, small, first, last = (float(g) for g in quoted.groups())
+    iu = {name: cells[2] for name, cells in rows.items()}
+    assert big == round(iu["FCN-16s"] - iu["FCN-32s"], 1) and small == round(iu["FCN-8s"] - iu["FCN-16s"], 1)
+    assert (first, last) == (rows["FCN-32s"][0], rows["FCN-8s"][0])
+    moves = [round(rows["FCN-8s"][k] - rows["FCN-32s"][k], 1) for k in range(4)]
+    assert moves[0] == min(moves) and moves[2] == max(moves)          # pixel accuracy least, mean IU most

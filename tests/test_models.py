@@ -712,3 +712,23 @@ def test_fcn_variant_is_not_an_option_build_model_passes_on():
     assert model_options("fcn8s") == ["width", "fc_channels", "dropout"]
     with pytest.raises(TypeError, match="fcn8s has no option 'variant'; its options: width, fc_channels, dropout"):
         build_model("fcn8s", 3, 2, variant="32s")
+
+
+def test_fcn8s_at_initialisation_is_its_scores_upsampled_in_stages_which_one_x32_step_only_approximates():
+    """fcn.md, "The model in this library": "The skip score layers start at zero, so at
+    initialisation the skips add nothing ... (FCN-8s then upsamples its parent's scores in
+    stages, x2, x2 and x8, which bilinear kernels only approximate against one x32 step)"."""
+    msn.manual_seed(0)
+    model = FCN(3, variant="8s", width=2, fc_channels=4)
+    model.eval()
+    x = msn.tensor(np.random.default_rng(0).standard_normal((1, 3, 128, 96)).astype(np.float32))
+    with msn.no_grad():
+        h = F.max_pool2d(model.block2(F.max_pool2d(model.block1(x), 2, 2)), 2, 2)
+        h = F.max_pool2d(model.block5(F.max_pool2d(model.block4(F.max_pool2d(model.block3(h), 2, 2)), 2, 2)), 2, 2)
+        score = model.score_fr(F.relu(model.fc7(F.relu(model.fc6(h)))))
+        staged = model.upscore8(model.upscore_pool4(model.upscore2(score))).numpy()
+        assert np.allclose(model(x).numpy(), staged, atol=1e-5)          # the skips add nothing yet
+        one_step = FCN(3, variant="32s", width=2, fc_channels=4).upscore(score).numpy()   # the bilinear x32 kernel
+    inner = (Ellipsis, slice(32, -32), slice(32, -32))                     # away from the zero-padded border
+    assert np.abs(staged[inner] - one_step[inner]).max() > 1e-2                       # not the same map ...
+    assert np.corrcoef(staged[inner].ravel(), one_step[inner].ravel())[0, 1] > 0.9     # ... but close to it

@@ -251,9 +251,10 @@ def _shapes_sample(size=128, index=3):
 
 
 def figure_fcn_strides():
-    """The best a score map at stride 32, 16 or 8 can do: the true mask one-hot encoded,
-    average-pooled to the stride (``F.avg_pool2d``), upsampled bilinearly back
-    (``F.interpolate``) and arg-maxed, scored with ``metrics.mean_iou``."""
+    """What an exact coarse score map gives at stride 32, 16 or 8: the true mask one-hot
+    encoded, average-pooled to the stride (``F.avg_pool2d``: each class's share of each
+    block), upsampled bilinearly back (``F.interpolate``) and arg-maxed, scored with
+    ``metrics.mean_iou``. Not the best map of each stride (docs/fcn.md), the same recipe at each."""
     msn, F = _ops()
     from .. import metrics
 
@@ -278,7 +279,7 @@ def figure_fcn_strides():
         ax.imshow(pred, cmap=cmap, vmin=0, vmax=classes - 1, interpolation="nearest")
         ax.contour(mask > 0, levels=[0.5], colors="white", linewidths=1)
         ax.set_title(f"stride {stride} ({mask.shape[0] // stride}x{mask.shape[1] // stride} map)\n"
-                     f"best mean IU {miou:.3f}", fontsize=10)
+                     f"mean IU {miou:.3f}", fontsize=10)
         ax.axis("off")
     fig.tight_layout()
     return fig
