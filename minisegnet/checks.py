@@ -42,7 +42,7 @@ import numpy as np
 
 from .autograd import Tensor
 
-__all__ = ["TooLargeError", "describe", "tensor", "float_tensor", "flag", "integer", "real", "fits_float", "array",
+__all__ = ["TooLargeError", "describe", "tensor", "float_tensor", "flag", "integer", "real", "fits", "array",
            "dim", "is_int", "tensor_sequence", "memory_bytes", "check_bytes", "check_weights", "human_bytes"]
 
 
@@ -190,14 +190,23 @@ def weight_dtype(dtype, op):
     return np.dtype(dtype)
 
 
-def fits_float(value, dtype, name, op):
-    """A finite number ``value`` that becomes ``inf`` in the floating-point ``dtype`` it will be
-    computed in (1e300 in float32) is an OverflowError, as PyTorch's "value cannot be converted
-    to type float without overflow"; other dtypes pass. Returns ``value``."""
+def fits(value, dtype, name, op):
+    """The number ``value`` must be representable in the ``dtype`` it will be computed in, or it is
+    an OverflowError, as PyTorch's "value cannot be converted to type ... without overflow": in a
+    floating-point dtype, a finite number that would become ``inf`` (1e300 in float32); in an
+    integer dtype, NaN, an infinity, or a number whose integer part (a float is truncated toward
+    zero there, 1.5 -> 1, as in PyTorch) lies outside the dtype's range (NumPy would wrap it
+    around or make it the smallest integer). Bool and other dtypes pass. Returns ``value``."""
     dtype = np.dtype(dtype)
     if dtype.kind == "f" and abs(value) != float("inf") and abs(value) > float(np.finfo(dtype).max):
         raise OverflowError(f"{op}: {name}={value!r} cannot be converted to {dtype}, the dtype it is "
                             f"computed in, without overflow (largest {float(np.finfo(dtype).max):.4g})")
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if not (isinstance(value, numbers.Integral) or abs(value) != float("inf") and value == value) \
+                or not info.min <= int(value) <= info.max:
+            raise OverflowError(f"{op}: {name}={value!r} cannot be converted to {dtype}, the dtype it is "
+                                f"computed in, without overflow ({info.min} to {info.max})")
     return value
 
 

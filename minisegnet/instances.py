@@ -419,7 +419,7 @@ def unet_weight_map(target, instances, w0=10.0, sigma=5.0, ignore_index=-100):
     if tuple(ids.shape) != tuple(t.shape):
         raise ValueError(f"{op}: instances has shape {tuple(ids.shape)} but target has shape {tuple(t.shape)}: "
                          "an instance map needs one id per pixel of its image")
-    w0 = checks.fits_float(checks.real(w0, "w0", op, minimum=0), np.float32, "w0", op)     # weights are float32
+    w0 = checks.fits(checks.real(w0, "w0", op, minimum=0), np.float32, "w0", op)     # weights are float32
     sigma = _check_sigma(sigma, op)
     ignore_index = checks.integer(ignore_index, "ignore_index", op)
     xp = backend.get_array_module(t, ids)

@@ -1399,3 +1399,45 @@ def test_real_refuses_booleans(value):
         checks.real(value, "p", "dropout")
     with pytest.raises(TypeError, match="p must be a number"):
         F.dropout(msn.tensor(np.ones(3, np.float32)), p=True)
+
+
+def _ints(dtype):
+    return msn.tensor(np.ones((1, 1, 2, 2), dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype, value", [(np.uint8, 300), (np.uint8, -1), (np.int8, 1e300),
+                                          (np.int64, float("nan")), (np.int64, float("inf")),
+                                          (np.int32, 2**40)])
+def test_pad_refuses_a_fill_value_that_does_not_fit_an_integer_tensor(dtype, value):
+    """guarantees.md: a number that does not fit the dtype it is computed in is an OverflowError
+    (PyTorch: 'value cannot be converted to type int8_t without overflow'), named after the op
+    and the argument; nothing is silently wrapped. The old code filled int8 with 0 for 1e300,
+    int64 with -2**63 for NaN or inf, and let NumPy's unnamed 'Python integer 300 out of bounds
+    for uint8' through."""
+    with pytest.raises(OverflowError, match="^pad: value="):
+        F.pad(_ints(dtype), (1, 1, 1, 1), value=value)
+
+
+def test_pad_fills_an_integer_tensor_with_a_value_that_fits():
+    out = F.pad(_ints(np.uint8), (1, 1, 1, 1), value=255).numpy()
+    assert out.dtype == np.uint8 and out[0, 0, 0, 0] == 255 and out[0, 0, 1, 1] == 1
+
+
+@pytest.mark.parametrize("flag", [1, 0, 1.0, 0.0])
+def test_recompute_scale_factor_is_a_flag_not_a_number(flag):
+    """Flags are True or False (or None here), never 1 or 1.0: 1 in (None, False, True) is True
+    in Python, so a membership test lets numbers through."""
+    x = msn.tensor(np.ones((1, 1, 4, 4), np.float32))
+    with pytest.raises(TypeError, match="interpolate: recompute_scale_factor must be None, True or False"):
+        F.interpolate(x, scale_factor=2, recompute_scale_factor=flag)
+    with pytest.raises(TypeError, match="Upsample: recompute_scale_factor must be None, True or False"):
+        nn.Upsample(scale_factor=2, recompute_scale_factor=flag)
+
+
+def test_an_int64_overflow_message_does_not_say_pytorch_wraps_it():
+    """PyTorch refuses a Python int beyond int64 too (OverflowError: int too big to convert), so
+    the message must not claim that PyTorch would wrap it around."""
+    with pytest.raises(OverflowError) as info:
+        msn.tensor(np.array([1], np.int64)) + 2**70
+    assert "add: the number 1180591620717411303424 does not fit int64" in str(info.value)
+    assert "PyTorch would wrap it around" not in str(info.value)

@@ -14,6 +14,7 @@ from minisegnet import functional as F, shapes
 from minisegnet.functional import conv as conv_module, conv_fast, conv_row_taps
 from minisegnet.models import UNet
 from minisegnet.models import unet as unet_module
+import re
 
 
 def _input_rows_read(model, x_shape, pixel):
@@ -395,3 +396,30 @@ def test_a_default_stride_1_conv_on_numpy_runs_row_taps_not_conv_pys_im2col_and_
             assert not (calls["conv._gemm_forward"] or calls["conv._gemm_weight_grad"] or calls["conv._col2im"])
         else:
             assert calls["conv._gemm_forward"] and calls["conv._gemm_transposed"] and calls["conv._col2im"]
+
+
+_ROOT = Path(msn.__file__).resolve().parent
+_DESIGN = _ROOT.parent / "docs" / "design.md"
+
+
+def _module_map():
+    """The names in design.md's code map (the first ``` block of section 1), as written there."""
+    text = _DESIGN.read_text()
+    block = text.split("## 1. Architecture", 1)[1].split("```", 2)[1]
+    return block, set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*\.py|[A-Za-z_]+/", block))
+
+
+def test_the_design_pages_module_map_lists_every_module_and_only_modules_that_exist():
+    """design.md: "This page is the map of the code: which module holds which idea"; a module
+    added to (or removed from) minisegnet/ or minisegnet/functional/ must be added to (removed
+    from) the map."""
+    block, names = _module_map()
+    on_disk = {p.name for p in _ROOT.glob("*.py")} | {p.name for p in (_ROOT / "functional").glob("*.py")
+                                                      if p.name != "__init__.py"}
+    on_disk |= {p.name + "/" for p in _ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    missing = sorted(n for n in on_disk if n not in names)
+    assert not missing, f"design.md's map does not name {missing}"
+    listed_py = {n for n in names if n.endswith(".py")}
+    known = on_disk | {p.name for p in _ROOT.rglob("*.py")}
+    extra = sorted(n for n in listed_py if n not in known and n != "pyproject.py")
+    assert not extra, f"design.md's map names {extra}, which do not exist"

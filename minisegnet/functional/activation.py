@@ -199,7 +199,7 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x where x > 0, else ``negative_slope * x``. ``inplace`` is accepted for
     PyTorch compatibility and ignored."""
     input = _input(input, "leaky_relu", inplace)
-    slope = checks.fits_float(_check_negative_slope(negative_slope, "leaky_relu"), input.dtype, "negative_slope",
+    slope = checks.fits(_check_negative_slope(negative_slope, "leaky_relu"), input.dtype, "negative_slope",
                               "leaky_relu")
     return LeakyReLU(slope)(input)
 

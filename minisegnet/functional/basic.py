@@ -113,13 +113,14 @@ def _operands(a, b, op, floating=False, promote=True):
 
 
 def _check_fits(number, dtype, op):
-    """A Python int must lie in the range of an integer dtype it is cast to. PyTorch wraps it
-    around (a uint8 tensor times 300 multiplies by 44); we refuse, as nothing is wrapped silently."""
+    """A Python int must lie in the range of an integer dtype it is cast to. PyTorch wraps a
+    number beyond a narrow dtype around (a uint8 tensor times 300 multiplies by 44) and refuses
+    one beyond int64; we refuse both, as nothing is wrapped silently."""
     if isinstance(number, int) and not isinstance(number, bool) and dtype.kind in "iu":
         info = np.iinfo(dtype)
         if not info.min <= number <= info.max:
             raise OverflowError(f"{op}: the number {number} does not fit {dtype}, the dtype this operation "
-                                f"computes in ({info.min} to {info.max}); PyTorch would wrap it around, we refuse: "
+                                f"computes in ({info.min} to {info.max}); we refuse to wrap it around: "
                                 f"cast the tensor to a wider dtype first (e.g. x.astype(np.int64))")
 
 

@@ -388,7 +388,7 @@ def dice_loss(logits, target, smooth=1.0, ignore_index=None):
     """
     smooth = checks.real(smooth, "smooth", "dice_loss", minimum=0)
     x, t = _check_logits_and_labels(logits, target, ignore_index, name="logits", op="dice_loss")
-    checks.fits_float(smooth, x.dtype, "smooth", "dice_loss")
+    checks.fits(smooth, x.dtype, "smooth", "dice_loss")
     xp = backend.get_array_module(x.data, t.data)
     c = x.shape[1]
     classes = xp.arange(c).reshape((1, c) + (1,) * (x.ndim - 2))

@@ -138,7 +138,7 @@ def pad(input, pad, mode="constant", value=None):
         raise TypeError(f"pad: value must be a number, got {value!r}")
     if mode != "constant" and value != 0:
         raise ValueError(f"pad: mode={mode!r} takes no fill value, got value={value!r}")
-    checks.fits_float(value, input.dtype, "value", "pad")
+    checks.fits(value, input.dtype, "value", "pad")
     if input.ndim < len(pad) // 2:
         raise ValueError(f"pad: pad={tuple(pad)!r} pads {len(pad) // 2} axes, but input has shape {input.shape}")
     # torch lists the last axis first; we keep (top, bottom), (left, right) in axis order.

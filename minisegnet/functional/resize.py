@@ -223,7 +223,8 @@ def _check_settings(op, size, scale_factor, mode, align_corners, recompute_scale
     if (size is None) == (scale_factor is None):
         raise ValueError(f"{op}: give exactly one of size and scale_factor, got size={size!r}, "
                          f"scale_factor={scale_factor!r}")
-    if recompute_scale_factor not in (None, False, True):
+    if recompute_scale_factor is not None and not isinstance(recompute_scale_factor, (bool, np.bool_)):
+        # not "in (None, False, True)": 1 == True and 0 == False would let a number through
         raise TypeError(f"{op}: recompute_scale_factor must be None, True or False, "
                         f"got {recompute_scale_factor!r}")
     if recompute_scale_factor and size is not None:
