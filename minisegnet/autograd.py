@@ -33,6 +33,7 @@ __all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad"
            "set_grad_enabled"]
 
 _grad_enabled = True
+_writes = 0         # in-place writes into tensors so far; each stamps its tensor (Tensor._version)
 
 
 def is_grad_enabled():
@@ -254,6 +255,7 @@ class Tensor:
     # ``array + t`` to our reflected operators instead of looping itself.
     __array_ufunc__ = None
     __array_priority__ = 1000
+    _version = 0        # the stamp of the last in-place write into this tensor (``mark_written``)
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if not isinstance(requires_grad, (bool, np.bool_)):
@@ -428,6 +430,8 @@ class Tensor:
         for fn in reversed(_topological_order(self.creator)):
             grad_out = grads.pop(id(fn), None)
             if grad_out is not None:
+                if _writes > fn.stamp:              # something was written in place since fn ran
+                    _check_saved_values_unchanged(fn)
                 for t, g in zip(fn.inputs, _checked(fn, fn.backward(grad_out))):
                     if g is None or t is None or not t.requires_grad:
                         continue
@@ -517,6 +521,7 @@ class Tensor:
                                f"{self.dtype} (as in PyTorch, an in-place op never casts down to a lower "
                                f"category: float to integer, integer to bool)")
         self.data[...] = result.data
+        mark_written(self)
         return self
 
     def __iadd__(self, other):
@@ -790,6 +795,45 @@ def _checked(fn, grad_inputs):
     return grad_inputs
 
 
+def mark_written(t):
+    """Record that ``t``'s values were just changed in place (``x -= y`` in ``no_grad()``, an
+    optimizer's step, an ``nn.init`` function): stamps ``t`` with a new count of writes."""
+    global _writes
+    _writes += 1
+    t._version = _writes
+
+
+def _check_saved_values_unchanged(fn):
+    """PyTorch's version check, for leaves: ``fn`` is about to run its backward with what its
+    forward saved. If a leaf input was written in place after ``fn`` was recorded (its stamp is
+    newer than ``fn``'s) and ``fn`` saved that leaf's array (or a view of it), the saved values
+    are not those the forward used, and the gradient would be silently wrong: an error instead.
+    (An op that saved nothing of it, such as an addition, is unaffected, as in PyTorch.)"""
+    for t in fn.inputs:
+        if isinstance(t, Tensor) and t._version > fn.stamp and _saves(fn, t.data):
+            raise RuntimeError(
+                f"backward: {type(fn).__name__}'s backward needs the values of an input of shape {t.shape} as "
+                "they were in the forward pass, but that tensor was changed in place since (x -= ... inside "
+                "no_grad(), an optimizer's step()); PyTorch raises here too (\"modified by an inplace "
+                "operation\"). Change it after backward(), or compute the loss again after the change")
+
+
+def _saves(fn, array):
+    """Whether an array ``fn`` keeps for its backward (an attribute, or one inside a tuple, list
+    or dict) may share memory with ``array``."""
+    xp = backend.get_array_module(array)
+    pending = list(vars(fn).values())
+    while pending:
+        value = pending.pop()
+        if isinstance(value, (tuple, list)):
+            pending.extend(value)
+        elif isinstance(value, dict):
+            pending.extend(value.values())
+        elif isinstance(value, type(array)) and xp.may_share_memory(value, array):
+            return True
+    return False
+
+
 def _free(fn):
     """Drop what ``fn`` saved for its backward and its links to its inputs (a walked node)."""
     vars(fn).clear()
@@ -874,6 +918,7 @@ class Function:
         if _grad_enabled and any(self.needs_input_grad):
             out.requires_grad = True
             out.creator = self
+            self.stamp = _writes            # the in-place writes so far (see mark_written)
             # Leaves are kept (their .grad is filled in); of an intermediate
             # input only the link to its creator (see _Edge).
             self.inputs = tuple(x if x is None or x.creator is None else _Edge(x) for x in inputs)

@@ -31,7 +31,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import backend, checks
-from .autograd import Tensor
+from .autograd import Tensor, mark_written
 from .nn.module import clear_grads
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "PolynomialLR", "PolyLR", "CosineAnnealingLR", "StepLR"]
@@ -135,6 +135,7 @@ class Optimizer:
                 continue
             grad = p.grad.data if isinstance(p.grad, Tensor) else p.grad
             self._update(i, p.data, grad)
+            mark_written(p)           # a graph recorded before this step can no longer walk back through p
 
     def _update(self, i, param, grad):
         raise NotImplementedError

@@ -633,7 +633,8 @@ def receptive_field(layers):
         if p == "valid":
             p = (0, 0)
         elif p == "same":
-            p = (Fraction(d[0] * (k[0] - 1), 2), Fraction(d[1] * (k[1] - 1), 2))
+            # the top/left padding: as the conv pads, the odd pixel of an even d(k-1) goes bottom/right
+            p = (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2)
         else:
             p = as_pair(p, f"layers[{index}] padding", 0)
         rf = [_rf_conv(rf[a], k[a], s[a], p[a], d[a]) for a in (0, 1)]

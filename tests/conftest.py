@@ -67,6 +67,7 @@ def _fixed_backend_and_seed():
     """Every test starts on the requested backend with seed 0, grad recording on."""
     msn.set_backend(REQUESTED_BACKEND)
     msn.manual_seed(0)
+    msn.set_grad_enabled(True)          # as a plain call: a test that left recording off cannot leak it
     yield
 
 

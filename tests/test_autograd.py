@@ -565,3 +565,55 @@ def test_in_place_with_an_operand_that_requires_grad_is_refused():
     x, w = msn.tensor([1.0, 2.0]), msn.tensor([1.0, 1.0], requires_grad=True)
     with pytest.raises(RuntimeError, match="not recorded by autograd"):
         x += w
+
+
+# ---- a leaf written in place between a forward and its backward (PyTorch's version check) ----
+def _mul_then_write(lib, no_grad):
+    v = lib.tensor([1.0, 2.0], requires_grad=True)
+    loss = (v * v).sum()                              # Mul saves v's array
+    with no_grad():
+        v -= 1.0
+    return v, loss
+
+
+def test_a_leaf_written_in_place_before_the_backward_of_an_op_that_saved_it_is_an_error(torch):
+    """Without the check the gradient was silently 2 * (new v) = [0, 2]; PyTorch raises."""
+    v, loss = _mul_then_write(msn, msn.no_grad)
+    with pytest.raises(RuntimeError, match="changed in place since"):
+        loss.backward()
+    tv, tloss = _mul_then_write(torch, torch.no_grad)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        tloss.backward()
+
+
+def test_an_op_that_saved_nothing_of_the_written_leaf_still_walks_back(torch):
+    """Add keeps no input values: the write does not matter to it, in PyTorch either."""
+    ours, theirs = msn.tensor(np.array([1.0, 2.0]), requires_grad=True), torch.tensor([1.0, 2.0], requires_grad=True)
+    for t, no_grad in ((ours, msn.no_grad), (theirs, torch.no_grad)):
+        total = (t + 1).sum()
+        with no_grad():
+            t -= 1.0
+        total.backward()
+    assert ours.grad.numpy().tolist() == theirs.grad.tolist() == [1.0, 1.0]
+
+
+def test_an_optimizer_step_or_an_init_stamps_the_weights(torch):
+    """A graph kept with retain_graph cannot walk back through weights an optimizer has moved
+    (PyTorch raises too); nor through weights re-initialised in place."""
+    from minisegnet import nn, optim
+    layer = nn.Conv2d(1, 1, 3)
+    x = msn.tensor(np.ones((1, 1, 5, 5), np.float32))
+    out = layer(x).sum()
+    out.backward(retain_graph=True)
+    optim.SGD(layer.parameters(), lr=0.1).step()
+    with pytest.raises(RuntimeError, match="Conv2d's backward needs the values of an input of shape"):
+        out.backward()
+    again = layer(x).sum()                            # recorded after the step: walks back as usual
+    nn.init.zeros_(layer.bias)                         # the bias: Conv2d keeps nothing of it
+    again.backward()
+    nn.init.ones_(layer.weight)                        # the weight: Conv2d kept it for the input gradient
+    x.requires_grad = True
+    third = layer(x).sum()
+    nn.init.zeros_(layer.weight)
+    with pytest.raises(RuntimeError, match="changed in place since"):
+        third.backward()

@@ -4,6 +4,7 @@ that moves a cell fails here until the sentence that quotes it is updated. Each 
 its sentence in its docstring; a sentence reworded fails with "update this test"."""
 import re
 from pathlib import Path
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -593,3 +594,23 @@ def test_fcn_md_quotes_its_table_2():
     assert (first, last) == (rows["FCN-32s"][0], rows["FCN-8s"][0])
     moves = [round(rows["FCN-8s"][k] - rows["FCN-32s"][k], 1) for k in range(4)]
     assert moves[0] == min(moves) and moves[2] == max(moves)          # pixel accuracy least, mean IU most
+
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def test_property_testing_md_example_counts_are_the_profiles():
+    """property-testing.md, "The shape of a property test": "`quick`, 20 examples (the default),
+    or `ci`, 60 (with `CI=true` or `HYPOTHESIS_PROFILE=ci`) ... ask for 300": the profiles
+    tests/conftest.py registers, and tests/test_shapes.py's own settings."""
+    prose = " ".join((DOCS / "property-testing.md").read_text().split())
+    quoted = re.search(r"`quick`, (\d+) examples \(the default\), or `ci`, (\d+) \(with `CI=true` or "
+                       r"`HYPOTHESIS_PROFILE=ci`\)\. The pure-integer properties in .*? ask for (\d+) with their own `@settings`\.", prose)
+    assert quoted, "the sentence quoting the Hypothesis profiles has changed: update this test"
+    import test_shapes                       # tests/ is on sys.path (conftest imports cupy_standin from there)
+    assert [int(n) for n in quoted.groups()] == [settings.get_profile("quick").max_examples,
+                                                 settings.get_profile("ci").max_examples,
+                                                 test_shapes.many.max_examples]
+    conftest = (ROOT / "tests" / "conftest.py").read_text()
+    assert '"ci" if _in_ci else "quick"' in conftest       # quick is the default, ci under CI=true

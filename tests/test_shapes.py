@@ -1,10 +1,12 @@
 """Shape arithmetic (minisegnet.shapes): the conv-arithmetic relationships as
 Hypothesis properties, the inverses, U-Net sizes, receptive fields, and the
 error messages. Pure integers, so hundreds of examples cost milliseconds."""
+import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from minisegnet import shapes
+import minisegnet as msn
+from minisegnet import functional as F, shapes
 
 # Pure-integer properties are cheap: draw many more examples than the default profile.
 many = settings(max_examples=300, deadline=None)
@@ -324,3 +326,20 @@ def test_square_pair_error_names_the_size_once():
     with pytest.raises(ValueError, match=r"U-Net input 570x570 is invalid \(valid padding, depth 4\): "
                                          r"encoder.1 \(level 1\) would max-pool an odd size 279; nearest valid sizes are 556 and 572"):
         shapes.unet_trace((570, 570))
+
+
+@pytest.mark.parametrize("k, d", [(2, 1), (4, 1), (2, 3), (4, 2), (3, 1), (3, 2), (5, 1)])
+def test_same_padding_start_is_where_the_conv_puts_the_field(k, d):
+    """receptive-field.md: ``start`` is "the input coordinate of the first output's field centre",
+    and padding may be "same". Independent reference: the rows a gradient reaches from one interior
+    output pixel (all-ones weights, so nothing cancels). The conv pads d(k-1)//2 on top, the odd
+    pixel at the bottom, so for even d(k-1) the centre is half a pixel below the output's index.
+    BUG REPRODUCTION: fails on the current code for (2, 1), (4, 1), (2, 3) (start 0, measured 0.5)."""
+    n, at = 15, 7
+    x = msn.tensor(np.ones((1, 1, n, n)), requires_grad=True)
+    y = F.conv2d(x, msn.tensor(np.ones((1, 1, k, k))), padding="same", dilation=d)
+    y[0, 0, at, at].backward()
+    rows = np.flatnonzero(x.grad.numpy()[0, 0].any(axis=1))
+    row = shapes.receptive_field([("c", k, 1, "same", d)])[0]
+    assert rows.max() - rows.min() + 1 == row.size
+    assert (rows.min() + rows.max()) / 2 - at == row.start

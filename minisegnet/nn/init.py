@@ -53,7 +53,7 @@ import math
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor
+from ..autograd import Tensor, mark_written
 from ..random import generator
 
 __all__ = ["constant_", "ones_", "zeros_", "uniform_", "normal_", "trunc_normal_",
@@ -133,6 +133,7 @@ def _fill(tensor, values):
     """Write ``values`` (a NumPy array) into ``tensor.data`` in place, on its backend."""
     xp = backend.get_array_module(tensor.data)
     tensor.data[...] = xp.asarray(values.astype(tensor.data.dtype, copy=False))
+    mark_written(tensor)
     return tensor
 
 
@@ -183,6 +184,7 @@ def constant_(tensor, val):
         raise ValueError(f"constant_: val must be a whole number for a tensor of dtype {tensor.dtype} "
                          f"(it would be truncated), got {val!r}")
     tensor.data[...] = val
+    mark_written(tensor)
     return tensor
 
 
@@ -190,6 +192,7 @@ def ones_(tensor):
     """Fill ``tensor`` with ones in place and return it, as ``torch.nn.init.ones_``."""
     _check_tensor(tensor, "ones_")
     tensor.data[...] = 1
+    mark_written(tensor)
     return tensor
 
 
@@ -197,6 +200,7 @@ def zeros_(tensor):
     """Fill ``tensor`` with zeros in place and return it, as ``torch.nn.init.zeros_``."""
     _check_tensor(tensor, "zeros_")
     tensor.data[...] = 0
+    mark_written(tensor)
     return tensor
 
 
