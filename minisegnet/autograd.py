@@ -24,6 +24,7 @@ thus gone when its backward ends, not when the next step's graph replaces it.
 import collections
 import functools
 import numbers
+import weakref
 
 import numpy as np
 
@@ -33,7 +34,8 @@ __all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad"
            "set_grad_enabled"]
 
 _grad_enabled = True
-_writes = 0         # in-place writes into tensors so far; each stamps its tensor (Tensor._version)
+_writes = 0         # a clock: the in-place writes into tensors so far (see mark_written)
+_written = weakref.WeakValueDictionary()    # id -> each tensor ever written in place, while it lives
 
 
 def is_grad_enabled():
@@ -255,7 +257,7 @@ class Tensor:
     # ``array + t`` to our reflected operators instead of looping itself.
     __array_ufunc__ = None
     __array_priority__ = 1000
-    _version = 0        # the stamp of the last in-place write into this tensor (``mark_written``)
+    _written_at = 0     # the clock (_writes) at the last in-place write into this tensor (mark_written)
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if not isinstance(requires_grad, (bool, np.bool_)):
@@ -430,7 +432,8 @@ class Tensor:
         for fn in reversed(_topological_order(self.creator)):
             grad_out = grads.pop(id(fn), None)
             if grad_out is not None:
-                if _writes > fn.stamp:              # something was written in place since fn ran
+                if _writes > fn.recorded_at:        # a tensor was written in place since fn ran:
+                    # did fn save its memory? (mark_written states the rule)
                     _check_saved_values_unchanged(fn)
                 for t, g in zip(fn.inputs, _checked(fn, fn.backward(grad_out))):
                     if g is None or t is None or not t.requires_grad:
@@ -795,27 +798,41 @@ def _checked(fn, grad_inputs):
     return grad_inputs
 
 
+# ---- values changed in place after an op saved them (PyTorch's version check) ----------
 def mark_written(t):
     """Record that ``t``'s values were just changed in place (``x -= y`` in ``no_grad()``, an
-    optimizer's step, an ``nn.init`` function): stamps ``t`` with a new count of writes."""
+    optimizer's step, an ``nn.init`` function, ``load_state_dict``).
+
+    The rule, as PyTorch's: an op's backward must not run on saved values that were changed
+    after its forward. A clock, ``_writes``, counts the in-place writes; each write stamps its
+    tensor with the clock (``_written_at``), and each recorded op notes the clock when it runs
+    (``Function.recorded_at``). Before an op's backward, if a tensor was stamped after the op
+    was recorded and the op saved an array on that tensor's memory (its array, a view of it, or
+    the same array under ``detach()``), ``backward`` raises instead of computing a wrong
+    gradient. An ordinary training step never looks: the optimizer writes after the backward,
+    and the next forward is recorded after that. Not seen: writes through ``.data`` (PyTorch
+    does not track those either) and through a tensor gone before the backward (the written
+    tensors are kept weakly)."""
     global _writes
     _writes += 1
-    t._version = _writes
+    t._written_at = _writes
+    if _written.get(id(t)) is not t:    # listed once (by id: a WeakSet would compare tensors with ==)
+        _written[id(t)] = t
 
 
 def _check_saved_values_unchanged(fn):
-    """PyTorch's version check, for leaves: ``fn`` is about to run its backward with what its
-    forward saved. If a leaf input was written in place after ``fn`` was recorded (its stamp is
-    newer than ``fn``'s) and ``fn`` saved that leaf's array (or a view of it), the saved values
-    are not those the forward used, and the gradient would be silently wrong: an error instead.
-    (An op that saved nothing of it, such as an addition, is unaffected, as in PyTorch.)"""
-    for t in fn.inputs:
-        if isinstance(t, Tensor) and t._version > fn.stamp and _saves(fn, t.data):
+    """``mark_written``'s rule for ``fn``, about to run its backward: any tensor written after
+    ``fn`` was recorded whose memory ``fn`` saved is an error. The written tensor need not be an
+    input of ``fn`` (a view of a weight saved by a later op, ``w.reshape(...)`` or ``w[0]``, shares
+    its memory); an op that saved nothing of it (an addition) is unaffected, as in PyTorch."""
+    for t in list(_written.values()):
+        if t._written_at > fn.recorded_at and _saves(fn, t.data):
             raise RuntimeError(
                 f"backward: {type(fn).__name__}'s backward needs the values of an input of shape {t.shape} as "
-                "they were in the forward pass, but that tensor was changed in place since (x -= ... inside "
-                "no_grad(), an optimizer's step()); PyTorch raises here too (\"modified by an inplace "
-                "operation\"). Change it after backward(), or compute the loss again after the change")
+                "they were in the forward pass, but that tensor (or its memory, through a view or detach()) was "
+                "changed in place since (x -= ... inside no_grad(), an optimizer's step(), load_state_dict); "
+                "PyTorch raises here too (\"modified by an inplace operation\"). Change it after backward(), or "
+                "compute the loss again after the change")
 
 
 def _saves(fn, array):
@@ -918,7 +935,7 @@ class Function:
         if _grad_enabled and any(self.needs_input_grad):
             out.requires_grad = True
             out.creator = self
-            self.stamp = _writes            # the in-place writes so far (see mark_written)
+            self.recorded_at = _writes      # the clock of in-place writes (see mark_written)
             # Leaves are kept (their .grad is filled in); of an intermediate
             # input only the link to its creator (see _Edge).
             self.inputs = tuple(x if x is None or x.creator is None else _Edge(x) for x in inputs)

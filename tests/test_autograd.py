@@ -617,3 +617,125 @@ def test_an_optimizer_step_or_an_init_stamps_the_weights(torch):
     nn.init.zeros_(layer.weight)
     with pytest.raises(RuntimeError, match="changed in place since"):
         third.backward()
+
+
+def _written_after_forward(lib, no_grad, make_loss, write):
+    """A leaf, a loss recorded from it, then ``write`` in place under no_grad; the backward's outcome."""
+    w = lib.tensor([2.0, 4.0], requires_grad=True)
+    loss = make_loss(w)
+    with no_grad():
+        write(w)
+    try:
+        loss.backward()
+    except RuntimeError as error:
+        return "raised", str(error)
+    return "walked", np.asarray(w.grad.tolist())
+
+
+def _both(torch, make_loss, write):
+    return (_written_after_forward(msn, msn.no_grad, make_loss, write),
+            _written_after_forward(torch, torch.no_grad, make_loss, write))
+
+
+def _sub_one(w):
+    w -= 1.0
+
+
+@pytest.mark.parametrize("view", [lambda w: w.reshape(2, 1), lambda w: w[0:2], lambda w: w.unsqueeze(0)],
+                         ids=["reshape", "slice", "unsqueeze"])
+def test_a_leaf_saved_through_a_view_and_then_written_is_an_error(torch, view):
+    """Mul saved a view of w's array (its input is the view, not w): the gradient was silently
+    2 * (new w) = [2, 6], not [4, 8]. PyTorch's views share their base's version counter."""
+    ours, theirs = _both(torch, lambda w: (view(w) * view(w)).sum(), _sub_one)
+    assert theirs[0] == "raised" and "modified by an inplace operation" in theirs[1]
+    assert ours[0] == "raised", f"walked back to {ours[1]} (right: [4, 8])"
+    assert "changed in place since" in ours[1]
+
+
+def test_a_leaf_written_through_a_detached_alias_is_an_error(torch):
+    """d = w.detach() shares w's memory; writing d changes what Mul saved (PyTorch: views and
+    detach() share the version counter). Here the alias is still alive at the backward."""
+    results = []
+    for lib in (msn, torch):
+        w = lib.tensor([2.0, 4.0], requires_grad=True)
+        d = w.detach()                              # e.g. a copy of the weights kept "without grad"
+        loss = (w * w).sum()
+        d -= 1.0
+        try:
+            loss.backward()
+            results.append(w.grad.tolist())         # ours was [2, 6]: the new values, silently
+        except RuntimeError:
+            results.append("raised")
+        assert d.shape == (2,)                      # d lives until here
+    assert results == ["raised", "raised"]
+
+
+def test_an_intermediate_written_in_place_before_the_backward_of_an_op_that_saved_it_is_an_error(torch):
+    """h = 2 w, then h * h saves h; h -= 1 in no_grad() changed it. PyTorch raises."""
+    results = []
+    for lib, no_grad in ((msn, msn.no_grad), (torch, torch.no_grad)):
+        w = lib.tensor([2.0, 4.0], requires_grad=True)
+        h = w * 2.0
+        loss = (h * h).sum()
+        with no_grad():
+            h -= 1.0
+        try:
+            loss.backward()
+            results.append(w.grad.tolist())
+        except RuntimeError:
+            results.append("raised")
+    assert results == ["raised", "raised"]
+
+
+@pytest.mark.parametrize("op", ["mul", "div", "matmul"])
+def test_a_leaf_times_a_constant_walks_back_after_the_leaf_is_written(torch, op):
+    """d(w * c)/dw = c needs c, not w: PyTorch saves w only when c requires grad, so writing w
+    before the backward is no error there, and the gradient is right. Here it was refused."""
+    make = {"mul": lambda lib, w: (w * lib.tensor([[3.0, 5.0]])).sum(),
+            "div": lambda lib, w: (w / lib.tensor([[2.0, 4.0]])).sum(),
+            "matmul": lambda lib, w: (lib.tensor([[1.0], [3.0]]) @ w).sum()}[op]
+    got = {}
+    for name, lib, no_grad in (("ours", msn, msn.no_grad), ("torch", torch, torch.no_grad)):
+        w = lib.tensor([[2.0, 4.0]], requires_grad=True)      # an input of the op itself
+        loss = make(lib, w)
+        with no_grad():
+            w -= 1.0
+        loss.backward()
+        got[name] = np.asarray(w.grad.tolist())
+    np.testing.assert_allclose(got["ours"], got["torch"])
+
+
+def test_load_state_dict_stamps_the_weights(torch):
+    """torch's load_state_dict copies with copy_, which bumps the version: a graph recorded
+    before the load cannot walk back through the weights it replaced."""
+    layer = msn.nn.Conv2d(1, 1, 1)
+    x = msn.tensor(np.ones((1, 1, 2, 2), np.float32), requires_grad=True)
+    loss = layer(x).sum()                       # Conv2d saved the weight for x's gradient
+    layer.load_state_dict({k: np.asarray(v) * 0 + 7 for k, v in layer.state_dict().items()})
+    with pytest.raises(RuntimeError, match="changed in place since"):
+        loss.backward()
+    t_layer = torch.nn.Conv2d(1, 1, 1)
+    tx = torch.ones((1, 1, 2, 2), requires_grad=True)
+    t_loss = t_layer(tx).sum()
+    t_layer.load_state_dict({k: v * 0 + 7 for k, v in t_layer.state_dict().items()})
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        t_loss.backward()
+
+
+def test_a_leaf_written_through_a_slice_of_it_is_an_error(torch):
+    """v = w[0:1] (taken in no_grad(), a view); v -= 1 changes w's first value, which Mul saved:
+    the gradient was silently [2, 8] (right: [4, 8]). PyTorch raises."""
+    results = []
+    for lib, no_grad in ((msn, msn.no_grad), (torch, torch.no_grad)):
+        w = lib.tensor([2.0, 4.0], requires_grad=True)
+        loss = (w * w).sum()
+        with no_grad():
+            v = w[0:1]
+            v -= 1.0
+        try:
+            loss.backward()
+            results.append(w.grad.tolist())
+        except RuntimeError:
+            results.append("raised")
+        assert v.shape == (1,)
+    assert results == ["raised", "raised"]

@@ -179,12 +179,16 @@ class Mul(Function):
     """y = a * b;  da = g * b, db = g * a."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        # Each operand is saved only for the other's gradient, as in PyTorch (a constant
+        # factor's partner is not kept, and may then change in place before the backward).
+        self.shapes = a.shape, b.shape
+        self.a = a if self.needs_input_grad[1] else None
+        self.b = b if self.needs_input_grad[0] else None
         return a * b
 
     def backward(self, g):
-        ga = unbroadcast(g * self.b, self.a.shape) if self.needs_input_grad[0] else None
-        gb = unbroadcast(g * self.a, self.b.shape) if self.needs_input_grad[1] else None
+        ga = unbroadcast(g * self.b, self.shapes[0]) if self.needs_input_grad[0] else None
+        gb = unbroadcast(g * self.a, self.shapes[1]) if self.needs_input_grad[1] else None
         return ga, gb
 
 
@@ -192,14 +196,15 @@ class Div(Function):
     """y = a / b;  da = g / b, db = -g * a / b**2."""
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        self.shapes, self.b = (a.shape, b.shape), b
+        self.a = a if self.needs_input_grad[1] else None      # only db needs a (see Mul)
         return a / b
 
     def backward(self, g):
-        ga = unbroadcast(g / self.b, self.a.shape) if self.needs_input_grad[0] else None
+        ga = unbroadcast(g / self.b, self.shapes[0]) if self.needs_input_grad[0] else None
         gb = None
         if self.needs_input_grad[1]:
-            gb = unbroadcast(-g * self.a / (self.b * self.b), self.b.shape)
+            gb = unbroadcast(-g * self.a / (self.b * self.b), self.shapes[1])
         return ga, gb
 
 
@@ -288,21 +293,26 @@ class MatMul(Function):
     """
 
     def forward(self, a, b):
-        self.a, self.b = a, b
+        # dA needs only B and dB only A: each is kept only for the other's gradient (see Mul)
+        self.shapes = a.shape, b.shape
+        self.a = a if self.needs_input_grad[1] else None
+        self.b = b if self.needs_input_grad[0] else None
         return a @ b
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        a, b = self.a, self.b
-        a2 = a[None, :] if a.ndim == 1 else a
-        b2 = b[:, None] if b.ndim == 1 else b
-        g2 = xp.expand_dims(g, -1) if b.ndim == 1 else g      # column axis first,
-        g2 = xp.expand_dims(g2, -2) if a.ndim == 1 else g2    # then the row axis
+        a_shape, b_shape = self.shapes
+        a2_shape = (1,) + a_shape if len(a_shape) == 1 else a_shape
+        b2_shape = b_shape + (1,) if len(b_shape) == 1 else b_shape
+        g2 = xp.expand_dims(g, -1) if len(b_shape) == 1 else g      # column axis first,
+        g2 = xp.expand_dims(g2, -2) if len(a_shape) == 1 else g2    # then the row axis
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = unbroadcast(g2 @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)
+            b2 = self.b.reshape(b2_shape)
+            ga = unbroadcast(g2 @ xp.swapaxes(b2, -1, -2), a2_shape).reshape(a_shape)
         if self.needs_input_grad[1]:
-            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g2, b2.shape).reshape(b.shape)
+            a2 = self.a.reshape(a2_shape)
+            gb = unbroadcast(xp.swapaxes(a2, -1, -2) @ g2, b2_shape).reshape(b_shape)
         return ga, gb
 
 

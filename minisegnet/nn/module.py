@@ -13,7 +13,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend, checks
-from ..autograd import Tensor
+from ..autograd import Tensor, mark_written
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict"]
 
@@ -374,11 +374,13 @@ class Module:
             if tuple(value.shape) != tuple(target_data.shape):          # PyTorch's kind of error
                 raise RuntimeError(f"load_state_dict: key {name!r} has shape {tuple(value.shape)}, "
                                    f"the model expects {tuple(target_data.shape)}")
-            pairs.append((target_data, value))
-        for target_data, value in pairs:
+            pairs.append((target, target_data, value))
+        for target, target_data, value in pairs:
             target_data[...] = backend.asarray(value.astype(target_data.dtype),
                                                backend="cupy" if type(target_data).__module__.startswith("cupy")
                                                else "numpy")
+            if isinstance(target, Tensor):
+                mark_written(target)        # as torch's copy_: a graph recorded before cannot walk back
         return IncompatibleKeys(missing, unexpected)
 
     def to(self, dtype):
