@@ -108,3 +108,18 @@ def run_interrupted_in_epoch_2(config, out, monkeypatch, **run_options):
     with monkeypatch.context() as patched, pytest.raises(KeyboardInterrupt):
         patched.setattr(train, "evaluate", evaluate_then_interrupt)
         train.run(dict(config), out=out, **run_options)
+
+
+def saved_figures(monkeypatch):
+    """Every matplotlib Figure saved from now on (a viz function draws on its own Figure and only
+    saves it), in order: the test reads what was drawn from them."""
+    from matplotlib.figure import Figure
+
+    saved, save = [], Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        saved.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    return saved

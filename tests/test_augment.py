@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import minisegnet as msn
-
+from minisegnet import data
 from minisegnet.data import (Cells, ColorJitter, Compose, DataLoader, RandomAffine, RandomElastic, RandomFlip,
                              Shapes)
 from minisegnet.data import transforms as T
@@ -690,3 +690,33 @@ def test_augment_preview_refuses_a_negative_index_or_seed_naming_the_rule(tmp_pa
     assert capsys.readouterr().err == ("minisegnet augment-preview: error: --draws must be >= 1 and --index, "
                                        f"--seed >= 0, got {draws}, {index}, {seed}\n")
     assert not (tmp_path / "p.png").exists()
+
+
+def test_the_preview_draws_each_draw_with_its_labels_name_and_arrows():
+    from minisegnet.viz.sampling import plot_augment_preview
+    from minisegnet.viz.training import overlay
+
+    dataset = data.Shapes(1, 32, seed=0)
+    image, mask = dataset[0]
+    elastic, color = RandomElastic(), ColorJitter(brightness=0.3, contrast=0.3, gamma=0.3)
+    fig = plot_augment_preview(image, mask, [("elastic", elastic), ("color", color)], np.random.default_rng(5),
+                               palette=dataset.palette)
+    replay = np.random.default_rng(5)                       # the same draws, in the same order
+    warped = T.warp(image, mask, elastic.sample_positions(image.shape[-2:], replay), elastic.padding_mode)
+    jittered = color(image, mask, replay)
+    axes = fig.axes
+    assert [ax.get_title() for ax in axes] == ["original", "elastic", "color"]
+    for ax, (out_image, out_mask) in zip(axes, [(image, mask), warped, jittered]):
+        np.testing.assert_allclose(ax.images[0].get_array(),
+                                   overlay(out_image, out_mask, dataset.palette, alpha=0.3, background=0))
+    assert [len(ax.collections) > 0 for ax in axes] == [False, True, False]    # arrows: the deformation only
+
+
+def test_the_docs_preview_tints_the_labels(monkeypatch):
+    """sampling.md's preview shows each draw's labels: it is drawn with a palette."""
+    from minisegnet.viz import sampling as viz_sampling
+
+    seen = {}
+    monkeypatch.setattr(viz_sampling, "plot_augment_preview", lambda *a, **kw: seen.update(kw))
+    viz_sampling.figure_augment_preview()
+    assert seen["palette"] is not None

@@ -1263,10 +1263,25 @@ def test_overlay_refuses_what_it_would_wrap_or_clip(image, mask, palette, kind, 
     (lambda v, p: v.plot_augment_preview(np.ones((3, 16, 16), np.float32), np.zeros((16, 16), np.int64),
                                          [transforms.RandomFlip()], np.random.default_rng(0)), TypeError,
      r"^plot_augment_preview: transforms must be \(name, transform\) pairs"),
+    # the instance and panoptic figures (a mutation review's find: no check at all)
+    (lambda v, p: v.instances.plot_instance_curves([{"epoch": 1, "train_loss": 1.0}], p / "no" / "c.png"), FileNotFoundError,
+     r"^plot_instance_curves: the folder"),
+    (lambda v, p: v.instances.plot_instance_predictions(np.ones((1, 3, 2, 2), np.float32),
+                                                        np.zeros((1, 2, 2), np.int64), np.zeros((1, 2, 2), np.int64),
+                                                        p / "p.txt"), ValueError,
+     r"^plot_instance_predictions: path must name a .png file"),
+    (lambda v, p: v.panoptic.plot_panoptic_curves([{"epoch": 1, "train_loss": 1.0}], p / "no" / "c.png"),
+     FileNotFoundError,
+     r"^plot_panoptic_curves: the folder"),
+    (lambda v, p: v.panoptic.plot_panoptic_predictions(
+        np.ones((1, 3, 2, 2), np.float32), np.zeros((1, 2, 2, 2), np.int64), np.zeros((1, 2, 2, 2), np.int64),
+        np.zeros((2, 3), np.uint8), p / "p.txt"), ValueError,
+     r"^plot_panoptic_predictions: path must name a .png file"),
 ])
 def test_figures_check_their_path_and_arguments_before_drawing(tmp_path, call, kind, message):
     """A missing folder was a bare 'No such file or directory' after the figure was drawn; a dict of
-    curves was 'string indices must be integers'; bare transforms 'cannot unpack'."""
+    curves was 'string indices must be integers'; bare transforms 'cannot unpack'; the panoptic
+    predictions wrote PNG bytes into a .txt file."""
     from minisegnet import viz
 
     with pytest.raises(kind, match=message):

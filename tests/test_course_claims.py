@@ -423,3 +423,159 @@ def test_the_design_pages_module_map_lists_every_module_and_only_modules_that_ex
     known = on_disk | {p.name for p in _ROOT.rglob("*.py")}
     extra = sorted(n for n in listed_py if n not in known and n != "pyproject.py")
     assert not extra, f"design.md's map names {extra}, which do not exist"
+
+
+def test_the_confusion_matrix_figure_shows_the_metrics_pages_matrix_and_class_1s_iu():
+    """docs/metrics.md: cm == [[45, 5, 0], [6, 24, 0], [0, 4, 16]], IU_1 = 24 / (30 + 33 - 24)."""
+    import matplotlib.pyplot as plt
+
+    from minisegnet.viz.teaching import figure_confusion_matrix
+
+    fig = figure_confusion_matrix()
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    plt.close(fig)
+    assert [t for t in texts if t.isdigit()] == ["45", "5", "0", "6", "24", "0", "0", "4", "16"]
+    assert "IU = n_11 / (t_1 + col - n_11) = 24 / (30 + 33 - 24) = 0.615" in texts
+
+
+def test_the_receptive_field_figure_is_log_scale_and_ends_where_the_page_says():
+    """docs/receptive-field.md: two 3x3 convs see 5; rates 1, 2, ..., 2**(n-1) reach 2**(n+1) - 1."""
+    import matplotlib.pyplot as plt
+
+    from minisegnet.viz.teaching import figure_receptive_field
+
+    fig = figure_receptive_field()
+    ax = fig.axes[0]
+    lines = {line.get_label(): list(line.get_ydata()) for line in ax.lines}
+    scale = ax.get_yscale()
+    plt.close(fig)
+    assert scale == "log"
+    assert lines["3x3 convs, stride 1"] == [1 + 2 * n for n in range(9)]
+    assert lines["3x3 convs, dilation 1, 2, 4, ..."] == [2 ** (n + 1) - 1 for n in range(9)]
+
+
+def test_the_fcn_strides_figure_runs_coarse_to_fine_and_finer_scores_higher():
+    """docs/fcn.md: "block-average score maps at stride 32, 16, 8", and the ordering below."""
+    import re
+
+    import matplotlib.pyplot as plt
+
+    from minisegnet.viz.teaching import figure_fcn_strides
+
+    fig = figure_fcn_strides()
+    titles = [ax.get_title() for ax in fig.axes[1:]]
+    plt.close(fig)
+    assert [t.split(" (")[0] for t in titles] == ["stride 32", "stride 16", "stride 8"]
+    ious = [float(re.search(r"mean IU ([0-9.]+)", t).group(1)) for t in titles]
+    assert ious[0] < ious[1] < ious[2]
+
+
+@pytest.mark.parametrize("gifs", [False, True])
+def test_save_teaching_figures_writes_every_file_it_lists_and_closes_each_figure(tmp_path, monkeypatch, gifs):
+    import matplotlib.pyplot as plt
+
+    from minisegnet.viz import teaching
+    from minisegnet.viz.drawing import _new_figure
+
+    animations = []
+    monkeypatch.setattr(teaching, "TEACHING_FIGURES", {"a.png": lambda: _new_figure(1, 1)})
+    monkeypatch.setattr(teaching, "save_training_figures", lambda d: [str(tmp_path / "training_curves.png")])
+    monkeypatch.setattr(teaching, "conv_animation", lambda path: animations.append(str(path)))
+    open_before = plt.get_fignums()
+    written = teaching.save_teaching_figures(str(tmp_path), gifs=gifs)
+    assert plt.get_fignums() == open_before
+    gif = [str(tmp_path / "conv_stride2.gif")] if gifs else []
+    assert written == [str(tmp_path / "a.png"), str(tmp_path / "training_curves.png")] + gif
+    assert animations == gif and (tmp_path / "a.png").stat().st_size > 0
+
+
+def test_conv_animation_closes_its_figure(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from minisegnet.viz.teaching import conv_animation
+
+    open_before = plt.get_fignums()
+    conv_animation(tmp_path / "conv.gif", size=3, padding=0, stride=1)
+    assert plt.get_fignums() == open_before and (tmp_path / "conv.gif").exists()
+
+
+def test_the_training_figures_show_the_weighted_runs_predictions_of_the_images_shown(tmp_path, monkeypatch):
+    """docs/training.md's figures: the weighted run, its predictions of the very images beside
+    them, with Shapes' class names."""
+    from minisegnet.data import Shapes
+    from minisegnet.viz import course_training_figures as ctf
+    from minisegnet.viz import training as viz_training
+
+    class Guess:                          # predicts class i for every pixel of image i (its value i / 10)
+        def eval(self):
+            return self
+
+        def __call__(self, x):
+            index = np.rint(np.asarray(x.numpy())[:, 0, 0, 0] * 10).astype(int) % 4
+            return msn.tensor(np.eye(4)[index][:, :, None, None] * np.ones((1, 1, 4, 4)))
+
+    images = np.arange(6).reshape(6, 1, 1, 1) / 10 * np.ones((6, 3, 4, 4))
+    truth = np.zeros((6, 4, 4), np.int64)
+    history = [dict(epoch=1, train_loss=1.0, mean_iou=0.5)]
+    runs, drawn = [], {}
+    monkeypatch.setattr(ctf, "tiny_training_run",
+                        lambda weighted, epochs: runs.append(weighted) or (Guess(), history, (images, truth)))
+    monkeypatch.setattr(viz_training, "plot_curves", lambda h, path: drawn.update(history=h) or path)
+    monkeypatch.setattr(viz_training, "plot_predictions", lambda *a, **kw: drawn.update(args=a, kw=kw) or a[4])
+    written = ctf.save_training_figures(str(tmp_path))
+    assert runs == [True] and drawn["history"] is history
+    shown, masks, preds = drawn["args"][:3]
+    np.testing.assert_array_equal(shown, images[:3])
+    np.testing.assert_array_equal(masks, truth[:3])
+    np.testing.assert_array_equal(preds, np.arange(3)[:, None, None] * np.ones((1, 4, 4)))
+    assert drawn["kw"]["class_names"] == list(Shapes.class_names)
+    assert [p.rsplit("/", 1)[-1] for p in written] == ["training_curves.png", "training_predictions.png"]
+
+
+def test_draw_conv_draws_the_padded_input_the_taps_and_the_output_pixel_it_names():
+    """conv_arithmetic.png: i=5, k=3, s=2, p=1 pads to 7x7 and gives a 3x3 output, one pixel highlighted."""
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import to_rgba
+
+    from minisegnet.viz import drawing
+    from minisegnet.viz.teaching import draw_conv
+
+    fig = drawing._new_figure(4, 3)
+    ax = fig.add_subplot(1, 1, 1)
+    o = draw_conv(ax, 5, kernel_size=3, stride=2, padding=1, at=(1, 2))
+    faces = [p.get_facecolor() for p in ax.patches if p.get_fill()]
+    title = ax.get_title()
+    plt.close(fig)
+    assert o == 3 and len(faces) == 7 * 7 + 3 * 3
+    assert faces.count(to_rgba(drawing._KERNEL)) == 9 and faces.count(to_rgba(drawing._OUTPUT_HI)) == 1
+    assert title.endswith("o = floor((5 + 2*1 - 1*(3-1) - 1) / 2) + 1 = 3")
+
+
+def test_the_unet_trace_figure_quotes_the_papers_sizes():
+    """The U-Net paper's figure 1: 572 -> 388, skips cropped 568 -> 392, 280 -> 200, 136 -> 104, 64 -> 56."""
+    import matplotlib.pyplot as plt
+
+    from minisegnet.viz.teaching import figure_unet_trace
+
+    fig = figure_unet_trace()
+    ax = fig.axes[0]
+    texts, title = {t.get_text() for t in ax.texts}, ax.get_title()
+    plt.close(fig)
+    assert "572 -> 388" in title
+    assert {"copy and crop 568 -> 392", "copy and crop 280 -> 200", "copy and crop 136 -> 104",
+            "copy and crop 64 -> 56"} <= texts
+
+
+def test_the_weight_map_figure_shows_the_class_map_and_the_weight_map_of_its_image():
+    """unet_weight_map.png: (c) the classes of the image shown, (d) its w(x) with its maximum."""
+    from minisegnet.data import Cells
+    from minisegnet.instances import unet_weight_map
+    from minisegnet.viz.instances import figure_weight_map
+
+    fig = figure_weight_map(size=48, index=1)
+    image, mask, ids = Cells(16, 48, seed=0, return_instances=True)[1]
+    w = unet_weight_map(mask, ids)
+    axes = fig.axes
+    np.testing.assert_allclose(axes[2].images[0].get_array(), np.asarray(Cells(1, 48).palette)[mask] / 255.0)
+    np.testing.assert_allclose(axes[3].images[0].get_array(), w)
+    assert axes[3].get_title() == f"(d) weight map w(x), max {w.max():.1f}"

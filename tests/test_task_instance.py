@@ -8,8 +8,9 @@ from minisegnet import backend, functional as F
 from minisegnet.data import Cells, Shapes
 from minisegnet.instances import unet_weight_map
 from minisegnet.tasks.instance import InstanceTask, object_ids, scored_truth
+from minisegnet.viz import instances as vi
 
-from helpers import traffic_per_step
+from helpers import saved_figures, traffic_per_step
 
 
 def _info(ds, **changes):
@@ -421,3 +422,42 @@ def test_the_predictions_picture_matches_objects_as_pq_does(tmp_path, monkeypatc
     assert matched == 1
     truth = object_ids(masks, ids, (1, 2))[0]
     assert (relabelled[0:4, 0:4] == truth[0, 0]).all() and (relabelled[0:4, 4:8] > truth.max()).all()
+
+
+
+def test_instance_curves_mark_the_best_pq_on_the_pq_line(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    history = [dict(epoch=e, train_loss=1.0 / e, val_loss=1.2 / e, pq_things=pq, sq_things=sq, rq_things=0.5,
+                    mean_iou=0.3) for e, pq, sq in ((1, 0.2, 0.9), (2, 0.6, 0.5), (3, 0.4, 0.7))]
+    vi.plot_instance_curves(history, tmp_path / "c.png")
+    score_ax = saved[0].axes[1]
+    lines = {line.get_label(): list(line.get_ydata()) for line in score_ax.lines}
+    assert lines["PQ"] == [0.2, 0.6, 0.4] and lines["SQ"] == [0.9, 0.5, 0.7]
+    (mark,) = score_ax.texts
+    assert mark.get_text() == "best PQ 0.600" and mark.xy == (2, 0.6)
+
+
+def test_instance_predictions_count_objects_by_id_and_colour_a_match_as_its_true_object(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    truth = np.zeros((1, 6, 6), np.int64)
+    truth[0, 0:3, 0:3], truth[0, 3:6, 3:6] = 3, 7           # two objects, ids 3 and 7
+    found = np.zeros_like(truth)
+    found[0, 0:3, 0:3] = 5                                   # truth 3 exactly, under another id
+    vi.plot_instance_predictions(np.zeros((1, 1, 6, 6), np.float32), truth, found, tmp_path / "p.png")
+    _, truth_ax, found_ax = saved[0].axes
+    assert truth_ax.get_title() == "truth: 2 objects"
+    assert found_ax.get_title() == "found: 1 objects, 1 matched"
+    np.testing.assert_allclose(found_ax.images[0].get_array()[1, 1], truth_ax.images[0].get_array()[1, 1])
+
+
+def test_save_instance_overlay_writes_its_alpha_at_its_scale(tmp_path):
+    from PIL import Image
+
+    image = np.full((1, 5, 6), 0.5, np.float32)
+    ids = np.zeros((5, 6), np.int64)
+    ids[1:4, 1:4] = 1                                       # (2, 2) inside it: tinted, not outlined
+    path = vi.save_instance_overlay(image, ids, tmp_path / "o.png", alpha=0.9, scale=3)
+    written = np.asarray(Image.open(path))
+    expected = vi.instance_overlay(image, ids, alpha=0.9)
+    assert written.shape == (15, 18, 3)
+    np.testing.assert_array_equal(written[::3, ::3], (expected * 255 + 0.5).astype(np.uint8))

@@ -13,6 +13,8 @@ from minisegnet import functional as F, metrics, panoptic
 from minisegnet.data import Shapes
 from minisegnet.models import PanopticDeepLab
 from minisegnet.tasks.panoptic import PanopticTask
+from minisegnet.viz import panoptic as vp
+from helpers import saved_figures
 
 to_numpy = msn.backend.to_numpy
 
@@ -422,3 +424,42 @@ def test_the_docs_figures_come_from_stored_model_outputs():
     fig = vp.figure_grouping(data)
     assert "peaks" in fig.axes[0].get_title()
     plt.close(fig)
+
+
+
+def test_panoptic_overlay_draws_each_stuff_class_in_its_own_colour():
+    image = np.zeros((3, 2, 3))
+    pan = np.zeros((2, 3, 2), np.int64)
+    pan[:, 0, 0], pan[:, 1, 0], pan[:, 2, 0] = 0, 1, 2
+    palette = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
+    rgb = vp.panoptic_overlay(image, pan, palette, alpha=1.0, outline=None)
+    np.testing.assert_allclose(rgb[0], np.eye(3))
+
+
+def test_panoptic_curves_label_each_score_and_mark_the_best_pq(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    history = [dict(epoch=e, train_loss=1.0 / e, val_loss=1.2 / e, pq=pq, sq=0.9 - 0.1 * e, rq=0.5,
+                    pq_things=0.1 * e, pq_stuff=0.05 * e, mean_iou=0.4) for e, pq in ((1, 0.2), (2, 0.5), (3, 0.3))]
+    vp.plot_panoptic_curves(history, tmp_path / "c.png")
+    score_ax = saved[0].axes[1]
+    lines = {line.get_label(): np.asarray(line.get_ydata()) for line in score_ax.lines}
+    np.testing.assert_allclose(lines["PQ things"], [0.1, 0.2, 0.3])
+    np.testing.assert_allclose(lines["PQ stuff"], [0.05, 0.1, 0.15])
+    (mark,) = score_ax.texts
+    assert mark.get_text() == "best PQ 0.500" and mark.xy == (2, 0.5)
+
+
+def test_panoptic_predictions_titles_legend_and_a_match_in_its_true_objects_colour(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    truth = np.zeros((1, 6, 6, 2), np.int64)
+    truth[0, 0:3, 0:3] = [1, 4]                             # a thing of class 1, instance id 4
+    pred = np.zeros_like(truth)
+    pred[0, 0:3, 0:3] = [1, 9]                              # the same object, another id: PQ matches it
+    palette = np.array([[40, 40, 40], [200, 0, 0]], np.uint8)
+    vp.plot_panoptic_predictions(np.zeros((1, 3, 6, 6), np.float32), truth, pred, palette, tmp_path / "p.png",
+                                 class_names=["ground", "car"], scores=["PQ 1.00"])
+    fig = saved[0]
+    _, truth_ax, pred_ax = fig.axes
+    assert pred_ax.get_title() == "prediction: 1 objects, 1 matched, PQ 1.00"
+    np.testing.assert_allclose(pred_ax.images[0].get_array()[1, 1], truth_ax.images[0].get_array()[1, 1])
+    assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["ground", "car"]

@@ -8,6 +8,7 @@ import pytest
 from minisegnet import data_parallel, optim, run_config, train
 from minisegnet.nn import Parameter
 from minisegnet.viz import training as viz_training
+from helpers import saved_figures
 
 CONFIG = dict(train.DEFAULTS, size=32, num_train=16, num_val=8, batch_size=8, epochs=2,
               model_args=dict(base_channels=4, depth=2), backend="numpy", processes=1)
@@ -188,3 +189,83 @@ def test_the_default_schedule_is_poly_over_every_batch_of_the_run():
     sgd = optim.SGD([Parameter(np.zeros(1))], lr=1.0)
     schedule = train._make_schedule(dict(run_config.DEFAULTS), sgd, steps_per_epoch=64)
     assert isinstance(schedule, optim.PolyLR) and schedule.total_iters == 12 * 64 and schedule.power == 0.9
+
+
+
+def _lines(ax):
+    return {line.get_label(): np.asarray(line.get_ydata(), dtype=float) for line in ax.lines}
+
+
+def test_curves_draw_each_record_under_its_own_label_and_a_gap_for_an_undefined_score(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    history = [dict(epoch=e, train_loss=1.0 / e, val_loss=3.0 / e, pixel_acc=0.9 - 0.01 * e, mean_acc=0.2 + 0.1 * e,
+                    mean_iou=None if e == 2 else 0.1 * e, fw_iou=0.7 + 0.01 * e) for e in (1, 2, 3)]
+    viz_training.plot_curves(history, tmp_path / "curves.png")
+    loss_ax, score_ax = saved[0].axes
+    losses, scores = _lines(loss_ax), _lines(score_ax)
+    np.testing.assert_allclose(losses["train"], [1.0, 0.5, 1 / 3])
+    np.testing.assert_allclose(losses["held-out"], [3.0, 1.5, 1.0])
+    np.testing.assert_allclose(scores["pixel accuracy"], [0.89, 0.88, 0.87])
+    np.testing.assert_allclose(scores["mean accuracy"], [0.3, 0.4, 0.5])
+    np.testing.assert_allclose(scores["f.w. IU"], [0.71, 0.72, 0.73])
+    np.testing.assert_allclose(scores["mean IU"], [0.1, np.nan, 0.3])          # a gap, not a drop to 0
+    assert score_ax.get_ylim()[0] == 0                                          # every score in view
+    (mark,) = [t for t in score_ax.texts if t.get_text().startswith("best mean IU")]
+    assert mark.get_text() == "best mean IU 0.300" and mark.xy == (3, history[2]["mean_iou"])     # on the mean IU line
+
+
+@pytest.mark.parametrize("ious, best", [((0.5, 0.7, 0.7), 2), ((float("nan"), 0.4, 0.6), 3)])
+def test_the_best_mark_is_the_first_best_defined_epoch(tmp_path, monkeypatch, ious, best):
+    """best_record: "the first record with the highest score, undefined scores (None or NaN) left out"."""
+    saved = saved_figures(monkeypatch)
+    history = [dict(epoch=e, train_loss=1.0, mean_iou=iou) for e, iou in zip((1, 2, 3), ious)]
+    viz_training.plot_curves(history, tmp_path / "curves.png")
+    (mark,) = [t for t in saved[0].axes[1].texts if t.get_text().startswith("best mean IU")]
+    assert mark.xy == (best, ious[best - 1])
+
+
+def test_predictions_png_shows_truth_prediction_per_row_accuracy_and_the_class_legend(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    palette = np.array([[10, 20, 30], [200, 100, 0], [0, 0, 255]], np.uint8)
+    images = np.full((2, 3, 2, 2), 0.5, np.float32)
+    masks = np.array([[[0, 1], [2, 2]], [[1, 1], [1, 1]]])
+    preds = np.array([[[0, 1], [2, 0]], [[1, 1], [0, 0]]])
+    viz_training.plot_predictions(images, masks, preds, palette, tmp_path / "p.png", class_names=["sky", "car", "road"])
+    axes = np.array(saved[0].axes).reshape(2, 3)
+    for i in range(2):
+        np.testing.assert_allclose(axes[i, 1].images[0].get_array(), palette[masks[i]] / 255.0)
+        np.testing.assert_allclose(axes[i, 2].images[0].get_array(), palette[preds[i]] / 255.0)
+    assert [axes[i, 2].get_title() for i in range(2)] == ["prediction (75.0% px)", "prediction (50.0% px)"]
+    legend = saved[0].legends[0]
+    assert [t.get_text() for t in legend.get_texts()] == ["sky", "car", "road"]
+    np.testing.assert_allclose([h.get_facecolor()[:3] for h in legend.legend_handles], palette / 255.0)
+
+
+def test_overlay_mixes_alpha_of_the_class_colour_leaves_the_background_and_clips_the_image():
+    image = np.array([[[0.2, 1.3]]] * 3, np.float32)                           # (3, 1, 2), one value above 1
+    palette = np.array([[0, 0, 0], [255, 0, 51]], np.uint8)
+    out = viz_training.overlay(image, np.array([[1, 1]]), palette, alpha=0.25)
+    np.testing.assert_allclose(out[0, 0], 0.75 * 0.2 + 0.25 * np.array([1.0, 0.0, 0.2]))
+    np.testing.assert_allclose(out[0, 1], 0.75 * 1.0 + 0.25 * np.array([1.0, 0.0, 0.2]))   # the image clipped to 1
+    kept = viz_training.overlay(image, np.array([[0, 1]]), palette, alpha=0.25, background=0)
+    np.testing.assert_allclose(kept[0, 0], 0.2)                                 # background: the image itself
+    np.testing.assert_allclose(kept[0, 1], out[0, 1])
+
+
+def test_save_overlay_writes_the_overlay_with_its_background_as_drawn(tmp_path):
+    from PIL import Image
+
+    image = np.linspace(0, 1, 3 * 2 * 3, dtype=np.float32).reshape(3, 2, 3)
+    mask = np.array([[0, 1, 1], [0, 0, 1]])
+    palette = np.array([[255, 255, 0], [0, 0, 255]], np.uint8)
+    path = viz_training.save_overlay(image, mask, palette, tmp_path / "o.png", alpha=0.5, background=0)
+    written = np.asarray(Image.open(path))
+    expected = viz_training.overlay(image, mask, palette, 0.5, background=0)
+    np.testing.assert_array_equal(written, (expected * 255 + 0.5).astype(np.uint8))
+
+
+def test_predictions_png_refuses_unequal_counts_by_name(tmp_path):
+    one, two = np.zeros((1, 2, 2), np.int64), np.zeros((2, 2, 2), np.int64)
+    with pytest.raises(ValueError, match=r"need the same positive number of images, masks and predictions, got 2, 1, 2"):
+        viz_training.plot_predictions(np.zeros((2, 3, 2, 2), np.float32), one, two, np.zeros((1, 3), np.uint8),
+                                      tmp_path / "p.png")

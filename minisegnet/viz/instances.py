@@ -84,6 +84,7 @@ def save_instance_overlay(image, instances, path, alpha=0.5, scale=1):
 def plot_instance_curves(history, path):
     """Training curves of an instance model from ``metrics.json``'s records: losses on
     the left; held-out PQ, SQ, RQ of the things and mean IU on the right."""
+    check_png_path(path, "plot_instance_curves")
     fig, ax_score, epochs = curves_figure(history, "weighted cross-entropy")
     for key, label, width in (("pq_things", "PQ", 2.5), ("sq_things", "SQ", 1.2), ("rq_things", "RQ", 1.2),
                               ("mean_iou", "mean IU (classes)", 1.2)):
@@ -150,10 +151,11 @@ def plot_instance_predictions(images, truth, predictions, path, classes=None, vo
     object ids; optional ``classes`` = (true, found) ``(N, H, W)`` class maps (a match
     needs one class) and ``void`` ``(N, H, W)`` pixels of unknown truth (out of a found
     object's area), as PQ counts. Saves to ``path``."""
+    check_png_path(path, "plot_instance_predictions")
     images, truth, predictions = (np.asarray(a) for a in (images, truth, predictions))
     n = len(images)
     if n == 0 or len(truth) != n or len(predictions) != n:
-        raise ValueError(f"need the same positive number of images, truths and predictions, "
+        raise ValueError(f"plot_instance_predictions: need the same positive number of images, truths and predictions, "
                          f"got {len(images)}, {len(truth)}, {len(predictions)}")
     fig = _Figure(figsize=(7.5, 2.4 * n + 0.3), dpi=100)
     axes = fig.subplots(n, 3, squeeze=False)

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure as _Figure
 from matplotlib.patches import Patch as _Patch
 
 from .instances import instance_colors, match_to_truth, outlines
-from .training import _as_rgb, best_record, curves_figure, save_curves, score_values
+from .training import _as_rgb, best_record, check_png_path, curves_figure, save_curves, score_values
 
 __all__ = ["panoptic_overlay", "plot_panoptic_curves", "plot_panoptic_predictions"]
 
@@ -58,6 +58,7 @@ def plot_panoptic_curves(history, file):
     the losses on the left; on the right the held-out PQ, SQ and RQ, PQ over
     things and over stuff, and the semantic branch's mean IU. ``file``: a path or
     an open binary file."""
+    check_png_path(file, "plot_panoptic_curves")
     fig, ax_score, epochs = curves_figure(history, "CE + centre MSE + offset L1 (weighted)")
     for key, label, style in (("pq", "PQ", dict(lw=2.5)), ("sq", "SQ", dict(lw=1.2)), ("rq", "RQ", dict(lw=1.2)),
                               ("pq_things", "PQ things", dict(lw=1.2, ls="--")),
@@ -110,10 +111,11 @@ def plot_panoptic_predictions(images, truth, predictions, palette, file, class_n
     panoptic maps; ``palette`` ``(C, 3)`` uint8; ``scores``: optional list of a
     short text per image (e.g. its PQ) for the prediction's title.
     """
+    check_png_path(file, "plot_panoptic_predictions")
     images, truth, predictions = np.asarray(images), np.asarray(truth), np.asarray(predictions)
     n = len(images)
     if n == 0 or len(truth) != n or len(predictions) != n:
-        raise ValueError(f"need the same positive number of images, truths and predictions, "
+        raise ValueError(f"plot_panoptic_predictions: need the same positive number of images, truths and predictions, "
                          f"got {len(images)}, {len(truth)}, {len(predictions)}")
     fig = _Figure(figsize=(7.5, 2.4 * n + 0.6), dpi=100)
     axes = fig.subplots(n, 3, squeeze=False)
