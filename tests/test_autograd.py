@@ -641,6 +641,15 @@ def _sub_one(w):
     w -= 1.0
 
 
+def _backward_outcome(loss, leaf):
+    """``loss.backward()``'s outcome: "raised", or ``leaf``'s gradient as a list."""
+    try:
+        loss.backward()
+    except RuntimeError:
+        return "raised"
+    return leaf.grad.tolist()
+
+
 @pytest.mark.parametrize("view", [lambda w: w.reshape(2, 1), lambda w: w[0:2], lambda w: w.unsqueeze(0)],
                          ids=["reshape", "slice", "unsqueeze"])
 def test_a_leaf_saved_through_a_view_and_then_written_is_an_error(torch, view):
@@ -661,11 +670,7 @@ def test_a_leaf_written_through_a_detached_alias_is_an_error(torch):
         d = w.detach()                              # e.g. a copy of the weights kept "without grad"
         loss = (w * w).sum()
         d -= 1.0
-        try:
-            loss.backward()
-            results.append(w.grad.tolist())         # ours was [2, 6]: the new values, silently
-        except RuntimeError:
-            results.append("raised")
+        results.append(_backward_outcome(loss, w))  # ours was [2, 6]: the new values, silently
         assert d.shape == (2,)                      # d lives until here
     assert results == ["raised", "raised"]
 
@@ -679,11 +684,7 @@ def test_an_intermediate_written_in_place_before_the_backward_of_an_op_that_save
         loss = (h * h).sum()
         with no_grad():
             h -= 1.0
-        try:
-            loss.backward()
-            results.append(w.grad.tolist())
-        except RuntimeError:
-            results.append("raised")
+        results.append(_backward_outcome(loss, w))
     assert results == ["raised", "raised"]
 
 
@@ -732,10 +733,6 @@ def test_a_leaf_written_through_a_slice_of_it_is_an_error(torch):
         with no_grad():
             v = w[0:1]
             v -= 1.0
-        try:
-            loss.backward()
-            results.append(w.grad.tolist())
-        except RuntimeError:
-            results.append("raised")
+        results.append(_backward_outcome(loss, w))
         assert v.shape == (1,)
     assert results == ["raised", "raised"]
