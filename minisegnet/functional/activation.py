@@ -200,7 +200,7 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     PyTorch compatibility and ignored."""
     input = _input(input, "leaky_relu", inplace)
     slope = checks.fits(_check_negative_slope(negative_slope, "leaky_relu"), input.dtype, "negative_slope",
-                              "leaky_relu")
+                        "leaky_relu")
     return LeakyReLU(slope)(input)
 
 

@@ -179,8 +179,8 @@ class Mul(Function):
     """y = a * b;  da = g * b, db = g * a."""
 
     def forward(self, a, b):
-        # Each operand is saved only for the other's gradient, as in PyTorch (a constant
-        # factor's partner is not kept, and may then change in place before the backward).
+        # Each operand is saved only for the other's gradient, as in PyTorch: w * c with a
+        # constant c keeps c alone (w may then change in place before the backward).
         self.shapes = a.shape, b.shape
         self.a = a if self.needs_input_grad[1] else None
         self.b = b if self.needs_input_grad[0] else None

@@ -155,8 +155,8 @@ def plot_instance_predictions(images, truth, predictions, path, classes=None, vo
     images, truth, predictions = (np.asarray(a) for a in (images, truth, predictions))
     n = len(images)
     if n == 0 or len(truth) != n or len(predictions) != n:
-        raise ValueError(f"plot_instance_predictions: need the same positive number of images, truths and predictions, "
-                         f"got {len(images)}, {len(truth)}, {len(predictions)}")
+        raise ValueError(f"plot_instance_predictions: need the same positive number of images, truths and "
+                         f"predictions, got {len(images)}, {len(truth)}, {len(predictions)}")
     fig = _Figure(figsize=(7.5, 2.4 * n + 0.3), dpi=100)
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):

@@ -115,8 +115,8 @@ def plot_panoptic_predictions(images, truth, predictions, palette, file, class_n
     images, truth, predictions = np.asarray(images), np.asarray(truth), np.asarray(predictions)
     n = len(images)
     if n == 0 or len(truth) != n or len(predictions) != n:
-        raise ValueError(f"plot_panoptic_predictions: need the same positive number of images, truths and predictions, "
-                         f"got {len(images)}, {len(truth)}, {len(predictions)}")
+        raise ValueError(f"plot_panoptic_predictions: need the same positive number of images, truths and "
+                         f"predictions, got {len(images)}, {len(truth)}, {len(predictions)}")
     fig = _Figure(figsize=(7.5, 2.4 * n + 0.6), dpi=100)
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
