@@ -35,7 +35,7 @@ __all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad"
 
 _grad_enabled = True
 _writes = 0         # a clock: the in-place writes into tensors so far (see mark_written)
-_written = weakref.WeakValueDictionary()    # id -> each tensor ever written in place, while it lives
+_written = {}       # id of a written array's memory owner -> (weak reference to it, the clock at its last write)
 
 
 def is_grad_enabled():
@@ -257,7 +257,6 @@ class Tensor:
     # ``array + t`` to our reflected operators instead of looping itself.
     __array_ufunc__ = None
     __array_priority__ = 1000
-    _written_at = 0     # the clock (_writes) at the last in-place write into this tensor (mark_written)
 
     def __init__(self, data, requires_grad=False, dtype=None):
         if not isinstance(requires_grad, (bool, np.bool_)):
@@ -502,6 +501,34 @@ class Tensor:
         return _basic.getitem(self, index)
 
     # ---- in place: x += y changes x's values, as in PyTorch ------------------
+    def __setitem__(self, index, value):
+        """``x[index] = value``: written into ``x``'s array in place, as in PyTorch, under the
+        rules of ``x += y`` (below): refused while recording when either side requires grad,
+        and no cast down to a lower category (PyTorch would truncate 1.5 into an integer tensor;
+        refused here), nor a number out of an integer dtype's range. ``value`` is a number (written to every indexed
+        element) or a Tensor or array of exactly the indexed part's shape (nothing else is
+        broadcast). ``w[0] -= 1`` inside ``no_grad()`` is this after ``w[0]``'s in-place ``-=``."""
+        if _grad_enabled and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
+            raise RuntimeError("x[index] = y on a tensor that requires grad is not recorded by autograd here: "
+                               "inside `with msn.no_grad():` it changes x in place (an update by hand)")
+        target = self[index]                             # the index checked as getitem checks it
+        if isinstance(value, (numbers.Number, np.bool_)):
+            _basic._check_fits(value, self.dtype, "x[index] = y")      # 300 into uint8: refused, not wrapped
+            values = np.asarray(value)
+        elif isinstance(value, Tensor) or hasattr(value, "shape"):
+            values = value.data if isinstance(value, Tensor) else value
+            if tuple(values.shape) != target.shape:
+                raise ValueError(f"x[index] = y: y has shape {tuple(values.shape)} but x[index] has {target.shape}; "
+                                 "give a number or a tensor of exactly that shape (nothing is broadcast)")
+        else:
+            raise TypeError(f"x[index] = y: y must be a number, a Tensor or an array, got {_preview(value)}")
+        if _basic._category(values.dtype) > _basic._category(self.dtype):
+            raise RuntimeError(f"x[index] = y: y's dtype {values.dtype} cannot be written into x's dtype {self.dtype} "
+                               "without truncating (PyTorch truncates silently; cast y first if that is meant)")
+        index = tuple(_basic.raw(i) for i in index) if isinstance(index, tuple) else _basic.raw(index)
+        self.data[index] = backend.get_array_module(self.data).asarray(values)
+        mark_written(self)
+
     def _in_place(self, other, op, symbol):
         """``self <symbol>= other``: the result written into ``self.data``, so every alias of
         the tensor sees it, as PyTorch's in-place operators. The autograd here records no
@@ -800,36 +827,48 @@ def _checked(fn, grad_inputs):
 
 # ---- values changed in place after an op saved them (PyTorch's version check) ----------
 def mark_written(t):
-    """Record that ``t``'s values were just changed in place (``x -= y`` in ``no_grad()``, an
+    """Record that ``t``'s values were just changed in place (``x -= y`` or ``x[i] = y`` in ``no_grad()``, an
     optimizer's step, an ``nn.init`` function, ``load_state_dict``).
 
     The rule, as PyTorch's: an op's backward must not run on saved values that were changed
-    after its forward. A clock, ``_writes``, counts the in-place writes; each write stamps its
-    tensor with the clock (``_written_at``), and each recorded op notes the clock when it runs
-    (``Function.recorded_at``). Before an op's backward, if a tensor was stamped after the op
-    was recorded and the op saved an array on that tensor's memory (its array, a view of it, or
-    the same array under ``detach()``), ``backward`` raises instead of computing a wrong
+    after its forward. A clock, ``_writes``, counts the in-place writes; each write stamps the
+    memory it wrote, that is the array owning it (``_memory_owner``: a view's base, so ``w[0]``,
+    ``w.reshape(...)`` and ``w.detach()`` stamp ``w``'s memory, as PyTorch's views share their
+    base's version counter), and each recorded op notes the clock when it runs
+    (``Function.recorded_at``). Before an op's backward, if memory stamped after the op was
+    recorded holds an array the op saved, ``backward`` raises instead of computing a wrong
     gradient. An ordinary training step never looks: the optimizer writes after the backward,
     and the next forward is recorded after that. Not seen: writes through ``.data`` (PyTorch
-    does not track those either) and through a tensor gone before the backward (the written
-    tensors are kept weakly)."""
+    does not track those either). The owners are referenced weakly: a stamp goes with its
+    memory."""
     global _writes
     _writes += 1
-    t._written_at = _writes
-    if _written.get(id(t)) is not t:    # listed once (by id: a WeakSet would compare tensors with ==)
-        _written[id(t)] = t
+    owner = _memory_owner(t.data)
+    key = id(owner)
+    entry = _written.get(key)
+    if entry is None or entry[0]() is not owner:
+        entry = (weakref.ref(owner, lambda _, key=key: _written.pop(key, None)), 0)
+    _written[key] = (entry[0], _writes)
+
+
+def _memory_owner(array):
+    """The array at the root of ``array``'s chain of views (itself if it owns its memory)."""
+    while isinstance(array.base, type(array)):
+        array = array.base
+    return array
 
 
 def _check_saved_values_unchanged(fn):
-    """``mark_written``'s rule for ``fn``, about to run its backward: any tensor written after
-    ``fn`` was recorded whose memory ``fn`` saved is an error. The written tensor need not be an
+    """``mark_written``'s rule for ``fn``, about to run its backward: memory written after ``fn``
+    was recorded that holds an array ``fn`` saved is an error. The written tensor need not be an
     input of ``fn`` (a view of a weight saved by a later op, ``w.reshape(...)`` or ``w[0]``, shares
     its memory); an op that saved nothing of it (an addition) is unaffected, as in PyTorch."""
-    for t in list(_written.values()):
-        if t._written_at > fn.recorded_at and _saves(fn, t.data):
+    for owner_ref, written_at in list(_written.values()):
+        owner = owner_ref()
+        if owner is not None and written_at > fn.recorded_at and _saves(fn, owner):
             raise RuntimeError(
-                f"backward: {type(fn).__name__}'s backward needs the values of an input of shape {t.shape} as "
-                "they were in the forward pass, but that tensor (or its memory, through a view or detach()) was "
+                f"backward: {type(fn).__name__}'s backward needs values it saved in the forward pass, but "
+                f"the memory holding them (an array of shape {tuple(owner.shape)}, a tensor or a view of it) was "
                 "changed in place since (x -= ... inside no_grad(), an optimizer's step(), load_state_dict); "
                 "PyTorch raises here too (\"modified by an inplace operation\"). Change it after backward(), or "
                 "compute the loss again after the change")
@@ -931,7 +970,10 @@ class Function:
                                f"graph; make a new one per call ({type(self).__name__}(...)(x)), as each keeps what "
                                "its own backward needs")
         self.needs_input_grad = tuple(x is not None and x.requires_grad for x in inputs)
-        out = Tensor._wrap(self.forward(*(None if x is None else x.data for x in inputs)))
+        result = self.forward(*(None if x is None else x.data for x in inputs))
+        if isinstance(result, np.generic):              # NumPy's scalar from a full reduction: a 0-d array,
+            result = np.asarray(result)                 # as CuPy's, so that x -= 1 can write into it
+        out = Tensor._wrap(result)
         if _grad_enabled and any(self.needs_input_grad):
             out.requires_grad = True
             out.creator = self

@@ -606,7 +606,7 @@ def test_an_optimizer_step_or_an_init_stamps_the_weights(torch):
     out = layer(x).sum()
     out.backward(retain_graph=True)
     optim.SGD(layer.parameters(), lr=0.1).step()
-    with pytest.raises(RuntimeError, match="Conv2d's backward needs the values of an input of shape"):
+    with pytest.raises(RuntimeError, match="Conv2d's backward needs values it saved in the forward pass"):
         out.backward()
     again = layer(x).sum()                            # recorded after the step: walks back as usual
     nn.init.zeros_(layer.bias)                         # the bias: Conv2d keeps nothing of it
@@ -736,3 +736,54 @@ def test_a_leaf_written_through_a_slice_of_it_is_an_error(torch):
         results.append(_backward_outcome(loss, w))
         assert v.shape == (1,)
     assert results == ["raised", "raised"]
+
+
+def test_an_element_written_through_a_temporary_view_is_an_error(torch):
+    """w[0] -= 1 in no_grad(): the view w[0] is gone before the backward, but the memory it wrote
+    is w's, which Mul saved. NumPy gave w[0] as a scalar copy, so this was an error about item
+    assignment before; now a 0-d view (as CuPy's and PyTorch's) written through, then refused at
+    the backward as in PyTorch."""
+    results = []
+    for lib, no_grad in ((msn, msn.no_grad), (torch, torch.no_grad)):
+        w = lib.tensor([2.0, 4.0], requires_grad=True)
+        loss = (w * w).sum()
+        with no_grad():
+            w[0] -= 1.0
+        assert w.tolist() == [1.0, 4.0]
+        results.append(_backward_outcome(loss, w))
+    assert results == ["raised", "raised"]
+
+
+def test_setitem_writes_in_place_under_the_in_place_rules():
+    """x[index] = y as in PyTorch, except that nothing is broadcast but a number and nothing is
+    truncated or wrapped (PyTorch would write 1.5 into an integer tensor as 1, and 300 into uint8
+    as 44)."""
+    x = msn.tensor(np.zeros((2, 3)))
+    x[0] = 5
+    x[1, 1:] = msn.tensor(np.array([7.0, 8.0]))
+    x[x > 6] = 1
+    assert x.numpy().tolist() == [[5, 5, 5], [0, 1, 1]]
+    with pytest.raises(ValueError, match=r"y has shape \(2,\) but x\[index\] has \(3,\)"):
+        x[0] = np.ones(2)
+    with pytest.raises(IndexError, match="getitem: tensor index 5 does not fit"):
+        x[5] = 1
+    with pytest.raises(TypeError, match="y must be a number, a Tensor or an array"):
+        x[0] = "a"
+    with pytest.raises(RuntimeError, match="cannot be written into x's dtype int64 without truncating"):
+        msn.tensor(np.zeros(2, np.int64))[0] = 1.5
+    with pytest.raises(OverflowError, match="the number 300 does not fit uint8"):
+        msn.tensor(np.zeros(2, np.uint8))[0] = 300
+    w = msn.tensor(np.zeros(2), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"x\[index\] = y on a tensor that requires grad is not recorded"):
+        w[0] = 1.0
+    assert x.numpy().tolist() == [[5, 5, 5], [0, 1, 1]] and w.numpy().tolist() == [0, 0]   # nothing written
+
+
+def test_a_full_reduction_and_a_full_index_give_arrays_not_numpy_scalars():
+    """.data is always an array: NumPy's sum() of everything and x[i, j] gave NumPy scalars."""
+    x = msn.tensor(np.arange(6.0).reshape(2, 3))
+    for t in (x.sum(), x[1, 2]):
+        assert isinstance(t.data, type(x.data)) and t.shape == ()
+    view = x[1, 2]
+    view -= 1.0                                     # a 0-d view: written into x
+    assert x.numpy()[1, 2] == 4.0

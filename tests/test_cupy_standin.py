@@ -64,6 +64,19 @@ def test_basic_slice_assignment_of_a_host_array_is_refused(cupy):
     np.testing.assert_array_equal(x.get(), [[1, 1, 1], [0, 5, 0]])
 
 
+def test_an_index_of_every_axis_is_a_zero_d_view_and_a_view_knows_its_owner(cupy):
+    """As CuPy (and unlike NumPy, which gives a scalar copy): a[1, 2] is a 0-d array sharing a's
+    memory, and every view's .base is the very array owning the memory (autograd's in-place check
+    stamps that owner; a fresh wrapper per call would be forgotten at once)."""
+    a = cupy.arange(6.0).reshape(2, 3)
+    owner = a.base
+    element = a[1, 2]
+    assert element.shape == () and cupy.shares_memory(element, a)
+    element[...] = -1
+    assert float(a[1, 2]) == -1
+    assert a[0].base is owner and a[:, 1:].base is owner and element.base is owner
+
+
 def test_reductions_return_zero_d_device_arrays(cupy):
     x = cupy.arange(6.0)
     for value in (x.sum(), x.max(), x.mean(), cupy.sum(x), x.argmax(), (x > 2).any(), x[3]):

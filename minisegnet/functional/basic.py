@@ -704,7 +704,12 @@ class GetItem(Function):
 
     def forward(self, x):
         self.shape, self.dtype = x.shape, x.dtype
-        return x[self.index]
+        out = x[self.index]
+        if isinstance(out, np.generic):
+            # every axis indexed by an int: NumPy gives a scalar, a copy; with a trailing ``...``
+            # a 0-d view, as CuPy and PyTorch give (so that w[0] -= 1 in no_grad() writes into w)
+            out = x[(self.index if isinstance(self.index, tuple) else (self.index,)) + (Ellipsis,)]
+        return out
 
     def backward(self, g):
         xp = backend.get_array_module(g)

@@ -44,6 +44,7 @@ gap shows up as a clear message rather than as a pass.
 """
 import builtins
 import sys as _sys
+import weakref as _weakref
 
 import numpy as _np
 
@@ -59,6 +60,9 @@ _SCALARS = (bool, int, float, complex, _np.generic)
 # Careful: CuPy's namespace, filled in below, has its own bool, abs, all, any, max,
 # min, round and sum; this module calls Python's through ``builtins``.
 _DEVICE_KINDS = "biufc"     # CuPy arrays hold numbers only (no objects, strings)
+
+
+_owners = _weakref.WeakValueDictionary()   # id of a NumPy array owning its memory -> its device array
 
 
 def _unsupported(x):
@@ -166,6 +170,8 @@ class ndarray:
     def _from(cls, a):
         obj = cls.__new__(cls)
         obj._a = a if isinstance(a, _np.ndarray) else _np.asarray(a)
+        if obj._a.base is None:         # it owns its memory: its views' .base is this very object
+            _owners[id(obj._a)] = obj
         return obj
 
     # -- the host boundary ---------------------------------------------------------
@@ -273,7 +279,12 @@ class ndarray:
 
     @property
     def base(self):
-        return None if self._a.base is None else ndarray._from(self._a.base)
+        """The array owning this view's memory: the same object every time while it lives, as
+        CuPy's (a fresh wrapper would be a different object each call)."""
+        if self._a.base is None:
+            return None
+        owner = _owners.get(id(self._a.base))
+        return owner if owner is not None and owner._a is self._a.base else ndarray._from(self._a.base)
 
     @property
     def real(self):
@@ -329,8 +340,11 @@ class ndarray:
         return tuple(_wrap_around(parts, self._a.shape)), advanced
 
     def __getitem__(self, key):
-        index, _ = self._index(key)
-        return _wrap(self._a[index])
+        index, advanced = self._index(key)
+        out = self._a[index]
+        if isinstance(out, _np.generic) and not advanced:
+            out = self._a[tuple(index) + (Ellipsis,)]      # an int for every axis: CuPy gives a 0-d view
+        return _wrap(out)
 
     def __setitem__(self, key, value):
         index, advanced = self._index(key)
