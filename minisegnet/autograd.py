@@ -24,18 +24,17 @@ thus gone when its backward ends, not when the next step's graph replaces it.
 import collections
 import functools
 import numbers
-import weakref
 
 import numpy as np
 
-from . import backend
+from . import backend, saved_values
+from .array_data import _device_module, _has_big_int, _leaves_on, _preview, check_dtype
+from .saved_values import mark_written
 
 __all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "inference_mode",
            "set_grad_enabled"]
 
 _grad_enabled = True
-_writes = 0         # a clock: the in-place writes into tensors so far (see mark_written)
-_written = {}       # id of a written array's memory owner -> (weak reference to it, the clock at its last write)
 
 
 def is_grad_enabled():
@@ -141,46 +140,6 @@ class set_grad_enabled(no_grad):
         return set_grad_enabled(self.recording)
 
 
-def _has_big_int(data):
-    """Whether ``data`` (an int, or nested lists and tuples) holds an int beyond int64's range."""
-    if isinstance(data, int) and not isinstance(data, bool):
-        return not -2**63 <= data < 2**63
-    if isinstance(data, (list, tuple)):
-        return any(_has_big_int(item) for item in data)
-    return False
-
-
-def _preview(data, limit=60):
-    """``repr(data)`` cut to ``limit`` characters, for error messages."""
-    text = repr(data)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def check_dtype(dtype, op):
-    """A tensor holds booleans, integers or floats; anything else (complex, strings,
-    Python objects) is a TypeError naming ``op``. Returns the NumPy dtype. None is refused
-    (NumPy reads it as float64; PyTorch has no such default)."""
-    if dtype is None:
-        raise TypeError(f"{op}: dtype must be a NumPy dtype such as np.float32, got None")
-    try:
-        dtype = np.dtype(dtype)
-    except TypeError:
-        raise TypeError(f"{op}: dtype must be a NumPy dtype such as np.float32, got {_preview(dtype)}") from None
-    if dtype.kind not in "biuf":
-        raise TypeError(f"{op}: dtype {dtype} is not supported: a tensor holds booleans, integers or "
-                        "floats (not complex numbers, strings or Python objects)")
-    return dtype
-
-
-def _leaves_on(device, data):
-    """A nested list with every leaf a ``device`` array (numbers uploaded): CuPy assembles a
-    list on the device only when all its leaves are there; a list mixing GPU arrays and
-    numbers it hands to NumPy, which cannot read the GPU arrays."""
-    if isinstance(data, (list, tuple)):
-        return [_leaves_on(device, v) for v in data]
-    return data if type(data).__module__.startswith("cupy") else device.asarray(data)
-
-
 def _as_array(data, dtype=None):
     """Turn ``data`` into an array of the current backend.
 
@@ -232,17 +191,6 @@ def _unwrap_nested(data):
     if isinstance(data, (list, tuple)):
         return [_unwrap_nested(item) for item in data]
     return data
-
-
-def _device_module(data):
-    """The CuPy module if any item of the nested lists ``data`` is a CuPy array, else None."""
-    if isinstance(data, list):
-        for item in data:
-            found = _device_module(item)
-            if found is not None:
-                return found
-        return None
-    return backend.get_array_module(data) if type(data).__module__.startswith("cupy") else None
 
 
 class Tensor:
@@ -431,9 +379,8 @@ class Tensor:
         for fn in reversed(_topological_order(self.creator)):
             grad_out = grads.pop(id(fn), None)
             if grad_out is not None:
-                if _writes > fn.recorded_at:        # a tensor was written in place since fn ran:
-                    # did fn save its memory? (mark_written states the rule)
-                    _check_saved_values_unchanged(fn)
+                if saved_values.writes > fn.recorded_at:    # something was written in place since fn ran:
+                    saved_values.check_unchanged(fn)        # did fn save it? (saved_values.py)
                 for t, g in zip(fn.inputs, _checked(fn, fn.backward(grad_out))):
                     if g is None or t is None or not t.requires_grad:
                         continue
@@ -825,71 +772,6 @@ def _checked(fn, grad_inputs):
     return grad_inputs
 
 
-# ---- values changed in place after an op saved them (PyTorch's version check) ----------
-def mark_written(t):
-    """Record that ``t``'s values were just changed in place (``x -= y`` or ``x[i] = y`` in ``no_grad()``, an
-    optimizer's step, an ``nn.init`` function, ``load_state_dict``).
-
-    The rule, as PyTorch's: an op's backward must not run on saved values that were changed
-    after its forward. A clock, ``_writes``, counts the in-place writes; each write stamps the
-    memory it wrote, that is the array owning it (``_memory_owner``: a view's base, so ``w[0]``,
-    ``w.reshape(...)`` and ``w.detach()`` stamp ``w``'s memory, as PyTorch's views share their
-    base's version counter), and each recorded op notes the clock when it runs
-    (``Function.recorded_at``). Before an op's backward, if memory stamped after the op was
-    recorded holds an array the op saved, ``backward`` raises instead of computing a wrong
-    gradient. An ordinary training step never looks: the optimizer writes after the backward,
-    and the next forward is recorded after that. Not seen: writes through ``.data`` (PyTorch
-    does not track those either). The owners are referenced weakly: a stamp goes with its
-    memory."""
-    global _writes
-    _writes += 1
-    owner = _memory_owner(t.data)
-    key = id(owner)
-    entry = _written.get(key)
-    if entry is None or entry[0]() is not owner:
-        entry = (weakref.ref(owner, lambda _, key=key: _written.pop(key, None)), 0)
-    _written[key] = (entry[0], _writes)
-
-
-def _memory_owner(array):
-    """The array at the root of ``array``'s chain of views (itself if it owns its memory)."""
-    while isinstance(array.base, type(array)):
-        array = array.base
-    return array
-
-
-def _check_saved_values_unchanged(fn):
-    """``mark_written``'s rule for ``fn``, about to run its backward: memory written after ``fn``
-    was recorded that holds an array ``fn`` saved is an error. The written tensor need not be an
-    input of ``fn`` (a view of a weight saved by a later op, ``w.reshape(...)`` or ``w[0]``, shares
-    its memory); an op that saved nothing of it (an addition) is unaffected, as in PyTorch."""
-    for owner_ref, written_at in list(_written.values()):
-        owner = owner_ref()
-        if owner is not None and written_at > fn.recorded_at and _saves(fn, owner):
-            raise RuntimeError(
-                f"backward: {type(fn).__name__}'s backward needs values it saved in the forward pass, but "
-                f"the memory holding them (an array of shape {tuple(owner.shape)}, a tensor or a view of it) was "
-                "changed in place since (x -= ... inside no_grad(), an optimizer's step(), load_state_dict); "
-                "PyTorch raises here too (\"modified by an inplace operation\"). Change it after backward(), or "
-                "compute the loss again after the change")
-
-
-def _saves(fn, array):
-    """Whether an array ``fn`` keeps for its backward (an attribute, or one inside a tuple, list
-    or dict) may share memory with ``array``."""
-    xp = backend.get_array_module(array)
-    pending = list(vars(fn).values())
-    while pending:
-        value = pending.pop()
-        if isinstance(value, (tuple, list)):
-            pending.extend(value)
-        elif isinstance(value, dict):
-            pending.extend(value.values())
-        elif isinstance(value, type(array)) and xp.may_share_memory(value, array):
-            return True
-    return False
-
-
 def _free(fn):
     """Drop what ``fn`` saved for its backward and its links to its inputs (a walked node)."""
     vars(fn).clear()
@@ -977,7 +859,7 @@ class Function:
         if _grad_enabled and any(self.needs_input_grad):
             out.requires_grad = True
             out.creator = self
-            self.recorded_at = _writes      # the clock of in-place writes (see mark_written)
+            self.recorded_at = saved_values.writes      # the clock of in-place writes (saved_values.py)
             # Leaves are kept (their .grad is filled in); of an intermediate
             # input only the link to its creator (see _Edge).
             self.inputs = tuple(x if x is None or x.creator is None else _Edge(x) for x in inputs)

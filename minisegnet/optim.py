@@ -31,7 +31,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from . import backend, checks
-from .autograd import Tensor, mark_written
+from .autograd import Tensor
+from .saved_values import mark_written
 from .nn.module import clear_grads
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "LRScheduler", "PolynomialLR", "PolyLR", "CosineAnnealingLR", "StepLR"]

@@ -53,7 +53,8 @@ import math
 import numpy as np
 
 from .. import backend
-from ..autograd import Tensor, mark_written
+from ..autograd import Tensor
+from ..saved_values import mark_written
 from ..random import generator
 
 __all__ = ["constant_", "ones_", "zeros_", "uniform_", "normal_", "trunc_normal_",

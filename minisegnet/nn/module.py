@@ -13,7 +13,8 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import backend, checks
-from ..autograd import Tensor, mark_written
+from ..autograd import Tensor
+from ..saved_values import mark_written
 
 __all__ = ["Parameter", "Module", "Sequential", "ModuleList", "ModuleDict"]
 

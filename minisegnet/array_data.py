@@ -1,0 +1,58 @@
+"""From Python data to a tensor's array: the checks and messages ``tensor()`` applies before
+it converts (``autograd._as_array`` does the conversion, with PyTorch's dtype rules)."""
+import numpy as np
+
+from . import backend
+
+__all__ = ["check_dtype"]
+
+
+def _has_big_int(data):
+    """Whether ``data`` (an int, or nested lists and tuples) holds an int beyond int64's range."""
+    if isinstance(data, int) and not isinstance(data, bool):
+        return not -2**63 <= data < 2**63
+    if isinstance(data, (list, tuple)):
+        return any(_has_big_int(item) for item in data)
+    return False
+
+
+def _preview(data, limit=60):
+    """``repr(data)`` cut to ``limit`` characters, for error messages."""
+    text = repr(data)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def check_dtype(dtype, op):
+    """A tensor holds booleans, integers or floats; anything else (complex, strings,
+    Python objects) is a TypeError naming ``op``. Returns the NumPy dtype. None is refused
+    (NumPy reads it as float64; PyTorch has no such default)."""
+    if dtype is None:
+        raise TypeError(f"{op}: dtype must be a NumPy dtype such as np.float32, got None")
+    try:
+        dtype = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{op}: dtype must be a NumPy dtype such as np.float32, got {_preview(dtype)}") from None
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{op}: dtype {dtype} is not supported: a tensor holds booleans, integers or "
+                        "floats (not complex numbers, strings or Python objects)")
+    return dtype
+
+
+def _leaves_on(device, data):
+    """A nested list with every leaf a ``device`` array (numbers uploaded): CuPy assembles a
+    list on the device only when all its leaves are there; a list mixing GPU arrays and
+    numbers it hands to NumPy, which cannot read the GPU arrays."""
+    if isinstance(data, (list, tuple)):
+        return [_leaves_on(device, v) for v in data]
+    return data if type(data).__module__.startswith("cupy") else device.asarray(data)
+
+
+def _device_module(data):
+    """The CuPy module if any item of the nested lists ``data`` is a CuPy array, else None."""
+    if isinstance(data, list):
+        for item in data:
+            found = _device_module(item)
+            if found is not None:
+                return found
+        return None
+    return backend.get_array_module(data) if type(data).__module__.startswith("cupy") else None
