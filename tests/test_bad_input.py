@@ -1456,3 +1456,18 @@ def test_an_int64_overflow_message_does_not_say_pytorch_wraps_it():
         msn.tensor(np.array([1], np.int64)) + 2**70
     assert "add: the number 1180591620717411303424 does not fit int64" in str(info.value)
     assert "PyTorch would wrap it around" not in str(info.value)
+
+
+@pytest.mark.parametrize("other", [[1, 2], (1.0, 2.0), [[1.5]]])
+@pytest.mark.parametrize("op", ["+", "-", "*", "/", "**", "r*", "r+"])
+def test_arithmetic_refuses_a_list_or_tuple_operand(other, op):
+    """PyTorch refuses ``t * [1, 2]`` and ``t + [1, 2]`` (a TypeError); NumPy would make the list
+    an array and broadcast it, which the old code did silently (a list of one row broadcast
+    over every row)."""
+    x = msn.tensor(np.array([[1.0, 2.0]], np.float32))
+    calls = {"+": lambda: x + other, "-": lambda: x - other, "*": lambda: x * other,
+             "/": lambda: x / other, "**": lambda: x ** other, "r*": lambda: other * x,
+             "r+": lambda: other + x}
+    with pytest.raises(TypeError, match=f"operand must be a Tensor, an array or a number, got a "
+                                        f"{type(other).__name__}"):
+        calls[op]()

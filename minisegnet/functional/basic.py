@@ -87,6 +87,9 @@ def _operands(a, b, op, floating=False, promote=True):
             return x
         if x is None or isinstance(x, str):
             raise TypeError(f"{op}: {name} must be a Tensor, an array or a number, got {checks.describe(x)}")
+        if isinstance(x, (list, tuple)):
+            raise TypeError(f"{op}: {name} must be a Tensor, an array or a number, got a {type(x).__name__} "
+                            "(PyTorch refuses one too); make it a tensor first with msn.tensor")
         if isinstance(x, np.generic) and x.dtype.kind in "biuf":
             # a Python number, as PyTorch takes a NumPy scalar (its promotion rules and range check;
             # made on the device like one, no upload, where Tensor(x) would upload it)
