@@ -252,3 +252,27 @@ def test_interpolate_keeps_float16(torch, mode):
     ty = torch.nn.functional.interpolate(torch.tensor(x), size=(4, 7), mode=mode)
     assert y.dtype == np.float16 == ty.numpy().dtype
     np.testing.assert_allclose(y.numpy(), ty.numpy(), atol=2e-3)
+
+
+@pytest.mark.parametrize("mode", ["nearest", "bilinear"])
+@pytest.mark.parametrize("size", [(1, 7), (3, 7), (1, 2), (5, 3), (2, 9)])
+@pytest.mark.parametrize("bad", [np.inf, np.nan])
+def test_a_non_finite_gradient_reaches_no_pixel_that_did_not_read_it(torch, mode, size, bad):
+    """An infinite or NaN output gradient: nearest's input gradient is PyTorch's exactly; no pixel
+    becomes non-finite unless PyTorch's does too (PyTorch's bilinear backward also multiplies by
+    weights of 0, making NaN in a few more pixels, which the docstring states), and the finite
+    pixels equal PyTorch's. The old gather table read output 0 with weight 0 in its unused slots:
+    0 * inf made NaN in pixels no output read (nearest 4 -> 7: [inf, 0, 0, nan])."""
+    x = np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4)
+    g = np.zeros((1, 1) + size, np.float32)
+    g[0, 0, 0, 0] = bad
+    ours = msn.tensor(x, requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        F.interpolate(ours, size=size, mode=mode).backward(g)
+    theirs = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.interpolate(theirs, size=size, mode=mode).backward(torch.tensor(g))
+    ours, theirs = ours.grad.numpy(), theirs.grad.numpy()
+    if mode == "nearest":
+        np.testing.assert_array_equal(ours, theirs)
+    assert np.isfinite(theirs[~np.isfinite(ours)]).sum() == 0
+    np.testing.assert_array_equal(ours[np.isfinite(theirs)], theirs[np.isfinite(theirs)])

@@ -133,12 +133,17 @@ def transpose_table(n_in, reads, dtype):
     """The transpose of a 1-D resampling map, as a gather table.
 
     ``reads`` lists ``(index, weight)`` array pairs: output ``o`` is
-    ``sum over pairs of weight[o] * x[index[o]]``. Returns ``(outputs, weights)``,
-    each ``(n_in, m)``: input ``j`` collects ``weights[j, k] * g[outputs[j, k]]``
-    for ``k < m`` (unused slots have weight 0), i.e. the adjoint map. Every input
-    is read by a handful of outputs, so the backward pass becomes ``m`` gathers
-    instead of a scatter-add with repeated indices: the same sums, far faster.
-    Built with NumPy on the host (``interpolate`` keeps it on the input's backend).
+    ``sum over pairs of weight[o] * x[index[o]]``. Returns ``(outputs, weights,
+    unused_0, ..., unused_{m-1})``: ``outputs`` and ``weights`` are ``(n_in, m)``,
+    input ``j`` collects ``weights[j, k] * g[outputs[j, k]]`` for ``k < m``, i.e.
+    the adjoint map. An input read by fewer than ``m`` outputs has unused slots
+    (output 0, weight 0); ``unused_k`` lists the inputs whose slot ``k`` is
+    unused, whose term ``_collect`` sets to 0 (not ``0 * g``: an infinite or NaN
+    gradient at output 0 times 0 would be NaN, in a pixel no output read). Every
+    input is read by a handful of outputs, so the backward pass becomes ``m``
+    gathers instead of a scatter-add with repeated indices: the same sums, far
+    faster. Built with NumPy on the host (``interpolate`` keeps it on the
+    input's backend).
     """
     n_out = len(reads[0][0])
     src = np.concatenate([np.asarray(index) for index, _ in reads])
@@ -154,15 +159,18 @@ def transpose_table(n_in, reads, dtype):
     weights = np.zeros(outputs.shape, dtype=dtype)
     outputs[src, slot] = dst
     weights[src, slot] = wts
-    return outputs, weights
+    unused = tuple(np.flatnonzero(counts <= k) for k in range(outputs.shape[1]))
+    return (outputs, weights) + unused
 
 
 def _collect(g, table, axis):
     """Apply a ``transpose_table`` along ``axis``: gx[..., j] = sum_k w[j, k] g[..., outputs[j, k]]."""
-    outputs, weights = table
+    outputs, weights, *unused = table
     gx = None
     for k in range(outputs.shape[1]):
         term = g[_along(axis, outputs[:, k])] * _weights_shape(axis, weights[:, k])
+        if unused[k].size:                      # inputs with no read in slot k: nothing, not 0 * g
+            term[_along(axis, unused[k])] = 0
         gx = term if gx is None else gx + term
     return gx
 
@@ -262,7 +270,13 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     indices at every size, so where the two paths pick different pixels its
     gradient is not the transpose of its own forward (the dot-product identity
     fails); ours is the transpose of the forward, and equals PyTorch's
-    wherever PyTorch's is.
+    wherever PyTorch's is. Another, for an infinite or NaN output gradient
+    only: PyTorch's bilinear backward also multiplies each gradient by the
+    weights that are 0 (a point exactly on a pixel; an axis whose size stays,
+    whose rows it still mixes with a weight of 0 for the next), and ``inf * 0``
+    is NaN, so a few more of its pixels become NaN; ours leaves out reads of
+    weight 0, as both forwards do, so those pixels keep PyTorch's finite
+    value or the gradient's inf.
     """
     checks.tensor(input, "input", "interpolate")
     if checks.flag(antialias, "antialias", "interpolate"):
