@@ -361,7 +361,7 @@ class Tensor:
             grad = xp.ones_like(self.data)
         else:
             if isinstance(grad, Tensor):
-                grad = grad.data
+                grad = grad.data if grad.dtype == self.dtype else grad.data.astype(self.dtype)
             else:
                 try:
                     grad = xp.asarray(grad, dtype=self.dtype)
@@ -531,15 +531,23 @@ class Tensor:
         return Tensor._wrap(self.data != _basic.raw(other))
 
     def __lt__(self, other):
+        if not _comparable(other):
+            return NotImplemented                       # Python's TypeError, as PyTorch's (a list too)
         return Tensor._wrap(self.data < _basic.raw(other))
 
     def __le__(self, other):
+        if not _comparable(other):
+            return NotImplemented                       # Python's TypeError, as PyTorch's (a list too)
         return Tensor._wrap(self.data <= _basic.raw(other))
 
     def __gt__(self, other):
+        if not _comparable(other):
+            return NotImplemented                       # Python's TypeError, as PyTorch's (a list too)
         return Tensor._wrap(self.data > _basic.raw(other))
 
     def __ge__(self, other):
+        if not _comparable(other):
+            return NotImplemented                       # Python's TypeError, as PyTorch's (a list too)
         return Tensor._wrap(self.data >= _basic.raw(other))
 
     # ---- methods mirroring torch.Tensor ----------------------------------
@@ -574,6 +582,8 @@ class Tensor:
         dim = _basic.normalize_dims(dim, self.ndim, op="argmax")
         if len(dim) != 1:
             raise TypeError(f"argmax: dim must be one int or None, got a tuple {dim}")
+        if self.ndim == 0:                  # dim 0 or -1 of a 0-d tensor: its one value, index 0
+            return Tensor._wrap(xp.zeros((), dtype=np.int64))
         dim = dim[0]
         out = self.data.argmax(axis=dim)
         return Tensor._wrap(xp.expand_dims(out, dim) if keepdim else out)

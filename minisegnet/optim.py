@@ -189,8 +189,11 @@ class Optimizer:
                 raise ValueError(f"{type(self).__name__}.load_state_dict: state {key!r} has shape "
                                  f"{tuple(value.shape)}, parameter {i} has shape {tuple(target.shape)}")
             xp = backend.get_array_module(target)
-            # a device array stays on the device (a GPU optimizer's own state); a host one is uploaded
-            new_state[i][name] = xp.asarray(value if xp is not np else backend.to_numpy(value), dtype=target.dtype)
+            # a device array stays on the device (a GPU optimizer's own state); a host one is uploaded.
+            # Always a copy, as PyTorch's deep copy: each step() updates its state in place, which must
+            # not change the dict loaded (nor another optimizer loaded from it)
+            new_state[i][name] = xp.array(value if xp is not np else backend.to_numpy(value), dtype=target.dtype,
+                                          copy=True)
         values = {}
         for name in self.hyperparameters:
             value = np.asarray(backend.to_numpy(state_dict[name]))       # an array, or a plain number

@@ -787,3 +787,33 @@ def test_a_full_reduction_and_a_full_index_give_arrays_not_numpy_scalars():
     view = x[1, 2]
     view -= 1.0                                     # a 0-d view: written into x
     assert x.numpy()[1, 2] == 4.0
+
+
+@pytest.mark.parametrize("through_an_op", [False, True])
+def test_a_gradient_tensor_of_another_dtype_gives_the_leaf_its_own_dtype(torch, through_an_op):
+    """``backward(gradient)`` with a float64 Tensor on float32: the leaf's ``.grad`` is float32,
+    as PyTorch's (and as with an array gradient); the old code kept float64 on a leaf."""
+    a = msn.tensor(np.ones(3, np.float32), requires_grad=True)
+    (a * 2 if through_an_op else a).backward(msn.tensor(np.ones(3, np.float64)))
+    ta = torch.ones(3, requires_grad=True)
+    (ta * 2 if through_an_op else ta).backward(torch.ones(3, dtype=torch.float64))
+    assert a.grad.dtype == np.float32 and str(ta.grad.dtype) == "torch.float32"
+    np.testing.assert_array_equal(a.grad.numpy(), ta.grad.numpy())
+
+
+@pytest.mark.parametrize("op", ["<", "<=", ">", ">="])
+@pytest.mark.parametrize("other", [[1, 3], (1, 3), "ab", None])
+def test_ordering_comparisons_refuse_a_list_as_pytorch(op, other):
+    """``t < [1, 3]`` is Python's TypeError in PyTorch (as ``==`` is an identity test there and
+    here); the old code compared elementwise through NumPy."""
+    x = msn.tensor(np.array([1, 2]))
+    with pytest.raises(TypeError, match="not supported between instances of 'Tensor' and"):
+        eval(f"x {op} other")
+
+
+def test_ordering_comparisons_still_take_tensors_arrays_and_numbers():
+    x = msn.tensor(np.array([1, 2]))
+    assert (x < msn.tensor(np.array([2, 2]))).numpy().tolist() == [True, False]
+    assert (x >= 2).numpy().tolist() == [False, True]
+    assert (x <= msn.backend.get_array_module(x.data).asarray([0, 2])).numpy().tolist() == [False, True]
+    assert (3 > x).numpy().tolist() == [True, True]

@@ -598,3 +598,43 @@ def test_a_numpy_scalar_counts_as_a_python_number(torch):
     assert (torch.tensor([1, 2]) * np.float32(1.5)).dtype == torch.float32
     with pytest.raises(OverflowError, match="does not fit uint8"):   # torch wraps it to 44; we refuse
         msn.tensor(np.array([1, 2], np.uint8)) * np.int64(300)
+
+
+@pytest.mark.parametrize("dtype", [np.bool_, np.uint8, np.int8, np.int16, np.int32, np.uint16])
+@pytest.mark.parametrize("dim", [None, 0])
+def test_an_integer_or_bool_sum_is_int64_as_pytorch(torch, dtype, dim):
+    """PyTorch sums integers and booleans in int64. NumPy keeps an unsigned sum unsigned
+    (uint8 -> uint64), where a later subtraction wraps around: the old code gave uint64 and
+    ``sum - 5`` = 18446744073709551614 for a sum of 3."""
+    values = np.array([1, 2, 0, 1], dtype)
+    ours = msn.tensor(values).sum(dim)
+    theirs = torch.tensor(values).sum() if dim is None else torch.tensor(values).sum(dim)
+    assert ours.dtype == np.int64 and str(theirs.dtype) == "torch.int64"
+    assert (ours - 5).item() == (theirs - 5).item()
+
+
+@pytest.mark.parametrize("call", ["sum(0)", "sum(-1)", "sum((0,))", "mean(0)", "mean(-1)", "amax(0)", "amin(-1)",
+                                  "max(0).values", "min(-1).values", "transpose(0, -1)", "transpose(0, 0)"])
+def test_a_zero_dim_tensor_reduces_and_transposes_over_dim_0_or_minus_1(torch, call):
+    """On a 0-d tensor PyTorch takes dim 0 or -1 (its one value: the value itself, gradient 1);
+    the old code let NumPy fail (AxisError, IndexError)."""
+    ours = msn.tensor(np.array(3.0), requires_grad=True)
+    theirs = torch.tensor(3.0, dtype=torch.float64, requires_grad=True)
+    y, ty = eval("ours." + call), eval("theirs." + call)
+    assert y.shape == tuple(ty.shape) == ()
+    assert y.item() == ty.item()
+    (y * 2).backward()
+    (ty * 2).backward()
+    assert ours.grad.item() == theirs.grad.item() == 2.0
+
+
+def test_a_zero_dim_tensor_argmax_and_max_indices_along_dim_0(torch):
+    s, ts = msn.tensor(np.array(3.0)), torch.tensor(3.0)
+    assert s.argmax(0).item() == ts.argmax(0).item() == 0 and s.argmax(-1).dtype == np.int64
+    assert s.max(0).indices.item() == ts.max(0).indices.item() == 0 and s.max(0).indices.shape == ()
+
+
+@pytest.mark.parametrize("call", ["sum(1)", "mean(-2)", "transpose(0, 1)", "argmax(1)", "max(1)"])
+def test_a_zero_dim_tensor_refuses_any_other_dim(call):
+    with pytest.raises(IndexError, match="out of range for a tensor with 0 dimensions"):
+        eval("msn.tensor(np.array(3.0))." + call)

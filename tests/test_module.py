@@ -823,3 +823,41 @@ def test_a_module_list_slice_with_a_step_as_torch(torch, index):
     assert isinstance(ours, nn.ModuleList)
     assert [type(m).__name__ for m in ours] == [type(m).__name__ for m in theirs]
     assert [m is mods[k] for k, m in zip(range(len(mods))[index], ours)] == [True] * len(theirs)
+
+
+@pytest.mark.parametrize("value", [5, "conv", msn.tensor(np.ones(2, np.float32))])
+def test_a_child_modules_place_refuses_anything_but_a_module_or_none(value):
+    """PyTorch: "cannot assign 'int' as child module". The old code replaced the child silently,
+    dropping it from children(), parameters() and state_dict()."""
+    seq = nn.Sequential(nn.Conv2d(1, 1, 1))
+    with pytest.raises(TypeError, match="cannot assign .* as child module '0' of Sequential"):
+        setattr(seq, "0", value)
+    assert len(list(seq.parameters())) == 2
+    setattr(seq, "0", nn.ReLU())                 # another module: fine
+    setattr(seq, "0", None)                      # None: fine, as in PyTorch
+    assert list(seq.parameters()) == []
+
+
+def test_a_parameter_assigned_to_a_buffers_name_becomes_a_parameter(torch):
+    """PyTorch moves the name from the buffers to the parameters; the old code listed it as both."""
+    ours, theirs = nn.BatchNorm2d(3), torch.nn.BatchNorm2d(3)
+    ours.running_mean = nn.Parameter(np.zeros(3, np.float32))
+    theirs.running_mean = torch.nn.Parameter(torch.zeros(3))
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+def test_repr_shows_a_module_held_under_two_names_under_both(torch):
+    class Ours(nn.Module):
+        def __init__(self):
+            self.a = nn.ReLU()
+            self.c = self.a
+
+    class Theirs(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.ReLU()
+            self.c = self.a
+
+    assert repr(Ours()).replace("Ours", "M") == repr(Theirs()).replace("Theirs", "M")

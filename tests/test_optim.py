@@ -487,3 +487,23 @@ def test_state_dict_is_a_snapshot():
     opt.step()
     for k in saved:
         np.testing.assert_array_equal(sd[k], saved[k], err_msg=k)
+
+
+@pytest.mark.parametrize("make, key", [(lambda p: optim.SGD([p], lr=0.1, momentum=0.9), "momentum_buffer"),
+                                       (lambda p: optim.Adam([p], lr=0.1), "exp_avg")])
+def test_load_state_dict_copies_the_state_it_is_given(make, key):
+    """PyTorch deep-copies a loaded state; the old code used the dict's own arrays, so each
+    step() of the loaded optimizer rewrote the dict (and another optimizer loaded from it)."""
+    p = Parameter(np.ones(3))
+    first = make(p)
+    p.grad = msn.tensor(np.ones(3))
+    first.step()
+    state = first.state_dict()
+    name = next(k for k in state if k.endswith(key))
+    before = np.array(state[name])
+    q = Parameter(np.ones(3))
+    second = make(q)
+    second.load_state_dict(state)
+    q.grad = msn.tensor(np.ones(3))
+    second.step()
+    np.testing.assert_array_equal(np.asarray(state[name]), before)

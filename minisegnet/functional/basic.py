@@ -498,14 +498,16 @@ def _expand_reduced(g, axes, keepdim):
 
 
 class Sum(Function):
-    """y = sum of x over ``axes``;  dx = g copied back along those axes."""
+    """y = sum of x over ``axes``;  dx = g copied back along those axes.
+    Integers and booleans sum in int64, as in PyTorch (NumPy would keep uint8's sum unsigned,
+    as uint64, where a later subtraction wraps around)."""
 
     def __init__(self, axes, keepdim):
         self.axes, self.keepdim = axes, keepdim
 
     def forward(self, x):
         self.shape = x.shape
-        return x.sum(axis=self.axes, keepdims=self.keepdim)
+        return x.sum(axis=self.axes, keepdims=self.keepdim, dtype=np.int64 if x.dtype.kind in "biu" else None)
 
     def backward(self, g):
         xp = backend.get_array_module(g)
@@ -577,6 +579,8 @@ def max_along(x, dim, keepdim=False):
         raise TypeError(f"max: dim must be one int (the axis to reduce, as in PyTorch), got {checks.describe(dim)}; "
                         f"amax takes several")
     (axis,) = normalize_dims(dim, x.ndim, op="max")
+    if x.ndim == 0:                   # dim 0 or -1 of a 0-d tensor: its one value, at index 0 (PyTorch's)
+        return max_along(reshape(x, (1,)), 0)
     if x.shape[axis] == 0:
         raise ValueError(f"max over dim={dim!r} of an empty axis (shape {x.shape})")
     fn = MaxAlong(axis, keepdim)
@@ -589,7 +593,8 @@ def _reduced_dims(dim, ndim, op):
     empty tuple or list means every axis, as in PyTorch's ``sum``, ``mean`` and ``amax``."""
     if isinstance(dim, (tuple, list)) and len(dim) == 0:
         dim = None
-    return normalize_dims(dim, ndim, op=op)
+    axes = normalize_dims(dim, ndim, op=op)
+    return () if ndim == 0 else axes      # a 0-d tensor: dim 0 or -1 (checked) reduces over nothing, as in PyTorch
 
 
 def sum(x, dim=None, keepdim=False):
@@ -685,7 +690,8 @@ def transpose(x, dim0, dim1):
     checks.tensor(x, "input", "transpose")
     dims = list(range(x.ndim))
     a, b = checks.dim(dim0, x.ndim, "dim0", "transpose"), checks.dim(dim1, x.ndim, "dim1", "transpose")
-    dims[a], dims[b] = dims[b], dims[a]
+    if x.ndim:                        # a 0-d tensor (dims 0 or -1, checked): nothing to swap
+        dims[a], dims[b] = dims[b], dims[a]
     return Permute(tuple(dims))(x)
 
 

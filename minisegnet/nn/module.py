@@ -65,10 +65,20 @@ class Module:
         Parameter or None, a buffer's a Tensor or None. (Any other value there would drop it
         silently from ``parameters()``, ``state_dict()`` and an optimizer made later.) A
         parameter's place is a name that has held a Parameter, or that ``register_parameter``
-        gave None (``Conv2d(..., bias=False).bias``), kept in ``_parameter_places``."""
+        gave None (``Conv2d(..., bias=False).bias``), kept in ``_parameter_places``. Likewise a
+        sub-module's place takes a Module or None (``m.conv = 5`` would drop the conv from
+        ``children()``, ``parameters()`` and ``state_dict()``), and a Parameter assigned to a
+        buffer's name makes it a parameter, no longer a buffer (both PyTorch's rules)."""
         if isinstance(value, Parameter):
             self._mark_parameter_place(name)
+            if name in self.__dict__.get("_buffers", ()):
+                object.__setattr__(self, "_buffers", tuple(b for b in self._buffers if b != name))
+                object.__setattr__(self, "_non_persistent_buffers",
+                                   set(self.__dict__.get("_non_persistent_buffers", ())) - {name})
         if value is not None:
+            if isinstance(self.__dict__.get(name), Module) and not isinstance(value, Module):
+                raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} of "
+                                f"{type(self).__name__} (a Module or None, as in PyTorch)")
             if name in self.__dict__.get("_parameter_places", ()) and not isinstance(value, Parameter):
                 raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} of "
                                 f"{type(self).__name__} (a Parameter or None, as in PyTorch): wrap it, "
@@ -420,7 +430,7 @@ class Module:
         return ""
 
     def __repr__(self):
-        children = list(self.named_children())
+        children = self._entries()           # a module held under two names shown under both, as PyTorch's
         if not children:
             return f"{type(self).__name__}({self.extra_repr()})"
         lines = [f"{type(self).__name__}("]
