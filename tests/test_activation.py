@@ -275,3 +275,22 @@ def test_dropout2d_layer_uses_its_p():
     y = nn.Dropout2d(0.75)(msn.tensor(np.ones((8, 64, 2, 2)))).numpy()
     assert set(np.unique(y)) == {0.0, 4.0}
     assert 0.55 < (y == 0).mean() < 0.95
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.float16])
+@pytest.mark.parametrize("name", ["relu", "relu6"])
+def test_relu_selects_an_infinite_or_nan_gradient_as_pytorch(torch, dtype, name):
+    """PyTorch's ReLU backward selects: an inf or NaN gradient where x <= 0 (or x >= 6) gives 0,
+    and passes unchanged where x > 0 or x is NaN. ``g * mask`` gave NaN (inf * 0)."""
+    x = np.array([-1, 0, 1, np.nan, 7, -0.0, 3, -np.inf, np.inf], dtype)
+    g = np.array([np.inf, np.nan, 1, 2, np.inf, np.nan, -0.0, -np.inf, np.nan], dtype)
+    ours = msn.tensor(x, requires_grad=True)
+    getattr(F, name)(ours).backward(g)
+    theirs = torch.tensor(x, requires_grad=True)
+    getattr(torch.nn.functional, name)(theirs).backward(torch.tensor(g))
+    assert ours.grad.dtype == dtype
+    ours, theirs = ours.grad.numpy(), theirs.grad.numpy()
+    assert ours[3] == g[3]              # a NaN input passes its gradient on (as PyTorch's relu; its
+    keep = np.arange(len(x)) != 3       # relu6 in float64 gives 0 or 1 there by the vector's length)
+    np.testing.assert_array_equal(ours[keep], theirs[keep])
+    assert (np.signbit(ours[keep]) == np.signbit(theirs[keep])).all()

@@ -496,3 +496,49 @@ def test_cross_entropy_loss_default_ignore_index_is_torchs(torch):
     ours = nn.CrossEntropyLoss()(msn.tensor(logits), msn.tensor(target)).item()
     theirs = torch.nn.CrossEntropyLoss()(torch.tensor(logits), torch.tensor(target)).item()
     np.testing.assert_allclose(ours, theirs, rtol=1e-10)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+@pytest.mark.parametrize("settings", [{"reduction": "none"}, {"reduction": "mean"}, {"reduction": "sum"},
+                                      {"label_smoothing": 0.2}, {"label_smoothing": 0.2, "reduction": "none"},
+                                      {"weight": [1.0, 2.0, 0.5]}])
+def test_a_non_finite_logit_at_an_ignored_pixel_leaves_the_loss_alone(torch, bad, settings):
+    """PyTorch leaves ignored pixels out; the old code multiplied their loss by 0, and NaN * 0
+    (or the inf of an infinite logit's logsumexp, times 0) made the whole loss NaN."""
+    x = np.array([[1, 2, 3], [bad, 0, 0], [0.5, -1, 2]], np.float32)
+    t = np.array([0, -100, 2])
+    kwargs = dict(settings)
+    weight = kwargs.pop("weight", None)
+    with np.errstate(invalid="ignore"):
+        ours = F.cross_entropy(msn.tensor(x), msn.tensor(t), weight=None if weight is None else
+                               msn.tensor(np.array(weight, np.float32)), **kwargs).numpy()
+    theirs = torch.nn.functional.cross_entropy(torch.tensor(x), torch.tensor(t), weight=None if weight is None else
+                                               torch.tensor(weight), **kwargs).numpy()
+    assert np.isfinite(theirs).all()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss"])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_float16_regression_losses_add_up_in_float32_as_pytorch(torch, name, reduction):
+    """PyTorch adds a float16 loss up in float32 and rounds once; the old code summed in float16,
+    overflowing to inf for a mean of 100 over 1000 values (MSE of 10s)."""
+    x = np.linspace(0, 12, 1000).astype(np.float16)
+    t = np.zeros(1000, np.float16)
+    ours = getattr(F, name)(msn.tensor(x), msn.tensor(t), reduction=reduction).numpy()
+    theirs = getattr(torch.nn.functional, name)(torch.tensor(x), torch.tensor(t), reduction=reduction).numpy()
+    assert ours.dtype == np.float16
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_l1_loss_slope_is_0_where_the_difference_is_nan(torch):
+    """PyTorch's L1 gradient is 0 where x - t is NaN (a NaN input, or inf - inf); NumPy's sign
+    gives NaN there."""
+    x = np.array([np.nan, np.inf, 1, -2, 0, -np.inf], np.float32)
+    t = np.array([0, np.inf, 0, 0, 0, 0], np.float32)
+    ours = msn.tensor(x, requires_grad=True)
+    with np.errstate(invalid="ignore"):
+        F.l1_loss(ours, msn.tensor(t), reduction="sum").backward()
+    theirs = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.l1_loss(theirs, torch.tensor(t), reduction="sum").backward()
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())

@@ -596,3 +596,31 @@ def test_max_pool_keeps_one_byte_per_output_for_up_to_256_taps(torch, kernel, dt
     np.testing.assert_array_equal(y.numpy(), ty.numpy())
     if kernel == (16, 16):
         assert int(y.creator.winner.max()) == 255            # the last offset, 255, decoded right above
+
+
+@pytest.mark.parametrize("case", ["avg 64", "avg 300", "avg 3x3 of 5000s", "adaptive 5000 -> 3", "adaptive 7 -> 3"])
+def test_float16_pooling_adds_up_in_float32_as_pytorch(torch, case):
+    """PyTorch's float16 average adds up in float32 (its opmath). The old code added up in float16,
+    whose count stops at 2048 (a 64x64 mean of ones gave 0.5, 300x300 gave 0: its divisor
+    90000 was inf in float16) and whose sums overflow past 65504 (5000 values of 100 gave inf)."""
+    rng = np.random.default_rng(0)
+    x, call = {"avg 64": (np.ones((1, 1, 64, 64)), ("avg_pool2d", 64)),
+               "avg 300": (rng.standard_normal((1, 2, 300, 300)), ("avg_pool2d", 300)),
+               "avg 3x3 of 5000s": (np.full((1, 1, 6, 6), 5000.0), ("avg_pool2d", 3)),
+               "adaptive 5000 -> 3": (np.full((1, 1, 1, 5000), 100.0), ("adaptive_avg_pool2d", (1, 3))),
+               "adaptive 7 -> 3": (np.abs(rng.standard_normal((1, 1, 7, 7))) * 1.5e4, ("adaptive_avg_pool2d", 3))}[case]
+    x = x.astype(np.float16)
+    name, arg = call
+    ours = getattr(F, name)(msn.tensor(x), arg).numpy()
+    theirs = getattr(torch.nn.functional, name)(torch.tensor(x), arg).numpy()
+    assert ours.dtype == np.float16 and np.isfinite(ours).all()
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_float16_average_pooling_gradient_is_the_float64_one_rounded():
+    """The backward pass computes in float32 too: 1/90000 of a 300x300 window is a float16
+    subnormal, kept (PyTorch 2.13 gives 0 there, its divisor rounded to inf first)."""
+    x = msn.tensor(np.zeros((1, 1, 300, 300), np.float16), requires_grad=True)
+    F.avg_pool2d(x, 300).backward(np.ones((1, 1, 1, 1), np.float16))
+    assert x.grad.dtype == np.float16
+    assert (x.grad.numpy() == np.float16(1 / 90000)).all()

@@ -33,6 +33,12 @@ def raw(x):
 # int as int64); a later group's dtype counts only if its category is higher. So
 # ``float32 + float64 of zero dimensions`` stays float32 and ``int64 + 0.5`` is float32, where
 # NumPy gives float64 for both.
+def opmath(dtype):
+    """The dtype PyTorch computes a sum or a mean of ``dtype`` in (its ``opmath`` type): float16
+    in float32 (float16 stops counting at 2048 and overflows past 65504), others as they are."""
+    return np.promote_types(dtype, np.float32) if np.dtype(dtype).kind == "f" else np.dtype(dtype)
+
+
 def _category(dtype):
     """0 for bool, 1 for integers (signed or not), 2 for floating point."""
     return {"b": 0, "i": 1, "u": 1, "f": 2}[dtype.kind]

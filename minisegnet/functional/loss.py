@@ -19,7 +19,7 @@ import numpy as np
 from .. import backend, checks
 from ..autograd import Function, Tensor
 from .activation import softmax
-from .basic import astype
+from .basic import astype, opmath
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "dice_loss", "mse_loss", "l1_loss"]
 
@@ -140,13 +140,16 @@ class CrossEntropy(Function):
             self.w_t = self.valid_f
         else:
             self.w_t = self.weight.astype(x.dtype)[self.labels.reshape(loss.shape)] * self.valid_f
-        loss = loss * self.w_t
+        # An ignored pixel's loss is 0 by selection, not by * 0: a NaN or inf logit there would
+        # make NaN * 0 = NaN and spoil the whole sum (PyTorch leaves ignored pixels out).
+        valid = self.valid.reshape(loss.shape)
+        loss = xp.where(valid, loss * self.w_t, 0)
         if self.eps:
             c = x.shape[1]
             w_c = xp.ones(c, dtype=x.dtype) if self.weight is None else self.weight.astype(x.dtype)
             # sum_c w_c * (lse - x_c) = W * lse - sum_c w_c x_c
             weighted_x = xp.tensordot(w_c, x.reshape(x.shape[0], c, spatial), axes=([0], [1]))  # (N, S)
-            uniform = (w_c.sum() * logsumexp - weighted_x) * self.valid_f
+            uniform = xp.where(valid, w_c.sum() * logsumexp - weighted_x, 0)
             loss = (1 - self.eps) * loss + (self.eps / c) * uniform
             self.w_c = w_c
         if self.needs_input_grad[0]:
@@ -429,18 +432,21 @@ class _ElementwiseRegression(Function):
             loss = loss * self.weight
         if self.reduction == "none":
             return loss
+        work = opmath(loss.dtype)                  # float16 adds up in float32, as PyTorch's
         if self.reduction == "sum":
-            return loss.sum()
-        self.count = self.weight.sum() if self.weight is not None else x.size
+            return loss.sum(dtype=work).astype(loss.dtype)
+        self.count = self.weight.sum(dtype=work) if self.weight is not None else x.size
         with np.errstate(invalid="ignore", divide="ignore"):     # every weight 0: NaN, as in PyTorch
-            return loss.sum() / self.count
+            return (loss.sum(dtype=work) / self.count).astype(loss.dtype)
 
     def backward(self, g):
+        work = opmath(g.dtype)
         with np.errstate(invalid="ignore", divide="ignore"):     # every weight 0: NaN, as in PyTorch
-            scale = g / self.count if self.reduction == "mean" else g
+            scale = g.astype(work, copy=False)
+            scale = scale / self.count if self.reduction == "mean" else scale
             if self.weight is not None:
                 scale = scale * self.weight
-            gx = scale * self.slope(self.diff)
+            gx = (scale * self.slope(self.diff)).astype(self.diff.dtype, copy=False)
         return (gx if self.needs_input_grad[0] else None), (-gx if self.needs_input_grad[1] else None)
 
 
@@ -455,13 +461,14 @@ class MSELoss(_ElementwiseRegression):
 
 
 class L1Loss(_ElementwiseRegression):
-    """Absolute error ``e(d) = |d|``, ``e'(d) = sign(d)`` (0 at ``d = 0``, as in PyTorch)."""
+    """Absolute error ``e(d) = |d|``, ``e'(d) = sign(d)`` (0 at ``d = 0``, and 0 where ``d`` is
+    NaN, as in PyTorch: ``(d > 0) - (d < 0)``, where NumPy's ``sign`` would give NaN)."""
 
     def error(self, d):
         return backend.get_array_module(d).abs(d)
 
     def slope(self, d):
-        return backend.get_array_module(d).sign(d)
+        return (d > 0).astype(d.dtype) - (d < 0)
 
 
 def _regression_args(input, target, weight, reduction, op):

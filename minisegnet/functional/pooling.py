@@ -24,7 +24,7 @@ import numpy as np
 
 from .. import backend, checks, parallel, shapes
 from ..autograd import Function, Tensor
-from .basic import empty_batch
+from .basic import empty_batch, opmath
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "max_unpool2d"]
 
@@ -317,22 +317,24 @@ class AvgPool2d(Function):
         self.in_shape = x.shape
         self.extent = (_padded_extent(h, ho, kh, sh, ph, 1), _padded_extent(w, wo, kw, sw, pw, 1))
         x_pad = _pad_to(x, self.extent, self.p, 0)
-        total = x_pad[_window_slices(0, 0, self.out_hw, self.s)].copy()
+        work = opmath(x.dtype)                        # float16 adds up in float32, as PyTorch's
+        total = x_pad[_window_slices(0, 0, self.out_hw, self.s)].astype(work)       # a copy
         for a in range(kh):
             for b in range(kw):
                 if a or b:
                     total += x_pad[_window_slices(a, b, self.out_hw, self.s)]
-        return total / self.divisor.astype(x.dtype)
+        return (total / self.divisor.astype(work)).astype(x.dtype, copy=False)
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        share = g / self.divisor.astype(g.dtype)
-        g_pad = xp.zeros(self.in_shape[:2] + self.extent, dtype=g.dtype)
+        work = opmath(g.dtype)
+        share = g.astype(work, copy=False) / self.divisor.astype(work)
+        g_pad = xp.zeros(self.in_shape[:2] + self.extent, dtype=work)
         for a in range(self.k[0]):
             for b in range(self.k[1]):
                 g_pad[_window_slices(a, b, self.out_hw, self.s)] += share
         (ph, pw), (h, w) = self.p, self.in_shape[2:]
-        return g_pad[..., ph:ph + h, pw:pw + w]
+        return g_pad[..., ph:ph + h, pw:pw + w].astype(g.dtype, copy=False)
 
 
 def _avg_pool_args(op, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override):
@@ -435,15 +437,17 @@ class AdaptiveAvgPool2d(Function):
         self.in_hw = x.shape[2:]
         (h, w), (oh, ow) = self.in_hw, self.out_hw
         self.blocks = h % oh == 0 and w % ow == 0
-        if self.blocks:
+        if self.blocks:                              # (NumPy's float16 mean adds up in float32)
             return x.reshape(x.shape[:2] + (oh, h // oh, ow, w // ow)).mean(axis=(3, 5))
+        dtype = x.dtype
+        x = x.astype(opmath(dtype), copy=False)          # float16 adds up in float32, as PyTorch's
         for axis in (2, 3):
             i, o = x.shape[axis], self.out_hw[axis - 2]
             start, length = _adaptive_bins(i, o, xp)
             host = _adaptive_bins(i, o, np)[1]                  # bin lengths, counted on the host
             x = _gather_sum(x, axis, start, length, int(host.min()), int(host.max()))
             x = x / _per_row_or_column(length.astype(x.dtype), axis)
-        return x
+        return x.astype(dtype, copy=False)
 
     def backward(self, g):
         xp = backend.get_array_module(g)
@@ -452,6 +456,8 @@ class AdaptiveAvgPool2d(Function):
             kh, kw = h // oh, w // ow
             share = (g / g.dtype.type(kh * kw))[:, :, :, None, :, None]
             return xp.broadcast_to(share, g.shape[:2] + (oh, kh, ow, kw)).reshape(g.shape[:2] + (h, w))
+        dtype = g.dtype
+        g = g.astype(opmath(dtype), copy=False)
         for axis in (2, 3):
             i, o = self.in_hw[axis - 2], self.out_hw[axis - 2]
             _, length = _adaptive_bins(i, o, xp)
@@ -459,7 +465,7 @@ class AdaptiveAvgPool2d(Function):
             host = _bins_of_pixel(i, o, np)[1]                  # bins per pixel, counted on the host
             share = g / _per_row_or_column(length.astype(g.dtype), axis)
             g = _gather_sum(share, axis, first, count, int(host.min()), int(host.max()))
-        return g
+        return g.astype(dtype, copy=False)
 
 
 def _adaptive_output_size(op, output_size, input_hw=None):
