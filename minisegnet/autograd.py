@@ -523,32 +523,25 @@ class Tensor:
     def __eq__(self, other):
         if not _comparable(other):
             return NotImplemented                       # Python then compares identities: False
-        return Tensor._wrap(self.data == _basic.raw(other))
+        return _basic.compare(self, other, "eq")
 
     def __ne__(self, other):
         if not _comparable(other):
             return NotImplemented
-        return Tensor._wrap(self.data != _basic.raw(other))
+        return _basic.compare(self, other, "ne")
 
+    # the ordering comparisons: Python's TypeError for anything else, as PyTorch's (a list too)
     def __lt__(self, other):
-        if not _comparable(other):
-            return NotImplemented                       # Python's TypeError, as PyTorch's (a list too)
-        return Tensor._wrap(self.data < _basic.raw(other))
+        return _basic.compare(self, other, "lt") if _comparable(other) else NotImplemented
 
     def __le__(self, other):
-        if not _comparable(other):
-            return NotImplemented                       # Python's TypeError, as PyTorch's (a list too)
-        return Tensor._wrap(self.data <= _basic.raw(other))
+        return _basic.compare(self, other, "le") if _comparable(other) else NotImplemented
 
     def __gt__(self, other):
-        if not _comparable(other):
-            return NotImplemented                       # Python's TypeError, as PyTorch's (a list too)
-        return Tensor._wrap(self.data > _basic.raw(other))
+        return _basic.compare(self, other, "gt") if _comparable(other) else NotImplemented
 
     def __ge__(self, other):
-        if not _comparable(other):
-            return NotImplemented                       # Python's TypeError, as PyTorch's (a list too)
-        return Tensor._wrap(self.data >= _basic.raw(other))
+        return _basic.compare(self, other, "ge") if _comparable(other) else NotImplemented
 
     # ---- methods mirroring torch.Tensor ----------------------------------
     def sum(self, dim=None, keepdim=False):

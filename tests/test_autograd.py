@@ -818,3 +818,33 @@ def test_ordering_comparisons_still_take_tensors_arrays_and_numbers():
     assert (x >= 2).numpy().tolist() == [False, True]
     assert (x <= msn.backend.get_array_module(x.data).asarray([0, 2])).numpy().tolist() == [False, True]
     assert (3 > x).numpy().tolist() == [True, True]
+
+
+@pytest.mark.parametrize("a, b", [(np.array([0.1], np.float32), np.array(0.1)),
+                                  (np.array([16777217]), 16777216.0),
+                                  (np.array([1, 2], np.uint8), 2),
+                                  (np.array([True, False]), 1),
+                                  (np.array([1.5, 2.0]), np.array([1.5, 3.0], np.float32)),
+                                  (np.array([3, 250], np.uint8), np.array([3, -6], np.int8))])
+@pytest.mark.parametrize("op", [operator.eq, operator.ne, operator.lt, operator.le, operator.gt, operator.ge])
+def test_comparisons_meet_in_pytorchs_dtype_first(torch, a, b, op):
+    """PyTorch compares after type promotion (as for a + b): float32 against a zero-dimensional
+    float64 0.1 compares in float32 (equal), an int64 against 16777216.0 in float32 (equal). The
+    old code compared the raw arrays under NumPy's rules (not equal in both)."""
+    ours = op(msn.tensor(a), msn.tensor(b) if isinstance(b, np.ndarray) else b)
+    theirs = op(torch.tensor(a), torch.tensor(b) if isinstance(b, np.ndarray) else b)
+    assert ours.dtype == np.bool_ and not ours.requires_grad
+    assert ours.numpy().tolist() == theirs.numpy().tolist()
+
+
+def test_a_comparison_refuses_a_number_the_integer_dtype_cannot_hold():
+    """PyTorch wraps -1 to 255 against uint8 (so 1 < -1 is True there); arithmetic here refuses
+    the number, and so does a comparison."""
+    with pytest.raises(OverflowError, match="lt: the number -1 does not fit uint8"):
+        msn.tensor(np.array([1], np.uint8)) < -1
+
+
+def test_a_comparison_records_nothing_and_needs_one_device():
+    x = msn.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
+    y = x > msn.tensor(np.array(1.5))
+    assert y.creator is None and not y.requires_grad and y.numpy().tolist() == [False, True]

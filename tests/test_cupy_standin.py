@@ -228,3 +228,29 @@ def test_planted_host_dropout_mask_passes_on_numpy_and_fails_on_the_standin(monk
     assert set(np.unique(y.numpy())) <= {0.0, 2.0}
     with pytest.raises(TypeError, match="Unsupported type"):
         F.dropout(msn.tensor(x).to_backend("cupy"), p=0.5)
+
+
+@pytest.mark.parametrize("index", [[5], [-4], (0, [3]), (Ellipsis, [7]), ([1, 0], [2, -4]), (None, 0, [3])])
+def test_an_integer_index_out_of_range_is_an_index_error_on_the_device_too(cupy, index):
+    """CuPy wraps an out-of-range position around (the rule above); getitem and x[index] = y
+    check the range first, so both backends give NumPy's IndexError. The old code read x[2]
+    for x[[5]] of 3 rows on the device, and wrote there."""
+    for xp in (np, cupy):
+        x = msn.tensor(xp.arange(6.0).reshape(2, 3))
+        on = msn.backend.get_array_module(x.data)         # (a NumPy session makes x a host tensor)
+        device_index = tuple(on.asarray(p) if isinstance(p, list) else p for p in index) \
+            if isinstance(index, tuple) else on.asarray(index)
+        for i in (index, device_index):
+            with pytest.raises(IndexError, match=r"getitem: tensor index .* does not fit a tensor of shape \(2, 3\)"):
+                x[i]
+            with pytest.raises(IndexError, match="is out of bounds for axis"):
+                with msn.no_grad():
+                    x[i] = 9.0
+        assert x.numpy().tolist() == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_integer_indices_in_range_read_the_same_on_both_backends(cupy):
+    for index in ([1, -2], (Ellipsis, [2, -3]), ([1, 0], [2, -3]), (None, 0, [2])):
+        on_host = msn.tensor(np.arange(6.0).reshape(2, 3))[index].numpy()
+        on_device = msn.tensor(cupy.arange(6.0).reshape(2, 3))[index].numpy()
+        np.testing.assert_array_equal(on_host, on_device)

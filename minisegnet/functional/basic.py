@@ -11,7 +11,7 @@ import numbers
 import numpy as np
 
 from .. import backend, checks
-from ..autograd import Function, Tensor, check_dtype
+from ..autograd import Function, Tensor, check_dtype, no_grad
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "abs", "clamp",
@@ -257,6 +257,22 @@ class Neg(Function):
 
 def add(a, b):
     return Add()(*_operands(a, b, "add"))
+
+
+_COMPARISONS = {"eq": "equal", "ne": "not_equal", "lt": "less", "le": "less_equal", "gt": "greater",
+                "ge": "greater_equal"}
+
+
+def compare(a, b, op):
+    """``a == b`` (``op`` "eq"; "ne", "lt", "le", "gt", "ge" likewise), element by element: a bool
+    tensor with no gradient. The operands meet in PyTorch's dtype first (``_operands``, the rules
+    of ``a + b``): an int64 tensor and 16777216.0 compare in float32, a float32 tensor and a
+    zero-dimensional float64 one in float32, and a number an integer tensor cannot hold (uint8
+    against -1, which PyTorch would wrap to 255) is refused as in arithmetic."""
+    with no_grad():                                     # a cast made here is no part of a graph
+        a, b = _operands(a, b, op)
+    xp = backend.get_array_module(a.data, b.data)      # one device (a clear error, not a copy)
+    return Tensor._wrap(getattr(xp, _COMPARISONS[op])(a.data, b.data))
 
 
 def _is_bool(x):
@@ -757,6 +773,31 @@ def _check_index_part(part, index):
                     "index; use ints, slices of ints, None, ..., or integer or boolean tensors/arrays")
 
 
+def _check_positions_in_range(shape, index):
+    """Each integer array of ``index`` within its axis of ``shape`` (``-size <= i < size``), as NumPy
+    checks by itself: CuPy does not, and wraps a position around (index 5 of 3 reads 2). One wait
+    for the device per integer array on it (its smallest and largest value); anything out of range
+    is the IndexError NumPy gives."""
+    parts = [np.asarray(p) if isinstance(p, list) else p for p in (index if isinstance(index, tuple) else (index,))]
+    is_mask = [getattr(getattr(p, "dtype", None), "kind", None) == "b" for p in parts]
+    consumed = builtins.sum(p.ndim if mask else 0 if p is None or p is Ellipsis else 1
+                            for p, mask in zip(parts, is_mask))
+    axis = 0
+    for part, mask in zip(parts, is_mask):
+        if part is Ellipsis:
+            axis += len(shape) - consumed
+        elif mask:
+            axis += part.ndim
+        elif part is not None:
+            if hasattr(part, "dtype") and part.size and axis < len(shape):
+                size = shape[axis]
+                low, high = int(backend.to_numpy(part.min())), int(backend.to_numpy(part.max()))
+                if low < -size or high >= size:
+                    raise IndexError(f"index {high if high >= size else low} is out of bounds for axis {axis} "
+                                     f"with size {size}")
+            axis += 1
+
+
 def getitem(x, index):
     checks.tensor(x, "input", "getitem")
     if isinstance(index, tuple):
@@ -766,6 +807,8 @@ def getitem(x, index):
     for part in index if isinstance(index, tuple) else (index,):
         _check_index_part(part, index)
     try:
+        if backend.get_array_module(x.data) is not np:
+            _check_positions_in_range(x.shape, index)
         return GetItem(index)(x)
     except IndexError as error:      # out of range, too many indices, boolean mask of another shape
         raise IndexError(f"getitem: tensor index {checks.describe(index)} does not fit a tensor of shape "
