@@ -16,6 +16,20 @@ def _has_big_int(data):
     return False
 
 
+def _beyond_int64(data, probe):
+    """Whether Python ``data`` of only ints (no floats) holds one beyond int64, which NumPy's
+    ``asarray`` (``probe``) made uint64 or float64: a float list is a float tensor, as in PyTorch."""
+    if probe.dtype.kind == "f" and (probe.size == 0 or not float(np.abs(probe).max()) >= 2**63):
+        return False
+    return _has_big_int(data) and not _has_float(data)
+
+
+def _has_float(data):
+    if isinstance(data, (list, tuple)):
+        return any(_has_float(item) for item in data)
+    return isinstance(data, (float, np.floating))
+
+
 def _preview(data, limit=60):
     """``repr(data)`` cut to ``limit`` characters, for error messages."""
     text = repr(data)

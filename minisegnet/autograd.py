@@ -28,7 +28,7 @@ import numbers
 import numpy as np
 
 from . import backend, saved_values
-from .array_data import _device_module, _has_big_int, _leaves_on, _preview, check_dtype
+from .array_data import _beyond_int64, _device_module, _has_big_int, _leaves_on, _preview, check_dtype
 from .saved_values import mark_written
 
 __all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "inference_mode",
@@ -172,6 +172,10 @@ def _as_array(data, dtype=None):
             except ValueError:      # NumPy's "inhomogeneous shape" for ragged nested lists
                 raise ValueError(f"tensor: cannot make a tensor from a ragged nested list: every row at one depth "
                                  f"needs the same length, got {_preview(data)}") from None
+        if probe.dtype.kind in "uf" and _beyond_int64(data, probe):
+            raise OverflowError(f"tensor: an int beyond int64's range ({-2**63} to {2**63 - 1}) in {_preview(data)}; "
+                                f"PyTorch refuses it too (NumPy would make it uint64, which int64 wraps "
+                                f"around, or float64)")
         if probe.dtype.kind == "f":
             dtype = np.float32
         elif probe.dtype.kind in "iu":
@@ -334,7 +338,10 @@ class Tensor:
         """Accumulate d(self)/d(leaf) into ``leaf.grad`` for every leaf that requires grad.
 
         ``gradient`` is the gradient of some scalar with respect to ``self``; it may
-        be omitted only when ``self`` has a single element (then it is 1). As
+        be omitted only when ``self`` has a single element (then it is 1). A Tensor,
+        an array or nested lists of numbers, of ``self``'s shape; it is taken in
+        ``self``'s dtype (as PyTorch's) and, if it is on the other backend, moved to
+        ``self``'s (as ``msn.tensor`` moves data; PyTorch refuses another device). As
         ``torch.Tensor.backward``, without its ``create_graph`` and ``inputs``
         (no graph of the backward pass is built).
 
@@ -361,13 +368,17 @@ class Tensor:
             grad = xp.ones_like(self.data)
         else:
             if isinstance(grad, Tensor):
-                grad = grad.data if grad.dtype == self.dtype else grad.data.astype(self.dtype)
-            else:
-                try:
-                    grad = xp.asarray(grad, dtype=self.dtype)
-                except (ValueError, TypeError):
-                    raise TypeError(f"argument `gradient` must be a Tensor or an array of numbers, "
-                                    f"got {_preview(grad)}") from None
+                grad = grad.data
+            if backend.is_array(grad) and not isinstance(grad, np.generic) and \
+                    backend.get_array_module(grad) is not xp:
+                # on the other device: moved to the tensor's, as msn.tensor moves its data (the
+                # caller's own array, once per call; a .grad never mixes the two)
+                grad = backend.to_numpy(grad) if xp is np else xp.asarray(grad)
+            try:
+                grad = xp.asarray(grad, dtype=self.dtype)       # in the tensor's dtype, as PyTorch's
+            except (ValueError, TypeError):
+                raise TypeError(f"argument `gradient` must be a Tensor or an array of numbers, "
+                                f"got {_preview(gradient)}") from None
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"argument `gradient` has shape {tuple(grad.shape)}, expected {self.shape}")
         handed = {id(grad)} if caller_grad else set()      # the caller's array is theirs, not a .grad
@@ -459,9 +470,13 @@ class Tensor:
             raise RuntimeError("x[index] = y on a tensor that requires grad is not recorded by autograd here: "
                                "inside `with msn.no_grad():` it changes x in place (an update by hand)")
         target = self[index]                             # the index checked as getitem checks it
-        if isinstance(value, (numbers.Number, np.bool_)):
-            _basic._check_fits(value, self.dtype, "x[index] = y")      # 300 into uint8: refused, not wrapped
-            values = np.asarray(value)
+        number = isinstance(value, (numbers.Number, np.bool_))
+        if number:
+            value = value.item() if isinstance(value, np.generic) else value       # np.int64(300) too
+            # 300 into uint8, 1e300 into float32: refused, not wrapped or made inf (PyTorch's rule)
+            from .checks import fits                     # (checks imports this module)
+            fits(value, self.dtype, "y", "x[index] = y")
+            values = np.asarray(value)                   # (its dtype, for the category rule below)
         elif isinstance(value, Tensor) or hasattr(value, "shape"):
             values = value.data if isinstance(value, Tensor) else value
             if tuple(values.shape) != target.shape:
@@ -473,7 +488,8 @@ class Tensor:
             raise RuntimeError(f"x[index] = y: y's dtype {values.dtype} cannot be written into x's dtype {self.dtype} "
                                "without truncating (PyTorch truncates silently; cast y first if that is meant)")
         index = tuple(_basic.raw(i) for i in index) if isinstance(index, tuple) else _basic.raw(index)
-        self.data[index] = backend.get_array_module(self.data).asarray(values)
+        # a number travels as it is (on a GPU, a kernel argument: no copy to the device)
+        self.data[index] = value if number else backend.get_array_module(self.data).asarray(values)
         mark_written(self)
 
     def _in_place(self, other, op, symbol):

@@ -773,7 +773,7 @@ def test_setitem_writes_in_place_under_the_in_place_rules():
         x[0] = "a"
     with pytest.raises(RuntimeError, match="cannot be written into x's dtype int64 without truncating"):
         msn.tensor(np.zeros(2, np.int64))[0] = 1.5
-    with pytest.raises(OverflowError, match="the number 300 does not fit uint8"):
+    with pytest.raises(OverflowError, match=r"x\[index\] = y: y=300 cannot be converted to uint8"):
         msn.tensor(np.zeros(2, np.uint8))[0] = 300
     w = msn.tensor(np.zeros(2), requires_grad=True)
     with pytest.raises(RuntimeError, match=r"x\[index\] = y on a tensor that requires grad is not recorded"):
@@ -848,3 +848,30 @@ def test_a_comparison_records_nothing_and_needs_one_device():
     x = msn.tensor(np.array([1.0, 2.0], np.float32), requires_grad=True)
     y = x > msn.tensor(np.array(1.5))
     assert y.creator is None and not y.requires_grad and y.numpy().tolist() == [False, True]
+
+
+@pytest.mark.parametrize("data", [2**63, 2**64 - 1, [2**63, 1], [[2**63], [-1]]])
+def test_tensor_refuses_an_int_beyond_int64(torch, data):
+    """PyTorch: 'Overflow when unpacking long long'. NumPy makes 2**63 uint64 (which the int64
+    cast wrapped to -2**63) and [2**63, 1] float64 (a float32 tensor, silently)."""
+    with pytest.raises((ValueError, RuntimeError, OverflowError), match="Overflow"):
+        torch.tensor(data)
+    with pytest.raises(OverflowError, match="tensor: an int beyond int64's range"):
+        msn.tensor(data)
+
+
+def test_tensor_takes_int64s_extremes_and_big_floats():
+    assert msn.tensor(2**63 - 1).item() == 2**63 - 1 and msn.tensor(-2**63).item() == -2**63
+    assert msn.tensor([2**63, 1.5]).dtype == np.float32
+
+
+@pytest.mark.parametrize("dtype, value", [(np.uint8, np.int64(300)), (np.uint8, np.uint64(2**64 - 1)),
+                                          (np.uint8, -1), (np.float32, 1e300), (np.float32, np.float64(1e300)),
+                                          (np.float16, 1e6), (np.int64, float("nan"))])
+def test_setitem_refuses_a_number_its_dtype_cannot_hold(torch, dtype, value):
+    """PyTorch: 'value cannot be converted to type ... without overflow'. The old code checked
+    Python ints only: np.int64(300) into uint8 wrote 44, 1e300 into float32 wrote inf."""
+    x = msn.tensor(np.array([1, 2], dtype))
+    with pytest.raises(OverflowError, match=r"x\[index\] = y: y=.* cannot be converted to"):
+        x[0] = value
+    assert x.numpy().tolist() == [1, 2]

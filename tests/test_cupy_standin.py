@@ -254,3 +254,19 @@ def test_integer_indices_in_range_read_the_same_on_both_backends(cupy):
         on_host = msn.tensor(np.arange(6.0).reshape(2, 3))[index].numpy()
         on_device = msn.tensor(cupy.arange(6.0).reshape(2, 3))[index].numpy()
         np.testing.assert_array_equal(on_host, on_device)
+
+
+def test_a_gradient_from_the_other_backend_is_moved_to_the_tensors(cupy):
+    """backward(gradient) with a host Tensor or array for a device tensor: the leaf's .grad is a
+    device array (the old code gave a leaf a host .grad, and through an op failed with CuPy's
+    cryptic 'Unsupported type')."""
+    for make in (np.ones, lambda shape: msn.tensor(np.ones(shape))):
+        x = msn.tensor(cupy.asarray([1.0, 2.0]), requires_grad=True)
+        if msn.backend.get_array_module(x.data) is np:
+            pytest.skip("a NumPy session makes every tensor a host tensor")
+        x.backward(make(2))
+        assert msn.backend.get_array_module(x.grad.data) is not np
+        y = msn.tensor(cupy.asarray([1.0, 2.0]), requires_grad=True)
+        (y * 2).backward(make(2))
+        assert msn.backend.get_array_module(y.grad.data) is not np
+        assert y.grad.numpy().tolist() == [2.0, 2.0]
