@@ -585,6 +585,11 @@ class Tensor:
         xp = backend.get_array_module(self.data)
         if not isinstance(keepdim, (bool, np.bool_)):
             raise TypeError(f"argmax: keepdim must be True or False, got {_preview(keepdim)}")
+        if self.dtype.kind == "b":
+            raise TypeError("argmax: not defined for a bool tensor (as in PyTorch); cast it first, x.long()")
+        if dim is None and self.data.size == 0:
+            raise IndexError(f"argmax: the tensor of shape {self.shape} has no values (as in PyTorch, give a dim "
+                             f"of non-zero size)")
         if dim is None:
             index = xp.asarray(self.data.argmax())          # into the flattened values
             return Tensor._wrap(index.reshape((1,) * self.ndim) if keepdim else index)
@@ -594,6 +599,8 @@ class Tensor:
         if self.ndim == 0:                  # dim 0 or -1 of a 0-d tensor: its one value, index 0
             return Tensor._wrap(xp.zeros((), dtype=np.int64))
         dim = dim[0]
+        if self.shape[dim] == 0:
+            raise IndexError(f"argmax: dim={dim} of the tensor of shape {self.shape} has size 0 (as in PyTorch)")
         out = self.data.argmax(axis=dim)
         return Tensor._wrap(xp.expand_dims(out, dim) if keepdim else out)
 
@@ -626,7 +633,10 @@ class Tensor:
         order reversed."""
         if dim is not None:
             _basic.normalize_dims(dim, self.ndim, op="argmin")   # its errors named argmin, not argmax
-        return Tensor._wrap(self.detach()._reversed().argmax(dim, keepdim).data)
+        try:
+            return Tensor._wrap(self.detach()._reversed().argmax(dim, keepdim).data)
+        except (IndexError, TypeError) as error:
+            raise type(error)(str(error).replace("argmax", "argmin")) from None
 
     def clone(self):
         """A copy of the values that stays in the graph (its gradient flows back), as ``torch.clone``."""

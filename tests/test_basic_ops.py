@@ -638,3 +638,62 @@ def test_a_zero_dim_tensor_argmax_and_max_indices_along_dim_0(torch):
 def test_a_zero_dim_tensor_refuses_any_other_dim(call):
     with pytest.raises(IndexError, match="out of range for a tensor with 0 dimensions"):
         eval("msn.tensor(np.array(3.0))." + call)
+
+
+def test_integer_powers_with_negative_exponents_are_pytorchs(torch):
+    """PyTorch raises integers to negative integer exponents of a tensor (1 for a base of 1,
+    +-1 for -1, else 0); NumPy refuses with an unnamed ValueError, which the old code let out."""
+    a, b = np.array([1, 2, -1, -1, 0, 3, -2, 2]), np.array([-1, -1, -1, -2, -1, -3, -1, 3])
+    np.testing.assert_array_equal((msn.tensor(a) ** msn.tensor(b)).numpy(), (torch.tensor(a) ** torch.tensor(b)).numpy())
+    np.testing.assert_array_equal((2 ** msn.tensor(np.array([-1, 2]))).numpy(), [0, 4])
+    assert (msn.tensor(np.array([1, 2], np.uint8)) ** msn.tensor(np.array([2, 3], np.uint8))).numpy().tolist() == [1, 8]
+
+
+def test_an_integer_tensor_to_a_negative_number_power_is_refused_by_name():
+    with pytest.raises(ValueError, match="pow: an integer tensor to the negative integer power -1"):
+        msn.tensor(np.array([1, 2])) ** -1
+
+
+@pytest.mark.parametrize("method", ["argmax", "argmin"])
+def test_argmax_and_argmin_of_nothing_or_of_bools_are_refused_by_name(torch, method):
+    """PyTorch: IndexError for no values (or a reduced dim of size 0), and no bool input; the old
+    code let NumPy's 'attempt to get argmax of an empty sequence' out, for argmin too."""
+    empty = msn.tensor(np.zeros((0, 3), np.float32))
+    with pytest.raises(IndexError, match=f"^{method}: the tensor of shape \\(0, 3\\) has no values"):
+        getattr(empty, method)()
+    with pytest.raises(IndexError, match=f"^{method}: dim=0 of the tensor of shape \\(0, 3\\) has size 0"):
+        getattr(empty, method)(0)
+    assert getattr(empty, method)(1).shape == tuple(getattr(torch.zeros((0, 3)), method)(1).shape) == (0,)
+    with pytest.raises(TypeError, match=f"^{method}: not defined for a bool tensor"):
+        getattr(msn.tensor(np.array([True, False])), method)()
+
+
+def test_matmul_refuses_bool_tensors():
+    with pytest.raises(TypeError, match="matmul: not defined for bool tensors"):
+        msn.tensor(np.array([True, False])) @ msn.tensor(np.array([True, True]))
+
+
+def test_clamp_refuses_a_bound_its_float_dtype_cannot_hold_and_selects_the_gradient(torch):
+    """PyTorch: 'value cannot be converted to type c10::Half without overflow' (the old code gave
+    inf); and its backward selects, so an inf or NaN gradient outside [min, max] gives 0."""
+    with pytest.raises(OverflowError, match="clamp: min=1000000.0 cannot be converted to float16"):
+        msn.tensor(np.zeros(3, np.float16)).clamp(min=1e6)
+    x = msn.tensor(np.array([0.0, 5.0, 1.5]), requires_grad=True)
+    x.clamp(1, 2).backward(np.array([np.inf, np.nan, 3.0]))
+    tx = torch.tensor([0.0, 5.0, 1.5], dtype=torch.float64, requires_grad=True)
+    tx.clamp(1, 2).backward(torch.tensor([np.inf, np.nan, 3.0], dtype=torch.float64))
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+def test_float16_sums_over_any_axis_and_broadcast_gradients_add_up_in_float32(torch):
+    """PyTorch sums float16 in float32 and rounds once; NumPy adds float16 along a non-last axis
+    in float16, whose count stops at 2048: 5000 x 0.1 summed to 256, in sum(0) and in the
+    gradient of a broadcast operand."""
+    c = np.full((5000, 2), 0.1, np.float16)
+    np.testing.assert_array_equal(msn.tensor(c).sum(0).numpy(), torch.tensor(c).sum(0).numpy())
+    x = msn.tensor(np.ones(2, np.float16), requires_grad=True)
+    (x * msn.tensor(c)).sum().backward()
+    tx = torch.ones(2, dtype=torch.float16, requires_grad=True)
+    (tx * torch.tensor(c)).sum().backward()
+    assert x.grad.dtype == np.float16
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())

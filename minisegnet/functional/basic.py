@@ -151,13 +151,14 @@ def unbroadcast(grad, shape):
     shape = tuple(shape)
     if grad.shape == shape:
         return grad
+    dtype, work = grad.dtype, opmath(grad.dtype)              # float16 adds up in float32
     extra = grad.ndim - len(shape)
     if extra:
-        grad = grad.sum(axis=tuple(range(extra)))
+        grad = grad.sum(axis=tuple(range(extra)), dtype=work)
     stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
     if stretched:
-        grad = grad.sum(axis=stretched, keepdims=True)
-    return grad
+        grad = grad.sum(axis=stretched, keepdims=True, dtype=work)
+    return grad.astype(dtype, copy=False)
 
 
 # ---- arithmetic ----------------------------------------------------------------
@@ -227,6 +228,9 @@ class Pow(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
+        if a.dtype.kind in "iu" and b.dtype.kind == "i":
+            self.y = _integer_power(a, b)
+            return self.y
         with np.errstate(divide="ignore", invalid="ignore"):     # 0 ** -1 = inf, (-1) ** 0.5 = NaN, silently
             self.y = a ** b
         if self.y.dtype != a.dtype:        # NumPy raises bools to a power in int8; keep the operands' dtype
@@ -243,6 +247,16 @@ class Pow(Function):
                 edge = (self.a == 0) & (self.b >= 0)
                 gb = unbroadcast(xp.where(edge, 0, g * self.y * xp.log(self.a)), self.b.shape)
         return ga, gb
+
+
+def _integer_power(a, b):
+    """``a ** b`` of integers where ``b`` may be negative, PyTorch's way: ``a ** b`` for ``b >= 0``;
+    for ``b < 0`` the integer part of ``1 / a ** -b``: 1 for ``a == 1``, +-1 for ``a == -1`` (by
+    ``b``'s parity), else 0 (0 too for ``a == 0``). NumPy refuses a negative integer power."""
+    xp = backend.get_array_module(a)
+    y = a ** xp.maximum(b, 0).astype(b.dtype)
+    unit = xp.where(a == 1, 1, xp.where(a == -1, 1 - 2 * (b % 2), 0)).astype(y.dtype)   # a ** b for b < 0
+    return xp.where(b < 0, unit, y).astype(a.dtype, copy=False)
 
 
 class Neg(Function):
@@ -299,6 +313,9 @@ def pow(a, b):
     # PyTorch refuses a bool base raised to a bool tensor, but computes a bool tensor ** True
     if _is_bool(a) and _is_bool(b) and not isinstance(b, bool):
         raise TypeError("pow: not defined for a bool tensor exponent of a bool base (as in PyTorch); cast one first")
+    if isinstance(a, Tensor) and a.dtype.kind in "iu" and isinstance(b, numbers.Integral) and b < 0:
+        raise ValueError(f"pow: an integer tensor to the negative integer power {b} (as in PyTorch, refused: "
+                         f"cast the tensor to float first, x.float() ** {b})")
     return Pow()(*_operands(a, b, "pow"))
 
 
@@ -351,6 +368,8 @@ def matmul(a, b):
     if a.dtype != b.dtype:
         raise TypeError(f"matmul: both operands must have the same dtype (as in PyTorch), got {a.dtype} "
                         f"and {b.dtype}; cast one of them first")
+    if a.dtype.kind == "b":
+        raise TypeError("matmul: not defined for bool tensors (as in PyTorch); cast them first")
     if a.ndim > 2 and b.ndim > 2:
         _check_broadcast(a.shape[:-2], b.shape[:-2], "matmul (batch axes)")
     return MatMul()(a, b)
@@ -412,16 +431,17 @@ class Clamp(Function):
         xp = backend.get_array_module(x)
         self.inside = xp.ones(x.shape, dtype=bool)
         y = x
+        # the bounds as zero-dimensional arrays of x's dtype, made where x is (no upload)
         if self.lo is not None:
             self.inside &= x >= self.lo
-            y = xp.maximum(y, xp.asarray(self.lo, dtype=x.dtype))   # maximum keeps NaN, as torch.clamp
+            y = xp.maximum(y, xp.full((), self.lo, dtype=x.dtype))   # maximum keeps NaN, as torch.clamp
         if self.hi is not None:
             self.inside &= x <= self.hi
-            y = xp.minimum(y, xp.asarray(self.hi, dtype=x.dtype))
+            y = xp.minimum(y, xp.full((), self.hi, dtype=x.dtype))
         return y
 
     def backward(self, g):
-        return g * self.inside
+        return backend.get_array_module(g).where(self.inside, g, 0)   # selected: inf * 0 would be NaN
 
 
 class AsType(Function):
@@ -471,9 +491,11 @@ def clamp(input, min=None, max=None):
         raise TypeError(f"clamp: input must be a number tensor, got dtype {input.dtype}")
     if input.dtype.kind != "f" and any(isinstance(b, (float, np.floating)) for b in (min, max)):
         input = astype(input, np.float32)          # PyTorch's promotion: an int tensor and a float bound
-    for bound in (min, max):
+    for name, bound in (("min", min), ("max", max)):
         if isinstance(bound, (int, np.integer)):
             _check_fits(int(bound), input.dtype, "clamp")  # a uint8 tensor, min=-1: PyTorch wraps it to 255
+        elif bound is not None:
+            checks.fits(float(bound), input.dtype, name, "clamp")     # 1e6 into float16: refused, as PyTorch
     return Clamp(min, max)(input)
 
 
@@ -522,14 +544,16 @@ def _expand_reduced(g, axes, keepdim):
 class Sum(Function):
     """y = sum of x over ``axes``;  dx = g copied back along those axes.
     Integers and booleans sum in int64, as in PyTorch (NumPy would keep uint8's sum unsigned,
-    as uint64, where a later subtraction wraps around)."""
+    as uint64, where a later subtraction wraps around), float16 in float32 (``opmath``)."""
 
     def __init__(self, axes, keepdim):
         self.axes, self.keepdim = axes, keepdim
 
     def forward(self, x):
         self.shape = x.shape
-        return x.sum(axis=self.axes, keepdims=self.keepdim, dtype=np.int64 if x.dtype.kind in "biu" else None)
+        dtype = np.int64 if x.dtype.kind in "biu" else opmath(x.dtype)
+        total = x.sum(axis=self.axes, keepdims=self.keepdim, dtype=dtype)
+        return total if x.dtype.kind != "f" else total.astype(x.dtype, copy=False)
 
     def backward(self, g):
         xp = backend.get_array_module(g)
