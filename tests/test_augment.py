@@ -720,3 +720,37 @@ def test_the_docs_preview_tints_the_labels(monkeypatch):
     monkeypatch.setattr(viz_sampling, "plot_augment_preview", lambda *a, **kw: seen.update(kw))
     viz_sampling.figure_augment_preview()
     assert seen["palette"] is not None
+
+
+@pytest.mark.parametrize("make", [lambda: RandomElastic(p=0.5), lambda: RandomAffine(degrees=10, p=0.5)])
+def test_a_deformation_refuses_an_integer_image_whatever_it_draws(make):
+    """Refused before the draw, naming the transform: the old code checked inside warp, after
+    drawing whether to deform, so a uint8 image passed on some seeds and failed on others."""
+    image, mask = np.zeros((1, 6, 6), np.uint8), np.zeros((6, 6), np.int64)
+    transform = make()
+    for seed in range(8):
+        with pytest.raises(TypeError, match=f"^{type(transform).__name__}: image must be floating point"):
+            transform(image, mask, np.random.default_rng(seed))
+
+
+def test_a_deformed_stack_of_label_maps_is_int64_whatever_it_draws():
+    """A stack's mirrored objects get new ids (int64: they need not fit its dtype). The old code
+    made it int64 only when some pixel read a mirrored copy: uint16 or int64 by the seed."""
+    rng = np.random.default_rng
+    image = rng(0).random((1, 8, 8)).astype(np.float32)
+    stack = np.stack([rng(1).integers(0, 3, (8, 8)), rng(2).integers(0, 5, (8, 8))]).astype(np.uint16)
+    dtypes = {RandomAffine(degrees=20)(image, stack, rng(seed))[1].dtype for seed in range(10)}
+    assert dtypes == {np.dtype(np.int64)}
+    assert RandomAffine(degrees=20)(image, stack[0], rng(0))[1].dtype == np.uint16      # one map keeps its dtype
+
+
+def test_mirror_pad_refuses_a_bool_in_its_padding():
+    with pytest.raises(ValueError, match=r"MirrorPad: padding must be .* got \(True, 0, 0, 0\)"):
+        T.MirrorPad((True, 0, 0, 0))
+
+
+def test_color_jitter_quotes_the_range_it_refuses():
+    """gamma=1.5 asks for factors in (-0.5, 2.5); the message said (0, 2.5), the range after
+    clipping at 0, which would have been fine to a reader."""
+    with pytest.raises(ValueError, match=r"gamma factors must stay > 0, got the range \(-0.5, 2.5\) from 1.5"):
+        ColorJitter(gamma=1.5)

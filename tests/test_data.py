@@ -673,3 +673,10 @@ def test_non_square_shapes_are_sized_by_the_shorter_side(size):
     for i in range(len(ds)):
         instances = ds[i][2]
         assert np.bincount(instances.ravel())[1:].max() <= bound
+
+
+@pytest.mark.parametrize("value", ["no", 1, None])
+def test_shapes_random_colors_is_a_flag(value):
+    """As return_instances: True or False (the old code took bool('no'), True)."""
+    with pytest.raises(TypeError, match="Shapes: random_colors must be True or False"):
+        data.Shapes(num_samples=2, random_colors=value)

@@ -223,3 +223,9 @@ def test_torchmetrics_per_class_accuracy_is_0_where_ours_is_nan(torch):
         theirs = tm.MulticlassAccuracy(3, average="none")(torch.tensor(pred), torch.tensor(truth)).numpy()
         assert np.isnan(ours[2]) and theirs[2] == 0, name
         assert np.allclose(ours[:2], theirs[:2]), name          # they agree on the classes that occur
+
+
+def test_confusion_matrix_names_an_out_of_range_uint64_label_as_it_is():
+    """2**64 - 1 as int64 is -1: the old message quoted label -1."""
+    with pytest.raises(ValueError, match="confusion_matrix: pred holds label 18446744073709551615, outside"):
+        metrics.confusion_matrix(np.array([2**64 - 1], np.uint64), np.array([0]), 3)

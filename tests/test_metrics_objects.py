@@ -109,3 +109,12 @@ def test_bad_boxes(a, b, error, match):
 def test_bad_masks(a, b, error, match):
     with pytest.raises(error, match=match):
         metrics.mask_iou(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.uint16])
+def test_box_area_of_narrow_integer_boxes_does_not_wrap(dtype):
+    """A 100 x 100 box: 10000 does not fit 8 bits (uint8 gave 10000 mod 256 = 16); box_iou of the
+    same boxes was right (it computes in float64)."""
+    boxes = np.array([[0, 0, 100, 100], [10, 20, 30, 60]], dtype)
+    assert metrics.box_area(boxes).tolist() == [10000, 800]
+    assert metrics.box_area(boxes).dtype == np.int64

@@ -178,6 +178,8 @@ class Shapes(_ToyDataset):
         the class. ``random_colors=True``: any colour on any background, so only
         the outline does: a much harder task. ``return_instances=True``: samples
         are ``(image, mask, instances)`` (see the module docstring)."""
+        if not isinstance(random_colors, (bool, np.bool_)):        # before any work, as return_instances
+            raise TypeError(f"Shapes: random_colors must be True or False, got {random_colors!r}")
         super().__init__(num_samples, size, seed, split, return_instances)
         self.random_colors = bool(random_colors)
 

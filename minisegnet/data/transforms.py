@@ -158,6 +158,13 @@ def _check_sample(name, image, mask, rng=_NO_DRAW, same_size=True):
         _check_rng(rng, name)
 
 
+def _check_float_image(image, name):
+    """A deformation samples the image bilinearly: it needs floating-point values."""
+    if image.dtype.kind != "f":
+        raise TypeError(f"{name}: image must be floating point to be deformed, got dtype {image.dtype}; "
+                        f"cast it first (e.g. image.astype(np.float32) / 255)")
+
+
 def _check_rng(rng, name):
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"{name}: rng must be a numpy.random.Generator (the loader passes one; e.g. "
@@ -185,11 +192,14 @@ def mirrored_copies(mask, copy_y, copy_x):
     """Give each mirrored copy of an object an id of its own (module docstring): in the maps
     after the first of a stacked ``(K, H, W)`` ``mask``, an id ``i > 0`` at a pixel of copy
     ``(copy_y, copy_x)`` (broadcasting to ``(H, W)``; ``(0, 0)`` is the image) becomes
-    ``i + c * (largest id + 1)``, ``c`` a number for the copy (0 for the image). A single map,
-    or no pixel from a copy: the mask unchanged."""
+    ``i + c * (largest id + 1)``, ``c`` a number for the copy (0 for the image). A single map:
+    unchanged. A stack comes back int64 (room for the new ids) even when no pixel comes from a
+    copy, so that its dtype never depends on where a random transform happened to read."""
     copy_y, copy_x = np.broadcast_arrays(copy_y, copy_x)
-    if mask.ndim != 3 or mask.shape[0] < 2 or not (copy_y.any() or copy_x.any()):
+    if mask.ndim != 3 or mask.shape[0] < 2:
         return mask
+    if not (copy_y.any() or copy_x.any()):
+        return mask.astype(np.int64, copy=False)
     # number the copies: 0, -1, 1, -2, 2, ... -> 0, 1, 2, 3, 4 on each axis, then pair the two
     zigzag_y, zigzag_x = (np.where(c < 0, -2 * c - 1, 2 * c) for c in (copy_y, copy_x))
     most_x, largest = int(zigzag_x.max()), int(mask[1:].max())
@@ -281,7 +291,8 @@ class MirrorPad:
         if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
             padding = (int(padding),) * 4
         if (not isinstance(padding, (tuple, list)) or len(padding) != 4
-                or not all(isinstance(p, (int, np.integer)) and p >= 0 for p in padding)):
+                or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0
+                           for p in padding)):
             raise ValueError(f"MirrorPad: padding must be a non-negative int or (top, bottom, left, right), "
                              f"got {padding!r}")
         self.padding = tuple(int(p) for p in padding)
@@ -345,13 +356,13 @@ def warp(image, mask, positions, padding_mode="reflection"):
     """Image ``(C, H, W)`` and labels ``(H, W)`` or ``(K, H, W)`` read at ``positions`` ``(H, W, 2)``:
     pixel coordinates ``(x, y)`` in the input for every output pixel. Bilinear for the image,
     nearest for the labels (which keep their dtype and values; with ``"reflection"``, mirrored
-    objects get ids of their own, see the module docstring). Runs on NumPy, whatever the backend.
+    objects get ids of their own, see the module docstring, so a stack of maps comes back int64,
+    the new ids need not fit its dtype). Runs on NumPy, whatever the backend.
     The sampling runs in float32 at least (a float16 image is read in float32 and the result
     cast back): float16 pixel coordinates past 1024 are a whole pixel apart (on a 2048-pixel
     image the bilinear fraction would be lost), and they overflow beyond 65504."""
     _check_sample("warp", image, mask, same_size=False)
-    if image.dtype.kind != "f":
-        raise TypeError(f"warp: image must be floating point to be deformed, got dtype {image.dtype}")
+    _check_float_image(image, "warp")
     if mask.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"warp: the image is {image.shape[-2]}x{image.shape[-1]} but the labels are "
                          f"{mask.shape[-2]}x{mask.shape[-1]}; they must match (both are read at the same positions)")
@@ -505,6 +516,7 @@ class RandomElastic:
 
     def __call__(self, image, mask, rng):
         _check_sample("RandomElastic", image, mask, rng)
+        _check_float_image(image, "RandomElastic")          # before the draw: refused whatever it draws
         _check_field_fits(image.shape[-2:], self.points, "RandomElastic")
         if rng.random() >= self.p:
             return image, mask
@@ -585,6 +597,7 @@ class RandomAffine:
 
     def __call__(self, image, mask, rng):
         _check_sample("RandomAffine", image, mask, rng)
+        _check_float_image(image, "RandomAffine")          # before the draw: refused whatever it draws
         if rng.random() >= self.p:
             return image, mask
         return warp(image, mask, self.sample_positions(image.shape[-2:], rng), self.padding_mode)
@@ -642,12 +655,11 @@ _MAX_FACTOR = 1e4
 
 
 def _factor_range(value, name, positive=False):
-    lo, hi = _range(value, name, 1.0, high=_MAX_FACTOR)
-    if isinstance(value, numbers.Real):
-        lo = max(lo, 0.0)
+    asked, hi = _range(value, name, 1.0, high=_MAX_FACTOR)
+    lo = max(asked, 0.0) if isinstance(value, numbers.Real) else asked
     if (positive and not lo > 0) or not lo >= 0:
         rule = "> 0" if positive else ">= 0"
-        raise ValueError(f"{name} factors must stay {rule}, got the range ({lo:g}, {hi:g}) from {value!r}")
+        raise ValueError(f"{name} factors must stay {rule}, got the range ({asked:g}, {hi:g}) from {value!r}")
     return lo, hi
 
 

@@ -75,8 +75,13 @@ def _check_boxes(boxes, name, op):
 
 
 def box_area(boxes):
-    """``(x2 - x1) (y2 - y1)`` of each ``(x1, y1, x2, y2)`` box of ``(N, 4)``: shape ``(N,)``."""
-    return _area(_check_boxes(boxes, "boxes", "box_area"))
+    """``(x2 - x1) (y2 - y1)`` of each ``(x1, y1, x2, y2)`` box of ``(N, 4)``: shape ``(N,)``.
+    Integer boxes give int64 areas (a 200 x 200 box in uint8 would wrap around to 64); float
+    boxes keep their dtype."""
+    boxes = _check_boxes(boxes, "boxes", "box_area")
+    if boxes.dtype.kind in "iu" and boxes.dtype != np.uint64:
+        boxes = boxes.astype(np.int64)
+    return _area(boxes)
 
 
 def _area(boxes):

@@ -87,6 +87,10 @@ def confusion_matrix(pred, target, num_classes, ignore_index=None):
         if a.dtype.kind not in "iub":
             raise TypeError(f"{op}: {name} must hold integer labels, got dtype {a.dtype} "
                             "(use logits.argmax(1) for predictions)")
+    for name, a in (("target", target), ("pred", pred)):
+        if a.dtype == np.uint64 and a.size and int(a.max()) > np.iinfo(np.int64).max:   # int64 would wrap it
+            raise ValueError(f"{op}: {name} holds label {int(a.max())}, outside [0, {num_classes}) for "
+                             f"num_classes={num_classes}")
     pred = pred.reshape(-1).astype(xp.int64)
     target = target.reshape(-1).astype(xp.int64)
     counted = None if ignore_index is None else target != ignore_index
