@@ -680,3 +680,14 @@ def test_shapes_random_colors_is_a_flag(value):
     """As return_instances: True or False (the old code took bool('no'), True)."""
     with pytest.raises(TypeError, match="Shapes: random_colors must be True or False"):
         data.Shapes(num_samples=2, random_colors=value)
+
+
+def test_subset_takes_negative_indices_as_pytorchs():
+    """torch.utils.data.Subset indexes its dataset with the index as given, so -1 is the last
+    sample; the old code refused it (undocumented)."""
+    ds = data.Shapes(10, 16)
+    sub = data.Subset(ds, [-1, 0, -10])
+    assert sub.indices == [9, 0, 0]
+    np.testing.assert_array_equal(sub[0][0], ds[9][0])
+    with pytest.raises(IndexError, match=r"Subset index 10 is out of range for a dataset of 10 samples \(-10 to 9\)"):
+        data.Subset(ds, [10])

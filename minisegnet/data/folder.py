@@ -258,7 +258,8 @@ class FolderDataset:
 
 
 class Subset:
-    """The samples of ``dataset`` at ``indices`` (e.g. a held-out split of a FolderDataset)."""
+    """The samples of ``dataset`` at ``indices`` (e.g. a held-out split of a FolderDataset). As
+    ``torch.utils.data.Subset``, an index may be negative (-1: the last sample)."""
 
     def __init__(self, dataset, indices):
         self.dataset = dataset
@@ -267,10 +268,12 @@ class Subset:
             if not checks.is_int(i):
                 raise TypeError(f"Subset: indices must be integers (a boolean mask: np.flatnonzero(mask)), "
                                 f"got {checks.describe(i)}")
-        self.indices = [int(i) for i in indices]
-        for i in self.indices:
-            if not 0 <= i < len(dataset):
-                raise IndexError(f"Subset index {i} is out of range for a dataset of {len(dataset)} samples")
+        n = len(dataset)
+        for i in indices:
+            if not -n <= i < n:
+                raise IndexError(f"Subset index {i} is out of range for a dataset of {n} samples "
+                                 f"(-{n} to {n - 1})")
+        self.indices = [int(i) % n for i in indices]
         for name in ("num_classes", "in_channels", "class_names", "palette", "thing_classes", "stuff_classes"):
             if hasattr(dataset, name):
                 setattr(self, name, getattr(dataset, name))
