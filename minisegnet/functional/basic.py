@@ -803,23 +803,24 @@ def _check_positions_in_range(shape, index):
     for the device per integer array on it (its smallest and largest value); anything out of range
     is the IndexError NumPy gives."""
     parts = [np.asarray(p) if isinstance(p, list) else p for p in (index if isinstance(index, tuple) else (index,))]
-    is_mask = [getattr(getattr(p, "dtype", None), "kind", None) == "b" for p in parts]
-    consumed = builtins.sum(p.ndim if mask else 0 if p is None or p is Ellipsis else 1
-                            for p, mask in zip(parts, is_mask))
+
+    def axes_taken(part):              # how many axes of x an index part walks over
+        if part is None or part is Ellipsis:
+            return 0
+        return part.ndim if getattr(part, "dtype", None) == np.bool_ else 1
+
     axis = 0
-    for part, mask in zip(parts, is_mask):
-        if part is Ellipsis:
-            axis += len(shape) - consumed
-        elif mask:
-            axis += part.ndim
-        elif part is not None:
-            if hasattr(part, "dtype") and part.size and axis < len(shape):
-                size = shape[axis]
-                low, high = int(backend.to_numpy(part.min())), int(backend.to_numpy(part.max()))
-                if low < -size or high >= size:
-                    raise IndexError(f"index {high if high >= size else low} is out of bounds for axis {axis} "
-                                     f"with size {size}")
-            axis += 1
+    for part in parts:
+        if part is Ellipsis:           # the axes that no other part takes
+            axis += len(shape) - builtins.sum(axes_taken(p) for p in parts)
+            continue
+        if hasattr(part, "dtype") and part.dtype.kind in "iu" and part.size and axis < len(shape):
+            size = shape[axis]
+            low, high = int(backend.to_numpy(part.min())), int(backend.to_numpy(part.max()))
+            if low < -size or high >= size:
+                raise IndexError(f"index {high if high >= size else low} is out of bounds for axis {axis} "
+                                 f"with size {size}")
+        axis += axes_taken(part)
 
 
 def getitem(x, index):
