@@ -110,7 +110,7 @@ def conv2d_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     """
     k, s, p, d = _conv_args(kernel_size, stride, padding, dilation)
     if p == "same":
-        return size if _is_int(size) else tuple(as_pair(size, "size", 1))
+        return _per_axis(size, lambda i, a: i)            # the size checked as any other (>= 1)
 
     def compute(i, a):
         span = d[a] * (k[a] - 1) + 1
@@ -224,6 +224,9 @@ def interpolate_output_size(size, out_size=None, scale_factor=None):
         raise ValueError(f"scale_factor must be positive and finite, got {scale_factor!r}")
 
     def compute(i, a):
+        if i * sf[a] >= 2 ** 63:                     # past any array (and math.floor's inf past 1e308)
+            raise ValueError(f"scale_factor={scale_factor!r} makes size {i} into {i * sf[a]:.4g} pixels, "
+                             f"more than any array holds")
         o = math.floor(i * sf[a])
         if o < 1:
             raise ValueError(f"scale_factor={scale_factor!r} shrinks size {i} to {o}")
@@ -613,7 +616,7 @@ def receptive_field(layers):
                         f"got {layers!r}")
     rf = [(Fraction(1), Fraction(1), Fraction(0))] * 2
     any_pair = False
-    rows = []
+    fields = []                                     # (name, per-axis (r, j, start)) of each layer
     for index, layer in enumerate(layers):
         if not isinstance(layer, (tuple, list)) or not layer:
             raise TypeError(f"layers[{index}] must be a tuple (name, kernel_size, stride, padding, dilation), "
@@ -633,13 +636,16 @@ def receptive_field(layers):
         if p == "valid":
             p = (0, 0)
         elif p == "same":
+            if s != (1, 1):
+                raise ValueError(f"layers[{index}]: padding='same' needs stride 1 (as conv2d: PyTorch refuses "
+                                 f"it for strided convolutions), got stride {s}")
             # the top/left padding: as the conv pads, the odd pixel of an even d(k-1) goes bottom/right
             p = (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2)
         else:
             p = as_pair(p, f"layers[{index}] padding", 0)
         rf = [_rf_conv(rf[a], k[a], s[a], p[a], d[a]) for a in (0, 1)]
-        if any_pair:
-            rows.append(ReceptiveField(name, *((_plain(rf[0][f]), _plain(rf[1][f])) for f in range(3))))
-        else:
-            rows.append(ReceptiveField(name, *(_plain(rf[0][f]) for f in range(3))))
-    return rows
+        fields.append((name, rf))
+    if any_pair:                                    # every row in pairs, the rows before the first pair too
+        return [ReceptiveField(name, *((_plain(rf[0][f]), _plain(rf[1][f])) for f in range(3)))
+                for name, rf in fields]
+    return [ReceptiveField(name, *(_plain(rf[0][f]) for f in range(3))) for name, rf in fields]

@@ -212,3 +212,11 @@ def test_batchnorm2d_names_a_channel_mismatch_in_either_direction(channels):
     # guards: the layer's own check refuses fewer channels too, not only more (the message names the layer)
     with pytest.raises(ValueError, match=rf"^BatchNorm2d\(3\) got input with {channels} channels"):
         nn.BatchNorm2d(3)(msn.tensor(np.zeros((1, channels, 4, 4), np.float32)))
+
+
+@pytest.mark.parametrize("affine, bias", [(False, True), (True, False), (True, True), (False, False)])
+def test_batch_norm_repr_says_whether_it_has_a_bias_as_pytorchs(torch, affine, bias):
+    """PyTorch prints bias=(self.bias is not None); with affine=False there is none, whatever the
+    flag (the old repr printed the flag: bias=True)."""
+    ours, theirs = nn.BatchNorm2d(8, affine=affine, bias=bias), torch.nn.BatchNorm2d(8, affine=affine, bias=bias)
+    assert repr(ours) == repr(theirs)

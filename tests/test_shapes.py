@@ -343,3 +343,33 @@ def test_same_padding_start_is_where_the_conv_puts_the_field(k, d):
     row = shapes.receptive_field([("c", k, 1, "same", d)])[0]
     assert rows.max() - rows.min() + 1 == row.size
     assert (rows.min() + rows.max()) / 2 - at == row.start
+
+
+@pytest.mark.parametrize("size", [0, -5, (5, 0)])
+def test_same_padding_checks_the_input_size_as_any_padding(size):
+    """padding='same' returned an int size unchecked (0 -> 0, -5 -> -5); any other padding, and a
+    pair, refuse a size below 1."""
+    with pytest.raises(ValueError, match="must be >= 1"):
+        shapes.conv2d_output_size(size, 3, padding="same")
+    assert shapes.conv2d_output_size(7, 3, padding="same") == 7
+
+
+def test_receptive_field_refuses_same_padding_with_a_stride():
+    """As conv2d (and PyTorch) refuse padding='same' for a strided convolution; the old code
+    returned numbers for a layer that cannot exist."""
+    with pytest.raises(ValueError, match=r"layers\[0\]: padding='same' needs stride 1"):
+        shapes.receptive_field([("a", 3, 2, "same")])
+
+
+def test_receptive_field_gives_every_row_in_pairs_when_any_layer_uses_a_pair():
+    """The docstring's rule; the rows before the first pair-valued layer used to stay ints."""
+    rows = shapes.receptive_field([("c", 3), ("p", (2, 2), 2)])
+    assert rows[0] == ("c", (3, 3), (1, 1), (1, 1)) and rows[1].size == (4, 4)
+
+
+def test_a_scale_factor_past_any_array_is_a_clear_error():
+    """1e308 made math.floor's bare 'cannot convert float infinity to integer'."""
+    with pytest.raises(ValueError, match=r"scale_factor=1e\+308 makes size 5 into inf pixels"):
+        shapes.interpolate_output_size(5, scale_factor=1e308)
+    with pytest.raises(ValueError, match="^interpolate: .*more than any array holds"):
+        F.interpolate(msn.tensor(np.ones((1, 1, 5, 5), np.float32)), scale_factor=1e300)

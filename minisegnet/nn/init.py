@@ -167,8 +167,10 @@ def _check_range(a, b, name):
 
 
 def _check_mode(mode, name):
-    if mode not in ("fan_in", "fan_out"):
+    """``mode`` in any case, as torch (which lowercases it): returns "fan_in" or "fan_out"."""
+    if not isinstance(mode, str) or mode.lower() not in ("fan_in", "fan_out"):
         raise ValueError(f"{name}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    return mode.lower()
 
 
 # ---- constants -----------------------------------------------------------------------------------
@@ -177,7 +179,8 @@ def constant_(tensor, val):
     """Fill ``tensor`` with ``val`` in place and return it, as ``torch.nn.init.constant_``.
 
     Where we go further: an integer tensor takes only a whole ``val`` (torch
-    would silently truncate 0.7 to 0)."""
+    would silently truncate 0.7 to 0), and a bool ``val`` is refused (torch
+    fills 1 for True)."""
     _check_tensor(tensor, "constant_")
     if isinstance(val, (bool, np.bool_)) or not isinstance(val, (int, float, np.integer, np.floating)):
         raise TypeError(f"constant_: val must be a real number, got {val!r}")
@@ -307,7 +310,7 @@ def _kaiming_std(tensor, a, mode, nonlinearity, name):
     """He et al.'s standard deviation ``gain / sqrt(fan)`` for ``tensor``, after the checks both
     Kaiming fills share; None for a tensor with no elements (left as it is, as torch does)."""
     _check_tensor(tensor, name, floating=True)
-    _check_mode(mode, name)
+    mode = _check_mode(mode, name)
     gain = _gain(nonlinearity, a, name, "a")
     if 0 in tensor.shape:
         return None
