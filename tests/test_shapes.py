@@ -302,8 +302,9 @@ def test_receptive_field_is_the_span_of_a_brute_force_dependency_walk(layers, da
 
 
 def test_receptive_field_pairs_and_same_padding():
-    rows = shapes.receptive_field([("a", (3, 1)), ("b", 3, (2, 1), "same", (1, 2))])
-    assert rows[-1].size == (5, 5) and rows[-1].jump == (2, 1)
+    # ('same' needs stride 1, as in conv2d and PyTorch: the stride is a layer of its own here)
+    rows = shapes.receptive_field([("a", (3, 1)), ("s", 1, (2, 1)), ("b", 3, 1, "same", (1, 2))])
+    assert rows[-1].size == (7, 5) and rows[-1].jump == (2, 1)
     # 'same' padding moves only the start: h valid 3 puts the centre at 1, 'same' 3 keeps it;
     # w 1 then 'same' (k=3, d=2, p=2) keeps 0 (a padding from the other axis's dilation gave (1, 1))
     assert rows[-1].start == (1, 0)
