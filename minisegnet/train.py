@@ -705,7 +705,9 @@ def evaluate_checkpoint(path, batch_size=None, backend_name=None, log=print):
     with _on_backend(where):
         task, model = _model_from_state(state, meta, path)
         try:
-            config = resolve_config(dict(meta["config"], backend=where))
+            # the backend and the process count are this machine's choices, not the run's
+            # (a run trained in 2 processes is evaluated on a 1-CPU machine too)
+            config = resolve_config(dict(meta["config"], backend=where, processes=None))
         except UserError as error:                  # the run's recorded options, not the user's
             raise UserError(f"{path!r}: the configuration it records is not one this version runs "
                             f"(as an option, {error})") from None

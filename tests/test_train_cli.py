@@ -1192,3 +1192,17 @@ def test_evaluate_and_predict_errors_name_their_command(argv, capsys, tmp_path, 
     monkeypatch.chdir(tmp_path)
     assert main(argv) == 2
     assert capsys.readouterr().err.startswith(f"minisegnet {argv[0]}: error: ")
+
+
+def test_evaluate_runs_where_the_run_was_trained_with_more_processes_than_cpus(run_dir, tmp_path, monkeypatch):
+    """The process count, like the backend, is the machine's choice: a run recorded with
+    --processes 2 is re-scored on a 1-CPU machine. The old code checked the recorded count
+    against this machine's CPUs and refused the run, naming an option no one gave."""
+    state = msn.load(os.path.join(run_dir, "checkpoint.npz"))
+    meta = json.loads(str(state["meta"]))
+    meta["config"]["processes"] = 2
+    state["meta"] = np.array(json.dumps(meta))
+    msn.save(state, tmp_path / "two.npz")
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    scores, recorded = train.evaluate_checkpoint(tmp_path / "two.npz", log=lambda *a: None)
+    assert scores["mean_iou"] == pytest.approx(recorded["mean_iou"], rel=1e-5, abs=1e-6)
