@@ -214,9 +214,12 @@ def _add_training_commands(commands):
 
     predict_cmd = commands.add_parser(
         "predict", help="segment images with a checkpoint and write overlay PNGs",
-        description="Segment images of any size: writes NAME_overlay.png (class colours over the image) "
-                    "and NAME_mask.png (index PNG) per image. A valid-padding U-Net uses the paper's "
-                    "overlap-tile strategy with mirrored borders.")
+        description="Segment images of any size with a run's model, per image: a semantic run writes "
+                    "NAME_overlay.png (class colours over the image) and NAME_mask.png (the classes as an index "
+                    "PNG, 16-bit past 256 classes); an instance run NAME_instances.png, NAME_ids.png (16-bit "
+                    "object ids) and NAME_mask.png; a panoptic run NAME_instances.png, NAME_panoptic.png and "
+                    "NAME_panoptic_ids.png (16-bit category * 1000 + id: at most 65 classes). A valid-padding "
+                    "U-Net uses the paper's overlap-tile strategy with mirrored borders.")
     predict_cmd.add_argument("checkpoint", metavar="CHECKPOINT", help="a .npz checkpoint or a run directory")
     predict_cmd.add_argument("images", metavar="IMAGE", nargs="+", help="image files (PNG, JPEG, ...)")
     predict_cmd.add_argument("--out", metavar="DIR", required=True, help="the folder to write the PNGs into")

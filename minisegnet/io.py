@@ -127,6 +127,9 @@ def save(obj, f):
     for key, value in obj.items():
         if not isinstance(key, str) or not key:
             raise TypeError(f"save: keys must be non-empty strings, got {key!r}")
+        if "\x00" in key:                           # a zip member's name ends at a NUL: 'a\x00b' would read as 'a'
+            raise ValueError(f"save: a key must not hold a NUL character (a zip member's name ends there), "
+                             f"got {key!r}")
         arrays[key] = _to_array(key, value)
     path = _as_path(f, "save")
     directory = os.path.dirname(os.path.abspath(path))

@@ -2,13 +2,15 @@
 
 A trained model sees ``S x S`` training images; a photo is any size. Same-padding
 models take the image mirror-padded to a multiple of 32 (every pooling then
-halves exactly) and cropped back. A valid-padding U-Net (the paper's) outputs
+halves exactly; further, for an image smaller than a DeepLab's atrous rates
+need) and cropped back. A valid-padding U-Net (the paper's) outputs
 less than it takes in, so the image is cut into tiles the paper's way
 (overlap-tile): each output tile is computed from a larger input tile, mirrored
 at the image's border, and the tiles, started on one pooling grid, are
 stitched together into what one pass over the whole image would give.
 """
 import os
+import warnings
 
 import numpy as np
 
@@ -107,10 +109,33 @@ def _outputs(model, image, multiple, h, w):
                      for tx in range(nx)] for ty in range(ny)]
             return crop_outputs(_stitch(rows), 0, 0, h, w)
         multiple = max(multiple, 2 ** getattr(model, "depth", 0))
-        ph, pw = -h % multiple, -w % multiple
+        height, width = _fitting_size(model, h, w, multiple)
+        ph, pw = height - h, width - w
         padded = np.pad(image, ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2)), mode="reflect")
         outputs = model(Tensor(backend.asarray(padded[None])))
         return crop_outputs(outputs, ph // 2, pw // 2, h, w)
+
+
+def _fitting_size(model, h, w, multiple):
+    """The size ``(H, W)`` a same-padding model is run at for an ``h x w`` image: the next multiple
+    of ``multiple`` on each axis, grown by further multiples while the model's own size rule
+    (``check_input_size``: a DeepLab's atrous rates need a feature map larger than themselves)
+    refuses it or warns that a branch degenerates, so a small image is predicted with the model
+    whole rather than refused."""
+    height, width = h + -h % multiple, w + -w % multiple
+    check = getattr(model, "check_input_size", None)
+    if check is None:
+        return height, width
+    for _ in range(1024):                            # (each step passes a rate of at least 1)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error", UserWarning)
+                check((height, width))
+            return height, width
+        except (ValueError, UserWarning):
+            grow_h, grow_w = height <= width, width <= height      # the shorter axis (both if square)
+            height, width = height + multiple * grow_h, width + multiple * grow_w
+    return height, width                             # (the model's own error will say why)
 
 
 def predict_image(model, image, task=None, multiple=32):
@@ -197,6 +222,9 @@ def predict_images(checkpoint, image_paths, out, backend_name=None, log=print):
     written = []
     with _on_backend(_choose_backend(backend_name)):
         task, model = _model_from_state(state, meta, path)
+        if task.num_classes > task.most_classes_written:
+            raise UserError(f"{path}: a {task.name} run with {task.num_classes} classes; its prediction files hold "
+                            f"at most {task.most_classes_written} (see `minisegnet predict --help`)")
         make_out_folder(out)                              # once the images and the model are known to be good
         for image_path in image_paths:
             image, notes = _read_image(image_path, meta["info"]["in_channels"])
@@ -208,7 +236,11 @@ def predict_images(checkpoint, image_paths, out, backend_name=None, log=print):
                 raise UserError(f"image {image_path!r} ({image.shape[1]}x{image.shape[2]} pixels) needs more memory "
                                 "than this machine has; predict a smaller image, or tiles of it") from None
             stem = os.path.splitext(os.path.basename(image_path))[0]
-            paths, note = task.write_prediction(image, prediction, out, stem)
+            try:
+                paths, note = task.write_prediction(image, prediction, out, stem)
+            except ValueError as error:                  # a prediction its PNGs cannot hold
+                done = f" (the {len(written)} files before it are written)" if written else ""
+                raise UserError(f"image {image_path!r}: {error}{done}") from None
             log(f"{image_path}: {image.shape[1]}x{image.shape[2]} -> {', '.join(paths)}  ({note})")    # H x W
             written += paths
     return written

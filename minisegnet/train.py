@@ -569,16 +569,16 @@ def _train(config, out, state, meta, progress, log):
     make_out_folder(out)
     for name in remove_stale_temporaries(out):
         log(f"removed {name}, left by an interrupted save")
-    config_record = dict(config, out=out)
-    write_json({"config": config_record, "info": info}, os.path.join(out, "config.json"))
     checkpoint = os.path.join(out, "checkpoint.npz")
     if meta is not None:
         _write_epoch_files(out, model, meta)                   # what a kill after the commit left undone
-        if start_epoch >= config["epochs"]:
+        if start_epoch >= config["epochs"]:                    # (its config.json stays: it ran these epochs)
             _figures(out, model, task, history, val_ds, val_transform, geometry, size)
             log(f"{out}: already trained for {start_epoch} epochs; its files are complete. "
                 "Pass a larger --epochs to continue")
             return out
+    config_record = dict(config, out=out)
+    write_json({"config": config_record, "info": info}, os.path.join(out, "config.json"))
     log((f"Resuming at epoch {start_epoch + 1} of {config['epochs']}: " if meta is not None else "Training ")
         + _describe(config, task, model, info, len(train_ds), len(val_ds)))
     log(f"Writing {out}/")

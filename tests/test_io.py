@@ -372,3 +372,11 @@ def test_save_into_a_missing_folder_names_the_folder(tmp_path):
     path = tmp_path / "no" / "such" / "ck.npz"
     with pytest.raises(FileNotFoundError, match=r"^save: directory '.*such' \(for '.*ck\.npz'\) does not exist"):
         msn.save({"a": np.ones(2)}, path)
+
+
+def test_save_refuses_a_key_with_a_nul_character(tmp_path):
+    """A zip member's name ends at a NUL: 'a\\x00b' was written as 'a' and load then refused the
+    file; now save refuses the key before writing anything."""
+    with pytest.raises(ValueError, match="save: a key must not hold a NUL character"):
+        io.save({"ok": np.ones(1), "a\x00b": np.ones(1)}, tmp_path / "k.npz")
+    assert not (tmp_path / "k.npz").exists()

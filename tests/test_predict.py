@@ -54,3 +54,23 @@ def test_an_image_too_big_for_memory_is_a_user_error(tmp_path, monkeypatch):
     monkeypatch.setattr(predict, "predict_image", out_of_memory)
     with pytest.raises(UserError, match=r"image '.*big\.png' \(5x6 pixels\) needs more memory than this machine has"):
         predict.predict_images("ck.npz", [str(tmp_path / "big.png")], str(tmp_path / "out"), log=lambda *a: None)
+
+
+@pytest.mark.parametrize("size", [(10, 10), (10, 200), (70, 9)])
+def test_a_deeplab_predicts_an_image_smaller_than_its_atrous_rates_need(size):
+    """'Images of any size': a DeepLab whose rate 4 at output stride 16 needs 65 pixels takes a
+    10x10 image mirror-padded until its rule passes (and no branch degenerates on either axis).
+    The old code padded to 32 only, and the model's ValueError ended predict mid-run."""
+    import warnings
+
+    from minisegnet.models import DeepLabV3Plus
+    msn.manual_seed(0)
+    model = DeepLabV3Plus(3, 2, atrous_rates=(4,), width_mult=0.25, aspp_channels=8, low_level_channels=4,
+                          decoder_channels=8)
+    image = np.random.default_rng(0).random((3,) + size).astype(np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                       # no degenerate branch either
+        out = predict.image_outputs(model, image)
+        classes = predict.predict_image(model, image)
+    assert out.shape == (1, 2) + size and np.isfinite(out.numpy()).all()
+    assert classes.shape == size

@@ -628,7 +628,6 @@ def test_predict_out_must_be_a_folder_it_can_make(run_dir, tmp_path, capsys):
 def test_predict_reads_16_bit_images_and_refuses_what_it_cannot_read_before_writing(run_dir, tmp_path, capsys,
                                                                                     monkeypatch):
     from PIL import Image
-    from minisegnet.data.folder import image_array
     ramp = np.linspace(0, 65535, 24 * 24).reshape(24, 24).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "deep.png")
     with Image.open(tmp_path / "deep.png") as im:
@@ -1206,3 +1205,82 @@ def test_evaluate_runs_where_the_run_was_trained_with_more_processes_than_cpus(r
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     scores, recorded = train.evaluate_checkpoint(tmp_path / "two.npz", log=lambda *a: None)
     assert scores["mean_iou"] == pytest.approx(recorded["mean_iou"], rel=1e-5, abs=1e-6)
+
+
+def test_predict_refuses_a_run_with_more_classes_than_its_files_hold_before_writing(run_dir, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """Each task states how many classes its prediction PNGs hold (panoptic: 65, its ids are
+    category * 1000 + id in 16 bits); predict checks it before it writes anything. The old code
+    wrote the images before the first one whose prediction did not fit, then a traceback."""
+    from minisegnet.tasks.semantic import SemanticTask
+    from PIL import Image
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "a.png")
+    monkeypatch.setattr(SemanticTask, "most_classes_written", 3)            # the run has 4 classes
+    out = tmp_path / "pred"
+    assert main(["predict", run_dir, str(tmp_path / "a.png"), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "a semantic run with 4 classes; its prediction files hold at most 3" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_predict_names_the_image_whose_prediction_its_files_cannot_hold(run_dir, tmp_path, capsys, monkeypatch):
+    """A prediction a task's PNGs cannot hold (more objects than 16 bits of ids): a clear error
+    naming the image and what was written before it, not a traceback."""
+    from minisegnet.tasks.semantic import SemanticTask
+    from PIL import Image
+    for name in ("a", "b"):
+        Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / f"{name}.png")
+    write = SemanticTask.write_prediction
+
+    def second_fails(self, image, prediction, out, stem):
+        if stem == "b":
+            raise ValueError("70000 objects do not fit a 16-bit PNG")
+        return write(self, image, prediction, out, stem)
+
+    monkeypatch.setattr(SemanticTask, "write_prediction", second_fails)
+    assert main(["predict", run_dir, str(tmp_path / "a.png"), str(tmp_path / "b.png"),
+                 "--out", str(tmp_path / "pred")]) == 2
+    err = capsys.readouterr().err
+    assert "b.png': 70000 objects do not fit a 16-bit PNG (the 2 files before it are written)" in err
+    assert "Traceback" not in err
+
+
+def test_the_panoptic_tasks_stated_limit_is_what_its_ids_png_holds(tmp_path):
+    from minisegnet.tasks.panoptic import PanopticTask
+    info = dict(num_classes=70, in_channels=3, class_names=[str(i) for i in range(70)],
+                palette=[[i, i, i] for i in range(70)], ignore_index=None, thing_classes=[1],
+                stuff_classes=[c for c in range(70) if c != 1])
+    task = PanopticTask(info)
+    image = np.zeros((3, 4, 4), np.float32)
+    pan = np.zeros((4, 4, 2), np.int64)
+    pan[..., 0] = PanopticTask.most_classes_written - 1
+    task.write_prediction(image, {"panoptic": pan}, str(tmp_path), "fits")
+    pan[..., 0] = PanopticTask.most_classes_written
+    with pytest.raises(ValueError, match="at most 65 categories"):
+        task.write_prediction(image, {"panoptic": pan}, str(tmp_path), "too_many")
+
+
+@pytest.mark.parametrize("num_classes", [4, 300])
+def test_a_class_map_png_reads_back_as_the_classes(tmp_path, num_classes):
+    """Past 256 classes no palette holds them: the mask PNG is 16-bit grey (the old code cast to
+    uint8, class 299 written as 43), read back by a folder dataset as the classes."""
+    from minisegnet.tasks.semantic import class_map_png
+    from PIL import Image
+    classes = (np.arange(20 * 30).reshape(20, 30) % num_classes).astype(np.int64)
+    palette = np.zeros((num_classes, 3), np.uint8)
+    class_map_png(classes, palette).save(tmp_path / "m.png")
+    with Image.open(tmp_path / "m.png") as im:
+        assert im.mode == ("P" if num_classes <= 256 else "I;16") or im.mode.startswith("I")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")).astype(np.int64), classes)
+
+
+def test_resuming_a_finished_run_with_fewer_epochs_leaves_its_config_alone(run_dir, tmp_path):
+    """'already trained for 2 epochs; its files are complete' must be true of config.json too:
+    the old code rewrote it with epochs 1 while the checkpoint and metrics held 2."""
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(run_dir, copy)
+    before = (copy / "config.json").read_text()
+    assert main(["train", "--resume", "--out", str(copy), "--epochs", "1", "--quiet"]) == 0
+    assert (copy / "config.json").read_text() == before
+    assert json.loads(before)["config"]["epochs"] == 2

@@ -42,6 +42,10 @@ Class attributes (read before any data is loaded):
     in ``summary()``. They are printed each epoch and by ``evaluate``.
 ``best_score``
     The key of ``score_names`` that picks ``best.npz`` (higher is better).
+``most_classes_written``
+    The largest class count that ``write_prediction`` can encode in its
+    PNGs; ``minisegnet predict`` refuses a run with more before it writes
+    anything (panoptic ids ``category * 1000 + id`` in 16 bits: 65).
 
 Methods (``info`` is the dataset's description, also stored in
 ``config.json``: ``num_classes``, ``in_channels``, ``class_names``,
@@ -94,6 +98,8 @@ or None) and, where the dataset has them, ``thing_classes``/``stuff_classes``):
     prediction (``postprocess``'s result for that image alone): files named
     ``stem + suffix`` in the folder ``out``. Returns ``(paths, note)``, note
     being a short text for the log (e.g. the classes found and their share).
+    A ``ValueError`` for a prediction its files cannot hold (more objects
+    than an id PNG's bits): the driver names the image.
 
 Files are the driver's business: it opens ``file`` on a temporary name and
 renames it when the method returns, so a kill never leaves half a PNG.

@@ -32,7 +32,8 @@ from ..autograd import Tensor
 from ..functional.loss import cross_entropy_of_checked_labels
 from ..instances import _renumber, _unet_weight_map, instances_from_semantic
 from ..metrics.panoptic import check_categories
-from .semantic import ConfusionScores, SemanticTask, check_class_labels, keep_dataset_info, loss_ignore_index
+from .semantic import (ConfusionScores, SemanticTask, check_class_labels, class_map_png, keep_dataset_info,
+                       loss_ignore_index)
 
 __all__ = ["InstanceTask", "InstanceScores", "thing_and_stuff_classes", "is_thing", "object_ids", "scored_truth"]
 
@@ -203,6 +204,7 @@ class InstanceTask:
     score_names = {"pq_things": "PQ", "sq_things": "SQ", "rq_things": "RQ", "pixel_acc": "pixel acc",
                    "mean_iou": "mean IU"}
     best_score = "pq_things"
+    most_classes_written = 2 ** 16           # the class map's PNG, as the semantic task's
 
     # The U-Net paper's weight map (w0 = 10, sigma = 5 pixels); weight_map=False: plain cross-entropy.
     weight_map = True
@@ -288,8 +290,7 @@ class InstanceTask:
         classes, ids = prediction["classes"], prediction["instances"]
         paths = [os.path.join(out, f"{stem}_{suffix}.png") for suffix in ("instances", "ids", "mask")]
         rgb = instance_overlay(image, ids, alpha=0.5)
-        mask_image = Image.fromarray(classes.astype(np.uint8), mode="P")
-        mask_image.putpalette(self.palette.reshape(-1).tolist())
+        mask_image = class_map_png(classes, self.palette)
         if ids.max(initial=0) > 65535:
             raise ValueError(f"{int(ids.max())} objects do not fit a 16-bit PNG")
         pictures = (Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)), Image.fromarray(ids.astype(np.uint16)),

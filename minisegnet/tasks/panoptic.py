@@ -144,6 +144,7 @@ class PanopticTask:
     score_names = {"pq": "PQ", "sq": "SQ", "rq": "RQ", "pq_things": "PQ things", "pq_stuff": "PQ stuff",
                    "mean_iou": "mean IU"}
     best_score = "pq"
+    most_classes_written = 65                # ids PNG: category * 1000 + id in 16 bits
 
     center_loss_weight = CENTER_LOSS_WEIGHT
     offset_loss_weight = OFFSET_LOSS_WEIGHT

@@ -15,6 +15,19 @@ from ..functional.loss import cross_entropy_of_checked_labels
 __all__ = ["SemanticTask", "ConfusionScores", "class_map"]
 
 
+def class_map_png(classes, palette):
+    """A class map as a PIL image for an index PNG that a folder dataset reads back as its mask:
+    8-bit with the class colours as its palette for up to 256 classes, else 16-bit grey (no
+    palette holds more; an 8-bit cast would wrap class 300 to 44)."""
+    from PIL import Image
+
+    if len(palette) <= 256:
+        image = Image.fromarray(classes.astype(np.uint8), mode="P")
+        image.putpalette(np.asarray(palette).reshape(-1).tolist())
+        return image
+    return Image.fromarray(classes.astype(np.uint16))
+
+
 def share_text(share):
     """A class's share of an image as a whole percentage, never rounded to "0%" when present
     or to "100%" when not alone: "<1%" and ">99%" there."""
@@ -124,6 +137,7 @@ class SemanticTask:
     instances = False
     score_names = {"pixel_acc": "pixel acc", "mean_acc": "mean acc", "mean_iou": "mean IU", "fw_iou": "f.w. IU"}
     best_score = "mean_iou"
+    most_classes_written = 2 ** 16           # the mask PNG: 8-bit palette, 16-bit grey past 256 classes
 
     def __init__(self, info):
         keep_dataset_info(self, info)
@@ -177,8 +191,7 @@ class SemanticTask:
         with atomic_file(overlay_path) as f:
             Image.fromarray((rgb * 255 + 0.5).astype(np.uint8)).save(f, format="PNG")
         mask_path = os.path.join(out, f"{stem}_mask.png")
-        mask_image = Image.fromarray(prediction.astype(np.uint8), mode="P")
-        mask_image.putpalette(self.palette.reshape(-1).tolist())
+        mask_image = class_map_png(prediction, self.palette)
         with atomic_file(mask_path) as f:
             mask_image.save(f, format="PNG")
         shares = np.bincount(prediction.reshape(-1), minlength=self.num_classes) / prediction.size
