@@ -627,6 +627,7 @@ def test_predict_out_must_be_a_folder_it_can_make(run_dir, tmp_path, capsys):
 
 def test_predict_reads_16_bit_images_and_refuses_what_it_cannot_read_before_writing(run_dir, tmp_path, capsys,
                                                                                     monkeypatch):
+    from minisegnet.data.folder import image_array
     from PIL import Image
     ramp = np.linspace(0, 65535, 24 * 24).reshape(24, 24).astype(np.uint16)
     Image.fromarray(ramp).save(tmp_path / "deep.png")
