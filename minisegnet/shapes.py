@@ -224,7 +224,7 @@ def interpolate_output_size(size, out_size=None, scale_factor=None):
         raise ValueError(f"scale_factor must be positive and finite, got {scale_factor!r}")
 
     def compute(i, a):
-        if i * sf[a] >= 2 ** 63:                     # past any array (and math.floor's inf past 1e308)
+        if math.isinf(i * sf[a]):                    # past the largest float: math.floor cannot take it
             raise ValueError(f"scale_factor={scale_factor!r} makes size {i} into {i * sf[a]:.4g} pixels, "
                              f"more than any array holds")
         o = math.floor(i * sf[a])
