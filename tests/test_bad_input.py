@@ -1356,8 +1356,6 @@ def test_settings_outside_their_range_are_refused_where_torch_takes_them(torch):
         (lambda: optim.CosineAnnealingLR(sgd(), T_max=5, eta_min=-0.1),
          lambda: torch.optim.lr_scheduler.CosineAnnealingLR(tsgd(), T_max=5, eta_min=-0.1)),
         (lambda: sgd(momentum=0.9, dampening=-1), lambda: tsgd(momentum=0.9, dampening=-1)),
-        (lambda: init.kaiming_uniform_(msn.tensor(np.zeros((2, 2, 3, 3))), mode="FAN_OUT"),
-         lambda: torch.nn.init.kaiming_uniform_(torch.zeros(2, 2, 3, 3), mode="FAN_OUT")),
         (lambda: mnn.ReLU(inplace=1), lambda: torch.nn.ReLU(inplace=1)),
         (lambda: mnn.MaxPool2d(3, stride=[]), lambda: torch.nn.MaxPool2d(3, stride=[])(torch.zeros(1, 1, 6, 6))),
         (lambda: sgd(momentum=0.9, nesterov=1), lambda: tsgd(momentum=0.9, nesterov=1)),

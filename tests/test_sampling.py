@@ -577,3 +577,36 @@ def test_affine_grid_refuses_a_grid_too_large_for_memory_from_a_large_batch():
     theta = msn.tensor(np.zeros((1, 2, 3), np.float32))
     with pytest.raises(checks.TooLargeError, match=r"affine_grid: size=.* makes an array of shape \(1099511627776, 4, 4, 2\)"):
         F.affine_grid(theta, (2**40, 1, 4, 4))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_affine_grids_base_coordinates_are_torchs_linspace_bit_for_bit(torch, dtype):
+    """torch.linspace rounds each point once from its nearer end; NumPy's linspace differs by 1 ULP
+    at many points (52 of the sizes 2-59), enough to move a point PyTorch puts on a pixel centre
+    into the neighbouring cell."""
+    from minisegnet.functional.sampling import linspace_like_torch
+    tdtype = getattr(torch, np.dtype(dtype).name)
+    for n in range(2, 300):
+        np.testing.assert_array_equal(linspace_like_torch(n, np.dtype(dtype)),
+                                      torch.linspace(-1, 1, n, dtype=tdtype).numpy())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("align_corners", [False, True])
+@pytest.mark.parametrize("size", [(5, 7), (31, 17), (8, 8), (10, 11), (1, 6)])
+def test_an_identity_affine_grid_and_its_theta_gradient_are_torchs(torch, dtype, align_corners, size):
+    """The identity is where a spatial transformer starts: its grid must be PyTorch's bit for bit,
+    or the grid gradient (a difference of the pixels on either side of a cell edge) reads other
+    pixels. The old grid gave d theta [3.48, 7.67, -7.41] against PyTorch's [8.18, -0.67, 0.81]
+    for a (5, 7) image."""
+    h, w = size
+    theta = np.array([[[1.0, 0, 0], [0, 1, 0]]], dtype)
+    x = np.random.default_rng(0).standard_normal((1, 2, h, w)).astype(dtype)
+    ours = msn.tensor(theta, requires_grad=True)
+    grid = F.affine_grid(ours, (1, 2, h, w), align_corners=align_corners)
+    theirs = torch.tensor(theta, requires_grad=True)
+    tgrid = torch.nn.functional.affine_grid(theirs, (1, 2, h, w), align_corners=align_corners)
+    np.testing.assert_array_equal(grid.numpy(), tgrid.detach().numpy())
+    F.grid_sample(msn.tensor(x), grid, align_corners=align_corners).sum().backward()
+    torch.nn.functional.grid_sample(torch.tensor(x), tgrid, align_corners=align_corners).sum().backward()
+    np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-3)

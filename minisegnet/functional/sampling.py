@@ -78,6 +78,7 @@ the framed copy included, as ``benchmarks/bench_grid_sample.py`` measures) and t
 ``theta[n] @ (x_j, y_i, 1)``.
 """
 import numbers
+from fractions import Fraction
 
 import numpy as np
 
@@ -521,8 +522,33 @@ def base_coordinates(n, align_corners, xp, dtype):
     (pixel centres of an image whose edges are +-1); ``[0]`` when ``n == 1``."""
     if n == 1:
         return xp.zeros(1, dtype=dtype)
-    coords = xp.linspace(-1, 1, n, dtype=dtype)
-    return coords if align_corners else coords * (n - 1) / n
+
+    def build():
+        coords = linspace_like_torch(n, np.dtype(dtype))
+        return coords if align_corners else coords * (n - 1) / n      # two roundings, as PyTorch's
+    return backend.constant(xp, ("affine_grid", n, bool(align_corners), np.dtype(dtype).str), build)
+
+
+def linspace_like_torch(n, dtype):
+    """``torch.linspace(-1, 1, n)`` bit for bit (``n >= 2``), on the host.
+
+    The step is ``2 / (n - 1)`` rounded to ``dtype``; the first half of the
+    points is ``-1 + step * i``, the second ``1 - step * (n - 1 - i)``, each
+    rounded once (the multiply and add fused). NumPy's ``linspace`` rounds
+    differently (by 1 ULP at many points), and a point that PyTorch puts
+    exactly on a pixel centre would then fall just beside it, in the
+    neighbouring cell, where the grid gradient is another pixel difference.
+    Rounded once: below float64 the product and sum are exact in float64, then
+    rounded to ``dtype``; in float64 they are computed exactly (fractions).
+    """
+    step = np.dtype(dtype).type(2) / np.dtype(dtype).type(n - 1)
+    i = np.arange(n)
+    first = i < n // 2
+    if dtype != np.float64:
+        wide = np.where(first, -1 + float(step) * i, 1 - float(step) * (n - 1 - i))
+        return wide.astype(dtype)
+    exact = Fraction(float(step))
+    return np.array([float(-1 + exact * k) if k < n // 2 else float(1 - exact * (n - 1 - k)) for k in range(n)])
 
 
 class AffineGrid(Function):

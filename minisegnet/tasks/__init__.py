@@ -42,10 +42,11 @@ Class attributes (read before any data is loaded):
     in ``summary()``. They are printed each epoch and by ``evaluate``.
 ``best_score``
     The key of ``score_names`` that picks ``best.npz`` (higher is better).
-``most_classes_written``
+``most_classes_written`` (optional)
     The largest class count that ``write_prediction`` can encode in its
     PNGs; ``minisegnet predict`` refuses a run with more before it writes
-    anything (panoptic ids ``category * 1000 + id`` in 16 bits: 65).
+    anything (panoptic ids ``category * 1000 + id`` in 16 bits: 65). A task
+    without it has no such limit.
 
 Methods (``info`` is the dataset's description, also stored in
 ``config.json``: ``num_classes``, ``in_channels``, ``class_names``,
