@@ -23,13 +23,14 @@ thus gone when its backward ends, not when the next step's graph replaces it.
 """
 import collections
 import functools
+import inspect
 import numbers
 
 import numpy as np
 
 from . import backend, saved_values
 from .array_data import _beyond_int64, _device_module, _has_big_int, _leaves_on, _preview, check_dtype
-from .saved_values import mark_written
+from .saved_values import _memory_owner, mark_written
 
 __all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "inference_mode",
            "set_grad_enabled"]
@@ -70,6 +71,21 @@ class no_grad:
         return type(self)()
 
     def __call__(self, function):
+        if inspect.isgeneratorfunction(function):
+            @functools.wraps(function)
+            def generator(*args, **kwargs):
+                # a generator's body runs at each next(), not at the call: the setting holds for
+                # each step it takes, and not between them (as PyTorch's decorator does)
+                inner, sent = function(*args, **kwargs), None
+                while True:
+                    try:
+                        with self._again():
+                            value = inner.send(sent)
+                    except StopIteration as stop:
+                        return stop.value
+                    sent = yield value
+            return generator
+
         @functools.wraps(function)
         def wrapped(*args, **kwargs):
             with self._again():
@@ -218,8 +234,8 @@ class Tensor:
             raise TypeError(
                 f"Tensor: requires_grad=True needs a floating-point tensor, got dtype {self.data.dtype}"
             )
-        self.requires_grad = bool(requires_grad)
-        self.grad = None
+        self._requires_grad = bool(requires_grad)
+        self._grad = None
         self.creator = None
 
     @classmethod
@@ -227,8 +243,8 @@ class Tensor:
         """A new leaf around an existing backend array, with no conversion or copy."""
         t = cls.__new__(cls)
         t.data = array
-        t.requires_grad = False
-        t.grad = None
+        t._requires_grad = False
+        t._grad = None
         t.creator = None
         return t
 
@@ -255,6 +271,33 @@ class Tensor:
     @property
     def is_leaf(self):
         return self.creator is None
+
+    @property
+    def requires_grad(self):
+        """Whether gradients are recorded for this tensor. Set it (``x.requires_grad = True``)
+        under ``requires_grad_``'s rules, as PyTorch checks the attribute too: only a
+        floating-point tensor can require gradients, and only a leaf's flag can be turned off."""
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, requires_grad):
+        self.requires_grad_(requires_grad)
+
+    @property
+    def grad(self):
+        """The gradient accumulated by ``backward`` (a Tensor of this tensor's shape and dtype),
+        or None. Assigned by hand, it must be None or such a Tensor, as PyTorch checks."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, grad):
+        if grad is not None:
+            if not isinstance(grad, Tensor):
+                raise TypeError(f"grad must be a Tensor or None (as in PyTorch), got {_preview(grad)}")
+            if grad.shape != self.shape or grad.dtype != self.dtype:
+                raise RuntimeError(f"assigned grad of shape {grad.shape} and dtype {grad.dtype} to a tensor of shape "
+                                   f"{self.shape} and dtype {self.dtype}; they must match (as in PyTorch)")
+        self._grad = grad
 
     def __len__(self):
         return len(self.data)
@@ -330,7 +373,7 @@ class Tensor:
         if not requires_grad and self.creator is not None:
             raise RuntimeError("requires_grad_: only a leaf's requires_grad can be turned off (this tensor "
                                "was computed; use detach() for a copy cut from the graph)")
-        self.requires_grad = bool(requires_grad)
+        self._requires_grad = bool(requires_grad)
         return self
 
     # ---- the graph walk ----------------------------------------------------
@@ -348,8 +391,9 @@ class Tensor:
         As in PyTorch, the walk frees what each op saved for its backward as soon
         as that op is done (the feature maps go while the walk is still running),
         so the graph can be walked once; a second ``backward`` through it is an
-        error. ``retain_graph=True`` keeps it for another walk, whose gradients
-        add to these.
+        error (also where no node saved anything, which PyTorch lets through).
+        ``retain_graph=True`` keeps it for another walk, whose gradients add to
+        these, in place: a reference to a leaf's ``.grad`` sees the sum.
         """
         if not self.requires_grad:
             raise RuntimeError(
@@ -381,7 +425,7 @@ class Tensor:
                                 f"got {_preview(gradient)}") from None
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"argument `gradient` has shape {tuple(grad.shape)}, expected {self.shape}")
-        handed = {id(grad)} if caller_grad else set()      # the caller's array is theirs, not a .grad
+        handed = {id(_memory_owner(grad))} if caller_grad else set()   # the caller's array is theirs, not a .grad
         if self.creator is None:
             _accumulate_leaf(self, grad, handed)
             return
@@ -763,18 +807,31 @@ def as_tensor(data, dtype=None):
 
 
 def _accumulate_leaf(t, g, handed):
-    """``t.grad += g``, always into a new array (never +=). ``handed``: the ids of the arrays
-    this walk has already given away (to another leaf, or the caller's ``grad``): ops pass
-    one gradient array on to several inputs (both operands of an addition), and a leaf's
-    ``.grad`` must not be the same array as another's, or as the caller's, for an in-place
-    change to one to change the other."""
+    """``t.grad += g``, as PyTorch: into the leaf's ``.grad`` array in place once it has one (a
+    reference to ``.grad`` sees the sum), else ``.grad`` becomes ``g``. ``handed``: the memory
+    (``_memory_owner``) this walk has already given away, to another leaf or as the caller's
+    ``gradient``. ``g`` is copied first where keeping it would let one ``.grad`` change another
+    array: memory handed already (an addition passes one array to both operands, a reshape a
+    view of it), or memory that ``g`` cannot be written through alone (a ``broadcast_to`` view,
+    whose elements are one value, read-only on NumPy)."""
     if t.grad is not None:
-        t.grad = Tensor._wrap(t.grad.data + g)
+        current = t.grad.data
+        if current.shape == g.shape and current.dtype == g.dtype and _writable_alone(current):
+            current += g
+        else:                                       # a .grad set by hand that cannot take it in place
+            t.grad = Tensor._wrap(current + g)
         return
-    if id(g) in handed:
+    if id(_memory_owner(g)) in handed or not _writable_alone(g):
         g = g.copy()
-    handed.add(id(g))
+    handed.add(id(_memory_owner(g)))
     t.grad = Tensor._wrap(g)
+
+
+def _writable_alone(a):
+    """Whether an in-place write into ``a`` changes each element once: writeable, and no axis of
+    more than one element with stride 0 (a broadcast, whose elements share one value)."""
+    writeable = getattr(getattr(a, "flags", None), "writeable", True)
+    return writeable and all(stride != 0 for stride, n in zip(a.strides, a.shape) if n > 1)
 
 
 def _checked(fn, grad_inputs):
@@ -789,6 +846,7 @@ def _checked(fn, grad_inputs):
     if len(grad_inputs) != len(fn.inputs):
         raise RuntimeError(f"{name}.backward returned {len(grad_inputs)} gradient(s) for its "
                            f"{len(fn.inputs)} input(s); return one per input (None for no gradient)")
+    grad_inputs = tuple(g.data if isinstance(g, Tensor) else g for g in grad_inputs)   # a Tensor: its array
     for i, (t, g) in enumerate(zip(fn.inputs, grad_inputs)):
         if g is None or t is None:
             continue
@@ -886,7 +944,7 @@ class Function:
             result = np.asarray(result)                 # as CuPy's, so that x -= 1 can write into it
         out = Tensor._wrap(result)
         if _grad_enabled and any(self.needs_input_grad):
-            out.requires_grad = True
+            out._requires_grad = True
             out.creator = self
             self.recorded_at = saved_values.writes      # the clock of in-place writes (saved_values.py)
             # Leaves are kept (their .grad is filled in); of an intermediate

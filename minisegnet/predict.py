@@ -222,10 +222,10 @@ def predict_images(checkpoint, image_paths, out, backend_name=None, log=print):
     written = []
     with _on_backend(_choose_backend(backend_name)):
         task, model = _model_from_state(state, meta, path)
-        most, classes = getattr(task, "most_classes_written", None), meta["info"]["num_classes"]
-        if most is not None and classes > most:                # (an optional task attribute: tasks/__init__)
-            raise UserError(f"{path}: a {task.name} run with {classes} classes; its prediction files hold "
-                            f"at most {most} (see `minisegnet predict --help`)")
+        most = getattr(task, "most_classes_written", None)          # (optional: tasks/__init__.py)
+        if most is not None and meta["info"]["num_classes"] > most:
+            raise UserError(f"{path}: a {task.name} run with {meta['info']['num_classes']} classes; its prediction "
+                            f"files hold at most {most} (see `minisegnet predict --help`)")
         make_out_folder(out)                              # once the images and the model are known to be good
         for image_path in image_paths:
             image, notes = _read_image(image_path, meta["info"]["in_channels"])

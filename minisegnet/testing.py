@@ -39,6 +39,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, max_elementwise=200, d
     for i in checked:
         if inputs[i].dtype != np.float64:
             raise TypeError(f"gradcheck: input {i} has dtype {inputs[i].dtype}; use float64")
+    for i in checked:
+        # Each checked input becomes a leaf of its own, a contiguous copy: the analytic gradient
+        # is read from its .grad, which only leaves get (an input computed from another tensor
+        # would have none), and the perturbations below write through a flat view of it
+        # (reshape(-1) of a transposed array would be a copy, the writes lost), never into the
+        # caller's tensor.
+        data = inputs[i].data
+        inputs[i] = Tensor(backend.get_array_module(data).array(data, order="C", copy=True), requires_grad=True)
 
     out = fn(*inputs)
     xp = backend.get_array_module(out.data)
@@ -48,17 +56,12 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, max_elementwise=200, d
         with no_grad():
             return float((fn(*inputs).data * projection).sum())
 
-    for t in inputs:
-        if isinstance(t, Tensor):
-            t.grad = None
-    (out * Tensor._wrap(projection)).sum().backward()
+    if out.requires_grad:               # else the output does not depend on the inputs: all gradients 0
+        (out * Tensor._wrap(projection)).sum().backward()
 
     for i in checked:
         t = inputs[i]
         analytic = backend.to_numpy(t.grad.data) if t.grad is not None else np.zeros(t.shape)
-        # Perturbing through a flat view needs contiguous memory: reshape(-1) of a
-        # transposed array would be a copy, and the writes would be lost.
-        t.data = xp.ascontiguousarray(t.data)
         original = t.data.copy().reshape(-1)
         if t.size <= max_elementwise:
             flat = t.data.reshape(-1)

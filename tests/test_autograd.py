@@ -875,3 +875,119 @@ def test_setitem_refuses_a_number_its_dtype_cannot_hold(torch, dtype, value):
     with pytest.raises(OverflowError, match=r"x\[index\] = y: y=.* cannot be converted to"):
         x[0] = value
     assert x.numpy().tolist() == [1, 2]
+
+
+# ---- A review of the engine against PyTorch (stop 40): each fails on the code before -------------
+def test_a_leafs_grad_is_writable_and_its_own_memory(torch):
+    """A gradient through sum() was a broadcast_to view (read-only on NumPy); through an addition
+    and a reshape two leaves' .grad shared one array, so changing one changed the other."""
+    x = msn.tensor(np.ones(3), requires_grad=True)
+    x.sum().backward()
+    with msn.no_grad():
+        x.grad *= 2
+    assert x.grad.numpy().tolist() == [2.0, 2.0, 2.0]
+    for view in (lambda b: b.reshape(2, 2), lambda b: b.reshape(2, 2).transpose(0, 1)):
+        a = msn.tensor(np.ones((2, 2)), requires_grad=True)
+        b = msn.tensor(np.ones(4), requires_grad=True)
+        ((a + view(b)) * msn.tensor(np.full((2, 2), 3.0))).sum().backward()
+        with msn.no_grad():
+            a.grad *= 0
+        assert b.grad.numpy().tolist() == [3.0] * 4
+    given = np.ones(3)
+    y = msn.tensor(np.ones(3), requires_grad=True)
+    y.backward(given)
+    y.grad.data[0] = 5
+    assert given.tolist() == [1.0, 1.0, 1.0]                 # the caller's gradient is theirs
+
+
+def test_gradients_accumulate_in_place_as_pytorchs(torch):
+    x = msn.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (x * x).sum().backward()
+    first = x.grad
+    (x * x).sum().backward()
+    tx = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    (tx * tx).sum().backward()
+    tfirst = tx.grad
+    (tx * tx).sum().backward()
+    assert (first is x.grad) == (tfirst is tx.grad) == True    # noqa: E712
+    assert first.numpy().tolist() == tfirst.numpy().tolist() == [4.0, 8.0]
+
+
+def test_a_custom_backward_may_return_tensors():
+    """A PyTorch habit: the returned Tensor is taken as its array (it was kept, a Tensor inside
+    .grad, and the optimizer failed far from the cause)."""
+    class Double(msn.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, g):
+            return msn.tensor(g * 2)
+
+    x = msn.tensor(np.ones(3), requires_grad=True)
+    Double()(x).sum().backward()
+    assert msn.backend.is_array(x.grad.data) and x.grad.numpy().tolist() == [2.0] * 3
+
+
+def test_a_power_by_a_number_keeps_only_its_base(torch):
+    """x ** 2 needs x for its gradient, not its output (PyTorch saves the base alone): writing
+    into the output before the backward is fine there, and was refused here."""
+    x = msn.tensor(np.array([1.0, 2.0, 3.0]), requires_grad=True)
+    z = x ** 2
+    y = z.sum()
+    with msn.no_grad():
+        z -= 1
+    y.backward()
+    assert x.grad.numpy().tolist() == [2.0, 4.0, 6.0]
+    w = msn.tensor(np.array([2.0]), requires_grad=True)
+    out = msn.tensor(np.array([3.0])) ** w                 # the exponent's gradient needs the output
+    total = out.sum()
+    with msn.no_grad():
+        out -= 1
+    with pytest.raises(RuntimeError, match="Pow's backward needs values it saved"):
+        total.backward()
+
+
+def test_no_grad_decorates_a_generator_function_for_each_step():
+    @msn.no_grad()
+    def doubled(x):
+        yield x * 2
+        yield x * 3
+        return "done"
+
+    x = msn.tensor(np.ones(3), requires_grad=True)
+    steps = doubled(x)
+    assert not next(steps).requires_grad and msn.is_grad_enabled()     # off inside, on between steps
+    assert not next(steps).requires_grad
+    with pytest.raises(StopIteration) as stop:
+        next(steps)
+    assert stop.value.value == "done"
+
+
+def test_gradcheck_takes_a_computed_input_and_an_output_that_ignores_the_inputs():
+    leaf = msn.tensor(np.array([0.3, -0.7, 1.1]), requires_grad=True)
+    assert gradcheck(lambda t: t * t, [leaf * 1.0])
+    assert gradcheck(lambda t: msn.tensor(np.ones(3)), [msn.tensor(np.ones(3), requires_grad=True)])
+    transposed = msn.tensor(np.arange(6.0).reshape(2, 3).T, requires_grad=True)
+    before = transposed.data
+    assert gradcheck(lambda t: (t * t).sum(), [transposed])
+    assert transposed.data is before and transposed.grad is None           # the caller's tensor untouched
+
+
+def test_requires_grad_and_grad_are_checked_when_assigned(torch):
+    """PyTorch checks both attributes as requires_grad_ does; plain attributes let an int tensor
+    require grad, cut a graph silently, or take a .grad of another shape."""
+    with pytest.raises(TypeError, match="only a floating-point tensor can require gradients"):
+        msn.tensor(np.array([1, 2, 3])).requires_grad = True
+    with pytest.raises(RuntimeError, match="only a leaf's requires_grad can be turned off"):
+        (msn.tensor(np.ones(3), requires_grad=True) * 2).requires_grad = False
+    x = msn.tensor(np.ones(1), requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"assigned grad of shape \(3,\) .* must match"):
+        x.grad = msn.tensor(np.zeros(3))
+    with pytest.raises(TypeError, match="grad must be a Tensor or None"):
+        x.grad = np.zeros(1)
+    x.grad = msn.tensor(np.zeros(1))
+    x.grad = None
+    y = msn.tensor(np.ones(2))
+    y.requires_grad = True
+    (y * 2).sum().backward()
+    assert y.grad.numpy().tolist() == [2.0, 2.0]

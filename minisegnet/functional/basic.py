@@ -229,13 +229,14 @@ class Pow(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
         if a.dtype.kind in "iu" and b.dtype.kind == "i":
-            self.y = _integer_power(a, b)
-            return self.y
+            return _integer_power(a, b)              # (integers: no gradient)
         with np.errstate(divide="ignore", invalid="ignore"):     # 0 ** -1 = inf, (-1) ** 0.5 = NaN, silently
-            self.y = a ** b
-        if self.y.dtype != a.dtype:        # NumPy raises bools to a power in int8; keep the operands' dtype
-            self.y = self.y.astype(a.dtype)
-        return self.y
+            y = a ** b
+        if y.dtype != a.dtype:             # NumPy raises bools to a power in int8; keep the operands' dtype
+            y = y.astype(a.dtype)
+        if self.needs_input_grad[1]:       # only the exponent's gradient needs y (x ** 2 keeps x alone, as
+            self.y = y                     # PyTorch: a write into y after it is no business of its backward)
+        return y
 
     def backward(self, g):
         xp = backend.get_array_module(g)
