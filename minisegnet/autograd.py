@@ -818,6 +818,7 @@ def _accumulate_leaf(t, g, handed):
         current = t.grad.data
         if current.shape == g.shape and current.dtype == g.dtype and _writable_alone(current):
             current += g
+            mark_written(t.grad)                    # (a graph that saved this .grad would see the change)
         else:                                       # a .grad set by hand that cannot take it in place
             t.grad = Tensor._wrap(current + g)
         return

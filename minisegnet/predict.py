@@ -126,7 +126,7 @@ def _fitting_size(model, h, w, multiple):
     check = getattr(model, "check_input_size", None)
     if check is None:
         return height, width
-    for _ in range(1024):                            # (each step passes a rate of at least 1)
+    for _ in range(1024):                            # (a bound: a rate r needs about r * 16 pixels)
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("error", UserWarning)
