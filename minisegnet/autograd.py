@@ -22,139 +22,17 @@ is walked once unless ``retain_graph=True``). The feature maps of a step are
 thus gone when its backward ends, not when the next step's graph replaces it.
 """
 import collections
-import functools
-import inspect
 import numbers
 
 import numpy as np
 
-from . import backend, saved_values
+from . import backend, grad_mode, saved_values
 from .array_data import _beyond_int64, _device_module, _has_big_int, _leaves_on, _preview, check_dtype
+from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .saved_values import _memory_owner, mark_written
 
 __all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "inference_mode",
            "set_grad_enabled"]
-
-_grad_enabled = True
-
-
-def is_grad_enabled():
-    """False inside ``with no_grad():``."""
-    return _grad_enabled
-
-
-class no_grad:
-    """Context manager: ops inside record no graph (evaluation, optimizer steps).
-
-    >>> with no_grad():
-    ...     y = model(x)      # y.requires_grad is False, nothing is kept for backward
-
-    As PyTorch's, also a decorator: ``@no_grad()`` (or bare ``@no_grad``) over a function runs
-    it without recording. ``enable_grad``, ``inference_mode`` and ``set_grad_enabled`` are the
-    same machine with another setting inside (``recording``).
-    """
-
-    recording = False                      # whether the block records a graph
-
-    def __new__(cls, function=None):
-        """``no_grad()``: the context manager; ``no_grad(f)``, the bare decorator: ``f`` wrapped."""
-        self = super().__new__(cls)
-        if function is None:
-            return self
-        if not callable(function):
-            raise TypeError(f"{cls.__name__}: takes no argument (or, as the bare decorator @{cls.__name__}, "
-                            f"the function to wrap), got {function!r}")
-        return self(function)
-
-    def _again(self):
-        """A fresh block with this one's setting, for each call of a decorated function."""
-        return type(self)()
-
-    def __call__(self, function):
-        if inspect.isgeneratorfunction(function):
-            @functools.wraps(function)
-            def generator(*args, **kwargs):
-                # a generator's body runs at each next(), not at the call: the setting holds for
-                # each step it takes, and not between them (as PyTorch's decorator does)
-                inner, sent = function(*args, **kwargs), None
-                while True:
-                    try:
-                        with self._again():
-                            value = inner.send(sent)
-                    except StopIteration as stop:
-                        return stop.value
-                    sent = yield value
-            return generator
-
-        @functools.wraps(function)
-        def wrapped(*args, **kwargs):
-            with self._again():
-                return function(*args, **kwargs)
-        return wrapped
-
-    def __enter__(self):
-        global _grad_enabled
-        self._previous = _grad_enabled
-        _grad_enabled = self.recording
-        return self
-
-    def __exit__(self, *exc):
-        global _grad_enabled
-        _grad_enabled = self._previous
-        return False
-
-
-class enable_grad(no_grad):
-    """Context manager (and decorator) that turns recording back on inside a ``no_grad`` block."""
-
-    recording = True
-
-
-class inference_mode(no_grad):
-    """PyTorch's ``inference_mode`` for inference code: here ``no_grad`` (PyTorch also marks what
-    it makes as inference tensors, which may not enter a graph later; here they are plain
-    tensors without a graph). ``inference_mode(False)`` records, as PyTorch's does (even
-    inside ``no_grad``)."""
-
-    def __new__(cls, mode=True):
-        if callable(mode) and not isinstance(mode, (bool, np.bool_)):     # the bare decorator
-            return no_grad.__new__(cls, mode)
-        if not isinstance(mode, (bool, np.bool_)):
-            raise TypeError(f"inference_mode: mode must be True or False, got {_preview(mode)}")
-        self = no_grad.__new__(cls)
-        self.recording = not mode
-        return self
-
-    def _again(self):
-        return inference_mode(not self.recording)
-
-
-class set_grad_enabled(no_grad):
-    """``set_grad_enabled(mode)``: turn graph recording on (``True``) or off at once, as a call;
-    as a ``with`` block, the previous setting comes back at its end; as a decorator,
-    ``@set_grad_enabled(False)``, the function runs with that setting and the setting around
-    it is left as it was. As PyTorch's."""
-
-    def __new__(cls, mode):
-        global _grad_enabled
-        if not isinstance(mode, (bool, np.bool_)):
-            raise TypeError(f"set_grad_enabled: mode must be True or False, got {_preview(mode)}")
-        self = object.__new__(cls)
-        self.recording = bool(mode)
-        self._previous, _grad_enabled = _grad_enabled, bool(mode)       # at once, as a plain call
-        return self
-
-    def __enter__(self):
-        return self                        # already set when made; __exit__ restores
-
-    def __call__(self, function):
-        global _grad_enabled
-        _grad_enabled = self._previous     # a decorator sets nothing until the function runs
-        return super().__call__(function)
-
-    def _again(self):
-        return set_grad_enabled(self.recording)
-
 
 def _as_array(data, dtype=None):
     """Turn ``data`` into an array of the current backend.
@@ -510,7 +388,7 @@ class Tensor:
         refused here), nor a number out of an integer dtype's range. ``value`` is a number (written to every indexed
         element) or a Tensor or array of exactly the indexed part's shape (nothing else is
         broadcast). ``w[0] -= 1`` inside ``no_grad()`` is this after ``w[0]``'s in-place ``-=``."""
-        if _grad_enabled and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
+        if grad_mode.enabled and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
             raise RuntimeError("x[index] = y on a tensor that requires grad is not recorded by autograd here: "
                                "inside `with msn.no_grad():` it changes x in place (an update by hand)")
         target = self[index]                             # the index checked as getitem checks it
@@ -544,7 +422,7 @@ class Tensor:
         (``p -= lr * p.grad``); elsewhere write ``x = x - y``. As in PyTorch, the result
         must keep ``self``'s shape, and its dtype must cast to ``self``'s within its
         category (a float result into an integer tensor is refused)."""
-        if _grad_enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+        if grad_mode.enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
             raise RuntimeError(f"x {symbol}= y on a tensor that requires grad is not recorded by autograd here: "
                                f"inside `with msn.no_grad():` it changes x in place (an update by hand), "
                                f"otherwise write x = x {symbol} y")
@@ -626,27 +504,7 @@ class Tensor:
 
     def argmax(self, dim=None, keepdim=False):
         """Indices of the maxima (no gradient), like ``torch.argmax``."""
-        xp = backend.get_array_module(self.data)
-        if not isinstance(keepdim, (bool, np.bool_)):
-            raise TypeError(f"argmax: keepdim must be True or False, got {_preview(keepdim)}")
-        if self.dtype.kind == "b":
-            raise TypeError("argmax: not defined for a bool tensor (as in PyTorch); cast it first, x.long()")
-        if dim is None and self.data.size == 0:
-            raise IndexError(f"argmax: the tensor of shape {self.shape} has no values (as in PyTorch, give a dim "
-                             f"of non-zero size)")
-        if dim is None:
-            index = xp.asarray(self.data.argmax())          # into the flattened values
-            return Tensor._wrap(index.reshape((1,) * self.ndim) if keepdim else index)
-        dim = _basic.normalize_dims(dim, self.ndim, op="argmax")
-        if len(dim) != 1:
-            raise TypeError(f"argmax: dim must be one int or None, got a tuple {dim}")
-        if self.ndim == 0:                  # dim 0 or -1 of a 0-d tensor: its one value, index 0
-            return Tensor._wrap(xp.zeros((), dtype=np.int64))
-        dim = dim[0]
-        if self.shape[dim] == 0:
-            raise IndexError(f"argmax: dim={dim} of the tensor of shape {self.shape} has size 0 (as in PyTorch)")
-        out = self.data.argmax(axis=dim)
-        return Tensor._wrap(xp.expand_dims(out, dim) if keepdim else out)
+        return _basic.argmax(self, dim, keepdim)
 
     def _reversed(self):
         """The values with their order reversed: ``-x`` for floats (exact; the gradient flows),
@@ -675,12 +533,7 @@ class Tensor:
     def argmin(self, dim=None, keepdim=False):
         """Indices of the minima (no gradient), like ``torch.argmin``: the first maximum of the
         order reversed."""
-        if dim is not None:
-            _basic.normalize_dims(dim, self.ndim, op="argmin")   # its errors named argmin, not argmax
-        try:
-            return Tensor._wrap(self.detach()._reversed().argmax(dim, keepdim).data)
-        except (IndexError, TypeError) as error:
-            raise type(error)(str(error).replace("argmax", "argmin")) from None
+        return _basic.argmax(self.detach()._reversed(), dim, keepdim, op="argmin")
 
     def clone(self):
         """A copy of the values that stays in the graph (its gradient flows back), as ``torch.clone``."""
@@ -944,7 +797,7 @@ class Function:
         if isinstance(result, np.generic):              # NumPy's scalar from a full reduction: a 0-d array,
             result = np.asarray(result)                 # as CuPy's, so that x -= 1 can write into it
         out = Tensor._wrap(result)
-        if _grad_enabled and any(self.needs_input_grad):
+        if grad_mode.enabled and any(self.needs_input_grad):
             out._requires_grad = True
             out.creator = self
             self.recorded_at = saved_values.writes      # the clock of in-place writes (saved_values.py)

@@ -635,6 +635,32 @@ def max_along(x, dim, keepdim=False):
     return values, Tensor._wrap((fn.index if keepdim else fn.index.squeeze(axis)).astype(np.int64))
 
 
+def argmax(x, dim=None, keepdim=False, op="argmax"):
+    """Indices of the maxima (int64, no gradient), as ``torch.argmax``: into the flattened values
+    without ``dim``; the first maximum along ``dim`` with it. ``op`` names the caller in errors
+    (``Tensor.argmin`` is ``argmax`` of the order reversed)."""
+    xp = backend.get_array_module(x.data)
+    keepdim = checks.flag(keepdim, "keepdim", op)
+    if x.dtype.kind == "b":
+        raise TypeError(f"{op}: not defined for a bool tensor (as in PyTorch); cast it first, x.long()")
+    if dim is None:
+        if x.data.size == 0:
+            raise IndexError(f"{op}: the tensor of shape {x.shape} has no values (as in PyTorch, give a dim "
+                             f"of non-zero size)")
+        index = xp.asarray(x.data.argmax())              # into the flattened values
+        return Tensor._wrap(index.reshape((1,) * x.ndim) if keepdim else index)
+    axes = normalize_dims(dim, x.ndim, op=op)
+    if len(axes) != 1:
+        raise TypeError(f"{op}: dim must be one int or None, got a tuple {axes}")
+    if x.ndim == 0:                      # dim 0 or -1 of a 0-d tensor: its one value, index 0
+        return Tensor._wrap(xp.zeros((), dtype=np.int64))
+    (axis,) = axes
+    if x.shape[axis] == 0:
+        raise IndexError(f"{op}: dim={axis} of the tensor of shape {x.shape} has size 0 (as in PyTorch)")
+    out = x.data.argmax(axis=axis)
+    return Tensor._wrap(xp.expand_dims(out, axis) if keepdim else out)
+
+
 def _reduced_dims(dim, ndim, op):
     """The axes a reduction (sum, mean, max) runs over: ``normalize_dims``, except that an
     empty tuple or list means every axis, as in PyTorch's ``sum``, ``mean`` and ``amax``."""
