@@ -303,7 +303,10 @@ class Tensor:
                                 f"got {_preview(gradient)}") from None
             if tuple(grad.shape) != self.shape:
                 raise ValueError(f"argument `gradient` has shape {tuple(grad.shape)}, expected {self.shape}")
-        handed = {id(_memory_owner(grad))} if caller_grad else set()   # the caller's array is theirs, not a .grad
+        handed = {}                                        # id -> the memory owner given away (kept alive)
+        if caller_grad:                                    # the caller's array is theirs, not a .grad
+            owner = _memory_owner(grad)
+            handed[id(owner)] = owner
         if self.creator is None:
             _accumulate_leaf(self, grad, handed)
             return
@@ -662,7 +665,7 @@ def as_tensor(data, dtype=None):
 def _accumulate_leaf(t, g, handed):
     """``t.grad += g``, as PyTorch: into the leaf's ``.grad`` array in place once it has one (a
     reference to ``.grad`` sees the sum), else ``.grad`` becomes ``g``. ``handed``: the memory
-    (``_memory_owner``) this walk has already given away, to another leaf or as the caller's
+    (``_memory_owner``, by id) this walk has already given away, to another leaf or as the caller's
     ``gradient``. ``g`` is copied first where keeping it would let one ``.grad`` change another
     array: memory handed already (an addition passes one array to both operands, a reshape a
     view of it), or memory that ``g`` cannot be written through alone (a ``broadcast_to`` view,
@@ -677,7 +680,8 @@ def _accumulate_leaf(t, g, handed):
         return
     if id(_memory_owner(g)) in handed or not _writable_alone(g):
         g = g.copy()
-    handed.add(id(_memory_owner(g)))
+    owner = _memory_owner(g)
+    handed[id(owner)] = owner       # held, so that no other array takes its id during the walk
     t.grad = Tensor._wrap(g)
 
 

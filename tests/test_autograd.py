@@ -991,3 +991,77 @@ def test_requires_grad_and_grad_are_checked_when_assigned(torch):
     y.requires_grad = True
     (y * 2).sum().backward()
     assert y.grad.numpy().tolist() == [2.0, 2.0]
+
+
+# ---- mutation review of stop 40's changes
+def test_accumulating_into_a_grad_that_a_graph_saved_is_a_write_it_sees():
+    """The in-place += into .grad stamps it written: a graph that saved .grad refuses its backward."""
+    x = msn.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    (x * 3).sum().backward()
+    w = msn.tensor(np.ones(2), requires_grad=True)
+    y = (x.grad * w).sum()                     # Mul saves x.grad's array for w's gradient
+    (x * 3).sum().backward()                   # x.grad += 3, in place
+    with pytest.raises(RuntimeError):
+        y.backward()
+
+
+def test_two_leaves_given_views_of_one_gradient_get_their_own_memory():
+    """Add passes one view (Reshape's) to both leaves: the second is copied, as the two views share a base."""
+    x, z = msn.tensor(np.ones(4), requires_grad=True), msn.tensor(np.ones(4), requires_grad=True)
+    loss = ((x + z).reshape(2, 2) * msn.tensor(np.full((2, 2), 3.0))).sum()
+    loss.backward(retain_graph=True)
+    loss.backward()
+    assert x.grad.numpy().tolist() == z.grad.numpy().tolist() == [6.0] * 4
+
+
+def test_a_read_only_gradient_from_a_custom_backward_is_copied_into_grad():
+    class Frozen(msn.Function):
+        def forward(self, x):
+            return x * 2
+
+        def backward(self, g):
+            out = g * 2
+            out.flags.writeable = False
+            return out
+
+    x = msn.tensor(np.ones(3), requires_grad=True)
+    Frozen()(x).sum().backward()
+    Frozen()(x).sum().backward()               # accumulates in place: .grad must be writable
+    assert x.grad.numpy().tolist() == [4.0] * 3
+
+
+def test_grad_assigned_by_hand_must_have_the_tensors_dtype():
+    x = msn.tensor(np.zeros(2, np.float32), requires_grad=True)
+    with pytest.raises(RuntimeError, match="must match"):
+        x.grad = msn.tensor(np.zeros(2, np.float64))
+
+
+def test_no_grad_on_a_generator_passes_sent_values_on():
+    @msn.no_grad()
+    def echo():
+        received = yield msn.is_grad_enabled()
+        yield received
+
+    steps = echo()
+    assert next(steps) is False and steps.send("hello") == "hello"
+
+
+def test_a_gradient_on_the_device_is_moved_to_a_host_tensor(cupy):
+    x = msn.tensor(np.array([1.0, 2.0])).to_backend("numpy").requires_grad_()
+    x.backward(cupy.asarray(np.array([3.0, 4.0])))
+    assert msn.backend.get_array_module(x.grad.data) is np and x.grad.numpy().tolist() == [3.0, 4.0]
+
+
+def test_a_view_given_as_gradient_stays_the_callers():
+    """The caller's gradient is theirs by its memory: a slice of their array is copied, never accumulated into."""
+    buffer = np.ones(4)
+    x = msn.tensor(np.zeros(2), requires_grad=True)
+    x.backward(buffer[:2])
+    x.backward(buffer[:2])
+    assert x.grad.numpy().tolist() == [2.0, 2.0] and buffer.tolist() == [1.0] * 4
+
+
+def test_a_float_list_with_a_numpy_float32_and_a_huge_int_is_a_float_tensor(torch):
+    data = [2**63, np.float32(1.0)]     # NumPy: float64; an int past int64 and a float: a float tensor
+    assert msn.tensor(data).dtype == np.float32 and torch.tensor(data).dtype == torch.float32
+

@@ -697,3 +697,39 @@ def test_float16_sums_over_any_axis_and_broadcast_gradients_add_up_in_float32(to
     (tx * torch.tensor(c)).sum().backward()
     assert x.grad.dtype == np.float16
     np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+# ---- mutation review of stop 40's changes
+def test_float16_gradient_of_an_operand_stretched_along_an_axis_adds_up_in_float32(torch):
+    """unbroadcast's keepdims sum (a (1, 2) operand against (5000, 2)) in float32 too, as PyTorch;
+    in float16 5000 x 0.1 stops at 256."""
+    c = np.full((5000, 2), 0.1, np.float16)
+    x = msn.tensor(np.ones((1, 2), np.float16), requires_grad=True)
+    (x * msn.tensor(c)).sum().backward()
+    tx = torch.ones((1, 2), dtype=torch.float16, requires_grad=True)
+    (tx * torch.tensor(c)).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+def test_an_integer_to_the_power_zero_is_one(torch):
+    a, b = np.array([2, 3, 0, -2, 1, -1]), np.zeros(6, np.int64)
+    np.testing.assert_array_equal((msn.tensor(a) ** msn.tensor(b)).numpy(), (torch.tensor(a) ** torch.tensor(b)).numpy())
+    assert (msn.tensor(a) ** 0).numpy().tolist() == [1] * 6
+
+
+def test_clamp_keeps_a_float32_tensor_float32_for_numpy_float64_bounds():
+    """The bounds are made in x's dtype: a NumPy float64 scalar (strong in NumPy 2's promotion) would make y float64."""
+    for kwargs in ({"min": np.float64(0.5)}, {"max": np.float64(1.5)}):
+        y = msn.tensor(np.array([0.0, 2.0], np.float32)).clamp(**kwargs)
+        assert y.dtype == np.float32
+
+
+def test_device_index_positions_are_checked_for_unsigned_arrays_and_after_a_boolean_mask(cupy):
+    """The range check counts the axes a boolean mask takes, and checks unsigned positions too."""
+    for xp in (np, cupy):
+        x = msn.tensor(xp.arange(30.0).reshape(2, 3, 5))
+        on = msn.backend.get_array_module(x.data)         # (a NumPy session makes x a host tensor)
+        with pytest.raises(IndexError, match=r"does not fit a tensor of shape \(2, 3, 5\)"):
+            x[on.asarray([5], dtype=np.uint8)]
+        mask = on.asarray([[True, False, True], [False, True, False]])
+        assert x[mask, on.asarray([4, 4, 4])].numpy().tolist() == [4.0, 14.0, 24.0]

@@ -542,3 +542,21 @@ def test_l1_loss_slope_is_0_where_the_difference_is_nan(torch):
     theirs = torch.tensor(x, requires_grad=True)
     torch.nn.functional.l1_loss(theirs, torch.tensor(t), reduction="sum").backward()
     np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+# ---- mutation review of stop 40's changes
+@pytest.mark.parametrize("name", ["mse_loss", "l1_loss"])
+def test_a_float16_mean_whose_sum_passes_65504_is_finite_as_pytorchs(torch, name):
+    """The sum of 1000 squares of 0..20 is past float16's 65504 (inf), its mean (133) is not."""
+    x, t = np.linspace(0, 20, 1000).astype(np.float16), np.zeros(1000, np.float16)
+    ours = getattr(F, name)(msn.tensor(x), msn.tensor(t)).numpy()
+    theirs = getattr(torch.nn.functional, name)(torch.tensor(x), torch.tensor(t)).numpy()
+    assert ours.dtype == np.float16
+    np.testing.assert_array_equal(ours, theirs)
+
+
+def test_float16_weighted_mean_counts_its_weights_in_float32():
+    """70000 weights of 1 add up to 70000 in float32 (inf in float16, which made the mean 0)."""
+    x, w = np.full(70000, 0.5, np.float16), np.ones(70000, np.float16)
+    loss = F.l1_loss(msn.tensor(x), msn.tensor(np.zeros_like(x)), weight=msn.tensor(w))
+    assert loss.dtype == np.float16 and loss.item() == 0.5

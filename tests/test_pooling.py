@@ -624,3 +624,21 @@ def test_float16_average_pooling_gradient_is_the_float64_one_rounded():
     F.avg_pool2d(x, 300).backward(np.ones((1, 1, 1, 1), np.float16))
     assert x.grad.dtype == np.float16
     assert (x.grad.numpy() == np.float16(1 / 90000)).all()
+
+
+# ---- mutation review of stop 40's changes
+@pytest.mark.parametrize("call", [("avg_pool2d", {"kernel_size": 3, "stride": 1}),
+                                  ("adaptive_avg_pool2d", {"output_size": 3})])
+def test_float16_pooling_gradient_adds_up_in_float32(call):
+    """Overlapping windows (avg 3x3 stride 1) and bins (adaptive 7 -> 3) add their shares in
+    float32 and round once: the float16 gradient is the float32 one rounded, bit for bit."""
+    name, kwargs = call
+    rng = np.random.default_rng(0)
+    x, g = rng.standard_normal((1, 2, 7, 7)), rng.uniform(0.1, 100, (1, 2, 5, 5) if kwargs.get("stride") else (1, 2, 3, 3))
+    grads = {}
+    for dtype in (np.float16, np.float32):
+        t = msn.tensor(x.astype(dtype), requires_grad=True)
+        getattr(F, name)(t, **kwargs).backward(g.astype(np.float16).astype(dtype))
+        grads[dtype] = t.grad.numpy()
+    assert grads[np.float16].dtype == np.float16
+    np.testing.assert_array_equal(grads[np.float16], grads[np.float32].astype(np.float16))

@@ -1,4 +1,6 @@
 """predict.py on its own: the padding of a whole-image pass and its refusals (cases from a mutation review, stop 38: each fails on a mutant that every test before let through; the overlap tiles and the CLI's predict runs are in test_train_cli.py)."""
+import warnings
+
 import numpy as np
 import pytest
 
@@ -74,3 +76,31 @@ def test_a_deeplab_predicts_an_image_smaller_than_its_atrous_rates_need(size):
         classes = predict.predict_image(model, image)
     assert out.shape == (1, 2) + size and np.isfinite(out.numpy()).all()
     assert classes.shape == size
+
+
+# ---- mutation review of stop 40's changes
+class _NeedsSide:
+    """A model whose size rule refuses (or, warn=True, warns about) a side under ``least``."""
+
+    def __init__(self, least, warn=False):
+        self.least, self.warn = least, warn
+
+    def check_input_size(self, size):
+        if min(size) < self.least:
+            if self.warn:
+                warnings.warn("a branch degenerates", UserWarning)
+            else:
+                raise ValueError("too small")
+
+
+@pytest.mark.parametrize("warn", [False, True])
+def test_a_small_image_grows_only_its_shorter_side_until_the_model_takes_it(warn):
+    assert predict._fitting_size(_NeedsSide(64, warn), 10, 100, 16) == (64, 112)
+    assert predict._fitting_size(_NeedsSide(64, warn), 100, 100, 16) == (112, 112)
+    assert predict._fitting_size(_NeedsSide(64, warn), 40, 40, 16) == (64, 64)
+
+
+def test_a_side_already_a_multiple_is_not_padded():
+    assert predict._fitting_size(object(), 32, 48, 16) == (32, 48)
+    assert predict._fitting_size(object(), 33, 47, 16) == (48, 48)
+    assert predict._fitting_size(_NeedsSide(1), 32, 48, 16) == (32, 48)

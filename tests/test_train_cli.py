@@ -1285,3 +1285,32 @@ def test_resuming_a_finished_run_with_fewer_epochs_leaves_its_config_alone(run_d
     assert main(["train", "--resume", "--out", str(copy), "--epochs", "1", "--quiet"]) == 0
     assert (copy / "config.json").read_text() == before
     assert json.loads(before)["config"]["epochs"] == 2
+
+
+# ---- mutation review of stop 40's changes
+def test_predict_takes_a_run_with_exactly_as_many_classes_as_its_files_hold(run_dir, tmp_path, monkeypatch):
+    from minisegnet.tasks.semantic import SemanticTask
+    from PIL import Image
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(tmp_path / "a.png")
+    monkeypatch.setattr(SemanticTask, "most_classes_written", 4)            # the run has 4 classes: the limit
+    assert main(["predict", run_dir, str(tmp_path / "a.png"), "--out", str(tmp_path / "pred")]) == 0
+
+
+@pytest.mark.parametrize("num_classes, mode", [(256, "P"), (257, "I;16")])
+def test_a_class_map_png_is_a_palette_up_to_256_classes_exactly(tmp_path, num_classes, mode):
+    from minisegnet.tasks.semantic import class_map_png
+    from PIL import Image
+    classes = (np.arange(20 * 30).reshape(20, 30) % num_classes).astype(np.int64)
+    class_map_png(classes, np.zeros((num_classes, 3), np.uint8)).save(tmp_path / "m.png")
+    with Image.open(tmp_path / "m.png") as im:
+        assert im.mode == mode
+        np.testing.assert_array_equal(np.asarray(im).astype(np.int64), classes)
+
+
+def test_the_semantic_limit_is_what_a_16_bit_class_map_holds(tmp_path):
+    from minisegnet.tasks.semantic import SemanticTask, class_map_png
+    from PIL import Image
+    assert SemanticTask.most_classes_written == 2 ** 16          # classes 0 to 65535
+    classes = np.array([[0, 65535]], np.int64)
+    class_map_png(classes, np.zeros((2 ** 16, 3), np.uint8)).save(tmp_path / "m.png")
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")).astype(np.int64), classes)
