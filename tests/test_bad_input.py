@@ -1337,7 +1337,6 @@ def test_settings_outside_their_range_are_refused_where_torch_takes_them(torch):
     """docs/guarantees.md, "Settings outside their meaningful range": each refused here, each
     taken by PyTorch (which builds the object)."""
     from minisegnet import nn as mnn, optim
-    from minisegnet.nn import init
 
     def sgd(**kw):
         return optim.SGD([mnn.Parameter(np.zeros(1))], lr=0.1, **kw)
@@ -1469,3 +1468,27 @@ def test_arithmetic_refuses_a_list_or_tuple_operand(other, op):
     with pytest.raises(TypeError, match=f"operand must be a Tensor, an array or a number, got a "
                                         f"{type(other).__name__}"):
         calls[op]()
+
+
+@pytest.mark.parametrize("call", [("max_pool2d", (2,)), ("avg_pool2d", (2,)), ("interpolate", ()),
+                                  ("max_unpool2d", (2,)), ("pad", ((1, 1, 1, 1), "reflect")),
+                                  ("pad", ((1, 1, 1, 1), "replicate"))])
+def test_no_channels_is_refused_where_pytorch_refuses_it(torch, call):
+    """PyTorch refuses C = 0 here ('Expected 3D or 4D (batch mode) tensor with optional 0 dim batch
+    size', 'Non-empty 4D data tensor expected'); the old code returned an empty output, and
+    max_unpool2d let NumPy's 'cannot reshape array of size 0' out. An empty batch stays fine."""
+    name, args = call
+
+    def run(functional, x, index_of):
+        if name == "interpolate":
+            return functional.interpolate(x, scale_factor=2)
+        if name == "max_unpool2d":
+            return functional.max_unpool2d(x, index_of(x.shape), *args)
+        return getattr(functional, name)(x, *args)
+
+    with pytest.raises(RuntimeError):
+        run(torch.nn.functional, torch.zeros(2, 0, 4, 4), lambda shape: torch.zeros(shape, dtype=torch.long))
+    ours = lambda shape: msn.tensor(np.zeros(shape, np.int64))            # noqa: E731
+    with pytest.raises(ValueError, match="no channels|every axis but the batch non-empty"):
+        run(F, msn.tensor(np.zeros((2, 0, 4, 4), np.float32)), ours)
+    assert run(F, msn.tensor(np.zeros((0, 3, 4, 4), np.float32)), ours).shape[:2] == (0, 3)

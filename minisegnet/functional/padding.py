@@ -157,6 +157,9 @@ def pad(input, pad, mode="constant", value=None):
         if mode == "replicate" and n == 0 and a + b > 0:
             raise ValueError(f"pad: replicate padding needs a non-empty axis {input.ndim + axis}, "
                              f"input has shape {input.shape}")
+    if mode != "constant" and input.ndim >= 3 and 0 in input.shape[1:]:
+        raise ValueError(f"pad: mode={mode!r} needs every axis but the batch non-empty (as PyTorch), got shape "
+                         f"{input.shape}")
     return Pad(widths, mode, value)(input)
 
 

@@ -217,12 +217,16 @@ def select_where(target, value, mask):
     np.bitwise_and(value.view(bits), _all_ones_where(mask, bits), out=target.view(bits))
 
 
-def _check_input(x, name, floating=True):
+def _check_input(x, name, floating=True, channels=True):
+    """A 4-D (N, C, H, W) tensor (floating point if ``floating``; with at least one channel if
+    ``channels``, as PyTorch's pooling and unpooling ask: an empty batch is fine, no channels not)."""
     checks.tensor(x, "input", name)
     if x.ndim != 4:
         raise ValueError(f"{name}: input must be 4-D (N, C, H, W), got shape {x.shape}")
     if floating and x.dtype.kind != "f":
         raise TypeError(f"{name}: input must be floating point, got dtype {x.dtype}")
+    if channels and x.shape[1] == 0:
+        raise ValueError(f"{name}: input of shape {x.shape} has no channels (C = 0); PyTorch refuses it too")
 
 
 def _check_flag(value, name, fn):
@@ -489,7 +493,7 @@ def adaptive_avg_pool2d(input, output_size):
     global average pooling (DeepLabV3+'s image-level branch). A NaN or inf in
     the input reaches only the outputs whose bins contain it, as in PyTorch.
     """
-    _check_input(input, "adaptive_avg_pool2d")
+    _check_input(input, "adaptive_avg_pool2d", channels=False)          # (PyTorch's forward takes C = 0)
     if min(input.shape[2:]) == 0:
         raise ValueError(f"adaptive_avg_pool2d: input of shape {input.shape} has an empty spatial axis; "
                          "every output bin needs at least one pixel to average")

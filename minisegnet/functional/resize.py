@@ -287,6 +287,9 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
     if input.dtype.kind != "f":
         raise TypeError(f"interpolate: input must be floating point, got dtype {input.dtype}")
     _check_settings("interpolate", size, scale_factor, mode, align_corners, recompute_scale_factor)
+    if input.shape[1] == 0:
+        raise ValueError(f"interpolate: input of shape {input.shape} has no channels (C = 0); PyTorch refuses "
+                         f"it too")
     if min(input.shape[2:]) == 0:
         raise ValueError(f"interpolate: input of shape {input.shape} has an empty spatial axis; "
                          "there is no pixel to resample")
