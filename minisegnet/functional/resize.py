@@ -45,15 +45,11 @@ import numpy as np
 
 from .. import backend, checks, shapes
 from ..autograd import Function
+from .basic import opmath
 
 __all__ = ["interpolate"]
 
 _MODES = ("nearest", "bilinear")
-
-
-def _coordinate_dtype(dtype):
-    """PyTorch's ``opmath`` type: float64 stays float64, smaller floats compute in float32."""
-    return np.float64 if dtype == np.float64 else np.float32
 
 
 def _scale(n_in, n_out, scale_factor, ftype):
@@ -91,7 +87,7 @@ def nearest_indices(n_in, n_out, scale_factor=None, dtype=np.float32, small_outp
             return np.arange(n_out) // 2
         ftype = np.float32
     else:
-        ftype = _coordinate_dtype(dtype)
+        ftype = opmath(dtype).type
     src = np.arange(n_out).astype(ftype) * _scale(n_in, n_out, scale_factor, ftype)
     # PyTorch floors with floorf, i.e. after rounding the coordinate to float32 (a no-op for
     # float32). Measured on torch 2.13: with the two paths above this reproduces its indices.
@@ -105,7 +101,7 @@ def linear_weights(n_in, n_out, align_corners, scale_factor=None, dtype=np.float
     An axis whose size does not change is copied (PyTorch skips it), even when
     a scale factor such as 1.1 would give ``1 / scale_factor != 1``.
     """
-    ftype = _coordinate_dtype(dtype)
+    ftype = opmath(dtype).type
     if n_out == n_in:
         return np.arange(n_in), np.arange(n_in), np.zeros(n_in, dtype=ftype)
     dst = np.arange(n_out).astype(ftype)
