@@ -381,7 +381,7 @@ class Tensor:
         return _basic.matmul(other, self)
 
     def __getitem__(self, index):
-        return _basic.getitem(self, index)
+        return _indexing.getitem(self, index)
 
     # ---- in place: x += y changes x's values, as in PyTorch ------------------
     def __setitem__(self, index, value):
@@ -819,4 +819,5 @@ class Function:
 
 # Imported last: these modules define the ops and import Tensor/Function from here.
 from .functional import basic as _basic  # noqa: E402
+from .functional import indexing as _indexing  # noqa: E402
 from .functional import activation as _activation  # noqa: E402

@@ -44,7 +44,7 @@ import numpy as np
 
 from . import backend, checks, nn, shapes
 from .autograd import Tensor, enable_grad
-from .functional import basic as _basic, conv as _conv, padding as _padding, pooling as _pooling, resize as _resize
+from .functional import conv as _conv, indexing as _indexing, padding as _padding, pooling as _pooling, resize as _resize
 from .nn import module as _module
 
 __all__ = ["summary", "Summary", "SummaryRow"]
@@ -241,7 +241,7 @@ class _Recorder:
             return [_conv_step(widest[a], fn.k[a], fn.s[a], fn.d[a]) for a in (0, 1)]
         if isinstance(fn, _pooling.AvgPool2d):
             return [_conv_step(widest[a], fn.k[a], fn.s[a], 1) for a in (0, 1)]
-        if isinstance(fn, (_basic.GetItem, _padding.Pad)):        # crops and pads move the field only
+        if isinstance(fn, (_indexing.GetItem, _padding.Pad)):        # crops and pads move the field only
             return widest
         if isinstance(fn, _pooling.AdaptiveAvgPool2d):
             source = fn.inputs[0].shape[-2:]

@@ -14,3 +14,4 @@ from .padding import *  # noqa: F401,F403
 from .normalization import *  # noqa: F401,F403
 from .loss import *  # noqa: F401,F403
 from .sampling import *  # noqa: F401,F403
+from .indexing import *  # noqa: F401,F403

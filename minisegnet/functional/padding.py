@@ -26,7 +26,7 @@ import numbers
 
 from .. import backend, checks
 from ..autograd import Function
-from .basic import getitem
+from .indexing import getitem
 
 __all__ = ["pad", "center_crop"]
 
