@@ -298,6 +298,9 @@ def group_pixels(offset, thing, coords, valid):
                          f"{backend.to_numpy(coords[outside][0]).tolist()}; centres are pixels of the image")
     if coords.shape[1] == 0:                     # no centres to join (k = 0)
         return xp.zeros((n, h, w), dtype=xp.int64)
+    # in float32 at least: float16's squared distances overflow to inf past 256 pixels (65504),
+    # and a pixel whose distances were all inf would find no centre
+    off = off.astype(xp.promote_types(off.dtype, xp.float32), copy=False)
     yy = xp.arange(h, dtype=off.dtype)[:, None]
     xx = xp.arange(w, dtype=off.dtype)[None, :]
     vote_y = (yy + off[:, 0])[:, None]                                  # (N, 1, H, W): where each pixel points

@@ -402,3 +402,19 @@ def test_inference_from_the_class_map_equals_inference_from_the_logits():
     np.testing.assert_array_equal(to_numpy(P.panoptic_inference(classes, [1, 2], [0], min_stuff_area=2)),
                                   to_numpy(want))
 
+
+
+def test_float16_offsets_far_from_every_centre_still_join_the_nearest():
+    """A thing pixel more than 256 pixels from every centre: its squared distance passes
+    float16's largest value (65504) and becomes inf for every centre. Its offset is a number,
+    so it must still join the nearest centre (the docstring keeps id 0 for NaN or infinite
+    offsets, and for images without a centre), as it does with float32 offsets."""
+    w = 400
+    offset = np.zeros((1, 2, 1, w), np.float16)              # every pixel points at itself
+    thing = np.ones((1, 1, w), bool)
+    coords, valid = np.array([[[0, 0], [0, 10]]]), np.array([[True, True]])
+    expected = np.where(np.arange(w) <= 5, 1, 2)             # x = 5 is a tie: the first (strongest) centre
+    as32 = to_numpy(P.group_pixels(on(offset.astype(np.float32)), on(thing), on(coords), on(valid)))
+    np.testing.assert_array_equal(as32[0, 0], expected)
+    as16 = to_numpy(P.group_pixels(on(offset), on(thing), on(coords), on(valid)))
+    np.testing.assert_array_equal(as16[0, 0], expected)     # was 0 from x = 266 on

@@ -463,3 +463,21 @@ def test_panoptic_predictions_titles_legend_and_a_match_in_its_true_objects_colo
     assert pred_ax.get_title() == "prediction: 1 objects, 1 matched, PQ 1.00"
     np.testing.assert_allclose(pred_ax.images[0].get_array()[1, 1], truth_ax.images[0].get_array()[1, 1])
     assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["ground", "car"]
+
+
+def test_a_batch_with_no_pixel_for_the_centre_loss_has_a_finite_loss():
+    """Every pixel a thing pixel without an object id (a crop inside an unnumbered region): all
+    of them are void for the centre and the offsets (center_weight is 0 everywhere), while the
+    cross-entropy still counts them. The centre term must add 0, as the offset term does and as
+    the reference Panoptic-DeepLab's safe division does, not 0/0 = NaN for the whole loss."""
+    task = PanopticTask(_info())
+    images, masks, ids = _batch()
+    masks, ids = np.ones_like(masks), np.zeros_like(ids)     # class 1 (a thing) everywhere, no id
+    targets = task.targets((masks, ids))
+    assert float(to_numpy(targets["center_weight"]).sum()) == 0
+    out = _small_model()(msn.tensor(images))
+    expected = F.cross_entropy(out["semantic"], msn.tensor(masks)).item()
+    loss = task.loss(out, targets)
+    assert np.isfinite(loss.item())                          # was NaN
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()

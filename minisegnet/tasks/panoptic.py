@@ -11,7 +11,7 @@
 * **Loss**: the paper's three terms::
 
       cross_entropy(semantic, masks)                   (plain: mean over labelled pixels)
-      + center_loss_weight * mse(center, heatmap)      (mean over labelled pixels)
+      + center_loss_weight * mse(center, heatmap)      (mean over labelled pixels; 0 if none)
       + offset_loss_weight * l1(offset, offsets)       (mean over object pixels and both components)
 
   with the weights stated below (the paper's are 200 and 0.01 on Cityscapes;
@@ -195,8 +195,13 @@ class PanopticTask:
         ignore = loss_ignore_index(self)
         xp = backend.get_array_module(targets["masks"])
         semantic = cross_entropy_of_checked_labels(outputs["semantic"], Tensor(targets["masks"]), ignore_index=ignore)
-        center = mse_loss(outputs["center"], Tensor(targets["center"]), weight=targets["center_weight"])
-        # The mean over object pixels; a batch without objects adds 0 (not 0/0): divide by at least 1.
+        # Each term the weighted mean over the pixels that count for it, as the weighted sum divided
+        # by their count, at least 1: a batch with no such pixel adds 0 (not 0/0). For the offsets,
+        # a batch without objects; for the centres, one whose every pixel is void for them (say,
+        # all thing pixels without an object id), while the cross-entropy still counts its pixels.
+        counted = Tensor(xp.maximum(targets["center_weight"].sum(), 1.0).astype(outputs["center"].dtype))
+        center = mse_loss(outputs["center"], Tensor(targets["center"]), weight=targets["center_weight"],
+                          reduction="sum") / counted
         thing_pixels = Tensor(xp.maximum(targets["offset_weight"].sum(), 1.0).astype(outputs["offset"].dtype))
         offset = l1_loss(outputs["offset"], Tensor(targets["offset"]), weight=targets["offset_weight"],
                          reduction="sum") / thing_pixels
