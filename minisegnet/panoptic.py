@@ -244,6 +244,12 @@ def find_centers(center, threshold=THRESHOLD, nms_kernel=NMS_KERNEL, top_k=TOP_K
     maximum, so each is a peak (an exactly symmetric bump with a 2x2 top gives
     4 adjacent centres, ties in raster order), as in the reference
     Panoptic-DeepLab, whose max-pool NMS keeps ties (docs/instances.md).
+
+    Where we differ from the reference code: it keeps the peaks *strictly above*
+    the ``top_k``-th strongest score, so at most ``top_k - 1`` and none of those
+    tied at the ``top_k``-th value; we keep exactly the ``top_k`` strongest (ties
+    in raster order). And ``group_pixels`` breaks a tie of distances for the
+    stronger centre, where the reference's centres come in raster order.
     """
     op = "find_centers"
     heat = _array(center, "center", op)
