@@ -23,6 +23,7 @@ thus gone when its backward ends, not when the next step's graph replaces it.
 """
 import collections
 import numbers
+import warnings
 
 import numpy as np
 
@@ -164,7 +165,16 @@ class Tensor:
     @property
     def grad(self):
         """The gradient accumulated by ``backward`` (a Tensor of this tensor's shape and dtype),
-        or None. Assigned by hand, it must be None or such a Tensor, as PyTorch checks."""
+        or None. Assigned by hand, it must be None or such a Tensor, as PyTorch checks.
+
+        Only leaves get one: read on a computed tensor that requires grad, it is None with
+        a ``UserWarning``, as PyTorch warns (PyTorch's ``retain_grad`` has no twin here)."""
+        if self._grad is None and self.creator is not None and self._requires_grad:
+            warnings.warn("The .grad attribute of a Tensor that is not a leaf Tensor is being accessed: "
+                          "backward() fills .grad for leaves only (tensors made by the user, such as "
+                          "parameters), as in PyTorch, so it is None here. minisegnet has no retain_grad(); "
+                          "to see this gradient, make the tensor a leaf (.detach().requires_grad_()) and "
+                          "continue the computation from it", UserWarning, stacklevel=2)
         return self._grad
 
     @grad.setter

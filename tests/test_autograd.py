@@ -1065,3 +1065,31 @@ def test_a_float_list_with_a_numpy_float32_and_a_huge_int_is_a_float_tensor(torc
     data = [2**63, np.float32(1.0)]     # NumPy: float64; an int past int64 and a float: a float tensor
     assert msn.tensor(data).dtype == np.float32 and torch.tensor(data).dtype == torch.float32
 
+
+
+def test_reading_grad_of_a_computed_tensor_warns_as_pytorch(torch):
+    """backward() fills .grad for leaves only; reading it on a computed tensor that requires grad
+    gives None with a UserWarning, as PyTorch warns (a learner's `y.grad` after `loss.backward()`
+    was a silent None). A leaf, a tensor that does not require grad and a computed tensor under
+    no_grad read None quietly, in both libraries."""
+    import warnings
+
+    def reads(lib, make):
+        x = make([1.0, 2.0], requires_grad=True)
+        y = x * 2
+        y.sum().backward()
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            computed = y.grad
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            quiet = [x.grad is not None, make([1.0]).grad, (make([1.0], requires_grad=True) * 1).detach().grad]
+            with lib.no_grad():
+                quiet.append((x * 2).grad)
+        return computed, [w.category for w in seen], quiet
+
+    ours = reads(msn, msn.tensor)
+    theirs = reads(torch, torch.tensor)
+    assert ours[0] is None and theirs[0] is None
+    assert ours[1] == theirs[1] == [UserWarning]
+    assert ours[2] == theirs[2] == [True, None, None, None]
