@@ -45,6 +45,7 @@ through the pool; CuPy runs on the GPU.
 """
 import contextlib
 import ctypes
+import numbers
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -93,8 +94,11 @@ def set_num_threads(n):
     process may use, or ``MINISEGNET_NUM_THREADS``.
     """
     global _num_threads, _pool
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+    if not isinstance(n, numbers.Integral) or isinstance(n, bool):
+        raise TypeError(f"set_num_threads: n must be an integer (a number of threads), got {n!r}")
+    if n < 1:
         raise ValueError(f"set_num_threads: n must be a positive integer, got {n!r}")
+    n = int(n)
     with _pool_lock:
         previous, _num_threads = _num_threads, n
         if _pool is not None and n != previous:
@@ -203,6 +207,19 @@ def _get_pool():
         return _pool
 
 
+def _hand_out(job, workers):
+    """Let ``workers`` pool threads join ``job``. Another thread's ``set_num_threads`` may
+    shut the pool down between ``_get_pool`` and a submit (the pool then refuses it): the
+    workers not handed out are simply missing, and the calling thread, which works through
+    the job's pieces too, does their share."""
+    pool = _get_pool()
+    for _ in range(workers):
+        try:
+            pool.submit(job.work)
+        except RuntimeError:            # "cannot schedule new futures after shutdown"
+            return
+
+
 def _forget_pool_after_fork():
     # a forked child has none of the parent's threads: start a fresh pool if it needs one
     global _pool
@@ -295,9 +312,7 @@ def run(task, pieces):
     try:
         helpers = min(_num_threads, len(pieces)) - 1
         if helpers > 0:
-            pool = _get_pool()
-            for _ in range(helpers):
-                pool.submit(job.work)
+            _hand_out(job, helpers)
         try:
             job.work()
         finally:
@@ -327,9 +342,7 @@ def run_beside(own, task, pieces):
     job = _Job(task, pieces)
     _hold_blas_to_one_thread()
     try:
-        pool = _get_pool()
-        for _ in range(min(_num_threads - 1, len(pieces))):
-            pool.submit(job.work)
+        _hand_out(job, min(_num_threads - 1, len(pieces)))
         try:
             _in_worker.active = True            # ``own`` runs as a task would: a ``run`` inside it is serial
             try:

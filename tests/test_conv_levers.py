@@ -328,9 +328,15 @@ def test_run_beside_overlaps_the_callers_work_with_the_pieces():
         parallel.set_num_threads(previous)
 
 
-@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+@pytest.mark.parametrize("bad", [0, -1, np.int64(0)])
 def test_set_num_threads_refuses_bad_counts(bad):
     with pytest.raises(ValueError, match="n must be a positive integer"):
+        msn.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("bad", [1.5, True, "2", None])
+def test_set_num_threads_refuses_what_is_not_an_integer(bad):
+    with pytest.raises(TypeError, match="n must be an integer"):      # torch.set_num_threads(1.5): a TypeError too
         msn.set_num_threads(bad)
 
 
@@ -675,3 +681,72 @@ def test_cpu_pieces_of_columns_stay_under_4_mib_below_the_32_mib_limit(monkeypat
     whole = 8 * 16 * 9 * 32 * 32 * 4
     assert whole > 4 * 2**20 and F.get_im2col_limit() == 32 * 2**20 > whole   # the 32 MiB limit alone would not cut
     assert sizes and max(sizes) <= 4 * 2**20 and len(sizes) > 1
+
+
+def _randn_cr(shape, seed):
+    return np.random.default_rng(seed).standard_normal(shape)
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_columns_of_the_transposed_direction_stay_under_the_im2col_limit(monkeypatch, transposed):
+    """``set_im2col_limit``: "Bound each piece of columns ... to nbytes bytes"; an image whose own
+    columns exceed it goes a band of rows at a time. The forward conv does (row bands); the
+    transposed direction (conv_transpose2d's forward, and a strided conv2d's input gradient, both
+    ``conv_fast._conv_transpose2d_pieces``) built the columns of a whole image at once: 20x the
+    limit here."""
+    monkeypatch.setattr(parallel, "SPLIT", 1)           # only the byte limit cuts
+    sizes = []
+    scratch = conv_fast._scratch
+
+    def recording(xp, shape, dtype, role):
+        if role == "cols":
+            sizes.append(int(np.prod(shape)) * np.dtype(dtype).itemsize)
+        return scratch(xp, shape, dtype, role)
+
+    monkeypatch.setattr(conv_fast, "_scratch", recording)
+    limit = 256 * 1024
+    previous = conv_fast.set_im2col_limit(limit)
+    try:
+        x = msn.tensor(_randn_cr((1, 16, 96, 96), 0).astype(np.float32), requires_grad=True)
+        w = msn.tensor(_randn_cr((16, 16, 3, 3), 1).astype(np.float32), requires_grad=True)
+        if transposed:
+            y = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)     # columns 5.3 MB an image
+        else:
+            y = F.conv2d(x, w, stride=2, padding=1)                                  # its input gradient: 1.3 MB
+        y.backward(np.ones(y.shape, np.float32))
+    finally:
+        conv_fast.set_im2col_limit(previous)
+    assert sizes and max(sizes) <= limit, f"columns of {max(sizes)} bytes, limit {limit}"
+
+
+def test_set_num_threads_takes_a_numpy_integer():
+    """torch.set_num_threads(np.int64(2)) works; set_im2col_limit here takes NumPy integers too."""
+    previous = msn.set_num_threads(np.int64(2))
+    try:
+        assert parallel.get_num_threads() == 2
+    finally:
+        parallel.set_num_threads(previous)
+
+
+def test_set_im2col_limit_while_another_thread_adds_a_scratch_buffer():
+    """``set_im2col_limit`` walks each thread's buffer dict in Python (a list comprehension over
+    ``cache.buffers.items()``); another thread's conv adding a buffer meanwhile made it raise
+    ``RuntimeError: dictionary changed size during iteration``, after the limit was already
+    changed (seen with two real threads and ``sys.setswitchinterval(1e-6)``: 36 errors in 5 s).
+    Here a buffer whose size, when read, adds another one stands for that thread, deterministically."""
+    cache = conv_fast._thread_cache()
+    name = msn.get_backend()
+
+    class Arriving:
+        @property
+        def nbytes(self):
+            cache.buffers[(name, f"arrived{len(cache.buffers)}", "<f8")] = np.empty(1)
+            return 1
+
+    cache.buffers[(name, "probe", "<f8")] = Arriving()
+    previous = conv_fast.get_im2col_limit()
+    try:
+        conv_fast.set_im2col_limit(previous // 2)
+        assert conv_fast.get_im2col_limit() == previous // 2
+    finally:
+        conv_fast.clear_buffer_cache()
+        conv_fast.set_im2col_limit(previous)

@@ -129,3 +129,17 @@ def test_pool_layers_refuse_a_width_padding_over_half_the_kernel_when_made(make)
 def test_pool_output_size_refuses_padding_over_half_an_odd_kernel(fn):
     with pytest.raises(ValueError, match="at most half"):
         fn((5, 5), 3, padding=2)
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_conv_transpose2d_refuses_a_padded_output_larger_than_memory(monkeypatch, fast):
+    """Input and output are 1x1; the col2im image the output is cut from is (1 + 2*20)^2 float64
+    = 13 KB, over a 10 KB memory. docs/guarantees.md: an op that would allocate more than memory
+    raises TooLargeError before allocating (conv2d does, for its padded input). At the real
+    scale (padding=5*10**5, dilation=10**6) the allocation is 7.3 TiB and NumPy's raw
+    MemoryError came out (fast path at stride 2, and the plain path)."""
+    monkeypatch.setattr(checks, "memory_bytes", lambda: 10_000)
+    x, w = t64(_randn((1, 1, 1, 1), 0)), t64(_randn((1, 1, 2, 2), 1))
+    context = contextlib.nullcontext() if fast else plain_path()
+    with context, pytest.raises(checks.TooLargeError, match="^conv_transpose2d: stride=2, padding=20, dilation=40"):
+        F.conv_transpose2d(x, w, stride=2, padding=20, dilation=40)

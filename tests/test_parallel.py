@@ -73,3 +73,26 @@ def test_the_default_thread_count_is_the_cpus_this_process_may_use(monkeypatch):
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 2, 5}, raising=False)
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     assert parallel._default_threads() == 3
+
+
+def test_a_run_survives_another_thread_changing_the_thread_count(pool_of_two, monkeypatch):
+    """``run`` takes the pool (``_get_pool``) and then submits to it, outside ``_pool_lock``; a
+    ``set_num_threads`` from another thread in between shuts that pool down, and the submit
+    raised ``RuntimeError: cannot schedule new futures after shutdown`` (seen without the
+    monkeypatch too: one thread looping over ``run``, another toggling the count, with
+    ``sys.setswitchinterval(1e-6)``: 4 errors in 6 s). This makes the interleaving certain."""
+    real_get_pool = parallel._get_pool
+    other = threading.Thread(target=parallel.set_num_threads, args=(3,))
+
+    def get_pool_then_another_thread_changes_the_count():
+        pool = real_get_pool()
+        other.start()
+        other.join(timeout=2)       # a fix may make it wait for this run (a lock): then it changes the count after
+        return pool
+
+    monkeypatch.setattr(parallel, "_get_pool", get_pool_then_another_thread_changes_the_count)
+    try:
+        assert parallel.run(lambda p: p * 10, [0, 1, 2, 3]) == [0, 10, 20, 30]
+    finally:
+        if other.is_alive() or other.ident is not None:
+            other.join(timeout=10)

@@ -526,8 +526,12 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         op = shapes.as_pair(output_padding, "output_padding", 0)
         out_hw = shapes.conv_transpose2d_output_size(tuple(input.shape[2:]), k, stride, padding, output_padding,
                                                      dilation)
-    checks.check_bytes((input.shape[0], weight.shape[1] * groups) + tuple(out_hw), input.dtype.itemsize,
-                       "conv_transpose2d", f"stride={stride!r}, dilation={dilation!r}, kernel {k}")
+    # col2im adds into the output with its padding still around it (cut off after): that padded
+    # image, at least as large as the output, is what must fit
+    padded = (out_hw[0] + 2 * p[0], out_hw[1] + 2 * p[1])
+    checks.check_bytes((input.shape[0], weight.shape[1] * groups) + padded, input.dtype.itemsize,
+                       "conv_transpose2d", f"stride={stride!r}, padding={padding!r}, dilation={dilation!r}, "
+                                           f"kernel {k}")
     if input.shape[0] == 0:
         return empty_batch((0, weight.shape[1] * groups) + tuple(out_hw), input, weight, bias)
     return ConvTranspose2d(s, (p[0], p[0], p[1], p[1]), op, d, groups, out_hw)(input, weight, bias)

@@ -17,7 +17,8 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     on CuPy, where memory is plentiful and each piece costs a round of
     kernel launches): a few whole
     images, or, when one image's columns alone exceed the limit, one image a
-    band of output rows at a time. On NumPy a batch is also cut into at
+    band of output rows at a time (of input rows in the transposed direction:
+    a transposed conv, and a strided conv's input gradient). On NumPy a batch is also cut into at
     least ``parallel.SPLIT`` pieces (when each keeps
     ``parallel.MIN_PIECE_BYTES``), so that the threads have work to share; on
     CuPy there are no threads to share it, and every piece is one more round
@@ -201,7 +202,8 @@ def set_im2col_limit(nbytes):
     name = backend.get_backend()
     previous, _im2col_limits[name] = _im2col_limits[name], int(nbytes)
     for cache in list(_caches):
-        for key in [k for k, buf in cache.buffers.items() if k[0] == name and buf.nbytes > nbytes]:
+        # list(): another thread's conv may add a buffer to its cache meanwhile
+        for key in [k for k, buf in list(cache.buffers.items()) if k[0] == name and buf.nbytes > nbytes]:
             del cache.buffers[key]
     return previous
 
@@ -662,8 +664,11 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
 
 
 def _conv_transpose2d_pieces(x, w, b, stride, pads, dilation, groups, out_hw):
-    """``y = col2im(W^T @ x) + b`` a few whole images at a time (col2im windows overlap
-    across rows, so no bands here)."""
+    """``y = col2im(W^T @ x) + b`` a few whole images at a time; an image whose own columns
+    exceed the piece limit, a band of *input* rows at a time: each band's columns are
+    folded into the image's padded output from the band's first output row on (bands'
+    windows overlap across rows, and the overlaps add, so one image's bands run in order,
+    in one thread)."""
     xp = backend.get_array_module(x, w)
     n_img, c_in, h, wd = x.shape
     c_og, kh, kw = w.shape[1:]
@@ -671,17 +676,22 @@ def _conv_transpose2d_pieces(x, w, b, stride, pads, dilation, groups, out_hw):
     top, bottom, left, right = pads
     y = xp.empty((n_img, c_out) + tuple(out_hw), x.dtype)
     rows = c_out * kh * kw
-    pieces = _image_pieces(n_img, rows * h * wd * x.dtype.itemsize, xp)
+    bytes_per_row = rows * wd * x.dtype.itemsize                # the columns of one input row
+    pieces = _image_pieces(n_img, h * bytes_per_row, xp)
+    band = h if h * bytes_per_row <= _piece_limit(xp) else max(1, _piece_limit(xp) // bytes_per_row)
     bias = None if b is None else b.reshape(1, c_out, 1, 1)
 
     def task(piece):
         n0, n1 = piece
-        cols = _scratch(xp, (n1 - n0, groups, c_og * kh * kw, h * wd), x.dtype, "cols")
-        core._gemm_transposed(w, x[n0:n1], groups, out=cols)
         out_pad = _scratch(xp, (n1 - n0, c_out, top + out_hw[0] + bottom, left + out_hw[1] + right), x.dtype,
                            "col2im")
         out_pad[...] = 0
-        core._col2im(cols.reshape(n1 - n0, rows, h * wd), out_pad, (kh, kw), stride, dilation, (h, wd))
+        for r0 in range(0, h, band):                           # one band: the whole image, unless too large
+            r1 = min(r0 + band, h)
+            cols = _scratch(xp, (n1 - n0, groups, c_og * kh * kw, (r1 - r0) * wd), x.dtype, "cols")
+            core._gemm_transposed(w, x[n0:n1, :, r0:r1], groups, out=cols)
+            core._col2im(cols.reshape(n1 - n0, rows, (r1 - r0) * wd), out_pad[:, :, r0 * stride[0]:], (kh, kw),
+                         stride, dilation, (r1 - r0, wd))
         out = y[n0:n1]
         out[...] = out_pad[:, :, top:top + out_hw[0], left:left + out_hw[1]]
         if bias is not None and _levers["fused_bias"]:
