@@ -704,18 +704,31 @@ def test_columns_of_the_transposed_direction_stay_under_the_im2col_limit(monkeyp
 
     monkeypatch.setattr(conv_fast, "_scratch", recording)
     limit = 256 * 1024
+
+    def run():
+        x = msn.tensor(_randn_cr((1, 16, 96, 96), 0), requires_grad=True)
+        w = msn.tensor(_randn_cr((16, 16, 3, 3), 1), requires_grad=True)
+        if transposed:
+            y = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)     # columns 10.6 MB an image
+        else:
+            y = F.conv2d(x, w, stride=2, padding=1)                                  # its input gradient: 2.7 MB
+        y.backward(np.cos(np.arange(y.numel())).reshape(y.shape))
+        return y.numpy(), x.grad.numpy(), w.grad.numpy()
+
+    before = conv_fast.set_lever("fast_path", False)           # conv.py's whole-batch path: no pieces at all
+    try:
+        whole = run()
+    finally:
+        conv_fast.set_lever("fast_path", before)
+    sizes.clear()
     previous = conv_fast.set_im2col_limit(limit)
     try:
-        x = msn.tensor(_randn_cr((1, 16, 96, 96), 0).astype(np.float32), requires_grad=True)
-        w = msn.tensor(_randn_cr((16, 16, 3, 3), 1).astype(np.float32), requires_grad=True)
-        if transposed:
-            y = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1)     # columns 5.3 MB an image
-        else:
-            y = F.conv2d(x, w, stride=2, padding=1)                                  # its input gradient: 1.3 MB
-        y.backward(np.ones(y.shape, np.float32))
+        banded = run()
     finally:
         conv_fast.set_im2col_limit(previous)
     assert sizes and max(sizes) <= limit, f"columns of {max(sizes)} bytes, limit {limit}"
+    for a, b in zip(banded, whole):                  # the bands' overlapping windows add up as the whole image's
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
 
 
 def test_set_num_threads_takes_a_numpy_integer():
