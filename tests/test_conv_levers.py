@@ -763,3 +763,32 @@ def test_set_im2col_limit_while_another_thread_adds_a_scratch_buffer():
     finally:
         conv_fast.clear_buffer_cache()
         conv_fast.set_im2col_limit(previous)
+
+
+def test_float16_weight_gradient_pieces_add_up_in_float32(torch):
+    """The weight gradient is summed piece by piece; in float16 each addition rounded, so the
+    error grew with the number of pieces (with a 4 KB piece limit, 6x PyTorch's own float16
+    error against a float64 reference). The partial sums now add up in float32 (PyTorch's
+    opmath), and the error stays within PyTorch's at any piece limit."""
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((8, 4, 64, 64)).astype(np.float16)
+    w0 = (rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(np.float16)
+    g0 = rng.standard_normal((8, 8, 64, 64)).astype(np.float16)
+
+    def weight_grad(lib, make, dtype, limit=None):
+        previous = conv_fast.set_im2col_limit(limit) if limit else None
+        try:
+            x, w = make(x0.astype(dtype), requires_grad=True), make(w0.astype(dtype), requires_grad=True)
+            y = lib.nn.functional.conv2d(x, w, padding=1) if lib is torch else F.conv2d(x, w, padding=1)
+            y.backward(make(g0.astype(dtype)) if lib is torch else g0.astype(dtype))
+            return np.asarray(w.grad.detach().numpy() if lib is torch else w.grad.numpy(), np.float64)
+        finally:
+            if limit:
+                conv_fast.set_im2col_limit(previous)
+
+    exact = weight_grad(torch, torch.tensor, np.float64)
+    scale = np.abs(exact).max()
+    theirs = np.abs(weight_grad(torch, torch.tensor, np.float16) - exact).max() / scale
+    for limit in (None, 4096):
+        ours = np.abs(weight_grad(msn, msn.tensor, np.float16, limit) - exact).max() / scale
+        assert ours <= 1.5 * theirs, f"limit {limit}: relative error {ours:.1e}, PyTorch's {theirs:.1e}"
