@@ -294,3 +294,27 @@ def test_relu_selects_an_infinite_or_nan_gradient_as_pytorch(torch, dtype, name)
     keep = np.arange(len(x)) != 3       # relu6 in float64 gives 0 or 1 there by the vector's length)
     np.testing.assert_array_equal(ours[keep], theirs[keep])
     assert (np.signbit(ours[keep]) == np.signbit(theirs[keep])).all()
+
+
+@pytest.mark.parametrize("slope", [0.1, 0.01, 0.2])
+def test_leaky_relu_float16_multiplies_in_float32_as_torch(torch, slope):
+    x_np = np.array([-2.492, -0.875, -4.984, -1.0, 0.5, 3.0], np.float16)
+    g_np = np.array([3.0, -7.0, 0.3, 1.0, 2.0, -1.0], np.float16)
+    x, tx = msn.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+    out, tout = F.leaky_relu(x, slope), torch.nn.functional.leaky_relu(tx, slope)
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out.numpy(), tout.detach().numpy())
+    # what both should be: the float32 product rounded once to float16
+    where = x_np > 0
+    exact = np.where(where, x_np, (x_np.astype(np.float32) * np.float32(slope)).astype(np.float16))
+    np.testing.assert_array_equal(out.numpy(), exact)
+    out.backward(g_np)
+    tout.backward(torch.tensor(g_np))
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+def test_leaky_relu_float16_matches_torch_on_many_values(torch):
+    x_np = (np.random.default_rng(0).standard_normal(4096) * 4).astype(np.float16).reshape(1, 1, 64, 64)
+    ours = F.leaky_relu(msn.tensor(x_np), 0.1).numpy()
+    theirs = torch.nn.functional.leaky_relu(torch.tensor(x_np), 0.1).numpy()
+    np.testing.assert_array_equal(ours, theirs)

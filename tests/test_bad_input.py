@@ -1492,3 +1492,18 @@ def test_no_channels_is_refused_where_pytorch_refuses_it(torch, call):
     with pytest.raises(ValueError, match="no channels|every axis but the batch non-empty"):
         run(F, msn.tensor(np.zeros((2, 0, 4, 4), np.float32)), ours)
     assert run(F, msn.tensor(np.zeros((0, 3, 4, 4), np.float32)), ours).shape[:2] == (0, 3)
+
+
+def _zeros_image(shape=(1, 1, 6, 6)):
+    return msn.tensor(np.zeros(shape, np.float32))
+
+
+@pytest.mark.parametrize("scale_factor", [(2.0,), [2.0]])
+def test_upsample_refuses_a_one_entry_scale_factor_when_made_as_interpolate_does(scale_factor):
+    with pytest.raises(TypeError) as called:
+        F.interpolate(_zeros_image(), scale_factor=scale_factor)
+    with pytest.raises(TypeError, match="^Upsample: ") as made:
+        nn.Upsample(scale_factor=scale_factor)
+    rule = str(made.value).split(": ", 1)[1]
+    assert "scale_factor must be a number or a pair of numbers" in rule
+    assert rule == str(called.value).split(": ", 1)[1], (made.value, called.value)

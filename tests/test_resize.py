@@ -276,3 +276,23 @@ def test_a_non_finite_gradient_reaches_no_pixel_that_did_not_read_it(torch, mode
         np.testing.assert_array_equal(ours, theirs)
     assert np.isfinite(theirs[~np.isfinite(ours)]).sum() == 0
     np.testing.assert_array_equal(ours[np.isfinite(theirs)], theirs[np.isfinite(theirs)])
+
+
+@pytest.mark.parametrize("mode, kwargs", [
+    ("bilinear", dict(size=(13, 17), align_corners=False)),
+    ("bilinear", dict(scale_factor=2.0)),
+    ("bilinear", dict(scale_factor=0.5)),
+    ("nearest", dict(size=(13, 17))),
+])
+def test_interpolate_float16_rounds_once_as_torch(torch, mode, kwargs):
+    rng = np.random.default_rng(0)
+    x_np = rng.standard_normal((2, 3, 9, 11)).astype(np.float16)
+    x, tx = msn.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+    y = F.interpolate(x, mode=mode, **kwargs)
+    ty = torch.nn.functional.interpolate(tx, mode=mode, **kwargs)
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    g = rng.standard_normal(y.shape).astype(np.float16)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())

@@ -15,7 +15,7 @@ import numpy as np
 from .. import backend, checks, parallel
 from ..autograd import Function
 from ..random import uniform
-from .basic import empty_batch
+from .basic import empty_batch, opmath
 
 __all__ = ["relu", "leaky_relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax",
            "dropout", "dropout2d"]
@@ -94,19 +94,26 @@ def _zeros_for_maximum(x):
 
 
 class LeakyReLU(Function):
-    """y = x where x > 0, else a*x (a = negative_slope);  dx = g where x > 0, else a*g."""
+    """y = x where x > 0, else a*x (a = negative_slope);  dx = g where x > 0, else a*g.
+
+    ``a*x`` is computed in PyTorch's opmath dtype (float16 in float32, rounded once:
+    NumPy would round ``a`` to float16 first, a step off PyTorch's product in 1 of 6)."""
 
     def __init__(self, negative_slope):
         self.negative_slope = negative_slope
 
+    def _scaled(self, v):
+        wide = opmath(v.dtype)
+        return v * self.negative_slope if wide == v.dtype else (v.astype(wide) * self.negative_slope).astype(v.dtype)
+
     def forward(self, x):
         xp = backend.get_array_module(x)
         self.mask = x > 0
-        return xp.where(self.mask, x, x * self.negative_slope)
+        return xp.where(self.mask, x, self._scaled(x))
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        return xp.where(self.mask, g, g * self.negative_slope)
+        return xp.where(self.mask, g, self._scaled(g))
 
 
 class ReLU6(Function):
@@ -222,8 +229,8 @@ def leaky_relu(input, negative_slope=0.01, inplace=False):
     """x where x > 0, else ``negative_slope * x``. ``inplace`` is accepted for
     PyTorch compatibility and ignored."""
     input = _input(input, "leaky_relu", inplace)
-    slope = checks.fits(_check_negative_slope(negative_slope, "leaky_relu"), input.dtype, "negative_slope",
-                        "leaky_relu")
+    slope = checks.fits(_check_negative_slope(negative_slope, "leaky_relu"), opmath(input.dtype), "negative_slope",
+                        "leaky_relu")                      # the dtype a*x is computed in (LeakyReLU)
     return LeakyReLU(slope)(input)
 
 

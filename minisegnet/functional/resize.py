@@ -238,7 +238,7 @@ def _check_settings(op, size, scale_factor, mode, align_corners, recompute_scale
             shapes.as_pair(size, "size", 1)
     if scale_factor is not None:
         factors = scale_factor if isinstance(scale_factor, (tuple, list)) else (scale_factor,)
-        if len(factors) not in (1, 2) or not all(
+        if len(factors) != (2 if isinstance(scale_factor, (tuple, list)) else 1) or not all(
                 isinstance(f, numbers.Real) and not isinstance(f, bool) for f in factors):
             raise TypeError(f"{op}: scale_factor must be a number or a pair of numbers, "
                             f"got {scale_factor!r}")
@@ -295,6 +295,11 @@ def interpolate(input, size=None, scale_factor=None, mode="nearest", align_corne
         out_hw = (out_hw, out_hw)
     checks.check_bytes(input.shape[:2] + tuple(out_hw), input.dtype.itemsize, "interpolate",
                        f"size={size!r}" if size is not None else f"scale_factor={scale_factor!r}")
+    if opmath(input.dtype) != input.dtype:
+        # float16: resampled in float32 and rounded once, as PyTorch does (its opmath); in
+        # float16 the weights, the width pass and the gradient's sums would each round
+        return interpolate(input.astype(opmath(input.dtype)), size, scale_factor, mode, align_corners,
+                           recompute_scale_factor).astype(input.dtype)
     scales = (None, None)
     if scale_factor is not None and not recompute_scale_factor:
         scales = _per_axis_scale(scale_factor)
