@@ -220,3 +220,27 @@ def test_batch_norm_repr_says_whether_it_has_a_bias_as_pytorchs(torch, affine, b
     flag (the old repr printed the flag: bias=True)."""
     ours, theirs = nn.BatchNorm2d(8, affine=affine, bias=bias), torch.nn.BatchNorm2d(8, affine=affine, bias=bias)
     assert repr(ours) == repr(theirs)
+
+
+def test_float16_batch_norm_variance_does_not_overflow(torch):
+    """Values of about +-400: their squares pass float16's 65504, so a variance computed in
+    float16 is inf, the output all 0 and running_var inf; PyTorch computes in float32."""
+    x = (np.random.default_rng(0).standard_normal((2, 2, 4, 4)) * 400).astype(np.float16)
+    ours_bn, theirs_bn = nn.BatchNorm2d(2, dtype=np.float16), torch.nn.BatchNorm2d(2).half()
+    with np.errstate(all="ignore"):          # the float16 overflow, so that the assertion reports it
+        ours = ours_bn(msn.tensor(x)).numpy()
+    theirs = theirs_bn(torch.tensor(x)).detach().numpy()
+    np.testing.assert_allclose(ours.astype(np.float64), theirs.astype(np.float64), atol=1e-2)
+    np.testing.assert_allclose(ours_bn.running_var.numpy().astype(np.float64),
+                               theirs_bn.running_var.numpy().astype(np.float64), rtol=1e-2)
+
+
+def test_float16_batch_norm_gradient_sums_count_past_2048(torch):
+    """4096 values per channel, gradient 1 each: the bias gradient is 4096 (PyTorch's); added
+    up in float16 along the batch axis the count stops at 2048."""
+    x = np.random.default_rng(1).standard_normal((4096, 2, 1, 1)).astype(np.float16)
+    ours_bn, theirs_bn = nn.BatchNorm2d(2, dtype=np.float16), torch.nn.BatchNorm2d(2).half()
+    ours_bn(msn.tensor(x, requires_grad=True)).backward(np.ones(x.shape, np.float16))
+    theirs_bn(torch.tensor(x, requires_grad=True)).backward(torch.ones(x.shape, dtype=torch.float16))
+    np.testing.assert_array_equal(theirs_bn.bias.grad.numpy(), [4096, 4096])
+    np.testing.assert_array_equal(ours_bn.bias.grad.numpy(), theirs_bn.bias.grad.numpy())

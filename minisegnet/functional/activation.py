@@ -281,8 +281,17 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     return Dropout(p, input.shape[:2] + (1, 1))(input)
 
 
+def in_opmath(fn, input):
+    """``fn(input)`` computed in PyTorch's opmath dtype and rounded once to the input's:
+    float16 goes through float32 (with the gradient, both ways), as PyTorch's CPU kernels
+    compute it (in float16 a sum stops counting at 2048, and each step rounds); other
+    dtypes as they are."""
+    wide = opmath(input.dtype)
+    return fn(input) if wide == input.dtype else fn(input.astype(wide)).astype(input.dtype)
+
+
 def sigmoid(input):
-    return Sigmoid()(_input(input, "sigmoid"))
+    return in_opmath(Sigmoid(), _input(input, "sigmoid"))
 
 
 def tanh(input):
@@ -295,7 +304,11 @@ def _cast_first(input, dtype, op):
     if dtype is None:
         return input
     checks.tensor(input, "input", op)
-    if np.dtype(dtype).kind != "f":
+    try:
+        kind = np.dtype(dtype).kind
+    except TypeError:
+        raise TypeError(f"{op}: dtype must be a floating-point dtype or None, got {dtype!r}") from None
+    if kind != "f":
         raise TypeError(f"{op}: dtype must be a floating-point dtype, got {np.dtype(dtype)}")
     return input.astype(dtype)
 
@@ -309,7 +322,7 @@ def softmax(input, dim, *, dtype=None):
     dim = checks.dim(dim, input.ndim, "dim", "softmax")
     if input.size == 0:                 # nothing to normalise (an empty batch, or an empty axis): empty, as PyTorch
         return empty_batch(input.shape, input)
-    return Softmax(dim)(input)
+    return in_opmath(Softmax(dim), input)
 
 
 def log_softmax(input, dim, *, dtype=None):
@@ -319,4 +332,4 @@ def log_softmax(input, dim, *, dtype=None):
     dim = checks.dim(dim, input.ndim, "dim", "log_softmax")
     if input.size == 0:                 # as softmax
         return empty_batch(input.shape, input)
-    return LogSoftmax(dim)(input)
+    return in_opmath(LogSoftmax(dim), input)

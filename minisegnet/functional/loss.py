@@ -45,6 +45,18 @@ def _constant(value, name, op):
         raise TypeError(f"{op}: {name} must hold numbers, got {checks.describe(value)} ({error})") from None
 
 
+def _weights(value, name, op):
+    """``_constant`` for weights: a Tensor that requires grad is refused, since no gradient
+    reaches a weight here (it would be silently lost; PyTorch's mse_loss and l1_loss would
+    differentiate theirs)."""
+    w = _constant(value, name, op)
+    if w.requires_grad:
+        raise ValueError(f"{op}: {name} requires grad, but it is a constant here (no gradient would reach it); "
+                         f"pass {name}.detach(), or weigh the loss of reduction='none' yourself, which "
+                         f"autograd differentiates")
+    return w
+
+
 def _check_logits_and_labels(input, target, ignore_index, name="input", op="cross_entropy", labels_checked=False):
     """Validate (N, C, *) logits against an (N, *) integer target; return both as Tensors.
     ``labels_checked``: the labels' range was checked already (``cross_entropy_of_checked_labels``)."""
@@ -100,7 +112,9 @@ class CrossEntropy(Function):
     Reductions: 'none' -> loss_i;  'sum' -> sum_i loss_i;  'mean' -> sum_i loss_i /
     sum_i w_{t_i} over the non-ignored pixels (PyTorch's weighted mean; nan if
     every pixel is ignored, or every counted pixel's class has weight 0, as in
-    PyTorch: the gradient is then 0 in the first case and NaN in the second).
+    PyTorch: the gradient is then 0 in the first case and NaN in the second;
+    counted weights adding up to 0 otherwise, a negative weight among them, give
+    +-inf, and an infinite gradient, as PyTorch's).
 
     Backward: d loss_i / d x_{i,c} = w_{t_i} * (softmax(x_i)_c - [c == t_i]), so
     dx = (softmax - onehot) * w_t * g / denom   (denom = sum of w_t for 'mean', else 1).
@@ -150,6 +164,7 @@ class CrossEntropy(Function):
             # sum_c w_c * (lse - x_c) = W * lse - sum_c w_c x_c
             weighted_x = xp.tensordot(w_c, x.reshape(x.shape[0], c, spatial), axes=([0], [1]))  # (N, S)
             uniform = xp.where(valid, w_c.sum() * logsumexp - weighted_x, 0)
+            parts = loss, uniform                          # 'mean' divides each, as PyTorch (below)
             loss = (1 - self.eps) * loss + (self.eps / c) * uniform
             self.w_c = w_c
         if self.needs_input_grad[0]:
@@ -161,9 +176,14 @@ class CrossEntropy(Function):
         if self.reduction == "sum":
             return total
         self.denom = self.w_t.sum()
-        # 0/0 (all pixels ignored) is nan, as in PyTorch, without a division warning.
-        safe = xp.where(self.denom != 0, self.denom, 1)
-        return xp.where(self.denom != 0, total / safe, xp.full((), np.nan, dtype=x.dtype))
+        # divided as PyTorch divides, without a division warning: 0/0 (every pixel ignored, or
+        # every counted weight 0) is NaN; counted weights that add up to 0 (a negative weight)
+        # give +-inf
+        with np.errstate(invalid="ignore", divide="ignore"):
+            if self.eps:              # each part over denom, then mixed: 0/0 in the first stays NaN
+                return xp.asarray((1 - self.eps) * (parts[0].sum() / self.denom)
+                                  + (self.eps / x.shape[1]) * (parts[1].sum() / self.denom))
+            return xp.asarray(total / self.denom)
 
     def backward(self, g):
         xp = backend.get_array_module(g)
@@ -175,29 +195,32 @@ class CrossEntropy(Function):
             scale = g
         else:
             # 'mean' divides by denom = sum of w_t. Every pixel ignored: w_t is all 0, and so is the
-            # gradient (PyTorch's too). Pixels counted, but all of classes weighted 0: 0/0, a NaN
-            # gradient, as PyTorch's (a finite one would let an optimizer step on a NaN loss).
-            # The NaN is the counted pixels' alone: an ignored pixel's gradient stays 0 (``* valid_f``
-            # would make it NaN * 0 = NaN), as PyTorch's.
+            # gradient (PyTorch's too). Pixels counted, but denom 0 (all of classes weighted 0, or
+            # weights adding up to 0): g/0, an inf times each weight, NaN where the weight is 0, as
+            # PyTorch's (a finite one would let an optimizer step on a NaN loss).
+            # Only the counted pixels': an ignored pixel's gradient stays 0 (``* valid_f`` would
+            # make it inf * 0 = NaN), as PyTorch's.
             counted = self.valid_f.sum() != 0
-            zero_case = xp.where(counted, np.nan, 1).astype(self.denom.dtype)
-            scale = xp.where(self.valid_f != 0, g / xp.where(self.denom != 0, self.denom, zero_case), 0)
-        coef = (scale * self.w_t).astype(self.probs.dtype, copy=False)
-        pixels = (n, 1) + self.shape[2:]                   # a per-pixel array against (N, C, *)
-        if self.eps:
-            # the one-hot's share, and the uniform share eps / C of every class (by its weight)
-            spread = ((self.eps / self.shape[1]) * scale * self.valid_f).astype(coef.dtype, copy=False)
-            coef = (1 - self.eps) * coef
-            gx = xp.ascontiguousarray(self.probs * (coef + spread * self.w_c.sum()).reshape(pixels))
-            gx -= spread.reshape(pixels) * self.w_c.reshape((1, -1) + (1,) * (len(self.shape) - 2))
-        else:
-            # C order: for a non-contiguous input (e.g. interpolate's output) the product
-            # keeps that layout, and reshape(-1) would then be a copy, not a view.
-            gx = xp.ascontiguousarray(self.probs * coef.reshape(pixels))
-        # Subtract the one-hot: one entry per pixel, all distinct, so plain
-        # fancy indexing suffices (no accumulation needed).
-        flat = gx.reshape(-1)
-        flat[self.index] -= coef
+            with np.errstate(invalid="ignore", divide="ignore"):
+                scale = xp.where(self.valid_f != 0, g / xp.where(counted, self.denom, 1), 0)
+        # inf times a weight of 0 is NaN (a denominator of 0, above), without a warning
+        with np.errstate(invalid="ignore"):
+            coef = (scale * self.w_t).astype(self.probs.dtype, copy=False)
+            pixels = (n, 1) + self.shape[2:]                   # a per-pixel array against (N, C, *)
+            if self.eps:
+                # the one-hot's share, and the uniform share eps / C of every class (by its weight)
+                spread = ((self.eps / self.shape[1]) * scale * self.valid_f).astype(coef.dtype, copy=False)
+                coef = (1 - self.eps) * coef
+                gx = xp.ascontiguousarray(self.probs * (coef + spread * self.w_c.sum()).reshape(pixels))
+                gx -= spread.reshape(pixels) * self.w_c.reshape((1, -1) + (1,) * (len(self.shape) - 2))
+            else:
+                # C order: for a non-contiguous input (e.g. interpolate's output) the product
+                # keeps that layout, and reshape(-1) would then be a copy, not a view.
+                gx = xp.ascontiguousarray(self.probs * coef.reshape(pixels))
+            # Subtract the one-hot: one entry per pixel, all distinct, so plain
+            # fancy indexing suffices (no accumulation needed).
+            flat = gx.reshape(-1)
+            flat[self.index] -= coef
         return gx
 
 
@@ -213,7 +236,7 @@ def _class_weights(weight, op, classes=None):
     made) any length passes. ``op`` starts the messages."""
     if weight is None:
         return None
-    w = _constant(weight, "weight", op)
+    w = _weights(weight, "weight", op)
     if w.ndim != 1 or (classes is not None and w.shape[0] != classes):
         raise ValueError(f"{op}: weight must have shape ({'C' if classes is None else classes},) (one weight per "
                          f"class), got {tuple(w.shape)}")
@@ -259,7 +282,10 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
     xp = backend.get_array_module(x.data, t.data, w)
     valid = t.data != ignore_index
     labels = xp.where(valid, t.data, 0)     # a safe class for ignored pixels; their weight is 0
-    return CrossEntropy(labels, valid, w, reduction, float(label_smoothing))(x)
+    loss = CrossEntropy(labels, valid, w, reduction, float(label_smoothing))
+    if opmath(x.dtype) != x.dtype:          # float16: in float32, rounded once, as PyTorch's log-softmax
+        return loss(x.astype(opmath(x.dtype))).astype(x.dtype)
+    return loss(x)
 
 
 class BinaryCrossEntropyWithLogits(Function):
@@ -317,9 +343,10 @@ def _broadcastable_constant(value, name, shape, dtype):
     """An optional weight that must broadcast to ``shape`` without changing it."""
     if value is None:
         return None
-    arr = _constant(value, name, "binary_cross_entropy_with_logits").data      # on the current backend
-    if arr.dtype.kind != "f":
-        raise TypeError(f"binary_cross_entropy_with_logits: {name} must be floating point, got dtype {arr.dtype}")
+    arr = _weights(value, name, "binary_cross_entropy_with_logits").data      # on the current backend
+    if arr.dtype.kind not in "iuf":                    # integers are cast, as PyTorch promotes them
+        raise TypeError(f"binary_cross_entropy_with_logits: {name} must hold numbers (floating point or "
+                        f"integer), got dtype {arr.dtype}")
     try:
         result = np.broadcast_shapes(tuple(arr.shape), shape)
     except ValueError:
@@ -363,9 +390,27 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
         raise TypeError(f"{op}: target must hold floating-point probabilities in [0, 1] (as in PyTorch), "
                         f"got dtype {t.dtype}; cast it first: target.float()")
     x, t = _promoted(x, t)
-    w = _broadcastable_constant(weight, "weight", x.shape, x.dtype)
-    pw = _broadcastable_constant(pos_weight, "pos_weight", x.shape, x.dtype)
+    wide = opmath(x.dtype)              # float16: computed in float32 and rounded once, as PyTorch
+    w = _broadcastable_constant(weight, "weight", x.shape, wide)
+    pw = _broadcastable_constant(pos_weight, "pos_weight", x.shape, wide)
+    if wide != x.dtype:
+        return BinaryCrossEntropyWithLogits(w, pw, reduction)(x.astype(wide), t.astype(wide)).astype(x.dtype)
     return BinaryCrossEntropyWithLogits(w, pw, reduction)(x, t)
+
+
+class KeepWhere(Function):
+    """y = x where ``mask``, else 0;  dx = g where ``mask``, else 0. Selected, not multiplied by
+    the mask: a NaN or infinite value where the mask is False reaches neither y nor dx
+    (NaN * 0 is NaN)."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def forward(self, x):
+        return backend.get_array_module(x).where(self.mask, x, 0)
+
+    def backward(self, g):
+        return backend.get_array_module(g).where(self.mask, g, 0)
 
 
 def dice_loss(logits, target, smooth=1.0, ignore_index=None):
@@ -401,7 +446,7 @@ def dice_loss(logits, target, smooth=1.0, ignore_index=None):
     if ignore_index is not None:
         valid = labels != ignore_index
         onehot &= valid                                          # ignored pixels: all zero
-        probs = probs * Tensor._wrap(valid.astype(x.dtype))
+        probs = KeepWhere(valid)(probs)           # selected: a NaN probability there stays out
     onehot = Tensor._wrap(onehot.astype(x.dtype))
     axes = (0,) + tuple(range(2, x.ndim))
     intersection = (probs * onehot).sum(axes)
@@ -485,7 +530,7 @@ def _regression_args(input, target, weight, reduction, op):
     x, t = _promoted(x, t)
     if weight is None:
         return x, t, None
-    w = _constant(weight, "weight", op).data
+    w = _weights(weight, "weight", op).data
     if tuple(w.shape) != x.shape:
         raise ValueError(f"{op}: weight has shape {tuple(w.shape)}, but it must have the input's shape {x.shape}")
     return x, t, w.astype(x.dtype, copy=False)

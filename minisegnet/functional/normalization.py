@@ -18,7 +18,7 @@ function of x and each sample is treated independently of the batch.
 """
 from .. import backend, checks
 from ..autograd import Function, Tensor
-from .basic import empty_batch, raw
+from .basic import empty_batch, opmath, raw
 
 __all__ = ["batch_norm"]
 
@@ -33,6 +33,10 @@ class BatchNorm(Function):
       -- the two subtracted terms are the paths through mean and var.
     * evaluation (mean and var are constants): dx = dxhat * inv_std.
     * both: dweight = sum(g * xhat), dbias = sum(g).
+
+    float16 is computed in float32 and each result rounded once, as PyTorch's CPU batch
+    norm does (in float16 the variance of values near 400 overflows, and a channel's sum
+    stops counting at 2048).
     """
 
     def __init__(self, running_mean, running_var, training, momentum, eps):
@@ -41,6 +45,9 @@ class BatchNorm(Function):
 
     def forward(self, x, weight, bias):
         xp = backend.get_array_module(x)
+        self.dtype, self.wide = x.dtype, opmath(x.dtype)
+        if self.wide != x.dtype:                             # float16: in float32 (the docstring)
+            x, weight, bias = (None if a is None else a.astype(self.wide) for a in (x, weight, bias))
         self.axes = (0,) + tuple(range(2, x.ndim))           # every axis but the channel axis
         per_channel = (1, -1) + (1,) * (x.ndim - 2)         # (C,) -> broadcastable against x
         if self.training:
@@ -58,7 +65,8 @@ class BatchNorm(Function):
         self.xhat = centred * self.inv_std
         self.weight = None if weight is None else weight.reshape(per_channel)
         y = self.xhat if weight is None else self.xhat * self.weight
-        return y if bias is None else y + bias.reshape(per_channel)
+        y = y if bias is None else y + bias.reshape(per_channel)
+        return y.astype(self.dtype, copy=False)
 
     def _update(self, running, batch_value):
         # In place, so the module's buffer (and anything holding it) sees the new value.
@@ -68,6 +76,7 @@ class BatchNorm(Function):
     def backward(self, g):
         need_x, need_w, need_b = self.needs_input_grad
         gx = gw = gb = None
+        g = g.astype(self.wide, copy=False)                  # float16: summed in float32
         if need_w:
             gw = (g * self.xhat).sum(axis=self.axes)
         if need_b:
@@ -82,7 +91,7 @@ class BatchNorm(Function):
                 gx = (self.inv_std / m) * (m * dxhat - sum_dxhat - self.xhat * sum_dxhat_xhat)
             else:
                 gx = dxhat * self.inv_std
-        return gx, gw, gb
+        return tuple(None if a is None else a.astype(self.dtype, copy=False) for a in (gx, gw, gb))
 
 
 def _per_channel(value, name, channels, allow_none, learnable=False):
