@@ -659,12 +659,8 @@ def test_transposed_weight_grad_takes_its_route(monkeypatch, stride):
         assert bool(calls) is (not on), (on, calls)
 
 
-def test_cpu_pieces_of_columns_stay_under_4_mib_below_the_32_mib_limit(monkeypatch):
-    # docs/performance.md, "Its memory": on the CPU the pieces of columns are kept "also under 4 MiB"
-    if current_xp() is not np:
-        pytest.skip("the 4 MiB pieces are a CPU lever (on CuPy only the limit cuts the batch)")
-    assert conv_fast.CACHE_PIECE_BYTES == 4 * 2**20 and conv_fast.lever("cache_pieces")
-    monkeypatch.setattr(parallel, "SPLIT", 1)           # no cut for the threads: only the byte limits cut
+def _record_column_bytes(monkeypatch):
+    """A list that collects the bytes of every column buffer conv_fast asks for from here on."""
     sizes = []
     scratch = conv_fast._scratch
 
@@ -674,6 +670,16 @@ def test_cpu_pieces_of_columns_stay_under_4_mib_below_the_32_mib_limit(monkeypat
         return scratch(xp, shape, dtype, role)
 
     monkeypatch.setattr(conv_fast, "_scratch", recording)
+    return sizes
+
+
+def test_cpu_pieces_of_columns_stay_under_4_mib_below_the_32_mib_limit(monkeypatch):
+    # docs/performance.md, "Its memory": on the CPU the pieces of columns are kept "also under 4 MiB"
+    if current_xp() is not np:
+        pytest.skip("the 4 MiB pieces are a CPU lever (on CuPy only the limit cuts the batch)")
+    assert conv_fast.CACHE_PIECE_BYTES == 4 * 2**20 and conv_fast.lever("cache_pieces")
+    monkeypatch.setattr(parallel, "SPLIT", 1)           # no cut for the threads: only the byte limits cut
+    sizes = _record_column_bytes(monkeypatch)
     rng = np.random.default_rng(0)
     x = msn.tensor(rng.standard_normal((8, 16, 64, 64)).astype(np.float32))   # columns 590 KB an image
     w = msn.tensor(rng.standard_normal((16, 16, 3, 3)).astype(np.float32))
@@ -686,6 +692,7 @@ def test_cpu_pieces_of_columns_stay_under_4_mib_below_the_32_mib_limit(monkeypat
 def _randn_cr(shape, seed):
     return np.random.default_rng(seed).standard_normal(shape)
 
+
 @pytest.mark.parametrize("transposed", [False, True])
 def test_columns_of_the_transposed_direction_stay_under_the_im2col_limit(monkeypatch, transposed):
     """``set_im2col_limit``: "Bound each piece of columns ... to nbytes bytes"; an image whose own
@@ -694,15 +701,7 @@ def test_columns_of_the_transposed_direction_stay_under_the_im2col_limit(monkeyp
     ``conv_fast._conv_transpose2d_pieces``) built the columns of a whole image at once: 20x the
     limit here."""
     monkeypatch.setattr(parallel, "SPLIT", 1)           # only the byte limit cuts
-    sizes = []
-    scratch = conv_fast._scratch
-
-    def recording(xp, shape, dtype, role):
-        if role == "cols":
-            sizes.append(int(np.prod(shape)) * np.dtype(dtype).itemsize)
-        return scratch(xp, shape, dtype, role)
-
-    monkeypatch.setattr(conv_fast, "_scratch", recording)
+    sizes = _record_column_bytes(monkeypatch)
     limit = 256 * 1024
 
     def run():

@@ -18,7 +18,7 @@ import numpy as np
 
 from .. import backend, checks
 from ..autograd import Function, Tensor
-from .activation import softmax
+from .activation import in_opmath, softmax
 from .basic import astype, opmath
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "dice_loss", "mse_loss", "l1_loss"]
@@ -282,10 +282,8 @@ def _cross_entropy(input, target, weight, ignore_index, reduction, label_smoothi
     xp = backend.get_array_module(x.data, t.data, w)
     valid = t.data != ignore_index
     labels = xp.where(valid, t.data, 0)     # a safe class for ignored pixels; their weight is 0
-    loss = CrossEntropy(labels, valid, w, reduction, float(label_smoothing))
-    if opmath(x.dtype) != x.dtype:          # float16: in float32, rounded once, as PyTorch's log-softmax
-        return loss(x.astype(opmath(x.dtype))).astype(x.dtype)
-    return loss(x)
+    # float16 in float32, rounded once, as PyTorch's log-softmax
+    return in_opmath(CrossEntropy(labels, valid, w, reduction, float(label_smoothing)), x)
 
 
 class BinaryCrossEntropyWithLogits(Function):
