@@ -73,7 +73,9 @@ class Optimizer:
     hyper-parameter names in ``hyperparameters`` and state-array names in
     ``state_names``, and check and set the hyper-parameters in
     ``_set_hyperparameters``, which ``load_state_dict`` calls too (a loaded
-    state obeys the constructor's rules).
+    state obeys the constructor's rules); a name in ``optional_hyperparameters``
+    may be missing from a loaded state (one saved before it existed) and then
+    keeps its value.
 
     One parameter group: no ``param_groups``, and ``params`` is a flat iterable
     of Parameters (torch's list of dicts is a TypeError); ``step()`` takes no
@@ -82,6 +84,7 @@ class Optimizer:
     """
 
     hyperparameters = ("lr",)
+    optional_hyperparameters = ()
     state_names = ()
 
     def __init__(self, params):
@@ -160,7 +163,8 @@ class Optimizer:
             if dtype.kind not in "biuf":
                 raise TypeError(f"{type(self).__name__}.load_state_dict: entry {key!r} holds dtype {dtype}, "
                                 "not numbers")
-        missing = [name for name in self.hyperparameters if name not in state_dict]
+        missing = [name for name in self.hyperparameters
+                   if name not in state_dict and name not in self.optional_hyperparameters]
         if missing:
             raise KeyError(f"{type(self).__name__}.load_state_dict: the state_dict lacks {missing}; was it "
                            f"saved by {type(self).__name__}?")
@@ -196,6 +200,9 @@ class Optimizer:
                                           copy=True)
         values = {}
         for name in self.hyperparameters:
+            if name not in state_dict:                                    # optional: keep this one's
+                values[name] = getattr(self, name)
+                continue
             value = np.asarray(backend.to_numpy(state_dict[name]))       # an array, or a plain number
             values[name] = value.item() if value.ndim == 0 else tuple(value.tolist())
         previous = {name: getattr(self, name) for name in self.hyperparameters}
@@ -271,23 +278,27 @@ class Adam(Optimizer):
     The bias corrections undo the zero start of ``m`` and ``v``.
     """
 
-    hyperparameters = ("lr", "betas", "eps", "weight_decay")
+    hyperparameters = ("lr", "betas", "eps", "weight_decay", "decoupled_weight_decay")
+    # a state_dict saved before the flag was one keeps the optimizer's own
+    optional_hyperparameters = ("decoupled_weight_decay",)
     state_names = ("step", "exp_avg", "exp_avg_sq")
-    decoupled = False
+    decoupled_weight_decay = False
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0, amsgrad=False, *,
                  foreach=None, maximize=False, capturable=False, differentiable=False, fused=None,
                  decoupled_weight_decay=False):
         _only_defaults(type(self).__name__, amsgrad=amsgrad, foreach=foreach, maximize=maximize,
                        capturable=capturable, differentiable=differentiable, fused=fused)
-        # Adam's switch to AdamW's decay (torch 2.x)
-        if checks.flag(decoupled_weight_decay, "decoupled_weight_decay", type(self).__name__):
-            self.decoupled = True
+        # Adam's switch to AdamW's decay (torch 2.x); AdamW's is always on
+        decoupled = checks.flag(decoupled_weight_decay, "decoupled_weight_decay", type(self).__name__)
         super().__init__(params)
-        self._set_hyperparameters(type(self).__name__, lr, betas, eps, weight_decay)      # Adam or AdamW
+        self._set_hyperparameters(type(self).__name__, lr, betas, eps, weight_decay,      # Adam or AdamW
+                                  decoupled or type(self).decoupled_weight_decay)
 
-    def _set_hyperparameters(self, op, lr, betas, eps, weight_decay):
+    def _set_hyperparameters(self, op, lr, betas, eps, weight_decay, decoupled_weight_decay=None):
         super()._set_hyperparameters(op, lr)
+        if decoupled_weight_decay is not None:      # a hyper-parameter, saved and restored, as PyTorch's
+            self.decoupled_weight_decay = checks.flag(decoupled_weight_decay, "decoupled_weight_decay", op)
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{op}: betas must be a pair (beta1, beta2), got {betas!r}")
         self.betas = (_check(op, "betas[0]", betas[0], 0.0, 1.0, high_open=True),
@@ -306,7 +317,7 @@ class Adam(Optimizer):
         state["step"] += 1
         t = state["step"]
         if self.weight_decay != 0:
-            if self.decoupled:  # AdamW: shrink the weights directly, not through the moments
+            if self.decoupled_weight_decay:  # AdamW: shrink the weights directly, not through the moments
                 param *= 1 - self.lr * self.weight_decay
             else:
                 grad = grad + self.weight_decay * param
@@ -324,7 +335,7 @@ class AdamW(Adam):
     ``p = p * (1 - lr * weight_decay)`` before the Adam step, instead of adding
     ``weight_decay * p`` to the gradient. Default ``weight_decay=1e-2``."""
 
-    decoupled = True
+    decoupled_weight_decay = True
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2, amsgrad=False, *,
                  maximize=False, foreach=None, capturable=False, differentiable=False, fused=None):

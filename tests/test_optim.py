@@ -271,7 +271,7 @@ def test_load_state_dict_obeys_the_constructors_rules(make, entry, value, kind, 
     state = dict(opt.state_dict(), **{entry: value})
     # every other entry changed to a valid value, so that a partial load would show
     for key, other in opt.state_dict().items():
-        if key == entry or key in ("nesterov",) or key.endswith(".step"):
+        if key == entry or key in ("nesterov", "decoupled_weight_decay") or key.endswith(".step"):
             continue
         state[key] = (np.asarray((0.8, 0.9)) if key == "betas" else other + 0.25 if key.startswith("state.")
                       else np.asarray(0.5))
@@ -373,7 +373,7 @@ def test_adam_with_decoupled_weight_decay_is_adamw_as_torch(torch):
         a.step(), b.step(), t.step()
     np.testing.assert_array_equal(ours[0].numpy(), ours[1].numpy())
     np.testing.assert_allclose(ours[0].numpy(), theirs.detach().numpy(), rtol=1e-12)
-    assert not optim.Adam([Parameter(x.copy())]).decoupled
+    assert not optim.Adam([Parameter(x.copy())]).decoupled_weight_decay
 
 
 @pytest.mark.parametrize("key", ["state.-1.exp_avg", "state.x", "state.a.exp_avg", "state. 0.exp_avg", "state.1_0.exp_avg",
@@ -406,7 +406,7 @@ def test_every_torch_switch_is_refused_on_and_taken_off(name):
         for off in (False, 0, np.False_):
             getattr(optim, name)([Parameter(np.ones(2))], **{keyword: off})
     if name == "Adam":
-        assert not optim.Adam([Parameter(np.ones(2))], decoupled_weight_decay=np.False_).decoupled
+        assert not optim.Adam([Parameter(np.ones(2))], decoupled_weight_decay=np.False_).decoupled_weight_decay
         with pytest.raises(TypeError, match="decoupled_weight_decay must be True or False"):
             optim.Adam([Parameter(np.ones(2))], decoupled_weight_decay=1)
 
@@ -507,3 +507,43 @@ def test_load_state_dict_copies_the_state_it_is_given(make, key):
     q.grad = msn.tensor(np.ones(3))
     second.step()
     np.testing.assert_array_equal(np.asarray(state[name]), before)
+
+
+@pytest.mark.parametrize("saved, loaded", [
+    ((optim.AdamW, dict(), "AdamW", dict()), (optim.Adam, "Adam")),
+    ((optim.Adam, dict(decoupled_weight_decay=True), "Adam", dict(decoupled_weight_decay=True)), (optim.Adam, "Adam")),
+])
+def test_load_state_dict_restores_decoupled_weight_decay_as_torch(torch, tmp_path, saved, loaded):
+    (ours_cls, ours_kw, torch_name, torch_kw), (load_cls, load_torch_name) = saved, loaded
+    x = np.random.default_rng(0).standard_normal(4)
+    ours, theirs = Parameter(x.copy()), torch.nn.Parameter(torch.tensor(x.copy()))
+    a = ours_cls([ours], lr=0.1, weight_decay=0.5, **ours_kw)
+    t = getattr(torch.optim, torch_name)([theirs], lr=0.1, weight_decay=0.5, **torch_kw)
+
+    def steps(opt, topt, n):
+        for _ in range(n):
+            ours.grad = msn.tensor(np.sin(ours.numpy()))
+            theirs.grad = torch.sin(theirs.detach())
+            opt.step(), topt.step()
+
+    steps(a, t, 2)
+    msn.save(a.state_dict(), tmp_path / "opt.npz")
+    b = load_cls([ours])                                      # a fresh optimizer, its state loaded
+    b.load_state_dict(msn.load(tmp_path / "opt.npz"))
+    tb = getattr(torch.optim, load_torch_name)([theirs])
+    tb.load_state_dict(t.state_dict())
+    steps(b, tb, 3)
+    np.testing.assert_allclose(ours.numpy(), theirs.detach().numpy(), rtol=1e-12)
+
+
+def test_a_state_dict_saved_before_the_decoupled_flag_keeps_the_optimizers_own():
+    """Checkpoints written before decoupled_weight_decay was saved lack it: loading one into an
+    AdamW keeps AdamW's decoupled decay (and into an Adam, Adam's), rather than failing."""
+    p = Parameter(np.ones(2))
+    old = {k: v for k, v in optim.AdamW([p]).state_dict().items() if k != "decoupled_weight_decay"}
+    w = optim.AdamW([p])
+    w.load_state_dict(old)
+    assert w.decoupled_weight_decay
+    a = optim.Adam([p])
+    a.load_state_dict(old)
+    assert not a.decoupled_weight_decay
