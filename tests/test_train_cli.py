@@ -1314,3 +1314,32 @@ def test_the_semantic_limit_is_what_a_16_bit_class_map_holds(tmp_path):
     classes = np.array([[0, 65535]], np.int64)
     class_map_png(classes, np.zeros((2 ** 16, 3), np.uint8)).save(tmp_path / "m.png")
     np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "m.png")).astype(np.int64), classes)
+
+
+def _folder_with_one_void_image(root, n=5, size=32):
+    from PIL import Image
+    os.makedirs(root / "images"), os.makedirs(root / "masks")
+    held_out = int(np.random.default_rng([0, 7]).permutation(n)[0])     # build_datasets' split for seed 0
+    void = next(i for i in range(n) if i != held_out)                    # a training image
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(root / "images" / f"{i}.png")
+        mask = rng.integers(0, 2, (size, size)).astype(np.uint8)
+        if i == void:
+            mask[:] = 255                                                # every pixel ignored
+        Image.fromarray(mask, mode="L").save(root / "masks" / f"{i}.png")
+    return root
+
+
+def test_two_processes_on_a_void_image_do_not_stop_with_a_nan_loss(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)          # --processes 2 is refused on fewer CPUs
+    folder = _folder_with_one_void_image(tmp_path / "d")
+    args = ["train", "--data", str(folder), "--size", "32", "--batch-size", "2", "--epochs", "1",
+            "--num-classes", "2", "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--quiet"]
+    assert main([*args, "--processes", "1", "--out", str(tmp_path / "one")]) == 0     # one process trains
+    capsys.readouterr()
+    code = main([*args, "--processes", "2", "--out", str(tmp_path / "two")])
+    err = capsys.readouterr().err
+    assert "nan" not in err.lower(), err
+    assert code == 0 or (code == 2 and "--processes" in err and
+                         not os.path.exists(tmp_path / "two" / "checkpoint.npz")), (code, err)
