@@ -37,7 +37,9 @@ __all__ = [
 
 
 def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool) or type(v).__name__ in ("int64", "int32")
+    """An int or a NumPy integer of any width (NumPy registers them as ``numbers.Integral``),
+    not a bool (NumPy's bool is not Integral)."""
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 # Bounds on arguments whose cost grows with them (a list per size, a walk per level):

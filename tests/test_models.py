@@ -737,3 +737,22 @@ def test_fcn8s_at_initialisation_is_its_scores_upsampled_in_stages_which_one_x32
     inner = (Ellipsis, slice(32, -32), slice(32, -32))                     # away from the zero-padded border
     assert np.abs(staged[inner] - one_step[inner]).max() > 1e-2                       # not the same map ...
     assert np.corrcoef(staged[inner].ravel(), one_step[inner].ravel())[0, 1] > 0.9     # ... but close to it
+
+
+def test_fcn_takes_a_numpy_float_dropout_as_deeplab_and_nn_dropout_do():
+    """docs/guarantees.md: numbers (``p``) are real numbers; DeepLabV3Plus(dropout=np.float32(0.1))
+    and nn.Dropout(np.float32(0.5)) take one, FCN refused it as 'not a probability'."""
+    assert DeepLabV3Plus(dropout=np.float32(0.5)).dropout == 0.5
+    model = FCN(2, width=1, fc_channels=2, dropout=np.float32(0.5))
+    assert model.dropout == 0.5 and type(model.dropout) is float
+    with pytest.raises(TypeError, match=r"FCN: dropout must be a probability in \[0, 1\), got np.True_"):
+        FCN(2, dropout=np.True_)                     # a NumPy bool is still not a probability
+
+
+@pytest.mark.parametrize("value", [np.True_, np.False_])
+def test_unet_batch_norm_takes_a_numpy_bool(value):
+    """docs/guarantees.md: flags are True or False, 'a NumPy bool too' (checks.flag)."""
+    model = UNet(1, 2, base_channels=2, depth=1, padding="same", batch_norm=value)
+    assert model.batch_norm is bool(value)
+    assert hasattr(model.encoder[0], "bn1") == bool(value)
+    assert model(msn.tensor(np.zeros((2, 1, 4, 4), np.float32))).shape == (2, 2, 4, 4)

@@ -3,6 +3,8 @@ gradients of the panoptic loss (cross-entropy + centre MSE + offset L1) for
 every parameter and the input, and the same BatchNorm statistics (float64
 and float32, train and eval); output shapes on drawn sizes; the composed
 DeepLabV3+ is a plain one; every parameter learns; bad arguments."""
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -237,3 +239,22 @@ def test_instance_aspp_uses_the_models_dropout_only_in_training():
         assert not np.array_equal(model(x)["center"].data, model(x)["center"].data)
         model.eval()
         assert np.array_equal(model(x)["center"].data, model(x)["center"].data)
+
+
+def test_check_input_size_returns_the_valid_tap_fractions_like_deeplab():
+    """Its docstring says it is ``DeepLabV3Plus.check_input_size``, which returns
+    ``{rate: valid-tap fraction}``; PanopticDeepLab's returned None."""
+    model = PanopticDeepLab()
+    fractions = model.check_input_size((513, 513))
+    assert fractions == model.deeplab.check_input_size((513, 513)) == DeepLabV3Plus().check_input_size(513)
+    assert sorted(fractions) == [6, 12, 18] and fractions[18] == pytest.approx(0.405, abs=1e-3)
+
+
+def test_check_input_size_warns_at_the_callers_line():
+    """The 1x3-branch warning should point at the code that called check_input_size, not at
+    the wrapper inside panoptic_deeplab.py."""
+    model = PanopticDeepLab()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.check_input_size((97, 300))           # a 7x19 map: rates 12 and 18 >= 7 rows
+    assert caught and all(w.filename == __file__ for w in caught)

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minisegnet as msn
-from minisegnet import functional as F, shapes
+from minisegnet import functional as F, nn, shapes
 
 # Pure-integer properties are cheap: draw many more examples than the default profile.
 many = settings(max_examples=300, deadline=None)
@@ -374,3 +374,28 @@ def test_a_scale_factor_past_any_array_is_a_clear_error():
         shapes.interpolate_output_size(5, scale_factor=1e308)
     with pytest.raises(ValueError, match="^interpolate: .*more than any array holds"):
         F.interpolate(msn.tensor(np.ones((1, 1, 5, 5), np.float32)), scale_factor=1e308)
+
+
+NUMPY_INTS = [np.int8, np.int16, np.uint8, np.uint16, np.uint32, np.uint64, np.longlong, np.intc]
+
+
+@pytest.mark.parametrize("kind", NUMPY_INTS, ids=lambda t: t.__name__)
+def test_every_numpy_integer_is_a_size(kind):
+    expected = 120                                  # fits every kind, int8 included
+    size = kind(expected)
+    assert shapes.conv2d_output_size(size, 3) == expected - 2
+    assert shapes.conv2d_output_size(32, kind(3), stride=kind(2), padding=kind(1)) == 16
+    assert shapes.max_pool2d_output_size(size, kind(2)) == expected // 2
+    assert shapes.receptive_field([(kind(3), kind(1), kind(1))])[-1].size == 3
+    assert shapes.unet_output_size(kind(44), depth=kind(2)) == 4
+    assert shapes.unet_valid_input_sizes(kind(40), kind(60), depth=kind(2)) == [44, 48, 52, 56, 60]
+    assert shapes.unet_receptive_fields(kind(44), depth=kind(2)) == shapes.unet_receptive_fields(44, depth=2)
+
+
+@pytest.mark.parametrize("kind", NUMPY_INTS, ids=lambda t: t.__name__)
+def test_layers_take_every_numpy_integer_as_a_size(kind):
+    x = msn.tensor(np.zeros((1, 1, 8, 8), np.float32))
+    assert nn.Conv2d(1, 1, kind(3), padding=kind(1))(x).shape == (1, 1, 8, 8)
+    assert F.max_pool2d(x, kind(2)).shape == (1, 1, 4, 4)
+    assert F.interpolate(x, size=kind(4)).shape == (1, 1, 4, 4)
+    assert F.center_crop(x, kind(4)).shape == (1, 1, 4, 4)

@@ -103,10 +103,6 @@ class Pad(Function):
         return g
 
 
-def _is_int(v):
-    return isinstance(v, int) and not isinstance(v, bool) or type(v).__name__ in ("int64", "int32")
-
-
 def pad(input, pad, mode="constant", value=None):
     """Pad the last axis (``pad = (left, right)``) or the last two axes
     (``pad = (left, right, top, bottom)``), as ``torch.nn.functional.pad``.
@@ -126,7 +122,7 @@ def pad(input, pad, mode="constant", value=None):
     checks.tensor(input, "input", "pad")
     if mode not in _MODES:
         raise ValueError(f"pad: mode must be one of {_MODES}, got {mode!r}")
-    if not isinstance(pad, (tuple, list)) or len(pad) not in (2, 4) or not all(_is_int(p) for p in pad):
+    if not isinstance(pad, (tuple, list)) or len(pad) not in (2, 4) or not all(checks.is_int(p) for p in pad):
         raise TypeError(f"pad: pad must be a tuple of 2 ints (left, right) or 4 ints "
                         f"(left, right, top, bottom), got {pad!r}")
     if min(pad) < 0:
@@ -178,9 +174,9 @@ def center_crop(input, size):
     checks.tensor(input, "input", "center_crop")
     if input.ndim < 2:
         raise ValueError(f"center_crop: input needs at least 2 axes (..., H, W), got shape {input.shape}")
-    if _is_int(size):
+    if checks.is_int(size):
         h = w = int(size)
-    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_int(s) for s in size):
+    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(checks.is_int(s) for s in size):
         h, w = int(size[0]), int(size[1])
     else:
         raise TypeError(f"center_crop: size must be an int or a pair of ints (h, w), got {size!r}")

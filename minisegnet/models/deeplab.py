@@ -306,7 +306,7 @@ class DeepLabV3Plus(nn.Module):
                                             low_level_channels, decoder_channels)
         self.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
 
-    def check_input_size(self, size):
+    def check_input_size(self, size, _stacklevel=2):
         """Check every atrous rate against the feature map of an input of ``size`` ``(h, w)``.
 
         A rate at least the feature map's size on both axes makes its 3x3 branch a
@@ -340,7 +340,7 @@ class DeepLabV3Plus(nn.Module):
                 shape = "1x3" if rate >= fh else "3x1"
                 warnings.warn(f"DeepLabV3Plus: {where}: the rate is not smaller than the map's "
                               f"{'height' if rate >= fh else 'width'}, so the 3x3 branch is a {shape} convolution "
-                              f"(valid taps {fraction:.0%})", UserWarning, stacklevel=2)
+                              f"(valid taps {fraction:.0%})", UserWarning, stacklevel=_stacklevel)
         return fractions
 
     def forward(self, x):

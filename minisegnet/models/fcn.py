@@ -57,6 +57,8 @@ upsampling layer (also the last one, which the paper keeps fixed) is learnable;
 the ReLU convolutions start from He initialisation, since there are no
 ImageNet weights to start from.
 """
+import numbers
+
 import numpy as np
 
 from .. import backend, checks
@@ -157,7 +159,7 @@ class FCN(nn.Module):
             raise ValueError(f"FCN: variant must be '32s', '16s' or '8s', got {variant!r}")
         fc_channels = 8 * width if fc_channels is None else fc_channels
         fc_channels = checks.positive_int(fc_channels, "fc_channels", "FCN")
-        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)):
+        if isinstance(dropout, (bool, np.bool_)) or not isinstance(dropout, numbers.Real):   # NumPy's floats too
             raise TypeError(f"FCN: dropout must be a probability in [0, 1), got {dropout!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"FCN: dropout must be a probability in [0, 1), got {dropout!r}")

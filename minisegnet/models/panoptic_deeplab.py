@@ -116,7 +116,7 @@ class PanopticDeepLab(nn.Module):
 
     def check_input_size(self, size):
         """``DeepLabV3Plus.check_input_size``: both ASPPs read the same feature map."""
-        self.deeplab.check_input_size(size)
+        return self.deeplab.check_input_size(size, _stacklevel=3)        # a warning names our caller
 
     def forward(self, x):
         check_image_batch(x, self.in_channels, "PanopticDeepLab")

@@ -169,8 +169,7 @@ class UNet(nn.Module):
             raise ValueError(f"UNet: padding must be 'valid' or 'same', got {padding!r}")
         if up_mode not in ("transpose", "bilinear"):
             raise ValueError(f"UNet: up_mode must be 'transpose' or 'bilinear', got {up_mode!r}")
-        if not isinstance(batch_norm, bool):
-            raise TypeError(f"UNet: batch_norm must be True or False, got {batch_norm!r}")
+        batch_norm = checks.flag(batch_norm, "batch_norm", "UNet")        # a NumPy bool too
         self.in_channels = in_channels
         self.num_classes = num_classes
         self.base_channels = base_channels
