@@ -457,10 +457,18 @@ def _choose_out(config, log):
 
 
 def _short_epoch(batch_size, n_train):
-    """A note when the training images do not fill one batch (each epoch is then one smaller batch)."""
-    if n_train >= batch_size:
-        return ""
-    return f" (fewer training images than that: one batch of {n_train} an epoch)"
+    """A note when the training images do not fill one batch (each epoch is then one smaller
+    batch), or do not fill the last one: that partial batch is left out (every batch of an
+    epoch the same size, which BatchNorm and the two processes' slices want), and since the
+    order is shuffled each epoch, a different few images each time."""
+    if n_train < batch_size:
+        return f" (fewer training images than that: one batch of {n_train} an epoch)"
+    left = n_train % batch_size
+    if left:
+        full = n_train // batch_size
+        return (f" ({full} full batch{'es' if full > 1 else ''} an epoch: {left} image{'s' if left > 1 else ''} "
+                f"left over, different ones each epoch as the order is shuffled, wait for a later epoch)")
+    return ""
 
 
 def _describe(config, task, model, info, n_train, n_val):
@@ -671,7 +679,8 @@ def _diverged(value, epoch, steps, checkpoint, config):
     kept = (f"the last good checkpoint {checkpoint} (epoch {epoch}) is kept"
             if epoch > 0 else "no checkpoint had been written yet")
     return (f"training stopped: the loss became {value} at epoch {epoch + 1}, step {steps + 1}; "
-            f"{kept}. Try a smaller --lr (this run used {config['lr']:g}).")
+            f"{kept}. Try a smaller --lr (this run used {config['lr']:g}); a NaN also comes from a "
+            f"batch whose every pixel is an ignored label (a mean over no pixels).")
 
 
 def _write_epoch_files(out, model, meta):

@@ -768,6 +768,10 @@ def test_the_progress_bar_is_drawn_on_a_terminal_only(tmp_path, monkeypatch, cap
 def test_the_run_says_when_the_training_images_do_not_fill_a_batch():
     assert train._short_epoch(100, 16) == " (fewer training images than that: one batch of 16 an epoch)"
     assert train._short_epoch(8, 16) == train._short_epoch(16, 16) == ""
+    # a last partial batch is left out, a different one each epoch: the log says so
+    assert train._short_epoch(8, 9) == (" (1 full batch an epoch: 1 image left over, different ones each epoch "
+                                        "as the order is shuffled, wait for a later epoch)")
+    assert train._short_epoch(4, 11).startswith(" (2 full batches an epoch: 3 images left over")
 
 
 def _edited(meta, **changes):
