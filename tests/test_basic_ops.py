@@ -733,3 +733,70 @@ def test_device_index_positions_are_checked_for_unsigned_arrays_and_after_a_bool
             x[on.asarray([5], dtype=np.uint8)]
         mask = on.asarray([[True, False, True], [False, True, False]])
         assert x[mask, on.asarray([4, 4, 4])].numpy().tolist() == [4.0, 14.0, 24.0]
+
+
+def _f16_ours_grad(fn, x, *others):
+    """``x``'s float16 gradient of ``fn(x, *others)`` from an upstream gradient of ones."""
+    t = msn.tensor(x, requires_grad=True)
+    y = fn(t, *others)
+    y.backward(np.ones(y.shape, np.float16) if y.ndim else None)
+    assert t.grad.dtype == np.float16
+    return t.grad.numpy()
+
+
+def _f16_torch_grad(torch, fn, x, *others):
+    t = torch.tensor(x, requires_grad=True)
+    y = fn(t, *others)
+    y.backward(torch.ones_like(y))
+    return t.grad.numpy()
+
+
+@pytest.mark.parametrize("a, b", [(300.0, 300.0),       # b*b = 90000: inf in float16, so db was -0
+                                  (0.01, 0.001)])      # b*b = 1e-6: a float16 subnormal, 5% off
+def test_float16_divisor_gradient_does_not_square_the_divisor_in_float16(torch, a, b):
+    """db of a / b is -g * a / b**2 in exact arithmetic. Computed as -g * a / (b * b) in
+    float16, b * b overflows past 256 (the gradient became -0) and loses precision below
+    about 0.008 (subnormal); PyTorch computes -g * (a / b) / b."""
+    a16, b16 = np.array([a], np.float16), np.array([b], np.float16)
+    exact = -float(a16[0]) / float(b16[0]) ** 2
+    ours = _f16_ours_grad(lambda bb, aa: msn.tensor(aa) / bb, b16, a16)
+    theirs = _f16_torch_grad(torch, lambda bb, aa: torch.tensor(aa) / bb, b16, a16)
+    np.testing.assert_allclose(theirs.astype(np.float64), exact, rtol=1e-3)
+    np.testing.assert_allclose(ours.astype(np.float64), exact, rtol=1e-3)
+
+
+def test_float16_gradient_of_a_number_divided_by_a_tensor_survives_a_large_divisor(torch):
+    """1 / x for x = 600: dx = -1/360000, a float16 subnormal; x * x = 360000 is inf in float16."""
+    x = np.array([600.0, 1000.0], np.float16)
+    ours = _f16_ours_grad(lambda t: 1.0 / t, x)
+    theirs = _f16_torch_grad(torch, lambda t: 1.0 / t, x)
+    assert (ours != 0).all()
+    np.testing.assert_allclose(ours.astype(np.float64), -1.0 / x.astype(np.float64) ** 2, rtol=0.05)
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("axis", [None, 1])
+def test_float16_mean_gradient_of_more_than_65504_values_is_not_zero(torch, axis):
+    """dx = g / n with n = 70000: n is inf in float16, and the gradient became 0. PyTorch divides
+    in float32 and rounds once: 1/70000, a float16 subnormal."""
+    x = np.zeros((2, 70000), np.float16)
+    ours = _f16_ours_grad(lambda t: t.mean(axis) if axis is not None else t.mean(), x)
+    theirs = _f16_torch_grad(torch, lambda t: t.mean(axis) if axis is not None else t.mean(), x)
+    n = 70000 if axis is not None else 140000
+    assert (ours == np.float16(1 / n)).all()
+    np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("shape, axis", [((5000, 2), 0),      # ties counted along a non-last axis: stops at 2048
+                                         ((70000,), None)])   # 70000 ties: the count is inf in float16
+def test_float16_amax_gradient_shared_between_many_ties_counts_them_in_float32(torch, shape, axis):
+    """amax splits g evenly between tied maxima: g / (number of ties). The tie count was a float16
+    sum, which stops counting at 2048 along a non-last axis (each tie got 1/2048, not 1/5000)
+    and is inf past 65504 (each got 0)."""
+    x = np.full(shape, 3.0, np.float16)
+    fn = (lambda t: t.amax(axis)) if axis is not None else (lambda t: t.amax())
+    ours = _f16_ours_grad(fn, x)
+    theirs = _f16_torch_grad(torch, fn, x)
+    n = shape[0]
+    np.testing.assert_allclose(ours.astype(np.float64), 1.0 / n, rtol=1e-3, atol=2.0 ** -25)   # (1/70000: subnormal)
+    np.testing.assert_array_equal(ours, theirs)

@@ -541,3 +541,23 @@ def test_fold_refuses_columns_that_do_not_fit_naming_itself():
         F.fold(msn.tensor(np.ones((1, 3, 1), np.float32)), (4, 4), 1)
     with pytest.raises(ValueError, match=r"^fold: input\.shape\[1\] = 3 must be divisible by kh\*kw = 4"):
         F.fold(msn.tensor(np.ones((1, 3, 9), np.float32)), (4, 4), 2)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(1, 1, 0),     # pointwise: columns are the input
+                                                     (3, 2, 1),     # im2col
+                                                     (3, 1, 1)])    # row taps
+def test_float16_conv_bias_is_added_before_the_single_rounding(torch, kernel, stride, padding):
+    rng = np.random.default_rng(0)
+    x = (3 + 0.1 * rng.standard_normal((2, 64, 16, 16))).astype(np.float16)
+    w = ((2 + 0.01 * rng.standard_normal((8, 64, kernel, kernel))) / kernel ** 2).astype(np.float16)
+    x64, w64 = torch.tensor(x).double(), torch.tensor(w).double()
+    product = torch.nn.functional.conv2d(x64, w64, stride=stride, padding=padding).numpy()
+    b = (-product.mean(axis=(0, 2, 3))).astype(np.float16)          # about -384: results near 0
+    ours = F.conv2d(msn.tensor(x), msn.tensor(w), msn.tensor(b), stride=stride, padding=padding).numpy()
+    theirs = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), torch.tensor(b), stride=stride,
+                                        padding=padding).numpy()
+    exact = torch.nn.functional.conv2d(x64, w64, torch.tensor(b).double(), stride=stride, padding=padding).numpy()
+    assert ours.dtype == np.float16
+    our_error = np.abs(ours.astype(np.float64) - exact).max()
+    their_error = np.abs(theirs.astype(np.float64) - exact).max()
+    assert our_error <= 1.5 * their_error, (our_error, their_error)

@@ -650,3 +650,22 @@ def test_a_weight_that_requires_grad_is_refused_not_silently_left_without_one(ca
     with pytest.raises(ValueError, match=r"weight requires grad, but it is a constant here.*detach\(\)"):
         call(x, w)
     call(x, w.detach()).sum().backward()                  # detached: taken as before
+
+
+def _f16_dice_grad(logits, labels):
+    x = msn.tensor(logits, requires_grad=True)
+    F.dice_loss(x, msn.tensor(labels)).backward()
+    return x.grad.numpy()
+
+
+def test_float16_dice_gradient_keeps_the_denominators_path():
+    """Two classes, every pixel class 0, logits 0 (p = 1/2): class 0's denominator is
+    512 + 1024 + 1 = 1537 over 1024 pixels. d dice / d den = -num / den**2, and den**2 is inf in
+    float16 (Div's backward squared the divisor), so that path was dropped and the gradient came
+    out 50% too large (-1.63e-4 where the float64 one is -1.09e-4)."""
+    logits = np.zeros((1, 2, 32, 32), np.float16)
+    labels = np.zeros((1, 32, 32), np.int64)
+    exact = _f16_dice_grad(logits.astype(np.float64), labels)
+    ours = _f16_dice_grad(logits, labels)
+    assert ours.dtype == np.float16
+    np.testing.assert_allclose(ours.astype(np.float64), exact, rtol=2e-3, atol=2.0 ** -24)

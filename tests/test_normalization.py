@@ -244,3 +244,41 @@ def test_float16_batch_norm_gradient_sums_count_past_2048(torch):
     theirs_bn(torch.tensor(x, requires_grad=True)).backward(torch.ones(x.shape, dtype=torch.float16))
     np.testing.assert_array_equal(theirs_bn.bias.grad.numpy(), [4096, 4096])
     np.testing.assert_array_equal(ours_bn.bias.grad.numpy(), theirs_bn.bias.grad.numpy())
+
+
+def test_float16_running_mean_update_rounds_once_as_pytorch(torch):
+    """running <- 0.9 * running + 0.1 * batch mean. Done as ``running *= 0.9`` then
+    ``running += 0.1 * mean``, each in float16, the first product is rounded at its own scale
+    (90.1 to a step of 1/16) before the cancellation: 100.1 and a batch mean of -900 gave 0.125
+    where the exact value is 0.1125 (PyTorch: 0.1125, rounded once)."""
+    x = np.full((2, 1, 2, 2), -900.0, np.float16)
+    mean_t, var_t = msn.tensor(np.array([100.1], np.float16)), msn.tensor(np.array([1.0], np.float16))
+    F.batch_norm(msn.tensor(x), mean_t, var_t, training=True, momentum=0.1)      # Tensors: on either backend
+    running_mean, running_var = mean_t.numpy(), var_t.numpy()
+    t_mean, t_var = torch.tensor(np.array([100.1], np.float16)), torch.tensor(np.array([1.0], np.float16))
+    torch.nn.functional.batch_norm(torch.tensor(x), t_mean, t_var, training=True, momentum=0.1)
+    exact = 0.9 * float(np.float16(100.1)) + 0.1 * -900.0
+    assert running_mean.dtype == np.float16
+    assert running_mean[0] == np.float16(exact)
+    np.testing.assert_array_equal(running_mean, t_mean.numpy())
+    np.testing.assert_array_equal(running_var, t_var.numpy())
+
+
+def test_float16_running_statistics_match_pytorch_over_many_channels(torch):
+    """Running means on either side of zero, batch means of the other sign: every channel's
+    update is PyTorch's (the float64 update rounded once), not up to many float16 steps off."""
+    rng = np.random.default_rng(0)
+    channels = 500
+    x = (rng.uniform(-500, 500, (1, channels, 1, 1)) + rng.standard_normal((4, channels, 4, 4))).astype(np.float16)
+    start_mean = rng.uniform(-500, 500, channels).astype(np.float16)
+    start_var = rng.uniform(0.5, 3, channels).astype(np.float16)
+    mean_t, var_t = msn.tensor(start_mean.copy()), msn.tensor(start_var.copy())
+    F.batch_norm(msn.tensor(x), mean_t, var_t, training=True, momentum=0.1)
+    ours_mean = mean_t.numpy()
+    t_mean, t_var = torch.tensor(start_mean), torch.tensor(start_var)
+    torch.nn.functional.batch_norm(torch.tensor(x), t_mean, t_var, training=True, momentum=0.1)
+    x64 = x.astype(np.float64)
+    exact = 0.9 * start_mean.astype(np.float64) + 0.1 * x64.mean(axis=(0, 2, 3))
+    step = np.spacing(np.abs(exact).astype(np.float16)).astype(np.float64)
+    assert (np.abs(ours_mean - exact) <= step).all()         # at most one float16 step (PyTorch: half)
+    assert (np.abs(t_mean.numpy() - exact) <= step / 2 * 1.001).all()

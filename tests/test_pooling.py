@@ -642,3 +642,16 @@ def test_float16_pooling_gradient_adds_up_in_float32(call):
         grads[dtype] = t.grad.numpy()
     assert grads[np.float16].dtype == np.float16
     np.testing.assert_array_equal(grads[np.float16], grads[np.float32].astype(np.float16))
+
+
+def test_float16_adaptive_average_pooling_gradient_of_a_large_bin_is_not_zero(torch):
+    """Global pooling of 300x300 (equal blocks, the reshape path): dx = g / 90000. The divisor was
+    made float16 first (inf), so the gradient was 0; PyTorch 2.13 gives 1/90000 rounded once (a
+    float16 subnormal), as our avg_pool2d already does."""
+    x = msn.tensor(np.zeros((1, 2, 300, 300), np.float16), requires_grad=True)
+    F.adaptive_avg_pool2d(x, 1).backward(np.ones((1, 2, 1, 1), np.float16))
+    tx = torch.zeros((1, 2, 300, 300), dtype=torch.float16, requires_grad=True)
+    torch.nn.functional.adaptive_avg_pool2d(tx, 1).backward(torch.ones((1, 2, 1, 1), dtype=torch.float16))
+    assert x.grad.dtype == np.float16
+    assert (x.grad.numpy() == np.float16(1 / 90000)).all()
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())

@@ -203,7 +203,7 @@ class Mul(Function):
 
 
 class Div(Function):
-    """y = a / b;  da = g / b, db = -g * a / b**2."""
+    """y = a / b;  da = g / b, db = -g * a / b**2 (computed as -g (a / b) / b)."""
 
     def forward(self, a, b):
         self.shapes, self.b = (a.shape, b.shape), b
@@ -214,7 +214,9 @@ class Div(Function):
         ga = unbroadcast(g / self.b, self.shapes[0]) if self.needs_input_grad[0] else None
         gb = None
         if self.needs_input_grad[1]:
-            gb = unbroadcast(-g * self.a / (self.b * self.b), self.shapes[1])
+            # -g (a / b) / b, as PyTorch: b * b would overflow (or underflow) long before the
+            # quotient does, in float16 past |b| = 256
+            gb = unbroadcast(-g * (self.a / self.b) / self.b, self.shapes[1])
         return ga, gb
 
 
@@ -574,7 +576,9 @@ class Mean(Function):
 
     def backward(self, g):
         xp = backend.get_array_module(g)
-        return xp.broadcast_to(_expand_reduced(g, self.axes, self.keepdim) / self.count, self.shape)
+        # divided in opmath: a float16 count past 65504 is inf (and its share 0)
+        share = (_expand_reduced(g, self.axes, self.keepdim).astype(opmath(g.dtype), copy=False) / self.count)
+        return xp.broadcast_to(share.astype(g.dtype, copy=False), self.shape)
 
 
 class Max(Function):
@@ -590,9 +594,11 @@ class Max(Function):
         return self.y if self.keepdim else self.y.reshape([n for i, n in enumerate(x.shape) if i not in self.axes])
 
     def backward(self, g):
-        mask = (self.x == self.y).astype(g.dtype)
-        mask /= mask.sum(axis=self.axes, keepdims=True)
-        return _expand_reduced(g, self.axes, self.keepdim) * mask
+        ties = self.x == self.y
+        wide = opmath(g.dtype)              # float16 counts past 2048 ties wrong, and past 65504 not at all
+        share = _expand_reduced(g, self.axes, self.keepdim).astype(wide, copy=False) / \
+            ties.sum(axis=self.axes, keepdims=True, dtype=wide)
+        return (ties * share).astype(g.dtype, copy=False)
 
 
 class MaxAlong(Function):

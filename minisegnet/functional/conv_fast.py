@@ -142,7 +142,6 @@ import weakref
 import numpy as np
 
 from .. import backend, parallel
-from .basic import opmath
 from . import conv as core   # a cycle: conv imports this module; the names are looked up at call time
 from . import conv_depthwise as depthwise   # the direct depthwise path (its own concept); it uses this module's scratch
 from . import conv_row_taps as row_taps     # stride-1 columns of one kernel row (its own concept); likewise
@@ -656,18 +655,11 @@ def _weight_grad_pieces(x, g, kernel, stride, pads, dilation, groups, saved, nee
         return _weight_grad_gemm(g_piece, cols, groups), grad_b
 
     partials = _run(xp, task, list(range(len(pieces))))
-    # the pieces' partial sums add up in PyTorch's opmath dtype (float16's in float32: in float16
-    # each addition rounds, and the error grows with the number of pieces); float32 as it is
-    total = opmath(g.dtype)
     grad_w, grad_b = partials[0]
-    if len(partials) > 1 and total != g.dtype:
-        grad_w, grad_b = grad_w.astype(total), None if grad_b is None else grad_b.astype(total)
     for part_w, part_b in partials[1:]:
         grad_w = grad_w + part_w
         if bias_here:
             grad_b = grad_b + part_b
-    grad_w = grad_w.astype(g.dtype, copy=False)
-    grad_b = None if grad_b is None else grad_b.astype(g.dtype, copy=False)
     return grad_w.reshape((c_out, c // groups) + tuple(kernel)), grad_b
 
 

@@ -69,7 +69,12 @@ class BatchNorm(Function):
         return y.astype(self.dtype, copy=False)
 
     def _update(self, running, batch_value):
-        # In place, so the module's buffer (and anything holding it) sees the new value.
+        # In place, so the module's buffer (and anything holding it) sees the new value; a float16
+        # statistic mixed in float32 and rounded once, as PyTorch (not twice before a cancellation)
+        if opmath(running.dtype) != running.dtype:
+            wide = opmath(running.dtype)
+            running[...] = ((1 - self.momentum) * running.astype(wide) + self.momentum * batch_value.astype(wide))
+            return
         running *= 1 - self.momentum
         running += (self.momentum * batch_value).astype(running.dtype, copy=False)
 

@@ -458,7 +458,9 @@ class AdaptiveAvgPool2d(Function):
         (h, w), (oh, ow) = self.in_hw, self.out_hw
         if self.blocks:
             kh, kw = h // oh, w // ow
-            share = (g / g.dtype.type(kh * kw))[:, :, :, None, :, None]
+            # divided in opmath: a float16 bin of more than 65504 pixels would divide by inf
+            share = (g.astype(opmath(g.dtype), copy=False) / (kh * kw)).astype(g.dtype, copy=False)
+            share = share[:, :, :, None, :, None]
             return xp.broadcast_to(share, g.shape[:2] + (oh, kh, ow, kw)).reshape(g.shape[:2] + (h, w))
         dtype = g.dtype
         g = g.astype(opmath(dtype), copy=False)
