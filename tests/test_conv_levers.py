@@ -764,11 +764,11 @@ def test_set_im2col_limit_while_another_thread_adds_a_scratch_buffer():
         conv_fast.set_im2col_limit(previous)
 
 
-def test_float16_weight_gradient_pieces_add_up_in_float32(torch):
+def test_float16_weight_gradient_stays_within_pytorchs_error_at_any_piece_limit(torch):
     """The weight gradient is summed piece by piece; in float16 each addition rounded, so the
     error grew with the number of pieces (with a 4 KB piece limit, 6x PyTorch's own float16
-    error against a float64 reference). The partial sums now add up in float32 (PyTorch's
-    opmath), and the error stays within PyTorch's at any piece limit."""
+    error against a float64 reference). A float16 convolution now runs in float32 and rounds
+    once (PyTorch's opmath), and the error stays within PyTorch's at any piece limit."""
     rng = np.random.default_rng(0)
     x0 = rng.standard_normal((8, 4, 64, 64)).astype(np.float16)
     w0 = (rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(np.float16)
