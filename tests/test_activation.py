@@ -370,3 +370,32 @@ def test_softmax_bad_dtype_names_the_function_and_argument(name, dtype):
     x = msn.tensor(np.zeros((2, 3)))
     with pytest.raises(TypeError, match=f"{name}: dtype"):
         getattr(F, name)(x, 1, dtype=dtype)
+
+
+def test_leaky_relu_float16_takes_a_slope_beyond_float16_as_torch(torch):
+    """a*x is computed in float32 for float16 input: a slope of 1e5 (over float16's 65504) fits
+    float32, and PyTorch takes it; the product of a small x still fits float16."""
+    x_np = np.array([-1e-3, -2e-4, 0.5, -0.0], np.float16)
+    g_np = np.array([1e-4, -2e-4, 0.1, 0.1], np.float16)        # every a*g fits float16 too
+    x, tx = msn.tensor(x_np, requires_grad=True), torch.tensor(x_np, requires_grad=True)
+    out, tout = F.leaky_relu(x, 1e5), torch.nn.functional.leaky_relu(tx, 1e5)
+    assert out.dtype == np.float16
+    np.testing.assert_array_equal(out.numpy(), tout.detach().numpy())
+    out.backward(g_np)
+    tout.backward(torch.tensor(g_np))
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+def test_float16_leaky_relu_with_a_large_slope_does_not_warn_about_the_positive_values(torch):
+    """Every element is scaled by the slope, the positive ones too (``where`` drops them): 3 * 30000
+    is beyond float16, and the cast warned (an error under this suite's settings), where PyTorch
+    is quiet. The negative values' products, kept, are PyTorch's."""
+    x_np = np.array([3.0, -0.5, 0.25], np.float16)
+    x = msn.tensor(x_np, requires_grad=True)
+    out = F.leaky_relu(x, 30000.0)
+    out.backward(np.array([1.0, 1.0, 1.0], np.float16))
+    tx = torch.tensor(x_np, requires_grad=True)
+    tout = torch.nn.functional.leaky_relu(tx, 30000.0)
+    tout.backward(torch.ones(3, dtype=torch.float16))
+    np.testing.assert_array_equal(out.numpy(), tout.detach().numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())

@@ -1,5 +1,6 @@
 """The Tensor, the graph walk, no_grad, seeding, and gradcheck itself."""
 import operator
+import warnings
 
 import numpy as np
 import pytest
@@ -1093,3 +1094,24 @@ def test_reading_grad_of_a_computed_tensor_warns_as_pytorch(torch):
     assert ours[0] is None and theirs[0] is None
     assert ours[1] == theirs[1] == [UserWarning]
     assert ours[2] == theirs[2] == [True, None, None, None]
+
+
+def _quiet_reads(lib, make):
+    x = make([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    y.grad = make([5.0, 6.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        return [x.grad, y.grad.tolist()]
+
+
+def test_reading_grad_of_a_fresh_leaf_or_an_assigned_one_is_quiet_as_pytorch(torch):
+    assert _quiet_reads(msn, msn.tensor) == _quiet_reads(torch, torch.tensor) == [None, [5.0, 6.0]]
+
+
+def test_the_non_leaf_grad_warning_names_the_callers_line():
+    y = msn.tensor([1.0], requires_grad=True) * 2
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert y.grad is None
+    assert [w.filename for w in caught] == [__file__]

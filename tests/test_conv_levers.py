@@ -791,3 +791,67 @@ def test_float16_weight_gradient_stays_within_pytorchs_error_at_any_piece_limit(
     for limit in (None, 4096):
         ours = np.abs(weight_grad(msn, msn.tensor, np.float16, limit) - exact).max() / scale
         assert ours <= 1.5 * theirs, f"limit {limit}: relative error {ours:.1e}, PyTorch's {theirs:.1e}"
+
+
+def test_transposed_bands_of_one_input_row_when_the_limit_holds_one_row_but_not_two(monkeypatch):
+    """A limit between one and two input rows' columns: the transposed direction must go one
+    row at a time (a band of two would be over the limit), and still equal the whole image."""
+    monkeypatch.setattr(parallel, "SPLIT", 1)
+    x = msn.tensor(_randn_cr((1, 4, 10, 8), 0))
+    w = msn.tensor(_randn_cr((4, 2, 3, 3), 1))
+    row_bytes = 2 * 3 * 3 * 8 * 8                        # c_out * kh * kw * width * float64: 1152
+    before = conv_fast.set_lever("fast_path", False)
+    try:
+        whole = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).numpy()
+    finally:
+        conv_fast.set_lever("fast_path", before)
+    sizes = _record_column_bytes(monkeypatch)
+    limit = row_bytes * 3 // 2
+    previous = conv_fast.set_im2col_limit(limit)
+    try:
+        banded = F.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).numpy()
+    finally:
+        conv_fast.set_im2col_limit(previous)
+    assert sizes and max(sizes) <= limit, f"columns of {max(sizes)} bytes, limit {limit}"
+    np.testing.assert_allclose(banded, whole, rtol=1e-12, atol=1e-12)
+
+
+def test_float16_bias_gradient_pieces_add_up_in_float32(torch):
+    """As the weight gradient's: the bias gradient's per-piece partial sums add up in float32
+    (PyTorch's opmath); in float16 each addition rounded, and the error grew with the pieces."""
+    rng = np.random.default_rng(0)
+    x0 = rng.standard_normal((8, 4, 64, 64)).astype(np.float16)
+    w0 = (rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(np.float16)
+    b0 = rng.standard_normal(8).astype(np.float16)
+    g0 = (rng.standard_normal((8, 8, 64, 64)) + 0.5).astype(np.float16)     # a mean away from 0: sums grow
+
+    def bias_grad(lib, make, dtype, limit=None):
+        previous = conv_fast.set_im2col_limit(limit) if limit else None
+        try:
+            x = make(x0.astype(dtype), requires_grad=True)
+            w, b = make(w0.astype(dtype), requires_grad=True), make(b0.astype(dtype), requires_grad=True)
+            y = lib.nn.functional.conv2d(x, w, b, padding=1) if lib is torch else F.conv2d(x, w, b, padding=1)
+            y.backward(make(g0.astype(dtype)) if lib is torch else g0.astype(dtype))
+            return np.asarray(b.grad.detach().numpy() if lib is torch else b.grad.numpy(), np.float64)
+        finally:
+            if limit:
+                conv_fast.set_im2col_limit(previous)
+
+    exact = bias_grad(torch, torch.tensor, np.float64)
+    scale = np.abs(exact).max()
+    theirs = np.abs(bias_grad(torch, torch.tensor, np.float16) - exact).max() / scale
+    # a 4 KB piece limit: hundreds of pieces (at the default limit a few pieces, each partial sum
+    # itself rounded to float16, are 1.6x PyTorch's error: see the report)
+    ours = np.abs(bias_grad(msn, msn.tensor, np.float16, 4096) - exact).max() / scale
+    assert ours <= 1.5 * theirs, f"relative error {ours:.1e}, PyTorch's {theirs:.1e}"
+
+
+def test_set_num_threads_stores_a_numpy_integer_as_an_int():
+    """torch.get_num_threads() returns an int; after set_num_threads(np.int64(2)) ours must too
+    (a NumPy integer would leak into what reports and JSON-writes the count)."""
+    previous = msn.set_num_threads(np.int64(2))
+    try:
+        assert type(parallel.get_num_threads()) is int
+        assert type(msn.set_num_threads(3)) is int
+    finally:
+        parallel.set_num_threads(previous)

@@ -669,3 +669,36 @@ def test_float16_dice_gradient_keeps_the_denominators_path():
     ours = _f16_dice_grad(logits, labels)
     assert ours.dtype == np.float16
     np.testing.assert_allclose(ours.astype(np.float64), exact, rtol=2e-3, atol=2.0 ** -24)
+
+
+@pytest.mark.parametrize("which", ["weight", "pos_weight"])
+def test_float16_bce_with_logits_takes_float32_weights_unrounded(torch, which):
+    """float16 is computed in float32 and rounded once: a float32 weight that float16 cannot
+    hold must enter the product as it is. Rounded to float16 first, the result rounds twice and
+    lands up to a whole float16 step from the exact loss (the bound below is half a step)."""
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((64, 16)) * 2).astype(np.float16)
+    t = rng.random((64, 16)).astype(np.float16)
+    w = rng.uniform(0.5, 2.0, 16).astype(np.float32)             # most are not float16 numbers
+    assert (w.astype(np.float16).astype(np.float32) != w).mean() > 0.9
+    kwargs = {which: msn.tensor(w)}
+    ours = F.binary_cross_entropy_with_logits(msn.tensor(x), msn.tensor(t), reduction="none", **kwargs)
+    assert ours.dtype == np.float16
+    exact = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.tensor(x.astype(np.float64)), torch.tensor(t.astype(np.float64)), reduction="none",
+        **{which: torch.tensor(w.astype(np.float64))}).numpy()
+    error = np.abs(ours.numpy().astype(np.float64) - exact)
+    # correctly rounded to float16 (normal range): at most half a step, 2**-11 relative; float32's
+    # own rounding adds a few parts in 10**7
+    assert (error <= np.abs(exact) * 2.0 ** -11 * (1 + 1e-3) + 1e-7).all(), error.max()
+
+
+def test_bce_with_logits_refuses_a_bool_pos_weight(torch):
+    """pos_weight must hold numbers: integers are cast (as PyTorch promotes them), but PyTorch
+    refuses a bool pos_weight (its ``pos_weight - 1`` is not defined for bool), and so do we."""
+    x, t = np.array([0.5, -1.0]), np.array([1.0, 0.0])
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.binary_cross_entropy_with_logits(torch.tensor(x), torch.tensor(t),
+                                                             pos_weight=torch.tensor([True, False]))
+    with pytest.raises(TypeError, match="pos_weight"):
+        F.binary_cross_entropy_with_logits(msn.tensor(x), msn.tensor(t), pos_weight=np.array([True, False]))

@@ -282,3 +282,22 @@ def test_float16_running_statistics_match_pytorch_over_many_channels(torch):
     step = np.spacing(np.abs(exact).astype(np.float16)).astype(np.float64)
     assert (np.abs(ours_mean - exact) <= step).all()         # at most one float16 step (PyTorch: half)
     assert (np.abs(t_mean.numpy() - exact) <= step / 2 * 1.001).all()
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_float16_batch_norm_output_is_float16_rounded_once_as_torch(torch, training):
+    x = (np.random.default_rng(2).standard_normal((4, 3, 5, 5)) * 3 + 1).astype(np.float16)
+    ours_bn, theirs_bn = nn.BatchNorm2d(3, dtype=np.float16), torch.nn.BatchNorm2d(3).half()
+    ours_bn.train(training)
+    theirs_bn.train(training)
+    xs, tx = msn.tensor(x, requires_grad=True), torch.tensor(x, requires_grad=True)
+    ours, theirs = ours_bn(xs), theirs_bn(tx)
+    assert ours.dtype == np.float16
+    np.testing.assert_allclose(ours.numpy().astype(np.float64), theirs.detach().numpy().astype(np.float64),
+                               rtol=2e-3, atol=2e-3)
+    g = np.cos(np.arange(x.size)).reshape(x.shape).astype(np.float16)
+    ours.backward(g)
+    theirs.backward(torch.tensor(g))
+    assert xs.grad.dtype == np.float16
+    np.testing.assert_allclose(xs.grad.numpy().astype(np.float64), tx.grad.numpy().astype(np.float64),
+                               rtol=5e-3, atol=5e-3)

@@ -172,3 +172,11 @@ def test_center_crop_needs_two_axes():
 def test_replicate_of_an_empty_axis_is_refused_by_name(shape, pad):
     with pytest.raises(ValueError, match="^pad: replicate padding needs a non-empty axis"):
         F.pad(msn.tensor(np.zeros(shape)), pad, mode="replicate")
+
+
+@pytest.mark.parametrize("kind", [np.int64, np.int32, np.int16, np.uint8])
+def test_pad_takes_numpy_integers(kind):
+    x = msn.tensor(np.arange(12.0).reshape(1, 1, 3, 4))
+    ours = F.pad(x, tuple(kind(v) for v in (1, 2, 0, 1))).numpy()
+    np.testing.assert_array_equal(ours, F.pad(x, (1, 2, 0, 1)).numpy())
+    np.testing.assert_array_equal(F.center_crop(x, (kind(2), kind(2))).numpy(), F.center_crop(x, (2, 2)).numpy())

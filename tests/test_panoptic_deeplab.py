@@ -258,3 +258,11 @@ def test_check_input_size_warns_at_the_callers_line():
         warnings.simplefilter("always")
         model.check_input_size((97, 300))           # a 7x19 map: rates 12 and 18 >= 7 rows
     assert caught and all(w.filename == __file__ for w in caught)
+
+
+def test_deeplab_check_input_size_warns_at_the_callers_line():
+    model = DeepLabV3Plus()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.check_input_size((97, 300))           # a 7x19 map: rates 12 and 18 >= 7 rows
+    assert caught and all(w.filename == __file__ for w in caught)

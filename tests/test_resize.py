@@ -296,3 +296,15 @@ def test_interpolate_float16_rounds_once_as_torch(torch, mode, kwargs):
     y.backward(g)
     ty.backward(torch.tensor(g))
     np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
+def test_interpolate_float16_honours_recompute_scale_factor_as_torch(torch, mode):
+    x_np = np.random.default_rng(0).standard_normal((1, 2, 7, 9)).astype(np.float16)
+    kwargs = dict(scale_factor=1.7, recompute_scale_factor=True)
+    y = F.interpolate(msn.tensor(x_np), mode=mode, **kwargs)
+    ty = torch.nn.functional.interpolate(torch.tensor(x_np), mode=mode, **kwargs)
+    assert y.dtype == np.float16
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    y64 = F.interpolate(msn.tensor(x_np.astype(np.float32)), mode=mode, **kwargs).numpy().astype(np.float16)
+    np.testing.assert_array_equal(y.numpy(), y64)

@@ -399,3 +399,10 @@ def test_layers_take_every_numpy_integer_as_a_size(kind):
     assert F.max_pool2d(x, kind(2)).shape == (1, 1, 4, 4)
     assert F.interpolate(x, size=kind(4)).shape == (1, 1, 4, 4)
     assert F.center_crop(x, kind(4)).shape == (1, 1, 4, 4)
+
+
+@pytest.mark.parametrize("bad", [True, False, (True, 2), (3, False)])
+def test_a_bool_is_not_a_size(bad):
+    with pytest.raises(TypeError):
+        shapes.as_pair(bad, "size", 1)
+    assert not shapes._is_int(True) and shapes._is_int(np.uint16(3))

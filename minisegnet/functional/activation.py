@@ -104,7 +104,12 @@ class LeakyReLU(Function):
 
     def _scaled(self, v):
         wide = opmath(v.dtype)
-        return v * self.negative_slope if wide == v.dtype else (v.astype(wide) * self.negative_slope).astype(v.dtype)
+        if wide == v.dtype:
+            return v * self.negative_slope
+        # every element is scaled, the positive ones too (``where`` drops them): one beyond
+        # float16's range rounds to inf without a warning, as PyTorch's does
+        with np.errstate(over="ignore"):
+            return (v.astype(wide) * self.negative_slope).astype(v.dtype)
 
     def forward(self, x):
         xp = backend.get_array_module(x)
