@@ -65,8 +65,9 @@ from . import allocator, backend, checks, parallel, random
 from .array_pipe import ArrayPipe
 from .autograd import Tensor, no_grad
 from .nn.normalization import BatchNorm2d
+from .run_config import UserError
 
-__all__ = ["OneProcess", "DataParallel", "training_step", "has_batch_norm", "worker_seed"]
+__all__ = ["OneProcess", "DataParallel", "training_step", "has_batch_norm", "worker_seed", "processes_for"]
 
 
 class OneProcess:
@@ -407,3 +408,29 @@ def _joined(parts):
     if isinstance(parts[0], dict):
         return {key: Tensor(np.concatenate([part[key] for part in parts])) for key in parts[0]}
     return Tensor(np.concatenate(parts))
+
+
+def processes_for(config, model, task):
+    """How many processes share each training step of ``minisegnet train``: ``--processes``, else 2
+    where they were measured to pay and fit: on the CPU with two threads allowed
+    (``parallel.get_num_threads() == 2``: two cores; more were not measured), a batch of at least
+    two images, a model without BatchNorm (whose statistics would be per process) and data
+    without an ignored label (a slice of ignored pixels only would have no mean loss)."""
+    batch_norm = has_batch_norm(model)
+    requested = config["processes"]
+    if requested is None:
+        fits = (config["backend"] == "numpy" and parallel.get_num_threads() == 2 and config["batch_size"] >= 2
+                and not batch_norm and getattr(task, "ignore_index", None) is None)
+        return 2 if fits else 1
+    requested = int(requested)
+    if requested > 1 and config["backend"] != "numpy":
+        raise UserError(f"--processes {requested}: several processes share a step on the CPU (numpy) only; "
+                        f"--backend {config['backend']} runs one")
+    if requested > 1 and batch_norm:
+        raise UserError(f"--processes {requested}: this model has BatchNorm, whose statistics would be per "
+                        "process instead of per batch; use --processes 1")
+    if requested > 1 and getattr(task, "ignore_index", None) is not None:
+        raise UserError(f"--processes {requested}: this data marks ignored pixels (label {task.ignore_index}); "
+                        "a process whose slice of a batch has only ignored pixels has no mean loss (0/0), and "
+                        "the slices' losses are mixed by image count; use --processes 1")
+    return requested

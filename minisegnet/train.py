@@ -55,7 +55,7 @@ import time
 
 import numpy as np
 
-from . import allocator, backend, checks, data as data_module, data_parallel, optim, parallel
+from . import allocator, backend, checks, data as data_module, data_parallel, optim
 from .autograd import Tensor, no_grad
 from .model_geometry import Geometry, check_model_fits, check_unet_size, crop_outputs, geometry_for
 from .random import generator, manual_seed
@@ -214,32 +214,6 @@ def _transforms(config):
         return (data_module.Compose(*augment) if augment else None), None
     return data_module.Compose(data_module.RandomCrop(config["size"]), *augment), \
         data_module.CenterCrop(config["size"])
-
-
-def _processes(config, model, task):
-    """How many processes share each training step (``data_parallel.py``): ``--processes``, else 2
-    where they were measured to pay and fit: on the CPU with two threads allowed
-    (``parallel.get_num_threads() == 2``: two cores; more were not measured), a batch of at least
-    two images, a model without BatchNorm (whose statistics would be per process) and data
-    without an ignored label (a slice of ignored pixels only would have no mean loss)."""
-    has_batch_norm = data_parallel.has_batch_norm(model)
-    requested = config["processes"]
-    if requested is None:
-        fits = (config["backend"] == "numpy" and parallel.get_num_threads() == 2 and config["batch_size"] >= 2
-                and not has_batch_norm and getattr(task, "ignore_index", None) is None)
-        return 2 if fits else 1
-    requested = int(requested)
-    if requested > 1 and config["backend"] != "numpy":
-        raise UserError(f"--processes {requested}: several processes share a step on the CPU (numpy) only; "
-                        f"--backend {config['backend']} runs one")
-    if requested > 1 and has_batch_norm:
-        raise UserError(f"--processes {requested}: this model has BatchNorm, whose statistics would be per "
-                        "process instead of per batch; use --processes 1")
-    if requested > 1 and getattr(task, "ignore_index", None) is not None:
-        raise UserError(f"--processes {requested}: this data marks ignored pixels (label {task.ignore_index}); "
-                        "a process whose slice of a batch has only ignored pixels has no mean loss (0/0), and "
-                        "the slices' losses are mixed by image count; use --processes 1")
-    return requested
 
 
 def _loss_of(model, images, targets, task, geometry, size):
@@ -557,7 +531,7 @@ def _train(config, out, state, meta, progress, log):
     val_loader = data_module.DataLoader(val_ds, config["batch_size"], transform=val_transform)
     optimizer = _make_optimizer(config, model.parameters())
     schedule = _make_schedule(config, optimizer, len(loader))
-    config = dict(config, processes=_processes(config, model, task))
+    config = dict(config, processes=data_parallel.processes_for(config, model, task))
 
     history, start_epoch, best = [], 0, None
     if meta is not None:                                       # resume: the last committed epoch

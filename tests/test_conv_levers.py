@@ -764,33 +764,37 @@ def test_set_im2col_limit_while_another_thread_adds_a_scratch_buffer():
         conv_fast.set_im2col_limit(previous)
 
 
-def test_float16_weight_gradient_stays_within_pytorchs_error_at_any_piece_limit(torch):
-    """The weight gradient is summed piece by piece; in float16 each addition rounded, so the
-    error grew with the number of pieces (with a 4 KB piece limit, 6x PyTorch's own float16
-    error against a float64 reference). A float16 convolution now runs in float32 and rounds
-    once (PyTorch's opmath), and the error stays within PyTorch's at any piece limit."""
+def test_float16_conv_gradients_stay_within_pytorchs_error_at_any_piece_limit(torch):
+    """The weight and bias gradients are summed piece by piece; in float16 each addition
+    rounded, so the error grew with the number of pieces (with a 4 KB piece limit, 6x PyTorch's
+    own float16 error against a float64 reference). A float16 convolution now runs in float32
+    and rounds once (PyTorch's opmath): within PyTorch's error at any piece limit."""
     rng = np.random.default_rng(0)
     x0 = rng.standard_normal((8, 4, 64, 64)).astype(np.float16)
     w0 = (rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(np.float16)
-    g0 = rng.standard_normal((8, 8, 64, 64)).astype(np.float16)
+    b0 = rng.standard_normal(8).astype(np.float16)
+    g0 = (rng.standard_normal((8, 8, 64, 64)) + 0.5).astype(np.float16)     # a mean away from 0: sums grow
 
-    def weight_grad(lib, make, dtype, limit=None):
+    def grads(lib, make, dtype, limit=None):
         previous = conv_fast.set_im2col_limit(limit) if limit else None
         try:
-            x, w = make(x0.astype(dtype), requires_grad=True), make(w0.astype(dtype), requires_grad=True)
-            y = lib.nn.functional.conv2d(x, w, padding=1) if lib is torch else F.conv2d(x, w, padding=1)
+            x = make(x0.astype(dtype), requires_grad=True)
+            w, b = make(w0.astype(dtype), requires_grad=True), make(b0.astype(dtype), requires_grad=True)
+            y = lib.nn.functional.conv2d(x, w, b, padding=1) if lib is torch else F.conv2d(x, w, b, padding=1)
             y.backward(make(g0.astype(dtype)) if lib is torch else g0.astype(dtype))
-            return np.asarray(w.grad.detach().numpy() if lib is torch else w.grad.numpy(), np.float64)
+            as_numpy = (lambda t: t.detach().numpy()) if lib is torch else (lambda t: t.numpy())
+            return [np.asarray(as_numpy(t.grad), np.float64) for t in (w, b)]
         finally:
             if limit:
                 conv_fast.set_im2col_limit(previous)
 
-    exact = weight_grad(torch, torch.tensor, np.float64)
-    scale = np.abs(exact).max()
-    theirs = np.abs(weight_grad(torch, torch.tensor, np.float16) - exact).max() / scale
+    exact = grads(torch, torch.tensor, np.float64)
+    scales = [np.abs(e).max() for e in exact]
+    theirs = [np.abs(t - e).max() / sc for t, e, sc in zip(grads(torch, torch.tensor, np.float16), exact, scales)]
     for limit in (None, 4096):
-        ours = np.abs(weight_grad(msn, msn.tensor, np.float16, limit) - exact).max() / scale
-        assert ours <= 1.5 * theirs, f"limit {limit}: relative error {ours:.1e}, PyTorch's {theirs:.1e}"
+        ours = [np.abs(o - e).max() / sc for o, e, sc in zip(grads(msn, msn.tensor, np.float16, limit), exact, scales)]
+        for name, mine, torchs in zip(("weight", "bias"), ours, theirs):
+            assert mine <= 1.5 * torchs, f"limit {limit}, {name}: relative error {mine:.1e}, PyTorch's {torchs:.1e}"
 
 
 def test_transposed_bands_of_one_input_row_when_the_limit_holds_one_row_but_not_two(monkeypatch):
@@ -814,36 +818,6 @@ def test_transposed_bands_of_one_input_row_when_the_limit_holds_one_row_but_not_
         conv_fast.set_im2col_limit(previous)
     assert sizes and max(sizes) <= limit, f"columns of {max(sizes)} bytes, limit {limit}"
     np.testing.assert_allclose(banded, whole, rtol=1e-12, atol=1e-12)
-
-
-def test_float16_bias_gradient_pieces_add_up_in_float32(torch):
-    """As the weight gradient's: the bias gradient's per-piece partial sums add up in float32
-    (PyTorch's opmath); in float16 each addition rounded, and the error grew with the pieces."""
-    rng = np.random.default_rng(0)
-    x0 = rng.standard_normal((8, 4, 64, 64)).astype(np.float16)
-    w0 = (rng.standard_normal((8, 4, 3, 3)) * 0.3).astype(np.float16)
-    b0 = rng.standard_normal(8).astype(np.float16)
-    g0 = (rng.standard_normal((8, 8, 64, 64)) + 0.5).astype(np.float16)     # a mean away from 0: sums grow
-
-    def bias_grad(lib, make, dtype, limit=None):
-        previous = conv_fast.set_im2col_limit(limit) if limit else None
-        try:
-            x = make(x0.astype(dtype), requires_grad=True)
-            w, b = make(w0.astype(dtype), requires_grad=True), make(b0.astype(dtype), requires_grad=True)
-            y = lib.nn.functional.conv2d(x, w, b, padding=1) if lib is torch else F.conv2d(x, w, b, padding=1)
-            y.backward(make(g0.astype(dtype)) if lib is torch else g0.astype(dtype))
-            return np.asarray(b.grad.detach().numpy() if lib is torch else b.grad.numpy(), np.float64)
-        finally:
-            if limit:
-                conv_fast.set_im2col_limit(previous)
-
-    exact = bias_grad(torch, torch.tensor, np.float64)
-    scale = np.abs(exact).max()
-    theirs = np.abs(bias_grad(torch, torch.tensor, np.float16) - exact).max() / scale
-    # a 4 KB piece limit: hundreds of pieces (at the default limit a few pieces, each partial sum
-    # itself rounded to float16, are 1.6x PyTorch's error: see the report)
-    ours = np.abs(bias_grad(msn, msn.tensor, np.float16, 4096) - exact).max() / scale
-    assert ours <= 1.5 * theirs, f"relative error {ours:.1e}, PyTorch's {theirs:.1e}"
 
 
 def test_set_num_threads_stores_a_numpy_integer_as_an_int():

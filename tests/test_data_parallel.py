@@ -299,19 +299,19 @@ def test_the_trainer_chooses_two_processes_only_where_they_apply(monkeypatch):
     task, void_task = SimpleNamespace(ignore_index=None), SimpleNamespace(ignore_index=255)
     config = dict(train.DEFAULTS, backend="numpy", processes=None)
     monkeypatch.setattr(parallel, "get_num_threads", lambda: 2)
-    assert train._processes(config, plain, task) == 2
-    assert train._processes(config, normed, task) == 1
-    assert train._processes(config, plain, void_task) == 1
-    assert train._processes(dict(config, batch_size=1), plain, task) == 1
-    assert train._processes(dict(config, backend="cupy"), plain, task) == 1
-    assert train._processes(dict(config, processes=np.int64(3)), plain, task) == 3
+    assert data_parallel.processes_for(config, plain, task) == 2
+    assert data_parallel.processes_for(config, normed, task) == 1
+    assert data_parallel.processes_for(config, plain, void_task) == 1
+    assert data_parallel.processes_for(dict(config, batch_size=1), plain, task) == 1
+    assert data_parallel.processes_for(dict(config, backend="cupy"), plain, task) == 1
+    assert data_parallel.processes_for(dict(config, processes=np.int64(3)), plain, task) == 3
     for threads in (1, 4):                         # two cores measured; one thread asks for one process
         monkeypatch.setattr(parallel, "get_num_threads", lambda: threads)
-        assert train._processes(config, plain, task) == 1
+        assert data_parallel.processes_for(config, plain, task) == 1
     with pytest.raises(train.UserError, match="--processes 2: this model has BatchNorm"):
-        train._processes(dict(config, processes=2), normed, task)
+        data_parallel.processes_for(dict(config, processes=2), normed, task)
     with pytest.raises(train.UserError, match="--processes 2: .* on the CPU .numpy. only; --backend cupy"):
-        train._processes(dict(config, processes=2, backend="cupy"), plain, task)
+        data_parallel.processes_for(dict(config, processes=2, backend="cupy"), plain, task)
 
 
 def test_a_run_on_two_processes_matches_one_process(tmp_path):
