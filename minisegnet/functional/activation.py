@@ -15,7 +15,7 @@ import numpy as np
 from .. import backend, checks, parallel
 from ..autograd import Function
 from ..random import uniform
-from .basic import empty_batch, opmath
+from .basic import empty_batch, in_opmath, opmath
 
 __all__ = ["relu", "leaky_relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax",
            "dropout", "dropout2d"]
@@ -284,15 +284,6 @@ def dropout2d(input, p=0.5, training=True, inplace=False):
     if not checks.flag(training, "training", "dropout2d") or p == 0:
         return input
     return Dropout(p, input.shape[:2] + (1, 1))(input)
-
-
-def in_opmath(fn, input):
-    """``fn(input)`` computed in PyTorch's opmath dtype and rounded once to the input's:
-    float16 goes through float32 (with the gradient, both ways), as PyTorch's CPU kernels
-    compute it (in float16 a sum stops counting at 2048, and each step rounds); other
-    dtypes as they are."""
-    wide = opmath(input.dtype)
-    return fn(input) if wide == input.dtype else fn(input.astype(wide)).astype(input.dtype)
 
 
 def sigmoid(input):

@@ -39,6 +39,18 @@ def opmath(dtype):
     return np.promote_types(dtype, np.float32) if np.dtype(dtype).kind == "f" else np.dtype(dtype)
 
 
+def in_opmath(fn, *tensors):
+    """``fn(*tensors)`` computed in PyTorch's opmath dtype of the first tensor's and rounded once
+    back to it: float16 goes through float32 (the casts carry the gradients both ways), as
+    PyTorch's CPU kernels compute it (in float16 a sum stops counting at 2048, and each step
+    rounds); other dtypes as they are. None entries (an absent bias) pass through."""
+    dtype = tensors[0].dtype
+    wide = opmath(dtype)
+    if wide == dtype:
+        return fn(*tensors)
+    return fn(*(None if t is None else t.astype(wide) for t in tensors)).astype(dtype)
+
+
 def _category(dtype):
     """0 for bool, 1 for integers (signed or not), 2 for floating point."""
     return {"b": 0, "i": 1, "u": 1, "f": 2}[dtype.kind]

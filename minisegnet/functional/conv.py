@@ -43,7 +43,7 @@ import numpy as np
 from .. import backend, checks, shapes
 from ..autograd import Function, is_grad_enabled
 from . import conv_fast as fast
-from .basic import empty_batch, opmath
+from .basic import empty_batch, in_opmath
 
 __all__ = ["unfold", "fold", "conv2d", "conv_transpose2d", "set_im2col_limit", "get_im2col_limit"]
 
@@ -465,16 +465,6 @@ def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
     return Fold(size, k, s, (p[0], p[0], p[1], p[1]), d, conv_hw)(input)
 
 
-def _in_opmath(fn, input, weight, bias):
-    """``fn(input, weight, bias)``; float16 computed in float32 and rounded once, as PyTorch's
-    CPU convolutions accumulate in float32 (in float16 every partial sum, the bias's addition
-    and the gradients' sums would each round): the casts carry the gradients back."""
-    wide = opmath(input.dtype)
-    if wide == input.dtype:
-        return fn(input, weight, bias)
-    return fn(*(None if t is None else t.astype(wide) for t in (input, weight, bias))).astype(input.dtype)
-
-
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D convolution (cross-correlation), like ``torch.nn.functional.conv2d``.
 
@@ -504,7 +494,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                   f"padding={padding!r}")
     if input.shape[0] == 0:
         return empty_batch((0, weight.shape[0]) + tuple(out_hw), input, weight, bias)
-    return _in_opmath(Conv2d(s, pads, d, groups), input, weight, bias)
+    return in_opmath(Conv2d(s, pads, d, groups), input, weight, bias)     # float16: as PyTorch, in float32
 
 
 def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1, dilation=1):
@@ -544,4 +534,4 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
                                            f"kernel {k}")
     if input.shape[0] == 0:
         return empty_batch((0, weight.shape[1] * groups) + tuple(out_hw), input, weight, bias)
-    return _in_opmath(ConvTranspose2d(s, (p[0], p[0], p[1], p[1]), op, d, groups, out_hw), input, weight, bias)
+    return in_opmath(ConvTranspose2d(s, (p[0], p[0], p[1], p[1]), op, d, groups, out_hw), input, weight, bias)

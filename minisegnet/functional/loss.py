@@ -18,8 +18,8 @@ import numpy as np
 
 from .. import backend, checks
 from ..autograd import Function, Tensor
-from .activation import in_opmath, softmax
-from .basic import astype, opmath
+from .activation import softmax
+from .basic import astype, in_opmath, opmath
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "dice_loss", "mse_loss", "l1_loss"]
 
@@ -391,9 +391,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, *, reduction="m
     wide = opmath(x.dtype)              # float16: computed in float32 and rounded once, as PyTorch
     w = _broadcastable_constant(weight, "weight", x.shape, wide)
     pw = _broadcastable_constant(pos_weight, "pos_weight", x.shape, wide)
-    if wide != x.dtype:
-        return BinaryCrossEntropyWithLogits(w, pw, reduction)(x.astype(wide), t.astype(wide)).astype(x.dtype)
-    return BinaryCrossEntropyWithLogits(w, pw, reduction)(x, t)
+    return in_opmath(BinaryCrossEntropyWithLogits(w, pw, reduction), x, t)
 
 
 class KeepWhere(Function):
