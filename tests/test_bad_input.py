@@ -900,7 +900,7 @@ def test_numbers_that_overflow_the_dtype_they_are_computed_in_are_refused():
 
 def test_a_read_only_running_statistic_is_refused_before_either_is_updated():
     if msn.get_backend() != "numpy":
-        pytest.skip("NumPy arrays can be read-only; CuPy's cannot (and NumPy statistics would be copied to it)")
+        pytest.skip("NumPy arrays can be read-only; CuPy's cannot (and NumPy statistics are refused beside a CuPy input)")
     mean, var = np.zeros(3, np.float32), np.ones(3, np.float32)
     var.flags.writeable = False
     with pytest.raises(ValueError, match="batch_norm: running_var is read-only"):

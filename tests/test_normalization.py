@@ -6,6 +6,7 @@ from hypothesis import given, strategies as st
 
 import minisegnet as msn
 from minisegnet import functional as F, nn
+from minisegnet.backend import asarray as on_backend
 from minisegnet.testing import gradcheck
 from helpers import as_torch, assert_close, t64
 
@@ -88,27 +89,27 @@ def test_batch_norm_updates_running_stats_of_tensors_in_place():
 
 def test_batch_norm_bad_arguments():
     x = t64(np.ones((2, 3, 2, 2)))
-    c3 = np.zeros(3)
+    c3, ones3 = on_backend(np.zeros(3)), on_backend(np.ones(3))   # updated in place: the input's backend
     with pytest.raises(ValueError, match=r"running_mean must have shape \(3,\)"):
         F.batch_norm(x, np.zeros(4), np.ones(3))
     with pytest.raises(ValueError, match=r"weight must have shape \(3,\)"):
-        F.batch_norm(x, c3, np.ones(3), weight=t64(np.ones(2)))
+        F.batch_norm(x, c3, ones3, weight=t64(np.ones(2)))
     with pytest.raises(ValueError, match=r"bias must have shape \(3,\)"):
-        F.batch_norm(x, c3, np.ones(3), bias=t64(np.ones((3, 1))))
+        F.batch_norm(x, c3, ones3, bias=t64(np.ones((3, 1))))
     with pytest.raises(ValueError, match="running_mean is required"):
         F.batch_norm(x, None, None, training=False)
     with pytest.raises(ValueError, match="given together"):
         F.batch_norm(x, c3, None, training=True)
     with pytest.raises(ValueError, match="momentum"):
-        F.batch_norm(x, c3, np.ones(3), training=True, momentum=1.5)
+        F.batch_norm(x, c3, ones3, training=True, momentum=1.5)
     with pytest.raises(ValueError, match="eps"):
-        F.batch_norm(x, c3, np.ones(3), eps=-1.0)
+        F.batch_norm(x, c3, ones3, eps=-1.0)
     with pytest.raises(ValueError, match=r"more than 1 value per channel"):
-        F.batch_norm(t64(np.ones((1, 3, 1, 1))), c3, np.ones(3), training=True)
+        F.batch_norm(t64(np.ones((1, 3, 1, 1))), c3, ones3, training=True)
     with pytest.raises(ValueError, match=r"\(N, C, \*\)"):
-        F.batch_norm(t64(np.ones(3)), c3, np.ones(3))
+        F.batch_norm(t64(np.ones(3)), c3, ones3)
     with pytest.raises(TypeError, match="floating point"):
-        F.batch_norm(msn.tensor(np.ones((2, 3), dtype=np.int64)), c3, np.ones(3))
+        F.batch_norm(msn.tensor(np.ones((2, 3), dtype=np.int64)), c3, ones3)
 
 
 @given(momentum=st.sampled_from([0.1, None, 0.5]), affine=st.booleans(), track=st.booleans(),
@@ -195,9 +196,9 @@ def test_eps_zero_is_refused_where_batch_statistics_divide_by_it(torch):
 def test_batch_norm_refuses_mixed_dtypes_as_torch_and_conv2d_do(torch, which):
     """A float64 input through a float32 module came out float64 without a word (torch refuses:
     'mixed dtype (CPU)'; our conv2d refuses too)."""
-    args = dict(running_mean=np.zeros(3, np.float32), running_var=np.ones(3, np.float32),
+    args = dict(running_mean=on_backend(np.zeros(3, np.float32)), running_var=on_backend(np.ones(3, np.float32)),
                 weight=msn.tensor(np.ones(3, np.float32)), bias=msn.tensor(np.zeros(3, np.float32)))
-    args[which] = (msn.tensor(np.ones(3)) if which in ("weight", "bias") else np.zeros(3))     # float64
+    args[which] = (msn.tensor(np.ones(3)) if which in ("weight", "bias") else on_backend(np.zeros(3)))     # float64
     x = msn.tensor(np.zeros((2, 3, 4, 4), np.float32))
     with pytest.raises(TypeError, match=rf"^batch_norm: {which} has dtype float64 but input has dtype float32; "
                                         r"all must share one dtype"):
@@ -301,3 +302,17 @@ def test_float16_batch_norm_output_is_float16_rounded_once_as_torch(torch, train
     assert xs.grad.dtype == np.float16
     np.testing.assert_allclose(xs.grad.numpy().astype(np.float64), tx.grad.numpy().astype(np.float64),
                                rtol=5e-3, atol=5e-3)
+
+
+@pytest.mark.parametrize("stats_on", ["numpy", "cupy"])
+def test_training_refuses_running_statistics_of_the_other_backend(stats_on, cupy):
+    """The update happens in place: a copy onto the input's device would take it, silently lost."""
+    msn.set_backend("cupy" if stats_on == "numpy" else "numpy")      # the input lives on the other one
+    x = msn.tensor(np.random.default_rng(0).standard_normal((4, 2, 3, 3)))
+    stats = np if stats_on == "numpy" else cupy
+    mean, var = stats.zeros(2), stats.ones(2)
+    with pytest.raises(TypeError, match=r"running_mean is a \w+ array but input is on \w+; training updates it"):
+        F.batch_norm(x, mean, var, training=True)
+    assert float(mean.sum()) == 0 and float(var.sum()) == 2           # untouched
+    out = F.batch_norm(x, mean, var, training=False)                  # evaluation only reads them: converted
+    assert out.shape == x.shape

@@ -132,7 +132,8 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     ``running_var``: (C,) Tensors (or arrays of the input's backend), updated
     *in place* when ``training`` is true (they may then be None: batch
     statistics only). A list is refused (it would be copied and its update
-    lost); an array of the other backend is converted, so its update is lost.
+    lost), and in training so is an array of the other backend (a copy would
+    take the update; in evaluation it is converted).
     ``weight``, ``bias``: optional (C,) learnable scale and shift, Tensors.
     ``momentum`` in [0, 1] (the running statistics' update; PyTorch takes any
     number), ``eps`` >= 0 (> 0 when normalising by batch statistics). Returns a tensor of
@@ -159,6 +160,13 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
         raise ValueError("batch_norm: eps must be > 0 when normalising by batch statistics, got 0.0")
     if (running_mean is None) != (running_var is None):
         raise ValueError("running_mean and running_var must be given together (or both None)")
+    if training:   # updated in place: a copy onto the input's device would take the update instead
+        for name, stat in (("running_mean", running_mean), ("running_var", running_var)):
+            if hasattr(stat, "shape") and backend.get_array_module(stat) is not backend.get_array_module(x):
+                raise TypeError(f"batch_norm: {name} is a {backend.get_array_module(stat).__name__} array but "
+                                f"input is on {backend.get_array_module(x).__name__}; training updates it in "
+                                f"place, and a copy onto the input's device would take the update (pass "
+                                f"running statistics of the input's backend)")
     running_mean = _per_channel(running_mean, "running_mean", c, allow_none=training)
     running_var = _per_channel(running_var, "running_var", c, allow_none=training)
     weight = _per_channel(weight, "weight", c, allow_none=True, learnable=True)
