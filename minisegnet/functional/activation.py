@@ -174,14 +174,20 @@ class Sigmoid(Function):
 
 
 class Tanh(Function):
-    """y = tanh(x);  dx = g * (1 - y^2)."""
+    """y = tanh(x);  dx = g * (1 - y^2).
+
+    float16: each computed in float32 and rounded once, the gradient from the rounded
+    output ``y``, as PyTorch's CPU kernels (the same numbers; in float16 each step rounds)."""
 
     def forward(self, x):
-        self.y = backend.get_array_module(x).tanh(x)
+        wide = opmath(x.dtype)
+        self.y = backend.get_array_module(x).tanh(x.astype(wide, copy=False)).astype(x.dtype, copy=False)
         return self.y
 
     def backward(self, g):
-        return g * (1 - self.y * self.y)
+        wide = opmath(g.dtype)
+        y = self.y.astype(wide, copy=False)
+        return (g.astype(wide, copy=False) * (1 - y * y)).astype(g.dtype, copy=False)
 
 
 class Softmax(Function):
