@@ -282,3 +282,25 @@ def test_a_cupy_array_made_before_minisegnet_imported_cupy_is_recognised(cupy, m
     monkeypatch.setattr(backend, "_import_cupy", lambda asked_by="": setattr(backend, "_cupy", cupy) or cupy)
     assert backend.get_array_module(on_device) is cupy
     np.testing.assert_array_equal(backend.to_numpy(on_device), [0.0, 1.0, 2.0])
+
+
+def test_instance_and_panoptic_figures_take_device_arrays_and_tensors(tmp_path, cupy):
+    # viz.panoptic_overlay sits beside viz.overlay and viz.instance_overlay in the public API; those
+    # take CuPy arrays and Tensors (backend.to_numpy), panoptic_overlay's map did not (np.asarray:
+    # CuPy's implicit-conversion TypeError; a Tensor read as an object array, "got object (4, 4, 2)"),
+    # nor did plot_instance_predictions and plot_panoptic_predictions
+    from minisegnet import viz
+    from minisegnet.viz import instances as vi, panoptic as vp
+
+    rng = np.random.default_rng(0)
+    image = rng.random((1, 3, 4, 4)).astype(np.float32)
+    ids = np.zeros((1, 4, 4), np.int64)
+    ids[0, 1:3, 1:3] = 1
+    pan = np.stack([ids, ids], axis=-1)                  # class 1 is the object's, class 0 stuff
+    palette = np.array([[0, 0, 0], [255, 0, 0]], np.uint8)
+    want = viz.panoptic_overlay(image[0], pan[0], palette)
+    for convert in (cupy.asarray, msn.tensor):
+        np.testing.assert_array_equal(viz.panoptic_overlay(convert(image[0]), convert(pan[0]), palette), want)
+        vi.plot_instance_predictions(convert(image), convert(ids), convert(ids), tmp_path / "i.png")
+        vp.plot_panoptic_predictions(convert(image), convert(pan), convert(pan), palette, tmp_path / "p.png")
+        assert (tmp_path / "i.png").stat().st_size > 0 and (tmp_path / "p.png").stat().st_size > 0

@@ -1507,3 +1507,41 @@ def test_upsample_refuses_a_one_entry_scale_factor_when_made_as_interpolate_does
     rule = str(made.value).split(": ", 1)[1]
     assert "scale_factor must be a number or a pair of numbers" in rule
     assert rule == str(called.value).split(": ", 1)[1], (made.value, called.value)
+
+
+def test_panoptic_overlay_refuses_an_alpha_outside_0_1():
+    # overlay and instance_overlay refuse it; panoptic_overlay blended with alpha=5 and returned
+    # values up to 3.0 (its docstring: "an (H, W, 3) float array in [0, 1]"), NaN for alpha=NaN
+    from minisegnet import viz
+
+    image = np.full((3, 2, 2), 0.5, np.float32)
+    pan = np.zeros((2, 2, 2), np.int64)
+    palette = np.array([[255, 255, 255]], np.uint8)
+    for alpha in (5, -1, float("nan")):
+        with pytest.raises(ValueError, match=r"alpha"):
+            viz.panoptic_overlay(image, pan, palette, alpha=alpha)
+
+
+@pytest.mark.parametrize("masks, preds", [
+    (np.zeros((1, 7, 8), np.int64), np.zeros((1, 7, 8), np.int64)),     # both of another size: drawn silently
+    (np.zeros((1, 5, 6), np.int64), np.zeros((1, 5, 3), np.int64)),     # NumPy's bare broadcast error
+])
+def test_plot_predictions_refuses_masks_of_another_size_than_the_images(masks, preds, tmp_path):
+    # overlay checks "mask has shape ... but the image is ..."; plot_predictions drew a 7x8 truth and
+    # prediction beside a 5x6 image without a word
+    from minisegnet import viz
+
+    images = np.zeros((1, 3, 5, 6), np.float32)
+    palette = np.zeros((1, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"^plot_predictions: .*\(5, 6\)"):
+        viz.plot_predictions(images, masks, preds, palette, tmp_path / "p.png")
+
+
+@pytest.mark.parametrize("columns", [0, -1])
+def test_plot_augment_preview_refuses_a_column_count_below_1(columns):
+    # columns=0 was a bare ZeroDivisionError, -1 matplotlib's "figure size must be positive"
+    from minisegnet import viz
+
+    with pytest.raises(ValueError, match=r"^plot_augment_preview: columns"):
+        viz.plot_augment_preview(np.ones((3, 16, 16), np.float32), np.zeros((16, 16), np.int64), [],
+                                 np.random.default_rng(0), columns=columns)

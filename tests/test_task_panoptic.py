@@ -481,3 +481,23 @@ def test_a_batch_with_no_pixel_for_the_centre_loss_has_a_finite_loss():
     assert np.isfinite(loss.item())                          # was NaN
     assert loss.item() == pytest.approx(expected, rel=1e-5)
     loss.backward()
+
+
+def test_panoptic_overlay_tells_apart_objects_of_two_categories_that_share_an_id():
+    # a segment is one (category, instance id) pair (metrics/panoptic.py; viz.panoptic._objects: "ids
+    # start per category, so a car 1 and a person 1 are two objects"); panoptic_overlay promises "each
+    # thing instance ... its own colour ... instances outlined", but coloured and outlined by the id
+    # alone: a car 1 touching a person 1 came out one colour with no outline between them
+    from minisegnet.viz.panoptic import panoptic_overlay
+
+    image = np.full((3, 4, 6), 0.5)
+    pan = np.zeros((4, 6, 2), np.int64)
+    pan[:, :3] = [1, 1]                                  # car 1
+    pan[:, 3:] = [2, 1]                                  # person 1, touching it
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 0, 255]], np.uint8)
+    rgb = panoptic_overlay(image, pan, palette, alpha=1.0, outline=None)
+    assert not np.allclose(rgb[0, 0], rgb[0, 5])         # two objects, two colours
+    white = (1.0, 1.0, 1.0)
+    outlined = panoptic_overlay(image, pan, palette, alpha=1.0, outline=white)
+    np.testing.assert_allclose(outlined[1, 2], white)    # the border between them is drawn
+    np.testing.assert_allclose(outlined[1, 3], white)

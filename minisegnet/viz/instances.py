@@ -152,7 +152,7 @@ def plot_instance_predictions(images, truth, predictions, path, classes=None, vo
     needs one class) and ``void`` ``(N, H, W)`` pixels of unknown truth (out of a found
     object's area), as PQ counts. Saves to ``path``."""
     check_png_path(path, "plot_instance_predictions")
-    images, truth, predictions = (np.asarray(a) for a in (images, truth, predictions))
+    images, truth, predictions = (to_numpy(a) for a in (images, truth, predictions))
     n = len(images)
     if n == 0 or len(truth) != n or len(predictions) != n:
         raise ValueError(f"plot_instance_predictions: need the same positive number of images, truths and "

@@ -13,6 +13,8 @@ import numpy as np
 from matplotlib.figure import Figure as _Figure
 from matplotlib.patches import Patch as _Patch
 
+from .. import checks
+from ..backend import to_numpy
 from .instances import instance_colors, match_to_truth, outlines
 from .training import _as_rgb, best_record, check_png_path, curves_figure, save_curves, score_values
 
@@ -20,7 +22,7 @@ __all__ = ["panoptic_overlay", "plot_panoptic_curves", "plot_panoptic_prediction
 
 
 def _check_panoptic(rgb, panoptic, palette):
-    p = np.asarray(panoptic)
+    p = to_numpy(panoptic)
     if p.ndim != 3 or p.shape[-1] != 2 or p.dtype.kind not in "iu":
         raise ValueError(f"panoptic must be an integer (H, W, 2) map of (category, instance id), "
                          f"got {p.dtype} {p.shape}")
@@ -35,21 +37,30 @@ def _check_panoptic(rgb, panoptic, palette):
 def panoptic_overlay(image, panoptic, palette, alpha=0.5, outline=(1.0, 1.0, 1.0)):
     """The image tinted by a panoptic map: stuff pixels by their class colour
     (``palette``, ``(C, 3)`` uint8), each thing instance by its own colour
-    (``instance_colors``), instances outlined in ``outline`` (None: no outline);
+    (``instance_colors``; an instance is a (category, id) pair, so a car 1 and a
+    person 1 are two), instances outlined in ``outline`` (None: no outline);
     void pixels (category < 0) are left as they are.
 
     ``image``: ``(C, H, W)`` in [0, 1]; ``panoptic``: ``(H, W, 2)`` integer
-    ``(category, instance id)``. Returns an ``(H, W, 3)`` float array in [0, 1].
+    ``(category, instance id)``; ``alpha`` in [0, 1]. Returns an ``(H, W, 3)``
+    float array in [0, 1].
     """
-    rgb = _as_rgb(image)
+    alpha = checks.real(alpha, "alpha", "panoptic_overlay", minimum=0, maximum=1)
+    rgb = _as_rgb(image, "panoptic_overlay")
     palette = np.asarray(palette, dtype=np.float64) / 255.0
-    category, ids = _check_panoptic(rgb, panoptic, palette)
-    thing = (ids > 0) & (category >= 0)
-    colors = instance_colors(int(ids.max()) if ids.size and ids.max() > 0 else 0)
-    tint = np.where(thing[..., None], colors[np.where(thing, ids, 0)], palette[np.maximum(category, 0)])
+    category, _ = _check_panoptic(rgb, panoptic, palette)
+    return _tinted(rgb, category, _objects(to_numpy(panoptic)), palette, alpha, outline)
+
+
+def _tinted(rgb, category, objects, palette, alpha, outline):
+    """``panoptic_overlay`` of a map whose objects are numbered already (``objects`` ``(H, W)``,
+    1..K, 0 for stuff): each object in colour ``instance_colors`` of its number."""
+    thing = (objects > 0) & (category >= 0)
+    colors = instance_colors(int(objects.max()) if objects.size and objects.max() > 0 else 0)
+    tint = np.where(thing[..., None], colors[np.where(thing, objects, 0)], palette[np.maximum(category, 0)])
     out = np.where((category >= 0)[..., None], (1 - alpha) * rgb + alpha * tint, rgb)
     if outline is not None:
-        out = np.where(outlines(np.where(thing, ids, 0))[..., None], np.asarray(outline, dtype=np.float64), out)
+        out = np.where(outlines(np.where(thing, objects, 0))[..., None], np.asarray(outline, dtype=np.float64), out)
     return out
 
 
@@ -112,7 +123,7 @@ def plot_panoptic_predictions(images, truth, predictions, palette, file, class_n
     short text per image (e.g. its PQ) for the prediction's title.
     """
     check_png_path(file, "plot_panoptic_predictions")
-    images, truth, predictions = np.asarray(images), np.asarray(truth), np.asarray(predictions)
+    images, truth, predictions = (to_numpy(a) for a in (images, truth, predictions))
     n = len(images)
     if n == 0 or len(truth) != n or len(predictions) != n:
         raise ValueError(f"plot_panoptic_predictions: need the same positive number of images, truths and "
@@ -120,11 +131,17 @@ def plot_panoptic_predictions(images, truth, predictions, palette, file, class_n
     fig = _Figure(figsize=(7.5, 2.4 * n + 0.6), dpi=100)
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
+        rgb = _as_rgb(images[i], "plot_panoptic_predictions")
+        colours = np.asarray(palette, dtype=np.float64) / 255.0
+        for panoptic in (truth[i], predictions[i]):
+            _check_panoptic(rgb, panoptic, colours)
         true_map, found_map, objects, found, matched = _matched_objects(truth[i], predictions[i])
         title = f"prediction: {found} objects, {matched} matched" + (f", {scores[i]}" if scores else "")
-        panels = ((_as_rgb(images[i]), "image"),
-                  (panoptic_overlay(images[i], true_map, palette), f"truth: {objects} objects"),
-                  (panoptic_overlay(images[i], found_map, palette), title))
+        # the maps' objects are numbered already (a matched prediction takes its truth's number)
+        panels = ((rgb, "image"),
+                  (_tinted(rgb, true_map[..., 0], true_map[..., 1], colours, 0.5, (1.0, 1.0, 1.0)),
+                   f"truth: {objects} objects"),
+                  (_tinted(rgb, found_map[..., 0], found_map[..., 1], colours, 0.5, (1.0, 1.0, 1.0)), title))
         for ax, (picture, text) in zip(axes[i], panels):
             ax.imshow(picture, interpolation="nearest")
             ax.set_xticks([])

@@ -282,6 +282,7 @@ def plot_augment_preview(image, mask, transforms, rng, palette=None, path=None, 
 
     if path is not None:
         check_png_path(path, "plot_augment_preview")
+    columns = checks.positive_int(columns, "columns", "plot_augment_preview")
     if not isinstance(transforms, (list, tuple)) or not all(
             isinstance(t, (list, tuple)) and len(t) == 2 and isinstance(t[0], str) for t in transforms):
         raise TypeError(f"plot_augment_preview: transforms must be (name, transform) pairs, e.g. "

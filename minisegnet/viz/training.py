@@ -168,8 +168,13 @@ def plot_predictions(images, masks, preds, palette, path, class_names=None):
     fig = _Figure(figsize=(7.5, 2.4 * n + 0.6), dpi=100)
     axes = fig.subplots(n, 3, squeeze=False)
     for i in range(n):
+        rgb = _as_rgb(images[i], "plot_predictions")
+        for name, labels in (("masks", masks), ("preds", preds)):
+            if labels[i].shape != rgb.shape[:2]:
+                raise ValueError(f"plot_predictions: {name}[{i}] has shape {labels[i].shape} but images[{i}] "
+                                 f"is {rgb.shape[:2]}")
         accuracy = float((masks[i] == preds[i]).mean())
-        panels = ((_as_rgb(images[i]), "image"), (_colorize(masks[i], palette), "truth"),
+        panels = ((rgb, "image"), (_colorize(masks[i], palette), "truth"),
                   (_colorize(preds[i], palette), f"prediction ({100 * accuracy:.1f}% px)"))
         for ax, (picture, title) in zip(axes[i], panels):
             ax.imshow(picture, interpolation="nearest")
