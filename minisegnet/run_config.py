@@ -44,6 +44,23 @@ def _positive_int(value):
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool) and value >= 1
 
 
+def _number(value):
+    """A real number, not a bool (``True`` is an int to Python, not a learning rate) or a string."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+
+
+OPTIONS = tuple(DEFAULTS) + ("model_args",)
+"""What a run's configuration may hold: ``DEFAULTS``' options and ``model_args`` (the model's
+constructor arguments past the task's defaults)."""
+
+
+def recorded_options(saved):
+    """The options of a run's recorded configuration (``config.json``, a checkpoint's) that
+    ``resolve_config`` takes: the record also holds ``out``, and an older version's may hold an
+    option since removed, neither of which is an option of this run."""
+    return {k: v for k, v in saved.items() if k in OPTIONS}
+
+
 def task_class(name):
     """The task class for ``--task name`` (a ``UserError`` names the choices)."""
     if name not in tasks.TASK_NAMES:
@@ -106,7 +123,11 @@ def _thing_classes(value, data):
 
 def resolve_config(config):
     """``config`` with every ``None`` default filled in (from the task, the data, the
-    environment) and every value checked; raises ``UserError`` naming the option."""
+    environment) and every value checked; raises ``UserError`` naming the option (an
+    unknown one too: a misspelt ``epoch`` would otherwise train the default epochs)."""
+    unknown = [key for key in config if key not in OPTIONS]
+    if unknown:
+        raise UserError(f"unknown option {unknown[0]!r}: the options are {', '.join(OPTIONS)}")
     config = dict(DEFAULTS, **config)
     task = task_class(config["task"])
     config["model"] = config["model"] or task.defaults["model"]
@@ -134,19 +155,19 @@ def resolve_config(config):
         if toy is not None and config["num_classes"] != toy.num_classes:
             raise UserError(f"--num-classes {config['num_classes']}: the built-in {config['data']} data has "
                             f"{toy.num_classes} classes (--num-classes is for folder data)")
-    if not (isinstance(config["lr"], (int, float)) and config["lr"] > 0 and math.isfinite(config["lr"])):
+    if not (_number(config["lr"]) and config["lr"] > 0 and math.isfinite(config["lr"])):
         raise UserError(f"--lr must be a positive number, got {config['lr']!r}")
     if config["weight_decay"] is None:          # the optimizer's own default, as in torch.optim
         config["weight_decay"] = 1e-2 if config["optimizer"] == "adamw" else 0.0
     for key in ("weight_decay", "momentum"):
-        if not (isinstance(config[key], (int, float)) and config[key] >= 0 and math.isfinite(config[key])):
+        if not (_number(config[key]) and config[key] >= 0 and math.isfinite(config[key])):
             raise UserError(f"--{key.replace('_', '-')} must be a non-negative number, got {config[key]!r}")
     if config["momentum"] >= 1:
         raise UserError(f"--momentum must be below 1 (SGD's running sum of gradients decays by that factor "
                         f"each step; at 1 or more it never decays and the steps grow), got {config['momentum']!r}")
     if isinstance(config["seed"], bool) or not isinstance(config["seed"], int) or not 0 <= config["seed"] < 2**64:
         raise UserError(f"--seed must be an integer from 0 to 2**64 - 1, got {config['seed']!r}")
-    if not (0 < config["val_fraction"] < 1):
+    if not (_number(config["val_fraction"]) and 0 < config["val_fraction"] < 1):
         raise UserError(f"val_fraction must be between 0 and 1, got {config['val_fraction']!r}")
     if config["optimizer"] not in ("adam", "adamw", "sgd"):
         raise UserError(f"--optimizer must be adam, adamw or sgd, got {config['optimizer']!r}")

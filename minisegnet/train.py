@@ -60,7 +60,8 @@ from .autograd import Tensor, no_grad
 from .model_geometry import Geometry, check_model_fits, check_unet_size, crop_outputs, geometry_for
 from .random import generator, manual_seed
 from .run_config import (DEFAULTS, TOY_DATASETS, TrainingDiverged, UserError, _choose_backend, _on_backend,
-                         _positive_int, check_out_folder, make_out_folder, resolve_config, task_class)
+                         _positive_int, check_out_folder, make_out_folder, recorded_options, resolve_config,
+                         task_class)
 from .runfolder import (CHECKPOINT_FORMAT, CheckpointError, atomic_file, checkpoint_epoch, read_checkpoint,
                         read_meta, remove_stale_temporaries, save_checkpoint, write_json)
 
@@ -475,10 +476,10 @@ def _resume_point(config, out):
             raise UserError(f"--resume: {record!r} is not a run's config.json ({error})") from None
     else:
         raise UserError(f"--resume: {out!r} holds no checkpoint.npz or config.json: there is no run to continue")
-    resumed = dict(saved, epochs=saved.get("epochs") if config.get("epochs") is None else config["epochs"],
+    resumed = dict(recorded_options(saved),
+                   epochs=saved.get("epochs") if config.get("epochs") is None else config["epochs"],
                    backend=_choose_backend(config.get("backend"), saved.get("backend")),
                    processes=config.get("processes"))      # like the backend, this machine's choice
-    resumed.pop("out", None)
     return resumed, state, meta
 
 
@@ -694,7 +695,7 @@ def evaluate_checkpoint(path, batch_size=None, backend_name=None, log=print):
         try:
             # the backend and the process count are this machine's choices, not the run's
             # (a run trained in 2 processes is evaluated on a 1-CPU machine too)
-            config = resolve_config(dict(meta["config"], backend=where, processes=None))
+            config = resolve_config(dict(recorded_options(meta["config"]), backend=where, processes=None))
         except UserError as error:                  # the run's recorded options, not the user's
             raise UserError(f"{path!r}: the configuration it records is not one this version runs "
                             f"(as an option, {error})") from None

@@ -96,3 +96,40 @@ def test_resolve_config_takes_the_backend_from_the_environment(monkeypatch):
     monkeypatch.setenv("MINISEGNET_BACKEND", "cupy")
     assert resolve_config({})["backend"] == "cupy"
     assert resolve_config({"backend": "numpy"})["backend"] == "numpy"
+
+
+def test_an_unknown_option_is_refused_naming_it():
+    # a typo ({"epoch": 1} for {"epochs": 1}) was kept silently and the run trained the default 12 epochs
+    with pytest.raises(UserError, match="epoch"):
+        resolve_config({"epoch": 1})
+
+
+@pytest.mark.parametrize("fraction", ["0.2", None])
+def test_val_fraction_that_is_not_a_number_is_a_user_error(fraction):
+    # was a bare TypeError ('<' not supported between instances of 'int' and 'str'), which the CLI
+    # does not catch as a UserError
+    with pytest.raises(UserError, match="val_fraction"):
+        resolve_config({"val_fraction": fraction})
+
+
+def test_a_boolean_learning_rate_is_refused():
+    # True passed "a positive number" (bool is an int) and trained at lr 1; --epochs True is refused
+    with pytest.raises(UserError, match="--lr must be a positive number"):
+        resolve_config({"lr": True})
+
+
+def test_a_boolean_weight_decay_or_momentum_is_refused():
+    for key in ("weight_decay", "momentum"):
+        with pytest.raises(UserError, match=f"--{key.replace('_', '-')} must be a non-negative number"):
+            resolve_config({key: True})
+
+
+def test_a_recorded_configuration_keeps_only_the_options_this_version_takes():
+    # config.json also records out, and an older version's may record an option since removed:
+    # resuming or evaluating such a run must not trip the unknown-option check
+    from minisegnet.run_config import recorded_options
+
+    saved = dict(resolve_config({"epochs": 2}), out="/tmp/run", old_option=3)
+    kept = recorded_options(saved)
+    assert "out" not in kept and "old_option" not in kept and kept["epochs"] == 2
+    assert resolve_config(kept)["epochs"] == 2
