@@ -163,7 +163,12 @@ def load(f):
         raise FileNotFoundError(f"checkpoint {path!r} does not exist")
     if os.path.isdir(path):
         raise IsADirectoryError(f"checkpoint {path!r} is a directory, not an .npz file")
-    if not zipfile.is_zipfile(path):
+    try:                        # opened first: is_zipfile answers False for a file it may not open
+        with open(path, "rb") as handle:
+            is_npz = zipfile.is_zipfile(handle)
+    except OSError as error:
+        raise type(error)(error.errno, f"checkpoint {path!r} cannot be opened: {error.strerror}") from None
+    if not is_npz:
         raise ValueError(f"checkpoint {path!r} is not an .npz file (truncated, corrupt, or a "
                          "different format); minisegnet checkpoints are written by msn.save")
     try:

@@ -1,5 +1,7 @@
 """Checkpoints: round trip, atomic replacement, truncated/corrupt/foreign files refused."""
+import builtins
 import inspect
+import io as stdlib_io
 import json
 import os
 import pickle
@@ -380,3 +382,22 @@ def test_save_refuses_a_key_with_a_nul_character(tmp_path):
     with pytest.raises(ValueError, match="save: a key must not hold a NUL character"):
         io.save({"ok": np.ones(1), "a\x00b": np.ones(1)}, tmp_path / "k.npz")
     assert not (tmp_path / "k.npz").exists()
+
+
+def test_load_of_a_file_it_may_not_read_says_so(tmp_path, monkeypatch):
+    # zipfile.is_zipfile swallows the OSError of open() and answers False, so a checkpoint this
+    # process may not read (permissions) was reported as "not an .npz file (truncated, corrupt, or a
+    # different format)": the wrong problem. (Simulated: the tests may run as root, which reads any file.)
+    path = tmp_path / "model.npz"
+    io.save({"w": np.zeros(3, np.float32)}, path)
+    real_open = builtins.open
+
+    def denied(file, *args, **kwargs):
+        if str(file) == str(path):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "open", denied)          # what zipfile.is_zipfile opens with
+    monkeypatch.setattr(stdlib_io, "open", denied)         # what zipfile.ZipFile opens with
+    with pytest.raises(PermissionError, match="Permission denied"):
+        io.load(path)
