@@ -9,8 +9,8 @@ import pytest
 
 import minisegnet as msn
 from minisegnet import data
-from minisegnet.data import (Cells, ColorJitter, Compose, DataLoader, RandomAffine, RandomElastic, RandomFlip,
-                             Shapes)
+from minisegnet.data import (Cells, ColorJitter, Compose, DataLoader, RandomAffine, RandomCrop, RandomElastic,
+                             RandomFlip, Shapes)
 from minisegnet.data import transforms as T
 
 
@@ -754,3 +754,55 @@ def test_color_jitter_quotes_the_range_it_refuses():
     clipping at 0, which would have been fine to a reader."""
     with pytest.raises(ValueError, match=r"gamma factors must stay > 0, got the range \(-0.5, 2.5\) from 1.5"):
         ColorJitter(gamma=1.5)
+
+
+@pytest.mark.parametrize("make, maps", [(lambda: RandomAffine(), (0, 1)), (lambda: RandomElastic(sigma=0), (0, 1)),
+                                        (lambda: RandomCrop(6), (0,))],
+                         ids=["affine-identity", "elastic-sigma0", "crop-padded-first-map"])
+def test_a_stack_of_uint64_ids_past_int64_is_refused_or_kept_never_wrapped(make, maps):
+    """A uint64 stack comes back int64 (mirrored_copies), but ids past int64's largest wrapped to
+    negative ids when no pixel read a mirrored copy (mirrored_copies' early return casts without the
+    check the copies branch makes) and, in the first map (which that check skips), even when some
+    did. Either keep the ids or refuse them, as mirrored_copies does for ids a copy would push
+    past int64."""
+    big = 2 ** 63 + 5
+    stack = np.zeros((2, 4, 4), np.uint64)
+    for k in maps:
+        stack[k, 1:3, 1:3] = big
+    stack[1, 0, 0] = 3
+    image = np.zeros((1, 4, 4), np.float32)
+    try:
+        _, out = make()(image, stack, np.random.default_rng(0))
+    except ValueError as error:
+        assert "int64" in str(error)
+        return
+    assert int(out.max()) >= big and int(out.min()) >= 0, (out.dtype, out.min(), out.max())
+
+
+def test_warp_of_a_uint64_stack_with_reflection_never_wraps_its_ids():
+    """The same through warp itself: positions all inside the image, reflection padding."""
+    big = 2 ** 64 - 1
+    stack = np.zeros((2, 6, 8), np.uint64)
+    stack[1, 3:, :3] = big
+    image = np.zeros((1, 6, 8), np.float32)
+    rows, cols = np.mgrid[0:6, 0:8]
+    try:
+        _, out = T.warp(image, stack, np.stack([cols + 0.0, rows + 0.0], axis=-1), padding_mode="reflection")
+    except ValueError as error:
+        assert "int64" in str(error)
+        return
+    assert int(out[1, 5, 0]) == big, (out.dtype, out[1, 5, 0])
+
+
+@pytest.mark.parametrize("make", [lambda: RandomElastic(sigma=3, p=0.5), lambda: RandomAffine(degrees=20, p=0.5)],
+                         ids=["elastic", "affine"])
+def test_a_stack_of_label_maps_has_one_dtype_whatever_p_draws(make):
+    """mirrored_copies: a stack comes back int64 'so that its dtype never depends on where a random
+    transform happened to read'. With p < 1 it came back in its own dtype (uint16) when the draw
+    skipped the deformation and int64 when it did: the dtype depended on the seed."""
+    rng = np.random.default_rng
+    image = rng(0).random((1, 8, 8)).astype(np.float32)
+    stack = np.stack([rng(1).integers(0, 3, (8, 8)), rng(2).integers(0, 5, (8, 8))]).astype(np.uint16)
+    transform = make()
+    dtypes = {transform(image, stack, rng(seed))[1].dtype for seed in range(12)}
+    assert len(dtypes) == 1, dtypes

@@ -198,6 +198,9 @@ def mirrored_copies(mask, copy_y, copy_x):
     copy_y, copy_x = np.broadcast_arrays(copy_y, copy_x)
     if mask.ndim != 3 or mask.shape[0] < 2:
         return mask
+    if mask.dtype.kind == "u" and mask.size and int(mask.max()) > np.iinfo(np.int64).max:   # would wrap
+        raise ValueError(f"mirrored_copies: the stack of label maps holds id {int(mask.max())}, past int64's "
+                         f"largest, but comes back int64 (room for the copies' ids)")
     if not (copy_y.any() or copy_x.any()):
         return mask.astype(np.int64, copy=False)
     # number the copies: 0, -1, 1, -2, 2, ... -> 0, 1, 2, 3, 4 on each axis, then pair the two
@@ -406,6 +409,13 @@ def warp(image, mask, positions, padding_mode="reflection"):
     return out, moved
 
 
+def _unwarped(mask, padding_mode):
+    """``mask`` when a deformation is not drawn, in the dtype ``warp`` gives it: with reflection a
+    stack is int64 whether or not the draw fires (``mirrored_copies``), so that its dtype does not
+    depend on the seed."""
+    return mirrored_copies(mask, 0, 0) if padding_mode == "reflection" else mask
+
+
 def bicubic_weights(n, points):
     """``(n, points)`` matrix that interpolates ``points`` control values, spread evenly from the first
     pixel's centre to the last (align_corners=True), to ``n`` pixels with the cubic convolution kernel
@@ -518,8 +528,8 @@ class RandomElastic:
         _check_sample("RandomElastic", image, mask, rng)
         _check_float_image(image, "RandomElastic")          # before the draw: refused whatever it draws
         _check_field_fits(image.shape[-2:], self.points, "RandomElastic")
-        if rng.random() >= self.p:
-            return image, mask
+        if rng.random() >= self.p:                          # not drawn: the mask as warp would type it
+            return image, _unwarped(mask, self.padding_mode)
         return warp(image, mask, self.sample_positions(image.shape[-2:], rng), self.padding_mode)
 
     def __repr__(self):
@@ -598,8 +608,8 @@ class RandomAffine:
     def __call__(self, image, mask, rng):
         _check_sample("RandomAffine", image, mask, rng)
         _check_float_image(image, "RandomAffine")          # before the draw: refused whatever it draws
-        if rng.random() >= self.p:
-            return image, mask
+        if rng.random() >= self.p:                          # not drawn: the mask as warp would type it
+            return image, _unwarped(mask, self.padding_mode)
         return warp(image, mask, self.sample_positions(image.shape[-2:], rng), self.padding_mode)
 
     def __repr__(self):
