@@ -50,7 +50,8 @@ def to_torch(model):
 
     The twin has exactly ``model``'s state-dict keys (a mismatch is an error,
     not a silent partial load), the dtype of ``model``'s parameters (float32 or
-    float64), and ``model``'s train/eval mode. It lives on the CPU; move it with
+    float64), each layer's train/eval mode (a model training with frozen batch norms
+    keeps them so) and batch norm's ``eps`` and ``momentum``. It lives on the CPU; move it with
     ``.to("cuda")`` as usual.
     """
     import torch
@@ -69,4 +70,14 @@ def to_torch(model):
         raise KeyError(f"to_torch: state-dict keys differ from the PyTorch twin's: only in minisegnet "
                        f"{sorted(ours - theirs)}, only in torch {sorted(theirs - ours)}")
     twin.load_state_dict({name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in state.items()})
-    return twin.train(model.training)
+    # what a layer holds past its weights: its own mode (a model may train with frozen batch
+    # norms) and batch norm's eps and momentum (set on the layer, not through the constructor)
+    theirs = dict(twin.named_modules())
+    for name, module in model.named_modules():
+        other = theirs.get(name)
+        if other is None:
+            continue
+        other.training = module.training
+        if isinstance(other, torch.nn.modules.batchnorm._BatchNorm):
+            other.eps, other.momentum = module.eps, module.momentum
+    return twin

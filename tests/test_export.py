@@ -312,3 +312,51 @@ def test_fresh_fcn_twin_starts_from_the_models_bilinear_and_zero_layers(torch):
     assert len(fixed) == 7, sorted(fixed)          # three upsamplers; two score_pool convs and their biases
     for key, value in fixed.items():
         np.testing.assert_array_equal(msn.backend.to_numpy(value), theirs[key].numpy(), err_msg=key)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SegNet(1, 2, base_channels=2, depth=2),
+    lambda: UNet(1, 2, base_channels=2, depth=1, padding="same", batch_norm=True),
+    lambda: DeepLabV3Plus(1, 2, output_stride=16, atrous_rates=(1,), width_mult=0.25, aspp_channels=4,
+                          low_level_channels=2, decoder_channels=4, dropout=0.0),
+], ids=["segnet", "unet-bn", "deeplab"])
+def test_to_torch_keeps_each_submodules_mode(torch, make):
+    """Fine-tuning with frozen BatchNorm: the model trains, its BatchNorms evaluate (running
+    statistics). The twin put every module in the root's mode, so its BatchNorms normalised with
+    the batch's statistics: other logits, and running statistics that moved."""
+    model = make()
+    model.train()
+    for module in model.modules():
+        if isinstance(module, msn.nn.BatchNorm2d):
+            module.eval()
+    twin = to_torch(model)
+    ours = {name: m.training for name, m in model.named_modules()}
+    theirs = {name: m.training for name, m in twin.named_modules()}
+    assert {n: ours[n] for n in ours if n in theirs} == {n: theirs[n] for n in ours if n in theirs}
+    x = np.random.default_rng(0).standard_normal((2, 1, 32, 32)).astype(np.float32)
+    with msn.no_grad():
+        expected = model(msn.tensor(x)).numpy()
+    with torch.no_grad():
+        got = twin(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_to_torch_keeps_batchnorm_momentum_and_eps(torch):
+    """A BatchNorm's eps and momentum are settings of the layer, not of the model's constructor
+    (DeepLab fine-tuning commonly sets momentum = 0.01 or less): the twin took PyTorch's defaults
+    (1e-5, 0.1), so its logits and its running statistics after a training step differed."""
+    model = SegNet(1, 2, base_channels=2, depth=2)
+    for module in model.modules():
+        if isinstance(module, msn.nn.BatchNorm2d):
+            module.eps, module.momentum = 1e-3, 0.01
+    twin = to_torch(model)
+    for module in twin.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            assert (module.eps, module.momentum) == (1e-3, 0.01)
+    x = np.random.default_rng(0).standard_normal((2, 1, 16, 16)).astype(np.float32)
+    model(msn.tensor(x))
+    twin(torch.from_numpy(x))
+    ours, theirs = model.state_dict(), twin.state_dict()
+    for name in ours:
+        if name.endswith("running_mean") or name.endswith("running_var"):
+            np.testing.assert_allclose(theirs[name].numpy(), ours[name], rtol=1e-5, atol=1e-6, err_msg=name)
