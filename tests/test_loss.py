@@ -702,3 +702,21 @@ def test_bce_with_logits_refuses_a_bool_pos_weight(torch):
                                                              pos_weight=torch.tensor([True, False]))
     with pytest.raises(TypeError, match="pos_weight"):
         F.binary_cross_entropy_with_logits(msn.tensor(x), msn.tensor(t), pos_weight=np.array([True, False]))
+
+
+def test_keep_where_gradient_and_what_it_keeps_out():
+    """dice_loss's selection of the pixels it counts, on its own: float64 gradcheck, and a NaN
+    where the mask is False reaches neither the value nor the gradient (a product by the mask would
+    pass it on: NaN * 0 is NaN)."""
+    from minisegnet.functional.loss import KeepWhere
+
+    rng = np.random.default_rng(0)
+    mask = rng.random((3, 4)) < 0.5
+    assert gradcheck(lambda x: KeepWhere(mask)(x) * KeepWhere(mask)(x), [t64(rng.standard_normal((3, 4)))])
+    x_np = rng.standard_normal((3, 4))
+    x_np[~mask] = np.nan
+    x = t64(x_np)
+    y = KeepWhere(mask)(x)
+    y.backward(np.ones((3, 4)))
+    np.testing.assert_array_equal(y.numpy(), np.where(mask, x_np, 0))
+    np.testing.assert_array_equal(x.grad.numpy(), mask.astype(np.float64))

@@ -172,9 +172,8 @@ class CrossEntropy(Function):
             self.probs = e
         if self.reduction == "none":
             return loss.reshape(self.labels.shape)
-        total = loss.sum()
         if self.reduction == "sum":
-            return total
+            return loss.sum()
         self.denom = self.w_t.sum()
         # divided as PyTorch divides, without a division warning: 0/0 (every pixel ignored, or
         # every counted weight 0) is NaN; counted weights that add up to 0 (a negative weight)
@@ -183,7 +182,7 @@ class CrossEntropy(Function):
             if self.eps:              # each part over denom, then mixed: 0/0 in the first stays NaN
                 return xp.asarray((1 - self.eps) * (parts[0].sum() / self.denom)
                                   + (self.eps / x.shape[1]) * (parts[1].sum() / self.denom))
-            return xp.asarray(total / self.denom)
+            return xp.asarray(loss.sum() / self.denom)
 
     def backward(self, g):
         xp = backend.get_array_module(g)

@@ -71,8 +71,8 @@ class BatchNorm(Function):
     def _update(self, running, batch_value):
         # In place, so the module's buffer (and anything holding it) sees the new value; a float16
         # statistic mixed in float32 and rounded once, as PyTorch (not twice before a cancellation)
-        if opmath(running.dtype) != running.dtype:
-            wide = opmath(running.dtype)
+        wide = opmath(running.dtype)
+        if wide != running.dtype:
             running[...] = ((1 - self.momentum) * running.astype(wide) + self.momentum * batch_value.astype(wide))
             return
         running *= 1 - self.momentum
