@@ -861,3 +861,46 @@ def test_repr_shows_a_module_held_under_two_names_under_both(torch):
             self.c = self.a
 
     assert repr(Ours()).replace("Ours", "M") == repr(Theirs()).replace("Theirs", "M")
+
+
+def test_deleting_a_buffer_unregisters_it_as_torch(torch):
+    """``del bn.running_mean`` left the name in ``_buffers``: state_dict(), named_buffers(), buffers(),
+    to() and load_state_dict() then died of a bare AttributeError; PyTorch drops the buffer."""
+    ours, theirs = nn.BatchNorm2d(2), torch.nn.BatchNorm2d(2)
+    del ours.running_mean
+    del theirs.running_mean
+    assert list(ours.state_dict()) == list(theirs.state_dict()) \
+        == ["weight", "bias", "running_var", "num_batches_tracked"]
+    assert [n for n, _ in ours.named_buffers()] == [n for n, _ in theirs.named_buffers()]
+    assert len(ours.buffers()) == 2
+    ours.to(np.float64)
+    assert ours.running_var.dtype == np.float64
+    ours.load_state_dict({k: v.numpy() for k, v in theirs.state_dict().items()})
+    # the name is free again: a plain attribute (not saved), or a buffer registered anew
+    ours.running_mean = np.zeros(2)
+    theirs.running_mean = [0, 0]
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+
+
+def test_deleting_a_parameter_frees_its_name_as_torch(torch):
+    """``del conv.bias`` kept 'bias' a parameter's place: a plain tensor (weight norm's recomputed
+    weight) or a buffer there was refused, where PyTorch takes both."""
+    ours, theirs = nn.Conv2d(1, 1, 1), torch.nn.Conv2d(1, 1, 1)
+    del ours.bias
+    del theirs.bias
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()] == ["weight"]
+    ours.register_buffer("bias", msn.tensor(np.zeros(1, np.float32)))
+    theirs.register_buffer("bias", torch.zeros(1))
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["weight", "bias"]
+    del ours.weight
+    del theirs.weight
+    ours.weight = msn.tensor(np.ones((1, 1, 1, 1), np.float32))      # a plain attribute, as torch's
+    theirs.weight = torch.ones(1, 1, 1, 1)
+    assert list(ours.state_dict()) == list(theirs.state_dict()) == ["bias"]
+
+
+def test_a_module_list_of_repeated_modules_prints_as_torchs_does(torch):
+    """PyTorch's ModuleList prints a run of equal entries once, '(0-2): 3 x ReLU()'; ours listed each."""
+    ours = nn.ModuleList([nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.Conv2d(1, 1, 1)])
+    theirs = torch.nn.ModuleList([torch.nn.ReLU(), torch.nn.ReLU(), torch.nn.ReLU(), torch.nn.Conv2d(1, 1, 1)])
+    assert repr(ours) == repr(theirs)

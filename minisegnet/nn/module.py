@@ -71,10 +71,7 @@ class Module:
         buffer's name makes it a parameter, no longer a buffer (both PyTorch's rules)."""
         if isinstance(value, Parameter):
             self._mark_parameter_place(name)
-            if name in self.__dict__.get("_buffers", ()):
-                object.__setattr__(self, "_buffers", tuple(b for b in self._buffers if b != name))
-                object.__setattr__(self, "_non_persistent_buffers",
-                                   set(self.__dict__.get("_non_persistent_buffers", ())) - {name})
+            self._forget_buffer(name)
         if value is not None:
             if isinstance(self.__dict__.get(name), Module) and not isinstance(value, Module):
                 raise TypeError(f"cannot assign {type(value).__name__} as child module {name!r} of "
@@ -87,6 +84,22 @@ class Module:
                 raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} of "
                                 f"{type(self).__name__} (a Tensor or None, as in PyTorch): wrap it, msn.tensor(...)")
         object.__setattr__(self, name, value)
+
+    def __delattr__(self, name):
+        """As PyTorch's: deleting a buffer or a parameter unregisters it, and its name is free
+        again (for a plain attribute, a buffer, a parameter)."""
+        object.__delattr__(self, name)
+        self._forget_buffer(name)
+        places = self.__dict__.get("_parameter_places", ())
+        if name in places:
+            object.__setattr__(self, "_parameter_places", tuple(p for p in places if p != name))
+
+    def _forget_buffer(self, name):
+        """``name`` no longer a buffer (if it was one)."""
+        if name in self.__dict__.get("_buffers", ()):
+            object.__setattr__(self, "_buffers", tuple(b for b in self._buffers if b != name))
+            object.__setattr__(self, "_non_persistent_buffers",
+                               set(self.__dict__.get("_non_persistent_buffers", ())) - {name})
 
     def _mark_parameter_place(self, name):
         """Remember ``name`` as a parameter's place (the guard above keeps it one)."""
@@ -535,10 +548,30 @@ class ModuleList(Module):
     def __iadd__(self, other):
         return self.extend(other)
 
+    def __repr__(self):
+        """As PyTorch's ``ModuleList``: a run of entries that print alike is printed once,
+        ``(0-2): 3 x ReLU()``. (``Sequential`` prints each, as PyTorch's.)"""
+        runs = []                                          # [first, last, text] of each run
+        for k, module in enumerate(self):
+            text = repr(module)
+            if runs and runs[-1][2] == text:
+                runs[-1][1] = k
+            else:
+                runs.append([k, k, text])
+        if not runs:
+            return f"{type(self).__name__}()"
+        lines = [f"{type(self).__name__}("]
+        for first, last, text in runs:
+            label = f"({first}): " if first == last else f"({first}-{last}): {last - first + 1} x "
+            lines.append("  " + label + text.replace("\n", "\n  "))
+        return "\n".join(lines) + "\n)"
+
 
 class Sequential(ModuleList):
     """Apply modules in order. Children are named "0", "1", ... as in PyTorch, or, given one
     ``OrderedDict`` of name -> module (PyTorch's other spelling), by its names."""
+
+    __repr__ = Module.__repr__                 # each entry under its name, as PyTorch's Sequential
 
     def __init__(self, *modules):
         if len(modules) == 1 and isinstance(modules[0], OrderedDict):
