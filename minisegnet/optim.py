@@ -146,8 +146,10 @@ class Optimizer:
 
     # ---- checkpoints -----------------------------------------------------------
     def state_dict(self):
-        """Hyper-parameters and per-parameter state as a flat dict of NumPy arrays."""
+        """Hyper-parameters, the number of parameters (``param_count``) and per-parameter state
+        as a flat dict of NumPy arrays."""
         out = {name: np.asarray(getattr(self, name)) for name in self.hyperparameters}
+        out["param_count"] = np.asarray(len(self.params))
         for i, state in enumerate(self.state):
             for key, value in state.items():
                 out[f"state.{i}.{key}"] = np.array(backend.to_numpy(value))
@@ -168,6 +170,16 @@ class Optimizer:
         if missing:
             raise KeyError(f"{type(self).__name__}.load_state_dict: the state_dict lacks {missing}; was it "
                            f"saved by {type(self).__name__}?")
+        if "param_count" in state_dict:          # (an older state has none: its indices are checked below)
+            count = np.asarray(backend.to_numpy(state_dict["param_count"]))
+            if count.ndim != 0 or count.dtype.kind not in "iu":
+                raise ValueError(f"{type(self).__name__}.load_state_dict: entry 'param_count' must be a count "
+                                 f"(an integer >= 0), got {checks.describe(state_dict['param_count'])}")
+            if int(count) != len(self.params):
+                # PyTorch refuses it too: the moments would go to whichever parameters had those indices
+                raise ValueError(f"{type(self).__name__}.load_state_dict: the state is of an optimizer of "
+                                 f"{int(count)} parameters, this one has {len(self.params)} (a model of "
+                                 f"another shape?)")
         new_state = [dict() for _ in self.params]
         for key, value in state_dict.items():
             if not key.startswith("state."):
@@ -387,11 +399,21 @@ class LRScheduler:
         return {"last_epoch": np.asarray(self.last_epoch), "base_lr": np.asarray(self.base_lr)}
 
     def load_state_dict(self, state_dict):
-        if not isinstance(state_dict, Mapping) or not {"last_epoch", "base_lr"} <= set(state_dict):
-            raise TypeError(f"{type(self).__name__}.load_state_dict: state_dict must be a dict with "
-                            f"'last_epoch' and 'base_lr' (from state_dict()), got {type(state_dict).__name__}")
-        self.last_epoch = int(state_dict["last_epoch"])
-        self.base_lr = float(state_dict["base_lr"])
+        """Restore what ``state_dict()`` returned, checked as the constructor checks (an lr the
+        optimizer would refuse, or a step count of 2.7, is refused; nothing changes then)."""
+        op = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{op}: state_dict must be a dict (from state_dict()), got {type(state_dict).__name__}")
+        missing = [name for name in ("last_epoch", "base_lr") if name not in state_dict]
+        if missing:
+            raise KeyError(f"{op}: the state_dict lacks {missing}; was it saved by a schedule's state_dict()?")
+        step = np.asarray(backend.to_numpy(state_dict["last_epoch"]))
+        if step.ndim != 0 or step.dtype.kind not in "iu" or step < 0:
+            raise ValueError(f"{op}: last_epoch must be a count (an integer >= 0), "
+                             f"got {checks.describe(state_dict['last_epoch'])}")
+        base_lr = np.asarray(backend.to_numpy(state_dict["base_lr"]))
+        base_lr = _check(op, "base_lr", base_lr.item() if base_lr.ndim == 0 else state_dict["base_lr"])
+        self.last_epoch, self.base_lr = int(step), base_lr
         self.optimizer.lr = self.lr_at(self.last_epoch)
 
 

@@ -271,7 +271,7 @@ def test_load_state_dict_obeys_the_constructors_rules(make, entry, value, kind, 
     state = dict(opt.state_dict(), **{entry: value})
     # every other entry changed to a valid value, so that a partial load would show
     for key, other in opt.state_dict().items():
-        if key == entry or key in ("nesterov", "decoupled_weight_decay") or key.endswith(".step"):
+        if key == entry or key in ("nesterov", "decoupled_weight_decay", "param_count") or key.endswith(".step"):
             continue
         state[key] = (np.asarray((0.8, 0.9)) if key == "betas" else other + 0.25 if key.startswith("state.")
                       else np.asarray(0.5))
@@ -547,3 +547,46 @@ def test_a_state_dict_saved_before_the_decoupled_flag_keeps_the_optimizers_own()
     a = optim.Adam([p])
     a.load_state_dict(old)
     assert not a.decoupled_weight_decay
+
+
+@pytest.mark.parametrize("entry, value", [
+    ("base_lr", np.asarray(np.nan)), ("base_lr", np.asarray(-1.0)), ("base_lr", np.asarray(np.inf)),
+    ("last_epoch", np.asarray(2.7)), ("last_epoch", np.asarray(-4)),
+])
+def test_a_schedules_load_state_dict_obeys_the_constructors_rules(entry, value):
+    """A loaded base_lr of NaN or -1 was taken, and set the optimizer's lr to NaN or -100 (an lr the
+    optimizer itself refuses: 'lr must be a finite number', '>= 0.0'); a last_epoch of 2.7 was
+    truncated to 2. Refused naming the schedule's load_state_dict, the schedule and lr unchanged."""
+    opt = optim.SGD([Parameter(np.ones(2))], lr=0.2)
+    schedule = optim.StepLR(opt, step_size=2, gamma=0.1)
+    for _ in range(3):
+        schedule.step()
+    state = dict(schedule.state_dict(), **{entry: value})
+    before = (opt.lr, schedule.last_epoch, schedule.base_lr)
+    with pytest.raises((ValueError, TypeError), match=r"^StepLR\.load_state_dict"):
+        schedule.load_state_dict(state)
+    assert (opt.lr, schedule.last_epoch, schedule.base_lr) == before
+
+
+@pytest.mark.parametrize("saved_count, stepped, loaded_count", [(2, 2, 3), (3, 2, 2)])
+def test_load_state_dict_refuses_a_state_of_another_parameter_count_as_torch(torch, saved_count, stepped,
+                                                                              loaded_count):
+    """An Adam state of 2 parameters loaded into an Adam of 3 (a model grown by a layer), or one of 3
+    whose last parameter had no gradient yet into an Adam of 2, was taken silently: the moments went to
+    whichever parameters had those indices. PyTorch refuses both ('doesn't match the size of
+    optimizer's group')."""
+    def adam_state(lib_params, lib_opt, grad):
+        opt = lib_opt(lib_params)
+        for p in lib_params[:stepped]:
+            p.grad = grad(p)
+        opt.step()
+        return opt.state_dict()
+
+    ours = adam_state([Parameter(np.ones(3)) for _ in range(saved_count)], optim.Adam,
+                      lambda p: msn.tensor(np.ones(3)))
+    theirs = adam_state([torch.ones(3, requires_grad=True) for _ in range(saved_count)], torch.optim.Adam,
+                        lambda p: torch.ones(3))
+    with pytest.raises(ValueError):
+        torch.optim.Adam([torch.ones(3, requires_grad=True) for _ in range(loaded_count)]).load_state_dict(theirs)
+    with pytest.raises(ValueError, match=r"^Adam\.load_state_dict"):
+        optim.Adam([Parameter(np.ones(3)) for _ in range(loaded_count)]).load_state_dict(ours)
