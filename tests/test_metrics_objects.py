@@ -118,3 +118,20 @@ def test_box_area_of_narrow_integer_boxes_does_not_wrap(dtype):
     boxes = np.array([[0, 0, 100, 100], [10, 20, 30, 60]], dtype)
     assert metrics.box_area(boxes).tolist() == [10000, 800]
     assert metrics.box_area(boxes).dtype == np.int64
+
+
+@pytest.mark.parametrize("a, b, expected", [
+    ([0, 0, 300, 300], [0, 0, 300, 300], 1.0),                          # area 90000 > 65504: inf
+    ([0, 0, 200, 200], [100, 100, 300, 300], 100 * 100 / (2 * 200 * 200 - 100 * 100)),   # union 70000
+])
+def test_box_iou_of_float16_boxes_does_not_overflow(a, b, expected):
+    """float16 boxes of a few hundred pixels: areas and unions pass float16's 65504 and became inf,
+    so the IoU of a box with itself was NaN and of two overlapping boxes 0. torchvision's box_iou,
+    whose layout this follows, upcasts float16 to float32 (_upcast) for exactly this."""
+    iou = metrics.box_iou(np.array([a], np.float16), np.array([b], np.float16))
+    assert np.isclose(float(iou[0, 0]), expected, rtol=1e-3)
+
+
+def test_box_area_of_float16_boxes_does_not_overflow():
+    area = metrics.box_area(np.array([[0, 0, 300, 300]], np.float16))
+    assert np.isfinite(area).all() and np.isclose(float(area[0]), 90000, rtol=1e-3)

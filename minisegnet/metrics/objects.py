@@ -26,6 +26,10 @@ __all__ = ["mask_iou", "box_iou", "box_area"]
 
 
 def _float(a, xp):
+    """Boxes in a floating dtype wide enough for areas: float16 in float32 (a 300 x 300 box's
+    area is past float16's 65504, as torchvision's ``_upcast`` avoids), integers in float64."""
+    if a.dtype == np.float16:
+        return a.astype(xp.float32)
     return a if a.dtype.kind == "f" else a.astype(xp.float64)
 
 
@@ -76,11 +80,14 @@ def _check_boxes(boxes, name, op):
 
 def box_area(boxes):
     """``(x2 - x1) (y2 - y1)`` of each ``(x1, y1, x2, y2)`` box of ``(N, 4)``: shape ``(N,)``.
-    Integer boxes give int64 areas (a 200 x 200 box in uint8 would wrap around to 64); float
-    boxes keep their dtype."""
+    Integer boxes give int64 areas (a 200 x 200 box in uint8 would wrap around to 64), float16
+    boxes float32 ones (a 300 x 300 box's area is past float16's largest, as torchvision's), other
+    float boxes keep their dtype."""
     boxes = _check_boxes(boxes, "boxes", "box_area")
     if boxes.dtype.kind in "iu" and boxes.dtype != np.uint64:
         boxes = boxes.astype(np.int64)
+    elif boxes.dtype == np.float16:
+        boxes = boxes.astype(np.float32)
     return _area(boxes)
 
 
