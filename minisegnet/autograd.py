@@ -494,6 +494,28 @@ class Tensor:
     def __ge__(self, other):
         return _basic.compare(self, other, "ge") if _comparable(other) else NotImplemented
 
+    # bitwise operators (logical ones on masks), no gradient, as PyTorch's (functional/basic.py)
+    def __invert__(self):
+        return _basic.invert(self)
+
+    def __and__(self, other):
+        return _basic.bitwise(self, other, "and")
+
+    def __or__(self, other):
+        return _basic.bitwise(self, other, "or")
+
+    def __xor__(self, other):
+        return _basic.bitwise(self, other, "xor")
+
+    __rand__, __ror__, __rxor__ = __and__, __or__, __xor__
+
+    def __iter__(self):
+        """The entries along the first axis; a 0-d tensor is a TypeError, as PyTorch's (Python
+        would iterate it as empty by indexing)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
+
     # ---- methods mirroring torch.Tensor ----------------------------------
     def sum(self, dim=None, keepdim=False):
         return _basic.sum(self, dim, keepdim)
@@ -508,7 +530,7 @@ class Tensor:
         if dim is None:
             if keepdim:
                 raise TypeError("max: keepdim needs a dim (as in PyTorch); use amax(dim=None, keepdim=True)")
-            return _basic.max(self, None, False)
+            return _basic.max_all(self)
         return MaxResult(*_basic.max_along(self, dim, keepdim))
 
     def amax(self, dim=(), keepdim=False):

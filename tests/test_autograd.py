@@ -1115,3 +1115,19 @@ def test_the_non_leaf_grad_warning_names_the_callers_line():
         warnings.simplefilter("always")
         assert y.grad is None
     assert [w.filename for w in caught] == [__file__]
+
+
+@pytest.mark.parametrize("use", [list, sum, tuple])
+def test_iterating_a_zero_dim_tensor_is_a_type_error_as_torch(torch, use):
+    """Tensor has __getitem__ but no __iter__, so Python iterates by indexing t[0], t[1], ...
+    until an IndexError: a 0-d tensor iterated as empty, sum(loss) was 0 and list(loss) []
+    without a word. PyTorch raises TypeError('iteration over a 0-d tensor')."""
+    with pytest.raises(TypeError):
+        use(torch.tensor(5.0))
+    with pytest.raises(TypeError):
+        use(msn.tensor(5.0))
+
+
+def test_iterating_a_tensor_walks_its_first_axis_as_torch(torch):
+    x = np.arange(6.0).reshape(3, 2)
+    assert [r.numpy().tolist() for r in msn.tensor(x)] == [r.tolist() for r in torch.tensor(x)]

@@ -800,3 +800,78 @@ def test_float16_amax_gradient_shared_between_many_ties_counts_them_in_float32(t
     n = shape[0]
     np.testing.assert_allclose(ours.astype(np.float64), 1.0 / n, rtol=1e-3, atol=2.0 ** -25)   # (1/70000: subnormal)
     np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("method", ["max", "min"])
+@pytest.mark.parametrize("values", [[1.0, np.nan, 3.0], [np.nan, 2.0, np.nan], [[4.0, np.nan], [0.0, 5.0]]])
+def test_max_and_min_of_all_values_give_the_gradient_to_the_nans_as_torch(torch, method, values):
+    """Tensor.max() / Tensor.min() without dim are torch.Tensor.max() / min(): their backward
+    (evenly_distribute_backward) gives the gradient to the NaN(s), the value they returned, and 0
+    elsewhere. amax's backward (ties = x == y, none of them for a NaN) gave 0 * inf = NaN to every
+    element, which guarantees.md rules out (a NaN reaches only the inputs PyTorch's reaches)."""
+    x_np = np.array(values)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    getattr(x, method)().backward()
+    getattr(tx, method)().backward()
+    assert_close(x.grad, tx.grad)
+
+
+@pytest.mark.parametrize("shape, start, end", [((0, 2, 3), 1, -1), ((0, 3), 1, 1), ((0, 3), -1, -1),
+                                               ((2, 0, 3), 1, 2), ((4, 0), 1, -1)])
+def test_flatten_of_a_tensor_with_no_elements_as_torch(torch, shape, start, end):
+    """An empty batch flows through every op (guarantees.md): x.flatten(1) of an (N=0, C, H) batch
+    is (0, C*H) in PyTorch. flatten built reshape(..., -1, ...), which refuses a -1 beside a 0."""
+    x_np = np.zeros(shape)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out, tout = x.flatten(start, end), tx.flatten(start, end)
+    assert out.shape == tuple(tout.shape)
+    out.backward(np.zeros(out.shape))
+    assert x.grad.shape == shape
+
+
+def test_abs_gradient_at_nan_is_zero_as_torch(torch):
+    """torch's abs backward is grad * sgn(x), and sgn(NaN) is 0 there; NumPy's sign(NaN) is NaN."""
+    x_np = np.array([-1.0, np.nan, 0.0, 2.0])
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    x.abs().sum().backward()
+    tx.abs().sum().backward()
+    assert_close(x.grad, tx.grad)
+
+
+def test_the_mask_operators_the_sub_error_recommends_work_as_torch(torch):
+    """`mask - 1` is refused 'for a mask use ~ (logical not) or ^ (logical exclusive or)'
+    (guarantees.md says the same), so ~ and ^ must work on bool tensors, as in PyTorch."""
+    a_np, b_np = np.array([True, False, True]), np.array([True, True, False])
+    a, b = msn.tensor(a_np), msn.tensor(b_np)
+    with pytest.raises(TypeError, match="use ~"):
+        a - b
+    ta, tb = torch.tensor(a_np), torch.tensor(b_np)
+    assert (~a).numpy().tolist() == (~ta).tolist()
+    assert (a ^ b).numpy().tolist() == (ta ^ tb).tolist()
+
+
+@pytest.mark.parametrize("dtypes", [(np.bool_, np.bool_), (np.int64, np.int64), (np.uint8, np.bool_),
+                                    (np.int32, np.int64)])
+def test_bitwise_operators_on_integers_and_masks_as_torch(torch, dtypes):
+    rng = np.random.default_rng(0)
+    a_np, b_np = (rng.integers(0, 7, 6).astype(d) for d in dtypes)
+    a, b, ta, tb = msn.tensor(a_np), msn.tensor(b_np), torch.tensor(a_np), torch.tensor(b_np)
+    for ours, theirs in ((a & b, ta & tb), (a | b, ta | tb), (a ^ b, ta ^ tb), (~a, ~ta), (b & 3, tb & 3)):
+        assert str(ours.dtype) == str(theirs.dtype).replace("torch.", "")
+        assert ours.numpy().tolist() == theirs.tolist()
+    with pytest.raises(TypeError, match=r"^and: the bitwise operators take bool or integer tensors"):
+        msn.tensor(np.ones(2)) & a[:2]
+    with pytest.raises(TypeError, match=r"^invert: ~ takes a bool or integer tensor"):
+        ~msn.tensor(np.ones(2))
+
+
+def test_amax_of_a_nan_gives_nan_everywhere_as_torch_without_a_warning(torch):
+    """amax's ties are x == y, none for a NaN maximum: g / 0 * 0, NaN everywhere as PyTorch's, and
+    no divide-by-zero warning (max() gives the gradient to the NaNs instead, above)."""
+    x_np = np.array([1.0, np.nan, 3.0])
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x.amax().backward()
+    tx.amax().backward()
+    assert np.isnan(x.grad.numpy()).all() and torch.isnan(tx.grad).all()

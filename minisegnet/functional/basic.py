@@ -304,6 +304,30 @@ def compare(a, b, op):
     return Tensor._wrap(getattr(xp, _COMPARISONS[op])(a.data, b.data))
 
 
+_BITWISE = {"and": "bitwise_and", "or": "bitwise_or", "xor": "bitwise_xor"}
+
+
+def bitwise(a, b, op):
+    """``a & b`` (``op`` "and"; "or" for ``|``, "xor" for ``^``), element by element, for bool
+    or integer tensors (on masks: logical and, or, exclusive or), in ``a + b``'s dtype: no
+    gradient, as PyTorch's; floating point is refused, as there."""
+    with no_grad():
+        a, b = _operands(a, b, op)
+    for t in (a, b):
+        if t.dtype.kind not in "biu":
+            raise TypeError(f"{op}: the bitwise operators take bool or integer tensors (as in PyTorch), "
+                            f"got dtype {t.dtype}")
+    xp = backend.get_array_module(a.data, b.data)
+    return Tensor._wrap(getattr(xp, _BITWISE[op])(a.data, b.data))
+
+
+def invert(x):
+    """``~x``: logical not of a bool tensor, bitwise not of an integer one (as PyTorch's); no gradient."""
+    if x.dtype.kind not in "biu":
+        raise TypeError(f"invert: ~ takes a bool or integer tensor (as in PyTorch), got dtype {x.dtype}")
+    return Tensor._wrap(backend.get_array_module(x.data).invert(x.data))
+
+
 def _is_bool(x):
     """A Python bool, or a Tensor, array or NumPy scalar of dtype bool."""
     return isinstance(x, bool) or getattr(getattr(x, "dtype", None), "kind", None) == "b"
@@ -425,14 +449,16 @@ class Sqrt(Function):
 
 
 class Abs(Function):
-    """y = |x|;  dx = g * sign(x) (0 at x = 0, as PyTorch)."""
+    """y = |x|;  dx = g * sign(x), 0 at x = 0 and at NaN (PyTorch's ``sgn``; NumPy's
+    ``sign(NaN)`` is NaN, so the sign is selected, not taken)."""
 
     def forward(self, x):
         self.x = x
         return backend.get_array_module(x).abs(x)
 
     def backward(self, g):
-        return g * backend.get_array_module(g).sign(self.x)
+        xp = backend.get_array_module(g)
+        return xp.where(self.x > 0, g, xp.where(self.x < 0, -g, xp.zeros((), dtype=g.dtype)))
 
 
 class Clamp(Function):
@@ -595,10 +621,12 @@ class Mean(Function):
 
 class Max(Function):
     """y = max of x over ``axes``;  dx = g at the maxima, split evenly between ties
-    (like ``torch.amax``), 0 elsewhere."""
+    (like ``torch.amax``), 0 elsewhere. A NaN maximum has no ties (NaN == NaN is false): NaN
+    everywhere, as ``amax``'s; with ``nans_tie``, the NaNs are its ties and share g, as
+    ``torch.Tensor.max()``'s (``max_all``)."""
 
-    def __init__(self, axes, keepdim):
-        self.axes, self.keepdim = axes, keepdim
+    def __init__(self, axes, keepdim, nans_tie=False):
+        self.axes, self.keepdim, self.nans_tie = axes, keepdim, nans_tie
 
     def forward(self, x):
         self.x = x
@@ -606,11 +634,15 @@ class Max(Function):
         return self.y if self.keepdim else self.y.reshape([n for i, n in enumerate(x.shape) if i not in self.axes])
 
     def backward(self, g):
+        xp = backend.get_array_module(g)
         ties = self.x == self.y
+        if self.nans_tie and self.x.dtype.kind == "f":
+            ties |= xp.isnan(self.x) & xp.isnan(self.y)
         wide = opmath(g.dtype)              # float16 counts past 2048 ties wrong, and past 65504 not at all
-        share = _expand_reduced(g, self.axes, self.keepdim).astype(wide, copy=False) / \
-            ties.sum(axis=self.axes, keepdims=True, dtype=wide)
-        return (ties * share).astype(g.dtype, copy=False)
+        with np.errstate(divide="ignore", invalid="ignore"):       # no ties (a NaN maximum): NaN, as amax's
+            share = _expand_reduced(g, self.axes, self.keepdim).astype(wide, copy=False) / \
+                ties.sum(axis=self.axes, keepdims=True, dtype=wide)
+            return (ties * share).astype(g.dtype, copy=False)
 
 
 class MaxAlong(Function):
@@ -710,6 +742,15 @@ def max(x, dim=None, keepdim=False):
     return Max(axes, keepdim)(x)
 
 
+def max_all(x):
+    """The largest of all values, as ``torch.Tensor.max()``: ties share the gradient, as in
+    ``max``; a NaN maximum gives it to the NaNs (``amax`` gives NaN to every element)."""
+    checks.tensor(x, "input", "max")
+    if x.size == 0:
+        raise ValueError(f"max over dim=None of an empty axis (shape {x.shape})")
+    return Max(tuple(range(x.ndim)), False, nans_tie=True)(x)
+
+
 # ---- shape ops ---------------------------------------------------------------------
 class Reshape(Function):
     """Same values, new shape; the gradient is reshaped back."""
@@ -765,7 +806,8 @@ def flatten(x, start_dim=0, end_dim=-1):
         return reshape(x, 1)
     if start > end:
         raise ValueError(f"flatten: start_dim must not come after end_dim, got {start_dim} and {end_dim}")
-    return reshape(x, x.shape[:start] + (-1,) + x.shape[end + 1:])
+    # the flattened length as a product, not -1: reshape cannot infer -1 beside a 0 (an empty batch)
+    return reshape(x, x.shape[:start] + (int(np.prod(x.shape[start:end + 1], dtype=np.int64)),) + x.shape[end + 1:])
 
 
 def permute(x, *dims):
