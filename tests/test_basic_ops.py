@@ -875,3 +875,21 @@ def test_amax_of_a_nan_gives_nan_everywhere_as_torch_without_a_warning(torch):
         x.amax().backward()
     tx.amax().backward()
     assert np.isnan(x.grad.numpy()).all() and torch.isnan(tx.grad).all()
+
+
+@pytest.mark.parametrize("name, fn", [("log", lambda x: x.log()), ("sqrt", lambda x: x.sqrt()),
+                                      ("exp", lambda x: x.exp()), ("rdiv", lambda x: 1 / x),
+                                      ("div", lambda x: x / 0.0)])
+def test_ieee_edges_give_torchs_values_without_numpy_warnings(torch, name, fn):
+    """log 0, sqrt(-1), exp(1000), 1 / 0 and their gradients: PyTorch's inf and NaN, silently (NumPy
+    warned 'divide by zero encountered in log', which pow already kept quiet)."""
+    x_np = np.array([0.0, -1.0, 1000.0])
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = fn(x)
+        y.backward(np.ones(3))
+    ty = fn(tx)
+    ty.backward(torch.ones(3, dtype=torch.float64))
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
+    np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)

@@ -214,21 +214,29 @@ class Mul(Function):
         return ga, gb
 
 
+def ieee():
+    """IEEE's results (inf, -inf, NaN: log 0, sqrt(-1), 1 / 0, exp(1000)) without NumPy's
+    RuntimeWarnings, as PyTorch gives them: silently."""
+    return np.errstate(divide="ignore", invalid="ignore", over="ignore")
+
+
 class Div(Function):
     """y = a / b;  da = g / b, db = -g * a / b**2 (computed as -g (a / b) / b)."""
 
     def forward(self, a, b):
         self.shapes, self.b = (a.shape, b.shape), b
         self.a = a if self.needs_input_grad[1] else None      # only db needs a (see Mul)
-        return a / b
+        with ieee():
+            return a / b
 
     def backward(self, g):
-        ga = unbroadcast(g / self.b, self.shapes[0]) if self.needs_input_grad[0] else None
-        gb = None
-        if self.needs_input_grad[1]:
-            # -g (a / b) / b, as PyTorch: b * b would overflow (or underflow) long before the
-            # quotient does, in float16 past |b| = 256
-            gb = unbroadcast(-g * (self.a / self.b) / self.b, self.shapes[1])
+        with ieee():
+            ga = unbroadcast(g / self.b, self.shapes[0]) if self.needs_input_grad[0] else None
+            gb = None
+            if self.needs_input_grad[1]:
+                # -g (a / b) / b, as PyTorch: b * b would overflow (or underflow) long before the
+                # quotient does, in float16 past |b| = 256
+                gb = unbroadcast(-g * (self.a / self.b) / self.b, self.shapes[1])
         return ga, gb
 
 
@@ -419,11 +427,13 @@ class Exp(Function):
     """y = exp(x);  dx = g * y."""
 
     def forward(self, x):
-        self.y = backend.get_array_module(x).exp(x)
+        with ieee():
+            self.y = backend.get_array_module(x).exp(x)
         return self.y
 
     def backward(self, g):
-        return g * self.y
+        with ieee():
+            return g * self.y
 
 
 class Log(Function):
@@ -431,21 +441,25 @@ class Log(Function):
 
     def forward(self, x):
         self.x = x
-        return backend.get_array_module(x).log(x)
+        with ieee():
+            return backend.get_array_module(x).log(x)
 
     def backward(self, g):
-        return g / self.x
+        with ieee():
+            return g / self.x
 
 
 class Sqrt(Function):
     """y = sqrt(x);  dx = g / (2 y)."""
 
     def forward(self, x):
-        self.y = backend.get_array_module(x).sqrt(x)
+        with ieee():
+            self.y = backend.get_array_module(x).sqrt(x)
         return self.y
 
     def backward(self, g):
-        return g / (2 * self.y)
+        with ieee():
+            return g / (2 * self.y)
 
 
 class Abs(Function):
