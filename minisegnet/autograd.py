@@ -644,21 +644,22 @@ class Tensor:
     def astype(self, dtype):
         return _basic.astype(self, dtype)
 
+    # as torch's: the tensor itself when it has the dtype already, else a cast copy (``astype``)
     def float(self):
-        return _basic.astype(self, np.float32)
+        return _basic.cast(self, np.float32)
 
     def double(self):
-        return _basic.astype(self, np.float64)
+        return _basic.cast(self, np.float64)
 
     def long(self):
-        """An int64 copy (no gradient, as any integer cast), as ``torch.Tensor.long``."""
-        return _basic.astype(self, np.int64)
+        """int64 (a cast carries no gradient, as any integer cast), as ``torch.Tensor.long``."""
+        return _basic.cast(self, np.int64)
 
     def int(self):
-        return _basic.astype(self, np.int32)
+        return _basic.cast(self, np.int32)
 
     def bool(self):
-        return _basic.astype(self, np.bool_)
+        return _basic.cast(self, np.bool_)
 
 
 MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])

@@ -893,3 +893,14 @@ def test_ieee_edges_give_torchs_values_without_numpy_warnings(torch, name, fn):
     ty.backward(torch.ones(3, dtype=torch.float64))
     np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
     np.testing.assert_allclose(x.grad.numpy(), tx.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("method, dtype", [("float", np.float32), ("double", np.float64), ("long", np.int64),
+                                           ("int", np.int32), ("bool", np.bool_)])
+def test_a_cast_to_the_dtype_it_has_is_the_tensor_itself_as_torch(torch, method, dtype):
+    """torch's x.float() of a float32 tensor is x (writes through it show); ours was a copy."""
+    ours, theirs = msn.tensor(np.zeros(3, dtype)), torch.from_numpy(np.zeros(3, dtype))
+    assert (getattr(ours, method)() is ours) == (getattr(theirs, method)() is theirs) == True  # noqa: E712
+    other = np.float64 if dtype != np.float64 else np.float32
+    ours, theirs = msn.tensor(np.zeros(3, other)), torch.from_numpy(np.zeros(3, other))
+    assert (getattr(ours, method)() is ours) == (getattr(theirs, method)() is theirs) == False  # noqa: E712

@@ -564,6 +564,12 @@ def astype(x, dtype):
     return AsType(dtype)(x)
 
 
+def cast(x, dtype):
+    """``x.float()``, ``x.long()``, ...: ``x`` itself when it has ``dtype`` already (as PyTorch's:
+    no copy, the same tensor), else ``astype``'s copy."""
+    return x if x.dtype == dtype else astype(x, dtype)
+
+
 # ---- reductions -------------------------------------------------------------------
 def normalize_dims(dim, ndim, name="dim", op=None):
     """``dim`` (None, an int or a tuple/list of ints) as a sorted tuple of non-negative axes;
