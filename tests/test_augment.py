@@ -806,3 +806,13 @@ def test_a_stack_of_label_maps_has_one_dtype_whatever_p_draws(make):
     transform = make()
     dtypes = {transform(image, stack, rng(seed))[1].dtype for seed in range(12)}
     assert len(dtypes) == 1, dtypes
+
+
+def test_the_elastic_results_figure_draws_and_says_where_its_numbers_come_from(monkeypatch):
+    from minisegnet.viz import sampling as vs
+
+    fig = vs.figure_elastic_few_images()                 # the source checkout's recorded numbers
+    assert len(fig.axes) == 2
+    monkeypatch.setattr(vs, "RESULTS_FILE", "not_there.json")   # as an installed package: no docs folder
+    with pytest.raises(FileNotFoundError, match=r"^figure_elastic_few_images: .*not_there\.json is not there"):
+        vs.figure_elastic_few_images()

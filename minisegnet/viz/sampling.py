@@ -336,10 +336,16 @@ def figure_augment_preview(seed=0):
 def figure_elastic_few_images(results=None):
     """Held-out mean IU per seed for each setting (without, and with elastic deformation of two
     strengths) and the training times, from the numbers ``examples/elastic_few_images.py`` recorded
-    (``docs/figures/elastic_few_images.json``)."""
+    (``docs/figures/elastic_few_images.json`` of a source checkout; elsewhere pass ``results``,
+    that file's contents)."""
     if results is None:
         here = os.path.dirname(os.path.abspath(__file__))
-        with open(os.path.join(here, "..", "..", "docs", "figures", RESULTS_FILE)) as f:
+        path = os.path.join(here, "..", "..", "docs", "figures", RESULTS_FILE)
+        if not os.path.exists(path):          # an installed package has no docs folder beside it
+            raise FileNotFoundError(f"figure_elastic_few_images: {os.path.normpath(path)} is not there (the docs "
+                                    f"of a source checkout); pass results=, the JSON that "
+                                    f"examples/elastic_few_images.py writes")
+        with open(path) as f:
             results = json.load(f)
     fig = _Figure(figsize=(9.5, 3.8), dpi=100)
     left, right = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
