@@ -165,8 +165,10 @@ def resolve_config(config):
     if config["momentum"] >= 1:
         raise UserError(f"--momentum must be below 1 (SGD's running sum of gradients decays by that factor "
                         f"each step; at 1 or more it never decays and the steps grow), got {config['momentum']!r}")
-    if isinstance(config["seed"], bool) or not isinstance(config["seed"], int) or not 0 <= config["seed"] < 2**64:
+    if isinstance(config["seed"], bool) or not isinstance(config["seed"], (int, np.integer)) \
+            or not 0 <= config["seed"] < 2**64:
         raise UserError(f"--seed must be an integer from 0 to 2**64 - 1, got {config['seed']!r}")
+    config["seed"] = int(config["seed"])              # (a NumPy integer too; config.json holds plain ints)
     if not (_number(config["val_fraction"]) and 0 < config["val_fraction"] < 1):
         raise UserError(f"val_fraction must be between 0 and 1, got {config['val_fraction']!r}")
     if config["optimizer"] not in ("adam", "adamw", "sgd"):

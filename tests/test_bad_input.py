@@ -1545,3 +1545,43 @@ def test_plot_augment_preview_refuses_a_column_count_below_1(columns):
     with pytest.raises(ValueError, match=r"^plot_augment_preview: columns"):
         viz.plot_augment_preview(np.ones((3, 16, 16), np.float32), np.zeros((16, 16), np.int64), [],
                                  np.random.default_rng(0), columns=columns)
+
+
+def test_instance_overlay_checks_alpha_and_takes_any_ids_and_an_empty_image():
+    from minisegnet import viz
+
+    image = np.full((3, 6, 6), 0.5, np.float32)
+    ids = np.zeros((6, 6), np.int64)
+    ids[1:5, 1:5] = 2 ** 40                          # a colour table that long would be 8 TiB
+    out = viz.instance_overlay(image, ids)
+    assert out.shape == (6, 6, 3) and np.isfinite(out).all() and not np.allclose(out[2, 2], out[0, 0])
+    small = ids.copy()
+    small[small > 0] = 7
+    np.testing.assert_allclose(viz.instance_overlay(image, small)[2, 2],       # one rule for every id
+                               0.5 * 0.5 + 0.5 * viz.instances.instance_colors(7)[7])
+    with pytest.raises(TypeError, match=r"^instance_overlay: alpha must be a number"):
+        viz.instance_overlay(image, ids, alpha="0.5")
+    assert viz.instance_overlay(np.zeros((3, 0, 0), np.float32), np.zeros((0, 0), np.int64)).shape == (0, 0, 3)
+
+
+@pytest.mark.parametrize("plot", ["plot_instance_curves", "plot_panoptic_curves", "plot_curves"])
+def test_every_curves_figure_checks_its_history(plot, tmp_path):
+    from minisegnet.viz import instances, panoptic, training
+
+    fn = {"plot_instance_curves": instances.plot_instance_curves, "plot_panoptic_curves":
+          panoptic.plot_panoptic_curves, "plot_curves": training.plot_curves}[plot]
+    with pytest.raises(TypeError, match=r"history must be a list of per-epoch dicts"):
+        fn("abc", tmp_path / "c.png")
+
+
+def test_prediction_figures_refuse_fewer_class_names_than_colours(tmp_path):
+    from minisegnet import viz
+
+    images = np.zeros((1, 3, 4, 4), np.float32)
+    masks = np.zeros((1, 4, 4), np.int64)
+    palette = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0]], np.uint8)
+    with pytest.raises(ValueError, match=r"^plot_predictions: class_names has 2 names for the palette's 3 colours"):
+        viz.plot_predictions(images, masks, masks, palette, tmp_path / "p.png", class_names=["a", "b"])
+    pan = np.zeros((1, 4, 4, 2), np.int64)
+    with pytest.raises(ValueError, match=r"^plot_panoptic_predictions: class_names has 2 names"):
+        viz.panoptic.plot_panoptic_predictions(images, pan, pan, palette, tmp_path / "q.png", class_names=["a", "b"])

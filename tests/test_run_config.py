@@ -133,3 +133,10 @@ def test_a_recorded_configuration_keeps_only_the_options_this_version_takes():
     kept = recorded_options(saved)
     assert "out" not in kept and "old_option" not in kept and kept["epochs"] == 2
     assert resolve_config(kept)["epochs"] == 2
+
+
+def test_a_numpy_integer_seed_is_taken_as_the_other_integer_options_are():
+    import numpy as np
+
+    config = resolve_config({"seed": np.int64(3), "epochs": np.int32(2)})
+    assert config["seed"] == 3 and type(config["seed"]) is int

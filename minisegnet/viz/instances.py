@@ -12,27 +12,36 @@
 import numpy as np
 from matplotlib.figure import Figure as _Figure
 
+from .. import checks
 from ..backend import to_numpy
 from .training import _as_rgb, best_record, check_png_path, curves_figure, save_curves, score_values
 
-__all__ = ["instance_colors", "instance_overlay", "outlines", "save_instance_overlay", "plot_instance_curves",
+__all__ = ["instance_colors", "id_colors", "instance_overlay", "outlines", "save_instance_overlay", "plot_instance_curves",
            "plot_instance_predictions", "match_to_truth", "figure_weight_map", "INSTANCE_FIGURES", "save_instance_figures"]
 
 
 def instance_colors(num):
     """``(num + 1, 3)`` float colours in [0, 1]: black for id 0, then hues a golden
     angle apart, so neighbouring ids get clearly different colours."""
+    return id_colors(np.arange(num + 1))
+
+
+def id_colors(ids):
+    """The colour of each id of ``ids`` (any shape) by ``instance_colors``' rule, computed per id:
+    a map holding id 2**40 needs no table that long."""
     from matplotlib.colors import hsv_to_rgb
 
-    k = np.arange(1, num + 1)
-    hsv = np.stack([(k * 0.6180339887) % 1.0, np.where(k % 2, 0.75, 0.55), np.where(k % 3, 0.95, 0.8)], axis=1)
-    return np.concatenate([np.zeros((1, 3)), hsv_to_rgb(hsv)]) if num else np.zeros((1, 3))
+    k = np.asarray(ids).astype(np.float64)
+    hsv = np.stack([(k * 0.6180339887) % 1.0, np.where(k % 2, 0.75, 0.55), np.where(k % 3, 0.95, 0.8)], axis=-1)
+    return np.where((k > 0)[..., None], hsv_to_rgb(hsv), 0.0)
 
 
 def outlines(instances):
     """Boolean ``(H, W)``: object pixels with a 4-neighbour of another id (or of none)."""
     ids = to_numpy(instances)
     h, w = ids.shape
+    if ids.size == 0:                             # (np.pad cannot extend an empty axis)
+        return np.zeros((h, w), dtype=bool)
     padded = np.pad(ids, 1, mode="edge")
     edge = np.zeros((h, w), dtype=bool)
     for dy, dx in ((0, 1), (2, 1), (1, 0), (1, 2)):
@@ -58,12 +67,12 @@ def instance_overlay(image, instances, alpha=0.5, outline=(1.0, 1.0, 1.0)):
     0 = no object (left untinted). ``outline``: RGB of the outline pixels, or
     None for none. Returns an ``(H, W, 3)`` float array in [0, 1].
     """
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
-    rgb = _as_rgb(image)
+    alpha = checks.real(alpha, "alpha", "instance_overlay", minimum=0, maximum=1)
+    rgb = _as_rgb(image, "instance_overlay")
     ids = _check_instances(rgb, instances)
-    colors = instance_colors(int(ids.max()) if ids.size else 0)
-    out = np.where((ids > 0)[..., None], (1 - alpha) * rgb + alpha * colors[ids], rgb)
+    present, where = np.unique(ids, return_inverse=True)     # colours of the ids present only
+    colors = id_colors(present)[where.reshape(ids.shape)]
+    out = np.where((ids > 0)[..., None], (1 - alpha) * rgb + alpha * colors, rgb)
     if outline is not None:
         out = np.where(outlines(ids)[..., None], np.asarray(outline, dtype=np.float64), out)
     return out
@@ -85,7 +94,7 @@ def plot_instance_curves(history, path):
     """Training curves of an instance model from ``metrics.json``'s records: losses on
     the left; held-out PQ, SQ, RQ of the things and mean IU on the right."""
     check_png_path(path, "plot_instance_curves")
-    fig, ax_score, epochs = curves_figure(history, "weighted cross-entropy")
+    fig, ax_score, epochs = curves_figure(history, "weighted cross-entropy", "plot_instance_curves")
     for key, label, width in (("pq_things", "PQ", 2.5), ("sq_things", "SQ", 1.2), ("rq_things", "RQ", 1.2),
                               ("mean_iou", "mean IU (classes)", 1.2)):
         if any(h.get(key) is not None for h in history):

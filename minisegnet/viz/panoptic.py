@@ -16,7 +16,8 @@ from matplotlib.patches import Patch as _Patch
 from .. import checks
 from ..backend import to_numpy
 from .instances import instance_colors, match_to_truth, outlines
-from .training import _as_rgb, best_record, check_png_path, curves_figure, save_curves, score_values
+from .training import (_as_rgb, best_record, check_png_path, curves_figure, legend_patches, save_curves,
+                       score_values)
 
 __all__ = ["panoptic_overlay", "plot_panoptic_curves", "plot_panoptic_predictions"]
 
@@ -70,7 +71,7 @@ def plot_panoptic_curves(history, file):
     things and over stuff, and the semantic branch's mean IU. ``file``: a path or
     an open binary file."""
     check_png_path(file, "plot_panoptic_curves")
-    fig, ax_score, epochs = curves_figure(history, "CE + centre MSE + offset L1 (weighted)")
+    fig, ax_score, epochs = curves_figure(history, "CE + centre MSE + offset L1 (weighted)", "plot_panoptic_curves")
     for key, label, style in (("pq", "PQ", dict(lw=2.5)), ("sq", "SQ", dict(lw=1.2)), ("rq", "RQ", dict(lw=1.2)),
                               ("pq_things", "PQ things", dict(lw=1.2, ls="--")),
                               ("pq_stuff", "PQ stuff", dict(lw=1.2, ls="--")),
@@ -147,9 +148,7 @@ def plot_panoptic_predictions(images, truth, predictions, palette, file, class_n
             ax.set_xticks([])
             ax.set_yticks([])
             ax.set_title(text, fontsize=9)
-    names = class_names or [f"class {c}" for c in range(len(palette))]
-    handles = [_Patch(facecolor=np.asarray(c) / 255.0, edgecolor="#555555", label=name)
-               for c, name in zip(palette, names)]
+    handles = legend_patches(palette, class_names, "plot_panoptic_predictions")
     fig.legend(handles=handles + [_Patch(facecolor="white", edgecolor="#555555",
                                          label="things: one colour per object, outlined")],
                loc="lower center", ncol=min(len(handles) + 1, 6), fontsize=8, frameon=False)
@@ -254,8 +253,7 @@ def figure_segmentation_types(data=None, index=None):
         ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
-    names = [str(n) for n in data["class_names"]]
-    handles = [_Patch(facecolor=np.asarray(c) / 255.0, edgecolor="#555555", label=n) for c, n in zip(palette, names)]
+    handles = legend_patches(palette, [str(n) for n in data["class_names"]], "figure_segmentation_types")
     fig.legend(handles=handles, loc="lower center", ncol=len(handles), fontsize=8, frameon=False)
     fig.suptitle(f"One trained Panoptic-DeepLab, three kinds of answer (held-out image {int(data['indices'][index])})",
                  fontsize=10)

@@ -85,12 +85,15 @@ def overlay(image, mask, palette, alpha=0.5, background=None):
     return out
 
 
-def curves_figure(history, loss_name):
+def curves_figure(history, loss_name, op):
     """``(figure, score axes, epochs)`` of a task's ``curves.png``: the losses of
     ``metrics.json``'s records (train and held-out, log scale) on the left, named
     ``loss_name``; the right-hand axes are the task's to fill, then ``save_curves``."""
+    if not isinstance(history, (list, tuple)) or not all(isinstance(h, dict) for h in history):
+        raise TypeError(f"{op}: history must be a list of per-epoch dicts (metrics.json's records), "
+                        f"got {type(history).__name__}")
     if not history:
-        raise ValueError("history is empty: nothing to plot")
+        raise ValueError(f"{op}: history is empty: nothing to plot")
     epochs = [h["epoch"] for h in history]
     fig = _Figure(figsize=(10, 4), dpi=100)
     ax_loss, ax_score = fig.subplots(1, 2)
@@ -117,6 +120,16 @@ def best_record(history, key):
     return max(scored, key=lambda h: h[key]) if scored else None
 
 
+def legend_patches(palette, class_names, op):
+    """One legend patch per colour of ``palette``, named by ``class_names`` (one name per colour;
+    None: "class 0", "class 1", ...)."""
+    names = [f"class {c}" for c in range(len(palette))] if class_names is None else list(class_names)
+    if len(names) != len(palette):           # zip would drop the colours past the names
+        raise ValueError(f"{op}: class_names has {len(names)} names for the palette's {len(palette)} colours")
+    return [_Patch(facecolor=np.asarray(c) / 255.0, edgecolor="#555555", label=name)
+            for c, name in zip(palette, names)]
+
+
 def save_curves(fig, epochs, path):
     """Grid lines, a tick per epoch (up to 14 epochs), and the figure saved to ``path``."""
     for ax in fig.axes:
@@ -132,10 +145,7 @@ def plot_curves(history, path):
     """Training curves from ``metrics.json``'s per-epoch records: losses on the left,
     the FCN scores (pixel acc., mean acc., mean IU, f.w. IU) on the right. Saves to ``path``."""
     check_png_path(path, "plot_curves")
-    if not isinstance(history, (list, tuple)) or not all(isinstance(h, dict) for h in history):
-        raise TypeError(f"plot_curves: history must be a list of per-epoch dicts (metrics.json's records), "
-                        f"got {type(history).__name__}")
-    fig, ax_score, epochs = curves_figure(history, "cross-entropy loss")
+    fig, ax_score, epochs = curves_figure(history, "cross-entropy loss", "plot_curves")
     for key, label in (("pixel_acc", "pixel accuracy"), ("mean_acc", "mean accuracy"),
                        ("mean_iou", "mean IU"), ("fw_iou", "f.w. IU")):
         if key in history[0]:
@@ -182,9 +192,7 @@ def plot_predictions(images, masks, preds, palette, path, class_names=None):
             ax.set_yticks([])
             if i == 0 or title.startswith("prediction"):
                 ax.set_title(title, fontsize=9)
-    names = class_names or [f"class {c}" for c in range(len(palette))]
-    handles = [_Patch(facecolor=np.asarray(c) / 255.0, edgecolor="#555555", label=name)
-               for c, name in zip(palette, names)]
+    handles = legend_patches(palette, class_names, "plot_predictions")
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.6 / (2.4 * n + 0.6), 1, 1))
     fig.savefig(path)
