@@ -193,7 +193,11 @@ MASK4 = np.zeros((4, 4), np.int64)
     (lambda: RandomAffine(degrees=(10, 5)), ValueError, "min <= max"),
     (lambda: RandomAffine(degrees="10"), TypeError, "degrees must be a number or a pair"),
     (lambda: RandomAffine(translate=(0.1, 1.5)), ValueError, r"translate must be a pair \(a, b\) of fractions"),
-    (lambda: RandomAffine(translate=0.1), ValueError, "translate must be a pair"),
+    (lambda: RandomAffine(translate=0.1), TypeError, "translate must be a pair"),
+    (lambda: RandomElastic(sigma="3"), TypeError, "sigma must be a finite"),
+    (lambda: RandomElastic(points=2.0), TypeError, "points must be an int >= 2"),
+    (lambda: T.MirrorPad(1.0), TypeError, r"MirrorPad: padding must be .* got 1\.0"),
+    (lambda: T.MirrorPad(-1), ValueError, r"MirrorPad: padding must be .* got -1$"),
     (lambda: RandomAffine(scale=1.2), TypeError, "scale must be a pair"),
     (lambda: RandomAffine(scale=(0.0, 1.2)), ValueError, "scale must stay >= "),
     (lambda: RandomAffine(shear=(-95, 0)), ValueError, "shear must stay between -90 and 90"),
@@ -745,7 +749,7 @@ def test_a_deformed_stack_of_label_maps_is_int64_whatever_it_draws():
 
 
 def test_mirror_pad_refuses_a_bool_in_its_padding():
-    with pytest.raises(ValueError, match=r"MirrorPad: padding must be .* got \(True, 0, 0, 0\)"):
+    with pytest.raises(TypeError, match=r"MirrorPad: padding must be .* got \(True, 0, 0, 0\)"):
         T.MirrorPad((True, 0, 0, 0))
 
 

@@ -291,13 +291,15 @@ class MirrorPad:
     """
 
     def __init__(self, padding):
+        given = padding
         if isinstance(padding, (int, np.integer)) and not isinstance(padding, bool):
             padding = (int(padding),) * 4
+        rule = "a non-negative int or (top, bottom, left, right)"
         if (not isinstance(padding, (tuple, list)) or len(padding) != 4
-                or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) and p >= 0
-                           for p in padding)):
-            raise ValueError(f"MirrorPad: padding must be a non-negative int or (top, bottom, left, right), "
-                             f"got {padding!r}")
+                or not all(isinstance(p, (int, np.integer)) and not isinstance(p, bool) for p in padding)):
+            raise TypeError(f"MirrorPad: padding must be {rule}, got {given!r}")
+        if any(p < 0 for p in padding):
+            raise ValueError(f"MirrorPad: padding must be {rule}, got {given!r}")
         self.padding = tuple(int(p) for p in padding)
 
     def __call__(self, image, mask, rng=None):
@@ -467,15 +469,20 @@ _MAX_SIGMA = 1e4
 
 
 def _check_sigma(sigma, op):
-    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real) or not 0 <= sigma <= _MAX_SIGMA:
-        raise ValueError(f"{op}: sigma must be a finite, non-negative number of pixels, at most {_MAX_SIGMA:g}, "
-                         f"got {sigma!r}")
+    rule = f"a finite, non-negative number of pixels, at most {_MAX_SIGMA:g}"
+    if isinstance(sigma, bool) or not isinstance(sigma, numbers.Real):
+        raise TypeError(f"{op}: sigma must be {rule}, got {sigma!r}")
+    if not 0 <= sigma <= _MAX_SIGMA:
+        raise ValueError(f"{op}: sigma must be {rule}, got {sigma!r}")
     return float(sigma)
 
 
 def _check_points(points, op):
-    if isinstance(points, bool) or not isinstance(points, numbers.Integral) or points < 2:
-        raise ValueError(f"{op}: points must be an int >= 2 (control points per axis), got {points!r}")
+    rule = "an int >= 2 (control points per axis)"
+    if isinstance(points, bool) or not isinstance(points, numbers.Integral):
+        raise TypeError(f"{op}: points must be {rule}, got {points!r}")
+    if points < 2:
+        raise ValueError(f"{op}: points must be {rule}, got {points!r}")
     return int(points)
 
 
@@ -560,9 +567,12 @@ class RandomAffine:
         self.degrees = _range(degrees, "RandomAffine: degrees", 0.0, low=-360, high=360)
         if translate is None:
             translate = (0.0, 0.0)
+        rule = "a pair (a, b) of fractions in [0, 1]"
         if (not isinstance(translate, (tuple, list)) or len(translate) != 2
-                or not all(isinstance(t, numbers.Real) and not isinstance(t, bool) and 0 <= t <= 1 for t in translate)):
-            raise ValueError(f"RandomAffine: translate must be a pair (a, b) of fractions in [0, 1], got {translate!r}")
+                or not all(isinstance(t, numbers.Real) and not isinstance(t, bool) for t in translate)):
+            raise TypeError(f"RandomAffine: translate must be {rule}, got {translate!r}")
+        if not all(0 <= t <= 1 for t in translate):
+            raise ValueError(f"RandomAffine: translate must be {rule}, got {translate!r}")
         self.translate = (float(translate[0]), float(translate[1]))
         if isinstance(scale, numbers.Real):
             raise TypeError(f"RandomAffine: scale must be a pair (min, max) of zoom factors, got {scale!r}")
