@@ -6,7 +6,11 @@ weights and gradients take the same steps, up to float rounding: PyTorch's
 CPU kernels fuse some multiply-adds into one rounding (SGD's ``p - lr * g``)
 where NumPy rounds the product and the sum apart, so a float32 step can
 differ in its last bit (the tests hold float64 steps to PyTorch's within
-1e-10 relative). Updates happen **in place** on
+1e-10 relative). float16 parameters are updated in float16, every NumPy
+operation rounding, where PyTorch's kernels compute some in float32 and round
+once: after five Adam steps a few percent of the values differ from PyTorch's,
+some by many float16 steps (and in both, Adam's ``eps`` of 1e-8 is 0 in
+float16, so a value whose moments are 0 steps to inf); train in float32. Updates happen **in place** on
 ``p.data`` (the backend array), outside the autograd graph, on whichever
 backend the parameters live on. Parameters whose ``.grad`` is ``None`` are
 skipped, as in PyTorch.
