@@ -8,9 +8,10 @@ __all__ = ["check_dtype"]
 
 
 def _has_big_int(data):
-    """Whether ``data`` (an int, or nested lists and tuples) holds an int beyond int64's range."""
-    if isinstance(data, int) and not isinstance(data, bool):
-        return not -2**63 <= data < 2**63
+    """Whether ``data`` (an int or NumPy integer, or nested lists and tuples) holds an int beyond
+    int64's range (a NumPy uint64 past it too: int64 would wrap it)."""
+    if isinstance(data, (int, np.integer)) and not isinstance(data, bool):
+        return not -2**63 <= int(data) < 2**63
     if isinstance(data, (list, tuple)):
         return any(_has_big_int(item) for item in data)
     return False
@@ -22,6 +23,20 @@ def _beyond_int64(data, probe):
     if probe.dtype.kind == "f" and (probe.size == 0 or not float(np.abs(probe).max()) >= 2**63):
         return False
     return _has_big_int(data) and not _has_float(data)
+
+
+def _probe(data):
+    """NumPy's reading of Python ``data`` (numbers in nested lists), to learn its kind: a ragged
+    list is a clear error; floats beside an int past uint64 are floats (NumPy makes an object
+    array of them), as PyTorch's ``tensor([1.5, 2**64])``."""
+    try:
+        probe = np.asarray(data)
+    except ValueError:      # NumPy's "inhomogeneous shape" for ragged nested lists
+        raise ValueError(f"tensor: cannot make a tensor from a ragged nested list: every row at one depth "
+                         f"needs the same length, got {_preview(data)}") from None
+    if probe.dtype == object and _has_float(data) and _has_big_int(data):
+        probe = np.asarray(data, dtype=np.float64)
+    return probe
 
 
 def _has_float(data):

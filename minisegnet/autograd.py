@@ -28,7 +28,7 @@ import warnings
 import numpy as np
 
 from . import backend, grad_mode, saved_values
-from .array_data import _beyond_int64, _device_module, _has_big_int, _leaves_on, _preview, check_dtype
+from .array_data import _beyond_int64, _device_module, _has_big_int, _leaves_on, _preview, _probe, check_dtype
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .saved_values import _memory_owner, mark_written
 
@@ -50,7 +50,7 @@ def _as_array(data, dtype=None):
         dtype = check_dtype(dtype, "tensor")
     from_list = isinstance(data, (list, tuple))
     if from_list:
-        data = _unwrap_nested(data)
+        data = listed = _unwrap_nested(data)          # (``listed``: the Python values, for the checks)
         device = _device_module(data)
         if device is not None:
             data = device.asarray(_leaves_on(device, data))
@@ -62,12 +62,8 @@ def _as_array(data, dtype=None):
         if type(data).__module__.startswith("cupy"):
             probe = data                    # assembled on the GPU above
         else:
-            try:
-                probe = np.asarray(data)
-            except ValueError:      # NumPy's "inhomogeneous shape" for ragged nested lists
-                raise ValueError(f"tensor: cannot make a tensor from a ragged nested list: every row at one depth "
-                                 f"needs the same length, got {_preview(data)}") from None
-        if probe.dtype.kind in "uf" and _beyond_int64(data, probe):
+            probe = _probe(data)
+        if probe.dtype.kind in "uf" and _beyond_int64(listed if from_list else data, probe):
             raise OverflowError(f"tensor: an int beyond int64's range ({-2**63} to {2**63 - 1}) in {_preview(data)}; "
                                 f"PyTorch refuses it too (NumPy would make it uint64, which int64 wraps "
                                 f"around, or float64)")

@@ -93,9 +93,10 @@ def _dataset_info(ds, ignore_index=None):
     return info
 
 
-def _infer_num_classes(masks_dir):
+def _infer_num_classes(masks_dir, folder=None):
     """1 + the largest label in the index-PNG masks (255, VOC's "don't care", is no class).
-    Files it cannot read are skipped here: ``check_folder`` reports them all."""
+    Files it cannot read are skipped here: ``check_folder`` reports them all. With ``folder``
+    (the --data name), a label past 254 is a ``UserError`` naming the mask that holds it."""
     from PIL import Image
     top = 0
     for name in sorted(os.listdir(masks_dir)):
@@ -105,11 +106,14 @@ def _infer_num_classes(masks_dir):
                     if m.mode not in ("L", "P", "I", "I;16", "1"):
                         continue
                     values = np.unique(np.asarray(m))
-            except OSError:
+            except (OSError, Image.DecompressionBombError):          # check_folder reports it
                 continue
             values = values[values != 255]
             if values.size:
                 top = max(top, int(values.max()))
+            if folder is not None and top > 254:
+                raise UserError(f"--data {folder!r}: mask {name!r} holds label {top}, but a folder's masks are "
+                                f"8-bit index PNGs, classes 0 to 254, with 255 the void label")
     return top + 1
 
 
@@ -174,7 +178,7 @@ def build_datasets(config, task=None, progress=False, log=None):
     if task.instances and not things:
         raise UserError(f"--task {task.name} on a folder needs --thing-classes: the classes whose objects "
                         "its instances/ PNGs number (e.g. --thing-classes 1,2)")
-    num_classes = config["num_classes"] or _infer_num_classes(masks)
+    num_classes = config["num_classes"] or _infer_num_classes(masks, name)
     if num_classes > 255:
         raise UserError(f"--num-classes {num_classes}: a folder's masks are 8-bit index PNGs, classes "
                         f"0 to 254, with 255 the void label (pixels left out of the loss and the scores)")

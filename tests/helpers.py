@@ -123,3 +123,17 @@ def saved_figures(monkeypatch):
 
     monkeypatch.setattr(Figure, "savefig", keep)
     return saved
+
+
+def png_header_only(path, width, height, colour_type):
+    """A PNG whose header claims ``width`` x ``height`` pixels (``colour_type`` 2: RGB, 0: grey)
+    with no pixel data: PIL's decompression-bomb check reads the header alone, so a few bytes
+    stand for an image past its size limit."""
+    import struct
+    import zlib
+
+    def chunk(kind, body):
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
+    header = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b""))
+                     + chunk(b"IEND", b""))

@@ -1131,3 +1131,35 @@ def test_iterating_a_zero_dim_tensor_is_a_type_error_as_torch(torch, use):
 def test_iterating_a_tensor_walks_its_first_axis_as_torch(torch):
     x = np.arange(6.0).reshape(3, 2)
     assert [r.numpy().tolist() for r in msn.tensor(x)] == [r.tolist() for r in torch.tensor(x)]
+
+
+@pytest.mark.parametrize("data", [[np.uint64(2**63)], [np.uint64(2**64 - 1), 1], [[np.uint64(2**63)], [np.uint64(1)]]])
+def test_tensor_does_not_wrap_numpy_uint64_scalars_beyond_int64(torch, data):
+    """PyTorch refuses a list of NumPy uint64 scalars. _has_big_int looked at Python ints only, so
+    [np.uint64(2**63)] became int64 -2**63 (a silent wrap) and [np.uint64(2**64 - 1), 1] a float32
+    1.8e19 ('No argument is silently truncated or wrapped', docs/guarantees.md)."""
+    with pytest.raises((TypeError, ValueError, RuntimeError, OverflowError)):
+        torch.tensor(data)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # and no RuntimeWarning from a wrapping cast
+        with pytest.raises((TypeError, OverflowError)):
+            msn.tensor(data)
+
+
+def test_tensor_of_floats_and_an_int_past_uint64_is_float32_as_pytorchs(torch):
+    """torch.tensor([1.5, 2**64]) is float32 (as [2**63, 1.5] is, here and there); NumPy makes the
+    list an object array, which tensor() refused as 'dtype object'."""
+    assert torch.tensor([1.5, 2**64]).dtype == torch.float32
+    x = msn.tensor([1.5, 2**64])
+    assert x.dtype == np.float32 and x.numpy().tolist() == [1.5, float(np.float32(2**64))]
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_an_int_beyond_int64_beside_a_device_array_is_refused_as_beside_a_host_one(cupy, on_device):
+    """[array(5), 2**63] is an OverflowError with a NumPy array; with a CuPy array _as_array first
+    assembled the list on the device (uint64 and int64: float64) and then asked _beyond_int64 about
+    that array instead of the list, so _has_big_int saw no Python int and the tensor came out
+    float32 [5.0, 9.2e18], silently."""
+    xp = cupy if on_device else np
+    with pytest.raises(OverflowError, match="tensor: an int beyond int64's range"):
+        msn.tensor([xp.asarray(np.int64(5)), 2**63])

@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 
 import minisegnet as msn
 from minisegnet import data
+from helpers import png_header_only
 
 TOY = [data.Shapes, data.Roads, data.Cells]
 
@@ -691,3 +692,81 @@ def test_subset_takes_negative_indices_as_pytorchs():
     np.testing.assert_array_equal(sub[0][0], ds[9][0])
     with pytest.raises(IndexError, match=r"Subset index 10 is out of range for a dataset of 10 samples \(-10 to 9\)"):
         data.Subset(ds, [10])
+
+
+def test_check_folder_reports_an_image_past_pils_size_limit_with_the_other_bad_files(tmp_path):
+    # PIL refuses an image of more than 2 * Image.MAX_IMAGE_PIXELS pixels with DecompressionBombError,
+    # which is neither an OSError nor a ValueError: check_folder let it escape as a traceback, and the
+    # other bad pairs went unreported (a corrupt BMP header that claims a huge size does the same)
+    from PIL import Image
+    for name in ("images", "masks"):
+        (tmp_path / name).mkdir()
+    for name, label in (("a", 0), ("b", 7), ("huge", 0)):
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "images" / f"{name}.png")
+        Image.fromarray(np.full((4, 4), label, np.uint8)).save(tmp_path / "masks" / f"{name}.png")
+    png_header_only(tmp_path / "images" / "huge.png", 20000, 20000, 2)       # 400M pixels
+    ds = data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3)
+    with pytest.raises(ValueError) as error:
+        data.check_folder(ds)
+    message = str(error.value)
+    assert "2 of 3 image/mask pairs cannot be used" in message
+    assert "huge.png" in message and "b.png' holds label(s) [7]" in message
+
+
+def test_loader_refuses_a_nested_list_image_or_mask_with_a_type_error():
+    # the sample check let a nested list through (np.ndim and np.asarray read it), then the
+    # stacking asked it for .shape: AttributeError: 'list' object has no attribute 'shape'
+    class ListImage:
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return [[[0.5] * 4] * 4], np.zeros((4, 4), np.int64)
+
+    class ListMask:
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return np.zeros((1, 4, 4), np.float32), [[0] * 4] * 4
+
+    for dataset in (ListImage(), ListMask()):
+        try:
+            batches = [tuple(part.shape for part in batch) for batch in data.DataLoader(dataset, 2)]
+        except TypeError as error:
+            assert "sample 0" in str(error)          # refused, naming the sample, as other bad samples are
+        else:                                        # or read as the arrays they spell
+            assert batches == [((2, 1, 4, 4), (2, 4, 4))]
+
+
+def test_a_transform_gets_the_label_maps_of_a_sample_the_loader_takes_without_one():
+    # an int64 mask and uint64 object ids batch without a transform (each map is cast to int64);
+    # with one the loader stacked them first, NumPy promoted int64 with uint64 to float64, and
+    # RandomFlip refused 'dtype float64' labels the dataset never held
+    class Sample:
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return np.zeros((1, 4, 4), np.float32), np.zeros((4, 4), np.int64), np.ones((4, 4), np.uint64)
+
+    plain = next(iter(data.DataLoader(Sample(), 2)))
+    assert [part.dtype for part in plain] == [np.float32, np.int64, np.int64]
+    flipped = next(iter(data.DataLoader(Sample(), 2, seed=0, transform=data.RandomFlip())))
+    assert [part.dtype for part in flipped] == [np.float32, np.int64, np.int64]
+    assert (flipped[1] == 0).all() and (flipped[2] == 1).all()
+
+
+def test_loader_refuses_object_ids_past_int64_instead_of_wrapping_them():
+    # the batch's label maps are int64: a uint64 id past int64's largest wrapped to a negative id
+    class Sample:
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            ids = np.zeros((4, 4), np.uint64)
+            ids[1, 1] = 2 ** 63 + 1
+            return np.zeros((1, 4, 4), np.float32), np.zeros((4, 4), np.int64), ids
+
+    with pytest.raises(ValueError, match=r"sample 0: its .* holds 9223372036854775809, past int64's largest"):
+        next(iter(data.DataLoader(Sample(), 1)))

@@ -15,7 +15,7 @@ import pytest
 import minisegnet as msn
 from minisegnet import data, model_geometry, predict, train
 from minisegnet.cli import main
-from helpers import run_interrupted_in_epoch_2
+from helpers import png_header_only, run_interrupted_in_epoch_2
 
 TINY = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "2",
         "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--quiet"]
@@ -1347,3 +1347,30 @@ def test_two_processes_on_a_void_image_do_not_stop_with_a_nan_loss(tmp_path, mon
     assert "nan" not in err.lower(), err
     assert code == 0 or (code == 2 and "--processes" in err and
                          not os.path.exists(tmp_path / "two" / "checkpoint.npz")), (code, err)
+
+
+@pytest.mark.parametrize("where, num_classes", [("images", ["--num-classes", "4"]), ("images", []),
+                                                ("masks", ["--num-classes", "4"]), ("masks", [])])
+def test_a_folder_file_past_pils_size_limit_is_reported_not_a_traceback(tmp_path, capsys, where, num_classes):
+    # PIL's DecompressionBombError (an image of more than 2 * MAX_IMAGE_PIXELS pixels, or a corrupt
+    # header claiming so) is no OSError: check_folder (and, without --num-classes, the class count
+    # read from the masks) let it out, and train ended in a traceback with exit status 1
+    root = _write_folder(tmp_path / "ds", n=3)
+    png_header_only(root / where / "1.png", 20000, 20000, 2 if where == "images" else 0)
+    out = tmp_path / "run"
+    assert main(["train", *FOLDER_TINY, "--data", str(root), *num_classes, "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "1.png" in err and "1 of 3 image/mask pairs cannot be used" in err
+    assert not out.exists()
+
+
+def test_a_class_count_read_from_the_masks_is_not_called_an_option_given(tmp_path, capsys):
+    # without --num-classes, a 16-bit mask holding label 300 was refused as "--num-classes 301: ...",
+    # an option the user never gave, with no word of the mask or the label that made the count
+    from PIL import Image
+    root = _write_folder(tmp_path / "ds", n=3)
+    Image.fromarray(np.full((24, 24), 300, np.uint16)).save(root / "masks" / "2.png")     # 16-bit, mode I;16
+    assert main(["train", *FOLDER_TINY, "--data", str(root), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "--num-classes 301" not in err
+    assert "300" in err

@@ -91,6 +91,18 @@ def _index_files(directory, what, extensions):
     return found
 
 
+def _open(path):
+    """``PIL.Image.open(path)``; an image past PIL's size limit (or a corrupt header that claims
+    one) is an OSError naming the file, as an unreadable one is (PIL's DecompressionBombError is
+    neither, and names no file)."""
+    from PIL import Image
+
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as error:
+        raise OSError(f"{os.fspath(path)!r}: {error}") from None
+
+
 class FolderDataset:
     """Pairs ``images_dir/NAME.png`` with ``masks_dir/NAME.png`` (matched by file stem).
 
@@ -189,14 +201,12 @@ class FolderDataset:
     def _read(self, index):
         """``(sample, (PIL mode, steps))``: the sample and how its image's channels were fitted
         to ``in_channels`` (``_fitting``'s steps, empty when they were read as they are)."""
-        from PIL import Image
-
         index = checks.sample_index(index, len(self.pairs), "FolderDataset")
         image_path, mask_path = self.pairs[index]
-        with Image.open(image_path) as im:
+        with _open(image_path) as im:
             image = image_array(im, self.in_channels, image_path)
             fitting = (im.mode, _fitting(im, self.in_channels))
-        with Image.open(mask_path) as m:
+        with _open(mask_path) as m:
             if m.mode not in ("L", "P", "I", "I;16", "1"):
                 raise ValueError(f"mask {mask_path!r} is an image of mode {m.mode!r}; masks must be index images "
                                  "(PNG mode 'L' or 'P') whose pixel values are class numbers")
@@ -234,10 +244,8 @@ class FolderDataset:
 
     def _read_instances(self, index, size):
         """The instance-id PNG of sample ``index`` as int64 ``(H, W)``, checked."""
-        from PIL import Image
-
         path = self.instance_files[index]
-        with Image.open(path) as m:
+        with _open(path) as m:
             if m.mode not in ("L", "I", "I;16", "I;16B", "I;16L"):
                 raise ValueError(f"instance map {path!r} is an image of mode {m.mode!r}; instance maps must hold "
                                  "integer object ids (16-bit greyscale PNG, mode 'I;16'; 0 = no object)")

@@ -36,6 +36,9 @@ def _check_sample(index, sample, after=""):
             raise ValueError(f"sample {index}{after}: its {name} has shape {tuple(label.shape)} but its "
                              f"{'first label map' if after else 'image'} is {size[0]}x{size[1]} (height x width); "
                              f"each label map needs one value per pixel")
+        if label.dtype == np.uint64 and label.size and int(label.max()) > np.iinfo(np.int64).max:
+            raise ValueError(f"sample {index}{after}: its {name} holds {int(label.max())}, past int64's largest; "
+                             f"the loader gives int64 label maps, and the cast would wrap it")
 
 
 def _check_transform(transform):
@@ -109,13 +112,15 @@ class DataLoader:
         """Sample ``index`` as ``(image, label_1, ...)``, augmented."""
         sample = self.dataset[index]
         _check_sample(index, sample)
+        sample = tuple(np.asarray(part) for part in sample)      # (nested lists as the arrays they spell)
         if self.transform is None:
-            return tuple(sample)
+            return sample
         image, *labels = sample
         if not labels:
             raise ValueError(f"sample {index} has an image only; a transform moves an image with its labels "
                              f"(transform(image, mask, rng)), so it needs at least one label map")
-        stacked = labels[0] if len(labels) == 1 else np.stack(labels)
+        # several maps stacked in int64, the batch's dtype (np.stack would make int64 beside uint64 float64)
+        stacked = labels[0] if len(labels) == 1 else np.stack([label.astype(np.int64, copy=False) for label in labels])
         result = self.transform(image, stacked, rng)
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise TypeError(f"DataLoader: transform {self.transform!r} must return a pair (image, mask), "
