@@ -1,9 +1,11 @@
 """Claims the course and the model docstrings make that need more than a doc block:
 each test measures the number the text states."""
 import ast
+import inspect
 import collections
 import json
 import types
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -219,7 +221,8 @@ def test_no_layer_reaches_upward():
 
 
 # ---- numbers the pages state (each test quotes its sentence) --------------------------------
-_FIGURES = Path(__file__).resolve().parent.parent / "docs" / "figures"
+_DOCS = Path(__file__).resolve().parent.parent / "docs"
+_FIGURES = _DOCS / "figures"
 
 
 def test_the_commands_augmentations_have_the_settings_the_sampling_page_states():
@@ -579,3 +582,218 @@ def test_the_weight_map_figure_shows_the_class_map_and_the_weight_map_of_its_ima
     np.testing.assert_allclose(axes[2].images[0].get_array(), np.asarray(Cells(1, 48).palette)[mask] / 255.0)
     np.testing.assert_allclose(axes[3].images[0].get_array(), w)
     assert axes[3].get_title() == f"(d) weight map w(x), max {w.max():.1f}"
+
+
+# ---- guarantees.md -------------------------------------------------------------------------
+def test_the_messages_guarantees_md_quotes_are_the_messages():
+    """guarantees.md:14 "add: shapes (3,) and (4,) do not broadcast: aligned from the last axis,
+    sizes 3 and 4 differ and neither is 1"; :20 "`shapes.unet_trace(572, 33)` says `depth=33 is
+    deeper than MAX_UNET_DEPTH = 32: ...`". (Only the sigmoid, dropout, softmax and pad lines are
+    asserted by the page's own block.)"""
+    a, b = msn.tensor(np.ones(3, np.float32)), msn.tensor(np.ones(4, np.float32))
+    with pytest.raises(ValueError) as error:
+        a + b
+    assert str(error.value) == ("add: shapes (3,) and (4,) do not broadcast: aligned from the last axis, "
+                                "sizes 3 and 4 differ and neither is 1")
+    with pytest.raises(ValueError) as error:
+        shapes.unet_trace(572, 33)
+    assert str(error.value).startswith("depth=33 is deeper than MAX_UNET_DEPTH = 32: ")
+    assert shapes.MAX_UNET_DEPTH == 32 and shapes.MAX_LISTED_SIZES == 10**6     # guarantees.md:248-253
+
+
+def test_float16_times_1e5_is_inf_here_and_about_100_in_pytorch(torch):
+    """guarantees.md:114-117: "float16 `x * 1e5` is inf here for every x, PyTorch's 100.0625 for
+    x = 0.001, float16's 0.0010004 times 1e5 rounded once"."""
+    with np.errstate(over="ignore"):
+        assert (msn.tensor(np.array([0.001], np.float16)) * 1e5).item() == np.inf
+    theirs = (torch.tensor([0.001], dtype=torch.float16) * 1e5).item()
+    assert theirs == 100.0625
+
+
+def test_pytorch_pads_an_integer_tensor_with_a_float_fill_truncated_toward_zero(torch):
+    """guarantees.md:151-152: "A float fill is truncated toward zero there, as in PyTorch (1.5 pads 1)"."""
+    ours = F.pad(msn.tensor(np.ones((1, 2), np.int32)), (1, 1), value=1.5).numpy().tolist()
+    theirs = torch.nn.functional.pad(torch.ones(1, 2, dtype=torch.int32), (1, 1), value=1.5).tolist()
+    assert ours == theirs == [[1, 1, 1, 1]]
+
+
+# ---- autograd.md ---------------------------------------------------------------------------
+def test_a_graph_that_saved_nothing_is_walked_once_here_twice_in_pytorch(torch):
+    """autograd.md:182-184: "(here even through a graph whose nodes saved nothing, such as
+    `(x + 1).sum()`, which PyTorch lets through twice: one rule is easier to learn)"."""
+    x = msn.tensor(np.array([1.0]), requires_grad=True)
+    loss = (x + 1).sum()
+    loss.backward()
+    with pytest.raises(RuntimeError, match="retain_graph=True"):
+        loss.backward()
+    tx = torch.tensor([1.0], requires_grad=True)
+    tloss = (tx + 1).sum()
+    tloss.backward()
+    tloss.backward()                                  # no error in PyTorch: the gradients add up
+    assert tx.grad.tolist() == [2.0]
+
+
+def test_a_write_through_data_is_not_caught_here_nor_in_pytorch(torch):
+    """autograd.md:88-89: "Not caught: a write through `.data` (PyTorch does not track those
+    either)": both use the written value, 2 * 5 = 10, where the forward saw 1."""
+    v = msn.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    loss = (v * v).sum()
+    v.data[0] = 5.0
+    loss.backward()
+    tv = torch.tensor([1.0, 2.0], requires_grad=True)
+    tloss = (tv * tv).sum()
+    tv.data[0] = 5.0
+    tloss.backward()
+    assert v.grad.numpy().tolist() == tv.grad.tolist() == [10.0, 4.0]
+
+
+def test_a_write_to_the_leaf_of_leaf_times_constant_is_not_an_error_but_to_the_constant_is(torch):
+    """autograd.md:86-88: "An op that saved nothing of it is unaffected: ... `w * c` with a
+    constant `c` (it keeps only `c`, as PyTorch does)"."""
+    w = msn.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    c = msn.tensor(np.array([3.0, 4.0]))
+    loss = (w * c).sum()
+    with msn.no_grad():
+        w -= 1.0
+    loss.backward()
+    assert w.grad.numpy().tolist() == [3.0, 4.0]
+    w.grad = None
+    loss = (w * c).sum()
+    with msn.no_grad():
+        c -= 1.0                                     # what Mul did keep: refused
+    with pytest.raises(RuntimeError, match="changed in place since"):
+        loss.backward()
+
+
+def test_gradchecks_eps_and_atol_are_pytorchs_and_its_rtol_ten_times_stricter(torch):
+    """autograd.md:144-145: "`eps=1e-6` and `atol=1e-5` are PyTorch's; `rtol=1e-4` is ten times
+    stricter than PyTorch's `1e-3`"; :148-149 "a float32 input is a `TypeError` (PyTorch warns,
+    then fails the check)"."""
+    from minisegnet.testing import gradcheck
+    ours = inspect.signature(gradcheck).parameters
+    theirs = inspect.signature(torch.autograd.gradcheck).parameters
+    assert ours["eps"].default == theirs["eps"].default == 1e-6
+    assert ours["atol"].default == theirs["atol"].default == 1e-5
+    assert theirs["rtol"].default == 1e-3 and ours["rtol"].default == theirs["rtol"].default / 10
+    x = torch.randn(3, 4, dtype=torch.float32, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        passed = torch.autograd.gradcheck(lambda t: t ** 3, (x,), raise_exception=False)
+    assert not passed and any("double precision" in str(w.message) for w in caught)
+
+
+def test_reading_a_computed_tensors_grad_warns_as_pytorch(torch):
+    """autograd.md:45-48: a computed tensor's `.grad` "is None, and reading it warns (a
+    `UserWarning`, as PyTorch warns; PyTorch's `retain_grad()` has no twin here)"."""
+    x = msn.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = x * 2
+    y.sum().backward()
+    with pytest.warns(UserWarning):
+        assert y.grad is None
+    assert not hasattr(y, "retain_grad")
+
+
+# ---- transposed-conv.md --------------------------------------------------------------------
+@pytest.mark.parametrize("stride, dilation, output_padding", [(2, 1, 1), (1, 2, 1), (2, 3, 2)])
+def test_output_padding_below_max_of_stride_and_dilation_as_pytorch(torch, stride, dilation, output_padding):
+    """transposed-conv.md:11 "0 <= output_padding < max(s, d)" and :200-201 "PyTorch also
+    accepts `s .. d-1` when the dilation `d` is larger than the stride"; max(s, d) itself is refused."""
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((2, 3, 3, 3))
+    kw = dict(stride=stride, dilation=dilation)
+    ours = F.conv_transpose2d(msn.tensor(x), msn.tensor(w), output_padding=output_padding, **kw).numpy()
+    theirs = torch.nn.functional.conv_transpose2d(torch.tensor(x), torch.tensor(w),
+                                                  output_padding=output_padding, **kw).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match=r"must be smaller than max\(stride, dilation\)"):
+        F.conv_transpose2d(msn.tensor(x), msn.tensor(w), output_padding=max(stride, dilation), **kw)
+
+
+def test_a_row_beyond_the_full_result_holds_the_bias_alone():
+    """transposed-conv.md:199-200: "a row beyond the full result (`output_padding > padding`) is
+    written by no input pixel and holds 0 (the bias alone, with one)"."""
+    ones = msn.tensor(np.ones((1, 1, 3, 3)))
+    out = F.conv_transpose2d(ones, ones, msn.tensor(np.array([0.5])), stride=2, output_padding=1).numpy()[0, 0]
+    assert out.shape == (8, 8)
+    assert (out[-1] == 0.5).all() and (out[:, -1] == 0.5).all() and (out[:-1, :-1] > 0.5).all()
+
+
+def test_zero_insertion_at_a_dilation_pads_by_d_k_minus_1_minus_p():
+    """transposed-conv.md:100-103: zero insertion "pad by `d(k-1) - p` on each side ... and run a
+    stride-1 convolution at the same dilation `d` with the kernel flipped" (the page's block
+    checks d = 1 only)."""
+    rng = np.random.default_rng(0)
+    s, k, p, d = 2, 3, 1, 2
+    x, w = rng.standard_normal((1, 2, 4, 4)), rng.standard_normal((2, 3, k, k))
+    y = F.conv_transpose2d(msn.tensor(x), msn.tensor(w), stride=s, padding=p, dilation=d).numpy()
+    z = np.zeros((1, 2, 3 * s + 1, 3 * s + 1))
+    z[:, :, ::s, ::s] = x
+    q = d * (k - 1) - p
+    z = np.pad(z, ((0, 0), (0, 0), (q, q), (q, q)))
+    flipped = w.transpose(1, 0, 2, 3)[:, :, ::-1, ::-1].copy()
+    assert np.allclose(F.conv2d(msn.tensor(z), msn.tensor(flipped), dilation=d).numpy(), y)
+
+
+def test_kernel_2f_stride_f_padding_f_over_2_enlarges_exactly_f_times():
+    """transposed-conv.md:226-227: "With kernel `2f`, stride `f` and padding `f/2` (`f` even ...),
+    a transposed conv enlarges a map exactly `f` times"."""
+    for f in (2, 4, 8, 16):
+        for i in (1, 3, 7, 32):
+            assert shapes.conv_transpose2d_output_size(i, 2 * f, f, f // 2) == f * i
+
+
+# ---- im2col.md -----------------------------------------------------------------------------
+def test_the_im2col_pages_levers_are_conv_fasts_and_two_are_off_by_default():
+    """im2col.md:158-207: the page names each lever of `conv_fast.levers()`; "Two levers are off
+    by default: `keep_columns` ... and `depthwise`"; "each piece also kept under 4 MiB"."""
+    from minisegnet.functional import conv_fast
+    page = (_DOCS / "im2col.md").read_text()
+    levers = conv_fast.levers()
+    named = set(re.findall(r"^- `(\w+)`", page, re.M)) | {"window", "one_gemm", "keep_columns", "depthwise",
+                                                          "fast_path"}
+    assert set(levers) == named
+    assert all(f"`{name}`" in page for name in levers)
+    assert sorted(name for name, on in levers.items() if not on) == ["depthwise", "keep_columns"]
+    assert conv_fast.CACHE_PIECE_BYTES == 4 * 2**20
+
+
+# ---- instances.md --------------------------------------------------------------------------
+def test_the_panoptic_pages_margins_and_window_prose_are_the_record():
+    """instances.md:598-606: "Centres and offsets beat connected components of the same class map
+    by 0.008 to 0.036 PQ" and "9x9 (unrounded) equals 7x7 on seed 0 and is 0.001 better on seed 2
+    and 0.006 on seed 1". The record's unrounded numbers (the page's block rounds first)."""
+    runs = sorted(json.loads((_FIGURES / "panoptic_deeplab_shapes.json").read_text())["runs"],
+                  key=lambda r: r["seed"])
+    margins = [round(r["pq"] - r["components_pq"], 3) for r in runs]
+    assert margins == [0.008, 0.036, 0.031]              # "0.008 to 0.036"
+    nine_minus_seven = [round(r["pq_by_window"]["9"] - r["pq_by_window"]["7"], 4) for r in runs]
+    assert nine_minus_seven == [0.0, 0.0064, 0.0012]     # equal, 0.006 (seed 1), 0.001 (seed 2)
+    three_lost = [round(r["pq_by_window"]["7"] - r["pq_by_window"]["3"], 3) for r in runs]
+    assert max(three_lost) == three_lost[1] == 0.025     # "loses up to 0.03 ... (most on seed 1)"
+
+
+# ---- training.md ---------------------------------------------------------------------------
+def test_polylr_defaults_to_deeplabs_power_and_polynomiallr_to_pytorchs(torch):
+    """training.md:250-251: "`optim.PolyLR` is PyTorch's `PolynomialLR` (also here, under that
+    name) with DeepLab's power 0.9 as its default instead of PyTorch's 1"."""
+    from minisegnet import optim
+    theirs = inspect.signature(torch.optim.lr_scheduler.PolynomialLR).parameters
+    ours = inspect.signature(optim.PolynomialLR).parameters
+    assert inspect.signature(optim.PolyLR).parameters["power"].default == 0.9
+    assert ours["power"].default == theirs["power"].default == 1.0
+    assert ours["total_iters"].default == theirs["total_iters"].default == 5
+
+
+def test_each_optimizers_default_weight_decay_is_pytorchs(torch):
+    """training.md:240: "each optimizer's default decay is PyTorch's: 0, and 0.01 for AdamW"."""
+    from minisegnet import optim
+    decay = lambda cls: inspect.signature(cls).parameters["weight_decay"].default
+    assert [decay(getattr(optim, n)) for n in ("SGD", "Adam", "AdamW")] == \
+        [decay(getattr(torch.optim, n)) for n in ("SGD", "Adam", "AdamW")] == [0, 0, 0.01]
+
+
+def test_the_default_augmentations_are_the_training_pages():
+    """training.md:17-18: "by default random flips and quarter turns for the toy data, left-right
+    flips for a folder of images"."""
+    from minisegnet import run_config
+    assert run_config.DEFAULT_AUGMENT == {"toy": ["hflip", "vflip", "rot90"], "folder": ["hflip"]}
