@@ -226,10 +226,14 @@ def interpolate_output_size(size, out_size=None, scale_factor=None):
         raise ValueError(f"scale_factor must be positive and finite, got {scale_factor!r}")
 
     def compute(i, a):
-        if math.isinf(i * sf[a]):                    # past the largest float: math.floor cannot take it
-            raise ValueError(f"scale_factor={scale_factor!r} makes size {i} into {i * sf[a]:.4g} pixels, "
+        try:
+            scaled = i * sf[a]
+        except OverflowError:                        # a size past any float (10**400)
+            scaled = math.inf
+        if math.isinf(scaled):                       # past the largest float: math.floor cannot take it
+            raise ValueError(f"scale_factor={scale_factor!r} makes size {i} into {scaled:.4g} pixels, "
                              f"more than any array holds")
-        o = math.floor(i * sf[a])
+        o = math.floor(scaled)
         if o < 1:
             raise ValueError(f"scale_factor={scale_factor!r} shrinks size {i} to {o}")
         return o
@@ -263,9 +267,9 @@ def grid_sample_output_shape(input_shape, grid_shape):
 
 def affine_grid_output_shape(size):
     """``affine_grid``: an output ``size`` of ``(N, C, H, W)`` gives a grid ``(N, H, W, 2)``."""
-    if not isinstance(size, (tuple, list)):
+    if not isinstance(size, (tuple, list)) or not all(_is_int(s) for s in size):
         raise TypeError(f"affine_grid_output_shape: size must be (N, C, H, W), a tuple of four ints, got {size!r}")
-    if len(size) != 4 or not all(_is_int(s) for s in size) or min(size) < 1:
+    if len(size) != 4 or min(size) < 1:
         raise ValueError(f"affine_grid: size must be (N, C, H, W), four ints >= 1, got {size!r}")
     return (int(size[0]), int(size[2]), int(size[3]), 2)
 
@@ -369,7 +373,9 @@ class _InvalidSize(Exception):
 
 
 def _check_unet_args(depth, padding):
-    if not _is_int(depth) or depth < 1:
+    if not _is_int(depth):
+        raise TypeError(f"depth must be an int >= 1, got {depth!r}")
+    if depth < 1:
         raise ValueError(f"depth must be an int >= 1, got {depth!r}")
     if depth > MAX_UNET_DEPTH:
         raise ValueError(f"depth={depth} is deeper than MAX_UNET_DEPTH = {MAX_UNET_DEPTH}: every level halves "
@@ -546,9 +552,12 @@ def unet_valid_input_sizes(low, high, depth=4, padding="valid"):
     ``2**depth`` for same padding.
     """
     _check_unet_args(depth, padding)
-    if not _is_int(low) or low < 1:
+    for name, value in (("low", low), ("high", high)):
+        if not _is_int(value):
+            raise TypeError(f"{name} must be an int, got {value!r}")
+    if low < 1:
         raise ValueError(f"low must be an int >= 1, got {low!r}")
-    if not _is_int(high) or high < low:
+    if high < low:
         raise ValueError(f"high must be an int >= low={low!r}, got {high!r}")
     first, period = _smallest_valid(depth, padding), 2 ** depth
     start = first if low <= first else first + -(-(low - first) // period) * period

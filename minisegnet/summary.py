@@ -318,33 +318,39 @@ class _Recorder:
             transposed = isinstance(m, nn.ConvTranspose2d)
             with checks.naming("conv_transpose2d" if transposed else "conv2d"):
                 _conv._check_weight_and_bias(x, m.weight, m.bias, m.groups, transposed)
+        # Where a layer checks more than its size formula (a reflect pad's limits, a requested
+        # output_size, a dilated pool window that reads only padding), it really runs: its own
+        # checks and errors, as its forward's.
         if isinstance(m, nn.Conv2d):
             size = shapes.conv2d_output_size((h, w), m.kernel_size, m.stride, m.padding, m.dilation)
             k, s, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
             macs = batch * m.out_channels * size[0] * size[1] * (m.in_channels // m.groups) * k[0] * k[1]
-            return (self.placeholder((n, m.out_channels) + size), macs,
-                    lambda f, a: _conv_step(f, k[a], s[a], d[a]))
+            out = self.placeholder((n, m.out_channels) + size) if m.padding_mode == "zeros" else m.forward(x)
+            return out, macs, lambda f, a: _conv_step(f, k[a], s[a], d[a])
         if isinstance(m, nn.ConvTranspose2d):
             k, s, d = _pair(m.kernel_size), _pair(m.stride), _pair(m.dilation)
-            output_padding = m.output_padding
             target = kwargs.get("output_size", args[1] if len(args) > 1 else None)
-            if target is not None:
-                output_padding = shapes.conv_transpose2d_output_padding(
-                    (h, w), tuple(target)[-2:], m.kernel_size, m.stride, m.padding, m.dilation)
-            size = shapes.conv_transpose2d_output_size((h, w), m.kernel_size, m.stride, m.padding,
-                                                       output_padding, m.dilation)
+            if target is None:
+                size = shapes.conv_transpose2d_output_size((h, w), m.kernel_size, m.stride, m.padding,
+                                                           m.output_padding, m.dilation)
+                out = self.placeholder((n, m.out_channels) + size)
+            else:
+                out = m.forward(*args, **kwargs)
             macs = batch * c * h * w * (m.out_channels // m.groups) * k[0] * k[1]
             # one output reads up to ceil((d(k-1)+1)/s) neighbouring inputs
-            return (self.placeholder((n, m.out_channels) + size), macs,
+            return (out, macs,
                     lambda f, a: (f[0] + (math.ceil((d[a] * (k[a] - 1) + 1) / s[a]) - 1) * f[1], f[1] / s[a]))
         if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
             dilation = getattr(m, "dilation", 1) if isinstance(m, nn.MaxPool2d) else 1
             stride = m.stride if m.stride is not None else m.kernel_size
-            size = shapes.max_pool2d_output_size((h, w), m.kernel_size, stride, m.padding, dilation, m.ceil_mode)
             k, s, d = _pair(m.kernel_size), _pair(stride), _pair(dilation)
-            out = self.placeholder((n, c) + size)
-            if getattr(m, "return_indices", False):
-                out = (out, self.placeholder((n, c) + size, np.int64))
+            if d != (1, 1):
+                out = m.forward(*args, **kwargs)
+            else:
+                size = shapes.max_pool2d_output_size((h, w), m.kernel_size, stride, m.padding, dilation, m.ceil_mode)
+                out = self.placeholder((n, c) + size)
+                if getattr(m, "return_indices", False):
+                    out = (out, self.placeholder((n, c) + size, np.int64))
             return out, 0, lambda f, a: _conv_step(f, k[a], s[a], d[a])
         if isinstance(m, nn.AdaptiveAvgPool2d):
             target = m.output_size if isinstance(m.output_size, (tuple, list)) else (m.output_size,) * 2
@@ -354,13 +360,13 @@ class _Recorder:
         if isinstance(m, nn.MaxUnpool2d):
             target = kwargs.get("output_size", args[2] if len(args) > 2 else None)
             if target is not None:
-                size = tuple(int(v) for v in tuple(target)[-2:])
+                out = m.forward(*args, **kwargs)
             else:
-                size = shapes.max_unpool2d_output_size((h, w), m.kernel_size, m.stride, m.padding)
+                out = self.placeholder((n, c) + shapes.max_unpool2d_output_size((h, w), m.kernel_size, m.stride,
+                                                                                m.padding))
             k = _pair(m.kernel_size)
             s = _pair(m.stride if m.stride is not None else m.kernel_size)
-            return (self.placeholder((n, c) + size), 0,
-                    lambda f, a: (f[0] + (math.ceil(k[a] / s[a]) - 1) * f[1], f[1] / s[a]))
+            return out, 0, lambda f, a: (f[0] + (math.ceil(k[a] / s[a]) - 1) * f[1], f[1] / s[a])
         if isinstance(m, nn.Upsample):
             size = shapes.interpolate_output_size((h, w), m.size, m.scale_factor)
             inputs = (h, w)

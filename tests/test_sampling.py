@@ -374,7 +374,7 @@ def _grid(shape=(2, 3, 3, 2), dtype=np.float32):
     (lambda: F.affine_grid(_x((2, 2, 3), np.int64), (2, 3, 4, 5)), TypeError, "theta must be floating point"),
     (lambda: F.affine_grid(np.zeros((2, 2, 3)), (2, 3, 4, 5)), TypeError, "theta must be a Tensor"),
     (lambda: F.affine_grid(_x((2, 2, 3)), (2, 3, 4, 5, 6)), ValueError, r"size must be \(N, C, H, W\)"),
-    (lambda: F.affine_grid(_x((2, 2, 3)), (2, 3, 4.0, 5)), ValueError, r"size must be \(N, C, H, W\)"),
+    (lambda: F.affine_grid(_x((2, 2, 3)), (2, 3, 4.0, 5)), TypeError, r"size must be \(N, C, H, W\)"),
     (lambda: F.affine_grid(_x((2, 2, 3)), (2, 3, 0, 5)), ValueError, ">= 1"),
     (lambda: F.affine_grid(_x((2, 2, 3)), (2, 3, 4, 5), align_corners=0), TypeError, "align_corners"),
 ])
@@ -614,3 +614,13 @@ def test_an_identity_affine_grid_and_its_theta_gradient_are_torchs(torch, dtype,
     F.grid_sample(msn.tensor(x), grid, align_corners=align_corners).sum().backward()
     torch.nn.functional.grid_sample(torch.tensor(x), tgrid, align_corners=align_corners).sum().backward()
     np.testing.assert_allclose(ours.grad.numpy(), theirs.grad.numpy(), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("size", [None, "1123", (1, 1, 2.0, 2), (1, 1, 2.5, 2), (1, "a", 2, 2)],
+                         ids=["none", "str", "float", "fraction", "str-element"])
+def test_affine_grid_size_of_the_wrong_kind_is_a_type_error(size):
+    theta = msn.tensor(np.zeros((1, 2, 3), np.float32))
+    with pytest.raises(TypeError, match=r"^affine_grid: size"):
+        F.affine_grid(theta, size, align_corners=False)
+    with pytest.raises(ValueError, match=r"^affine_grid: size"):              # the right kind, unsupported: unchanged
+        F.affine_grid(theta, (1, 1, 2, 2, 2), align_corners=False)

@@ -406,3 +406,48 @@ def test_a_bool_is_not_a_size(bad):
     with pytest.raises(TypeError):
         shapes.as_pair(bad, "size", 1)
     assert not shapes._is_int(True) and shapes._is_int(np.uint16(3))
+
+
+@pytest.mark.parametrize("call", [
+    lambda: shapes.unet_trace(572, depth="4"),
+    lambda: shapes.unet_trace(572, depth=4.0),
+    lambda: shapes.unet_output_size(572, depth=None),
+    lambda: shapes.unet_receptive_fields(572, depth="4"),
+    lambda: shapes.unet_valid_input_sizes("1", 600),
+    lambda: shapes.unet_valid_input_sizes(1, 600.0),
+    lambda: shapes.unet_valid_input_sizes(1, None),
+], ids=["trace-depth-str", "trace-depth-float", "output-depth-none", "fields-depth-str", "valid-low-str",
+        "valid-high-float", "valid-high-none"])
+def test_unet_arguments_of_the_wrong_kind_are_type_errors(call):
+    with pytest.raises(TypeError):
+        call()
+
+
+def test_unet_arguments_of_the_right_kind_out_of_range_stay_value_errors():
+    with pytest.raises(ValueError, match="depth must be an int >= 1, got 0"):
+        shapes.unet_trace(572, depth=0)
+    with pytest.raises(ValueError, match="low must be an int >= 1"):
+        shapes.unet_valid_input_sizes(0, 5)
+    with pytest.raises(ValueError, match="high must be an int >= low=10"):
+        shapes.unet_valid_input_sizes(10, 5)
+
+
+@pytest.mark.parametrize("size", [(1, 1, 2.0, 2), (1, 1, 2.5, 2), (1, "a", 2, 2)],
+                         ids=["float", "fraction", "str"])
+def test_affine_grid_output_shape_of_non_int_sizes_is_a_type_error(size):
+    # grid_sample_output_shape((1, 1, 4, 4), (1, "a", 2, 2)) is already a TypeError; PyTorch's
+    # affine_grid refuses a float size with a TypeError too. Today: ValueError.
+    with pytest.raises(TypeError, match=r"affine_grid"):
+        shapes.affine_grid_output_shape(size)
+    with pytest.raises(ValueError, match=r"four ints >= 1"):     # the right kind, out of range: unchanged
+        shapes.affine_grid_output_shape((1, 1, 0, 2))
+
+
+def test_a_size_past_any_float_with_a_scale_factor_is_a_clear_error():
+    """As test_a_scale_factor_past_any_array_is_a_clear_error, from the size's side: an int size
+    beyond the largest float made Python's bare 'OverflowError: int too large to convert to float'
+    (i * scale_factor overflows before the isinf check at shapes.py:229)."""
+    with pytest.raises(ValueError, match="scale_factor"):
+        shapes.interpolate_output_size(10**400, scale_factor=0.5)
+    with pytest.raises(ValueError, match="in width"):
+        shapes.interpolate_output_size((4, 10**400), scale_factor=(1, 0.5))

@@ -329,3 +329,52 @@ def test_only_containers_show_dashes_a_leaf_without_parameters_shows_zero():
     top = next(line for line in table.splitlines() if line.startswith("Sequential"))
     assert relu.split()[-4:-2] == ["0", "0"]          # Param #, Mult-adds
     assert top.split()[-4:-2] == ["--", "--"]
+
+
+class _Unpool(nn.Module):
+    """Pool 2x2 with indices, then unpool to a fixed ``output_size``."""
+
+    def __init__(self, output_size):
+        self.pool = nn.MaxPool2d(2, return_indices=True)
+        self.unpool = nn.MaxUnpool2d(2)
+        self.output_size = output_size
+
+    def forward(self, x):
+        y, indices = self.pool(x)
+        return self.unpool(y, indices, output_size=self.output_size)
+
+
+class _UpTo(nn.Module):
+    """A stride-2 transposed conv asked for a fixed ``output_size``."""
+
+    def __init__(self, output_size):
+        self.up = nn.ConvTranspose2d(1, 1, 2, 2)
+        self.output_size = output_size
+
+    def forward(self, x):
+        return self.up(x, output_size=self.output_size)
+
+
+@pytest.mark.parametrize("make, size", [
+    # reflect padding of 2 on a 2x2 map: the forward's pad refuses it (PyTorch too); summary said (1, 1, 4, 4)
+    (lambda: nn.Sequential(nn.Conv2d(1, 1, 3, padding=2, padding_mode="reflect")), (1, 1, 2, 2)),
+    # 'same' with an even kernel pads 1 and 2: 2 is not smaller than the 2x2 map
+    (lambda: nn.Sequential(nn.Conv2d(1, 1, 4, padding="same", padding_mode="reflect")), (1, 1, 2, 2)),
+    # 8x8 pooled to 4x4 unpools to 7..9 only (PyTorch: "dim 0 must be between 6 and 10"); summary said 20x20
+    (lambda: _Unpool((20, 20)), (1, 1, 8, 8)),
+    # 4x4 up by a 2x2/2 transposed conv reaches 8..9 only: the layer's message, not shapes' "target=..."
+    (lambda: _UpTo((20, 20)), (1, 1, 4, 4)),
+    # output_size of 3 elements: the layer wants 2 or 4
+    (lambda: _UpTo((1, 8, 8)), (1, 1, 4, 4)),
+    # a dilated window that reads only padding: max_pool2d refuses it (documented); summary said (1, 1, 1, 1)
+    (lambda: nn.Sequential(nn.MaxPool2d(2, 1, 1, dilation=2)), (1, 1, 1, 1)),
+], ids=["reflect-padding", "reflect-same-even", "unpool-output-size", "transpose-output-size",
+        "transpose-output-size-3", "pool-window-in-padding"])
+def test_sizes_the_layers_refuse_are_their_forward_errors(make, size):
+    model = make()
+    with pytest.raises(ValueError) as forward:
+        with msn.no_grad():
+            model(msn.tensor(np.zeros(size, np.float32)))
+    with pytest.raises(ValueError) as summarised:
+        summary(model, size, print_table=False)
+    assert str(summarised.value) == str(forward.value)

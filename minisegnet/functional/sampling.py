@@ -589,8 +589,10 @@ def affine_grid(theta, size, align_corners=False):
     if theta.dtype.kind != "f":
         raise TypeError(f"affine_grid: theta must be floating point, got dtype {theta.dtype}")
     align_corners = _check_align_corners(align_corners, "affine_grid")
-    if (not isinstance(size, (tuple, list)) or len(size) != 4
+    if (not isinstance(size, (tuple, list))
             or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in size)):
+        raise TypeError(f"affine_grid: size must be (N, C, H, W), four ints, got {size!r}")
+    if len(size) != 4:
         raise ValueError(f"affine_grid: size must be (N, C, H, W), four ints (only 2-D grids are "
                          f"implemented), got {size!r}")
     grid_shape = shapes.affine_grid_output_shape(size)
