@@ -5,9 +5,10 @@
 #   bash benchmarks/gpu_session.sh [all|bench|train|suite ...]     (default: all, in that order)
 #
 # On a machine with an NVIDIA GPU. CuPy: the installed one if it sees the GPU, else the wheel for the
-# CUDA major version nvidia-smi reports (pip install "cupy-cuda12x>=14" or "cupy-cuda13x>=14", which
-# needs a package index). minisegnet itself is installed editable without dependencies (NumPy,
-# matplotlib, tqdm, pytest, hypothesis and torch must be there already).
+# CUDA major version nvidia-smi reports (pip install "cupy-cuda12x>=14.2" or "cupy-cuda13x>=14.2", as
+# pyproject's extras, which needs a package index). minisegnet itself is installed editable without
+# dependencies: NumPy, matplotlib, tqdm, Pillow and, for the suite, pyproject's test extra (pytest,
+# hypothesis, torch, scipy, torchmetrics) must be there already; the session log names any missing.
 #
 # Outputs (at most eight files) go to $OUT (default ./gpu_session_out): machine.txt (nvidia-smi,
 # versions), session.log, bench_gpu.md + bench_gpu.json + profile_gpu.txt, train.log + train_metrics.json,
@@ -38,7 +39,7 @@ setup() {
     elif ! $PY -c "import cupy, sys; sys.exit(cupy.cuda.runtime.getDeviceCount() < 1)" 2>/dev/null; then
         major=$(nvidia-smi 2>/dev/null | sed -n 's/.*CUDA Version: *\([0-9][0-9]*\)\..*/\1/p')
         say "CuPy missing or blind; installing cupy-cuda${major:-12}x for the driver's CUDA ${major:-?}"
-        $PY -m pip install -q "cupy-cuda${major:-12}x>=14" 2>&1 | tee -a "$OUT/session.log" \
+        $PY -m pip install -q "cupy-cuda${major:-12}x>=14.2" 2>&1 | tee -a "$OUT/session.log" \
             || { say "could not install CuPy: stop"; exit 2; }
         export MINISEGNET_CUPY=real
     else
@@ -66,9 +67,12 @@ try:
 except ImportError:
     print("torch not installed")
 EOF
-        $PY -m pip list 2>/dev/null | grep -i -E "^(cupy|torch|numpy|pytest|hypothesis|matplotlib) "
+        $PY -m pip list 2>/dev/null | grep -i -E "^(cupy|torch|numpy|pytest|hypothesis|matplotlib|scipy|torchmetrics) "
     } > "$OUT/machine.txt" 2>&1
     say "machine: $(grep -m1 -E '^GPU|^no GPU' "$OUT/machine.txt")"
+    missing=$($PY -c "import importlib.util as u; print(' '.join(m for m in ('numpy', 'matplotlib', 'tqdm', 'PIL',
+        'pytest', 'hypothesis', 'torch', 'scipy', 'torchmetrics') if u.find_spec(m) is None))")
+    [ -z "$missing" ] || say "missing, which the parts need (pyproject's test extra for the suite): $missing"
 }
 
 bench() {

@@ -304,3 +304,12 @@ def test_instance_and_panoptic_figures_take_device_arrays_and_tensors(tmp_path, 
         vi.plot_instance_predictions(convert(image), convert(ids), convert(ids), tmp_path / "i.png")
         vp.plot_panoptic_predictions(convert(image), convert(pan), convert(pan), palette, tmp_path / "p.png")
         assert (tmp_path / "i.png").stat().st_size > 0 and (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_id_colors_takes_device_arrays_and_tensors(cupy):
+    from minisegnet.viz.instances import id_colors
+
+    ids = np.array([[0, 1], [2, 7]], np.int64)
+    want = id_colors(ids)
+    for given in (cupy.asarray(ids), msn.tensor(ids)):
+        np.testing.assert_array_equal(id_colors(given), want)

@@ -3,6 +3,7 @@
 from the paper (also with unlabelled predicted pixels), hand-worked examples of
 each rule, counts that add up over batches, bad input."""
 import math
+import sys
 
 import numpy as np
 import pytest
@@ -75,7 +76,7 @@ def _reference_counts(pred, target, things, stuff, void=VOID):
 def _torchmetrics(torch, pred, target, things, stuff):
     """torchmetrics' per-class (pq, sq, rq) and averages; void target pixels become
     a category it does not know, which it ignores."""
-    from torchmetrics.detection import PanopticQuality
+    PanopticQuality = pytest.importorskip("torchmetrics.detection").PanopticQuality   # (as test_metrics.py's)
     unknown = max(list(things) + list(stuff)) + 5
     target = np.where(target[..., :1] == VOID, [unknown, 0], target)
     per_class = PanopticQuality(things=set(things), stuffs=set(stuff), return_sq_and_rq=True,
@@ -309,3 +310,13 @@ def test_a_missed_one_pixel_segment_is_a_false_negative():
     s = metrics.panoptic_quality(pred, target, things=[1], stuff=[0])
     assert (s["per_class"][1]["tp"], s["per_class"][1]["fn"]) == (1, 1)
     assert s["per_class"][1]["pq"] == pytest.approx(2 / 3)
+
+
+def test_the_torchmetrics_comparison_skips_without_torchmetrics(monkeypatch, torch):
+    for name in [n for n in sys.modules if n.split(".")[0] == "torchmetrics"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "torchmetrics", None)        # "not installed"
+    monkeypatch.setitem(sys.modules, "torchmetrics.detection", None)
+    pred = target = np.zeros((1, 2, 2, 2), dtype=np.int64)
+    with pytest.raises(pytest.skip.Exception):
+        _torchmetrics(torch, pred, target, [1], [0])

@@ -31,7 +31,7 @@ def id_colors(ids):
     a map holding id 2**40 needs no table that long."""
     from matplotlib.colors import hsv_to_rgb
 
-    k = np.asarray(ids).astype(np.float64)
+    k = np.asarray(to_numpy(ids)).astype(np.float64)
     hsv = np.stack([(k * 0.6180339887) % 1.0, np.where(k % 2, 0.75, 0.55), np.where(k % 3, 0.95, 0.8)], axis=-1)
     return np.where((k > 0)[..., None], hsv_to_rgb(hsv), 0.0)
 

@@ -130,7 +130,8 @@ def _upload(obj, dtype=None, what="upload"):
         host = _np.array(_arg(obj), dtype=dtype)
     else:
         host = _np.array(obj, dtype=dtype, copy=True)
-        _record("H2D", host.nbytes, what)
+        if host.ndim:                # a number (0-d) CuPy makes by a fill kernel, its value an argument:
+            _record("H2D", host.nbytes, what)        # no copy (core.array: ``if a_cpu.ndim == 0: a.fill``)
     _check_dtype(host.dtype)
     return ndarray._from(host)
 
@@ -632,9 +633,8 @@ class ufunc:
             raise TypeError(f"cupy.{self.__name__}.at only supports {', '.join(self._AT[self.__name__])} "
                             f"as data type")
         index, _ = a._index(indices)
-        if isinstance(b, _SCALARS):
-            # CuPy's scatter makes a device array of a host number (``core.array(value)``): an upload
-            _record("H2D", _np.asarray(b, dtype=a.dtype).nbytes, f"{self.__name__}.at value upload")
+        # (a host number: CuPy's scatter makes a device array of it by ``core.array(value)``, a fill
+        # kernel with the number as its argument: no copy, as in ``_upload``)
         value = b._a if isinstance(b, ndarray) else (
             b if b is None or isinstance(b, _SCALARS) else _upload(b, what="setitem upload")._a)
         self._u.at(a._a, index, value)
