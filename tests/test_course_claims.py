@@ -797,3 +797,256 @@ def test_the_default_augmentations_are_the_training_pages():
     flips for a folder of images"."""
     from minisegnet import run_config
     assert run_config.DEFAULT_AUGMENT == {"toy": ["hflip", "vflip", "rot90"], "folder": ["hflip"]}
+
+
+def test_the_readmes_layout_table_names_every_module():
+    """README.md's Layout table maps the code for a reader, as design.md does for contributors: a
+    module of minisegnet/ or minisegnet/functional/ it does not name (functional/indexing.py,
+    grad_mode.py, saved_values.py and array_data.py were missing) is a stale table."""
+    readme = (_ROOT.parent / "README.md").read_text()
+    table = readme.split("## Layout", 1)[1].split("\n\n", 2)[1]
+    named = set(re.findall(r"`(?:minisegnet/)?(?:[a-z_]+/)?([a-z_]+)(?:\.py)?`", table))
+    on_disk = {p.stem for p in _ROOT.glob("*.py")} | {p.stem for p in (_ROOT / "functional").glob("*.py")}
+    missing = sorted(n for n in on_disk - {"__init__", "__main__"} if n not in named)
+    assert not missing, f"README.md's Layout table does not name {missing}"
+
+
+_REPO_DIR = _ROOT.parent
+
+
+def _prose(name):
+    """A page of the repository (``docs/x.md``, ``README.md``) with its whitespace collapsed."""
+    return " ".join((_REPO_DIR / name).read_text().split())
+
+
+# ---- sampling.md ---------------------------------------------------------------------------
+def test_nearest_grid_sample_rounds_halves_to_even_as_pytorch(torch):
+    """sampling.md:73-75: `mode="nearest"` reads `I[round(y_pix), round(x_pix)]`, "with halves
+    rounded to even as PyTorch does (`0.5 -> 0`, `1.5 -> 2`)"."""
+    row = np.array([[[[10.0, 11.0, 12.0, 13.0, 14.0]]]])
+    x_pix = np.array([0.5, 1.5, 2.5, 3.5])                        # every tie on a 5-pixel row
+    grid = np.stack([(x_pix + 0.5) * 2 / 5 - 1, np.zeros(4)], -1).reshape(1, 1, 4, 2)
+    ours = F.grid_sample(msn.tensor(row), msn.tensor(grid), mode="nearest").numpy().ravel()
+    theirs = torch.nn.functional.grid_sample(torch.tensor(row), torch.tensor(grid), mode="nearest",
+                                             align_corners=False).numpy().ravel()
+    assert ours.tolist() == theirs.tolist() == [10.0, 12.0, 12.0, 14.0]      # 0, 2, 2, 4: to even
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "border", "reflection"])
+def test_on_a_pixel_centre_the_grid_gradient_is_the_right_cells_difference(torch, padding_mode):
+    """sampling.md:160-163: the derivative "jumps when the point crosses a pixel centre into the next
+    cell (where exactly on the centre, `floor` picks the cell to the right)"; and PyTorch agrees."""
+    row = np.array([[[[1.0, 4.0, 2.0, 5.0]]]])
+    for centre, right_difference in ((1, 2.0 - 4.0), (2, 5.0 - 2.0)):
+        x = (centre + 0.5) / 2 - 1                                # exact in binary: -0.25, 0.25
+        ours = msn.tensor(np.array([[[[x, 0.0]]]]), requires_grad=True)
+        F.grid_sample(msn.tensor(row), ours, padding_mode=padding_mode).sum().backward()
+        theirs = torch.tensor([[[[x, 0.0]]]], dtype=torch.float64, requires_grad=True)
+        torch.nn.functional.grid_sample(torch.tensor(row), theirs, padding_mode=padding_mode,
+                                        align_corners=False).sum().backward()
+        assert ours.grad.numpy()[0, 0, 0, 0] == theirs.grad[0, 0, 0, 0].item() == right_difference * 4 / 2
+
+
+def test_reflection_mirrored_once_flips_the_grid_gradient_as_pytorch(torch):
+    """sampling.md:164-166: the chain rule multiplies by step 2's slope, "-1 where `reflection`
+    mirrored it an odd number of times"."""
+    row = np.array([[[[1.0, 4.0, 2.0, 5.0]]]])
+    x_pix = 4.5                                                   # mirrors about 3.5 to 2.5: between 2 and 3
+    x = (x_pix + 0.5) / 2 - 1
+    ours = msn.tensor(np.array([[[[x, 0.0]]]]), requires_grad=True)
+    F.grid_sample(msn.tensor(row), ours, padding_mode="reflection").sum().backward()
+    theirs = torch.tensor([[[[x, 0.0]]]], dtype=torch.float64, requires_grad=True)
+    torch.nn.functional.grid_sample(torch.tensor(row), theirs, padding_mode="reflection",
+                                    align_corners=False).sum().backward()
+    assert ours.grad.numpy()[0, 0, 0, 0] == theirs.grad[0, 0, 0, 0].item() == -(5.0 - 2.0) * 4 / 2
+
+
+def test_the_elastic_runs_final_losses_are_the_ratios_the_page_states():
+    """sampling.md:358-360: "after the same 60 epochs the training loss ends about twice as high at
+    1.25 pixels and 3.4 to 4.1 times as high at 10" (the page's block accepts 3 to 4.2 against 0.035)."""
+    runs = json.loads((_DOCS / "figures" / "elastic_few_images.json").read_text())["runs"]
+    base = np.mean([r["last_loss"] for r in runs["without"]])
+    ten = sorted(r["last_loss"] / base for r in runs["sigma 10 px"])
+    assert (round(ten[0], 1), round(ten[-1], 1)) == (3.4, 4.1)
+    mild = np.mean([r["last_loss"] for r in runs["sigma 1.25 px"]]) / base
+    assert 1.75 <= mild < 2.25                                   # "about twice"
+
+
+# ---- bilinear.md ---------------------------------------------------------------------------
+def test_2_to_3_is_the_only_size_change_where_both_align_corners_agree():
+    """bilinear.md:198-200 (exercise 3): besides in == out and in == 1, the two conventions differ,
+    "with one exception: 2 -> 3"."""
+    rng = np.random.default_rng(0)
+    agree = []
+    for n_in in range(2, 25):
+        x = msn.tensor(rng.standard_normal((1, 1, 1, n_in)))
+        for n_out in range(1, 40):
+            if n_out != n_in:
+                a, b = (F.interpolate(x, size=(1, n_out), mode="bilinear", align_corners=c).numpy()
+                        for c in (False, True))
+                if np.allclose(a, b):
+                    agree.append((n_in, n_out))
+    assert agree == [(2, 3)]
+
+
+# ---- deeplab.md ----------------------------------------------------------------------------
+def test_mobilenet_v2_stages_are_the_papers_table_2():
+    """deeplab.md:110-112: "The stages (expansion `t`, channels `c`, blocks `n`, first stride `s`)
+    are the paper's table, `MOBILENET_V2_STAGES`" (Sandler et al. 2018, Table 2, after the 32-channel
+    stride-2 stem)."""
+    from minisegnet.models.deeplab import MOBILENET_V2_STAGES
+    assert MOBILENET_V2_STAGES == ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2),
+                                   (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+
+def test_aspp_is_fused_by_a_1x1_conv_then_dropout_0_1_only_while_training(monkeypatch):
+    """deeplab.md:164: "ASPP's output (fused by a 1x1 conv, then dropout 0.1 while training)"."""
+    from minisegnet.models import DeepLabV3Plus
+    from minisegnet.models import deeplab
+    model = DeepLabV3Plus(in_channels=3, num_classes=3, output_stride=8, atrous_rates=(1, 2, 3))
+    assert model.aspp.project[0].kernel_size == (1, 1)
+    seen = []
+    real = deeplab.F.dropout
+    monkeypatch.setattr(deeplab.F, "dropout", lambda x, p, training: seen.append((p, training)) or real(x, p, training))
+    x = msn.tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    model.train()
+    model(x)
+    model.eval()
+    with msn.no_grad():
+        model(x)
+    assert seen == [(0.1, True), (0.1, False)]
+
+
+def test_the_refusal_says_what_would_fit_and_the_warning_gives_the_share():
+    """deeplab.md:137-140: a rate at least the map on both axes is refused, on one axis warned; "the
+    message gives the share of valid taps and what would fit" (the warning gave the share only)."""
+    import warnings
+
+    from minisegnet.models import DeepLabV3Plus
+    model = DeepLabV3Plus(in_channels=3, num_classes=3)
+    with pytest.raises(ValueError) as info:
+        model.check_input_size((64, 64))
+    assert "valid taps 11%" in str(info.value) and "inputs of at least 289x289" in str(info.value)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.check_input_size((289, 272))                       # 19x17 map: rate 18 >= 17 on the width only
+    (warning,) = caught
+    assert "is a 3x1 convolution (valid taps" in str(warning.message)
+    assert "inputs at least 289 pixels wide keep its 3x3 taps" in str(warning.message)
+
+
+# ---- segnet.md -----------------------------------------------------------------------------
+def test_segnets_widths_cap_at_eight_times_the_base_and_its_classifier_is_a_bare_conv():
+    """segnet.md:98-106: "stage `i` with `base_channels * 2**min(i, 3)` channels ... (the widths
+    capped at 512 as here at `8 * base_channels`)"; "a 3x3 conv `classifier` (no BatchNorm, no ReLU)"."""
+    from minisegnet import nn
+    from minisegnet.models import SegNet
+    model = SegNet(in_channels=3, num_classes=4, base_channels=4, depth=5)
+    assert [stage[0].conv.out_channels for stage in model.encoder] == [4, 8, 16, 32, 32]
+    paper = SegNet(in_channels=3, num_classes=4, base_channels=64, depth=5, convs_per_stage=2)
+    assert [stage[0].conv.out_channels for stage in paper.encoder] == [64, 128, 256, 512, 512]
+    assert type(model.classifier) is nn.Conv2d and model.classifier.kernel_size == (3, 3)
+
+
+# ---- receptive-field.md --------------------------------------------------------------------
+@pytest.mark.parametrize("k, d", [(2, 1), (4, 1), (2, 3), (3, 1), (3, 2), (5, 1)])
+def test_same_padding_puts_the_odd_pixel_of_an_odd_total_at_the_bottom(torch, k, d):
+    """receptive-field.md:25-28: with "same" the top padding is `d(k-1)//2`, "the odd pixel ... goes
+    to the bottom (right), so the field's centre sits half a pixel past the output pixel". There is an
+    odd pixel only when d(k-1) is odd (the page says "an even d(k-1)": it means an even kernel)."""
+    import warnings
+    x = np.arange(81.0).reshape(1, 1, 9, 9)
+    w = np.random.default_rng(0).standard_normal((1, 1, k, k))
+    ours = F.conv2d(msn.tensor(x), msn.tensor(w), padding="same", dilation=d).numpy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")                           # PyTorch warns about even kernels
+        theirs = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding="same", dilation=d).numpy()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-9)
+    top = d * (k - 1) // 2
+    by_hand = F.conv2d(F.pad(msn.tensor(x), (top, d * (k - 1) - top) * 2), msn.tensor(w), dilation=d).numpy()
+    np.testing.assert_allclose(ours, by_hand, rtol=1e-12)       # top/left d(k-1)//2, the rest bottom/right
+    start = shapes.receptive_field([(k, 1, "same", d)])[-1].start
+    assert start == (0.5 if d * (k - 1) % 2 else 0)             # half a pixel past: only for an odd total
+
+
+# ---- depthwise.md --------------------------------------------------------------------------
+def test_the_depthwise_lever_takes_only_strided_convs_with_as_many_outputs_and_is_off(monkeypatch):
+    """depthwise.md:70-77: the direct path runs "behind the `depthwise` lever of `conv_fast`, which
+    takes it only at stride > 1 and with as many output channels as input", and "the library keeps
+    im2col for every depthwise conv"."""
+    from minisegnet.functional import conv_depthwise, conv_fast
+    assert conv_fast.lever("depthwise") is False
+    calls = []
+    real = conv_depthwise.conv2d
+    monkeypatch.setattr(conv_depthwise, "conv2d", lambda *a: calls.append(1) or real(*a))
+    x = msn.tensor(np.random.default_rng(0).standard_normal((1, 4, 9, 9)))
+    run = lambda c_out, stride: F.conv2d(x, msn.tensor(np.ones((c_out, 1, 3, 3))), stride=stride,  # noqa: E731
+                                         padding=1, groups=4)
+    run(4, 2)
+    assert not calls                                              # off by default: im2col
+    previous = conv_fast.set_lever("depthwise", True)
+    try:
+        for c_out, stride, taken in ((4, 2, True), (4, 1, False), (8, 2, False)):
+            calls.clear()
+            run(c_out, stride)
+            assert bool(calls) == taken, (c_out, stride)
+    finally:
+        conv_fast.set_lever("depthwise", previous)
+
+
+# ---- index.md ------------------------------------------------------------------------------
+def test_every_course_page_but_three_shows_a_figure():
+    """index.md:3-5: each page "shows figures that the library draws from its own code (all but three:
+    skip connections, property testing and the guarantees page are told in code)"."""
+    index = (_DOCS / "index.md").read_text()
+    pages = re.findall(r"^\d+\. \[[^\]]*\]\(([\w-]+\.md)\)", index, re.M)
+    without = sorted(p for p in pages if "](figures/" not in (_DOCS / p).read_text())
+    assert without == ["guarantees.md", "property-testing.md", "skip-connections.md"]
+
+
+def test_the_index_quotes_the_panoptic_examples_seconds_and_default_seed():
+    """index.md:149-152: the Panoptic-DeepLab comparison "trains for 273-298 s per seed ... (one seed by
+    default; the figures in instances.md come from `--seeds 1,2,0`)"."""
+    quoted = re.search(r"trains for (\d+)-(\d+) s per seed", _prose("docs/index.md"))
+    table = re.findall(r"^\| \d \| .* \| (\d+) s \|$", (_DOCS / "instances.md").read_text(), re.M)
+    seconds = [int(s) for s in table]
+    assert len(seconds) == 3 and (int(quoted.group(1)), int(quoted.group(2))) == (min(seconds), max(seconds))
+    source = (_REPO_DIR / "examples" / "panoptic_deeplab_shapes.py").read_text()
+    assert re.search(r'add_argument\("--seeds", default="0"', source)
+
+
+# ---- README.md -----------------------------------------------------------------------------
+def test_the_readmes_default_run_and_augmentations_are_the_defaults():
+    """README.md:64-66: `minisegnet train` with no arguments trains "on 512 generated 64x64 `Shapes`
+    images ... for 12 epochs"; README.md:99: augment "default hflip,vflip,rot90 (a folder: hflip)";
+    README.md:100: `--epochs 20` on that run is "8 more epochs"."""
+    from minisegnet import run_config
+    d = run_config.DEFAULTS
+    assert (d["num_train"], d["size"], d["epochs"]) == (512, 64, 12) and d["data"] in (None, "shapes")
+    assert run_config.DEFAULT_AUGMENT == {"toy": ["hflip", "vflip", "rot90"], "folder": ["hflip"]}
+    assert 20 - d["epochs"] == 8
+    prose = _prose("README.md")
+    assert "on 512 generated 64x64 `Shapes` images" in prose and "for 12 epochs" in prose
+
+
+def test_the_readmes_cupy_extras_ask_for_14_2_or_later():
+    """README.md:47-50: `.[cuda12]` (`cupy-cuda12x`) and `.[cuda13]` (`cupy-cuda13x`) "both ask for CuPy
+    14.2 or later"."""
+    text = (_REPO_DIR / "pyproject.toml").read_text()
+    assert 'cuda12 = ["cupy-cuda12x>=14.2"]' in text and 'cuda13 = ["cupy-cuda13x>=14.2"]' in text
+
+
+def test_the_readmes_h200_figures_are_the_benchmarks_pages():
+    """README.md:55-60: on an H200, `minisegnet train --backend cupy` "runs the default training in about
+    30 s", "the first step of a first process spent about 11 s compiling", "a training step is still
+    3.7-4.8x slower than PyTorch's": benchmarks.md, "Measured on an NVIDIA H200"."""
+    page = (_DOCS / "benchmarks.md").read_text().split("### Measured on an NVIDIA H200", 1)[1]
+    first = float(re.search(r"^\| ours \| ([\d.]+) \|", page, re.M).group(1))
+    steps = [float(r) for r in re.findall(r"^\| U-Net base \d+, depth \d, batch 8, \d+x\d+ \| [\d.]+ \| [\d.]+ \| "
+                                          r"([\d.]+) \|", page, re.M)]
+    done = int(re.search(r"done in (\d+) s", " ".join(page.split())).group(1))
+    prose = _prose("README.md")
+    assert round(first) == int(re.search(r"spent about (\d+) s compiling", prose).group(1))
+    low, high = re.search(r"a training step is still ([\d.]+)-([\d.]+)x slower", prose).groups()
+    assert (round(min(steps), 1), round(max(steps), 1)) == (float(low), float(high))
+    assert abs(done - int(re.search(r"default training in about (\d+) s", prose).group(1))) <= 2

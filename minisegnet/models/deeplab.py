@@ -338,9 +338,12 @@ class DeepLabV3Plus(nn.Module):
                 import warnings
 
                 shape = "1x3" if rate >= fh else "3x1"
+                smallest = max(self.atrous_rates) * self.output_stride + 1
                 warnings.warn(f"DeepLabV3Plus: {where}: the rate is not smaller than the map's "
                               f"{'height' if rate >= fh else 'width'}, so the 3x3 branch is a {shape} convolution "
-                              f"(valid taps {fraction:.0%})", UserWarning, stacklevel=_stacklevel)
+                              f"(valid taps {fraction:.0%}); inputs at least {smallest} pixels "
+                              f"{'high' if rate >= fh else 'wide'} keep its 3x3 taps", UserWarning,
+                              stacklevel=_stacklevel)
         return fractions
 
     def forward(self, x):
