@@ -114,6 +114,10 @@ def _add_training_commands(commands):
             return fails("train", f"--momentum {config['momentum']!r} is SGD's; --optimizer {optimizer} does not use "
                                   "it (Adam's moments decay by its betas, fixed here): drop --momentum, or use "
                                   "--optimizer sgd")
+        task = config.get("task", train.DEFAULTS["task"])
+        if "thing_classes" in config and task == "semantic":         # would be recorded and used for nothing
+            return fails("train", "--thing-classes is for --task instance or panoptic (the classes whose objects "
+                                  "are numbered); --task semantic has no objects")
         try:
             train.run(dict(train.DEFAULTS, **config) if not args.resume else config, out=args.out,
                       resume=args.resume, progress=not args.quiet and _is_terminal(sys.stderr))
@@ -131,6 +135,8 @@ def _add_training_commands(commands):
             train.evaluate_checkpoint(args.checkpoint, batch_size=args.batch_size, backend_name=args.backend)
         except train.UserError as error:
             return fails("evaluate", error)
+        except KeyboardInterrupt:                   # Ctrl-C: the shell's status, no traceback (as train)
+            return 130
         return 0
 
     def run_predict(args):
@@ -138,6 +144,8 @@ def _add_training_commands(commands):
             predict.predict_images(args.checkpoint, args.images, args.out, backend_name=args.backend)
         except train.UserError as error:
             return fails("predict", error)
+        except KeyboardInterrupt:
+            return 130
         return 0
 
     from . import tasks

@@ -191,11 +191,17 @@ def _read_image(path, in_channels):
 
 
 def _check_images(paths):
-    """Every image exists and opens, is of a known range, is no larger than PIL accepts, and
-    no two would write the same output files; all of it before any prediction is written."""
+    """Every image exists and decodes (a file cut short too), is of a known range, is no larger
+    than PIL accepts, and no two would write the same output files; all of it before any
+    prediction is written."""
     problems, stems = [], {}
+
+    def check(im, path):
+        check_image_mode(im, path)
+        im.load()               # decoded to the end: a file cut short is found now (PIL opens lazily)
+
     for path in paths:
-        _, problem = _open_image(path, lambda im: check_image_mode(im, path))
+        _, problem = _open_image(path, lambda im: check(im, path))
         if problem:
             problems.append(problem)
         stem = os.path.splitext(os.path.basename(path))[0]

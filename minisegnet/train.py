@@ -93,30 +93,6 @@ def _dataset_info(ds, ignore_index=None):
     return info
 
 
-def _infer_num_classes(masks_dir, folder=None):
-    """1 + the largest label in the index-PNG masks (255, VOC's "don't care", is no class).
-    Files it cannot read are skipped here: ``check_folder`` reports them all. With ``folder``
-    (the --data name), a label past 254 is a ``UserError`` naming the mask that holds it."""
-    from PIL import Image
-    top = 0
-    for name in sorted(os.listdir(masks_dir)):
-        if name.lower().endswith(".png"):
-            try:
-                with Image.open(os.path.join(masks_dir, name)) as m:
-                    if m.mode not in ("L", "P", "I", "I;16", "1"):
-                        continue
-                    values = np.unique(np.asarray(m))
-            except (OSError, Image.DecompressionBombError):          # check_folder reports it
-                continue
-            values = values[values != 255]
-            if values.size:
-                top = max(top, int(values.max()))
-            if folder is not None and top > 254:
-                raise UserError(f"--data {folder!r}: mask {name!r} holds label {top}, but a folder's masks are "
-                                f"8-bit index PNGs, classes 0 to 254, with 255 the void label")
-    return top + 1
-
-
 def toy_data_bytes(dataset, count, size, instances=False):
     """About how many bytes ``count`` scenes of the toy ``dataset`` class at ``size x size`` take
     at the peak of drawing them, as a run draws and keeps them (``_InMemory``): the scenes kept
@@ -178,7 +154,12 @@ def build_datasets(config, task=None, progress=False, log=None):
     if task.instances and not things:
         raise UserError(f"--task {task.name} on a folder needs --thing-classes: the classes whose objects "
                         "its instances/ PNGs number (e.g. --thing-classes 1,2)")
-    num_classes = config["num_classes"] or _infer_num_classes(masks, name)
+    num_classes = config["num_classes"]
+    if num_classes is None:
+        num_classes, (mask, label) = data_module.infer_num_classes(masks)
+        if label > 254:
+            raise UserError(f"--data {name!r}: mask {mask!r} holds label {label}, but a folder's masks are "
+                            f"8-bit index PNGs, classes 0 to 254, with 255 the void label")
     if num_classes > 255:
         raise UserError(f"--num-classes {num_classes}: a folder's masks are 8-bit index PNGs, classes "
                         f"0 to 254, with 255 the void label (pixels left out of the loss and the scores)")
@@ -208,7 +189,15 @@ def build_datasets(config, task=None, progress=False, log=None):
     order = np.random.default_rng([config["seed"], 7]).permutation(len(full))
     val = data_module.Subset(full, sorted(order[:n_val].tolist()))
     train = data_module.Subset(full, sorted(order[n_val:].tolist()))
-    return train, val, _dataset_info(full, ignore_index=255)
+    return train, val, dict(_dataset_info(full, ignore_index=255), held_out=val.digest())
+
+
+def _same_split(recorded, info, data, log):
+    """A folder run's held-out split is drawn from the folder's files: one added or removed since
+    draws another, training images among it; say so (``held_out``: ``Subset.digest``)."""
+    if recorded.get("held_out", info.get("held_out")) != info.get("held_out"):
+        log(f"note: --data {data!r} has changed since the run was trained: its held-out split is not the "
+            f"run's (images it trained on among them), so the scores do not compare with the recorded ones")
 
 
 def _transforms(config):
@@ -521,6 +510,8 @@ def _train(config, out, state, meta, progress, log):
         if meta is None:
             raise
         raise UserError(f"{error} (--resume: the run's config.json in {out!r} names this --data)") from None
+    if meta is not None:
+        _same_split(meta["info"], info, config["data"], log)
     task = task_cls(info)
     check_unet_size(config["model"], dict(task.models[config["model"]], **(config.get("model_args") or {})),
                     config["size"])
@@ -588,28 +579,32 @@ def _train(config, out, state, meta, progress, log):
             model.train()
             scores = task.new_scores(training=True)
             loss_sum, steps = 0.0, 0
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{config['epochs']}", unit="batch",
+            # by hand: a bar iterating the loader would close before the epoch's score is shown
+            bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{config['epochs']}", unit="batch",
                        disable=not progress, leave=True, file=sys.stderr, dynamic_ncols=True)
-            for images, *labels in bar:
-                targets = task.targets(labels)
-                # forward, loss and backward, in one process or several (data_parallel.py); the
-                # loss value is the one number a step brings back
-                outputs, value = stepper.step(images, targets)
-                if not math.isfinite(value):
-                    raise TrainingDiverged(_diverged(value, epoch, steps, checkpoint, config))
-                optimizer.step()
-                if schedule is not None:
-                    schedule.step()
-                scores.update(outputs, targets)
-                loss_sum += value
-                steps += 1
-                bar.set_postfix(loss=f"{loss_sum / steps:.4f}")
-            train_scores = scores.summary()
-            shown = {"loss": f"{loss_sum / steps:.4f}"}
-            if task.best_score in train_scores:        # training=True scores may be a cheaper subset
-                shown[task.best_score] = _show(train_scores[task.best_score])
-            bar.set_postfix(shown)
-            bar.close()
+            try:
+                for images, *labels in loader:
+                    targets = task.targets(labels)
+                    # forward, loss and backward, in one process or several (data_parallel.py); the
+                    # loss value is the one number a step brings back
+                    outputs, value = stepper.step(images, targets)
+                    if not math.isfinite(value):
+                        raise TrainingDiverged(_diverged(value, epoch, steps, checkpoint, config))
+                    optimizer.step()
+                    if schedule is not None:
+                        schedule.step()
+                    scores.update(outputs, targets)
+                    loss_sum += value
+                    steps += 1
+                    bar.set_postfix(loss=f"{loss_sum / steps:.4f}", refresh=False)
+                    bar.update()
+                train_scores = scores.summary()
+                shown = {"loss": f"{loss_sum / steps:.4f}"}
+                if task.best_score in train_scores:        # training=True scores may be a cheaper subset
+                    shown[task.best_score] = _show(train_scores[task.best_score])
+                bar.set_postfix(shown)
+            finally:
+                bar.close()
             held_out, _ = evaluate(model, task, val_loader, geometry, size, forward=stepper.forward)
             record = dict(epoch=epoch + 1, train_loss=loss_sum / steps,
                           **{f"train_{k}": _plain(v) for k, v in train_scores.items()},
@@ -704,10 +699,11 @@ def evaluate_checkpoint(path, batch_size=None, backend_name=None, log=print):
             raise UserError(f"{path!r}: the configuration it records is not one this version runs "
                             f"(as an option, {error})") from None
         try:
-            _, val_ds, _ = build_datasets(config, type(task), log=log)
+            _, val_ds, info = build_datasets(config, type(task), log=log)
         except UserError as error:
             raise UserError(f"{path}: the run's held-out images come from its --data {config['data']!r} "
                             f"(config.json), which cannot be read now: {error}") from None
+        _same_split(meta["info"], info, config["data"], log)
         size = config["size"]
         loader = data_module.DataLoader(val_ds, batch_size or config["batch_size"], transform=_transforms(config)[1])
         scores, accumulator = evaluate(model, task, loader, geometry_for(model, size), size)

@@ -177,11 +177,11 @@ def test_build_model_and_errors():
     with pytest.raises(TypeError, match="PanopticDeepLab: instance_aspp_channels must be an int, got 2.5"):
         _small(instance_aspp_channels=2.5)
     assert _small(head_channels=np.int64(4)).head_channels == 4        # a NumPy int is an int (was refused)
-    with pytest.raises(ValueError, match="DeepLabV3Plus: output_stride must be 16 or 8"):
+    with pytest.raises(ValueError, match="^PanopticDeepLab: output_stride must be 16 or 8"):
         _small(output_stride=4)
     with pytest.raises(ValueError, match=r"PanopticDeepLab: input must be a Tensor of shape \(N, 2, H, W\)"):
         _small()(msn.tensor(np.zeros((1, 3, 32, 32), np.float32)))
-    with pytest.raises(ValueError, match=r"DeepLabV3Plus: atrous rate \d"):
+    with pytest.raises(ValueError, match=r"^PanopticDeepLab: atrous rate \d"):
         _small()(msn.tensor(np.zeros((1, 2, 16, 16), np.float32)))
 
 

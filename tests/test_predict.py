@@ -1,11 +1,14 @@
 """predict.py on its own: the padding of a whole-image pass and its refusals (cases from a mutation review, stop 38: each fails on a mutant that every test before let through; the overlap tiles and the CLI's predict runs are in test_train_cli.py)."""
+import os
 import warnings
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import minisegnet as msn
 from minisegnet import predict
+from minisegnet.cli import main
 
 
 def test_same_padding_pads_by_reflection_without_repeating_the_edge():
@@ -104,3 +107,23 @@ def test_a_side_already_a_multiple_is_not_padded():
     assert predict._fitting_size(object(), 32, 48, 16) == (32, 48)
     assert predict._fitting_size(object(), 33, 47, 16) == (48, 48)
     assert predict._fitting_size(_NeedsSide(1), 32, 48, 16) == (32, 48)
+
+
+def test_a_truncated_image_is_refused_before_any_prediction_is_written(tmp_path, capsys):
+    """predict._check_images promises every image opens 'before any prediction is written', but it
+    only opens the header (Image.open is lazy): a PNG cut short passes, the images before it are
+    predicted and written (and --out is created), and the error comes only when the cut one is
+    decoded, without saying that files were written."""
+    run = str(tmp_path / "run")
+    tiny = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "1",
+            "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--processes", "1", "--quiet"]
+    assert main(["train", *tiny, "--out", run]) == 0
+    good, cut = tmp_path / "a_good.png", tmp_path / "b_cut.png"
+    Image.fromarray((np.random.default_rng(0).random((40, 40, 3)) * 255).astype(np.uint8)).save(good)
+    cut.write_bytes(good.read_bytes()[:1500])            # the header intact, the pixel data cut short
+    out = tmp_path / "preds"
+    capsys.readouterr()
+    assert main(["predict", run, str(good), str(cut), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "b_cut.png" in err and "Traceback" not in err
+    assert not out.exists() or os.listdir(out) == [], sorted(os.listdir(out))

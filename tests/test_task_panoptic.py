@@ -7,12 +7,14 @@ import io
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from matplotlib.figure import Figure
 
 import minisegnet as msn
 from minisegnet import functional as F, metrics, panoptic
 from minisegnet.data import Shapes
 from minisegnet.models import PanopticDeepLab
 from minisegnet.tasks.panoptic import PanopticTask
+from minisegnet.cli import main
 from minisegnet.viz import panoptic as vp
 from helpers import saved_figures
 
@@ -460,7 +462,7 @@ def test_panoptic_predictions_titles_legend_and_a_match_in_its_true_objects_colo
                                  class_names=["ground", "car"], scores=["PQ 1.00"])
     fig = saved[0]
     _, truth_ax, pred_ax = fig.axes
-    assert pred_ax.get_title() == "prediction: 1 objects, 1 matched, PQ 1.00"
+    assert pred_ax.get_title() == "prediction: 1 objects,\n1 matched, PQ 1.00"
     np.testing.assert_allclose(pred_ax.images[0].get_array()[1, 1], truth_ax.images[0].get_array()[1, 1])
     assert [t.get_text() for t in fig.legends[0].get_texts()][:2] == ["ground", "car"]
 
@@ -501,3 +503,30 @@ def test_panoptic_overlay_tells_apart_objects_of_two_categories_that_share_an_id
     outlined = panoptic_overlay(image, pan, palette, alpha=1.0, outline=white)
     np.testing.assert_allclose(outlined[1, 2], white)    # the border between them is drawn
     np.testing.assert_allclose(outlined[1, 3], white)
+
+
+def test_the_prediction_titles_of_predictions_png_fit_in_the_figure(tmp_path, monkeypatch):
+    """predictions.png of a panoptic run titles each prediction 'prediction: N objects, M matched,
+    PQ 0.xx' (tasks/panoptic.py:242, viz/panoptic.py:140) at fontsize 9 over a 7.5-inch-wide figure
+    of three columns: the title runs past the figure's right edge, so its last characters are
+    cut off (the PNG reads 'PQ 0.0' for 'PQ 0.04')."""
+    saved, save = [], Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        saved.append(fig)
+        return save(fig, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep)
+    assert main(["train", "--task", "panoptic", "--size", "32", "--num-train", "16", "--num-val", "8",
+                 "--batch-size", "8", "--epochs", "1", "--model-arg", "width_mult=0.125", "--quiet",
+                 "--out", str(tmp_path / "run")]) == 0
+    figure = next(f for f in saved if any(ax.get_title().startswith("prediction") for ax in f.axes))
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    renderer = FigureCanvasAgg(figure).get_renderer()       # the canvas savefig drew on (Agg, for a PNG)
+    right = figure.bbox.x1
+    for ax in figure.axes:
+        title = ax.title
+        if title.get_text().startswith("prediction"):
+            extent = title.get_window_extent(renderer)
+            assert extent.x1 <= right + 0.5, (title.get_text(), extent.x1, right)

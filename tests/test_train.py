@@ -5,7 +5,7 @@ import os
 import numpy as np
 import pytest
 
-from minisegnet import data_parallel, optim, run_config, train
+from minisegnet import data, data_parallel, optim, run_config, train
 from minisegnet.nn import Parameter
 from minisegnet.viz import training as viz_training
 from helpers import saved_figures
@@ -136,9 +136,9 @@ def _folder(root, n, labels=(0, 1, 2, 255), size=8):
 
 
 def test_the_void_label_255_is_not_counted_as_a_class(tmp_path):
-    # guards _infer_num_classes dropping 255: labels 0, 1, 2 and void make 3 classes, not 256
+    # guards infer_num_classes dropping 255: labels 0, 1, 2 and void make 3 classes, not 256
     folder = _folder(tmp_path / "d", 2)
-    assert train._infer_num_classes(str(folder / "masks")) == 3
+    assert data.infer_num_classes(str(folder / "masks"))[0] == 3
 
 
 def test_a_large_val_fraction_still_leaves_one_image_to_train_on(tmp_path):

@@ -11,9 +11,10 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import minisegnet as msn
-from minisegnet import data, model_geometry, predict, train
+from minisegnet import cli, data, model_geometry, predict, train
 from minisegnet.cli import main
 from helpers import png_header_only, run_interrupted_in_epoch_2
 
@@ -1374,3 +1375,121 @@ def test_a_class_count_read_from_the_masks_is_not_called_an_option_given(tmp_pat
     err = capsys.readouterr().err
     assert "Traceback" not in err and "--num-classes 301" not in err
     assert "300" in err
+
+
+TINY_ONE_PROCESS = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "1",
+                    "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--processes", "1"]
+
+
+def test_the_progress_bar_ends_each_epoch_with_the_tasks_score(tmp_path, monkeypatch, capsys):
+    """train.py sets the bar's postfix to the epoch's loss and the task's best score (mean IU)
+    after the loop, but tqdm closes a bar as soon as its iterable is exhausted, so that
+    set_postfix is a no-op: the finished bar shows only the loss."""
+    monkeypatch.setattr(cli, "_is_terminal", lambda stream: True)
+    assert main(["train", *TINY_ONE_PROCESS, "--out", str(tmp_path / "tty")]) == 0
+    bar = capsys.readouterr().err
+    assert "epoch 1/1" in bar
+    assert "mean_iou=" in bar, bar[-400:]
+
+
+def test_a_truncated_image_in_a_data_folder_is_named(tmp_path, capsys):
+    """check_folder reports an OSError from PIL as 'unreadable file: {error}' (data/folder.py:335);
+    for a file cut short PIL's message is 'image file is truncated', naming no file, so the user
+    is told that one of the pairs is bad but not which."""
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        os.makedirs(tmp_path / "data" / sub)
+    for i in range(6):
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "data" / "images" / f"im{i}.png")
+        Image.fromarray(rng.integers(0, 3, (32, 32)).astype(np.uint8)).save(tmp_path / "data" / "masks" / f"im{i}.png")
+    broken = tmp_path / "data" / "images" / "im3.png"
+    broken.write_bytes(broken.read_bytes()[:1500])      # the header intact, the pixel data cut short
+    folder_tiny = ["--size", "32", "--batch-size", "4", "--epochs", "1", "--model-arg", "base_channels=4",
+                   "--model-arg", "depth=2", "--processes", "1", "--quiet"]
+    assert main(["train", *folder_tiny, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "truncated" in err and "Traceback" not in err
+    assert "im3.png" in err, err
+
+
+def test_evaluate_after_a_file_is_added_to_the_data_folder_does_not_silently_score_another_split(tmp_path):
+    """A folder run's held-out split is np.random.default_rng([seed, 7]).permutation(len(folder))
+    (train.build_datasets), recorded nowhere: one pair added to the folder reshuffles the whole
+    split, and `evaluate` then scores a different set of images (training images among them)
+    next to the recorded scores, without a word. Either it scores the images the run held out,
+    or it says the split is not the run's."""
+    from minisegnet import train
+
+    rng = np.random.default_rng(0)
+    data_dir = tmp_path / "data"
+    for sub in ("images", "masks"):
+        os.makedirs(data_dir / sub)
+
+    def add(name):
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(data_dir / "images" / name)
+        Image.fromarray(rng.integers(0, 3, (32, 32)).astype(np.uint8)).save(data_dir / "masks" / name)
+
+    for i in range(10):
+        add(f"im{i}.png")
+    run = str(tmp_path / "run")
+    folder_tiny = ["--size", "32", "--batch-size", "4", "--epochs", "1", "--model-arg", "base_channels=4",
+                   "--model-arg", "depth=2", "--processes", "1", "--quiet"]
+    assert main(["train", *folder_tiny, "--data", str(data_dir), "--out", run]) == 0
+    add("zz_new.png")                                  # the folder grows by one pair
+    said = []
+    scores, recorded = train.evaluate_checkpoint(run, log=said.append)
+    same = all(np.isclose(scores[k], recorded[k]) for k in ("val_loss", "pixel_acc", "mean_iou"))
+    warned = any("split" in line or "changed" in line for line in said)
+    assert same or warned, said
+
+
+@pytest.mark.parametrize("command", ["evaluate", "predict"])
+def test_ctrl_c_ends_evaluate_and_predict_with_status_130_and_no_traceback(tmp_path, monkeypatch, command):
+    """`train` turns Ctrl-C into exit status 130 without a traceback (cli.run_train); `evaluate`
+    and `predict` let the KeyboardInterrupt escape main(), so a user stopping a long predict
+    (a large image through a valid-padding U-Net's tiles) gets a Python traceback."""
+    from minisegnet import predict, train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train, "evaluate_checkpoint", interrupted)
+    monkeypatch.setattr(predict, "predict_images", interrupted)
+    argv = {"evaluate": ["evaluate", str(tmp_path / "run")],
+            "predict": ["predict", str(tmp_path / "run"), str(tmp_path / "a.png"), "--out", str(tmp_path / "p")]}
+    try:
+        status = main(argv[command])
+    except KeyboardInterrupt:
+        status = "KeyboardInterrupt escaped main()"
+    assert status == 130
+
+
+def test_thing_classes_on_a_semantic_folder_run_is_not_silently_ignored(tmp_path, capsys):
+    """--thing-classes is for the instance and panoptic tasks (help: 'needed by --task instance on
+    a folder'); a semantic run on a folder accepts it, records it in config.json and uses it for
+    nothing, without a word, where the CLI refuses other options a run would ignore (--momentum
+    with Adam, --num-train with a folder, --num-classes with generated data)."""
+    rng = np.random.default_rng(0)
+    for sub in ("images", "masks"):
+        os.makedirs(tmp_path / "data" / sub)
+    for i in range(6):
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "data" / "images" / f"im{i}.png")
+        Image.fromarray(rng.integers(0, 3, (32, 32)).astype(np.uint8)).save(tmp_path / "data" / "masks" / f"im{i}.png")
+    folder_tiny = ["--size", "32", "--batch-size", "4", "--epochs", "1", "--model-arg", "base_channels=4",
+                   "--model-arg", "depth=2", "--processes", "1", "--quiet"]
+    status = main(["train", *folder_tiny, "--data", str(tmp_path / "data"), "--thing-classes", "1",
+                   "--out", str(tmp_path / "r")])
+    captured = capsys.readouterr()
+    said = captured.out + captured.err
+    assert status == 2 or "--thing-classes" in said, said
+
+
+def test_a_panoptic_model_arg_error_names_the_model_the_user_chose(tmp_path, capsys):
+    """`--task panoptic --model-arg output_stride=3` is refused with 'DeepLabV3Plus: output_stride
+    must be 16 or 8' (PanopticDeepLab builds a DeepLabV3Plus inside and lets its message through):
+    the user chose panoptic-deeplab (--model's name), never DeepLabV3Plus."""
+    assert main(["train", "--task", "panoptic", "--size", "32", "--num-train", "16", "--num-val", "8",
+                 "--epochs", "1", "--quiet", "--model-arg", "output_stride=3", "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert "output_stride" in err
+    assert "DeepLabV3Plus" not in err and ("PanopticDeepLab" in err or "panoptic-deeplab" in err), err

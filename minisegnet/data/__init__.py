@@ -21,7 +21,8 @@ The package, one concept per module:
 * ``toy``: ``Shapes`` (circles, squares and triangles on textured
   backgrounds), ``Roads`` (a toy driving scene), ``Cells`` (touching cells,
   the U-Net paper's setting), and ``default_palette``;
-* ``folder``: ``FolderDataset`` (your own images and index-PNG masks), ``Subset``;
+* ``folder``: ``FolderDataset`` (your own images and index-PNG masks), ``Subset``,
+  ``check_folder``, ``infer_num_classes``;
 * ``transforms``: augmentations ``t(image, mask, rng) -> (image, mask)`` that
   move image and labels together; ``mask`` is one label map ``(H, W)`` or
   several stacked ``(K, H, W)`` (class and instance id) that move as one:
@@ -32,14 +33,14 @@ The package, one concept per module:
   a transform and stacks samples into batches ``(N, C, H, W)`` / ``(N, H, W)``
   (NumPy arrays; the training loop moves them to the backend).
 """
-from .folder import FolderDataset, Subset, check_folder
+from .folder import FolderDataset, Subset, check_folder, infer_num_classes
 from .loader import DataLoader
 from .toy import Cells, Roads, Shapes, default_palette
 from .transforms import (AUGMENTATIONS, CenterCrop, ColorJitter, Compose, MirrorPad, RandomAffine, RandomCrop,
                          RandomElastic, RandomFlip, RandomRot90)
 
 __all__ = [
-    "Shapes", "Roads", "Cells", "FolderDataset", "Subset", "check_folder", "DataLoader", "default_palette",
+    "Shapes", "Roads", "Cells", "FolderDataset", "Subset", "check_folder", "infer_num_classes", "DataLoader", "default_palette",
     "Compose", "RandomFlip", "RandomRot90", "RandomCrop", "CenterCrop", "MirrorPad",
     "RandomElastic", "RandomAffine", "ColorJitter", "AUGMENTATIONS",
 ]

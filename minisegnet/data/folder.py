@@ -9,7 +9,8 @@ import numpy as np
 from .. import checks
 from .toy import default_palette
 
-__all__ = ["FolderDataset", "Subset", "check_folder", "image_array", "check_image_mode", "conversion_note"]
+__all__ = ["FolderDataset", "Subset", "check_folder", "infer_num_classes", "image_array", "check_image_mode",
+           "conversion_note"]
 
 _IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -89,6 +90,26 @@ def _index_files(directory, what, extensions):
                                  f"{name!r}: two files named {stem!r}; pairs are matched by name, so keep one")
             found[stem] = os.path.join(directory, name)
     return found
+
+
+def infer_num_classes(masks_dir):
+    """``(count, (mask, label))``: 1 + the largest label in the index-PNG masks of ``masks_dir``
+    (255, VOC's "don't care", is no class), and the file that holds that label. Files it cannot
+    read are skipped here: ``check_folder`` reports them all."""
+    top, where = 0, None
+    for name in sorted(os.listdir(masks_dir)):
+        if name.lower().endswith(".png"):
+            try:
+                with _open(os.path.join(masks_dir, name)) as m:
+                    if m.mode not in ("L", "P", "I", "I;16", "1"):
+                        continue
+                    values = np.unique(np.asarray(m))
+            except OSError:                      # (an image past PIL's size limit too: ``_open``)
+                continue
+            values = values[values != 255]
+            if values.size and int(values.max()) >= top:
+                top, where = int(values.max()), name
+    return top + 1, (where, top)
 
 
 def _open(path):
@@ -269,6 +290,15 @@ class Subset:
     """The samples of ``dataset`` at ``indices`` (e.g. a held-out split of a FolderDataset). As
     ``torch.utils.data.Subset``, an index may be negative (-1: the last sample)."""
 
+    def digest(self):
+        """A short fingerprint of which files of a ``FolderDataset`` this subset holds (their
+        image names): a run records its held-out split's, so that a folder changed since (a file
+        added reshuffles the whole split) is noticed."""
+        import hashlib
+
+        names = "\n".join(sorted(os.path.basename(self.dataset.pairs[i][0]) for i in self.indices))
+        return hashlib.sha256(names.encode()).hexdigest()[:16]
+
     def __init__(self, dataset, indices):
         self.dataset = dataset
         indices = list(indices)
@@ -331,8 +361,12 @@ def check_folder(dataset, progress=False):
                                                                      min(smallest[1], width))
         except ValueError as error:
             problems.append(str(error))
-        except OSError as error:               # PIL: not an image it can read
-            problems.append(f"unreadable file: {error}")
+        except OSError as error:               # PIL: not an image it can read (a file cut short: its
+            pair = getattr(dataset, "pairs", None)          # message names no file, so the pair is named)
+            named = pair is None or any(os.fspath(p) in str(error) for p in pair[index])
+            problems.append(f"unreadable file: {error}" + ("" if named else
+                                                           f" (image {os.fspath(pair[index][0])!r}, mask "
+                                                           f"{os.fspath(pair[index][1])!r})"))
     if problems:
         unpaired = len(getattr(dataset, "unpaired", []))
         raise ValueError(f"{len(problems) - unpaired} of {len(dataset)} image/mask pairs cannot be used"

@@ -306,14 +306,15 @@ class DeepLabV3Plus(nn.Module):
                                             low_level_channels, decoder_channels)
         self.classifier = nn.Conv2d(decoder_channels, num_classes, 1)
 
-    def check_input_size(self, size, _stacklevel=2):
+    def check_input_size(self, size, _stacklevel=2, _model="DeepLabV3Plus"):
         """Check every atrous rate against the feature map of an input of ``size`` ``(h, w)``.
 
         A rate at least the feature map's size on both axes makes its 3x3 branch a
         1x1 convolution: a ``ValueError`` with the valid-tap fraction. At least the
         size on one axis: a ``UserWarning`` (the branch is a 1x3 or 3x1 conv).
         Returns ``{rate: valid-tap fraction}`` (see ``aspp_valid_tap_fraction``).
-        ``size``: ``(h, w)`` or one int for a square input.
+        ``size``: ``(h, w)`` or one int for a square input. (``_model``: the model the messages
+        name, ``PanopticDeepLab`` for its DeepLab.)
         """
         size = shapes.as_pair(size, "size", 1)
         _, (fh, fw) = self.backbone.sizes(size)
@@ -328,7 +329,7 @@ class DeepLabV3Plus(nn.Module):
                 smallest = max(self.atrous_rates) * self.output_stride + 1
                 largest = min(fh, fw) - 1
                 raise ValueError(
-                    f"DeepLabV3Plus: {where}: the rate is not smaller than the map, so every off-centre tap of "
+                    f"{_model}: {where}: the rate is not smaller than the map, so every off-centre tap of "
                     f"the 3x3 kernel reads zero padding and the branch degenerates into a 1x1 convolution "
                     f"(valid taps {fraction:.0%}, only the centre one). Use inputs of at least "
                     f"{smallest}x{smallest}, or "
@@ -339,7 +340,7 @@ class DeepLabV3Plus(nn.Module):
 
                 shape = "1x3" if rate >= fh else "3x1"
                 smallest = max(self.atrous_rates) * self.output_stride + 1
-                warnings.warn(f"DeepLabV3Plus: {where}: the rate is not smaller than the map's "
+                warnings.warn(f"{_model}: {where}: the rate is not smaller than the map's "
                               f"{'height' if rate >= fh else 'width'}, so the 3x3 branch is a {shape} convolution "
                               f"(valid taps {fraction:.0%}); inputs at least {smallest} pixels "
                               f"{'high' if rate >= fh else 'wide'} keep its 3x3 taps", UserWarning,

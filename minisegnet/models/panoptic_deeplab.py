@@ -97,8 +97,11 @@ class PanopticDeepLab(nn.Module):
                 ("instance_low_level_channels", instance_low_level_channels),
                 ("instance_decoder_channels", instance_decoder_channels), ("head_channels", head_channels)))
         # The semantic branch, and the backbone both branches read: a DeepLabV3+ as it is.
-        self.deeplab = DeepLabV3Plus(in_channels, num_classes, output_stride, atrous_rates, width_mult,
-                                     aspp_channels, low_level_channels, decoder_channels, dropout)
+        try:
+            self.deeplab = DeepLabV3Plus(in_channels, num_classes, output_stride, atrous_rates, width_mult,
+                                         aspp_channels, low_level_channels, decoder_channels, dropout)
+        except (TypeError, ValueError) as error:        # its checks, named by the model being made
+            raise type(error)(str(error).replace("DeepLabV3Plus", "PanopticDeepLab", 1)) from None
         for name in ("in_channels", "num_classes", "output_stride", "atrous_rates", "width_mult",
                      "aspp_channels", "low_level_channels", "decoder_channels", "dropout"):
             setattr(self, name, getattr(self.deeplab, name))
@@ -116,7 +119,7 @@ class PanopticDeepLab(nn.Module):
 
     def check_input_size(self, size):
         """``DeepLabV3Plus.check_input_size``: both ASPPs read the same feature map."""
-        return self.deeplab.check_input_size(size, _stacklevel=3)        # a warning names our caller
+        return self.deeplab.check_input_size(size, _stacklevel=3, _model="PanopticDeepLab")   # warnings: our caller
 
     def forward(self, x):
         check_image_batch(x, self.in_channels, "PanopticDeepLab")

@@ -137,7 +137,8 @@ def plot_panoptic_predictions(images, truth, predictions, palette, file, class_n
         for panoptic in (truth[i], predictions[i]):
             _check_panoptic(rgb, panoptic, colours)
         true_map, found_map, objects, found, matched = _matched_objects(truth[i], predictions[i])
-        title = f"prediction: {found} objects, {matched} matched" + (f", {scores[i]}" if scores else "")
+        # two lines: one would run past a column this wide
+        title = f"prediction: {found} objects,\n{matched} matched" + (f", {scores[i]}" if scores else "")
         # the maps' objects are numbered already (a matched prediction takes its truth's number)
         panels = ((rgb, "image"),
                   (_tinted(rgb, true_map[..., 0], true_map[..., 1], colours, 0.5, (1.0, 1.0, 1.0)),
