@@ -1050,3 +1050,12 @@ def test_the_readmes_h200_figures_are_the_benchmarks_pages():
     low, high = re.search(r"a training step is still ([\d.]+)-([\d.]+)x slower", prose).groups()
     assert (round(min(steps), 1), round(max(steps), 1)) == (float(low), float(high))
     assert abs(done - int(re.search(r"default training in about (\d+) s", prose).group(1))) <= 2
+
+
+def test_the_readme_holds_out_a_fifth_of_a_folder():
+    """README.md: "a fifth of its images, drawn by the seed, are held out" (evaluate's and
+    --resume's note on a changed folder: test_train_cli.py)."""
+    from minisegnet import run_config
+
+    assert run_config.DEFAULTS["val_fraction"] == 0.2
+    assert "a fifth of its images, drawn by the seed, are held out" in _prose("README.md")
