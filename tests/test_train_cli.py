@@ -1377,6 +1377,19 @@ def test_a_class_count_read_from_the_masks_is_not_called_an_option_given(tmp_pat
     assert "300" in err
 
 
+FOLDER_ONE_PROCESS = ["--size", "32", "--batch-size", "4", "--epochs", "1", "--model-arg", "base_channels=4",
+                      "--model-arg", "depth=2", "--processes", "1", "--quiet"]
+
+
+def _random_pairs(folder, names, rng):
+    """A random 32x32 RGB image and 3-class mask under ``folder``'s images/ and masks/ for each name."""
+    for sub in ("images", "masks"):
+        os.makedirs(folder / sub, exist_ok=True)
+    for name in names:
+        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(folder / "images" / name)
+        Image.fromarray(rng.integers(0, 3, (32, 32)).astype(np.uint8)).save(folder / "masks" / name)
+
+
 TINY_ONE_PROCESS = ["--size", "32", "--num-train", "16", "--num-val", "8", "--batch-size", "8", "--epochs", "1",
                     "--model-arg", "base_channels=4", "--model-arg", "depth=2", "--processes", "1"]
 
@@ -1396,17 +1409,10 @@ def test_a_truncated_image_in_a_data_folder_is_named(tmp_path, capsys):
     """check_folder reports an OSError from PIL as 'unreadable file: {error}' (data/folder.py:335);
     for a file cut short PIL's message is 'image file is truncated', naming no file, so the user
     is told that one of the pairs is bad but not which."""
-    rng = np.random.default_rng(0)
-    for sub in ("images", "masks"):
-        os.makedirs(tmp_path / "data" / sub)
-    for i in range(6):
-        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "data" / "images" / f"im{i}.png")
-        Image.fromarray(rng.integers(0, 3, (32, 32)).astype(np.uint8)).save(tmp_path / "data" / "masks" / f"im{i}.png")
+    _random_pairs(tmp_path / "data", [f"im{i}.png" for i in range(6)], np.random.default_rng(0))
     broken = tmp_path / "data" / "images" / "im3.png"
     broken.write_bytes(broken.read_bytes()[:1500])      # the header intact, the pixel data cut short
-    folder_tiny = ["--size", "32", "--batch-size", "4", "--epochs", "1", "--model-arg", "base_channels=4",
-                   "--model-arg", "depth=2", "--processes", "1", "--quiet"]
-    assert main(["train", *folder_tiny, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "r")]) == 2
+    assert main(["train", *FOLDER_ONE_PROCESS, "--data", str(tmp_path / "data"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert "truncated" in err and "Traceback" not in err
     assert "im3.png" in err, err
@@ -1422,20 +1428,10 @@ def test_evaluate_after_a_file_is_added_to_the_data_folder_does_not_silently_sco
 
     rng = np.random.default_rng(0)
     data_dir = tmp_path / "data"
-    for sub in ("images", "masks"):
-        os.makedirs(data_dir / sub)
-
-    def add(name):
-        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(data_dir / "images" / name)
-        Image.fromarray(rng.integers(0, 3, (32, 32)).astype(np.uint8)).save(data_dir / "masks" / name)
-
-    for i in range(10):
-        add(f"im{i}.png")
+    _random_pairs(data_dir, [f"im{i}.png" for i in range(10)], rng)
     run = str(tmp_path / "run")
-    folder_tiny = ["--size", "32", "--batch-size", "4", "--epochs", "1", "--model-arg", "base_channels=4",
-                   "--model-arg", "depth=2", "--processes", "1", "--quiet"]
-    assert main(["train", *folder_tiny, "--data", str(data_dir), "--out", run]) == 0
-    add("zz_new.png")                                  # the folder grows by one pair
+    assert main(["train", *FOLDER_ONE_PROCESS, "--data", str(data_dir), "--out", run]) == 0
+    _random_pairs(data_dir, ["zz_new.png"], rng)       # the folder grows by one pair
     said = []
     scores, recorded = train.evaluate_checkpoint(run, log=said.append)
     same = all(np.isclose(scores[k], recorded[k]) for k in ("val_loss", "pixel_acc", "mean_iou"))
@@ -1469,15 +1465,8 @@ def test_thing_classes_on_a_semantic_folder_run_is_not_silently_ignored(tmp_path
     a folder'); a semantic run on a folder accepts it, records it in config.json and uses it for
     nothing, without a word, where the CLI refuses other options a run would ignore (--momentum
     with Adam, --num-train with a folder, --num-classes with generated data)."""
-    rng = np.random.default_rng(0)
-    for sub in ("images", "masks"):
-        os.makedirs(tmp_path / "data" / sub)
-    for i in range(6):
-        Image.fromarray((rng.random((32, 32, 3)) * 255).astype(np.uint8)).save(tmp_path / "data" / "images" / f"im{i}.png")
-        Image.fromarray(rng.integers(0, 3, (32, 32)).astype(np.uint8)).save(tmp_path / "data" / "masks" / f"im{i}.png")
-    folder_tiny = ["--size", "32", "--batch-size", "4", "--epochs", "1", "--model-arg", "base_channels=4",
-                   "--model-arg", "depth=2", "--processes", "1", "--quiet"]
-    status = main(["train", *folder_tiny, "--data", str(tmp_path / "data"), "--thing-classes", "1",
+    _random_pairs(tmp_path / "data", [f"im{i}.png" for i in range(6)], np.random.default_rng(0))
+    status = main(["train", *FOLDER_ONE_PROCESS, "--data", str(tmp_path / "data"), "--thing-classes", "1",
                    "--out", str(tmp_path / "r")])
     captured = capsys.readouterr()
     said = captured.out + captured.err
