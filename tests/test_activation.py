@@ -416,3 +416,35 @@ def test_float16_tanh_and_its_gradient_equal_torch_number_for_number(torch):
     assert y.dtype == ours.grad.dtype == np.float16
     np.testing.assert_array_equal(y.numpy(), ty.detach().numpy())
     np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+def _torch_kept_value(torch, p, tdtype):
+    """The value torch's F.dropout gives a kept 1.0 (its 1 / (1 - p), in the input's dtype)."""
+    torch.manual_seed(0)
+    y = torch.nn.functional.dropout(torch.ones(4096, dtype=tdtype), p, True)
+    kept = y[y != 0].unique()
+    assert kept.numel() == 1
+    return kept
+
+
+@pytest.mark.parametrize("fn", ["dropout", "dropout2d"])
+@pytest.mark.parametrize("dtype", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("p", [0.1, 0.15, 0.2, 0.3, 0.45, 0.5, 0.8])
+def test_dropout_values_and_gradient_are_torchs_for_the_same_mask(torch, fn, dtype, p):
+    np_dtype, tdtype = np.dtype(dtype), getattr(torch, dtype)
+    rng = np.random.default_rng(3)
+    x_np = (rng.uniform(0.5, 2.0, (2, 3, 4, 5)) * rng.choice([-1, 1], (2, 3, 4, 5))).astype(np_dtype)  # no zeros
+    msn.manual_seed(11)
+    x = msn.tensor(x_np, requires_grad=True)
+    y = getattr(F, fn)(x, p, True)
+    keep = y.numpy() != 0
+    if fn == "dropout2d":                          # one draw per (n, c) plane
+        assert (keep == keep[:, :, :1, :1]).all()
+    tx = as_torch(torch, x_np)
+    noise = torch.tensor(keep).to(tdtype) * _torch_kept_value(torch, p, tdtype)
+    ty = tx * noise                                # torch's _dropout_impl: input * noise
+    np.testing.assert_array_equal(y.numpy(), ty.detach().numpy(), err_msg=f"{fn} p={p} {dtype} values")
+    g = rng.standard_normal(x_np.shape).astype(np_dtype)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy(), err_msg=f"{fn} p={p} {dtype} gradient")

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 import minisegnet as msn
-from minisegnet import functional as F
+from minisegnet import functional as F, shapes
 from minisegnet.functional import conv as core, conv_fast
 from minisegnet.testing import gradcheck
 from helpers import as_torch, assert_close, current_xp, t64
@@ -297,3 +297,41 @@ def test_float16_row_taps_forward_rounds_once_as_pytorch(torch, channels, k, sta
     our_error = np.abs(ours.astype(np.float64) - exact).max()
     their_error = np.abs(theirs.astype(np.float64) - exact).max()
     assert our_error <= 1.5 * their_error, (our_error, their_error)
+
+
+@given(n=st.integers(0, 2), c=st.integers(2, 4), k=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       s=st.tuples(st.integers(1, 3), st.integers(1, 3)).filter(lambda s: s != (1, 1)),
+       p=st.tuples(st.integers(0, 2), st.integers(0, 2)), d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       extra=st.tuples(st.integers(0, 6), st.integers(0, 6)))
+def test_direct_depthwise_output_shape_is_the_shapes_formula(n, c, k, s, p, d, extra):
+    size = tuple(d[a] * (k[a] - 1) + 1 + extra[a] - min(2 * p[a], extra[a]) for a in (0, 1))
+    x = msn.tensor(np.zeros((n, c) + size), requires_grad=True)
+    w = msn.tensor(np.zeros((c, 1) + k), requires_grad=True)
+    with direct_depthwise():
+        y = F.conv2d(x, w, None, s, p, d, c)
+    if n:
+        assert y.creator.saved.route == "depthwise"
+    assert y.shape == (n, c) + shapes.conv2d_output_size(size, k, s, p, d)
+    y.backward(np.ones(y.shape))
+    assert x.grad.shape == x.shape and w.grad.shape == w.shape
+
+
+@given(n=st.integers(1, 2), c=st.integers(2, 4), k=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       s=st.tuples(st.integers(1, 3), st.integers(1, 3)).filter(lambda s: s != (1, 1)),
+       p=st.tuples(st.integers(0, 2), st.integers(0, 2)), d=st.tuples(st.integers(1, 2), st.integers(1, 2)),
+       extra=st.tuples(st.integers(0, 5), st.integers(0, 5)), seed=st.integers(0, 2**16))
+def test_direct_depthwise_backward_is_the_adjoint_in_x_and_in_w(n, c, k, s, p, d, extra, seed):
+    """The direct depthwise conv is linear in x and in w: <conv(x, w), y> == <x, dx(y)> == <w, dw(y)>,
+    dx and dw taken by its own backward (conv_depthwise.grads), without going through im2col."""
+    size = tuple(d[a] * (k[a] - 1) + 1 + extra[a] for a in (0, 1))
+    rng = np.random.default_rng(seed)
+    x_np, w_np = rng.standard_normal((n, c) + size), rng.standard_normal((c, 1) + k)
+    x, w = msn.tensor(x_np, requires_grad=True), msn.tensor(w_np, requires_grad=True)
+    with direct_depthwise():
+        out = F.conv2d(x, w, None, s, p, d, c)
+        assert out.creator.saved.route == "depthwise"
+        y_np = rng.standard_normal(out.shape)
+        out.backward(y_np)
+    lhs = float((out.numpy() * y_np).sum())
+    np.testing.assert_allclose(lhs, float((x_np * x.grad.numpy()).sum()), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(lhs, float((w_np * w.grad.numpy()).sum()), rtol=1e-10, atol=1e-10)

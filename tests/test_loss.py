@@ -722,3 +722,34 @@ def test_keep_where_gradient_and_what_it_keeps_out():
     y.backward(np.ones((3, 4)))
     np.testing.assert_array_equal(y.numpy(), np.where(mask, x_np, 0))
     np.testing.assert_array_equal(x.grad.numpy(), mask.astype(np.float64))
+
+
+def _torch_dice(torch, logits, target, smooth, ignore_index):
+    p = torch.softmax(logits, 1)
+    t = torch.tensor(target)
+    valid = torch.ones_like(t, dtype=torch.bool) if ignore_index is None else t != ignore_index
+    scores = []
+    for c in range(logits.shape[1]):
+        p_c = p[:, c][valid]
+        t_c = (t[valid] == c).to(logits.dtype)
+        scores.append((2 * (p_c * t_c).sum() + smooth) / (p_c.sum() + t_c.sum() + smooth))
+    return 1 - torch.stack(scores).mean()
+
+
+@given(n=st.integers(1, 2), c=st.integers(1, 4), spatial=st.sampled_from([(), (3,), (2, 3), (3, 3)]),
+       smooth=st.sampled_from([1.0, 0.5, 1e-3]), ignore_index=st.sampled_from([None, 255, 1]),
+       seed=st.integers(0, 2**16))
+def test_dice_loss_value_and_gradient_match_torch_written_formula(torch, n, c, spatial, smooth, ignore_index, seed):
+    rng = np.random.default_rng(seed)
+    x_np = rng.standard_normal((n, c) + spatial) * 2
+    t_np = rng.integers(0, c, (n,) + spatial)
+    if ignore_index is not None:
+        t_np[rng.random(t_np.shape) < 0.3] = ignore_index
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    out = F.dice_loss(x, t_np, smooth=smooth, ignore_index=ignore_index)
+    tout = _torch_dice(torch, tx, t_np, smooth, ignore_index)
+    assert out.shape == tuple(tout.shape) == ()
+    assert_close(out, tout, atol=1e-12, rtol=1e-12)
+    out.backward()
+    tout.backward()
+    assert_close(x.grad, tx.grad, atol=1e-12, rtol=1e-10, what="grad")

@@ -180,3 +180,21 @@ def test_pad_takes_numpy_integers(kind):
     ours = F.pad(x, tuple(kind(v) for v in (1, 2, 0, 1))).numpy()
     np.testing.assert_array_equal(ours, F.pad(x, (1, 2, 0, 1)).numpy())
     np.testing.assert_array_equal(F.center_crop(x, (kind(2), kind(2))).numpy(), F.center_crop(x, (2, 2)).numpy())
+
+
+@given(lead=st.lists(st.integers(1, 3), min_size=0, max_size=2), H=st.integers(1, 9), W=st.integers(1, 9),
+       data=st.data())
+def test_center_crop_matches_torch_slicing_values_and_gradient(torch, lead, H, W, data):
+    h, w = data.draw(st.integers(1, H)), data.draw(st.integers(1, W))
+    shape = tuple(lead) + (H, W)
+    x_np = np.random.default_rng(data.draw(st.integers(0, 2**16))).standard_normal(shape)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    y = F.center_crop(x, (h, w))
+    top, left = (H - h) // 2, (W - w) // 2
+    ty = tx[..., top:top + h, left:left + w]
+    assert y.shape == tuple(ty.shape) == tuple(lead) + (h, w)
+    assert_close(y, ty)
+    g = np.random.default_rng(1).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad)

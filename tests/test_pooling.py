@@ -655,3 +655,35 @@ def test_float16_adaptive_average_pooling_gradient_of_a_large_bin_is_not_zero(to
     assert x.grad.dtype == np.float16
     assert (x.grad.numpy() == np.float16(1 / 90000)).all()
     np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+def test_pool_layers_gradients_match_torch_layers(torch):
+    x_np = np.random.default_rng(8).standard_normal((2, 3, 7, 6))
+    pairs = [
+        (nn.MaxPool2d(3, 2, 1, ceil_mode=True), torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True)),
+        (nn.MaxPool2d(2, dilation=2), torch.nn.MaxPool2d(2, dilation=2)),
+        (nn.AvgPool2d(3, 2, 1, count_include_pad=False), torch.nn.AvgPool2d(3, 2, 1, count_include_pad=False)),
+        (nn.AvgPool2d(3, 2, 1, ceil_mode=True, divisor_override=4),
+         torch.nn.AvgPool2d(3, 2, 1, ceil_mode=True, divisor_override=4)),
+        (nn.AdaptiveAvgPool2d((2, None)), torch.nn.AdaptiveAvgPool2d((2, None))),
+        (nn.AdaptiveAvgPool2d(4), torch.nn.AdaptiveAvgPool2d(4)),
+    ]
+    for i, (ours, theirs) in enumerate(pairs):
+        x, tx = t64(x_np), as_torch(torch, x_np)
+        y, ty = ours(x), theirs(tx)
+        assert_close(y, ty, what=f"{i} values")
+        g = np.random.default_rng(i).standard_normal(y.shape)
+        y.backward(g)
+        ty.backward(torch.tensor(g))
+        assert_close(x.grad, tx.grad, what=f"{i} {type(ours).__name__} grad")
+    pool, tpool = nn.MaxPool2d(2, return_indices=True), torch.nn.MaxPool2d(2, return_indices=True)
+    y, idx = pool(t64(x_np, requires_grad=False))
+    ty, tidx = tpool(as_torch(torch, x_np, requires_grad=False))
+    y, ty = t64(y.numpy()), as_torch(torch, ty.numpy())
+    u = nn.MaxUnpool2d(2)(y, idx, output_size=(7, 6))
+    tu = torch.nn.MaxUnpool2d(2)(ty, tidx, output_size=(7, 6))
+    assert_close(u, tu)
+    g = np.random.default_rng(9).standard_normal(u.shape)
+    u.backward(g)
+    tu.backward(torch.tensor(g))
+    assert_close(y.grad, ty.grad, what="MaxUnpool2d grad")
