@@ -820,3 +820,31 @@ def test_the_elastic_results_figure_draws_and_says_where_its_numbers_come_from(m
     monkeypatch.setattr(vs, "RESULTS_FILE", "not_there.json")   # as an installed package: no docs folder
     with pytest.raises(FileNotFoundError, match=r"^figure_elastic_few_images: .*not_there\.json is not there"):
         vs.figure_elastic_few_images()
+
+
+def test_mirrored_copies_keeps_a_uint64_id_of_int64s_largest_exactly():
+    """2**63 - 1 fits int64: the stack comes back int64 with it, refused only past it."""
+    stack = np.zeros((2, 3, 3), np.uint64)
+    stack[1, 1, 1] = 2 ** 63 - 1
+    out = T.mirrored_copies(stack, 0, 0)
+    assert out.dtype == np.int64 and int(out[1, 1, 1]) == 2 ** 63 - 1
+
+
+def test_mirrored_copies_of_an_empty_uint64_stack_is_an_empty_int64_stack():
+    out = T.mirrored_copies(np.zeros((2, 0, 0), np.uint64), 0, 0)
+    assert out.dtype == np.int64 and out.shape == (2, 0, 0)
+
+
+@pytest.mark.parametrize("make", [lambda mode: RandomElastic(sigma=3, p=0.5, padding_mode=mode),
+                                  lambda mode: RandomAffine(degrees=20, p=0.5, padding_mode=mode)],
+                         ids=["elastic", "affine"])
+@pytest.mark.parametrize("mode", ["zeros", "border"])
+def test_a_stack_of_label_maps_has_one_dtype_whatever_p_draws_without_reflection(make, mode):
+    """Without reflection no copies are numbered: warp keeps the stack's dtype, and so must a draw
+    that skips the deformation (not int64 as with reflection)."""
+    rng = np.random.default_rng
+    image = rng(0).random((1, 8, 8)).astype(np.float32)
+    stack = np.stack([rng(1).integers(0, 3, (8, 8)), rng(2).integers(0, 5, (8, 8))]).astype(np.uint16)
+    transform = make(mode)
+    dtypes = {transform(image, stack, rng(seed))[1].dtype for seed in range(12)}
+    assert len(dtypes) == 1, dtypes

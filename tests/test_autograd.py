@@ -1163,3 +1163,26 @@ def test_an_int_beyond_int64_beside_a_device_array_is_refused_as_beside_a_host_o
     xp = cupy if on_device else np
     with pytest.raises(OverflowError, match="tensor: an int beyond int64's range"):
         msn.tensor([xp.asarray(np.int64(5)), 2**63])
+
+
+def test_int64s_smallest_beside_a_float_array_is_a_float_tensor_not_an_overflow(torch):
+    """-2**63 is int64's own: beside a 0-d float array (a Tensor's data in a list) NumPy reads the
+    list as float64 with |-2**63| = 2**63, so only the int's own range check tells it from 2**63."""
+    ours = msn.tensor([-2**63, msn.tensor(np.float32(1.0))])
+    theirs = torch.tensor([-2**63, 1.0])
+    assert ours.dtype == np.float32 and str(theirs.dtype) == "torch.float32"
+    assert ours.numpy().tolist() == theirs.tolist()
+
+
+def test_an_int_past_uint64_alone_is_a_type_error_naming_int64():
+    """[2**64] is an object array to NumPy (no float beside it): the TypeError that says why, not the
+    float path meant for [1.5, 2**64]."""
+    with pytest.raises(TypeError, match=r"an int beyond int64's range\?"):
+        msn.tensor([2**64])
+
+
+def test_iterating_a_zero_dim_tensor_says_so_as_torch(torch):
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        iter(torch.tensor(1.0))
+    with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
+        iter(msn.tensor(1.0))

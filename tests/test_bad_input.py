@@ -1585,3 +1585,64 @@ def test_prediction_figures_refuse_fewer_class_names_than_colours(tmp_path):
     pan = np.zeros((1, 4, 4, 2), np.int64)
     with pytest.raises(ValueError, match=r"^plot_panoptic_predictions: class_names has 2 names"):
         viz.panoptic.plot_panoptic_predictions(images, pan, pan, palette, tmp_path / "q.png", class_names=["a", "b"])
+
+
+def test_prediction_figures_refuse_more_class_names_than_colours(tmp_path):
+    """One name per colour: a surplus name (a palette missing a colour) is refused too, not dropped."""
+    from minisegnet import viz
+
+    images = np.zeros((1, 3, 4, 4), np.float32)
+    masks = np.zeros((1, 4, 4), np.int64)
+    palette = np.array([[0, 0, 0], [255, 0, 0]], np.uint8)
+    with pytest.raises(ValueError, match=r"^plot_predictions: class_names has 3 names for the palette's 2 colours"):
+        viz.plot_predictions(images, masks, masks, palette, tmp_path / "p.png", class_names=["a", "b", "c"])
+    assert not (tmp_path / "p.png").exists()
+
+
+@pytest.mark.parametrize("history", [[1, 2], ["epoch"], [{"epoch": 1}, None]])
+def test_a_curves_figure_names_a_history_of_non_dicts(history, tmp_path):
+    """A list whose entries are not dicts is the library's TypeError, not 'int object is not
+    subscriptable' from the first h['epoch']."""
+    from minisegnet import viz
+
+    with pytest.raises(TypeError, match=r"^plot_curves: history must be a list of per-epoch dicts"):
+        viz.plot_curves(history, tmp_path / "c.png")
+
+
+def test_id_0_is_black_by_the_colour_rule():
+    """instance_colors: 'black for id 0'; id_colors computes the same rule per id."""
+    from minisegnet.viz import instances
+
+    assert instances.instance_colors(3)[0].tolist() == [0.0, 0.0, 0.0]
+    colours = instances.id_colors(np.array([[0, 5], [5, 0]]))
+    assert colours[0, 0].tolist() == [0.0, 0.0, 0.0] and colours[1, 1].tolist() == [0.0, 0.0, 0.0]
+    np.testing.assert_array_equal(colours[0, 1], instances.instance_colors(5)[5])
+
+
+@pytest.mark.parametrize("which", ["truth", "predictions"])
+@pytest.mark.parametrize("bad, message", [
+    (np.zeros((1, 5, 4, 2), np.int64), r"panoptic has size \(5, 4\) but the image is \(4, 4\)"),
+    (np.zeros((1, 4, 4, 2), np.float32), r"panoptic must be an integer \(H, W, 2\) map"),
+    (np.full((1, 4, 4, 2), 3, np.int64), r"panoptic holds category 3 but the palette has 2 colours"),
+], ids=["size", "float", "category"])
+def test_plot_panoptic_predictions_checks_each_map_as_panoptic_overlay(which, bad, message, tmp_path):
+    """Each truth and prediction map is checked against its image and the palette (a map of another
+    size was drawn, or failed in NumPy's broadcasting; a category past the palette in indexing)."""
+    from minisegnet.viz import panoptic
+
+    images = np.zeros((1, 3, 4, 4), np.float32)
+    good = np.zeros((1, 4, 4, 2), np.int64)
+    palette = np.array([[0, 0, 0], [255, 0, 0]], np.uint8)
+    truth, predictions = (bad, good) if which == "truth" else (good, bad)
+    with pytest.raises(ValueError, match=message):
+        panoptic.plot_panoptic_predictions(images, truth, predictions, palette, tmp_path / "q.png")
+
+
+@pytest.mark.parametrize("plot", ["plot_instance_curves", "plot_panoptic_curves", "plot_curves"])
+def test_every_curves_figure_refuses_an_empty_history_naming_itself(plot, tmp_path):
+    from minisegnet.viz import instances, panoptic, training
+
+    fn = {"plot_instance_curves": instances.plot_instance_curves, "plot_panoptic_curves":
+          panoptic.plot_panoptic_curves, "plot_curves": training.plot_curves}[plot]
+    with pytest.raises(ValueError, match=rf"^{plot}: history is empty: nothing to plot"):
+        fn([], tmp_path / "c.png")

@@ -1025,3 +1025,42 @@ def test_matmul_with_an_array_on_either_side_matches_torch(torch, left_shape, ri
         y.backward(g)
         ty.backward(torch.tensor(g))
         assert_close(x.grad, tx.grad, what=tensor_side)
+
+
+def test_reflected_bitwise_operators_with_a_python_bool_on_the_left_as_torch(torch):
+    """`False | mask`, `True & mask`, `True ^ mask`: Python's bool defers to the tensor's __ror__,
+    __rand__, __rxor__ (each must be its own operator, not another's)."""
+    m_np = np.array([True, False, True, False])
+    m, tm = msn.tensor(m_np), torch.tensor(m_np)
+    for ours, theirs in ((False | m, False | tm), (True | m, True | tm), (True & m, True & tm),
+                         (False & m, False & tm), (True ^ m, True ^ tm)):
+        assert ours.numpy().tolist() == theirs.tolist()
+
+
+def test_exp_of_an_overflow_times_a_zero_gradient_is_nan_without_a_warning(torch):
+    """exp(1000) = inf, and a gradient of 0 reaching it gives 0 * inf = NaN, as PyTorch, silently
+    (NumPy's 'invalid value encountered in multiply' would come out of minisegnet)."""
+    x_np = np.array([1000.0, 0.0])
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        x.exp().backward(np.zeros(2))
+    tx.exp().backward(torch.zeros(2, dtype=torch.float64))
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
+
+
+def test_max_and_min_of_all_values_are_0d_as_torch(torch):
+    """x.max() / x.min() (no dim) reduce every axis and keep none: shape (), as torch.Tensor.max()."""
+    x_np = np.arange(6.0).reshape(2, 3)
+    x, tx = msn.tensor(x_np), torch.tensor(x_np)
+    for name in ("max", "min"):
+        ours, theirs = getattr(x, name)(), getattr(tx, name)()
+        assert ours.shape == tuple(theirs.shape) == ()
+        assert ours.item() == theirs.item()
+
+
+def test_max_of_all_values_of_an_empty_tensor_is_a_clear_error(torch):
+    with pytest.raises(RuntimeError):
+        torch.zeros(0).max()
+    with pytest.raises(ValueError, match=r"max over dim=None of an empty axis"):
+        msn.tensor(np.zeros(0)).max()

@@ -1059,3 +1059,19 @@ def test_the_readme_holds_out_a_fifth_of_a_folder():
 
     assert run_config.DEFAULTS["val_fraction"] == 0.2
     assert "a fifth of its images, drawn by the seed, are held out" in _prose("README.md")
+
+
+def test_the_one_axis_warning_names_the_height_when_the_rate_passes_the_maps_height():
+    """deeplab.md: on one axis warned, with what input keeps the 3x3 taps; the existing test takes
+    the width case only, so a message that always said 'wide' passed."""
+    import warnings
+
+    from minisegnet.models import DeepLabV3Plus
+    model = DeepLabV3Plus(in_channels=3, num_classes=3)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.check_input_size((272, 289))                       # 17x19 map: rate 18 >= 17 on the height only
+    (warning,) = caught
+    assert "is a 1x3 convolution (valid taps" in str(warning.message)
+    assert "not smaller than the map's height" in str(warning.message)
+    assert "inputs at least 289 pixels high keep its 3x3 taps" in str(warning.message)

@@ -770,3 +770,28 @@ def test_loader_refuses_object_ids_past_int64_instead_of_wrapping_them():
 
     with pytest.raises(ValueError, match=r"sample 0: its .* holds 9223372036854775809, past int64's largest"):
         next(iter(data.DataLoader(Sample(), 1)))
+
+
+def _one_sample(image, *labels):
+    class Sample:
+        def __len__(self):
+            return 1
+
+        def __getitem__(self, i):
+            return (image, *labels)
+    return Sample()
+
+
+def test_loader_takes_a_uint64_id_of_int64s_largest_exactly():
+    """2**63 - 1 is int64's own largest: cast without wrapping, so taken (only past it is refused)."""
+    ids = np.zeros((4, 4), np.uint64)
+    ids[1, 1] = 2 ** 63 - 1
+    image, mask, got = next(iter(data.DataLoader(_one_sample(np.zeros((1, 4, 4), np.float32),
+                                                             np.zeros((4, 4), np.int64), ids), 1)))
+    assert int(np.asarray(got.numpy() if hasattr(got, "numpy") else got)[0, 1, 1]) == 2 ** 63 - 1
+
+
+def test_loader_takes_an_empty_uint64_label_map():
+    """A sample with no pixels: the past-int64 check has no largest id to read (max of nothing)."""
+    batch = next(iter(data.DataLoader(_one_sample(np.zeros((1, 0, 0), np.float32), np.zeros((0, 0), np.uint64)), 1)))
+    assert tuple(batch[1].shape) == (1, 0, 0)

@@ -135,3 +135,14 @@ def test_box_iou_of_float16_boxes_does_not_overflow(a, b, expected):
 def test_box_area_of_float16_boxes_does_not_overflow():
     area = metrics.box_area(np.array([[0, 0, 300, 300]], np.float16))
     assert np.isfinite(area).all() and np.isclose(float(area[0]), 90000, rtol=1e-3)
+
+
+def test_float16_boxes_give_float32_areas_and_ious_as_documented():
+    """box_area's docstring: 'float16 boxes float32 ones' (torchvision's _upcast), not float64."""
+    boxes = np.array([[0, 0, 300, 300], [10, 10, 20, 30]], np.float16)
+    area = metrics.box_area(boxes)
+    assert area.dtype == np.float32
+    assert area.tolist() == [90000.0, 200.0]
+    iou = metrics.box_iou(boxes, boxes)
+    assert iou.dtype == np.float32
+    np.testing.assert_allclose(np.diag(iou), 1.0)

@@ -904,3 +904,17 @@ def test_a_module_list_of_repeated_modules_prints_as_torchs_does(torch):
     ours = nn.ModuleList([nn.ReLU(), nn.ReLU(), nn.ReLU(), nn.Conv2d(1, 1, 1)])
     theirs = torch.nn.ModuleList([torch.nn.ReLU(), torch.nn.ReLU(), torch.nn.ReLU(), torch.nn.Conv2d(1, 1, 1)])
     assert repr(ours) == repr(theirs)
+
+
+def test_module_list_and_sequential_print_as_torchs_in_the_other_cases(torch):
+    """An empty ModuleList is 'ModuleList()'; a multi-line entry is indented under its label; a
+    Sequential of equal entries prints each (only ModuleList groups runs), all as PyTorch's."""
+    cases = [
+        (nn.ModuleList(), torch.nn.ModuleList()),
+        (nn.ModuleList([nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), nn.ReLU()]),
+         torch.nn.ModuleList([torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.ReLU()), torch.nn.ReLU()])),
+        (nn.Sequential(nn.ReLU(), nn.ReLU(), nn.ReLU()),
+         torch.nn.Sequential(torch.nn.ReLU(), torch.nn.ReLU(), torch.nn.ReLU())),
+    ]
+    for ours, theirs in cases:
+        assert repr(ours) == repr(theirs)

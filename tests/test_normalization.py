@@ -316,3 +316,17 @@ def test_training_refuses_running_statistics_of_the_other_backend(stats_on, cupy
     assert float(mean.sum()) == 0 and float(var.sum()) == 2           # untouched
     out = F.batch_norm(x, mean, var, training=False)                  # evaluation only reads them: converted
     assert out.shape == x.shape
+
+
+@pytest.mark.parametrize("stats_on", ["numpy", "cupy"])
+def test_training_refuses_a_running_var_alone_of_the_other_backend(stats_on, cupy):
+    """Each statistic is checked: a running_mean of the input's backend beside a running_var of the
+    other one is refused too (the variance's update would be lost), naming running_var."""
+    msn.set_backend("cupy" if stats_on == "numpy" else "numpy")      # the input lives on the other one
+    x = msn.tensor(np.random.default_rng(0).standard_normal((4, 2, 3, 3)))
+    own = cupy if stats_on == "numpy" else np
+    other = np if stats_on == "numpy" else cupy
+    mean, var = own.zeros(2), other.ones(2)
+    with pytest.raises(TypeError, match=r"running_var is a \w+ array but input is on \w+; training updates it"):
+        F.batch_norm(x, mean, var, training=True)
+    assert float(mean.sum()) == 0 and float(var.sum()) == 2           # neither updated

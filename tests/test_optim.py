@@ -613,3 +613,41 @@ def test_float16_adam_differs_from_torch_in_a_few_percent_of_the_values_as_docum
     assert np.array_equal(np.isinf(a), np.isinf(b)) and np.isinf(a).any()
     finite = np.isfinite(a)
     assert 0.01 < (a[finite] != b[finite]).mean() < 0.2
+
+
+@pytest.mark.parametrize("count", [np.asarray(2.0), np.asarray([2])])
+def test_a_param_count_that_is_not_a_count_is_refused(count):
+    """'param_count' must be a 0-d integer: 2.0 (a float) or [2] (an array) is refused, not read
+    as 2."""
+    params = [Parameter(np.ones(3)) for _ in range(2)]
+    state = dict(optim.Adam(params).state_dict(), param_count=count)
+    with pytest.raises(ValueError, match=r"^Adam\.load_state_dict: entry 'param_count' must be a count"):
+        optim.Adam(params).load_state_dict(state)
+
+
+def test_a_schedule_state_dict_lacking_an_entry_is_a_key_error_naming_it():
+    opt = optim.SGD([Parameter(np.ones(2))], lr=0.2)
+    schedule = optim.StepLR(opt, step_size=2, gamma=0.1)
+    for entry in ("last_epoch", "base_lr"):
+        state = {k: v for k, v in schedule.state_dict().items() if k != entry}
+        with pytest.raises(KeyError, match=rf"StepLR\.load_state_dict: the state_dict lacks \['{entry}'\]"):
+            schedule.load_state_dict(state)
+
+
+def test_a_fresh_schedules_state_dict_loads_back():
+    """last_epoch 0 (a schedule not yet stepped) is a count >= 0, taken back."""
+    opt = optim.SGD([Parameter(np.ones(2))], lr=0.2)
+    schedule = optim.StepLR(opt, step_size=2, gamma=0.1)
+    state = schedule.state_dict()
+    assert int(state["last_epoch"]) == 0
+    other = optim.StepLR(optim.SGD([Parameter(np.ones(2))], lr=0.2), step_size=2, gamma=0.1)
+    other.load_state_dict(state)
+    assert other.last_epoch == 0 and other.optimizer.lr == 0.2
+
+
+@pytest.mark.parametrize("value", [np.asarray([3]), np.asarray([[3]])])
+def test_a_schedules_last_epoch_must_be_a_single_count(value):
+    opt = optim.SGD([Parameter(np.ones(2))], lr=0.2)
+    schedule = optim.StepLR(opt, step_size=2, gamma=0.1)
+    with pytest.raises(ValueError, match=r"^StepLR\.load_state_dict: last_epoch must be a count"):
+        schedule.load_state_dict(dict(schedule.state_dict(), last_epoch=value))

@@ -1,6 +1,7 @@
 """run_config.py on its own: resolving a run's settings, each check at its boundary (cases from a mutation review, stop 38: each fails on a mutant that every test before let through; the CLI's runs are in test_train_cli.py)."""
 import os
 
+import numpy as np
 import pytest
 
 from minisegnet.data.toy import MIN_SIZE
@@ -140,3 +141,11 @@ def test_a_numpy_integer_seed_is_taken_as_the_other_integer_options_are():
 
     config = resolve_config({"seed": np.int64(3), "epochs": np.int32(2)})
     assert config["seed"] == 3 and type(config["seed"]) is int
+
+
+def test_numpy_float_learning_rate_weight_decay_and_momentum_are_numbers():
+    """A NumPy float (e.g. read from an .npz or a sweep's np.linspace) is a number, as a NumPy int is."""
+    config = resolve_config({"lr": np.float32(0.01), "weight_decay": np.float64(1e-4), "momentum": np.float64(0.5),
+                             "val_fraction": np.float64(0.25)})
+    assert config["lr"] == np.float32(0.01) and config["weight_decay"] == 1e-4 and config["momentum"] == 0.5
+

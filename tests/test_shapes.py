@@ -451,3 +451,25 @@ def test_a_size_past_any_float_with_a_scale_factor_is_a_clear_error():
         shapes.interpolate_output_size(10**400, scale_factor=0.5)
     with pytest.raises(ValueError, match="in width"):
         shapes.interpolate_output_size((4, 10**400), scale_factor=(1, 0.5))
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: shapes.unet_trace(572, depth="4"), r"^depth must be an int >= 1, got '4'"),
+    (lambda: shapes.unet_trace(572, depth=4.0), r"^depth must be an int >= 1, got 4\.0"),
+    (lambda: shapes.unet_output_size(572, depth=None), r"^depth must be an int >= 1, got None"),
+    (lambda: shapes.unet_valid_input_sizes("1", 600), r"^low must be an int, got '1'"),
+    (lambda: shapes.unet_valid_input_sizes(1, 600.0), r"^high must be an int, got 600\.0"),
+    (lambda: shapes.unet_valid_input_sizes(1, None), r"^high must be an int, got None"),
+], ids=["trace-depth-str", "trace-depth-float", "output-depth-none", "valid-low-str", "valid-high-float",
+        "valid-high-none"])
+def test_unet_arguments_of_the_wrong_kind_are_type_errors_naming_the_argument(call, message):
+    """The library's own TypeError naming the argument, not whatever TypeError a later comparison or
+    range() happens to raise ('<' not supported between 'str' and 'int')."""
+    with pytest.raises(TypeError, match=message):
+        call()
+
+
+def test_unet_valid_input_sizes_of_a_one_size_range():
+    """high == low is a range of one size (high must be >= low, not > low)."""
+    assert shapes.unet_valid_input_sizes(572, 572) == [572]
+    assert shapes.unet_valid_input_sizes(570, 570) == []
