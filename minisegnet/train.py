@@ -510,8 +510,9 @@ def _train(config, out, state, meta, progress, log):
         if meta is None:
             raise
         raise UserError(f"{error} (--resume: the run's config.json in {out!r} names this --data)") from None
-    if meta is not None:
+    if meta is not None:                  # (the run's fingerprint kept: a later evaluate notes it too)
         _same_split(meta["info"], info, config["data"], log)
+        info["held_out"] = meta["info"].get("held_out", info.get("held_out"))
     task = task_cls(info)
     check_unet_size(config["model"], dict(task.models[config["model"]], **(config.get("model_args") or {})),
                     config["size"])

@@ -1,9 +1,12 @@
 """Data: toy datasets give consistent image/mask pairs (shapes, dtypes, label
 ranges, determinism), FolderDataset reads PNGs and refuses bad ones, the
 DataLoader batches and shuffles repeatably, augmentations move image and mask together."""
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
+from PIL import Image
 
 import minisegnet as msn
 from minisegnet import data
@@ -795,3 +798,85 @@ def test_loader_takes_an_empty_uint64_label_map():
     """A sample with no pixels: the past-int64 check has no largest id to read (max of nothing)."""
     batch = next(iter(data.DataLoader(_one_sample(np.zeros((1, 0, 0), np.float32), np.zeros((0, 0), np.uint64)), 1)))
     assert tuple(batch[1].shape) == (1, 0, 0)
+
+
+def _pairs(root, names, labels=3, seed=0):
+    rng = np.random.default_rng(seed)
+    for sub in ("images", "masks"):
+        os.makedirs(root / sub, exist_ok=True)
+    for name in names:
+        Image.fromarray((rng.random((16, 16, 3)) * 255).astype(np.uint8)).save(root / "images" / name)
+        Image.fromarray(rng.integers(0, labels, (16, 16)).astype(np.uint8)).save(root / "masks" / name)
+
+
+def test_check_folder_names_the_pair_of_a_file_cut_short_image_then_mask(tmp_path):
+    """PIL's 'image file is truncated' names no file: the pair is added, the image first and the
+    mask second (an image and its mask share a name, so only the folders tell them apart)."""
+    _pairs(tmp_path, ["a.png", "b.png", "c.png"])
+    cut = tmp_path / "images" / "b.png"
+    cut.write_bytes(cut.read_bytes()[:300])
+    ds = data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3)
+    image, mask = (os.fspath(p) for p in ds.pairs[1])
+    with pytest.raises(ValueError) as info:
+        data.check_folder(ds)
+    message = str(info.value)
+    assert "truncated" in message
+    assert f"(image {image!r}, mask {mask!r})" in message, message
+
+
+def test_check_folder_does_not_name_again_a_file_pils_message_names(tmp_path):
+    """Not an image at all: PIL's message names the file, so no '(image ..., mask ...)' is added
+    (the pair is named only where PIL's message names neither of its files); a pair past the first."""
+    _pairs(tmp_path, ["a.png", "b.png", "c.png"])
+    (tmp_path / "images" / "c.png").write_bytes(b"not a png at all" * 10)
+    ds = data.FolderDataset(tmp_path / "images", tmp_path / "masks", 3)
+    image = os.fspath(ds.pairs[2][0])
+    with pytest.raises(ValueError) as info:
+        data.check_folder(ds)
+    message = str(info.value)
+    assert "unreadable file:" in message and image in message, message
+    assert "(image " not in message, message
+
+
+def test_infer_num_classes_names_the_mask_that_holds_the_largest_label(tmp_path):
+    """(count, (mask, label)): the mask named is the one holding the label, not the last listed,
+    nor None; a folder of label 0 alone still names a mask."""
+    os.makedirs(tmp_path / "zero")
+    Image.fromarray(np.zeros((4, 4), np.uint8)).save(tmp_path / "zero" / "a.png")
+    assert data.infer_num_classes(str(tmp_path / "zero")) == (1, ("a.png", 0))
+    masks = tmp_path / "masks"
+    os.makedirs(masks)
+    Image.fromarray(np.array([[0, 1], [2, 255]], np.uint8)).save(masks / "a.png")
+    Image.fromarray(np.array([[0, 300], [1, 2]], np.uint16)).save(masks / "b.png")     # I;16
+    Image.fromarray(np.array([[0, 3], [1, 2]], np.uint8)).save(masks / "c.png")
+    assert data.infer_num_classes(str(masks)) == (301, ("b.png", 300))
+
+
+def test_infer_num_classes_skips_colour_masks_and_reads_upper_case_png(tmp_path):
+    """A colour PNG is no index mask (check_folder reports it): its channel values are no labels;
+    'B.PNG' is a PNG as FolderDataset reads it."""
+    masks = tmp_path / "masks"
+    os.makedirs(masks)
+    Image.fromarray(np.array([[0, 1], [2, 0]], np.uint8)).save(masks / "a.png")
+    Image.fromarray(np.full((2, 2, 3), 200, np.uint8)).save(masks / "rgb.png")
+    assert data.infer_num_classes(str(masks)) == (3, ("a.png", 2))
+    Image.fromarray(np.array([[0, 7], [1, 0]], np.uint8)).save(masks / "B.PNG")
+    assert data.infer_num_classes(str(masks)) == (8, ("B.PNG", 7))
+
+
+class _Named:
+    """A dataset of image/mask pairs by name only: what Subset.digest reads."""
+
+    def __init__(self, names):
+        self.pairs = [(os.path.join("images", n), os.path.join("masks", n)) for n in names]
+
+    def __len__(self):
+        return len(self.pairs)
+
+
+def test_subset_digest_is_a_fingerprint_of_the_set_of_image_names():
+    ds = _Named(["a.png", "b.png", "c.png", "a.pngb.png"])
+    assert data.Subset(ds, [0, 2]).digest() == data.Subset(ds, [2, 0]).digest()      # a set: order aside
+    assert data.Subset(ds, [0, 2]).digest() != data.Subset(ds, [1, 2]).digest()      # the first file counts
+    assert data.Subset(ds, [0, 1]).digest() != data.Subset(ds, [3]).digest()         # names kept apart
+    assert len(data.Subset(ds, [0]).digest()) == 16

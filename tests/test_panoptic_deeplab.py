@@ -266,3 +266,30 @@ def test_deeplab_check_input_size_warns_at_the_callers_line():
         warnings.simplefilter("always")
         model.check_input_size((97, 300))           # a 7x19 map: rates 12 and 18 >= 7 rows
     assert caught and all(w.filename == __file__ for w in caught)
+
+
+@pytest.mark.parametrize("model, name", [(lambda: _small(output_stride=16, atrous_rates=(6, 12)), "PanopticDeepLab"),
+                                         (lambda: DeepLabV3Plus(width_mult=0.25, atrous_rates=(6, 12)),
+                                          "DeepLabV3Plus")], ids=["panoptic", "deeplab"])
+def test_check_input_size_warnings_and_errors_name_the_model_they_check(model, name):
+    model = model()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.check_input_size((97, 300))           # a 7x19 map: rate 12 >= 7 rows
+    assert caught and all(str(w.message).startswith(f"{name}: atrous rate 12") for w in caught), \
+        [str(w.message) for w in caught]
+    with pytest.raises(ValueError, match=rf"^{name}: atrous rate \d+"):
+        model.check_input_size(16)                  # a 1x1 map
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(output_stride=8.0), r"^PanopticDeepLab: output_stride must be an int, got 8\.0$"),
+    (dict(width_mult="x"), r"^PanopticDeepLab: width_mult must be a number"),
+    (dict(output_stride=4), r"^PanopticDeepLab: output_stride must be 16 or 8"),
+], ids=["int", "number", "value"])
+def test_the_inner_deeplabs_argument_errors_keep_their_kind_and_name_panoptic_deeplab(kwargs, message):
+    kind = ValueError if kwargs.get("output_stride") == 4 else TypeError
+    with pytest.raises(kind, match=message) as info:
+        _small(**kwargs)
+    assert type(info.value) is kind
+    assert info.value.__cause__ is None and info.value.__suppress_context__     # no DeepLabV3Plus error behind it

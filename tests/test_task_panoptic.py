@@ -530,3 +530,16 @@ def test_the_prediction_titles_of_predictions_png_fit_in_the_figure(tmp_path, mo
         if title.get_text().startswith("prediction"):
             extent = title.get_window_extent(renderer)
             assert extent.x1 <= right + 0.5, (title.get_text(), extent.x1, right)
+
+
+def test_panoptic_prediction_title_counts_found_then_matched_objects(tmp_path, monkeypatch):
+    saved = saved_figures(monkeypatch)
+    truth = np.zeros((1, 6, 6, 2), np.int64)
+    truth[0, 0:3, 0:3] = [1, 4]                             # one true object
+    pred = np.zeros_like(truth)
+    pred[0, 0:3, 0:3] = [1, 9]                              # it, matched
+    pred[0, 4:6, 4:6] = [1, 2]                              # and one more, matching nothing
+    palette = np.array([[40, 40, 40], [200, 0, 0]], np.uint8)
+    vp.plot_panoptic_predictions(np.zeros((1, 3, 6, 6), np.float32), truth, pred, palette, tmp_path / "p.png")
+    _, _, pred_ax = saved[0].axes
+    assert pred_ax.get_title() == "prediction: 2 objects,\n1 matched"

@@ -269,3 +269,11 @@ def test_predictions_png_refuses_unequal_counts_by_name(tmp_path):
     with pytest.raises(ValueError, match=r"need the same positive number of images, masks and predictions, got 2, 1, 2"):
         viz_training.plot_predictions(np.zeros((2, 3, 2, 2), np.float32), one, two, np.zeros((1, 3), np.uint8),
                                       tmp_path / "p.png")
+
+
+def test_label_254_read_from_the_masks_makes_255_classes(tmp_path):
+    folder = _folder(tmp_path / "d", 4, labels=(0, 254, 255))
+    config = train.resolve_config({"data": str(folder), "size": 8})
+    train_ds, val_ds, info = train.build_datasets(config)
+    assert info["num_classes"] == 255
+    assert info["held_out"] == val_ds.digest() != train_ds.digest()

@@ -1482,3 +1482,95 @@ def test_a_panoptic_model_arg_error_names_the_model_the_user_chose(tmp_path, cap
     err = capsys.readouterr().err
     assert "output_stride" in err
     assert "DeepLabV3Plus" not in err and ("PanopticDeepLab" in err or "panoptic-deeplab" in err), err
+
+
+def _rename_pair(data_dir, old, new):
+    for sub in ("images", "masks"):
+        os.rename(data_dir / sub / old, data_dir / sub / new)
+
+
+def test_renaming_a_held_out_image_is_noted_and_a_training_image_is_not(tmp_path):
+    """The fingerprint is of the held-out split's names: renaming one of its images (the count and
+    the order kept, so the same indices) changes the split evaluated; renaming a training image
+    does not, and is not noted."""
+    n = 10
+    data_dir = tmp_path / "data"
+    _random_pairs(data_dir, [f"im{i}.png" for i in range(n)], np.random.default_rng(0))
+    run = str(tmp_path / "run")
+    assert main(["train", *FOLDER_ONE_PROCESS, "--data", str(data_dir), "--out", run]) == 0
+    order = np.random.default_rng([0, 7]).permutation(n)             # build_datasets' split for seed 0
+    val_size = len(train.build_datasets(train.resolve_config(dict(train.DEFAULTS, data=str(data_dir))))[1])
+    held, trained = int(order[0]), int(order[val_size])
+    _rename_pair(data_dir, f"im{trained}.png", f"im{trained}b.png")   # sorts where it was
+    said = []
+    train.evaluate_checkpoint(run, log=said.append)
+    assert not any("has changed" in line for line in said), said
+    _rename_pair(data_dir, f"im{held}.png", f"im{held}b.png")
+    said = []
+    train.evaluate_checkpoint(run, log=said.append)
+    assert any("has changed since the run was trained" in line for line in said), said
+
+
+def test_a_run_recorded_without_a_split_fingerprint_is_not_noted():
+    """A run of a version before the fingerprint (no held_out in its info): nothing to compare,
+    nothing said; the same fingerprint: nothing; another: the note."""
+    said = []
+    train._same_split({"num_classes": 3}, {"num_classes": 3, "held_out": "0123456789abcdef"}, "d", said.append)
+    train._same_split({"held_out": "0123456789abcdef"}, {"held_out": "0123456789abcdef"}, "d", said.append)
+    assert said == []
+    train._same_split({"held_out": "0123456789abcdef"}, {"held_out": "fedcba9876543210"}, "d", said.append)
+    assert len(said) == 1 and "--data 'd' has changed" in said[0]
+
+
+def test_resuming_after_the_folder_changed_says_the_split_is_not_the_runs(tmp_path, capsys):
+    data_dir = tmp_path / "data"
+    rng = np.random.default_rng(0)
+    _random_pairs(data_dir, [f"im{i}.png" for i in range(10)], rng)
+    run = str(tmp_path / "run")
+    assert main(["train", *FOLDER_ONE_PROCESS, "--data", str(data_dir), "--out", run]) == 0
+    _random_pairs(data_dir, ["zz_new.png"], rng)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", run, "--epochs", "2"]) == 0
+    captured = capsys.readouterr()
+    assert "has changed since the run was trained" in captured.out + captured.err
+    # the run keeps its own fingerprint: evaluating a checkpoint written after the resume notes it too
+    said = []
+    train.evaluate_checkpoint(run, log=said.append)
+    assert any("has changed since the run was trained" in line for line in said), said
+
+
+class _Bar:
+    """A stand-in for tqdm that records how a bar is driven."""
+    made = []
+
+    def __init__(self, iterable=None, total=None, desc=None, leave=True, disable=False, **kwargs):
+        self.total, self.desc, self.leave, self.n, self.closed, self.postfixes = total, desc, leave, 0, False, []
+        _Bar.made.append(self)
+
+    def __iter__(self):
+        raise AssertionError("the epoch's bar is driven by hand")
+
+    def update(self, n=1):
+        assert not self.closed
+        self.n += n
+
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        self.postfixes.append((self.n, dict(ordered_dict or {}, **kwargs)))
+
+    def close(self):
+        self.closed = True
+
+
+def test_the_epoch_bar_counts_its_batches_shows_the_loss_as_it_goes_and_stays(tmp_path, monkeypatch):
+    import tqdm
+
+    monkeypatch.setattr(tqdm, "tqdm", _Bar)
+    _Bar.made = []
+    monkeypatch.setattr(cli, "_is_terminal", lambda stream: True)
+    assert main(["train", *TINY_ONE_PROCESS, "--epochs", "2", "--out", str(tmp_path / "r")]) == 0
+    bars = [b for b in _Bar.made if (b.desc or "").startswith("epoch")]
+    assert [b.desc for b in bars] == ["epoch 1/2", "epoch 2/2"]
+    for bar in bars:
+        assert bar.total == bar.n == 2 and bar.leave and bar.closed       # 16 images, batches of 8
+        assert [n for n, shown in bar.postfixes if set(shown) == {"loss"}] == [0, 1]   # before each update
+        assert set(bar.postfixes[-1][1]) == {"loss", "mean_iou"}
