@@ -10,10 +10,10 @@ differ in its last bit (the tests hold float64 steps to PyTorch's within
 operation rounding, where PyTorch's kernels compute some in float32 and round
 once: after five Adam steps a few percent of the values differ from PyTorch's,
 some by many float16 steps (and in both, Adam's ``eps`` of 1e-8 is 0 in
-float16, so a value whose moments are 0 steps to inf); train in float32. Updates happen **in place** on
-``p.data`` (the backend array), outside the autograd graph, on whichever
-backend the parameters live on. Parameters whose ``.grad`` is ``None`` are
-skipped, as in PyTorch.
+float16, so a value whose moments are 0 steps to inf); train in float32.
+Updates happen **in place** on ``p.data`` (the backend array), outside the
+autograd graph, on whichever backend the parameters live on. Parameters whose
+``.grad`` is ``None`` are skipped, as in PyTorch.
 
 We keep one parameter group (all parameters share the hyper-parameters); the
 current learning rate is the attribute ``opt.lr``, which the schedules set.

@@ -512,7 +512,8 @@ def _train(config, out, state, meta, progress, log):
         raise UserError(f"{error} (--resume: the run's config.json in {out!r} names this --data)") from None
     if meta is not None:                  # (the run's fingerprint kept: a later evaluate notes it too)
         _same_split(meta["info"], info, config["data"], log)
-        info["held_out"] = meta["info"].get("held_out", info.get("held_out"))
+        if "held_out" in meta["info"]:
+            info["held_out"] = meta["info"]["held_out"]
     task = task_cls(info)
     check_unet_size(config["model"], dict(task.models[config["model"]], **(config.get("model_args") or {})),
                     config["size"])

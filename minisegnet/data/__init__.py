@@ -40,7 +40,8 @@ from .transforms import (AUGMENTATIONS, CenterCrop, ColorJitter, Compose, Mirror
                          RandomElastic, RandomFlip, RandomRot90)
 
 __all__ = [
-    "Shapes", "Roads", "Cells", "FolderDataset", "Subset", "check_folder", "infer_num_classes", "DataLoader", "default_palette",
+    "Shapes", "Roads", "Cells", "FolderDataset", "Subset", "check_folder", "infer_num_classes", "DataLoader",
+    "default_palette",
     "Compose", "RandomFlip", "RandomRot90", "RandomCrop", "CenterCrop", "MirrorPad",
     "RandomElastic", "RandomAffine", "ColorJitter", "AUGMENTATIONS",
 ]

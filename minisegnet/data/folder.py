@@ -290,15 +290,6 @@ class Subset:
     """The samples of ``dataset`` at ``indices`` (e.g. a held-out split of a FolderDataset). As
     ``torch.utils.data.Subset``, an index may be negative (-1: the last sample)."""
 
-    def digest(self):
-        """A short fingerprint of which files of a ``FolderDataset`` this subset holds (their
-        image names): a run records its held-out split's, so that a folder changed since (a file
-        added reshuffles the whole split) is noticed."""
-        import hashlib
-
-        names = "\n".join(sorted(os.path.basename(self.dataset.pairs[i][0]) for i in self.indices))
-        return hashlib.sha256(names.encode()).hexdigest()[:16]
-
     def __init__(self, dataset, indices):
         self.dataset = dataset
         indices = list(indices)
@@ -315,6 +306,15 @@ class Subset:
         for name in ("num_classes", "in_channels", "class_names", "palette", "thing_classes", "stuff_classes"):
             if hasattr(dataset, name):
                 setattr(self, name, getattr(dataset, name))
+
+    def digest(self):
+        """A short fingerprint of which files of a ``FolderDataset`` this subset holds (their
+        image names): a run records its held-out split's, so that a folder changed since (a file
+        added reshuffles the whole split) is noticed."""
+        import hashlib
+
+        names = "\n".join(sorted(os.path.basename(self.dataset.pairs[i][0]) for i in self.indices))
+        return hashlib.sha256(names.encode()).hexdigest()[:16]
 
     def __len__(self):
         return len(self.indices)

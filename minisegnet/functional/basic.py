@@ -659,7 +659,7 @@ class Max(Function):
         if self.nans_tie and self.x.dtype.kind == "f":
             ties |= xp.isnan(self.x) & xp.isnan(self.y)
         wide = opmath(g.dtype)              # float16 counts past 2048 ties wrong, and past 65504 not at all
-        with np.errstate(divide="ignore", invalid="ignore"):       # no ties (a NaN maximum): NaN, as amax's
+        with ieee():                          # no ties (a NaN maximum): g / 0 * 0, NaN, as amax's
             share = _expand_reduced(g, self.axes, self.keepdim).astype(wide, copy=False) / \
                 ties.sum(axis=self.axes, keepdims=True, dtype=wide)
             return (ties * share).astype(g.dtype, copy=False)
