@@ -17,8 +17,8 @@ from ..backend import to_numpy
 from .training import _as_rgb, best_record, check_png_path, curves_figure, save_curves, score_values
 
 __all__ = ["instance_colors", "id_colors", "instance_overlay", "outlines", "save_instance_overlay",
-           "plot_instance_curves",
-           "plot_instance_predictions", "match_to_truth", "figure_weight_map", "INSTANCE_FIGURES", "save_instance_figures"]
+           "plot_instance_curves", "plot_instance_predictions", "match_to_truth", "figure_weight_map",
+           "INSTANCE_FIGURES", "save_instance_figures"]
 
 
 def instance_colors(num):
