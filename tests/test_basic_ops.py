@@ -222,19 +222,22 @@ def test_reductions_match_torch(torch, case, reduction):
     assert_close(x.grad, tx.grad)
 
 
+@pytest.mark.parametrize("method", ["max", "min"])
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), data=st.data())
-def test_max_along_a_dim_is_torchs_values_and_indices(torch, shape, data):
-    """Tensor.max(dim) returns torch's (values, indices) pair, ties and NaN included: the first
-    maximum's index, and the gradient goes to it alone (amax would share it between ties)."""
+def test_max_along_a_dim_is_torchs_values_and_indices(torch, method, shape, data):
+    """Tensor.max(dim) (and min(dim), which had one fixed case) returns torch's (values, indices)
+    pair, ties and NaN included: the first maximum's index, and the gradient goes to it alone
+    (amax would share it between ties)."""
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))
     keepdim = data.draw(st.booleans())
     x_np = data.draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 2.0, np.nan])))
     x, tx = t64(x_np), as_torch(torch, x_np)
-    values, indices = x.max(dim, keepdim)
-    tvalues, tindices = tx.max(dim, keepdim)
+    values, indices = getattr(x, method)(dim, keepdim)
+    tvalues, tindices = getattr(tx, method)(dim, keepdim)
     assert_close(values, tvalues)
     assert indices.dtype == np.int64 and (indices.numpy() == tindices.numpy()).all()
-    assert x.max(dim, keepdim).values is not None and x.max(dim).indices.shape == tuple(tx.max(dim).indices.shape)
+    assert getattr(x, method)(dim, keepdim).values is not None
+    assert getattr(x, method)(dim).indices.shape == tuple(getattr(tx, method)(dim).indices.shape)
     g = np.random.default_rng(0).standard_normal(values.shape)
     values.backward(g); tvalues.backward(torch.tensor(g))
     assert_close(x.grad, tx.grad)
@@ -959,23 +962,12 @@ def test_boolean_mask_index_gradient_matches_torch_and_gradcheck(torch, shape, d
 
 
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), data=st.data())
-def test_min_along_a_dim_and_amin_match_torch_on_drawn_shapes(torch, shape, data):
-    """Tensor.min(dim) (values, first minimum's index, gradient to it alone) and amin (gradient
-    shared between ties) against torch on Hypothesis-drawn tensors with ties and NaN, as
-    test_max_along_a_dim_is_torchs_values_and_indices does for max; min had one fixed case."""
+def test_amin_matches_torch_on_drawn_shapes(torch, shape, data):
+    """amin (the gradient shared between ties) against torch on Hypothesis-drawn tensors with
+    ties (min(dim) is in test_max_along_a_dim_is_torchs_values_and_indices)."""
     dim = data.draw(st.integers(-len(shape), len(shape) - 1))
     keepdim = data.draw(st.booleans())
-    x_np = data.draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 2.0, np.nan])))
-    x, tx = t64(x_np), as_torch(torch, x_np)
-    values, indices = x.min(dim, keepdim)
-    tvalues, tindices = tx.min(dim, keepdim)
-    assert_close(values, tvalues)
-    assert (indices.numpy() == tindices.numpy()).all()
-    g = np.random.default_rng(0).standard_normal(values.shape)
-    values.backward(g)
-    tvalues.backward(torch.tensor(g))
-    assert_close(x.grad, tx.grad)
-    x_np = np.nan_to_num(x_np, nan=3.0)                        # amin: ties share the gradient
+    x_np = data.draw(hnp.arrays(np.float64, shape, elements=st.sampled_from([0.0, 1.0, 2.0, 3.0])))
     x, tx = t64(x_np), as_torch(torch, x_np)
     y, ty = x.amin(dim, keepdim), torch.amin(tx, dim, keepdim)
     assert_close(y, ty)

@@ -742,47 +742,36 @@ def test_loader_refuses_a_nested_list_image_or_mask_with_a_type_error():
             assert batches == [((2, 1, 4, 4), (2, 4, 4))]
 
 
+def _one_sample(image, *labels, copies=1):
+    """A dataset of ``copies`` samples, each ``(image, *labels)``."""
+    class Sample:
+        def __len__(self):
+            return copies
+
+        def __getitem__(self, i):
+            return (image, *labels)
+    return Sample()
+
+
 def test_a_transform_gets_the_label_maps_of_a_sample_the_loader_takes_without_one():
     # an int64 mask and uint64 object ids batch without a transform (each map is cast to int64);
     # with one the loader stacked them first, NumPy promoted int64 with uint64 to float64, and
     # RandomFlip refused 'dtype float64' labels the dataset never held
-    class Sample:
-        def __len__(self):
-            return 2
-
-        def __getitem__(self, i):
-            return np.zeros((1, 4, 4), np.float32), np.zeros((4, 4), np.int64), np.ones((4, 4), np.uint64)
-
-    plain = next(iter(data.DataLoader(Sample(), 2)))
+    sample = _one_sample(np.zeros((1, 4, 4), np.float32), np.zeros((4, 4), np.int64), np.ones((4, 4), np.uint64),
+                         copies=2)
+    plain = next(iter(data.DataLoader(sample, 2)))
     assert [part.dtype for part in plain] == [np.float32, np.int64, np.int64]
-    flipped = next(iter(data.DataLoader(Sample(), 2, seed=0, transform=data.RandomFlip())))
+    flipped = next(iter(data.DataLoader(sample, 2, seed=0, transform=data.RandomFlip())))
     assert [part.dtype for part in flipped] == [np.float32, np.int64, np.int64]
     assert (flipped[1] == 0).all() and (flipped[2] == 1).all()
 
 
 def test_loader_refuses_object_ids_past_int64_instead_of_wrapping_them():
     # the batch's label maps are int64: a uint64 id past int64's largest wrapped to a negative id
-    class Sample:
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, i):
-            ids = np.zeros((4, 4), np.uint64)
-            ids[1, 1] = 2 ** 63 + 1
-            return np.zeros((1, 4, 4), np.float32), np.zeros((4, 4), np.int64), ids
-
+    ids = np.zeros((4, 4), np.uint64)
+    ids[1, 1] = 2 ** 63 + 1
     with pytest.raises(ValueError, match=r"sample 0: its .* holds 9223372036854775809, past int64's largest"):
-        next(iter(data.DataLoader(Sample(), 1)))
-
-
-def _one_sample(image, *labels):
-    class Sample:
-        def __len__(self):
-            return 1
-
-        def __getitem__(self, i):
-            return (image, *labels)
-    return Sample()
+        next(iter(data.DataLoader(_one_sample(np.zeros((1, 4, 4), np.float32), np.zeros((4, 4), np.int64), ids), 1)))
 
 
 def test_loader_takes_a_uint64_id_of_int64s_largest_exactly():
