@@ -20,6 +20,9 @@ __all__ = [
     "max_pool2d_output_size",
     "avg_pool2d_output_size",
     "max_unpool2d_output_size",
+    "adaptive_avg_pool2d_output_size",
+    "pad_output_size",
+    "center_crop_offset",
     "interpolate_output_size",
     "grid_sample_output_shape",
     "affine_grid_output_shape",
@@ -201,6 +204,71 @@ def max_unpool2d_output_size(size, kernel_size, stride=None, padding=0):
         if o < 1:
             raise ValueError(f"padding={padding!r} is too large: the unpooled size would be {o}")
         return o
+
+    return _per_axis(size, compute)
+
+
+def adaptive_avg_pool2d_output_size(size, output_size):
+    """``o = output_size``, whatever the input size: the bins adapt instead.
+
+    Bin ``r`` of an axis of ``i`` pixels averages ``[floor(r*i/o), ceil((r+1)*i/o))``,
+    so neighbouring bins overlap by at most one pixel when ``o`` does not divide ``i``,
+    and ``o > i`` repeats pixels in several bins. A ``None`` entry of an ``(h, w)``
+    ``output_size`` keeps that input size (as PyTorch)."""
+    if isinstance(output_size, (tuple, list)) and len(output_size) == 2 and any(v is None for v in output_size):
+        if _is_int(size):
+            raise TypeError(f"a None entry of output_size={output_size!r} keeps an axis of an (h, w) size; "
+                            f"size {size!r} is one axis")
+        o = tuple(None if v is None else as_pair(v, "output_size", 1)[0] for v in output_size)
+    else:
+        o = as_pair(output_size, "output_size", 1)
+        if _is_int(size) and not _is_int(output_size):
+            raise TypeError(f"size {size!r} is one axis, so output_size must be an int, got {output_size!r}")
+    return _per_axis(size, lambda i, a: i if o[a] is None else o[a])
+
+
+def pad_output_size(size, pad):
+    """``o = before + i + after`` on each padded axis, with ``pad`` in ``torch.nn.functional.pad``'s
+    order, the last axis first: ``(left, right)`` pads the width, ``(left, right, top, bottom)``
+    the width and the height.
+
+    ``size`` is the width alone (an int) or ``(h, w)``; a size may be 0 (a constant pad of an
+    empty axis). The mode does not change the size; it limits the pads (reflect: each smaller
+    than its axis; replicate: a non-empty axis), which ``F.pad`` checks."""
+    if not isinstance(pad, (tuple, list)) or len(pad) not in (2, 4) or not all(_is_int(p) for p in pad):
+        raise TypeError(f"pad must be (left, right) or (left, right, top, bottom), ints, got {pad!r}")
+    if min(pad) < 0:
+        raise ValueError(f"pad={tuple(pad)!r} has a negative width")
+    if _is_int(size):
+        if len(pad) == 4:
+            raise ValueError(f"pad={tuple(pad)!r} pads two axes; size {size!r} is one axis: give (h, w)")
+        sizes = (int(size),)
+    elif isinstance(size, (tuple, list)) and len(size) == 2 and all(_is_int(v) for v in size):
+        sizes = (int(size[0]), int(size[1]))
+    else:
+        raise TypeError(f"size must be an int (the width) or a pair of ints (h, w), got {size!r}")
+    if min(sizes) < 0:
+        raise ValueError(f"size must be >= 0, got {size!r}")
+    left, right = int(pad[0]), int(pad[1])
+    top, bottom = (int(pad[2]), int(pad[3])) if len(pad) == 4 else (0, 0)
+    if len(sizes) == 1:
+        return left + sizes[0] + right
+    return (top + sizes[0] + bottom, left + sizes[1] + right)
+
+
+def center_crop_offset(size, crop):
+    """Where a centred window of ``crop`` pixels starts in ``size``: ``t = (i - c) // 2``; the
+    window ``[t, t + c)`` is the output, of size ``c`` (``1 <= c <= i``). U-Net's copy and crop
+    cuts an encoder map to its decoder's size so. When ``i - c`` is odd, the far side (bottom,
+    right) loses one pixel more than the near side: ``i = 5, c = 2`` keeps rows 1 and 2."""
+    c, was_int = _int_or_pair(crop, "crop", 1)
+    if _is_int(size) and not was_int:
+        raise TypeError(f"size {size!r} is one axis, so crop must be an int, got {crop!r}")
+
+    def compute(i, a):
+        if c[a] > i:
+            raise ValueError(f"crop {c[a]} is larger than the size {i}: cropping cannot enlarge")
+        return (i - c[a]) // 2
 
     return _per_axis(size, compute)
 

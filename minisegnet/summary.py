@@ -353,8 +353,7 @@ class _Recorder:
                     out = (out, self.placeholder((n, c) + size, np.int64))
             return out, 0, lambda f, a: _conv_step(f, k[a], s[a], d[a])
         if isinstance(m, nn.AdaptiveAvgPool2d):
-            target = m.output_size if isinstance(m.output_size, (tuple, list)) else (m.output_size,) * 2
-            size = tuple(i if o is None else int(o) for i, o in zip((h, w), target))
+            size = shapes.adaptive_avg_pool2d_output_size((h, w), m.output_size)
             inputs = (h, w)
             return self.placeholder((n, c) + size), 0, lambda f, a: _adaptive_step(f, inputs[a], size[a])
         if isinstance(m, nn.MaxUnpool2d):

@@ -1,6 +1,8 @@
 """Shape arithmetic (minisegnet.shapes): the conv-arithmetic relationships as
 Hypothesis properties, the inverses, U-Net sizes, receptive fields, and the
 error messages. Pure integers, so hundreds of examples cost milliseconds."""
+import re
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -473,3 +475,76 @@ def test_unet_valid_input_sizes_of_a_one_size_range():
     """high == low is a range of one size (high must be >= low, not > low)."""
     assert shapes.unet_valid_input_sizes(572, 572) == [572]
     assert shapes.unet_valid_input_sizes(570, 570) == []
+
+
+# ---- adaptive pooling, pad and center_crop: their formulas against the ops and PyTorch ----------
+size_or_none = st.one_of(st.none(), st.integers(1, 12))
+
+
+@settings(max_examples=60, deadline=None)
+@given(h=st.integers(1, 12), w=st.integers(1, 12), out=st.one_of(st.integers(1, 12), st.tuples(size_or_none, size_or_none)))
+def test_adaptive_avg_pool2d_output_size_is_the_ops_and_torchs(torch, h, w, out):
+    expected = shapes.adaptive_avg_pool2d_output_size((h, w), out)
+    if isinstance(out, tuple):
+        assert expected == tuple(i if o is None else o for i, o in zip((h, w), out))
+    x = np.zeros((1, 2, h, w), np.float32)
+    assert F.adaptive_avg_pool2d(msn.tensor(x), out).shape == (1, 2) + expected
+    assert tuple(torch.nn.functional.adaptive_avg_pool2d(torch.tensor(x), out).shape) == (1, 2) + expected
+
+
+@settings(max_examples=80, deadline=None)
+@given(h=st.integers(0, 9), w=st.integers(0, 9), pad=st.one_of(st.tuples(*[st.integers(0, 4)] * 2),
+                                                                  st.tuples(*[st.integers(0, 4)] * 4)),
+       mode=st.sampled_from(["constant", "reflect", "replicate"]))
+def test_pad_output_size_is_the_ops_and_torchs(torch, h, w, pad, mode):
+    """o = before + i + after per padded axis, PyTorch's order (last axis first); where a mode's
+    limit refuses the pads, both libraries refuse them."""
+    size = shapes.pad_output_size((h, w), pad)
+    assert size == ((pad[2] + h + pad[3]) if len(pad) == 4 else h, pad[0] + w + pad[1])
+    if len(pad) == 2:
+        assert shapes.pad_output_size(w, pad) == size[1]           # an int size is the width alone
+    x = np.zeros((1, 2, h, w), np.float32)
+    # (PyTorch pads one axis of a 4-D input only in constant mode; a 3-D input in every mode)
+    x_torch = x if len(pad) == 4 or mode == "constant" else x[0]
+    try:
+        torch_shape = tuple(torch.nn.functional.pad(torch.tensor(x_torch), pad, mode=mode).shape)
+    except (RuntimeError, ValueError, IndexError):
+        with pytest.raises(ValueError):
+            F.pad(msn.tensor(x), pad, mode=mode)
+        return
+    assert torch_shape[-2:] == size
+    assert F.pad(msn.tensor(x), pad, mode=mode).shape == (1, 2) + size
+
+
+@settings(max_examples=80, deadline=None)
+@given(H=st.integers(1, 12), W=st.integers(1, 12), data=st.data())
+def test_center_crop_offset_is_the_centred_window_the_op_keeps(H, W, data):
+    h, w = data.draw(st.integers(1, H)), data.draw(st.integers(1, W))
+    top, left = shapes.center_crop_offset((H, W), (h, w))
+    for i, c, near in ((H, h, top), (W, w, left)):
+        far = i - c - near                           # what the window leaves on the far side
+        assert near >= 0 and far - near in (0, 1)    # centred; an odd difference cuts the far side more
+    assert shapes.center_crop_offset(H, h) == top
+    x = np.arange(2 * H * W, dtype=np.float32).reshape(2, H, W)
+    np.testing.assert_array_equal(F.center_crop(msn.tensor(x), (h, w)).numpy(), x[:, top:top + h, left:left + w])
+
+
+@pytest.mark.parametrize("call, error, words", [
+    (lambda: shapes.adaptive_avg_pool2d_output_size((4, 4), 0), ValueError, "output_size must be >= 1"),
+    (lambda: shapes.adaptive_avg_pool2d_output_size((4, 4), (2, 2, 2)), TypeError, "output_size"),
+    (lambda: shapes.adaptive_avg_pool2d_output_size(4, (2, 2)), TypeError, "one axis"),
+    (lambda: shapes.adaptive_avg_pool2d_output_size(4, (None, 2)), TypeError, "one axis"),
+    (lambda: shapes.adaptive_avg_pool2d_output_size(0, 2), ValueError, "input size must be >= 1"),
+    (lambda: shapes.pad_output_size((4, 4), (1, -1)), ValueError, "negative"),
+    (lambda: shapes.pad_output_size((4, 4), (1, 1, 1)), TypeError, "(left, right)"),
+    (lambda: shapes.pad_output_size((4, 4), (1.0, 1)), TypeError, "ints"),
+    (lambda: shapes.pad_output_size(4, (1, 1, 1, 1)), ValueError, "give (h, w)"),
+    (lambda: shapes.pad_output_size((4, -1), (1, 1)), ValueError, "size must be >= 0"),
+    (lambda: shapes.pad_output_size("4", (1, 1)), TypeError, "size must be an int"),
+    (lambda: shapes.center_crop_offset((4, 4), (5, 2)), ValueError, "in height, crop 5 is larger than the size 4"),
+    (lambda: shapes.center_crop_offset((4, 4), 0), ValueError, "crop must be >= 1"),
+    (lambda: shapes.center_crop_offset(4, (2, 2)), TypeError, "one axis"),
+])
+def test_adaptive_pad_and_crop_formulas_refuse_bad_arguments_by_name(call, error, words):
+    with pytest.raises(error, match=re.escape(words)):
+        call()

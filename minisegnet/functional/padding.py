@@ -24,7 +24,7 @@ strips are summed onto the edge pixel.
 """
 import numbers
 
-from .. import backend, checks
+from .. import backend, checks, shapes
 from ..autograd import Function
 from .indexing import getitem
 
@@ -141,9 +141,8 @@ def pad(input, pad, mode="constant", value=None):
     widths = ((int(pad[0]), int(pad[1])),) if len(pad) == 2 else \
         ((int(pad[2]), int(pad[3])), (int(pad[0]), int(pad[1])))
     axes = (-2, -1)[-len(widths):]
-    out_shape = list(input.shape)
-    for axis, (a, b) in zip(axes, widths):
-        out_shape[axis] += a + b
+    out_last = shapes.pad_output_size(input.shape[-1] if len(pad) == 2 else tuple(input.shape[-2:]), pad)
+    out_shape = list(input.shape[:-len(widths)]) + ([out_last] if len(pad) == 2 else list(out_last))
     checks.check_bytes(out_shape, input.dtype.itemsize, "pad", f"pad={tuple(pad)!r}")
     for axis, (a, b) in zip(axes, widths):
         n = input.shape[axis]
@@ -186,5 +185,5 @@ def center_crop(input, size):
     if h > H or w > W:
         raise ValueError(f"center_crop: size={(h, w)} is larger than the input's ({H}, {W}); "
                          "cropping cannot enlarge (use pad)")
-    top, left = (H - h) // 2, (W - w) // 2
+    top, left = shapes.center_crop_offset((H, W), (h, w))       # (H - h) // 2, (W - w) // 2
     return getitem(input, (Ellipsis, slice(top, top + h), slice(left, left + w)))

@@ -474,16 +474,12 @@ class AdaptiveAvgPool2d(Function):
         return g.astype(dtype, copy=False)
 
 
-def _adaptive_output_size(op, output_size, input_hw=None):
-    """``output_size`` as an (h, w) pair of ints >= 1; a None entry of a pair keeps that size of
-    the input (``input_hw``; without one, as ``nn.AdaptiveAvgPool2d`` checks it when made, the
-    entry stays None). ``op`` starts the messages."""
+def _adaptive_output_size(op, output_size):
+    """Checks ``output_size`` without an input, as ``nn.AdaptiveAvgPool2d`` does when made: an
+    int or a pair of ints >= 1, whose entries may be None (keep that input size); ``op`` starts
+    the messages."""
     with checks.naming(op):
-        if isinstance(output_size, (tuple, list)) and len(output_size) == 2 and \
-                any(v is None for v in output_size):
-            return tuple((None if input_hw is None else int(input_hw[a])) if v is None
-                         else shapes.as_pair(v, "output_size", 1)[0] for a, v in enumerate(output_size))
-        return shapes.as_pair(output_size, "output_size", 1)
+        shapes.adaptive_avg_pool2d_output_size((1, 1), output_size)
 
 
 def adaptive_avg_pool2d(input, output_size):
@@ -499,7 +495,8 @@ def adaptive_avg_pool2d(input, output_size):
     if min(input.shape[2:]) == 0:
         raise ValueError(f"adaptive_avg_pool2d: input of shape {input.shape} has an empty spatial axis; "
                          "every output bin needs at least one pixel to average")
-    out_hw = _adaptive_output_size("adaptive_avg_pool2d", output_size, input.shape[2:])
+    with checks.naming("adaptive_avg_pool2d"):
+        out_hw = shapes.adaptive_avg_pool2d_output_size(tuple(input.shape[2:]), output_size)
     checks.check_bytes(input.shape[:2] + out_hw, input.dtype.itemsize, "adaptive_avg_pool2d",
                        f"output_size={output_size!r}")
     return AdaptiveAvgPool2d(out_hw)(input)
