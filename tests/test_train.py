@@ -241,6 +241,39 @@ def test_predictions_png_shows_truth_prediction_per_row_accuracy_and_the_class_l
     np.testing.assert_allclose([h.get_facecolor()[:3] for h in legend.legend_handles], palette / 255.0)
 
 
+def test_predictions_png_leaves_void_pixels_out_of_the_accuracy_and_draws_them_in_the_void_colour(tmp_path,
+                                                                                                   monkeypatch):
+    """A void truth pixel is no class: its prediction is neither right nor wrong (the scores skip
+    it), so the title's accuracy counts labelled pixels only; it was counted, and drawn as class 0."""
+    saved = saved_figures(monkeypatch)
+    palette = np.array([[10, 20, 30], [200, 100, 0]], np.uint8)
+    masks = np.array([[[0, 255], [255, 1]], [[255, 255], [255, 255]]])
+    preds = np.array([[[0, 1], [0, 0]], [[1, 1], [1, 1]]])
+    viz_training.plot_predictions(np.full((2, 3, 2, 2), 0.5, np.float32), masks, preds, palette,
+                                  tmp_path / "p.png", ignore_index=255)
+    axes = np.array(saved[0].axes).reshape(2, 3)
+    assert [axes[i, 2].get_title() for i in range(2)] == ["prediction (50.0% px)", "prediction (no labelled px)"]
+    truth = axes[0, 1].images[0].get_array()
+    np.testing.assert_allclose(truth[0, 1], np.array(viz_training.VOID_COLOUR) / 255.0)
+    np.testing.assert_allclose(truth[1, 1], palette[1] / 255.0)
+    assert [t.get_text() for t in saved[0].legends[0].get_texts()] == ["class 0", "class 1", "void"]
+    with pytest.raises(TypeError, match="ignore_index must be an int or None"):
+        viz_training.plot_predictions(np.full((2, 3, 2, 2), 0.5, np.float32), masks, preds, palette,
+                                      tmp_path / "p.png", ignore_index=255.0)
+
+
+def test_the_semantic_tasks_predictions_figure_counts_labelled_pixels_only(tmp_path, monkeypatch):
+    from minisegnet.tasks.semantic import SemanticTask
+
+    saved = saved_figures(monkeypatch)
+    task = SemanticTask(dict(num_classes=2, in_channels=3, class_names=["a", "b"], ignore_index=255,
+                             palette=[[10, 20, 30], [200, 100, 0]]))
+    masks = np.array([[[0, 255], [255, 1]]])
+    task.plot_predictions(np.full((1, 3, 2, 2), 0.5, np.float32), (masks,), np.zeros((1, 2, 2), np.int64),
+                          tmp_path / "p.png")                 # void drawn as class 0 and counted: 75.0%
+    assert np.array(saved[0].axes).reshape(1, 3)[0, 2].get_title() == "prediction (50.0% px)"
+
+
 def test_overlay_mixes_alpha_of_the_class_colour_leaves_the_background_and_clips_the_image():
     image = np.array([[[0.2, 1.3]]] * 3, np.float32)                           # (3, 1, 2), one value above 1
     palette = np.array([[0, 0, 0], [255, 0, 51]], np.uint8)

@@ -172,8 +172,10 @@ class SemanticTask:
         from ..viz import plot_predictions
 
         (masks,) = labels
-        masks = np.where((masks >= 0) & (masks < self.num_classes), masks, 0)   # "don't care" drawn as class 0
-        plot_predictions(images, masks, predictions, self.palette, file, class_names=self.class_names)
+        void = -1          # any label outside [0, C) is the ignored one (checked with the batch)
+        masks = np.where((masks >= 0) & (masks < self.num_classes), masks, void)
+        plot_predictions(images, masks, predictions, self.palette, file, class_names=self.class_names,
+                         ignore_index=void)
 
     def write_prediction(self, image, prediction, out, stem):
         """``STEM_overlay.png`` (class colours over the image) and ``STEM_mask.png``

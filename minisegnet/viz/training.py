@@ -163,11 +163,17 @@ def plot_curves(history, path):
     return save_curves(fig, epochs, path)
 
 
-def plot_predictions(images, masks, preds, palette, path, class_names=None):
+VOID_COLOUR = (224, 224, 192)       # PASCAL VOC's colour for its "void" (unlabelled) pixels
+
+
+def plot_predictions(images, masks, preds, palette, path, class_names=None, ignore_index=None):
     """One row per sample: image | truth | prediction (class colours), with a colour legend.
 
     ``images`` ``(N, C, H, W)`` in ``[0, 1]``; ``masks`` and ``preds`` ``(N, H, W)``
-    class indices; ``palette`` ``(num_classes, 3)`` uint8. Saves to ``path``.
+    class indices; ``palette`` ``(num_classes, 3)`` uint8. Saves to ``path``. Each
+    prediction's title gives its pixel accuracy. Truth pixels labelled ``ignore_index``
+    (a dataset's "void") are drawn in PASCAL VOC's void colour and left out of that
+    accuracy, as the scores leave them out.
     """
     check_png_path(path, "plot_predictions")
     images, masks, preds = (to_numpy(a) for a in (images, masks, preds))
@@ -175,17 +181,24 @@ def plot_predictions(images, masks, preds, palette, path, class_names=None):
     if n == 0 or len(masks) != n or len(preds) != n:
         raise ValueError(f"need the same positive number of images, masks and predictions, "
                          f"got {len(images)}, {len(masks)}, {len(preds)}")
+    if ignore_index is not None and not checks.is_int(ignore_index):
+        raise TypeError(f"plot_predictions: ignore_index must be an int or None, got {ignore_index!r}")
     fig = _Figure(figsize=(7.5, 2.4 * n + 0.6), dpi=100)
     axes = fig.subplots(n, 3, squeeze=False)
+    any_void = False
     for i in range(n):
         rgb = _as_rgb(images[i], "plot_predictions")
         for name, labels in (("masks", masks), ("preds", preds)):
             if labels[i].shape != rgb.shape[:2]:
                 raise ValueError(f"plot_predictions: {name}[{i}] has shape {labels[i].shape} but images[{i}] "
                                  f"is {rgb.shape[:2]}")
-        accuracy = float((masks[i] == preds[i]).mean())
-        panels = ((rgb, "image"), (_colorize(masks[i], palette), "truth"),
-                  (_colorize(preds[i], palette), f"prediction ({100 * accuracy:.1f}% px)"))
+        void = masks[i] == ignore_index if ignore_index is not None else np.zeros(masks[i].shape, bool)
+        any_void |= bool(void.any())
+        truth = _colorize(np.where(void, 0, masks[i]), palette)
+        truth[void] = np.asarray(VOID_COLOUR) / 255.0
+        labelled = int((~void).sum())
+        accuracy = f"{100 * float((masks[i] == preds[i])[~void].mean()):.1f}% px" if labelled else "no labelled px"
+        panels = ((rgb, "image"), (truth, "truth"), (_colorize(preds[i], palette), f"prediction ({accuracy})"))
         for ax, (picture, title) in zip(axes[i], panels):
             ax.imshow(picture, interpolation="nearest")
             ax.set_xticks([])
@@ -193,6 +206,8 @@ def plot_predictions(images, masks, preds, palette, path, class_names=None):
             if i == 0 or title.startswith("prediction"):
                 ax.set_title(title, fontsize=9)
     handles = legend_patches(palette, class_names, "plot_predictions")
+    if any_void:
+        handles.append(_Patch(facecolor=np.asarray(VOID_COLOUR) / 255.0, edgecolor="#555555", label="void"))
     fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=8, frameon=False)
     fig.tight_layout(rect=(0, 0.6 / (2.4 * n + 0.6), 1, 1))
     fig.savefig(path)
