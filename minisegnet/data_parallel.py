@@ -54,9 +54,11 @@ is the same step without workers (the plain forward, loss and backward), so
 that a training loop calls one or the other the same way. NumPy only: a GPU
 runs one process.
 """
+import contextlib
 import multiprocessing
 import pickle
 import signal
+import threading
 import traceback
 
 import numpy as np
@@ -92,13 +94,14 @@ class OneProcess:
         return outputs, loss.item()
 
     def forward(self, images):
-        was_training = self.model.training
+        modes = [(m, m.training) for m in self.model.modules()]
         self.model.eval()
         try:
             with no_grad():
                 return self.forward_of(self.model, images)
         finally:
-            self.model.train(was_training)
+            for m, training in modes:           # each layer's own mode back (a layer in eval() stays so)
+                m.training = training
 
     def set_epoch(self, epoch):
         """Nothing to reseed: this process draws from the shared ``generator()``
@@ -154,7 +157,8 @@ class DataParallel(OneProcess):
                 worker = context.Process(target=_worker, args=(there, worker_seed(seed, 0, k), shared_memory,
                                                                allocator.KEEP_FREED),
                                          name=f"minisegnet-data-parallel-{k}", daemon=True)
-                worker.start()
+                with _ctrl_c_ignored():     # a Ctrl-C while it starts up (imports) must not kill it
+                    worker.start()
                 there.close()
                 self.pipes.append(ArrayPipe(here, shared_memory))     # the arrays: array_pipe.py
                 self.workers.append(worker)
@@ -207,9 +211,10 @@ class DataParallel(OneProcess):
         try:
             # 2. each busy worker gets the current weights and its slice
             weights = [p.data for p in self.params]
+            modes = [m.training for m in self.model.modules()]      # eval() layers stay so in the workers
             for k, part in busy:
                 self.waiting.add(k)
-                _send(self.pipes[k], ("step", weights, images[part], _cut(targets, part)))
+                _send(self.pipes[k], ("step", weights, images[part], _cut(targets, part), modes))
             # 3. this process's slice, while the workers do theirs
             outputs, loss_value = super().step(images[slices[0]], _cut(targets, slices[0]))
             # 4. the weighted means: g = sum_k (n_k / N) g_k, and the loss likewise
@@ -300,10 +305,11 @@ def _call(model, images):
 # ---- the workers' side ----------------------------------------------------------------------
 def _worker(pipe, seed, shared_memory, keep_freed):
     """A worker's whole life: one thread; first the model, ``loss_of`` and ``forward_of``, then
-    for each message ``("step", weights, images, targets)``, load the weights, run the step on
-    the slice and send back ``(loss, gradients, outputs)``; for ``("forward", weights, images)``,
-    the held-out pass's outputs; for ``("seed", seed)``, reseed (no answer); stop on ``None``. An error is sent back as
-    ``("error", its traceback)`` instead of raised here."""
+    for each message ``("step", weights, images, targets, modes)``, load the weights and each
+    module's training mode (the parent's), run the step on the slice and send back
+    ``(loss, gradients, outputs)``; for ``("forward", weights, images)``, the held-out pass's
+    outputs; for ``("seed", seed)``, reseed (no answer); stop on ``None``. An error is sent back
+    as ``("error", its traceback)`` instead of raised here."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)       # Ctrl-C is for the parent, which stops us
     signal.signal(signal.SIGTERM, _exit)                # terminate(): still remove our shared memory
     backend.set_backend("numpy")                        # whatever MINISEGNET_BACKEND says
@@ -314,6 +320,22 @@ def _worker(pipe, seed, shared_memory, keep_freed):
         _serve(pipe, seed)
     finally:
         pipe.close()
+
+
+@contextlib.contextmanager
+def _ctrl_c_ignored():
+    """SIGINT ignored while a worker is started, so that the new process starts with it ignored:
+    Ctrl-C in a terminal reaches the whole process group, and a worker still importing
+    minisegnet (before ``_worker`` ignores it) would die with a traceback. The parent's own
+    handler is back at once (signals can only be set from the main thread: elsewhere, as is)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _exit(signum, frame):
@@ -330,9 +352,8 @@ def _serve(pipe, seed):
     model, loss_of, forward_of = first
     with parallel.one_thread():
         random.manual_seed(seed)
-        model.train()
         one = OneProcess(model, loss_of, forward_of)
-        params = model.parameters()
+        params, modules = model.parameters(), model.modules()
         while True:
             try:
                 message = pipe.recv()
@@ -343,14 +364,17 @@ def _serve(pipe, seed):
             if message[0] == "seed":                    # set_epoch: this epoch's random numbers
                 random.manual_seed(message[1])
                 continue
-            kind, weights, images, *targets = message
+            kind, weights, images, *step = message        # step: (targets, each module's training flag)
             try:
                 for p, w in zip(params, weights):
                     p.data[...] = w
                 if kind == "forward":
                     pipe.send(("outputs", _arrays(one.forward(images))))
                     continue
-                outputs, loss_value = one.step(images, targets[0])
+                targets, modes = step
+                for m, training in zip(modules, modes):          # the parent's modes, layer by layer
+                    m.training = training
+                outputs, loss_value = one.step(images, targets)
                 grads = [None if p.grad is None else p.grad.data for p in params]
                 pipe.send((loss_value, grads, _arrays(outputs)))
             except Exception:

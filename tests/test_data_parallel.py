@@ -5,7 +5,9 @@ module-level here (a worker imports this module to find them).
 """
 import json
 import multiprocessing
+import multiprocessing.context
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -420,3 +422,56 @@ def test_the_held_out_pass_puts_an_eval_model_back_in_eval_mode():
     model.train()
     data_parallel.OneProcess(model, loss_of).forward(images)
     assert model.training
+
+
+@pytest.mark.parametrize("frozen", ["whole model", "dropout only"])
+def test_a_step_keeps_the_models_eval_modes_in_the_workers(frozen):
+    """OneProcess steps the model in the modes it is in (a model in eval mode, or a Dropout put in
+    eval mode to switch it off, draws no masks); the workers must too. They called model.train()
+    once at start (data_parallel._serve), so their slices were dropped out while this process's
+    slice was not: loss and gradients then differ from the one-process step by whole percents."""
+    msn.manual_seed(0)
+    model = _DropoutNet()
+    (model if frozen == "whole model" else model.drop).eval()
+    images, targets = _batch(4)
+    _, one_loss = data_parallel.OneProcess(model, loss_of).step(images, targets)
+    one_grads = _grads(model)
+    with data_parallel.DataParallel(model, loss_of, 2) as step:
+        _, loss = step.step(images, targets)
+    assert loss == pytest.approx(one_loss, rel=1e-6)
+    for got, want in zip(_grads(model), one_grads):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6 * np.abs(want).max())
+
+
+def test_a_ctrl_c_while_a_worker_starts_does_not_kill_it(monkeypatch):
+    """Ctrl-C in a terminal reaches the whole process group, workers included. A worker ignores it
+    (the parent stops it), but only once _worker runs: SIGINT during its start-up (the spawned
+    interpreter importing minisegnet, about half a second) killed it with a KeyboardInterrupt
+    traceback on the user's terminal. Here SIGINT reaches the worker right after it is started."""
+    real_start = multiprocessing.context.SpawnProcess.start
+
+    def start_then_interrupt(process):
+        real_start(process)
+        os.kill(process.pid, signal.SIGINT)
+
+    monkeypatch.setattr(multiprocessing.context.SpawnProcess, "start", start_then_interrupt)
+    msn.manual_seed(0)
+    model = _DropoutNet()
+    model.drop.p = 0.0                             # no dropout: the two steps draw nothing
+    images, targets = _batch(4)
+    _, one_loss = data_parallel.OneProcess(model, loss_of).step(images, targets)
+    with data_parallel.DataParallel(model, loss_of, 2) as step:
+        monkeypatch.undo()
+        _, loss = step.step(images, targets)      # was: "a worker process has stopped"
+        assert step.workers[0].is_alive()
+    assert loss == pytest.approx(one_loss, rel=1e-6)
+
+
+def test_the_held_out_pass_gives_each_layer_its_own_mode_back():
+    """After the held-out pass (eval mode), a layer that was in eval() before stays in eval(): the
+    pass restored the whole model to the top module's mode, so a Dropout switched off by hand
+    was training again in the next step."""
+    model = _DropoutNet()
+    model.drop.eval()
+    data_parallel.OneProcess(model, loss_of).forward(_batch(2)[0])
+    assert model.training and not model.drop.training
