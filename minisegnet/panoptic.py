@@ -68,6 +68,7 @@ against its record): the 3x3 window loses up to 0.03 PQ against 7x7, and 9x9
 is within 0.001 of 7x7 on most seeds (once 0.007 better); we keep the
 paper's 7.
 """
+import math
 import numbers
 
 import numpy as np
@@ -260,13 +261,24 @@ def find_centers(center, threshold=THRESHOLD, nms_kernel=NMS_KERNEL, top_k=TOP_K
         return xp.zeros((n, 0, 2), dtype=xp.int64), xp.zeros((n, 0), dtype=bool)
     with no_grad():
         pooled = max_pool2d(Tensor._wrap(heat), nms_kernel, stride=1, padding=nms_kernel // 2).data
-    peak = (heat == pooled) & (heat > threshold)
+    peak = (heat == pooled) & _above(heat, threshold)
     score = xp.where(peak, heat, -xp.inf).reshape(n, h * w)
     k = min(int(top_k), h * w)
     order = xp.argsort(-score, axis=1, kind="stable")[:, :k]     # strongest first; ties in raster order
     valid = xp.take_along_axis(score, order, axis=1) > -xp.inf
     coords = xp.stack([order // w, order % w], axis=2).astype(xp.int64)
     return coords, valid
+
+
+def _above(heat, threshold):
+    """``heat > threshold`` compared as PyTorch's ``F.threshold`` compares: in float32 at least
+    (a float16 heatmap value just above the threshold stays above it; NumPy would round the
+    threshold to float16 first), the threshold rounded to that dtype. A threshold past the
+    dtype's range is taken at its largest finite value (only inf is above that) or -inf."""
+    wide = np.promote_types(heat.dtype, np.float32)
+    largest = float(np.finfo(wide).max)
+    bar = min(float(threshold), largest) if threshold >= -largest else -math.inf
+    return heat.astype(wide, copy=False) > wide.type(bar)
 
 
 def group_pixels(offset, thing, coords, valid):
@@ -309,8 +321,8 @@ def group_pixels(offset, thing, coords, valid):
     off = off.astype(xp.promote_types(off.dtype, xp.float32), copy=False)
     yy = xp.arange(h, dtype=off.dtype)[:, None]
     xx = xp.arange(w, dtype=off.dtype)[None, :]
-    vote_y = (yy + off[:, 0])[:, None]                                  # (N, 1, H, W): where each pixel points
-    vote_x = (xx + off[:, 1])[:, None]
+    vote_y = _near(yy + off[:, 0])[:, None]                             # (N, 1, H, W): where each pixel points
+    vote_x = _near(xx + off[:, 1])[:, None]
     cy = coords[..., 0].astype(off.dtype)[:, :, None, None]             # (N, k, 1, 1)
     cx = coords[..., 1].astype(off.dtype)[:, :, None, None]
     distance = (vote_y - cy) ** 2 + (vote_x - cx) ** 2                  # (N, k, H, W)
@@ -320,6 +332,16 @@ def group_pixels(offset, thing, coords, valid):
     # distances that are all NaN or inf would name centre 1, even an invalid one)
     found = xp.isfinite(distance.min(axis=1))
     return xp.where(thing & found, nearest, 0).astype(xp.int64)
+
+
+def _near(vote):
+    """A finite vote farther than ``2**(maxexp/2 - 2)`` pixels (2**62 in float32) taken at that
+    distance, so that its squared distances stay finite (a vote at 1e20 squared is inf in
+    float32: it would find no centre); inf and NaN stay as they are. At such distances every
+    centre of an image is as far as the others in the dtype's precision anyway."""
+    xp = backend.get_array_module(vote)
+    far = 2.0 ** (np.finfo(vote.dtype).maxexp // 2 - 2)
+    return xp.where(xp.isinf(vote), vote, xp.clip(vote, -far, far))
 
 
 def _thing_and_stuff(thing_classes, stuff_classes, op):

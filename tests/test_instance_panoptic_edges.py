@@ -148,3 +148,16 @@ def test_panoptic_write_prediction_checks_the_16_bit_encoding_and_counts_per_cla
     for bad in ([[[1, 1000], [0, 0], [0, 0]]], [[[65, 0], [0, 0], [0, 0]]]):
         with pytest.raises(ValueError, match="must fit a 16-bit PNG"):
             task.write_prediction(image, dict(panoptic=np.array(bad), classes=pan[..., 0]), str(tmp_path), "b")
+
+
+@pytest.mark.parametrize("task", [InstanceTask, PanopticTask])
+def test_targets_refuse_a_uint64_id_past_int64(task):
+    """The id 2**63 + 5 became -9223372036854775803 in int64: object_ids then saw no object
+    (id <= 0), so the circle had no centre, no offsets and (panoptic) no valid pixel, with no
+    word; panoptic.panoptic_targets refuses the same map ("above 2**63 - 1")."""
+    masks = np.zeros((1, 8, 8), np.int64)
+    masks[0, 2:6, 2:6] = 1
+    ids = np.zeros((1, 8, 8), np.uint64)
+    ids[0, 2:6, 2:6] = 2**63 + 5
+    with pytest.raises(ValueError, match="above 2"):
+        task(_info()).targets((masks, ids))

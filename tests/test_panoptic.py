@@ -418,3 +418,51 @@ def test_float16_offsets_far_from_every_centre_still_join_the_nearest():
     np.testing.assert_array_equal(as32[0, 0], expected)
     as16 = to_numpy(P.group_pixels(on(offset), on(thing), on(coords), on(valid)))
     np.testing.assert_array_equal(as16[0, 0], expected)     # was 0 from x = 266 on
+
+
+@pytest.mark.parametrize("threshold", [0.09997, np.float64(0.09997)])
+def test_a_float16_peak_above_the_threshold_is_kept_as_in_float32(threshold):
+    """0.0999755859375 (a float16 value) is above 0.09997. A float16 heatmap compared it with
+    the Python float 0.09997 rounded to float16, which is that same value: no peak, where the
+    same value in a float32 or float64 heatmap (or a NumPy float64 threshold) is one. PyTorch's
+    F.threshold, which the reference Panoptic-DeepLab applies, compares float16 in float32
+    and keeps it."""
+    value = float(np.float16(0.09997))
+    assert value > 0.09997 and value == 0.0999755859375
+    found = {}
+    for dtype in (np.float16, np.float32, np.float64):
+        heat = np.zeros((1, 1, 5, 5), dtype)
+        heat[0, 0, 2, 2] = value
+        coords, valid = P.find_centers(on(heat), threshold=threshold, nms_kernel=3, top_k=2)
+        found[dtype.__name__] = to_numpy(coords)[to_numpy(valid)].tolist()
+    assert found == {"float16": [[2, 2]], "float32": [[2, 2]], "float64": [[2, 2]]}   # float16 was []
+
+
+def test_a_finite_float32_offset_far_away_still_joins_a_centre():
+    """An offset of 1e20 is a number: the docstring keeps id 0 only for NaN or infinite offsets
+    (and images without a centre). Its squared distance (1e40) overflows float32 to inf for
+    every centre, and the pixel found none (id 0), where the same float64 offset joins
+    centre 1 (every centre is equally far at that scale: the tie goes to the strongest)."""
+    offset = np.zeros((1, 2, 1, 4), np.float64)
+    offset[0, 1, 0, 3] = 1e20
+    thing = np.ones((1, 1, 4), bool)
+    coords, valid = np.array([[[0, 0], [0, 3]]]), np.array([[True, True]])
+    as64 = to_numpy(P.group_pixels(on(offset), on(thing), on(coords), on(valid)))
+    assert as64.tolist() == [[[1, 1, 2, 1]]]
+    as32 = to_numpy(P.group_pixels(on(offset.astype(np.float32)), on(thing), on(coords), on(valid)))
+    np.testing.assert_array_equal(as32, as64)               # was [[[1, 1, 2, 0]]]
+    offset[0, 1, 0, 3] = 1e200                              # float64's squares overflow past 1.3e154
+    assert to_numpy(P.group_pixels(on(offset), on(thing), on(coords), on(valid))).tolist() == [[[1, 1, 2, 1]]]
+    offset[0, 1, 0, 3] = np.inf                             # an infinite offset still joins no centre
+    assert to_numpy(P.group_pixels(on(offset), on(thing), on(coords), on(valid))).tolist() == [[[1, 1, 2, 0]]]
+
+
+def test_a_threshold_past_float16s_range_is_not_rounded_to_infinity():
+    """A finite threshold beyond 65504 was cast to float16 for the comparison: a cast overflow
+    (RuntimeWarning) and the threshold inf, so an infinite float16 heatmap value (above
+    1e5) was no peak, where the same float32 heatmap has one."""
+    heat = np.zeros((1, 1, 3, 3), np.float16)
+    heat[0, 0, 1, 1] = np.inf
+    for dtype in (np.float32, np.float16):
+        coords, valid = P.find_centers(on(heat.astype(dtype)), threshold=1e5, nms_kernel=3, top_k=1)
+        assert to_numpy(valid).tolist() == [[True]] and to_numpy(coords).tolist() == [[[1, 1]]], dtype

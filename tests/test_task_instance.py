@@ -461,3 +461,22 @@ def test_save_instance_overlay_writes_its_alpha_at_its_scale(tmp_path):
     expected = vi.instance_overlay(image, ids, alpha=0.9)
     assert written.shape == (15, 18, 3)
     np.testing.assert_array_equal(written[::3, ::3], (expected * 255 + 0.5).astype(np.uint8))
+
+
+def test_a_float16_weight_map_loss_is_finite_where_its_mean_fits_float16():
+    """A one-pixel cell in a 64 x 64 image weighs 4096 / 2 = 2048 (w_c); a confident wrong
+    logit there costs 40, and 40 * 2048 = 81920 passes float16's largest value. The loss is a
+    mean, about 20: in float16 it was inf, because the weights were cast to float16 and
+    multiplied by the per-pixel losses in float16. PyTorch's ``(ce * weights).mean()`` with
+    float16 ``ce`` and the float32 weight map gives 20.0."""
+    task = InstanceTask(_info(Cells(1, 32, return_instances=True)))
+    masks = np.zeros((1, 64, 64), np.int64)
+    ids = np.zeros((1, 64, 64), np.int64)
+    masks[0, 5, 5] = ids[0, 5, 5] = 1
+    targets = task.targets((masks, ids))
+    logits = np.zeros((1, task.num_classes, 64, 64), np.float32)
+    logits[:, 0] = 40.0                                     # background everywhere, the circle too
+    as32 = task.loss(msn.tensor(backend.asarray(logits)), targets).item()
+    as16 = task.loss(msn.tensor(backend.asarray(logits.astype(np.float16))), targets).item()
+    assert np.isfinite(as16)                                # was inf
+    np.testing.assert_allclose(as16, as32, rtol=1e-3)

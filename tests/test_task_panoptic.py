@@ -543,3 +543,26 @@ def test_panoptic_prediction_title_counts_found_then_matched_objects(tmp_path, m
     vp.plot_panoptic_predictions(np.zeros((1, 3, 6, 6), np.float32), truth, pred, palette, tmp_path / "p.png")
     _, _, pred_ax = saved[0].axes
     assert pred_ax.get_title() == "prediction: 2 objects,\n1 matched"
+
+
+def test_a_float16_loss_counts_more_pixels_than_float16_holds():
+    """256 x 256 = 65536 labelled pixels: the centre MSE's count passes float16's largest
+    value (65504). Cast to the outputs' float16 it became inf, and the centre term
+    (sum / inf) silently 0: 8.19 instead of 507.3. The count must stay a float32 number,
+    as PyTorch users divide by ``center_weight.sum()`` (float32)."""
+    task = PanopticTask(_info())
+    h = w = 256
+    masks = np.zeros((1, h, w), np.int64)
+    ids = np.zeros((1, h, w), np.int64)
+    masks[0, 10:40, 10:40] = 1
+    ids[0, 10:40, 10:40] = 1
+    targets = task.targets((masks, ids))
+    on = msn.backend.asarray
+
+    def loss(dtype):
+        outputs = {"semantic": msn.tensor(on(np.zeros((1, task.num_classes, h, w), dtype))),
+                   "center": msn.tensor(on(np.full((1, 1, h, w), 0.5, dtype))),
+                   "offset": msn.tensor(on(np.zeros((1, 2, h, w), dtype)))}
+        return task.loss(outputs, targets).item()
+
+    assert loss(np.float16) == pytest.approx(loss(np.float32), rel=1e-3)     # was 8.19 against 507.3

@@ -29,8 +29,9 @@ import numpy as np
 
 from .. import backend, metrics
 from ..autograd import Tensor
+from ..functional.basic import in_opmath
 from ..functional.loss import cross_entropy_of_checked_labels
-from ..instances import _renumber, _unet_weight_map, instances_from_semantic
+from ..instances import _check_ids, _renumber, _unet_weight_map, instances_from_semantic
 from ..metrics.panoptic import check_categories
 from .semantic import (ConfusionScores, SemanticTask, check_class_labels, class_map_png, keep_dataset_info,
                        loss_ignore_index)
@@ -123,8 +124,7 @@ def _check_labels(masks, ids, num_classes, ignore_index):
     if ids.shape != masks.shape:
         raise ValueError(f"instances has shape {ids.shape} but masks has shape {masks.shape}: "
                          "an instance map needs one id per pixel of its image")
-    if ids.size and ids.min() < 0:
-        raise ValueError(f"instances holds the negative id {int(ids.min())}; ids are >= 0 (0 = no object)")
+    _check_ids(ids, "targets")            # ids >= 0, none past int64 (a uint64 id would wrap negative)
 
 
 class InstanceScores:
@@ -248,7 +248,10 @@ class InstanceTask:
             return cross_entropy_of_checked_labels(outputs, Tensor(targets["masks"]), ignore_index=ignore)
         per_pixel = cross_entropy_of_checked_labels(outputs, Tensor(targets["masks"]), ignore_index=ignore,
                                                     reduction="none")
-        return (per_pixel * Tensor(targets["weights"].astype(outputs.dtype, copy=False))).mean()
+        weights = targets["weights"]
+        # weighted and averaged in float32 at least, rounded once to the logits' dtype: a float16
+        # product passes 65504 (a weight of 2048 times a loss of 40) where the mean fits
+        return in_opmath(lambda ce: (ce * Tensor(weights.astype(ce.dtype, copy=False))).mean(), per_pixel)
 
     def new_scores(self, training=False):
         return InstanceScores(self, training)

@@ -37,6 +37,7 @@ import numpy as np
 from .. import backend, metrics, panoptic
 from ..autograd import Tensor
 from ..functional import l1_loss, mse_loss
+from ..functional.basic import in_opmath
 from ..functional.loss import cross_entropy_of_checked_labels
 from .instance import _check_labels, is_thing, object_ids, scored_truth, thing_and_stuff_classes
 from .semantic import ConfusionScores, keep_dataset_info, loss_ignore_index
@@ -199,12 +200,15 @@ class PanopticTask:
         # by their count, at least 1: a batch with no such pixel adds 0 (not 0/0). For the offsets,
         # a batch without objects; for the centres, one whose every pixel is void for them (say,
         # all thing pixels without an object id), while the cross-entropy still counts its pixels.
-        counted = Tensor(xp.maximum(targets["center_weight"].sum(), 1.0).astype(outputs["center"].dtype))
-        center = mse_loss(outputs["center"], Tensor(targets["center"]), weight=targets["center_weight"],
-                          reduction="sum") / counted
-        thing_pixels = Tensor(xp.maximum(targets["offset_weight"].sum(), 1.0).astype(outputs["offset"].dtype))
-        offset = l1_loss(outputs["offset"], Tensor(targets["offset"]), weight=targets["offset_weight"],
-                         reduction="sum") / thing_pixels
+        # Summed and divided in float32 at least, rounded once to the outputs' dtype: in float16 a
+        # count past 65504 pixels is inf (the term silently 0), and a sum may pass it as well.
+        def weighted_mean(loss, name):
+            weight = targets[f"{name}_weight"]
+            count = xp.maximum(weight.sum(), 1.0)
+            return in_opmath(lambda out: loss(out, Tensor(targets[name]), weight=weight, reduction="sum")
+                             / Tensor(count.astype(out.dtype)), outputs[name])
+
+        center, offset = weighted_mean(mse_loss, "center"), weighted_mean(l1_loss, "offset")
         return semantic + self.center_loss_weight * center + self.offset_loss_weight * offset
 
     def new_scores(self, training=False):
