@@ -80,7 +80,8 @@ def _check_boxes(boxes, name, op):
 
 def box_area(boxes):
     """``(x2 - x1) (y2 - y1)`` of each ``(x1, y1, x2, y2)`` box of ``(N, 4)``: shape ``(N,)``.
-    Integer boxes give int64 areas (a 200 x 200 box in uint8 would wrap around to 64), float16
+    Integer boxes give int64 areas (a 200 x 200 box in uint8 would wrap around to 64; uint64
+    boxes, which int64 may not hold, uint64 ones; as in PyTorch, a product past 2**63 wraps), float16
     boxes float32 ones (a 300 x 300 box's area is past float16's largest, as torchvision's), other
     float boxes keep their dtype."""
     boxes = _check_boxes(boxes, "boxes", "box_area")
