@@ -454,7 +454,7 @@ def processes_for(config, model, task):
         raise UserError(f"--processes {requested}: this model has BatchNorm, whose statistics would be per "
                         "process instead of per batch; use --processes 1")
     if requested > 1 and getattr(task, "ignore_index", None) is not None:
-        raise UserError(f"--processes {requested}: this data marks ignored pixels (label {task.ignore_index}); "
+        raise UserError(f"--processes {requested}: this data may mark ignored pixels (label {task.ignore_index}); "
                         "a process whose slice of a batch has only ignored pixels has no mean loss (0/0), and "
                         "the slices' losses are mixed by image count; use --processes 1")
     return requested

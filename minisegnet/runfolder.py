@@ -33,10 +33,13 @@ import os
 import numpy as np
 
 from . import checks, io
+from .autograd import Tensor
 from .io import atomic_file
+from .run_config import UserError
 
 __all__ = ["RUN_FILES", "CHECKPOINT_FORMAT", "atomic_file", "write_json", "remove_stale_temporaries",
-           "save_checkpoint", "read_checkpoint", "read_meta", "checkpoint_epoch", "CheckpointError"]
+           "save_checkpoint", "read_checkpoint", "read_meta", "checkpoint_epoch", "CheckpointError",
+           "check_checkpoint_dtypes"]
 
 RUN_FILES = ("config.json", "checkpoint.npz", "best.npz", "metrics.json", "curves.png", "predictions.png")
 CHECKPOINT_FORMAT = "minisegnet-checkpoint-1"
@@ -195,3 +198,43 @@ def checkpoint_epoch(path):
         return read_meta(path)["epoch"]
     except CheckpointError:
         return None
+
+
+_KINDS = {"f": "floating-point", "i": "integer", "u": "integer", "b": "bool"}
+
+
+def check_checkpoint_dtypes(path, state, model, optimizer=None):
+    """Refuse a checkpoint whose arrays are not of the kind of what they are loaded into.
+
+    The rule: a floating-point weight, buffer or optimizer moment takes a floating-point
+    array of any width (float16 or float64 is cast to the model's dtype, as torch's
+    ``load_state_dict`` copies with a cast); an integer buffer (BatchNorm's
+    ``num_batches_tracked``) takes an integer array. Anything else (an int or bool array
+    for a float weight, a float count, text) is a broken or foreign file: a ``UserError``
+    naming the file, the entry, the dtype found and the dtype expected. So is a model weight or
+    buffer holding NaN or an infinity (what a diverged run leaves: predictions from it would be
+    meaningless). ``Module.load_state_dict``
+    itself casts any numeric array, as torch does; this is the stricter rule for checkpoint files,
+    which ``msn.save`` wrote from the model's own arrays.
+    """
+    expected = {f"model.{name}": (t.data if isinstance(t, Tensor) else t).dtype
+                for name, t in model._named_state()}
+    if optimizer is not None:
+        for key in state:
+            parts = key.split(".")
+            if key.startswith("optimizer.state.") and len(parts) == 4 and parts[2].isdigit() \
+                    and parts[3] != "step" and int(parts[2]) < len(optimizer.params):
+                expected[key] = optimizer.params[int(parts[2])].data.dtype
+    for key, target in expected.items():
+        if key not in state:
+            continue                          # load_state_dict names the missing keys
+        found = np.asarray(state[key]).dtype
+        if _KINDS.get(found.kind) != _KINDS.get(target.kind):
+            kind = _KINDS.get(target.kind, str(target))
+            rule = (f"a {kind} weight takes {kind} values (float16 or float64 are cast to it)"
+                    if target.kind == "f" else f"an {kind} buffer takes {kind} values")
+            raise UserError(f"{path!r}: its entry {key!r} holds {found} values where the model has {target}: "
+                            f"{rule}; the file is broken or was not written by minisegnet")
+        if key.startswith("model.") and found.kind == "f" and not np.isfinite(state[key]).all():
+            raise UserError(f"{path!r}: its entry {key!r} holds NaN or infinite values (a diverged run's "
+                            f"weights); train again, e.g. with a lower --lr")

@@ -62,8 +62,8 @@ from .random import generator, manual_seed
 from .run_config import (DEFAULTS, TOY_DATASETS, TrainingDiverged, UserError, _choose_backend, _on_backend,
                          _positive_int, check_out_folder, make_out_folder, recorded_options, resolve_config,
                          task_class)
-from .runfolder import (CHECKPOINT_FORMAT, CheckpointError, atomic_file, checkpoint_epoch, read_checkpoint,
-                        read_meta, remove_stale_temporaries, save_checkpoint, write_json)
+from .runfolder import (CHECKPOINT_FORMAT, CheckpointError, atomic_file, check_checkpoint_dtypes, checkpoint_epoch,
+                        read_checkpoint, read_meta, remove_stale_temporaries, save_checkpoint, write_json)
 
 __all__ = ["DEFAULTS", "TOY_DATASETS", "UserError", "TrainingDiverged", "run", "evaluate", "evaluate_checkpoint",
            "load_checkpoint", "build_model_from", "Geometry", "geometry_for"]
@@ -280,46 +280,6 @@ def _load_state(module_or_optimizer, state, prefix):
     module_or_optimizer.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
 
 
-_KINDS = {"f": "floating-point", "i": "integer", "u": "integer", "b": "bool"}
-
-
-def _check_checkpoint_dtypes(path, state, model, optimizer=None):
-    """Refuse a checkpoint whose arrays are not of the kind of what they are loaded into.
-
-    The rule: a floating-point weight, buffer or optimizer moment takes a floating-point
-    array of any width (float16 or float64 is cast to the model's dtype, as torch's
-    ``load_state_dict`` copies with a cast); an integer buffer (BatchNorm's
-    ``num_batches_tracked``) takes an integer array. Anything else (an int or bool array
-    for a float weight, a float count, text) is a broken or foreign file: a ``UserError``
-    naming the file, the entry, the dtype found and the dtype expected. So is a model weight or
-    buffer holding NaN or an infinity (what a diverged run leaves: predictions from it would be
-    meaningless). ``Module.load_state_dict``
-    itself casts any numeric array, as torch does; this is the stricter rule for checkpoint files,
-    which ``msn.save`` wrote from the model's own arrays.
-    """
-    expected = {f"model.{name}": (t.data if isinstance(t, Tensor) else t).dtype
-                for name, t in model._named_state()}
-    if optimizer is not None:
-        for key in state:
-            parts = key.split(".")
-            if key.startswith("optimizer.state.") and len(parts) == 4 and parts[2].isdigit() \
-                    and parts[3] != "step" and int(parts[2]) < len(optimizer.params):
-                expected[key] = optimizer.params[int(parts[2])].data.dtype
-    for key, target in expected.items():
-        if key not in state:
-            continue                          # load_state_dict names the missing keys
-        found = np.asarray(state[key]).dtype
-        if _KINDS.get(found.kind) != _KINDS.get(target.kind):
-            kind = _KINDS.get(target.kind, str(target))
-            rule = (f"a {kind} weight takes {kind} values (float16 or float64 are cast to it)"
-                    if target.kind == "f" else f"an {kind} buffer takes {kind} values")
-            raise UserError(f"{path!r}: its entry {key!r} holds {found} values where the model has {target}: "
-                            f"{rule}; the file is broken or was not written by minisegnet")
-        if key.startswith("model.") and found.kind == "f" and not np.isfinite(state[key]).all():
-            raise UserError(f"{path!r}: its entry {key!r} holds NaN or infinite values (a diverged run's "
-                            f"weights); train again, e.g. with a lower --lr")
-
-
 # ---- checkpoints --------------------------------------------------------------------
 def _checkpoint_path(path):
     """A file means itself. A run folder means the model of its best epoch: ``best.npz``,
@@ -360,7 +320,7 @@ def _model_from_state(state, meta, path):
         raise UserError(f"{path!r}: its recorded configuration (task {config.get('task')!r}, model "
                         f"{config.get('model')!r}) does not describe a model this version builds "
                         f"({type(error).__name__}: {error})") from None
-    _check_checkpoint_dtypes(path, state, model)
+    check_checkpoint_dtypes(path, state, model)
     try:
         _load_state(model, state, "model.")
     except (KeyError, ValueError, TypeError, RuntimeError) as error:     # RuntimeError: keys (PyTorch's type)
@@ -374,7 +334,7 @@ def load_checkpoint(path):
     is rebuilt, on the current backend, from the configuration stored inside and its
     weights loaded. A weight of another kind than the model's (int or bool for a float
     weight) is a ``UserError`` naming the file and the entry; float16 or float64 weights
-    are cast to the model's float32 (see ``_check_checkpoint_dtypes``)."""
+    are cast to the model's float32 (see ``runfolder.check_checkpoint_dtypes``)."""
     path = _checkpoint_path(os.fspath(path))
     state, meta = _read(path)
     return _model_from_state(state, meta, path)[1], meta, state
@@ -472,7 +432,7 @@ def _resume_point(config, out):
     resumed = dict(recorded_options(saved),
                    epochs=saved.get("epochs") if config.get("epochs") is None else config["epochs"],
                    backend=_choose_backend(config.get("backend"), saved.get("backend")),
-                   processes=config.get("processes"))      # like the backend, this machine's choice
+                   processes=config.get("processes"))      # chosen here, as for a new run
     return resumed, state, meta
 
 
@@ -533,7 +493,7 @@ def _train(config, out, state, meta, progress, log):
 
     history, start_epoch, best = [], 0, None
     if meta is not None:                                       # resume: the last committed epoch
-        _check_checkpoint_dtypes(os.path.join(out, "checkpoint.npz"), state, model, optimizer)
+        check_checkpoint_dtypes(os.path.join(out, "checkpoint.npz"), state, model, optimizer)
         try:
             _load_state(model, state, "model.")
             _load_state(optimizer, state, "optimizer.")
@@ -625,12 +585,11 @@ def _train(config, out, state, meta, progress, log):
                 + ", ".join(f"{label} {_show(record[k])}" for k, label in task.score_names.items())
                 + ("  (best)" if is_best else ""))
     except KeyboardInterrupt:
+        again = f"minisegnet train --resume --out {out}{_processes_flag(config, model, task)}"
         if history:
-            log(f"\ninterrupted; {checkpoint} holds the last finished epoch. Continue with: "
-                f"minisegnet train --resume --out {out}")
+            log(f"\ninterrupted; {checkpoint} holds the last finished epoch. Continue with: {again}")
         else:
-            log(f"\ninterrupted before the first epoch finished: no checkpoint yet. Start over with: "
-                f"minisegnet train --resume --out {out}")
+            log(f"\ninterrupted before the first epoch finished: no checkpoint yet. Start over with: {again}")
         raise
     finally:
         stepper.close()                                        # stops the worker processes, if any
@@ -640,6 +599,13 @@ def _train(config, out, state, meta, progress, log):
     log(f"done in {time.perf_counter() - started:.0f} s: best held-out {task.score_names[task.best_score]} "
         f"{_show(best[task.best_score])} (epoch {best['epoch']}); files in {out}/")
     return out
+
+
+def _processes_flag(config, model, task):
+    """`` --processes N`` where a resume here would choose another count than the run's (a
+    resumed run ends exactly as an uninterrupted one on the same count only), else nothing."""
+    chosen = data_parallel.processes_for(dict(config, processes=None), model, task)
+    return "" if chosen == config["processes"] else f" --processes {config['processes']}"
 
 
 def _rank(score):

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import minisegnet as msn
-from minisegnet import cli, data, model_geometry, predict, train
+from minisegnet import cli, data, model_geometry, predict, runfolder, train
 from minisegnet.cli import main
 from helpers import png_header_only, run_interrupted_in_epoch_2
 
@@ -319,6 +319,23 @@ def test_ctrl_c_in_the_first_epoch_says_there_is_no_checkpoint_yet(tmp_path, mon
     assert not (tmp_path / "r" / "checkpoint.npz").exists()
 
 
+@pytest.mark.parametrize("cores, flag", [(2, " --processes 1"), (1, "")])
+def test_the_resume_command_names_the_runs_process_count_where_a_resume_would_choose_another(
+        tmp_path, monkeypatch, cores, flag):
+    """A resume chooses its processes as a new run does here (two on two cores): a run given
+    --processes 1 on two cores resumed on two and ended a rounding away from the uninterrupted
+    run, so the printed command names the run's count where it differs."""
+    from minisegnet import data_parallel
+
+    said = []
+    monkeypatch.setattr(data_parallel.parallel, "get_num_threads", lambda: cores)
+    monkeypatch.setattr(train, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
+    with pytest.raises(KeyboardInterrupt):
+        train.run(dict(TINY_CONFIG, epochs=1, processes=1), out=str(tmp_path / "r"), progress=False,
+                  log=said.append)
+    assert said[-1].endswith(f"minisegnet train --resume --out {tmp_path / 'r'}{flag}"), said[-1]
+
+
 def test_truncated_checkpoint_is_refused_and_best_is_intact(run_dir, tmp_path, capsys):
     import shutil
     copy = tmp_path / "copy"
@@ -546,7 +563,7 @@ def test_a_checkpoints_integer_count_must_be_an_integer():
     state["model.num_batches_tracked"] = np.array(2.5)
     with pytest.raises(train.UserError, match="'model.num_batches_tracked' holds float64 values where the model "
                                               "has int64: an integer buffer takes integer values"):
-        train._check_checkpoint_dtypes("c.npz", state, model)
+        runfolder.check_checkpoint_dtypes("c.npz", state, model)
 
 
 def test_evaluate_casts_float16_and_float64_weights_to_the_models_float32(run_dir, tmp_path, capsys):
