@@ -198,6 +198,8 @@ class DataParallel(OneProcess):
         ``(worker, slice)`` pairs of the workers with images."""
         if not self.workers:
             raise RuntimeError("DataParallel: closed (its workers have stopped); start a new one")
+        if n == 0:                                      # (n_k / N would divide by zero)
+            raise ValueError("DataParallel: the batch has no images; there is nothing to share")
         sizes = [n // self.processes + (k < n % self.processes) for k in range(self.processes)]
         # Python ints, not NumPy's: a share n_k / N that is a NumPy float64 makes float32 gradients float64
         bounds = np.cumsum([0] + sizes).tolist()

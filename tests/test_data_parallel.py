@@ -475,3 +475,14 @@ def test_the_held_out_pass_gives_each_layer_its_own_mode_back():
     model.drop.eval()
     data_parallel.OneProcess(model, loss_of).forward(_batch(2)[0])
     assert model.training and not model.drop.training
+
+
+def test_an_empty_batch_is_a_clear_error_and_keeps_the_workers(two):
+    """A batch of 0 images was a bare ZeroDivisionError (its share n_k / N) that also stopped the
+    workers."""
+    model, step = two
+    images, targets = _batch(0)
+    for call in (lambda: step.step(images, targets), lambda: step.forward(images)):
+        with pytest.raises(ValueError, match="the batch has no images"):
+            call()
+    assert all(w.is_alive() for w in step.workers)
