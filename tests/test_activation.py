@@ -448,3 +448,14 @@ def test_dropout_values_and_gradient_are_torchs_for_the_same_mask(torch, fn, dty
     y.backward(g)
     ty.backward(torch.tensor(g))
     np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy(), err_msg=f"{fn} p={p} {dtype} gradient")
+
+
+def test_float16_softmax_over_more_than_65504_values_sums_to_1_as_pytorch(torch):
+    """exp(0) summed over 70000 values is inf in float16, so every probability was 1/inf = 0.
+    PyTorch's float16 softmax accumulates in float32: 1/70000 = 1.43e-5 each."""
+    x = np.zeros((1, 70000), np.float16)
+    with np.errstate(over="ignore"):
+        ours = F.softmax(msn.tensor(x), 1).numpy()
+    theirs = torch.nn.functional.softmax(torch.tensor(x), 1).numpy()
+    assert ours.dtype == np.float16
+    np.testing.assert_array_equal(ours, theirs)

@@ -142,8 +142,11 @@ def test_label_smoothing_by_hand_gradcheck_and_zero_weight_class(torch):
     assert_close(out, tout)
     out.backward(); tout.backward()
     assert_close(x.grad, tx.grad, what="grad logits")
-    for bad in (-0.1, 1.5, "0.1", True, float("nan")):
+    for bad in (-0.1, 1.5, float("nan")):
         with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\], got"):
+            F.cross_entropy(x, t, ignore_index=255, label_smoothing=bad)
+    for bad in ("0.1", True):                       # not a number: a TypeError
+        with pytest.raises(TypeError, match=r"label_smoothing must be a number in \[0, 1\], got"):
             F.cross_entropy(x, t, ignore_index=255, label_smoothing=bad)
 
 
@@ -753,3 +756,31 @@ def test_dice_loss_value_and_gradient_match_torch_written_formula(torch, n, c, s
     out.backward()
     tout.backward()
     assert_close(x.grad, tx.grad, atol=1e-12, rtol=1e-10, what="grad")
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    (dict(pos_weight=5.0), TypeError),                       # F refuses a number; so does torch's layer
+    (dict(pos_weight=np.array(["1", "2"])), TypeError),      # F refuses text at the first call
+    (dict(weight="a"), TypeError),                           # named: 'tensor: cannot make a tensor ...' before
+])
+def test_bce_with_logits_loss_checks_its_constants_when_made(kwargs, error):
+    """Layers check their settings when they are made, with their functional form's checks, and
+    the message names the layer and the argument (docs/guarantees.md)."""
+    name = next(iter(kwargs))
+    with pytest.raises(error, match=rf"BCEWithLogitsLoss: {name} "):
+        nn.BCEWithLogitsLoss(**kwargs)
+
+
+@pytest.mark.parametrize("bad", ["0.1", None, [0.1]])
+def test_label_smoothing_of_the_wrong_kind_is_a_type_error(torch, bad):
+    """A string where a number belongs is a TypeError (docs/guarantees.md), as PyTorch's
+    ('argument label_smoothing must be float, not str'); a number out of [0, 1] stays a ValueError."""
+    x, t = msn.tensor(np.zeros((2, 3))), np.zeros(2, np.int64)
+    with pytest.raises(TypeError):
+        torch.nn.functional.cross_entropy(torch.zeros(2, 3), torch.zeros(2, dtype=torch.long), label_smoothing=bad)
+    with pytest.raises(TypeError, match="cross_entropy: label_smoothing"):
+        F.cross_entropy(x, t, label_smoothing=bad)
+    with pytest.raises(TypeError, match="CrossEntropyLoss: label_smoothing"):
+        nn.CrossEntropyLoss(label_smoothing=bad)
+    with pytest.raises(ValueError, match=r"label_smoothing must be a number in \[0, 1\]"):
+        F.cross_entropy(x, t, label_smoothing=1.5)

@@ -330,3 +330,20 @@ def test_training_refuses_a_running_var_alone_of_the_other_backend(stats_on, cup
     with pytest.raises(TypeError, match=r"running_var is a \w+ array but input is on \w+; training updates it"):
         F.batch_norm(x, mean, var, training=True)
     assert float(mean.sum()) == 0 and float(var.sum()) == 2           # neither updated
+
+
+def test_float16_batch_norm_backward_over_more_than_65504_values_per_channel_is_finite(torch):
+    """A channel of 256 x 256 = 65536 values: ``m * dxhat`` with m = 65536 made m inf in float16,
+    so every input gradient was NaN. PyTorch's is finite."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((1, 1, 256, 256)).astype(np.float16)
+    g = rng.standard_normal(x.shape).astype(np.float16)
+    ours = msn.tensor(x, requires_grad=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        F.batch_norm(ours, None, None, training=True).backward(g)
+    theirs = torch.tensor(x, requires_grad=True)
+    torch.nn.functional.batch_norm(theirs, None, None, training=True).backward(torch.tensor(g))
+    assert ours.grad.dtype == np.float16
+    assert np.isfinite(ours.grad.numpy()).all()
+    np.testing.assert_allclose(ours.grad.numpy().astype(np.float64), theirs.grad.numpy().astype(np.float64),
+                               atol=1e-2)

@@ -224,8 +224,9 @@ class CrossEntropy(Function):
 
 
 def _check_label_smoothing(value, op):
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) \
-            or not 0.0 <= value <= 1.0:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{op}: label_smoothing must be a number in [0, 1], got {checks.describe(value)}")
+    if not 0.0 <= value <= 1.0:
         raise ValueError(f"{op}: label_smoothing must be a number in [0, 1], got {value!r}")
 
 
@@ -336,14 +337,21 @@ class BinaryCrossEntropyWithLogits(Function):
         return gx, gt
 
 
+def bce_constant(value, name, op):
+    """``weight`` or ``pos_weight`` of ``binary_cross_entropy_with_logits`` (``nn.BCEWithLogitsLoss``
+    checks them when made): a constant of numbers, floating point or integer (cast, as PyTorch
+    promotes them)."""
+    w = _weights(value, name, op)
+    if w.dtype.kind not in "iuf":
+        raise TypeError(f"{op}: {name} must hold numbers (floating point or integer), got dtype {w.dtype}")
+    return w
+
+
 def _broadcastable_constant(value, name, shape, dtype):
     """An optional weight that must broadcast to ``shape`` without changing it."""
     if value is None:
         return None
-    arr = _weights(value, name, "binary_cross_entropy_with_logits").data      # on the current backend
-    if arr.dtype.kind not in "iuf":                    # integers are cast, as PyTorch promotes them
-        raise TypeError(f"binary_cross_entropy_with_logits: {name} must hold numbers (floating point or "
-                        f"integer), got dtype {arr.dtype}")
+    arr = bce_constant(value, name, "binary_cross_entropy_with_logits").data      # on the current backend
     try:
         result = np.broadcast_shapes(tuple(arr.shape), shape)
     except ValueError:

@@ -14,19 +14,10 @@ else.
 """
 from .. import checks
 from .. import functional as F
-from ..autograd import Tensor
-from ..functional.loss import _check_label_smoothing, _check_reduction, _class_weights
+from ..functional.loss import _check_label_smoothing, _check_reduction, _class_weights, bce_constant
 from .module import Module
 
 __all__ = ["CrossEntropyLoss", "BCEWithLogitsLoss", "MSELoss", "L1Loss"]
-
-
-def _buffer(value):
-    """An optional constant (class weights, pos_weight) as a Tensor (the one given, or one made
-    from an array), or None."""
-    if value is None or isinstance(value, Tensor):
-        return value
-    return Tensor(value)
 
 
 class CrossEntropyLoss(Module):
@@ -58,12 +49,14 @@ class BCEWithLogitsLoss(Module):
     """``F.binary_cross_entropy_with_logits`` as a module: one sigmoid and binary
     cross-entropy per element, for a mask per object or per class (e.g. a
     foreground map). ``weight`` and ``pos_weight`` are buffers, saved under
-    those keys when given, as in PyTorch; their shapes are checked against the
-    input at the first call."""
+    those keys when given, as in PyTorch; their kinds are checked when the loss
+    is made, their shapes against the input at the first call."""
 
     def __init__(self, weight=None, *, reduction="mean", pos_weight=None):
-        _check_reduction(reduction, "BCEWithLogitsLoss")
-        self.weight, self.pos_weight = _buffer(weight), _buffer(pos_weight)
+        op = type(self).__name__
+        _check_reduction(reduction, op)
+        self.weight, self.pos_weight = (None if value is None else bce_constant(value, name, op)
+                                        for value, name in ((weight, "weight"), (pos_weight, "pos_weight")))
         self.reduction = reduction
         self._buffers = ("weight", "pos_weight")     # each saved when set, as in PyTorch
 
