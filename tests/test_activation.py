@@ -459,3 +459,22 @@ def test_float16_softmax_over_more_than_65504_values_sums_to_1_as_pytorch(torch)
     theirs = torch.nn.functional.softmax(torch.tensor(x), 1).numpy()
     assert ours.dtype == np.float16
     np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.parametrize("fn", ["dropout", "dropout2d"])
+def test_float16_dropout_whose_scale_overflows_zeros_the_dropped_values(torch, fn):
+    """p = 0.99999: 1 / (1 - p) = 100000 is inf in float16. PyTorch divides its 0/1 noise by
+    1 - p, so a dropped value stays 0 (and a kept one is inf); the mask made as keep * scale
+    was 0 * inf = NaN for every dropped value, and the whole output and gradient were NaN."""
+    msn.manual_seed(0)
+    x = msn.tensor(np.full((2, 3, 4, 5), 0.5, np.float16), requires_grad=True)
+    with np.errstate(over="ignore", invalid="ignore"):
+        y = getattr(F, fn)(x, 0.99999, training=True)
+        y.sum().backward()
+    theirs = getattr(torch.nn.functional, fn)(torch.full((2, 3, 4, 5), 0.5, dtype=torch.float16), 0.99999,
+                                              training=True)
+    assert not torch.isnan(theirs).any()
+    assert y.dtype == np.float16
+    assert not np.isnan(y.numpy()).any()
+    assert ((y.numpy() == 0) | np.isinf(y.numpy())).all()
+    assert not np.isnan(x.grad.numpy()).any()

@@ -1056,3 +1056,44 @@ def test_max_of_all_values_of_an_empty_tensor_is_a_clear_error(torch):
         torch.zeros(0).max()
     with pytest.raises(ValueError, match=r"max over dim=None of an empty axis"):
         msn.tensor(np.zeros(0)).max()
+
+
+def test_float16_pow_gradient_multiplies_exponent_and_power_before_the_incoming_gradient(torch):
+    """PyTorch's pow_backward is g * (b * a ** (b - 1)): for x ** 2 at x = 0.5 with g = 40000 that
+    is 40000 * 1. Multiplied as (g * b) * a ** (b - 1), g * b = 80000 is inf in float16 first."""
+    x = np.array([0.5, 0.25], np.float16)
+    g = np.array([40000, 40000], np.float16)
+    ours = msn.tensor(x, requires_grad=True)
+    with np.errstate(over="ignore"):
+        (ours ** 2).backward(msn.tensor(g))
+    theirs = torch.tensor(x, requires_grad=True)
+    (theirs ** 2).backward(torch.tensor(g))
+    assert np.isfinite(theirs.grad.numpy()).all()
+    np.testing.assert_array_equal(ours.grad.numpy(), theirs.grad.numpy())
+
+
+def test_float16_pow_gradient_of_the_exponent_multiplies_power_and_log_first(torch):
+    """PyTorch: d b = g * (a ** b * log a). 1.5 ** 25 = 25251 and g = 4: (g * y) = 101004 is inf in
+    float16, y * log(a) = 10238 is not, and the gradient (40956) fits."""
+    a, b, g = np.array([1.5], np.float16), np.array([25.0], np.float16), np.array([4.0], np.float16)
+    ours_a, ours_b = msn.tensor(a, requires_grad=True), msn.tensor(b, requires_grad=True)
+    with np.errstate(over="ignore"):
+        (ours_a ** ours_b).backward(msn.tensor(g))
+    theirs_a, theirs_b = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    (theirs_a ** theirs_b).backward(torch.tensor(g))
+    assert np.isfinite(theirs_b.grad.numpy()).all()
+    np.testing.assert_array_equal(ours_b.grad.numpy(), theirs_b.grad.numpy())
+
+
+def test_float16_divisor_gradient_is_minus_g_times_the_quotient_over_b(torch):
+    """PyTorch: d b = -g * ((a / b) / b). For 8 / 4 with g = 40000: -40000 * 0.5 = -20000.
+    Grouped as (-g * (a / b)) / b, -g * 2 = -80000 is -inf in float16 before the division."""
+    a, b, g = np.array([8.0], np.float16), np.array([4.0], np.float16), np.array([40000.0], np.float16)
+    ours_a, ours_b = msn.tensor(a, requires_grad=True), msn.tensor(b, requires_grad=True)
+    with np.errstate(over="ignore"):
+        (ours_a / ours_b).backward(msn.tensor(g))
+    theirs_a, theirs_b = torch.tensor(a, requires_grad=True), torch.tensor(b, requires_grad=True)
+    (theirs_a / theirs_b).backward(torch.tensor(g))
+    assert theirs_b.grad.item() == -20000
+    np.testing.assert_array_equal(ours_b.grad.numpy(), theirs_b.grad.numpy())
+    np.testing.assert_array_equal(ours_a.grad.numpy(), theirs_a.grad.numpy())

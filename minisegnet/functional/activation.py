@@ -149,13 +149,16 @@ class Dropout(Function):
         self.p, self.mask_shape = p, mask_shape
 
     def forward(self, x):
-        keep = uniform(backend.get_array_module(x), self.mask_shape) >= self.p
+        xp = backend.get_array_module(x)
+        keep = uniform(xp, self.mask_shape) >= self.p
         # p = 1 drops everything; 1/(1-p) would be inf, and inf*0 is nan. The scale as PyTorch's:
         # 1 / (1 - p) divided in the input's opmath dtype, then rounded to the input's dtype (for
         # float32 not 1/(1-p) in double rounded to float32: one ulp apart for p = 0.15)
         wide = np.dtype(opmath(x.dtype)).type
         scale = 0.0 if self.p == 1 else wide(1) / wide(1.0 - self.p)
-        self.mask = keep.astype(x.dtype) * x.dtype.type(scale)
+        with np.errstate(over="ignore"):          # a float16 scale past 65504 is inf, as PyTorch's
+            scale = x.dtype.type(scale)
+        self.mask = xp.where(keep, scale, x.dtype.type(0))   # 0 where dropped even then (not 0 * inf = NaN)
         return x * self.mask
 
     def backward(self, g):

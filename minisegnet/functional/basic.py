@@ -234,14 +234,15 @@ class Div(Function):
             ga = unbroadcast(g / self.b, self.shapes[0]) if self.needs_input_grad[0] else None
             gb = None
             if self.needs_input_grad[1]:
-                # -g (a / b) / b, as PyTorch: b * b would overflow (or underflow) long before the
-                # quotient does, in float16 past |b| = 256
-                gb = unbroadcast(-g * (self.a / self.b) / self.b, self.shapes[1])
+                # -g ((a / b) / b), as PyTorch: b * b would overflow (or underflow) long before the
+                # quotient does, in float16 past |b| = 256; and g's product last (-g (a/b) first may overflow)
+                gb = unbroadcast(-g * ((self.a / self.b) / self.b), self.shapes[1])
         return ga, gb
 
 
 class Pow(Function):
-    """y = a ** b;  da = g * b * a**(b-1), db = g * y * log(a).
+    """y = a ** b;  da = g * (b * a**(b-1)), db = g * (y * log(a)) (g last, as PyTorch: g * b
+    first may overflow float16 where the whole does not).
 
     At the edges, PyTorch's rules: da = 0 where b == 0 (y = 1 whatever a; the formula
     gives 0 * 0**-1 = 0 * inf = NaN at a = 0), and db = 0 where a == 0 and b >= 0 (y stays
@@ -265,10 +266,10 @@ class Pow(Function):
         ga = gb = None
         with np.errstate(divide="ignore", invalid="ignore"):      # the edges below are replaced
             if self.needs_input_grad[0]:
-                ga = unbroadcast(xp.where(self.b == 0, 0, g * self.b * self.a ** (self.b - 1)), self.a.shape)
+                ga = unbroadcast(xp.where(self.b == 0, 0, g * (self.b * self.a ** (self.b - 1))), self.a.shape)
             if self.needs_input_grad[1]:
                 edge = (self.a == 0) & (self.b >= 0)
-                gb = unbroadcast(xp.where(edge, 0, g * self.y * xp.log(self.a)), self.b.shape)
+                gb = unbroadcast(xp.where(edge, 0, g * (self.y * xp.log(self.a))), self.b.shape)
         return ga, gb
 
 

@@ -440,6 +440,12 @@ def dice_loss(logits, target, smooth=1.0, ignore_index=None):
     smooth = checks.real(smooth, "smooth", "dice_loss", minimum=0)
     x, t = _check_logits_and_labels(logits, target, ignore_index, name="logits", op="dice_loss")
     checks.fits(smooth, x.dtype, "smooth", "dice_loss")
+    # float16 in float32, rounded once at the end, as every loss here: 2 * a class's
+    # intersection passes 65504 from 32 752 pixels on (inf / inf: NaN)
+    return in_opmath(lambda x32: _dice(x32, t, smooth, ignore_index), x)
+
+
+def _dice(x, t, smooth, ignore_index):
     xp = backend.get_array_module(x.data, t.data)
     c = x.shape[1]
     classes = xp.arange(c).reshape((1, c) + (1,) * (x.ndim - 2))
@@ -494,7 +500,7 @@ class _ElementwiseRegression(Function):
             scale = scale / self.count if self.reduction == "mean" else scale
             if self.weight is not None:
                 scale = scale * self.weight
-            gx = (scale * self.slope(self.diff)).astype(self.diff.dtype, copy=False)
+            gx = (scale * self.slope(self.diff.astype(work, copy=False))).astype(self.diff.dtype, copy=False)
         return (gx if self.needs_input_grad[0] else None), (-gx if self.needs_input_grad[1] else None)
 
 

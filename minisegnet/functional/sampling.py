@@ -538,12 +538,16 @@ def linspace_like_torch(n, dtype):
     differently (by 1 ULP at many points), and a point that PyTorch puts
     exactly on a pixel centre would then fall just beside it, in the
     neighbouring cell, where the grid gradient is another pixel difference.
-    Rounded once: below float64 the product and sum are exact in float64, then
-    rounded to ``dtype``; in float64 they are computed exactly (fractions).
+    Rounded once: in float32 the product and sum are exact in float64, then
+    rounded to ``dtype``; in float64 they are computed exactly (fractions). In float16
+    PyTorch rounds twice, the product and then the sum, and so does this.
     """
     step = np.dtype(dtype).type(2) / np.dtype(dtype).type(n - 1)
     i = np.arange(n)
     first = i < n // 2
+    if dtype == np.float16:             # PyTorch's float16 kernel rounds the product, then the sum
+        product = np.where(first, float(step) * i, float(step) * (n - 1 - i)).astype(np.float16)
+        return np.where(first, np.float16(-1) + product, np.float16(1) - product)
     if dtype != np.float64:
         wide = np.where(first, -1 + float(step) * i, 1 - float(step) * (n - 1 - i))
         return wide.astype(dtype)
