@@ -632,14 +632,24 @@ def test_segnet_takes_the_deepest_depth_allowed():
 
 # -- fcn.py
 @pytest.mark.parametrize("kwargs", [dict(num_classes=3), dict(num_classes=2, variant="32s", in_channels=1, width=2),
-                                    dict(num_classes=5, width=4, fc_channels=64)])
-def test_fcn_memory_precheck_counts_the_backbone_and_fc_weights(monkeypatch, kwargs):
-    # guards the memory pre-check's count: exactly the VGG blocks' weights plus fc6 (7x7) and fc7 (1x1)
+                                    dict(num_classes=5, width=4, fc_channels=64),
+                                    dict(num_classes=40, variant="16s", width=2)])
+def test_fcn_memory_precheck_counts_every_conv_weight(monkeypatch, kwargs):
+    # guards the memory pre-check's count: exactly every conv's weights, the class-dependent score
+    # layers and learned upsamplers too (they were left out: FCN-32s's upscore alone is 4096 C^2)
     model, counts = _weights_counted_for_the_memory_check(monkeypatch, lambda: FCN(**kwargs))
-    built = sum(p.data.size for name, p in model.named_parameters()
-                if name.split(".")[0] in ("block1", "block2", "block3", "block4", "block5", "fc6", "fc7")
-                and name.endswith("weight"))
-    assert counts == [built]
+    assert counts == [_conv_weights(model)]
+
+
+def test_fcn_with_many_classes_is_refused_by_its_whole_weight_count(monkeypatch):
+    # 66 MiB of "memory". FCN-32s with 64 classes: the VGG blocks and fc6/fc7 are 1.7 million
+    # weights (7 MiB), the upscore layer 64 * 64 * 64 * 64 = 16.8 million (64 MiB, under the limit
+    # on its own, so no layer refuses itself), together 18.5 million (71 MiB): refused at once,
+    # naming the model, before building a layer (it was built)
+    monkeypatch.setattr(checks, "memory_bytes", lambda: 66 * 2**20)
+    FCN(2, "32s")                                                # two classes fit
+    with pytest.raises(checks.TooLargeError, match=r"^FCN: num_classes=64, variant='32s'"):
+        FCN(64, "32s")
 
 
 # -- deeplab.py

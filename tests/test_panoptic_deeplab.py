@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import minisegnet as msn
-from minisegnet import functional as F
+from minisegnet import checks, functional as F, nn
 from minisegnet.export import to_torch, torch_twin
 from minisegnet.models import DeepLabV3Plus, PanopticDeepLab, build_model
 from helpers import assert_close_scaled, assert_twin_gradients_and_buffers
@@ -293,3 +293,34 @@ def test_the_inner_deeplabs_argument_errors_keep_their_kind_and_name_panoptic_de
         _small(**kwargs)
     assert type(info.value) is kind
     assert info.value.__cause__ is None and info.value.__suppress_context__     # no DeepLabV3Plus error behind it
+
+
+def _conv_weights(model):
+    """The weights of every Conv2d (biases and BatchNorm aside)."""
+    return sum(m.weight.data.size for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)))
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(instance_aspp_channels=128, instance_decoder_channels=64, head_channels=32),
+    dict(atrous_rates=(1, 2, 3, 4), instance_aspp_channels=64, instance_low_level_channels=32),
+], ids=["wide-instance-branch", "many-rates"])
+def test_memory_precheck_counts_the_instance_branch_too(monkeypatch, kwargs):
+    # the count the pre-check refuses by must be the whole model's, not only its DeepLabV3+'s (the
+    # last count: the whole model's; within 0.1%: the DeepLabV3+'s own count is an estimate)
+    counts = []
+    real = checks.check_weights
+    monkeypatch.setattr(checks, "check_weights", lambda count, *a: counts.append(count) or real(count, *a))
+    model = _small(**kwargs)
+    built = _conv_weights(model)
+    assert counts[-1] == pytest.approx(built, rel=1e-3), (counts, built)
+
+
+def test_a_model_whose_instance_branch_does_not_fit_is_refused_before_building_it(monkeypatch):
+    # 32 MiB of "memory". Semantic and instance ASPPs of 1,024 channels each: the DeepLabV3+ alone is
+    # about 6 million weights (23 MiB: fits), no single layer is over 16 MiB (so no layer refuses
+    # itself), but the whole model is about 11.8 million weights (45 MiB): it must be refused at
+    # once, by the model's own count, naming the model (today it is built)
+    monkeypatch.setattr(checks, "memory_bytes", lambda: 32 * 2**20)
+    _small(aspp_channels=1024)                                   # the DeepLabV3+ part alone fits
+    with pytest.raises(checks.TooLargeError, match=r"^PanopticDeepLab: .*instance_aspp_channels=1024"):
+        _small(aspp_channels=1024, instance_aspp_channels=1024)

@@ -396,9 +396,16 @@ def _count_weights(in_channels, num_classes, width_mult, n_rates, aspp, low, dec
             c = c_out
         if stage == _LOW_LEVEL_STAGE:
             low_channels = c
-    weights += aspp * (c * (2 + 9 * n_rates) + aspp * (n_rates + 2))
-    weights += low_channels * low + (aspp + low) * (9 + decoder) + decoder * (9 + decoder + num_classes)
-    return weights
+    weights += aspp_and_decoder_weights(c, low_channels, n_rates, aspp, low, decoder)
+    return weights + decoder * num_classes
+
+
+def aspp_and_decoder_weights(backbone_channels, backbone_low_channels, n_rates, aspp, low, decoder):
+    """The conv weights of an ASPP (1x1, one 3x3 per rate, image-pool 1x1, fusing 1x1) and a
+    decoder (1x1 low-level reduction, two 3x3 depthwise-separable convs) on a backbone's maps:
+    ``_count_weights``'s, and Panoptic-DeepLab's instance branch's."""
+    weights = aspp * (backbone_channels * (2 + 9 * n_rates) + aspp * (n_rates + 2))
+    return weights + backbone_low_channels * low + (aspp + low) * (9 + decoder) + decoder * (9 + decoder)
 
 
 class DeepLabV3PlusDecoder(nn.Module):

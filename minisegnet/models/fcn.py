@@ -171,11 +171,16 @@ class FCN(nn.Module):
         self.dropout = float(dropout)
 
         channels = [width * m for m in _BLOCK_WIDTHS]
-        # Count the conv weights before building anything: the VGG blocks, fc6 (7x7), fc7 (1x1).
+        # Count the conv weights before building anything: the VGG blocks, fc6 (7x7), fc7 (1x1),
+        # score_fr (1x1), the skips' score layers (1x1) and the learned x f upsamplers (C x C x 2f x 2f:
+        # FCN-32s's alone holds 4096 C^2 weights).
         weights = sum(9 * (a * c + (n - 1) * c * c)
                       for a, c, n in zip([in_channels] + channels[:-1], channels, VGG_BLOCK_CONVS))
-        checks.check_weights(weights + fc_channels * (49 * channels[4] + fc_channels), "FCN",
-                             f"in_channels={in_channels}, width={width}, fc_channels={fc_channels}")
+        weights += fc_channels * (49 * channels[4] + fc_channels + num_classes)
+        skips, factors = {"32s": ((), (32,)), "16s": ((3,), (2, 16)), "8s": ((3, 2), (2, 2, 8))}[variant]
+        weights += num_classes * sum(channels[b] for b in skips) + num_classes ** 2 * sum(4 * f * f for f in factors)
+        checks.check_weights(weights, "FCN", f"num_classes={num_classes}, variant={variant!r}, in_channels="
+                                             f"{in_channels}, width={width}, fc_channels={fc_channels}")
         self.block1 = _vgg_block(in_channels, channels[0], VGG_BLOCK_CONVS[0])
         self.block2 = _vgg_block(channels[0], channels[1], VGG_BLOCK_CONVS[1])
         self.block3 = _vgg_block(channels[1], channels[2], VGG_BLOCK_CONVS[2])

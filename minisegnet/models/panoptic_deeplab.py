@@ -55,7 +55,8 @@ from .. import checks
 from .. import functional as F
 from .. import nn
 from .checks import check_image_batch
-from .deeplab import ASPP, DeepLabV3Plus, DeepLabV3PlusDecoder, check_train_batch
+from .deeplab import (ASPP, DeepLabV3Plus, DeepLabV3PlusDecoder, _count_weights, aspp_and_decoder_weights,
+                      check_train_batch)
 
 __all__ = ["PanopticDeepLab", "OFFSET_SCALE"]
 
@@ -111,6 +112,18 @@ class PanopticDeepLab(nn.Module):
         self.head_channels = head_channels
 
         backbone = self.deeplab.backbone
+        # The whole model's weights, counted before the instance branch is built (the DeepLabV3+
+        # counted its own before building itself): its ASPP and decoder, and two 5x5 separable heads.
+        heads = 2 * (25 + head_channels) * instance_decoder_channels + 3 * head_channels
+        checks.check_weights(
+            _count_weights(self.in_channels, self.num_classes, self.width_mult, len(self.atrous_rates),
+                           self.aspp_channels, self.low_level_channels, self.decoder_channels)
+            + aspp_and_decoder_weights(backbone.out_channels, backbone.low_level_channels, len(self.atrous_rates),
+                                       instance_aspp_channels, instance_low_level_channels,
+                                       instance_decoder_channels) + heads, "PanopticDeepLab",
+            f"aspp_channels={self.aspp_channels}, decoder_channels={self.decoder_channels}, instance_aspp_channels="
+            f"{instance_aspp_channels}, instance_low_level_channels={instance_low_level_channels}, "
+            f"instance_decoder_channels={instance_decoder_channels}, head_channels={head_channels}")
         self.instance_aspp = ASPP(backbone.out_channels, instance_aspp_channels, self.atrous_rates, self.dropout)
         self.instance_decoder = DeepLabV3PlusDecoder(backbone.low_level_channels, instance_aspp_channels,
                                                      instance_low_level_channels, instance_decoder_channels)
