@@ -869,3 +869,43 @@ def test_subset_digest_is_a_fingerprint_of_the_set_of_image_names():
     assert data.Subset(ds, [0, 2]).digest() != data.Subset(ds, [1, 2]).digest()      # the first file counts
     assert data.Subset(ds, [0, 1]).digest() != data.Subset(ds, [3]).digest()         # names kept apart
     assert len(data.Subset(ds, [0]).digest()) == 16
+
+
+@pytest.mark.parametrize("orientation, turn", [(6, lambda a: np.rot90(a, -1)), (3, lambda a: a[::-1, ::-1]),
+                                                (2, lambda a: a[:, ::-1])])
+def test_a_photo_is_read_as_its_exif_orientation_shows_it(tmp_path, orientation, turn):
+    """A camera stores a portrait shot as landscape pixels with "rotate 90" (6) in its EXIF; viewers,
+    browsers and annotation tools show it turned, so its mask is drawn on the turned picture. It was
+    read as stored: a 90-degree turn did not fit its mask, a 180-degree one fitted upside down."""
+    from PIL import Image
+
+    stored = (np.arange(4 * 6 * 3) % 251).astype(np.uint8).reshape(4, 6, 3)
+    shown = turn(stored)                                             # what a viewer shows
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(tmp_path / "images" / "a.png", exif=exif)
+    Image.fromarray(np.zeros(shown.shape[:2], np.uint8)).save(tmp_path / "masks" / "a.png")
+    ds = data.FolderDataset(tmp_path / "images", tmp_path / "masks", num_classes=2)
+    image, mask = ds[0]
+    np.testing.assert_allclose(image, shown.transpose(2, 0, 1) / 255.0, atol=1e-6)
+    assert data.check_folder(ds) == 1
+    assert ds.conversion_summary() == (f"1 of 1 images (PIL mode RGB): turned as its EXIF orientation "
+                                       f"({orientation}) says (the model takes 3 channels)")
+
+
+def test_an_exif_orientation_out_of_range_or_of_one_reads_the_image_as_stored(tmp_path):
+    from PIL import Image
+
+    from minisegnet.data import folder
+
+    stored = (np.arange(4 * 6 * 3) % 251).astype(np.uint8).reshape(4, 6, 3)
+    for value in (1, 0, 9):
+        exif = Image.Exif()
+        exif[0x0112] = value
+        Image.fromarray(stored).save(tmp_path / "a.png", exif=exif)
+        with Image.open(tmp_path / "a.png") as im:
+            np.testing.assert_allclose(folder.image_array(im, 3, "a.png"), stored.transpose(2, 0, 1) / 255.0,
+                                       atol=1e-6)
+            assert folder.conversion_note(im, 3) is None

@@ -127,3 +127,14 @@ def test_a_truncated_image_is_refused_before_any_prediction_is_written(tmp_path,
     err = capsys.readouterr().err
     assert "b_cut.png" in err and "Traceback" not in err
     assert not out.exists() or os.listdir(out) == [], sorted(os.listdir(out))
+
+
+def test_a_photo_is_predicted_as_its_exif_orientation_shows_it_and_noted(tmp_path):
+    # predict reads an image through data.image_array: turned as a viewer shows it, and says so
+    exif = Image.Exif()
+    exif[0x0112] = 8                                                 # "rotate 270": 90 degrees the other way
+    stored = (np.arange(5 * 7 * 3) % 251).astype(np.uint8).reshape(5, 7, 3)
+    Image.fromarray(stored).save(tmp_path / "photo.png", exif=exif)
+    image, notes = predict._read_image(str(tmp_path / "photo.png"), 3)
+    np.testing.assert_allclose(image, np.rot90(stored, 1).transpose(2, 0, 1) / 255.0, atol=1e-6)
+    assert notes == ["has 3 channels (PIL mode RGB), the model takes 3: turned as its EXIF orientation (8) says"]

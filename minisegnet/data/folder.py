@@ -23,8 +23,18 @@ def image_array(im, in_channels, path):
     """An opened PIL image as a float32 ``(in_channels, H, W)`` array in ``[0, 1]``: 8-bit
     images divided by 255 (colour converted to grey, or grey repeated, as ``in_channels``
     asks), 16-bit grey ones by 65535. A ``ValueError`` naming ``path`` for a mode whose
-    range is not known (32-bit integers, floats)."""
+    range is not known (32-bit integers, floats).
+
+    A photo whose EXIF orientation says a viewer turns (or mirrors) it is turned so first:
+    cameras store a portrait shot as landscape pixels with "rotate 90" in its EXIF, and
+    viewers, browsers and annotation tools show it turned, so that is the picture its mask
+    was drawn on (read as stored, a 90-degree turn would not fit its mask, a 180-degree one
+    would fit upside down). Masks are read as stored."""
     check_image_mode(im, path)
+    if exif_orientation(im) != 1:
+        from PIL import ImageOps
+
+        im = ImageOps.exif_transpose(im)
     if im.mode in _SIXTEEN_BIT_MODES:
         grey = np.asarray(im, dtype=np.float32) / 65535.0
         return np.repeat(grey[None], in_channels, axis=0)
@@ -38,10 +48,22 @@ _RGB_MODES = ("RGB", "RGBA", "RGBa", "RGBX")
 _PALETTE_MODES = ("P", "PA")
 
 
+def exif_orientation(im):
+    """An opened image's EXIF orientation: 1 when stored as shown (or no tag, or one out of
+    range), 2 to 8 when a viewer mirrors or turns it (3: 180 degrees, 6 and 8: 90)."""
+    try:
+        value = im.getexif().get(0x0112, 1)
+    except (OSError, ValueError, TypeError, SyntaxError):     # unreadable EXIF: shown as stored
+        return 1
+    return value if value in range(2, 9) else 1
+
+
 def _fitting(im, in_channels):
-    """The steps, in words, by which ``image_array`` fits an opened PIL image's channels to
-    ``in_channels`` (a tuple; empty when it reads them as they are)."""
+    """The steps, in words, by which ``image_array`` fits an opened PIL image to ``in_channels``
+    (a tuple; empty when it reads it as it is): turned by its EXIF orientation, then channels."""
     done = []
+    if exif_orientation(im) != 1:
+        done.append(f"turned as its EXIF orientation ({exif_orientation(im)}) says")
     if im.mode in _ALPHA_MODES:
         done.append("dropped the alpha channel")
     elif "transparency" in im.info:
