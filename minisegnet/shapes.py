@@ -412,7 +412,7 @@ def conv_transpose2d_output_padding(size, target, kernel_size, stride=1, padding
             raise ValueError(
                 f"target={target!r} is unreachable{axis}: a transposed conv of size {i[a]} with "
                 f"kernel_size={kernel_size!r}, stride={stride!r}, padding={padding!r}, dilation={dilation!r} "
-                f"produces sizes {smallest} to {largest}")
+                f"restores sizes {smallest} to {largest} (output_padding 0 to stride - 1)")
         return t[a] - smallest
 
     return compute(0) if size_int and target_int else (compute(0), compute(1))
@@ -718,7 +718,7 @@ def receptive_field(layers):
             if s != (1, 1):
                 raise ValueError(f"layers[{index}]: padding='same' needs stride 1 (as conv2d: PyTorch refuses "
                                  f"it for strided convolutions), got stride {s}")
-            # the top/left padding: as the conv pads, the odd pixel of an even d(k-1) goes bottom/right
+            # the top/left padding: as the conv pads, the odd pixel of an odd d(k-1) goes bottom/right
             p = (d[0] * (k[0] - 1) // 2, d[1] * (k[1] - 1) // 2)
         else:
             p = as_pair(p, f"layers[{index}] padding", 0)

@@ -13,7 +13,7 @@ import pytest
 
 import minisegnet as msn
 from minisegnet import functional as F, shapes
-from minisegnet.functional import conv as conv_module, conv_fast, conv_row_taps
+from minisegnet.functional import conv as conv_module, conv_fast, conv_row_taps, sampling
 from minisegnet.models import UNet
 from minisegnet.models import unet as unet_module
 import re
@@ -1075,3 +1075,68 @@ def test_the_one_axis_warning_names_the_height_when_the_rate_passes_the_maps_hei
     assert "is a 1x3 convolution (valid taps" in str(warning.message)
     assert "not smaller than the map's height" in str(warning.message)
     assert "inputs at least 289 pixels high keep its 3x3 taps" in str(warning.message)
+
+
+# ---- sampling.md ---------------------------------------------------------------------------
+def test_pytorchs_unnormalize_rounds_x_plus_1_before_the_fused_multiply_add(torch):
+    """sampling.md:186-190: "PyTorch's CPU kernel computes `(x + 1) * W/2 - 0.5` with a single
+    rounding (a fused multiply-add)". It rounds twice: `x + 1` first, then the multiply and the
+    subtraction once (the FMA), which is what `unnormalize` does. The whole expression rounded
+    once would put the centre of pixel 16 of an 18-pixel row in another cell than PyTorch does."""
+    width = 18
+    x = np.float32(33 / 18 - 1)                                   # the centre of pixel 16, in float32
+    assert float(x + np.float32(1)) != float(x) + 1                # x + 1 is a rounding of its own
+    once = np.float32(float(x) * (width / 2) + (width / 2 - 0.5))  # the whole expression, one rounding
+    ours = sampling.unnormalize(np.array([x]), width, False)[0][0]
+    assert once == 16.0 and ours < 16.0                            # cell 16 against cell 15
+    row = (np.arange(width, dtype=np.float32) ** 2).reshape(1, 1, 1, width)
+    grid = torch.tensor([[[[x, 0.0]]]], requires_grad=True)
+    torch.nn.functional.grid_sample(torch.tensor(row), grid, align_corners=False).sum().backward()
+    assert grid.grad[0, 0, 0, 0].item() == (16 ** 2 - 15 ** 2) * width / 2    # PyTorch: cell 15, two roundings
+    assert "with a single rounding" not in _prose("docs/sampling.md"), (
+        "sampling.md says PyTorch computes (x + 1) * W/2 - 0.5 with a single rounding: x + 1 is rounded first")
+
+
+# ---- bilinear.md ---------------------------------------------------------------------------
+def test_with_align_corners_true_a_scale_factor_does_not_set_the_coordinates(torch):
+    """bilinear.md:120-124: given a `scale_factor`, PyTorch (and `F.interpolate`) "maps coordinates
+    with `1 / scale_factor`, which differs from `in / out` whenever the product is not whole". That
+    holds for align_corners=False only: with True both use (in-1)/(out-1) of the computed size, so a
+    scale factor of 1.5 on 5 pixels gives exactly what size=7 gives."""
+    x5 = np.arange(5.0).reshape(1, 1, 1, 5)
+    kw = dict(mode="bilinear", align_corners=True)
+    ours = F.interpolate(msn.tensor(x5), scale_factor=(1, 1.5), **kw).numpy().ravel()
+    by_size = F.interpolate(msn.tensor(x5), size=(1, 7), **kw).numpy().ravel()
+    theirs = torch.nn.functional.interpolate(torch.tensor(x5), scale_factor=(1, 1.5), **kw).numpy().ravel()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(ours, by_size, rtol=1e-12, atol=1e-12)     # steps of (5-1)/(7-1), not 1/1.5
+    np.testing.assert_allclose(ours, np.arange(7) * 4 / 6, rtol=1e-12, atol=1e-12)
+    section = _prose("docs/bilinear.md").split("## `size` or `scale_factor`", 1)[1].split("```", 1)[0]
+    assert "align_corners" in section, (
+        "bilinear.md states the 1 / scale_factor rule for every align_corners; with True it does not hold")
+
+
+# ---- transposed-conv.md --------------------------------------------------------------------
+def test_a_grouped_stride_1_conv_input_gradient_does_not_go_by_row_taps(monkeypatch):
+    """transposed-conv.md:159-165: at stride 1 the input gradient is the flipped-kernel conv, run
+    "through the forward pass's own code (im2col and one GEMM; on NumPy, for a kernel taller than one
+    row, the row-tap form of conv_row_taps.py ...)". Row taps need one group (`conv_row_taps.applies`):
+    a grouped or depthwise 3x3 conv's input gradient at stride 1 goes by im2col and a batched GEMM."""
+    if msn.get_backend() != "numpy":
+        pytest.skip("the row_taps lever is NumPy's")
+    calls = collections.Counter()
+    real = conv_row_taps.forward
+    monkeypatch.setattr(conv_row_taps, "forward", lambda *a, **k: calls.update(["row_taps"]) or real(*a, **k))
+    rng = np.random.default_rng(0)
+    for groups, by_row_taps in ((1, True), (2, False), (4, False)):
+        x = msn.tensor(rng.standard_normal((2, 4, 16, 16)).astype(np.float32), requires_grad=True)
+        w = msn.tensor(rng.standard_normal((4, 4 // groups, 3, 3)).astype(np.float32))
+        y = F.conv2d(x, w, padding=1, groups=groups)
+        calls.clear()
+        y.backward(msn.tensor(np.ones(y.shape, np.float32)))      # the input gradient only
+        assert (calls["row_taps"] > 0) == by_row_taps, groups
+    sentence = _prose("docs/transposed-conv.md").split("The library runs exactly that", 1)[1]
+    sentence = sentence.split("never reaches col2im", 1)[0]
+    assert "group" in sentence, (
+        "transposed-conv.md says a stride-1 input gradient with a kernel taller than one row goes by row taps on "
+        "NumPy; a grouped conv's does not")

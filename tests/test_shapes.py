@@ -92,7 +92,7 @@ def test_inverses_on_pairs_work_per_axis(h, w, k, s, p):
 
 
 def test_output_padding_out_of_range_states_the_reachable_range():
-    with pytest.raises(ValueError, match=r"target=65 .*produces sizes 63 to 64"):
+    with pytest.raises(ValueError, match=r"target=65 .*restores sizes 63 to 64"):
         shapes.conv_transpose2d_output_padding(32, 65, 3, stride=2, padding=1)
 
 

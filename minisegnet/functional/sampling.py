@@ -99,9 +99,9 @@ def unnormalize(coord, size, align_corners):
     The arithmetic is PyTorch's, in the coordinate's own dtype, so a point that
     lands exactly on a pixel centre or a cell edge lands there in both libraries
     (which cell it falls in decides its grid gradient). PyTorch's CPU kernel
-    computes ``(x + 1) * W/2 - 0.5`` with a single rounding (its compiler fuses
-    the multiply and the subtraction into one FMA instruction), hence
-    ``fused_multiply_add``.
+    computes ``(x + 1) * W/2 - 0.5`` in two roundings: ``x + 1``, then the multiply
+    and the subtraction with one (its compiler fuses them into one FMA instruction),
+    hence ``fused_multiply_add``.
     """
     if align_corners:
         scale = (size - 1) / 2
