@@ -397,7 +397,7 @@ class Tensor:
         refused here), nor a number out of an integer dtype's range. ``value`` is a number (written to every indexed
         element) or a Tensor or array of exactly the indexed part's shape (nothing else is
         broadcast). ``w[0] -= 1`` inside ``no_grad()`` is this after ``w[0]``'s in-place ``-=``."""
-        if grad_mode.enabled and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
+        if grad_mode.state.enabled and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
             raise RuntimeError("x[index] = y on a tensor that requires grad is not recorded by autograd here: "
                                "inside `with msn.no_grad():` it changes x in place (an update by hand)")
         target = self[index]                             # the index checked as getitem checks it
@@ -431,7 +431,7 @@ class Tensor:
         (``p -= lr * p.grad``); elsewhere write ``x = x - y``. As in PyTorch, the result
         must keep ``self``'s shape, and its dtype must cast to ``self``'s within its
         category (a float result into an integer tensor is refused)."""
-        if grad_mode.enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
+        if grad_mode.state.enabled and (self.requires_grad or (isinstance(other, Tensor) and other.requires_grad)):
             raise RuntimeError(f"x {symbol}= y on a tensor that requires grad is not recorded by autograd here: "
                                f"inside `with msn.no_grad():` it changes x in place (an update by hand), "
                                f"otherwise write x = x {symbol} y")
@@ -830,7 +830,7 @@ class Function:
         if isinstance(result, np.generic):              # NumPy's scalar from a full reduction: a 0-d array,
             result = np.asarray(result)                 # as CuPy's, so that x -= 1 can write into it
         out = Tensor._wrap(result)
-        if grad_mode.enabled and any(self.needs_input_grad):
+        if grad_mode.state.enabled and any(self.needs_input_grad):
             out._requires_grad = True
             out.creator = self
             self.recorded_at = saved_values.writes      # the clock of in-place writes (saved_values.py)

@@ -1,14 +1,16 @@
 """Whether ops record a graph: ``no_grad`` and its kin, ``enable_grad``, ``inference_mode`` and
 ``set_grad_enabled``, as PyTorch's (context managers, and decorators).
 
-One module-level switch, ``enabled``: each ``Function`` call reads it
-(``autograd.py``) and records its node only when it is on and an input needs
-a gradient. A block sets it on entry and puts the previous value back on exit,
-so blocks nest. Evaluation and optimizer steps run inside ``no_grad()``:
+One switch per thread, ``state.enabled``, as PyTorch's grad mode is per thread (one thread
+evaluating inside ``no_grad`` leaves another thread's training recording): each ``Function``
+call reads it (``autograd.py``) and records its node only when it is on and an input needs a
+gradient. A block sets it on entry and puts the previous value back on exit, so blocks nest.
+A new thread starts with it on. Evaluation and optimizer steps run inside ``no_grad()``:
 nothing is kept for a backward pass.
 """
 import functools
 import inspect
+import threading
 
 import numpy as np
 
@@ -16,13 +18,18 @@ from .array_data import _preview
 
 __all__ = ["no_grad", "enable_grad", "inference_mode", "set_grad_enabled", "is_grad_enabled"]
 
-enabled = True
-"""Whether ops record a graph now (False inside ``with no_grad():``); ``Function`` reads it at each call."""
+class _State(threading.local):
+    enabled = True          # each thread starts recording
+
+
+state = _State()
+"""``state.enabled``: whether this thread's ops record a graph now (False inside ``with
+no_grad():``); ``Function`` reads it at each call."""
 
 
 def is_grad_enabled():
-    """False inside ``with no_grad():``."""
-    return enabled
+    """False inside ``with no_grad():`` (in this thread)."""
+    return state.enabled
 
 
 class no_grad:
@@ -75,14 +82,12 @@ class no_grad:
         return wrapped
 
     def __enter__(self):
-        global enabled
-        self._previous = enabled
-        enabled = self.recording
+        self._previous = state.enabled
+        state.enabled = self.recording
         return self
 
     def __exit__(self, *exc):
-        global enabled
-        enabled = self._previous
+        state.enabled = self._previous
         return False
 
 
@@ -118,20 +123,18 @@ class set_grad_enabled(no_grad):
     it is left as it was. As PyTorch's."""
 
     def __new__(cls, mode):
-        global enabled
         if not isinstance(mode, (bool, np.bool_)):
             raise TypeError(f"set_grad_enabled: mode must be True or False, got {_preview(mode)}")
         self = object.__new__(cls)
         self.recording = bool(mode)
-        self._previous, enabled = enabled, bool(mode)       # at once, as a plain call
+        self._previous, state.enabled = state.enabled, bool(mode)       # at once, as a plain call
         return self
 
     def __enter__(self):
         return self                        # already set when made; __exit__ restores
 
     def __call__(self, function):
-        global enabled
-        enabled = self._previous     # a decorator sets nothing until the function runs
+        state.enabled = self._previous     # a decorator sets nothing until the function runs
         return super().__call__(function)
 
     def _again(self):

@@ -203,7 +203,9 @@ def _get_pool():
     global _pool
     with _pool_lock:
         if _pool is None:
-            _pool = ThreadPoolExecutor(max_workers=_num_threads - 1, thread_name_prefix="minisegnet")
+            # (at least one: another thread's set_num_threads(1) may come between a caller's
+            # count of helpers and this line)
+            _pool = ThreadPoolExecutor(max_workers=max(1, _num_threads - 1), thread_name_prefix="minisegnet")
         return _pool
 
 
@@ -278,6 +280,12 @@ class _Job:
         finally:
             _in_worker.active = False
 
+    def stop(self, error):
+        """No piece is claimed any more (the caller has ``error`` to raise)."""
+        with self.lock:
+            if self.error is None:
+                self.error = error
+
     def wait(self):
         with self.lock:
             while self.running:
@@ -347,6 +355,9 @@ def run_beside(own, task, pieces):
             _in_worker.active = True            # ``own`` runs as a task would: a ``run`` inside it is serial
             try:
                 own()
+            except BaseException as error:      # the workers claim no more pieces: the caller has its error
+                job.stop(error)
+                raise
             finally:
                 _in_worker.active = False
             job.work()                          # then help with the pieces no worker has claimed yet
@@ -393,7 +404,7 @@ def over_batch(part, x):
     """
     import numpy as np
 
-    if x.ndim == 0 or type(x) is not np.ndarray or x.nbytes < 2 * MIN_PIECE_BYTES:
+    if x.ndim == 0 or type(x) is not np.ndarray or x.nbytes < 2 * MIN_PIECE_BYTES or x.shape[0] == 0:
         part(Ellipsis)
         return
     runs = pieces(x.shape[0], x.nbytes // x.shape[0])

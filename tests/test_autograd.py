@@ -1,11 +1,13 @@
 """The Tensor, the graph walk, no_grad, seeding, and gradcheck itself."""
 import operator
+import threading
 import warnings
 
 import numpy as np
 import pytest
 
 import minisegnet as msn
+from minisegnet import functional as F
 from minisegnet.testing import GradcheckError, gradcheck
 from helpers import as_torch, assert_close, t64
 
@@ -1186,3 +1188,38 @@ def test_iterating_a_zero_dim_tensor_says_so_as_torch(torch):
         iter(torch.tensor(1.0))
     with pytest.raises(TypeError, match="iteration over a 0-d tensor"):
         iter(msn.tensor(1.0))
+
+
+def test_no_grad_in_another_thread_leaves_this_threads_graph_alone(torch):
+    """PyTorch's grad mode is thread-local: one thread evaluating under ``no_grad`` does not stop
+    another from recording its graph. Ours is one module-level switch (grad_mode.enabled), so a
+    user's evaluation thread inside ``no_grad`` made this thread's conv record nothing
+    (y.requires_grad False, and backward then fails), depending on timing."""
+    entered, leave = threading.Event(), threading.Event()
+
+    def evaluator(no_grad):
+        with no_grad():
+            entered.set()
+            leave.wait(10)
+
+    results = {}
+    for name, lib, no_grad in (("torch", torch, torch.no_grad), ("minisegnet", msn, msn.no_grad)):
+        entered.clear()
+        leave.clear()
+        other = threading.Thread(target=evaluator, args=(no_grad,))
+        other.start()
+        try:
+            assert entered.wait(10)
+            if lib is torch:
+                x = torch.ones((1, 1, 4, 4), dtype=torch.float64, requires_grad=True)
+                y = torch.nn.functional.conv2d(x, torch.ones((1, 1, 3, 3), dtype=torch.float64))
+                results[name] = (torch.is_grad_enabled(), y.requires_grad)
+            else:
+                x = msn.tensor(np.ones((1, 1, 4, 4)), requires_grad=True)
+                y = F.conv2d(x, msn.tensor(np.ones((1, 1, 3, 3))))
+                results[name] = (msn.is_grad_enabled(), y.requires_grad)
+        finally:
+            leave.set()
+            other.join(10)
+    assert results["torch"] == (True, True)
+    assert results["minisegnet"] == results["torch"]

@@ -8,6 +8,7 @@ three threads, also with two callers at once; kept columns are counted and
 freed; columns read from the unpadded input equal pad-then-im2col.
 """
 import contextlib
+import sys
 import threading
 import time
 
@@ -829,3 +830,61 @@ def test_set_num_threads_stores_a_numpy_integer_as_an_int():
         assert type(msn.set_num_threads(3)) is int
     finally:
         parallel.set_num_threads(previous)
+
+
+def test_walking_every_threads_buffers_while_threads_start_their_first_conv():
+    """``clear_buffer_cache``, ``cached_buffers`` and ``set_im2col_limit`` walk ``_caches``, a
+    ``weakref.WeakSet`` whose iteration is a Python generator, while a thread's first conv adds
+    its cache to that set (``_thread_cache``): ``RuntimeError: Set changed size during
+    iteration`` in the thread that walks (seen: 884 errors in 5 s with
+    ``sys.setswitchinterval(1e-6)``; the dict walk beside it was fixed, the set walk not)."""
+    x = msn.tensor(np.ones((1, 1, 6, 6)))
+    w = msn.tensor(np.ones((1, 1, 3, 3)))
+    stop, errors, threads = threading.Event(), [], []
+
+    def newcomer():                      # a user's thread: its first conv makes its cache
+        F.conv2d(x, w, padding=1)
+        stop.wait(30)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    limit = conv_fast.get_im2col_limit()
+    try:
+        def spawn():
+            while not stop.is_set() and len(threads) < 200:
+                t = threading.Thread(target=newcomer, daemon=True)
+                t.start()
+                threads.append(t)
+                time.sleep(0.001)
+
+        spawner = threading.Thread(target=spawn)
+        spawner.start()
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and not errors:
+            try:
+                conv_fast.cached_buffers()
+                conv_fast.clear_buffer_cache()
+                conv_fast.set_im2col_limit(limit)
+            except RuntimeError as error:
+                errors.append(error)
+    finally:
+        stop.set()
+        spawner.join(30)
+        for t in threads:
+            t.join(30)
+        sys.setswitchinterval(interval)
+        conv_fast.set_im2col_limit(limit)
+    assert not errors, errors[0]
+
+
+def test_set_lever_takes_a_numpy_bool():
+    """docs/guarantees.md: flags are True or False, "a NumPy bool too"; ``set_lever`` (documented
+    in docs/im2col.md) refused ``np.True_`` with a TypeError (a lever read from a saved NumPy
+    table of settings, say). It must take it and store a plain bool."""
+    previous = conv_fast.set_lever("threads", np.False_)
+    try:
+        assert conv_fast.lever("threads") is False
+        assert conv_fast.set_lever("threads", np.True_) is False
+        assert conv_fast.lever("threads") is True
+    finally:
+        conv_fast.set_lever("threads", previous)

@@ -3,8 +3,11 @@ import os
 import threading
 import time
 
+import numpy as np
 import pytest
 
+import minisegnet as msn
+from minisegnet import functional as F
 from minisegnet import parallel
 
 
@@ -96,3 +99,75 @@ def test_a_run_survives_another_thread_changing_the_thread_count(pool_of_two, mo
     finally:
         if other.is_alive() or other.ident is not None:
             other.join(timeout=10)
+
+
+def test_no_piece_runs_after_run_beside_raises_owns_error(pool_of_two):
+    """``run_beside``: "all of it has finished when run_beside returns". When ``own`` raises, the
+    caller skipped ``job.work()``, and ``job.wait()`` returned as soon as no piece was running at
+    that instant (before the worker started, or between two of its pieces); the worker then went
+    on claiming pieces after the exception had reached the caller, with OpenBLAS's threads
+    already given back (50 runs of 50 here)."""
+    parallel.run(lambda p: p, [0, 1])                # the pool's worker exists
+    for _ in range(5):
+        returned, late = threading.Event(), []
+
+        def task(p):
+            if returned.is_set():
+                late.append(p)
+            time.sleep(0.002)
+            if returned.is_set():
+                late.append(p)
+
+        def own():
+            raise KeyError("own")
+
+        with pytest.raises(KeyError, match="own"):
+            parallel.run_beside(own, task, list(range(20)))
+        returned.set()
+        time.sleep(0.1)
+        assert late == [], f"pieces {sorted(set(late))} ran after run_beside had raised"
+
+
+def test_over_batch_of_an_empty_batch_without_a_minimum_piece_size(monkeypatch):
+    """``over_batch`` cuts ``x`` by ``x.nbytes // x.shape[0]``: with an empty batch and
+    ``MIN_PIECE_BYTES = 0`` (the setting test_conv_levers.small_pieces uses to reach every
+    route) that is ``0 // 0``, a ZeroDivisionError from max pooling an empty batch."""
+    monkeypatch.setattr(parallel, "MIN_PIECE_BYTES", 0)
+    x = msn.tensor(np.zeros((0, 2, 4, 4)), requires_grad=True)
+    y = F.max_pool2d(x, 2)
+    assert y.shape == (0, 2, 2, 2)
+    y.sum().backward()
+    assert x.grad.shape == (0, 2, 4, 4)
+    assert F.relu(x).shape == (0, 2, 4, 4)
+
+
+def test_a_run_survives_another_thread_setting_one_thread(pool_of_two, monkeypatch):
+    """``run`` decides to hand pieces to helpers from ``_num_threads`` and then takes the pool
+    (``_get_pool``), which it makes with ``_num_threads - 1`` workers when there is none. A
+    ``set_num_threads(1)`` from another thread in between drops the pool, and ``run`` then made
+    ``ThreadPoolExecutor(max_workers=0)``: ``ValueError: max_workers must be greater than 0``
+    (seen without the monkeypatch: one thread looping over ``run``, another toggling the count
+    between 1 and 2, ``sys.setswitchinterval(1e-6)``: 3 errors in 5 s). The lock ``_get_pool``
+    takes first lets the other thread in at that moment, deterministically."""
+    real_lock = parallel._pool_lock
+    armed = [True]
+    other = threading.Thread(target=parallel.set_num_threads, args=(1,))
+
+    class LockThatLetsAnotherThreadInFirst:
+        def __enter__(self):
+            if armed[0] and threading.current_thread() is threading.main_thread():
+                armed[0] = False
+                other.start()
+                other.join(timeout=2)      # a fix may hold the count for this run: then it changes after
+            return real_lock.__enter__()
+
+        def __exit__(self, *exc):
+            return real_lock.__exit__(*exc)
+
+    monkeypatch.setattr(parallel, "_pool_lock", LockThatLetsAnotherThreadInFirst())
+    try:
+        assert parallel.run(lambda p: p * 10, [0, 1, 2, 3]) == [0, 10, 20, 30]
+    finally:
+        if other.ident is not None:
+            other.join(timeout=10)
+        monkeypatch.setattr(parallel, "_pool_lock", real_lock)

@@ -308,3 +308,34 @@ def test_interpolate_float16_honours_recompute_scale_factor_as_torch(torch, mode
     np.testing.assert_array_equal(y.numpy(), ty.numpy())
     y64 = F.interpolate(msn.tensor(x_np.astype(np.float32)), mode=mode, **kwargs).numpy().astype(np.float16)
     np.testing.assert_array_equal(y.numpy(), y64)
+
+
+@pytest.mark.parametrize("n_in, n_out", [(74, 182), (77, 137), (67, 105), (50, 66), (3, 9)])
+def test_bilinear_float32_weights_are_pytorchs_bit_for_bit(torch, n_in, n_out):
+    """align_corners=False: PyTorch 2.13's CPU kernel (its AVX2/AVX512 builds, the dispatch on any
+    x86 of the last decade) computes the source coordinate ``scale * (dst + 0.5) - 0.5`` with a
+    fused multiply-add, one rounding; ours rounds the product and then the difference. The weights
+    then differ in the coordinate's last bit (up to 3.8e-6 at coordinate 64, values 1.3e-5 apart
+    for 74 -> 182; 262 of 299 random size pairs had such a column), and where PyTorch's
+    coordinate lands just past a pixel and ours exactly on it, an inf in the next row becomes NaN
+    in ours and stays inf in PyTorch's ((3, 7) -> (9, 5), an inf at (1, 2): output row 1)."""
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        pytest.skip("PyTorch's scalar build (ATEN_CPU_CAPABILITY=default) rounds twice, as ours")
+    eye = np.eye(n_in, dtype=np.float32).reshape(1, n_in, 1, n_in)       # channel i: pixel i alone
+    ours = F.interpolate(msn.tensor(eye), size=(1, n_out), mode="bilinear", align_corners=False).numpy()
+    theirs = torch.nn.functional.interpolate(torch.tensor(eye), size=(1, n_out), mode="bilinear",
+                                             align_corners=False).numpy()
+    np.testing.assert_array_equal(ours, theirs, err_msg=f"the weights of {n_in} -> {n_out}")
+
+
+def test_bilinear_non_finite_input_spreads_as_in_pytorch(torch):
+    if torch.backends.cpu.get_cpu_capability() == "DEFAULT":
+        pytest.skip("PyTorch's scalar build (ATEN_CPU_CAPABILITY=default) rounds twice, as ours")
+    x = np.arange(21, dtype=np.float32).reshape(1, 1, 3, 7)
+    x[0, 0, 1, 2] = np.inf
+    with np.errstate(invalid="ignore"):        # inf * 0 in both forwards, as in PyTorch's
+        ours = F.interpolate(msn.tensor(x), size=(9, 5), mode="bilinear", align_corners=False).numpy()
+    theirs = torch.nn.functional.interpolate(torch.tensor(x), size=(9, 5), mode="bilinear",
+                                             align_corners=False).numpy()
+    np.testing.assert_array_equal(np.isnan(ours), np.isnan(theirs))
+    np.testing.assert_array_equal(np.isinf(ours), np.isinf(theirs))

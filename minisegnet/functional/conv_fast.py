@@ -141,7 +141,7 @@ import weakref
 
 import numpy as np
 
-from .. import backend, parallel
+from .. import backend, checks, parallel
 from . import conv as core   # a cycle: conv imports this module; the names are looked up at call time
 from . import conv_depthwise as depthwise   # the direct depthwise path (its own concept); it uses this module's scratch
 from . import conv_row_taps as row_taps     # stride-1 columns of one kernel row (its own concept); likewise
@@ -165,8 +165,7 @@ def set_lever(name, on):
     """Switch the lever ``name`` (see the module docstring) on or off; returns its previous state."""
     if name not in _levers:
         raise ValueError(f"unknown lever {name!r}; the levers are {sorted(_levers)}")
-    if not isinstance(on, bool):
-        raise TypeError(f"set_lever: on must be True or False, got {on!r}")
+    on = checks.flag(on, "on", "set_lever")          # True or False (NumPy's bool too)
     previous, _levers[name] = _levers[name], on
     if name == "reuse_buffers" and not on:
         clear_buffer_cache()
@@ -201,7 +200,7 @@ def set_im2col_limit(nbytes):
         raise ValueError(f"nbytes must be a positive integer number of bytes, got {nbytes!r}")
     name = backend.get_backend()
     previous, _im2col_limits[name] = _im2col_limits[name], int(nbytes)
-    for cache in list(_caches):
+    for cache in _every_cache():
         # list(): another thread's conv may add a buffer to its cache meanwhile
         for key in [k for k, buf in list(cache.buffers.items()) if k[0] == name and buf.nbytes > nbytes]:
             del cache.buffers[key]
@@ -243,6 +242,7 @@ class _Cache:
 
 
 _caches = weakref.WeakSet()     # every thread's cache (it goes when its thread ends)
+_caches_lock = threading.Lock()  # a set may not change while listed: a new thread's first conv adds to it
 _local = threading.local()
 
 
@@ -250,19 +250,25 @@ def _thread_cache():
     cache = getattr(_local, "cache", None)
     if cache is None:
         cache = _local.cache = _Cache()
-        _caches.add(cache)
+        with _caches_lock:
+            _caches.add(cache)
     return cache
+
+
+def _every_cache():
+    with _caches_lock:
+        return list(_caches)
 
 
 def clear_buffer_cache():
     """Drop every cached scratch buffer, in every thread (frees their memory)."""
-    for cache in list(_caches):
+    for cache in _every_cache():
         cache.buffers.clear()
 
 
 def cached_buffers():
     """The cached scratch buffers of every thread (for tests and memory accounting)."""
-    return [buf for cache in list(_caches) for buf in list(cache.buffers.values())]
+    return [buf for cache in _every_cache() for buf in list(cache.buffers.values())]
 
 
 def _scratch(xp, shape, dtype, role):

@@ -46,6 +46,7 @@ import numpy as np
 from .. import backend, checks, shapes
 from ..autograd import Function
 from .basic import opmath
+from .sampling import fused_multiply_add      # the rounding of PyTorch's FMA (sampling at any point needs it too)
 
 __all__ = ["interpolate"]
 
@@ -109,7 +110,10 @@ def linear_weights(n_in, n_out, align_corners, scale_factor=None, dtype=np.float
         scale = ftype(n_in - 1) / ftype(n_out - 1) if n_out > 1 else ftype(0)
         src = dst * scale
     else:
-        src = np.maximum((dst + ftype(0.5)) * _scale(n_in, n_out, scale_factor, ftype) - ftype(0.5), ftype(0))
+        # scale * (dst + 0.5) - 0.5 with one rounding, as PyTorch's vectorised CPU kernel computes it
+        # (an FMA; two roundings put some coordinates one ulp off, and weights up to 4e-6 apart)
+        src = np.maximum(fused_multiply_add(dst + ftype(0.5), _scale(n_in, n_out, scale_factor, ftype),
+                                            -0.5), ftype(0))
     i0 = np.minimum(np.floor(src).astype(np.int64), n_in - 1)
     lam = np.clip(src - i0.astype(ftype), 0, 1)
     i1 = np.minimum(i0 + 1, n_in - 1)
