@@ -236,7 +236,8 @@ print(base, time.perf_counter() - start, y.shape)
 """
 
 
-def run_memory(reasons=None):
+def run_memory():
+    """The memory table's ``(header, rows)``; main prints it with the run's verdict."""
     root = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..")
     rows = []
     for c_in, c_out, size, grad_x in ((3, 64, 572, False), (64, 64, 570, True)):
@@ -250,7 +251,7 @@ def run_memory(reasons=None):
         print(f"  {rows[-1]}", file=sys.stderr)
     header = ["layer (one image, float32)", "column buffer MiB (N*C*kh*kw*H_out*W_out*4)",
               "RSS after imports MiB", "peak RSS MiB (fwd+bwd)", "fwd+bwd s"]
-    return markdown_table(header, rows)
+    return header, rows
 
 
 def main(argv=None):
@@ -301,6 +302,7 @@ def main(argv=None):
             if regime == "default" and device == "cpu" and torch.get_num_threads() > 1 and names:
                 _, _, _, torch_step = make_layer(LAYERS[names[0]], torch, device, xp)
                 scaling = timing.torch_scaling(torch_step, torch.get_num_threads())
+    memory = run_memory() if args.memory else None     # (inside the watched window: it has a time column)
     load = monitor.stop()
     reasons = timing.verdict(load, scaling)
     extra = "" if scaling is None else (f"PyTorch alone on layer {names[0]}: {1e3 * scaling[0]:.2f} ms at one "
@@ -311,9 +313,9 @@ def main(argv=None):
         print(markdown_table(header, rows, reasons))
         if summary:
             print(f"\n{summary}")
-    if args.memory:
+    if memory is not None:
         print("\nmemory: the original U-Net's widest layers, forward+backward, in a fresh process\n")
-        print(run_memory())
+        print(markdown_table(*memory, reasons))
     print(timing.result_line(result, reasons))
     return 0 if not reasons else 3
 

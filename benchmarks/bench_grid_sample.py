@@ -276,7 +276,7 @@ def main(argv=None):
                   "the same with KEEP_READS = False"]
     if not args.quick:
         mem_header += ["peak RSS ours MiB (2 fwd+bwd)", "peak RSS torch MiB"]
-    print(timing.markdown_table(mem_header, memory))
+    print(timing.markdown_table(mem_header, memory, reasons))
     return 0 if not reasons else 3
 
 

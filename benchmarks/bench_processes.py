@@ -96,6 +96,17 @@ def measure(rounds, model="default"):
     return results
 
 
+def torch_scaling():
+    """PyTorch's step of the default network at one thread and at two (``timing.torch_scaling``),
+    or None where PyTorch has one thread only."""
+    import torch
+
+    if torch.get_num_threads() < 2:
+        return None
+    ours, theirs, opt, topt, x, y = bench_train_step.build_pair(BATCH, SIZE, model="default")
+    return timing.torch_scaling(bench_train_step.step_functions(ours, theirs, opt, topt, x, y)[1], 2)
+
+
 LARGER = ((16, 4), (32, 4))      # (base channels, depth) of the larger U-Nets of the third table
 
 
@@ -192,12 +203,15 @@ def main(argv=None):
     results = {model: measure(rounds, model) for model in MODELS}
     held_out = measure_held_out(rounds)
     larger = measure_shared_memory(max(3, rounds * 3 // 5))
+    scaling = torch_scaling()              # every figure is against PyTorch at two threads: did they pay?
     load = monitor.stop()                  # after the workers exited: their CPU time counts as this run's
-    reasons = timing.verdict(load)
+    reasons = timing.verdict(load, scaling)
     print(timing.report_header(
         info, load, reasons,
         f"Batch {BATCH} of 3x{SIZE}x{SIZE}; a step is forward, loss, backward and update; wall time, "
-        f"{rounds} interleaved rounds.") + "\n")
+        f"{rounds} interleaved rounds."
+        + ("" if scaling is None else f" PyTorch's step alone: {1e3 * scaling[0]:.1f} ms at one thread, "
+                                      f"{1e3 * scaling[1]:.1f} ms at two (wall).")) + "\n")
     labels = {"ours, one thread": "ours, one thread",
               "ours, two threads": "ours, two threads (the pool)",
               "ours, two processes": f"ours, two processes of one thread ({BATCH // 2} images each)",

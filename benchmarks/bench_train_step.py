@@ -139,9 +139,10 @@ def step_functions(ours, theirs, opt, topt, x, y):
     return ours_step, torch_step
 
 
-def parity_check():
-    """One step from identical weights: losses and updated weights agree (float32)."""
-    ours, theirs, opt, topt, x, y = build_pair(2, 32, seed=1)
+def parity_check(model="bench"):
+    """One step of the timed network and optimizer (``model``) from identical weights: losses and
+    updated weights agree (float32)."""
+    ours, theirs, opt, topt, x, y = build_pair(2, 32, seed=1, model=model)
     ours_step, torch_step = step_functions(ours, theirs, opt, topt, x, y)
     a, b = ours_step(), torch_step()
     worst = 0.0
@@ -351,7 +352,7 @@ def main(argv=None):
     allocator.keep_freed_memory()          # as minisegnet train does; it holds for PyTorch too, in this process
     info = timing.machine_info()
     monitor = timing.LoadMonitor().start()
-    loss_gap, weight_gap = parity_check()
+    loss_gap, weight_gap = parity_check(args.model)
     ours, theirs, opt, topt, x, y = build_pair(args.batch, args.size, model=args.model)
     ours_step, torch_step = step_functions(ours, theirs, opt, topt, x, y)
     result = {}
@@ -386,7 +387,7 @@ def main(argv=None):
             [["whole process (both libraries imported)", f"{ours_mib:.0f}", f"{torch_mib:.0f}",
               f"{ours_mib / torch_mib:.2f}"],
              ["above the import-only baseline " + f"({base:.0f} MiB)", f"{ours_mib - base:.0f}",
-              f"{torch_mib - base:.0f}", f"{(ours_mib - base) / max(torch_mib - base, 1):.2f}"]]))
+              f"{torch_mib - base:.0f}", f"{(ours_mib - base) / max(torch_mib - base, 1):.2f}"]], reasons))
         result["peak_rss_mib"] = dict(ours=ours_mib, torch=torch_mib)
     print(timing.result_line(result, reasons))
     return 0 if not reasons else 3

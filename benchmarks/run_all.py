@@ -87,7 +87,7 @@ def wait_for_quiet(limit_s=300, poll_s=5):
     start = time.perf_counter()
     # Below 0.6 of the threshold: the script's own start (imports, building the models,
     # the parity check) runs for several seconds before it reads the load average.
-    while os.getloadavg()[0] >= 0.6 * timing.BUSY_LOAD and time.perf_counter() - start < limit_s:
+    while (timing._load_average() or 0.0) >= 0.6 * timing.BUSY_LOAD and time.perf_counter() - start < limit_s:
         time.sleep(poll_s)
     return time.perf_counter() - start
 
@@ -109,6 +109,8 @@ def run_section(name, quick, page=DOC):
     result = json.loads(match.group(1)) if match else {}
     if match:
         text = text[:match.start()].rstrip()
+    if proc.returncode == 3:                     # (a script without a result line says it so alone)
+        result = dict(result, reliable=False)
     return text, result, seconds
 
 

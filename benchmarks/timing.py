@@ -228,7 +228,7 @@ def _cpuinfo():
             for line in f:
                 if line.startswith("model name") and model in ("", "unknown CPU", platform.processor()):
                     model = line.split(":", 1)[1].strip()
-                elif line.startswith("flags") and not flags:
+                elif line.startswith(("flags", "Features")) and not flags:     # x86; ARM's "Features"
                     flags = set(line.split(":", 1)[1].split())
     except OSError:
         pass
@@ -272,13 +272,39 @@ def machine_info():
 
 
 # ---- the load ---------------------------------------------------------------------------------
+def _usable_cpus():
+    """The CPUs this process may run on (a cpuset or ``taskset`` may hold it to a few of the
+    host's), or None where the system does not say."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except AttributeError:
+        return None
+
+
 def _cpu_jiffies():
-    """(busy, steal) jiffies of the whole machine, from /proc/stat."""
+    """(busy, steal) jiffies of the CPUs this process may use, from /proc/stat (its ``cpuN``
+    lines; the whole machine's line where the usable CPUs are not known)."""
+    cpus = _usable_cpus()
+    wanted = {f"cpu{n}" for n in cpus} if cpus is not None else None
+    busy = steal = 0
     with open("/proc/stat") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    user, nice, system, idle, iowait, irq, softirq = fields[:7]
-    steal = fields[7] if len(fields) > 7 else 0
-    return user + nice + system + irq + softirq, steal
+        for line in f:
+            name, *values = line.split() or [""]
+            if name != "cpu" if wanted is None else name not in wanted:
+                continue
+            fields = [int(v) for v in values]
+            user, nice, system, idle, iowait, irq, softirq = fields[:7]
+            busy += user + nice + system + irq + softirq
+            steal += fields[7] if len(fields) > 7 else 0
+    return busy, steal
+
+
+def _load_average():
+    """The 1-minute load average, or None where it cannot be read (no /proc/loadavg)."""
+    try:
+        return os.getloadavg()[0]
+    except (OSError, AttributeError):
+        return None
 
 
 def _self_jiffies():
@@ -299,7 +325,7 @@ class LoadMonitor:
     """
 
     def start(self):
-        self.load_before = os.getloadavg()[0]
+        self.load_before = _load_average()
         self.t0 = time.perf_counter()
         try:
             self.busy0, self.steal0 = _cpu_jiffies()
@@ -310,11 +336,12 @@ class LoadMonitor:
 
     def stop(self):
         wall = time.perf_counter() - self.t0
-        result = dict(load_before=self.load_before, load_after=os.getloadavg()[0], seconds=wall,
+        result = dict(load_before=self.load_before, load_after=_load_average(), seconds=wall,
                       others=None, steal=None)
         if self.busy0 is not None:
             busy, steal = _cpu_jiffies()
-            capacity = wall * os.sysconf("SC_CLK_TCK") * (os.cpu_count() or 1)
+            cpus = _usable_cpus()
+            capacity = wall * os.sysconf("SC_CLK_TCK") * (len(cpus) if cpus is not None else os.cpu_count() or 1)
             others = (busy - self.busy0) - (_self_jiffies() - self.self0)
             result.update(others=max(0.0, others / capacity), steal=(steal - self.steal0) / capacity)
         return result
@@ -348,7 +375,9 @@ def verdict(load, scaling=None):
     ``(one_thread_s, two_thread_s)`` from ``torch_scaling``.
     """
     reasons = []
-    if load["load_before"] > BUSY_LOAD:
+    if load["load_before"] is None and load["others"] is None:
+        reasons.append("neither the load average nor /proc/stat could be read: nothing shows the machine was quiet")
+    if load["load_before"] is not None and load["load_before"] > BUSY_LOAD:
         reasons.append(f"load average {load['load_before']:.2f} before the run (> {BUSY_LOAD})")
     if load["others"] is not None and load["others"] > BUSY_OTHERS:
         reasons.append(f"other processes used {100 * load['others']:.0f}% of the CPU time during it "
@@ -368,7 +397,10 @@ def machine_summary():
 
 
 def describe_load(load):
-    text = f"load average {load['load_before']:.2f} before, {load['load_after']:.2f} after"
+    if load["load_before"] is None or load["load_after"] is None:
+        text = "load average unknown (it could not be read)"
+    else:
+        text = f"load average {load['load_before']:.2f} before, {load['load_after']:.2f} after"
     if load["others"] is not None:
         text += f"; other processes {100 * load['others']:.0f}% and steal {100 * load['steal']:.0f}% of the CPU"
     return text

@@ -2,8 +2,10 @@
 the convolution it is timed against, every section run_all.py writes has its place in
 docs/benchmarks.md, and the lever tables switch every lever."""
 import os
+import subprocess
 import sys
 import time
+import types
 
 import numpy as np
 import pytest
@@ -18,8 +20,10 @@ sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 import bench_conv  # noqa: E402
 import bench_gemm  # noqa: E402
 import bench_gpu  # noqa: E402
+import bench_processes  # noqa: E402
 import bench_train_step  # noqa: E402
 import run_all  # noqa: E402
+import timing  # noqa: E402
 import try_winograd  # noqa: E402
 from minisegnet.functional import conv_fast  # noqa: E402
 
@@ -370,3 +374,168 @@ def test_thread_rows_put_each_number_in_its_column():
     assert profile_step.thread_rows(one, two) == [
         ["im2col copies", "10.0", "8.0 / 6.0", "7.0 / 5.0", "1.50", "1.10"],
         ["GEMMs", "20.0", "12.0 / 11.0", "13.0 / 12.0", "1.25", "1.15"]]
+
+
+QUIET = dict(load_before=0.0, load_after=0.0, seconds=1.0, others=0.0, steal=0.0)
+
+
+class QuietMonitor:
+    """A LoadMonitor that saw nothing else on the machine."""
+
+    def start(self):
+        return self
+
+    def stop(self):
+        return dict(QUIET)
+
+
+@pytest.mark.parametrize("section", ["augment", "grid-sample", "threads"])
+def test_run_all_counts_a_section_that_exited_busy_as_unreliable(monkeypatch, capsys, section):
+    """A script exits with 3 when its machine was busy (run_all accepts 3 as "finished, but
+    busy"). bench_augment, bench_grid_sample and bench_threads print no ``<!-- result: -->``
+    line, so run_all read their result as {} and ``{}.get("reliable", True)``: its closing
+    line said "every run reliable" after a busy run. The exit status should count."""
+    def busy_run(command, **kwargs):
+        return subprocess.CompletedProcess(command, 3, stdout="**UNRELIABLE RUN (busy machine): ...**\n| a | table |\n",
+                                           stderr="")
+
+    monkeypatch.setattr(run_all.subprocess, "run", busy_run)
+    assert run_all.main(["--quick", "--only", section]) == 0
+    err = capsys.readouterr().err
+    assert "every run reliable" not in err and f"UNRELIABLE (busy machine): {section}" in err, err
+
+
+def test_the_conv_memory_table_says_when_the_machine_was_busy(monkeypatch, capsys):
+    """docs/benchmarks.md: "The flag is printed in the report and in every table it writes".
+    bench_conv's memory table (with its "fwd+bwd s" wall-time column) is printed without
+    the verdict (``run_memory`` takes ``reasons`` and drops them; ``main`` passes none), and it
+    is measured after ``monitor.stop()``."""
+    monkeypatch.setattr(bench_conv, "python_peak_rss_mib", lambda code: (900.0, "150 2.5 (1, 64, 568, 568)"))
+    monkeypatch.setattr(timing, "LoadMonitor", QuietMonitor)
+    monkeypatch.setattr(timing, "verdict", lambda load, scaling=None: ["load average 3.00 before the run (> 0.5)"])
+    code = bench_conv.main(["--layers", "", "--regime", "one", "--memory"])
+    out = capsys.readouterr().out
+    assert code == 3
+    memory = out.split("memory: ", 1)[1]
+    table = [line for line in memory.splitlines() if line.startswith("|")]
+    assert "fwd+bwd s" in table[0]
+    assert "UNRELIABLE" in table[0] and all("busy machine" in row for row in table[2:]), table
+
+
+def _fake_rounds(names, ms):
+    return {name: [ms / 1e3] * 3 for name in names}
+
+
+def test_the_process_benchmark_flags_a_run_where_torch_gained_nothing_from_two_threads(monkeypatch, capsys):
+    """bench_processes times PyTorch at two threads only, and its "ours / torch at two threads"
+    ratio is a target of run_all's summary; its verdict never asks whether PyTorch's two
+    threads were faster than one (``timing.verdict(load)``, no scaling), so a second core held
+    by someone else (torch slower at two threads than at one) still gives a "Reliable run"."""
+    step_names = ["ours, one thread", "ours, two threads", "ours, two processes", "ours, two processes, plain pipe",
+                  "torch, two threads"]
+    monkeypatch.setattr(bench_processes, "measure", lambda rounds, model="default": _fake_rounds(step_names, 100.0))
+    monkeypatch.setattr(bench_processes, "measure_held_out", lambda rounds: _fake_rounds(
+        ["ours, two threads", "ours, two processes", "torch, two threads"], 50.0))
+    monkeypatch.setattr(bench_processes, "measure_shared_memory", lambda rounds: {
+        (16, 4): (1000, {"shared": [0.1] * 3, "pipe": [0.2] * 3})})
+    monkeypatch.setattr(timing, "LoadMonitor", QuietMonitor)
+    # PyTorch's step: 80 ms at one thread, 120 ms at two (the second core was taken)
+    monkeypatch.setattr(timing, "torch_scaling", lambda step, n_threads=2, repeats=7: (0.080, 0.120))
+    code = bench_processes.main(["--quick"])
+    out = capsys.readouterr().out
+    assert "UNRELIABLE" in out and code == 3, out[:600]
+
+
+def test_the_step_benchmark_checks_parity_on_the_network_it_times(monkeypatch, capsys):
+    """``--model default`` times minisegnet train's network (base 8, depth 3, Adam), but
+    ``parity_check`` always builds the bench network (base 16, depth 2, SGD), so the header's
+    "Parity before timing: one step from the same weights" speaks of another network and
+    another optimizer than the timed one."""
+    models = []
+    real = bench_train_step.build_pair
+
+    def recording(batch, size, seed=0, model="bench"):
+        models.append(model)
+        return real(batch, size, seed, model)
+
+    monkeypatch.setattr(bench_train_step, "build_pair", recording)
+    monkeypatch.setattr(bench_train_step, "time_steps", lambda args, ours_step, torch_step, result: ([], None))
+    monkeypatch.setattr(timing, "LoadMonitor", QuietMonitor)
+    bench_train_step.main(["--model", "default", "--quick", "--no-memory"])
+    capsys.readouterr()
+    assert models and set(models) == {"default"}, models
+
+
+def test_the_load_monitor_works_without_a_load_average(monkeypatch):
+    """Where the load average cannot be read (os.getloadavg raises OSError when /proc/loadavg
+    is missing, as in some sandboxes and containers), LoadMonitor.start crashed the benchmark
+    before it measured anything; it should measure, and say the load average is unknown."""
+    def no_loadavg():
+        raise OSError("Load averages are unobtainable")
+
+    monkeypatch.setattr(timing.os, "getloadavg", no_loadavg)
+    load = timing.LoadMonitor().start().stop()
+    reasons = timing.verdict(load)
+    assert isinstance(reasons, list)
+    timing.report_header(timing.machine_info(), load, reasons)
+
+
+def test_the_vector_isa_is_read_on_arm_too(monkeypatch):
+    """On aarch64 Linux /proc/cpuinfo lists the ISA under "Features" (no "flags" line, no
+    "model name"), so the ("NEON", "asimd") entry never matched: the ISA read "unknown"."""
+    import io
+
+    cpuinfo = ("processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics\n"
+               "CPU implementer\t: 0x41\nCPU architecture: 8\nCPU part\t: 0xd0c\n\n")
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        if path == "/proc/cpuinfo":
+            return io.StringIO(cpuinfo)
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(timing, "open", fake_open, raising=False)
+    monkeypatch.setattr(timing.platform, "processor", lambda: "aarch64")
+    assert "NEON" in timing.machine_info()["isa"]
+
+
+def test_other_processes_are_measured_against_the_cpus_this_process_may_use(monkeypatch):
+    """A process held to CPUs 0-1 (a cpuset, ``taskset``) of a 64-CPU host: another process
+    that kept CPU 1 busy for the whole run took half of this run's cores, but LoadMonitor
+    divided its jiffies by all 64 CPUs' capacity (``os.cpu_count()``): 1.6%, under
+    BUSY_OTHERS, and the run was called reliable."""
+    import io
+
+    tck = os.sysconf("SC_CLK_TCK")
+    wall = 10.0
+    full = int(wall * tck)                        # one CPU busy for the whole run, in jiffies
+
+    def stat(cpu0, cpu1):
+        lines = [f"cpu  {cpu0 + cpu1} 0 0 {64 * full * 2} 0 0 0 0 0 0"]
+        lines += [f"cpu0 {cpu0} 0 0 {full} 0 0 0 0 0 0", f"cpu1 {cpu1} 0 0 {full} 0 0 0 0 0 0"]
+        lines += [f"cpu{k} 0 0 0 {full} 0 0 0 0 0 0" for k in range(2, 64)]
+        return "\n".join(lines) + "\n"
+
+    def self_stat(jiffies):
+        return "1 (python) R " + " ".join(["0"] * 10) + f" {jiffies} 0 0 0" + " 0" * 30 + "\n"
+
+    state = {"stat": stat(0, 0), "self": self_stat(0), "clock": 0.0}
+    real_open = open
+
+    def fake_open(path, *args, **kwargs):
+        if path == "/proc/stat":
+            return io.StringIO(state["stat"])
+        if path == "/proc/self/stat":
+            return io.StringIO(state["self"])
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(timing, "open", fake_open, raising=False)
+    monkeypatch.setattr(timing, "time", types.SimpleNamespace(perf_counter=lambda: state["clock"]))
+    monkeypatch.setattr(timing.os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(timing.os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(timing.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    monitor = timing.LoadMonitor().start()
+    # the run: this process keeps CPU 0 busy, another process CPU 1
+    state.update(stat=stat(full, full), self=self_stat(full), clock=wall)
+    load = monitor.stop()
+    assert load["others"] > timing.BUSY_OTHERS and timing.verdict(load), load
