@@ -224,8 +224,9 @@ def max_pool2d_loops(x, kernel_size, stride=None, padding=0, dilation=1, ceil_mo
                                 continue                                           # padding: never wins
                             v = x[n, ch, r, s]
                             # the first tap inside the input starts the search (an all -inf window
-                            # then points at it); a NaN beats every number, and the first NaN stays
-                            if where == -1 or v > best or (v != v and best == best):
+                            # then points at it); a NaN beats every number, and a later NaN beats an
+                            # earlier one (PyTorch's rule: val > max or isnan(val): the last NaN wins)
+                            if where == -1 or v > best or v != v:
                                 best, where = v, r * wd + s
                     y[n, ch, oh, ow], indices[n, ch, oh, ow] = best, where
     return y, indices

@@ -1140,3 +1140,57 @@ def test_a_grouped_stride_1_conv_input_gradient_does_not_go_by_row_taps(monkeypa
     assert "group" in sentence, (
         "transposed-conv.md says a stride-1 input gradient with a kernel taller than one row goes by row taps on "
         "NumPy; a grouped conv's does not")
+
+
+# ---- im2col.md -----------------------------------------------------------------------------
+def test_not_every_stride_1_3x3_conv_skips_conv_pys_gemms(monkeypatch):
+    """im2col.md:148-153: "a stride-1 conv with a kernel taller than one row, every 3x3 layer at
+    stride 1, goes by row taps ... and calls none of `conv.py`'s GEMMs, forward or backward". Row
+    taps need one group and a band taller than the dilation, and the input gradient is the
+    flipped conv only while C_out <= 2 C_in (the page's own `row_taps` and `flip` bullets): a
+    depthwise 3x3, a 3x3 that widens the channels more than twice, and a 3x3 at dilation 12 on
+    an 8x8 map (an ASPP branch) all call conv.py's GEMMs at stride 1 by default."""
+    if msn.get_backend() != "numpy":
+        pytest.skip("the row_taps lever is NumPy's")
+    calls = collections.Counter()
+    for name in ("_gemm_forward", "_gemm_weight_grad", "_gemm_transposed", "_col2im"):
+        real = getattr(conv_module, name)
+        monkeypatch.setattr(conv_module, name,
+                            lambda *a, _real=real, _key=name, **k: calls.update([_key]) or _real(*a, **k))
+    rng = np.random.default_rng(0)
+    for c_in, c_out, groups, dilation, size in ((8, 8, 1, 1, 16),     # the page's case: no GEMM of conv.py
+                                                (8, 8, 8, 1, 16),     # depthwise 3x3, stride 1
+                                                (4, 16, 1, 1, 16),    # C_out > 2 C_in: W^T @ g + col2im
+                                                (8, 8, 1, 12, 8)):    # dilation 12 on an 8x8 map
+        calls.clear()
+        x = msn.tensor(rng.standard_normal((2, c_in, size, size)), requires_grad=True)
+        w = msn.tensor(rng.standard_normal((c_out, c_in // groups, 3, 3)), requires_grad=True)
+        F.conv2d(x, w, padding=dilation, dilation=dilation, groups=groups).sum().backward()
+        assert bool(calls) == ((c_in, c_out, groups, dilation) != (8, 8, 1, 1)), (c_in, c_out, groups, dilation, calls)
+    sentence = _prose("docs/im2col.md").split("On NumPy the columns come from", 1)[1]
+    sentence = sentence.split("on CuPy the `window` lever builds the columns", 1)[0]
+    assert not ("every 3x3 layer at stride 1" in sentence and "none of `conv.py`'s GEMMs, forward or backward"
+                in sentence and "group" not in sentence), (
+        "im2col.md says every stride-1 3x3 layer goes by row taps and calls none of conv.py's GEMMs; a grouped or "
+        "depthwise one, one with C_out > 2 C_in (its input gradient) and one dilated past its band do")
+
+
+def test_conv_tap_runs_by_default_in_a_strided_convs_backward(monkeypatch):
+    """im2col.md:233, the comment "by default conv._tap never runs: the columns come from conv_fast":
+    the columns do, but col2im is conv.py's (`conv._col2im`, one `conv._tap` per kernel offset), and
+    a stride-2 conv's input gradient runs it by default."""
+    taps = []
+    real = conv_module._tap
+    monkeypatch.setattr(conv_module, "_tap", lambda *a: taps.append(a) or real(*a))
+    rng = np.random.default_rng(0)
+    x = msn.tensor(rng.standard_normal((1, 2, 16, 16)), requires_grad=True)
+    w = msn.tensor(rng.standard_normal((3, 2, 3, 3)))
+    with msn.no_grad():
+        F.conv2d(x, w, padding=1, stride=2)
+    assert taps == []                                     # the forward's columns: not conv._tap
+    F.conv2d(x, w, padding=1, stride=2).sum().backward()
+    assert len(taps) == 9                                 # col2im of the input gradient: 9 taps
+    page = (_REPO_DIR / "docs" / "im2col.md").read_text()
+    assert "by default conv._tap never runs" not in page, (
+        "im2col.md says conv._tap never runs by default; every default col2im (a strided conv's input "
+        "gradient) runs it")

@@ -266,3 +266,21 @@ def test_the_loops_keep_float32_as_the_fast_ops_do():
         for a in out if isinstance(out, tuple) else (out,):
             assert a.dtype == np.float32, f"reference.{name}: {a.dtype}"
     assert idx.dtype == fast_idx.numpy().dtype == np.int64
+
+
+def test_with_two_nans_in_a_window_the_loops_pick_the_one_pytorch_and_the_library_pick(torch):
+    """reference.max_pool2d_loops keeps the *first* NaN of a window ("a NaN beats every number,
+    and the first NaN stays"); PyTorch (`val > maxval || isnan(val)`) and F.max_pool2d keep the
+    *last*, so the index and the pixel that gets the gradient differ."""
+    x = np.arange(9.0).reshape(1, 1, 3, 3)
+    x[0, 0, 0, 1] = x[0, 0, 1, 2] = np.nan                      # flat 1 and flat 5
+    _, torch_idx = torch.nn.functional.max_pool2d(torch.tensor(x), 3, return_indices=True)
+    _, idx = F.max_pool2d(t(x), 3, return_indices=True)
+    mine, mine_idx = ref.max_pool2d_loops(x, 3)
+    assert idx.numpy().item() == torch_idx.item() == 5
+    assert np.isnan(mine).all()
+    assert mine_idx.item() == idx.numpy().item()
+    tx = t(x, True)
+    F.max_pool2d(tx, 3).backward(t(np.ones((1, 1, 1, 1))))
+    np.testing.assert_array_equal(ref.max_pool2d_loops_backward(np.ones((1, 1, 1, 1)), mine_idx, x.shape),
+                                  tx.grad.numpy())
