@@ -86,8 +86,9 @@ that ``benchmarks/bench_conv.py --levers`` can measure what each one buys
     plain conv of the output gradient with the kernel rotated 180 degrees
     and the in/out channels swapped, padded by ``d(k-1) - p``: im2col +
     GEMM instead of GEMM + col2im (``kh*kw`` read-modify-write passes).
-    Used when C_in <= 2 C_out of the transposed conv (otherwise the flipped
-    conv's columns are the larger buffer).
+    Used when C_in <= 2 C_out of the transposed conv: the flipped conv's
+    columns are C_in / C_out times the columns that col2im would fold, and
+    past twice their size the buffer is not worth the passes it saves.
 ``keep_columns`` (off by default: it did not pay)
     The forward pass keeps its columns for the weight gradient
     (``dW = g @ cols^T``) instead of building them again, as long as all
