@@ -65,7 +65,7 @@ area in the image is under 2048 pixels, 0.1% of an image's pixels).
 ``examples/panoptic_deeplab_shapes.py`` measures the window on 48 held-out
 ``Shapes`` images (docs/instances.md has the latest run's figures, checked
 against its record): the 3x3 window loses up to 0.03 PQ against 7x7, and 9x9
-is within 0.001 of 7x7 on most seeds (once 0.007 better); we keep the
+is within 0.001 of 7x7 on most seeds (once 0.006 better); we keep the
 paper's 7.
 """
 import math

@@ -1194,3 +1194,76 @@ def test_conv_tap_runs_by_default_in_a_strided_convs_backward(monkeypatch):
     assert "by default conv._tap never runs" not in page, (
         "im2col.md says conv._tap never runs by default; every default col2im (a strided conv's input "
         "gradient) runs it")
+
+
+# ---- index.md / fcn.md ---------------------------------------------------------------------
+def test_a_stride_32_score_map_places_a_straight_edge_on_any_pixel():
+    """index.md:101-103: "FCN-32s predicts class scores on a grid 32 times coarser than the image and
+    upsamples them in one step: no boundary can be placed more finely than that grid allows, however
+    good the scores" (and fcn.md:21-22, "Boundaries can move only in steps the coarse map can
+    express"). Bilinear upsampling reproduces a linear ramp exactly, so a 4x4 score map puts a
+    straight edge on any interior column of a 128-pixel image; what the coarse grid cannot do is bend
+    a boundary more than about once per block (thin objects, sharp corners)."""
+    size, stride = 128, 32
+    coarse_x = np.arange(size // stride)
+    for edge in range(size // 4, 3 * size // 4):                  # the first column of class 1
+        mask = np.zeros((size, size), np.int64)
+        mask[:, edge:] = 1
+        where = edge / stride - 0.5                                # the edge in coarse coordinates
+        scores = np.zeros((1, 2, size // stride, size // stride))
+        scores[0, 1] = coarse_x[None, :] - where                   # class 1 minus class 0: a ramp
+        up = F.interpolate(msn.tensor(scores), size=(size, size), mode="bilinear", align_corners=False)
+        assert (up.numpy()[0].argmax(0) == mask).all(), edge       # exact, on every column
+    assert "no boundary can be placed more finely than that grid allows" not in _prose("docs/index.md")
+    assert "Boundaries can move only in steps the coarse map can express" not in _prose("docs/fcn.md")
+
+
+# ---- deeplab.md ----------------------------------------------------------------------------
+def test_each_aspp_rate_is_its_own_3x3_conv_not_one_shared_kernel():
+    """deeplab.md:121: "The rates see objects at several scales with the same 9 weights." Each rate is
+    a separate 3x3 conv with its own weights (as in the paper, and in models/deeplab.py's ASPP): the
+    same *number* of weights (9 per channel pair) for a field of 2r + 1, not the same weights."""
+    from minisegnet.models import DeepLabV3Plus
+    model = DeepLabV3Plus(in_channels=3, num_classes=3)
+    kernels = [branch[0].weight for branch in model.aspp.atrous]
+    assert [k.shape[2:] for k in kernels] == [(3, 3)] * 3
+    assert len({id(k) for k in kernels}) == 3                                # three parameters
+    assert not np.allclose(kernels[0].numpy(), kernels[1].numpy())          # with different values
+    assert "with the same 9 weights" not in _prose("docs/deeplab.md")
+
+
+def test_the_deeplab_diagram_gives_block_13_the_dilation_it_keeps():
+    """models/deeplab.py:67, the 640 x 640 diagram: "blocks 13-15 (t6, stride 2 -> dilation 2)". At
+    output stride 16 block 13 gave up its stride and keeps dilation 1 (the docstring's own rule,
+    lines 23-27, and deeplab.md's exercise 2); only blocks 14-16 run at dilation 2."""
+    from minisegnet.models import deeplab
+    model = deeplab.DeepLabV3Plus(in_channels=3, num_classes=3)
+    dilations = [b.depthwise[0].dilation[0] for b in model.backbone.blocks]
+    assert dilations[13] == 1 and dilations[14:] == [2, 2, 2]
+    diagram = inspect.getdoc(deeplab)
+    line = next(l for l in diagram.splitlines() if l.strip().startswith("blocks 13-15"))
+    assert "dilation 2" not in line, line
+
+
+# ---- instances.md --------------------------------------------------------------------------
+def test_panoptic_modules_window_numbers_are_the_record():
+    """panoptic.py:65-69: "9x9 is within 0.001 of 7x7 on most seeds (once 0.007 better)". The record
+    says 0.0064 (seed 1), which instances.md:605-606 and its test round to 0.006; 0.007 is the
+    difference of the two rounded PQs (0.793 - 0.786)."""
+    from minisegnet import panoptic
+    runs = json.loads((_FIGURES / "panoptic_deeplab_shapes.json").read_text())["runs"]
+    best = max(r["pq_by_window"]["9"] - r["pq_by_window"]["7"] for r in runs)
+    doc = " ".join(inspect.getdoc(panoptic).split())
+    quoted = float(re.search(r"once ([\d.]+) better", doc).group(1))
+    assert quoted == round(best, 3), (quoted, best)
+
+
+def test_the_weight_map_tables_spread_is_the_population_std_of_the_record():
+    """instances.md: "mean +- std | 0.899 +- 0.030 | 0.782 +- 0.005" and "(The spread is the standard
+    deviation of the three seeds' PQs, over 3; over 2, the sample estimate, it is 0.037 and 0.006.)"."""
+    runs = json.loads((_FIGURES / "unet_weight_map_cells.json").read_text())["runs"]
+    page = _prose("docs/instances.md")
+    for kind, mean, spread, sample in (("weighted", "0.899", "0.030", "0.037"), ("plain", "0.782", "0.005", "0.006")):
+        pq = [r["pq"] for r in runs[kind]]
+        assert (f"{np.mean(pq):.3f}", f"{np.std(pq):.3f}", f"{np.std(pq, ddof=1):.3f}") == (mean, spread, sample)
+    assert "0.899 +- 0.030 | 0.782 +- 0.005" in page and "it is 0.037 and 0.006" in page

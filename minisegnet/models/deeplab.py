@@ -64,7 +64,7 @@ A 640 x 640 image, ``width_mult=0.5``, ``output_stride=16``, default channels::
     blocks 3-5     (t6, s2) -> 16 x 80                              |    stride 8
     blocks 6-9     (t6, s2) -> 32 x 40                              |    stride 16
     blocks 10-12   (t6) -> 48 x 40                                  |
-    blocks 13-15   (t6, stride 2 -> dilation 2) -> 80 x 40          |    still 16
+    blocks 13-15   (t6, 13: s2 -> s1; 14-15: d2) -> 80 x 40         |    still 16
     block 16       (t6, dilation 2) -> 160 x 40                     |
     ASPP           1x1 | 3x3 r6 | 3x3 r12 | 3x3 r18 | image pool    |
                    -> 5 x 64 x 40 -> cat 320 -> 1x1 -> 64 x 40       |

@@ -51,7 +51,8 @@ Module names follow the paper's Caffe models (``fc6``, ``score_fr``,
 
 Departures from the paper, all documented here: ``width`` scales VGG16's
 channels (``width=64, fc_channels=4096`` is VGG16's size; the default
-``width=16, fc_channels=128`` is ~1.7 M parameters and trains on a CPU);
+``width=16, fc_channels=128`` is ~1.7 M parameters with a few classes, more with
+many: the score and upsampling layers grow with ``num_classes**2``; it trains on a CPU);
 ``fc6`` is padded ("same") instead of padding the input by 100; every
 upsampling layer (also the last one, which the paper keeps fixed) is learnable;
 the ReLU convolutions start from He initialisation, since there are no
