@@ -331,7 +331,7 @@ def test_the_resume_command_names_the_runs_process_count_where_a_resume_would_ch
     monkeypatch.setattr(data_parallel.parallel, "get_num_threads", lambda: cores)
     monkeypatch.setattr(train, "evaluate", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt))
     with pytest.raises(KeyboardInterrupt):
-        train.run(dict(TINY_CONFIG, epochs=1, processes=1), out=str(tmp_path / "r"), progress=False,
+        train.run(dict(TINY_CONFIG, epochs=1, processes=1, backend="numpy"), out=str(tmp_path / "r"), progress=False,
                   log=said.append)
     assert said[-1].endswith(f"minisegnet train --resume --out {tmp_path / 'r'}{flag}"), said[-1]
 
