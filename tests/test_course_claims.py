@@ -1267,3 +1267,23 @@ def test_the_weight_map_tables_spread_is_the_population_std_of_the_record():
         pq = [r["pq"] for r in runs[kind]]
         assert (f"{np.mean(pq):.3f}", f"{np.std(pq):.3f}", f"{np.std(pq, ddof=1):.3f}") == (mean, spread, sample)
     assert "0.899 +- 0.030 | 0.782 +- 0.005" in page and "it is 0.037 and 0.006" in page
+
+
+def test_writing_into_a_relus_output_is_no_error_here_and_is_one_in_pytorch(torch):
+    """autograd.md: "ReLU and clamp keep a mask of their input, not their output, so writing into a
+    ReLU's output before its backward is no error here (the gradient is still right), where
+    PyTorch, which saves the output, refuses it"."""
+    for name in ("relu", "clamp"):
+        x = msn.tensor(np.array([-1.0, 0.5]), requires_grad=True)
+        y = x.relu() if name == "relu" else x.clamp(0, 1)
+        with msn.no_grad():
+            y += 1
+        y.sum().backward()
+        assert x.grad.numpy().tolist() == [0.0, 1.0], name
+    tx = torch.tensor([-1.0, 0.5], requires_grad=True)
+    ty = tx.relu()
+    with torch.no_grad():
+        ty += 1
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        ty.sum().backward()
+    assert "writing into a ReLU's output before its backward is no error here" in _prose("docs/autograd.md")
