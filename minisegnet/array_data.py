@@ -1,5 +1,5 @@
-"""From Python data to a tensor's array: the checks and messages ``tensor()`` applies before
-it converts (``autograd._as_array`` does the conversion, with PyTorch's dtype rules)."""
+"""From Python data to a tensor's array: ``_as_array`` converts, with PyTorch's dtype rules,
+after the checks and messages below."""
 import numpy as np
 
 from . import backend
@@ -85,3 +85,60 @@ def _device_module(data):
                 return found
         return None
     return backend.get_array_module(data) if type(data).__module__.startswith("cupy") else None
+
+
+def _as_array(data, dtype=None):
+    """Turn ``data`` into an array of the current backend (``Tensor(data)`` does, and ``tensor()``).
+
+    Python floats (and lists of them) become float32, the library default;
+    Python ints become int64; arrays keep their dtype unless ``dtype`` says
+    otherwise. This mirrors ``torch.tensor``. Lists may hold Tensors and
+    arrays of either backend (e.g. losses): items already on the GPU are
+    assembled there, as NumPy cannot read them.
+    """
+    from .autograd import Tensor        # (autograd imports this module: imported here, at the call)
+
+    if isinstance(data, Tensor):
+        data = data.data
+    if dtype is not None:
+        dtype = check_dtype(dtype, "tensor")
+    from_list = isinstance(data, (list, tuple))
+    if from_list:
+        data = listed = _unwrap_nested(data)          # (``listed``: the Python values, for the checks)
+        device = _device_module(data)
+        if device is not None:
+            data = device.asarray(_leaves_on(device, data))
+    is_array = not from_list and (isinstance(data, (np.ndarray, np.generic))
+                                  or type(data).__module__.startswith("cupy"))
+    if is_array and dtype is None:
+        check_dtype(data.dtype, "tensor")
+    if dtype is None and not is_array:
+        if type(data).__module__.startswith("cupy"):
+            probe = data                    # assembled on the GPU above
+        else:
+            probe = _probe(data)
+        if probe.dtype.kind in "uf" and _beyond_int64(listed if from_list else data, probe):
+            raise OverflowError(f"tensor: an int beyond int64's range ({-2**63} to {2**63 - 1}) in {_preview(data)}; "
+                                f"PyTorch refuses it too (NumPy would make it uint64, which int64 wraps "
+                                f"around, or float64)")
+        if probe.dtype.kind == "f":
+            dtype = np.float32
+        elif probe.dtype.kind in "iu":
+            dtype = np.int64
+        elif probe.dtype.kind != "b":
+            beyond = " (an int beyond int64's range?)" if probe.dtype == object and _has_big_int(data) else ""
+            raise TypeError(f"tensor: cannot make a tensor from data of dtype {probe.dtype} "
+                            f"({type(data).__name__}){beyond}")
+        data = probe
+    return backend.asarray(data, dtype=dtype)
+
+
+def _unwrap_nested(data):
+    """Nested lists/tuples with every Tensor replaced by its array."""
+    from .autograd import Tensor
+
+    if isinstance(data, Tensor):
+        return data.data
+    if isinstance(data, (list, tuple)):
+        return [_unwrap_nested(item) for item in data]
+    return data

@@ -28,65 +28,12 @@ import warnings
 import numpy as np
 
 from . import backend, grad_mode, saved_values
-from .array_data import _beyond_int64, _device_module, _has_big_int, _leaves_on, _preview, _probe, check_dtype
+from .array_data import _as_array, _preview
 from .grad_mode import enable_grad, inference_mode, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
 from .saved_values import _memory_owner, mark_written
 
 __all__ = ["Tensor", "Function", "tensor", "as_tensor", "no_grad", "enable_grad", "is_grad_enabled", "inference_mode",
            "set_grad_enabled"]
-
-def _as_array(data, dtype=None):
-    """Turn ``data`` into an array of the current backend.
-
-    Python floats (and lists of them) become float32, the library default;
-    Python ints become int64; arrays keep their dtype unless ``dtype`` says
-    otherwise. This mirrors ``torch.tensor``. Lists may hold Tensors and
-    arrays of either backend (e.g. losses): items already on the GPU are
-    assembled there, as NumPy cannot read them.
-    """
-    if isinstance(data, Tensor):
-        data = data.data
-    if dtype is not None:
-        dtype = check_dtype(dtype, "tensor")
-    from_list = isinstance(data, (list, tuple))
-    if from_list:
-        data = listed = _unwrap_nested(data)          # (``listed``: the Python values, for the checks)
-        device = _device_module(data)
-        if device is not None:
-            data = device.asarray(_leaves_on(device, data))
-    is_array = not from_list and (isinstance(data, (np.ndarray, np.generic))
-                                  or type(data).__module__.startswith("cupy"))
-    if is_array and dtype is None:
-        check_dtype(data.dtype, "tensor")
-    if dtype is None and not is_array:
-        if type(data).__module__.startswith("cupy"):
-            probe = data                    # assembled on the GPU above
-        else:
-            probe = _probe(data)
-        if probe.dtype.kind in "uf" and _beyond_int64(listed if from_list else data, probe):
-            raise OverflowError(f"tensor: an int beyond int64's range ({-2**63} to {2**63 - 1}) in {_preview(data)}; "
-                                f"PyTorch refuses it too (NumPy would make it uint64, which int64 wraps "
-                                f"around, or float64)")
-        if probe.dtype.kind == "f":
-            dtype = np.float32
-        elif probe.dtype.kind in "iu":
-            dtype = np.int64
-        elif probe.dtype.kind != "b":
-            beyond = " (an int beyond int64's range?)" if probe.dtype == object and _has_big_int(data) else ""
-            raise TypeError(f"tensor: cannot make a tensor from data of dtype {probe.dtype} "
-                            f"({type(data).__name__}){beyond}")
-        data = probe
-    return backend.asarray(data, dtype=dtype)
-
-
-def _unwrap_nested(data):
-    """Nested lists/tuples with every Tensor replaced by its array."""
-    if isinstance(data, Tensor):
-        return data.data
-    if isinstance(data, (list, tuple)):
-        return [_unwrap_nested(item) for item in data]
-    return data
-
 
 class Tensor:
     """An n-dimensional array with an optional gradient.

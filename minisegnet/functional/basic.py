@@ -11,7 +11,8 @@ import numbers
 import numpy as np
 
 from .. import backend, checks
-from ..autograd import Function, Tensor, check_dtype, no_grad
+from ..array_data import check_dtype
+from ..autograd import Function, Tensor, no_grad
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "abs", "clamp",
