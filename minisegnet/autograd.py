@@ -157,7 +157,8 @@ class Tensor:
         return body
 
     def numpy(self):
-        """The values as a NumPy array (copied from the GPU if needed)."""
+        """The values as a NumPy array (copied from the GPU if needed). Also of a tensor that
+        requires grad, where PyTorch asks for ``t.detach().numpy()`` (or ``numpy(force=True)``)."""
         return backend.to_numpy(self.data)
 
     def __float__(self):
@@ -327,6 +328,12 @@ class Tensor:
     def __neg__(self):
         return _basic.neg(self)
 
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return _basic.abs(self)
+
     def __matmul__(self, other):
         return _basic.matmul(self, other)
 
@@ -460,11 +467,13 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     # ---- methods mirroring torch.Tensor ----------------------------------
-    def sum(self, dim=None, keepdim=False):
-        return _basic.sum(self, dim, keepdim)
+    def sum(self, dim=None, keepdim=False, dtype=None):
+        """As ``torch.Tensor.sum``; with ``dtype`` the tensor is cast to it first."""
+        return _basic.sum(self if dtype is None else self.astype(dtype), dim, keepdim)
 
-    def mean(self, dim=None, keepdim=False):
-        return _basic.mean(self, dim, keepdim)
+    def mean(self, dim=None, keepdim=False, *, dtype=None):
+        """As ``torch.Tensor.mean``; with ``dtype`` the tensor is cast to it first."""
+        return _basic.mean(self if dtype is None else self.astype(dtype), dim, keepdim)
 
     def max(self, dim=None, keepdim=False):
         """As ``torch.Tensor.max``: the largest value (``dim=None``), or along one ``dim`` the
@@ -540,6 +549,8 @@ class Tensor:
         return self.reshape(tuple(n for a, n in enumerate(self.shape) if not (a in axis and n == 1)))
 
     def reshape(self, *shape):
+        """``x.reshape(2, -1)`` or ``x.reshape((2, -1))``; not by keyword (PyTorch also takes
+        ``shape=``), as ``view`` and ``permute`` (PyTorch's ``dims=``)."""
         return _basic.reshape(self, *shape)
 
     def view(self, *shape):

@@ -394,6 +394,11 @@ class LRScheduler:
         self.last_epoch += 1
         self.optimizer.lr = self.lr_at(self.last_epoch)
 
+    @property
+    def base_lrs(self):
+        """``[base_lr]``: PyTorch's name, one lr per parameter group (here one group)."""
+        return [self.base_lr]
+
     def get_last_lr(self):
         """The learning rate this schedule set at its last step, as a one-element list (as
         PyTorch; an lr changed by hand since is not it)."""

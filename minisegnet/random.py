@@ -30,7 +30,9 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 
 
 def manual_seed(seed):
-    """Seed parameter init, dropout and data shuffling at once."""
+    """Seed parameter init, dropout and data shuffling at once. ``seed`` is an int from 0 to
+    2**64 - 1; a negative seed, which PyTorch's ``torch.manual_seed`` takes (as its 64-bit two's
+    complement), is refused here."""
     global _generator
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or not 0 <= seed < 2**64:
         # torch.manual_seed takes up to 2**64 - 1 too (and negative seeds, refused here)

@@ -1097,3 +1097,39 @@ def test_float16_divisor_gradient_is_minus_g_times_the_quotient_over_b(torch):
     assert theirs_b.grad.item() == -20000
     np.testing.assert_array_equal(ours_b.grad.numpy(), theirs_b.grad.numpy())
     np.testing.assert_array_equal(ours_a.grad.numpy(), theirs_a.grad.numpy())
+
+
+def test_builtin_abs_and_unary_plus_work_as_on_torch_tensors(torch):
+    """``t.abs()`` and ``F.abs`` exist, but ``abs(t)`` (Python's builtin, as torch's ``__abs__``)
+    and ``+t`` were a bare TypeError: Tensor has no ``__abs__`` / ``__pos__``."""
+    x = np.array([[-1.5, 0.0, 2.0]], np.float32)
+    np.testing.assert_array_equal(abs(msn.tensor(x)).numpy(), abs(torch.tensor(x)).numpy())
+    np.testing.assert_array_equal((+msn.tensor(x)).numpy(), (+torch.tensor(x)).numpy())
+    # the gradient goes through the builtin as through the method
+    t = msn.tensor(np.array([-2.0, 3.0]), requires_grad=True)
+    abs(t).sum().backward()
+    np.testing.assert_array_equal(t.grad.numpy(), [-1.0, 1.0])
+
+
+def test_shape_methods_by_keyword_are_refused_as_their_docstring_says(torch):
+    """torch's ``t.reshape(shape=...)`` and ``t.permute(dims=...)`` take the sizes by keyword too;
+    ours take them by position only, which ``Tensor.reshape``'s docstring now says (it said nothing)."""
+    x = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    assert tuple(torch.tensor(x).reshape(shape=(6, -1)).shape) == (6, 4)
+    with pytest.raises(TypeError):
+        msn.tensor(x).reshape(shape=(6, -1))
+    with pytest.raises(TypeError):
+        msn.tensor(x).permute(dims=(2, 0, 1))
+    assert "not by keyword" in msn.Tensor.reshape.__doc__ and "dims=" in msn.Tensor.reshape.__doc__
+
+
+def test_sum_and_mean_take_torchs_dtype_keyword(torch):
+    """``torch.Tensor.sum(dim=None, keepdim=False, dtype=None)`` and ``mean(..., *, dtype=None)``
+    accumulate in ``dtype``; ours had no ``dtype`` (softmax's was added the same way)."""
+    x = np.array([[1e4, 1.0, -1e4]], np.float16)
+    s = msn.tensor(x).sum(dtype=np.float64)
+    assert s.dtype == np.float64
+    np.testing.assert_allclose(s.numpy(), torch.tensor(x).sum(dtype=torch.float64).numpy())
+    m = msn.tensor(x).mean(dim=1, dtype=np.float64)
+    assert m.dtype == np.float64
+    np.testing.assert_allclose(m.numpy(), torch.tensor(x).mean(dim=1, dtype=torch.float64).numpy())

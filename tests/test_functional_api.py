@@ -113,3 +113,25 @@ def test_softmax_dtype_and_interpolate_antialias_as_torch(torch):
             F.interpolate(img, size=2, mode=mode, antialias=True)
     with pytest.raises(TypeError, match="antialias"):
         F.interpolate(img, size=2, antialias="yes")
+
+
+def test_manual_seed_refusing_a_negative_seed_is_documented(torch):
+    """torch.manual_seed(-1) seeds (as 2**64 - 1); ours refuses it with a ValueError, which only a
+    code comment in minisegnet/random.py mentions. Either accept it as torch does, or say so."""
+    torch.manual_seed(-1)                      # accepted by the reference
+    try:
+        msn.manual_seed(-1)
+    except ValueError:
+        doc = msn.manual_seed.__doc__.lower()
+        assert "negative" in doc and "pytorch" in doc, doc
+
+
+def test_numpy_of_a_tensor_that_requires_grad_is_documented(torch):
+    """torch refuses ``t.numpy()`` when ``t`` requires grad (it wants ``t.detach().numpy()``,
+    or ``numpy(force=True)``); ours returns the array. A difference the docstring should state."""
+    with pytest.raises(RuntimeError):
+        torch.ones(2, requires_grad=True).numpy()
+    t = msn.tensor(np.ones(2, np.float32), requires_grad=True)
+    t.numpy()                                  # ours accepts it
+    doc = msn.Tensor.numpy.__doc__
+    assert "requires_grad" in doc or "requires grad" in doc, doc

@@ -651,3 +651,13 @@ def test_a_schedules_last_epoch_must_be_a_single_count(value):
     schedule = optim.StepLR(opt, step_size=2, gamma=0.1)
     with pytest.raises(ValueError, match=r"^StepLR\.load_state_dict: last_epoch must be a count"):
         schedule.load_state_dict(dict(schedule.state_dict(), last_epoch=value))
+
+
+def test_a_schedule_has_torchs_base_lrs(torch):
+    """torch's schedules keep their starting learning rates as ``base_lrs`` (a list, one per
+    group); ours keeps ``base_lr`` (one float) and has no ``base_lrs``, which no docstring says."""
+    for name, kwargs in (("StepLR", {"step_size": 2}), ("PolynomialLR", {}), ("CosineAnnealingLR", {"T_max": 3})):
+        ours = getattr(optim, name)(optim.SGD([Parameter(np.ones(2))], lr=0.1), **kwargs)
+        theirs = getattr(torch.optim.lr_scheduler, name)(
+            torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1), **kwargs)
+        assert ours.base_lrs == theirs.base_lrs == [0.1], name
