@@ -64,6 +64,9 @@ def check_dtype(dtype, op):
     if dtype.kind not in "biuf":
         raise TypeError(f"{op}: dtype {dtype} is not supported: a tensor holds booleans, integers or "
                         "floats (not complex numbers, strings or Python objects)")
+    if dtype.kind == "f" and dtype.itemsize > 8:
+        raise TypeError(f"{op}: dtype {dtype} (NumPy's long double) is not supported: floats are float16, "
+                        "float32 or float64, as PyTorch's (and CuPy's)")
     return dtype
 
 
@@ -100,6 +103,7 @@ def _as_array(data, dtype=None):
 
     if isinstance(data, Tensor):
         data = data.data
+    given = data                        # (for the messages)
     if dtype is not None:
         dtype = check_dtype(dtype, "tensor")
     from_list = isinstance(data, (list, tuple))
@@ -112,6 +116,11 @@ def _as_array(data, dtype=None):
                                   or type(data).__module__.startswith("cupy"))
     if is_array and dtype is None:
         check_dtype(data.dtype, "tensor")
+    if dtype is not None and not is_array and not type(data).__module__.startswith("cupy"):
+        # a requested cast of Python values converts as the same values in an array do (-1 to
+        # 255 in uint8, as torch.tensor([-1], dtype=torch.uint8)), where NumPy refuses a Python
+        # int out of the dtype's range
+        data = _probe(data)
     if dtype is None and not is_array:
         if type(data).__module__.startswith("cupy"):
             probe = data                    # assembled on the GPU above
@@ -130,7 +139,11 @@ def _as_array(data, dtype=None):
             raise TypeError(f"tensor: cannot make a tensor from data of dtype {probe.dtype} "
                             f"({type(data).__name__}){beyond}")
         data = probe
-    return backend.asarray(data, dtype=dtype)
+    try:
+        return backend.asarray(data, dtype=dtype)
+    except (OverflowError, ValueError) as error:       # NumPy's own words name neither tensor nor dtype
+        raise type(error)(f"tensor: cannot make a tensor of dtype {np.dtype(dtype)} from {_preview(given)} "
+                          f"({error})") from None
 
 
 def _unwrap_nested(data):

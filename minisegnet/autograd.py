@@ -369,7 +369,7 @@ class Tensor:
                                  "give a number or a tensor of exactly that shape (nothing is broadcast)")
         else:
             raise TypeError(f"x[index] = y: y must be a number, a Tensor or an array, got {_preview(value)}")
-        if _basic._category(values.dtype) > _basic._category(self.dtype):
+        if _promotion._category(values.dtype) > _promotion._category(self.dtype):
             raise RuntimeError(f"x[index] = y: y's dtype {values.dtype} cannot be written into x's dtype {self.dtype} "
                                "without truncating (PyTorch truncates silently; cast y first if that is meant)")
         index = tuple(_basic.raw(i) for i in index) if isinstance(index, tuple) else _basic.raw(index)
@@ -394,7 +394,7 @@ class Tensor:
         if result.shape != self.shape:
             raise RuntimeError(f"x {symbol}= y: the result has shape {result.shape} but x has {self.shape}; "
                                f"an in-place op cannot change x's shape")
-        if _basic._category(result.dtype) > _basic._category(self.dtype):
+        if _promotion._category(result.dtype) > _promotion._category(self.dtype):
             raise RuntimeError(f"x {symbol}= y: the result's dtype {result.dtype} cannot be cast to x's dtype "
                                f"{self.dtype} (as in PyTorch, an in-place op never casts down to a lower "
                                f"category: float to integer, integer to bool)")
@@ -806,5 +806,6 @@ class Function:
 
 # Imported last: these modules define the ops and import Tensor/Function from here.
 from .functional import basic as _basic  # noqa: E402
+from .functional import promotion as _promotion  # noqa: E402
 from .functional import indexing as _indexing  # noqa: E402
 from .functional import activation as _activation  # noqa: E402

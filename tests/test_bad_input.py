@@ -1646,3 +1646,37 @@ def test_every_curves_figure_refuses_an_empty_history_naming_itself(plot, tmp_pa
           panoptic.plot_panoptic_curves, "plot_curves": training.plot_curves}[plot]
     with pytest.raises(ValueError, match=rf"^{plot}: history is empty: nothing to plot"):
         fn([], tmp_path / "c.png")
+
+
+@pytest.mark.skipif(np.dtype(np.longdouble).itemsize <= 8, reason="long double is float64 on this platform")
+def test_a_long_double_array_is_refused_as_pytorch_refuses_it(torch):
+    """np.longdouble (float128 on Linux/x86) made a float128 tensor that every op, Module.to and
+    msn.save accepted; torch.tensor refuses it ("can't convert np.ndarray of type
+    numpy.longdouble"), and CuPy has no such dtype, so a GPU run would fail later."""
+    values = np.ones((1, 1, 4, 4), np.longdouble)
+    with pytest.raises(TypeError):
+        torch.tensor(values)                                 # the oracle refuses it
+    with pytest.raises(TypeError, match="tensor"):
+        msn.tensor(values)
+    with pytest.raises(TypeError, match="as_tensor|tensor"):
+        msn.as_tensor(values)
+    with pytest.raises(TypeError, match="astype"):
+        msn.tensor(np.ones(3, np.float32)).astype(np.longdouble)
+    with pytest.raises(TypeError, match="floating-point dtype"):
+        nn.Conv2d(1, 1, 1).to(np.longdouble)
+
+
+def test_a_requested_cast_of_a_list_converts_as_the_same_array_does(torch):
+    """The page's example casts an array, np.array([-1, 1.7]) -> [255, 1]; the same values as a
+    list ended in NumPy's own "OverflowError: Python integer -1 out of bounds for uint8", a
+    message naming neither tensor nor dtype. torch.tensor([-1], dtype=torch.uint8) is 255."""
+    assert torch.tensor([-1], dtype=torch.uint8).tolist() == [255]
+    assert msn.tensor(np.array([-1]), dtype=np.uint8).numpy().tolist() == [255]
+    assert msn.tensor([-1], dtype=np.uint8).numpy().tolist() == [255]
+
+
+def test_a_cast_that_numpy_refuses_names_tensor_and_the_dtype():
+    """msn.tensor([2**70], dtype=np.int64) raised NumPy's bare "Python int too large to convert to C
+    long", naming neither tensor nor the dtype."""
+    with pytest.raises(OverflowError, match=r"^tensor: cannot make a tensor of dtype int64 from \[1180591620717411303424\]"):
+        msn.tensor([2**70], dtype=np.int64)

@@ -1133,3 +1133,35 @@ def test_sum_and_mean_take_torchs_dtype_keyword(torch):
     m = msn.tensor(x).mean(dim=1, dtype=np.float64)
     assert m.dtype == np.float64
     np.testing.assert_allclose(m.numpy(), torch.tensor(x).mean(dim=1, dtype=torch.float64).numpy())
+
+
+WIDE_UNSIGNED = [np.uint16, np.uint32, np.uint64]
+OTHER_INTEGERS = [np.bool_, np.uint8, np.int8, np.int16, np.int32, np.int64]
+
+
+@pytest.mark.parametrize("wide", WIDE_UNSIGNED)
+@pytest.mark.parametrize("other", OTHER_INTEGERS)
+@pytest.mark.parametrize("op", [operator.add, operator.mul])
+def test_wide_unsigned_mixed_with_another_integer_dtype_is_refused_as_in_pytorch(torch, wide, other, op):
+    """PyTorch: "Promotion for uint16, uint32, uint64 types is not supported". Ours gave NumPy's
+    answer (uint32 + int32 -> int64, uint64 + int64 -> float64)."""
+    a, b = np.ones(2, wide), np.ones(2, other)
+    with pytest.raises(RuntimeError):                      # the oracle refuses the pair
+        op(torch.tensor(a), torch.tensor(b))
+    with pytest.raises(TypeError):
+        op(msn.tensor(a), msn.tensor(b))
+    with pytest.raises(TypeError):
+        F.result_type(msn.tensor(a), msn.tensor(b))
+
+
+def test_two_integer_tensors_never_add_up_to_a_float():
+    """Whatever the fix (refuse, or stay within the integer kind), an integer op must not round:
+    uint64 [2**53 + 1] + int64 [0] gave float64 9007199254740992.0."""
+    a = msn.tensor(np.array([2**53 + 1], np.uint64))
+    b = msn.tensor(np.array([0], np.int64))
+    try:
+        total = a + b
+    except TypeError:
+        return                                             # refused, as PyTorch: fine
+    assert total.dtype.kind in "iu"
+    assert int(total.numpy()[0]) == 2**53 + 1

@@ -1287,3 +1287,36 @@ def test_writing_into_a_relus_output_is_no_error_here_and_is_one_in_pytorch(torc
     with pytest.raises(RuntimeError, match="modified by an inplace operation"):
         ty.sum().backward()
     assert "writing into a ReLU's output before its backward is no error here" in _prose("docs/autograd.md")
+
+
+def test_an_empty_batch_flows_through_every_op_affine_grid_included():
+    """guarantees.md, Shapes: "**An empty batch** (`N = 0`) flows through every op and every
+    model ... and comes out as an empty batch, as in PyTorch". F.affine_grid(theta (0, 2, 3),
+    size (0, C, H, W)) is refused ("size must be (N, C, H, W), four ints >= 1"); PyTorch refuses it
+    too, so the sentence should name the exception (then this test checks it does)."""
+    prose = _prose("docs/guarantees.md")
+    assert "flows through every op and every model" in prose, "the sentence has changed: update this test"
+    theta = msn.tensor(np.zeros((0, 2, 3), np.float32))
+    try:
+        grid = F.affine_grid(theta, (0, 3, 4, 4), align_corners=False)
+    except ValueError:
+        assert "affine_grid" in prose.split("flows through every op", 1)[1].split("Batched input only")[0], \
+            "affine_grid refuses an empty batch (as PyTorch): the page must say so"
+        return
+    assert grid.shape == (0, 4, 4, 2)
+
+
+def test_a_refusal_of_what_pytorch_accepts_is_on_the_page_class_probability_targets(torch):
+    """guarantees.md: "where we refuse something PyTorch accepts, this page says so and why", and
+    "Targets follow PyTorch: `cross_entropy` and `dice_loss` take integer class labels". PyTorch's
+    cross_entropy also takes class-probability targets (float, the input's shape); ours refuses
+    them (its docstring says so, the page does not)."""
+    logits = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    probs = np.full((5, 3), 1 / 3, np.float32)
+    torch.nn.functional.cross_entropy(torch.tensor(logits), torch.tensor(probs))      # PyTorch accepts
+    with pytest.raises(TypeError):
+        F.cross_entropy(msn.tensor(logits), msn.tensor(probs))
+    prose = _prose("docs/guarantees.md")
+    targets = prose.split("Targets follow PyTorch", 1)[1].split("### Flags", 1)[0]
+    assert "probabilit" in targets.split("binary_cross_entropy_with_logits", 1)[0], \
+        "cross_entropy refuses class-probability targets that PyTorch takes: the Targets paragraph must say so"

@@ -15,7 +15,8 @@ import numpy as np
 from .. import backend, checks, parallel
 from ..autograd import Function
 from ..random import uniform
-from .basic import empty_batch, in_opmath, opmath
+from .basic import empty_batch
+from .promotion import in_opmath, opmath
 
 __all__ = ["relu", "leaky_relu", "relu6", "sigmoid", "tanh", "softmax", "log_softmax",
            "dropout", "dropout2d"]

@@ -13,6 +13,7 @@ import numpy as np
 from .. import backend, checks
 from ..array_data import check_dtype
 from ..autograd import Function, Tensor, no_grad
+from .promotion import _promote, opmath, result_type
 
 __all__ = [
     "add", "sub", "mul", "div", "pow", "neg", "matmul", "exp", "log", "sqrt", "abs", "clamp",
@@ -26,71 +27,7 @@ def raw(x):
     return x.data if isinstance(x, Tensor) else x
 
 
-# ---- type promotion ----------------------------------------------------------------
-# PyTorch's rule for the dtype of ``a + b`` (and -, *, /, **), which NumPy's differs from:
-# dtypes fall in three categories, bool < integer < floating point, and the operands in three
-# groups, tensors with dimensions, zero-dimensional tensors, and Python numbers. Each group's
-# dtype is its operands' promoted one (a Python float counts as float32, the default dtype, an
-# int as int64); a later group's dtype counts only if its category is higher. So
-# ``float32 + float64 of zero dimensions`` stays float32 and ``int64 + 0.5`` is float32, where
-# NumPy gives float64 for both.
-def opmath(dtype):
-    """The dtype PyTorch computes a sum or a mean of ``dtype`` in (its ``opmath`` type): float16
-    in float32 (float16 stops counting at 2048 and overflows past 65504), others as they are."""
-    return np.promote_types(dtype, np.float32) if np.dtype(dtype).kind == "f" else np.dtype(dtype)
-
-
-def in_opmath(fn, *tensors):
-    """``fn(*tensors)`` computed in PyTorch's opmath dtype of the first tensor's and rounded once
-    back to it: float16 goes through float32 (the casts carry the gradients both ways), as
-    PyTorch's CPU kernels compute it (in float16 a sum stops counting at 2048, and each step
-    rounds); other dtypes as they are. None entries (an absent bias) pass through."""
-    dtype = tensors[0].dtype
-    wide = opmath(dtype)
-    if wide == dtype:
-        return fn(*tensors)
-    return fn(*(None if t is None else t.astype(wide) for t in tensors)).astype(dtype)
-
-
-def _category(dtype):
-    """0 for bool, 1 for integers (signed or not), 2 for floating point."""
-    return {"b": 0, "i": 1, "u": 1, "f": 2}[dtype.kind]
-
-
-def _promote(d1, d2):
-    """The dtype of two operands of one group (``None``: no operand yet): the higher
-    category's dtype; within one category, the smallest that holds both (as NumPy)."""
-    if d1 is None or d2 is None:
-        return d1 if d2 is None else d2
-    if _category(d1) != _category(d2):
-        return d1 if _category(d1) > _category(d2) else d2
-    return np.promote_types(d1, d2)
-
-
-def _over(higher, lower):
-    """Group ``higher``'s dtype, unless group ``lower``'s is of a higher category."""
-    if higher is None or (lower is not None and _category(lower) > _category(higher)):
-        return lower
-    return higher
-
-
-def result_type(a, b):
-    """The dtype of ``a op b`` under PyTorch's type promotion, as ``torch.result_type``;
-    each of ``a``, ``b`` is a Tensor or a Python number."""
-    groups = {"dims": None, "zero": None, "number": None}
-    for name, x in (("a", a), ("b", b)):
-        if not isinstance(x, (Tensor, bool, int, float)):
-            raise TypeError(f"result_type: {name} must be a Tensor or a Python number (bool, int, float), "
-                            f"got {checks.describe(x)}")
-        if isinstance(x, Tensor):
-            key, dtype = ("dims" if x.ndim else "zero"), x.dtype
-        else:
-            key = "number"
-            dtype = np.dtype(bool if isinstance(x, bool) else np.int64 if isinstance(x, int) else np.float32)
-        groups[key] = _promote(groups[key], dtype)
-    return _over(groups["dims"], _over(groups["zero"], groups["number"]))
-
-
+# ---- operands: PyTorch's type promotion (promotion.py), broadcasting -----------------------
 def _operands(a, b, op, floating=False, promote=True):
     """Make both operands Tensors of one dtype, PyTorch's (``result_type``; float32 if
     ``floating`` and that is not floating point, as true division wants; with ``promote``
@@ -115,7 +52,8 @@ def _operands(a, b, op, floating=False, promote=True):
             return x.item()
         return Tensor(x)
     a, b = convert(a, "the first operand"), convert(b, "the second operand")
-    dtype = result_type(a, b)
+    with checks.naming(op):
+        dtype = result_type(a, b)
     if not promote:
         dtype = (a if isinstance(a, Tensor) else b).dtype
     if floating and dtype.kind != "f":
@@ -891,13 +829,14 @@ def _check_same_shapes(tensors, skip_dim, name):
                              f"shape {first} (all axes except dim={skip_dim} must match)")
 
 
-def _one_dtype(tensors):
+def _one_dtype(tensors, op):
     """The tensors cast to one dtype for ``cat`` and ``stack``: PyTorch's promotion among them
     (a float32 and an int64 tensor give float32, not NumPy's float64); each gradient goes back
     in its own tensor's dtype."""
     dtype = None
     for t in tensors:
-        dtype = _promote(dtype, t.dtype)
+        with checks.naming(op):
+            dtype = _promote(dtype, t.dtype)
     return [t if t.dtype == dtype else astype(t, dtype) for t in tensors]
 
 
@@ -910,7 +849,7 @@ def cat(tensors, dim=0):
         raise ValueError("cat: zero-dimensional tensors cannot be concatenated (use stack)")
     d = checks.dim(dim, tensors[0].ndim, "dim", "cat")
     _check_same_shapes(tensors, d, "cat")
-    return Cat(d)(*_one_dtype(tensors))
+    return Cat(d)(*_one_dtype(tensors, "cat"))
 
 
 def stack(tensors, dim=0):
@@ -920,7 +859,7 @@ def stack(tensors, dim=0):
         raise ValueError("stack needs at least one tensor")
     _check_same_shapes(tensors, None, "stack")
     d = checks.dim(dim, tensors[0].ndim + 1, "dim", "stack")
-    return Stack(d)(*_one_dtype(tensors))
+    return Stack(d)(*_one_dtype(tensors, "stack"))
 
 
 class EmptyBatch(Function):

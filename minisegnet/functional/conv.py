@@ -43,7 +43,8 @@ import numpy as np
 from .. import backend, checks, shapes
 from ..autograd import Function, is_grad_enabled
 from . import conv_fast as fast
-from .basic import empty_batch, in_opmath
+from .basic import empty_batch
+from .promotion import in_opmath
 
 __all__ = ["unfold", "fold", "conv2d", "conv_transpose2d", "set_im2col_limit", "get_im2col_limit"]
 

@@ -19,7 +19,8 @@ import numpy as np
 from .. import backend, checks
 from ..autograd import Function, Tensor
 from .activation import softmax
-from .basic import astype, in_opmath, opmath
+from .basic import astype
+from .promotion import in_opmath, opmath
 
 __all__ = ["cross_entropy", "binary_cross_entropy_with_logits", "dice_loss", "mse_loss", "l1_loss"]
 

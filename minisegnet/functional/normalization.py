@@ -18,7 +18,8 @@ function of x and each sample is treated independently of the batch.
 """
 from .. import backend, checks
 from ..autograd import Function, Tensor
-from .basic import empty_batch, opmath, raw
+from .basic import empty_batch, raw
+from .promotion import opmath
 
 __all__ = ["batch_norm"]
 

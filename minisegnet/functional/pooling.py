@@ -24,7 +24,8 @@ import numpy as np
 
 from .. import backend, checks, parallel, shapes
 from ..autograd import Function, Tensor
-from .basic import empty_batch, opmath
+from .basic import empty_batch
+from .promotion import opmath
 
 __all__ = ["max_pool2d", "avg_pool2d", "adaptive_avg_pool2d", "max_unpool2d"]
 

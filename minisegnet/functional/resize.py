@@ -45,7 +45,7 @@ import numpy as np
 
 from .. import backend, checks, shapes
 from ..autograd import Function
-from .basic import opmath
+from .promotion import opmath
 from .sampling import fused_multiply_add      # the rounding of PyTorch's FMA (sampling at any point needs it too)
 
 __all__ = ["interpolate"]

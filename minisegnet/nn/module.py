@@ -414,7 +414,7 @@ class Module:
             kind = np.dtype(dtype).kind
         except TypeError:
             kind = None
-        if kind != "f":
+        if kind != "f" or np.dtype(dtype).itemsize > 8:                 # (not NumPy's long double)
             hint = (" (the device is chosen by the backend: msn.set_backend('cupy'))"
                     if isinstance(dtype, str) and dtype.lower().startswith(("cpu", "cuda", "gpu")) else "")
             raise TypeError(f"Module.to: dtype must be a floating-point dtype such as np.float32, got "

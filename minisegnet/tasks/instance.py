@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import backend, metrics
 from ..autograd import Tensor
-from ..functional.basic import in_opmath
+from ..functional.promotion import in_opmath
 from ..functional.loss import cross_entropy_of_checked_labels
 from ..instances import _check_ids, _renumber, _unet_weight_map, instances_from_semantic
 from ..metrics.panoptic import check_categories

@@ -37,7 +37,7 @@ import numpy as np
 from .. import backend, metrics, panoptic
 from ..autograd import Tensor
 from ..functional import l1_loss, mse_loss
-from ..functional.basic import in_opmath
+from ..functional.promotion import in_opmath
 from ..functional.loss import cross_entropy_of_checked_labels
 from .instance import _check_labels, is_thing, object_ids, scored_truth, thing_and_stuff_classes
 from .semantic import ConfusionScores, keep_dataset_info, loss_ignore_index
