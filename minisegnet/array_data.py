@@ -130,7 +130,10 @@ def _as_array(data, dtype=None):
             raise OverflowError(f"tensor: an int beyond int64's range ({-2**63} to {2**63 - 1}) in {_preview(data)}; "
                                 f"PyTorch refuses it too (NumPy would make it uint64, which int64 wraps "
                                 f"around, or float64)")
-        if probe.dtype.kind == "f":
+        typed = _typed_leaves_dtype(listed) if from_list else None
+        if typed is not None:
+            dtype = typed
+        elif probe.dtype.kind == "f":
             dtype = np.float32
         elif probe.dtype.kind in "iu":
             dtype = np.int64
@@ -144,6 +147,39 @@ def _as_array(data, dtype=None):
     except (OverflowError, ValueError) as error:       # NumPy's own words name neither tensor nor dtype
         raise type(error)(f"tensor: cannot make a tensor of dtype {np.dtype(dtype)} from {_preview(given)} "
                           f"({error})") from None
+
+
+def _typed_leaves_dtype(listed):
+    """The dtype of a list holding NumPy scalars or arrays (Tensors' arrays), as ``torch.tensor``
+    gives it: each such leaf keeps its dtype, a Python float counts as float32, an int as int64
+    (``[np.float64(1.5), 2.0]`` is float64, ``[np.float16(1), 2.0]`` float32), all promoted by
+    PyTorch's rule. None for a list of Python numbers only (then the float32 / int64 default)."""
+    from .functional.promotion import _promote      # (functional imports autograd, which imports this module)
+
+    dtypes, typed = [], False
+
+    def walk(item):
+        nonlocal typed
+        if isinstance(item, (list, tuple)):
+            for inner in item:
+                walk(inner)
+        elif hasattr(item, "dtype"):
+            typed = True
+            dtypes.append(np.dtype(item.dtype))
+        elif isinstance(item, (bool, np.bool_)):
+            dtypes.append(np.dtype(bool))
+        elif isinstance(item, int):
+            dtypes.append(np.dtype(np.int64))
+        elif isinstance(item, float):
+            dtypes.append(np.dtype(np.float32))
+
+    walk(listed)
+    if not typed:
+        return None
+    dtype = None
+    for d in dtypes:
+        dtype = _promote(dtype, d)
+    return check_dtype(dtype, "tensor")
 
 
 def _unwrap_nested(data):

@@ -369,12 +369,18 @@ class Tensor:
                                  "give a number or a tensor of exactly that shape (nothing is broadcast)")
         else:
             raise TypeError(f"x[index] = y: y must be a number, a Tensor or an array, got {_preview(value)}")
+        if values.dtype.kind not in "biuf":
+            raise TypeError(f"x[index] = y: y must hold numbers (bool, integer or floating point), got dtype "
+                            f"{values.dtype}")
         if _promotion._category(values.dtype) > _promotion._category(self.dtype):
             raise RuntimeError(f"x[index] = y: y's dtype {values.dtype} cannot be written into x's dtype {self.dtype} "
                                "without truncating (PyTorch truncates silently; cast y first if that is meant)")
-        index = tuple(_basic.raw(i) for i in index) if isinstance(index, tuple) else _basic.raw(index)
+        *first, last = _indexing.torch_steps(_indexing.normalize_index(self, index), self.ndim)
+        written = self.data
+        for step in first:                               # PyTorch's order of the index's parts: basic first
+            written = written[step]                      # (a view)
         # a number travels as it is (on a GPU, a kernel argument: no copy to the device)
-        self.data[index] = value if number else backend.get_array_module(self.data).asarray(values)
+        written[last] = value if number else backend.get_array_module(self.data).asarray(values)
         mark_written(self)
 
     def _in_place(self, other, op, symbol):
@@ -468,8 +474,10 @@ class Tensor:
 
     # ---- methods mirroring torch.Tensor ----------------------------------
     def sum(self, dim=None, keepdim=False, dtype=None):
-        """As ``torch.Tensor.sum``; with ``dtype`` the tensor is cast to it first."""
-        return _basic.sum(self if dtype is None else self.astype(dtype), dim, keepdim)
+        """As ``torch.Tensor.sum``; with ``dtype`` the tensor is cast to it first (and an integer
+        sum, added up in int64, is given in that dtype: wrapped, as PyTorch's)."""
+        total = _basic.sum(self if dtype is None else self.astype(dtype), dim, keepdim)
+        return total if dtype is None or total.dtype == dtype else total.astype(dtype)
 
     def mean(self, dim=None, keepdim=False, *, dtype=None):
         """As ``torch.Tensor.mean``; with ``dtype`` the tensor is cast to it first."""

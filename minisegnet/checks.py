@@ -194,8 +194,8 @@ def fits(value, dtype, name, op):
     """The number ``value`` must be representable in the ``dtype`` it will be computed in, or it is
     an OverflowError, as PyTorch's "value cannot be converted to type ... without overflow": in a
     floating-point dtype, a finite number that would become ``inf`` (1e300 in float32); in an
-    integer dtype, NaN, an infinity, or a number whose integer part (a float is truncated toward
-    zero there, 1.5 -> 1, as in PyTorch) lies outside the dtype's range (NumPy would wrap it
+    integer dtype, NaN, an infinity, or a number outside the dtype's range (a float within it is
+    truncated toward zero there, 1.5 -> 1, as in PyTorch; -0.5 is outside uint8's, as there) (NumPy would wrap it
     around or make it the smallest integer). Bool and other dtypes pass. Returns ``value``."""
     dtype = np.dtype(dtype)
     if dtype.kind == "f" and abs(value) != float("inf") and abs(value) > float(np.finfo(dtype).max):
@@ -204,7 +204,7 @@ def fits(value, dtype, name, op):
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         if not (isinstance(value, numbers.Integral) or abs(value) != float("inf") and value == value) \
-                or not info.min <= int(value) <= info.max:
+                or not info.min <= value <= info.max:        # (-0.5 is out of uint8's range: PyTorch's rule)
             raise OverflowError(f"{op}: {name}={value!r} cannot be converted to {dtype}, the dtype it is "
                                 f"computed in, without overflow ({info.min} to {info.max})")
     return value

@@ -1223,3 +1223,47 @@ def test_no_grad_in_another_thread_leaves_this_threads_graph_alone(torch):
             other.join(10)
     assert results["torch"] == (True, True)
     assert results["minisegnet"] == results["torch"]
+
+
+def test_setitem_with_an_int_beside_an_advanced_index_writes_where_torch_writes(torch):
+    """x[0, :, [0, 1]] is x[0][:, [0, 1]] in PyTorch, of shape (2, 2) here whichever rule: NumPy's rule
+    (the int counted as an advanced index, the advanced axes first) wrote y transposed, without a word."""
+    y = np.array([[1.0, 2.0], [3.0, 4.0]])
+    x, tx = msn.tensor(np.zeros((2, 2, 2))), torch.zeros((2, 2, 2), dtype=torch.float64)
+    x[0, :, [0, 1]] = y
+    tx[0, :, torch.tensor([0, 1])] = torch.tensor(y)
+    np.testing.assert_array_equal(x.numpy(), tx.numpy())      # torch [[1, 2], [3, 4]] in x[0]; old [[1, 3], [2, 4]]
+
+
+@pytest.mark.parametrize("value", [1j, np.array([1j, 2j]), np.array(["a", "b"])])
+def test_setitem_of_a_value_that_is_not_a_number_type_is_a_clear_error(value):
+    """x[:] = a complex or string value: a TypeError naming y (as msn.tensor refuses such data), not the
+    bare KeyError: 'c' of promotion._category."""
+    x = msn.tensor(np.zeros(2))
+    with pytest.raises((TypeError, ValueError, RuntimeError), match=r"x\[index\] = y"):
+        x[:] = value
+    assert x.numpy().tolist() == [0.0, 0.0]
+
+
+@pytest.mark.parametrize("make", [
+    lambda t: [np.float64(1.5), 2.0],
+    lambda t: [np.uint8(3), np.uint8(4)],
+    lambda t: [[np.float16(1.0)]],
+    lambda t: [np.int32(3), 4],
+])
+def test_a_list_of_numpy_scalars_keeps_their_dtype_as_torch_tensor(torch, make):
+    """torch.tensor([np.float64(1.5), 2.0]) is float64 (a NumPy scalar keeps its dtype, as
+    an array does); ours made every list float32 or int64, as if of Python numbers."""
+    ours, theirs = msn.tensor(make(None)), torch.tensor(make(None))
+    assert str(theirs.dtype) == f"torch.{ours.dtype}"
+
+
+def test_a_list_of_zero_dim_float64_tensors_stays_float64(torch):
+    """msn.tensor([loss_a, loss_b]) of float64 values (a float64 model's losses) rounded them to
+    float32; torch.tensor of 0-d float64 tensors is float64."""
+    values = [1.0 + 1e-12, 2.0]
+    theirs = torch.tensor([torch.tensor(v, dtype=torch.float64) for v in values])
+    ours = msn.tensor([msn.tensor(np.array(v)) for v in values])
+    assert theirs.dtype == torch.float64
+    assert ours.dtype == np.float64
+    assert ours.numpy().tolist() == theirs.numpy().tolist()

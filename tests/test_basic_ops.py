@@ -733,7 +733,7 @@ def test_device_index_positions_are_checked_for_unsigned_arrays_and_after_a_bool
         x = msn.tensor(xp.arange(30.0).reshape(2, 3, 5))
         on = msn.backend.get_array_module(x.data)         # (a NumPy session makes x a host tensor)
         with pytest.raises(IndexError, match=r"does not fit a tensor of shape \(2, 3, 5\)"):
-            x[on.asarray([5], dtype=np.uint8)]
+            x[on.asarray([5], dtype=np.uint16)]           # (a uint8 index is refused: a mask to PyTorch)
         mask = on.asarray([[True, False, True], [False, True, False]])
         assert x[mask, on.asarray([4, 4, 4])].numpy().tolist() == [4.0, 14.0, 24.0]
 
@@ -1165,3 +1165,164 @@ def test_two_integer_tensors_never_add_up_to_a_float():
         return                                             # refused, as PyTorch: fine
     assert total.dtype.kind in "iu"
     assert int(total.numpy()[0]) == 2**53 + 1
+
+
+@pytest.mark.parametrize("shape, index", [
+    ((2, 3, 4), (0, slice(None), [1, 2])),
+    ((2, 3, 4), (0, None, [1, 2])),
+    ((2, 3, 4), (None, 0, slice(None), [1, 2])),
+    ((2, 3, 4), (0, Ellipsis, [1, 2])),
+    ((2, 3, 4), (1, slice(None), np.array([[0, 1], [2, 3]]))),
+    ((2, 3, 4, 2), (slice(None), 0, slice(None), [0, 1])),
+    ((2, 3, 4), (0, slice(None), np.array([True, False, True, True]))),
+    ((2, 3, 3), (0, slice(None), [0, 1, 2])),       # the same shape either way: only the values differ
+])
+def test_an_int_beside_advanced_indices_puts_their_axes_where_torch_does(torch, shape, index):
+    x_np = np.random.default_rng(0).standard_normal(shape)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    y = x[index]
+    ty = tx[tuple(torch.tensor(p) if isinstance(p, (list, np.ndarray)) else p for p in index)]
+    assert_close(y, ty)
+    g = np.random.default_rng(1).standard_normal(tuple(ty.shape))
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad)
+
+
+def test_an_ellipsis_of_no_axes_between_advanced_indices_keeps_them_adjacent_as_torch(torch):
+    x_np = np.arange(6.0).reshape(2, 3)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    y, ty = x[None, [0, 1], ..., [0, 2]], tx[None, torch.tensor([0, 1]), ..., torch.tensor([0, 2])]
+    assert_close(y, ty)                             # torch (1, 2); the old code (2, 1)
+
+
+def test_a_zero_dim_integer_tensor_index_is_an_int_a_view_as_in_torch(torch):
+    """PyTorch reads a 0-d integer tensor index as an int: a view, and its place among advanced indices
+    is an int's."""
+    x_np = np.arange(24.0).reshape(2, 3, 4)
+    x, tx = msn.tensor(x_np.copy()), torch.tensor(x_np.copy())
+    y, ty = x[msn.tensor(np.array(1))], tx[torch.tensor(1)]
+    y[0, 0] = -1.0
+    ty[0, 0] = -1.0
+    assert tx[1, 0, 0].item() == -1.0
+    assert x.numpy()[1, 0, 0] == -1.0               # the write through the view reaches x (a copy before)
+    assert_close(x[msn.tensor(np.array(1)), :, [0, 1]], tx[torch.tensor(1), :, torch.tensor([0, 1])])
+
+
+def test_a_uint8_index_is_not_read_as_positions(torch):
+    """PyTorch 2.13 reads a uint8 index as a boolean mask (with a deprecation warning); positions would
+    give other values without a word. A mask's result, or a refusal, but not x[[1, 0]]."""
+    x_np = np.arange(6.0).reshape(3, 2)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    index = np.array([1, 0, 1], np.uint8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ty = tx[torch.tensor(index)]
+    try:
+        y = x[index]
+    except (TypeError, IndexError):
+        return                                      # refused: fine
+    assert_close(y, ty)                             # torch [[0, 1], [4, 5]]; the old code [[2, 3], [0, 1], [2, 3]]
+
+
+def test_a_list_index_changed_after_the_forward_pass_does_not_move_the_gradient(torch):
+    """torch turns a list index into a tensor when it indexes; GetItem kept the caller's list, and its
+    backward read it again."""
+    x_np = np.arange(12.0).reshape(4, 3)
+    x, tx = t64(x_np), as_torch(torch, x_np)
+    index = [0, 1]
+    y, ty = x[index], tx[index]
+    index[0] = 3
+    y.sum().backward()
+    ty.sum().backward()
+    assert_close(x.grad, tx.grad)                   # rows 0 and 1; the old code gave rows 1 and 3
+
+
+@pytest.mark.parametrize("index", [
+    (0, slice(None), slice(None), [1, 2]),          # an int and a list separated by slices
+    (1, slice(None), [0, 1]),
+    (slice(None), 0, slice(None), [1, 2]),
+    (0, slice(None), np.array([True, False, True, True])),   # an int and a boolean mask, slice between
+])
+def test_an_int_beside_an_advanced_index_selects_first_as_pytorch(torch, index):
+    """PyTorch applies an int index as a plain selection before the advanced (list, array,
+    mask) parts, so x[0, :, [1, 2]] of a (2, 3, 4) tensor has shape (3, 2). NumPy counts the int as
+    an advanced index too, and two advanced indices separated by a slice put the broadcast axis
+    first: (2, 3), the values transposed."""
+    shape = (2, 3, 4, 4) if len(index) == 4 else (2, 3, 4)
+    a = np.arange(np.prod(shape), dtype=np.float64).reshape(shape)
+    torch_index = tuple(torch.tensor(i) if isinstance(i, np.ndarray) else i for i in index)
+    theirs = torch.tensor(a)[torch_index]
+    x = msn.tensor(a, requires_grad=True)
+    ours = x[index]
+    assert ours.shape == tuple(theirs.shape)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+    g = np.arange(ours.size, dtype=np.float64).reshape(ours.shape)
+    ours.backward(g)
+    t = torch.tensor(a, requires_grad=True)
+    t[torch_index].backward(torch.tensor(g))
+    np.testing.assert_array_equal(x.grad.numpy(), t.grad.numpy())
+
+
+def test_an_int_beside_an_advanced_index_writes_as_pytorch(torch):
+    """x[0, :, [1, 2]] = y takes y of PyTorch's shape (3, 2), not NumPy's (2, 3)."""
+    values = np.arange(6.0).reshape(3, 2)
+    theirs = torch.zeros(2, 3, 4, dtype=torch.float64)
+    theirs[0, :, [1, 2]] = torch.tensor(values)
+    ours = msn.tensor(np.zeros((2, 3, 4)))
+    ours[0, :, [1, 2]] = msn.tensor(values)
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_a_uint8_index_tensor_is_not_read_as_positions(torch):
+    """PyTorch reads a uint8 index tensor as a boolean mask (deprecated, with a warning): x[[1, 0, 1]
+    as uint8] is [1, 9]. Read as positions it silently gives [5, 1, 5]; either follow PyTorch or
+    refuse it (naming the cast: .bool() or .long())."""
+    values = np.array([1, 5, 9])
+    index = np.array([1, 0, 1], np.uint8)
+    with pytest.warns(UserWarning):
+        theirs = torch.tensor(values)[torch.tensor(index)]
+    for passed in (msn.tensor(index), index):
+        try:
+            ours = msn.tensor(values)[passed]
+        except (TypeError, IndexError, ValueError):
+            continue                                    # a refusal is fine
+        assert ours.numpy().tolist() == theirs.numpy().tolist() == [1, 9]
+
+
+@pytest.mark.parametrize("dtype, torch_dtype", [(np.int8, "int8"), (np.int16, "int16"), (np.int32, "int32"),
+                                                (np.uint8, "uint8"), (np.bool_, "bool")])
+@pytest.mark.parametrize("dim", [None, 1])
+def test_sum_with_a_dtype_returns_that_dtype_as_pytorch(torch, dtype, torch_dtype, dim):
+    """torch's x.sum(dtype=torch.int8) is int8 (it wraps: 100 + 100 is -56); ours is int64,
+    as the cast-then-sum gives integer sums int64."""
+    a = np.array([[100, 100, -7], [3, 120, 90]])
+    theirs = torch.tensor(a).sum(dtype=getattr(torch, torch_dtype)) if dim is None else \
+        torch.tensor(a).sum(dim, dtype=getattr(torch, torch_dtype))
+    ours = msn.tensor(a).sum(dim, dtype=dtype)
+    assert ours.dtype == np.dtype(dtype) and str(theirs.dtype) == f"torch.{torch_dtype}"
+    np.testing.assert_array_equal(ours.numpy(), theirs.numpy())
+
+
+def test_a_bool_tensor_to_a_negative_number_power_is_refused_as_pytorch(torch):
+    """PyTorch: 'Integers to negative integer powers are not allowed.' for a bool tensor too (it
+    computes in int64); ours returned int64 [1, 0]."""
+    with pytest.raises(RuntimeError, match="negative integer powers"):
+        torch.tensor([True, False]) ** -1
+    with pytest.raises(ValueError, match="pow: an integer tensor to the negative integer power -1"):
+        msn.tensor(np.array([True, False])) ** -1
+
+
+@pytest.mark.parametrize("wide", [np.uint16, np.uint32, np.uint64])
+def test_a_bool_tensor_with_a_zero_dim_wide_unsigned_one_is_refused_as_pytorch(torch, wide):
+    """The zero-dimensional operand's category (integer) is higher than the bool tensor's, so
+    PyTorch promotes bool with uint16 and refuses ("Promotion for uint16, uint32, uint64 types is
+    not supported"); result_type's _over took the 0-d dtype without _promote's check: uint16."""
+    mask, scalar = np.array([True, False]), np.array(1, wide)
+    for a, b in ((mask, scalar), (scalar, mask)):
+        with pytest.raises(RuntimeError, match="Promotion for uint16, uint32, uint64"):
+            torch.result_type(torch.tensor(a), torch.tensor(b))
+        with pytest.raises(TypeError, match="do not promote"):
+            msn.functional.result_type(msn.tensor(a), msn.tensor(b))
+        with pytest.raises(TypeError, match="do not promote"):
+            msn.tensor(a) + msn.tensor(b)

@@ -270,3 +270,24 @@ def test_a_gradient_from_the_other_backend_is_moved_to_the_tensors(cupy):
         (y * 2).backward(make(2))
         assert msn.backend.get_array_module(y.grad.data) is not np
         assert y.grad.numpy().tolist() == [2.0, 2.0]
+
+
+@pytest.mark.parametrize("shape, index, expected", [
+    ((4, 2), (True, [3]), [[6.0, 7.0]]),          # in range: read, not refused as "out of bounds for axis 1"
+    ((3, 2), (False, [2]), []),                     # an empty result, not an IndexError
+    ((2, 5), (True, [4]), IndexError),              # out of range for axis 0: an error, not row 4 % 2 = 0
+])
+def test_the_device_range_check_counts_no_axis_for_a_bool_index(cupy, shape, index, expected):
+    """A bool scalar takes no axis of x (NumPy and PyTorch add one of length 1 or 0); the check counted
+    it as one, so on the device a position was checked against the next axis: a spurious IndexError,
+    or an out-of-range position that CuPy wrapped around and read (and x[index] = y wrote)."""
+    for to in ("numpy", "cupy"):
+        x = msn.tensor(np.arange(float(np.prod(shape))).reshape(shape)).to_backend(to)
+        if expected is IndexError:
+            with pytest.raises(IndexError, match=r"getitem: tensor index .* does not fit a tensor of shape"):
+                x[index]
+            with pytest.raises(IndexError, match="is out of bounds for axis"):
+                x[index] = -1.0
+            assert (x.numpy() >= 0).all()           # nothing written
+        else:
+            assert x[index].numpy().tolist() == expected

@@ -198,3 +198,33 @@ def test_center_crop_matches_torch_slicing_values_and_gradient(torch, lead, H, W
     y.backward(g)
     ty.backward(torch.tensor(g))
     assert_close(x.grad, tx.grad)
+
+
+@pytest.mark.parametrize("dtype, value", [(np.uint8, -0.5), (np.uint8, 255.5), (np.int8, 127.5),
+                                          (np.int8, -128.9)])
+def test_a_fractional_fill_just_outside_an_integer_range_is_refused_as_pytorch(torch, dtype, value):
+    """PyTorch compares the number itself with the dtype's range ("value cannot be converted to
+    type uint8_t without overflow" for -0.5 and 255.5); checks.fits compared its integer part
+    (int(-0.5) = 0 fits), so we padded 0 or 255 where guarantees.md says we refuse as PyTorch."""
+    x = np.ones((1, 2), dtype)
+    with pytest.raises(RuntimeError, match="without overflow"):
+        torch.nn.functional.pad(torch.tensor(x), (1, 1), value=value)
+    with pytest.raises(OverflowError, match="pad: value="):
+        F.pad(msn.tensor(x), (1, 1), value=value)
+
+
+def test_a_fractional_fill_inside_an_integer_range_is_truncated_as_pytorch(torch):
+    x = np.ones((1, 2), np.uint8)
+    theirs = torch.nn.functional.pad(torch.tensor(x), (1, 1), value=0.99).numpy()
+    np.testing.assert_array_equal(F.pad(msn.tensor(x), (1, 1), value=0.99).numpy(), theirs)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+def test_reflect_and_replicate_padding_of_a_bool_tensor_is_refused_as_pytorch(torch, mode):
+    """PyTorch: '"reflection_pad2d" not implemented for 'Bool'' (and replication_pad2d); ours padded
+    the mask. Either refuse it, or document the acceptance in pad's docstring."""
+    x = np.zeros((1, 1, 3, 3), bool)
+    with pytest.raises(NotImplementedError):
+        torch.nn.functional.pad(torch.tensor(x), (1, 1, 1, 1), mode=mode)
+    with pytest.raises(TypeError, match="pad"):
+        F.pad(msn.tensor(x), (1, 1, 1, 1), mode=mode)

@@ -300,7 +300,7 @@ def pow(a, b):
     # PyTorch refuses a bool base raised to a bool tensor, but computes a bool tensor ** True
     if _is_bool(a) and _is_bool(b) and not isinstance(b, bool):
         raise TypeError("pow: not defined for a bool tensor exponent of a bool base (as in PyTorch); cast one first")
-    if isinstance(a, Tensor) and a.dtype.kind in "iu" and isinstance(b, numbers.Integral) and b < 0:
+    if isinstance(a, Tensor) and a.dtype.kind in "biu" and isinstance(b, numbers.Integral) and b < 0:
         raise ValueError(f"pow: an integer tensor to the negative integer power {b} (as in PyTorch, refused: "
                          f"cast the tensor to float first, x.float() ** {b})")
     return Pow()(*_operands(a, b, "pow"))

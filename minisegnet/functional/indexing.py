@@ -14,7 +14,7 @@ from .. import backend, checks
 from ..autograd import Function
 from .basic import raw
 
-__all__ = ["getitem"]
+__all__ = ["getitem", "normalize_index", "torch_steps"]
 
 
 def _is_basic_index(index):
@@ -64,6 +64,10 @@ def _check_index_part(part, index):
                                  f"with a reversed array of positions)")
             return
     elif hasattr(part, "dtype") and hasattr(part, "shape"):
+        if part.dtype == np.uint8:
+            raise TypeError(f"getitem: tensor index {checks.describe(index)}: a uint8 index is a mask to "
+                            "PyTorch (deprecated) and positions to NumPy; cast it, .bool() for a mask or "
+                            ".long() for positions")
         if part.dtype.kind in "iub":
             return
     elif isinstance(part, list):
@@ -81,7 +85,7 @@ def _check_positions_in_range(shape, index):
     parts = [np.asarray(p) if isinstance(p, list) else p for p in (index if isinstance(index, tuple) else (index,))]
 
     def axes_taken(part):              # how many axes of x an index part walks over
-        if part is None or part is Ellipsis:
+        if part is None or part is Ellipsis or isinstance(part, (bool, np.bool_)):
             return 0
         return part.ndim if getattr(part, "dtype", None) == np.bool_ else 1
 
@@ -99,18 +103,78 @@ def _check_positions_in_range(shape, index):
         axis += axes_taken(part)
 
 
+def _is_advanced(part):
+    """An integer or boolean array (or list) part: NumPy's and PyTorch's advanced indexing."""
+    return isinstance(part, (list, bool, np.bool_)) or (hasattr(part, "dtype") and hasattr(part, "shape"))
+
+
+def torch_steps(index, ndim):
+    """``index`` as PyTorch reads it, as NumPy indexing steps (one, or two applied one after the other).
+
+    PyTorch applies the ints (selecting), slices, ``None`` and ``...`` first and only then the
+    integer and boolean tensors, whose axes go where they stand when they are adjacent in what
+    is left, else first. NumPy instead counts an int as one more advanced index beside an array
+    (``x[0, :, [1, 2]]`` of shape (2, 3, 4): NumPy (2, 3), PyTorch (3, 2)), and an empty ``...``
+    as a separation. So where an array meets an int, ``None`` or ``...``, the basic parts are
+    applied first (a view) and the arrays second, against explicit slices."""
+    parts = list(index) if isinstance(index, tuple) else [index]
+    if not builtins.any(_is_advanced(p) for p in parts) or \
+            not builtins.any(p is None or p is Ellipsis or checks.is_int(p) for p in parts):
+        return [index]
+
+    def axes_taken(part):
+        if part is None or part is Ellipsis or isinstance(part, (bool, np.bool_)):
+            return 0
+        return np.ndim(part) if getattr(part, "dtype", None) == np.bool_ or \
+            (isinstance(part, list) and part and isinstance(part[0], (bool, np.bool_))) else 1
+
+    basic, advanced = [], []
+    for part in parts:
+        if part is Ellipsis:
+            left = ndim - builtins.sum(axes_taken(p) for p in parts if not (p is None or checks.is_int(p))) \
+                - builtins.sum(1 for p in parts if checks.is_int(p))
+            basic.append(Ellipsis)
+            advanced += [slice(None)] * left
+        elif _is_advanced(part):
+            basic += [slice(None)] * axes_taken(part)
+            advanced.append(part)
+        elif checks.is_int(part):
+            basic.append(part)                   # selected: no axis left for the second step
+        else:                                    # a slice, or None (a new axis of one)
+            basic.append(part)
+            advanced.append(slice(None))
+    return [tuple(basic), tuple(advanced)]
+
+
+def normalize_index(x, index):
+    """``index`` with Tensors as their arrays, a 0-d integer tensor as an int (PyTorch's select:
+    a view) and a list as an array of the positions it holds now (a later change to the list
+    is not seen by the backward pass); every part checked."""
+    xp = backend.get_array_module(x.data)
+    parts = [raw(i) for i in (index if isinstance(index, tuple) else (index,))]
+    for i, part in enumerate(parts):
+        if hasattr(part, "dtype") and hasattr(part, "shape") and part.ndim == 0 and part.dtype.kind in "iu":
+            parts[i] = int(part)
+        elif isinstance(part, list):
+            _check_index_part(part, index)
+            parts[i] = xp.asarray(part)
+    index = tuple(parts) if isinstance(index, tuple) else parts[0]
+    for part in parts:
+        _check_index_part(part, index)
+    return index
+
+
 def getitem(x, index):
     checks.tensor(x, "input", "getitem")
-    if isinstance(index, tuple):
-        index = tuple(raw(i) for i in index)
-    else:
-        index = raw(index)
-    for part in index if isinstance(index, tuple) else (index,):
-        _check_index_part(part, index)
+    xp = backend.get_array_module(x.data)
+    index = normalize_index(x, index)
     try:
-        if backend.get_array_module(x.data) is not np:
-            _check_positions_in_range(x.shape, index)
-        return GetItem(index)(x)
+        out = x
+        for step in torch_steps(index, x.ndim):
+            if xp is not np:
+                _check_positions_in_range(out.shape, step)
+            out = GetItem(step)(out)
+        return out
     except IndexError as error:      # out of range, too many indices, boolean mask of another shape
         raise IndexError(f"getitem: tensor index {checks.describe(index)} does not fit a tensor of shape "
                          f"{x.shape}: {error}") from None

@@ -24,6 +24,8 @@ strips are summed onto the edge pixel.
 """
 import numbers
 
+import numpy as np
+
 from .. import backend, checks, shapes
 from ..autograd import Function
 from .indexing import getitem
@@ -152,6 +154,9 @@ def pad(input, pad, mode="constant", value=None):
         if mode == "replicate" and n == 0 and a + b > 0:
             raise ValueError(f"pad: replicate padding needs a non-empty axis {input.ndim + axis}, "
                              f"input has shape {input.shape}")
+    if mode != "constant" and input.dtype == np.bool_:
+        raise TypeError(f"pad: mode={mode!r} of a bool tensor is refused, as PyTorch refuses it (its reflect "
+                        "and replicate kernels take numbers); mode='constant' pads bools")
     if mode != "constant" and input.ndim >= 3 and 0 in input.shape[1:]:
         raise ValueError(f"pad: mode={mode!r} needs every axis but the batch non-empty (as PyTorch), got shape "
                          f"{input.shape}")

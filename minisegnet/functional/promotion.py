@@ -64,8 +64,11 @@ def _promote(d1, d2):
 
 
 def _over(higher, lower):
-    """Group ``higher``'s dtype, unless group ``lower``'s is of a higher category."""
+    """Group ``higher``'s dtype, unless group ``lower``'s is of a higher category (then the two
+    meet as ``_promote``'s do: a bool tensor with a 0-d uint16 one is refused, as PyTorch)."""
     if higher is None or (lower is not None and _category(lower) > _category(higher)):
+        if higher is not None:
+            _promote(higher, lower)
         return lower
     return higher
 
