@@ -290,7 +290,8 @@ def _cpu_jiffies():
     with open("/proc/stat") as f:
         for line in f:
             name, *values = line.split() or [""]
-            if name != "cpu" if wanted is None else name not in wanted:
+            counted = name == "cpu" if wanted is None else name in wanted
+            if not counted:
                 continue
             fields = [int(v) for v in values]
             user, nice, system, idle, iowait, irq, softirq = fields[:7]

@@ -104,8 +104,9 @@ def _check_positions_in_range(shape, index):
 
 
 def _is_advanced(part):
-    """An integer or boolean array (or list) part: NumPy's and PyTorch's advanced indexing."""
-    return isinstance(part, (list, bool, np.bool_)) or (hasattr(part, "dtype") and hasattr(part, "shape"))
+    """An integer or boolean array part (``normalize_index`` made lists arrays), or a bool:
+    NumPy's and PyTorch's advanced indexing."""
+    return isinstance(part, (bool, np.bool_)) or (hasattr(part, "dtype") and hasattr(part, "shape"))
 
 
 def torch_steps(index, ndim):
@@ -122,19 +123,16 @@ def torch_steps(index, ndim):
             not builtins.any(p is None or p is Ellipsis or checks.is_int(p) for p in parts):
         return [index]
 
-    def axes_taken(part):
+    def axes_taken(part):                 # how many of x's axes a part walks over
         if part is None or part is Ellipsis or isinstance(part, (bool, np.bool_)):
             return 0
-        return np.ndim(part) if getattr(part, "dtype", None) == np.bool_ or \
-            (isinstance(part, list) and part and isinstance(part[0], (bool, np.bool_))) else 1
+        return part.ndim if getattr(part, "dtype", None) == np.bool_ else 1
 
     basic, advanced = [], []
     for part in parts:
-        if part is Ellipsis:
-            left = ndim - builtins.sum(axes_taken(p) for p in parts if not (p is None or checks.is_int(p))) \
-                - builtins.sum(1 for p in parts if checks.is_int(p))
+        if part is Ellipsis:                  # the axes no other part takes, as explicit slices
             basic.append(Ellipsis)
-            advanced += [slice(None)] * left
+            advanced += [slice(None)] * (ndim - builtins.sum(axes_taken(p) for p in parts))
         elif _is_advanced(part):
             basic += [slice(None)] * axes_taken(part)
             advanced.append(part)
@@ -154,7 +152,7 @@ def normalize_index(x, index):
     parts = [raw(i) for i in (index if isinstance(index, tuple) else (index,))]
     for i, part in enumerate(parts):
         if hasattr(part, "dtype") and hasattr(part, "shape") and part.ndim == 0 and part.dtype.kind in "iu":
-            parts[i] = int(part)
+            parts[i] = int(part)     # (of a GPU's 0-d tensor: one read, as PyTorch's select makes)
         elif isinstance(part, list):
             _check_index_part(part, index)
             parts[i] = xp.asarray(part)
