@@ -354,6 +354,7 @@ class Tensor:
         if grad_mode.state.enabled and (self.requires_grad or (isinstance(value, Tensor) and value.requires_grad)):
             raise RuntimeError("x[index] = y on a tensor that requires grad is not recorded by autograd here: "
                                "inside `with msn.no_grad():` it changes x in place (an update by hand)")
+        _check_not_a_no_grad_view(self, "x[index] = y")
         target = self[index]                             # the index checked as getitem checks it
         number = isinstance(value, (numbers.Number, np.bool_))
         if number:
@@ -395,6 +396,7 @@ class Tensor:
             raise RuntimeError(f"x {symbol}= y on a tensor that requires grad is not recorded by autograd here: "
                                f"inside `with msn.no_grad():` it changes x in place (an update by hand), "
                                f"otherwise write x = x {symbol} y")
+        _check_not_a_no_grad_view(self, f"x {symbol}= y")
         with no_grad():
             result = op(self, other)
         if result.shape != self.shape:
@@ -657,6 +659,22 @@ def as_tensor(data, dtype=None):
     return Tensor(data, dtype=dtype)
 
 
+def _views_a_grad_input(result, inputs):
+    """Whether ``result``, made with grad mode off, is a view of an input that requires grad (or
+    of such a view): PyTorch refuses to write such a view in place once grad mode is on again."""
+    owner = _memory_owner(result)
+    return owner is not result and any(
+        x is not None and (x.requires_grad or getattr(x, "_no_grad_view", False)) and _memory_owner(x.data) is owner
+        for x in inputs)
+
+
+def _check_not_a_no_grad_view(t, what):
+    if grad_mode.state.enabled and getattr(t, "_no_grad_view", False):
+        raise RuntimeError(f"{what}: x is a view of a tensor that requires grad, made inside no_grad(), and grad "
+                           f"mode is on now: refused, as PyTorch refuses it (write it inside no_grad(), or write "
+                           f"into x.clone())")
+
+
 def _accumulate_leaf(t, g, handed):
     """``t.grad += g``, as PyTorch: into the leaf's ``.grad`` array in place once it has one (a
     reference to ``.grad`` sees the sum), else ``.grad`` becomes ``g``. ``handed``: the memory
@@ -803,6 +821,8 @@ class Function:
             # Leaves are kept (their .grad is filled in); of an intermediate
             # input only the link to its creator (see _Edge).
             self.inputs = tuple(x if x is None or x.creator is None else _Edge(x) for x in inputs)
+        elif _views_a_grad_input(result, inputs):
+            out._no_grad_view = True            # its in-place writes with grad mode on: refused, as PyTorch
         return out
 
     def forward(self, *arrays):

@@ -1267,3 +1267,38 @@ def test_a_list_of_zero_dim_float64_tensors_stays_float64(torch):
     assert theirs.dtype == torch.float64
     assert ours.dtype == np.float64
     assert ours.numpy().tolist() == theirs.numpy().tolist()
+
+
+def test_a_view_made_in_no_grad_is_not_written_with_grad_mode_on(torch):
+    """y = w[0] inside no_grad() is a view of a leaf that requires grad; PyTorch refuses to write into it
+    once grad mode is back ("a view ... created in no_grad mode and is being modified inplace with grad
+    mode enabled"). The write went into w's array here."""
+    tw = torch.ones((2, 2), dtype=torch.float64, requires_grad=True)
+    with torch.no_grad():
+        ty = tw[0]
+    with pytest.raises(RuntimeError, match="no_grad mode"):
+        ty[0] = 5.0
+    w = msn.tensor(np.ones((2, 2)), requires_grad=True)
+    with msn.no_grad():
+        y = w[0]
+    with pytest.raises(RuntimeError):
+        y[0] = 5.0
+    with pytest.raises(RuntimeError):
+        y -= 1.0
+    assert w.numpy().tolist() == [[1.0, 1.0], [1.0, 1.0]]
+
+
+def test_only_views_of_a_grad_tensor_made_in_no_grad_are_refused_with_grad_mode_on():
+    """A copy made in no_grad() (w * 2) is the caller's to write; a view of a view is still a view
+    of w; inside no_grad() the write is an update by hand, allowed (PyTorch's rules)."""
+    w = msn.tensor(np.ones((2, 3)), requires_grad=True)
+    with msn.no_grad():
+        copy, row = w * 2, w[0]
+        element = row[1:]
+    copy += 1                                         # not a view: written
+    assert copy.numpy().tolist() == [[3.0] * 3] * 2
+    with pytest.raises(RuntimeError, match="made inside no_grad"):
+        element[0] = 7.0
+    with msn.no_grad():
+        row -= 1                                      # an update by hand: allowed
+    assert w.numpy().tolist() == [[0.0] * 3, [1.0] * 3]
