@@ -355,7 +355,8 @@ class Tensor:
             raise RuntimeError("x[index] = y on a tensor that requires grad is not recorded by autograd here: "
                                "inside `with msn.no_grad():` it changes x in place (an update by hand)")
         _check_not_a_no_grad_view(self, "x[index] = y")
-        target = self[index]                             # the index checked as getitem checks it
+        index = _indexing.normalize_index(self, index)   # once: checked, lists as arrays, 0-d as ints
+        target = self[index]
         number = isinstance(value, (numbers.Number, np.bool_))
         if number:
             value = value.item() if isinstance(value, np.generic) else value       # np.int64(300) too
@@ -376,7 +377,7 @@ class Tensor:
         if _promotion._category(values.dtype) > _promotion._category(self.dtype):
             raise RuntimeError(f"x[index] = y: y's dtype {values.dtype} cannot be written into x's dtype {self.dtype} "
                                "without truncating (PyTorch truncates silently; cast y first if that is meant)")
-        *first, last = _indexing.torch_steps(_indexing.normalize_index(self, index), self.ndim)
+        *first, last = _indexing.torch_steps(index, self.ndim)
         written = self.data
         for step in first:                               # PyTorch's order of the index's parts: basic first
             written = written[step]                      # (a view)

@@ -923,6 +923,18 @@ SHAPE_OPS = {
 }
 
 
+def _values_and_gradient_as_torchs(torch, x, tx, y, ty, seed):
+    """``y = f(x)`` and ``ty = f(tx)`` equal in shape and values, and so are ``x``'s and ``tx``'s
+    gradients from one upstream gradient, drawn from ``seed`` (not symmetric: a backward that
+    reorders it is caught)."""
+    assert y.shape == tuple(ty.shape)
+    assert_close(y, ty)
+    g = np.random.default_rng(seed).standard_normal(y.shape)
+    y.backward(g)
+    ty.backward(torch.tensor(g))
+    assert_close(x.grad, tx.grad)
+
+
 @pytest.mark.parametrize("name", sorted(SHAPE_OPS))
 def test_shape_methods_gradcheck_and_torch_gradient(torch, name):
     """flatten, view, squeeze and unsqueeze had no gradcheck (flatten, view) or no gradient parity
@@ -932,13 +944,7 @@ def test_shape_methods_gradcheck_and_torch_gradient(torch, name):
     x_np = np.random.default_rng(11).standard_normal((2, 3, 4))
     assert gradcheck(lambda t: ours_fn(t) * 1.0, [t64(x_np)])
     x, tx = t64(x_np), as_torch(torch, x_np)
-    y, ty = ours_fn(x), theirs_fn(tx)
-    assert y.shape == tuple(ty.shape)
-    assert_close(y, ty)
-    g = np.random.default_rng(12).standard_normal(y.shape)
-    y.backward(g)
-    ty.backward(torch.tensor(g))
-    assert_close(x.grad, tx.grad)
+    _values_and_gradient_as_torchs(torch, x, tx, ours_fn(x), theirs_fn(tx), seed=12)
 
 
 @given(shape=hnp.array_shapes(min_dims=1, max_dims=3, max_side=4), data=st.data())
@@ -950,13 +956,7 @@ def test_boolean_mask_index_gradient_matches_torch_and_gradcheck(torch, shape, d
     mask = data.draw(hnp.arrays(np.bool_, shape[:k]))
     x_np = np.random.default_rng(data.draw(st.integers(0, 2**16))).standard_normal(shape)
     x, tx = t64(x_np), as_torch(torch, x_np)
-    y, ty = x[mask], tx[torch.tensor(mask)]
-    assert y.shape == tuple(ty.shape)
-    assert_close(y, ty)
-    g = np.random.default_rng(1).standard_normal(y.shape)
-    y.backward(g)
-    ty.backward(torch.tensor(g))
-    assert_close(x.grad, tx.grad)
+    _values_and_gradient_as_torchs(torch, x, tx, x[mask], tx[torch.tensor(mask)], seed=1)
     if x_np.size <= 64:
         assert gradcheck(lambda t: t[mask], [t64(x_np)])
 

@@ -917,22 +917,26 @@ def test_aspp_is_fused_by_a_1x1_conv_then_dropout_0_1_only_while_training(monkey
     assert seen == [(0.1, True), (0.1, False)]
 
 
+def _the_one_warning(model, size):
+    """The message of the one warning ``model.check_input_size(size)`` gives."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.check_input_size(size)
+    (warning,) = caught
+    return str(warning.message)
+
+
 def test_the_refusal_says_what_would_fit_and_the_warning_gives_the_share():
     """deeplab.md:137-140: a rate at least the map on both axes is refused, on one axis warned; "the
     message gives the share of valid taps and what would fit" (the warning gave the share only)."""
-    import warnings
-
     from minisegnet.models import DeepLabV3Plus
     model = DeepLabV3Plus(in_channels=3, num_classes=3)
     with pytest.raises(ValueError) as info:
         model.check_input_size((64, 64))
     assert "valid taps 11%" in str(info.value) and "inputs of at least 289x289" in str(info.value)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.check_input_size((289, 272))                       # 19x17 map: rate 18 >= 17 on the width only
-    (warning,) = caught
-    assert "is a 3x1 convolution (valid taps" in str(warning.message)
-    assert "inputs at least 289 pixels wide keep its 3x3 taps" in str(warning.message)
+    message = _the_one_warning(model, (289, 272))                # 19x17 map: rate 18 >= 17 on the width only
+    assert "is a 3x1 convolution (valid taps" in message
+    assert "inputs at least 289 pixels wide keep its 3x3 taps" in message
 
 
 # ---- segnet.md -----------------------------------------------------------------------------
@@ -1064,17 +1068,11 @@ def test_the_readme_holds_out_a_fifth_of_a_folder():
 def test_the_one_axis_warning_names_the_height_when_the_rate_passes_the_maps_height():
     """deeplab.md: on one axis warned, with what input keeps the 3x3 taps; the existing test takes
     the width case only, so a message that always said 'wide' passed."""
-    import warnings
-
     from minisegnet.models import DeepLabV3Plus
-    model = DeepLabV3Plus(in_channels=3, num_classes=3)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model.check_input_size((272, 289))                       # 17x19 map: rate 18 >= 17 on the height only
-    (warning,) = caught
-    assert "is a 1x3 convolution (valid taps" in str(warning.message)
-    assert "not smaller than the map's height" in str(warning.message)
-    assert "inputs at least 289 pixels high keep its 3x3 taps" in str(warning.message)
+    message = _the_one_warning(DeepLabV3Plus(in_channels=3, num_classes=3), (272, 289))  # 17x19: the height only
+    assert "is a 1x3 convolution (valid taps" in message
+    assert "not smaller than the map's height" in message
+    assert "inputs at least 289 pixels high keep its 3x3 taps" in message
 
 
 # ---- sampling.md ---------------------------------------------------------------------------

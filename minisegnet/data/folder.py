@@ -62,8 +62,9 @@ def _fitting(im, in_channels):
     """The steps, in words, by which ``image_array`` fits an opened PIL image to ``in_channels``
     (a tuple; empty when it reads it as it is): turned by its EXIF orientation, then channels."""
     done = []
-    if exif_orientation(im) != 1:
-        done.append(f"turned as its EXIF orientation ({exif_orientation(im)}) says")
+    orientation = exif_orientation(im)
+    if orientation != 1:
+        done.append(f"turned as its EXIF orientation ({orientation}) says")
     if im.mode in _ALPHA_MODES:
         done.append("dropped the alpha channel")
     elif "transparency" in im.info:
